@@ -1,0 +1,42 @@
+/* daemon.h - wiring of backend, netstack and exposed ports, shared by main and tests. */
+#ifndef MESHSLIRP_DAEMON_DAEMON_H
+#define MESHSLIRP_DAEMON_DAEMON_H
+
+/*
+ *   backend rx_frame ──► netstack_input ──► libslirp
+ *   libslirp send_packet ──► netstack tx_frame ──► backend_send
+ *   backend set_congested ──► netstack_set_throttle
+ *
+ * daemon_start() builds everything on the default GLib main context from a
+ * validated config; the caller runs the loop (main) or iterates it (tests)
+ * and calls daemon_stop(), which frees in reverse order.  The config is
+ * borrowed and must outlive the daemon.
+ */
+
+#include "backend/backend.h"
+#include "daemon/options.h"
+#include "netstack/netstack.h"
+
+struct daemon {
+	const struct ms_config *cfg;
+	struct netstack *ns;
+	struct backend *be;
+};
+
+/**
+ * daemon_start() - create the netstack, the exposed ports and the backend
+ *
+ * On failure prints one line naming the option that could not be honoured
+ * and what went wrong, and leaves nothing behind.
+ *
+ * Return: 0 or -errno.
+ */
+int daemon_start(struct daemon *d, const struct ms_config *cfg);
+
+/* daemon_stop() - free everything daemon_start() created; safe after failure. */
+void daemon_stop(struct daemon *d);
+
+/* daemon_log_summary() - one log line of frame and connection counters. */
+void daemon_log_summary(const struct daemon *d);
+
+#endif /* MESHSLIRP_DAEMON_DAEMON_H */

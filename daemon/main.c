@@ -1,0 +1,101 @@
+/* main.c - the meshslirp daemon: parse the command line, start the wiring, run the loop. */
+
+/*
+ * Exit codes: 0 after SIGTERM/SIGINT (or --version), 1 when set-up fails
+ * (socket in use, port taken, namespace missing...), 2 for a bad command
+ * line.  Everything else lives in daemon.c and the modules it wires.
+ */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <glib.h>
+#include <glib-unix.h>
+#include <libslirp.h>
+
+#include "common/log.h"
+#include "daemon/daemon.h"
+#include "daemon/options.h"
+
+static gboolean main_on_signal(gpointer data)
+{
+	GMainLoop *loop = data;
+
+	g_message("signal received, shutting down");
+	g_main_loop_quit(loop);
+	return G_SOURCE_CONTINUE;
+}
+
+/* Tell the launcher we are serving: one line, then close the fd. */
+static void main_signal_ready(int fd)
+{
+	static const char msg[] = "READY\n";
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	do {
+		n = write(fd, msg, sizeof(msg) - 1);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		g_warning("--ready-fd %d: %s", fd, g_strerror(errno));
+	close(fd);
+}
+
+static void main_log_config(const struct ms_config *cfg)
+{
+	char net[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN], dns[INET_ADDRSTRLEN],
+		guest[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &cfg->network, net, sizeof(net));
+	inet_ntop(AF_INET, &cfg->gateway, gw, sizeof(gw));
+	inet_ntop(AF_INET, &cfg->dns, dns, sizeof(dns));
+	inet_ntop(AF_INET, &cfg->guest, guest, sizeof(guest));
+	g_message("meshslirp %s: network %s/%u gateway %s dns %s guest %s mtu %u",
+		  MESHSLIRP_VERSION, net, cfg->prefix_len, gw, dns, guest, cfg->mtu);
+}
+
+int main(int argc, char **argv)
+{
+	struct ms_config cfg;
+	struct daemon d = { 0 };
+	g_autoptr(GError) err = NULL;
+	g_autoptr(GMainLoop) loop = NULL;
+	int exit_code = 0;
+
+	if (options_parse(argc, argv, &cfg, &err)) {
+		g_printerr("meshslirp: %s\n", err->message);
+		ms_config_free(&cfg);
+		return 2;
+	}
+	if (cfg.show_version) {
+		printf("meshslirp %s (libslirp %s)\n", MESHSLIRP_VERSION,
+		       slirp_version_string());
+		ms_config_free(&cfg);
+		return 0;
+	}
+	log_init(cfg.log_level);
+
+	/* A vanished peer must be an error return, never a signal. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (daemon_start(&d, &cfg)) {
+		exit_code = 1;
+		goto out;
+	}
+	main_log_config(&cfg);
+
+	loop = g_main_loop_new(NULL, FALSE);
+	g_unix_signal_add(SIGTERM, main_on_signal, loop);
+	g_unix_signal_add(SIGINT, main_on_signal, loop);
+	main_signal_ready(cfg.ready_fd);
+	g_main_loop_run(loop);
+	daemon_log_summary(&d);
+	daemon_stop(&d);
+out:
+	ms_config_free(&cfg);
+	return exit_code;
+}

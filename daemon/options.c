@@ -1,0 +1,371 @@
+/* options.c - the daemon's command line: GNU long options into a validated config. */
+
+#include "options.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#define MS_OPTION_ERROR (g_quark_from_static_string("meshslirp-options"))
+
+/* Fail option @name with a formatted reason; always returns FALSE. */
+G_GNUC_PRINTF(3, 4)
+static gboolean options_fail(GError **err, const char *name, const char *fmt, ...)
+{
+	g_autofree char *why = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	why = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_set_error(err, MS_OPTION_ERROR, EINVAL, "%s: %s", name, why);
+	return FALSE;
+}
+
+/* Strict decimal: digits only, no sign, no spaces, within [min, max]. */
+static int options_parse_uint(const char *s, unsigned long min,
+			      unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !g_ascii_isdigit(s[0]))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int options_parse_port(const char *s, bool allow_zero, uint16_t *port)
+{
+	unsigned long v;
+
+	if (options_parse_uint(s, allow_zero ? 0 : 1, 65535, &v))
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int options_parse_expose(const char *s, struct ms_expose *out, const char **why)
+{
+	g_auto(GStrv) parts = g_strsplit(s, ":", 0);
+	guint n = g_strv_length(parts);
+
+	if (n < 2 || n > 3) {
+		*why = "expected tcp:HOSTPORT[:GUESTPORT]";
+		return -EINVAL;
+	}
+	if (strcmp(parts[0], "tcp")) {
+		*why = "only the tcp protocol can be exposed";
+		return -EINVAL;
+	}
+	if (options_parse_port(parts[1], false, &out->host_port)) {
+		*why = "host port must be a number from 1 to 65535";
+		return -EINVAL;
+	}
+	out->guest_port = out->host_port;
+	if (n == 3 && options_parse_port(parts[2], false, &out->guest_port)) {
+		*why = "guest port must be a number from 1 to 65535";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int options_parse_ipv4(const char *s, struct in_addr *addr)
+{
+	return inet_pton(AF_INET, s, addr) == 1 ? 0 : -EINVAL;
+}
+
+static gboolean opt_network(const gchar *name, const gchar *value,
+			    gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+	g_auto(GStrv) parts = g_strsplit(value, "/", 2);
+	unsigned long prefix;
+	uint32_t mask, net;
+
+	if (g_strv_length(parts) != 2 || options_parse_ipv4(parts[0], &cfg->network))
+		return options_fail(err, name, "expected an IPv4 CIDR such as 10.0.2.0/24, got '%s'", value);
+	/* /30 leaves two hosts; we need gateway, DNS and the guest. */
+	if (options_parse_uint(parts[1], 1, 29, &prefix))
+		return options_fail(err, name, "prefix length must be 1..29, got '%s'", parts[1]);
+
+	mask = ~(0xffffffffu >> prefix);
+	net = ntohl(cfg->network.s_addr);
+	if (net & ~mask)
+		return options_fail(err, name, "'%s' has host bits set (did you mean %s/%lu?)",
+				    value, inet_ntoa((struct in_addr){ htonl(net & mask) }), prefix);
+	cfg->prefix_len = (unsigned int)prefix;
+	cfg->netmask.s_addr = htonl(mask);
+	return TRUE;
+}
+
+static gboolean opt_addr(const char *name, const char *value, struct in_addr *out,
+			 bool *set, GError **err)
+{
+	if (options_parse_ipv4(value, out))
+		return options_fail(err, name, "expected an IPv4 address, got '%s'", value);
+	if (set)
+		*set = true;
+	return TRUE;
+}
+
+static gboolean opt_gateway(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	return opt_addr(name, value, &cfg->gateway, &cfg->gateway_set, err);
+}
+
+static gboolean opt_dns(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	return opt_addr(name, value, &cfg->dns, &cfg->dns_set, err);
+}
+
+static gboolean opt_guest(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	return opt_addr(name, value, &cfg->guest, &cfg->guest_set, err);
+}
+
+static gboolean opt_expose_addr(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	return opt_addr(name, value, &cfg->expose_addr, NULL, err);
+}
+
+static gboolean opt_mtu(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+	unsigned long v;
+
+	if (options_parse_uint(value, MS_MTU_MIN, MS_MTU_MAX, &v))
+		return options_fail(err, name, "expected a number from %d to %d, got '%s'",
+				    MS_MTU_MIN, MS_MTU_MAX, value);
+	cfg->mtu = (unsigned int)v;
+	return TRUE;
+}
+
+static gboolean opt_expose(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+	struct ms_expose e;
+	const char *why;
+
+	if (options_parse_expose(value, &e, &why))
+		return options_fail(err, name, "%s, got '%s'", why, value);
+	for (guint i = 0; i < cfg->expose->len; i++) {
+		if (g_array_index(cfg->expose, struct ms_expose, i).host_port == e.host_port)
+			return options_fail(err, name, "host port %u is exposed twice", e.host_port);
+	}
+	g_array_append_val(cfg->expose, e);
+	return TRUE;
+}
+
+static gboolean opt_ready_fd(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+	unsigned long v;
+
+	if (options_parse_uint(value, 3, INT_MAX, &v))
+		return options_fail(err, name, "expected a file descriptor number >= 3, got '%s'", value);
+	cfg->ready_fd = (int)v;
+	return TRUE;
+}
+
+static gboolean opt_log_level(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (log_level_parse(value, &cfg->log_level))
+		return options_fail(err, name, "expected error, warning, info or debug, got '%s'", value);
+	return TRUE;
+}
+
+static gboolean opt_string(const char *name, const char *value, char **out, GError **err)
+{
+	if (!*value)
+		return options_fail(err, name, "must not be empty");
+	g_free(*out);
+	*out = g_strdup(value);
+	return TRUE;
+}
+
+static gboolean opt_socket(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	/* sizeof(sockaddr_un.sun_path) is 108 on Linux, including the NUL. */
+	if (strlen(value) >= 108)
+		return options_fail(err, name, "path longer than 107 bytes cannot be a unix socket");
+	return opt_string(name, value, &cfg->socket_path, err);
+}
+
+static gboolean opt_tap(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (strlen(value) >= 16 || strchr(value, '/'))
+		return options_fail(err, name, "'%s' is not a valid interface name", value);
+	return opt_string(name, value, &cfg->tap_name, err);
+}
+
+static gboolean opt_netns(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	return opt_string(name, value, &cfg->tap_netns, err);
+}
+
+#define CB(fn) G_OPTION_ARG_CALLBACK, (gpointer)(fn)
+
+static const GOptionEntry options_entries[] = {
+	{ "socket", 0, 0, CB(opt_socket),
+	  "Serve QEMU's -netdev stream on unix socket PATH", "PATH" },
+	{ "tap", 0, 0, CB(opt_tap),
+	  "Serve tap device IFNAME instead (created if missing)", "IFNAME" },
+	{ "netns", 0, 0, CB(opt_netns),
+	  "Network namespace holding the tap (e.g. /run/netns/NAME)", "PATH" },
+	{ "network", 0, 0, CB(opt_network),
+	  "Guest network (default 10.0.2.0/24)", "CIDR" },
+	{ "gateway", 0, 0, CB(opt_gateway),
+	  "Gateway address seen by the guest (default network + 2)", "ADDR" },
+	{ "dns", 0, 0, CB(opt_dns),
+	  "DNS address seen by the guest (default network + 3)", "ADDR" },
+	{ "guest-address", 0, 0, CB(opt_guest),
+	  "Address leased to the guest (default network + 15)", "ADDR" },
+	{ "mtu", 0, 0, CB(opt_mtu),
+	  "Guest MTU, 576..65520 (default 1500)", "N" },
+	{ "expose", 0, 0, CB(opt_expose),
+	  "Forward host TCP port to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]" },
+	{ "expose-address", 0, 0, CB(opt_expose_addr),
+	  "Address exposed ports listen on (default 0.0.0.0)", "ADDR" },
+	{ "ready-fd", 0, 0, CB(opt_ready_fd),
+	  "Write \"READY\\n\" to fd N and close it once serving", "N" },
+	{ "log-level", 0, 0, CB(opt_log_level),
+	  "error, warning, info (default) or debug", "LEVEL" },
+	{ "version", 'V', 0, G_OPTION_ARG_NONE, NULL,
+	  "Print the version and exit", NULL },
+	{ NULL, 0, 0, 0, NULL, NULL, NULL },
+};
+
+static bool options_in_network(const struct ms_config *cfg, struct in_addr a)
+{
+	return (a.s_addr & cfg->netmask.s_addr) == cfg->network.s_addr;
+}
+
+/* Host part of the network: network + @n. */
+static struct in_addr options_host(const struct ms_config *cfg, uint32_t n)
+{
+	return (struct in_addr){ htonl(ntohl(cfg->network.s_addr) + n) };
+}
+
+/* Cross-option checks once every option is known. */
+static int options_validate(struct ms_config *cfg, GError **err)
+{
+	const struct { const char *name; struct in_addr a; } addrs[] = {
+		{ "--gateway", cfg->gateway },
+		{ "--dns", cfg->dns },
+		{ "--guest-address", cfg->guest },
+	};
+	uint32_t bcast = ntohl(cfg->network.s_addr | ~cfg->netmask.s_addr);
+
+	if (!!cfg->socket_path == !!cfg->tap_name)
+		return options_fail(err, cfg->socket_path ? "--socket" : "--tap",
+				    "exactly one of --socket PATH or --tap IFNAME is required"), -EINVAL;
+	if (cfg->tap_netns && !cfg->tap_name)
+		return options_fail(err, "--netns", "only applies with --tap"), -EINVAL;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(addrs); i++) {
+		uint32_t h = ntohl(addrs[i].a.s_addr);
+
+		if (!options_in_network(cfg, addrs[i].a))
+			return options_fail(err, addrs[i].name, "%s is outside the guest network",
+					    inet_ntoa(addrs[i].a)), -EINVAL;
+		if (addrs[i].a.s_addr == cfg->network.s_addr || h == bcast)
+			return options_fail(err, addrs[i].name,
+					    "%s is the network or broadcast address",
+					    inet_ntoa(addrs[i].a)), -EINVAL;
+		for (size_t j = 0; j < i; j++) {
+			if (addrs[i].a.s_addr == addrs[j].a.s_addr)
+				return options_fail(err, addrs[i].name, "%s is also %s",
+						    inet_ntoa(addrs[i].a), addrs[j].name), -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
+{
+	g_autoptr(GOptionContext) ctx = g_option_context_new("- VM networking for a service mesh");
+	g_autofree char **args = g_new0(char *, argc + 1);
+	GOptionGroup *group;
+	GOptionEntry entries[G_N_ELEMENTS(options_entries)];
+	int nargs = argc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->expose = g_array_new(FALSE, FALSE, sizeof(struct ms_expose));
+	cfg->mtu = MS_DEFAULT_MTU;
+	cfg->ready_fd = -1;
+	cfg->log_level = LOG_LEVEL_INFO;
+	inet_pton(AF_INET, "10.0.2.0", &cfg->network);
+	inet_pton(AF_INET, "255.255.255.0", &cfg->netmask);
+	cfg->prefix_len = 24;
+	cfg->expose_addr.s_addr = htonl(INADDR_ANY);
+
+	memcpy(entries, options_entries, sizeof(entries));
+	for (size_t i = 0; i < G_N_ELEMENTS(entries); i++) {
+		if (entries[i].long_name && !strcmp(entries[i].long_name, "version"))
+			entries[i].arg_data = &cfg->show_version;
+	}
+
+	group = g_option_group_new("meshslirp", "meshslirp options", "Show meshslirp options",
+				   cfg, NULL);
+	g_option_group_add_entries(group, entries);
+	g_option_context_set_main_group(ctx, group);
+	g_option_context_set_summary(ctx,
+		"Terminates a QEMU guest's network in userspace (libslirp) and\n"
+		"connects it to the host and to a service mesh sidecar.");
+	g_option_context_set_description(ctx,
+		"QEMU: -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH\n"
+		"      -device virtio-net-pci,netdev=n0\n");
+
+	/* GOption rewrites its argv; keep the caller's intact. */
+	memcpy(args, argv, sizeof(char *) * argc);
+	if (!g_option_context_parse(ctx, &nargs, (char ***)&args, err))
+		return -EINVAL;
+	if (nargs > 1) {
+		g_set_error(err, MS_OPTION_ERROR, EINVAL, "unexpected argument '%s'", args[1]);
+		return -EINVAL;
+	}
+	if (cfg->show_version)
+		return 0;
+
+	if (!cfg->gateway_set)
+		cfg->gateway = options_host(cfg, 2);
+	if (!cfg->dns_set)
+		cfg->dns = options_host(cfg, 3);
+	if (!cfg->guest_set)
+		cfg->guest = options_host(cfg, 15);
+	return options_validate(cfg, err);
+}
+
+void ms_config_free(struct ms_config *cfg)
+{
+	g_clear_pointer(&cfg->socket_path, g_free);
+	g_clear_pointer(&cfg->tap_name, g_free);
+	g_clear_pointer(&cfg->tap_netns, g_free);
+	if (cfg->expose)
+		g_array_unref(cfg->expose);
+	cfg->expose = NULL;
+}

@@ -1,0 +1,85 @@
+/* options.h - the daemon's command line: GNU long options into a validated config. */
+#ifndef MESHSLIRP_DAEMON_OPTIONS_H
+#define MESHSLIRP_DAEMON_OPTIONS_H
+
+/*
+ * options_parse() turns argv into a struct ms_config whose every field is
+ * checked: addresses inside the guest network, ports in range, exactly one
+ * backend.  It performs no I/O except what GOption does for --help.  On a
+ * bad value it fails with one message that names the option and what is
+ * wrong; main prints it and exits 2.
+ *
+ * Ownership: the config owns its strings and arrays; ms_config_free().
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include <glib.h>
+
+#include "common/log.h"
+
+#define MS_DEFAULT_MTU 1500
+#define MS_MTU_MIN 576
+#define MS_MTU_MAX 65520
+
+struct ms_expose {
+	uint16_t host_port;
+	uint16_t guest_port;
+};
+
+struct ms_config {
+	char *socket_path;          /* --socket: QEMU stream backend */
+	char *tap_name;             /* --tap: tap backend */
+	char *tap_netns;            /* --netns, for --tap */
+
+	struct in_addr network;     /* --network (address part) */
+	struct in_addr netmask;
+	unsigned int prefix_len;
+	struct in_addr gateway;     /* --gateway, default network + 2 */
+	struct in_addr dns;         /* --dns, default network + 3 */
+	struct in_addr guest;       /* --guest-address, default network + 15 */
+	unsigned int mtu;           /* --mtu */
+
+	GArray *expose;             /* struct ms_expose, --expose (repeatable) */
+	struct in_addr expose_addr; /* --expose-address, default 0.0.0.0 */
+
+	int ready_fd;               /* --ready-fd, -1 if unset */
+	enum log_level log_level;   /* --log-level */
+	bool show_version;          /* --version */
+
+	/* Which of the derived addresses were given explicitly. */
+	bool gateway_set, dns_set, guest_set;
+};
+
+/**
+ * options_parse() - parse and validate the command line
+ * @argc, @argv:	as given to main (not modified)
+ * @cfg:		filled in; free with ms_config_free() even on error
+ * @err:		set on failure to a one-line message naming the option
+ *
+ * --help prints usage and exits 0 (GOption's behaviour).
+ *
+ * Return: 0, or -EINVAL with @err set.
+ */
+int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err);
+
+/* ms_config_free() - release what options_parse() allocated in @cfg. */
+void ms_config_free(struct ms_config *cfg);
+
+/**
+ * options_parse_host_port() - parse "PORT" (0 allowed only if @allow_zero)
+ *
+ * Return: 0 and *port set, or -EINVAL.
+ */
+int options_parse_port(const char *s, bool allow_zero, uint16_t *port);
+
+/**
+ * options_parse_expose() - parse "tcp:HOSTPORT[:GUESTPORT]"
+ *
+ * Return: 0, or -EINVAL with @why set to a static explanation.
+ */
+int options_parse_expose(const char *s, struct ms_expose *out, const char **why);
+
+#endif /* MESHSLIRP_DAEMON_OPTIONS_H */

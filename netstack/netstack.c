@@ -1,0 +1,484 @@
+/* netstack.c - one libslirp instance driven by the GLib main loop. */
+
+#include "netstack.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+
+#include <glib.h>
+#include <libslirp.h>
+
+#include "common/ratelimit.h"
+
+/* Most epoll events taken per dispatch; the rest stay pending (level-triggered). */
+#define NETSTACK_EPOLL_BATCH 256
+
+/* Per fd number: what epoll watches and what it reported this iteration. */
+struct netstack_fd {
+	uint32_t watched;    /* epoll events registered, 0 = not in the set */
+	uint32_t wanted_gen; /* iteration in which libslirp last asked for it */
+	int revents;         /* SLIRP_POLL_* reported in this dispatch */
+	int active_idx;      /* position in netstack.active, -1 if absent */
+};
+
+struct netstack_timer {
+	struct netstack *ns;
+	SlirpTimerId id;
+	void *cb_opaque;
+	GSource *source;     /* pending expiry, or NULL */
+};
+
+struct netstack_source {
+	GSource base;
+	struct netstack *ns;
+};
+
+struct netstack {
+	Slirp *slirp;
+	const struct netstack_ops *ops;
+	void *opaque;
+
+	int epfd;
+	GSource *source;
+	gpointer epoll_tag;
+	bool throttled;
+
+	struct netstack_fd *fds;  /* indexed by fd number */
+	size_t nfds;
+	int *active;              /* fd numbers currently in the epoll set */
+	size_t nactive;
+	uint32_t gen;
+
+	struct epoll_event events[NETSTACK_EPOLL_BATCH];
+	int nevents;
+
+	struct ratelimit guest_error_rl;
+	struct netstack_stats stats;
+};
+
+static uint32_t netstack_slirp_to_epoll(int ev)
+{
+	uint32_t out = 0;
+
+	if (ev & SLIRP_POLL_IN)
+		out |= EPOLLIN;
+	if (ev & SLIRP_POLL_OUT)
+		out |= EPOLLOUT;
+	if (ev & SLIRP_POLL_PRI)
+		out |= EPOLLPRI;
+	/* EPOLLERR and EPOLLHUP are always reported. */
+	return out;
+}
+
+static int netstack_epoll_to_slirp(uint32_t ev)
+{
+	int out = 0;
+
+	if (ev & EPOLLIN)
+		out |= SLIRP_POLL_IN;
+	if (ev & EPOLLOUT)
+		out |= SLIRP_POLL_OUT;
+	if (ev & EPOLLPRI)
+		out |= SLIRP_POLL_PRI;
+	if (ev & EPOLLERR)
+		out |= SLIRP_POLL_ERR;
+	if (ev & EPOLLHUP)
+		out |= SLIRP_POLL_HUP;
+	return out;
+}
+
+/* Grow the fd table to hold @fd; the table only ever grows. */
+static struct netstack_fd *netstack_fd_slot(struct netstack *ns, int fd)
+{
+	if ((size_t)fd >= ns->nfds) {
+		size_t n = MAX(ns->nfds * 2, 64);
+
+		while (n <= (size_t)fd)
+			n *= 2;
+		ns->fds = g_renew(struct netstack_fd, ns->fds, n);
+		for (size_t i = ns->nfds; i < n; i++)
+			ns->fds[i] = (struct netstack_fd){ .active_idx = -1 };
+		ns->active = g_renew(int, ns->active, n);
+		ns->nfds = n;
+	}
+	return &ns->fds[fd];
+}
+
+/* Remove @fd from the epoll set and the active list. */
+static void netstack_fd_unwatch(struct netstack *ns, int fd, bool in_kernel)
+{
+	struct netstack_fd *slot = &ns->fds[fd];
+	int last;
+
+	if (slot->active_idx < 0)
+		return;
+	if (in_kernel) {
+		epoll_ctl(ns->epfd, EPOLL_CTL_DEL, fd, NULL);
+		ns->stats.epoll_ctl_calls++;
+	}
+	last = ns->active[--ns->nactive];
+	ns->active[slot->active_idx] = last;
+	ns->fds[last].active_idx = slot->active_idx;
+	slot->active_idx = -1;
+	slot->watched = 0;
+}
+
+/* libslirp's add_poll: make epoll watch @fd for @events; the index is the fd. */
+static int netstack_add_poll(int fd, int events, void *opaque)
+{
+	struct netstack *ns = opaque;
+	struct netstack_fd *slot = netstack_fd_slot(ns, fd);
+	struct epoll_event ev = { .events = netstack_slirp_to_epoll(events),
+				  .data.fd = fd };
+
+	slot->wanted_gen = ns->gen;
+	if (slot->active_idx >= 0 && slot->watched == ev.events)
+		return fd;
+
+	if (slot->active_idx < 0) {
+		if (epoll_ctl(ns->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+		    (errno != EEXIST ||
+		     epoll_ctl(ns->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)) {
+			g_warning("netstack: cannot poll fd %d: %s", fd,
+				  g_strerror(errno));
+			return fd;
+		}
+		slot->active_idx = ns->nactive;
+		ns->active[ns->nactive++] = fd;
+	} else if (epoll_ctl(ns->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
+		/* Closed and reused behind our back: add it afresh. */
+		if (errno != ENOENT ||
+		    epoll_ctl(ns->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			g_warning("netstack: cannot poll fd %d: %s", fd,
+				  g_strerror(errno));
+			netstack_fd_unwatch(ns, fd, false);
+			return fd;
+		}
+	}
+	ns->stats.epoll_ctl_calls++;
+	slot->watched = ev.events;
+	return fd;
+}
+
+static int netstack_get_revents(int idx, void *opaque)
+{
+	struct netstack *ns = opaque;
+
+	if (idx < 0 || (size_t)idx >= ns->nfds)
+		return 0;
+	return ns->fds[idx].revents;
+}
+
+/* Collect libslirp's wanted events into the epoll set; drop what it no longer wants. */
+static void netstack_fill(struct netstack *ns, uint32_t *timeout_ms)
+{
+	ns->gen++;
+	slirp_pollfds_fill(ns->slirp, timeout_ms, netstack_add_poll, ns);
+
+	for (size_t i = 0; i < ns->nactive;) {
+		int fd = ns->active[i];
+
+		if (ns->fds[fd].wanted_gen != ns->gen)
+			netstack_fd_unwatch(ns, fd, true); /* moves another fd to i */
+		else
+			i++;
+	}
+}
+
+static gboolean netstack_source_prepare(GSource *source, gint *timeout)
+{
+	struct netstack *ns = ((struct netstack_source *)source)->ns;
+	uint32_t timeout_ms = UINT32_MAX;
+
+	netstack_fill(ns, &timeout_ms);
+	*timeout = timeout_ms > G_MAXINT ? -1 : (gint)timeout_ms;
+	/*
+	 * libslirp's TCP timers run inside slirp_pollfds_poll(), so an
+	 * expired timeout must dispatch even with no fd ready: check()
+	 * always says yes and dispatch() only reads epoll when it is ready.
+	 */
+	return FALSE;
+}
+
+static gboolean netstack_source_check(GSource *source)
+{
+	(void)source;
+	return TRUE;
+}
+
+static gboolean netstack_source_dispatch(GSource *source, GSourceFunc cb,
+					 gpointer data)
+{
+	struct netstack *ns = ((struct netstack_source *)source)->ns;
+	int n = 0;
+
+	(void)cb;
+	(void)data;
+	if (!ns->throttled &&
+	    (g_source_query_unix_fd(source, ns->epoll_tag) & G_IO_IN)) {
+		n = epoll_wait(ns->epfd, ns->events, NETSTACK_EPOLL_BATCH, 0);
+		if (n < 0)
+			n = 0;
+	}
+	for (int i = 0; i < n; i++)
+		ns->fds[ns->events[i].data.fd].revents =
+			netstack_epoll_to_slirp(ns->events[i].events);
+
+	slirp_pollfds_poll(ns->slirp, 0, netstack_get_revents, ns);
+
+	/* libslirp may have closed fds; clear by the events we set, not by fd state. */
+	for (int i = 0; i < n; i++)
+		ns->fds[ns->events[i].data.fd].revents = 0;
+
+	ns->ops->tx_flush(ns->opaque);
+	return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs netstack_source_funcs = {
+	.prepare = netstack_source_prepare,
+	.check = netstack_source_check,
+	.dispatch = netstack_source_dispatch,
+};
+
+static ssize_t netstack_send_packet(const void *buf, size_t len,
+					  void *opaque)
+{
+	struct netstack *ns = opaque;
+
+	if (ns->ops->tx_frame(buf, len, ns->opaque) < 0)
+		ns->stats.tx_dropped++;
+	else
+		ns->stats.tx_frames++;
+	/*
+	 * A drop is not an I/O error: libslirp logs a critical message for a
+	 * negative return, while TCP recovers a dropped frame by itself.
+	 */
+	return (ssize_t)len;
+}
+
+static void netstack_guest_error(const char *msg, void *opaque)
+{
+	struct netstack *ns = opaque;
+	uint64_t suppressed;
+
+	ns->stats.guest_errors++;
+	if (!ratelimit_allow(&ns->guest_error_rl, g_get_monotonic_time(),
+			     &suppressed))
+		return;
+	if (suppressed)
+		g_warning("guest error: %s (%" G_GUINT64_FORMAT
+			  " similar messages suppressed)", msg, suppressed);
+	else
+		g_warning("guest error: %s", msg);
+}
+
+static int64_t netstack_clock_get_ns(void *opaque)
+{
+	(void)opaque;
+	return g_get_monotonic_time() * 1000;
+}
+
+static gboolean netstack_timer_fire(gpointer data)
+{
+	struct netstack_timer *t = data;
+	GSource *fired = t->source;
+
+	/* slirp_handle_timer() may re-arm the timer, setting t->source anew. */
+	t->source = NULL;
+	slirp_handle_timer(t->ns->slirp, t->id, t->cb_opaque);
+	g_source_unref(fired);
+	t->ns->ops->tx_flush(t->ns->opaque);
+	return G_SOURCE_REMOVE;
+}
+
+static void *netstack_timer_new_opaque(SlirpTimerId id, void *cb_opaque,
+				       void *opaque)
+{
+	struct netstack_timer *t = g_new0(struct netstack_timer, 1);
+
+	t->ns = opaque;
+	t->id = id;
+	t->cb_opaque = cb_opaque;
+	return t;
+}
+
+static void netstack_timer_cancel(struct netstack_timer *t)
+{
+	if (t->source) {
+		g_source_destroy(t->source);
+		g_clear_pointer(&t->source, g_source_unref);
+	}
+}
+
+static void netstack_timer_free(void *timer, void *opaque)
+{
+	(void)opaque;
+	netstack_timer_cancel(timer);
+	g_free(timer);
+}
+
+static void netstack_timer_mod(void *timer, int64_t expire_ms, void *opaque)
+{
+	struct netstack_timer *t = timer;
+	int64_t now_ms = netstack_clock_get_ns(opaque) / 1000000;
+	int64_t delay = expire_ms - now_ms;
+
+	netstack_timer_cancel(t);
+	t->source = g_timeout_source_new((guint)CLAMP(delay, 0, G_MAXUINT));
+	g_source_set_callback(t->source, netstack_timer_fire, t, NULL);
+	g_source_attach(t->source, NULL);
+}
+
+/* Only timer_new_opaque is used (SlirpConfig version 4). */
+static void *netstack_timer_new_unused(SlirpTimerCb cb, void *cb_opaque,
+				       void *opaque)
+{
+	(void)cb;
+	(void)cb_opaque;
+	(void)opaque;
+	g_assert_not_reached();
+}
+
+/*
+ * A new socket may reuse the number of one libslirp closed while we still
+ * had it registered: forget the old registration so add_poll adds it again.
+ */
+static void netstack_register_poll_fd(int fd, void *opaque)
+{
+	struct netstack *ns = opaque;
+
+	if (fd >= 0 && (size_t)fd < ns->nfds)
+		netstack_fd_unwatch(ns, fd, true);
+}
+
+static void netstack_unregister_poll_fd(int fd, void *opaque)
+{
+	netstack_register_poll_fd(fd, opaque);
+}
+
+static void netstack_notify(void *opaque)
+{
+	(void)opaque;
+	g_main_context_wakeup(NULL);
+}
+
+static const SlirpCb netstack_slirp_cb = {
+	.send_packet = netstack_send_packet,
+	.guest_error = netstack_guest_error,
+	.clock_get_ns = netstack_clock_get_ns,
+	.timer_new = netstack_timer_new_unused,
+	.timer_free = netstack_timer_free,
+	.timer_mod = netstack_timer_mod,
+	.register_poll_fd = netstack_register_poll_fd,
+	.unregister_poll_fd = netstack_unregister_poll_fd,
+	.notify = netstack_notify,
+	.timer_new_opaque = netstack_timer_new_opaque,
+};
+
+int netstack_new(const struct netstack_config *cfg,
+		 const struct netstack_ops *ops, void *opaque,
+		 struct netstack **out)
+{
+	struct netstack *ns = g_new0(struct netstack, 1);
+	SlirpConfig sc = {
+		.version = 4,
+		.in_enabled = true,
+		.vnetwork = cfg->network,
+		.vnetmask = cfg->netmask,
+		.vhost = cfg->gateway,
+		.vdhcp_start = cfg->guest,
+		.vnameserver = cfg->dns,
+		.if_mtu = cfg->mtu,
+		.if_mru = cfg->mtu,
+	};
+	int ret;
+
+	ns->ops = ops;
+	ns->opaque = opaque;
+	ns->guest_error_rl = (struct ratelimit)RATELIMIT_INIT(10);
+	ns->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ns->epfd < 0) {
+		ret = -errno;
+		goto err;
+	}
+
+	ns->slirp = slirp_new(&sc, &netstack_slirp_cb, ns);
+	if (!ns->slirp) {
+		ret = -EINVAL;
+		goto err;
+	}
+
+	ns->source = g_source_new(&netstack_source_funcs,
+				  sizeof(struct netstack_source));
+	((struct netstack_source *)ns->source)->ns = ns;
+	ns->epoll_tag = g_source_add_unix_fd(ns->source, ns->epfd, G_IO_IN);
+	g_source_attach(ns->source, NULL);
+
+	*out = ns;
+	return 0;
+
+err:
+	netstack_free(ns);
+	return ret;
+}
+
+void netstack_free(struct netstack *ns)
+{
+	if (!ns)
+		return;
+	if (ns->source) {
+		g_source_destroy(ns->source);
+		g_source_unref(ns->source);
+	}
+	if (ns->slirp)
+		slirp_cleanup(ns->slirp);
+	if (ns->epfd >= 0)
+		close(ns->epfd);
+	g_free(ns->fds);
+	g_free(ns->active);
+	g_free(ns);
+}
+
+void netstack_input(struct netstack *ns, const uint8_t *frame, size_t len)
+{
+	ns->stats.rx_frames++;
+	slirp_input(ns->slirp, frame, (int)len);
+}
+
+void netstack_set_throttle(struct netstack *ns, bool throttled)
+{
+	if (ns->throttled == throttled)
+		return;
+	ns->throttled = throttled;
+	g_source_modify_unix_fd(ns->source, ns->epoll_tag,
+				throttled ? 0 : G_IO_IN);
+}
+
+int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
+			uint16_t host_port, uint16_t guest_port)
+{
+	struct in_addr any_guest = { .s_addr = INADDR_ANY };
+
+	/*
+	 * INADDR_ANY as the guest address means libslirp's first DHCP address
+	 * (cfg->guest), the one a single guest always leases.  libslirp
+	 * reports only -1, so errno is what bind()/listen() left.
+	 */
+	errno = 0;
+	if (slirp_add_hostfwd(ns->slirp, 0, host_addr, host_port, any_guest,
+			      guest_port) < 0)
+		return errno ? -errno : -EINVAL;
+	return 0;
+}
+
+const struct netstack_stats *netstack_stats(const struct netstack *ns)
+{
+	return &ns->stats;
+}
+
+char *netstack_connection_info(struct netstack *ns)
+{
+	return slirp_connection_info(ns->slirp);
+}

@@ -1,0 +1,123 @@
+/* netstack.h - one libslirp instance driven by the GLib main loop. */
+#ifndef MESHSLIRP_NETSTACK_H
+#define MESHSLIRP_NETSTACK_H
+
+/*
+ * Theory of operation
+ *
+ * The netstack owns one Slirp instance (IPv4 only) and every host socket
+ * libslirp opens.  Frames from the guest enter with netstack_input(); frames
+ * for the guest leave through ops->tx_frame(), and ops->tx_flush() is called
+ * once at the end of each batch so the backend can write many frames with one
+ * system call.
+ *
+ * Polling: libslirp re-computes the events it wants on every loop iteration
+ * (slirp_pollfds_fill).  Instead of adding hundreds of fds to GLib's poll
+ * set each time, the netstack keeps them in one epoll instance and only
+ * issues epoll_ctl() for the fds whose wanted events changed since the last
+ * iteration; GLib polls the single epoll fd.  add_poll returns the fd itself
+ * as libslirp's index, so get_revents is an array lookup.  An fd that
+ * libslirp stops asking about is removed from the epoll set in the same
+ * iteration.  register_poll_fd/unregister_poll_fd mark an fd number as new so
+ * that a closed-and-reused number is re-added; libslirp does not call them
+ * for hostfwd listening sockets, which is safe because those are created and
+ * closed only from netstack_expose_tcp()/netstack_unexpose_tcp() (see
+ * netstack.c).
+ *
+ * Backpressure: when the backend cannot take more frames it calls
+ * netstack_set_throttle(true); the netstack then stops polling host sockets
+ * (libslirp reads nothing from the host and so produces no new guest
+ * frames) until throttling ends.  libslirp's timers keep running.  A frame
+ * the backend refuses anyway is dropped and counted by the backend; guest
+ * TCP recovers it.
+ *
+ * Limits: the fd table grows to the highest fd libslirp uses, bounded by
+ * RLIMIT_NOFILE.  Guest error messages from libslirp are logged at most 10
+ * per second.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+struct netstack;
+
+struct netstack_config {
+	struct in_addr network;     /* guest network address */
+	struct in_addr netmask;
+	struct in_addr gateway;     /* libslirp's virtual host */
+	struct in_addr dns;         /* libslirp's virtual DNS server */
+	struct in_addr guest;       /* first DHCP address */
+	unsigned int mtu;           /* 576..65520 */
+};
+
+struct netstack_ops {
+	/*
+	 * Send one frame to the guest.  The frame is only valid during the
+	 * call.  Return 0, or -errno if it was dropped (the backend counts it).
+	 */
+	int (*tx_frame)(const void *frame, size_t len, void *opaque);
+	/* End of a batch of tx_frame() calls. */
+	void (*tx_flush)(void *opaque);
+};
+
+struct netstack_stats {
+	uint64_t rx_frames;       /* frames from the guest */
+	uint64_t tx_frames;       /* frames to the guest, accepted by the backend */
+	uint64_t tx_dropped;      /* frames to the guest the backend refused */
+	uint64_t guest_errors;    /* libslirp guest_error() reports */
+	uint64_t epoll_ctl_calls; /* poll set changes, for profiling */
+};
+
+/**
+ * netstack_new() - create the libslirp instance and attach it to the default
+ * GLib main context
+ * @cfg:	addresses and MTU (copied)
+ * @ops:	frame sink towards the guest (not copied; must outlive the netstack)
+ * @opaque:	passed to @ops
+ * @out:	set to the new netstack, owned by the caller (netstack_free())
+ *
+ * Return: 0 or -errno (-EINVAL if libslirp rejects the configuration).
+ */
+int netstack_new(const struct netstack_config *cfg,
+		 const struct netstack_ops *ops, void *opaque,
+		 struct netstack **out);
+
+/* netstack_free() - close every host socket and free the instance; NULL is a no-op. */
+void netstack_free(struct netstack *ns);
+
+/**
+ * netstack_input() - hand one frame from the guest to libslirp
+ *
+ * The frame is copied by libslirp; the caller keeps ownership.  Frames the
+ * guest sends in response are queued through ops->tx_frame() during the
+ * call; the caller flushes its backend after a batch.
+ */
+void netstack_input(struct netstack *ns, const uint8_t *frame, size_t len);
+
+/* netstack_set_throttle() - pause (true) or resume polling host sockets. */
+void netstack_set_throttle(struct netstack *ns, bool throttled);
+
+/**
+ * netstack_expose_tcp() - forward a host TCP port to the guest
+ * @ns:		netstack
+ * @host_addr:	address to listen on (INADDR_ANY for all)
+ * @host_port:	port to listen on
+ * @guest_port:	port in the guest (the guest is the DHCP address)
+ *
+ * A non-loopback client keeps its own address and port as the source the
+ * guest sees; a loopback client shows as the gateway.
+ *
+ * Return: 0 or -errno from bind()/listen() (e.g. -EADDRINUSE).
+ */
+int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
+			uint16_t host_port, uint16_t guest_port);
+
+/* netstack_stats() - counters (read-only view, valid until netstack_free()). */
+const struct netstack_stats *netstack_stats(const struct netstack *ns);
+
+/* netstack_connection_info() - libslirp's human-readable socket table; g_free() it. */
+char *netstack_connection_info(struct netstack *ns);
+
+#endif /* MESHSLIRP_NETSTACK_H */

@@ -1,0 +1,226 @@
+/* test_options.c - unit tests of command-line parsing: defaults, every option, every bad value. */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "daemon/options.h"
+
+static int parse(struct ms_config *cfg, GError **err, ...)
+{
+	g_autoptr(GPtrArray) args = g_ptr_array_new();
+	const char *a;
+	va_list ap;
+
+	g_ptr_array_add(args, "meshslirp");
+	va_start(ap, err);
+	while ((a = va_arg(ap, const char *)))
+		g_ptr_array_add(args, (gpointer)a);
+	va_end(ap);
+	g_ptr_array_add(args, NULL);
+	return options_parse((int)args->len - 1, (char **)args->pdata, cfg, err);
+}
+
+static void assert_addr(struct in_addr a, const char *want)
+{
+	char buf[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &a, buf, sizeof(buf));
+	assert_string_equal(buf, want);
+}
+
+static void test_defaults(void **state)
+{
+	struct ms_config cfg;
+	g_autoptr(GError) err = NULL;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &err, "--socket", "/tmp/x.sock", NULL), 0);
+	assert_string_equal(cfg.socket_path, "/tmp/x.sock");
+	assert_null(cfg.tap_name);
+	assert_addr(cfg.network, "10.0.2.0");
+	assert_addr(cfg.netmask, "255.255.255.0");
+	assert_addr(cfg.gateway, "10.0.2.2");
+	assert_addr(cfg.dns, "10.0.2.3");
+	assert_addr(cfg.guest, "10.0.2.15");
+	assert_addr(cfg.expose_addr, "0.0.0.0");
+	assert_int_equal(cfg.mtu, 1500);
+	assert_int_equal(cfg.expose->len, 0);
+	assert_int_equal(cfg.ready_fd, -1);
+	assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
+	ms_config_free(&cfg);
+}
+
+static void test_all_options(void **state)
+{
+	struct ms_config cfg;
+	g_autoptr(GError) err = NULL;
+	const struct ms_expose *e;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &err, "--tap", "tap0", "--netns", "/run/netns/g",
+			       "--network", "192.168.100.0/22", "--gateway", "192.168.101.1",
+			       "--dns=192.168.100.53", "--guest-address", "192.168.102.7",
+			       "--mtu", "65520", "--expose", "tcp:8080", "--expose",
+			       "tcp:2222:22", "--expose-address", "127.0.0.1",
+			       "--ready-fd", "5", "--log-level", "debug", NULL), 0);
+	assert_null(err);
+	assert_string_equal(cfg.tap_name, "tap0");
+	assert_string_equal(cfg.tap_netns, "/run/netns/g");
+	assert_int_equal(cfg.prefix_len, 22);
+	assert_addr(cfg.netmask, "255.255.252.0");
+	assert_addr(cfg.gateway, "192.168.101.1");
+	assert_addr(cfg.dns, "192.168.100.53");
+	assert_addr(cfg.guest, "192.168.102.7");
+	assert_addr(cfg.expose_addr, "127.0.0.1");
+	assert_int_equal(cfg.mtu, 65520);
+	assert_int_equal(cfg.expose->len, 2);
+	e = &g_array_index(cfg.expose, struct ms_expose, 0);
+	assert_int_equal(e->host_port, 8080);
+	assert_int_equal(e->guest_port, 8080);
+	e = &g_array_index(cfg.expose, struct ms_expose, 1);
+	assert_int_equal(e->host_port, 2222);
+	assert_int_equal(e->guest_port, 22);
+	assert_int_equal(cfg.ready_fd, 5);
+	assert_int_equal(cfg.log_level, LOG_LEVEL_DEBUG);
+	ms_config_free(&cfg);
+}
+
+static void test_derived_addresses_follow_network(void **state)
+{
+	struct ms_config cfg;
+	g_autoptr(GError) err = NULL;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &err, "--socket", "s", "--network", "10.9.0.0/16", NULL), 0);
+	assert_addr(cfg.gateway, "10.9.0.2");
+	assert_addr(cfg.dns, "10.9.0.3");
+	assert_addr(cfg.guest, "10.9.0.15");
+	ms_config_free(&cfg);
+}
+
+static void test_version(void **state)
+{
+	struct ms_config cfg;
+	g_autoptr(GError) err = NULL;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &err, "--version", NULL), 0);
+	assert_true(cfg.show_version);
+	ms_config_free(&cfg);
+}
+
+/* Each bad command line fails with a message that names the culprit. */
+static void test_bad(void **state)
+{
+	static const struct {
+		const char *args[6];
+		const char *needle;
+	} cases[] = {
+		{ { NULL }, "exactly one of --socket" },
+		{ { "--socket", "a", "--tap", "t0" }, "exactly one of --socket" },
+		{ { "--socket", "a", "--netns", "/x" }, "--netns" },
+		{ { "--socket", "a", "--mtu", "575" }, "--mtu" },
+		{ { "--socket", "a", "--mtu", "65521" }, "--mtu" },
+		{ { "--socket", "a", "--mtu", "15o0" }, "--mtu" },
+		{ { "--socket", "a", "--mtu", "-1500" }, "--mtu" },
+		{ { "--socket", "a", "--mtu", "" }, "--mtu" },
+		{ { "--socket", "a", "--mtu", "99999999999999999999" }, "--mtu" },
+		{ { "--socket", "a", "--network", "10.0.2.0" }, "--network" },
+		{ { "--socket", "a", "--network", "10.0.2.1/24" }, "host bits" },
+		{ { "--socket", "a", "--network", "10.0.2.0/30" }, "--network" },
+		{ { "--socket", "a", "--network", "10.0.2.0/x" }, "--network" },
+		{ { "--socket", "a", "--network", "10.0.2/24" }, "--network" },
+		{ { "--socket", "a", "--gateway", "10.0.3.2" }, "--gateway" },
+		{ { "--socket", "a", "--gateway", "banana" }, "--gateway" },
+		{ { "--socket", "a", "--dns", "10.0.2.2" }, "--dns" },
+		{ { "--socket", "a", "--guest-address", "10.0.2.255" }, "--guest-address" },
+		{ { "--socket", "a", "--guest-address", "10.0.2.0" }, "--guest-address" },
+		{ { "--socket", "a", "--expose", "udp:53" }, "--expose" },
+		{ { "--socket", "a", "--expose", "tcp:0" }, "--expose" },
+		{ { "--socket", "a", "--expose", "tcp:65536" }, "--expose" },
+		{ { "--socket", "a", "--expose", "tcp:80:0" }, "--expose" },
+		{ { "--socket", "a", "--expose", "tcp:80:81:82" }, "--expose" },
+		{ { "--socket", "a", "--expose", "tcp:" }, "--expose" },
+		{ { "--socket", "a", "--expose", "tcp:80", "--expose", "tcp:80:81" }, "twice" },
+		{ { "--socket", "a", "--expose-address", "::1" }, "--expose-address" },
+		{ { "--socket", "a", "--ready-fd", "1" }, "--ready-fd" },
+		{ { "--socket", "a", "--log-level", "loud" }, "--log-level" },
+		{ { "--socket", "" }, "--socket" },
+		{ { "--tap", "this-name-is-too-long" }, "--tap" },
+		{ { "--tap", "a/b" }, "--tap" },
+		{ { "--socket", "a", "extra" }, "unexpected argument 'extra'" },
+		{ { "--socket", "a", "--bogus" }, "--bogus" },
+		{ { "--socket" }, "--socket" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct ms_config cfg;
+		g_autoptr(GError) err = NULL;
+		const char *const *a = cases[i].args;
+		int ret = parse(&cfg, &err, a[0], a[1], a[2], a[3], a[4], a[5], NULL);
+
+		if (ret != -EINVAL || !err || !strstr(err->message, cases[i].needle))
+			fail_msg("case %zu (%s %s %s %s): ret %d, message '%s', wanted '%s'",
+				 i, a[0], a[1], a[2], a[3], ret, err ? err->message : "(none)",
+				 cases[i].needle);
+		/* One line: no newline inside the message. */
+		assert_null(strchr(err->message, '\n'));
+		ms_config_free(&cfg);
+	}
+}
+
+static void test_socket_path_too_long(void **state)
+{
+	struct ms_config cfg;
+	g_autoptr(GError) err = NULL;
+	char path[120];
+
+	(void)state;
+	memset(path, 'a', sizeof(path) - 1);
+	path[sizeof(path) - 1] = 0;
+	assert_int_equal(parse(&cfg, &err, "--socket", path, NULL), -EINVAL);
+	assert_non_null(strstr(err->message, "107 bytes"));
+	ms_config_free(&cfg);
+}
+
+static void test_port_and_expose_helpers(void **state)
+{
+	struct ms_expose e;
+	const char *why;
+	uint16_t p;
+
+	(void)state;
+	assert_int_equal(options_parse_port("0", true, &p), 0);
+	assert_int_equal(p, 0);
+	assert_int_equal(options_parse_port("0", false, &p), -EINVAL);
+	assert_int_equal(options_parse_port("65535", false, &p), 0);
+	assert_int_equal(options_parse_port("+80", false, &p), -EINVAL);
+	assert_int_equal(options_parse_port(" 80", false, &p), -EINVAL);
+	assert_int_equal(options_parse_expose("tcp:1:65535", &e, &why), 0);
+	assert_int_equal(e.host_port, 1);
+	assert_int_equal(e.guest_port, 65535);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_all_options),
+		cmocka_unit_test(test_derived_addresses_follow_network),
+		cmocka_unit_test(test_version),
+		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_socket_path_too_long),
+		cmocka_unit_test(test_port_and_expose_helpers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
