@@ -49,6 +49,11 @@ static struct in_addr ip(const char *s)
 	return a;
 }
 
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 static int connect_unix(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -100,8 +105,7 @@ static size_t recv_frame(struct fixture *f, uint8_t *frame, size_t cap, int ms)
 
 	for (;;) {
 		if (f->rlen >= 4) {
-			uint32_t len = (uint32_t)f->rbuf[0] << 24 | f->rbuf[1] << 16 |
-				       f->rbuf[2] << 8 | f->rbuf[3];
+			uint32_t len = be32(f->rbuf);
 
 			if (f->rlen >= 4 + len) {
 				assert_true(len <= cap);
@@ -227,7 +231,7 @@ static void test_dhcp_offer(void **state)
 	assert_true(v.ip_csum_ok);
 	assert_true(v.l4_csum_ok);
 	bootp = v.l4 + 8;
-	assert_int_equal(bootp[4] << 24 | bootp[5] << 16 | bootp[6] << 8 | bootp[7], (int)0xdecafbad);
+	assert_int_equal(be32(bootp + 4), 0xdecafbad);
 	memcpy(&yiaddr, bootp + 16, 4);
 	assert_int_equal(yiaddr.s_addr, ip("10.0.2.15").s_addr);
 
@@ -305,7 +309,7 @@ static void test_tcp_connect_to_host(void **state)
 	assert_true(v.ip_csum_ok);
 	assert_true(v.l4_csum_ok);
 	/* ACK number acknowledges our SYN. */
-	assert_int_equal(v.l4[8] << 24 | v.l4[9] << 16 | v.l4[10] << 8 | v.l4[11], 1001);
+	assert_int_equal(be32(v.l4 + 8), 1001);
 	close(conn);
 	close(lfd);
 }
@@ -314,7 +318,7 @@ static void test_tcp_connect_to_host(void **state)
 static void test_bad_frames_counted(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t fr[2048], rx[2048], big[1600] = { 0 };
+	uint8_t fr[2048] = { 0 }, rx[2048], big[1600] = { 0 };
 	size_t len;
 
 	send_record(f->qemu, fr, 0);

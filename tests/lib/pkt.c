@@ -120,7 +120,8 @@ size_t pkt_tcp(uint8_t *buf, const uint8_t dst_mac[6], struct in_addr src,
 		tcp[21] = 4;
 		put16(tcp + 22, 1460);
 	}
-	memcpy(tcp + hlen, payload, len);
+	if (len)
+		memcpy(tcp + hlen, payload, len);
 	put16(tcp + 16, pkt_l4_csum(ip, tcp, hlen + len));
 	return PKT_ETH_HLEN + 20 + hlen + len;
 }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# cli.sh - the daemon's command line and lifecycle: help, bad values, socket ownership, signals.
+source "$(dirname "$0")/lib.sh"
+e2e_require_root
+e2e_topology
+
+"$MESHSLIRP" --help >"$E2E_TMP/help.txt" || e2e_fail "--help did not exit 0"
+grep -q -- '--socket=PATH' "$E2E_TMP/help.txt" || e2e_fail "--help does not list --socket"
+"$MESHSLIRP" --version | grep -Eq '^meshslirp [0-9.]+ \(libslirp 4\.' || e2e_fail "--version"
+
+# bad_value EXPECTED_WORD ARGS...: exit 2 and exactly one line naming the option.
+bad_value() {
+	local want=$1 rc=0
+	shift
+	"$MESHSLIRP" "$@" >/dev/null 2>"$E2E_TMP/err.txt" || rc=$?
+	[ "$rc" = 2 ] || e2e_fail "'$*' exited $rc, not 2"
+	[ "$(wc -l <"$E2E_TMP/err.txt")" = 1 ] || e2e_fail "'$*' printed more than one line"
+	grep -q -- "$want" "$E2E_TMP/err.txt" || e2e_fail "'$*' said '$(cat "$E2E_TMP/err.txt")'"
+}
+bad_value --mtu --socket s --mtu 70000
+bad_value --expose --socket s --expose tcp:http
+bad_value --network --socket s --network 10.0.2.0/33
+bad_value "exactly one" --socket s --tap t
+bad_value "unexpected argument" --socket s junk
+e2e_log "bad values: exit 2 with one line naming the option"
+
+SOCK=$E2E_TMP/net.sock
+e2e_start_meshslirp first --socket "$SOCK" --expose tcp:8080
+first=$MESHSLIRP_PID
+
+rc=0
+ip netns exec "$NS_POD" "$MESHSLIRP" --socket "$SOCK" 2>"$E2E_TMP/second.txt" || rc=$?
+[ "$rc" = 1 ] || e2e_fail "second daemon on a live socket exited $rc"
+grep -q "another process is serving this socket" "$E2E_TMP/second.txt" ||
+	e2e_fail "second daemon said: $(cat "$E2E_TMP/second.txt")"
+rc=0
+ip netns exec "$NS_POD" "$MESHSLIRP" --socket "$E2E_TMP/other.sock" --expose tcp:8080 \
+	2>"$E2E_TMP/port.txt" || rc=$?
+[ "$rc" = 1 ] || e2e_fail "daemon with a taken port exited $rc"
+grep -q -- "--expose tcp:8080:8080: cannot listen on 0.0.0.0:8080: Address already in use" \
+	"$E2E_TMP/port.txt" || e2e_fail "taken port said: $(cat "$E2E_TMP/port.txt")"
+[ ! -e "$E2E_TMP/other.sock" ] || e2e_fail "failed daemon left a socket"
+e2e_log "live socket and taken port refused with exit 1 and a clear message"
+
+# A daemon killed without cleanup leaves a stale socket; the next one reclaims it.
+kill -KILL "$first"
+wait "$first" 2>/dev/null || true
+[ -S "$SOCK" ] || e2e_fail "expected a stale socket after SIGKILL"
+e2e_start_meshslirp third --socket "$SOCK"
+kill -INT "$MESHSLIRP_PID"
+e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "SIGINT did not give exit 0"
+[ ! -e "$SOCK" ] || e2e_fail "socket left behind after SIGINT"
+e2e_log "stale socket reclaimed; SIGINT exits 0 and removes the socket"
+e2e_log "PASS"

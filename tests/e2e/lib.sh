@@ -1,0 +1,224 @@
+# lib.sh - shared plumbing for end-to-end tests: namespaces, processes, bounded waits, guests.
+#
+# Source it from a test script.  It creates a private topology of network
+# namespaces with no route out:
+#
+#   node ns (198.18.0.1/24) ──veth── pod ns (198.18.0.2/24, meshslirp runs here)
+#
+# Only 198.18.0.0/24 (RFC 2544 benchmarking space) and loopback exist there.
+# Every process started with e2e_bg is recorded and stopped by PID on exit;
+# every namespace is deleted on exit.  Every wait is bounded.
+#
+# Environment: MESHSLIRP (daemon binary), MSTOOL (test peer), E2E_KEEP=1 to
+# keep the work directory for debugging.
+
+set -euo pipefail
+
+E2E_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+E2E_ROOT=$(cd "$E2E_SRC/../.." && pwd)
+: "${MESHSLIRP:=$E2E_ROOT/build/meshslirp}"
+: "${MSTOOL:=$E2E_ROOT/build/tests/mstool}"
+E2E_NAME=$(basename "$0" .sh)
+E2E_TMP=$(mktemp -d "/tmp/ms-e2e-$E2E_NAME.XXXXXX")
+E2E_PIDS=()
+E2E_NETNS=()
+E2E_TAG="ms$$"
+NS_NODE="$E2E_TAG-node"
+NS_POD="$E2E_TAG-pod"
+NODE_IP=198.18.0.1
+POD_IP=198.18.0.2
+
+e2e_log() { printf '[%s %s] %s\n' "$E2E_NAME" "$(date +%T)" "$*"; }
+e2e_fail() {
+	e2e_log "FAIL: $*"
+	for f in "$E2E_TMP"/*.log; do
+		[ -f "$f" ] || continue
+		echo "----- $(basename "$f") (last 40 lines)"
+		tail -n 40 "$f" | tr -d '\r'
+	done
+	exit 1
+}
+
+# Skip (exit 77, meson's skip code) when the test cannot run here at all.
+e2e_require_root() {
+	if [ "$(id -u)" != 0 ]; then
+		echo "SKIP: $E2E_NAME needs root (network namespaces)"
+		exit 77
+	fi
+}
+
+e2e_cleanup() {
+	local rc=$? pid i
+	for pid in "${E2E_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${E2E_PIDS[@]}"; do
+		for i in $(seq 1 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	for ns in "${E2E_NETNS[@]}"; do
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	if [ "${E2E_KEEP:-0}" = 1 ] || [ $rc != 0 ]; then
+		e2e_log "work directory kept: $E2E_TMP"
+	else
+		rm -rf "$E2E_TMP"
+	fi
+	return $rc
+}
+trap e2e_cleanup EXIT
+trap 'exit 130' INT TERM
+
+e2e_netns_add() {
+	ip netns add "$1"
+	E2E_NETNS+=("$1")
+	ip -n "$1" link set lo up
+}
+
+# node <-> pod over a veth pair; no default route anywhere.
+e2e_topology() {
+	e2e_netns_add "$NS_NODE"
+	e2e_netns_add "$NS_POD"
+	ip link add "$E2E_TAG-n" netns "$NS_NODE" type veth peer name "$E2E_TAG-p" netns "$NS_POD"
+	ip -n "$NS_NODE" addr add "$NODE_IP/24" dev "$E2E_TAG-n"
+	ip -n "$NS_POD" addr add "$POD_IP/24" dev "$E2E_TAG-p"
+	ip -n "$NS_NODE" link set "$E2E_TAG-n" up
+	ip -n "$NS_POD" link set "$E2E_TAG-p" up
+	# libslirp's ICMP echo uses unprivileged ping sockets.
+	ip netns exec "$NS_POD" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+}
+
+# e2e_bg NAME NETNS CMD... : run CMD in NETNS, output to $E2E_TMP/NAME.log.
+# Sets E2E_LAST_PID.
+e2e_bg() {
+	local name=$1 ns=$2
+	shift 2
+	ip netns exec "$ns" "$@" >"$E2E_TMP/$name.log" 2>&1 &
+	E2E_LAST_PID=$!
+	E2E_PIDS+=("$E2E_LAST_PID")
+}
+
+# e2e_wait_for FILE REGEX SECONDS : poll until FILE has a line matching REGEX.
+e2e_wait_for() {
+	local file=$1 re=$2 secs=$3 i
+	for i in $(seq 1 $((secs * 10))); do
+		if [ -f "$file" ] && tr -d '\r' <"$file" | grep -Eq -- "$re"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# e2e_field FILE REGEX : print the first line of FILE matching REGEX, from the
+# match on (console escape codes before it and CRs dropped).
+e2e_field() {
+	tr -d '\r' <"$1" | grep -Eo -m1 -- "$2.*" || true
+}
+
+# e2e_wait_exit PID SECONDS : wait for PID to exit; returns its status, 124 on timeout.
+e2e_wait_exit() {
+	local pid=$1 secs=$2 i
+	for i in $(seq 1 $((secs * 10))); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid" 2>/dev/null && return 0 || return $?
+		fi
+		sleep 0.1
+	done
+	return 124
+}
+
+# e2e_start_meshslirp NAME ARGS... : start the daemon in the pod ns, wait for READY.
+e2e_start_meshslirp() {
+	local name=$1
+	shift
+	ip netns exec "$NS_POD" "$MESHSLIRP" --ready-fd 3 "$@" \
+		3>"$E2E_TMP/$name.ready" >"$E2E_TMP/$name.log" 2>&1 &
+	E2E_LAST_PID=$!
+	E2E_PIDS+=("$E2E_LAST_PID")
+	MESHSLIRP_PID=$E2E_LAST_PID
+	e2e_wait_for "$E2E_TMP/$name.ready" '^READY$' 10 || e2e_fail "meshslirp did not become ready"
+}
+
+# e2e_build_guest DIR SCENARIO [EXTRA...] : build a guest image into DIR.
+e2e_build_guest() {
+	"$E2E_ROOT/tests/guest/mkguest" "$@" >/dev/null
+}
+
+# e2e_boot_guest NAME DIR SOCKET [APPEND] : boot a guest on meshslirp's socket.
+# Sets GUEST_PID; the serial console goes to $E2E_TMP/NAME.log.
+e2e_boot_guest() {
+	local name=$1 dir=$2 sock=$3 append=${4:-}
+	ip netns exec "$NS_POD" qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot \
+		-kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" \
+		-append "console=ttyS0 quiet panic=-1 $append" \
+		-netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$sock" \
+		-device virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56 \
+		</dev/null >"$E2E_TMP/$name.log" 2>&1 &
+	GUEST_PID=$!
+	E2E_PIDS+=("$GUEST_PID")
+}
+
+# e2e_run_basic_guest NAME SINKPORT SOCKET GUESTDIR: one guest life through
+# scenario-basic.sh (lease, 1 MiB out to a sink on the node, ICMP, a client
+# from the node on exposed port 8080 -> guest 80), failing on any mismatch.
+# Results: R_LEASE, R_SHA, R_SINK_PEER, R_CLIENT, R_SAW.
+e2e_run_basic_guest() {
+	local name=$1 port=$2 sock=$3 dir=$4 sink_pid line guest_sha sink_sha local_addr remote saw
+
+	e2e_bg "$name-sink" "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:$port" --bytes 1048576 --timeout 120
+	sink_pid=$E2E_LAST_PID
+	e2e_wait_for "$E2E_TMP/$name-sink.log" '^LISTENING' 10 || e2e_fail "sink did not start"
+
+	e2e_boot_guest "$name" "$dir" "$sock" "ms.sink_ip=$NODE_IP ms.sink_port=$port"
+	e2e_wait_for "$E2E_TMP/$name.log" 'GUEST-LEASE|GUEST-DHCP-FAILED|GUEST-ERROR' 60 ||
+		e2e_fail "$name: no DHCP outcome within 60 s"
+	line=$(e2e_field "$E2E_TMP/$name.log" 'GUEST-LEASE')
+	[ -n "$line" ] || e2e_fail "$name: guest got no lease"
+	case "$line" in
+	*"ip=10.0.2.15 router=10.0.2.2 dns=10.0.2.3 mask=255.255.255.0"*) ;;
+	*) e2e_fail "$name: unexpected lease: $line" ;;
+	esac
+	R_LEASE=$line
+	e2e_log "$name: $line"
+
+	e2e_wait_exit "$sink_pid" 90 || e2e_fail "$name: sink did not finish"
+	e2e_wait_for "$E2E_TMP/$name.log" 'GUEST-SHA [0-9a-f]{64}' 5 || e2e_fail "$name: no guest digest"
+	guest_sha=$(e2e_field "$E2E_TMP/$name.log" 'GUEST-SHA' | awk '{print $2}')
+	line=$(e2e_field "$E2E_TMP/$name-sink.log" '^SINK ')
+	sink_sha=${line##*sha256=}
+	[ "$guest_sha" = "$sink_sha" ] || e2e_fail "$name: digest mismatch guest=$guest_sha sink=$sink_sha"
+	case "$line" in
+	*"peer=$POD_IP:"*"bytes=1048576 "*) ;;
+	*) e2e_fail "$name: unexpected sink report: $line" ;;
+	esac
+	R_SHA=$sink_sha
+	R_SINK_PEER=${line#SINK peer=}
+	R_SINK_PEER=${R_SINK_PEER%% *}
+	e2e_log "$name: 1 MiB delivered, sha256 $sink_sha matches; sink saw ${line#SINK }"
+
+	e2e_wait_for "$E2E_TMP/$name.log" 'GUEST-PING-(OK|FAILED)' 20 || e2e_fail "$name: no ping outcome"
+	e2e_wait_for "$E2E_TMP/$name.log" 'GUEST-PING-OK' 1 || e2e_fail "$name: ICMP echo through libslirp failed"
+	e2e_log "$name: ICMP echo to $NODE_IP ok"
+
+	e2e_wait_for "$E2E_TMP/$name.log" 'GUEST-HTTPD-UP' 30 || e2e_fail "$name: guest httpd did not start"
+	ip netns exec "$NS_NODE" "$MSTOOL" http-get --connect "$POD_IP:8080" --path /cgi-bin/peer \
+		--timeout 20 >"$E2E_TMP/$name-client.log" 2>&1 || e2e_fail "$name: client to exposed port failed"
+	local_addr=$(e2e_field "$E2E_TMP/$name-client.log" '^LOCAL=')
+	remote=$(e2e_field "$E2E_TMP/$name-client.log" '^REMOTE=')
+	[ -n "$local_addr" ] && [ "${local_addr#LOCAL=}" = "${remote#REMOTE=}" ] ||
+		e2e_fail "$name: guest saw '${remote#REMOTE=}', client is '${local_addr#LOCAL=}'"
+	saw=$(e2e_field "$E2E_TMP/$name.log" 'GUEST-SAW-CLIENT' | awk '{print $2}')
+	[ "$saw" = "${local_addr#LOCAL=}" ] || e2e_fail "$name: console shows client $saw"
+	case "$saw" in "$NODE_IP:"*) ;; *) e2e_fail "$name: client address $saw is not the node's" ;; esac
+	R_CLIENT=${local_addr#LOCAL=}
+	R_SAW=$saw
+	e2e_log "$name: exposed port: client ${local_addr#LOCAL=}, guest saw $saw"
+
+	e2e_wait_exit "$GUEST_PID" 60 || e2e_fail "$name: guest did not power off"
+	e2e_wait_for "$E2E_TMP/$name.log" 'GUEST-SCENARIO-EXIT rc=0' 1 || e2e_fail "$name: scenario failed"
+}
