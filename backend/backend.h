@@ -8,7 +8,8 @@
  * network namespace (tap.c).  Both run on the default GLib main context.
  *
  * Receive: each frame from the guest is passed to cb->rx_frame(), valid only
- * during the call.  Transmit: backend_send() queues or writes one frame (it
+ * during the call; it sits in the backend's own buffer, so the receiver may
+ * rewrite it in place.  Transmit: backend_send() queues or writes one frame (it
  * is copied), backend_flush() pushes queued frames out at the end of a batch.
  *
  * Backpressure: when a backend cannot take frames as fast as they come, it
@@ -27,7 +28,7 @@
 #include <stdint.h>
 
 struct backend_callbacks {
-	void (*rx_frame)(const uint8_t *frame, size_t len, void *opaque);
+	void (*rx_frame)(uint8_t *frame, size_t len, void *opaque);
 	void (*set_congested)(bool congested, void *opaque);
 };
 

@@ -77,12 +77,12 @@ void frame_decoder_commit(struct frame_decoder *dec, size_t n)
 	dec->tail += n;
 }
 
-int frame_decoder_next(struct frame_decoder *dec, const uint8_t **frame,
+int frame_decoder_next(struct frame_decoder *dec, uint8_t **frame,
 		       size_t *len)
 {
 	for (;;) {
 		size_t avail = dec->tail - dec->head;
-		const uint8_t *p = dec->buf + dec->head;
+		uint8_t *p = dec->buf + dec->head;
 		uint32_t rec;
 
 		if (avail < FRAME_PREFIX_LEN)

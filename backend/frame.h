@@ -105,7 +105,7 @@ void frame_decoder_commit(struct frame_decoder *dec, size_t n);
  * Return: 1 with a frame, 0 when more bytes are needed, -EPROTO when the
  * stream carries a length prefix no peer may send (reset the connection).
  */
-int frame_decoder_next(struct frame_decoder *dec, const uint8_t **frame,
+int frame_decoder_next(struct frame_decoder *dec, uint8_t **frame,
 		       size_t *len);
 
 /* frame_decoder_pending() - bytes received but not yet part of a returned frame. */

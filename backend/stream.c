@@ -159,7 +159,7 @@ static bool stream_receive(struct stream_backend *sb)
 {
 	for (int i = 0; i < STREAM_READS_PER_DISPATCH && !sb->congested; i++) {
 		const struct frame_decoder_stats before = sb->dec.stats;
-		const uint8_t *frame;
+		uint8_t *frame;
 		size_t space, len;
 		uint8_t *buf = frame_decoder_space(&sb->dec, &space);
 		ssize_t n;

@@ -3,11 +3,15 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <arpa/inet.h>
+
+#include <string.h>
 
 #include <glib.h>
 
-static void daemon_rx_frame(const uint8_t *frame, size_t len, void *opaque)
+static void daemon_rx_frame(uint8_t *frame, size_t len, void *opaque)
 {
 	struct daemon *d = opaque;
 
@@ -109,6 +113,84 @@ void daemon_log_summary(const struct daemon *d)
 		  bs->peers_refused);
 }
 
+/* The namespace's primary IPv4 address: the first non-loopback one that is up. */
+static int daemon_primary_ipv4(struct in_addr *out)
+{
+	struct ifaddrs *ifa, *it;
+	int ret = -EADDRNOTAVAIL;
+
+	if (getifaddrs(&ifa) < 0)
+		return -errno;
+	for (it = ifa; it; it = it->ifa_next) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)it->ifa_addr;
+
+		if (!sin || sin->sin_family != AF_INET || (it->ifa_flags & IFF_LOOPBACK) ||
+		    !(it->ifa_flags & IFF_UP))
+			continue;
+		*out = sin->sin_addr;
+		ret = 0;
+		break;
+	}
+	freeifaddrs(ifa);
+	return ret;
+}
+
+static int daemon_setup_bridge(struct daemon *d)
+{
+	const struct ms_config *cfg = d->cfg;
+	struct bridge_config bc = {
+		.policy = {
+			.network = cfg->network, .netmask = cfg->netmask,
+			.gateway = cfg->gateway, .dns = cfg->dns,
+			.steer = cfg->outbound_proxy_set,
+			.proxy_addr = cfg->outbound_proxy_addr,
+			.proxy_port = cfg->outbound_proxy_port,
+			.dns_upstream = cfg->dns_upstream_set,
+			.dns_up_addr = cfg->dns_upstream_addr,
+			.dns_up_port = cfg->dns_upstream_port,
+			.include = cfg->include_cidrs,
+			.exclude = cfg->exclude_cidrs,
+		},
+		.version = cfg->outbound_proxy_version,
+		.proxy_source = cfg->proxy_source,
+		.max_flows = cfg->max_flows,
+	};
+	char src[INET_ADDRSTRLEN], proxy[INET_ADDRSTRLEN];
+	int ret;
+
+	memcpy(bc.policy.exclude_ports, cfg->exclude_ports, sizeof(bc.policy.exclude_ports));
+	if (cfg->outbound_proxy_set && !cfg->proxy_source_set) {
+		ret = daemon_primary_ipv4(&bc.proxy_source);
+		if (ret) {
+			g_printerr("meshslirp: --outbound-proxy: cannot find this namespace's IPv4 "
+				   "address for the PROXY header source (%s); give --proxy-source\n",
+				   g_strerror(-ret));
+			return ret;
+		}
+	}
+	ret = bridge_new(&bc, d->ns, &d->br);
+	if (ret) {
+		g_printerr("meshslirp: cannot create the flow table: %s\n", g_strerror(-ret));
+		return ret;
+	}
+	if (cfg->outbound_proxy_set) {
+		inet_ntop(AF_INET, &bc.proxy_source, src, sizeof(src));
+		inet_ntop(AF_INET, &cfg->outbound_proxy_addr, proxy, sizeof(proxy));
+		g_message("steering guest TCP to %s:%u with PROXY %s headers (source %s), "
+			  "%u include and %u exclude CIDRs, up to %u flows",
+			  proxy, cfg->outbound_proxy_port,
+			  cfg->outbound_proxy_version == PROXY_V2 ? "v2" : "v1", src,
+			  cfg->include_cidrs->len, cfg->exclude_cidrs->len, cfg->max_flows);
+	} else {
+		g_message("direct mode: guest TCP leaves as ordinary sockets of this namespace");
+	}
+	if (cfg->dns_upstream_set) {
+		inet_ntop(AF_INET, &cfg->dns_upstream_addr, proxy, sizeof(proxy));
+		g_message("guest DNS goes to %s:%u", proxy, cfg->dns_upstream_port);
+	}
+	return 0;
+}
+
 int daemon_start(struct daemon *d, const struct ms_config *cfg)
 {
 	struct netstack_config nc = {
@@ -123,6 +205,7 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 
 	d->cfg = cfg;
 	d->ns = NULL;
+	d->br = NULL;
 	d->be = NULL;
 	ret = netstack_new(&nc, &daemon_netstack_ops, d, &d->ns);
 	if (ret) {
@@ -130,7 +213,9 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 			   g_strerror(-ret));
 		return ret;
 	}
-	ret = daemon_setup_expose(d);
+	ret = daemon_setup_bridge(d);
+	if (!ret)
+		ret = daemon_setup_expose(d);
 	if (!ret)
 		ret = daemon_setup_backend(d);
 	if (ret)
@@ -142,6 +227,8 @@ void daemon_stop(struct daemon *d)
 {
 	backend_free(d->be);
 	d->be = NULL;
+	bridge_free(d->br);
+	d->br = NULL;
 	netstack_free(d->ns);
 	d->ns = NULL;
 }

@@ -6,6 +6,7 @@
  *   backend rx_frame ──► netstack_input ──► libslirp
  *   libslirp send_packet ──► netstack tx_frame ──► backend_send
  *   backend set_congested ──► netstack_set_throttle
+ *   netstack hooks ──► proxy-bridge (steering, DNS upstream, refusals)
  *
  * daemon_start() builds everything on the default GLib main context from a
  * validated config; the caller runs the loop (main) or iterates it (tests)
@@ -16,10 +17,12 @@
 #include "backend/backend.h"
 #include "daemon/options.h"
 #include "netstack/netstack.h"
+#include "proxy-bridge/bridge.h"
 
 struct daemon {
 	const struct ms_config *cfg;
 	struct netstack *ns;
+	struct bridge *br;
 	struct backend *be;
 };
 

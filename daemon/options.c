@@ -227,6 +227,134 @@ static gboolean opt_netns(const gchar *name, const gchar *value, gpointer data, 
 	return opt_string(name, value, &cfg->tap_netns, err);
 }
 
+/*
+ * "HOST:PORT" with an IPv4 HOST.  A loopback HOST must be 127.0.0.1: libslirp
+ * reaches the pod's loopback only through its gateway, which maps to exactly
+ * that address.
+ */
+static gboolean opt_host_port(const char *name, const char *value, struct in_addr *addr,
+			      uint16_t *port, GError **err)
+{
+	const char *colon = strrchr(value, ':');
+	g_autofree char *host = colon ? g_strndup(value, (gsize)(colon - value)) : NULL;
+
+	if (!colon || options_parse_ipv4(host, addr))
+		return options_fail(err, name, "expected IPV4ADDR:PORT, got '%s'", value);
+	if (options_parse_port(colon + 1, false, port))
+		return options_fail(err, name, "port must be a number from 1 to 65535, got '%s'",
+				    colon + 1);
+	if ((ntohl(addr->s_addr) >> 24) == 127 && ntohl(addr->s_addr) != INADDR_LOOPBACK)
+		return options_fail(err, name, "a loopback address must be 127.0.0.1, got '%s'", host);
+	if (addr->s_addr == INADDR_ANY)
+		return options_fail(err, name, "0.0.0.0 is not an address to connect to");
+	return TRUE;
+}
+
+static gboolean opt_outbound_proxy(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	cfg->outbound_proxy_set = true;
+	return opt_host_port(name, value, &cfg->outbound_proxy_addr, &cfg->outbound_proxy_port, err);
+}
+
+static gboolean opt_dns_upstream(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	cfg->dns_upstream_set = true;
+	return opt_host_port(name, value, &cfg->dns_upstream_addr, &cfg->dns_upstream_port, err);
+}
+
+static gboolean opt_proxy_protocol(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (!strcmp(value, "v2"))
+		cfg->outbound_proxy_version = PROXY_V2;
+	else if (!strcmp(value, "v1"))
+		cfg->outbound_proxy_version = PROXY_V1;
+	else
+		return options_fail(err, name, "expected v2 or v1, got '%s'", value);
+	return TRUE;
+}
+
+static gboolean opt_proxy_source(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	return opt_addr(name, value, &cfg->proxy_source, &cfg->proxy_source_set, err);
+}
+
+/* Istio's annotations are comma-separated lists; accept those and repetition. */
+static gboolean opt_cidr_list(const char *name, const char *value, GArray *out, GError **err)
+{
+	g_auto(GStrv) items = g_strsplit(value, ",", 0);
+
+	for (char **it = items; *it; it++) {
+		struct policy_cidr c;
+		char *item = g_strstrip(*it);
+
+		if (!strcmp(item, "*")) {
+			/* "everything": 0.0.0.0/0 */
+			c.net = 0;
+			c.mask = 0;
+		} else if (policy_cidr_parse(item, &c)) {
+			return options_fail(err, name, "'%s' is not an IPv4 CIDR (A.B.C.D/N, host bits clear)",
+					    item);
+		}
+		g_array_append_val(out, c);
+	}
+	return TRUE;
+}
+
+static gboolean opt_include(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	return opt_cidr_list(name, value, cfg->include_cidrs, err);
+}
+
+static gboolean opt_exclude(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	return opt_cidr_list(name, value, cfg->exclude_cidrs, err);
+}
+
+static gboolean opt_exclude_port(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+	g_auto(GStrv) items = g_strsplit(value, ",", 0);
+
+	for (char **it = items; *it; it++) {
+		char *item = g_strstrip(*it);
+		char *dash = strchr(item, '-');
+		uint16_t lo, hi;
+
+		if (dash)
+			*dash = 0;
+		if (options_parse_port(item, false, &lo) ||
+		    options_parse_port(dash ? dash + 1 : item, false, &hi) || hi < lo)
+			return options_fail(err, name, "expected ports or ranges like 80,8000-8100, got '%s'",
+					    value);
+		for (unsigned int p = lo; p <= hi; p++)
+			cfg->exclude_ports[p / 8] |= (uint8_t)(1u << (p % 8));
+	}
+	return TRUE;
+}
+
+static gboolean opt_max_flows(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+	unsigned long v;
+
+	if (options_parse_uint(value, 1, 1048576, &v))
+		return options_fail(err, name, "expected a number from 1 to 1048576, got '%s'", value);
+	cfg->max_flows = (unsigned int)v;
+	return TRUE;
+}
+
 #define CB(fn) G_OPTION_ARG_CALLBACK, (gpointer)(fn)
 
 static const GOptionEntry options_entries[] = {
@@ -250,6 +378,22 @@ static const GOptionEntry options_entries[] = {
 	  "Forward host TCP port to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]" },
 	{ "expose-address", 0, 0, CB(opt_expose_addr),
 	  "Address exposed ports listen on (default 0.0.0.0)", "ADDR" },
+	{ "outbound-proxy", 0, 0, CB(opt_outbound_proxy),
+	  "Steer guest TCP into the sidecar's outbound port (e.g. 127.0.0.1:15001)", "ADDR:PORT" },
+	{ "outbound-proxy-protocol", 0, 0, CB(opt_proxy_protocol),
+	  "PROXY header version for steered flows: v2 (default) or v1", "v2|v1" },
+	{ "proxy-source", 0, 0, CB(opt_proxy_source),
+	  "Source address in the PROXY header (default: the namespace's primary IPv4)", "ADDR" },
+	{ "include-outbound-cidr", 0, 0, CB(opt_include),
+	  "Steer only these destinations (repeatable, comma lists, * = all)", "CIDR[,CIDR...]" },
+	{ "exclude-outbound-cidr", 0, 0, CB(opt_exclude),
+	  "Never steer these destinations (repeatable, comma lists)", "CIDR[,CIDR...]" },
+	{ "exclude-outbound-port", 0, 0, CB(opt_exclude_port),
+	  "Never steer these destination ports (repeatable, comma lists, ranges)", "PORT[-PORT][,...]" },
+	{ "dns-upstream", 0, 0, CB(opt_dns_upstream),
+	  "Send guest DNS (UDP and TCP to the --dns address) to this server", "ADDR:PORT" },
+	{ "max-flows", 0, 0, CB(opt_max_flows),
+	  "Most redirected flows at once (default 16384)", "N" },
 	{ "ready-fd", 0, 0, CB(opt_ready_fd),
 	  "Write \"READY\\n\" to fd N and close it once serving", "N" },
 	{ "log-level", 0, 0, CB(opt_log_level),
@@ -285,6 +429,12 @@ static int options_validate(struct ms_config *cfg, GError **err)
 				    "exactly one of --socket PATH or --tap IFNAME is required"), -EINVAL;
 	if (cfg->tap_netns && !cfg->tap_name)
 		return options_fail(err, "--netns", "only applies with --tap"), -EINVAL;
+	if (!cfg->outbound_proxy_set && cfg->proxy_source_set)
+		return options_fail(err, "--proxy-source", "only applies with --outbound-proxy"), -EINVAL;
+	if (cfg->outbound_proxy_set && cfg->dns_upstream_set &&
+	    cfg->outbound_proxy_addr.s_addr == cfg->dns_upstream_addr.s_addr &&
+	    cfg->outbound_proxy_port == cfg->dns_upstream_port)
+		return options_fail(err, "--dns-upstream", "is the same address as --outbound-proxy"), -EINVAL;
 
 	for (size_t i = 0; i < G_N_ELEMENTS(addrs); i++) {
 		uint32_t h = ntohl(addrs[i].a.s_addr);
@@ -315,6 +465,10 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->expose = g_array_new(FALSE, FALSE, sizeof(struct ms_expose));
+	cfg->include_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
+	cfg->exclude_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
+	cfg->outbound_proxy_version = PROXY_V2;
+	cfg->max_flows = 16384;
 	cfg->mtu = MS_DEFAULT_MTU;
 	cfg->ready_fd = -1;
 	cfg->log_level = LOG_LEVEL_INFO;
@@ -365,7 +519,7 @@ void ms_config_free(struct ms_config *cfg)
 	g_clear_pointer(&cfg->socket_path, g_free);
 	g_clear_pointer(&cfg->tap_name, g_free);
 	g_clear_pointer(&cfg->tap_netns, g_free);
-	if (cfg->expose)
-		g_array_unref(cfg->expose);
-	cfg->expose = NULL;
+	g_clear_pointer(&cfg->expose, g_array_unref);
+	g_clear_pointer(&cfg->include_cidrs, g_array_unref);
+	g_clear_pointer(&cfg->exclude_cidrs, g_array_unref);
 }

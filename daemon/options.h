@@ -19,6 +19,8 @@
 #include <glib.h>
 
 #include "common/log.h"
+#include "proxy-bridge/policy.h"
+#include "proxy-bridge/proxy_proto.h"
 
 #define MS_DEFAULT_MTU 1500
 #define MS_MTU_MIN 576
@@ -44,6 +46,21 @@ struct ms_config {
 
 	GArray *expose;             /* struct ms_expose, --expose (repeatable) */
 	struct in_addr expose_addr; /* --expose-address, default 0.0.0.0 */
+
+	/* Outbound steering (proxy-bridge). */
+	bool outbound_proxy_set;    /* --outbound-proxy HOST:PORT */
+	struct in_addr outbound_proxy_addr;
+	uint16_t outbound_proxy_port;
+	enum proxy_version outbound_proxy_version; /* --outbound-proxy-protocol */
+	bool proxy_source_set;      /* --proxy-source */
+	struct in_addr proxy_source;
+	GArray *include_cidrs;      /* struct policy_cidr, --include-outbound-cidr */
+	GArray *exclude_cidrs;      /* struct policy_cidr, --exclude-outbound-cidr */
+	uint8_t exclude_ports[65536 / 8]; /* --exclude-outbound-port */
+	bool dns_upstream_set;      /* --dns-upstream HOST:PORT */
+	struct in_addr dns_upstream_addr;
+	uint16_t dns_upstream_port;
+	unsigned int max_flows;     /* --max-flows */
 
 	int ready_fd;               /* --ready-fd, -1 if unset */
 	enum log_level log_level;   /* --log-level */

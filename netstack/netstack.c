@@ -21,6 +21,7 @@ struct netstack_fd {
 	uint32_t wanted_gen; /* iteration in which libslirp last asked for it */
 	int revents;         /* SLIRP_POLL_* reported in this dispatch */
 	int active_idx;      /* position in netstack.active, -1 if absent */
+	void *tag;           /* set by netstack_tag_fd(), cleared when libslirp closes it */
 };
 
 struct netstack_timer {
@@ -39,6 +40,8 @@ struct netstack {
 	Slirp *slirp;
 	const struct netstack_ops *ops;
 	void *opaque;
+	const struct netstack_hooks *hooks;
+	void *hooks_opaque;
 
 	int epfd;
 	GSource *source;
@@ -222,9 +225,15 @@ static gboolean netstack_source_dispatch(GSource *source, GSourceFunc cb,
 		if (n < 0)
 			n = 0;
 	}
-	for (int i = 0; i < n; i++)
-		ns->fds[ns->events[i].data.fd].revents =
-			netstack_epoll_to_slirp(ns->events[i].events);
+	for (int i = 0; i < n; i++) {
+		struct netstack_fd *slot = &ns->fds[ns->events[i].data.fd];
+
+		slot->revents = netstack_epoll_to_slirp(ns->events[i].events);
+		if (slot->tag && ns->hooks)
+			slot->revents = ns->hooks->fd_events(ns->events[i].data.fd,
+							     slot->revents, slot->tag,
+							     ns->hooks_opaque);
+	}
 
 	slirp_pollfds_poll(ns->slirp, 0, netstack_get_revents, ns);
 
@@ -246,6 +255,14 @@ static ssize_t netstack_send_packet(const void *buf, size_t len,
 					  void *opaque)
 {
 	struct netstack *ns = opaque;
+
+	/*
+	 * libslirp 4.7 builds every frame it sends in a buffer of its own
+	 * (if_encap's stack copy, or a local ARP reply) and forgets it after
+	 * this call, so the hook may rewrite it in place.
+	 */
+	if (ns->hooks)
+		ns->hooks->stack_frame((uint8_t *)buf, len, ns->hooks_opaque);
 
 	if (ns->ops->tx_frame(buf, len, ns->opaque) < 0)
 		ns->stats.tx_dropped++;
@@ -349,13 +366,27 @@ static void netstack_register_poll_fd(int fd, void *opaque)
 {
 	struct netstack *ns = opaque;
 
-	if (fd >= 0 && (size_t)fd < ns->nfds)
-		netstack_fd_unwatch(ns, fd, true);
+	if (fd < 0)
+		return;
+	netstack_fd_slot(ns, fd);
+	netstack_fd_unwatch(ns, fd, true);
+	ns->fds[fd].tag = NULL;
+	if (ns->hooks)
+		ns->hooks->fd_registered(fd, ns->hooks_opaque);
 }
 
 static void netstack_unregister_poll_fd(int fd, void *opaque)
 {
-	netstack_register_poll_fd(fd, opaque);
+	struct netstack *ns = opaque;
+	void *tag;
+
+	if (fd < 0 || (size_t)fd >= ns->nfds)
+		return;
+	netstack_fd_unwatch(ns, fd, true);
+	tag = ns->fds[fd].tag;
+	ns->fds[fd].tag = NULL;
+	if (tag && ns->hooks)
+		ns->hooks->fd_closed(fd, tag, ns->hooks_opaque);
 }
 
 static void netstack_notify(void *opaque)
@@ -441,10 +472,40 @@ void netstack_free(struct netstack *ns)
 	g_free(ns);
 }
 
-void netstack_input(struct netstack *ns, const uint8_t *frame, size_t len)
+void netstack_input(struct netstack *ns, uint8_t *frame, size_t len)
 {
 	ns->stats.rx_frames++;
+	if (ns->hooks && ns->hooks->guest_frame(frame, len, ns->hooks_opaque) ==
+			 NETSTACK_CONSUMED) {
+		ns->stats.hook_consumed++;
+		return;
+	}
 	slirp_input(ns->slirp, frame, (int)len);
+	if (ns->hooks)
+		ns->hooks->guest_frame_done(ns->hooks_opaque);
+}
+
+void netstack_set_hooks(struct netstack *ns, const struct netstack_hooks *hooks,
+			void *opaque)
+{
+	ns->hooks = hooks;
+	ns->hooks_opaque = opaque;
+}
+
+void netstack_tag_fd(struct netstack *ns, int fd, void *tag)
+{
+	netstack_fd_slot(ns, fd)->tag = tag;
+}
+
+int netstack_send_to_guest(struct netstack *ns, const void *frame, size_t len)
+{
+	int ret = ns->ops->tx_frame(frame, len, ns->opaque);
+
+	if (ret < 0)
+		ns->stats.tx_dropped++;
+	else
+		ns->stats.tx_frames++;
+	return ret;
 }
 
 void netstack_set_throttle(struct netstack *ns, bool throttled)

@@ -31,6 +31,14 @@
  * the backend refuses anyway is dropped and counted by the backend; guest
  * TCP recovers it.
  *
+ * Hooks (struct netstack_hooks, optional): the proxy-bridge sees every guest
+ * frame before libslirp (and may rewrite it in place or consume it), every
+ * frame libslirp sends to the guest (rewritten in place: libslirp 4.7 hands
+ * send_packet a private copy built by if_encap, so this costs no copy), each
+ * host socket libslirp registers, and the poll events of the sockets it
+ * tagged, before libslirp does.  That is enough to steer flows with an
+ * unmodified libslirp.
+ *
  * Limits: the fd table grows to the highest fd libslirp uses, bounded by
  * RLIMIT_NOFILE.  Guest error messages from libslirp are logged at most 10
  * per second.
@@ -62,12 +70,33 @@ struct netstack_ops {
 	void (*tx_flush)(void *opaque);
 };
 
+enum netstack_verdict {
+	NETSTACK_PASS,             /* hand the (possibly rewritten) frame to libslirp */
+	NETSTACK_CONSUMED,         /* the hook dealt with it; libslirp never sees it */
+};
+
+struct netstack_hooks {
+	/* A guest frame about to enter libslirp; may be rewritten in place (same length). */
+	enum netstack_verdict (*guest_frame)(uint8_t *frame, size_t len, void *opaque);
+	/* slirp_input() for the frame just passed has returned. */
+	void (*guest_frame_done)(void *opaque);
+	/* A frame libslirp sends to the guest; may be rewritten in place (same length). */
+	void (*stack_frame)(uint8_t *frame, size_t len, void *opaque);
+	/* libslirp created host socket @fd (called inside slirp_input or the poll). */
+	void (*fd_registered)(int fd, void *opaque);
+	/* libslirp is closing @fd, which carried @tag. */
+	void (*fd_closed)(int fd, void *tag, void *opaque);
+	/* Events for tagged @fd before libslirp sees them; returns what libslirp gets. */
+	int (*fd_events)(int fd, int revents, void *tag, void *opaque);
+};
+
 struct netstack_stats {
 	uint64_t rx_frames;       /* frames from the guest */
 	uint64_t tx_frames;       /* frames to the guest, accepted by the backend */
 	uint64_t tx_dropped;      /* frames to the guest the backend refused */
 	uint64_t guest_errors;    /* libslirp guest_error() reports */
 	uint64_t epoll_ctl_calls; /* poll set changes, for profiling */
+	uint64_t hook_consumed;   /* guest frames a hook consumed */
 };
 
 /**
@@ -94,7 +123,32 @@ void netstack_free(struct netstack *ns);
  * guest sends in response are queued through ops->tx_frame() during the
  * call; the caller flushes its backend after a batch.
  */
-void netstack_input(struct netstack *ns, const uint8_t *frame, size_t len);
+void netstack_input(struct netstack *ns, uint8_t *frame, size_t len);
+
+/**
+ * netstack_set_hooks() - install the proxy-bridge's hooks
+ * @hooks:	not copied; must outlive the netstack (NULL to remove)
+ * @opaque:	passed to every hook
+ */
+void netstack_set_hooks(struct netstack *ns, const struct netstack_hooks *hooks,
+			void *opaque);
+
+/**
+ * netstack_tag_fd() - attach @tag to libslirp's host socket @fd
+ *
+ * From now on hooks->fd_events sees its poll events first, and
+ * hooks->fd_closed reports its end.  The tag is not owned by the netstack.
+ */
+void netstack_tag_fd(struct netstack *ns, int fd, void *tag);
+
+/**
+ * netstack_send_to_guest() - send a frame built outside libslirp (a reset)
+ *
+ * Goes to the backend as is, without hooks->stack_frame.
+ *
+ * Return: 0 or -errno from the backend (the frame is dropped and counted).
+ */
+int netstack_send_to_guest(struct netstack *ns, const void *frame, size_t len);
 
 /* netstack_set_throttle() - pause (true) or resume polling host sockets. */
 void netstack_set_throttle(struct netstack *ns, bool throttled);

@@ -26,182 +26,35 @@
 #include <cmocka.h>
 #include <glib.h>
 
-#include "daemon/daemon.h"
+#include "tests/lib/inproc.h"
 #include "tests/lib/pkt.h"
-
-#define WAIT_MS 3000
-
-struct fixture {
-	char *dir;
-	char *sock;
-	struct ms_config cfg;
-	struct daemon d;
-	int qemu;                 /* our end of the stream socket */
-	uint8_t rbuf[1 << 18];
-	size_t rlen;
-};
-
-static struct in_addr ip(const char *s)
-{
-	struct in_addr a;
-
-	assert_int_equal(inet_pton(AF_INET, s, &a), 1);
-	return a;
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int connect_unix(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-	assert_true(fd >= 0);
-	g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
-}
-
-/*
- * Run a bounded number of non-blocking loop iterations.  The netstack's
- * source dispatches on every iteration (libslirp's timers live inside its
- * poll), so "until nothing is pending" would never end.
- */
-static void iterate(void)
-{
-	for (int i = 0; i < 32; i++)
-		g_main_context_iteration(NULL, FALSE);
-}
-
-/* Run the daemon's loop for about @ms milliseconds. */
-static void pump(int ms)
-{
-	gint64 end = g_get_monotonic_time() + ms * 1000;
-
-	do {
-		iterate();
-		g_usleep(1000);
-	} while (g_get_monotonic_time() < end);
-}
-
-static void send_record(int fd, const uint8_t *frame, uint32_t len)
-{
-	uint8_t prefix[4] = { len >> 24, len >> 16, len >> 8, len };
-	struct iovec iov[2] = { { prefix, 4 }, { (void *)frame, len } };
-
-	assert_int_equal(writev(fd, iov, 2), 4 + len);
-}
-
-/*
- * Wait for the next frame from the daemon; returns its length (copied to
- * @frame) or 0 on timeout.
- */
-static size_t recv_frame(struct fixture *f, uint8_t *frame, size_t cap, int ms)
-{
-	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-
-	for (;;) {
-		if (f->rlen >= 4) {
-			uint32_t len = be32(f->rbuf);
-
-			if (f->rlen >= 4 + len) {
-				assert_true(len <= cap);
-				memcpy(frame, f->rbuf + 4, len);
-				memmove(f->rbuf, f->rbuf + 4 + len, f->rlen - 4 - len);
-				f->rlen -= 4 + len;
-				return len;
-			}
-		}
-		if (g_get_monotonic_time() > end)
-			return 0;
-		iterate();
-		ssize_t n = read(f->qemu, f->rbuf + f->rlen, sizeof(f->rbuf) - f->rlen);
-		if (n == 0)
-			return 0;
-		if (n > 0)
-			f->rlen += (size_t)n;
-		else
-			g_usleep(500);
-	}
-}
-
-typedef bool (*frame_pred)(const uint8_t *frame, size_t len, void *arg);
-
-/* Skip frames until @pred matches; returns the length or 0 on timeout. */
-static size_t recv_match(struct fixture *f, uint8_t *frame, size_t cap, frame_pred pred,
-			 void *arg)
-{
-	gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
-
-	while (g_get_monotonic_time() < end) {
-		size_t len = recv_frame(f, frame, cap, 100);
-
-		if (len && pred(frame, len, arg))
-			return len;
-	}
-	return 0;
-}
 
 static int setup(void **state)
 {
-	struct fixture *f = g_new0(struct fixture, 1);
-	g_autoptr(GError) err = NULL;
-	char *argv[] = { "meshslirp", "--socket", NULL, "--log-level", "warning", NULL };
-	gint64 end;
-
-	f->dir = g_dir_make_tmp("ms-inproc-XXXXXX", NULL);
-	f->sock = g_build_filename(f->dir, "net.sock", NULL);
-	argv[2] = f->sock;
-	assert_int_equal(options_parse(5, argv, &f->cfg, &err), 0);
-	log_init(f->cfg.log_level);
-	assert_int_equal(daemon_start(&f->d, &f->cfg), 0);
-	f->qemu = connect_unix(f->sock);
-	end = g_get_monotonic_time() + WAIT_MS * 1000;
-	while (f->d.be->stats.peers_accepted == 0 && g_get_monotonic_time() < end)
-		pump(5);
-	assert_int_equal(f->d.be->stats.peers_accepted, 1);
-	*state = f;
+	*state = inproc_start(NULL);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	close(f->qemu);
-	daemon_stop(&f->d);
-	ms_config_free(&f->cfg);
-	/* The backend removes its socket: the directory must be empty now. */
-	assert_int_equal(rmdir(f->dir), 0);
-	g_free(f->sock);
-	g_free(f->dir);
-	g_free(f);
+	inproc_stop(*state);
 	return 0;
-}
-
-static bool is_arp_reply(const uint8_t *fr, size_t len, void *arg)
-{
-	(void)arg;
-	return len >= 42 && fr[12] == 0x08 && fr[13] == 0x06 && fr[20] == 0 && fr[21] == 2;
 }
 
 static void test_arp_gateway(void **state)
 {
-	struct fixture *f = *state;
+	struct inproc *f = *state;
 	uint8_t fr[2048], rx[2048];
-	size_t len = pkt_arp_request(fr, ip("10.0.2.15"), ip("10.0.2.2"));
+	size_t len = pkt_arp_request(fr, inproc_ip("10.0.2.15"), inproc_ip("10.0.2.2"));
 	struct in_addr sender;
 
-	send_record(f->qemu, fr, (uint32_t)len);
-	len = recv_match(f, rx, sizeof(rx), is_arp_reply, NULL);
+	inproc_send(f, fr, len);
+	len = inproc_recv_match(f, rx, sizeof(rx), inproc_is_arp_reply, NULL);
 	assert_true(len >= 42);
 	/* Addressed to the guest, answering for the gateway. */
 	assert_memory_equal(rx, pkt_guest_mac, 6);
 	memcpy(&sender, rx + 28, 4);
-	assert_int_equal(sender.s_addr, ip("10.0.2.2").s_addr);
+	assert_int_equal(sender.s_addr, inproc_ip("10.0.2.2").s_addr);
 	assert_memory_equal(rx + 32, pkt_guest_mac, 6);
 }
 
@@ -216,7 +69,7 @@ static bool is_dhcp_reply(const uint8_t *fr, size_t len, void *arg)
 
 static void test_dhcp_offer(void **state)
 {
-	struct fixture *f = *state;
+	struct inproc *f = *state;
 	uint8_t fr[2048], rx[2048];
 	size_t len = pkt_dhcp_discover(fr, 0xdecafbad);
 	struct pkt_ipv4_view v;
@@ -224,16 +77,16 @@ static void test_dhcp_offer(void **state)
 	uint8_t optlen;
 	struct in_addr yiaddr, a;
 
-	send_record(f->qemu, fr, (uint32_t)len);
-	len = recv_match(f, rx, sizeof(rx), is_dhcp_reply, NULL);
+	inproc_send(f, fr, len);
+	len = inproc_recv_match(f, rx, sizeof(rx), is_dhcp_reply, NULL);
 	assert_true(len > 0);
 	assert_int_equal(pkt_parse_ipv4(rx, len, &v), 0);
 	assert_true(v.ip_csum_ok);
 	assert_true(v.l4_csum_ok);
 	bootp = v.l4 + 8;
-	assert_int_equal(be32(bootp + 4), 0xdecafbad);
+	assert_int_equal(inproc_be32(bootp + 4), 0xdecafbad);
 	memcpy(&yiaddr, bootp + 16, 4);
-	assert_int_equal(yiaddr.s_addr, ip("10.0.2.15").s_addr);
+	assert_int_equal(yiaddr.s_addr, inproc_ip("10.0.2.15").s_addr);
 
 	opt = pkt_dhcp_option(bootp, v.l4_len - 8, 53, &optlen);
 	assert_non_null(opt);
@@ -241,26 +94,11 @@ static void test_dhcp_offer(void **state)
 	opt = pkt_dhcp_option(bootp, v.l4_len - 8, 3, &optlen);
 	assert_non_null(opt);
 	memcpy(&a, opt, 4);
-	assert_int_equal(a.s_addr, ip("10.0.2.2").s_addr);
+	assert_int_equal(a.s_addr, inproc_ip("10.0.2.2").s_addr);
 	opt = pkt_dhcp_option(bootp, v.l4_len - 8, 6, &optlen);
 	assert_non_null(opt);
 	memcpy(&a, opt, 4);
-	assert_int_equal(a.s_addr, ip("10.0.2.3").s_addr);
-}
-
-struct tcp_match {
-	uint16_t sport, dport;
-	uint8_t flags;
-};
-
-static bool is_tcp(const uint8_t *fr, size_t len, void *arg)
-{
-	struct tcp_match *m = arg;
-	struct pkt_ipv4_view v;
-
-	return !pkt_parse_ipv4(fr, len, &v) && v.proto == IPPROTO_TCP && v.l4_len >= 20 &&
-	       (v.l4[0] << 8 | v.l4[1]) == m->sport && (v.l4[2] << 8 | v.l4[3]) == m->dport &&
-	       (v.l4[13] & m->flags) == m->flags;
+	assert_int_equal(a.s_addr, inproc_ip("10.0.2.3").s_addr);
 }
 
 /*
@@ -270,12 +108,12 @@ static bool is_tcp(const uint8_t *fr, size_t len, void *arg)
  */
 static void test_tcp_connect_to_host(void **state)
 {
-	struct fixture *f = *state;
+	struct inproc *f = *state;
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t salen = sizeof(sa);
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	uint8_t fr[2048], rx[2048];
-	struct tcp_match m;
+	struct inproc_tcp_match m;
 	struct pkt_ipv4_view v;
 	size_t len;
 	int conn = -1;
@@ -285,31 +123,28 @@ static void test_tcp_connect_to_host(void **state)
 	assert_int_equal(listen(lfd, 4), 0);
 	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
 
-	/* Like a real guest, resolve the gateway first: libslirp learns our MAC. */
-	len = pkt_arp_request(fr, ip("10.0.2.15"), ip("10.0.2.2"));
-	send_record(f->qemu, fr, (uint32_t)len);
-	assert_true(recv_match(f, rx, sizeof(rx), is_arp_reply, NULL) > 0);
+	inproc_arp_gateway(f);
 
-	len = pkt_tcp(fr, pkt_broadcast_mac, ip("10.0.2.15"), ip("10.0.2.2"), 40000,
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip("10.0.2.15"), inproc_ip("10.0.2.2"), 40000,
 		      ntohs(sa.sin_port), 1000, 0, 0x02, NULL, 0);
-	send_record(f->qemu, fr, (uint32_t)len);
+	inproc_send(f, fr, len);
 
-	end = g_get_monotonic_time() + WAIT_MS * 1000;
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
 	while (conn < 0 && g_get_monotonic_time() < end) {
-		pump(2);
+		inproc_pump(2);
 		conn = accept(lfd, NULL, NULL);
 	}
 	assert_true(conn >= 0);
 
-	m = (struct tcp_match){ ntohs(sa.sin_port), 40000, 0x12 };
-	len = recv_match(f, rx, sizeof(rx), is_tcp, &m);
+	m = (struct inproc_tcp_match){ ntohs(sa.sin_port), 40000, 0x12 };
+	len = inproc_recv_match(f, rx, sizeof(rx), inproc_is_tcp, &m);
 	assert_true(len > 0);
 	assert_int_equal(pkt_parse_ipv4(rx, len, &v), 0);
-	assert_int_equal(v.src.s_addr, ip("10.0.2.2").s_addr);
+	assert_int_equal(v.src.s_addr, inproc_ip("10.0.2.2").s_addr);
 	assert_true(v.ip_csum_ok);
 	assert_true(v.l4_csum_ok);
 	/* ACK number acknowledges our SYN. */
-	assert_int_equal(be32(v.l4 + 8), 1001);
+	assert_int_equal(inproc_be32(v.l4 + 8), 1001);
 	close(conn);
 	close(lfd);
 }
@@ -317,16 +152,16 @@ static void test_tcp_connect_to_host(void **state)
 /* Runts and oversize records are dropped and counted; the stream stays usable. */
 static void test_bad_frames_counted(void **state)
 {
-	struct fixture *f = *state;
+	struct inproc *f = *state;
 	uint8_t fr[2048] = { 0 }, rx[2048], big[1600] = { 0 };
 	size_t len;
 
-	send_record(f->qemu, fr, 0);
-	send_record(f->qemu, (const uint8_t *)"short", 5);
-	send_record(f->qemu, big, 1515);
-	len = pkt_arp_request(fr, ip("10.0.2.15"), ip("10.0.2.2"));
-	send_record(f->qemu, fr, (uint32_t)len);
-	assert_true(recv_match(f, rx, sizeof(rx), is_arp_reply, NULL) > 0);
+	inproc_send(f, fr, 0);
+	inproc_send(f, (const uint8_t *)"short", 5);
+	inproc_send(f, big, 1515);
+	len = pkt_arp_request(fr, inproc_ip("10.0.2.15"), inproc_ip("10.0.2.2"));
+	inproc_send(f, fr, len);
+	assert_true(inproc_recv_match(f, rx, sizeof(rx), inproc_is_arp_reply, NULL) > 0);
 	assert_int_equal(f->d.be->stats.rx_runts, 2);
 	assert_int_equal(f->d.be->stats.rx_oversize, 1);
 	assert_int_equal(f->d.be->stats.rx_bad_prefix, 0);
@@ -335,15 +170,15 @@ static void test_bad_frames_counted(void **state)
 /* An impossible length resets that connection only; the next QEMU is served. */
 static void test_bad_prefix_resets_connection(void **state)
 {
-	struct fixture *f = *state;
+	struct inproc *f = *state;
 	uint8_t bad[4] = { 0xff, 0xff, 0xff, 0xff }, fr[2048], rx[2048];
 	size_t len;
-	gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
 	ssize_t n = -1;
 
 	assert_int_equal(write(f->qemu, bad, 4), 4);
 	while (g_get_monotonic_time() < end) {
-		pump(2);
+		inproc_pump(2);
 		n = read(f->qemu, rx, sizeof(rx));
 		if (n == 0)
 			break;
@@ -352,26 +187,26 @@ static void test_bad_prefix_resets_connection(void **state)
 	assert_int_equal(f->d.be->stats.rx_bad_prefix, 1);
 	close(f->qemu);
 
-	f->qemu = connect_unix(f->sock);
+	f->qemu = inproc_connect(f);
 	f->rlen = 0;
-	len = pkt_arp_request(fr, ip("10.0.2.15"), ip("10.0.2.2"));
-	send_record(f->qemu, fr, (uint32_t)len);
-	assert_true(recv_match(f, rx, sizeof(rx), is_arp_reply, NULL) > 0);
+	len = pkt_arp_request(fr, inproc_ip("10.0.2.15"), inproc_ip("10.0.2.2"));
+	inproc_send(f, fr, len);
+	assert_true(inproc_recv_match(f, rx, sizeof(rx), inproc_is_arp_reply, NULL) > 0);
 	assert_int_equal(f->d.be->stats.peers_accepted, 2);
 }
 
 /* A second QEMU is refused while the first keeps working. */
 static void test_second_qemu_refused(void **state)
 {
-	struct fixture *f = *state;
-	int second = connect_unix(f->sock);
+	struct inproc *f = *state;
+	int second = inproc_connect(f);
 	uint8_t fr[2048], rx[2048];
 	size_t len;
 	ssize_t n = -1;
-	gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
 
 	while (g_get_monotonic_time() < end) {
-		pump(2);
+		inproc_pump(2);
 		n = read(second, rx, sizeof(rx));
 		if (n == 0)
 			break;
@@ -380,15 +215,15 @@ static void test_second_qemu_refused(void **state)
 	close(second);
 	assert_int_equal(f->d.be->stats.peers_refused, 1);
 
-	len = pkt_arp_request(fr, ip("10.0.2.15"), ip("10.0.2.2"));
-	send_record(f->qemu, fr, (uint32_t)len);
-	assert_true(recv_match(f, rx, sizeof(rx), is_arp_reply, NULL) > 0);
+	len = pkt_arp_request(fr, inproc_ip("10.0.2.15"), inproc_ip("10.0.2.2"));
+	inproc_send(f, fr, len);
+	assert_true(inproc_recv_match(f, rx, sizeof(rx), inproc_is_arp_reply, NULL) > 0);
 }
 
 /* A second daemon on a live socket path fails cleanly; a stale path is reclaimed. */
 static void test_socket_path_ownership(void **state)
 {
-	struct fixture *f = *state;
+	struct inproc *f = *state;
 	struct backend *be = NULL;
 	static const struct backend_callbacks cb = { 0 };
 	char *stale = g_build_filename(f->dir, "stale.sock", NULL);

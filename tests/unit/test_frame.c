@@ -58,7 +58,7 @@ struct collected {
 
 static void drain(struct frame_decoder *dec, struct collected *c)
 {
-	const uint8_t *f;
+	uint8_t *f;
 	size_t len;
 	int ret;
 
@@ -167,7 +167,7 @@ static void test_lying_prefix(void **state)
 			struct frame_decoder dec;
 			uint8_t bad[4] = { lies[i] >> 24, lies[i] >> 16, lies[i] >> 8, lies[i] };
 			uint8_t good[4 + 20] = { 0, 0, 0, 20 };
-			const uint8_t *f;
+			uint8_t *f;
 			size_t len, space;
 			uint8_t *dst;
 
@@ -195,7 +195,7 @@ static void test_truncated_record(void **state)
 {
 	struct frame_decoder dec;
 	uint8_t rec[4 + 100] = { 0, 0, 0, 200 };
-	const uint8_t *f;
+	uint8_t *f;
 	size_t len, space;
 	uint8_t *dst;
 
@@ -261,7 +261,7 @@ static void test_ring_roundtrip(void **state)
 			size_t take = MIN(iov[i].iov_len, chunk);
 			size_t space;
 			uint8_t *dst = frame_decoder_space(&dec, &space);
-			const uint8_t *f;
+			uint8_t *f;
 			size_t flen;
 
 			take = MIN(take, space);
@@ -282,7 +282,7 @@ static void test_ring_roundtrip(void **state)
 		struct iovec iov[2];
 		size_t space;
 		uint8_t *dst;
-		const uint8_t *f;
+		uint8_t *f;
 		size_t flen, take;
 
 		frame_ring_peek(&ring, iov);

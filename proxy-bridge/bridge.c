@@ -1,0 +1,469 @@
+/* bridge.c - steer guest flows into the sidecar with a PROXY header, on an unmodified libslirp. */
+
+#include "bridge.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <glib.h>
+#include <libslirp.h>
+
+#include "common/ratelimit.h"
+#include "proxy-bridge/rewrite.h"
+
+/* A SYN libslirp never opened a socket for is forgotten after this. */
+#define BRIDGE_SYN_TIMEOUT_US (5 * G_USEC_PER_SEC)
+/* After libslirp closed the socket, late segments are translated this long. */
+#define BRIDGE_CLOSED_GRACE_US (10 * G_USEC_PER_SEC)
+/* An idle UDP (DNS) flow expires after this. */
+#define BRIDGE_UDP_IDLE_US (30 * G_USEC_PER_SEC)
+
+struct bridge {
+	struct bridge_config cfg;
+	struct netstack *ns;
+	struct flowtab *flows;
+	struct flow *pending;          /* flow whose SYN is inside slirp_input() */
+	uint32_t steer_taddr;          /* where libslirp connects for steered flows */
+	uint16_t steer_tport;
+	uint32_t dns_taddr;
+	uint16_t dns_tport;
+	guint expire_timer;
+	struct ratelimit log_rl;
+	struct bridge_stats stats;
+};
+
+static const char *const bridge_refusal_names[BRIDGE_REFUSAL_COUNT] = {
+	[BRIDGE_REFUSED_SIDECAR_PORT] = "destination is the sidecar's own port",
+	[BRIDGE_REFUSED_TABLE_FULL] = "flow table full (--max-flows)",
+	[BRIDGE_REFUSED_NO_PORT] = "no free stack port towards the target",
+};
+
+/* Format a.b.c.d:port from network-order values into @buf. */
+static const char *bridge_fmt(char *buf, size_t len, uint32_t addr, uint16_t port)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &addr, ip, sizeof(ip));
+	snprintf(buf, len, "%s:%u", ip, ntohs(port));
+	return buf;
+}
+
+/* Log about a guest flow (guest view), rate limited: guests choose how often. */
+G_GNUC_PRINTF(3, 4)
+static void bridge_log_flow(struct bridge *br, const struct flow_key *gkey, const char *fmt, ...)
+{
+	char src[32], dst[32];
+	g_autofree char *what = NULL;
+	uint64_t suppressed;
+	va_list ap;
+
+	if (!ratelimit_allow(&br->log_rl, g_get_monotonic_time(), &suppressed))
+		return;
+	va_start(ap, fmt);
+	what = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_warning("%s flow %s -> %s: %s%s", gkey->proto == IPPROTO_TCP ? "tcp" : "udp",
+		  bridge_fmt(src, sizeof(src), gkey->gaddr, gkey->gport),
+		  bridge_fmt(dst, sizeof(dst), gkey->raddr, gkey->rport), what,
+		  suppressed ? " (earlier messages suppressed)" : "");
+}
+
+/* Reset the guest's connection as if from its original destination. */
+static void bridge_reset_guest(struct bridge *br, const uint8_t guest_mac[6],
+			       const uint8_t gw_mac[6], const struct flow_key *gkey,
+			       uint32_t guest_isn)
+{
+	uint8_t frame[RW_ETH_HLEN + 40];
+	struct rw_tuple t = {
+		.saddr = gkey->raddr, .sport = gkey->rport,
+		.daddr = gkey->gaddr, .dport = gkey->gport,
+		.proto = IPPROTO_TCP,
+	};
+	size_t len = rw_build_tcp_rst(frame, guest_mac, gw_mac, &t, guest_isn + 1);
+
+	netstack_send_to_guest(br->ns, frame, len);
+}
+
+static void bridge_refuse(struct bridge *br, struct rw_view *v, const struct flow_key *gkey,
+			  enum bridge_refusal why)
+{
+	br->stats.refused[why]++;
+	bridge_log_flow(br, gkey, "refused: %s", bridge_refusal_names[why]);
+	if (gkey->proto == IPPROTO_TCP)
+		bridge_reset_guest(br, v->eth + 6, v->eth, gkey, rw_tcp_seq(v));
+}
+
+/* Rewrite a frame of @f from the guest's view to libslirp's. */
+static void bridge_to_stack(struct bridge *br, struct rw_view *v, struct flow *f)
+{
+	struct rw_tuple t = {
+		.saddr = f->skey.gaddr, .sport = f->skey.gport,
+		.daddr = f->skey.raddr, .dport = f->skey.rport,
+		.proto = f->skey.proto,
+	};
+
+	rw_set_tuple(v, &t);
+	br->stats.frames_to_stack++;
+}
+
+/* A guest packet opening a new flow: decide, record, rewrite. */
+static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
+					 const struct flow_key *gkey)
+{
+	enum policy_verdict verdict;
+	uint32_t taddr;
+	uint16_t tport;
+	struct flow *f;
+	int ret;
+
+	if (gkey->proto == IPPROTO_TCP)
+		verdict = policy_tcp(&br->cfg.policy, gkey->raddr, ntohs(gkey->rport));
+	else
+		verdict = policy_udp(&br->cfg.policy, gkey->raddr, ntohs(gkey->rport));
+
+	switch (verdict) {
+	case POLICY_DIRECT:
+		return NETSTACK_PASS;
+	case POLICY_REFUSE:
+		bridge_refuse(br, v, gkey, BRIDGE_REFUSED_SIDECAR_PORT);
+		return NETSTACK_CONSUMED;
+	case POLICY_STEER:
+		taddr = br->steer_taddr;
+		tport = br->steer_tport;
+		break;
+	case POLICY_DNS:
+	default:
+		taddr = br->dns_taddr;
+		tport = br->dns_tport;
+		break;
+	}
+
+	/* libslirp keys UDP sockets by the guest's port alone: keep it. */
+	ret = flowtab_add(br->flows, gkey, taddr, tport, gkey->proto == IPPROTO_UDP,
+			  gkey->proto == IPPROTO_UDP ? FLOW_OPEN : FLOW_SYN, &f);
+	if (ret) {
+		bridge_refuse(br, v, gkey, ret == -ENOSPC ? BRIDGE_REFUSED_TABLE_FULL
+							  : BRIDGE_REFUSED_NO_PORT);
+		return NETSTACK_CONSUMED;
+	}
+	f->kind = verdict == POLICY_STEER ? FLOW_STEER : FLOW_DNS;
+	if (f->kind == FLOW_STEER)
+		br->stats.flows_steered++;
+	else
+		br->stats.flows_dns++;
+
+	if (gkey->proto == IPPROTO_TCP) {
+		f->guest_isn = rw_tcp_seq(v);
+		memcpy(f->guest_mac, v->eth + 6, 6);
+		memcpy(f->gw_mac, v->eth, 6);
+		f->deadline_us = g_get_monotonic_time() + BRIDGE_SYN_TIMEOUT_US;
+		br->pending = f;
+	} else {
+		f->deadline_us = g_get_monotonic_time() + BRIDGE_UDP_IDLE_US;
+	}
+	bridge_to_stack(br, v, f);
+	return NETSTACK_PASS;
+}
+
+static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw_view *v)
+{
+	struct rw_tuple t;
+	struct flow_key gkey;
+	struct flow *f;
+	bool syn;
+
+	rw_tuple(v, &t);
+	gkey = flow_key_make(t.proto, t.saddr, t.sport, t.daddr, t.dport);
+	syn = t.proto == IPPROTO_TCP &&
+	      (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN;
+	f = flowtab_lookup_guest(br->flows, &gkey);
+
+	/* A new SYN on a port whose old flow is closing starts a new flow. */
+	if (f && syn && f->state == FLOW_CLOSED) {
+		flowtab_remove(br->flows, f);
+		f = NULL;
+	}
+	if (f) {
+		if (f->gkey.proto == IPPROTO_UDP)
+			f->deadline_us = g_get_monotonic_time() + BRIDGE_UDP_IDLE_US;
+		bridge_to_stack(br, v, f);
+		return NETSTACK_PASS;
+	}
+	if (syn || t.proto == IPPROTO_UDP)
+		return bridge_open(br, v, &gkey);
+	return NETSTACK_PASS;
+}
+
+/* An ICMP error from the guest about a packet it got from an original destination. */
+static void bridge_guest_icmp(struct bridge *br, struct rw_view *v)
+{
+	struct rw_tuple in, to;
+	struct flow_key gkey;
+	struct flow *f;
+	uint32_t saddr, daddr;
+
+	rw_inner_tuple(v, &in);
+	/* The quoted packet went from D:P to the guest. */
+	gkey = flow_key_make(in.proto, in.daddr, in.dport, in.saddr, in.sport);
+	f = flowtab_lookup_guest(br->flows, &gkey);
+	if (!f)
+		return;
+	to = (struct rw_tuple){
+		.saddr = f->skey.raddr, .sport = f->skey.rport,
+		.daddr = f->skey.gaddr, .dport = f->skey.gport,
+		.proto = in.proto,
+	};
+	rw_set_inner_tuple(v, &to);
+	rw_outer_addrs(v, &saddr, &daddr);
+	if (daddr == f->gkey.raddr)
+		rw_set_outer_addrs(v, saddr, f->skey.raddr);
+	br->stats.icmp_rewritten++;
+}
+
+static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void *opaque)
+{
+	struct bridge *br = opaque;
+	struct rw_view v;
+
+	rw_parse(frame, len, &v);
+	switch (v.kind) {
+	case RW_TRANSPORT:
+		return bridge_guest_transport(br, &v);
+	case RW_ICMP_ERROR:
+		bridge_guest_icmp(br, &v);
+		return NETSTACK_PASS;
+	default:
+		/* libslirp validates and drops what is malformed; not ours to judge. */
+		return NETSTACK_PASS;
+	}
+}
+
+static void bridge_guest_frame_done(void *opaque)
+{
+	struct bridge *br = opaque;
+
+	br->pending = NULL;
+}
+
+static void bridge_stack_frame(uint8_t *frame, size_t len, void *opaque)
+{
+	struct bridge *br = opaque;
+	struct rw_view v;
+	struct rw_tuple t;
+	struct flow_key skey;
+	struct flow *f;
+
+	rw_parse(frame, len, &v);
+	if (v.kind == RW_TRANSPORT) {
+		rw_tuple(&v, &t);
+		skey = flow_key_make(t.proto, t.daddr, t.dport, t.saddr, t.sport);
+		f = flowtab_lookup_stack(br->flows, &skey);
+		if (!f)
+			return;
+		t = (struct rw_tuple){
+			.saddr = f->gkey.raddr, .sport = f->gkey.rport,
+			.daddr = f->gkey.gaddr, .dport = f->gkey.gport,
+			.proto = t.proto,
+		};
+		rw_set_tuple(&v, &t);
+		br->stats.frames_to_guest++;
+	} else if (v.kind == RW_ICMP_ERROR) {
+		uint32_t saddr, daddr;
+
+		/* The quoted packet went from the guest (stack port) to the target. */
+		rw_inner_tuple(&v, &t);
+		skey = flow_key_make(t.proto, t.saddr, t.sport, t.daddr, t.dport);
+		f = flowtab_lookup_stack(br->flows, &skey);
+		if (!f)
+			return;
+		t = (struct rw_tuple){
+			.saddr = f->gkey.gaddr, .sport = f->gkey.gport,
+			.daddr = f->gkey.raddr, .dport = f->gkey.rport,
+			.proto = t.proto,
+		};
+		rw_set_inner_tuple(&v, &t);
+		rw_outer_addrs(&v, &saddr, &daddr);
+		if (saddr == f->skey.raddr)
+			rw_set_outer_addrs(&v, f->gkey.raddr, daddr);
+		br->stats.icmp_rewritten++;
+	}
+}
+
+static void bridge_fd_registered(int fd, void *opaque)
+{
+	struct bridge *br = opaque;
+	struct flow *f = br->pending;
+
+	if (!f || f->fd >= 0)
+		return;
+	f->fd = fd;
+	flowtab_set_state(br->flows, f, FLOW_CONNECTING);
+	netstack_tag_fd(br->ns, fd, f);
+}
+
+static void bridge_fd_closed(int fd, void *tag, void *opaque)
+{
+	struct bridge *br = opaque;
+	struct flow *f = tag;
+
+	(void)fd;
+	f->fd = -1;
+	if (f->state != FLOW_CLOSED)
+		flowtab_set_state(br->flows, f, FLOW_CLOSED);
+	f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
+}
+
+/* The connection to the sidecar or upstream failed: tell the guest at once. */
+static void bridge_connect_failed(struct bridge *br, struct flow *f, int err)
+{
+	char target[32];
+
+	bridge_log_flow(br, &f->gkey, "%s %s: %s; reset sent to the guest",
+			f->kind == FLOW_STEER ? "sidecar" : "DNS upstream",
+			bridge_fmt(target, sizeof(target),
+				   f->kind == FLOW_STEER ? br->cfg.policy.proxy_addr.s_addr
+							 : br->cfg.policy.dns_up_addr.s_addr,
+				   f->skey.rport),
+			g_strerror(err));
+	bridge_reset_guest(br, f->guest_mac, f->gw_mac, &f->gkey, f->guest_isn);
+	flowtab_set_state(br->flows, f, FLOW_CLOSED);
+	f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
+}
+
+/* Write the PROXY header on a socket that just connected; 0 or -errno. */
+static int bridge_write_header(struct bridge *br, struct flow *f)
+{
+	uint8_t hdr[PROXY_HDR_MAX];
+	struct proxy_addrs a = {
+		.src = br->cfg.proxy_source, .sport = f->gkey.gport,
+		.dst.s_addr = f->gkey.raddr, .dport = f->gkey.rport,
+	};
+	int len = proxy_encode(br->cfg.version, &a, hdr);
+	ssize_t n;
+
+	do {
+		n = send(f->fd, hdr, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	/* An empty send buffer always takes ~100 bytes; anything less is broken. */
+	return n == len ? 0 : -EIO;
+}
+
+static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
+{
+	struct bridge *br = opaque;
+	struct flow *f = tag;
+	int err = 0, ret;
+	socklen_t len = sizeof(err);
+
+	(void)fd;
+	if (f->state != FLOW_CONNECTING || !(revents & (SLIRP_POLL_OUT | SLIRP_POLL_ERR |
+							  SLIRP_POLL_HUP)))
+		return revents;
+
+	if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		br->stats.connect_failed++;
+		bridge_connect_failed(br, f, err);
+		/*
+		 * libslirp's own probe (a zero-byte send) now fails too and it
+		 * drops the socket; it sends the guest nothing itself.
+		 */
+		return revents;
+	}
+	if (f->kind == FLOW_STEER) {
+		ret = bridge_write_header(br, f);
+		if (ret) {
+			br->stats.header_failed++;
+			bridge_connect_failed(br, f, -ret);
+			shutdown(f->fd, SHUT_RDWR);
+			return revents;
+		}
+		br->stats.headers_written++;
+	}
+	flowtab_set_state(br->flows, f, FLOW_OPEN);
+	return revents;
+}
+
+static void bridge_on_expire(struct flow *f, void *opaque)
+{
+	struct bridge *br = opaque;
+
+	if (f->state == FLOW_SYN)
+		br->stats.syn_timeouts++;
+}
+
+static gboolean bridge_expire_tick(gpointer data)
+{
+	struct bridge *br = data;
+
+	flowtab_expire(br->flows, g_get_monotonic_time(), bridge_on_expire, br);
+	return G_SOURCE_CONTINUE;
+}
+
+static const struct netstack_hooks bridge_hooks = {
+	.guest_frame = bridge_guest_frame,
+	.guest_frame_done = bridge_guest_frame_done,
+	.stack_frame = bridge_stack_frame,
+	.fd_registered = bridge_fd_registered,
+	.fd_closed = bridge_fd_closed,
+	.fd_events = bridge_fd_events,
+};
+
+/* libslirp reaches the pod's 127.0.0.1 through the gateway address. */
+static void bridge_target(const struct policy *p, struct in_addr addr, uint16_t port,
+			  uint32_t *taddr, uint16_t *tport)
+{
+	*taddr = (ntohl(addr.s_addr) >> 24) == 127 ? p->gateway.s_addr : addr.s_addr;
+	*tport = htons(port);
+}
+
+int bridge_new(const struct bridge_config *cfg, struct netstack *ns, struct bridge **out)
+{
+	struct bridge *br = g_new0(struct bridge, 1);
+	int ret;
+
+	br->cfg = *cfg;
+	br->ns = ns;
+	br->log_rl = (struct ratelimit)RATELIMIT_INIT(10);
+	ret = flowtab_new(cfg->max_flows, &br->flows);
+	if (ret) {
+		g_free(br);
+		return ret;
+	}
+	bridge_target(&cfg->policy, cfg->policy.proxy_addr, cfg->policy.proxy_port,
+		      &br->steer_taddr, &br->steer_tport);
+	bridge_target(&cfg->policy, cfg->policy.dns_up_addr, cfg->policy.dns_up_port,
+		      &br->dns_taddr, &br->dns_tport);
+	br->expire_timer = g_timeout_add_seconds(1, bridge_expire_tick, br);
+	netstack_set_hooks(ns, &bridge_hooks, br);
+	*out = br;
+	return 0;
+}
+
+void bridge_free(struct bridge *br)
+{
+	if (!br)
+		return;
+	netstack_set_hooks(br->ns, NULL, NULL);
+	g_source_remove(br->expire_timer);
+	flowtab_free(br->flows);
+	g_free(br);
+}
+
+const struct bridge_stats *bridge_stats(const struct bridge *br)
+{
+	return &br->stats;
+}
+
+size_t bridge_flow_count(const struct bridge *br, enum flow_state state)
+{
+	return flowtab_count(br->flows, state);
+}

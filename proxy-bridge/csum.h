@@ -1,0 +1,31 @@
+/* csum.h - Internet checksums: full computation and incremental update (RFC 1071, RFC 1624). */
+#ifndef MESHSLIRP_PB_CSUM_H
+#define MESHSLIRP_PB_CSUM_H
+
+/*
+ * All values are in network byte order as they sit in the packet; the
+ * arithmetic is byte-order independent as long as every operand is in the
+ * same order (RFC 1071 section 2(B)).  Incremental updates use RFC 1624's
+ * equation 3, HC' = ~(~HC + ~m + m'), which never produces the -0 (0xffff)
+ * an update of RFC 1141's form could.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* csum_add() - add @len bytes at @data to a 32-bit running sum. */
+uint32_t csum_add(uint32_t sum, const void *data, size_t len);
+
+/* csum_fold() - fold a running sum to 16 bits and complement it. */
+uint16_t csum_fold(uint32_t sum);
+
+/**
+ * csum_update16() - update checksum *@csum for a 16-bit field changing
+ * from @from to @to (all in network order)
+ */
+void csum_update16(uint16_t *csum, uint16_t from, uint16_t to);
+
+/* csum_update32() - as csum_update16() for a 32-bit field (an IPv4 address). */
+void csum_update32(uint16_t *csum, uint32_t from, uint32_t to);
+
+#endif /* MESHSLIRP_PB_CSUM_H */

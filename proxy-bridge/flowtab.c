@@ -1,0 +1,222 @@
+/* flowtab.c - bounded table of redirected flows, indexed by the guest's and by libslirp's view. */
+
+#include "flowtab.h"
+
+#include <errno.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include <glib.h>
+#include <openssl/rand.h>
+
+#include "common/siphash.h"
+
+#define FLOWTAB_MAX 1048576
+/* Stack ports are drawn from here; below it, well-known services live. */
+#define FLOWTAB_PORT_MIN 1024
+#define FLOWTAB_PORT_TRIES 64
+
+struct flowtab {
+	struct flow *slots;
+	size_t cap;
+	uint32_t *free;            /* stack of free slot numbers */
+	size_t nfree;
+	size_t count[FLOW_STATE_COUNT];
+	GHashTable *by_guest;      /* struct flow_key * -> struct flow * */
+	GHashTable *by_stack;
+};
+
+/*
+ * GHashFunc has no user data, so the key is process-wide; it is drawn once
+ * from RAND_bytes and never changes, which is what a hash index needs.
+ */
+static struct siphash_key flowtab_hash_key;
+static gsize flowtab_hash_key_ready;
+
+static guint flowtab_hash(gconstpointer key)
+{
+	return (guint)siphash24(&flowtab_hash_key, key, sizeof(struct flow_key));
+}
+
+static gboolean flowtab_equal(gconstpointer a, gconstpointer b)
+{
+	return !memcmp(a, b, sizeof(struct flow_key));
+}
+
+struct flow_key flow_key_make(uint8_t proto, uint32_t gaddr, uint16_t gport,
+			      uint32_t raddr, uint16_t rport)
+{
+	struct flow_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.proto = proto;
+	k.gaddr = gaddr;
+	k.gport = gport;
+	k.raddr = raddr;
+	k.rport = rport;
+	return k;
+}
+
+int flowtab_new(size_t max, struct flowtab **out)
+{
+	struct flowtab *ft;
+
+	if (max < 1 || max > FLOWTAB_MAX)
+		return -EINVAL;
+	if (g_once_init_enter(&flowtab_hash_key_ready)) {
+		int ok = RAND_bytes((unsigned char *)&flowtab_hash_key,
+				    sizeof(flowtab_hash_key));
+
+		g_once_init_leave(&flowtab_hash_key_ready, ok == 1 ? 1 : 2);
+	}
+	if (flowtab_hash_key_ready != 1)
+		return -EIO;
+
+	ft = g_new0(struct flowtab, 1);
+	ft->cap = max;
+	ft->slots = g_new0(struct flow, max);
+	ft->free = g_new(uint32_t, max);
+	for (size_t i = 0; i < max; i++)
+		ft->free[i] = (uint32_t)(max - 1 - i);
+	ft->nfree = max;
+	ft->count[FLOW_FREE] = max;
+	ft->by_guest = g_hash_table_new(flowtab_hash, flowtab_equal);
+	ft->by_stack = g_hash_table_new(flowtab_hash, flowtab_equal);
+	*out = ft;
+	return 0;
+}
+
+void flowtab_free(struct flowtab *ft)
+{
+	if (!ft)
+		return;
+	g_hash_table_unref(ft->by_guest);
+	g_hash_table_unref(ft->by_stack);
+	g_free(ft->slots);
+	g_free(ft->free);
+	g_free(ft);
+}
+
+struct flow *flowtab_lookup_guest(struct flowtab *ft, const struct flow_key *gkey)
+{
+	return g_hash_table_lookup(ft->by_guest, gkey);
+}
+
+struct flow *flowtab_lookup_stack(struct flowtab *ft, const struct flow_key *skey)
+{
+	return g_hash_table_lookup(ft->by_stack, skey);
+}
+
+/* Find a stack port nobody uses towards @taddr:@tport; 0 or -EADDRINUSE. */
+static int flowtab_pick_port(struct flowtab *ft, struct flow_key *skey)
+{
+	uint16_t start;
+
+	if (RAND_bytes((unsigned char *)&start, sizeof(start)) != 1)
+		return -EADDRINUSE;
+	for (unsigned int i = 0; i < FLOWTAB_PORT_TRIES; i++) {
+		uint32_t span = 65536 - FLOWTAB_PORT_MIN;
+		uint16_t port = (uint16_t)(FLOWTAB_PORT_MIN + (start + i * 7919u) % span);
+
+		skey->gport = htons(port);
+		if (!g_hash_table_contains(ft->by_stack, skey))
+			return 0;
+	}
+	return -EADDRINUSE;
+}
+
+int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
+		uint16_t tport, bool keep_port, enum flow_state state, struct flow **out)
+{
+	struct flow_key skey = flow_key_make(gkey->proto, gkey->gaddr, gkey->gport,
+					     taddr, tport);
+	struct flow *f;
+	uint32_t slot;
+	int ret;
+
+	g_assert(state != FLOW_FREE && !flowtab_lookup_guest(ft, gkey));
+	if (!ft->nfree)
+		return -ENOSPC;
+	if (keep_port)
+		ret = g_hash_table_contains(ft->by_stack, &skey) ? -EADDRINUSE : 0;
+	else
+		ret = flowtab_pick_port(ft, &skey);
+	if (ret)
+		return ret;
+
+	slot = ft->free[--ft->nfree];
+	f = &ft->slots[slot];
+	memset(f, 0, sizeof(*f));
+	f->gkey = *gkey;
+	f->skey = skey;
+	f->fd = -1;
+	f->slot = slot;
+	f->state = state;
+	ft->count[FLOW_FREE]--;
+	ft->count[state]++;
+	g_hash_table_insert(ft->by_guest, &f->gkey, f);
+	g_hash_table_insert(ft->by_stack, &f->skey, f);
+	*out = f;
+	return 0;
+}
+
+void flowtab_remove(struct flowtab *ft, struct flow *f)
+{
+	g_assert(f->state != FLOW_FREE);
+	g_hash_table_remove(ft->by_guest, &f->gkey);
+	g_hash_table_remove(ft->by_stack, &f->skey);
+	ft->count[f->state]--;
+	ft->count[FLOW_FREE]++;
+	f->state = FLOW_FREE;
+	ft->free[ft->nfree++] = f->slot;
+}
+
+void flowtab_set_state(struct flowtab *ft, struct flow *f, enum flow_state state)
+{
+	g_assert(f->state != FLOW_FREE && state != FLOW_FREE);
+	ft->count[f->state]--;
+	ft->count[state]++;
+	f->state = state;
+}
+
+size_t flowtab_count(const struct flowtab *ft, enum flow_state state)
+{
+	return ft->count[state];
+}
+
+size_t flowtab_size(const struct flowtab *ft)
+{
+	return ft->cap - ft->nfree;
+}
+
+static bool flowtab_has_deadline(const struct flow *f)
+{
+	switch (f->state) {
+	case FLOW_SYN:
+	case FLOW_CLOSED:
+		return true;
+	case FLOW_OPEN:
+		return f->gkey.proto == IPPROTO_UDP;
+	default:
+		return false;
+	}
+}
+
+size_t flowtab_expire(struct flowtab *ft, int64_t now_us,
+		      void (*cb)(struct flow *flow, void *opaque), void *opaque)
+{
+	size_t removed = 0;
+
+	for (size_t i = 0; i < ft->cap; i++) {
+		struct flow *f = &ft->slots[i];
+
+		if (f->state == FLOW_FREE || !flowtab_has_deadline(f) ||
+		    f->deadline_us > now_us)
+			continue;
+		if (cb)
+			cb(f, opaque);
+		flowtab_remove(ft, f);
+		removed++;
+	}
+	return removed;
+}

@@ -1,0 +1,133 @@
+/* flowtab.h - bounded table of redirected flows, indexed by the guest's and by libslirp's view. */
+#ifndef MESHSLIRP_PB_FLOWTAB_H
+#define MESHSLIRP_PB_FLOWTAB_H
+
+/*
+ * Theory of operation
+ *
+ * A flow is one guest connection (or UDP conversation) whose destination
+ * the proxy-bridge changed.  It has two keys:
+ *   gkey: guest address:port <-> the original destination (the guest's view);
+ *   skey: guest address:stack port <-> the target (libslirp's view), where
+ *         the stack port is chosen fresh so that a guest reusing one source
+ *         port towards two destinations gives two distinct libslirp sockets.
+ *
+ * State machine (TCP):
+ *
+ *   SYN ──fd registered──► CONNECTING ──connected (+ header written)──► OPEN
+ *    │                         │ connect failed                          │
+ *    │ no fd within 5 s        ▼                                         │
+ *    └──────► (freed)      CLOSED ◄──── libslirp closed its socket ──────┘
+ *                              │ grace period (late segments still translated)
+ *                              ▼
+ *                           (freed)
+ *
+ * UDP flows are OPEN from the first datagram and expire when idle.
+ *
+ * Limits: all slots are allocated up front (flowtab_new's @max); the
+ * indexes are GLib hash tables keyed by SipHash-2-4 under a key drawn from
+ * RAND_bytes at creation, so a guest can neither predict the stack port nor
+ * aim its flows at one hash bucket.  Nothing is allocated per packet.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One endpoint pair; addresses and ports in network order; padding zeroed. */
+struct flow_key {
+	uint32_t gaddr;            /* guest address */
+	uint32_t raddr;            /* remote: original destination or target */
+	uint16_t gport;            /* guest port, or stack port in skey */
+	uint16_t rport;
+	uint8_t proto;
+	uint8_t zero[3];
+};
+
+enum flow_state {
+	FLOW_FREE,
+	FLOW_SYN,
+	FLOW_CONNECTING,
+	FLOW_OPEN,
+	FLOW_CLOSED,
+	FLOW_STATE_COUNT,
+};
+
+enum flow_kind {
+	FLOW_STEER,                /* to the sidecar with a PROXY header */
+	FLOW_DNS,                  /* to --dns-upstream, no header */
+};
+
+struct flow {
+	struct flow_key gkey;
+	struct flow_key skey;
+	enum flow_state state;
+	enum flow_kind kind;
+	int fd;                    /* libslirp's host socket, -1 if none */
+	uint32_t guest_isn;        /* guest's initial sequence number (host order) */
+	uint8_t guest_mac[6];
+	uint8_t gw_mac[6];
+	int64_t deadline_us;       /* SYN: give up; CLOSED: end of grace; UDP: idle expiry */
+	uint32_t slot;
+};
+
+struct flowtab;
+
+/* flow_key_make() - build a key with its padding zeroed. */
+struct flow_key flow_key_make(uint8_t proto, uint32_t gaddr, uint16_t gport,
+			      uint32_t raddr, uint16_t rport);
+
+/**
+ * flowtab_new() - allocate a table of @max flows (1..1048576)
+ *
+ * Return: 0, -EINVAL for a bad @max, -EIO if no randomness was available.
+ */
+int flowtab_new(size_t max, struct flowtab **out);
+
+/* flowtab_free() - free the table and every flow in it; NULL is a no-op. */
+void flowtab_free(struct flowtab *ft);
+
+/* Lookups return NULL when absent; the flow belongs to the table. */
+struct flow *flowtab_lookup_guest(struct flowtab *ft, const struct flow_key *gkey);
+struct flow *flowtab_lookup_stack(struct flowtab *ft, const struct flow_key *skey);
+
+/**
+ * flowtab_add() - insert a flow in state @state
+ * @gkey:	guest view (must not be in the table)
+ * @taddr, @tport:	target libslirp should connect to (network order)
+ * @keep_port:	use the guest's port as the stack port (UDP) instead of a
+ *		fresh random one
+ * @out:	the new flow
+ *
+ * Return: 0, -ENOSPC when the table is full, -EADDRINUSE when no free stack
+ * port could be found (or the guest's port is taken with @keep_port).
+ */
+int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
+		uint16_t tport, bool keep_port, enum flow_state state, struct flow **out);
+
+/* flowtab_remove() - free @flow; its pointer becomes invalid. */
+void flowtab_remove(struct flowtab *ft, struct flow *flow);
+
+/* flowtab_set_state() - move @flow to @state, keeping per-state counts. */
+void flowtab_set_state(struct flowtab *ft, struct flow *flow, enum flow_state state);
+
+/* flowtab_count() - flows in @state (FLOW_FREE: free slots). */
+size_t flowtab_count(const struct flowtab *ft, enum flow_state state);
+
+/* flowtab_size() - flows in use. */
+size_t flowtab_size(const struct flowtab *ft);
+
+/**
+ * flowtab_expire() - remove every flow whose deadline passed
+ * @now_us:	monotonic time
+ * @cb:		called with each flow before it is removed (may be NULL)
+ *
+ * Flows in CONNECTING or TCP OPEN state have no deadline (libslirp owns
+ * their lifetime); SYN, CLOSED and UDP flows do.
+ *
+ * Return: number of flows removed.
+ */
+size_t flowtab_expire(struct flowtab *ft, int64_t now_us,
+		      void (*cb)(struct flow *flow, void *opaque), void *opaque);
+
+#endif /* MESHSLIRP_PB_FLOWTAB_H */

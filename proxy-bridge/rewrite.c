@@ -1,0 +1,314 @@
+/* rewrite.c - parse and rewrite IPv4 TCP/UDP/ICMP-error frames in place (pure, no I/O). */
+
+#include "rewrite.h"
+
+#include <string.h>
+#include <netinet/in.h>
+
+#include "csum.h"
+
+#define IP_OFF_TOTLEN 2
+#define IP_OFF_FRAG 6
+#define IP_OFF_PROTO 9
+#define IP_OFF_CSUM 10
+#define IP_OFF_SADDR 12
+#define IP_OFF_DADDR 16
+#define IP_FRAG_OFFSET_MASK 0x1fff
+
+#define TCP_OFF_SEQ 4
+#define TCP_OFF_FLAGS 13
+#define TCP_OFF_CSUM 16
+#define UDP_OFF_CSUM 6
+#define ICMP_OFF_CSUM 2
+
+static uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* Raw (network order) 16- and 32-bit fields, as the checksum code wants them. */
+static uint16_t raw16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return v;
+}
+
+static uint32_t raw32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static void put_raw16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, 2);
+}
+
+static void put_raw32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+/* Replace a 16-bit field and fold the change into checksum field @csum (may be NULL). */
+static void rw_replace16(uint8_t *field, uint16_t to, uint8_t *csum)
+{
+	uint16_t from = raw16(field);
+
+	if (from == to)
+		return;
+	if (csum) {
+		uint16_t c = raw16(csum);
+
+		csum_update16(&c, from, to);
+		put_raw16(csum, c);
+	}
+	put_raw16(field, to);
+}
+
+/* As rw_replace16 for a 32-bit field, folded into up to two checksums. */
+static void rw_replace32(uint8_t *field, uint32_t to, uint8_t *csum1, uint8_t *csum2)
+{
+	uint32_t from = raw32(field);
+	uint8_t *sums[2] = { csum1, csum2 };
+
+	if (from == to)
+		return;
+	for (int i = 0; i < 2; i++) {
+		uint16_t c;
+
+		if (!sums[i])
+			continue;
+		c = raw16(sums[i]);
+		csum_update32(&c, from, to);
+		put_raw16(sums[i], c);
+	}
+	put_raw32(field, to);
+}
+
+/* Validate an IPv4 header at @ip with @avail bytes; returns its length or 0. */
+static size_t rw_ip_header(const uint8_t *ip, size_t avail, size_t *tot)
+{
+	size_t ihl;
+
+	if (avail < 20 || (ip[0] >> 4) != 4)
+		return 0;
+	ihl = (size_t)(ip[0] & 0x0f) * 4;
+	*tot = rd16(ip + IP_OFF_TOTLEN);
+	if (ihl < 20 || ihl > avail || *tot < ihl)
+		return 0;
+	return ihl;
+}
+
+static bool rw_is_icmp_error(uint8_t type)
+{
+	/* Destination unreachable, source quench, time exceeded, parameter problem. */
+	return type == 3 || type == 4 || type == 11 || type == 12;
+}
+
+void rw_parse(uint8_t *frame, size_t len, struct rw_view *v)
+{
+	size_t tot, inner_tot;
+	uint16_t frag;
+
+	memset(v, 0, sizeof(*v));
+	v->eth = frame;
+	if (len < RW_ETH_HLEN || rd16(frame + 12) != 0x0800) {
+		v->kind = RW_NOT_IPV4;
+		return;
+	}
+	v->ip = frame + RW_ETH_HLEN;
+	v->ihl = rw_ip_header(v->ip, len - RW_ETH_HLEN, &tot);
+	if (!v->ihl || tot > len - RW_ETH_HLEN) {
+		v->kind = RW_MALFORMED;
+		return;
+	}
+	v->ip_len = tot;
+	v->proto = v->ip[IP_OFF_PROTO];
+	frag = rd16(v->ip + IP_OFF_FRAG);
+	if (frag & IP_FRAG_OFFSET_MASK) {
+		v->kind = RW_FRAGMENT;
+		return;
+	}
+	v->l4 = v->ip + v->ihl;
+	v->l4_len = tot - v->ihl;
+
+	switch (v->proto) {
+	case IPPROTO_TCP:
+		if (v->l4_len < 20 || (size_t)(v->l4[12] >> 4) * 4 < 20 ||
+		    (size_t)(v->l4[12] >> 4) * 4 > v->l4_len) {
+			v->kind = RW_MALFORMED;
+			return;
+		}
+		v->kind = RW_TRANSPORT;
+		return;
+	case IPPROTO_UDP:
+		if (v->l4_len < 8) {
+			v->kind = RW_MALFORMED;
+			return;
+		}
+		v->kind = RW_TRANSPORT;
+		return;
+	case IPPROTO_ICMP:
+		v->kind = RW_OTHER;
+		if (v->l4_len < 8 || !rw_is_icmp_error(v->l4[0]))
+			return;
+		/* ICMP header (8) + embedded IP header + 8 bytes of its payload. */
+		v->inner_ip = v->l4 + 8;
+		v->inner_ihl = rw_ip_header(v->inner_ip, v->l4_len - 8, &inner_tot);
+		if (!v->inner_ihl || v->l4_len - 8 < v->inner_ihl + 8 ||
+		    (rd16(v->inner_ip + IP_OFF_FRAG) & IP_FRAG_OFFSET_MASK) ||
+		    (v->inner_ip[IP_OFF_PROTO] != IPPROTO_TCP &&
+		     v->inner_ip[IP_OFF_PROTO] != IPPROTO_UDP)) {
+			v->inner_ip = NULL;
+			v->inner_ihl = 0;
+			return;
+		}
+		v->inner_l4 = v->inner_ip + v->inner_ihl;
+		v->kind = RW_ICMP_ERROR;
+		return;
+	default:
+		v->kind = RW_OTHER;
+		return;
+	}
+}
+
+static void rw_read_tuple(const uint8_t *ip, const uint8_t *l4, struct rw_tuple *t)
+{
+	t->saddr = raw32(ip + IP_OFF_SADDR);
+	t->daddr = raw32(ip + IP_OFF_DADDR);
+	t->sport = raw16(l4);
+	t->dport = raw16(l4 + 2);
+	t->proto = ip[IP_OFF_PROTO];
+}
+
+void rw_tuple(const struct rw_view *v, struct rw_tuple *t)
+{
+	rw_read_tuple(v->ip, v->l4, t);
+}
+
+void rw_inner_tuple(const struct rw_view *v, struct rw_tuple *t)
+{
+	rw_read_tuple(v->inner_ip, v->inner_l4, t);
+}
+
+uint8_t rw_tcp_flags(const struct rw_view *v)
+{
+	return v->l4[TCP_OFF_FLAGS];
+}
+
+uint32_t rw_tcp_seq(const struct rw_view *v)
+{
+	const uint8_t *p = v->l4 + TCP_OFF_SEQ;
+
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The transport checksum field, or NULL when there is none to maintain (UDP 0). */
+static uint8_t *rw_l4_csum(uint8_t *l4, uint8_t proto, size_t avail)
+{
+	if (proto == IPPROTO_TCP)
+		return avail >= TCP_OFF_CSUM + 2 ? l4 + TCP_OFF_CSUM : NULL;
+	if (raw16(l4 + UDP_OFF_CSUM) == 0)
+		return NULL; /* UDP without checksum stays without */
+	return l4 + UDP_OFF_CSUM;
+}
+
+void rw_set_tuple(struct rw_view *v, const struct rw_tuple *to)
+{
+	uint8_t *ipc = v->ip + IP_OFF_CSUM;
+	uint8_t *l4c = rw_l4_csum(v->l4, v->proto, v->l4_len);
+
+	/* Addresses are in the IP header and in the transport pseudo-header. */
+	rw_replace32(v->ip + IP_OFF_SADDR, to->saddr, ipc, l4c);
+	rw_replace32(v->ip + IP_OFF_DADDR, to->daddr, ipc, l4c);
+	rw_replace16(v->l4, to->sport, l4c);
+	rw_replace16(v->l4 + 2, to->dport, l4c);
+	/* A UDP checksum that computes to 0 is sent as 0xffff (RFC 768). */
+	if (l4c && v->proto == IPPROTO_UDP && raw16(l4c) == 0)
+		put_raw16(l4c, 0xffff);
+}
+
+void rw_set_inner_tuple(struct rw_view *v, const struct rw_tuple *to)
+{
+	uint8_t *icmpc = v->l4 + ICMP_OFF_CSUM;
+	uint8_t *inner_ipc = v->inner_ip + IP_OFF_CSUM;
+	uint8_t proto = v->inner_ip[IP_OFF_PROTO];
+	/* Only a UDP checksum lies within the 8 quoted transport bytes. */
+	uint8_t *inner_l4c = proto == IPPROTO_UDP ? rw_l4_csum(v->inner_l4, proto, 8) : NULL;
+	uint16_t after;
+
+	/*
+	 * The ICMP checksum covers the whole embedded header: recompute it
+	 * from scratch after the edits, which also absorbs the embedded
+	 * checksums' own changes.
+	 */
+	rw_replace32(v->inner_ip + IP_OFF_SADDR, to->saddr, inner_ipc, inner_l4c);
+	rw_replace32(v->inner_ip + IP_OFF_DADDR, to->daddr, inner_ipc, inner_l4c);
+	rw_replace16(v->inner_l4, to->sport, inner_l4c);
+	rw_replace16(v->inner_l4 + 2, to->dport, inner_l4c);
+	if (inner_l4c && raw16(inner_l4c) == 0)
+		put_raw16(inner_l4c, 0xffff);
+
+	put_raw16(icmpc, 0);
+	after = csum_fold(csum_add(0, v->l4, v->l4_len));
+	put_raw16(icmpc, after);
+}
+
+void rw_set_outer_addrs(struct rw_view *v, uint32_t saddr, uint32_t daddr)
+{
+	uint8_t *ipc = v->ip + IP_OFF_CSUM;
+
+	rw_replace32(v->ip + IP_OFF_SADDR, saddr, ipc, NULL);
+	rw_replace32(v->ip + IP_OFF_DADDR, daddr, ipc, NULL);
+}
+
+void rw_outer_addrs(const struct rw_view *v, uint32_t *saddr, uint32_t *daddr)
+{
+	*saddr = raw32(v->ip + IP_OFF_SADDR);
+	*daddr = raw32(v->ip + IP_OFF_DADDR);
+}
+
+size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
+			const struct rw_tuple *t, uint32_t ack)
+{
+	uint8_t *ip = out + RW_ETH_HLEN, *tcp = ip + 20;
+	uint8_t pseudo[12];
+	uint32_t sum;
+
+	memcpy(out, dst_mac, 6);
+	memcpy(out + 6, src_mac, 6);
+	out[12] = 0x08;
+	out[13] = 0x00;
+
+	memset(ip, 0, 40);
+	ip[0] = 0x45;
+	ip[3] = 40;                      /* total length */
+	ip[6] = 0x40;                    /* DF */
+	ip[8] = 64;                      /* TTL */
+	ip[IP_OFF_PROTO] = IPPROTO_TCP;
+	put_raw32(ip + IP_OFF_SADDR, t->saddr);
+	put_raw32(ip + IP_OFF_DADDR, t->daddr);
+	put_raw16(ip + IP_OFF_CSUM, csum_fold(csum_add(0, ip, 20)));
+
+	put_raw16(tcp, t->sport);
+	put_raw16(tcp + 2, t->dport);
+	tcp[8] = (uint8_t)(ack >> 24);
+	tcp[9] = (uint8_t)(ack >> 16);
+	tcp[10] = (uint8_t)(ack >> 8);
+	tcp[11] = (uint8_t)ack;
+	tcp[12] = 5 << 4;
+	tcp[TCP_OFF_FLAGS] = RW_TCP_RST | RW_TCP_ACK;
+
+	memcpy(pseudo, ip + IP_OFF_SADDR, 8);
+	pseudo[8] = 0;
+	pseudo[9] = IPPROTO_TCP;
+	pseudo[10] = 0;
+	pseudo[11] = 20;
+	sum = csum_add(csum_add(0, pseudo, sizeof(pseudo)), tcp, 20);
+	put_raw16(tcp + TCP_OFF_CSUM, csum_fold(sum));
+	return RW_ETH_HLEN + 40;
+}

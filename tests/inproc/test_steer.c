@@ -1,0 +1,311 @@
+/* test_steer.c - in-process proof of outbound steering: header, payload, replies, resets. */
+
+/*
+ * A listener on 127.0.0.1 plays the sidecar (--outbound-proxy).  The test
+ * plays QEMU with synthetic guest frames to destinations in 198.18.0.0/15;
+ * nothing ever connects there, because every such flow is steered to the
+ * local listener.  Each step of the design (docs/ARCHITECTURE.md) is checked:
+ * the SYN reaches the sidecar, the PROXY header comes first and carries the
+ * original destination, payload follows, replies reach the guest as from
+ * the original destination with valid checksums, and a refused or forbidden
+ * connection gets a reset at once.
+ */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "proxy-bridge/proxy_proto.h"
+#include "tests/lib/inproc.h"
+#include "tests/lib/pkt.h"
+
+#define GUEST "10.0.2.15"
+#define SIDECAR_SOURCE "198.18.0.2"
+
+struct steer {
+	struct inproc *f;
+	int sidecar;               /* listening socket, or -1 */
+	uint16_t sidecar_port;
+	char proxy_arg[32];
+};
+
+/* Bind a listener on 127.0.0.1:0; with @listening false, close it (a port nobody serves). */
+static int sidecar_listen(uint16_t *port, bool listening)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	if (!listening) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static struct steer *steer_start(bool listening, const char *version)
+{
+	struct steer *s = g_new0(struct steer, 1);
+	const char *args[] = { "--outbound-proxy", s->proxy_arg, "--proxy-source", SIDECAR_SOURCE,
+			       "--outbound-proxy-protocol", version, NULL };
+
+	s->sidecar = sidecar_listen(&s->sidecar_port, listening);
+	snprintf(s->proxy_arg, sizeof(s->proxy_arg), "127.0.0.1:%u", s->sidecar_port);
+	s->f = inproc_start(args);
+	inproc_arp_gateway(s->f);
+	return s;
+}
+
+static int setup_v2(void **state)
+{
+	*state = steer_start(true, "v2");
+	return 0;
+}
+
+static int setup_v1(void **state)
+{
+	*state = steer_start(true, "v1");
+	return 0;
+}
+
+static int setup_absent(void **state)
+{
+	*state = steer_start(false, "v2");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct steer *s = *state;
+
+	inproc_stop(s->f);
+	if (s->sidecar >= 0)
+		close(s->sidecar);
+	g_free(s);
+	return 0;
+}
+
+static void guest_syn(struct inproc *f, const char *dst, uint16_t sport, uint16_t dport,
+		      uint32_t isn)
+{
+	uint8_t fr[256];
+	size_t len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip(dst), sport, dport,
+			     isn, 0, 0x02, NULL, 0);
+
+	inproc_send(f, fr, len);
+}
+
+static int sidecar_accept(struct steer *s)
+{
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	int conn = -1;
+
+	while (conn < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(2);
+		conn = accept4(s->sidecar, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	}
+	assert_true(conn >= 0);
+	return conn;
+}
+
+/* Read exactly @len bytes from the sidecar side, pumping the daemon meanwhile. */
+static void sidecar_read(int conn, uint8_t *buf, size_t len)
+{
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	size_t got = 0;
+
+	while (got < len && g_get_monotonic_time() < end) {
+		ssize_t n = read(conn, buf + got, len - got);
+
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0)
+			break;
+		else
+			inproc_pump(1);
+	}
+	assert_int_equal(got, len);
+}
+
+static void expect_v2_header(int conn, const char *dst, uint16_t sport, uint16_t dport)
+{
+	uint8_t hdr[28], want[28];
+	struct proxy_addrs a = {
+		.src = inproc_ip(SIDECAR_SOURCE), .dst = inproc_ip(dst),
+		.sport = htons(sport), .dport = htons(dport),
+	};
+
+	sidecar_read(conn, hdr, sizeof(hdr));
+	/* Independent of proxy_encode(): the layout from proxy-protocol.txt. */
+	memcpy(want, "\r\n\r\n\0\r\nQUIT\n", 12);
+	want[12] = 0x21;
+	want[13] = 0x11;
+	want[14] = 0;
+	want[15] = 12;
+	memcpy(want + 16, &a.src, 4);
+	memcpy(want + 20, &a.dst, 4);
+	memcpy(want + 24, &a.sport, 2);
+	memcpy(want + 26, &a.dport, 2);
+	assert_memory_equal(hdr, want, sizeof(want));
+}
+
+/* Wait for a TCP segment from @src:@sport to the guest's @dport with @flags; checks checksums. */
+static size_t expect_segment(struct inproc *f, uint8_t *rx, size_t cap, const char *src,
+			     uint16_t sport, uint16_t dport, uint8_t flags,
+			     struct pkt_ipv4_view *v)
+{
+	struct inproc_tcp_match m = { sport, dport, flags };
+	size_t len = inproc_recv_match(f, rx, cap, inproc_is_tcp, &m);
+
+	assert_true(len > 0);
+	assert_int_equal(pkt_parse_ipv4(rx, len, v), 0);
+	assert_int_equal(v->src.s_addr, inproc_ip(src).s_addr);
+	assert_int_equal(v->dst.s_addr, inproc_ip(GUEST).s_addr);
+	assert_true(v->ip_csum_ok);
+	assert_true(v->l4_csum_ok);
+	return len;
+}
+
+/* SYN to D:P -> the sidecar gets the header then the payload; replies come back as from D:P. */
+static void test_steer_header_payload_reply(void **state)
+{
+	struct steer *s = *state;
+	struct inproc *f = s->f;
+	uint8_t fr[2048], rx[2048], buf[16];
+	struct pkt_ipv4_view v;
+	uint32_t server_isn;
+	size_t len;
+	int conn;
+
+	guest_syn(f, "198.18.0.1", 40000, 5001, 1000);
+	conn = sidecar_accept(s);
+	expect_v2_header(conn, "198.18.0.1", 40000, 5001);
+
+	/* The guest's SYN is answered only now, as from the original destination. */
+	expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40000, 0x12, &v);
+	assert_int_equal(inproc_be32(v.l4 + 8), 1001);
+	server_isn = inproc_be32(v.l4 + 4);
+
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip("198.18.0.1"), 40000, 5001,
+		      1001, server_isn + 1, 0x18, "hello", 5);
+	inproc_send(f, fr, len);
+	sidecar_read(conn, buf, 5);
+	assert_memory_equal(buf, "hello", 5);
+
+	assert_int_equal(write(conn, "world", 5), 5);
+	for (;;) {
+		expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40000, 0x10, &v);
+		if (v.l4_len > (size_t)(v.l4[12] >> 4) * 4)
+			break; /* skip pure ACKs */
+	}
+	assert_memory_equal(v.l4 + (v.l4[12] >> 4) * 4, "world", 5);
+
+	assert_int_equal(f->d.br ? bridge_stats(f->d.br)->flows_steered : 0, 1);
+	assert_int_equal(bridge_stats(f->d.br)->headers_written, 1);
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_OPEN), 1);
+	close(conn);
+}
+
+/* One guest source port towards two destinations at once: two flows, two headers. */
+static void test_same_source_port_two_destinations(void **state)
+{
+	struct steer *s = *state;
+	struct inproc *f = s->f;
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+	int c1, c2;
+
+	guest_syn(f, "198.18.0.1", 41000, 80, 7000);
+	c1 = sidecar_accept(s);
+	expect_v2_header(c1, "198.18.0.1", 41000, 80);
+	guest_syn(f, "198.18.0.9", 41000, 443, 9000);
+	c2 = sidecar_accept(s);
+	expect_v2_header(c2, "198.18.0.9", 41000, 443);
+
+	expect_segment(f, rx, sizeof(rx), "198.18.0.9", 443, 41000, 0x12, &v);
+	assert_int_equal(inproc_be32(v.l4 + 8), 9001);
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_OPEN), 2);
+	close(c1);
+	close(c2);
+}
+
+static void test_v1_header(void **state)
+{
+	struct steer *s = *state;
+	const char *want = "PROXY TCP4 " SIDECAR_SOURCE " 198.18.0.7 42000 8080\r\n";
+	uint8_t buf[128];
+	int conn;
+
+	guest_syn(s->f, "198.18.0.7", 42000, 8080, 1);
+	conn = sidecar_accept(s);
+	sidecar_read(conn, buf, strlen(want));
+	assert_memory_equal(buf, want, strlen(want));
+	close(conn);
+}
+
+/* Sidecar absent: the guest gets a RST from D:P acknowledging its SYN, well within a second. */
+static void test_sidecar_absent_reset(void **state)
+{
+	struct steer *s = *state;
+	struct inproc *f = s->f;
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+	gint64 start = g_get_monotonic_time();
+
+	guest_syn(f, "198.18.0.1", 43000, 5001, 5000);
+	expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 43000, 0x14, &v);
+	assert_int_equal(inproc_be32(v.l4 + 8), 5001);
+	assert_true(g_get_monotonic_time() - start < G_USEC_PER_SEC);
+	assert_int_equal(bridge_stats(f->d.br)->connect_failed, 1);
+}
+
+/* The guest may not talk to the sidecar's ports on the gateway: immediate RST, counted. */
+static void test_sidecar_port_refused(void **state)
+{
+	struct steer *s = *state;
+	struct inproc *f = s->f;
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+	const uint16_t ports[] = { 15000, 15001, 15090, s->sidecar_port };
+
+	for (size_t i = 0; i < G_N_ELEMENTS(ports); i++) {
+		guest_syn(f, "10.0.2.2", 44000 + (uint16_t)i, ports[i], 77);
+		expect_segment(f, rx, sizeof(rx), "10.0.2.2", ports[i], 44000 + (uint16_t)i, 0x14, &v);
+		assert_int_equal(inproc_be32(v.l4 + 8), 78);
+	}
+	assert_int_equal(bridge_stats(f->d.br)->refused[BRIDGE_REFUSED_SIDECAR_PORT],
+			 G_N_ELEMENTS(ports));
+	/* Nothing reached the sidecar. */
+	inproc_pump(50);
+	assert_int_equal(accept(s->sidecar, NULL, NULL), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_steer_header_payload_reply, setup_v2, teardown),
+		cmocka_unit_test_setup_teardown(test_same_source_port_two_destinations, setup_v2,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_v1_header, setup_v1, teardown),
+		cmocka_unit_test_setup_teardown(test_sidecar_absent_reset, setup_absent, teardown),
+		cmocka_unit_test_setup_teardown(test_sidecar_port_refused, setup_v2, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,184 @@
+/* inproc.c - play QEMU against an in-process daemon: frames over its stream socket, bounded waits. */
+
+#include "inproc.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "tests/lib/pkt.h"
+
+struct in_addr inproc_ip(const char *s)
+{
+	struct in_addr a;
+
+	assert_int_equal(inet_pton(AF_INET, s, &a), 1);
+	return a;
+}
+
+uint32_t inproc_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int inproc_connect(const struct inproc *f)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	assert_true(fd >= 0);
+	g_strlcpy(sa.sun_path, f->sock, sizeof(sa.sun_path));
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/*
+ * A bounded number of non-blocking iterations: the netstack's source
+ * dispatches on every iteration (libslirp's timers live inside its poll),
+ * so "until nothing is pending" would never end.
+ */
+void inproc_iterate(void)
+{
+	for (int i = 0; i < 32; i++)
+		g_main_context_iteration(NULL, FALSE);
+}
+
+void inproc_pump(int ms)
+{
+	gint64 end = g_get_monotonic_time() + ms * 1000;
+
+	do {
+		inproc_iterate();
+		g_usleep(1000);
+	} while (g_get_monotonic_time() < end);
+}
+
+struct inproc *inproc_start(const char *const *extra_args)
+{
+	struct inproc *f = g_new0(struct inproc, 1);
+	g_autoptr(GError) err = NULL;
+	g_autoptr(GPtrArray) argv = g_ptr_array_new();
+	gint64 end;
+
+	f->dir = g_dir_make_tmp("ms-inproc-XXXXXX", NULL);
+	f->sock = g_build_filename(f->dir, "net.sock", NULL);
+	g_ptr_array_add(argv, "meshslirp");
+	g_ptr_array_add(argv, "--socket");
+	g_ptr_array_add(argv, f->sock);
+	g_ptr_array_add(argv, "--log-level");
+	g_ptr_array_add(argv, "warning");
+	for (; extra_args && *extra_args; extra_args++)
+		g_ptr_array_add(argv, (gpointer)*extra_args);
+	g_ptr_array_add(argv, NULL);
+	if (options_parse((int)argv->len - 1, (char **)argv->pdata, &f->cfg, &err))
+		fail_msg("options: %s", err->message);
+	log_init(f->cfg.log_level);
+	assert_int_equal(daemon_start(&f->d, &f->cfg), 0);
+	f->qemu = inproc_connect(f);
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (f->d.be->stats.peers_accepted == 0 && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	assert_int_equal(f->d.be->stats.peers_accepted, 1);
+	return f;
+}
+
+void inproc_stop(struct inproc *f)
+{
+	close(f->qemu);
+	daemon_stop(&f->d);
+	ms_config_free(&f->cfg);
+	/* The backend removes its socket: the directory must be empty now. */
+	assert_int_equal(rmdir(f->dir), 0);
+	g_free(f->sock);
+	g_free(f->dir);
+	g_free(f);
+}
+
+void inproc_send(struct inproc *f, const uint8_t *frame, size_t len)
+{
+	uint8_t prefix[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+			      (uint8_t)len };
+	struct iovec iov[2] = { { prefix, 4 }, { (void *)frame, len } };
+
+	assert_int_equal(writev(f->qemu, iov, 2), (ssize_t)(4 + len));
+}
+
+size_t inproc_recv(struct inproc *f, uint8_t *frame, size_t cap, int ms)
+{
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+	for (;;) {
+		ssize_t n;
+
+		if (f->rlen >= 4) {
+			uint32_t len = inproc_be32(f->rbuf);
+
+			if (f->rlen >= 4 + len) {
+				assert_true(len <= cap);
+				memcpy(frame, f->rbuf + 4, len);
+				memmove(f->rbuf, f->rbuf + 4 + len, f->rlen - 4 - len);
+				f->rlen -= 4 + len;
+				return len;
+			}
+		}
+		if (g_get_monotonic_time() > end)
+			return 0;
+		inproc_iterate();
+		n = read(f->qemu, f->rbuf + f->rlen, sizeof(f->rbuf) - f->rlen);
+		if (n == 0)
+			return 0;
+		if (n > 0)
+			f->rlen += (size_t)n;
+		else
+			g_usleep(500);
+	}
+}
+
+size_t inproc_recv_match(struct inproc *f, uint8_t *frame, size_t cap, inproc_pred pred,
+			 void *arg)
+{
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+
+	while (g_get_monotonic_time() < end) {
+		size_t len = inproc_recv(f, frame, cap, 100);
+
+		if (len && pred(frame, len, arg))
+			return len;
+	}
+	return 0;
+}
+
+bool inproc_is_arp_reply(const uint8_t *fr, size_t len, void *arg)
+{
+	(void)arg;
+	return len >= 42 && fr[12] == 0x08 && fr[13] == 0x06 && fr[20] == 0 && fr[21] == 2;
+}
+
+void inproc_arp_gateway(struct inproc *f)
+{
+	uint8_t fr[128], rx[2048];
+	size_t len = pkt_arp_request(fr, inproc_ip("10.0.2.15"), inproc_ip("10.0.2.2"));
+
+	inproc_send(f, fr, len);
+	assert_true(inproc_recv_match(f, rx, sizeof(rx), inproc_is_arp_reply, NULL) > 0);
+}
+
+bool inproc_is_tcp(const uint8_t *fr, size_t len, void *arg)
+{
+	struct inproc_tcp_match *m = arg;
+	struct pkt_ipv4_view v;
+
+	return !pkt_parse_ipv4(fr, len, &v) && v.proto == IPPROTO_TCP && v.l4_len >= 20 &&
+	       (v.l4[0] << 8 | v.l4[1]) == m->sport && (v.l4[2] << 8 | v.l4[3]) == m->dport &&
+	       (v.l4[13] & m->flags) == m->flags;
+}

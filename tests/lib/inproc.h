@@ -1,0 +1,70 @@
+/* inproc.h - play QEMU against an in-process daemon: frames over its stream socket, bounded waits. */
+#ifndef MESHSLIRP_TESTS_INPROC_H
+#define MESHSLIRP_TESTS_INPROC_H
+
+/*
+ * The daemon (daemon_start(), the wiring main uses) runs on this thread's
+ * GLib main context; the test iterates the context between socket
+ * operations.  Every wait is bounded by INPROC_WAIT_MS.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "daemon/daemon.h"
+
+#define INPROC_WAIT_MS 3000
+
+struct inproc {
+	char *dir;
+	char *sock;
+	struct ms_config cfg;
+	struct daemon d;
+	int qemu;                  /* our end of the stream socket */
+	uint8_t rbuf[1 << 18];
+	size_t rlen;
+};
+
+/* inproc_start() - parse "--socket DIR/net.sock" plus @extra_args (NULL-terminated), start, attach. */
+struct inproc *inproc_start(const char *const *extra_args);
+
+/* inproc_stop() - detach, stop the daemon, check it removed its socket, free. */
+void inproc_stop(struct inproc *f);
+
+/* inproc_connect() - connect a new "QEMU" to the daemon's socket (non-blocking fd). */
+int inproc_connect(const struct inproc *f);
+
+struct in_addr inproc_ip(const char *s);
+uint32_t inproc_be32(const uint8_t *p);
+
+/* inproc_iterate() / inproc_pump() - run the daemon's loop a bounded amount. */
+void inproc_iterate(void);
+void inproc_pump(int ms);
+
+/* inproc_send() - write one length-prefixed frame as QEMU would. */
+void inproc_send(struct inproc *f, const uint8_t *frame, size_t len);
+
+/* inproc_recv() - next frame from the daemon within @ms; its length, 0 on timeout/EOF. */
+size_t inproc_recv(struct inproc *f, uint8_t *frame, size_t cap, int ms);
+
+typedef bool (*inproc_pred)(const uint8_t *frame, size_t len, void *arg);
+
+/* inproc_recv_match() - skip frames until @pred matches (INPROC_WAIT_MS); length or 0. */
+size_t inproc_recv_match(struct inproc *f, uint8_t *frame, size_t cap, inproc_pred pred,
+			 void *arg);
+
+/* inproc_arp_gateway() - resolve the gateway as a guest does first (libslirp learns our MAC). */
+void inproc_arp_gateway(struct inproc *f);
+
+bool inproc_is_arp_reply(const uint8_t *fr, size_t len, void *arg);
+
+/* Match a TCP segment by ports (network-order-free: host order) and required flags. */
+struct inproc_tcp_match {
+	uint16_t sport, dport;
+	uint8_t flags;
+};
+bool inproc_is_tcp(const uint8_t *fr, size_t len, void *arg);
+
+#endif
