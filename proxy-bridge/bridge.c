@@ -73,7 +73,7 @@ static void bridge_log_flow(struct bridge *br, const struct flow_key *gkey, cons
 		  suppressed ? " (earlier messages suppressed)" : "");
 }
 
-/* Reset the guest's connection as if from its original destination. */
+/* Answer a guest SYN we refuse with RST|ACK, as if from its destination. */
 static void bridge_reset_guest(struct bridge *br, const uint8_t guest_mac[6],
 			       const uint8_t gw_mac[6], const struct flow_key *gkey,
 			       uint32_t guest_isn)
@@ -158,9 +158,6 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 		br->stats.flows_dns++;
 
 	if (gkey->proto == IPPROTO_TCP) {
-		f->guest_isn = rw_tcp_seq(v);
-		memcpy(f->guest_mac, v->eth + 6, 6);
-		memcpy(f->gw_mac, v->eth, 6);
 		f->deadline_us = g_get_monotonic_time() + BRIDGE_SYN_TIMEOUT_US;
 		br->pending = f;
 	} else {
@@ -318,19 +315,23 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 	f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
 }
 
-/* The connection to the sidecar or upstream failed: tell the guest at once. */
+/*
+ * The connection to the sidecar or upstream failed.  libslirp itself resets
+ * the guest (tcp_input's cont_conn path answers the SYN with RST|ACK once its
+ * zero-byte probe fails); the bridge rewrites that reset into the guest's
+ * view like any other frame, and only counts and logs here.
+ */
 static void bridge_connect_failed(struct bridge *br, struct flow *f, int err)
 {
 	char target[32];
 
-	bridge_log_flow(br, &f->gkey, "%s %s: %s; reset sent to the guest",
+	bridge_log_flow(br, &f->gkey, "%s %s: %s; the guest gets a reset",
 			f->kind == FLOW_STEER ? "sidecar" : "DNS upstream",
 			bridge_fmt(target, sizeof(target),
 				   f->kind == FLOW_STEER ? br->cfg.policy.proxy_addr.s_addr
 							 : br->cfg.policy.dns_up_addr.s_addr,
 				   f->skey.rport),
 			g_strerror(err));
-	bridge_reset_guest(br, f->guest_mac, f->gw_mac, &f->gkey, f->guest_isn);
 	flowtab_set_state(br->flows, f, FLOW_CLOSED);
 	f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
 }
@@ -372,10 +373,6 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 	if (err) {
 		br->stats.connect_failed++;
 		bridge_connect_failed(br, f, err);
-		/*
-		 * libslirp's own probe (a zero-byte send) now fails too and it
-		 * drops the socket; it sends the guest nothing itself.
-		 */
 		return revents;
 	}
 	if (f->kind == FLOW_STEER) {
@@ -383,6 +380,7 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 		if (ret) {
 			br->stats.header_failed++;
 			bridge_connect_failed(br, f, -ret);
+			/* Makes libslirp's probe fail too: it resets the guest. */
 			shutdown(f->fd, SHUT_RDWR);
 			return revents;
 		}

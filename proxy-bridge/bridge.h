@@ -17,8 +17,8 @@
  *    on success it writes the PROXY header (original destination D:P, source
  *    --proxy-source and the guest's port) before libslirp sees POLLOUT, so
  *    the header precedes every guest byte.  On failure (sidecar absent or
- *    refusing) it sends the guest a RST as from D:P at once; libslirp 4.7
- *    would otherwise leave the guest retrying its SYN.
+ *    refusing) libslirp answers the guest's SYN with RST|ACK at once (its
+ *    cont_conn path), which step 4 turns into a reset from D:P.
  * 4. Every frame libslirp sends for the flow is rewritten back to D:P ->
  *    guest:port, ICMP errors included (their embedded header too), so the
  *    guest only ever sees its own view.  Checksums are updated incrementally.

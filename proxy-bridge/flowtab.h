@@ -64,9 +64,6 @@ struct flow {
 	enum flow_state state;
 	enum flow_kind kind;
 	int fd;                    /* libslirp's host socket, -1 if none */
-	uint32_t guest_isn;        /* guest's initial sequence number (host order) */
-	uint8_t guest_mac[6];
-	uint8_t gw_mac[6];
 	int64_t deadline_us;       /* SYN: give up; CLOSED: end of grace; UDP: idle expiry */
 	uint32_t slot;
 };
