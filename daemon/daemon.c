@@ -103,6 +103,7 @@ void daemon_log_summary(const struct daemon *d)
 {
 	const struct netstack_stats *ns = netstack_stats(d->ns);
 	const struct backend_stats *bs = &d->be->stats;
+	const struct bridge_stats *br = bridge_stats(d->br);
 
 	g_message("frames guest->stack %" G_GUINT64_FORMAT ", stack->guest %" G_GUINT64_FORMAT
 		  ", dropped to guest %" G_GUINT64_FORMAT " (no peer %" G_GUINT64_FORMAT
@@ -111,6 +112,15 @@ void daemon_log_summary(const struct daemon *d)
 		  ns->rx_frames, ns->tx_frames, ns->tx_dropped, bs->tx_no_peer, bs->tx_full,
 		  bs->rx_runts + bs->rx_oversize + bs->rx_bad_prefix, bs->peers_accepted,
 		  bs->peers_refused);
+	g_message("flows steered %" G_GUINT64_FORMAT ", dns %" G_GUINT64_FORMAT
+		  ", refused %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
+		  " (sidecar port/table full/no port), connect failed %" G_GUINT64_FORMAT
+		  ", headers %" G_GUINT64_FORMAT "; now syn %zu connecting %zu open %zu closed %zu",
+		  br->flows_steered, br->flows_dns, br->refused[BRIDGE_REFUSED_SIDECAR_PORT],
+		  br->refused[BRIDGE_REFUSED_TABLE_FULL], br->refused[BRIDGE_REFUSED_NO_PORT],
+		  br->connect_failed, br->headers_written, bridge_flow_count(d->br, FLOW_SYN),
+		  bridge_flow_count(d->br, FLOW_CONNECTING), bridge_flow_count(d->br, FLOW_OPEN),
+		  bridge_flow_count(d->br, FLOW_CLOSED));
 }
 
 /* The namespace's primary IPv4 address: the first non-loopback one that is up. */

@@ -1,6 +1,8 @@
 /* main.c - the meshslirp daemon: parse the command line, start the wiring, run the loop. */
 
 /*
+ * SIGUSR1 logs the counters (frames, drops, flows by state) without stopping.
+ *
  * Exit codes: 0 after SIGTERM/SIGINT (or --version), 1 when set-up fails
  * (socket in use, port taken, namespace missing...), 2 for a bad command
  * line.  Everything else lives in daemon.c and the modules it wires.
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/resource.h>
 
 #include <glib.h>
 #include <glib-unix.h>
@@ -27,6 +30,27 @@ static gboolean main_on_signal(gpointer data)
 	g_message("signal received, shutting down");
 	g_main_loop_quit(loop);
 	return G_SOURCE_CONTINUE;
+}
+
+static gboolean main_on_usr1(gpointer data)
+{
+	daemon_log_summary(data);
+	return G_SOURCE_CONTINUE;
+}
+
+/*
+ * Every libslirp flow is a host socket: 1,000 flows need more than the
+ * usual soft limit of 1,024 descriptors.  Raise it to the hard limit.
+ */
+static void main_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		g_warning("cannot raise the descriptor limit: %s", g_strerror(errno));
 }
 
 /* Tell the launcher we are serving: one line, then close the fd. */
@@ -81,6 +105,7 @@ int main(int argc, char **argv)
 
 	/* A vanished peer must be an error return, never a signal. */
 	signal(SIGPIPE, SIG_IGN);
+	main_raise_nofile();
 
 	if (daemon_start(&d, &cfg)) {
 		exit_code = 1;
@@ -91,6 +116,7 @@ int main(int argc, char **argv)
 	loop = g_main_loop_new(NULL, FALSE);
 	g_unix_signal_add(SIGTERM, main_on_signal, loop);
 	g_unix_signal_add(SIGINT, main_on_signal, loop);
+	g_unix_signal_add(SIGUSR1, main_on_usr1, &d);
 	main_signal_ready(cfg.ready_fd);
 	g_main_loop_run(loop);
 	daemon_log_summary(&d);

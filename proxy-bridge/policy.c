@@ -54,9 +54,10 @@ static bool policy_sidecar_port(const struct policy *p, uint16_t port)
 {
 	if (port >= POLICY_ENVOY_PORT_MIN && port <= POLICY_ENVOY_PORT_MAX)
 		return true;
-	if (p->steer && policy_is_loopback(p->proxy_addr) && port == p->proxy_port)
+	/* Even a non-loopback sidecar may also listen on the pod's loopback. */
+	if (p->steer && port == p->proxy_port)
 		return true;
-	if (p->dns_upstream && policy_is_loopback(p->dns_up_addr) && port == p->dns_up_port)
+	if (p->dns_upstream && port == p->dns_up_port)
 		return true;
 	return false;
 }

@@ -69,15 +69,16 @@ static void rw_replace16(uint8_t *field, uint16_t to, uint8_t *csum)
 	put_raw16(field, to);
 }
 
-/* As rw_replace16 for a 32-bit field, folded into up to two checksums. */
-static void rw_replace32(uint8_t *field, uint32_t to, uint8_t *csum1, uint8_t *csum2)
+/* As rw_replace16 for a 32-bit field, folded into up to three checksums. */
+static void rw_replace32(uint8_t *field, uint32_t to, uint8_t *csum1, uint8_t *csum2,
+			 uint8_t *csum3)
 {
 	uint32_t from = raw32(field);
-	uint8_t *sums[2] = { csum1, csum2 };
+	uint8_t *sums[3] = { csum1, csum2, csum3 };
 
 	if (from == to)
 		return;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		uint16_t c;
 
 		if (!sums[i])
@@ -87,6 +88,20 @@ static void rw_replace32(uint8_t *field, uint32_t to, uint8_t *csum1, uint8_t *c
 		put_raw16(sums[i], c);
 	}
 	put_raw32(field, to);
+}
+
+/* A 16-bit field inside an ICMP payload: its own checksum and the ICMP one. */
+static void rw_replace16_twice(uint8_t *field, uint16_t to, uint8_t *csum, uint8_t *outer)
+{
+	uint16_t from = raw16(field);
+
+	rw_replace16(field, to, csum);
+	if (outer) {
+		uint16_t c = raw16(outer);
+
+		csum_update16(&c, from, to);
+		put_raw16(outer, c);
+	}
 }
 
 /* Validate an IPv4 header at @ip with @avail bytes; returns its length or 0. */
@@ -223,8 +238,8 @@ void rw_set_tuple(struct rw_view *v, const struct rw_tuple *to)
 	uint8_t *l4c = rw_l4_csum(v->l4, v->proto, v->l4_len);
 
 	/* Addresses are in the IP header and in the transport pseudo-header. */
-	rw_replace32(v->ip + IP_OFF_SADDR, to->saddr, ipc, l4c);
-	rw_replace32(v->ip + IP_OFF_DADDR, to->daddr, ipc, l4c);
+	rw_replace32(v->ip + IP_OFF_SADDR, to->saddr, ipc, l4c, NULL);
+	rw_replace32(v->ip + IP_OFF_DADDR, to->daddr, ipc, l4c, NULL);
 	rw_replace16(v->l4, to->sport, l4c);
 	rw_replace16(v->l4 + 2, to->dport, l4c);
 	/* A UDP checksum that computes to 0 is sent as 0xffff (RFC 768). */
@@ -239,31 +254,35 @@ void rw_set_inner_tuple(struct rw_view *v, const struct rw_tuple *to)
 	uint8_t proto = v->inner_ip[IP_OFF_PROTO];
 	/* Only a UDP checksum lies within the 8 quoted transport bytes. */
 	uint8_t *inner_l4c = proto == IPPROTO_UDP ? rw_l4_csum(v->inner_l4, proto, 8) : NULL;
-	uint16_t after;
+	uint16_t old_ipc = raw16(inner_ipc), old_l4c = inner_l4c ? raw16(inner_l4c) : 0;
+	uint16_t icmp;
 
 	/*
-	 * The ICMP checksum covers the whole embedded header: recompute it
-	 * from scratch after the edits, which also absorbs the embedded
-	 * checksums' own changes.
+	 * Every edited word is inside the ICMP payload, so each change is
+	 * folded into the ICMP checksum too, including the changes of the
+	 * embedded checksums themselves: incremental all the way, so a
+	 * corrupted ICMP error stays corrupted.
 	 */
-	rw_replace32(v->inner_ip + IP_OFF_SADDR, to->saddr, inner_ipc, inner_l4c);
-	rw_replace32(v->inner_ip + IP_OFF_DADDR, to->daddr, inner_ipc, inner_l4c);
-	rw_replace16(v->inner_l4, to->sport, inner_l4c);
-	rw_replace16(v->inner_l4 + 2, to->dport, inner_l4c);
+	rw_replace32(v->inner_ip + IP_OFF_SADDR, to->saddr, inner_ipc, inner_l4c, icmpc);
+	rw_replace32(v->inner_ip + IP_OFF_DADDR, to->daddr, inner_ipc, inner_l4c, icmpc);
+	rw_replace16_twice(v->inner_l4, to->sport, inner_l4c, icmpc);
+	rw_replace16_twice(v->inner_l4 + 2, to->dport, inner_l4c, icmpc);
 	if (inner_l4c && raw16(inner_l4c) == 0)
 		put_raw16(inner_l4c, 0xffff);
 
-	put_raw16(icmpc, 0);
-	after = csum_fold(csum_add(0, v->l4, v->l4_len));
-	put_raw16(icmpc, after);
+	icmp = raw16(icmpc);
+	csum_update16(&icmp, old_ipc, raw16(inner_ipc));
+	if (inner_l4c)
+		csum_update16(&icmp, old_l4c, raw16(inner_l4c));
+	put_raw16(icmpc, icmp);
 }
 
 void rw_set_outer_addrs(struct rw_view *v, uint32_t saddr, uint32_t daddr)
 {
 	uint8_t *ipc = v->ip + IP_OFF_CSUM;
 
-	rw_replace32(v->ip + IP_OFF_SADDR, saddr, ipc, NULL);
-	rw_replace32(v->ip + IP_OFF_DADDR, daddr, ipc, NULL);
+	rw_replace32(v->ip + IP_OFF_SADDR, saddr, ipc, NULL, NULL);
+	rw_replace32(v->ip + IP_OFF_DADDR, daddr, ipc, NULL, NULL);
 }
 
 void rw_outer_addrs(const struct rw_view *v, uint32_t *saddr, uint32_t *daddr)

@@ -222,3 +222,44 @@ e2e_run_basic_guest() {
 	e2e_wait_exit "$GUEST_PID" 60 || e2e_fail "$name: guest did not power off"
 	e2e_wait_for "$E2E_TMP/$name.log" 'GUEST-SCENARIO-EXIT rc=0' 1 || e2e_fail "$name: scenario failed"
 }
+
+# e2e_haproxy_cfg FILE BODY... : write an HAProxy config logging to stdout;
+# BODY lines (frontends/backends) follow the common global/defaults sections.
+e2e_haproxy_cfg() {
+	local file=$1
+	shift
+	{
+		printf 'global\n  log stdout format raw local0\n  maxconn 8192\n'
+		printf '%s\n' "${E2E_HAPROXY_GLOBAL[@]}"
+		printf 'defaults\n  mode tcp\n  log global\n  maxconn 8192\n'
+		printf '  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n'
+		printf '%s\n' "$@"
+	} >"$file"
+}
+E2E_HAPROXY_GLOBAL=()
+
+# e2e_start_haproxy NAME NETNS CFG : start HAProxy in the foreground (-db) as a
+# tracked process; its log (one line per connection) is $E2E_TMP/NAME.log.
+e2e_start_haproxy() {
+	local name=$1 ns=$2 cfg=$3
+	haproxy -c -q -f "$cfg" || e2e_fail "invalid HAProxy config $cfg"
+	e2e_bg "$name" "$ns" haproxy -db -f "$cfg"
+	HAPROXY_PID=$E2E_LAST_PID
+	sleep 0.3
+	kill -0 "$HAPROXY_PID" 2>/dev/null || e2e_fail "HAProxy did not start"
+}
+
+# The outbound listener of a sidecar that reads PROXY headers, like Envoy's
+# 15001 with the proxy_protocol listener filter and an ORIGINAL_DST cluster.
+E2E_HAPROXY_OUTBOUND_PROXY=(
+	'frontend outbound'
+	'  bind 127.0.0.1:15001 accept-proxy'
+	'  log-format "HAPROXY-OUT client=%ci:%cp orig_dst=%fi:%fp bytes=%U/%B"'
+	'  default_backend original_dst'
+	'backend original_dst'
+	'  server orig 0.0.0.0:0'
+)
+
+# e2e_fd_count PID / e2e_rss_kb PID : resources of a process, for growth checks.
+e2e_fd_count() { ls "/proc/$1/fd" | wc -l; }
+e2e_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

@@ -92,7 +92,8 @@ size_t pkt_udp(uint8_t *buf, const uint8_t dst_mac[6], struct in_addr src,
 	put16(udp + 2, dport);
 	put16(udp + 4, (uint16_t)(8 + len));
 	put16(udp + 6, 0);
-	memcpy(udp + 8, payload, len);
+	if (len)
+		memcpy(udp + 8, payload, len);
 	c = pkt_l4_csum(ip, udp, 8 + len);
 	put16(udp + 6, c ? c : 0xffff);
 	return PKT_ETH_HLEN + 20 + 8 + len;

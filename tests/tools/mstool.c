@@ -9,6 +9,15 @@
  *   source --connect ADDR:PORT --bytes N
  *	Send N pseudo-random bytes, print "SOURCE local=IP:PORT bytes=N
  *	sha256=HEX", then read until EOF and print "SOURCE reply=BYTES".
+ *   echo --listen ADDR:PORT [--barrier N]
+ *	Serve many connections with poll(): read everything until EOF, then
+ *	send it back and close.  With --barrier N, hold every reply until N
+ *	connections have been open at the same time (proves concurrency).
+ *	Runs until --timeout.  Prints "LISTENING", then "ECHO peak=N" lines.
+ *   flows --connect ADDR:PORT --count N [--parallel P] [--bytes B]
+ *	Run N connections, P at a time, all P connected before any sends:
+ *	each sends B bytes, half-closes, reads them back and checks them.
+ *	Prints "FLOWS ok=N failed=M max_open=P seconds=S".
  *   http-get --connect ADDR:PORT --path PATH
  *	Print "LOCAL=IP:PORT" (our own address, to compare with what the
  *	server saw), then the response body.
@@ -18,20 +27,25 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <glib.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 
 static char *opt_listen, *opt_connect, *opt_path;
 static gint64 opt_bytes;
 static int opt_timeout = 30;
+static gint64 opt_count = 1, opt_parallel = 1, opt_barrier;
 
 static const GOptionEntry entries[] = {
 	{ "listen", 0, 0, G_OPTION_ARG_STRING, &opt_listen, "Listen address", "ADDR:PORT" },
@@ -39,6 +53,9 @@ static const GOptionEntry entries[] = {
 	{ "bytes", 0, 0, G_OPTION_ARG_INT64, &opt_bytes, "Byte count", "N" },
 	{ "path", 0, 0, G_OPTION_ARG_STRING, &opt_path, "HTTP path", "PATH" },
 	{ "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout, "Give up after S seconds", "S" },
+	{ "count", 0, 0, G_OPTION_ARG_INT64, &opt_count, "Connections in all (flows)", "N" },
+	{ "parallel", 0, 0, G_OPTION_ARG_INT64, &opt_parallel, "Connections at once (flows)", "P" },
+	{ "barrier", 0, 0, G_OPTION_ARG_INT64, &opt_barrier, "Hold replies until N are open (echo)", "N" },
 	{ NULL, 0, 0, 0, NULL, NULL, NULL },
 };
 
@@ -206,6 +223,230 @@ static int cmd_source(void)
 	return 0;
 }
 
+#define MAX_CONNS 8192
+
+struct echo_conn {
+	int fd;
+	GByteArray *data;           /* received, to send back after EOF */
+	size_t sent;
+	bool eof;
+};
+
+static int cmd_echo(void)
+{
+	struct sockaddr_in sa;
+	struct echo_conn *conns = g_new0(struct echo_conn, MAX_CONNS);
+	struct pollfd *pfd = g_new0(struct pollfd, MAX_CONNS + 1);
+	size_t n = 0;
+	gint64 open = 0, peak = 0, reported = 0;
+	bool released = opt_barrier <= 0;
+	int one = 1, lfd;
+
+	if (parse_addr(opt_listen, &sa))
+		return 2;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 4096)) {
+		perror("echo: bind/listen");
+		return 1;
+	}
+	printf("LISTENING\n");
+	for (;;) { /* ends by alarm(--timeout) */
+		pfd[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+		for (size_t i = 0; i < n; i++) {
+			short ev = conns[i].eof ? 0 : POLLIN;
+
+			if (conns[i].eof && released)
+				ev = POLLOUT;
+			pfd[i + 1] = (struct pollfd){ .fd = conns[i].fd, .events = ev };
+		}
+		if (poll(pfd, n + 1, 1000) < 0 && errno != EINTR)
+			return 1;
+		if (pfd[0].revents & POLLIN) {
+			for (int k = 0; k < 256 && n < MAX_CONNS; k++) {
+				int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+
+				if (c < 0)
+					break;
+				conns[n++] = (struct echo_conn){ .fd = c, .data = g_byte_array_new() };
+				open++;
+			}
+			if (open > peak)
+				peak = open;
+			if (!released && peak >= opt_barrier)
+				released = true;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct echo_conn *c = &conns[i];
+			uint8_t buf[16384];
+			ssize_t r;
+
+			if (!pfd[i + 1].revents)
+				continue;
+			if (!c->eof) {
+				r = read(c->fd, buf, sizeof(buf));
+				if (r > 0)
+					g_byte_array_append(c->data, buf, (guint)r);
+				else if (r == 0 || errno != EAGAIN)
+					c->eof = true;
+				continue;
+			}
+			r = write(c->fd, c->data->data + c->sent, c->data->len - c->sent);
+			if (r > 0)
+				c->sent += (size_t)r;
+			if (c->sent == c->data->len || (r < 0 && errno != EAGAIN)) {
+				close(c->fd);
+				g_byte_array_unref(c->data);
+				conns[i] = conns[--n];
+				pfd[i + 1] = pfd[n + 1];
+				open--;
+				i--;
+			}
+		}
+		if (peak != reported) {
+			printf("ECHO peak=%" G_GINT64_FORMAT "\n", peak);
+			reported = peak;
+		}
+	}
+}
+
+struct flow_conn {
+	int fd;
+	size_t sent, got;
+	bool connected, done, failed;
+};
+
+static void flow_pattern(uint8_t *buf, size_t len, size_t id)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(id * 131 + i * 7);
+}
+
+/* One batch of @p connections; returns failures. */
+static gint64 flows_batch(const struct sockaddr_in *sa, gint64 p, gint64 first_id)
+{
+	struct flow_conn *c = g_new0(struct flow_conn, p);
+	struct pollfd *pfd = g_new0(struct pollfd, p);
+	size_t len = (size_t)opt_bytes;
+	uint8_t *want = g_malloc(len + 1), *buf = g_malloc(len + 16384);
+	gint64 connected = 0, failed = 0, left = p;
+
+	for (gint64 i = 0; i < p; i++) {
+		c[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (c[i].fd < 0 || (connect(c[i].fd, (const struct sockaddr *)sa, sizeof(*sa)) &&
+				    errno != EINPROGRESS)) {
+			c[i].failed = c[i].done = true;
+			failed++;
+			left--;
+		}
+	}
+	/* Phase 1: every connection established before any data moves. */
+	while (connected + failed < p) {
+		for (gint64 i = 0; i < p; i++)
+			pfd[i] = (struct pollfd){ .fd = (c[i].done || c[i].connected) ? -1 : c[i].fd,
+						  .events = POLLOUT };
+		if (poll(pfd, (nfds_t)p, 1000) < 0 && errno != EINTR)
+			break;
+		for (gint64 i = 0; i < p; i++) {
+			int err = 0;
+			socklen_t el = sizeof(err);
+
+			if (!pfd[i].revents)
+				continue;
+			getsockopt(c[i].fd, SOL_SOCKET, SO_ERROR, &err, &el);
+			if (err) {
+				c[i].failed = c[i].done = true;
+				failed++;
+				left--;
+			} else {
+				c[i].connected = true;
+				connected++;
+			}
+		}
+	}
+	/* Phase 2: send, half-close, read back, compare. */
+	while (left > 0) {
+		for (gint64 i = 0; i < p; i++) {
+			short ev = c[i].sent < len ? POLLOUT : POLLIN;
+
+			pfd[i] = (struct pollfd){ .fd = c[i].done ? -1 : c[i].fd, .events = ev };
+		}
+		if (poll(pfd, (nfds_t)p, 1000) < 0 && errno != EINTR)
+			break;
+		for (gint64 i = 0; i < p; i++) {
+			struct flow_conn *f = &c[i];
+			ssize_t r;
+
+			if (!pfd[i].revents || f->done)
+				continue;
+			flow_pattern(want, len, (size_t)(first_id + i));
+			if (f->sent < len) {
+				r = write(f->fd, want + f->sent, len - f->sent);
+				if (r > 0)
+					f->sent += (size_t)r;
+				if (f->sent == len)
+					shutdown(f->fd, SHUT_WR);
+				if (r < 0 && errno != EAGAIN)
+					f->failed = f->done = true;
+			} else {
+				r = read(f->fd, buf, len + 16384 - f->got);
+				if (r > 0) {
+					if (f->got + (size_t)r > len ||
+					    memcmp(buf, want + f->got, (size_t)r))
+						f->failed = true;
+					f->got += (size_t)r;
+				} else if (r == 0 || errno != EAGAIN) {
+					f->failed |= f->got != len;
+					f->done = true;
+				}
+			}
+			if (f->done) {
+				failed += f->failed;
+				left--;
+			}
+		}
+	}
+	for (gint64 i = 0; i < p; i++)
+		if (c[i].fd >= 0)
+			close(c[i].fd);
+	g_free(c);
+	g_free(pfd);
+	g_free(want);
+	g_free(buf);
+	return failed;
+}
+
+static int cmd_flows(void)
+{
+	struct sockaddr_in sa;
+	gint64 failed = 0, start = g_get_monotonic_time();
+
+	if (parse_addr(opt_connect, &sa) || opt_parallel < 1 || opt_count < 1)
+		return 2;
+	if (!opt_bytes)
+		opt_bytes = 1000;
+	for (gint64 done = 0; done < opt_count; done += opt_parallel) {
+		gint64 p = MIN(opt_parallel, opt_count - done);
+
+		failed += flows_batch(&sa, p, done);
+	}
+	printf("FLOWS ok=%" G_GINT64_FORMAT " failed=%" G_GINT64_FORMAT " max_open=%" G_GINT64_FORMAT
+	       " seconds=%.2f\n", opt_count - failed, failed, MIN(opt_parallel, opt_count),
+	       (double)(g_get_monotonic_time() - start) / G_USEC_PER_SEC);
+	return failed ? 1 : 0;
+}
+
+/* Many connections need many descriptors: raise the soft limit to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int cmd_http_get(void)
 {
 	struct sockaddr_in local;
@@ -247,7 +488,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	g_autoptr(GOptionContext) ctx = g_option_context_new("sink|source|http-get");
+	g_autoptr(GOptionContext) ctx = g_option_context_new("sink|source|http-get|echo|flows");
 	g_autoptr(GError) err = NULL;
 
 	g_option_context_add_main_entries(ctx, entries, NULL);
@@ -263,6 +504,11 @@ int main(int argc, char **argv)
 		return cmd_source();
 	if (!strcmp(argv[1], "http-get"))
 		return cmd_http_get();
+	raise_nofile();
+	if (!strcmp(argv[1], "echo"))
+		return cmd_echo();
+	if (!strcmp(argv[1], "flows"))
+		return cmd_flows();
 	fprintf(stderr, "mstool: unknown subcommand '%s'\n", argv[1]);
 	return 2;
 }

@@ -97,6 +97,7 @@ static void test_every_length_extremes(void **state)
 		}
 	}
 	/* Empty and all-zero data checksum to 0xffff. */
+	memset(buf, 0x00, sizeof(buf));
 	assert_int_equal(csum_fold(csum_add(0, buf, 0)), 0xffff);
 	assert_int_equal(csum_raw(buf, 300), 0xffff);
 	/* One odd byte 0x12 is the word 0x1200: checksum 0xedff. */
@@ -120,10 +121,13 @@ static void test_running_sum_split(void **state)
 
 			assert_int_equal(csum_fold(s), csum_raw(buf, len));
 		}
-		/* And starting from a non-zero running sum, as for a pseudo-header. */
+		/*
+		 * And starting from a non-zero running sum, as for a pseudo-header:
+		 * 0x12345 folds to the word 0x2346 (memory order).
+		 */
 		assert_int_equal(csum_fold(csum_add(0x12345u, buf, len)),
 				 htons((uint16_t)~pkt_csum_fold(pkt_csum_add(0, buf, len) +
-								  ntohs(0x2345) + ntohs(0x0001))));
+								  ntohs(0x2346))));
 	}
 }
 
@@ -134,14 +138,18 @@ static void test_large_buffers(void **state)
 	uint8_t *buf = g_malloc(len);
 
 	(void)state;
-	memset(buf, 0xff, len);
-	assert_int_equal(csum_raw(buf, len), 0x0000);
+	memset(buf, 0x7f, len);
+	/* 2^20 words of 0x7f7f: 16 * 0x7f7f = 0x7f7f0 folds to 0xf7f7. */
+	assert_int_equal(csum_raw(buf, len), (uint16_t)~0xf7f7);
 	/* 2^20 words of 0x0101: 2^20 mod 0xffff = 16, so the sum is 0x1010. */
 	memset(buf, 0x01, len);
 	assert_int_equal(csum_raw(buf, len), (uint16_t)~0x1010);
-	/* Starting at the top of the 32-bit range must not lose the carry. */
-	assert_int_equal(csum_fold(csum_add(0xffffffffu, buf, 2)),
-			 (uint16_t)~(uint16_t)(0x0101 + 0xffff + 0xffff - 0xffff - 0xffff + 0));
+	/* 2^20 words of 0xffff: a non-zero sum congruent to 0, checksum +0. */
+	memset(buf, 0xff, len);
+	assert_int_equal(csum_raw(buf, len), 0x0000);
+	/* Starting at the top of the 32-bit range (congruent to 0) keeps the carry. */
+	buf[0] = buf[1] = 0x01;
+	assert_int_equal(csum_fold(csum_add(0xffffffffu, buf, 2)), (uint16_t)~0x0101);
 	g_free(buf);
 }
 
