@@ -56,7 +56,7 @@ static int daemon_setup_expose(struct daemon *d)
 
 	inet_ntop(AF_INET, &d->cfg->expose_addr, host, sizeof(host));
 	for (guint i = 0; i < d->cfg->expose->len; i++) {
-		const struct ms_expose *e = &g_array_index(d->cfg->expose, struct ms_expose, i);
+		const struct bridge_expose *e = &g_array_index(d->cfg->expose, struct bridge_expose, i);
 		int ret = netstack_expose_tcp(d->ns, d->cfg->expose_addr, e->host_port,
 					      e->guest_port);
 
@@ -121,6 +121,18 @@ void daemon_log_summary(const struct daemon *d)
 		  br->connect_failed, br->headers_written, bridge_flow_count(d->br, FLOW_SYN),
 		  bridge_flow_count(d->br, FLOW_CONNECTING), bridge_flow_count(d->br, FLOW_OPEN),
 		  bridge_flow_count(d->br, FLOW_CLOSED));
+	if (d->cfg->expose->len) {
+		g_autoptr(GString) drops = g_string_new(NULL);
+
+		for (int i = 0; i < BRIDGE_IN_DROP_COUNT; i++)
+			g_string_append_printf(drops, " %s=%" G_GUINT64_FORMAT,
+					       bridge_inbound_drop_str(i), br->inbound_dropped[i]);
+		g_message("inbound connections %" G_GUINT64_FORMAT ", headers v1 %" G_GUINT64_FORMAT
+			  " v2 %" G_GUINT64_FORMAT ", real peer %" G_GUINT64_FORMAT
+			  ", waiting %zu; refused:%s",
+			  br->inbound_flows, br->inbound_headers[1], br->inbound_headers[2],
+			  br->inbound_real_peer, bridge_flow_count(d->br, FLOW_HDR_WAIT), drops->str);
+	}
 }
 
 /* The namespace's primary IPv4 address: the first non-loopback one that is up. */
@@ -164,6 +176,11 @@ static int daemon_setup_bridge(struct daemon *d)
 		.version = cfg->outbound_proxy_version,
 		.proxy_source = cfg->proxy_source,
 		.max_flows = cfg->max_flows,
+		.guest = cfg->guest,
+		.inbound_mode = cfg->inbound_mode,
+		.header_timeout_us = (int64_t)cfg->inbound_header_timeout_ms * 1000,
+		.expose = (const struct bridge_expose *)(const void *)cfg->expose->data,
+		.n_expose = cfg->expose->len,
 	};
 	char src[INET_ADDRSTRLEN], proxy[INET_ADDRSTRLEN];
 	int ret;
@@ -194,6 +211,10 @@ static int daemon_setup_bridge(struct daemon *d)
 	} else {
 		g_message("direct mode: guest TCP leaves as ordinary sockets of this namespace");
 	}
+	if (cfg->inbound_mode != BRIDGE_INBOUND_OFF)
+		g_message("exposed ports expect a PROXY header (%s), timeout %u ms",
+			  cfg->inbound_mode == BRIDGE_INBOUND_REQUIRED ? "required" : "optional",
+			  cfg->inbound_header_timeout_ms);
 	if (cfg->dns_upstream_set) {
 		inet_ntop(AF_INET, &cfg->dns_upstream_addr, proxy, sizeof(proxy));
 		g_message("guest DNS goes to %s:%u", proxy, cfg->dns_upstream_port);

@@ -52,7 +52,7 @@ int options_parse_port(const char *s, bool allow_zero, uint16_t *port)
 	return 0;
 }
 
-int options_parse_expose(const char *s, struct ms_expose *out, const char **why)
+int options_parse_expose(const char *s, struct bridge_expose *out, const char **why)
 {
 	g_auto(GStrv) parts = g_strsplit(s, ":", 0);
 	guint n = g_strv_length(parts);
@@ -159,13 +159,13 @@ static gboolean opt_mtu(const gchar *name, const gchar *value, gpointer data, GE
 static gboolean opt_expose(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
-	struct ms_expose e;
+	struct bridge_expose e;
 	const char *why;
 
 	if (options_parse_expose(value, &e, &why))
 		return options_fail(err, name, "%s, got '%s'", why, value);
 	for (guint i = 0; i < cfg->expose->len; i++) {
-		if (g_array_index(cfg->expose, struct ms_expose, i).host_port == e.host_port)
+		if (g_array_index(cfg->expose, struct bridge_expose, i).host_port == e.host_port)
 			return options_fail(err, name, "host port %u is exposed twice", e.host_port);
 	}
 	g_array_append_val(cfg->expose, e);
@@ -355,6 +355,43 @@ static gboolean opt_max_flows(const gchar *name, const gchar *value, gpointer da
 	return TRUE;
 }
 
+static gboolean opt_inbound_mode(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (!strcmp(value, "off"))
+		cfg->inbound_mode = BRIDGE_INBOUND_OFF;
+	else if (!strcmp(value, "optional"))
+		cfg->inbound_mode = BRIDGE_INBOUND_OPTIONAL;
+	else if (!strcmp(value, "required"))
+		cfg->inbound_mode = BRIDGE_INBOUND_REQUIRED;
+	else
+		return options_fail(err, name, "expected off, optional or required, got '%s'", value);
+	return TRUE;
+}
+
+/* "3s", "250ms" or bare seconds, 100 ms to 60 s. */
+static gboolean opt_header_timeout(const gchar *name, const gchar *value, gpointer data,
+				   GError **err)
+{
+	struct ms_config *cfg = data;
+	g_autofree char *num = g_strdup(value);
+	unsigned long v, scale = 1000;
+	size_t n = strlen(num);
+
+	if (n > 2 && !strcmp(num + n - 2, "ms")) {
+		num[n - 2] = 0;
+		scale = 1;
+	} else if (n > 1 && num[n - 1] == 's') {
+		num[n - 1] = 0;
+	}
+	if (options_parse_uint(num, 0, 60000, &v) || v * scale < 100 || v * scale > 60000)
+		return options_fail(err, name, "expected a duration from 100ms to 60s (e.g. 3s, 500ms), got '%s'",
+				    value);
+	cfg->inbound_header_timeout_ms = (unsigned int)(v * scale);
+	return TRUE;
+}
+
 #define CB(fn) G_OPTION_ARG_CALLBACK, (gpointer)(fn)
 
 static const GOptionEntry options_entries[] = {
@@ -376,6 +413,10 @@ static const GOptionEntry options_entries[] = {
 	  "Guest MTU, 576..65520 (default 1500)", "N" },
 	{ "expose", 0, 0, CB(opt_expose),
 	  "Forward host TCP port to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]" },
+	{ "inbound-proxy-protocol", 0, 0, CB(opt_inbound_mode),
+	  "PROXY header on exposed ports: off (default), optional or required", "MODE" },
+	{ "inbound-header-timeout", 0, 0, CB(opt_header_timeout),
+	  "Close a connection whose header is not complete by then (default 3s)", "DURATION" },
 	{ "expose-address", 0, 0, CB(opt_expose_addr),
 	  "Address exposed ports listen on (default 0.0.0.0)", "ADDR" },
 	{ "outbound-proxy", 0, 0, CB(opt_outbound_proxy),
@@ -464,11 +505,13 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	int nargs = argc;
 
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->expose = g_array_new(FALSE, FALSE, sizeof(struct ms_expose));
+	cfg->expose = g_array_new(FALSE, FALSE, sizeof(struct bridge_expose));
 	cfg->include_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
 	cfg->exclude_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
 	cfg->outbound_proxy_version = PROXY_V2;
 	cfg->max_flows = 16384;
+	cfg->inbound_mode = BRIDGE_INBOUND_OFF;
+	cfg->inbound_header_timeout_ms = 3000;
 	cfg->mtu = MS_DEFAULT_MTU;
 	cfg->ready_fd = -1;
 	cfg->log_level = LOG_LEVEL_INFO;

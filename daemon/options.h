@@ -19,17 +19,13 @@
 #include <glib.h>
 
 #include "common/log.h"
+#include "proxy-bridge/bridge.h"
 #include "proxy-bridge/policy.h"
 #include "proxy-bridge/proxy_proto.h"
 
 #define MS_DEFAULT_MTU 1500
 #define MS_MTU_MIN 576
 #define MS_MTU_MAX 65520
-
-struct ms_expose {
-	uint16_t host_port;
-	uint16_t guest_port;
-};
 
 struct ms_config {
 	char *socket_path;          /* --socket: QEMU stream backend */
@@ -44,7 +40,7 @@ struct ms_config {
 	struct in_addr guest;       /* --guest-address, default network + 15 */
 	unsigned int mtu;           /* --mtu */
 
-	GArray *expose;             /* struct ms_expose, --expose (repeatable) */
+	GArray *expose;             /* struct bridge_expose, --expose (repeatable) */
 	struct in_addr expose_addr; /* --expose-address, default 0.0.0.0 */
 
 	/* Outbound steering (proxy-bridge). */
@@ -61,6 +57,10 @@ struct ms_config {
 	struct in_addr dns_upstream_addr;
 	uint16_t dns_upstream_port;
 	unsigned int max_flows;     /* --max-flows */
+
+	/* Inbound PROXY headers on exposed ports. */
+	enum bridge_inbound_mode inbound_mode; /* --inbound-proxy-protocol */
+	unsigned int inbound_header_timeout_ms; /* --inbound-header-timeout */
 
 	int ready_fd;               /* --ready-fd, -1 if unset */
 	enum log_level log_level;   /* --log-level */
@@ -97,6 +97,6 @@ int options_parse_port(const char *s, bool allow_zero, uint16_t *port);
  *
  * Return: 0, or -EINVAL with @why set to a static explanation.
  */
-int options_parse_expose(const char *s, struct ms_expose *out, const char **why);
+int options_parse_expose(const char *s, struct bridge_expose *out, const char **why);
 
 #endif /* MESHSLIRP_DAEMON_OPTIONS_H */

@@ -3,8 +3,11 @@
 #include "netstack.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/epoll.h>
 
 #include <glib.h>
@@ -22,6 +25,9 @@ struct netstack_fd {
 	int revents;         /* SLIRP_POLL_* reported in this dispatch */
 	int active_idx;      /* position in netstack.active, -1 if absent */
 	void *tag;           /* set by netstack_tag_fd(), cleared when libslirp closes it */
+	int slirp_events;    /* SLIRP_POLL_* libslirp asked for in this iteration */
+	int extra;           /* SLIRP_POLL_* the hook owner asked for (netstack_fd_extra_events) */
+	int extra_idx;       /* position in netstack.extra_fds, -1 if absent */
 };
 
 struct netstack_timer {
@@ -52,6 +58,7 @@ struct netstack {
 	size_t nfds;
 	int *active;              /* fd numbers currently in the epoll set */
 	size_t nactive;
+	GArray *extra_fds;        /* int: fds with extra events, polled even if libslirp is not */
 	uint32_t gen;
 
 	struct epoll_event events[NETSTACK_EPOLL_BATCH];
@@ -102,7 +109,7 @@ static struct netstack_fd *netstack_fd_slot(struct netstack *ns, int fd)
 			n *= 2;
 		ns->fds = g_renew(struct netstack_fd, ns->fds, n);
 		for (size_t i = ns->nfds; i < n; i++)
-			ns->fds[i] = (struct netstack_fd){ .active_idx = -1 };
+			ns->fds[i] = (struct netstack_fd){ .active_idx = -1, .extra_idx = -1 };
 		ns->active = g_renew(int, ns->active, n);
 		ns->nfds = n;
 	}
@@ -128,17 +135,16 @@ static void netstack_fd_unwatch(struct netstack *ns, int fd, bool in_kernel)
 	slot->watched = 0;
 }
 
-/* libslirp's add_poll: make epoll watch @fd for @events; the index is the fd. */
-static int netstack_add_poll(int fd, int events, void *opaque)
+/* Make epoll watch @fd for @events (SLIRP_POLL_*) in this iteration. */
+static void netstack_watch(struct netstack *ns, int fd, int events)
 {
-	struct netstack *ns = opaque;
 	struct netstack_fd *slot = netstack_fd_slot(ns, fd);
 	struct epoll_event ev = { .events = netstack_slirp_to_epoll(events),
 				  .data.fd = fd };
 
 	slot->wanted_gen = ns->gen;
 	if (slot->active_idx >= 0 && slot->watched == ev.events)
-		return fd;
+		return;
 
 	if (slot->active_idx < 0) {
 		if (epoll_ctl(ns->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
@@ -146,7 +152,7 @@ static int netstack_add_poll(int fd, int events, void *opaque)
 		     epoll_ctl(ns->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)) {
 			g_warning("netstack: cannot poll fd %d: %s", fd,
 				  g_strerror(errno));
-			return fd;
+			return;
 		}
 		slot->active_idx = ns->nactive;
 		ns->active[ns->nactive++] = fd;
@@ -157,11 +163,21 @@ static int netstack_add_poll(int fd, int events, void *opaque)
 			g_warning("netstack: cannot poll fd %d: %s", fd,
 				  g_strerror(errno));
 			netstack_fd_unwatch(ns, fd, false);
-			return fd;
+			return;
 		}
 	}
 	ns->stats.epoll_ctl_calls++;
 	slot->watched = ev.events;
+}
+
+/* libslirp's add_poll: watch @fd for @events plus any extra; the index is the fd. */
+static int netstack_add_poll(int fd, int events, void *opaque)
+{
+	struct netstack *ns = opaque;
+	struct netstack_fd *slot = netstack_fd_slot(ns, fd);
+
+	slot->slirp_events = events;
+	netstack_watch(ns, fd, events | slot->extra);
 	return fd;
 }
 
@@ -179,6 +195,17 @@ static void netstack_fill(struct netstack *ns, uint32_t *timeout_ms)
 {
 	ns->gen++;
 	slirp_pollfds_fill(ns->slirp, timeout_ms, netstack_add_poll, ns);
+
+	/* Sockets the hook owner watches while libslirp does not (yet). */
+	for (guint i = 0; i < ns->extra_fds->len; i++) {
+		int fd = g_array_index(ns->extra_fds, int, i);
+		struct netstack_fd *slot = &ns->fds[fd];
+
+		if (slot->wanted_gen != ns->gen) {
+			slot->slirp_events = 0;
+			netstack_watch(ns, fd, slot->extra);
+		}
+	}
 
 	for (size_t i = 0; i < ns->nactive;) {
 		int fd = ns->active[i];
@@ -233,6 +260,9 @@ static gboolean netstack_source_dispatch(GSource *source, GSourceFunc cb,
 			slot->revents = ns->hooks->fd_events(ns->events[i].data.fd,
 							     slot->revents, slot->tag,
 							     ns->hooks_opaque);
+		/* libslirp must not see events only the hook owner asked for. */
+		if (slot->extra)
+			slot->revents &= slot->slirp_events;
 	}
 
 	slirp_pollfds_poll(ns->slirp, 0, netstack_get_revents, ns);
@@ -261,8 +291,11 @@ static ssize_t netstack_send_packet(const void *buf, size_t len,
 	 * (if_encap's stack copy, or a local ARP reply) and forgets it after
 	 * this call, so the hook may rewrite it in place.
 	 */
-	if (ns->hooks)
-		ns->hooks->stack_frame((uint8_t *)buf, len, ns->hooks_opaque);
+	if (ns->hooks && ns->hooks->stack_frame((uint8_t *)buf, len, ns->hooks_opaque) ==
+			 NETSTACK_CONSUMED) {
+		ns->stats.hook_held++;
+		return (ssize_t)len;
+	}
 
 	if (ns->ops->tx_frame(buf, len, ns->opaque) < 0)
 		ns->stats.tx_dropped++;
@@ -370,6 +403,7 @@ static void netstack_register_poll_fd(int fd, void *opaque)
 		return;
 	netstack_fd_slot(ns, fd);
 	netstack_fd_unwatch(ns, fd, true);
+	netstack_fd_extra_events(ns, fd, 0);
 	ns->fds[fd].tag = NULL;
 	if (ns->hooks)
 		ns->hooks->fd_registered(fd, ns->hooks_opaque);
@@ -383,6 +417,7 @@ static void netstack_unregister_poll_fd(int fd, void *opaque)
 	if (fd < 0 || (size_t)fd >= ns->nfds)
 		return;
 	netstack_fd_unwatch(ns, fd, true);
+	netstack_fd_extra_events(ns, fd, 0);
 	tag = ns->fds[fd].tag;
 	ns->fds[fd].tag = NULL;
 	if (tag && ns->hooks)
@@ -429,6 +464,7 @@ int netstack_new(const struct netstack_config *cfg,
 	ns->ops = ops;
 	ns->opaque = opaque;
 	ns->guest_error_rl = (struct ratelimit)RATELIMIT_INIT(10);
+	ns->extra_fds = g_array_new(FALSE, FALSE, sizeof(int));
 	ns->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (ns->epfd < 0) {
 		ret = -errno;
@@ -469,6 +505,7 @@ void netstack_free(struct netstack *ns)
 		close(ns->epfd);
 	g_free(ns->fds);
 	g_free(ns->active);
+	g_array_unref(ns->extra_fds);
 	g_free(ns);
 }
 
@@ -497,6 +534,32 @@ void netstack_tag_fd(struct netstack *ns, int fd, void *tag)
 	netstack_fd_slot(ns, fd)->tag = tag;
 }
 
+void netstack_fd_extra_events(struct netstack *ns, int fd, int events)
+{
+	struct netstack_fd *slot;
+
+	if (fd < 0 || ((size_t)fd >= ns->nfds && !events))
+		return;
+	slot = netstack_fd_slot(ns, fd);
+	slot->extra = events;
+	if (events && slot->extra_idx < 0) {
+		slot->extra_idx = (int)ns->extra_fds->len;
+		g_array_append_val(ns->extra_fds, fd);
+	} else if (!events && slot->extra_idx >= 0) {
+		int last = g_array_index(ns->extra_fds, int, ns->extra_fds->len - 1);
+
+		g_array_index(ns->extra_fds, int, slot->extra_idx) = last;
+		ns->fds[last].extra_idx = slot->extra_idx;
+		g_array_set_size(ns->extra_fds, ns->extra_fds->len - 1);
+		slot->extra_idx = -1;
+	}
+}
+
+void netstack_inject_from_guest(struct netstack *ns, const uint8_t *frame, size_t len)
+{
+	slirp_input(ns->slirp, frame, (int)len);
+}
+
 int netstack_send_to_guest(struct netstack *ns, const void *frame, size_t len)
 {
 	int ret = ns->ops->tx_frame(frame, len, ns->opaque);
@@ -517,9 +580,41 @@ void netstack_set_throttle(struct netstack *ns, bool throttled)
 				throttled ? 0 : G_IO_IN);
 }
 
+/*
+ * libslirp's tcp_listen() calls listen(s, 1): under a burst the kernel then
+ * drops SYNs and clients back off for seconds.  It never reports that fd, so
+ * find the listening socket bound to @port (once, at set-up) and raise its
+ * backlog; Linux applies a repeated listen() to a listening socket.
+ */
+static int netstack_raise_backlog(struct in_addr addr, uint16_t port)
+{
+	g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+	const char *name;
+
+	if (!dir)
+		return -ENOENT;
+	while ((name = g_dir_read_name(dir))) {
+		int fd = atoi(name), on = 0, type = 0;
+		socklen_t len = sizeof(on), tlen = sizeof(type);
+		struct sockaddr_in sa;
+		socklen_t salen = sizeof(sa);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) < 0 || !on ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM ||
+		    getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 ||
+		    sa.sin_family != AF_INET || ntohs(sa.sin_port) != port ||
+		    sa.sin_addr.s_addr != addr.s_addr)
+			continue;
+		return listen(fd, SOMAXCONN) < 0 ? -errno : 0;
+	}
+	return -ENOENT;
+}
+
 int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 			uint16_t host_port, uint16_t guest_port)
 {
+	int ret;
+
 	struct in_addr any_guest = { .s_addr = INADDR_ANY };
 
 	/*
@@ -531,6 +626,10 @@ int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 	if (slirp_add_hostfwd(ns->slirp, 0, host_addr, host_port, any_guest,
 			      guest_port) < 0)
 		return errno ? -errno : -EINVAL;
+	ret = netstack_raise_backlog(host_addr, host_port);
+	if (ret)
+		g_warning("port %u: cannot raise libslirp's listen backlog of 1 (%s); "
+			  "bursts of connections will be slow", host_port, g_strerror(-ret));
 	return 0;
 }
 

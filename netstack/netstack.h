@@ -80,8 +80,11 @@ struct netstack_hooks {
 	enum netstack_verdict (*guest_frame)(uint8_t *frame, size_t len, void *opaque);
 	/* slirp_input() for the frame just passed has returned. */
 	void (*guest_frame_done)(void *opaque);
-	/* A frame libslirp sends to the guest; may be rewritten in place (same length). */
-	void (*stack_frame)(uint8_t *frame, size_t len, void *opaque);
+	/*
+	 * A frame libslirp sends to the guest; may be rewritten in place (same
+	 * length), or consumed: held back or dropped (TCP retransmits it).
+	 */
+	enum netstack_verdict (*stack_frame)(uint8_t *frame, size_t len, void *opaque);
 	/* libslirp created host socket @fd (called inside slirp_input or the poll). */
 	void (*fd_registered)(int fd, void *opaque);
 	/* libslirp is closing @fd, which carried @tag. */
@@ -97,6 +100,7 @@ struct netstack_stats {
 	uint64_t guest_errors;    /* libslirp guest_error() reports */
 	uint64_t epoll_ctl_calls; /* poll set changes, for profiling */
 	uint64_t hook_consumed;   /* guest frames a hook consumed */
+	uint64_t hook_held;       /* frames to the guest a hook held back or dropped */
 };
 
 /**
@@ -140,6 +144,24 @@ void netstack_set_hooks(struct netstack *ns, const struct netstack_hooks *hooks,
  * hooks->fd_closed reports its end.  The tag is not owned by the netstack.
  */
 void netstack_tag_fd(struct netstack *ns, int fd, void *tag);
+
+/**
+ * netstack_fd_extra_events() - poll libslirp's socket @fd for @events too
+ *
+ * For a tagged socket libslirp does not poll yet (an accepted connection
+ * before the guest answered).  The events reach hooks->fd_events only;
+ * libslirp never sees what it did not ask for.  0 stops it; libslirp
+ * closing the socket stops it too.
+ */
+void netstack_fd_extra_events(struct netstack *ns, int fd, int events);
+
+/**
+ * netstack_inject_from_guest() - hand libslirp a frame as if the guest sent it
+ *
+ * Bypasses hooks->guest_frame.  Must not be called from inside a libslirp
+ * callback (libslirp is not re-entrant).
+ */
+void netstack_inject_from_guest(struct netstack *ns, const uint8_t *frame, size_t len);
 
 /**
  * netstack_send_to_guest() - send a frame built outside libslirp (a reset)

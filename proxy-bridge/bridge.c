@@ -14,6 +14,7 @@
 #include <libslirp.h>
 
 #include "common/ratelimit.h"
+#include "proxy-bridge/bridge_internal.h"
 #include "proxy-bridge/rewrite.h"
 
 /* A SYN libslirp never opened a socket for is forgotten after this. */
@@ -23,19 +24,6 @@
 /* An idle UDP (DNS) flow expires after this. */
 #define BRIDGE_UDP_IDLE_US (30 * G_USEC_PER_SEC)
 
-struct bridge {
-	struct bridge_config cfg;
-	struct netstack *ns;
-	struct flowtab *flows;
-	struct flow *pending;          /* flow whose SYN is inside slirp_input() */
-	uint32_t steer_taddr;          /* where libslirp connects for steered flows */
-	uint16_t steer_tport;
-	uint32_t dns_taddr;
-	uint16_t dns_tport;
-	guint expire_timer;
-	struct ratelimit log_rl;
-	struct bridge_stats stats;
-};
 
 static const char *const bridge_refusal_names[BRIDGE_REFUSAL_COUNT] = {
 	[BRIDGE_REFUSED_SIDECAR_PORT] = "destination is the sidecar's own port",
@@ -43,8 +31,7 @@ static const char *const bridge_refusal_names[BRIDGE_REFUSAL_COUNT] = {
 	[BRIDGE_REFUSED_NO_PORT] = "no free stack port towards the target",
 };
 
-/* Format a.b.c.d:port from network-order values into @buf. */
-static const char *bridge_fmt(char *buf, size_t len, uint32_t addr, uint16_t port)
+const char *bridge_fmt(char *buf, size_t len, uint32_t addr, uint16_t port)
 {
 	char ip[INET_ADDRSTRLEN];
 
@@ -53,9 +40,7 @@ static const char *bridge_fmt(char *buf, size_t len, uint32_t addr, uint16_t por
 	return buf;
 }
 
-/* Log about a guest flow (guest view), rate limited: guests choose how often. */
-G_GNUC_PRINTF(3, 4)
-static void bridge_log_flow(struct bridge *br, const struct flow_key *gkey, const char *fmt, ...)
+void bridge_log_flow(struct bridge *br, const struct flow_key *gkey, const char *fmt, ...)
 {
 	char src[32], dst[32];
 	g_autofree char *what = NULL;
@@ -159,7 +144,7 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 
 	if (gkey->proto == IPPROTO_TCP) {
 		f->deadline_us = g_get_monotonic_time() + BRIDGE_SYN_TIMEOUT_US;
-		br->pending = f;
+		br->pending_out = f;
 	} else {
 		f->deadline_us = g_get_monotonic_time() + BRIDGE_UDP_IDLE_US;
 	}
@@ -188,6 +173,12 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 	if (f) {
 		if (f->gkey.proto == IPPROTO_UDP)
 			f->deadline_us = g_get_monotonic_time() + BRIDGE_UDP_IDLE_US;
+		/* A guest refusing a client: the client must see a reset, not a FIN. */
+		if (f->kind == FLOW_INBOUND && (rw_tcp_flags(v) & RW_TCP_RST) && f->fd >= 0) {
+			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+			setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
 		bridge_to_stack(br, v, f);
 		return NETSTACK_PASS;
 	}
@@ -244,10 +235,22 @@ static void bridge_guest_frame_done(void *opaque)
 {
 	struct bridge *br = opaque;
 
-	br->pending = NULL;
+	br->pending_out = NULL;
 }
 
-static void bridge_stack_frame(uint8_t *frame, size_t len, void *opaque)
+void bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f)
+{
+	struct rw_tuple t = {
+		.saddr = f->gkey.raddr, .sport = f->gkey.rport,
+		.daddr = f->gkey.gaddr, .dport = f->gkey.gport,
+		.proto = f->gkey.proto,
+	};
+
+	rw_set_tuple(v, &t);
+	br->stats.frames_to_guest++;
+}
+
+static enum netstack_verdict bridge_stack_frame(uint8_t *frame, size_t len, void *opaque)
 {
 	struct bridge *br = opaque;
 	struct rw_view v;
@@ -261,14 +264,10 @@ static void bridge_stack_frame(uint8_t *frame, size_t len, void *opaque)
 		skey = flow_key_make(t.proto, t.daddr, t.dport, t.saddr, t.sport);
 		f = flowtab_lookup_stack(br->flows, &skey);
 		if (!f)
-			return;
-		t = (struct rw_tuple){
-			.saddr = f->gkey.raddr, .sport = f->gkey.rport,
-			.daddr = f->gkey.gaddr, .dport = f->gkey.gport,
-			.proto = t.proto,
-		};
-		rw_set_tuple(&v, &t);
-		br->stats.frames_to_guest++;
+			return NETSTACK_PASS;
+		if (f->state == FLOW_HDR_WAIT || f->state == FLOW_REJECTED)
+			return bridge_inbound_stack_frame(br, &v, f);
+		bridge_to_guest(br, &v, f);
 	} else if (v.kind == RW_ICMP_ERROR) {
 		uint32_t saddr, daddr;
 
@@ -277,7 +276,7 @@ static void bridge_stack_frame(uint8_t *frame, size_t len, void *opaque)
 		skey = flow_key_make(t.proto, t.saddr, t.sport, t.daddr, t.dport);
 		f = flowtab_lookup_stack(br->flows, &skey);
 		if (!f)
-			return;
+			return NETSTACK_PASS;
 		t = (struct rw_tuple){
 			.saddr = f->gkey.gaddr, .sport = f->gkey.gport,
 			.daddr = f->gkey.raddr, .dport = f->gkey.rport,
@@ -289,14 +288,20 @@ static void bridge_stack_frame(uint8_t *frame, size_t len, void *opaque)
 			rw_set_outer_addrs(&v, f->gkey.raddr, daddr);
 		br->stats.icmp_rewritten++;
 	}
+	return NETSTACK_PASS;
 }
 
 static void bridge_fd_registered(int fd, void *opaque)
 {
 	struct bridge *br = opaque;
-	struct flow *f = br->pending;
+	struct flow *f = br->pending_out;
 
-	if (!f || f->fd >= 0)
+	/* Outside slirp_input() of a steered SYN: maybe a client on an exposed port. */
+	if (!f) {
+		bridge_inbound_registered(br, fd);
+		return;
+	}
+	if (f->fd >= 0)
 		return;
 	f->fd = fd;
 	flowtab_set_state(br->flows, f, FLOW_CONNECTING);
@@ -309,6 +314,8 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 	struct flow *f = tag;
 
 	(void)fd;
+	if (f->kind == FLOW_INBOUND)
+		bridge_inbound_closed(br, f);
 	f->fd = -1;
 	if (f->state != FLOW_CLOSED)
 		flowtab_set_state(br->flows, f, FLOW_CLOSED);
@@ -364,6 +371,10 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 	socklen_t len = sizeof(err);
 
 	(void)fd;
+	if (f->kind == FLOW_INBOUND) {
+		bridge_inbound_events(br, f, revents);
+		return revents;
+	}
 	if (f->state != FLOW_CONNECTING || !(revents & (SLIRP_POLL_OUT | SLIRP_POLL_ERR |
 							  SLIRP_POLL_HUP)))
 		return revents;
@@ -396,6 +407,11 @@ static void bridge_on_expire(struct flow *f, void *opaque)
 
 	if (f->state == FLOW_SYN)
 		br->stats.syn_timeouts++;
+	/* A flow that still has a socket (a REJECTED one libslirp kept) lets go of it. */
+	if (f->fd >= 0)
+		netstack_tag_fd(br->ns, f->fd, NULL);
+	if (f->kind == FLOW_INBOUND)
+		bridge_inbound_closed(br, f);
 }
 
 static gboolean bridge_expire_tick(gpointer data)
@@ -440,6 +456,7 @@ int bridge_new(const struct bridge_config *cfg, struct netstack *ns, struct brid
 		      &br->steer_taddr, &br->steer_tport);
 	bridge_target(&cfg->policy, cfg->policy.dns_up_addr, cfg->policy.dns_up_port,
 		      &br->dns_taddr, &br->dns_tport);
+	bridge_inbound_init(br);
 	br->expire_timer = g_timeout_add_seconds(1, bridge_expire_tick, br);
 	netstack_set_hooks(ns, &bridge_hooks, br);
 	*out = br;
@@ -452,6 +469,7 @@ void bridge_free(struct bridge *br)
 		return;
 	netstack_set_hooks(br->ns, NULL, NULL);
 	g_source_remove(br->expire_timer);
+	bridge_inbound_fini(br);
 	flowtab_free(br->flows);
 	g_free(br);
 }

@@ -32,8 +32,32 @@
  * free stack port) get a RST for TCP or a drop for UDP, a counter, and a
  * rate-limited log line naming the flow and the reason.
  *
- * Ownership: the bridge owns its flow table; it borrows the netstack and
- * the policy's arrays, which must outlive it.
+ * Theory of operation (inbound, proxy-bridge/inbound.c)
+ *
+ * Exposed ports are libslirp hostfwds.  libslirp accept()s a client and,
+ * before it sends the guest a SYN, reports the new socket through
+ * register_poll_fd: the bridge recognises it by its local port and records
+ * an inbound flow.  With --inbound-proxy-protocol optional or required it
+ * then reads the PROXY header from the socket (peeking, so exactly the header
+ * is consumed and the payload stays for the guest) and holds libslirp's SYN
+ * to the guest until it knows the client:
+ *   - a valid header naming an IPv4 client: the flow is rekeyed to that
+ *     client and every frame is rewritten so the guest sees the connection
+ *     come from the client's address and port, its replies going back;
+ *   - v2 LOCAL, v1 UNKNOWN, or (optional) no header: the real peer, as
+ *     libslirp presents it (a loopback peer shows as the gateway);
+ *   - malformed, truncated, unsupported family, too long, missing where
+ *     required, or not complete within --inbound-header-timeout: rejected.
+ *     The held SYN never reaches the guest; the bridge sets SO_LINGER 0 and
+ *     hands libslirp a RST from the guest, so libslirp drops the socket at
+ *     once and the client gets a reset.  Counted and logged (rate limited).
+ * While waiting, the socket is polled through netstack_fd_extra_events();
+ * once bytes are there but the header is incomplete, it is re-read on a
+ * 20 ms tick instead, so a trickling client cannot make the loop spin.  At
+ * most BRIDGE_PENDING_MAX connections wait at once; more are refused.
+ *
+ * Ownership: the bridge owns its flow table; it borrows the netstack, the
+ * policy's arrays and the expose list, which must outlive it.
  */
 
 #include <stddef.h>
@@ -47,11 +71,43 @@
 
 #define BRIDGE_DEFAULT_MAX_FLOWS 16384
 
+enum bridge_inbound_mode {
+	BRIDGE_INBOUND_OFF,            /* no header expected: a header would reach the guest */
+	BRIDGE_INBOUND_OPTIONAL,       /* a header if the bytes start with one */
+	BRIDGE_INBOUND_REQUIRED,       /* no header, no connection */
+};
+
+struct bridge_expose {
+	uint16_t host_port;            /* host order */
+	uint16_t guest_port;
+};
+
 struct bridge_config {
 	struct policy policy;          /* copied; its arrays are borrowed */
 	enum proxy_version version;    /* header towards the sidecar */
 	struct in_addr proxy_source;   /* source address in the header */
 	size_t max_flows;
+
+	struct in_addr guest;          /* the guest's address (hostfwd target) */
+	enum bridge_inbound_mode inbound_mode;
+	int64_t header_timeout_us;     /* --inbound-header-timeout */
+	const struct bridge_expose *expose; /* borrowed */
+	size_t n_expose;
+};
+
+#define BRIDGE_PENDING_MAX 1024
+
+/* Why an inbound connection was closed before reaching the guest. */
+enum bridge_inbound_drop {
+	BRIDGE_IN_INVALID,             /* malformed header: see header_errors[] */
+	BRIDGE_IN_MISSING,             /* required, but the bytes were no header */
+	BRIDGE_IN_TIMEOUT,             /* not complete within the timeout */
+	BRIDGE_IN_FAMILY,              /* not IPv4 (the guest network is IPv4) */
+	BRIDGE_IN_ADDRESS,             /* client address the guest cannot answer */
+	BRIDGE_IN_DUPLICATE,           /* client address:port already connected */
+	BRIDGE_IN_CLOSED,              /* client closed or failed before the header */
+	BRIDGE_IN_OVERLOAD,            /* BRIDGE_PENDING_MAX connections waiting */
+	BRIDGE_IN_DROP_COUNT,
 };
 
 enum bridge_refusal {
@@ -72,6 +128,13 @@ struct bridge_stats {
 	uint64_t frames_to_guest;      /* stack frames rewritten */
 	uint64_t icmp_rewritten;       /* ICMP errors whose embedded header was rewritten */
 	uint64_t syn_timeouts;         /* flows libslirp never opened a socket for */
+
+	uint64_t inbound_flows;        /* connections accepted on exposed ports */
+	uint64_t inbound_headers[3];   /* valid headers by version (index 1, 2) */
+	uint64_t inbound_real_peer;    /* LOCAL, UNKNOWN or no header: the real peer */
+	uint64_t inbound_dropped[BRIDGE_IN_DROP_COUNT];
+	uint64_t header_errors[PROXY_ERR_COUNT];
+	uint64_t inbound_untracked;    /* no flow slot: passed without rewriting */
 };
 
 struct bridge;
@@ -88,6 +151,9 @@ void bridge_free(struct bridge *br);
 
 /* bridge_stats() - counters (valid until bridge_free()). */
 const struct bridge_stats *bridge_stats(const struct bridge *br);
+
+/* bridge_inbound_drop_str() - metric/log label for @why. */
+const char *bridge_inbound_drop_str(enum bridge_inbound_drop why);
 
 /* bridge_flow_count() - flows in @state. */
 size_t bridge_flow_count(const struct bridge *br, enum flow_state state);

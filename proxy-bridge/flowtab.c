@@ -97,6 +97,13 @@ void flowtab_free(struct flowtab *ft)
 	g_free(ft);
 }
 
+struct flow *flowtab_get(struct flowtab *ft, uint32_t slot)
+{
+	if (slot >= ft->cap || ft->slots[slot].state == FLOW_FREE)
+		return NULL;
+	return &ft->slots[slot];
+}
+
 struct flow *flowtab_lookup_guest(struct flowtab *ft, const struct flow_key *gkey)
 {
 	return g_hash_table_lookup(ft->by_guest, gkey);
@@ -150,6 +157,7 @@ int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 	f->gkey = *gkey;
 	f->skey = skey;
 	f->fd = -1;
+	f->pending = -1;
 	f->slot = slot;
 	f->state = state;
 	ft->count[FLOW_FREE]--;
@@ -157,6 +165,18 @@ int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 	g_hash_table_insert(ft->by_guest, &f->gkey, f);
 	g_hash_table_insert(ft->by_stack, &f->skey, f);
 	*out = f;
+	return 0;
+}
+
+int flowtab_rekey_guest(struct flowtab *ft, struct flow *f, const struct flow_key *gkey)
+{
+	if (!memcmp(gkey, &f->gkey, sizeof(*gkey)))
+		return 0;
+	if (g_hash_table_contains(ft->by_guest, gkey))
+		return -EEXIST;
+	g_hash_table_remove(ft->by_guest, &f->gkey);
+	f->gkey = *gkey;
+	g_hash_table_insert(ft->by_guest, &f->gkey, f);
 	return 0;
 }
 
@@ -194,6 +214,7 @@ static bool flowtab_has_deadline(const struct flow *f)
 	switch (f->state) {
 	case FLOW_SYN:
 	case FLOW_CLOSED:
+	case FLOW_REJECTED:
 		return true;
 	case FLOW_OPEN:
 		return f->gkey.proto == IPPROTO_UDP;

@@ -24,6 +24,16 @@
  *
  * UDP flows are OPEN from the first datagram and expire when idle.
  *
+ * Inbound (a client on an exposed port, sidecar in front):
+ *
+ *   HDR_WAIT ──PROXY header read (or none, or off)──► OPEN ──► CLOSED ──► (freed)
+ *      │ bad, missing or late header
+ *      ▼
+ *   REJECTED ──libslirp dropped the socket──► CLOSED
+ *
+ * An inbound flow starts with gkey == skey (libslirp's view) and is rekeyed
+ * to the client's address once the header names it.
+ *
  * Limits: all slots are allocated up front (flowtab_new's @max); the
  * indexes are GLib hash tables keyed by SipHash-2-4 under a key drawn from
  * RAND_bytes at creation, so a guest can neither predict the stack port nor
@@ -50,12 +60,15 @@ enum flow_state {
 	FLOW_CONNECTING,
 	FLOW_OPEN,
 	FLOW_CLOSED,
+	FLOW_HDR_WAIT,             /* inbound: waiting for the PROXY header */
+	FLOW_REJECTED,             /* inbound: refused; libslirp is being told to drop it */
 	FLOW_STATE_COUNT,
 };
 
 enum flow_kind {
 	FLOW_STEER,                /* to the sidecar with a PROXY header */
 	FLOW_DNS,                  /* to --dns-upstream, no header */
+	FLOW_INBOUND,              /* a client on an exposed port */
 };
 
 struct flow {
@@ -64,6 +77,11 @@ struct flow {
 	enum flow_state state;
 	enum flow_kind kind;
 	int fd;                    /* libslirp's host socket, -1 if none */
+	int pending;               /* inbound: slot in the bridge's pending table, -1 if none */
+	uint32_t stack_isn;        /* inbound: libslirp's ISN towards the guest (host order) */
+	bool stack_isn_known;
+	uint8_t guest_mac[6];      /* inbound: from libslirp's SYN, for frames we inject */
+	uint8_t gw_mac[6];
 	int64_t deadline_us;       /* SYN: give up; CLOSED: end of grace; UDP: idle expiry */
 	uint32_t slot;
 };
@@ -84,6 +102,9 @@ int flowtab_new(size_t max, struct flowtab **out);
 /* flowtab_free() - free the table and every flow in it; NULL is a no-op. */
 void flowtab_free(struct flowtab *ft);
 
+/* flowtab_get() - the flow in slot @slot, or NULL if that slot is free. */
+struct flow *flowtab_get(struct flowtab *ft, uint32_t slot);
+
 /* Lookups return NULL when absent; the flow belongs to the table. */
 struct flow *flowtab_lookup_guest(struct flowtab *ft, const struct flow_key *gkey);
 struct flow *flowtab_lookup_stack(struct flowtab *ft, const struct flow_key *skey);
@@ -102,6 +123,13 @@ struct flow *flowtab_lookup_stack(struct flowtab *ft, const struct flow_key *ske
 int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 		uint16_t tport, bool keep_port, enum flow_state state, struct flow **out);
 
+/**
+ * flowtab_rekey_guest() - give @flow a new guest-view key (inbound: the client)
+ *
+ * Return: 0, or -EEXIST if another flow has that key (the flow is unchanged).
+ */
+int flowtab_rekey_guest(struct flowtab *ft, struct flow *flow, const struct flow_key *gkey);
+
 /* flowtab_remove() - free @flow; its pointer becomes invalid. */
 void flowtab_remove(struct flowtab *ft, struct flow *flow);
 
@@ -119,8 +147,9 @@ size_t flowtab_size(const struct flowtab *ft);
  * @now_us:	monotonic time
  * @cb:		called with each flow before it is removed (may be NULL)
  *
- * Flows in CONNECTING or TCP OPEN state have no deadline (libslirp owns
- * their lifetime); SYN, CLOSED and UDP flows do.
+ * Flows in CONNECTING, HDR_WAIT or TCP OPEN state have no deadline
+ * (libslirp or the bridge owns their lifetime); SYN, CLOSED, REJECTED and
+ * UDP flows do.
  *
  * Return: number of flows removed.
  */

@@ -80,19 +80,15 @@ e2e_wait_for "$E2E_TMP/barrier.log" '^ECHO peak=1000$' 5 || e2e_fail "server nev
 e2e_log "1,000 concurrent steered flows: $(e2e_field "$E2E_TMP/concurrent.log" '^FLOWS')"
 
 # 6. 10,000 sequential short flows: no growth in descriptors, memory or flow state.
-sleep 12  # let earlier flows leave their grace period (10 s) and an expiry tick pass
-kill -USR1 "$MESHSLIRP_PID"
+e2e_wait_flows_drained "$E2E_TMP/meshslirp.log" 40 || e2e_fail "flows left before: $E2E_FLOW_STATE"
 fd0=$(e2e_fd_count "$MESHSLIRP_PID")
 rss0=$(e2e_rss_kb "$MESHSLIRP_PID")
 g "$MSTOOL" flows --connect "$NODE_IP:7001" --count 10000 --parallel 1 --bytes 64 --timeout 240 \
 	>"$E2E_TMP/sequential.log" 2>&1 || e2e_fail "10,000 sequential: $(cat "$E2E_TMP/sequential.log")"
-sleep 12  # grace period (10 s) plus an expiry tick
-kill -USR1 "$MESHSLIRP_PID"
-sleep 0.5
+e2e_wait_flows_drained "$E2E_TMP/meshslirp.log" 40 || e2e_fail "flow state left: $E2E_FLOW_STATE"
+state=$E2E_FLOW_STATE
 fd1=$(e2e_fd_count "$MESHSLIRP_PID")
 rss1=$(e2e_rss_kb "$MESHSLIRP_PID")
-state=$(tr -d '\r' <"$E2E_TMP/meshslirp.log" | grep -o 'now syn .*' | tail -n 1)
-[ "$state" = "now syn 0 connecting 0 open 0 closed 0" ] || e2e_fail "flow state left: $state"
 [ "$fd1" -le "$fd0" ] || e2e_fail "descriptors grew from $fd0 to $fd1"
 [ $((rss1 - rss0)) -lt 4096 ] || e2e_fail "RSS grew from $rss0 KiB to $rss1 KiB"
 e2e_log "10,000 sequential: $(e2e_field "$E2E_TMP/sequential.log" '^FLOWS'); fds $fd0 -> $fd1," \

@@ -13,7 +13,8 @@
  *	Serve many connections with poll(): read everything until EOF, then
  *	send it back and close.  With --barrier N, hold every reply until N
  *	connections have been open at the same time (proves concurrency).
- *	Runs until --timeout.  Prints "LISTENING", then "ECHO peak=N" lines.
+ *	Runs until --timeout.  Prints "LISTENING", then "ECHO peak=N" lines,
+ *	and with --peers "ECHO peer=IP:PORT" for each connection.
  *   flows --connect ADDR:PORT --count N [--parallel P] [--bytes B]
  *	Run N connections, P at a time, all P connected before any sends:
  *	each sends B bytes, half-closes, reads them back and checks them.
@@ -46,6 +47,7 @@ static char *opt_listen, *opt_connect, *opt_path;
 static gint64 opt_bytes;
 static int opt_timeout = 30;
 static gint64 opt_count = 1, opt_parallel = 1, opt_barrier;
+static gboolean opt_peers;
 
 static const GOptionEntry entries[] = {
 	{ "listen", 0, 0, G_OPTION_ARG_STRING, &opt_listen, "Listen address", "ADDR:PORT" },
@@ -56,6 +58,7 @@ static const GOptionEntry entries[] = {
 	{ "count", 0, 0, G_OPTION_ARG_INT64, &opt_count, "Connections in all (flows)", "N" },
 	{ "parallel", 0, 0, G_OPTION_ARG_INT64, &opt_parallel, "Connections at once (flows)", "P" },
 	{ "barrier", 0, 0, G_OPTION_ARG_INT64, &opt_barrier, "Hold replies until N are open (echo)", "N" },
+	{ "peers", 0, 0, G_OPTION_ARG_NONE, &opt_peers, "Print each accepted peer (echo)", NULL },
 	{ NULL, 0, 0, 0, NULL, NULL, NULL },
 };
 
@@ -264,10 +267,14 @@ static int cmd_echo(void)
 			return 1;
 		if (pfd[0].revents & POLLIN) {
 			for (int k = 0; k < 256 && n < MAX_CONNS; k++) {
-				int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+				struct sockaddr_in peer;
+				socklen_t plen = sizeof(peer);
+				int c = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK);
 
 				if (c < 0)
 					break;
+				if (opt_peers)
+					printf("ECHO peer=%s\n", fmt_addr(&peer));
 				conns[n++] = (struct echo_conn){ .fd = c, .data = g_byte_array_new() };
 				open++;
 			}

@@ -62,7 +62,7 @@ static void test_all_options(void **state)
 {
 	struct ms_config cfg;
 	g_autoptr(GError) err = NULL;
-	const struct ms_expose *e;
+	const struct bridge_expose *e;
 
 	(void)state;
 	assert_int_equal(parse(&cfg, &err, "--tap", "tap0", "--netns", "/run/netns/g",
@@ -82,10 +82,10 @@ static void test_all_options(void **state)
 	assert_addr(cfg.expose_addr, "127.0.0.1");
 	assert_int_equal(cfg.mtu, 65520);
 	assert_int_equal(cfg.expose->len, 2);
-	e = &g_array_index(cfg.expose, struct ms_expose, 0);
+	e = &g_array_index(cfg.expose, struct bridge_expose, 0);
 	assert_int_equal(e->host_port, 8080);
 	assert_int_equal(e->guest_port, 8080);
-	e = &g_array_index(cfg.expose, struct ms_expose, 1);
+	e = &g_array_index(cfg.expose, struct bridge_expose, 1);
 	assert_int_equal(e->host_port, 2222);
 	assert_int_equal(e->guest_port, 22);
 	assert_int_equal(cfg.ready_fd, 5);
@@ -194,7 +194,7 @@ static void test_socket_path_too_long(void **state)
 
 static void test_port_and_expose_helpers(void **state)
 {
-	struct ms_expose e;
+	struct bridge_expose e;
 	const char *why;
 	uint16_t p;
 

@@ -1,0 +1,67 @@
+/* bridge_internal.h - state shared by bridge.c (hooks, outbound) and inbound.c. */
+#ifndef MESHSLIRP_PB_BRIDGE_INTERNAL_H
+#define MESHSLIRP_PB_BRIDGE_INTERNAL_H
+
+#include <glib.h>
+
+#include "common/ratelimit.h"
+#include "proxy-bridge/bridge.h"
+#include "proxy-bridge/rewrite.h"
+
+/* Largest SYN libslirp sends (Ethernet + IP + TCP with options). */
+#define BRIDGE_SYN_MAX 128
+
+/* An inbound connection waiting for its PROXY header. */
+struct bridge_pending {
+	struct flow *flow;             /* NULL: free slot */
+	int64_t header_deadline_us;
+	bool polling;                  /* bytes present but incomplete: re-read on the tick */
+	uint8_t syn[BRIDGE_SYN_MAX];   /* libslirp's SYN to the guest, held back */
+	size_t syn_len;
+};
+
+struct bridge {
+	struct bridge_config cfg;
+	struct netstack *ns;
+	struct flowtab *flows;
+	struct flow *pending_out;      /* outbound flow whose SYN is inside slirp_input() */
+	uint32_t steer_taddr;          /* where libslirp connects for steered flows */
+	uint16_t steer_tport;
+	uint32_t dns_taddr;
+	uint16_t dns_tport;
+	guint expire_timer;
+	struct ratelimit log_rl;
+	struct bridge_stats stats;
+
+	struct bridge_pending *pending; /* BRIDGE_PENDING_MAX slots */
+	uint32_t *pending_free;
+	size_t npending_free;
+	uint32_t *rst_queue;           /* flow slots whose libslirp socket must be reset */
+	size_t rst_head, rst_len;      /* ring of BRIDGE_PENDING_MAX */
+	guint inbound_timer;           /* 20 ms tick while anything is pending or queued */
+};
+
+/* Format a.b.c.d:port from network-order values into @buf. */
+const char *bridge_fmt(char *buf, size_t len, uint32_t addr, uint16_t port);
+
+/* Log about a flow, rate limited: guests and clients choose how often. */
+G_GNUC_PRINTF(3, 4)
+void bridge_log_flow(struct bridge *br, const struct flow_key *key, const char *fmt, ...);
+
+/* Rewrite a frame of @f from libslirp's view to the guest's. */
+void bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f);
+
+/* inbound.c */
+void bridge_inbound_init(struct bridge *br);
+void bridge_inbound_fini(struct bridge *br);
+/* A socket libslirp registered outside slirp_input: ours if it is an accepted client. */
+void bridge_inbound_registered(struct bridge *br, int fd);
+/* Events on an inbound flow's socket while its header is awaited. */
+void bridge_inbound_events(struct bridge *br, struct flow *f, int revents);
+/* A frame libslirp sends for an inbound flow still waiting or rejected. */
+enum netstack_verdict bridge_inbound_stack_frame(struct bridge *br, struct rw_view *v,
+						 struct flow *f);
+/* libslirp closed an inbound flow's socket. */
+void bridge_inbound_closed(struct bridge *br, struct flow *f);
+
+#endif /* MESHSLIRP_PB_BRIDGE_INTERNAL_H */

@@ -1,0 +1,435 @@
+/* inbound.c - deliver exposed-port connections with the client address from a PROXY header. */
+
+/*
+ * See the inbound theory of operation in bridge.h.  This file owns the
+ * pending table (connections waiting for their header: BRIDGE_PENDING_MAX
+ * slots, each holding libslirp's SYN), the reset queue (rejected
+ * connections whose libslirp socket must be dropped; the same bound) and the
+ * 20 ms tick that re-reads partial headers, enforces the header timeout and
+ * works the reset queue.  The tick runs only while either has entries.
+ */
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <glib.h>
+#include <libslirp.h>
+
+#include "common/ratelimit.h"
+
+#include "proxy-bridge/bridge_internal.h"
+#include "proxy-bridge/proxy_proto.h"
+
+#define BRIDGE_INBOUND_TICK_MS 20
+/* Rejected flows that libslirp somehow keeps are forgotten after this. */
+#define BRIDGE_REJECTED_GRACE_US (30 * G_USEC_PER_SEC)
+
+static const char *const bridge_inbound_drop_names[BRIDGE_IN_DROP_COUNT] = {
+	[BRIDGE_IN_INVALID] = "invalid_header",
+	[BRIDGE_IN_MISSING] = "missing_header",
+	[BRIDGE_IN_TIMEOUT] = "header_timeout",
+	[BRIDGE_IN_FAMILY] = "unsupported_family",
+	[BRIDGE_IN_ADDRESS] = "unusable_client_address",
+	[BRIDGE_IN_DUPLICATE] = "duplicate_client",
+	[BRIDGE_IN_CLOSED] = "closed_before_header",
+	[BRIDGE_IN_OVERLOAD] = "too_many_pending",
+};
+
+const char *bridge_inbound_drop_str(enum bridge_inbound_drop why)
+{
+	return (unsigned int)why < BRIDGE_IN_DROP_COUNT ? bridge_inbound_drop_names[why]
+							 : "unknown";
+}
+
+void bridge_inbound_init(struct bridge *br)
+{
+	br->pending = g_new0(struct bridge_pending, BRIDGE_PENDING_MAX);
+	br->pending_free = g_new(uint32_t, BRIDGE_PENDING_MAX);
+	for (uint32_t i = 0; i < BRIDGE_PENDING_MAX; i++)
+		br->pending_free[i] = BRIDGE_PENDING_MAX - 1 - i;
+	br->npending_free = BRIDGE_PENDING_MAX;
+	br->rst_queue = g_new(uint32_t, BRIDGE_PENDING_MAX);
+}
+
+void bridge_inbound_fini(struct bridge *br)
+{
+	if (br->inbound_timer)
+		g_source_remove(br->inbound_timer);
+	g_free(br->pending);
+	g_free(br->pending_free);
+	g_free(br->rst_queue);
+}
+
+static gboolean bridge_inbound_tick(gpointer data);
+
+static void bridge_inbound_kick(struct bridge *br)
+{
+	if (!br->inbound_timer)
+		br->inbound_timer = g_timeout_add(BRIDGE_INBOUND_TICK_MS, bridge_inbound_tick, br);
+}
+
+static struct bridge_pending *bridge_pending_of(struct bridge *br, struct flow *f)
+{
+	return f->pending >= 0 ? &br->pending[f->pending] : NULL;
+}
+
+static void bridge_pending_release(struct bridge *br, struct flow *f)
+{
+	if (f->pending < 0)
+		return;
+	br->pending[f->pending].flow = NULL;
+	br->pending_free[br->npending_free++] = (uint32_t)f->pending;
+	f->pending = -1;
+	if (f->fd >= 0)
+		netstack_fd_extra_events(br->ns, f->fd, 0);
+}
+
+/* Host port -> guest port of an exposed port, 0 if @port is not exposed. */
+static uint16_t bridge_guest_port(const struct bridge *br, uint16_t host_port)
+{
+	for (size_t i = 0; i < br->cfg.n_expose; i++) {
+		if (br->cfg.expose[i].host_port == host_port)
+			return br->cfg.expose[i].guest_port;
+	}
+	return 0;
+}
+
+/* Send the held SYN to the guest, in the flow's current guest view. */
+static void bridge_release_syn(struct bridge *br, struct flow *f)
+{
+	struct bridge_pending *p = bridge_pending_of(br, f);
+	struct rw_view v;
+
+	if (!p || !p->syn_len)
+		return;
+	rw_parse(p->syn, p->syn_len, &v);
+	if (v.kind == RW_TRANSPORT) {
+		bridge_to_guest(br, &v, f);
+		netstack_send_to_guest(br->ns, p->syn, p->syn_len);
+	}
+	p->syn_len = 0;
+}
+
+/* The guest may now see the connection: release the SYN, stop waiting. */
+static void bridge_inbound_open(struct bridge *br, struct flow *f)
+{
+	flowtab_set_state(br->flows, f, FLOW_OPEN);
+	bridge_release_syn(br, f);
+	bridge_pending_release(br, f);
+}
+
+/* One rate-limited line naming the real client, the exposed port and the reason. */
+static void bridge_log_inbound(struct bridge *br, struct flow *f, enum bridge_inbound_drop why,
+			       enum proxy_error err)
+{
+	struct sockaddr_in peer = { 0 }, local = { 0 };
+	socklen_t plen = sizeof(peer), llen = sizeof(local);
+	char from[32];
+	uint64_t suppressed;
+
+	if (!ratelimit_allow(&br->log_rl, g_get_monotonic_time(), &suppressed))
+		return;
+	if (f->fd >= 0) {
+		getpeername(f->fd, (struct sockaddr *)&peer, &plen);
+		getsockname(f->fd, (struct sockaddr *)&local, &llen);
+	}
+	g_warning("inbound connection from %s to port %u (guest port %u) refused: %s%s%s%s",
+		  bridge_fmt(from, sizeof(from), peer.sin_addr.s_addr, peer.sin_port),
+		  ntohs(local.sin_port), ntohs(f->skey.gport), bridge_inbound_drop_str(why),
+		  why == BRIDGE_IN_INVALID ? " (" : "",
+		  why == BRIDGE_IN_INVALID ? proxy_error_str(err) : "",
+		  why == BRIDGE_IN_INVALID ? ")" : "");
+	if (suppressed)
+		g_warning("(%" G_GUINT64_FORMAT " earlier messages suppressed)", suppressed);
+}
+
+static void bridge_inbound_reject(struct bridge *br, struct flow *f, enum bridge_inbound_drop why,
+				  enum proxy_error err)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	br->stats.inbound_dropped[why]++;
+	if (why == BRIDGE_IN_INVALID)
+		br->stats.header_errors[err]++;
+	bridge_log_inbound(br, f, why, err);
+	/* The client gets a reset when libslirp closes the socket. */
+	if (f->fd >= 0)
+		setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	flowtab_set_state(br->flows, f, FLOW_REJECTED);
+	f->deadline_us = g_get_monotonic_time() + BRIDGE_REJECTED_GRACE_US;
+	bridge_pending_release(br, f);
+	/*
+	 * libslirp must drop its socket, but we may be inside one of its
+	 * callbacks: queue it for the tick.  A full queue leaves the socket to
+	 * libslirp's own SYN timeout; the guest sees nothing either way.
+	 */
+	if (br->rst_len < BRIDGE_PENDING_MAX) {
+		br->rst_queue[(br->rst_head + br->rst_len++) % BRIDGE_PENDING_MAX] = f->slot;
+		bridge_inbound_kick(br);
+	}
+}
+
+/* Apply a complete, valid header. */
+static void bridge_inbound_header(struct bridge *br, struct flow *f, const struct proxy_header *h)
+{
+	const struct sockaddr_in *src = (const struct sockaddr_in *)&h->src;
+	struct flow_key gkey;
+	uint32_t a;
+
+	br->stats.inbound_headers[h->version]++;
+	if (h->local || h->family == AF_UNSPEC) {
+		br->stats.inbound_real_peer++;
+		bridge_inbound_open(br, f);
+		return;
+	}
+	if (h->family != AF_INET) {
+		bridge_inbound_reject(br, f, BRIDGE_IN_FAMILY, PROXY_ERR_NONE);
+		return;
+	}
+	/* The guest must be able to address its replies to the client. */
+	a = ntohl(src->sin_addr.s_addr);
+	if ((a >> 24) == 0 || (a >> 24) == 127 || (a >> 28) >= 0xe ||
+	    src->sin_addr.s_addr == br->cfg.guest.s_addr || !src->sin_port) {
+		bridge_inbound_reject(br, f, BRIDGE_IN_ADDRESS, PROXY_ERR_NONE);
+		return;
+	}
+	gkey = flow_key_make(IPPROTO_TCP, f->skey.gaddr, f->skey.gport, src->sin_addr.s_addr,
+			     src->sin_port);
+	if (flowtab_rekey_guest(br->flows, f, &gkey)) {
+		bridge_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
+		return;
+	}
+	bridge_inbound_open(br, f);
+}
+
+/*
+ * Look at what the client sent so far and decide if possible.  Peeking
+ * first means only the header is consumed: the payload stays in the socket
+ * for libslirp to read once the guest has accepted.
+ */
+static void bridge_inbound_try(struct bridge *br, struct flow *f)
+{
+	struct bridge_pending *p = bridge_pending_of(br, f);
+	uint8_t buf[PROXY_PARSE_MAX];
+	struct proxy_header h;
+	enum proxy_error err;
+	ssize_t n;
+
+	if (!p || f->state != FLOW_HDR_WAIT)
+		return;
+	do {
+		n = recv(f->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return; /* nothing yet: the extra POLLIN interest will wake us */
+	if (n <= 0) {
+		if (n == 0 && br->cfg.inbound_mode == BRIDGE_INBOUND_OPTIONAL) {
+			/* Closed without a byte: nothing to mislabel; let it through. */
+			br->stats.inbound_real_peer++;
+			bridge_inbound_open(br, f);
+		} else {
+			bridge_inbound_reject(br, f, BRIDGE_IN_CLOSED, PROXY_ERR_NONE);
+		}
+		return;
+	}
+
+	switch (proxy_parse(buf, (size_t)n, &h, &err)) {
+	case PROXY_PARSE_OK:
+		/* Consume exactly the header; it is all there, we just saw it. */
+		if (recv(f->fd, buf, h.len, MSG_DONTWAIT) != (ssize_t)h.len) {
+			bridge_inbound_reject(br, f, BRIDGE_IN_CLOSED, PROXY_ERR_NONE);
+			return;
+		}
+		bridge_inbound_header(br, f, &h);
+		return;
+	case PROXY_PARSE_INCOMPLETE:
+		/*
+		 * Bytes are waiting but not enough: level-triggered POLLIN
+		 * would fire at once again, so re-read on the tick instead.
+		 */
+		if (!p->polling) {
+			p->polling = true;
+			netstack_fd_extra_events(br->ns, f->fd, 0);
+		}
+		return;
+	case PROXY_PARSE_NOT_PROXY:
+		if (br->cfg.inbound_mode == BRIDGE_INBOUND_REQUIRED) {
+			bridge_inbound_reject(br, f, BRIDGE_IN_MISSING, PROXY_ERR_NONE);
+			return;
+		}
+		br->stats.inbound_real_peer++;
+		bridge_inbound_open(br, f);
+		return;
+	case PROXY_PARSE_INVALID:
+	default:
+		bridge_inbound_reject(br, f, BRIDGE_IN_INVALID, err);
+		return;
+	}
+}
+
+/*
+ * Tell libslirp the guest refused: a RST|ACK acknowledging libslirp's SYN,
+ * as if from the guest.  libslirp drops the socket (tcp_drop), closing it
+ * with the SO_LINGER 0 set at rejection: the client sees a reset.
+ */
+static void bridge_inbound_send_rst(struct bridge *br, struct flow *f)
+{
+	uint8_t frame[RW_ETH_HLEN + 40];
+	struct rw_tuple t = {
+		.saddr = f->skey.gaddr, .sport = f->skey.gport,
+		.daddr = f->skey.raddr, .dport = f->skey.rport,
+		.proto = IPPROTO_TCP,
+	};
+	size_t len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, f->stack_isn + 1);
+
+	netstack_inject_from_guest(br->ns, frame, len);
+}
+
+static gboolean bridge_inbound_tick(gpointer data)
+{
+	struct bridge *br = data;
+	int64_t now = g_get_monotonic_time();
+	size_t n;
+
+	for (size_t i = 0; i < BRIDGE_PENDING_MAX && br->npending_free < BRIDGE_PENDING_MAX; i++) {
+		struct bridge_pending *p = &br->pending[i];
+		struct flow *f = p->flow;
+
+		if (!f)
+			continue;
+		if (p->polling)
+			bridge_inbound_try(br, f);
+		if (f->state == FLOW_HDR_WAIT && now >= p->header_deadline_us)
+			bridge_inbound_reject(br, f, BRIDGE_IN_TIMEOUT, PROXY_ERR_NONE);
+	}
+
+	/* Outside any libslirp callback here: safe to hand it frames. */
+	for (n = br->rst_len; n; n--) {
+		struct flow *f = flowtab_get(br->flows, br->rst_queue[br->rst_head]);
+
+		br->rst_head = (br->rst_head + 1) % BRIDGE_PENDING_MAX;
+		br->rst_len--;
+		/* The slot may have been reused by now: only act on what we queued. */
+		if (f && f->state == FLOW_REJECTED && f->kind == FLOW_INBOUND && f->stack_isn_known)
+			bridge_inbound_send_rst(br, f);
+	}
+
+	if (br->npending_free == BRIDGE_PENDING_MAX && !br->rst_len) {
+		br->inbound_timer = 0;
+		return G_SOURCE_REMOVE;
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+void bridge_inbound_registered(struct bridge *br, int fd)
+{
+	struct sockaddr_in local, peer;
+	socklen_t llen = sizeof(local), plen = sizeof(peer);
+	uint16_t guest_port;
+	uint32_t raddr;
+	struct flow_key key;
+	struct flow *f;
+	int type = 0;
+	socklen_t tlen = sizeof(type);
+
+	/*
+	 * An accepted client: a connected TCP socket on an exposed port.
+	 * libslirp's own outbound sockets are registered before connect()
+	 * and have no peer yet; its UDP sockets are not SOCK_STREAM.
+	 */
+	if (!br->cfg.n_expose)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM ||
+	    getsockname(fd, (struct sockaddr *)&local, &llen) < 0 || local.sin_family != AF_INET ||
+	    getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
+		return;
+	guest_port = bridge_guest_port(br, ntohs(local.sin_port));
+	if (!guest_port)
+		return;
+
+	br->stats.inbound_flows++;
+	/* libslirp shows a loopback client as the gateway (sotranslate_accept). */
+	raddr = (ntohl(peer.sin_addr.s_addr) >> 24) == 127 ? br->cfg.policy.gateway.s_addr
+							   : peer.sin_addr.s_addr;
+	key = flow_key_make(IPPROTO_TCP, br->cfg.guest.s_addr, htons(guest_port), raddr,
+			    peer.sin_port);
+	if (flowtab_add(br->flows, &key, raddr, peer.sin_port, true,
+			br->cfg.inbound_mode == BRIDGE_INBOUND_OFF ? FLOW_OPEN : FLOW_HDR_WAIT,
+			&f)) {
+		br->stats.inbound_untracked++;
+		if (br->cfg.inbound_mode != BRIDGE_INBOUND_OFF) {
+			/* Cannot hold it back: refuse rather than mislabel the client. */
+			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			shutdown(fd, SHUT_RDWR);
+			br->stats.inbound_dropped[BRIDGE_IN_OVERLOAD]++;
+		}
+		return;
+	}
+	f->kind = FLOW_INBOUND;
+	f->fd = fd;
+	netstack_tag_fd(br->ns, fd, f);
+	if (br->cfg.inbound_mode == BRIDGE_INBOUND_OFF)
+		return;
+
+	if (!br->npending_free) {
+		bridge_inbound_reject(br, f, BRIDGE_IN_OVERLOAD, PROXY_ERR_NONE);
+		return;
+	}
+	f->pending = (int)br->pending_free[--br->npending_free];
+	br->pending[f->pending] = (struct bridge_pending){
+		.flow = f,
+		.header_deadline_us = g_get_monotonic_time() + br->cfg.header_timeout_us,
+	};
+	bridge_inbound_kick(br);
+	netstack_fd_extra_events(br->ns, fd, SLIRP_POLL_IN);
+	/*
+	 * The header usually arrived with the connection.  We are inside
+	 * libslirp's tcp_connect() here and it has not sent its SYN yet: the
+	 * decision below only updates our state; the SYN is held or rewritten
+	 * when libslirp sends it, a moment later.
+	 */
+	bridge_inbound_try(br, f);
+}
+
+void bridge_inbound_events(struct bridge *br, struct flow *f, int revents)
+{
+	if (f->state == FLOW_HDR_WAIT && (revents & (SLIRP_POLL_IN | SLIRP_POLL_HUP |
+						     SLIRP_POLL_ERR)))
+		bridge_inbound_try(br, f);
+}
+
+enum netstack_verdict bridge_inbound_stack_frame(struct bridge *br, struct rw_view *v,
+						 struct flow *f)
+{
+	struct bridge_pending *p = bridge_pending_of(br, f);
+	uint8_t flags = rw_tcp_flags(v);
+
+	if ((flags & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN) {
+		/* libslirp's SYN to the guest: remember what a reset must acknowledge. */
+		f->stack_isn = rw_tcp_seq(v);
+		f->stack_isn_known = true;
+		memcpy(f->guest_mac, v->eth, 6);
+		memcpy(f->gw_mac, v->eth + 6, 6);
+		if (p && f->state == FLOW_HDR_WAIT) {
+			size_t len = (size_t)(v->ip - v->eth) + v->ip_len;
+
+			if (len <= sizeof(p->syn)) {
+				memcpy(p->syn, v->eth, len);
+				p->syn_len = len;
+			}
+		}
+	}
+	/* Nothing of a waiting or rejected connection reaches the guest. */
+	return NETSTACK_CONSUMED;
+}
+
+void bridge_inbound_closed(struct bridge *br, struct flow *f)
+{
+	bridge_pending_release(br, f);
+}

@@ -1,0 +1,453 @@
+/* test_inbound.c - in-process proof of inbound delivery: PROXY header in, client address at the guest. */
+
+/*
+ * The test is both sides: a client socket connecting to the daemon's
+ * exposed port on 127.0.0.1 (as a sidecar would, header first), and the
+ * guest, answering libslirp's frames on the stream socket.  It checks what
+ * the guest sees (the SYN's source, the payload without the header), that
+ * replies reach the client, and that bad, missing or late headers never
+ * produce a single frame towards the guest while the client gets a reset.
+ */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "proxy-bridge/proxy_proto.h"
+#include "tests/lib/inproc.h"
+#include "tests/lib/pkt.h"
+
+#define GUEST "10.0.2.15"
+#define GUEST_PORT 80
+#define CLIENT_IP "198.18.0.77"
+
+struct inb {
+	struct inproc *f;
+	uint16_t host_port;
+	char expose[32], port_arg[8];
+};
+
+static uint16_t free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static struct inb *inb_start(const char *mode, const char *timeout)
+{
+	struct inb *s = g_new0(struct inb, 1);
+	const char *args[] = { "--expose", s->expose, "--expose-address", "127.0.0.1",
+			       "--inbound-proxy-protocol", mode, "--inbound-header-timeout",
+			       timeout, NULL };
+
+	s->host_port = free_port();
+	snprintf(s->expose, sizeof(s->expose), "tcp:%u:%u", s->host_port, GUEST_PORT);
+	s->f = inproc_start(args);
+	inproc_arp_gateway(s->f);
+	return s;
+}
+
+static int setup_required(void **state)
+{
+	*state = inb_start("required", "3s");
+	return 0;
+}
+
+static int setup_required_short(void **state)
+{
+	*state = inb_start("required", "300ms");
+	return 0;
+}
+
+static int setup_optional(void **state)
+{
+	*state = inb_start("optional", "3s");
+	return 0;
+}
+
+static int setup_off(void **state)
+{
+	*state = inb_start("off", "3s");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct inb *s = *state;
+
+	inproc_stop(s->f);
+	g_free(s);
+	return 0;
+}
+
+static int client_connect(struct inb *s)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons(s->host_port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	assert_true(fd >= 0);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		assert_int_equal(errno, EINPROGRESS);
+	inproc_pump(5);
+	return fd;
+}
+
+static void client_send(int fd, const void *buf, size_t len)
+{
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+}
+
+static size_t v2_header(uint8_t *buf, const char *src, uint16_t sport, bool local)
+{
+	struct proxy_addrs a = {
+		.src = inproc_ip(src), .dst = inproc_ip("198.18.0.2"),
+		.sport = htons(sport), .dport = htons(8080),
+	};
+	int len = proxy_encode(PROXY_V2, &a, buf);
+
+	if (local)
+		buf[12] = 0x20; /* version 2, LOCAL */
+	return (size_t)len;
+}
+
+struct syn_match {
+	uint16_t dport;
+};
+
+static bool is_syn_to_guest(const uint8_t *fr, size_t len, void *arg)
+{
+	struct syn_match *m = arg;
+	struct pkt_ipv4_view v;
+
+	return !pkt_parse_ipv4(fr, len, &v) && v.proto == IPPROTO_TCP &&
+	       (v.l4[2] << 8 | v.l4[3]) == m->dport && (v.l4[13] & 0x12) == 0x02;
+}
+
+/* The guest's view of one inbound connection. */
+struct guest_conn {
+	struct in_addr peer;
+	uint16_t peer_port;
+	uint32_t peer_seq;         /* next sequence number expected from the peer */
+	uint32_t our_seq;
+};
+
+/* Wait for libslirp's SYN to the guest; returns false if none came within @ms. */
+static bool guest_expect_syn(struct inb *s, struct guest_conn *c, int ms)
+{
+	struct syn_match m = { GUEST_PORT };
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+	while (g_get_monotonic_time() < end) {
+		size_t len = inproc_recv(s->f, rx, sizeof(rx), 20);
+
+		if (!len || !is_syn_to_guest(rx, len, &m))
+			continue;
+		assert_int_equal(pkt_parse_ipv4(rx, len, &v), 0);
+		assert_true(v.ip_csum_ok);
+		assert_true(v.l4_csum_ok);
+		c->peer = v.src;
+		c->peer_port = (uint16_t)(v.l4[0] << 8 | v.l4[1]);
+		c->peer_seq = inproc_be32(v.l4 + 4) + 1;
+		c->our_seq = 70000;
+		return true;
+	}
+	return false;
+}
+
+static void guest_send(struct inb *s, struct guest_conn *c, uint8_t flags, const void *data,
+		       size_t len)
+{
+	uint8_t fr[2048];
+	size_t n = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), c->peer, GUEST_PORT,
+			   c->peer_port, c->our_seq, c->peer_seq, flags, data, len);
+
+	inproc_send(s->f, fr, n);
+	c->our_seq += (uint32_t)len + ((flags & 0x02) ? 1 : 0);
+}
+
+/* Accept: SYN-ACK, then wait for the handshake's ACK (or data) from the peer. */
+static void guest_accept(struct inb *s, struct guest_conn *c)
+{
+	guest_send(s, c, 0x12, NULL, 0);
+}
+
+/* Wait for a data segment from the peer to the guest; copies its payload. */
+static size_t guest_recv_data(struct inb *s, struct guest_conn *c, uint8_t *out, size_t cap)
+{
+	struct inproc_tcp_match m = { c->peer_port, GUEST_PORT, 0x10 };
+	uint8_t rx[4096];
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+
+	while (g_get_monotonic_time() < end) {
+		struct pkt_ipv4_view v;
+		size_t len = inproc_recv_match(s->f, rx, sizeof(rx), inproc_is_tcp, &m), off, n;
+
+		if (!len)
+			break;
+		assert_int_equal(pkt_parse_ipv4(rx, len, &v), 0);
+		assert_int_equal(v.src.s_addr, c->peer.s_addr);
+		assert_true(v.ip_csum_ok && v.l4_csum_ok);
+		off = (size_t)(v.l4[12] >> 4) * 4;
+		n = v.l4_len - off;
+		if (!n)
+			continue;
+		assert_true(n <= cap);
+		memcpy(out, v.l4 + off, n);
+		c->peer_seq += (uint32_t)n;
+		guest_send(s, c, 0x10, NULL, 0);
+		return n;
+	}
+	return 0;
+}
+
+/* Read what the client receives; returns bytes, 0 on EOF, -errno on error/timeout. */
+static ssize_t client_read(int fd, uint8_t *buf, size_t cap, int ms)
+{
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+	while (g_get_monotonic_time() < end) {
+		ssize_t n = read(fd, buf, cap);
+
+		if (n >= 0)
+			return n;
+		if (errno != EAGAIN)
+			return -errno;
+		inproc_pump(2);
+	}
+	return -ETIMEDOUT;
+}
+
+/* One full exchange after the header: guest sees @want_peer, data both ways, header not leaked. */
+static void exchange(struct inb *s, int fd, const char *want_peer, uint16_t want_port)
+{
+	struct guest_conn c;
+	uint8_t buf[256];
+	size_t n;
+
+	client_send(fd, "ping", 4);
+	assert_true(guest_expect_syn(s, &c, INPROC_WAIT_MS));
+	assert_int_equal(c.peer.s_addr, inproc_ip(want_peer).s_addr);
+	if (want_port)
+		assert_int_equal(c.peer_port, want_port);
+	guest_accept(s, &c);
+	n = guest_recv_data(s, &c, buf, sizeof(buf));
+	assert_int_equal(n, 4);
+	assert_memory_equal(buf, "ping", 4);
+	guest_send(s, &c, 0x18, "pong", 4);
+	assert_int_equal(client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), 4);
+	assert_memory_equal(buf, "pong", 4);
+}
+
+static void test_v2_header_gives_client_address(void **state)
+{
+	struct inb *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX];
+	int fd = client_connect(s);
+
+	client_send(fd, hdr, v2_header(hdr, CLIENT_IP, 41000, false));
+	exchange(s, fd, CLIENT_IP, 41000);
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_headers[2], 1);
+	close(fd);
+}
+
+static void test_v1_header_gives_client_address(void **state)
+{
+	struct inb *s = *state;
+	const char *hdr = "PROXY TCP4 " CLIENT_IP " 198.18.0.2 42000 8080\r\n";
+	int fd = client_connect(s);
+
+	client_send(fd, hdr, strlen(hdr));
+	exchange(s, fd, CLIENT_IP, 42000);
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_headers[1], 1);
+	close(fd);
+}
+
+/* A header split across writes is reassembled (the polling path). */
+static void test_split_header(void **state)
+{
+	struct inb *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX];
+	size_t len = v2_header(hdr, CLIENT_IP, 43000, false);
+	int fd = client_connect(s);
+
+	client_send(fd, hdr, 10);
+	inproc_pump(60);
+	client_send(fd, hdr + 10, len - 10);
+	exchange(s, fd, CLIENT_IP, 43000);
+	close(fd);
+}
+
+/* v2 LOCAL: use the real peer, a loopback one shows as the gateway. */
+static void test_v2_local_uses_real_peer(void **state)
+{
+	struct inb *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX];
+	int fd = client_connect(s);
+
+	client_send(fd, hdr, v2_header(hdr, CLIENT_IP, 44000, true));
+	exchange(s, fd, "10.0.2.2", 0);
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_real_peer, 1);
+	close(fd);
+}
+
+/* Nothing reaches the guest; the client is reset promptly; the reason is counted. */
+static void expect_refused(struct inb *s, int fd, enum bridge_inbound_drop why, int within_ms)
+{
+	struct guest_conn c;
+	uint8_t buf[64];
+	gint64 start = g_get_monotonic_time();
+	ssize_t n = client_read(fd, buf, sizeof(buf), within_ms);
+
+	assert_true(n == -ECONNRESET || n == 0);
+	assert_true(g_get_monotonic_time() - start < (gint64)within_ms * 1000);
+	assert_false(guest_expect_syn(s, &c, 300));
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_dropped[why], 1);
+	close(fd);
+}
+
+static void test_garbage_header_refused(void **state)
+{
+	struct inb *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX];
+	int fd = client_connect(s);
+	size_t len = v2_header(hdr, CLIENT_IP, 45000, false);
+
+	hdr[12] = 0x31; /* version 3 */
+	client_send(fd, hdr, len);
+	expect_refused(s, fd, BRIDGE_IN_INVALID, 1000);
+	assert_int_equal(bridge_stats(s->f->d.br)->header_errors[PROXY_ERR_VERSION], 1);
+}
+
+static void test_missing_header_refused(void **state)
+{
+	struct inb *s = *state;
+	int fd = client_connect(s);
+
+	client_send(fd, "GET / HTTP/1.0\r\n\r\n", 18);
+	expect_refused(s, fd, BRIDGE_IN_MISSING, 1000);
+}
+
+static void test_ipv6_client_refused(void **state)
+{
+	struct inb *s = *state;
+	const char *hdr = "PROXY TCP6 2001:db8::1 2001:db8::2 40000 8080\r\n";
+	int fd = client_connect(s);
+
+	client_send(fd, hdr, strlen(hdr));
+	expect_refused(s, fd, BRIDGE_IN_FAMILY, 1000);
+}
+
+/* A silent client is closed after the header timeout (300 ms here), not before. */
+static void test_silent_client_times_out(void **state)
+{
+	struct inb *s = *state;
+	int fd = client_connect(s);
+	gint64 start = g_get_monotonic_time();
+
+	expect_refused(s, fd, BRIDGE_IN_TIMEOUT, 2000);
+	assert_true(g_get_monotonic_time() - start >= 250 * 1000);
+}
+
+/* A slow header (part sent, then silence) times out too, and a good client meanwhile works. */
+static void test_slow_header_does_not_block_others(void **state)
+{
+	struct inb *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX];
+	size_t len = v2_header(hdr, CLIENT_IP, 46000, false);
+	int slow = client_connect(s), good;
+	uint8_t buf[16];
+
+	client_send(slow, hdr, 5);
+	good = client_connect(s);
+	client_send(good, hdr, v2_header(hdr, CLIENT_IP, 46001, false));
+	exchange(s, good, CLIENT_IP, 46001);
+	(void)len;
+	assert_true(client_read(slow, buf, sizeof(buf), 2000) <= 0);
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_dropped[BRIDGE_IN_TIMEOUT], 1);
+	close(good);
+	close(slow);
+}
+
+/* Optional: no header means the real peer; a header still gives the client. */
+static void test_optional_modes(void **state)
+{
+	struct inb *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX];
+	int fd = client_connect(s);
+
+	exchange(s, fd, "10.0.2.2", 0);
+	close(fd);
+	fd = client_connect(s);
+	client_send(fd, hdr, v2_header(hdr, CLIENT_IP, 47000, false));
+	exchange(s, fd, CLIENT_IP, 47000);
+	close(fd);
+}
+
+/* The guest refusing (RST) resets the client promptly. */
+static void test_guest_refuses(void **state)
+{
+	struct inb *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX], buf[16];
+	struct guest_conn c;
+	int fd = client_connect(s);
+	gint64 start;
+
+	client_send(fd, hdr, v2_header(hdr, CLIENT_IP, 48000, false));
+	assert_true(guest_expect_syn(s, &c, INPROC_WAIT_MS));
+	start = g_get_monotonic_time();
+	guest_send(s, &c, 0x14, NULL, 0); /* RST|ACK */
+	assert_int_equal(client_read(fd, buf, sizeof(buf), 1000), -ECONNRESET);
+	assert_true(g_get_monotonic_time() - start < G_USEC_PER_SEC);
+	close(fd);
+}
+
+/* Off: a header is just bytes for the guest (the real peer is kept). */
+static void test_off_passes_bytes(void **state)
+{
+	struct inb *s = *state;
+	int fd = client_connect(s);
+
+	exchange(s, fd, "10.0.2.2", 0);
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_v2_header_gives_client_address, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_v1_header_gives_client_address, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_split_header, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_v2_local_uses_real_peer, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_header_refused, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_header_refused, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_ipv6_client_refused, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_silent_client_times_out, setup_required_short, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_header_does_not_block_others, setup_required_short, teardown),
+		cmocka_unit_test_setup_teardown(test_optional_modes, setup_optional, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_refuses, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_off_passes_bytes, setup_off, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
