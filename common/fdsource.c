@@ -33,6 +33,8 @@ GSource *fdsource_new(int fd, GIOCondition events, fdsource_fn fn, void *opaque)
 	fs->events = events;
 	fs->tag = g_source_add_unix_fd(source, fd, events);
 	g_source_set_callback(source, (GSourceFunc)(void (*)(void))fn, opaque, NULL);
+	/* No re-entry happens; avoid GLib's block/unblock, which wakes the loop (netstack.c). */
+	g_source_set_can_recurse(source, TRUE);
 	g_source_attach(source, NULL);
 	return source;
 }

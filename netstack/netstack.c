@@ -63,6 +63,7 @@ struct netstack {
 
 	struct epoll_event events[NETSTACK_EPOLL_BATCH];
 	int nevents;
+	int64_t deadline_us;      /* libslirp's next timer, from the last fill; 0 = none */
 
 	struct ratelimit guest_error_rl;
 	struct netstack_stats stats;
@@ -224,18 +225,23 @@ static gboolean netstack_source_prepare(GSource *source, gint *timeout)
 
 	netstack_fill(ns, &timeout_ms);
 	*timeout = timeout_ms > G_MAXINT ? -1 : (gint)timeout_ms;
-	/*
-	 * libslirp's TCP timers run inside slirp_pollfds_poll(), so an
-	 * expired timeout must dispatch even with no fd ready: check()
-	 * always says yes and dispatch() only reads epoll when it is ready.
-	 */
+	ns->deadline_us = timeout_ms > G_MAXINT ? 0 :
+			  g_get_monotonic_time() + (int64_t)timeout_ms * 1000;
 	return FALSE;
 }
 
+/*
+ * Dispatch when a host socket is ready, or when libslirp's timeout has run
+ * out: its TCP timers (delayed ACKs, retransmissions) run inside
+ * slirp_pollfds_poll(), so an expired timeout must dispatch with no fd ready.
+ */
 static gboolean netstack_source_check(GSource *source)
 {
-	(void)source;
-	return TRUE;
+	struct netstack *ns = ((struct netstack_source *)source)->ns;
+
+	if (g_source_query_unix_fd(source, ns->epoll_tag) & G_IO_IN)
+		return TRUE;
+	return ns->deadline_us && g_get_monotonic_time() >= ns->deadline_us;
 }
 
 static gboolean netstack_source_dispatch(GSource *source, GSourceFunc cb,
@@ -424,10 +430,16 @@ static void netstack_unregister_poll_fd(int fd, void *opaque)
 		ns->hooks->fd_closed(fd, tag, ns->hooks_opaque);
 }
 
+/*
+ * libslirp calls notify from sbdrop() each time a socket buffer drains, to
+ * kick an I/O thread that feeds guestfwd sockets.  There is no such thread
+ * here: the loop re-fills libslirp's poll set after every dispatch anyway.
+ * Waking the context instead cost an empty loop iteration per drained buffer
+ * (eventfd write + read + poll) and pinned the daemon at 100% CPU.
+ */
 static void netstack_notify(void *opaque)
 {
 	(void)opaque;
-	g_main_context_wakeup(NULL);
 }
 
 static const SlirpCb netstack_slirp_cb = {
@@ -481,6 +493,14 @@ int netstack_new(const struct netstack_config *cfg,
 				  sizeof(struct netstack_source));
 	((struct netstack_source *)ns->source)->ns = ns;
 	ns->epoll_tag = g_source_add_unix_fd(ns->source, ns->epfd, G_IO_IN);
+	/*
+	 * GLib "blocks" a non-recursive source around its dispatch by taking
+	 * its fds out of the poll set and putting them back, and putting them
+	 * back signals the context's wakeup eventfd: the next poll returns at
+	 * once.  Dispatching on every iteration, that was a busy loop.  The
+	 * netstack never re-enters itself, so there is nothing to block.
+	 */
+	g_source_set_can_recurse(ns->source, TRUE);
 	g_source_attach(ns->source, NULL);
 
 	*out = ns;
@@ -568,6 +588,11 @@ int netstack_send_to_guest(struct netstack *ns, const void *frame, size_t len)
 		ns->stats.tx_dropped++;
 	else
 		ns->stats.tx_frames++;
+	/*
+	 * Callers may be outside any netstack dispatch (the bridge's timers),
+	 * where no batch-end flush follows; these frames are rare, so flush now.
+	 */
+	ns->ops->tx_flush(ns->opaque);
 	return ret;
 }
 

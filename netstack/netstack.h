@@ -166,7 +166,8 @@ void netstack_inject_from_guest(struct netstack *ns, const uint8_t *frame, size_
 /**
  * netstack_send_to_guest() - send a frame built outside libslirp (a reset)
  *
- * Goes to the backend as is, without hooks->stack_frame.
+ * Goes to the backend as is, without hooks->stack_frame, and is flushed at
+ * once (callers may be outside any dispatch that would flush a batch).
  *
  * Return: 0 or -errno from the backend (the frame is dropped and counted).
  */

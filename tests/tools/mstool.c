@@ -19,6 +19,17 @@
  *	Run N connections, P at a time, all P connected before any sends:
  *	each sends B bytes, half-closes, reads them back and checks them.
  *	Prints "FLOWS ok=N failed=M max_open=P seconds=S".
+ *   rr --connect ADDR:PORT --count N [--bytes B]
+ *	N request/response round trips of B bytes each way on one connection
+ *	(the peer is an echo server that answers per message: mstool rr-server).
+ *	Prints "RR count=N p50_us=X p99_us=Y".
+ *   rr-server --listen ADDR:PORT [--bytes B]
+ *	Answer every B-byte request with B bytes, one connection at a time.
+ *   hold --connect ADDR:PORT --count N [--seconds S]
+ *	Open N connections, print "HOLD open=N", keep them idle for S seconds.
+ *   pump --tap IFNAME --netns PATH --socket PATH [--mtu M]
+ *	Play QEMU: move frames between a tap device (in PATH's namespace) and
+ *	meshslirp's -netdev stream socket.  Runs until --timeout or EOF.
  *   http-get --connect ADDR:PORT --path PATH
  *	Print "LOCAL=IP:PORT" (our own address, to compare with what the
  *	server saw), then the response body.
@@ -36,11 +47,19 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/un.h>
 #include <sys/socket.h>
 
 #include <glib.h>
 #include <openssl/evp.h>
+
+#include "backend/frame.h"
 #include <stdbool.h>
 
 static char *opt_listen, *opt_connect, *opt_path;
@@ -48,6 +67,8 @@ static gint64 opt_bytes;
 static int opt_timeout = 30;
 static gint64 opt_count = 1, opt_parallel = 1, opt_barrier;
 static gboolean opt_peers;
+static char *opt_tap, *opt_netns, *opt_socket;
+static gint64 opt_seconds = 10, opt_mtu = 65520;
 
 static const GOptionEntry entries[] = {
 	{ "listen", 0, 0, G_OPTION_ARG_STRING, &opt_listen, "Listen address", "ADDR:PORT" },
@@ -59,6 +80,11 @@ static const GOptionEntry entries[] = {
 	{ "parallel", 0, 0, G_OPTION_ARG_INT64, &opt_parallel, "Connections at once (flows)", "P" },
 	{ "barrier", 0, 0, G_OPTION_ARG_INT64, &opt_barrier, "Hold replies until N are open (echo)", "N" },
 	{ "peers", 0, 0, G_OPTION_ARG_NONE, &opt_peers, "Print each accepted peer (echo)", NULL },
+	{ "seconds", 0, 0, G_OPTION_ARG_INT64, &opt_seconds, "Hold for S seconds (hold)", "S" },
+	{ "tap", 0, 0, G_OPTION_ARG_STRING, &opt_tap, "Tap device (pump)", "IFNAME" },
+	{ "netns", 0, 0, G_OPTION_ARG_STRING, &opt_netns, "Namespace of the tap (pump)", "PATH" },
+	{ "socket", 0, 0, G_OPTION_ARG_STRING, &opt_socket, "meshslirp stream socket (pump)", "PATH" },
+	{ "mtu", 0, 0, G_OPTION_ARG_INT64, &opt_mtu, "Tap MTU (pump)", "M" },
 	{ NULL, 0, 0, 0, NULL, NULL, NULL },
 };
 
@@ -443,6 +469,186 @@ static int cmd_flows(void)
 	return failed ? 1 : 0;
 }
 
+static int read_full(int fd, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmd_rr(void)
+{
+	struct sockaddr_in local;
+	int fd = connect_to(&local), one = 1;
+	size_t len = opt_bytes ? (size_t)opt_bytes : 64;
+	uint8_t *buf = g_malloc0(len);
+	uint64_t *lat = g_new(uint64_t, opt_count);
+
+	if (fd < 0)
+		return -fd;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (gint64 i = 0; i < opt_count; i++) {
+		gint64 t0 = g_get_monotonic_time();
+
+		if (write_all(fd, buf, len) || read_full(fd, buf, len)) {
+			fprintf(stderr, "rr: connection failed after %" G_GINT64_FORMAT "\n", i);
+			return 1;
+		}
+		lat[i] = (uint64_t)(g_get_monotonic_time() - t0);
+	}
+	qsort(lat, (size_t)opt_count, sizeof(*lat), cmp_u64);
+	printf("RR count=%" G_GINT64_FORMAT " p50_us=%" G_GUINT64_FORMAT " p99_us=%" G_GUINT64_FORMAT "\n",
+	       opt_count, lat[opt_count / 2], lat[opt_count * 99 / 100]);
+	close(fd);
+	g_free(lat);
+	g_free(buf);
+	return 0;
+}
+
+static int cmd_rr_server(void)
+{
+	struct sockaddr_in sa;
+	size_t len = opt_bytes ? (size_t)opt_bytes : 64;
+	uint8_t *buf = g_malloc0(len);
+	int one = 1, lfd;
+
+	if (parse_addr(opt_listen, &sa))
+		return 2;
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 16)) {
+		perror("rr-server: bind/listen");
+		return 1;
+	}
+	printf("LISTENING\n");
+	for (;;) { /* ends by alarm(--timeout) */
+		int c = accept(lfd, NULL, NULL);
+
+		if (c < 0)
+			continue;
+		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		while (!read_full(c, buf, len) && !write_all(c, buf, len))
+			;
+		close(c);
+	}
+}
+
+static int cmd_hold(void)
+{
+	struct sockaddr_in sa;
+	gint64 open_n = 0;
+
+	if (parse_addr(opt_connect, &sa))
+		return 2;
+	for (gint64 i = 0; i < opt_count; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+			fprintf(stderr, "hold: connection %" G_GINT64_FORMAT ": %s\n", i, strerror(errno));
+			break;
+		}
+		open_n++;
+	}
+	printf("HOLD open=%" G_GINT64_FORMAT "\n", open_n);
+	sleep((unsigned int)opt_seconds);
+	return open_n == opt_count ? 0 : 1;
+}
+
+/* pump: tap <-> -netdev stream, as QEMU does it (length-prefixed frames). */
+static int cmd_pump(void)
+{
+	struct sockaddr_un su = { .sun_family = AF_UNIX };
+	struct frame_decoder dec;
+	struct ifreq ifr = { 0 };
+	uint8_t *frame = g_malloc(FRAME_RECORD_MAX + FRAME_PREFIX_LEN);
+	int self, target, tap, sock, ctl;
+
+	if (!opt_tap || !opt_netns || !opt_socket)
+		return 2;
+	self = open("/proc/self/ns/net", O_RDONLY);
+	target = open(opt_netns, O_RDONLY);
+	if (self < 0 || target < 0 || setns(target, CLONE_NEWNET)) {
+		perror("pump: netns");
+		return 1;
+	}
+	tap = open("/dev/net/tun", O_RDWR);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	g_strlcpy(ifr.ifr_name, opt_tap, IFNAMSIZ);
+	if (tap < 0 || ioctl(tap, TUNSETIFF, &ifr)) {
+		perror("pump: tap");
+		return 1;
+	}
+	ctl = socket(AF_INET, SOCK_DGRAM, 0);
+	ifr.ifr_mtu = (int)opt_mtu;
+	ioctl(ctl, SIOCSIFMTU, &ifr);
+	ioctl(ctl, SIOCGIFFLAGS, &ifr);
+	ifr.ifr_flags |= IFF_UP;
+	ioctl(ctl, SIOCSIFFLAGS, &ifr);
+	close(ctl);
+	setns(self, CLONE_NEWNET);
+
+	sock = socket(AF_UNIX, SOCK_STREAM, 0);
+	g_strlcpy(su.sun_path, opt_socket, sizeof(su.sun_path));
+	if (connect(sock, (struct sockaddr *)&su, sizeof(su))) {
+		perror("pump: connect");
+		return 1;
+	}
+	frame_decoder_init(&dec, FRAME_RECORD_MAX);
+	printf("PUMPING\n");
+	for (;;) { /* ends by alarm(--timeout) or EOF */
+		struct pollfd pfd[2] = { { .fd = tap, .events = POLLIN },
+					 { .fd = sock, .events = POLLIN } };
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			return 1;
+		if (pfd[0].revents & POLLIN) {
+			/* Up to 64 frames from the tap per turn, one writev each. */
+			for (int i = 0; i < 64; i++) {
+				ssize_t n = read(tap, frame + FRAME_PREFIX_LEN, FRAME_RECORD_MAX);
+				uint32_t be;
+
+				if (n <= 0)
+					break;
+				be = htonl((uint32_t)n);
+				memcpy(frame, &be, 4);
+				if (write_all(sock, frame, (size_t)n + FRAME_PREFIX_LEN))
+					return 0;
+				if (poll(pfd, 1, 0) <= 0)
+					break;
+			}
+		}
+		if (pfd[1].revents & (POLLIN | POLLHUP)) {
+			size_t space;
+			uint8_t *dst = frame_decoder_space(&dec, &space), *f;
+			ssize_t n = read(sock, dst, space);
+			size_t flen;
+
+			if (n <= 0)
+				return 0;
+			frame_decoder_commit(&dec, (size_t)n);
+			while (frame_decoder_next(&dec, &f, &flen) > 0)
+				if (write(tap, f, flen) < 0 && errno != EAGAIN)
+					return 1;
+		}
+	}
+}
+
 /* Many connections need many descriptors: raise the soft limit to the hard one. */
 static void raise_nofile(void)
 {
@@ -495,7 +701,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	g_autoptr(GOptionContext) ctx = g_option_context_new("sink|source|http-get|echo|flows");
+	g_autoptr(GOptionContext) ctx = g_option_context_new("sink|source|http-get|echo|flows|rr|rr-server|hold|pump");
 	g_autoptr(GError) err = NULL;
 
 	g_option_context_add_main_entries(ctx, entries, NULL);
@@ -512,6 +718,14 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "http-get"))
 		return cmd_http_get();
 	raise_nofile();
+	if (!strcmp(argv[1], "rr"))
+		return cmd_rr();
+	if (!strcmp(argv[1], "rr-server"))
+		return cmd_rr_server();
+	if (!strcmp(argv[1], "hold"))
+		return cmd_hold();
+	if (!strcmp(argv[1], "pump"))
+		return cmd_pump();
 	if (!strcmp(argv[1], "echo"))
 		return cmd_echo();
 	if (!strcmp(argv[1], "flows"))

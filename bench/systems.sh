@@ -1,0 +1,274 @@
+# systems.sh - bring benchmark systems up and down in private namespaces (sourced by bench/run).
+#
+# Every system gets its own pod namespace (the virt-launcher pod: the helper or
+# the bridge, and the sidecar) and guest namespace (the guest model: a kernel
+# TCP stack behind a tap or a veth), all wired to one node namespace that holds
+# the servers.  Addresses: node 198.18.0.1, pod of system i 198.18.0.(10+i);
+# nothing else is reachable.  Each system defines:
+#
+#   sys_up_NAME MTU MESH   - start it (MESH=1: the sidecar is in the path)
+#   sys_down_NAME          - stop its processes and rules (namespaces stay)
+#   gx_NAME CMD...         - run CMD in its guest model
+#   SYS_PID_NAME           - the helper's PID (for CPU and RSS), empty if none
+#
+# The sidecar is HAProxy in every case:
+#   masquerade   nftables prerouting redirect on k6t-eth0 to :15001, SO_ORIGINAL_DST
+#   meshslirp-*  --outbound-proxy 127.0.0.1:15001, accept-proxy (PROXY v2)
+#   slirp4netns, pasta
+#                Istio-style OUTPUT capture in the pod namespace, SO_ORIGINAL_DST
+#                (their sockets are ordinary sockets of the pod, like stock Istio)
+
+BENCH_SYSTEMS=(masquerade meshslirp-tap meshslirp slirp4netns pasta)
+NODE_IP=198.18.0.1
+BENCH_HAPROXY_MAXCONN=30000
+
+bench_idx() {
+	local i=0 s
+	for s in "${BENCH_SYSTEMS[@]}"; do
+		i=$((i + 1))
+		[ "$s" = "$1" ] && { echo $i; return; }
+	done
+}
+pod_ns() { echo "$E2E_TAG-p$(bench_idx "$1")"; }
+guest_ns() { echo "$E2E_TAG-g$(bench_idx "$1")"; }
+pod_ip() { echo "198.18.0.$((10 + $(bench_idx "$1")))"; }
+
+# Shared node namespace plus one pod and one guest namespace per system.
+bench_topology() {
+	local s i
+	e2e_netns_add "$NS_NODE"
+	for s in "${BENCH_SYSTEMS[@]}"; do
+		i=$(bench_idx "$s")
+		e2e_netns_add "$(pod_ns "$s")"
+		e2e_netns_add "$(guest_ns "$s")"
+		ip link add "$E2E_TAG-n$i" netns "$NS_NODE" type veth peer name eth0 netns "$(pod_ns "$s")"
+		ip -n "$(pod_ns "$s")" addr add "$(pod_ip "$s")/24" dev eth0
+		ip -n "$(pod_ns "$s")" link set eth0 up
+		ip -n "$NS_NODE" link set "$E2E_TAG-n$i" up
+		ip netns exec "$(pod_ns "$s")" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+	done
+	ip -n "$NS_NODE" addr add "$NODE_IP/24" dev "$E2E_TAG-n1"
+	# The node reaches every pod address through its own veth.
+	for s in "${BENCH_SYSTEMS[@]}"; do
+		i=$(bench_idx "$s")
+		[ "$i" = 1 ] || ip -n "$NS_NODE" addr add "$NODE_IP/32" dev "$E2E_TAG-n$i" 2>/dev/null || true
+		ip -n "$NS_NODE" route replace "$(pod_ip "$s")/32" dev "$E2E_TAG-n$i"
+	done
+}
+
+# Pod <-> node links carry the scenario's MTU too.
+bench_set_node_mtu() {
+	local s i
+	for s in "${BENCH_SYSTEMS[@]}"; do
+		i=$(bench_idx "$s")
+		ip -n "$NS_NODE" link set "$E2E_TAG-n$i" mtu "$1"
+		ip -n "$(pod_ns "$s")" link set eth0 mtu "$1"
+	done
+}
+
+# The sidecar stand-in in a pod.  $2: proxy (PROXY header) or capture (SO_ORIGINAL_DST).
+bench_sidecar_up() {
+	local s=$1 kind=$2 cfg="$E2E_TMP/haproxy-$1.cfg"
+	if [ "$kind" = proxy ]; then
+		E2E_HAPROXY_GLOBAL=("  maxconn $BENCH_HAPROXY_MAXCONN")
+		e2e_haproxy_cfg "$cfg" 'frontend outbound' '  bind 127.0.0.1:15001 accept-proxy' \
+			"  maxconn $BENCH_HAPROXY_MAXCONN" '  default_backend orig' 'backend orig' \
+			'  server orig 0.0.0.0:0'
+	else
+		E2E_HAPROXY_GLOBAL=("  maxconn $BENCH_HAPROXY_MAXCONN" '  uid 1337' '  gid 1337')
+		e2e_haproxy_cfg "$cfg" 'frontend outbound' '  bind 0.0.0.0:15001' \
+			"  maxconn $BENCH_HAPROXY_MAXCONN" '  default_backend orig' 'backend orig' \
+			'  server orig 0.0.0.0:0'
+	fi
+	E2E_HAPROXY_GLOBAL=()
+	sed -i 's/^  log global$/  no log/' "$cfg"
+	e2e_start_haproxy "haproxy-$s" "$(pod_ns "$s")" "$cfg"
+	eval "SIDECAR_PID_${s//-/_}=$HAPROXY_PID"
+}
+
+bench_sidecar_down() {
+	local var="SIDECAR_PID_${1//-/_}"
+	[ -n "${!var:-}" ] || return 0
+	kill -TERM "${!var}" 2>/dev/null || true
+	e2e_wait_exit "${!var}" 5 || kill -KILL "${!var}" 2>/dev/null || true
+	eval "$var="
+}
+
+# Istio's outbound capture for helpers whose sockets live in the pod.
+bench_capture_up() {
+	ip netns exec "$(pod_ns "$1")" nft -f - <<'NFT'
+table ip istio {
+	chain output {
+		type nat hook output priority -100; policy accept;
+		meta skuid 1337 return
+		ip daddr 127.0.0.0/8 return
+		meta l4proto tcp redirect to :15001
+	}
+}
+NFT
+}
+bench_capture_down() { ip netns exec "$(pod_ns "$1")" nft delete table ip istio 2>/dev/null || true; }
+
+bench_kill() {
+	[ -n "${1:-}" ] || return 0
+	kill -TERM "$1" 2>/dev/null || true
+	e2e_wait_exit "$1" 5 || kill -KILL "$1" 2>/dev/null || true
+}
+
+# --- masquerade: KubeVirt's binding (tap+bridge+NAT), the guest on a veth in the bridge.
+sys_up_masquerade() {
+	local mtu=$1 mesh=$2 p g
+	p=$(pod_ns masquerade)
+	g=$(guest_ns masquerade)
+	ip -n "$p" link add k6t-eth0 type bridge
+	ip -n "$p" addr add 10.0.2.1/24 dev k6t-eth0
+	ip link add "$E2E_TAG-mv" netns "$p" type veth peer name eth0 netns "$g"
+	ip -n "$p" link set "$E2E_TAG-mv" master k6t-eth0
+	ip -n "$p" link set "$E2E_TAG-mv" mtu "$mtu" up
+	ip -n "$p" link set k6t-eth0 mtu "$mtu" up
+	ip -n "$g" link set eth0 mtu "$mtu" up
+	ip -n "$g" addr add 10.0.2.15/24 dev eth0
+	ip -n "$g" route add default via 10.0.2.1
+	ip netns exec "$p" sysctl -qw net.ipv4.ip_forward=1
+	ip netns exec "$p" nft -f - <<'NFT'
+table ip kubevirt {
+	chain postrouting {
+		type nat hook postrouting priority 100; policy accept;
+		ip saddr 10.0.2.0/24 oifname "eth0" masquerade
+	}
+	chain prerouting {
+		type nat hook prerouting priority -100; policy accept;
+	}
+}
+NFT
+	if [ "$mesh" = 1 ]; then
+		ip netns exec "$p" nft add rule ip kubevirt prerouting \
+			iifname k6t-eth0 meta l4proto tcp redirect to :15001
+		bench_sidecar_up masquerade capture
+	fi
+	SYS_PID_masquerade=
+}
+sys_down_masquerade() {
+	bench_sidecar_down masquerade
+	ip netns exec "$(pod_ns masquerade)" nft delete table ip kubevirt 2>/dev/null || true
+	ip -n "$(pod_ns masquerade)" link del "$E2E_TAG-mv" 2>/dev/null || true
+	ip -n "$(pod_ns masquerade)" link del k6t-eth0 2>/dev/null || true
+}
+gx_masquerade() { ip netns exec "$(guest_ns masquerade)" "$@"; }
+
+# --- meshslirp through its tap backend.
+bench_meshslirp_args() {
+	local mtu=$1 mesh=$2
+	BENCH_MS_ARGS=(--mtu "$mtu" --log-level warning)
+	[ "$mesh" = 1 ] && BENCH_MS_ARGS+=(--outbound-proxy 127.0.0.1:15001)
+	return 0
+}
+bench_guest_addr() {
+	local g=$1
+	ip -n "$g" addr add 10.0.2.15/24 dev tap0
+	ip -n "$g" route add default via 10.0.2.2
+}
+sys_up_meshslirp_tap() {
+	local mtu=$1 mesh=$2 p g
+	p=$(pod_ns meshslirp-tap)
+	g=$(guest_ns meshslirp-tap)
+	bench_meshslirp_args "$mtu" "$mesh"
+	[ "$mesh" = 1 ] && bench_sidecar_up meshslirp-tap proxy
+	MESHSLIRP_PID=
+	NS_POD=$p e2e_start_meshslirp meshslirp-tap --tap tap0 --netns "/run/netns/$g" "${BENCH_MS_ARGS[@]}"
+	bench_guest_addr "$g"
+	SYS_PID_meshslirp_tap=$MESHSLIRP_PID
+}
+sys_down_meshslirp_tap() {
+	bench_kill "${SYS_PID_meshslirp_tap:-}"
+	bench_sidecar_down meshslirp-tap
+	ip -n "$(guest_ns meshslirp-tap)" link del tap0 2>/dev/null || true
+}
+gx_meshslirp_tap() { ip netns exec "$(guest_ns meshslirp-tap)" "$@"; }
+
+# --- meshslirp through its stream backend, a frame pump playing QEMU.
+sys_up_meshslirp() {
+	local mtu=$1 mesh=$2 p g sock="$E2E_TMP/meshslirp.sock"
+	p=$(pod_ns meshslirp)
+	g=$(guest_ns meshslirp)
+	bench_meshslirp_args "$mtu" "$mesh"
+	[ "$mesh" = 1 ] && bench_sidecar_up meshslirp proxy
+	NS_POD=$p e2e_start_meshslirp meshslirp --socket "$sock" "${BENCH_MS_ARGS[@]}"
+	SYS_PID_meshslirp=$MESHSLIRP_PID
+	e2e_bg pump "$p" "$MSTOOL" pump --tap tap0 --netns "/run/netns/$g" --socket "$sock" \
+		--mtu "$mtu" --timeout 100000
+	BENCH_PUMP_PID=$E2E_LAST_PID
+	e2e_wait_for "$E2E_TMP/pump.log" '^PUMPING' 10 || e2e_fail "frame pump did not start"
+	bench_guest_addr "$g"
+}
+sys_down_meshslirp() {
+	bench_kill "${BENCH_PUMP_PID:-}"
+	bench_kill "${SYS_PID_meshslirp:-}"
+	bench_sidecar_down meshslirp
+	ip -n "$(guest_ns meshslirp)" link del tap0 2>/dev/null || true
+}
+gx_meshslirp() { ip netns exec "$(guest_ns meshslirp)" "$@"; }
+
+# --- slirp4netns: stock libslirp on a tap.
+sys_up_slirp4netns() {
+	local mtu=$1 mesh=$2 p g
+	p=$(pod_ns slirp4netns)
+	g=$(guest_ns slirp4netns)
+	if [ "$mesh" = 1 ]; then
+		bench_capture_up slirp4netns
+		bench_sidecar_up slirp4netns capture
+	fi
+	e2e_bg slirp4netns "$p" slirp4netns --configure --mtu="$mtu" --disable-host-loopback \
+		--netns-type=path "/run/netns/$g" tap0
+	SYS_PID_slirp4netns=$E2E_LAST_PID
+	local i
+	for i in $(seq 1 50); do
+		ip -n "$g" addr show tap0 2>/dev/null | grep -q 'inet ' && return 0
+		sleep 0.1
+	done
+	e2e_fail "slirp4netns did not configure tap0"
+}
+sys_down_slirp4netns() {
+	bench_kill "${SYS_PID_slirp4netns:-}"
+	bench_sidecar_down slirp4netns
+	bench_capture_down slirp4netns
+}
+gx_slirp4netns() { ip netns exec "$(guest_ns slirp4netns)" "$@"; }
+
+# --- pasta (passt): refuses root's namespaces, so it runs as nobody and creates its own
+# user and network namespace; root enters that one to run the guest-side commands.
+sys_up_pasta() {
+	local mtu=$1 mesh=$2 p i
+	p=$(pod_ns pasta)
+	if [ "$mesh" = 1 ]; then
+		bench_capture_up pasta
+		bench_sidecar_up pasta capture
+	fi
+	e2e_bg pasta "$p" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		pasta --config-net --mtu "$mtu" --foreground -t none -u none -T none -U none \
+		-- sleep 100000
+	SYS_PID_pasta=$E2E_LAST_PID
+	BENCH_PASTA_NS_PID=
+	for i in $(seq 1 50); do
+		BENCH_PASTA_NS_PID=$(pgrep -P "$SYS_PID_pasta" -x sleep 2>/dev/null || true)
+		[ -z "$BENCH_PASTA_NS_PID" ] && BENCH_PASTA_NS_PID=$(pgrep -f "^sleep 100000$" | head -n 1)
+		[ -n "$BENCH_PASTA_NS_PID" ] && nsenter -t "$BENCH_PASTA_NS_PID" -n ip -4 addr show |
+			grep -q 'inet .* scope global' && break
+		sleep 0.1
+	done
+	[ -n "$BENCH_PASTA_NS_PID" ] || e2e_fail "pasta did not start: $(cat "$E2E_TMP/pasta.log")"
+	# pasta runs as nobody; it is the real helper whose CPU and memory count.
+	SYS_PID_pasta=$(pgrep -u nobody -x passt.avx2 || pgrep -u nobody -x pasta || pgrep -u nobody -x passt || true)
+}
+sys_down_pasta() {
+	[ -n "${BENCH_PASTA_NS_PID:-}" ] && kill -TERM "$BENCH_PASTA_NS_PID" 2>/dev/null || true
+	bench_kill "${SYS_PID_pasta:-}"
+	bench_sidecar_down pasta
+	bench_capture_down pasta
+}
+gx_pasta() { nsenter -t "$BENCH_PASTA_NS_PID" -n -- "$@"; }
+
+sys_up() { "sys_up_${1//-/_}" "$2" "$3"; }
+sys_down() { "sys_down_${1//-/_}"; }
+gx() { local s=$1; shift; "gx_${s//-/_}" "$@"; }
+sys_pid() { local v="SYS_PID_${1//-/_}"; echo "${!v:-}"; }
