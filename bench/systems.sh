@@ -20,7 +20,7 @@
 
 BENCH_SYSTEMS=(masquerade meshslirp-tap meshslirp slirp4netns pasta)
 NODE_IP=198.18.0.1
-BENCH_HAPROXY_MAXCONN=30000
+BENCH_HAPROXY_MAXCONN=9000
 
 bench_idx() {
 	local i=0 s
@@ -69,18 +69,17 @@ bench_set_node_mtu() {
 # The sidecar stand-in in a pod.  $2: proxy (PROXY header) or capture (SO_ORIGINAL_DST).
 bench_sidecar_up() {
 	local s=$1 kind=$2 cfg="$E2E_TMP/haproxy-$1.cfg"
+	E2E_HAPROXY_MAXCONN=$BENCH_HAPROXY_MAXCONN
 	if [ "$kind" = proxy ]; then
-		E2E_HAPROXY_GLOBAL=("  maxconn $BENCH_HAPROXY_MAXCONN")
 		e2e_haproxy_cfg "$cfg" 'frontend outbound' '  bind 127.0.0.1:15001 accept-proxy' \
-			"  maxconn $BENCH_HAPROXY_MAXCONN" '  default_backend orig' 'backend orig' \
-			'  server orig 0.0.0.0:0'
+			'  default_backend orig' 'backend orig' '  server orig 0.0.0.0:0'
 	else
-		E2E_HAPROXY_GLOBAL=("  maxconn $BENCH_HAPROXY_MAXCONN" '  uid 1337' '  gid 1337')
+		E2E_HAPROXY_GLOBAL=('  uid 1337' '  gid 1337')
 		e2e_haproxy_cfg "$cfg" 'frontend outbound' '  bind 0.0.0.0:15001' \
-			"  maxconn $BENCH_HAPROXY_MAXCONN" '  default_backend orig' 'backend orig' \
-			'  server orig 0.0.0.0:0'
+			'  default_backend orig' 'backend orig' '  server orig 0.0.0.0:0'
 	fi
 	E2E_HAPROXY_GLOBAL=()
+	E2E_HAPROXY_MAXCONN=8192
 	sed -i 's/^  log global$/  no log/' "$cfg"
 	e2e_start_haproxy "haproxy-$s" "$(pod_ns "$s")" "$cfg"
 	eval "SIDECAR_PID_${s//-/_}=$HAPROXY_PID"
@@ -244,25 +243,38 @@ sys_up_pasta() {
 		bench_capture_up pasta
 		bench_sidecar_up pasta capture
 	fi
+	# The pod has no default route (nothing leaves the test): name pasta's interface,
+	# gateway and guest address explicitly.  The gateway must not be the node's
+	# address, which pasta would otherwise map to the pod's loopback.  pasta forks: its own PID comes from
+	# --pid, written into a directory nobody may write to.
+	chmod o+x "$E2E_TMP"
+	mkdir -p "$E2E_TMP/pasta"
+	chmod 1777 "$E2E_TMP/pasta"
+	rm -f "$E2E_TMP/pasta/pid"
+	# If start-up fails half-way, the PID file still names the daemon to stop.
+	E2E_CLEANUP_HOOKS+=("f='$E2E_TMP/pasta/pid'; [ -s \"\$f\" ] && { pkill -KILL -P \$(cat \"\$f\"); kill -KILL \$(cat \"\$f\"); } 2>/dev/null")
 	e2e_bg pasta "$p" setpriv --reuid=nobody --regid=nogroup --clear-groups \
-		pasta --config-net --mtu "$mtu" --foreground -t none -u none -T none -U none \
+		pasta --config-net -i eth0 -g 198.18.0.254 --no-map-gw -a 198.18.0.115 -n 24 --mtu "$mtu" \
+		--foreground --pid "$E2E_TMP/pasta/pid" -t none -u none -T none -U none \
 		-- sleep 100000
-	SYS_PID_pasta=$E2E_LAST_PID
+	SYS_PID_pasta=
 	BENCH_PASTA_NS_PID=
 	for i in $(seq 1 50); do
-		BENCH_PASTA_NS_PID=$(pgrep -P "$SYS_PID_pasta" -x sleep 2>/dev/null || true)
-		[ -z "$BENCH_PASTA_NS_PID" ] && BENCH_PASTA_NS_PID=$(pgrep -f "^sleep 100000$" | head -n 1)
+		[ -s "$E2E_TMP/pasta/pid" ] && SYS_PID_pasta=$(cat "$E2E_TMP/pasta/pid")
+		[ -n "$SYS_PID_pasta" ] && BENCH_PASTA_NS_PID=$(pgrep -P "$SYS_PID_pasta" -x sleep || true)
 		[ -n "$BENCH_PASTA_NS_PID" ] && nsenter -t "$BENCH_PASTA_NS_PID" -n ip -4 addr show |
 			grep -q 'inet .* scope global' && break
 		sleep 0.1
 	done
-	[ -n "$BENCH_PASTA_NS_PID" ] || e2e_fail "pasta did not start: $(cat "$E2E_TMP/pasta.log")"
-	# pasta runs as nobody; it is the real helper whose CPU and memory count.
-	SYS_PID_pasta=$(pgrep -u nobody -x passt.avx2 || pgrep -u nobody -x pasta || pgrep -u nobody -x passt || true)
+	[ -n "$SYS_PID_pasta" ] && [ -n "$BENCH_PASTA_NS_PID" ] ||
+		e2e_fail "pasta did not start: $(cat "$E2E_TMP/pasta.log")"
+	# Both are stopped by PID on exit, whatever happens.
+	E2E_PIDS+=("$SYS_PID_pasta" "$BENCH_PASTA_NS_PID")
 }
 sys_down_pasta() {
-	[ -n "${BENCH_PASTA_NS_PID:-}" ] && kill -TERM "$BENCH_PASTA_NS_PID" 2>/dev/null || true
-	bench_kill "${SYS_PID_pasta:-}"
+	bench_kill "${BENCH_PASTA_NS_PID:-}"
+	# pasta may take long to honour SIGTERM; it holds nothing worth a clean exit.
+	[ -n "${SYS_PID_pasta:-}" ] && kill -KILL "$SYS_PID_pasta" 2>/dev/null || true
 	bench_sidecar_down pasta
 	bench_capture_down pasta
 }

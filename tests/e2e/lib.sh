@@ -47,8 +47,14 @@ e2e_require_root() {
 	fi
 }
 
+# Commands run first at cleanup (for processes whose PIDs are learned late).
+E2E_CLEANUP_HOOKS=()
+
 e2e_cleanup() {
-	local rc=$? pid i
+	local rc=$? pid i hook
+	for hook in "${E2E_CLEANUP_HOOKS[@]}"; do
+		eval "$hook" || true
+	done
 	for pid in "${E2E_PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
@@ -229,14 +235,15 @@ e2e_haproxy_cfg() {
 	local file=$1
 	shift
 	{
-		printf 'global\n  log stdout format raw local0\n  maxconn 8192\n'
+		printf 'global\n  log stdout format raw local0\n  maxconn %s\n' "$E2E_HAPROXY_MAXCONN"
 		printf '%s\n' "${E2E_HAPROXY_GLOBAL[@]}"
-		printf 'defaults\n  mode tcp\n  log global\n  maxconn 8192\n'
+		printf 'defaults\n  mode tcp\n  log global\n  maxconn %s\n' "$E2E_HAPROXY_MAXCONN"
 		printf '  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n'
 		printf '%s\n' "$@"
 	} >"$file"
 }
 E2E_HAPROXY_GLOBAL=()
+E2E_HAPROXY_MAXCONN=8192
 
 # e2e_start_haproxy NAME NETNS CFG : start HAProxy in the foreground (-db) as a
 # tracked process; its log (one line per connection) is $E2E_TMP/NAME.log.

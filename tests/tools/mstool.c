@@ -252,7 +252,7 @@ static int cmd_source(void)
 	return 0;
 }
 
-#define MAX_CONNS 8192
+#define MAX_CONNS 16384
 
 struct echo_conn {
 	int fd;
