@@ -94,19 +94,8 @@ bench_sidecar_down() {
 }
 
 # Istio's outbound capture for helpers whose sockets live in the pod.
-bench_capture_up() {
-	ip netns exec "$(pod_ns "$1")" nft -f - <<'NFT'
-table ip istio {
-	chain output {
-		type nat hook output priority -100; policy accept;
-		meta skuid 1337 return
-		ip daddr 127.0.0.0/8 return
-		meta l4proto tcp redirect to :15001
-	}
-}
-NFT
-}
-bench_capture_down() { ip netns exec "$(pod_ns "$1")" nft delete table ip istio 2>/dev/null || true; }
+bench_capture_up() { e2e_istio_capture "$(pod_ns "$1")"; }
+bench_capture_down() { e2e_istio_capture_off "$(pod_ns "$1")"; }
 
 bench_kill() {
 	[ -n "${1:-}" ] || return 0

@@ -9,18 +9,8 @@ e2e_topology
 NS_GUEST="$E2E_TAG-guest"
 e2e_netns_add "$NS_GUEST"
 
-# Istio's capture, in nftables form: every TCP connection a pod process opens goes to 15001,
-# except the sidecar's own (uid 1337) and loopback traffic.
-ip netns exec "$NS_POD" nft -f - <<'NFT'
-table ip istio {
-	chain output {
-		type nat hook output priority -100; policy accept;
-		meta skuid 1337 return
-		ip daddr 127.0.0.0/8 return
-		meta l4proto tcp redirect to :15001
-	}
-}
-NFT
+# Istio's capture, in nftables form (lib.sh).
+e2e_istio_capture "$NS_POD"
 
 # The sidecar: no PROXY header; the original destination comes from SO_ORIGINAL_DST.
 E2E_HAPROXY_GLOBAL=('  uid 1337' '  gid 1337')

@@ -284,3 +284,20 @@ e2e_wait_flows_drained() {
 	done
 	return 1
 }
+
+# e2e_istio_capture NETNS : Istio's outbound capture in nftables form: every TCP
+# connection a process of NETNS opens goes to :15001, except the sidecar's own
+# (uid 1337) and loopback traffic.  Removed with e2e_istio_capture_off.
+e2e_istio_capture() {
+	ip netns exec "$1" nft -f - <<'NFT'
+table ip istio {
+	chain output {
+		type nat hook output priority -100; policy accept;
+		meta skuid 1337 return
+		ip daddr 127.0.0.0/8 return
+		meta l4proto tcp redirect to :15001
+	}
+}
+NFT
+}
+e2e_istio_capture_off() { ip netns exec "$1" nft delete table ip istio 2>/dev/null || true; }

@@ -102,6 +102,26 @@ static int parse_addr(const char *s, struct sockaddr_in *sa)
 	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
+/* Listening socket on --listen; returns the fd, -2 for a bad address, -1 on error. */
+static int listen_on(int backlog, int flags, const char *who)
+{
+	struct sockaddr_in sa;
+	int one = 1, fd;
+
+	if (parse_addr(opt_listen, &sa))
+		return -2;
+	fd = socket(AF_INET, SOCK_STREAM | flags, 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, backlog)) {
+		fprintf(stderr, "%s: bind/listen %s: %s\n", who, opt_listen, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	printf("LISTENING\n");
+	fflush(stdout);
+	return fd;
+}
+
 static const char *fmt_addr(const struct sockaddr_in *sa)
 {
 	static char buf[64];
@@ -120,25 +140,18 @@ static void hex(const unsigned char *d, unsigned int n, char *out)
 
 static int cmd_sink(void)
 {
-	struct sockaddr_in sa, peer;
+	struct sockaddr_in peer;
 	socklen_t plen = sizeof(peer);
-	int one = 1, lfd, fd;
+	int lfd, fd;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned char digest[EVP_MAX_MD_SIZE], buf[65536];
 	unsigned int dlen;
 	char dhex[2 * EVP_MAX_MD_SIZE + 1];
 	gint64 total = 0;
 
-	if (parse_addr(opt_listen, &sa))
-		return 2;
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1)) {
-		perror("sink: bind/listen");
-		return 1;
-	}
-	printf("LISTENING\n");
-	fflush(stdout);
+	lfd = listen_on(1, 0, "sink");
+	if (lfd < 0)
+		return lfd == -2 ? 2 : 1;
 	fd = accept(lfd, (struct sockaddr *)&peer, &plen);
 	if (fd < 0) {
 		perror("sink: accept");
@@ -263,23 +276,15 @@ struct echo_conn {
 
 static int cmd_echo(void)
 {
-	struct sockaddr_in sa;
 	struct echo_conn *conns = g_new0(struct echo_conn, MAX_CONNS);
 	struct pollfd *pfd = g_new0(struct pollfd, MAX_CONNS + 1);
 	size_t n = 0;
 	gint64 open = 0, peak = 0, reported = 0;
 	bool released = opt_barrier <= 0;
-	int one = 1, lfd;
+	int lfd = listen_on(4096, SOCK_NONBLOCK, "echo");
 
-	if (parse_addr(opt_listen, &sa))
-		return 2;
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 4096)) {
-		perror("echo: bind/listen");
-		return 1;
-	}
-	printf("LISTENING\n");
+	if (lfd < 0)
+		return lfd == -2 ? 2 : 1;
 	for (;;) { /* ends by alarm(--timeout) */
 		pfd[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
 		for (size_t i = 0; i < n; i++) {
@@ -523,20 +528,12 @@ static int cmd_rr(void)
 
 static int cmd_rr_server(void)
 {
-	struct sockaddr_in sa;
 	size_t len = opt_bytes ? (size_t)opt_bytes : 64;
 	uint8_t *buf = g_malloc0(len);
-	int one = 1, lfd;
+	int one = 1, lfd = listen_on(16, 0, "rr-server");
 
-	if (parse_addr(opt_listen, &sa))
-		return 2;
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 16)) {
-		perror("rr-server: bind/listen");
-		return 1;
-	}
-	printf("LISTENING\n");
+	if (lfd < 0)
+		return lfd == -2 ? 2 : 1;
 	for (;;) { /* ends by alarm(--timeout) */
 		int c = accept(lfd, NULL, NULL);
 
