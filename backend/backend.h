@@ -44,6 +44,7 @@ struct backend_stats {
 	uint64_t peers_accepted;    /* QEMU connections served */
 	uint64_t peers_refused;     /* QEMU connections refused (one at a time) */
 	uint64_t congestion_events; /* times the backend asked to throttle */
+	uint64_t attached;          /* gauge: 1 while a guest (QEMU, tap) is attached */
 };
 
 struct backend;

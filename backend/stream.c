@@ -91,6 +91,7 @@ static void stream_disconnect(struct stream_backend *sb, const char *why)
 	close(sb->conn_fd);
 	sb->conn_fd = -1;
 	sb->conn_pid = 0;
+	sb->be.stats.attached = 0;
 	frame_decoder_reset(&sb->dec);
 	frame_ring_clear(&sb->tx);
 	stream_set_congested(sb, false);
@@ -258,6 +259,7 @@ static gboolean stream_on_accept(int fd, GIOCondition ready, void *opaque)
 		sb->conn_fd = conn;
 		sb->conn_pid = stream_peer_pid(conn);
 		sb->be.stats.peers_accepted++;
+		sb->be.stats.attached = 1;
 		frame_decoder_reset(&sb->dec);
 		frame_ring_clear(&sb->tx);
 		sb->conn_src = fdsource_new(conn, G_IO_IN, stream_on_conn, sb);

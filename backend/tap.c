@@ -202,6 +202,7 @@ int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu,
 	tb->fd = fd;
 	tb->rxbuf = g_malloc(FRAME_RECORD_MAX);
 	tb->src = fdsource_new(fd, G_IO_IN, tap_on_readable, tb);
+	tb->be.stats.attached = 1;
 	g_message("tap %s%s%s attached", ifname, netns ? " in " : "",
 		  netns ? netns : "");
 	*out = &tb->be;

@@ -7,6 +7,7 @@
 #include <net/if.h>
 #include <arpa/inet.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include <glib.h>
@@ -222,6 +223,115 @@ static int daemon_setup_bridge(struct daemon *d)
 	return 0;
 }
 
+/* One metric family: HELP and TYPE lines, then its samples. */
+static void metric_head(GString *o, const char *name, const char *type, const char *help)
+{
+	g_string_append_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metric(GString *o, const char *name, const char *labels, uint64_t v)
+{
+	g_string_append_printf(o, "%s%s%s%s %" G_GUINT64_FORMAT "\n", name, labels ? "{" : "",
+			       labels ? labels : "", labels ? "}" : "", v);
+}
+
+void daemon_render_metrics(GString *o, void *opaque)
+{
+	const struct daemon *d = opaque;
+	const struct netstack_stats *ns = netstack_stats(d->ns);
+	const struct backend_stats *bs = &d->be->stats;
+	const struct bridge_stats *br = bridge_stats(d->br);
+	static const struct { const char *name; enum flow_state st; } states[] = {
+		{ "syn", FLOW_SYN }, { "connecting", FLOW_CONNECTING }, { "open", FLOW_OPEN },
+		{ "closed", FLOW_CLOSED }, { "header_wait", FLOW_HDR_WAIT },
+		{ "rejected", FLOW_REJECTED },
+	};
+	char lbl[96];
+
+	metric_head(o, "meshslirp_info", "gauge", "Build information.");
+	g_string_append_printf(o, "meshslirp_info{version=\"%s\"} 1\n", MESHSLIRP_VERSION);
+
+	metric_head(o, "meshslirp_frames_total", "counter", "Ethernet frames through the backend.");
+	metric(o, "meshslirp_frames_total", "direction=\"from_guest\"", bs->rx_frames);
+	metric(o, "meshslirp_frames_total", "direction=\"to_guest\"", bs->tx_frames);
+	metric_head(o, "meshslirp_bytes_total", "counter", "Frame bytes through the backend.");
+	metric(o, "meshslirp_bytes_total", "direction=\"from_guest\"", bs->rx_bytes);
+	metric(o, "meshslirp_bytes_total", "direction=\"to_guest\"", bs->tx_bytes);
+
+	metric_head(o, "meshslirp_drops_total", "counter", "Frames dropped, by reason.");
+	metric(o, "meshslirp_drops_total", "reason=\"runt\"", bs->rx_runts);
+	metric(o, "meshslirp_drops_total", "reason=\"oversize\"", bs->rx_oversize);
+	metric(o, "meshslirp_drops_total", "reason=\"bad_length_prefix\"", bs->rx_bad_prefix);
+	metric(o, "meshslirp_drops_total", "reason=\"no_guest\"", bs->tx_no_peer);
+	metric(o, "meshslirp_drops_total", "reason=\"queue_full\"", bs->tx_full);
+	metric(o, "meshslirp_drops_total", "reason=\"write_error\"", bs->tx_errors);
+
+	metric_head(o, "meshslirp_qemu_connections_total", "counter", "QEMU connections, by outcome.");
+	metric(o, "meshslirp_qemu_connections_total", "result=\"accepted\"", bs->peers_accepted);
+	metric(o, "meshslirp_qemu_connections_total", "result=\"refused\"", bs->peers_refused);
+	metric_head(o, "meshslirp_guest_attached", "gauge", "1 while a guest is attached.");
+	metric(o, "meshslirp_guest_attached", NULL, bs->attached);
+	metric_head(o, "meshslirp_libslirp_sockets", "gauge", "Host sockets libslirp polls.");
+	metric(o, "meshslirp_libslirp_sockets", NULL, netstack_polled_sockets(d->ns));
+	metric_head(o, "meshslirp_guest_errors_total", "counter", "libslirp guest_error reports.");
+	metric(o, "meshslirp_guest_errors_total", NULL, ns->guest_errors);
+
+	metric_head(o, "meshslirp_flows", "gauge", "Redirected flows (steered, DNS, inbound) by state.");
+	for (size_t i = 0; i < G_N_ELEMENTS(states); i++) {
+		snprintf(lbl, sizeof(lbl), "state=\"%s\"", states[i].name);
+		metric(o, "meshslirp_flows", lbl, bridge_flow_count(d->br, states[i].st));
+	}
+	metric_head(o, "meshslirp_flows_total", "counter", "Flows created, by direction.");
+	metric(o, "meshslirp_flows_total", "direction=\"outbound_steered\"", br->flows_steered);
+	metric(o, "meshslirp_flows_total", "direction=\"outbound_dns\"", br->flows_dns);
+	metric(o, "meshslirp_flows_total", "direction=\"inbound\"", br->inbound_flows);
+	metric_head(o, "meshslirp_flows_refused_total", "counter", "Guest flows refused, by reason.");
+	metric(o, "meshslirp_flows_refused_total", "reason=\"sidecar_port\"",
+	       br->refused[BRIDGE_REFUSED_SIDECAR_PORT]);
+	metric(o, "meshslirp_flows_refused_total", "reason=\"table_full\"",
+	       br->refused[BRIDGE_REFUSED_TABLE_FULL]);
+	metric(o, "meshslirp_flows_refused_total", "reason=\"no_port\"",
+	       br->refused[BRIDGE_REFUSED_NO_PORT]);
+	metric_head(o, "meshslirp_sidecar_connect_failures_total", "counter",
+		    "Steered or DNS flows whose upstream refused or failed.");
+	metric(o, "meshslirp_sidecar_connect_failures_total", NULL, br->connect_failed);
+	metric_head(o, "meshslirp_proxy_headers_sent_total", "counter", "PROXY headers written to the sidecar.");
+	metric(o, "meshslirp_proxy_headers_sent_total", NULL, br->headers_written);
+
+	metric_head(o, "meshslirp_inbound_headers_total", "counter", "Valid inbound PROXY headers by version.");
+	metric(o, "meshslirp_inbound_headers_total", "version=\"1\"", br->inbound_headers[1]);
+	metric(o, "meshslirp_inbound_headers_total", "version=\"2\"", br->inbound_headers[2]);
+	metric_head(o, "meshslirp_inbound_refused_total", "counter",
+		    "Inbound connections closed before reaching the guest, by reason.");
+	for (int i = 0; i < BRIDGE_IN_DROP_COUNT; i++) {
+		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", bridge_inbound_drop_str(i));
+		metric(o, "meshslirp_inbound_refused_total", lbl, br->inbound_dropped[i]);
+	}
+	metric_head(o, "meshslirp_proxy_header_errors_total", "counter",
+		    "Malformed inbound PROXY headers, by error.");
+	for (int i = 1; i < PROXY_ERR_COUNT; i++) {
+		snprintf(lbl, sizeof(lbl), "error=\"%s\"", proxy_error_str(i));
+		metric(o, "meshslirp_proxy_header_errors_total", lbl, br->header_errors[i]);
+	}
+}
+
+static int daemon_setup_metrics(struct daemon *d)
+{
+	char addr[INET_ADDRSTRLEN];
+	int ret;
+
+	if (!d->cfg->metrics_set)
+		return 0;
+	inet_ntop(AF_INET, &d->cfg->metrics_addr.sin_addr, addr, sizeof(addr));
+	ret = metrics_start(&d->cfg->metrics_addr, daemon_render_metrics, d, &d->metrics);
+	if (ret)
+		g_printerr("meshslirp: --metrics %s:%u: %s\n", addr,
+			   ntohs(d->cfg->metrics_addr.sin_port), g_strerror(-ret));
+	else
+		g_message("metrics on http://%s:%u/metrics", addr, ntohs(d->cfg->metrics_addr.sin_port));
+	return ret;
+}
+
 int daemon_start(struct daemon *d, const struct ms_config *cfg)
 {
 	struct netstack_config nc = {
@@ -238,6 +348,7 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 	d->ns = NULL;
 	d->br = NULL;
 	d->be = NULL;
+	d->metrics = NULL;
 	ret = netstack_new(&nc, &daemon_netstack_ops, d, &d->ns);
 	if (ret) {
 		g_printerr("meshslirp: cannot create the network stack: %s\n",
@@ -249,6 +360,8 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 		ret = daemon_setup_expose(d);
 	if (!ret)
 		ret = daemon_setup_backend(d);
+	if (!ret)
+		ret = daemon_setup_metrics(d);
 	if (ret)
 		daemon_stop(d);
 	return ret;
@@ -256,6 +369,8 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 
 void daemon_stop(struct daemon *d)
 {
+	metrics_stop(d->metrics);
+	d->metrics = NULL;
 	backend_free(d->be);
 	d->be = NULL;
 	bridge_free(d->br);

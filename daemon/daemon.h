@@ -18,12 +18,14 @@
 #include "daemon/options.h"
 #include "netstack/netstack.h"
 #include "proxy-bridge/bridge.h"
+#include "daemon/metrics.h"
 
 struct daemon {
 	const struct ms_config *cfg;
 	struct netstack *ns;
 	struct bridge *br;
 	struct backend *be;
+	struct metrics_server *metrics;
 };
 
 /**
@@ -38,6 +40,9 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg);
 
 /* daemon_stop() - free everything daemon_start() created; safe after failure. */
 void daemon_stop(struct daemon *d);
+
+/* daemon_render_metrics() - the Prometheus text exposition of every counter. */
+void daemon_render_metrics(GString *out, void *opaque);
 
 /* daemon_log_summary() - one log line of frame and connection counters. */
 void daemon_log_summary(const struct daemon *d);

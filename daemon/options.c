@@ -355,6 +355,25 @@ static gboolean opt_max_flows(const gchar *name, const gchar *value, gpointer da
 	return TRUE;
 }
 
+static gboolean opt_metrics(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+	const char *colon = strrchr(value, ':');
+	g_autofree char *host = colon ? g_strndup(value, (gsize)(colon - value)) : NULL;
+	uint16_t port;
+
+	if (!colon || options_parse_ipv4(host, &cfg->metrics_addr.sin_addr))
+		return options_fail(err, name, "expected IPV4ADDR:PORT (e.g. 127.0.0.1:9090), got '%s'",
+				    value);
+	if (options_parse_port(colon + 1, false, &port))
+		return options_fail(err, name, "port must be a number from 1 to 65535, got '%s'",
+				    colon + 1);
+	cfg->metrics_addr.sin_family = AF_INET;
+	cfg->metrics_addr.sin_port = htons(port);
+	cfg->metrics_set = true;
+	return TRUE;
+}
+
 static gboolean opt_inbound_mode(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -435,6 +454,8 @@ static const GOptionEntry options_entries[] = {
 	  "Send guest DNS (UDP and TCP to the --dns address) to this server", "ADDR:PORT" },
 	{ "max-flows", 0, 0, CB(opt_max_flows),
 	  "Most redirected flows at once (default 16384)", "N" },
+	{ "metrics", 0, 0, CB(opt_metrics),
+	  "Serve Prometheus metrics on http://ADDR:PORT/metrics", "ADDR:PORT" },
 	{ "ready-fd", 0, 0, CB(opt_ready_fd),
 	  "Write \"READY\\n\" to fd N and close it once serving", "N" },
 	{ "log-level", 0, 0, CB(opt_log_level),

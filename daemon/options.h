@@ -62,6 +62,9 @@ struct ms_config {
 	enum bridge_inbound_mode inbound_mode; /* --inbound-proxy-protocol */
 	unsigned int inbound_header_timeout_ms; /* --inbound-header-timeout */
 
+	bool metrics_set;           /* --metrics ADDR:PORT */
+	struct sockaddr_in metrics_addr;
+
 	int ready_fd;               /* --ready-fd, -1 if unset */
 	enum log_level log_level;   /* --log-level */
 	bool show_version;          /* --version */

@@ -658,6 +658,11 @@ int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 	return 0;
 }
 
+size_t netstack_polled_sockets(const struct netstack *ns)
+{
+	return ns->nactive;
+}
+
 const struct netstack_stats *netstack_stats(const struct netstack *ns)
 {
 	return &ns->stats;

@@ -191,6 +191,9 @@ void netstack_set_throttle(struct netstack *ns, bool throttled);
 int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 			uint16_t host_port, uint16_t guest_port);
 
+/* netstack_polled_sockets() - host sockets libslirp has in the poll set now. */
+size_t netstack_polled_sockets(const struct netstack *ns);
+
 /* netstack_stats() - counters (read-only view, valid until netstack_free()). */
 const struct netstack_stats *netstack_stats(const struct netstack *ns);
 

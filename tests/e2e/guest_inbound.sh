@@ -23,7 +23,7 @@ e2e_start_haproxy haproxy "$NS_POD" "$E2E_TMP/haproxy.cfg"
 
 SOCK=$E2E_TMP/net.sock
 e2e_start_meshslirp meshslirp --socket "$SOCK" --expose tcp:18080:80 --expose tcp:18081:81 \
-	--inbound-proxy-protocol optional --inbound-header-timeout 2s
+	--inbound-proxy-protocol optional --inbound-header-timeout 2s --metrics 127.0.0.1:9090
 e2e_build_guest "$E2E_TMP/guest" "$E2E_SRC/scenario-inbound.sh" "$E2E_SRC/peer.cgi"
 e2e_boot_guest guest "$E2E_TMP/guest" "$SOCK"
 e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-SERVERS-UP|GUEST-DHCP-FAILED|GUEST-ERROR' 60 ||
@@ -84,6 +84,18 @@ case "$line" in
 *) e2e_fail "unexpected inbound counters: $line" ;;
 esac
 e2e_log "$line"
+e2e_scrape "$NS_POD" 127.0.0.1:9090 "$E2E_TMP/metrics.txt"
+for check in 'meshslirp_inbound_refused_total{reason="invalid_header"} 10' \
+	'meshslirp_inbound_refused_total{reason="header_timeout"} 3' \
+	'meshslirp_proxy_header_errors_total{error="address"} 5' \
+	'meshslirp_proxy_header_errors_total{error="version"} 5' \
+	'meshslirp_inbound_headers_total{version="2"} 2' \
+	'meshslirp_qemu_connections_total{result="accepted"} 1'; do
+	set -- $check
+	[ "$(e2e_metric "$E2E_TMP/metrics.txt" "$1")" = "$2" ] ||
+		e2e_fail "metric $1 = '$(e2e_metric "$E2E_TMP/metrics.txt" "$1")', want $2"
+done
+e2e_log "metrics agree: 10 invalid headers (5 address, 5 version), 3 timeouts, 2 v2 headers"
 n=$(grep -c 'refused: invalid_header' "$E2E_TMP/meshslirp.log" || true)
 [ "$n" -ge 5 ] || e2e_fail "refusals not logged ($n lines)"
 

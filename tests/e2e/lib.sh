@@ -301,3 +301,12 @@ table ip istio {
 NFT
 }
 e2e_istio_capture_off() { ip netns exec "$1" nft delete table ip istio 2>/dev/null || true; }
+
+# e2e_scrape NETNS ADDR:PORT FILE : fetch meshslirp's /metrics into FILE.
+e2e_scrape() {
+	ip netns exec "$1" "$MSTOOL" http-get --connect "$2" --path /metrics --timeout 10 >"$3" 2>&1 ||
+		e2e_fail "scraping $2/metrics failed: $(cat "$3")"
+}
+
+# e2e_metric FILE 'NAME{LABELS}' : print that sample's value (empty if absent).
+e2e_metric() { awk -v k="$2" '$1 == k {print $2}' "$1"; }

@@ -19,7 +19,7 @@ e2e_bg dns-tcp "$NS_POD" "$MSTOOL" echo --listen 127.0.0.1:15053 --timeout 300
 
 e2e_start_meshslirp meshslirp --tap tap0 --netns "/run/netns/$NS_GUEST" \
 	--outbound-proxy 127.0.0.1:15001 --dns-upstream 127.0.0.1:15053 \
-	--exclude-outbound-cidr 198.18.0.3/32 --exclude-outbound-port 7002
+	--exclude-outbound-cidr 198.18.0.3/32 --exclude-outbound-port 7002 --metrics 127.0.0.1:9090
 ip -n "$NS_GUEST" addr add 10.0.2.15/24 dev tap0
 ip -n "$NS_GUEST" route add default via 10.0.2.2
 g() { ip netns exec "$NS_GUEST" "$@"; }
@@ -124,6 +124,19 @@ e2e_start_haproxy haproxy2 "$NS_POD" "$E2E_TMP/haproxy.cfg"
 g "$MSTOOL" flows --connect "$NODE_IP:7001" --count 5 --bytes 100 >/dev/null ||
 	e2e_fail "flows did not recover with the sidecar back"
 e2e_log "sidecar stopped: guest reset in $ms ms; sidecar restarted: flows work"
+
+# 9. The counters tell the same story (Prometheus text on --metrics).
+e2e_scrape "$NS_POD" 127.0.0.1:9090 "$E2E_TMP/metrics.txt"
+steered=$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_flows_total{direction="outbound_steered"}')
+[ "${steered:-0}" -ge 11000 ] || e2e_fail "meshslirp_flows_total steered = '$steered', want >= 11000"
+[ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_flows_refused_total{reason="sidecar_port"}')" = 1 ] ||
+	e2e_fail "refusal not counted"
+[ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_sidecar_connect_failures_total')" -ge 1 ] ||
+	e2e_fail "sidecar failure not counted"
+[ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_flows_total{direction="outbound_dns"}')" -ge 4 ] ||
+	e2e_fail "DNS flows not counted"
+[ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_guest_attached')" = 1 ] || e2e_fail "guest not attached?"
+e2e_log "metrics: $steered steered flows, 1 refusal, failures and DNS flows counted"
 
 kill -TERM "$MESHSLIRP_PID"
 e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "daemon did not exit 0 on SIGTERM"

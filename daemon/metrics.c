@@ -1,0 +1,184 @@
+/* metrics.c - a minimal HTTP endpoint serving Prometheus text exposition at /metrics. */
+
+#include "metrics.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "common/fdsource.h"
+
+struct metrics_client {
+	struct metrics_server *ms;
+	int fd;                        /* -1: free slot */
+	GSource *src;
+	char req[METRICS_REQUEST_MAX];
+	size_t req_len;
+	GString *resp;                 /* NULL while reading the request */
+	size_t sent;
+	int64_t last_us;
+};
+
+struct metrics_server {
+	int fd;
+	GSource *src;
+	guint sweep;
+	metrics_render_fn render;
+	void *opaque;
+	struct metrics_client clients[METRICS_CLIENTS_MAX];
+};
+
+static void metrics_client_close(struct metrics_client *c)
+{
+	fdsource_clear(&c->src);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	if (c->resp)
+		g_string_free(c->resp, TRUE);
+	c->resp = NULL;
+}
+
+/* Build the response for the request head in c->req. */
+static void metrics_client_respond(struct metrics_client *c)
+{
+	g_autoptr(GString) body = g_string_new(NULL);
+	const char *status = "200 OK";
+	const char *type = "text/plain; version=0.0.4; charset=utf-8";
+
+	if (strncmp(c->req, "GET ", 4)) {
+		status = "405 Method Not Allowed";
+		type = "text/plain";
+		g_string_append(body, "only GET is served\n");
+	} else if (strncmp(c->req + 4, "/metrics ", 9) && strncmp(c->req + 4, "/metrics?", 9)) {
+		status = "404 Not Found";
+		type = "text/plain";
+		g_string_append(body, "see /metrics\n");
+	} else {
+		c->ms->render(body, c->ms->opaque);
+	}
+	c->resp = g_string_new(NULL);
+	g_string_append_printf(c->resp, "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			       "Connection: close\r\n\r\n", status, type, body->len);
+	g_string_append_len(c->resp, body->str, (gssize)body->len);
+	c->sent = 0;
+	fdsource_set_events(c->src, G_IO_OUT);
+}
+
+static gboolean metrics_on_client(int fd, GIOCondition ready, void *opaque)
+{
+	struct metrics_client *c = opaque;
+	ssize_t n;
+
+	(void)ready;
+	c->last_us = g_get_monotonic_time();
+	if (!c->resp) {
+		n = read(fd, c->req + c->req_len, sizeof(c->req) - 1 - c->req_len);
+		if (n <= 0) {
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				return G_SOURCE_CONTINUE;
+			metrics_client_close(c);
+			return G_SOURCE_CONTINUE;
+		}
+		c->req_len += (size_t)n;
+		c->req[c->req_len] = 0;
+		if (strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
+			metrics_client_respond(c);
+		else if (c->req_len == sizeof(c->req) - 1)
+			metrics_client_close(c); /* a head this long is no scrape */
+		return G_SOURCE_CONTINUE;
+	}
+	n = send(fd, c->resp->str + c->sent, c->resp->len - c->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return G_SOURCE_CONTINUE;
+	if (n > 0)
+		c->sent += (size_t)n;
+	if (n < 0 || c->sent == c->resp->len)
+		metrics_client_close(c);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean metrics_on_accept(int fd, GIOCondition ready, void *opaque)
+{
+	struct metrics_server *ms = opaque;
+
+	(void)ready;
+	for (int k = 0; k < METRICS_CLIENTS_MAX; k++) {
+		int conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct metrics_client *c = NULL;
+
+		if (conn < 0)
+			break;
+		for (int i = 0; i < METRICS_CLIENTS_MAX && !c; i++) {
+			if (ms->clients[i].fd < 0)
+				c = &ms->clients[i];
+		}
+		if (!c) {
+			close(conn); /* all slots busy: the scraper retries */
+			continue;
+		}
+		c->fd = conn;
+		c->req_len = 0;
+		c->last_us = g_get_monotonic_time();
+		c->src = fdsource_new(conn, G_IO_IN, metrics_on_client, c);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+/* Close clients idle for longer than METRICS_IDLE_SECONDS. */
+static gboolean metrics_sweep(gpointer data)
+{
+	struct metrics_server *ms = data;
+	int64_t limit = g_get_monotonic_time() - METRICS_IDLE_SECONDS * G_USEC_PER_SEC;
+
+	for (int i = 0; i < METRICS_CLIENTS_MAX; i++) {
+		if (ms->clients[i].fd >= 0 && ms->clients[i].last_us < limit)
+			metrics_client_close(&ms->clients[i]);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+int metrics_start(const struct sockaddr_in *addr, metrics_render_fn render, void *opaque,
+		  struct metrics_server **out)
+{
+	struct metrics_server *ms = g_new0(struct metrics_server, 1);
+	int one = 1, ret;
+
+	ms->render = render;
+	ms->opaque = opaque;
+	for (int i = 0; i < METRICS_CLIENTS_MAX; i++) {
+		ms->clients[i].fd = -1;
+		ms->clients[i].ms = ms;
+	}
+	ms->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (ms->fd < 0) {
+		ret = -errno;
+		g_free(ms);
+		return ret;
+	}
+	setsockopt(ms->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(ms->fd, (const struct sockaddr *)addr, sizeof(*addr)) < 0 ||
+	    listen(ms->fd, METRICS_CLIENTS_MAX) < 0) {
+		ret = -errno;
+		close(ms->fd);
+		g_free(ms);
+		return ret;
+	}
+	ms->src = fdsource_new(ms->fd, G_IO_IN, metrics_on_accept, ms);
+	ms->sweep = g_timeout_add_seconds(1, metrics_sweep, ms);
+	*out = ms;
+	return 0;
+}
+
+void metrics_stop(struct metrics_server *ms)
+{
+	if (!ms)
+		return;
+	for (int i = 0; i < METRICS_CLIENTS_MAX; i++)
+		metrics_client_close(&ms->clients[i]);
+	fdsource_clear(&ms->src);
+	close(ms->fd);
+	g_source_remove(ms->sweep);
+	g_free(ms);
+}

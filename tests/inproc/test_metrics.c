@@ -1,0 +1,190 @@
+/* test_metrics.c - in-process tests of the /metrics endpoint: exposition, errors, client cap. */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "tests/lib/inproc.h"
+#include "tests/lib/pkt.h"
+
+struct mx {
+	struct inproc *f;
+	uint16_t port;
+	char arg[32];
+};
+
+static uint16_t free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static int setup(void **state)
+{
+	struct mx *m = g_new0(struct mx, 1);
+	const char *args[] = { "--metrics", m->arg, NULL };
+
+	m->port = free_port();
+	snprintf(m->arg, sizeof(m->arg), "127.0.0.1:%u", m->port);
+	m->f = inproc_start(args);
+	*state = m;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct mx *m = *state;
+
+	inproc_stop(m->f);
+	g_free(m);
+	return 0;
+}
+
+static int mx_connect(struct mx *m)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons(m->port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		assert_int_equal(errno, EINPROGRESS);
+	inproc_pump(5);
+	return fd;
+}
+
+/* Send @req, collect the whole response (until close) while pumping the daemon. */
+static char *mx_request(struct mx *m, const char *req)
+{
+	int fd = mx_connect(m);
+	GString *resp = g_string_new(NULL);
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	char buf[4096];
+
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	while (g_get_monotonic_time() < end) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n > 0)
+			g_string_append_len(resp, buf, n);
+		else if (n == 0)
+			break;
+		else
+			inproc_pump(2);
+	}
+	close(fd);
+	return g_string_free(resp, FALSE);
+}
+
+static void test_exposition(void **state)
+{
+	struct mx *m = *state;
+	uint8_t fr[128] = { 0 };
+	size_t len;
+	g_autofree char *r = NULL;
+
+	/* Two bad frames from the guest must show up as counted drops. */
+	inproc_send(m->f, fr, 0);
+	len = pkt_arp_request(fr, inproc_ip("10.0.2.15"), inproc_ip("10.0.2.2"));
+	inproc_send(m->f, fr, 5);
+	inproc_send(m->f, fr, len);
+	inproc_pump(20);
+
+	r = mx_request(m, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_non_null(strstr(r, "HTTP/1.0 200 OK\r\n"));
+	assert_non_null(strstr(r, "Content-Type: text/plain; version=0.0.4"));
+	assert_non_null(strstr(r, "# TYPE meshslirp_frames_total counter\n"));
+	assert_non_null(strstr(r, "meshslirp_drops_total{reason=\"runt\"} 2\n"));
+	assert_non_null(strstr(r, "meshslirp_frames_total{direction=\"from_guest\"} 1\n"));
+	assert_non_null(strstr(r, "meshslirp_qemu_connections_total{result=\"accepted\"} 1\n"));
+	assert_non_null(strstr(r, "meshslirp_guest_attached 1\n"));
+	assert_non_null(strstr(r, "meshslirp_flows{state=\"open\"} 0\n"));
+	assert_non_null(strstr(r, "meshslirp_inbound_refused_total{reason=\"header_timeout\"} 0\n"));
+	/* Content-Length matches the body. */
+	{
+		const char *cl = strstr(r, "Content-Length: ");
+		const char *body = strstr(r, "\r\n\r\n");
+
+		assert_non_null(cl);
+		assert_non_null(body);
+		assert_int_equal(strtoul(cl + 16, NULL, 10), strlen(body + 4));
+	}
+}
+
+static void test_errors(void **state)
+{
+	struct mx *m = *state;
+	g_autofree char *a = mx_request(m, "GET /other HTTP/1.0\r\n\r\n");
+	g_autofree char *b = mx_request(m, "POST /metrics HTTP/1.0\r\n\r\n");
+	g_autofree char *c = mx_request(m, "\x01\x02 garbage\n\n");
+
+	assert_non_null(strstr(a, " 404 "));
+	assert_non_null(strstr(b, " 405 "));
+	assert_non_null(strstr(c, " 405 "));
+}
+
+/* A request head longer than the limit is closed without an answer. */
+static void test_oversized_request(void **state)
+{
+	struct mx *m = *state;
+	char *big = g_malloc(8192);
+	g_autofree char *r = NULL;
+
+	memset(big, 'a', 8191);
+	big[8191] = 0;
+	memcpy(big, "GET /", 5);
+	r = mx_request(m, big);
+	assert_string_equal(r, "");
+	g_free(big);
+}
+
+/* Silent clients beyond the cap are closed at once; the endpoint keeps serving. */
+static void test_client_cap(void **state)
+{
+	struct mx *m = *state;
+	int fds[METRICS_CLIENTS_MAX + 4];
+	g_autofree char *r = NULL;
+	char c;
+	int closed = 0;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(fds); i++)
+		fds[i] = mx_connect(m);
+	inproc_pump(50);
+	for (size_t i = 0; i < G_N_ELEMENTS(fds); i++)
+		closed += read(fds[i], &c, 1) == 0;
+	assert_int_equal(closed, 4);
+	for (size_t i = 0; i < G_N_ELEMENTS(fds); i++)
+		close(fds[i]);
+	inproc_pump(20);
+	r = mx_request(m, "GET /metrics HTTP/1.0\r\n\r\n");
+	assert_non_null(strstr(r, " 200 OK"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_exposition, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oversized_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_cap, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
