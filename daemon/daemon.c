@@ -180,8 +180,7 @@ static int daemon_setup_bridge(struct daemon *d)
 		.guest = cfg->guest,
 		.inbound_mode = cfg->inbound_mode,
 		.header_timeout_us = (int64_t)cfg->inbound_header_timeout_ms * 1000,
-		.expose = (const struct bridge_expose *)(const void *)cfg->expose->data,
-		.n_expose = cfg->expose->len,
+		.expose = cfg->expose,
 	};
 	char src[INET_ADDRSTRLEN], proxy[INET_ADDRSTRLEN];
 	int ret;
@@ -332,6 +331,23 @@ static int daemon_setup_metrics(struct daemon *d)
 	return ret;
 }
 
+static int daemon_setup_control(struct daemon *d)
+{
+	int ret;
+
+	if (!d->cfg->control_path)
+		return 0;
+	ret = control_start(d->cfg->control_path, d, &d->control);
+	if (ret == -EADDRINUSE)
+		g_printerr("meshslirp: --control %s: another process is serving this socket\n",
+			   d->cfg->control_path);
+	else if (ret)
+		g_printerr("meshslirp: --control %s: %s\n", d->cfg->control_path, g_strerror(-ret));
+	else
+		g_message("control socket on %s", d->cfg->control_path);
+	return ret;
+}
+
 int daemon_start(struct daemon *d, const struct ms_config *cfg)
 {
 	struct netstack_config nc = {
@@ -349,6 +365,7 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 	d->br = NULL;
 	d->be = NULL;
 	d->metrics = NULL;
+	d->control = NULL;
 	ret = netstack_new(&nc, &daemon_netstack_ops, d, &d->ns);
 	if (ret) {
 		g_printerr("meshslirp: cannot create the network stack: %s\n",
@@ -362,6 +379,8 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 		ret = daemon_setup_backend(d);
 	if (!ret)
 		ret = daemon_setup_metrics(d);
+	if (!ret)
+		ret = daemon_setup_control(d);
 	if (ret)
 		daemon_stop(d);
 	return ret;
@@ -369,8 +388,11 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 
 void daemon_stop(struct daemon *d)
 {
+	control_stop(d->control);
+	d->control = NULL;
 	metrics_stop(d->metrics);
 	d->metrics = NULL;
+	d->control = NULL;
 	backend_free(d->be);
 	d->be = NULL;
 	bridge_free(d->br);

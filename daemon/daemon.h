@@ -18,6 +18,7 @@
 #include "daemon/options.h"
 #include "netstack/netstack.h"
 #include "proxy-bridge/bridge.h"
+#include "daemon/control.h"
 #include "daemon/metrics.h"
 
 struct daemon {
@@ -26,6 +27,7 @@ struct daemon {
 	struct bridge *br;
 	struct backend *be;
 	struct metrics_server *metrics;
+	struct control_server *control;
 };
 
 /**

@@ -374,6 +374,15 @@ static gboolean opt_metrics(const gchar *name, const gchar *value, gpointer data
 	return TRUE;
 }
 
+static gboolean opt_control(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (strlen(value) >= 108)
+		return options_fail(err, name, "path longer than 107 bytes cannot be a unix socket");
+	return opt_string(name, value, &cfg->control_path, err);
+}
+
 static gboolean opt_inbound_mode(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -454,6 +463,8 @@ static const GOptionEntry options_entries[] = {
 	  "Send guest DNS (UDP and TCP to the --dns address) to this server", "ADDR:PORT" },
 	{ "max-flows", 0, 0, CB(opt_max_flows),
 	  "Most redirected flows at once (default 16384)", "N" },
+	{ "control", 0, 0, CB(opt_control),
+	  "Control socket: JSON lines to list flows and add/remove exposed ports", "PATH" },
 	{ "metrics", 0, 0, CB(opt_metrics),
 	  "Serve Prometheus metrics on http://ADDR:PORT/metrics", "ADDR:PORT" },
 	{ "ready-fd", 0, 0, CB(opt_ready_fd),
@@ -583,6 +594,7 @@ void ms_config_free(struct ms_config *cfg)
 	g_clear_pointer(&cfg->socket_path, g_free);
 	g_clear_pointer(&cfg->tap_name, g_free);
 	g_clear_pointer(&cfg->tap_netns, g_free);
+	g_clear_pointer(&cfg->control_path, g_free);
 	g_clear_pointer(&cfg->expose, g_array_unref);
 	g_clear_pointer(&cfg->include_cidrs, g_array_unref);
 	g_clear_pointer(&cfg->exclude_cidrs, g_array_unref);

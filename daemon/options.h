@@ -62,6 +62,7 @@ struct ms_config {
 	enum bridge_inbound_mode inbound_mode; /* --inbound-proxy-protocol */
 	unsigned int inbound_header_timeout_ms; /* --inbound-header-timeout */
 
+	char *control_path;         /* --control PATH */
 	bool metrics_set;           /* --metrics ADDR:PORT */
 	struct sockaddr_in metrics_addr;
 

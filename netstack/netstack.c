@@ -658,6 +658,11 @@ int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 	return 0;
 }
 
+int netstack_unexpose_tcp(struct netstack *ns, struct in_addr host_addr, uint16_t host_port)
+{
+	return slirp_remove_hostfwd(ns->slirp, 0, host_addr, host_port) < 0 ? -ENOENT : 0;
+}
+
 size_t netstack_polled_sockets(const struct netstack *ns)
 {
 	return ns->nactive;

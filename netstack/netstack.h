@@ -194,6 +194,9 @@ int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 /* netstack_polled_sockets() - host sockets libslirp has in the poll set now. */
 size_t netstack_polled_sockets(const struct netstack *ns);
 
+/* netstack_unexpose_tcp() - stop forwarding @host_port; 0 or -ENOENT. */
+int netstack_unexpose_tcp(struct netstack *ns, struct in_addr host_addr, uint16_t host_port);
+
 /* netstack_stats() - counters (read-only view, valid until netstack_free()). */
 const struct netstack_stats *netstack_stats(const struct netstack *ns);
 

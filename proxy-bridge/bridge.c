@@ -479,6 +479,12 @@ const struct bridge_stats *bridge_stats(const struct bridge *br)
 	return &br->stats;
 }
 
+void bridge_foreach_flow(struct bridge *br, void (*fn)(const struct flow *flow, void *opaque),
+			 void *opaque)
+{
+	flowtab_foreach(br->flows, fn, opaque);
+}
+
 size_t bridge_flow_count(const struct bridge *br, enum flow_state state)
 {
 	return flowtab_count(br->flows, state);

@@ -91,8 +91,7 @@ struct bridge_config {
 	struct in_addr guest;          /* the guest's address (hostfwd target) */
 	enum bridge_inbound_mode inbound_mode;
 	int64_t header_timeout_us;     /* --inbound-header-timeout */
-	const struct bridge_expose *expose; /* borrowed */
-	size_t n_expose;
+	GArray *expose;                /* struct bridge_expose; borrowed, the owner may change it */
 };
 
 #define BRIDGE_PENDING_MAX 1024
@@ -154,6 +153,10 @@ const struct bridge_stats *bridge_stats(const struct bridge *br);
 
 /* bridge_inbound_drop_str() - metric/log label for @why. */
 const char *bridge_inbound_drop_str(enum bridge_inbound_drop why);
+
+/* bridge_foreach_flow() - call @fn for every redirected flow. */
+void bridge_foreach_flow(struct bridge *br, void (*fn)(const struct flow *flow, void *opaque),
+			 void *opaque);
 
 /* bridge_flow_count() - flows in @state. */
 size_t bridge_flow_count(const struct bridge *br, enum flow_state state);

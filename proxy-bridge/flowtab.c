@@ -204,6 +204,15 @@ size_t flowtab_count(const struct flowtab *ft, enum flow_state state)
 	return ft->count[state];
 }
 
+void flowtab_foreach(struct flowtab *ft, void (*fn)(const struct flow *flow, void *opaque),
+		     void *opaque)
+{
+	for (size_t i = 0; i < ft->cap; i++) {
+		if (ft->slots[i].state != FLOW_FREE)
+			fn(&ft->slots[i], opaque);
+	}
+}
+
 size_t flowtab_size(const struct flowtab *ft)
 {
 	return ft->cap - ft->nfree;

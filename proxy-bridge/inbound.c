@@ -91,9 +91,11 @@ static void bridge_pending_release(struct bridge *br, struct flow *f)
 /* Host port -> guest port of an exposed port, 0 if @port is not exposed. */
 static uint16_t bridge_guest_port(const struct bridge *br, uint16_t host_port)
 {
-	for (size_t i = 0; i < br->cfg.n_expose; i++) {
-		if (br->cfg.expose[i].host_port == host_port)
-			return br->cfg.expose[i].guest_port;
+	for (guint i = 0; br->cfg.expose && i < br->cfg.expose->len; i++) {
+		const struct bridge_expose *e = &g_array_index(br->cfg.expose, struct bridge_expose, i);
+
+		if (e->host_port == host_port)
+			return e->guest_port;
 	}
 	return 0;
 }
@@ -341,7 +343,7 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	 * libslirp's own outbound sockets are registered before connect()
 	 * and have no peer yet; its UDP sockets are not SOCK_STREAM.
 	 */
-	if (!br->cfg.n_expose)
+	if (!br->cfg.expose || !br->cfg.expose->len)
 		return;
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM ||
 	    getsockname(fd, (struct sockaddr *)&local, &llen) < 0 || local.sin_family != AF_INET ||

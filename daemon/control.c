@@ -1,0 +1,377 @@
+/* control.c - the control socket: JSON lines to list flows and add or remove exposed ports. */
+
+#include "control.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "common/fdsource.h"
+#include "common/json.h"
+#include "daemon/daemon.h"
+
+struct control_client {
+	struct control_server *cs;
+	int fd;                        /* -1: free */
+	GSource *src;
+	char in[CONTROL_LINE_MAX];
+	size_t in_len;
+	GString *out;
+};
+
+struct control_server {
+	struct daemon *d;
+	char *path;
+	int fd;
+	GSource *src;
+	struct control_client clients[CONTROL_CLIENTS_MAX];
+};
+
+static void control_error(GString *out, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void control_error(GString *out, const char *fmt, ...)
+{
+	g_autofree char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	g_string_append(out, "{\"error\": {\"desc\": ");
+	json_escape_append(out, msg);
+	g_string_append(out, "}}\n");
+}
+
+/* An integer argument in [min, max]; false (and an error answer) otherwise. */
+static bool control_int_arg(const struct json_doc *doc, const struct json_node *args,
+			    const char *key, int64_t min, int64_t max, int64_t *v, GString *out)
+{
+	const struct json_node *n = json_get(doc, args, key);
+
+	if (!n || n->type != JSON_INT || n->num < min || n->num > max) {
+		control_error(out, "arguments.%s must be an integer from %" G_GINT64_FORMAT
+			      " to %" G_GINT64_FORMAT, key, min, max);
+		return false;
+	}
+	*v = n->num;
+	return true;
+}
+
+static void control_add_hostfwd(struct daemon *d, const struct json_doc *doc,
+				const struct json_node *args, GString *out)
+{
+	const struct json_node *proto = json_get(doc, args, "proto");
+	const struct json_node *addr = json_get(doc, args, "host_addr");
+	struct in_addr host = d->cfg->expose_addr;
+	struct bridge_expose e;
+	int64_t hp, gp;
+	int ret;
+
+	if (proto && (proto->type != JSON_STRING || strcmp(proto->str, "tcp"))) {
+		control_error(out, "only proto \"tcp\" can be forwarded");
+		return;
+	}
+	if (addr && (addr->type != JSON_STRING || inet_pton(AF_INET, addr->str, &host) != 1 ||
+		     host.s_addr != d->cfg->expose_addr.s_addr)) {
+		char want[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &d->cfg->expose_addr, want, sizeof(want));
+		control_error(out, "arguments.host_addr must be this daemon's --expose-address, %s", want);
+		return;
+	}
+	if (!control_int_arg(doc, args, "host_port", 1, 65535, &hp, out) ||
+	    !control_int_arg(doc, args, "guest_port", 1, 65535, &gp, out))
+		return;
+	for (guint i = 0; i < d->cfg->expose->len; i++) {
+		if (g_array_index(d->cfg->expose, struct bridge_expose, i).host_port == hp) {
+			control_error(out, "host port %" G_GINT64_FORMAT " is already forwarded", hp);
+			return;
+		}
+	}
+	ret = netstack_expose_tcp(d->ns, host, (uint16_t)hp, (uint16_t)gp);
+	if (ret) {
+		control_error(out, "cannot listen on port %" G_GINT64_FORMAT ": %s", hp,
+			      g_strerror(-ret));
+		return;
+	}
+	e.host_port = (uint16_t)hp;
+	e.guest_port = (uint16_t)gp;
+	g_array_append_val(d->cfg->expose, e);
+	g_message("control: exposing port %" G_GINT64_FORMAT " -> guest port %" G_GINT64_FORMAT,
+		  hp, gp);
+	g_string_append_printf(out, "{\"return\": {\"id\": %" G_GINT64_FORMAT "}}\n", hp);
+}
+
+static void control_remove_hostfwd(struct daemon *d, const struct json_doc *doc,
+				   const struct json_node *args, GString *out)
+{
+	int64_t id;
+
+	if (!control_int_arg(doc, args, "id", 1, 65535, &id, out))
+		return;
+	for (guint i = 0; i < d->cfg->expose->len; i++) {
+		if (g_array_index(d->cfg->expose, struct bridge_expose, i).host_port != id)
+			continue;
+		netstack_unexpose_tcp(d->ns, d->cfg->expose_addr, (uint16_t)id);
+		g_array_remove_index(d->cfg->expose, i);
+		g_message("control: no longer exposing port %" G_GINT64_FORMAT, id);
+		g_string_append(out, "{\"return\": {}}\n");
+		return;
+	}
+	control_error(out, "no forward with id %" G_GINT64_FORMAT, id);
+}
+
+static void control_list_hostfwd(struct daemon *d, GString *out)
+{
+	char host[INET_ADDRSTRLEN], guest[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &d->cfg->expose_addr, host, sizeof(host));
+	inet_ntop(AF_INET, &d->cfg->guest, guest, sizeof(guest));
+	g_string_append(out, "{\"return\": {\"entries\": [");
+	for (guint i = 0; i < d->cfg->expose->len; i++) {
+		const struct bridge_expose *e = &g_array_index(d->cfg->expose, struct bridge_expose, i);
+
+		g_string_append_printf(out, "%s{\"id\": %u, \"proto\": \"tcp\", \"host_addr\": \"%s\", "
+				       "\"host_port\": %u, \"guest_addr\": \"%s\", \"guest_port\": %u}",
+				       i ? ", " : "", e->host_port, host, e->host_port, guest,
+				       e->guest_port);
+	}
+	g_string_append(out, "]}}\n");
+}
+
+struct control_flows {
+	GString *out;
+	bool first;
+};
+
+static void control_flow_endpoint(GString *out, const char *name, uint32_t addr, uint16_t port)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &addr, ip, sizeof(ip));
+	g_string_append_printf(out, ", \"%s\": \"%s:%u\"", name, ip, ntohs(port));
+}
+
+static void control_flow(const struct flow *f, void *opaque)
+{
+	static const char *const states[FLOW_STATE_COUNT] = {
+		[FLOW_SYN] = "syn", [FLOW_CONNECTING] = "connecting", [FLOW_OPEN] = "open",
+		[FLOW_CLOSED] = "closed", [FLOW_HDR_WAIT] = "header_wait",
+		[FLOW_REJECTED] = "rejected",
+	};
+	static const char *const kinds[] = {
+		[FLOW_STEER] = "outbound", [FLOW_DNS] = "dns", [FLOW_INBOUND] = "inbound",
+	};
+	struct control_flows *cf = opaque;
+
+	g_string_append_printf(cf->out, "%s{\"kind\": \"%s\", \"proto\": \"%s\", \"state\": \"%s\"",
+			       cf->first ? "" : ", ", kinds[f->kind],
+			       f->gkey.proto == IPPROTO_TCP ? "tcp" : "udp", states[f->state]);
+	control_flow_endpoint(cf->out, "guest", f->gkey.gaddr, f->gkey.gport);
+	control_flow_endpoint(cf->out, "remote", f->gkey.raddr, f->gkey.rport);
+	control_flow_endpoint(cf->out, "stack", f->skey.raddr, f->skey.rport);
+	g_string_append_printf(cf->out, ", \"stack_port\": %u}", ntohs(f->skey.gport));
+	cf->first = false;
+}
+
+void control_handle_line(struct daemon *d, const char *line, size_t len, GString *out)
+{
+	struct json_doc *doc = g_new(struct json_doc, 1);
+	const struct json_node *root, *exec, *args;
+
+	if (json_parse(doc, line, len)) {
+		control_error(out, "bad JSON: %s", doc->error);
+		goto done;
+	}
+	root = &doc->nodes[0];
+	exec = json_get(doc, root, "execute");
+	args = json_get(doc, root, "arguments");
+	if (root->type != JSON_OBJECT || !exec || exec->type != JSON_STRING) {
+		control_error(out, "expected {\"execute\": \"<command>\", \"arguments\": {...}}");
+		goto done;
+	}
+	if (args && args->type != JSON_OBJECT) {
+		control_error(out, "\"arguments\" must be an object");
+		goto done;
+	}
+	if (!strcmp(exec->str, "add_hostfwd")) {
+		control_add_hostfwd(d, doc, args, out);
+	} else if (!strcmp(exec->str, "remove_hostfwd")) {
+		control_remove_hostfwd(d, doc, args, out);
+	} else if (!strcmp(exec->str, "list_hostfwd")) {
+		control_list_hostfwd(d, out);
+	} else if (!strcmp(exec->str, "list_flows")) {
+		struct control_flows cf = { .out = out, .first = true };
+
+		g_string_append(out, "{\"return\": {\"flows\": [");
+		bridge_foreach_flow(d->br, control_flow, &cf);
+		g_string_append(out, "]}}\n");
+	} else {
+		control_error(out, "unknown command \"%s\" (add_hostfwd, list_hostfwd, "
+			      "remove_hostfwd, list_flows)", exec->str);
+	}
+done:
+	g_free(doc);
+}
+
+static void control_client_close(struct control_client *c)
+{
+	fdsource_clear(&c->src);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	if (c->out)
+		g_string_free(c->out, TRUE);
+	c->out = NULL;
+}
+
+/* Write what is pending; false if the client had to be dropped. */
+static bool control_client_flush(struct control_client *c)
+{
+	while (c->out->len) {
+		ssize_t n = send(c->fd, c->out->str, c->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			break;
+		if (n <= 0) {
+			control_client_close(c);
+			return false;
+		}
+		g_string_erase(c->out, 0, n);
+	}
+	fdsource_set_events(c->src, c->out->len ? G_IO_IN | G_IO_OUT : G_IO_IN);
+	return true;
+}
+
+static gboolean control_on_client(int fd, GIOCondition ready, void *opaque)
+{
+	struct control_client *c = opaque;
+	char *nl;
+	ssize_t n;
+
+	if (ready & G_IO_OUT && !control_client_flush(c))
+		return G_SOURCE_CONTINUE;
+	if (!(ready & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+		return G_SOURCE_CONTINUE;
+	n = read(fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+	if (n <= 0) {
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return G_SOURCE_CONTINUE;
+		control_client_close(c);
+		return G_SOURCE_CONTINUE;
+	}
+	c->in_len += (size_t)n;
+	while ((nl = memchr(c->in, '\n', c->in_len))) {
+		size_t len = (size_t)(nl - c->in);
+
+		if (len)
+			control_handle_line(c->cs->d, c->in, len, c->out);
+		memmove(c->in, nl + 1, c->in_len - len - 1);
+		c->in_len -= len + 1;
+	}
+	if (c->in_len == sizeof(c->in)) {
+		control_error(c->out, "line longer than %d bytes", CONTROL_LINE_MAX);
+		control_client_flush(c);
+		control_client_close(c);
+		return G_SOURCE_CONTINUE;
+	}
+	if (c->out->len > CONTROL_OUTPUT_MAX) {
+		control_client_close(c); /* not reading its answers */
+		return G_SOURCE_CONTINUE;
+	}
+	control_client_flush(c);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean control_on_accept(int fd, GIOCondition ready, void *opaque)
+{
+	struct control_server *cs = opaque;
+
+	(void)ready;
+	for (int k = 0; k < CONTROL_CLIENTS_MAX; k++) {
+		int conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct control_client *c = NULL;
+
+		if (conn < 0)
+			break;
+		for (int i = 0; i < CONTROL_CLIENTS_MAX && !c; i++) {
+			if (cs->clients[i].fd < 0)
+				c = &cs->clients[i];
+		}
+		if (!c) {
+			static const char busy[] = "{\"error\": {\"desc\": \"too many control clients\"}}\n";
+
+			(void)!send(conn, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(conn);
+			continue;
+		}
+		c->fd = conn;
+		c->in_len = 0;
+		c->out = g_string_new(NULL);
+		c->src = fdsource_new(conn, G_IO_IN, control_on_client, c);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+int control_start(const char *path, struct daemon *d, struct control_server **out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct control_server *cs;
+	mode_t old;
+	int ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	/* A live daemon answers; a stale socket from a dead one is replaced. */
+	ret = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ret >= 0) {
+		int probe = ret;
+
+		ret = connect(probe, (struct sockaddr *)&sa, sizeof(sa));
+		close(probe);
+		if (!ret)
+			return -EADDRINUSE;
+		unlink(path);
+	}
+
+	cs = g_new0(struct control_server, 1);
+	cs->d = d;
+	cs->path = g_strdup(path);
+	for (int i = 0; i < CONTROL_CLIENTS_MAX; i++) {
+		cs->clients[i].fd = -1;
+		cs->clients[i].cs = cs;
+	}
+	cs->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	old = umask(0177); /* socket file mode 0600 */
+	ret = cs->fd < 0 || bind(cs->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	      listen(cs->fd, CONTROL_CLIENTS_MAX) < 0 ? -errno : 0;
+	umask(old);
+	if (ret) {
+		if (cs->fd >= 0)
+			close(cs->fd);
+		g_free(cs->path);
+		g_free(cs);
+		return ret;
+	}
+	cs->src = fdsource_new(cs->fd, G_IO_IN, control_on_accept, cs);
+	*out = cs;
+	return 0;
+}
+
+void control_stop(struct control_server *cs)
+{
+	if (!cs)
+		return;
+	for (int i = 0; i < CONTROL_CLIENTS_MAX; i++)
+		control_client_close(&cs->clients[i]);
+	fdsource_clear(&cs->src);
+	close(cs->fd);
+	unlink(cs->path);
+	g_free(cs->path);
+	g_free(cs);
+}

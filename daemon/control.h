@@ -1,0 +1,54 @@
+/* control.h - the control socket: JSON lines to list flows and add or remove exposed ports. */
+#ifndef MESHSLIRP_DAEMON_CONTROL_H
+#define MESHSLIRP_DAEMON_CONTROL_H
+
+/*
+ * Protocol (slirp4netns's API socket is the model): one JSON object per line
+ * in, one per line out.
+ *
+ *   {"execute": "add_hostfwd", "arguments": {"proto": "tcp", "host_addr": "0.0.0.0",
+ *                                            "host_port": 8080, "guest_port": 80}}
+ *     -> {"return": {"id": 8080}}            (host_addr, if given, must be --expose-address)
+ *   {"execute": "list_hostfwd"}
+ *     -> {"return": {"entries": [{"id": 8080, "proto": "tcp", "host_addr": ...,
+ *                                 "host_port": 8080, "guest_addr": ..., "guest_port": 80}]}}
+ *   {"execute": "remove_hostfwd", "arguments": {"id": 8080}}
+ *     -> {"return": {}}
+ *   {"execute": "list_flows"}
+ *     -> {"return": {"flows": [{"kind": "outbound", "proto": "tcp", "state": "open",
+ *                               "guest": "10.0.2.15:40000", "remote": "198.18.0.1:80",
+ *                               "stack": "10.0.2.2:15001", "stack_port": 51234}]}}
+ *   anything wrong -> {"error": {"desc": "<what is wrong>"}}
+ *
+ * The id of a forward is its host port.  At most CONTROL_CLIENTS_MAX
+ * clients; a line longer than CONTROL_LINE_MAX or a client that lets more
+ * than CONTROL_OUTPUT_MAX of answers pile up is disconnected.  The socket is
+ * created with mode 0600 and removed on exit.
+ */
+
+#include <glib.h>
+
+#define CONTROL_CLIENTS_MAX 8
+#define CONTROL_LINE_MAX 4096
+#define CONTROL_OUTPUT_MAX (4u << 20)
+
+struct daemon;
+struct control_server;
+
+/**
+ * control_start() - listen on unix socket @path for control clients
+ *
+ * Return: 0 or -errno (-EADDRINUSE if a live process serves @path).
+ */
+int control_start(const char *path, struct daemon *d, struct control_server **out);
+
+/* control_stop() - close clients and the listener, remove the path; NULL is a no-op. */
+void control_stop(struct control_server *cs);
+
+/**
+ * control_handle_line() - execute one request line and append the answer
+ * (with its newline) to @out; exposed for tests.
+ */
+void control_handle_line(struct daemon *d, const char *line, size_t len, GString *out);
+
+#endif /* MESHSLIRP_DAEMON_CONTROL_H */
