@@ -58,6 +58,27 @@ void bridge_log_flow(struct bridge *br, const struct flow_key *gkey, const char 
 		  suppressed ? " (earlier messages suppressed)" : "");
 }
 
+/*
+ * A debug line per flow opened or closed (--log-level debug), with its own
+ * rate limit so that tracing never floods the log either.
+ */
+void bridge_debug_flow(struct bridge *br, const struct flow *f, const char *event)
+{
+	static const char *const kinds[] = {
+		[FLOW_STEER] = "steered", [FLOW_DNS] = "dns", [FLOW_INBOUND] = "inbound",
+	};
+	char src[32], dst[32], via[32];
+	uint64_t suppressed;
+
+	if (!ratelimit_allow(&br->debug_rl, g_get_monotonic_time(), &suppressed))
+		return;
+	g_debug("%s %s flow %s -> %s via %s (stack port %u)%s", kinds[f->kind], event,
+		bridge_fmt(src, sizeof(src), f->gkey.gaddr, f->gkey.gport),
+		bridge_fmt(dst, sizeof(dst), f->gkey.raddr, f->gkey.rport),
+		bridge_fmt(via, sizeof(via), f->skey.raddr, f->skey.rport), ntohs(f->skey.gport),
+		suppressed ? " (earlier lines suppressed)" : "");
+}
+
 /* Answer a guest SYN we refuse with RST|ACK, as if from its destination. */
 static void bridge_reset_guest(struct bridge *br, const uint8_t guest_mac[6],
 			       const uint8_t gw_mac[6], const struct flow_key *gkey,
@@ -313,6 +334,7 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 	struct bridge *br = opaque;
 	struct flow *f = tag;
 
+	bridge_debug_flow(br, f, "closed");
 	(void)fd;
 	if (f->kind == FLOW_INBOUND)
 		bridge_inbound_closed(br, f);
@@ -398,6 +420,7 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 		br->stats.headers_written++;
 	}
 	flowtab_set_state(br->flows, f, FLOW_OPEN);
+	bridge_debug_flow(br, f, "open");
 	return revents;
 }
 
@@ -447,6 +470,7 @@ int bridge_new(const struct bridge_config *cfg, struct netstack *ns, struct brid
 	br->cfg = *cfg;
 	br->ns = ns;
 	br->log_rl = (struct ratelimit)RATELIMIT_INIT(10);
+	br->debug_rl = (struct ratelimit)RATELIMIT_INIT(100);
 	ret = flowtab_new(cfg->max_flows, &br->flows);
 	if (ret) {
 		g_free(br);

@@ -31,6 +31,7 @@ struct bridge {
 	uint16_t dns_tport;
 	guint expire_timer;
 	struct ratelimit log_rl;
+	struct ratelimit debug_rl;     /* --log-level debug: per-flow lines */
 	struct bridge_stats stats;
 
 	struct bridge_pending *pending; /* BRIDGE_PENDING_MAX slots */
@@ -47,6 +48,9 @@ const char *bridge_fmt(char *buf, size_t len, uint32_t addr, uint16_t port);
 /* Log about a flow, rate limited: guests and clients choose how often. */
 G_GNUC_PRINTF(3, 4)
 void bridge_log_flow(struct bridge *br, const struct flow_key *key, const char *fmt, ...);
+
+/* One rate-limited debug line about @f ("open", "closed"). */
+void bridge_debug_flow(struct bridge *br, const struct flow *f, const char *event);
 
 /* Rewrite a frame of @f from libslirp's view to the guest's. */
 void bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f);

@@ -120,6 +120,7 @@ static void bridge_release_syn(struct bridge *br, struct flow *f)
 static void bridge_inbound_open(struct bridge *br, struct flow *f)
 {
 	flowtab_set_state(br->flows, f, FLOW_OPEN);
+	bridge_debug_flow(br, f, "open");
 	bridge_release_syn(br, f);
 	bridge_pending_release(br, f);
 }
