@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# launcher.sh - qemu-glue/meshslirp-qemu: a guest's whole life (lease, power-off, exit 0, nothing
+# left behind), SIGTERM to the launcher stopping QEMU and the daemon, and start-up failures.
+source "$(dirname "$0")/lib.sh"
+e2e_require_root
+e2e_topology
+
+LAUNCHER=$E2E_ROOT/qemu-glue/meshslirp-qemu
+# The launcher's TMPDIR: its private socket directory lands here and must be gone at its exit.
+LTMP=$E2E_TMP/launcher-tmp
+mkdir -p "$LTMP"
+DAEMON_COMM=$(basename "$MESHSLIRP" | cut -c1-15)
+
+cat >"$E2E_TMP/scenario-launched.sh" <<'EOF'
+echo GUEST-LAUNCHED > /dev/console
+EOF
+cat >"$E2E_TMP/scenario-sleep.sh" <<'EOF'
+echo GUEST-SLEEPING > /dev/console
+sleep 60
+EOF
+e2e_build_guest "$E2E_TMP/guest-launched" "$E2E_TMP/scenario-launched.sh"
+e2e_build_guest "$E2E_TMP/guest-sleep" "$E2E_TMP/scenario-sleep.sh"
+
+# Children found while a launcher runs; stopped by PID at cleanup should the launcher fail to.
+CHILD_PIDS=()
+kill_children() {
+	local p
+	for p in "${CHILD_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+}
+E2E_CLEANUP_HOOKS+=(kill_children)
+
+# start_launcher NAME GUESTDIR [LAUNCHER OPTIONS...]: the launcher in the pod namespace, in the
+# background; console in NAME.log, its stderr (and the daemon's) in NAME-stderr.log.
+start_launcher() {
+	local name=$1 dir=$2
+	shift 2
+	TMPDIR=$LTMP ip netns exec "$NS_POD" "$LAUNCHER" --meshslirp "$MESHSLIRP" "$@" -- \
+		-accel tcg -m 256 -nographic -no-reboot \
+		-kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" \
+		-append "console=ttyS0 quiet panic=-1" \
+		</dev/null >"$E2E_TMP/$name.log" 2>"$E2E_TMP/$name-stderr.log" &
+	LAUNCHER_PID=$!
+	E2E_PIDS+=("$LAUNCHER_PID")
+}
+
+# find_children NAME: the launcher's daemon and QEMU (its direct children), within 10 s.
+find_children() {
+	D_PID='' Q_PID=''
+	for _ in $(seq 1 100); do
+		D_PID=$(pgrep -P "$LAUNCHER_PID" -x "$DAEMON_COMM" || true)
+		Q_PID=$(pgrep -P "$LAUNCHER_PID" -x qemu-system-x86 || true)
+		[ -n "$D_PID" ] && [ -n "$Q_PID" ] && break
+		sleep 0.1
+	done
+	[ -n "$D_PID" ] && [ -n "$Q_PID" ] ||
+		e2e_fail "$1: launcher children not found (daemon '$D_PID', QEMU '$Q_PID')"
+	CHILD_PIDS+=("$D_PID" "$Q_PID")
+	e2e_log "$1: launcher $LAUNCHER_PID runs meshslirp $D_PID and QEMU $Q_PID"
+}
+
+# nothing_left NAME: the daemon and QEMU are gone, no daemon serves a socket under LTMP, LTMP is empty.
+nothing_left() {
+	local p
+	for p in "$D_PID" "$Q_PID"; do
+		! kill -0 "$p" 2>/dev/null || e2e_fail "$1: process $p ($(cat /proc/"$p"/comm)) still running"
+	done
+	p=$(pgrep -f -- "--socket $LTMP/" || true)
+	[ -z "$p" ] || e2e_fail "$1: a daemon on a launcher socket is still running: $p"
+	[ -z "$(ls -A "$LTMP")" ] || e2e_fail "$1: launcher left $(ls -A "$LTMP") in its TMPDIR"
+}
+
+# 1. A guest's whole life: lease, scenario, power-off; the launcher exits 0, nothing left.
+start_launcher life "$E2E_TMP/guest-launched"
+find_children life
+e2e_wait_exit "$LAUNCHER_PID" 120 || e2e_fail "life: launcher exited with status $?"
+line=$(e2e_field "$E2E_TMP/life.log" 'GUEST-LEASE')
+case "$line" in
+*"ip=10.0.2.15 router=10.0.2.2 dns=10.0.2.3 mask=255.255.255.0"*) ;;
+*) e2e_fail "life: no lease or an unexpected one: '$line'" ;;
+esac
+e2e_wait_for "$E2E_TMP/life.log" 'GUEST-LAUNCHED' 1 || e2e_fail "life: scenario did not run"
+e2e_wait_for "$E2E_TMP/life.log" 'GUEST-SCENARIO-EXIT rc=0' 1 || e2e_fail "life: scenario failed"
+e2e_wait_for "$E2E_TMP/life-stderr.log" 'attached on' 1 || e2e_fail "life: daemon never saw QEMU"
+e2e_wait_for "$E2E_TMP/life-stderr.log" 'signal received, shutting down' 1 ||
+	e2e_fail "life: daemon was not stopped with a signal"
+! grep -q '^meshslirp-qemu: ' "$E2E_TMP/life-stderr.log" ||
+	e2e_fail "life: $(grep '^meshslirp-qemu: ' "$E2E_TMP/life-stderr.log")"
+nothing_left life
+e2e_log "life: $line; guest powered off, launcher exit 0, daemon stopped, socket directory gone"
+
+# 2. SIGTERM to the launcher stops QEMU and the daemon within 10 s.
+start_launcher sigterm "$E2E_TMP/guest-sleep"
+find_children sigterm
+e2e_wait_for "$E2E_TMP/sigterm.log" 'GUEST-SLEEPING|GUEST-DHCP-FAILED|GUEST-ERROR' 60 ||
+	e2e_fail "sigterm: guest did not come up"
+t0=$(date +%s%N)
+kill -TERM "$LAUNCHER_PID"
+rc=0
+e2e_wait_exit "$LAUNCHER_PID" 10 || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$rc" != 124 ] || e2e_fail "sigterm: launcher still running 10 s after SIGTERM"
+[ "$rc" = 0 ] || e2e_fail "sigterm: launcher exited with status $rc (QEMU exits 0 on SIGTERM)"
+nothing_left sigterm
+e2e_wait_for "$E2E_TMP/sigterm-stderr.log" 'SIGTERM: stopping QEMU' 1 ||
+	e2e_fail "sigterm: launcher did not say it forwarded the signal"
+e2e_wait_for "$E2E_TMP/sigterm-stderr.log" 'signal received, shutting down' 1 ||
+	e2e_fail "sigterm: daemon was not stopped with a signal"
+e2e_log "sigterm: launcher, QEMU and meshslirp gone $ms ms after SIGTERM, exit $rc"
+
+# 3. A bad daemon option: exit 1 with the daemon's own error, and QEMU never started.
+# $QEMU is a stand-in that would leave a mark if the launcher ever ran it.
+printf '#!/bin/sh\ntouch %s/qemu-started\n' "$E2E_TMP" >"$E2E_TMP/fake-qemu"
+chmod +x "$E2E_TMP/fake-qemu"
+run_launcher() { # NAME LAUNCHER ARGS...: in the foreground (bounded); status in RC
+	local name=$1
+	shift
+	RC=0
+	TMPDIR=$LTMP QEMU=$E2E_TMP/fake-qemu timeout 60 ip netns exec "$NS_POD" "$LAUNCHER" "$@" \
+		</dev/null >"$E2E_TMP/$name.log" 2>"$E2E_TMP/$name-stderr.log" || RC=$?
+}
+run_launcher badopt --meshslirp "$MESHSLIRP" --mtu 1 -- -nographic
+[ "$RC" = 1 ] || e2e_fail "badopt: launcher exited with $RC, expected 1"
+e2e_wait_for "$E2E_TMP/badopt-stderr.log" '^meshslirp: --mtu: ' 1 ||
+	e2e_fail "badopt: the daemon's error is not on stderr"
+e2e_wait_for "$E2E_TMP/badopt-stderr.log" 'meshslirp exited with status 2 before it was ready' 1 ||
+	e2e_fail "badopt: the launcher did not explain"
+[ ! -e "$E2E_TMP/qemu-started" ] || e2e_fail "badopt: QEMU was started"
+[ -z "$(ls -A "$LTMP")" ] || e2e_fail "badopt: launcher left $(ls -A "$LTMP") in its TMPDIR"
+e2e_log "badopt: exit 1, stderr: $(head -n1 "$E2E_TMP/badopt-stderr.log")"
+
+# 4. A daemon that never says READY: exit 1 after 10 s, that daemon stopped, no QEMU.
+printf '#!/bin/sh\necho "fake daemon pid $$" >&2\nexec sleep 60\n' >"$E2E_TMP/fake-daemon"
+chmod +x "$E2E_TMP/fake-daemon"
+t0=$(date +%s)
+run_launcher notready --meshslirp "$E2E_TMP/fake-daemon" -- -nographic
+[ "$RC" = 1 ] || e2e_fail "notready: launcher exited with $RC, expected 1"
+e2e_wait_for "$E2E_TMP/notready-stderr.log" 'did not get ready within 10 s' 1 ||
+	e2e_fail "notready: the launcher did not explain"
+fake=$(e2e_field "$E2E_TMP/notready-stderr.log" 'fake daemon pid' | awk '{print $4}')
+[ -n "$fake" ] && ! kill -0 "$fake" 2>/dev/null || e2e_fail "notready: daemon '$fake' left running"
+[ ! -e "$E2E_TMP/qemu-started" ] || e2e_fail "notready: QEMU was started"
+[ -z "$(ls -A "$LTMP")" ] || e2e_fail "notready: launcher left $(ls -A "$LTMP") in its TMPDIR"
+e2e_log "notready: exit 1 after $(($(date +%s) - t0)) s, the silent daemon stopped"
+
+# 5. The command line: no -- is exit 2; --help is exit 0.
+run_launcher nosep --meshslirp "$MESHSLIRP" --expose tcp:8080:80
+[ "$RC" = 2 ] || e2e_fail "nosep: launcher exited with $RC, expected 2"
+grep -qx 'meshslirp-qemu: separate meshslirp options from QEMU options with --' \
+	"$E2E_TMP/nosep-stderr.log" || e2e_fail "nosep: wrong message"
+run_launcher help --help
+[ "$RC" = 0 ] && grep -q '^Usage: meshslirp-qemu ' "$E2E_TMP/help.log" || e2e_fail "help: rc $RC"
+e2e_log "PASS"
