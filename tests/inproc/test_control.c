@@ -95,33 +95,6 @@ static const char *ctl_call(struct ctl *c, const char *req, struct json_doc *doc
 	}
 }
 
-static uint16_t free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
-static int client_connect(uint16_t port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-				  .sin_port = htons(port) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	int ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-
-	if (ret < 0 && errno != EINPROGRESS) {
-		close(fd);
-		return -errno;
-	}
-	inproc_pump(10);
-	return fd;
-}
-
 static bool is_syn_to_81(const uint8_t *fr, size_t len, void *arg)
 {
 	struct pkt_ipv4_view v;
@@ -136,7 +109,7 @@ static void test_hostfwd_lifecycle(void **state)
 {
 	struct ctl *c = *state;
 	struct json_doc *doc = g_new(struct json_doc, 1);
-	uint16_t port = free_port();
+	uint16_t port = inproc_free_port();
 	g_autofree char *req = g_strdup_printf("{\"execute\": \"add_hostfwd\", \"arguments\": "
 					       "{\"proto\": \"tcp\", \"host_port\": %u, \"guest_port\": 81}}",
 					       port);
@@ -151,7 +124,7 @@ static void test_hostfwd_lifecycle(void **state)
 	assert_non_null(ret);
 	assert_int_equal(json_get(doc, ret, "id")->num, port);
 
-	fd = client_connect(port);
+	fd = inproc_tcp_connect(port);
 	assert_true(fd >= 0);
 	assert_true(inproc_recv_match(c->f, rx, sizeof(rx), is_syn_to_81, NULL) > 0);
 	close(fd);
@@ -169,7 +142,7 @@ static void test_hostfwd_lifecycle(void **state)
 	req = g_strdup_printf("{\"execute\": \"remove_hostfwd\", \"arguments\": {\"id\": %u}}", port);
 	ctl_call(c, req, doc);
 	assert_non_null(json_get(doc, &doc->nodes[0], "return"));
-	fd = client_connect(port);
+	fd = inproc_tcp_connect(port);
 	if (fd >= 0) {
 		inproc_pump(20);
 		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);

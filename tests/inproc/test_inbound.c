@@ -39,18 +39,6 @@ struct inb {
 	char expose[32], port_arg[8];
 };
 
-static uint16_t free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
 static struct inb *inb_start(const char *mode, const char *timeout)
 {
 	struct inb *s = g_new0(struct inb, 1);
@@ -58,7 +46,7 @@ static struct inb *inb_start(const char *mode, const char *timeout)
 			       "--inbound-proxy-protocol", mode, "--inbound-header-timeout",
 			       timeout, NULL };
 
-	s->host_port = free_port();
+	s->host_port = inproc_free_port();
 	snprintf(s->expose, sizeof(s->expose), "tcp:%u:%u", s->host_port, GUEST_PORT);
 	s->f = inproc_start(args);
 	inproc_arp_gateway(s->f);
@@ -96,19 +84,6 @@ static int teardown(void **state)
 	inproc_stop(s->f);
 	g_free(s);
 	return 0;
-}
-
-static int client_connect(struct inb *s)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-				  .sin_port = htons(s->host_port) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-
-	assert_true(fd >= 0);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		assert_int_equal(errno, EINPROGRESS);
-	inproc_pump(5);
-	return fd;
 }
 
 static void client_send(int fd, const void *buf, size_t len)
@@ -263,7 +238,7 @@ static void test_v2_header_gives_client_address(void **state)
 {
 	struct inb *s = *state;
 	uint8_t hdr[PROXY_HDR_MAX];
-	int fd = client_connect(s);
+	int fd = inproc_tcp_connect(s->host_port);
 
 	client_send(fd, hdr, v2_header(hdr, CLIENT_IP, 41000, false));
 	exchange(s, fd, CLIENT_IP, 41000);
@@ -275,7 +250,7 @@ static void test_v1_header_gives_client_address(void **state)
 {
 	struct inb *s = *state;
 	const char *hdr = "PROXY TCP4 " CLIENT_IP " 198.18.0.2 42000 8080\r\n";
-	int fd = client_connect(s);
+	int fd = inproc_tcp_connect(s->host_port);
 
 	client_send(fd, hdr, strlen(hdr));
 	exchange(s, fd, CLIENT_IP, 42000);
@@ -289,7 +264,7 @@ static void test_split_header(void **state)
 	struct inb *s = *state;
 	uint8_t hdr[PROXY_HDR_MAX];
 	size_t len = v2_header(hdr, CLIENT_IP, 43000, false);
-	int fd = client_connect(s);
+	int fd = inproc_tcp_connect(s->host_port);
 
 	client_send(fd, hdr, 10);
 	inproc_pump(60);
@@ -303,7 +278,7 @@ static void test_v2_local_uses_real_peer(void **state)
 {
 	struct inb *s = *state;
 	uint8_t hdr[PROXY_HDR_MAX];
-	int fd = client_connect(s);
+	int fd = inproc_tcp_connect(s->host_port);
 
 	client_send(fd, hdr, v2_header(hdr, CLIENT_IP, 44000, true));
 	exchange(s, fd, "10.0.2.2", 0);
@@ -330,7 +305,7 @@ static void test_garbage_header_refused(void **state)
 {
 	struct inb *s = *state;
 	uint8_t hdr[PROXY_HDR_MAX];
-	int fd = client_connect(s);
+	int fd = inproc_tcp_connect(s->host_port);
 	size_t len = v2_header(hdr, CLIENT_IP, 45000, false);
 
 	hdr[12] = 0x31; /* version 3 */
@@ -342,7 +317,7 @@ static void test_garbage_header_refused(void **state)
 static void test_missing_header_refused(void **state)
 {
 	struct inb *s = *state;
-	int fd = client_connect(s);
+	int fd = inproc_tcp_connect(s->host_port);
 
 	client_send(fd, "GET / HTTP/1.0\r\n\r\n", 18);
 	expect_refused(s, fd, BRIDGE_IN_MISSING, 1000);
@@ -352,7 +327,7 @@ static void test_ipv6_client_refused(void **state)
 {
 	struct inb *s = *state;
 	const char *hdr = "PROXY TCP6 2001:db8::1 2001:db8::2 40000 8080\r\n";
-	int fd = client_connect(s);
+	int fd = inproc_tcp_connect(s->host_port);
 
 	client_send(fd, hdr, strlen(hdr));
 	expect_refused(s, fd, BRIDGE_IN_FAMILY, 1000);
@@ -362,7 +337,7 @@ static void test_ipv6_client_refused(void **state)
 static void test_silent_client_times_out(void **state)
 {
 	struct inb *s = *state;
-	int fd = client_connect(s);
+	int fd = inproc_tcp_connect(s->host_port);
 	gint64 start = g_get_monotonic_time();
 
 	expect_refused(s, fd, BRIDGE_IN_TIMEOUT, 2000);
@@ -375,11 +350,11 @@ static void test_slow_header_does_not_block_others(void **state)
 	struct inb *s = *state;
 	uint8_t hdr[PROXY_HDR_MAX];
 	size_t len = v2_header(hdr, CLIENT_IP, 46000, false);
-	int slow = client_connect(s), good;
+	int slow = inproc_tcp_connect(s->host_port), good;
 	uint8_t buf[16];
 
 	client_send(slow, hdr, 5);
-	good = client_connect(s);
+	good = inproc_tcp_connect(s->host_port);
 	client_send(good, hdr, v2_header(hdr, CLIENT_IP, 46001, false));
 	exchange(s, good, CLIENT_IP, 46001);
 	(void)len;
@@ -394,11 +369,11 @@ static void test_optional_modes(void **state)
 {
 	struct inb *s = *state;
 	uint8_t hdr[PROXY_HDR_MAX];
-	int fd = client_connect(s);
+	int fd = inproc_tcp_connect(s->host_port);
 
 	exchange(s, fd, "10.0.2.2", 0);
 	close(fd);
-	fd = client_connect(s);
+	fd = inproc_tcp_connect(s->host_port);
 	client_send(fd, hdr, v2_header(hdr, CLIENT_IP, 47000, false));
 	exchange(s, fd, CLIENT_IP, 47000);
 	close(fd);
@@ -410,7 +385,7 @@ static void test_guest_refuses(void **state)
 	struct inb *s = *state;
 	uint8_t hdr[PROXY_HDR_MAX], buf[16];
 	struct guest_conn c;
-	int fd = client_connect(s);
+	int fd = inproc_tcp_connect(s->host_port);
 	gint64 start;
 
 	client_send(fd, hdr, v2_header(hdr, CLIENT_IP, 48000, false));
@@ -426,7 +401,7 @@ static void test_guest_refuses(void **state)
 static void test_off_passes_bytes(void **state)
 {
 	struct inb *s = *state;
-	int fd = client_connect(s);
+	int fd = inproc_tcp_connect(s->host_port);
 
 	exchange(s, fd, "10.0.2.2", 0);
 	close(fd);

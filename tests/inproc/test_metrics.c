@@ -25,24 +25,12 @@ struct mx {
 	char arg[32];
 };
 
-static uint16_t free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
-
 static int setup(void **state)
 {
 	struct mx *m = g_new0(struct mx, 1);
 	const char *args[] = { "--metrics", m->arg, NULL };
 
-	m->port = free_port();
+	m->port = inproc_free_port();
 	snprintf(m->arg, sizeof(m->arg), "127.0.0.1:%u", m->port);
 	m->f = inproc_start(args);
 	*state = m;
@@ -58,22 +46,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-static int mx_connect(struct mx *m)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-				  .sin_port = htons(m->port) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		assert_int_equal(errno, EINPROGRESS);
-	inproc_pump(5);
-	return fd;
-}
-
 /* Send @req, collect the whole response (until close) while pumping the daemon. */
 static char *mx_request(struct mx *m, const char *req)
 {
-	int fd = mx_connect(m);
+	int fd = inproc_tcp_connect(m->port);
 	GString *resp = g_string_new(NULL);
 	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
 	char buf[4096];
@@ -165,7 +141,7 @@ static void test_client_cap(void **state)
 	int closed = 0;
 
 	for (size_t i = 0; i < G_N_ELEMENTS(fds); i++)
-		fds[i] = mx_connect(m);
+		fds[i] = inproc_tcp_connect(m->port);
 	inproc_pump(50);
 	for (size_t i = 0; i < G_N_ELEMENTS(fds); i++)
 		closed += read(fds[i], &c, 1) == 0;

@@ -37,6 +37,12 @@ void inproc_stop(struct inproc *f);
 int inproc_connect(const struct inproc *f);
 
 struct in_addr inproc_ip(const char *s);
+
+/* inproc_free_port() - a TCP port on 127.0.0.1 that was free a moment ago. */
+uint16_t inproc_free_port(void);
+
+/* inproc_tcp_connect() - non-blocking connect to 127.0.0.1:@port, then pump a little; fd or -errno. */
+int inproc_tcp_connect(uint16_t port);
 uint32_t inproc_be32(const uint8_t *p);
 
 /* inproc_iterate() / inproc_pump() - run the daemon's loop a bounded amount. */
