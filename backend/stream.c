@@ -26,7 +26,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <glib.h>
@@ -35,6 +34,7 @@
 #include "frame.h"
 #include "common/fdsource.h"
 #include "common/ratelimit.h"
+#include "common/unixsock.h"
 
 #define STREAM_TX_RING (4u << 20)
 #define STREAM_TX_HIGH (STREAM_TX_RING / 2)
@@ -293,33 +293,6 @@ static const struct backend_ops stream_ops = {
 	.free = stream_free,
 };
 
-/*
- * Remove @addr's path if it is a socket nobody answers on (a daemon that
- * died without cleaning up).  Return 0 if the path is free now, -EADDRINUSE
- * if a live process listens there, -ENOTSOCK if it is something else.
- */
-static int stream_reclaim_path(const struct sockaddr_un *addr)
-{
-	struct stat st;
-	int fd, ret;
-
-	if (lstat(addr->sun_path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode))
-		return -ENOTSOCK;
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	ret = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
-	close(fd);
-	if (ret == 0)
-		return -EADDRINUSE;
-	if (errno != ECONNREFUSED)
-		return -errno;
-	return unlink(addr->sun_path) < 0 ? -errno : 0;
-}
-
 int stream_backend_new(const char *path, unsigned int mtu,
 		       const struct backend_callbacks *cb, void *opaque,
 		       struct backend **out)
@@ -348,7 +321,7 @@ int stream_backend_new(const char *path, unsigned int mtu,
 	if (ret)
 		goto err;
 
-	ret = stream_reclaim_path(&addr);
+	ret = unixsock_reclaim(&addr);
 	if (ret)
 		goto err;
 

@@ -12,6 +12,7 @@
 
 #include "common/fdsource.h"
 #include "common/json.h"
+#include "common/unixsock.h"
 #include "daemon/daemon.h"
 
 struct control_client {
@@ -328,16 +329,9 @@ int control_start(const char *path, struct daemon *d, struct control_server **ou
 		return -ENAMETOOLONG;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	/* A live daemon answers; a stale socket from a dead one is replaced. */
-	ret = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (ret >= 0) {
-		int probe = ret;
-
-		ret = connect(probe, (struct sockaddr *)&sa, sizeof(sa));
-		close(probe);
-		if (!ret)
-			return -EADDRINUSE;
-		unlink(path);
-	}
+	ret = unixsock_reclaim(&sa);
+	if (ret)
+		return ret;
 
 	cs = g_new0(struct control_server, 1);
 	cs->d = d;
