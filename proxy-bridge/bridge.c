@@ -85,11 +85,7 @@ static void bridge_reset_guest(struct bridge *br, const uint8_t guest_mac[6],
 			       uint32_t guest_isn)
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple t = {
-		.saddr = gkey->raddr, .sport = gkey->rport,
-		.daddr = gkey->gaddr, .dport = gkey->gport,
-		.proto = IPPROTO_TCP,
-	};
+	struct rw_tuple t = bridge_tuple(gkey, false);
 	size_t len = rw_build_tcp_rst(frame, guest_mac, gw_mac, &t, guest_isn + 1);
 
 	netstack_send_to_guest(br->ns, frame, len);
@@ -107,11 +103,7 @@ static void bridge_refuse(struct bridge *br, struct rw_view *v, const struct flo
 /* Rewrite a frame of @f from the guest's view to libslirp's. */
 static void bridge_to_stack(struct bridge *br, struct rw_view *v, struct flow *f)
 {
-	struct rw_tuple t = {
-		.saddr = f->skey.gaddr, .sport = f->skey.gport,
-		.daddr = f->skey.raddr, .dport = f->skey.rport,
-		.proto = f->skey.proto,
-	};
+	struct rw_tuple t = bridge_tuple(&f->skey, true);
 
 	rw_set_tuple(v, &t);
 	br->stats.frames_to_stack++;
@@ -195,11 +187,8 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 		if (f->gkey.proto == IPPROTO_UDP)
 			f->deadline_us = g_get_monotonic_time() + BRIDGE_UDP_IDLE_US;
 		/* A guest refusing a client: the client must see a reset, not a FIN. */
-		if (f->kind == FLOW_INBOUND && (rw_tcp_flags(v) & RW_TCP_RST) && f->fd >= 0) {
-			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-			setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		}
+		if (f->kind == FLOW_INBOUND && (rw_tcp_flags(v) & RW_TCP_RST) && f->fd >= 0)
+			bridge_reset_on_close(f->fd);
 		bridge_to_stack(br, v, f);
 		return NETSTACK_PASS;
 	}
@@ -222,11 +211,7 @@ static void bridge_guest_icmp(struct bridge *br, struct rw_view *v)
 	f = flowtab_lookup_guest(br->flows, &gkey);
 	if (!f)
 		return;
-	to = (struct rw_tuple){
-		.saddr = f->skey.raddr, .sport = f->skey.rport,
-		.daddr = f->skey.gaddr, .dport = f->skey.gport,
-		.proto = in.proto,
-	};
+	to = bridge_tuple(&f->skey, false);
 	rw_set_inner_tuple(v, &to);
 	rw_outer_addrs(v, &saddr, &daddr);
 	if (daddr == f->gkey.raddr)
@@ -259,13 +244,16 @@ static void bridge_guest_frame_done(void *opaque)
 	br->pending_out = NULL;
 }
 
+void bridge_reset_on_close(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 void bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f)
 {
-	struct rw_tuple t = {
-		.saddr = f->gkey.raddr, .sport = f->gkey.rport,
-		.daddr = f->gkey.gaddr, .dport = f->gkey.gport,
-		.proto = f->gkey.proto,
-	};
+	struct rw_tuple t = bridge_tuple(&f->gkey, false);
 
 	rw_set_tuple(v, &t);
 	br->stats.frames_to_guest++;
@@ -298,11 +286,7 @@ static enum netstack_verdict bridge_stack_frame(uint8_t *frame, size_t len, void
 		f = flowtab_lookup_stack(br->flows, &skey);
 		if (!f)
 			return NETSTACK_PASS;
-		t = (struct rw_tuple){
-			.saddr = f->gkey.gaddr, .sport = f->gkey.gport,
-			.daddr = f->gkey.raddr, .dport = f->gkey.rport,
-			.proto = t.proto,
-		};
+		t = bridge_tuple(&f->gkey, true);
 		rw_set_inner_tuple(&v, &t);
 		rw_outer_addrs(&v, &saddr, &daddr);
 		if (saddr == f->skey.raddr)

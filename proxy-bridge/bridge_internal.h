@@ -42,6 +42,22 @@ struct bridge {
 	guint inbound_timer;           /* 20 ms tick while anything is pending or queued */
 };
 
+/* The tuple of a packet along @k: from its guest end outward, or towards it. */
+static inline struct rw_tuple bridge_tuple(const struct flow_key *k, bool outward)
+{
+	struct rw_tuple t = { .proto = k->proto };
+
+	if (outward) {
+		t.saddr = k->gaddr, t.sport = k->gport, t.daddr = k->raddr, t.dport = k->rport;
+	} else {
+		t.saddr = k->raddr, t.sport = k->rport, t.daddr = k->gaddr, t.dport = k->gport;
+	}
+	return t;
+}
+
+/* Make closing @fd send its peer a reset rather than a FIN (SO_LINGER 0). */
+void bridge_reset_on_close(int fd);
+
 /* Format a.b.c.d:port from network-order values into @buf. */
 const char *bridge_fmt(char *buf, size_t len, uint32_t addr, uint16_t port);
 

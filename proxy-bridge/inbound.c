@@ -153,15 +153,13 @@ static void bridge_log_inbound(struct bridge *br, struct flow *f, enum bridge_in
 static void bridge_inbound_reject(struct bridge *br, struct flow *f, enum bridge_inbound_drop why,
 				  enum proxy_error err)
 {
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
 	br->stats.inbound_dropped[why]++;
 	if (why == BRIDGE_IN_INVALID)
 		br->stats.header_errors[err]++;
 	bridge_log_inbound(br, f, why, err);
 	/* The client gets a reset when libslirp closes the socket. */
 	if (f->fd >= 0)
-		setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		bridge_reset_on_close(f->fd);
 	flowtab_set_state(br->flows, f, FLOW_REJECTED);
 	f->deadline_us = g_get_monotonic_time() + BRIDGE_REJECTED_GRACE_US;
 	bridge_pending_release(br, f);
@@ -282,11 +280,7 @@ static void bridge_inbound_try(struct bridge *br, struct flow *f)
 static void bridge_inbound_send_rst(struct bridge *br, struct flow *f)
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple t = {
-		.saddr = f->skey.gaddr, .sport = f->skey.gport,
-		.daddr = f->skey.raddr, .dport = f->skey.rport,
-		.proto = IPPROTO_TCP,
-	};
+	struct rw_tuple t = bridge_tuple(&f->skey, true);
 	size_t len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, f->stack_isn + 1);
 
 	netstack_inject_from_guest(br->ns, frame, len);
@@ -366,9 +360,7 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 		br->stats.inbound_untracked++;
 		if (br->cfg.inbound_mode != BRIDGE_INBOUND_OFF) {
 			/* Cannot hold it back: refuse rather than mislabel the client. */
-			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			bridge_reset_on_close(fd);
 			shutdown(fd, SHUT_RDWR);
 			br->stats.inbound_dropped[BRIDGE_IN_OVERLOAD]++;
 		}
