@@ -28,15 +28,7 @@ ip -n "$NS_GUEST" addr add 10.0.2.15/24 dev tap0
 ip -n "$NS_GUEST" route add default via 10.0.2.2
 [ -z "$(ip netns exec "$NS_GUEST" nft list ruleset)" ] || e2e_fail "the guest side has rules"
 
-e2e_bg sink "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5001" --bytes 1048576
-sink_pid=$E2E_LAST_PID
-e2e_wait_for "$E2E_TMP/sink.log" '^LISTENING' 10 || e2e_fail "sink did not start"
-ip netns exec "$NS_GUEST" "$MSTOOL" source --connect "$NODE_IP:5001" --bytes 1048576 \
-	>"$E2E_TMP/source.log" 2>&1 || e2e_fail "transfer failed"
-e2e_wait_exit "$sink_pid" 20 || e2e_fail "sink did not finish"
-src=$(e2e_field "$E2E_TMP/source.log" '^SOURCE local')
-dst=$(e2e_field "$E2E_TMP/sink.log" '^SINK ')
-[ "${src##*sha256=}" = "${dst##*sha256=}" ] || e2e_fail "digest mismatch: $src / $dst"
+e2e_transfer out "$NS_GUEST" "$NS_NODE" "$NODE_IP:5001" "$NODE_IP:5001" 1048576
 e2e_wait_for "$E2E_TMP/haproxy.log" "HAPROXY-OUT client=$POD_IP:[0-9]+ orig_dst=$NODE_IP:5001 bytes=1048576/" 5 ||
 	e2e_fail "the sidecar did not capture the flow: $(cat "$E2E_TMP/haproxy.log")"
 e2e_log "direct mode under Istio-style capture: $(e2e_field "$E2E_TMP/haproxy.log" 'HAPROXY-OUT')"

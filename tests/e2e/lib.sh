@@ -310,3 +310,27 @@ e2e_scrape() {
 
 # e2e_metric FILE 'NAME{LABELS}' : print that sample's value (empty if absent).
 e2e_metric() { awk -v k="$2" '$1 == k {print $2}' "$1"; }
+
+# e2e_transfer NAME FROM_NS TO_NS LISTEN CONNECT BYTES : a sink listens on LISTEN in TO_NS,
+# a source in FROM_NS sends BYTES to CONNECT; fails unless the sink got them all with the
+# sender's SHA-256.  Leaves the two reports in E2E_SOURCE ("SOURCE local=IP:PORT bytes=N
+# sha256=H") and E2E_SINK ("SINK peer=IP:PORT bytes=N sha256=H"), and the sender's own
+# address in E2E_SOURCE_ADDR, for the caller's checks of who saw whom.
+e2e_transfer() {
+	local name=$1 from=$2 to=$3 listen=$4 connect=$5 bytes=$6 pid
+	e2e_bg "$name-sink" "$to" "$MSTOOL" sink --listen "$listen" --bytes "$bytes"
+	pid=$E2E_LAST_PID
+	e2e_wait_for "$E2E_TMP/$name-sink.log" '^LISTENING' 10 || e2e_fail "$name: sink did not start"
+	ip netns exec "$from" "$MSTOOL" source --connect "$connect" --bytes "$bytes" \
+		>"$E2E_TMP/$name-source.log" 2>&1 ||
+		e2e_fail "$name: source failed: $(cat "$E2E_TMP/$name-source.log")"
+	e2e_wait_exit "$pid" 30 || e2e_fail "$name: sink did not finish"
+	E2E_SOURCE=$(e2e_field "$E2E_TMP/$name-source.log" '^SOURCE local')
+	E2E_SINK=$(e2e_field "$E2E_TMP/$name-sink.log" '^SINK ')
+	E2E_SOURCE_ADDR=${E2E_SOURCE#SOURCE local=}
+	E2E_SOURCE_ADDR=${E2E_SOURCE_ADDR%% *}
+	case "$E2E_SINK" in
+	*" bytes=$bytes sha256=${E2E_SOURCE##*sha256=}") ;;
+	*) e2e_fail "$name: sent '$E2E_SOURCE', received '$E2E_SINK'" ;;
+	esac
+}

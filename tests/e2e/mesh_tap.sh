@@ -26,17 +26,8 @@ g() { ip netns exec "$NS_GUEST" "$@"; }
 haproxy_lines() { grep -c '^HAPROXY-OUT' "$E2E_TMP/haproxy.log" || true; }
 
 # 1. 1 MiB steered: equal digests, HAProxy saw the original destination and the guest's port.
-e2e_bg sink "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5001" --bytes 1048576
-sink_pid=$E2E_LAST_PID
-e2e_wait_for "$E2E_TMP/sink.log" '^LISTENING' 10 || e2e_fail "sink did not start"
-g "$MSTOOL" source --connect "$NODE_IP:5001" --bytes 1048576 >"$E2E_TMP/source.log" 2>&1 ||
-	e2e_fail "steered transfer failed"
-e2e_wait_exit "$sink_pid" 20 || e2e_fail "sink did not finish"
-src=$(e2e_field "$E2E_TMP/source.log" '^SOURCE local')
-dst=$(e2e_field "$E2E_TMP/sink.log" '^SINK ')
-[ "${src##*sha256=}" = "${dst##*sha256=}" ] || e2e_fail "digest mismatch: $src / $dst"
-gport=${src#SOURCE local=10.0.2.15:}
-gport=${gport%% *}
+e2e_transfer steered "$NS_GUEST" "$NS_NODE" "$NODE_IP:5001" "$NODE_IP:5001" 1048576
+gport=${E2E_SOURCE_ADDR#10.0.2.15:}
 e2e_wait_for "$E2E_TMP/haproxy.log" "HAPROXY-OUT client=$POD_IP:$gport orig_dst=$NODE_IP:5001 " 5 ||
 	e2e_fail "HAProxy log lacks the original destination: $(cat "$E2E_TMP/haproxy.log")"
 e2e_log "steered 1 MiB, sha256 equal; HAProxy: client=$POD_IP:$gport orig_dst=$NODE_IP:5001"
