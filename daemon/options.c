@@ -227,12 +227,8 @@ static gboolean opt_netns(const gchar *name, const gchar *value, gpointer data, 
 	return opt_string(name, value, &cfg->tap_netns, err);
 }
 
-/*
- * "HOST:PORT" with an IPv4 HOST.  A loopback HOST must be 127.0.0.1: libslirp
- * reaches the pod's loopback only through its gateway, which maps to exactly
- * that address.
- */
-static gboolean opt_host_port(const char *name, const char *value, struct in_addr *addr,
+/* "IPV4ADDR:PORT" with a port from 1 to 65535. */
+static gboolean opt_addr_port(const char *name, const char *value, struct in_addr *addr,
 			      uint16_t *port, GError **err)
 {
 	const char *colon = strrchr(value, ':');
@@ -243,8 +239,24 @@ static gboolean opt_host_port(const char *name, const char *value, struct in_add
 	if (options_parse_port(colon + 1, false, port))
 		return options_fail(err, name, "port must be a number from 1 to 65535, got '%s'",
 				    colon + 1);
+	return TRUE;
+}
+
+/*
+ * An address libslirp connects to: as opt_addr_port(), and a loopback one must
+ * be 127.0.0.1, because libslirp reaches the pod's loopback only through its
+ * gateway, which maps to exactly that address.
+ */
+static gboolean opt_host_port(const char *name, const char *value, struct in_addr *addr,
+			      uint16_t *port, GError **err)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	if (!opt_addr_port(name, value, addr, port, err))
+		return FALSE;
+	inet_ntop(AF_INET, addr, ip, sizeof(ip));
 	if ((ntohl(addr->s_addr) >> 24) == 127 && ntohl(addr->s_addr) != INADDR_LOOPBACK)
-		return options_fail(err, name, "a loopback address must be 127.0.0.1, got '%s'", host);
+		return options_fail(err, name, "a loopback address must be 127.0.0.1, got '%s'", ip);
 	if (addr->s_addr == INADDR_ANY)
 		return options_fail(err, name, "0.0.0.0 is not an address to connect to");
 	return TRUE;
@@ -358,16 +370,10 @@ static gboolean opt_max_flows(const gchar *name, const gchar *value, gpointer da
 static gboolean opt_metrics(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
-	const char *colon = strrchr(value, ':');
-	g_autofree char *host = colon ? g_strndup(value, (gsize)(colon - value)) : NULL;
 	uint16_t port;
 
-	if (!colon || options_parse_ipv4(host, &cfg->metrics_addr.sin_addr))
-		return options_fail(err, name, "expected IPV4ADDR:PORT (e.g. 127.0.0.1:9090), got '%s'",
-				    value);
-	if (options_parse_port(colon + 1, false, &port))
-		return options_fail(err, name, "port must be a number from 1 to 65535, got '%s'",
-				    colon + 1);
+	if (!opt_addr_port(name, value, &cfg->metrics_addr.sin_addr, &port, err))
+		return FALSE;
 	cfg->metrics_addr.sin_family = AF_INET;
 	cfg->metrics_addr.sin_port = htons(port);
 	cfg->metrics_set = true;
