@@ -468,7 +468,7 @@ static const GOptionEntry options_entries[] = {
 	{ "dns-upstream", 0, 0, CB(opt_dns_upstream),
 	  "Send guest DNS (UDP and TCP to the --dns address) to this server", "ADDR:PORT" },
 	{ "max-flows", 0, 0, CB(opt_max_flows),
-	  "Most redirected flows at once (default 16384)", "N" },
+	  "Most redirected flows at once (default " G_STRINGIFY(BRIDGE_DEFAULT_MAX_FLOWS) ")", "N" },
 	{ "control", 0, 0, CB(opt_control),
 	  "Control socket: JSON lines to list flows and add/remove exposed ports", "PATH" },
 	{ "metrics", 0, 0, CB(opt_metrics),
@@ -547,7 +547,7 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	cfg->include_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
 	cfg->exclude_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
 	cfg->outbound_proxy_version = PROXY_V2;
-	cfg->max_flows = 16384;
+	cfg->max_flows = BRIDGE_DEFAULT_MAX_FLOWS;
 	cfg->inbound_mode = BRIDGE_INBOUND_OFF;
 	cfg->inbound_header_timeout_ms = 3000;
 	cfg->mtu = MS_DEFAULT_MTU;
