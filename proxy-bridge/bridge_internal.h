@@ -55,6 +55,12 @@ static inline struct rw_tuple bridge_tuple(const struct flow_key *k, bool outwar
 	return t;
 }
 
+/* Start @f's TCP idle timer (no deadline when --tcp-idle-timeout is 0). */
+static inline void bridge_arm_idle(struct bridge *br, struct flow *f)
+{
+	f->deadline_us = br->cfg.tcp_idle_us ? g_get_monotonic_time() + br->cfg.tcp_idle_us : 0;
+}
+
 /* Make closing @fd send its peer a reset rather than a FIN (SO_LINGER 0). */
 void bridge_reset_on_close(int fd);
 

@@ -218,33 +218,18 @@ size_t flowtab_size(const struct flowtab *ft)
 	return ft->cap - ft->nfree;
 }
 
-static bool flowtab_has_deadline(const struct flow *f)
-{
-	switch (f->state) {
-	case FLOW_SYN:
-	case FLOW_CLOSED:
-	case FLOW_REJECTED:
-		return true;
-	case FLOW_OPEN:
-		return f->gkey.proto == IPPROTO_UDP;
-	default:
-		return false;
-	}
-}
-
 size_t flowtab_expire(struct flowtab *ft, int64_t now_us,
-		      void (*cb)(struct flow *flow, void *opaque), void *opaque)
+		      bool (*cb)(struct flow *flow, void *opaque), void *opaque)
 {
 	size_t removed = 0;
 
 	for (size_t i = 0; i < ft->cap; i++) {
 		struct flow *f = &ft->slots[i];
 
-		if (f->state == FLOW_FREE || !flowtab_has_deadline(f) ||
-		    f->deadline_us > now_us)
+		if (f->state == FLOW_FREE || !f->deadline_us || f->deadline_us > now_us)
 			continue;
-		if (cb)
-			cb(f, opaque);
+		if (cb && cb(f, opaque))
+			continue;
 		flowtab_remove(ft, f);
 		removed++;
 	}
