@@ -338,6 +338,7 @@ void daemon_render_metrics(GString *o, void *opaque)
 		    "Flows ended by a timeout, by kind (connect and idle: both ends reset).");
 	metric(o, "meshslirp_flow_timeouts_total", "kind=\"syn\"", br->syn_timeouts);
 	metric(o, "meshslirp_flow_timeouts_total", "kind=\"connect\"", br->connect_timeouts);
+	metric(o, "meshslirp_flow_timeouts_total", "kind=\"handshake\"", br->handshake_timeouts);
 	metric(o, "meshslirp_flow_timeouts_total", "kind=\"tcp_idle\"", br->idle_resets);
 	metric_head(o, "meshslirp_proxy_headers_sent_total", "counter", "PROXY headers written to the sidecar.");
 	metric(o, "meshslirp_proxy_headers_sent_total", NULL, br->headers_written);

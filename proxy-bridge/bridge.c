@@ -130,7 +130,15 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 		f->deadline_us = g_get_monotonic_time() + br->cfg.udp_idle_us;
 		return;
 	}
-	if (f->state == FLOW_OPEN && br->cfg.tcp_idle_us)
+	/*
+	 * An outbound flow is established once the guest ACKs libslirp's
+	 * SYN|ACK; until then the connect deadline stands, so a guest that
+	 * never completes its handshakes cannot pin slots for long.
+	 */
+	if (from_guest && !f->established && f->state == FLOW_OPEN &&
+	    (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK | RW_TCP_RST)) == RW_TCP_ACK)
+		f->established = true;
+	if (f->established && br->cfg.tcp_idle_us)
 		f->deadline_us = g_get_monotonic_time() + br->cfg.tcp_idle_us;
 	if (rw_tcp_flags(v) & RW_TCP_RST)
 		return;
@@ -494,8 +502,8 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 		}
 		br->stats.headers_written++;
 	}
+	/* The connect deadline also covers the guest's half of the handshake. */
 	flowtab_set_state(br->flows, f, FLOW_OPEN);
-	bridge_arm_idle(br, f);
 	bridge_debug_flow(br, f, "open");
 	return revents;
 }
@@ -557,8 +565,13 @@ static bool bridge_on_expire(struct flow *f, void *opaque)
 	case FLOW_OPEN:
 		if (f->gkey.proto != IPPROTO_TCP)
 			break;
-		br->stats.idle_resets++;
-		bridge_debug_flow(br, f, "idle, reset");
+		if (f->established) {
+			br->stats.idle_resets++;
+			bridge_debug_flow(br, f, "idle, reset");
+		} else {
+			br->stats.handshake_timeouts++;
+			bridge_debug_flow(br, f, "handshake not completed by the guest, reset");
+		}
 		bridge_abort_flow(br, f);
 		return true;
 	default:

@@ -32,7 +32,8 @@
  * conversation takes a slot in the flow table, direct ones too (no rewrite
  * for them), so --max-flows bounds the host sockets a guest can make
  * libslirp open; a SYN flood beyond it is answered with resets.  Flows whose
- * upstream does not answer within --connect-timeout, and TCP flows idle for
+ * upstream does not answer within --connect-timeout, or whose guest does not
+ * complete its handshake within it, and TCP flows idle for
  * --tcp-idle-timeout, are ended with a reset to both ends: a RST into
  * libslirp as from the guest (it closes its socket, SO_LINGER 0, so the far
  * end sees a reset too) and one to the guest as from its peer.  Before
@@ -151,6 +152,7 @@ struct bridge_stats {
 	uint64_t guest_dropped[BRIDGE_DROP_COUNT];
 	uint64_t connect_timeouts;     /* upstream never answered: both ends reset */
 	uint64_t idle_resets;          /* idle TCP flows reset at --tcp-idle-timeout */
+	uint64_t handshake_timeouts;   /* guest never ACKed the SYN|ACK: both ends reset */
 	uint64_t refused[BRIDGE_REFUSAL_COUNT];
 	uint64_t headers_written;
 	uint64_t connect_failed;       /* sidecar or DNS upstream refused / unreachable */

@@ -55,9 +55,10 @@ static inline struct rw_tuple bridge_tuple(const struct flow_key *k, bool outwar
 	return t;
 }
 
-/* Start @f's TCP idle timer (no deadline when --tcp-idle-timeout is 0). */
+/* @f is established: start its TCP idle timer (no deadline when --tcp-idle-timeout is 0). */
 static inline void bridge_arm_idle(struct bridge *br, struct flow *f)
 {
+	f->established = true;
 	f->deadline_us = br->cfg.tcp_idle_us ? g_get_monotonic_time() + br->cfg.tcp_idle_us : 0;
 }
 

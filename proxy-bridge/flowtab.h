@@ -16,7 +16,8 @@
  *
  *   SYN ──fd registered──► CONNECTING ──connected (+ header written)──► OPEN
  *    │                         │ connect failed or timed out             │
- *    │ no fd within 5 s        ▼                                         │
+ *    │ no fd within 5 s        ▼       guest never ACKs our SYN|ACK ────┤
+ *    │                                  within --connect-timeout        │
  *    └──────► (freed)      CLOSED ◄──── libslirp closed its socket ──────┤
  *                              │  ◄──── idle timeout: both ends reset ───┘
  *                              │ grace period (late segments still translated)
@@ -87,6 +88,7 @@ struct flow {
 	int pending;               /* inbound: slot in the bridge's pending table, -1 if none */
 	uint32_t stack_isn;        /* inbound: libslirp's ISN towards the guest (host order) */
 	bool stack_isn_known;
+	bool established;          /* TCP: both handshakes done (outbound: the guest ACKed) */
 	uint8_t guest_mac[6];      /* inbound: from libslirp's SYN, for frames we inject */
 	uint8_t gw_mac[6];
 	int64_t deadline_us;       /* 0: none; else when flowtab_expire() acts (see bridge.c) */

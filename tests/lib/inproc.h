@@ -15,7 +15,7 @@
 
 #include "daemon/daemon.h"
 
-#define INPROC_WAIT_MS 3000
+#define INPROC_WAIT_MS 5000
 
 struct inproc {
 	char *dir;
