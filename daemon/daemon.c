@@ -208,7 +208,6 @@ static int daemon_setup_bridge(struct daemon *d)
 		.max_flows = daemon_flow_budget(cfg->max_flows),
 		.connect_timeout_us = (int64_t)cfg->connect_timeout_ms * 1000,
 		.tcp_idle_us = (int64_t)cfg->tcp_idle_timeout_ms * 1000,
-		.udp_idle_us = (int64_t)cfg->udp_idle_timeout_ms * 1000,
 		.guest = cfg->guest,
 		.inbound_mode = cfg->inbound_mode,
 		.header_timeout_us = (int64_t)cfg->inbound_header_timeout_ms * 1000,
@@ -243,9 +242,9 @@ static int daemon_setup_bridge(struct daemon *d)
 	} else {
 		g_message("direct mode: guest TCP leaves as ordinary sockets of this namespace");
 	}
-	g_message("flow table %zu; connect timeout %u ms, TCP idle %s%u ms, UDP idle %u ms",
-		  bc.max_flows, cfg->connect_timeout_ms, cfg->tcp_idle_timeout_ms ? "" : "(never) ",
-		  cfg->tcp_idle_timeout_ms, cfg->udp_idle_timeout_ms);
+	g_message("flow table %zu; connect timeout %u ms, TCP idle timeout %u ms%s",
+		  bc.max_flows, cfg->connect_timeout_ms, cfg->tcp_idle_timeout_ms,
+		  cfg->tcp_idle_timeout_ms ? "" : " (never)");
 	if (cfg->inbound_mode != BRIDGE_INBOUND_OFF)
 		g_message("exposed ports expect a PROXY header (%s), timeout %u ms",
 			  cfg->inbound_mode == BRIDGE_INBOUND_REQUIRED ? "required" : "optional",

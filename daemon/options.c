@@ -468,16 +468,6 @@ static gboolean opt_tcp_idle(const gchar *name, const gchar *value, gpointer dat
 	return TRUE;
 }
 
-static gboolean opt_udp_idle(const gchar *name, const gchar *value, gpointer data, GError **err)
-{
-	struct ms_config *cfg = data;
-
-	if (options_parse_duration(value, 1000, 3600000, false, &cfg->udp_idle_timeout_ms))
-		return options_fail(err, name, "expected a duration from 1s to 1h (e.g. 60s), got '%s'",
-				    value);
-	return TRUE;
-}
-
 #define CB(fn) G_OPTION_ARG_CALLBACK, (gpointer)(fn)
 
 static const GOptionEntry options_entries[] = {
@@ -528,9 +518,6 @@ static const GOptionEntry options_entries[] = {
 	{ "tcp-idle-timeout", 0, 0, CB(opt_tcp_idle),
 	  "Reset a TCP flow idle this long; 0: never (default "
 	  G_STRINGIFY(BRIDGE_DEFAULT_TCP_IDLE_S) "s)", "DURATION" },
-	{ "udp-idle-timeout", 0, 0, CB(opt_udp_idle),
-	  "Forget a UDP flow idle this long (default " G_STRINGIFY(BRIDGE_DEFAULT_UDP_IDLE_S) "s)",
-	  "DURATION" },
 	{ "control", 0, 0, CB(opt_control),
 	  "Control socket: JSON lines to list flows and add/remove exposed ports", "PATH" },
 	{ "metrics", 0, 0, CB(opt_metrics),
@@ -614,7 +601,6 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	cfg->inbound_header_timeout_ms = 3000;
 	cfg->connect_timeout_ms = BRIDGE_DEFAULT_CONNECT_TIMEOUT_S * 1000;
 	cfg->tcp_idle_timeout_ms = BRIDGE_DEFAULT_TCP_IDLE_S * 1000;
-	cfg->udp_idle_timeout_ms = BRIDGE_DEFAULT_UDP_IDLE_S * 1000;
 	cfg->mtu = MS_DEFAULT_MTU;
 	cfg->ready_fd = -1;
 	cfg->log_level = LOG_LEVEL_INFO;

@@ -59,7 +59,6 @@ struct ms_config {
 	unsigned int max_flows;     /* --max-flows */
 	unsigned int connect_timeout_ms;  /* --connect-timeout */
 	unsigned int tcp_idle_timeout_ms; /* --tcp-idle-timeout, 0: never */
-	unsigned int udp_idle_timeout_ms; /* --udp-idle-timeout */
 
 	/* Inbound PROXY headers on exposed ports. */
 	enum bridge_inbound_mode inbound_mode; /* --inbound-proxy-protocol */

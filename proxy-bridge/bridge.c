@@ -19,6 +19,13 @@
 
 /* A SYN libslirp never opened a socket for is forgotten after this. */
 #define BRIDGE_SYN_TIMEOUT_US (5 * G_USEC_PER_SEC)
+/*
+ * libslirp closes a UDP socket 240 s after its last datagram (SO_EXPIRE), or
+ * 10 s after a reply from port 53 (SO_EXPIREFAST); a UDP entry lives as long,
+ * plus a tick, so that every socket libslirp keeps is still counted here.
+ */
+#define BRIDGE_UDP_IDLE_US ((240 + 2) * G_USEC_PER_SEC)
+#define BRIDGE_UDP_DNS_IDLE_US ((10 + 2) * G_USEC_PER_SEC)
 /* After libslirp closed the socket, late segments are translated this long. */
 #define BRIDGE_CLOSED_GRACE_US (10 * G_USEC_PER_SEC)
 
@@ -26,6 +33,7 @@ static const char *const bridge_guest_drop_names[BRIDGE_DROP_COUNT] = {
 	[BRIDGE_DROP_FRAGMENT] = "fragment",
 	[BRIDGE_DROP_MALFORMED] = "malformed_ip",
 	[BRIDGE_DROP_BAD_CHECKSUM] = "bad_checksum",
+	[BRIDGE_DROP_ICMP_LIMIT] = "icmp_limit",
 };
 
 const char *bridge_guest_drop_str(enum bridge_guest_drop why)
@@ -127,7 +135,10 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 	uint32_t end;
 
 	if (f->gkey.proto == IPPROTO_UDP) {
-		f->deadline_us = g_get_monotonic_time() + br->cfg.udp_idle_us;
+		bool dns_reply = !from_guest && f->skey.rport == htons(53);
+
+		f->deadline_us = g_get_monotonic_time() +
+				 (dns_reply ? BRIDGE_UDP_DNS_IDLE_US : BRIDGE_UDP_IDLE_US);
 		return;
 	}
 	/*
@@ -313,8 +324,17 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 	case RW_ICMP_ERROR:
 		bridge_guest_icmp(br, &v);
 		return NETSTACK_PASS;
+	case RW_OTHER:
+		if (v.proto == IPPROTO_ICMP && v.l4_len >= 8 && v.l4[0] == 8) {
+			if (br->icmp_open >= BRIDGE_ICMP_MAX) {
+				bridge_drop(br, BRIDGE_DROP_ICMP_LIMIT);
+				return NETSTACK_CONSUMED;
+			}
+			br->pending_icmp = true;
+		}
+		return NETSTACK_PASS;
 	default:
-		/* ARP, ICMP echo, other protocols: libslirp's to judge. */
+		/* ARP and the like: libslirp's to judge. */
 		return NETSTACK_PASS;
 	}
 }
@@ -324,6 +344,7 @@ static void bridge_guest_frame_done(void *opaque)
 	struct bridge *br = opaque;
 
 	br->pending_out = NULL;
+	br->pending_icmp = false;
 }
 
 void bridge_reset_on_close(int fd)
@@ -386,7 +407,14 @@ static void bridge_fd_registered(int fd, void *opaque)
 	struct bridge *br = opaque;
 	struct flow *f = br->pending_out;
 
-	/* Outside slirp_input() of a steered SYN: maybe a client on an exposed port. */
+	/* The socket libslirp opened for an echo request: counted until closed. */
+	if (br->pending_icmp) {
+		br->pending_icmp = false;
+		br->icmp_open++;
+		netstack_tag_fd(br->ns, fd, &br->icmp_tag);
+		return;
+	}
+	/* Outside slirp_input() of a guest SYN: maybe a client on an exposed port. */
 	if (!f) {
 		bridge_inbound_registered(br, fd);
 		return;
@@ -404,6 +432,10 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 	struct bridge *br = opaque;
 	struct flow *f = tag;
 
+	if (tag == &br->icmp_tag) {
+		br->icmp_open--;
+		return;
+	}
 	bridge_debug_flow(br, f, "closed");
 	(void)fd;
 	if (f->kind == FLOW_INBOUND)
@@ -477,6 +509,8 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 	socklen_t len = sizeof(err);
 
 	(void)fd;
+	if (tag == &br->icmp_tag)
+		return revents;
 	if (f->kind == FLOW_INBOUND) {
 		bridge_inbound_events(br, f, revents);
 		return revents;

@@ -41,7 +41,11 @@
  * each for 30 s in an mbuf as large as the MTU, and steered datagrams cannot
  * be reassembled after a rewrite of the first fragment only), IPv4 frames
  * whose lengths lie, and packets that would open a flow but fail their
- * checksum; each drop is counted by reason.
+ * checksum; each drop is counted by reason.  UDP entries live exactly as
+ * long as libslirp's socket for them would (240 s after the last datagram,
+ * 10 s after a reply from port 53), so the table bounds those sockets too;
+ * ICMP echo requests, for which libslirp opens a socket each until the reply
+ * or 240 s, are refused past BRIDGE_ICMP_MAX outstanding.
  *
  * Refusals (a guest reaching the sidecar's own ports, a full flow table, no
  * free stack port) get a RST for TCP or a drop for UDP, a counter, and a
@@ -87,7 +91,6 @@
 #define BRIDGE_DEFAULT_MAX_FLOWS 16384
 #define BRIDGE_DEFAULT_CONNECT_TIMEOUT_S 10     /* Istio's default connectTimeout */
 #define BRIDGE_DEFAULT_TCP_IDLE_S 3600          /* Envoy's tcp_proxy idle_timeout */
-#define BRIDGE_DEFAULT_UDP_IDLE_S 60
 
 enum bridge_inbound_mode {
 	BRIDGE_INBOUND_OFF,            /* no header expected: a header would reach the guest */
@@ -107,7 +110,6 @@ struct bridge_config {
 	size_t max_flows;              /* every guest TCP/UDP flow, direct ones included */
 	int64_t connect_timeout_us;    /* SYN sent upstream, no answer: reset both ends */
 	int64_t tcp_idle_us;           /* no segment either way: reset both ends; 0: never */
-	int64_t udp_idle_us;           /* no datagram either way: forget the flow */
 
 	struct in_addr guest;          /* the guest's address (hostfwd target) */
 	enum bridge_inbound_mode inbound_mode;
@@ -116,6 +118,8 @@ struct bridge_config {
 };
 
 #define BRIDGE_PENDING_MAX 1024
+/* ICMP echo requests libslirp may have a socket open for at once. */
+#define BRIDGE_ICMP_MAX 256
 
 /* Why an inbound connection was closed before reaching the guest. */
 enum bridge_inbound_drop {
@@ -135,6 +139,7 @@ enum bridge_guest_drop {
 	BRIDGE_DROP_FRAGMENT,          /* IPv4 fragment: see bridge.c for why */
 	BRIDGE_DROP_MALFORMED,         /* IPv4 whose lengths lie */
 	BRIDGE_DROP_BAD_CHECKSUM,      /* a packet opening a flow with a bad checksum */
+	BRIDGE_DROP_ICMP_LIMIT,        /* echo request past BRIDGE_ICMP_MAX outstanding */
 	BRIDGE_DROP_COUNT,
 };
 

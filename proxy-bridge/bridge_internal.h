@@ -25,6 +25,9 @@ struct bridge {
 	struct netstack *ns;
 	struct flowtab *flows;
 	struct flow *pending_out;      /* outbound flow whose SYN is inside slirp_input() */
+	bool pending_icmp;             /* an echo request is inside slirp_input() */
+	size_t icmp_open;              /* libslirp's ICMP sockets, tagged with &icmp_tag */
+	char icmp_tag;
 	uint32_t steer_taddr;          /* where libslirp connects for steered flows */
 	uint16_t steer_tport;
 	uint32_t dns_taddr;

@@ -15,6 +15,7 @@
  *   flood	--count N TCP SYNs with valid checksums and distinct tuples
  *		(source ports 1024..65023 times destinations --dst+k), to --port.
  *		Never completes a handshake.
+ *   ping-flood	--count N ICMP echo requests with distinct ids to --dst.
  *   probe	one SYN to --dst:--port; success when the SYN|ACK comes back
  *		within --timeout, failure on a RST or nothing.
  *   lying-prefix  a length prefix no peer may send; success when the daemon
@@ -56,7 +57,8 @@ static gint opt_timeout = 60;
 
 static const GOptionEntry entries[] = {
 	{ "socket", 0, 0, G_OPTION_ARG_STRING, &opt_socket, "meshslirp stream socket", "PATH" },
-	{ "mode", 0, 0, G_OPTION_ARG_STRING, &opt_mode, "garbage, flood, probe or lying-prefix", "M" },
+	{ "mode", 0, 0, G_OPTION_ARG_STRING, &opt_mode,
+	  "garbage, flood, ping-flood, probe or lying-prefix", "M" },
 	{ "count", 0, 0, G_OPTION_ARG_INT64, &opt_count, "Frames (garbage) or SYNs (flood)", "N" },
 	{ "seed", 0, 0, G_OPTION_ARG_INT64, &opt_seed, "Generator seed (garbage)", "S" },
 	{ "dst", 0, 0, G_OPTION_ARG_STRING, &opt_dst, "Destination address (flood, probe)", "ADDR" },
@@ -308,6 +310,42 @@ static int run_flood(struct conn *c)
 	return 0;
 }
 
+/* ICMP echo request from the guest to @dst with @id, 8 bytes of data. */
+static size_t echo_request(uint8_t *f, struct in_addr dst, uint16_t id)
+{
+	struct in_addr guest = ip(GUEST_IP);
+	size_t len = 14 + 20 + 8 + 8;
+
+	memset(f, 0, len);
+	memcpy(f, pkt_broadcast_mac, 6);
+	memcpy(f + 6, pkt_guest_mac, 6);
+	put16(f + 12, PKT_ETH_P_IP);
+	f[14] = 0x45;
+	put16(f + 16, (uint16_t)(len - 14));
+	f[22] = 64;
+	f[23] = IPPROTO_ICMP;
+	memcpy(f + 26, &guest, 4);
+	memcpy(f + 30, &dst, 4);
+	fix_ip_csum(f);
+	f[34] = 8;
+	put16(f + 38, id);
+	put16(f + 40, 1);
+	memcpy(f + 42, "hostile!", 8);
+	put16(f + 36, (uint16_t)~pkt_csum_fold(pkt_csum_add(0, f + 34, 16)));
+	return len;
+}
+
+static int run_ping_flood(struct conn *c)
+{
+	struct in_addr dst = ip(opt_dst ? opt_dst : "198.18.0.77");
+	uint8_t f[FRAME_BUF];
+
+	for (uint64_t i = 0; i < (uint64_t)opt_count; i++)
+		if (conn_send(c, f, echo_request(f, dst, (uint16_t)i)) < 0)
+			return -1;
+	return 0;
+}
+
 static int run_probe(struct conn *c)
 {
 	uint8_t f[FRAME_BUF];
@@ -386,6 +424,8 @@ int main(int argc, char **argv)
 		ret = run_garbage(&c);
 	else if (!strcmp(opt_mode, "flood"))
 		ret = run_flood(&c);
+	else if (!strcmp(opt_mode, "ping-flood"))
+		ret = run_ping_flood(&c);
 	else if (!strcmp(opt_mode, "probe"))
 		ret = run_probe(&c);
 	else if (!strcmp(opt_mode, "lying-prefix"))
