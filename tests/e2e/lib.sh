@@ -267,6 +267,10 @@ E2E_HAPROXY_OUTBOUND_PROXY=(
 	'  server orig 0.0.0.0:0'
 )
 
+# e2e_sanitized : true when the daemon is an ASan build, whose RSS (shadow memory, quarantine)
+# says nothing about ours; LeakSanitizer checks leaks there instead.
+e2e_sanitized() { ldd "$MESHSLIRP" 2>/dev/null | grep -q libasan; }
+
 # e2e_fd_count PID / e2e_rss_kb PID : resources of a process, for growth checks.
 e2e_fd_count() { ls "/proc/$1/fd" | wc -l; }
 e2e_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
