@@ -117,12 +117,14 @@ void daemon_log_summary(const struct daemon *d)
 	g_message("flows steered %" G_GUINT64_FORMAT ", dns %" G_GUINT64_FORMAT
 		  ", refused %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
 		  " (sidecar port/table full/no port), connect failed %" G_GUINT64_FORMAT
-		  ", headers %" G_GUINT64_FORMAT "; now syn %zu connecting %zu open %zu closed %zu",
+		  ", headers %" G_GUINT64_FORMAT "; now syn %zu connecting %zu open %zu closed %zu"
+		  " (TCP), udp %zu",
 		  br->flows_steered, br->flows_dns, br->refused[BRIDGE_REFUSED_SIDECAR_PORT],
 		  br->refused[BRIDGE_REFUSED_TABLE_FULL], br->refused[BRIDGE_REFUSED_NO_PORT],
 		  br->connect_failed, br->headers_written, bridge_flow_count(d->br, FLOW_SYN),
-		  bridge_flow_count(d->br, FLOW_CONNECTING), bridge_flow_count(d->br, FLOW_OPEN),
-		  bridge_flow_count(d->br, FLOW_CLOSED));
+		  bridge_flow_count(d->br, FLOW_CONNECTING),
+		  bridge_flow_count(d->br, FLOW_OPEN) - bridge_udp_flow_count(d->br),
+		  bridge_flow_count(d->br, FLOW_CLOSED), bridge_udp_flow_count(d->br));
 	if (d->cfg->expose->len) {
 		g_autoptr(GString) drops = g_string_new(NULL);
 
@@ -318,6 +320,9 @@ void daemon_render_metrics(GString *o, void *opaque)
 		snprintf(lbl, sizeof(lbl), "state=\"%s\"", states[i].name);
 		metric(o, "meshslirp_flows", lbl, bridge_flow_count(d->br, states[i].st));
 	}
+	metric_head(o, "meshslirp_udp_flows", "gauge",
+		    "UDP flows in the table (counted in meshslirp_flows too; they live as long as libslirp's sockets).");
+	metric(o, "meshslirp_udp_flows", NULL, bridge_udp_flow_count(d->br));
 	metric_head(o, "meshslirp_flows_total", "counter", "Flows created, by direction.");
 	metric(o, "meshslirp_flows_total", "direction=\"outbound_steered\"", br->flows_steered);
 	metric(o, "meshslirp_flows_total", "direction=\"outbound_dns\"", br->flows_dns);

@@ -695,3 +695,8 @@ size_t bridge_flow_count(const struct bridge *br, enum flow_state state)
 {
 	return flowtab_count(br->flows, state);
 }
+
+size_t bridge_udp_flow_count(const struct bridge *br)
+{
+	return flowtab_count_udp(br->flows);
+}

@@ -203,4 +203,7 @@ void bridge_foreach_flow(struct bridge *br, void (*fn)(const struct flow *flow, 
 /* bridge_flow_count() - flows in @state. */
 size_t bridge_flow_count(const struct bridge *br, enum flow_state state);
 
+/* bridge_udp_flow_count() - UDP flows (they live as long as libslirp's sockets). */
+size_t bridge_udp_flow_count(const struct bridge *br);
+
 #endif /* MESHSLIRP_PB_BRIDGE_H */

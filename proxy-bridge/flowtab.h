@@ -150,6 +150,9 @@ void flowtab_set_state(struct flowtab *ft, struct flow *flow, enum flow_state st
 /* flowtab_count() - flows in @state (FLOW_FREE: free slots). */
 size_t flowtab_count(const struct flowtab *ft, enum flow_state state);
 
+/* flowtab_count_udp() - UDP flows in use, any state. */
+size_t flowtab_count_udp(const struct flowtab *ft);
+
 /* flowtab_foreach() - call @fn for every flow in use (the table must not change meanwhile). */
 void flowtab_foreach(struct flowtab *ft, void (*fn)(const struct flow *flow, void *opaque),
 		     void *opaque);

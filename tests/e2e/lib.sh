@@ -276,14 +276,16 @@ e2e_fd_count() { ls "/proc/$1/fd" | wc -l; }
 e2e_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # e2e_wait_flows_drained LOG SECONDS : ask the daemon (SIGUSR1) for its counters once a
-# second until its flow table is empty; E2E_FLOW_STATE holds the last report.
+# second until no TCP flow is left; E2E_FLOW_STATE holds the last report.  (UDP entries
+# live as long as libslirp's sockets, 240 s: not waited for.)
 # Inbound flows can take ~20 s: libslirp's TIME_WAIT (10 s) plus the bridge's grace (10 s).
 e2e_wait_flows_drained() {
 	local log=$1 secs=$2 i
 	for i in $(seq 1 "$secs"); do
 		kill -USR1 "$MESHSLIRP_PID"
 		sleep 1
-		E2E_FLOW_STATE=$(tr -d '\r' <"$log" | grep -o 'now syn .*' | tail -n 1)
+		E2E_FLOW_STATE=$(tr -d '\r' <"$log" |
+			grep -Eo 'now syn [0-9]+ connecting [0-9]+ open [0-9]+ closed [0-9]+' | tail -n 1)
 		[ "$E2E_FLOW_STATE" = "now syn 0 connecting 0 open 0 closed 0" ] && return 0
 	done
 	return 1
