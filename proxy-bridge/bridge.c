@@ -149,7 +149,8 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 	if (from_guest && !f->established && f->state == FLOW_OPEN &&
 	    (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK | RW_TCP_RST)) == RW_TCP_ACK)
 		f->established = true;
-	if (f->established && br->cfg.tcp_idle_us)
+	/* Only while OPEN: a late segment must not lift a CLOSED flow's end of grace. */
+	if (f->state == FLOW_OPEN && f->established && br->cfg.tcp_idle_us)
 		f->deadline_us = g_get_monotonic_time() + br->cfg.tcp_idle_us;
 	if (rw_tcp_flags(v) & RW_TCP_RST)
 		return;

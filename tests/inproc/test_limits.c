@@ -237,6 +237,12 @@ static void test_connect_timeout(void **state)
 	close(jammed);
 }
 
+/* The deadline of the (only) flow in the table. */
+static void flow_deadline(const struct flow *fl, void *opaque)
+{
+	*(int64_t *)opaque = fl->deadline_us;
+}
+
 /* A guest that never completes its handshake: both ends reset at --connect-timeout. */
 static void test_handshake_timeout(void **state)
 {
@@ -295,6 +301,7 @@ static void test_tcp_idle_reset(void **state)
 	int conn = -1;
 	uint32_t stack_isn;
 	gint64 end, start;
+	int64_t deadline = 0, later = 0;
 	ssize_t n = 0;
 	char buf[16];
 
@@ -336,16 +343,20 @@ static void test_tcp_idle_reset(void **state)
 	assert_int_equal(n, -1);
 	assert_int_equal(errno, ECONNRESET);
 	assert_int_equal(bridge_flow_count(f->d.br, FLOW_OPEN), 0);
+
+	/* A late segment from the guest must not move the closed flow's end of grace. */
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_CLOSED), 1);
+	bridge_foreach_flow(f->d.br, flow_deadline, &deadline);
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 53000, port, 9005, stack_isn + 1, TH_ACK, NULL));
+	inproc_pump(20);
+	bridge_foreach_flow(f->d.br, flow_deadline, &later);
+	assert_true(later == deadline);
 	close(conn);
 	inproc_stop(f);
 	close(lfd);
 }
 
 /* A UDP entry lives as long as libslirp's socket for it: 240 s after the last datagram. */
-static void flow_deadline(const struct flow *fl, void *opaque)
-{
-	*(int64_t *)opaque = fl->deadline_us;
-}
 
 static void test_udp_lifetime(void **state)
 {
