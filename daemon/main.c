@@ -9,6 +9,7 @@
  */
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -51,6 +52,23 @@ static void main_raise_nofile(void)
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 		g_warning("cannot raise the descriptor limit: %s", g_strerror(errno));
+}
+
+/*
+ * libslirp reserves 2 x 128 KiB of socket buffers per TCP connection with
+ * g_realloc(), growing each once more in tcp_mss().  glibc's dynamic mmap
+ * threshold rises to that size after the first such buffer is freed; from
+ * then on they come from the heap, where a growing realloc copies, and so
+ * touches, every page, and freed ones stay with the process.  Under a SYN
+ * flood with churn that was 2.8 GB resident, 1.1 GB kept after the table
+ * drained.  A fixed threshold keeps them mmap()ed: untouched pages cost
+ * nothing, realloc is mremap, and free returns them to the kernel.  (ASan
+ * builds use their own allocator and ignore this.)
+ */
+static void main_tune_malloc(void)
+{
+	if (!mallopt(M_MMAP_THRESHOLD, 64 * 1024))
+		g_warning("mallopt(M_MMAP_THRESHOLD) failed: socket buffers may stay resident");
 }
 
 /* Tell the launcher we are serving: one line, then close the fd. */
@@ -106,6 +124,7 @@ int main(int argc, char **argv)
 	/* A vanished peer must be an error return, never a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	main_raise_nofile();
+	main_tune_malloc();
 
 	if (daemon_start(&d, &cfg)) {
 		exit_code = 1;

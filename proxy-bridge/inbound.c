@@ -299,7 +299,12 @@ static gboolean bridge_inbound_tick(gpointer data)
 
 		if (!f)
 			continue;
-		if (p->polling)
+		/*
+		 * Past the deadline, read once more before giving up: after the
+		 * loop was busy, this tick may run before the socket's own
+		 * event, with the header already there.
+		 */
+		if (p->polling || now >= p->header_deadline_us)
 			bridge_inbound_try(br, f);
 		if (f->state == FLOW_HDR_WAIT && now >= p->header_deadline_us)
 			bridge_inbound_reject(br, f, BRIDGE_IN_TIMEOUT, PROXY_ERR_NONE);
