@@ -138,6 +138,12 @@ e2e_wait_exit() {
 	return 124
 }
 
+# e2e_kill9 PID : SIGKILL a process started here (a crash) and reap it without bash's notice.
+e2e_kill9() {
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
 # e2e_start_meshslirp NAME ARGS... : start the daemon in the pod ns, wait for READY.
 e2e_start_meshslirp() {
 	local name=$1
@@ -155,18 +161,93 @@ e2e_build_guest() {
 	"$E2E_ROOT/tests/guest/mkguest" "$@" >/dev/null
 }
 
-# e2e_boot_guest NAME DIR SOCKET [APPEND] : boot a guest on meshslirp's socket.
-# Sets GUEST_PID; the serial console goes to $E2E_TMP/NAME.log.
+# e2e_boot_guest NAME DIR SOCKET [APPEND [QEMU_ARG...]] : boot a guest on meshslirp's socket.
+# Sets GUEST_PID; the serial console goes to $E2E_TMP/NAME.log.  A guest that reboots makes
+# QEMU exit, unless E2E_GUEST_REBOOT=1 (then it boots again in the same QEMU).  With
+# E2E_GUEST_PCAP=1, the guest's frames (headers only) are captured to $E2E_TMP/NAME.pcap.
 e2e_boot_guest() {
-	local name=$1 dir=$2 sock=$3 append=${4:-}
-	ip netns exec "$NS_POD" qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot \
+	local name=$1 dir=$2 sock=$3 append=${4:-} opts=(-no-reboot)
+	shift $(($# < 4 ? $# : 4))
+	[ "${E2E_GUEST_REBOOT:-0}" = 1 ] && opts=()
+	[ "${E2E_GUEST_PCAP:-0}" = 1 ] &&
+		opts+=(-object "filter-dump,id=dump0,netdev=n0,file=$E2E_TMP/$name.pcap,maxlen=128")
+	ip netns exec "$NS_POD" qemu-system-x86_64 -accel tcg -m 256 -nographic "${opts[@]}" \
 		-kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" \
 		-append "console=ttyS0 quiet panic=-1 $append" \
 		-netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$sock" \
-		-device virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56 \
+		-device virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56 "$@" \
 		</dev/null >"$E2E_TMP/$name.log" 2>&1 &
 	GUEST_PID=$!
 	E2E_PIDS+=("$GUEST_PID")
+}
+
+# The guest agent (scenario-agent.sh): the guest runs the host's commands, read one per line
+# from a TCP channel to $NODE_IP:$E2E_AGENT_PORT.  Exclude that port from steering
+# (--exclude-outbound-port) so the channel goes direct and stays out of the flow table.
+E2E_AGENT_PORT=7100
+E2E_AGENT_FD=
+E2E_AGENT_PID=
+
+# e2e_agent_serve NAME : (re)open the channel for the next guest to connect; commands sent
+# before it connects wait in a FIFO.  The server's log is $E2E_TMP/NAME.log.
+e2e_agent_serve() {
+	local name=$1
+	e2e_agent_close
+	mkfifo "$E2E_TMP/$name.fifo"
+	# Opened read-write, the FIFO never reports EOF to the server between commands.
+	exec {E2E_AGENT_FD}<>"$E2E_TMP/$name.fifo"
+	e2e_bg "$name" "$NS_NODE" socat -u OPEN:"$E2E_TMP/$name.fifo" \
+		TCP4-LISTEN:"$E2E_AGENT_PORT",bind="$NODE_IP",reuseaddr
+	E2E_AGENT_PID=$E2E_LAST_PID
+}
+
+# e2e_agent CMD... : send one command line to the guest agent.
+e2e_agent() { printf '%s\n' "$*" >&"$E2E_AGENT_FD"; }
+
+# e2e_agent_close : close the channel (the guest's agent sees EOF); stops its server by PID.
+e2e_agent_close() {
+	if [ -n "$E2E_AGENT_PID" ]; then
+		kill -TERM "$E2E_AGENT_PID" 2>/dev/null || true
+		e2e_wait_exit "$E2E_AGENT_PID" 5 || true
+	fi
+	[ -n "$E2E_AGENT_FD" ] && exec {E2E_AGENT_FD}>&-
+	E2E_AGENT_FD= E2E_AGENT_PID=
+}
+
+# e2e_agent_quit NAME : end the guest's scenario and wait (60 s) for QEMU to exit after it.
+e2e_agent_quit() {
+	e2e_agent quit
+	e2e_wait_for "$E2E_TMP/$1.log" 'GUEST-CMD quit' 30 || e2e_fail "$1: agent did not take 'quit'"
+	e2e_agent_close
+	e2e_wait_exit "$GUEST_PID" 60 || e2e_fail "$1: guest did not power off"
+	e2e_wait_for "$E2E_TMP/$1.log" 'GUEST-SCENARIO-EXIT rc=0' 1 || e2e_fail "$1: agent failed"
+}
+
+# e2e_pcap_close PCAP REMOTE : how REMOTE (IP:PORT as the guest sees it) closed towards the
+# guest in a capture (E2E_GUEST_PCAP=1): "rst", "fin", "fin+rst" (a FIN, later a reset), or
+# nothing if it did not.
+e2e_pcap_close() {
+	"$MSTOOL" pcap --file "$1" | awk -v r="$2" '
+		$3 == r && $6 ~ /^flags=.*R/ && !rst { rst = 1; how = how (how ? "+" : "") "rst" }
+		$3 == r && $6 ~ /^flags=F/ && !fin && !rst { fin = 1; how = "fin" }
+		END { if (how) print how }'
+}
+
+# e2e_now_ms : wall clock in milliseconds, for measured intervals.
+e2e_now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# e2e_wait_since T0_MS FILE REGEX SECONDS : e2e_wait_for polling every 20 ms; E2E_ELAPSED_MS is
+# the time from T0_MS (e2e_now_ms) to the first poll that saw the match.
+e2e_wait_since() {
+	local t0=$1 file=$2 re=$3 secs=$4 i
+	for i in $(seq 1 $((secs * 50))); do
+		if [ -f "$file" ] && tr -d '\r' <"$file" | grep -Eq -- "$re"; then
+			E2E_ELAPSED_MS=$(($(e2e_now_ms) - t0))
+			return 0
+		fi
+		sleep 0.02
+	done
+	return 1
 }
 
 # e2e_run_basic_guest NAME SINKPORT SOCKET GUESTDIR: one guest life through
@@ -316,6 +397,50 @@ e2e_scrape() {
 
 # e2e_metric FILE 'NAME{LABELS}' : print that sample's value (empty if absent).
 e2e_metric() { awk -v k="$2" '$1 == k {print $2}' "$1"; }
+
+# e2e_wait_metric NETNS ADDR:PORT 'NAME{LABELS}' MIN SECONDS : scrape every 0.2 s until that
+# sample is at least MIN; E2E_METRIC is its last value.
+e2e_wait_metric() {
+	local ns=$1 addr=$2 key=$3 min=$4 secs=$5 i
+	for i in $(seq 1 $((secs * 5))); do
+		e2e_scrape "$ns" "$addr" "$E2E_TMP/wait-metrics.txt"
+		E2E_METRIC=$(e2e_metric "$E2E_TMP/wait-metrics.txt" "$key")
+		[ "${E2E_METRIC:-0}" -ge "$min" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# e2e_flow_states FILE : the meshslirp_flows gauges of a scrape as "syn=N connecting=N ...".
+e2e_flow_states() {
+	awk -F'[{}"]' '/^meshslirp_flows\{state=/ {split($0, v, " "); printf "%s%s=%s", sep, $3, v[2]; sep = " "}
+		END {print ""}' "$1"
+}
+
+# e2e_wait_flows_empty NETNS ADDR:PORT SECONDS : scrape the metrics every 0.5 s until every
+# meshslirp_flows gauge is 0.  E2E_FLOW_STATE is the last e2e_flow_states, E2E_ELAPSED_MS the
+# time it took; the last scrape stays in $E2E_TMP/flows-metrics.txt.
+e2e_wait_flows_empty() {
+	local ns=$1 addr=$2 secs=$3 t0 i
+	t0=$(e2e_now_ms)
+	for i in $(seq 1 $((secs * 2))); do
+		e2e_scrape "$ns" "$addr" "$E2E_TMP/flows-metrics.txt"
+		E2E_FLOW_STATE=$(e2e_flow_states "$E2E_TMP/flows-metrics.txt")
+		E2E_ELAPSED_MS=$(($(e2e_now_ms) - t0))
+		case "$E2E_FLOW_STATE" in
+		*=[1-9]*) ;;
+		"") ;;
+		*) return 0 ;;
+		esac
+		sleep 0.5
+	done
+	return 1
+}
+
+# e2e_control SOCKET JSON : one request to the control socket; prints the answer line.
+e2e_control() {
+	printf '%s\n' "$2" | timeout 10 socat -t 5 - UNIX-CONNECT:"$1"
+}
 
 # e2e_transfer NAME FROM_NS TO_NS LISTEN CONNECT BYTES : a sink listens on LISTEN in TO_NS,
 # a source in FROM_NS sends BYTES to CONNECT; fails unless the sink got them all with the

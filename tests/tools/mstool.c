@@ -18,7 +18,8 @@
  *   flows --connect ADDR:PORT --count N [--parallel P] [--bytes B]
  *	Run N connections, P at a time, all P connected before any sends:
  *	each sends B bytes, half-closes, reads them back and checks them.
- *	Prints "FLOWS ok=N failed=M max_open=P seconds=S".
+ *	Prints "FLOWS ok=N failed=M max_open=P seconds=S slowest_ms=T" (T: the
+ *	longest batch of P).
  *   rr --connect ADDR:PORT --count N [--bytes B]
  *	N request/response round trips of B bytes each way on one connection
  *	(the peer is an echo server that answers per message: mstool rr-server).
@@ -33,6 +34,10 @@
  *   http-get --connect ADDR:PORT --path PATH
  *	Print "LOCAL=IP:PORT" (our own address, to compare with what the
  *	server saw), then the response body.
+ *   pcap --file PATH [--port P]
+ *	Read a pcap capture (QEMU's filter-dump) and print one line per IPv4
+ *	TCP segment, to or from port P if given: "TCP t=SECONDS SRC:PORT >
+ *	DST:PORT flags=FSRPA len=N" (flags as letters, '.' when unset).
  *
  * Exit status: 0 on success, 1 on any I/O failure or short transfer, 2 for
  * bad usage.
@@ -67,7 +72,8 @@ static gint64 opt_bytes;
 static int opt_timeout = 30;
 static gint64 opt_count = 1, opt_parallel = 1, opt_barrier;
 static gboolean opt_peers;
-static char *opt_tap, *opt_netns, *opt_socket;
+static char *opt_tap, *opt_netns, *opt_socket, *opt_file;
+static gint64 opt_port;
 static gint64 opt_seconds = 10, opt_mtu = 65520;
 
 static const GOptionEntry entries[] = {
@@ -85,6 +91,8 @@ static const GOptionEntry entries[] = {
 	{ "netns", 0, 0, G_OPTION_ARG_STRING, &opt_netns, "Namespace of the tap (pump)", "PATH" },
 	{ "socket", 0, 0, G_OPTION_ARG_STRING, &opt_socket, "meshslirp stream socket (pump)", "PATH" },
 	{ "mtu", 0, 0, G_OPTION_ARG_INT64, &opt_mtu, "Tap MTU (pump)", "M" },
+	{ "file", 0, 0, G_OPTION_ARG_FILENAME, &opt_file, "Capture file (pcap)", "PATH" },
+	{ "port", 0, 0, G_OPTION_ARG_INT64, &opt_port, "Only segments to or from this port (pcap)", "P" },
 	{ NULL, 0, 0, 0, NULL, NULL, NULL },
 };
 
@@ -457,20 +465,23 @@ static gint64 flows_batch(const struct sockaddr_in *sa, gint64 p, gint64 first_i
 static int cmd_flows(void)
 {
 	struct sockaddr_in sa;
-	gint64 failed = 0, start = g_get_monotonic_time();
+	gint64 failed = 0, start = g_get_monotonic_time(), slowest = 0;
 
 	if (parse_addr(opt_connect, &sa) || opt_parallel < 1 || opt_count < 1)
 		return 2;
 	if (!opt_bytes)
 		opt_bytes = 1000;
 	for (gint64 done = 0; done < opt_count; done += opt_parallel) {
-		gint64 p = MIN(opt_parallel, opt_count - done);
+		gint64 p = MIN(opt_parallel, opt_count - done), t0 = g_get_monotonic_time();
 
 		failed += flows_batch(&sa, p, done);
+		slowest = MAX(slowest, g_get_monotonic_time() - t0);
 	}
+	/* slowest_ms: the longest batch (with --parallel 1, the slowest single flow). */
 	printf("FLOWS ok=%" G_GINT64_FORMAT " failed=%" G_GINT64_FORMAT " max_open=%" G_GINT64_FORMAT
-	       " seconds=%.2f\n", opt_count - failed, failed, MIN(opt_parallel, opt_count),
-	       (double)(g_get_monotonic_time() - start) / G_USEC_PER_SEC);
+	       " seconds=%.2f slowest_ms=%" G_GINT64_FORMAT "\n", opt_count - failed, failed,
+	       MIN(opt_parallel, opt_count), (double)(g_get_monotonic_time() - start) / G_USEC_PER_SEC,
+	       slowest / 1000);
 	return failed ? 1 : 0;
 }
 
@@ -696,9 +707,81 @@ out:
 	return ret;
 }
 
+static uint32_t pcap_u32(const uint8_t *p, bool swap)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return swap ? GUINT32_SWAP_LE_BE(v) : v;
+}
+
+/* pcap: the TCP segments of a capture, one line each, for tests to tell a reset from a FIN. */
+static int cmd_pcap(void)
+{
+	FILE *fp = opt_file ? fopen(opt_file, "rb") : NULL;
+	uint8_t gh[24], rh[16], pkt[65536];
+	bool swap;
+	uint32_t magic;
+
+	if (!fp) {
+		fprintf(stderr, "pcap: %s: %s\n", opt_file ? opt_file : "(no --file)", strerror(errno));
+		return opt_file ? 1 : 2;
+	}
+	if (fread(gh, 1, sizeof(gh), fp) != sizeof(gh)) {
+		fprintf(stderr, "pcap: %s: no file header\n", opt_file);
+		return 1;
+	}
+	magic = pcap_u32(gh, false);
+	swap = magic == 0xd4c3b2a1;
+	if (!swap && magic != 0xa1b2c3d4) {
+		fprintf(stderr, "pcap: %s: not a microsecond pcap file\n", opt_file);
+		return 1;
+	}
+	/* Records until EOF; a record cut short at the end (capture still written) ends it too. */
+	while (fread(rh, 1, sizeof(rh), fp) == sizeof(rh)) {
+		uint32_t sec = pcap_u32(rh, swap), usec = pcap_u32(rh + 4, swap);
+		uint32_t caplen = pcap_u32(rh + 8, swap);
+		const uint8_t *ip = pkt + 14, *tcp;
+		struct sockaddr_in s = { .sin_family = AF_INET }, d = { .sin_family = AF_INET };
+		char src[64], flags[6];
+		size_t ihl, doff, len;
+
+		if (caplen > sizeof(pkt) || fread(pkt, 1, caplen, fp) != caplen)
+			break;
+		/* Ethernet II carrying IPv4, TCP, a first (or only) fragment with its header. */
+		if (caplen < 14 + 20 || pkt[12] != 0x08 || pkt[13] != 0x00 || (ip[0] >> 4) != 4 ||
+		    ip[9] != IPPROTO_TCP || (((ip[6] & 0x1f) << 8) | ip[7]))
+			continue;
+		ihl = (size_t)(ip[0] & 0x0f) * 4;
+		if (caplen < 14 + ihl + 20)
+			continue;
+		tcp = ip + ihl;
+		memcpy(&s.sin_addr, ip + 12, 4);
+		memcpy(&d.sin_addr, ip + 16, 4);
+		memcpy(&s.sin_port, tcp, 2);
+		memcpy(&d.sin_port, tcp + 2, 2);
+		if (opt_port && ntohs(s.sin_port) != opt_port && ntohs(d.sin_port) != opt_port)
+			continue;
+		doff = (size_t)(tcp[12] >> 4) * 4;
+		len = (size_t)((ip[2] << 8) | ip[3]);
+		len = len > ihl + doff ? len - ihl - doff : 0;
+		flags[0] = tcp[13] & 0x01 ? 'F' : '.';
+		flags[1] = tcp[13] & 0x02 ? 'S' : '.';
+		flags[2] = tcp[13] & 0x04 ? 'R' : '.';
+		flags[3] = tcp[13] & 0x08 ? 'P' : '.';
+		flags[4] = tcp[13] & 0x10 ? 'A' : '.';
+		flags[5] = '\0';
+		g_strlcpy(src, fmt_addr(&s), sizeof(src));
+		printf("TCP t=%u.%06u %s > %s flags=%s len=%zu\n", sec, usec, src, fmt_addr(&d), flags,
+		       len);
+	}
+	fclose(fp);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	g_autoptr(GOptionContext) ctx = g_option_context_new("sink|source|http-get|echo|flows|rr|rr-server|hold|pump");
+	g_autoptr(GOptionContext) ctx = g_option_context_new("sink|source|http-get|echo|flows|rr|rr-server|hold|pump|pcap");
 	g_autoptr(GError) err = NULL;
 
 	g_option_context_add_main_entries(ctx, entries, NULL);
@@ -714,6 +797,8 @@ int main(int argc, char **argv)
 		return cmd_source();
 	if (!strcmp(argv[1], "http-get"))
 		return cmd_http_get();
+	if (!strcmp(argv[1], "pcap"))
+		return cmd_pcap();
 	raise_nofile();
 	if (!strcmp(argv[1], "rr"))
 		return cmd_rr();

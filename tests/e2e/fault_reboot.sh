@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# fault_reboot.sh - the guest reboots itself (reboot -f) in the middle of a steered upload while
+# it also holds an idle steered connection; QEMU keeps running and the guest boots again.
+# Checks: the daemon sees no disconnect (one QEMU connection, attached throughout); the guest
+# boots again (new boot_id) and gets its lease again; the old boot's flows are still in the table
+# when the new boot starts, yet a flow from the same local port to the same destination as the
+# old idle one works (echo reply intact), and so does 1 MiB with equal SHA-256; the old boot's
+# flows leave the table within a bound; the counters match exactly.
+source "$(dirname "$0")/lib.sh"
+e2e_require_root
+e2e_topology
+
+METRICS=127.0.0.1:9090
+CTL=$E2E_TMP/ctl.sock
+SOCK=$E2E_TMP/net.sock
+LPORT=40000
+
+# The old boot's flows end when the sidecar gives up on them: 20 s idle, long enough that they
+# are still there when the new boot runs its flows.
+e2e_haproxy_cfg "$E2E_TMP/haproxy.cfg" "${E2E_HAPROXY_OUTBOUND_PROXY[0]}" '  timeout client 20s' \
+	"${E2E_HAPROXY_OUTBOUND_PROXY[@]:1}" '  timeout server 20s'
+e2e_start_haproxy haproxy "$NS_POD" "$E2E_TMP/haproxy.cfg"
+e2e_start_meshslirp meshslirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
+	--exclude-outbound-port "$E2E_AGENT_PORT" --metrics "$METRICS" --control "$CTL"
+e2e_build_guest "$E2E_TMP/guest" "$E2E_SRC/scenario-agent.sh"
+e2e_bg echo "$NS_NODE" "$MSTOOL" echo --listen "$NODE_IP:7000" --timeout 300
+e2e_bg sink1 "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5001" --timeout 300
+e2e_wait_for "$E2E_TMP/echo.log" '^LISTENING' 10 || e2e_fail "echo did not start"
+e2e_wait_for "$E2E_TMP/sink1.log" '^LISTENING' 10 || e2e_fail "sink1 did not start"
+flows() { e2e_control "$CTL" '{"execute": "list_flows"}'; }
+
+e2e_agent_serve agent1
+E2E_GUEST_REBOOT=1 E2E_GUEST_PCAP=1 e2e_boot_guest guest "$E2E_TMP/guest" "$SOCK" "ms.node=$NODE_IP"
+qemu_pid=$GUEST_PID
+e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-AGENT|GUEST-DHCP-FAILED|GUEST-ERROR' 60 ||
+	e2e_fail "guest agent did not start"
+e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-AGENT' 1 || e2e_fail "guest failed before its agent"
+boot1=$(e2e_field "$E2E_TMP/guest.log" 'GUEST-AGENT boot_id=')
+
+# 1. First boot: an idle flow from port LPORT to the echo server, and an upload in full flow.
+e2e_agent hold h1 7000 "$LPORT"
+e2e_agent stream r1 5001
+e2e_wait_metric "$NS_POD" "$METRICS" 'meshslirp_bytes_total{direction="from_guest"}' 8388608 60 ||
+	e2e_fail "the upload did not get going"
+old=$(flows)
+case "$old" in
+*"\"state\": \"open\", \"guest\": \"10.0.2.15:$LPORT\", \"remote\": \"$NODE_IP:7000\""*) ;;
+*) e2e_fail "the idle flow from port $LPORT is not open: $old" ;;
+esac
+e2e_log "boot 1: idle flow from :$LPORT to $NODE_IP:7000 open, upload running; rebooting"
+
+# 2. The guest reboots; QEMU stays.
+e2e_agent 'reboot -f'
+e2e_agent_serve agent2
+for i in $(seq 1 120); do
+	[ "$(grep -c 'GUEST-AGENT boot_id=' "$E2E_TMP/guest.log")" -ge 2 ] && break
+	kill -0 "$qemu_pid" 2>/dev/null || e2e_fail "QEMU exited on the guest's reboot"
+	sleep 0.5
+done
+[ "$(grep -c 'GUEST-AGENT boot_id=' "$E2E_TMP/guest.log")" = 2 ] || e2e_fail "the guest did not boot again"
+boot2=$(tr -d '\r' <"$E2E_TMP/guest.log" | grep -o 'GUEST-AGENT boot_id=.*' | tail -n 1)
+[ "$boot2" != "$boot1" ] || e2e_fail "the second boot has the first boot's id"
+n=$(grep -c 'GUEST-LEASE ip=10.0.2.15 router=10.0.2.2 dns=10.0.2.3 ' "$E2E_TMP/guest.log" || true)
+[ "$n" = 2 ] || e2e_fail "expected the same lease on both boots, log shows $n"
+[ "$(grep -c 'attached on' "$E2E_TMP/meshslirp.log")" = 1 ] &&
+	! grep -q 'detached' "$E2E_TMP/meshslirp.log" || e2e_fail "the daemon saw QEMU go or come"
+e2e_log "boot 2: same QEMU (pid $qemu_pid), new ${boot2#GUEST-}, same lease 10.0.2.15; no detach"
+
+# 3. The old boot's flows are still in the table; new flows work, even on the old flow's tuple.
+old=$(flows)
+case "$old" in
+*"\"guest\": \"10.0.2.15:$LPORT\", \"remote\": \"$NODE_IP:7000\""*) ;;
+*) e2e_fail "the old boot's idle flow is gone already; nothing tests its tuple: $old" ;;
+esac
+e2e_agent ask a1 7000 "$LPORT"
+e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-ASK a1 ' 30 || e2e_fail "no outcome for the flow on the old tuple"
+line=$(e2e_field "$E2E_TMP/guest.log" 'GUEST-ASK a1 ')
+[ "$line" = "GUEST-ASK a1 rc=0 reply=a1" ] ||
+	e2e_fail "a flow on the old boot's tuple (:$LPORT -> $NODE_IP:7000) failed: $line"
+syns=$("$MSTOOL" pcap --file "$E2E_TMP/guest.pcap" --port 7000 | grep -c "10.0.2.15:$LPORT > .* flags=.S\.\.\.") || true
+e2e_log "boot 2: a flow from :$LPORT to $NODE_IP:7000, the old idle flow's tuple, was echoed" \
+	"($((syns - 1)) SYN(s) from the new boot on that tuple)"
+
+e2e_bg sink2 "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5002" --bytes 1048576 --timeout 120
+sink2_pid=$E2E_LAST_PID
+e2e_wait_for "$E2E_TMP/sink2.log" '^LISTENING' 10 || e2e_fail "sink2 did not start"
+e2e_agent blob b2 5002
+e2e_wait_exit "$sink2_pid" 60 || e2e_fail "the transfer after the reboot did not finish"
+e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-BLOB-SENT b2 rc=0' 10 || e2e_fail "the guest's send failed"
+want=$(e2e_field "$E2E_TMP/guest.log" 'GUEST-BLOB b2 sha=' | sed 's/.*sha=//')
+line=$(e2e_field "$E2E_TMP/sink2.log" '^SINK ')
+[ -n "$want" ] && [ "${line##*sha256=}" = "$want" ] || e2e_fail "digest: guest '$want', sink '$line'"
+e2e_log "boot 2: 1 MiB through the sidecar, sha256 equal at both ends"
+
+# 4. The old boot's flows leave (the sidecar's 20 s idle timeout, then the 10 s grace).
+e2e_wait_flows_empty "$NS_POD" "$METRICS" 60 || e2e_fail "flows left after 60 s: $E2E_FLOW_STATE"
+e2e_log "flow table empty $E2E_ELAPSED_MS ms after the new boot's transfers"
+[ "$(flows)" = '{"return": {"flows": []}}' ] || e2e_fail "list_flows: $(flows)"
+M=$E2E_TMP/flows-metrics.txt
+for check in 'meshslirp_qemu_connections_total{result="accepted"} 1' \
+	'meshslirp_guest_attached 1' \
+	'meshslirp_flows_total{direction="outbound_steered"} 4' \
+	'meshslirp_proxy_headers_sent_total 4' \
+	'meshslirp_sidecar_connect_failures_total 0'; do
+	set -- $check
+	[ "$(e2e_metric "$M" "$1")" = "$2" ] || e2e_fail "metric $1 = '$(e2e_metric "$M" "$1")', want $2"
+done
+e2e_log "metrics: 1 QEMU connection, 4 steered flows (2 per boot), 4 PROXY headers"
+
+e2e_agent_quit guest
+kill -TERM "$MESHSLIRP_PID"
+e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "daemon did not exit 0 on SIGTERM"
+e2e_log "PASS"

@@ -1,0 +1,87 @@
+# scenario-agent.sh - guest side of the fault tests: runs the host's commands, one per line.
+# The guest connects to ms.node:ms.agent_port (default 7100; the host excludes that port from
+# steering, so the channel goes direct and never enters the flow table), reads shell commands
+# there and runs each in turn; results are console markers.  The channel is retried for at most
+# 120 s; "quit" ends the scenario (the guest powers off).  Functions for the host to call:
+#   blob TAG PORT    1 MiB of fresh random bytes to ms.node:PORT:
+#                    "GUEST-BLOB TAG sha=HEX", then "GUEST-BLOB-SENT TAG rc=RC"
+#   stream TAG PORT  in the background, zeros to ms.node:PORT until the connection fails:
+#                    "GUEST-STREAM-UP TAG", then "GUEST-STREAM-END TAG rc=RC t=UPTIME"
+#   pull TAG PORT    in the background, read ms.node:PORT until it ends:
+#                    "GUEST-PULL-UP TAG", then "GUEST-PULL-END TAG rc=RC bytes=N t=UPTIME"
+#   try TAG PORT     one connection, nothing sent: "GUEST-TRY TAG rc=RC t0=UPTIME t1=UPTIME"
+#   ask TAG PORT [LPORT]  send TAG to an echo server at ms.node:PORT (from local port LPORT):
+#                    "GUEST-ASK TAG rc=RC reply=REPLY"
+#   hold TAG PORT LPORT   in the background, one idle connection from LPORT (600 s at most):
+#                    "GUEST-HOLD TAG"
+#   say TEXT         TEXT on the console
+say() { echo "$*" > /dev/console; }
+now() { cut -d' ' -f1 /proc/uptime; }
+
+blob() {
+	dd if=/dev/urandom of=/tmp/blob bs=1024 count=1024 2>/dev/null
+	say "GUEST-BLOB $1 sha=$(sha256sum /tmp/blob | cut -d' ' -f1)"
+	nc "$MS_NODE" "$2" < /tmp/blob > /dev/null 2>&1
+	say "GUEST-BLOB-SENT $1 rc=$?"
+}
+
+stream() {
+	(
+		say "GUEST-STREAM-UP $1"
+		nc "$MS_NODE" "$2" < /dev/zero > /dev/null 2>&1
+		say "GUEST-STREAM-END $1 rc=$? t=$(now)"
+	) &
+}
+
+pull() {
+	(
+		say "GUEST-PULL-UP $1"
+		set -o pipefail
+		n=$(nc "$MS_NODE" "$2" < /dev/null 2>/dev/null | wc -c)
+		say "GUEST-PULL-END $1 rc=$? bytes=$n t=$(now)"
+	) &
+}
+
+try() {
+	t0=$(now)
+	nc "$MS_NODE" "$2" < /dev/null > /dev/null 2>&1
+	say "GUEST-TRY $1 rc=$? t0=$t0 t1=$(now)"
+}
+
+# Busybox nc cannot pick its local port: narrow the kernel's ephemeral range to that one port.
+ports=/proc/sys/net/ipv4/ip_local_port_range
+default_ports=$(cat $ports)
+pin_port() { if [ -n "$1" ]; then echo "$1 $1" > $ports; else echo "$default_ports" > $ports; fi; }
+
+ask() {
+	pin_port "$3"
+	r=$(echo "$1" | nc "$MS_NODE" "$2" 2>/dev/null)
+	rc=$?
+	pin_port
+	say "GUEST-ASK $1 rc=$rc reply=$r"
+}
+
+hold() {
+	pin_port "$3"
+	(sleep 600 | nc "$MS_NODE" "$2" > /dev/null 2>&1) &
+	sleep 1
+	pin_port
+	say "GUEST-HOLD $1"
+}
+
+say "GUEST-AGENT boot_id=$(cat /proc/sys/kernel/random/boot_id)"
+i=0
+while [ ! -f /tmp/agent-quit ] && [ $i -lt 600 ]; do
+	# nc half-closes at once (stdin is empty) and reads commands until the host closes.
+	nc "$MS_NODE" "${MS_AGENT_PORT:-7100}" < /dev/null 2>/dev/null | while read -r cmd; do
+		say "GUEST-CMD $cmd"
+		if [ "$cmd" = quit ]; then
+			: > /tmp/agent-quit
+			break
+		fi
+		eval "$cmd" < /dev/null
+	done
+	[ -f /tmp/agent-quit ] || sleep 0.2
+	i=$((i + 1))
+done
+[ -f /tmp/agent-quit ]
