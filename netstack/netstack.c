@@ -549,6 +549,12 @@ void netstack_set_hooks(struct netstack *ns, const struct netstack_hooks *hooks,
 	ns->hooks_opaque = opaque;
 }
 
+const struct netstack_hooks *netstack_get_hooks(const struct netstack *ns, void **opaque)
+{
+	*opaque = ns->hooks_opaque;
+	return ns->hooks;
+}
+
 void netstack_tag_fd(struct netstack *ns, int fd, void *tag)
 {
 	netstack_fd_slot(ns, fd)->tag = tag;
