@@ -411,14 +411,18 @@ e2e_wait_metric() {
 	return 1
 }
 
-# e2e_flow_states FILE : the meshslirp_flows gauges of a scrape as "syn=N connecting=N ...".
+# e2e_flow_states FILE : the meshslirp_flows gauges of a scrape as "syn=N connecting=N ...",
+# TCP only: UDP entries (meshslirp_udp_flows, all "open") live as long as libslirp's sockets,
+# 240 s after the last datagram, and are left out.
 e2e_flow_states() {
-	awk -F'[{}"]' '/^meshslirp_flows\{state=/ {split($0, v, " "); printf "%s%s=%s", sep, $3, v[2]; sep = " "}
-		END {print ""}' "$1"
+	awk -F'[{}"]' '/^meshslirp_udp_flows / {split($0, u, " "); udp = u[2]}
+		/^meshslirp_flows\{state=/ {split($0, v, " "); n[++k] = $3; c[k] = v[2]}
+		END {for (i = 1; i <= k; i++) printf "%s%s=%s", (i > 1 ? " " : ""), n[i],
+			n[i] == "open" ? c[i] - udp : c[i]; print ""}' "$1"
 }
 
 # e2e_wait_flows_empty NETNS ADDR:PORT SECONDS : scrape the metrics every 0.5 s until every
-# meshslirp_flows gauge is 0.  E2E_FLOW_STATE is the last e2e_flow_states, E2E_ELAPSED_MS the
+# meshslirp_flows gauge is 0 (TCP; see e2e_flow_states).  E2E_FLOW_STATE is the last e2e_flow_states, E2E_ELAPSED_MS the
 # time it took; the last scrape stays in $E2E_TMP/flows-metrics.txt.
 e2e_wait_flows_empty() {
 	local ns=$1 addr=$2 secs=$3 t0 i
