@@ -281,6 +281,7 @@ void daemon_render_metrics(GString *o, void *opaque)
 		{ "closed", FLOW_CLOSED }, { "header_wait", FLOW_HDR_WAIT },
 		{ "rejected", FLOW_REJECTED },
 	};
+	size_t direct[FLOW_STATE_COUNT];
 	char lbl[96];
 
 	metric_head(o, "meshslirp_info", "gauge", "Build information.");
@@ -319,6 +320,13 @@ void daemon_render_metrics(GString *o, void *opaque)
 	for (size_t i = 0; i < G_N_ELEMENTS(states); i++) {
 		snprintf(lbl, sizeof(lbl), "state=\"%s\"", states[i].name);
 		metric(o, "meshslirp_flows", lbl, bridge_flow_count(d->br, states[i].st));
+	}
+	metric_head(o, "meshslirp_direct_tcp_flows", "gauge",
+		    "TCP flows to their own destination (counted in meshslirp_flows too), by state.");
+	bridge_direct_tcp_counts(d->br, direct);
+	for (size_t i = 0; i < G_N_ELEMENTS(states); i++) {
+		snprintf(lbl, sizeof(lbl), "state=\"%s\"", states[i].name);
+		metric(o, "meshslirp_direct_tcp_flows", lbl, direct[states[i].st]);
 	}
 	metric_head(o, "meshslirp_udp_flows", "gauge",
 		    "UDP flows in the table (counted in meshslirp_flows too; they live as long as libslirp's sockets).");

@@ -701,3 +701,17 @@ size_t bridge_udp_flow_count(const struct bridge *br)
 {
 	return flowtab_count_udp(br->flows);
 }
+
+static void bridge_count_direct_tcp(const struct flow *f, void *opaque)
+{
+	size_t *counts = opaque;
+
+	if (f->kind == FLOW_DIRECT && f->gkey.proto == IPPROTO_TCP)
+		counts[f->state]++;
+}
+
+void bridge_direct_tcp_counts(struct bridge *br, size_t *counts)
+{
+	memset(counts, 0, FLOW_STATE_COUNT * sizeof(*counts));
+	flowtab_foreach(br->flows, bridge_count_direct_tcp, counts);
+}

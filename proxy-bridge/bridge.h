@@ -206,4 +206,10 @@ size_t bridge_flow_count(const struct bridge *br, enum flow_state state);
 /* bridge_udp_flow_count() - UDP flows (they live as long as libslirp's sockets). */
 size_t bridge_udp_flow_count(const struct bridge *br);
 
+/*
+ * bridge_direct_tcp_counts() - direct TCP flows by state into @counts
+ * (FLOW_STATE_COUNT entries).  Scans the table: for metrics, not per packet.
+ */
+void bridge_direct_tcp_counts(struct bridge *br, size_t *counts);
+
 #endif /* MESHSLIRP_PB_BRIDGE_H */

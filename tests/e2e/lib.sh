@@ -412,13 +412,16 @@ e2e_wait_metric() {
 }
 
 # e2e_flow_states FILE : the meshslirp_flows gauges of a scrape as "syn=N connecting=N ...",
-# TCP only: UDP entries (meshslirp_udp_flows, all "open") live as long as libslirp's sockets,
-# 240 s after the last datagram, and are left out.
+# for redirected TCP flows (steered, DNS, inbound) only.  Left out: UDP entries
+# (meshslirp_udp_flows, all "open"), which live as long as libslirp's sockets, 240 s after the
+# last datagram; and direct TCP flows (meshslirp_direct_tcp_flows), such as a test's own
+# control channel to an excluded port.
 e2e_flow_states() {
 	awk -F'[{}"]' '/^meshslirp_udp_flows / {split($0, u, " "); udp = u[2]}
+		/^meshslirp_direct_tcp_flows\{state=/ {split($0, v, " "); d[$3] = v[2]}
 		/^meshslirp_flows\{state=/ {split($0, v, " "); n[++k] = $3; c[k] = v[2]}
 		END {for (i = 1; i <= k; i++) printf "%s%s=%s", (i > 1 ? " " : ""), n[i],
-			n[i] == "open" ? c[i] - udp : c[i]; print ""}' "$1"
+			c[i] - d[n[i]] - (n[i] == "open" ? udp : 0); print ""}' "$1"
 }
 
 # e2e_wait_flows_empty NETNS ADDR:PORT SECONDS : scrape the metrics every 0.5 s until every
