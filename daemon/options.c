@@ -499,8 +499,8 @@ static const GOptionEntry options_entries[] = {
 	{ "metrics", 0, 0, CB(opt_metrics),
 	  "Serve Prometheus metrics on http://ADDR:PORT/metrics", "ADDR:PORT" },
 	{ "user", 0, 0, CB(opt_user),
-	  "Started as root: switch to this user after set-up, keeping no capability "
-	  "but CAP_NET_BIND_SERVICE if a low --expose port needs it", "USER[:GROUP]" },
+	  "Started as root: become USER after set-up, with no capability but "
+	  "CAP_NET_BIND_SERVICE for a low --expose port", "USER[:GROUP]" },
 	{ "seccomp", 0, G_OPTION_FLAG_NO_ARG, CB(opt_seccomp),
 	  "After set-up, allow only the system calls the daemon needs (others kill it)", NULL },
 	{ "ready-fd", 0, 0, CB(opt_ready_fd),

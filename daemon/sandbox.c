@@ -526,7 +526,8 @@ int sandbox_seccomp_apply(void)
 	int ret;
 
 	if (!ctx) {
-		g_printerr("meshslirp: --seccomp: cannot create a filter (seccomp_init)\n");
+		g_printerr("meshslirp: --seccomp: cannot create a filter (seccomp_init failed; "
+			   "is seccomp(2) itself forbidden, e.g. by systemd's SystemCallFilter=?)\n");
 		return -ENOMEM;
 	}
 	/* Every thread, including GLib's worker; a foreign ABI (x32, i386) dies too. */

@@ -34,10 +34,57 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "daemon/options.h"
 #include "daemon/sandbox.h"
 #include "proxy-bridge/bridge.h"
 
 /* ------------------------------------------------------------ --user, ports */
+
+static int parse(struct ms_config *cfg, GError **err, const char *a1, const char *a2)
+{
+	char *argv[] = { "meshslirp", "--socket", "/tmp/x.sock", (char *)a1, (char *)a2, NULL };
+
+	return options_parse(a2 ? 5 : a1 ? 4 : 3, argv, cfg, err);
+}
+
+/* The two options: --user keeps its value for main to resolve, --seccomp is a flag. */
+static void test_options(void **state)
+{
+	static const char *const bad[] = { "", ":", "nobody:", ":nogroup", "a:b:c" };
+	struct ms_config cfg;
+
+	(void)state;
+	{
+		g_autoptr(GError) err = NULL;
+
+		assert_int_equal(parse(&cfg, &err, NULL, NULL), 0);
+		assert_null(cfg.user);
+		assert_false(cfg.seccomp);
+		ms_config_free(&cfg);
+	}
+	{
+		g_autoptr(GError) err = NULL;
+
+		assert_int_equal(parse(&cfg, &err, "--user", "nobody:nogroup"), 0);
+		assert_string_equal(cfg.user, "nobody:nogroup");
+		ms_config_free(&cfg);
+		assert_null(cfg.user);
+	}
+	{
+		g_autoptr(GError) err = NULL;
+
+		assert_int_equal(parse(&cfg, &err, "--seccomp", NULL), 0);
+		assert_true(cfg.seccomp);
+		ms_config_free(&cfg);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(GError) err = NULL;
+
+		assert_int_equal(parse(&cfg, &err, "--user", bad[i]), -EINVAL);
+		assert_non_null(strstr(err->message, "--user"));
+		ms_config_free(&cfg);
+	}
+}
 
 static void test_resolve_user(void **state)
 {
@@ -521,6 +568,7 @@ static void test_drop_refuses_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_resolve_user),
 		cmocka_unit_test(test_needs_net_bind),
 		cmocka_unit_test(test_seccomp_forbidden),
