@@ -2,7 +2,8 @@
 # privilege.sh - least privilege: --user and --seccomp refuse bad values, drop to nobody with no
 # capability (CAP_NET_BIND_SERVICE only for a low --expose port), and the daemon still serves
 # everything: steering with a PROXY header, inbound headers, DNS upstream, metrics, the control
-# socket, QEMU leaving and coming back, signals, a clean exit.
+# socket, QEMU leaving and coming back, signals, a clean exit.  A daemon started unprivileged
+# with an ambient capability (systemd's AmbientCapabilities=) is trimmed by the same rule.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
 e2e_topology
@@ -215,6 +216,39 @@ e2e_log "--expose tcp:80:80: CapEff/CapPrm/CapBnd 0x400 only; port 80 and a runt
 kill -TERM "$MESHSLIRP_PID"
 e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "daemon did not exit 0 on SIGTERM: $(tail -3 "$E2E_TMP/low.log")"
 [ ! -e "$CTL" ] || e2e_fail "control socket left behind"
-! grep -Eq 'warning|error' "$E2E_TMP/meshslirp.log" "$E2E_TMP/low.log" ||
-	e2e_fail "warnings: $(grep -Eh 'warning|error' "$E2E_TMP/meshslirp.log" "$E2E_TMP/low.log")"
+
+# --- 4. started unprivileged with an ambient capability (systemd's User= and --------------
+#        AmbientCapabilities=CAP_NET_BIND_SERVICE): trimmed by the same rule, ambient cleared.
+# start_ambient NAME ARGS... : the daemon as nobody with CAP_NET_BIND_SERVICE inherited.
+start_ambient() {
+	local name=$1
+	shift
+	ip netns exec "$NS_POD" setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups \
+		--inh-caps +net_bind_service --ambient-caps +net_bind_service \
+		"$MESHSLIRP" --ready-fd 3 --socket "$RUN/$name.sock" --seccomp "$@" \
+		3>"$E2E_TMP/$name.ready" >"$E2E_TMP/$name.log" 2>&1 &
+	MESHSLIRP_PID=$!
+	E2E_PIDS+=("$MESHSLIRP_PID")
+	e2e_wait_for "$E2E_TMP/$name.ready" '^READY$' 10 || e2e_fail "$name: not ready: $(cat "$E2E_TMP/$name.log")"
+}
+for want in "8082 0000000000000000" "82 0000000000000400"; do
+	set -- $want
+	start_ambient "amb$1" --expose "tcp:$1:80"
+	for f in CapEff CapPrm; do
+		[ "$(status_field "$MESHSLIRP_PID" $f)" = "$2" ] ||
+			e2e_fail "ambient, port $1: $f is $(status_field "$MESHSLIRP_PID" $f), want $2"
+	done
+	for f in CapInh CapAmb; do
+		[ "$(status_field "$MESHSLIRP_PID" $f)" = 0000000000000000 ] ||
+			e2e_fail "ambient, port $1: $f is $(status_field "$MESHSLIRP_PID" $f)"
+	done
+	[ "$(status_field "$MESHSLIRP_PID" Seccomp)" = 2 ] || e2e_fail "ambient, port $1: no filter"
+	kill -TERM "$MESHSLIRP_PID"
+	e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "ambient, port $1: no exit 0"
+done
+e2e_log "started as nobody with an ambient CAP_NET_BIND_SERVICE: dropped for port 8082," \
+	"kept (ambient cleared) for port 82"
+
+! grep -Eq 'warning|error' "$E2E_TMP"/{meshslirp,low,amb8082,amb82}.log ||
+	e2e_fail "warnings: $(grep -Eh 'warning|error' "$E2E_TMP"/{meshslirp,low,amb8082,amb82}.log)"
 e2e_log "PASS"
