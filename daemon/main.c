@@ -138,10 +138,11 @@ static int main_drop_privileges(const struct ms_config *cfg, const struct sandbo
 	if (ret)
 		return ret;
 	if (sc.set_user || geteuid() != 0)
-		g_message("running as uid %u gid %u, no supplementary groups, no_new_privs, "
-			  "capabilities: %s", (unsigned int)geteuid(), (unsigned int)getegid(),
-			  sc.keep_net_bind ? "cap_net_bind_service (an --expose port is below "
-			  "ip_unprivileged_port_start)" : "none");
+		g_message("running as uid %u gid %u%s, no_new_privs, capabilities: %s",
+			  (unsigned int)geteuid(), (unsigned int)getegid(),
+			  sc.set_user ? ", no supplementary groups" : "",
+			  sandbox_holds_net_bind() ? "cap_net_bind_service (an --expose port is "
+			  "below ip_unprivileged_port_start)" : "none");
 	return 0;
 }
 

@@ -400,6 +400,13 @@ int sandbox_drop(const struct sandbox_config *sc)
 	return 0;
 }
 
+bool sandbox_holds_net_bind(void)
+{
+	struct sandbox_caps c;
+
+	return !sandbox_capget(&c) && (c.eff & CAP_BIT(SANDBOX_CAP_NET_BIND_SERVICE));
+}
+
 /* ----------------------------------------------------------------- seccomp */
 
 /*

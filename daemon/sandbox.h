@@ -86,6 +86,9 @@ struct sandbox_config {
  */
 int sandbox_drop(const struct sandbox_config *sc);
 
+/* sandbox_holds_net_bind() - whether CAP_NET_BIND_SERVICE is in the effective set. */
+bool sandbox_holds_net_bind(void);
+
 /**
  * sandbox_seccomp_apply() - load the daemon's system call allowlist
  *

@@ -231,9 +231,11 @@ start_ambient() {
 	E2E_PIDS+=("$MESHSLIRP_PID")
 	e2e_wait_for "$E2E_TMP/$name.ready" '^READY$' 10 || e2e_fail "$name: not ready: $(cat "$E2E_TMP/$name.log")"
 }
-for want in "8082 0000000000000000" "82 0000000000000400"; do
+for want in "8082 0000000000000000 none" "82 0000000000000400 cap_net_bind_service"; do
 	set -- $want
 	start_ambient "amb$1" --expose "tcp:$1:80"
+	grep -q "running as uid $NOBODY_UID gid $NOBODY_GID, no_new_privs, capabilities: $3" \
+		"$E2E_TMP/amb$1.log" || e2e_fail "ambient, port $1: log says $(grep running "$E2E_TMP/amb$1.log")"
 	for f in CapEff CapPrm; do
 		[ "$(status_field "$MESHSLIRP_PID" $f)" = "$2" ] ||
 			e2e_fail "ambient, port $1: $f is $(status_field "$MESHSLIRP_PID" $f), want $2"
