@@ -468,6 +468,31 @@ static gboolean opt_tcp_idle(const gchar *name, const gchar *value, gpointer dat
 	return TRUE;
 }
 
+/*
+ * --user USER[:GROUP]: only the shape is checked here (no I/O); main resolves
+ * the names with sandbox_resolve_user() and exits 2 if they do not exist.
+ */
+static gboolean opt_user(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+	const char *colon = strchr(value, ':');
+
+	if (!*value || colon == value || (colon && (!colon[1] || strchr(colon + 1, ':'))))
+		return options_fail(err, name, "expected USER or USER:GROUP, got '%s'", value);
+	return opt_string(name, value, &cfg->user, err);
+}
+
+static gboolean opt_seccomp(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	(void)name;
+	(void)value;
+	(void)err;
+	cfg->seccomp = true;
+	return TRUE;
+}
+
 #define CB(fn) G_OPTION_ARG_CALLBACK, (gpointer)(fn)
 
 static const GOptionEntry options_entries[] = {
@@ -522,6 +547,11 @@ static const GOptionEntry options_entries[] = {
 	  "Control socket: JSON lines to list flows and add/remove exposed ports", "PATH" },
 	{ "metrics", 0, 0, CB(opt_metrics),
 	  "Serve Prometheus metrics on http://ADDR:PORT/metrics", "ADDR:PORT" },
+	{ "user", 0, 0, CB(opt_user),
+	  "Started as root: become USER after set-up, with no capability but "
+	  "CAP_NET_BIND_SERVICE for a low --expose port", "USER[:GROUP]" },
+	{ "seccomp", 0, G_OPTION_FLAG_NO_ARG, CB(opt_seccomp),
+	  "After set-up, allow only the system calls the daemon needs (others kill it)", NULL },
 	{ "ready-fd", 0, 0, CB(opt_ready_fd),
 	  "Write \"READY\\n\" to fd N and close it once serving", "N" },
 	{ "log-level", 0, 0, CB(opt_log_level),
@@ -652,6 +682,7 @@ void ms_config_free(struct ms_config *cfg)
 	g_clear_pointer(&cfg->tap_name, g_free);
 	g_clear_pointer(&cfg->tap_netns, g_free);
 	g_clear_pointer(&cfg->control_path, g_free);
+	g_clear_pointer(&cfg->user, g_free);
 	g_clear_pointer(&cfg->expose, g_array_unref);
 	g_clear_pointer(&cfg->include_cidrs, g_array_unref);
 	g_clear_pointer(&cfg->exclude_cidrs, g_array_unref);

@@ -68,6 +68,10 @@ struct ms_config {
 	bool metrics_set;           /* --metrics ADDR:PORT */
 	struct sockaddr_in metrics_addr;
 
+	/* Least privilege (daemon/sandbox.c). */
+	char *user;                 /* --user USER[:GROUP], resolved by main */
+	bool seccomp;               /* --seccomp */
+
 	int ready_fd;               /* --ready-fd, -1 if unset */
 	enum log_level log_level;   /* --log-level */
 	bool show_version;          /* --version */

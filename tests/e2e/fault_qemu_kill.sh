@@ -87,7 +87,9 @@ for c in $(seq 1 "$CYCLES"); do
 	e2e_log "cycle $c: new QEMU served: lease, 1 MiB intact through the sidecar"
 	settle "cycle $c"
 	[ "$SOCKETS" = "$sockets0" ] || e2e_fail "cycle $c: libslirp sockets $SOCKETS, baseline $sockets0"
-	[ "$FDS" = "$fds0" ] || e2e_fail "cycle $c: daemon descriptors $FDS, baseline $fds0"
+	[ "$FDS" = "$fds0" ] || e2e_fail "cycle $c: daemon descriptors $FDS, baseline $fds0:" \
+		"$(ls -l "/proc/$MESHSLIRP_PID/fd" | awk '{print $NF}' | tr '\n' ' ')" \
+		"$(ip netns exec "$NS_POD" ss -tanp | grep meshslirp | tr '\n' ';')"
 done
 if e2e_sanitized; then
 	e2e_log "sanitizer build: RSS not judged (ASan keeps freed memory in quarantine)"

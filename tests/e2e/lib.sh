@@ -444,6 +444,15 @@ e2e_wait_flows_empty() {
 	return 1
 }
 
+# e2e_no_redirected_flows SOCKET : true when list_flows on the control socket names no flow
+# but direct ones (DHCP, a test's own control channel to an excluded port); the answer is left
+# in E2E_FLOWS_ANSWER.
+e2e_no_redirected_flows() {
+	E2E_FLOWS_ANSWER=$(e2e_control "$1" '{"execute": "list_flows"}')
+	case "$E2E_FLOWS_ANSWER" in '{"return": {"flows": ['*) ;; *) return 1 ;; esac
+	! printf '%s\n' "$E2E_FLOWS_ANSWER" | grep -o '"kind": "[a-z]*"' | grep -qv '"direct"'
+}
+
 # e2e_control SOCKET JSON : one request to the control socket; prints the answer line.
 e2e_control() {
 	printf '%s\n' "$2" | timeout 10 socat -t 5 - UNIX-CONNECT:"$1"
