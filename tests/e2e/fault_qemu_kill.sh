@@ -87,10 +87,10 @@ for c in $(seq 1 "$CYCLES"); do
 	e2e_log "cycle $c: new QEMU served: lease, 1 MiB intact through the sidecar"
 	settle "cycle $c"
 	[ "$SOCKETS" = "$sockets0" ] || e2e_fail "cycle $c: libslirp sockets $SOCKETS, baseline $sockets0"
-	# The first restart may leave one descriptor more than the first boot (the killed guest's
-	# half-closed agent channel can outlive the settle); after that, none may be added.
-	[ "$c" = 1 ] && [ "$FDS" -le $((fds0 + 1)) ] && fds0=$FDS
-	[ "$FDS" = "$fds0" ] || e2e_fail "cycle $c: daemon descriptors $FDS, baseline $fds0:" \
+	# One descriptor of slack: whether the guest's half-closed agent channel (FIN-WAIT-2 on
+	# the host side) is still open at the settle is a matter of timing.  A leak of one per
+	# cycle still shows by the second cycle.
+	[ "$FDS" -le $((fds0 + 1)) ] || e2e_fail "cycle $c: daemon descriptors $FDS, baseline $fds0:" \
 		"$(ls -l "/proc/$MESHSLIRP_PID/fd" | awk '{print $NF}' | tr '\n' ' ')" \
 		"$(ip netns exec "$NS_POD" ss -tanp | grep meshslirp | tr '\n' ';')"
 done

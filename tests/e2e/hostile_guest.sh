@@ -148,7 +148,10 @@ rss2=$(e2e_rss_kb "$MESHSLIRP_PID")
 if e2e_sanitized; then
 	e2e_log "ASan build: RSS bound not checked (shadow memory and quarantine)"
 else
-	[ "$rss2" -le $((rss0 + 262144)) ] || e2e_fail "RSS grew from $rss0 to $rss2 KiB"
+	# libslirp's memory per socket, under glibc's allocator, varies from run to run (140 to
+	# 380 MiB here after this sequence); the bound is 64 KiB per table slot.
+	[ "$rss2" -le $((rss0 + MAX_FLOWS * 64)) ] ||
+		e2e_fail "RSS grew from $rss0 to $rss2 KiB (bound: 64 KiB per --max-flows slot)"
 fi
 e2e_scrape "$NS_POD" 127.0.0.1:9090 "$M"
 e2e_log "FIGURE final fds=$fd2 rss_kb=$rss2 udp_flows=$(m meshslirp_udp_flows)" \
