@@ -79,6 +79,7 @@
  */
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -492,6 +493,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!trace)
 		fuzz_quiet_logs();
 	fuzz_private_netns("fuzz_bridge");
+	/* As daemon/main.c: libslirp send()s on host sockets without MSG_NOSIGNAL. */
+	signal(SIGPIPE, SIG_IGN);
 	g_main_context_default();
 
 	sidecar_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

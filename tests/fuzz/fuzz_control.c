@@ -32,6 +32,7 @@
  */
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -231,6 +232,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	fuzz_quiet_logs();
 	fuzz_private_netns("fuzz_control");
+	/* As daemon/main.c: libslirp send()s on host sockets without MSG_NOSIGNAL. */
+	signal(SIGPIPE, SIG_IGN);
 	setup_daemon();
 	return 0;
 }
