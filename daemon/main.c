@@ -72,8 +72,10 @@ static void main_raise_nofile(void)
  */
 static void main_tune_malloc(void)
 {
+#if !defined(__SANITIZE_ADDRESS__)
 	if (!mallopt(M_MMAP_THRESHOLD, 64 * 1024))
 		g_warning("mallopt(M_MMAP_THRESHOLD) failed: socket buffers may stay resident");
+#endif
 }
 
 /* Tell the launcher we are serving: one line, then close the fd. */
