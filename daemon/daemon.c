@@ -352,6 +352,9 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric(o, "meshslirp_flow_timeouts_total", "kind=\"connect\"", br->connect_timeouts);
 	metric(o, "meshslirp_flow_timeouts_total", "kind=\"handshake\"", br->handshake_timeouts);
 	metric(o, "meshslirp_flow_timeouts_total", "kind=\"tcp_idle\"", br->idle_resets);
+	metric_head(o, "meshslirp_flows_reopened_total", "counter",
+		    "Established flows whose guest sent a SYN on the same tuple (it forgot them, e.g. rebooted): old connection reset.");
+	metric(o, "meshslirp_flows_reopened_total", NULL, br->stale_resets);
 	metric_head(o, "meshslirp_proxy_headers_sent_total", "counter", "PROXY headers written to the sidecar.");
 	metric(o, "meshslirp_proxy_headers_sent_total", NULL, br->headers_written);
 

@@ -168,6 +168,8 @@ static void bridge_refuse(struct bridge *br, struct rw_view *v, const struct flo
 		bridge_reset_guest(br, v->eth + 6, v->eth, gkey, 0, rw_tcp_seq_end(v));
 }
 
+static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest);
+
 /* A guest frame of @f: account for it, then rewrite it to libslirp's view. */
 static void bridge_to_stack(struct bridge *br, struct rw_view *v, struct flow *f)
 {
@@ -266,8 +268,24 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 	      (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN;
 	f = flowtab_lookup_guest(br->flows, &gkey);
 
+	/*
+	 * A SYN on the tuple of an established outbound flow: the guest has
+	 * forgotten that connection (it rebooted, or its side timed out).  No
+	 * SYN belongs inside an established connection, so end the old one in
+	 * libslirp (and at the far end) and let this SYN open a new flow.  The
+	 * guest gets no reset: its new connection owns the tuple now.
+	 */
+	if (f && syn && f->state == FLOW_OPEN && f->established && f->gkey.proto == IPPROTO_TCP &&
+	    f->kind != FLOW_INBOUND) {
+		br->stats.stale_resets++;
+		bridge_debug_flow(br, f, "reopened by the guest, old connection reset");
+		bridge_abort_flow(br, f, false);
+	}
 	/* A new SYN on a port whose old flow is closing starts a new flow. */
 	if (f && syn && f->state == FLOW_CLOSED) {
+		/* Its socket may still be libslirp's (a connect that failed): let go of it. */
+		if (f->fd >= 0)
+			netstack_tag_fd(br->ns, f->fd, NULL);
 		flowtab_remove(br->flows, f);
 		f = NULL;
 	}
@@ -544,9 +562,10 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 }
 
 /*
- * End a TCP flow at both ends with resets (connect or idle timeout).  We are
- * on a timer, outside any libslirp callback, so libslirp may be handed a
- * frame.  libslirp gets a RST as from the guest at the guest's next sequence
+ * End a TCP flow at both ends with resets (idle or handshake timeout, or the
+ * guest reopening its tuple, when @reset_guest is false).  Callers are on a
+ * timer or in the guest-frame hook before slirp_input(), never inside a
+ * libslirp callback, so libslirp may be handed a frame.  libslirp gets a RST as from the guest at the guest's next sequence
  * number: it drops the connection and closes its socket, which SO_LINGER 0
  * turns into a reset for the far end.  The guest gets a RST as from its peer
  * at libslirp's next sequence number.  Should either side have a segment in
@@ -554,7 +573,7 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
  * a challenge ACK, which the other side (no longer knowing the connection)
  * answers with an exact reset: the flow still ends.
  */
-static void bridge_abort_flow(struct bridge *br, struct flow *f)
+static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest)
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
 	struct rw_tuple t = bridge_tuple(&f->skey, true);
@@ -564,7 +583,8 @@ static void bridge_abort_flow(struct bridge *br, struct flow *f)
 		bridge_reset_on_close(f->fd);
 	len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, f->guest_nxt, f->stack_nxt);
 	netstack_inject_from_guest(br->ns, frame, len);
-	bridge_reset_guest(br, f->guest_mac, f->gw_mac, &f->gkey, f->stack_nxt, f->guest_nxt);
+	if (reset_guest)
+		bridge_reset_guest(br, f->guest_mac, f->gw_mac, &f->gkey, f->stack_nxt, f->guest_nxt);
 	/* libslirp's close may already have moved it to CLOSED through bridge_fd_closed. */
 	if (f->state != FLOW_CLOSED)
 		flowtab_set_state(br->flows, f, FLOW_CLOSED);
@@ -607,7 +627,7 @@ static bool bridge_on_expire(struct flow *f, void *opaque)
 			br->stats.handshake_timeouts++;
 			bridge_debug_flow(br, f, "handshake not completed by the guest, reset");
 		}
-		bridge_abort_flow(br, f);
+		bridge_abort_flow(br, f, true);
 		return true;
 	default:
 		break;

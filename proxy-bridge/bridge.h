@@ -158,6 +158,7 @@ struct bridge_stats {
 	uint64_t connect_timeouts;     /* upstream never answered: both ends reset */
 	uint64_t idle_resets;          /* idle TCP flows reset at --tcp-idle-timeout */
 	uint64_t handshake_timeouts;   /* guest never ACKed the SYN|ACK: both ends reset */
+	uint64_t stale_resets;         /* guest opened an established flow's tuple anew */
 	uint64_t refused[BRIDGE_REFUSAL_COUNT];
 	uint64_t headers_written;
 	uint64_t connect_failed;       /* sidecar or DNS upstream refused / unreachable */

@@ -13,6 +13,8 @@
  *     that never ACKs the SYN|ACK is reset at both ends just as soon;
  *   - --tcp-idle-timeout: an idle connection is reset at both ends, with
  *     sequence numbers the guest accepts (the one it expects next);
+ *   - a guest reopening an established tuple (after a reboot) gets a new
+ *     connection at once, and the old one is reset at the far end;
  *   - a UDP entry lives as long as libslirp's socket for it.
  */
 
@@ -356,6 +358,62 @@ static void test_tcp_idle_reset(void **state)
 	close(lfd);
 }
 
+/*
+ * The guest forgets an established connection (reboot) and opens the same
+ * tuple again: the old connection is reset at the far end, the new SYN is
+ * served at once as a new connection, and the guest gets no reset for it.
+ */
+static void test_reopened_tuple(void **state)
+{
+	struct inproc *f = inproc_start(NULL);
+	struct pkt_ipv4_view v;
+	uint8_t fr[256], rx[2048];
+	uint16_t port;
+	int lfd = local_socket(SOCK_STREAM, 64, &port);
+	int old = -1, fresh = -1;
+	uint32_t stack_isn;
+	gint64 end;
+	ssize_t n = 0;
+	char buf[16];
+
+	(void)state;
+	inproc_arp_gateway(f);
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 55000, port, 1000, 0, TH_SYN, NULL));
+	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 55000, TH_SYN | TH_ACK, &v);
+	stack_isn = inproc_be32(v.l4 + 4);
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 55000, port, 1001, stack_isn + 1, TH_ACK, "old"));
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (old < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		old = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	}
+	assert_true(old >= 0);
+
+	/* "Reboot": a SYN from the same port with a new ISN. */
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 55000, port, 777000, 0, TH_SYN, NULL));
+	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 55000, TH_SYN | TH_ACK, &v);
+	assert_int_equal(inproc_be32(v.l4 + 8), 777001);
+	assert_int_equal(bridge_stats(f->d.br)->stale_resets, 1);
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (fresh < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		fresh = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	}
+	assert_true(fresh >= 0);
+	/* The old connection was reset at the far end, after the bytes it had. */
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	do {
+		inproc_pump(5);
+		n = recv(old, buf, sizeof(buf), 0);
+	} while ((n > 0 || (n < 0 && errno == EAGAIN)) && g_get_monotonic_time() < end);
+	assert_int_equal(n, -1);
+	assert_int_equal(errno, ECONNRESET);
+	close(old);
+	close(fresh);
+	inproc_stop(f);
+	close(lfd);
+}
+
 /* A UDP entry lives as long as libslirp's socket for it: 240 s after the last datagram. */
 
 static void test_udp_lifetime(void **state)
@@ -394,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_connect_timeout),
 		cmocka_unit_test(test_handshake_timeout),
 		cmocka_unit_test(test_tcp_idle_reset),
+		cmocka_unit_test(test_reopened_tuple),
 		cmocka_unit_test(test_udp_lifetime),
 	};
 
