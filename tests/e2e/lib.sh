@@ -351,7 +351,8 @@ E2E_HAPROXY_OUTBOUND_PROXY=(
 # e2e_sanitized : true when the daemon is an ASan build, whose RSS (shadow memory, quarantine)
 # says nothing about ours; LeakSanitizer checks leaks there instead.
 # Under valgrind (tests/valgrind/memcheck-e2e sets E2E_MEMCHECK) RSS is valgrind's as much as ours.
-e2e_sanitized() { [ -n "${E2E_MEMCHECK:-}" ] || ldd "$MESHSLIRP" 2>/dev/null | grep -q libasan; }
+# (No `ldd | grep -q`: with pipefail, grep's early exit can fail the pipeline by SIGPIPE.)
+e2e_sanitized() { [ -n "${E2E_MEMCHECK:-}" ] || [[ "$(ldd "$MESHSLIRP" 2>/dev/null)" == *libasan* ]]; }
 
 # e2e_fd_count PID / e2e_rss_kb PID : resources of a process, for growth checks.
 e2e_fd_count() { ls "/proc/$1/fd" | wc -l; }
