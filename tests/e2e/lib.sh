@@ -452,7 +452,9 @@ e2e_wait_flows_empty() {
 e2e_no_redirected_flows() {
 	E2E_FLOWS_ANSWER=$(e2e_control "$1" '{"execute": "list_flows"}')
 	case "$E2E_FLOWS_ANSWER" in '{"return": {"flows": ['*) ;; *) return 1 ;; esac
-	! printf '%s\n' "$E2E_FLOWS_ANSWER" | grep -o '"kind": "[a-z]*"' | grep -qv '"direct"'
+	local kinds
+	kinds=$(printf '%s\n' "$E2E_FLOWS_ANSWER" | grep -o '"kind": "[a-z]*"' || true)
+	[ -z "$(printf '%s\n' "$kinds" | grep -v '"direct"' | grep . || true)" ]
 }
 
 # e2e_control SOCKET JSON : one request to the control socket; prints the answer line.
