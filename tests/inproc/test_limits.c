@@ -257,8 +257,7 @@ static void test_handshake_timeout(void **state)
 	int lfd = local_socket(SOCK_STREAM, 64, &port);
 	int conn = -1;
 	struct inproc *f;
-	gint64 end, start;
-	ssize_t n;
+	gint64 start;
 
 	(void)state;
 	snprintf(proxy, sizeof(proxy), "127.0.0.1:%u", port);
@@ -267,25 +266,14 @@ static void test_handshake_timeout(void **state)
 	start = g_get_monotonic_time();
 	inproc_send(f, fr, guest_tcp(fr, "198.18.0.9", 54000, 80, 100, 0, TH_SYN, NULL));
 	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.9", 80, 54000, TH_SYN | TH_ACK, &v);
-	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	while (conn < 0 && g_get_monotonic_time() < end) {
-		inproc_pump(5);
-		conn = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	}
-	assert_true(conn >= 0);
+	conn = inproc_accept(lfd);
 	/* The guest stays silent; libslirp's SYN|ACK retransmissions must not count as life. */
 	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.9", 80, 54000, TH_RST, &v);
 	assert_true(g_get_monotonic_time() - start >= 300 * 1000);
 	assert_true(g_get_monotonic_time() - start < 3000 * 1000);
 	assert_int_equal(bridge_stats(f->d.br)->handshake_timeouts, 1);
 	/* The sidecar got the header, then a reset. */
-	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	do {
-		inproc_pump(5);
-		n = recv(conn, rx, sizeof(rx), 0);
-	} while ((n > 0 || (n < 0 && errno == EAGAIN)) && g_get_monotonic_time() < end);
-	assert_int_equal(n, -1);
-	assert_int_equal(errno, ECONNRESET);
+	inproc_expect_reset(conn);
 	close(conn);
 	inproc_stop(f);
 	close(lfd);
@@ -314,12 +302,8 @@ static void test_tcp_idle_reset(void **state)
 	stack_isn = inproc_be32(v.l4 + 4);
 	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 53000, port, 9001, stack_isn + 1, TH_ACK,
 				     "ping"));
+	conn = inproc_accept(lfd);
 	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	while (conn < 0 && g_get_monotonic_time() < end) {
-		inproc_pump(5);
-		conn = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	}
-	assert_true(conn >= 0);
 	while (n <= 0 && g_get_monotonic_time() < end) {
 		inproc_pump(5);
 		n = recv(conn, buf, sizeof(buf), 0);
@@ -337,13 +321,7 @@ static void test_tcp_idle_reset(void **state)
 	assert_int_equal(bridge_stats(f->d.br)->idle_resets, 1);
 
 	/* The far end sees a reset too, not a FIN. */
-	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	do {
-		inproc_pump(5);
-		n = recv(conn, buf, sizeof(buf), 0);
-	} while (n < 0 && errno == EAGAIN && g_get_monotonic_time() < end);
-	assert_int_equal(n, -1);
-	assert_int_equal(errno, ECONNRESET);
+	inproc_expect_reset(conn);
 	assert_int_equal(bridge_flow_count(f->d.br, FLOW_OPEN), 0);
 
 	/* A late segment from the guest must not move the closed flow's end of grace. */
@@ -372,9 +350,6 @@ static void test_reopened_tuple(void **state)
 	int lfd = local_socket(SOCK_STREAM, 64, &port);
 	int old = -1, fresh = -1;
 	uint32_t stack_isn;
-	gint64 end;
-	ssize_t n = 0;
-	char buf[16];
 
 	(void)state;
 	inproc_arp_gateway(f);
@@ -382,32 +357,16 @@ static void test_reopened_tuple(void **state)
 	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 55000, TH_SYN | TH_ACK, &v);
 	stack_isn = inproc_be32(v.l4 + 4);
 	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 55000, port, 1001, stack_isn + 1, TH_ACK, "old"));
-	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	while (old < 0 && g_get_monotonic_time() < end) {
-		inproc_pump(5);
-		old = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	}
-	assert_true(old >= 0);
+	old = inproc_accept(lfd);
 
 	/* "Reboot": a SYN from the same port with a new ISN. */
 	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 55000, port, 777000, 0, TH_SYN, NULL));
 	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 55000, TH_SYN | TH_ACK, &v);
 	assert_int_equal(inproc_be32(v.l4 + 8), 777001);
 	assert_int_equal(bridge_stats(f->d.br)->stale_resets, 1);
-	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	while (fresh < 0 && g_get_monotonic_time() < end) {
-		inproc_pump(5);
-		fresh = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	}
-	assert_true(fresh >= 0);
+	fresh = inproc_accept(lfd);
 	/* The old connection was reset at the far end, after the bytes it had. */
-	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	do {
-		inproc_pump(5);
-		n = recv(old, buf, sizeof(buf), 0);
-	} while ((n > 0 || (n < 0 && errno == EAGAIN)) && g_get_monotonic_time() < end);
-	assert_int_equal(n, -1);
-	assert_int_equal(errno, ECONNRESET);
+	inproc_expect_reset(old);
 	close(old);
 	close(fresh);
 	inproc_stop(f);

@@ -113,15 +113,7 @@ static void guest_syn(struct inproc *f, const char *dst, uint16_t sport, uint16_
 
 static int sidecar_accept(struct steer *s)
 {
-	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	int conn = -1;
-
-	while (conn < 0 && g_get_monotonic_time() < end) {
-		inproc_pump(2);
-		conn = accept4(s->sidecar, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	}
-	assert_true(conn >= 0);
-	return conn;
+	return inproc_accept(s->sidecar);
 }
 
 /* Read exactly @len bytes from the sidecar side, pumping the daemon meanwhile. */

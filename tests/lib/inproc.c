@@ -226,3 +226,30 @@ size_t inproc_expect_segment(struct inproc *f, uint8_t *rx, size_t cap, const ch
 	assert_true(v->l4_csum_ok);
 	return len;
 }
+
+int inproc_accept(int lfd)
+{
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	int conn = -1;
+
+	while (conn < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(2);
+		conn = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	}
+	assert_true(conn >= 0);
+	return conn;
+}
+
+void inproc_expect_reset(int fd)
+{
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	uint8_t buf[2048];
+	ssize_t n;
+
+	do {
+		inproc_pump(5);
+		n = recv(fd, buf, sizeof(buf), 0);
+	} while ((n > 0 || (n < 0 && errno == EAGAIN)) && g_get_monotonic_time() < end);
+	assert_int_equal(n, -1);
+	assert_int_equal(errno, ECONNRESET);
+}

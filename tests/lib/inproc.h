@@ -75,6 +75,12 @@ bool inproc_is_tcp(const uint8_t *fr, size_t len, void *arg);
 
 #define INPROC_GUEST "10.0.2.15"
 
+/* inproc_accept() - accept on listening socket @lfd, pumping the daemon (INPROC_WAIT_MS). */
+int inproc_accept(int lfd);
+
+/* inproc_expect_reset() - read @fd (discarding bytes) until it fails with ECONNRESET. */
+void inproc_expect_reset(int fd);
+
 struct pkt_ipv4_view;
 
 /*

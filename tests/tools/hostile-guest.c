@@ -103,6 +103,26 @@ static void fix_ip_csum(uint8_t *f)
 	put16(iph + 10, (uint16_t)~pkt_csum_fold(pkt_csum_add(0, iph, ihl)));
 }
 
+/*
+ * Zero @len bytes at @f and write the Ethernet and IPv4 headers of an ICMP
+ * packet from the guest to @dst filling them (the IP checksum is the
+ * caller's, once the rest is written); returns @len.
+ */
+static size_t icmp_frame_head(uint8_t *f, size_t len, struct in_addr src, struct in_addr dst)
+{
+	memset(f, 0, len);
+	memcpy(f, pkt_broadcast_mac, 6);
+	memcpy(f + 6, pkt_guest_mac, 6);
+	put16(f + 12, PKT_ETH_P_IP);
+	f[14] = 0x45;
+	put16(f + 16, (uint16_t)(len - 14));
+	f[22] = 64;
+	f[23] = IPPROTO_ICMP;
+	memcpy(f + 26, &src, 4);
+	memcpy(f + 30, &dst, 4);
+	return len;
+}
+
 /* Inspect one frame from the daemon (probe mode looks for its answer). */
 static void conn_frame_in(struct conn *c, const uint8_t *f, size_t len)
 {
@@ -244,17 +264,7 @@ static size_t garbage_frame(GRand *r, uint8_t *f, size_t cap, uint64_t i)
 		f[g_rand_int_range(r, 14, (gint32)len)] ^= (uint8_t)g_rand_int_range(r, 1, 256);
 		return len;
 	case 5: /* ICMP error quoting a random packet */
-		len = 14 + 20 + 8 + 28 + plen % 64;
-		memset(f, 0, len);
-		memcpy(f, pkt_broadcast_mac, 6);
-		memcpy(f + 6, pkt_guest_mac, 6);
-		put16(f + 12, PKT_ETH_P_IP);
-		f[14] = 0x45;
-		put16(f + 16, (uint16_t)(len - 14));
-		f[22] = 64;
-		f[23] = IPPROTO_ICMP;
-		memcpy(f + 26, &guest, 4);
-		memcpy(f + 30, &dst, 4);
+		len = icmp_frame_head(f, 14 + 20 + 8 + 28 + plen % 64, guest, dst);
 		f[34] = 3;
 		f[35] = (uint8_t)g_rand_int_range(r, 0, 16);
 		for (size_t k = 42; k < len; k++)
@@ -313,19 +323,8 @@ static int run_flood(struct conn *c)
 /* ICMP echo request from the guest to @dst with @id, 8 bytes of data. */
 static size_t echo_request(uint8_t *f, struct in_addr dst, uint16_t id)
 {
-	struct in_addr guest = ip(GUEST_IP);
-	size_t len = 14 + 20 + 8 + 8;
+	size_t len = icmp_frame_head(f, 14 + 20 + 8 + 8, ip(GUEST_IP), dst);
 
-	memset(f, 0, len);
-	memcpy(f, pkt_broadcast_mac, 6);
-	memcpy(f + 6, pkt_guest_mac, 6);
-	put16(f + 12, PKT_ETH_P_IP);
-	f[14] = 0x45;
-	put16(f + 16, (uint16_t)(len - 14));
-	f[22] = 64;
-	f[23] = IPPROTO_ICMP;
-	memcpy(f + 26, &guest, 4);
-	memcpy(f + 30, &dst, 4);
 	fix_ip_csum(f);
 	f[34] = 8;
 	put16(f + 38, id);
