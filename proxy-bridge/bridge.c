@@ -629,10 +629,24 @@ static bool bridge_on_expire(struct flow *f, void *opaque)
 		}
 		bridge_abort_flow(br, f, true);
 		return true;
+	case FLOW_CLOSED:
+	case FLOW_REJECTED:
+		/*
+		 * libslirp still holds the socket (a connect that failed or
+		 * timed out, a rejected client it has not dropped yet): the slot
+		 * stays until bridge_fd_closed(), so the table keeps bounding
+		 * libslirp's sockets.  A flood that outran HAProxy's accept
+		 * queue reached the descriptor limit (19,999 for a table of
+		 * 16,384) before this.
+		 */
+		if (f->fd >= 0) {
+			f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
+			return true;
+		}
+		break;
 	default:
 		break;
 	}
-	/* A flow that still has a socket (a REJECTED one libslirp kept) lets go of it. */
 	if (f->fd >= 0)
 		netstack_tag_fd(br->ns, f->fd, NULL);
 	if (f->kind == FLOW_INBOUND)
