@@ -7,6 +7,8 @@
 #                    "GUEST-BLOB TAG sha=HEX", then "GUEST-BLOB-SENT TAG rc=RC"
 #   stream TAG PORT  in the background, zeros to ms.node:PORT until the connection fails:
 #                    "GUEST-STREAM-UP TAG", then "GUEST-STREAM-END TAG rc=RC t=UPTIME"
+#   pause TAG        stop stream TAG's sender (SIGSTOP), its connection open; after 1 s:
+#                    "GUEST-PAUSED TAG"
 #   pull TAG PORT    in the background, read ms.node:PORT until it ends:
 #                    "GUEST-PULL-UP TAG", then "GUEST-PULL-END TAG rc=RC bytes=N t=UPTIME"
 #   try TAG PORT     one connection, nothing sent: "GUEST-TRY TAG rc=RC t0=UPTIME t1=UPTIME"
@@ -28,9 +30,17 @@ blob() {
 stream() {
 	(
 		say "GUEST-STREAM-UP $1"
-		nc "$MS_NODE" "$2" < /dev/zero > /dev/null 2>&1
+		nc "$MS_NODE" "$2" < /dev/zero > /dev/null 2>&1 &
+		echo $! > "/tmp/stream-$1.pid"
+		wait $!
 		say "GUEST-STREAM-END $1 rc=$? t=$(now)"
 	) &
+}
+
+pause() {
+	kill -STOP "$(cat "/tmp/stream-$1.pid")"
+	sleep 1
+	say "GUEST-PAUSED $1"
 }
 
 pull() {
