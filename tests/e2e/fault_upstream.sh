@@ -13,7 +13,7 @@ e2e_topology
 # An upload ends at once; a download ends after the data the upstream sent before dying, still
 # in the socket buffers on the way, has reached the guest.
 UP_BOUND_MS=${FAULT_UP_BOUND_MS:-1000}
-DOWN_BOUND_MS=${FAULT_DOWN_BOUND_MS:-10000}
+DOWN_BOUND_MS=${FAULT_DOWN_BOUND_MS:-20000}
 # Closed flows stay 10 s for late segments (BRIDGE_CLOSED_GRACE_US), plus the 1 s sweep.
 DRAIN_BOUND_S=15
 METRICS=127.0.0.1:9090
