@@ -3,10 +3,10 @@
 # eight idle steered connections open; QEMU keeps running and the guest boots again.
 # Checks: the daemon sees no disconnect (one QEMU connection, attached throughout); the guest
 # boots again (new boot_id) and gets its lease again; the old boot's flows are still in the table
-# when the new boot starts, yet flows from the same local ports to the same destination as the
-# old idle ones work (echo replies intact), and so does 1 MiB with equal SHA-256; the old boot's
-# flows leave the table within a bound; the counters match exactly; last, each flow on an old
-# tuple connected within STALE_BOUND_MS, as it would against a real TCP stack.
+# when the new boot opens a flow on each old tuple (same local port, same destination); 1 MiB
+# goes through with equal SHA-256; once the upstreams drop the old connections the table
+# empties; and last, each flow on an old tuple got its echo within STALE_BOUND_MS, as it would
+# against a real TCP stack (today it does not: see the end).
 # The upload's sender is stopped (SIGSTOP) a second before the reboot: this guest kernel (Debian
 # 6.1) rebooting with its virtio-net transmit queue busy often spins in virtnet_poll (soft
 # lockup in ksoftirqd) and never resets, whatever the netdev's peer.
@@ -22,16 +22,18 @@ SOCK=$E2E_TMP/net.sock
 LPORTS=(40000 40002 40004 40006 40008 40010 40012 40014)
 STALE_BOUND_MS=${FAULT_STALE_BOUND_MS:-5000}
 
-# The old boot's flows end when the sidecar gives up on them: 30 s idle, long enough that they
-# are still there when the new boot runs its flows.
-e2e_haproxy_cfg "$E2E_TMP/haproxy.cfg" "${E2E_HAPROXY_OUTBOUND_PROXY[0]}" '  timeout client 30s' \
-	"${E2E_HAPROXY_OUTBOUND_PROXY[@]:1}" '  timeout server 30s'
+# The old boot's flows must last until the test ends them (by killing their upstreams), however
+# long the second boot takes: the sidecar's idle timeouts are longer than the test.
+e2e_haproxy_cfg "$E2E_TMP/haproxy.cfg" "${E2E_HAPROXY_OUTBOUND_PROXY[0]}" '  timeout client 300s' \
+	"${E2E_HAPROXY_OUTBOUND_PROXY[@]:1}" '  timeout server 300s'
 e2e_start_haproxy haproxy "$NS_POD" "$E2E_TMP/haproxy.cfg"
 e2e_start_meshslirp meshslirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
 	--exclude-outbound-port "$E2E_AGENT_PORT" --metrics "$METRICS" --control "$CTL"
 e2e_build_guest "$E2E_TMP/guest" "$E2E_SRC/scenario-agent.sh"
 e2e_bg echo "$NS_NODE" "$MSTOOL" echo --listen "$NODE_IP:7000" --timeout 300
+echo_pid=$E2E_LAST_PID
 e2e_bg sink1 "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5001" --timeout 300
+sink1_pid=$E2E_LAST_PID
 e2e_wait_for "$E2E_TMP/echo.log" '^LISTENING' 10 || e2e_fail "echo did not start"
 e2e_wait_for "$E2E_TMP/sink1.log" '^LISTENING' 10 || e2e_fail "sink1 did not start"
 flows() { e2e_control "$CTL" '{"execute": "list_flows"}'; }
@@ -85,10 +87,39 @@ n=$(grep -c 'GUEST-LEASE ip=10.0.2.15 router=10.0.2.2 dns=10.0.2.3 ' "$E2E_TMP/g
 	! grep -q 'detached' "$E2E_TMP/meshslirp.log" || e2e_fail "the daemon saw QEMU go or come"
 e2e_log "boot 2: same QEMU (pid $qemu_pid), new ${boot2#GUEST-}, same lease 10.0.2.15; no detach"
 
-# 3. The old boot's flows are still in the table; new flows work, even on the old flows' tuples.
+# 3. The old boot's flows are all still in the table; the new boot opens a flow on each tuple.
 has_flows "$(flows)" || e2e_fail "the old boot's idle flows are gone already: $(flows)"
 e2e_agent asks a 7000 "${LPORTS[@]}"
+for i in $(seq 1 30); do
+	[ "$(grep -c 'GUEST-ASK a-' "$E2E_TMP/guest.log")" = "${#LPORTS[@]}" ] && break
+	sleep 0.5
+done
+e2e_log "boot 2: $(grep -c 'GUEST-ASK a-' "$E2E_TMP/guest.log") of ${#LPORTS[@]} flows on old" \
+	"tuples done within 15 s"
 
+# 4. The upstreams die: the old boot's connections end, so do flows stuck behind them.
+e2e_kill9 "$echo_pid"
+e2e_kill9 "$sink1_pid"
+for i in $(seq 1 120); do
+	[ "$(grep -c 'GUEST-ASK a-' "$E2E_TMP/guest.log")" = "${#LPORTS[@]}" ] && break
+	sleep 0.5
+done
+slow=
+for p in "${LPORTS[@]}"; do
+	line=$(e2e_field "$E2E_TMP/guest.log" "GUEST-ASK a-$p ")
+	[ -n "$line" ] || e2e_fail "no outcome for the flow from :$p after 75 s"
+	syns=$("$MSTOOL" pcap --file "$E2E_TMP/guest.pcap" --port 7000 |
+		grep -c "10.0.2.15:$p > .* flags=.S\.\.\.") || true
+	e2e_log "boot 2: from :$p, an old flow's tuple: ${line#GUEST-ASK }, $((syns - 1)) SYN(s)"
+	set -- $line
+	if [ "${5#ms=}" -gt "$STALE_BOUND_MS" ]; then
+		slow="$slow :$p" # stuck until the upstreams died (the known bug below)
+	elif [ "$3 $4" != "rc=0 reply=a-$p" ]; then
+		e2e_fail "a flow on an old tuple (:$p -> $NODE_IP:7000) failed: ${line#GUEST-ASK }"
+	fi
+done
+
+# 5. New flows after the reboot carry data intact.
 e2e_bg sink2 "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5002" --bytes 1048576 --timeout 120
 sink2_pid=$E2E_LAST_PID
 e2e_wait_for "$E2E_TMP/sink2.log" '^LISTENING' 10 || e2e_fail "sink2 did not start"
@@ -100,31 +131,22 @@ line=$(e2e_field "$E2E_TMP/sink2.log" '^SINK ')
 [ -n "$want" ] && [ "${line##*sha256=}" = "$want" ] || e2e_fail "digest: guest '$want', sink '$line'"
 e2e_log "boot 2: 1 MiB through the sidecar, sha256 equal at both ends"
 
-slow=
-for p in "${LPORTS[@]}"; do
-	e2e_wait_for "$E2E_TMP/guest.log" "GUEST-ASK a-$p " 90 || e2e_fail "no outcome for the flow from :$p"
-	set -- $(e2e_field "$E2E_TMP/guest.log" "GUEST-ASK a-$p ")
-	[ "$3 $4" = "rc=0 reply=a-$p" ] || e2e_fail "a flow on an old tuple (:$p -> $NODE_IP:7000) failed: $*"
-	syns=$("$MSTOOL" pcap --file "$E2E_TMP/guest.pcap" --port 7000 |
-		grep -c "10.0.2.15:$p > .* flags=.S\.\.\.") || true
-	e2e_log "boot 2: from :$p (an old flow's tuple) echoed after ${5#ms=} ms, $((syns - 1)) SYN(s)"
-	[ "${5#ms=}" -le "$STALE_BOUND_MS" ] || slow="$slow :$p (${5#ms=} ms)"
-done
-
-# 4. The old boot's flows leave (the sidecar's 20 s idle timeout, then the 10 s grace).
+# 6. Nothing of the old boot is left (its connections ended with their upstreams).
 e2e_wait_flows_empty "$NS_POD" "$METRICS" 60 || e2e_fail "flows left after 60 s: $E2E_FLOW_STATE"
 e2e_log "flow table empty $E2E_ELAPSED_MS ms after the new boot's transfers"
 [ "$(flows)" = '{"return": {"flows": []}}' ] || e2e_fail "list_flows: $(flows)"
 M=$E2E_TMP/flows-metrics.txt
-for check in 'meshslirp_qemu_connections_total{result="accepted"} 1' \
-	'meshslirp_guest_attached 1' \
-	"meshslirp_flows_total{direction=\"outbound_steered\"} $((2 * ${#LPORTS[@]} + 2))" \
-	"meshslirp_proxy_headers_sent_total $((2 * ${#LPORTS[@]} + 2))" \
-	'meshslirp_sidecar_connect_failures_total 0'; do
+checks=('meshslirp_qemu_connections_total{result="accepted"} 1' 'meshslirp_guest_attached 1')
+# Each old tuple's flow opens one new flow, unless it was stuck and gave up (see the end).
+[ -n "$slow" ] || checks+=(
+	"meshslirp_flows_total{direction=\"outbound_steered\"} $((2 * ${#LPORTS[@]} + 2))"
+	"meshslirp_proxy_headers_sent_total $((2 * ${#LPORTS[@]} + 2))")
+for check in "${checks[@]}"; do
 	set -- $check
 	[ "$(e2e_metric "$M" "$1")" = "$2" ] || e2e_fail "metric $1 = '$(e2e_metric "$M" "$1")', want $2"
 done
-e2e_log "metrics: 1 QEMU connection, $((2 * ${#LPORTS[@]} + 2)) steered flows and PROXY headers"
+e2e_log "metrics: 1 QEMU connection, $(e2e_metric "$M" 'meshslirp_flows_total{direction="outbound_steered"}')" \
+	"steered flows and $(e2e_metric "$M" meshslirp_proxy_headers_sent_total) PROXY headers"
 
 e2e_agent_quit guest
 kill -TERM "$MESHSLIRP_PID"
@@ -132,8 +154,9 @@ e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "daemon did not exit 0 on SIGTERM"
 
 # Known daemon bug (left failing on purpose): a guest SYN on the tuple of a flow still open is
 # handed to that flow's libslirp socket; when its sequence number falls below the socket's
-# window, libslirp drops it without an answer, and the guest's connect hangs until the old
-# connection ends (here the sidecar's 30 s idle timeout; Envoy's default is 1 h).  A real TCP
-# stack answers with a challenge ACK, the guest resets the old connection and retries at once.
-[ -z "$slow" ] || e2e_fail "flows on old tuples took more than $STALE_BOUND_MS ms to connect:$slow"
+# window (half the time), libslirp drops it without an answer, and the guest's connect hangs
+# until the old connection ends: here when the test kills the upstreams, in production when
+# the sidecar's idle timeout fires (Envoy's default: 1 h).  A real TCP stack answers with a
+# challenge ACK; the guest resets the old connection and its retry goes through at once.
+[ -z "$slow" ] || e2e_fail "KNOWN BUG: flows on old tuples not echoed within $STALE_BOUND_MS ms:$slow"
 e2e_log "PASS"
