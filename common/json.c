@@ -95,6 +95,13 @@ static const char *json_string(struct json_parser *ps)
 	}
 	if (ps->p >= ps->end)
 		return json_fail(ps, "unterminated string"), NULL;
+	/*
+	 * JSON text is UTF-8 (RFC 8259, section 8.1).  Raw bytes above 0x7f are
+	 * copied as they come, so check them here: the control socket echoes
+	 * strings in its error answers, which must stay valid JSON.
+	 */
+	if (!g_utf8_validate(start, out - start, NULL))
+		return json_fail(ps, "string is not valid UTF-8"), NULL;
 	ps->p++;
 	*out++ = 0;
 	ps->doc->text_len = (size_t)(out - ps->doc->text);

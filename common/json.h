@@ -9,7 +9,8 @@
  * neither unbounded memory nor unbounded recursion (JSON_MAX_DEPTH).  It
  * accepts RFC 8259 JSON with these limits: numbers must be integers that fit
  * an int64 (no fraction or exponent), and \u escapes must encode ASCII.
- * Anything else is refused with a reason.
+ * Strings must be valid UTF-8, as RFC 8259 requires.  Anything else is
+ * refused with a reason.
  *
  * Why hand-written: the project's dependencies are fixed (GLib, libslirp,
  * OpenSSL) and none of them parses JSON.

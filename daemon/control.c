@@ -166,6 +166,7 @@ static void control_flow(const struct flow *f, void *opaque)
 	};
 	static const char *const kinds[] = {
 		[FLOW_STEER] = "outbound", [FLOW_DNS] = "dns", [FLOW_INBOUND] = "inbound",
+		[FLOW_DIRECT] = "direct",
 	};
 	struct control_flows *cf = opaque;
 

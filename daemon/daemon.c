@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <glib.h>
 
@@ -116,12 +117,14 @@ void daemon_log_summary(const struct daemon *d)
 	g_message("flows steered %" G_GUINT64_FORMAT ", dns %" G_GUINT64_FORMAT
 		  ", refused %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
 		  " (sidecar port/table full/no port), connect failed %" G_GUINT64_FORMAT
-		  ", headers %" G_GUINT64_FORMAT "; now syn %zu connecting %zu open %zu closed %zu",
+		  ", headers %" G_GUINT64_FORMAT "; now syn %zu connecting %zu open %zu closed %zu"
+		  " (TCP), udp %zu",
 		  br->flows_steered, br->flows_dns, br->refused[BRIDGE_REFUSED_SIDECAR_PORT],
 		  br->refused[BRIDGE_REFUSED_TABLE_FULL], br->refused[BRIDGE_REFUSED_NO_PORT],
 		  br->connect_failed, br->headers_written, bridge_flow_count(d->br, FLOW_SYN),
-		  bridge_flow_count(d->br, FLOW_CONNECTING), bridge_flow_count(d->br, FLOW_OPEN),
-		  bridge_flow_count(d->br, FLOW_CLOSED));
+		  bridge_flow_count(d->br, FLOW_CONNECTING),
+		  bridge_flow_count(d->br, FLOW_OPEN) - bridge_udp_flow_count(d->br),
+		  bridge_flow_count(d->br, FLOW_CLOSED), bridge_udp_flow_count(d->br));
 	if (d->cfg->expose->len) {
 		g_autoptr(GString) drops = g_string_new(NULL);
 
@@ -158,6 +161,34 @@ static int daemon_primary_ipv4(struct in_addr *out)
 	return ret;
 }
 
+/*
+ * Descriptors the daemon needs besides one per flow: the backend, epoll,
+ * metrics and control clients, libslirp's listeners and internal sockets.
+ */
+#define DAEMON_FD_RESERVE 128
+
+/*
+ * Every flow may hold a host socket: a table larger than the descriptor limit
+ * would turn "table full, reset" into EMFILE at random places.  Returns the
+ * table size to use, warning once when it is lower than asked.
+ */
+static size_t daemon_flow_budget(unsigned int asked)
+{
+	struct rlimit rl;
+	rlim_t room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= (rlim_t)asked + DAEMON_FD_RESERVE)
+		return asked;
+	room = rl.rlim_cur > 2 * DAEMON_FD_RESERVE ? rl.rlim_cur - DAEMON_FD_RESERVE
+						   : rl.rlim_cur / 2;
+	g_warning("--max-flows %u needs %u descriptors but the limit is %llu: using %llu flows "
+		  "(raise the limit, e.g. LimitNOFILE=, for more)", asked,
+		  asked + DAEMON_FD_RESERVE, (unsigned long long)rl.rlim_cur,
+		  (unsigned long long)room);
+	return (size_t)room;
+}
+
 static int daemon_setup_bridge(struct daemon *d)
 {
 	const struct ms_config *cfg = d->cfg;
@@ -176,7 +207,9 @@ static int daemon_setup_bridge(struct daemon *d)
 		},
 		.version = cfg->outbound_proxy_version,
 		.proxy_source = cfg->proxy_source,
-		.max_flows = cfg->max_flows,
+		.max_flows = daemon_flow_budget(cfg->max_flows),
+		.connect_timeout_us = (int64_t)cfg->connect_timeout_ms * 1000,
+		.tcp_idle_us = (int64_t)cfg->tcp_idle_timeout_ms * 1000,
 		.guest = cfg->guest,
 		.inbound_mode = cfg->inbound_mode,
 		.header_timeout_us = (int64_t)cfg->inbound_header_timeout_ms * 1000,
@@ -204,13 +237,16 @@ static int daemon_setup_bridge(struct daemon *d)
 		inet_ntop(AF_INET, &bc.proxy_source, src, sizeof(src));
 		inet_ntop(AF_INET, &cfg->outbound_proxy_addr, proxy, sizeof(proxy));
 		g_message("steering guest TCP to %s:%u with PROXY %s headers (source %s), "
-			  "%u include and %u exclude CIDRs, up to %u flows",
+			  "%u include and %u exclude CIDRs, up to %zu flows",
 			  proxy, cfg->outbound_proxy_port,
 			  cfg->outbound_proxy_version == PROXY_V2 ? "v2" : "v1", src,
-			  cfg->include_cidrs->len, cfg->exclude_cidrs->len, cfg->max_flows);
+			  cfg->include_cidrs->len, cfg->exclude_cidrs->len, bc.max_flows);
 	} else {
 		g_message("direct mode: guest TCP leaves as ordinary sockets of this namespace");
 	}
+	g_message("flow table %zu; connect timeout %u ms, TCP idle timeout %u ms%s",
+		  bc.max_flows, cfg->connect_timeout_ms, cfg->tcp_idle_timeout_ms,
+		  cfg->tcp_idle_timeout_ms ? "" : " (never)");
 	if (cfg->inbound_mode != BRIDGE_INBOUND_OFF)
 		g_message("exposed ports expect a PROXY header (%s), timeout %u ms",
 			  cfg->inbound_mode == BRIDGE_INBOUND_REQUIRED ? "required" : "optional",
@@ -245,6 +281,7 @@ void daemon_render_metrics(GString *o, void *opaque)
 		{ "closed", FLOW_CLOSED }, { "header_wait", FLOW_HDR_WAIT },
 		{ "rejected", FLOW_REJECTED },
 	};
+	size_t direct[FLOW_STATE_COUNT];
 	char lbl[96];
 
 	metric_head(o, "meshslirp_info", "gauge", "Build information.");
@@ -264,6 +301,10 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric(o, "meshslirp_drops_total", "reason=\"no_guest\"", bs->tx_no_peer);
 	metric(o, "meshslirp_drops_total", "reason=\"queue_full\"", bs->tx_full);
 	metric(o, "meshslirp_drops_total", "reason=\"write_error\"", bs->tx_errors);
+	for (int i = 0; i < BRIDGE_DROP_COUNT; i++) {
+		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", bridge_guest_drop_str(i));
+		metric(o, "meshslirp_drops_total", lbl, br->guest_dropped[i]);
+	}
 
 	metric_head(o, "meshslirp_qemu_connections_total", "counter", "QEMU connections, by outcome.");
 	metric(o, "meshslirp_qemu_connections_total", "result=\"accepted\"", bs->peers_accepted);
@@ -275,14 +316,25 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric_head(o, "meshslirp_guest_errors_total", "counter", "libslirp guest_error reports.");
 	metric(o, "meshslirp_guest_errors_total", NULL, ns->guest_errors);
 
-	metric_head(o, "meshslirp_flows", "gauge", "Redirected flows (steered, DNS, inbound) by state.");
+	metric_head(o, "meshslirp_flows", "gauge", "Flows in the table (all kinds) by state.");
 	for (size_t i = 0; i < G_N_ELEMENTS(states); i++) {
 		snprintf(lbl, sizeof(lbl), "state=\"%s\"", states[i].name);
 		metric(o, "meshslirp_flows", lbl, bridge_flow_count(d->br, states[i].st));
 	}
+	metric_head(o, "meshslirp_direct_tcp_flows", "gauge",
+		    "TCP flows to their own destination (counted in meshslirp_flows too), by state.");
+	bridge_direct_tcp_counts(d->br, direct);
+	for (size_t i = 0; i < G_N_ELEMENTS(states); i++) {
+		snprintf(lbl, sizeof(lbl), "state=\"%s\"", states[i].name);
+		metric(o, "meshslirp_direct_tcp_flows", lbl, direct[states[i].st]);
+	}
+	metric_head(o, "meshslirp_udp_flows", "gauge",
+		    "UDP flows in the table (counted in meshslirp_flows too; they live as long as libslirp's sockets).");
+	metric(o, "meshslirp_udp_flows", NULL, bridge_udp_flow_count(d->br));
 	metric_head(o, "meshslirp_flows_total", "counter", "Flows created, by direction.");
 	metric(o, "meshslirp_flows_total", "direction=\"outbound_steered\"", br->flows_steered);
 	metric(o, "meshslirp_flows_total", "direction=\"outbound_dns\"", br->flows_dns);
+	metric(o, "meshslirp_flows_total", "direction=\"outbound_direct\"", br->flows_direct);
 	metric(o, "meshslirp_flows_total", "direction=\"inbound\"", br->inbound_flows);
 	metric_head(o, "meshslirp_flows_refused_total", "counter", "Guest flows refused, by reason.");
 	metric(o, "meshslirp_flows_refused_total", "reason=\"sidecar_port\"",
@@ -294,6 +346,15 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric_head(o, "meshslirp_sidecar_connect_failures_total", "counter",
 		    "Steered or DNS flows whose upstream refused or failed.");
 	metric(o, "meshslirp_sidecar_connect_failures_total", NULL, br->connect_failed);
+	metric_head(o, "meshslirp_flow_timeouts_total", "counter",
+		    "Flows ended by a timeout, by kind (connect and idle: both ends reset).");
+	metric(o, "meshslirp_flow_timeouts_total", "kind=\"syn\"", br->syn_timeouts);
+	metric(o, "meshslirp_flow_timeouts_total", "kind=\"connect\"", br->connect_timeouts);
+	metric(o, "meshslirp_flow_timeouts_total", "kind=\"handshake\"", br->handshake_timeouts);
+	metric(o, "meshslirp_flow_timeouts_total", "kind=\"tcp_idle\"", br->idle_resets);
+	metric_head(o, "meshslirp_flows_reopened_total", "counter",
+		    "Established flows whose guest sent a SYN on the same tuple (it forgot them, e.g. rebooted): old connection reset.");
+	metric(o, "meshslirp_flows_reopened_total", NULL, br->stale_resets);
 	metric_head(o, "meshslirp_proxy_headers_sent_total", "counter", "PROXY headers written to the sidecar.");
 	metric(o, "meshslirp_proxy_headers_sent_total", NULL, br->headers_written);
 

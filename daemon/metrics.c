@@ -3,6 +3,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -133,8 +134,21 @@ static gboolean metrics_sweep(gpointer data)
 	int64_t limit = g_get_monotonic_time() - METRICS_IDLE_SECONDS * G_USEC_PER_SEC;
 
 	for (int i = 0; i < METRICS_CLIENTS_MAX; i++) {
-		if (ms->clients[i].fd >= 0 && ms->clients[i].last_us < limit)
-			metrics_client_close(&ms->clients[i]);
+		struct metrics_client *c = &ms->clients[i];
+		struct pollfd p;
+
+		if (c->fd < 0 || c->last_us >= limit)
+			continue;
+		/*
+		 * After the loop was busy for a while (a guest flooding it),
+		 * this timer may run before the client's own handler: a
+		 * request waiting to be read, or an answer the client is
+		 * ready to take, is not idleness.
+		 */
+		p = (struct pollfd){ .fd = c->fd, .events = c->resp ? POLLOUT : POLLIN };
+		if (poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLOUT)))
+			continue;
+		metrics_client_close(c);
 	}
 	return G_SOURCE_CONTINUE;
 }

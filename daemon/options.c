@@ -404,25 +404,92 @@ static gboolean opt_inbound_mode(const gchar *name, const gchar *value, gpointer
 	return TRUE;
 }
 
-/* "3s", "250ms" or bare seconds, 100 ms to 60 s. */
-static gboolean opt_header_timeout(const gchar *name, const gchar *value, gpointer data,
-				   GError **err)
+/*
+ * A duration: "250ms", "3s", "5m", "1h" or bare seconds, from @min_ms to
+ * @max_ms; 0 is also accepted when @zero_ok ("never").  0 or -EINVAL.
+ */
+static int options_parse_duration(const char *value, unsigned long min_ms, unsigned long max_ms,
+				  bool zero_ok, unsigned int *out_ms)
 {
-	struct ms_config *cfg = data;
+	static const struct { const char *suffix; unsigned long ms; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+	};
 	g_autofree char *num = g_strdup(value);
 	unsigned long v, scale = 1000;
 	size_t n = strlen(num);
 
-	if (n > 2 && !strcmp(num + n - 2, "ms")) {
-		num[n - 2] = 0;
-		scale = 1;
-	} else if (n > 1 && num[n - 1] == 's') {
-		num[n - 1] = 0;
+	for (size_t i = 0; i < G_N_ELEMENTS(units); i++) {
+		size_t sl = strlen(units[i].suffix);
+
+		if (n > sl && !strcmp(num + n - sl, units[i].suffix)) {
+			num[n - sl] = 0;
+			scale = units[i].ms;
+			break;
+		}
 	}
-	if (options_parse_uint(num, 0, 60000, &v) || v * scale < 100 || v * scale > 60000)
+	if (options_parse_uint(num, 0, max_ms, &v) || v > max_ms / scale)
+		return -EINVAL;
+	v *= scale;
+	if ((v || !zero_ok) && (v < min_ms || v > max_ms))
+		return -EINVAL;
+	*out_ms = (unsigned int)v;
+	return 0;
+}
+
+static gboolean opt_header_timeout(const gchar *name, const gchar *value, gpointer data,
+				   GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (options_parse_duration(value, 100, 60000, false, &cfg->inbound_header_timeout_ms))
 		return options_fail(err, name, "expected a duration from 100ms to 60s (e.g. 3s, 500ms), got '%s'",
 				    value);
-	cfg->inbound_header_timeout_ms = (unsigned int)(v * scale);
+	return TRUE;
+}
+
+static gboolean opt_connect_timeout(const gchar *name, const gchar *value, gpointer data,
+				    GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (options_parse_duration(value, 100, 600000, false, &cfg->connect_timeout_ms))
+		return options_fail(err, name, "expected a duration from 100ms to 10m (e.g. 10s), got '%s'",
+				    value);
+	return TRUE;
+}
+
+static gboolean opt_tcp_idle(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (options_parse_duration(value, 1000, 7 * 24 * 3600000ul, true, &cfg->tcp_idle_timeout_ms))
+		return options_fail(err, name, "expected 0 (never) or a duration from 1s to 168h (e.g. 1h), got '%s'",
+				    value);
+	return TRUE;
+}
+
+/*
+ * --user USER[:GROUP]: only the shape is checked here (no I/O); main resolves
+ * the names with sandbox_resolve_user() and exits 2 if they do not exist.
+ */
+static gboolean opt_user(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+	const char *colon = strchr(value, ':');
+
+	if (!*value || colon == value || (colon && (!colon[1] || strchr(colon + 1, ':'))))
+		return options_fail(err, name, "expected USER or USER:GROUP, got '%s'", value);
+	return opt_string(name, value, &cfg->user, err);
+}
+
+static gboolean opt_seccomp(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	(void)name;
+	(void)value;
+	(void)err;
+	cfg->seccomp = true;
 	return TRUE;
 }
 
@@ -468,11 +535,23 @@ static const GOptionEntry options_entries[] = {
 	{ "dns-upstream", 0, 0, CB(opt_dns_upstream),
 	  "Send guest DNS (UDP and TCP to the --dns address) to this server", "ADDR:PORT" },
 	{ "max-flows", 0, 0, CB(opt_max_flows),
-	  "Most redirected flows at once (default " G_STRINGIFY(BRIDGE_DEFAULT_MAX_FLOWS) ")", "N" },
+	  "Most guest flows at once, direct ones included (default "
+	  G_STRINGIFY(BRIDGE_DEFAULT_MAX_FLOWS) ")", "N" },
+	{ "connect-timeout", 0, 0, CB(opt_connect_timeout),
+	  "Reset a flow whose upstream has not answered by then (default "
+	  G_STRINGIFY(BRIDGE_DEFAULT_CONNECT_TIMEOUT_S) "s)", "DURATION" },
+	{ "tcp-idle-timeout", 0, 0, CB(opt_tcp_idle),
+	  "Reset a TCP flow idle this long; 0: never (default "
+	  G_STRINGIFY(BRIDGE_DEFAULT_TCP_IDLE_S) "s)", "DURATION" },
 	{ "control", 0, 0, CB(opt_control),
 	  "Control socket: JSON lines to list flows and add/remove exposed ports", "PATH" },
 	{ "metrics", 0, 0, CB(opt_metrics),
 	  "Serve Prometheus metrics on http://ADDR:PORT/metrics", "ADDR:PORT" },
+	{ "user", 0, 0, CB(opt_user),
+	  "Started as root: become USER after set-up, with no capability but "
+	  "CAP_NET_BIND_SERVICE for a low --expose port", "USER[:GROUP]" },
+	{ "seccomp", 0, G_OPTION_FLAG_NO_ARG, CB(opt_seccomp),
+	  "After set-up, allow only the system calls the daemon needs (others kill it)", NULL },
 	{ "ready-fd", 0, 0, CB(opt_ready_fd),
 	  "Write \"READY\\n\" to fd N and close it once serving", "N" },
 	{ "log-level", 0, 0, CB(opt_log_level),
@@ -550,6 +629,8 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	cfg->max_flows = BRIDGE_DEFAULT_MAX_FLOWS;
 	cfg->inbound_mode = BRIDGE_INBOUND_OFF;
 	cfg->inbound_header_timeout_ms = 3000;
+	cfg->connect_timeout_ms = BRIDGE_DEFAULT_CONNECT_TIMEOUT_S * 1000;
+	cfg->tcp_idle_timeout_ms = BRIDGE_DEFAULT_TCP_IDLE_S * 1000;
 	cfg->mtu = MS_DEFAULT_MTU;
 	cfg->ready_fd = -1;
 	cfg->log_level = LOG_LEVEL_INFO;
@@ -601,6 +682,7 @@ void ms_config_free(struct ms_config *cfg)
 	g_clear_pointer(&cfg->tap_name, g_free);
 	g_clear_pointer(&cfg->tap_netns, g_free);
 	g_clear_pointer(&cfg->control_path, g_free);
+	g_clear_pointer(&cfg->user, g_free);
 	g_clear_pointer(&cfg->expose, g_array_unref);
 	g_clear_pointer(&cfg->include_cidrs, g_array_unref);
 	g_clear_pointer(&cfg->exclude_cidrs, g_array_unref);

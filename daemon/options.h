@@ -57,6 +57,8 @@ struct ms_config {
 	struct in_addr dns_upstream_addr;
 	uint16_t dns_upstream_port;
 	unsigned int max_flows;     /* --max-flows */
+	unsigned int connect_timeout_ms;  /* --connect-timeout */
+	unsigned int tcp_idle_timeout_ms; /* --tcp-idle-timeout, 0: never */
 
 	/* Inbound PROXY headers on exposed ports. */
 	enum bridge_inbound_mode inbound_mode; /* --inbound-proxy-protocol */
@@ -65,6 +67,10 @@ struct ms_config {
 	char *control_path;         /* --control PATH */
 	bool metrics_set;           /* --metrics ADDR:PORT */
 	struct sockaddr_in metrics_addr;
+
+	/* Least privilege (daemon/sandbox.c). */
+	char *user;                 /* --user USER[:GROUP], resolved by main */
+	bool seccomp;               /* --seccomp */
 
 	int ready_fd;               /* --ready-fd, -1 if unset */
 	enum log_level log_level;   /* --log-level */

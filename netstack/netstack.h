@@ -138,6 +138,18 @@ void netstack_set_hooks(struct netstack *ns, const struct netstack_hooks *hooks,
 			void *opaque);
 
 /**
+ * netstack_get_hooks() - the hooks installed by netstack_set_hooks()
+ * @opaque:	set to the pointer passed to them
+ *
+ * For tests and fuzz targets only: tests/fuzz/fuzz_bridge.c wraps the
+ * bridge's hooks with checks and feeds frames to its stack_frame hook as
+ * if libslirp had sent them.  The daemon never needs it.
+ *
+ * Return: the hooks, or NULL if none are installed.
+ */
+const struct netstack_hooks *netstack_get_hooks(const struct netstack *ns, void **opaque);
+
+/**
  * netstack_tag_fd() - attach @tag to libslirp's host socket @fd
  *
  * From now on hooks->fd_events sees its poll events first, and

@@ -19,11 +19,27 @@
 
 /* A SYN libslirp never opened a socket for is forgotten after this. */
 #define BRIDGE_SYN_TIMEOUT_US (5 * G_USEC_PER_SEC)
+/*
+ * libslirp closes a UDP socket 240 s after its last datagram (SO_EXPIRE), or
+ * 10 s after a reply from port 53 (SO_EXPIREFAST); a UDP entry lives as long,
+ * plus a tick, so that every socket libslirp keeps is still counted here.
+ */
+#define BRIDGE_UDP_IDLE_US ((240 + 2) * G_USEC_PER_SEC)
+#define BRIDGE_UDP_DNS_IDLE_US ((10 + 2) * G_USEC_PER_SEC)
 /* After libslirp closed the socket, late segments are translated this long. */
 #define BRIDGE_CLOSED_GRACE_US (10 * G_USEC_PER_SEC)
-/* An idle UDP (DNS) flow expires after this. */
-#define BRIDGE_UDP_IDLE_US (30 * G_USEC_PER_SEC)
 
+static const char *const bridge_guest_drop_names[BRIDGE_DROP_COUNT] = {
+	[BRIDGE_DROP_FRAGMENT] = "fragment",
+	[BRIDGE_DROP_MALFORMED] = "malformed_ip",
+	[BRIDGE_DROP_BAD_CHECKSUM] = "bad_checksum",
+	[BRIDGE_DROP_ICMP_LIMIT] = "icmp_limit",
+};
+
+const char *bridge_guest_drop_str(enum bridge_guest_drop why)
+{
+	return why < BRIDGE_DROP_COUNT ? bridge_guest_drop_names[why] : "?";
+}
 
 static const char *const bridge_refusal_names[BRIDGE_REFUSAL_COUNT] = {
 	[BRIDGE_REFUSED_SIDECAR_PORT] = "destination is the sidecar's own port",
@@ -66,6 +82,7 @@ void bridge_debug_flow(struct bridge *br, const struct flow *f, const char *even
 {
 	static const char *const kinds[] = {
 		[FLOW_STEER] = "steered", [FLOW_DNS] = "dns", [FLOW_INBOUND] = "inbound",
+		[FLOW_DIRECT] = "direct",
 	};
 	char src[32], dst[32], via[32];
 	uint64_t suppressed;
@@ -79,16 +96,67 @@ void bridge_debug_flow(struct bridge *br, const struct flow *f, const char *even
 		suppressed ? " (earlier lines suppressed)" : "");
 }
 
-/* Answer a guest SYN we refuse with RST|ACK, as if from its destination. */
+/*
+ * Reset the guest's end of @gkey with RST|ACK as if from its destination:
+ * @seq is what the guest expects next from it (0 while it has sent nothing),
+ * @ack what it acknowledges (the guest's next sequence number).
+ */
 static void bridge_reset_guest(struct bridge *br, const uint8_t guest_mac[6],
 			       const uint8_t gw_mac[6], const struct flow_key *gkey,
-			       uint32_t guest_isn)
+			       uint32_t seq, uint32_t ack)
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
 	struct rw_tuple t = bridge_tuple(gkey, false);
-	size_t len = rw_build_tcp_rst(frame, guest_mac, gw_mac, &t, guest_isn + 1);
+	size_t len = rw_build_tcp_rst(frame, guest_mac, gw_mac, &t, seq, ack);
 
 	netstack_send_to_guest(br->ns, frame, len);
+}
+
+static void bridge_drop(struct bridge *br, enum bridge_guest_drop why)
+{
+	br->stats.guest_dropped[why]++;
+}
+
+/* Sequence-space "a is after b" (RFC 1982 serial arithmetic). */
+static bool bridge_seq_after(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) > 0;
+}
+
+/*
+ * Bookkeeping for every TCP/UDP frame of a known flow, either way: the idle
+ * deadline of an OPEN flow moves on, and TCP remembers how far each side has
+ * sent, so that a reset can later carry sequence numbers both ends accept.
+ */
+static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_view *v,
+			     bool from_guest)
+{
+	uint32_t *nxt = from_guest ? &f->guest_nxt : &f->stack_nxt;
+	uint32_t end;
+
+	if (f->gkey.proto == IPPROTO_UDP) {
+		bool dns_reply = !from_guest && f->skey.rport == htons(53);
+
+		f->deadline_us = g_get_monotonic_time() +
+				 (dns_reply ? BRIDGE_UDP_DNS_IDLE_US : BRIDGE_UDP_IDLE_US);
+		return;
+	}
+	/*
+	 * An outbound flow is established once the guest ACKs libslirp's
+	 * SYN|ACK; until then the connect deadline stands, so a guest that
+	 * never completes its handshakes cannot pin slots for long.
+	 */
+	if (from_guest && !f->established && f->state == FLOW_OPEN &&
+	    (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK | RW_TCP_RST)) == RW_TCP_ACK)
+		f->established = true;
+	/* Only while OPEN: a late segment must not lift a CLOSED flow's end of grace. */
+	if (f->state == FLOW_OPEN && f->established && br->cfg.tcp_idle_us)
+		f->deadline_us = g_get_monotonic_time() + br->cfg.tcp_idle_us;
+	if (rw_tcp_flags(v) & RW_TCP_RST)
+		return;
+	end = rw_tcp_seq_end(v);
+	if ((rw_tcp_flags(v) & RW_TCP_SYN) || bridge_seq_after(end, *nxt))
+		*nxt = end;
 }
 
 static void bridge_refuse(struct bridge *br, struct rw_view *v, const struct flow_key *gkey,
@@ -97,14 +165,19 @@ static void bridge_refuse(struct bridge *br, struct rw_view *v, const struct flo
 	br->stats.refused[why]++;
 	bridge_log_flow(br, gkey, "refused: %s", bridge_refusal_names[why]);
 	if (gkey->proto == IPPROTO_TCP)
-		bridge_reset_guest(br, v->eth + 6, v->eth, gkey, rw_tcp_seq(v));
+		bridge_reset_guest(br, v->eth + 6, v->eth, gkey, 0, rw_tcp_seq_end(v));
 }
 
-/* Rewrite a frame of @f from the guest's view to libslirp's. */
+static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest);
+
+/* A guest frame of @f: account for it, then rewrite it to libslirp's view. */
 static void bridge_to_stack(struct bridge *br, struct rw_view *v, struct flow *f)
 {
 	struct rw_tuple t = bridge_tuple(&f->skey, true);
 
+	bridge_flow_seen(br, f, v, true);
+	if (f->kind == FLOW_DIRECT)
+		return;
 	rw_set_tuple(v, &t);
 	br->stats.frames_to_stack++;
 }
@@ -114,11 +187,17 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 					 const struct flow_key *gkey)
 {
 	enum policy_verdict verdict;
+	enum flow_kind kind;
 	uint32_t taddr;
 	uint16_t tport;
 	struct flow *f;
 	int ret;
 
+	/* libslirp would drop it too, but only after we gave it a slot. */
+	if (!rw_checksums_ok(v)) {
+		bridge_drop(br, BRIDGE_DROP_BAD_CHECKSUM);
+		return NETSTACK_CONSUMED;
+	}
 	if (gkey->proto == IPPROTO_TCP)
 		verdict = policy_tcp(&br->cfg.policy, gkey->raddr, ntohs(gkey->rport));
 	else
@@ -126,40 +205,51 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 
 	switch (verdict) {
 	case POLICY_DIRECT:
-		return NETSTACK_PASS;
+		kind = FLOW_DIRECT;
+		taddr = gkey->raddr;
+		tport = gkey->rport;
+		break;
 	case POLICY_REFUSE:
 		bridge_refuse(br, v, gkey, BRIDGE_REFUSED_SIDECAR_PORT);
 		return NETSTACK_CONSUMED;
 	case POLICY_STEER:
+		kind = FLOW_STEER;
 		taddr = br->steer_taddr;
 		tport = br->steer_tport;
 		break;
 	case POLICY_DNS:
 	default:
+		kind = FLOW_DNS;
 		taddr = br->dns_taddr;
 		tport = br->dns_tport;
 		break;
 	}
 
-	/* libslirp keys UDP sockets by the guest's port alone: keep it. */
-	ret = flowtab_add(br->flows, gkey, taddr, tport, gkey->proto == IPPROTO_UDP,
+	/*
+	 * libslirp keys UDP sockets by the guest's port alone, and a direct
+	 * flow is not rewritten at all: both keep the guest's port.
+	 */
+	ret = flowtab_add(br->flows, gkey, taddr, tport,
+			  gkey->proto == IPPROTO_UDP || kind == FLOW_DIRECT,
 			  gkey->proto == IPPROTO_UDP ? FLOW_OPEN : FLOW_SYN, &f);
 	if (ret) {
 		bridge_refuse(br, v, gkey, ret == -ENOSPC ? BRIDGE_REFUSED_TABLE_FULL
 							  : BRIDGE_REFUSED_NO_PORT);
 		return NETSTACK_CONSUMED;
 	}
-	f->kind = verdict == POLICY_STEER ? FLOW_STEER : FLOW_DNS;
-	if (f->kind == FLOW_STEER)
+	f->kind = kind;
+	if (kind == FLOW_STEER)
 		br->stats.flows_steered++;
-	else
+	else if (kind == FLOW_DNS)
 		br->stats.flows_dns++;
+	else
+		br->stats.flows_direct++;
 
 	if (gkey->proto == IPPROTO_TCP) {
+		memcpy(f->guest_mac, v->eth + 6, 6);
+		memcpy(f->gw_mac, v->eth, 6);
 		f->deadline_us = g_get_monotonic_time() + BRIDGE_SYN_TIMEOUT_US;
 		br->pending_out = f;
-	} else {
-		f->deadline_us = g_get_monotonic_time() + BRIDGE_UDP_IDLE_US;
 	}
 	bridge_to_stack(br, v, f);
 	return NETSTACK_PASS;
@@ -178,14 +268,28 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 	      (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN;
 	f = flowtab_lookup_guest(br->flows, &gkey);
 
+	/*
+	 * A SYN on the tuple of an established outbound flow: the guest has
+	 * forgotten that connection (it rebooted, or its side timed out).  No
+	 * SYN belongs inside an established connection, so end the old one in
+	 * libslirp (and at the far end) and let this SYN open a new flow.  The
+	 * guest gets no reset: its new connection owns the tuple now.
+	 */
+	if (f && syn && f->state == FLOW_OPEN && f->established && f->gkey.proto == IPPROTO_TCP &&
+	    f->kind != FLOW_INBOUND) {
+		br->stats.stale_resets++;
+		bridge_debug_flow(br, f, "reopened by the guest, old connection reset");
+		bridge_abort_flow(br, f, false);
+	}
 	/* A new SYN on a port whose old flow is closing starts a new flow. */
 	if (f && syn && f->state == FLOW_CLOSED) {
+		/* Its socket may still be libslirp's (a connect that failed): let go of it. */
+		if (f->fd >= 0)
+			netstack_tag_fd(br->ns, f->fd, NULL);
 		flowtab_remove(br->flows, f);
 		f = NULL;
 	}
 	if (f) {
-		if (f->gkey.proto == IPPROTO_UDP)
-			f->deadline_us = g_get_monotonic_time() + BRIDGE_UDP_IDLE_US;
 		/* A guest refusing a client: the client must see a reset, not a FIN. */
 		if (f->kind == FLOW_INBOUND && (rw_tcp_flags(v) & RW_TCP_RST) && f->fd >= 0)
 			bridge_reset_on_close(f->fd);
@@ -209,7 +313,7 @@ static void bridge_guest_icmp(struct bridge *br, struct rw_view *v)
 	/* The quoted packet went from D:P to the guest. */
 	gkey = flow_key_make(in.proto, in.daddr, in.dport, in.saddr, in.sport);
 	f = flowtab_lookup_guest(br->flows, &gkey);
-	if (!f)
+	if (!f || f->kind == FLOW_DIRECT)
 		return;
 	to = bridge_tuple(&f->skey, false);
 	rw_set_inner_tuple(v, &to);
@@ -225,14 +329,31 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 	struct rw_view v;
 
 	rw_parse(frame, len, &v);
+	if (v.kind == RW_MALFORMED) {
+		bridge_drop(br, BRIDGE_DROP_MALFORMED);
+		return NETSTACK_CONSUMED;
+	}
+	if (rw_is_fragment(&v)) {
+		bridge_drop(br, BRIDGE_DROP_FRAGMENT);
+		return NETSTACK_CONSUMED;
+	}
 	switch (v.kind) {
 	case RW_TRANSPORT:
 		return bridge_guest_transport(br, &v);
 	case RW_ICMP_ERROR:
 		bridge_guest_icmp(br, &v);
 		return NETSTACK_PASS;
+	case RW_OTHER:
+		if (v.proto == IPPROTO_ICMP && v.l4_len >= 8 && v.l4[0] == 8) {
+			if (br->icmp_open >= BRIDGE_ICMP_MAX) {
+				bridge_drop(br, BRIDGE_DROP_ICMP_LIMIT);
+				return NETSTACK_CONSUMED;
+			}
+			br->pending_icmp = true;
+		}
+		return NETSTACK_PASS;
 	default:
-		/* libslirp validates and drops what is malformed; not ours to judge. */
+		/* ARP and the like: libslirp's to judge. */
 		return NETSTACK_PASS;
 	}
 }
@@ -242,6 +363,7 @@ static void bridge_guest_frame_done(void *opaque)
 	struct bridge *br = opaque;
 
 	br->pending_out = NULL;
+	br->pending_icmp = false;
 }
 
 void bridge_reset_on_close(int fd)
@@ -255,6 +377,9 @@ void bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f)
 {
 	struct rw_tuple t = bridge_tuple(&f->gkey, false);
 
+	bridge_flow_seen(br, f, v, false);
+	if (f->kind == FLOW_DIRECT)
+		return;
 	rw_set_tuple(v, &t);
 	br->stats.frames_to_guest++;
 }
@@ -284,7 +409,7 @@ static enum netstack_verdict bridge_stack_frame(uint8_t *frame, size_t len, void
 		rw_inner_tuple(&v, &t);
 		skey = flow_key_make(t.proto, t.saddr, t.sport, t.daddr, t.dport);
 		f = flowtab_lookup_stack(br->flows, &skey);
-		if (!f)
+		if (!f || f->kind == FLOW_DIRECT)
 			return NETSTACK_PASS;
 		t = bridge_tuple(&f->gkey, true);
 		rw_set_inner_tuple(&v, &t);
@@ -301,7 +426,14 @@ static void bridge_fd_registered(int fd, void *opaque)
 	struct bridge *br = opaque;
 	struct flow *f = br->pending_out;
 
-	/* Outside slirp_input() of a steered SYN: maybe a client on an exposed port. */
+	/* The socket libslirp opened for an echo request: counted until closed. */
+	if (br->pending_icmp) {
+		br->pending_icmp = false;
+		br->icmp_open++;
+		netstack_tag_fd(br->ns, fd, &br->icmp_tag);
+		return;
+	}
+	/* Outside slirp_input() of a guest SYN: maybe a client on an exposed port. */
 	if (!f) {
 		bridge_inbound_registered(br, fd);
 		return;
@@ -310,6 +442,7 @@ static void bridge_fd_registered(int fd, void *opaque)
 		return;
 	f->fd = fd;
 	flowtab_set_state(br->flows, f, FLOW_CONNECTING);
+	f->deadline_us = g_get_monotonic_time() + br->cfg.connect_timeout_us;
 	netstack_tag_fd(br->ns, fd, f);
 }
 
@@ -318,6 +451,10 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 	struct bridge *br = opaque;
 	struct flow *f = tag;
 
+	if (tag == &br->icmp_tag) {
+		br->icmp_open--;
+		return;
+	}
 	bridge_debug_flow(br, f, "closed");
 	(void)fd;
 	if (f->kind == FLOW_INBOUND)
@@ -328,6 +465,21 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 	f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
 }
 
+/* "sidecar 127.0.0.1:15001" or "DNS upstream ...": where a steered or DNS flow goes. */
+static const char *bridge_upstream_str(struct bridge *br, const struct flow *f, char *buf,
+				       size_t len)
+{
+	const struct policy *p = &br->cfg.policy;
+	char addr[32];
+
+	if (f->kind == FLOW_STEER)
+		bridge_fmt(addr, sizeof(addr), p->proxy_addr.s_addr, htons(p->proxy_port));
+	else
+		bridge_fmt(addr, sizeof(addr), p->dns_up_addr.s_addr, htons(p->dns_up_port));
+	snprintf(buf, len, "%s %s", f->kind == FLOW_STEER ? "sidecar" : "DNS upstream", addr);
+	return buf;
+}
+
 /*
  * The connection to the sidecar or upstream failed.  libslirp itself resets
  * the guest (tcp_input's cont_conn path answers the SYN with RST|ACK once its
@@ -336,15 +488,14 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
  */
 static void bridge_connect_failed(struct bridge *br, struct flow *f, int err)
 {
-	char target[32];
+	char target[48];
 
-	bridge_log_flow(br, &f->gkey, "%s %s: %s; the guest gets a reset",
-			f->kind == FLOW_STEER ? "sidecar" : "DNS upstream",
-			bridge_fmt(target, sizeof(target),
-				   f->kind == FLOW_STEER ? br->cfg.policy.proxy_addr.s_addr
-							 : br->cfg.policy.dns_up_addr.s_addr,
-				   f->skey.rport),
-			g_strerror(err));
+	/* A guest's own destination refusing is its business, not our log's. */
+	if (f->kind != FLOW_DIRECT) {
+		br->stats.connect_failed++;
+		bridge_log_flow(br, &f->gkey, "%s: %s; the guest gets a reset",
+				bridge_upstream_str(br, f, target, sizeof(target)), g_strerror(err));
+	}
 	flowtab_set_state(br->flows, f, FLOW_CLOSED);
 	f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
 }
@@ -377,6 +528,8 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 	socklen_t len = sizeof(err);
 
 	(void)fd;
+	if (tag == &br->icmp_tag)
+		return revents;
 	if (f->kind == FLOW_INBOUND) {
 		bridge_inbound_events(br, f, revents);
 		return revents;
@@ -388,7 +541,6 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 	if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
-		br->stats.connect_failed++;
 		bridge_connect_failed(br, f, err);
 		return revents;
 	}
@@ -403,22 +555,89 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 		}
 		br->stats.headers_written++;
 	}
+	/* The connect deadline also covers the guest's half of the handshake. */
 	flowtab_set_state(br->flows, f, FLOW_OPEN);
 	bridge_debug_flow(br, f, "open");
 	return revents;
 }
 
-static void bridge_on_expire(struct flow *f, void *opaque)
+/*
+ * End a TCP flow at both ends with resets (idle or handshake timeout, or the
+ * guest reopening its tuple, when @reset_guest is false).  Callers are on a
+ * timer or in the guest-frame hook before slirp_input(), never inside a
+ * libslirp callback, so libslirp may be handed a frame.  libslirp gets a RST as from the guest at the guest's next sequence
+ * number: it drops the connection and closes its socket, which SO_LINGER 0
+ * turns into a reset for the far end.  The guest gets a RST as from its peer
+ * at libslirp's next sequence number.  Should either side have a segment in
+ * flight, the RST falls outside its window and RFC 5961 makes it answer with
+ * a challenge ACK, which the other side (no longer knowing the connection)
+ * answers with an exact reset: the flow still ends.
+ */
+static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest)
+{
+	uint8_t frame[RW_ETH_HLEN + 40];
+	struct rw_tuple t = bridge_tuple(&f->skey, true);
+	size_t len;
+
+	if (f->fd >= 0)
+		bridge_reset_on_close(f->fd);
+	len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, f->guest_nxt, f->stack_nxt);
+	netstack_inject_from_guest(br->ns, frame, len);
+	if (reset_guest)
+		bridge_reset_guest(br, f->guest_mac, f->gw_mac, &f->gkey, f->stack_nxt, f->guest_nxt);
+	/* libslirp's close may already have moved it to CLOSED through bridge_fd_closed. */
+	if (f->state != FLOW_CLOSED)
+		flowtab_set_state(br->flows, f, FLOW_CLOSED);
+	f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
+}
+
+/* flowtab_expire() callback: true keeps @f (moved on), false frees it. */
+static bool bridge_on_expire(struct flow *f, void *opaque)
 {
 	struct bridge *br = opaque;
+	char target[48];
 
-	if (f->state == FLOW_SYN)
+	switch (f->state) {
+	case FLOW_SYN:
 		br->stats.syn_timeouts++;
+		break;
+	case FLOW_CONNECTING:
+		/*
+		 * The upstream never answered the SYN libslirp sent for us.
+		 * Disconnecting the socket makes libslirp's connect probe
+		 * fail, and libslirp resets the guest itself (as for a
+		 * refused connection).
+		 */
+		br->stats.connect_timeouts++;
+		if (f->kind != FLOW_DIRECT)
+			bridge_log_flow(br, &f->gkey, "no answer from %s within --connect-timeout; "
+					"the guest gets a reset",
+					bridge_upstream_str(br, f, target, sizeof(target)));
+		shutdown(f->fd, SHUT_RDWR);
+		flowtab_set_state(br->flows, f, FLOW_CLOSED);
+		f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
+		return true;
+	case FLOW_OPEN:
+		if (f->gkey.proto != IPPROTO_TCP)
+			break;
+		if (f->established) {
+			br->stats.idle_resets++;
+			bridge_debug_flow(br, f, "idle, reset");
+		} else {
+			br->stats.handshake_timeouts++;
+			bridge_debug_flow(br, f, "handshake not completed by the guest, reset");
+		}
+		bridge_abort_flow(br, f, true);
+		return true;
+	default:
+		break;
+	}
 	/* A flow that still has a socket (a REJECTED one libslirp kept) lets go of it. */
 	if (f->fd >= 0)
 		netstack_tag_fd(br->ns, f->fd, NULL);
 	if (f->kind == FLOW_INBOUND)
 		bridge_inbound_closed(br, f);
+	return false;
 }
 
 static gboolean bridge_expire_tick(gpointer data)
@@ -496,4 +715,23 @@ void bridge_foreach_flow(struct bridge *br, void (*fn)(const struct flow *flow, 
 size_t bridge_flow_count(const struct bridge *br, enum flow_state state)
 {
 	return flowtab_count(br->flows, state);
+}
+
+size_t bridge_udp_flow_count(const struct bridge *br)
+{
+	return flowtab_count_udp(br->flows);
+}
+
+static void bridge_count_direct_tcp(const struct flow *f, void *opaque)
+{
+	size_t *counts = opaque;
+
+	if (f->kind == FLOW_DIRECT && f->gkey.proto == IPPROTO_TCP)
+		counts[f->state]++;
+}
+
+void bridge_direct_tcp_counts(struct bridge *br, size_t *counts)
+{
+	memset(counts, 0, FLOW_STATE_COUNT * sizeof(*counts));
+	flowtab_foreach(br->flows, bridge_count_direct_tcp, counts);
 }

@@ -28,6 +28,25 @@
  * DNS upstream: UDP and TCP to the guest's DNS address port 53 are
  * redirected the same way to --dns-upstream, without a header.
  *
+ * Limits and hostile guests.  Every guest TCP connection and UDP
+ * conversation takes a slot in the flow table, direct ones too (no rewrite
+ * for them), so --max-flows bounds the host sockets a guest can make
+ * libslirp open; a SYN flood beyond it is answered with resets.  Flows whose
+ * upstream does not answer within --connect-timeout, or whose guest does not
+ * complete its handshake within it, and TCP flows idle for
+ * --tcp-idle-timeout, are ended with a reset to both ends: a RST into
+ * libslirp as from the guest (it closes its socket, SO_LINGER 0, so the far
+ * end sees a reset too) and one to the guest as from its peer.  Before
+ * libslirp sees them, the bridge drops IPv4 fragments (libslirp would hold
+ * each for 30 s in an mbuf as large as the MTU, and steered datagrams cannot
+ * be reassembled after a rewrite of the first fragment only), IPv4 frames
+ * whose lengths lie, and packets that would open a flow but fail their
+ * checksum; each drop is counted by reason.  UDP entries live exactly as
+ * long as libslirp's socket for them would (240 s after the last datagram,
+ * 10 s after a reply from port 53), so the table bounds those sockets too;
+ * ICMP echo requests, for which libslirp opens a socket each until the reply
+ * or 240 s, are refused past BRIDGE_ICMP_MAX outstanding.
+ *
  * Refusals (a guest reaching the sidecar's own ports, a full flow table, no
  * free stack port) get a RST for TCP or a drop for UDP, a counter, and a
  * rate-limited log line naming the flow and the reason.
@@ -70,6 +89,8 @@
 #include "proxy-bridge/proxy_proto.h"
 
 #define BRIDGE_DEFAULT_MAX_FLOWS 16384
+#define BRIDGE_DEFAULT_CONNECT_TIMEOUT_S 10     /* Istio's default connectTimeout */
+#define BRIDGE_DEFAULT_TCP_IDLE_S 3600          /* Envoy's tcp_proxy idle_timeout */
 
 enum bridge_inbound_mode {
 	BRIDGE_INBOUND_OFF,            /* no header expected: a header would reach the guest */
@@ -86,7 +107,9 @@ struct bridge_config {
 	struct policy policy;          /* copied; its arrays are borrowed */
 	enum proxy_version version;    /* header towards the sidecar */
 	struct in_addr proxy_source;   /* source address in the header */
-	size_t max_flows;
+	size_t max_flows;              /* every guest TCP/UDP flow, direct ones included */
+	int64_t connect_timeout_us;    /* SYN sent upstream, no answer: reset both ends */
+	int64_t tcp_idle_us;           /* no segment either way: reset both ends; 0: never */
 
 	struct in_addr guest;          /* the guest's address (hostfwd target) */
 	enum bridge_inbound_mode inbound_mode;
@@ -95,6 +118,8 @@ struct bridge_config {
 };
 
 #define BRIDGE_PENDING_MAX 1024
+/* ICMP echo requests libslirp may have a socket open for at once. */
+#define BRIDGE_ICMP_MAX 256
 
 /* Why an inbound connection was closed before reaching the guest. */
 enum bridge_inbound_drop {
@@ -109,6 +134,15 @@ enum bridge_inbound_drop {
 	BRIDGE_IN_DROP_COUNT,
 };
 
+/* Why a guest frame was dropped before libslirp saw it. */
+enum bridge_guest_drop {
+	BRIDGE_DROP_FRAGMENT,          /* IPv4 fragment: see bridge.c for why */
+	BRIDGE_DROP_MALFORMED,         /* IPv4 whose lengths lie */
+	BRIDGE_DROP_BAD_CHECKSUM,      /* a packet opening a flow with a bad checksum */
+	BRIDGE_DROP_ICMP_LIMIT,        /* echo request past BRIDGE_ICMP_MAX outstanding */
+	BRIDGE_DROP_COUNT,
+};
+
 enum bridge_refusal {
 	BRIDGE_REFUSED_SIDECAR_PORT,   /* guest tried to reach the sidecar directly */
 	BRIDGE_REFUSED_TABLE_FULL,     /* --max-flows reached */
@@ -119,9 +153,15 @@ enum bridge_refusal {
 struct bridge_stats {
 	uint64_t flows_steered;        /* TCP flows sent to the sidecar */
 	uint64_t flows_dns;            /* flows sent to --dns-upstream */
+	uint64_t flows_direct;         /* flows to their own destination */
+	uint64_t guest_dropped[BRIDGE_DROP_COUNT];
+	uint64_t connect_timeouts;     /* upstream never answered: both ends reset */
+	uint64_t idle_resets;          /* idle TCP flows reset at --tcp-idle-timeout */
+	uint64_t handshake_timeouts;   /* guest never ACKed the SYN|ACK: both ends reset */
+	uint64_t stale_resets;         /* guest opened an established flow's tuple anew */
 	uint64_t refused[BRIDGE_REFUSAL_COUNT];
 	uint64_t headers_written;
-	uint64_t connect_failed;       /* sidecar or upstream refused / unreachable */
+	uint64_t connect_failed;       /* sidecar or DNS upstream refused / unreachable */
 	uint64_t header_failed;        /* connected, but the header could not be written */
 	uint64_t frames_to_stack;      /* guest frames rewritten */
 	uint64_t frames_to_guest;      /* stack frames rewritten */
@@ -151,14 +191,26 @@ void bridge_free(struct bridge *br);
 /* bridge_stats() - counters (valid until bridge_free()). */
 const struct bridge_stats *bridge_stats(const struct bridge *br);
 
+/* bridge_guest_drop_str() - metric label for @why. */
+const char *bridge_guest_drop_str(enum bridge_guest_drop why);
+
 /* bridge_inbound_drop_str() - metric/log label for @why. */
 const char *bridge_inbound_drop_str(enum bridge_inbound_drop why);
 
-/* bridge_foreach_flow() - call @fn for every redirected flow. */
+/* bridge_foreach_flow() - call @fn for every flow in the table. */
 void bridge_foreach_flow(struct bridge *br, void (*fn)(const struct flow *flow, void *opaque),
 			 void *opaque);
 
 /* bridge_flow_count() - flows in @state. */
 size_t bridge_flow_count(const struct bridge *br, enum flow_state state);
+
+/* bridge_udp_flow_count() - UDP flows (they live as long as libslirp's sockets). */
+size_t bridge_udp_flow_count(const struct bridge *br);
+
+/*
+ * bridge_direct_tcp_counts() - direct TCP flows by state into @counts
+ * (FLOW_STATE_COUNT entries).  Scans the table: for metrics, not per packet.
+ */
+void bridge_direct_tcp_counts(struct bridge *br, size_t *counts);
 
 #endif /* MESHSLIRP_PB_BRIDGE_H */

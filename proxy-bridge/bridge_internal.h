@@ -25,6 +25,9 @@ struct bridge {
 	struct netstack *ns;
 	struct flowtab *flows;
 	struct flow *pending_out;      /* outbound flow whose SYN is inside slirp_input() */
+	bool pending_icmp;             /* an echo request is inside slirp_input() */
+	size_t icmp_open;              /* libslirp's ICMP sockets, tagged with &icmp_tag */
+	char icmp_tag;
 	uint32_t steer_taddr;          /* where libslirp connects for steered flows */
 	uint16_t steer_tport;
 	uint32_t dns_taddr;
@@ -53,6 +56,13 @@ static inline struct rw_tuple bridge_tuple(const struct flow_key *k, bool outwar
 		t.saddr = k->raddr, t.sport = k->rport, t.daddr = k->gaddr, t.dport = k->gport;
 	}
 	return t;
+}
+
+/* @f is established: start its TCP idle timer (no deadline when --tcp-idle-timeout is 0). */
+static inline void bridge_arm_idle(struct bridge *br, struct flow *f)
+{
+	f->established = true;
+	f->deadline_us = br->cfg.tcp_idle_us ? g_get_monotonic_time() + br->cfg.tcp_idle_us : 0;
 }
 
 /* Make closing @fd send its peer a reset rather than a FIN (SO_LINGER 0). */

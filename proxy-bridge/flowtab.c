@@ -22,6 +22,7 @@ struct flowtab {
 	uint32_t *free;            /* stack of free slot numbers */
 	size_t nfree;
 	size_t count[FLOW_STATE_COUNT];
+	size_t udp;                /* flows with proto UDP, any state */
 	GHashTable *by_guest;      /* struct flow_key * -> struct flow * */
 	GHashTable *by_stack;
 };
@@ -162,6 +163,7 @@ int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 	f->state = state;
 	ft->count[FLOW_FREE]--;
 	ft->count[state]++;
+	ft->udp += gkey->proto == IPPROTO_UDP;
 	g_hash_table_insert(ft->by_guest, &f->gkey, f);
 	g_hash_table_insert(ft->by_stack, &f->skey, f);
 	*out = f;
@@ -187,6 +189,7 @@ void flowtab_remove(struct flowtab *ft, struct flow *f)
 	g_hash_table_remove(ft->by_stack, &f->skey);
 	ft->count[f->state]--;
 	ft->count[FLOW_FREE]++;
+	ft->udp -= f->gkey.proto == IPPROTO_UDP;
 	f->state = FLOW_FREE;
 	ft->free[ft->nfree++] = f->slot;
 }
@@ -204,6 +207,11 @@ size_t flowtab_count(const struct flowtab *ft, enum flow_state state)
 	return ft->count[state];
 }
 
+size_t flowtab_count_udp(const struct flowtab *ft)
+{
+	return ft->udp;
+}
+
 void flowtab_foreach(struct flowtab *ft, void (*fn)(const struct flow *flow, void *opaque),
 		     void *opaque)
 {
@@ -218,33 +226,18 @@ size_t flowtab_size(const struct flowtab *ft)
 	return ft->cap - ft->nfree;
 }
 
-static bool flowtab_has_deadline(const struct flow *f)
-{
-	switch (f->state) {
-	case FLOW_SYN:
-	case FLOW_CLOSED:
-	case FLOW_REJECTED:
-		return true;
-	case FLOW_OPEN:
-		return f->gkey.proto == IPPROTO_UDP;
-	default:
-		return false;
-	}
-}
-
 size_t flowtab_expire(struct flowtab *ft, int64_t now_us,
-		      void (*cb)(struct flow *flow, void *opaque), void *opaque)
+		      bool (*cb)(struct flow *flow, void *opaque), void *opaque)
 {
 	size_t removed = 0;
 
 	for (size_t i = 0; i < ft->cap; i++) {
 		struct flow *f = &ft->slots[i];
 
-		if (f->state == FLOW_FREE || !flowtab_has_deadline(f) ||
-		    f->deadline_us > now_us)
+		if (f->state == FLOW_FREE || !f->deadline_us || f->deadline_us > now_us)
 			continue;
-		if (cb)
-			cb(f, opaque);
+		if (cb && cb(f, opaque))
+			continue;
 		flowtab_remove(ft, f);
 		removed++;
 	}

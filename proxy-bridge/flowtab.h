@@ -15,14 +15,21 @@
  * State machine (TCP):
  *
  *   SYN ──fd registered──► CONNECTING ──connected (+ header written)──► OPEN
- *    │                         │ connect failed                          │
- *    │ no fd within 5 s        ▼                                         │
- *    └──────► (freed)      CLOSED ◄──── libslirp closed its socket ──────┘
+ *    │                         │ connect failed or timed out             │
+ *    │ no fd within 5 s        ▼       guest never ACKs our SYN|ACK ────┤
+ *    │                                  within --connect-timeout        │
+ *    └──────► (freed)      CLOSED ◄──── libslirp closed its socket ──────┤
+ *                              │  ◄──── idle timeout: both ends reset ───┘
  *                              │ grace period (late segments still translated)
  *                              ▼
  *                           (freed)
  *
  * UDP flows are OPEN from the first datagram and expire when idle.
+ *
+ * Direct flows (FLOW_DIRECT: the policy lets them go to their own
+ * destination) are recorded too, with skey == gkey and no rewriting, so that
+ * --max-flows and the timeouts bound everything a guest can open, not only
+ * what is steered.
  *
  * Inbound (a client on an exposed port, sidecar in front):
  *
@@ -69,6 +76,7 @@ enum flow_kind {
 	FLOW_STEER,                /* to the sidecar with a PROXY header */
 	FLOW_DNS,                  /* to --dns-upstream, no header */
 	FLOW_INBOUND,              /* a client on an exposed port */
+	FLOW_DIRECT,               /* to its own destination: counted and timed, not rewritten */
 };
 
 struct flow {
@@ -80,9 +88,12 @@ struct flow {
 	int pending;               /* inbound: slot in the bridge's pending table, -1 if none */
 	uint32_t stack_isn;        /* inbound: libslirp's ISN towards the guest (host order) */
 	bool stack_isn_known;
+	bool established;          /* TCP: both handshakes done (outbound: the guest ACKed) */
 	uint8_t guest_mac[6];      /* inbound: from libslirp's SYN, for frames we inject */
 	uint8_t gw_mac[6];
-	int64_t deadline_us;       /* SYN: give up; CLOSED: end of grace; UDP: idle expiry */
+	int64_t deadline_us;       /* 0: none; else when flowtab_expire() acts (see bridge.c) */
+	uint32_t guest_nxt;        /* TCP: the guest's next sequence number (host order) */
+	uint32_t stack_nxt;        /* TCP: libslirp's next sequence number towards the guest */
 	uint32_t slot;
 };
 
@@ -139,6 +150,9 @@ void flowtab_set_state(struct flowtab *ft, struct flow *flow, enum flow_state st
 /* flowtab_count() - flows in @state (FLOW_FREE: free slots). */
 size_t flowtab_count(const struct flowtab *ft, enum flow_state state);
 
+/* flowtab_count_udp() - UDP flows in use, any state. */
+size_t flowtab_count_udp(const struct flowtab *ft);
+
 /* flowtab_foreach() - call @fn for every flow in use (the table must not change meanwhile). */
 void flowtab_foreach(struct flowtab *ft, void (*fn)(const struct flow *flow, void *opaque),
 		     void *opaque);
@@ -147,17 +161,18 @@ void flowtab_foreach(struct flowtab *ft, void (*fn)(const struct flow *flow, voi
 size_t flowtab_size(const struct flowtab *ft);
 
 /**
- * flowtab_expire() - remove every flow whose deadline passed
+ * flowtab_expire() - act on every flow whose deadline passed
  * @now_us:	monotonic time
- * @cb:		called with each flow before it is removed (may be NULL)
+ * @cb:		called with each such flow; it returns true to keep the flow
+ *		(having moved it to a new state and deadline), false to have it
+ *		removed.  NULL: remove them all.
  *
- * Flows in CONNECTING, HDR_WAIT or TCP OPEN state have no deadline
- * (libslirp or the bridge owns their lifetime); SYN, CLOSED, REJECTED and
- * UDP flows do.
+ * A flow has a deadline when its deadline_us is non-zero; the owner sets one
+ * in every state that needs one.  Scans all slots: call it on a slow tick.
  *
  * Return: number of flows removed.
  */
 size_t flowtab_expire(struct flowtab *ft, int64_t now_us,
-		      void (*cb)(struct flow *flow, void *opaque), void *opaque);
+		      bool (*cb)(struct flow *flow, void *opaque), void *opaque);
 
 #endif /* MESHSLIRP_PB_FLOWTAB_H */

@@ -120,6 +120,7 @@ static void bridge_release_syn(struct bridge *br, struct flow *f)
 static void bridge_inbound_open(struct bridge *br, struct flow *f)
 {
 	flowtab_set_state(br->flows, f, FLOW_OPEN);
+	bridge_arm_idle(br, f);
 	bridge_debug_flow(br, f, "open");
 	bridge_release_syn(br, f);
 	bridge_pending_release(br, f);
@@ -281,7 +282,7 @@ static void bridge_inbound_send_rst(struct bridge *br, struct flow *f)
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
 	struct rw_tuple t = bridge_tuple(&f->skey, true);
-	size_t len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, f->stack_isn + 1);
+	size_t len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, 0, f->stack_isn + 1);
 
 	netstack_inject_from_guest(br->ns, frame, len);
 }
@@ -298,7 +299,12 @@ static gboolean bridge_inbound_tick(gpointer data)
 
 		if (!f)
 			continue;
-		if (p->polling)
+		/*
+		 * Past the deadline, read once more before giving up: after the
+		 * loop was busy, this tick may run before the socket's own
+		 * event, with the header already there.
+		 */
+		if (p->polling || now >= p->header_deadline_us)
 			bridge_inbound_try(br, f);
 		if (f->state == FLOW_HDR_WAIT && now >= p->header_deadline_us)
 			bridge_inbound_reject(br, f, BRIDGE_IN_TIMEOUT, PROXY_ERR_NONE);
@@ -369,8 +375,10 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	f->kind = FLOW_INBOUND;
 	f->fd = fd;
 	netstack_tag_fd(br->ns, fd, f);
-	if (br->cfg.inbound_mode == BRIDGE_INBOUND_OFF)
+	if (br->cfg.inbound_mode == BRIDGE_INBOUND_OFF) {
+		bridge_arm_idle(br, f);
 		return;
+	}
 
 	if (!br->npending_free) {
 		bridge_inbound_reject(br, f, BRIDGE_IN_OVERLOAD, PROXY_ERR_NONE);

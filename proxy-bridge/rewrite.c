@@ -14,6 +14,7 @@
 #define IP_OFF_SADDR 12
 #define IP_OFF_DADDR 16
 #define IP_FRAG_OFFSET_MASK 0x1fff
+#define IP_FRAG_MF 0x2000
 
 #define TCP_OFF_SEQ 4
 #define TCP_OFF_FLAGS 13
@@ -24,6 +25,11 @@
 static uint16_t rd16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 /* Raw (network order) 16- and 32-bit fields, as the checksum code wants them. */
@@ -217,9 +223,50 @@ uint8_t rw_tcp_flags(const struct rw_view *v)
 
 uint32_t rw_tcp_seq(const struct rw_view *v)
 {
-	const uint8_t *p = v->l4 + TCP_OFF_SEQ;
+	return rd32(v->l4 + TCP_OFF_SEQ);
+}
 
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+uint32_t rw_tcp_ack(const struct rw_view *v)
+{
+	return rd32(v->l4 + TCP_OFF_SEQ + 4);
+}
+
+uint32_t rw_tcp_seq_end(const struct rw_view *v)
+{
+	size_t doff = (size_t)(v->l4[12] >> 4) * 4;
+	uint8_t flags = v->l4[TCP_OFF_FLAGS];
+
+	return rw_tcp_seq(v) + (uint32_t)(v->l4_len - doff) + !!(flags & RW_TCP_SYN) +
+	       !!(flags & RW_TCP_FIN);
+}
+
+bool rw_is_fragment(const struct rw_view *v)
+{
+	if (v->kind == RW_NOT_IPV4 || v->kind == RW_MALFORMED)
+		return false;
+	return rd16(v->ip + IP_OFF_FRAG) & (IP_FRAG_MF | IP_FRAG_OFFSET_MASK);
+}
+
+bool rw_checksums_ok(const struct rw_view *v)
+{
+	uint8_t pseudo[12];
+	uint32_t sum;
+
+	if (v->kind == RW_NOT_IPV4 || v->kind == RW_MALFORMED)
+		return false;
+	if (csum_fold(csum_add(0, v->ip, v->ihl)) != 0)
+		return false;
+	if (v->kind != RW_TRANSPORT)
+		return true;
+	if (v->proto == IPPROTO_UDP && !raw16(v->l4 + UDP_OFF_CSUM))
+		return true;
+	memcpy(pseudo, v->ip + IP_OFF_SADDR, 8);
+	pseudo[8] = 0;
+	pseudo[9] = v->proto;
+	pseudo[10] = (uint8_t)(v->l4_len >> 8);
+	pseudo[11] = (uint8_t)v->l4_len;
+	sum = csum_add(csum_add(0, pseudo, sizeof(pseudo)), v->l4, v->l4_len);
+	return csum_fold(sum) == 0;
 }
 
 /* The transport checksum field, or NULL when there is none to maintain (UDP 0). */
@@ -292,7 +339,7 @@ void rw_outer_addrs(const struct rw_view *v, uint32_t *saddr, uint32_t *daddr)
 }
 
 size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
-			const struct rw_tuple *t, uint32_t ack)
+			const struct rw_tuple *t, uint32_t seq, uint32_t ack)
 {
 	uint8_t *ip = out + RW_ETH_HLEN, *tcp = ip + 20;
 	uint8_t pseudo[12];
@@ -315,6 +362,10 @@ size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t sr
 
 	put_raw16(tcp, t->sport);
 	put_raw16(tcp + 2, t->dport);
+	tcp[4] = (uint8_t)(seq >> 24);
+	tcp[5] = (uint8_t)(seq >> 16);
+	tcp[6] = (uint8_t)(seq >> 8);
+	tcp[7] = (uint8_t)seq;
 	tcp[8] = (uint8_t)(ack >> 24);
 	tcp[9] = (uint8_t)(ack >> 16);
 	tcp[10] = (uint8_t)(ack >> 8);

@@ -78,6 +78,32 @@ uint8_t rw_tcp_flags(const struct rw_view *v);
 /* rw_tcp_seq() - TCP sequence number in host order (RW_TRANSPORT, TCP). */
 uint32_t rw_tcp_seq(const struct rw_view *v);
 
+/**
+ * rw_tcp_seq_end() - the sequence number just after this segment (host order)
+ *
+ * seq + payload length + 1 for SYN + 1 for FIN: what the receiver will
+ * acknowledge once it has the segment (RW_TRANSPORT, TCP).
+ */
+uint32_t rw_tcp_seq_end(const struct rw_view *v);
+
+/* rw_tcp_ack() - acknowledgement number in host order (RW_TRANSPORT, TCP). */
+uint32_t rw_tcp_ack(const struct rw_view *v);
+
+/*
+ * rw_is_fragment() - whether the packet is part of a fragmented datagram
+ * (more-fragments set or a non-zero offset); false for non-IPv4 or malformed.
+ */
+bool rw_is_fragment(const struct rw_view *v);
+
+/**
+ * rw_checksums_ok() - verify the IPv4 header checksum and, for RW_TRANSPORT,
+ * the TCP or UDP checksum over the whole segment (UDP 0 means "none": valid)
+ *
+ * A full computation, for the few packets where it matters (a packet that
+ * would open a flow); the rest of the path trusts libslirp's checks.
+ */
+bool rw_checksums_ok(const struct rw_view *v);
+
 /* rw_inner_tuple() - the embedded packet's tuple (RW_ICMP_ERROR only). */
 void rw_inner_tuple(const struct rw_view *v, struct rw_tuple *t);
 
@@ -104,11 +130,13 @@ void rw_outer_addrs(const struct rw_view *v, uint32_t *saddr, uint32_t *daddr);
  * @out:	output buffer, at least RW_ETH_HLEN + 40 bytes
  * @dst_mac, @src_mac:	Ethernet addresses
  * @t:		tuple of the RST itself (from @t->saddr:sport to @t->daddr:dport)
+ * @seq:	sequence number, host order (0 to refuse a SYN; the receiver's
+ *		next expected byte to end an established connection)
  * @ack:	acknowledgement number, host order (peer's ISN + 1 for a refused SYN)
  *
  * Return: frame length (54).
  */
 size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
-			const struct rw_tuple *t, uint32_t ack);
+			const struct rw_tuple *t, uint32_t seq, uint32_t ack);
 
 #endif /* MESHSLIRP_PB_REWRITE_H */

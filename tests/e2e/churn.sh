@@ -94,7 +94,7 @@ rss1=$(e2e_rss_kb "$MESHSLIRP_PID")
 steered=$(e2e_metric "$E2E_TMP/flows-metrics.txt" 'meshslirp_flows_total{direction="outbound_steered"}')
 [ "$((steered - steered0))" = "$FLOWS" ] || e2e_fail "counted $((steered - steered0)) steered flows, ran $FLOWS"
 [ "$fd1" -le "$fd0" ] || e2e_fail "descriptors grew from $fd0 to $fd1"
-if [ "${E2E_SANITIZED:-0}" = 1 ]; then
+if e2e_sanitized; then
 	e2e_log "sanitizer build: RSS not judged (ASan keeps freed memory in quarantine);" \
 		"LeakSanitizer checks the daemon at exit"
 else

@@ -22,7 +22,22 @@ bad_value --expose --socket s --expose tcp:http
 bad_value --network --socket s --network 10.0.2.0/33
 bad_value "exactly one" --socket s --tap t
 bad_value "unexpected argument" --socket s junk
+bad_value --connect-timeout --socket s --connect-timeout 11m
+bad_value --tcp-idle-timeout --socket s --tcp-idle-timeout 500ms
 e2e_log "bad values: exit 2 with one line naming the option"
+
+# A flow table larger than the descriptor limit allows is lowered, with a warning naming both.
+ip netns exec "$NS_POD" prlimit --nofile=1000:1000 "$MESHSLIRP" --socket "$E2E_TMP/lim.sock" \
+	--max-flows 16384 --ready-fd 3 3>"$E2E_TMP/lim.ready" >"$E2E_TMP/lim.log" 2>&1 &
+lim=$!
+E2E_PIDS+=("$lim")
+e2e_wait_for "$E2E_TMP/lim.ready" '^READY$' 10 || e2e_fail "daemon with a low fd limit did not start"
+grep -q -- "--max-flows 16384 needs 16512 descriptors but the limit is 1000: using 872 flows" \
+	"$E2E_TMP/lim.log" || e2e_fail "no fd-limit warning: $(cat "$E2E_TMP/lim.log")"
+grep -q "flow table 872;" "$E2E_TMP/lim.log" || e2e_fail "table not lowered: $(cat "$E2E_TMP/lim.log")"
+kill -TERM "$lim"
+e2e_wait_exit "$lim" 10 || e2e_fail "daemon with a low fd limit did not stop"
+e2e_log "--max-flows lowered to the descriptor limit, with a warning"
 
 SOCK=$E2E_TMP/net.sock
 e2e_start_meshslirp first --socket "$SOCK" --expose tcp:8080

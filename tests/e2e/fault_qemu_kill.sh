@@ -100,9 +100,10 @@ for c in $(seq 1 "$CYCLES"); do
 	[ "$SOCKETS" = "$sockets0" ] ||
 		e2e_fail "cycle $c: libslirp sockets $SOCKETS 60 s on, baseline $sockets0"
 	[ "$FDS" = "$fds0" ] || e2e_fail "cycle $c: daemon descriptors $FDS 60 s on, baseline $fds0:" \
-		"$(ls -l "/proc/$MESHSLIRP_PID/fd" | awk 'NR > 1 {print $NF}' | tr '\n' ' ')"
+		"$(ls -l "/proc/$MESHSLIRP_PID/fd" | awk 'NR > 1 {print $NF}' | tr '\n' ' ')" \
+		"$(ip netns exec "$NS_POD" ss -tanp | grep meshslirp | tr '\n' ';')"
 done
-if [ "${E2E_SANITIZED:-0}" = 1 ]; then
+if e2e_sanitized; then
 	e2e_log "sanitizer build: RSS not judged (ASan keeps freed memory in quarantine)"
 else
 	[ $((RSS - rss0)) -le "$RSS_BOUND_KB" ] ||

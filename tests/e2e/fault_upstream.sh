@@ -36,8 +36,7 @@ drained() {
 	local answer
 	e2e_wait_flows_empty "$NS_POD" "$METRICS" "$DRAIN_BOUND_S" ||
 		e2e_fail "$1: flow table not empty after $DRAIN_BOUND_S s: $E2E_FLOW_STATE"
-	answer=$(e2e_control "$CTL" '{"execute": "list_flows"}')
-	[ "$answer" = '{"return": {"flows": []}}' ] || e2e_fail "$1: list_flows: $answer"
+	e2e_no_redirected_flows "$CTL" || e2e_fail "$1: list_flows: $E2E_FLOWS_ANSWER"
 	e2e_log "$1: flow table empty after ${E2E_ELAPSED_MS} ms (metrics and list_flows)"
 }
 

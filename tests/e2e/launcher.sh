@@ -70,7 +70,10 @@ nothing_left() {
 }
 
 # 1. A guest's whole life: lease, scenario, power-off; the launcher exits 0, nothing left.
-start_launcher life "$E2E_TMP/guest-launched"
+#    With least privilege: the daemon drops to nobody under seccomp, in a private socket
+#    directory the launcher hands to nobody (reachable through the test's directories).
+chmod 0711 "$E2E_TMP"
+start_launcher life "$E2E_TMP/guest-launched" --user nobody --seccomp
 find_children life
 e2e_wait_exit "$LAUNCHER_PID" 120 || e2e_fail "life: launcher exited with status $?"
 line=$(e2e_field "$E2E_TMP/life.log" 'GUEST-LEASE')
@@ -85,8 +88,13 @@ e2e_wait_for "$E2E_TMP/life-stderr.log" 'signal received, shutting down' 1 ||
 	e2e_fail "life: daemon was not stopped with a signal"
 ! grep -q '^meshslirp-qemu: ' "$E2E_TMP/life-stderr.log" ||
 	e2e_fail "life: $(grep '^meshslirp-qemu: ' "$E2E_TMP/life-stderr.log")"
+e2e_wait_for "$E2E_TMP/life-stderr.log" "running as uid $(id -u nobody) .*capabilities: none" 1 ||
+	e2e_fail "life: the daemon did not drop to nobody"
+! grep -q 'warning' "$E2E_TMP/life-stderr.log" ||
+	e2e_fail "life: $(grep 'warning' "$E2E_TMP/life-stderr.log")"
 nothing_left life
-e2e_log "life: $line; guest powered off, launcher exit 0, daemon stopped, socket directory gone"
+e2e_log "life (--user nobody --seccomp): $line; guest powered off, launcher exit 0, daemon" \
+	"stopped, socket directory gone"
 
 # 2. SIGTERM to the launcher stops QEMU and the daemon within 10 s.
 start_launcher sigterm "$E2E_TMP/guest-sleep"

@@ -347,19 +347,27 @@ E2E_HAPROXY_OUTBOUND_PROXY=(
 	'  server orig 0.0.0.0:0'
 )
 
+# e2e_sanitized : true when the daemon is an ASan build, whose RSS (shadow memory, quarantine)
+# says nothing about ours; LeakSanitizer checks leaks there instead.
+# Under valgrind (tests/valgrind/memcheck-e2e sets E2E_MEMCHECK) RSS is valgrind's as much as ours.
+# (No `ldd | grep -q`: with pipefail, grep's early exit can fail the pipeline by SIGPIPE.)
+e2e_sanitized() { [ -n "${E2E_MEMCHECK:-}" ] || [[ "$(ldd "$MESHSLIRP" 2>/dev/null)" == *libasan* ]]; }
+
 # e2e_fd_count PID / e2e_rss_kb PID : resources of a process, for growth checks.
 e2e_fd_count() { ls "/proc/$1/fd" | wc -l; }
 e2e_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # e2e_wait_flows_drained LOG SECONDS : ask the daemon (SIGUSR1) for its counters once a
-# second until its flow table is empty; E2E_FLOW_STATE holds the last report.
+# second until no TCP flow is left; E2E_FLOW_STATE holds the last report.  (UDP entries
+# live as long as libslirp's sockets, 240 s: not waited for.)
 # Inbound flows can take ~20 s: libslirp's TIME_WAIT (10 s) plus the bridge's grace (10 s).
 e2e_wait_flows_drained() {
 	local log=$1 secs=$2 i
 	for i in $(seq 1 "$secs"); do
 		kill -USR1 "$MESHSLIRP_PID"
 		sleep 1
-		E2E_FLOW_STATE=$(tr -d '\r' <"$log" | grep -o 'now syn .*' | tail -n 1)
+		E2E_FLOW_STATE=$(tr -d '\r' <"$log" |
+			grep -Eo 'now syn [0-9]+ connecting [0-9]+ open [0-9]+ closed [0-9]+' | tail -n 1)
 		[ "$E2E_FLOW_STATE" = "now syn 0 connecting 0 open 0 closed 0" ] && return 0
 	done
 	return 1
@@ -404,15 +412,21 @@ e2e_wait_metric() {
 	return 1
 }
 
-# e2e_flow_states FILE : the meshslirp_flows gauges of a scrape as "syn=N connecting=N ...".
+# e2e_flow_states FILE : the meshslirp_flows gauges of a scrape as "syn=N connecting=N ...",
+# for redirected TCP flows (steered, DNS, inbound) only.  Left out: UDP entries
+# (meshslirp_udp_flows, all "open"), which live as long as libslirp's sockets, 240 s after the
+# last datagram; and direct TCP flows (meshslirp_direct_tcp_flows), such as a test's own
+# control channel to an excluded port.
 e2e_flow_states() {
-	awk -F'[{}"]' '
-		/^meshslirp_flows\{state=/ { split($0, v, " "); printf "%s%s=%s", sep, $3, v[2]; sep = " " }
-		END { print "" }' "$1"
+	awk -F'[{}"]' '/^meshslirp_udp_flows / {split($0, u, " "); udp = u[2]}
+		/^meshslirp_direct_tcp_flows\{state=/ {split($0, v, " "); d[$3] = v[2]}
+		/^meshslirp_flows\{state=/ {split($0, v, " "); n[++k] = $3; c[k] = v[2]}
+		END {for (i = 1; i <= k; i++) printf "%s%s=%s", (i > 1 ? " " : ""), n[i],
+			c[i] - d[n[i]] - (n[i] == "open" ? udp : 0); print ""}' "$1"
 }
 
 # e2e_wait_flows_empty NETNS ADDR:PORT SECONDS : scrape the metrics every 0.5 s until every
-# meshslirp_flows gauge is 0.  E2E_FLOW_STATE is the last e2e_flow_states, E2E_ELAPSED_MS the
+# meshslirp_flows gauge is 0 (TCP; see e2e_flow_states).  E2E_FLOW_STATE is the last e2e_flow_states, E2E_ELAPSED_MS the
 # time it took; the last scrape stays in $E2E_TMP/flows-metrics.txt.
 e2e_wait_flows_empty() {
 	local ns=$1 addr=$2 secs=$3 t0 i
@@ -428,6 +442,17 @@ e2e_wait_flows_empty() {
 		sleep 0.5
 	done
 	return 1
+}
+
+# e2e_no_redirected_flows SOCKET : true when list_flows on the control socket names no flow
+# but direct ones (DHCP, a test's own control channel to an excluded port); the answer is left
+# in E2E_FLOWS_ANSWER.
+e2e_no_redirected_flows() {
+	E2E_FLOWS_ANSWER=$(e2e_control "$1" '{"execute": "list_flows"}')
+	case "$E2E_FLOWS_ANSWER" in '{"return": {"flows": ['*) ;; *) return 1 ;; esac
+	local kinds
+	kinds=$(printf '%s\n' "$E2E_FLOWS_ANSWER" | grep -o '"kind": "[a-z]*"' || true)
+	[ -z "$(printf '%s\n' "$kinds" | grep -v '"direct"' | grep . || true)" ]
 }
 
 # e2e_control SOCKET JSON : one request to the control socket; prints the answer line.

@@ -165,23 +165,6 @@ static void expect_v2_header(int conn, const char *dst, uint16_t sport, uint16_t
 	assert_memory_equal(hdr, want, sizeof(want));
 }
 
-/* Wait for a TCP segment from @src:@sport to the guest's @dport with @flags; checks checksums. */
-static size_t expect_segment(struct inproc *f, uint8_t *rx, size_t cap, const char *src,
-			     uint16_t sport, uint16_t dport, uint8_t flags,
-			     struct pkt_ipv4_view *v)
-{
-	struct inproc_tcp_match m = { sport, dport, flags };
-	size_t len = inproc_recv_match(f, rx, cap, inproc_is_tcp, &m);
-
-	assert_true(len > 0);
-	assert_int_equal(pkt_parse_ipv4(rx, len, v), 0);
-	assert_int_equal(v->src.s_addr, inproc_ip(src).s_addr);
-	assert_int_equal(v->dst.s_addr, inproc_ip(GUEST).s_addr);
-	assert_true(v->ip_csum_ok);
-	assert_true(v->l4_csum_ok);
-	return len;
-}
-
 /* SYN to D:P -> the sidecar gets the header then the payload; replies come back as from D:P. */
 static void test_steer_header_payload_reply(void **state)
 {
@@ -198,7 +181,7 @@ static void test_steer_header_payload_reply(void **state)
 	expect_v2_header(conn, "198.18.0.1", 40000, 5001);
 
 	/* The guest's SYN is answered only now, as from the original destination. */
-	expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40000, 0x12, &v);
+	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40000, 0x12, &v);
 	assert_int_equal(inproc_be32(v.l4 + 8), 1001);
 	server_isn = inproc_be32(v.l4 + 4);
 
@@ -210,7 +193,7 @@ static void test_steer_header_payload_reply(void **state)
 
 	assert_int_equal(write(conn, "world", 5), 5);
 	for (;;) {
-		expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40000, 0x10, &v);
+		inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40000, 0x10, &v);
 		if (v.l4_len > (size_t)(v.l4[12] >> 4) * 4)
 			break; /* skip pure ACKs */
 	}
@@ -238,7 +221,7 @@ static void test_same_source_port_two_destinations(void **state)
 	c2 = sidecar_accept(s);
 	expect_v2_header(c2, "198.18.0.9", 41000, 443);
 
-	expect_segment(f, rx, sizeof(rx), "198.18.0.9", 443, 41000, 0x12, &v);
+	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.9", 443, 41000, 0x12, &v);
 	assert_int_equal(inproc_be32(v.l4 + 8), 9001);
 	assert_int_equal(bridge_flow_count(f->d.br, FLOW_OPEN), 2);
 	close(c1);
@@ -269,7 +252,7 @@ static void test_sidecar_absent_reset(void **state)
 	gint64 start = g_get_monotonic_time();
 
 	guest_syn(f, "198.18.0.1", 43000, 5001, 5000);
-	expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 43000, 0x14, &v);
+	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 43000, 0x14, &v);
 	assert_int_equal(inproc_be32(v.l4 + 8), 5001);
 	assert_true(g_get_monotonic_time() - start < G_USEC_PER_SEC);
 	assert_int_equal(bridge_stats(f->d.br)->connect_failed, 1);
@@ -286,7 +269,7 @@ static void test_sidecar_port_refused(void **state)
 
 	for (size_t i = 0; i < G_N_ELEMENTS(ports); i++) {
 		guest_syn(f, "10.0.2.2", 44000 + (uint16_t)i, ports[i], 77);
-		expect_segment(f, rx, sizeof(rx), "10.0.2.2", ports[i], 44000 + (uint16_t)i, 0x14, &v);
+		inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", ports[i], 44000 + (uint16_t)i, 0x14, &v);
 		assert_int_equal(inproc_be32(v.l4 + 8), 78);
 	}
 	assert_int_equal(bridge_stats(f->d.br)->refused[BRIDGE_REFUSED_SIDECAR_PORT],

@@ -211,3 +211,18 @@ bool inproc_is_tcp(const uint8_t *fr, size_t len, void *arg)
 	       (v.l4[0] << 8 | v.l4[1]) == m->sport && (v.l4[2] << 8 | v.l4[3]) == m->dport &&
 	       (v.l4[13] & m->flags) == m->flags;
 }
+
+size_t inproc_expect_segment(struct inproc *f, uint8_t *rx, size_t cap, const char *src,
+			     uint16_t sport, uint16_t dport, uint8_t flags, struct pkt_ipv4_view *v)
+{
+	struct inproc_tcp_match m = { sport, dport, flags };
+	size_t len = inproc_recv_match(f, rx, cap, inproc_is_tcp, &m);
+
+	assert_true(len > 0);
+	assert_int_equal(pkt_parse_ipv4(rx, len, v), 0);
+	assert_int_equal(v->src.s_addr, inproc_ip(src).s_addr);
+	assert_int_equal(v->dst.s_addr, inproc_ip(INPROC_GUEST).s_addr);
+	assert_true(v->ip_csum_ok);
+	assert_true(v->l4_csum_ok);
+	return len;
+}

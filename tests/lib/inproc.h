@@ -15,7 +15,7 @@
 
 #include "daemon/daemon.h"
 
-#define INPROC_WAIT_MS 3000
+#define INPROC_WAIT_MS 5000
 
 struct inproc {
 	char *dir;
@@ -72,5 +72,17 @@ struct inproc_tcp_match {
 	uint8_t flags;
 };
 bool inproc_is_tcp(const uint8_t *fr, size_t len, void *arg);
+
+#define INPROC_GUEST "10.0.2.15"
+
+struct pkt_ipv4_view;
+
+/*
+ * inproc_expect_segment() - wait for a TCP segment from @src:@sport to the
+ * guest's @dport with @flags (INPROC_WAIT_MS), check both checksums, parse it
+ * into @v (pointing into @rx); returns its length.
+ */
+size_t inproc_expect_segment(struct inproc *f, uint8_t *rx, size_t cap, const char *src,
+			     uint16_t sport, uint16_t dport, uint8_t flags, struct pkt_ipv4_view *v);
 
 #endif

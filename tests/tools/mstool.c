@@ -57,6 +57,7 @@
 #include <net/if.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/un.h>
@@ -792,7 +793,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	alarm((unsigned int)opt_timeout);
-	/* A peer that resets must be an I/O error to report, not a silent death (echo). */
+	/* A peer that resets (the point of several tests) must be an error return, not a death. */
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(argv[1], "sink"))

@@ -276,9 +276,10 @@ struct expired {
 	int n;
 	struct flow_key keys[16];
 	struct flowtab *ft;
+	int64_t rearm_to;          /* non-zero: keep each flow, CLOSED until then */
 };
 
-static void expire_cb(struct flow *f, void *opaque)
+static bool expire_cb(struct flow *f, void *opaque)
 {
 	struct expired *e = opaque;
 
@@ -287,6 +288,11 @@ static void expire_cb(struct flow *f, void *opaque)
 	assert_ptr_equal(flowtab_lookup_guest(e->ft, &f->gkey), f);
 	assert_true(e->n < 16);
 	e->keys[e->n++] = f->gkey;
+	if (!e->rearm_to)
+		return false;
+	flowtab_set_state(e->ft, f, FLOW_CLOSED);
+	f->deadline_us = e->rearm_to;
+	return true;
 }
 
 static bool expired_has(const struct expired *e, const struct flow_key *k)
@@ -311,8 +317,8 @@ static void test_expire(void **state)
 		{ IPPROTO_TCP, FLOW_CLOSED, 200 },      /* 2: deadline == now: expires at 200 */
 		{ IPPROTO_UDP, FLOW_OPEN, 150 },        /* 3: idle UDP expires at 200 */
 		{ IPPROTO_UDP, FLOW_OPEN, 201 },        /* 4: not yet at 200 */
-		{ IPPROTO_TCP, FLOW_OPEN, 100 },        /* 5: libslirp owns it: never */
-		{ IPPROTO_TCP, FLOW_CONNECTING, 100 },  /* 6: never */
+		{ IPPROTO_TCP, FLOW_OPEN, 0 },          /* 5: no deadline: never */
+		{ IPPROTO_TCP, FLOW_CONNECTING, 0 },    /* 6: never */
 		{ IPPROTO_UDP, FLOW_CLOSED, 250 },      /* 7: at 300 */
 		{ IPPROTO_TCP, FLOW_SYN, -5 },          /* 8: already past */
 	};
@@ -353,16 +359,25 @@ static void test_expire(void **state)
 	assert_null(flowtab_lookup_guest(ft, &keys[7]));
 	assert_counts(ft, 30, 0, 1, 1, 0);
 
-	/* TCP OPEN and CONNECTING survive any time. */
+	/* Flows without a deadline survive any time. */
 	e.n = 0;
 	assert_int_equal(flowtab_expire(ft, INT64_MAX, expire_cb, &e), 0);
 	assert_int_equal(e.n, 0);
 	assert_non_null(flowtab_lookup_guest(ft, &keys[5]));
 	assert_non_null(flowtab_lookup_guest(ft, &keys[6]));
-	/* Until they close. */
-	flowtab_set_state(ft, flowtab_lookup_guest(ft, &keys[5]), FLOW_CLOSED);
-	assert_int_equal(flowtab_expire(ft, INT64_MAX, expire_cb, &e), 1);
+	/* Until they get one; a callback may keep a flow by re-arming it (idle reset). */
+	flowtab_lookup_guest(ft, &keys[5])->deadline_us = 1;
+	e.rearm_to = 1000;
+	assert_int_equal(flowtab_expire(ft, 500, expire_cb, &e), 0);
 	assert_true(e.n == 1 && expired_has(&e, &keys[5]));
+	assert_int_equal(flowtab_lookup_guest(ft, &keys[5])->state, FLOW_CLOSED);
+	e.n = 0;
+	assert_int_equal(flowtab_expire(ft, 999, expire_cb, &e), 0);
+	assert_int_equal(e.n, 0);
+	e.rearm_to = 0;
+	assert_int_equal(flowtab_expire(ft, 1000, expire_cb, &e), 1);
+	assert_true(e.n == 1 && expired_has(&e, &keys[5]));
+	assert_null(flowtab_lookup_guest(ft, &keys[5]));
 	assert_counts(ft, 31, 0, 1, 0, 0);
 	flowtab_free(ft);
 }

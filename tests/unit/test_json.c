@@ -88,6 +88,28 @@ static void test_bad(void **state)
 	assert_int_equal(parse("[[[[1]]]]"), 0);
 }
 
+/*
+ * Strings are UTF-8: a request with other bytes is refused, so what an error
+ * answer echoes back stays valid JSON (found by tests/fuzz/fuzz_control).
+ */
+static void test_utf8(void **state)
+{
+	static const char *const bad[] = {
+		"\"\xff\"", "\"li\xff\xff\"", "\"\xc3\"", "\"\xc3(\"", "\"\xe2\x82\"",
+		"\"\xed\xa0\x80\"" /* a surrogate */, "\"\xc0\xaf\"" /* overlong */,
+		"{\"execute\": \"x\x80\"}", "{\"\xfe\": 1}",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		if (parse(bad[i]) != -EINVAL)
+			fail_msg("accepted bad UTF-8 #%zu", i);
+		assert_string_equal(doc.error, "string is not valid UTF-8");
+	}
+	assert_int_equal(parse("\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""), 0);
+	assert_string_equal(doc.nodes[0].str, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+}
+
 static void test_limits(void **state)
 {
 	GString *s = g_string_new("[");
@@ -137,6 +159,7 @@ int main(void)
 		cmocka_unit_test(test_control_request),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_truncations),
 		cmocka_unit_test(test_escape_round_trip),

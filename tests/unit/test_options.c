@@ -55,7 +55,60 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.expose->len, 0);
 	assert_int_equal(cfg.ready_fd, -1);
 	assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
+	assert_int_equal(cfg.max_flows, 16384);
+	assert_int_equal(cfg.connect_timeout_ms, 10000);
+	assert_int_equal(cfg.tcp_idle_timeout_ms, 3600000);
 	ms_config_free(&cfg);
+}
+
+/* Durations: ms, s, m, h or bare seconds; each option's own range; 0 only for the idle timeout. */
+static void test_durations(void **state)
+{
+	static const struct {
+		const char *opt, *value;
+		unsigned int want_ms;      /* 0: must be refused (unless zero_ok below) */
+		bool ok;
+	} cases[] = {
+		{ "--connect-timeout", "250ms", 250, true },
+		{ "--connect-timeout", "10s", 10000, true },
+		{ "--connect-timeout", "3", 3000, true },
+		{ "--connect-timeout", "10m", 600000, true },
+		{ "--connect-timeout", "11m", 0, false },
+		{ "--connect-timeout", "99ms", 0, false },
+		{ "--connect-timeout", "0", 0, false },
+		{ "--connect-timeout", "1h", 0, false },
+		{ "--connect-timeout", "s", 0, false },
+		{ "--connect-timeout", "10x", 0, false },
+		{ "--connect-timeout", "-1s", 0, false },
+		{ "--connect-timeout", "99999999999999999999h", 0, false },
+		{ "--tcp-idle-timeout", "0", 0, true },
+		{ "--tcp-idle-timeout", "1s", 1000, true },
+		{ "--tcp-idle-timeout", "90m", 5400000, true },
+		{ "--tcp-idle-timeout", "168h", 604800000, true },
+		{ "--tcp-idle-timeout", "169h", 0, false },
+		{ "--tcp-idle-timeout", "999ms", 0, false },
+		{ "--inbound-header-timeout", "100ms", 100, true },
+		{ "--inbound-header-timeout", "1m", 60000, true },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct ms_config cfg;
+		g_autoptr(GError) err = NULL;
+		int ret = parse(&cfg, &err, "--socket", "a", cases[i].opt, cases[i].value, NULL);
+		unsigned int got = !strcmp(cases[i].opt, "--connect-timeout") ? cfg.connect_timeout_ms
+				   : !strcmp(cases[i].opt, "--tcp-idle-timeout") ? cfg.tcp_idle_timeout_ms
+				   : cfg.inbound_header_timeout_ms;
+
+		if (cases[i].ok) {
+			assert_int_equal(ret, 0);
+			assert_int_equal(got, cases[i].want_ms);
+		} else {
+			assert_int_not_equal(ret, 0);
+			assert_non_null(strstr(err->message, cases[i].opt));
+		}
+		ms_config_free(&cfg);
+	}
 }
 
 static void test_all_options(void **state)
@@ -227,6 +280,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_derived_addresses_follow_network),
 		cmocka_unit_test(test_version),

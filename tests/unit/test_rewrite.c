@@ -916,6 +916,7 @@ static void test_set_outer_addrs(void **state)
 static void test_build_rst(void **state)
 {
 	static const uint32_t acks[] = { 0x12345679, 0, 0xffffffffu, 1 };
+	static const uint32_t seqs[] = { 0, 0x80000000u, 7, 0xfffffffeu };
 	struct rw_tuple t = tuple("93.184.216.34", 443, "10.0.2.15", 40000, IPPROTO_TCP);
 	uint8_t out[BUF];
 	struct pkt_ipv4_view pv;
@@ -925,7 +926,8 @@ static void test_build_rst(void **state)
 	(void)state;
 	for (size_t i = 0; i < G_N_ELEMENTS(acks); i++) {
 		memset(out, 0xa5, sizeof(out));
-		assert_int_equal(rw_build_tcp_rst(out, pkt_guest_mac, gw_mac, &t, acks[i]), 54);
+		assert_int_equal(rw_build_tcp_rst(out, pkt_guest_mac, gw_mac, &t, seqs[i], acks[i]),
+				 54);
 		for (size_t k = 54; k < 128; k++)
 			assert_int_equal(out[k], 0xa5);
 		assert_memory_equal(out, pkt_guest_mac, 6);
@@ -944,6 +946,8 @@ static void test_build_rst(void **state)
 		assert_int_equal(get16(pv.l4 + 2), 40000);
 		assert_int_equal((uint32_t)pv.l4[8] << 24 | (uint32_t)pv.l4[9] << 16 |
 				 (uint32_t)pv.l4[10] << 8 | pv.l4[11], acks[i]);
+		assert_int_equal((uint32_t)pv.l4[4] << 24 | (uint32_t)pv.l4[5] << 16 |
+				 (uint32_t)pv.l4[6] << 8 | pv.l4[7], seqs[i]);
 		assert_int_equal(pv.l4[12] >> 4, 5);
 		assert_int_equal(pv.l4[13], RW_TCP_RST | RW_TCP_ACK);
 		assert_int_equal(pv.l4[13], 0x14);
@@ -953,7 +957,112 @@ static void test_build_rst(void **state)
 		assert_int_equal(v.kind, RW_TRANSPORT);
 		rw_tuple(&v, &got);
 		assert_tuple_equal(&got, &t);
+		assert_int_equal(rw_tcp_seq(&v), seqs[i]);
+		assert_int_equal(rw_tcp_ack(&v), acks[i]);
+		assert_true(rw_checksums_ok(&v));
 	}
+}
+
+/* ------------------------------------ sequence end, fragments, full checksums */
+
+static void test_seq_end(void **state)
+{
+	struct rw_tuple t = tuple("10.0.2.15", 40000, "93.184.216.34", 443, IPPROTO_TCP);
+	uint8_t f[BUF];
+	struct rw_view v;
+	size_t len;
+
+	(void)state;
+	len = build_tcp(f, &t, RW_TCP_SYN, NULL, 0);
+	rw_parse(f, len, &v);
+	assert_int_equal(rw_tcp_seq_end(&v), 0x01020304u + 1);
+	len = build_tcp(f, &t, RW_TCP_ACK, "hello", 5);
+	rw_parse(f, len, &v);
+	assert_int_equal(rw_tcp_seq_end(&v), 0x01020304u + 5);
+	assert_int_equal(rw_tcp_ack(&v), 0xa0b0c0d0u);
+	len = build_tcp(f, &t, RW_TCP_ACK | RW_TCP_FIN, "hi", 2);
+	rw_parse(f, len, &v);
+	assert_int_equal(rw_tcp_seq_end(&v), 0x01020304u + 3);
+	/* Ethernet padding beyond the IP total length is not payload. */
+	len = build_tcp(f, &t, RW_TCP_ACK, NULL, 0);
+	memset(f + len, 0, 6);
+	rw_parse(f, len + 6, &v);
+	assert_int_equal(rw_tcp_seq_end(&v), 0x01020304u);
+}
+
+static void test_fragment_flags(void **state)
+{
+	struct rw_tuple t = tuple("10.0.2.15", 5353, "198.18.0.1", 53, IPPROTO_UDP);
+	uint8_t f[BUF];
+	struct rw_view v;
+	size_t len = build_udp(f, &t, "query", 5);
+
+	(void)state;
+	rw_parse(f, len, &v);
+	assert_false(rw_is_fragment(&v));
+	/* DF alone is no fragment. */
+	put16(f + ETH + 6, 0x4000);
+	fix_ip_csum(f + ETH);
+	rw_parse(f, len, &v);
+	assert_false(rw_is_fragment(&v));
+	/* First fragment: MF, offset 0 (still parsed as transport). */
+	put16(f + ETH + 6, 0x2000);
+	fix_ip_csum(f + ETH);
+	rw_parse(f, len, &v);
+	assert_int_equal(v.kind, RW_TRANSPORT);
+	assert_true(rw_is_fragment(&v));
+	/* Last fragment: offset only. */
+	put16(f + ETH + 6, 0x0010);
+	fix_ip_csum(f + ETH);
+	rw_parse(f, len, &v);
+	assert_int_equal(v.kind, RW_FRAGMENT);
+	assert_true(rw_is_fragment(&v));
+	/* Malformed frames are not called fragments. */
+	f[ETH] = 0x44;
+	rw_parse(f, len, &v);
+	assert_int_equal(v.kind, RW_MALFORMED);
+	assert_false(rw_is_fragment(&v));
+}
+
+static void test_checksums_ok(void **state)
+{
+	struct rw_tuple tt = tuple("10.0.2.15", 40000, "93.184.216.34", 443, IPPROTO_TCP);
+	struct rw_tuple tu = tuple("10.0.2.15", 5353, "198.18.0.1", 53, IPPROTO_UDP);
+	uint8_t f[BUF];
+	struct rw_view v;
+	size_t len;
+
+	(void)state;
+	len = build_tcp(f, &tt, RW_TCP_SYN, "x", 1);
+	rw_parse(f, len, &v);
+	assert_true(rw_checksums_ok(&v));
+	/* Any flipped bit in the segment, the header or the addresses is caught. */
+	for (size_t off = ETH; off < len; off++) {
+		f[off] ^= 0x10;
+		rw_parse(f, len, &v);
+		if (v.kind == RW_TRANSPORT || v.kind == RW_OTHER)
+			assert_false(rw_checksums_ok(&v));
+		f[off] ^= 0x10;
+	}
+	/* IP options are covered by the header checksum. */
+	len = add_ip_options(f, len);
+	rw_parse(f, len, &v);
+	assert_true(rw_checksums_ok(&v));
+
+	len = build_udp(f, &tu, "query", 5);
+	rw_parse(f, len, &v);
+	assert_true(rw_checksums_ok(&v));
+	f[len - 1] ^= 1;
+	rw_parse(f, len, &v);
+	assert_false(rw_checksums_ok(&v));
+	/* UDP checksum 0: none, valid whatever the payload. */
+	put16(f + ETH + 20 + 6, 0);
+	rw_parse(f, len, &v);
+	assert_true(rw_checksums_ok(&v));
+	/* Not IPv4 or malformed: never "ok". */
+	f[ETH] = 0x44;
+	rw_parse(f, len, &v);
+	assert_false(rw_checksums_ok(&v));
 }
 
 /* ------------------------------------------------------------------ fuzzing */
@@ -1160,6 +1269,9 @@ int main(void)
 		cmocka_unit_test(test_set_inner_tuple_keeps_icmp_error),
 		cmocka_unit_test(test_set_outer_addrs),
 		cmocka_unit_test(test_build_rst),
+		cmocka_unit_test(test_seq_end),
+		cmocka_unit_test(test_fragment_flags),
+		cmocka_unit_test(test_checksums_ok),
 		cmocka_unit_test(test_fuzz),
 	};
 

@@ -14,8 +14,8 @@
 #     MESHSLIRP_HOOK_VERSION=v1alpha2 there (the sidecar then lives until
 #     the pod is deleted);
 #  3. when onDefineDomain has written meshslirp's options to
-#     meshslirp/args, runs meshslirp --socket meshslirp/net.sock with them,
-#     here, in the pod's network namespace; meshslirp's log is this
+#     meshslirp/args, runs meshslirp --socket meshslirp/net.sock --seccomp
+#     with them, here, in the pod's network namespace; meshslirp's log is this
 #     container's log. meshslirp/ready gets READY once it listens;
 #     meshslirp/failed gets the exit status if it stops;
 #  4. restarts meshslirp one second after it fails, if it had been ready
@@ -69,7 +69,7 @@ start_meshslirp() {
 	rm -f "$RUN/failed" "$RUN/net.sock"
 	: >"$RUN/ready"
 	say "starting meshslirp ${args[*]}"
-	"$MESHSLIRP" --socket "$RUN/net.sock" --ready-fd 3 "${args[@]}" 3>"$RUN/ready" &
+	"$MESHSLIRP" --socket "$RUN/net.sock" --seccomp --ready-fd 3 "${args[@]}" 3>"$RUN/ready" &
 	ms=$!
 }
 

@@ -1,0 +1,460 @@
+/* test_limits.c - in-process proof of the flow table's bounds, the guest-side drops and the timeouts. */
+
+/*
+ * The test plays QEMU with synthetic guest frames.  Direct flows go to the
+ * gateway address, which libslirp maps to this host's loopback, where the
+ * test listens; steered flows go to a local "sidecar".  Checked:
+ *   - --max-flows bounds direct flows too: the flow past the limit gets a
+ *     reset as from its destination and is counted;
+ *   - a SYN with a bad checksum, an IPv4 fragment and a lying IPv4 header
+ *     are dropped before libslirp and counted; IP options are fine;
+ *   - --connect-timeout: a sidecar whose accept queue is jammed never
+ *     answers, and the guest gets a reset once the timeout passes; a guest
+ *     that never ACKs the SYN|ACK is reset at both ends just as soon;
+ *   - --tcp-idle-timeout: an idle connection is reset at both ends, with
+ *     sequence numbers the guest accepts (the one it expects next);
+ *   - a guest reopening an established tuple (after a reboot) gets a new
+ *     connection at once, and the old one is reset at the far end;
+ *   - a UDP entry lives as long as libslirp's socket for it.
+ */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "tests/lib/inproc.h"
+#include "tests/lib/pkt.h"
+
+#define GATEWAY "10.0.2.2"
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+
+/* A TCP or UDP socket on 127.0.0.1:0 (listening with @backlog for TCP). */
+static int local_socket(int type, int backlog, uint16_t *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (type == SOCK_STREAM)
+		assert_int_equal(listen(fd, backlog), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static size_t flows_in_table(struct inproc *f)
+{
+	size_t n = 0;
+
+	for (int st = FLOW_FREE + 1; st < FLOW_STATE_COUNT; st++)
+		n += bridge_flow_count(f->d.br, st);
+	return n;
+}
+
+static size_t guest_tcp(uint8_t *fr, const char *dst, uint16_t sport, uint16_t dport,
+			uint32_t seq, uint32_t ack, uint8_t flags, const char *data)
+{
+	return pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), inproc_ip(dst), sport, dport,
+		       seq, ack, flags, data, data ? strlen(data) : 0);
+}
+
+/* Recompute the IPv4 header checksum after an edit. */
+static void fix_ip_csum(uint8_t *ip)
+{
+	uint32_t sum = 0;
+	size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
+
+	ip[10] = ip[11] = 0;
+	for (size_t i = 0; i < ihl; i += 2)
+		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	ip[10] = (uint8_t)(~sum >> 8);
+	ip[11] = (uint8_t)~sum;
+}
+
+/* No frame towards the guest from @sport to @dport within @ms. */
+static void expect_silence(struct inproc *f, uint16_t sport, uint16_t dport, int ms)
+{
+	struct inproc_tcp_match m = { sport, dport, 0 };
+	gint64 end = g_get_monotonic_time() + ms * 1000;
+	uint8_t rx[2048];
+	size_t len;
+
+	while (g_get_monotonic_time() < end) {
+		len = inproc_recv(f, rx, sizeof(rx), 20);
+		assert_false(len && inproc_is_tcp(rx, len, &m));
+	}
+}
+
+/* --max-flows 4: four direct connections open, the fifth is reset and counted. */
+static void test_table_full_direct(void **state)
+{
+	const char *args[] = { "--max-flows", "4", NULL };
+	struct inproc *f = inproc_start(args);
+	struct pkt_ipv4_view v;
+	uint8_t fr[256], rx[2048];
+	uint16_t port;
+	int lfd = local_socket(SOCK_STREAM, 64, &port);
+
+	(void)state;
+	inproc_arp_gateway(f);
+	for (uint16_t i = 0; i < 4; i++) {
+		inproc_send(f, fr, guest_tcp(fr, GATEWAY, 50000 + i, port, 1000, 0, TH_SYN, NULL));
+		inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 50000 + i, TH_SYN | TH_ACK, &v);
+	}
+	assert_int_equal(flows_in_table(f), 4);
+	assert_int_equal(bridge_stats(f->d.br)->flows_direct, 4);
+
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 50004, port, 7000, 0, TH_SYN, NULL));
+	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 50004, TH_RST | TH_ACK, &v);
+	assert_int_equal(inproc_be32(v.l4 + 8), 7001);
+	assert_int_equal(bridge_stats(f->d.br)->refused[BRIDGE_REFUSED_TABLE_FULL], 1);
+	assert_int_equal(flows_in_table(f), 4);
+	inproc_stop(f);
+	close(lfd);
+}
+
+/* Bad checksum, fragment, lying header: dropped and counted; IP options pass. */
+static void test_guest_drops(void **state)
+{
+	struct inproc *f = inproc_start(NULL);
+	const struct bridge_stats *bs = bridge_stats(f->d.br);
+	struct pkt_ipv4_view v;
+	uint8_t fr[256], rx[2048];
+	uint16_t port, uport;
+	int lfd = local_socket(SOCK_STREAM, 64, &port);
+	int ufd = local_socket(SOCK_DGRAM, 0, &uport);
+	size_t len;
+
+	(void)state;
+	inproc_arp_gateway(f);
+
+	/* A SYN whose TCP checksum is wrong: no flow, no answer. */
+	len = guest_tcp(fr, GATEWAY, 51000, port, 1, 0, TH_SYN, NULL);
+	fr[14 + 20 + 16] ^= 0x55;
+	inproc_send(f, fr, len);
+	expect_silence(f, port, 51000, 300);
+	assert_int_equal(bs->guest_dropped[BRIDGE_DROP_BAD_CHECKSUM], 1);
+	assert_int_equal(flows_in_table(f), 0);
+
+	/* A bad IP header checksum is as bad. */
+	len = guest_tcp(fr, GATEWAY, 51001, port, 1, 0, TH_SYN, NULL);
+	fr[14 + 10] ^= 0x01;
+	inproc_send(f, fr, len);
+	expect_silence(f, port, 51001, 100);
+	assert_int_equal(bs->guest_dropped[BRIDGE_DROP_BAD_CHECKSUM], 2);
+
+	/* First and last fragments of a UDP datagram. */
+	len = pkt_udp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), inproc_ip(GATEWAY), 5000,
+		      uport, "fragment", 8);
+	fr[14 + 6] = 0x20;
+	fix_ip_csum(fr + 14);
+	inproc_send(f, fr, len);
+	fr[14 + 6] = 0x00;
+	fr[14 + 7] = 0x10;
+	fix_ip_csum(fr + 14);
+	inproc_send(f, fr, len);
+	inproc_pump(50);
+	assert_int_equal(bs->guest_dropped[BRIDGE_DROP_FRAGMENT], 2);
+	assert_int_equal(recv(ufd, rx, sizeof(rx), 0), -1);
+
+	/* Total length beyond the frame. */
+	len = guest_tcp(fr, GATEWAY, 51002, port, 1, 0, TH_SYN, NULL);
+	fr[14 + 2] = 0x05;
+	fix_ip_csum(fr + 14);
+	inproc_send(f, fr, len);
+	inproc_pump(50);
+	assert_int_equal(bs->guest_dropped[BRIDGE_DROP_MALFORMED], 1);
+	assert_int_equal(flows_in_table(f), 0);
+
+	/* IP options (router alert) on a SYN: a normal connection. */
+	len = guest_tcp(fr, GATEWAY, 51003, port, 1, 0, TH_SYN, NULL);
+	memmove(fr + 14 + 24, fr + 14 + 20, len - 14 - 20);
+	memcpy(fr + 14 + 20, "\x94\x04\x00\x00", 4);
+	fr[14] = 0x46;
+	fr[14 + 3] = (uint8_t)(fr[14 + 3] + 4);
+	fix_ip_csum(fr + 14);
+	inproc_send(f, fr, len + 4);
+	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 51003, TH_SYN | TH_ACK, &v);
+	assert_int_equal(flows_in_table(f), 1);
+	inproc_stop(f);
+	close(lfd);
+	close(ufd);
+}
+
+/* A sidecar that never answers: the guest gets a reset once --connect-timeout passes. */
+static void test_connect_timeout(void **state)
+{
+	char proxy[32];
+	const char *args[] = { "--outbound-proxy", proxy, "--proxy-source", "198.18.0.2",
+			       "--connect-timeout", "300ms", NULL };
+	struct pkt_ipv4_view v;
+	uint8_t fr[256], rx[2048];
+	uint16_t port;
+	int jammed = local_socket(SOCK_STREAM, 0, &port);
+	int fill[3];
+	struct inproc *f;
+	gint64 start;
+
+	(void)state;
+	/* Backlog 0 holds one connection; with it queued, the kernel drops further SYNs. */
+	for (size_t i = 0; i < G_N_ELEMENTS(fill); i++)
+		fill[i] = inproc_tcp_connect(port);
+	snprintf(proxy, sizeof(proxy), "127.0.0.1:%u", port);
+	f = inproc_start(args);
+	inproc_arp_gateway(f);
+
+	start = g_get_monotonic_time();
+	inproc_send(f, fr, guest_tcp(fr, "198.18.0.9", 52000, 80, 4000, 0, TH_SYN, NULL));
+	inproc_pump(100);
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_CONNECTING), 1);
+	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.9", 80, 52000, TH_RST, &v);
+	/* Not before the timeout; within it plus two ticks of the 1 s expiry timer and slack. */
+	assert_true(g_get_monotonic_time() - start >= 300 * 1000);
+	assert_true(g_get_monotonic_time() - start < 3000 * 1000);
+	assert_int_equal(bridge_stats(f->d.br)->connect_timeouts, 1);
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_CONNECTING), 0);
+	inproc_stop(f);
+	for (size_t i = 0; i < G_N_ELEMENTS(fill); i++)
+		if (fill[i] >= 0)
+			close(fill[i]);
+	close(jammed);
+}
+
+/* The deadline of the (only) flow in the table. */
+static void flow_deadline(const struct flow *fl, void *opaque)
+{
+	*(int64_t *)opaque = fl->deadline_us;
+}
+
+/* A guest that never completes its handshake: both ends reset at --connect-timeout. */
+static void test_handshake_timeout(void **state)
+{
+	char proxy[32];
+	const char *args[] = { "--outbound-proxy", proxy, "--proxy-source", "198.18.0.2",
+			       "--connect-timeout", "300ms", NULL };
+	struct pkt_ipv4_view v;
+	uint8_t fr[256], rx[2048];
+	uint16_t port;
+	int lfd = local_socket(SOCK_STREAM, 64, &port);
+	int conn = -1;
+	struct inproc *f;
+	gint64 end, start;
+	ssize_t n;
+
+	(void)state;
+	snprintf(proxy, sizeof(proxy), "127.0.0.1:%u", port);
+	f = inproc_start(args);
+	inproc_arp_gateway(f);
+	start = g_get_monotonic_time();
+	inproc_send(f, fr, guest_tcp(fr, "198.18.0.9", 54000, 80, 100, 0, TH_SYN, NULL));
+	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.9", 80, 54000, TH_SYN | TH_ACK, &v);
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (conn < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		conn = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	}
+	assert_true(conn >= 0);
+	/* The guest stays silent; libslirp's SYN|ACK retransmissions must not count as life. */
+	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.9", 80, 54000, TH_RST, &v);
+	assert_true(g_get_monotonic_time() - start >= 300 * 1000);
+	assert_true(g_get_monotonic_time() - start < 3000 * 1000);
+	assert_int_equal(bridge_stats(f->d.br)->handshake_timeouts, 1);
+	/* The sidecar got the header, then a reset. */
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	do {
+		inproc_pump(5);
+		n = recv(conn, rx, sizeof(rx), 0);
+	} while ((n > 0 || (n < 0 && errno == EAGAIN)) && g_get_monotonic_time() < end);
+	assert_int_equal(n, -1);
+	assert_int_equal(errno, ECONNRESET);
+	close(conn);
+	inproc_stop(f);
+	close(lfd);
+}
+
+/* An idle connection is reset at both ends, the guest's RST at exactly its rcv_nxt. */
+static void test_tcp_idle_reset(void **state)
+{
+	const char *args[] = { "--tcp-idle-timeout", "1s", NULL };
+	struct inproc *f = inproc_start(args);
+	struct pkt_ipv4_view v;
+	uint8_t fr[256], rx[2048];
+	uint16_t port;
+	int lfd = local_socket(SOCK_STREAM, 64, &port);
+	int conn = -1;
+	uint32_t stack_isn;
+	gint64 end, start;
+	int64_t deadline = 0, later = 0;
+	ssize_t n = 0;
+	char buf[16];
+
+	(void)state;
+	inproc_arp_gateway(f);
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 53000, port, 9000, 0, TH_SYN, NULL));
+	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 53000, TH_SYN | TH_ACK, &v);
+	stack_isn = inproc_be32(v.l4 + 4);
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 53000, port, 9001, stack_isn + 1, TH_ACK,
+				     "ping"));
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (conn < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		conn = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	}
+	assert_true(conn >= 0);
+	while (n <= 0 && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		n = recv(conn, buf, sizeof(buf), 0);
+	}
+	assert_int_equal(n, 4);
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_OPEN), 1);
+
+	start = g_get_monotonic_time();
+	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 53000, TH_RST, &v);
+	/* The timeout, plus up to two ticks of the 1 s expiry timer (whole seconds), plus slack. */
+	assert_true(g_get_monotonic_time() - start >= 1000 * 1000);
+	assert_true(g_get_monotonic_time() - start < 3500 * 1000);
+	assert_int_equal(inproc_be32(v.l4 + 4), stack_isn + 1);  /* what the guest expects next */
+	assert_int_equal(inproc_be32(v.l4 + 8), 9005);            /* all it sent, acknowledged */
+	assert_int_equal(bridge_stats(f->d.br)->idle_resets, 1);
+
+	/* The far end sees a reset too, not a FIN. */
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	do {
+		inproc_pump(5);
+		n = recv(conn, buf, sizeof(buf), 0);
+	} while (n < 0 && errno == EAGAIN && g_get_monotonic_time() < end);
+	assert_int_equal(n, -1);
+	assert_int_equal(errno, ECONNRESET);
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_OPEN), 0);
+
+	/* A late segment from the guest must not move the closed flow's end of grace. */
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_CLOSED), 1);
+	bridge_foreach_flow(f->d.br, flow_deadline, &deadline);
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 53000, port, 9005, stack_isn + 1, TH_ACK, NULL));
+	inproc_pump(20);
+	bridge_foreach_flow(f->d.br, flow_deadline, &later);
+	assert_true(later == deadline);
+	close(conn);
+	inproc_stop(f);
+	close(lfd);
+}
+
+/*
+ * The guest forgets an established connection (reboot) and opens the same
+ * tuple again: the old connection is reset at the far end, the new SYN is
+ * served at once as a new connection, and the guest gets no reset for it.
+ */
+static void test_reopened_tuple(void **state)
+{
+	struct inproc *f = inproc_start(NULL);
+	struct pkt_ipv4_view v;
+	uint8_t fr[256], rx[2048];
+	uint16_t port;
+	int lfd = local_socket(SOCK_STREAM, 64, &port);
+	int old = -1, fresh = -1;
+	uint32_t stack_isn;
+	gint64 end;
+	ssize_t n = 0;
+	char buf[16];
+
+	(void)state;
+	inproc_arp_gateway(f);
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 55000, port, 1000, 0, TH_SYN, NULL));
+	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 55000, TH_SYN | TH_ACK, &v);
+	stack_isn = inproc_be32(v.l4 + 4);
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 55000, port, 1001, stack_isn + 1, TH_ACK, "old"));
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (old < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		old = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	}
+	assert_true(old >= 0);
+
+	/* "Reboot": a SYN from the same port with a new ISN. */
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 55000, port, 777000, 0, TH_SYN, NULL));
+	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 55000, TH_SYN | TH_ACK, &v);
+	assert_int_equal(inproc_be32(v.l4 + 8), 777001);
+	assert_int_equal(bridge_stats(f->d.br)->stale_resets, 1);
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (fresh < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		fresh = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	}
+	assert_true(fresh >= 0);
+	/* The old connection was reset at the far end, after the bytes it had. */
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	do {
+		inproc_pump(5);
+		n = recv(old, buf, sizeof(buf), 0);
+	} while ((n > 0 || (n < 0 && errno == EAGAIN)) && g_get_monotonic_time() < end);
+	assert_int_equal(n, -1);
+	assert_int_equal(errno, ECONNRESET);
+	close(old);
+	close(fresh);
+	inproc_stop(f);
+	close(lfd);
+}
+
+/* A UDP entry lives as long as libslirp's socket for it: 240 s after the last datagram. */
+
+static void test_udp_lifetime(void **state)
+{
+	struct inproc *f = inproc_start(NULL);
+	uint8_t fr[256], rx[64];
+	uint16_t uport;
+	int ufd = local_socket(SOCK_DGRAM, 0, &uport);
+	int64_t deadline = 0, left;
+	gint64 end;
+	ssize_t n = -1;
+
+	(void)state;
+	inproc_arp_gateway(f);
+	inproc_send(f, fr, pkt_udp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+				   inproc_ip(GATEWAY), 5001, uport, "hello", 5));
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (n < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		n = recv(ufd, rx, sizeof(rx), 0);
+	}
+	assert_int_equal(n, 5);
+	assert_int_equal(flows_in_table(f), 1);
+	bridge_foreach_flow(f->d.br, flow_deadline, &deadline);
+	left = deadline - g_get_monotonic_time();
+	assert_true(left > 240 * G_USEC_PER_SEC && left <= 242 * G_USEC_PER_SEC);
+	inproc_stop(f);
+	close(ufd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table_full_direct),
+		cmocka_unit_test(test_guest_drops),
+		cmocka_unit_test(test_connect_timeout),
+		cmocka_unit_test(test_handshake_timeout),
+		cmocka_unit_test(test_tcp_idle_reset),
+		cmocka_unit_test(test_reopened_tuple),
+		cmocka_unit_test(test_udp_lifetime),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

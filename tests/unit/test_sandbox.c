@@ -1,0 +1,592 @@
+/* test_sandbox.c - unit tests of daemon/sandbox.c: --user resolution, the capability rule, the
+ * seccomp allowlist (forbidden calls kill a child with SIGSYS, allowed ones work), the drop. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "daemon/options.h"
+#include "daemon/sandbox.h"
+#include "proxy-bridge/bridge.h"
+
+/* ------------------------------------------------------------ --user, ports */
+
+static int parse(struct ms_config *cfg, GError **err, const char *a1, const char *a2)
+{
+	char *argv[] = { "meshslirp", "--socket", "/tmp/x.sock", (char *)a1, (char *)a2, NULL };
+
+	return options_parse(a2 ? 5 : a1 ? 4 : 3, argv, cfg, err);
+}
+
+/* The two options: --user keeps its value for main to resolve, --seccomp is a flag. */
+static void test_options(void **state)
+{
+	static const char *const bad[] = { "", ":", "nobody:", ":nogroup", "a:b:c" };
+	struct ms_config cfg;
+
+	(void)state;
+	{
+		g_autoptr(GError) err = NULL;
+
+		assert_int_equal(parse(&cfg, &err, NULL, NULL), 0);
+		assert_null(cfg.user);
+		assert_false(cfg.seccomp);
+		ms_config_free(&cfg);
+	}
+	{
+		g_autoptr(GError) err = NULL;
+
+		assert_int_equal(parse(&cfg, &err, "--user", "nobody:nogroup"), 0);
+		assert_string_equal(cfg.user, "nobody:nogroup");
+		ms_config_free(&cfg);
+		assert_null(cfg.user);
+	}
+	{
+		g_autoptr(GError) err = NULL;
+
+		assert_int_equal(parse(&cfg, &err, "--seccomp", NULL), 0);
+		assert_true(cfg.seccomp);
+		ms_config_free(&cfg);
+	}
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(GError) err = NULL;
+
+		assert_int_equal(parse(&cfg, &err, "--user", bad[i]), -EINVAL);
+		assert_non_null(strstr(err->message, "--user"));
+		ms_config_free(&cfg);
+	}
+}
+
+static void test_resolve_user(void **state)
+{
+	const struct passwd *pw = getpwnam("nobody");
+	struct passwd nobody;
+	struct sandbox_user u;
+	const char *why = NULL;
+	char spec[64];
+
+	(void)state;
+	assert_non_null(pw);
+	nobody = *pw; /* getpwnam()'s buffer is reused by the resolver */
+	assert_int_equal(sandbox_resolve_user("nobody", &u, &why), 0);
+	assert_int_equal(u.uid, nobody.pw_uid);
+	assert_int_equal(u.gid, nobody.pw_gid);
+
+	/* Numbers, a group by number, a uid without a passwd entry given its group. */
+	snprintf(spec, sizeof(spec), "%u", (unsigned int)nobody.pw_uid);
+	assert_int_equal(sandbox_resolve_user(spec, &u, &why), 0);
+	assert_int_equal(u.gid, nobody.pw_gid);
+	assert_int_equal(sandbox_resolve_user("nobody:4243", &u, &why), 0);
+	assert_int_equal(u.uid, nobody.pw_uid);
+	assert_int_equal(u.gid, 4243);
+	assert_null(getpwuid(54321));
+	assert_int_equal(sandbox_resolve_user("54321:54321", &u, &why), 0);
+	assert_int_equal(u.uid, 54321);
+	assert_int_equal(u.gid, 54321);
+
+	assert_int_equal(sandbox_resolve_user("54321", &u, &why), -EINVAL);
+	assert_non_null(strstr(why, "needs :GROUP"));
+	assert_int_equal(sandbox_resolve_user("no-such-user-ms", &u, &why), -ENOENT);
+	assert_string_equal(why, "no such user");
+	assert_int_equal(sandbox_resolve_user("nobody:no-such-group-ms", &u, &why), -ENOENT);
+	assert_string_equal(why, "no such group");
+	assert_int_equal(sandbox_resolve_user("root", &u, &why), -EINVAL);
+	assert_non_null(strstr(why, "uid 0"));
+	assert_int_equal(sandbox_resolve_user("0:4242", &u, &why), -EINVAL);
+	assert_int_equal(sandbox_resolve_user("nobody:0", &u, &why), -EINVAL);
+	assert_non_null(strstr(why, "gid 0"));
+	assert_int_equal(sandbox_resolve_user("nobody:", &u, &why), -EINVAL);
+	assert_int_equal(sandbox_resolve_user(":nogroup", &u, &why), -EINVAL);
+}
+
+static void test_needs_net_bind(void **state)
+{
+	g_autoptr(GArray) expose = g_array_new(FALSE, FALSE, sizeof(struct bridge_expose));
+	struct bridge_expose e = { .host_port = 8080, .guest_port = 80 };
+
+	(void)state;
+	assert_false(sandbox_needs_net_bind(NULL, 1024));
+	assert_false(sandbox_needs_net_bind(expose, 1024));
+	g_array_append_val(expose, e);
+	assert_false(sandbox_needs_net_bind(expose, 1024));
+	assert_true(sandbox_needs_net_bind(expose, 8081));
+	e.host_port = 1023;
+	g_array_append_val(expose, e);
+	assert_true(sandbox_needs_net_bind(expose, 1024));
+	assert_false(sandbox_needs_net_bind(expose, 1023));
+	assert_false(sandbox_needs_net_bind(expose, 0));
+	/* This namespace's value is a port number (1024 if the sysctl is missing). */
+	assert_true(sandbox_unprivileged_port_start() <= 65536);
+}
+
+/* ----------------------------------------------------------------- seccomp */
+
+/*
+ * run_child() forks; the child loads the daemon's own filter (unless @filter is
+ * false), then runs @fn, whose return value becomes its exit status.  The
+ * status is returned for the caller's checks.
+ */
+static int run_child(bool filter, int (*fn)(void *), void *arg)
+{
+	struct rlimit no_core = { 0, 0 };
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setrlimit(RLIMIT_CORE, &no_core); /* a SIGSYS would dump core */
+		if (filter && sandbox_seccomp_apply())
+			_exit(100);
+		_exit(fn(arg));
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+/* Forbidden: each makes one call the running daemon never makes. */
+static int do_execve(void *arg)
+{
+	char *argv[] = { "/bin/true", NULL }, *envp[] = { NULL };
+
+	(void)arg;
+	execve(argv[0], argv, envp);
+	return 1;
+}
+
+static int do_socket(void *arg)
+{
+	int family = *(int *)arg;
+
+	close(socket(family, family == AF_PACKET ? SOCK_RAW : SOCK_DGRAM,
+		     family == AF_PACKET ? htons(ETH_P_ALL) : 0));
+	return 1;
+}
+
+static int do_open_write(void *arg)
+{
+	(void)arg;
+	close(open("/dev/null", O_WRONLY));
+	return 1;
+}
+
+static int do_open_create(void *arg)
+{
+	close(open((const char *)arg, O_RDONLY | O_CREAT, 0600));
+	return 1;
+}
+
+static int do_mmap_exec(void *arg)
+{
+	(void)arg;
+	mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return 1;
+}
+
+static int do_mprotect_exec(void *arg)
+{
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)arg;
+	if (p == MAP_FAILED)
+		return 2;
+	mprotect(p, 4096, PROT_READ | PROT_EXEC);
+	return 1;
+}
+
+static int do_prctl_keepcaps(void *arg)
+{
+	(void)arg;
+	prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+	return 1;
+}
+
+static int do_ioctl_tiocsti(void *arg)
+{
+	char c = 'x';
+
+	(void)arg;
+	ioctl(0, TIOCSTI, &c);
+	return 1;
+}
+
+static int do_tgkill_other(void *arg)
+{
+	(void)arg;
+	/* pid 1 never gets the signal: the call itself is forbidden. */
+	syscall(SYS_tgkill, 1, 1, 0);
+	return 1;
+}
+
+static int do_setuid(void *arg)
+{
+	(void)arg;
+	syscall(SYS_setuid, 0);
+	return 1;
+}
+
+static int do_unshare(void *arg)
+{
+	(void)arg;
+	unshare(CLONE_NEWNET);
+	return 1;
+}
+
+static int do_fork(void *arg)
+{
+	(void)arg;
+	/* glibc's fork() is clone(); a child that ran would exit 1 as well. */
+	if (syscall(SYS_fork) == 0)
+		_exit(1);
+	return 1;
+}
+
+static void test_seccomp_forbidden(void **state)
+{
+	static int packet = AF_PACKET, unix_ = AF_UNIX, netlink = AF_NETLINK, inet6 = AF_INET6;
+	g_autofree char *dir = g_dir_make_tmp("ms-sandbox-XXXXXX", NULL);
+	g_autofree char *path = g_build_filename(dir, "created", NULL);
+	const struct {
+		const char *what;
+		int (*fn)(void *);
+		void *arg;
+	} cases[] = {
+		{ "execve", do_execve, NULL },
+		{ "socket(AF_PACKET)", do_socket, &packet },
+		{ "socket(AF_UNIX)", do_socket, &unix_ },
+		{ "socket(AF_NETLINK)", do_socket, &netlink },
+		{ "socket(AF_INET6)", do_socket, &inet6 },
+		{ "open(O_WRONLY)", do_open_write, NULL },
+		{ "open(O_CREAT)", do_open_create, path },
+		{ "mmap(PROT_EXEC)", do_mmap_exec, NULL },
+		{ "mprotect(PROT_EXEC)", do_mprotect_exec, NULL },
+		{ "prctl(PR_SET_KEEPCAPS)", do_prctl_keepcaps, NULL },
+		{ "ioctl(TIOCSTI)", do_ioctl_tiocsti, NULL },
+		{ "tgkill(another process)", do_tgkill_other, NULL },
+		{ "setuid", do_setuid, NULL },
+		{ "unshare", do_unshare, NULL },
+		{ "fork", do_fork, NULL },
+	};
+
+	(void)state;
+	assert_non_null(dir);
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		int status = run_child(true, cases[i].fn, cases[i].arg);
+
+		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS)
+			fail_msg("%s under the filter: %s %d, want killed by SIGSYS", cases[i].what,
+				 WIFSIGNALED(status) ? "signal" : "exit status",
+				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	}
+	assert_int_equal(access(path, F_OK), -1);
+	rmdir(dir);
+}
+
+/* The same forbidden calls do run without the filter: the test can see a difference. */
+static void test_seccomp_forbidden_calls_run_unfiltered(void **state)
+{
+	static int packet = AF_PACKET;
+	int status;
+
+	(void)state;
+	status = run_child(false, do_socket, &packet);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	status = run_child(false, do_prctl_keepcaps, NULL);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+}
+
+/* Allowed: what the daemon does while running, in one child. */
+static int do_daemon_like(void *arg)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	struct pollfd pfd = { .events = POLLIN };
+	char buf[16];
+	int lfd, cfd, afd, ufd, ifd, fd, avail = 0;
+	void *p;
+
+	(void)arg;
+	/* A listener, a connection to it, data both ways (exposed port, steered flow). */
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &len) < 0)
+		return 10;
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (cfd < 0 || connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return 11;
+	pfd.fd = lfd;
+	if (poll(&pfd, 1, 1000) != 1)
+		return 12;
+	afd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (afd < 0 || send(cfd, "hi", 2, MSG_NOSIGNAL) != 2 ||
+	    recv(afd, buf, sizeof(buf), MSG_PEEK) != 2 || read(afd, buf, sizeof(buf)) != 2 ||
+	    shutdown(afd, SHUT_WR) < 0)
+		return 13;
+	/* UDP and ICMP echo sockets, FIONREAD as libslirp asks it. */
+	ufd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (ufd < 0 || ioctl(ufd, FIONREAD, &avail) < 0)
+		return 14;
+	ifd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
+	if (ifd >= 0)
+		close(ifd); /* refused without ping_group_range: not the filter's business */
+	/* Read-only files: libslirp's resolv.conf, a runtime add_hostfwd's /proc/self/fd. */
+	fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 15;
+	(void)syscall(SYS_getdents64, fd, buf, sizeof(buf)); /* EINVAL: too small, still a call */
+	close(fd);
+	/* Memory without execute permission, time, randomness, the pid. */
+	p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || mprotect(p, 4096, PROT_READ) < 0 || munmap(p, 1 << 20) < 0)
+		return 16;
+	g_free(g_malloc(1 << 22));
+	if (g_get_monotonic_time() <= 0 || getrandom(buf, sizeof(buf), 0) != sizeof(buf) ||
+	    getpid() <= 0 || prctl(PR_SET_NAME, "ms-test", 0, 0, 0) < 0)
+		return 17;
+	close(afd);
+	close(cfd);
+	close(lfd);
+	close(ufd);
+	return 0;
+}
+
+static void test_seccomp_allowed(void **state)
+{
+	int status = run_child(true, do_daemon_like, NULL);
+
+	(void)state;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("daemon-like calls under the filter: %s %d", WIFSIGNALED(status) ?
+			 "killed by signal" : "exit status", WIFSIGNALED(status) ?
+			 WTERMSIG(status) : WEXITSTATUS(status));
+	assert_true(sandbox_seccomp_rules() > 20);
+}
+
+static int do_abort(void *arg)
+{
+	(void)arg;
+	abort();
+}
+
+/* A failed assertion still dies by SIGABRT (with a core where enabled), not SIGSYS. */
+static void test_seccomp_abort(void **state)
+{
+	int status = run_child(true, do_abort, NULL);
+
+	(void)state;
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+		fail_msg("abort() under the filter: %s %d, want SIGABRT", WIFSIGNALED(status) ?
+			 "signal" : "exit status", WIFSIGNALED(status) ? WTERMSIG(status) :
+			 WEXITSTATUS(status));
+}
+
+/* ------------------------------------------------------------------ drop */
+
+struct drop_case {
+	bool keep_net_bind;
+	const char *socket;   /* a unix socket to hand over, or NULL */
+};
+
+/* The status field @key of /proc/self/status, as a string. */
+static char *proc_status(const char *key)
+{
+	g_autofree char *all = NULL;
+	g_auto(GStrv) lines = NULL;
+
+	if (!g_file_get_contents("/proc/self/status", &all, NULL, NULL))
+		return NULL;
+	lines = g_strsplit(all, "\n", 0);
+	for (char **l = lines; *l; l++) {
+		if (g_str_has_prefix(*l, key) && (*l)[strlen(key)] == ':')
+			return g_strstrip(g_strdup(*l + strlen(key) + 1));
+	}
+	return NULL;
+}
+
+static bool proc_status_is(const char *key, const char *want)
+{
+	g_autofree char *v = proc_status(key);
+
+	return v && !strcmp(v, want);
+}
+
+static int bind_port(uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ret;
+
+	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+static int do_drop(void *arg)
+{
+	const struct drop_case *dc = arg;
+	const char *sockets[] = { dc->socket, NULL };
+	struct sandbox_config sc = { .set_user = true, .keep_net_bind = dc->keep_net_bind,
+				     .sockets = sockets };
+	const char *why;
+
+	/* A private namespace: any low port is free, the port start is 1024. */
+	if (unshare(CLONE_NEWNET) < 0)
+		return 20;
+	if (sandbox_resolve_user("nobody", &sc.user, &why) || sandbox_drop(&sc))
+		return 21;
+	if (getuid() != sc.user.uid || geteuid() != sc.user.uid || getgid() != sc.user.gid ||
+	    getgroups(0, NULL) != 0)
+		return 22;
+	if (setuid(0) == 0 || setgid(0) == 0)
+		return 23;
+	if (!proc_status_is("NoNewPrivs", "1") || !proc_status_is("CapInh", "0000000000000000") ||
+	    !proc_status_is("CapAmb", "0000000000000000"))
+		return 24;
+	if (dc->keep_net_bind) {
+		if (!proc_status_is("CapEff", "0000000000000400") ||
+		    !proc_status_is("CapPrm", "0000000000000400") ||
+		    !proc_status_is("CapBnd", "0000000000000400"))
+			return 25;
+		if (bind_port(80) != 0)
+			return 26;
+	} else {
+		if (!proc_status_is("CapEff", "0000000000000000") ||
+		    !proc_status_is("CapPrm", "0000000000000000") ||
+		    !proc_status_is("CapBnd", "0000000000000000"))
+			return 27;
+		if (bind_port(80) != -EACCES)
+			return 28;
+	}
+	if (bind_port(8080) != 0)
+		return 29;
+	return 0;
+}
+
+static void skip_unless_root(void)
+{
+	if (geteuid() != 0) {
+		print_message("needs root: skipped\n");
+		skip();
+	}
+}
+
+static void test_drop(void **state)
+{
+	g_autofree char *dir = g_dir_make_tmp("ms-sandbox-XXXXXX", NULL);
+	g_autofree char *path = g_build_filename(dir, "s.sock", NULL);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct drop_case plain = { .keep_net_bind = false, .socket = path };
+	struct drop_case low = { .keep_net_bind = true, .socket = NULL };
+	const struct passwd *nobody = getpwnam("nobody");
+	struct stat st;
+	int fd, status;
+
+	(void)state;
+	skip_unless_root();
+	assert_non_null(nobody);
+	assert_non_null(dir);
+	g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+
+	status = run_child(false, do_drop, &plain);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_int_equal(st.st_uid, nobody->pw_uid);
+	assert_int_equal(st.st_gid, nobody->pw_gid);
+	status = run_child(false, do_drop, &low);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	close(fd);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void *idle_thread(void *arg)
+{
+	(void)arg;
+	pause();
+	return NULL;
+}
+
+/* A second thread would keep root's capabilities: the drop refuses. */
+static int do_drop_threaded(void *arg)
+{
+	const char *sockets[] = { NULL };
+	struct sandbox_config sc = { .set_user = true, .sockets = sockets };
+	const char *why;
+	pthread_t t;
+
+	(void)arg;
+	if (pthread_create(&t, NULL, idle_thread, NULL))
+		return 40;
+	if (sandbox_resolve_user("nobody", &sc.user, &why))
+		return 41;
+	return sandbox_drop(&sc) == -EBUSY && geteuid() == 0 ? 0 : 42;
+}
+
+static void test_drop_refuses_threads(void **state)
+{
+	int status;
+
+	(void)state;
+	skip_unless_root();
+	status = run_child(false, do_drop_threaded, NULL);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+	/*
+	 * `meson test --setup valgrind` sets this: valgrind runs the program on
+	 * its own synthetic CPU and cannot follow a seccomp filter or the
+	 * SIGSYS it raises, so these tests say nothing there.
+	 */
+	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
+		printf("SKIP: seccomp and privilege tests cannot run under valgrind\n");
+		return 77;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_resolve_user),
+		cmocka_unit_test(test_needs_net_bind),
+		cmocka_unit_test(test_seccomp_forbidden),
+		cmocka_unit_test(test_seccomp_forbidden_calls_run_unfiltered),
+		cmocka_unit_test(test_seccomp_allowed),
+		cmocka_unit_test(test_seccomp_abort),
+		cmocka_unit_test(test_drop),
+		cmocka_unit_test(test_drop_refuses_threads),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
