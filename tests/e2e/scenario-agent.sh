@@ -5,7 +5,8 @@
 # 120 s; "quit" ends the scenario (the guest powers off).  Functions for the host to call:
 #   blob TAG PORT    1 MiB of fresh random bytes to ms.node:PORT:
 #                    "GUEST-BLOB TAG sha=HEX", then "GUEST-BLOB-SENT TAG rc=RC"
-#   stream TAG PORT  in the background, zeros to ms.node:PORT until the connection fails:
+#   stream TAG PORT  in the background, zeros to ms.node:PORT until a write fails (the writer
+#                    never reads, so a FIN does not stop it; only a reset does):
 #                    "GUEST-STREAM-UP TAG", then "GUEST-STREAM-END TAG rc=RC t=UPTIME"
 #   pause TAG        stop stream TAG's sender (SIGSTOP), its connection open; after 1 s:
 #                    "GUEST-PAUSED TAG"
@@ -28,10 +29,13 @@ blob() {
 	say "GUEST-BLOB-SENT $1 rc=$?"
 }
 
+printf '#!/bin/sh\nexec cat /dev/zero\n' > /tmp/zeros
+chmod +x /tmp/zeros
+
 stream() {
 	(
 		say "GUEST-STREAM-UP $1"
-		nc "$MS_NODE" "$2" < /dev/zero > /dev/null 2>&1 &
+		nc "$MS_NODE" "$2" -e /tmp/zeros > /dev/null 2>&1 &
 		echo $! > "/tmp/stream-$1.pid"
 		wait $!
 		say "GUEST-STREAM-END $1 rc=$? t=$(now)"
