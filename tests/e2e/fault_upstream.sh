@@ -15,9 +15,9 @@ e2e_topology
 # in the socket buffers on the way, has reached the guest.
 UP_BOUND_MS=${FAULT_UP_BOUND_MS:-1000}
 DOWN_BOUND_MS=${FAULT_DOWN_BOUND_MS:-20000}
-# Closed flows stay 10 s for late segments (BRIDGE_CLOSED_GRACE_US), plus the 1 s sweep; the
-# rest is room for a loaded machine (once, 15 s were not enough for the last flow).
-DRAIN_BOUND_S=30
+# Closed flows stay 10 s for late segments (BRIDGE_CLOSED_GRACE_US), plus the 1 s sweep: about
+# 11 s; the rest is room for a loaded machine (once, 15 s were not enough for the last flow).
+DRAIN_BOUND_S=60
 METRICS=127.0.0.1:9090
 CTL=$E2E_TMP/ctl.sock
 SOCK=$E2E_TMP/net.sock
