@@ -48,13 +48,24 @@ intact() {
 	[ -n "$want" ] && [ "${line##*sha256=}" = "$want" ] || e2e_fail "$1: digest: guest '$want', sink '$line'"
 }
 
-# settle LABEL : wait for an empty flow table; SOCKETS, FDS and RSS of the daemon then.
+# settle LABEL [FDS SOCKETS] : wait (60 s) for an empty flow table and, if given, for the daemon's
+# descriptors and libslirp's sockets to be back to FDS and SOCKETS: a dead guest's connections
+# close once the new guest answers libslirp's retransmissions with resets.  Sets SOCKETS, FDS,
+# RSS and SETTLE_MS.
 settle() {
+	local t0 i
+	t0=$(e2e_now_ms)
 	e2e_wait_flows_empty "$NS_POD" "$METRICS" 60 || e2e_fail "$1: flows left after 60 s: $E2E_FLOW_STATE"
-	SOCKETS=$(e2e_metric "$E2E_TMP/flows-metrics.txt" meshslirp_libslirp_sockets)
-	FDS=$(e2e_fd_count "$MESHSLIRP_PID")
+	for i in $(seq 1 120); do
+		e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/settle.txt"
+		SOCKETS=$(e2e_metric "$E2E_TMP/settle.txt" meshslirp_libslirp_sockets)
+		FDS=$(e2e_fd_count "$MESHSLIRP_PID")
+		[ -z "${2:-}" ] || { [ "$FDS" = "$2" ] && [ "$SOCKETS" = "$3" ]; } && break
+		sleep 0.5
+	done
+	SETTLE_MS=$(($(e2e_now_ms) - t0))
 	RSS=$(e2e_rss_kb "$MESHSLIRP_PID")
-	e2e_log "$1: flow table empty after $E2E_ELAPSED_MS ms; libslirp sockets $SOCKETS, fds $FDS, RSS $RSS KiB"
+	e2e_log "$1: settled after $SETTLE_MS ms; libslirp sockets $SOCKETS, fds $FDS, RSS $RSS KiB"
 }
 
 boot g0
@@ -85,13 +96,11 @@ for c in $(seq 1 "$CYCLES"); do
 	boot "g$c"
 	intact "g$c" $((5000 + c))
 	e2e_log "cycle $c: new QEMU served: lease, 1 MiB intact through the sidecar"
-	settle "cycle $c"
-	[ "$SOCKETS" = "$sockets0" ] || e2e_fail "cycle $c: libslirp sockets $SOCKETS, baseline $sockets0"
-	# One descriptor of slack: whether the guest's half-closed agent channel (FIN-WAIT-2 on
-	# the host side) is still open at the settle is a matter of timing.  A leak of one per
-	# cycle still shows by the second cycle.
-	[ "$FDS" -le $((fds0 + 1)) ] || e2e_fail "cycle $c: daemon descriptors $FDS, baseline $fds0:" \
-		"$(ls -l "/proc/$MESHSLIRP_PID/fd" | awk '{print $NF}' | tr '\n' ' ')" \
+	settle "cycle $c" "$fds0" "$sockets0"
+	[ "$SOCKETS" = "$sockets0" ] ||
+		e2e_fail "cycle $c: libslirp sockets $SOCKETS 60 s on, baseline $sockets0"
+	[ "$FDS" = "$fds0" ] || e2e_fail "cycle $c: daemon descriptors $FDS 60 s on, baseline $fds0:" \
+		"$(ls -l "/proc/$MESHSLIRP_PID/fd" | awk 'NR > 1 {print $NF}' | tr '\n' ' ')" \
 		"$(ip netns exec "$NS_POD" ss -tanp | grep meshslirp | tr '\n' ';')"
 done
 if e2e_sanitized; then

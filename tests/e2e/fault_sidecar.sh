@@ -75,7 +75,7 @@ e2e_wait_for "$E2E_TMP/haproxy2.log" "HAPROXY-OUT client=$POD_IP:[0-9]+ orig_dst
 e2e_log "sidecar restarted: 1 MiB through it, sha256 equal at both ends"
 
 # 4. Nothing left behind; the counters tell exactly this story.
-e2e_wait_flows_empty "$NS_POD" "$METRICS" 30 || e2e_fail "flow table not empty after 30 s: $E2E_FLOW_STATE"
+e2e_wait_flows_empty "$NS_POD" "$METRICS" 60 || e2e_fail "flow table not empty after 60 s: $E2E_FLOW_STATE"
 e2e_log "flow table empty ${E2E_ELAPSED_MS} ms after the transfer: $E2E_FLOW_STATE"
 e2e_no_redirected_flows "$CTL" || e2e_fail "list_flows: $E2E_FLOWS_ANSWER"
 M=$E2E_TMP/flows-metrics.txt

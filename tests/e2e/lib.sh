@@ -161,13 +161,12 @@ e2e_build_guest() {
 	"$E2E_ROOT/tests/guest/mkguest" "$@" >/dev/null
 }
 
-# e2e_boot_guest NAME DIR SOCKET [APPEND [QEMU_ARG...]] : boot a guest on meshslirp's socket.
+# e2e_boot_guest NAME DIR SOCKET [APPEND] : boot a guest on meshslirp's socket.
 # Sets GUEST_PID; the serial console goes to $E2E_TMP/NAME.log.  A guest that reboots makes
 # QEMU exit, unless E2E_GUEST_REBOOT=1 (then it boots again in the same QEMU).  With
 # E2E_GUEST_PCAP=1, the guest's frames (headers only) are captured to $E2E_TMP/NAME.pcap.
 e2e_boot_guest() {
 	local name=$1 dir=$2 sock=$3 append=${4:-} opts=(-no-reboot)
-	shift $(($# < 4 ? $# : 4))
 	[ "${E2E_GUEST_REBOOT:-0}" = 1 ] && opts=()
 	[ "${E2E_GUEST_PCAP:-0}" = 1 ] &&
 		opts+=(-object "filter-dump,id=dump0,netdev=n0,file=$E2E_TMP/$name.pcap,maxlen=128")
@@ -175,7 +174,7 @@ e2e_boot_guest() {
 		-kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" \
 		-append "console=ttyS0 quiet panic=-1 $append" \
 		-netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$sock" \
-		-device virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56 "$@" \
+		-device virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56 \
 		</dev/null >"$E2E_TMP/$name.log" 2>&1 &
 	GUEST_PID=$!
 	E2E_PIDS+=("$GUEST_PID")
@@ -437,8 +436,7 @@ e2e_wait_flows_empty() {
 		E2E_FLOW_STATE=$(e2e_flow_states "$E2E_TMP/flows-metrics.txt")
 		E2E_ELAPSED_MS=$(($(e2e_now_ms) - t0))
 		case "$E2E_FLOW_STATE" in
-		*=[1-9]*) ;;
-		"") ;;
+		"" | *=[1-9]*) ;;
 		*) return 0 ;;
 		esac
 		sleep 0.5

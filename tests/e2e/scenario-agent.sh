@@ -5,7 +5,8 @@
 # 120 s; "quit" ends the scenario (the guest powers off).  Functions for the host to call:
 #   blob TAG PORT    1 MiB of fresh random bytes to ms.node:PORT:
 #                    "GUEST-BLOB TAG sha=HEX", then "GUEST-BLOB-SENT TAG rc=RC"
-#   stream TAG PORT  in the background, zeros to ms.node:PORT until the connection fails:
+#   stream TAG PORT  in the background, zeros to ms.node:PORT until a write fails (the writer
+#                    never reads, so a FIN does not stop it; only a reset does):
 #                    "GUEST-STREAM-UP TAG", then "GUEST-STREAM-END TAG rc=RC t=UPTIME"
 #   pause TAG        stop stream TAG's sender (SIGSTOP), its connection open; after 1 s:
 #                    "GUEST-PAUSED TAG"
@@ -13,9 +14,10 @@
 #                    "GUEST-PULL-UP TAG", then "GUEST-PULL-END TAG rc=RC bytes=N t=UPTIME"
 #   try TAG PORT     one connection, nothing sent: "GUEST-TRY TAG rc=RC t0=UPTIME t1=UPTIME"
 #   ask TAG PORT [LPORT]  send TAG to an echo server at ms.node:PORT (from local port LPORT):
-#                    "GUEST-ASK TAG rc=RC reply=REPLY"
-#   hold TAG PORT LPORT   in the background, one idle connection from LPORT (600 s at most):
-#                    "GUEST-HOLD TAG"
+#                    "GUEST-ASK TAG rc=RC reply=REPLY ms=MILLISECONDS"
+#   asks TAG PORT LPORT...  ask TAG-LPORT from each LPORT, all at once (in the background)
+#   hold TAG PORT LPORT...  in the background, an idle connection from each LPORT (600 s at
+#                    most): "GUEST-HOLD TAG"
 #   say TEXT         TEXT on the console
 say() { echo "$*" > /dev/console; }
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -27,10 +29,13 @@ blob() {
 	say "GUEST-BLOB-SENT $1 rc=$?"
 }
 
+printf '#!/bin/sh\nexec cat /dev/zero\n' > /tmp/zeros
+chmod +x /tmp/zeros
+
 stream() {
 	(
 		say "GUEST-STREAM-UP $1"
-		nc "$MS_NODE" "$2" < /dev/zero > /dev/null 2>&1 &
+		nc "$MS_NODE" "$2" -e /tmp/zeros > /dev/null 2>&1 &
 		echo $! > "/tmp/stream-$1.pid"
 		wait $!
 		say "GUEST-STREAM-END $1 rc=$? t=$(now)"
@@ -63,20 +68,42 @@ ports=/proc/sys/net/ipv4/ip_local_port_range
 default_ports=$(cat $ports)
 pin_port() { if [ -n "$1" ]; then echo "$1 $1" > $ports; else echo "$default_ports" > $ports; fi; }
 
-ask() {
-	pin_port "$3"
+# ask1 TAG PORT: one echo exchange, timed.
+ask1() {
+	t0=$(now)
 	r=$(echo "$1" | nc "$MS_NODE" "$2" 2>/dev/null)
 	rc=$?
+	say "GUEST-ASK $1 rc=$rc reply=$r ms=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%d", (b - a) * 1000 }')"
+}
+
+ask() {
+	pin_port "$3"
+	ask1 "$1" "$2"
 	pin_port
-	say "GUEST-ASK $1 rc=$rc reply=$r"
+}
+
+# Each connection takes its pinned port within the 0.5 s before the next pin.
+asks() {
+	tag=$1 port=$2
+	shift 2
+	for p in "$@"; do
+		pin_port "$p"
+		ask1 "$tag-$p" "$port" &
+		sleep 0.5
+	done
+	pin_port
 }
 
 hold() {
-	pin_port "$3"
-	(sleep 600 | nc "$MS_NODE" "$2" > /dev/null 2>&1) &
-	sleep 1
+	tag=$1 port=$2
+	shift 2
+	for p in "$@"; do
+		pin_port "$p"
+		(sleep 600 | nc "$MS_NODE" "$port" > /dev/null 2>&1) &
+		sleep 0.5
+	done
 	pin_port
-	say "GUEST-HOLD $1"
+	say "GUEST-HOLD $tag"
 }
 
 say "GUEST-AGENT boot_id=$(cat /proc/sys/kernel/random/boot_id)"

@@ -37,7 +37,7 @@
  *   pcap --file PATH [--port P]
  *	Read a pcap capture (QEMU's filter-dump) and print one line per IPv4
  *	TCP segment, to or from port P if given: "TCP t=SECONDS SRC:PORT >
- *	DST:PORT flags=FSRPA len=N" (flags as letters, '.' when unset).
+ *	DST:PORT flags=FSRPA len=N seq=S ack=A" (flags as letters, '.' when unset).
  *
  * Exit status: 0 on success, 1 on any I/O failure or short transfer, 2 for
  * bad usage.
@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -773,8 +774,9 @@ static int cmd_pcap(void)
 		flags[4] = tcp[13] & 0x10 ? 'A' : '.';
 		flags[5] = '\0';
 		g_strlcpy(src, fmt_addr(&s), sizeof(src));
-		printf("TCP t=%u.%06u %s > %s flags=%s len=%zu\n", sec, usec, src, fmt_addr(&d), flags,
-		       len);
+		printf("TCP t=%u.%06u %s > %s flags=%s len=%zu seq=%u ack=%u\n", sec, usec, src,
+		       fmt_addr(&d), flags, len, ntohl(pcap_u32(tcp + 4, false)),
+		       ntohl(pcap_u32(tcp + 8, false)));
 	}
 	fclose(fp);
 	return 0;
