@@ -355,6 +355,9 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric_head(o, "meshslirp_flows_reopened_total", "counter",
 		    "Established flows whose guest sent a SYN on the same tuple (it forgot them, e.g. rebooted): old connection reset.");
 	metric(o, "meshslirp_flows_reopened_total", NULL, br->stale_resets);
+	metric_head(o, "meshslirp_flows_reclaimed_total", "counter",
+		    "Closed flows whose slot a new flow took before their 10 s grace for late segments ended (the table was full).");
+	metric(o, "meshslirp_flows_reclaimed_total", NULL, bridge_flows_reclaimed(d->br));
 	metric_head(o, "meshslirp_proxy_headers_sent_total", "counter", "PROXY headers written to the sidecar.");
 	metric(o, "meshslirp_proxy_headers_sent_total", NULL, br->headers_written);
 

@@ -26,7 +26,10 @@
  */
 #define BRIDGE_UDP_IDLE_US ((240 + 2) * G_USEC_PER_SEC)
 #define BRIDGE_UDP_DNS_IDLE_US ((10 + 2) * G_USEC_PER_SEC)
-/* After libslirp closed the socket, late segments are translated this long. */
+/*
+ * After libslirp closed the socket, late segments are translated this long,
+ * unless a full table reclaims the slot first (flowtab_retire).
+ */
 #define BRIDGE_CLOSED_GRACE_US (10 * G_USEC_PER_SEC)
 
 static const char *const bridge_guest_drop_names[BRIDGE_DROP_COUNT] = {
@@ -463,6 +466,8 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 	if (f->state != FLOW_CLOSED)
 		flowtab_set_state(br->flows, f, FLOW_CLOSED);
 	f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
+	/* Only late segments left: a full table may give its slot to a new flow. */
+	flowtab_retire(br->flows, f);
 }
 
 /* "sidecar 127.0.0.1:15001" or "DNS upstream ...": where a steered or DNS flow goes. */
@@ -734,6 +739,11 @@ size_t bridge_flow_count(const struct bridge *br, enum flow_state state)
 size_t bridge_udp_flow_count(const struct bridge *br)
 {
 	return flowtab_count_udp(br->flows);
+}
+
+uint64_t bridge_flows_reclaimed(const struct bridge *br)
+{
+	return flowtab_reclaimed(br->flows);
 }
 
 static void bridge_count_direct_tcp(const struct flow *f, void *opaque)

@@ -207,6 +207,9 @@ size_t bridge_flow_count(const struct bridge *br, enum flow_state state);
 /* bridge_udp_flow_count() - UDP flows (they live as long as libslirp's sockets). */
 size_t bridge_udp_flow_count(const struct bridge *br);
 
+/* bridge_flows_reclaimed() - closed flows whose slot a new flow took within their grace. */
+uint64_t bridge_flows_reclaimed(const struct bridge *br);
+
 /*
  * bridge_direct_tcp_counts() - direct TCP flows by state into @counts
  * (FLOW_STATE_COUNT entries).  Scans the table: for metrics, not per packet.

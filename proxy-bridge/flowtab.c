@@ -15,6 +15,12 @@
 /* Stack ports are drawn from here; below it, well-known services live. */
 #define FLOWTAB_PORT_MIN 1024
 #define FLOWTAB_PORT_TRIES 64
+#define FLOWTAB_NIL UINT32_MAX
+
+/* Links of the retired FIFO, by slot number (kept out of struct flow: the table's business). */
+struct flowtab_link {
+	uint32_t prev, next;
+};
 
 struct flowtab {
 	struct flow *slots;
@@ -23,6 +29,9 @@ struct flowtab {
 	size_t nfree;
 	size_t count[FLOW_STATE_COUNT];
 	size_t udp;                /* flows with proto UDP, any state */
+	struct flowtab_link *links; /* retired FIFO: oldest at head */
+	uint32_t retired_head, retired_tail;
+	uint64_t reclaimed;
 	GHashTable *by_guest;      /* struct flow_key * -> struct flow * */
 	GHashTable *by_stack;
 };
@@ -81,6 +90,8 @@ int flowtab_new(size_t max, struct flowtab **out)
 		ft->free[i] = (uint32_t)(max - 1 - i);
 	ft->nfree = max;
 	ft->count[FLOW_FREE] = max;
+	ft->links = g_new(struct flowtab_link, max);
+	ft->retired_head = ft->retired_tail = FLOWTAB_NIL;
 	ft->by_guest = g_hash_table_new(flowtab_hash, flowtab_equal);
 	ft->by_stack = g_hash_table_new(flowtab_hash, flowtab_equal);
 	*out = ft;
@@ -95,6 +106,7 @@ void flowtab_free(struct flowtab *ft)
 	g_hash_table_unref(ft->by_stack);
 	g_free(ft->slots);
 	g_free(ft->free);
+	g_free(ft->links);
 	g_free(ft);
 }
 
@@ -143,8 +155,12 @@ int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 	int ret;
 
 	g_assert(state != FLOW_FREE && !flowtab_lookup_guest(ft, gkey));
-	if (!ft->nfree)
-		return -ENOSPC;
+	if (!ft->nfree) {
+		if (ft->retired_head == FLOWTAB_NIL)
+			return -ENOSPC;
+		flowtab_remove(ft, &ft->slots[ft->retired_head]);
+		ft->reclaimed++;
+	}
 	if (keep_port)
 		ret = g_hash_table_contains(ft->by_stack, &skey) ? -EADDRINUSE : 0;
 	else
@@ -182,9 +198,49 @@ int flowtab_rekey_guest(struct flowtab *ft, struct flow *f, const struct flow_ke
 	return 0;
 }
 
+/* Take @f out of the retired FIFO. */
+static void flowtab_unlink_retired(struct flowtab *ft, struct flow *f)
+{
+	struct flowtab_link *l = &ft->links[f->slot];
+
+	if (l->prev == FLOWTAB_NIL)
+		ft->retired_head = l->next;
+	else
+		ft->links[l->prev].next = l->next;
+	if (l->next == FLOWTAB_NIL)
+		ft->retired_tail = l->prev;
+	else
+		ft->links[l->next].prev = l->prev;
+	f->retired = false;
+}
+
+void flowtab_retire(struct flowtab *ft, struct flow *f)
+{
+	struct flowtab_link *l = &ft->links[f->slot];
+
+	g_assert(f->state == FLOW_CLOSED && f->fd < 0);
+	if (f->retired)
+		return;
+	l->prev = ft->retired_tail;
+	l->next = FLOWTAB_NIL;
+	if (ft->retired_tail == FLOWTAB_NIL)
+		ft->retired_head = f->slot;
+	else
+		ft->links[ft->retired_tail].next = f->slot;
+	ft->retired_tail = f->slot;
+	f->retired = true;
+}
+
+uint64_t flowtab_reclaimed(const struct flowtab *ft)
+{
+	return ft->reclaimed;
+}
+
 void flowtab_remove(struct flowtab *ft, struct flow *f)
 {
 	g_assert(f->state != FLOW_FREE);
+	if (f->retired)
+		flowtab_unlink_retired(ft, f);
 	g_hash_table_remove(ft->by_guest, &f->gkey);
 	g_hash_table_remove(ft->by_stack, &f->skey);
 	ft->count[f->state]--;
@@ -196,7 +252,8 @@ void flowtab_remove(struct flowtab *ft, struct flow *f)
 
 void flowtab_set_state(struct flowtab *ft, struct flow *f, enum flow_state state)
 {
-	g_assert(f->state != FLOW_FREE && state != FLOW_FREE);
+	/* Retired is final: nothing may revive a flow whose slot can vanish. */
+	g_assert(f->state != FLOW_FREE && state != FLOW_FREE && (!f->retired || state == FLOW_CLOSED));
 	ft->count[f->state]--;
 	ft->count[state]++;
 	f->state = state;

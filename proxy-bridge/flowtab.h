@@ -24,6 +24,13 @@
  *                              ▼
  *                           (freed)
  *
+ * A CLOSED flow whose socket libslirp has let go of is only kept for late
+ * segments; the owner marks it so with flowtab_retire().  Retired flows
+ * form a FIFO, and a full table gives the oldest one's slot to a new flow
+ * rather than refusing it: the grace period must not cap the rate of short
+ * connections at max / grace.  A retired flow's late segments then go to
+ * libslirp untranslated, which answers them with a reset.
+ *
  * UDP flows are OPEN from the first datagram and expire when idle.
  *
  * Direct flows (FLOW_DIRECT: the policy lets them go to their own
@@ -95,6 +102,7 @@ struct flow {
 	uint32_t guest_nxt;        /* TCP: the guest's next sequence number (host order) */
 	uint32_t stack_nxt;        /* TCP: libslirp's next sequence number towards the guest */
 	uint32_t slot;
+	bool retired;              /* owned by flowtab: in the retired FIFO (flowtab_retire) */
 };
 
 struct flowtab;
@@ -128,8 +136,13 @@ struct flow *flowtab_lookup_stack(struct flowtab *ft, const struct flow_key *ske
  *		fresh random one
  * @out:	the new flow
  *
- * Return: 0, -ENOSPC when the table is full, -EADDRINUSE when no free stack
- * port could be found (or the guest's port is taken with @keep_port).
+ * A full table first frees the oldest retired flow, if any, and takes its
+ * slot (counted by flowtab_reclaimed()); any pointer to that flow becomes
+ * invalid, so callers hold none across this call.
+ *
+ * Return: 0, -ENOSPC when the table is full and nothing is retired,
+ * -EADDRINUSE when no free stack port could be found (or the guest's port is
+ * taken with @keep_port).
  */
 int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 		uint16_t tport, bool keep_port, enum flow_state state, struct flow **out);
@@ -146,6 +159,16 @@ void flowtab_remove(struct flowtab *ft, struct flow *flow);
 
 /* flowtab_set_state() - move @flow to @state, keeping per-state counts. */
 void flowtab_set_state(struct flowtab *ft, struct flow *flow, enum flow_state state);
+
+/**
+ * flowtab_retire() - @flow (CLOSED, no socket left) is kept only for late
+ * packets: flowtab_add() may reclaim its slot, oldest retired first.  It
+ * stays in the table, with its deadline, until then.  Idempotent.
+ */
+void flowtab_retire(struct flowtab *ft, struct flow *flow);
+
+/* flowtab_reclaimed() - retired flows whose slot flowtab_add() took before their deadline. */
+uint64_t flowtab_reclaimed(const struct flowtab *ft);
 
 /* flowtab_count() - flows in @state (FLOW_FREE: free slots). */
 size_t flowtab_count(const struct flowtab *ft, enum flow_state state);

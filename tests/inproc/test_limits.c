@@ -6,6 +6,8 @@
  * test listens; steered flows go to a local "sidecar".  Checked:
  *   - --max-flows bounds direct flows too: the flow past the limit gets a
  *     reset as from its destination and is counted;
+ *   - closed flows in their grace period give their slots to new flows, so
+ *     short connections are not capped at --max-flows per 10 s;
  *   - a SYN with a bad checksum, an IPv4 fragment and a lying IPv4 header
  *     are dropped before libslirp and counted; IP options are fine;
  *   - --connect-timeout: a sidecar whose accept queue is jammed never
@@ -373,6 +375,105 @@ static void test_reopened_tuple(void **state)
 	close(lfd);
 }
 
+/* The guest's side of the handshake with a direct flow to GATEWAY:@port; returns libslirp's ISN. */
+static uint32_t guest_connect(struct inproc *f, uint16_t sport, uint16_t port, uint32_t isn)
+{
+	struct pkt_ipv4_view v;
+	uint8_t fr[256], rx[2048];
+	uint32_t stack_isn;
+
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, sport, port, isn, 0, TH_SYN, NULL));
+	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, sport, TH_SYN | TH_ACK, &v);
+	stack_isn = inproc_be32(v.l4 + 4);
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, sport, port, isn + 1, stack_isn + 1, TH_ACK, NULL));
+	return stack_isn;
+}
+
+/* Whether the flow table holds a flow from guest port @sport in state @state. */
+struct find_flow {
+	uint16_t sport;
+	enum flow_state state;
+	bool found;
+};
+
+static void find_flow(const struct flow *fl, void *opaque)
+{
+	struct find_flow *q = opaque;
+
+	if (fl->gkey.gport == htons(q->sport) && fl->state == q->state)
+		q->found = true;
+}
+
+/*
+ * --max-flows 4 and three times as many short connections as slots, each
+ * ended (the far end resets it) long before its 10 s grace is over: every
+ * one is served, each past the table's size reclaims the oldest closed
+ * flow's slot, and a live connection opened first is never taken.
+ */
+static void test_closed_flows_reclaimed(void **state)
+{
+	const char *args[] = { "--max-flows", "4", NULL };
+	struct inproc *f = inproc_start(args);
+	const struct bridge_stats *bs = bridge_stats(f->d.br);
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct find_flow live = { .sport = 57000, .state = FLOW_OPEN };
+	struct pkt_ipv4_view v;
+	uint8_t fr[256], rx[2048];
+	uint16_t port;
+	int lfd = local_socket(SOCK_STREAM, 64, &port);
+	int keep, conn;
+	uint32_t isn;
+	char buf[8];
+	ssize_t n = -1;
+	gint64 end;
+
+	(void)state;
+	inproc_arp_gateway(f);
+	isn = guest_connect(f, 57000, port, 1000);
+	keep = inproc_accept(lfd);
+
+	for (uint16_t i = 0; i < 12; i++) {
+		guest_connect(f, (uint16_t)(57001 + i), port, 5000);
+		conn = inproc_accept(lfd);
+		assert_int_equal(setsockopt(conn, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+		close(conn);
+		/* libslirp drops the connection: the guest sees the reset, the socket is closed. */
+		inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, (uint16_t)(57001 + i),
+				      TH_RST, &v);
+		inproc_pump(5);
+	}
+	assert_int_equal(bs->refused[BRIDGE_REFUSED_TABLE_FULL], 0);
+	assert_int_equal(bs->flows_direct, 13);
+	/* Three slots for closed flows: the first three fill them, the other nine reclaim. */
+	assert_int_equal(bridge_flows_reclaimed(f->d.br), 9);
+	assert_int_equal(flows_in_table(f), 4);
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_CLOSED), 3);
+
+	/* The live connection kept its flow and still carries data. */
+	bridge_foreach_flow(f->d.br, find_flow, &live);
+	assert_true(live.found);
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 57000, port, 1001, isn + 1, TH_ACK | 0x08, "live"));
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (n <= 0 && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		n = recv(keep, buf, sizeof(buf), 0);
+	}
+	assert_int_equal(n, 4);
+	assert_memory_equal(buf, "live", 4);
+
+	/* With no closed flow left to take, a full table still refuses. */
+	for (uint16_t i = 0; i < 3; i++) {
+		guest_connect(f, (uint16_t)(57100 + i), port, 9000);
+		close(inproc_accept(lfd));
+	}
+	inproc_send(f, fr, guest_tcp(fr, GATEWAY, 57103, port, 9000, 0, TH_SYN, NULL));
+	inproc_expect_segment(f, rx, sizeof(rx), GATEWAY, port, 57103, TH_RST | TH_ACK, &v);
+	assert_int_equal(bs->refused[BRIDGE_REFUSED_TABLE_FULL], 1);
+	close(keep);
+	inproc_stop(f);
+	close(lfd);
+}
+
 /* A UDP entry lives as long as libslirp's socket for it: 240 s after the last datagram. */
 
 static void test_udp_lifetime(void **state)
@@ -412,6 +513,7 @@ int main(void)
 		cmocka_unit_test(test_handshake_timeout),
 		cmocka_unit_test(test_tcp_idle_reset),
 		cmocka_unit_test(test_reopened_tuple),
+		cmocka_unit_test(test_closed_flows_reclaimed),
 		cmocka_unit_test(test_udp_lifetime),
 	};
 

@@ -1,4 +1,4 @@
-/* test_flowtab.c - unit tests of the flow table: both indexes, state counts, stack ports, expiry, churn. */
+/* test_flowtab.c - unit tests of the flow table: both indexes, state counts, stack ports, reclaim, expiry, churn. */
 
 #include <errno.h>
 #include <setjmp.h>
@@ -242,6 +242,73 @@ static void test_remove_reuses_slot(void **state)
 	flowtab_free(ft);
 }
 
+/* close_and_retire() - what the bridge does when libslirp lets go of a flow's socket. */
+static void close_and_retire(struct flowtab *ft, struct flow *f)
+{
+	f->fd = -1;
+	flowtab_set_state(ft, f, FLOW_CLOSED);
+	flowtab_retire(ft, f);
+}
+
+/*
+ * A full table gives a new flow the slot of the oldest retired flow, in the
+ * order they were retired (not by slot or key); closed flows not retired
+ * (libslirp still holds their socket) and live flows are never taken.
+ */
+static void test_reclaim_retired(void **state)
+{
+	struct flowtab *ft = table(6);
+	struct flow *flows[6], *f = NULL;
+	struct flow_key g[6], n;
+	const int order[] = { 4, 1, 5 };
+
+	(void)state;
+	for (int i = 0; i < 6; i++) {
+		g[i] = tcp_gkey((uint16_t)(30000 + i), "1.1.1.1", 80);
+		assert_int_equal(flowtab_add(ft, &g[i], ip4("127.0.0.1"), htons(15001), false,
+					     FLOW_OPEN, &flows[i]), 0);
+		flows[i]->fd = 100 + i;
+	}
+	/* Slot 2: closed, but its socket still libslirp's: not reclaimable. */
+	flowtab_set_state(ft, flows[2], FLOW_CLOSED);
+	for (size_t i = 0; i < G_N_ELEMENTS(order); i++)
+		close_and_retire(ft, flows[order[i]]);
+	flowtab_retire(ft, flows[4]);   /* idempotent: stays first */
+	/* One retired flow removed early (a SYN reopened its tuple): out of the FIFO too. */
+	flowtab_remove(ft, flows[1]);
+	n = tcp_gkey(31000, "1.1.1.1", 80);
+	assert_int_equal(flowtab_add(ft, &n, ip4("127.0.0.1"), htons(15001), false, FLOW_SYN, &f), 0);
+	assert_int_equal(flowtab_reclaimed(ft), 0);
+
+	/* Full: the next two take 4 then 5, in retirement order. */
+	for (int i = 0; i < 2; i++) {
+		uint32_t want = flows[i ? 5 : 4]->slot;
+
+		n = tcp_gkey((uint16_t)(31001 + i), "1.1.1.1", 80);
+		assert_int_equal(flowtab_add(ft, &n, ip4("127.0.0.1"), htons(15001), false,
+					     FLOW_SYN, &f), 0);
+		assert_int_equal(f->slot, want);
+		assert_false(f->retired);
+		assert_null(flowtab_lookup_guest(ft, &g[i ? 5 : 4]));
+		assert_ptr_equal(flowtab_lookup_guest(ft, &n), f);
+		assert_int_equal(flowtab_reclaimed(ft), (uint64_t)i + 1);
+	}
+	/* Nothing retired left: a full table refuses, the rest untouched. */
+	n = tcp_gkey(31003, "1.1.1.1", 80);
+	assert_int_equal(flowtab_add(ft, &n, ip4("127.0.0.1"), htons(15001), false, FLOW_SYN, &f),
+			 -ENOSPC);
+	assert_counts(ft, 0, 3, 0, 2, 1);
+	assert_ptr_equal(flowtab_lookup_guest(ft, &g[2]), flows[2]);
+
+	/* Retired later, reclaimed next. */
+	close_and_retire(ft, flows[0]);
+	assert_int_equal(flowtab_add(ft, &n, ip4("127.0.0.1"), htons(15001), true, FLOW_OPEN, &f),
+			 0);
+	assert_int_equal(f->slot, 0);
+	assert_int_equal(flowtab_reclaimed(ft), 3);
+	flowtab_free(ft);
+}
+
 #define MANY 5000
 
 static void test_fresh_ports_unique(void **state)
@@ -450,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_keep_port),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_remove_reuses_slot),
+		cmocka_unit_test(test_reclaim_retired),
 		cmocka_unit_test(test_fresh_ports_unique),
 		cmocka_unit_test(test_expire),
 		cmocka_unit_test(test_churn),
