@@ -68,7 +68,9 @@ drained upload
 # 2. Download: the upstream sends zeros to the guest through the sidecar; it dies.
 e2e_bg down "$NS_NODE" socat -u OPEN:/dev/zero TCP4-LISTEN:5002,bind="$NODE_IP",reuseaddr
 down_pid=$E2E_LAST_PID
-sleep 0.3
+# Not a fixed sleep: under ASan, with both cores busy, 0.3 s was once too short, HAProxy's
+# connect was refused and the guest's pull got an empty reply.
+e2e_wait_listening "$NS_NODE" 5002 10 || e2e_fail "the download upstream did not start"
 e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/before-down.txt"
 base=$(e2e_metric "$E2E_TMP/before-down.txt" 'meshslirp_bytes_total{direction="to_guest"}')
 e2e_agent pull dl1 5002

@@ -126,6 +126,16 @@ e2e_field() {
 	tr -d '\r' <"$1" | grep -Eo -m1 -- "$2.*" || true
 }
 
+# e2e_wait_listening NS PORT SECONDS : wait until something listens on TCP PORT in NS.
+e2e_wait_listening() {
+	local i
+	for i in $(seq 1 $(($3 * 10))); do
+		[ -n "$(ip netns exec "$1" ss -Hltn "sport = :$2")" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # e2e_wait_exit PID SECONDS : wait for PID to exit; returns its status, 124 on timeout.
 e2e_wait_exit() {
 	local pid=$1 secs=$2 i
