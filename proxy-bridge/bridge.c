@@ -570,9 +570,10 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
  * End a TCP flow at both ends with resets (idle or handshake timeout, or the
  * guest reopening its tuple, when @reset_guest is false).  Callers are on a
  * timer or in the guest-frame hook before slirp_input(), never inside a
- * libslirp callback, so libslirp may be handed a frame.  libslirp gets a RST as from the guest at the guest's next sequence
- * number: it drops the connection and closes its socket, which SO_LINGER 0
- * turns into a reset for the far end.  The guest gets a RST as from its peer
+ * libslirp callback, so libslirp may be handed a frame.  libslirp gets a RST
+ * as from the guest at the guest's next sequence number: it drops the
+ * connection and closes its socket, which SO_LINGER 0 turns into a reset for
+ * the far end.  The guest gets a RST as from its peer
  * at libslirp's next sequence number.  Should either side have a segment in
  * flight, the RST falls outside its window and RFC 5961 makes it answer with
  * a challenge ACK, which the other side (no longer knowing the connection)
