@@ -111,30 +111,6 @@ static void guest_syn(struct inproc *f, const char *dst, uint16_t sport, uint16_
 	inproc_send(f, fr, len);
 }
 
-static int sidecar_accept(struct steer *s)
-{
-	return inproc_accept(s->sidecar);
-}
-
-/* Read exactly @len bytes from the sidecar side, pumping the daemon meanwhile. */
-static void sidecar_read(int conn, uint8_t *buf, size_t len)
-{
-	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	size_t got = 0;
-
-	while (got < len && g_get_monotonic_time() < end) {
-		ssize_t n = read(conn, buf + got, len - got);
-
-		if (n > 0)
-			got += (size_t)n;
-		else if (n == 0)
-			break;
-		else
-			inproc_pump(1);
-	}
-	assert_int_equal(got, len);
-}
-
 static void expect_v2_header(int conn, const char *dst, uint16_t sport, uint16_t dport)
 {
 	uint8_t hdr[28], want[28];
@@ -143,7 +119,7 @@ static void expect_v2_header(int conn, const char *dst, uint16_t sport, uint16_t
 		.sport = htons(sport), .dport = htons(dport),
 	};
 
-	sidecar_read(conn, hdr, sizeof(hdr));
+	inproc_read_exact(conn, hdr, sizeof(hdr));
 	/* Independent of proxy_encode(): the layout from proxy-protocol.txt. */
 	memcpy(want, "\r\n\r\n\0\r\nQUIT\n", 12);
 	want[12] = 0x21;
@@ -169,7 +145,7 @@ static void test_steer_header_payload_reply(void **state)
 	int conn;
 
 	guest_syn(f, "198.18.0.1", 40000, 5001, 1000);
-	conn = sidecar_accept(s);
+	conn = inproc_accept(s->sidecar);
 	expect_v2_header(conn, "198.18.0.1", 40000, 5001);
 
 	/* The guest's SYN is answered only now, as from the original destination. */
@@ -180,7 +156,7 @@ static void test_steer_header_payload_reply(void **state)
 	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip("198.18.0.1"), 40000, 5001,
 		      1001, server_isn + 1, 0x18, "hello", 5);
 	inproc_send(f, fr, len);
-	sidecar_read(conn, buf, 5);
+	inproc_read_exact(conn, buf, 5);
 	assert_memory_equal(buf, "hello", 5);
 
 	assert_int_equal(write(conn, "world", 5), 5);
@@ -207,10 +183,10 @@ static void test_same_source_port_two_destinations(void **state)
 	int c1, c2;
 
 	guest_syn(f, "198.18.0.1", 41000, 80, 7000);
-	c1 = sidecar_accept(s);
+	c1 = inproc_accept(s->sidecar);
 	expect_v2_header(c1, "198.18.0.1", 41000, 80);
 	guest_syn(f, "198.18.0.9", 41000, 443, 9000);
-	c2 = sidecar_accept(s);
+	c2 = inproc_accept(s->sidecar);
 	expect_v2_header(c2, "198.18.0.9", 41000, 443);
 
 	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.9", 443, 41000, 0x12, &v);
@@ -228,8 +204,8 @@ static void test_v1_header(void **state)
 	int conn;
 
 	guest_syn(s->f, "198.18.0.7", 42000, 8080, 1);
-	conn = sidecar_accept(s);
-	sidecar_read(conn, buf, strlen(want));
+	conn = inproc_accept(s->sidecar);
+	inproc_read_exact(conn, buf, strlen(want));
 	assert_memory_equal(buf, want, strlen(want));
 	close(conn);
 }

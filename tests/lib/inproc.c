@@ -253,3 +253,21 @@ void inproc_expect_reset(int fd)
 	assert_int_equal(n, -1);
 	assert_int_equal(errno, ECONNRESET);
 }
+
+void inproc_read_exact(int fd, uint8_t *buf, size_t len)
+{
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	size_t got = 0;
+
+	while (got < len && g_get_monotonic_time() < end) {
+		ssize_t n = read(fd, buf + got, len - got);
+
+		if (n > 0)
+			got += (size_t)n;
+		else if (n == 0)
+			break;
+		else
+			inproc_pump(1);
+	}
+	assert_int_equal(got, len);
+}

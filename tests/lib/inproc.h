@@ -81,6 +81,9 @@ int inproc_accept(int lfd);
 /* inproc_expect_reset() - read @fd (discarding bytes) until it fails with ECONNRESET. */
 void inproc_expect_reset(int fd);
 
+/* inproc_read_exact() - read exactly @len bytes from nonblocking @fd, pumping the daemon meanwhile. */
+void inproc_read_exact(int fd, uint8_t *buf, size_t len);
+
 struct pkt_ipv4_view;
 
 /*
