@@ -68,7 +68,7 @@ drained upload
 # 2. Download: the upstream sends zeros to the guest through the sidecar; it dies.
 e2e_bg down "$NS_NODE" socat -u OPEN:/dev/zero TCP4-LISTEN:5002,bind="$NODE_IP",reuseaddr
 down_pid=$E2E_LAST_PID
-# Not a fixed sleep: under ASan, with both cores busy, 0.3 s was once too short, HAProxy's
+# Under ASan, with both cores busy, a fixed 0.3 s sleep was once too short here: HAProxy's
 # connect was refused and the guest's pull got an empty reply.
 e2e_wait_listening "$NS_NODE" 5002 10 || e2e_fail "the download upstream did not start"
 e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/before-down.txt"

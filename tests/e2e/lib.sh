@@ -126,11 +126,13 @@ e2e_field() {
 	tr -d '\r' <"$1" | grep -Eo -m1 -- "$2.*" || true
 }
 
-# e2e_wait_listening NS PORT SECONDS : wait until something listens on TCP PORT in NS.
+# e2e_wait_listening NS PORT SECONDS : wait until something listens on TCP PORT, or has UDP
+# PORT bound, in NS.  Servers started in the background are not ready at once; a fixed sleep
+# loses that race on a loaded machine.
 e2e_wait_listening() {
 	local i
 	for i in $(seq 1 $(($3 * 10))); do
-		[ -n "$(ip netns exec "$1" ss -Hltn "sport = :$2")" ] && return 0
+		[ -n "$(ip netns exec "$1" ss -Hltun "sport = :$2")" ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -340,13 +342,16 @@ E2E_HAPROXY_GLOBAL=()
 E2E_HAPROXY_MAXCONN=8192
 
 # e2e_start_haproxy NAME NETNS CFG : start HAProxy in the foreground (-db) as a
-# tracked process; its log (one line per connection) is $E2E_TMP/NAME.log.
+# tracked process, and wait until every port CFG binds is listening; its log (one line per
+# connection) is $E2E_TMP/NAME.log.
 e2e_start_haproxy() {
-	local name=$1 ns=$2 cfg=$3
+	local name=$1 ns=$2 cfg=$3 bind
 	haproxy -c -q -f "$cfg" || e2e_fail "invalid HAProxy config $cfg"
 	e2e_bg "$name" "$ns" haproxy -db -f "$cfg"
 	HAPROXY_PID=$E2E_LAST_PID
-	sleep 0.3
+	for bind in $(awk '$1 == "bind" {print $2}' "$cfg"); do
+		e2e_wait_listening "$ns" "${bind##*:}" 10 || e2e_fail "HAProxy is not listening on $bind"
+	done
 	kill -0 "$HAPROXY_PID" 2>/dev/null || e2e_fail "HAProxy did not start"
 }
 

@@ -40,7 +40,7 @@ g "$MSTOOL" flows --connect "$NODE_IP:7001" --count 20 --parallel 5 --bytes 2000
 	>"$E2E_TMP/halfclose.log" 2>&1 || e2e_fail "half-close (guest first): $(cat "$E2E_TMP/halfclose.log")"
 e2e_bg early "$NS_NODE" socat -t 30 TCP4-LISTEN:7004,bind="$NODE_IP",reuseaddr \
 	SYSTEM:"echo early-reply; exec 1>&-; cat >$E2E_TMP/early.bin"
-sleep 0.3
+e2e_wait_listening "$NS_NODE" 7004 10 || e2e_fail "the early-reply server did not start"
 g "$MSTOOL" source --connect "$NODE_IP:7004" --bytes 300000 >"$E2E_TMP/early-src.log" 2>&1 ||
 	e2e_fail "half-close (server first) failed"
 e2e_wait_for "$E2E_TMP/early-src.log" '^SOURCE reply=12$' 5 ||

@@ -134,7 +134,7 @@ e2e_log "steered 1 MiB through the sidecar, sha256 equal, orig_dst=$NODE_IP:5001
 reply=$(echo meshslirp-dns-probe | g timeout 10 socat -T 3 - UDP4:10.0.2.3:53) || e2e_fail "DNS upstream failed"
 [ "$reply" = meshslirp-dns-probe ] || e2e_fail "DNS upstream answered '$reply'"
 e2e_bg udpecho "$NS_NODE" socat -T 10 UDP4-RECVFROM:5353,fork,reuseaddr PIPE
-sleep 0.3
+e2e_wait_listening "$NS_NODE" 5353 10 || e2e_fail "the UDP echo server did not start"
 reply=$(echo meshslirp-udp-probe | g timeout 10 socat -T 3 - UDP4:"$NODE_IP":5353) || e2e_fail "UDP out failed"
 [ "$reply" = meshslirp-udp-probe ] || e2e_fail "UDP echo returned '$reply'"
 g busybox ping -c 2 -W 3 "$NODE_IP" >"$E2E_TMP/ping.log" 2>&1 || e2e_fail "ICMP echo failed"

@@ -20,7 +20,7 @@ e2e_log "TCP out: 8 MiB, sha256 ${E2E_SINK##*sha256=} at both ends"
 
 # UDP out: an echo server on the node answers through libslirp's UDP socket.
 e2e_bg udpecho "$NS_NODE" socat -T 10 UDP4-RECVFROM:5353,fork,reuseaddr PIPE
-sleep 0.3
+e2e_wait_listening "$NS_NODE" 5353 10 || e2e_fail "the UDP echo server did not start"
 reply=$(echo meshslirp-udp-probe | ip netns exec "$NS_GUEST" timeout 10 socat -T 3 - UDP4:"$NODE_IP":5353) ||
 	e2e_fail "UDP exchange failed"
 [ "$reply" = meshslirp-udp-probe ] || e2e_fail "UDP echo returned '$reply'"
