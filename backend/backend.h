@@ -4,32 +4,74 @@
 
 /*
  * A backend moves whole Ethernet frames between the guest and the daemon.
- * Two exist: the QEMU -netdev stream server (stream.c) and a tap device in a
- * network namespace (tap.c).  Both run on the default GLib main context.
+ * Three exist: the QEMU -netdev stream server (stream.c), vhost-user
+ * (vhost_user.c: the guest's virtqueues in shared memory) and a tap device in
+ * a network namespace (tap.c).  All run on the default GLib main context.
  *
  * Receive: each frame from the guest is passed to cb->rx_frame(), valid only
- * during the call; it sits in the backend's own buffer, so the receiver may
- * rewrite it in place.  Transmit: backend_send() queues or writes one frame (it
- * is copied), backend_flush() pushes queued frames out at the end of a batch.
+ * during the call; it sits in the backend's own buffer (never in guest
+ * memory), so the receiver may rewrite it in place.  Transmit: backend_send()
+ * queues or writes one frame (it is copied), backend_flush() pushes queued
+ * frames out at the end of a batch.
  *
- * Backpressure: when a backend cannot take frames as fast as they come, it
- * calls cb->set_congested(true), stops reading from the guest (each guest
- * frame can produce answers that would have nowhere to go), and calls
- * cb->set_congested(false) once it has drained.  A frame it must refuse
- * meanwhile is dropped and counted, never buffered without bound.
+ * Offloads: a frame may carry struct frame_meta, the meaning of a virtio-net
+ * header (partial checksum, segmentation).  On receive, @meta is NULL for a
+ * plain frame whose checksums are complete; a backend passes a non-NULL one
+ * only for what it negotiated with the guest (be->rx_offloads).  On transmit
+ * the sender may pass a meta only for what the guest accepts
+ * (be->tx_offloads); NULL means a plain frame.  Backends without a
+ * virtio-net header (stream) negotiate nothing.
+ *
+ * Backpressure (our version of QEMU's can_receive): when a backend cannot take
+ * frames as fast as they come, it calls cb->set_congested(true), stops
+ * reading from the guest (each guest frame can produce answers that would
+ * have nowhere to go), and calls cb->set_congested(false) once it has
+ * drained.  A frame it must refuse meanwhile is dropped and counted, never
+ * buffered without bound.
+ *
+ * Failure: a backend that can serve no guest any more (its tap device was
+ * deleted) says so once through cb->failed(), if set, and stops; the owner
+ * decides whether the daemon goes on.
  *
  * Ownership: the daemon creates one backend and frees it with
  * backend_free(), which closes every descriptor the backend opened (and
- * removes the stream socket's path).
+ * removes the socket path it listened on).
  */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/* struct frame_meta flags: the virtio-net header's VIRTIO_NET_HDR_F_* bits. */
+#define FRAME_META_NEEDS_CSUM 0x01  /* checksum from csum_start, stored at + csum_offset */
+#define FRAME_META_DATA_VALID 0x02  /* every checksum was verified (towards the guest) */
+
+/* struct frame_meta gso_type: the virtio-net header's VIRTIO_NET_HDR_GSO_* values. */
+#define FRAME_GSO_NONE 0
+#define FRAME_GSO_TCPV4 1
+#define FRAME_GSO_UDP 3
+#define FRAME_GSO_TCPV6 4
+
+/* be->rx_offloads / be->tx_offloads bits. */
+#define BACKEND_OFFLOAD_CSUM 0x01   /* partial checksums (NEEDS_CSUM) */
+#define BACKEND_OFFLOAD_TSO4 0x02   /* FRAME_GSO_TCPV4 segments */
+
+/* Offload metadata of one frame, host byte order (see the virtio 1.x spec, 5.1.6). */
+struct frame_meta {
+	uint8_t flags;              /* FRAME_META_* */
+	uint8_t gso_type;           /* FRAME_GSO_* */
+	uint16_t hdr_len;           /* Ethernet + IP + TCP header length, for GSO */
+	uint16_t gso_size;          /* payload bytes per segment, for GSO */
+	uint16_t csum_start;        /* NEEDS_CSUM: offset where checksumming starts */
+	uint16_t csum_offset;       /* NEEDS_CSUM: where, after csum_start, it is stored */
+};
+
 struct backend_callbacks {
-	void (*rx_frame)(uint8_t *frame, size_t len, void *opaque);
+	/* One frame from the guest; @meta is NULL for a plain frame. */
+	void (*rx_frame)(uint8_t *frame, size_t len, const struct frame_meta *meta, void *opaque);
 	void (*set_congested)(bool congested, void *opaque);
+	/* Optional: the backend stopped for good; @why is for a log line. */
+	void (*failed)(const char *why, void *opaque);
 };
 
 struct backend_stats {
@@ -44,41 +86,48 @@ struct backend_stats {
 	uint64_t peers_accepted;    /* QEMU connections served */
 	uint64_t peers_refused;     /* QEMU connections refused (one at a time) */
 	uint64_t congestion_events; /* times the backend asked to throttle */
+	uint64_t rx_bad_meta;       /* offload metadata the guest may not send */
 	uint64_t attached;          /* gauge: 1 while a guest (QEMU, tap) is attached */
 };
 
 struct backend;
 
 struct backend_ops {
-	int (*send)(struct backend *be, const void *frame, size_t len);
-	void (*flush)(struct backend *be);
+	int (*send)(struct backend *be, const void *frame, size_t len,
+		    const struct frame_meta *meta);
+	void (*flush)(struct backend *be);      /* optional: NULL if send() writes at once */
 	void (*free)(struct backend *be);
 };
 
-/* Common head of every backend; concrete backends embed it first. */
+/* Common head of every backend; concrete backends embed it (container_of). */
 struct backend {
 	const struct backend_ops *ops;
 	const struct backend_callbacks *cb;
 	void *opaque;
-	size_t max_frame;           /* MTU + Ethernet header */
+	size_t max_frame;           /* MTU + Ethernet header: largest plain frame */
+	uint32_t rx_offloads;       /* BACKEND_OFFLOAD_*: what the guest may send us */
+	uint32_t tx_offloads;       /* BACKEND_OFFLOAD_*: what the guest accepts from us */
 	struct backend_stats stats;
 };
 
 /**
  * backend_send() - queue one frame for the guest
+ * @meta:	offload metadata within be->tx_offloads, or NULL for a plain frame
  *
  * Return: 0, or -ENOTCONN (no guest attached), -ENOBUFS (queue full), -EIO;
  * in every error case the frame was dropped and counted.
  */
-static inline int backend_send(struct backend *be, const void *frame, size_t len)
+static inline int backend_send(struct backend *be, const void *frame, size_t len,
+			       const struct frame_meta *meta)
 {
-	return be->ops->send(be, frame, len);
+	return be->ops->send(be, frame, len, meta);
 }
 
 /* backend_flush() - write out what backend_send() queued, as far as possible. */
 static inline void backend_flush(struct backend *be)
 {
-	be->ops->flush(be);
+	if (be->ops->flush)
+		be->ops->flush(be);
 }
 
 /* backend_free() - close everything; NULL is a no-op. */

@@ -33,6 +33,7 @@
 #include "backend.h"
 #include "frame.h"
 #include "common/fdsource.h"
+#include "common/util.h"
 #include "common/ratelimit.h"
 #include "common/unixsock.h"
 
@@ -42,7 +43,7 @@
 #define STREAM_READS_PER_DISPATCH 8
 
 struct stream_backend {
-	struct backend be;          /* must be first */
+	struct backend be;
 	char *path;
 	int listen_fd;
 	GSource *listen_src;
@@ -117,7 +118,7 @@ static int stream_write_queued(struct stream_backend *sb)
 
 static void stream_flush(struct backend *be)
 {
-	struct stream_backend *sb = (struct stream_backend *)be;
+	struct stream_backend *sb = container_of(be, struct stream_backend, be);
 	int ret;
 
 	if (sb->conn_fd < 0)
@@ -134,11 +135,14 @@ static void stream_flush(struct backend *be)
 	stream_update_events(sb);
 }
 
-static int stream_send(struct backend *be, const void *frame, size_t len)
+/* QEMU's stream carries no virtio-net header: tx_offloads is 0, so @meta is always NULL. */
+static int stream_send(struct backend *be, const void *frame, size_t len,
+		       const struct frame_meta *meta)
 {
-	struct stream_backend *sb = (struct stream_backend *)be;
+	struct stream_backend *sb = container_of(be, struct stream_backend, be);
 	int ret;
 
+	(void)meta;
 	if (sb->conn_fd < 0) {
 		be->stats.tx_no_peer++;
 		return -ENOTCONN;
@@ -188,7 +192,7 @@ static bool stream_receive(struct stream_backend *sb)
 		while ((ret = frame_decoder_next(&sb->dec, &frame, &len)) > 0) {
 			sb->be.stats.rx_frames++;
 			sb->be.stats.rx_bytes += len;
-			sb->be.cb->rx_frame(frame, len, sb->be.opaque);
+			sb->be.cb->rx_frame(frame, len, NULL, sb->be.opaque);
 		}
 		sb->be.stats.rx_runts += sb->dec.stats.runts - before.runts;
 		sb->be.stats.rx_oversize += sb->dec.stats.oversize - before.oversize;
@@ -271,7 +275,7 @@ static gboolean stream_on_accept(int fd, GIOCondition ready, void *opaque)
 
 static void stream_free(struct backend *be)
 {
-	struct stream_backend *sb = (struct stream_backend *)be;
+	struct stream_backend *sb = container_of(be, struct stream_backend, be);
 
 	fdsource_clear(&sb->conn_src);
 	if (sb->conn_fd >= 0)

@@ -27,21 +27,24 @@
 #include "backend.h"
 #include "frame.h"
 #include "common/fdsource.h"
+#include "common/util.h"
 
 #define TAP_READS_PER_DISPATCH 64
 
 struct tap_backend {
-	struct backend be;          /* must be first */
+	struct backend be;
 	int fd;
 	GSource *src;
 	uint8_t *rxbuf;             /* one frame, FRAME_RECORD_MAX bytes */
 };
 
-static int tap_send(struct backend *be, const void *frame, size_t len)
+static int tap_send(struct backend *be, const void *frame, size_t len,
+		    const struct frame_meta *meta)
 {
-	struct tap_backend *tb = (struct tap_backend *)be;
+	struct tap_backend *tb = container_of(be, struct tap_backend, be);
 	ssize_t n;
 
+	(void)meta; /* no IFF_VNET_HDR yet: tx_offloads is 0 */
 	do {
 		n = write(tb->fd, frame, len);
 	} while (n < 0 && errno == EINTR);
@@ -56,11 +59,6 @@ static int tap_send(struct backend *be, const void *frame, size_t len)
 	be->stats.tx_frames++;
 	be->stats.tx_bytes += len;
 	return 0;
-}
-
-static void tap_flush(struct backend *be)
-{
-	(void)be; /* every frame was written by tap_send() */
 }
 
 static gboolean tap_on_readable(int fd, GIOCondition ready, void *opaque)
@@ -86,14 +84,14 @@ static gboolean tap_on_readable(int fd, GIOCondition ready, void *opaque)
 		}
 		tb->be.stats.rx_frames++;
 		tb->be.stats.rx_bytes += n;
-		tb->be.cb->rx_frame(tb->rxbuf, (size_t)n, tb->be.opaque);
+		tb->be.cb->rx_frame(tb->rxbuf, (size_t)n, NULL, tb->be.opaque);
 	}
 	return G_SOURCE_CONTINUE;
 }
 
 static void tap_free(struct backend *be)
 {
-	struct tap_backend *tb = (struct tap_backend *)be;
+	struct tap_backend *tb = container_of(be, struct tap_backend, be);
 
 	fdsource_clear(&tb->src);
 	if (tb->fd >= 0)
@@ -104,7 +102,6 @@ static void tap_free(struct backend *be)
 
 static const struct backend_ops tap_ops = {
 	.send = tap_send,
-	.flush = tap_flush,
 	.free = tap_free,
 };
 

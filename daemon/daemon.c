@@ -13,10 +13,12 @@
 
 #include <glib.h>
 
-static void daemon_rx_frame(uint8_t *frame, size_t len, void *opaque)
+static void daemon_rx_frame(uint8_t *frame, size_t len, const struct frame_meta *meta,
+			    void *opaque)
 {
 	struct daemon *d = opaque;
 
+	(void)meta; /* no backend negotiates receive offloads yet */
 	netstack_input(d->ns, frame, len);
 }
 
@@ -31,7 +33,7 @@ static int daemon_tx_frame(const void *frame, size_t len, void *opaque)
 {
 	struct daemon *d = opaque;
 
-	return d->be ? backend_send(d->be, frame, len) : -ENOTCONN;
+	return d->be ? backend_send(d->be, frame, len, NULL) : -ENOTCONN;
 }
 
 static void daemon_tx_flush(void *opaque)
