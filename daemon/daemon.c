@@ -121,7 +121,7 @@ void daemon_log_summary(const struct daemon *d)
 		  " (sidecar port/table full/no port), connect failed %" G_GUINT64_FORMAT
 		  ", headers %" G_GUINT64_FORMAT "; now syn %zu connecting %zu open %zu closed %zu"
 		  " (TCP), udp %zu",
-		  br->flows_steered, br->flows_dns, br->refused[BRIDGE_REFUSED_SIDECAR_PORT],
+		  br->flows_steered, br->flows_dns, br->egress_refused[EGRESS_SIDECAR_PORT],
 		  br->refused[BRIDGE_REFUSED_TABLE_FULL], br->refused[BRIDGE_REFUSED_NO_PORT],
 		  br->connect_failed, br->headers_written, bridge_flow_count(d->br, FLOW_SYN),
 		  bridge_flow_count(d->br, FLOW_CONNECTING),
@@ -213,7 +213,11 @@ static int daemon_setup_bridge(struct daemon *d)
 		.connect_timeout_us = (int64_t)cfg->connect_timeout_ms * 1000,
 		.tcp_idle_us = (int64_t)cfg->tcp_idle_timeout_ms * 1000,
 		.guest = cfg->guest,
+		.allow_host_loopback = cfg->allow_host_loopback,
+		.pod_addrs = podaddrs_set(d->pod),
 		.inbound_mode = cfg->inbound_mode,
+		.inbound_trusted = cfg->inbound_trusted,
+		.inbound_trust_pod = cfg->inbound_trust_pod,
 		.header_timeout_us = (int64_t)cfg->inbound_header_timeout_ms * 1000,
 		.expose = cfg->expose,
 	};
@@ -339,12 +343,17 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric(o, "meshslirp_flows_total", "direction=\"outbound_direct\"", br->flows_direct);
 	metric(o, "meshslirp_flows_total", "direction=\"inbound\"", br->inbound_flows);
 	metric_head(o, "meshslirp_flows_refused_total", "counter", "Guest flows refused, by reason.");
-	metric(o, "meshslirp_flows_refused_total", "reason=\"sidecar_port\"",
-	       br->refused[BRIDGE_REFUSED_SIDECAR_PORT]);
-	metric(o, "meshslirp_flows_refused_total", "reason=\"table_full\"",
-	       br->refused[BRIDGE_REFUSED_TABLE_FULL]);
-	metric(o, "meshslirp_flows_refused_total", "reason=\"no_port\"",
-	       br->refused[BRIDGE_REFUSED_NO_PORT]);
+	for (int i = EGRESS_ALLOW + 1; i < EGRESS_VERDICT_COUNT; i++) {
+		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", egress_verdict_str(i));
+		metric(o, "meshslirp_flows_refused_total", lbl, br->egress_refused[i]);
+	}
+	for (int i = 0; i < BRIDGE_REFUSAL_COUNT; i++) {
+		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", bridge_refusal_str(i));
+		metric(o, "meshslirp_flows_refused_total", lbl, br->refused[i]);
+	}
+	metric_head(o, "meshslirp_pod_addresses", "gauge",
+		    "Addresses of the pod's interfaces (and their broadcast addresses): refused to the guest, trusted for inbound PROXY headers by default.");
+	metric(o, "meshslirp_pod_addresses", NULL, d->pod ? podaddrs_set(d->pod)->len : 0);
 	metric_head(o, "meshslirp_sidecar_connect_failures_total", "counter",
 		    "Steered or DNS flows whose upstream refused or failed.");
 	metric(o, "meshslirp_sidecar_connect_failures_total", NULL, br->connect_failed);
@@ -362,6 +371,16 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric(o, "meshslirp_flows_reclaimed_total", NULL, bridge_flows_reclaimed(d->br));
 	metric_head(o, "meshslirp_proxy_headers_sent_total", "counter", "PROXY headers written to the sidecar.");
 	metric(o, "meshslirp_proxy_headers_sent_total", NULL, br->headers_written);
+
+	metric_head(o, "meshslirp_inbound_reopened_total", "counter",
+		    "Inbound connections from the address and port of a closed one, served as new.");
+	metric(o, "meshslirp_inbound_reopened_total", NULL, br->inbound_reopened);
+	metric_head(o, "meshslirp_inbound_duplicates_total", "counter",
+		    "Inbound connections libslirp could not tell from a live one (same tuple in its view): refused.");
+	metric(o, "meshslirp_inbound_duplicates_total", NULL, br->inbound_duplicates);
+	metric_head(o, "meshslirp_fragments_rewritten_total", "counter",
+		    "Later fragments of datagrams to the guest rewritten like their first fragment.");
+	metric(o, "meshslirp_fragments_rewritten_total", NULL, br->fragments_rewritten);
 
 	metric_head(o, "meshslirp_inbound_headers_total", "counter", "Valid inbound PROXY headers by version.");
 	metric(o, "meshslirp_inbound_headers_total", "version=\"1\"", br->inbound_headers[1]);
@@ -432,10 +451,20 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 	d->be = NULL;
 	d->metrics = NULL;
 	d->control = NULL;
+	d->pod = NULL;
+	ret = podaddrs_new(&d->pod);
+	if (ret) {
+		g_printerr("meshslirp: cannot read this namespace's addresses (rtnetlink): %s\n",
+			   g_strerror(-ret));
+		return ret;
+	}
+	g_message("pod addresses: %zu (refused to the guest%s)", podaddrs_set(d->pod)->len,
+		  cfg->inbound_trust_pod ? ", trusted for inbound PROXY headers" : "");
 	ret = netstack_new(&nc, &daemon_netstack_ops, d, &d->ns);
 	if (ret) {
 		g_printerr("meshslirp: cannot create the network stack: %s\n",
 			   g_strerror(-ret));
+		daemon_stop(d);
 		return ret;
 	}
 	ret = daemon_setup_bridge(d);
@@ -458,11 +487,12 @@ void daemon_stop(struct daemon *d)
 	d->control = NULL;
 	metrics_stop(d->metrics);
 	d->metrics = NULL;
-	d->control = NULL;
 	backend_free(d->be);
 	d->be = NULL;
 	bridge_free(d->br);
 	d->br = NULL;
 	netstack_free(d->ns);
 	d->ns = NULL;
+	podaddrs_free(d->pod);
+	d->pod = NULL;
 }

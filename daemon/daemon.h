@@ -20,6 +20,7 @@
 #include "proxy-bridge/bridge.h"
 #include "daemon/control.h"
 #include "daemon/metrics.h"
+#include "daemon/podaddrs.h"
 
 struct daemon {
 	const struct ms_config *cfg;
@@ -28,6 +29,7 @@ struct daemon {
 	struct backend *be;
 	struct metrics_server *metrics;
 	struct control_server *control;
+	struct podaddrs *pod;      /* the pod's own addresses, kept current */
 };
 
 /**

@@ -389,6 +389,52 @@ static gboolean opt_control(const gchar *name, const gchar *value, gpointer data
 	return opt_string(name, value, &cfg->control_path, err);
 }
 
+/*
+ * --inbound-proxy-trusted: CIDRs plus the words "loopback" (127.0.0.0/8) and
+ * "pod" (the pod's own addresses, as they are at the time); the first use
+ * replaces the default of "loopback,pod".
+ */
+static gboolean opt_inbound_trusted(const gchar *name, const gchar *value, gpointer data,
+				    GError **err)
+{
+	struct ms_config *cfg = data;
+	g_auto(GStrv) items = g_strsplit(value, ",", 0);
+
+	if (!cfg->inbound_trusted_set) {
+		g_array_set_size(cfg->inbound_trusted, 0);
+		cfg->inbound_trust_pod = false;
+		cfg->inbound_trusted_set = true;
+	}
+	for (char **it = items; *it; it++) {
+		struct policy_cidr c;
+		char *item = g_strstrip(*it);
+
+		if (!strcmp(item, "pod")) {
+			cfg->inbound_trust_pod = true;
+			continue;
+		}
+		if (!strcmp(item, "loopback"))
+			policy_cidr_parse("127.0.0.0/8", &c);
+		else if (policy_cidr_parse(item, &c))
+			return options_fail(err, name, "'%s' is neither an IPv4 CIDR (A.B.C.D/N, host "
+					    "bits clear) nor 'loopback' or 'pod'", item);
+		g_array_append_val(cfg->inbound_trusted, c);
+	}
+	return TRUE;
+}
+
+static gboolean opt_allow_host_loopback(const gchar *name, const gchar *value, gpointer data,
+					GError **err)
+{
+	struct ms_config *cfg = data;
+
+	(void)name;
+	(void)value;
+	(void)err;
+	cfg->allow_host_loopback = true;
+	return TRUE;
+}
+
 static gboolean opt_inbound_mode(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -518,6 +564,9 @@ static const GOptionEntry options_entries[] = {
 	  "PROXY header on exposed ports: off (default), optional or required", "MODE" },
 	{ "inbound-header-timeout", 0, 0, CB(opt_header_timeout),
 	  "Close a connection whose header is not complete by then (default 3s)", "DURATION" },
+	{ "inbound-proxy-trusted", 0, 0, CB(opt_inbound_trusted),
+	  "Believe PROXY headers only from these peers (default loopback,pod)",
+	  "CIDR|loopback|pod[,...]" },
 	{ "expose-address", 0, 0, CB(opt_expose_addr),
 	  "Address exposed ports listen on (default 0.0.0.0)", "ADDR" },
 	{ "outbound-proxy", 0, 0, CB(opt_outbound_proxy),
@@ -532,6 +581,9 @@ static const GOptionEntry options_entries[] = {
 	  "Never steer these destinations (repeatable, comma lists)", "CIDR[,CIDR...]" },
 	{ "exclude-outbound-port", 0, 0, CB(opt_exclude_port),
 	  "Never steer these destination ports (repeatable, comma lists, ranges)", "PORT[-PORT][,...]" },
+	{ "allow-host-loopback", 0, G_OPTION_FLAG_NO_ARG, CB(opt_allow_host_loopback),
+	  "Let the guest reach the pod's 127.0.0.1 through the gateway address, except the "
+	  "sidecar's ports (off: not for a mesh pod)", NULL },
 	{ "dns-upstream", 0, 0, CB(opt_dns_upstream),
 	  "Send guest DNS (UDP and TCP to the --dns address) to this server", "ADDR:PORT" },
 	{ "max-flows", 0, 0, CB(opt_max_flows),
@@ -625,6 +677,14 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	cfg->expose = g_array_new(FALSE, FALSE, sizeof(struct bridge_expose));
 	cfg->include_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
 	cfg->exclude_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
+	cfg->inbound_trusted = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
+	{
+		struct policy_cidr lo;
+
+		policy_cidr_parse("127.0.0.0/8", &lo);
+		g_array_append_val(cfg->inbound_trusted, lo);
+		cfg->inbound_trust_pod = true;
+	}
 	cfg->outbound_proxy_version = PROXY_V2;
 	cfg->max_flows = BRIDGE_DEFAULT_MAX_FLOWS;
 	cfg->inbound_mode = BRIDGE_INBOUND_OFF;
@@ -686,4 +746,5 @@ void ms_config_free(struct ms_config *cfg)
 	g_clear_pointer(&cfg->expose, g_array_unref);
 	g_clear_pointer(&cfg->include_cidrs, g_array_unref);
 	g_clear_pointer(&cfg->exclude_cidrs, g_array_unref);
+	g_clear_pointer(&cfg->inbound_trusted, g_array_unref);
 }

@@ -63,6 +63,11 @@ struct ms_config {
 	/* Inbound PROXY headers on exposed ports. */
 	enum bridge_inbound_mode inbound_mode; /* --inbound-proxy-protocol */
 	unsigned int inbound_header_timeout_ms; /* --inbound-header-timeout */
+	GArray *inbound_trusted;    /* struct policy_cidr, --inbound-proxy-trusted */
+	bool inbound_trust_pod;     /* "pod" in --inbound-proxy-trusted (default) */
+	bool inbound_trusted_set;   /* the option was given: its list replaces the default */
+
+	bool allow_host_loopback;   /* --allow-host-loopback */
 
 	char *control_path;         /* --control PATH */
 	bool metrics_set;           /* --metrics ADDR:PORT */

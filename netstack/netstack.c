@@ -276,6 +276,8 @@ static gboolean netstack_source_dispatch(GSource *source, GSourceFunc cb,
 	/* libslirp may have closed fds; clear by the events we set, not by fd state. */
 	for (int i = 0; i < n; i++)
 		ns->fds[ns->events[i].data.fd].revents = 0;
+	if (ns->hooks && ns->hooks->poll_done)
+		ns->hooks->poll_done(ns->hooks_opaque);
 
 	ns->ops->tx_flush(ns->opaque);
 	return G_SOURCE_CONTINUE;

@@ -76,6 +76,8 @@ enum netstack_verdict {
 };
 
 struct netstack_hooks {
+	/* Optional: libslirp's poll pass is over; libslirp may be handed frames again. */
+	void (*poll_done)(void *opaque);
 	/* A guest frame about to enter libslirp; may be rewritten in place (same length). */
 	enum netstack_verdict (*guest_frame)(uint8_t *frame, size_t len, void *opaque);
 	/* slirp_input() for the frame just passed has returned. */

@@ -17,6 +17,8 @@
 #include "proxy-bridge/bridge_internal.h"
 #include "proxy-bridge/rewrite.h"
 
+#define BRIDGE_ICMP_ECHO_REQUEST 8
+
 /* A SYN libslirp never opened a socket for is forgotten after this. */
 #define BRIDGE_SYN_TIMEOUT_US (5 * G_USEC_PER_SEC)
 /*
@@ -45,10 +47,35 @@ const char *bridge_guest_drop_str(enum bridge_guest_drop why)
 }
 
 static const char *const bridge_refusal_names[BRIDGE_REFUSAL_COUNT] = {
-	[BRIDGE_REFUSED_SIDECAR_PORT] = "destination is the sidecar's own port",
+	[BRIDGE_REFUSED_TABLE_FULL] = "table_full",
+	[BRIDGE_REFUSED_NO_PORT] = "no_port",
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(bridge_refusal_names) == BRIDGE_REFUSAL_COUNT);
+
+static const char *const bridge_refusal_why[BRIDGE_REFUSAL_COUNT] = {
 	[BRIDGE_REFUSED_TABLE_FULL] = "flow table full (--max-flows)",
 	[BRIDGE_REFUSED_NO_PORT] = "no free stack port towards the target",
 };
+
+/* Why the egress rule refused, for the log line (egress.h has the table). */
+static const char *const bridge_egress_why[EGRESS_VERDICT_COUNT] = {
+	[EGRESS_LOOPBACK] = "the pod's loopback (127.0.0.0/8)",
+	[EGRESS_UNSPECIFIED] = "the unspecified address (0.0.0.0/8 means this host)",
+	[EGRESS_BROADCAST] = "the limited broadcast address (libslirp maps it to loopback)",
+	[EGRESS_MULTICAST] = "a multicast address",
+	[EGRESS_RESERVED] = "a reserved address (240.0.0.0/4)",
+	[EGRESS_POD_ADDRESS] = "one of the pod's own addresses",
+	[EGRESS_HOST_LOOPBACK] = "host loopback through the gateway (off without "
+				 "--allow-host-loopback)",
+	[EGRESS_SIDECAR_PORT] = "the sidecar's own port",
+	[EGRESS_GUEST_NETWORK] = "an address of the guest network that is no host",
+	[EGRESS_DNS_PORT] = "the DNS address on a port other than 53",
+};
+
+const char *bridge_refusal_str(enum bridge_refusal why)
+{
+	return (unsigned int)why < BRIDGE_REFUSAL_COUNT ? bridge_refusal_names[why] : "unknown";
+}
 
 const char *bridge_fmt(char *buf, size_t len, uint32_t addr, uint16_t port)
 {
@@ -71,7 +98,8 @@ void bridge_log_flow(struct bridge *br, const struct flow_key *gkey, const char 
 	va_start(ap, fmt);
 	what = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	g_warning("%s flow %s -> %s: %s%s", gkey->proto == IPPROTO_TCP ? "tcp" : "udp",
+	g_warning("%s flow %s -> %s: %s%s", gkey->proto == IPPROTO_TCP ? "tcp" :
+		  gkey->proto == IPPROTO_UDP ? "udp" : "icmp",
 		  bridge_fmt(src, sizeof(src), gkey->gaddr, gkey->gport),
 		  bridge_fmt(dst, sizeof(dst), gkey->raddr, gkey->rport), what,
 		  suppressed ? " (earlier messages suppressed)" : "");
@@ -137,6 +165,8 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 	uint32_t *nxt = from_guest ? &f->guest_nxt : &f->stack_nxt;
 	uint32_t end;
 
+	if (!f->macs_known)
+		bridge_learn_macs(f, v, from_guest);
 	if (f->gkey.proto == IPPROTO_UDP) {
 		bool dns_reply = !from_guest && f->skey.rport == htons(53);
 
@@ -162,13 +192,39 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 		*nxt = end;
 }
 
-static void bridge_refuse(struct bridge *br, struct rw_view *v, const struct flow_key *gkey,
-			  enum bridge_refusal why)
+void bridge_learn_macs(struct flow *f, const struct rw_view *v, bool from_guest)
 {
-	br->stats.refused[why]++;
-	bridge_log_flow(br, gkey, "refused: %s", bridge_refusal_names[why]);
-	if (gkey->proto == IPPROTO_TCP)
-		bridge_reset_guest(br, v->eth + 6, v->eth, gkey, 0, rw_tcp_seq_end(v));
+	const uint8_t *guest = from_guest ? v->eth + 6 : v->eth;
+	const uint8_t *gw = from_guest ? v->eth : v->eth + 6;
+
+	memcpy(f->guest_mac, guest, 6);
+	memcpy(f->gw_mac, gw, 6);
+	f->macs_known = true;
+}
+
+/*
+ * Refuse a guest packet that would open a flow: a reset for TCP (unless it
+ * is a reset itself), nothing for UDP; logged with @why, rate limited.
+ */
+static void bridge_refuse(struct bridge *br, struct rw_view *v, const struct flow_key *gkey,
+			  const char *why)
+{
+	bool tcp_rst = gkey->proto == IPPROTO_TCP && (rw_tcp_flags(v) & RW_TCP_RST);
+
+	if (!tcp_rst)
+		bridge_log_flow(br, gkey, "refused: %s", why);
+	if (gkey->proto == IPPROTO_TCP && !tcp_rst)
+		bridge_reset_guest(br, v->eth + 6, v->eth, gkey,
+				   (rw_tcp_flags(v) & RW_TCP_ACK) ? rw_tcp_ack(v) : 0,
+				   rw_tcp_seq_end(v));
+}
+
+/* A guest packet no flow takes, to where the egress rule says no: refuse and count. */
+static void bridge_refuse_egress(struct bridge *br, struct rw_view *v,
+				 const struct flow_key *gkey, enum egress_verdict why)
+{
+	br->stats.egress_refused[why]++;
+	bridge_refuse(br, v, gkey, bridge_egress_why[why]);
 }
 
 static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest);
@@ -212,9 +268,6 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 		taddr = gkey->raddr;
 		tport = gkey->rport;
 		break;
-	case POLICY_REFUSE:
-		bridge_refuse(br, v, gkey, BRIDGE_REFUSED_SIDECAR_PORT);
-		return NETSTACK_CONSUMED;
 	case POLICY_STEER:
 		kind = FLOW_STEER;
 		taddr = br->steer_taddr;
@@ -233,11 +286,15 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 	 * flow is not rewritten at all: both keep the guest's port.
 	 */
 	ret = flowtab_add(br->flows, gkey, taddr, tport,
-			  gkey->proto == IPPROTO_UDP || kind == FLOW_DIRECT,
+			  gkey->proto == IPPROTO_UDP || kind == FLOW_DIRECT ? FLOWTAB_KEEP_PORT : 0,
 			  gkey->proto == IPPROTO_UDP ? FLOW_OPEN : FLOW_SYN, &f);
 	if (ret) {
-		bridge_refuse(br, v, gkey, ret == -ENOSPC ? BRIDGE_REFUSED_TABLE_FULL
-							  : BRIDGE_REFUSED_NO_PORT);
+		/* -EEXIST cannot happen (the caller looked the key up): a port problem if it did. */
+		enum bridge_refusal why = ret == -ENOSPC ? BRIDGE_REFUSED_TABLE_FULL
+							 : BRIDGE_REFUSED_NO_PORT;
+
+		br->stats.refused[why]++;
+		bridge_refuse(br, v, gkey, bridge_refusal_why[why]);
 		return NETSTACK_CONSUMED;
 	}
 	f->kind = kind;
@@ -249,8 +306,6 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 		br->stats.flows_direct++;
 
 	if (gkey->proto == IPPROTO_TCP) {
-		memcpy(f->guest_mac, v->eth + 6, 6);
-		memcpy(f->gw_mac, v->eth, 6);
 		f->deadline_us = g_get_monotonic_time() + BRIDGE_SYN_TIMEOUT_US;
 		br->pending_out = f;
 	}
@@ -260,6 +315,7 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 
 static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw_view *v)
 {
+	enum egress_verdict verdict;
 	struct rw_tuple t;
 	struct flow_key gkey;
 	struct flow *f;
@@ -286,10 +342,7 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 	}
 	/* A new SYN on a port whose old flow is closing starts a new flow. */
 	if (f && syn && f->state == FLOW_CLOSED) {
-		/* Its socket may still be libslirp's (a connect that failed): let go of it. */
-		if (f->fd >= 0)
-			netstack_tag_fd(br->ns, f->fd, NULL);
-		flowtab_remove(br->flows, f);
+		bridge_forget_flow(br, f);
 		f = NULL;
 	}
 	if (f) {
@@ -298,6 +351,12 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 			bridge_reset_on_close(f->fd);
 		bridge_to_stack(br, v, f);
 		return NETSTACK_PASS;
+	}
+	/* No flow takes it: libslirp could open a socket for it, so the egress rule judges. */
+	verdict = egress_check(&br->egress, t.proto, t.daddr, ntohs(t.dport));
+	if (verdict != EGRESS_ALLOW) {
+		bridge_refuse_egress(br, v, &gkey, verdict);
+		return NETSTACK_CONSUMED;
 	}
 	if (syn || t.proto == IPPROTO_UDP)
 		return bridge_open(br, v, &gkey);
@@ -326,11 +385,40 @@ static void bridge_guest_icmp(struct bridge *br, struct rw_view *v)
 	br->stats.icmp_rewritten++;
 }
 
+/*
+ * An echo request to where the egress rule says no: "communication
+ * administratively prohibited" from the gateway, counted.  Returns whether
+ * it was refused.
+ */
+static bool bridge_guest_echo_refused(struct bridge *br, struct rw_view *v)
+{
+	uint8_t frame[RW_ICMP_UNREACH_MAX];
+	uint32_t saddr, daddr;
+	enum egress_verdict verdict;
+	struct flow_key key;
+	size_t len;
+
+	rw_outer_addrs(v, &saddr, &daddr);
+	verdict = egress_check(&br->egress, IPPROTO_ICMP, daddr, 0);
+	if (verdict == EGRESS_ALLOW)
+		return false;
+	br->stats.egress_refused[verdict]++;
+	key = flow_key_make(IPPROTO_ICMP, saddr, 0, daddr, 0);
+	bridge_log_flow(br, &key, "echo request refused: %s", bridge_egress_why[verdict]);
+	len = rw_build_icmp_unreach(frame, v->eth + 6, v->eth, br->cfg.policy.gateway.s_addr, v,
+				    RW_ICMP_UNREACH_ADMIN);
+	netstack_send_to_guest(br->ns, frame, len);
+	return true;
+}
+
 static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void *opaque)
 {
 	struct bridge *br = opaque;
 	struct rw_view v;
 
+	/* A refused duplicate socket may still sit in libslirp: remove it before any lookup. */
+	if (br->ndups)
+		bridge_dups_kill(br);
 	rw_parse(frame, len, &v);
 	if (v.kind == RW_MALFORMED) {
 		bridge_drop(br, BRIDGE_DROP_MALFORMED);
@@ -347,7 +435,9 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 		bridge_guest_icmp(br, &v);
 		return NETSTACK_PASS;
 	case RW_OTHER:
-		if (v.proto == IPPROTO_ICMP && v.l4_len >= 8 && v.l4[0] == 8) {
+		if (v.proto == IPPROTO_ICMP && v.l4_len >= 8 && v.l4[0] == BRIDGE_ICMP_ECHO_REQUEST) {
+			if (bridge_guest_echo_refused(br, &v))
+				return NETSTACK_CONSUMED;
 			if (br->icmp_open >= BRIDGE_ICMP_MAX) {
 				bridge_drop(br, BRIDGE_DROP_ICMP_LIMIT);
 				return NETSTACK_CONSUMED;
@@ -369,6 +459,16 @@ static void bridge_guest_frame_done(void *opaque)
 	br->pending_icmp = false;
 }
 
+void bridge_forget_flow(struct bridge *br, struct flow *f)
+{
+	/* Its socket may still be libslirp's (a connect that failed): let go of it. */
+	if (f->fd >= 0)
+		netstack_tag_fd(br->ns, f->fd, NULL);
+	if (f->kind == FLOW_INBOUND)
+		bridge_inbound_closed(br, f);
+	flowtab_remove(br->flows, f);
+}
+
 void bridge_reset_on_close(int fd)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -387,41 +487,128 @@ void bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f)
 	br->stats.frames_to_guest++;
 }
 
+/*
+ * A later fragment (no ports) of a datagram whose first fragment was
+ * rewritten: the same addresses, so the guest can reassemble it.  Fragments
+ * of datagrams we did not rewrite pass as they are.
+ */
+static void bridge_stack_fragment(struct bridge *br, struct rw_view *v)
+{
+	uint32_t saddr, daddr;
+	uint16_t id = rw_ip_id(v);
+
+	rw_outer_addrs(v, &saddr, &daddr);
+	for (size_t i = 0; i < BRIDGE_FRAG_MAX; i++) {
+		const struct bridge_frag *fr = &br->frags[i];
+
+		if (fr->used && fr->id == id && fr->proto == v->proto && fr->saddr == saddr &&
+		    fr->daddr == daddr) {
+			rw_set_outer_addrs(v, fr->new_saddr, fr->new_daddr);
+			br->stats.fragments_rewritten++;
+			return;
+		}
+	}
+}
+
+/*
+ * The first fragment of a datagram libslirp fragmented was just rewritten
+ * from (@saddr, @daddr): remember how, by IP id, for the fragments that
+ * follow it (libslirp sends them in order, right after it).  The oldest
+ * entry gives way; an entry for the same datagram key is replaced.
+ */
+static void bridge_remember_fragment(struct bridge *br, const struct rw_view *v, uint32_t saddr,
+				     uint32_t daddr)
+{
+	struct bridge_frag *fr = &br->frags[br->frag_next];
+
+	for (size_t i = 0; i < BRIDGE_FRAG_MAX; i++) {
+		struct bridge_frag *e = &br->frags[i];
+
+		if (e->used && e->id == rw_ip_id(v) && e->proto == v->proto && e->saddr == saddr &&
+		    e->daddr == daddr) {
+			fr = e;
+			break;
+		}
+	}
+	if (fr == &br->frags[br->frag_next])
+		br->frag_next = (br->frag_next + 1) % BRIDGE_FRAG_MAX;
+	fr->used = true;
+	fr->id = rw_ip_id(v);
+	fr->proto = v->proto;
+	fr->saddr = saddr;
+	fr->daddr = daddr;
+	rw_outer_addrs(v, &fr->new_saddr, &fr->new_daddr);
+}
+
+/* A TCP/UDP frame from libslirp: find its flow by libslirp's view and turn it to the guest's. */
+static enum netstack_verdict bridge_stack_transport(struct bridge *br, struct rw_view *v)
+{
+	struct rw_tuple t;
+	struct flow_key skey;
+	uint32_t saddr, daddr;
+	struct flow *f;
+
+	rw_tuple(v, &t);
+	skey = flow_key_make(t.proto, t.daddr, t.dport, t.saddr, t.sport);
+	/* libslirp's answer to a frame we injected to remove a duplicate: not the guest's. */
+	if (br->swallow && !memcmp(&skey, br->swallow, sizeof(skey)))
+		return NETSTACK_CONSUMED;
+	f = flowtab_lookup_stack(br->flows, &skey);
+	if (!f)
+		return NETSTACK_PASS;
+	if (f->kind == FLOW_INBOUND && t.proto == IPPROTO_TCP &&
+	    (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN &&
+	    bridge_inbound_foreign_syn(br, f, v))
+		return NETSTACK_CONSUMED;
+	if (f->state == FLOW_HDR_WAIT || f->state == FLOW_REJECTED)
+		return bridge_inbound_stack_frame(br, v, f);
+	rw_outer_addrs(v, &saddr, &daddr);
+	bridge_to_guest(br, v, f);
+	if (rw_more_fragments(v) && f->kind != FLOW_DIRECT)
+		bridge_remember_fragment(br, v, saddr, daddr);
+	return NETSTACK_PASS;
+}
+
+/* An ICMP error from libslirp about a packet of a rewritten flow: its quote too. */
+static void bridge_stack_icmp_error(struct bridge *br, struct rw_view *v)
+{
+	struct rw_tuple t;
+	struct flow_key skey;
+	uint32_t saddr, daddr;
+	struct flow *f;
+
+	/* The quoted packet went from the guest (stack port) to the target. */
+	rw_inner_tuple(v, &t);
+	skey = flow_key_make(t.proto, t.saddr, t.sport, t.daddr, t.dport);
+	f = flowtab_lookup_stack(br->flows, &skey);
+	if (!f || f->kind == FLOW_DIRECT)
+		return;
+	t = bridge_tuple(&f->gkey, true);
+	rw_set_inner_tuple(v, &t);
+	rw_outer_addrs(v, &saddr, &daddr);
+	if (saddr == f->skey.raddr)
+		rw_set_outer_addrs(v, f->gkey.raddr, daddr);
+	br->stats.icmp_rewritten++;
+}
+
 static enum netstack_verdict bridge_stack_frame(uint8_t *frame, size_t len, void *opaque)
 {
 	struct bridge *br = opaque;
 	struct rw_view v;
-	struct rw_tuple t;
-	struct flow_key skey;
-	struct flow *f;
 
 	rw_parse(frame, len, &v);
-	if (v.kind == RW_TRANSPORT) {
-		rw_tuple(&v, &t);
-		skey = flow_key_make(t.proto, t.daddr, t.dport, t.saddr, t.sport);
-		f = flowtab_lookup_stack(br->flows, &skey);
-		if (!f)
-			return NETSTACK_PASS;
-		if (f->state == FLOW_HDR_WAIT || f->state == FLOW_REJECTED)
-			return bridge_inbound_stack_frame(br, &v, f);
-		bridge_to_guest(br, &v, f);
-	} else if (v.kind == RW_ICMP_ERROR) {
-		uint32_t saddr, daddr;
-
-		/* The quoted packet went from the guest (stack port) to the target. */
-		rw_inner_tuple(&v, &t);
-		skey = flow_key_make(t.proto, t.saddr, t.sport, t.daddr, t.dport);
-		f = flowtab_lookup_stack(br->flows, &skey);
-		if (!f || f->kind == FLOW_DIRECT)
-			return NETSTACK_PASS;
-		t = bridge_tuple(&f->gkey, true);
-		rw_set_inner_tuple(&v, &t);
-		rw_outer_addrs(&v, &saddr, &daddr);
-		if (saddr == f->skey.raddr)
-			rw_set_outer_addrs(&v, f->gkey.raddr, daddr);
-		br->stats.icmp_rewritten++;
+	switch (v.kind) {
+	case RW_TRANSPORT:
+		return bridge_stack_transport(br, &v);
+	case RW_ICMP_ERROR:
+		bridge_stack_icmp_error(br, &v);
+		return NETSTACK_PASS;
+	case RW_FRAGMENT:
+		bridge_stack_fragment(br, &v);
+		return NETSTACK_PASS;
+	default:
+		return NETSTACK_PASS;
 	}
-	return NETSTACK_PASS;
 }
 
 static void bridge_fd_registered(int fd, void *opaque)
@@ -456,6 +643,10 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 
 	if (tag == &br->icmp_tag) {
 		br->icmp_open--;
+		return;
+	}
+	if (bridge_is_dup_tag(br, tag)) {
+		bridge_dup_closed(br, tag);
 		return;
 	}
 	bridge_debug_flow(br, f, "closed");
@@ -533,7 +724,7 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 	socklen_t len = sizeof(err);
 
 	(void)fd;
-	if (tag == &br->icmp_tag)
+	if (tag == &br->icmp_tag || bridge_is_dup_tag(br, tag))
 		return revents;
 	if (f->kind == FLOW_INBOUND) {
 		bridge_inbound_events(br, f, revents);
@@ -668,7 +859,17 @@ static gboolean bridge_expire_tick(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* After libslirp's poll, outside its callbacks: remove refused duplicates it accepted. */
+static void bridge_poll_done(void *opaque)
+{
+	struct bridge *br = opaque;
+
+	if (br->ndups)
+		bridge_dups_kill(br);
+}
+
 static const struct netstack_hooks bridge_hooks = {
+	.poll_done = bridge_poll_done,
 	.guest_frame = bridge_guest_frame,
 	.guest_frame_done = bridge_guest_frame_done,
 	.stack_frame = bridge_stack_frame,
@@ -703,6 +904,18 @@ int bridge_new(const struct bridge_config *cfg, struct netstack *ns, struct brid
 		      &br->steer_taddr, &br->steer_tport);
 	bridge_target(&cfg->policy, cfg->policy.dns_up_addr, cfg->policy.dns_up_port,
 		      &br->dns_taddr, &br->dns_tport);
+	br->egress = (struct egress_rule){
+		.network = cfg->policy.network.s_addr,
+		.netmask = cfg->policy.netmask.s_addr,
+		.gateway = cfg->policy.gateway.s_addr,
+		.dns = cfg->policy.dns.s_addr,
+		.allow_host_loopback = cfg->allow_host_loopback,
+		.proxy_addr = cfg->policy.steer && !egress_is_loopback(cfg->policy.proxy_addr.s_addr)
+				      ? cfg->policy.proxy_addr.s_addr : 0,
+		.proxy_port = cfg->policy.steer ? cfg->policy.proxy_port : 0,
+		.dns_up_port = cfg->policy.dns_upstream ? cfg->policy.dns_up_port : 0,
+		.pod = cfg->pod_addrs,
+	};
 	bridge_inbound_init(br);
 	br->expire_timer = g_timeout_add_seconds(1, bridge_expire_tick, br);
 	netstack_set_hooks(ns, &bridge_hooks, br);

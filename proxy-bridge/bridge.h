@@ -47,8 +47,12 @@
  * ICMP echo requests, for which libslirp opens a socket each until the reply
  * or 240 s, are refused past BRIDGE_ICMP_MAX outstanding.
  *
- * Refusals (a guest reaching the sidecar's own ports, a full flow table, no
- * free stack port) get a RST for TCP or a drop for UDP, a counter, and a
+ * Egress: before libslirp sees any packet that could make it open a socket
+ * (a TCP segment or UDP datagram of no known flow, an ICMP echo request), the
+ * destination is judged by egress_check() (egress.h): nothing local to the
+ * pod is reachable, whatever the spelling.  Refusals, by the egress rule or
+ * for a full flow table or no free stack port, get a RST for TCP, "admin
+ * prohibited" for ICMP, a drop for UDP, a counter by reason, and a
  * rate-limited log line naming the flow and the reason.
  *
  * Theory of operation (inbound, proxy-bridge/inbound.c)
@@ -83,7 +87,9 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
+#include "common/addrset.h"
 #include "netstack/netstack.h"
+#include "proxy-bridge/egress.h"
 #include "proxy-bridge/flowtab.h"
 #include "proxy-bridge/policy.h"
 #include "proxy-bridge/proxy_proto.h"
@@ -111,8 +117,13 @@ struct bridge_config {
 	int64_t connect_timeout_us;    /* SYN sent upstream, no answer: reset both ends */
 	int64_t tcp_idle_us;           /* no segment either way: reset both ends; 0: never */
 
+	bool allow_host_loopback;      /* --allow-host-loopback: the gateway reaches 127.0.0.1 */
+	const struct addrset *pod_addrs; /* the pod's own addresses; borrowed, kept current */
+
 	struct in_addr guest;          /* the guest's address (hostfwd target) */
 	enum bridge_inbound_mode inbound_mode;
+	GArray *inbound_trusted;       /* struct policy_cidr: peers whose PROXY header is believed */
+	bool inbound_trust_pod;        /* ... and the pod's own addresses (--inbound-proxy-trusted pod) */
 	int64_t header_timeout_us;     /* --inbound-header-timeout */
 	GArray *expose;                /* struct bridge_expose; borrowed, the owner may change it */
 };
@@ -131,6 +142,7 @@ enum bridge_inbound_drop {
 	BRIDGE_IN_DUPLICATE,           /* client address:port already connected */
 	BRIDGE_IN_CLOSED,              /* client closed or failed before the header */
 	BRIDGE_IN_OVERLOAD,            /* BRIDGE_PENDING_MAX connections waiting */
+	BRIDGE_IN_UNTRUSTED,           /* a PROXY header from a peer not in --inbound-proxy-trusted */
 	BRIDGE_IN_DROP_COUNT,
 };
 
@@ -143,8 +155,8 @@ enum bridge_guest_drop {
 	BRIDGE_DROP_COUNT,
 };
 
+/* Refusals that are not the egress rule's (those are counted by enum egress_verdict). */
 enum bridge_refusal {
-	BRIDGE_REFUSED_SIDECAR_PORT,   /* guest tried to reach the sidecar directly */
 	BRIDGE_REFUSED_TABLE_FULL,     /* --max-flows reached */
 	BRIDGE_REFUSED_NO_PORT,        /* no free stack port towards the target */
 	BRIDGE_REFUSAL_COUNT,
@@ -160,6 +172,8 @@ struct bridge_stats {
 	uint64_t handshake_timeouts;   /* guest never ACKed the SYN|ACK: both ends reset */
 	uint64_t stale_resets;         /* guest opened an established flow's tuple anew */
 	uint64_t refused[BRIDGE_REFUSAL_COUNT];
+	uint64_t egress_refused[EGRESS_VERDICT_COUNT]; /* by reason; [EGRESS_ALLOW] unused */
+	uint64_t fragments_rewritten;  /* later fragments of a rewritten datagram to the guest */
 	uint64_t headers_written;
 	uint64_t connect_failed;       /* sidecar or DNS upstream refused / unreachable */
 	uint64_t header_failed;        /* connected, but the header could not be written */
@@ -174,6 +188,9 @@ struct bridge_stats {
 	uint64_t inbound_dropped[BRIDGE_IN_DROP_COUNT];
 	uint64_t header_errors[PROXY_ERR_COUNT];
 	uint64_t inbound_untracked;    /* no flow slot: passed without rewriting */
+	uint64_t inbound_reopened;     /* a client reconnected from a closed flow's address and port */
+	uint64_t inbound_duplicates;   /* libslirp accepted a second socket on a live tuple: refused */
+	uint64_t duplicate_syns;       /* SYNs of such a socket kept from the guest */
 };
 
 struct bridge;
@@ -193,6 +210,9 @@ const struct bridge_stats *bridge_stats(const struct bridge *br);
 
 /* bridge_guest_drop_str() - metric label for @why. */
 const char *bridge_guest_drop_str(enum bridge_guest_drop why);
+
+/* bridge_refusal_str() - metric label for @why ("table_full", "no_port"). */
+const char *bridge_refusal_str(enum bridge_refusal why);
 
 /* bridge_inbound_drop_str() - metric/log label for @why. */
 const char *bridge_inbound_drop_str(enum bridge_inbound_drop why);

@@ -11,6 +11,39 @@
 /* Largest SYN libslirp sends (Ethernet + IP + TCP with options). */
 #define BRIDGE_SYN_MAX 128
 
+/*
+ * A second libslirp socket on the tuple of a live inbound connection (two
+ * loopback clients with one source port both look like the gateway to
+ * libslirp; one client on two exposed ports of one guest port).  libslirp
+ * cannot tell the two apart, and its lookup would hand the live
+ * connection's segments to the newer socket, so the newcomer is refused and
+ * removed from libslirp at once: see bridge_dups_kill() in inbound.c.
+ */
+struct bridge_dup {
+	bool used;
+	int fd;                        /* libslirp's socket for the refused client */
+	struct flow_key skey;          /* the tuple it shares (libslirp's view) */
+	uint32_t isn;                  /* its SYN's sequence number, once seen */
+	bool isn_known;
+	uint32_t live_guest_nxt;       /* the live connection's guest sequence, for the kill RST */
+	uint64_t attempts;
+};
+#define BRIDGE_DUP_MAX 16
+
+/*
+ * Later fragments of a datagram libslirp fragmented towards the guest carry
+ * no ports: the first fragment's rewrite is remembered by IP id so that
+ * every fragment gets the same addresses (bridge_stack_fragment()).
+ */
+struct bridge_frag {
+	uint32_t saddr, daddr;         /* libslirp's view (network order) */
+	uint32_t new_saddr, new_daddr; /* the guest's view */
+	uint16_t id;
+	uint8_t proto;
+	bool used;
+};
+#define BRIDGE_FRAG_MAX 32
+
 /* An inbound connection waiting for its PROXY header. */
 struct bridge_pending {
 	struct flow *flow;             /* NULL: free slot */
@@ -22,8 +55,10 @@ struct bridge_pending {
 
 struct bridge {
 	struct bridge_config cfg;
+	struct egress_rule egress;     /* built from cfg once; the pod set stays borrowed */
 	struct netstack *ns;
 	struct flowtab *flows;
+	const struct flow_key *swallow; /* libslirp's answers on this tuple answer our own injection */
 	struct flow *pending_out;      /* outbound flow whose SYN is inside slirp_input() */
 	bool pending_icmp;             /* an echo request is inside slirp_input() */
 	size_t icmp_open;              /* libslirp's ICMP sockets, tagged with &icmp_tag */
@@ -43,6 +78,11 @@ struct bridge {
 	uint32_t *rst_queue;           /* flow slots whose libslirp socket must be reset */
 	size_t rst_head, rst_len;      /* ring of BRIDGE_PENDING_MAX */
 	guint inbound_timer;           /* 20 ms tick while anything is pending or queued */
+
+	struct bridge_dup dups[BRIDGE_DUP_MAX];
+	size_t ndups;
+	struct bridge_frag frags[BRIDGE_FRAG_MAX];
+	size_t frag_next;              /* next entry to overwrite */
 };
 
 /* The tuple of a packet along @k: from its guest end outward, or towards it. */
@@ -65,6 +105,12 @@ static inline void bridge_arm_idle(struct bridge *br, struct flow *f)
 	f->deadline_us = br->cfg.tcp_idle_us ? g_get_monotonic_time() + br->cfg.tcp_idle_us : 0;
 }
 
+/*
+ * Remove @f from the table now (a new connection takes its tuple): untag a
+ * socket libslirp may still hold, release an inbound flow's pending slot.
+ */
+void bridge_forget_flow(struct bridge *br, struct flow *f);
+
 /* Make closing @fd send its peer a reset rather than a FIN (SO_LINGER 0). */
 void bridge_reset_on_close(int fd);
 
@@ -81,6 +127,9 @@ void bridge_debug_flow(struct bridge *br, const struct flow *f, const char *even
 /* Rewrite a frame of @f from libslirp's view to the guest's. */
 void bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f);
 
+/* Note @f's Ethernet addresses from a frame of it, once: our own resets need them. */
+void bridge_learn_macs(struct flow *f, const struct rw_view *v, bool from_guest);
+
 /* inbound.c */
 void bridge_inbound_init(struct bridge *br);
 void bridge_inbound_fini(struct bridge *br);
@@ -93,5 +142,13 @@ enum netstack_verdict bridge_inbound_stack_frame(struct bridge *br, struct rw_vi
 						 struct flow *f);
 /* libslirp closed an inbound flow's socket. */
 void bridge_inbound_closed(struct bridge *br, struct flow *f);
+/* A libslirp SYN to the guest on an inbound tuple: consumed if it belongs to a duplicate. */
+bool bridge_inbound_foreign_syn(struct bridge *br, struct flow *f, const struct rw_view *v);
+/* Remove refused duplicate sockets from libslirp; call only outside libslirp's callbacks. */
+void bridge_dups_kill(struct bridge *br);
+/* Is @tag one of the duplicate entries? */
+bool bridge_is_dup_tag(const struct bridge *br, const void *tag);
+/* libslirp closed a duplicate's socket. */
+void bridge_dup_closed(struct bridge *br, struct bridge_dup *dup);
 
 #endif /* MESHSLIRP_PB_BRIDGE_INTERNAL_H */

@@ -146,7 +146,7 @@ static int flowtab_pick_port(struct flowtab *ft, struct flow_key *skey)
 }
 
 int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
-		uint16_t tport, bool keep_port, enum flow_state state, struct flow **out)
+		uint16_t tport, unsigned int flags, enum flow_state state, struct flow **out)
 {
 	struct flow_key skey = flow_key_make(gkey->proto, gkey->gaddr, gkey->gport,
 					     taddr, tport);
@@ -154,14 +154,16 @@ int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 	uint32_t slot;
 	int ret;
 
-	g_assert(state != FLOW_FREE && !flowtab_lookup_guest(ft, gkey));
+	g_assert(state != FLOW_FREE); /* a constant at every call site */
+	if (!(flags & FLOWTAB_STACK_ONLY) && flowtab_lookup_guest(ft, gkey))
+		return -EEXIST;
 	if (!ft->nfree) {
 		if (ft->retired_head == FLOWTAB_NIL)
 			return -ENOSPC;
 		flowtab_remove(ft, &ft->slots[ft->retired_head]);
 		ft->reclaimed++;
 	}
-	if (keep_port)
+	if (flags & FLOWTAB_KEEP_PORT)
 		ret = g_hash_table_contains(ft->by_stack, &skey) ? -EADDRINUSE : 0;
 	else
 		ret = flowtab_pick_port(ft, &skey);
@@ -180,7 +182,9 @@ int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 	ft->count[FLOW_FREE]--;
 	ft->count[state]++;
 	ft->udp += gkey->proto == IPPROTO_UDP;
-	g_hash_table_insert(ft->by_guest, &f->gkey, f);
+	f->guest_indexed = !(flags & FLOWTAB_STACK_ONLY);
+	if (f->guest_indexed)
+		g_hash_table_insert(ft->by_guest, &f->gkey, f);
 	g_hash_table_insert(ft->by_stack, &f->skey, f);
 	*out = f;
 	return 0;
@@ -192,8 +196,10 @@ int flowtab_rekey_guest(struct flowtab *ft, struct flow *f, const struct flow_ke
 		return 0;
 	if (g_hash_table_contains(ft->by_guest, gkey))
 		return -EEXIST;
-	g_hash_table_remove(ft->by_guest, &f->gkey);
+	if (f->guest_indexed)
+		g_hash_table_remove(ft->by_guest, &f->gkey);
 	f->gkey = *gkey;
+	f->guest_indexed = true;
 	g_hash_table_insert(ft->by_guest, &f->gkey, f);
 	return 0;
 }
@@ -241,7 +247,8 @@ void flowtab_remove(struct flowtab *ft, struct flow *f)
 	g_assert(f->state != FLOW_FREE);
 	if (f->retired)
 		flowtab_unlink_retired(ft, f);
-	g_hash_table_remove(ft->by_guest, &f->gkey);
+	if (f->guest_indexed)
+		g_hash_table_remove(ft->by_guest, &f->gkey);
 	g_hash_table_remove(ft->by_stack, &f->skey);
 	ft->count[f->state]--;
 	ft->count[FLOW_FREE]++;

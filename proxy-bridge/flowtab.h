@@ -103,6 +103,9 @@ struct flow {
 	uint32_t stack_nxt;        /* TCP: libslirp's next sequence number towards the guest */
 	uint32_t slot;
 	bool retired;              /* owned by flowtab: in the retired FIFO (flowtab_retire) */
+	bool guest_indexed;        /* owned by flowtab: gkey is in the guest index */
+	bool macs_known;           /* guest_mac and gw_mac were learnt from a frame of the flow */
+	bool peer_trusted;         /* inbound: the peer may send a PROXY header */
 };
 
 struct flowtab;
@@ -128,24 +131,31 @@ struct flow *flowtab_get(struct flowtab *ft, uint32_t slot);
 struct flow *flowtab_lookup_guest(struct flowtab *ft, const struct flow_key *gkey);
 struct flow *flowtab_lookup_stack(struct flowtab *ft, const struct flow_key *skey);
 
+/* flowtab_add() flags. */
+#define FLOWTAB_KEEP_PORT 0x1u     /* the guest's port is the stack port (UDP, direct, inbound) */
+#define FLOWTAB_STACK_ONLY 0x2u    /* index the stack view only: a flow being refused whose
+				      guest view belongs to another flow */
+
 /**
  * flowtab_add() - insert a flow in state @state
- * @gkey:	guest view (must not be in the table)
+ * @gkey:	guest view
  * @taddr, @tport:	target libslirp should connect to (network order)
- * @keep_port:	use the guest's port as the stack port (UDP) instead of a
- *		fresh random one
+ * @flags:	FLOWTAB_KEEP_PORT: use the guest's port as the stack port
+ *		instead of a fresh random one; FLOWTAB_STACK_ONLY: do not
+ *		index @gkey (lookups by guest view will not find the flow)
  * @out:	the new flow
  *
  * A full table first frees the oldest retired flow, if any, and takes its
  * slot (counted by flowtab_reclaimed()); any pointer to that flow becomes
  * invalid, so callers hold none across this call.
  *
- * Return: 0, -ENOSPC when the table is full and nothing is retired,
- * -EADDRINUSE when no free stack port could be found (or the guest's port is
- * taken with @keep_port).
+ * Return: 0, -EEXIST when another flow has @gkey (without FLOWTAB_STACK_ONLY),
+ * -ENOSPC when the table is full and nothing is retired, -EADDRINUSE when no
+ * free stack port could be found (or the guest's port is taken with
+ * FLOWTAB_KEEP_PORT).  Packets choose every key: none of these is a bug.
  */
 int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
-		uint16_t tport, bool keep_port, enum flow_state state, struct flow **out);
+		uint16_t tport, unsigned int flags, enum flow_state state, struct flow **out);
 
 /**
  * flowtab_rekey_guest() - give @flow a new guest-view key (inbound: the client)

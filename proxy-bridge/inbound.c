@@ -20,11 +20,17 @@
 #include <libslirp.h>
 
 #include "common/ratelimit.h"
+#include "proxy-bridge/egress.h"
+#include "proxy-bridge/policy.h"
 
 #include "proxy-bridge/bridge_internal.h"
 #include "proxy-bridge/proxy_proto.h"
 
 #define BRIDGE_INBOUND_TICK_MS 20
+/* How far past the live connection's window a duplicate's kill RST lies (see bridge_dups_kill). */
+#define BRIDGE_DUP_RST_OFFSET 0x40000000u
+
+static const uint8_t bridge_zero_mac[6];
 /* Rejected flows that libslirp somehow keeps are forgotten after this. */
 #define BRIDGE_REJECTED_GRACE_US (30 * G_USEC_PER_SEC)
 
@@ -37,7 +43,9 @@ static const char *const bridge_inbound_drop_names[BRIDGE_IN_DROP_COUNT] = {
 	[BRIDGE_IN_DUPLICATE] = "duplicate_client",
 	[BRIDGE_IN_CLOSED] = "closed_before_header",
 	[BRIDGE_IN_OVERLOAD] = "too_many_pending",
+	[BRIDGE_IN_UNTRUSTED] = "untrusted_peer",
 };
+G_STATIC_ASSERT(G_N_ELEMENTS(bridge_inbound_drop_names) == BRIDGE_IN_DROP_COUNT);
 
 const char *bridge_inbound_drop_str(enum bridge_inbound_drop why)
 {
@@ -175,6 +183,28 @@ static void bridge_inbound_reject(struct bridge *br, struct flow *f, enum bridge
 	}
 }
 
+/*
+ * The guest view @gkey is wanted by a new connection (@self, or NULL while
+ * it has no flow yet).  A flow that holds it but is over (closed, its socket
+ * gone from libslirp) only waits for late segments: a client reconnecting
+ * from the same address and port is a new connection, so the old flow goes.
+ * Returns false if a live connection holds the key.
+ */
+static bool bridge_inbound_take_guest_key(struct bridge *br, const struct flow_key *gkey,
+					  const struct flow *self)
+{
+	struct flow *old = flowtab_lookup_guest(br->flows, gkey);
+
+	if (!old || old == self)
+		return true;
+	if (old->fd >= 0 || (old->state != FLOW_CLOSED && old->state != FLOW_REJECTED))
+		return false;
+	br->stats.inbound_reopened++;
+	bridge_debug_flow(br, old, "replaced by a reconnect from the same address and port");
+	bridge_forget_flow(br, old);
+	return true;
+}
+
 /* Apply a complete, valid header. */
 static void bridge_inbound_header(struct bridge *br, struct flow *f, const struct proxy_header *h)
 {
@@ -201,7 +231,8 @@ static void bridge_inbound_header(struct bridge *br, struct flow *f, const struc
 	}
 	gkey = flow_key_make(IPPROTO_TCP, f->skey.gaddr, f->skey.gport, src->sin_addr.s_addr,
 			     src->sin_port);
-	if (flowtab_rekey_guest(br->flows, f, &gkey)) {
+	if (!bridge_inbound_take_guest_key(br, &gkey, f) ||
+	    flowtab_rekey_guest(br->flows, f, &gkey)) {
 		bridge_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
 		return;
 	}
@@ -241,6 +272,10 @@ static void bridge_inbound_try(struct bridge *br, struct flow *f)
 
 	switch (proxy_parse(buf, (size_t)n, &h, &err)) {
 	case PROXY_PARSE_OK:
+		if (!f->peer_trusted) {
+			bridge_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
+			return;
+		}
 		/* Consume exactly the header; it is all there, we just saw it. */
 		if (recv(f->fd, buf, h.len, MSG_DONTWAIT) != (ssize_t)h.len) {
 			bridge_inbound_reject(br, f, BRIDGE_IN_CLOSED, PROXY_ERR_NONE);
@@ -268,7 +303,8 @@ static void bridge_inbound_try(struct bridge *br, struct flow *f)
 		return;
 	case PROXY_PARSE_INVALID:
 	default:
-		bridge_inbound_reject(br, f, BRIDGE_IN_INVALID, err);
+		bridge_inbound_reject(br, f, f->peer_trusted ? BRIDGE_IN_INVALID : BRIDGE_IN_UNTRUSTED,
+				      err);
 		return;
 	}
 }
@@ -328,6 +364,80 @@ static gboolean bridge_inbound_tick(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* May @peer (network order) send a PROXY header: --inbound-proxy-trusted. */
+static bool bridge_inbound_trusted(const struct bridge *br, uint32_t peer)
+{
+	const GArray *list = br->cfg.inbound_trusted;
+
+	if (br->cfg.inbound_trust_pod && br->cfg.pod_addrs &&
+	    addrset_contains(br->cfg.pod_addrs, peer))
+		return true;
+	for (guint i = 0; list && i < list->len; i++) {
+		if (policy_cidr_match(&g_array_index(list, struct policy_cidr, i), peer))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * libslirp accepted a second socket on the tuple of a live connection.  It
+ * cannot tell them apart, so the newcomer must leave libslirp before any
+ * guest segment is looked up: remember it (its SYN is kept from the guest
+ * by bridge_inbound_foreign_syn(), which also learns its sequence number),
+ * and bridge_dups_kill() removes it.  Its client gets a reset when libslirp
+ * closes the socket (SO_LINGER 0).
+ */
+static void bridge_inbound_refuse_duplicate(struct bridge *br, int fd, const struct flow_key *skey,
+					    const struct flow *live)
+{
+	struct bridge_dup *dup = NULL;
+
+	br->stats.inbound_duplicates++;
+	br->stats.inbound_dropped[BRIDGE_IN_DUPLICATE]++;
+	bridge_reset_on_close(fd);
+	for (size_t i = 0; i < BRIDGE_DUP_MAX && !dup; i++) {
+		if (!br->dups[i].used)
+			dup = &br->dups[i];
+	}
+	if (!dup) {
+		/*
+		 * Sixteen at once: libslirp's own SYN timeout (75 s) drops the
+		 * socket.  Its SYNs still never reach the guest.
+		 */
+		shutdown(fd, SHUT_RDWR);
+		return;
+	}
+	*dup = (struct bridge_dup){
+		.used = true, .fd = fd, .skey = *skey, .live_guest_nxt = live->guest_nxt,
+	};
+	br->ndups++;
+	netstack_tag_fd(br->ns, fd, dup);
+}
+
+/*
+ * The guest-view key of a new inbound connection is taken by a live one
+ * whose libslirp tuple differs (a sidecar header named this client): the
+ * new connection gets a flow under its stack key only, and is rejected
+ * like a bad header, so its SYN never reaches the guest.
+ */
+static void bridge_inbound_refuse_taken(struct bridge *br, int fd, const struct flow_key *key)
+{
+	struct flow *f;
+
+	if (flowtab_add(br->flows, key, key->raddr, key->rport,
+			FLOWTAB_KEEP_PORT | FLOWTAB_STACK_ONLY, FLOW_HDR_WAIT, &f)) {
+		br->stats.inbound_untracked++;
+		br->stats.inbound_dropped[BRIDGE_IN_OVERLOAD]++;
+		bridge_reset_on_close(fd);
+		shutdown(fd, SHUT_RDWR);
+		return;
+	}
+	f->kind = FLOW_INBOUND;
+	f->fd = fd;
+	netstack_tag_fd(br->ns, fd, f);
+	bridge_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
+}
+
 void bridge_inbound_registered(struct bridge *br, int fd)
 {
 	struct sockaddr_in local, peer;
@@ -335,7 +445,7 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	uint16_t guest_port;
 	uint32_t raddr;
 	struct flow_key key;
-	struct flow *f;
+	struct flow *f, *old;
 	int type = 0;
 	socklen_t tlen = sizeof(type);
 
@@ -356,11 +466,35 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 
 	br->stats.inbound_flows++;
 	/* libslirp shows a loopback client as the gateway (sotranslate_accept). */
-	raddr = (ntohl(peer.sin_addr.s_addr) >> 24) == 127 ? br->cfg.policy.gateway.s_addr
-							   : peer.sin_addr.s_addr;
+	raddr = egress_is_loopback(peer.sin_addr.s_addr) ? br->cfg.policy.gateway.s_addr
+							 : peer.sin_addr.s_addr;
 	key = flow_key_make(IPPROTO_TCP, br->cfg.guest.s_addr, htons(guest_port), raddr,
 			    peer.sin_port);
-	if (flowtab_add(br->flows, &key, raddr, peer.sin_port, true,
+
+	/*
+	 * The same tuple in libslirp's view: a closed flow's (the client
+	 * reconnects from the same address and port) is simply replaced; a
+	 * live one's means libslirp now holds two sockets it cannot tell
+	 * apart, and the newcomer is refused.
+	 */
+	old = flowtab_lookup_stack(br->flows, &key);
+	if (old && (old->fd >= 0 || (old->state != FLOW_CLOSED && old->state != FLOW_REJECTED))) {
+		bridge_log_flow(br, &key, "refused: libslirp already has a connection with this "
+				"address and port (two loopback clients, or two exposed ports of one "
+				"guest port)");
+		bridge_inbound_refuse_duplicate(br, fd, &key, old);
+		return;
+	}
+	if (old) {
+		br->stats.inbound_reopened++;
+		bridge_forget_flow(br, old);
+	}
+	if (!bridge_inbound_take_guest_key(br, &key, NULL)) {
+		bridge_inbound_refuse_taken(br, fd, &key);
+		return;
+	}
+
+	if (flowtab_add(br->flows, &key, raddr, peer.sin_port, FLOWTAB_KEEP_PORT,
 			br->cfg.inbound_mode == BRIDGE_INBOUND_OFF ? FLOW_OPEN : FLOW_HDR_WAIT,
 			&f)) {
 		br->stats.inbound_untracked++;
@@ -374,9 +508,15 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	}
 	f->kind = FLOW_INBOUND;
 	f->fd = fd;
+	f->peer_trusted = bridge_inbound_trusted(br, peer.sin_addr.s_addr);
 	netstack_tag_fd(br->ns, fd, f);
 	if (br->cfg.inbound_mode == BRIDGE_INBOUND_OFF) {
 		bridge_arm_idle(br, f);
+		return;
+	}
+	/* Only a header makes this connection welcome, and this peer's would not be believed. */
+	if (br->cfg.inbound_mode == BRIDGE_INBOUND_REQUIRED && !f->peer_trusted) {
+		bridge_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
 		return;
 	}
 
@@ -417,8 +557,7 @@ enum netstack_verdict bridge_inbound_stack_frame(struct bridge *br, struct rw_vi
 		/* libslirp's SYN to the guest: remember what a reset must acknowledge. */
 		f->stack_isn = rw_tcp_seq(v);
 		f->stack_isn_known = true;
-		memcpy(f->guest_mac, v->eth, 6);
-		memcpy(f->gw_mac, v->eth + 6, 6);
+		bridge_learn_macs(f, v, false);
 		if (p && f->state == FLOW_HDR_WAIT) {
 			size_t len = (size_t)(v->ip - v->eth) + v->ip_len;
 
@@ -435,4 +574,79 @@ enum netstack_verdict bridge_inbound_stack_frame(struct bridge *br, struct rw_vi
 void bridge_inbound_closed(struct bridge *br, struct flow *f)
 {
 	bridge_pending_release(br, f);
+}
+
+bool bridge_inbound_foreign_syn(struct bridge *br, struct flow *f, const struct rw_view *v)
+{
+	uint32_t seq = rw_tcp_seq(v);
+
+	if (!f->stack_isn_known) {
+		f->stack_isn = seq;
+		f->stack_isn_known = true;
+		return false;
+	}
+	if (seq == f->stack_isn)
+		return false; /* the flow's own SYN, again */
+	/*
+	 * libslirp never sends a second SYN with a new sequence number on one
+	 * connection: this is a duplicate socket's.  The guest must not see it.
+	 */
+	br->stats.duplicate_syns++;
+	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+		struct bridge_dup *dup = &br->dups[i];
+
+		if (dup->used && !dup->isn_known && !memcmp(&dup->skey, &f->skey, sizeof(f->skey))) {
+			dup->isn = seq;
+			dup->isn_known = true;
+			break;
+		}
+	}
+	return true;
+}
+
+bool bridge_is_dup_tag(const struct bridge *br, const void *tag)
+{
+	const char *p = tag, *lo = (const char *)br->dups;
+
+	return p >= lo && p < lo + sizeof(br->dups);
+}
+
+void bridge_dup_closed(struct bridge *br, struct bridge_dup *dup)
+{
+	dup->used = false;
+	br->ndups--;
+}
+
+/*
+ * Remove duplicate sockets from libslirp.  Each gets a RST|ACK as if from
+ * the guest that acknowledges its SYN; libslirp, in SYN_SENT, drops it
+ * (tcp_drop) and closes the socket.  libslirp finds the socket for it by
+ * tuple, the last socket it matched first (tcp_last_so), then the newest:
+ * while that cache holds the live connection, the RST goes there instead.
+ * Its sequence number lies 2^30 beyond the live connection's window, so
+ * the live connection drops it unseen (libslirp's tcp_input trims a segment
+ * entirely past the window before it looks at RST; in SYN_SENT it answers
+ * the wrong ACK with a reset, which we swallow).  So this is repeated,
+ * before every guest frame and after every poll, until libslirp reports
+ * the socket closed: the cache can only move to the newcomer or to another
+ * connection, and either way the next try finds the newcomer.
+ */
+void bridge_dups_kill(struct bridge *br)
+{
+	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+		struct bridge_dup *dup = &br->dups[i];
+		uint8_t frame[RW_ETH_HLEN + 40];
+		struct rw_tuple t;
+		size_t len;
+
+		if (!dup->used || !dup->isn_known)
+			continue;
+		t = bridge_tuple(&dup->skey, true);
+		len = rw_build_tcp_rst(frame, bridge_zero_mac, bridge_zero_mac, &t,
+				       dup->live_guest_nxt + BRIDGE_DUP_RST_OFFSET, dup->isn + 1);
+		dup->attempts++;
+		br->swallow = &dup->skey;
+		netstack_inject_from_guest(br->ns, frame, len);
+		br->swallow = NULL;
+	}
 }

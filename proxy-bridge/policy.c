@@ -44,42 +44,22 @@ static bool policy_any_match(const GArray *list, uint32_t addr)
 	return false;
 }
 
-static bool policy_is_loopback(struct in_addr a)
-{
-	return (ntohl(a.s_addr) >> 24) == 127;
-}
-
-/* Ports on the gateway that lead into the sidecar. */
-static bool policy_sidecar_port(const struct policy *p, uint16_t port)
-{
-	if (port >= POLICY_ENVOY_PORT_MIN && port <= POLICY_ENVOY_PORT_MAX)
-		return true;
-	/* Even a non-loopback sidecar may also listen on the pod's loopback. */
-	if (p->steer && port == p->proxy_port)
-		return true;
-	if (p->dns_upstream && port == p->dns_up_port)
-		return true;
-	return false;
-}
-
-/* Addresses that are never steered: they are not out in the mesh. */
+/*
+ * Addresses that are never steered: they are not out in the mesh.  egress.c
+ * refuses all of them but the gateway and the DNS address before a flow gets
+ * here; the rest stay as a second line, so the policy never steers into a
+ * loop whatever the egress rule lets through.
+ */
 static bool policy_local(const struct policy *p, uint32_t daddr)
 {
 	uint32_t h = ntohl(daddr);
 
 	return (daddr & p->netmask.s_addr) == p->network.s_addr ||
-	       (h >> 24) == 127 || (h >> 24) == 0 || (h >> 28) == 0xe ||
-	       h == 0xffffffffu;
+	       (h >> 24) == 127 || (h >> 24) == 0 || (h >> 28) >= 0xe;
 }
 
 enum policy_verdict policy_tcp(const struct policy *p, uint32_t daddr, uint16_t dport)
 {
-	if (daddr == p->gateway.s_addr && policy_sidecar_port(p, dport))
-		return POLICY_REFUSE;
-	if (p->steer && !policy_is_loopback(p->proxy_addr) && daddr == p->proxy_addr.s_addr &&
-	    ((dport >= POLICY_ENVOY_PORT_MIN && dport <= POLICY_ENVOY_PORT_MAX) ||
-	     dport == p->proxy_port))
-		return POLICY_REFUSE;
 	if (p->dns_upstream && daddr == p->dns.s_addr && dport == 53)
 		return POLICY_DNS;
 	if (policy_local(p, daddr) || !p->steer)
@@ -95,8 +75,6 @@ enum policy_verdict policy_tcp(const struct policy *p, uint32_t daddr, uint16_t 
 
 enum policy_verdict policy_udp(const struct policy *p, uint32_t daddr, uint16_t dport)
 {
-	if (daddr == p->gateway.s_addr && policy_sidecar_port(p, dport))
-		return POLICY_REFUSE;
 	if (p->dns_upstream && daddr == p->dns.s_addr && dport == 53)
 		return POLICY_DNS;
 	return POLICY_DIRECT;

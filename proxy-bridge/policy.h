@@ -4,20 +4,18 @@
 
 /*
  * Mirrors Istio's sidecar annotations (includeOutboundIPRanges,
- * excludeOutboundIPRanges, excludeOutboundPorts) and adds the rules that keep
- * the guest from reaching the sidecar itself, in this order:
+ * excludeOutboundIPRanges, excludeOutboundPorts).  It decides only among
+ * destinations the guest may reach at all: egress.c refuses everything local
+ * to the pod (loopback, the pod's addresses, the sidecar's own ports, ...)
+ * before a flow gets here.  In this order:
  *
- *  1. TCP or UDP to the gateway (the pod's loopback) on Envoy's ports
- *     15000-15090, or on the configured proxy or DNS upstream port: REFUSE.
- *     A guest that could talk to the outbound listener directly could send
- *     its own PROXY header and claim any destination or source.
- *  2. TCP to a non-loopback proxy address on those ports: REFUSE, same reason.
- *  3. DNS (port 53) to the guest's DNS address with --dns-upstream: DNS.
- *  4. Anything else to the gateway, the DNS address, the guest network,
- *     loopback, multicast or broadcast: DIRECT (never steered into a loop).
- *  5. Without --outbound-proxy: DIRECT.
- *  6. Excluded port, excluded CIDR, or outside the include list: DIRECT.
- *  7. Otherwise TCP is STEERed; other UDP is DIRECT.
+ *  1. DNS (port 53) to the guest's DNS address with --dns-upstream: DNS.
+ *  2. Anything else to the gateway, the DNS address or the guest network
+ *     (host loopback, when allowed; libslirp's own DNS): DIRECT, never
+ *     steered into a loop.
+ *  3. Without --outbound-proxy: DIRECT.
+ *  4. Excluded port, excluded CIDR, or outside the include list: DIRECT.
+ *  5. Otherwise TCP is STEERed; other UDP is DIRECT.
  *
  * Addresses are in network order, ports in host order.
  */
@@ -28,9 +26,6 @@
 
 #include <glib.h>
 
-#define POLICY_ENVOY_PORT_MIN 15000
-#define POLICY_ENVOY_PORT_MAX 15090
-
 struct policy_cidr {
 	uint32_t net, mask;        /* network order */
 };
@@ -39,7 +34,6 @@ enum policy_verdict {
 	POLICY_DIRECT,
 	POLICY_STEER,
 	POLICY_DNS,
-	POLICY_REFUSE,
 };
 
 struct policy {

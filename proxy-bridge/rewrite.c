@@ -8,6 +8,7 @@
 #include "csum.h"
 
 #define IP_OFF_TOTLEN 2
+#define IP_OFF_ID 4
 #define IP_OFF_FRAG 6
 #define IP_OFF_PROTO 9
 #define IP_OFF_CSUM 10
@@ -381,4 +382,43 @@ size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t sr
 	sum = csum_add(csum_add(0, pseudo, sizeof(pseudo)), tcp, 20);
 	put_raw16(tcp + TCP_OFF_CSUM, csum_fold(sum));
 	return RW_ETH_HLEN + 40;
+}
+
+uint16_t rw_ip_id(const struct rw_view *v)
+{
+	return rd16(v->ip + IP_OFF_ID);
+}
+
+bool rw_more_fragments(const struct rw_view *v)
+{
+	return rd16(v->ip + IP_OFF_FRAG) & IP_FRAG_MF;
+}
+
+size_t rw_build_icmp_unreach(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
+			     uint32_t src_addr, const struct rw_view *orig, uint8_t code)
+{
+	size_t quote = orig->ihl + 8 <= orig->ip_len ? orig->ihl + 8 : orig->ip_len;
+	size_t ip_len = 20 + 8 + quote;
+	uint8_t *ip = out + RW_ETH_HLEN, *icmp = ip + 20;
+
+	memcpy(out, dst_mac, 6);
+	memcpy(out + 6, src_mac, 6);
+	out[12] = 0x08;
+	out[13] = 0x00;
+
+	memset(ip, 0, 28);
+	ip[0] = 0x45;
+	ip[IP_OFF_TOTLEN] = (uint8_t)(ip_len >> 8);
+	ip[IP_OFF_TOTLEN + 1] = (uint8_t)ip_len;
+	ip[8] = 64;                      /* TTL */
+	ip[IP_OFF_PROTO] = IPPROTO_ICMP;
+	put_raw32(ip + IP_OFF_SADDR, src_addr);
+	memcpy(ip + IP_OFF_DADDR, orig->ip + IP_OFF_SADDR, 4);
+	put_raw16(ip + IP_OFF_CSUM, csum_fold(csum_add(0, ip, 20)));
+
+	icmp[0] = 3;                     /* destination unreachable */
+	icmp[1] = code;
+	memcpy(icmp + 8, orig->ip, quote);
+	put_raw16(icmp + ICMP_OFF_CSUM, csum_fold(csum_add(0, icmp, 8 + quote)));
+	return RW_ETH_HLEN + ip_len;
 }

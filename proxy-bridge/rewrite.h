@@ -125,6 +125,32 @@ void rw_set_outer_addrs(struct rw_view *v, uint32_t saddr, uint32_t daddr);
 /* rw_outer_addrs() - read the outer IP source and destination (network order). */
 void rw_outer_addrs(const struct rw_view *v, uint32_t *saddr, uint32_t *daddr);
 
+/* rw_ip_id() - the IPv4 identification field in host order (any IPv4 kind but malformed). */
+uint16_t rw_ip_id(const struct rw_view *v);
+
+/* rw_more_fragments() - whether the More Fragments bit is set (a first or middle fragment). */
+bool rw_more_fragments(const struct rw_view *v);
+
+/* Longest frame rw_build_icmp_unreach() writes: Ethernet, IP, ICMP, a quoted 60-byte header + 8. */
+#define RW_ICMP_UNREACH_MAX (RW_ETH_HLEN + 20 + 8 + 60 + 8)
+/* ICMP destination-unreachable codes we send. */
+#define RW_ICMP_UNREACH_ADMIN 13   /* communication administratively prohibited (RFC 1812) */
+
+/**
+ * rw_build_icmp_unreach() - build "destination unreachable" about packet @orig
+ * @out:	output, at least RW_ICMP_UNREACH_MAX bytes
+ * @dst_mac, @src_mac:	Ethernet addresses of the answer
+ * @src_addr:	who answers (network order), e.g. the gateway that refused
+ * @orig:	the refused packet (any IPv4 kind but malformed)
+ * @code:	ICMP code, e.g. RW_ICMP_UNREACH_ADMIN
+ *
+ * Quotes @orig's IP header and the first 8 bytes after it, as RFC 792 asks.
+ *
+ * Return: frame length.
+ */
+size_t rw_build_icmp_unreach(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
+			     uint32_t src_addr, const struct rw_view *orig, uint8_t code);
+
 /**
  * rw_build_tcp_rst() - build an Ethernet frame carrying a TCP RST|ACK
  * @out:	output buffer, at least RW_ETH_HLEN + 40 bytes

@@ -3,7 +3,7 @@
 /*
  * The test plays QEMU with synthetic guest frames.  Direct flows go to the
  * gateway address, which libslirp maps to this host's loopback, where the
- * test listens; steered flows go to a local "sidecar".  Checked:
+ * test listens (--allow-host-loopback); steered flows go to a local "sidecar".  Checked:
  *   - --max-flows bounds direct flows too: the flow past the limit gets a
  *     reset as from its destination and is counted;
  *   - closed flows in their grace period give their slots to new flows, so
@@ -40,6 +40,9 @@
 #include "tests/lib/pkt.h"
 
 #define GATEWAY "10.0.2.2"
+/* Direct flows here go to the gateway: host loopback, which a non-mesh user turns on. */
+#define LIMITS_HOST_LOOPBACK "--allow-host-loopback"
+static const char *const limits_host_loopback[] = { LIMITS_HOST_LOOPBACK, NULL };
 #define TH_FIN 0x01
 #define TH_SYN 0x02
 #define TH_RST 0x04
@@ -127,7 +130,7 @@ static uint32_t guest_connect(struct inproc *f, uint16_t sport, uint16_t port, u
 /* --max-flows 4: four direct connections open, the fifth is reset and counted. */
 static void test_table_full_direct(void **state)
 {
-	const char *args[] = { "--max-flows", "4", NULL };
+	const char *args[] = { "--max-flows", "4", LIMITS_HOST_LOOPBACK, NULL };
 	struct inproc *f = inproc_start(args);
 	struct pkt_ipv4_view v;
 	uint8_t fr[256], rx[2048];
@@ -155,7 +158,7 @@ static void test_table_full_direct(void **state)
 /* Bad checksum, fragment, lying header: dropped and counted; IP options pass. */
 static void test_guest_drops(void **state)
 {
-	struct inproc *f = inproc_start(NULL);
+	struct inproc *f = inproc_start(limits_host_loopback);
 	const struct bridge_stats *bs = bridge_stats(f->d.br);
 	struct pkt_ipv4_view v;
 	uint8_t fr[256], rx[2048];
@@ -302,7 +305,7 @@ static void test_handshake_timeout(void **state)
 /* An idle connection is reset at both ends, the guest's RST at exactly its rcv_nxt. */
 static void test_tcp_idle_reset(void **state)
 {
-	const char *args[] = { "--tcp-idle-timeout", "1s", NULL };
+	const char *args[] = { "--tcp-idle-timeout", "1s", LIMITS_HOST_LOOPBACK, NULL };
 	struct inproc *f = inproc_start(args);
 	struct pkt_ipv4_view v;
 	uint8_t fr[256], rx[2048];
@@ -359,7 +362,7 @@ static void test_tcp_idle_reset(void **state)
  */
 static void test_reopened_tuple(void **state)
 {
-	struct inproc *f = inproc_start(NULL);
+	struct inproc *f = inproc_start(limits_host_loopback);
 	struct pkt_ipv4_view v;
 	uint8_t fr[256], rx[2048];
 	uint16_t port;
@@ -408,7 +411,7 @@ static void find_flow(const struct flow *fl, void *opaque)
  */
 static void test_closed_flows_reclaimed(void **state)
 {
-	const char *args[] = { "--max-flows", "4", NULL };
+	const char *args[] = { "--max-flows", "4", LIMITS_HOST_LOOPBACK, NULL };
 	struct inproc *f = inproc_start(args);
 	const struct bridge_stats *bs = bridge_stats(f->d.br);
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -467,7 +470,7 @@ static void test_closed_flows_reclaimed(void **state)
 
 static void test_udp_lifetime(void **state)
 {
-	struct inproc *f = inproc_start(NULL);
+	struct inproc *f = inproc_start(limits_host_loopback);
 	uint8_t fr[256], rx[64];
 	uint16_t uport;
 	int ufd = local_socket(SOCK_DGRAM, 0, &uport);

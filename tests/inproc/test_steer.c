@@ -226,7 +226,10 @@ static void test_sidecar_absent_reset(void **state)
 	assert_int_equal(bridge_stats(f->d.br)->connect_failed, 1);
 }
 
-/* The guest may not talk to the sidecar's ports on the gateway: immediate RST, counted. */
+/*
+ * The guest may not talk to the sidecar's ports on the gateway: immediate RST,
+ * counted (as host loopback, off by default; test_trust.c covers the rest).
+ */
 static void test_sidecar_port_refused(void **state)
 {
 	struct steer *s = *state;
@@ -240,7 +243,7 @@ static void test_sidecar_port_refused(void **state)
 		inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", ports[i], 44000 + (uint16_t)i, 0x14, &v);
 		assert_int_equal(inproc_be32(v.l4 + 8), 78);
 	}
-	assert_int_equal(bridge_stats(f->d.br)->refused[BRIDGE_REFUSED_SIDECAR_PORT],
+	assert_int_equal(bridge_stats(f->d.br)->egress_refused[EGRESS_HOST_LOOPBACK],
 			 G_N_ELEMENTS(ports));
 	/* Nothing reached the sidecar. */
 	inproc_pump(50);

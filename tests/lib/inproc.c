@@ -17,6 +17,16 @@
 #include <glib.h>
 
 #include "tests/lib/pkt.h"
+#include "tests/lib/testns.h"
+
+/*
+ * Before main(): every socket a test makes (its sidecar and servers, and the
+ * daemon's) must live in the test's own namespace.
+ */
+__attribute__((constructor)) static void inproc_enter_namespace(void)
+{
+	testns_enter("inproc");
+}
 
 struct in_addr inproc_ip(const char *s)
 {

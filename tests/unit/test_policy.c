@@ -1,4 +1,4 @@
-/* test_policy.c - unit tests of the steering policy, rule by rule in policy.h's order, and CIDR parsing. */
+/* test_policy.c - unit tests of the steering policy, rule by rule in policy.h's order, and CIDR parsing (refusals: test_egress.c). */
 
 #include <errno.h>
 #include <setjmp.h>
@@ -81,86 +81,8 @@ static void add_cidr(GArray *list, const char *s)
 #define TCP(p, a, port) policy_tcp((p), ip4(a), (port))
 #define UDP(p, a, port) policy_udp((p), ip4(a), (port))
 
-/* Rule 1: the gateway's Envoy ports and the configured loopback ports, TCP and UDP. */
-static void test_rule1_gateway_sidecar_ports(void **state)
-{
-	struct policy *p = policy_new();
-	static const uint16_t refused[] = { 15000, 15001, 15006, 15053, 15089, 15090 };
-
-	(void)state;
-	for (size_t i = 0; i < G_N_ELEMENTS(refused); i++) {
-		assert_int_equal(TCP(p, "10.0.2.2", refused[i]), POLICY_REFUSE);
-		assert_int_equal(UDP(p, "10.0.2.2", refused[i]), POLICY_REFUSE);
-	}
-	/* Just outside the range, and other gateway ports: rule 4, DIRECT. */
-	assert_int_equal(TCP(p, "10.0.2.2", 14999), POLICY_DIRECT);
-	assert_int_equal(TCP(p, "10.0.2.2", 15091), POLICY_DIRECT);
-	assert_int_equal(UDP(p, "10.0.2.2", 15091), POLICY_DIRECT);
-	assert_int_equal(TCP(p, "10.0.2.2", 22), POLICY_DIRECT);
-	assert_int_equal(UDP(p, "10.0.2.2", 53), POLICY_DIRECT);
-	/* The same ports elsewhere in the guest network are not the sidecar. */
-	assert_int_equal(TCP(p, "10.0.2.15", 15001), POLICY_DIRECT);
-	/* Envoy's ports out in the mesh are steered like any other. */
-	assert_int_equal(TCP(p, "10.96.0.1", 15001), POLICY_STEER);
-
-	/* Configured loopback ports outside Envoy's range are refused too. */
-	p->proxy_port = 8080;
-	p->dns_up_port = 5353;
-	assert_int_equal(TCP(p, "10.0.2.2", 8080), POLICY_REFUSE);
-	assert_int_equal(UDP(p, "10.0.2.2", 8080), POLICY_REFUSE);
-	assert_int_equal(TCP(p, "10.0.2.2", 5353), POLICY_REFUSE);
-	assert_int_equal(UDP(p, "10.0.2.2", 5353), POLICY_REFUSE);
-	assert_int_equal(TCP(p, "10.0.2.2", 8081), POLICY_DIRECT);
-	/* ... but only while configured. */
-	p->steer = false;
-	p->dns_upstream = false;
-	assert_int_equal(TCP(p, "10.0.2.2", 8080), POLICY_DIRECT);
-	assert_int_equal(UDP(p, "10.0.2.2", 5353), POLICY_DIRECT);
-	/* Envoy's range stays refused whatever is configured. */
-	assert_int_equal(TCP(p, "10.0.2.2", 15001), POLICY_REFUSE);
-	assert_int_equal(UDP(p, "10.0.2.2", 15000), POLICY_REFUSE);
-	policy_free(p);
-}
-
-/* Rule 2: a non-loopback proxy address, TCP only. */
-static void test_rule2_nonloopback_proxy(void **state)
-{
-	struct policy *p = policy_new();
-
-	(void)state;
-	p->proxy_addr = in4("198.18.0.2");
-	assert_int_equal(TCP(p, "198.18.0.2", 15001), POLICY_REFUSE);
-	assert_int_equal(TCP(p, "198.18.0.2", 15000), POLICY_REFUSE);
-	assert_int_equal(TCP(p, "198.18.0.2", 15090), POLICY_REFUSE);
-	assert_int_equal(TCP(p, "198.18.0.2", 15091), POLICY_STEER);
-	assert_int_equal(TCP(p, "198.18.0.2", 80), POLICY_STEER);
-	assert_int_equal(TCP(p, "198.18.0.3", 15001), POLICY_STEER);
-	assert_int_equal(UDP(p, "198.18.0.2", 15001), POLICY_DIRECT);
-	/* The gateway's Envoy range is still refused. */
-	assert_int_equal(TCP(p, "10.0.2.2", 15001), POLICY_REFUSE);
-
-	/* A proxy port outside Envoy's range on that address. */
-	p->proxy_port = 8080;
-	assert_int_equal(TCP(p, "198.18.0.2", 8080), POLICY_REFUSE);
-	assert_int_equal(TCP(p, "198.18.0.2", 8081), POLICY_STEER);
-	/* The sidecar may listen on the pod's loopback too: the gateway's copy is refused. */
-	assert_int_equal(TCP(p, "10.0.2.2", 8080), POLICY_REFUSE);
-	assert_int_equal(UDP(p, "10.0.2.2", 8080), POLICY_REFUSE);
-	assert_int_equal(TCP(p, "10.0.2.2", 8081), POLICY_DIRECT);
-	/* Rule 2 comes before the exclusions of rule 6. */
-	exclude_port(p, 8080);
-	add_cidr(p->exclude, "198.18.0.0/15");
-	assert_int_equal(TCP(p, "198.18.0.2", 8080), POLICY_REFUSE);
-	assert_int_equal(TCP(p, "198.18.0.2", 15001), POLICY_REFUSE);
-	assert_int_equal(TCP(p, "198.18.0.2", 8081), POLICY_DIRECT);
-	/* Without --outbound-proxy there is no proxy address to protect. */
-	p->steer = false;
-	assert_int_equal(TCP(p, "198.18.0.2", 8080), POLICY_DIRECT);
-	policy_free(p);
-}
-
-/* Rule 3: DNS to the guest's DNS address with --dns-upstream. */
-static void test_rule3_dns(void **state)
+/* Rule 1: DNS to the guest's DNS address with --dns-upstream. */
+static void test_rule1_dns(void **state)
 {
 	struct policy *p = policy_new();
 
@@ -184,18 +106,18 @@ static void test_rule3_dns(void **state)
 	policy_free(p);
 }
 
-/* Rule 4: local destinations are never steered, even when included. */
-static void test_rule4_local(void **state)
+/* Rule 2: local destinations are never steered, even when included. */
+static void test_rule2_local(void **state)
 {
 	static const char *const local[] = {
 		"10.0.2.0", "10.0.2.1", "10.0.2.15", "10.0.2.255",
 		"127.0.0.1", "127.255.255.254", "0.0.0.0", "0.1.2.3",
 		"224.0.0.1", "224.0.0.251", "239.255.255.250",
-		"255.255.255.255",
+		"240.0.0.1", "255.255.255.254", "255.255.255.255",
 	};
 	static const char *const remote[] = {
 		"10.0.1.255", "10.0.3.0", "126.255.255.255", "128.0.0.1", "1.0.0.0",
-		"223.255.255.255", "255.255.255.254",
+		"223.255.255.255",
 	};
 	struct policy *p = policy_new();
 
@@ -222,8 +144,8 @@ static void test_rule4_local(void **state)
 	policy_free(p);
 }
 
-/* Rule 5: without --outbound-proxy everything else is DIRECT. */
-static void test_rule5_no_steer(void **state)
+/* Rule 3: without --outbound-proxy everything else is DIRECT. */
+static void test_rule3_no_steer(void **state)
 {
 	struct policy *p = policy_new();
 
@@ -237,8 +159,8 @@ static void test_rule5_no_steer(void **state)
 	policy_free(p);
 }
 
-/* Rule 6: excluded ports. */
-static void test_rule6_exclude_ports(void **state)
+/* Rule 4: excluded ports. */
+static void test_rule4_exclude_ports(void **state)
 {
 	struct policy *p = policy_new();
 
@@ -263,8 +185,8 @@ static void test_rule6_exclude_ports(void **state)
 	policy_free(p);
 }
 
-/* Rule 6: excluded CIDRs. */
-static void test_rule6_exclude_cidrs(void **state)
+/* Rule 4: excluded CIDRs. */
+static void test_rule4_exclude_cidrs(void **state)
 {
 	struct policy *p = policy_new();
 
@@ -288,8 +210,8 @@ static void test_rule6_exclude_cidrs(void **state)
 	policy_free(p);
 }
 
-/* Rule 6: a non-empty include list leaves the rest DIRECT. */
-static void test_rule6_include(void **state)
+/* Rule 4: a non-empty include list leaves the rest DIRECT. */
+static void test_rule4_include(void **state)
 {
 	struct policy *p = policy_new();
 
@@ -309,13 +231,13 @@ static void test_rule6_include(void **state)
 	add_cidr(p->include, "0.0.0.0/0");
 	assert_int_equal(TCP(p, "8.8.4.4", 443), POLICY_STEER);
 	assert_int_equal(TCP(p, "203.0.113.7", 1), POLICY_STEER);
-	/* UDP is never steered (rule 7). */
+	/* UDP is never steered (rule 5). */
 	assert_int_equal(UDP(p, "8.8.4.4", 443), POLICY_DIRECT);
 	policy_free(p);
 }
 
-/* Rule 7: TCP STEER, other UDP DIRECT. */
-static void test_rule7_default(void **state)
+/* Rule 5: TCP STEER, other UDP DIRECT. */
+static void test_rule5_default(void **state)
 {
 	struct policy *p = policy_new();
 
@@ -386,15 +308,13 @@ static void test_cidr_match(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rule1_gateway_sidecar_ports),
-		cmocka_unit_test(test_rule2_nonloopback_proxy),
-		cmocka_unit_test(test_rule3_dns),
-		cmocka_unit_test(test_rule4_local),
-		cmocka_unit_test(test_rule5_no_steer),
-		cmocka_unit_test(test_rule6_exclude_ports),
-		cmocka_unit_test(test_rule6_exclude_cidrs),
-		cmocka_unit_test(test_rule6_include),
-		cmocka_unit_test(test_rule7_default),
+		cmocka_unit_test(test_rule1_dns),
+		cmocka_unit_test(test_rule2_local),
+		cmocka_unit_test(test_rule3_no_steer),
+		cmocka_unit_test(test_rule4_exclude_ports),
+		cmocka_unit_test(test_rule4_exclude_cidrs),
+		cmocka_unit_test(test_rule4_include),
+		cmocka_unit_test(test_rule5_default),
 		cmocka_unit_test(test_cidr_parse_valid),
 		cmocka_unit_test(test_cidr_parse_invalid),
 		cmocka_unit_test(test_cidr_match),
