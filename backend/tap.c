@@ -7,9 +7,20 @@
  * daemon's own namespace: a tap fd keeps working wherever its owner lives,
  * which is how slirp4netns and pasta attach a namespace too.  Each read()
  * returns one frame and each write() sends one, so there is no framing and no
- * transmit queue of our own: the kernel's device queue is the buffer, and a
- * write that would block is a counted drop.  One dispatch reads at most
- * TAP_READS_PER_DISPATCH frames for fairness with host sockets.
+ * transmit queue of our own: the kernel's device queue is the buffer.  One
+ * dispatch reads at most TAP_READS_PER_DISPATCH frames for fairness with host
+ * sockets.
+ *
+ * Backpressure: a write the device refuses (EAGAIN: its socket's send
+ * buffer is full) is a counted drop, and the backend turns congested: it
+ * stops reading the guest and asks the netstack to stop reading host
+ * sockets, until the device polls writable again.
+ *
+ * Lifecycle: the device can vanish under us (the namespace or the interface
+ * deleted: reads fail with EBADFD or EIO).  Then the backend ends: one log
+ * line, the descriptor closed, cb->failed(), and every later frame for the
+ * guest is a counted drop (no peer).  No retry: a deleted tap does not come
+ * back, and whoever set it up knows better than to wait for it.
  */
 
 #include <errno.h>
@@ -33,10 +44,43 @@
 
 struct tap_backend {
 	struct backend be;
-	int fd;
+	char *ifname;
+	int fd;                     /* -1 once the device is gone */
 	GSource *src;
+	bool congested;             /* a write was refused: wait for POLLOUT */
 	uint8_t *rxbuf;             /* one frame, FRAME_RECORD_MAX bytes */
 };
+
+/* Read the guest while uncongested; wait for POLLOUT while congested. */
+static void tap_set_congested(struct tap_backend *tb, bool congested)
+{
+	if (tb->congested == congested)
+		return;
+	tb->congested = congested;
+	if (congested)
+		tb->be.stats.congestion_events++;
+	fdsource_set_events(tb->src, congested ? G_IO_OUT : G_IO_IN);
+	tb->be.cb->set_congested(congested, tb->be.opaque);
+}
+
+/* The device is gone: stop for good, say so once. */
+static void tap_end(struct tap_backend *tb, int err)
+{
+	g_autofree char *why = g_strdup_printf("tap %s: the device is gone (%s); no guest from "
+					       "now on", tb->ifname, g_strerror(err));
+
+	g_warning("%s", why);
+	fdsource_clear(&tb->src);
+	close(tb->fd);
+	tb->fd = -1;
+	tb->be.stats.attached = 0;
+	if (tb->congested) {
+		tb->congested = false;
+		tb->be.cb->set_congested(false, tb->be.opaque);
+	}
+	if (tb->be.cb->failed)
+		tb->be.cb->failed(why, tb->be.opaque);
+}
 
 static int tap_send(struct backend *be, const void *frame, size_t len,
 		    const struct frame_meta *meta)
@@ -45,12 +89,17 @@ static int tap_send(struct backend *be, const void *frame, size_t len,
 	ssize_t n;
 
 	(void)meta; /* no IFF_VNET_HDR yet: tx_offloads is 0 */
+	if (tb->fd < 0) {
+		be->stats.tx_no_peer++;
+		return -ENOTCONN;
+	}
 	do {
 		n = write(tb->fd, frame, len);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			be->stats.tx_full++;
+			tap_set_congested(tb, true);
 			return -ENOBUFS;
 		}
 		be->stats.tx_errors++;
@@ -61,17 +110,24 @@ static int tap_send(struct backend *be, const void *frame, size_t len,
 	return 0;
 }
 
-static gboolean tap_on_readable(int fd, GIOCondition ready, void *opaque)
+static gboolean tap_on_ready(int fd, GIOCondition ready, void *opaque)
 {
 	struct tap_backend *tb = opaque;
 
-	(void)ready;
+	if (tb->congested) {
+		if (ready & G_IO_OUT)
+			tap_set_congested(tb, false);
+		if (!(ready & (G_IO_ERR | G_IO_HUP)))
+			return G_SOURCE_CONTINUE;
+	}
 	for (int i = 0; i < TAP_READS_PER_DISPATCH; i++) {
 		ssize_t n = read(fd, tb->rxbuf, FRAME_RECORD_MAX);
 
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				g_warning("tap: read failed: %s", g_strerror(errno));
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				tap_end(tb, errno);
 			break;
 		}
 		if ((size_t)n < FRAME_ETH_HLEN) {
@@ -96,6 +152,7 @@ static void tap_free(struct backend *be)
 	fdsource_clear(&tb->src);
 	if (tb->fd >= 0)
 		close(tb->fd);
+	g_free(tb->ifname);
 	g_free(tb->rxbuf);
 	g_free(tb);
 }
@@ -197,8 +254,9 @@ int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu,
 	tb->be.opaque = opaque;
 	tb->be.max_frame = (size_t)mtu + FRAME_ETH_HLEN;
 	tb->fd = fd;
+	tb->ifname = g_strdup(ifname);
 	tb->rxbuf = g_malloc(FRAME_RECORD_MAX);
-	tb->src = fdsource_new(fd, G_IO_IN, tap_on_readable, tb);
+	tb->src = fdsource_new(fd, G_IO_IN, tap_on_ready, tb);
 	tb->be.stats.attached = 1;
 	g_message("tap %s%s%s attached", ifname, netns ? " in " : "",
 		  netns ? netns : "");

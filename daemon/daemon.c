@@ -44,9 +44,19 @@ static void daemon_tx_flush(void *opaque)
 		backend_flush(d->be);
 }
 
+/* The backend can serve no guest any more (its tap is gone): the owner decides. */
+static void daemon_backend_failed(const char *why, void *opaque)
+{
+	struct daemon *d = opaque;
+
+	if (d->on_fatal)
+		d->on_fatal(why, d->on_fatal_opaque);
+}
+
 static const struct backend_callbacks daemon_backend_cb = {
 	.rx_frame = daemon_rx_frame,
 	.set_congested = daemon_set_congested,
+	.failed = daemon_backend_failed,
 };
 
 static const struct netstack_ops daemon_netstack_ops = {

@@ -30,6 +30,9 @@ struct daemon {
 	struct metrics_server *metrics;
 	struct control_server *control;
 	struct podaddrs *pod;      /* the pod's own addresses, kept current */
+	/* Set by the owner before daemon_start(): the backend ended for good (optional). */
+	void (*on_fatal)(const char *why, void *opaque);
+	void *on_fatal_opaque;
 };
 
 /**

@@ -38,6 +38,22 @@ static gboolean main_on_signal(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+struct main_state {
+	GMainLoop *loop;
+	int exit_code;
+};
+
+/* The backend ended (a deleted tap): nothing left to serve; exit 1 so a supervisor sees it. */
+static void main_on_fatal(const char *why, void *opaque)
+{
+	struct main_state *ms = opaque;
+
+	g_warning("exiting: %s", why);
+	ms->exit_code = 1;
+	if (ms->loop)
+		g_main_loop_quit(ms->loop);
+}
+
 static gboolean main_on_usr1(gpointer data)
 {
 	daemon_log_summary(data);
@@ -170,7 +186,8 @@ static int main_drop_privileges(const struct ms_config *cfg, const struct sandbo
 int main(int argc, char **argv)
 {
 	struct ms_config cfg;
-	struct daemon d = { 0 };
+	struct main_state ms = { 0 };
+	struct daemon d = { .on_fatal = main_on_fatal, .on_fatal_opaque = &ms };
 	struct sandbox_user user = { 0 };
 	g_autoptr(GError) err = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
@@ -209,6 +226,7 @@ int main(int argc, char **argv)
 	}
 
 	loop = g_main_loop_new(NULL, FALSE);
+	ms.loop = loop;
 	g_unix_signal_add(SIGTERM, main_on_signal, loop);
 	g_unix_signal_add(SIGINT, main_on_signal, loop);
 	g_unix_signal_add(SIGUSR1, main_on_usr1, &d);
@@ -222,6 +240,7 @@ int main(int argc, char **argv)
 	}
 	main_signal_ready(cfg.ready_fd);
 	g_main_loop_run(loop);
+	exit_code = ms.exit_code;
 	daemon_log_summary(&d);
 stop:
 	daemon_stop(&d);

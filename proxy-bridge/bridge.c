@@ -469,6 +469,16 @@ void bridge_forget_flow(struct bridge *br, struct flow *f)
 	flowtab_remove(br->flows, f);
 }
 
+void bridge_reset_peer_now(int fd)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+
+	bridge_reset_on_close(fd);
+	/* Disconnecting a connected TCP socket sends a RST (tcp_disconnect). */
+	if (connect(fd, &sa, sizeof(sa)) < 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
 void bridge_reset_on_close(int fd)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };

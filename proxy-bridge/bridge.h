@@ -191,6 +191,7 @@ struct bridge_stats {
 	uint64_t inbound_reopened;     /* a client reconnected from a closed flow's address and port */
 	uint64_t inbound_duplicates;   /* libslirp accepted a second socket on a live tuple: refused */
 	uint64_t duplicate_syns;       /* SYNs of such a socket kept from the guest */
+	uint64_t duplicates_removed;   /* such sockets libslirp has closed since */
 };
 
 struct bridge;

@@ -114,6 +114,12 @@ void bridge_forget_flow(struct bridge *br, struct flow *f);
 /* Make closing @fd send its peer a reset rather than a FIN (SO_LINGER 0). */
 void bridge_reset_on_close(int fd);
 
+/*
+ * Reset @fd's peer now, while libslirp keeps the descriptor (it closes it
+ * later): a client refused before libslirp can let go of its socket.
+ */
+void bridge_reset_peer_now(int fd);
+
 /* Format a.b.c.d:port from network-order values into @buf. */
 const char *bridge_fmt(char *buf, size_t len, uint32_t addr, uint16_t port);
 

@@ -394,7 +394,7 @@ static void bridge_inbound_refuse_duplicate(struct bridge *br, int fd, const str
 
 	br->stats.inbound_duplicates++;
 	br->stats.inbound_dropped[BRIDGE_IN_DUPLICATE]++;
-	bridge_reset_on_close(fd);
+	bridge_reset_peer_now(fd);
 	for (size_t i = 0; i < BRIDGE_DUP_MAX && !dup; i++) {
 		if (!br->dups[i].used)
 			dup = &br->dups[i];
@@ -404,7 +404,6 @@ static void bridge_inbound_refuse_duplicate(struct bridge *br, int fd, const str
 		 * Sixteen at once: libslirp's own SYN timeout (75 s) drops the
 		 * socket.  Its SYNs still never reach the guest.
 		 */
-		shutdown(fd, SHUT_RDWR);
 		return;
 	}
 	*dup = (struct bridge_dup){
@@ -428,8 +427,7 @@ static void bridge_inbound_refuse_taken(struct bridge *br, int fd, const struct 
 			FLOWTAB_KEEP_PORT | FLOWTAB_STACK_ONLY, FLOW_HDR_WAIT, &f)) {
 		br->stats.inbound_untracked++;
 		br->stats.inbound_dropped[BRIDGE_IN_OVERLOAD]++;
-		bridge_reset_on_close(fd);
-		shutdown(fd, SHUT_RDWR);
+		bridge_reset_peer_now(fd);
 		return;
 	}
 	f->kind = FLOW_INBOUND;
@@ -500,8 +498,7 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 		br->stats.inbound_untracked++;
 		if (br->cfg.inbound_mode != BRIDGE_INBOUND_OFF) {
 			/* Cannot hold it back: refuse rather than mislabel the client. */
-			bridge_reset_on_close(fd);
-			shutdown(fd, SHUT_RDWR);
+			bridge_reset_peer_now(fd);
 			br->stats.inbound_dropped[BRIDGE_IN_OVERLOAD]++;
 		}
 		return;
@@ -613,6 +610,7 @@ bool bridge_is_dup_tag(const struct bridge *br, const void *tag)
 
 void bridge_dup_closed(struct bridge *br, struct bridge_dup *dup)
 {
+	br->stats.duplicates_removed++;
 	dup->used = false;
 	br->ndups--;
 }

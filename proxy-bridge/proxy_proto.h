@@ -59,8 +59,15 @@ struct proxy_addrs {
  */
 int proxy_encode(enum proxy_version ver, const struct proxy_addrs *a, uint8_t *buf);
 
-/* Longest header proxy_parse() accepts: v2's 16 bytes plus 496 of addresses and TLVs. */
-#define PROXY_PARSE_MAX 512
+/*
+ * Longest header proxy_parse() accepts: v2's 16 bytes plus 8,176 of addresses
+ * and TLVs.  Envoy and HAProxy add TLVs (authority, unique id, SSL details
+ * with the client certificate's subject): this leaves at least 7.9 KiB of
+ * them with any address family, where the issue asked for 4 KiB.  Longer
+ * headers are refused (PROXY_ERR_TOO_LONG); the inbound path peeks at most
+ * this much, once per read, on the stack.
+ */
+#define PROXY_PARSE_MAX 8192
 #define PROXY_V1_MAX 107
 
 enum proxy_parse_status {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # guest_inbound.sh - a real QEMU guest behind HAProxy's send-proxy-v2 (the sidecar's inbound
 # listener): the guest sees each client's own address and port; a direct non-loopback client
-# keeps its address; garbage headers and silent clients are refused while a bulk transfer
+# keeps its address; garbage headers (from the pod: invalid; from the node, which is not
+# --inbound-proxy-trusted: untrusted) and silent clients are refused while a bulk transfer
 # through the sidecar carries on intact.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
@@ -60,11 +61,16 @@ for i in 1 2 3; do
 done
 e2e_bg bulk "$NS_NODE" "$MSTOOL" source --connect "$POD_IP:8081" --bytes 4194304 --timeout 120
 bulk_pid=$E2E_LAST_PID
+# From the node a PROXY header is never believed (untrusted); from the pod's loopback, where a
+# sidecar connects from, a broken one is invalid.
+p() { ip netns exec "$NS_POD" "$@"; }
 for i in 1 2 3 4 5; do
-	printf 'PROXY TCP4 not-an-address 198.18.0.2 1 2\r\n' |
-		n timeout 5 socat -T 3 - TCP4:"$POD_IP":18080 >/dev/null 2>&1 || true
-	printf '\r\n\r\n\000\r\nQUIT\n\x99\x11\x00\x0c' |
-		n timeout 5 socat -T 3 - TCP4:"$POD_IP":18080 >/dev/null 2>&1 || true
+	for via in "n:$POD_IP" "p:127.0.0.1"; do
+		printf 'PROXY TCP4 not-an-address 198.18.0.2 1 2\r\n' |
+			${via%%:*} timeout 5 socat -T 3 - TCP4:"${via#*:}":18080 >/dev/null 2>&1 || true
+		printf '\r\n\r\n\000\r\nQUIT\n\x99\x11\x00\x0c' |
+			${via%%:*} timeout 5 socat -T 3 - TCP4:"${via#*:}":18080 >/dev/null 2>&1 || true
+	done
 done
 e2e_wait_exit "$bulk_pid" 120 || e2e_fail "bulk transfer through the sidecar failed"
 e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-BIG-SHA' 60 || e2e_fail "guest did not report the bulk digest"
@@ -80,12 +86,13 @@ kill -USR1 "$MESHSLIRP_PID"
 sleep 0.5
 line=$(e2e_field "$E2E_TMP/meshslirp.log" 'inbound connections')
 case "$line" in
-*"invalid_header=10 "*"header_timeout=3 "*) ;;
+*"invalid_header=10 "*"header_timeout=3 "*"untrusted_peer=10"*) ;;
 *) e2e_fail "unexpected inbound counters: $line" ;;
 esac
 e2e_log "$line"
 e2e_scrape "$NS_POD" 127.0.0.1:9090 "$E2E_TMP/metrics.txt"
 for check in 'meshslirp_inbound_refused_total{reason="invalid_header"} 10' \
+	'meshslirp_inbound_refused_total{reason="untrusted_peer"} 10' \
 	'meshslirp_inbound_refused_total{reason="header_timeout"} 3' \
 	'meshslirp_proxy_header_errors_total{error="address"} 5' \
 	'meshslirp_proxy_header_errors_total{error="version"} 5' \
@@ -95,7 +102,7 @@ for check in 'meshslirp_inbound_refused_total{reason="invalid_header"} 10' \
 	[ "$(e2e_metric "$E2E_TMP/metrics.txt" "$1")" = "$2" ] ||
 		e2e_fail "metric $1 = '$(e2e_metric "$E2E_TMP/metrics.txt" "$1")', want $2"
 done
-e2e_log "metrics agree: 10 invalid headers (5 address, 5 version), 3 timeouts, 2 v2 headers"
+e2e_log "metrics agree: 10 invalid headers (5 address, 5 version), 10 untrusted, 3 timeouts, 2 v2 headers"
 n=$(grep -c 'refused: invalid_header' "$E2E_TMP/meshslirp.log" || true)
 [ "$n" -ge 5 ] || e2e_fail "refusals not logged ($n lines)"
 

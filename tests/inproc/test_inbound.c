@@ -104,133 +104,24 @@ static size_t v2_header(uint8_t *buf, const char *src, uint16_t sport, bool loca
 	return (size_t)len;
 }
 
-struct syn_match {
-	uint16_t dport;
-};
-
-static bool is_syn_to_guest(const uint8_t *fr, size_t len, void *arg)
-{
-	struct syn_match *m = arg;
-	struct pkt_ipv4_view v;
-
-	return !pkt_parse_ipv4(fr, len, &v) && v.proto == IPPROTO_TCP &&
-	       (v.l4[2] << 8 | v.l4[3]) == m->dport && (v.l4[13] & 0x12) == 0x02;
-}
-
-/* The guest's view of one inbound connection. */
-struct guest_conn {
-	struct in_addr peer;
-	uint16_t peer_port;
-	uint32_t peer_seq;         /* next sequence number expected from the peer */
-	uint32_t our_seq;
-};
-
-/* Wait for libslirp's SYN to the guest; returns false if none came within @ms. */
-static bool guest_expect_syn(struct inb *s, struct guest_conn *c, int ms)
-{
-	struct syn_match m = { GUEST_PORT };
-	uint8_t rx[2048];
-	struct pkt_ipv4_view v;
-	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-
-	while (g_get_monotonic_time() < end) {
-		size_t len = inproc_recv(s->f, rx, sizeof(rx), 20);
-
-		if (!len || !is_syn_to_guest(rx, len, &m))
-			continue;
-		assert_int_equal(pkt_parse_ipv4(rx, len, &v), 0);
-		assert_true(v.ip_csum_ok);
-		assert_true(v.l4_csum_ok);
-		c->peer = v.src;
-		c->peer_port = (uint16_t)(v.l4[0] << 8 | v.l4[1]);
-		c->peer_seq = inproc_be32(v.l4 + 4) + 1;
-		c->our_seq = 70000;
-		return true;
-	}
-	return false;
-}
-
-static void guest_send(struct inb *s, struct guest_conn *c, uint8_t flags, const void *data,
-		       size_t len)
-{
-	uint8_t fr[2048];
-	size_t n = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), c->peer, GUEST_PORT,
-			   c->peer_port, c->our_seq, c->peer_seq, flags, data, len);
-
-	inproc_send(s->f, fr, n);
-	c->our_seq += (uint32_t)len + ((flags & 0x02) ? 1 : 0);
-}
-
-/* Accept: SYN-ACK, then wait for the handshake's ACK (or data) from the peer. */
-static void guest_accept(struct inb *s, struct guest_conn *c)
-{
-	guest_send(s, c, 0x12, NULL, 0);
-}
-
-/* Wait for a data segment from the peer to the guest; copies its payload. */
-static size_t guest_recv_data(struct inb *s, struct guest_conn *c, uint8_t *out, size_t cap)
-{
-	struct inproc_tcp_match m = { c->peer_port, GUEST_PORT, 0x10 };
-	uint8_t rx[4096];
-	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-
-	while (g_get_monotonic_time() < end) {
-		struct pkt_ipv4_view v;
-		size_t len = inproc_recv_match(s->f, rx, sizeof(rx), inproc_is_tcp, &m), off, n;
-
-		if (!len)
-			break;
-		assert_int_equal(pkt_parse_ipv4(rx, len, &v), 0);
-		assert_int_equal(v.src.s_addr, c->peer.s_addr);
-		assert_true(v.ip_csum_ok && v.l4_csum_ok);
-		off = (size_t)(v.l4[12] >> 4) * 4;
-		n = v.l4_len - off;
-		if (!n)
-			continue;
-		assert_true(n <= cap);
-		memcpy(out, v.l4 + off, n);
-		c->peer_seq += (uint32_t)n;
-		guest_send(s, c, 0x10, NULL, 0);
-		return n;
-	}
-	return 0;
-}
-
-/* Read what the client receives; returns bytes, 0 on EOF, -errno on error/timeout. */
-static ssize_t client_read(int fd, uint8_t *buf, size_t cap, int ms)
-{
-	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-
-	while (g_get_monotonic_time() < end) {
-		ssize_t n = read(fd, buf, cap);
-
-		if (n >= 0)
-			return n;
-		if (errno != EAGAIN)
-			return -errno;
-		inproc_pump(2);
-	}
-	return -ETIMEDOUT;
-}
-
 /* One full exchange after the header: guest sees @want_peer, data both ways, header not leaked. */
 static void exchange(struct inb *s, int fd, const char *want_peer, uint16_t want_port)
 {
-	struct guest_conn c;
+	struct inproc_gconn c;
 	uint8_t buf[256];
 	size_t n;
 
 	client_send(fd, "ping", 4);
-	assert_true(guest_expect_syn(s, &c, INPROC_WAIT_MS));
+	assert_true(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, INPROC_WAIT_MS));
 	assert_int_equal(c.peer.s_addr, inproc_ip(want_peer).s_addr);
 	if (want_port)
 		assert_int_equal(c.peer_port, want_port);
-	guest_accept(s, &c);
-	n = guest_recv_data(s, &c, buf, sizeof(buf));
+	inproc_guest_send(s->f, &c, 0x12, NULL, 0);
+	n = inproc_guest_recv_data(s->f, &c, buf, sizeof(buf));
 	assert_int_equal(n, 4);
 	assert_memory_equal(buf, "ping", 4);
-	guest_send(s, &c, 0x18, "pong", 4);
-	assert_int_equal(client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), 4);
+	inproc_guest_send(s->f, &c, 0x18, "pong", 4);
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), 4);
 	assert_memory_equal(buf, "pong", 4);
 }
 
@@ -255,6 +146,36 @@ static void test_v1_header_gives_client_address(void **state)
 	client_send(fd, hdr, strlen(hdr));
 	exchange(s, fd, CLIENT_IP, 42000);
 	assert_int_equal(bridge_stats(s->f->d.br)->inbound_headers[1], 1);
+	close(fd);
+}
+
+/*
+ * Envoy and HAProxy add TLVs (authority, unique id, SSL): a v2 header with 4 KiB
+ * of them, sent in pieces, is read whole and the client still shows.
+ */
+static void test_v2_header_with_4k_tlvs(void **state)
+{
+	struct inb *s = *state;
+	uint8_t hdr[PROXY_PARSE_MAX];
+	size_t len = v2_header(hdr, CLIENT_IP, 43500, false), body;
+	int fd = inproc_tcp_connect(s->host_port);
+
+	/* Four TLVs of 1 KiB each (type 0x05, unique id, with arbitrary bytes). */
+	for (int i = 0; i < 4; i++) {
+		hdr[len] = 0x05;
+		hdr[len + 1] = 1024 >> 8;
+		hdr[len + 2] = 1024 & 0xff;
+		memset(hdr + len + 3, 'a' + i, 1024);
+		len += 3 + 1024;
+	}
+	body = len - 16;
+	hdr[14] = (uint8_t)(body >> 8);
+	hdr[15] = (uint8_t)body;
+	client_send(fd, hdr, 1000);
+	inproc_pump(30);
+	client_send(fd, hdr + 1000, len - 1000);
+	exchange(s, fd, CLIENT_IP, 43500);
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_headers[2], 1);
 	close(fd);
 }
 
@@ -289,14 +210,14 @@ static void test_v2_local_uses_real_peer(void **state)
 /* Nothing reaches the guest; the client is reset promptly; the reason is counted. */
 static void expect_refused(struct inb *s, int fd, enum bridge_inbound_drop why, int within_ms)
 {
-	struct guest_conn c;
+	struct inproc_gconn c;
 	uint8_t buf[64];
 	gint64 start = g_get_monotonic_time();
-	ssize_t n = client_read(fd, buf, sizeof(buf), within_ms);
+	ssize_t n = inproc_client_read(fd, buf, sizeof(buf), within_ms);
 
 	assert_true(n == -ECONNRESET || n == 0);
 	assert_true(g_get_monotonic_time() - start < (gint64)within_ms * 1000);
-	assert_false(guest_expect_syn(s, &c, 300));
+	assert_false(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, 300));
 	assert_int_equal(bridge_stats(s->f->d.br)->inbound_dropped[why], 1);
 	close(fd);
 }
@@ -358,7 +279,7 @@ static void test_slow_header_does_not_block_others(void **state)
 	client_send(good, hdr, v2_header(hdr, CLIENT_IP, 46001, false));
 	exchange(s, good, CLIENT_IP, 46001);
 	(void)len;
-	assert_true(client_read(slow, buf, sizeof(buf), 2000) <= 0);
+	assert_true(inproc_client_read(slow, buf, sizeof(buf), 2000) <= 0);
 	assert_int_equal(bridge_stats(s->f->d.br)->inbound_dropped[BRIDGE_IN_TIMEOUT], 1);
 	close(good);
 	close(slow);
@@ -384,15 +305,15 @@ static void test_guest_refuses(void **state)
 {
 	struct inb *s = *state;
 	uint8_t hdr[PROXY_HDR_MAX], buf[16];
-	struct guest_conn c;
+	struct inproc_gconn c;
 	int fd = inproc_tcp_connect(s->host_port);
 	gint64 start;
 
 	client_send(fd, hdr, v2_header(hdr, CLIENT_IP, 48000, false));
-	assert_true(guest_expect_syn(s, &c, INPROC_WAIT_MS));
+	assert_true(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, INPROC_WAIT_MS));
 	start = g_get_monotonic_time();
-	guest_send(s, &c, 0x14, NULL, 0); /* RST|ACK */
-	assert_int_equal(client_read(fd, buf, sizeof(buf), 1000), -ECONNRESET);
+	inproc_guest_send(s->f, &c, 0x14, NULL, 0); /* RST|ACK */
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), 1000), -ECONNRESET);
 	assert_true(g_get_monotonic_time() - start < G_USEC_PER_SEC);
 	close(fd);
 }
@@ -413,6 +334,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_v2_header_gives_client_address, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_v1_header_gives_client_address, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_split_header, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_v2_header_with_4k_tlvs, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_v2_local_uses_real_peer, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_header_refused, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_header_refused, setup_required, teardown),

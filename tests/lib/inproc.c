@@ -281,3 +281,93 @@ void inproc_read_exact(int fd, uint8_t *buf, size_t len)
 	}
 	assert_int_equal(got, len);
 }
+
+static bool inproc_is_syn_to(const uint8_t *fr, size_t len, uint16_t port)
+{
+	struct pkt_ipv4_view v;
+
+	return !pkt_parse_ipv4(fr, len, &v) && v.proto == IPPROTO_TCP && v.l4_len >= 20 &&
+	       (v.l4[2] << 8 | v.l4[3]) == port && (v.l4[13] & 0x12) == 0x02;
+}
+
+bool inproc_guest_expect_syn(struct inproc *f, uint16_t guest_port, struct inproc_gconn *c,
+			     int ms)
+{
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+	while (g_get_monotonic_time() < end) {
+		size_t len = inproc_recv(f, rx, sizeof(rx), 20);
+
+		if (!len || !inproc_is_syn_to(rx, len, guest_port))
+			continue;
+		assert_int_equal(pkt_parse_ipv4(rx, len, &v), 0);
+		assert_true(v.ip_csum_ok);
+		assert_true(v.l4_csum_ok);
+		c->peer = v.src;
+		c->peer_port = (uint16_t)(v.l4[0] << 8 | v.l4[1]);
+		c->guest_port = guest_port;
+		c->peer_seq = inproc_be32(v.l4 + 4) + 1;
+		c->our_seq = 70000;
+		memcpy(c->dst_mac, rx, 6);
+		memcpy(c->src_mac, rx + 6, 6);
+		return true;
+	}
+	return false;
+}
+
+void inproc_guest_send(struct inproc *f, struct inproc_gconn *c, uint8_t flags, const void *data,
+		       size_t len)
+{
+	uint8_t fr[2048];
+	size_t n = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), c->peer, c->guest_port,
+			   c->peer_port, c->our_seq, c->peer_seq, flags, data, len);
+
+	inproc_send(f, fr, n);
+	c->our_seq += (uint32_t)len + ((flags & 0x02) ? 1 : 0);
+}
+
+size_t inproc_guest_recv_data(struct inproc *f, struct inproc_gconn *c, uint8_t *out, size_t cap)
+{
+	struct inproc_tcp_match m = { c->peer_port, c->guest_port, 0x10 };
+	uint8_t rx[4096];
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+
+	while (g_get_monotonic_time() < end) {
+		struct pkt_ipv4_view v;
+		size_t len = inproc_recv_match(f, rx, sizeof(rx), inproc_is_tcp, &m), off, n;
+
+		if (!len)
+			break;
+		assert_int_equal(pkt_parse_ipv4(rx, len, &v), 0);
+		assert_int_equal(v.src.s_addr, c->peer.s_addr);
+		assert_true(v.ip_csum_ok && v.l4_csum_ok);
+		off = (size_t)(v.l4[12] >> 4) * 4;
+		n = v.l4_len - off;
+		if (!n)
+			continue;
+		assert_true(n <= cap);
+		memcpy(out, v.l4 + off, n);
+		c->peer_seq += (uint32_t)n;
+		inproc_guest_send(f, c, 0x10, NULL, 0);
+		return n;
+	}
+	return 0;
+}
+
+ssize_t inproc_client_read(int fd, uint8_t *buf, size_t cap, int ms)
+{
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+	while (g_get_monotonic_time() < end) {
+		ssize_t n = read(fd, buf, cap);
+
+		if (n >= 0)
+			return n;
+		if (errno != EAGAIN)
+			return -errno;
+		inproc_pump(2);
+	}
+	return -ETIMEDOUT;
+}

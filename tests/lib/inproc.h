@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
+#include <sys/types.h>
 
 #include "daemon/daemon.h"
 
@@ -93,5 +94,32 @@ struct pkt_ipv4_view;
  */
 size_t inproc_expect_segment(struct inproc *f, uint8_t *rx, size_t cap, const char *src,
 			     uint16_t sport, uint16_t dport, uint8_t flags, struct pkt_ipv4_view *v);
+
+/* The guest's side of one TCP connection opened towards it (inbound tests). */
+struct inproc_gconn {
+	struct in_addr peer;       /* the source the guest sees */
+	uint16_t peer_port;
+	uint16_t guest_port;
+	uint32_t peer_seq;         /* next sequence number expected from the peer */
+	uint32_t our_seq;
+	uint8_t dst_mac[6], src_mac[6]; /* of the SYN the guest got */
+};
+
+/*
+ * inproc_guest_expect_syn() - wait up to @ms for libslirp's SYN to the guest's
+ * @guest_port (checksums checked); false if none came.
+ */
+bool inproc_guest_expect_syn(struct inproc *f, uint16_t guest_port, struct inproc_gconn *c,
+			     int ms);
+
+/* inproc_guest_send() - a segment from the guest on @c with @flags and @data. */
+void inproc_guest_send(struct inproc *f, struct inproc_gconn *c, uint8_t flags, const void *data,
+		       size_t len);
+
+/* inproc_guest_recv_data() - the next data segment to the guest on @c, ACKed; its length or 0. */
+size_t inproc_guest_recv_data(struct inproc *f, struct inproc_gconn *c, uint8_t *out, size_t cap);
+
+/* inproc_client_read() - read a host socket, pumping the daemon: bytes, 0 (EOF), -errno. */
+ssize_t inproc_client_read(int fd, uint8_t *buf, size_t cap, int ms);
 
 #endif

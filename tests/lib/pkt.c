@@ -99,6 +99,22 @@ size_t pkt_udp(uint8_t *buf, const uint8_t dst_mac[6], struct in_addr src,
 	return PKT_ETH_HLEN + 20 + 8 + len;
 }
 
+size_t pkt_icmp_echo(uint8_t *buf, const uint8_t dst_mac[6], struct in_addr src,
+		     struct in_addr dst, uint16_t id, uint16_t seq, const void *payload, size_t len)
+{
+	uint8_t *ip = buf + pkt_eth(buf, dst_mac, PKT_ETH_P_IP);
+	uint8_t *icmp = ip + pkt_ipv4(ip, src, dst, IPPROTO_ICMP, 8 + len);
+
+	memset(icmp, 0, 8);
+	icmp[0] = 8;                     /* echo request */
+	put16(icmp + 4, id);
+	put16(icmp + 6, seq);
+	if (len)
+		memcpy(icmp + 8, payload, len);
+	put16(icmp + 2, (uint16_t)~pkt_csum_fold(pkt_csum_add(0, icmp, 8 + len)));
+	return PKT_ETH_HLEN + 20 + 8 + len;
+}
+
 size_t pkt_tcp(uint8_t *buf, const uint8_t dst_mac[6], struct in_addr src,
 	       struct in_addr dst, uint16_t sport, uint16_t dport, uint32_t seq,
 	       uint32_t ack, uint8_t flags, const void *payload, size_t len)

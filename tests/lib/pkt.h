@@ -31,6 +31,10 @@ size_t pkt_udp(uint8_t *buf, const uint8_t dst_mac[6], struct in_addr src,
 	       struct in_addr dst, uint16_t sport, uint16_t dport,
 	       const void *payload, size_t len);
 
+/* ICMP echo request in Ethernet; returns frame length. */
+size_t pkt_icmp_echo(uint8_t *buf, const uint8_t dst_mac[6], struct in_addr src,
+		     struct in_addr dst, uint16_t id, uint16_t seq, const void *payload, size_t len);
+
 /* TCP/IPv4 in Ethernet with the given flags (TH_SYN...); returns frame length. */
 size_t pkt_tcp(uint8_t *buf, const uint8_t dst_mac[6], struct in_addr src,
 	       struct in_addr dst, uint16_t sport, uint16_t dport, uint32_t seq,

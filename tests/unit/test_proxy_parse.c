@@ -581,7 +581,7 @@ static void test_v2_longest(void **state)
 	assert_invalid(buf, V2_HDR, PROXY_ERR_TOO_LONG);
 	v2_lying(buf, 0x21, 0x11, 0xffff, NULL, 0);
 	assert_invalid(buf, V2_HDR, PROXY_ERR_TOO_LONG);
-	v2_lying(buf, 0x20, 0x00, 497, NULL, 0);
+	v2_lying(buf, 0x20, 0x00, PROXY_PARSE_MAX - V2_HDR + 1, NULL, 0);
 	assert_invalid(buf, V2_HDR, PROXY_ERR_TOO_LONG);
 }
 

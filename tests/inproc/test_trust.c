@@ -1,0 +1,690 @@
+/* test_trust.c - in-process proof of the trust boundaries: no spelling of "this host" reaches the pod. */
+
+/*
+ * The test process lives in its own network namespace (tests/lib/testns.c)
+ * with loopback and one pod address, 198.18.0.2.  There it plays the pod's
+ * other containers: listeners on 127.0.0.1 (Envoy's admin port 15000, the
+ * outbound port 15001 that is also --outbound-proxy, another container's
+ * 7777) and on 0.0.0.0 (7778, reachable through the pod address), and a UDP
+ * service on 0.0.0.0:7779.  The guest, played with synthetic frames, tries
+ * every spelling of this host against them:
+ *   - TCP: a reset from the address it tried, at once, counted by reason;
+ *     nothing accepted by any listener; a world address is still steered.
+ *   - UDP: dropped and counted; nothing received; DHCP and DNS still work.
+ *   - ICMP echo: "administratively prohibited" from the gateway.
+ *   - --allow-host-loopback opens the gateway to 127.0.0.1 but never to the
+ *     sidecar's ports.
+ * Inbound: a client resetting and reconnecting from one address and port is
+ * served every time; two loopback clients on one port and one client on two
+ * exposed ports of one guest port do not confuse libslirp; a PROXY header
+ * from an untrusted peer is refused; the daemon's own resets carry the
+ * flow's real Ethernet addresses; a UDP answer libslirp fragments reaches the
+ * guest rewritten alike in every fragment.
+ */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "proxy-bridge/proxy_proto.h"
+#include "tests/lib/inproc.h"
+#include "tests/lib/pkt.h"
+#include "tests/lib/testns.h"
+
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+#define ADMIN_PORT 15000
+#define OUTBOUND_PORT 15001
+#define LOCAL_SVC_PORT 7777
+#define ANY_SVC_PORT 7778
+#define UDP_SVC_PORT 7779
+#define GUEST_PORT 80
+
+struct trust {
+	struct inproc *f;
+	int admin, outbound, local_svc, any_svc, udp_svc; /* the pod's own services */
+	uint16_t host_port, host_port2, dns_port;
+	int dns_upstream;                                   /* UDP socket, or -1 */
+	char expose[32], expose2[32], dns_arg[32];
+};
+
+static int tcp_listener(const char *addr, uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr = inproc_ip(addr) };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	return fd;
+}
+
+static int udp_socket(const char *addr, uint16_t port, uint16_t *bound)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr = inproc_ip(addr) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	if (bound)
+		*bound = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* The pod's services, and a daemon steering to the "sidecar" on 15001 with @extra options. */
+static struct trust *trust_start(const char *const *extra)
+{
+	struct trust *t = g_new0(struct trust, 1);
+	g_autoptr(GPtrArray) args = g_ptr_array_new();
+
+	t->admin = tcp_listener("127.0.0.1", ADMIN_PORT);
+	t->outbound = tcp_listener("127.0.0.1", OUTBOUND_PORT);
+	t->local_svc = tcp_listener("127.0.0.1", LOCAL_SVC_PORT);
+	t->any_svc = tcp_listener("0.0.0.0", ANY_SVC_PORT);
+	t->udp_svc = udp_socket("0.0.0.0", UDP_SVC_PORT, NULL);
+	t->dns_upstream = udp_socket("127.0.0.1", 0, &t->dns_port);
+	t->host_port = inproc_free_port();
+	t->host_port2 = inproc_free_port();
+	snprintf(t->expose, sizeof(t->expose), "tcp:%u:%u", t->host_port, GUEST_PORT);
+	snprintf(t->expose2, sizeof(t->expose2), "tcp:%u:%u", t->host_port2, GUEST_PORT);
+	snprintf(t->dns_arg, sizeof(t->dns_arg), "127.0.0.1:%u", t->dns_port);
+	g_ptr_array_add(args, "--outbound-proxy");
+	g_ptr_array_add(args, "127.0.0.1:15001");
+	g_ptr_array_add(args, "--proxy-source");
+	g_ptr_array_add(args, TESTNS_POD_ADDRESS);
+	g_ptr_array_add(args, "--dns-upstream");
+	g_ptr_array_add(args, t->dns_arg);
+	g_ptr_array_add(args, "--expose");
+	g_ptr_array_add(args, t->expose);
+	g_ptr_array_add(args, "--expose");
+	g_ptr_array_add(args, t->expose2);
+	for (; extra && *extra; extra++)
+		g_ptr_array_add(args, (gpointer)*extra);
+	g_ptr_array_add(args, NULL);
+	t->f = inproc_start((const char *const *)args->pdata);
+	inproc_arp_gateway(t->f);
+	return t;
+}
+
+static int setup(void **state)
+{
+	*state = trust_start(NULL);
+	return 0;
+}
+
+static int setup_host_loopback(void **state)
+{
+	static const char *const extra[] = { "--allow-host-loopback", NULL };
+
+	*state = trust_start(extra);
+	return 0;
+}
+
+static int setup_idle(void **state)
+{
+	static const char *const extra[] = { "--tcp-idle-timeout", "1s", NULL };
+
+	*state = trust_start(extra);
+	return 0;
+}
+
+static int setup_untrusted_optional(void **state)
+{
+	static const char *const extra[] = { "--inbound-proxy-protocol", "optional",
+					     "--inbound-proxy-trusted", "192.0.2.0/24", NULL };
+
+	*state = trust_start(extra);
+	return 0;
+}
+
+static int setup_untrusted_required(void **state)
+{
+	static const char *const extra[] = { "--inbound-proxy-protocol", "required",
+					     "--inbound-proxy-trusted", "192.0.2.0/24", NULL };
+
+	*state = trust_start(extra);
+	return 0;
+}
+
+/* No listener of the pod's accepted anything, and the UDP service got nothing. */
+static void assert_pod_untouched(struct trust *t)
+{
+	const int listeners[] = { t->admin, t->outbound, t->local_svc, t->any_svc };
+	uint8_t buf[64];
+
+	inproc_pump(50);
+	for (size_t i = 0; i < G_N_ELEMENTS(listeners); i++) {
+		int c = accept(listeners[i], NULL, NULL);
+
+		if (c >= 0)
+			fail_msg("listener %zu accepted a connection from the guest", i);
+	}
+	assert_int_equal(recv(t->udp_svc, buf, sizeof(buf), MSG_DONTWAIT), -1);
+}
+
+static int teardown(void **state)
+{
+	struct trust *t = *state;
+
+	assert_pod_untouched(t);
+	inproc_stop(t->f);
+	close(t->admin);
+	close(t->outbound);
+	close(t->local_svc);
+	close(t->any_svc);
+	close(t->udp_svc);
+	close(t->dns_upstream);
+	g_free(t);
+	return 0;
+}
+
+static const struct bridge_stats *stats(struct trust *t)
+{
+	return bridge_stats(t->f->d.br);
+}
+
+/* Flows in the table, any state. */
+static size_t flowtab_size_of(struct trust *t)
+{
+	size_t n = 0;
+
+	for (int st = FLOW_FREE + 1; st < FLOW_STATE_COUNT; st++)
+		n += bridge_flow_count(t->f->d.br, st);
+	return n;
+}
+
+/* A guest SYN to @dst:@port gets an immediate RST|ACK as from @dst, acknowledging the SYN. */
+static void expect_tcp_refused(struct trust *t, const char *dst, uint16_t port, uint16_t sport)
+{
+	uint8_t fr[256], rx[2048];
+	struct pkt_ipv4_view v;
+	gint64 start = g_get_monotonic_time();
+
+	inproc_send(t->f, fr, pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), inproc_ip(dst),
+				      sport, port, 5000, 0, TH_SYN, NULL, 0));
+	inproc_expect_segment(t->f, rx, sizeof(rx), dst, port, sport, TH_RST | TH_ACK, &v);
+	assert_int_equal(inproc_be32(v.l4 + 8), 5001);
+	assert_true(g_get_monotonic_time() - start < G_USEC_PER_SEC);
+}
+
+/* Every spelling of "this host" over TCP: refused, each under its reason. */
+static void test_tcp_spellings(void **state)
+{
+	static const struct {
+		const char *addr;
+		uint16_t port;
+		enum egress_verdict why;
+	} cases[] = {
+		{ "127.0.0.1", ADMIN_PORT, EGRESS_LOOPBACK },
+		{ "127.0.0.1", OUTBOUND_PORT, EGRESS_LOOPBACK },
+		{ "127.0.0.1", LOCAL_SVC_PORT, EGRESS_LOOPBACK },
+		{ "127.0.0.6", LOCAL_SVC_PORT, EGRESS_LOOPBACK },
+		{ "127.200.1.1", ADMIN_PORT, EGRESS_LOOPBACK },
+		{ "0.0.0.0", ANY_SVC_PORT, EGRESS_UNSPECIFIED },
+		{ "0.0.0.0", LOCAL_SVC_PORT, EGRESS_UNSPECIFIED },
+		{ "255.255.255.255", LOCAL_SVC_PORT, EGRESS_BROADCAST },
+		{ TESTNS_POD_ADDRESS, ANY_SVC_PORT, EGRESS_POD_ADDRESS },
+		{ TESTNS_POD_ADDRESS, OUTBOUND_PORT, EGRESS_POD_ADDRESS },
+		{ "10.0.2.2", ADMIN_PORT, EGRESS_HOST_LOOPBACK },
+		{ "10.0.2.2", LOCAL_SVC_PORT, EGRESS_HOST_LOOPBACK },
+		{ "10.0.2.7", LOCAL_SVC_PORT, EGRESS_GUEST_NETWORK },
+		{ "10.0.2.255", LOCAL_SVC_PORT, EGRESS_GUEST_NETWORK },
+		{ "10.0.2.3", LOCAL_SVC_PORT, EGRESS_DNS_PORT },
+		{ "224.0.0.1", LOCAL_SVC_PORT, EGRESS_MULTICAST },
+		{ "240.0.0.1", LOCAL_SVC_PORT, EGRESS_RESERVED },
+	};
+	struct trust *t = *state;
+	uint64_t want[EGRESS_VERDICT_COUNT] = { 0 };
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		expect_tcp_refused(t, cases[i].addr, cases[i].port, (uint16_t)(30000 + i));
+		want[cases[i].why]++;
+	}
+	for (int v = EGRESS_ALLOW + 1; v < EGRESS_VERDICT_COUNT; v++)
+		assert_int_equal(stats(t)->egress_refused[v], want[v]);
+	assert_int_equal(stats(t)->flows_steered, 0);
+	assert_int_equal(stats(t)->flows_direct, 0);
+}
+
+/* The mesh still works: a world destination is steered to the sidecar with a header. */
+static void test_world_still_steered(void **state)
+{
+	struct trust *t = *state;
+	uint8_t fr[256], hdr[16];
+	int conn;
+
+	inproc_send(t->f, fr, pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+				      inproc_ip("198.18.5.5"), 31000, 80, 1, 0, TH_SYN, NULL, 0));
+	conn = inproc_accept(t->outbound);
+	inproc_read_exact(conn, hdr, sizeof(hdr));
+	assert_memory_equal(hdr, proxy_v2_signature, PROXY_V2_SIG_LEN);
+	close(conn);
+	assert_int_equal(stats(t)->flows_steered, 1);
+}
+
+/* UDP to the pod: dropped and counted, nothing arrives; DHCP still gets its offer. */
+static void test_udp_spellings(void **state)
+{
+	static const char *const dsts[] = { "127.0.0.1", "0.0.0.0", "255.255.255.255",
+					    TESTNS_POD_ADDRESS, "10.0.2.2", "224.0.0.251" };
+	struct trust *t = *state;
+	uint8_t fr[512], rx[2048];
+	uint64_t refused = 0;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(dsts); i++) {
+		inproc_send(t->f, fr, pkt_udp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+					      inproc_ip(dsts[i]), 40000, UDP_SVC_PORT, "x", 1));
+	}
+	inproc_pump(100);
+	for (int v = EGRESS_ALLOW + 1; v < EGRESS_VERDICT_COUNT; v++)
+		refused += stats(t)->egress_refused[v];
+	assert_int_equal(refused, G_N_ELEMENTS(dsts));
+	assert_int_equal(flowtab_size_of(t), 0);
+
+	/* DHCP to the limited broadcast, port 67: libslirp's own server answers. */
+	inproc_send(t->f, fr, pkt_dhcp_discover(fr, 0x1234));
+	assert_true(inproc_recv(t->f, rx, sizeof(rx), INPROC_WAIT_MS) > 0);
+}
+
+static bool is_icmp_unreach(const uint8_t *fr, size_t len, void *arg)
+{
+	struct pkt_ipv4_view v;
+
+	(void)arg;
+	return !pkt_parse_ipv4(fr, len, &v) && v.proto == IPPROTO_ICMP && v.l4_len >= 8 &&
+	       v.l4[0] == 3;
+}
+
+static bool is_icmp_echo_reply(const uint8_t *fr, size_t len, void *arg)
+{
+	struct pkt_ipv4_view v;
+
+	(void)arg;
+	return !pkt_parse_ipv4(fr, len, &v) && v.proto == IPPROTO_ICMP && v.l4_len >= 8 &&
+	       v.l4[0] == 0;
+}
+
+/* ICMP echo to the pod: "communication administratively prohibited" from the gateway. */
+static void test_icmp_spellings(void **state)
+{
+	static const char *const dsts[] = { "127.0.0.1", TESTNS_POD_ADDRESS, "0.0.0.0",
+					    "10.0.2.9" };
+	struct trust *t = *state;
+	uint8_t fr[256], rx[2048];
+	struct pkt_ipv4_view v;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(dsts); i++) {
+		size_t len;
+
+		inproc_send(t->f, fr, pkt_icmp_echo(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+						    inproc_ip(dsts[i]), 7, (uint16_t)i, "ping", 4));
+		len = inproc_recv_match(t->f, rx, sizeof(rx), is_icmp_unreach, NULL);
+		assert_true(len > 0);
+		assert_int_equal(pkt_parse_ipv4(rx, len, &v), 0);
+		assert_true(v.ip_csum_ok);
+		assert_int_equal(v.src.s_addr, inproc_ip("10.0.2.2").s_addr);
+		assert_int_equal(v.dst.s_addr, inproc_ip(INPROC_GUEST).s_addr);
+		assert_int_equal(v.l4[1], 13);
+		assert_int_equal(pkt_csum_fold(pkt_csum_add(0, v.l4, v.l4_len)), 0xffff);
+		/* It quotes the refused request: its destination and its ICMP id. */
+		assert_int_equal(memcmp(v.l4 + 8 + 16, &(struct in_addr){ inproc_ip(dsts[i]).s_addr }, 4), 0);
+		assert_int_equal(v.l4[8 + 20], 8);
+	}
+	/* The gateway itself still answers pings (libslirp reflects them). */
+	inproc_send(t->f, fr, pkt_icmp_echo(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+					    inproc_ip("10.0.2.2"), 8, 1, "ping", 4));
+	assert_true(inproc_recv_match(t->f, rx, sizeof(rx), is_icmp_echo_reply, NULL) > 0);
+}
+
+/* DNS to the DNS address keeps working, to --dns-upstream. */
+static void test_dns_still_works(void **state)
+{
+	struct trust *t = *state;
+	uint8_t fr[256], buf[64];
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	ssize_t n = -1;
+
+	inproc_send(t->f, fr, pkt_udp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+				      inproc_ip("10.0.2.3"), 5353, 53, "query", 5));
+	while (n < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(2);
+		n = recv(t->dns_upstream, buf, sizeof(buf), MSG_DONTWAIT);
+	}
+	assert_int_equal(n, 5);
+	assert_memory_equal(buf, "query", 5);
+	assert_int_equal(stats(t)->flows_dns, 1);
+}
+
+/* --allow-host-loopback: the gateway reaches 127.0.0.1, never the sidecar's ports. */
+static void test_host_loopback_opt_in(void **state)
+{
+	struct trust *t = *state;
+	uint8_t fr[256], rx[2048];
+	struct pkt_ipv4_view v;
+	int conn;
+
+	expect_tcp_refused(t, "10.0.2.2", ADMIN_PORT, 32000);
+	expect_tcp_refused(t, "10.0.2.2", OUTBOUND_PORT, 32001);
+	expect_tcp_refused(t, "10.0.2.2", 15090, 32002);
+	assert_int_equal(stats(t)->egress_refused[EGRESS_SIDECAR_PORT], 3);
+	/* Other spellings of loopback stay closed. */
+	expect_tcp_refused(t, "127.0.0.1", LOCAL_SVC_PORT, 32003);
+	expect_tcp_refused(t, "255.255.255.255", LOCAL_SVC_PORT, 32004);
+
+	inproc_send(t->f, fr, pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+				      inproc_ip("10.0.2.2"), 32010, LOCAL_SVC_PORT, 1, 0, TH_SYN,
+				      NULL, 0));
+	conn = inproc_accept(t->local_svc);
+	inproc_expect_segment(t->f, rx, sizeof(rx), "10.0.2.2", LOCAL_SVC_PORT, 32010,
+			      TH_SYN | TH_ACK, &v);
+	close(conn);
+}
+
+/* A client socket bound to @addr:@port (0: any), connected to the exposed @host_port. */
+static int client_from(const char *addr, uint16_t port, uint16_t host_port)
+{
+	struct sockaddr_in local = { .sin_family = AF_INET, .sin_port = htons(port),
+				     .sin_addr = inproc_ip(addr) };
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(host_port),
+				  .sin_addr = inproc_ip("127.0.0.1") };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(fd, (struct sockaddr *)&local, sizeof(local)), 0);
+	assert_true(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0 || errno == EINPROGRESS);
+	inproc_pump(5);
+	return fd;
+}
+
+/* Close with a reset (SO_LINGER 0). */
+static void close_reset(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+/* Client @fd and the guest's @c trade @tag both ways. */
+static void exchange(struct trust *t, int fd, struct inproc_gconn *c, const char *tag)
+{
+	uint8_t buf[64];
+	size_t n = strlen(tag);
+
+	assert_int_equal(write(fd, tag, n), (ssize_t)n);
+	assert_int_equal(inproc_guest_recv_data(t->f, c, buf, sizeof(buf)), n);
+	assert_memory_equal(buf, tag, n);
+	inproc_guest_send(t->f, c, 0x18, tag, n);
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), (ssize_t)n);
+	assert_memory_equal(buf, tag, n);
+}
+
+/* The client connects and the guest accepts; returns the client's socket. */
+static int connect_and_accept(struct trust *t, const char *addr, uint16_t port, uint16_t host_port,
+			      struct inproc_gconn *c)
+{
+	int fd = client_from(addr, port, host_port);
+
+	assert_true(inproc_guest_expect_syn(t->f, GUEST_PORT, c, INPROC_WAIT_MS));
+	inproc_guest_send(t->f, c, TH_SYN | TH_ACK, NULL, 0);
+	return fd;
+}
+
+/* One client resets and reconnects from the same address and port, ten times: all served. */
+static void test_inbound_reconnect_same_port(void **state)
+{
+	struct trust *t = *state;
+	uint16_t port = inproc_free_port();
+
+	for (int i = 0; i < 10; i++) {
+		struct inproc_gconn c;
+		char tag[16];
+		int fd = connect_and_accept(t, "127.0.0.1", port, t->host_port, &c);
+
+		assert_int_equal(c.peer_port, port);
+		snprintf(tag, sizeof(tag), "round%d", i);
+		exchange(t, fd, &c, tag);
+		close_reset(fd);
+		inproc_pump(30);
+	}
+	assert_int_equal(stats(t)->inbound_flows, 10);
+	assert_int_equal(stats(t)->inbound_reopened, 9);
+	assert_int_equal(stats(t)->inbound_duplicates, 0);
+}
+
+/*
+ * A second socket libslirp cannot tell from a live one is refused, and the
+ * live connection keeps working, also after libslirp's lookup has moved on
+ * to another connection (its cache would otherwise hand our segments to the
+ * newcomer).
+ */
+static void check_duplicate_refused(struct trust *t, const char *addr2, uint16_t host_port2)
+{
+	struct inproc_gconn c1, c3, extra;
+	uint16_t port = inproc_free_port();
+	uint8_t buf[16];
+	int c1fd, c2fd, c3fd;
+
+	c1fd = connect_and_accept(t, "127.0.0.1", port, t->host_port, &c1);
+	exchange(t, c1fd, &c1, "one");
+	c2fd = client_from(addr2, port, host_port2);
+	assert_int_equal(inproc_client_read(c2fd, buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
+	assert_false(inproc_guest_expect_syn(t->f, GUEST_PORT, &extra, 300));
+	assert_int_equal(stats(t)->inbound_duplicates, 1);
+	assert_int_equal(stats(t)->inbound_dropped[BRIDGE_IN_DUPLICATE], 1);
+
+	/* Another connection moves libslirp's lookup cache away from c1. */
+	c3fd = connect_and_accept(t, "127.0.0.3", 0, t->host_port, &c3);
+	exchange(t, c3fd, &c3, "three");
+	exchange(t, c1fd, &c1, "four");
+	exchange(t, c3fd, &c3, "five");
+	exchange(t, c1fd, &c1, "six");
+	assert_int_equal(stats(t)->duplicates_removed, 1);
+	close(c1fd);
+	close(c2fd);
+	close(c3fd);
+}
+
+/* Two loopback clients with one source port: libslirp sees the gateway and that port twice. */
+static void test_inbound_loopback_duplicate(void **state)
+{
+	struct trust *t = *state;
+
+	check_duplicate_refused(t, "127.0.0.2", t->host_port);
+}
+
+/* One client, one source port, two exposed ports of one guest port. */
+static void test_inbound_two_exposes_one_guest_port(void **state)
+{
+	struct trust *t = *state;
+
+	check_duplicate_refused(t, "127.0.0.1", t->host_port2);
+}
+
+/* Optional mode: a header from a peer outside --inbound-proxy-trusted is refused. */
+static void test_untrusted_header_refused(void **state)
+{
+	struct trust *t = *state;
+	struct proxy_addrs a = { .src = inproc_ip("203.0.113.1"), .dst = inproc_ip("198.18.0.2"),
+				 .sport = htons(1234), .dport = htons(80) };
+	uint8_t hdr[PROXY_HDR_MAX], buf[16];
+	struct inproc_gconn c;
+	int len = proxy_encode(PROXY_V2, &a, hdr);
+	int fd = client_from("127.0.0.1", 0, t->host_port);
+
+	assert_int_equal(write(fd, hdr, (size_t)len), len);
+	assert_true(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS) <= 0);
+	assert_false(inproc_guest_expect_syn(t->f, GUEST_PORT, &c, 300));
+	assert_int_equal(stats(t)->inbound_dropped[BRIDGE_IN_UNTRUSTED], 1);
+	close(fd);
+
+	/* Without a header the same peer is simply itself (the gateway, for loopback). */
+	fd = client_from("127.0.0.1", 0, t->host_port);
+	assert_int_equal(write(fd, "hi", 2), 2);
+	assert_true(inproc_guest_expect_syn(t->f, GUEST_PORT, &c, INPROC_WAIT_MS));
+	assert_int_equal(c.peer.s_addr, inproc_ip("10.0.2.2").s_addr);
+	close(fd);
+}
+
+/* Required mode: an untrusted peer can never be welcome, so it is refused at once. */
+static void test_untrusted_required_refused(void **state)
+{
+	struct trust *t = *state;
+	struct inproc_gconn c;
+	uint8_t buf[16];
+	gint64 start = g_get_monotonic_time();
+	int fd = client_from("127.0.0.1", 0, t->host_port);
+
+	assert_true(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS) <= 0);
+	assert_true(g_get_monotonic_time() - start < G_USEC_PER_SEC);
+	assert_false(inproc_guest_expect_syn(t->f, GUEST_PORT, &c, 200));
+	assert_int_equal(stats(t)->inbound_dropped[BRIDGE_IN_UNTRUSTED], 1);
+	close(fd);
+}
+
+static bool is_rst_to_guest(const uint8_t *fr, size_t len, void *arg)
+{
+	struct inproc_gconn *c = arg;
+	struct pkt_ipv4_view v;
+
+	return !pkt_parse_ipv4(fr, len, &v) && v.proto == IPPROTO_TCP &&
+	       (v.l4[0] << 8 | v.l4[1]) == c->peer_port && (v.l4[13] & TH_RST);
+}
+
+/* The idle timeout's reset reaches the guest: its MACs are the flow's, never zero. */
+static void test_inbound_reset_carries_macs(void **state)
+{
+	static const uint8_t zero[6];
+	struct trust *t = *state;
+	struct inproc_gconn c;
+	uint8_t rx[2048];
+	size_t len;
+	int fd = connect_and_accept(t, "127.0.0.1", 0, t->host_port, &c);
+
+	exchange(t, fd, &c, "idle");
+	assert_int_equal(memcmp(c.dst_mac, zero, 6) != 0, 1);
+	len = inproc_recv_match(t->f, rx, sizeof(rx), is_rst_to_guest, &c);
+	assert_true(len > 0);
+	assert_memory_equal(rx, c.dst_mac, 6);          /* to the guest's MAC */
+	assert_memory_equal(rx + 6, c.src_mac, 6);      /* from the gateway's */
+	assert_int_equal(inproc_be32(rx + PKT_ETH_HLEN + 20 + 4), c.peer_seq);
+	assert_int_equal(stats(t)->idle_resets, 1);
+	close(fd);
+}
+
+/* A 4 KiB UDP answer libslirp fragments at MTU 1500: every fragment rewritten alike. */
+static void test_fragmented_dns_answer(void **state)
+{
+	struct trust *t = *state;
+	uint8_t fr[256], rx[2048], answer[4000], whole[8 + sizeof(answer)];
+	struct sockaddr_in from;
+	socklen_t flen = sizeof(from);
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	size_t got = 0, frags = 0;
+	uint16_t id = 0;
+	bool last = false;
+	ssize_t n = -1;
+
+	for (size_t i = 0; i < sizeof(answer); i++)
+		answer[i] = (uint8_t)(i * 7 + 3);
+	inproc_send(t->f, fr, pkt_udp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+				      inproc_ip("10.0.2.3"), 5353, 53, "big?", 4));
+	while (n < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(2);
+		n = recvfrom(t->dns_upstream, fr, sizeof(fr), MSG_DONTWAIT, (struct sockaddr *)&from,
+			     &flen);
+	}
+	assert_int_equal(n, 4);
+	assert_int_equal(sendto(t->dns_upstream, answer, sizeof(answer), 0,
+				(struct sockaddr *)&from, flen), (ssize_t)sizeof(answer));
+
+	while (!last && g_get_monotonic_time() < end) {
+		size_t len = inproc_recv(t->f, rx, sizeof(rx), 50);
+		struct pkt_ipv4_view v;
+		const uint8_t *ip = rx + PKT_ETH_HLEN;
+		size_t off, ihl, plen;
+
+		if (!len || pkt_parse_ipv4(rx, len, &v) || v.proto != IPPROTO_UDP)
+			continue;
+		ihl = (size_t)(ip[0] & 0x0f) * 4;
+		off = (size_t)((ip[6] & 0x1f) << 8 | ip[7]) * 8;
+		plen = (size_t)(ip[2] << 8 | ip[3]) - ihl;
+		if (!frags)
+			id = (uint16_t)(ip[4] << 8 | ip[5]);
+		assert_int_equal((ip[4] << 8 | ip[5]), id);
+		assert_int_equal(v.src.s_addr, inproc_ip("10.0.2.3").s_addr);
+		assert_int_equal(v.dst.s_addr, inproc_ip(INPROC_GUEST).s_addr);
+		assert_true(v.ip_csum_ok);
+		assert_true(off + plen <= sizeof(whole));
+		memcpy(whole + off, ip + ihl, plen);
+		got += plen;
+		frags++;
+		last = !(ip[6] & 0x20);
+	}
+	assert_true(last);
+	assert_true(frags >= 3);
+	assert_int_equal(got, sizeof(whole));
+	/* The reassembled datagram: from port 53, answer intact, UDP checksum right. */
+	assert_int_equal(whole[0] << 8 | whole[1], 53);
+	assert_int_equal(whole[2] << 8 | whole[3], 5353);
+	assert_memory_equal(whole + 8, answer, sizeof(answer));
+	{
+		uint8_t pseudo[12];
+		uint32_t sum;
+
+		memcpy(pseudo, &(struct in_addr){ inproc_ip("10.0.2.3").s_addr }, 4);
+		memcpy(pseudo + 4, &(struct in_addr){ inproc_ip(INPROC_GUEST).s_addr }, 4);
+		pseudo[8] = 0;
+		pseudo[9] = IPPROTO_UDP;
+		pseudo[10] = (uint8_t)(sizeof(whole) >> 8);
+		pseudo[11] = (uint8_t)sizeof(whole);
+		sum = pkt_csum_add(pkt_csum_add(0, pseudo, 12), whole, sizeof(whole));
+		assert_int_equal(pkt_csum_fold(sum), 0xffff);
+	}
+	assert_int_equal(stats(t)->fragments_rewritten, frags - 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_tcp_spellings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_world_still_steered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_udp_spellings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_icmp_spellings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dns_still_works, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_loopback_opt_in, setup_host_loopback,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_inbound_reconnect_same_port, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inbound_loopback_duplicate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inbound_two_exposes_one_guest_port, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_untrusted_header_refused,
+						setup_untrusted_optional, teardown),
+		cmocka_unit_test_setup_teardown(test_untrusted_required_refused,
+						setup_untrusted_required, teardown),
+		cmocka_unit_test_setup_teardown(test_inbound_reset_carries_macs, setup_idle,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fragmented_dns_answer, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
