@@ -30,6 +30,7 @@ struct control_server {
 	int fd;
 	GSource *src;
 	struct control_client clients[CONTROL_CLIENTS_MAX];
+	size_t peak_output;            /* most answer bytes one client ever had queued */
 };
 
 static void control_error(GString *out, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -146,7 +147,8 @@ static void control_list_hostfwd(struct daemon *d, GString *out)
 
 struct control_flows {
 	GString *out;
-	bool first;
+	uint64_t offset, limit;        /* the page asked for */
+	uint64_t seen;                 /* flows walked so far (the total, at the end) */
 };
 
 static void control_flow_endpoint(GString *out, const char *name, uint32_t addr, uint16_t port)
@@ -169,15 +171,44 @@ static void control_flow(const struct flow *f, void *opaque)
 		[FLOW_DIRECT] = "direct",
 	};
 	struct control_flows *cf = opaque;
+	uint64_t idx = cf->seen++;
 
+	if (idx < cf->offset || idx - cf->offset >= cf->limit)
+		return;
 	g_string_append_printf(cf->out, "%s{\"kind\": \"%s\", \"proto\": \"%s\", \"state\": \"%s\"",
-			       cf->first ? "" : ", ", kinds[f->kind],
+			       idx == cf->offset ? "" : ", ", kinds[f->kind],
 			       f->gkey.proto == IPPROTO_TCP ? "tcp" : "udp", states[f->state]);
 	control_flow_endpoint(cf->out, "guest", f->gkey.gaddr, f->gkey.gport);
 	control_flow_endpoint(cf->out, "remote", f->gkey.raddr, f->gkey.rport);
 	control_flow_endpoint(cf->out, "stack", f->skey.raddr, f->skey.rport);
 	g_string_append_printf(cf->out, ", \"stack_port\": %u}", ntohs(f->skey.gport));
-	cf->first = false;
+}
+
+/* list_flows: one page, bounded by CONTROL_FLOWS_PAGE entries. */
+static void control_list_flows(struct daemon *d, const struct json_doc *doc,
+			       const struct json_node *args, GString *out)
+{
+	struct control_flows cf = { .out = out, .offset = 0, .limit = CONTROL_FLOWS_PAGE };
+	int64_t v;
+
+	if (args && json_get(doc, args, "offset")) {
+		if (!control_int_arg(doc, args, "offset", 0, G_MAXINT32, &v, out))
+			return;
+		cf.offset = (uint64_t)v;
+	}
+	if (args && json_get(doc, args, "limit")) {
+		if (!control_int_arg(doc, args, "limit", 1, CONTROL_FLOWS_PAGE, &v, out))
+			return;
+		cf.limit = (uint64_t)v;
+	}
+	g_string_append(out, "{\"return\": {\"flows\": [");
+	bridge_foreach_flow(d->br, control_flow, &cf);
+	g_string_append_printf(out, "], \"total\": %" G_GUINT64_FORMAT ", \"next_offset\": ",
+			       cf.seen);
+	if (cf.offset + cf.limit < cf.seen)
+		g_string_append_printf(out, "%" G_GUINT64_FORMAT "}}\n", cf.offset + cf.limit);
+	else
+		g_string_append(out, "null}}\n");
 }
 
 void control_handle_line(struct daemon *d, const char *line, size_t len, GString *out)
@@ -207,11 +238,7 @@ void control_handle_line(struct daemon *d, const char *line, size_t len, GString
 	} else if (!strcmp(exec->str, "list_hostfwd")) {
 		control_list_hostfwd(d, out);
 	} else if (!strcmp(exec->str, "list_flows")) {
-		struct control_flows cf = { .out = out, .first = true };
-
-		g_string_append(out, "{\"return\": {\"flows\": [");
-		bridge_foreach_flow(d->br, control_flow, &cf);
-		g_string_append(out, "]}}\n");
+		control_list_flows(d, doc, args, out);
 	} else {
 		control_error(out, "unknown command \"%s\" (add_hostfwd, list_hostfwd, "
 			      "remove_hostfwd, list_flows)", exec->str);
@@ -231,6 +258,37 @@ static void control_client_close(struct control_client *c)
 	c->out = NULL;
 }
 
+/*
+ * Answer the complete lines waiting in @c->in, but none while
+ * CONTROL_OUTPUT_MAX of answers are queued: the queue holds at most one
+ * answer (CONTROL_ANSWER_MAX) beyond the bound, however many requests a
+ * single read brought.
+ */
+static void control_client_handle_lines(struct control_client *c)
+{
+	char *nl;
+
+	while (c->out->len < CONTROL_OUTPUT_MAX && (nl = memchr(c->in, '\n', c->in_len))) {
+		size_t len = (size_t)(nl - c->in);
+
+		if (len)
+			control_handle_line(c->cs->d, c->in, len, c->out);
+		memmove(c->in, nl + 1, c->in_len - len - 1);
+		c->in_len -= len + 1;
+		c->cs->peak_output = MAX(c->cs->peak_output, c->out->len);
+	}
+}
+
+/* Read from the client only while its answers fit: a paused client is not dropped. */
+static void control_client_update_events(struct control_client *c)
+{
+	GIOCondition ev = c->out->len ? G_IO_OUT : 0;
+
+	if (c->out->len < CONTROL_OUTPUT_MAX)
+		ev |= G_IO_IN;
+	fdsource_set_events(c->src, ev);
+}
+
 /* Write what is pending; false if the client had to be dropped. */
 static bool control_client_flush(struct control_client *c)
 {
@@ -245,47 +303,39 @@ static bool control_client_flush(struct control_client *c)
 		}
 		g_string_erase(c->out, 0, n);
 	}
-	fdsource_set_events(c->src, c->out->len ? G_IO_IN | G_IO_OUT : G_IO_IN);
 	return true;
 }
 
 static gboolean control_on_client(int fd, GIOCondition ready, void *opaque)
 {
 	struct control_client *c = opaque;
-	char *nl;
 	ssize_t n;
 
 	if (ready & G_IO_OUT && !control_client_flush(c))
 		return G_SOURCE_CONTINUE;
-	if (!(ready & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
-		return G_SOURCE_CONTINUE;
-	n = read(fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
-	if (n <= 0) {
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	/* Lines read earlier wait while the queue was full: answer them first. */
+	control_client_handle_lines(c);
+	if ((ready & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && c->out->len < CONTROL_OUTPUT_MAX) {
+		n = read(fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+		if (n <= 0) {
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				goto out;
+			control_client_close(c);
 			return G_SOURCE_CONTINUE;
-		control_client_close(c);
+		}
+		c->in_len += (size_t)n;
+		control_client_handle_lines(c);
+		if (c->in_len == sizeof(c->in) && !memchr(c->in, '\n', c->in_len)) {
+			control_error(c->out, "line longer than %d bytes", CONTROL_LINE_MAX);
+			control_client_flush(c);
+			control_client_close(c);
+			return G_SOURCE_CONTINUE;
+		}
+	}
+out:
+	if (!control_client_flush(c))
 		return G_SOURCE_CONTINUE;
-	}
-	c->in_len += (size_t)n;
-	while ((nl = memchr(c->in, '\n', c->in_len))) {
-		size_t len = (size_t)(nl - c->in);
-
-		if (len)
-			control_handle_line(c->cs->d, c->in, len, c->out);
-		memmove(c->in, nl + 1, c->in_len - len - 1);
-		c->in_len -= len + 1;
-	}
-	if (c->in_len == sizeof(c->in)) {
-		control_error(c->out, "line longer than %d bytes", CONTROL_LINE_MAX);
-		control_client_flush(c);
-		control_client_close(c);
-		return G_SOURCE_CONTINUE;
-	}
-	if (c->out->len > CONTROL_OUTPUT_MAX) {
-		control_client_close(c); /* not reading its answers */
-		return G_SOURCE_CONTINUE;
-	}
-	control_client_flush(c);
+	control_client_update_events(c);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -356,6 +406,11 @@ int control_start(const char *path, struct daemon *d, struct control_server **ou
 	cs->src = fdsource_new(cs->fd, G_IO_IN, control_on_accept, cs);
 	*out = cs;
 	return 0;
+}
+
+size_t control_output_peak(const struct control_server *cs)
+{
+	return cs ? cs->peak_output : 0;
 }
 
 void control_stop(struct control_server *cs)

@@ -14,16 +14,25 @@
  *                                 "host_port": 8080, "guest_addr": ..., "guest_port": 80}]}}
  *   {"execute": "remove_hostfwd", "arguments": {"id": 8080}}
  *     -> {"return": {}}
- *   {"execute": "list_flows"}
+ *   {"execute": "list_flows", "arguments": {"offset": 0, "limit": 1000}}
  *     -> {"return": {"flows": [{"kind": "outbound", "proto": "tcp", "state": "open",
  *                               "guest": "10.0.2.15:40000", "remote": "198.18.0.1:80",
- *                               "stack": "10.0.2.2:15001", "stack_port": 51234}]}}
+ *                               "stack": "10.0.2.2:15001", "stack_port": 51234}],
+ *                    "total": 1, "next_offset": null}}
+ *     (both arguments optional: offset 0, limit CONTROL_FLOWS_PAGE; next_offset
+ *     is where the next page starts, null after the last)
  *   anything wrong -> {"error": {"desc": "<what is wrong>"}}
  *
  * The id of a forward is its host port.  At most CONTROL_CLIENTS_MAX
- * clients; a line longer than CONTROL_LINE_MAX or a client that lets more
- * than CONTROL_OUTPUT_MAX of answers pile up is disconnected.  The socket is
- * created with mode 0600 and removed on exit.
+ * clients; a line longer than CONTROL_LINE_MAX is answered with an error and
+ * disconnected.
+ *
+ * Output bound, per request: no answer is larger than CONTROL_ANSWER_MAX
+ * (a page of flows is at most CONTROL_FLOWS_PAGE entries), and a client's
+ * next request is not even read while CONTROL_OUTPUT_MAX of answers wait for
+ * it: a client that pipelines requests without reading is paused, not
+ * dropped, and its queue never holds more than one answer beyond the bound.
+ * The socket is created with mode 0600 and removed on exit.
  */
 
 #include <glib.h>
@@ -31,6 +40,8 @@
 #define CONTROL_CLIENTS_MAX 8
 #define CONTROL_LINE_MAX 4096
 #define CONTROL_OUTPUT_MAX (4u << 20)
+#define CONTROL_FLOWS_PAGE 10000           /* flows per list_flows answer, at most */
+#define CONTROL_ANSWER_MAX (CONTROL_FLOWS_PAGE * 256u) /* a flow entry is under 256 bytes */
 
 struct daemon;
 struct control_server;
@@ -50,5 +61,8 @@ void control_stop(struct control_server *cs);
  * (with its newline) to @out; exposed for tests.
  */
 void control_handle_line(struct daemon *d, const char *line, size_t len, GString *out);
+
+/* control_output_peak() - most answer bytes one client ever had waiting (the bound's proof). */
+size_t control_output_peak(const struct control_server *cs);
 
 #endif /* MESHSLIRP_DAEMON_CONTROL_H */

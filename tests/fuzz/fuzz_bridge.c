@@ -15,14 +15,17 @@
  *   config: bit 0 direct mode (else steer TCP to 127.0.0.1:15001), bits 1-2
  *           inbound PROXY mode (off, optional, required), bit 3 PROXY v1,
  *           bit 4 --dns-upstream 127.0.0.1:15053, bit 5 include/exclude
- *           lists, bit 6 a flow table of 2 slots (else 64).
+ *           lists, bit 6 a flow table of 2 slots (else 64), bit 7
+ *           --allow-host-loopback.
  *   type 0: a frame from the guest: netstack_input(), i.e. the bridge's
  *           guest_frame hook, then libslirp itself.
  *   type 1: a frame "from libslirp": the bridge's stack_frame hook.
  *   type 2: run the main loop (1-4 non-blocking iterations): libslirp
  *           polls its sockets, the bridge writes PROXY headers, ...
  *   type 3: a client connects to the exposed port 127.0.0.1:8080 (-> guest
- *           port 80) from 127.0.0.1:41000+i and sends the payload.
+ *           port 80) and sends the payload after its first byte, which
+ *           chooses its source: 127.0.0.1 or 127.0.0.2 (bit 0), port 41000 or
+ *           41001 (bit 1) - two clients can look the same to libslirp.
  *   type 4: client payload[0] % n sends the rest of the payload, or with
  *           nothing more to send shuts down its write side.
  *   type 5: advance the clock (20 ms, 0.5 s, 1 s, 5.1 s or 31 s by
@@ -38,7 +41,14 @@
  *   - every frame that reaches the guest (from libslirp through the hook, or
  *     built by the bridge: resets, released SYNs) parses and has valid IPv4,
  *     TCP/UDP and ICMP checksums;
- *   - the flow table's per-state counts always add up to its size.
+ *   - the flow table's per-state counts always add up to its size;
+ *   - the egress rule, against an independent statement of it
+ *     (oracle_pod_local()): no TCP segment, UDP datagram or ICMP echo
+ *     request of no known flow reaches libslirp when its destination is
+ *     local to the pod (loopback, unspecified, broadcast, multicast or
+ *     reserved, the pod's addresses FUZZ_POD_ADDR*, the guest network but
+ *     DHCP and DNS, the gateway unless host loopback is allowed, the
+ *     sidecar's ports always).
  *
  * Determinism: this file defines RAND_bytes(), interposing OpenSSL's for
  * this executable, so the flow table's hash key is zero and stack ports are
@@ -107,6 +117,9 @@
 #define EXPOSE_GUEST_PORT 80
 #define CLIENT_PORT_BASE 41000
 #define CLIENTS_MAX 4
+/* The pod's own addresses as the bridge is told them (the namespace has only lo). */
+#define FUZZ_POD_ADDR1 "10.1.2.3"
+#define FUZZ_POD_ADDR2 "198.18.0.2"
 
 /* Teardown: steps of 1.5 s until libslirp sent nothing for 3 of them (at most 1000). */
 #define FLUSH_STEP_US 1500000
@@ -119,6 +132,8 @@ static const int64_t clock_steps_us[] = { 20000, 500000, 1000000, 5100000, 31000
 struct fuzz_bridge {
 	struct netstack *ns;
 	struct bridge *br;
+	bool allow_host_loopback;
+	struct addrset pod;
 	const struct netstack_hooks *real;
 	void *real_opaque;
 	size_t max_flows;
@@ -250,11 +265,69 @@ static enum netstack_verdict checked_frame_hook(enum netstack_verdict (*hook)(ui
 	return verdict;
 }
 
+/*
+ * The egress rule, stated again without egress.c: is @proto to @d:@port
+ * (host order) local to the fuzzed pod?
+ */
+static bool oracle_pod_local(const struct fuzz_bridge *fb, uint8_t proto, uint32_t d,
+			     uint16_t port)
+{
+	bool sidecar = (port >= 15000 && port <= 15090) || port == SIDECAR_PORT ||
+		       port == DNS_UP_PORT;
+	bool icmp = proto == IPPROTO_ICMP;
+
+	if (d == 0x0a000202)                                   /* the gateway */
+		return !icmp && !(proto == IPPROTO_UDP && port == 67) &&
+		       (!fb->allow_host_loopback || sidecar);
+	if (d == 0x0a000203)                                   /* the DNS address */
+		return !icmp && port != 53;
+	if (d == 0xffffffff)
+		return !(proto == IPPROTO_UDP && port == 67);
+	if ((d >> 8) == 0x0a0002 || (d >> 24) == 127 || (d >> 24) == 0 || (d >> 28) >= 0xe)
+		return true;
+	return addrset_contains(&fb->pod, htonl(d));
+}
+
+/*
+ * Could @v make libslirp open a socket, and is it of no flow the bridge knows?
+ * Then the bridge must not pass it on to a pod-local destination.
+ */
+static bool oracle_opener_to_local(const struct fuzz_bridge *fb, const struct rw_view *v)
+{
+	struct rw_tuple t;
+	struct flow_key gkey;
+	uint32_t saddr, daddr;
+
+	if (v->kind == RW_TRANSPORT && !rw_is_fragment(v)) {
+		rw_tuple(v, &t);
+		gkey = flow_key_make(t.proto, t.saddr, t.sport, t.daddr, t.dport);
+		if (flowtab_lookup_guest(fb->br->flows, &gkey))
+			return false;
+		return oracle_pod_local(fb, t.proto, ntohl(t.daddr), ntohs(t.dport));
+	}
+	if (v->kind == RW_OTHER && v->proto == IPPROTO_ICMP && v->l4_len >= 8 && v->l4[0] == 8 &&
+	    !rw_is_fragment(v)) {
+		rw_outer_addrs(v, &saddr, &daddr);
+		return oracle_pod_local(fb, IPPROTO_ICMP, ntohl(daddr), 0);
+	}
+	return false;
+}
+
 static enum netstack_verdict wrap_guest_frame(uint8_t *frame, size_t len, void *opaque)
 {
 	struct fuzz_bridge *fb = opaque;
+	enum netstack_verdict verdict;
+	struct rw_view v;
+	bool forbidden;
 
-	return checked_frame_hook(fb->real->guest_frame, frame, len, fb->real_opaque);
+	rw_parse(frame, len, &v);
+	forbidden = oracle_opener_to_local(fb, &v);
+	verdict = checked_frame_hook(fb->real->guest_frame, frame, len, fb->real_opaque);
+	if (forbidden && verdict == NETSTACK_PASS) {
+		fprintf(stderr, "fuzz_bridge: a frame to a pod-local destination reached libslirp\n");
+		FUZZ_CHECK(false);
+	}
+	return verdict;
 }
 
 static void wrap_guest_frame_done(void *opaque)
@@ -292,7 +365,15 @@ static int wrap_fd_events(int fd, int revents, void *tag, void *opaque)
 	return fb->real->fd_events(fd, revents, tag, fb->real_opaque);
 }
 
+static void wrap_poll_done(void *opaque)
+{
+	struct fuzz_bridge *fb = opaque;
+
+	fb->real->poll_done(fb->real_opaque);
+}
+
 static const struct netstack_hooks wrap_hooks = {
+	.poll_done = wrap_poll_done,
 	.guest_frame = wrap_guest_frame,
 	.guest_frame_done = wrap_guest_frame_done,
 	.stack_frame = wrap_stack_frame,
@@ -324,12 +405,18 @@ static void fb_setup(struct fuzz_bridge *fb, uint8_t config)
 		.inbound_mode = (config >> 1 & 3) == 0 ? BRIDGE_INBOUND_OFF :
 				(config >> 1 & 3) == 1 ? BRIDGE_INBOUND_OPTIONAL : BRIDGE_INBOUND_REQUIRED,
 		.header_timeout_us = 20 * 1000,
+		.allow_host_loopback = !!(config & 0x80),
+		.inbound_trust_pod = true,
 	};
 	struct bridge_expose e = { .host_port = EXPOSE_HOST_PORT, .guest_port = EXPOSE_GUEST_PORT };
 	int ret;
 
 	memset(fb, 0, sizeof(*fb));
 	fb->max_flows = bc.max_flows;
+	fb->allow_host_loopback = bc.allow_host_loopback;
+	addrset_add(&fb->pod, ip4(FUZZ_POD_ADDR1).s_addr);
+	addrset_add(&fb->pod, ip4(FUZZ_POD_ADDR2).s_addr);
+	bc.pod_addrs = &fb->pod;
 	fb->expose = g_array_new(FALSE, FALSE, sizeof(struct bridge_expose));
 	fb->include = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
 	fb->exclude = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
@@ -436,18 +523,28 @@ static void advance_clock(struct fuzz_bridge *fb, const uint8_t *p, size_t len)
 
 static void client_connect(struct fuzz_bridge *fb, const uint8_t *p, size_t len)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	uint8_t pick = len ? p[0] : 0;
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK + (pick & 1)) };
 	int fd, one = 1;
 
 	if (fb->nclients == CLIENTS_MAX)
 		return;
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	FUZZ_CHECK(fd >= 0);
-	/* A fixed client port keeps the guest's view of the flow reproducible. */
+	/*
+	 * A fixed client port keeps the guest's view of the flow reproducible;
+	 * two clients may share it (libslirp then sees one tuple twice).
+	 */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	sa.sin_port = htons((uint16_t)(CLIENT_PORT_BASE + fb->nclients));
+	sa.sin_port = htons((uint16_t)(CLIENT_PORT_BASE + (pick >> 1 & 1)));
 	(void)!bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sa.sin_port = htons(EXPOSE_HOST_PORT);
+	if (len) {
+		p++;
+		len--;
+	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
 		close_reset(fd);
 		return;
