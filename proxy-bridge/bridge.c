@@ -155,6 +155,40 @@ static bool bridge_seq_after(uint32_t a, uint32_t b)
 }
 
 /*
+ * Follow a TCP connection's close in both directions.  Once each side's FIN
+ * has been acknowledged by the other, the connection is over, and libslirp,
+ * if it closed first, keeps its socket in TIME_WAIT for 10 s (2 MSL) with
+ * the flow's tuple.  On a virtual link no old duplicate segment can arrive
+ * for TIME_WAIT to absorb, but a client that reconnects from the same
+ * address and port would meet that socket: libslirp cannot tell the two
+ * apart.  So the flow is queued for bridge_cut_time_wait(), which drops the
+ * socket at once, outside libslirp's callbacks.
+ */
+static void bridge_track_close(struct bridge *br, struct flow *f, const struct rw_view *v,
+			       bool from_guest, uint32_t end)
+{
+	uint8_t flags = rw_tcp_flags(v);
+
+	if (flags & RW_TCP_FIN) {
+		if (from_guest) {
+			f->guest_fin = true;
+			f->guest_fin_end = end;
+		} else {
+			f->stack_fin = true;
+			f->stack_fin_end = end;
+		}
+	}
+	if (flags & RW_TCP_ACK) {
+		if (from_guest && f->stack_fin && !bridge_seq_after(f->stack_fin_end, rw_tcp_ack(v)))
+			f->stack_fin_acked = true;
+		if (!from_guest && f->guest_fin && !bridge_seq_after(f->guest_fin_end, rw_tcp_ack(v)))
+			f->guest_fin_acked = true;
+	}
+	if (f->guest_fin_acked && f->stack_fin_acked && f->fd >= 0 && !f->time_wait_cut)
+		br->cut_slot = f->slot;
+}
+
+/*
  * Bookkeeping for every TCP/UDP frame of a known flow, either way: the idle
  * deadline of an OPEN flow moves on, and TCP remembers how far each side has
  * sent, so that a reset can later carry sequence numbers both ends accept.
@@ -190,6 +224,33 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 	end = rw_tcp_seq_end(v);
 	if ((rw_tcp_flags(v) & RW_TCP_SYN) || bridge_seq_after(end, *nxt))
 		*nxt = end;
+	bridge_track_close(br, f, v, from_guest, end);
+}
+
+/*
+ * Drop libslirp's TIME_WAIT socket of the flow bridge_track_close() queued:
+ * a RST as from the guest at exactly its next sequence number, which a
+ * socket in TIME_WAIT (or LAST_ACK) accepts and closes on.  If libslirp has
+ * already let the socket go, its answer (a reset) is swallowed.  Call only
+ * outside libslirp's callbacks.
+ */
+static void bridge_cut_time_wait(struct bridge *br)
+{
+	struct flow *f = flowtab_get(br->flows, br->cut_slot);
+	uint8_t frame[RW_ETH_HLEN + 40];
+	struct rw_tuple t;
+	size_t len;
+
+	br->cut_slot = UINT32_MAX;
+	if (!f || f->fd < 0 || f->time_wait_cut || f->gkey.proto != IPPROTO_TCP)
+		return;
+	f->time_wait_cut = true;
+	br->stats.time_wait_cut++;
+	t = bridge_tuple(&f->skey, true);
+	len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, f->guest_nxt, f->stack_nxt);
+	br->swallow = &f->skey;
+	netstack_inject_from_guest(br->ns, frame, len);
+	br->swallow = NULL;
 }
 
 void bridge_learn_macs(struct flow *f, const struct rw_view *v, bool from_guest)
@@ -457,6 +518,8 @@ static void bridge_guest_frame_done(void *opaque)
 
 	br->pending_out = NULL;
 	br->pending_icmp = false;
+	if (br->cut_slot != UINT32_MAX)
+		bridge_cut_time_wait(br);
 }
 
 void bridge_forget_flow(struct bridge *br, struct flow *f)
@@ -876,6 +939,8 @@ static void bridge_poll_done(void *opaque)
 
 	if (br->ndups)
 		bridge_dups_kill(br);
+	if (br->cut_slot != UINT32_MAX)
+		bridge_cut_time_wait(br);
 }
 
 static const struct netstack_hooks bridge_hooks = {
@@ -903,6 +968,7 @@ int bridge_new(const struct bridge_config *cfg, struct netstack *ns, struct brid
 
 	br->cfg = *cfg;
 	br->ns = ns;
+	br->cut_slot = UINT32_MAX;
 	br->log_rl = (struct ratelimit)RATELIMIT_INIT(10);
 	br->debug_rl = (struct ratelimit)RATELIMIT_INIT(100);
 	ret = flowtab_new(cfg->max_flows, &br->flows);

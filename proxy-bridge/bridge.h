@@ -174,6 +174,7 @@ struct bridge_stats {
 	uint64_t refused[BRIDGE_REFUSAL_COUNT];
 	uint64_t egress_refused[EGRESS_VERDICT_COUNT]; /* by reason; [EGRESS_ALLOW] unused */
 	uint64_t fragments_rewritten;  /* later fragments of a rewritten datagram to the guest */
+	uint64_t time_wait_cut;        /* closed TCP flows whose libslirp TIME_WAIT was dropped */
 	uint64_t headers_written;
 	uint64_t connect_failed;       /* sidecar or DNS upstream refused / unreachable */
 	uint64_t header_failed;        /* connected, but the header could not be written */

@@ -59,6 +59,7 @@ struct bridge {
 	struct netstack *ns;
 	struct flowtab *flows;
 	const struct flow_key *swallow; /* libslirp's answers on this tuple answer our own injection */
+	uint32_t cut_slot;             /* flow whose TIME_WAIT socket to drop, UINT32_MAX: none */
 	struct flow *pending_out;      /* outbound flow whose SYN is inside slirp_input() */
 	bool pending_icmp;             /* an echo request is inside slirp_input() */
 	size_t icmp_open;              /* libslirp's ICMP sockets, tagged with &icmp_tag */

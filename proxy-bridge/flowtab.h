@@ -106,6 +106,11 @@ struct flow {
 	bool guest_indexed;        /* owned by flowtab: gkey is in the guest index */
 	bool macs_known;           /* guest_mac and gw_mac were learnt from a frame of the flow */
 	bool peer_trusted;         /* inbound: the peer may send a PROXY header */
+	/* TCP close, as seen in both directions (bridge.c: bridge_track_close()). */
+	bool guest_fin, stack_fin;       /* each side sent its FIN */
+	bool guest_fin_acked, stack_fin_acked; /* ... and the other side acknowledged it */
+	uint32_t guest_fin_end, stack_fin_end; /* sequence numbers just past each FIN */
+	bool time_wait_cut;        /* libslirp's TIME_WAIT socket for it was dropped */
 };
 
 struct flowtab;

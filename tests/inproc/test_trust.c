@@ -472,6 +472,39 @@ static void test_inbound_reconnect_same_port(void **state)
 }
 
 /*
+ * The client closes first (a FIN), the guest answers with its own: libslirp
+ * would keep the tuple in TIME_WAIT for 10 s.  The daemon drops that socket
+ * once both FINs are acknowledged, so the same client can reconnect from
+ * the same port at once, and is served.
+ */
+static void test_inbound_reconnect_after_fin(void **state)
+{
+	struct trust *t = *state;
+	uint16_t port = inproc_free_port();
+
+	for (int i = 0; i < 3; i++) {
+		struct inproc_gconn c;
+		struct inproc_tcp_match fin;
+		uint8_t rx[2048];
+		int fd = connect_and_accept(t, "127.0.0.1", port, t->host_port, &c);
+
+		exchange(t, fd, &c, "hello");
+		assert_int_equal(shutdown(fd, SHUT_WR), 0);
+		fin = (struct inproc_tcp_match){ c.peer_port, GUEST_PORT, 0x01 };
+		assert_true(inproc_recv_match(t->f, rx, sizeof(rx), inproc_is_tcp, &fin) > 0);
+		c.peer_seq += 1;                                /* the client's FIN */
+		inproc_guest_send(t->f, &c, 0x11, NULL, 0);     /* ACK and our own FIN */
+		c.our_seq += 1;
+		assert_int_equal(inproc_client_read(fd, rx, sizeof(rx), INPROC_WAIT_MS), 0);
+		inproc_pump(20);
+		close(fd);
+	}
+	assert_int_equal(stats(t)->inbound_duplicates, 0);
+	assert_true(stats(t)->time_wait_cut >= 2);
+	assert_int_equal(stats(t)->inbound_reopened, 2);
+}
+
+/*
  * A second socket libslirp cannot tell from a live one is refused, and the
  * live connection keeps working, also after libslirp's lookup has moved on
  * to another connection (its cache would otherwise hand our segments to the
@@ -674,6 +707,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_host_loopback_opt_in, setup_host_loopback,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_reconnect_same_port, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inbound_reconnect_after_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_loopback_duplicate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_two_exposes_one_guest_port, setup,
 						teardown),

@@ -18,6 +18,11 @@
  *   ping-flood	--count N ICMP echo requests with distinct ids to --dst.
  *   probe	one SYN to --dst:--port; success when the SYN|ACK comes back
  *		within --timeout, failure on a RST or nothing.
+ *   spellings	one probe per entry of --targets (tcp:ADDR:PORT, udp:ADDR:PORT,
+ *		icmp:ADDR, comma-separated), one after the other; prints
+ *		"PROBE tcp|udp|icmp ADDR[:PORT] RESULT" for each, RESULT being
+ *		synack, rst, reply, unreach:CODE or silence (nothing within 1 s).
+ *		Always succeeds: the test judges the results.
  *   lying-prefix  a length prefix no peer may send; success when the daemon
  *		closes the connection.
  *
@@ -28,6 +33,7 @@
  */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,19 +57,21 @@
 #define TH_ACK 0x10
 #define FRAME_BUF 2048
 
-static char *opt_socket, *opt_mode, *opt_dst;
+static char *opt_socket, *opt_mode, *opt_dst, *opt_targets;
 static gint64 opt_count = 1000, opt_seed = 1, opt_port = 80;
 static gint opt_timeout = 60;
 
 static const GOptionEntry entries[] = {
 	{ "socket", 0, 0, G_OPTION_ARG_STRING, &opt_socket, "meshslirp stream socket", "PATH" },
 	{ "mode", 0, 0, G_OPTION_ARG_STRING, &opt_mode,
-	  "garbage, flood, ping-flood, probe or lying-prefix", "M" },
+	  "garbage, flood, ping-flood, probe, spellings or lying-prefix", "M" },
 	{ "count", 0, 0, G_OPTION_ARG_INT64, &opt_count, "Frames (garbage) or SYNs (flood)", "N" },
 	{ "seed", 0, 0, G_OPTION_ARG_INT64, &opt_seed, "Generator seed (garbage)", "S" },
 	{ "dst", 0, 0, G_OPTION_ARG_STRING, &opt_dst, "Destination address (flood, probe)", "ADDR" },
 	{ "port", 0, 0, G_OPTION_ARG_INT64, &opt_port, "Destination port (flood, probe)", "P" },
 	{ "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout, "Give up after S seconds", "S" },
+	{ "targets", 0, 0, G_OPTION_ARG_STRING, &opt_targets,
+	  "Probes for --mode spellings: tcp:ADDR:PORT,udp:ADDR:PORT,icmp:ADDR,...", "LIST" },
 	{ NULL },
 };
 
@@ -74,6 +82,13 @@ struct conn {
 	/* probe: the segment we wait for */
 	uint16_t probe_sport;
 	int probe_result;          /* 0 waiting, 1 SYN|ACK, -1 RST */
+	/* spellings: the answer to the current probe */
+	struct {
+		uint8_t proto;
+		struct in_addr dst;
+		uint16_t port, sport;      /* sport: our port, or the echo id */
+		char result[32];           /* empty while waiting */
+	} sp;
 };
 
 static struct in_addr ip(const char *s)
@@ -123,12 +138,58 @@ static size_t icmp_frame_head(uint8_t *f, size_t len, struct in_addr src, struct
 	return len;
 }
 
+/* Does the ICMP error @l4 quote our current spellings probe? */
+static bool spelling_quoted(const struct conn *c, const uint8_t *l4, size_t len)
+{
+	const uint8_t *q = l4 + 8;
+	size_t qhl;
+
+	if (len < 8 + 20 + 8)
+		return false;
+	qhl = (size_t)(q[0] & 0x0f) * 4;
+	if (len < 8 + qhl + 8 || q[9] != c->sp.proto || memcmp(q + 16, &c->sp.dst, 4))
+		return false;
+	if (c->sp.proto == IPPROTO_ICMP)
+		return (uint16_t)(q[qhl + 4] << 8 | q[qhl + 5]) == c->sp.sport;
+	return (uint16_t)(q[qhl] << 8 | q[qhl + 1]) == c->sp.sport;
+}
+
+/* Classify a frame from the daemon as the answer to the current spellings probe, if it is. */
+static void spelling_frame_in(struct conn *c, const uint8_t *f, size_t len)
+{
+	struct pkt_ipv4_view v;
+
+	if (!c->sp.proto || c->sp.result[0] || pkt_parse_ipv4(f, len, &v))
+		return;
+	if (v.proto == IPPROTO_ICMP && v.l4_len >= 8 && v.l4[0] == 3 &&
+	    spelling_quoted(c, v.l4, v.l4_len)) {
+		snprintf(c->sp.result, sizeof(c->sp.result), "unreach:%u", v.l4[1]);
+		return;
+	}
+	if (v.src.s_addr != c->sp.dst.s_addr || v.proto != c->sp.proto)
+		return;
+	if (v.proto == IPPROTO_ICMP && v.l4_len >= 8 && v.l4[0] == 0 &&
+	    (uint16_t)(v.l4[4] << 8 | v.l4[5]) == c->sp.sport) {
+		strcpy(c->sp.result, "reply");
+	} else if (v.proto != IPPROTO_ICMP && v.l4_len >= 8 &&
+		   (uint16_t)(v.l4[0] << 8 | v.l4[1]) == c->sp.port &&
+		   (uint16_t)(v.l4[2] << 8 | v.l4[3]) == c->sp.sport) {
+		if (v.proto == IPPROTO_UDP)
+			strcpy(c->sp.result, "reply");
+		else if ((v.l4[13] & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK))
+			strcpy(c->sp.result, "synack");
+		else if (v.l4[13] & TH_RST)
+			strcpy(c->sp.result, "rst");
+	}
+}
+
 /* Inspect one frame from the daemon (probe mode looks for its answer). */
 static void conn_frame_in(struct conn *c, const uint8_t *f, size_t len)
 {
 	struct pkt_ipv4_view v;
 
 	c->received++;
+	spelling_frame_in(c, f, len);
 	if (!c->probe_sport || pkt_parse_ipv4(f, len, &v) || v.proto != IPPROTO_TCP ||
 	    v.l4_len < 20 || (uint16_t)(v.l4[2] << 8 | v.l4[3]) != c->probe_sport)
 		return;
@@ -366,6 +427,67 @@ static int run_probe(struct conn *c)
 	return c->probe_result > 0 ? 0 : -1;
 }
 
+/* One probe of --mode spellings: send it, wait up to a second for its answer, print it. */
+static int spelling_probe(struct conn *c, const char *spec, uint16_t n)
+{
+	g_auto(GStrv) parts = g_strsplit(spec, ":", 3);
+	uint8_t f[FRAME_BUF];
+	gint64 end;
+	size_t len;
+
+	memset(&c->sp, 0, sizeof(c->sp));
+	if (!parts[0] || !parts[1] || (strcmp(parts[0], "icmp") && !parts[2])) {
+		fprintf(stderr, "hostile-guest: bad target '%s'\n", spec);
+		return -1;
+	}
+	c->sp.dst = ip(parts[1]);
+	c->sp.port = parts[2] ? (uint16_t)atoi(parts[2]) : 0;
+	c->sp.sport = (uint16_t)(50000 + n);
+	if (!strcmp(parts[0], "tcp")) {
+		c->sp.proto = IPPROTO_TCP;
+		len = pkt_tcp(f, pkt_broadcast_mac, ip(GUEST_IP), c->sp.dst, c->sp.sport, c->sp.port,
+			      1000 + n, 0, TH_SYN, NULL, 0);
+	} else if (!strcmp(parts[0], "udp")) {
+		c->sp.proto = IPPROTO_UDP;
+		len = pkt_udp(f, pkt_broadcast_mac, ip(GUEST_IP), c->sp.dst, c->sp.sport, c->sp.port,
+			      "hostile!", 8);
+	} else if (!strcmp(parts[0], "icmp")) {
+		c->sp.proto = IPPROTO_ICMP;
+		len = echo_request(f, c->sp.dst, c->sp.sport);
+	} else {
+		fprintf(stderr, "hostile-guest: bad protocol in '%s'\n", spec);
+		return -1;
+	}
+	if (conn_send(c, f, len) < 0)
+		return -1;
+	end = g_get_monotonic_time() + G_USEC_PER_SEC;
+	while (!c->sp.result[0] && g_get_monotonic_time() < end) {
+		struct pollfd p = { c->fd, POLLIN, 0 };
+
+		if (poll(&p, 1, 100) < 0 && errno != EINTR)
+			return -1;
+		if (conn_drain(c) < 0)
+			return -1;
+	}
+	printf("PROBE %s %s%s%s %s\n", parts[0], parts[1], parts[2] ? ":" : "",
+	       parts[2] ? parts[2] : "", c->sp.result[0] ? c->sp.result : "silence");
+	fflush(stdout);
+	return 0;
+}
+
+static int run_spellings(struct conn *c)
+{
+	g_auto(GStrv) targets = g_strsplit(opt_targets ? opt_targets : "", ",", 0);
+	uint16_t n = 0;
+
+	for (char **t = targets; *t; t++) {
+		if (**t && spelling_probe(c, g_strstrip(*t), n++) < 0)
+			return -1;
+	}
+	memset(&c->sp, 0, sizeof(c->sp));
+	return 0;
+}
+
 static int run_lying_prefix(struct conn *c)
 {
 	static const uint8_t junk[64];
@@ -429,6 +551,8 @@ int main(int argc, char **argv)
 		ret = run_probe(&c);
 	else if (!strcmp(opt_mode, "lying-prefix"))
 		ret = run_lying_prefix(&c);
+	else if (!strcmp(opt_mode, "spellings"))
+		ret = run_spellings(&c);
 	else {
 		fprintf(stderr, "hostile-guest: unknown --mode %s\n", opt_mode);
 		return 2;

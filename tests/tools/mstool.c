@@ -15,9 +15,11 @@
  *	connections have been open at the same time (proves concurrency).
  *	Runs until --timeout.  Prints "LISTENING", then "ECHO peak=N" lines,
  *	and with --peers "ECHO peer=IP:PORT" for each connection.
- *   flows --connect ADDR:PORT --count N [--parallel P] [--bytes B]
+ *   flows --connect ADDR:PORT --count N [--parallel P] [--bytes B] [--bind-port L] [--reset]
  *	Run N connections, P at a time, all P connected before any sends:
  *	each sends B bytes, half-closes, reads them back and checks them.
+ *	--bind-port: every connection from local port L (needs --parallel 1);
+ *	--reset: close each with a reset (SO_LINGER 0) instead of a FIN.
  *	Prints "FLOWS ok=N failed=M max_open=P seconds=S slowest_ms=T" (T: the
  *	longest batch of P).
  *   rr --connect ADDR:PORT --count N [--bytes B]
@@ -72,7 +74,8 @@ static char *opt_listen, *opt_connect, *opt_path;
 static gint64 opt_bytes;
 static int opt_timeout = 30;
 static gint64 opt_count = 1, opt_parallel = 1, opt_barrier;
-static gboolean opt_peers;
+static gboolean opt_peers, opt_reset;
+static gint64 opt_bind_port;
 static char *opt_tap, *opt_netns, *opt_socket, *opt_file;
 static gint64 opt_port;
 static gint64 opt_seconds = 10, opt_mtu = 65520;
@@ -87,6 +90,8 @@ static const GOptionEntry entries[] = {
 	{ "parallel", 0, 0, G_OPTION_ARG_INT64, &opt_parallel, "Connections at once (flows)", "P" },
 	{ "barrier", 0, 0, G_OPTION_ARG_INT64, &opt_barrier, "Hold replies until N are open (echo)", "N" },
 	{ "peers", 0, 0, G_OPTION_ARG_NONE, &opt_peers, "Print each accepted peer (echo)", NULL },
+	{ "bind-port", 0, 0, G_OPTION_ARG_INT64, &opt_bind_port, "Local port of every connection (flows)", "L" },
+	{ "reset", 0, 0, G_OPTION_ARG_NONE, &opt_reset, "Close with a reset (flows)", NULL },
 	{ "seconds", 0, 0, G_OPTION_ARG_INT64, &opt_seconds, "Hold for S seconds (hold)", "S" },
 	{ "tap", 0, 0, G_OPTION_ARG_STRING, &opt_tap, "Tap device (pump)", "IFNAME" },
 	{ "netns", 0, 0, G_OPTION_ARG_STRING, &opt_netns, "Namespace of the tap (pump)", "PATH" },
@@ -380,6 +385,16 @@ static gint64 flows_batch(const struct sockaddr_in *sa, gint64 p, gint64 first_i
 
 	for (gint64 i = 0; i < p; i++) {
 		c[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (c[i].fd >= 0 && opt_bind_port) {
+			struct sockaddr_in local = { .sin_family = AF_INET,
+						     .sin_port = htons((uint16_t)opt_bind_port) };
+			int one = 1;
+
+			setsockopt(c[i].fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (bind(c[i].fd, (struct sockaddr *)&local, sizeof(local)) < 0)
+				fprintf(stderr, "flows: bind to port %" G_GINT64_FORMAT ": %s\n",
+					opt_bind_port, strerror(errno));
+		}
 		if (c[i].fd < 0 || (connect(c[i].fd, (const struct sockaddr *)sa, sizeof(*sa)) &&
 				    errno != EINPROGRESS)) {
 			c[i].failed = c[i].done = true;
@@ -453,9 +468,16 @@ static gint64 flows_batch(const struct sockaddr_in *sa, gint64 p, gint64 first_i
 			}
 		}
 	}
-	for (gint64 i = 0; i < p; i++)
-		if (c[i].fd >= 0)
-			close(c[i].fd);
+	for (gint64 i = 0; i < p; i++) {
+		if (c[i].fd < 0)
+			continue;
+		if (opt_reset) {
+			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+			setsockopt(c[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		}
+		close(c[i].fd);
+	}
 	g_free(c);
 	g_free(pfd);
 	g_free(want);
@@ -468,7 +490,8 @@ static int cmd_flows(void)
 	struct sockaddr_in sa;
 	gint64 failed = 0, start = g_get_monotonic_time(), slowest = 0;
 
-	if (parse_addr(opt_connect, &sa) || opt_parallel < 1 || opt_count < 1)
+	if (parse_addr(opt_connect, &sa) || opt_parallel < 1 || opt_count < 1 ||
+	    opt_bind_port < 0 || opt_bind_port > 65535 || (opt_bind_port && opt_parallel != 1))
 		return 2;
 	if (!opt_bytes)
 		opt_bytes = 1000;
