@@ -123,6 +123,7 @@ static void send_msg(int fd, uint32_t req, uint32_t flags, const void *pl, uint3
 	struct iovec iov = { buf, VU_HDR_SIZE + size };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
+	memset(&ctl, 0, sizeof(ctl));
 	memcpy(buf, &req, 4);
 	memcpy(buf + 4, &flags, 4);
 	memcpy(buf + 8, &size, 4);
