@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # guest_vhost_user.sh - a real QEMU guest through meshslirp's vhost-user backend: DHCP, 1 MiB out
 # with SHA-256, ICMP, an exposed port showing the client's real address, a second front-end
-# refused, QEMU killed and a new QEMU served, all with the daemon under --seccomp.
+# refused, QEMU killed and a new QEMU served, a guest rebooting inside one QEMU, all with the
+# daemon under --seccomp.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
 e2e_topology
@@ -56,6 +57,38 @@ e2e_log "guest2: QEMU killed with SIGKILL, daemon still running and detached"
 e2e_run_basic_guest guest3 5002 "$SOCK" "$E2E_TMP/guest-basic"
 check_qemu_log guest3
 
+# The guest reboots inside the same QEMU: a device reset, then the driver sets the rings up
+# again on the same connection.  The agent's channel (direct, to the node) and 1 MiB prove the
+# new rings carry traffic.
+e2e_build_guest "$E2E_TMP/guest-agent" "$E2E_SRC/scenario-agent.sh"
+starts=$(grep -c 'vhost-user: RX ring started' "$E2E_TMP/meshslirp.log" || true)
+e2e_agent_serve agent1
+E2E_GUEST_REBOOT=1 e2e_boot_guest guest4 "$E2E_TMP/guest-agent" "$SOCK" "ms.node=$NODE_IP"
+e2e_wait_for "$E2E_TMP/guest4.log" 'GUEST-AGENT boot_id=' 60 || e2e_fail "guest4's agent did not start"
+e2e_agent 'reboot -f'
+e2e_wait_for "$E2E_TMP/guest4.log" 'GUEST-CMD reboot -f' 20 || e2e_fail "guest4 did not take 'reboot -f'"
+e2e_agent_serve agent2
+for i in $(seq 1 120); do
+	[ "$(grep -c 'GUEST-AGENT boot_id=' "$E2E_TMP/guest4.log")" -ge 2 ] && break
+	kill -0 "$GUEST_PID" 2>/dev/null || e2e_fail "QEMU exited on the guest's reboot"
+	sleep 0.5
+done
+[ "$(grep -c 'GUEST-AGENT boot_id=' "$E2E_TMP/guest4.log")" = 2 ] ||
+	e2e_fail "guest4 did not come back after its reboot (no agent)"
+check_qemu_log guest4
+e2e_bg sink4 "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5004" --bytes 1048576 --timeout 120
+sink4_pid=$E2E_LAST_PID
+e2e_wait_for "$E2E_TMP/sink4.log" '^LISTENING' 10 || e2e_fail "sink4 did not start"
+e2e_agent blob b4 5004
+e2e_wait_exit "$sink4_pid" 60 || e2e_fail "the transfer after the reboot did not finish"
+want=$(e2e_field "$E2E_TMP/guest4.log" 'GUEST-BLOB b4 sha=' | sed 's/.*sha=//')
+line=$(e2e_field "$E2E_TMP/sink4.log" '^SINK ')
+[ -n "$want" ] && [ "${line##*sha256=}" = "$want" ] || e2e_fail "digest: guest '$want', sink '$line'"
+n=$(grep -c 'vhost-user: RX ring started' "$E2E_TMP/meshslirp.log" || true)
+[ "$n" -ge $((starts + 2)) ] || e2e_fail "the RX ring started $((n - starts)) times for guest4, want 2"
+e2e_agent_quit guest4
+e2e_log "guest4: rebooted inside one QEMU, rings set up again, 1 MiB after the reboot, sha256 equal"
+
 e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/metrics.txt"
 for key in 'meshslirp_vhost_user_messages_total{result="handled"}' \
 	'meshslirp_frames_total{direction="from_guest"}' 'meshslirp_frames_total{direction="to_guest"}'; do
@@ -69,7 +102,7 @@ done
 grep -q 'seccomp' "$E2E_TMP/meshslirp.log" || true
 
 n=$(grep -c 'vhost-user front-end (pid [0-9]*) attached on' "$E2E_TMP/meshslirp.log" || true)
-[ "$n" = 3 ] || e2e_fail "expected 3 QEMU attachments, log shows $n"
+[ "$n" = 4 ] || e2e_fail "expected 4 QEMU attachments, log shows $n"
 # The message sequence of the first QEMU, for the record.
 tr -d '\r' <"$E2E_TMP/meshslirp.log" | grep -E 'vhost-user: <- ' | awk '{$1=$1; print}' |
 	sed -n '1,/GET_VRING_BASE/p' >"$E2E_TMP/sequence.txt" || true
