@@ -222,12 +222,14 @@ struct vhost_user_backend {
 
 /* ------------------------------------------------------------ staging queue */
 
+/* Bytes a staged record of a @len-byte frame takes: length, header, frame, padding. */
 static size_t vu_stage_rec_len(size_t len)
 {
 	return (sizeof(uint32_t) + VIRTIO_NET_HDR_LEN + len + VU_STAGE_ALIGN - 1) &
 	       ~(size_t)(VU_STAGE_ALIGN - 1);
 }
 
+/* Forget every staged frame (the caller counts them if they were dropped). */
 static void vu_stage_clear(struct vu_stage *st)
 {
 	st->head = st->tail = st->bytes = 0;
@@ -314,6 +316,8 @@ static void vu_stage_pop(struct vu_stage *st, size_t len)
 {
 	size_t need = vu_stage_rec_len(len);
 
+	if (!st->count)
+		return; /* nothing peeked: a caller bug, never guest input */
 	st->head += need;
 	st->bytes -= need;
 	if (--st->count == 0)
@@ -322,11 +326,13 @@ static void vu_stage_pop(struct vu_stage *st, size_t len)
 
 /* ------------------------------------------------------------ helpers */
 
+/* Was virtio/vhost feature @bit acked by SET_FEATURES? */
 static bool vu_has_feature(const struct vhost_user_backend *vb, unsigned int bit)
 {
 	return !!(vb->features & VIRTIO_BIT(bit));
 }
 
+/* Was protocol feature @bit acked by SET_PROTOCOL_FEATURES? */
 static bool vu_has_protocol(const struct vhost_user_backend *vb, unsigned int bit)
 {
 	return !!(vb->protocol_features & VIRTIO_BIT(bit));
@@ -340,6 +346,7 @@ static bool vu_ring_enabled(const struct vhost_user_backend *vb, const struct vu
 	return true;
 }
 
+/* Close *@fd if open and mark it closed. */
 static void vu_close_fd(int *fd)
 {
 	if (*fd >= 0) {
@@ -396,12 +403,14 @@ static void vu_log_guest_write(struct vhost_user_backend *vb, uint64_t gpa, uint
 		vu_log_write(&vb->log, gpa, len);
 }
 
+/* stats.attached: a front-end is connected and both rings run. */
 static void vu_update_attached(struct vhost_user_backend *vb)
 {
 	vb->be.stats.attached = vb->conn_fd >= 0 && vb->vr[VU_RXQ].vq.started &&
 				vb->vr[VU_TXQ].vq.started;
 }
 
+/* Tell the daemon to stop (or resume) feeding us, once per change; counts each start. */
 static void vu_set_congested(struct vhost_user_backend *vb, bool congested)
 {
 	if (vb->congested == congested)
@@ -429,6 +438,19 @@ static void vu_ring_report_broken(struct vhost_user_backend *vb, unsigned int id
 			  "the front-end resets it (%" G_GUINT64_FORMAT " similar lines suppressed)",
 			  idx == VU_RXQ ? "RX" : "TX", vr->vq.broken_why, suppressed);
 	vu_eventfd_signal(vr->err_fd);
+}
+
+/*
+ * The guest's RX ring is BROKEN: report it (once), drop the staged frames
+ * (counted in tx_errors: nothing can reach the guest until the front-end
+ * resets the ring) and let the stack run again.
+ */
+static void vu_rx_broken(struct vhost_user_backend *vb)
+{
+	vu_ring_report_broken(vb, VU_RXQ);
+	vb->be.stats.tx_errors += vb->stage.count;
+	vu_stage_clear(&vb->stage);
+	vu_set_congested(vb, false);
 }
 
 /* Publish a ring's used entries and signal its call fd if the guest wants it. */
@@ -535,6 +557,8 @@ static bool vu_tx_process(struct vhost_user_backend *vb)
 	bool more = false;
 	int ret;
 
+	if (vr->vq.broken)
+		vu_ring_report_broken(vb, VU_TXQ); /* e.g. broken while re-enabling kicks */
 	if (!vq_usable(&vr->vq))
 		return false;
 	if (vb->congested) {
@@ -559,12 +583,12 @@ static bool vu_tx_process(struct vhost_user_backend *vb)
 			vb->be.stats.rx_oversize++;
 			continue;
 		}
-		if (ret < 0) {
-			vu_ring_report_broken(vb, VU_TXQ);
+		if (ret < 0)
 			break;
-		}
 		vu_tx_one(vb, vb->elem);
 	}
+	if (vr->vq.broken)
+		vu_ring_report_broken(vb, VU_TXQ);
 	vu_ring_flush(vb, VU_TXQ);
 	return more;
 }
@@ -719,14 +743,6 @@ static void vu_build_rx_hdr(uint8_t *h, const struct frame_meta *meta)
 	le16_write(h + 8, meta->csum_offset);
 }
 
-/* Count (tx_errors) a frame that could not be delivered; report a ring that broke doing it. */
-static void vu_rx_failed(struct vhost_user_backend *vb, int ret)
-{
-	if (ret == -EIO && vb->vr[VU_RXQ].vq.broken)
-		vu_ring_report_broken(vb, VU_RXQ);
-	vb->be.stats.tx_errors++;
-}
-
 /* Enter backpressure: the guest's RX ring is out of buffers. */
 static void vu_rx_ring_full(struct vhost_user_backend *vb)
 {
@@ -734,6 +750,8 @@ static void vu_rx_ring_full(struct vhost_user_backend *vb)
 	vu_set_congested(vb, true);
 	if (vq_enable_notify(&vb->vr[VU_RXQ].vq))
 		vu_schedule_work(vb); /* buffers came in meanwhile */
+	else if (vb->vr[VU_RXQ].vq.broken)
+		vu_rx_broken(vb);
 }
 
 /*
@@ -747,6 +765,8 @@ static bool vu_rx_drain(struct vhost_user_backend *vb)
 	size_t len;
 	bool more = false;
 
+	if (vq->broken)
+		vu_rx_broken(vb);
 	for (int done = 0; vq_usable(vq) && vu_stage_peek(&vb->stage, &hdr, &frame, &len); done++) {
 		int ret;
 
@@ -760,14 +780,20 @@ static bool vu_rx_drain(struct vhost_user_backend *vb)
 				continue;
 			break;
 		}
+		if (ret == -EIO && vq->broken) {
+			vu_rx_broken(vb); /* drops and counts this frame with the rest */
+			break;
+		}
 		if (ret == 0) {
 			vb->be.stats.tx_frames++;
 			vb->be.stats.tx_bytes += len;
 		} else {
-			vu_rx_failed(vb, ret);
+			vb->be.stats.tx_errors++;
 		}
 		vu_stage_pop(&vb->stage, len);
 	}
+	if (vq->broken)
+		vu_rx_broken(vb); /* e.g. broken while re-enabling kicks */
 	if (vb->rx_used_pending) {
 		vb->rx_used_pending = false;
 		vu_ring_flush(vb, VU_RXQ);
@@ -783,6 +809,7 @@ static bool vu_rx_drain(struct vhost_user_backend *vb)
 
 /* ------------------------------------------------------------ work scheduling */
 
+/* Idle callback: continue work a budget cut short (staged frames, the TX ring). */
 static gboolean vu_on_work(gpointer opaque)
 {
 	struct vhost_user_backend *vb = opaque;
@@ -805,6 +832,13 @@ static void vu_schedule_work(struct vhost_user_backend *vb)
 
 /* ------------------------------------------------------------ backend ops */
 
+/*
+ * vu_send() - backend_send(): copy one frame (and its header from @meta)
+ * into the guest's RX ring, or stage it while the guest has no buffer.
+ * Returns 0 (delivered or staged), -ENOTCONN (no running RX ring), -ENOBUFS
+ * (staging full) or -EIO (the frame can never be delivered); every error
+ * is counted.
+ */
 static int vu_send(struct backend *be, const void *frame, size_t len, const struct frame_meta *meta)
 {
 	struct vhost_user_backend *vb = container_of(be, struct vhost_user_backend, be);
@@ -824,7 +858,9 @@ static int vu_send(struct backend *be, const void *frame, size_t len, const stru
 			return 0;
 		}
 		if (ret != -ENOBUFS) {
-			vu_rx_failed(vb, ret);
+			be->stats.tx_errors++;
+			if (vb->vr[VU_RXQ].vq.broken)
+				vu_rx_broken(vb);
 			return -EIO;
 		}
 	}
@@ -837,6 +873,7 @@ static int vu_send(struct backend *be, const void *frame, size_t len, const stru
 	return 0;
 }
 
+/* vu_flush() - backend_flush(): publish the RX used entries of this batch, signal once. */
 static void vu_flush(struct backend *be)
 {
 	struct vhost_user_backend *vb = container_of(be, struct vhost_user_backend, be);
@@ -940,6 +977,7 @@ static void vu_device_reset(struct vhost_user_backend *vb)
 
 /* ------------------------------------------------------------ connection */
 
+/* Close the fds received with a message that was not handed over to a handler. */
 static void vu_close_rfds(struct vhost_user_backend *vb)
 {
 	for (unsigned int i = 0; i < vb->rnfds; i++)
@@ -948,6 +986,14 @@ static void vu_close_rfds(struct vhost_user_backend *vb)
 	vb->rfds_overflow = false;
 }
 
+/*
+ * vu_disconnect() - drop the front-end connection and reset the device
+ * @why:	for the log line
+ *
+ * Closes the socket and every fd the front-end gave us, unmaps guest memory
+ * and the log; the listening socket stays and the next front-end starts
+ * from a clean state.  No-op without a connection.
+ */
 static void vu_disconnect(struct vhost_user_backend *vb, const char *why)
 {
 	if (vb->conn_fd < 0)
@@ -966,6 +1012,7 @@ static void vu_disconnect(struct vhost_user_backend *vb, const char *why)
 	vu_device_reset(vb);
 }
 
+/* Watch the socket for writing while a reply is pending, for reading otherwise. */
 static void vu_update_conn_events(struct vhost_user_backend *vb)
 {
 	if (vb->conn_src)
@@ -1001,6 +1048,7 @@ static int vu_reply(struct vhost_user_backend *vb, size_t len)
 	return ret;
 }
 
+/* Reply to @req with one u64; 0 or -errno (fatal). */
 static int vu_reply_u64(struct vhost_user_backend *vb, uint32_t req, uint64_t v)
 {
 	return vu_reply(vb, vu_msg_encode_u64_reply(req, v, vb->wbuf, sizeof(vb->wbuf)));
@@ -1372,7 +1420,9 @@ static int vu_process_message(struct vhost_user_backend *vb, const char **why, u
 	struct vu_msg msg;
 	int ret;
 
-	*req = vb->rlen >= sizeof(uint32_t) ? *(const uint32_t *)(const void *)vb->rbuf : 0;
+	*req = 0;
+	if (vb->rlen >= sizeof(uint32_t))
+		memcpy(req, vb->rbuf, sizeof(*req));
 	if (vb->rfds_overflow) {
 		*why = "more fds than any request carries";
 		vu_close_rfds(vb);
@@ -1478,6 +1528,10 @@ static void vu_drop_frontend(struct vhost_user_backend *vb, int ret, uint32_t re
 	vu_disconnect(vb, reason);
 }
 
+/*
+ * The front-end's socket: finish a pending reply, then read and handle up
+ * to VU_MSGS_PER_DISPATCH messages (none while a reply is pending).
+ */
 static gboolean vu_on_conn(int fd, GIOCondition ready, void *opaque)
 {
 	struct vhost_user_backend *vb = opaque;
@@ -1542,6 +1596,7 @@ static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 	return G_SOURCE_CONTINUE;
 }
 
+/* The connected process's pid (SO_PEERCRED), 0 if unknown; for log lines. */
 static pid_t vu_peer_pid(int fd)
 {
 	struct ucred cred;
@@ -1552,6 +1607,7 @@ static pid_t vu_peer_pid(int fd)
 	return cred.pid;
 }
 
+/* New connections: the first is served, any other while one is attached is refused. */
 static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
 {
 	struct vhost_user_backend *vb = opaque;
@@ -1587,6 +1643,7 @@ static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
 	return G_SOURCE_CONTINUE;
 }
 
+/* backend_free(): disconnect, close the listener, remove the socket path, free buffers. */
 static void vu_free(struct backend *be)
 {
 	struct vhost_user_backend *vb = container_of(be, struct vhost_user_backend, be);

@@ -456,6 +456,29 @@ static void test_ring_broken(void **state)
 	assert_int_equal(f->rx_count, 1);
 }
 
+static void test_rx_ring_broken_lifts_congestion(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[60] = { 0 };
+
+	bring_up(f, FEATURES);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	assert_true(f->congested);
+	/* The guest's RX buffer is a readable-after-writable chain: the RX ring breaks. */
+	set_desc(f, 0, 0, DATA, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	set_desc(f, 0, 1, DATA, 64, 0, 0);
+	make_avail(f, 0, 0);
+	kick(f, 0);
+	PUMP_UNTIL(f->be->stats.ring_broken == 1);
+	assert_int_equal(f->be->stats.ring_broken, 1);
+	assert_true(fd_readable(f->err[0]));
+	/* Nothing can reach the guest: the staged frame is dropped and the stack runs again. */
+	assert_false(f->congested);
+	assert_int_equal(f->be->stats.tx_errors, 1);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), -EIO);
+	assert_false(f->congested);
+}
+
 static void test_dirty_log(void **state)
 {
 	struct fix *f = *state;
@@ -596,6 +619,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tx_and_rx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_broken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_ring_broken_lifts_congestion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dirty_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lying_frontends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trickle_and_refuse, setup, teardown),
