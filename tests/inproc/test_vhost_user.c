@@ -456,6 +456,70 @@ static void test_ring_broken(void **state)
 	assert_int_equal(f->rx_count, 1);
 }
 
+#define STAGE_FRAMES 3000         /* through the 2 MiB staging queue several times */
+#define STAGE_FIRST 1000          /* staged before the guest posts any buffer */
+#define STAGE_MORE 12             /* sent while draining: appended behind the rest */
+#define RXBUF 2048
+
+/* Frame @seq: 60..1559 bytes, its sequence number first, then a pattern. */
+static size_t stage_frame(uint32_t seq, uint8_t *buf)
+{
+	size_t len = 60 + (seq * 7919u) % 1500;
+
+	memcpy(buf, &seq, sizeof(seq));
+	for (size_t i = sizeof(seq); i < len; i++)
+		buf[i] = (uint8_t)(seq + i);
+	return len;
+}
+
+/* Frames wait in order while the guest has no buffer, wrap around the queue, come out intact. */
+static void test_staging_order_and_wrap(void **state)
+{
+	struct fix *f = *state;
+	uint8_t buf[1600], want[1600];
+	uint32_t sent = 0, got = 0;
+	uint16_t used_seen = 0;
+
+	bring_up(f, FEATURES);
+	for (; sent < STAGE_FIRST; sent++)
+		assert_int_equal(backend_send(f->be, buf, stage_frame(sent, buf), NULL), 0);
+	backend_flush(f->be);
+	assert_true(f->congested);
+	for (int round = 0; got < STAGE_FRAMES && round < 1000; round++) {
+		for (uint16_t i = 0; i < QSIZE; i++) {
+			set_desc(f, 0, i, DATA + i * RXBUF, RXBUF, VRING_DESC_F_WRITE, 0);
+			make_avail(f, 0, i);
+		}
+		kick(f, 0);
+		PUMP_UNTIL((uint16_t)(used_idx(f, 0) - used_seen) == QSIZE || got + (uint16_t)(used_idx(f, 0) - used_seen) == sent);
+		while (used_seen != used_idx(f, 0)) {
+			const uint8_t *e = f->ram + USED(0) + VRING_USED_RING_OFF + 8 * (used_seen % QSIZE);
+			uint32_t id = le32_read(e), len = le32_read(e + 4);
+			const uint8_t *p = f->ram + DATA + id * RXBUF;
+
+			assert_true(id < QSIZE);
+			assert_int_equal(len, VIRTIO_NET_HDR_LEN + stage_frame(got, want));
+			assert_int_equal(le16_read(p + VIRTIO_NET_HDR_NUM_BUFFERS_OFF), 1);
+			assert_memory_equal(p + VIRTIO_NET_HDR_LEN, want, len - VIRTIO_NET_HDR_LEN);
+			got++;
+			used_seen++;
+		}
+		/* More frames while the queue drains: they go behind the staged ones (and wrap). */
+		for (int k = 0; k < STAGE_MORE && sent < STAGE_FRAMES; k++, sent++)
+			assert_int_equal(backend_send(f->be, buf, stage_frame(sent, buf), NULL), 0);
+		backend_flush(f->be);
+		/* Whatever the guest did not use of its 16 buffers waits for the next round. */
+		f->avail_idx[0] = used_seen;
+		le16_write(f->ram + AVAIL(0) + VRING_AVAIL_IDX_OFF, used_seen);
+		if (got == sent)
+			break;
+	}
+	assert_int_equal(got, STAGE_FRAMES);
+	assert_int_equal(f->be->stats.tx_full, 0);
+	assert_int_equal(f->be->stats.tx_frames, STAGE_FRAMES);
+	assert_false(f->congested);
+}
+
 static void test_rx_ring_broken_lifts_congestion(void **state)
 {
 	struct fix *f = *state;
@@ -619,6 +683,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tx_and_rx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_broken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staging_order_and_wrap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_ring_broken_lifts_congestion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dirty_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lying_frontends, setup, teardown),
