@@ -77,8 +77,10 @@
  * (VU_STAGE_BYTES), we ask for RX kicks, call cb->set_congested(true) (the
  * daemon stops reading host sockets) and stop draining the TX ring (each
  * guest frame may produce answers with nowhere to go).  The guest's kick with
- * new buffers drains the queue; below VU_STAGE_LOW both resume.  Only a full
- * staging queue drops (tx_full).  Counters: rx_ring_full_events,
+ * new buffers drains the queue; once it took frames and the queue is below
+ * VU_STAGE_LOW both resume (above VU_STAGE_HIGH they stop again, should the
+ * guest stay slow with frames left).  Only a full staging queue drops
+ * (tx_full).  Counters: rx_ring_full_events,
  * tx_drain_paused, congestion_events.
  *
  * Dirty log: while VHOST_F_LOG_ALL is acked and a log is mapped
@@ -140,6 +142,7 @@
 #define VU_RX_MAX_CHAINS 256        /* RX chains one frame may fill (MRG_RXBUF) */
 #define VU_KICK_READS 4             /* reads to drain a kick fd per wakeup */
 #define VU_STAGE_BYTES (2u << 20)   /* frames waiting for RX buffers */
+#define VU_STAGE_HIGH (VU_STAGE_BYTES / 2)
 #define VU_STAGE_LOW (VU_STAGE_BYTES / 4)
 #define VU_STAGE_ALIGN 4
 #define VU_STAGE_WRAP UINT32_MAX    /* record length marking "continue at 0" */
@@ -763,7 +766,7 @@ static bool vu_rx_drain(struct vhost_user_backend *vb)
 	struct virtqueue *vq = &vb->vr[VU_RXQ].vq;
 	uint8_t *hdr, *frame;
 	size_t len;
-	bool more = false;
+	bool more = false, progress = false;
 
 	if (vq->broken)
 		vu_rx_broken(vb);
@@ -791,6 +794,7 @@ static bool vu_rx_drain(struct vhost_user_backend *vb)
 			vb->be.stats.tx_errors++;
 		}
 		vu_stage_pop(&vb->stage, len);
+		progress = true;
 	}
 	if (vq->broken)
 		vu_rx_broken(vb); /* e.g. broken while re-enabling kicks */
@@ -800,7 +804,8 @@ static bool vu_rx_drain(struct vhost_user_backend *vb)
 	}
 	if (!vb->stage.count)
 		vq_disable_notify(vq);
-	if (vb->congested && vb->stage.bytes < VU_STAGE_LOW) {
+	/* Lift only once the guest took frames again: a wakeup without buffers changes nothing. */
+	if (vb->congested && (progress || !vb->stage.count) && vb->stage.bytes < VU_STAGE_LOW) {
 		vu_set_congested(vb, false);
 		more = true; /* the TX ring was left undrained */
 	}
@@ -870,6 +875,8 @@ static int vu_send(struct backend *be, const void *frame, size_t len, const stru
 	}
 	if (vb->stage.count == 1)
 		vu_rx_ring_full(vb);
+	else if (vb->stage.bytes > VU_STAGE_HIGH)
+		vu_set_congested(vb, true); /* lifted with frames left, and the guest is slow again */
 	return 0;
 }
 
@@ -888,23 +895,45 @@ static void vu_flush(struct backend *be)
 
 static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque);
 
-/* Stop ring @idx (used entries published first); its configuration stays. */
-static void vu_ring_stop(struct vhost_user_backend *vb, unsigned int idx)
+/* The RX ring is not running: staged frames have nowhere to go (tx_no_peer); the stack runs. */
+static void vu_rx_drop_staged(struct vhost_user_backend *vb)
+{
+	vb->be.stats.tx_no_peer += vb->stage.count;
+	vu_stage_clear(&vb->stage);
+	vu_set_congested(vb, false);
+}
+
+/*
+ * Pause ring @idx (used entries published first); its configuration and,
+ * for the RX ring, the staged frames stay: a restart follows (new memory
+ * table, new addresses, new kick fd), or vu_ring_stop() drops them.
+ */
+static void vu_ring_pause(struct vhost_user_backend *vb, unsigned int idx)
 {
 	struct vu_vring *vr = &vb->vr[idx];
 
 	if (!vr->vq.started)
 		return;
-	if (idx == VU_RXQ && vb->rx_used_pending)
-		vb->rx_used_pending = false;
+	if (idx == VU_RXQ)
+		vb->rx_used_pending = false; /* published by the flush below */
 	vu_ring_flush(vb, idx);
 	vq_stop(&vr->vq);
-	if (idx == VU_RXQ) {
-		vb->be.stats.tx_no_peer += vb->stage.count; /* staged frames have nowhere to go */
-		vu_stage_clear(&vb->stage);
-		vu_set_congested(vb, false);
-	}
 	vu_update_attached(vb);
+}
+
+/* Stop ring @idx for good (until set up again): as pause, and staged frames are dropped. */
+static void vu_ring_stop(struct vhost_user_backend *vb, unsigned int idx)
+{
+	vu_ring_pause(vb, idx);
+	if (idx == VU_RXQ)
+		vu_rx_drop_staged(vb);
+}
+
+/* After a pause and a restart attempt: drop what waits for an RX ring that did not come back. */
+static void vu_rx_check_restarted(struct vhost_user_backend *vb)
+{
+	if (!vb->vr[VU_RXQ].vq.started && vb->stage.count)
+		vu_rx_drop_staged(vb);
 }
 
 /*
@@ -1112,7 +1141,7 @@ static int vu_h_set_mem_table(struct vhost_user_backend *vb, struct vu_msg *msg,
 	int ret;
 
 	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++)
-		vu_ring_stop(vb, i);
+		vu_ring_pause(vb, i);
 	vu_mem_unmap(&vb->mem);
 	ret = vu_mem_map(&vb->mem, msg->u.mem.regions, msg->u.mem.nregions, msg->fds, &unsealed, why);
 	if (ret)
@@ -1130,6 +1159,7 @@ static int vu_h_set_mem_table(struct vhost_user_backend *vb, struct vu_msg *msg,
 		if (ret)
 			return ret;
 	}
+	vu_rx_check_restarted(vb);
 	return 0;
 }
 
@@ -1183,11 +1213,15 @@ static int vu_h_set_vring_addr(struct vhost_user_backend *vb, struct vu_msg *msg
 {
 	uint32_t idx = msg->u.addr.index;
 
+	int ret;
+
 	/* QEMU resends the addresses of a running ring to switch its log on: restart it. */
-	vu_ring_stop(vb, idx);
+	vu_ring_pause(vb, idx);
 	vq_set_addr(&vb->vr[idx].vq, msg->u.addr.desc, msg->u.addr.used, msg->u.addr.avail,
 		    msg->u.addr.log, !!(msg->u.addr.flags & VU_VRING_F_LOG));
-	return vu_ring_update(vb, idx, why);
+	ret = vu_ring_update(vb, idx, why);
+	vu_rx_check_restarted(vb);
+	return ret;
 }
 
 static int vu_h_set_vring_base(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
@@ -1238,16 +1272,19 @@ static int vu_h_set_vring_kick(struct vhost_user_backend *vb, struct vu_msg *msg
 {
 	uint32_t idx = msg->u.vring_fd.index;
 	struct vu_vring *vr = &vb->vr[idx];
+	int ret;
 
 	if (msg->u.vring_fd.nofd) {
 		*why = "polling mode (no kick fd) is not supported";
 		return -EINVAL;
 	}
-	vu_ring_stop(vb, idx);
+	vu_ring_pause(vb, idx);
 	fdsource_clear(&vr->kick_src);
 	vu_take_vring_fd(msg, &vr->kick_fd);
 	vr->kick_src = fdsource_new(vr->kick_fd, G_IO_IN, vu_on_kick, vb);
-	return vu_ring_update(vb, idx, why);
+	ret = vu_ring_update(vb, idx, why);
+	vu_rx_check_restarted(vb);
+	return ret;
 }
 
 static int vu_h_set_vring_call(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)

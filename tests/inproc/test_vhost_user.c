@@ -520,6 +520,46 @@ static void test_staging_order_and_wrap(void **state)
 	assert_false(f->congested);
 }
 
+/* Resend ring 0's addresses (as QEMU does to switch the used ring's log on). */
+static void resend_rx_addr(struct fix *f, uint32_t flags)
+{
+	uint8_t addr[VU_ADDR_SIZE];
+	uint32_t hdr[2] = { 0, flags };
+	uint64_t a[4] = { MEM_UVA + DESC(0), MEM_UVA + USED(0), MEM_UVA + AVAIL(0), USED(0) };
+
+	memcpy(addr, hdr, 8);
+	memcpy(addr + 8, a, 32);
+	send_msg(f->conn, VU_REQ_SET_VRING_ADDR, VU_VERSION, addr, sizeof(addr), NULL, 0);
+	pump(20);
+}
+
+/* A restart of the RX ring keeps what is staged; stopping it drops that and lifts congestion. */
+static void test_restart_keeps_staged(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[60] = { 7 };
+
+	bring_up(f, FEATURES);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	assert_true(f->congested);
+	resend_rx_addr(f, 0);
+	assert_int_equal(f->be->stats.attached, 1);
+	assert_true(f->congested);
+	set_desc(f, 0, 0, DATA, 1500, VRING_DESC_F_WRITE, 0);
+	make_avail(f, 0, 0);
+	kick(f, 0);
+	PUMP_UNTIL(used_idx(f, 0) == 1);
+	assert_int_equal(used_idx(f, 0), 1);
+	assert_int_equal(f->be->stats.tx_frames, 1);
+	/* One frame still waits (no buffer for it), below the low-water mark: congestion lifted. */
+	assert_false(f->congested);
+	send_state(f->conn, VU_REQ_GET_VRING_BASE, 0, 0);
+	assert_true(read_reply(f->conn, VU_REQ_GET_VRING_BASE) == (uint64_t)1 << 32);
+	assert_false(f->congested);
+	assert_int_equal(f->be->stats.tx_no_peer, 1);
+}
+
 static void test_rx_ring_broken_lifts_congestion(void **state)
 {
 	struct fix *f = *state;
@@ -684,6 +724,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tx_and_rx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_broken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staging_order_and_wrap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_keeps_staged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_ring_broken_lifts_congestion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dirty_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lying_frontends, setup, teardown),
