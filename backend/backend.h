@@ -88,6 +88,13 @@ struct backend_stats {
 	uint64_t congestion_events; /* times the backend asked to throttle */
 	uint64_t rx_bad_meta;       /* offload metadata the guest may not send */
 	uint64_t attached;          /* gauge: 1 while a guest (QEMU, tap) is attached */
+	/* vhost-user only (0 elsewhere). */
+	uint64_t rx_ring_full_events; /* the guest's RX ring had no buffer: frames staged */
+	uint64_t tx_drain_paused;   /* the guest's TX ring was left undrained (congested) */
+	uint64_t ring_broken;       /* rings put in the BROKEN state by a rule violation */
+	uint64_t vu_messages;       /* vhost-user messages handled */
+	uint64_t vu_bad_messages;   /* vhost-user messages that closed the connection */
+	uint64_t vu_rarp;           /* SEND_RARP requests (acknowledged, nothing sent) */
 };
 
 struct backend;
@@ -168,5 +175,21 @@ int stream_backend_new(const char *path, unsigned int mtu,
 int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu,
 		    const struct backend_callbacks *cb, void *opaque,
 		    struct backend **out);
+
+/**
+ * vhost_user_backend_new() - serve a vhost-user front-end (QEMU) on a unix socket
+ * @path:	socket path we listen on (QEMU connects: -chardev socket,path=...);
+ *		a stale socket is replaced, a live one is -EADDRINUSE
+ * @mtu:	largest IP packet; the guest's MTU (NET_SET_MTU) may not exceed it
+ * @cb, @opaque, @out:	as for stream_backend_new()
+ *
+ * One front-end at a time; see vhost_user.c for the protocol, the rings and
+ * their limits.
+ *
+ * Return: 0 or -errno (-ENAMETOOLONG for a path that does not fit).
+ */
+int vhost_user_backend_new(const char *path, unsigned int mtu,
+			   const struct backend_callbacks *cb, void *opaque,
+			   struct backend **out);
 
 #endif /* MESHSLIRP_BACKEND_H */

@@ -104,6 +104,21 @@ static int daemon_setup_backend(struct daemon *d)
 		return ret;
 	}
 
+	if (d->cfg->vhost_user_path) {
+		ret = vhost_user_backend_new(d->cfg->vhost_user_path, d->cfg->mtu,
+					     &daemon_backend_cb, d, &d->be);
+		if (ret == -EADDRINUSE)
+			g_printerr("meshslirp: --vhost-user %s: another process is serving this socket\n",
+				   d->cfg->vhost_user_path);
+		else if (ret)
+			g_printerr("meshslirp: --vhost-user %s: %s\n", d->cfg->vhost_user_path,
+				   g_strerror(-ret));
+		else
+			g_message("listening for a vhost-user front-end (QEMU) on %s",
+				  d->cfg->vhost_user_path);
+		return ret;
+	}
+
 	ret = tap_backend_new(d->cfg->tap_name, d->cfg->tap_netns, d->cfg->mtu,
 			      &daemon_backend_cb, d, &d->be);
 	if (ret)
@@ -321,6 +336,30 @@ void daemon_render_metrics(GString *o, void *opaque)
 		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", bridge_guest_drop_str(i));
 		metric(o, "meshslirp_drops_total", lbl, br->guest_dropped[i]);
 	}
+
+	metric(o, "meshslirp_drops_total", "reason=\"bad_offload_header\"", bs->rx_bad_meta);
+
+	metric_head(o, "meshslirp_backpressure_events_total", "counter",
+		    "Backend backpressure, by kind: congestion (the stack was asked to stop), "
+		    "rx_ring_full (vhost-user: the guest had no receive buffer, frames staged), "
+		    "tx_drain_paused (vhost-user: the guest's transmit ring was left undrained).");
+	metric(o, "meshslirp_backpressure_events_total", "kind=\"congestion\"", bs->congestion_events);
+	metric(o, "meshslirp_backpressure_events_total", "kind=\"rx_ring_full\"",
+	       bs->rx_ring_full_events);
+	metric(o, "meshslirp_backpressure_events_total", "kind=\"tx_drain_paused\"",
+	       bs->tx_drain_paused);
+	metric_head(o, "meshslirp_vhost_user_messages_total", "counter",
+		    "vhost-user messages from the front-end, by outcome (bad: a protocol violation "
+		    "that closed the connection).");
+	metric(o, "meshslirp_vhost_user_messages_total", "result=\"handled\"", bs->vu_messages);
+	metric(o, "meshslirp_vhost_user_messages_total", "result=\"bad\"", bs->vu_bad_messages);
+	metric_head(o, "meshslirp_vhost_user_rings_broken_total", "counter",
+		    "Virtqueues put in the BROKEN state by a guest's rule violation (stopped until "
+		    "the front-end resets them).");
+	metric(o, "meshslirp_vhost_user_rings_broken_total", NULL, bs->ring_broken);
+	metric_head(o, "meshslirp_vhost_user_rarp_total", "counter",
+		    "SEND_RARP requests after a migration (acknowledged; there is no L2 network to announce on).");
+	metric(o, "meshslirp_vhost_user_rarp_total", NULL, bs->vu_rarp);
 
 	metric_head(o, "meshslirp_qemu_connections_total", "counter", "QEMU connections, by outcome.");
 	metric(o, "meshslirp_qemu_connections_total", "result=\"accepted\"", bs->peers_accepted);

@@ -164,6 +164,8 @@ static int main_drop_privileges(const struct ms_config *cfg, const struct sandbo
 
 	if (cfg->socket_path)
 		sockets[n++] = cfg->socket_path;
+	else if (cfg->vhost_user_path) /* one backend only: at most two sockets */
+		sockets[n++] = cfg->vhost_user_path;
 	if (cfg->control_path)
 		sockets[n++] = cfg->control_path;
 	if (user)

@@ -211,6 +211,16 @@ static gboolean opt_socket(const gchar *name, const gchar *value, gpointer data,
 	return opt_string(name, value, &cfg->socket_path, err);
 }
 
+static gboolean opt_vhost_user(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	/* sizeof(sockaddr_un.sun_path) is 108 on Linux, including the NUL. */
+	if (strlen(value) >= 108)
+		return options_fail(err, name, "path longer than 107 bytes cannot be a unix socket");
+	return opt_string(name, value, &cfg->vhost_user_path, err);
+}
+
 static gboolean opt_tap(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -544,6 +554,8 @@ static gboolean opt_seccomp(const gchar *name, const gchar *value, gpointer data
 static const GOptionEntry options_entries[] = {
 	{ "socket", 0, 0, CB(opt_socket),
 	  "Serve QEMU's -netdev stream on unix socket PATH", "PATH" },
+	{ "vhost-user", 0, 0, CB(opt_vhost_user),
+	  "Serve QEMU's -netdev vhost-user on unix socket PATH (the guest's rings in shared memory)", "PATH" },
 	{ "tap", 0, 0, CB(opt_tap),
 	  "Serve tap device IFNAME instead (created if missing)", "IFNAME" },
 	{ "netns", 0, 0, CB(opt_netns),
@@ -634,9 +646,11 @@ static int options_validate(struct ms_config *cfg, GError **err)
 	};
 	uint32_t bcast = ntohl(cfg->network.s_addr | ~cfg->netmask.s_addr);
 
-	if (!!cfg->socket_path == !!cfg->tap_name)
-		return options_fail(err, cfg->socket_path ? "--socket" : "--tap",
-				    "exactly one of --socket PATH or --tap IFNAME is required"), -EINVAL;
+	if (!!cfg->socket_path + !!cfg->tap_name + !!cfg->vhost_user_path != 1)
+		return options_fail(err, cfg->socket_path ? "--socket" :
+				    cfg->vhost_user_path ? "--vhost-user" : "--tap",
+				    "exactly one of --socket PATH, --tap IFNAME or --vhost-user PATH "
+				    "is required"), -EINVAL;
 	if (cfg->tap_netns && !cfg->tap_name)
 		return options_fail(err, "--netns", "only applies with --tap"), -EINVAL;
 	if (!cfg->outbound_proxy_set && cfg->proxy_source_set)
@@ -714,6 +728,10 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 		"connects it to the host and to a service mesh sidecar.");
 	g_option_context_set_description(ctx,
 		"QEMU: -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH\n"
+		"      -device virtio-net-pci,netdev=n0\n"
+		"vhost-user (--vhost-user PATH; guest RAM must be shared):\n"
+		"      -object memory-backend-memfd,id=mem,size=SIZE,share=on -machine memory-backend=mem\n"
+		"      -chardev socket,id=c0,path=PATH -netdev vhost-user,id=n0,chardev=c0\n"
 		"      -device virtio-net-pci,netdev=n0\n");
 
 	/* GOption rewrites its argv; keep the caller's intact. */
@@ -741,6 +759,7 @@ void ms_config_free(struct ms_config *cfg)
 	g_clear_pointer(&cfg->socket_path, g_free);
 	g_clear_pointer(&cfg->tap_name, g_free);
 	g_clear_pointer(&cfg->tap_netns, g_free);
+	g_clear_pointer(&cfg->vhost_user_path, g_free);
 	g_clear_pointer(&cfg->control_path, g_free);
 	g_clear_pointer(&cfg->user, g_free);
 	g_clear_pointer(&cfg->expose, g_array_unref);

@@ -31,6 +31,7 @@ struct ms_config {
 	char *socket_path;          /* --socket: QEMU stream backend */
 	char *tap_name;             /* --tap: tap backend */
 	char *tap_netns;            /* --netns, for --tap */
+	char *vhost_user_path;      /* --vhost-user: vhost-user backend (we listen) */
 
 	struct in_addr network;     /* --network (address part) */
 	struct in_addr netmask;

@@ -487,6 +487,8 @@ static const struct sandbox_narrow {
 	{ SCMP_SYS(socket), false, SCMP_A0(SCMP_CMP_EQ, AF_INET) },
 	{ SCMP_SYS(openat), false,
 	  SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, O_RDONLY) },
+	/* mmap also maps, MAP_SHARED, the guest memory and dirty log fds a vhost-user
+	 * front-end sends (backend/vu_mem.c); never executable either way. */
 	{ SCMP_SYS(mmap), false, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0) },
 	{ SCMP_SYS(mprotect), false, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0) },
 	{ SCMP_SYS(ioctl), false, SCMP_A1(SCMP_CMP_EQ, FIONREAD) },

@@ -195,18 +195,29 @@ e2e_build_guest() {
 # e2e_boot_guest NAME DIR SOCKET [APPEND] : boot a guest on meshslirp's socket.
 # Sets GUEST_PID; the serial console goes to $E2E_TMP/NAME.log.  A guest that reboots makes
 # QEMU exit, unless E2E_GUEST_REBOOT=1 (then it boots again in the same QEMU).  With
-# E2E_GUEST_PCAP=1, the guest's frames (headers only) are captured to $E2E_TMP/NAME.pcap.
+# E2E_GUEST_PCAP=1, the guest's frames (headers only) are captured to $E2E_TMP/NAME.pcap
+# (stream only: with vhost-user no frame passes through QEMU).
+# E2E_GUEST_NETDEV=vhost-user connects to a --vhost-user socket instead of --socket: guest
+# RAM in a shared memfd, and vectors=0 (INTx), which QEMU 7.2 needs for vhost-user under TCG
+# (with MSI-X it segfaults in msix_set_vector_notifiers); E2E_GUEST_DEVICE_OPTS is appended
+# to the -device options (e.g. ",host_mtu=1500").
 e2e_boot_guest() {
-	local name=$1 dir=$2 sock=$3 append=${4:-} opts=(-no-reboot)
+	local name=$1 dir=$2 sock=$3 append=${4:-} opts=(-no-reboot) net
+	local dev=virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56${E2E_GUEST_DEVICE_OPTS:-}
 	e2e_require qemu-system-x86_64
 	[ "${E2E_GUEST_REBOOT:-0}" = 1 ] && opts=()
 	[ "${E2E_GUEST_PCAP:-0}" = 1 ] &&
 		opts+=(-object "filter-dump,id=dump0,netdev=n0,file=$E2E_TMP/$name.pcap,maxlen=128")
+	if [ "${E2E_GUEST_NETDEV:-stream}" = vhost-user ]; then
+		net=(-object memory-backend-memfd,id=mem,size=256M,share=on -machine memory-backend=mem
+			-chardev "socket,id=c0,path=$sock" -netdev vhost-user,id=n0,chardev=c0
+			-device "$dev,vectors=0")
+	else
+		net=(-netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$sock" -device "$dev")
+	fi
 	ip netns exec "$NS_POD" qemu-system-x86_64 -accel tcg -m 256 -nographic "${opts[@]}" \
 		-kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" \
-		-append "console=ttyS0 quiet panic=-1 $append" \
-		-netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$sock" \
-		-device virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56 \
+		-append "console=ttyS0 quiet panic=-1 $append" "${net[@]}" \
 		</dev/null >"$E2E_TMP/$name.log" 2>&1 &
 	GUEST_PID=$!
 	E2E_PIDS+=("$GUEST_PID")

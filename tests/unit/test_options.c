@@ -170,6 +170,22 @@ static void test_version(void **state)
 	ms_config_free(&cfg);
 }
 
+static void test_vhost_user(void **state)
+{
+	struct ms_config cfg;
+	g_autoptr(GError) err = NULL;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &err, "--vhost-user", "/run/vm1/vhost.sock", "--mtu", "9000",
+			       NULL), 0);
+	assert_string_equal(cfg.vhost_user_path, "/run/vm1/vhost.sock");
+	assert_null(cfg.socket_path);
+	assert_null(cfg.tap_name);
+	assert_int_equal(cfg.mtu, 9000);
+	ms_config_free(&cfg);
+	assert_null(cfg.vhost_user_path);
+}
+
 /* Each bad command line fails with a message that names the culprit. */
 static void test_bad(void **state)
 {
@@ -179,6 +195,13 @@ static void test_bad(void **state)
 	} cases[] = {
 		{ { NULL }, "exactly one of --socket" },
 		{ { "--socket", "a", "--tap", "t0" }, "exactly one of --socket" },
+		{ { "--socket", "a", "--vhost-user", "b" }, "--vhost-user PATH is required" },
+		{ { "--vhost-user", "a", "--tap", "t0" }, "--vhost-user: exactly one of" },
+		{ { "--vhost-user", "a", "--netns", "/x" }, "--netns" },
+		{ { "--vhost-user", "" }, "--vhost-user" },
+		{ { "--vhost-user",
+		    "/a-very-long-directory-name-that-goes-on/and-on-and-on/until-it-cannot-be-a-unix-socket/any-more/no/vhost.sock" },
+		  "longer than 107" },
 		{ { "--socket", "a", "--netns", "/x" }, "--netns" },
 		{ { "--socket", "a", "--mtu", "575" }, "--mtu" },
 		{ { "--socket", "a", "--mtu", "65521" }, "--mtu" },
@@ -280,6 +303,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_vhost_user),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_derived_addresses_follow_network),

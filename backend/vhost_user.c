@@ -1,0 +1,1770 @@
+/* vhost_user.c - serve a vhost-user front-end (QEMU): the guest's virtio-net rings in shared memory. */
+
+/*
+ * Theory of operation
+ *
+ * Roles: we are the vhost-user back-end and the socket server: we listen on
+ * PATH, QEMU (-chardev socket,path=PATH -netdev vhost-user) connects.  One
+ * front-end at a time, as in stream.c: a second connection is closed at
+ * once with a rate-limited log line and counted (peers_refused).
+ *
+ * Messages: read without blocking, header first and then exactly its
+ * payload, so one recvmsg() never crosses into the next message and the
+ * fds (SCM_RIGHTS, MSG_CMSG_CLOEXEC) belong to the message being read.  A
+ * trickling front-end only leaves a partial message in our fixed buffer
+ * (VU_MSG_MAX bytes).  vu_msg.c judges each complete message; the handlers
+ * below judge it against our state.  Any violation -- malformed message,
+ * unknown request, wrong fd count, features we did not offer, a request
+ * whose protocol feature was not negotiated, an invalid memory table, a
+ * ring that does not fit in memory, reconfiguring a running ring -- gets
+ * one log line naming the request and the rule, is counted
+ * (vu_bad_messages) and closes this connection; the daemon goes on.
+ * Replies (GET_*, REPLY_ACK, SET_LOG_BASE) are sent with MSG_DONTWAIT; a
+ * reply the socket cannot take now is kept and reading pauses until it is
+ * out, so at most one reply is ever pending.
+ *
+ * Features offered (GET_FEATURES):
+ *
+ *   bit                        why
+ *   VIRTIO_F_VERSION_1         virtio 1.x only: little-endian rings, 12-byte header
+ *   VIRTIO_NET_F_MRG_RXBUF     a large frame may fill several RX buffers (num_buffers)
+ *   VIRTIO_RING_F_EVENT_IDX    fewer kicks and interrupts (used_event/avail_event)
+ *   VIRTIO_RING_F_INDIRECT_DESC  Linux uses indirect tables for multi-fragment TX;
+ *                              walked with the same bounds (no nesting, len % 16)
+ *   VIRTIO_NET_F_MTU           QEMU's host_mtu reaches us as NET_SET_MTU
+ *   VHOST_F_LOG_ALL            live migration: dirty logging
+ *   VHOST_USER_F_PROTOCOL_FEATURES  required by QEMU for vhost-user net; rings
+ *                              then start disabled until SET_VRING_ENABLE
+ *   VU_OFFLOAD_FEATURES        the offloads (empty for now: one mask to change)
+ *
+ * Protocol features offered (GET_PROTOCOL_FEATURES):
+ *
+ *   REPLY_ACK    QEMU asks for an ack of SET_MEM_TABLE and others (errors surface)
+ *   LOG_SHMFD    the dirty log arrives as a shared-memory fd (SET_LOG_BASE)
+ *   NET_MTU      NET_SET_MTU, accepted up to our --mtu
+ *   RARP         after migration QEMU asks us to announce the guest (SEND_RARP);
+ *                we have no L2 network to announce on, so it is counted only
+ *
+ * Not offered: MQ (one queue pair), CONFIG, BACKEND_REQ, RESET_DEVICE (we
+ * serve RESET_OWNER), CONFIGURE_MEM_SLOTS (at most 8 regions), INFLIGHT.
+ *
+ * Rings: index 0 is the guest's RX queue (we write frames into it), 1 its
+ * TX queue (we read frames).  A ring runs when it has a kick fd, a size,
+ * addresses, a memory table and is enabled (with PROTOCOL_FEATURES,
+ * SET_VRING_ENABLE; without, at once); virtqueue.c validates it against the
+ * memory table then.  GET_VRING_BASE stops the ring, closes its kick and
+ * call fds and answers last_avail_idx.  A SET_MEM_TABLE or SET_VRING_ADDR
+ * while running (QEMU does both: memory hotplug, and turning on the used
+ * ring's dirty log for migration) stops, revalidates and restarts the ring.
+ * A ring whose guest breaks the virtqueue rules is BROKEN (virtqueue.c): a
+ * rate-limited log line, ring_broken counted, its err fd signalled, and no
+ * more processing until the front-end reconfigures it.
+ *
+ * Guest -> daemon (TX ring): a kick (or an idle callback when a batch was cut
+ * short) pops up to VU_TX_BUDGET chains per dispatch.  Each frame is copied
+ * out of guest memory into our own linear buffer (the receiver rewrites it in
+ * place, and the guest could change shared memory under it), its virtio-net
+ * header turned into struct frame_meta, the chain returned, and
+ * cb->rx_frame() called.  One used-index publication and at most one call-fd
+ * signal per batch (EVENT_IDX).  Runts, oversize frames, chains with too
+ * many buffers and headers asking for offloads we did not negotiate are
+ * dropped and counted; their chains are returned all the same.
+ *
+ * Daemon -> guest (RX ring): send() copies the header (num_buffers for
+ * MRG_RXBUF) and the frame into as many RX chains as it needs and stages the
+ * used entries; flush() publishes them and signals once.  Backpressure: when
+ * the guest has no RX buffer, frames wait in a bounded staging queue
+ * (VU_STAGE_BYTES), we ask for RX kicks, call cb->set_congested(true) (the
+ * daemon stops reading host sockets) and stop draining the TX ring (each
+ * guest frame may produce answers with nowhere to go).  The guest's kick with
+ * new buffers drains the queue; once it took frames and the queue is below
+ * VU_STAGE_LOW both resume (above VU_STAGE_HIGH they stop again, should the
+ * guest stay slow with frames left).  Only a full staging queue drops
+ * (tx_full).  Counters: rx_ring_full_events,
+ * tx_drain_paused, congestion_events.
+ *
+ * Dirty log: while VHOST_F_LOG_ALL is acked and a log is mapped
+ * (SET_LOG_BASE, answered with a u64 0), every byte we write to guest memory
+ * is logged: RX buffers here by their GPAs, used-ring writes by
+ * virtqueue.c at the ring's log address.  The log is unmapped when replaced
+ * and at reset.
+ *
+ * Lifecycle and ownership: the backend owns the listening socket, at most
+ * one connection, every fd a message gave us (kick, call, err per ring, the
+ * memory and log mappings: region fds are closed once mapped), a linear
+ * frame buffer, one popped element, the RX assembly area and the staging
+ * queue; nothing is allocated per packet.  RESET_OWNER and the front-end
+ * going away reset the device: rings stopped, every ring fd closed, memory
+ * and log unmapped, features forgotten, staging dropped, congestion lifted.
+ * stats.attached is 1 while a front-end is connected and both rings run.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+
+#include <glib.h>
+
+#include "backend.h"
+#include "frame.h"
+#include "virtio_net.h"
+#include "virtqueue.h"
+#include "vu_mem.h"
+#include "vu_msg.h"
+#include "common/fdsource.h"
+#include "common/ratelimit.h"
+#include "common/unixsock.h"
+#include "common/util.h"
+
+#define VU_RXQ 0                    /* the guest's receive queue: we write */
+#define VU_TXQ 1                    /* the guest's transmit queue: we read */
+
+/* Offload feature bits we offer; switching one on also needs be->rx/tx_offloads (see below). */
+#define VU_OFFLOAD_FEATURES 0ull
+
+#define VU_FEATURES (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) | \
+		     VIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | \
+		     VIRTIO_BIT(VIRTIO_NET_F_MTU) | VIRTIO_BIT(VHOST_F_LOG_ALL) | \
+		     VIRTIO_BIT(VHOST_USER_F_PROTOCOL_FEATURES) | VU_OFFLOAD_FEATURES)
+
+#define VU_PROTOCOL_FEATURES (VIRTIO_BIT(VU_PROTOCOL_F_REPLY_ACK) | \
+			      VIRTIO_BIT(VU_PROTOCOL_F_LOG_SHMFD) | \
+			      VIRTIO_BIT(VU_PROTOCOL_F_NET_MTU) | VIRTIO_BIT(VU_PROTOCOL_F_RARP))
+
+#define VU_QUEUE_PAIRS 1            /* GET_QUEUE_NUM */
+#define VU_MSGS_PER_DISPATCH 32     /* messages handled per wakeup of the socket */
+#define VU_TX_BUDGET 64             /* guest TX chains per dispatch (fairness) */
+#define VU_RX_DRAIN_BUDGET 256      /* staged frames delivered per dispatch */
+#define VU_RX_MAX_CHAINS 256        /* RX chains one frame may fill (MRG_RXBUF) */
+#define VU_KICK_READS 4             /* reads to drain a kick fd per wakeup */
+#define VU_STAGE_BYTES (2u << 20)   /* frames waiting for RX buffers */
+#define VU_STAGE_HIGH (VU_STAGE_BYTES / 2)
+#define VU_STAGE_LOW (VU_STAGE_BYTES / 4)
+#define VU_STAGE_ALIGN 4
+#define VU_STAGE_WRAP UINT32_MAX    /* record length marking "continue at 0" */
+#define VU_LISTEN_BACKLOG 4
+#define VU_ACCEPTS_PER_DISPATCH 16
+#define VU_MTU_MIN 68               /* RFC 791's smallest MTU */
+#define VU_REFUSE_BURST 5
+#define VU_BROKEN_BURST 5
+
+/* The staging queue: contiguous records [u32 len][12-byte header][frame], FIFO. */
+struct vu_stage {
+	uint8_t *buf;               /* owned, VU_STAGE_BYTES */
+	size_t head, tail;          /* next record to read, next byte to write */
+	size_t bytes;               /* bytes held, wrap padding included */
+	unsigned int count;         /* records */
+};
+
+/* One vring: its virtqueue and the fds the front-end gave for it. */
+struct vu_vring {
+	struct virtqueue vq;
+	int kick_fd, call_fd, err_fd;   /* -1 when unset; owned */
+	GSource *kick_src;
+	bool enabled;               /* SET_VRING_ENABLE */
+	uint64_t violations_reported; /* vq.violations already logged and counted */
+};
+
+/* RX chains gathered for one frame (MRG_RXBUF may need several). */
+struct vu_rx_batch {
+	unsigned int nchains;
+	uint16_t head[VU_RX_MAX_CHAINS];
+	uint64_t cap[VU_RX_MAX_CHAINS];         /* writable bytes of each chain */
+	unsigned int first_iov[VU_RX_MAX_CHAINS + 1];
+	unsigned int niov;
+	struct iovec iov[VQ_MAX_IOV];
+	uint64_t gpa[VQ_MAX_IOV];
+};
+
+struct vhost_user_backend {
+	struct backend be;
+	char *path;
+	unsigned int mtu;           /* our --mtu: the most NET_SET_MTU may ask */
+	int listen_fd;
+	GSource *listen_src;
+
+	/* The front-end connection. */
+	int conn_fd;                /* -1 when none */
+	GSource *conn_src;
+	pid_t conn_pid;
+	uint8_t rbuf[VU_MSG_MAX];   /* the message being read */
+	size_t rlen;
+	int rfds[VU_MAX_FDS];       /* fds received with it */
+	unsigned int rnfds;
+	bool rfds_overflow;         /* more fds than any message carries */
+	uint8_t wbuf[VU_MSG_MAX];   /* the reply the socket has not taken yet */
+	size_t wlen, woff;
+
+	/* Device state negotiated on this connection. */
+	bool owner;
+	uint64_t features;          /* acked by SET_FEATURES */
+	uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
+	bool protocol_set;          /* SET_PROTOCOL_FEATURES seen */
+	unsigned int guest_mtu;     /* NET_SET_MTU, 0 if not sent */
+	struct vu_mem mem;
+	struct vu_log log;
+	struct vu_vring vr[VU_NUM_QUEUES];
+
+	/* Data path. */
+	uint8_t *frame_buf;         /* owned: header + one frame from the guest */
+	size_t frame_cap;
+	struct vq_elem *elem;       /* owned: one popped TX chain */
+	struct vq_elem *rx_elem;    /* owned: one popped RX chain */
+	struct vu_rx_batch *rxb;    /* owned: chains of one frame towards the guest */
+	struct vu_stage stage;
+	bool congested;
+	bool rx_used_pending;       /* RX used entries pushed, not flushed */
+	guint work_id;              /* idle callback resuming cut-short work */
+
+	struct ratelimit refuse_rl, broken_rl;
+};
+
+/* ------------------------------------------------------------ staging queue */
+
+/* Bytes a staged record of a @len-byte frame takes: length, header, frame, padding. */
+static size_t vu_stage_rec_len(size_t len)
+{
+	return (sizeof(uint32_t) + VIRTIO_NET_HDR_LEN + len + VU_STAGE_ALIGN - 1) &
+	       ~(size_t)(VU_STAGE_ALIGN - 1);
+}
+
+/* Forget every staged frame (the caller counts them if they were dropped). */
+static void vu_stage_clear(struct vu_stage *st)
+{
+	st->head = st->tail = st->bytes = 0;
+	st->count = 0;
+}
+
+/*
+ * Where a record of @need bytes can be written, or -1 if it does not fit.
+ * Sets *wrap when the rest of the buffer must be skipped first.
+ */
+static ssize_t vu_stage_slot(const struct vu_stage *st, size_t need, bool *wrap)
+{
+	*wrap = false;
+	if (!st->count)
+		return need <= VU_STAGE_BYTES ? 0 : -1;
+	if (st->tail > st->head) {
+		if (VU_STAGE_BYTES - st->tail >= need)
+			return (ssize_t)st->tail;
+		if (st->head > need) {
+			*wrap = true;
+			return 0;
+		}
+		return -1;
+	}
+	/* Wrapped: free space is [tail, head); never fill it completely. */
+	return st->head - st->tail > need ? (ssize_t)st->tail : -1;
+}
+
+/* Queue @hdr + @frame; 0 or -ENOBUFS. */
+static int vu_stage_push(struct vu_stage *st, const uint8_t *hdr, const void *frame, size_t len)
+{
+	size_t need = vu_stage_rec_len(len);
+	uint32_t len32 = (uint32_t)len;
+	bool wrap;
+	ssize_t at = vu_stage_slot(st, need, &wrap);
+
+	if (at < 0)
+		return -ENOBUFS;
+	if (!st->count)
+		st->head = 0;
+	if (wrap) {
+		if (VU_STAGE_BYTES - st->tail >= sizeof(uint32_t)) {
+			uint32_t marker = VU_STAGE_WRAP;
+
+			memcpy(st->buf + st->tail, &marker, sizeof(marker));
+		}
+		st->bytes += VU_STAGE_BYTES - st->tail;
+	}
+	memcpy(st->buf + at, &len32, sizeof(len32));
+	memcpy(st->buf + at + sizeof(len32), hdr, VIRTIO_NET_HDR_LEN);
+	memcpy(st->buf + at + sizeof(len32) + VIRTIO_NET_HDR_LEN, frame, len);
+	st->tail = (size_t)at + need;
+	st->bytes += need;
+	st->count++;
+	return 0;
+}
+
+/* The oldest record: header and frame inside the queue's buffer; false if empty. */
+static bool vu_stage_peek(struct vu_stage *st, uint8_t **hdr, uint8_t **frame, size_t *len)
+{
+	uint32_t len32;
+
+	if (!st->count)
+		return false;
+	if (VU_STAGE_BYTES - st->head < sizeof(uint32_t)) {
+		st->bytes -= VU_STAGE_BYTES - st->head;
+		st->head = 0;
+	} else {
+		memcpy(&len32, st->buf + st->head, sizeof(len32));
+		if (len32 == VU_STAGE_WRAP) {
+			st->bytes -= VU_STAGE_BYTES - st->head;
+			st->head = 0;
+		}
+	}
+	memcpy(&len32, st->buf + st->head, sizeof(len32));
+	*hdr = st->buf + st->head + sizeof(len32);
+	*frame = *hdr + VIRTIO_NET_HDR_LEN;
+	*len = len32;
+	return true;
+}
+
+/* Retire the record vu_stage_peek() returned. */
+static void vu_stage_pop(struct vu_stage *st, size_t len)
+{
+	size_t need = vu_stage_rec_len(len);
+
+	if (!st->count)
+		return; /* nothing peeked: a caller bug, never guest input */
+	st->head += need;
+	st->bytes -= need;
+	if (--st->count == 0)
+		vu_stage_clear(st);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+/* Was virtio/vhost feature @bit acked by SET_FEATURES? */
+static bool vu_has_feature(const struct vhost_user_backend *vb, unsigned int bit)
+{
+	return !!(vb->features & VIRTIO_BIT(bit));
+}
+
+/* Was protocol feature @bit acked by SET_PROTOCOL_FEATURES? */
+static bool vu_has_protocol(const struct vhost_user_backend *vb, unsigned int bit)
+{
+	return !!(vb->protocol_features & VIRTIO_BIT(bit));
+}
+
+/* Rings start disabled once PROTOCOL_FEATURES is in play (vhost-user.rst, "Ring states"). */
+static bool vu_ring_enabled(const struct vhost_user_backend *vb, const struct vu_vring *vr)
+{
+	if (vu_has_feature(vb, VHOST_USER_F_PROTOCOL_FEATURES) || vb->protocol_set)
+		return vr->enabled;
+	return true;
+}
+
+/* Close *@fd if open and mark it closed. */
+static void vu_close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* Signal an eventfd the front-end gave us (call or err); losing a signal to EAGAIN is fine. */
+static void vu_eventfd_signal(int fd)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	do {
+		n = write(fd, &one, sizeof(one));
+	} while (n < 0 && errno == EINTR);
+}
+
+/* The guest's view of the offloads we negotiated: what it may send us and what it takes. */
+static void vu_apply_offloads(struct vhost_user_backend *vb)
+{
+	uint32_t rx = 0, tx = 0;
+
+	if (vu_has_feature(vb, VIRTIO_NET_F_CSUM))
+		rx |= BACKEND_OFFLOAD_CSUM;
+	if (vu_has_feature(vb, VIRTIO_NET_F_HOST_TSO4))
+		rx |= BACKEND_OFFLOAD_TSO4;
+	if (vu_has_feature(vb, VIRTIO_NET_F_GUEST_CSUM))
+		tx |= BACKEND_OFFLOAD_CSUM;
+	if (vu_has_feature(vb, VIRTIO_NET_F_GUEST_TSO4))
+		tx |= BACKEND_OFFLOAD_TSO4;
+	vb->be.rx_offloads = rx;
+	vb->be.tx_offloads = tx;
+}
+
+/* Point both rings at the dirty log while logging is on (LOG_ALL acked, log mapped). */
+static void vu_apply_log(struct vhost_user_backend *vb)
+{
+	bool on = vu_has_feature(vb, VHOST_F_LOG_ALL) && vu_log_active(&vb->log);
+
+	for (int i = 0; i < VU_NUM_QUEUES; i++) {
+		if (vb->vr[i].vq.started)
+			vb->vr[i].vq.log = on ? &vb->log : NULL;
+	}
+}
+
+/* Log a guest write of [@gpa, @gpa + @len) when logging is on. */
+static void vu_log_guest_write(struct vhost_user_backend *vb, uint64_t gpa, uint64_t len)
+{
+	if (vu_has_feature(vb, VHOST_F_LOG_ALL))
+		vu_log_write(&vb->log, gpa, len);
+}
+
+/* stats.attached: a front-end is connected and both rings run. */
+static void vu_update_attached(struct vhost_user_backend *vb)
+{
+	vb->be.stats.attached = vb->conn_fd >= 0 && vb->vr[VU_RXQ].vq.started &&
+				vb->vr[VU_TXQ].vq.started;
+}
+
+/* Tell the daemon to stop (or resume) feeding us, once per change; counts each start. */
+static void vu_set_congested(struct vhost_user_backend *vb, bool congested)
+{
+	if (vb->congested == congested)
+		return;
+	vb->congested = congested;
+	if (congested)
+		vb->be.stats.congestion_events++;
+	vb->be.cb->set_congested(congested, vb->be.opaque);
+}
+
+static void vu_schedule_work(struct vhost_user_backend *vb);
+
+/* Log (rate-limited) and count a ring the guest broke; tell the front-end through err fd. */
+static void vu_ring_report_broken(struct vhost_user_backend *vb, unsigned int idx)
+{
+	struct vu_vring *vr = &vb->vr[idx];
+	uint64_t suppressed;
+
+	if (vr->vq.violations == vr->violations_reported)
+		return; /* this breakage was reported already */
+	vr->violations_reported = vr->vq.violations;
+	vb->be.stats.ring_broken++;
+	if (ratelimit_allow(&vb->broken_rl, g_get_monotonic_time(), &suppressed))
+		g_warning("vhost-user: guest broke its %s ring: %s; the ring is stopped until "
+			  "the front-end resets it (%" G_GUINT64_FORMAT " similar lines suppressed)",
+			  idx == VU_RXQ ? "RX" : "TX", vr->vq.broken_why, suppressed);
+	vu_eventfd_signal(vr->err_fd);
+}
+
+/*
+ * The guest's RX ring is BROKEN: report it (once), drop the staged frames
+ * (counted in tx_errors: nothing can reach the guest until the front-end
+ * resets the ring) and let the stack run again.
+ */
+static void vu_rx_broken(struct vhost_user_backend *vb)
+{
+	vu_ring_report_broken(vb, VU_RXQ);
+	vb->be.stats.tx_errors += vb->stage.count;
+	vu_stage_clear(&vb->stage);
+	vu_set_congested(vb, false);
+}
+
+/* Publish a ring's used entries and signal its call fd if the guest wants it. */
+static void vu_ring_flush(struct vhost_user_backend *vb, unsigned int idx)
+{
+	struct vu_vring *vr = &vb->vr[idx];
+
+	if (vq_flush(&vr->vq))
+		vu_eventfd_signal(vr->call_fd);
+}
+
+/* ------------------------------------------------------------ guest TX -> daemon */
+
+/* Copy @e's readable bytes (at most @cap) into @buf; returns bytes copied. */
+static size_t vu_copy_out(const struct vq_elem *e, uint8_t *buf, size_t cap)
+{
+	size_t done = 0;
+
+	for (unsigned int i = 0; i < e->out_num && done < cap; i++) {
+		size_t n = e->iov[i].iov_len < cap - done ? e->iov[i].iov_len : cap - done;
+
+		memcpy(buf + done, e->iov[i].iov_base, n);
+		done += n;
+	}
+	return done;
+}
+
+/*
+ * The guest's virtio-net header as struct frame_meta.  Returns 0 with
+ * *@meta NULL for a plain frame, 0 with @out filled and *@meta = @out, or
+ * -EINVAL for offloads the guest may not use (not negotiated, or
+ * inconsistent with the frame).
+ */
+static int vu_parse_tx_hdr(const struct vhost_user_backend *vb, const uint8_t *h, size_t frame_len,
+			   struct frame_meta *out, const struct frame_meta **meta)
+{
+	uint8_t flags = h[0], gso = h[1];
+
+	*meta = NULL;
+	if (!flags && gso == VIRTIO_NET_HDR_GSO_NONE)
+		return 0;
+	if (flags & ~(VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID))
+		return -EINVAL;
+	out->flags = flags;
+	out->gso_type = gso;
+	out->hdr_len = le16_read(h + 2);
+	out->gso_size = le16_read(h + 4);
+	out->csum_start = le16_read(h + 6);
+	out->csum_offset = le16_read(h + 8);
+	if (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		if (!(vb->be.rx_offloads & BACKEND_OFFLOAD_CSUM))
+			return -EINVAL;
+		if ((size_t)out->csum_start + out->csum_offset + sizeof(uint16_t) > frame_len)
+			return -EINVAL;
+	}
+	switch (gso) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		break;
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		if (!(vb->be.rx_offloads & BACKEND_OFFLOAD_TSO4) || !out->gso_size)
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	*meta = out;
+	return 0;
+}
+
+/* Hand one popped TX chain to the daemon (copied out first); the chain is always returned. */
+static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
+{
+	struct backend_stats *st = &vb->be.stats;
+	const struct frame_meta *meta;
+	struct frame_meta m;
+	size_t len;
+
+	vq_push(&vb->vr[VU_TXQ].vq, e->head, 0);
+	if (e->out_len < VIRTIO_NET_HDR_LEN + FRAME_ETH_HLEN) {
+		st->rx_runts++;
+		return;
+	}
+	if (e->out_len > vb->frame_cap) {
+		st->rx_oversize++;
+		return;
+	}
+	len = vu_copy_out(e, vb->frame_buf, vb->frame_cap) - VIRTIO_NET_HDR_LEN;
+	if (vu_parse_tx_hdr(vb, vb->frame_buf, len, &m, &meta)) {
+		st->rx_bad_meta++;
+		return;
+	}
+	st->rx_frames++;
+	st->rx_bytes += len;
+	vb->be.cb->rx_frame(vb->frame_buf + VIRTIO_NET_HDR_LEN, len, meta, vb->be.opaque);
+}
+
+/*
+ * Drain the guest's TX ring, at most VU_TX_BUDGET chains.  Returns true if
+ * work is left (budget spent): the caller schedules another pass.
+ */
+static bool vu_tx_process(struct vhost_user_backend *vb)
+{
+	struct vu_vring *vr = &vb->vr[VU_TXQ];
+	bool more = false;
+	int ret;
+
+	if (vr->vq.broken)
+		vu_ring_report_broken(vb, VU_TXQ); /* e.g. broken while re-enabling kicks */
+	if (!vq_usable(&vr->vq))
+		return false;
+	if (vb->congested) {
+		vb->be.stats.tx_drain_paused++;
+		return false; /* resumed by vu_rx_drain() once below the low-water mark */
+	}
+	for (int done = 0;; done++) {
+		if (done == VU_TX_BUDGET || vb->congested) {
+			more = !vb->congested;
+			vb->be.stats.tx_drain_paused += vb->congested;
+			vq_disable_notify(&vr->vq);
+			break;
+		}
+		ret = vq_pop(&vr->vq, vb->elem);
+		if (ret == 0) {
+			if (vq_enable_notify(&vr->vq))
+				continue; /* buffers raced with re-enabling kicks */
+			break;
+		}
+		if (ret == -E2BIG) {
+			vq_push(&vr->vq, vb->elem->head, 0);
+			vb->be.stats.rx_oversize++;
+			continue;
+		}
+		if (ret < 0)
+			break;
+		vu_tx_one(vb, vb->elem);
+	}
+	if (vr->vq.broken)
+		vu_ring_report_broken(vb, VU_TXQ);
+	vu_ring_flush(vb, VU_TXQ);
+	return more;
+}
+
+/* ------------------------------------------------------------ daemon -> guest RX */
+
+/*
+ * Give back a chain we cannot use (no room for the header, too scattered):
+ * used with nothing written.  Used entries may complete in any order, and
+ * this one lands before the entries of the frame being gathered.
+ */
+static void vu_rx_skip(struct vhost_user_backend *vb, uint16_t head)
+{
+	vq_push(&vb->vr[VU_RXQ].vq, head, 0);
+	vb->rx_used_pending = true;
+}
+
+/*
+ * Gather RX chains until they hold @need bytes (one chain without
+ * MRG_RXBUF).  Returns 0, -ENOBUFS if the ring ran out (chains given back),
+ * -EMSGSIZE if the guest's buffers cannot hold the frame (chains returned
+ * unused), -EIO if the ring broke.
+ */
+static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
+{
+	struct virtqueue *vq = &vb->vr[VU_RXQ].vq;
+	struct vu_rx_batch *b = vb->rxb;
+	struct vq_elem *e = vb->rx_elem;
+	bool mrg = vu_has_feature(vb, VIRTIO_NET_F_MRG_RXBUF);
+	unsigned int limit = mrg ? VU_RX_MAX_CHAINS : 1;
+	bool skipped_after = false; /* a skipped chain sits between gathered ones */
+	uint64_t have = 0;
+	int ret;
+
+	b->nchains = 0;
+	b->niov = 0;
+	while (have < need) {
+		if (b->nchains == limit) {
+			for (unsigned int i = 0; i < b->nchains; i++)
+				vu_rx_skip(vb, b->head[i]);
+			return -EMSGSIZE;
+		}
+		ret = vq_pop(vq, e);
+		if (ret == -E2BIG) {
+			skipped_after |= b->nchains > 0;
+			vu_rx_skip(vb, e->head);
+			continue;
+		}
+		if (ret < 0)
+			return -EIO;
+		if (ret == 0) {
+			/* Unpopping is exact only if the gathered chains are the last popped. */
+			if (skipped_after) {
+				for (unsigned int i = 0; i < b->nchains; i++)
+					vu_rx_skip(vb, b->head[i]);
+			} else {
+				vq_unpop(vq, (uint16_t)b->nchains);
+			}
+			return -ENOBUFS;
+		}
+		if (e->in_len < (b->nchains ? 1 : VIRTIO_NET_HDR_LEN) ||
+		    b->niov + e->in_num > VQ_MAX_IOV) {
+			skipped_after |= b->nchains > 0;
+			vu_rx_skip(vb, e->head);
+			continue;
+		}
+		b->head[b->nchains] = e->head;
+		b->cap[b->nchains] = e->in_len;
+		b->first_iov[b->nchains] = b->niov;
+		memcpy(&b->iov[b->niov], &e->iov[e->out_num], e->in_num * sizeof(struct iovec));
+		memcpy(&b->gpa[b->niov], &e->gpa[e->out_num], e->in_num * sizeof(uint64_t));
+		b->niov += e->in_num;
+		b->nchains++;
+		have += e->in_len;
+	}
+	b->first_iov[b->nchains] = b->niov;
+	return 0;
+}
+
+/* Copy @len bytes of @src into iovecs [@i, @end) from (*@i, *@off) on; logs what it wrote. */
+static void vu_rx_copy(struct vhost_user_backend *vb, unsigned int *i, size_t *off,
+		       unsigned int end, const uint8_t *src, size_t len)
+{
+	struct vu_rx_batch *b = vb->rxb;
+
+	while (len && *i < end) {
+		size_t room = b->iov[*i].iov_len - *off;
+		size_t n = room < len ? room : len;
+
+		memcpy((uint8_t *)b->iov[*i].iov_base + *off, src, n);
+		vu_log_guest_write(vb, b->gpa[*i] + *off, n);
+		src += n;
+		len -= n;
+		*off += n;
+		if (*off == b->iov[*i].iov_len) {
+			(*i)++;
+			*off = 0;
+		}
+	}
+}
+
+/*
+ * Write header @hdr (num_buffers filled in here) and @frame into the
+ * guest's RX ring and push the used entries.  Returns 0, -ENOBUFS (no
+ * buffers now: stage it), -EMSGSIZE (can never fit: drop), -EIO (ring
+ * broken or stopped).
+ */
+static int vu_rx_deliver(struct vhost_user_backend *vb, uint8_t *hdr, const uint8_t *frame,
+			 size_t len)
+{
+	struct virtqueue *vq = &vb->vr[VU_RXQ].vq;
+	struct vu_rx_batch *b = vb->rxb;
+	uint64_t left = VIRTIO_NET_HDR_LEN + (uint64_t)len;
+	size_t frame_off = 0;
+	int ret;
+
+	if (!vq_usable(vq))
+		return -EIO;
+	ret = vu_rx_gather(vb, left);
+	if (ret)
+		return ret;
+	le16_write(hdr + VIRTIO_NET_HDR_NUM_BUFFERS_OFF, (uint16_t)b->nchains);
+	for (unsigned int c = 0; c < b->nchains; c++) {
+		uint64_t n = b->cap[c] < left ? b->cap[c] : left;
+		unsigned int i = b->first_iov[c];
+		size_t off = 0, from_frame = (size_t)n;
+
+		if (c == 0) {
+			vu_rx_copy(vb, &i, &off, b->first_iov[c + 1], hdr, VIRTIO_NET_HDR_LEN);
+			from_frame -= VIRTIO_NET_HDR_LEN;
+		}
+		vu_rx_copy(vb, &i, &off, b->first_iov[c + 1], frame + frame_off, from_frame);
+		frame_off += from_frame;
+		left -= n;
+		vq_push(vq, b->head[c], (uint32_t)n);
+	}
+	vb->rx_used_pending = true;
+	return 0;
+}
+
+/* The virtio-net header for a frame we send, from @meta (NULL: plain). */
+static void vu_build_rx_hdr(uint8_t *h, const struct frame_meta *meta)
+{
+	memset(h, 0, VIRTIO_NET_HDR_LEN);
+	if (!meta)
+		return;
+	h[0] = meta->flags;
+	h[1] = meta->gso_type;
+	le16_write(h + 2, meta->hdr_len);
+	le16_write(h + 4, meta->gso_size);
+	le16_write(h + 6, meta->csum_start);
+	le16_write(h + 8, meta->csum_offset);
+}
+
+/* Enter backpressure: the guest's RX ring is out of buffers. */
+static void vu_rx_ring_full(struct vhost_user_backend *vb)
+{
+	vb->be.stats.rx_ring_full_events++;
+	vu_set_congested(vb, true);
+	if (vq_enable_notify(&vb->vr[VU_RXQ].vq))
+		vu_schedule_work(vb); /* buffers came in meanwhile */
+	else if (vb->vr[VU_RXQ].vq.broken)
+		vu_rx_broken(vb);
+}
+
+/*
+ * Deliver staged frames while the guest has buffers.  Returns true if the
+ * budget ran out with frames and buffers left.
+ */
+static bool vu_rx_drain(struct vhost_user_backend *vb)
+{
+	struct virtqueue *vq = &vb->vr[VU_RXQ].vq;
+	uint8_t *hdr, *frame;
+	size_t len;
+	bool more = false, progress = false;
+
+	if (vq->broken)
+		vu_rx_broken(vb);
+	for (int done = 0; vq_usable(vq) && vu_stage_peek(&vb->stage, &hdr, &frame, &len); done++) {
+		int ret;
+
+		if (done == VU_RX_DRAIN_BUDGET) {
+			more = true;
+			break;
+		}
+		ret = vu_rx_deliver(vb, hdr, frame, len);
+		if (ret == -ENOBUFS) {
+			if (vq_enable_notify(vq))
+				continue;
+			break;
+		}
+		if (ret == -EIO && vq->broken) {
+			vu_rx_broken(vb); /* drops and counts this frame with the rest */
+			break;
+		}
+		if (ret == 0) {
+			vb->be.stats.tx_frames++;
+			vb->be.stats.tx_bytes += len;
+		} else {
+			vb->be.stats.tx_errors++;
+		}
+		vu_stage_pop(&vb->stage, len);
+		progress = true;
+	}
+	if (vq->broken)
+		vu_rx_broken(vb); /* e.g. broken while re-enabling kicks */
+	if (vb->rx_used_pending) {
+		vb->rx_used_pending = false;
+		vu_ring_flush(vb, VU_RXQ);
+	}
+	if (!vb->stage.count)
+		vq_disable_notify(vq);
+	/* Lift only once the guest took frames again: a wakeup without buffers changes nothing. */
+	if (vb->congested && (progress || !vb->stage.count) && vb->stage.bytes < VU_STAGE_LOW) {
+		vu_set_congested(vb, false);
+		more = true; /* the TX ring was left undrained */
+	}
+	return more;
+}
+
+/* ------------------------------------------------------------ work scheduling */
+
+/* Idle callback: continue work a budget cut short (staged frames, the TX ring). */
+static gboolean vu_on_work(gpointer opaque)
+{
+	struct vhost_user_backend *vb = opaque;
+	bool more;
+
+	vb->work_id = 0;
+	more = vu_rx_drain(vb);
+	more |= vu_tx_process(vb);
+	if (more)
+		vu_schedule_work(vb);
+	return G_SOURCE_REMOVE;
+}
+
+/* Run vu_on_work() from the main loop soon (after pending fd events). */
+static void vu_schedule_work(struct vhost_user_backend *vb)
+{
+	if (!vb->work_id)
+		vb->work_id = g_idle_add_full(G_PRIORITY_DEFAULT, vu_on_work, vb, NULL);
+}
+
+/* ------------------------------------------------------------ backend ops */
+
+/*
+ * vu_send() - backend_send(): copy one frame (and its header from @meta)
+ * into the guest's RX ring, or stage it while the guest has no buffer.
+ * Returns 0 (delivered or staged), -ENOTCONN (no running RX ring), -ENOBUFS
+ * (staging full) or -EIO (the frame can never be delivered); every error
+ * is counted.
+ */
+static int vu_send(struct backend *be, const void *frame, size_t len, const struct frame_meta *meta)
+{
+	struct vhost_user_backend *vb = container_of(be, struct vhost_user_backend, be);
+	uint8_t hdr[VIRTIO_NET_HDR_LEN];
+	int ret;
+
+	if (vb->conn_fd < 0 || !vb->vr[VU_RXQ].vq.started) {
+		be->stats.tx_no_peer++;
+		return -ENOTCONN;
+	}
+	vu_build_rx_hdr(hdr, meta);
+	if (!vb->stage.count) {
+		ret = vu_rx_deliver(vb, hdr, frame, len);
+		if (ret == 0) {
+			be->stats.tx_frames++;
+			be->stats.tx_bytes += len;
+			return 0;
+		}
+		if (ret != -ENOBUFS) {
+			be->stats.tx_errors++;
+			if (vb->vr[VU_RXQ].vq.broken)
+				vu_rx_broken(vb);
+			return -EIO;
+		}
+	}
+	if (vu_stage_push(&vb->stage, hdr, frame, len)) {
+		be->stats.tx_full++;
+		return -ENOBUFS;
+	}
+	if (vb->stage.count == 1)
+		vu_rx_ring_full(vb);
+	else if (vb->stage.bytes > VU_STAGE_HIGH)
+		vu_set_congested(vb, true); /* lifted with frames left, and the guest is slow again */
+	return 0;
+}
+
+/* vu_flush() - backend_flush(): publish the RX used entries of this batch, signal once. */
+static void vu_flush(struct backend *be)
+{
+	struct vhost_user_backend *vb = container_of(be, struct vhost_user_backend, be);
+
+	if (vb->rx_used_pending) {
+		vb->rx_used_pending = false;
+		vu_ring_flush(vb, VU_RXQ);
+	}
+}
+
+/* ------------------------------------------------------------ rings and device reset */
+
+static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque);
+
+/* The RX ring is not running: staged frames have nowhere to go (tx_no_peer); the stack runs. */
+static void vu_rx_drop_staged(struct vhost_user_backend *vb)
+{
+	vb->be.stats.tx_no_peer += vb->stage.count;
+	vu_stage_clear(&vb->stage);
+	vu_set_congested(vb, false);
+}
+
+/*
+ * Pause ring @idx (used entries published first); its configuration and,
+ * for the RX ring, the staged frames stay: a restart follows (new memory
+ * table, new addresses, new kick fd), or vu_ring_stop() drops them.
+ */
+static void vu_ring_pause(struct vhost_user_backend *vb, unsigned int idx)
+{
+	struct vu_vring *vr = &vb->vr[idx];
+
+	if (!vr->vq.started)
+		return;
+	if (idx == VU_RXQ)
+		vb->rx_used_pending = false; /* published by the flush below */
+	vu_ring_flush(vb, idx);
+	vq_stop(&vr->vq);
+	vu_update_attached(vb);
+}
+
+/* Stop ring @idx for good (until set up again): as pause, and staged frames are dropped. */
+static void vu_ring_stop(struct vhost_user_backend *vb, unsigned int idx)
+{
+	vu_ring_pause(vb, idx);
+	if (idx == VU_RXQ)
+		vu_rx_drop_staged(vb);
+}
+
+/* After a pause and a restart attempt: drop what waits for an RX ring that did not come back. */
+static void vu_rx_check_restarted(struct vhost_user_backend *vb)
+{
+	if (!vb->vr[VU_RXQ].vq.started && vb->stage.count)
+		vu_rx_drop_staged(vb);
+}
+
+/*
+ * Start or stop ring @idx to match its state: it runs with a kick fd, a
+ * size, addresses, a memory table, VERSION_1 and enabled.  Returns 0, or
+ * -EINVAL with @why when the ring cannot be used (the connection is closed).
+ */
+static int vu_ring_update(struct vhost_user_backend *vb, unsigned int idx, const char **why)
+{
+	struct vu_vring *vr = &vb->vr[idx];
+	bool ready = vr->kick_fd >= 0 && vr->vq.num && vr->vq.addr_set && vb->mem.nregions &&
+		     vu_ring_enabled(vb, vr);
+	int ret;
+
+	if (!ready) {
+		vu_ring_stop(vb, idx);
+		return 0;
+	}
+	if (vr->vq.started)
+		return 0;
+	if (!vu_has_feature(vb, VIRTIO_F_VERSION_1)) {
+		*why = "legacy virtio (VERSION_1 not acked) is not supported";
+		return -EINVAL;
+	}
+	ret = vq_start(&vr->vq, &vb->mem, &vb->log, vu_has_feature(vb, VIRTIO_RING_F_EVENT_IDX),
+		       vu_has_feature(vb, VIRTIO_RING_F_INDIRECT_DESC), why);
+	if (ret)
+		return ret;
+	vu_apply_log(vb);
+	g_debug("vhost-user: %s ring started: size %u, avail index %u", idx == VU_RXQ ? "RX" : "TX",
+		vr->vq.num, vr->vq.last_avail_idx);
+	vu_update_attached(vb);
+	vu_schedule_work(vb);
+	return 0;
+}
+
+/* Close ring @idx's fds and forget its configuration. */
+static void vu_ring_reset(struct vhost_user_backend *vb, unsigned int idx)
+{
+	struct vu_vring *vr = &vb->vr[idx];
+
+	vu_ring_stop(vb, idx);
+	fdsource_clear(&vr->kick_src);
+	vu_close_fd(&vr->kick_fd);
+	vu_close_fd(&vr->call_fd);
+	vu_close_fd(&vr->err_fd);
+	vq_reset(&vr->vq);
+	vr->enabled = false;
+}
+
+/* Device reset (RESET_OWNER, front-end gone): every ring fd closed, memory and log unmapped. */
+static void vu_device_reset(struct vhost_user_backend *vb)
+{
+	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++)
+		vu_ring_reset(vb, i);
+	vu_mem_unmap(&vb->mem);
+	vu_log_unmap(&vb->log);
+	vb->features = 0;
+	vb->guest_mtu = 0;
+	vb->rx_used_pending = false;
+	vu_apply_offloads(vb);
+	vu_stage_clear(&vb->stage);
+	vu_set_congested(vb, false);
+	if (vb->work_id) {
+		g_source_remove(vb->work_id);
+		vb->work_id = 0;
+	}
+	vu_update_attached(vb);
+}
+
+/* ------------------------------------------------------------ connection */
+
+/* Close the fds received with a message that was not handed over to a handler. */
+static void vu_close_rfds(struct vhost_user_backend *vb)
+{
+	for (unsigned int i = 0; i < vb->rnfds; i++)
+		close(vb->rfds[i]);
+	vb->rnfds = 0;
+	vb->rfds_overflow = false;
+}
+
+/*
+ * vu_disconnect() - drop the front-end connection and reset the device
+ * @why:	for the log line
+ *
+ * Closes the socket and every fd the front-end gave us, unmaps guest memory
+ * and the log; the listening socket stays and the next front-end starts
+ * from a clean state.  No-op without a connection.
+ */
+static void vu_disconnect(struct vhost_user_backend *vb, const char *why)
+{
+	if (vb->conn_fd < 0)
+		return;
+	g_message("vhost-user front-end (pid %d) detached: %s; waiting for the next connection on %s",
+		  (int)vb->conn_pid, why, vb->path);
+	fdsource_clear(&vb->conn_src);
+	vu_close_fd(&vb->conn_fd);
+	vb->conn_pid = 0;
+	vu_close_rfds(vb);
+	vb->rlen = 0;
+	vb->wlen = vb->woff = 0;
+	vb->owner = false;
+	vb->protocol_features = 0;
+	vb->protocol_set = false;
+	vu_device_reset(vb);
+}
+
+/* Watch the socket for writing while a reply is pending, for reading otherwise. */
+static void vu_update_conn_events(struct vhost_user_backend *vb)
+{
+	if (vb->conn_src)
+		fdsource_set_events(vb->conn_src, vb->wlen > vb->woff ? G_IO_OUT : G_IO_IN);
+}
+
+/* Write the pending reply as far as the socket takes it; 0 or -errno (fatal). */
+static int vu_write_pending(struct vhost_user_backend *vb)
+{
+	while (vb->woff < vb->wlen) {
+		ssize_t n = send(vb->conn_fd, vb->wbuf + vb->woff, vb->wlen - vb->woff,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		vb->woff += (size_t)n;
+	}
+	vb->wlen = vb->woff = 0;
+	return 0;
+}
+
+/* Queue a reply of @len bytes already encoded in vb->wbuf and try to send it. */
+static int vu_reply(struct vhost_user_backend *vb, size_t len)
+{
+	int ret;
+
+	vb->wlen = len;
+	vb->woff = 0;
+	ret = vu_write_pending(vb);
+	vu_update_conn_events(vb);
+	return ret;
+}
+
+/* Reply to @req with one u64; 0 or -errno (fatal). */
+static int vu_reply_u64(struct vhost_user_backend *vb, uint32_t req, uint64_t v)
+{
+	return vu_reply(vb, vu_msg_encode_u64_reply(req, v, vb->wbuf, sizeof(vb->wbuf)));
+}
+
+/* ------------------------------------------------------------ message handlers */
+
+/*
+ * Each handler returns 0, 1 if it already replied (so no REPLY_ACK is
+ * added), -EREMOTEIO for a refusal the front-end hears as a non-zero ack
+ * (the connection stays), or another -errno with *why set: the connection
+ * is closed.  A handler that keeps an fd of @msg sets it to -1.
+ */
+typedef int (*vu_handler)(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why);
+
+static int vu_h_get_features(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	(void)why;
+	return vu_reply_u64(vb, msg->request, VU_FEATURES) ?: 1;
+}
+
+static int vu_h_set_features(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	if (msg->u.u64 & ~VU_FEATURES) {
+		*why = "acks features we did not offer";
+		return -EINVAL;
+	}
+	vb->features = msg->u.u64;
+	vu_apply_offloads(vb);
+	vu_apply_log(vb);
+	g_debug("vhost-user: features acked 0x%" G_GINT64_MODIFIER "x", vb->features);
+	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++) {
+		int ret = vu_ring_update(vb, i, why);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int vu_h_set_owner(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	(void)msg;
+	(void)why;
+	vb->owner = true;
+	return 0;
+}
+
+static int vu_h_reset_owner(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	(void)msg;
+	(void)why;
+	g_message("vhost-user: device reset by the front-end (pid %d)", (int)vb->conn_pid);
+	vu_device_reset(vb);
+	return 0;
+}
+
+static int vu_h_set_mem_table(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	bool unsealed;
+	int ret;
+
+	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++)
+		vu_ring_pause(vb, i);
+	vu_mem_unmap(&vb->mem);
+	ret = vu_mem_map(&vb->mem, msg->u.mem.regions, msg->u.mem.nregions, msg->fds, &unsealed, why);
+	if (ret)
+		return ret;
+	for (unsigned int i = 0; i < vb->mem.nregions; i++)
+		g_debug("vhost-user: region %u: guest 0x%" G_GINT64_MODIFIER "x size 0x%"
+			G_GINT64_MODIFIER "x front-end 0x%" G_GINT64_MODIFIER "x offset 0x%"
+			G_GINT64_MODIFIER "x", i, vb->mem.r[i].gpa, vb->mem.r[i].size,
+			vb->mem.r[i].uva, vb->mem.r[i].mmap_offset);
+	if (unsealed)
+		g_warning("vhost-user: a guest memory fd is not sealed against shrinking; a front-end "
+			  "that truncates it can crash this process (use memory-backend-memfd)");
+	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++) {
+		ret = vu_ring_update(vb, i, why);
+		if (ret)
+			return ret;
+	}
+	vu_rx_check_restarted(vb);
+	return 0;
+}
+
+static int vu_h_set_log_base(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	struct vu_log log;
+	int ret;
+
+	if (!vu_has_protocol(vb, VU_PROTOCOL_F_LOG_SHMFD)) {
+		*why = "SET_LOG_BASE without LOG_SHMFD";
+		return -EPROTO;
+	}
+	ret = vu_log_map(&log, msg->fds[0], msg->u.log.mmap_size, msg->u.log.mmap_offset);
+	if (ret) {
+		*why = "cannot map the dirty log";
+		return ret;
+	}
+	vu_log_unmap(&vb->log);
+	vb->log = log;
+	vu_apply_log(vb);
+	g_message("vhost-user: dirty log of %" G_GUINT64_FORMAT " bytes mapped (live migration)",
+		  log.size);
+	/* The front-end waits for this reply (vhost-user.rst, SET_LOG_BASE). */
+	return vu_reply_u64(vb, msg->request, 0) ?: 1;
+}
+
+/* Reconfiguring a running ring's size or base is a protocol violation. */
+static int vu_ring_must_be_stopped(struct vhost_user_backend *vb, uint32_t idx, const char **why)
+{
+	if (vb->vr[idx].vq.started) {
+		*why = "changes a running ring (GET_VRING_BASE first)";
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static int vu_h_set_vring_num(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	int ret = vu_ring_must_be_stopped(vb, msg->u.state.index, why);
+
+	if (ret)
+		return ret;
+	if (vq_set_num(&vb->vr[msg->u.state.index].vq, msg->u.state.num)) {
+		*why = "ring size not a power of two from 1 to 32768";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vu_h_set_vring_addr(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	uint32_t idx = msg->u.addr.index;
+
+	int ret;
+
+	/* QEMU resends the addresses of a running ring to switch its log on: restart it. */
+	vu_ring_pause(vb, idx);
+	vq_set_addr(&vb->vr[idx].vq, msg->u.addr.desc, msg->u.addr.used, msg->u.addr.avail,
+		    msg->u.addr.log, !!(msg->u.addr.flags & VU_VRING_F_LOG));
+	ret = vu_ring_update(vb, idx, why);
+	vu_rx_check_restarted(vb);
+	return ret;
+}
+
+static int vu_h_set_vring_base(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	int ret = vu_ring_must_be_stopped(vb, msg->u.state.index, why);
+
+	if (ret)
+		return ret;
+	if (msg->u.state.num > UINT16_MAX) {
+		*why = "ring base above 65535";
+		return -EINVAL;
+	}
+	vq_set_base(&vb->vr[msg->u.state.index].vq, (uint16_t)msg->u.state.num);
+	return 0;
+}
+
+static int vu_h_get_vring_base(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	uint32_t idx = msg->u.state.index;
+	struct vu_vring *vr = &vb->vr[idx];
+	size_t len;
+
+	(void)why;
+	vu_ring_stop(vb, idx);
+	fdsource_clear(&vr->kick_src);
+	vu_close_fd(&vr->kick_fd);
+	vu_close_fd(&vr->call_fd);
+	g_debug("vhost-user: %s ring stopped at avail index %u", idx == VU_RXQ ? "RX" : "TX",
+		vr->vq.last_avail_idx);
+	len = vu_msg_encode_state_reply(msg->request, idx, vr->vq.last_avail_idx, vb->wbuf,
+					sizeof(vb->wbuf));
+	return vu_reply(vb, len) ?: 1;
+}
+
+/* Take @msg's fd (or none with NOFD) into *@slot, non-blocking; closes what was there. */
+static void vu_take_vring_fd(struct vu_msg *msg, int *slot)
+{
+	vu_close_fd(slot);
+	if (msg->u.vring_fd.nofd)
+		return;
+	*slot = msg->fds[0];
+	msg->fds[0] = -1;
+	/* A pipe in place of an eventfd must not block us (eventfds from QEMU already don't). */
+	fcntl(*slot, F_SETFL, fcntl(*slot, F_GETFL) | O_NONBLOCK);
+}
+
+static int vu_h_set_vring_kick(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	uint32_t idx = msg->u.vring_fd.index;
+	struct vu_vring *vr = &vb->vr[idx];
+	int ret;
+
+	if (msg->u.vring_fd.nofd) {
+		*why = "polling mode (no kick fd) is not supported";
+		return -EINVAL;
+	}
+	vu_ring_pause(vb, idx);
+	fdsource_clear(&vr->kick_src);
+	vu_take_vring_fd(msg, &vr->kick_fd);
+	vr->kick_src = fdsource_new(vr->kick_fd, G_IO_IN, vu_on_kick, vb);
+	ret = vu_ring_update(vb, idx, why);
+	vu_rx_check_restarted(vb);
+	return ret;
+}
+
+static int vu_h_set_vring_call(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	(void)why;
+	vu_take_vring_fd(msg, &vb->vr[msg->u.vring_fd.index].call_fd);
+	return 0;
+}
+
+static int vu_h_set_vring_err(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	(void)why;
+	vu_take_vring_fd(msg, &vb->vr[msg->u.vring_fd.index].err_fd);
+	return 0;
+}
+
+static int vu_h_get_protocol_features(struct vhost_user_backend *vb, struct vu_msg *msg,
+				      const char **why)
+{
+	(void)why;
+	return vu_reply_u64(vb, msg->request, VU_PROTOCOL_FEATURES) ?: 1;
+}
+
+static int vu_h_set_protocol_features(struct vhost_user_backend *vb, struct vu_msg *msg,
+				      const char **why)
+{
+	if (msg->u.u64 & ~VU_PROTOCOL_FEATURES) {
+		*why = "acks protocol features we did not offer";
+		return -EINVAL;
+	}
+	vb->protocol_features = msg->u.u64;
+	vb->protocol_set = true;
+	g_debug("vhost-user: protocol features acked 0x%" G_GINT64_MODIFIER "x",
+		vb->protocol_features);
+	return 0;
+}
+
+static int vu_h_get_queue_num(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	(void)why;
+	return vu_reply_u64(vb, msg->request, VU_QUEUE_PAIRS) ?: 1;
+}
+
+static int vu_h_set_vring_enable(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	if (!vu_has_feature(vb, VHOST_USER_F_PROTOCOL_FEATURES) && !vb->protocol_set) {
+		*why = "SET_VRING_ENABLE without PROTOCOL_FEATURES";
+		return -EPROTO;
+	}
+	if (msg->u.state.num > 1) {
+		*why = "SET_VRING_ENABLE state not 0 or 1";
+		return -EINVAL;
+	}
+	vb->vr[msg->u.state.index].enabled = msg->u.state.num;
+	return vu_ring_update(vb, msg->u.state.index, why);
+}
+
+static int vu_h_send_rarp(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	if (!vu_has_protocol(vb, VU_PROTOCOL_F_RARP)) {
+		*why = "SEND_RARP without RARP";
+		return -EPROTO;
+	}
+	(void)msg;
+	vb->be.stats.vu_rarp++;
+	g_debug("vhost-user: SEND_RARP (no L2 network to announce on; counted)");
+	return 0;
+}
+
+static int vu_h_net_set_mtu(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	if (!vu_has_protocol(vb, VU_PROTOCOL_F_NET_MTU)) {
+		*why = "NET_SET_MTU without NET_MTU";
+		return -EPROTO;
+	}
+	if (msg->u.u64 < VU_MTU_MIN || msg->u.u64 > vb->mtu) {
+		g_warning("vhost-user: front-end asks for MTU %" G_GUINT64_FORMAT
+			  ", this daemon serves %u at most (--mtu): refused", msg->u.u64, vb->mtu);
+		return -EREMOTEIO;
+	}
+	vb->guest_mtu = (unsigned int)msg->u.u64;
+	g_message("vhost-user: guest MTU %u", vb->guest_mtu);
+	return 0;
+}
+
+static int vu_h_reset_device(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	(void)vb;
+	(void)msg;
+	*why = "RESET_DEVICE without its protocol feature (not offered)";
+	return -EPROTO;
+}
+
+/* Handlers by request; NULL entries are refused (vu_msg.c already refuses unknown numbers). */
+static const vu_handler vu_handlers[VU_REQ_MAX] = {
+	[VU_REQ_GET_FEATURES] = vu_h_get_features,
+	[VU_REQ_SET_FEATURES] = vu_h_set_features,
+	[VU_REQ_SET_OWNER] = vu_h_set_owner,
+	[VU_REQ_RESET_OWNER] = vu_h_reset_owner,
+	[VU_REQ_SET_MEM_TABLE] = vu_h_set_mem_table,
+	[VU_REQ_SET_LOG_BASE] = vu_h_set_log_base,
+	[VU_REQ_SET_VRING_NUM] = vu_h_set_vring_num,
+	[VU_REQ_SET_VRING_ADDR] = vu_h_set_vring_addr,
+	[VU_REQ_SET_VRING_BASE] = vu_h_set_vring_base,
+	[VU_REQ_GET_VRING_BASE] = vu_h_get_vring_base,
+	[VU_REQ_SET_VRING_KICK] = vu_h_set_vring_kick,
+	[VU_REQ_SET_VRING_CALL] = vu_h_set_vring_call,
+	[VU_REQ_SET_VRING_ERR] = vu_h_set_vring_err,
+	[VU_REQ_GET_PROTOCOL_FEATURES] = vu_h_get_protocol_features,
+	[VU_REQ_SET_PROTOCOL_FEATURES] = vu_h_set_protocol_features,
+	[VU_REQ_GET_QUEUE_NUM] = vu_h_get_queue_num,
+	[VU_REQ_SET_VRING_ENABLE] = vu_h_set_vring_enable,
+	[VU_REQ_SEND_RARP] = vu_h_send_rarp,
+	[VU_REQ_NET_SET_MTU] = vu_h_net_set_mtu,
+	[VU_REQ_RESET_DEVICE] = vu_h_reset_device,
+};
+
+/* Requests that touch memory or rings: only after SET_OWNER. */
+static bool vu_needs_owner(uint32_t req)
+{
+	switch (req) {
+	case VU_REQ_GET_FEATURES:
+	case VU_REQ_GET_PROTOCOL_FEATURES:
+	case VU_REQ_SET_PROTOCOL_FEATURES:
+	case VU_REQ_GET_QUEUE_NUM:
+	case VU_REQ_SET_OWNER:
+	case VU_REQ_RESET_OWNER:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/*
+ * Handle one parsed message.  Returns 0, or -errno with *why set when the
+ * connection must be closed.  Every fd of @msg is closed or kept on return.
+ */
+static int vu_handle(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
+{
+	vu_handler h = vu_handlers[msg->request];
+	int ret;
+
+	g_debug("vhost-user: <- %s size %u fds %u%s", vu_request_str(msg->request), msg->size,
+		msg->nfds, msg->need_reply ? " need_reply" : "");
+	vb->be.stats.vu_messages++;
+	if (!h) {
+		*why = "unsupported request";
+		ret = -EPROTO;
+	} else if (vu_needs_owner(msg->request) && !vb->owner) {
+		*why = "request before SET_OWNER";
+		ret = -EPROTO;
+	} else {
+		ret = h(vb, msg, why);
+	}
+	for (unsigned int i = 0; i < msg->nfds; i++)
+		vu_close_fd(&msg->fds[i]);
+	if (ret == 1)
+		return 0;
+	if (ret == -EREMOTEIO || ret == 0) {
+		if (msg->need_reply && vu_has_protocol(vb, VU_PROTOCOL_F_REPLY_ACK))
+			return vu_reply_u64(vb, msg->request, ret ? 1 : 0);
+		return 0;
+	}
+	return ret;
+}
+
+/* A message has been read completely: parse, handle, reset the reader. */
+static int vu_process_message(struct vhost_user_backend *vb, const char **why, uint32_t *req)
+{
+	struct vu_msg msg;
+	int ret;
+
+	*req = 0;
+	if (vb->rlen >= sizeof(uint32_t))
+		memcpy(req, vb->rbuf, sizeof(*req));
+	if (vb->rfds_overflow) {
+		*why = "more fds than any request carries";
+		vu_close_rfds(vb);
+		return -EBADMSG;
+	}
+	ret = vu_msg_parse(vb->rbuf, vb->rlen, vb->rfds, vb->rnfds, &msg, why);
+	if (ret) {
+		vu_close_rfds(vb);
+		return ret;
+	}
+	vb->rnfds = 0; /* the message owns them now */
+	vb->rlen = 0;
+	return vu_handle(vb, &msg, why);
+}
+
+/* Keep the SCM_RIGHTS fds of @mh; extra ones are closed and remembered as an error. */
+static void vu_collect_fds(struct vhost_user_backend *vb, struct msghdr *mh)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		size_t n;
+		int fd;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (vb->rnfds < VU_MAX_FDS) {
+				vb->rfds[vb->rnfds++] = fd;
+			} else {
+				close(fd);
+				vb->rfds_overflow = true;
+			}
+		}
+	}
+	if (mh->msg_flags & MSG_CTRUNC)
+		vb->rfds_overflow = true;
+}
+
+/*
+ * Read the rest of the current message (header, then payload).  Returns 1
+ * when it is complete, 0 when the socket has no more now, -errno on
+ * EOF/error/a header no front-end may send (*why set).
+ */
+static int vu_read_message(struct vhost_user_backend *vb, const char **why)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	size_t need = VU_HDR_SIZE, total;
+	struct iovec iov;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (vb->rlen >= VU_HDR_SIZE) {
+		if (vu_msg_frame_len(vb->rbuf, vb->rlen, &total, why) < 0)
+			return -EPROTO;
+		need = total;
+	}
+	if (vb->rlen == need)
+		return 1;
+	iov.iov_base = vb->rbuf + vb->rlen;
+	iov.iov_len = need - vb->rlen;
+	mh.msg_control = ctl.buf;
+	mh.msg_controllen = sizeof(ctl.buf);
+	do {
+		n = recvmsg(vb->conn_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		*why = "read failed";
+		return -errno;
+	}
+	vu_collect_fds(vb, &mh);
+	if (n == 0) {
+		*why = vb->rlen ? "connection closed inside a message" : "connection closed";
+		return -ECONNRESET;
+	}
+	vb->rlen += (size_t)n;
+	if (vb->rlen == VU_HDR_SIZE) {
+		if (vu_msg_frame_len(vb->rbuf, vb->rlen, &total, why) < 0)
+			return -EPROTO;
+		return total == VU_HDR_SIZE ? 1 : vu_read_message(vb, why);
+	}
+	return vb->rlen == need ? 1 : 0;
+}
+
+/* Log why a front-end is being dropped, naming the request. */
+static void vu_drop_frontend(struct vhost_user_backend *vb, int ret, uint32_t req, const char *why)
+{
+	g_autofree char *reason = NULL;
+
+	if (ret == -ECONNRESET) {
+		vu_disconnect(vb, why);
+		return;
+	}
+	vb->be.stats.vu_bad_messages++;
+	g_warning("vhost-user front-end (pid %d): %s (request %u): %s; closing the connection",
+		  (int)vb->conn_pid, vu_request_str(req), req, why);
+	reason = g_strdup_printf("protocol violation in %s", vu_request_str(req));
+	vu_disconnect(vb, reason);
+}
+
+/*
+ * The front-end's socket: finish a pending reply, then read and handle up
+ * to VU_MSGS_PER_DISPATCH messages (none while a reply is pending).
+ */
+static gboolean vu_on_conn(int fd, GIOCondition ready, void *opaque)
+{
+	struct vhost_user_backend *vb = opaque;
+	const char *why = "";
+	uint32_t req = 0;
+	int ret;
+
+	(void)fd;
+	if (ready & G_IO_OUT) {
+		ret = vu_write_pending(vb);
+		if (ret) {
+			vu_disconnect(vb, "write failed");
+			return G_SOURCE_CONTINUE;
+		}
+		vu_update_conn_events(vb);
+	}
+	for (int i = 0; i < VU_MSGS_PER_DISPATCH && vb->conn_fd >= 0 && vb->wlen == 0; i++) {
+		ret = vu_read_message(vb, &why);
+		if (ret == 0)
+			break;
+		if (ret > 0) {
+			ret = vu_process_message(vb, &why, &req);
+			vb->rlen = 0;
+		} else if (vb->rlen >= sizeof(uint32_t)) {
+			memcpy(&req, vb->rbuf, sizeof(req));
+		}
+		if (ret < 0) {
+			vu_drop_frontend(vb, ret, req, why);
+			break;
+		}
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+/* A kick: drain the eventfd, then serve the ring (when it runs). */
+static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
+{
+	struct vhost_user_backend *vb = opaque;
+	uint64_t v;
+	ssize_t n = 0;
+
+	for (int i = 0; i < VU_KICK_READS; i++) {
+		n = read(fd, &v, sizeof(v));
+		if (n <= 0)
+			break;
+	}
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+	    (ready & (G_IO_HUP | G_IO_ERR))) {
+		/* Not an eventfd that stays quiet: it would wake us forever. */
+		vb->be.stats.vu_bad_messages++;
+		g_warning("vhost-user front-end (pid %d): a kick fd reached end of file or failed; "
+			  "closing the connection", (int)vb->conn_pid);
+		vu_disconnect(vb, "unusable kick fd");
+		return G_SOURCE_CONTINUE;
+	}
+	if (fd == vb->vr[VU_TXQ].kick_fd) {
+		if (vu_tx_process(vb))
+			vu_schedule_work(vb);
+	} else if (vu_rx_drain(vb)) {
+		vu_schedule_work(vb);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+/* The connected process's pid (SO_PEERCRED), 0 if unknown; for log lines. */
+static pid_t vu_peer_pid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return 0;
+	return cred.pid;
+}
+
+/* New connections: the first is served, any other while one is attached is refused. */
+static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
+{
+	struct vhost_user_backend *vb = opaque;
+	int conn;
+
+	(void)ready;
+	for (int i = 0; i < VU_ACCEPTS_PER_DISPATCH; i++) {
+		conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (conn < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				g_warning("accept on %s failed: %s", vb->path, g_strerror(errno));
+			break;
+		}
+		if (vb->conn_fd >= 0) {
+			uint64_t suppressed;
+
+			vb->be.stats.peers_refused++;
+			if (ratelimit_allow(&vb->refuse_rl, g_get_monotonic_time(), &suppressed))
+				g_warning("refusing a second vhost-user front-end (pid %d) on %s: "
+					  "pid %d is attached; one guest per socket",
+					  (int)vu_peer_pid(conn), vb->path, (int)vb->conn_pid);
+			close(conn);
+			continue;
+		}
+		vb->conn_fd = conn;
+		vb->conn_pid = vu_peer_pid(conn);
+		vb->be.stats.peers_accepted++;
+		vb->rlen = 0;
+		vb->wlen = vb->woff = 0;
+		vb->conn_src = fdsource_new(conn, G_IO_IN, vu_on_conn, vb);
+		g_message("vhost-user front-end (pid %d) attached on %s", (int)vb->conn_pid, vb->path);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+/* backend_free(): disconnect, close the listener, remove the socket path, free buffers. */
+static void vu_free(struct backend *be)
+{
+	struct vhost_user_backend *vb = container_of(be, struct vhost_user_backend, be);
+
+	vu_disconnect(vb, "daemon stopping");
+	vu_device_reset(vb);
+	fdsource_clear(&vb->listen_src);
+	if (vb->listen_fd >= 0) {
+		close(vb->listen_fd);
+		unlink(vb->path);
+	}
+	g_free(vb->stage.buf);
+	g_free(vb->frame_buf);
+	g_free(vb->elem);
+	g_free(vb->rx_elem);
+	g_free(vb->rxb);
+	g_free(vb->path);
+	g_free(vb);
+}
+
+static const struct backend_ops vu_ops = {
+	.send = vu_send,
+	.flush = vu_flush,
+	.free = vu_free,
+};
+
+int vhost_user_backend_new(const char *path, unsigned int mtu,
+			   const struct backend_callbacks *cb, void *opaque,
+			   struct backend **out)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct vhost_user_backend *vb;
+	int ret;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+
+	vb = g_new0(struct vhost_user_backend, 1);
+	vb->be.ops = &vu_ops;
+	vb->be.cb = cb;
+	vb->be.opaque = opaque;
+	vb->be.max_frame = (size_t)mtu + FRAME_ETH_HLEN;
+	vb->mtu = mtu;
+	vb->path = g_strdup(path);
+	vb->listen_fd = -1;
+	vb->conn_fd = -1;
+	for (int i = 0; i < VU_NUM_QUEUES; i++) {
+		vq_init(&vb->vr[i].vq);
+		vb->vr[i].kick_fd = vb->vr[i].call_fd = vb->vr[i].err_fd = -1;
+	}
+	vb->refuse_rl = (struct ratelimit)RATELIMIT_INIT(VU_REFUSE_BURST);
+	vb->broken_rl = (struct ratelimit)RATELIMIT_INIT(VU_BROKEN_BURST);
+	vb->frame_cap = VIRTIO_NET_HDR_LEN + vb->be.max_frame;
+	vb->frame_buf = g_malloc(vb->frame_cap);
+	vb->elem = g_new(struct vq_elem, 1);
+	vb->rx_elem = g_new(struct vq_elem, 1);
+	vb->rxb = g_new(struct vu_rx_batch, 1);
+	vb->stage.buf = g_malloc(VU_STAGE_BYTES);
+
+	ret = unixsock_reclaim(&addr);
+	if (ret)
+		goto err;
+	vb->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (vb->listen_fd < 0) {
+		ret = -errno;
+		goto err;
+	}
+	if (bind(vb->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		ret = -errno;
+		/* Not bound: vu_free() must not unlink a path that is someone else's. */
+		close(vb->listen_fd);
+		vb->listen_fd = -1;
+		goto err;
+	}
+	if (listen(vb->listen_fd, VU_LISTEN_BACKLOG) < 0) {
+		ret = -errno;
+		goto err;
+	}
+	vb->listen_src = fdsource_new(vb->listen_fd, G_IO_IN, vu_on_accept, vb);
+	*out = &vb->be;
+	return 0;
+
+err:
+	vu_free(&vb->be);
+	return ret;
+}

@@ -1,0 +1,310 @@
+/* vu_mem.c - the guest memory table of a vhost-user front-end: validation, translation, dirty log. */
+
+#include "vu_mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+/* Largest byte offset mmap() takes (off_t is signed 64-bit). */
+#define VU_MEM_OFF_MAX ((uint64_t)INT64_MAX)
+
+/* True if [a, a + len) wraps past 2^64; len >= 1. */
+static bool vu_range_wraps(uint64_t a, uint64_t len)
+{
+	return len - 1 > UINT64_MAX - a;
+}
+
+/* True if [a, a + alen) and [b, b + blen) share a byte; neither wraps. */
+static bool vu_range_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a <= b + (blen - 1) && b <= a + (alen - 1);
+}
+
+int vu_mem_validate(const struct vu_region_desc *d, unsigned int n, const char **why)
+{
+	if (n == 0 || n > VU_MAX_REGIONS) {
+		*why = "memory table has no region or more than 8";
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		if (d[i].size == 0) {
+			*why = "memory region of size 0";
+			return -EINVAL;
+		}
+		if (vu_range_wraps(d[i].gpa, d[i].size) || vu_range_wraps(d[i].uva, d[i].size)) {
+			*why = "memory region wraps around the address space";
+			return -EINVAL;
+		}
+		if (d[i].mmap_offset > VU_MEM_OFF_MAX || d[i].size > VU_MEM_OFF_MAX - d[i].mmap_offset ||
+		    d[i].size > SIZE_MAX - VU_LOG_PAGE) {
+			*why = "memory region offset + size cannot be mapped";
+			return -EINVAL;
+		}
+		for (unsigned int j = 0; j < i; j++) {
+			if (vu_range_overlap(d[i].gpa, d[i].size, d[j].gpa, d[j].size)) {
+				*why = "memory regions overlap in guest physical space";
+				return -EINVAL;
+			}
+			if (vu_range_overlap(d[i].uva, d[i].size, d[j].uva, d[j].size)) {
+				*why = "memory regions overlap in front-end address space";
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+int vu_mem_set(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
+	       uint8_t *const *host, const char **why)
+{
+	int ret = vu_mem_validate(d, n, why);
+
+	memset(m, 0, sizeof(*m));
+	if (ret)
+		return ret;
+	for (unsigned int i = 0; i < n; i++) {
+		m->r[i].gpa = d[i].gpa;
+		m->r[i].size = d[i].size;
+		m->r[i].uva = d[i].uva;
+		m->r[i].mmap_offset = d[i].mmap_offset;
+		m->r[i].host = host[i];
+	}
+	m->nregions = n;
+	return 0;
+}
+
+/* Size of the object behind @fd if it has one (-1 for pipes and the like). */
+static int64_t vu_fd_size(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)))
+		return -1;
+	return st.st_size;
+}
+
+/* True if @fd cannot shrink under us (memfd sealed with F_SEAL_SHRINK). */
+static bool vu_fd_sealed(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	return seals >= 0 && (seals & F_SEAL_SHRINK);
+}
+
+/*
+ * Map @len bytes of @fd from @offset: the mapping starts at the page below
+ * @offset.  Returns the host address of byte @offset, or NULL with errno.
+ */
+static uint8_t *vu_map_range(int fd, uint64_t offset, uint64_t len, void **base, size_t *map_len)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t start = offset & ~(page - 1);
+	int64_t fsize = vu_fd_size(fd);
+	void *p;
+
+	if (fsize >= 0 && (uint64_t)fsize < offset + len) {
+		errno = EINVAL;
+		return NULL;
+	}
+	*map_len = (size_t)(len + (offset - start));
+	p = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
+		 (off_t)start);
+	if (p == MAP_FAILED)
+		return NULL;
+	*base = p;
+	return (uint8_t *)p + (offset - start);
+}
+
+int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
+	       const int *fds, bool *unsealed, const char **why)
+{
+	uint8_t *host[VU_MAX_REGIONS];
+	void *base[VU_MAX_REGIONS];
+	size_t len[VU_MAX_REGIONS];
+	unsigned int mapped = 0;
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	*unsealed = false;
+	ret = vu_mem_validate(d, n, why);
+	if (ret)
+		return ret;
+	for (; mapped < n; mapped++) {
+		host[mapped] = vu_map_range(fds[mapped], d[mapped].mmap_offset, d[mapped].size,
+					    &base[mapped], &len[mapped]);
+		if (!host[mapped]) {
+			ret = -errno;
+			*why = ret == -EINVAL ? "memory fd smaller than its region" :
+			       "cannot map a memory region";
+			goto fail;
+		}
+		if (!vu_fd_sealed(fds[mapped]))
+			*unsealed = true;
+	}
+	ret = vu_mem_set(m, d, n, host, why);
+	if (ret)
+		goto fail;
+	for (unsigned int i = 0; i < n; i++) {
+		m->r[i].map_base = base[i];
+		m->r[i].map_len = len[i];
+	}
+	return 0;
+
+fail:
+	for (unsigned int i = 0; i < mapped; i++)
+		munmap(base[i], len[i]);
+	memset(m, 0, sizeof(*m));
+	return ret;
+}
+
+void vu_mem_unmap(struct vu_mem *m)
+{
+	for (unsigned int i = 0; i < m->nregions; i++) {
+		if (m->r[i].map_base)
+			munmap(m->r[i].map_base, m->r[i].map_len);
+	}
+	memset(m, 0, sizeof(*m));
+}
+
+/* Region holding @addr in GPA (@uva false) or UVA space, with the offset into it. */
+static const struct vu_mem_region *vu_mem_find(const struct vu_mem *m, uint64_t addr, bool uva,
+					       uint64_t *off)
+{
+	for (unsigned int i = 0; i < m->nregions; i++) {
+		uint64_t start = uva ? m->r[i].uva : m->r[i].gpa;
+
+		if (addr >= start && addr - start < m->r[i].size) {
+			*off = addr - start;
+			return &m->r[i];
+		}
+	}
+	return NULL;
+}
+
+/* Host address of [addr, addr + len) in one region, or NULL. */
+static void *vu_mem_to_host(const struct vu_mem *m, uint64_t addr, uint64_t len, bool uva)
+{
+	const struct vu_mem_region *r;
+	uint64_t off;
+
+	if (len == 0)
+		return NULL;
+	r = vu_mem_find(m, addr, uva, &off);
+	if (!r || len > r->size - off)
+		return NULL;
+	return r->host + off;
+}
+
+void *vu_mem_gpa_to_host(const struct vu_mem *m, uint64_t gpa, uint64_t len)
+{
+	return vu_mem_to_host(m, gpa, len, false);
+}
+
+void *vu_mem_uva_to_host(const struct vu_mem *m, uint64_t uva, uint64_t len)
+{
+	return vu_mem_to_host(m, uva, len, true);
+}
+
+int vu_mem_uva_to_gpa(const struct vu_mem *m, uint64_t uva, uint64_t *gpa)
+{
+	const struct vu_mem_region *r;
+	uint64_t off;
+
+	r = vu_mem_find(m, uva, true, &off);
+	if (!r)
+		return -EFAULT;
+	*gpa = r->gpa + off;
+	return 0;
+}
+
+int vu_mem_gpa_to_iov(const struct vu_mem *m, uint64_t gpa, uint64_t len,
+		      struct iovec *iov, uint64_t *iov_gpa, unsigned int max, unsigned int *n)
+{
+	unsigned int used = *n;
+
+	if (len && vu_range_wraps(gpa, len))
+		return -EFAULT;
+	/* Each pass consumes the rest of one region: at most nregions passes. */
+	while (len) {
+		const struct vu_mem_region *r;
+		uint64_t off, chunk;
+
+		r = vu_mem_find(m, gpa, false, &off);
+		if (!r)
+			return -EFAULT;
+		if (used >= max)
+			return -ENOBUFS;
+		chunk = r->size - off < len ? r->size - off : len;
+		iov[used].iov_base = r->host + off;
+		iov[used].iov_len = (size_t)chunk;
+		if (iov_gpa)
+			iov_gpa[used] = gpa;
+		used++;
+		gpa += chunk;
+		len -= chunk;
+	}
+	*n = used;
+	return 0;
+}
+
+void vu_log_set(struct vu_log *log, uint8_t *bits, uint64_t size)
+{
+	memset(log, 0, sizeof(*log));
+	log->bits = size ? bits : NULL;
+	log->size = size;
+}
+
+int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset)
+{
+	void *base;
+	size_t len;
+	uint8_t *p;
+
+	memset(log, 0, sizeof(*log));
+	if (size == 0 || offset > VU_MEM_OFF_MAX || size > VU_MEM_OFF_MAX - offset ||
+	    size > SIZE_MAX - VU_LOG_PAGE)
+		return -EINVAL;
+	p = vu_map_range(fd, offset, size, &base, &len);
+	if (!p)
+		return -errno;
+	log->bits = p;
+	log->size = size;
+	log->map_base = base;
+	log->map_len = len;
+	return 0;
+}
+
+void vu_log_unmap(struct vu_log *log)
+{
+	if (log->map_base)
+		munmap(log->map_base, log->map_len);
+	memset(log, 0, sizeof(*log));
+}
+
+int vu_log_write(const struct vu_log *log, uint64_t gpa, uint64_t len)
+{
+	uint64_t first, last, limit;
+	int ret = 0;
+
+	if (!log->bits || len == 0)
+		return 0;
+	first = gpa >> VU_LOG_PAGE_SHIFT;
+	last = vu_range_wraps(gpa, len) ? UINT64_MAX >> VU_LOG_PAGE_SHIFT
+					: (gpa + len - 1) >> VU_LOG_PAGE_SHIFT;
+	/* Pages the bitmap covers. */
+	limit = log->size > UINT64_MAX / 8 ? UINT64_MAX : log->size * 8;
+	if (last >= limit) {
+		ret = -ERANGE;
+		if (first >= limit)
+			return ret;
+		last = limit - 1;
+	}
+	for (uint64_t page = first; page <= last; page++)
+		__atomic_fetch_or(&log->bits[page / 8], (uint8_t)(1u << (page % 8)),
+				  __ATOMIC_RELAXED);
+	return ret;
+}

@@ -1,0 +1,179 @@
+/* vu_mem.h - the guest memory table of a vhost-user front-end: validation, translation, dirty log. */
+#ifndef MESHSLIRP_BACKEND_VU_MEM_H
+#define MESHSLIRP_BACKEND_VU_MEM_H
+
+/*
+ * Theory of operation
+ *
+ * SET_MEM_TABLE describes up to VU_MAX_REGIONS regions of guest RAM, each
+ * with its guest physical address (GPA, what descriptors carry), its size,
+ * the front-end's virtual address (UVA, what SET_VRING_ADDR carries) and
+ * its offset in the fd that maps it.  The table logic is pure:
+ * vu_mem_validate() refuses zero sizes, ranges that wrap, and overlaps in
+ * GPA or in UVA space; vu_mem_set() builds a table over host pointers the
+ * caller provides (the fuzzer and the unit tests use their own buffers).
+ * vu_mem_map() is the thin I/O layer: it checks each fd's size, maps each
+ * region MAP_SHARED (from its page-aligned offset, not from 0) and hands the
+ * pointers to vu_mem_set(); vu_mem_unmap() undoes it.
+ *
+ * Translation is overflow-safe: a range [a, a + len) translates only if it
+ * lies entirely inside mapped memory.  vu_mem_gpa_to_host() and
+ * vu_mem_uva_to_host() want the whole range in one region (ring parts must
+ * be contiguous for us).  vu_mem_gpa_to_iov() accepts a buffer that spans
+ * adjacent regions and splits it into iovecs, bounded by the caller's array:
+ * one descriptor can never need more than VU_MAX_REGIONS of them.
+ *
+ * Dirty log (live migration, VHOST_F_LOG_ALL): a bitmap, one bit per
+ * VU_LOG_PAGE bytes of guest physical memory, shared with the front-end
+ * (LOG_SHMFD).  vu_log_write() sets the bits of a GPA range with an atomic OR
+ * (the front-end clears them concurrently), clamped to the bitmap's size;
+ * it reports a range that fell outside so the caller can count it.
+ *
+ * Ownership: a table made by vu_mem_map() owns its mappings until
+ * vu_mem_unmap(); one made by vu_mem_set() owns nothing.  The fds passed to
+ * vu_mem_map() stay the caller's (a mapping outlives its fd).
+ *
+ * Known limit: a front-end that shrinks a memory fd after we mapped it makes
+ * our next access fault (SIGBUS).  vu_mem_map() reports fds that are not
+ * sealed against shrinking (QEMU's memory-backend-memfd seals by default).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "vu_msg.h"
+
+/* Dirty log granularity: one bit per 4 KiB page. */
+#define VU_LOG_PAGE_SHIFT 12
+#define VU_LOG_PAGE (1ull << VU_LOG_PAGE_SHIFT)
+
+struct vu_mem_region {
+	uint64_t gpa;               /* first guest physical address */
+	uint64_t size;              /* bytes, > 0 */
+	uint64_t uva;               /* the front-end's address of the first byte */
+	uint64_t mmap_offset;       /* offset in the fd */
+	uint8_t *host;              /* our address of the first byte */
+	void *map_base;             /* what vu_mem_unmap() unmaps, NULL if not ours */
+	size_t map_len;
+};
+
+struct vu_mem {
+	unsigned int nregions;
+	struct vu_mem_region r[VU_MAX_REGIONS];
+};
+
+struct vu_log {
+	uint8_t *bits;              /* bitmap; NULL: logging off */
+	uint64_t size;              /* bytes of bitmap */
+	void *map_base;             /* what vu_log_unmap() unmaps, NULL if not ours */
+	size_t map_len;
+};
+
+/**
+ * vu_mem_validate() - check a region table from SET_MEM_TABLE
+ * @d:		regions
+ * @n:		how many, 1..VU_MAX_REGIONS
+ * @why:	set to a static reason on failure
+ *
+ * Return: 0, or -EINVAL (zero size, a range that wraps, overlapping GPA or
+ * UVA ranges, an offset that cannot be mapped).
+ */
+int vu_mem_validate(const struct vu_region_desc *d, unsigned int n, const char **why);
+
+/**
+ * vu_mem_set() - build a table over host memory the caller owns
+ * @m:		table to fill (its old content is forgotten, not unmapped)
+ * @d:		regions, validated here
+ * @n:		how many
+ * @host:	host address of each region's first byte, @d[i].size bytes each
+ * @why:	set on failure
+ *
+ * Return: 0 or -EINVAL (then @m is empty).
+ */
+int vu_mem_set(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
+	       uint8_t *const *host, const char **why);
+
+/**
+ * vu_mem_map() - validate and mmap a table from SET_MEM_TABLE
+ * @m:		table to fill; must be empty (unmap the old one first)
+ * @d, @n:	regions
+ * @fds:	one fd per region (not closed, not kept)
+ * @unsealed:	set to true if some fd can be shrunk behind our back
+ * @why:	set on failure
+ *
+ * Return: 0, -EINVAL (invalid table, fd too small), or mmap's -errno; on
+ * failure nothing stays mapped and @m is empty.
+ */
+int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
+	       const int *fds, bool *unsealed, const char **why);
+
+/* vu_mem_unmap() - unmap what vu_mem_map() mapped and empty the table. */
+void vu_mem_unmap(struct vu_mem *m);
+
+/**
+ * vu_mem_gpa_to_host() - host address of guest range [@gpa, @gpa + @len)
+ *
+ * Return: the address, or NULL unless the whole range (len >= 1) is in one
+ * region.
+ */
+void *vu_mem_gpa_to_host(const struct vu_mem *m, uint64_t gpa, uint64_t len);
+
+/* vu_mem_uva_to_host() - the same for a range of the front-end's addresses. */
+void *vu_mem_uva_to_host(const struct vu_mem *m, uint64_t uva, uint64_t len);
+
+/* vu_mem_uva_to_gpa() - the GPA of front-end address @uva, or -EFAULT. */
+int vu_mem_uva_to_gpa(const struct vu_mem *m, uint64_t uva, uint64_t *gpa);
+
+/**
+ * vu_mem_gpa_to_iov() - translate a guest buffer that may span regions
+ * @m:		table
+ * @gpa, @len:	the buffer (len may be 0: no iovec)
+ * @iov:	iovecs to append to
+ * @iov_gpa:	GPA of each iovec's first byte (for the dirty log), may be NULL
+ * @max:	room in @iov and @iov_gpa
+ * @n:		in: iovecs already used; out: after this buffer
+ *
+ * Return: 0, -EFAULT if some byte is not mapped or the range wraps,
+ * -ENOBUFS if @max iovecs are not enough.
+ */
+int vu_mem_gpa_to_iov(const struct vu_mem *m, uint64_t gpa, uint64_t len,
+		      struct iovec *iov, uint64_t *iov_gpa, unsigned int max, unsigned int *n);
+
+/**
+ * vu_log_set() - use @size bytes at @bits as the dirty bitmap (owned by caller)
+ */
+void vu_log_set(struct vu_log *log, uint8_t *bits, uint64_t size);
+
+/**
+ * vu_log_map() - map the dirty bitmap of SET_LOG_BASE
+ * @log:	must be unmapped
+ * @fd:		the log fd (not closed, not kept)
+ * @size:	bytes of bitmap
+ * @offset:	where it starts in @fd
+ *
+ * Return: 0, -EINVAL (zero or unmappable size, fd too small), or mmap's -errno.
+ */
+int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset);
+
+/* vu_log_unmap() - unmap the bitmap (if ours) and turn logging off. */
+void vu_log_unmap(struct vu_log *log);
+
+/**
+ * vu_log_write() - mark the pages of [@gpa, @gpa + @len) dirty
+ *
+ * No-op when logging is off or @len is 0.
+ *
+ * Return: 0, or -ERANGE if part of the range lies beyond the bitmap (the
+ * part inside was marked).
+ */
+int vu_log_write(const struct vu_log *log, uint64_t gpa, uint64_t len);
+
+/* vu_log_active() - true while a bitmap is set. */
+static inline bool vu_log_active(const struct vu_log *log)
+{
+	return log->bits != NULL;
+}
+
+#endif /* MESHSLIRP_BACKEND_VU_MEM_H */

@@ -1,0 +1,736 @@
+/* test_vhost_user.c - the vhost-user backend in process: scripted messages, rings in a memfd, lies. */
+
+/*
+ * A few hand-written vhost-user messages play the front-end (not a full
+ * front-end: tests/lib/vufront is that); guest memory is a memfd this test
+ * maps too, so it builds rings and reads what the backend wrote.  The
+ * backend runs on this thread's GLib main context; every wait is bounded.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "backend/backend.h"
+#include "backend/virtio_net.h"
+#include "backend/vu_msg.h"
+
+#define MEM_SIZE (1u << 20)
+#define MEM_UVA 0x7f0000000000ull   /* the "front-end's" address of guest memory */
+#define QSIZE 16
+#define WAIT_MS 3000
+#define LOG_SIZE 64                 /* dirty bitmap bytes: 512 pages = 2 MiB */
+
+/* Ring parts per queue: RX (0) at 0x0000, TX (1) at 0x8000. */
+#define RING_BASE(q) ((q) * 0x8000u)
+#define DESC(q) (RING_BASE(q))
+#define AVAIL(q) (RING_BASE(q) + 0x1000)
+#define USED(q) (RING_BASE(q) + 0x2000)
+#define DATA 0x20000u
+
+struct fix {
+	char *dir, *path;
+	struct backend *be;
+	int conn;                   /* our end of the vhost-user socket */
+	int memfd;
+	uint8_t *ram;               /* our view of guest memory */
+	int kick[2], call[2], err[2];
+	uint16_t avail_idx[2];
+	uint8_t rx[2048];           /* last frame the backend passed up */
+	size_t rx_len;
+	unsigned int rx_count;
+	bool rx_meta;
+	int congested_calls;
+	bool congested;
+};
+
+static void on_rx(uint8_t *frame, size_t len, const struct frame_meta *meta, void *opaque)
+{
+	struct fix *f = opaque;
+
+	memcpy(f->rx, frame, MIN(len, sizeof(f->rx)));
+	f->rx_len = len;
+	f->rx_count++;
+	f->rx_meta = meta != NULL;
+}
+
+static void on_congested(bool congested, void *opaque)
+{
+	struct fix *f = opaque;
+
+	f->congested = congested;
+	f->congested_calls++;
+}
+
+static const struct backend_callbacks cb = { .rx_frame = on_rx, .set_congested = on_congested };
+
+static void pump(int ms)
+{
+	gint64 end = g_get_monotonic_time() + ms * 1000;
+
+	while (g_get_monotonic_time() < end) {
+		if (!g_main_context_iteration(NULL, FALSE))
+			g_usleep(1000);
+	}
+}
+
+/* Iterate until @cond holds or WAIT_MS pass. */
+#define PUMP_UNTIL(cond)                                                            \
+	do {                                                                        \
+		gint64 end_ = g_get_monotonic_time() + WAIT_MS * 1000;              \
+		while (!(cond) && g_get_monotonic_time() < end_) {                  \
+			if (!g_main_context_iteration(NULL, FALSE))                 \
+				g_usleep(500);                                      \
+		}                                                                   \
+	} while (0)
+
+static int connect_frontend(struct fix *f)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	g_strlcpy(a.sun_path, f->path, sizeof(a.sun_path));
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	pump(20);
+	return fd;
+}
+
+/* Send one message with @nfds fds. */
+static void send_msg(int fd, uint32_t req, uint32_t flags, const void *pl, uint32_t size,
+		     const int *fds, unsigned int nfds)
+{
+	uint8_t buf[VU_MSG_MAX + 64];
+	union {
+		char b[CMSG_SPACE(sizeof(int) * 16)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { buf, VU_HDR_SIZE + size };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	memset(&ctl, 0, sizeof(ctl));
+	memcpy(buf, &req, 4);
+	memcpy(buf + 4, &flags, 4);
+	memcpy(buf + 8, &size, 4);
+	if (size)
+		memcpy(buf + VU_HDR_SIZE, pl, MIN(size, VU_MSG_MAX + 64 - VU_HDR_SIZE));
+	if (nfds) {
+		struct cmsghdr *c;
+
+		mh.msg_control = ctl.b;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	assert_int_equal(sendmsg(fd, &mh, MSG_NOSIGNAL), (ssize_t)iov.iov_len);
+}
+
+static void send_u64(int fd, uint32_t req, uint32_t flags, uint64_t v, const int *fds,
+		     unsigned int nfds)
+{
+	send_msg(fd, req, flags, &v, 8, fds, nfds);
+}
+
+static void send_state(int fd, uint32_t req, uint32_t idx, uint32_t num)
+{
+	uint32_t st[2] = { idx, num };
+
+	send_msg(fd, req, VU_VERSION, st, 8, NULL, 0);
+}
+
+/* Read one reply (pumping the backend meanwhile); returns its u64 payload. */
+static uint64_t read_reply(int fd, uint32_t req)
+{
+	uint8_t buf[VU_HDR_SIZE + 8];
+	size_t got = 0;
+	gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+	uint32_t h[3];
+	uint64_t v;
+
+	while (got < sizeof(buf) && g_get_monotonic_time() < end) {
+		ssize_t n = recv(fd, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
+
+		if (n > 0)
+			got += (size_t)n;
+		else
+			g_main_context_iteration(NULL, FALSE);
+	}
+	assert_int_equal(got, sizeof(buf));
+	memcpy(h, buf, sizeof(h));
+	assert_int_equal(h[0], req);
+	assert_int_equal(h[1], VU_VERSION | VU_FLAG_REPLY);
+	assert_int_equal(h[2], 8);
+	memcpy(&v, buf + VU_HDR_SIZE, 8);
+	return v;
+}
+
+/* True once the backend closed our connection (EOF), within WAIT_MS. */
+static bool closed_by_backend(int fd)
+{
+	gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+	uint8_t b[64];
+
+	while (g_get_monotonic_time() < end) {
+		ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+
+		if (n == 0)
+			return true;
+		g_main_context_iteration(NULL, FALSE);
+	}
+	return false;
+}
+
+static bool fd_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+static uint64_t drain_eventfd(int fd)
+{
+	uint64_t v = 0;
+
+	if (read(fd, &v, sizeof(v)) != sizeof(v))
+		return 0;
+	return v;
+}
+
+static int setup(void **state)
+{
+	struct fix *f = g_new0(struct fix, 1);
+
+	f->dir = g_dir_make_tmp("vu-test.XXXXXX", NULL);
+	f->path = g_build_filename(f->dir, "vhost.sock", NULL);
+	assert_int_equal(vhost_user_backend_new(f->path, 1500, &cb, f, &f->be), 0);
+	f->memfd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(f->memfd >= 0);
+	assert_int_equal(ftruncate(f->memfd, MEM_SIZE), 0);
+	assert_int_equal(fcntl(f->memfd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	f->ram = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
+	assert_true(f->ram != MAP_FAILED);
+	for (int q = 0; q < 2; q++) {
+		f->kick[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		f->call[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		f->err[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	}
+	f->conn = -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fix *f = *state;
+
+	if (f->conn >= 0)
+		close(f->conn);
+	backend_free(f->be);
+	assert_false(g_file_test(f->path, G_FILE_TEST_EXISTS));
+	for (int q = 0; q < 2; q++) {
+		close(f->kick[q]);
+		close(f->call[q]);
+		close(f->err[q]);
+	}
+	munmap(f->ram, MEM_SIZE);
+	close(f->memfd);
+	rmdir(f->dir);
+	g_free(f->path);
+	g_free(f->dir);
+	g_free(f);
+	return 0;
+}
+
+static const uint64_t FEATURES = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
+				 VIRTIO_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+
+/* The memory table: one region, the whole memfd. */
+static void send_mem_table(struct fix *f, uint32_t flags)
+{
+	uint8_t pl[VU_MEM_HDR_SIZE + VU_MEM_REGION_SIZE] = { 1 };
+	uint64_t r[4] = { 0, MEM_SIZE, MEM_UVA, 0 };
+
+	memcpy(pl + VU_MEM_HDR_SIZE, r, sizeof(r));
+	send_msg(f->conn, VU_REQ_SET_MEM_TABLE, flags, pl, sizeof(pl), &f->memfd, 1);
+}
+
+/* Connect and bring both rings up as QEMU does. */
+static void bring_up(struct fix *f, uint64_t features)
+{
+	f->conn = connect_frontend(f);
+	send_msg(f->conn, VU_REQ_GET_FEATURES, VU_VERSION, NULL, 0, NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_GET_FEATURES) & VIRTIO_BIT(VHOST_USER_F_PROTOCOL_FEATURES));
+	send_msg(f->conn, VU_REQ_GET_PROTOCOL_FEATURES, VU_VERSION, NULL, 0, NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_GET_PROTOCOL_FEATURES) &
+		    VIRTIO_BIT(VU_PROTOCOL_F_REPLY_ACK));
+	send_u64(f->conn, VU_REQ_SET_PROTOCOL_FEATURES, VU_VERSION,
+		 VIRTIO_BIT(VU_PROTOCOL_F_REPLY_ACK) | VIRTIO_BIT(VU_PROTOCOL_F_LOG_SHMFD), NULL, 0);
+	send_msg(f->conn, VU_REQ_SET_OWNER, VU_VERSION, NULL, 0, NULL, 0);
+	send_u64(f->conn, VU_REQ_SET_FEATURES, VU_VERSION, features, NULL, 0);
+	send_mem_table(f, VU_VERSION | VU_FLAG_NEED_REPLY);
+	assert_true(read_reply(f->conn, VU_REQ_SET_MEM_TABLE) == 0);
+	for (uint32_t q = 0; q < 2; q++) {
+		uint8_t addr[VU_ADDR_SIZE];
+		uint32_t hdr[2] = { q, 0 };
+		uint64_t a[4] = { MEM_UVA + DESC(q), MEM_UVA + USED(q), MEM_UVA + AVAIL(q), USED(q) };
+
+		memcpy(addr, hdr, 8);
+		memcpy(addr + 8, a, 32);
+		send_state(f->conn, VU_REQ_SET_VRING_NUM, q, QSIZE);
+		send_state(f->conn, VU_REQ_SET_VRING_BASE, q, 0);
+		send_msg(f->conn, VU_REQ_SET_VRING_ADDR, VU_VERSION, addr, sizeof(addr), NULL, 0);
+		send_u64(f->conn, VU_REQ_SET_VRING_KICK, VU_VERSION, q, &f->kick[q], 1);
+		send_u64(f->conn, VU_REQ_SET_VRING_CALL, VU_VERSION, q, &f->call[q], 1);
+		send_u64(f->conn, VU_REQ_SET_VRING_ERR, VU_VERSION, q, &f->err[q], 1);
+		send_state(f->conn, VU_REQ_SET_VRING_ENABLE, q, 1);
+	}
+	PUMP_UNTIL(f->be->stats.attached == 1);
+	assert_int_equal(f->be->stats.attached, 1);
+}
+
+static void set_desc(struct fix *f, uint32_t q, uint32_t i, uint64_t gpa, uint32_t len,
+		     uint16_t flags, uint16_t next)
+{
+	uint8_t *p = f->ram + DESC(q) + i * VRING_DESC_SIZE;
+
+	le64_write(p, gpa);
+	le32_write(p + 8, len);
+	le16_write(p + 12, flags);
+	le16_write(p + 14, next);
+}
+
+static void make_avail(struct fix *f, uint32_t q, uint16_t head)
+{
+	le16_write(f->ram + AVAIL(q) + VRING_AVAIL_RING_OFF + 2 * (f->avail_idx[q] % QSIZE), head);
+	f->avail_idx[q]++;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	le16_write(f->ram + AVAIL(q) + VRING_AVAIL_IDX_OFF, f->avail_idx[q]);
+}
+
+static void kick(struct fix *f, uint32_t q)
+{
+	uint64_t one = 1;
+
+	assert_int_equal(write(f->kick[q], &one, sizeof(one)), sizeof(one));
+}
+
+static uint16_t used_idx(struct fix *f, uint32_t q)
+{
+	return le16_read(f->ram + USED(q) + VRING_USED_IDX_OFF);
+}
+
+/* The guest transmits a 60-byte frame with header @hdr at DATA + @slot * 0x1000. */
+static void guest_tx(struct fix *f, uint16_t head, unsigned int slot, uint8_t hdr_flags)
+{
+	uint8_t *p = f->ram + DATA + slot * 0x1000;
+
+	memset(p, 0, VIRTIO_NET_HDR_LEN);
+	p[0] = hdr_flags;
+	for (int i = 0; i < 60; i++)
+		p[VIRTIO_NET_HDR_LEN + i] = (uint8_t)(0x40 + i + slot);
+	/* Header and frame in two descriptors, as Linux often does. */
+	set_desc(f, 1, head, DATA + slot * 0x1000, VIRTIO_NET_HDR_LEN, VRING_DESC_F_NEXT,
+		 (uint16_t)(head + 1));
+	set_desc(f, 1, head + 1, DATA + slot * 0x1000 + VIRTIO_NET_HDR_LEN, 60, 0, 0);
+	make_avail(f, 1, head);
+	kick(f, 1);
+}
+
+static void test_tx_and_rx(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[72];
+	const uint8_t *hdr;
+
+	bring_up(f, FEATURES);
+
+	/* Guest -> daemon: copied out, header gone, chain returned, one signal. */
+	guest_tx(f, 0, 0, 0);
+	PUMP_UNTIL(f->rx_count == 1);
+	assert_int_equal(f->rx_count, 1);
+	assert_int_equal(f->rx_len, 60);
+	assert_false(f->rx_meta);
+	assert_int_equal(f->rx[0], 0x40);
+	assert_int_equal(used_idx(f, 1), 1);
+	assert_true(drain_eventfd(f->call[1]) >= 1);
+	/* An offload the guest did not negotiate: counted drop, chain still returned. */
+	guest_tx(f, 2, 1, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	PUMP_UNTIL(used_idx(f, 1) == 2);
+	assert_int_equal(used_idx(f, 1), 2);
+	assert_int_equal(f->rx_count, 1);
+	assert_int_equal(f->be->stats.rx_bad_meta, 1);
+
+	/* Daemon -> guest with no RX buffer: staged, congested. */
+	for (size_t i = 0; i < sizeof(frame); i++)
+		frame[i] = (uint8_t)i;
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	backend_flush(f->be);
+	assert_true(f->congested);
+	assert_int_equal(f->be->stats.rx_ring_full_events, 1);
+	assert_int_equal(f->be->stats.congestion_events, 1);
+	/* While congested the guest's TX ring is left alone. */
+	guest_tx(f, 4, 2, 0);
+	pump(50);
+	assert_int_equal(f->rx_count, 1);
+	assert_true(f->be->stats.tx_drain_paused >= 1);
+
+	/* Two 48-byte RX buffers (MRG_RXBUF): 12 + 72 bytes need both. */
+	set_desc(f, 0, 0, DATA + 0x8000, 48, VRING_DESC_F_WRITE, 0);
+	set_desc(f, 0, 1, DATA + 0x9000, 48, VRING_DESC_F_WRITE, 0);
+	make_avail(f, 0, 0);
+	make_avail(f, 0, 1);
+	kick(f, 0);
+	PUMP_UNTIL(used_idx(f, 0) == 2 && !f->congested);
+	assert_int_equal(used_idx(f, 0), 2);
+	assert_false(f->congested);
+	hdr = f->ram + DATA + 0x8000;
+	assert_int_equal(le16_read(hdr + VIRTIO_NET_HDR_NUM_BUFFERS_OFF), 2);
+	assert_memory_equal(hdr + VIRTIO_NET_HDR_LEN, frame, 36);
+	assert_memory_equal(f->ram + DATA + 0x9000, frame + 36, 36);
+	assert_int_equal(le32_read(f->ram + USED(0) + VRING_USED_RING_OFF + 4), 48);
+	assert_int_equal(le32_read(f->ram + USED(0) + VRING_USED_RING_OFF + 12), 36);
+	assert_true(drain_eventfd(f->call[0]) >= 1);
+	assert_int_equal(f->be->stats.tx_frames, 1);
+	/* Uncongested, the TX frame left waiting is served. */
+	PUMP_UNTIL(f->rx_count == 2);
+	assert_int_equal(f->rx_count, 2);
+
+	/* GET_VRING_BASE stops the ring and answers where it stands. */
+	send_state(f->conn, VU_REQ_GET_VRING_BASE, 1, 0);
+	assert_true(read_reply(f->conn, VU_REQ_GET_VRING_BASE) == ((uint64_t)3 << 32 | 1));
+	assert_int_equal(f->be->stats.attached, 0);
+	assert_int_equal(f->be->stats.vu_bad_messages, 0);
+}
+
+static void test_ring_broken(void **state)
+{
+	struct fix *f = *state;
+
+	bring_up(f, FEATURES);
+	/* A descriptor loop on the TX ring. */
+	set_desc(f, 1, 0, DATA, 12, VRING_DESC_F_NEXT, 1);
+	set_desc(f, 1, 1, DATA, 12, VRING_DESC_F_NEXT, 0);
+	make_avail(f, 1, 0);
+	kick(f, 1);
+	PUMP_UNTIL(f->be->stats.ring_broken == 1);
+	assert_int_equal(f->be->stats.ring_broken, 1);
+	assert_true(fd_readable(f->err[1]));
+	/* Sticky: more kicks do nothing, and the breakage is counted once. */
+	guest_tx(f, 4, 0, 0);
+	pump(50);
+	assert_int_equal(f->rx_count, 0);
+	assert_int_equal(f->be->stats.ring_broken, 1);
+	/* The connection is unaffected: a broken ring is the guest's fault, not the front-end's. */
+	send_msg(f->conn, VU_REQ_GET_QUEUE_NUM, VU_VERSION, NULL, 0, NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_GET_QUEUE_NUM) == 1);
+	assert_int_equal(f->be->stats.vu_bad_messages, 0);
+	/* Reconfiguring the ring (as after a guest reset) clears BROKEN. */
+	send_state(f->conn, VU_REQ_GET_VRING_BASE, 1, 0);
+	read_reply(f->conn, VU_REQ_GET_VRING_BASE);
+	f->avail_idx[1] = 0;
+	le16_write(f->ram + AVAIL(1) + VRING_AVAIL_IDX_OFF, 0);
+	send_state(f->conn, VU_REQ_SET_VRING_BASE, 1, 0);
+	send_u64(f->conn, VU_REQ_SET_VRING_KICK, VU_VERSION, 1, &f->kick[1], 1);
+	send_u64(f->conn, VU_REQ_SET_VRING_CALL, VU_VERSION, 1, &f->call[1], 1);
+	PUMP_UNTIL(f->be->stats.attached == 1);
+	guest_tx(f, 0, 0, 0);
+	PUMP_UNTIL(f->rx_count == 1);
+	assert_int_equal(f->rx_count, 1);
+}
+
+#define STAGE_FRAMES 3000         /* through the 2 MiB staging queue several times */
+#define STAGE_FIRST 1000          /* staged before the guest posts any buffer */
+#define STAGE_MORE 12             /* sent while draining: appended behind the rest */
+#define RXBUF 2048
+
+/* Frame @seq: 60..1559 bytes, its sequence number first, then a pattern. */
+static size_t stage_frame(uint32_t seq, uint8_t *buf)
+{
+	size_t len = 60 + (seq * 7919u) % 1500;
+
+	memcpy(buf, &seq, sizeof(seq));
+	for (size_t i = sizeof(seq); i < len; i++)
+		buf[i] = (uint8_t)(seq + i);
+	return len;
+}
+
+/* Frames wait in order while the guest has no buffer, wrap around the queue, come out intact. */
+static void test_staging_order_and_wrap(void **state)
+{
+	struct fix *f = *state;
+	uint8_t buf[1600], want[1600];
+	uint32_t sent = 0, got = 0;
+	uint16_t used_seen = 0;
+
+	bring_up(f, FEATURES);
+	for (; sent < STAGE_FIRST; sent++)
+		assert_int_equal(backend_send(f->be, buf, stage_frame(sent, buf), NULL), 0);
+	backend_flush(f->be);
+	assert_true(f->congested);
+	for (int round = 0; got < STAGE_FRAMES && round < 1000; round++) {
+		for (uint16_t i = 0; i < QSIZE; i++) {
+			set_desc(f, 0, i, DATA + i * RXBUF, RXBUF, VRING_DESC_F_WRITE, 0);
+			make_avail(f, 0, i);
+		}
+		kick(f, 0);
+		PUMP_UNTIL((uint16_t)(used_idx(f, 0) - used_seen) == QSIZE || got + (uint16_t)(used_idx(f, 0) - used_seen) == sent);
+		while (used_seen != used_idx(f, 0)) {
+			const uint8_t *e = f->ram + USED(0) + VRING_USED_RING_OFF + 8 * (used_seen % QSIZE);
+			uint32_t id = le32_read(e), len = le32_read(e + 4);
+			const uint8_t *p = f->ram + DATA + id * RXBUF;
+
+			assert_true(id < QSIZE);
+			assert_int_equal(len, VIRTIO_NET_HDR_LEN + stage_frame(got, want));
+			assert_int_equal(le16_read(p + VIRTIO_NET_HDR_NUM_BUFFERS_OFF), 1);
+			assert_memory_equal(p + VIRTIO_NET_HDR_LEN, want, len - VIRTIO_NET_HDR_LEN);
+			got++;
+			used_seen++;
+		}
+		/* More frames while the queue drains: they go behind the staged ones (and wrap). */
+		for (int k = 0; k < STAGE_MORE && sent < STAGE_FRAMES; k++, sent++)
+			assert_int_equal(backend_send(f->be, buf, stage_frame(sent, buf), NULL), 0);
+		backend_flush(f->be);
+		/* Whatever the guest did not use of its 16 buffers waits for the next round. */
+		f->avail_idx[0] = used_seen;
+		le16_write(f->ram + AVAIL(0) + VRING_AVAIL_IDX_OFF, used_seen);
+		if (got == sent)
+			break;
+	}
+	assert_int_equal(got, STAGE_FRAMES);
+	assert_int_equal(f->be->stats.tx_full, 0);
+	assert_int_equal(f->be->stats.tx_frames, STAGE_FRAMES);
+	assert_false(f->congested);
+}
+
+/* Resend ring 0's addresses (as QEMU does to switch the used ring's log on). */
+static void resend_rx_addr(struct fix *f, uint32_t flags)
+{
+	uint8_t addr[VU_ADDR_SIZE];
+	uint32_t hdr[2] = { 0, flags };
+	uint64_t a[4] = { MEM_UVA + DESC(0), MEM_UVA + USED(0), MEM_UVA + AVAIL(0), USED(0) };
+
+	memcpy(addr, hdr, 8);
+	memcpy(addr + 8, a, 32);
+	send_msg(f->conn, VU_REQ_SET_VRING_ADDR, VU_VERSION, addr, sizeof(addr), NULL, 0);
+	pump(20);
+}
+
+/* A restart of the RX ring keeps what is staged; stopping it drops that and lifts congestion. */
+static void test_restart_keeps_staged(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[60] = { 7 };
+
+	bring_up(f, FEATURES);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	assert_true(f->congested);
+	resend_rx_addr(f, 0);
+	assert_int_equal(f->be->stats.attached, 1);
+	assert_true(f->congested);
+	set_desc(f, 0, 0, DATA, 1500, VRING_DESC_F_WRITE, 0);
+	make_avail(f, 0, 0);
+	kick(f, 0);
+	PUMP_UNTIL(used_idx(f, 0) == 1);
+	assert_int_equal(used_idx(f, 0), 1);
+	assert_int_equal(f->be->stats.tx_frames, 1);
+	/* One frame still waits (no buffer for it), below the low-water mark: congestion lifted. */
+	assert_false(f->congested);
+	send_state(f->conn, VU_REQ_GET_VRING_BASE, 0, 0);
+	assert_true(read_reply(f->conn, VU_REQ_GET_VRING_BASE) == (uint64_t)1 << 32);
+	assert_false(f->congested);
+	assert_int_equal(f->be->stats.tx_no_peer, 1);
+}
+
+static void test_rx_ring_broken_lifts_congestion(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[60] = { 0 };
+
+	bring_up(f, FEATURES);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	assert_true(f->congested);
+	/* The guest's RX buffer is a readable-after-writable chain: the RX ring breaks. */
+	set_desc(f, 0, 0, DATA, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	set_desc(f, 0, 1, DATA, 64, 0, 0);
+	make_avail(f, 0, 0);
+	kick(f, 0);
+	PUMP_UNTIL(f->be->stats.ring_broken == 1);
+	assert_int_equal(f->be->stats.ring_broken, 1);
+	assert_true(fd_readable(f->err[0]));
+	/* Nothing can reach the guest: the staged frame is dropped and the stack runs again. */
+	assert_false(f->congested);
+	assert_int_equal(f->be->stats.tx_errors, 1);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), -EIO);
+	assert_false(f->congested);
+}
+
+static void test_dirty_log(void **state)
+{
+	struct fix *f = *state;
+	int logfd = memfd_create("log", MFD_CLOEXEC);
+	uint64_t lb[2] = { LOG_SIZE, 0 };
+	uint8_t addr[VU_ADDR_SIZE];
+	uint32_t hdr[2] = { 0, VU_VRING_F_LOG };
+	uint64_t a[4] = { MEM_UVA + DESC(0), MEM_UVA + USED(0), MEM_UVA + AVAIL(0), USED(0) };
+	uint8_t frame[60] = { 1, 2, 3 };
+	uint8_t *bits;
+	uint64_t data_page = (DATA + 0x8000) >> 12, used_page = USED(0) >> 12;
+
+	assert_true(logfd >= 0);
+	assert_int_equal(ftruncate(logfd, LOG_SIZE), 0);
+	bits = mmap(NULL, LOG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, logfd, 0);
+	assert_true(bits != MAP_FAILED);
+	bring_up(f, FEATURES);
+	/* As QEMU starts a migration: log base, LOG_ALL, the used ring's log flag. */
+	send_msg(f->conn, VU_REQ_SET_LOG_BASE, VU_VERSION, lb, sizeof(lb), &logfd, 1);
+	assert_true(read_reply(f->conn, VU_REQ_SET_LOG_BASE) == 0);
+	send_u64(f->conn, VU_REQ_SET_FEATURES, VU_VERSION, FEATURES | VIRTIO_BIT(VHOST_F_LOG_ALL),
+		 NULL, 0);
+	memcpy(addr, hdr, 8);
+	memcpy(addr + 8, a, 32);
+	send_msg(f->conn, VU_REQ_SET_VRING_ADDR, VU_VERSION, addr, sizeof(addr), NULL, 0);
+	pump(20);
+	assert_int_equal(f->be->stats.attached, 1);
+	set_desc(f, 0, 0, DATA + 0x8000, 1500, VRING_DESC_F_WRITE, 0);
+	make_avail(f, 0, 0);
+	kick(f, 0);
+	pump(20);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	backend_flush(f->be);
+	assert_int_equal(used_idx(f, 0), 1);
+	assert_true(bits[data_page / 8] & (1u << (data_page % 8)));
+	assert_true(bits[used_page / 8] & (1u << (used_page % 8)));
+	/* Nothing else: the descriptor table and avail ring were not written by us. */
+	assert_int_equal(bits[0] & 1, 0);
+	munmap(bits, LOG_SIZE);
+	close(logfd);
+}
+
+/* Each lie closes its connection with a counted bad message; the next front-end is served. */
+static void test_lying_frontends(void **state)
+{
+	struct fix *f = *state;
+	uint8_t overlap[VU_MEM_HDR_SIZE + 2 * VU_MEM_REGION_SIZE] = { 2 };
+	uint64_t r[8] = { 0, 0x2000, MEM_UVA, 0, 0x1000, 0x2000, MEM_UVA + 0x100000, 0 };
+	int two[2] = { f->memfd, f->memfd };
+	int many[9];
+	uint64_t bad = f->be->stats.vu_bad_messages;
+
+	memcpy(overlap + VU_MEM_HDR_SIZE, r, sizeof(r));
+	for (int i = 0; i < 9; i++)
+		many[i] = f->kick[0];
+	for (int lie = 0; lie < 8; lie++) {
+		int c = connect_frontend(f);
+		uint32_t huge[3] = { VU_REQ_SET_FEATURES, VU_VERSION, 1u << 20 };
+
+		if (lie != 3)
+			send_msg(c, VU_REQ_SET_OWNER, VU_VERSION, NULL, 0, NULL, 0);
+		switch (lie) {
+		case 0: /* a size no request has */
+			assert_int_equal(send(c, huge, sizeof(huge), MSG_NOSIGNAL), sizeof(huge));
+			break;
+		case 1: /* SET_VRING_KICK without its fd */
+			send_u64(c, VU_REQ_SET_VRING_KICK, VU_VERSION, 0, NULL, 0);
+			break;
+		case 2: /* features we never offered */
+			send_u64(c, VU_REQ_SET_FEATURES, VU_VERSION, VIRTIO_BIT(VIRTIO_NET_F_CSUM), NULL, 0);
+			break;
+		case 3: /* memory before SET_OWNER: sent below */
+			break;
+		case 4: /* overlapping regions */
+			send_msg(c, VU_REQ_SET_MEM_TABLE, VU_VERSION, overlap, sizeof(overlap), two, 2);
+			break;
+		case 5: /* a request we do not serve */
+			send_msg(c, 24, VU_VERSION, NULL, 0, NULL, 0);
+			break;
+		case 6: /* more fds than any message carries */
+			send_msg(c, VU_REQ_GET_FEATURES, VU_VERSION, NULL, 0, many, 9);
+			break;
+		case 7: /* a ring size that is not a power of two */
+			send_state(c, VU_REQ_SET_VRING_NUM, 0, 100);
+			break;
+		}
+		if (lie == 3) {
+			uint8_t pl[VU_MEM_HDR_SIZE + VU_MEM_REGION_SIZE] = { 1 };
+			uint64_t one[4] = { 0, MEM_SIZE, MEM_UVA, 0 };
+
+			memcpy(pl + VU_MEM_HDR_SIZE, one, sizeof(one));
+			send_msg(c, VU_REQ_SET_MEM_TABLE, VU_VERSION, pl, sizeof(pl), &f->memfd, 1);
+		}
+		assert_true(closed_by_backend(c));
+		assert_true(f->be->stats.vu_bad_messages == bad + (uint64_t)lie + 1);
+		close(c);
+		pump(10);
+	}
+}
+
+static void test_trickle_and_refuse(void **state)
+{
+	struct fix *f = *state;
+	uint8_t msg[VU_HDR_SIZE] = { 0 };
+	uint32_t req = VU_REQ_GET_FEATURES, flags = VU_VERSION;
+	int second;
+
+	f->conn = connect_frontend(f);
+	memcpy(msg, &req, 4);
+	memcpy(msg + 4, &flags, 4);
+	/* One byte at a time, the loop running in between: nothing blocks. */
+	for (size_t i = 0; i < sizeof(msg); i++) {
+		assert_int_equal(send(f->conn, msg + i, 1, MSG_NOSIGNAL), 1);
+		pump(5);
+	}
+	assert_true(read_reply(f->conn, VU_REQ_GET_FEATURES) & VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	/* A second front-end is refused; the first is untouched. */
+	second = connect_frontend(f);
+	assert_true(closed_by_backend(second));
+	close(second);
+	assert_int_equal(f->be->stats.peers_refused, 1);
+	send_msg(f->conn, VU_REQ_GET_QUEUE_NUM, VU_VERSION, NULL, 0, NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_GET_QUEUE_NUM) == 1);
+	/* Closing inside a message is a disconnect, not a bad message. */
+	assert_int_equal(send(f->conn, msg, 5, MSG_NOSIGNAL), 5);
+	pump(10);
+	close(f->conn);
+	f->conn = -1;
+	pump(20);
+	assert_int_equal(f->be->stats.vu_bad_messages, 0);
+	assert_int_equal(f->be->stats.peers_accepted, 1);
+	/* And the next front-end is served. */
+	bring_up(f, FEATURES);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_tx_and_rx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_broken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_staging_order_and_wrap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_keeps_staged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_ring_broken_lifts_congestion, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dirty_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lying_frontends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trickle_and_refuse, setup, teardown),
+	};
+
+	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
