@@ -95,6 +95,7 @@ struct backend_stats {
 	uint64_t vu_messages;       /* vhost-user messages handled */
 	uint64_t vu_bad_messages;   /* vhost-user messages that closed the connection */
 	uint64_t vu_rarp;           /* SEND_RARP requests (acknowledged, nothing sent) */
+	uint64_t vu_dirty_logged;   /* guest buffer writes marked in the dirty log (migration) */
 };
 
 struct backend;

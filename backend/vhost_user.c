@@ -402,8 +402,9 @@ static void vu_apply_log(struct vhost_user_backend *vb)
 /* Log a guest write of [@gpa, @gpa + @len) when logging is on. */
 static void vu_log_guest_write(struct vhost_user_backend *vb, uint64_t gpa, uint64_t len)
 {
-	if (vu_has_feature(vb, VHOST_F_LOG_ALL))
-		vu_log_write(&vb->log, gpa, len);
+	if (vu_has_feature(vb, VHOST_F_LOG_ALL) && vu_log_active(&vb->log) &&
+	    !vu_log_write(&vb->log, gpa, len))
+		vb->be.stats.vu_dirty_logged++;
 }
 
 /* stats.attached: a front-end is connected and both rings run. */
@@ -550,6 +551,8 @@ static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
 	vb->be.cb->rx_frame(vb->frame_buf + VIRTIO_NET_HDR_LEN, len, meta, vb->be.opaque);
 }
 
+static void vu_flush(struct backend *be);
+
 /*
  * Drain the guest's TX ring, at most VU_TX_BUDGET chains.  Returns true if
  * work is left (budget spent): the caller schedules another pass.
@@ -593,6 +596,12 @@ static bool vu_tx_process(struct vhost_user_backend *vb)
 	if (vr->vq.broken)
 		vu_ring_report_broken(vb, VU_TXQ);
 	vu_ring_flush(vb, VU_TXQ);
+	/*
+	 * The stack answered some of these frames at once (ARP, DHCP, ACKs):
+	 * publish them now, in this batch.  Waiting for the netstack's next
+	 * dispatch would wait for its next timer, or for ever with no socket.
+	 */
+	vu_flush(&vb->be);
 	return more;
 }
 

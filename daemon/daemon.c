@@ -360,6 +360,9 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric_head(o, "meshslirp_vhost_user_rarp_total", "counter",
 		    "SEND_RARP requests after a migration (acknowledged; there is no L2 network to announce on).");
 	metric(o, "meshslirp_vhost_user_rarp_total", NULL, bs->vu_rarp);
+	metric_head(o, "meshslirp_vhost_user_dirty_logged_total", "counter",
+		    "Writes into guest memory marked in the dirty log while a live migration ran.");
+	metric(o, "meshslirp_vhost_user_dirty_logged_total", NULL, bs->vu_dirty_logged);
 
 	metric_head(o, "meshslirp_qemu_connections_total", "counter", "QEMU connections, by outcome.");
 	metric(o, "meshslirp_qemu_connections_total", "result=\"accepted\"", bs->peers_accepted);

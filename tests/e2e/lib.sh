@@ -200,7 +200,9 @@ e2e_build_guest() {
 # E2E_GUEST_NETDEV=vhost-user connects to a --vhost-user socket instead of --socket: guest
 # RAM in a shared memfd, and vectors=0 (INTx), which QEMU 7.2 needs for vhost-user under TCG
 # (with MSI-X it segfaults in msix_set_vector_notifiers); E2E_GUEST_DEVICE_OPTS is appended
-# to the -device options (e.g. ",host_mtu=1500").
+# to the -device options (e.g. ",host_mtu=1500").  E2E_GUEST_NS runs QEMU in another namespace
+# than the pod's, and the array E2E_QEMU_EXTRA adds options (a monitor, -incoming).
+E2E_QEMU_EXTRA=()
 e2e_boot_guest() {
 	local name=$1 dir=$2 sock=$3 append=${4:-} opts=(-no-reboot) net
 	local dev=virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56${E2E_GUEST_DEVICE_OPTS:-}
@@ -215,9 +217,9 @@ e2e_boot_guest() {
 	else
 		net=(-netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$sock" -device "$dev")
 	fi
-	ip netns exec "$NS_POD" qemu-system-x86_64 -accel tcg -m 256 -nographic "${opts[@]}" \
-		-kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" \
-		-append "console=ttyS0 quiet panic=-1 $append" "${net[@]}" \
+	ip netns exec "${E2E_GUEST_NS:-$NS_POD}" qemu-system-x86_64 -accel tcg -m 256 -nographic \
+		"${opts[@]}" -kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" \
+		-append "console=ttyS0 quiet panic=-1 $append" "${net[@]}" "${E2E_QEMU_EXTRA[@]}" \
 		</dev/null >"$E2E_TMP/$name.log" 2>&1 &
 	GUEST_PID=$!
 	E2E_PIDS+=("$GUEST_PID")
