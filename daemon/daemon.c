@@ -371,6 +371,12 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric(o, "meshslirp_guest_attached", NULL, bs->attached);
 	metric_head(o, "meshslirp_libslirp_sockets", "gauge", "Host sockets libslirp polls.");
 	metric(o, "meshslirp_libslirp_sockets", NULL, netstack_polled_sockets(d->ns));
+	metric_head(o, "meshslirp_guest_link_total", "counter",
+		    "Frames fitted to the guest's link: datagrams over its MTU cut into fragments, the fragments, datagrams dropped for Don't Fragment, DHCP replies given the MTU.");
+	metric(o, "meshslirp_guest_link_total", "what=\"datagrams_fragmented\"", ns->tx_fragmented);
+	metric(o, "meshslirp_guest_link_total", "what=\"fragments\"", ns->tx_fragments);
+	metric(o, "meshslirp_guest_link_total", "what=\"dropped_dont_fragment\"", ns->tx_too_big);
+	metric(o, "meshslirp_guest_link_total", "what=\"dhcp_mtu_option\"", ns->dhcp_mtu);
 	metric_head(o, "meshslirp_guest_errors_total", "counter", "libslirp guest_error reports.");
 	metric(o, "meshslirp_guest_errors_total", NULL, ns->guest_errors);
 

@@ -569,7 +569,8 @@ static const GOptionEntry options_entries[] = {
 	{ "guest-address", 0, 0, CB(opt_guest),
 	  "Address leased to the guest (default network + 15)", "ADDR" },
 	{ "mtu", 0, 0, CB(opt_mtu),
-	  "Guest MTU, 576..65520 (default 1500)", "N" },
+	  "The guest link's MTU, 576..65520 (default 65520, whatever the pod's: TCP ends here); "
+	  "DHCP tells the guest", "N" },
 	{ "expose", 0, 0, CB(opt_expose),
 	  "Forward host TCP port to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]" },
 	{ "inbound-proxy-protocol", 0, 0, CB(opt_inbound_mode),

@@ -23,7 +23,11 @@
 #include "proxy-bridge/policy.h"
 #include "proxy-bridge/proxy_proto.h"
 
-#define MS_DEFAULT_MTU 1500
+/*
+ * The guest link's MTU.  meshslirp terminates TCP, so this need not be the
+ * pod network's: 65520 lets one frame carry 64 KiB whatever the pod's MTU.
+ */
+#define MS_DEFAULT_MTU 65520
 #define MS_MTU_MIN 576
 #define MS_MTU_MAX 65520
 

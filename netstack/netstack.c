@@ -14,6 +14,7 @@
 #include <libslirp.h>
 
 #include "common/ratelimit.h"
+#include "netstack/guestlink.h"
 
 /* Most epoll events taken per dispatch; the rest stay pending (level-triggered). */
 #define NETSTACK_EPOLL_BATCH 256
@@ -64,6 +65,9 @@ struct netstack {
 	struct epoll_event events[NETSTACK_EPOLL_BATCH];
 	int nevents;
 	int64_t deadline_us;      /* libslirp's next timer, from the last fill; 0 = none */
+
+	unsigned int guest_mtu;   /* the guest link's MTU */
+	uint8_t *frag_buf;        /* one fragment: GUESTLINK_ETH_HLEN + guest_mtu bytes */
 
 	struct ratelimit guest_error_rl;
 	struct netstack_stats stats;
@@ -289,6 +293,50 @@ static GSourceFuncs netstack_source_funcs = {
 	.dispatch = netstack_source_dispatch,
 };
 
+/* One frame to the backend, counted. */
+static void netstack_tx(struct netstack *ns, const void *frame, size_t len)
+{
+	if (ns->ops->tx_frame(frame, len, ns->opaque) < 0)
+		ns->stats.tx_dropped++;
+	else
+		ns->stats.tx_frames++;
+}
+
+/*
+ * A frame for the guest, made to fit its link: the MTU in DHCP replies, and a
+ * datagram over the MTU cut into fragments (TCP is sized by the guest's own
+ * MSS and passes as it is).
+ */
+static void netstack_tx_fitted(struct netstack *ns, uint8_t *frame, size_t len)
+{
+	struct guestlink_frag it;
+	size_t n;
+	int ret;
+
+	if (len > GUESTLINK_ETH_HLEN + 20 && frame[GUESTLINK_ETH_HLEN + 9] == IPPROTO_UDP &&
+	    !guestlink_dhcp_set_mtu(frame, len, (uint16_t)ns->guest_mtu))
+		ns->stats.dhcp_mtu++;
+	if (len <= GUESTLINK_ETH_HLEN + ns->guest_mtu ||
+	    (len > GUESTLINK_ETH_HLEN + 20 && frame[GUESTLINK_ETH_HLEN + 9] == IPPROTO_TCP)) {
+		netstack_tx(ns, frame, len);
+		return;
+	}
+	ret = guestlink_frag_start(&it, frame, len, ns->guest_mtu);
+	if (ret == 0) {
+		netstack_tx(ns, frame, len);
+		return;
+	}
+	if (ret < 0) {
+		ns->stats.tx_too_big++;
+		return;
+	}
+	ns->stats.tx_fragmented++;
+	while ((n = guestlink_frag_next(&it, ns->frag_buf))) {
+		ns->stats.tx_fragments++;
+		netstack_tx(ns, ns->frag_buf, n);
+	}
+}
+
 static ssize_t netstack_send_packet(const void *buf, size_t len,
 					  void *opaque)
 {
@@ -297,18 +345,14 @@ static ssize_t netstack_send_packet(const void *buf, size_t len,
 	/*
 	 * libslirp 4.7 builds every frame it sends in a buffer of its own
 	 * (if_encap's stack copy, or a local ARP reply) and forgets it after
-	 * this call, so the hook may rewrite it in place.
+	 * this call, so the hook may rewrite it in place, and so may we.
 	 */
 	if (ns->hooks && ns->hooks->stack_frame((uint8_t *)buf, len, ns->hooks_opaque) ==
 			 NETSTACK_CONSUMED) {
 		ns->stats.hook_held++;
 		return (ssize_t)len;
 	}
-
-	if (ns->ops->tx_frame(buf, len, ns->opaque) < 0)
-		ns->stats.tx_dropped++;
-	else
-		ns->stats.tx_frames++;
+	netstack_tx_fitted(ns, (uint8_t *)buf, len);
 	/*
 	 * A drop is not an I/O error: libslirp logs a critical message for a
 	 * negative return, while TCP recovers a dropped frame by itself.
@@ -470,11 +514,17 @@ int netstack_new(const struct netstack_config *cfg,
 		.vhost = cfg->gateway,
 		.vdhcp_start = cfg->guest,
 		.vnameserver = cfg->dns,
-		.if_mtu = cfg->mtu,
-		.if_mru = cfg->mtu,
+		.if_mtu = NETSTACK_SLIRP_MTU,
+		.if_mru = NETSTACK_SLIRP_MTU,
 	};
 	int ret;
 
+	if (cfg->mtu < GUESTLINK_MTU_MIN || cfg->mtu > NETSTACK_SLIRP_MTU) {
+		g_free(ns);
+		return -EINVAL;
+	}
+	ns->guest_mtu = cfg->mtu;
+	ns->frag_buf = g_malloc(GUESTLINK_ETH_HLEN + cfg->mtu);
 	ns->ops = ops;
 	ns->opaque = opaque;
 	ns->guest_error_rl = (struct ratelimit)RATELIMIT_INIT(10);
@@ -527,6 +577,7 @@ void netstack_free(struct netstack *ns)
 		close(ns->epfd);
 	g_free(ns->fds);
 	g_free(ns->active);
+	g_free(ns->frag_buf);
 	g_array_unref(ns->extra_fds);
 	g_free(ns);
 }

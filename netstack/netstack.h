@@ -39,6 +39,15 @@
  * tagged, before libslirp does.  That is enough to steer flows with an
  * unmodified libslirp.
  *
+ * The guest's link: libslirp always runs at NETSTACK_SLIRP_MTU, whatever
+ * the guest's MTU (netstack_config.mtu).  TCP follows the MSS the guest
+ * advertises, so its segments fit; with segmentation offload towards the
+ * guest, the bridge lets libslirp send larger ones and the backend marks
+ * them for the guest to take whole.  For the rest, the netstack fits each
+ * frame to the guest (guestlink.h): libslirp's DHCP replies get the guest's
+ * MTU as option 26, and a UDP datagram or ICMP message larger than that MTU
+ * is cut into IPv4 fragments (Don't Fragment set: dropped, counted).
+ *
  * Limits: the fd table grows to the highest fd libslirp uses, bounded by
  * RLIMIT_NOFILE.  Guest error messages from libslirp are logged at most 10
  * per second.
@@ -57,8 +66,11 @@ struct netstack_config {
 	struct in_addr gateway;     /* libslirp's virtual host */
 	struct in_addr dns;         /* libslirp's virtual DNS server */
 	struct in_addr guest;       /* first DHCP address */
-	unsigned int mtu;           /* 576..65520 */
+	unsigned int mtu;           /* the guest link's MTU, 576..65520 */
 };
+
+/* libslirp's own MTU and MRU: its MSS and its largest datagram (see above). */
+#define NETSTACK_SLIRP_MTU 65520
 
 struct netstack_ops {
 	/*
@@ -103,6 +115,10 @@ struct netstack_stats {
 	uint64_t epoll_ctl_calls; /* poll set changes, for profiling */
 	uint64_t hook_consumed;   /* guest frames a hook consumed */
 	uint64_t hook_held;       /* frames to the guest a hook held back or dropped */
+	uint64_t tx_fragmented;   /* datagrams to the guest cut to its MTU */
+	uint64_t tx_fragments;    /* the fragments they became */
+	uint64_t tx_too_big;      /* datagrams over the guest's MTU with Don't Fragment: dropped */
+	uint64_t dhcp_mtu;        /* DHCP replies given the guest's MTU (option 26) */
 };
 
 /**

@@ -106,6 +106,8 @@ static struct trust *trust_start(const char *const *extra)
 	snprintf(t->expose, sizeof(t->expose), "tcp:%u:%u", t->host_port, GUEST_PORT);
 	snprintf(t->expose2, sizeof(t->expose2), "tcp:%u:%u", t->host_port2, GUEST_PORT);
 	snprintf(t->dns_arg, sizeof(t->dns_arg), "127.0.0.1:%u", t->dns_port);
+	g_ptr_array_add(args, "--mtu");
+	g_ptr_array_add(args, "1500");
 	g_ptr_array_add(args, "--outbound-proxy");
 	g_ptr_array_add(args, "127.0.0.1:15001");
 	g_ptr_array_add(args, "--proxy-source");
@@ -624,20 +626,26 @@ static void test_inbound_reset_carries_macs(void **state)
 	close(fd);
 }
 
-/* A 4 KiB UDP answer libslirp fragments at MTU 1500: every fragment rewritten alike. */
-static void test_fragmented_dns_answer(void **state)
+/*
+ * A UDP answer of @size bytes to the guest's query, through --dns-upstream, at
+ * the guest's MTU of 1500: it must arrive in fragments that all carry the
+ * guest's view (from 10.0.2.3:53) and reassemble to the answer.  Up to
+ * libslirp's own MTU (65520) the netstack cuts it after the bridge rewrote
+ * the whole datagram; above, libslirp fragments it first and the bridge
+ * gives its later fragments the first one's rewrite.
+ */
+static void check_fragmented_answer(struct trust *t, size_t size)
 {
-	struct trust *t = *state;
-	uint8_t fr[256], rx[2048], answer[4000], whole[8 + sizeof(answer)];
+	uint8_t fr[256], rx[2048];
+	g_autofree uint8_t *answer = g_malloc(size), *whole = g_malloc(8 + size);
 	struct sockaddr_in from;
 	socklen_t flen = sizeof(from);
 	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
 	size_t got = 0, frags = 0;
 	uint16_t id = 0;
-	bool last = false;
 	ssize_t n = -1;
 
-	for (size_t i = 0; i < sizeof(answer); i++)
+	for (size_t i = 0; i < size; i++)
 		answer[i] = (uint8_t)(i * 7 + 3);
 	inproc_send(t->f, fr, pkt_udp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
 				      inproc_ip("10.0.2.3"), 5353, 53, "big?", 4));
@@ -647,10 +655,11 @@ static void test_fragmented_dns_answer(void **state)
 			     &flen);
 	}
 	assert_int_equal(n, 4);
-	assert_int_equal(sendto(t->dns_upstream, answer, sizeof(answer), 0,
-				(struct sockaddr *)&from, flen), (ssize_t)sizeof(answer));
+	assert_int_equal(sendto(t->dns_upstream, answer, size, 0, (struct sockaddr *)&from, flen),
+			 (ssize_t)size);
 
-	while (!last && g_get_monotonic_time() < end) {
+	/* Fragments may arrive in any order: count bytes until the datagram is whole. */
+	while (got < 8 + size && g_get_monotonic_time() < end) {
 		size_t len = inproc_recv(t->f, rx, sizeof(rx), 50);
 		struct pkt_ipv4_view v;
 		const uint8_t *ip = rx + PKT_ETH_HLEN;
@@ -658,6 +667,7 @@ static void test_fragmented_dns_answer(void **state)
 
 		if (!len || pkt_parse_ipv4(rx, len, &v) || v.proto != IPPROTO_UDP)
 			continue;
+		assert_true(len <= PKT_ETH_HLEN + 1500);
 		ihl = (size_t)(ip[0] & 0x0f) * 4;
 		off = (size_t)((ip[6] & 0x1f) << 8 | ip[7]) * 8;
 		plen = (size_t)(ip[2] << 8 | ip[3]) - ihl;
@@ -667,19 +677,17 @@ static void test_fragmented_dns_answer(void **state)
 		assert_int_equal(v.src.s_addr, inproc_ip("10.0.2.3").s_addr);
 		assert_int_equal(v.dst.s_addr, inproc_ip(INPROC_GUEST).s_addr);
 		assert_true(v.ip_csum_ok);
-		assert_true(off + plen <= sizeof(whole));
+		assert_true(off + plen <= 8 + size);
 		memcpy(whole + off, ip + ihl, plen);
 		got += plen;
 		frags++;
-		last = !(ip[6] & 0x20);
 	}
-	assert_true(last);
+	assert_int_equal(got, 8 + size);
 	assert_true(frags >= 3);
-	assert_int_equal(got, sizeof(whole));
 	/* The reassembled datagram: from port 53, answer intact, UDP checksum right. */
 	assert_int_equal(whole[0] << 8 | whole[1], 53);
 	assert_int_equal(whole[2] << 8 | whole[3], 5353);
-	assert_memory_equal(whole + 8, answer, sizeof(answer));
+	assert_memory_equal(whole + 8, answer, size);
 	{
 		uint8_t pseudo[12];
 		uint32_t sum;
@@ -688,12 +696,31 @@ static void test_fragmented_dns_answer(void **state)
 		memcpy(pseudo + 4, &(struct in_addr){ inproc_ip(INPROC_GUEST).s_addr }, 4);
 		pseudo[8] = 0;
 		pseudo[9] = IPPROTO_UDP;
-		pseudo[10] = (uint8_t)(sizeof(whole) >> 8);
-		pseudo[11] = (uint8_t)sizeof(whole);
-		sum = pkt_csum_add(pkt_csum_add(0, pseudo, 12), whole, sizeof(whole));
+		pseudo[10] = (uint8_t)((8 + size) >> 8);
+		pseudo[11] = (uint8_t)(8 + size);
+		sum = pkt_csum_add(pkt_csum_add(0, pseudo, 12), whole, 8 + size);
 		assert_int_equal(pkt_csum_fold(sum), 0xffff);
 	}
-	assert_int_equal(stats(t)->fragments_rewritten, frags - 1);
+	assert_true(netstack_stats(t->f->d.ns)->tx_fragmented >= 1);
+}
+
+/* 4 KiB (a large DNS answer): cut by the netstack for the guest's MTU. */
+static void test_fragmented_dns_answer(void **state)
+{
+	struct trust *t = *state;
+
+	check_fragmented_answer(t, 4000);
+	assert_int_equal(netstack_stats(t->f->d.ns)->tx_fragmented, 1);
+	assert_int_equal(stats(t)->fragments_rewritten, 0);
+}
+
+/* The largest datagram: libslirp fragments it itself; the bridge rewrites every fragment. */
+static void test_fragmented_giant_answer(void **state)
+{
+	struct trust *t = *state;
+
+	check_fragmented_answer(t, 65500);
+	assert_true(stats(t)->fragments_rewritten >= 1);
 }
 
 int main(void)
@@ -718,6 +745,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inbound_reset_carries_macs, setup_idle,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fragmented_dns_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fragmented_giant_answer, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,7 +51,7 @@ static void test_defaults(void **state)
 	assert_addr(cfg.dns, "10.0.2.3");
 	assert_addr(cfg.guest, "10.0.2.15");
 	assert_addr(cfg.expose_addr, "0.0.0.0");
-	assert_int_equal(cfg.mtu, 1500);
+	assert_int_equal(cfg.mtu, 65520);
 	assert_int_equal(cfg.expose->len, 0);
 	assert_int_equal(cfg.ready_fd, -1);
 	assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);

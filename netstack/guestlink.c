@@ -1,0 +1,219 @@
+/* guestlink.c - fit frames for the guest's link: its MTU in DHCP, IPv4 fragments (pure, no I/O). */
+
+#include "guestlink.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "common/util.h"
+
+#define IP_OFF_TOTLEN 2
+#define IP_OFF_FRAG 6
+#define IP_OFF_PROTO 9
+#define IP_OFF_CSUM 10
+#define IP_FRAG_DF 0x4000
+#define IP_FRAG_MF 0x2000
+#define IP_FRAG_OFFSET_MASK 0x1fff
+#define IP_PROTO_UDP 17
+#define IP_OPT_EOL 0
+#define IP_OPT_NOP 1
+#define IP_OPT_COPIED 0x80
+
+#define UDP_HLEN 8
+#define DHCP_SERVER_PORT 67
+#define DHCP_CLIENT_PORT 68
+#define BOOTP_OP_REPLY 2
+#define BOOTP_VEND_OFF 236          /* op .. file: the fixed BOOTP fields */
+#define DHCP_OPT_PAD 0
+#define DHCP_OPT_END 255
+static const uint8_t dhcp_cookie[4] = { 99, 130, 83, 99 };
+
+/* RFC 1071 over @len bytes from @sum; not folded, not inverted. */
+static uint32_t guestlink_sum(uint32_t sum, const uint8_t *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)be16_read(p + i);
+	if (i < len)
+		sum += (uint32_t)p[i] << 8;
+	return sum;
+}
+
+static uint16_t guestlink_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* The IPv4 header of an Ethernet frame: its length, 0 if the frame is no sound IPv4. */
+static size_t guestlink_ip(const uint8_t *frame, size_t len, size_t *tot)
+{
+	const uint8_t *ip = frame + GUESTLINK_ETH_HLEN;
+	size_t ihl;
+
+	if (len < GUESTLINK_ETH_HLEN + 20 || be16_read(frame + 12) != 0x0800 || ip[0] >> 4 != 4)
+		return 0;
+	ihl = (size_t)(ip[0] & 0x0f) * 4;
+	*tot = be16_read(ip + IP_OFF_TOTLEN);
+	if (ihl < 20 || *tot < ihl || *tot > len - GUESTLINK_ETH_HLEN)
+		return 0;
+	return ihl;
+}
+
+int guestlink_dhcp_set_mtu(uint8_t *frame, size_t len, uint16_t mtu)
+{
+	uint8_t *ip = frame + GUESTLINK_ETH_HLEN, *udp, *opt, *end;
+	size_t ihl, tot, udp_len;
+	uint32_t sum;
+	uint16_t csum;
+
+	ihl = guestlink_ip(frame, len, &tot);
+	if (!ihl || ip[IP_OFF_PROTO] != IP_PROTO_UDP ||
+	    (be16_read(ip + IP_OFF_FRAG) & (IP_FRAG_MF | IP_FRAG_OFFSET_MASK)))
+		return -ENOENT;
+	udp = ip + ihl;
+	udp_len = tot - ihl;
+	if (udp_len < UDP_HLEN + BOOTP_VEND_OFF + sizeof(dhcp_cookie) ||
+	    be16_read(udp) != DHCP_SERVER_PORT || be16_read(udp + 2) != DHCP_CLIENT_PORT ||
+	    be16_read(udp + 4) != udp_len || udp[UDP_HLEN] != BOOTP_OP_REPLY ||
+	    memcmp(udp + UDP_HLEN + BOOTP_VEND_OFF, dhcp_cookie, sizeof(dhcp_cookie)))
+		return -ENOENT;
+
+	opt = udp + UDP_HLEN + BOOTP_VEND_OFF + sizeof(dhcp_cookie);
+	end = udp + udp_len;
+	while (opt < end && *opt != DHCP_OPT_END) {
+		if (*opt == DHCP_OPT_PAD) {
+			opt++;
+			continue;
+		}
+		if (end - opt < 2 || opt[1] > end - opt - 2)
+			return -EBADMSG;
+		if (*opt == GUESTLINK_DHCP_OPT_MTU)
+			return -EEXIST;
+		opt += 2 + opt[1];
+	}
+	if (opt >= end)
+		return -EBADMSG;
+	/* Option 26 where END was, END after it: five bytes. */
+	if (end - opt < 5)
+		return -ENOSPC;
+	opt[0] = GUESTLINK_DHCP_OPT_MTU;
+	opt[1] = 2;
+	be16_write(opt + 2, mtu);
+	opt[4] = DHCP_OPT_END;
+
+	/* The UDP checksum (0: none, left so). */
+	if (!be16_read(udp + 6))
+		return 0;
+	be16_write(udp + 6, 0);
+	sum = guestlink_sum(0, ip + 12, 8);          /* source and destination */
+	sum += IP_PROTO_UDP + (uint32_t)udp_len;
+	sum = guestlink_sum(sum, udp, udp_len);
+	csum = guestlink_fold(sum);
+	be16_write(udp + 6, csum ? csum : 0xffff);
+	return 0;
+}
+
+/* Length of the options of @ip (header @ihl) that later fragments repeat (RFC 791: "copied"). */
+static size_t guestlink_copied_options(const uint8_t *ip, size_t ihl, uint8_t *out)
+{
+	size_t i = 20, n = 0;
+
+	while (i < ihl) {
+		size_t olen;
+
+		if (ip[i] == IP_OPT_EOL)
+			break;
+		if (ip[i] == IP_OPT_NOP) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= ihl || ip[i + 1] < 2 || ip[i + 1] > ihl - i)
+			break;          /* a broken option: repeat nothing from here on */
+		olen = ip[i + 1];
+		if (ip[i] & IP_OPT_COPIED) {
+			if (out)
+				memcpy(out + n, ip + i, olen);
+			n += olen;
+		}
+		i += olen;
+	}
+	/* Pad to a multiple of 4 with EOL. */
+	while (n % 4) {
+		if (out)
+			out[n] = IP_OPT_EOL;
+		n++;
+	}
+	return n;
+}
+
+int guestlink_frag_start(struct guestlink_frag *it, const uint8_t *frame, size_t len,
+			 unsigned int mtu)
+{
+	const uint8_t *ip = frame + GUESTLINK_ETH_HLEN;
+	size_t ihl, tot, later_ihl;
+	uint16_t frag;
+
+	memset(it, 0, sizeof(*it));
+	if (len < GUESTLINK_ETH_HLEN + 20 || be16_read(frame + 12) != 0x0800 || ip[0] >> 4 != 4 ||
+	    len - GUESTLINK_ETH_HLEN <= mtu)
+		return 0;
+	ihl = guestlink_ip(frame, len, &tot);
+	if (!ihl)
+		return -EBADMSG;
+	if (tot <= mtu)
+		return 0;           /* Ethernet padding made it look long */
+	frag = be16_read(ip + IP_OFF_FRAG);
+	if (frag & IP_FRAG_DF)
+		return -EMSGSIZE;
+	later_ihl = 20 + guestlink_copied_options(ip, ihl, NULL);
+	if (mtu < GUESTLINK_MTU_MIN || mtu < ihl + 8 || mtu < later_ihl + 8)
+		return -EMSGSIZE;
+	it->frame = frame;
+	it->len = GUESTLINK_ETH_HLEN + tot;
+	it->ihl = ihl;
+	it->payload = tot - ihl;
+	/* Every fragment's payload a multiple of 8, sized by the larger (first) header. */
+	it->step = (mtu - ihl) & ~(size_t)7;
+	it->base_off = frag & IP_FRAG_OFFSET_MASK;
+	it->base_mf = frag & IP_FRAG_MF;
+	return 1;
+}
+
+size_t guestlink_frag_next(struct guestlink_frag *it, uint8_t *out)
+{
+	const uint8_t *ip = it->frame + GUESTLINK_ETH_HLEN;
+	uint8_t *oip = out + GUESTLINK_ETH_HLEN;
+	size_t hlen, chunk;
+	uint16_t frag;
+	bool last;
+
+	if (!it->frame || it->off >= it->payload)
+		return 0;
+	chunk = it->payload - it->off;
+	if (chunk > it->step)
+		chunk = it->step;
+	last = it->off + chunk == it->payload;
+
+	memcpy(out, it->frame, GUESTLINK_ETH_HLEN);
+	if (it->off == 0) {
+		hlen = it->ihl;
+		memcpy(oip, ip, hlen);
+	} else {
+		memcpy(oip, ip, 20);
+		hlen = 20 + guestlink_copied_options(ip, it->ihl, oip + 20);
+		oip[0] = (uint8_t)(0x40 | hlen / 4);
+	}
+	memcpy(oip + hlen, ip + it->ihl + it->off, chunk);
+	be16_write(oip + IP_OFF_TOTLEN, (uint16_t)(hlen + chunk));
+	frag = (uint16_t)(it->base_off + it->off / 8);
+	if (!last || it->base_mf)
+		frag |= IP_FRAG_MF;
+	be16_write(oip + IP_OFF_FRAG, frag);
+	be16_write(oip + IP_OFF_CSUM, 0);
+	be16_write(oip + IP_OFF_CSUM, guestlink_fold(guestlink_sum(0, oip, hlen)));
+	it->off += chunk;
+	return GUESTLINK_ETH_HLEN + hlen + chunk;
+}
