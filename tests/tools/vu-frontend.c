@@ -1,0 +1,1559 @@
+/* vu-frontend.c - the VM model: a guest's virtio-net driver on a tap, over vhost-user or an in-tool vhost-net. */
+
+/*
+ * Subcommands (all bounded by --timeout, default 30 s):
+ *
+ *   tap --tap IFNAME --netns PATH --socket SOCK [--mtu N] [--offload none|csum|tso]
+ *	The VM model for meshslirp-vu.  The tap (in PATH's namespace, with
+ *	IFF_VNET_HDR) is the guest kernel's NIC: what the guest stack sends on
+ *	it goes into the transmitq, what the backend puts in the receiveq is
+ *	written to it, each with its virtio-net header.
+ *   tap2tap --tap IFNAME --netns PATH --device-tap IFNAME2 --device-netns PATH2 [...]
+ *	The VM model for masquerade-vm: the same guest side, the same rings
+ *	in the same memfd, but the device is a thread of this tool doing what
+ *	vhost-net does in a virt-launcher pod: transmitq -> second tap (in
+ *	PATH2, offloads on, enslaved to the pod's bridge by the caller),
+ *	second tap -> receiveq.  It speaks vhost-user over a socketpair.
+ *   cycle --socket SOCK --count N [--no-arp]
+ *	N times: connect, negotiate, start, ARP for the gateway 10.0.2.2 and
+ *	wait for the reply, stop (GET_VRING_BASE), disconnect.  Prints
+ *	"CYCLE count=N ok=N arp_ok=N retries=R seconds=S".
+ *   hostile --socket SOCK --case NAME [--recheck]
+ *	Run one hostile case (see --help) and print "HOSTILE case=NAME
+ *	result=closed|serving|unresponsive [ack=V]": whether the backend closed
+ *	the connection, still answers GET_FEATURES, or neither.  With
+ *	--recheck, then one clean life on a new connection: "RECHECK
+ *	new_connection=ok|failed arp=ok|missed".
+ *
+ * Theory of operation (tap, tap2tap)
+ *
+ * Both modes run the guest side on the main thread, with exactly the same
+ * functions: guest_tx_batch() reads up to GUEST_BATCH frames from the tap
+ * straight into transmit slots (the tap writes the virtio-net header and
+ * the frame where the device will read them: no copy of ours), fixes the
+ * header as a driver would (num_buffers 0, no DATA_VALID), commits them
+ * and publishes once, kicking only if the device asked (EVENT_IDX).
+ * guest_rx_batch() takes up to GUEST_BATCH frames from the receiveq and
+ * writes each to the tap with one writev() straight from the receive
+ * buffers, then reposts them all at once.  Receive calls are wanted;
+ * transmit calls only while the ring is full (then the tap is not read).
+ * One epoll set holds the tap, the two call eventfds, the control socket
+ * and a signalfd; with work left over from a batch the loop polls without
+ * sleeping, otherwise it sleeps.  Nothing is allocated per frame.
+ *
+ * The tap's offloads (TUNSETOFFLOAD) are what the device accepts
+ * (VIRTIO_NET_F_CSUM, HOST_TSO4): the guest kernel then hands over 64 KiB
+ * GSO frames with partial checksums, as it does to virtio-net.
+ *
+ * tap2tap's device thread: vudev on the other end of a socketpair, an epoll
+ * loop over the device tap, the two kick eventfds, the socket and a stop
+ * eventfd.  Like vhost-net it turns kicks off while it drains the
+ * transmitq (one writev() per chain into the device tap), reads the device
+ * tap with readv() straight into as many receive buffers as a largest frame
+ * may need (only those used are consumed) and signals the guest only when
+ * it asked; when the receiveq runs dry it stops reading the tap and waits
+ * for a kick.
+ *
+ * At exit (SIGTERM, SIGINT, --timeout) one line:
+ *   VUFRONT frames_tx=.. frames_rx=.. bytes_tx=.. bytes_rx=.. kicks=.. calls=..
+ *   cpu_user_s=.. cpu_sys_s=.. [dev_cpu_user_s=.. dev_cpu_sys_s=..] ...
+ * where cpu_* is the guest side (main thread) only, and dev_cpu_* the
+ * in-tool device of tap2tap, so both modes report the same work under the
+ * same name.  The line also goes to --stats-fd if given.
+ *
+ * Exit status: 0 on success (stopped by signal or --timeout), 1 on a
+ * failure (setup, backend gone), 2 for bad usage.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <glib.h>
+
+#include "tests/lib/pkt.h"
+#include "tests/lib/vudev.h"
+#include "tests/lib/vufront.h"
+
+#define GUEST_BATCH 64              /* frames per direction per wakeup */
+#define DEV_BATCH 64
+#define EPOLL_EVENTS 8
+#define ARP_WAIT_MS 2000
+#define CONNECT_RETRY_MS 50         /* a backend still closing the last connection */
+#define HOSTILE_SETTLE_MS 1000      /* how long a backend gets to hang up */
+#define LIVENESS_WAIT_MS 1000
+#define ETH_VLAN_MAX (14 + 4)
+
+static char *opt_tap, *opt_netns, *opt_socket, *opt_dev_tap, *opt_dev_netns, *opt_offload;
+static char *opt_case, *opt_tx_layout;
+static int opt_timeout = 30, opt_stats_fd = -1, opt_queue_size, opt_rx_buf, opt_regions;
+static gint64 opt_mtu = 65520, opt_count = 1;
+static gboolean opt_no_arp, opt_recheck;
+
+static const GOptionEntry entries[] = {
+	{ "tap", 0, 0, G_OPTION_ARG_STRING, &opt_tap, "Guest tap device", "IFNAME" },
+	{ "netns", 0, 0, G_OPTION_ARG_FILENAME, &opt_netns, "Guest namespace", "PATH" },
+	{ "socket", 0, 0, G_OPTION_ARG_FILENAME, &opt_socket, "Backend's vhost-user socket", "SOCK" },
+	{ "device-tap", 0, 0, G_OPTION_ARG_STRING, &opt_dev_tap, "Device tap (tap2tap)", "IFNAME" },
+	{ "device-netns", 0, 0, G_OPTION_ARG_FILENAME, &opt_dev_netns, "Device tap's namespace (tap2tap)", "PATH" },
+	{ "mtu", 0, 0, G_OPTION_ARG_INT64, &opt_mtu, "Tap MTU; NET_SET_MTU if negotiated (default 65520)", "N" },
+	{ "offload", 0, 0, G_OPTION_ARG_STRING, &opt_offload, "none, csum or tso (default none)", "KIND" },
+	{ "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout, "Stop after S seconds (default 30)", "S" },
+	{ "stats-fd", 0, 0, G_OPTION_ARG_INT, &opt_stats_fd, "Also write the VUFRONT line here", "N" },
+	{ "queue-size", 0, 0, G_OPTION_ARG_INT, &opt_queue_size, "Ring size (default 256)", "N" },
+	{ "rx-buf", 0, 0, G_OPTION_ARG_INT, &opt_rx_buf, "Receive buffer bytes (default 4096)", "N" },
+	{ "regions", 0, 0, G_OPTION_ARG_INT, &opt_regions, "Memory regions (default 1)", "N" },
+	{ "tx-layout", 0, 0, G_OPTION_ARG_STRING, &opt_tx_layout, "flat, split or indirect", "L" },
+	{ "count", 0, 0, G_OPTION_ARG_INT64, &opt_count, "Connections (cycle)", "N" },
+	{ "no-arp", 0, 0, G_OPTION_ARG_NONE, &opt_no_arp, "Do not exchange ARP (cycle)", NULL },
+	{ "case", 0, 0, G_OPTION_ARG_STRING, &opt_case, "Hostile case (hostile)", "NAME" },
+	{ "recheck", 0, 0, G_OPTION_ARG_NONE, &opt_recheck, "Then one clean life on a new connection (hostile)", NULL },
+	{ NULL, 0, 0, 0, NULL, NULL, NULL },
+};
+
+static int64_t now_ms(void)
+{
+	return g_get_monotonic_time() / 1000;
+}
+
+static double tv_s(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* --- taps --- */
+
+/* TUNSETOFFLOAD flags for a tap whose reader takes what @features say. */
+static unsigned int tun_offloads(bool csum, bool tso4)
+{
+	return (csum ? TUN_F_CSUM : 0) | (csum && tso4 ? TUN_F_TSO4 : 0);
+}
+
+/* Set the vnet header size and offloads of tap @fd. 0 or -errno. */
+static int tap_configure(int fd, unsigned int hdr_len, unsigned int offloads)
+{
+	int sz = (int)hdr_len;
+
+	if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0 || ioctl(fd, TUNSETOFFLOAD, offloads) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Open tap @ifname with a vnet header in the current namespace, set @mtu, bring it up. */
+static int tap_open_here(const char *ifname, unsigned int mtu)
+{
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	int fd, ctl, ret = 0;
+
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	g_strlcpy(ifr.ifr_name, ifname, IFNAMSIZ);
+	ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ctl < 0)
+		ret = -errno;
+	ifr.ifr_mtu = (int)mtu;
+	if (!ret && ioctl(ctl, SIOCSIFMTU, &ifr) < 0)
+		ret = -errno;
+	if (!ret && ioctl(ctl, SIOCGIFFLAGS, &ifr) < 0)
+		ret = -errno;
+	ifr.ifr_flags |= IFF_UP;
+	if (!ret && ioctl(ctl, SIOCSIFFLAGS, &ifr) < 0)
+		ret = -errno;
+	if (ctl >= 0)
+		close(ctl);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* tap_open_here() inside namespace @netns, then back to ours. fd or -errno. */
+static int tap_open(const char *ifname, const char *netns, unsigned int mtu)
+{
+	int self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	int target = open(netns, O_RDONLY | O_CLOEXEC), fd;
+
+	if (self < 0 || target < 0 || setns(target, CLONE_NEWNET) < 0) {
+		fd = -errno;
+		goto out;
+	}
+	fd = tap_open_here(ifname, mtu);
+	if (setns(self, CLONE_NEWNET) < 0) {
+		fprintf(stderr, "vu-frontend: cannot return to our namespace: %s\n", strerror(errno));
+		exit(1);
+	}
+out:
+	if (self >= 0)
+		close(self);
+	if (target >= 0)
+		close(target);
+	return fd;
+}
+
+/* --- the guest side: the same functions for tap and tap2tap --- */
+
+struct guest {
+	struct vufront *vf;
+	int tap;
+	unsigned int hdr_len;
+	size_t read_max;            /* header + largest frame */
+	struct vufront_rxframe rx;  /* one received frame at a time */
+	uint64_t tap_write_drops, tap_runts, rx_bad;
+};
+
+/* A driver's transmit header: num_buffers 0, no receive-only flags (5.1.6.2). */
+static void guest_fix_tx_hdr(struct guest *g, uint8_t *slot)
+{
+	struct virtio_net_hdr_v1 *h = (struct virtio_net_hdr_v1 *)slot;
+
+	h->flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	if (g->hdr_len == VIRTIO_NET_HDR_LEN)
+		h->num_buffers = 0;
+}
+
+enum batch_end { BATCH_IDLE, BATCH_MORE, BATCH_FULL };
+
+/* Guest kernel -> transmitq: up to GUEST_BATCH frames, one publish, at most one kick. */
+static enum batch_end guest_tx_batch(struct guest *g)
+{
+	enum batch_end end = BATCH_MORE;
+
+	for (int i = 0; i < GUEST_BATCH; i++) {
+		uint8_t *slot = vufront_tx_slot(g->vf, NULL);
+		ssize_t n;
+
+		if (!slot) {
+			end = BATCH_FULL;
+			break;
+		}
+		n = read(g->tap, slot, g->read_max);
+		if (n < 0) {
+			end = BATCH_IDLE;
+			break;
+		}
+		if ((size_t)n <= g->hdr_len + 14) {
+			g->tap_runts++;
+			continue;
+		}
+		guest_fix_tx_hdr(g, slot);
+		vufront_tx_commit(g->vf, (size_t)n);
+	}
+	vufront_tx_flush(g->vf);
+	return end;
+}
+
+/* Receiveq -> guest kernel: up to GUEST_BATCH frames, one writev each, one repost. */
+static enum batch_end guest_rx_batch(struct guest *g)
+{
+	int i;
+
+	for (i = 0; i < GUEST_BATCH; i++) {
+		int r = vufront_rx_next(g->vf, &g->rx);
+
+		if (r == -EAGAIN)
+			break;
+		if (r) {
+			g->rx_bad++;
+			if (r != -EPROTO)
+				break;
+			continue;
+		}
+		if (writev(g->tap, g->rx.iov, (int)g->rx.niov) < 0)
+			g->tap_write_drops++;
+		vufront_rx_release(g->vf, &g->rx);
+	}
+	vufront_rx_refill(g->vf);
+	if (i == GUEST_BATCH)
+		return BATCH_MORE;
+	/* Ask for a call, and catch a frame that landed meanwhile. */
+	return vufront_rx_notify_on(g->vf) ? BATCH_MORE : BATCH_IDLE;
+}
+
+static int ep_add(int ep, int fd, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.fd = fd };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int ep_mod(int ep, int fd, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.fd = fd };
+
+	return epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+}
+
+/* A signalfd for SIGINT and SIGTERM (blocked in every thread created after this). */
+static int signals_fd(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+/**
+ * guest_serve() - move frames between the guest tap and the rings until told to stop
+ * @sigfd:	signalfd; a signal ends the loop normally
+ *
+ * Return: 0 when stopped by a signal or --timeout, 1 if the backend went away.
+ */
+static int guest_serve(struct guest *g, int sigfd)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC), sock = vufront_sock_fd(g->vf);
+	int rx_call = vufront_call_fd(g->vf, VUFRONT_RXQ), tx_call = vufront_call_fd(g->vf, VUFRONT_TXQ);
+	int64_t deadline = now_ms() + (int64_t)opt_timeout * 1000;
+	bool tx_more = true, rx_more = true, tap_paused = false;
+	int ret = 0;
+
+	ep_add(ep, g->tap, EPOLLIN);
+	ep_add(ep, rx_call, EPOLLIN);
+	ep_add(ep, tx_call, EPOLLIN);
+	ep_add(ep, sock, EPOLLIN | EPOLLRDHUP);
+	ep_add(ep, sigfd, EPOLLIN);
+	for (;;) {
+		struct epoll_event ev[EPOLL_EVENTS];
+		int64_t left = deadline - now_ms();
+		bool tap_in = false, rx_in = false, tx_in = false;
+		int n;
+
+		if (left <= 0)
+			break;
+		n = epoll_wait(ep, ev, EPOLL_EVENTS, tx_more || rx_more ? 0 : (int)MIN(left, INT32_MAX));
+		if (n < 0 && errno != EINTR) {
+			ret = 1;
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = ev[i].data.fd;
+
+			if (fd == sigfd)
+				goto out;
+			if (fd == sock && vufront_peer_closed(g->vf, 0)) {
+				fprintf(stderr, "vu-frontend: the backend closed the connection\n");
+				ret = 1;
+				goto out;
+			}
+			tap_in |= fd == g->tap;
+			rx_in |= fd == rx_call;
+			tx_in |= fd == tx_call;
+		}
+		if (rx_in)
+			vufront_call_drain(g->vf, VUFRONT_RXQ);
+		if (rx_in || rx_more)
+			rx_more = guest_rx_batch(g) == BATCH_MORE;
+		if (tx_in)
+			vufront_call_drain(g->vf, VUFRONT_TXQ);
+		if (tap_paused && (tx_in || tx_more)) {
+			vufront_tx_reclaim(g->vf);
+			if (vufront_tx_free(g->vf)) {
+				vufront_tx_notify_off(g->vf);
+				ep_mod(ep, g->tap, EPOLLIN);
+				tap_paused = false;
+				tx_more = true;
+			} else {
+				tx_more = vufront_tx_notify_on(g->vf);
+			}
+		}
+		if (!tap_paused && (tap_in || tx_more)) {
+			enum batch_end end = guest_tx_batch(g);
+
+			tx_more = end == BATCH_MORE;
+			if (end == BATCH_FULL) {
+				/* Ring full: stop reading the tap until a completion is signalled. */
+				ep_mod(ep, g->tap, 0);
+				tap_paused = true;
+				tx_more = vufront_tx_notify_on(g->vf);
+			}
+		}
+	}
+out:
+	close(ep);
+	return ret;
+}
+
+static const char *offload_names(uint64_t f)
+{
+	static char buf[128];
+
+	snprintf(buf, sizeof(buf), "%s%s%s%s", f & VU_BIT(VIRTIO_NET_F_CSUM) ? "csum," : "",
+		 f & VU_BIT(VIRTIO_NET_F_GUEST_CSUM) ? "guest_csum," : "",
+		 f & VU_BIT(VIRTIO_NET_F_HOST_TSO4) ? "host_tso4," : "",
+		 f & VU_BIT(VIRTIO_NET_F_GUEST_TSO4) ? "guest_tso4," : "");
+	if (!buf[0])
+		return "none";
+	buf[strlen(buf) - 1] = '\0';
+	return buf;
+}
+
+/* Features the driver offers for --offload. */
+static int want_features(uint64_t *want)
+{
+	*want = VUFRONT_FEATURES_BASE | VU_BIT(VIRTIO_NET_F_MTU);
+	if (!opt_offload || !strcmp(opt_offload, "none"))
+		return 0;
+	if (!strcmp(opt_offload, "csum")) {
+		*want |= VU_BIT(VIRTIO_NET_F_CSUM) | VU_BIT(VIRTIO_NET_F_GUEST_CSUM);
+		return 0;
+	}
+	if (!strcmp(opt_offload, "tso")) {
+		*want |= VUFRONT_FEATURES_OFFLOAD;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int tx_layout(enum vufront_tx_layout *l)
+{
+	if (!opt_tx_layout || !strcmp(opt_tx_layout, "flat"))
+		*l = VUFRONT_TX_FLAT;
+	else if (!strcmp(opt_tx_layout, "split"))
+		*l = VUFRONT_TX_SPLIT_HDR;
+	else if (!strcmp(opt_tx_layout, "indirect"))
+		*l = VUFRONT_TX_INDIRECT;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* The front-end as both tap modes build it. */
+static int guest_frontend(struct vufront **vf)
+{
+	struct vufront_config cfg = { .queue_size = (unsigned int)opt_queue_size,
+				      .rx_buf_size = (unsigned int)opt_rx_buf,
+				      .nregions = (unsigned int)opt_regions,
+				      .mtu = (unsigned int)opt_mtu };
+	int ret = tx_layout(&cfg.tx_layout);
+
+	return ret ? ret : vufront_new(&cfg, vf);
+}
+
+/* Negotiated: set the guest tap's header size and offloads, print what we got. */
+static int guest_attach_tap(struct guest *g)
+{
+	uint64_t f = vufront_features(g->vf);
+	int ret;
+
+	g->hdr_len = vufront_hdr_len(g->vf);
+	g->read_max = g->hdr_len + vufront_config(g->vf)->frame_max;
+	ret = tap_configure(g->tap, g->hdr_len,
+			    tun_offloads(f & VU_BIT(VIRTIO_NET_F_CSUM), f & VU_BIT(VIRTIO_NET_F_HOST_TSO4)));
+	if (ret) {
+		fprintf(stderr, "vu-frontend: tap offloads: %s\n", strerror(-ret));
+		return ret;
+	}
+	printf("VUFRONT-NEGOTIATED features=%#" G_GINT64_MODIFIER "x offered=%#" G_GINT64_MODIFIER
+	       "x protocol=%#" G_GINT64_MODIFIER "x offloads=%s hdr_len=%u mrg_rxbuf=%d event_idx=%d\n",
+	       f, vufront_offered_features(g->vf), vufront_protocol_features(g->vf), offload_names(f),
+	       g->hdr_len, !!(f & VU_BIT(VIRTIO_NET_F_MRG_RXBUF)),
+	       !!(f & VU_BIT(VIRTIO_RING_F_EVENT_IDX)));
+	return 0;
+}
+
+/* The exit line; @dev is the in-tool device's CPU (tap2tap) or NULL. */
+static void report(const struct guest *g, const struct rusage *dev)
+{
+	const struct vufront_stats *s = vufront_stats(g->vf);
+	struct rusage ru;
+	char line[512], extra[128] = "";
+
+	getrusage(RUSAGE_THREAD, &ru);
+	if (dev)
+		snprintf(extra, sizeof(extra), " dev_cpu_user_s=%.2f dev_cpu_sys_s=%.2f",
+			 tv_s(dev->ru_utime), tv_s(dev->ru_stime));
+	snprintf(line, sizeof(line),
+		 "VUFRONT frames_tx=%" G_GUINT64_FORMAT " frames_rx=%" G_GUINT64_FORMAT
+		 " bytes_tx=%" G_GUINT64_FORMAT " bytes_rx=%" G_GUINT64_FORMAT " kicks=%" G_GUINT64_FORMAT
+		 " calls=%" G_GUINT64_FORMAT " cpu_user_s=%.2f cpu_sys_s=%.2f%s"
+		 " kicks_suppressed=%" G_GUINT64_FORMAT " call_wakeups=%" G_GUINT64_FORMAT
+		 " tx_full=%" G_GUINT64_FORMAT " tap_write_drops=%" G_GUINT64_FORMAT
+		 " dev_errors=%" G_GUINT64_FORMAT "\n",
+		 s->frames_tx, s->frames_rx, s->bytes_tx, s->bytes_rx, s->kicks, s->calls,
+		 tv_s(ru.ru_utime), tv_s(ru.ru_stime), extra, s->kicks_suppressed, s->call_reads,
+		 s->tx_full, g->tap_write_drops, s->dev_errors);
+	fputs(line, stdout);
+	fflush(stdout);
+	if (opt_stats_fd >= 0 && write(opt_stats_fd, line, strlen(line)) < 0)
+		perror("vu-frontend: --stats-fd");
+}
+
+static int cmd_tap(void)
+{
+	struct guest *g = g_new0(struct guest, 1);
+	uint64_t want;
+	int sigfd = signals_fd(), ret;
+
+	if (!opt_tap || !opt_netns || !opt_socket || want_features(&want))
+		return 2;
+	g->tap = tap_open(opt_tap, opt_netns, (unsigned int)opt_mtu);
+	if (g->tap < 0) {
+		fprintf(stderr, "vu-frontend: tap %s in %s: %s\n", opt_tap, opt_netns, strerror(-g->tap));
+		return 1;
+	}
+	ret = guest_frontend(&g->vf);
+	if (!ret)
+		ret = vufront_connect(g->vf, opt_socket);
+	if (!ret)
+		ret = vufront_start(g->vf, want, VUFRONT_PROTOCOL_ALL);
+	if (ret) {
+		fprintf(stderr, "vu-frontend: %s: %s\n", opt_socket, strerror(-ret));
+		return 1;
+	}
+	if (guest_attach_tap(g))
+		return 1;
+	printf("VUFRONT-READY\n");
+	fflush(stdout);
+	ret = guest_serve(g, sigfd);
+	report(g, NULL);
+	vufront_free(g->vf);
+	close(g->tap);
+	g_free(g);
+	return ret;
+}
+
+/* --- tap2tap: the in-tool device, what vhost-net does in a virt-launcher pod --- */
+
+struct device {
+	struct vudev *d;
+	int tap, stopfd, ep;
+	int kick[VUDEV_NQUEUES];    /* kick fds as registered in ep */
+	bool configured, rx_starved;
+	size_t rx_need;             /* receive space for the largest frame the tap may give */
+	struct iovec riov[VUDEV_IOV_MAX];
+	struct vudev_chain chain;
+	uint64_t to_tap, from_tap, tap_write_drops;
+	struct rusage ru;
+	int failed;
+};
+
+/* Follow the kick fds the front-end set; configure the tap once both queues run. */
+static void dev_track(struct device *dv)
+{
+	for (unsigned int q = 0; q < VUDEV_NQUEUES; q++) {
+		int fd = vudev_kick_fd(dv->d, q);
+
+		if (fd == dv->kick[q])
+			continue;
+		if (fd >= 0)
+			ep_add(dv->ep, fd, EPOLLIN);
+		dv->kick[q] = fd;
+	}
+	if (!dv->configured && vudev_ready(dv->d, VUDEV_RXQ) && vudev_ready(dv->d, VUDEV_TXQ)) {
+		uint64_t f = vudev_features(dv->d);
+		bool tso = f & VU_BIT(VIRTIO_NET_F_GUEST_TSO4);
+
+		/* What the guest accepts decides what the tap may hand us. */
+		if (tap_configure(dv->tap, vudev_hdr_len(dv->d),
+				  tun_offloads(f & VU_BIT(VIRTIO_NET_F_GUEST_CSUM), tso)))
+			dv->failed = 1;
+		dv->rx_need = vudev_hdr_len(dv->d) +
+			      (tso ? VUFRONT_FRAME_MAX_DEFAULT : (size_t)opt_mtu + ETH_VLAN_MAX);
+		ep_add(dv->ep, dv->tap, EPOLLIN);
+		dv->configured = true;
+	}
+}
+
+/* Transmitq -> device tap, kicks off meanwhile. BATCH_MORE if the budget ran out. */
+static enum batch_end dev_tx_batch(struct device *dv)
+{
+	int i;
+
+	vudev_notify_off(dv->d, VUDEV_TXQ);
+	for (i = 0; i < DEV_BATCH; i++) {
+		int r = vudev_tx_pop(dv->d, &dv->chain);
+
+		if (r == -EAGAIN)
+			break;
+		if (r)
+			continue;
+		if (writev(dv->tap, dv->chain.iov, (int)dv->chain.niov) < 0)
+			dv->tap_write_drops++;
+		else
+			dv->to_tap++;
+		vudev_tx_push(dv->d, dv->chain.head);
+	}
+	vudev_flush(dv->d, VUDEV_TXQ);
+	if (i == DEV_BATCH)
+		return BATCH_MORE;
+	return vudev_notify_on(dv->d, VUDEV_TXQ) ? BATCH_MORE : BATCH_IDLE;
+}
+
+/* Device tap -> receiveq, straight into the guest's buffers. */
+static enum batch_end dev_rx_batch(struct device *dv)
+{
+	enum batch_end end = BATCH_MORE;
+
+	for (int i = 0; i < DEV_BATCH; i++) {
+		unsigned int niov;
+		size_t cap;
+		ssize_t n;
+		int r = vudev_rx_peek(dv->d, dv->rx_need, dv->riov, &niov, &cap);
+
+		if (r == -EAGAIN) {
+			/* Out of buffers: wait for a kick unless some arrived meanwhile. */
+			if (vudev_notify_on(dv->d, VUDEV_RXQ))
+				continue;
+			dv->rx_starved = true;
+			ep_mod(dv->ep, dv->tap, 0);
+			end = BATCH_IDLE;
+			break;
+		}
+		if (r) {
+			dv->failed = 1;
+			end = BATCH_IDLE;
+			break;
+		}
+		n = readv(dv->tap, dv->riov, (int)niov);
+		if (n < 0) {
+			end = BATCH_IDLE;
+			break;
+		}
+		if ((size_t)n <= vudev_hdr_len(dv->d))
+			continue;
+		vudev_rx_commit(dv->d, (size_t)n);
+		dv->from_tap++;
+	}
+	vudev_flush(dv->d, VUDEV_RXQ);
+	return end;
+}
+
+static void *dev_thread(void *opaque)
+{
+	struct device *dv = opaque;
+	bool tx_more = false, rx_more = false;
+
+	dv->ep = epoll_create1(EPOLL_CLOEXEC);
+	dv->kick[0] = dv->kick[1] = -1;
+	ep_add(dv->ep, vudev_sock_fd(dv->d), EPOLLIN);
+	ep_add(dv->ep, dv->stopfd, EPOLLIN);
+	while (!dv->failed) {
+		struct epoll_event ev[EPOLL_EVENTS];
+		bool tap_in = false, tx_kick = false, rx_kick = false;
+		int n = epoll_wait(dv->ep, ev, EPOLL_EVENTS, tx_more || rx_more ? 0 : -1);
+
+		for (int i = 0; i < n; i++) {
+			int fd = ev[i].data.fd;
+
+			if (fd == dv->stopfd)
+				goto out;
+			if (fd == vudev_sock_fd(dv->d)) {
+				if (vudev_handle_control(dv->d) < 0)
+					goto out;
+				dev_track(dv);
+			}
+			tap_in |= fd == dv->tap;
+			tx_kick |= fd == dv->kick[VUDEV_TXQ];
+			rx_kick |= fd == dv->kick[VUDEV_RXQ];
+		}
+		if (!dv->configured)
+			continue;
+		if (tx_kick)
+			vudev_kick_drain(dv->d, VUDEV_TXQ);
+		if (tx_kick || tx_more)
+			tx_more = dev_tx_batch(dv) == BATCH_MORE;
+		if (rx_kick) {
+			vudev_kick_drain(dv->d, VUDEV_RXQ);
+			if (dv->rx_starved) {
+				dv->rx_starved = false;
+				vudev_notify_off(dv->d, VUDEV_RXQ);
+				ep_mod(dv->ep, dv->tap, EPOLLIN);
+				rx_more = true;
+			}
+		}
+		if (!dv->rx_starved && (tap_in || rx_more))
+			rx_more = dev_rx_batch(dv) == BATCH_MORE;
+	}
+out:
+	getrusage(RUSAGE_THREAD, &dv->ru);
+	close(dv->ep);
+	return NULL;
+}
+
+static int cmd_tap2tap(void)
+{
+	struct guest *g = g_new0(struct guest, 1);
+	struct device *dv = g_new0(struct device, 1);
+	struct vudev_config dc = {
+		/* What vhost-net and QEMU's virtio-net offer together. */
+		.features = VUFRONT_FEATURES_BASE | VUFRONT_FEATURES_OFFLOAD | VU_BIT(VIRTIO_NET_F_MTU) |
+			    VU_BIT(VIRTIO_RING_F_INDIRECT_DESC),
+		.protocol_features = VUFRONT_PROTOCOL_ALL,
+	};
+	uint64_t want, one = 1;
+	pthread_t th;
+	int sigfd = signals_fd(), sv[2], ret;
+
+	if (!opt_tap || !opt_netns || !opt_dev_tap || !opt_dev_netns || want_features(&want))
+		return 2;
+	g->tap = tap_open(opt_tap, opt_netns, (unsigned int)opt_mtu);
+	dv->tap = tap_open(opt_dev_tap, opt_dev_netns, (unsigned int)opt_mtu);
+	if (g->tap < 0 || dv->tap < 0) {
+		fprintf(stderr, "vu-frontend: taps %s, %s: %s\n", opt_tap, opt_dev_tap,
+			strerror(-(g->tap < 0 ? g->tap : dv->tap)));
+		return 1;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
+	    vudev_new(sv[1], &dc, &dv->d) || guest_frontend(&g->vf) || vufront_attach(g->vf, sv[0]))
+		return 1;
+	dv->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (pthread_create(&th, NULL, dev_thread, dv))
+		return 1;
+	ret = vufront_start(g->vf, want, VUFRONT_PROTOCOL_ALL);
+	if (ret) {
+		fprintf(stderr, "vu-frontend: in-tool device: %s\n", strerror(-ret));
+		ret = 1;
+	} else if (guest_attach_tap(g)) {
+		ret = 1;
+	} else {
+		printf("VUFRONT-READY\n");
+		fflush(stdout);
+		ret = guest_serve(g, sigfd);
+	}
+	if (write(dv->stopfd, &one, sizeof(one)) < 0)
+		ret = 1;
+	pthread_join(th, NULL);
+	ret = ret || dv->failed;
+	if (!ret)
+		report(g, &dv->ru);
+	printf("VUFRONT-DEVICE to_tap=%" G_GUINT64_FORMAT " from_tap=%" G_GUINT64_FORMAT
+	       " tap_write_drops=%" G_GUINT64_FORMAT " calls=%" G_GUINT64_FORMAT
+	       " calls_suppressed=%" G_GUINT64_FORMAT " bad_chains=%" G_GUINT64_FORMAT "\n",
+	       dv->to_tap, dv->from_tap, dv->tap_write_drops, vudev_stats(dv->d)->calls,
+	       vudev_stats(dv->d)->calls_suppressed, vudev_stats(dv->d)->bad_chains);
+	vufront_free(g->vf);
+	vudev_free(dv->d);
+	close(g->tap);
+	close(dv->tap);
+	close(dv->stopfd);
+	g_free(g);
+	g_free(dv);
+	return ret;
+}
+
+/* --- cycle: whole lives of a guest on a backend --- */
+
+static bool is_arp_reply_from_gateway(const uint8_t *f, size_t len)
+{
+	static const uint8_t gw[4] = { 10, 0, 2, 2 };
+
+	return len >= PKT_ETH_HLEN + 28 && f[12] == 0x08 && f[13] == 0x06 &&
+	       f[PKT_ETH_HLEN + 6] == 0 && f[PKT_ETH_HLEN + 7] == 2 &&
+	       !memcmp(f + PKT_ETH_HLEN + 14, gw, 4);
+}
+
+/* ARP for the gateway and wait for the answer (other frames are skipped). 0, -ETIMEDOUT. */
+static int arp_gateway(struct vufront *vf)
+{
+	uint8_t frame[2048];
+	struct in_addr me, gw;
+	int64_t deadline = now_ms() + ARP_WAIT_MS;
+	size_t len;
+	int ret;
+
+	inet_pton(AF_INET, "10.0.2.15", &me);
+	inet_pton(AF_INET, "10.0.2.2", &gw);
+	len = pkt_arp_request(frame, me, gw);
+	ret = vufront_tx(vf, NULL, frame, len);
+	while (!ret) {
+		int64_t left = deadline - now_ms();
+		ssize_t n;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		n = vufront_recv(vf, NULL, frame, sizeof(frame), (int)left);
+		if (n < 0)
+			return (int)n;
+		if (is_arp_reply_from_gateway(frame, (size_t)n))
+			return 0;
+	}
+	return ret;
+}
+
+/*
+ * one_life() - connect (retrying while the backend still closes the last
+ * connection), start, ARP unless --no-arp, stop, disconnect.
+ * @arp_ok:	set when the ARP reply came
+ * @retries:	connection attempts beyond the first are added here
+ *
+ * Return: 0 or -errno of the first failing step.
+ */
+static int one_life(bool *arp_ok, uint64_t *retries)
+{
+	struct vufront_config cfg = { .frame_max = 2048, .timeout_ms = 2000 };
+	int64_t deadline = now_ms() + (int64_t)opt_timeout * 1000;
+	struct vufront *vf;
+	int ret = vufront_new(&cfg, &vf);
+
+	*arp_ok = false;
+	while (!ret) {
+		ret = vufront_connect(vf, opt_socket);
+		if (!ret)
+			ret = vufront_start(vf, VUFRONT_FEATURES_BASE, VUFRONT_PROTOCOL_ALL);
+		if (ret != -ECONNRESET && ret != -EPIPE && ret != -ECONNREFUSED && ret != -ENOENT &&
+		    ret != -EAGAIN)
+			break;
+		vufront_disconnect(vf);
+		if (now_ms() > deadline)
+			break;
+		(*retries)++;
+		usleep(CONNECT_RETRY_MS * 1000);
+	}
+	if (!ret && !opt_no_arp)
+		*arp_ok = arp_gateway(vf) == 0;
+	if (!ret)
+		ret = vufront_stop(vf);
+	vufront_free(vf);
+	return ret;
+}
+
+static int cmd_cycle(void)
+{
+	int64_t t0 = now_ms();
+	uint64_t ok = 0, arp_ok = 0, retries = 0;
+
+	if (!opt_socket || opt_count < 1)
+		return 2;
+	for (gint64 i = 0; i < opt_count; i++) {
+		bool arp;
+		int ret = one_life(&arp, &retries);
+
+		if (ret)
+			fprintf(stderr, "vu-frontend: cycle %" G_GINT64_FORMAT ": %s\n", i, strerror(-ret));
+		ok += !ret;
+		arp_ok += arp;
+		if (now_ms() - t0 > (int64_t)opt_timeout * 1000)
+			break;
+	}
+	printf("CYCLE count=%" G_GINT64_FORMAT " ok=%" G_GUINT64_FORMAT " arp_ok=%" G_GUINT64_FORMAT
+	       " retries=%" G_GUINT64_FORMAT " seconds=%.2f\n", opt_count, ok, arp_ok, retries,
+	       (double)(now_ms() - t0) / 1000);
+	return ok == (uint64_t)opt_count && (opt_no_arp || arp_ok == ok) ? 0 : 1;
+}
+
+/* --- hostile: one misbehaviour, then is the backend still there? --- */
+
+enum hostile_phase {
+	PHASE_CONNECTED,            /* nothing negotiated */
+	PHASE_STARTED,              /* both queues running */
+};
+
+struct hostile_case {
+	const char *name;
+	enum hostile_phase phase;
+	uint32_t request;           /* the request whose ack to report, 0 for none */
+	int (*run)(struct vufront *vf);
+	const char *what;
+};
+
+static int raw_fds(struct vufront *vf, uint32_t req, const void *p, size_t len, const int *fds,
+		   unsigned int nfds)
+{
+	struct vufront_raw m = { .request = req, .flags = VHOST_USER_VERSION, .size = (uint32_t)len,
+				 .payload = p, .payload_len = len, .fds = fds, .nfds = nfds };
+
+	if ((vufront_protocol_features(vf) & VU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK)))
+		m.flags |= VHOST_USER_FLAG_NEED_REPLY;
+	return vufront_send_raw(vf, &m);
+}
+
+static int raw(struct vufront *vf, uint32_t req, const void *p, size_t len)
+{
+	return raw_fds(vf, req, p, len, NULL, 0);
+}
+
+/* Negotiate features and protocol features (REPLY_ACK on) and SET_OWNER, no memory yet. */
+static int negotiate(struct vufront *vf)
+{
+	uint64_t f, pf = 0;
+	int ret = vufront_get_features(vf, &f);
+
+	if (!ret && (f & VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES)))
+		ret = vufront_get_protocol_features(vf, &pf);
+	if (!ret && (f & VU_BIT(VHOST_USER_F_PROTOCOL_FEATURES)))
+		ret = vufront_set_protocol_features(vf, pf & VUFRONT_PROTOCOL_ALL);
+	if (!ret)
+		ret = vufront_set_owner(vf);
+	if (!ret)
+		ret = vufront_set_features(vf, f & VUFRONT_FEATURES_BASE);
+	return ret;
+}
+
+static int negotiate_mem(struct vufront *vf)
+{
+	int ret = negotiate(vf);
+
+	return ret ? ret : vufront_set_mem_table(vf);
+}
+
+static int h_unknown_request(struct vufront *vf)
+{
+	return raw(vf, 1000, NULL, 0);
+}
+
+static int h_bad_version(struct vufront *vf)
+{
+	struct vufront_raw m = { .request = VHOST_USER_GET_FEATURES, .flags = 0x2 };
+
+	return vufront_send_raw(vf, &m);
+}
+
+static int h_oversize_payload(struct vufront *vf)
+{
+	uint64_t v = 0;
+	struct vufront_raw m = { .request = VHOST_USER_SET_FEATURES, .flags = VHOST_USER_VERSION,
+				 .size = 0x10000000, .payload = &v, .payload_len = sizeof(v) };
+
+	return vufront_send_raw(vf, &m);
+}
+
+static int h_short_payload(struct vufront *vf)
+{
+	uint32_t v = 0;
+
+	return raw(vf, VHOST_USER_SET_FEATURES, &v, sizeof(v));
+}
+
+static int h_features_unoffered(struct vufront *vf)
+{
+	uint64_t f, all = ~0ull;
+	int ret = vufront_get_features(vf, &f);
+
+	return ret ? ret : raw(vf, VHOST_USER_SET_FEATURES, &all, sizeof(all));
+}
+
+static int h_too_many_fds(struct vufront *vf)
+{
+	int fds[VUFRONT_RAW_FDS_MAX];
+	int ret;
+
+	for (unsigned int i = 0; i < G_N_ELEMENTS(fds); i++)
+		fds[i] = vufront_memfd(vf);
+	ret = raw_fds(vf, VHOST_USER_GET_FEATURES, NULL, 0, fds, G_N_ELEMENTS(fds));
+	return ret;
+}
+
+static int h_half_header(struct vufront *vf)
+{
+	static const uint8_t half[6] = { VHOST_USER_GET_FEATURES, 0, 0, 0, VHOST_USER_VERSION, 0 };
+
+	return send(vufront_sock_fd(vf), half, sizeof(half), MSG_NOSIGNAL) == sizeof(half) ? 0 : -errno;
+}
+
+/* A memory table of @n regions (from the real layout where there are enough), @nfds memfds. */
+static int mem_table(struct vufront *vf, unsigned int n, unsigned int nfds,
+		     void (*edit)(struct vhost_user_region *r, unsigned int n, size_t size))
+{
+	uint8_t buf[8 + 16 * sizeof(struct vhost_user_region)] = { 0 };
+	struct vhost_user_region *r = (struct vhost_user_region *)(buf + 8);
+	int fds[VUFRONT_RAW_FDS_MAX];
+	uint32_t nr = n;
+	int ret = negotiate(vf);
+
+	if (ret)
+		return ret;
+	memcpy(buf, &nr, sizeof(nr));
+	for (unsigned int i = 0; i < n && i < 16; i++)
+		r[i] = vufront_region(vf, i % vufront_nregions(vf));
+	if (edit)
+		edit(r, n, vufront_mem_size(vf));
+	for (unsigned int i = 0; i < nfds; i++)
+		fds[i] = vufront_memfd(vf);
+	return raw_fds(vf, VHOST_USER_SET_MEM_TABLE, buf, 8 + MIN(n, 16u) * sizeof(*r), fds, nfds);
+}
+
+static void edit_huge(struct vhost_user_region *r, unsigned int n, size_t size)
+{
+	(void)n;
+	(void)size;
+	r[0].memory_size = 1ull << 40;
+}
+
+static void edit_offset_overflow(struct vhost_user_region *r, unsigned int n, size_t size)
+{
+	(void)n;
+	(void)size;
+	r[0].mmap_offset = ~0ull - 0xfff;
+	r[0].memory_size = 0x2000;
+}
+
+static void edit_offset_unaligned(struct vhost_user_region *r, unsigned int n, size_t size)
+{
+	(void)n;
+	r[0].mmap_offset = 1;
+	r[0].memory_size = size - 4096;
+}
+
+static void edit_overlap(struct vhost_user_region *r, unsigned int n, size_t size)
+{
+	(void)n;
+	r[0].memory_size = r[1].memory_size = size / 2;
+	r[1].mmap_offset = size / 2;
+	r[1].userspace_addr = r[0].userspace_addr + size / 2;
+	r[1].guest_phys_addr = r[0].guest_phys_addr + 4096;
+}
+
+static void edit_zero_size(struct vhost_user_region *r, unsigned int n, size_t size)
+{
+	(void)n;
+	(void)size;
+	r[0].memory_size = 0;
+}
+
+static int h_mem_no_fd(struct vufront *vf) { return mem_table(vf, 1, 0, NULL); }
+static int h_mem_fd_mismatch(struct vufront *vf) { return mem_table(vf, 2, 1, NULL); }
+static int h_mem_extra_fds(struct vufront *vf) { return mem_table(vf, 1, 3, NULL); }
+static int h_mem_too_many(struct vufront *vf) { return mem_table(vf, 9, 9, NULL); }
+static int h_mem_zero_regions(struct vufront *vf) { return mem_table(vf, 0, 0, NULL); }
+static int h_mem_overlap(struct vufront *vf) { return mem_table(vf, 2, 2, edit_overlap); }
+static int h_mem_beyond_fd(struct vufront *vf) { return mem_table(vf, 1, 1, edit_huge); }
+static int h_mem_zero_size(struct vufront *vf) { return mem_table(vf, 1, 1, edit_zero_size); }
+
+static int h_mem_offset_overflow(struct vufront *vf)
+{
+	return mem_table(vf, 1, 1, edit_offset_overflow);
+}
+
+static int h_mem_offset_unaligned(struct vufront *vf)
+{
+	return mem_table(vf, 1, 1, edit_offset_unaligned);
+}
+
+static int vring_num(struct vufront *vf, uint32_t index, uint32_t num)
+{
+	struct vhost_user_vring_state s = { .index = index, .num = num };
+	int ret = negotiate_mem(vf);
+
+	return ret ? ret : raw(vf, VHOST_USER_SET_VRING_NUM, &s, sizeof(s));
+}
+
+static int h_vring_num_zero(struct vufront *vf) { return vring_num(vf, 0, 0); }
+static int h_vring_num_odd(struct vufront *vf) { return vring_num(vf, 0, 300); }
+static int h_vring_num_huge(struct vufront *vf) { return vring_num(vf, 0, 65536); }
+static int h_vring_index_bad(struct vufront *vf) { return vring_num(vf, 200, 256); }
+
+/* SET_VRING_ADDR for queue 0 with @a's addresses (index filled in), after SET_VRING_NUM. */
+static int vring_addr(struct vufront *vf, struct vhost_user_vring_addr a, bool mem)
+{
+	struct vhost_user_vring_state s = { .index = 0, .num = vufront_queue_size(vf) };
+	int ret = mem ? negotiate_mem(vf) : negotiate(vf);
+
+	if (!ret)
+		ret = vufront_request(vf, VHOST_USER_SET_VRING_NUM, &s, sizeof(s), NULL, 0, false,
+				      NULL, 0);
+	return ret ? ret : raw(vf, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a));
+}
+
+static struct vhost_user_vring_addr real_addr(struct vufront *vf, uint64_t delta)
+{
+	struct vhost_user_region r0 = vufront_region(vf, 0);
+	uint64_t ua = r0.userspace_addr - r0.guest_phys_addr;
+
+	return (struct vhost_user_vring_addr){
+		.desc_user_addr = ua + vufront_desc_gpa(vf, 0) + delta,
+		.used_user_addr = ua + vufront_used_gpa(vf, 0) + delta,
+		.avail_user_addr = ua + vufront_avail_gpa(vf, 0) + delta,
+		.log_guest_addr = vufront_used_gpa(vf, 0),
+	};
+}
+
+static int h_vring_addr_unmapped(struct vufront *vf)
+{
+	struct vhost_user_vring_addr a = { .desc_user_addr = 0x1000, .used_user_addr = 0x3000,
+					   .avail_user_addr = 0x2000 };
+
+	return vring_addr(vf, a, true);
+}
+
+static int h_vring_addr_before_mem(struct vufront *vf)
+{
+	return vring_addr(vf, real_addr(vf, 0), false);
+}
+
+static int h_vring_addr_misaligned(struct vufront *vf)
+{
+	return vring_addr(vf, real_addr(vf, 1), true);
+}
+
+static int h_vring_addr_past_end(struct vufront *vf)
+{
+	struct vhost_user_region r = vufront_region(vf, vufront_nregions(vf) - 1);
+	uint64_t end = r.userspace_addr + r.memory_size - 64;
+	struct vhost_user_vring_addr a = { .desc_user_addr = end, .used_user_addr = end,
+					   .avail_user_addr = end };
+
+	return vring_addr(vf, a, true);
+}
+
+static int vring_fd(struct vufront *vf, uint32_t req, uint64_t payload, unsigned int nfds)
+{
+	int fds[4], ret = negotiate_mem(vf);
+
+	for (unsigned int i = 0; i < nfds && i < G_N_ELEMENTS(fds); i++)
+		fds[i] = vufront_memfd(vf);
+	return ret ? ret : raw_fds(vf, req, &payload, sizeof(payload), fds, nfds);
+}
+
+static int h_kick_no_fd(struct vufront *vf) { return vring_fd(vf, VHOST_USER_SET_VRING_KICK, 1, 0); }
+static int h_kick_extra_fds(struct vufront *vf) { return vring_fd(vf, VHOST_USER_SET_VRING_KICK, 1, 3); }
+static int h_call_bad_index(struct vufront *vf) { return vring_fd(vf, VHOST_USER_SET_VRING_CALL, 77, 1); }
+
+/* A kick before the ring has a size or addresses: it must not start. */
+static int h_kick_before_setup(struct vufront *vf)
+{
+	int fd = eventfd(0, EFD_CLOEXEC), ret = negotiate_mem(vf);
+	uint64_t v = VUFRONT_TXQ, one = 1;
+
+	if (!ret)
+		ret = raw_fds(vf, VHOST_USER_SET_VRING_KICK, &v, sizeof(v), &fd, 1);
+	if (!ret && write(fd, &one, sizeof(one)) != sizeof(one))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static int h_get_vring_base_unstarted(struct vufront *vf)
+{
+	struct vhost_user_vring_state s = { .index = 1 };
+	int ret = negotiate_mem(vf);
+
+	return ret ? ret : raw(vf, VHOST_USER_GET_VRING_BASE, &s, sizeof(s));
+}
+
+static int h_log_base_no_fd(struct vufront *vf)
+{
+	struct vhost_user_log l = { .size = 4096 };
+	int ret = negotiate_mem(vf);
+
+	return ret ? ret : raw(vf, VHOST_USER_SET_LOG_BASE, &l, sizeof(l));
+}
+
+static int h_log_base_huge(struct vufront *vf)
+{
+	struct vhost_user_log l = { .size = 1ull << 40 };
+	int ret = negotiate_mem(vf);
+	int fd = memfd_create("hostile-log", MFD_CLOEXEC);
+
+	if (!ret && (fd < 0 || ftruncate(fd, 4096) < 0))
+		ret = -errno;
+	if (!ret)
+		ret = raw_fds(vf, VHOST_USER_SET_LOG_BASE, &l, sizeof(l), &fd, 1);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int h_reset_owner_running(struct vufront *vf)
+{
+	int ret = raw(vf, VHOST_USER_RESET_OWNER, NULL, 0);
+
+	if (!ret)
+		arp_gateway(vf);
+	return ret;
+}
+
+/* A new memory table of one page while the rings run; then traffic. */
+static int h_mem_replace_running(struct vufront *vf)
+{
+	struct vhost_user_mem_table t = { .nregions = 1 };
+	int fd = vufront_memfd(vf);
+
+	t.regions[0] = vufront_region(vf, 0);
+	t.regions[0].memory_size = 4096;
+	if (raw_fds(vf, VHOST_USER_SET_MEM_TABLE, &t, 8 + sizeof(t.regions[0]), &fd, 1))
+		return -EIO;
+	vufront_kick(vf, VUFRONT_RXQ);
+	arp_gateway(vf);
+	return 0;
+}
+
+/* --- ring cases: hand-written transmit chains, then a kick --- */
+
+static int tx_chain(struct vufront *vf, const struct vring_desc *d, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		*vufront_desc(vf, VUFRONT_TXQ, i) = d[i];
+	vufront_avail_push(vf, VUFRONT_TXQ, 0);
+	return vufront_kick(vf, VUFRONT_TXQ);
+}
+
+static uint64_t scratch(struct vufront *vf, size_t len)
+{
+	uint64_t gpa = 0;
+
+	vufront_scratch(vf, len, &gpa);
+	return gpa;
+}
+
+static int h_desc_out_of_range(struct vufront *vf)
+{
+	struct vring_desc d = { .addr = vufront_gpa_end(vf) + (1 << 20), .len = 100 };
+
+	return tx_chain(vf, &d, 1);
+}
+
+static int h_desc_len_overflow(struct vufront *vf)
+{
+	struct vring_desc d = { .addr = vufront_gpa_end(vf) - 4096, .len = 0xffffffffu };
+
+	return tx_chain(vf, &d, 1);
+}
+
+static int h_desc_addr_wrap(struct vufront *vf)
+{
+	struct vring_desc d = { .addr = ~0ull - 0xfff, .len = 0x2000 };
+
+	return tx_chain(vf, &d, 1);
+}
+
+static int h_desc_loop(struct vufront *vf)
+{
+	uint64_t a = scratch(vf, 64);
+	struct vring_desc d[2] = { { a, 32, VRING_DESC_F_NEXT, 1 }, { a, 32, VRING_DESC_F_NEXT, 0 } };
+
+	return tx_chain(vf, d, 2);
+}
+
+static int h_chain_too_long(struct vufront *vf)
+{
+	unsigned int num = vufront_queue_size(vf);
+	uint64_t a = scratch(vf, 64);
+
+	for (unsigned int i = 0; i < num; i++)
+		*vufront_desc(vf, VUFRONT_TXQ, i) = (struct vring_desc){
+			a, 64, VRING_DESC_F_NEXT, (uint16_t)((i + 1) % num) };
+	vufront_avail_push(vf, VUFRONT_TXQ, 0);
+	return vufront_kick(vf, VUFRONT_TXQ);
+}
+
+static int h_desc_next_out_of_range(struct vufront *vf)
+{
+	struct vring_desc d = { scratch(vf, 64), 64, VRING_DESC_F_NEXT, 60000 };
+
+	return tx_chain(vf, &d, 1);
+}
+
+static int h_desc_write_on_tx(struct vufront *vf)
+{
+	struct vring_desc d = { scratch(vf, 128), 128, VRING_DESC_F_WRITE, 0 };
+
+	return tx_chain(vf, &d, 1);
+}
+
+static int h_tx_runt(struct vufront *vf)
+{
+	struct vring_desc d = { scratch(vf, 16), 4, 0, 0 };
+
+	return tx_chain(vf, &d, 1);
+}
+
+static int h_tx_zero_len(struct vufront *vf)
+{
+	struct vring_desc d = { scratch(vf, 16), 0, 0, 0 };
+
+	return tx_chain(vf, &d, 1);
+}
+
+/* Twenty descriptors of 60000 bytes each: a 1.2 MB "frame". */
+static int h_tx_oversize(struct vufront *vf)
+{
+	struct vring_desc d[20];
+	uint64_t a = scratch(vf, 60000);
+
+	for (unsigned int i = 0; i < G_N_ELEMENTS(d); i++)
+		d[i] = (struct vring_desc){ a, 60000, i + 1 < G_N_ELEMENTS(d) ? VRING_DESC_F_NEXT : 0,
+					    (uint16_t)(i + 1) };
+	return tx_chain(vf, d, G_N_ELEMENTS(d));
+}
+
+/* An indirect head pointing at @table (@len bytes) at guest address @gpa, with @flags. */
+static int indirect(struct vufront *vf, uint64_t gpa, uint32_t len, uint16_t flags)
+{
+	struct vring_desc d[2] = { { gpa, len, (uint16_t)(VRING_DESC_F_INDIRECT | flags), 1 },
+				   { scratch(vf, 64), 64, 0, 0 } };
+
+	return tx_chain(vf, d, 2);
+}
+
+static int h_indirect_nested(struct vufront *vf)
+{
+	uint64_t t1, t2, buf = scratch(vf, 64);
+	struct vring_desc *a = vufront_scratch(vf, 16, &t1), *b = vufront_scratch(vf, 16, &t2);
+
+	*b = (struct vring_desc){ buf, 64, 0, 0 };
+	*a = (struct vring_desc){ t2, 16, VRING_DESC_F_INDIRECT, 0 };
+	return indirect(vf, t1, 16, 0);
+}
+
+static int h_indirect_misaligned(struct vufront *vf)
+{
+	uint64_t t, buf = scratch(vf, 64);
+	uint8_t *p = vufront_scratch(vf, 48, &t);
+	struct vring_desc d = { buf, 64, 0, 0 };
+
+	memcpy(p + 1, &d, sizeof(d));
+	return indirect(vf, t + 1, 16, 0);
+}
+
+static int h_indirect_bad_len(struct vufront *vf)
+{
+	uint64_t t, buf = scratch(vf, 64);
+	struct vring_desc *a = vufront_scratch(vf, 32, &t);
+
+	a[0] = (struct vring_desc){ buf, 64, 0, 0 };
+	return indirect(vf, t, 20, 0);
+}
+
+static int h_indirect_oversized(struct vufront *vf)
+{
+	/* 65536 entries (1 MiB), more than any queue; zeroed memory past the scratch area. */
+	return indirect(vf, scratch(vf, 16), 16u << 16, 0);
+}
+
+static int h_indirect_beyond_mem(struct vufront *vf)
+{
+	return indirect(vf, vufront_gpa_end(vf) - 16, 64, 0);
+}
+
+static int h_indirect_with_next(struct vufront *vf)
+{
+	uint64_t t, buf = scratch(vf, 64);
+	struct vring_desc *a = vufront_scratch(vf, 16, &t);
+
+	*a = (struct vring_desc){ buf, 64, 0, 0 };
+	return indirect(vf, t, 16, VRING_DESC_F_NEXT);
+}
+
+static int h_indirect_loop(struct vufront *vf)
+{
+	uint64_t t, buf = scratch(vf, 64);
+	struct vring_desc *a = vufront_scratch(vf, 32, &t);
+
+	a[0] = (struct vring_desc){ buf, 32, VRING_DESC_F_NEXT, 1 };
+	a[1] = (struct vring_desc){ buf, 32, VRING_DESC_F_NEXT, 0 };
+	return indirect(vf, t, 32, 0);
+}
+
+static int h_avail_idx_jump(struct vufront *vf)
+{
+	vufront_avail_set_idx(vf, VUFRONT_TXQ, (uint16_t)(vufront_avail_idx(vf, VUFRONT_TXQ) +
+							   vufront_queue_size(vf) + 5));
+	return vufront_kick(vf, VUFRONT_TXQ);
+}
+
+/* Receive descriptors the device may not write (or too small), then a frame that asks for an answer. */
+static int rx_descs(struct vufront *vf, uint16_t clear_flags, uint32_t len)
+{
+	for (unsigned int i = 0; i < vufront_queue_size(vf); i++) {
+		struct vring_desc *d = vufront_desc(vf, VUFRONT_RXQ, i);
+
+		d->flags &= (uint16_t)~clear_flags;
+		if (len)
+			d->len = len;
+	}
+	arp_gateway(vf);
+	return 0;
+}
+
+static int h_rx_desc_readonly(struct vufront *vf) { return rx_descs(vf, VRING_DESC_F_WRITE, 0); }
+static int h_rx_buffer_tiny(struct vufront *vf) { return rx_descs(vf, 0, 4); }
+
+static const struct hostile_case hostile_cases[] = {
+	{ "unknown-request", PHASE_CONNECTED, 0, h_unknown_request, "request 1000" },
+	{ "bad-version", PHASE_CONNECTED, 0, h_bad_version, "GET_FEATURES with version 2" },
+	{ "oversize-payload", PHASE_CONNECTED, 0, h_oversize_payload, "SET_FEATURES claiming 256 MiB of payload" },
+	{ "short-payload", PHASE_CONNECTED, 0, h_short_payload, "SET_FEATURES with 4 bytes" },
+	{ "features-unoffered", PHASE_CONNECTED, 0, h_features_unoffered, "SET_FEATURES with all 64 bits" },
+	{ "too-many-fds", PHASE_CONNECTED, 0, h_too_many_fds, "GET_FEATURES carrying 16 fds" },
+	{ "half-header", PHASE_CONNECTED, 0, h_half_header, "6 bytes of a header, then silence" },
+	{ "mem-table-no-fd", PHASE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_no_fd, "1 region, no fd" },
+	{ "mem-table-fd-mismatch", PHASE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_fd_mismatch, "2 regions, 1 fd" },
+	{ "mem-table-extra-fds", PHASE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_extra_fds, "1 region, 3 fds" },
+	{ "mem-table-too-many", PHASE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_too_many, "9 regions, 9 fds" },
+	{ "mem-table-zero-regions", PHASE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_zero_regions, "0 regions" },
+	{ "mem-table-zero-size", PHASE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_zero_size, "a region of 0 bytes" },
+	{ "mem-table-overlap", PHASE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_overlap, "2 regions overlapping in guest addresses" },
+	{ "mem-table-beyond-fd", PHASE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_beyond_fd, "a 1 TiB region on a small memfd" },
+	{ "mem-table-offset-overflow", PHASE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_offset_overflow, "mmap_offset + size wraps 64 bits" },
+	{ "mem-table-offset-unaligned", PHASE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_offset_unaligned, "mmap_offset 1" },
+	{ "vring-num-zero", PHASE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_num_zero, "SET_VRING_NUM 0" },
+	{ "vring-num-odd", PHASE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_num_odd, "SET_VRING_NUM 300" },
+	{ "vring-num-huge", PHASE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_num_huge, "SET_VRING_NUM 65536" },
+	{ "vring-index-bad", PHASE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_index_bad, "SET_VRING_NUM on queue 200" },
+	{ "vring-addr-unmapped", PHASE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_unmapped, "ring addresses outside every region" },
+	{ "vring-addr-before-mem", PHASE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_before_mem, "SET_VRING_ADDR before SET_MEM_TABLE" },
+	{ "vring-addr-misaligned", PHASE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_misaligned, "ring parts at odd addresses" },
+	{ "vring-addr-past-end", PHASE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_past_end, "rings starting 64 bytes before the end of memory" },
+	{ "kick-no-fd", PHASE_CONNECTED, VHOST_USER_SET_VRING_KICK, h_kick_no_fd, "SET_VRING_KICK, no fd, no 'no fd' flag" },
+	{ "kick-extra-fds", PHASE_CONNECTED, VHOST_USER_SET_VRING_KICK, h_kick_extra_fds, "SET_VRING_KICK with 3 fds" },
+	{ "kick-before-setup", PHASE_CONNECTED, VHOST_USER_SET_VRING_KICK, h_kick_before_setup, "kick fd (and a kick) before size and addresses" },
+	{ "call-bad-index", PHASE_CONNECTED, VHOST_USER_SET_VRING_CALL, h_call_bad_index, "SET_VRING_CALL for queue 77" },
+	{ "get-vring-base-unstarted", PHASE_CONNECTED, 0, h_get_vring_base_unstarted, "GET_VRING_BASE of a queue never set up" },
+	{ "log-base-no-fd", PHASE_CONNECTED, VHOST_USER_SET_LOG_BASE, h_log_base_no_fd, "SET_LOG_BASE without its fd" },
+	{ "log-base-huge", PHASE_CONNECTED, VHOST_USER_SET_LOG_BASE, h_log_base_huge, "a 1 TiB log on a 4 KiB memfd" },
+	{ "reset-owner-running", PHASE_STARTED, VHOST_USER_RESET_OWNER, h_reset_owner_running, "RESET_OWNER while running, then ARP" },
+	{ "mem-table-replace-running", PHASE_STARTED, VHOST_USER_SET_MEM_TABLE, h_mem_replace_running, "a one-page memory table while running, then ARP" },
+	{ "desc-out-of-range", PHASE_STARTED, 0, h_desc_out_of_range, "transmit buffer 1 MiB past memory" },
+	{ "desc-len-overflow", PHASE_STARTED, 0, h_desc_len_overflow, "transmit buffer of 4 GiB at the last page" },
+	{ "desc-addr-wrap", PHASE_STARTED, 0, h_desc_addr_wrap, "address + length wraps 64 bits" },
+	{ "desc-loop", PHASE_STARTED, 0, h_desc_loop, "chain 0 -> 1 -> 0" },
+	{ "chain-too-long", PHASE_STARTED, 0, h_chain_too_long, "every descriptor chained, the last back to the first" },
+	{ "desc-next-out-of-range", PHASE_STARTED, 0, h_desc_next_out_of_range, "next = 60000" },
+	{ "desc-write-on-tx", PHASE_STARTED, 0, h_desc_write_on_tx, "device-writable buffer on the transmitq" },
+	{ "tx-runt", PHASE_STARTED, 0, h_tx_runt, "4 bytes: less than a virtio-net header" },
+	{ "tx-zero-len", PHASE_STARTED, 0, h_tx_zero_len, "a buffer of 0 bytes" },
+	{ "tx-oversize", PHASE_STARTED, 0, h_tx_oversize, "a chain of 1.2 MB" },
+	{ "indirect-nested", PHASE_STARTED, 0, h_indirect_nested, "indirect table inside an indirect table" },
+	{ "indirect-misaligned", PHASE_STARTED, 0, h_indirect_misaligned, "indirect table at an odd address" },
+	{ "indirect-bad-len", PHASE_STARTED, 0, h_indirect_bad_len, "indirect table of 20 bytes" },
+	{ "indirect-oversized", PHASE_STARTED, 0, h_indirect_oversized, "indirect table of 65536 entries" },
+	{ "indirect-beyond-mem", PHASE_STARTED, 0, h_indirect_beyond_mem, "indirect table crossing the end of memory" },
+	{ "indirect-with-next", PHASE_STARTED, 0, h_indirect_with_next, "INDIRECT and NEXT on one descriptor" },
+	{ "indirect-loop", PHASE_STARTED, 0, h_indirect_loop, "a loop inside an indirect table" },
+	{ "avail-idx-jump", PHASE_STARTED, 0, h_avail_idx_jump, "available index moved by queue size + 5" },
+	{ "rx-desc-readonly", PHASE_STARTED, 0, h_rx_desc_readonly, "receive buffers without WRITE, then ARP" },
+	{ "rx-buffer-tiny", PHASE_STARTED, 0, h_rx_buffer_tiny, "receive buffers of 4 bytes, then ARP" },
+};
+
+/*
+ * liveness() - does the backend still answer GET_FEATURES on this
+ * connection?  Replies to the hostile request (@req) seen meanwhile are
+ * reported through @ack (UINT64_MAX: none).
+ */
+static const char *liveness(struct vufront *vf, uint32_t req, uint64_t *ack)
+{
+	struct vufront_raw m = { .request = VHOST_USER_GET_FEATURES, .flags = VHOST_USER_VERSION };
+	int64_t deadline = now_ms() + LIVENESS_WAIT_MS;
+
+	*ack = UINT64_MAX;
+	if (vufront_send_raw(vf, &m))
+		return "closed";
+	for (;;) {
+		struct vhost_user_hdr h;
+		uint64_t v = 0;
+		int64_t left = deadline - now_ms();
+		int n = left > 0 ? vufront_recv_raw(vf, &h, &v, sizeof(v), (int)left) : -ETIMEDOUT;
+
+		if (n == -ECONNRESET || n == -ENOTCONN)
+			return "closed";
+		if (n < 0)
+			return "unresponsive";
+		if (req && h.request == req)
+			*ack = v;
+		if (h.request == VHOST_USER_GET_FEATURES && (h.flags & VHOST_USER_FLAG_REPLY))
+			return "serving";
+	}
+}
+
+static int cmd_hostile(void)
+{
+	const struct hostile_case *hc = NULL;
+	/* Two regions, so the memory-table cases can use a real second one. */
+	struct vufront_config cfg = { .frame_max = 2048, .timeout_ms = 2000, .queue_size = 64,
+				      .nregions = 2 };
+	struct vufront *vf;
+	const char *result;
+	uint64_t ack, retries = 0;
+	int ret;
+
+	for (size_t i = 0; opt_case && i < G_N_ELEMENTS(hostile_cases); i++)
+		if (!strcmp(opt_case, hostile_cases[i].name))
+			hc = &hostile_cases[i];
+	if (!hc || !opt_socket) {
+		fprintf(stderr, "vu-frontend: hostile needs --socket and a known --case (see --help)\n");
+		return 2;
+	}
+	ret = vufront_new(&cfg, &vf);
+	if (!ret)
+		ret = vufront_connect(vf, opt_socket);
+	if (!ret && hc->phase == PHASE_STARTED)
+		ret = vufront_start(vf, VUFRONT_FEATURES_BASE | VU_BIT(VIRTIO_RING_F_INDIRECT_DESC),
+				    VUFRONT_PROTOCOL_ALL);
+	if (ret) {
+		fprintf(stderr, "vu-frontend: hostile %s: setup: %s\n", hc->name, strerror(-ret));
+		return 1;
+	}
+	ret = hc->run(vf);
+	if (ret && ret != -EPIPE && ret != -ECONNRESET && ret != -ETIMEDOUT && ret != -EPROTO &&
+	    ret != -EREMOTEIO)
+		fprintf(stderr, "vu-frontend: hostile %s: %s\n", hc->name, strerror(-ret));
+	/* Give the backend time to hang up; if it did not, is it still answering? */
+	if (vufront_peer_closed(vf, HOSTILE_SETTLE_MS))
+		result = "closed";
+	else
+		result = liveness(vf, hc->request, &ack);
+	printf("HOSTILE case=%s result=%s", hc->name, result);
+	if (hc->request && !strcmp(result, "serving") && ack != UINT64_MAX)
+		printf(" ack=%" G_GUINT64_FORMAT, ack);
+	printf("\n");
+	fflush(stdout);
+	vufront_free(vf);
+	if (opt_recheck) {
+		bool arp;
+
+		ret = one_life(&arp, &retries);
+		printf("RECHECK new_connection=%s arp=%s\n", ret ? "failed" : "ok",
+		       opt_no_arp ? "skipped" : arp ? "ok" : "missed");
+		return ret || (!opt_no_arp && !arp);
+	}
+	return 0;
+}
+
+static char *help_text(void)
+{
+	GString *s = g_string_new("Hostile cases (hostile --case NAME):\n");
+
+	for (size_t i = 0; i < G_N_ELEMENTS(hostile_cases); i++)
+		g_string_append_printf(s, "  %-28s %s%s\n", hostile_cases[i].name, hostile_cases[i].what,
+				       hostile_cases[i].phase == PHASE_STARTED ? " (rings running)" : "");
+	return g_string_free(s, FALSE);
+}
+
+int main(int argc, char **argv)
+{
+	g_autoptr(GOptionContext) ctx = g_option_context_new("tap|tap2tap|cycle|hostile");
+	g_autoptr(GError) err = NULL;
+	g_autofree char *help = help_text();
+
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	g_option_context_set_description(ctx, help);
+	if (!g_option_context_parse(ctx, &argc, &argv, &err) || argc != 2) {
+		fprintf(stderr, "vu-frontend: %s\n", err ? err->message : "expected one subcommand");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* A hard stop well after --timeout, whatever a wait does. */
+	alarm((unsigned int)opt_timeout + 30);
+	if (!strcmp(argv[1], "tap"))
+		return cmd_tap();
+	if (!strcmp(argv[1], "tap2tap"))
+		return cmd_tap2tap();
+	if (!strcmp(argv[1], "cycle"))
+		return cmd_cycle();
+	if (!strcmp(argv[1], "hostile"))
+		return cmd_hostile();
+	fprintf(stderr, "vu-frontend: unknown subcommand '%s'\n", argv[1]);
+	return 2;
+}
