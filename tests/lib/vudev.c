@@ -311,14 +311,26 @@ bool vudev_notify_on(struct vudev *d, unsigned int q)
 {
 	struct dvq *vq = &d->vq[q];
 
+	uint16_t seen;
+
 	if (!vq->used)
 		return false;
-	if (d->features & VU_BIT(VIRTIO_RING_F_EVENT_IDX))
-		vring_store16(vring_avail_event(vq->used, vq->num), vq->last_avail);
-	else
+	if (!(d->features & VU_BIT(VIRTIO_RING_F_EVENT_IDX))) {
 		vring_store16(&vq->used->flags, 0);
-	vring_mb();
-	return vring_load16(&vq->avail->idx) != vq->last_avail;
+		vring_mb();
+		return vring_load16(&vq->avail->idx) != vq->last_avail;
+	}
+	/*
+	 * "Kick me past what is published now" (not past last_avail: a starved
+	 * receiveq waits with entries pending).  Until the index holds still
+	 * across the store, the driver may have published without seeing it.
+	 */
+	do {
+		seen = vring_load16(&vq->avail->idx);
+		vring_store16(vring_avail_event(vq->used, vq->num), seen);
+		vring_mb();
+	} while (vring_load16(&vq->avail->idx) != seen);
+	return seen != vq->last_avail;
 }
 
 void vudev_notify_off(struct vudev *d, unsigned int q)

@@ -118,7 +118,11 @@ void vudev_rx_commit(struct vudev *d, size_t len);
 /* vudev_flush() - publish queue @q's used index; call the driver if it asked. */
 void vudev_flush(struct vudev *d, unsigned int q);
 
-/* vudev_notify_on() - ask for kicks on queue @q; true if buffers are already waiting. */
+/*
+ * vudev_notify_on() - ask for a kick when the driver publishes beyond what
+ * is available now; true if chains are already waiting (maybe fewer than a
+ * receive needs: then look once more, and wait for the kick).
+ */
 bool vudev_notify_on(struct vudev *d, unsigned int q);
 void vudev_notify_off(struct vudev *d, unsigned int q);
 

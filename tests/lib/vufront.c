@@ -8,9 +8,14 @@
  *   of the EVENT_IDX test) and last_used (the next used element to read).
  *   A used index more than the queue size ahead of last_used is a device
  *   error that breaks the queue: nothing is read from it any more.
- * - Free chains wait in a FIFO per queue, so buffers are reused round-robin
+ * - Free receive chains wait in a FIFO, so buffers are reused round-robin
  *   (a device that holds on to a stale buffer writes into one we do not
- *   expect and is caught by the id checks).  inflight[] marks posted heads.
+ *   expect and is caught by the id checks).  Free transmit slots are a
+ *   stack: the slot the device completed last is filled next, as a guest's
+ *   allocator hands out the buffer freed last, so the bytes the tap writes
+ *   land in cache-warm memory (and a device that completes a chain before it
+ *   has read it sees the slot overwritten at once).  inflight[] marks
+ *   posted heads.
  * - The control socket is read through a small buffer; a reply is one whole
  *   message; descriptors the backend sends are closed and counted.
  */
@@ -36,9 +41,11 @@
 #define RAW_PAYLOAD_MAX (64 * 1024)  /* largest raw payload a test may send */
 #define LAYOUT_TRIES 64              /* auto-sizing attempts */
 
+/* Free chains: a FIFO (receive: round-robin) or, with @lifo, a stack (transmit). */
 struct fifo {
 	uint16_t *v;
 	unsigned int cap, head, count;
+	bool lifo;
 };
 
 struct vq {
@@ -131,14 +138,15 @@ static void fifo_push(struct fifo *f, uint16_t x)
 
 static uint16_t fifo_peek(const struct fifo *f)
 {
-	return f->v[f->head];
+	return f->v[f->lifo ? (f->head + f->count - 1) % f->cap : f->head];
 }
 
 static uint16_t fifo_pop(struct fifo *f)
 {
-	uint16_t x = f->v[f->head];
+	uint16_t x = fifo_peek(f);
 
-	f->head = (f->head + 1) % f->cap;
+	if (!f->lifo)
+		f->head = (f->head + 1) % f->cap;
 	f->count--;
 	return x;
 }
@@ -339,6 +347,7 @@ int vufront_new(const struct vufront_config *cfg, struct vufront **out)
 		fifo_init(&vf->vq[q].free, vf->cfg.queue_size);
 		vf->vq[q].inflight = g_new0(uint8_t, vf->cfg.queue_size);
 	}
+	vf->vq[VUFRONT_TXQ].free.lifo = true;
 	ret = layout_size(vf, &size);
 	if (ret)
 		goto fail;
@@ -919,8 +928,10 @@ static int rings_init(struct vufront *vf)
 			ind[1] = (struct vring_desc){ .addr = gpa + vf->hdr_len };
 			break;
 		}
-		fifo_push(&tx->free, (uint16_t)s);
 	}
+	/* A stack: slot 0 on top. */
+	for (unsigned int s = vf->tx_nslots; s-- > 0;)
+		fifo_push(&tx->free, (uint16_t)s);
 	/* Receive calls wanted from the first frame on; transmit calls not. */
 	vufront_rx_notify_on(vf);
 	vufront_tx_notify_off(vf);

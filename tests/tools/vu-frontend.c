@@ -237,6 +237,8 @@ static enum batch_end guest_tx_batch(struct guest *g)
 {
 	enum batch_end end = BATCH_MORE;
 
+	/* Completed slots first: the one freed last is the warmest to read into. */
+	vufront_tx_reclaim(g->vf);
 	for (int i = 0; i < GUEST_BATCH; i++) {
 		uint8_t *slot = vufront_tx_slot(g->vf, NULL);
 		ssize_t n;
@@ -604,6 +606,7 @@ static enum batch_end dev_tx_batch(struct device *dv)
 static enum batch_end dev_rx_batch(struct device *dv)
 {
 	enum batch_end end = BATCH_MORE;
+	bool armed = false;
 
 	for (int i = 0; i < DEV_BATCH; i++) {
 		unsigned int niov;
@@ -612,13 +615,24 @@ static enum batch_end dev_rx_batch(struct device *dv)
 		int r = vudev_rx_peek(dv->d, dv->rx_need, dv->riov, &niov, &cap);
 
 		if (r == -EAGAIN) {
-			/* Out of buffers: wait for a kick unless some arrived meanwhile. */
-			if (vudev_notify_on(dv->d, VUDEV_RXQ))
+			/*
+			 * Not enough buffers for the largest frame: ask for a kick, look
+			 * once more (the guest may have posted meanwhile), else wait.
+			 */
+			if (!armed) {
+				armed = true;
+				vudev_notify_on(dv->d, VUDEV_RXQ);
+				i--;
 				continue;
+			}
 			dv->rx_starved = true;
 			ep_mod(dv->ep, dv->tap, 0);
 			end = BATCH_IDLE;
 			break;
+		}
+		if (armed) {
+			vudev_notify_off(dv->d, VUDEV_RXQ);
+			armed = false;
 		}
 		if (r) {
 			dv->failed = 1;

@@ -611,6 +611,45 @@ static void test_tx_full(void **state)
 	rig_free(r);
 }
 
+/*
+ * A device that needs more receive buffers than are pending (a 64 KiB frame
+ * over 4 KiB buffers) asks for a kick with some still pending; the driver's
+ * next refill must kick it.  Pins vudev_notify_on() setting avail_event to
+ * the published index, not to last_avail (which the driver has passed, so
+ * it never kicked: tap2tap stalled).
+ */
+static void test_starved_device_gets_kick(void **state)
+{
+	struct vufront_config cfg = { .queue_size = 64 };
+	struct rig *r = rig_started(&cfg, VUFRONT_FEATURES_BASE);
+	struct vufront_rxframe *f = g_new(struct vufront_rxframe, 1);
+	static struct iovec iov[VUDEV_IOV_MAX];
+	unsigned int niov;
+	size_t cap;
+
+	(void)state;
+	roundtrip(r, 100, 1, NULL);
+	r->loop = false;
+	for (int i = 0; i < 60; i++) {
+		assert_int_equal(vudev_rx_peek(r->dev, 100, iov, &niov, &cap), 0);
+		vudev_rx_commit(r->dev, 100);
+	}
+	vudev_flush(r->dev, VUDEV_RXQ);
+	assert_int_equal(vudev_rx_peek(r->dev, 17 * 4096, iov, &niov, &cap), -EAGAIN);
+	assert_true(vudev_notify_on(r->dev, VUDEV_RXQ)); /* four are pending, not enough */
+	assert_int_equal(vudev_rx_peek(r->dev, 17 * 4096, iov, &niov, &cap), -EAGAIN);
+	vudev_kick_drain(r->dev, VUDEV_RXQ);
+	for (int i = 0; i < 60; i++) {
+		assert_int_equal(vufront_rx_next(r->vf, f), 0);
+		vufront_rx_release(r->vf, f);
+	}
+	assert_int_equal(vufront_rx_refill(r->vf), 60);
+	assert_true(vudev_kick_drain(r->dev, VUDEV_RXQ) >= 1);
+	assert_int_equal(vudev_rx_peek(r->dev, 17 * 4096, iov, &niov, &cap), 0);
+	g_free(f);
+	rig_free(r);
+}
+
 static void test_bad_config(void **state)
 {
 	struct vufront *vf;
@@ -650,6 +689,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_chains),
 		cmocka_unit_test(test_stop_and_reconnect),
 		cmocka_unit_test(test_tx_full),
+		cmocka_unit_test(test_starved_device_gets_kick),
 		cmocka_unit_test(test_bad_config),
 	};
 
