@@ -46,6 +46,7 @@ struct dvq {
 	struct vring_used *used;
 	uint64_t log_addr;
 	bool log, enabled, started;
+	bool broken;                /* the driver moved avail->idx impossibly: stop */
 	uint16_t last_avail;        /* next available entry to take */
 	uint16_t used_idx;          /* next used entry to write (published at flush) */
 	uint16_t flushed_idx;       /* used index at the last flush */
@@ -362,12 +363,16 @@ int vudev_tx_pop(struct vudev *d, struct vudev_chain *c)
 
 	if (!vudev_ready(d, VUDEV_TXQ))
 		return -EAGAIN;
+	if (vq->broken)
+		return -EIO;
 	pending = vudev_avail_pending(d, VUDEV_TXQ);
 	if (!pending)
 		return -EAGAIN;
 	if (pending > vq->num) {
+		/* As vhost-net does: the queue is dead until the next SET_VRING_KICK. */
+		vq->broken = true;
 		d->stats.bad_chains++;
-		return -EPROTO;
+		return -EIO;
 	}
 	head = vq->avail->ring[vq->last_avail++ % vq->num];
 	c->niov = 0;
@@ -398,9 +403,13 @@ int vudev_rx_peek(struct vudev *d, size_t need, struct iovec *iov, unsigned int 
 	*cap = 0;
 	if (!vudev_ready(d, VUDEV_RXQ))
 		return -EAGAIN;
+	if (vq->broken)
+		return -EIO;
 	pending = vudev_avail_pending(d, VUDEV_RXQ);
-	if (pending > vq->num)
-		return -EPROTO;
+	if (pending > vq->num) {
+		vq->broken = true;
+		return -EIO;
+	}
 	while (*cap < need || !k) {
 		size_t clen;
 		uint16_t head;
@@ -552,13 +561,17 @@ static int set_log_base(struct vudev *d)
 {
 	struct vhost_user_log l;
 	int fd = take_fd(d);
+	struct stat st;
 	void *m;
 
-	if (d->hdr.size != sizeof(l) || fd < 0) {
+	if (d->hdr.size == sizeof(l))
+		memcpy(&l, d->payload, sizeof(l));
+	/* A log larger than its fd would fault (SIGBUS) on the first write. */
+	if (d->hdr.size != sizeof(l) || fd < 0 || fstat(fd, &st) < 0 ||
+	    l.offset + l.size < l.offset || (uint64_t)st.st_size < l.offset + l.size) {
 		close_fd(&fd);
 		return -EPROTO;
 	}
-	memcpy(&l, d->payload, sizeof(l));
 	if (d->log)
 		munmap(d->log, d->log_len);
 	d->log = NULL;
@@ -615,6 +628,7 @@ static int set_vring_fd(struct vudev *d, uint32_t req)
 		close_fd(&vq->kick_fd);
 		vq->kick_fd = fd;
 		vq->started = true;
+		vq->broken = false;
 		if (vq->used) {
 			vq->used_idx = vq->flushed_idx = vring_load16(&vq->used->idx);
 		}

@@ -96,7 +96,11 @@ unsigned int vudev_hdr_len(const struct vudev *d);
 unsigned int vudev_mtu(const struct vudev *d);     /* from NET_SET_MTU, 0 if none */
 const struct vudev_stats *vudev_stats(const struct vudev *d);
 
-/* vudev_tx_pop() - next transmit chain. 0, -EAGAIN (none), -EPROTO (bad chain, returned used). */
+/*
+ * vudev_tx_pop() - next transmit chain.  0, -EAGAIN (none), -EPROTO (a bad
+ * chain, returned used: go on), -EIO (the available index is impossible:
+ * the queue is dead until the next SET_VRING_KICK).
+ */
 int vudev_tx_pop(struct vudev *d, struct vudev_chain *c);
 /* vudev_tx_push() - mark chain @head used (length 0), visible at vudev_flush(). */
 void vudev_tx_push(struct vudev *d, uint16_t head);
@@ -107,7 +111,8 @@ void vudev_tx_push(struct vudev *d, uint16_t head);
  * @cap:	set to its size (>= @need with MRG_RXBUF; one chain's size otherwise)
  *
  * Nothing is consumed.  Return: 0, or -EAGAIN when the driver has not posted
- * enough (ask for a kick with vudev_notify_on()), -EPROTO for a bad chain.
+ * enough (ask for a kick with vudev_notify_on()), -EPROTO for a bad chain,
+ * -EIO for a dead queue (as vudev_tx_pop()).
  */
 int vudev_rx_peek(struct vudev *d, size_t need, struct iovec *iov, unsigned int *niov,
 		  size_t *cap);

@@ -24,6 +24,11 @@
  *	the connection, still answers GET_FEATURES, or neither.  With
  *	--recheck, then one clean life on a new connection: "RECHECK
  *	new_connection=ok|failed arp=ok|missed".
+ *   device --socket SOCK --device-tap IFNAME2 --device-netns PATH2 [--count N]
+ *	A test aid: tap2tap's in-tool device as a vhost-user backend listening
+ *	on SOCK (one connection at a time, N of them, 0 = until --timeout), so
+ *	tap, cycle and hostile can be checked without the daemon.  Prints
+ *	"VUDEV-LISTENING", then "VUDEV-DISCONNECTED ..." after each connection.
  *
  * Theory of operation (tap, tap2tap)
  *
@@ -85,6 +90,8 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
+#include <poll.h>
 
 #include <glib.h>
 
@@ -121,7 +128,7 @@ static const GOptionEntry entries[] = {
 	{ "rx-buf", 0, 0, G_OPTION_ARG_INT, &opt_rx_buf, "Receive buffer bytes (default 4096)", "N" },
 	{ "regions", 0, 0, G_OPTION_ARG_INT, &opt_regions, "Memory regions (default 1)", "N" },
 	{ "tx-layout", 0, 0, G_OPTION_ARG_STRING, &opt_tx_layout, "flat, split or indirect", "L" },
-	{ "count", 0, 0, G_OPTION_ARG_INT64, &opt_count, "Connections (cycle)", "N" },
+	{ "count", 0, 0, G_OPTION_ARG_INT64, &opt_count, "Connections (cycle; device: 0 = any)", "N" },
 	{ "no-arp", 0, 0, G_OPTION_ARG_NONE, &opt_no_arp, "Do not exchange ARP (cycle)", NULL },
 	{ "case", 0, 0, G_OPTION_ARG_STRING, &opt_case, "Hostile case (hostile)", "NAME" },
 	{ "recheck", 0, 0, G_OPTION_ARG_NONE, &opt_recheck, "Then one clean life on a new connection (hostile)", NULL },
@@ -586,6 +593,11 @@ static enum batch_end dev_tx_batch(struct device *dv)
 	for (i = 0; i < DEV_BATCH; i++) {
 		int r = vudev_tx_pop(dv->d, &dv->chain);
 
+		if (r == -EIO) {
+			/* A dead queue (impossible index): nothing more until it is set up again. */
+			vudev_flush(dv->d, VUDEV_TXQ);
+			return BATCH_IDLE;
+		}
 		if (r == -EAGAIN)
 			break;
 		if (r)
@@ -635,7 +647,9 @@ static enum batch_end dev_rx_batch(struct device *dv)
 			armed = false;
 		}
 		if (r) {
-			dv->failed = 1;
+			/* A bad or dead receiveq: stop reading the tap for this connection. */
+			dv->rx_starved = true;
+			ep_mod(dv->ep, dv->tap, 0);
 			end = BATCH_IDLE;
 			break;
 		}
@@ -653,13 +667,19 @@ static enum batch_end dev_rx_batch(struct device *dv)
 	return end;
 }
 
-static void *dev_thread(void *opaque)
+/**
+ * dev_serve() - be the device of one vhost-user connection (dv->d) until it ends
+ *
+ * Return: true if dv->stopfd became readable (stop everything), false if
+ * the front-end left or broke the protocol (vudev closed the connection).
+ */
+static bool dev_serve(struct device *dv)
 {
-	struct device *dv = opaque;
-	bool tx_more = false, rx_more = false;
+	bool tx_more = false, rx_more = false, stopped = false;
 
 	dv->ep = epoll_create1(EPOLL_CLOEXEC);
 	dv->kick[0] = dv->kick[1] = -1;
+	dv->configured = dv->rx_starved = false;
 	ep_add(dv->ep, vudev_sock_fd(dv->d), EPOLLIN);
 	ep_add(dv->ep, dv->stopfd, EPOLLIN);
 	while (!dv->failed) {
@@ -670,8 +690,10 @@ static void *dev_thread(void *opaque)
 		for (int i = 0; i < n; i++) {
 			int fd = ev[i].data.fd;
 
-			if (fd == dv->stopfd)
+			if (fd == dv->stopfd) {
+				stopped = true;
 				goto out;
+			}
 			if (fd == vudev_sock_fd(dv->d)) {
 				if (vudev_handle_control(dv->d) < 0)
 					goto out;
@@ -681,40 +703,103 @@ static void *dev_thread(void *opaque)
 			tx_kick |= fd == dv->kick[VUDEV_TXQ];
 			rx_kick |= fd == dv->kick[VUDEV_RXQ];
 		}
-		if (!dv->configured)
-			continue;
+		/* Kicks are read even before both queues run: a readable eventfd would spin. */
 		if (tx_kick)
 			vudev_kick_drain(dv->d, VUDEV_TXQ);
+		if (rx_kick)
+			vudev_kick_drain(dv->d, VUDEV_RXQ);
+		if (!dv->configured)
+			continue;
 		if (tx_kick || tx_more)
 			tx_more = dev_tx_batch(dv) == BATCH_MORE;
-		if (rx_kick) {
-			vudev_kick_drain(dv->d, VUDEV_RXQ);
-			if (dv->rx_starved) {
-				dv->rx_starved = false;
-				vudev_notify_off(dv->d, VUDEV_RXQ);
-				ep_mod(dv->ep, dv->tap, EPOLLIN);
-				rx_more = true;
-			}
+		if (rx_kick && dv->rx_starved) {
+			dv->rx_starved = false;
+			vudev_notify_off(dv->d, VUDEV_RXQ);
+			ep_mod(dv->ep, dv->tap, EPOLLIN);
+			rx_more = true;
 		}
 		if (!dv->rx_starved && (tap_in || rx_more))
 			rx_more = dev_rx_batch(dv) == BATCH_MORE;
 	}
 out:
-	getrusage(RUSAGE_THREAD, &dv->ru);
 	close(dv->ep);
+	return stopped;
+}
+
+static void *dev_thread(void *opaque)
+{
+	struct device *dv = opaque;
+
+	dev_serve(dv);
+	getrusage(RUSAGE_THREAD, &dv->ru);
 	return NULL;
+}
+
+/* What vhost-net and QEMU's virtio-net offer together. */
+static const struct vudev_config dev_offer = {
+	.features = VUFRONT_FEATURES_BASE | VUFRONT_FEATURES_OFFLOAD | VU_BIT(VIRTIO_NET_F_MTU) |
+		    VU_BIT(VIRTIO_RING_F_INDIRECT_DESC) | VU_BIT(VHOST_F_LOG_ALL),
+	.protocol_features = VUFRONT_PROTOCOL_ALL,
+};
+
+/* device: the in-tool device behind a listening socket, one connection after another. */
+static int cmd_device(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct device *dv = g_new0(struct device, 1);
+	int64_t deadline = now_ms() + (int64_t)opt_timeout * 1000;
+	int lfd, served = 0;
+
+	if (!opt_socket || !opt_dev_tap || !opt_dev_netns || strlen(opt_socket) >= sizeof(sa.sun_path))
+		return 2;
+	dv->stopfd = signals_fd();
+	dv->tap = tap_open(opt_dev_tap, opt_dev_netns, (unsigned int)opt_mtu);
+	if (dv->tap < 0) {
+		fprintf(stderr, "vu-frontend: tap %s: %s\n", opt_dev_tap, strerror(-dv->tap));
+		return 1;
+	}
+	strcpy(sa.sun_path, opt_socket);
+	unlink(opt_socket);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 4)) {
+		perror("vu-frontend: device: listen");
+		return 1;
+	}
+	printf("VUDEV-LISTENING\n");
+	while (!opt_count || served < opt_count) {
+		struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = dv->stopfd, .events = POLLIN } };
+		int64_t left = deadline - now_ms();
+		int c;
+
+		if (left <= 0 || poll(p, 2, (int)MIN(left, INT32_MAX)) <= 0 || (p[1].revents & POLLIN))
+			break;
+		c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0 || vudev_new(c, &dev_offer, &dv->d))
+			continue;
+		served++;
+		dv->failed = 0;
+		if (dev_serve(dv)) {
+			vudev_free(dv->d);
+			break;
+		}
+		printf("VUDEV-DISCONNECTED n=%d chains=%" G_GUINT64_FORMAT " bad_chains=%" G_GUINT64_FORMAT
+		       " to_tap=%" G_GUINT64_FORMAT " from_tap=%" G_GUINT64_FORMAT "\n", served,
+		       vudev_stats(dv->d)->tx_chains, vudev_stats(dv->d)->bad_chains, dv->to_tap,
+		       dv->from_tap);
+		vudev_free(dv->d);
+		dv->d = NULL;
+	}
+	close(lfd);
+	unlink(opt_socket);
+	close(dv->tap);
+	g_free(dv);
+	return 0;
 }
 
 static int cmd_tap2tap(void)
 {
 	struct guest *g = g_new0(struct guest, 1);
 	struct device *dv = g_new0(struct device, 1);
-	struct vudev_config dc = {
-		/* What vhost-net and QEMU's virtio-net offer together. */
-		.features = VUFRONT_FEATURES_BASE | VUFRONT_FEATURES_OFFLOAD | VU_BIT(VIRTIO_NET_F_MTU) |
-			    VU_BIT(VIRTIO_RING_F_INDIRECT_DESC),
-		.protocol_features = VUFRONT_PROTOCOL_ALL,
-	};
 	uint64_t want, one = 1;
 	pthread_t th;
 	int sigfd = signals_fd(), sv[2], ret;
@@ -729,7 +814,7 @@ static int cmd_tap2tap(void)
 		return 1;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
-	    vudev_new(sv[1], &dc, &dv->d) || guest_frontend(&g->vf) || vufront_attach(g->vf, sv[0]))
+	    vudev_new(sv[1], &dev_offer, &dv->d) || guest_frontend(&g->vf) || vufront_attach(g->vf, sv[0]))
 		return 1;
 	dv->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (pthread_create(&th, NULL, dev_thread, dv))
@@ -1451,16 +1536,39 @@ static const struct hostile_case hostile_cases[] = {
 };
 
 /*
+ * settle() - read what the backend says for HOSTILE_SETTLE_MS.  Return: true
+ * if it closed the connection.  A reply to the hostile request (@req, with
+ * REPLY_ACK) is kept in @ack.
+ */
+static bool settle(struct vufront *vf, uint32_t req, uint64_t *ack)
+{
+	int64_t deadline = now_ms() + HOSTILE_SETTLE_MS;
+
+	for (;;) {
+		struct vhost_user_hdr h;
+		uint64_t v = 0;
+		int64_t left = deadline - now_ms();
+		int n = left > 0 ? vufront_recv_raw(vf, &h, &v, sizeof(v), (int)left) : -ETIMEDOUT;
+
+		if (n == -ECONNRESET || n == -ENOTCONN)
+			return true;
+		if (n < 0)
+			return false;
+		if (req && h.request == req && (h.flags & VHOST_USER_FLAG_REPLY))
+			*ack = v;
+	}
+}
+
+/*
  * liveness() - does the backend still answer GET_FEATURES on this
  * connection?  Replies to the hostile request (@req) seen meanwhile are
- * reported through @ack (UINT64_MAX: none).
+ * kept in @ack.
  */
 static const char *liveness(struct vufront *vf, uint32_t req, uint64_t *ack)
 {
 	struct vufront_raw m = { .request = VHOST_USER_GET_FEATURES, .flags = VHOST_USER_VERSION };
 	int64_t deadline = now_ms() + LIVENESS_WAIT_MS;
 
-	*ack = UINT64_MAX;
 	if (vufront_send_raw(vf, &m))
 		return "closed";
 	for (;;) {
@@ -1473,7 +1581,7 @@ static const char *liveness(struct vufront *vf, uint32_t req, uint64_t *ack)
 			return "closed";
 		if (n < 0)
 			return "unresponsive";
-		if (req && h.request == req)
+		if (req && h.request == req && (h.flags & VHOST_USER_FLAG_REPLY))
 			*ack = v;
 		if (h.request == VHOST_USER_GET_FEATURES && (h.flags & VHOST_USER_FLAG_REPLY))
 			return "serving";
@@ -1488,7 +1596,7 @@ static int cmd_hostile(void)
 				      .nregions = 2 };
 	struct vufront *vf;
 	const char *result;
-	uint64_t ack, retries = 0;
+	uint64_t ack = UINT64_MAX, retries = 0;
 	int ret;
 
 	for (size_t i = 0; opt_case && i < G_N_ELEMENTS(hostile_cases); i++)
@@ -1513,12 +1621,12 @@ static int cmd_hostile(void)
 	    ret != -EREMOTEIO)
 		fprintf(stderr, "vu-frontend: hostile %s: %s\n", hc->name, strerror(-ret));
 	/* Give the backend time to hang up; if it did not, is it still answering? */
-	if (vufront_peer_closed(vf, HOSTILE_SETTLE_MS))
+	if (settle(vf, hc->request, &ack))
 		result = "closed";
 	else
 		result = liveness(vf, hc->request, &ack);
 	printf("HOSTILE case=%s result=%s", hc->name, result);
-	if (hc->request && !strcmp(result, "serving") && ack != UINT64_MAX)
+	if (ack != UINT64_MAX)
 		printf(" ack=%" G_GUINT64_FORMAT, ack);
 	printf("\n");
 	fflush(stdout);
@@ -1546,7 +1654,7 @@ static char *help_text(void)
 
 int main(int argc, char **argv)
 {
-	g_autoptr(GOptionContext) ctx = g_option_context_new("tap|tap2tap|cycle|hostile");
+	g_autoptr(GOptionContext) ctx = g_option_context_new("tap|tap2tap|cycle|hostile|device");
 	g_autoptr(GError) err = NULL;
 	g_autofree char *help = help_text();
 
@@ -1568,6 +1676,8 @@ int main(int argc, char **argv)
 		return cmd_cycle();
 	if (!strcmp(argv[1], "hostile"))
 		return cmd_hostile();
+	if (!strcmp(argv[1], "device"))
+		return cmd_device();
 	fprintf(stderr, "vu-frontend: unknown subcommand '%s'\n", argv[1]);
 	return 2;
 }
