@@ -29,6 +29,7 @@
 
 #include "tests/lib/vudev.h"
 #include "tests/lib/vufront.h"
+#include "tests/lib/vuhostile.h"
 
 #define FRAME_MAX_TEST 65000
 #define LOOP_BUDGET 256              /* frames the loopback moves per pump turn */
@@ -650,6 +651,38 @@ static void test_starved_device_gets_kick(void **state)
 	rig_free(r);
 }
 
+/* The hostile cases run in-process too: the strict test device hangs up or keeps serving. */
+static void test_hostile_in_process(void **state)
+{
+	static const struct { const char *name; enum vuhostile_result want; } runs[] = {
+		{ "unknown-request", VUHOSTILE_CLOSED },
+		{ "mem-table-overlap", VUHOSTILE_CLOSED },
+		{ "kick-extra-fds", VUHOSTILE_CLOSED },
+		{ "desc-loop", VUHOSTILE_SERVING },
+		{ "indirect-nested", VUHOSTILE_SERVING },
+		{ "avail-idx-jump", VUHOSTILE_SERVING },
+	};
+	struct vufront_config cfg = { .queue_size = 64, .nregions = 2 };
+	size_t n;
+
+	(void)state;
+	assert_true(vuhostile_cases(&n) && n >= 50);
+	assert_null(vuhostile_find("no-such-case"));
+	for (size_t i = 0; i < G_N_ELEMENTS(runs); i++) {
+		const struct vuhostile_case *hc = vuhostile_find(runs[i].name);
+		struct rig *r = rig_new(&cfg, DEV_ALL, VUFRONT_PROTOCOL_ALL);
+		uint64_t ack;
+
+		assert_non_null(hc);
+		assert_int_equal(vuhostile_prepare(r->vf, hc), 0);
+		hc->run(r->vf);
+		assert_int_equal(vuhostile_judge(r->vf, hc, 200, &ack), runs[i].want);
+		if (runs[i].want == VUHOSTILE_SERVING && hc->phase == VUHOSTILE_STARTED)
+			assert_true(vudev_stats(r->dev)->bad_chains >= 1);
+		rig_free(r);
+	}
+}
+
 static void test_bad_config(void **state)
 {
 	struct vufront *vf;
@@ -690,6 +723,7 @@ int main(void)
 		cmocka_unit_test(test_stop_and_reconnect),
 		cmocka_unit_test(test_tx_full),
 		cmocka_unit_test(test_starved_device_gets_kick),
+		cmocka_unit_test(test_hostile_in_process),
 		cmocka_unit_test(test_bad_config),
 	};
 
