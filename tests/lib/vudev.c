@@ -84,6 +84,7 @@ struct vudev {
 	struct vudev_stats stats;
 };
 
+/* Close *@fd if open and mark it closed. */
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)
@@ -91,6 +92,7 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* Unmap the memory table; the rings pointed into it, so they are forgotten too. */
 static void unmap_regions(struct vudev *d)
 {
 	for (unsigned int r = 0; r < d->nreg; r++)
@@ -496,6 +498,7 @@ static int reply(struct vudev *d, uint32_t req, const void *payload, size_t len)
 	return 0;
 }
 
+/* A reply carrying one u64. */
 static int reply_u64(struct vudev *d, uint32_t req, uint64_t v)
 {
 	return reply(d, req, &v, sizeof(v));
@@ -513,6 +516,7 @@ static int take_fd(struct vudev *d)
 	return fd;
 }
 
+/* SET_MEM_TABLE: check table and fds (count, overlap, sizes), map each region. 0 or -EPROTO. */
 static int set_mem_table(struct vudev *d)
 {
 	struct vhost_user_mem_table t = { 0 };
@@ -557,6 +561,7 @@ static int set_mem_table(struct vudev *d)
 	return 0;
 }
 
+/* SET_LOG_BASE: map the log (no larger than its fd), reply if LOG_SHMFD. 0 or -EPROTO. */
 static int set_log_base(struct vudev *d)
 {
 	struct vhost_user_log l;
@@ -587,6 +592,7 @@ static int set_log_base(struct vudev *d)
 	return 0;
 }
 
+/* SET_VRING_ADDR: translate the three parts (each in one region), note F_LOG. 0 or -EPROTO. */
 static int set_vring_addr(struct vudev *d)
 {
 	struct vhost_user_vring_addr a;
@@ -643,6 +649,7 @@ static int set_vring_fd(struct vudev *d, uint32_t req)
 	return 0;
 }
 
+/* Parse a vring state payload into @s; the index must be one of ours. 0 or -EPROTO. */
 static int vring_state(struct vudev *d, struct vhost_user_vring_state *s)
 {
 	if (d->hdr.size != sizeof(*s))

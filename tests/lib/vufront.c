@@ -103,6 +103,7 @@ struct vufront {
 
 	uint8_t rbuf[VHOST_USER_HDR_SIZE + VHOST_USER_PAYLOAD_MAX];
 	size_t rlen;
+	struct vufront_rxframe rxf;  /* vufront_recv()'s frame: no allocation per call */
 	struct vufront_stats stats;
 };
 
@@ -113,11 +114,13 @@ static size_t align_up(size_t v, size_t a)
 	return (v + a - 1) / a * a;
 }
 
+/* Monotonic clock in milliseconds. */
 static int64_t now_ms(void)
 {
 	return g_get_monotonic_time() / 1000;
 }
 
+/* fifo_init() - an empty FIFO of @cap entries (the array is freed with the vufront). */
 static void fifo_init(struct fifo *f, unsigned int cap)
 {
 	f->v = g_new0(uint16_t, cap);
@@ -125,22 +128,26 @@ static void fifo_init(struct fifo *f, unsigned int cap)
 	f->head = f->count = 0;
 }
 
+/* fifo_reset() - drop every entry. */
 static void fifo_reset(struct fifo *f)
 {
 	f->head = f->count = 0;
 }
 
+/* fifo_push() - append @x (ignored when full: a caller bug, never a device's). */
 static void fifo_push(struct fifo *f, uint16_t x)
 {
 	if (f->count < f->cap)
 		f->v[(f->head + f->count++) % f->cap] = x;
 }
 
+/* fifo_peek() - the entry fifo_pop() returns next (not on an empty one). */
 static uint16_t fifo_peek(const struct fifo *f)
 {
 	return f->v[f->lifo ? (f->head + f->count - 1) % f->cap : f->head];
 }
 
+/* fifo_pop() - take the oldest entry, or the newest with f->lifo. */
 static uint16_t fifo_pop(struct fifo *f)
 {
 	uint16_t x = fifo_peek(f);
@@ -151,6 +158,7 @@ static uint16_t fifo_pop(struct fifo *f)
 	return x;
 }
 
+/* Close *@fd if open and mark it closed. */
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)
@@ -278,6 +286,7 @@ static void layout_resolve(struct vufront *vf)
 	vf->scratch.gpa = off_to_gpa(vf, vf->scratch.off);
 }
 
+/* Fill in the defaults of @c and check it. 0 or -EINVAL. */
 static int check_config(struct vufront_config *c)
 {
 	if (!c->nregions)
@@ -675,6 +684,7 @@ static int send_acked(struct vufront *vf, uint32_t req, const void *payload, siz
 	return vufront_request(vf, req, payload, len, fds, nfds, ack, NULL, 0);
 }
 
+/* A request whose reply is one u64 (GET_FEATURES, GET_PROTOCOL_FEATURES). 0 or -errno. */
 static int get_u64(struct vufront *vf, uint32_t req, uint64_t *v)
 {
 	int ret = vufront_request(vf, req, NULL, 0, NULL, 0, false, v, sizeof(*v));
@@ -785,6 +795,7 @@ int vufront_set_mem_table(struct vufront *vf)
 			  t.nregions * sizeof(t.regions[0]), fds, t.nregions);
 }
 
+/* A vring state message (index, num) for queue @q. 0 or -errno. */
 static int set_vring_state(struct vufront *vf, uint32_t req, unsigned int q, uint32_t num)
 {
 	struct vhost_user_vring_state s = { .index = q, .num = num };
@@ -792,6 +803,7 @@ static int set_vring_state(struct vufront *vf, uint32_t req, unsigned int q, uin
 	return send_acked(vf, req, &s, sizeof(s), NULL, 0);
 }
 
+/* SET_VRING_ADDR for queue @q: our addresses of its three parts, F_LOG as set. 0 or -errno. */
 static int set_vring_addr(struct vufront *vf, unsigned int q)
 {
 	struct vq *vq = &vf->vq[q];
@@ -807,6 +819,7 @@ static int set_vring_addr(struct vufront *vf, unsigned int q)
 	return send_acked(vf, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0);
 }
 
+/* SET_VRING_KICK/CALL for queue @q with @fd (-1: the "no fd" flag). 0 or -errno. */
 static int set_vring_fd(struct vufront *vf, uint32_t req, unsigned int q, int fd)
 {
 	uint64_t v = q | (fd < 0 ? VHOST_USER_VRING_NOFD : 0);
@@ -1015,6 +1028,7 @@ static bool head_ok(const struct vufront *vf, const struct vq *vq, uint32_t id, 
 	return id < vq->num && id % per == 0 && vq->inflight[id];
 }
 
+/* Ask for a call on @vq's next used entry (@on) or for none (used_event behind us). */
 static void set_call_wanted(struct vufront *vf, struct vq *vq, bool on)
 {
 	if (vf->event_idx)
@@ -1307,7 +1321,7 @@ ssize_t vufront_recv(struct vufront *vf, struct virtio_net_hdr_v1 *hdr, void *bu
 		     int timeout_ms)
 {
 	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : vf->cfg.timeout_ms);
-	struct vufront_rxframe *f = g_new(struct vufront_rxframe, 1);
+	struct vufront_rxframe *f = &vf->rxf;
 	ssize_t ret;
 
 	for (;;) {
@@ -1345,7 +1359,6 @@ ssize_t vufront_recv(struct vufront *vf, struct virtio_net_hdr_v1 *hdr, void *bu
 		}
 		vufront_call_drain(vf, VUFRONT_RXQ);
 	}
-	g_free(f);
 	return ret;
 }
 

@@ -262,7 +262,7 @@ int vufront_get_vring_base(struct vufront *vf, unsigned int q, uint32_t *base);
  */
 int vufront_log_start(struct vufront *vf);
 
-/* vufront_log_stop() - SET_FEATURES without LOG_ALL, rings without F_LOG; the log stays readable. */
+/* vufront_log_stop() - LOG_ALL and the rings' F_LOG off; the log stays readable. */
 int vufront_log_stop(struct vufront *vf);
 
 /**
@@ -293,7 +293,7 @@ void *vufront_tx_slot(struct vufront *vf, size_t *cap);
  */
 int vufront_tx_commit(struct vufront *vf, size_t len);
 
-/* vufront_tx_flush() - publish committed slots; kick if the device wants it. 1 if kicked, else 0. */
+/* vufront_tx_flush() - publish committed slots, kick if the device wants it; 1 if kicked. */
 int vufront_tx_flush(struct vufront *vf);
 
 /* vufront_tx_reclaim() - take back completed slots: how many, or -EPROTO if the device lied. */
@@ -399,7 +399,7 @@ uint64_t vufront_gpa_end(const struct vufront *vf);
 uint64_t vufront_gpa(const struct vufront *vf, const void *p);
 /* vufront_ptr() - our pointer to guest address @gpa, NULL outside the regions. */
 void *vufront_ptr(const struct vufront *vf, uint64_t gpa);
-/* vufront_scratch() - @len bytes (16-aligned, in one region) of the scratch area; NULL when full. */
+/* vufront_scratch() - @len bytes (16-aligned, one region) of the scratch area; NULL when full. */
 void *vufront_scratch(struct vufront *vf, size_t len, uint64_t *gpa);
 
 /* Ring parts of queue @q, guest addresses, for log checks. */

@@ -1,4 +1,4 @@
-/* vuhostile.c - named misbehaviours of a vhost-user front-end, and how the backend took them (see vuhostile.h). */
+/* vuhostile.c - named misbehaviours of a vhost-user front-end and the backend's verdict. */
 
 #include "vuhostile.h"
 
@@ -105,6 +105,7 @@ static int negotiate(struct vufront *vf)
 	return ret;
 }
 
+/* negotiate() and then the real memory table. */
 static int negotiate_mem(struct vufront *vf)
 {
 	int ret = negotiate(vf);
@@ -188,6 +189,7 @@ static int mem_table(struct vufront *vf, unsigned int n, unsigned int nfds,
 	return raw_fds(vf, VHOST_USER_SET_MEM_TABLE, buf, 8 + MIN(n, 16u) * sizeof(*r), fds, nfds);
 }
 
+/* mem_table() edits: each makes region 0 (or 0 and 1) wrong in one way. */
 static void edit_huge(struct vhost_user_region *r, unsigned int n, size_t size)
 {
 	(void)n;
@@ -245,6 +247,7 @@ static int h_mem_offset_unaligned(struct vufront *vf)
 	return mem_table(vf, 1, 1, edit_offset_unaligned);
 }
 
+/* SET_VRING_NUM (@index, @num) after negotiating and sending the memory table. */
 static int vring_num(struct vufront *vf, uint32_t index, uint32_t num)
 {
 	struct vhost_user_vring_state s = { .index = index, .num = num };
@@ -270,6 +273,7 @@ static int vring_addr(struct vufront *vf, struct vhost_user_vring_addr a, bool m
 	return ret ? ret : raw(vf, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a));
 }
 
+/* Queue 0's real ring addresses (user addresses), each moved by @delta bytes. */
 static struct vhost_user_vring_addr real_addr(struct vufront *vf, uint64_t delta)
 {
 	struct vhost_user_region r0 = vufront_region(vf, 0);
@@ -311,6 +315,7 @@ static int h_vring_addr_past_end(struct vufront *vf)
 	return vring_addr(vf, a, true);
 }
 
+/* SET_VRING_KICK/CALL with payload @payload and @nfds descriptors, after the memory table. */
 static int vring_fd(struct vufront *vf, uint32_t req, uint64_t payload, unsigned int nfds)
 {
 	int fds[4], ret = negotiate_mem(vf);
@@ -320,9 +325,18 @@ static int vring_fd(struct vufront *vf, uint32_t req, uint64_t payload, unsigned
 	return ret ? ret : raw_fds(vf, req, &payload, sizeof(payload), fds, nfds);
 }
 
-static int h_kick_no_fd(struct vufront *vf) { return vring_fd(vf, VHOST_USER_SET_VRING_KICK, 1, 0); }
-static int h_kick_extra_fds(struct vufront *vf) { return vring_fd(vf, VHOST_USER_SET_VRING_KICK, 1, 3); }
-static int h_call_bad_index(struct vufront *vf) { return vring_fd(vf, VHOST_USER_SET_VRING_CALL, 77, 1); }
+static int h_kick_no_fd(struct vufront *vf)
+{
+	return vring_fd(vf, VHOST_USER_SET_VRING_KICK, 1, 0);
+}
+static int h_kick_extra_fds(struct vufront *vf)
+{
+	return vring_fd(vf, VHOST_USER_SET_VRING_KICK, 1, 3);
+}
+static int h_call_bad_index(struct vufront *vf)
+{
+	return vring_fd(vf, VHOST_USER_SET_VRING_CALL, 77, 1);
+}
 
 /* A kick before the ring has a size or addresses: it must not start. */
 static int h_kick_before_setup(struct vufront *vf)
@@ -403,6 +417,7 @@ static int tx_chain(struct vufront *vf, const struct vring_desc *d, unsigned int
 	return vufront_kick(vf, VUFRONT_TXQ);
 }
 
+/* Guest address of @len fresh bytes of the scratch area. */
 static uint64_t scratch(struct vufront *vf, size_t len)
 {
 	uint64_t gpa = 0;
@@ -567,7 +582,7 @@ static int h_avail_idx_jump(struct vufront *vf)
 	return vufront_kick(vf, VUFRONT_TXQ);
 }
 
-/* Receive descriptors the device may not write (or too small), then a frame that asks for an answer. */
+/* Receive buffers the device may not write (or too small), then a frame that wants an answer. */
 static int rx_descs(struct vufront *vf, uint16_t clear_flags, uint32_t len)
 {
 	for (unsigned int i = 0; i < vufront_queue_size(vf); i++) {
@@ -587,58 +602,106 @@ static int h_rx_buffer_tiny(struct vufront *vf) { return rx_descs(vf, 0, 4); }
 static const struct vuhostile_case cases[] = {
 	{ "unknown-request", VUHOSTILE_CONNECTED, 0, h_unknown_request, "request 1000" },
 	{ "bad-version", VUHOSTILE_CONNECTED, 0, h_bad_version, "GET_FEATURES with version 2" },
-	{ "oversize-payload", VUHOSTILE_CONNECTED, 0, h_oversize_payload, "SET_FEATURES claiming 256 MiB of payload" },
+	{ "oversize-payload", VUHOSTILE_CONNECTED, 0, h_oversize_payload,
+	  "SET_FEATURES claiming 256 MiB of payload" },
 	{ "short-payload", VUHOSTILE_CONNECTED, 0, h_short_payload, "SET_FEATURES with 4 bytes" },
-	{ "features-unoffered", VUHOSTILE_CONNECTED, 0, h_features_unoffered, "SET_FEATURES with all 64 bits" },
+	{ "features-unoffered", VUHOSTILE_CONNECTED, 0, h_features_unoffered,
+	  "SET_FEATURES with all 64 bits" },
 	{ "too-many-fds", VUHOSTILE_CONNECTED, 0, h_too_many_fds, "GET_FEATURES carrying 16 fds" },
-	{ "half-header", VUHOSTILE_CONNECTED, 0, h_half_header, "6 bytes of a header, then silence" },
-	{ "mem-table-no-fd", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_no_fd, "1 region, no fd" },
-	{ "mem-table-fd-mismatch", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_fd_mismatch, "2 regions, 1 fd" },
-	{ "mem-table-extra-fds", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_extra_fds, "1 region, 3 fds" },
-	{ "mem-table-too-many", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_too_many, "9 regions, 9 fds" },
-	{ "mem-table-zero-regions", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_zero_regions, "0 regions" },
-	{ "mem-table-zero-size", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_zero_size, "a region of 0 bytes" },
-	{ "mem-table-overlap", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_overlap, "2 regions overlapping in guest addresses" },
-	{ "mem-table-beyond-fd", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_beyond_fd, "a 1 TiB region on a small memfd" },
-	{ "mem-table-offset-overflow", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_offset_overflow, "mmap_offset + size wraps 64 bits" },
-	{ "mem-table-offset-unaligned", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_offset_unaligned, "mmap_offset 1" },
-	{ "vring-num-zero", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_num_zero, "SET_VRING_NUM 0" },
-	{ "vring-num-odd", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_num_odd, "SET_VRING_NUM 300" },
-	{ "vring-num-huge", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_num_huge, "SET_VRING_NUM 65536" },
-	{ "vring-index-bad", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_index_bad, "SET_VRING_NUM on queue 200" },
-	{ "vring-addr-unmapped", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_unmapped, "ring addresses outside every region" },
-	{ "vring-addr-before-mem", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_before_mem, "SET_VRING_ADDR before SET_MEM_TABLE" },
-	{ "vring-addr-misaligned", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_misaligned, "ring parts at odd addresses" },
-	{ "vring-addr-past-end", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_past_end, "rings starting 64 bytes before the end of memory" },
-	{ "kick-no-fd", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_KICK, h_kick_no_fd, "SET_VRING_KICK, no fd, no 'no fd' flag" },
-	{ "kick-extra-fds", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_KICK, h_kick_extra_fds, "SET_VRING_KICK with 3 fds" },
-	{ "kick-before-setup", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_KICK, h_kick_before_setup, "kick fd (and a kick) before size and addresses" },
-	{ "call-bad-index", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_CALL, h_call_bad_index, "SET_VRING_CALL for queue 77" },
-	{ "get-vring-base-unstarted", VUHOSTILE_CONNECTED, 0, h_get_vring_base_unstarted, "GET_VRING_BASE of a queue never set up" },
-	{ "log-base-no-fd", VUHOSTILE_CONNECTED, VHOST_USER_SET_LOG_BASE, h_log_base_no_fd, "SET_LOG_BASE without its fd" },
-	{ "log-base-huge", VUHOSTILE_CONNECTED, VHOST_USER_SET_LOG_BASE, h_log_base_huge, "a 1 TiB log on a 4 KiB memfd" },
-	{ "reset-owner-running", VUHOSTILE_STARTED, VHOST_USER_RESET_OWNER, h_reset_owner_running, "RESET_OWNER while running, then ARP" },
-	{ "mem-table-replace-running", VUHOSTILE_STARTED, VHOST_USER_SET_MEM_TABLE, h_mem_replace_running, "a one-page memory table while running, then ARP" },
-	{ "desc-out-of-range", VUHOSTILE_STARTED, 0, h_desc_out_of_range, "transmit buffer 1 MiB past memory" },
-	{ "desc-len-overflow", VUHOSTILE_STARTED, 0, h_desc_len_overflow, "transmit buffer of 4 GiB at the last page" },
-	{ "desc-addr-wrap", VUHOSTILE_STARTED, 0, h_desc_addr_wrap, "address + length wraps 64 bits" },
+	{ "half-header", VUHOSTILE_CONNECTED, 0, h_half_header,
+	  "6 bytes of a header, then silence" },
+	{ "mem-table-no-fd", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_no_fd,
+	  "1 region, no fd" },
+	{ "mem-table-fd-mismatch", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_fd_mismatch,
+	  "2 regions, 1 fd" },
+	{ "mem-table-extra-fds", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_extra_fds,
+	  "1 region, 3 fds" },
+	{ "mem-table-too-many", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_too_many,
+	  "9 regions, 9 fds" },
+	{ "mem-table-zero-regions", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_zero_regions,
+	  "0 regions" },
+	{ "mem-table-zero-size", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_zero_size,
+	  "a region of 0 bytes" },
+	{ "mem-table-overlap", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_overlap,
+	  "2 regions overlapping in guest addresses" },
+	{ "mem-table-beyond-fd", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE, h_mem_beyond_fd,
+	  "a 1 TiB region on a small memfd" },
+	{ "mem-table-offset-overflow", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE,
+	  h_mem_offset_overflow,
+	  "mmap_offset + size wraps 64 bits" },
+	{ "mem-table-offset-unaligned", VUHOSTILE_CONNECTED, VHOST_USER_SET_MEM_TABLE,
+	  h_mem_offset_unaligned,
+	  "mmap_offset 1" },
+	{ "vring-num-zero", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_num_zero,
+	  "SET_VRING_NUM 0" },
+	{ "vring-num-odd", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_num_odd,
+	  "SET_VRING_NUM 300" },
+	{ "vring-num-huge", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_num_huge,
+	  "SET_VRING_NUM 65536" },
+	{ "vring-index-bad", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_NUM, h_vring_index_bad,
+	  "SET_VRING_NUM on queue 200" },
+	{ "vring-addr-unmapped", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_unmapped,
+	  "ring addresses outside every region" },
+	{ "vring-addr-before-mem", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_before_mem,
+	  "SET_VRING_ADDR before SET_MEM_TABLE" },
+	{ "vring-addr-misaligned", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_misaligned,
+	  "ring parts at odd addresses" },
+	{ "vring-addr-past-end", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_ADDR, h_vring_addr_past_end,
+	  "rings starting 64 bytes before the end of memory" },
+	{ "kick-no-fd", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_KICK, h_kick_no_fd,
+	  "SET_VRING_KICK, no fd, no 'no fd' flag" },
+	{ "kick-extra-fds", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_KICK, h_kick_extra_fds,
+	  "SET_VRING_KICK with 3 fds" },
+	{ "kick-before-setup", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_KICK, h_kick_before_setup,
+	  "kick fd (and a kick) before size and addresses" },
+	{ "call-bad-index", VUHOSTILE_CONNECTED, VHOST_USER_SET_VRING_CALL, h_call_bad_index,
+	  "SET_VRING_CALL for queue 77" },
+	{ "get-vring-base-unstarted", VUHOSTILE_CONNECTED, 0, h_get_vring_base_unstarted,
+	  "GET_VRING_BASE of a queue never set up" },
+	{ "log-base-no-fd", VUHOSTILE_CONNECTED, VHOST_USER_SET_LOG_BASE, h_log_base_no_fd,
+	  "SET_LOG_BASE without its fd" },
+	{ "log-base-huge", VUHOSTILE_CONNECTED, VHOST_USER_SET_LOG_BASE, h_log_base_huge,
+	  "a 1 TiB log on a 4 KiB memfd" },
+	{ "reset-owner-running", VUHOSTILE_STARTED, VHOST_USER_RESET_OWNER, h_reset_owner_running,
+	  "RESET_OWNER while running, then ARP" },
+	{ "mem-table-replace-running", VUHOSTILE_STARTED, VHOST_USER_SET_MEM_TABLE, h_mem_replace_running,
+	  "a one-page memory table while running, then ARP" },
+	{ "desc-out-of-range", VUHOSTILE_STARTED, 0, h_desc_out_of_range,
+	  "transmit buffer 1 MiB past memory" },
+	{ "desc-len-overflow", VUHOSTILE_STARTED, 0, h_desc_len_overflow,
+	  "transmit buffer of 4 GiB at the last page" },
+	{ "desc-addr-wrap", VUHOSTILE_STARTED, 0, h_desc_addr_wrap,
+	  "address + length wraps 64 bits" },
 	{ "desc-loop", VUHOSTILE_STARTED, 0, h_desc_loop, "chain 0 -> 1 -> 0" },
-	{ "chain-too-long", VUHOSTILE_STARTED, 0, h_chain_too_long, "every descriptor chained, the last back to the first" },
-	{ "desc-next-out-of-range", VUHOSTILE_STARTED, 0, h_desc_next_out_of_range, "next = 60000" },
-	{ "desc-write-on-tx", VUHOSTILE_STARTED, 0, h_desc_write_on_tx, "device-writable buffer on the transmitq" },
+	{ "chain-too-long", VUHOSTILE_STARTED, 0, h_chain_too_long,
+	  "every descriptor chained, the last back to the first" },
+	{ "desc-next-out-of-range", VUHOSTILE_STARTED, 0, h_desc_next_out_of_range,
+	  "next = 60000" },
+	{ "desc-write-on-tx", VUHOSTILE_STARTED, 0, h_desc_write_on_tx,
+	  "device-writable buffer on the transmitq" },
 	{ "tx-runt", VUHOSTILE_STARTED, 0, h_tx_runt, "4 bytes: less than a virtio-net header" },
 	{ "tx-zero-len", VUHOSTILE_STARTED, 0, h_tx_zero_len, "a buffer of 0 bytes" },
 	{ "tx-oversize", VUHOSTILE_STARTED, 0, h_tx_oversize, "a chain of 1.2 MB" },
-	{ "indirect-nested", VUHOSTILE_STARTED, 0, h_indirect_nested, "indirect table inside an indirect table" },
-	{ "indirect-misaligned", VUHOSTILE_STARTED, 0, h_indirect_misaligned, "indirect table at an odd address" },
-	{ "indirect-bad-len", VUHOSTILE_STARTED, 0, h_indirect_bad_len, "indirect table of 20 bytes" },
-	{ "indirect-oversized", VUHOSTILE_STARTED, 0, h_indirect_oversized, "indirect table of 65536 entries" },
-	{ "indirect-beyond-mem", VUHOSTILE_STARTED, 0, h_indirect_beyond_mem, "indirect table crossing the end of memory" },
-	{ "indirect-with-next", VUHOSTILE_STARTED, 0, h_indirect_with_next, "INDIRECT and NEXT on one descriptor" },
-	{ "indirect-loop", VUHOSTILE_STARTED, 0, h_indirect_loop, "a loop inside an indirect table" },
-	{ "avail-idx-jump", VUHOSTILE_STARTED, 0, h_avail_idx_jump, "available index moved by queue size + 5" },
-	{ "rx-desc-readonly", VUHOSTILE_STARTED, 0, h_rx_desc_readonly, "receive buffers without WRITE, then ARP" },
-	{ "rx-buffer-tiny", VUHOSTILE_STARTED, 0, h_rx_buffer_tiny, "receive buffers of 4 bytes, then ARP" },
+	{ "indirect-nested", VUHOSTILE_STARTED, 0, h_indirect_nested,
+	  "indirect table inside an indirect table" },
+	{ "indirect-misaligned", VUHOSTILE_STARTED, 0, h_indirect_misaligned,
+	  "indirect table at an odd address" },
+	{ "indirect-bad-len", VUHOSTILE_STARTED, 0, h_indirect_bad_len,
+	  "indirect table of 20 bytes" },
+	{ "indirect-oversized", VUHOSTILE_STARTED, 0, h_indirect_oversized,
+	  "indirect table of 65536 entries" },
+	{ "indirect-beyond-mem", VUHOSTILE_STARTED, 0, h_indirect_beyond_mem,
+	  "indirect table crossing the end of memory" },
+	{ "indirect-with-next", VUHOSTILE_STARTED, 0, h_indirect_with_next,
+	  "INDIRECT and NEXT on one descriptor" },
+	{ "indirect-loop", VUHOSTILE_STARTED, 0, h_indirect_loop,
+	  "a loop inside an indirect table" },
+	{ "avail-idx-jump", VUHOSTILE_STARTED, 0, h_avail_idx_jump,
+	  "available index moved by queue size + 5" },
+	{ "rx-desc-readonly", VUHOSTILE_STARTED, 0, h_rx_desc_readonly,
+	  "receive buffers without WRITE, then ARP" },
+	{ "rx-buffer-tiny", VUHOSTILE_STARTED, 0, h_rx_buffer_tiny,
+	  "receive buffers of 4 bytes, then ARP" },
 };
 
 /*

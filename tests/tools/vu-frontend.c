@@ -1,4 +1,4 @@
-/* vu-frontend.c - the VM model: a guest's virtio-net driver on a tap, over vhost-user or an in-tool vhost-net. */
+/* vu-frontend.c - the VM model: a guest's virtio-net driver on a tap, and a vhost-user test peer. */
 
 /*
  * Subcommands (all bounded by --timeout, default 30 s):
@@ -133,11 +133,13 @@ static const GOptionEntry entries[] = {
 	{ NULL, 0, 0, 0, NULL, NULL, NULL },
 };
 
+/* Monotonic clock in milliseconds. */
 static int64_t now_ms(void)
 {
 	return g_get_monotonic_time() / 1000;
 }
 
+/* A struct timeval in seconds. */
 static double tv_s(struct timeval tv)
 {
 	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
@@ -295,6 +297,7 @@ static enum batch_end guest_rx_batch(struct guest *g)
 	return vufront_rx_notify_on(g->vf) ? BATCH_MORE : BATCH_IDLE;
 }
 
+/* Watch @fd in epoll set @ep for @events (level-triggered). */
 static int ep_add(int ep, int fd, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.fd = fd };
@@ -302,6 +305,7 @@ static int ep_add(int ep, int fd, uint32_t events)
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/* Change the events watched on @fd (0: only errors). */
 static int ep_mod(int ep, int fd, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.fd = fd };
@@ -401,6 +405,7 @@ out:
 	return ret;
 }
 
+/* The offload features in @f as a comma-separated list, "none" if none (static buffer). */
 static const char *offload_names(uint64_t f)
 {
 	static char buf[128];
@@ -432,6 +437,7 @@ static int want_features(uint64_t *want)
 	return -EINVAL;
 }
 
+/* Parse --tx-layout. 0 or -EINVAL. */
 static int tx_layout(enum vufront_tx_layout *l)
 {
 	if (!opt_tx_layout || !strcmp(opt_tx_layout, "flat"))
@@ -506,6 +512,7 @@ static void report(const struct guest *g, const struct rusage *dev)
 		perror("vu-frontend: --stats-fd");
 }
 
+/* tap: the VM model for meshslirp-vu (see the top of this file). */
 static int cmd_tap(void)
 {
 	struct guest *g = g_new0(struct guest, 1);
@@ -724,6 +731,7 @@ out:
 	return stopped;
 }
 
+/* The in-tool device's thread in tap2tap: serve the socketpair, then record its CPU time. */
 static void *dev_thread(void *opaque)
 {
 	struct device *dv = opaque;
@@ -794,6 +802,7 @@ static int cmd_device(void)
 	return 0;
 }
 
+/* tap2tap: the VM model for masquerade-vm (see the top of this file). */
 static int cmd_tap2tap(void)
 {
 	struct guest *g = g_new0(struct guest, 1);
@@ -888,6 +897,7 @@ static int one_life(bool *arp_ok, uint64_t *retries)
 	return ret;
 }
 
+/* cycle: --count whole lives; "CYCLE ..." at the end; 1 unless all of them worked. */
 static int cmd_cycle(void)
 {
 	int64_t t0 = now_ms();
@@ -960,6 +970,7 @@ static int cmd_hostile(void)
 	return 0;
 }
 
+/* The list of hostile cases for --help (caller frees). */
 static char *help_text(void)
 {
 	GString *s = g_string_new("Hostile cases (hostile --case NAME):\n");

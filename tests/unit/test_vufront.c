@@ -1,4 +1,4 @@
-/* test_vufront.c - the test front-end's rings and protocol against an in-process loopback device. */
+/* test_vufront.c - the test front-end's rings and protocol against an in-process loopback. */
 
 /*
  * Theory of operation
@@ -109,6 +109,7 @@ static void loop_service(struct rig *r)
 	vudev_notify_on(d, VUDEV_TXQ);
 }
 
+/* The front-end's pump: run the device (control, then the loopback), let a little time pass. */
 static void rig_pump(int fd, short events, int timeout_ms, void *opaque)
 {
 	struct rig *r = opaque;
@@ -140,6 +141,7 @@ static struct rig *rig_new(const struct vufront_config *cfg, uint64_t dev_featur
 	return r;
 }
 
+/* Free both ends of a rig. */
 static void rig_free(struct rig *r)
 {
 	vufront_free(r->vf);
@@ -152,6 +154,7 @@ static void rig_free(struct rig *r)
 #define DEV_ALL (VUFRONT_FEATURES_BASE | VUFRONT_FEATURES_OFFLOAD | VU_BIT(VIRTIO_NET_F_MTU) | \
 		 VU_BIT(VIRTIO_RING_F_INDIRECT_DESC) | VU_BIT(VHOST_F_LOG_ALL))
 
+/* A rig whose device offers everything, started with features @want. */
 static struct rig *rig_started(const struct vufront_config *cfg, uint64_t want)
 {
 	struct rig *r = rig_new(cfg, DEV_ALL, VUFRONT_PROTOCOL_ALL);
@@ -160,6 +163,7 @@ static struct rig *rig_started(const struct vufront_config *cfg, uint64_t want)
 	return r;
 }
 
+/* A pattern that differs per @seed and per byte. */
 static void fill(uint8_t *p, size_t len, uint32_t seed)
 {
 	for (size_t i = 0; i < len; i++)
@@ -306,6 +310,7 @@ static void test_one_large_buffer(void **state)
 	rig_free(r);
 }
 
+/* 600 frames through the transmit layout @layout. */
 static void run_layout(enum vufront_tx_layout layout)
 {
 	struct vufront_config cfg = { .tx_layout = layout };
