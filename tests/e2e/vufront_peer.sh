@@ -44,6 +44,8 @@ line=$(e2e_field "$E2E_TMP/tap.log" '^VUFRONT frames_tx')
 case "$line" in *" dev_errors=0"*) ;; *) e2e_fail "tap: '$line'" ;; esac
 e2e_log "tap: ping, 1 MiB each way with equal SHA-256; $line"
 e2e_wait_for "$E2E_TMP/device.log" '^VUDEV-DISCONNECTED n=1 ' 10 || e2e_fail "the device did not see the guest leave"
+e2e_wait_for "$E2E_TMP/device.log" '^VUDEV-DISCONNECTED n=1 .*bad_chains=0 bad_tx_hdrs=0 ' 1 ||
+	e2e_fail "tap: the guest sent headers it may not: $(e2e_field "$E2E_TMP/device.log" '^VUDEV-DISC')"
 
 # cycle: whole lives, each with an ARP exchange.
 line=$("$VUFRONT" cycle --socket "$SOCK" --count 20 --timeout 60 2>"$E2E_TMP/cycle.err") ||

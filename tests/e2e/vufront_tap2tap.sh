@@ -47,6 +47,9 @@ run() {
 	[ -n "$line" ] || e2e_fail "$off: no VUFRONT line"
 	e2e_log "$off: $line"
 	case "$line" in *" dev_errors=0"*) ;; *) e2e_fail "$off: the device broke the protocol" ;; esac
+	# The strict device checked every transmit header against what was negotiated.
+	e2e_wait_for "$E2E_TMP/vufront-$off.log" '^VUFRONT-DEVICE .* bad_chains=0 bad_tx_hdrs=0' 1 ||
+		e2e_fail "$off: $(e2e_field "$E2E_TMP/vufront-$off.log" '^VUFRONT-DEVICE')"
 	ftx=$(sed -n 's/.* frames_tx=\([0-9]*\).*/\1/p' <<<"$line")
 	frx=$(sed -n 's/.* frames_rx=\([0-9]*\).*/\1/p' <<<"$line")
 	btx=$(sed -n 's/.* bytes_tx=\([0-9]*\).*/\1/p' <<<"$line")

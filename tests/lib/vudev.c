@@ -357,6 +357,36 @@ unsigned int vudev_avail_pending(const struct vudev *d, unsigned int q)
 	return (uint16_t)(vring_load16(&vq->avail->idx) - vq->last_avail);
 }
 
+/*
+ * Whether a transmit header asks only for what was negotiated (5.1.6.2): a
+ * partial checksum with VIRTIO_NET_F_CSUM, TCPv4 segmentation with
+ * HOST_TSO4, no receive-only flag, num_buffers 0.
+ */
+static bool tx_hdr_ok(const struct vudev *d, const struct vudev_chain *c)
+{
+	struct virtio_net_hdr_v1 h = { 0 };
+	size_t got = 0;
+
+	for (unsigned int i = 0; i < c->niov && got < d->hdr_len; i++) {
+		size_t n = MIN(c->iov[i].iov_len, d->hdr_len - got);
+
+		memcpy((uint8_t *)&h + got, c->iov[i].iov_base, n);
+		got += n;
+	}
+	if (got < d->hdr_len || (h.flags & ~VIRTIO_NET_HDR_F_NEEDS_CSUM) || h.num_buffers)
+		return false;
+	if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !(d->features & VU_BIT(VIRTIO_NET_F_CSUM)))
+		return false;
+	switch (h.gso_type) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		return true;
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		return (d->features & VU_BIT(VIRTIO_NET_F_HOST_TSO4)) && h.gso_size;
+	default:
+		return false;
+	}
+}
+
 int vudev_tx_pop(struct vudev *d, struct vudev_chain *c)
 {
 	struct dvq *vq = &d->vq[VUDEV_TXQ];
@@ -386,6 +416,8 @@ int vudev_tx_pop(struct vudev *d, struct vudev_chain *c)
 	}
 	c->head = head;
 	d->stats.tx_chains++;
+	if (!tx_hdr_ok(d, c))
+		d->stats.bad_tx_hdrs++;
 	return 0;
 }
 

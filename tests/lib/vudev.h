@@ -52,6 +52,7 @@ struct vudev_stats {
 	uint64_t tx_chains, rx_frames, rx_bufs;
 	uint64_t calls, calls_suppressed;
 	uint64_t bad_chains;        /* transmit chains refused (bad address, loop, ...) */
+	uint64_t bad_tx_hdrs;       /* transmit headers asking for what was not negotiated */
 	uint64_t log_writes;        /* pages marked in the dirty log */
 	uint64_t messages;          /* control messages handled */
 };

@@ -789,8 +789,9 @@ static int cmd_device(void)
 			break;
 		}
 		printf("VUDEV-DISCONNECTED n=%d chains=%" G_GUINT64_FORMAT " bad_chains=%" G_GUINT64_FORMAT
-		       " to_tap=%" G_GUINT64_FORMAT " from_tap=%" G_GUINT64_FORMAT "\n", served,
-		       vudev_stats(dv->d)->tx_chains, vudev_stats(dv->d)->bad_chains, dv->to_tap,
+		       " bad_tx_hdrs=%" G_GUINT64_FORMAT " to_tap=%" G_GUINT64_FORMAT
+		       " from_tap=%" G_GUINT64_FORMAT "\n", served, vudev_stats(dv->d)->tx_chains,
+		       vudev_stats(dv->d)->bad_chains, vudev_stats(dv->d)->bad_tx_hdrs, dv->to_tap,
 		       dv->from_tap);
 		vudev_free(dv->d);
 		dv->d = NULL;
@@ -845,9 +846,11 @@ static int cmd_tap2tap(void)
 		report(g, &dv->ru);
 	printf("VUFRONT-DEVICE to_tap=%" G_GUINT64_FORMAT " from_tap=%" G_GUINT64_FORMAT
 	       " tap_write_drops=%" G_GUINT64_FORMAT " calls=%" G_GUINT64_FORMAT
-	       " calls_suppressed=%" G_GUINT64_FORMAT " bad_chains=%" G_GUINT64_FORMAT "\n",
+	       " calls_suppressed=%" G_GUINT64_FORMAT " bad_chains=%" G_GUINT64_FORMAT
+	       " bad_tx_hdrs=%" G_GUINT64_FORMAT "\n",
 	       dv->to_tap, dv->from_tap, dv->tap_write_drops, vudev_stats(dv->d)->calls,
-	       vudev_stats(dv->d)->calls_suppressed, vudev_stats(dv->d)->bad_chains);
+	       vudev_stats(dv->d)->calls_suppressed, vudev_stats(dv->d)->bad_chains,
+	       vudev_stats(dv->d)->bad_tx_hdrs);
 	vufront_free(g->vf);
 	vudev_free(dv->d);
 	close(g->tap);
