@@ -1192,6 +1192,23 @@ static void rx_chain_iov(struct vufront *vf, uint16_t head, size_t len, struct v
 	}
 }
 
+/*
+ * Whether a receive header offers only what the driver took (5.1.6.4.1):
+ * flags only with GUEST_CSUM (never RSC_INFO: not offered), TCPv4 GSO only
+ * with GUEST_TSO4, nothing else (ECN, v6, UDP: not offered).
+ */
+static bool rx_hdr_ok(const struct vufront *vf, const struct virtio_net_hdr_v1 *h)
+{
+	if (h->flags & ~(VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID))
+		return false;
+	if (h->flags && !(vf->features & VU_BIT(VIRTIO_NET_F_GUEST_CSUM)))
+		return false;
+	if (h->gso_type == VIRTIO_NET_HDR_GSO_NONE)
+		return true;
+	return h->gso_type == VIRTIO_NET_HDR_GSO_TCPV4 && h->gso_size &&
+	       (vf->features & VU_BIT(VIRTIO_NET_F_GUEST_TSO4));
+}
+
 int vufront_rx_next(struct vufront *vf, struct vufront_rxframe *f)
 {
 	struct vq *vq = &vf->vq[VUFRONT_RXQ];
@@ -1275,6 +1292,10 @@ int vufront_rx_next(struct vufront *vf, struct vufront_rxframe *f)
 		f->len += e.len;
 	}
 	vq->partial_counted = false;
+	if (!rx_hdr_ok(vf, &f->hdr)) {
+		vf->stats.dev_errors++;
+		vf->stats.rx_bad_hdrs++;
+	}
 	vf->stats.frames_rx++;
 	vf->stats.bytes_rx += f->len - vf->hdr_len;
 	return 0;

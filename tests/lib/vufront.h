@@ -34,8 +34,10 @@
  * over guest memory, header first; vufront_rx_release() returns its
  * buffers and vufront_rx_refill() posts every free buffer and kicks if the
  * device asked for it.  Everything the device writes (ids, lengths,
- * num_buffers) is checked; violations are counted in stats.dev_errors and
- * return -EPROTO, never crash the test.
+ * num_buffers, header flags and GSO type against the features taken) is
+ * checked; violations are counted in stats.dev_errors (the frame is dropped
+ * with -EPROTO when it cannot be trusted, delivered when only its header
+ * oversteps), never crash the test.
  *
  * Transmit.  vufront_tx_slot() lends the next free slot (header then
  * frame, contiguous); vufront_tx_commit() puts it on the available ring in
@@ -133,6 +135,7 @@ struct vufront_stats {
 	uint64_t tx_full;                   /* vufront_tx_slot() found no free slot */
 	uint64_t dev_errors;                /* the device broke the protocol (see log) */
 	uint64_t rx_frames_bad;             /* received frames dropped for dev_errors */
+	uint64_t rx_bad_hdrs;               /* delivered, but with offloads not negotiated */
 	uint64_t unexpected_fds;            /* descriptors the backend sent us (closed) */
 };
 

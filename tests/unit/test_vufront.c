@@ -256,6 +256,27 @@ static void test_small_frames(void **state)
 	rig_free(r);
 }
 
+/* A header the driver did not negotiate comes back: counted as the device's error. */
+static void test_rx_header_checked(void **state)
+{
+	struct vufront_config cfg = { 0 };
+	struct rig *r = rig_started(&cfg, VUFRONT_FEATURES_BASE);
+	struct virtio_net_hdr_v1 csum = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = 34,
+					  .csum_offset = 16 };
+	struct virtio_net_hdr_v1 gso = { .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .gso_size = 1448 };
+
+	(void)state;
+	roundtrip(r, 100, 1, NULL);
+	assert_int_equal(vufront_stats(r->vf)->dev_errors, 0);
+	roundtrip(r, 100, 2, &csum);
+	roundtrip(r, 3000, 3, &gso);
+	assert_int_equal(vufront_stats(r->vf)->rx_bad_hdrs, 2);
+	assert_int_equal(vufront_stats(r->vf)->dev_errors, 2);
+	/* The test device saw the same two on its side. */
+	assert_int_equal(vudev_stats(r->dev)->bad_tx_hdrs, 2);
+	rig_free(r);
+}
+
 /* A 64 KiB GSO frame over 4 KiB mergeable buffers: num_buffers reassembled. */
 static void test_large_mergeable(void **state)
 {
@@ -712,6 +733,7 @@ int main(void)
 		cmocka_unit_test(test_reply_ack_nack),
 		cmocka_unit_test(test_no_protocol_features),
 		cmocka_unit_test(test_small_frames),
+		cmocka_unit_test(test_rx_header_checked),
 		cmocka_unit_test(test_large_mergeable),
 		cmocka_unit_test(test_big_chains),
 		cmocka_unit_test(test_one_large_buffer),
