@@ -40,6 +40,16 @@
 #define PUMP_SLICE_MS 50            /* longest single pump call while waiting */
 #define RAW_PAYLOAD_MAX (64 * 1024)  /* largest raw payload a test may send */
 #define LAYOUT_TRIES 64              /* auto-sizing attempts */
+#define WARN_MAX 20                  /* device errors logged per vufront; all are counted */
+
+/* Log a device error, the first WARN_MAX times only (a broken backend could flood). */
+#define vf_warn(vf, ...) \
+	do { \
+		if ((vf)->warned < WARN_MAX) { \
+			(vf)->warned++; \
+			g_warning(__VA_ARGS__); \
+		} \
+	} while (0)
 
 /* Free chains: a FIFO (receive: round-robin) or, with @lifo, a stack (transmit). */
 struct fifo {
@@ -104,6 +114,7 @@ struct vufront {
 	uint8_t rbuf[VHOST_USER_HDR_SIZE + VHOST_USER_PAYLOAD_MAX];
 	size_t rlen;
 	struct vufront_rxframe rxf;  /* vufront_recv()'s frame: no allocation per call */
+	unsigned int warned;         /* device errors logged so far */
 	struct vufront_stats stats;
 };
 
@@ -661,7 +672,7 @@ int vufront_request(struct vufront *vf, uint32_t req, const void *payload, size_
 	if (h.request != req || !(h.flags & VHOST_USER_FLAG_REPLY) ||
 	    (h.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION) {
 		vf->stats.dev_errors++;
-		g_warning("vufront: reply to request %u is request %u flags %#x", req, h.request,
+		vf_warn(vf, "vufront: reply to request %u is request %u flags %#x", req, h.request,
 			  h.flags);
 		return -EPROTO;
 	}
@@ -1014,7 +1025,7 @@ static int used_pending(struct vufront *vf, struct vq *vq)
 	if (n > vq->num) {
 		vq->broken = true;
 		vf->stats.dev_errors++;
-		g_warning("vufront: queue %td used index %u is %u ahead of %u (queue size %u)",
+		vf_warn(vf, "vufront: queue %td used index %u is %u ahead of %u (queue size %u)",
 			  vq - vf->vq, vq->last_used + n, n, vq->last_used, vq->num);
 		return -EPROTO;
 	}
@@ -1053,7 +1064,7 @@ int vufront_tx_reclaim(struct vufront *vf)
 
 		if (!head_ok(vf, vq, id, vf->tx_descs)) {
 			vf->stats.dev_errors++;
-			g_warning("vufront: transmit used id %u was not posted", id);
+			vf_warn(vf, "vufront: transmit used id %u was not posted", id);
 			ret = -EPROTO;
 			continue;
 		}
@@ -1227,7 +1238,7 @@ int vufront_rx_next(struct vufront *vf, struct vufront_rxframe *f)
 		vq->last_used++;
 		vf->stats.dev_errors++;
 		vf->stats.rx_frames_bad++;
-		g_warning("vufront: receive used id %u was not posted", e.id);
+		vf_warn(vf, "vufront: receive used id %u was not posted", e.id);
 		return -EPROTO;
 	}
 	if (e.len < vf->hdr_len || e.len > cap) {
@@ -1235,7 +1246,7 @@ int vufront_rx_next(struct vufront *vf, struct vufront_rxframe *f)
 		rx_giveback(vf, (uint16_t)e.id);
 		vf->stats.dev_errors++;
 		vf->stats.rx_frames_bad++;
-		g_warning("vufront: receive used length %u outside [%u, %zu]", e.len, vf->hdr_len, cap);
+		vf_warn(vf, "vufront: receive used length %u outside [%u, %zu]", e.len, vf->hdr_len, cap);
 		return -EPROTO;
 	}
 	memset(&f->hdr, 0, sizeof(f->hdr));
@@ -1247,16 +1258,20 @@ int vufront_rx_next(struct vufront *vf, struct vufront_rxframe *f)
 			rx_giveback(vf, (uint16_t)e.id);
 			vf->stats.dev_errors++;
 			vf->stats.rx_frames_bad++;
-			g_warning("vufront: num_buffers %u", nb);
+			vf_warn(vf, "vufront: num_buffers %u", nb);
 			return -EPROTO;
 		}
-		if ((unsigned int)n < nb && (unsigned int)used_pending(vf, vq) < nb) {
+		if ((unsigned int)n < nb)
+			n = used_pending(vf, vq);
+		if (n < 0)
+			return n;
+		if ((unsigned int)n < nb) {
 			/* 5.1.6.4.2: all buffers of a frame are used together.  Count it, wait. */
 			if (!vq->partial_counted || vq->partial_at != vq->last_used) {
 				vf->stats.dev_errors++;
 				vq->partial_counted = true;
 				vq->partial_at = vq->last_used;
-				g_warning("vufront: frame of %u buffers published in part", nb);
+				vf_warn(vf, "vufront: frame of %u buffers published in part", nb);
 			}
 			return -EAGAIN;
 		}
@@ -1278,7 +1293,7 @@ int vufront_rx_next(struct vufront *vf, struct vufront_rxframe *f)
 					rx_giveback(vf, f->heads[h]);
 				vf->stats.dev_errors++;
 				vf->stats.rx_frames_bad++;
-				g_warning("vufront: buffer %u of %u: id %u len %u", k, nb, e.id, e.len);
+				vf_warn(vf, "vufront: buffer %u of %u: id %u len %u", k, nb, e.id, e.len);
 				return -EPROTO;
 			}
 		}
