@@ -69,6 +69,7 @@ struct vq {
 	uint16_t notified_idx;      /* avail index at the last kick decision */
 	uint16_t last_used;         /* next used element to read */
 	uint16_t partial_at;        /* last_used where a partial MRG frame was counted */
+	uint16_t partial_seen;      /* the used index then: wait for it to move */
 	bool partial_counted;
 	bool broken;                /* the device broke the used ring: stop reading it */
 	bool log;                   /* VHOST_VRING_F_LOG is set */
@@ -1267,6 +1268,7 @@ int vufront_rx_next(struct vufront *vf, struct vufront_rxframe *f)
 			return n;
 		if ((unsigned int)n < nb) {
 			/* 5.1.6.4.2: all buffers of a frame are used together.  Count it, wait. */
+			vq->partial_seen = (uint16_t)(vq->last_used + n);
 			if (!vq->partial_counted || vq->partial_at != vq->last_used) {
 				vf->stats.dev_errors++;
 				vq->partial_counted = true;
@@ -1342,10 +1344,29 @@ int vufront_rx_refill(struct vufront *vf)
 bool vufront_rx_notify_on(struct vufront *vf)
 {
 	struct vq *vq = &vf->vq[VUFRONT_RXQ];
+	uint16_t seen;
 
-	set_call_wanted(vf, vq, true);
-	vring_mb();
-	return vring_load16(&vq->used->idx) != vq->last_used;
+	if (!vq->partial_counted || vq->partial_at != vq->last_used) {
+		set_call_wanted(vf, vq, true);
+		vring_mb();
+		return vring_load16(&vq->used->idx) != vq->last_used;
+	}
+	/*
+	 * A frame published in part waits at last_used: a call at last_used
+	 * would never come (the device is past it).  Ask for one at the next
+	 * publish, until the index holds still across the store.
+	 */
+	if (!vf->event_idx) {
+		set_call_wanted(vf, vq, true);
+		vring_mb();
+		return vring_load16(&vq->used->idx) != vq->partial_seen;
+	}
+	do {
+		seen = vring_load16(&vq->used->idx);
+		vring_store16(vring_used_event(vq->avail, vq->num), seen);
+		vring_mb();
+	} while (vring_load16(&vq->used->idx) != seen);
+	return seen != vq->partial_seen;
 }
 
 void vufront_rx_notify_off(struct vufront *vf)
