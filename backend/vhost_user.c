@@ -101,6 +101,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -148,6 +149,7 @@
 #define VU_STAGE_WRAP UINT32_MAX    /* record length marking "continue at 0" */
 #define VU_LISTEN_BACKLOG 4
 #define VU_ACCEPTS_PER_DISPATCH 16
+#define VU_REAP_DISPATCHES 4         /* rounds given to a hung-up front-end's last messages */
 #define VU_MTU_MIN 68               /* RFC 791's smallest MTU */
 #define VU_REFUSE_BURST 5
 #define VU_BROKEN_BURST 5
@@ -1653,6 +1655,24 @@ static pid_t vu_peer_pid(int fd)
 	return cred.pid;
 }
 
+/*
+ * Finish the attached front-end if it has already hung up.  A front-end that closes and
+ * reconnects at once (a restarted QEMU, a migration's destination on the same socket) has its
+ * new connection ready in the same poll round as the old one's EOF, and the listening socket
+ * may be dispatched first; without this the new front-end would be refused as a second one.
+ * The old connection's last messages are still read and served, in at most a few dispatch
+ * rounds (a front-end that queued more than that and hung up is dropped at the next one).
+ */
+static void vu_reap_hung_up(struct vhost_user_backend *vb)
+{
+	struct pollfd pfd = { .fd = vb->conn_fd, .events = POLLIN | POLLRDHUP };
+
+	if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+		return;
+	for (int i = 0; i < VU_REAP_DISPATCHES && vb->conn_fd >= 0; i++)
+		vu_on_conn(vb->conn_fd, G_IO_IN | (vb->wlen ? G_IO_OUT : 0), vb);
+}
+
 /* New connections: the first is served, any other while one is attached is refused. */
 static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
 {
@@ -1667,6 +1687,8 @@ static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
 				g_warning("accept on %s failed: %s", vb->path, g_strerror(errno));
 			break;
 		}
+		if (vb->conn_fd >= 0)
+			vu_reap_hung_up(vb);
 		if (vb->conn_fd >= 0) {
 			uint64_t suppressed;
 

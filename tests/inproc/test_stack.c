@@ -179,6 +179,8 @@ static void test_bad_prefix_resets_connection(void **state)
 	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
 	ssize_t n = -1;
 
+	if (!inproc_is_stream(f))
+		skip(); /* the stream's own framing; vhost-user's lies: test_vhost_user, vuhostile */
 	assert_int_equal(write(f->qemu, bad, 4), 4);
 	while (g_get_monotonic_time() < end) {
 		inproc_pump(2);

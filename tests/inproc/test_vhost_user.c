@@ -99,7 +99,8 @@ static void pump(int ms)
 		}                                                                   \
 	} while (0)
 
-static int connect_frontend(struct fix *f)
+/* A connection to the backend's socket, the backend not run yet. */
+static int connect_socket(struct fix *f)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -107,6 +108,13 @@ static int connect_frontend(struct fix *f)
 	assert_true(fd >= 0);
 	g_strlcpy(a.sun_path, f->path, sizeof(a.sun_path));
 	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+static int connect_frontend(struct fix *f)
+{
+	int fd = connect_socket(f);
+
 	pump(20);
 	return fd;
 }
@@ -718,6 +726,31 @@ static void test_trickle_and_refuse(void **state)
 	bring_up(f, FEATURES);
 }
 
+/*
+ * A front-end that hangs up and reconnects at once (a restarted QEMU) has its new
+ * connection and the old one's EOF ready in the same round: the old connection's last
+ * message is still served, and the new one is accepted, not refused as a second front-end.
+ */
+static void test_reconnect_at_once(void **state)
+{
+	struct fix *f = *state;
+
+	f->conn = connect_frontend(f);
+	send_msg(f->conn, VU_REQ_GET_FEATURES, VU_VERSION, NULL, 0, NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_GET_FEATURES) & VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	for (int i = 0; i < 3; i++) {
+		send_msg(f->conn, VU_REQ_SET_OWNER, VU_VERSION, NULL, 0, NULL, 0);
+		close(f->conn);
+		f->conn = connect_socket(f);
+		PUMP_UNTIL(f->be->stats.peers_accepted == (uint64_t)i + 2);
+		assert_int_equal(f->be->stats.peers_accepted, i + 2);
+		assert_int_equal(f->be->stats.peers_refused, 0);
+		send_msg(f->conn, VU_REQ_GET_QUEUE_NUM, VU_VERSION, NULL, 0, NULL, 0);
+		assert_true(read_reply(f->conn, VU_REQ_GET_QUEUE_NUM) == 1);
+	}
+	assert_int_equal(f->be->stats.vu_bad_messages, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -729,6 +762,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dirty_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lying_frontends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trickle_and_refuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect_at_once, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);

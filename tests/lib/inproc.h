@@ -6,6 +6,15 @@
  * The daemon (daemon_start(), the wiring main uses) runs on this thread's
  * GLib main context; the test iterates the context between socket
  * operations.  Every wait is bounded by INPROC_WAIT_MS.
+ *
+ * Two ways to play QEMU, chosen by the environment so that meson runs the
+ * same test binary over both backends a guest can use:
+ *   INPROC_BACKEND=stream (default)  the length-prefixed stream socket (--socket);
+ *   INPROC_BACKEND=vhost-user        the daemon's vhost-user backend (--vhost-user),
+ *                                    driven by tests/lib/vufront as QEMU and a Linux
+ *                                    guest's virtio-net driver would, rings in a memfd.
+ * inproc_send() and inproc_recv() hide the difference; tests of one transport's own
+ * behaviour ask inproc_is_stream() and skip otherwise.
  */
 
 #include <stdbool.h>
@@ -15,6 +24,7 @@
 #include <sys/types.h>
 
 #include "daemon/daemon.h"
+#include "tests/lib/vufront.h"
 
 #define INPROC_WAIT_MS 5000
 
@@ -23,18 +33,26 @@ struct inproc {
 	char *sock;
 	struct ms_config cfg;
 	struct daemon d;
-	int qemu;                  /* our end of the stream socket */
-	uint8_t rbuf[1 << 18];
+	int qemu;                  /* our end of the stream socket; -1 over vhost-user */
+	struct vufront *vf;        /* the front-end over vhost-user; NULL over the stream */
+	struct vufront_rxframe rxf;
+	uint8_t rbuf[1 << 18];     /* frames from the daemon not yet taken: 4-byte length, frame */
 	size_t rlen;
 };
 
-/* inproc_start() - parse "--socket DIR/net.sock" plus @extra_args (NULL-terminated), start, attach. */
+/* inproc_is_stream() - whether this run plays QEMU over the stream socket. */
+bool inproc_is_stream(const struct inproc *f);
+
+/*
+ * inproc_start() - parse "--socket DIR/net.sock" (or "--vhost-user DIR/vu.sock") plus
+ * @extra_args (NULL-terminated), start, attach a front-end and (vhost-user) start its queues.
+ */
 struct inproc *inproc_start(const char *const *extra_args);
 
 /* inproc_stop() - detach, stop the daemon, check it removed its socket, free. */
 void inproc_stop(struct inproc *f);
 
-/* inproc_connect() - connect a new "QEMU" to the daemon's socket (non-blocking fd). */
+/* inproc_connect() - connect a new "QEMU" to the daemon's stream socket (non-blocking fd). */
 int inproc_connect(const struct inproc *f);
 
 struct in_addr inproc_ip(const char *s);

@@ -1100,7 +1100,7 @@ int vufront_tx_commit(struct vufront *vf, size_t len)
 
 	if (!vf->started || !vq->free.count)
 		return -ENOBUFS;
-	if (len <= vf->hdr_len || len > vf->tx_slot_size)
+	if (len < vf->hdr_len || len > vf->tx_slot_size)
 		return -EINVAL;
 	s = fifo_pop(&vq->free);
 	switch (vf->cfg.tx_layout) {
@@ -1158,7 +1158,7 @@ int vufront_tx(struct vufront *vf, const struct virtio_net_hdr_v1 *hdr, const vo
 
 	if (!vf->started)
 		return -ENOTCONN;
-	if (len > vf->cfg.frame_max || !len)
+	if (len > vf->cfg.frame_max)
 		return -EMSGSIZE;
 	while (!(slot = vufront_tx_slot(vf, NULL))) {
 		if (vf->vq[VUFRONT_TXQ].broken)
@@ -1569,6 +1569,7 @@ bool vufront_log_is_dirty(const struct vufront *vf, uint64_t gpa)
 
 /* --- accessors --- */
 
+bool vufront_started(const struct vufront *vf) { return vf->started; }
 uint64_t vufront_features(const struct vufront *vf) { return vf->features; }
 uint64_t vufront_offered_features(const struct vufront *vf) { return vf->offered; }
 uint64_t vufront_protocol_features(const struct vufront *vf) { return vf->protocol; }

@@ -229,6 +229,7 @@ int vufront_start(struct vufront *vf, uint64_t want, uint64_t want_protocol);
 /* vufront_stop() - GET_VRING_BASE on both queues: the backend stops them. 0 or -errno. */
 int vufront_stop(struct vufront *vf);
 
+bool vufront_started(const struct vufront *vf);               /* queues running */
 uint64_t vufront_features(const struct vufront *vf);          /* negotiated */
 uint64_t vufront_offered_features(const struct vufront *vf);  /* backend's GET_FEATURES */
 uint64_t vufront_protocol_features(const struct vufront *vf); /* negotiated */
@@ -291,8 +292,9 @@ void *vufront_tx_slot(struct vufront *vf, size_t *cap);
 
 /*
  * vufront_tx_commit() - queue the slot from vufront_tx_slot() with @len bytes
- * (header included); visible to the device at the next vufront_tx_flush().
- * Return: 0, -EINVAL (@len not above the header or beyond the slot), -ENOBUFS.
+ * (header included; a header alone is a zero-length frame, which a device must
+ * count as a runt); visible to the device at the next vufront_tx_flush().
+ * Return: 0, -EINVAL (@len below the header or beyond the slot), -ENOBUFS.
  */
 int vufront_tx_commit(struct vufront *vf, size_t len);
 
