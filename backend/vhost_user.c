@@ -35,7 +35,9 @@
  *   VHOST_F_LOG_ALL            live migration: dirty logging
  *   VHOST_USER_F_PROTOCOL_FEATURES  required by QEMU for vhost-user net; rings
  *                              then start disabled until SET_VRING_ENABLE
- *   VU_OFFLOAD_FEATURES        the offloads (empty for now: one mask to change)
+ *   VIRTIO_NET_F_CSUM, HOST_TSO4    the guest may hand us partial checksums and TCP
+ *                              segments of up to 64 KiB whatever its MTU;
+ *   VIRTIO_NET_F_GUEST_CSUM, GUEST_TSO4  and takes the same from us (offload.h)
  *
  * Protocol features offered (GET_PROTOCOL_FEATURES):
  *
@@ -124,8 +126,11 @@
 #define VU_RXQ 0                    /* the guest's receive queue: we write */
 #define VU_TXQ 1                    /* the guest's transmit queue: we read */
 
-/* Offload feature bits we offer; switching one on also needs be->rx/tx_offloads (see below). */
-#define VU_OFFLOAD_FEATURES 0ull
+/* The offloads we offer (what they mean for frames: backend/offload.h); see vu_apply_offloads(). */
+#define VU_OFFLOAD_FEATURES (VIRTIO_BIT(VIRTIO_NET_F_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) | \
+			     VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4))
+/* The largest frame a guest taking HOST_TSO4 may hand us: a 64 KiB IPv4 packet, VLAN-tagged. */
+#define VU_GSO_FRAME_MAX (65535 + FRAME_ETH_HLEN + 4)
 
 #define VU_FEATURES (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) | \
 		     VIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | \
@@ -546,6 +551,11 @@ static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
 	len = vu_copy_out(e, vb->frame_buf, vb->frame_cap) - VIRTIO_NET_HDR_LEN;
 	if (vu_parse_tx_hdr(vb, vb->frame_buf, len, &m, &meta)) {
 		st->rx_bad_meta++;
+		return;
+	}
+	/* Only a segmentation offload frame may exceed the MTU. */
+	if (len > vb->be.max_frame && (!meta || meta->gso_type == VIRTIO_NET_HDR_GSO_NONE)) {
+		st->rx_oversize++;
 		return;
 	}
 	st->rx_frames++;
@@ -1765,7 +1775,7 @@ int vhost_user_backend_new(const char *path, unsigned int mtu,
 	}
 	vb->refuse_rl = (struct ratelimit)RATELIMIT_INIT(VU_REFUSE_BURST);
 	vb->broken_rl = (struct ratelimit)RATELIMIT_INIT(VU_BROKEN_BURST);
-	vb->frame_cap = VIRTIO_NET_HDR_LEN + vb->be.max_frame;
+	vb->frame_cap = VIRTIO_NET_HDR_LEN + MAX(vb->be.max_frame, VU_GSO_FRAME_MAX);
 	vb->frame_buf = g_malloc(vb->frame_cap);
 	vb->elem = g_new(struct vq_elem, 1);
 	vb->rx_elem = g_new(struct vq_elem, 1);

@@ -11,16 +11,31 @@
 #   gx_NAME CMD...         - run CMD in its guest model
 #   SYS_PID_NAME           - the helper's PID (for CPU and RSS), empty if none
 #
+# The systems:
+#   masquerade     KubeVirt's binding, the guest model on a veth in the pod's bridge k6t-eth0:
+#                  no copy at all, an upper bound no real VM reaches
+#   masquerade-vm  the same pod, the guest model behind the VM model (vu-frontend tap2tap):
+#                  virtio rings in shared memory, a vhost-net stand-in onto a tap in k6t-eth0
+#   meshslirp-vu   meshslirp --vhost-user, the guest model behind the same VM model
+#                  (vu-frontend tap): like for like with masquerade-vm, the headline ratio
+#   meshslirp      meshslirp's stream backend, a frame pump playing QEMU (mstool pump)
+#   meshslirp-tap  meshslirp's tap backend
+#   slirp4netns, pasta   for reference
+# The VM model's offloads (BENCH_VM_OFFLOAD, default tso) are offered by its guest side;
+# what is negotiated is what the device (the stand-in, or meshslirp) accepts.
+#
 # The sidecar is HAProxy in every case:
-#   masquerade   nftables prerouting redirect on k6t-eth0 to :15001, SO_ORIGINAL_DST
-#   meshslirp-*  --outbound-proxy 127.0.0.1:15001, accept-proxy (PROXY v2)
+#   masquerade*  nftables prerouting redirect on k6t-eth0 to :15001, SO_ORIGINAL_DST
+#   meshslirp*   --outbound-proxy 127.0.0.1:15001, accept-proxy (PROXY v2)
 #   slirp4netns, pasta
 #                Istio-style OUTPUT capture in the pod namespace, SO_ORIGINAL_DST
 #                (their sockets are ordinary sockets of the pod, like stock Istio)
 
-BENCH_SYSTEMS=(masquerade meshslirp-tap meshslirp slirp4netns pasta)
+BENCH_SYSTEMS=(masquerade masquerade-vm meshslirp-vu meshslirp meshslirp-tap slirp4netns pasta)
 NODE_IP=198.18.0.1
 BENCH_HAPROXY_MAXCONN=9000
+: "${BENCH_VM_OFFLOAD:=tso}"
+: "${VUFRONT:=$E2E_ROOT/build/tests/vu-frontend}"
 
 bench_idx() {
 	local i=0 s
@@ -104,19 +119,14 @@ bench_kill() {
 }
 
 # --- masquerade: KubeVirt's binding (tap+bridge+NAT), the guest on a veth in the bridge.
-sys_up_masquerade() {
-	local mtu=$1 mesh=$2 p g
-	p=$(pod_ns masquerade)
-	g=$(guest_ns masquerade)
+# bench_masquerade_pod SYSTEM MTU MESH: the pod's side of both masquerade systems: the bridge,
+# the NAT rules, and with MESH the redirect of the guest's TCP to the sidecar.
+bench_masquerade_pod() {
+	local s=$1 mtu=$2 mesh=$3 p
+	p=$(pod_ns "$s")
 	ip -n "$p" link add k6t-eth0 type bridge
 	ip -n "$p" addr add 10.0.2.1/24 dev k6t-eth0
-	ip link add "$E2E_TAG-mv" netns "$p" type veth peer name eth0 netns "$g"
-	ip -n "$p" link set "$E2E_TAG-mv" master k6t-eth0
-	ip -n "$p" link set "$E2E_TAG-mv" mtu "$mtu" up
 	ip -n "$p" link set k6t-eth0 mtu "$mtu" up
-	ip -n "$g" link set eth0 mtu "$mtu" up
-	ip -n "$g" addr add 10.0.2.15/24 dev eth0
-	ip -n "$g" route add default via 10.0.2.1
 	ip netns exec "$p" sysctl -qw net.ipv4.ip_forward=1
 	ip netns exec "$p" nft -f - <<'NFT'
 table ip kubevirt {
@@ -132,17 +142,55 @@ NFT
 	if [ "$mesh" = 1 ]; then
 		ip netns exec "$p" nft add rule ip kubevirt prerouting \
 			iifname k6t-eth0 meta l4proto tcp redirect to :15001
-		bench_sidecar_up masquerade capture
+		bench_sidecar_up "$s" capture
 	fi
+}
+bench_masquerade_pod_down() {
+	bench_sidecar_down "$1"
+	ip netns exec "$(pod_ns "$1")" nft delete table ip kubevirt 2>/dev/null || true
+	ip -n "$(pod_ns "$1")" link del k6t-eth0 2>/dev/null || true
+}
+sys_up_masquerade() {
+	local mtu=$1 mesh=$2 p g
+	p=$(pod_ns masquerade)
+	g=$(guest_ns masquerade)
+	bench_masquerade_pod masquerade "$mtu" "$mesh"
+	ip link add "$E2E_TAG-mv" netns "$p" type veth peer name eth0 netns "$g"
+	ip -n "$p" link set "$E2E_TAG-mv" master k6t-eth0
+	ip -n "$p" link set "$E2E_TAG-mv" mtu "$mtu" up
+	ip -n "$g" link set eth0 mtu "$mtu" up
+	ip -n "$g" addr add 10.0.2.15/24 dev eth0
+	ip -n "$g" route add default via 10.0.2.1
 	SYS_PID_masquerade=
 }
 sys_down_masquerade() {
-	bench_sidecar_down masquerade
-	ip netns exec "$(pod_ns masquerade)" nft delete table ip kubevirt 2>/dev/null || true
 	ip -n "$(pod_ns masquerade)" link del "$E2E_TAG-mv" 2>/dev/null || true
-	ip -n "$(pod_ns masquerade)" link del k6t-eth0 2>/dev/null || true
+	bench_masquerade_pod_down masquerade
 }
 gx_masquerade() { ip netns exec "$(guest_ns masquerade)" "$@"; }
+
+# --- masquerade-vm: masquerade's pod, the guest behind the VM model instead of a veth.
+# SYS_PID is the VM model (guest driver and vhost-net stand-in: both sides of the rings).
+sys_up_masquerade_vm() {
+	local mtu=$1 mesh=$2 p g
+	p=$(pod_ns masquerade-vm)
+	g=$(guest_ns masquerade-vm)
+	bench_masquerade_pod masquerade-vm "$mtu" "$mesh"
+	e2e_bg vufront-masquerade-vm "$p" "$VUFRONT" tap2tap --tap eth0 --netns "/run/netns/$g" \
+		--device-tap "$E2E_TAG-vt" --device-netns "/run/netns/$p" --mtu "$mtu" \
+		--offload "$BENCH_VM_OFFLOAD" --timeout 100000
+	SYS_PID_masquerade_vm=$E2E_LAST_PID
+	e2e_wait_for "$E2E_TMP/vufront-masquerade-vm.log" '^VUFRONT-READY' 10 ||
+		e2e_fail "vu-frontend tap2tap did not start"
+	ip -n "$p" link set "$E2E_TAG-vt" master k6t-eth0
+	ip -n "$g" addr add 10.0.2.15/24 dev eth0
+	ip -n "$g" route add default via 10.0.2.1
+}
+sys_down_masquerade_vm() {
+	bench_kill "${SYS_PID_masquerade_vm:-}"
+	bench_masquerade_pod_down masquerade-vm
+}
+gx_masquerade_vm() { ip netns exec "$(guest_ns masquerade-vm)" "$@"; }
 
 # --- meshslirp through its tap backend.
 bench_meshslirp_args() {
@@ -173,6 +221,30 @@ sys_down_meshslirp_tap() {
 	ip -n "$(guest_ns meshslirp-tap)" link del tap0 2>/dev/null || true
 }
 gx_meshslirp_tap() { ip netns exec "$(guest_ns meshslirp-tap)" "$@"; }
+
+# --- meshslirp through its vhost-user backend, the guest behind the VM model (vu-frontend tap).
+# SYS_PID is the daemon; BENCH_VM_PID the VM model (the guest driver side only).
+sys_up_meshslirp_vu() {
+	local mtu=$1 mesh=$2 p g sock="$E2E_TMP/meshslirp-vu.sock"
+	p=$(pod_ns meshslirp-vu)
+	g=$(guest_ns meshslirp-vu)
+	bench_meshslirp_args "$mtu" "$mesh"
+	[ "$mesh" = 1 ] && bench_sidecar_up meshslirp-vu proxy
+	NS_POD=$p e2e_start_meshslirp meshslirp-vu --vhost-user "$sock" "${BENCH_MS_ARGS[@]}"
+	SYS_PID_meshslirp_vu=$MESHSLIRP_PID
+	e2e_bg vufront-meshslirp-vu "$p" "$VUFRONT" tap --tap tap0 --netns "/run/netns/$g" \
+		--socket "$sock" --mtu "$mtu" --offload "$BENCH_VM_OFFLOAD" --timeout 100000
+	BENCH_VM_PID=$E2E_LAST_PID
+	e2e_wait_for "$E2E_TMP/vufront-meshslirp-vu.log" '^VUFRONT-READY' 10 ||
+		e2e_fail "vu-frontend tap did not start: $(cat "$E2E_TMP/vufront-meshslirp-vu.log")"
+	bench_guest_addr "$g"
+}
+sys_down_meshslirp_vu() {
+	bench_kill "${BENCH_VM_PID:-}"
+	bench_kill "${SYS_PID_meshslirp_vu:-}"
+	bench_sidecar_down meshslirp-vu
+}
+gx_meshslirp_vu() { ip netns exec "$(guest_ns meshslirp-vu)" "$@"; }
 
 # --- meshslirp through its stream backend, a frame pump playing QEMU.
 sys_up_meshslirp() {

@@ -13,12 +13,31 @@
 
 #include <glib.h>
 
+#include "backend/offload.h"
+
+/*
+ * A frame from the guest: made plain for libslirp (offload.h), its SYN's MSS raised when
+ * the guest takes large segments, then into the netstack.
+ */
 static void daemon_rx_frame(uint8_t *frame, size_t len, const struct frame_meta *meta,
 			    void *opaque)
 {
 	struct daemon *d = opaque;
+	struct daemon_offload_stats *st = &d->offload;
 
-	(void)meta; /* no backend negotiates receive offloads yet */
+	if (meta) {
+		if (offload_from_guest(frame, len, meta)) {
+			st->rx_refused++;
+			return;
+		}
+		if (meta->flags & FRAME_META_NEEDS_CSUM)
+			st->rx_csum_completed++;
+		if (meta->gso_type != FRAME_GSO_NONE)
+			st->rx_gso++;
+	}
+	if ((d->be->tx_offloads & BACKEND_OFFLOAD_TSO4) &&
+	    offload_raise_mss(frame, len, netstack_guest_mtu(d->ns)))
+		st->mss_raised++;
 	netstack_input(d->ns, frame, len);
 }
 
@@ -29,11 +48,30 @@ static void daemon_set_congested(bool congested, void *opaque)
 	netstack_set_throttle(d->ns, congested);
 }
 
-static int daemon_tx_frame(const void *frame, size_t len, void *opaque)
+/* A frame for the guest, with the offload metadata the guest takes (offload.h). */
+static int daemon_tx_frame(uint8_t *frame, size_t len, void *opaque)
 {
 	struct daemon *d = opaque;
+	struct daemon_offload_stats *st = &d->offload;
+	const struct frame_meta *meta;
+	struct frame_meta m;
+	int ret;
 
-	return d->be ? backend_send(d->be, frame, len, NULL) : -ENOTCONN;
+	if (!d->be)
+		return -ENOTCONN;
+	ret = offload_to_guest(frame, len, netstack_guest_mtu(d->ns), d->be->tx_offloads, &m,
+			       &meta);
+	if (ret)
+		return ret;
+	if (meta) {
+		if (meta->gso_type != FRAME_GSO_NONE)
+			st->tx_gso++;
+		else if (meta->flags & FRAME_META_NEEDS_CSUM)
+			st->tx_csum_partial++;
+		else
+			st->tx_data_valid++;
+	}
+	return backend_send(d->be, frame, len, meta);
 }
 
 static void daemon_tx_flush(void *opaque)
@@ -372,11 +410,29 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric_head(o, "meshslirp_libslirp_sockets", "gauge", "Host sockets libslirp polls.");
 	metric(o, "meshslirp_libslirp_sockets", NULL, netstack_polled_sockets(d->ns));
 	metric_head(o, "meshslirp_guest_link_total", "counter",
-		    "Frames fitted to the guest's link: datagrams over its MTU cut into fragments, the fragments, datagrams dropped for Don't Fragment, DHCP replies given the MTU.");
+		    "Frames fitted to the guest's link: datagrams over its MTU cut into fragments, the fragments, TCP segments over it cut for a guest without segmentation offload, the segments, frames dropped as too big (Don't Fragment), DHCP replies given the MTU.");
 	metric(o, "meshslirp_guest_link_total", "what=\"datagrams_fragmented\"", ns->tx_fragmented);
 	metric(o, "meshslirp_guest_link_total", "what=\"fragments\"", ns->tx_fragments);
+	metric(o, "meshslirp_guest_link_total", "what=\"tcp_segmented\"", ns->tx_segmented);
+	metric(o, "meshslirp_guest_link_total", "what=\"tcp_segments\"", ns->tx_segments);
 	metric(o, "meshslirp_guest_link_total", "what=\"dropped_dont_fragment\"", ns->tx_too_big);
 	metric(o, "meshslirp_guest_link_total", "what=\"dhcp_mtu_option\"", ns->dhcp_mtu);
+	metric_head(o, "meshslirp_offload_total", "counter",
+		    "Frames that used virtio-net offloads: from the guest, partial checksums completed, large TCP segments taken whole, frames refused for metadata their headers contradict, SYNs whose MSS was raised; to the guest, large segments sent whole (GSO), TCP segments with a partial checksum, other frames marked valid.");
+	metric(o, "meshslirp_offload_total", "direction=\"from_guest\",what=\"csum_completed\"",
+	       d->offload.rx_csum_completed);
+	metric(o, "meshslirp_offload_total", "direction=\"from_guest\",what=\"gso\"",
+	       d->offload.rx_gso);
+	metric(o, "meshslirp_offload_total", "direction=\"from_guest\",what=\"refused\"",
+	       d->offload.rx_refused);
+	metric(o, "meshslirp_offload_total", "direction=\"from_guest\",what=\"mss_raised\"",
+	       d->offload.mss_raised);
+	metric(o, "meshslirp_offload_total", "direction=\"to_guest\",what=\"gso\"",
+	       d->offload.tx_gso);
+	metric(o, "meshslirp_offload_total", "direction=\"to_guest\",what=\"csum_partial\"",
+	       d->offload.tx_csum_partial);
+	metric(o, "meshslirp_offload_total", "direction=\"to_guest\",what=\"data_valid\"",
+	       d->offload.tx_data_valid);
 	metric_head(o, "meshslirp_guest_errors_total", "counter", "libslirp guest_error reports.");
 	metric(o, "meshslirp_guest_errors_total", NULL, ns->guest_errors);
 

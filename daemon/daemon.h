@@ -22,6 +22,17 @@
 #include "daemon/metrics.h"
 #include "daemon/podaddrs.h"
 
+/* What the offloads did (backend/offload.h), for the metrics. */
+struct daemon_offload_stats {
+	uint64_t rx_csum_completed;  /* guest frames whose partial checksum we completed */
+	uint64_t rx_gso;             /* guest TCP segments larger than its MTU, taken whole */
+	uint64_t rx_refused;         /* guest frames whose headers contradicted their metadata */
+	uint64_t mss_raised;         /* guest SYNs whose MSS was raised (it takes TSO4) */
+	uint64_t tx_gso;             /* segments sent to the guest whole, for it to take as GSO */
+	uint64_t tx_csum_partial;    /* TCP segments sent with NEEDS_CSUM */
+	uint64_t tx_data_valid;      /* other frames sent with DATA_VALID */
+};
+
 struct daemon {
 	const struct ms_config *cfg;
 	struct netstack *ns;
@@ -30,6 +41,7 @@ struct daemon {
 	struct metrics_server *metrics;
 	struct control_server *control;
 	struct podaddrs *pod;      /* the pod's own addresses, kept current */
+	struct daemon_offload_stats offload;
 	/* Set by the owner before daemon_start(): the backend ended for good (optional). */
 	void (*on_fatal)(const char *why, void *opaque);
 	void *on_fatal_opaque;

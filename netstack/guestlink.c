@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/csum.h"
 #include "common/util.h"
 
 #define IP_OFF_TOTLEN 2
@@ -14,7 +15,16 @@
 #define IP_FRAG_DF 0x4000
 #define IP_FRAG_MF 0x2000
 #define IP_FRAG_OFFSET_MASK 0x1fff
+#define IP_PROTO_TCP 6
 #define IP_PROTO_UDP 17
+#define IP_OFF_ID 4
+#define TCP_HLEN 20
+#define TCP_OFF_SEQ 4
+#define TCP_OFF_FLAGS 13
+#define TCP_OFF_CSUM 16
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_PSH 0x08
+#define TCP_FLAG_CWR 0x80
 #define IP_OPT_EOL 0
 #define IP_OPT_NOP 1
 #define IP_OPT_COPIED 0x80
@@ -29,24 +39,6 @@
 static const uint8_t dhcp_cookie[4] = { 99, 130, 83, 99 };
 
 /* RFC 1071 over @len bytes from @sum; not folded, not inverted. */
-static uint32_t guestlink_sum(uint32_t sum, const uint8_t *p, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)be16_read(p + i);
-	if (i < len)
-		sum += (uint32_t)p[i] << 8;
-	return sum;
-}
-
-static uint16_t guestlink_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
 /* The IPv4 header of an Ethernet frame: its length, 0 if the frame is no sound IPv4. */
 static size_t guestlink_ip(const uint8_t *frame, size_t len, size_t *tot)
 {
@@ -108,11 +100,12 @@ int guestlink_dhcp_set_mtu(uint8_t *frame, size_t len, uint16_t mtu)
 	if (!be16_read(udp + 6))
 		return 0;
 	be16_write(udp + 6, 0);
-	sum = guestlink_sum(0, ip + 12, 8);          /* source and destination */
-	sum += IP_PROTO_UDP + (uint32_t)udp_len;
-	sum = guestlink_sum(sum, udp, udp_len);
-	csum = guestlink_fold(sum);
-	be16_write(udp + 6, csum ? csum : 0xffff);
+	sum = csum_pseudo4(ip + 12, IP_PROTO_UDP, (uint16_t)udp_len);
+	sum = csum_add(sum, udp, udp_len);
+	csum = csum_fold(sum);
+	if (!csum)
+		csum = 0xffff;
+	memcpy(udp + 6, &csum, sizeof(csum));
 	return 0;
 }
 
@@ -187,7 +180,7 @@ size_t guestlink_frag_next(struct guestlink_frag *it, uint8_t *out)
 	const uint8_t *ip = it->frame + GUESTLINK_ETH_HLEN;
 	uint8_t *oip = out + GUESTLINK_ETH_HLEN;
 	size_t hlen, chunk;
-	uint16_t frag;
+	uint16_t frag, csum;
 	bool last;
 
 	if (!it->frame || it->off >= it->payload)
@@ -213,7 +206,76 @@ size_t guestlink_frag_next(struct guestlink_frag *it, uint8_t *out)
 		frag |= IP_FRAG_MF;
 	be16_write(oip + IP_OFF_FRAG, frag);
 	be16_write(oip + IP_OFF_CSUM, 0);
-	be16_write(oip + IP_OFF_CSUM, guestlink_fold(guestlink_sum(0, oip, hlen)));
+	csum = csum_fold(csum_add(0, oip, hlen));
+	memcpy(oip + IP_OFF_CSUM, &csum, sizeof(csum));
 	it->off += chunk;
 	return GUESTLINK_ETH_HLEN + hlen + chunk;
+}
+
+int guestlink_seg_start(struct guestlink_seg *it, const uint8_t *frame, size_t len,
+			unsigned int mtu)
+{
+	const uint8_t *ip = frame + GUESTLINK_ETH_HLEN;
+	size_t ihl, tot, thl;
+
+	memset(it, 0, sizeof(*it));
+	if (len < GUESTLINK_ETH_HLEN + 20 || be16_read(frame + 12) != 0x0800 || ip[0] >> 4 != 4 ||
+	    len - GUESTLINK_ETH_HLEN <= mtu)
+		return 0;
+	ihl = guestlink_ip(frame, len, &tot);
+	if (!ihl)
+		return -EBADMSG;
+	if (tot <= mtu || ip[IP_OFF_PROTO] != IP_PROTO_TCP ||
+	    (be16_read(ip + IP_OFF_FRAG) & (IP_FRAG_MF | IP_FRAG_OFFSET_MASK)))
+		return 0;
+	if (tot - ihl < TCP_HLEN)
+		return -EBADMSG;
+	thl = (size_t)(ip[ihl + 12] >> 4) * 4;
+	if (thl < TCP_HLEN || thl > tot - ihl)
+		return -EBADMSG;
+	if (mtu <= ihl + thl)
+		return -EMSGSIZE;
+	it->frame = frame;
+	it->ihl = ihl;
+	it->thl = thl;
+	it->payload = tot - ihl - thl;
+	it->mss = mtu - ihl - thl;
+	return 1;
+}
+
+size_t guestlink_seg_next(struct guestlink_seg *it, uint8_t *out)
+{
+	const uint8_t *ip = it->frame + GUESTLINK_ETH_HLEN;
+	size_t hlen = GUESTLINK_ETH_HLEN + it->ihl + it->thl, chunk;
+	uint8_t *oip = out + GUESTLINK_ETH_HLEN, *otcp = oip + it->ihl;
+	uint16_t csum;
+	uint32_t sum;
+
+	if (!it->frame || it->off >= it->payload)
+		return 0;
+	chunk = it->payload - it->off;
+	if (chunk > it->mss)
+		chunk = it->mss;
+	memcpy(out, it->frame, hlen);
+	memcpy(out + hlen, it->frame + hlen + it->off, chunk);
+
+	be16_write(oip + IP_OFF_TOTLEN, (uint16_t)(it->ihl + it->thl + chunk));
+	be16_write(oip + IP_OFF_ID, (uint16_t)(be16_read(ip + IP_OFF_ID) + it->index));
+	be16_write(oip + IP_OFF_CSUM, 0);
+	csum = csum_fold(csum_add(0, oip, it->ihl));
+	memcpy(oip + IP_OFF_CSUM, &csum, sizeof(csum));
+
+	be32_write(otcp + TCP_OFF_SEQ, be32_read(ip + it->ihl + TCP_OFF_SEQ) + (uint32_t)it->off);
+	if (it->off + chunk < it->payload)
+		otcp[TCP_OFF_FLAGS] &= (uint8_t)~(TCP_FLAG_FIN | TCP_FLAG_PSH);
+	if (it->index)
+		otcp[TCP_OFF_FLAGS] &= (uint8_t)~TCP_FLAG_CWR;
+	be16_write(otcp + TCP_OFF_CSUM, 0);
+	sum = csum_pseudo4(oip + 12, IP_PROTO_TCP, (uint16_t)(it->thl + chunk));
+	csum = csum_fold(csum_add(sum, otcp, it->thl + chunk));
+	memcpy(otcp + TCP_OFF_CSUM, &csum, sizeof(csum));
+
+	it->off += chunk;
+	it->index++;
+	return hlen + chunk;
 }

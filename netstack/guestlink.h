@@ -17,8 +17,10 @@
  *  - nothing but TCP may exceed it: a UDP datagram or ICMP message larger
  *    than the guest's MTU (a 4 KiB DNS answer at 1500) is cut into IPv4
  *    fragments, one at a time into a caller's buffer (struct
- *    guestlink_frag).  TCP segments never need it: libslirp sizes them by
- *    the MSS the guest advertised.
+ *    guestlink_frag).  TCP segments need it only when libslirp was let send
+ *    large ones for a guest that then could not take them whole
+ *    (struct guestlink_seg; see backend/offload.h): they are cut as a
+ *    NIC's segmentation offload would cut them.
  *
  * Frames are Ethernet + IPv4; every length is checked against the frame;
  * nothing is allocated.
@@ -78,5 +80,42 @@ int guestlink_frag_start(struct guestlink_frag *it, const uint8_t *frame, size_t
  * Return: the fragment's frame length, or 0 after the last one.
  */
 size_t guestlink_frag_next(struct guestlink_frag *it, uint8_t *out);
+
+/* A TCP segment being cut into segments that fit a link of @mtu bytes. */
+struct guestlink_seg {
+	const uint8_t *frame;       /* the whole segment (borrowed) */
+	size_t ihl, thl;            /* its IPv4 and TCP header lengths */
+	size_t payload;             /* TCP payload bytes */
+	size_t mss;                 /* payload bytes per segment */
+	size_t off;                 /* payload offset of the next segment */
+	unsigned int index;         /* segments written so far */
+};
+
+/**
+ * guestlink_seg_start() - prepare to cut TCP segment @frame for a link MTU of @mtu
+ *
+ * What a guest that takes no segmentation offload needs when libslirp sent a
+ * segment sized for one that did (offload.h): the same bytes, in segments of
+ * the MSS the link allows, as the guest's NIC would have cut them.
+ *
+ * Return: 1 when the segment must be cut, 0 when it fits (or is not an
+ * unfragmented IPv4 TCP segment: nothing to do), -EBADMSG for headers whose
+ * lengths lie, -EMSGSIZE when @mtu cannot hold its headers and one byte.
+ */
+int guestlink_seg_start(struct guestlink_seg *it, const uint8_t *frame, size_t len,
+			unsigned int mtu);
+
+/**
+ * guestlink_seg_next() - write the next segment into @out
+ * @out:	at least GUESTLINK_ETH_HLEN + mtu bytes
+ *
+ * Each segment repeats the headers (options included) with its own sequence
+ * number, total length, IP identification (the original's plus its index)
+ * and both checksums; FIN and PSH stay on the last one only, CWR on the
+ * first only.
+ *
+ * Return: the segment's frame length, or 0 after the last one.
+ */
+size_t guestlink_seg_next(struct guestlink_seg *it, uint8_t *out);
 
 #endif /* MESHSLIRP_NETSTACK_GUESTLINK_H */

@@ -294,7 +294,7 @@ static GSourceFuncs netstack_source_funcs = {
 };
 
 /* One frame to the backend, counted. */
-static void netstack_tx(struct netstack *ns, const void *frame, size_t len)
+static void netstack_tx(struct netstack *ns, uint8_t *frame, size_t len)
 {
 	if (ns->ops->tx_frame(frame, len, ns->opaque) < 0)
 		ns->stats.tx_dropped++;
@@ -303,9 +303,37 @@ static void netstack_tx(struct netstack *ns, const void *frame, size_t len)
 }
 
 /*
- * A frame for the guest, made to fit its link: the MTU in DHCP replies, and a
- * datagram over the MTU cut into fragments (TCP is sized by the guest's own
- * MSS and passes as it is).
+ * A TCP segment larger than the guest's link: the backend takes it whole if the
+ * guest takes segmentation offload; if not (-EMSGSIZE), cut it here.
+ */
+static void netstack_tx_segment(struct netstack *ns, uint8_t *frame, size_t len)
+{
+	struct guestlink_seg it;
+	size_t n;
+	int ret = ns->ops->tx_frame(frame, len, ns->opaque);
+
+	if (ret != -EMSGSIZE) {
+		if (ret < 0)
+			ns->stats.tx_dropped++;
+		else
+			ns->stats.tx_frames++;
+		return;
+	}
+	if (guestlink_seg_start(&it, frame, len, ns->guest_mtu) <= 0) {
+		ns->stats.tx_too_big++;
+		return;
+	}
+	ns->stats.tx_segmented++;
+	while ((n = guestlink_seg_next(&it, ns->frag_buf))) {
+		ns->stats.tx_segments++;
+		netstack_tx(ns, ns->frag_buf, n);
+	}
+}
+
+/*
+ * A frame for the guest, made to fit its link: the MTU in DHCP replies, a
+ * datagram over the MTU cut into fragments, a TCP segment over it taken whole
+ * by a guest with segmentation offload or cut into segments.
  */
 static void netstack_tx_fitted(struct netstack *ns, uint8_t *frame, size_t len)
 {
@@ -316,9 +344,12 @@ static void netstack_tx_fitted(struct netstack *ns, uint8_t *frame, size_t len)
 	if (len > GUESTLINK_ETH_HLEN + 20 && frame[GUESTLINK_ETH_HLEN + 9] == IPPROTO_UDP &&
 	    !guestlink_dhcp_set_mtu(frame, len, (uint16_t)ns->guest_mtu))
 		ns->stats.dhcp_mtu++;
-	if (len <= GUESTLINK_ETH_HLEN + ns->guest_mtu ||
-	    (len > GUESTLINK_ETH_HLEN + 20 && frame[GUESTLINK_ETH_HLEN + 9] == IPPROTO_TCP)) {
+	if (len <= GUESTLINK_ETH_HLEN + ns->guest_mtu) {
 		netstack_tx(ns, frame, len);
+		return;
+	}
+	if (len > GUESTLINK_ETH_HLEN + 20 && frame[GUESTLINK_ETH_HLEN + 9] == IPPROTO_TCP) {
+		netstack_tx_segment(ns, frame, len);
 		return;
 	}
 	ret = guestlink_frag_start(&it, frame, len, ns->guest_mtu);
@@ -705,12 +736,17 @@ void netstack_fd_extra_events(struct netstack *ns, int fd, int events)
 	}
 }
 
+unsigned int netstack_guest_mtu(const struct netstack *ns)
+{
+	return ns->guest_mtu;
+}
+
 void netstack_inject_from_guest(struct netstack *ns, const uint8_t *frame, size_t len)
 {
 	slirp_input(ns->slirp, frame, (int)len);
 }
 
-int netstack_send_to_guest(struct netstack *ns, const void *frame, size_t len)
+int netstack_send_to_guest(struct netstack *ns, uint8_t *frame, size_t len)
 {
 	int ret = ns->ops->tx_frame(frame, len, ns->opaque);
 

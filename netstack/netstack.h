@@ -75,9 +75,12 @@ struct netstack_config {
 struct netstack_ops {
 	/*
 	 * Send one frame to the guest.  The frame is only valid during the
-	 * call.  Return 0, or -errno if it was dropped (the backend counts it).
+	 * call, and the callee may rewrite it in place (offload metadata).
+	 * Return 0, -EMSGSIZE for a TCP segment over the guest's MTU that it
+	 * cannot take whole (unchanged: the netstack then cuts it), or another
+	 * -errno if it was dropped (the backend counts it).
 	 */
-	int (*tx_frame)(const void *frame, size_t len, void *opaque);
+	int (*tx_frame)(uint8_t *frame, size_t len, void *opaque);
 	/* End of a batch of tx_frame() calls. */
 	void (*tx_flush)(void *opaque);
 };
@@ -117,7 +120,9 @@ struct netstack_stats {
 	uint64_t hook_held;       /* frames to the guest a hook held back or dropped */
 	uint64_t tx_fragmented;   /* datagrams to the guest cut to its MTU */
 	uint64_t tx_fragments;    /* the fragments they became */
-	uint64_t tx_too_big;      /* datagrams over the guest's MTU with Don't Fragment: dropped */
+	uint64_t tx_too_big;      /* over the guest's MTU and not to be cut (Don't Fragment): dropped */
+	uint64_t tx_segmented;    /* TCP segments to the guest cut to its MTU (no offload) */
+	uint64_t tx_segments;     /* the segments they became */
 	uint64_t dhcp_mtu;        /* DHCP replies given the guest's MTU (option 26) */
 };
 
@@ -201,7 +206,10 @@ void netstack_inject_from_guest(struct netstack *ns, const uint8_t *frame, size_
  *
  * Return: 0 or -errno from the backend (the frame is dropped and counted).
  */
-int netstack_send_to_guest(struct netstack *ns, const void *frame, size_t len);
+int netstack_send_to_guest(struct netstack *ns, uint8_t *frame, size_t len);
+
+/* netstack_guest_mtu() - the guest link's MTU. */
+unsigned int netstack_guest_mtu(const struct netstack *ns);
 
 /* netstack_set_throttle() - pause (true) or resume polling host sockets. */
 void netstack_set_throttle(struct netstack *ns, bool throttled);

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <netinet/in.h>
 
-#include "csum.h"
+#include "common/csum.h"
 
 #define IP_OFF_TOTLEN 2
 #define IP_OFF_ID 4

@@ -200,7 +200,7 @@ static void trace_frame(const char *what, const uint8_t *f, size_t len)
 }
 
 /* A frame the guest receives: well formed, every checksum valid. */
-static int sink_tx_frame(const void *frame, size_t len, void *opaque)
+static int sink_tx_frame(uint8_t *frame, size_t len, void *opaque)
 {
 	uint8_t *f = dup_exact(frame, len);
 	struct rw_view v;

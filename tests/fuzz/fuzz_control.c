@@ -54,7 +54,7 @@
 static struct ms_config cfg;
 static struct daemon d;
 
-static int sink_tx_frame(const void *frame, size_t len, void *opaque)
+static int sink_tx_frame(uint8_t *frame, size_t len, void *opaque)
 {
 	(void)frame;
 	(void)len;

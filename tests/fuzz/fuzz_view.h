@@ -4,7 +4,7 @@
 
 /*
  * Everything here is computed from scratch over the frame's bytes, never
- * with proxy-bridge/csum.c: it is the reference the incremental code is
+ * with common/csum.c: it is the reference the incremental code is
  * checked against.
  *
  * A checksum's residual is the one's-complement sum of every 16-bit word it

@@ -660,7 +660,7 @@ static void test_lying_frontends(void **state)
 			send_u64(c, VU_REQ_SET_VRING_KICK, VU_VERSION, 0, NULL, 0);
 			break;
 		case 2: /* features we never offered */
-			send_u64(c, VU_REQ_SET_FEATURES, VU_VERSION, VIRTIO_BIT(VIRTIO_NET_F_CSUM), NULL, 0);
+			send_u64(c, VU_REQ_SET_FEATURES, VU_VERSION, VIRTIO_BIT(VIRTIO_NET_F_HOST_UFO), NULL, 0);
 			break;
 		case 3: /* memory before SET_OWNER: sent below */
 			break;

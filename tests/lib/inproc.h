@@ -12,7 +12,11 @@
  *   INPROC_BACKEND=stream (default)  the length-prefixed stream socket (--socket);
  *   INPROC_BACKEND=vhost-user        the daemon's vhost-user backend (--vhost-user),
  *                                    driven by tests/lib/vufront as QEMU and a Linux
- *                                    guest's virtio-net driver would, rings in a memfd.
+ *                                    guest's virtio-net driver would, rings in a memfd;
+ *                                    with INPROC_VU_FEATURES=offload the driver also
+ *                                    takes checksum and TCPv4 segmentation offloads both
+ *                                    ways (frames it receives with metadata are checked
+ *                                    and made plain as a guest's stack would take them).
  * inproc_send() and inproc_recv() hide the difference; tests of one transport's own
  * behaviour ask inproc_is_stream() and skip otherwise.
  */
@@ -38,6 +42,8 @@ struct inproc {
 	struct vufront_rxframe rxf;
 	uint8_t rbuf[1 << 18];     /* frames from the daemon not yet taken: 4-byte length, frame */
 	size_t rlen;
+	/* Over vhost-user with offloads: frames received with each kind of metadata. */
+	uint64_t vu_rx_gso, vu_rx_csum_partial, vu_rx_data_valid;
 };
 
 /* inproc_is_stream() - whether this run plays QEMU over the stream socket. */

@@ -218,3 +218,41 @@ const uint8_t *pkt_dhcp_option(const uint8_t *bootp, size_t len, uint8_t code,
 	}
 	return NULL;
 }
+
+int pkt_csum_complete(uint8_t *frame, size_t len, size_t start, size_t offset)
+{
+	const uint8_t *ip = frame + PKT_ETH_HLEN;
+	size_t end;
+
+	if (len < PKT_ETH_HLEN + 20 || get16(frame + 12) != PKT_ETH_P_IP)
+		return -1;
+	end = PKT_ETH_HLEN + get16(ip + 2);
+	if (end > len || start + offset + 2 > end)
+		return -1;
+	put16(frame + start + offset,
+	      (uint16_t)~pkt_csum_fold(pkt_csum_add(0, frame + start, end - start)));
+	return 0;
+}
+
+void pkt_fix_csums(uint8_t *frame, size_t len)
+{
+	uint8_t *ip = frame + PKT_ETH_HLEN, *l4;
+	size_t ihl, tot;
+
+	if (len < PKT_ETH_HLEN + 20 || get16(frame + 12) != PKT_ETH_P_IP)
+		return;
+	ihl = (size_t)(ip[0] & 0x0f) * 4;
+	tot = get16(ip + 2);
+	if (ihl < 20 || tot < ihl || PKT_ETH_HLEN + tot > len)
+		return;
+	put16(ip + 10, 0);
+	put16(ip + 10, (uint16_t)~pkt_csum_fold(pkt_csum_add(0, ip, ihl)));
+	l4 = ip + ihl;
+	if (ip[9] == IPPROTO_TCP && tot - ihl >= 20) {
+		put16(l4 + 16, 0);
+		put16(l4 + 16, pkt_l4_csum(ip, l4, tot - ihl));
+	} else if (ip[9] == IPPROTO_UDP && tot - ihl >= 8) {
+		put16(l4 + 6, 0);
+		put16(l4 + 6, pkt_l4_csum(ip, l4, tot - ihl));
+	}
+}

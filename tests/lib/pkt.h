@@ -55,6 +55,16 @@ struct pkt_ipv4_view {
 /* Parse an Ethernet/IPv4 frame; returns 0 or -1 if it is not one. */
 int pkt_parse_ipv4(const uint8_t *frame, size_t len, struct pkt_ipv4_view *v);
 
+/*
+ * Complete a partial checksum as a virtio-net driver would for NEEDS_CSUM: the
+ * sum from @start to the end of the IPv4 packet (the field included), stored
+ * at @start + @offset.  Returns 0, or -1 if that lies outside the packet.
+ */
+int pkt_csum_complete(uint8_t *frame, size_t len, size_t start, size_t offset);
+
+/* Recompute the IPv4 header checksum and the TCP or UDP checksum of a frame. */
+void pkt_fix_csums(uint8_t *frame, size_t len);
+
 /* Find DHCP option @code in a BOOTP payload; returns pointer to its value or NULL. */
 const uint8_t *pkt_dhcp_option(const uint8_t *bootp, size_t len, uint8_t code,
 			       uint8_t *optlen);

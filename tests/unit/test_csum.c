@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
-#include "proxy-bridge/csum.h"
+#include "common/csum.h"
 #include "tests/lib/pkt.h"
 
 /* splitmix64: fixed seed, so every run checks the same inputs. */
@@ -285,6 +285,28 @@ static void test_update_properties(void **state)
 	}
 }
 
+/* The pseudo-header sum, against the bytes of a pseudo-header summed by the reference. */
+static void test_pseudo4(void **state)
+{
+	uint8_t ph[12 + 1500];
+
+	(void)state;
+	rng_seed(793);
+	for (int round = 0; round < 1000; round++) {
+		uint16_t l4_len = (uint16_t)(rng_next() % 1500);
+		uint8_t proto = (uint8_t)rng_next();
+
+		rng_fill(ph, 8);
+		ph[8] = 0;
+		ph[9] = proto;
+		ph[10] = (uint8_t)(l4_len >> 8);
+		ph[11] = (uint8_t)l4_len;
+		rng_fill(ph + 12, l4_len);
+		assert_int_equal(csum_fold(csum_add(csum_pseudo4(ph, proto, l4_len), ph + 12, l4_len)),
+				 ref_csum_raw(ph, 12 + (size_t)l4_len));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +319,7 @@ int main(void)
 		cmocka_unit_test(test_update_vs_recompute),
 		cmocka_unit_test(test_update_zero_forms),
 		cmocka_unit_test(test_update_properties),
+		cmocka_unit_test(test_pseudo4),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

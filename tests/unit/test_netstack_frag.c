@@ -34,7 +34,7 @@ struct sink {
 	size_t reply_len;
 };
 
-static int sink_tx(const void *frame, size_t len, void *opaque)
+static int sink_tx(uint8_t *frame, size_t len, void *opaque)
 {
 	struct sink *s = opaque;
 	struct pkt_ipv4_view v;
