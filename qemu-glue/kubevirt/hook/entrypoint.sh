@@ -13,14 +13,17 @@
 #     with the VM; KubeVirt 1.1 only has v1alpha2: set
 #     MESHSLIRP_HOOK_VERSION=v1alpha2 there (the sidecar then lives until
 #     the pod is deleted);
-#  3. when onDefineDomain has written meshslirp's options to
-#     meshslirp/args, runs meshslirp --socket meshslirp/net.sock --seccomp
-#     with them, here, in the pod's network namespace; meshslirp's log is this
-#     container's log. meshslirp/ready gets READY once it listens;
-#     meshslirp/failed gets the exit status if it stops;
-#  4. restarts meshslirp one second after it fails, if it had been ready
-#     (QEMU only reconnects with the -netdev option reconnect=, QEMU 8.0+; see
-#     the meshslirp.kubevirt.io/netdev-options annotation in onDefineDomain);
+#  3. when onDefineDomain has written the backend and meshslirp's options to
+#     meshslirp/args, runs meshslirp --vhost-user meshslirp/net.sock (backend
+#     vhost-user, the default) or --socket meshslirp/net.sock (backend stream)
+#     with --seccomp and those options, here, in the pod's network namespace;
+#     meshslirp's log is this container's log. meshslirp/ready gets READY once
+#     it listens; meshslirp/failed gets the exit status if it stops;
+#  4. restarts meshslirp one second after it fails, if it had been ready.
+#     With vhost-user, QEMU reconnects by itself (the hook's <reconnect>) and
+#     the guest's NIC carries on; with stream, QEMU reconnects only with the
+#     -netdev option reconnect= (QEMU 8.0+, the
+#     meshslirp.kubevirt.io/netdev-options annotation in onDefineDomain);
 #  5. exits when the shim exits (the launcher's Shutdown call at the end of
 #     the VM, or SIGTERM), stopping meshslirp with SIGTERM.
 #
@@ -30,8 +33,9 @@
 #
 # STATUS: design sketch, NOT tested on Kubernetes/KubeVirt (none here).
 # Tested locally (tests/deploy/check-deploy): bash -n; with a stand-in for the
-# shim, started meshslirp from the hook's options, served a QEMU 7.2, and
-# stopped cleanly on SIGTERM.
+# shim, started meshslirp from the hook's options on each backend, served a
+# QEMU 7.2 guest (DHCP lease; on vhost-user both rings started), and stopped
+# cleanly on SIGTERM.
 set -uo pipefail
 
 HOOKS_DIR=${MESHSLIRP_HOOKS_DIR:-/var/run/kubevirt-hooks}
@@ -63,13 +67,25 @@ stop() {
 }
 trap stop TERM INT
 
+# start_meshslirp: from $RUN/args, NUL-separated: the backend (vhost-user or
+# stream), then meshslirp's options.
 start_meshslirp() {
 	local -a args=()
+	local serve
 	mapfile -d '' -t args <"$RUN/args"
+	case "${args[0]-}" in
+	vhost-user) serve=--vhost-user ;;
+	stream) serve=--socket ;;
+	*)
+		say "unknown backend '${args[0]-}' in $RUN/args; not starting meshslirp"
+		echo 2 >"$RUN/failed"
+		return 0 ;;
+	esac
+	args=("${args[@]:1}")
 	rm -f "$RUN/failed" "$RUN/net.sock"
 	: >"$RUN/ready"
-	say "starting meshslirp ${args[*]}"
-	"$MESHSLIRP" --socket "$RUN/net.sock" --seccomp --ready-fd 3 "${args[@]}" 3>"$RUN/ready" &
+	say "starting meshslirp $serve $RUN/net.sock --seccomp ${args[*]}"
+	"$MESHSLIRP" "$serve" "$RUN/net.sock" --seccomp --ready-fd 3 "${args[@]}" 3>"$RUN/ready" &
 	ms=$!
 }
 
