@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
+#include <byteswap.h>
 #include <arpa/inet.h>
 
 #include "common/csum.h"
@@ -176,7 +177,11 @@ int offload_raise_mss(uint8_t *frame, size_t len, unsigned int guest_mtu)
 		to = htons(OFFLOAD_MSS_RAISED);
 		memcpy(tcp + i + 2, &to, sizeof(to));
 		memcpy(&csum, tcp + TCP_OFF_CSUM, sizeof(csum));
-		csum_update16(&csum, from, to);
+		/* After an odd number of NOPs the field straddles two checksum words. */
+		if ((i + 2) & 1)
+			csum_update16(&csum, bswap_16(from), bswap_16(to));
+		else
+			csum_update16(&csum, from, to);
 		memcpy(tcp + TCP_OFF_CSUM, &csum, sizeof(csum));
 		return 1;
 	}

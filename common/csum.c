@@ -59,8 +59,11 @@ uint32_t csum_add(uint32_t sum, const void *data, size_t len)
 		memcpy(&w, p, 1);
 		acc += w;
 	}
+	/* Down to 16 bits: a caller may add a few more words without overflowing 32. */
 	acc = csum_halves(acc);
 	acc = csum_halves(acc);
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
 	return (uint32_t)acc;
 }
 

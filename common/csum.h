@@ -18,7 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* csum_add() - add @len bytes at @data to a 32-bit running sum. */
+/*
+ * csum_add() - add @len bytes at @data to a running sum; the result is folded
+ * to 16 bits, so a caller may add a few 16-bit words to it (csum_pseudo4()).
+ */
 uint32_t csum_add(uint32_t sum, const void *data, size_t len);
 
 /* csum_fold() - fold a running sum to 16 bits and complement it (memory order). */

@@ -177,14 +177,15 @@ int guestlink_frag_start(struct guestlink_frag *it, const uint8_t *frame, size_t
 
 size_t guestlink_frag_next(struct guestlink_frag *it, uint8_t *out)
 {
-	const uint8_t *ip = it->frame + GUESTLINK_ETH_HLEN;
 	uint8_t *oip = out + GUESTLINK_ETH_HLEN;
+	const uint8_t *ip;
 	size_t hlen, chunk;
 	uint16_t frag, csum;
 	bool last;
 
 	if (!it->frame || it->off >= it->payload)
 		return 0;
+	ip = it->frame + GUESTLINK_ETH_HLEN;
 	chunk = it->payload - it->off;
 	if (chunk > it->step)
 		chunk = it->step;
@@ -245,14 +246,15 @@ int guestlink_seg_start(struct guestlink_seg *it, const uint8_t *frame, size_t l
 
 size_t guestlink_seg_next(struct guestlink_seg *it, uint8_t *out)
 {
-	const uint8_t *ip = it->frame + GUESTLINK_ETH_HLEN;
 	size_t hlen = GUESTLINK_ETH_HLEN + it->ihl + it->thl, chunk;
 	uint8_t *oip = out + GUESTLINK_ETH_HLEN, *otcp = oip + it->ihl;
+	const uint8_t *ip;
 	uint16_t csum;
 	uint32_t sum;
 
 	if (!it->frame || it->off >= it->payload)
 		return 0;
+	ip = it->frame + GUESTLINK_ETH_HLEN;
 	chunk = it->payload - it->off;
 	if (chunk > it->mss)
 		chunk = it->mss;

@@ -256,3 +256,8 @@ void pkt_fix_csums(uint8_t *frame, size_t len)
 		put16(l4 + 6, pkt_l4_csum(ip, l4, tot - ihl));
 	}
 }
+
+uint32_t pkt_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}

@@ -19,6 +19,9 @@
 extern const uint8_t pkt_guest_mac[6];
 extern const uint8_t pkt_broadcast_mac[6];
 
+/* A big-endian 32-bit value at @p. */
+uint32_t pkt_get32(const uint8_t *p);
+
 /* RFC 1071 checksum over @len bytes, folded, not inverted, starting from @sum. */
 uint32_t pkt_csum_add(uint32_t sum, const void *data, size_t len);
 uint16_t pkt_csum_fold(uint32_t sum);

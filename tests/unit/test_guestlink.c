@@ -240,6 +240,83 @@ static void test_fragment_options(void **state)
 	assert_true(k >= 3);
 }
 
+/* A TCP segment of @payload bytes with @flags (and the SYN's MSS option pkt_tcp adds). */
+static size_t tcp_segment(uint8_t *buf, size_t payload, uint8_t flags)
+{
+	static uint8_t data[40000];
+
+	for (size_t i = 0; i < payload; i++)
+		data[i] = (uint8_t)(i * 31 + 7);
+	return pkt_tcp(buf, pkt_broadcast_mac, ip4("10.0.2.2"), ip4("10.0.2.15"), 80, 40000,
+		       1000000, 77, flags, data, payload);
+}
+
+/*
+ * A 30,000-byte segment cut for MTU 1500: pieces of 1460, consecutive sequence numbers,
+ * their payloads joined give the original, checksums valid, FIN and PSH only on the
+ * last, IP identifications counting up.
+ */
+static void test_segment_tcp(void **state)
+{
+	static uint8_t big[14 + 40 + 40000], out[14 + 1500], joined[40000];
+	struct guestlink_seg it;
+	size_t len = tcp_segment(big, 30000, 0x19), n, got = 0;
+	unsigned int pieces = 0;
+
+	(void)state;
+	assert_int_equal(guestlink_seg_start(&it, big, len, 1500), 1);
+	while ((n = guestlink_seg_next(&it, out))) {
+		struct pkt_ipv4_view v;
+		size_t data;
+
+		assert_true(n <= 14 + 1500);
+		assert_int_equal(pkt_parse_ipv4(out, n, &v), 0);
+		assert_true(v.ip_csum_ok && v.l4_csum_ok);
+		assert_int_equal(v.proto, IPPROTO_TCP);
+		data = v.l4_len - 20;
+		assert_true(data == 1460 || got + data == 30000);
+		assert_int_equal(pkt_get32(v.l4 + 4), 1000000 + got);
+		assert_int_equal(pkt_get32(v.l4 + 8), 77);
+		assert_int_equal(v.l4[13] & 0x09, got + data == 30000 ? 0x09 : 0);
+		assert_int_equal((out[18] << 8 | out[19]), (0x1234 + pieces) & 0xffff);
+		memcpy(joined + got, v.l4 + 20, data);
+		got += data;
+		pieces++;
+	}
+	assert_int_equal(got, 30000);
+	assert_int_equal(pieces, (30000 + 1459) / 1460);
+	assert_memory_equal(joined, big + 14 + 40, 30000);
+}
+
+/* What is not cut: a segment that fits, not TCP, a fragment; lies and impossible MTUs. */
+static void test_segment_cases(void **state)
+{
+	static uint8_t big[14 + 40 + 40000];
+	struct guestlink_seg it;
+	size_t len;
+
+	(void)state;
+	len = tcp_segment(big, 1000, 0x10);
+	assert_int_equal(guestlink_seg_start(&it, big, len, 1500), 0);
+	len = pkt_udp(big, pkt_broadcast_mac, ip4("10.0.2.2"), ip4("10.0.2.15"), 53, 5000,
+		      big + 2000, 3000);
+	assert_int_equal(guestlink_seg_start(&it, big, len, 1500), 0);
+	len = tcp_segment(big, 3000, 0x10);
+	big[14 + 6] = 0x20;                            /* More Fragments */
+	assert_int_equal(guestlink_seg_start(&it, big, len, 1500), 0);
+	len = tcp_segment(big, 3000, 0x10);
+	big[14 + 20 + 12] = 0xf0;                      /* TCP header past the packet's end */
+	big[14 + 2] = 0;
+	big[14 + 3] = 40 + 20;
+	assert_int_equal(guestlink_seg_start(&it, big, len, 40), -EBADMSG);
+	len = tcp_segment(big, 3000, 0x10);
+	big[14 + 2] = 0x7f;                            /* total length past the frame */
+	assert_int_equal(guestlink_seg_start(&it, big, len, 1500), -EBADMSG);
+	len = tcp_segment(big, 3000, 0x10);
+	assert_int_equal(guestlink_seg_start(&it, big, len, 40), -EMSGSIZE);
+	assert_int_equal(guestlink_seg_next(&it, big), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,6 +326,8 @@ int main(void)
 		cmocka_unit_test(test_fragment_udp),
 		cmocka_unit_test(test_fragment_cases),
 		cmocka_unit_test(test_fragment_options),
+		cmocka_unit_test(test_segment_tcp),
+		cmocka_unit_test(test_segment_cases),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
