@@ -166,6 +166,8 @@ int stream_backend_new(const char *path, unsigned int mtu,
  * @netns:	path of a network namespace (e.g. /run/netns/NAME), or NULL for
  *		the daemon's own
  * @mtu:	MTU set on the device; the device is brought up
+ * @offloads:	BACKEND_OFFLOAD_* to use both ways (IFF_VNET_HDR, TUNSETOFFLOAD);
+ *		0 for plain frames
  * @cb, @opaque, @out:	as for stream_backend_new()
  *
  * The calling thread enters @netns only while it opens the device and
@@ -173,7 +175,7 @@ int stream_backend_new(const char *path, unsigned int mtu,
  *
  * Return: 0 or -errno.
  */
-int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu,
+int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu, uint32_t offloads,
 		    const struct backend_callbacks *cb, void *opaque,
 		    struct backend **out);
 

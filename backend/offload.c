@@ -70,6 +70,56 @@ static size_t offload_tcp_hlen(const struct offload_ip *v)
 	return thl;
 }
 
+/* The header's fields, little-endian (virtio 1.x; a tap told TUNSETVNETLE, or on LE hosts). */
+static uint16_t le16_get(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static void le16_put(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+int offload_hdr_parse(const uint8_t *h, size_t frame_len, uint32_t offloads,
+		      struct frame_meta *out, const struct frame_meta **meta)
+{
+	uint8_t flags = h[0] & (uint8_t)~FRAME_META_DATA_VALID, gso = h[1];
+
+	*meta = NULL;
+	if (!flags && gso == FRAME_GSO_NONE)
+		return 0;
+	if (flags & ~FRAME_META_NEEDS_CSUM)
+		return -EINVAL;
+	*out = (struct frame_meta){ .flags = flags, .gso_type = gso,
+				    .hdr_len = le16_get(h + 2), .gso_size = le16_get(h + 4),
+				    .csum_start = le16_get(h + 6), .csum_offset = le16_get(h + 8) };
+	if (flags & FRAME_META_NEEDS_CSUM) {
+		if (!(offloads & BACKEND_OFFLOAD_CSUM) ||
+		    (size_t)out->csum_start + out->csum_offset + sizeof(uint16_t) > frame_len)
+			return -EINVAL;
+	}
+	if (gso != FRAME_GSO_NONE &&
+	    (gso != FRAME_GSO_TCPV4 || !(offloads & BACKEND_OFFLOAD_TSO4) || !out->gso_size))
+		return -EINVAL;
+	*meta = out;
+	return 0;
+}
+
+void offload_hdr_build(uint8_t *h, const struct frame_meta *meta)
+{
+	memset(h, 0, OFFLOAD_VNET_HDR_LEN);
+	if (!meta)
+		return;
+	h[0] = meta->flags;
+	h[1] = meta->gso_type;
+	le16_put(h + 2, meta->hdr_len);
+	le16_put(h + 4, meta->gso_size);
+	le16_put(h + 6, meta->csum_start);
+	le16_put(h + 8, meta->csum_offset);
+}
+
 int offload_from_guest(uint8_t *frame, size_t len, const struct frame_meta *meta)
 {
 	struct offload_ip v;

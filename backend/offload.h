@@ -53,8 +53,30 @@
 #include "backend/backend.h"
 
 #define OFFLOAD_ETH_HLEN 14
+/* The virtio-net header as both backends carry it (virtio 1.x: with num_buffers), little-endian. */
+#define OFFLOAD_VNET_HDR_LEN 12
 /* What a raised MSS option says: our side's link (NETSTACK_SLIRP_MTU) minus IPv4 and TCP. */
 #define OFFLOAD_MSS_RAISED (65520 - 40)
+
+/**
+ * offload_hdr_parse() - the guest's virtio-net header as struct frame_meta
+ * @h:		OFFLOAD_VNET_HDR_LEN bytes
+ * @frame_len:	the frame's length after the header
+ * @offloads:	what the guest may send (BACKEND_OFFLOAD_*)
+ * @out:	filled when the frame carries metadata
+ * @meta:	set to @out, or NULL for a plain frame
+ *
+ * DATA_VALID is dropped (libslirp verifies every checksum anyway).
+ *
+ * Return: 0, or -EINVAL for metadata the guest may not send: unknown
+ * flags, an offload not negotiated, a checksum position outside the frame,
+ * a GSO type other than TCPv4 or a zero gso_size.
+ */
+int offload_hdr_parse(const uint8_t *h, size_t frame_len, uint32_t offloads,
+		      struct frame_meta *out, const struct frame_meta **meta);
+
+/* offload_hdr_build() - the virtio-net header for a frame with @meta (NULL: all zeros). */
+void offload_hdr_build(uint8_t *h, const struct frame_meta *meta);
 
 /**
  * offload_from_guest() - make a guest frame with offload metadata a plain one

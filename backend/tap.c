@@ -11,6 +11,12 @@
  * dispatch reads at most TAP_READS_PER_DISPATCH frames for fairness with host
  * sockets.
  *
+ * Offloads (tap_backend_new()'s @offloads): the device is opened with
+ * IFF_VNET_HDR, every frame both ways carries a 12-byte virtio-net header
+ * (offload.h), and TUNSETOFFLOAD lets the guest's kernel hand us partial
+ * checksums and TCPv4 segments of up to 64 KiB, as it would to a virtio
+ * NIC; we send it the same (a tap accepts any valid header on write).
+ *
  * Backpressure: a write the device refuses (EAGAIN: its socket's send
  * buffer is full) is a counted drop, and the backend turns congested: it
  * stops reading the guest and asks the netstack to stop reading host
@@ -31,12 +37,14 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <linux/if_tun.h>
 
 #include <glib.h>
 
 #include "backend.h"
 #include "frame.h"
+#include "offload.h"
 #include "common/fdsource.h"
 #include "common/util.h"
 
@@ -48,7 +56,8 @@ struct tap_backend {
 	int fd;                     /* -1 once the device is gone */
 	GSource *src;
 	bool congested;             /* a write was refused: wait for POLLOUT */
-	uint8_t *rxbuf;             /* one frame, FRAME_RECORD_MAX bytes */
+	size_t hdr_len;             /* OFFLOAD_VNET_HDR_LEN with offloads, else 0 */
+	uint8_t *rxbuf;             /* one header and frame, hdr_len + FRAME_RECORD_MAX bytes */
 };
 
 /* Read the guest while uncongested; wait for POLLOUT while congested. */
@@ -86,15 +95,17 @@ static int tap_send(struct backend *be, const void *frame, size_t len,
 		    const struct frame_meta *meta)
 {
 	struct tap_backend *tb = container_of(be, struct tap_backend, be);
+	uint8_t hdr[OFFLOAD_VNET_HDR_LEN];
+	struct iovec iov[2] = { { hdr, tb->hdr_len }, { (void *)frame, len } };
 	ssize_t n;
 
-	(void)meta; /* no IFF_VNET_HDR yet: tx_offloads is 0 */
 	if (tb->fd < 0) {
 		be->stats.tx_no_peer++;
 		return -ENOTCONN;
 	}
+	offload_hdr_build(hdr, meta);
 	do {
-		n = write(tb->fd, frame, len);
+		n = writev(tb->fd, tb->hdr_len ? iov : iov + 1, tb->hdr_len ? 2 : 1);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -121,7 +132,10 @@ static gboolean tap_on_ready(int fd, GIOCondition ready, void *opaque)
 			return G_SOURCE_CONTINUE;
 	}
 	for (int i = 0; i < TAP_READS_PER_DISPATCH; i++) {
-		ssize_t n = read(fd, tb->rxbuf, FRAME_RECORD_MAX);
+		ssize_t n = read(fd, tb->rxbuf, tb->hdr_len + FRAME_RECORD_MAX);
+		const struct frame_meta *meta = NULL;
+		struct frame_meta m;
+		size_t len;
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -130,17 +144,24 @@ static gboolean tap_on_ready(int fd, GIOCondition ready, void *opaque)
 				tap_end(tb, errno);
 			break;
 		}
-		if ((size_t)n < FRAME_ETH_HLEN) {
+		if ((size_t)n < tb->hdr_len + FRAME_ETH_HLEN) {
 			tb->be.stats.rx_runts++;
 			continue;
 		}
-		if ((size_t)n > tb->be.max_frame) {
+		len = (size_t)n - tb->hdr_len;
+		if (tb->hdr_len &&
+		    offload_hdr_parse(tb->rxbuf, len, tb->be.rx_offloads, &m, &meta)) {
+			tb->be.stats.rx_bad_meta++;
+			continue;
+		}
+		/* Only a segmentation offload frame may exceed the MTU. */
+		if (len > tb->be.max_frame && (!meta || meta->gso_type == FRAME_GSO_NONE)) {
 			tb->be.stats.rx_oversize++;
 			continue;
 		}
 		tb->be.stats.rx_frames++;
-		tb->be.stats.rx_bytes += n;
-		tb->be.cb->rx_frame(tb->rxbuf, (size_t)n, NULL, tb->be.opaque);
+		tb->be.stats.rx_bytes += len;
+		tb->be.cb->rx_frame(tb->rxbuf + tb->hdr_len, len, meta, tb->be.opaque);
 	}
 	return G_SOURCE_CONTINUE;
 }
@@ -162,8 +183,33 @@ static const struct backend_ops tap_ops = {
 	.free = tap_free,
 };
 
+/* The device's virtio-net header: 12 bytes, little-endian, and the offloads it may hand us. */
+static int tap_set_vnet(int fd, uint32_t offloads)
+{
+	int hdr_len = OFFLOAD_VNET_HDR_LEN;
+	unsigned int tun_offloads = 0;
+
+	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0)
+		return -errno;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	{
+		int le = 1;
+
+		if (ioctl(fd, TUNSETVNETLE, &le) < 0)
+			return -errno;
+	}
+#endif
+	if (offloads & BACKEND_OFFLOAD_CSUM)
+		tun_offloads |= TUN_F_CSUM;
+	if ((offloads & BACKEND_OFFLOAD_TSO4) && (offloads & BACKEND_OFFLOAD_CSUM))
+		tun_offloads |= TUN_F_TSO4;
+	if (ioctl(fd, TUNSETOFFLOAD, tun_offloads) < 0)
+		return -errno;
+	return 0;
+}
+
 /* Create/open the tap and bring it up with @mtu, in the current namespace. */
-static int tap_open_here(const char *ifname, unsigned int mtu)
+static int tap_open_here(const char *ifname, unsigned int mtu, uint32_t offloads)
 {
 	struct ifreq ifr = { 0 };
 	int fd, sock, ret = 0;
@@ -172,11 +218,16 @@ static int tap_open_here(const char *ifname, unsigned int mtu)
 	if (fd < 0)
 		return -errno;
 
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (offloads ? IFF_VNET_HDR : 0);
 	g_strlcpy(ifr.ifr_name, ifname, IFNAMSIZ);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		ret = -errno;
 		goto out;
+	}
+	if (offloads) {
+		ret = tap_set_vnet(fd, offloads);
+		if (ret)
+			goto out;
 	}
 
 	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -204,12 +255,12 @@ out:
 
 /* Run tap_open_here() inside @netns and come back; returns the fd or -errno. */
 static int tap_open_in_netns(const char *ifname, const char *netns,
-			     unsigned int mtu)
+			     unsigned int mtu, uint32_t offloads)
 {
 	int self, target, fd;
 
 	if (!netns)
-		return tap_open_here(ifname, mtu);
+		return tap_open_here(ifname, mtu, offloads);
 
 	self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (self < 0)
@@ -224,7 +275,7 @@ static int tap_open_in_netns(const char *ifname, const char *netns,
 		fd = -errno;
 		goto out;
 	}
-	fd = tap_open_here(ifname, mtu);
+	fd = tap_open_here(ifname, mtu, offloads);
 	/* Staying in the wrong namespace would send every host socket astray. */
 	if (setns(self, CLONE_NEWNET) < 0)
 		g_error("cannot return to the daemon's network namespace: %s",
@@ -235,7 +286,7 @@ out:
 	return fd;
 }
 
-int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu,
+int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu, uint32_t offloads,
 		    const struct backend_callbacks *cb, void *opaque,
 		    struct backend **out)
 {
@@ -244,7 +295,10 @@ int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu,
 
 	if (!*ifname || strlen(ifname) >= IFNAMSIZ)
 		return -EINVAL;
-	fd = tap_open_in_netns(ifname, netns, mtu);
+	/* TSO needs checksum offload (as TUN_F_TSO4 does). */
+	if (!(offloads & BACKEND_OFFLOAD_CSUM))
+		offloads = 0;
+	fd = tap_open_in_netns(ifname, netns, mtu, offloads);
 	if (fd < 0)
 		return fd;
 
@@ -255,7 +309,10 @@ int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu,
 	tb->be.max_frame = (size_t)mtu + FRAME_ETH_HLEN;
 	tb->fd = fd;
 	tb->ifname = g_strdup(ifname);
-	tb->rxbuf = g_malloc(FRAME_RECORD_MAX);
+	tb->hdr_len = offloads ? OFFLOAD_VNET_HDR_LEN : 0;
+	tb->be.rx_offloads = offloads;
+	tb->be.tx_offloads = offloads;
+	tb->rxbuf = g_malloc(tb->hdr_len + FRAME_RECORD_MAX);
 	tb->src = fdsource_new(fd, G_IO_IN, tap_on_ready, tb);
 	tb->be.stats.attached = 1;
 	g_message("tap %s%s%s attached", ifname, netns ? " in " : "",

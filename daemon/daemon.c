@@ -158,6 +158,7 @@ static int daemon_setup_backend(struct daemon *d)
 	}
 
 	ret = tap_backend_new(d->cfg->tap_name, d->cfg->tap_netns, d->cfg->mtu,
+			      d->cfg->offload ? BACKEND_OFFLOAD_CSUM | BACKEND_OFFLOAD_TSO4 : 0,
 			      &daemon_backend_cb, d, &d->be);
 	if (ret)
 		g_printerr("meshslirp: --tap %s%s%s: %s\n", d->cfg->tap_name,

@@ -156,6 +156,19 @@ static gboolean opt_mtu(const gchar *name, const gchar *value, gpointer data, GE
 	return TRUE;
 }
 
+static gboolean opt_offload(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (!strcmp(value, "on"))
+		cfg->offload = true;
+	else if (!strcmp(value, "off"))
+		cfg->offload = false;
+	else
+		return options_fail(err, name, "expected 'on' or 'off', got '%s'", value);
+	return TRUE;
+}
+
 static gboolean opt_expose(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -571,6 +584,9 @@ static const GOptionEntry options_entries[] = {
 	{ "mtu", 0, 0, CB(opt_mtu),
 	  "The guest link's MTU, 576..65520 (default 65520, whatever the pod's: TCP ends here); "
 	  "DHCP tells the guest", "N" },
+	{ "offload", 0, 0, CB(opt_offload),
+	  "Checksum and TCP segmentation offloads with the guest (vhost-user, tap): on (default) "
+	  "or off", "on|off" },
 	{ "expose", 0, 0, CB(opt_expose),
 	  "Forward host TCP port to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]" },
 	{ "inbound-proxy-protocol", 0, 0, CB(opt_inbound_mode),
@@ -707,6 +723,7 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	cfg->connect_timeout_ms = BRIDGE_DEFAULT_CONNECT_TIMEOUT_S * 1000;
 	cfg->tcp_idle_timeout_ms = BRIDGE_DEFAULT_TCP_IDLE_S * 1000;
 	cfg->mtu = MS_DEFAULT_MTU;
+	cfg->offload = true;
 	cfg->ready_fd = -1;
 	cfg->log_level = LOG_LEVEL_INFO;
 	inet_pton(AF_INET, "10.0.2.0", &cfg->network);

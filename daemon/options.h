@@ -44,6 +44,7 @@ struct ms_config {
 	struct in_addr dns;         /* --dns, default network + 3 */
 	struct in_addr guest;       /* --guest-address, default network + 15 */
 	unsigned int mtu;           /* --mtu */
+	bool offload;               /* --offload on|off: negotiate virtio-net offloads */
 
 	GArray *expose;             /* struct bridge_expose, --expose (repeatable) */
 	struct in_addr expose_addr; /* --expose-address, default 0.0.0.0 */

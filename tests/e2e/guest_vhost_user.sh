@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # guest_vhost_user.sh - a real QEMU guest through meshslirp's vhost-user backend: DHCP, 1 MiB out
 # with SHA-256, ICMP, an exposed port showing the client's real address, a second front-end
-# refused, QEMU killed and a new QEMU served, a guest rebooting inside one QEMU, all with the
-# daemon under --seccomp.
+# refused, QEMU killed and a new QEMU served, a guest rebooting inside one QEMU, 4 MiB down,
+# the guest's checksum and segmentation offloads used both ways, all with the daemon under
+# --seccomp.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
 e2e_topology
@@ -84,6 +85,14 @@ e2e_wait_exit "$sink4_pid" 60 || e2e_fail "the transfer after the reboot did not
 want=$(e2e_field "$E2E_TMP/guest4.log" 'GUEST-BLOB b4 sha=' | sed 's/.*sha=//')
 line=$(e2e_field "$E2E_TMP/sink4.log" '^SINK ')
 [ -n "$want" ] && [ "${line##*sha256=}" = "$want" ] || e2e_fail "digest: guest '$want', sink '$line'"
+# 4 MiB down into the guest: at host_mtu 1500 with GUEST_TSO4 these go as 32 KiB GSO frames.
+head -c 4194304 /dev/urandom >"$E2E_TMP/down.bin"
+e2e_bg down4 "$NS_NODE" socat -u OPEN:"$E2E_TMP/down.bin" TCP4-LISTEN:5005,bind="$NODE_IP",reuseaddr
+e2e_wait_listening "$NS_NODE" 5005 10 || e2e_fail "the download server did not start"
+e2e_agent pull d4 5005
+e2e_wait_for "$E2E_TMP/guest4.log" 'GUEST-PULL-END d4' 90 || e2e_fail "the guest's download did not end"
+line=$(e2e_field "$E2E_TMP/guest4.log" 'GUEST-PULL-END d4')
+case "$line" in *" rc=0 bytes=4194304 "*) ;; *) e2e_fail "download into the guest: '$line'" ;; esac
 n=$(grep -c 'vhost-user: RX ring started' "$E2E_TMP/meshslirp.log" || true)
 [ "$n" -ge $((starts + 2)) ] || e2e_fail "the RX ring started $((n - starts)) times for guest4, want 2"
 e2e_agent_quit guest4
@@ -95,6 +104,17 @@ for key in 'meshslirp_vhost_user_messages_total{result="handled"}' \
 	v=$(e2e_metric "$E2E_TMP/metrics.txt" "$key")
 	[ "${v:-0}" -gt 0 ] || e2e_fail "$key is '${v:-}'"
 done
+# The guest's virtio-net driver took the offloads through QEMU: its 1 MiB uploads came as TSO
+# segments with partial checksums, its SYNs had their MSS raised, and the download above went
+# to it as GSO frames; nothing it sent contradicted its metadata.
+offload() { e2e_metric "$E2E_TMP/metrics.txt" "meshslirp_offload_total{direction=\"$1\",what=\"$2\"}"; }
+for k in from_guest:csum_completed from_guest:gso from_guest:mss_raised to_guest:gso \
+	to_guest:csum_partial; do
+	v=$(offload "${k%%:*}" "${k#*:}")
+	[ "${v:-0}" -gt 0 ] || e2e_fail "offloads: $k is '${v:-}'"
+done
+[ "$(offload from_guest refused)" = 0 ] || e2e_fail "offloads: guest frames refused"
+e2e_log "offloads: $(grep '^meshslirp_offload_total' "$E2E_TMP/metrics.txt" | sed 's/meshslirp_offload_total//' | tr '\n' ' ')"
 for key in 'meshslirp_vhost_user_messages_total{result="bad"}' 'meshslirp_vhost_user_rings_broken_total'; do
 	v=$(e2e_metric "$E2E_TMP/metrics.txt" "$key")
 	[ "${v:-x}" = 0 ] || e2e_fail "$key is '${v:-}'"

@@ -1,10 +1,12 @@
-/* test_tap.c - the tap backend against a real tap device: a vanished device ends it cleanly. */
+/* test_tap.c - the tap backend against a real tap device: offloads both ways, a vanished device. */
 
 /*
  * The test runs in its own network namespace (tests/lib/testns.c) and opens
  * a tap there through tap_backend_new(), as the daemon does.  Checked:
  *   - frames written reach the device and frames sent into it come back as
- *     rx_frame() calls;
+ *     rx_frame() calls, with and without the virtio-net header;
+ *   - with offloads, the kernel's partial checksums reach us as metadata and
+ *     a TSO segment we write is one packet on the device;
  *   - a device that is down refuses writes (EIO): a counted drop, no
  *     congestion (the kernel never refuses a tap write for lack of buffer:
  *     the receive path orphans each skb at once, see tap.c);
@@ -18,11 +20,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <glib.h>
@@ -35,19 +40,36 @@
 
 struct tapfix {
 	struct backend *be;
+	uint32_t offloads;
 	unsigned int failed;
 	unsigned int congested_calls;
 	unsigned int rx;
+	unsigned int rx_csum_partial;   /* UDP to 10.77.0.2 with a partial checksum */
+	unsigned int rx_rst;            /* TCP RSTs from the kernel */
 };
 
 static void on_rx(uint8_t *frame, size_t len, const struct frame_meta *meta, void *opaque)
 {
 	struct tapfix *t = opaque;
+	struct pkt_ipv4_view v;
 
-	(void)frame;
-	(void)len;
-	assert_null(meta);
+	if (!t->offloads)
+		assert_null(meta);
 	t->rx++;
+	if (pkt_parse_ipv4(frame, len, &v))
+		return;
+	if (v.proto == IPPROTO_UDP && meta && (meta->flags & FRAME_META_NEEDS_CSUM)) {
+		/* Partial: completing it as offload.c would gives the right checksum. */
+		assert_int_equal(meta->csum_start, 14 + 20);
+		assert_int_equal(meta->csum_offset, 6);
+		assert_false(v.l4_csum_ok);
+		assert_int_equal(pkt_csum_complete(frame, len, meta->csum_start, meta->csum_offset), 0);
+		assert_int_equal(pkt_parse_ipv4(frame, len, &v), 0);
+		assert_true(v.l4_csum_ok);
+		t->rx_csum_partial++;
+	}
+	if (v.proto == IPPROTO_TCP && (v.l4[13] & 0x04))
+		t->rx_rst++;
 }
 
 static void on_congested(bool congested, void *opaque)
@@ -79,15 +101,31 @@ static void run(const char *cmd)
 	assert_int_equal(status, 0);
 }
 
-static int setup(void **state)
+static int setup_with(void **state, uint32_t offloads)
 {
 	struct tapfix *t = g_new0(struct tapfix, 1);
 
 	testns_enter("test_tap");
-	assert_int_equal(tap_backend_new(TAP_NAME, NULL, 1500, &callbacks, t, &t->be), 0);
+	t->offloads = offloads;
+	assert_int_equal(tap_backend_new(TAP_NAME, NULL, 1500, offloads, &callbacks, t, &t->be), 0);
+	assert_int_equal(t->be->rx_offloads, offloads);
+	assert_int_equal(t->be->tx_offloads, offloads);
 	run("ip addr add 10.77.0.1/24 dev " TAP_NAME);
+	run("ip link set " TAP_NAME " address 02:00:00:00:00:01");
+	/* The "guest" side's MAC, so the kernel sends to 10.77.0.2 without asking. */
+	run("ip neigh add 10.77.0.2 lladdr 52:54:00:12:34:56 dev " TAP_NAME);
 	*state = t;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, BACKEND_OFFLOAD_CSUM | BACKEND_OFFLOAD_TSO4);
+}
+
+static int setup_plain(void **state)
+{
+	return setup_with(state, 0);
 }
 
 static int teardown(void **state)
@@ -131,6 +169,60 @@ static void test_frames_both_ways(void **state)
 	assert_true(t->rx >= 1);
 	assert_int_equal(t->be->stats.tx_frames, 1);
 	assert_int_equal(t->be->stats.attached, 1);
+}
+
+/* Packets the device received from us, from /proc/net/dev (this namespace's view). */
+static unsigned long long tap_rx_packets(void)
+{
+	g_autofree char *text = NULL;
+	unsigned long long bytes, packets;
+	const char *line;
+
+	assert_true(g_file_get_contents("/proc/net/dev", &text, NULL, NULL));
+	line = strstr(text, TAP_NAME ":");
+	assert_non_null(line);
+	assert_int_equal(sscanf(line + strlen(TAP_NAME ":"), "%llu %llu", &bytes, &packets), 2);
+	return packets;
+}
+
+/*
+ * Offloads both ways, with the kernel on the device's other side: a UDP datagram it
+ * sends comes with a partial checksum (TUN_F_CSUM), and a 20,000-byte TSO segment we
+ * write to a closed port is taken whole (one packet on the device) and answered by one
+ * RST.
+ */
+static void test_offloads(void **state)
+{
+	struct tapfix *t = *state;
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9) };
+	static uint8_t fr[14 + 40 + 20000];
+	uint8_t payload[20000] = { 0 };
+	struct frame_meta m = { .flags = FRAME_META_NEEDS_CSUM, .gso_type = FRAME_GSO_TCPV4,
+				.hdr_len = 14 + 40, .gso_size = 1460, .csum_start = 14 + 20,
+				.csum_offset = 16 };
+	struct in_addr src, dst;
+	unsigned long long before;
+	size_t len;
+	int s;
+
+	inet_pton(AF_INET, "10.77.0.2", &to.sin_addr);
+	s = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(s >= 0);
+	assert_int_equal(sendto(s, "ping", 4, 0, (struct sockaddr *)&to, sizeof(to)), 4);
+	close(s);
+	iterate_for(100);
+	assert_int_equal(t->rx_csum_partial, 1);
+
+	inet_pton(AF_INET, "10.77.0.2", &src);
+	inet_pton(AF_INET, "10.77.0.1", &dst);
+	len = pkt_tcp(fr, pkt_broadcast_mac, src, dst, 40000, 9, 1, 0, 0x18, payload,
+		      sizeof(payload));
+	memcpy(fr, "\x02\x00\x00\x00\x00\x01", 6);
+	before = tap_rx_packets();
+	assert_int_equal(backend_send(t->be, fr, len, &m), 0);
+	iterate_for(100);
+	assert_int_equal(tap_rx_packets(), before + 1);
+	assert_int_equal(t->rx_rst, 1);
 }
 
 /* A device that is down: writes fail with EIO, a counted drop, and nothing congests. */
@@ -204,6 +296,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_frames_both_ways, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_frames_both_ways, setup_plain, teardown),
+		cmocka_unit_test_setup_teardown(test_offloads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_deleted, setup, teardown),
 	};
