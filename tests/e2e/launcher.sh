@@ -13,14 +13,15 @@ LTMP=$E2E_TMP/launcher-tmp
 mkdir -p "$LTMP"
 DAEMON_COMM=$(basename "$MESHSLIRP" | cut -c1-15)
 
-# The guests boot with ms.dhcp=0 and ask for their lease themselves, patiently: up to 6 rounds of
-# udhcpc (busybox's gives up after 3 unanswered requests); default.script still prints
-# GUEST-LEASE. See VU_WORKAROUND below.
-DHCP='n=0; until udhcpc -i eth0 -n -q -t 5 -T 1 -s /usr/share/udhcpc/default.script >>/tmp/udhcpc.log 2>&1; do
-n=$((n + 1)); [ $n -lt 6 ] && continue; { echo GUEST-DHCP-FAILED; sed "s/^/  /" /tmp/udhcpc.log; } > /dev/console; exit 1
-done'
-printf '%s\n' "$DHCP" 'echo GUEST-LAUNCHED > /dev/console' >"$E2E_TMP/scenario-launched.sh"
-printf '%s\n' "$DHCP" 'echo GUEST-SLEEPING > /dev/console' 'sleep 60' >"$E2E_TMP/scenario-sleep.sh"
+# The guests take their lease from the test guest's own /init, as every guest does. The daemon
+# exposes no port: nothing in libslirp but the guest's own frames gets it to answer.
+cat >"$E2E_TMP/scenario-launched.sh" <<'EOF'
+echo GUEST-LAUNCHED > /dev/console
+EOF
+cat >"$E2E_TMP/scenario-sleep.sh" <<'EOF'
+echo GUEST-SLEEPING > /dev/console
+sleep 60
+EOF
 e2e_build_guest "$E2E_TMP/guest-launched" "$E2E_TMP/scenario-launched.sh"
 e2e_build_guest "$E2E_TMP/guest-sleep" "$E2E_TMP/scenario-sleep.sh"
 
@@ -40,7 +41,7 @@ start_launcher() {
 	TMPDIR=$LTMP ip netns exec "$NS_POD" "$LAUNCHER" --meshslirp "$MESHSLIRP" "$@" -- \
 		-accel tcg -m 256 -nographic -no-reboot \
 		-kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" \
-		-append "console=ttyS0 quiet panic=-1 ms.dhcp=0" \
+		-append "console=ttyS0 quiet panic=-1" \
 		</dev/null >"$E2E_TMP/$name.log" 2>"$E2E_TMP/$name-stderr.log" &
 	LAUNCHER_PID=$!
 	E2E_PIDS+=("$LAUNCHER_PID")
@@ -81,19 +82,12 @@ no_fallback() {
 		e2e_fail "$1: the daemon saw no vhost-user front-end"
 }
 
-# VU_WORKAROUND: daemon options every vhost-user case adds, with the patient DHCP above. Today
-# the vhost-user backend publishes the answers libslirp gives at once to a guest's frames (DHCP,
-# ARP) only at the next netstack dispatch: with no TCP socket in libslirp the guest never gets
-# its lease, and with one (an exposed port) it often needs more than udhcpc's 5 tries. Drop both
-# once the backend flushes its RX ring after each TX batch, as the stream backend does.
-VU_WORKAROUND=(--expose tcp:18080:80)
-
 # 1. A guest's whole life on the default backend (vhost-user): lease, scenario, power-off; the
 #    launcher exits 0, nothing left.
 #    With least privilege: the daemon drops to nobody under seccomp, in a private socket
 #    directory the launcher hands to nobody (reachable through the test's directories).
 chmod 0711 "$E2E_TMP"
-start_launcher life "$E2E_TMP/guest-launched" --user nobody --seccomp "${VU_WORKAROUND[@]}"
+start_launcher life "$E2E_TMP/guest-launched" --user nobody --seccomp
 find_children life
 e2e_wait_exit "$LAUNCHER_PID" 120 || e2e_fail "life: launcher exited with status $?"
 line=$(e2e_field "$E2E_TMP/life.log" 'GUEST-LEASE')
@@ -135,7 +129,7 @@ nothing_left stream
 e2e_log "stream (--backend stream): $line; launcher exit 0, nothing left"
 
 # 2. SIGTERM to the launcher stops QEMU and the daemon within 10 s.
-start_launcher sigterm "$E2E_TMP/guest-sleep" "${VU_WORKAROUND[@]}"
+start_launcher sigterm "$E2E_TMP/guest-sleep"
 find_children sigterm
 e2e_wait_for "$E2E_TMP/sigterm.log" 'GUEST-SLEEPING|GUEST-DHCP-FAILED|GUEST-ERROR' 60 ||
 	e2e_fail "sigterm: guest did not come up"
