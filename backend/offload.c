@@ -196,7 +196,9 @@ int offload_raise_mss(uint8_t *frame, size_t len, unsigned int guest_mtu)
 	uint8_t *tcp;
 	size_t thl, i = TCP_HLEN;
 
-	if (guest_mtu <= 40 || offload_parse_ip(frame, len, &v))
+	/* A link that already allows the raised MSS needs nothing. */
+	if (guest_mtu <= 40 || guest_mtu - 40 >= OFFLOAD_MSS_RAISED ||
+	    offload_parse_ip(frame, len, &v))
 		return 0;
 	thl = offload_tcp_hlen(&v);
 	if (!thl)
