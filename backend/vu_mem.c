@@ -111,8 +111,14 @@ static uint8_t *vu_map_range(int fd, uint64_t offset, uint64_t len, void **base,
 		return NULL;
 	}
 	*map_len = (size_t)(len + (offset - start));
-	p = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
-		 (off_t)start);
+	/*
+	 * No MAP_NORESERVE: on hugetlbfs it skips the huge page reservation,
+	 * so an fd the pool cannot back would map fine and SIGBUS us at the
+	 * first access.  Reserved, mmap() fails now (ENOMEM) and the front-end
+	 * hears about it.  Shared file mappings are not commit-charged, so the
+	 * flag bought nothing elsewhere.
+	 */
+	p = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)start);
 	if (p == MAP_FAILED)
 		return NULL;
 	*base = p;
@@ -139,6 +145,7 @@ int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 		if (!host[mapped]) {
 			ret = -errno;
 			*why = ret == -EINVAL ? "memory fd smaller than its region" :
+			       ret == -ENOMEM ? "not enough memory (or huge pages) to map a memory region" :
 			       "cannot map a memory region";
 			goto fail;
 		}

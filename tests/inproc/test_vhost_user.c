@@ -32,15 +32,16 @@
 
 #define MEM_SIZE (1u << 20)
 #define MEM_UVA 0x7f0000000000ull   /* the "front-end's" address of guest memory */
-#define QSIZE 16
+#define QSIZE 16                    /* ring size unless a test asks for another */
+#define QSIZE_MAX 1024              /* the largest ring the layout below holds */
 #define WAIT_MS 3000
 #define LOG_SIZE 64                 /* dirty bitmap bytes: 512 pages = 2 MiB */
 
-/* Ring parts per queue: RX (0) at 0x0000, TX (1) at 0x8000. */
-#define RING_BASE(q) ((q) * 0x8000u)
+/* Ring parts per queue (room for QSIZE_MAX entries): RX (0) at 0x00000, TX (1) at 0x10000. */
+#define RING_BASE(q) ((q) * 0x10000u)
 #define DESC(q) (RING_BASE(q))
-#define AVAIL(q) (RING_BASE(q) + 0x1000)
-#define USED(q) (RING_BASE(q) + 0x2000)
+#define AVAIL(q) (RING_BASE(q) + 0x4000)
+#define USED(q) (RING_BASE(q) + 0x6000)
 #define DATA 0x20000u
 
 struct fix {
@@ -50,6 +51,7 @@ struct fix {
 	int memfd;
 	uint8_t *ram;               /* our view of guest memory */
 	int kick[2], call[2], err[2];
+	uint32_t qsize;             /* size of both rings */
 	uint16_t avail_idx[2];
 	uint8_t rx[2048];           /* last frame the backend passed up */
 	size_t rx_len;
@@ -233,6 +235,7 @@ static int setup(void **state)
 		f->err[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	}
 	f->conn = -1;
+	f->qsize = QSIZE;
 	*state = f;
 	return 0;
 }
@@ -294,7 +297,7 @@ static void bring_up(struct fix *f, uint64_t features)
 
 		memcpy(addr, hdr, 8);
 		memcpy(addr + 8, a, 32);
-		send_state(f->conn, VU_REQ_SET_VRING_NUM, q, QSIZE);
+		send_state(f->conn, VU_REQ_SET_VRING_NUM, q, f->qsize);
 		send_state(f->conn, VU_REQ_SET_VRING_BASE, q, 0);
 		send_msg(f->conn, VU_REQ_SET_VRING_ADDR, VU_VERSION, addr, sizeof(addr), NULL, 0);
 		send_u64(f->conn, VU_REQ_SET_VRING_KICK, VU_VERSION, q, &f->kick[q], 1);
@@ -319,7 +322,7 @@ static void set_desc(struct fix *f, uint32_t q, uint32_t i, uint64_t gpa, uint32
 
 static void make_avail(struct fix *f, uint32_t q, uint16_t head)
 {
-	le16_write(f->ram + AVAIL(q) + VRING_AVAIL_RING_OFF + 2 * (f->avail_idx[q] % QSIZE), head);
+	le16_write(f->ram + AVAIL(q) + VRING_AVAIL_RING_OFF + 2 * (f->avail_idx[q] % f->qsize), head);
 	f->avail_idx[q]++;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	le16_write(f->ram + AVAIL(q) + VRING_AVAIL_IDX_OFF, f->avail_idx[q]);
@@ -352,6 +355,75 @@ static void guest_tx(struct fix *f, uint16_t head, unsigned int slot, uint8_t hd
 	set_desc(f, 1, head + 1, DATA + slot * 0x1000 + VIRTIO_NET_HDR_LEN, 60, 0, 0);
 	make_avail(f, 1, head);
 	kick(f, 1);
+}
+
+/*
+ * The huge page pool: pages free and their size in bytes, from /proc/meminfo.
+ * Returns false if the kernel does not say.
+ */
+static bool hugepage_pool(uint64_t *free_pages, uint64_t *page_size)
+{
+	g_autofree char *text = NULL;
+	const char *p, *q;
+
+	if (!g_file_get_contents("/proc/meminfo", &text, NULL, NULL))
+		return false;
+	p = strstr(text, "HugePages_Free:");
+	q = strstr(text, "Hugepagesize:");
+	if (!p || !q)
+		return false;
+	*free_pages = g_ascii_strtoull(p + strlen("HugePages_Free:"), NULL, 10);
+	*page_size = g_ascii_strtoull(q + strlen("Hugepagesize:"), NULL, 10) * 1024;
+	return *page_size != 0;
+}
+
+/* Connect and get as far as a memory table: protocol features (REPLY_ACK), owner, features. */
+static void bring_up_to_mem_table(struct fix *f)
+{
+	f->conn = connect_frontend(f);
+	send_u64(f->conn, VU_REQ_SET_PROTOCOL_FEATURES, VU_VERSION,
+		 VIRTIO_BIT(VU_PROTOCOL_F_REPLY_ACK) | VIRTIO_BIT(VU_PROTOCOL_F_LOG_SHMFD), NULL, 0);
+	send_msg(f->conn, VU_REQ_SET_OWNER, VU_VERSION, NULL, 0, NULL, 0);
+	send_u64(f->conn, VU_REQ_SET_FEATURES, VU_VERSION, FEATURES, NULL, 0);
+}
+
+/* SET_MEM_TABLE (need_reply) of one region: @size bytes of @fd from @offset, at GPA 0. */
+static void send_one_region(struct fix *f, int fd, uint64_t size, uint64_t offset)
+{
+	uint8_t pl[VU_MEM_HDR_SIZE + VU_MEM_REGION_SIZE] = { 1 };
+	uint64_t r[4] = { 0, size, MEM_UVA, offset };
+
+	memcpy(pl + VU_MEM_HDR_SIZE, r, sizeof(r));
+	send_msg(f->conn, VU_REQ_SET_MEM_TABLE, VU_VERSION | VU_FLAG_NEED_REPLY, pl, sizeof(pl),
+		 &fd, 1);
+}
+
+/*
+ * F1: a sealed hugetlbfs memfd with more huge pages than the pool holds.
+ * Mapped without a reservation it used to be acked and SIGBUS us at the
+ * first ring access; now mmap() fails and the front-end is closed.
+ */
+static void test_hugetlb_unbacked_refused(void **state)
+{
+	struct fix *f = *state;
+	uint64_t free_pages, page_size, size;
+	int h = memfd_create("vu-unbacked", MFD_HUGETLB | MFD_ALLOW_SEALING | MFD_CLOEXEC);
+
+	if (h < 0 || !hugepage_pool(&free_pages, &page_size)) {
+		print_message("skipped: no hugetlbfs memfd here (%s)\n", g_strerror(errno));
+		if (h >= 0)
+			close(h);
+		skip();
+	}
+	/* One page more than the pool has free: a reservation cannot succeed. */
+	size = (free_pages + 1) * page_size;
+	assert_int_equal(ftruncate(h, (off_t)size), 0);
+	assert_int_equal(fcntl(h, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	bring_up_to_mem_table(f);
+	send_one_region(f, h, size, 0);
+	assert_true(closed_by_backend(f->conn));
+	assert_int_equal(f->be->stats.vu_bad_messages, 1);
+	close(h);
 }
 
 static void test_tx_and_rx(void **state)
@@ -729,6 +801,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dirty_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lying_frontends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trickle_and_refuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hugetlb_unbacked_refused, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
