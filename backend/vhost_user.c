@@ -219,6 +219,8 @@ struct vhost_user_backend {
 	bool congested;
 	bool rx_used_pending;       /* RX used entries pushed, not flushed */
 	guint work_id;              /* idle callback resuming cut-short work */
+	uint64_t unmap_failures_seen; /* vu_mem_unmap_failures() already counted */
+	bool unmap_warned;          /* the one warning about them was logged */
 
 	struct ratelimit refuse_rl, broken_rl;
 };
@@ -405,6 +407,26 @@ static void vu_log_guest_write(struct vhost_user_backend *vb, uint64_t gpa, uint
 	if (vu_has_feature(vb, VHOST_F_LOG_ALL) && vu_log_active(&vb->log) &&
 	    !vu_log_write(&vb->log, gpa, len))
 		vb->be.stats.vu_dirty_logged++;
+}
+
+/*
+ * Count the munmap() failures vu_mem.c saw since the last look, and warn
+ * once: such a mapping outlives the table or log it belonged to.  With the
+ * lengths rounded to the fd's pages none is expected.
+ */
+static void vu_note_unmap_failures(struct vhost_user_backend *vb)
+{
+	uint64_t total = vu_mem_unmap_failures();
+
+	if (total == vb->unmap_failures_seen)
+		return;
+	vb->be.stats.vu_unmap_failures += total - vb->unmap_failures_seen;
+	vb->unmap_failures_seen = total;
+	if (!vb->unmap_warned) {
+		vb->unmap_warned = true;
+		g_warning("vhost-user: munmap() of guest memory failed; the mapping stays until the "
+			  "daemon exits (counted, logged once)");
+	}
 }
 
 /* stats.attached: a front-end is connected and both rings run. */
@@ -1000,6 +1022,7 @@ static void vu_device_reset(struct vhost_user_backend *vb)
 		vu_ring_reset(vb, i);
 	vu_mem_unmap(&vb->mem);
 	vu_log_unmap(&vb->log);
+	vu_note_unmap_failures(vb);
 	vb->features = 0;
 	vb->guest_mtu = 0;
 	vb->rx_used_pending = false;
@@ -1151,8 +1174,15 @@ static int vu_h_set_mem_table(struct vhost_user_backend *vb, struct vu_msg *msg,
 
 	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++)
 		vu_ring_pause(vb, i);
-	vu_mem_unmap(&vb->mem);
+	ret = vu_mem_unmap(&vb->mem);
+	vu_note_unmap_failures(vb);
+	if (ret) {
+		/* Fail closed: each new table would leak one more mapping. */
+		*why = "could not unmap the previous memory table (munmap failed)";
+		return ret;
+	}
 	ret = vu_mem_map(&vb->mem, msg->u.mem.regions, msg->u.mem.nregions, msg->fds, &unsealed, why);
+	vu_note_unmap_failures(vb);
 	if (ret)
 		return ret;
 	for (unsigned int i = 0; i < vb->mem.nregions; i++)
@@ -1181,13 +1211,16 @@ static int vu_h_set_log_base(struct vhost_user_backend *vb, struct vu_msg *msg, 
 		*why = "SET_LOG_BASE without LOG_SHMFD";
 		return -EPROTO;
 	}
-	ret = vu_log_map(&log, msg->fds[0], msg->u.log.mmap_size, msg->u.log.mmap_offset);
+	ret = vu_log_map(&log, msg->fds[0], msg->u.log.mmap_size, msg->u.log.mmap_offset, why);
+	if (ret)
+		return ret;
+	ret = vu_log_unmap(&vb->log);
+	vb->log = log;
+	vu_note_unmap_failures(vb);
 	if (ret) {
-		*why = "cannot map the dirty log";
+		*why = "could not unmap the previous dirty log (munmap failed)";
 		return ret;
 	}
-	vu_log_unmap(&vb->log);
-	vb->log = log;
 	vu_apply_log(vb);
 	g_message("vhost-user: dirty log of %" G_GUINT64_FORMAT " bytes mapped (live migration)",
 		  log.size);
@@ -1741,6 +1774,7 @@ int vhost_user_backend_new(const char *path, unsigned int mtu,
 		vq_init(&vb->vr[i].vq);
 		vb->vr[i].kick_fd = vb->vr[i].call_fd = vb->vr[i].err_fd = -1;
 	}
+	vb->unmap_failures_seen = vu_mem_unmap_failures();
 	vb->refuse_rl = (struct ratelimit)RATELIMIT_INIT(VU_REFUSE_BURST);
 	vb->broken_rl = (struct ratelimit)RATELIMIT_INIT(VU_BROKEN_BURST);
 	vb->frame_cap = VIRTIO_NET_HDR_LEN + vb->be.max_frame;

@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 
 /* Largest byte offset mmap() takes (off_t is signed 64-bit). */
 #define VU_MEM_OFF_MAX ((uint64_t)INT64_MAX)
@@ -77,14 +79,33 @@ int vu_mem_set(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 	return 0;
 }
 
-/* Size of the object behind @fd if it has one (-1 for pipes and the like). */
-static int64_t vu_fd_size(int fd)
+/* Mappings that munmap() refused since start; vu_mem_unmap_failures() reads it. */
+static uint64_t vu_unmap_failed;
+
+/*
+ * What mapping @fd takes: *@size, the size of the object behind it (-1 for
+ * pipes and the like), and *@granule, its page size: st_blksize on
+ * hugetlbfs, where mmap() and munmap() work in whole huge pages, the
+ * system page elsewhere.  Returns 0 or -errno.
+ */
+static int vu_fd_inspect(int fd, int64_t *size, uint64_t *granule)
 {
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	struct statfs sfs;
 	struct stat st;
 
-	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)))
-		return -1;
-	return st.st_size;
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &sfs) < 0)
+		return -errno;
+	*size = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ? st.st_size : -1;
+	*granule = page;
+	if (sfs.f_type == HUGETLBFS_MAGIC) {
+		uint64_t blk = (uint64_t)st.st_blksize;
+
+		if (blk < page || (blk & (blk - 1)))
+			return -EINVAL; /* not a huge page size we can align to */
+		*granule = blk;
+	}
+	return 0;
 }
 
 /* True if @fd cannot shrink under us (memfd sealed with F_SEAL_SHRINK). */
@@ -95,22 +116,51 @@ static bool vu_fd_sealed(int fd)
 	return seals >= 0 && (seals & F_SEAL_SHRINK);
 }
 
-/*
- * Map @len bytes of @fd from @offset: the mapping starts at the page below
- * @offset.  Returns the host address of byte @offset, or NULL with errno.
- */
-static uint8_t *vu_map_range(int fd, uint64_t offset, uint64_t len, void **base, size_t *map_len)
+int vu_mem_span(uint64_t offset, uint64_t len, uint64_t granule, uint64_t *start,
+		size_t *map_len)
 {
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-	uint64_t start = offset & ~(page - 1);
-	int64_t fsize = vu_fd_size(fd);
-	void *p;
+	uint64_t span;
 
-	if (fsize >= 0 && (uint64_t)fsize < offset + len) {
-		errno = EINVAL;
-		return NULL;
+	if (!len || !granule || (granule & (granule - 1)))
+		return -EINVAL;
+	*start = offset & ~(granule - 1);
+	span = offset - *start;
+	if (len > UINT64_MAX - span || len + span > UINT64_MAX - (granule - 1))
+		return -EINVAL;
+	span = (len + span + granule - 1) & ~(granule - 1);
+	if (span > SIZE_MAX)
+		return -EINVAL;
+	*map_len = (size_t)span;
+	return 0;
+}
+
+/*
+ * Map @len bytes of @fd from @offset: whole pages of the fd (huge pages on
+ * hugetlbfs), from the page holding @offset.  Sets *@host to the address
+ * of byte @offset and *@base, *@map_len to what vu_unmap_range() needs.
+ * Returns 0, or -errno with *@why set.
+ */
+static int vu_map_range(int fd, uint64_t offset, uint64_t len, uint8_t **host, void **base,
+			size_t *map_len, const char **why)
+{
+	uint64_t granule, start;
+	int64_t fsize;
+	void *p;
+	int ret;
+
+	ret = vu_fd_inspect(fd, &fsize, &granule);
+	if (ret) {
+		*why = "cannot inspect a memory fd (fstat, fstatfs)";
+		return ret;
 	}
-	*map_len = (size_t)(len + (offset - start));
+	if (fsize >= 0 && (uint64_t)fsize < offset + len) {
+		*why = "memory fd smaller than its region";
+		return -EINVAL;
+	}
+	if (vu_mem_span(offset, len, granule, &start, map_len)) {
+		*why = "memory region too large once rounded to its fd's page size";
+		return -EINVAL;
+	}
 	/*
 	 * No MAP_NORESERVE: on hugetlbfs it skips the huge page reservation,
 	 * so an fd the pool cannot back would map fine and SIGBUS us at the
@@ -119,10 +169,34 @@ static uint8_t *vu_map_range(int fd, uint64_t offset, uint64_t len, void **base,
 	 * flag bought nothing elsewhere.
 	 */
 	p = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)start);
-	if (p == MAP_FAILED)
-		return NULL;
+	if (p == MAP_FAILED) {
+		ret = -errno;
+		*why = ret == -ENOMEM ? "not enough memory (or huge pages) to map a memory region" :
+		       ret == -EINVAL ? "the kernel refused to map a memory region (EINVAL)" :
+		       "cannot map a memory region";
+		return ret;
+	}
 	*base = p;
-	return (uint8_t *)p + (offset - start);
+	*host = (uint8_t *)p + (offset - start);
+	return 0;
+}
+
+/*
+ * Undo vu_map_range(): @len is the rounded length it chose (hugetlbfs
+ * refuses any other).  A failure leaves the mapping in place; it is
+ * counted (vu_mem_unmap_failures()) and returned as -errno.
+ */
+static int vu_unmap_range(void *base, size_t len)
+{
+	if (!base || munmap(base, len) == 0)
+		return 0;
+	__atomic_fetch_add(&vu_unmap_failed, 1, __ATOMIC_RELAXED);
+	return -errno;
+}
+
+uint64_t vu_mem_unmap_failures(void)
+{
+	return __atomic_load_n(&vu_unmap_failed, __ATOMIC_RELAXED);
 }
 
 int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
@@ -140,15 +214,10 @@ int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 	if (ret)
 		return ret;
 	for (; mapped < n; mapped++) {
-		host[mapped] = vu_map_range(fds[mapped], d[mapped].mmap_offset, d[mapped].size,
-					    &base[mapped], &len[mapped]);
-		if (!host[mapped]) {
-			ret = -errno;
-			*why = ret == -EINVAL ? "memory fd smaller than its region" :
-			       ret == -ENOMEM ? "not enough memory (or huge pages) to map a memory region" :
-			       "cannot map a memory region";
+		ret = vu_map_range(fds[mapped], d[mapped].mmap_offset, d[mapped].size, &host[mapped],
+				   &base[mapped], &len[mapped], why);
+		if (ret)
 			goto fail;
-		}
 		if (!vu_fd_sealed(fds[mapped]))
 			*unsealed = true;
 	}
@@ -163,18 +232,21 @@ int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 
 fail:
 	for (unsigned int i = 0; i < mapped; i++)
-		munmap(base[i], len[i]);
+		vu_unmap_range(base[i], len[i]); /* a failure is counted */
 	memset(m, 0, sizeof(*m));
 	return ret;
 }
 
-void vu_mem_unmap(struct vu_mem *m)
+int vu_mem_unmap(struct vu_mem *m)
 {
+	int ret = 0, err;
+
 	for (unsigned int i = 0; i < m->nregions; i++) {
-		if (m->r[i].map_base)
-			munmap(m->r[i].map_base, m->r[i].map_len);
+		err = vu_unmap_range(m->r[i].map_base, m->r[i].map_len);
+		ret = ret ?: err;
 	}
 	memset(m, 0, sizeof(*m));
+	return ret;
 }
 
 /* Region holding @addr in GPA (@uva false) or UVA space, with the offset into it. */
@@ -265,19 +337,22 @@ void vu_log_set(struct vu_log *log, uint8_t *bits, uint64_t size)
 	log->size = size;
 }
 
-int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset)
+int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset, const char **why)
 {
 	void *base;
 	size_t len;
 	uint8_t *p;
+	int ret;
 
 	memset(log, 0, sizeof(*log));
 	if (size == 0 || offset > VU_MEM_OFF_MAX || size > VU_MEM_OFF_MAX - offset ||
-	    size > SIZE_MAX - VU_LOG_PAGE)
+	    size > SIZE_MAX - VU_LOG_PAGE) {
+		*why = "dirty log of size 0, or offset + size cannot be mapped";
 		return -EINVAL;
-	p = vu_map_range(fd, offset, size, &base, &len);
-	if (!p)
-		return -errno;
+	}
+	ret = vu_map_range(fd, offset, size, &p, &base, &len, why);
+	if (ret)
+		return ret;
 	log->bits = p;
 	log->size = size;
 	log->map_base = base;
@@ -285,11 +360,12 @@ int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset)
 	return 0;
 }
 
-void vu_log_unmap(struct vu_log *log)
+int vu_log_unmap(struct vu_log *log)
 {
-	if (log->map_base)
-		munmap(log->map_base, log->map_len);
+	int ret = vu_unmap_range(log->map_base, log->map_len);
+
 	memset(log, 0, sizeof(*log));
+	return ret;
 }
 
 int vu_log_write(const struct vu_log *log, uint64_t gpa, uint64_t len)

@@ -14,7 +14,14 @@
  * caller provides (the fuzzer and the unit tests use their own buffers).
  * vu_mem_map() is the thin I/O layer: it checks each fd's size, maps each
  * region MAP_SHARED (from its page-aligned offset, not from 0) and hands the
- * pointers to vu_mem_set(); vu_mem_unmap() undoes it.
+ * pointers to vu_mem_set(); vu_mem_unmap() undoes it.  "Page" is the fd's:
+ * on hugetlbfs (fstatfs) the huge page (st_blksize), since the kernel maps
+ * and unmaps whole huge pages there and munmap() with any other length
+ * fails and leaves the mapping; vu_mem_span() does the rounding and the
+ * rounded length is kept for munmap().  Every munmap() result is checked:
+ * a failure is returned and counted (vu_mem_unmap_failures()).  Without
+ * MAP_NORESERVE, an fd the huge page pool cannot back fails to map
+ * (ENOMEM) instead of faulting at first use.
  *
  * Translation is overflow-safe: a range [a, a + len) translates only if it
  * lies entirely inside mapped memory.  vu_mem_gpa_to_host() and
@@ -109,8 +116,32 @@ int vu_mem_set(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 	       const int *fds, bool *unsealed, const char **why);
 
-/* vu_mem_unmap() - unmap what vu_mem_map() mapped and empty the table. */
-void vu_mem_unmap(struct vu_mem *m);
+/**
+ * vu_mem_unmap() - unmap what vu_mem_map() mapped and empty the table
+ *
+ * Return: 0, or the first munmap() -errno (that mapping stays; counted in
+ * vu_mem_unmap_failures()).  The table is empty either way.
+ */
+int vu_mem_unmap(struct vu_mem *m);
+
+/**
+ * vu_mem_span() - the mapping that covers bytes [@offset, @offset + @len) of an fd
+ * @offset:	first byte wanted
+ * @len:	bytes wanted, at least 1
+ * @granule:	the fd's page size (a power of two): what mmap() and munmap() work in
+ * @start:	set to the first byte to map: @offset rounded down to @granule
+ * @map_len:	set to the length to map and later unmap: rounded up to @granule
+ *
+ * Pure arithmetic, for vu_mem_map() and vu_log_map().
+ *
+ * Return: 0, or -EINVAL for a zero @len, a @granule that is not a power of
+ * two, or a rounded range that overflows or does not fit in size_t.
+ */
+int vu_mem_span(uint64_t offset, uint64_t len, uint64_t granule, uint64_t *start,
+		size_t *map_len);
+
+/* vu_mem_unmap_failures() - munmap() calls that failed since start, in this process. */
+uint64_t vu_mem_unmap_failures(void);
 
 /**
  * vu_mem_gpa_to_host() - host address of guest range [@gpa, @gpa + @len)
@@ -152,13 +183,20 @@ void vu_log_set(struct vu_log *log, uint8_t *bits, uint64_t size);
  * @fd:		the log fd (not closed, not kept)
  * @size:	bytes of bitmap
  * @offset:	where it starts in @fd
+ * @why:	set to a static reason on failure
+ *
+ * Mapped like a memory region (whole pages of the fd, no MAP_NORESERVE).
  *
  * Return: 0, -EINVAL (zero or unmappable size, fd too small), or mmap's -errno.
  */
-int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset);
+int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset, const char **why);
 
-/* vu_log_unmap() - unmap the bitmap (if ours) and turn logging off. */
-void vu_log_unmap(struct vu_log *log);
+/**
+ * vu_log_unmap() - unmap the bitmap (if ours) and turn logging off
+ *
+ * Return: 0, or munmap()'s -errno (the mapping stays; counted).
+ */
+int vu_log_unmap(struct vu_log *log);
 
 /**
  * vu_log_write() - mark the pages of [@gpa, @gpa + @len) dirty

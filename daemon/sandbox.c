@@ -453,6 +453,10 @@ static const int sandbox_allow[] = {
 	 * a runtime add_hostfwd scans /proc/self/fd (openat below); the unix
 	 * sockets are removed at exit. */
 	SCMP_SYS(newfstatat), SCMP_SYS(getdents64), SCMP_SYS(unlink),
+	/* vhost-user: each guest memory or log fd a front-end sends is asked
+	 * for its filesystem, as hugetlbfs maps only whole huge pages
+	 * (backend/vu_mem.c). */
+	SCMP_SYS(fstatfs),
 	/* Randomness: OpenSSL (stack ports, hash keys) reseeds its DRBG from
 	 * the kernel, about once an hour. */
 	SCMP_SYS(getrandom),

@@ -313,6 +313,36 @@ static void test_mem_translate(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* F3: mappings cover whole pages of the fd; hugetlbfs lengths must be huge-page multiples. */
+static void test_mem_span(void **state)
+{
+	const uint64_t page = 4096, huge = 2u << 20;
+	uint64_t start;
+	size_t len;
+
+	(void)state;
+	/* 4 KiB pages: from the page below the offset, up to the page above the end. */
+	assert_int_equal(vu_mem_span(0x1234, 0x100, page, &start, &len), 0);
+	assert_true(start == 0x1000 && len == page);
+	assert_int_equal(vu_mem_span(0, 3 * page, page, &start, &len), 0);
+	assert_true(start == 0 && len == 3 * page);
+	/* The reviewer's leak: 2 MiB + 4 KiB on hugetlbfs is two huge pages, unmapped as such. */
+	assert_int_equal(vu_mem_span(0, huge + page, huge, &start, &len), 0);
+	assert_true(start == 0 && len == 2 * huge);
+	assert_int_equal(vu_mem_span(huge + page, page, huge, &start, &len), 0);
+	assert_true(start == huge && len == huge);
+	assert_int_equal(vu_mem_span(huge - 1, 2, huge, &start, &len), 0);
+	assert_true(start == 0 && len == 2 * huge);
+	assert_int_equal(vu_mem_span(4 * huge, 4 * huge, huge, &start, &len), 0);
+	assert_true(start == 4 * huge && len == 4 * huge);
+	/* Nothing to map, a granule that is not a power of two, rounding past 2^64. */
+	assert_int_equal(vu_mem_span(0, 0, page, &start, &len), -EINVAL);
+	assert_int_equal(vu_mem_span(0, page, 3 * page, &start, &len), -EINVAL);
+	assert_int_equal(vu_mem_span(0, page, 0, &start, &len), -EINVAL);
+	assert_int_equal(vu_mem_span(huge - 1, UINT64_MAX - huge, huge, &start, &len), -EINVAL);
+	assert_int_equal(vu_mem_span(0, UINT64_MAX, page, &start, &len), -EINVAL);
+}
+
 static void test_dirty_log(void **state)
 {
 	uint8_t bits[4] = { 0 };   /* 32 pages */
@@ -346,6 +376,7 @@ int main(void)
 		cmocka_unit_test(test_replies),
 		cmocka_unit_test(test_mem_validate),
 		cmocka_unit_test(test_mem_translate),
+		cmocka_unit_test(test_mem_span),
 		cmocka_unit_test(test_dirty_log),
 	};
 
