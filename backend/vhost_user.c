@@ -89,6 +89,17 @@
  * virtqueue.c at the ring's log address.  The log is unmapped when replaced
  * and at reset.
  *
+ * Shrinking memory: a front-end may truncate an unsealed memory or log fd
+ * under us (files on tmpfs or hugetlbfs cannot be sealed).  The SIGBUS
+ * guard (vu_mem.h, installed when the backend is created) replaces the
+ * faulting mapping with zero pages and flags it; after each dispatch
+ * (socket, kick, idle work -- send and flush schedule the idle work) the
+ * backend checks the flag and closes that front-end with one line, "guest
+ * memory shrank under us ... (SIGBUS)", counted (vu_memory_faults,
+ * vu_bad_messages).  Regions are mapped in whole pages of their fd (huge
+ * pages on hugetlbfs) and without MAP_NORESERVE, so an fd the huge page
+ * pool cannot back is refused at SET_MEM_TABLE instead.
+ *
  * Lifecycle and ownership: the backend owns the listening socket, at most
  * one connection, every fd a message gave us (kick, call, err per ring, the
  * memory and log mappings: region fds are closed once mapped), a linear
@@ -427,6 +438,29 @@ static void vu_note_unmap_failures(struct vhost_user_backend *vb)
 		g_warning("vhost-user: munmap() of guest memory failed; the mapping stays until the "
 			  "daemon exits (counted, logged once)");
 	}
+}
+
+/* Did guest memory (or the log) fault and get replaced by zero pages? */
+static bool vu_memory_lost(const struct vhost_user_backend *vb)
+{
+	return vu_mem_faulted(&vb->mem, &vb->log);
+}
+
+static void vu_disconnect(struct vhost_user_backend *vb, const char *why);
+
+/*
+ * After a dispatch: if the SIGBUS guard replaced a mapping (the front-end
+ * truncated a memory fd), close this front-end, once, with one line.
+ */
+static void vu_check_memory(struct vhost_user_backend *vb)
+{
+	if (vb->conn_fd < 0 || !vu_memory_lost(vb))
+		return;
+	vb->be.stats.vu_memory_faults++;
+	vb->be.stats.vu_bad_messages++;
+	g_warning("vhost-user front-end (pid %d): guest memory shrank under us: a memory or log "
+		  "fd was truncated (SIGBUS); closing the connection", (int)vb->conn_pid);
+	vu_disconnect(vb, "guest memory shrank under us (SIGBUS)");
 }
 
 /* stats.attached: a front-end is connected and both rings run. */
@@ -852,8 +886,10 @@ static gboolean vu_on_work(gpointer opaque)
 	bool more;
 
 	vb->work_id = 0;
+	vu_check_memory(vb); /* scheduled by send or flush after a fault */
 	more = vu_rx_drain(vb);
 	more |= vu_tx_process(vb);
+	vu_check_memory(vb);
 	if (more)
 		vu_schedule_work(vb);
 	return G_SOURCE_REMOVE;
@@ -881,13 +917,17 @@ static int vu_send(struct backend *be, const void *frame, size_t len, const stru
 	uint8_t hdr[VIRTIO_NET_HDR_LEN];
 	int ret;
 
-	if (vb->conn_fd < 0 || !vb->vr[VU_RXQ].vq.started) {
+	if (vb->conn_fd < 0 || !vb->vr[VU_RXQ].vq.started || vu_memory_lost(vb)) {
+		if (vb->conn_fd >= 0)
+			vu_schedule_work(vb); /* memory lost: vu_on_work() closes the front-end */
 		be->stats.tx_no_peer++;
 		return -ENOTCONN;
 	}
 	vu_build_rx_hdr(hdr, meta);
 	if (!vb->stage.count) {
 		ret = vu_rx_deliver(vb, hdr, frame, len);
+		if (vu_memory_lost(vb))
+			vu_schedule_work(vb); /* it faulted during this frame */
 		if (ret == 0) {
 			be->stats.tx_frames++;
 			be->stats.tx_bytes += len;
@@ -919,6 +959,8 @@ static void vu_flush(struct backend *be)
 	if (vb->rx_used_pending) {
 		vb->rx_used_pending = false;
 		vu_ring_flush(vb, VU_RXQ);
+		if (vu_memory_lost(vb))
+			vu_schedule_work(vb); /* vu_on_work() closes the front-end */
 	}
 }
 
@@ -1191,8 +1233,8 @@ static int vu_h_set_mem_table(struct vhost_user_backend *vb, struct vu_msg *msg,
 			G_GINT64_MODIFIER "x", i, vb->mem.r[i].gpa, vb->mem.r[i].size,
 			vb->mem.r[i].uva, vb->mem.r[i].mmap_offset);
 	if (unsealed)
-		g_warning("vhost-user: a guest memory fd is not sealed against shrinking; a front-end "
-			  "that truncates it can crash this process (use memory-backend-memfd)");
+		g_message("vhost-user: a guest memory fd is not sealed against shrinking; a front-end "
+			  "that truncates it is disconnected (memory-backend-memfd seals it)");
 	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++) {
 		ret = vu_ring_update(vb, i, why);
 		if (ret)
@@ -1642,6 +1684,7 @@ static gboolean vu_on_conn(int fd, GIOCondition ready, void *opaque)
 			break;
 		}
 	}
+	vu_check_memory(vb); /* a message may have flushed a ring */
 	return G_SOURCE_CONTINUE;
 }
 
@@ -1672,6 +1715,7 @@ static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 	} else if (vu_rx_drain(vb)) {
 		vu_schedule_work(vb);
 	}
+	vu_check_memory(vb);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -1760,6 +1804,10 @@ int vhost_user_backend_new(const char *path, unsigned int mtu,
 	if (strlen(path) >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
 	memcpy(addr.sun_path, path, strlen(path) + 1);
+	/* Before any guest memory, and before the seccomp filter: it calls sigaction(). */
+	ret = vu_mem_guard_install();
+	if (ret)
+		return ret;
 
 	vb = g_new0(struct vhost_user_backend, 1);
 	vb->be.ops = &vu_ops;

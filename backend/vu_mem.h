@@ -40,9 +40,18 @@
  * vu_mem_unmap(); one made by vu_mem_set() owns nothing.  The fds passed to
  * vu_mem_map() stay the caller's (a mapping outlives its fd).
  *
- * Known limit: a front-end that shrinks a memory fd after we mapped it makes
- * our next access fault (SIGBUS).  vu_mem_map() reports fds that are not
- * sealed against shrinking (QEMU's memory-backend-memfd seals by default).
+ * Shrinking memory: a front-end that truncates a memory (or log) fd after
+ * we mapped it makes our next access to the lost pages fault (SIGBUS).
+ * vu_mem_map() reports fds that are not sealed against shrinking (QEMU's
+ * memory-backend-memfd seals by default; files on tmpfs or hugetlbfs
+ * cannot be sealed), and every mapping is published in a fixed registry.
+ * vu_mem_guard_install() installs, once, a SIGBUS handler: a fault inside
+ * a registered mapping replaces that whole mapping in place by anonymous
+ * zero pages (MAP_FIXED | MAP_PRIVATE, read-write, never executable) and
+ * flags it, so the access is repeated, reads zeros and the process goes
+ * on; vu_mem_faulted() tells the owner, which must drop the table (the
+ * backend closes the front-end).  Any other SIGBUS gets the default
+ * action back and is raised again: a real bug still dies with a core.
  */
 
 #include <stdbool.h>
@@ -64,6 +73,7 @@ struct vu_mem_region {
 	uint8_t *host;              /* our address of the first byte */
 	void *map_base;             /* what vu_mem_unmap() unmaps, NULL if not ours */
 	size_t map_len;
+	unsigned int guard;         /* its SIGBUS guard slot + 1, 0 if not ours */
 };
 
 struct vu_mem {
@@ -76,6 +86,7 @@ struct vu_log {
 	uint64_t size;              /* bytes of bitmap */
 	void *map_base;             /* what vu_log_unmap() unmaps, NULL if not ours */
 	size_t map_len;
+	unsigned int guard;         /* its SIGBUS guard slot + 1, 0 if not ours */
 };
 
 /**
@@ -142,6 +153,31 @@ int vu_mem_span(uint64_t offset, uint64_t len, uint64_t granule, uint64_t *start
 
 /* vu_mem_unmap_failures() - munmap() calls that failed since start, in this process. */
 uint64_t vu_mem_unmap_failures(void);
+
+/**
+ * vu_mem_guard_install() - install the SIGBUS handler that guards guest mappings
+ *
+ * At set-up, before any guest memory is touched and before a seccomp
+ * filter (it calls sigaction()); the daemon does it once, when it creates
+ * its backend.  Replaces any SIGBUS handler there was; calling it again
+ * takes SIGBUS back from whoever replaced ours (a test framework).
+ *
+ * Return: 0 or sigaction()'s -errno.
+ */
+int vu_mem_guard_install(void);
+
+/**
+ * vu_mem_faulted() - did a mapping of @m or @log fault (SIGBUS) and get replaced?
+ * @m:		a table from vu_mem_map() (a vu_mem_set() table never faults here)
+ * @log:	its dirty log, may be NULL
+ *
+ * Such a table reads zeros where guest memory was and its writes reach
+ * nobody: unmap it and drop whoever sent it.  The flag goes with the
+ * mapping (vu_mem_unmap(), vu_log_unmap()).  Cheap when nothing faulted.
+ *
+ * Return: true if so.
+ */
+bool vu_mem_faulted(const struct vu_mem *m, const struct vu_log *log);
 
 /**
  * vu_mem_gpa_to_host() - host address of guest range [@gpa, @gpa + @len)

@@ -29,6 +29,7 @@
 
 #include "backend/backend.h"
 #include "backend/virtio_net.h"
+#include "backend/vu_mem.h"
 #include "backend/vu_msg.h"
 
 #define MEM_SIZE (1u << 20)
@@ -475,6 +476,58 @@ static void test_hugetlb_unmapped_at_reset(void **state)
 	close(h);
 }
 
+/* Replace the fixture's guest memory by a fresh memfd, sealed against shrinking or not. */
+static void new_guest_memory(struct fix *f, bool sealed)
+{
+	munmap(f->ram, MEM_SIZE);
+	close(f->memfd);
+	f->memfd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(f->memfd >= 0);
+	assert_int_equal(ftruncate(f->memfd, MEM_SIZE), 0);
+	if (sealed)
+		assert_int_equal(fcntl(f->memfd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	f->ram = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
+	assert_true(f->ram != MAP_FAILED);
+	memset(f->avail_idx, 0, sizeof(f->avail_idx));
+}
+
+/*
+ * F2: the front-end truncates an unsealed memory fd under a running ring.
+ * Our next access used to kill the process (SIGBUS); now the guard swaps
+ * in zero pages, the front-end is closed with one line, and the next one
+ * is served.
+ */
+static void test_truncated_memory(void **state)
+{
+	struct fix *f = *state;
+
+	/* cmocka catches SIGBUS around each test: take it back, as the daemon has it. */
+	assert_int_equal(vu_mem_guard_install(), 0);
+	new_guest_memory(f, false);
+	bring_up(f, FEATURES);
+	/* A TX chain is posted, then the memory under it goes away. */
+	memset(f->ram + DATA, 0, 80);
+	set_desc(f, 1, 0, DATA, 72, 0, 0);
+	make_avail(f, 1, 0);
+	assert_int_equal(ftruncate(f->memfd, 0), 0);
+	/* From here on f->ram would fault for us too: not touched until replaced. */
+	kick(f, 1);
+	assert_true(closed_by_backend(f->conn));
+	assert_int_equal(f->be->stats.vu_memory_faults, 1);
+	assert_int_equal(f->be->stats.vu_bad_messages, 1);
+	assert_int_equal(f->be->stats.attached, 0);
+	assert_int_equal(f->rx_count, 0);
+	close(f->conn);
+	f->conn = -1;
+	/* The daemon goes on: a new front-end with sealed memory is served. */
+	new_guest_memory(f, true);
+	bring_up(f, FEATURES);
+	guest_tx(f, 0, 0, 0);
+	PUMP_UNTIL(f->rx_count == 1);
+	assert_int_equal(f->rx_count, 1);
+	assert_int_equal(f->be->stats.vu_memory_faults, 1);
+}
+
 static void test_tx_and_rx(void **state)
 {
 	struct fix *f = *state;
@@ -852,6 +905,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_trickle_and_refuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hugetlb_unbacked_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hugetlb_unmapped_at_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_memory, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
