@@ -72,7 +72,11 @@
  *
  * Daemon -> guest (RX ring): send() copies the header (num_buffers for
  * MRG_RXBUF) and the frame into as many RX chains as it needs and stages the
- * used entries; flush() publishes them and signals once.  Backpressure: when
+ * used entries; flush() publishes them and signals once.  Chains it cannot
+ * use (shorter than the header, too scattered) are returned unused; every
+ * chain popped for a frame counts, and after a ring's worth the frame is
+ * dropped (rx_ring_unusable, tx_errors): a guest re-offering such chains as
+ * fast as we return them cannot keep one send() going.  Backpressure: when
  * the guest has no RX buffer, frames wait in a bounded staging queue
  * (VU_STAGE_BYTES), we ask for RX kicks, call cb->set_congested(true) (the
  * daemon stops reading host sockets) and stop draining the TX ring (each
@@ -676,9 +680,14 @@ static void vu_rx_skip(struct vhost_user_backend *vb, uint16_t head)
 
 /*
  * Gather RX chains until they hold @need bytes (one chain without
- * MRG_RXBUF).  Returns 0, -ENOBUFS if the ring ran out (chains given back),
- * -EMSGSIZE if the guest's buffers cannot hold the frame (chains returned
- * unused), -EIO if the ring broke.
+ * MRG_RXBUF).  Every chain popped counts, skipped ones too: a driver has
+ * at most a ring's worth outstanding, so popping more for one frame means
+ * the guest re-offers unusable chains as fast as we return them (their
+ * used entries are visible to it before we publish them).  Returns 0,
+ * -ENOBUFS if the ring ran out (chains given back), -EMSGSIZE if the
+ * guest's buffers cannot hold the frame, -ELOOP after a ring's worth of
+ * chains without the frame fitting (both: chains returned unused), -EIO if
+ * the ring broke.
  */
 static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 {
@@ -688,18 +697,24 @@ static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 	bool mrg = vu_has_feature(vb, VIRTIO_NET_F_MRG_RXBUF);
 	unsigned int limit = mrg ? VU_RX_MAX_CHAINS : 1;
 	bool skipped_after = false; /* a skipped chain sits between gathered ones */
+	unsigned int popped = 0;    /* chains popped for this frame, skipped ones included */
 	uint64_t have = 0;
 	int ret;
 
 	b->nchains = 0;
 	b->niov = 0;
 	while (have < need) {
-		if (b->nchains == limit) {
+		if (b->nchains == limit || popped == vq->num) {
 			for (unsigned int i = 0; i < b->nchains; i++)
 				vu_rx_skip(vb, b->head[i]);
-			return -EMSGSIZE;
+			if (b->nchains == limit)
+				return -EMSGSIZE;
+			vb->be.stats.rx_ring_unusable++;
+			return -ELOOP;
 		}
 		ret = vq_pop(vq, e);
+		if (ret > 0 || ret == -E2BIG)
+			popped++;
 		if (ret == -E2BIG) {
 			skipped_after |= b->nchains > 0;
 			vu_rx_skip(vb, e->head);
@@ -761,8 +776,8 @@ static void vu_rx_copy(struct vhost_user_backend *vb, unsigned int *i, size_t *o
 /*
  * Write header @hdr (num_buffers filled in here) and @frame into the
  * guest's RX ring and push the used entries.  Returns 0, -ENOBUFS (no
- * buffers now: stage it), -EMSGSIZE (can never fit: drop), -EIO (ring
- * broken or stopped).
+ * buffers now: stage it), -EMSGSIZE (can never fit: drop), -ELOOP (only
+ * unusable buffers: drop), -EIO (ring broken or stopped).
  */
 static int vu_rx_deliver(struct vhost_user_backend *vb, uint8_t *hdr, const uint8_t *frame,
 			 size_t len)

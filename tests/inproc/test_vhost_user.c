@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -528,6 +529,106 @@ static void test_truncated_memory(void **state)
 	assert_int_equal(f->be->stats.vu_memory_faults, 1);
 }
 
+/* Used entries the backend wrote for @q that the test has not looked at (from @seen). */
+static uint16_t used_since(struct fix *f, uint32_t q, uint16_t seen)
+{
+	return (uint16_t)(used_idx(f, q) - seen);
+}
+
+/*
+ * F4: a ring full of RX chains too short for the 12-byte header.  Each is
+ * skipped (returned unused); after a ring's worth the frame is dropped and
+ * counted, where it used to wait for buffers the guest never offers.
+ */
+static void test_rx_unusable_ring(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[60] = { 0 };
+
+	bring_up(f, FEATURES);
+	for (uint16_t i = 0; i < QSIZE; i++) {
+		set_desc(f, 0, i, DATA + i * 16, 8, VRING_DESC_F_WRITE, 0);
+		make_avail(f, 0, i);
+	}
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), -EIO);
+	backend_flush(f->be);
+	assert_int_equal(f->be->stats.rx_ring_unusable, 1);
+	assert_int_equal(f->be->stats.tx_errors, 1);
+	assert_int_equal(f->be->stats.tx_frames, 0);
+	assert_false(f->congested);
+	assert_int_equal(used_idx(f, 0), QSIZE);
+	for (uint16_t i = 0; i < QSIZE; i++)
+		assert_int_equal(le32_read(f->ram + USED(0) + VRING_USED_RING_OFF + 8 * i + 4), 0);
+}
+
+/* The hostile guest of F4: re-offers every chain as soon as we return it. */
+struct reposter {
+	struct fix *f;
+	volatile bool ready, stop;
+	uint32_t consumed;          /* used entries it saw and re-offered */
+};
+
+static void *reposter_run(void *arg)
+{
+	struct reposter *r = arg;
+	struct fix *f = r->f;
+	uint8_t *used = f->ram + USED(0), *avail = f->ram + AVAIL(0);
+	uint32_t c = 0;
+
+	r->ready = true;
+	while (!r->stop) {
+		uint32_t *len = (uint32_t *)(void *)(used + VRING_USED_RING_OFF + 8 * (c % f->qsize) + 4);
+
+		if (__atomic_load_n(len, __ATOMIC_ACQUIRE) != 0)
+			continue;
+		/* We saw it (before the backend published it): mark it and offer it again. */
+		__atomic_store_n(len, UINT32_MAX, __ATOMIC_RELAXED);
+		c++;
+		__atomic_store_n((uint16_t *)(void *)(avail + VRING_AVAIL_IDX_OFF),
+				 (uint16_t)(c + f->qsize - 1), __ATOMIC_RELEASE);
+	}
+	r->consumed = c;
+	return NULL;
+}
+
+/*
+ * F4, with the guest racing us: it re-posts each unusable chain the moment
+ * our (unpublished) used entry shows it, so the avail ring never runs dry.
+ * One send used to loop for as long as the guest kept up; it must give up
+ * after a ring's worth of chains.
+ */
+static void test_rx_skip_bounded(void **state)
+{
+	struct fix *f = *state;
+	struct reposter r = { .f = f };
+	uint8_t frame[60] = { 0 };
+	pthread_t th;
+	int ret;
+
+	f->qsize = QSIZE_MAX;
+	bring_up(f, FEATURES);
+	/* Every avail entry is head 0: one 1-byte buffer, never enough for the header. */
+	set_desc(f, 0, 0, DATA, 1, VRING_DESC_F_WRITE, 0);
+	for (uint32_t i = 0; i < f->qsize; i++) {
+		le16_write(f->ram + AVAIL(0) + VRING_AVAIL_RING_OFF + 2 * i, 0);
+		le32_write(f->ram + USED(0) + VRING_USED_RING_OFF + 8 * i + 4, UINT32_MAX);
+	}
+	/* A full ring: even if the guest thread is slow to start, a ring's worth is offered. */
+	le16_write(f->ram + AVAIL(0) + VRING_AVAIL_IDX_OFF, (uint16_t)f->qsize);
+	assert_int_equal(pthread_create(&th, NULL, reposter_run, &r), 0);
+	while (!r.ready)
+		g_usleep(100);
+	ret = backend_send(f->be, frame, sizeof(frame), NULL);
+	r.stop = true;
+	pthread_join(th, NULL);
+	print_message("one send: %d, %u chains re-posted by the guest\n", ret, r.consumed);
+	assert_int_equal(ret, -EIO);
+	assert_int_equal(f->be->stats.rx_ring_unusable, 1);
+	assert_true(r.consumed <= f->qsize);
+	assert_int_equal(used_since(f, 0, 0), 0); /* nothing published before the flush */
+	backend_flush(f->be);
+}
+
 static void test_tx_and_rx(void **state)
 {
 	struct fix *f = *state;
@@ -906,6 +1007,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hugetlb_unbacked_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hugetlb_unmapped_at_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_unusable_ring, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_skip_bounded, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
