@@ -76,7 +76,11 @@
  * use (shorter than the header, too scattered) are returned unused; every
  * chain popped for a frame counts, and after a ring's worth the frame is
  * dropped (rx_ring_unusable, tx_errors): a guest re-offering such chains as
- * fast as we return them cannot keep one send() going.  Backpressure: when
+ * fast as we return them cannot keep one send() going.  So does each
+ * descriptor visited (empty and indirect ones too): at most
+ * VU_RX_FRAME_DESCS per frame and VU_RX_DRAIN_DESCS per drain dispatch,
+ * with rings of at most 1024 entries (VQ_MAX_SIZE, QEMU's maximum; a
+ * larger SET_VRING_NUM closes the connection).  Backpressure: when
  * the guest has no RX buffer, frames wait in a bounded staging queue
  * (VU_STAGE_BYTES), we ask for RX kicks, call cb->set_congested(true) (the
  * daemon stops reading host sockets) and stop draining the TX ring (each
@@ -155,6 +159,17 @@
 #define VU_TX_BUDGET 64             /* guest TX chains per dispatch (fairness) */
 #define VU_RX_DRAIN_BUDGET 256      /* staged frames delivered per dispatch */
 #define VU_RX_MAX_CHAINS 256        /* RX chains one frame may fill (MRG_RXBUF) */
+/*
+ * Descriptors one frame towards the guest may make us visit, over all the
+ * chains popped for it (skipped ones, empty descriptors and indirect ones
+ * included).  Linux needs a handful per frame (one per mergeable buffer, at
+ * most MAX_SKB_FRAGS + 2 in a chain); a guest that makes every chain as
+ * long as the rules allow (2 * 1024 - 1 visits) gets its frame dropped
+ * after about two of them instead of costing milliseconds.
+ */
+#define VU_RX_FRAME_DESCS (4 * VQ_MAX_IOV)
+/* Descriptors visited per RX drain dispatch before the rest waits for the next one. */
+#define VU_RX_DRAIN_DESCS (64 * VQ_MAX_IOV)
 #define VU_KICK_READS 4             /* reads to drain a kick fd per wakeup */
 #define VU_STAGE_BYTES (2u << 20)   /* frames waiting for RX buffers */
 #define VU_STAGE_HIGH (VU_STAGE_BYTES / 2)
@@ -233,6 +248,7 @@ struct vhost_user_backend {
 	struct vu_stage stage;
 	bool congested;
 	bool rx_used_pending;       /* RX used entries pushed, not flushed */
+	uint64_t rx_desc_visits;    /* descriptors RX gathers visited (a running total) */
 	guint work_id;              /* idle callback resuming cut-short work */
 	uint64_t unmap_failures_seen; /* vu_mem_unmap_failures() already counted */
 	bool unmap_warned;          /* the one warning about them was logged */
@@ -683,11 +699,12 @@ static void vu_rx_skip(struct vhost_user_backend *vb, uint16_t head)
  * MRG_RXBUF).  Every chain popped counts, skipped ones too: a driver has
  * at most a ring's worth outstanding, so popping more for one frame means
  * the guest re-offers unusable chains as fast as we return them (their
- * used entries are visible to it before we publish them).  Returns 0,
- * -ENOBUFS if the ring ran out (chains given back), -EMSGSIZE if the
- * guest's buffers cannot hold the frame, -ELOOP after a ring's worth of
- * chains without the frame fitting (both: chains returned unused), -EIO if
- * the ring broke.
+ * used entries are visible to it before we publish them).  So does every
+ * descriptor visited, up to VU_RX_FRAME_DESCS.  Returns 0, -ENOBUFS if the
+ * ring ran out (chains given back), -EMSGSIZE if the guest's buffers
+ * cannot hold the frame, -ELOOP after a ring's worth of chains or too many
+ * descriptors without the frame fitting (both: chains returned unused),
+ * -EIO if the ring broke.
  */
 static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 {
@@ -698,13 +715,14 @@ static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 	unsigned int limit = mrg ? VU_RX_MAX_CHAINS : 1;
 	bool skipped_after = false; /* a skipped chain sits between gathered ones */
 	unsigned int popped = 0;    /* chains popped for this frame, skipped ones included */
+	unsigned int visits = 0;    /* descriptors they took */
 	uint64_t have = 0;
 	int ret;
 
 	b->nchains = 0;
 	b->niov = 0;
 	while (have < need) {
-		if (b->nchains == limit || popped == vq->num) {
+		if (b->nchains == limit || popped == vq->num || visits >= VU_RX_FRAME_DESCS) {
 			for (unsigned int i = 0; i < b->nchains; i++)
 				vu_rx_skip(vb, b->head[i]);
 			if (b->nchains == limit)
@@ -713,8 +731,11 @@ static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 			return -ELOOP;
 		}
 		ret = vq_pop(vq, e);
-		if (ret > 0 || ret == -E2BIG)
+		if (ret > 0 || ret == -E2BIG) {
 			popped++;
+			visits += e->ndesc;
+			vb->rx_desc_visits += e->ndesc;
+		}
 		if (ret == -E2BIG) {
 			skipped_after |= b->nchains > 0;
 			vu_rx_skip(vb, e->head);
@@ -844,6 +865,7 @@ static void vu_rx_ring_full(struct vhost_user_backend *vb)
 static bool vu_rx_drain(struct vhost_user_backend *vb)
 {
 	struct virtqueue *vq = &vb->vr[VU_RXQ].vq;
+	uint64_t visits_end = vb->rx_desc_visits + VU_RX_DRAIN_DESCS;
 	uint8_t *hdr, *frame;
 	size_t len;
 	bool more = false, progress = false;
@@ -853,7 +875,8 @@ static bool vu_rx_drain(struct vhost_user_backend *vb)
 	for (int done = 0; vq_usable(vq) && vu_stage_peek(&vb->stage, &hdr, &frame, &len); done++) {
 		int ret;
 
-		if (done == VU_RX_DRAIN_BUDGET) {
+		/* A budget in frames and one in descriptors visited: both bound a dispatch. */
+		if (done == VU_RX_DRAIN_BUDGET || vb->rx_desc_visits >= visits_end) {
 			more = true;
 			break;
 		}
@@ -1301,11 +1324,12 @@ static int vu_h_set_vring_num(struct vhost_user_backend *vb, struct vu_msg *msg,
 
 	if (ret)
 		return ret;
-	if (vq_set_num(&vb->vr[msg->u.state.index].vq, msg->u.state.num)) {
-		*why = "ring size not a power of two from 1 to 32768";
-		return -EINVAL;
-	}
-	return 0;
+	ret = vq_set_num(&vb->vr[msg->u.state.index].vq, msg->u.state.num);
+	if (ret == -E2BIG)
+		*why = "ring size above 1024 (QEMU's virtio-net maximum)";
+	else if (ret)
+		*why = "ring size 0 or not a power of two";
+	return ret;
 }
 
 static int vu_h_set_vring_addr(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)

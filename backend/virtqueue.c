@@ -79,8 +79,10 @@ int vq_set_num(struct virtqueue *vq, uint32_t num)
 {
 	if (vq->started)
 		return -EBUSY;
-	if (num == 0 || num > VRING_MAX_SIZE || (num & (num - 1)))
+	if (num == 0 || (num & (num - 1)))
 		return -EINVAL;
+	if (num > VQ_MAX_SIZE)
+		return -E2BIG;
 	vq->num = num;
 	vq_clear_broken(vq);
 	return 0;
@@ -274,6 +276,7 @@ static const char *vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vq_
 	for (;;) {
 		if (w.budget-- == 0)
 			return "descriptor chain loops or is longer than the queue";
+		e->ndesc++;
 		vq_read_desc(w.table, i, &d);
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			err = vq_enter_indirect(vq, &w, &d);
@@ -308,6 +311,7 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e)
 		return -EIO;
 	}
 	e->head = head;
+	e->ndesc = 0;
 	e->out_num = e->in_num = 0;
 	e->out_len = e->in_len = 0;
 	err = vq_walk_chain(vq, head, e);

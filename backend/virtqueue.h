@@ -6,9 +6,9 @@
  * Theory of operation
  *
  * Lifecycle: vq_init() gives an unconfigured queue.  The front-end sets the
- * size (vq_set_num), the ring addresses (vq_set_addr) and the first index
- * (vq_set_base), in any order; vq_start() then checks the ring against the
- * memory table -- size a power of two up to 32768, descriptor table, avail
+ * size (vq_set_num: a power of two up to VQ_MAX_SIZE, 1024), the ring
+ * addresses (vq_set_addr) and the first index (vq_set_base), in any order;
+ * vq_start() then checks the ring against the memory table -- descriptor table, avail
  * and used rings each aligned and entirely inside one mapped region -- and
  * resolves the three host pointers once.  vq_stop() forgets the pointers
  * (the memory table may go away) but keeps last_avail_idx for
@@ -22,7 +22,10 @@
  * device-writable ones.  INDIRECT_DESC is supported: an indirect descriptor
  * (len a non-zero multiple of 16, never also NEXT, never inside another
  * indirect table) switches the walk to its table.  The walk visits at most
- * queue-size descriptors in all, which bounds loops and long chains.
+ * queue-size descriptors of the ring's table and at most the indirect
+ * table's length after the switch (each entry once: a second visit is a
+ * loop), so at most 2 * num - 1 in all; vq_elem.ndesc says how many, for
+ * callers that budget work per frame.
  *
  * Violations -- an avail index that moved by more than the queue size, a
  * head or next index out of range, a loop or over-long chain, a readable
@@ -64,11 +67,19 @@
 /* Iovecs one element may need; a longer valid chain is returned as -E2BIG. */
 #define VQ_MAX_IOV 1024
 
+/*
+ * Largest queue size we accept: QEMU's VIRTQUEUE_MAX_SIZE, the most its
+ * virtio-net rx_queue_size/tx_queue_size can be.  The split-ring format
+ * allows 32768 (VRING_MAX_SIZE); every walk and skip bound scales with it.
+ */
+#define VQ_MAX_SIZE 1024
+
 /* Largest total of a chain's buffers: used.len is 32-bit. */
 #define VQ_MAX_CHAIN_BYTES UINT32_MAX
 
 struct vq_elem {
 	uint16_t head;              /* descriptor index to return in vq_push() */
+	unsigned int ndesc;         /* descriptors the walk visited (indirect, empty ones too) */
 	unsigned int out_num;       /* device-readable iovecs: iov[0 .. out_num) */
 	unsigned int in_num;        /* device-writable: iov[out_num .. out_num + in_num) */
 	uint64_t out_len, in_len;   /* their total bytes, each <= VQ_MAX_CHAIN_BYTES */
@@ -111,8 +122,8 @@ void vq_reset(struct virtqueue *vq);
 /**
  * vq_set_num() - queue size from SET_VRING_NUM; clears BROKEN
  *
- * Return: 0, or -EINVAL unless a power of two from 1 to VRING_MAX_SIZE, or
- * -EBUSY while started.
+ * Return: 0, -EINVAL for 0 or a size that is not a power of two, -E2BIG
+ * above VQ_MAX_SIZE, or -EBUSY while started.
  */
 int vq_set_num(struct virtqueue *vq, uint32_t num);
 

@@ -629,6 +629,60 @@ static void test_rx_skip_bounded(void **state)
 	backend_flush(f->be);
 }
 
+/* F5: a ring above QEMU's 1024 entries is refused; 1024 itself is fine (other tests). */
+static void test_ring_size_cap(void **state)
+{
+	struct fix *f = *state;
+
+	bring_up_to_mem_table(f);
+	send_state(f->conn, VU_REQ_SET_VRING_NUM, 0, QSIZE_MAX);
+	send_msg(f->conn, VU_REQ_GET_QUEUE_NUM, VU_VERSION, NULL, 0, NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_GET_QUEUE_NUM) == 1);
+	send_state(f->conn, VU_REQ_SET_VRING_NUM, 0, 2 * QSIZE_MAX);
+	assert_true(closed_by_backend(f->conn));
+	assert_int_equal(f->be->stats.vu_bad_messages, 1);
+}
+
+/*
+ * F5: every RX chain as long as the rules allow on a 1024-entry ring --
+ * 1022 empty writable descriptors, then an indirect table of 1024 entries
+ * whose last holds 12 bytes -- so a 1514-byte frame needs 128 chains of
+ * 2047 descriptor visits each.  The frame is dropped after the per-frame
+ * budget (a few chains) instead of walking a quarter million descriptors.
+ */
+static void test_rx_descriptor_budget(void **state)
+{
+	struct fix *f = *state;
+	uint64_t table = DATA + 0x10000;
+	uint8_t frame[1514] = { 0 };
+	uint16_t used;
+
+	f->qsize = QSIZE_MAX;
+	bring_up(f, FEATURES | VIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC));
+	for (uint32_t i = 0; i < f->qsize - 2; i++)
+		set_desc(f, 0, i, DATA, 0, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, (uint16_t)(i + 1));
+	set_desc(f, 0, f->qsize - 2, table, f->qsize * VRING_DESC_SIZE, VRING_DESC_F_INDIRECT, 0);
+	for (uint32_t i = 0; i < f->qsize; i++) {
+		uint8_t *p = f->ram + table + i * VRING_DESC_SIZE;
+		bool last = i == f->qsize - 1;
+
+		le64_write(p, DATA + 0x100);
+		le32_write(p + 8, last ? VIRTIO_NET_HDR_LEN : 0);
+		le16_write(p + 12, VRING_DESC_F_WRITE | (last ? 0 : VRING_DESC_F_NEXT));
+		le16_write(p + 14, (uint16_t)(i + 1));
+	}
+	for (uint32_t i = 0; i < f->qsize; i++)
+		make_avail(f, 0, 0);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), -EIO);
+	backend_flush(f->be);
+	used = used_idx(f, 0);
+	print_message("%u chains popped for one frame\n", used);
+	assert_true(used >= 2 && used <= 3);
+	assert_int_equal(f->be->stats.rx_ring_unusable, 1);
+	assert_int_equal(f->be->stats.tx_frames, 0);
+	assert_int_equal(f->be->stats.ring_broken, 0);
+}
+
 static void test_tx_and_rx(void **state)
 {
 	struct fix *f = *state;
@@ -1009,6 +1063,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_truncated_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_unusable_ring, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_skip_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_size_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_descriptor_budget, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
