@@ -16,7 +16,9 @@
  * below judge it against our state.  Any violation -- malformed message,
  * unknown request, wrong fd count, features we did not offer, a request
  * whose protocol feature was not negotiated, an invalid memory table, a
- * ring that does not fit in memory, reconfiguring a running ring -- gets
+ * ring that does not fit in memory, reconfiguring a running ring, a kick,
+ * call or err fd that is not an eventfd (or a kick eventfd in semaphore
+ * mode: vu_check_ring_fd() says how that is told under seccomp) -- gets
  * one log line naming the request and the rule, is counted
  * (vu_bad_messages) and closes this connection; the daemon goes on.
  * Replies (GET_*, REPLY_ACK, SET_LOG_BASE) are sent with MSG_DONTWAIT; a
@@ -53,9 +55,12 @@
  * addresses, a memory table and is enabled (with PROTOCOL_FEATURES,
  * SET_VRING_ENABLE; without, at once); virtqueue.c validates it against the
  * memory table then.  GET_VRING_BASE stops the ring, closes its kick and
- * call fds and answers last_avail_idx.  A SET_MEM_TABLE or SET_VRING_ADDR
- * while running (QEMU does both: memory hotplug, and turning on the used
- * ring's dirty log for migration) stops, revalidates and restarts the ring.
+ * call fds and answers last_avail_idx.  A kick fd that fails, hangs up, or
+ * stays readable after its reads on VU_KICK_BUSY_MAX wake-ups in a row (so
+ * would spin the loop) is no longer watched and the front-end is closed.
+ * A SET_MEM_TABLE or SET_VRING_ADDR while running (QEMU does both: memory
+ * hotplug, and turning on the used ring's dirty log for migration) stops,
+ * revalidates and restarts the ring.
  * A ring whose guest breaks the virtqueue rules is BROKEN (virtqueue.c): a
  * rate-limited log line, ring_broken counted, its err fd signalled, and no
  * more processing until the front-end reconfigures it.
@@ -122,7 +127,10 @@
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 
@@ -171,6 +179,14 @@
 /* Descriptors visited per RX drain dispatch before the rest waits for the next one. */
 #define VU_RX_DRAIN_DESCS (64 * VQ_MAX_IOV)
 #define VU_KICK_READS 4             /* reads to drain a kick fd per wakeup */
+/*
+ * Wake-ups in a row after which a kick fd that was still readable after
+ * VU_KICK_READS reads is taken for one that never drains.  An eventfd
+ * returns its whole count in one read; for all four to return data, a kick
+ * has to land between each of our reads, sixteen times running.
+ */
+#define VU_KICK_BUSY_MAX 16
+#define VU_FDINFO_MAX 512           /* bytes of /proc/self/fdinfo/N we read */
 #define VU_STAGE_BYTES (2u << 20)   /* frames waiting for RX buffers */
 #define VU_STAGE_HIGH (VU_STAGE_BYTES / 2)
 #define VU_STAGE_LOW (VU_STAGE_BYTES / 4)
@@ -195,6 +211,7 @@ struct vu_vring {
 	struct virtqueue vq;
 	int kick_fd, call_fd, err_fd;   /* -1 when unset; owned */
 	GSource *kick_src;
+	unsigned int kick_busy;     /* wake-ups in a row the kick fd did not drain */
 	bool enabled;               /* SET_VRING_ENABLE */
 	uint64_t violations_reported; /* vq.violations already logged and counted */
 };
@@ -214,6 +231,7 @@ struct vhost_user_backend {
 	struct backend be;
 	char *path;
 	unsigned int mtu;           /* our --mtu: the most NET_SET_MTU may ask */
+	dev_t anon_dev;             /* st_dev of anonymous inodes: where eventfds live */
 	int listen_fd;
 	GSource *listen_src;
 
@@ -1379,16 +1397,97 @@ static int vu_h_get_vring_base(struct vhost_user_backend *vb, struct vu_msg *msg
 	return vu_reply(vb, len) ?: 1;
 }
 
-/* Take @msg's fd (or none with NOFD) into *@slot, non-blocking; closes what was there. */
-static void vu_take_vring_fd(struct vu_msg *msg, int *slot)
+/*
+ * vu_check_ring_fd() - is @fd an eventfd, as a ring's kick, call and err fds must be?
+ * @vb:		backend (knows where anonymous inodes live)
+ * @fd:		the fd a SET_VRING_KICK/CALL/ERR carried
+ * @kick:	true for a kick fd, which we read: a semaphore-mode one is refused
+ * @why:	set to a static reason on refusal
+ *
+ * Anything else can spin or block us: /dev/zero or a semaphore eventfd
+ * is readable for ever (a kick fd we poll), a regular file on FUSE or NFS
+ * can block a write (a call fd).  The check has to work under the
+ * daemon's seccomp filter, which allows fstat and read-only opens but not
+ * readlink(/proc/self/fd/N).  fstat gives an eventfd no file type and the
+ * st_dev of the anonymous-inode filesystem, which no file, pipe, socket,
+ * device (/dev/zero) or memfd has -- compared with an eventfd of our own
+ * (checked on Linux 6.18: pipefs, sockfs, devtmpfs and shmem each have
+ * their own device).  timerfds, signalfds and epoll fds share that
+ * inode, so /proc/self/fdinfo/N, where it can be read, must also show an
+ * eventfd ("eventfd-count:") and, for a kick fd, not one in semaphore mode
+ * ("eventfd-semaphore: 1", shown by recent kernels).  Without /proc only
+ * the fstat check is made; vu_on_kick() then catches a kick fd that stays
+ * readable.
+ *
+ * Return: 0, or -EBADF/-errno with *@why set.
+ */
+static int vu_check_ring_fd(const struct vhost_user_backend *vb, int fd, bool kick,
+			    const char **why)
 {
+	char path[sizeof("/proc/self/fdinfo/") + 12], info[VU_FDINFO_MAX];
+	struct stat st;
+	ssize_t n;
+	int pfd;
+
+	if (fstat(fd, &st) < 0) {
+		*why = "cannot fstat a vring fd";
+		return -errno;
+	}
+	if (st.st_dev != vb->anon_dev) {
+		*why = "vring fd is not an eventfd (a file, pipe, socket or device)";
+		return -EBADF;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	pfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pfd < 0)
+		return 0; /* no /proc here: the fstat check has to do */
+	do {
+		n = read(pfd, info, sizeof(info) - 1);
+	} while (n < 0 && errno == EINTR);
+	close(pfd);
+	if (n < 0)
+		return 0;
+	info[n] = '\0';
+	if (!strstr(info, "\neventfd-count:")) {
+		*why = "vring fd is not an eventfd (another anonymous file: timerfd, signalfd...)";
+		return -EBADF;
+	}
+	if (kick && strstr(info, "\neventfd-semaphore: 1")) {
+		*why = "kick fd is an eventfd in semaphore mode: reading never empties it";
+		return -EBADF;
+	}
+	return 0;
+}
+
+/*
+ * Take @msg's fd (or none with NOFD) into *@slot, closing what was there,
+ * once vu_check_ring_fd() accepts it.  Returns 0, or -errno with *@why set
+ * (the fd stays the message's, *@slot is unchanged).
+ */
+static int vu_take_vring_fd(struct vhost_user_backend *vb, struct vu_msg *msg, int *slot,
+			    bool kick, const char **why)
+{
+	int fl, ret;
+
+	if (!msg->u.vring_fd.nofd) {
+		ret = vu_check_ring_fd(vb, msg->fds[0], kick, why);
+		if (ret)
+			return ret;
+	}
 	vu_close_fd(slot);
 	if (msg->u.vring_fd.nofd)
-		return;
+		return 0;
 	*slot = msg->fds[0];
 	msg->fds[0] = -1;
-	/* A pipe in place of an eventfd must not block us (eventfds from QEMU already don't). */
-	fcntl(*slot, F_SETFL, fcntl(*slot, F_GETFL) | O_NONBLOCK);
+	/*
+	 * An eventfd made without EFD_NONBLOCK would block our second read.
+	 * QEMU's are non-blocking already: their (shared) file description
+	 * is then left alone.
+	 */
+	fl = fcntl(*slot, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(*slot, F_SETFL, fl | O_NONBLOCK);
+	return 0;
 }
 
 static int vu_h_set_vring_kick(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
@@ -1401,9 +1500,13 @@ static int vu_h_set_vring_kick(struct vhost_user_backend *vb, struct vu_msg *msg
 		*why = "polling mode (no kick fd) is not supported";
 		return -EINVAL;
 	}
+	ret = vu_check_ring_fd(vb, msg->fds[0], true, why);
+	if (ret)
+		return ret;
 	vu_ring_pause(vb, idx);
 	fdsource_clear(&vr->kick_src);
-	vu_take_vring_fd(msg, &vr->kick_fd);
+	vu_take_vring_fd(vb, msg, &vr->kick_fd, true, why); /* checked above: cannot fail */
+	vr->kick_busy = 0;
 	vr->kick_src = fdsource_new(vr->kick_fd, G_IO_IN, vu_on_kick, vb);
 	ret = vu_ring_update(vb, idx, why);
 	vu_rx_check_restarted(vb);
@@ -1412,16 +1515,12 @@ static int vu_h_set_vring_kick(struct vhost_user_backend *vb, struct vu_msg *msg
 
 static int vu_h_set_vring_call(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
-	(void)why;
-	vu_take_vring_fd(msg, &vb->vr[msg->u.vring_fd.index].call_fd);
-	return 0;
+	return vu_take_vring_fd(vb, msg, &vb->vr[msg->u.vring_fd.index].call_fd, false, why);
 }
 
 static int vu_h_set_vring_err(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
-	(void)why;
-	vu_take_vring_fd(msg, &vb->vr[msg->u.vring_fd.index].err_fd);
-	return 0;
+	return vu_take_vring_fd(vb, msg, &vb->vr[msg->u.vring_fd.index].err_fd, false, why);
 }
 
 static int vu_h_get_protocol_features(struct vhost_user_backend *vb, struct vu_msg *msg,
@@ -1727,25 +1826,41 @@ static gboolean vu_on_conn(int fd, GIOCondition ready, void *opaque)
 	return G_SOURCE_CONTINUE;
 }
 
-/* A kick: drain the eventfd, then serve the ring (when it runs). */
+/*
+ * A kick: drain the eventfd, then serve the ring (when it runs).  A kick
+ * fd that fails, hangs up or never drains (still readable after
+ * VU_KICK_READS reads, VU_KICK_BUSY_MAX wake-ups running: a semaphore
+ * eventfd where fdinfo could not tell) would wake us for ever: it is no
+ * longer watched and the front-end is closed.
+ */
 static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 {
 	struct vhost_user_backend *vb = opaque;
+	struct vu_vring *vr = fd == vb->vr[VU_TXQ].kick_fd ? &vb->vr[VU_TXQ] : &vb->vr[VU_RXQ];
 	uint64_t v;
 	ssize_t n = 0;
+	int reads;
 
-	for (int i = 0; i < VU_KICK_READS; i++) {
+	for (reads = 0; reads < VU_KICK_READS; reads++) {
 		n = read(fd, &v, sizeof(v));
 		if (n <= 0)
 			break;
 	}
+	vr->kick_busy = reads == VU_KICK_READS ? vr->kick_busy + 1 : 0;
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
 	    (ready & (G_IO_HUP | G_IO_ERR))) {
-		/* Not an eventfd that stays quiet: it would wake us forever. */
 		vb->be.stats.vu_bad_messages++;
 		g_warning("vhost-user front-end (pid %d): a kick fd reached end of file or failed; "
 			  "closing the connection", (int)vb->conn_pid);
 		vu_disconnect(vb, "unusable kick fd");
+		return G_SOURCE_CONTINUE;
+	}
+	if (vr->kick_busy >= VU_KICK_BUSY_MAX) {
+		vb->be.stats.vu_bad_messages++;
+		g_warning("vhost-user front-end (pid %d): a kick fd stays readable after it is read "
+			  "(an eventfd in semaphore mode?); closing the connection",
+			  (int)vb->conn_pid);
+		vu_disconnect(vb, "kick fd never drains");
 		return G_SOURCE_CONTINUE;
 	}
 	if (fd == vb->vr[VU_TXQ].kick_fd) {
@@ -1832,12 +1947,33 @@ static const struct backend_ops vu_ops = {
 	.free = vu_free,
 };
 
+/*
+ * The device of the anonymous-inode filesystem, from an eventfd of our
+ * own, for vu_check_ring_fd().  At set-up: eventfd() is not on the
+ * seccomp allowlist.
+ */
+static int vu_anon_inode_dev(dev_t *dev)
+{
+	struct stat st;
+	int fd = eventfd(0, EFD_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		ret = -errno;
+	else
+		*dev = st.st_dev;
+	close(fd);
+	return ret;
+}
+
 int vhost_user_backend_new(const char *path, unsigned int mtu,
 			   const struct backend_callbacks *cb, void *opaque,
 			   struct backend **out)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct vhost_user_backend *vb;
+	dev_t anon_dev = 0;
 	int ret;
 
 	if (strlen(path) >= sizeof(addr.sun_path))
@@ -1847,6 +1983,9 @@ int vhost_user_backend_new(const char *path, unsigned int mtu,
 	ret = vu_mem_guard_install();
 	if (ret)
 		return ret;
+	ret = vu_anon_inode_dev(&anon_dev);
+	if (ret)
+		return ret;
 
 	vb = g_new0(struct vhost_user_backend, 1);
 	vb->be.ops = &vu_ops;
@@ -1854,6 +1993,7 @@ int vhost_user_backend_new(const char *path, unsigned int mtu,
 	vb->be.opaque = opaque;
 	vb->be.max_frame = (size_t)mtu + FRAME_ETH_HLEN;
 	vb->mtu = mtu;
+	vb->anon_dev = anon_dev;
 	vb->path = g_strdup(path);
 	vb->listen_fd = -1;
 	vb->conn_fd = -1;

@@ -20,9 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 
 #include <cmocka.h>
@@ -683,6 +686,96 @@ static void test_rx_descriptor_budget(void **state)
 	assert_int_equal(f->be->stats.ring_broken, 0);
 }
 
+/* A ring fd of a given kind for test_ring_fds_must_be_eventfds(); the caller closes it. */
+static int make_ring_fd(int kind)
+{
+	uint64_t big = 1ull << 40;
+	int p[2], fd = -1;
+
+	switch (kind) {
+	case 0:
+		return open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	case 1:
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+		close(p[1]);
+		return p[0];
+	case 2:
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p), 0);
+		close(p[1]);
+		return p[0];
+	case 3:
+		return memfd_create("not-an-eventfd", MFD_CLOEXEC);
+	case 4: /* anonymous, like an eventfd, but a timer: only /proc/self/fdinfo tells */
+		return timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	case 5: /* an eventfd, but reading never empties it */
+		fd = eventfd(0, EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC);
+		assert_int_equal(write(fd, &big, sizeof(big)), sizeof(big));
+		return fd;
+	}
+	return -1;
+}
+
+/*
+ * F6: /dev/zero or a semaphore-mode eventfd as a kick fd is always
+ * readable and span the loop; pipes, sockets, files and other anonymous
+ * fds are no eventfds either.  Each is refused where it is given, as a
+ * kick fd and (but for the semaphore) as a call fd.
+ */
+static void test_ring_fds_must_be_eventfds(void **state)
+{
+	static const char *const kinds[] = { "/dev/zero", "a pipe", "a socket", "a memfd",
+					     "a timerfd", "a semaphore eventfd" };
+	struct fix *f = *state;
+	uint64_t bad = 0;
+
+	for (int kind = 0; kind < (int)G_N_ELEMENTS(kinds); kind++) {
+		for (int req = 0; req < 2; req++) {
+			int fd;
+
+			if (req == 1 && kind == 5)
+				continue; /* we only write call fds: a semaphore one is harmless */
+			fd = make_ring_fd(kind);
+			assert_true(fd >= 0);
+			bring_up(f, FEATURES);
+			print_message("%s as a %s fd\n", kinds[kind], req ? "call" : "kick");
+			send_u64(f->conn, req ? VU_REQ_SET_VRING_CALL : VU_REQ_SET_VRING_KICK,
+				 VU_VERSION, 1, &fd, 1);
+			assert_true(closed_by_backend(f->conn));
+			assert_int_equal(f->be->stats.vu_bad_messages, ++bad);
+			close(fd);
+			close(f->conn);
+			f->conn = -1;
+		}
+	}
+}
+
+/*
+ * F6, where /proc/self/fdinfo cannot be read (a /proc-less container):
+ * a semaphore-mode eventfd passes the fstat check, so the kick handler must
+ * notice that it stays readable after its reads, stop watching it and close
+ * the front-end.  Needs a private mount namespace (root); skipped otherwise.
+ */
+static void test_kick_fd_never_drains(void **state)
+{
+	struct fix *f = *state;
+	int fd = make_ring_fd(5);
+
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("none", "/proc", "tmpfs", 0, NULL) < 0) {
+		print_message("skipped: cannot hide /proc in a mount namespace (%s)\n",
+			      g_strerror(errno));
+		close(fd);
+		skip();
+	}
+	bring_up(f, FEATURES);
+	send_u64(f->conn, VU_REQ_SET_VRING_KICK, VU_VERSION, 1, &fd, 1);
+	assert_true(closed_by_backend(f->conn));
+	assert_int_equal(umount2("/proc", MNT_DETACH), 0);
+	assert_int_equal(f->be->stats.vu_bad_messages, 1);
+	assert_int_equal(f->be->stats.attached, 0);
+	close(fd);
+}
+
 static void test_tx_and_rx(void **state)
 {
 	struct fix *f = *state;
@@ -1065,6 +1158,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_skip_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_size_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_descriptor_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_fds_must_be_eventfds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kick_fd_never_drains, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
