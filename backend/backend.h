@@ -86,7 +86,8 @@ struct backend_stats {
 	uint64_t peers_accepted;    /* QEMU connections served */
 	uint64_t peers_refused;     /* QEMU connections refused (one at a time) */
 	uint64_t congestion_events; /* times the backend asked to throttle */
-	uint64_t rx_bad_meta;       /* offload metadata the guest may not send */
+	uint64_t rx_bad_meta;       /* offload metadata the guest may not send: frame dropped */
+	uint64_t rx_meta_ignored;   /* header flags ignored (DATA_VALID, unknown): frame kept */
 	uint64_t attached;          /* gauge: 1 while a guest (QEMU, tap) is attached */
 	/* vhost-user only (0 elsewhere). */
 	uint64_t rx_ring_full_events; /* the guest's RX ring had no buffer: frames staged */

@@ -73,7 +73,10 @@
  * cb->rx_frame() called.  One used-index publication and at most one call-fd
  * signal per batch (EVENT_IDX).  Runts, oversize frames, chains with too
  * many buffers and headers asking for offloads we did not negotiate are
- * dropped and counted; their chains are returned all the same.
+ * dropped and counted; their chains are returned all the same.  Header
+ * flags other than NEEDS_CSUM (DATA_VALID, which the driver must not set,
+ * and bits we do not know) are ignored and counted (rx_meta_ignored), as
+ * virtio 5.1.6.2 asks: the frame goes on as a plain one.
  *
  * Daemon -> guest (RX ring): send() copies the header (num_buffers for
  * MRG_RXBUF) and the frame into as many RX chains as it needs and stages the
@@ -577,21 +580,24 @@ static size_t vu_copy_out(const struct vq_elem *e, uint8_t *buf, size_t cap)
 }
 
 /*
- * The guest's virtio-net header as struct frame_meta.  Returns 0 with
- * *@meta NULL for a plain frame, 0 with @out filled and *@meta = @out, or
- * -EINVAL for offloads the guest may not use (not negotiated, or
- * inconsistent with the frame).
+ * The guest's virtio-net header as struct frame_meta.  Only NEEDS_CSUM is a
+ * flag the guest may send (virtio 5.1.6.2): it MUST NOT set DATA_VALID or
+ * RSC_INFO, and the device MUST ignore bits it does not recognize, so every
+ * other bit is stripped (*@ignored set) and never reaches the receiver as
+ * metadata.  Returns 0 with *@meta NULL for a plain frame, 0 with @out
+ * filled and *@meta = @out, or -EINVAL for offloads the guest may not use
+ * (NEEDS_CSUM or a GSO type not negotiated, or inconsistent with the frame:
+ * such a frame cannot be taken as a plain one).
  */
 static int vu_parse_tx_hdr(const struct vhost_user_backend *vb, const uint8_t *h, size_t frame_len,
-			   struct frame_meta *out, const struct frame_meta **meta)
+			   struct frame_meta *out, const struct frame_meta **meta, bool *ignored)
 {
-	uint8_t flags = h[0], gso = h[1];
+	uint8_t flags = h[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM, gso = h[1];
 
 	*meta = NULL;
+	*ignored = flags != h[0];
 	if (!flags && gso == VIRTIO_NET_HDR_GSO_NONE)
 		return 0;
-	if (flags & ~(VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID))
-		return -EINVAL;
 	out->flags = flags;
 	out->gso_type = gso;
 	out->hdr_len = le16_read(h + 2);
@@ -624,6 +630,7 @@ static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
 	struct backend_stats *st = &vb->be.stats;
 	const struct frame_meta *meta;
 	struct frame_meta m;
+	bool ignored;
 	size_t len;
 
 	vq_push(&vb->vr[VU_TXQ].vq, e->head, 0);
@@ -636,10 +643,11 @@ static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
 		return;
 	}
 	len = vu_copy_out(e, vb->frame_buf, vb->frame_cap) - VIRTIO_NET_HDR_LEN;
-	if (vu_parse_tx_hdr(vb, vb->frame_buf, len, &m, &meta)) {
+	if (vu_parse_tx_hdr(vb, vb->frame_buf, len, &m, &meta, &ignored)) {
 		st->rx_bad_meta++;
 		return;
 	}
+	st->rx_meta_ignored += ignored;
 	st->rx_frames++;
 	st->rx_bytes += len;
 	vb->be.cb->rx_frame(vb->frame_buf + VIRTIO_NET_HDR_LEN, len, meta, vb->be.opaque);

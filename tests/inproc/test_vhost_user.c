@@ -776,6 +776,47 @@ static void test_kick_fd_never_drains(void **state)
 	close(fd);
 }
 
+/*
+ * F8: header flags and GSO types the guest may not send.  DATA_VALID (the
+ * driver MUST NOT set it) and bits we do not know (the device MUST ignore
+ * them: virtio 5.1.6.2) are stripped and counted: the frame is plain and
+ * its meta NULL.  NEEDS_CSUM or a GSO type that was not negotiated is a
+ * frame we cannot take as it is: dropped, counted.  Nothing reaches
+ * rx_frame() as metadata, as no offload is negotiated.
+ */
+static void test_tx_header_flags(void **state)
+{
+	static const struct { uint8_t flags, gso; bool delivered; } cases[] = {
+		{ VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_GSO_NONE, true },
+		{ 0x04 /* RSC_INFO */, VIRTIO_NET_HDR_GSO_NONE, true },
+		{ 0xf0, VIRTIO_NET_HDR_GSO_NONE, true },
+		{ VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_GSO_NONE,
+		  false },
+		{ 0, VIRTIO_NET_HDR_GSO_TCPV4, false },
+		{ VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_GSO_UDP, false },
+		{ 0, VIRTIO_NET_HDR_GSO_NONE | VIRTIO_NET_HDR_GSO_ECN, false },
+	};
+	struct fix *f = *state;
+	unsigned int delivered = 0, dropped = 0, stripped = 0;
+
+	bring_up(f, FEATURES);
+	for (unsigned int i = 0; i < G_N_ELEMENTS(cases); i++) {
+		f->rx_meta = true;
+		guest_tx(f, (uint16_t)(2 * (i % (QSIZE / 2))), i % 8, cases[i].flags);
+		f->ram[DATA + (i % 8) * 0x1000 + 1] = cases[i].gso;
+		PUMP_UNTIL(used_idx(f, 1) == i + 1);
+		assert_int_equal(used_idx(f, 1), i + 1);
+		delivered += cases[i].delivered;
+		dropped += !cases[i].delivered;
+		stripped += cases[i].delivered;
+		assert_int_equal(f->rx_count, delivered);
+		if (cases[i].delivered)
+			assert_false(f->rx_meta);
+	}
+	assert_int_equal(f->be->stats.rx_bad_meta, dropped);
+	assert_int_equal(f->be->stats.rx_meta_ignored, stripped);
+}
+
 static void test_tx_and_rx(void **state)
 {
 	struct fix *f = *state;
@@ -1160,6 +1201,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_descriptor_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_fds_must_be_eventfds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kick_fd_never_drains, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tx_header_flags, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
