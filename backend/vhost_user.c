@@ -43,7 +43,10 @@
  *
  *   REPLY_ACK    QEMU asks for an ack of SET_MEM_TABLE and others (errors surface)
  *   LOG_SHMFD    the dirty log arrives as a shared-memory fd (SET_LOG_BASE)
- *   NET_MTU      NET_SET_MTU, accepted up to our --mtu
+ *   NET_MTU      NET_SET_MTU, accepted from 576 up to our --mtu: enforced
+ *                (cb->link_mtu() tells the daemon, which fits frames to it;
+ *                vu_send() drops a plain frame over it), --mtu again after
+ *                the front-end goes
  *   RARP         after migration QEMU asks us to announce the guest (SEND_RARP);
  *                we have no L2 network to announce on, so it is counted only
  *
@@ -197,7 +200,12 @@
 #define VU_STAGE_WRAP UINT32_MAX    /* record length marking "continue at 0" */
 #define VU_LISTEN_BACKLOG 4
 #define VU_ACCEPTS_PER_DISPATCH 16
-#define VU_MTU_MIN 68               /* RFC 791's smallest MTU */
+/*
+ * The smallest guest MTU NET_SET_MTU may set: IPv4's minimum reassembly
+ * size, the floor of the daemon's guest link (DHCP's MTU option and the
+ * fragments it cuts need it).
+ */
+#define VU_MTU_MIN 576
 #define VU_REFUSE_BURST 5
 #define VU_BROKEN_BURST 5
 
@@ -255,7 +263,7 @@ struct vhost_user_backend {
 	uint64_t features;          /* acked by SET_FEATURES */
 	uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
 	bool protocol_set;          /* SET_PROTOCOL_FEATURES seen */
-	unsigned int guest_mtu;     /* NET_SET_MTU, 0 if not sent */
+	unsigned int guest_mtu;     /* NET_SET_MTU, 0 if not sent: then mtu applies */
 	struct vu_mem mem;
 	struct vu_log log;
 	struct vu_vring vr[VU_NUM_QUEUES];
@@ -382,6 +390,19 @@ static void vu_stage_pop(struct vu_stage *st, size_t len)
 }
 
 /* ------------------------------------------------------------ helpers */
+
+/*
+ * The guest's MTU is now @mtu (0: not set by the front-end, our --mtu):
+ * remembered for vu_send() and passed to cb->link_mtu() when it changes.
+ */
+static void vu_set_guest_mtu(struct vhost_user_backend *vb, unsigned int mtu)
+{
+	if (mtu == vb->guest_mtu)
+		return;
+	vb->guest_mtu = mtu;
+	if (vb->be.cb->link_mtu)
+		vb->be.cb->link_mtu(mtu ? mtu : vb->mtu, vb->be.opaque);
+}
 
 /* Was virtio/vhost feature @bit acked by SET_FEATURES? */
 static bool vu_has_feature(const struct vhost_user_backend *vb, unsigned int bit)
@@ -972,8 +993,8 @@ static void vu_schedule_work(struct vhost_user_backend *vb)
  * vu_send() - backend_send(): copy one frame (and its header from @meta)
  * into the guest's RX ring, or stage it while the guest has no buffer.
  * Returns 0 (delivered or staged), -ENOTCONN (no running RX ring), -ENOBUFS
- * (staging full) or -EIO (the frame can never be delivered); every error
- * is counted.
+ * (staging full) or -EIO (the frame can never be delivered: over the
+ * guest's MTU, or no usable buffer); every error is counted.
  */
 static int vu_send(struct backend *be, const void *frame, size_t len, const struct frame_meta *meta)
 {
@@ -981,6 +1002,18 @@ static int vu_send(struct backend *be, const void *frame, size_t len, const stru
 	uint8_t hdr[VIRTIO_NET_HDR_LEN];
 	int ret;
 
+	/*
+	 * Virtio 5.1.4.2: no plain frame (GSO none) over the MTU plus the
+	 * Ethernet header once the front-end set it (VIRTIO_NET_F_MTU).  The
+	 * netstack fits frames to it (cb->link_mtu()); this is the backstop.
+	 * Without NET_SET_MTU the guest's MTU is its own business (DHCP tells
+	 * it --mtu): nothing is dropped here.
+	 */
+	if (vb->guest_mtu && len > (size_t)vb->guest_mtu + FRAME_ETH_HLEN &&
+	    (!meta || meta->gso_type == FRAME_GSO_NONE)) {
+		be->stats.tx_over_mtu++;
+		return -EIO;
+	}
 	if (vb->conn_fd < 0 || !vb->vr[VU_RXQ].vq.started || vu_memory_lost(vb)) {
 		if (vb->conn_fd >= 0)
 			vu_schedule_work(vb); /* memory lost: vu_on_work() closes the front-end */
@@ -1130,7 +1163,7 @@ static void vu_device_reset(struct vhost_user_backend *vb)
 	vu_log_unmap(&vb->log);
 	vu_note_unmap_failures(vb);
 	vb->features = 0;
-	vb->guest_mtu = 0;
+	vu_set_guest_mtu(vb, 0); /* the next front-end starts from --mtu */
 	vb->rx_used_pending = false;
 	vu_apply_offloads(vb);
 	vu_stage_clear(&vb->stage);
@@ -1592,11 +1625,12 @@ static int vu_h_net_set_mtu(struct vhost_user_backend *vb, struct vu_msg *msg, c
 	}
 	if (msg->u.u64 < VU_MTU_MIN || msg->u.u64 > vb->mtu) {
 		g_warning("vhost-user: front-end asks for MTU %" G_GUINT64_FORMAT
-			  ", this daemon serves %u at most (--mtu): refused", msg->u.u64, vb->mtu);
+			  ", this daemon serves %u to %u (--mtu): refused", msg->u.u64, VU_MTU_MIN,
+			  vb->mtu);
 		return -EREMOTEIO;
 	}
-	vb->guest_mtu = (unsigned int)msg->u.u64;
-	g_message("vhost-user: guest MTU %u", vb->guest_mtu);
+	vu_set_guest_mtu(vb, (unsigned int)msg->u.u64);
+	g_message("vhost-user: guest MTU %u: frames to the guest fit it", vb->guest_mtu);
 	return 0;
 }
 

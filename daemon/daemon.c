@@ -53,10 +53,19 @@ static void daemon_backend_failed(const char *why, void *opaque)
 		d->on_fatal(why, d->on_fatal_opaque);
 }
 
+/* The front-end set the guest's MTU (vhost-user NET_SET_MTU, within 576..--mtu): fit frames to it. */
+static void daemon_link_mtu(unsigned int mtu, void *opaque)
+{
+	struct daemon *d = opaque;
+
+	netstack_set_guest_mtu(d->ns, mtu); /* the backend keeps to the netstack's range */
+}
+
 static const struct backend_callbacks daemon_backend_cb = {
 	.rx_frame = daemon_rx_frame,
 	.set_congested = daemon_set_congested,
 	.failed = daemon_backend_failed,
+	.link_mtu = daemon_link_mtu,
 };
 
 static const struct netstack_ops daemon_netstack_ops = {

@@ -65,6 +65,8 @@ struct fix {
 	bool rx_meta;
 	int congested_calls;
 	bool congested;
+	unsigned int link_mtu;      /* last cb->link_mtu(), 0 if none */
+	unsigned int link_mtu_calls;
 };
 
 static void on_rx(uint8_t *frame, size_t len, const struct frame_meta *meta, void *opaque)
@@ -85,7 +87,17 @@ static void on_congested(bool congested, void *opaque)
 	f->congested_calls++;
 }
 
-static const struct backend_callbacks cb = { .rx_frame = on_rx, .set_congested = on_congested };
+static void on_link_mtu(unsigned int mtu, void *opaque)
+{
+	struct fix *f = opaque;
+
+	f->link_mtu = mtu;
+	f->link_mtu_calls++;
+}
+
+static const struct backend_callbacks cb = {
+	.rx_frame = on_rx, .set_congested = on_congested, .link_mtu = on_link_mtu,
+};
 
 static void pump(int ms)
 {
@@ -817,6 +829,47 @@ static void test_tx_header_flags(void **state)
 	assert_int_equal(f->be->stats.rx_meta_ignored, stripped);
 }
 
+/*
+ * F9: NET_SET_MTU is enforced.  The daemon hears of it (cb->link_mtu) and
+ * fits its frames; a plain frame over MTU + 14 is dropped, counted.  Below
+ * 576 or above --mtu is refused with a non-zero ack; a new front-end
+ * starts from --mtu again.
+ */
+static void test_guest_mtu(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[1600] = { 0 };
+
+	bring_up(f, FEATURES);
+	send_u64(f->conn, VU_REQ_SET_PROTOCOL_FEATURES, VU_VERSION,
+		 VIRTIO_BIT(VU_PROTOCOL_F_REPLY_ACK) | VIRTIO_BIT(VU_PROTOCOL_F_NET_MTU), NULL, 0);
+	send_u64(f->conn, VU_REQ_NET_SET_MTU, VU_VERSION | VU_FLAG_NEED_REPLY, 1400, NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_NET_SET_MTU) == 0);
+	assert_int_equal(f->link_mtu, 1400);
+	assert_int_equal(f->link_mtu_calls, 1);
+	/* 1400 + 14 fits (staged: no RX buffer yet); one byte more does not. */
+	assert_int_equal(backend_send(f->be, frame, 1400 + 14, NULL), 0);
+	assert_int_equal(backend_send(f->be, frame, 1400 + 15, NULL), -EIO);
+	assert_int_equal(f->be->stats.tx_over_mtu, 1);
+	/* Out of range: refused, the connection and the MTU stay. */
+	send_u64(f->conn, VU_REQ_NET_SET_MTU, VU_VERSION | VU_FLAG_NEED_REPLY, 575, NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_NET_SET_MTU) == 1);
+	send_u64(f->conn, VU_REQ_NET_SET_MTU, VU_VERSION | VU_FLAG_NEED_REPLY, 1501, NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_NET_SET_MTU) == 1);
+	assert_int_equal(f->link_mtu, 1400);
+	assert_int_equal(f->link_mtu_calls, 1);
+	assert_int_equal(f->be->stats.vu_bad_messages, 0);
+	/* The front-end goes: back to --mtu for the next one. */
+	close(f->conn);
+	f->conn = -1;
+	pump(20);
+	assert_int_equal(f->link_mtu, 1500);
+	assert_int_equal(f->link_mtu_calls, 2);
+	bring_up(f, FEATURES);
+	assert_int_equal(backend_send(f->be, frame, 1500 + 14, NULL), 0);
+	assert_int_equal(f->be->stats.tx_over_mtu, 1);
+}
+
 static void test_tx_and_rx(void **state)
 {
 	struct fix *f = *state;
@@ -1202,6 +1255,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ring_fds_must_be_eventfds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kick_fd_never_drains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_header_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_mtu, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
