@@ -21,6 +21,9 @@
  * mode: vu_check_ring_fd() says how that is told under seccomp) -- gets
  * one log line naming the request and the rule, is counted
  * (vu_bad_messages) and closes this connection; the daemon goes on.
+ * Every log line a front-end or its guest can trigger goes through a rate
+ * limit (vu_log(), or the refusal and broken-ring limits), which reports
+ * what it suppressed.
  * Replies (GET_*, REPLY_ACK, SET_LOG_BASE) are sent with MSG_DONTWAIT; a
  * reply the socket cannot take now is kept and reading pauses until it is
  * out, so at most one reply is ever pending.
@@ -131,6 +134,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -208,6 +212,8 @@
 #define VU_MTU_MIN 576
 #define VU_REFUSE_BURST 5
 #define VU_BROKEN_BURST 5
+#define VU_LOG_BURST 10             /* other lines a front-end can trigger, per second */
+#define VU_DEBUG_BURST 100          /* debug lines (the message trace), per second */
 
 /* The staging queue: contiguous records [u32 len][12-byte header][frame], FIFO. */
 struct vu_stage {
@@ -283,6 +289,7 @@ struct vhost_user_backend {
 	bool unmap_warned;          /* the one warning about them was logged */
 
 	struct ratelimit refuse_rl, broken_rl;
+	struct ratelimit log_rl, debug_rl;  /* vu_log() */
 };
 
 /* ------------------------------------------------------------ staging queue */
@@ -390,6 +397,38 @@ static void vu_stage_pop(struct vu_stage *st, size_t len)
 }
 
 /* ------------------------------------------------------------ helpers */
+
+/*
+ * vu_log() - log one line that a front-end (or its guest) can trigger
+ * @vb:		backend
+ * @level:	G_LOG_LEVEL_WARNING, _MESSAGE or _DEBUG
+ * @fmt:	printf format of the line
+ *
+ * Every such line goes through a rate limit (common/log.h): VU_LOG_BURST
+ * per second, debug lines VU_DEBUG_BURST on their own limit.  The first
+ * line let through after some were dropped says how many.
+ */
+static void vu_log(struct vhost_user_backend *vb, GLogLevelFlags level, const char *fmt, ...)
+	G_GNUC_PRINTF(3, 4);
+
+static void vu_log(struct vhost_user_backend *vb, GLogLevelFlags level, const char *fmt, ...)
+{
+	struct ratelimit *rl = level == G_LOG_LEVEL_DEBUG ? &vb->debug_rl : &vb->log_rl;
+	g_autofree char *line = NULL;
+	uint64_t suppressed;
+	va_list ap;
+
+	if (!ratelimit_allow(rl, g_get_monotonic_time(), &suppressed))
+		return;
+	va_start(ap, fmt);
+	line = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	if (suppressed)
+		g_log(G_LOG_DOMAIN, level, "%s (%" G_GUINT64_FORMAT
+		      " earlier vhost-user lines suppressed)", line, suppressed);
+	else
+		g_log(G_LOG_DOMAIN, level, "%s", line);
+}
 
 /*
  * The guest's MTU is now @mtu (0: not set by the front-end, our --mtu):
@@ -520,8 +559,9 @@ static void vu_check_memory(struct vhost_user_backend *vb)
 		return;
 	vb->be.stats.vu_memory_faults++;
 	vb->be.stats.vu_bad_messages++;
-	g_warning("vhost-user front-end (pid %d): guest memory shrank under us: a memory or log "
-		  "fd was truncated (SIGBUS); closing the connection", (int)vb->conn_pid);
+	vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): guest memory shrank under "
+	       "us: a memory or log fd was truncated (SIGBUS); closing the connection",
+	       (int)vb->conn_pid);
 	vu_disconnect(vb, "guest memory shrank under us (SIGBUS)");
 }
 
@@ -1133,8 +1173,8 @@ static int vu_ring_update(struct vhost_user_backend *vb, unsigned int idx, const
 	if (ret)
 		return ret;
 	vu_apply_log(vb);
-	g_debug("vhost-user: %s ring started: size %u, avail index %u", idx == VU_RXQ ? "RX" : "TX",
-		vr->vq.num, vr->vq.last_avail_idx);
+	vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: %s ring started: size %u, avail index %u",
+	       idx == VU_RXQ ? "RX" : "TX", vr->vq.num, vr->vq.last_avail_idx);
 	vu_update_attached(vb);
 	vu_schedule_work(vb);
 	return 0;
@@ -1198,8 +1238,8 @@ static void vu_disconnect(struct vhost_user_backend *vb, const char *why)
 {
 	if (vb->conn_fd < 0)
 		return;
-	g_message("vhost-user front-end (pid %d) detached: %s; waiting for the next connection on %s",
-		  (int)vb->conn_pid, why, vb->path);
+	vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user front-end (pid %d) detached: %s; waiting for "
+	       "the next connection on %s", (int)vb->conn_pid, why, vb->path);
 	fdsource_clear(&vb->conn_src);
 	vu_close_fd(&vb->conn_fd);
 	vb->conn_pid = 0;
@@ -1279,7 +1319,8 @@ static int vu_h_set_features(struct vhost_user_backend *vb, struct vu_msg *msg, 
 	vb->features = msg->u.u64;
 	vu_apply_offloads(vb);
 	vu_apply_log(vb);
-	g_debug("vhost-user: features acked 0x%" G_GINT64_MODIFIER "x", vb->features);
+	vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: features acked 0x%" G_GINT64_MODIFIER "x",
+	       vb->features);
 	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++) {
 		int ret = vu_ring_update(vb, i, why);
 
@@ -1301,7 +1342,8 @@ static int vu_h_reset_owner(struct vhost_user_backend *vb, struct vu_msg *msg, c
 {
 	(void)msg;
 	(void)why;
-	g_message("vhost-user: device reset by the front-end (pid %d)", (int)vb->conn_pid);
+	vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user: device reset by the front-end (pid %d)",
+	       (int)vb->conn_pid);
 	vu_device_reset(vb);
 	return 0;
 }
@@ -1325,13 +1367,14 @@ static int vu_h_set_mem_table(struct vhost_user_backend *vb, struct vu_msg *msg,
 	if (ret)
 		return ret;
 	for (unsigned int i = 0; i < vb->mem.nregions; i++)
-		g_debug("vhost-user: region %u: guest 0x%" G_GINT64_MODIFIER "x size 0x%"
-			G_GINT64_MODIFIER "x front-end 0x%" G_GINT64_MODIFIER "x offset 0x%"
-			G_GINT64_MODIFIER "x", i, vb->mem.r[i].gpa, vb->mem.r[i].size,
-			vb->mem.r[i].uva, vb->mem.r[i].mmap_offset);
+		vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: region %u: guest 0x%" G_GINT64_MODIFIER
+		       "x size 0x%" G_GINT64_MODIFIER "x front-end 0x%" G_GINT64_MODIFIER
+		       "x offset 0x%" G_GINT64_MODIFIER "x", i, vb->mem.r[i].gpa, vb->mem.r[i].size,
+		       vb->mem.r[i].uva, vb->mem.r[i].mmap_offset);
 	if (unsealed)
-		g_message("vhost-user: a guest memory fd is not sealed against shrinking; a front-end "
-			  "that truncates it is disconnected (memory-backend-memfd seals it)");
+		vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user: a guest memory fd is not sealed against "
+		       "shrinking; a front-end that truncates it is disconnected "
+		       "(memory-backend-memfd seals it)");
 	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++) {
 		ret = vu_ring_update(vb, i, why);
 		if (ret)
@@ -1361,8 +1404,8 @@ static int vu_h_set_log_base(struct vhost_user_backend *vb, struct vu_msg *msg, 
 		return ret;
 	}
 	vu_apply_log(vb);
-	g_message("vhost-user: dirty log of %" G_GUINT64_FORMAT " bytes mapped (live migration)",
-		  log.size);
+	vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user: dirty log of %" G_GUINT64_FORMAT
+	       " bytes mapped (live migration)", log.size);
 	/* The front-end waits for this reply (vhost-user.rst, SET_LOG_BASE). */
 	return vu_reply_u64(vb, msg->request, 0) ?: 1;
 }
@@ -1431,8 +1474,8 @@ static int vu_h_get_vring_base(struct vhost_user_backend *vb, struct vu_msg *msg
 	fdsource_clear(&vr->kick_src);
 	vu_close_fd(&vr->kick_fd);
 	vu_close_fd(&vr->call_fd);
-	g_debug("vhost-user: %s ring stopped at avail index %u", idx == VU_RXQ ? "RX" : "TX",
-		vr->vq.last_avail_idx);
+	vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: %s ring stopped at avail index %u",
+	       idx == VU_RXQ ? "RX" : "TX", vr->vq.last_avail_idx);
 	len = vu_msg_encode_state_reply(msg->request, idx, vr->vq.last_avail_idx, vb->wbuf,
 					sizeof(vb->wbuf));
 	return vu_reply(vb, len) ?: 1;
@@ -1580,8 +1623,8 @@ static int vu_h_set_protocol_features(struct vhost_user_backend *vb, struct vu_m
 	}
 	vb->protocol_features = msg->u.u64;
 	vb->protocol_set = true;
-	g_debug("vhost-user: protocol features acked 0x%" G_GINT64_MODIFIER "x",
-		vb->protocol_features);
+	vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: protocol features acked 0x%"
+	       G_GINT64_MODIFIER "x", vb->protocol_features);
 	return 0;
 }
 
@@ -1613,7 +1656,8 @@ static int vu_h_send_rarp(struct vhost_user_backend *vb, struct vu_msg *msg, con
 	}
 	(void)msg;
 	vb->be.stats.vu_rarp++;
-	g_debug("vhost-user: SEND_RARP (no L2 network to announce on; counted)");
+	vu_log(vb, G_LOG_LEVEL_DEBUG,
+	       "vhost-user: SEND_RARP (no L2 network to announce on; counted)");
 	return 0;
 }
 
@@ -1624,13 +1668,14 @@ static int vu_h_net_set_mtu(struct vhost_user_backend *vb, struct vu_msg *msg, c
 		return -EPROTO;
 	}
 	if (msg->u.u64 < VU_MTU_MIN || msg->u.u64 > vb->mtu) {
-		g_warning("vhost-user: front-end asks for MTU %" G_GUINT64_FORMAT
-			  ", this daemon serves %u to %u (--mtu): refused", msg->u.u64, VU_MTU_MIN,
-			  vb->mtu);
+		vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user: front-end asks for MTU %" G_GUINT64_FORMAT
+		       ", this daemon serves %u to %u (--mtu): refused", msg->u.u64, VU_MTU_MIN,
+		       vb->mtu);
 		return -EREMOTEIO;
 	}
 	vu_set_guest_mtu(vb, (unsigned int)msg->u.u64);
-	g_message("vhost-user: guest MTU %u: frames to the guest fit it", vb->guest_mtu);
+	vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user: guest MTU %u: frames to the guest fit it",
+	       vb->guest_mtu);
 	return 0;
 }
 
@@ -1691,8 +1736,9 @@ static int vu_handle(struct vhost_user_backend *vb, struct vu_msg *msg, const ch
 	vu_handler h = vu_handlers[msg->request];
 	int ret;
 
-	g_debug("vhost-user: <- %s size %u fds %u%s", vu_request_str(msg->request), msg->size,
-		msg->nfds, msg->need_reply ? " need_reply" : "");
+	vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: <- %s size %u fds %u%s",
+	       vu_request_str(msg->request), msg->size, msg->nfds,
+	       msg->need_reply ? " need_reply" : "");
 	vb->be.stats.vu_messages++;
 	if (!h) {
 		*why = "unsupported request";
@@ -1823,8 +1869,8 @@ static void vu_drop_frontend(struct vhost_user_backend *vb, int ret, uint32_t re
 		return;
 	}
 	vb->be.stats.vu_bad_messages++;
-	g_warning("vhost-user front-end (pid %d): %s (request %u): %s; closing the connection",
-		  (int)vb->conn_pid, vu_request_str(req), req, why);
+	vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): %s (request %u): %s; "
+	       "closing the connection", (int)vb->conn_pid, vu_request_str(req), req, why);
 	reason = g_strdup_printf("protocol violation in %s", vu_request_str(req));
 	vu_disconnect(vb, reason);
 }
@@ -1892,16 +1938,16 @@ static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
 	    (ready & (G_IO_HUP | G_IO_ERR))) {
 		vb->be.stats.vu_bad_messages++;
-		g_warning("vhost-user front-end (pid %d): a kick fd reached end of file or failed; "
-			  "closing the connection", (int)vb->conn_pid);
+		vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): a kick fd reached end "
+		       "of file or failed; closing the connection", (int)vb->conn_pid);
 		vu_disconnect(vb, "unusable kick fd");
 		return G_SOURCE_CONTINUE;
 	}
 	if (vr->kick_busy >= VU_KICK_BUSY_MAX) {
 		vb->be.stats.vu_bad_messages++;
-		g_warning("vhost-user front-end (pid %d): a kick fd stays readable after it is read "
-			  "(an eventfd in semaphore mode?); closing the connection",
-			  (int)vb->conn_pid);
+		vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): a kick fd stays "
+		       "readable after it is read (an eventfd in semaphore mode?); closing the "
+		       "connection", (int)vb->conn_pid);
 		vu_disconnect(vb, "kick fd never drains");
 		return G_SOURCE_CONTINUE;
 	}
@@ -1937,7 +1983,8 @@ static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
 		conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (conn < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				g_warning("accept on %s failed: %s", vb->path, g_strerror(errno));
+				vu_log(vb, G_LOG_LEVEL_WARNING, "accept on %s failed: %s", vb->path,
+				       g_strerror(errno));
 			break;
 		}
 		if (vb->conn_fd >= 0) {
@@ -1957,7 +2004,8 @@ static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
 		vb->rlen = 0;
 		vb->wlen = vb->woff = 0;
 		vb->conn_src = fdsource_new(conn, G_IO_IN, vu_on_conn, vb);
-		g_message("vhost-user front-end (pid %d) attached on %s", (int)vb->conn_pid, vb->path);
+		vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user front-end (pid %d) attached on %s",
+		       (int)vb->conn_pid, vb->path);
 	}
 	return G_SOURCE_CONTINUE;
 }
@@ -2046,6 +2094,8 @@ int vhost_user_backend_new(const char *path, unsigned int mtu,
 	vb->unmap_failures_seen = vu_mem_unmap_failures();
 	vb->refuse_rl = (struct ratelimit)RATELIMIT_INIT(VU_REFUSE_BURST);
 	vb->broken_rl = (struct ratelimit)RATELIMIT_INIT(VU_BROKEN_BURST);
+	vb->log_rl = (struct ratelimit)RATELIMIT_INIT(VU_LOG_BURST);
+	vb->debug_rl = (struct ratelimit)RATELIMIT_INIT(VU_DEBUG_BURST);
 	vb->frame_cap = VIRTIO_NET_HDR_LEN + vb->be.max_frame;
 	vb->frame_buf = g_malloc(vb->frame_cap);
 	vb->elem = g_new(struct vq_elem, 1);
