@@ -38,8 +38,8 @@
  *                              walked with the same bounds (no nesting, len % 16)
  *   VIRTIO_NET_F_MTU           QEMU's host_mtu reaches us as NET_SET_MTU
  *   VHOST_F_LOG_ALL            live migration: dirty logging
- *   VHOST_USER_F_PROTOCOL_FEATURES  required by QEMU for vhost-user net; rings
- *                              then start disabled until SET_VRING_ENABLE
+ *   VHOST_USER_F_PROTOCOL_FEATURES  required by QEMU for vhost-user net; once
+ *                              acked, rings start disabled until SET_VRING_ENABLE
  *   VU_OFFLOAD_FEATURES        the offloads (empty for now: one mask to change)
  *
  * Protocol features offered (GET_PROTOCOL_FEATURES):
@@ -455,12 +455,16 @@ static bool vu_has_protocol(const struct vhost_user_backend *vb, unsigned int bi
 	return !!(vb->protocol_features & VIRTIO_BIT(bit));
 }
 
-/* Rings start disabled once PROTOCOL_FEATURES is in play (vhost-user.rst, "Ring states"). */
+/*
+ * Is ring @vr enabled?  vhost-user.rst, "Ring states": with
+ * VHOST_USER_F_PROTOCOL_FEATURES negotiated -- acked in SET_FEATURES, not
+ * merely protocol features set -- a ring starts disabled until
+ * SET_VRING_ENABLE; without it, enabled.  QEMU may send SET_VRING_ENABLE
+ * before SET_FEATURES: @vr->enabled keeps it either way.
+ */
 static bool vu_ring_enabled(const struct vhost_user_backend *vb, const struct vu_vring *vr)
 {
-	if (vu_has_feature(vb, VHOST_USER_F_PROTOCOL_FEATURES) || vb->protocol_set)
-		return vr->enabled;
-	return true;
+	return !vu_has_feature(vb, VHOST_USER_F_PROTOCOL_FEATURES) || vr->enabled;
 }
 
 /* Close *@fd if open and mark it closed. */

@@ -311,8 +311,18 @@ static void send_mem_table(struct fix *f, uint32_t flags)
 	send_msg(f->conn, VU_REQ_SET_MEM_TABLE, flags, pl, sizeof(pl), &f->memfd, 1);
 }
 
+static void bring_up_rings(struct fix *f, uint64_t features, bool enable);
+
 /* Connect and bring both rings up as QEMU does. */
 static void bring_up(struct fix *f, uint64_t features)
+{
+	bring_up_rings(f, features, true);
+	PUMP_UNTIL(f->be->stats.attached == 1);
+	assert_int_equal(f->be->stats.attached, 1);
+}
+
+/* Connect and set both rings up, with SET_VRING_ENABLE 1 if @enable. */
+static void bring_up_rings(struct fix *f, uint64_t features, bool enable)
 {
 	f->conn = connect_frontend(f);
 	send_msg(f->conn, VU_REQ_GET_FEATURES, VU_VERSION, NULL, 0, NULL, 0);
@@ -339,10 +349,12 @@ static void bring_up(struct fix *f, uint64_t features)
 		send_u64(f->conn, VU_REQ_SET_VRING_KICK, VU_VERSION, q, &f->kick[q], 1);
 		send_u64(f->conn, VU_REQ_SET_VRING_CALL, VU_VERSION, q, &f->call[q], 1);
 		send_u64(f->conn, VU_REQ_SET_VRING_ERR, VU_VERSION, q, &f->err[q], 1);
-		send_state(f->conn, VU_REQ_SET_VRING_ENABLE, q, 1);
+		if (enable)
+			send_state(f->conn, VU_REQ_SET_VRING_ENABLE, q, 1);
 	}
-	PUMP_UNTIL(f->be->stats.attached == 1);
-	assert_int_equal(f->be->stats.attached, 1);
+	/* A reply: everything before it was handled. */
+	send_msg(f->conn, VU_REQ_GET_QUEUE_NUM, VU_VERSION, NULL, 0, NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_GET_QUEUE_NUM) == 1);
 }
 
 static void set_desc(struct fix *f, uint32_t q, uint32_t i, uint64_t gpa, uint32_t len,
@@ -923,6 +935,32 @@ static void test_log_rate_limited(void **state)
 	log_needle = NULL;
 }
 
+/*
+ * F12: rings start disabled only when VHOST_USER_F_PROTOCOL_FEATURES is
+ * negotiated (acked in SET_FEATURES), not merely because protocol features
+ * were set: without the bit they run with no SET_VRING_ENABLE.
+ */
+static void test_ring_enable_default(void **state)
+{
+	struct fix *f = *state;
+	uint64_t no_protocol = FEATURES & ~VIRTIO_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+
+	bring_up_rings(f, no_protocol, false);
+	PUMP_UNTIL(f->be->stats.attached == 1);
+	assert_int_equal(f->be->stats.attached, 1);
+	guest_tx(f, 0, 0, 0);
+	PUMP_UNTIL(f->rx_count == 1);
+	assert_int_equal(f->rx_count, 1);
+	close(f->conn);
+	f->conn = -1;
+	pump(20);
+	/* With the bit acked they wait for SET_VRING_ENABLE. */
+	bring_up_rings(f, FEATURES, false);
+	pump(50);
+	assert_int_equal(f->be->stats.attached, 0);
+	assert_int_equal(f->be->stats.vu_bad_messages, 0);
+}
+
 static void test_tx_and_rx(void **state)
 {
 	struct fix *f = *state;
@@ -1310,6 +1348,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tx_header_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_mtu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_rate_limited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ring_enable_default, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
