@@ -58,9 +58,13 @@
  *
  * Rings: index 0 is the guest's RX queue (we write frames into it), 1 its
  * TX queue (we read frames).  A ring runs when it has a kick fd, a size,
- * addresses, a memory table and is enabled (with PROTOCOL_FEATURES,
- * SET_VRING_ENABLE; without, at once); virtqueue.c validates it against the
- * memory table then.  GET_VRING_BASE stops the ring, closes its kick and
+ * addresses and a memory table; virtqueue.c validates it against the
+ * memory table then.  Enabled or not is another matter (with
+ * PROTOCOL_FEATURES acked, SET_VRING_ENABLE; without, at once): a running
+ * but disabled ring is processed without side effects, as vhost-user.rst
+ * asks -- TX chains are taken and discarded (vu_disabled_discards), nothing
+ * is delivered to RX (send() reports no peer, staged frames are dropped).
+ * GET_VRING_BASE stops the ring, closes its kick and
  * call fds and answers last_avail_idx.  A kick fd that fails, hangs up, or
  * stays readable after its reads on VU_KICK_BUSY_MAX wake-ups in a row (so
  * would spin the loop) is no longer watched and the front-end is closed.
@@ -129,7 +133,8 @@
  * queue; nothing is allocated per packet.  RESET_OWNER and the front-end
  * going away reset the device: rings stopped, every ring fd closed, memory
  * and log unmapped, features forgotten, staging dropped, congestion lifted.
- * stats.attached is 1 while a front-end is connected and both rings run.
+ * stats.attached is 1 while a front-end is connected and both rings run,
+ * enabled.
  */
 
 #include <errno.h>
@@ -569,11 +574,13 @@ static void vu_check_memory(struct vhost_user_backend *vb)
 	vu_disconnect(vb, "guest memory shrank under us (SIGBUS)");
 }
 
-/* stats.attached: a front-end is connected and both rings run. */
+/* stats.attached: a front-end is connected and both rings run, enabled. */
 static void vu_update_attached(struct vhost_user_backend *vb)
 {
 	vb->be.stats.attached = vb->conn_fd >= 0 && vb->vr[VU_RXQ].vq.started &&
-				vb->vr[VU_TXQ].vq.started;
+				vb->vr[VU_TXQ].vq.started &&
+				vu_ring_enabled(vb, &vb->vr[VU_RXQ]) &&
+				vu_ring_enabled(vb, &vb->vr[VU_TXQ]);
 }
 
 /* Tell the daemon to stop (or resume) feeding us, once per change; counts each start. */
@@ -721,12 +728,15 @@ static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
 static void vu_flush(struct backend *be);
 
 /*
- * Drain the guest's TX ring, at most VU_TX_BUDGET chains.  Returns true if
- * work is left (budget spent): the caller schedules another pass.
+ * Drain the guest's TX ring, at most VU_TX_BUDGET chains.  A disabled ring
+ * is drained all the same, its frames discarded: vhost-user.rst, "Ring
+ * states", started but disabled.  Returns true if work is left (budget
+ * spent): the caller schedules another pass.
  */
 static bool vu_tx_process(struct vhost_user_backend *vb)
 {
 	struct vu_vring *vr = &vb->vr[VU_TXQ];
+	bool discard = !vu_ring_enabled(vb, vr);
 	bool more = false;
 	int ret;
 
@@ -734,14 +744,14 @@ static bool vu_tx_process(struct vhost_user_backend *vb)
 		vu_ring_report_broken(vb, VU_TXQ); /* e.g. broken while re-enabling kicks */
 	if (!vq_usable(&vr->vq))
 		return false;
-	if (vb->congested) {
+	if (vb->congested && !discard) {
 		vb->be.stats.tx_drain_paused++;
 		return false; /* resumed by vu_rx_drain() once below the low-water mark */
 	}
 	for (int done = 0;; done++) {
-		if (done == VU_TX_BUDGET || vb->congested) {
-			more = !vb->congested;
-			vb->be.stats.tx_drain_paused += vb->congested;
+		if (done == VU_TX_BUDGET || (vb->congested && !discard)) {
+			more = done == VU_TX_BUDGET;
+			vb->be.stats.tx_drain_paused += !more;
 			vq_disable_notify(&vr->vq);
 			break;
 		}
@@ -758,6 +768,11 @@ static bool vu_tx_process(struct vhost_user_backend *vb)
 		}
 		if (ret < 0)
 			break;
+		if (discard) {
+			vq_push(&vr->vq, vb->elem->head, 0);
+			vb->be.stats.vu_disabled_discards++;
+			continue;
+		}
 		vu_tx_one(vb, vb->elem);
 	}
 	if (vr->vq.broken)
@@ -963,6 +978,8 @@ static bool vu_rx_drain(struct vhost_user_backend *vb)
 
 	if (vq->broken)
 		vu_rx_broken(vb);
+	if (!vu_ring_enabled(vb, &vb->vr[VU_RXQ]))
+		return false; /* nothing is staged while disabled (vu_h_set_vring_enable()) */
 	for (int done = 0; vq_usable(vq) && vu_stage_peek(&vb->stage, &hdr, &frame, &len); done++) {
 		int ret;
 
@@ -1058,9 +1075,10 @@ static int vu_send(struct backend *be, const void *frame, size_t len, const stru
 		be->stats.tx_over_mtu++;
 		return -EIO;
 	}
-	if (vb->conn_fd < 0 || !vb->vr[VU_RXQ].vq.started || vu_memory_lost(vb)) {
-		if (vb->conn_fd >= 0)
-			vu_schedule_work(vb); /* memory lost: vu_on_work() closes the front-end */
+	if (vb->conn_fd < 0 || !vb->vr[VU_RXQ].vq.started || vu_memory_lost(vb) ||
+	    !vu_ring_enabled(vb, &vb->vr[VU_RXQ])) {
+		if (vu_memory_lost(vb))
+			vu_schedule_work(vb); /* vu_on_work() closes the front-end */
 		be->stats.tx_no_peer++;
 		return -ENOTCONN;
 	}
@@ -1152,35 +1170,40 @@ static void vu_rx_check_restarted(struct vhost_user_backend *vb)
 
 /*
  * Start or stop ring @idx to match its state: it runs with a kick fd, a
- * size, addresses, a memory table, VERSION_1 and enabled.  Returns 0, or
- * -EINVAL with @why when the ring cannot be used (the connection is closed).
+ * size, addresses, a memory table and VERSION_1, enabled or not (a
+ * disabled ring is processed without side effects: vu_tx_process(),
+ * vu_send()).  Returns 0, or -EINVAL with @why when the ring cannot be
+ * used (the connection is closed).
  */
 static int vu_ring_update(struct vhost_user_backend *vb, unsigned int idx, const char **why)
 {
 	struct vu_vring *vr = &vb->vr[idx];
-	bool ready = vr->kick_fd >= 0 && vr->vq.num && vr->vq.addr_set && vb->mem.nregions &&
-		     vu_ring_enabled(vb, vr);
+	bool ready = vr->kick_fd >= 0 && vr->vq.num && vr->vq.addr_set && vb->mem.nregions;
 	int ret;
 
 	if (!ready) {
 		vu_ring_stop(vb, idx);
 		return 0;
 	}
-	if (vr->vq.started)
-		return 0;
-	if (!vu_has_feature(vb, VIRTIO_F_VERSION_1)) {
-		*why = "legacy virtio (VERSION_1 not acked) is not supported";
-		return -EINVAL;
+	if (!vr->vq.started) {
+		if (!vu_has_feature(vb, VIRTIO_F_VERSION_1)) {
+			*why = "legacy virtio (VERSION_1 not acked) is not supported";
+			return -EINVAL;
+		}
+		ret = vq_start(&vr->vq, &vb->mem, &vb->log,
+			       vu_has_feature(vb, VIRTIO_RING_F_EVENT_IDX),
+			       vu_has_feature(vb, VIRTIO_RING_F_INDIRECT_DESC), why);
+		if (ret)
+			return ret;
+		vu_apply_log(vb);
+		vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: %s ring started: size %u, avail index %u",
+		       idx == VU_RXQ ? "RX" : "TX", vr->vq.num, vr->vq.last_avail_idx);
+		vu_schedule_work(vb);
 	}
-	ret = vq_start(&vr->vq, &vb->mem, &vb->log, vu_has_feature(vb, VIRTIO_RING_F_EVENT_IDX),
-		       vu_has_feature(vb, VIRTIO_RING_F_INDIRECT_DESC), why);
-	if (ret)
-		return ret;
-	vu_apply_log(vb);
-	vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: %s ring started: size %u, avail index %u",
-	       idx == VU_RXQ ? "RX" : "TX", vr->vq.num, vr->vq.last_avail_idx);
+	/* Running; its enabled state (or the features) may have changed too. */
+	if (idx == VU_RXQ && !vu_ring_enabled(vb, vr) && vb->stage.count)
+		vu_rx_drop_staged(vb); /* no RX while disabled: the stack runs again */
 	vu_update_attached(vb);
-	vu_schedule_work(vb);
 	return 0;
 }
 
@@ -1640,6 +1663,8 @@ static int vu_h_get_queue_num(struct vhost_user_backend *vb, struct vu_msg *msg,
 
 static int vu_h_set_vring_enable(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
+	int ret;
+
 	if (!vu_has_feature(vb, VHOST_USER_F_PROTOCOL_FEATURES) && !vb->protocol_set) {
 		*why = "SET_VRING_ENABLE without PROTOCOL_FEATURES";
 		return -EPROTO;
@@ -1649,7 +1674,10 @@ static int vu_h_set_vring_enable(struct vhost_user_backend *vb, struct vu_msg *m
 		return -EINVAL;
 	}
 	vb->vr[msg->u.state.index].enabled = msg->u.state.num;
-	return vu_ring_update(vb, msg->u.state.index, why);
+	ret = vu_ring_update(vb, msg->u.state.index, why);
+	if (!ret)
+		vu_schedule_work(vb); /* enabled: go on; disabled: TX is discarded from now */
+	return ret;
 }
 
 static int vu_h_send_rarp(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)

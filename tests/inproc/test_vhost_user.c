@@ -961,6 +961,44 @@ static void test_ring_enable_default(void **state)
 	assert_int_equal(f->be->stats.vu_bad_messages, 0);
 }
 
+/*
+ * F11: a started but disabled ring is processed without side effects
+ * (vhost-user.rst, "Ring states"): TX chains are taken and discarded, not
+ * left with us; nothing is delivered to RX.  Re-enabled, both work again.
+ */
+static void test_disabled_ring_discards(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[60] = { 0 };
+
+	bring_up(f, FEATURES);
+	send_state(f->conn, VU_REQ_SET_VRING_ENABLE, 1, 0);
+	send_state(f->conn, VU_REQ_SET_VRING_ENABLE, 0, 0);
+	pump(20);
+	assert_int_equal(f->be->stats.attached, 0);
+	guest_tx(f, 0, 0, 0);
+	PUMP_UNTIL(used_idx(f, 1) == 1);
+	assert_int_equal(used_idx(f, 1), 1);        /* returned ... */
+	assert_int_equal(le32_read(f->ram + USED(1) + VRING_USED_RING_OFF + 4), 0);
+	assert_int_equal(f->rx_count, 0);           /* ... and discarded */
+	assert_int_equal(f->be->stats.vu_disabled_discards, 1);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), -ENOTCONN);
+	assert_false(f->congested);
+	send_state(f->conn, VU_REQ_SET_VRING_ENABLE, 1, 1);
+	send_state(f->conn, VU_REQ_SET_VRING_ENABLE, 0, 1);
+	PUMP_UNTIL(f->be->stats.attached == 1);
+	assert_int_equal(f->be->stats.attached, 1);
+	guest_tx(f, 2, 1, 0);
+	PUMP_UNTIL(f->rx_count == 1);
+	assert_int_equal(f->rx_count, 1);
+	set_desc(f, 0, 0, DATA + 0x8000, 1500, VRING_DESC_F_WRITE, 0);
+	make_avail(f, 0, 0);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	backend_flush(f->be);
+	assert_int_equal(used_idx(f, 0), 1);
+	assert_int_equal(f->be->stats.vu_bad_messages, 0);
+}
+
 static void test_tx_and_rx(void **state)
 {
 	struct fix *f = *state;
@@ -1349,6 +1387,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_guest_mtu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_rate_limited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_enable_default, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disabled_ring_discards, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
