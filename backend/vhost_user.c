@@ -130,9 +130,12 @@
  * one connection, every fd a message gave us (kick, call, err per ring, the
  * memory and log mappings: region fds are closed once mapped), a linear
  * frame buffer, one popped element, the RX assembly area and the staging
- * queue; nothing is allocated per packet.  RESET_OWNER and the front-end
- * going away reset the device: rings stopped, every ring fd closed, memory
- * and log unmapped, features forgotten, staging dropped, congestion lifted.
+ * queue; nothing is allocated per packet.  The front-end going away resets
+ * the device: rings stopped, every ring fd closed, memory and log
+ * unmapped, features forgotten, staging dropped, congestion lifted.
+ * RESET_OWNER only resets the rings (stopped, fds closed, disabled, staging
+ * dropped): the memory table, log and features stay, as vhost-user.rst
+ * recommends.
  * stats.attached is 1 while a front-end is connected and both rings run,
  * enabled.
  */
@@ -1221,7 +1224,7 @@ static void vu_ring_reset(struct vhost_user_backend *vb, unsigned int idx)
 	vr->enabled = false;
 }
 
-/* Device reset (RESET_OWNER, front-end gone): every ring fd closed, memory and log unmapped. */
+/* Device reset (front-end gone, backend freed): every ring fd closed, memory and log unmapped. */
 static void vu_device_reset(struct vhost_user_backend *vb)
 {
 	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++)
@@ -1365,13 +1368,22 @@ static int vu_h_set_owner(struct vhost_user_backend *vb, struct vu_msg *msg, con
 	return 0;
 }
 
+/*
+ * RESET_OWNER (deprecated): vhost-user.rst recommends ignoring it or
+ * disabling all rings, and warns that discarding the connection's state
+ * leads to bugs.  So the rings are reset -- stopped, their fds closed,
+ * disabled, to be set up again -- and the memory table, the log, the
+ * features and the MTU stay.
+ */
 static int vu_h_reset_owner(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
 	(void)msg;
 	(void)why;
-	vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user: device reset by the front-end (pid %d)",
-	       (int)vb->conn_pid);
-	vu_device_reset(vb);
+	vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user: rings reset by the front-end (pid %d, "
+	       "RESET_OWNER)", (int)vb->conn_pid);
+	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++)
+		vu_ring_reset(vb, i);
+	vu_update_attached(vb);
 	return 0;
 }
 

@@ -999,6 +999,55 @@ static void test_disabled_ring_discards(void **state)
 	assert_int_equal(f->be->stats.vu_bad_messages, 0);
 }
 
+/* Set ring @q up again (after a reset): size, base, addresses, fds, enabled. */
+static void ring_setup(struct fix *f, uint32_t q)
+{
+	uint8_t addr[VU_ADDR_SIZE];
+	uint32_t hdr[2] = { q, 0 };
+	uint64_t a[4] = { MEM_UVA + DESC(q), MEM_UVA + USED(q), MEM_UVA + AVAIL(q), USED(q) };
+
+	memcpy(addr, hdr, 8);
+	memcpy(addr + 8, a, 32);
+	send_state(f->conn, VU_REQ_SET_VRING_NUM, q, f->qsize);
+	send_state(f->conn, VU_REQ_SET_VRING_BASE, q, 0);
+	send_msg(f->conn, VU_REQ_SET_VRING_ADDR, VU_VERSION, addr, sizeof(addr), NULL, 0);
+	send_u64(f->conn, VU_REQ_SET_VRING_KICK, VU_VERSION, q, &f->kick[q], 1);
+	send_u64(f->conn, VU_REQ_SET_VRING_CALL, VU_VERSION, q, &f->call[q], 1);
+	send_state(f->conn, VU_REQ_SET_VRING_ENABLE, q, 1);
+}
+
+/*
+ * F13: RESET_OWNER disables the rings (stopped, their fds closed, to be set
+ * up again) but keeps the connection's state -- memory table, features --
+ * as vhost-user.rst recommends: rings set up again run without a new
+ * SET_FEATURES or SET_MEM_TABLE.
+ */
+static void test_reset_owner_keeps_state(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[60] = { 0 };
+
+	bring_up(f, FEATURES);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	assert_true(f->congested);
+	send_msg(f->conn, VU_REQ_RESET_OWNER, VU_VERSION, NULL, 0, NULL, 0);
+	send_msg(f->conn, VU_REQ_GET_QUEUE_NUM, VU_VERSION, NULL, 0, NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_GET_QUEUE_NUM) == 1);
+	assert_int_equal(f->be->stats.attached, 0);
+	assert_false(f->congested);            /* the staged frame went with the ring */
+	assert_int_equal(f->be->stats.tx_no_peer, 1);
+	memset(f->avail_idx, 0, sizeof(f->avail_idx));
+	memset(f->ram, 0, DATA);               /* fresh rings, as a guest driver would make */
+	ring_setup(f, 0);
+	ring_setup(f, 1);
+	PUMP_UNTIL(f->be->stats.attached == 1);
+	assert_int_equal(f->be->stats.attached, 1);
+	guest_tx(f, 0, 0, 0);
+	PUMP_UNTIL(f->rx_count == 1);
+	assert_int_equal(f->rx_count, 1);
+	assert_int_equal(f->be->stats.vu_bad_messages, 0);
+}
+
 static void test_tx_and_rx(void **state)
 {
 	struct fix *f = *state;
@@ -1388,6 +1437,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_rate_limited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_enable_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disabled_ring_discards, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_owner_keeps_state, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
