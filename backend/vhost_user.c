@@ -24,9 +24,11 @@
  * Every log line a front-end or its guest can trigger goes through a rate
  * limit (vu_log(), or the refusal and broken-ring limits), which reports
  * what it suppressed.
- * Replies (GET_*, REPLY_ACK, SET_LOG_BASE) are sent with MSG_DONTWAIT; a
- * reply the socket cannot take now is kept and reading pauses until it is
- * out, so at most one reply is ever pending.
+ * A request with NEED_REPLY (REPLY_ACK negotiated) that closes the
+ * connection still gets its non-zero ack first, as far as the socket takes
+ * it.  Replies (GET_*, REPLY_ACK, SET_LOG_BASE) are sent with MSG_DONTWAIT;
+ * a reply the socket cannot take now is kept and reading pauses until it
+ * is out, so at most one reply is ever pending.
  *
  * Features offered (GET_FEATURES):
  *
@@ -1755,6 +1757,21 @@ static const vu_handler vu_handlers[VU_REQ_MAX] = {
 	[VU_REQ_RESET_DEVICE] = vu_h_reset_device,
 };
 
+/* Requests answered with a reply of their own, never with a REPLY_ACK. */
+static bool vu_has_own_reply(uint32_t req)
+{
+	switch (req) {
+	case VU_REQ_GET_FEATURES:
+	case VU_REQ_GET_PROTOCOL_FEATURES:
+	case VU_REQ_GET_VRING_BASE:
+	case VU_REQ_GET_QUEUE_NUM:
+	case VU_REQ_SET_LOG_BASE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Requests that touch memory or rings: only after SET_OWNER. */
 static bool vu_needs_owner(uint32_t req)
 {
@@ -1802,6 +1819,15 @@ static int vu_handle(struct vhost_user_backend *vb, struct vu_msg *msg, const ch
 			return vu_reply_u64(vb, msg->request, ret ? 1 : 0);
 		return 0;
 	}
+	/*
+	 * The connection closes, but REPLY_ACK still owes a non-zero ack
+	 * (vhost-user.rst): queued now, it is read before the EOF.  Best
+	 * effort -- not when the socket is full or the request has a reply of
+	 * its own.
+	 */
+	if (msg->need_reply && vu_has_protocol(vb, VU_PROTOCOL_F_REPLY_ACK) &&
+	    !vu_has_own_reply(msg->request) && vb->wlen == 0)
+		vu_reply_u64(vb, msg->request, 1);
 	return ret;
 }
 

@@ -1048,6 +1048,24 @@ static void test_reset_owner_keeps_state(void **state)
 	assert_int_equal(f->be->stats.vu_bad_messages, 0);
 }
 
+/*
+ * F14: a request with NEED_REPLY that fails (here a ring size that is not a
+ * power of two) still gets its non-zero ack, then the connection closes:
+ * the front-end hears why instead of only EOF.
+ */
+static void test_nack_before_close(void **state)
+{
+	struct fix *f = *state;
+	uint32_t st[2] = { 0, 100 };
+
+	bring_up_to_mem_table(f);
+	send_msg(f->conn, VU_REQ_SET_VRING_NUM, VU_VERSION | VU_FLAG_NEED_REPLY, st, sizeof(st),
+		 NULL, 0);
+	assert_true(read_reply(f->conn, VU_REQ_SET_VRING_NUM) != 0);
+	assert_true(closed_by_backend(f->conn));
+	assert_int_equal(f->be->stats.vu_bad_messages, 1);
+}
+
 static void test_tx_and_rx(void **state)
 {
 	struct fix *f = *state;
@@ -1438,6 +1456,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ring_enable_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disabled_ring_discards, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_owner_keeps_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nack_before_close, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
