@@ -186,15 +186,26 @@ int vq_avail(struct virtqueue *vq)
 	return n;
 }
 
-/* One descriptor, copied out of guest memory so it cannot change under us. */
+/*
+ * One descriptor, copied out of guest memory so it cannot change under us.
+ * The guest writes that memory concurrently, which the compiler cannot
+ * know: with plain loads it could read a field again later (say, len once
+ * for a check and once more for the copy) instead of keeping it in a
+ * register.  Each byte is read exactly once through a volatile pointer
+ * into a private copy, and decoded from there (READ_ONCE, in effect; an
+ * indirect table need not be aligned for atomic loads).
+ */
 static void vq_read_desc(const uint8_t *table, uint32_t i, struct vring_desc *d)
 {
-	const uint8_t *p = table + (uint64_t)i * VRING_DESC_SIZE;
+	const volatile uint8_t *p = table + (uint64_t)i * VRING_DESC_SIZE;
+	uint8_t raw[VRING_DESC_SIZE];
 
-	d->addr = le64_read(p);
-	d->len = le32_read(p + 8);
-	d->flags = le16_read(p + 12);
-	d->next = le16_read(p + 14);
+	for (unsigned int k = 0; k < VRING_DESC_SIZE; k++)
+		raw[k] = p[k];
+	d->addr = le64_read(raw);
+	d->len = le32_read(raw + 8);
+	d->flags = le16_read(raw + 12);
+	d->next = le16_read(raw + 14);
 }
 
 /* Chain walk state: where descriptors come from and how many may still be visited. */
