@@ -1797,6 +1797,7 @@ static int vu_handle(struct vhost_user_backend *vb, struct vu_msg *msg, const ch
 	vu_handler h = vu_handlers[msg->request];
 	int ret;
 
+	*why = NULL;
 	vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: <- %s size %u fds %u%s",
 	       vu_request_str(msg->request), msg->size, msg->nfds,
 	       msg->need_reply ? " need_reply" : "");
@@ -1815,9 +1816,12 @@ static int vu_handle(struct vhost_user_backend *vb, struct vu_msg *msg, const ch
 	if (ret == 1)
 		return 0;
 	if (ret == -EREMOTEIO || ret == 0) {
-		if (msg->need_reply && vu_has_protocol(vb, VU_PROTOCOL_F_REPLY_ACK))
-			return vu_reply_u64(vb, msg->request, ret ? 1 : 0);
-		return 0;
+		if (!msg->need_reply || !vu_has_protocol(vb, VU_PROTOCOL_F_REPLY_ACK))
+			return 0;
+		ret = vu_reply_u64(vb, msg->request, ret ? 1 : 0);
+		if (ret)
+			*why = "could not send the reply";
+		return ret;
 	}
 	/*
 	 * The connection closes, but REPLY_ACK still owes a non-zero ack
@@ -1828,6 +1832,8 @@ static int vu_handle(struct vhost_user_backend *vb, struct vu_msg *msg, const ch
 	if (msg->need_reply && vu_has_protocol(vb, VU_PROTOCOL_F_REPLY_ACK) &&
 	    !vu_has_own_reply(msg->request) && vb->wlen == 0)
 		vu_reply_u64(vb, msg->request, 1);
+	if (!*why)
+		*why = "could not send the reply"; /* the only failure a handler leaves unnamed */
 	return ret;
 }
 

@@ -1066,6 +1066,24 @@ static void test_nack_before_close(void **state)
 	assert_int_equal(f->be->stats.vu_bad_messages, 1);
 }
 
+/*
+ * F16: a handler that fails only because its reply cannot be sent (the
+ * front-end shut its reading side) used to log an empty reason.
+ */
+static void test_reply_failure_has_a_reason(void **state)
+{
+	struct fix *f = *state;
+
+	f->conn = connect_frontend(f);
+	log_needle = "could not send the reply";
+	log_hits = 0;
+	assert_int_equal(shutdown(f->conn, SHUT_RD), 0);
+	send_msg(f->conn, VU_REQ_GET_FEATURES, VU_VERSION, NULL, 0, NULL, 0);
+	PUMP_UNTIL(f->be->stats.peers_accepted == 1 && log_hits == 1);
+	assert_int_equal(log_hits, 1);
+	log_needle = NULL;
+}
+
 static void test_tx_and_rx(void **state)
 {
 	struct fix *f = *state;
@@ -1457,6 +1475,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_disabled_ring_discards, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_owner_keeps_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nack_before_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reply_failure_has_a_reason, setup, teardown),
 	};
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
 
 #include <cmocka.h>
 #include <glib.h>
@@ -343,6 +345,35 @@ static void test_mem_span(void **state)
 	assert_int_equal(vu_mem_span(0, UINT64_MAX, page, &start, &len), -EINVAL);
 }
 
+/* F16: vu_mem_map() names the rule a table broke, not "smaller" for every failure. */
+static void test_mem_map_reasons(void **state)
+{
+	struct vu_region_desc d = { .gpa = 0, .size = 2 * 4096, .uva = 0x10000 };
+	const char *why = NULL;
+	bool unsealed;
+	struct vu_mem m;
+	int fd = memfd_create("short", MFD_CLOEXEC), p[2];
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4096), 0);
+	assert_int_equal(vu_mem_map(&m, &d, 1, &fd, &unsealed, &why), -EINVAL);
+	assert_string_equal(why, "memory fd smaller than its region");
+	assert_int_equal(m.nregions, 0);
+	/* Something mmap() refuses for another reason: a pipe has no pages. */
+	assert_int_equal(pipe(p), 0);
+	assert_true(vu_mem_map(&m, &d, 1, &p[0], &unsealed, &why) < 0);
+	assert_string_equal(why, "cannot map a memory region");
+	/* Big enough: mapped, reported unsealed, unmapped cleanly. */
+	assert_int_equal(ftruncate(fd, 2 * 4096), 0);
+	assert_int_equal(vu_mem_map(&m, &d, 1, &fd, &unsealed, &why), 0);
+	assert_true(unsealed);
+	assert_int_equal(vu_mem_unmap(&m), 0);
+	close(p[0]);
+	close(p[1]);
+	close(fd);
+}
+
 static void test_dirty_log(void **state)
 {
 	uint8_t bits[4] = { 0 };   /* 32 pages */
@@ -377,6 +408,7 @@ int main(void)
 		cmocka_unit_test(test_mem_validate),
 		cmocka_unit_test(test_mem_translate),
 		cmocka_unit_test(test_mem_span),
+		cmocka_unit_test(test_mem_map_reasons),
 		cmocka_unit_test(test_dirty_log),
 	};
 
