@@ -109,6 +109,7 @@ struct backend_stats {
 	uint64_t vu_rarp;           /* SEND_RARP requests (acknowledged, nothing sent) */
 	uint64_t vu_disabled_discards; /* guest TX chains discarded: their ring was disabled */
 	uint64_t vu_dirty_logged;   /* guest buffer writes marked in the dirty log (migration) */
+	uint64_t vu_dirty_log_missed; /* writes (buffers, used rings) beyond the dirty log */
 	uint64_t vu_unmap_failures; /* guest memory or log mappings munmap() refused (leaked) */
 	uint64_t vu_memory_faults;  /* front-ends closed: their memory fd shrank under us (SIGBUS) */
 };

@@ -114,8 +114,9 @@
  * Dirty log: while VHOST_F_LOG_ALL is acked and a log is mapped
  * (SET_LOG_BASE, answered with a u64 0), every byte we write to guest memory
  * is logged: RX buffers here by their GPAs, used-ring writes by
- * virtqueue.c at the ring's log address.  The log is unmapped when replaced
- * and at reset.
+ * virtqueue.c at the ring's log address.  A write beyond a too-small log is
+ * counted (vu_dirty_log_missed) with a rate-limited warning: the migration
+ * would miss it.  The log is unmapped when replaced and at reset.
  *
  * Shrinking memory: a front-end may truncate an unsealed memory or log fd
  * under us (files on tmpfs or hugetlbfs cannot be sealed).  The SIGBUS
@@ -241,6 +242,7 @@ struct vu_vring {
 	unsigned int kick_busy;     /* wake-ups in a row the kick fd did not drain */
 	bool enabled;               /* SET_VRING_ENABLE */
 	uint64_t violations_reported; /* vq.violations already logged and counted */
+	uint64_t log_missed_seen;   /* vq.log_missed already counted */
 };
 
 /* RX chains gathered for one frame (MRG_RXBUF may need several). */
@@ -282,6 +284,7 @@ struct vhost_user_backend {
 	unsigned int guest_mtu;     /* NET_SET_MTU, 0 if not sent: then mtu applies */
 	struct vu_mem mem;
 	struct vu_log log;
+	bool log_miss_warned;       /* this log's misses were reported */
 	struct vu_vring vr[VU_NUM_QUEUES];
 
 	/* Data path. */
@@ -527,11 +530,28 @@ static void vu_apply_log(struct vhost_user_backend *vb)
 	}
 }
 
+/*
+ * Writes the dirty log could not mark (beyond its bitmap): counted, and
+ * told once per log, as the migration will miss them.
+ */
+static void vu_log_missed(struct vhost_user_backend *vb, uint64_t n)
+{
+	vb->be.stats.vu_dirty_log_missed += n;
+	if (vb->log_miss_warned)
+		return;
+	vb->log_miss_warned = true;
+	vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user: the dirty log is smaller than guest memory: "
+	       "writes beyond it are not logged and a live migration will miss them");
+}
+
 /* Log a guest write of [@gpa, @gpa + @len) when logging is on. */
 static void vu_log_guest_write(struct vhost_user_backend *vb, uint64_t gpa, uint64_t len)
 {
-	if (vu_has_feature(vb, VHOST_F_LOG_ALL) && vu_log_active(&vb->log) &&
-	    !vu_log_write(&vb->log, gpa, len))
+	if (!vu_has_feature(vb, VHOST_F_LOG_ALL) || !vu_log_active(&vb->log))
+		return;
+	if (vu_log_write(&vb->log, gpa, len))
+		vu_log_missed(vb, 1);
+	else
 		vb->be.stats.vu_dirty_logged++;
 }
 
@@ -631,13 +651,20 @@ static void vu_rx_broken(struct vhost_user_backend *vb)
 	vu_set_congested(vb, false);
 }
 
-/* Publish a ring's used entries and signal its call fd if the guest wants it. */
+/*
+ * Publish a ring's used entries and signal its call fd if the guest wants
+ * it; count the used-ring writes the dirty log missed since the last time.
+ */
 static void vu_ring_flush(struct vhost_user_backend *vb, unsigned int idx)
 {
 	struct vu_vring *vr = &vb->vr[idx];
 
 	if (vq_flush(&vr->vq))
 		vu_eventfd_signal(vr->call_fd);
+	if (vr->vq.log_missed != vr->log_missed_seen) {
+		vu_log_missed(vb, vr->vq.log_missed - vr->log_missed_seen);
+		vr->log_missed_seen = vr->vq.log_missed;
+	}
 }
 
 /* ------------------------------------------------------------ guest TX -> daemon */
@@ -1439,6 +1466,7 @@ static int vu_h_set_log_base(struct vhost_user_backend *vb, struct vu_msg *msg, 
 		return ret;
 	ret = vu_log_unmap(&vb->log);
 	vb->log = log;
+	vb->log_miss_warned = false;
 	vu_note_unmap_failures(vb);
 	if (ret) {
 		*why = "could not unmap the previous dirty log (munmap failed)";

@@ -48,11 +48,12 @@ static uint64_t vq_used_elem_off(uint32_t i)
 	return VRING_USED_RING_OFF + (uint64_t)VRING_USED_ELEM_SIZE * i;
 }
 
-/* Log a write of @len bytes at @off in the used ring (VU_VRING_F_LOG). */
-static void vq_log_used(const struct virtqueue *vq, uint64_t off, uint64_t len)
+/* Log a write of @len bytes at @off in the used ring (VU_VRING_F_LOG); count a miss. */
+static void vq_log_used(struct virtqueue *vq, uint64_t off, uint64_t len)
 {
-	if (vq->log_used && vq->log && vu_log_active(vq->log))
-		vu_log_write(vq->log, vq->log_gpa + off, len);
+	if (vq->log_used && vq->log && vu_log_active(vq->log) &&
+	    vu_log_write(vq->log, vq->log_gpa + off, len))
+		vq->log_missed++;
 }
 
 void vq_init(struct virtqueue *vq)
@@ -62,10 +63,11 @@ void vq_init(struct virtqueue *vq)
 
 void vq_reset(struct virtqueue *vq)
 {
-	uint64_t violations = vq->violations;
+	uint64_t violations = vq->violations, log_missed = vq->log_missed;
 
 	vq_init(vq);
-	vq->violations = violations; /* a counter, not state */
+	vq->violations = violations; /* counters, not state */
+	vq->log_missed = log_missed;
 }
 
 /* Reconfiguration clears BROKEN: the front-end took the ring over again. */

@@ -51,8 +51,9 @@
  *
  * Dirty log: when a log is attached, every write to the used ring (elements,
  * index, flags, avail_event) is logged at the ring's log address
- * (VU_VRING_F_LOG); buffer writes are logged by the caller, which knows
- * their GPAs (struct vq_elem.gpa).
+ * (VU_VRING_F_LOG); one that falls beyond the bitmap is counted
+ * (log_missed).  Buffer writes are logged by the caller, which knows their
+ * GPAs (struct vq_elem.gpa).
  *
  * Hosts are little-endian (checked at build time), so ring indices can be
  * loaded and stored atomically in place.
@@ -111,6 +112,7 @@ struct virtqueue {
 	bool broken;                /* sticky until reconfigured */
 	const char *broken_why;
 	uint64_t violations;        /* times this queue broke */
+	uint64_t log_missed;        /* used-ring writes beyond the dirty log, not marked */
 };
 
 /* vq_init() - an unconfigured, stopped queue. */
