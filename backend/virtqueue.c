@@ -352,6 +352,15 @@ void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 
 	if (!vq_usable(vq))
 		return;
+	/*
+	 * A driver re-offers a buffer only after it saw it used, so at most
+	 * num entries can wait for a flush; one more would overwrite an
+	 * unpublished entry (the slot is masked): the guest broke the rules.
+	 */
+	if (vq->pending >= vq->num) {
+		vq_break(vq, "more used entries than the queue size before a flush");
+		return;
+	}
 	slot = (uint16_t)(vq->used_idx + vq->pending) & (vq->num - 1);
 	p = vq->used + vq_used_elem_off(slot);
 	le32_write(p, head);

@@ -175,7 +175,10 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e);
 /* vq_unpop() - give back the last @n popped elements, not pushed (they will be popped again). */
 void vq_unpop(struct virtqueue *vq, uint16_t n);
 
-/* vq_push() - complete chain @head with @len bytes written; visible after vq_flush(). */
+/*
+ * vq_push() - complete chain @head with @len bytes written; visible after
+ * vq_flush().  More than num entries before a flush break the queue.
+ */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
 
 /**

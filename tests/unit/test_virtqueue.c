@@ -478,6 +478,28 @@ static void test_used_ring_logged(void **state)
 	assert_int_equal(f->logbits[(MEM_GPA >> VU_LOG_PAGE_SHIFT) / 8], 0);
 }
 
+/*
+ * F16: more used entries than the queue size before a flush would overwrite
+ * unpublished ones (the slot is masked) and can only follow a guest that
+ * re-offered buffers it did not own yet: the queue breaks instead.
+ */
+static void test_push_beyond_queue_size(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(start(f, QSIZE, false, false), 0);
+	for (uint16_t i = 0; i < QSIZE; i++)
+		vq_push(&f->vq, i, 1);
+	assert_false(f->vq.broken);
+	vq_push(&f->vq, 0, 1);
+	assert_true(f->vq.broken);
+	assert_string_equal(f->vq.broken_why, "more used entries than the queue size before a flush");
+	assert_int_equal(f->vq.pending, QSIZE);
+	/* Broken: nothing is published. */
+	assert_false(vq_flush(&f->vq));
+	assert_int_equal(used_idx(f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -498,6 +520,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flags_suppression, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_setup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_used_ring_logged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_push_beyond_queue_size, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
