@@ -20,15 +20,14 @@
  * call or err fd that is not an eventfd (or a kick eventfd in semaphore
  * mode: vu_check_ring_fd() says how that is told under seccomp) -- gets
  * one log line naming the request and the rule, is counted
- * (vu_bad_messages) and closes this connection; the daemon goes on.
- * Every log line a front-end or its guest can trigger goes through a rate
- * limit (vu_log(), or the refusal and broken-ring limits), which reports
- * what it suppressed.
- * A request with NEED_REPLY (REPLY_ACK negotiated) that closes the
- * connection still gets its non-zero ack first, as far as the socket takes
- * it.  Replies (GET_*, REPLY_ACK, SET_LOG_BASE) are sent with MSG_DONTWAIT;
- * a reply the socket cannot take now is kept and reading pauses until it
- * is out, so at most one reply is ever pending.
+ * (vu_bad_messages) and closes this connection; the daemon goes on.  A
+ * request with NEED_REPLY (REPLY_ACK negotiated) that closes the connection
+ * still gets its non-zero ack first, as far as the socket takes it.
+ * Replies (GET_*, REPLY_ACK, SET_LOG_BASE) are sent with MSG_DONTWAIT; a
+ * reply the socket cannot take now is kept and reading pauses until it is
+ * out, so at most one reply is ever pending.  Every log line a front-end
+ * or its guest can trigger goes through a rate limit (vu_log(), or the
+ * refusal and broken-ring limits), which reports what it suppressed.
  *
  * Features offered (GET_FEATURES):
  *
@@ -66,16 +65,16 @@
  * but disabled ring is processed without side effects, as vhost-user.rst
  * asks -- TX chains are taken and discarded (vu_disabled_discards), nothing
  * is delivered to RX (send() reports no peer, staged frames are dropped).
- * GET_VRING_BASE stops the ring, closes its kick and
- * call fds and answers last_avail_idx.  A kick fd that fails, hangs up, or
- * stays readable after its reads on VU_KICK_BUSY_MAX wake-ups in a row (so
- * would spin the loop) is no longer watched and the front-end is closed.
- * A SET_MEM_TABLE or SET_VRING_ADDR while running (QEMU does both: memory
- * hotplug, and turning on the used ring's dirty log for migration) stops,
- * revalidates and restarts the ring.
- * A ring whose guest breaks the virtqueue rules is BROKEN (virtqueue.c): a
- * rate-limited log line, ring_broken counted, its err fd signalled, and no
- * more processing until the front-end reconfigures it.
+ * GET_VRING_BASE stops the ring, closes its kick and call fds and answers
+ * last_avail_idx.  A kick fd that fails, hangs up, or stays readable after
+ * its reads on VU_KICK_BUSY_MAX wake-ups in a row (so would spin the loop)
+ * is no longer watched and the front-end is closed.  A SET_MEM_TABLE or
+ * SET_VRING_ADDR while running (QEMU does both: memory hotplug, and
+ * turning on the used ring's dirty log for migration) stops, revalidates
+ * and restarts the ring.  A ring whose guest breaks the virtqueue rules
+ * is BROKEN (virtqueue.c): a rate-limited log line, ring_broken counted,
+ * its err fd signalled, and no more processing until the front-end
+ * reconfigures it.
  *
  * Guest -> daemon (TX ring): a kick (or an idle callback when a batch was cut
  * short) pops up to VU_TX_BUDGET chains per dispatch.  Each frame is copied
@@ -100,8 +99,8 @@
  * descriptor visited (empty and indirect ones too): at most
  * VU_RX_FRAME_DESCS per frame and VU_RX_DRAIN_DESCS per drain dispatch,
  * with rings of at most 1024 entries (VQ_MAX_SIZE, QEMU's maximum; a
- * larger SET_VRING_NUM closes the connection).  Backpressure: when
- * the guest has no RX buffer, frames wait in a bounded staging queue
+ * larger SET_VRING_NUM closes the connection).  Backpressure: when the
+ * guest has no RX buffer, frames wait in a bounded staging queue
  * (VU_STAGE_BYTES), we ask for RX kicks, call cb->set_congested(true) (the
  * daemon stops reading host sockets) and stop draining the TX ring (each
  * guest frame may produce answers with nowhere to go).  The guest's kick with
@@ -115,8 +114,9 @@
  * (SET_LOG_BASE, answered with a u64 0), every byte we write to guest memory
  * is logged: RX buffers here by their GPAs, used-ring writes by
  * virtqueue.c at the ring's log address.  A write beyond a too-small log is
- * counted (vu_dirty_log_missed) with a rate-limited warning: the migration
- * would miss it.  The log is unmapped when replaced and at reset.
+ * counted (vu_dirty_log_missed) and warned about once per log: the
+ * migration would miss it.  The log is unmapped when replaced and at
+ * reset.
  *
  * Shrinking memory: a front-end may truncate an unsealed memory or log fd
  * under us (files on tmpfs or hugetlbfs cannot be sealed).  The SIGBUS
@@ -135,20 +135,19 @@
  * frame buffer, one popped element, the RX assembly area and the staging
  * queue; nothing is allocated per packet.  The front-end going away resets
  * the device: rings stopped, every ring fd closed, memory and log
- * unmapped, features forgotten, staging dropped, congestion lifted.
- * RESET_OWNER only resets the rings (stopped, fds closed, disabled, staging
- * dropped): the memory table, log and features stay, as vhost-user.rst
- * recommends.
- * stats.attached is 1 while a front-end is connected and both rings run,
- * enabled.
+ * unmapped, features forgotten, staging dropped, congestion lifted, the
+ * guest MTU back to --mtu.  RESET_OWNER only resets the rings (stopped,
+ * fds closed, disabled, staging dropped): the memory table, log and
+ * features stay, as vhost-user.rst recommends.  stats.attached is 1 while
+ * a front-end is connected and both rings run, enabled.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
