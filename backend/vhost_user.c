@@ -1612,23 +1612,16 @@ static int vu_check_ring_fd(const struct vhost_user_backend *vb, int fd, bool ki
 }
 
 /*
- * Take @msg's fd (or none with NOFD) into *@slot, closing what was there,
- * once vu_check_ring_fd() accepts it.  Returns 0, or -errno with *@why set
- * (the fd stays the message's, *@slot is unchanged).
+ * Take @msg's fd (or none with NOFD), already accepted by
+ * vu_check_ring_fd(), into *@slot, closing what was there.
  */
-static int vu_take_vring_fd(struct vhost_user_backend *vb, struct vu_msg *msg, int *slot,
-			    bool kick, const char **why)
+static void vu_take_vring_fd(struct vu_msg *msg, int *slot)
 {
-	int fl, ret;
+	int fl;
 
-	if (!msg->u.vring_fd.nofd) {
-		ret = vu_check_ring_fd(vb, msg->fds[0], kick, why);
-		if (ret)
-			return ret;
-	}
 	vu_close_fd(slot);
 	if (msg->u.vring_fd.nofd)
-		return 0;
+		return;
 	*slot = msg->fds[0];
 	msg->fds[0] = -1;
 	/*
@@ -1639,6 +1632,17 @@ static int vu_take_vring_fd(struct vhost_user_backend *vb, struct vu_msg *msg, i
 	fl = fcntl(*slot, F_GETFL);
 	if (fl >= 0 && !(fl & O_NONBLOCK))
 		fcntl(*slot, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* SET_VRING_CALL/ERR: an eventfd (or NOFD) into *@slot. */
+static int vu_set_ring_signal_fd(struct vhost_user_backend *vb, struct vu_msg *msg, int *slot,
+				 const char **why)
+{
+	int ret = msg->u.vring_fd.nofd ? 0 : vu_check_ring_fd(vb, msg->fds[0], false, why);
+
+	if (ret)
+		return ret;
+	vu_take_vring_fd(msg, slot);
 	return 0;
 }
 
@@ -1657,7 +1661,7 @@ static int vu_h_set_vring_kick(struct vhost_user_backend *vb, struct vu_msg *msg
 		return ret;
 	vu_ring_pause(vb, idx);
 	fdsource_clear(&vr->kick_src);
-	vu_take_vring_fd(vb, msg, &vr->kick_fd, true, why); /* checked above: cannot fail */
+	vu_take_vring_fd(msg, &vr->kick_fd);
 	vr->kick_busy = 0;
 	vr->kick_src = fdsource_new(vr->kick_fd, G_IO_IN, vu_on_kick, vb);
 	ret = vu_ring_update(vb, idx, why);
@@ -1667,12 +1671,12 @@ static int vu_h_set_vring_kick(struct vhost_user_backend *vb, struct vu_msg *msg
 
 static int vu_h_set_vring_call(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
-	return vu_take_vring_fd(vb, msg, &vb->vr[msg->u.vring_fd.index].call_fd, false, why);
+	return vu_set_ring_signal_fd(vb, msg, &vb->vr[msg->u.vring_fd.index].call_fd, why);
 }
 
 static int vu_h_set_vring_err(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
-	return vu_take_vring_fd(vb, msg, &vb->vr[msg->u.vring_fd.index].err_fd, false, why);
+	return vu_set_ring_signal_fd(vb, msg, &vb->vr[msg->u.vring_fd.index].err_fd, why);
 }
 
 static int vu_h_get_protocol_features(struct vhost_user_backend *vb, struct vu_msg *msg,
