@@ -780,9 +780,11 @@ static bool vu_tx_process(struct vhost_user_backend *vb)
 		return false; /* resumed by vu_rx_drain() once below the low-water mark */
 	}
 	for (int done = 0;; done++) {
-		if (done == VU_TX_BUDGET || (vb->congested && !discard)) {
-			more = done == VU_TX_BUDGET;
-			vb->be.stats.tx_drain_paused += !more;
+		bool paused = vb->congested && !discard; /* discarding answers nothing */
+
+		if (done == VU_TX_BUDGET || paused) {
+			more = !paused;
+			vb->be.stats.tx_drain_paused += paused;
 			vq_disable_notify(&vr->vq);
 			break;
 		}
