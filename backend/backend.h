@@ -72,6 +72,14 @@ struct backend_callbacks {
 	void (*set_congested)(bool congested, void *opaque);
 	/* Optional: the backend stopped for good; @why is for a log line. */
 	void (*failed)(const char *why, void *opaque);
+	/*
+	 * Optional: the guest's link MTU is now @mtu (vhost-user: the
+	 * front-end's NET_SET_MTU, between 576 and the backend's own @mtu;
+	 * that @mtu again once the front-end is gone).  Frames sent to the
+	 * guest must fit it from now on: the backend drops and counts plain
+	 * frames longer than @mtu + 14 (tx_over_mtu).
+	 */
+	void (*link_mtu)(unsigned int mtu, void *opaque);
 };
 
 struct backend_stats {
@@ -83,19 +91,27 @@ struct backend_stats {
 	uint64_t tx_no_peer;        /* dropped: no guest attached */
 	uint64_t tx_full;           /* dropped: transmit queue full */
 	uint64_t tx_errors;         /* dropped: write error */
+	uint64_t tx_over_mtu;       /* dropped: a plain frame over the guest's MTU + 14 */
 	uint64_t peers_accepted;    /* QEMU connections served */
 	uint64_t peers_refused;     /* QEMU connections refused (one at a time) */
 	uint64_t congestion_events; /* times the backend asked to throttle */
-	uint64_t rx_bad_meta;       /* offload metadata the guest may not send */
+	uint64_t rx_bad_meta;       /* offload metadata the guest may not send: frame dropped */
+	uint64_t rx_meta_ignored;   /* header flags ignored (DATA_VALID, unknown): frame kept */
 	uint64_t attached;          /* gauge: 1 while a guest (QEMU, tap) is attached */
 	/* vhost-user only (0 elsewhere). */
 	uint64_t rx_ring_full_events; /* the guest's RX ring had no buffer: frames staged */
+	uint64_t rx_ring_unusable;  /* frames dropped (tx_errors too): the guest's RX ring offered
+				     * only buffers it cannot take, a ring's worth or more */
 	uint64_t tx_drain_paused;   /* the guest's TX ring was left undrained (congested) */
 	uint64_t ring_broken;       /* rings put in the BROKEN state by a rule violation */
 	uint64_t vu_messages;       /* vhost-user messages handled */
 	uint64_t vu_bad_messages;   /* vhost-user messages that closed the connection */
 	uint64_t vu_rarp;           /* SEND_RARP requests (acknowledged, nothing sent) */
+	uint64_t vu_disabled_discards; /* guest TX chains discarded: their ring was disabled */
 	uint64_t vu_dirty_logged;   /* guest buffer writes marked in the dirty log (migration) */
+	uint64_t vu_dirty_log_missed; /* writes (buffers, used rings) beyond the dirty log */
+	uint64_t vu_unmap_failures; /* guest memory or log mappings munmap() refused (leaked) */
+	uint64_t vu_memory_faults;  /* front-ends closed: their memory fd shrank under us (SIGBUS) */
 };
 
 struct backend;
@@ -183,7 +199,8 @@ int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu, uin
  * vhost_user_backend_new() - serve a vhost-user front-end (QEMU) on a unix socket
  * @path:	socket path we listen on (QEMU connects: -chardev socket,path=...);
  *		a stale socket is replaced, a live one is -EADDRINUSE
- * @mtu:	largest IP packet; the guest's MTU (NET_SET_MTU) may not exceed it
+ * @mtu:	largest IP packet; the guest's MTU (NET_SET_MTU, from 576) may not
+ *		exceed it, and cb->link_mtu() hears of it when set
  * @cb, @opaque, @out:	as for stream_backend_new()
  *
  * One front-end at a time; see vhost_user.c for the protocol, the rings and

@@ -83,15 +83,14 @@ static void le16_put(uint8_t *p, uint16_t v)
 }
 
 int offload_hdr_parse(const uint8_t *h, size_t frame_len, uint32_t offloads,
-		      struct frame_meta *out, const struct frame_meta **meta)
+		      struct frame_meta *out, const struct frame_meta **meta, bool *ignored)
 {
-	uint8_t flags = h[0] & (uint8_t)~FRAME_META_DATA_VALID, gso = h[1];
+	uint8_t flags = h[0] & FRAME_META_NEEDS_CSUM, gso = h[1];
 
 	*meta = NULL;
+	*ignored = flags != h[0];
 	if (!flags && gso == FRAME_GSO_NONE)
 		return 0;
-	if (flags & ~FRAME_META_NEEDS_CSUM)
-		return -EINVAL;
 	*out = (struct frame_meta){ .flags = flags, .gso_type = gso,
 				    .hdr_len = le16_get(h + 2), .gso_size = le16_get(h + 4),
 				    .csum_start = le16_get(h + 6), .csum_offset = le16_get(h + 8) };

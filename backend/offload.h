@@ -47,6 +47,7 @@
  * drops and counts it); nothing is read or written outside the frame.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,15 +66,16 @@
  * @offloads:	what the guest may send (BACKEND_OFFLOAD_*)
  * @out:	filled when the frame carries metadata
  * @meta:	set to @out, or NULL for a plain frame
+ * @ignored:	set when flags other than NEEDS_CSUM were set: a driver MUST NOT
+ *		send DATA_VALID or RSC_INFO and a device MUST ignore bits it does not
+ *		recognize (virtio 5.1.6.2), so they are stripped, to be counted
  *
- * DATA_VALID is dropped (libslirp verifies every checksum anyway).
- *
- * Return: 0, or -EINVAL for metadata the guest may not send: unknown
- * flags, an offload not negotiated, a checksum position outside the frame,
- * a GSO type other than TCPv4 or a zero gso_size.
+ * Return: 0, or -EINVAL for metadata the guest may not send: an offload not
+ * negotiated, a checksum position outside the frame, a GSO type other than
+ * TCPv4 or a zero gso_size.
  */
 int offload_hdr_parse(const uint8_t *h, size_t frame_len, uint32_t offloads,
-		      struct frame_meta *out, const struct frame_meta **meta);
+		      struct frame_meta *out, const struct frame_meta **meta, bool *ignored);
 
 /* offload_hdr_build() - the virtio-net header for a frame with @meta (NULL: all zeros). */
 void offload_hdr_build(uint8_t *h, const struct frame_meta *meta);

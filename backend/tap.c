@@ -135,6 +135,7 @@ static gboolean tap_on_ready(int fd, GIOCondition ready, void *opaque)
 		ssize_t n = read(fd, tb->rxbuf, tb->hdr_len + FRAME_RECORD_MAX);
 		const struct frame_meta *meta = NULL;
 		struct frame_meta m;
+		bool ignored = false;
 		size_t len;
 
 		if (n < 0) {
@@ -150,10 +151,11 @@ static gboolean tap_on_ready(int fd, GIOCondition ready, void *opaque)
 		}
 		len = (size_t)n - tb->hdr_len;
 		if (tb->hdr_len &&
-		    offload_hdr_parse(tb->rxbuf, len, tb->be.rx_offloads, &m, &meta)) {
+		    offload_hdr_parse(tb->rxbuf, len, tb->be.rx_offloads, &m, &meta, &ignored)) {
 			tb->be.stats.rx_bad_meta++;
 			continue;
 		}
+		tb->be.stats.rx_meta_ignored += ignored;
 		/* Only a segmentation offload frame may exceed the MTU. */
 		if (len > tb->be.max_frame && (!meta || meta->gso_type == FRAME_GSO_NONE)) {
 			tb->be.stats.rx_oversize++;

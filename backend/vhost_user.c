@@ -16,12 +16,18 @@
  * below judge it against our state.  Any violation -- malformed message,
  * unknown request, wrong fd count, features we did not offer, a request
  * whose protocol feature was not negotiated, an invalid memory table, a
- * ring that does not fit in memory, reconfiguring a running ring -- gets
+ * ring that does not fit in memory, reconfiguring a running ring, a kick,
+ * call or err fd that is not an eventfd (or a kick eventfd in semaphore
+ * mode: vu_check_ring_fd() says how that is told under seccomp) -- gets
  * one log line naming the request and the rule, is counted
- * (vu_bad_messages) and closes this connection; the daemon goes on.
+ * (vu_bad_messages) and closes this connection; the daemon goes on.  A
+ * request with NEED_REPLY (REPLY_ACK negotiated) that closes the connection
+ * still gets its non-zero ack first, as far as the socket takes it.
  * Replies (GET_*, REPLY_ACK, SET_LOG_BASE) are sent with MSG_DONTWAIT; a
  * reply the socket cannot take now is kept and reading pauses until it is
- * out, so at most one reply is ever pending.
+ * out, so at most one reply is ever pending.  Every log line a front-end
+ * or its guest can trigger goes through a rate limit (vu_log(), or the
+ * refusal and broken-ring limits), which reports what it suppressed.
  *
  * Features offered (GET_FEATURES):
  *
@@ -33,8 +39,8 @@
  *                              walked with the same bounds (no nesting, len % 16)
  *   VIRTIO_NET_F_MTU           QEMU's host_mtu reaches us as NET_SET_MTU
  *   VHOST_F_LOG_ALL            live migration: dirty logging
- *   VHOST_USER_F_PROTOCOL_FEATURES  required by QEMU for vhost-user net; rings
- *                              then start disabled until SET_VRING_ENABLE
+ *   VHOST_USER_F_PROTOCOL_FEATURES  required by QEMU for vhost-user net; once
+ *                              acked, rings start disabled until SET_VRING_ENABLE
  *   VIRTIO_NET_F_CSUM, HOST_TSO4    the guest may hand us partial checksums and TCP
  *                              segments of up to 64 KiB whatever its MTU;
  *   VIRTIO_NET_F_GUEST_CSUM, GUEST_TSO4  and takes the same from us (offload.h)
@@ -43,7 +49,10 @@
  *
  *   REPLY_ACK    QEMU asks for an ack of SET_MEM_TABLE and others (errors surface)
  *   LOG_SHMFD    the dirty log arrives as a shared-memory fd (SET_LOG_BASE)
- *   NET_MTU      NET_SET_MTU, accepted up to our --mtu
+ *   NET_MTU      NET_SET_MTU, accepted from 576 up to our --mtu: enforced
+ *                (cb->link_mtu() tells the daemon, which fits frames to it;
+ *                vu_send() drops a plain frame over it), --mtu again after
+ *                the front-end goes
  *   RARP         after migration QEMU asks us to announce the guest (SEND_RARP);
  *                we have no L2 network to announce on, so it is counted only
  *
@@ -52,15 +61,22 @@
  *
  * Rings: index 0 is the guest's RX queue (we write frames into it), 1 its
  * TX queue (we read frames).  A ring runs when it has a kick fd, a size,
- * addresses, a memory table and is enabled (with PROTOCOL_FEATURES,
- * SET_VRING_ENABLE; without, at once); virtqueue.c validates it against the
- * memory table then.  GET_VRING_BASE stops the ring, closes its kick and
- * call fds and answers last_avail_idx.  A SET_MEM_TABLE or SET_VRING_ADDR
- * while running (QEMU does both: memory hotplug, and turning on the used
- * ring's dirty log for migration) stops, revalidates and restarts the ring.
- * A ring whose guest breaks the virtqueue rules is BROKEN (virtqueue.c): a
- * rate-limited log line, ring_broken counted, its err fd signalled, and no
- * more processing until the front-end reconfigures it.
+ * addresses and a memory table; virtqueue.c validates it against the
+ * memory table then.  Enabled or not is another matter (with
+ * PROTOCOL_FEATURES acked, SET_VRING_ENABLE; without, at once): a running
+ * but disabled ring is processed without side effects, as vhost-user.rst
+ * asks -- TX chains are taken and discarded (vu_disabled_discards), nothing
+ * is delivered to RX (send() reports no peer, staged frames are dropped).
+ * GET_VRING_BASE stops the ring, closes its kick and call fds and answers
+ * last_avail_idx.  A kick fd that fails, hangs up, or stays readable after
+ * its reads on VU_KICK_BUSY_MAX wake-ups in a row (so would spin the loop)
+ * is no longer watched and the front-end is closed.  A SET_MEM_TABLE or
+ * SET_VRING_ADDR while running (QEMU does both: memory hotplug, and
+ * turning on the used ring's dirty log for migration) stops, revalidates
+ * and restarts the ring.  A ring whose guest breaks the virtqueue rules
+ * is BROKEN (virtqueue.c): a rate-limited log line, ring_broken counted,
+ * its err fd signalled, and no more processing until the front-end
+ * reconfigures it.
  *
  * Guest -> daemon (TX ring): a kick (or an idle callback when a batch was cut
  * short) pops up to VU_TX_BUDGET chains per dispatch.  Each frame is copied
@@ -70,12 +86,23 @@
  * cb->rx_frame() called.  One used-index publication and at most one call-fd
  * signal per batch (EVENT_IDX).  Runts, oversize frames, chains with too
  * many buffers and headers asking for offloads we did not negotiate are
- * dropped and counted; their chains are returned all the same.
+ * dropped and counted; their chains are returned all the same.  Header
+ * flags other than NEEDS_CSUM (DATA_VALID, which the driver must not set,
+ * and bits we do not know) are ignored and counted (rx_meta_ignored), as
+ * virtio 5.1.6.2 asks: the frame goes on as a plain one.
  *
  * Daemon -> guest (RX ring): send() copies the header (num_buffers for
  * MRG_RXBUF) and the frame into as many RX chains as it needs and stages the
- * used entries; flush() publishes them and signals once.  Backpressure: when
- * the guest has no RX buffer, frames wait in a bounded staging queue
+ * used entries; flush() publishes them and signals once.  Chains it cannot
+ * use (shorter than the header, too scattered) are returned unused; every
+ * chain popped for a frame counts, and after a ring's worth the frame is
+ * dropped (rx_ring_unusable, tx_errors): a guest re-offering such chains as
+ * fast as we return them cannot keep one send() going.  So does each
+ * descriptor visited (empty and indirect ones too): at most
+ * VU_RX_FRAME_DESCS per frame and VU_RX_DRAIN_DESCS per drain dispatch,
+ * with rings of at most 1024 entries (VQ_MAX_SIZE, QEMU's maximum; a
+ * larger SET_VRING_NUM closes the connection).  Backpressure: when the
+ * guest has no RX buffer, frames wait in a bounded staging queue
  * (VU_STAGE_BYTES), we ask for RX kicks, call cb->set_congested(true) (the
  * daemon stops reading host sockets) and stop draining the TX ring (each
  * guest frame may produce answers with nowhere to go).  The guest's kick with
@@ -88,25 +115,45 @@
  * Dirty log: while VHOST_F_LOG_ALL is acked and a log is mapped
  * (SET_LOG_BASE, answered with a u64 0), every byte we write to guest memory
  * is logged: RX buffers here by their GPAs, used-ring writes by
- * virtqueue.c at the ring's log address.  The log is unmapped when replaced
- * and at reset.
+ * virtqueue.c at the ring's log address.  A write beyond a too-small log is
+ * counted (vu_dirty_log_missed) and warned about once per log: the
+ * migration would miss it.  The log is unmapped when replaced and at
+ * reset.
+ *
+ * Shrinking memory: a front-end may truncate an unsealed memory or log fd
+ * under us (files on tmpfs or hugetlbfs cannot be sealed).  The SIGBUS
+ * guard (vu_mem.h, installed when the backend is created) replaces the
+ * faulting mapping with zero pages and flags it; after each dispatch
+ * (socket, kick, idle work -- send and flush schedule the idle work) the
+ * backend checks the flag and closes that front-end with one line, "guest
+ * memory shrank under us ... (SIGBUS)", counted (vu_memory_faults,
+ * vu_bad_messages).  Regions are mapped in whole pages of their fd (huge
+ * pages on hugetlbfs) and without MAP_NORESERVE, so an fd the huge page
+ * pool cannot back is refused at SET_MEM_TABLE instead.
  *
  * Lifecycle and ownership: the backend owns the listening socket, at most
  * one connection, every fd a message gave us (kick, call, err per ring, the
  * memory and log mappings: region fds are closed once mapped), a linear
  * frame buffer, one popped element, the RX assembly area and the staging
- * queue; nothing is allocated per packet.  RESET_OWNER and the front-end
- * going away reset the device: rings stopped, every ring fd closed, memory
- * and log unmapped, features forgotten, staging dropped, congestion lifted.
- * stats.attached is 1 while a front-end is connected and both rings run.
+ * queue; nothing is allocated per packet.  The front-end going away resets
+ * the device: rings stopped, every ring fd closed, memory and log
+ * unmapped, features forgotten, staging dropped, congestion lifted, the
+ * guest MTU back to --mtu.  RESET_OWNER only resets the rings (stopped,
+ * fds closed, disabled, staging dropped): the memory table, log and
+ * features stay, as vhost-user.rst recommends.  stats.attached is 1 while
+ * a front-end is connected and both rings run, enabled.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 
@@ -114,6 +161,7 @@
 
 #include "backend.h"
 #include "frame.h"
+#include "offload.h"
 #include "virtio_net.h"
 #include "virtqueue.h"
 #include "vu_mem.h"
@@ -146,7 +194,26 @@
 #define VU_TX_BUDGET 64             /* guest TX chains per dispatch (fairness) */
 #define VU_RX_DRAIN_BUDGET 256      /* staged frames delivered per dispatch */
 #define VU_RX_MAX_CHAINS 256        /* RX chains one frame may fill (MRG_RXBUF) */
+/*
+ * Descriptors one frame towards the guest may make us visit, over all the
+ * chains popped for it (skipped ones, empty descriptors and indirect ones
+ * included).  Linux needs a handful per frame (one per mergeable buffer, at
+ * most MAX_SKB_FRAGS + 2 in a chain); a guest that makes every chain as
+ * long as the rules allow (2 * 1024 - 1 visits) gets its frame dropped
+ * after about two of them instead of costing milliseconds.
+ */
+#define VU_RX_FRAME_DESCS (4 * VQ_MAX_IOV)
+/* Descriptors visited per RX drain dispatch before the rest waits for the next one. */
+#define VU_RX_DRAIN_DESCS (64 * VQ_MAX_IOV)
 #define VU_KICK_READS 4             /* reads to drain a kick fd per wakeup */
+/*
+ * Wake-ups in a row after which a kick fd that was still readable after
+ * VU_KICK_READS reads is taken for one that never drains.  An eventfd
+ * returns its whole count in one read; for all four to return data, a kick
+ * has to land between each of our reads, sixteen times running.
+ */
+#define VU_KICK_BUSY_MAX 16
+#define VU_FDINFO_MAX 512           /* bytes of /proc/self/fdinfo/N we read */
 #define VU_STAGE_BYTES (2u << 20)   /* frames waiting for RX buffers */
 #define VU_STAGE_HIGH (VU_STAGE_BYTES / 2)
 #define VU_STAGE_LOW (VU_STAGE_BYTES / 4)
@@ -155,9 +222,16 @@
 #define VU_LISTEN_BACKLOG 4
 #define VU_ACCEPTS_PER_DISPATCH 16
 #define VU_REAP_DISPATCHES 4         /* rounds given to a hung-up front-end's last messages */
-#define VU_MTU_MIN 68               /* RFC 791's smallest MTU */
+/*
+ * The smallest guest MTU NET_SET_MTU may set: IPv4's minimum reassembly
+ * size, the floor of the daemon's guest link (DHCP's MTU option and the
+ * fragments it cuts need it).
+ */
+#define VU_MTU_MIN 576
 #define VU_REFUSE_BURST 5
 #define VU_BROKEN_BURST 5
+#define VU_LOG_BURST 10             /* other lines a front-end can trigger, per second */
+#define VU_DEBUG_BURST 100          /* debug lines (the message trace), per second */
 
 /* The staging queue: contiguous records [u32 len][12-byte header][frame], FIFO. */
 struct vu_stage {
@@ -172,8 +246,10 @@ struct vu_vring {
 	struct virtqueue vq;
 	int kick_fd, call_fd, err_fd;   /* -1 when unset; owned */
 	GSource *kick_src;
+	unsigned int kick_busy;     /* wake-ups in a row the kick fd did not drain */
 	bool enabled;               /* SET_VRING_ENABLE */
 	uint64_t violations_reported; /* vq.violations already logged and counted */
+	uint64_t log_missed_seen;   /* vq.log_missed already counted */
 };
 
 /* RX chains gathered for one frame (MRG_RXBUF may need several). */
@@ -191,6 +267,7 @@ struct vhost_user_backend {
 	struct backend be;
 	char *path;
 	unsigned int mtu;           /* our --mtu: the most NET_SET_MTU may ask */
+	dev_t anon_dev;             /* st_dev of anonymous inodes: where eventfds live */
 	int listen_fd;
 	GSource *listen_src;
 
@@ -211,9 +288,10 @@ struct vhost_user_backend {
 	uint64_t features;          /* acked by SET_FEATURES */
 	uint64_t protocol_features; /* acked by SET_PROTOCOL_FEATURES */
 	bool protocol_set;          /* SET_PROTOCOL_FEATURES seen */
-	unsigned int guest_mtu;     /* NET_SET_MTU, 0 if not sent */
+	unsigned int guest_mtu;     /* NET_SET_MTU, 0 if not sent: then mtu applies */
 	struct vu_mem mem;
 	struct vu_log log;
+	bool log_miss_warned;       /* this log's misses were reported */
 	struct vu_vring vr[VU_NUM_QUEUES];
 
 	/* Data path. */
@@ -225,9 +303,13 @@ struct vhost_user_backend {
 	struct vu_stage stage;
 	bool congested;
 	bool rx_used_pending;       /* RX used entries pushed, not flushed */
+	uint64_t rx_desc_visits;    /* descriptors RX gathers visited (a running total) */
 	guint work_id;              /* idle callback resuming cut-short work */
+	uint64_t unmap_failures_seen; /* vu_mem_unmap_failures() already counted */
+	bool unmap_warned;          /* the one warning about them was logged */
 
 	struct ratelimit refuse_rl, broken_rl;
+	struct ratelimit log_rl, debug_rl;  /* vu_log() */
 };
 
 /* ------------------------------------------------------------ staging queue */
@@ -336,6 +418,51 @@ static void vu_stage_pop(struct vu_stage *st, size_t len)
 
 /* ------------------------------------------------------------ helpers */
 
+/*
+ * vu_log() - log one line that a front-end (or its guest) can trigger
+ * @vb:		backend
+ * @level:	G_LOG_LEVEL_WARNING, _MESSAGE or _DEBUG
+ * @fmt:	printf format of the line
+ *
+ * Every such line goes through a rate limit (common/log.h): VU_LOG_BURST
+ * per second, debug lines VU_DEBUG_BURST on their own limit.  The first
+ * line let through after some were dropped says how many.
+ */
+static void vu_log(struct vhost_user_backend *vb, GLogLevelFlags level, const char *fmt, ...)
+	G_GNUC_PRINTF(3, 4);
+
+static void vu_log(struct vhost_user_backend *vb, GLogLevelFlags level, const char *fmt, ...)
+{
+	struct ratelimit *rl = level == G_LOG_LEVEL_DEBUG ? &vb->debug_rl : &vb->log_rl;
+	g_autofree char *line = NULL;
+	uint64_t suppressed;
+	va_list ap;
+
+	if (!ratelimit_allow(rl, g_get_monotonic_time(), &suppressed))
+		return;
+	va_start(ap, fmt);
+	line = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	if (suppressed)
+		g_log(G_LOG_DOMAIN, level, "%s (%" G_GUINT64_FORMAT
+		      " earlier vhost-user lines suppressed)", line, suppressed);
+	else
+		g_log(G_LOG_DOMAIN, level, "%s", line);
+}
+
+/*
+ * The guest's MTU is now @mtu (0: not set by the front-end, our --mtu):
+ * remembered for vu_send() and passed to cb->link_mtu() when it changes.
+ */
+static void vu_set_guest_mtu(struct vhost_user_backend *vb, unsigned int mtu)
+{
+	if (mtu == vb->guest_mtu)
+		return;
+	vb->guest_mtu = mtu;
+	if (vb->be.cb->link_mtu)
+		vb->be.cb->link_mtu(mtu ? mtu : vb->mtu, vb->be.opaque);
+}
+
 /* Was virtio/vhost feature @bit acked by SET_FEATURES? */
 static bool vu_has_feature(const struct vhost_user_backend *vb, unsigned int bit)
 {
@@ -348,12 +475,16 @@ static bool vu_has_protocol(const struct vhost_user_backend *vb, unsigned int bi
 	return !!(vb->protocol_features & VIRTIO_BIT(bit));
 }
 
-/* Rings start disabled once PROTOCOL_FEATURES is in play (vhost-user.rst, "Ring states"). */
+/*
+ * Is ring @vr enabled?  vhost-user.rst, "Ring states": with
+ * VHOST_USER_F_PROTOCOL_FEATURES negotiated -- acked in SET_FEATURES, not
+ * merely protocol features set -- a ring starts disabled until
+ * SET_VRING_ENABLE; without it, enabled.  QEMU may send SET_VRING_ENABLE
+ * before SET_FEATURES: @vr->enabled keeps it either way.
+ */
 static bool vu_ring_enabled(const struct vhost_user_backend *vb, const struct vu_vring *vr)
 {
-	if (vu_has_feature(vb, VHOST_USER_F_PROTOCOL_FEATURES) || vb->protocol_set)
-		return vr->enabled;
-	return true;
+	return !vu_has_feature(vb, VHOST_USER_F_PROTOCOL_FEATURES) || vr->enabled;
 }
 
 /* Close *@fd if open and mark it closed. */
@@ -406,19 +537,82 @@ static void vu_apply_log(struct vhost_user_backend *vb)
 	}
 }
 
+/*
+ * Writes the dirty log could not mark (beyond its bitmap): counted, and
+ * told once per log, as the migration will miss them.
+ */
+static void vu_log_missed(struct vhost_user_backend *vb, uint64_t n)
+{
+	vb->be.stats.vu_dirty_log_missed += n;
+	if (vb->log_miss_warned)
+		return;
+	vb->log_miss_warned = true;
+	vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user: the dirty log is smaller than guest memory: "
+	       "writes beyond it are not logged and a live migration will miss them");
+}
+
 /* Log a guest write of [@gpa, @gpa + @len) when logging is on. */
 static void vu_log_guest_write(struct vhost_user_backend *vb, uint64_t gpa, uint64_t len)
 {
-	if (vu_has_feature(vb, VHOST_F_LOG_ALL) && vu_log_active(&vb->log) &&
-	    !vu_log_write(&vb->log, gpa, len))
+	if (!vu_has_feature(vb, VHOST_F_LOG_ALL) || !vu_log_active(&vb->log))
+		return;
+	if (vu_log_write(&vb->log, gpa, len))
+		vu_log_missed(vb, 1);
+	else
 		vb->be.stats.vu_dirty_logged++;
 }
 
-/* stats.attached: a front-end is connected and both rings run. */
+/*
+ * Count the munmap() failures vu_mem.c saw since the last look, and warn
+ * once: such a mapping outlives the table or log it belonged to.  With the
+ * lengths rounded to the fd's pages none is expected.
+ */
+static void vu_note_unmap_failures(struct vhost_user_backend *vb)
+{
+	uint64_t total = vu_mem_unmap_failures();
+
+	if (total == vb->unmap_failures_seen)
+		return;
+	vb->be.stats.vu_unmap_failures += total - vb->unmap_failures_seen;
+	vb->unmap_failures_seen = total;
+	if (!vb->unmap_warned) {
+		vb->unmap_warned = true;
+		g_warning("vhost-user: munmap() of guest memory failed; the mapping stays until the "
+			  "daemon exits (counted, logged once)");
+	}
+}
+
+/* Did guest memory (or the log) fault and get replaced by zero pages? */
+static bool vu_memory_lost(const struct vhost_user_backend *vb)
+{
+	return vu_mem_faulted(&vb->mem, &vb->log);
+}
+
+static void vu_disconnect(struct vhost_user_backend *vb, const char *why);
+
+/*
+ * After a dispatch: if the SIGBUS guard replaced a mapping (the front-end
+ * truncated a memory fd), close this front-end, once, with one line.
+ */
+static void vu_check_memory(struct vhost_user_backend *vb)
+{
+	if (vb->conn_fd < 0 || !vu_memory_lost(vb))
+		return;
+	vb->be.stats.vu_memory_faults++;
+	vb->be.stats.vu_bad_messages++;
+	vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): guest memory shrank under "
+	       "us: a memory or log fd was truncated (SIGBUS); closing the connection",
+	       (int)vb->conn_pid);
+	vu_disconnect(vb, "guest memory shrank under us (SIGBUS)");
+}
+
+/* stats.attached: a front-end is connected and both rings run, enabled. */
 static void vu_update_attached(struct vhost_user_backend *vb)
 {
 	vb->be.stats.attached = vb->conn_fd >= 0 && vb->vr[VU_RXQ].vq.started &&
-				vb->vr[VU_TXQ].vq.started;
+				vb->vr[VU_TXQ].vq.started &&
+				vu_ring_enabled(vb, &vb->vr[VU_RXQ]) &&
+				vu_ring_enabled(vb, &vb->vr[VU_TXQ]);
 }
 
 /* Tell the daemon to stop (or resume) feeding us, once per change; counts each start. */
@@ -464,13 +658,20 @@ static void vu_rx_broken(struct vhost_user_backend *vb)
 	vu_set_congested(vb, false);
 }
 
-/* Publish a ring's used entries and signal its call fd if the guest wants it. */
+/*
+ * Publish a ring's used entries and signal its call fd if the guest wants
+ * it; count the used-ring writes the dirty log missed since the last time.
+ */
 static void vu_ring_flush(struct vhost_user_backend *vb, unsigned int idx)
 {
 	struct vu_vring *vr = &vb->vr[idx];
 
 	if (vq_flush(&vr->vq))
 		vu_eventfd_signal(vr->call_fd);
+	if (vr->vq.log_missed != vr->log_missed_seen) {
+		vu_log_missed(vb, vr->vq.log_missed - vr->log_missed_seen);
+		vr->log_missed_seen = vr->vq.log_missed;
+	}
 }
 
 /* ------------------------------------------------------------ guest TX -> daemon */
@@ -489,54 +690,13 @@ static size_t vu_copy_out(const struct vq_elem *e, uint8_t *buf, size_t cap)
 	return done;
 }
 
-/*
- * The guest's virtio-net header as struct frame_meta.  Returns 0 with
- * *@meta NULL for a plain frame, 0 with @out filled and *@meta = @out, or
- * -EINVAL for offloads the guest may not use (not negotiated, or
- * inconsistent with the frame).
- */
-static int vu_parse_tx_hdr(const struct vhost_user_backend *vb, const uint8_t *h, size_t frame_len,
-			   struct frame_meta *out, const struct frame_meta **meta)
-{
-	uint8_t flags = h[0], gso = h[1];
-
-	*meta = NULL;
-	if (!flags && gso == VIRTIO_NET_HDR_GSO_NONE)
-		return 0;
-	if (flags & ~(VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID))
-		return -EINVAL;
-	out->flags = flags;
-	out->gso_type = gso;
-	out->hdr_len = le16_read(h + 2);
-	out->gso_size = le16_read(h + 4);
-	out->csum_start = le16_read(h + 6);
-	out->csum_offset = le16_read(h + 8);
-	if (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-		if (!(vb->be.rx_offloads & BACKEND_OFFLOAD_CSUM))
-			return -EINVAL;
-		if ((size_t)out->csum_start + out->csum_offset + sizeof(uint16_t) > frame_len)
-			return -EINVAL;
-	}
-	switch (gso) {
-	case VIRTIO_NET_HDR_GSO_NONE:
-		break;
-	case VIRTIO_NET_HDR_GSO_TCPV4:
-		if (!(vb->be.rx_offloads & BACKEND_OFFLOAD_TSO4) || !out->gso_size)
-			return -EINVAL;
-		break;
-	default:
-		return -EINVAL;
-	}
-	*meta = out;
-	return 0;
-}
-
 /* Hand one popped TX chain to the daemon (copied out first); the chain is always returned. */
 static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
 {
 	struct backend_stats *st = &vb->be.stats;
 	const struct frame_meta *meta;
 	struct frame_meta m;
+	bool ignored;
 	size_t len;
 
 	vq_push(&vb->vr[VU_TXQ].vq, e->head, 0);
@@ -549,10 +709,11 @@ static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
 		return;
 	}
 	len = vu_copy_out(e, vb->frame_buf, vb->frame_cap) - VIRTIO_NET_HDR_LEN;
-	if (vu_parse_tx_hdr(vb, vb->frame_buf, len, &m, &meta)) {
+	if (offload_hdr_parse(vb->frame_buf, len, vb->be.rx_offloads, &m, &meta, &ignored)) {
 		st->rx_bad_meta++;
 		return;
 	}
+	st->rx_meta_ignored += ignored;
 	/* Only a segmentation offload frame may exceed the MTU. */
 	if (len > vb->be.max_frame && (!meta || meta->gso_type == VIRTIO_NET_HDR_GSO_NONE)) {
 		st->rx_oversize++;
@@ -566,12 +727,15 @@ static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
 static void vu_flush(struct backend *be);
 
 /*
- * Drain the guest's TX ring, at most VU_TX_BUDGET chains.  Returns true if
- * work is left (budget spent): the caller schedules another pass.
+ * Drain the guest's TX ring, at most VU_TX_BUDGET chains.  A disabled ring
+ * is drained all the same, its frames discarded: vhost-user.rst, "Ring
+ * states", started but disabled.  Returns true if work is left (budget
+ * spent): the caller schedules another pass.
  */
 static bool vu_tx_process(struct vhost_user_backend *vb)
 {
 	struct vu_vring *vr = &vb->vr[VU_TXQ];
+	bool discard = !vu_ring_enabled(vb, vr);
 	bool more = false;
 	int ret;
 
@@ -579,14 +743,16 @@ static bool vu_tx_process(struct vhost_user_backend *vb)
 		vu_ring_report_broken(vb, VU_TXQ); /* e.g. broken while re-enabling kicks */
 	if (!vq_usable(&vr->vq))
 		return false;
-	if (vb->congested) {
+	if (vb->congested && !discard) {
 		vb->be.stats.tx_drain_paused++;
 		return false; /* resumed by vu_rx_drain() once below the low-water mark */
 	}
 	for (int done = 0;; done++) {
-		if (done == VU_TX_BUDGET || vb->congested) {
-			more = !vb->congested;
-			vb->be.stats.tx_drain_paused += vb->congested;
+		bool paused = vb->congested && !discard; /* discarding answers nothing */
+
+		if (done == VU_TX_BUDGET || paused) {
+			more = !paused;
+			vb->be.stats.tx_drain_paused += paused;
 			vq_disable_notify(&vr->vq);
 			break;
 		}
@@ -603,6 +769,11 @@ static bool vu_tx_process(struct vhost_user_backend *vb)
 		}
 		if (ret < 0)
 			break;
+		if (discard) {
+			vq_push(&vr->vq, vb->elem->head, 0);
+			vb->be.stats.vu_disabled_discards++;
+			continue;
+		}
 		vu_tx_one(vb, vb->elem);
 	}
 	if (vr->vq.broken)
@@ -632,9 +803,15 @@ static void vu_rx_skip(struct vhost_user_backend *vb, uint16_t head)
 
 /*
  * Gather RX chains until they hold @need bytes (one chain without
- * MRG_RXBUF).  Returns 0, -ENOBUFS if the ring ran out (chains given back),
- * -EMSGSIZE if the guest's buffers cannot hold the frame (chains returned
- * unused), -EIO if the ring broke.
+ * MRG_RXBUF).  Every chain popped counts, skipped ones too: a driver has
+ * at most a ring's worth outstanding, so popping more for one frame means
+ * the guest re-offers unusable chains as fast as we return them (their
+ * used entries are visible to it before we publish them).  So does every
+ * descriptor visited, up to VU_RX_FRAME_DESCS.  Returns 0, -ENOBUFS if the
+ * ring ran out (chains given back), -EMSGSIZE if the guest's buffers
+ * cannot hold the frame, -ELOOP after a ring's worth of chains or too many
+ * descriptors without the frame fitting (both: chains returned unused),
+ * -EIO if the ring broke.
  */
 static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 {
@@ -644,18 +821,28 @@ static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 	bool mrg = vu_has_feature(vb, VIRTIO_NET_F_MRG_RXBUF);
 	unsigned int limit = mrg ? VU_RX_MAX_CHAINS : 1;
 	bool skipped_after = false; /* a skipped chain sits between gathered ones */
+	unsigned int popped = 0;    /* chains popped for this frame, skipped ones included */
+	unsigned int visits = 0;    /* descriptors they took */
 	uint64_t have = 0;
 	int ret;
 
 	b->nchains = 0;
 	b->niov = 0;
 	while (have < need) {
-		if (b->nchains == limit) {
+		if (b->nchains == limit || popped == vq->num || visits >= VU_RX_FRAME_DESCS) {
 			for (unsigned int i = 0; i < b->nchains; i++)
 				vu_rx_skip(vb, b->head[i]);
-			return -EMSGSIZE;
+			if (b->nchains == limit)
+				return -EMSGSIZE;
+			vb->be.stats.rx_ring_unusable++;
+			return -ELOOP;
 		}
 		ret = vq_pop(vq, e);
+		if (ret > 0 || ret == -E2BIG) {
+			popped++;
+			visits += e->ndesc;
+			vb->rx_desc_visits += e->ndesc;
+		}
 		if (ret == -E2BIG) {
 			skipped_after |= b->nchains > 0;
 			vu_rx_skip(vb, e->head);
@@ -717,8 +904,8 @@ static void vu_rx_copy(struct vhost_user_backend *vb, unsigned int *i, size_t *o
 /*
  * Write header @hdr (num_buffers filled in here) and @frame into the
  * guest's RX ring and push the used entries.  Returns 0, -ENOBUFS (no
- * buffers now: stage it), -EMSGSIZE (can never fit: drop), -EIO (ring
- * broken or stopped).
+ * buffers now: stage it), -EMSGSIZE (can never fit: drop), -ELOOP (only
+ * unusable buffers: drop), -EIO (ring broken or stopped).
  */
 static int vu_rx_deliver(struct vhost_user_backend *vb, uint8_t *hdr, const uint8_t *frame,
 			 size_t len)
@@ -753,20 +940,6 @@ static int vu_rx_deliver(struct vhost_user_backend *vb, uint8_t *hdr, const uint
 	return 0;
 }
 
-/* The virtio-net header for a frame we send, from @meta (NULL: plain). */
-static void vu_build_rx_hdr(uint8_t *h, const struct frame_meta *meta)
-{
-	memset(h, 0, VIRTIO_NET_HDR_LEN);
-	if (!meta)
-		return;
-	h[0] = meta->flags;
-	h[1] = meta->gso_type;
-	le16_write(h + 2, meta->hdr_len);
-	le16_write(h + 4, meta->gso_size);
-	le16_write(h + 6, meta->csum_start);
-	le16_write(h + 8, meta->csum_offset);
-}
-
 /* Enter backpressure: the guest's RX ring is out of buffers. */
 static void vu_rx_ring_full(struct vhost_user_backend *vb)
 {
@@ -785,16 +958,20 @@ static void vu_rx_ring_full(struct vhost_user_backend *vb)
 static bool vu_rx_drain(struct vhost_user_backend *vb)
 {
 	struct virtqueue *vq = &vb->vr[VU_RXQ].vq;
+	uint64_t visits_end = vb->rx_desc_visits + VU_RX_DRAIN_DESCS;
 	uint8_t *hdr, *frame;
 	size_t len;
 	bool more = false, progress = false;
 
 	if (vq->broken)
 		vu_rx_broken(vb);
+	if (!vu_ring_enabled(vb, &vb->vr[VU_RXQ]))
+		return false; /* nothing is staged while disabled (vu_h_set_vring_enable()) */
 	for (int done = 0; vq_usable(vq) && vu_stage_peek(&vb->stage, &hdr, &frame, &len); done++) {
 		int ret;
 
-		if (done == VU_RX_DRAIN_BUDGET) {
+		/* A budget in frames and one in descriptors visited: both bound a dispatch. */
+		if (done == VU_RX_DRAIN_BUDGET || vb->rx_desc_visits >= visits_end) {
 			more = true;
 			break;
 		}
@@ -842,8 +1019,10 @@ static gboolean vu_on_work(gpointer opaque)
 	bool more;
 
 	vb->work_id = 0;
+	vu_check_memory(vb); /* scheduled by send or flush after a fault */
 	more = vu_rx_drain(vb);
 	more |= vu_tx_process(vb);
+	vu_check_memory(vb);
 	if (more)
 		vu_schedule_work(vb);
 	return G_SOURCE_REMOVE;
@@ -862,8 +1041,8 @@ static void vu_schedule_work(struct vhost_user_backend *vb)
  * vu_send() - backend_send(): copy one frame (and its header from @meta)
  * into the guest's RX ring, or stage it while the guest has no buffer.
  * Returns 0 (delivered or staged), -ENOTCONN (no running RX ring), -ENOBUFS
- * (staging full) or -EIO (the frame can never be delivered); every error
- * is counted.
+ * (staging full) or -EIO (the frame can never be delivered: over the
+ * guest's MTU, or no usable buffer); every error is counted.
  */
 static int vu_send(struct backend *be, const void *frame, size_t len, const struct frame_meta *meta)
 {
@@ -871,13 +1050,30 @@ static int vu_send(struct backend *be, const void *frame, size_t len, const stru
 	uint8_t hdr[VIRTIO_NET_HDR_LEN];
 	int ret;
 
-	if (vb->conn_fd < 0 || !vb->vr[VU_RXQ].vq.started) {
+	/*
+	 * Virtio 5.1.4.2: no plain frame (GSO none) over the MTU plus the
+	 * Ethernet header once the front-end set it (VIRTIO_NET_F_MTU).  The
+	 * netstack fits frames to it (cb->link_mtu()); this is the backstop.
+	 * Without NET_SET_MTU the guest's MTU is its own business (DHCP tells
+	 * it --mtu): nothing is dropped here.
+	 */
+	if (vb->guest_mtu && len > (size_t)vb->guest_mtu + FRAME_ETH_HLEN &&
+	    (!meta || meta->gso_type == FRAME_GSO_NONE)) {
+		be->stats.tx_over_mtu++;
+		return -EIO;
+	}
+	if (vb->conn_fd < 0 || !vb->vr[VU_RXQ].vq.started || vu_memory_lost(vb) ||
+	    !vu_ring_enabled(vb, &vb->vr[VU_RXQ])) {
+		if (vu_memory_lost(vb))
+			vu_schedule_work(vb); /* vu_on_work() closes the front-end */
 		be->stats.tx_no_peer++;
 		return -ENOTCONN;
 	}
-	vu_build_rx_hdr(hdr, meta);
+	offload_hdr_build(hdr, meta);
 	if (!vb->stage.count) {
 		ret = vu_rx_deliver(vb, hdr, frame, len);
+		if (vu_memory_lost(vb))
+			vu_schedule_work(vb); /* it faulted during this frame */
 		if (ret == 0) {
 			be->stats.tx_frames++;
 			be->stats.tx_bytes += len;
@@ -909,6 +1105,8 @@ static void vu_flush(struct backend *be)
 	if (vb->rx_used_pending) {
 		vb->rx_used_pending = false;
 		vu_ring_flush(vb, VU_RXQ);
+		if (vu_memory_lost(vb))
+			vu_schedule_work(vb); /* vu_on_work() closes the front-end */
 	}
 }
 
@@ -959,35 +1157,40 @@ static void vu_rx_check_restarted(struct vhost_user_backend *vb)
 
 /*
  * Start or stop ring @idx to match its state: it runs with a kick fd, a
- * size, addresses, a memory table, VERSION_1 and enabled.  Returns 0, or
- * -EINVAL with @why when the ring cannot be used (the connection is closed).
+ * size, addresses, a memory table and VERSION_1, enabled or not (a
+ * disabled ring is processed without side effects: vu_tx_process(),
+ * vu_send()).  Returns 0, or -EINVAL with @why when the ring cannot be
+ * used (the connection is closed).
  */
 static int vu_ring_update(struct vhost_user_backend *vb, unsigned int idx, const char **why)
 {
 	struct vu_vring *vr = &vb->vr[idx];
-	bool ready = vr->kick_fd >= 0 && vr->vq.num && vr->vq.addr_set && vb->mem.nregions &&
-		     vu_ring_enabled(vb, vr);
+	bool ready = vr->kick_fd >= 0 && vr->vq.num && vr->vq.addr_set && vb->mem.nregions;
 	int ret;
 
 	if (!ready) {
 		vu_ring_stop(vb, idx);
 		return 0;
 	}
-	if (vr->vq.started)
-		return 0;
-	if (!vu_has_feature(vb, VIRTIO_F_VERSION_1)) {
-		*why = "legacy virtio (VERSION_1 not acked) is not supported";
-		return -EINVAL;
+	if (!vr->vq.started) {
+		if (!vu_has_feature(vb, VIRTIO_F_VERSION_1)) {
+			*why = "legacy virtio (VERSION_1 not acked) is not supported";
+			return -EINVAL;
+		}
+		ret = vq_start(&vr->vq, &vb->mem, &vb->log,
+			       vu_has_feature(vb, VIRTIO_RING_F_EVENT_IDX),
+			       vu_has_feature(vb, VIRTIO_RING_F_INDIRECT_DESC), why);
+		if (ret)
+			return ret;
+		vu_apply_log(vb);
+		vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: %s ring started: size %u, avail index %u",
+		       idx == VU_RXQ ? "RX" : "TX", vr->vq.num, vr->vq.last_avail_idx);
+		vu_schedule_work(vb);
 	}
-	ret = vq_start(&vr->vq, &vb->mem, &vb->log, vu_has_feature(vb, VIRTIO_RING_F_EVENT_IDX),
-		       vu_has_feature(vb, VIRTIO_RING_F_INDIRECT_DESC), why);
-	if (ret)
-		return ret;
-	vu_apply_log(vb);
-	g_debug("vhost-user: %s ring started: size %u, avail index %u", idx == VU_RXQ ? "RX" : "TX",
-		vr->vq.num, vr->vq.last_avail_idx);
+	/* Running; its enabled state (or the features) may have changed too. */
+	if (idx == VU_RXQ && !vu_ring_enabled(vb, vr) && vb->stage.count)
+		vu_rx_drop_staged(vb); /* no RX while disabled: the stack runs again */
 	vu_update_attached(vb);
-	vu_schedule_work(vb);
 	return 0;
 }
 
@@ -1005,15 +1208,16 @@ static void vu_ring_reset(struct vhost_user_backend *vb, unsigned int idx)
 	vr->enabled = false;
 }
 
-/* Device reset (RESET_OWNER, front-end gone): every ring fd closed, memory and log unmapped. */
+/* Device reset (front-end gone, backend freed): every ring fd closed, memory and log unmapped. */
 static void vu_device_reset(struct vhost_user_backend *vb)
 {
 	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++)
 		vu_ring_reset(vb, i);
 	vu_mem_unmap(&vb->mem);
 	vu_log_unmap(&vb->log);
+	vu_note_unmap_failures(vb);
 	vb->features = 0;
-	vb->guest_mtu = 0;
+	vu_set_guest_mtu(vb, 0); /* the next front-end starts from --mtu */
 	vb->rx_used_pending = false;
 	vu_apply_offloads(vb);
 	vu_stage_clear(&vb->stage);
@@ -1048,8 +1252,8 @@ static void vu_disconnect(struct vhost_user_backend *vb, const char *why)
 {
 	if (vb->conn_fd < 0)
 		return;
-	g_message("vhost-user front-end (pid %d) detached: %s; waiting for the next connection on %s",
-		  (int)vb->conn_pid, why, vb->path);
+	vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user front-end (pid %d) detached: %s; waiting for "
+	       "the next connection on %s", (int)vb->conn_pid, why, vb->path);
 	fdsource_clear(&vb->conn_src);
 	vu_close_fd(&vb->conn_fd);
 	vb->conn_pid = 0;
@@ -1129,7 +1333,8 @@ static int vu_h_set_features(struct vhost_user_backend *vb, struct vu_msg *msg, 
 	vb->features = msg->u.u64;
 	vu_apply_offloads(vb);
 	vu_apply_log(vb);
-	g_debug("vhost-user: features acked 0x%" G_GINT64_MODIFIER "x", vb->features);
+	vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: features acked 0x%" G_GINT64_MODIFIER "x",
+	       vb->features);
 	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++) {
 		int ret = vu_ring_update(vb, i, why);
 
@@ -1147,12 +1352,22 @@ static int vu_h_set_owner(struct vhost_user_backend *vb, struct vu_msg *msg, con
 	return 0;
 }
 
+/*
+ * RESET_OWNER (deprecated): vhost-user.rst recommends ignoring it or
+ * disabling all rings, and warns that discarding the connection's state
+ * leads to bugs.  So the rings are reset -- stopped, their fds closed,
+ * disabled, to be set up again -- and the memory table, the log, the
+ * features and the MTU stay.
+ */
 static int vu_h_reset_owner(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
 	(void)msg;
 	(void)why;
-	g_message("vhost-user: device reset by the front-end (pid %d)", (int)vb->conn_pid);
-	vu_device_reset(vb);
+	vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user: rings reset by the front-end (pid %d, "
+	       "RESET_OWNER)", (int)vb->conn_pid);
+	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++)
+		vu_ring_reset(vb, i);
+	vu_update_attached(vb);
 	return 0;
 }
 
@@ -1163,18 +1378,26 @@ static int vu_h_set_mem_table(struct vhost_user_backend *vb, struct vu_msg *msg,
 
 	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++)
 		vu_ring_pause(vb, i);
-	vu_mem_unmap(&vb->mem);
+	ret = vu_mem_unmap(&vb->mem);
+	vu_note_unmap_failures(vb);
+	if (ret) {
+		/* Fail closed: each new table would leak one more mapping. */
+		*why = "could not unmap the previous memory table (munmap failed)";
+		return ret;
+	}
 	ret = vu_mem_map(&vb->mem, msg->u.mem.regions, msg->u.mem.nregions, msg->fds, &unsealed, why);
+	vu_note_unmap_failures(vb);
 	if (ret)
 		return ret;
 	for (unsigned int i = 0; i < vb->mem.nregions; i++)
-		g_debug("vhost-user: region %u: guest 0x%" G_GINT64_MODIFIER "x size 0x%"
-			G_GINT64_MODIFIER "x front-end 0x%" G_GINT64_MODIFIER "x offset 0x%"
-			G_GINT64_MODIFIER "x", i, vb->mem.r[i].gpa, vb->mem.r[i].size,
-			vb->mem.r[i].uva, vb->mem.r[i].mmap_offset);
+		vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: region %u: guest 0x%" G_GINT64_MODIFIER
+		       "x size 0x%" G_GINT64_MODIFIER "x front-end 0x%" G_GINT64_MODIFIER
+		       "x offset 0x%" G_GINT64_MODIFIER "x", i, vb->mem.r[i].gpa, vb->mem.r[i].size,
+		       vb->mem.r[i].uva, vb->mem.r[i].mmap_offset);
 	if (unsealed)
-		g_warning("vhost-user: a guest memory fd is not sealed against shrinking; a front-end "
-			  "that truncates it can crash this process (use memory-backend-memfd)");
+		vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user: a guest memory fd is not sealed against "
+		       "shrinking; a front-end that truncates it is disconnected "
+		       "(memory-backend-memfd seals it)");
 	for (unsigned int i = 0; i < VU_NUM_QUEUES; i++) {
 		ret = vu_ring_update(vb, i, why);
 		if (ret)
@@ -1193,16 +1416,20 @@ static int vu_h_set_log_base(struct vhost_user_backend *vb, struct vu_msg *msg, 
 		*why = "SET_LOG_BASE without LOG_SHMFD";
 		return -EPROTO;
 	}
-	ret = vu_log_map(&log, msg->fds[0], msg->u.log.mmap_size, msg->u.log.mmap_offset);
+	ret = vu_log_map(&log, msg->fds[0], msg->u.log.mmap_size, msg->u.log.mmap_offset, why);
+	if (ret)
+		return ret;
+	ret = vu_log_unmap(&vb->log);
+	vb->log = log;
+	vb->log_miss_warned = false;
+	vu_note_unmap_failures(vb);
 	if (ret) {
-		*why = "cannot map the dirty log";
+		*why = "could not unmap the previous dirty log (munmap failed)";
 		return ret;
 	}
-	vu_log_unmap(&vb->log);
-	vb->log = log;
 	vu_apply_log(vb);
-	g_message("vhost-user: dirty log of %" G_GUINT64_FORMAT " bytes mapped (live migration)",
-		  log.size);
+	vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user: dirty log of %" G_GUINT64_FORMAT
+	       " bytes mapped (live migration)", log.size);
 	/* The front-end waits for this reply (vhost-user.rst, SET_LOG_BASE). */
 	return vu_reply_u64(vb, msg->request, 0) ?: 1;
 }
@@ -1223,11 +1450,12 @@ static int vu_h_set_vring_num(struct vhost_user_backend *vb, struct vu_msg *msg,
 
 	if (ret)
 		return ret;
-	if (vq_set_num(&vb->vr[msg->u.state.index].vq, msg->u.state.num)) {
-		*why = "ring size not a power of two from 1 to 32768";
-		return -EINVAL;
-	}
-	return 0;
+	ret = vq_set_num(&vb->vr[msg->u.state.index].vq, msg->u.state.num);
+	if (ret == -E2BIG)
+		*why = "ring size above 1024 (QEMU's virtio-net maximum)";
+	else if (ret)
+		*why = "ring size 0 or not a power of two";
+	return ret;
 }
 
 static int vu_h_set_vring_addr(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
@@ -1270,23 +1498,108 @@ static int vu_h_get_vring_base(struct vhost_user_backend *vb, struct vu_msg *msg
 	fdsource_clear(&vr->kick_src);
 	vu_close_fd(&vr->kick_fd);
 	vu_close_fd(&vr->call_fd);
-	g_debug("vhost-user: %s ring stopped at avail index %u", idx == VU_RXQ ? "RX" : "TX",
-		vr->vq.last_avail_idx);
+	vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: %s ring stopped at avail index %u",
+	       idx == VU_RXQ ? "RX" : "TX", vr->vq.last_avail_idx);
 	len = vu_msg_encode_state_reply(msg->request, idx, vr->vq.last_avail_idx, vb->wbuf,
 					sizeof(vb->wbuf));
 	return vu_reply(vb, len) ?: 1;
 }
 
-/* Take @msg's fd (or none with NOFD) into *@slot, non-blocking; closes what was there. */
+/*
+ * vu_check_ring_fd() - is @fd an eventfd, as a ring's kick, call and err fds must be?
+ * @vb:		backend (knows where anonymous inodes live)
+ * @fd:		the fd a SET_VRING_KICK/CALL/ERR carried
+ * @kick:	true for a kick fd, which we read: a semaphore-mode one is refused
+ * @why:	set to a static reason on refusal
+ *
+ * Anything else can spin or block us: /dev/zero or a semaphore eventfd
+ * is readable for ever (a kick fd we poll), a regular file on FUSE or NFS
+ * can block a write (a call fd).  The check has to work under the
+ * daemon's seccomp filter, which allows fstat and read-only opens but not
+ * readlink(/proc/self/fd/N).  fstat gives an eventfd no file type and the
+ * st_dev of the anonymous-inode filesystem, which no file, pipe, socket,
+ * device (/dev/zero) or memfd has -- compared with an eventfd of our own
+ * (checked on Linux 6.18: pipefs, sockfs, devtmpfs and shmem each have
+ * their own device).  timerfds, signalfds and epoll fds share that
+ * inode, so /proc/self/fdinfo/N, where it can be read, must also show an
+ * eventfd ("eventfd-count:") and, for a kick fd, not one in semaphore mode
+ * ("eventfd-semaphore: 1", shown by recent kernels).  Without /proc only
+ * the fstat check is made; vu_on_kick() then catches a kick fd that stays
+ * readable.
+ *
+ * Return: 0, or -EBADF/-errno with *@why set.
+ */
+static int vu_check_ring_fd(const struct vhost_user_backend *vb, int fd, bool kick,
+			    const char **why)
+{
+	char path[sizeof("/proc/self/fdinfo/") + 12], info[VU_FDINFO_MAX];
+	struct stat st;
+	ssize_t n;
+	int pfd;
+
+	if (fstat(fd, &st) < 0) {
+		*why = "cannot fstat a vring fd";
+		return -errno;
+	}
+	if (st.st_dev != vb->anon_dev) {
+		*why = "vring fd is not an eventfd (a file, pipe, socket or device)";
+		return -EBADF;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	pfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pfd < 0)
+		return 0; /* no /proc here: the fstat check has to do */
+	do {
+		n = read(pfd, info, sizeof(info) - 1);
+	} while (n < 0 && errno == EINTR);
+	close(pfd);
+	if (n < 0)
+		return 0;
+	info[n] = '\0';
+	if (!strstr(info, "\neventfd-count:")) {
+		*why = "vring fd is not an eventfd (another anonymous file: timerfd, signalfd...)";
+		return -EBADF;
+	}
+	if (kick && strstr(info, "\neventfd-semaphore: 1")) {
+		*why = "kick fd is an eventfd in semaphore mode: reading never empties it";
+		return -EBADF;
+	}
+	return 0;
+}
+
+/*
+ * Take @msg's fd (or none with NOFD), already accepted by
+ * vu_check_ring_fd(), into *@slot, closing what was there.
+ */
 static void vu_take_vring_fd(struct vu_msg *msg, int *slot)
 {
+	int fl;
+
 	vu_close_fd(slot);
 	if (msg->u.vring_fd.nofd)
 		return;
 	*slot = msg->fds[0];
 	msg->fds[0] = -1;
-	/* A pipe in place of an eventfd must not block us (eventfds from QEMU already don't). */
-	fcntl(*slot, F_SETFL, fcntl(*slot, F_GETFL) | O_NONBLOCK);
+	/*
+	 * An eventfd made without EFD_NONBLOCK would block our second read.
+	 * QEMU's are non-blocking already: their (shared) file description
+	 * is then left alone.
+	 */
+	fl = fcntl(*slot, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(*slot, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* SET_VRING_CALL/ERR: an eventfd (or NOFD) into *@slot. */
+static int vu_set_ring_signal_fd(struct vhost_user_backend *vb, struct vu_msg *msg, int *slot,
+				 const char **why)
+{
+	int ret = msg->u.vring_fd.nofd ? 0 : vu_check_ring_fd(vb, msg->fds[0], false, why);
+
+	if (ret)
+		return ret;
+	vu_take_vring_fd(msg, slot);
+	return 0;
 }
 
 static int vu_h_set_vring_kick(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
@@ -1299,9 +1612,13 @@ static int vu_h_set_vring_kick(struct vhost_user_backend *vb, struct vu_msg *msg
 		*why = "polling mode (no kick fd) is not supported";
 		return -EINVAL;
 	}
+	ret = vu_check_ring_fd(vb, msg->fds[0], true, why);
+	if (ret)
+		return ret;
 	vu_ring_pause(vb, idx);
 	fdsource_clear(&vr->kick_src);
 	vu_take_vring_fd(msg, &vr->kick_fd);
+	vr->kick_busy = 0;
 	vr->kick_src = fdsource_new(vr->kick_fd, G_IO_IN, vu_on_kick, vb);
 	ret = vu_ring_update(vb, idx, why);
 	vu_rx_check_restarted(vb);
@@ -1310,16 +1627,12 @@ static int vu_h_set_vring_kick(struct vhost_user_backend *vb, struct vu_msg *msg
 
 static int vu_h_set_vring_call(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
-	(void)why;
-	vu_take_vring_fd(msg, &vb->vr[msg->u.vring_fd.index].call_fd);
-	return 0;
+	return vu_set_ring_signal_fd(vb, msg, &vb->vr[msg->u.vring_fd.index].call_fd, why);
 }
 
 static int vu_h_set_vring_err(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
-	(void)why;
-	vu_take_vring_fd(msg, &vb->vr[msg->u.vring_fd.index].err_fd);
-	return 0;
+	return vu_set_ring_signal_fd(vb, msg, &vb->vr[msg->u.vring_fd.index].err_fd, why);
 }
 
 static int vu_h_get_protocol_features(struct vhost_user_backend *vb, struct vu_msg *msg,
@@ -1338,8 +1651,8 @@ static int vu_h_set_protocol_features(struct vhost_user_backend *vb, struct vu_m
 	}
 	vb->protocol_features = msg->u.u64;
 	vb->protocol_set = true;
-	g_debug("vhost-user: protocol features acked 0x%" G_GINT64_MODIFIER "x",
-		vb->protocol_features);
+	vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: protocol features acked 0x%"
+	       G_GINT64_MODIFIER "x", vb->protocol_features);
 	return 0;
 }
 
@@ -1351,6 +1664,8 @@ static int vu_h_get_queue_num(struct vhost_user_backend *vb, struct vu_msg *msg,
 
 static int vu_h_set_vring_enable(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
+	int ret;
+
 	if (!vu_has_feature(vb, VHOST_USER_F_PROTOCOL_FEATURES) && !vb->protocol_set) {
 		*why = "SET_VRING_ENABLE without PROTOCOL_FEATURES";
 		return -EPROTO;
@@ -1360,7 +1675,10 @@ static int vu_h_set_vring_enable(struct vhost_user_backend *vb, struct vu_msg *m
 		return -EINVAL;
 	}
 	vb->vr[msg->u.state.index].enabled = msg->u.state.num;
-	return vu_ring_update(vb, msg->u.state.index, why);
+	ret = vu_ring_update(vb, msg->u.state.index, why);
+	if (!ret)
+		vu_schedule_work(vb); /* enabled: go on; disabled: TX is discarded from now */
+	return ret;
 }
 
 static int vu_h_send_rarp(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
@@ -1371,7 +1689,8 @@ static int vu_h_send_rarp(struct vhost_user_backend *vb, struct vu_msg *msg, con
 	}
 	(void)msg;
 	vb->be.stats.vu_rarp++;
-	g_debug("vhost-user: SEND_RARP (no L2 network to announce on; counted)");
+	vu_log(vb, G_LOG_LEVEL_DEBUG,
+	       "vhost-user: SEND_RARP (no L2 network to announce on; counted)");
 	return 0;
 }
 
@@ -1382,12 +1701,14 @@ static int vu_h_net_set_mtu(struct vhost_user_backend *vb, struct vu_msg *msg, c
 		return -EPROTO;
 	}
 	if (msg->u.u64 < VU_MTU_MIN || msg->u.u64 > vb->mtu) {
-		g_warning("vhost-user: front-end asks for MTU %" G_GUINT64_FORMAT
-			  ", this daemon serves %u at most (--mtu): refused", msg->u.u64, vb->mtu);
+		vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user: front-end asks for MTU %" G_GUINT64_FORMAT
+		       ", this daemon serves %u to %u (--mtu): refused", msg->u.u64, VU_MTU_MIN,
+		       vb->mtu);
 		return -EREMOTEIO;
 	}
-	vb->guest_mtu = (unsigned int)msg->u.u64;
-	g_message("vhost-user: guest MTU %u", vb->guest_mtu);
+	vu_set_guest_mtu(vb, (unsigned int)msg->u.u64);
+	vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user: guest MTU %u: frames to the guest fit it",
+	       vb->guest_mtu);
 	return 0;
 }
 
@@ -1423,6 +1744,21 @@ static const vu_handler vu_handlers[VU_REQ_MAX] = {
 	[VU_REQ_RESET_DEVICE] = vu_h_reset_device,
 };
 
+/* Requests answered with a reply of their own, never with a REPLY_ACK. */
+static bool vu_has_own_reply(uint32_t req)
+{
+	switch (req) {
+	case VU_REQ_GET_FEATURES:
+	case VU_REQ_GET_PROTOCOL_FEATURES:
+	case VU_REQ_GET_VRING_BASE:
+	case VU_REQ_GET_QUEUE_NUM:
+	case VU_REQ_SET_LOG_BASE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Requests that touch memory or rings: only after SET_OWNER. */
 static bool vu_needs_owner(uint32_t req)
 {
@@ -1448,8 +1784,10 @@ static int vu_handle(struct vhost_user_backend *vb, struct vu_msg *msg, const ch
 	vu_handler h = vu_handlers[msg->request];
 	int ret;
 
-	g_debug("vhost-user: <- %s size %u fds %u%s", vu_request_str(msg->request), msg->size,
-		msg->nfds, msg->need_reply ? " need_reply" : "");
+	*why = NULL;
+	vu_log(vb, G_LOG_LEVEL_DEBUG, "vhost-user: <- %s size %u fds %u%s",
+	       vu_request_str(msg->request), msg->size, msg->nfds,
+	       msg->need_reply ? " need_reply" : "");
 	vb->be.stats.vu_messages++;
 	if (!h) {
 		*why = "unsupported request";
@@ -1465,10 +1803,24 @@ static int vu_handle(struct vhost_user_backend *vb, struct vu_msg *msg, const ch
 	if (ret == 1)
 		return 0;
 	if (ret == -EREMOTEIO || ret == 0) {
-		if (msg->need_reply && vu_has_protocol(vb, VU_PROTOCOL_F_REPLY_ACK))
-			return vu_reply_u64(vb, msg->request, ret ? 1 : 0);
-		return 0;
+		if (!msg->need_reply || !vu_has_protocol(vb, VU_PROTOCOL_F_REPLY_ACK))
+			return 0;
+		ret = vu_reply_u64(vb, msg->request, ret ? 1 : 0);
+		if (ret)
+			*why = "could not send the reply";
+		return ret;
 	}
+	/*
+	 * The connection closes, but REPLY_ACK still owes a non-zero ack
+	 * (vhost-user.rst): queued now, it is read before the EOF.  Best
+	 * effort -- not when the socket is full or the request has a reply of
+	 * its own.
+	 */
+	if (msg->need_reply && vu_has_protocol(vb, VU_PROTOCOL_F_REPLY_ACK) &&
+	    !vu_has_own_reply(msg->request) && vb->wlen == 0)
+		vu_reply_u64(vb, msg->request, 1);
+	if (!*why)
+		*why = "could not send the reply"; /* the only failure a handler leaves unnamed */
 	return ret;
 }
 
@@ -1580,8 +1932,8 @@ static void vu_drop_frontend(struct vhost_user_backend *vb, int ret, uint32_t re
 		return;
 	}
 	vb->be.stats.vu_bad_messages++;
-	g_warning("vhost-user front-end (pid %d): %s (request %u): %s; closing the connection",
-		  (int)vb->conn_pid, vu_request_str(req), req, why);
+	vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): %s (request %u): %s; "
+	       "closing the connection", (int)vb->conn_pid, vu_request_str(req), req, why);
 	reason = g_strdup_printf("protocol violation in %s", vu_request_str(req));
 	vu_disconnect(vb, reason);
 }
@@ -1621,28 +1973,45 @@ static gboolean vu_on_conn(int fd, GIOCondition ready, void *opaque)
 			break;
 		}
 	}
+	vu_check_memory(vb); /* a message may have flushed a ring */
 	return G_SOURCE_CONTINUE;
 }
 
-/* A kick: drain the eventfd, then serve the ring (when it runs). */
+/*
+ * A kick: drain the eventfd, then serve the ring (when it runs).  A kick
+ * fd that fails, hangs up or never drains (still readable after
+ * VU_KICK_READS reads, VU_KICK_BUSY_MAX wake-ups running: a semaphore
+ * eventfd where fdinfo could not tell) would wake us for ever: it is no
+ * longer watched and the front-end is closed.
+ */
 static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 {
 	struct vhost_user_backend *vb = opaque;
+	struct vu_vring *vr = fd == vb->vr[VU_TXQ].kick_fd ? &vb->vr[VU_TXQ] : &vb->vr[VU_RXQ];
 	uint64_t v;
 	ssize_t n = 0;
+	int reads;
 
-	for (int i = 0; i < VU_KICK_READS; i++) {
+	for (reads = 0; reads < VU_KICK_READS; reads++) {
 		n = read(fd, &v, sizeof(v));
 		if (n <= 0)
 			break;
 	}
+	vr->kick_busy = reads == VU_KICK_READS ? vr->kick_busy + 1 : 0;
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
 	    (ready & (G_IO_HUP | G_IO_ERR))) {
-		/* Not an eventfd that stays quiet: it would wake us forever. */
 		vb->be.stats.vu_bad_messages++;
-		g_warning("vhost-user front-end (pid %d): a kick fd reached end of file or failed; "
-			  "closing the connection", (int)vb->conn_pid);
+		vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): a kick fd reached end "
+		       "of file or failed; closing the connection", (int)vb->conn_pid);
 		vu_disconnect(vb, "unusable kick fd");
+		return G_SOURCE_CONTINUE;
+	}
+	if (vr->kick_busy >= VU_KICK_BUSY_MAX) {
+		vb->be.stats.vu_bad_messages++;
+		vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): a kick fd stays "
+		       "readable after it is read (an eventfd in semaphore mode?); closing the "
+		       "connection", (int)vb->conn_pid);
+		vu_disconnect(vb, "kick fd never drains");
 		return G_SOURCE_CONTINUE;
 	}
 	if (fd == vb->vr[VU_TXQ].kick_fd) {
@@ -1651,6 +2020,7 @@ static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 	} else if (vu_rx_drain(vb)) {
 		vu_schedule_work(vb);
 	}
+	vu_check_memory(vb);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -1694,7 +2064,8 @@ static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
 		conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (conn < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				g_warning("accept on %s failed: %s", vb->path, g_strerror(errno));
+				vu_log(vb, G_LOG_LEVEL_WARNING, "accept on %s failed: %s", vb->path,
+				       g_strerror(errno));
 			break;
 		}
 		if (vb->conn_fd >= 0)
@@ -1716,7 +2087,8 @@ static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
 		vb->rlen = 0;
 		vb->wlen = vb->woff = 0;
 		vb->conn_src = fdsource_new(conn, G_IO_IN, vu_on_conn, vb);
-		g_message("vhost-user front-end (pid %d) attached on %s", (int)vb->conn_pid, vb->path);
+		vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user front-end (pid %d) attached on %s",
+		       (int)vb->conn_pid, vb->path);
 	}
 	return G_SOURCE_CONTINUE;
 }
@@ -1748,17 +2120,45 @@ static const struct backend_ops vu_ops = {
 	.free = vu_free,
 };
 
+/*
+ * The device of the anonymous-inode filesystem, from an eventfd of our
+ * own, for vu_check_ring_fd().  At set-up: eventfd() is not on the
+ * seccomp allowlist.
+ */
+static int vu_anon_inode_dev(dev_t *dev)
+{
+	struct stat st;
+	int fd = eventfd(0, EFD_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		ret = -errno;
+	else
+		*dev = st.st_dev;
+	close(fd);
+	return ret;
+}
+
 int vhost_user_backend_new(const char *path, unsigned int mtu,
 			   const struct backend_callbacks *cb, void *opaque,
 			   struct backend **out)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct vhost_user_backend *vb;
+	dev_t anon_dev = 0;
 	int ret;
 
 	if (strlen(path) >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
 	memcpy(addr.sun_path, path, strlen(path) + 1);
+	/* Before any guest memory, and before the seccomp filter: it calls sigaction(). */
+	ret = vu_mem_guard_install();
+	if (ret)
+		return ret;
+	ret = vu_anon_inode_dev(&anon_dev);
+	if (ret)
+		return ret;
 
 	vb = g_new0(struct vhost_user_backend, 1);
 	vb->be.ops = &vu_ops;
@@ -1766,6 +2166,7 @@ int vhost_user_backend_new(const char *path, unsigned int mtu,
 	vb->be.opaque = opaque;
 	vb->be.max_frame = (size_t)mtu + FRAME_ETH_HLEN;
 	vb->mtu = mtu;
+	vb->anon_dev = anon_dev;
 	vb->path = g_strdup(path);
 	vb->listen_fd = -1;
 	vb->conn_fd = -1;
@@ -1773,8 +2174,11 @@ int vhost_user_backend_new(const char *path, unsigned int mtu,
 		vq_init(&vb->vr[i].vq);
 		vb->vr[i].kick_fd = vb->vr[i].call_fd = vb->vr[i].err_fd = -1;
 	}
+	vb->unmap_failures_seen = vu_mem_unmap_failures();
 	vb->refuse_rl = (struct ratelimit)RATELIMIT_INIT(VU_REFUSE_BURST);
 	vb->broken_rl = (struct ratelimit)RATELIMIT_INIT(VU_BROKEN_BURST);
+	vb->log_rl = (struct ratelimit)RATELIMIT_INIT(VU_LOG_BURST);
+	vb->debug_rl = (struct ratelimit)RATELIMIT_INIT(VU_DEBUG_BURST);
 	vb->frame_cap = VIRTIO_NET_HDR_LEN + MAX(vb->be.max_frame, VU_GSO_FRAME_MAX);
 	vb->frame_buf = g_malloc(vb->frame_cap);
 	vb->elem = g_new(struct vq_elem, 1);

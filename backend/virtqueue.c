@@ -48,11 +48,12 @@ static uint64_t vq_used_elem_off(uint32_t i)
 	return VRING_USED_RING_OFF + (uint64_t)VRING_USED_ELEM_SIZE * i;
 }
 
-/* Log a write of @len bytes at @off in the used ring (VU_VRING_F_LOG). */
-static void vq_log_used(const struct virtqueue *vq, uint64_t off, uint64_t len)
+/* Log a write of @len bytes at @off in the used ring (VU_VRING_F_LOG); count a miss. */
+static void vq_log_used(struct virtqueue *vq, uint64_t off, uint64_t len)
 {
-	if (vq->log_used && vq->log && vu_log_active(vq->log))
-		vu_log_write(vq->log, vq->log_gpa + off, len);
+	if (vq->log_used && vq->log && vu_log_active(vq->log) &&
+	    vu_log_write(vq->log, vq->log_gpa + off, len))
+		vq->log_missed++;
 }
 
 void vq_init(struct virtqueue *vq)
@@ -62,10 +63,11 @@ void vq_init(struct virtqueue *vq)
 
 void vq_reset(struct virtqueue *vq)
 {
-	uint64_t violations = vq->violations;
+	uint64_t violations = vq->violations, log_missed = vq->log_missed;
 
 	vq_init(vq);
-	vq->violations = violations; /* a counter, not state */
+	vq->violations = violations; /* counters, not state */
+	vq->log_missed = log_missed;
 }
 
 /* Reconfiguration clears BROKEN: the front-end took the ring over again. */
@@ -79,8 +81,10 @@ int vq_set_num(struct virtqueue *vq, uint32_t num)
 {
 	if (vq->started)
 		return -EBUSY;
-	if (num == 0 || num > VRING_MAX_SIZE || (num & (num - 1)))
+	if (num == 0 || (num & (num - 1)))
 		return -EINVAL;
+	if (num > VQ_MAX_SIZE)
+		return -E2BIG;
 	vq->num = num;
 	vq_clear_broken(vq);
 	return 0;
@@ -184,15 +188,26 @@ int vq_avail(struct virtqueue *vq)
 	return n;
 }
 
-/* One descriptor, copied out of guest memory so it cannot change under us. */
+/*
+ * One descriptor, copied out of guest memory so it cannot change under us.
+ * The guest writes that memory concurrently, which the compiler cannot
+ * know: with plain loads it could read a field again later (say, len once
+ * for a check and once more for the copy) instead of keeping it in a
+ * register.  Each byte is read exactly once through a volatile pointer
+ * into a private copy, and decoded from there (READ_ONCE, in effect; an
+ * indirect table need not be aligned for atomic loads).
+ */
 static void vq_read_desc(const uint8_t *table, uint32_t i, struct vring_desc *d)
 {
-	const uint8_t *p = table + (uint64_t)i * VRING_DESC_SIZE;
+	const volatile uint8_t *p = table + (uint64_t)i * VRING_DESC_SIZE;
+	uint8_t raw[VRING_DESC_SIZE];
 
-	d->addr = le64_read(p);
-	d->len = le32_read(p + 8);
-	d->flags = le16_read(p + 12);
-	d->next = le16_read(p + 14);
+	for (unsigned int k = 0; k < VRING_DESC_SIZE; k++)
+		raw[k] = p[k];
+	d->addr = le64_read(raw);
+	d->len = le32_read(raw + 8);
+	d->flags = le16_read(raw + 12);
+	d->next = le16_read(raw + 14);
 }
 
 /* Chain walk state: where descriptors come from and how many may still be visited. */
@@ -274,6 +289,7 @@ static const char *vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vq_
 	for (;;) {
 		if (w.budget-- == 0)
 			return "descriptor chain loops or is longer than the queue";
+		e->ndesc++;
 		vq_read_desc(w.table, i, &d);
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			err = vq_enter_indirect(vq, &w, &d);
@@ -308,6 +324,7 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e)
 		return -EIO;
 	}
 	e->head = head;
+	e->ndesc = 0;
 	e->out_num = e->in_num = 0;
 	e->out_len = e->in_len = 0;
 	err = vq_walk_chain(vq, head, e);
@@ -335,6 +352,15 @@ void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 
 	if (!vq_usable(vq))
 		return;
+	/*
+	 * A driver re-offers a buffer only after it saw it used, so at most
+	 * num entries can wait for a flush; one more would overwrite an
+	 * unpublished entry (the slot is masked): the guest broke the rules.
+	 */
+	if (vq->pending >= vq->num) {
+		vq_break(vq, "more used entries than the queue size before a flush");
+		return;
+	}
 	slot = (uint16_t)(vq->used_idx + vq->pending) & (vq->num - 1);
 	p = vq->used + vq_used_elem_off(slot);
 	le32_write(p, head);

@@ -6,9 +6,9 @@
  * Theory of operation
  *
  * Lifecycle: vq_init() gives an unconfigured queue.  The front-end sets the
- * size (vq_set_num), the ring addresses (vq_set_addr) and the first index
- * (vq_set_base), in any order; vq_start() then checks the ring against the
- * memory table -- size a power of two up to 32768, descriptor table, avail
+ * size (vq_set_num: a power of two up to VQ_MAX_SIZE, 1024), the ring
+ * addresses (vq_set_addr) and the first index (vq_set_base), in any order;
+ * vq_start() then checks the ring against the memory table -- descriptor table, avail
  * and used rings each aligned and entirely inside one mapped region -- and
  * resolves the three host pointers once.  vq_stop() forgets the pointers
  * (the memory table may go away) but keeps last_avail_idx for
@@ -22,7 +22,10 @@
  * device-writable ones.  INDIRECT_DESC is supported: an indirect descriptor
  * (len a non-zero multiple of 16, never also NEXT, never inside another
  * indirect table) switches the walk to its table.  The walk visits at most
- * queue-size descriptors in all, which bounds loops and long chains.
+ * queue-size descriptors of the ring's table and at most the indirect
+ * table's length after the switch (each entry once: a second visit is a
+ * loop), so at most 2 * num - 1 in all; vq_elem.ndesc says how many, for
+ * callers that budget work per frame.
  *
  * Violations -- an avail index that moved by more than the queue size, a
  * head or next index out of range, a loop or over-long chain, a readable
@@ -48,8 +51,9 @@
  *
  * Dirty log: when a log is attached, every write to the used ring (elements,
  * index, flags, avail_event) is logged at the ring's log address
- * (VU_VRING_F_LOG); buffer writes are logged by the caller, which knows
- * their GPAs (struct vq_elem.gpa).
+ * (VU_VRING_F_LOG); one that falls beyond the bitmap is counted
+ * (log_missed).  Buffer writes are logged by the caller, which knows their
+ * GPAs (struct vq_elem.gpa).
  *
  * Hosts are little-endian (checked at build time), so ring indices can be
  * loaded and stored atomically in place.
@@ -64,11 +68,19 @@
 /* Iovecs one element may need; a longer valid chain is returned as -E2BIG. */
 #define VQ_MAX_IOV 1024
 
+/*
+ * Largest queue size we accept: QEMU's VIRTQUEUE_MAX_SIZE, the most its
+ * virtio-net rx_queue_size/tx_queue_size can be.  The split-ring format
+ * allows 32768 (VRING_MAX_SIZE); every walk and skip bound scales with it.
+ */
+#define VQ_MAX_SIZE 1024
+
 /* Largest total of a chain's buffers: used.len is 32-bit. */
 #define VQ_MAX_CHAIN_BYTES UINT32_MAX
 
 struct vq_elem {
 	uint16_t head;              /* descriptor index to return in vq_push() */
+	unsigned int ndesc;         /* descriptors the walk visited (indirect, empty ones too) */
 	unsigned int out_num;       /* device-readable iovecs: iov[0 .. out_num) */
 	unsigned int in_num;        /* device-writable: iov[out_num .. out_num + in_num) */
 	uint64_t out_len, in_len;   /* their total bytes, each <= VQ_MAX_CHAIN_BYTES */
@@ -100,6 +112,7 @@ struct virtqueue {
 	bool broken;                /* sticky until reconfigured */
 	const char *broken_why;
 	uint64_t violations;        /* times this queue broke */
+	uint64_t log_missed;        /* used-ring writes beyond the dirty log, not marked */
 };
 
 /* vq_init() - an unconfigured, stopped queue. */
@@ -111,8 +124,8 @@ void vq_reset(struct virtqueue *vq);
 /**
  * vq_set_num() - queue size from SET_VRING_NUM; clears BROKEN
  *
- * Return: 0, or -EINVAL unless a power of two from 1 to VRING_MAX_SIZE, or
- * -EBUSY while started.
+ * Return: 0, -EINVAL for 0 or a size that is not a power of two, -E2BIG
+ * above VQ_MAX_SIZE, or -EBUSY while started.
  */
 int vq_set_num(struct virtqueue *vq, uint32_t num);
 
@@ -162,7 +175,10 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e);
 /* vq_unpop() - give back the last @n popped elements, not pushed (they will be popped again). */
 void vq_unpop(struct virtqueue *vq, uint16_t n);
 
-/* vq_push() - complete chain @head with @len bytes written; visible after vq_flush(). */
+/*
+ * vq_push() - complete chain @head with @len bytes written; visible after
+ * vq_flush().  More than num entries before a flush break the queue.
+ */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
 
 /**

@@ -4,10 +4,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 
 /* Largest byte offset mmap() takes (off_t is signed 64-bit). */
 #define VU_MEM_OFF_MAX ((uint64_t)INT64_MAX)
@@ -77,14 +81,161 @@ int vu_mem_set(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 	return 0;
 }
 
-/* Size of the object behind @fd if it has one (-1 for pipes and the like). */
-static int64_t vu_fd_size(int fd)
+/* ------------------------------------------------------------ SIGBUS guard */
+
+/*
+ * Every mapping vu_map_range() makes has a slot here, so the SIGBUS
+ * handler can tell our guest mappings from anything else.  A fixed array:
+ * the handler can neither allocate nor lock.  Slots change only outside
+ * the handler, on the thread that touches guest memory: a slot is filled,
+ * then published (used = 1, release); it is withdrawn (used = 0) before its
+ * munmap().  One backend holds at most VU_MAX_REGIONS regions and two logs
+ * (the new log is mapped before the old one goes); the rest is headroom
+ * for programs with several backends (tests).
+ */
+#define VU_GUARD_SLOTS (4 * (VU_MAX_REGIONS + 2))
+
+struct vu_guard {
+	int used;                       /* published: start and len are valid */
+	uintptr_t start;
+	size_t len;
+	volatile sig_atomic_t faulted;  /* the handler replaced this mapping */
+};
+
+static struct vu_guard vu_guards[VU_GUARD_SLOTS];
+static volatile sig_atomic_t vu_guard_fired;  /* some mapping faulted, ever */
+
+/* Publish [@start, @start + @len); returns the slot + 1, or 0 if all are taken. */
+static unsigned int vu_guard_add(void *start, size_t len)
 {
+	for (unsigned int i = 0; i < VU_GUARD_SLOTS; i++) {
+		struct vu_guard *g = &vu_guards[i];
+
+		if (__atomic_load_n(&g->used, __ATOMIC_RELAXED))
+			continue;
+		g->start = (uintptr_t)start;
+		g->len = len;
+		g->faulted = 0;
+		__atomic_store_n(&g->used, 1, __ATOMIC_RELEASE);
+		return i + 1;
+	}
+	return 0;
+}
+
+/* Withdraw slot @id (from vu_guard_add(); 0 is none) before its mapping goes. */
+static void vu_guard_remove(unsigned int id)
+{
+	if (id)
+		__atomic_store_n(&vu_guards[id - 1].used, 0, __ATOMIC_RELEASE);
+}
+
+/* Did the handler replace the mapping of slot @id? */
+static bool vu_guard_faulted(unsigned int id)
+{
+	return id && vu_guard_fired && vu_guards[id - 1].faulted;
+}
+
+/* si_code values of a fault the access itself raised (it faults again if repeated). */
+static bool vu_sigbus_is_fault(int code)
+{
+	return code == BUS_ADRALN || code == BUS_ADRERR || code == BUS_OBJERR ||
+	       code == BUS_MCEERR_AR;
+}
+
+/*
+ * SIGBUS: an access to a guest mapping whose file shrank (the front-end
+ * truncated an unsealed memory fd), or a real bug.  Ours: replace the whole
+ * mapping in place by anonymous zero pages -- the access is repeated and
+ * reads zeros, later writes land in private memory -- and flag it; the
+ * backend closes that front-end after its dispatch.  Anything else: the
+ * default action, so a bug still dies with a core.  Only async-signal-safe
+ * calls (raw mmap, sigaction, raise); errno is preserved for the
+ * interrupted code.
+ */
+static void vu_sigbus_handler(int sig, siginfo_t *si, void *ucontext)
+{
+	int saved_errno = errno;
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+	(void)ucontext;
+	if (vu_sigbus_is_fault(si->si_code)) {
+		uintptr_t addr = (uintptr_t)si->si_addr;
+
+		for (unsigned int i = 0; i < VU_GUARD_SLOTS; i++) {
+			struct vu_guard *g = &vu_guards[i];
+			long p;
+
+			if (!__atomic_load_n(&g->used, __ATOMIC_ACQUIRE) || addr - g->start >= g->len)
+				continue;
+			/* No PROT_EXEC: the seccomp filter allows mmap only without it. */
+			p = syscall(SYS_mmap, g->start, g->len, PROT_READ | PROT_WRITE,
+				    MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (p == -1)
+				break; /* cannot recover: die as without this handler */
+			g->faulted = 1;
+			vu_guard_fired = 1;
+			errno = saved_errno;
+			return;
+		}
+	}
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	/* A fault repeats when we return, now fatal; a signal someone sent is sent again. */
+	if (!vu_sigbus_is_fault(si->si_code))
+		raise(sig);
+	errno = saved_errno;
+}
+
+int vu_mem_guard_install(void)
+{
+	struct sigaction sa = { .sa_sigaction = vu_sigbus_handler, .sa_flags = SA_SIGINFO };
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+bool vu_mem_faulted(const struct vu_mem *m, const struct vu_log *log)
+{
+	if (!vu_guard_fired)
+		return false; /* the usual case: one load */
+	for (unsigned int i = 0; i < m->nregions; i++) {
+		if (vu_guard_faulted(m->r[i].guard))
+			return true;
+	}
+	return log && vu_guard_faulted(log->guard);
+}
+
+/* ------------------------------------------------------------ mapping */
+
+/* Mappings that munmap() refused since start; vu_mem_unmap_failures() reads it. */
+static uint64_t vu_unmap_failed;
+
+/*
+ * What mapping @fd takes: *@size, the size of the object behind it (-1 for
+ * pipes and the like), and *@granule, its page size: st_blksize on
+ * hugetlbfs, where mmap() and munmap() work in whole huge pages, the
+ * system page elsewhere.  Returns 0 or -errno.
+ */
+static int vu_fd_inspect(int fd, int64_t *size, uint64_t *granule)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	struct statfs sfs;
 	struct stat st;
 
-	if (fstat(fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)))
-		return -1;
-	return st.st_size;
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &sfs) < 0)
+		return -errno;
+	*size = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ? st.st_size : -1;
+	*granule = page;
+	if (sfs.f_type == HUGETLBFS_MAGIC) {
+		uint64_t blk = (uint64_t)st.st_blksize;
+
+		if (blk < page || (blk & (blk - 1)))
+			return -EINVAL; /* not a huge page size we can align to */
+		*granule = blk;
+	}
+	return 0;
 }
 
 /* True if @fd cannot shrink under us (memfd sealed with F_SEAL_SHRINK). */
@@ -95,28 +246,95 @@ static bool vu_fd_sealed(int fd)
 	return seals >= 0 && (seals & F_SEAL_SHRINK);
 }
 
-/*
- * Map @len bytes of @fd from @offset: the mapping starts at the page below
- * @offset.  Returns the host address of byte @offset, or NULL with errno.
- */
-static uint8_t *vu_map_range(int fd, uint64_t offset, uint64_t len, void **base, size_t *map_len)
+int vu_mem_span(uint64_t offset, uint64_t len, uint64_t granule, uint64_t *start,
+		size_t *map_len)
 {
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-	uint64_t start = offset & ~(page - 1);
-	int64_t fsize = vu_fd_size(fd);
-	void *p;
+	uint64_t span;
 
-	if (fsize >= 0 && (uint64_t)fsize < offset + len) {
-		errno = EINVAL;
-		return NULL;
+	if (!len || !granule || (granule & (granule - 1)))
+		return -EINVAL;
+	*start = offset & ~(granule - 1);
+	span = offset - *start;
+	if (len > UINT64_MAX - span || len + span > UINT64_MAX - (granule - 1))
+		return -EINVAL;
+	span = (len + span + granule - 1) & ~(granule - 1);
+	if (span > SIZE_MAX)
+		return -EINVAL;
+	*map_len = (size_t)span;
+	return 0;
+}
+
+/*
+ * Map @len bytes of @fd from @offset: whole pages of the fd (huge pages on
+ * hugetlbfs), from the page holding @offset, published to the SIGBUS
+ * guard.  Sets *@host to the address of byte @offset and *@base,
+ * *@map_len, *@guard to what vu_unmap_range() needs.  Returns 0, or -errno
+ * with *@why set.
+ */
+static int vu_map_range(int fd, uint64_t offset, uint64_t len, uint8_t **host, void **base,
+			size_t *map_len, unsigned int *guard, const char **why)
+{
+	uint64_t granule, start;
+	int64_t fsize;
+	void *p;
+	int ret;
+
+	ret = vu_fd_inspect(fd, &fsize, &granule);
+	if (ret) {
+		*why = "cannot inspect a memory fd (fstat, fstatfs)";
+		return ret;
 	}
-	*map_len = (size_t)(len + (offset - start));
-	p = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
-		 (off_t)start);
-	if (p == MAP_FAILED)
-		return NULL;
+	if (fsize >= 0 && (uint64_t)fsize < offset + len) {
+		*why = "memory fd smaller than its region";
+		return -EINVAL;
+	}
+	if (vu_mem_span(offset, len, granule, &start, map_len)) {
+		*why = "memory region too large once rounded to its fd's page size";
+		return -EINVAL;
+	}
+	/*
+	 * No MAP_NORESERVE: on hugetlbfs it skips the huge page reservation,
+	 * so an fd the pool cannot back would map fine and SIGBUS us at the
+	 * first access.  Reserved, mmap() fails now (ENOMEM) and the front-end
+	 * hears about it.  Shared file mappings are not commit-charged, so the
+	 * flag bought nothing elsewhere.
+	 */
+	p = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)start);
+	if (p == MAP_FAILED) {
+		ret = -errno;
+		*why = ret == -ENOMEM ? "not enough memory (or huge pages) to map a memory region" :
+		       ret == -EINVAL ? "the kernel refused to map a memory region (EINVAL)" :
+		       "cannot map a memory region";
+		return ret;
+	}
+	*guard = vu_guard_add(p, *map_len);
+	if (!*guard) {
+		munmap(p, *map_len); /* our own fresh mapping, its exact length */
+		*why = "too many guest memory mappings at once";
+		return -ENOSPC;
+	}
 	*base = p;
-	return (uint8_t *)p + (offset - start);
+	*host = (uint8_t *)p + (offset - start);
+	return 0;
+}
+
+/*
+ * Undo vu_map_range(): @len is the rounded length it chose (hugetlbfs
+ * refuses any other).  A failure leaves the mapping in place; it is
+ * counted (vu_mem_unmap_failures()) and returned as -errno.
+ */
+static int vu_unmap_range(void *base, size_t len, unsigned int guard)
+{
+	vu_guard_remove(guard);
+	if (!base || munmap(base, len) == 0)
+		return 0;
+	__atomic_fetch_add(&vu_unmap_failed, 1, __ATOMIC_RELAXED);
+	return -errno;
+}
+
+uint64_t vu_mem_unmap_failures(void)
+{
+	return __atomic_load_n(&vu_unmap_failed, __ATOMIC_RELAXED);
 }
 
 int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
@@ -125,6 +343,7 @@ int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 	uint8_t *host[VU_MAX_REGIONS];
 	void *base[VU_MAX_REGIONS];
 	size_t len[VU_MAX_REGIONS];
+	unsigned int guard[VU_MAX_REGIONS];
 	unsigned int mapped = 0;
 	int ret;
 
@@ -134,14 +353,10 @@ int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 	if (ret)
 		return ret;
 	for (; mapped < n; mapped++) {
-		host[mapped] = vu_map_range(fds[mapped], d[mapped].mmap_offset, d[mapped].size,
-					    &base[mapped], &len[mapped]);
-		if (!host[mapped]) {
-			ret = -errno;
-			*why = ret == -EINVAL ? "memory fd smaller than its region" :
-			       "cannot map a memory region";
+		ret = vu_map_range(fds[mapped], d[mapped].mmap_offset, d[mapped].size, &host[mapped],
+				   &base[mapped], &len[mapped], &guard[mapped], why);
+		if (ret)
 			goto fail;
-		}
 		if (!vu_fd_sealed(fds[mapped]))
 			*unsealed = true;
 	}
@@ -151,23 +366,27 @@ int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 	for (unsigned int i = 0; i < n; i++) {
 		m->r[i].map_base = base[i];
 		m->r[i].map_len = len[i];
+		m->r[i].guard = guard[i];
 	}
 	return 0;
 
 fail:
 	for (unsigned int i = 0; i < mapped; i++)
-		munmap(base[i], len[i]);
+		vu_unmap_range(base[i], len[i], guard[i]); /* a failure is counted */
 	memset(m, 0, sizeof(*m));
 	return ret;
 }
 
-void vu_mem_unmap(struct vu_mem *m)
+int vu_mem_unmap(struct vu_mem *m)
 {
+	int ret = 0, err;
+
 	for (unsigned int i = 0; i < m->nregions; i++) {
-		if (m->r[i].map_base)
-			munmap(m->r[i].map_base, m->r[i].map_len);
+		err = vu_unmap_range(m->r[i].map_base, m->r[i].map_len, m->r[i].guard);
+		ret = ret ?: err;
 	}
 	memset(m, 0, sizeof(*m));
+	return ret;
 }
 
 /* Region holding @addr in GPA (@uva false) or UVA space, with the offset into it. */
@@ -258,19 +477,22 @@ void vu_log_set(struct vu_log *log, uint8_t *bits, uint64_t size)
 	log->size = size;
 }
 
-int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset)
+int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset, const char **why)
 {
 	void *base;
 	size_t len;
 	uint8_t *p;
+	int ret;
 
 	memset(log, 0, sizeof(*log));
 	if (size == 0 || offset > VU_MEM_OFF_MAX || size > VU_MEM_OFF_MAX - offset ||
-	    size > SIZE_MAX - VU_LOG_PAGE)
+	    size > SIZE_MAX - VU_LOG_PAGE) {
+		*why = "dirty log of size 0, or offset + size cannot be mapped";
 		return -EINVAL;
-	p = vu_map_range(fd, offset, size, &base, &len);
-	if (!p)
-		return -errno;
+	}
+	ret = vu_map_range(fd, offset, size, &p, &base, &len, &log->guard, why);
+	if (ret)
+		return ret;
 	log->bits = p;
 	log->size = size;
 	log->map_base = base;
@@ -278,11 +500,12 @@ int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset)
 	return 0;
 }
 
-void vu_log_unmap(struct vu_log *log)
+int vu_log_unmap(struct vu_log *log)
 {
-	if (log->map_base)
-		munmap(log->map_base, log->map_len);
+	int ret = vu_unmap_range(log->map_base, log->map_len, log->guard);
+
 	memset(log, 0, sizeof(*log));
+	return ret;
 }
 
 int vu_log_write(const struct vu_log *log, uint64_t gpa, uint64_t len)

@@ -14,7 +14,14 @@
  * caller provides (the fuzzer and the unit tests use their own buffers).
  * vu_mem_map() is the thin I/O layer: it checks each fd's size, maps each
  * region MAP_SHARED (from its page-aligned offset, not from 0) and hands the
- * pointers to vu_mem_set(); vu_mem_unmap() undoes it.
+ * pointers to vu_mem_set(); vu_mem_unmap() undoes it.  "Page" is the fd's:
+ * on hugetlbfs (fstatfs) the huge page (st_blksize), since the kernel maps
+ * and unmaps whole huge pages there and munmap() with any other length
+ * fails and leaves the mapping; vu_mem_span() does the rounding and the
+ * rounded length is kept for munmap().  Every munmap() result is checked:
+ * a failure is returned and counted (vu_mem_unmap_failures()).  Without
+ * MAP_NORESERVE, an fd the huge page pool cannot back fails to map
+ * (ENOMEM) instead of faulting at first use.
  *
  * Translation is overflow-safe: a range [a, a + len) translates only if it
  * lies entirely inside mapped memory.  vu_mem_gpa_to_host() and
@@ -33,9 +40,18 @@
  * vu_mem_unmap(); one made by vu_mem_set() owns nothing.  The fds passed to
  * vu_mem_map() stay the caller's (a mapping outlives its fd).
  *
- * Known limit: a front-end that shrinks a memory fd after we mapped it makes
- * our next access fault (SIGBUS).  vu_mem_map() reports fds that are not
- * sealed against shrinking (QEMU's memory-backend-memfd seals by default).
+ * Shrinking memory: a front-end that truncates a memory (or log) fd after
+ * we mapped it makes our next access to the lost pages fault (SIGBUS).
+ * vu_mem_map() reports fds that are not sealed against shrinking (QEMU's
+ * memory-backend-memfd seals by default; files on tmpfs or hugetlbfs
+ * cannot be sealed), and every mapping is published in a fixed registry.
+ * vu_mem_guard_install() installs, once, a SIGBUS handler: a fault inside
+ * a registered mapping replaces that whole mapping in place by anonymous
+ * zero pages (MAP_FIXED | MAP_PRIVATE, read-write, never executable) and
+ * flags it, so the access is repeated, reads zeros and the process goes
+ * on; vu_mem_faulted() tells the owner, which must drop the table (the
+ * backend closes the front-end).  Any other SIGBUS gets the default
+ * action back and is raised again: a real bug still dies with a core.
  */
 
 #include <stdbool.h>
@@ -57,6 +73,7 @@ struct vu_mem_region {
 	uint8_t *host;              /* our address of the first byte */
 	void *map_base;             /* what vu_mem_unmap() unmaps, NULL if not ours */
 	size_t map_len;
+	unsigned int guard;         /* its SIGBUS guard slot + 1, 0 if not ours */
 };
 
 struct vu_mem {
@@ -69,6 +86,7 @@ struct vu_log {
 	uint64_t size;              /* bytes of bitmap */
 	void *map_base;             /* what vu_log_unmap() unmaps, NULL if not ours */
 	size_t map_len;
+	unsigned int guard;         /* its SIGBUS guard slot + 1, 0 if not ours */
 };
 
 /**
@@ -109,8 +127,57 @@ int vu_mem_set(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 int vu_mem_map(struct vu_mem *m, const struct vu_region_desc *d, unsigned int n,
 	       const int *fds, bool *unsealed, const char **why);
 
-/* vu_mem_unmap() - unmap what vu_mem_map() mapped and empty the table. */
-void vu_mem_unmap(struct vu_mem *m);
+/**
+ * vu_mem_unmap() - unmap what vu_mem_map() mapped and empty the table
+ *
+ * Return: 0, or the first munmap() -errno (that mapping stays; counted in
+ * vu_mem_unmap_failures()).  The table is empty either way.
+ */
+int vu_mem_unmap(struct vu_mem *m);
+
+/**
+ * vu_mem_span() - the mapping that covers bytes [@offset, @offset + @len) of an fd
+ * @offset:	first byte wanted
+ * @len:	bytes wanted, at least 1
+ * @granule:	the fd's page size (a power of two): what mmap() and munmap() work in
+ * @start:	set to the first byte to map: @offset rounded down to @granule
+ * @map_len:	set to the length to map and later unmap: rounded up to @granule
+ *
+ * Pure arithmetic, for vu_mem_map() and vu_log_map().
+ *
+ * Return: 0, or -EINVAL for a zero @len, a @granule that is not a power of
+ * two, or a rounded range that overflows or does not fit in size_t.
+ */
+int vu_mem_span(uint64_t offset, uint64_t len, uint64_t granule, uint64_t *start,
+		size_t *map_len);
+
+/* vu_mem_unmap_failures() - munmap() calls that failed since start, in this process. */
+uint64_t vu_mem_unmap_failures(void);
+
+/**
+ * vu_mem_guard_install() - install the SIGBUS handler that guards guest mappings
+ *
+ * At set-up, before any guest memory is touched and before a seccomp
+ * filter (it calls sigaction()); the daemon does it once, when it creates
+ * its backend.  Replaces any SIGBUS handler there was; calling it again
+ * takes SIGBUS back from whoever replaced ours (a test framework).
+ *
+ * Return: 0 or sigaction()'s -errno.
+ */
+int vu_mem_guard_install(void);
+
+/**
+ * vu_mem_faulted() - did a mapping of @m or @log fault (SIGBUS) and get replaced?
+ * @m:		a table from vu_mem_map() (a vu_mem_set() table never faults here)
+ * @log:	its dirty log, may be NULL
+ *
+ * Such a table reads zeros where guest memory was and its writes reach
+ * nobody: unmap it and drop whoever sent it.  The flag goes with the
+ * mapping (vu_mem_unmap(), vu_log_unmap()).  Cheap when nothing faulted.
+ *
+ * Return: true if so.
+ */
+bool vu_mem_faulted(const struct vu_mem *m, const struct vu_log *log);
 
 /**
  * vu_mem_gpa_to_host() - host address of guest range [@gpa, @gpa + @len)
@@ -152,13 +219,20 @@ void vu_log_set(struct vu_log *log, uint8_t *bits, uint64_t size);
  * @fd:		the log fd (not closed, not kept)
  * @size:	bytes of bitmap
  * @offset:	where it starts in @fd
+ * @why:	set to a static reason on failure
+ *
+ * Mapped like a memory region (whole pages of the fd, no MAP_NORESERVE).
  *
  * Return: 0, -EINVAL (zero or unmappable size, fd too small), or mmap's -errno.
  */
-int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset);
+int vu_log_map(struct vu_log *log, int fd, uint64_t size, uint64_t offset, const char **why);
 
-/* vu_log_unmap() - unmap the bitmap (if ours) and turn logging off. */
-void vu_log_unmap(struct vu_log *log);
+/**
+ * vu_log_unmap() - unmap the bitmap (if ours) and turn logging off
+ *
+ * Return: 0, or munmap()'s -errno (the mapping stays; counted).
+ */
+int vu_log_unmap(struct vu_log *log);
 
 /**
  * vu_log_write() - mark the pages of [@gpa, @gpa + @len) dirty

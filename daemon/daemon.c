@@ -91,10 +91,19 @@ static void daemon_backend_failed(const char *why, void *opaque)
 		d->on_fatal(why, d->on_fatal_opaque);
 }
 
+/* The front-end set the guest's MTU (vhost-user NET_SET_MTU, within 576..--mtu): fit frames to it. */
+static void daemon_link_mtu(unsigned int mtu, void *opaque)
+{
+	struct daemon *d = opaque;
+
+	netstack_set_guest_mtu(d->ns, mtu); /* the backend keeps to the netstack's range */
+}
+
 static const struct backend_callbacks daemon_backend_cb = {
 	.rx_frame = daemon_rx_frame,
 	.set_congested = daemon_set_congested,
 	.failed = daemon_backend_failed,
+	.link_mtu = daemon_link_mtu,
 };
 
 static const struct netstack_ops daemon_netstack_ops = {
@@ -377,6 +386,13 @@ void daemon_render_metrics(GString *o, void *opaque)
 	}
 
 	metric(o, "meshslirp_drops_total", "reason=\"bad_offload_header\"", bs->rx_bad_meta);
+	metric(o, "meshslirp_drops_total", "reason=\"over_guest_mtu\"", bs->tx_over_mtu);
+	metric(o, "meshslirp_drops_total", "reason=\"rx_ring_unusable\"", bs->rx_ring_unusable);
+	metric(o, "meshslirp_drops_total", "reason=\"ring_disabled\"", bs->vu_disabled_discards);
+	metric_head(o, "meshslirp_offload_flags_ignored_total", "counter",
+		    "Guest frames whose virtio-net header set flags a driver may not send (stripped, "
+		    "the frame kept).");
+	metric(o, "meshslirp_offload_flags_ignored_total", NULL, bs->rx_meta_ignored);
 
 	metric_head(o, "meshslirp_backpressure_events_total", "counter",
 		    "Backend backpressure, by kind: congestion (the stack was asked to stop), "
@@ -402,6 +418,16 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric_head(o, "meshslirp_vhost_user_dirty_logged_total", "counter",
 		    "Writes into guest memory marked in the dirty log while a live migration ran.");
 	metric(o, "meshslirp_vhost_user_dirty_logged_total", NULL, bs->vu_dirty_logged);
+	metric_head(o, "meshslirp_vhost_user_dirty_log_missed_total", "counter",
+		    "Writes into guest memory the dirty log did not cover (the front-end's log is too "
+		    "small: pages a migration may miss).");
+	metric(o, "meshslirp_vhost_user_dirty_log_missed_total", NULL, bs->vu_dirty_log_missed);
+	metric_head(o, "meshslirp_vhost_user_memory_faults_total", "counter",
+		    "Front-ends closed because their guest memory shrank under the daemon (SIGBUS).");
+	metric(o, "meshslirp_vhost_user_memory_faults_total", NULL, bs->vu_memory_faults);
+	metric_head(o, "meshslirp_vhost_user_unmap_failures_total", "counter",
+		    "Guest memory or dirty log mappings munmap() refused (leaked address space).");
+	metric(o, "meshslirp_vhost_user_unmap_failures_total", NULL, bs->vu_unmap_failures);
 
 	metric_head(o, "meshslirp_qemu_connections_total", "counter", "QEMU connections, by outcome.");
 	metric(o, "meshslirp_qemu_connections_total", "result=\"accepted\"", bs->peers_accepted);

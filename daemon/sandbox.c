@@ -57,7 +57,11 @@
  *   - mmap()/mprotect() never with PROT_EXEC: no new code at runtime;
  *   - ioctl() only FIONREAD (libslirp sizes a UDP or ICMP datagram);
  *   - prctl() only PR_SET_NAME (GLib names its worker thread);
- *   - tgkill() only this process (abort() on a failed assertion).
+ *   - tgkill() only this process (abort() on a failed assertion);
+ *   - rt_sigaction() only for SIGBUS: the vhost-user backend's guard
+ *     (backend/vu_mem.c, installed before the filter) gives a SIGBUS that
+ *     is not a guest memory fault its default action back, so a bug still
+ *     dies by SIGBUS with a core, not by SIGSYS.
  * Sanitizer builds add what their runtimes need (thread start-up, the
  * LeakSanitizer's ptrace()ing tracer at exit, symbolized reports), and only
  * in those builds.
@@ -453,6 +457,10 @@ static const int sandbox_allow[] = {
 	 * a runtime add_hostfwd scans /proc/self/fd (openat below); the unix
 	 * sockets are removed at exit. */
 	SCMP_SYS(newfstatat), SCMP_SYS(getdents64), SCMP_SYS(unlink),
+	/* vhost-user: each guest memory or log fd a front-end sends is asked
+	 * for its filesystem, as hugetlbfs maps only whole huge pages
+	 * (backend/vu_mem.c). */
+	SCMP_SYS(fstatfs),
 	/* Randomness: OpenSSL (stack ports, hash keys) reseeds its DRBG from
 	 * the kernel, about once an hour. */
 	SCMP_SYS(getrandom),
@@ -494,6 +502,10 @@ static const struct sandbox_narrow {
 	{ SCMP_SYS(ioctl), false, SCMP_A1(SCMP_CMP_EQ, FIONREAD) },
 	{ SCMP_SYS(prctl), false, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME) },
 	{ SCMP_SYS(tgkill), true, SCMP_A0(SCMP_CMP_EQ, 0) },
+#ifndef SANDBOX_SANITIZERS
+	/* Allowed whole below in sanitizer builds. */
+	{ SCMP_SYS(rt_sigaction), false, SCMP_A0(SCMP_CMP_EQ, SIGBUS) },
+#endif
 #ifdef SANDBOX_SANITIZERS
 	/* LeakSanitizer: the task list, read-only; its tracer may attach
 	 * (dumpable, ptracer) and dies with its parent. */

@@ -66,8 +66,9 @@ struct netstack {
 	int nevents;
 	int64_t deadline_us;      /* libslirp's next timer, from the last fill; 0 = none */
 
-	unsigned int guest_mtu;   /* the guest link's MTU */
-	uint8_t *frag_buf;        /* one fragment: GUESTLINK_ETH_HLEN + guest_mtu bytes */
+	unsigned int guest_mtu;   /* the guest link's MTU, <= mtu_max */
+	unsigned int mtu_max;     /* netstack_config.mtu: what frag_buf was sized for */
+	uint8_t *frag_buf;        /* one fragment: GUESTLINK_ETH_HLEN + mtu_max bytes */
 
 	struct ratelimit guest_error_rl;
 	struct netstack_stats stats;
@@ -555,6 +556,7 @@ int netstack_new(const struct netstack_config *cfg,
 		return -EINVAL;
 	}
 	ns->guest_mtu = cfg->mtu;
+	ns->mtu_max = cfg->mtu;
 	ns->frag_buf = g_malloc(GUESTLINK_ETH_HLEN + cfg->mtu);
 	ns->ops = ops;
 	ns->opaque = opaque;
@@ -592,6 +594,15 @@ int netstack_new(const struct netstack_config *cfg,
 err:
 	netstack_free(ns);
 	return ret;
+}
+
+int netstack_set_guest_mtu(struct netstack *ns, unsigned int mtu)
+{
+	/* frag_buf holds a fragment of mtu_max bytes: never fit frames to more. */
+	if (mtu < GUESTLINK_MTU_MIN || mtu > ns->mtu_max)
+		return -EINVAL;
+	ns->guest_mtu = mtu;
+	return 0;
 }
 
 void netstack_free(struct netstack *ns)

@@ -40,7 +40,8 @@
  * unmodified libslirp.
  *
  * The guest's link: libslirp always runs at NETSTACK_SLIRP_MTU, whatever
- * the guest's MTU (netstack_config.mtu).  TCP follows the MSS the guest
+ * the guest's MTU (netstack_config.mtu, lowered at runtime by
+ * netstack_set_guest_mtu() when the front-end sets it).  TCP follows the MSS the guest
  * advertises, so its segments fit; with segmentation offload towards the
  * guest, the bridge lets libslirp send larger ones and the backend marks
  * them for the guest to take whole.  For the rest, the netstack fits each
@@ -139,6 +140,20 @@ struct netstack_stats {
 int netstack_new(const struct netstack_config *cfg,
 		 const struct netstack_ops *ops, void *opaque,
 		 struct netstack **out);
+
+/**
+ * netstack_set_guest_mtu() - the guest's link MTU changed (vhost-user NET_SET_MTU)
+ * @ns:		netstack
+ * @mtu:	the new MTU, from GUESTLINK_MTU_MIN (576) up to netstack_config.mtu
+ *
+ * Frames for the guest are fitted to @mtu from now on: DHCP replies carry
+ * it, datagrams over it are cut into fragments.  The fragment buffer is
+ * sized for netstack_config.mtu at creation, which is why @mtu may not
+ * exceed it (the backend refuses a larger NET_SET_MTU anyway).
+ *
+ * Return: 0, or -EINVAL for an @mtu out of range (nothing changes).
+ */
+int netstack_set_guest_mtu(struct netstack *ns, unsigned int mtu);
 
 /* netstack_free() - close every host socket and free the instance; NULL is a no-op. */
 void netstack_free(struct netstack *ns);

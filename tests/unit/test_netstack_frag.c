@@ -10,6 +10,7 @@
  * fragmented datagrams sent in order are still reassembled.
  */
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,6 +30,7 @@
 
 struct sink {
 	unsigned int frames;
+	size_t max_len;             /* longest frame towards the guest */
 	unsigned int echo_replies;
 	uint8_t reply[2048];
 	size_t reply_len;
@@ -40,6 +42,7 @@ static int sink_tx(uint8_t *frame, size_t len, void *opaque)
 	struct pkt_ipv4_view v;
 
 	s->frames++;
+	s->max_len = MAX(s->max_len, len);
 	if (!pkt_parse_ipv4(frame, len, &v) && v.proto == IPPROTO_ICMP && v.l4_len >= 8 &&
 	    v.l4[0] == 0 && (v.l4[4] << 8 | v.l4[5]) == ICMP_ID) {
 		s->echo_replies++;
@@ -211,6 +214,44 @@ static void test_many_lone_last_fragments(void **state)
 	assert_int_equal(f->sink.echo_replies, 0);
 }
 
+/*
+ * vhost-user F9: the guest's MTU lowered at runtime (NET_SET_MTU through the
+ * daemon): a 1000-byte ping's answer reaches the guest cut to 576-byte IP
+ * packets.  Never above the MTU the netstack was made with (its fragment
+ * buffer), never below 576.
+ */
+static void test_guest_mtu_lowered(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t msg[1000], fr[1100];
+	uint16_t sum;
+
+	assert_int_equal(netstack_set_guest_mtu(f->ns, 1501), -EINVAL);
+	assert_int_equal(netstack_set_guest_mtu(f->ns, 575), -EINVAL);
+	assert_int_equal(netstack_set_guest_mtu(f->ns, 576), 0);
+	memset(msg, 'x', sizeof(msg));
+	msg[0] = 8;
+	msg[1] = msg[2] = msg[3] = 0;
+	msg[4] = ICMP_ID >> 8;
+	msg[5] = ICMP_ID & 0xff;
+	msg[6] = 0;
+	msg[7] = 2;
+	sum = (uint16_t)~pkt_csum_fold(pkt_csum_add(0, msg, sizeof(msg)));
+	msg[2] = (uint8_t)(sum >> 8);
+	msg[3] = (uint8_t)sum;
+	netstack_input(f->ns, fr, fragment(fr, 0x80, 0, false, msg, sizeof(msg)));
+	assert_true(f->sink.frames >= 2);
+	assert_true(f->sink.max_len <= PKT_ETH_HLEN + 576);
+	assert_int_equal(netstack_stats(f->ns)->tx_fragmented, 1);
+	/* Back up to the configured MTU: the answer fits in one frame again. */
+	assert_int_equal(netstack_set_guest_mtu(f->ns, 1500), 0);
+	f->sink.frames = 0;
+	f->sink.echo_replies = 0;
+	netstack_input(f->ns, fr, fragment(fr, 0x81, 0, false, msg, sizeof(msg)));
+	assert_int_equal(f->sink.frames, 1);
+	assert_int_equal(f->sink.echo_replies, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +259,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fragments_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fragments_reversed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_lone_last_fragments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_mtu_lowered, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

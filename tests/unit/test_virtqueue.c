@@ -291,6 +291,7 @@ static void test_indirect(void **state)
 	assert_int_equal(f->e.out_num, 2);
 	assert_int_equal(f->e.in_num, 1);
 	assert_true(f->e.out_len == 72);
+	assert_int_equal(f->e.ndesc, 4); /* the indirect descriptor and its three entries */
 
 	/* A loop inside the indirect table. */
 	set_desc_at(table, 2, DATA(2), 100, VRING_DESC_F_NEXT, 0);
@@ -344,11 +345,21 @@ static void test_indirect_rules(void **state)
 static void test_too_many_iovecs(void **state)
 {
 	struct fixture *f = *state;
-	uint32_t n = 2048, links = VQ_MAX_IOV + 1;
+	uint8_t *table = f->ram + DATA_OFF + 0x10000;
+	uint64_t table_gpa = MEM_GPA + DATA_OFF + 0x10000;
+	uint32_t links = 600, entries = VQ_MAX_IOV + 1 - links;
 
-	assert_int_equal(start(f, n, false, false), 0);
+	/*
+	 * Rings stop at 1024 entries, but normal descriptors followed by an
+	 * indirect table still reach VQ_MAX_IOV + 1 buffers.
+	 */
+	assert_int_equal(start(f, VQ_MAX_SIZE, false, true), 0);
 	for (uint32_t i = 0; i < links; i++)
-		set_desc(f, i, DATA(0) + i, 1, i + 1 < links ? VRING_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+		set_desc(f, i, DATA(0) + i, 1, VRING_DESC_F_NEXT, (uint16_t)(i + 1));
+	set_desc(f, links, table_gpa, entries * VRING_DESC_SIZE, VRING_DESC_F_INDIRECT, 0);
+	for (uint32_t i = 0; i < entries; i++)
+		set_desc_at(table, i, DATA(1) + i, 1, i + 1 < entries ? VRING_DESC_F_NEXT : 0,
+			    (uint16_t)(i + 1));
 	avail_add(f, 0);
 	assert_int_equal(vq_pop(&f->vq, &f->e), -E2BIG);
 	assert_int_equal(f->e.head, 0);
@@ -421,8 +432,12 @@ static void test_ring_setup(void **state)
 
 	assert_int_equal(vq_set_num(&f->vq, 0), -EINVAL);
 	assert_int_equal(vq_set_num(&f->vq, 3), -EINVAL);
-	assert_int_equal(vq_set_num(&f->vq, 65536), -EINVAL);
-	assert_int_equal(vq_set_num(&f->vq, VRING_MAX_SIZE), 0);
+	/* F5: at most QEMU's 1024, although the ring format allows 32768. */
+	assert_int_equal(vq_set_num(&f->vq, 65536), -E2BIG);
+	assert_int_equal(vq_set_num(&f->vq, VRING_MAX_SIZE), -E2BIG);
+	assert_int_equal(vq_set_num(&f->vq, 2048), -E2BIG);
+	assert_int_equal(vq_set_num(&f->vq, 1536), -EINVAL);
+	assert_int_equal(vq_set_num(&f->vq, VQ_MAX_SIZE), 0);
 	/* Not configured yet. */
 	vq_init(&f->vq);
 	assert_int_equal(vq_start(&f->vq, &f->mem, &f->log, false, false, &why), -EINVAL);
@@ -463,6 +478,28 @@ static void test_used_ring_logged(void **state)
 	assert_int_equal(f->logbits[(MEM_GPA >> VU_LOG_PAGE_SHIFT) / 8], 0);
 }
 
+/*
+ * F16: more used entries than the queue size before a flush would overwrite
+ * unpublished ones (the slot is masked) and can only follow a guest that
+ * re-offered buffers it did not own yet: the queue breaks instead.
+ */
+static void test_push_beyond_queue_size(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(start(f, QSIZE, false, false), 0);
+	for (uint16_t i = 0; i < QSIZE; i++)
+		vq_push(&f->vq, i, 1);
+	assert_false(f->vq.broken);
+	vq_push(&f->vq, 0, 1);
+	assert_true(f->vq.broken);
+	assert_string_equal(f->vq.broken_why, "more used entries than the queue size before a flush");
+	assert_int_equal(f->vq.pending, QSIZE);
+	/* Broken: nothing is published. */
+	assert_false(vq_flush(&f->vq));
+	assert_int_equal(used_idx(f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -483,6 +520,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flags_suppression, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_setup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_used_ring_logged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_push_beyond_queue_size, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
 
 #include <cmocka.h>
 #include <glib.h>
@@ -313,6 +315,65 @@ static void test_mem_translate(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* F3: mappings cover whole pages of the fd; hugetlbfs lengths must be huge-page multiples. */
+static void test_mem_span(void **state)
+{
+	const uint64_t page = 4096, huge = 2u << 20;
+	uint64_t start;
+	size_t len;
+
+	(void)state;
+	/* 4 KiB pages: from the page below the offset, up to the page above the end. */
+	assert_int_equal(vu_mem_span(0x1234, 0x100, page, &start, &len), 0);
+	assert_true(start == 0x1000 && len == page);
+	assert_int_equal(vu_mem_span(0, 3 * page, page, &start, &len), 0);
+	assert_true(start == 0 && len == 3 * page);
+	/* The reviewer's leak: 2 MiB + 4 KiB on hugetlbfs is two huge pages, unmapped as such. */
+	assert_int_equal(vu_mem_span(0, huge + page, huge, &start, &len), 0);
+	assert_true(start == 0 && len == 2 * huge);
+	assert_int_equal(vu_mem_span(huge + page, page, huge, &start, &len), 0);
+	assert_true(start == huge && len == huge);
+	assert_int_equal(vu_mem_span(huge - 1, 2, huge, &start, &len), 0);
+	assert_true(start == 0 && len == 2 * huge);
+	assert_int_equal(vu_mem_span(4 * huge, 4 * huge, huge, &start, &len), 0);
+	assert_true(start == 4 * huge && len == 4 * huge);
+	/* Nothing to map, a granule that is not a power of two, rounding past 2^64. */
+	assert_int_equal(vu_mem_span(0, 0, page, &start, &len), -EINVAL);
+	assert_int_equal(vu_mem_span(0, page, 3 * page, &start, &len), -EINVAL);
+	assert_int_equal(vu_mem_span(0, page, 0, &start, &len), -EINVAL);
+	assert_int_equal(vu_mem_span(huge - 1, UINT64_MAX - huge, huge, &start, &len), -EINVAL);
+	assert_int_equal(vu_mem_span(0, UINT64_MAX, page, &start, &len), -EINVAL);
+}
+
+/* F16: vu_mem_map() names the rule a table broke, not "smaller" for every failure. */
+static void test_mem_map_reasons(void **state)
+{
+	struct vu_region_desc d = { .gpa = 0, .size = 2 * 4096, .uva = 0x10000 };
+	const char *why = NULL;
+	bool unsealed;
+	struct vu_mem m;
+	int fd = memfd_create("short", MFD_CLOEXEC), p[2];
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4096), 0);
+	assert_int_equal(vu_mem_map(&m, &d, 1, &fd, &unsealed, &why), -EINVAL);
+	assert_string_equal(why, "memory fd smaller than its region");
+	assert_int_equal(m.nregions, 0);
+	/* Something mmap() refuses for another reason: a pipe has no pages. */
+	assert_int_equal(pipe(p), 0);
+	assert_true(vu_mem_map(&m, &d, 1, &p[0], &unsealed, &why) < 0);
+	assert_string_equal(why, "cannot map a memory region");
+	/* Big enough: mapped, reported unsealed, unmapped cleanly. */
+	assert_int_equal(ftruncate(fd, 2 * 4096), 0);
+	assert_int_equal(vu_mem_map(&m, &d, 1, &fd, &unsealed, &why), 0);
+	assert_true(unsealed);
+	assert_int_equal(vu_mem_unmap(&m), 0);
+	close(p[0]);
+	close(p[1]);
+	close(fd);
+}
+
 static void test_dirty_log(void **state)
 {
 	uint8_t bits[4] = { 0 };   /* 32 pages */
@@ -346,6 +407,8 @@ int main(void)
 		cmocka_unit_test(test_replies),
 		cmocka_unit_test(test_mem_validate),
 		cmocka_unit_test(test_mem_translate),
+		cmocka_unit_test(test_mem_span),
+		cmocka_unit_test(test_mem_map_reasons),
 		cmocka_unit_test(test_dirty_log),
 	};
 
