@@ -189,52 +189,83 @@ int offload_to_guest(uint8_t *frame, size_t len, unsigned int guest_mtu, uint32_
 	return 0;
 }
 
-int offload_raise_mss(uint8_t *frame, size_t len, unsigned int guest_mtu)
+/*
+ * The MSS option of a SYN (or SYN-ACK): the TCP header in *@tcp and the option value's
+ * offset in it, or NULL if the frame is no sound IPv4 SYN with one.
+ */
+static uint8_t *offload_syn_mss(uint8_t *frame, size_t len, uint8_t **tcp, size_t *at)
 {
 	struct offload_ip v;
-	uint8_t *tcp;
 	size_t thl, i = TCP_HLEN;
 
-	/* A link that already allows the raised MSS needs nothing. */
-	if (guest_mtu <= 40 || guest_mtu - 40 >= OFFLOAD_MSS_RAISED ||
-	    offload_parse_ip(frame, len, &v))
-		return 0;
+	if (offload_parse_ip(frame, len, &v))
+		return NULL;
 	thl = offload_tcp_hlen(&v);
 	if (!thl)
-		return 0;
-	tcp = v.ip + v.ihl;
-	if (!(tcp[TCP_OFF_FLAGS] & TCP_FLAG_SYN))
-		return 0;
-	while (i < thl && tcp[i] != TCP_OPT_EOL) {
-		uint16_t from, to, csum;
+		return NULL;
+	*tcp = v.ip + v.ihl;
+	if (!((*tcp)[TCP_OFF_FLAGS] & TCP_FLAG_SYN))
+		return NULL;
+	while (i < thl && (*tcp)[i] != TCP_OPT_EOL) {
 		size_t olen;
 
-		if (tcp[i] == TCP_OPT_NOP) {
+		if ((*tcp)[i] == TCP_OPT_NOP) {
 			i++;
 			continue;
 		}
 		if (thl - i < 2)
 			break;
-		olen = tcp[i + 1];
+		olen = (*tcp)[i + 1];
 		if (olen < 2 || olen > thl - i)
 			break;
-		if (tcp[i] != TCP_OPT_MSS || olen != TCP_OPT_MSS_LEN) {
-			i += olen;
-			continue;
+		if ((*tcp)[i] == TCP_OPT_MSS && olen == TCP_OPT_MSS_LEN) {
+			*at = i + 2;
+			return *tcp + i + 2;
 		}
-		if (be16_read(tcp + i + 2) != guest_mtu - 40)
-			return 0;
-		memcpy(&from, tcp + i + 2, sizeof(from));
-		to = htons(OFFLOAD_MSS_RAISED);
-		memcpy(tcp + i + 2, &to, sizeof(to));
-		memcpy(&csum, tcp + TCP_OFF_CSUM, sizeof(csum));
-		/* After an odd number of NOPs the field straddles two checksum words. */
-		if ((i + 2) & 1)
-			csum_update16(&csum, bswap_16(from), bswap_16(to));
-		else
-			csum_update16(&csum, from, to);
-		memcpy(tcp + TCP_OFF_CSUM, &csum, sizeof(csum));
-		return 1;
+		i += olen;
 	}
-	return 0;
+	return NULL;
+}
+
+/* Set the MSS value at @tcp + @at to @mss, updating the checksum (RFC 1624). */
+static void offload_set_mss(uint8_t *tcp, size_t at, uint16_t mss)
+{
+	uint16_t from, to = htons(mss), csum;
+
+	memcpy(&from, tcp + at, sizeof(from));
+	memcpy(tcp + at, &to, sizeof(to));
+	memcpy(&csum, tcp + TCP_OFF_CSUM, sizeof(csum));
+	/* After an odd number of NOPs the field straddles two checksum words. */
+	if (at & 1)
+		csum_update16(&csum, bswap_16(from), bswap_16(to));
+	else
+		csum_update16(&csum, from, to);
+	memcpy(tcp + TCP_OFF_CSUM, &csum, sizeof(csum));
+}
+
+int offload_raise_mss(uint8_t *frame, size_t len, unsigned int guest_mtu)
+{
+	uint8_t *tcp, *mss;
+	size_t at;
+
+	/* A link that already allows the raised MSS needs nothing. */
+	if (guest_mtu <= 40 || guest_mtu - 40 >= OFFLOAD_MSS_RAISED)
+		return 0;
+	mss = offload_syn_mss(frame, len, &tcp, &at);
+	if (!mss || be16_read(mss) != guest_mtu - 40)
+		return 0;
+	offload_set_mss(tcp, at, OFFLOAD_MSS_RAISED);
+	return 1;
+}
+
+int offload_clamp_mss(uint8_t *frame, size_t len, uint16_t max)
+{
+	uint8_t *tcp, *mss;
+	size_t at;
+
+	mss = offload_syn_mss(frame, len, &tcp, &at);
+	if (!mss || be16_read(mss) <= max)
+		return 0;
+	offload_set_mss(tcp, at, max);
+	return 1;
 }

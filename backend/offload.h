@@ -34,6 +34,11 @@
  * A frame larger than the guest's MTU that it cannot take whole is
  * -EMSGSIZE: the netstack then cuts it (guestlink.h).
  *
+ * Fewer frames from the guest: a guest that hands us TSO segments sizes them by
+ * the MSS libslirp advertises, which offload_clamp_mss() lowers to
+ * OFFLOAD_MSS_TSO on libslirp's SYN and SYN-ACK: one TSO frame then carries a
+ * whole window (see OFFLOAD_MSS_TSO).
+ *
  * Larger segments towards the guest: libslirp sizes its TCP segments by the
  * MSS the guest advertises.  When the guest takes TSO4,
  * offload_raise_mss() raises the MSS option of the guest's SYN (or SYN-ACK)
@@ -58,6 +63,14 @@
 #define OFFLOAD_VNET_HDR_LEN 12
 /* What a raised MSS option says: our side's link (NETSTACK_SLIRP_MTU) minus IPv4 and TCP. */
 #define OFFLOAD_MSS_RAISED (65520 - 40)
+/*
+ * The MSS libslirp advertises to a guest that hands us TSO segments: 44 of them
+ * (64,240 bytes) fill one segmentation frame and libslirp's whole 64 KiB window.
+ * Its own, 65480, would have Linux bound the MSS to half the window it sees and
+ * send two 32 KiB frames per window instead: the per-frame cost (a kick, a pass
+ * through libslirp, a write to the sidecar, an ACK) twice.
+ */
+#define OFFLOAD_MSS_TSO 1460
 
 /**
  * offload_hdr_parse() - the guest's virtio-net header as struct frame_meta
@@ -120,5 +133,13 @@ int offload_to_guest(uint8_t *frame, size_t len, unsigned int guest_mtu, uint32_
  * Return: 1 if raised, 0 if the frame is left as it is.
  */
 int offload_raise_mss(uint8_t *frame, size_t len, unsigned int guest_mtu);
+
+/**
+ * offload_clamp_mss() - lower the MSS option of a SYN (or SYN-ACK) to @max
+ * @frame, @len:	a complete frame, rewritten in place (checksum updated)
+ *
+ * Return: 1 if lowered, 0 if the frame is left as it is.
+ */
+int offload_clamp_mss(uint8_t *frame, size_t len, uint16_t max);
 
 #endif /* MESHSLIRP_BACKEND_OFFLOAD_H */

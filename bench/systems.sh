@@ -17,6 +17,7 @@
 #   masquerade-vm  the same pod, the guest model behind the VM model (vu-frontend tap2tap):
 #                  virtio rings in shared memory, a vhost-net stand-in onto a tap in k6t-eth0
 #   meshslirp-vu   meshslirp --vhost-user, the guest model behind the same VM model
+#   meshslirp-vu-alt  the same with BENCH_ALT_ARGS / BENCH_ALT_ENV: one lever A/B (not default)
 #                  (vu-frontend tap): like for like with masquerade-vm, the headline ratio
 #   meshslirp      meshslirp's stream backend, a frame pump playing QEMU (mstool pump)
 #   meshslirp-tap  meshslirp's tap backend
@@ -223,28 +224,44 @@ sys_down_meshslirp_tap() {
 gx_meshslirp_tap() { ip netns exec "$(guest_ns meshslirp-tap)" "$@"; }
 
 # --- meshslirp through its vhost-user backend, the guest behind the VM model (vu-frontend tap).
-# SYS_PID is the daemon; BENCH_VM_PID the VM model (the guest driver side only).
-sys_up_meshslirp_vu() {
-	local mtu=$1 mesh=$2 p g sock="$E2E_TMP/meshslirp-vu.sock"
-	p=$(pod_ns meshslirp-vu)
-	g=$(guest_ns meshslirp-vu)
+# SYS_PID is the daemon; BENCH_VM_PID_<system> the VM model (the guest driver side only).
+# meshslirp-vu-alt is the same system with extra daemon options and environment
+# (BENCH_ALT_ARGS, BENCH_ALT_ENV="VAR=value ..."): an A/B of one lever in one run.
+bench_vu_up() {
+	local s=$1 mtu=$2 mesh=$3 p g sock="$E2E_TMP/$1.sock" v=${1//-/_}
+	local -a extra=() envs=()
+	p=$(pod_ns "$s")
+	g=$(guest_ns "$s")
 	bench_meshslirp_args "$mtu" "$mesh"
-	[ "$mesh" = 1 ] && bench_sidecar_up meshslirp-vu proxy
-	NS_POD=$p e2e_start_meshslirp meshslirp-vu --vhost-user "$sock" "${BENCH_MS_ARGS[@]}"
-	SYS_PID_meshslirp_vu=$MESHSLIRP_PID
-	e2e_bg vufront-meshslirp-vu "$p" "$VUFRONT" tap --tap tap0 --netns "/run/netns/$g" \
+	if [ "$s" = meshslirp-vu-alt ]; then
+		read -r -a extra <<<"${BENCH_ALT_ARGS:-}"
+		read -r -a envs <<<"${BENCH_ALT_ENV:-}"
+	fi
+	[ "$mesh" = 1 ] && bench_sidecar_up "$s" proxy
+	NS_POD=$p MESHSLIRP_ENV="${envs[*]}" e2e_start_meshslirp "$s" --vhost-user "$sock" \
+		"${BENCH_MS_ARGS[@]}" "${extra[@]}"
+	eval "SYS_PID_$v=$MESHSLIRP_PID"
+	e2e_bg "vufront-$s" "$p" "$VUFRONT" tap --tap tap0 --netns "/run/netns/$g" \
 		--socket "$sock" --mtu "$mtu" --offload "$BENCH_VM_OFFLOAD" --timeout 100000
-	BENCH_VM_PID=$E2E_LAST_PID
-	e2e_wait_for "$E2E_TMP/vufront-meshslirp-vu.log" '^VUFRONT-READY' 10 ||
-		e2e_fail "vu-frontend tap did not start: $(cat "$E2E_TMP/vufront-meshslirp-vu.log")"
+	eval "BENCH_VM_PID_$v=$E2E_LAST_PID"
+	e2e_wait_for "$E2E_TMP/vufront-$s.log" '^VUFRONT-READY' 10 ||
+		e2e_fail "vu-frontend tap did not start: $(cat "$E2E_TMP/vufront-$s.log")"
 	bench_guest_addr "$g"
 }
-sys_down_meshslirp_vu() {
-	bench_kill "${BENCH_VM_PID:-}"
-	bench_kill "${SYS_PID_meshslirp_vu:-}"
-	bench_sidecar_down meshslirp-vu
+bench_vu_down() {
+	local v=${1//-/_} vm pid
+	vm="BENCH_VM_PID_$v"
+	pid="SYS_PID_$v"
+	bench_kill "${!vm:-}"
+	bench_kill "${!pid:-}"
+	bench_sidecar_down "$1"
 }
+sys_up_meshslirp_vu() { bench_vu_up meshslirp-vu "$@"; }
+sys_down_meshslirp_vu() { bench_vu_down meshslirp-vu; }
 gx_meshslirp_vu() { ip netns exec "$(guest_ns meshslirp-vu)" "$@"; }
+sys_up_meshslirp_vu_alt() { bench_vu_up meshslirp-vu-alt "$@"; }
+sys_down_meshslirp_vu_alt() { bench_vu_down meshslirp-vu-alt; }
+gx_meshslirp_vu_alt() { ip netns exec "$(guest_ns meshslirp-vu-alt)" "$@"; }
 
 # --- meshslirp through its stream backend, a frame pump playing QEMU.
 sys_up_meshslirp() {
@@ -345,3 +362,12 @@ sys_up() { "sys_up_${1//-/_}" "$2" "$3"; }
 sys_down() { "sys_down_${1//-/_}"; }
 gx() { local s=$1; shift; "gx_${s//-/_}" "$@"; }
 sys_pid() { local v="SYS_PID_${1//-/_}"; echo "${!v:-}"; }
+# The VM model's process of a VM-model system: masquerade-vm's is its whole data path (the
+# guest's driver and the vhost-net stand-in), meshslirp-vu's the guest's driver only.
+sys_vm_pid() {
+	case "$1" in
+	masquerade-vm) echo "${SYS_PID_masquerade_vm:-}" ;;
+	meshslirp-vu) echo "${BENCH_VM_PID_meshslirp_vu:-}" ;;
+	meshslirp-vu-alt) echo "${BENCH_VM_PID_meshslirp_vu_alt:-}" ;;
+	esac
+}

@@ -59,6 +59,9 @@ static int daemon_tx_frame(uint8_t *frame, size_t len, void *opaque)
 
 	if (!d->be)
 		return -ENOTCONN;
+	if ((d->be->rx_offloads & BACKEND_OFFLOAD_TSO4) &&
+	    offload_clamp_mss(frame, len, OFFLOAD_MSS_TSO))
+		st->mss_clamped++;
 	ret = offload_to_guest(frame, len, netstack_guest_mtu(d->ns), d->be->tx_offloads, &m,
 			       &meta);
 	if (ret)
@@ -445,7 +448,7 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric(o, "meshslirp_guest_link_total", "what=\"dropped_dont_fragment\"", ns->tx_too_big);
 	metric(o, "meshslirp_guest_link_total", "what=\"dhcp_mtu_option\"", ns->dhcp_mtu);
 	metric_head(o, "meshslirp_offload_total", "counter",
-		    "Frames that used virtio-net offloads: from the guest, partial checksums completed, large TCP segments taken whole, frames refused for metadata their headers contradict, SYNs whose MSS was raised; to the guest, large segments sent whole (GSO), TCP segments with a partial checksum, other frames marked valid.");
+		    "Frames that used virtio-net offloads: from the guest, partial checksums completed, large TCP segments taken whole, frames refused for metadata their headers contradict, SYNs whose MSS was raised; to the guest, SYNs whose MSS was lowered for its TSO, large segments sent whole (GSO), TCP segments with a partial checksum, other frames marked valid.");
 	metric(o, "meshslirp_offload_total", "direction=\"from_guest\",what=\"csum_completed\"",
 	       d->offload.rx_csum_completed);
 	metric(o, "meshslirp_offload_total", "direction=\"from_guest\",what=\"gso\"",
@@ -454,6 +457,8 @@ void daemon_render_metrics(GString *o, void *opaque)
 	       d->offload.rx_refused);
 	metric(o, "meshslirp_offload_total", "direction=\"from_guest\",what=\"mss_raised\"",
 	       d->offload.mss_raised);
+	metric(o, "meshslirp_offload_total", "direction=\"to_guest\",what=\"mss_clamped\"",
+	       d->offload.mss_clamped);
 	metric(o, "meshslirp_offload_total", "direction=\"to_guest\",what=\"gso\"",
 	       d->offload.tx_gso);
 	metric(o, "meshslirp_offload_total", "direction=\"to_guest\",what=\"csum_partial\"",

@@ -28,6 +28,7 @@ struct daemon_offload_stats {
 	uint64_t rx_gso;             /* guest TCP segments larger than its MTU, taken whole */
 	uint64_t rx_refused;         /* guest frames whose headers contradicted their metadata */
 	uint64_t mss_raised;         /* guest SYNs whose MSS was raised (it takes TSO4) */
+	uint64_t mss_clamped;        /* libslirp SYNs to the guest whose MSS was lowered (its TSO) */
 	uint64_t tx_gso;             /* segments sent to the guest whole, for it to take as GSO */
 	uint64_t tx_csum_partial;    /* TCP segments sent with NEEDS_CSUM */
 	uint64_t tx_data_valid;      /* other frames sent with DATA_VALID */

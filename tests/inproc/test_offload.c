@@ -31,6 +31,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "backend/offload.h"
 #include "tests/lib/inproc.h"
 #include "tests/lib/pkt.h"
 #include "tests/lib/virtio_wire.h"
@@ -45,6 +46,7 @@ struct gtcp {
 	uint16_t sport, dport;
 	uint32_t snd_nxt, rcv_nxt;
 	int lfd, conn;              /* the host's listener and accepted socket */
+	uint16_t synack_mss;        /* the MSS option of the SYN-ACK the guest got */
 };
 
 static int setup_vu(void **state)
@@ -128,6 +130,9 @@ static void gtcp_connect(struct gtcp *g, struct inproc *f, uint16_t mss)
 	assert_true(len > 0);
 	assert_int_equal(pkt_parse_ipv4(rx, len, &v), 0);
 	g->rcv_nxt = inproc_be32(v.l4 + 4) + 1;
+	/* libslirp puts its MSS option first. */
+	assert_true(v.l4_len >= 24 && v.l4[20] == 2 && v.l4[21] == 4);
+	g->synack_mss = (uint16_t)(v.l4[22] << 8 | v.l4[23]);
 	gtcp_send(g, 0x10, NULL, 0);
 	g->conn = inproc_accept(g->lfd);
 }
@@ -202,6 +207,9 @@ static void test_large_segments_to_guest(void **state)
 
 	gtcp_connect(&g, f, 0);
 	assert_int_equal(f->d.offload.mss_raised, 1);
+	/* libslirp's SYN-ACK: its MSS lowered so the guest's TSO frames fill the window. */
+	assert_int_equal(f->d.offload.mss_clamped, 1);
+	assert_int_equal(g.synack_mss, OFFLOAD_MSS_TSO);
 	fill_pattern(out, BULK, 7);
 	host_write_all(&g, out, BULK, in);
 	assert_memory_equal(in, out, BULK);
@@ -337,6 +345,8 @@ static void test_segments_cut_without_offload(void **state)
 
 	gtcp_connect(&g, f, 9000);
 	assert_int_equal(f->d.offload.mss_raised, 0);
+	assert_int_equal(f->d.offload.mss_clamped, 0);
+	assert_int_equal(g.synack_mss, 65520 - 40);
 	fill_pattern(out, BULK, 3);
 	host_write_all(&g, out, BULK, in);
 	assert_memory_equal(in, out, BULK);

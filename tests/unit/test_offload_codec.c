@@ -254,6 +254,23 @@ static void test_raise_mss(void **state)
 	assert_int_equal(offload_raise_mss(fr, ETH + 48, 30), 0);
 }
 
+/* libslirp's SYN-ACK to a TSO guest: its MSS comes down to OFFLOAD_MSS_TSO, never up. */
+static void test_clamp_mss(void **state)
+{
+	uint8_t fr[128];
+	size_t len;
+
+	(void)state;
+	len = tcp_frame(fr, 0, 0x12);                  /* MSS 1460 */
+	assert_int_equal(offload_clamp_mss(fr, len, 1460), 0);
+	assert_int_equal(offload_raise_mss(fr, len, 1500), 1); /* now 65480 */
+	assert_int_equal(offload_clamp_mss(fr, len, OFFLOAD_MSS_TSO), 1);
+	assert_int_equal(fr[ETH + 42] << 8 | fr[ETH + 43], OFFLOAD_MSS_TSO);
+	assert_csums_ok(fr, len);
+	len = tcp_frame(fr, 10, 0x10);
+	assert_int_equal(offload_clamp_mss(fr, len, 536), 0);  /* no SYN */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -262,6 +279,7 @@ int main(void)
 		cmocka_unit_test(test_from_guest_gso),
 		cmocka_unit_test(test_to_guest),
 		cmocka_unit_test(test_raise_mss),
+		cmocka_unit_test(test_clamp_mss),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
