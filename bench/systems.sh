@@ -23,7 +23,8 @@
 #   meshslirp-tap  meshslirp's tap backend
 #   slirp4netns, pasta   for reference
 # The VM model's offloads (BENCH_VM_OFFLOAD, default tso) are offered by its guest side;
-# what is negotiated is what the device (the stand-in, or meshslirp) accepts.
+# what is negotiated is what the device (the stand-in, or meshslirp) accepts.  Both VM-model
+# systems measure TCP turnarounds at the guest's NIC (--turnaround): bench_turnaround.
 #
 # The sidecar is HAProxy in every case:
 #   masquerade*  nftables prerouting redirect on k6t-eth0 to :15001, SO_ORIGINAL_DST
@@ -179,7 +180,7 @@ sys_up_masquerade_vm() {
 	bench_masquerade_pod masquerade-vm "$mtu" "$mesh"
 	e2e_bg vufront-masquerade-vm "$p" "$VUFRONT" tap2tap --tap eth0 --netns "/run/netns/$g" \
 		--device-tap "$E2E_TAG-vt" --device-netns "/run/netns/$p" --mtu "$mtu" \
-		--offload "$BENCH_VM_OFFLOAD" --timeout 100000
+		--offload "$BENCH_VM_OFFLOAD" --turnaround --timeout 100000
 	SYS_PID_masquerade_vm=$E2E_LAST_PID
 	e2e_wait_for "$E2E_TMP/vufront-masquerade-vm.log" '^VUFRONT-READY' 10 ||
 		e2e_fail "vu-frontend tap2tap did not start"
@@ -242,7 +243,7 @@ bench_vu_up() {
 		"${BENCH_MS_ARGS[@]}" "${extra[@]}"
 	eval "SYS_PID_$v=$MESHSLIRP_PID"
 	e2e_bg "vufront-$s" "$p" "$VUFRONT" tap --tap tap0 --netns "/run/netns/$g" \
-		--socket "$sock" --mtu "$mtu" --offload "$BENCH_VM_OFFLOAD" --timeout 100000
+		--socket "$sock" --mtu "$mtu" --offload "$BENCH_VM_OFFLOAD" --turnaround --timeout 100000
 	eval "BENCH_VM_PID_$v=$E2E_LAST_PID"
 	e2e_wait_for "$E2E_TMP/vufront-$s.log" '^VUFRONT-READY' 10 ||
 		e2e_fail "vu-frontend tap did not start: $(cat "$E2E_TMP/vufront-$s.log")"
@@ -357,6 +358,16 @@ sys_down_pasta() {
 	bench_capture_down pasta
 }
 gx_pasta() { nsenter -t "$BENCH_PASTA_NS_PID" -n -- "$@"; }
+
+# bench_turnaround SYSTEM: "out_p50 out_p99 in_p50 in_p99" (µs) from the VM model's exit line
+# of a VM-model system brought down, or nothing.
+bench_turnaround() {
+	local f="$E2E_TMP/vufront-$1.log" line
+	[ -f "$f" ] || return 0
+	line=$(e2e_field "$f" '^VUFRONT frames_tx')
+	case "$line" in *turn_out_p50_us=*) ;; *) return 0 ;; esac
+	echo "$line" | sed 's/.*turn_out_p50_us=\([0-9]*\) turn_out_p99_us=\([0-9]*\) turn_in_n=[0-9]* turn_in_p50_us=\([0-9]*\) turn_in_p99_us=\([0-9]*\).*/\1 \2 \3 \4/'
+}
 
 sys_up() { "sys_up_${1//-/_}" "$2" "$3"; }
 sys_down() { "sys_down_${1//-/_}"; }

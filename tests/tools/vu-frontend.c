@@ -62,6 +62,10 @@
  * At exit (SIGTERM, SIGINT, --timeout) one line:
  *   VUFRONT frames_tx=.. frames_rx=.. bytes_tx=.. bytes_rx=.. kicks=.. calls=..
  *   cpu_user_s=.. cpu_sys_s=.. [dev_cpu_user_s=.. dev_cpu_sys_s=..] ...
+ *   [turn_out_n=.. turn_out_p50_us=.. turn_out_p99_us=.. turn_in_n=.. ...]
+ * The turn_* fields (--turnaround) are the TCP turnarounds at the guest's NIC
+ * (tests/lib/turnaround.h): a data segment to the ACK covering it (out), an
+ * advancing ACK to the next data (in), the same code for every system.
  * where cpu_* is the guest side (main thread) only, and dev_cpu_* the
  * in-tool device of tap2tap, so both modes report the same work under the
  * same name.  The line also goes to --stats-fd if given.
@@ -95,6 +99,7 @@
 
 #include <glib.h>
 
+#include "tests/lib/turnaround.h"
 #include "tests/lib/vudev.h"
 #include "tests/lib/vuhostile.h"
 #include "tests/lib/vufront.h"
@@ -110,7 +115,7 @@ static char *opt_tap, *opt_netns, *opt_socket, *opt_dev_tap, *opt_dev_netns, *op
 static char *opt_case, *opt_tx_layout;
 static int opt_timeout = 30, opt_stats_fd = -1, opt_queue_size, opt_rx_buf, opt_regions;
 static gint64 opt_mtu = 65520, opt_count = 1;
-static gboolean opt_no_arp, opt_recheck;
+static gboolean opt_no_arp, opt_recheck, opt_turnaround;
 
 static const GOptionEntry entries[] = {
 	{ "tap", 0, 0, G_OPTION_ARG_STRING, &opt_tap, "Guest tap device", "IFNAME" },
@@ -130,6 +135,8 @@ static const GOptionEntry entries[] = {
 	{ "no-arp", 0, 0, G_OPTION_ARG_NONE, &opt_no_arp, "Do not exchange ARP (cycle)", NULL },
 	{ "case", 0, 0, G_OPTION_ARG_STRING, &opt_case, "Hostile case (hostile)", "NAME" },
 	{ "recheck", 0, 0, G_OPTION_ARG_NONE, &opt_recheck, "Then one clean life on a new connection (hostile)", NULL },
+	{ "turnaround", 0, 0, G_OPTION_ARG_NONE, &opt_turnaround,
+	  "Measure TCP turnarounds at the guest's NIC (tap, tap2tap; tests/lib/turnaround.h)", NULL },
 	{ NULL, 0, 0, 0, NULL, NULL, NULL },
 };
 
@@ -225,7 +232,25 @@ struct guest {
 	size_t read_max;            /* header + largest frame */
 	struct vufront_rxframe rx;  /* one received frame at a time */
 	uint64_t tap_write_drops, tap_runts, rx_bad;
+	struct turnaround *turn;    /* --turnaround, else NULL */
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* --turnaround: watch the guest's TCP turnarounds (reported in the exit line). */
+static void guest_turnaround(struct guest *g)
+{
+	if (!opt_turnaround)
+		return;
+	g->turn = g_new(struct turnaround, 1);
+	turn_init(g->turn);
+}
 
 /* A driver's transmit header: num_buffers 0, no receive-only flags (5.1.6.2). */
 static void guest_fix_tx_hdr(struct guest *g, uint8_t *slot)
@@ -264,6 +289,8 @@ static enum batch_end guest_tx_batch(struct guest *g)
 			continue;
 		}
 		guest_fix_tx_hdr(g, slot);
+		if (g->turn)
+			turn_from_guest(g->turn, slot + g->hdr_len, (size_t)n - g->hdr_len, now_ns());
 		vufront_tx_commit(g->vf, (size_t)n);
 	}
 	vufront_tx_flush(g->vf);
@@ -286,6 +313,9 @@ static enum batch_end guest_rx_batch(struct guest *g)
 				break;
 			continue;
 		}
+		if (g->turn && g->rx.iov[0].iov_len > g->hdr_len)
+			turn_to_guest(g->turn, (uint8_t *)g->rx.iov[0].iov_base + g->hdr_len,
+				      g->rx.iov[0].iov_len - g->hdr_len, now_ns());
 		if (writev(g->tap, g->rx.iov, (int)g->rx.niov) < 0)
 			g->tap_write_drops++;
 		vufront_rx_release(g->vf, &g->rx);
@@ -490,22 +520,29 @@ static void report(const struct guest *g, const struct rusage *dev)
 {
 	const struct vufront_stats *s = vufront_stats(g->vf);
 	struct rusage ru;
-	char line[512], extra[128] = "";
+	char line[768], extra[128] = "", turn[192] = "";
 
 	getrusage(RUSAGE_THREAD, &ru);
 	if (dev)
 		snprintf(extra, sizeof(extra), " dev_cpu_user_s=%.2f dev_cpu_sys_s=%.2f",
 			 tv_s(dev->ru_utime), tv_s(dev->ru_stime));
+	if (g->turn)
+		snprintf(turn, sizeof(turn),
+			 " turn_out_n=%" G_GUINT64_FORMAT " turn_out_p50_us=%.0f turn_out_p99_us=%.0f"
+			 " turn_in_n=%" G_GUINT64_FORMAT " turn_in_p50_us=%.0f turn_in_p99_us=%.0f",
+			 g->turn->out.n, turn_percentile_us(&g->turn->out, 50),
+			 turn_percentile_us(&g->turn->out, 99), g->turn->in.n,
+			 turn_percentile_us(&g->turn->in, 50), turn_percentile_us(&g->turn->in, 99));
 	snprintf(line, sizeof(line),
 		 "VUFRONT frames_tx=%" G_GUINT64_FORMAT " frames_rx=%" G_GUINT64_FORMAT
 		 " bytes_tx=%" G_GUINT64_FORMAT " bytes_rx=%" G_GUINT64_FORMAT " kicks=%" G_GUINT64_FORMAT
 		 " calls=%" G_GUINT64_FORMAT " cpu_user_s=%.2f cpu_sys_s=%.2f%s"
 		 " kicks_suppressed=%" G_GUINT64_FORMAT " call_wakeups=%" G_GUINT64_FORMAT
 		 " tx_full=%" G_GUINT64_FORMAT " tap_write_drops=%" G_GUINT64_FORMAT
-		 " dev_errors=%" G_GUINT64_FORMAT "\n",
+		 " dev_errors=%" G_GUINT64_FORMAT "%s\n",
 		 s->frames_tx, s->frames_rx, s->bytes_tx, s->bytes_rx, s->kicks, s->calls,
 		 tv_s(ru.ru_utime), tv_s(ru.ru_stime), extra, s->kicks_suppressed, s->call_reads,
-		 s->tx_full, g->tap_write_drops, s->dev_errors);
+		 s->tx_full, g->tap_write_drops, s->dev_errors, turn);
 	fputs(line, stdout);
 	fflush(stdout);
 	if (opt_stats_fd >= 0 && write(opt_stats_fd, line, strlen(line)) < 0)
@@ -521,6 +558,7 @@ static int cmd_tap(void)
 
 	if (!opt_tap || !opt_netns || !opt_socket || want_features(&want))
 		return 2;
+	guest_turnaround(g);
 	g->tap = tap_open(opt_tap, opt_netns, (unsigned int)opt_mtu);
 	if (g->tap < 0) {
 		fprintf(stderr, "vu-frontend: tap %s in %s: %s\n", opt_tap, opt_netns, strerror(-g->tap));
@@ -814,6 +852,7 @@ static int cmd_tap2tap(void)
 
 	if (!opt_tap || !opt_netns || !opt_dev_tap || !opt_dev_netns || want_features(&want))
 		return 2;
+	guest_turnaround(g);
 	g->tap = tap_open(opt_tap, opt_netns, (unsigned int)opt_mtu);
 	dv->tap = tap_open(opt_dev_tap, opt_dev_netns, (unsigned int)opt_mtu);
 	if (g->tap < 0 || dv->tap < 0) {
