@@ -201,6 +201,8 @@ int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu, uin
  *		a stale socket is replaced, a live one is -EADDRINUSE
  * @mtu:	largest IP packet; the guest's MTU (NET_SET_MTU, from 576) may not
  *		exceed it, and cb->link_mtu() hears of it when set
+ * @offloads:	BACKEND_OFFLOAD_* the front-end may negotiate (both directions);
+ *		0 offers none of the virtio-net offload features
  * @cb, @opaque, @out:	as for stream_backend_new()
  *
  * One front-end at a time; see vhost_user.c for the protocol, the rings and
@@ -208,7 +210,7 @@ int tap_backend_new(const char *ifname, const char *netns, unsigned int mtu, uin
  *
  * Return: 0 or -errno (-ENAMETOOLONG for a path that does not fit).
  */
-int vhost_user_backend_new(const char *path, unsigned int mtu,
+int vhost_user_backend_new(const char *path, unsigned int mtu, uint32_t offloads,
 			   const struct backend_callbacks *cb, void *opaque,
 			   struct backend **out);
 

@@ -297,6 +297,7 @@ struct vhost_user_backend {
 	/* Data path. */
 	uint8_t *frame_buf;         /* owned: header + one frame from the guest */
 	size_t frame_cap;
+	uint64_t features_offered;  /* VU_FEATURES less the offloads the owner turned off */
 	struct vq_elem *elem;       /* owned: one popped TX chain */
 	struct vq_elem *rx_elem;    /* owned: one popped RX chain */
 	struct vu_rx_batch *rxb;    /* owned: chains of one frame towards the guest */
@@ -1321,12 +1322,12 @@ typedef int (*vu_handler)(struct vhost_user_backend *vb, struct vu_msg *msg, con
 static int vu_h_get_features(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
 	(void)why;
-	return vu_reply_u64(vb, msg->request, VU_FEATURES) ?: 1;
+	return vu_reply_u64(vb, msg->request, vb->features_offered) ?: 1;
 }
 
 static int vu_h_set_features(struct vhost_user_backend *vb, struct vu_msg *msg, const char **why)
 {
-	if (msg->u.u64 & ~VU_FEATURES) {
+	if (msg->u.u64 & ~vb->features_offered) {
 		*why = "acks features we did not offer";
 		return -EINVAL;
 	}
@@ -2140,7 +2141,7 @@ static int vu_anon_inode_dev(dev_t *dev)
 	return ret;
 }
 
-int vhost_user_backend_new(const char *path, unsigned int mtu,
+int vhost_user_backend_new(const char *path, unsigned int mtu, uint32_t offloads,
 			   const struct backend_callbacks *cb, void *opaque,
 			   struct backend **out)
 {
@@ -2166,6 +2167,13 @@ int vhost_user_backend_new(const char *path, unsigned int mtu,
 	vb->be.opaque = opaque;
 	vb->be.max_frame = (size_t)mtu + FRAME_ETH_HLEN;
 	vb->mtu = mtu;
+	/* The offloads come in pairs, both directions (TSO needs the checksum offload). */
+	vb->features_offered = VU_FEATURES;
+	if (!(offloads & BACKEND_OFFLOAD_CSUM))
+		vb->features_offered &= ~VU_OFFLOAD_FEATURES;
+	else if (!(offloads & BACKEND_OFFLOAD_TSO4))
+		vb->features_offered &= ~(VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) |
+					  VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4));
 	vb->anon_dev = anon_dev;
 	vb->path = g_strdup(path);
 	vb->listen_fd = -1;

@@ -227,7 +227,8 @@ gx_meshslirp_tap() { ip netns exec "$(guest_ns meshslirp-tap)" "$@"; }
 # --- meshslirp through its vhost-user backend, the guest behind the VM model (vu-frontend tap).
 # SYS_PID is the daemon; BENCH_VM_PID_<system> the VM model (the guest driver side only).
 # meshslirp-vu-alt is the same system with extra daemon options and environment
-# (BENCH_ALT_ARGS, BENCH_ALT_ENV="VAR=value ..."): an A/B of one lever in one run.
+# (BENCH_ALT_ARGS, BENCH_ALT_ENV="VAR=value ..."), or another build of the daemon
+# (BENCH_ALT_MESHSLIRP=path): an A/B of one lever in one run.
 bench_vu_up() {
 	local s=$1 mtu=$2 mesh=$3 p g sock="$E2E_TMP/$1.sock" v=${1//-/_}
 	local -a extra=() envs=()
@@ -239,8 +240,10 @@ bench_vu_up() {
 		read -r -a envs <<<"${BENCH_ALT_ENV:-}"
 	fi
 	[ "$mesh" = 1 ] && bench_sidecar_up "$s" proxy
-	NS_POD=$p MESHSLIRP_ENV="${envs[*]}" e2e_start_meshslirp "$s" --vhost-user "$sock" \
-		"${BENCH_MS_ARGS[@]}" "${extra[@]}"
+	NS_POD=$p MESHSLIRP_ENV="${envs[*]}" \
+		MESHSLIRP=$([ "$s" = meshslirp-vu-alt ] && echo "${BENCH_ALT_MESHSLIRP:-$MESHSLIRP}" ||
+			echo "$MESHSLIRP") \
+		e2e_start_meshslirp "$s" --vhost-user "$sock" "${BENCH_MS_ARGS[@]}" "${extra[@]}"
 	eval "SYS_PID_$v=$MESHSLIRP_PID"
 	e2e_bg "vufront-$s" "$p" "$VUFRONT" tap --tap tap0 --netns "/run/netns/$g" \
 		--socket "$sock" --mtu "$mtu" --offload "$BENCH_VM_OFFLOAD" --turnaround --timeout 100000

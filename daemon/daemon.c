@@ -136,6 +136,12 @@ static int daemon_setup_expose(struct daemon *d)
 	return 0;
 }
 
+/* What the backend may negotiate with the guest (--offload). */
+static uint32_t daemon_offloads(const struct daemon *d)
+{
+	return d->cfg->offload ? BACKEND_OFFLOAD_CSUM | BACKEND_OFFLOAD_TSO4 : 0;
+}
+
 static int daemon_setup_backend(struct daemon *d)
 {
 	int ret;
@@ -156,7 +162,7 @@ static int daemon_setup_backend(struct daemon *d)
 
 	if (d->cfg->vhost_user_path) {
 		ret = vhost_user_backend_new(d->cfg->vhost_user_path, d->cfg->mtu,
-					     &daemon_backend_cb, d, &d->be);
+					     daemon_offloads(d), &daemon_backend_cb, d, &d->be);
 		if (ret == -EADDRINUSE)
 			g_printerr("meshslirp: --vhost-user %s: another process is serving this socket\n",
 				   d->cfg->vhost_user_path);
@@ -170,7 +176,7 @@ static int daemon_setup_backend(struct daemon *d)
 	}
 
 	ret = tap_backend_new(d->cfg->tap_name, d->cfg->tap_netns, d->cfg->mtu,
-			      d->cfg->offload ? BACKEND_OFFLOAD_CSUM | BACKEND_OFFLOAD_TSO4 : 0,
+			      daemon_offloads(d),
 			      &daemon_backend_cb, d, &d->be);
 	if (ret)
 		g_printerr("meshslirp: --tap %s%s%s: %s\n", d->cfg->tap_name,
@@ -598,6 +604,7 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 	d->metrics = NULL;
 	d->control = NULL;
 	d->pod = NULL;
+	d->offload = (struct daemon_offload_stats){ 0 };
 	ret = podaddrs_new(&d->pod);
 	if (ret) {
 		g_printerr("meshslirp: cannot read this namespace's addresses (rtnetlink): %s\n",

@@ -59,6 +59,17 @@ static int setup_vu(void **state)
 	return 0;
 }
 
+static int setup_vu_off(void **state)
+{
+	static const char *const args[] = { "--allow-host-loopback", "--mtu", "1500", "--offload",
+					    "off", NULL };
+
+	g_setenv("INPROC_BACKEND", "vhost-user", TRUE);
+	g_setenv("INPROC_VU_FEATURES", "offload", TRUE);
+	*state = inproc_start(args);
+	return 0;
+}
+
 static int setup_stream(void **state)
 {
 	static const char *const args[] = { "--allow-host-loopback", "--mtu", "1500", NULL };
@@ -357,6 +368,31 @@ static void test_segments_cut_without_offload(void **state)
 	gtcp_close(&g);
 }
 
+/*
+ * --offload off: the driver asked for every offload and got none; the same data flows
+ * both ways in MTU-sized frames, nothing raised, clamped, joined or segmented.
+ */
+static void test_offload_off(void **state)
+{
+	struct inproc *f = *state;
+	g_autofree uint8_t *out = g_malloc(BULK), *in = g_malloc(BULK);
+	struct gtcp g;
+
+	assert_int_equal(vufront_features(f->vf) & VUFRONT_FEATURES_OFFLOAD, 0);
+	assert_int_equal(f->d.be->rx_offloads | f->d.be->tx_offloads, 0);
+	gtcp_connect(&g, f, 0);
+	fill_pattern(out, BULK, 11);
+	host_write_all(&g, out, BULK, in);
+	assert_memory_equal(in, out, BULK);
+	gtcp_send(&g, 0x18, out, 1000);
+	inproc_read_exact(g.conn, in, 1000);
+	assert_memory_equal(in, out, 1000);
+	assert_int_equal(f->vu_rx_gso + f->vu_rx_csum_partial + f->vu_rx_data_valid, 0);
+	assert_int_equal(f->d.offload.mss_raised + f->d.offload.mss_clamped +
+			 f->d.offload.tx_gso, 0);
+	gtcp_close(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +401,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lying_metadata, setup_vu, teardown),
 		cmocka_unit_test_setup_teardown(test_segments_cut_without_offload, setup_stream,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_offload_off, setup_vu_off, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

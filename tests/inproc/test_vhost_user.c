@@ -266,7 +266,8 @@ static int setup(void **state)
 
 	f->dir = g_dir_make_tmp("vu-test.XXXXXX", NULL);
 	f->path = g_build_filename(f->dir, "vhost.sock", NULL);
-	assert_int_equal(vhost_user_backend_new(f->path, 1500, &cb, f, &f->be), 0);
+	assert_int_equal(vhost_user_backend_new(f->path, 1500, BACKEND_OFFLOAD_CSUM | BACKEND_OFFLOAD_TSO4, &cb, f,
+					       &f->be), 0);
 	f->memfd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_true(f->memfd >= 0);
 	assert_int_equal(ftruncate(f->memfd, MEM_SIZE), 0);
