@@ -58,7 +58,7 @@ static void assert_csums_ok(const uint8_t *fr, size_t len)
 /* Partial checksums of TCP and UDP, of every length parity, completed right. */
 static void test_from_guest_csum(void **state)
 {
-	static uint8_t fr[ETH + 40 + 3000];
+	static uint8_t fr[ETH + 40 + 3000], payload[3000];
 	struct frame_meta m = { .flags = FRAME_META_NEEDS_CSUM, .csum_start = ETH + 20 };
 
 	(void)state;
@@ -71,7 +71,7 @@ static void test_from_guest_csum(void **state)
 		assert_csums_ok(fr, len);
 
 		len = pkt_udp(fr, pkt_broadcast_mac, ip4("10.0.2.15"), ip4("198.18.0.9"), 5000, 53,
-			      fr + 1000, n);
+			      payload, n);
 		make_partial(fr, 6);
 		m.csum_offset = 6;
 		assert_int_equal(offload_from_guest(fr, len, &m), 0);
@@ -168,7 +168,7 @@ static void test_to_guest(void **state)
 	assert_csums_ok(fr, len);
 
 	/* UDP: DATA_VALID, bytes untouched. */
-	len = pkt_udp(fr, pkt_broadcast_mac, ip4("10.0.2.3"), ip4("10.0.2.15"), 53, 5000, fr, 200);
+	len = pkt_udp(fr, pkt_broadcast_mac, ip4("10.0.2.3"), ip4("10.0.2.15"), 53, 5000, copy, 200);
 	memcpy(copy, fr, len);
 	assert_int_equal(offload_to_guest(fr, len, 1500, all, &m, &meta), 0);
 	assert_int_equal(m.flags, FRAME_META_DATA_VALID);
@@ -191,7 +191,7 @@ static void test_to_guest(void **state)
 	assert_memory_equal(fr, copy, len);
 	assert_null(meta);
 	/* Large but no TCP (libslirp never does this: the netstack fragments): refused. */
-	len = pkt_udp(fr, pkt_broadcast_mac, ip4("10.0.2.3"), ip4("10.0.2.15"), 53, 5000, fr,
+	len = pkt_udp(fr, pkt_broadcast_mac, ip4("10.0.2.3"), ip4("10.0.2.15"), 53, 5000, copy,
 		      3000);
 	assert_int_equal(offload_to_guest(fr, len, 1500, all, &m, &meta), -EMSGSIZE);
 }
