@@ -18,6 +18,9 @@
 #                        AMB_DNS_CAPTURE=0 leaves DNS alone; AMB_VIRTUAL_IFACES="IF ..." adds
 #                        the pod annotation istio.io/reroute-virtual-interfaces (inbound TCP
 #                        from IF goes to 15001 as outbound; KubeVirt's masquerade bridge).
+#                        AMB_ISTIO=1.22 gives the older inbound instead: TPROXY in mangle
+#                        PREROUTING to transparent listeners, the default of 1.21.0 to 1.23.0
+#                        (1.23.1 took REDIRECT, 1.25 removed TPROXY), with that era's DNS rule.
 #   amb_ztunnel NAME NETNS
 #                        ztunnel's in-pod listeners, played by HAProxy 2.6:
 #                        15001 outbound: the original destination from SO_ORIGINAL_DST
@@ -49,25 +52,32 @@
 AMB_ZT_GID=4242
 AMB_PROBE_ADDR=169.254.7.127
 AMB_DNS_BYTES=1111
+: "${AMB_ISTIO:=1.30}"
 : "${AMB_DNS_CAPTURE:=1}"
 : "${AMB_VIRTUAL_IFACES:=}"
 : "${AMB_ZT_CONNECT_TIMEOUT:=5s}"
 
-# amb_rules NETNS : the in-pod rules and the policy route (see the top of this file).
+# amb_rules NETNS : the in-pod rules and the policy route (see the top of this file), for
+# AMB_ISTIO: 1.30 (the default), or 1.22 for the TPROXY inbound of 1.21.0 to 1.23.0.
 amb_rules() {
-	local ns=$1 virt='' dns_nat='' raw='' i
-	for i in $AMB_VIRTUAL_IFACES; do
-		virt+="		iifname \"$i\" meta l4proto tcp counter redirect to :15001
+	local ns=$1 nat_pre='' dns_nat='' mangle_pre='' raw='' i
+	case "$AMB_ISTIO" in
+	1.30)
+		for i in $AMB_VIRTUAL_IFACES; do
+			nat_pre+="		iifname \"$i\" meta l4proto tcp counter redirect to :15001
 		iifname \"$i\" meta l4proto tcp counter return
 "
-	done
-	if [ "$AMB_DNS_CAPTURE" = 1 ]; then
-		dns_nat="		oifname != \"lo\" meta mark & 0xfff != 0x539 udp dport 53 counter redirect to :15053
+		done
+		nat_pre+="		meta l4proto tcp ip saddr $AMB_PROBE_ADDR counter accept
+		ip daddr != 127.0.0.1 tcp dport != 15008 meta mark & 0xfff != 0x539 counter redirect to :15006
+"
+		[ "$AMB_DNS_CAPTURE" = 1 ] && dns_nat="
+		oifname != \"lo\" meta mark & 0xfff != 0x539 udp dport 53 counter redirect to :15053
 		ip daddr != 127.0.0.1 tcp dport 53 meta mark & 0xfff != 0x539 counter redirect to :15053
 "
 		# Separate conntrack zones for ztunnel's upstream queries and their answers, so an
 		# application query reusing a source port still gets redirected (istio/istio#33469).
-		raw="table inet istio-ambient-raw {
+		[ "$AMB_DNS_CAPTURE" = 1 ] && raw="table inet istio-ambient-raw {
 	chain prerouting { type filter hook prerouting priority -300; policy accept; jump istio-prerouting; }
 	chain output { type filter hook output priority -300; policy accept; jump istio-output; }
 	chain istio-prerouting {
@@ -77,18 +87,32 @@ amb_rules() {
 		udp dport 53 meta mark & 0xfff == 0x539 counter ct zone set 1
 	}
 }"
-	fi
+		;;
+	1.22)
+		[ -z "$AMB_VIRTUAL_IFACES" ] || e2e_fail "reroute-virtual-interfaces came with Istio 1.25"
+		# Inbound by TPROXY in mangle, to ztunnel's transparent listeners, the original
+		# destination kept; 15008 too; established connections and app-to-itself over lo pass.
+		mangle_pre="		meta l4proto tcp ip saddr $AMB_PROBE_ADDR counter accept
+		ip daddr != 127.0.0.1 meta l4proto tcp iifname \"lo\" counter accept
+		tcp dport 15008 meta mark & 0xfff != 0x539 counter tproxy ip to :15008 meta mark set meta mark & 0xfffff000 | 0x111 accept
+		meta l4proto tcp ct state established,related counter accept
+		ip daddr != 127.0.0.1 meta l4proto tcp meta mark & 0xfff != 0x539 counter tproxy ip to :15006 meta mark set meta mark & 0xfffff000 | 0x111 accept
+"
+		[ "$AMB_DNS_CAPTURE" = 1 ] && dns_nat="
+		oifname != \"lo\" udp dport 53 counter redirect to :15053
+"
+		;;
+	*) e2e_fail "AMB_ISTIO=$AMB_ISTIO: the stand-in knows 1.30 and 1.22" ;;
+	esac
 	ip netns exec "$ns" nft -f - <<NFT
 table inet istio-ambient-nat {
 	chain prerouting { type nat hook prerouting priority -100; policy accept; jump istio-prerouting; }
 	chain output { type nat hook output priority -100; policy accept; jump istio-output; }
 	chain istio-prerouting {
-$virt		meta l4proto tcp ip saddr $AMB_PROBE_ADDR counter accept
-		ip daddr != 127.0.0.1 tcp dport != 15008 meta mark & 0xfff != 0x539 counter redirect to :15006
-	}
+$nat_pre	}
 	chain istio-output {
-		meta l4proto tcp ip daddr $AMB_PROBE_ADDR counter accept
-$dns_nat		meta l4proto tcp meta mark & 0xfff == 0x111 counter accept
+		meta l4proto tcp ip daddr $AMB_PROBE_ADDR counter accept$dns_nat
+		meta l4proto tcp meta mark & 0xfff == 0x111 counter accept
 		oifname "lo" ip daddr != 127.0.0.1 counter accept
 		meta l4proto tcp ip daddr != 127.0.0.1 meta mark & 0xfff != 0x539 counter redirect to :15001
 	}
@@ -98,7 +122,7 @@ table inet istio-ambient-mangle {
 	chain output { type route hook output priority -150; policy accept; jump istio-output; }
 	chain istio-prerouting {
 		meta mark & 0xfff == 0x539 counter ct mark set ct mark & 0xfffff000 | 0x111
-	}
+$mangle_pre	}
 	chain istio-output {
 		ct mark & 0xfff == 0x111 counter meta mark set ct mark
 	}
@@ -106,7 +130,8 @@ table inet istio-ambient-mangle {
 $raw
 NFT
 	# A connection ztunnel opened into the pod from a client's address: the application's
-	# answers (mark 0x111 restored above) are delivered locally, to ztunnel's socket.
+	# answers (mark 0x111 restored above) are delivered locally, to ztunnel's socket; under
+	# TPROXY the client's own packets (mark 0x111 set there) too.
 	ip -n "$ns" route add local 0.0.0.0/0 dev lo table 100
 	ip -n "$ns" rule add fwmark 0x111/0xfff pref 32764 lookup 100
 }
@@ -132,9 +157,12 @@ amb_counter() {
 
 # amb_ztunnel NAME NETNS : the ztunnel stand-in (see the top of this file).
 amb_ztunnel() {
-	local name=$1 ns=$2 cfg="$E2E_TMP/$1.cfg"
+	local name=$1 ns=$2 cfg="$E2E_TMP/$1.cfg" tp=''
+	# Under TPROXY the inbound listeners take connections for addresses not their own.
+	[ "$AMB_ISTIO" = 1.22 ] && tp=' transparent'
 	# Every packet of the stand-in's group carries ztunnel's mark, before Istio's mangle
 	# (-150) and nat (-100) chains look at it.
+	ip netns exec "$ns" nft delete table inet ztunnel-standin 2>/dev/null || true
 	ip netns exec "$ns" nft -f - <<NFT
 table inet ztunnel-standin {
 	chain output {
@@ -155,7 +183,7 @@ NFT
 		'  retries 0' \
 		'  server orig 0.0.0.0:0' \
 		'frontend zt_inbound_plaintext' \
-		'  bind ipv4@0.0.0.0:15006' \
+		"  bind ipv4@0.0.0.0:15006$tp" \
 		'  tcp-request connection set-mark 0x539' \
 		'  log-format "ZT-IN client=%ci:%cp orig_dst=%fi:%fp from=%bi app=%si:%sp bytes=%U/%B term=%ts"' \
 		'  default_backend zt_application' \
@@ -165,7 +193,7 @@ NFT
 		'  source 0.0.0.0 usesrc clientip' \
 		'  server app 0.0.0.0:0' \
 		'frontend zt_hbone' \
-		'  bind ipv4@0.0.0.0:15008' \
+		"  bind ipv4@0.0.0.0:15008$tp" \
 		'  log-format "ZT-HBONE client=%ci:%cp orig_dst=%fi:%fp term=%ts"' \
 		'  default_backend zt_nowhere' \
 		'backend zt_nowhere'

@@ -9,6 +9,7 @@
 #             connects to meshslirp from the client's own address (transparent, marked), and the
 #             guest sees that address, with the port ztunnel's socket has (the kernel's ss agrees);
 #             meshslirp's answers find their way back through connmark 0x111 and table 100;
+#             the same under Istio 1.22's TPROXY inbound (the default of 1.21.0 to 1.23.0);
 #   DNS       to the DNS address (--dns-upstream 127.0.0.1:15053, ztunnel's DNS proxy), and to a
 #             resolver of the guest's choosing over UDP and TCP (the pod's DNS capture): all
 #             answered by the stand-in, none by the real resolver; other UDP is not captured
@@ -197,6 +198,35 @@ e2e_log "inbound: client $client -> ztunnel 15006 -> meshslirp from $saw (the cl
 	"ztunnel's port, as the pod's kernel shows) -> the guest saw $saw; meshslirp's $returned" \
 	"answers went back to ztunnel with mark 0x111, none out of the pod"
 
+# The same call under the inbound of Istio 1.21.0 to 1.23.0: TPROXY to ztunnel's transparent
+# 15006, no NAT at all.  The application's side is the same: a connection from the client's
+# address to the pod's, and the answers back by connmark and table 100.
+kill -TERM "$AMB_ZT_PID"
+e2e_wait_exit "$AMB_ZT_PID" 10 || true
+amb_rules_off "$NS_POD"
+AMB_ISTIO=1.22 amb_rules "$NS_POD"
+AMB_ISTIO=1.22 amb_ztunnel zt122 "$NS_POD"
+ip netns exec "$NS_NODE" "$MSTOOL" http-get --connect "$POD_IP:8080" --path /cgi-bin/peer \
+	--timeout 20 >"$E2E_TMP/client122.log" 2>&1 || e2e_fail "TPROXY: the client failed: $(cat "$E2E_TMP/client122.log")"
+client=$(e2e_field "$E2E_TMP/client122.log" '^LOCAL=')
+remote=$(e2e_field "$E2E_TMP/client122.log" '^REMOTE=')
+client=${client#LOCAL=}
+remote=${remote#REMOTE=}
+[ "${remote%:*}" = "${client%:*}" ] || e2e_fail "TPROXY: the guest saw $remote, the client is $client"
+e2e_wait_for "$E2E_TMP/zt122.log" "^ZT-IN client=$client orig_dst=$POD_IP:8080 " 5 ||
+	e2e_fail "TPROXY: ztunnel's inbound did not log $client: $(cat "$E2E_TMP/zt122.log")"
+tproxied=$(amb_counter "$NS_POD" istio-ambient-mangle istio-prerouting 'tproxy ip to :15006')
+[ "$tproxied" -gt 0 ] || e2e_fail "TPROXY: no packet went through the tproxy rule"
+e2e_log "inbound under Istio 1.22's TPROXY rules: client $client, the guest saw $remote;" \
+	"$(e2e_field "$E2E_TMP/zt122.log" "^ZT-IN client=$client")"
+
+# Back to 1.30 for the rest.
+kill -TERM "$AMB_ZT_PID"
+e2e_wait_exit "$AMB_ZT_PID" 10 || true
+amb_rules_off "$NS_POD"
+amb_rules "$NS_POD"
+amb_ztunnel zt2 "$NS_POD"
+
 # Done: the guest's last connection, and its scenario's end.
 e2e_bg done-server "$NS_NODE" socat -T 10 TCP4-LISTEN:7100,bind="$NODE_IP",fork,reuseaddr SYSTEM:'echo done'
 e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-DONE done' 60 || e2e_fail "the guest did not get done"
@@ -233,11 +263,11 @@ for check in loopback=6 unspecified=1 denied=3; do
 done
 kill -TERM "$MESHSLIRP_PID"
 e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "the second daemon did not exit 0 on SIGTERM"
-e2e_wait_for "$E2E_TMP/zt.log" "^ZT-OUT client=$POD_IP:[0-9]+ orig_dst=$NODE_IP:7000 .*" 5 ||
+e2e_wait_for "$E2E_TMP/zt2.log" "^ZT-OUT client=$POD_IP:[0-9]+ orig_dst=$NODE_IP:7000 .*" 5 ||
 	e2e_fail "the control probe did not go through ztunnel"
 n=$(grep -c '^ECHO peer=' "$E2E_TMP/probe.log" || true)
 [ "$n" = 1 ] || e2e_fail "the probe address saw $n connections after the raw frames, want 1"
-! grep -Eq "^ZT-HBONE|orig_dst=[^ ]*:150(01|06|08|53) " "$E2E_TMP/zt.log" ||
+! grep -Eqh "^ZT-HBONE|orig_dst=[^ ]*:150(01|06|08|53) " "$E2E_TMP"/zt*.log ||
 	e2e_fail "a frame reached ztunnel's own port"
 e2e_log "${#targets[@]} raw frames to the pod's loopback, 0.0.0.0 and the probe address refused" \
 	"(TCP reset, UDP dropped, ICMP prohibited); the mesh still answers, through ztunnel"
