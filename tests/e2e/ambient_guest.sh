@@ -10,10 +10,12 @@
 #             guest sees that address, with the port ztunnel's socket has (the kernel's ss agrees);
 #             meshslirp's answers find their way back through connmark 0x111 and table 100;
 #             the same under Istio 1.22's TPROXY inbound (the default of 1.21.0 to 1.23.0);
-#   DNS       to the DNS address (--dns-upstream 127.0.0.1:15053, ztunnel's DNS proxy), and to a
-#             resolver of the guest's choosing over UDP and TCP (the pod's DNS capture): all
-#             answered by the stand-in, none by the real resolver; other UDP is not captured
-#             (ambient captures TCP and DNS only), as for any application in the pod;
+#   DNS       to the DNS address (libslirp forwards it to the pod's resolver from resolv.conf)
+#             and to a resolver of the guest's choosing, over UDP and TCP: the pod's DNS capture
+#             gives all four to ztunnel's DNS proxy, none reaches the real resolver; with
+#             --dns-upstream 127.0.0.1:15053 (the second daemon below) the proxy is asked
+#             directly; other UDP is not captured (ambient captures TCP and DNS only), as for any
+#             application in the pod;
 #   bypass    the guest tries ztunnel's ports through the gateway (the pod's loopback) and at the
 #             pod's address, and the probe address 169.254.7.127 that the rules leave alone (a pod
 #             process does reach a server there, uncaptured): every try is refused at once, none
@@ -89,9 +91,14 @@ e2e_wait_for "$E2E_TMP/probe.log" "^ECHO peer=$POD_IP:" 5 || e2e_fail "the probe
 ! grep -q "orig_dst=$AMB_PROBE_ADDR" "$E2E_TMP/zt.log" || e2e_fail "ztunnel saw the probe address"
 e2e_log "a pod process reaches $AMB_PROBE_ADDR:7000 around ztunnel: the rules accept it uncaptured"
 
+# The pod's resolver (kube-dns in a cluster) is on the node: ip netns exec gives the daemon
+# this resolv.conf, so libslirp forwards the guest's DNS there, and nowhere outside the test.
+mkdir -p "/etc/netns/$NS_POD"
+E2E_CLEANUP_HOOKS+=("rm -rf /etc/netns/$NS_POD; rmdir --ignore-fail-on-non-empty /etc/netns")
+echo "nameserver $NODE_IP" >"/etc/netns/$NS_POD/resolv.conf"
+
 SOCK=$E2E_TMP/vhost.sock
-e2e_start_meshslirp meshslirp --vhost-user "$SOCK" --expose tcp:8080:80 \
-	--dns-upstream 127.0.0.1:15053 --metrics 127.0.0.1:9090
+e2e_start_meshslirp meshslirp --vhost-user "$SOCK" --expose tcp:8080:80 --metrics 127.0.0.1:9090
 gcc -O2 -static -o "$E2E_TMP/udpask" "$E2E_ROOT/tests/guest/udpask.c" ||
 	e2e_fail "cannot build the guest's UDP client"
 e2e_build_guest "$E2E_TMP/guest" "$E2E_SRC/scenario-ambient.sh" "$E2E_TMP/udpask" \
@@ -127,18 +134,17 @@ e2e_log "outbound: 1 MiB, sha256 equal; $zt"
 
 # DNS, UDP, and the tries around ztunnel.
 e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-DIRECT' 90 || e2e_fail "the guest's checks did not finish"
-for via in dns-address node-udp node-tcp; do
+for via in dns-address-udp dns-address-tcp node-udp node-tcp; do
 	line=$(e2e_field "$E2E_TMP/guest.log" "GUEST-DNS via=$via ")
 	[ "${line##* }" = "$AMB_DNS_BYTES" ] || e2e_fail "DNS $via: '$line', want the proxy's $AMB_DNS_BYTES bytes"
 done
-n=$(grep -c '^ZT-DNS udp' "$E2E_TMP/ztdns.log" || true)
-[ "$n" = 2 ] || e2e_fail "the DNS proxy got $n UDP queries, want 2: $(cat "$E2E_TMP/ztdns.log")"
-grep -q "^ZT-DNS udp peer=127.0.0.1:" "$E2E_TMP/ztdns.log" || e2e_fail "no query by --dns-upstream"
-grep -q "^ZT-DNS udp peer=$POD_IP:" "$E2E_TMP/ztdns.log" || e2e_fail "no query by the DNS capture"
-grep -q "^ZT-DNS tcp peer=$POD_IP:" "$E2E_TMP/ztdns.log" || e2e_fail "no TCP query by the DNS capture"
-[ ! -s "$E2E_TMP/resolver.log" ] || e2e_fail "the guest's resolver was asked: $(cat "$E2E_TMP/resolver.log")"
-e2e_log "DNS: to 10.0.2.3 (--dns-upstream) and to $NODE_IP:53 over UDP and TCP (captured), all" \
-	"answered by ztunnel's DNS proxy; the real resolver saw nothing"
+for proto in udp tcp; do
+	n=$(grep -c "^ZT-DNS $proto peer=$POD_IP:" "$E2E_TMP/ztdns.log" || true)
+	[ "$n" = 2 ] || e2e_fail "the DNS proxy got $n $proto queries from the pod, want 2: $(cat "$E2E_TMP/ztdns.log")"
+done
+[ ! -s "$E2E_TMP/resolver.log" ] || e2e_fail "the resolver was asked: $(cat "$E2E_TMP/resolver.log")"
+e2e_log "DNS: to 10.0.2.3 (forwarded to the pod's resolver $NODE_IP) and to $NODE_IP:53 itself, UDP" \
+	"and TCP: all four captured and answered by ztunnel's DNS proxy; the resolver saw nothing"
 line=$(e2e_field "$E2E_TMP/guest.log" 'GUEST-UDP ')
 [ "$line" = "GUEST-UDP BYTES 11" ] || e2e_fail "plain UDP: $line"
 grep -q "^udpsvc udp peer=$POD_IP:" "$E2E_TMP/udpsvc.log" || e2e_fail "plain UDP did not arrive"
@@ -239,11 +245,12 @@ e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "daemon did not exit 0 on SIGTERM"
 # stream socket of a second daemon in the same pod.  Refused like the rest; the control
 # destination out in the mesh is answered, through ztunnel.
 SOCK2=$E2E_TMP/net.sock
-e2e_start_meshslirp meshslirp2 --socket "$SOCK2" --metrics 127.0.0.1:9091
+e2e_start_meshslirp meshslirp2 --socket "$SOCK2" --metrics 127.0.0.1:9091 \
+	--dns-upstream 127.0.0.1:15053
 targets=(tcp:127.0.0.1:15001 tcp:127.0.0.1:15006 tcp:127.0.0.1:15008 tcp:127.0.0.1:15053
 	udp:127.0.0.1:15053 tcp:127.0.0.6:15006 tcp:0.0.0.0:15001 "tcp:$AMB_PROBE_ADDR:7000"
 	"udp:$AMB_PROBE_ADDR:7000" "icmp:$AMB_PROBE_ADDR")
-list=$(IFS=,; echo "${targets[*]}"),tcp:$NODE_IP:7000
+list=$(IFS=,; echo "${targets[*]}"),tcp:$NODE_IP:7000,udp:10.0.2.3:53
 "$HOSTILE" --socket "$SOCK2" --mode spellings --targets "$list" --timeout 60 \
 	>"$E2E_TMP/probes.log" 2>&1 || e2e_fail "hostile-guest failed: $(cat "$E2E_TMP/probes.log")"
 for t in "${targets[@]}"; do
@@ -256,6 +263,10 @@ for t in "${targets[@]}"; do
 done
 grep -q "^PROBE tcp $NODE_IP:7000 synack" "$E2E_TMP/probes.log" ||
 	e2e_fail "the control probe was not answered: $(grep "$NODE_IP" "$E2E_TMP/probes.log")"
+grep -q "^PROBE udp 10.0.2.3:53 reply" "$E2E_TMP/probes.log" ||
+	e2e_fail "DNS with --dns-upstream was not answered: $(grep 10.0.2.3 "$E2E_TMP/probes.log")"
+grep -q "^ZT-DNS udp peer=127.0.0.1:" "$E2E_TMP/ztdns.log" ||
+	e2e_fail "--dns-upstream did not ask ztunnel's DNS proxy: $(cat "$E2E_TMP/ztdns.log")"
 e2e_scrape "$NS_POD" 127.0.0.1:9091 "$E2E_TMP/metrics2.txt"
 for check in loopback=6 unspecified=1 denied=3; do
 	got=$(e2e_metric "$E2E_TMP/metrics2.txt" "meshslirp_flows_refused_total{reason=\"${check%=*}\"}")
@@ -270,5 +281,6 @@ n=$(grep -c '^ECHO peer=' "$E2E_TMP/probe.log" || true)
 ! grep -Eqh "^ZT-HBONE|orig_dst=[^ ]*:150(01|06|08|53) " "$E2E_TMP"/zt*.log ||
 	e2e_fail "a frame reached ztunnel's own port"
 e2e_log "${#targets[@]} raw frames to the pod's loopback, 0.0.0.0 and the probe address refused" \
-	"(TCP reset, UDP dropped, ICMP prohibited); the mesh still answers, through ztunnel"
+	"(TCP reset, UDP dropped, ICMP prohibited); the mesh still answers, through ztunnel; DNS" \
+	"with --dns-upstream 127.0.0.1:15053 answered by ztunnel's DNS proxy directly"
 e2e_log "PASS"

@@ -27,9 +27,11 @@ say "GUEST-SHA $(sha256sum /tmp/blob | cut -d' ' -f1)"
 nc "$MS_NODE" 5001 < /tmp/blob
 say "GUEST-SENT rc=$?"
 
-# DNS: to the DNS address (the daemon's --dns-upstream), and to a resolver of the guest's own
-# choosing over UDP and TCP (the pod's DNS capture).  Then UDP that is not DNS.
-say "GUEST-DNS via=dns-address $(/extra/udpask 10.0.2.3 53)"
+# DNS to the DNS address (libslirp forwards it to the pod's resolver) and to a resolver of the
+# guest's own choosing, over UDP and TCP: the pod's DNS capture takes all four.  Then UDP that
+# is not DNS.
+say "GUEST-DNS via=dns-address-udp $(/extra/udpask 10.0.2.3 53)"
+say "GUEST-DNS via=dns-address-tcp BYTES $(echo query | nc -w 5 10.0.2.3 53 | wc -c)"
 say "GUEST-DNS via=node-udp $(/extra/udpask "$MS_NODE" 53)"
 say "GUEST-DNS via=node-tcp BYTES $(echo query | nc -w 5 "$MS_NODE" 53 | wc -c)"
 say "GUEST-UDP $(/extra/udpask "$MS_NODE" 7001)"
