@@ -1,5 +1,5 @@
 # scenario-ambient.sh - guest side of ambient_guest.sh: a web server for the inbound check, 1 MiB
-# out, DNS three ways, plain UDP, then every way around ztunnel it can think of; ends on the
+# out, DNS four ways, plain UDP, then every way around ztunnel it can think of; ends on the
 # host's "done".  Parameters (kernel command line): ms.node, ms.pod (the pod's address),
 # ms.probe (Istio ambient's probe address).  /extra/udpask and /extra/peer.cgi are given.
 say() { echo "$*" > /dev/console; }
