@@ -297,6 +297,7 @@ static int daemon_setup_bridge(struct daemon *d)
 		.guest = cfg->guest,
 		.allow_host_loopback = cfg->allow_host_loopback,
 		.pod_addrs = podaddrs_set(d->pod),
+		.deny = cfg->deny_cidrs,
 		.inbound_mode = cfg->inbound_mode,
 		.inbound_trusted = cfg->inbound_trusted,
 		.inbound_trust_pod = cfg->inbound_trust_pod,

@@ -357,6 +357,29 @@ static gboolean opt_exclude(const gchar *name, const gchar *value, gpointer data
 	return opt_cidr_list(name, value, cfg->exclude_cidrs, err);
 }
 
+/*
+ * --deny-outbound-cidr: destinations refused to the guest outright.  The first
+ * use replaces the default (Istio ambient's probe address); "none" empties the
+ * list given so far.
+ */
+static gboolean opt_deny(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (!cfg->deny_cidrs_set) {
+		g_array_set_size(cfg->deny_cidrs, 0);
+		cfg->deny_cidrs_set = true;
+	}
+	if (!strcmp(value, "none")) {
+		g_array_set_size(cfg->deny_cidrs, 0);
+		return TRUE;
+	}
+	/* An empty value would silently drop the default: say "none" for that. */
+	if (!*value)
+		return options_fail(err, name, "empty; give CIDRs, or none for no list");
+	return opt_cidr_list(name, value, cfg->deny_cidrs, err);
+}
+
 static gboolean opt_exclude_port(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -610,6 +633,10 @@ static const GOptionEntry options_entries[] = {
 	  "Never steer these destinations (repeatable, comma lists)", "CIDR[,CIDR...]" },
 	{ "exclude-outbound-port", 0, 0, CB(opt_exclude_port),
 	  "Never steer these destination ports (repeatable, comma lists, ranges)", "PORT[-PORT][,...]" },
+	{ "deny-outbound-cidr", 0, 0, CB(opt_deny),
+	  "Refuse these destinations to the guest (repeatable, comma lists; none: no list). "
+	  "Default " EGRESS_AMBIENT_PROBE_CIDR ", the probe address Istio ambient's capture "
+	  "leaves alone", "CIDR[,CIDR...]|none" },
 	{ "allow-host-loopback", 0, G_OPTION_FLAG_NO_ARG, CB(opt_allow_host_loopback),
 	  "Let the guest reach the pod's 127.0.0.1 through the gateway address, except the "
 	  "sidecar's ports (off: not for a mesh pod)", NULL },
@@ -709,12 +736,15 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	cfg->include_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
 	cfg->exclude_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
 	cfg->inbound_trusted = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
+	cfg->deny_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
 	{
-		struct policy_cidr lo;
+		struct policy_cidr lo, probe;
 
 		policy_cidr_parse("127.0.0.0/8", &lo);
 		g_array_append_val(cfg->inbound_trusted, lo);
 		cfg->inbound_trust_pod = true;
+		policy_cidr_parse(EGRESS_AMBIENT_PROBE_CIDR, &probe);
+		g_array_append_val(cfg->deny_cidrs, probe);
 	}
 	cfg->outbound_proxy_version = PROXY_V2;
 	cfg->max_flows = BRIDGE_DEFAULT_MAX_FLOWS;
@@ -784,4 +814,5 @@ void ms_config_free(struct ms_config *cfg)
 	g_clear_pointer(&cfg->include_cidrs, g_array_unref);
 	g_clear_pointer(&cfg->exclude_cidrs, g_array_unref);
 	g_clear_pointer(&cfg->inbound_trusted, g_array_unref);
+	g_clear_pointer(&cfg->deny_cidrs, g_array_unref);
 }

@@ -74,6 +74,8 @@ struct ms_config {
 	bool inbound_trusted_set;   /* the option was given: its list replaces the default */
 
 	bool allow_host_loopback;   /* --allow-host-loopback */
+	GArray *deny_cidrs;         /* struct policy_cidr, --deny-outbound-cidr */
+	bool deny_cidrs_set;        /* the option was given: its list replaces the default */
 
 	char *control_path;         /* --control PATH */
 	bool metrics_set;           /* --metrics ADDR:PORT */

@@ -70,6 +70,7 @@ static const char *const bridge_egress_why[EGRESS_VERDICT_COUNT] = {
 	[EGRESS_SIDECAR_PORT] = "the sidecar's own port",
 	[EGRESS_GUEST_NETWORK] = "an address of the guest network that is no host",
 	[EGRESS_DNS_PORT] = "the DNS address on a port other than 53",
+	[EGRESS_DENIED] = "a denied destination (--deny-outbound-cidr)",
 };
 
 const char *bridge_refusal_str(enum bridge_refusal why)
@@ -991,6 +992,8 @@ int bridge_new(const struct bridge_config *cfg, struct netstack *ns, struct brid
 		.proxy_port = cfg->policy.steer ? cfg->policy.proxy_port : 0,
 		.dns_up_port = cfg->policy.dns_upstream ? cfg->policy.dns_up_port : 0,
 		.pod = cfg->pod_addrs,
+		.deny = cfg->deny ? (const struct policy_cidr *)(const void *)cfg->deny->data : NULL,
+		.n_deny = cfg->deny ? cfg->deny->len : 0,
 	};
 	bridge_inbound_init(br);
 	br->expire_timer = g_timeout_add_seconds(1, bridge_expire_tick, br);

@@ -119,6 +119,7 @@ struct bridge_config {
 
 	bool allow_host_loopback;      /* --allow-host-loopback: the gateway reaches 127.0.0.1 */
 	const struct addrset *pod_addrs; /* the pod's own addresses; borrowed, kept current */
+	const GArray *deny;            /* struct policy_cidr, --deny-outbound-cidr; borrowed, or NULL */
 
 	struct in_addr guest;          /* the guest's address (hostfwd target) */
 	enum bridge_inbound_mode inbound_mode;

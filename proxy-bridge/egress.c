@@ -19,6 +19,7 @@ static const char *const egress_verdict_names[EGRESS_VERDICT_COUNT] = {
 	[EGRESS_SIDECAR_PORT] = "sidecar_port",
 	[EGRESS_GUEST_NETWORK] = "guest_network",
 	[EGRESS_DNS_PORT] = "dns_port",
+	[EGRESS_DENIED] = "denied",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(egress_verdict_names) == EGRESS_VERDICT_COUNT);
 
@@ -70,6 +71,10 @@ enum egress_verdict egress_check(const struct egress_rule *r, uint8_t proto, uin
 		return EGRESS_RESERVED;
 	if (r->pod && addrset_contains(r->pod, daddr))
 		return EGRESS_POD_ADDRESS;
+	for (size_t i = 0; i < r->n_deny; i++) {
+		if (policy_cidr_match(&r->deny[i], daddr))
+			return EGRESS_DENIED;
+	}
 	if (r->proxy_addr && daddr == r->proxy_addr && proto != IPPROTO_ICMP &&
 	    egress_sidecar_port(r, dport))
 		return EGRESS_SIDECAR_PORT;

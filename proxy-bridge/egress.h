@@ -31,6 +31,8 @@
  *   240.0.0.0/4                          RESERVED
  *   an address of the pod's interfaces   POD_ADDRESS (and their broadcast
  *   (struct addrset, kept current)       addresses)
+ *   a --deny-outbound-cidr range         DENIED (default: Istio ambient's
+ *                                        probe address, see below)
  *   a non-loopback sidecar address on    SIDECAR_PORT
  *   the sidecar's ports
  *   anything else                        ALLOW (out into the mesh or the world;
@@ -42,17 +44,28 @@
  * daemon.  The bridge answers a refused TCP SYN with a reset, an ICMP echo
  * with "communication administratively prohibited", and drops UDP; each is
  * counted by verdict.
+ *
+ * The deny list is the operator's.  Its default holds the one destination an
+ * Istio ambient pod's capture rules leave alone for every process:
+ * 169.254.7.127, where istio-cni SNATs the kubelet's probes on the node.  Its
+ * in-pod nat OUTPUT rules accept TCP to it before the redirect to ztunnel's
+ * 15001, so a guest flow there would leave the pod without ztunnel
+ * (docs/ISTIO.md, "Ambient mode").  The rest of what ambient leaves uncaptured
+ * (loopback, the pod's own addresses over lo) is refused above anyway.
  */
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "common/addrset.h"
+#include "proxy-bridge/policy.h"
 
 #define EGRESS_ENVOY_PORT_MIN 15000
 #define EGRESS_ENVOY_PORT_MAX 15090
 #define EGRESS_DHCP_SERVER_PORT 67
 #define EGRESS_DNS_PORT_NUMBER 53
+/* istio-cni's HOST_PROBE_SNAT_IP default (Istio 1.21 to 1.30 at least). */
+#define EGRESS_AMBIENT_PROBE_CIDR "169.254.7.127/32"
 
 enum egress_verdict {
 	EGRESS_ALLOW,
@@ -66,6 +79,7 @@ enum egress_verdict {
 	EGRESS_SIDECAR_PORT,
 	EGRESS_GUEST_NETWORK,
 	EGRESS_DNS_PORT,
+	EGRESS_DENIED,
 	EGRESS_VERDICT_COUNT,
 };
 
@@ -78,6 +92,8 @@ struct egress_rule {
 	uint16_t proxy_port;           /* --outbound-proxy port, 0 if none */
 	uint16_t dns_up_port;          /* --dns-upstream port, 0 if none */
 	const struct addrset *pod;     /* the pod's own addresses (borrowed), or NULL */
+	const struct policy_cidr *deny; /* --deny-outbound-cidr (borrowed), n_deny entries */
+	size_t n_deny;
 };
 
 /**

@@ -137,7 +137,7 @@ struct fuzz_bridge {
 	const struct netstack_hooks *real;
 	void *real_opaque;
 	size_t max_flows;
-	GArray *expose, *include, *exclude;
+	GArray *expose, *include, *exclude, *deny;
 	int clients[CLIENTS_MAX];
 	size_t nclients;
 };
@@ -284,6 +284,8 @@ static bool oracle_pod_local(const struct fuzz_bridge *fb, uint8_t proto, uint32
 	if (d == 0xffffffff)
 		return !(proto == IPPROTO_UDP && port == 67);
 	if ((d >> 8) == 0x0a0002 || (d >> 24) == 127 || (d >> 24) == 0 || (d >> 28) >= 0xe)
+		return true;
+	if (d == 0xa9fe077f)                                   /* 169.254.7.127, denied */
 		return true;
 	return addrset_contains(&fb->pod, htonl(d));
 }
@@ -433,6 +435,15 @@ static void fb_setup(struct fuzz_bridge *fb, uint8_t config)
 	bc.policy.include = fb->include;
 	bc.policy.exclude = fb->exclude;
 	bc.expose = fb->expose;
+	/* The daemon's default deny list: Istio ambient's probe address. */
+	fb->deny = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
+	{
+		struct policy_cidr probe;
+
+		FUZZ_CHECK(policy_cidr_parse(EGRESS_AMBIENT_PROBE_CIDR, &probe) == 0);
+		g_array_append_val(fb->deny, probe);
+	}
+	bc.deny = fb->deny;
 
 	ret = netstack_new(&nc, &sink_ops, fb, &fb->ns);
 	FUZZ_CHECK(ret == 0);
@@ -511,6 +522,7 @@ static void fb_teardown(struct fuzz_bridge *fb)
 	g_array_unref(fb->expose);
 	g_array_unref(fb->include);
 	g_array_unref(fb->exclude);
+	g_array_unref(fb->deny);
 }
 
 static void advance_clock(struct fuzz_bridge *fb, const uint8_t *p, size_t len)

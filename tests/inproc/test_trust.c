@@ -14,6 +14,8 @@
  *   - ICMP echo: "administratively prohibited" from the gateway.
  *   - --allow-host-loopback opens the gateway to 127.0.0.1 but never to the
  *     sidecar's ports.
+ * The deny list (--deny-outbound-cidr, by default Istio ambient's probe
+ * address) is refused alike, and only what it lists.
  * Inbound: a client resetting and reconnecting from one address and port is
  * served every time; two loopback clients on one port and one client on two
  * exposed ports of one guest port do not confuse libslirp; a PROXY header
@@ -140,6 +142,14 @@ static int setup_host_loopback(void **state)
 	return 0;
 }
 
+static int setup_deny_custom(void **state)
+{
+	static const char *const extra[] = { "--deny-outbound-cidr", "198.18.9.0/24", NULL };
+
+	*state = trust_start(extra);
+	return 0;
+}
+
 static int setup_idle(void **state)
 {
 	static const char *const extra[] = { "--tcp-idle-timeout", "1s", NULL };
@@ -252,6 +262,9 @@ static void test_tcp_spellings(void **state)
 		{ "10.0.2.3", LOCAL_SVC_PORT, EGRESS_DNS_PORT },
 		{ "224.0.0.1", LOCAL_SVC_PORT, EGRESS_MULTICAST },
 		{ "240.0.0.1", LOCAL_SVC_PORT, EGRESS_RESERVED },
+		/* Istio ambient's probe address, denied by default: its capture leaves it alone. */
+		{ "169.254.7.127", 8080, EGRESS_DENIED },
+		{ "169.254.7.127", 15008, EGRESS_DENIED },
 	};
 	struct trust *t = *state;
 	uint64_t want[EGRESS_VERDICT_COUNT] = { 0 };
@@ -354,6 +367,35 @@ static void test_icmp_spellings(void **state)
 	inproc_send(t->f, fr, pkt_icmp_echo(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
 					    inproc_ip("10.0.2.2"), 8, 1, "ping", 4));
 	assert_true(inproc_recv_match(t->f, rx, sizeof(rx), is_icmp_echo_reply, NULL) > 0);
+}
+
+/*
+ * --deny-outbound-cidr replaces the default: its range is refused over TCP, UDP and ICMP,
+ * and the probe address, no longer listed, is an ordinary destination (steered here).
+ */
+static void test_deny_custom(void **state)
+{
+	struct trust *t = *state;
+	uint8_t fr[256], rx[2048], hdr[16];
+	int conn;
+
+	expect_tcp_refused(t, "198.18.9.9", 80, 32000);
+	inproc_send(t->f, fr, pkt_udp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+				      inproc_ip("198.18.9.1"), 40000, 53, "q", 1));
+	inproc_send(t->f, fr, pkt_icmp_echo(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+					    inproc_ip("198.18.9.255"), 9, 1, "ping", 4));
+	assert_true(inproc_recv_match(t->f, rx, sizeof(rx), is_icmp_unreach, NULL) > 0);
+	assert_int_equal(stats(t)->egress_refused[EGRESS_DENIED], 3);
+	assert_int_equal(flowtab_size_of(t), 0);
+
+	inproc_send(t->f, fr, pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+				      inproc_ip("169.254.7.127"), 32001, 8080, 1, 0, TH_SYN, NULL, 0));
+	conn = inproc_accept(t->outbound);
+	inproc_read_exact(conn, hdr, sizeof(hdr));
+	assert_memory_equal(hdr, proxy_v2_signature, PROXY_V2_SIG_LEN);
+	close(conn);
+	assert_int_equal(stats(t)->flows_steered, 1);
+	assert_int_equal(stats(t)->egress_refused[EGRESS_DENIED], 3);
 }
 
 /* DNS to the DNS address keeps working, to --dns-upstream. */
@@ -728,6 +770,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tcp_spellings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_world_still_steered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deny_custom, setup_deny_custom, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_spellings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_spellings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dns_still_works, setup, teardown),

@@ -263,6 +263,42 @@ static void test_world(void **state)
 	}
 }
 
+/*
+ * --deny-outbound-cidr: the operator's list, refused on every transport and port.  Its
+ * default is Istio ambient's probe address, which the pod's capture rules let every
+ * process reach uncaptured; the fixture has no list, as without --deny-outbound-cidr.
+ */
+static void test_denied(void **state)
+{
+	struct fixture *f = *state;
+	struct policy_cidr deny[2];
+
+	assert_int_equal(CHECK(f, TCP, "169.254.7.127", 8080), EGRESS_ALLOW);
+	assert_int_equal(policy_cidr_parse(EGRESS_AMBIENT_PROBE_CIDR, &deny[0]), 0);
+	assert_int_equal(policy_cidr_parse("203.0.113.0/24", &deny[1]), 0);
+	f->r.deny = deny;
+	f->r.n_deny = 1;
+	assert_refused_everywhere(f, "169.254.7.127", EGRESS_DENIED);
+	assert_int_equal(CHECK(f, TCP, "169.254.7.126", 8080), EGRESS_ALLOW);
+	assert_int_equal(CHECK(f, TCP, "169.254.7.128", 8080), EGRESS_ALLOW);
+	assert_int_equal(CHECK(f, TCP, "169.254.169.254", 80), EGRESS_ALLOW);
+	assert_int_equal(CHECK(f, TCP, "203.0.113.9", 80), EGRESS_ALLOW);
+	f->r.n_deny = 2;
+	assert_refused_everywhere(f, "203.0.113.0", EGRESS_DENIED);
+	assert_refused_everywhere(f, "203.0.113.255", EGRESS_DENIED);
+	assert_int_equal(CHECK(f, TCP, "203.0.114.0", 80), EGRESS_ALLOW);
+	/* Denying everything leaves what libslirp answers itself: DHCP, DNS, the gateway's echo. */
+	assert_int_equal(policy_cidr_parse("0.0.0.0/0", &deny[1]), 0);
+	assert_int_equal(CHECK(f, TCP, "198.18.0.1", 80), EGRESS_DENIED);
+	assert_int_equal(CHECK(f, ICMP, "198.18.0.1", 0), EGRESS_DENIED);
+	assert_int_equal(CHECK(f, UDP, "255.255.255.255", 67), EGRESS_ALLOW);
+	assert_int_equal(CHECK(f, UDP, "10.0.2.3", 53), EGRESS_ALLOW);
+	assert_int_equal(CHECK(f, ICMP, "10.0.2.2", 0), EGRESS_ALLOW);
+	/* The classes before it keep their own reasons. */
+	assert_int_equal(CHECK(f, TCP, "127.0.0.1", 80), EGRESS_LOOPBACK);
+	assert_int_equal(CHECK(f, TCP, "198.18.0.2", 80), EGRESS_POD_ADDRESS);
+}
+
 static void test_verdict_names(void **state)
 {
 	(void)state;
@@ -275,6 +311,7 @@ static void test_verdict_names(void **state)
 	}
 	assert_string_equal(egress_verdict_str(EGRESS_VERDICT_COUNT), "unknown");
 	assert_string_equal(egress_verdict_str(EGRESS_SIDECAR_PORT), "sidecar_port");
+	assert_string_equal(egress_verdict_str(EGRESS_DENIED), "denied");
 }
 
 /* The set itself: sorted, bounded, duplicates ignored, removal. */
@@ -324,6 +361,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_guest_network, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nonloopback_sidecar, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_world, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_denied, setup, teardown),
 		cmocka_unit_test(test_verdict_names),
 		cmocka_unit_test(test_addrset),
 	};

@@ -58,7 +58,50 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.max_flows, 16384);
 	assert_int_equal(cfg.connect_timeout_ms, 10000);
 	assert_int_equal(cfg.tcp_idle_timeout_ms, 3600000);
+	/* The one address Istio ambient's capture leaves alone is denied unless told otherwise. */
+	assert_int_equal(cfg.deny_cidrs->len, 1);
+	assert_int_equal(g_array_index(cfg.deny_cidrs, struct policy_cidr, 0).net,
+			 inet_addr("169.254.7.127"));
+	assert_int_equal(g_array_index(cfg.deny_cidrs, struct policy_cidr, 0).mask, 0xffffffffu);
 	ms_config_free(&cfg);
+}
+
+/* --deny-outbound-cidr: the first use replaces the default; lists add up; none empties. */
+static void test_deny(void **state)
+{
+	static const struct {
+		const char *v1, *v2;       /* one or two uses of the option */
+		const char *want[4];       /* the list, as CIDRs */
+	} cases[] = {
+		{ "203.0.113.0/24", NULL, { "203.0.113.0/24" } },
+		{ "198.51.100.7,203.0.113.0/24", NULL, { "198.51.100.7/32", "203.0.113.0/24" } },
+		{ "198.51.100.7", "169.254.7.127", { "198.51.100.7/32", "169.254.7.127/32" } },
+		{ "none", NULL, { NULL } },
+		{ "198.51.100.7", "none", { NULL } },
+		{ "none", "203.0.113.0/24", { "203.0.113.0/24" } },
+		{ "*", NULL, { "0.0.0.0/0" } },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct ms_config cfg;
+		g_autoptr(GError) err = NULL;
+		size_t n = 0;
+
+		assert_int_equal(parse(&cfg, &err, "--socket", "a", "--deny-outbound-cidr", cases[i].v1,
+				       cases[i].v2 ? "--deny-outbound-cidr" : NULL, cases[i].v2, NULL), 0);
+		while (n < G_N_ELEMENTS(cases[i].want) && cases[i].want[n])
+			n++;
+		assert_int_equal(cfg.deny_cidrs->len, n);
+		for (size_t j = 0; j < n; j++) {
+			struct policy_cidr want;
+
+			assert_int_equal(policy_cidr_parse(cases[i].want[j], &want), 0);
+			assert_int_equal(g_array_index(cfg.deny_cidrs, struct policy_cidr, j).net, want.net);
+			assert_int_equal(g_array_index(cfg.deny_cidrs, struct policy_cidr, j).mask, want.mask);
+		}
+		ms_config_free(&cfg);
+	}
 }
 
 /* Durations: ms, s, m, h or bare seconds; each option's own range; 0 only for the idle timeout. */
@@ -240,6 +283,9 @@ static void test_bad(void **state)
 		{ { "--socket", "a", "--outbound-proxy-protocol", "v3" }, "--outbound-proxy-protocol" },
 		{ { "--socket", "a", "--exclude-outbound-cidr", "10.0.0.1/8" }, "--exclude-outbound-cidr" },
 		{ { "--socket", "a", "--exclude-outbound-port", "90-80" }, "--exclude-outbound-port" },
+		{ { "--socket", "a", "--deny-outbound-cidr", "169.254.7.127/8" }, "--deny-outbound-cidr" },
+		{ { "--socket", "a", "--deny-outbound-cidr", "none,10.0.0.0/8" }, "--deny-outbound-cidr" },
+		{ { "--socket", "a", "--deny-outbound-cidr", "" }, "--deny-outbound-cidr" },
 		{ { "--socket", "a", "--max-flows", "0" }, "--max-flows" },
 		{ { "--socket", "a", "--proxy-source", "10.0.0.1" }, "--proxy-source" },
 		{ { "--socket", "" }, "--socket" },
@@ -303,6 +349,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_deny),
 		cmocka_unit_test(test_vhost_user),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_all_options),
