@@ -28,8 +28,14 @@ int frame_decoder_init(struct frame_decoder *dec, size_t max_frame)
 		return -EINVAL;
 
 	memset(dec, 0, sizeof(*dec));
-	/* Two maximal records: one being parsed, one arriving behind it. */
-	dec->cap = 2 * (FRAME_PREFIX_LEN + FRAME_RECORD_MAX);
+	/*
+	 * Room for FRAME_DECODER_RECORDS maximal records.  A read asks for all the
+	 * room behind the tail, so a busy stream fills it with many records and a
+	 * partial one; that partial record is moved to the front only when less
+	 * than a maximal record's room is left.  With room for two, that was after
+	 * nearly every read: a copy of up to 64 KiB per read of 128 KiB.
+	 */
+	dec->cap = FRAME_DECODER_RECORDS * (FRAME_PREFIX_LEN + FRAME_RECORD_MAX);
 	dec->buf = g_malloc(dec->cap);
 	dec->max_frame = max_frame;
 	return 0;
@@ -62,6 +68,7 @@ uint8_t *frame_decoder_space(struct frame_decoder *dec, size_t *len)
 		size_t pending = dec->tail - dec->head;
 
 		memmove(dec->buf, dec->buf + dec->head, pending);
+		dec->stats.moved += pending;
 		dec->head = 0;
 		dec->tail = pending;
 	} else if (dec->head == dec->tail) {

@@ -43,6 +43,7 @@
  * (NET_BUFSIZE in QEMU: 4096 + 65536).  A longer prefix is a protocol error.
  */
 #define FRAME_RECORD_MAX (4096 + 65536)
+#define FRAME_DECODER_RECORDS 8     /* the decoder's buffer, in maximal records (557 KiB) */
 
 /* Drop and error counters of the decoder (monotonic). */
 struct frame_decoder_stats {
@@ -51,6 +52,7 @@ struct frame_decoder_stats {
 	uint64_t runts;     /* records shorter than an Ethernet header */
 	uint64_t oversize;  /* records longer than max_frame, <= FRAME_RECORD_MAX */
 	uint64_t bad_prefix; /* prefixes > FRAME_RECORD_MAX (stream reset) */
+	uint64_t moved;     /* bytes of partial records moved to the buffer's front */
 };
 
 struct frame_decoder {
