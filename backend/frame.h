@@ -43,7 +43,7 @@
  * (NET_BUFSIZE in QEMU: 4096 + 65536).  A longer prefix is a protocol error.
  */
 #define FRAME_RECORD_MAX (4096 + 65536)
-#define FRAME_DECODER_RECORDS 8     /* the decoder's buffer, in maximal records (557 KiB) */
+#define FRAME_DECODER_RECORDS 16    /* the decoder's buffer, in maximal records (1.1 MiB) */
 
 /* Drop and error counters of the decoder (monotonic). */
 struct frame_decoder_stats {
