@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <sys/un.h>
 
 #define MS_OPTION_ERROR (g_quark_from_static_string("meshslirp-options"))
 
@@ -74,6 +75,53 @@ int options_parse_expose(const char *s, struct bridge_expose *out, const char **
 		*why = "guest port must be a number from 1 to 65535";
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int options_parse_unix_path(const char *path, const char **why)
+{
+	size_t len = strlen(path);
+
+	if (path[0] != '/') {
+		*why = "the unix socket path must be absolute";
+		return -EINVAL;
+	}
+	/* sun_path holds 108 bytes with the NUL; no abstract names, no truncation. */
+	if (len >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
+		*why = "the unix socket path is longer than 107 bytes";
+		return -EINVAL;
+	}
+	if (strchr(path, ':')) {
+		*why = "the unix socket path must not contain ':'";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int options_parse_expose_unix(const char *s, struct ms_expose_unix *out, const char **why)
+{
+	const char *colon;
+	g_autofree char *path = NULL;
+
+	if (strncmp(s, "unix:", 5)) {
+		*why = "expected unix:PATH:GUESTPORT";
+		return -EINVAL;
+	}
+	s += 5;
+	/* The guest port is required: a path has no port to default to. */
+	colon = strrchr(s, ':');
+	if (!colon) {
+		*why = "expected unix:PATH:GUESTPORT (the guest port is required)";
+		return -EINVAL;
+	}
+	path = g_strndup(s, (gsize)(colon - s));
+	if (options_parse_unix_path(path, why))
+		return -EINVAL;
+	if (options_parse_port(colon + 1, false, &out->guest_port)) {
+		*why = "guest port must be a number from 1 to 65535";
+		return -EINVAL;
+	}
+	out->path = g_steal_pointer(&path);
 	return 0;
 }
 
@@ -173,8 +221,23 @@ static gboolean opt_expose(const gchar *name, const gchar *value, gpointer data,
 {
 	struct ms_config *cfg = data;
 	struct bridge_expose e;
+	struct ms_expose_unix u;
 	const char *why;
 
+	if (g_str_has_prefix(value, "unix:")) {
+		if (options_parse_expose_unix(value, &u, &why))
+			return options_fail(err, name, "%s, got '%s'", why, value);
+		for (guint i = 0; i < cfg->expose_unix->len; i++) {
+			if (!strcmp(g_array_index(cfg->expose_unix, struct ms_expose_unix, i).path,
+				    u.path)) {
+				g_autofree char *path = u.path;
+
+				return options_fail(err, name, "unix socket %s is exposed twice", path);
+			}
+		}
+		g_array_append_val(cfg->expose_unix, u);
+		return TRUE;
+	}
 	if (options_parse_expose(value, &e, &why))
 		return options_fail(err, name, "%s, got '%s'", why, value);
 	for (guint i = 0; i < cfg->expose->len; i++) {
@@ -289,7 +352,24 @@ static gboolean opt_outbound_proxy(const gchar *name, const gchar *value, gpoint
 {
 	struct ms_config *cfg = data;
 
+	const char *why;
+
 	cfg->outbound_proxy_set = true;
+	if (g_str_has_prefix(value, "unix:")) {
+		if (options_parse_unix_path(value + 5, &why))
+			return options_fail(err, name, "%s, got '%s'", why, value);
+		g_free(cfg->outbound_proxy_unix);
+		cfg->outbound_proxy_unix = g_strdup(value + 5);
+		/*
+		 * The virtual target libslirp believes it connects to: never
+		 * connected (proxy-bridge/unixleg.c), but the sidecar's usual
+		 * port keeps the egress rule refusing guests that aim at it.
+		 */
+		cfg->outbound_proxy_addr.s_addr = htonl(INADDR_LOOPBACK);
+		cfg->outbound_proxy_port = 15001;
+		return TRUE;
+	}
+	g_clear_pointer(&cfg->outbound_proxy_unix, g_free);
 	return opt_host_port(name, value, &cfg->outbound_proxy_addr, &cfg->outbound_proxy_port, err);
 }
 
@@ -611,7 +691,8 @@ static const GOptionEntry options_entries[] = {
 	  "Checksum and TCP segmentation offloads with the guest (vhost-user, tap): on (default) "
 	  "or off", "on|off" },
 	{ "expose", 0, 0, CB(opt_expose),
-	  "Forward host TCP port to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]" },
+	  "Forward a host TCP port, or a unix socket (the sidecar's leg, with a PROXY header), "
+	  "to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]|unix:PATH:GUESTPORT" },
 	{ "inbound-proxy-protocol", 0, 0, CB(opt_inbound_mode),
 	  "PROXY header on exposed ports: off (default), optional or required", "MODE" },
 	{ "inbound-header-timeout", 0, 0, CB(opt_header_timeout),
@@ -622,7 +703,8 @@ static const GOptionEntry options_entries[] = {
 	{ "expose-address", 0, 0, CB(opt_expose_addr),
 	  "Address exposed ports listen on (default 0.0.0.0)", "ADDR" },
 	{ "outbound-proxy", 0, 0, CB(opt_outbound_proxy),
-	  "Steer guest TCP into the sidecar's outbound port (e.g. 127.0.0.1:15001)", "ADDR:PORT" },
+	  "Steer guest TCP into the sidecar's outbound port (e.g. 127.0.0.1:15001), or its unix "
+	  "socket", "ADDR:PORT|unix:PATH" },
 	{ "outbound-proxy-protocol", 0, 0, CB(opt_proxy_protocol),
 	  "PROXY header version for steered flows: v2 (default) or v1", "v2|v1" },
 	{ "proxy-source", 0, 0, CB(opt_proxy_source),
@@ -699,7 +781,11 @@ static int options_validate(struct ms_config *cfg, GError **err)
 		return options_fail(err, "--netns", "only applies with --tap"), -EINVAL;
 	if (!cfg->outbound_proxy_set && cfg->proxy_source_set)
 		return options_fail(err, "--proxy-source", "only applies with --outbound-proxy"), -EINVAL;
-	if (cfg->outbound_proxy_set && cfg->dns_upstream_set &&
+	if (cfg->outbound_proxy_unix && cfg->dns_upstream_set &&
+	    cfg->dns_upstream_addr.s_addr == htonl(INADDR_LOOPBACK) && cfg->dns_upstream_port == 15001)
+		return options_fail(err, "--dns-upstream", "127.0.0.1:15001 is the virtual target of "
+				    "--outbound-proxy unix:PATH"), -EINVAL;
+	if (!cfg->outbound_proxy_unix && cfg->outbound_proxy_set && cfg->dns_upstream_set &&
 	    cfg->outbound_proxy_addr.s_addr == cfg->dns_upstream_addr.s_addr &&
 	    cfg->outbound_proxy_port == cfg->dns_upstream_port)
 		return options_fail(err, "--dns-upstream", "is the same address as --outbound-proxy"), -EINVAL;
@@ -733,6 +819,7 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->expose = g_array_new(FALSE, FALSE, sizeof(struct bridge_expose));
+	cfg->expose_unix = g_array_new(FALSE, FALSE, sizeof(struct ms_expose_unix));
 	cfg->include_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
 	cfg->exclude_cidrs = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
 	cfg->inbound_trusted = g_array_new(FALSE, FALSE, sizeof(struct policy_cidr));
@@ -811,6 +898,10 @@ void ms_config_free(struct ms_config *cfg)
 	g_clear_pointer(&cfg->control_path, g_free);
 	g_clear_pointer(&cfg->user, g_free);
 	g_clear_pointer(&cfg->expose, g_array_unref);
+	for (guint i = 0; cfg->expose_unix && i < cfg->expose_unix->len; i++)
+		g_free(g_array_index(cfg->expose_unix, struct ms_expose_unix, i).path);
+	g_clear_pointer(&cfg->expose_unix, g_array_unref);
+	g_clear_pointer(&cfg->outbound_proxy_unix, g_free);
 	g_clear_pointer(&cfg->include_cidrs, g_array_unref);
 	g_clear_pointer(&cfg->exclude_cidrs, g_array_unref);
 	g_clear_pointer(&cfg->inbound_trusted, g_array_unref);

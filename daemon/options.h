@@ -31,6 +31,12 @@
 #define MS_MTU_MIN 576
 #define MS_MTU_MAX 65520
 
+/* --expose unix:PATH:GUESTPORT: a unix listener whose clients reach the guest port. */
+struct ms_expose_unix {
+	char *path;                 /* owned */
+	uint16_t guest_port;
+};
+
 struct ms_config {
 	char *socket_path;          /* --socket: QEMU stream backend */
 	char *tap_name;             /* --tap: tap backend */
@@ -47,12 +53,14 @@ struct ms_config {
 	bool offload;               /* --offload on|off: negotiate virtio-net offloads */
 
 	GArray *expose;             /* struct bridge_expose, --expose (repeatable) */
+	GArray *expose_unix;        /* struct ms_expose_unix, --expose unix:PATH:GUESTPORT */
 	struct in_addr expose_addr; /* --expose-address, default 0.0.0.0 */
 
 	/* Outbound steering (proxy-bridge). */
 	bool outbound_proxy_set;    /* --outbound-proxy HOST:PORT */
 	struct in_addr outbound_proxy_addr;
 	uint16_t outbound_proxy_port;
+	char *outbound_proxy_unix;  /* --outbound-proxy unix:PATH; then addr:port is the virtual target */
 	enum proxy_version outbound_proxy_version; /* --outbound-proxy-protocol */
 	bool proxy_source_set;      /* --proxy-source */
 	struct in_addr proxy_source;
@@ -121,5 +129,23 @@ int options_parse_port(const char *s, bool allow_zero, uint16_t *port);
  * Return: 0, or -EINVAL with @why set to a static explanation.
  */
 int options_parse_expose(const char *s, struct bridge_expose *out, const char **why);
+
+/**
+ * options_parse_unix_path() - check a unix socket path given after "unix:"
+ *
+ * Absolute, non-empty, fits sockaddr_un's sun_path with its NUL (107 bytes
+ * at most), no ':' (the --expose syntax separates with it).
+ *
+ * Return: 0, or -EINVAL with @why set to a static explanation.
+ */
+int options_parse_unix_path(const char *path, const char **why);
+
+/**
+ * options_parse_expose_unix() - parse "unix:PATH:GUESTPORT"
+ *
+ * Return: 0 with @out->path a new string (the caller g_free()s it), or
+ * -EINVAL with @why set to a static explanation and nothing allocated.
+ */
+int options_parse_expose_unix(const char *s, struct ms_expose_unix *out, const char **why);
 
 #endif /* MESHSLIRP_DAEMON_OPTIONS_H */

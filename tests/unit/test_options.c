@@ -345,6 +345,78 @@ static void test_port_and_expose_helpers(void **state)
 	assert_int_equal(e.guest_port, 65535);
 }
 
+/* The unix legs: --outbound-proxy unix:PATH and --expose unix:PATH:GUESTPORT. */
+static void test_unix_legs(void **state)
+{
+	static const struct {
+		const char *args[4];
+		const char *needle;
+	} bad[] = {
+		{ { "--outbound-proxy", "unix:" }, "absolute" },
+		{ { "--outbound-proxy", "unix:relative/s" }, "absolute" },
+		{ { "--outbound-proxy", "unix:/a:b" }, "':'" },
+		{ { "--outbound-proxy",
+		    "unix:/a-very-long-directory-name-that-goes-on/and-on-and-on/until-it-cannot-be-a-unix-socket/any-more/no/not-at-all.sock" },
+		  "longer than 107" },
+		{ { "--expose", "unix:/run/s" }, "guest port is required" },
+		{ { "--expose", "unix:/run/s:0" }, "guest port" },
+		{ { "--expose", "unix:/run/s:65536" }, "guest port" },
+		{ { "--expose", "unix::80" }, "absolute" },
+		{ { "--expose", "unix:run/s:80" }, "absolute" },
+		{ { "--expose", "unix:/run/s:80", "--expose", "unix:/run/s:81" }, "exposed twice" },
+		{ { "--outbound-proxy", "unix:/run/s", "--dns-upstream", "127.0.0.1:15001" },
+		  "virtual target" },
+	};
+	struct ms_config cfg;
+	struct ms_expose_unix u;
+	const char *why;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, NULL, "--socket", "q", "--outbound-proxy", "unix:/run/envoy.sock",
+			       "--expose", "unix:/run/in.sock:8080", "--expose", "tcp:9090",
+			       "--expose", "unix:/run/in2.sock:22", NULL), 0);
+	assert_true(cfg.outbound_proxy_set);
+	assert_string_equal(cfg.outbound_proxy_unix, "/run/envoy.sock");
+	/* The virtual target: never connected, but refused to the guest like the sidecar. */
+	assert_addr(cfg.outbound_proxy_addr, "127.0.0.1");
+	assert_int_equal(cfg.outbound_proxy_port, 15001);
+	assert_int_equal(cfg.expose_unix->len, 2);
+	assert_string_equal(g_array_index(cfg.expose_unix, struct ms_expose_unix, 0).path,
+			    "/run/in.sock");
+	assert_int_equal(g_array_index(cfg.expose_unix, struct ms_expose_unix, 0).guest_port, 8080);
+	assert_int_equal(g_array_index(cfg.expose_unix, struct ms_expose_unix, 1).guest_port, 22);
+	assert_int_equal(cfg.expose->len, 1); /* the tcp one only */
+	ms_config_free(&cfg);
+
+	/* The last --outbound-proxy wins, TCP after unix clears the path. */
+	assert_int_equal(parse(&cfg, NULL, "--socket", "q", "--outbound-proxy", "unix:/run/e.sock",
+			       "--outbound-proxy", "127.0.0.1:15002", NULL), 0);
+	assert_null(cfg.outbound_proxy_unix);
+	assert_int_equal(cfg.outbound_proxy_port, 15002);
+	ms_config_free(&cfg);
+
+	for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+		g_autoptr(GError) err = NULL;
+		const char *a[4] = { 0 };
+
+		for (size_t j = 0; j < 4; j++)
+			a[j] = bad[i].args[j];
+		assert_int_equal(parse(&cfg, &err, "--socket", "q", a[0], a[1], a[2], a[3], NULL),
+				 -EINVAL);
+		assert_non_null(err);
+		if (!strstr(err->message, bad[i].needle))
+			fail_msg("case %zu: '%s' lacks '%s'", i, err->message, bad[i].needle);
+		ms_config_free(&cfg);
+	}
+
+	assert_int_equal(options_parse_expose_unix("unix:/a/b:1", &u, &why), 0);
+	assert_string_equal(u.path, "/a/b");
+	assert_int_equal(u.guest_port, 1);
+	g_free(u.path);
+	assert_int_equal(options_parse_expose_unix("tcp:1", &u, &why), -EINVAL);
+	assert_int_equal(options_parse_unix_path("/ok", &why), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -358,6 +430,7 @@ int main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_socket_path_too_long),
 		cmocka_unit_test(test_port_and_expose_helpers),
+		cmocka_unit_test(test_unix_legs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
