@@ -233,12 +233,15 @@ int main(int argc, char **argv)
 	g_unix_signal_add(SIGINT, main_on_signal, loop);
 	g_unix_signal_add(SIGUSR1, main_on_usr1, &d);
 	if (cfg.seccomp) {
-		if (sandbox_seccomp_apply()) {
+		unsigned int extras = (cfg.outbound_proxy_unix ? SANDBOX_UNIX_OUTBOUND : 0) |
+				      (cfg.expose_unix->len ? SANDBOX_UNIX_INBOUND : 0);
+
+		if (sandbox_seccomp_apply(extras)) {
 			exit_code = 1;
 			goto stop;
 		}
 		g_message("seccomp: %zu system call rules; any other call kills the daemon",
-			  sandbox_seccomp_rules());
+			  sandbox_seccomp_rules(extras));
 	}
 	main_signal_ready(cfg.ready_fd);
 	g_main_loop_run(loop);

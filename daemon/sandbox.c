@@ -52,7 +52,12 @@
  * list was taken from strace of the end-to-end scenarios (docs/SECURITY.md
  * says how to redo it); a few calls are narrowed by argument:
  *   - socket() only for AF_INET: the daemon never opens another family once
- *     running (no AF_PACKET, AF_NETLINK, AF_UNIX);
+ *     running (no AF_PACKET, AF_NETLINK, AF_UNIX), with one exception:
+ *     with --outbound-proxy unix:PATH each steered flow connects a new
+ *     socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC), exactly
+ *     those arguments and only then;
+ *   - dup3() only with a unix leg configured: it puts the unix socket on
+ *     libslirp's descriptor (proxy-bridge/unixleg.h); dup and dup2 stay out;
  *   - openat() read-only: resolv.conf and /proc/self/fd are all it opens;
  *   - mmap()/mprotect() never with PROT_EXEC: no new code at runtime;
  *   - ioctl() only FIONREAD (libslirp sizes a UDP or ICMP datagram);
@@ -519,9 +524,11 @@ static const struct sandbox_narrow {
 #endif
 };
 
-size_t sandbox_seccomp_rules(void)
+size_t sandbox_seccomp_rules(unsigned int extras)
 {
-	return G_N_ELEMENTS(sandbox_allow) + G_N_ELEMENTS(sandbox_narrow);
+	return G_N_ELEMENTS(sandbox_allow) + G_N_ELEMENTS(sandbox_narrow) +
+	       !!(extras & (SANDBOX_UNIX_OUTBOUND | SANDBOX_UNIX_INBOUND)) +
+	       !!(extras & SANDBOX_UNIX_OUTBOUND);
 }
 
 /* One rule; prints which call could not be added. */
@@ -541,7 +548,23 @@ static int sandbox_rule(scmp_filter_ctx ctx, int nr, unsigned int argc,
 	return ret;
 }
 
-int sandbox_seccomp_apply(void)
+/* The unix legs' calls, only when configured; 0 or a libseccomp -errno. */
+static int sandbox_rules_unix(scmp_filter_ctx ctx, unsigned int extras)
+{
+	const struct scmp_arg_cmp unix_stream[] = {
+		SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+		SCMP_A1(SCMP_CMP_EQ, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC),
+	};
+	int ret = 0;
+
+	if (extras & (SANDBOX_UNIX_OUTBOUND | SANDBOX_UNIX_INBOUND))
+		ret = sandbox_rule(ctx, SCMP_SYS(dup3), 0, NULL);
+	if (!ret && (extras & SANDBOX_UNIX_OUTBOUND))
+		ret = sandbox_rule(ctx, SCMP_SYS(socket), G_N_ELEMENTS(unix_stream), unix_stream);
+	return ret;
+}
+
+int sandbox_seccomp_apply(unsigned int extras)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	int ret;
@@ -569,6 +592,8 @@ int sandbox_seccomp_apply(void)
 			arg.datum_a = (scmp_datum_t)getpid();
 		ret = sandbox_rule(ctx, sandbox_narrow[i].nr, 1, &arg);
 	}
+	if (!ret)
+		ret = sandbox_rules_unix(ctx, extras);
 	if (ret)
 		goto out;
 	ret = seccomp_load(ctx);

@@ -89,8 +89,18 @@ int sandbox_drop(const struct sandbox_config *sc);
 /* sandbox_holds_net_bind() - whether CAP_NET_BIND_SERVICE is in the effective set. */
 bool sandbox_holds_net_bind(void);
 
+/* What the allowlist adds for the sidecar's unix legs (proxy-bridge/unixleg.h). */
+enum sandbox_seccomp_extra {
+	/* --outbound-proxy unix:PATH: socket(AF_UNIX, SOCK_STREAM|NONBLOCK|CLOEXEC), dup3 */
+	SANDBOX_UNIX_OUTBOUND = 1u << 0,
+	/* --expose unix:...: dup3 (accept4, connect, AF_INET sockets are allowed anyway) */
+	SANDBOX_UNIX_INBOUND = 1u << 1,
+};
+
 /**
  * sandbox_seccomp_apply() - load the daemon's system call allowlist
+ * @extras:	enum sandbox_seccomp_extra bits: calls allowed only when the
+ *		unix legs that need them are configured
  *
  * On every thread of the process (TSYNC).  A call outside the list kills the
  * whole process with SIGSYS (SCMP_ACT_KILL_PROCESS); the kernel's audit log
@@ -98,9 +108,9 @@ bool sandbox_holds_net_bind(void);
  *
  * Return: 0, or -errno after printing "meshslirp: --seccomp: ...".
  */
-int sandbox_seccomp_apply(void);
+int sandbox_seccomp_apply(unsigned int extras);
 
-/* sandbox_seccomp_rules() - how many rules the allowlist has (for the log and tests). */
-size_t sandbox_seccomp_rules(void);
+/* sandbox_seccomp_rules() - how many rules the allowlist has with @extras (log, tests). */
+size_t sandbox_seccomp_rules(unsigned int extras);
 
 #endif /* MESHSLIRP_DAEMON_SANDBOX_H */

@@ -156,6 +156,9 @@ static void test_needs_net_bind(void **state)
  * false), then runs @fn, whose return value becomes its exit status.  The
  * status is returned for the caller's checks.
  */
+/* The unix legs' extras the next run_child() loads the filter with (0: none). */
+static unsigned int child_extras;
+
 static int run_child(bool filter, int (*fn)(void *), void *arg)
 {
 	struct rlimit no_core = { 0, 0 };
@@ -165,7 +168,7 @@ static int run_child(bool filter, int (*fn)(void *), void *arg)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		setrlimit(RLIMIT_CORE, &no_core); /* a SIGSYS would dump core */
-		if (filter && sandbox_seccomp_apply())
+		if (filter && sandbox_seccomp_apply(child_extras))
 			_exit(100);
 		_exit(fn(arg));
 	}
@@ -388,7 +391,85 @@ static void test_seccomp_allowed(void **state)
 		fail_msg("daemon-like calls under the filter: %s %d", WIFSIGNALED(status) ?
 			 "killed by signal" : "exit status", WIFSIGNALED(status) ?
 			 WTERMSIG(status) : WEXITSTATUS(status));
-	assert_true(sandbox_seccomp_rules() > 20);
+	assert_true(sandbox_seccomp_rules(0) > 20);
+}
+
+/* The outbound unix leg: socket(AF_UNIX) exactly as unixleg_connect() asks, connect, dup3. */
+static int do_unix_leg(void *arg)
+{
+	int fd;
+
+	(void)arg;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 10;
+	if (dup3(fd, 100, O_CLOEXEC) != 100)
+		return 11;
+	close(100);
+	close(fd);
+	return 0;
+}
+
+static int do_dup3(void *arg)
+{
+	(void)arg;
+	return dup3(1, 100, O_CLOEXEC) == 100 ? 1 : 2;
+}
+
+static int do_unix_dgram(void *arg)
+{
+	(void)arg;
+	close(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+	return 1;
+}
+
+static int do_unix_blocking(void *arg)
+{
+	(void)arg;
+	close(socket(AF_UNIX, SOCK_STREAM, 0));
+	return 1;
+}
+
+/*
+ * The unix legs' extras: allowed exactly when configured.  Without them the
+ * same calls die (so the allowed run says something), and even with them
+ * other AF_UNIX sockets still die.
+ */
+static void test_seccomp_unix_legs(void **state)
+{
+	const struct {
+		const char *what;
+		unsigned int extras;
+		int (*fn)(void *);
+		bool allowed;
+	} cases[] = {
+		{ "unix leg, outbound extras", SANDBOX_UNIX_OUTBOUND, do_unix_leg, true },
+		{ "unix leg, no extras", 0, do_unix_leg, false },
+		{ "unix leg, inbound extras only", SANDBOX_UNIX_INBOUND, do_unix_leg, false },
+		{ "dup3, inbound extras", SANDBOX_UNIX_INBOUND, do_dup3, true },
+		{ "dup3, no extras", 0, do_dup3, false },
+		{ "AF_UNIX datagram, outbound extras", SANDBOX_UNIX_OUTBOUND, do_unix_dgram, false },
+		{ "AF_UNIX blocking, outbound extras", SANDBOX_UNIX_OUTBOUND, do_unix_blocking, false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		int status;
+
+		child_extras = cases[i].extras;
+		status = run_child(true, cases[i].fn, NULL);
+		child_extras = 0;
+		if (cases[i].allowed && (!WIFEXITED(status) || WEXITSTATUS(status) > 1))
+			fail_msg("%s: %s %d, want allowed", cases[i].what,
+				 WIFSIGNALED(status) ? "signal" : "exit status",
+				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		if (!cases[i].allowed && (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS))
+			fail_msg("%s: %s %d, want killed by SIGSYS", cases[i].what,
+				 WIFSIGNALED(status) ? "signal" : "exit status",
+				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	}
+	assert_int_equal(sandbox_seccomp_rules(SANDBOX_UNIX_OUTBOUND), sandbox_seccomp_rules(0) + 2);
+	assert_int_equal(sandbox_seccomp_rules(SANDBOX_UNIX_INBOUND), sandbox_seccomp_rules(0) + 1);
 }
 
 static int do_abort(void *arg)
@@ -448,7 +529,7 @@ static int sigbus_child(enum sigbus_case what)
 	}
 	if (ftruncate(fd, 0) < 0)
 		return 24;
-	if (sandbox_seccomp_apply())
+	if (sandbox_seccomp_apply(0))
 		return 25;
 	if (what == SIGBUS_SENT)
 		raise(SIGBUS);
@@ -672,6 +753,7 @@ int main(void)
 		cmocka_unit_test(test_seccomp_forbidden),
 		cmocka_unit_test(test_seccomp_forbidden_calls_run_unfiltered),
 		cmocka_unit_test(test_seccomp_allowed),
+		cmocka_unit_test(test_seccomp_unix_legs),
 		cmocka_unit_test(test_seccomp_abort),
 		cmocka_unit_test(test_seccomp_sigbus_guard),
 		cmocka_unit_test(test_drop),
