@@ -14,6 +14,7 @@
 #include <glib.h>
 
 #include "backend/offload.h"
+#include "proxy-bridge/unixexpose.h"
 
 /*
  * A frame from the guest: made plain for libslirp (offload.h), its SYN's MSS raised when
@@ -118,11 +119,18 @@ static int daemon_setup_expose(struct daemon *d)
 {
 	char host[INET_ADDRSTRLEN];
 
+	struct in_addr loopback = { .s_addr = htonl(INADDR_LOOPBACK) };
+
 	inet_ntop(AF_INET, &d->cfg->expose_addr, host, sizeof(host));
 	for (guint i = 0; i < d->cfg->expose->len; i++) {
 		const struct bridge_expose *e = &g_array_index(d->cfg->expose, struct bridge_expose, i);
-		int ret = netstack_expose_tcp(d->ns, d->cfg->expose_addr, e->host_port,
-					      e->guest_port);
+		/* A unix exposed port's relay listens on loopback only (unixexpose.h). */
+		bool relay = unixexpose_is_relay(d->ux, e->host_port);
+		int ret = netstack_expose_tcp(d->ns, relay ? loopback : d->cfg->expose_addr,
+					      e->host_port, e->guest_port);
+
+		if (relay && !ret)
+			continue;
 
 		if (ret) {
 			g_printerr("meshslirp: --expose tcp:%u:%u: cannot listen on %s:%u: %s\n",
@@ -273,6 +281,35 @@ static size_t daemon_flow_budget(unsigned int asked)
 	return (size_t)room;
 }
 
+/*
+ * --expose unix:PATH:GUESTPORT: our listeners, and for each a relay entry
+ * (127.0.0.1:RELAY -> GUESTPORT) in the expose list, which daemon_setup_expose()
+ * turns into a hostfwd and the bridge reads like any exposed port.
+ */
+static int daemon_setup_unix_expose(struct daemon *d)
+{
+	const GArray *list = d->cfg->expose_unix;
+
+	if (!list || !list->len)
+		return 0;
+	d->ux = unixexpose_new();
+	for (guint i = 0; i < list->len; i++) {
+		const struct ms_expose_unix *u = &g_array_index(list, struct ms_expose_unix, i);
+		struct bridge_expose e = { .guest_port = u->guest_port };
+		int ret = unixexpose_listen(d->ux, u->path, u->guest_port, &e.host_port);
+
+		if (ret) {
+			g_printerr("meshslirp: --expose unix:%s:%u: cannot listen: %s\n", u->path,
+				   u->guest_port, g_strerror(-ret));
+			return ret;
+		}
+		g_array_append_val(d->cfg->expose, e);
+		g_message("exposing unix:%s -> guest port %u (relay 127.0.0.1:%u)", u->path,
+			  u->guest_port, e.host_port);
+	}
+	return 0;
+}
+
 static int daemon_setup_bridge(struct daemon *d)
 {
 	const struct ms_config *cfg = d->cfg;
@@ -303,6 +340,8 @@ static int daemon_setup_bridge(struct daemon *d)
 		.inbound_trust_pod = cfg->inbound_trust_pod,
 		.header_timeout_us = (int64_t)cfg->inbound_header_timeout_ms * 1000,
 		.expose = cfg->expose,
+		.proxy_unix_path = cfg->outbound_proxy_unix,
+		.unix_expose = d->ux,
 	};
 	char src[INET_ADDRSTRLEN], proxy[INET_ADDRSTRLEN];
 	int ret;
@@ -325,9 +364,13 @@ static int daemon_setup_bridge(struct daemon *d)
 	if (cfg->outbound_proxy_set) {
 		inet_ntop(AF_INET, &bc.proxy_source, src, sizeof(src));
 		inet_ntop(AF_INET, &cfg->outbound_proxy_addr, proxy, sizeof(proxy));
-		g_message("steering guest TCP to %s:%u with PROXY %s headers (source %s), "
+		g_autofree char *target = cfg->outbound_proxy_unix
+			? g_strdup_printf("unix:%s", cfg->outbound_proxy_unix)
+			: g_strdup_printf("%s:%u", proxy, cfg->outbound_proxy_port);
+
+		g_message("steering guest TCP to %s with PROXY %s headers (source %s), "
 			  "%u include and %u exclude CIDRs, up to %zu flows",
-			  proxy, cfg->outbound_proxy_port,
+			  target,
 			  cfg->outbound_proxy_version == PROXY_V2 ? "v2" : "v1", src,
 			  cfg->include_cidrs->len, cfg->exclude_cidrs->len, bc.max_flows);
 	} else {
@@ -510,6 +553,31 @@ void daemon_render_metrics(GString *o, void *opaque)
 	metric_head(o, "meshslirp_sidecar_connect_failures_total", "counter",
 		    "Steered or DNS flows whose upstream refused or failed.");
 	metric(o, "meshslirp_sidecar_connect_failures_total", NULL, br->connect_failed);
+	metric_head(o, "meshslirp_unix_legs_total", "counter",
+		    "Sidecar legs on unix sockets (unixleg.h): outbound opened, outbound failed "
+		    "(counted in sidecar_connect_failures too); inbound clients by outcome.");
+	metric(o, "meshslirp_unix_legs_total", "direction=\"outbound\",result=\"open\"",
+	       br->unix_legs);
+	metric(o, "meshslirp_unix_legs_total", "direction=\"outbound\",result=\"failed\"",
+	       br->unix_leg_failures);
+	if (d->ux) {
+		const struct unixexpose_stats *u = unixexpose_stats(d->ux);
+		static const char *const in_labels[] = {
+			"accepted", "adopted", "overload", "relay_failed", "timeout",
+			"stranger", "accept_error",
+		};
+		const uint64_t in_values[] = {
+			u->accepted, u->adopted, u->overload, u->relay_failed, u->timeouts,
+			u->strangers, u->accept_errors,
+		};
+
+		G_STATIC_ASSERT(G_N_ELEMENTS(in_labels) == G_N_ELEMENTS(in_values));
+		for (size_t i = 0; i < G_N_ELEMENTS(in_labels); i++) {
+			snprintf(lbl, sizeof(lbl), "direction=\"inbound\",result=\"%s\"",
+				 in_labels[i]);
+			metric(o, "meshslirp_unix_legs_total", lbl, in_values[i]);
+		}
+	}
 	metric_head(o, "meshslirp_flow_timeouts_total", "counter",
 		    "Flows ended by a timeout, by kind (connect and idle: both ends reset).");
 	metric(o, "meshslirp_flow_timeouts_total", "kind=\"syn\"", br->syn_timeouts);
@@ -605,6 +673,7 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 	d->metrics = NULL;
 	d->control = NULL;
 	d->pod = NULL;
+	d->ux = NULL;
 	d->offload = (struct daemon_offload_stats){ 0 };
 	ret = podaddrs_new(&d->pod);
 	if (ret) {
@@ -621,7 +690,9 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 		daemon_stop(d);
 		return ret;
 	}
-	ret = daemon_setup_bridge(d);
+	ret = daemon_setup_unix_expose(d);
+	if (!ret)
+		ret = daemon_setup_bridge(d);
 	if (!ret)
 		ret = daemon_setup_expose(d);
 	if (!ret)
@@ -645,6 +716,14 @@ void daemon_stop(struct daemon *d)
 	d->be = NULL;
 	bridge_free(d->br);
 	d->br = NULL;
+	/* The relay entries daemon_setup_unix_expose() added: a restart adds them anew. */
+	for (guint i = d->ux ? d->cfg->expose->len : 0; i-- > 0;) {
+		if (unixexpose_is_relay(d->ux,
+					g_array_index(d->cfg->expose, struct bridge_expose, i).host_port))
+			g_array_remove_index(d->cfg->expose, i);
+	}
+	unixexpose_free(d->ux);
+	d->ux = NULL;
 	netstack_free(d->ns);
 	d->ns = NULL;
 	podaddrs_free(d->pod);

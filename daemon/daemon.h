@@ -42,6 +42,7 @@ struct daemon {
 	struct metrics_server *metrics;
 	struct control_server *control;
 	struct podaddrs *pod;      /* the pod's own addresses, kept current */
+	struct unixexpose *ux;     /* --expose unix:...; NULL without */
 	struct daemon_offload_stats offload;
 	/* Set by the owner before daemon_start(): the backend ended for good (optional). */
 	void (*on_fatal)(const char *why, void *opaque);

@@ -28,6 +28,7 @@
 #include "daemon/daemon.h"
 #include "daemon/options.h"
 #include "daemon/sandbox.h"
+#include "proxy-bridge/unixexpose.h"
 
 static gboolean main_on_signal(gpointer data)
 {
@@ -151,23 +152,28 @@ static int main_resolve_user(const struct ms_config *cfg, struct sandbox_user *u
  * only if a start-up --expose port is below the namespace's unprivileged port
  * start; a later add_hostfwd of a low port then works, and otherwise fails.
  */
-static int main_drop_privileges(const struct ms_config *cfg, const struct sandbox_user *user)
+static int main_drop_privileges(const struct ms_config *cfg, const struct daemon *d,
+				const struct sandbox_user *user)
 {
-	const char *sockets[3] = { NULL };
-	unsigned int port_start = sandbox_unprivileged_port_start(), n = 0;
+	g_autoptr(GPtrArray) sockets = g_ptr_array_new();
+	unsigned int port_start = sandbox_unprivileged_port_start();
 	struct sandbox_config sc = {
 		.set_user = cfg->user != NULL,
 		.keep_net_bind = sandbox_needs_net_bind(cfg->expose, port_start),
-		.sockets = sockets,
 	};
 	int ret;
 
 	if (cfg->socket_path)
-		sockets[n++] = cfg->socket_path;
-	else if (cfg->vhost_user_path) /* one backend only: at most two sockets */
-		sockets[n++] = cfg->vhost_user_path;
+		g_ptr_array_add(sockets, cfg->socket_path);
+	else if (cfg->vhost_user_path) /* one backend only */
+		g_ptr_array_add(sockets, cfg->vhost_user_path);
 	if (cfg->control_path)
-		sockets[n++] = cfg->control_path;
+		g_ptr_array_add(sockets, cfg->control_path);
+	/* The unix exposed ports' files: the user must be able to remove them at exit. */
+	for (const char *const *p = d->ux ? unixexpose_paths(d->ux) : NULL; p && *p; p++)
+		g_ptr_array_add(sockets, (gpointer)*p);
+	g_ptr_array_add(sockets, NULL);
+	sc.sockets = (const char *const *)sockets->pdata;
 	if (user)
 		sc.user = *user;
 	if (!sc.set_user && geteuid() == 0)
@@ -222,7 +228,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	main_log_config(&cfg);
-	if (main_drop_privileges(&cfg, &user)) {
+	if (main_drop_privileges(&cfg, &d, &user)) {
 		exit_code = 1;
 		goto stop;
 	}

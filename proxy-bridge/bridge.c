@@ -513,10 +513,51 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 	}
 }
 
+static void bridge_connect_failed(struct bridge *br, struct flow *f, int err);
+
+/*
+ * The unix leg, step 2 of unixleg.h: libslirp's connect() on the parked
+ * socket is done, the netstack does not watch the descriptor yet.  Put the
+ * sidecar's unix socket there, or, when the sidecar cannot be reached, a
+ * socket whose send() fails, so libslirp resets the guest as for a refused
+ * TCP connect.
+ */
+static void bridge_unix_attach(struct bridge *br, struct flow *f)
+{
+	int ret, u;
+
+	/* libslirp gave up on it inside slirp_input() (and closed it): nothing to do. */
+	if (f->fd < 0 || f->state != FLOW_CONNECTING)
+		return;
+	ret = unixleg_connect(br->cfg.proxy_unix_path, &u);
+	if (!ret)
+		ret = unixleg_install(u, f->fd);
+	if (!ret) {
+		br->stats.unix_legs++;
+		return;
+	}
+	br->stats.unix_leg_failures++;
+	if (unixleg_install_refused(&br->unix_tmpl, f->fd)) {
+		/*
+		 * Cannot happen (dup3 between two open descriptors), but the
+		 * parked UDP socket must not stay: disconnected, its send()
+		 * fails with EDESTADDRREQ, which libslirp takes as a refusal.
+		 */
+		struct sockaddr sa = { .sa_family = AF_UNSPEC };
+
+		(void)connect(f->fd, &sa, sizeof(sa));
+	}
+	bridge_connect_failed(br, f, -ret);
+}
+
 static void bridge_guest_frame_done(void *opaque)
 {
 	struct bridge *br = opaque;
 
+	if (br->unix_parked) {
+		bridge_unix_attach(br, br->unix_parked);
+		br->unix_parked = NULL;
+	}
 	br->pending_out = NULL;
 	br->pending_icmp = false;
 	if (br->cut_slot != UINT32_MAX)
@@ -708,6 +749,16 @@ static void bridge_fd_registered(int fd, void *opaque)
 	flowtab_set_state(br->flows, f, FLOW_CONNECTING);
 	f->deadline_us = g_get_monotonic_time() + br->cfg.connect_timeout_us;
 	netstack_tag_fd(br->ns, fd, f);
+	/*
+	 * Unix leg, step 1 (unixleg.h): libslirp connect()s this descriptor
+	 * next, which only a UDP socket survives without traffic.  dup3()
+	 * between two open descriptors does not fail; if it ever did,
+	 * bridge_unix_attach() still replaces whatever is there.
+	 */
+	if (f->kind == FLOW_STEER && br->cfg.proxy_unix_path) {
+		(void)unixleg_park(&br->unix_tmpl, fd);
+		br->unix_parked = f;
+	}
 }
 
 static void bridge_fd_closed(int fd, void *tag, void *opaque)
@@ -742,6 +793,10 @@ static const char *bridge_upstream_str(struct bridge *br, const struct flow *f, 
 	const struct policy *p = &br->cfg.policy;
 	char addr[32];
 
+	if (f->kind == FLOW_STEER && br->cfg.proxy_unix_path) {
+		snprintf(buf, len, "sidecar unix:%s", br->cfg.proxy_unix_path);
+		return buf;
+	}
 	if (f->kind == FLOW_STEER)
 		bridge_fmt(addr, sizeof(addr), p->proxy_addr.s_addr, htons(p->proxy_port));
 	else
@@ -758,7 +813,7 @@ static const char *bridge_upstream_str(struct bridge *br, const struct flow *f, 
  */
 static void bridge_connect_failed(struct bridge *br, struct flow *f, int err)
 {
-	char target[48];
+	char target[160];
 
 	/* A guest's own destination refusing is its business, not our log's. */
 	if (f->kind != FLOW_DIRECT) {
@@ -866,7 +921,7 @@ static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_gues
 static bool bridge_on_expire(struct flow *f, void *opaque)
 {
 	struct bridge *br = opaque;
-	char target[48];
+	char target[160];
 
 	switch (f->state) {
 	case FLOW_SYN:
@@ -972,10 +1027,19 @@ int bridge_new(const struct bridge_config *cfg, struct netstack *ns, struct brid
 	br->cut_slot = UINT32_MAX;
 	br->log_rl = (struct ratelimit)RATELIMIT_INIT(10);
 	br->debug_rl = (struct ratelimit)RATELIMIT_INIT(100);
+	br->unix_tmpl = (struct unixleg_templates){ .park_udp = -1, .refused_tcp = -1 };
 	ret = flowtab_new(cfg->max_flows, &br->flows);
 	if (ret) {
 		g_free(br);
 		return ret;
+	}
+	if (cfg->proxy_unix_path) {
+		ret = unixleg_templates_open(&br->unix_tmpl);
+		if (ret) {
+			flowtab_free(br->flows);
+			g_free(br);
+			return ret;
+		}
 	}
 	bridge_target(&cfg->policy, cfg->policy.proxy_addr, cfg->policy.proxy_port,
 		      &br->steer_taddr, &br->steer_tport);
@@ -1010,6 +1074,7 @@ void bridge_free(struct bridge *br)
 	g_source_remove(br->expire_timer);
 	bridge_inbound_fini(br);
 	flowtab_free(br->flows);
+	unixleg_templates_close(&br->unix_tmpl);
 	g_free(br);
 }
 

@@ -113,6 +113,8 @@ struct bridge_config {
 	struct policy policy;          /* copied; its arrays are borrowed */
 	enum proxy_version version;    /* header towards the sidecar */
 	struct in_addr proxy_source;   /* source address in the header */
+	const char *proxy_unix_path;   /* --outbound-proxy unix:PATH, borrowed; NULL: TCP (unixleg.h) */
+	struct unixexpose *unix_expose; /* --expose unix:...: its clients' hand-over; borrowed, or NULL */
 	size_t max_flows;              /* every guest TCP/UDP flow, direct ones included */
 	int64_t connect_timeout_us;    /* SYN sent upstream, no answer: reset both ends */
 	int64_t tcp_idle_us;           /* no segment either way: reset both ends; 0: never */
@@ -177,6 +179,8 @@ struct bridge_stats {
 	uint64_t fragments_rewritten;  /* later fragments of a rewritten datagram to the guest */
 	uint64_t time_wait_cut;        /* closed TCP flows whose libslirp TIME_WAIT was dropped */
 	uint64_t headers_written;
+	uint64_t unix_legs;            /* steered flows whose sidecar leg is a unix socket */
+	uint64_t unix_leg_failures;    /* ... that could not be put under libslirp's descriptor */
 	uint64_t connect_failed;       /* sidecar or DNS upstream refused / unreachable */
 	uint64_t header_failed;        /* connected, but the header could not be written */
 	uint64_t frames_to_stack;      /* guest frames rewritten */
@@ -197,6 +201,7 @@ struct bridge_stats {
 };
 
 struct bridge;
+struct unixexpose;
 
 /**
  * bridge_new() - create the bridge and install it as @ns's hooks

@@ -7,6 +7,7 @@
 #include "common/ratelimit.h"
 #include "proxy-bridge/bridge.h"
 #include "proxy-bridge/rewrite.h"
+#include "proxy-bridge/unixleg.h"
 
 /* Largest SYN libslirp sends (Ethernet + IP + TCP with options). */
 #define BRIDGE_SYN_MAX 128
@@ -61,6 +62,8 @@ struct bridge {
 	const struct flow_key *swallow; /* libslirp's answers on this tuple answer our own injection */
 	uint32_t cut_slot;             /* flow whose TIME_WAIT socket to drop, UINT32_MAX: none */
 	struct flow *pending_out;      /* outbound flow whose SYN is inside slirp_input() */
+	struct flow *unix_parked;      /* its socket is parked: the unix leg goes on after slirp_input() */
+	struct unixleg_templates unix_tmpl; /* with --outbound-proxy unix:PATH */
 	bool pending_icmp;             /* an echo request is inside slirp_input() */
 	size_t icmp_open;              /* libslirp's ICMP sockets, tagged with &icmp_tag */
 	char icmp_tag;

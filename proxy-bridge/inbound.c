@@ -25,6 +25,7 @@
 
 #include "proxy-bridge/bridge_internal.h"
 #include "proxy-bridge/proxy_proto.h"
+#include "proxy-bridge/unixexpose.h"
 
 #define BRIDGE_INBOUND_TICK_MS 20
 /* How far past the live connection's window a duplicate's kill RST lies (see bridge_dups_kill). */
@@ -138,8 +139,9 @@ static void bridge_inbound_open(struct bridge *br, struct flow *f)
 static void bridge_log_inbound(struct bridge *br, struct flow *f, enum bridge_inbound_drop why,
 			       enum proxy_error err)
 {
-	struct sockaddr_in peer = { 0 }, local = { 0 };
+	struct sockaddr_storage peer = { 0 }, local = { 0 };
 	socklen_t plen = sizeof(peer), llen = sizeof(local);
+	const struct sockaddr_in *peer4 = (const void *)&peer, *local4 = (const void *)&local;
 	char from[32];
 	uint64_t suppressed;
 
@@ -149,9 +151,14 @@ static void bridge_log_inbound(struct bridge *br, struct flow *f, enum bridge_in
 		getpeername(f->fd, (struct sockaddr *)&peer, &plen);
 		getsockname(f->fd, (struct sockaddr *)&local, &llen);
 	}
+	/* A unix exposed port's client: its socket is AF_UNIX, with no address to show. */
+	if (local.ss_family == AF_UNIX)
+		g_strlcpy(from, "a unix socket client", sizeof(from));
+	else
+		bridge_fmt(from, sizeof(from), peer4->sin_addr.s_addr, peer4->sin_port);
 	g_warning("inbound connection from %s to port %u (guest port %u) refused: %s%s%s%s",
-		  bridge_fmt(from, sizeof(from), peer.sin_addr.s_addr, peer.sin_port),
-		  ntohs(local.sin_port), ntohs(f->skey.gport), bridge_inbound_drop_str(why),
+		  from, local.ss_family == AF_INET ? ntohs(local4->sin_port) : 0,
+		  ntohs(f->skey.gport), bridge_inbound_drop_str(why),
 		  why == BRIDGE_IN_INVALID ? " (" : "",
 		  why == BRIDGE_IN_INVALID ? proxy_error_str(err) : "",
 		  why == BRIDGE_IN_INVALID ? ")" : "");
@@ -446,6 +453,7 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	struct flow *f, *old;
 	int type = 0;
 	socklen_t tlen = sizeof(type);
+	enum unixexpose_verdict unix_verdict = UNIXEXPOSE_NOT_OURS;
 
 	/*
 	 * An accepted client: a connected TCP socket on an exposed port.
@@ -461,6 +469,14 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	guest_port = bridge_guest_port(br, ntohs(local.sin_port));
 	if (!guest_port)
 		return;
+	/*
+	 * A unix exposed port's relay: the client's unix socket goes on @fd
+	 * now, before anyone reads it.  The addresses above stay those of the
+	 * internal TCP connection, which is what libslirp shows the guest.
+	 */
+	if (br->cfg.unix_expose)
+		unix_verdict = unixexpose_adopt(br->cfg.unix_expose, fd, ntohs(local.sin_port),
+						ntohs(peer.sin_port));
 
 	br->stats.inbound_flows++;
 	/* libslirp shows a loopback client as the gateway (sotranslate_accept). */
@@ -493,10 +509,12 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	}
 
 	if (flowtab_add(br->flows, &key, raddr, peer.sin_port, FLOWTAB_KEEP_PORT,
-			br->cfg.inbound_mode == BRIDGE_INBOUND_OFF ? FLOW_OPEN : FLOW_HDR_WAIT,
+			br->cfg.inbound_mode == BRIDGE_INBOUND_OFF &&
+			unix_verdict != UNIXEXPOSE_STRANGER ? FLOW_OPEN : FLOW_HDR_WAIT,
 			&f)) {
 		br->stats.inbound_untracked++;
-		if (br->cfg.inbound_mode != BRIDGE_INBOUND_OFF) {
+		if (br->cfg.inbound_mode != BRIDGE_INBOUND_OFF ||
+		    unix_verdict == UNIXEXPOSE_STRANGER) {
 			/* Cannot hold it back: refuse rather than mislabel the client. */
 			bridge_reset_peer_now(fd);
 			br->stats.inbound_dropped[BRIDGE_IN_OVERLOAD]++;
@@ -505,8 +523,23 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	}
 	f->kind = FLOW_INBOUND;
 	f->fd = fd;
-	f->peer_trusted = bridge_inbound_trusted(br, peer.sin_addr.s_addr);
+	/*
+	 * A unix client is trusted as a header sender: the socket file's
+	 * owner, group and mode (0660), not an address, decide who reaches it,
+	 * and the pod's own processes are already trusted as loopback peers.
+	 * A stranger on the relay port came round the unix socket: refused.
+	 */
+	if (unix_verdict == UNIXEXPOSE_ADOPTED)
+		f->peer_trusted = true;
+	else if (unix_verdict == UNIXEXPOSE_STRANGER)
+		f->peer_trusted = false;
+	else
+		f->peer_trusted = bridge_inbound_trusted(br, peer.sin_addr.s_addr);
 	netstack_tag_fd(br->ns, fd, f);
+	if (unix_verdict == UNIXEXPOSE_STRANGER) {
+		bridge_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
+		return;
+	}
 	if (br->cfg.inbound_mode == BRIDGE_INBOUND_OFF) {
 		bridge_arm_idle(br, f);
 		return;

@@ -1,0 +1,466 @@
+/* test_unixleg.c - in-process proof of the sidecar's unix legs, outbound and inbound. */
+
+/*
+ * Outbound: a unix listener plays the sidecar (--outbound-proxy unix:PATH).
+ * Synthetic guest SYNs to 198.18.0.0/15 must reach it as a unix connection
+ * (checked on the daemon's own descriptor: AF_UNIX), PROXY v2 header first,
+ * and every way the sidecar can be gone (no file, nobody listening, a full
+ * backlog, a hang-up later) must reset the guest, be counted, and not spin.
+ *
+ * Inbound: the test connects to --expose unix:PATH:GUESTPORT as the sidecar
+ * would, header first, and plays the guest.  The guest must see the
+ * client from the header; a bad or missing header, or a connection that
+ * goes round the unix socket to the internal relay port, must never reach
+ * the guest.
+ */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cmocka.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "proxy-bridge/proxy_proto.h"
+#include "proxy-bridge/unixexpose.h"
+#include "tests/lib/inproc.h"
+#include "tests/lib/pkt.h"
+
+#define GUEST "10.0.2.15"
+#define GUEST_PORT 8080
+#define CLIENT_IP "198.18.0.77"
+#define SIDECAR_SOURCE "198.18.0.2"
+
+enum sidecar_kind {
+	SIDECAR_LISTENING,
+	SIDECAR_NO_FILE,             /* ENOENT */
+	SIDECAR_NOT_LISTENING,       /* a socket file nobody listens on: ECONNREFUSED */
+	SIDECAR_FULL,                /* backlog 0 with one connection queued: EAGAIN */
+};
+
+struct ux {
+	struct inproc *f;
+	char *dir;
+	char out_path[108], in_path[108], out_arg[120], in_arg[128];
+	int sidecar;                 /* unix listener, or -1 */
+	int filler;                  /* the connection filling a full backlog, or -1 */
+};
+
+static int unix_listen(const char *path, int backlog, bool do_listen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (do_listen)
+		assert_int_equal(listen(fd, backlog), 0);
+	return fd;
+}
+
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static struct ux *ux_start(enum sidecar_kind kind, const char *mode)
+{
+	struct ux *s = g_new0(struct ux, 1);
+	const char *args[] = { "--outbound-proxy", s->out_arg, "--proxy-source", SIDECAR_SOURCE,
+			       "--expose", s->in_arg, "--inbound-proxy-protocol", mode,
+			       "--inbound-header-timeout", "1s", NULL };
+
+	s->dir = g_dir_make_tmp("ms-unixleg-XXXXXX", NULL);
+	assert_non_null(s->dir);
+	snprintf(s->out_path, sizeof(s->out_path), "%s/out.sock", s->dir);
+	snprintf(s->in_path, sizeof(s->in_path), "%s/in.sock", s->dir);
+	snprintf(s->out_arg, sizeof(s->out_arg), "unix:%s", s->out_path);
+	snprintf(s->in_arg, sizeof(s->in_arg), "unix:%s:%u", s->in_path, GUEST_PORT);
+	s->sidecar = s->filler = -1;
+	switch (kind) {
+	case SIDECAR_LISTENING:
+		s->sidecar = unix_listen(s->out_path, 64, true);
+		break;
+	case SIDECAR_NO_FILE:
+		break;
+	case SIDECAR_NOT_LISTENING:
+		s->sidecar = unix_listen(s->out_path, 0, false);
+		break;
+	case SIDECAR_FULL:
+		/* Backlog 0 takes one connection; the guest's is the second. */
+		s->sidecar = unix_listen(s->out_path, 0, true);
+		s->filler = unix_connect(s->out_path);
+		break;
+	}
+	s->f = inproc_start(args);
+	inproc_arp_gateway(s->f);
+	return s;
+}
+
+static int setup_listening(void **state)
+{
+	*state = ux_start(SIDECAR_LISTENING, "required");
+	return 0;
+}
+
+static int setup_no_file(void **state)
+{
+	*state = ux_start(SIDECAR_NO_FILE, "required");
+	return 0;
+}
+
+static int setup_not_listening(void **state)
+{
+	*state = ux_start(SIDECAR_NOT_LISTENING, "required");
+	return 0;
+}
+
+static int setup_full(void **state)
+{
+	*state = ux_start(SIDECAR_FULL, "required");
+	return 0;
+}
+
+static int setup_off(void **state)
+{
+	*state = ux_start(SIDECAR_LISTENING, "off");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ux *s = *state;
+
+	inproc_stop(s->f);
+	/* The daemon removed its own listener's file. */
+	assert_int_equal(access(s->in_path, F_OK), -1);
+	if (s->sidecar >= 0)
+		close(s->sidecar);
+	if (s->filler >= 0)
+		close(s->filler);
+	g_unlink(s->out_path);
+	g_rmdir(s->dir);
+	g_free(s->dir);
+	g_free(s);
+	return 0;
+}
+
+/* -------------------------------------------------------------- outbound */
+
+static void guest_syn(struct inproc *f, const char *dst, uint16_t sport, uint16_t dport,
+		      uint32_t isn)
+{
+	uint8_t fr[256];
+	size_t len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip(dst), sport, dport,
+			     isn, 0, 0x02, NULL, 0);
+
+	inproc_send(f, fr, len);
+}
+
+static void expect_v2_header(int conn, const char *dst, uint16_t sport, uint16_t dport)
+{
+	uint8_t hdr[28], want[28];
+	struct in_addr src = inproc_ip(SIDECAR_SOURCE), d = inproc_ip(dst);
+	uint16_t sp = htons(sport), dp = htons(dport);
+
+	inproc_read_exact(conn, hdr, sizeof(hdr));
+	/* Independent of proxy_encode(): the layout from proxy-protocol.txt. */
+	memcpy(want, "\r\n\r\n\0\r\nQUIT\n", 12);
+	want[12] = 0x21;
+	want[13] = 0x11;
+	want[14] = 0;
+	want[15] = 12;
+	memcpy(want + 16, &src, 4);
+	memcpy(want + 20, &d, 4);
+	memcpy(want + 24, &sp, 2);
+	memcpy(want + 26, &dp, 2);
+	assert_memory_equal(hdr, want, sizeof(want));
+}
+
+static void note_domain(const struct flow *flow, void *opaque)
+{
+	int *domain = opaque, d = 0;
+	socklen_t len = sizeof(d);
+
+	if (flow->kind == FLOW_STEER && flow->fd >= 0 &&
+	    getsockopt(flow->fd, SOL_SOCKET, SO_DOMAIN, &d, &len) == 0)
+		*domain = d;
+}
+
+/* CPU time this process used, in microseconds. */
+static int64_t cpu_us(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * G_USEC_PER_SEC +
+	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
+/*
+ * SYN to D:P -> a unix connection to the sidecar, header then payload both
+ * ways, replies as from D:P; then the sidecar hangs up: the guest gets a FIN
+ * and the loop does not spin on the dead socket.
+ */
+static void test_out_header_payload_hangup(void **state)
+{
+	struct ux *s = *state;
+	struct inproc *f = s->f;
+	uint8_t fr[2048], rx[2048], buf[16];
+	struct pkt_ipv4_view v;
+	uint32_t server_isn;
+	int conn, domain = -1;
+	int64_t cpu;
+	size_t len;
+
+	guest_syn(f, "198.18.0.1", 40000, 5001, 1000);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, "198.18.0.1", 40000, 5001);
+	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40000, 0x12, &v);
+	assert_int_equal(inproc_be32(v.l4 + 8), 1001);
+	server_isn = inproc_be32(v.l4 + 4);
+	/* libslirp's own descriptor for the flow is the unix socket. */
+	bridge_foreach_flow(f->d.br, note_domain, &domain);
+	assert_int_equal(domain, AF_UNIX);
+
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip("198.18.0.1"), 40000, 5001,
+		      1001, server_isn + 1, 0x18, "hello", 5);
+	inproc_send(f, fr, len);
+	inproc_read_exact(conn, buf, 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(write(conn, "world", 5), 5);
+	for (;;) {
+		inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40000, 0x10, &v);
+		if (v.l4_len > (size_t)(v.l4[12] >> 4) * 4)
+			break;
+	}
+	assert_memory_equal(v.l4 + (v.l4[12] >> 4) * 4, "world", 5);
+	assert_int_equal(bridge_stats(f->d.br)->unix_legs, 1);
+	assert_int_equal(bridge_stats(f->d.br)->headers_written, 1);
+
+	/* The sidecar goes away: a FIN reaches the guest, as from D:P. */
+	close(conn);
+	for (;;) {
+		inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40000, 0x10, &v);
+		if (v.l4[13] & 0x01)
+			break;
+	}
+	/* Half-closed and then idle: a POLLHUP busy loop would burn the CPU here. */
+	cpu = cpu_us();
+	inproc_pump(500);
+	assert_true(cpu_us() - cpu < 150 * 1000);
+}
+
+/* Every way the sidecar can be missing: a reset from D:P at once, counted. */
+static void expect_out_reset(struct ux *s)
+{
+	struct inproc *f = s->f;
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+	gint64 start = g_get_monotonic_time();
+	int64_t cpu;
+
+	guest_syn(f, "198.18.0.1", 43000, 5001, 5000);
+	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 43000, 0x14, &v);
+	assert_int_equal(inproc_be32(v.l4 + 8), 5001);
+	assert_true(g_get_monotonic_time() - start < G_USEC_PER_SEC);
+	assert_int_equal(bridge_stats(f->d.br)->connect_failed, 1);
+	assert_int_equal(bridge_stats(f->d.br)->unix_leg_failures, 1);
+	assert_int_equal(bridge_stats(f->d.br)->unix_legs, 0);
+	assert_int_equal(bridge_stats(f->d.br)->headers_written, 0);
+	cpu = cpu_us();
+	inproc_pump(300);
+	assert_true(cpu_us() - cpu < 100 * 1000);
+	/* libslirp let go of the socket: the flow is closed, nothing leaks into OPEN. */
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_OPEN), 0);
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_CONNECTING), 0);
+}
+
+static void test_out_no_file(void **state)
+{
+	expect_out_reset(*state);
+}
+
+static void test_out_not_listening(void **state)
+{
+	expect_out_reset(*state);
+}
+
+static void test_out_backlog_full(void **state)
+{
+	struct ux *s = *state;
+
+	expect_out_reset(s);
+	/* The one queued connection was the test's own, not the guest's. */
+	close(accept4(s->sidecar, NULL, NULL, SOCK_CLOEXEC));
+	assert_int_equal(accept4(s->sidecar, NULL, NULL, SOCK_CLOEXEC), -1);
+}
+
+/* --------------------------------------------------------------- inbound */
+
+static size_t v2_header(uint8_t *buf, const char *src, uint16_t sport)
+{
+	struct proxy_addrs a = {
+		.src = inproc_ip(src), .dst = inproc_ip("198.18.0.2"),
+		.sport = htons(sport), .dport = htons(GUEST_PORT),
+	};
+
+	return (size_t)proxy_encode(PROXY_V2, &a, buf);
+}
+
+/* The sidecar's connection to the unix exposed port reaches the guest from the header's client. */
+static void test_in_header_gives_client(void **state)
+{
+	struct ux *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX], buf[64];
+	struct inproc_gconn c;
+	int fd = unix_connect(s->in_path);
+	size_t n;
+
+	assert_int_equal(write(fd, hdr, v2_header(hdr, CLIENT_IP, 41000)), 28);
+	assert_int_equal(write(fd, "ping", 4), 4);
+	assert_true(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, INPROC_WAIT_MS));
+	assert_int_equal(c.peer.s_addr, inproc_ip(CLIENT_IP).s_addr);
+	assert_int_equal(c.peer_port, 41000);
+	inproc_guest_send(s->f, &c, 0x12, NULL, 0);
+	n = inproc_guest_recv_data(s->f, &c, buf, sizeof(buf));
+	assert_int_equal(n, 4);
+	assert_memory_equal(buf, "ping", 4);
+	inproc_guest_send(s->f, &c, 0x18, "pong", 4);
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), 4);
+	assert_memory_equal(buf, "pong", 4);
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_headers[2], 1);
+	assert_int_equal(unixexpose_stats(s->f->d.ux)->adopted, 1);
+	close(fd);
+}
+
+/* Nothing reaches the guest, the client is closed promptly, the reason is counted. */
+static void expect_in_refused(struct ux *s, int fd, enum bridge_inbound_drop why)
+{
+	struct inproc_gconn c;
+	uint8_t buf[64];
+	gint64 start = g_get_monotonic_time();
+	ssize_t n = inproc_client_read(fd, buf, sizeof(buf), 2000);
+
+	assert_true(n == 0 || n == -ECONNRESET);
+	assert_true(g_get_monotonic_time() - start < 2 * G_USEC_PER_SEC);
+	assert_false(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, 300));
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_dropped[why], 1);
+	close(fd);
+}
+
+static void test_in_bad_header(void **state)
+{
+	struct ux *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX];
+	size_t len = v2_header(hdr, CLIENT_IP, 45000);
+	int fd = unix_connect(s->in_path);
+
+	hdr[12] = 0x31; /* version 3 */
+	assert_int_equal(write(fd, hdr, len), (ssize_t)len);
+	expect_in_refused(s, fd, BRIDGE_IN_INVALID);
+	assert_int_equal(bridge_stats(s->f->d.br)->header_errors[PROXY_ERR_VERSION], 1);
+}
+
+static void test_in_missing_header(void **state)
+{
+	struct ux *s = *state;
+	int fd = unix_connect(s->in_path);
+
+	assert_int_equal(write(fd, "GET / HTTP/1.0\r\n\r\n", 18), 18);
+	expect_in_refused(s, fd, BRIDGE_IN_MISSING);
+}
+
+/* Silent: closed at --inbound-header-timeout (1 s), like a TCP exposed port. */
+static void test_in_silent_times_out(void **state)
+{
+	struct ux *s = *state;
+	int fd = unix_connect(s->in_path);
+
+	expect_in_refused(s, fd, BRIDGE_IN_TIMEOUT);
+}
+
+/* The local port of the daemon's relay hostfwd (the expose entry that is a relay). */
+static uint16_t relay_port(struct ux *s)
+{
+	const GArray *e = s->f->cfg.expose;
+
+	for (guint i = 0; i < e->len; i++) {
+		uint16_t p = g_array_index(e, struct bridge_expose, i).host_port;
+
+		if (unixexpose_is_relay(s->f->d.ux, p))
+			return p;
+	}
+	fail_msg("no relay port");
+	return 0;
+}
+
+/*
+ * Round the unix socket: a TCP client of the internal relay port, with a
+ * perfectly good header, is refused whatever the mode (here: off, where a
+ * TCP exposed port would let anyone in).
+ */
+static void test_in_stranger_refused(void **state)
+{
+	struct ux *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX];
+	int fd = inproc_tcp_connect(relay_port(s));
+
+	assert_int_equal(write(fd, hdr, v2_header(hdr, CLIENT_IP, 46000)), 28);
+	expect_in_refused(s, fd, BRIDGE_IN_UNTRUSTED);
+	assert_int_equal(unixexpose_stats(s->f->d.ux)->strangers, 1);
+}
+
+/* Mode off: no header read; the guest sees the gateway, as for a loopback TCP client. */
+static void test_in_off_mode(void **state)
+{
+	struct ux *s = *state;
+	struct inproc_gconn c;
+	uint8_t buf[64];
+	int fd = unix_connect(s->in_path);
+
+	assert_int_equal(write(fd, "hi", 2), 2);
+	assert_true(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, INPROC_WAIT_MS));
+	assert_int_equal(c.peer.s_addr, inproc_ip("10.0.2.2").s_addr);
+	inproc_guest_send(s->f, &c, 0x12, NULL, 0);
+	assert_int_equal(inproc_guest_recv_data(s->f, &c, buf, sizeof(buf)), 2);
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_out_header_payload_hangup, setup_listening,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_out_no_file, setup_no_file, teardown),
+		cmocka_unit_test_setup_teardown(test_out_not_listening, setup_not_listening,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_out_backlog_full, setup_full, teardown),
+		cmocka_unit_test_setup_teardown(test_in_header_gives_client, setup_listening,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_in_bad_header, setup_listening, teardown),
+		cmocka_unit_test_setup_teardown(test_in_missing_header, setup_listening, teardown),
+		cmocka_unit_test_setup_teardown(test_in_silent_times_out, setup_listening, teardown),
+		cmocka_unit_test_setup_teardown(test_in_stranger_refused, setup_off, teardown),
+		cmocka_unit_test_setup_teardown(test_in_off_mode, setup_off, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
