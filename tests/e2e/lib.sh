@@ -381,7 +381,15 @@ e2e_start_haproxy() {
 	e2e_bg "$name" "$ns" haproxy -db -f "$cfg"
 	HAPROXY_PID=$E2E_LAST_PID
 	for bind in $(awk '$1 == "bind" {print $2}' "$cfg"); do
-		e2e_wait_listening "$ns" "${bind##*:}" 10 || e2e_fail "HAProxy is not listening on $bind"
+		case "$bind" in
+		unix@*)
+			# A unix listener: its socket file appears once HAProxy listens.
+			local i
+			for i in $(seq 100); do [ -S "${bind#unix@}" ] && break; sleep 0.1; done
+			[ -S "${bind#unix@}" ] || e2e_fail "HAProxy is not listening on $bind" ;;
+		*)
+			e2e_wait_listening "$ns" "${bind##*:}" 10 || e2e_fail "HAProxy is not listening on $bind" ;;
+		esac
 	done
 	kill -0 "$HAPROXY_PID" 2>/dev/null || e2e_fail "HAProxy did not start"
 }
