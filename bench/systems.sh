@@ -18,6 +18,10 @@
 #                  virtio rings in shared memory, a vhost-net stand-in onto a tap in k6t-eth0
 #   meshslirp-vu   meshslirp --vhost-user, the guest model behind the same VM model
 #   meshslirp-vu-alt  the same with BENCH_ALT_ARGS / BENCH_ALT_ENV: one lever A/B (not default)
+#   meshslirp-vu-unix the same with both sidecar legs on unix sockets (not default): HAProxy
+#                  binds unix@ with accept-proxy (--outbound-proxy unix:PATH), and an inbound
+#                  frontend on the pod's :15006 sends to unix@ with send-proxy-v2
+#                  (--expose unix:PATH:5201, header required)
 #                  (vu-frontend tap): like for like with masquerade-vm, the headline ratio
 #   meshslirp      meshslirp's stream backend, a frame pump playing QEMU (mstool pump)
 #   meshslirp-tap  meshslirp's tap backend
@@ -28,7 +32,8 @@
 #
 # The sidecar is HAProxy in every case:
 #   masquerade*  nftables prerouting redirect on k6t-eth0 to :15001, SO_ORIGINAL_DST
-#   meshslirp*   --outbound-proxy 127.0.0.1:15001, accept-proxy (PROXY v2)
+#   meshslirp*   --outbound-proxy 127.0.0.1:15001, accept-proxy (PROXY v2); meshslirp-vu-unix
+#                the same over unix sockets
 #   slirp4netns, pasta
 #                Istio-style OUTPUT capture in the pod namespace, SO_ORIGINAL_DST
 #                (their sockets are ordinary sockets of the pod, like stock Istio)
@@ -84,12 +89,24 @@ bench_set_node_mtu() {
 }
 
 # The sidecar stand-in in a pod.  $2: proxy (PROXY header) or capture (SO_ORIGINAL_DST).
+# The unix legs' socket paths of SYSTEM (meshslirp-vu-unix).
+bench_unix_out() { echo "$E2E_TMP/$1-sidecar.sock"; }
+bench_unix_in() { echo "$E2E_TMP/$1-expose.sock"; }
+
 bench_sidecar_up() {
 	local s=$1 kind=$2 cfg="$E2E_TMP/haproxy-$1.cfg"
 	E2E_HAPROXY_MAXCONN=$BENCH_HAPROXY_MAXCONN
 	if [ "$kind" = proxy ]; then
 		e2e_haproxy_cfg "$cfg" 'frontend outbound' '  bind 127.0.0.1:15001 accept-proxy' \
 			'  default_backend orig' 'backend orig' '  server orig 0.0.0.0:0'
+	elif [ "$kind" = unix ]; then
+		# Both legs on unix sockets: the outbound listener, and the inbound (Envoy's
+		# 15006 stand-in) towards the daemon's unix exposed port.
+		e2e_haproxy_cfg "$cfg" 'frontend outbound' \
+			"  bind unix@$(bench_unix_out "$s") accept-proxy" \
+			'  default_backend orig' 'backend orig' '  server orig 0.0.0.0:0' \
+			'frontend inbound' "  bind $(pod_ip "$s"):15006" '  default_backend guest' \
+			'backend guest' "  server g unix@$(bench_unix_in "$s") send-proxy-v2"
 	else
 		E2E_HAPROXY_GLOBAL=('  uid 1337' '  gid 1337')
 		e2e_haproxy_cfg "$cfg" 'frontend outbound' '  bind 0.0.0.0:15001' \
@@ -239,7 +256,14 @@ bench_vu_up() {
 		read -r -a extra <<<"${BENCH_ALT_ARGS:-}"
 		read -r -a envs <<<"${BENCH_ALT_ENV:-}"
 	fi
-	[ "$mesh" = 1 ] && bench_sidecar_up "$s" proxy
+	if [ "$s" = meshslirp-vu-unix ]; then
+		# The last --outbound-proxy wins: the unix leg replaces 127.0.0.1:15001.
+		[ "$mesh" = 1 ] && extra+=(--outbound-proxy "unix:$(bench_unix_out "$s")")
+		extra+=(--expose "unix:$(bench_unix_in "$s"):5201" --inbound-proxy-protocol required)
+		[ "$mesh" = 1 ] && bench_sidecar_up "$s" unix
+	else
+		[ "$mesh" = 1 ] && bench_sidecar_up "$s" proxy
+	fi
 	NS_POD=$p MESHSLIRP_ENV="${envs[*]}" \
 		MESHSLIRP=$([ "$s" = meshslirp-vu-alt ] && echo "${BENCH_ALT_MESHSLIRP:-$MESHSLIRP}" ||
 			echo "$MESHSLIRP") \
@@ -266,6 +290,9 @@ gx_meshslirp_vu() { ip netns exec "$(guest_ns meshslirp-vu)" "$@"; }
 sys_up_meshslirp_vu_alt() { bench_vu_up meshslirp-vu-alt "$@"; }
 sys_down_meshslirp_vu_alt() { bench_vu_down meshslirp-vu-alt; }
 gx_meshslirp_vu_alt() { ip netns exec "$(guest_ns meshslirp-vu-alt)" "$@"; }
+sys_up_meshslirp_vu_unix() { bench_vu_up meshslirp-vu-unix "$@"; }
+sys_down_meshslirp_vu_unix() { bench_vu_down meshslirp-vu-unix; }
+gx_meshslirp_vu_unix() { ip netns exec "$(guest_ns meshslirp-vu-unix)" "$@"; }
 
 # --- meshslirp through its stream backend, a frame pump playing QEMU.
 sys_up_meshslirp() {
@@ -383,5 +410,6 @@ sys_vm_pid() {
 	masquerade-vm) echo "${SYS_PID_masquerade_vm:-}" ;;
 	meshslirp-vu) echo "${BENCH_VM_PID_meshslirp_vu:-}" ;;
 	meshslirp-vu-alt) echo "${BENCH_VM_PID_meshslirp_vu_alt:-}" ;;
+	meshslirp-vu-unix) echo "${BENCH_VM_PID_meshslirp_vu_unix:-}" ;;
 	esac
 }
