@@ -14,6 +14,7 @@
 #include "common/json.h"
 #include "common/unixsock.h"
 #include "daemon/daemon.h"
+#include "proxy-bridge/unixexpose.h"
 
 struct control_client {
 	struct control_server *cs;
@@ -118,6 +119,9 @@ static void control_remove_hostfwd(struct daemon *d, const struct json_doc *doc,
 	for (guint i = 0; i < d->cfg->expose->len; i++) {
 		if (g_array_index(d->cfg->expose, struct bridge_expose, i).host_port != id)
 			continue;
+		/* A unix exposed port's relay (unixexpose.h): not the control socket's to remove. */
+		if (unixexpose_is_relay(d->ux, (uint16_t)id))
+			break;
 		netstack_unexpose_tcp(d->ns, d->cfg->expose_addr, (uint16_t)id);
 		g_array_remove_index(d->cfg->expose, i);
 		g_message("control: no longer exposing port %" G_GINT64_FORMAT, id);
@@ -134,12 +138,15 @@ static void control_list_hostfwd(struct daemon *d, GString *out)
 	inet_ntop(AF_INET, &d->cfg->expose_addr, host, sizeof(host));
 	inet_ntop(AF_INET, &d->cfg->guest, guest, sizeof(guest));
 	g_string_append(out, "{\"return\": {\"entries\": [");
-	for (guint i = 0; i < d->cfg->expose->len; i++) {
+	for (guint i = 0, n = 0; i < d->cfg->expose->len; i++) {
 		const struct bridge_expose *e = &g_array_index(d->cfg->expose, struct bridge_expose, i);
 
+		/* Unix exposed ports' relays are internal (and on 127.0.0.1): not listed. */
+		if (unixexpose_is_relay(d->ux, e->host_port))
+			continue;
 		g_string_append_printf(out, "%s{\"id\": %u, \"proto\": \"tcp\", \"host_addr\": \"%s\", "
 				       "\"host_port\": %u, \"guest_addr\": \"%s\", \"guest_port\": %u}",
-				       i ? ", " : "", e->host_port, host, e->host_port, guest,
+				       n++ ? ", " : "", e->host_port, host, e->host_port, guest,
 				       e->guest_port);
 	}
 	g_string_append(out, "]}}\n");

@@ -129,7 +129,12 @@ static int daemon_setup_expose(struct daemon *d)
 		int ret = netstack_expose_tcp(d->ns, relay ? loopback : d->cfg->expose_addr,
 					      e->host_port, e->guest_port);
 
-		if (relay && !ret)
+		if (relay && ret) {
+			g_printerr("meshslirp: --expose unix: cannot listen on the relay port "
+				   "127.0.0.1:%u: %s\n", e->host_port, g_strerror(-ret));
+			return ret;
+		}
+		if (relay)
 			continue;
 
 		if (ret) {

@@ -142,7 +142,7 @@ static void bridge_log_inbound(struct bridge *br, struct flow *f, enum bridge_in
 	struct sockaddr_storage peer = { 0 }, local = { 0 };
 	socklen_t plen = sizeof(peer), llen = sizeof(local);
 	const struct sockaddr_in *peer4 = (const void *)&peer, *local4 = (const void *)&local;
-	char from[32];
+	char from[32], to[32];
 	uint64_t suppressed;
 
 	if (!ratelimit_allow(&br->log_rl, g_get_monotonic_time(), &suppressed))
@@ -152,13 +152,15 @@ static void bridge_log_inbound(struct bridge *br, struct flow *f, enum bridge_in
 		getsockname(f->fd, (struct sockaddr *)&local, &llen);
 	}
 	/* A unix exposed port's client: its socket is AF_UNIX, with no address to show. */
-	if (local.ss_family == AF_UNIX)
+	if (local.ss_family == AF_UNIX) {
 		g_strlcpy(from, "a unix socket client", sizeof(from));
-	else
+		g_strlcpy(to, "a unix exposed port", sizeof(to));
+	} else {
 		bridge_fmt(from, sizeof(from), peer4->sin_addr.s_addr, peer4->sin_port);
-	g_warning("inbound connection from %s to port %u (guest port %u) refused: %s%s%s%s",
-		  from, local.ss_family == AF_INET ? ntohs(local4->sin_port) : 0,
-		  ntohs(f->skey.gport), bridge_inbound_drop_str(why),
+		g_snprintf(to, sizeof(to), "port %u", ntohs(local4->sin_port));
+	}
+	g_warning("inbound connection from %s to %s (guest port %u) refused: %s%s%s%s",
+		  from, to, ntohs(f->skey.gport), bridge_inbound_drop_str(why),
 		  why == BRIDGE_IN_INVALID ? " (" : "",
 		  why == BRIDGE_IN_INVALID ? proxy_error_str(err) : "",
 		  why == BRIDGE_IN_INVALID ? ")" : "");
