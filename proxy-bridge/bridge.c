@@ -533,6 +533,7 @@ static void bridge_unix_attach(struct bridge *br, struct flow *f)
 	if (!ret)
 		ret = unixleg_install(u, f->fd);
 	if (!ret) {
+		f->unix_leg = true;
 		br->stats.unix_legs++;
 		return;
 	}
@@ -845,6 +846,26 @@ static int bridge_write_header(struct bridge *br, struct flow *f)
 	return n == len ? 0 : -EIO;
 }
 
+/*
+ * A unix leg's events as libslirp may see them.  When the sidecar closes a
+ * unix connection, the kernel marks both directions shut at once, so epoll
+ * reports POLLHUP for good (a TCP socket shows HUP only once both FINs have
+ * passed).  libslirp 4.7 treats any HUP as "readable": soread() finds EOF
+ * again, and the write that would fail with EPIPE and close the socket is
+ * skipped (slirp_pollfds_poll continues after soread's -1).  With guest
+ * data still waiting for the socket, that repeated every loop turn: a
+ * busy loop at 100% CPU (seen in bench/vm-model).  libslirp asks for HUP
+ * only together with IN, and a peer's close always makes a unix socket
+ * readable, so HUP without IN means libslirp did not ask to read: drop it,
+ * and its write meets EPIPE and ends the connection.
+ */
+static int bridge_unix_revents(const struct flow *f, int revents)
+{
+	if (f->unix_leg && (revents & SLIRP_POLL_HUP) && !(revents & SLIRP_POLL_IN))
+		return revents & ~SLIRP_POLL_HUP;
+	return revents;
+}
+
 static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 {
 	struct bridge *br = opaque;
@@ -855,6 +876,7 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 	(void)fd;
 	if (tag == &br->icmp_tag || bridge_is_dup_tag(br, tag))
 		return revents;
+	revents = bridge_unix_revents(f, revents);
 	if (f->kind == FLOW_INBOUND) {
 		bridge_inbound_events(br, f, revents);
 		return revents;

@@ -106,6 +106,7 @@ struct flow {
 	bool guest_indexed;        /* owned by flowtab: gkey is in the guest index */
 	bool macs_known;           /* guest_mac and gw_mac were learnt from a frame of the flow */
 	bool peer_trusted;         /* inbound: the peer may send a PROXY header */
+	bool unix_leg;             /* fd is a unix socket to the sidecar (unixleg.h): see bridge_unix_revents() */
 	/* TCP close, as seen in both directions (bridge.c: bridge_track_close()). */
 	bool guest_fin, stack_fin;       /* each side sent its FIN */
 	bool guest_fin_acked, stack_fin_acked; /* ... and the other side acknowledged it */

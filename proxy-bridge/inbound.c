@@ -532,7 +532,7 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	 * A stranger on the relay port came round the unix socket: refused.
 	 */
 	if (unix_verdict == UNIXEXPOSE_ADOPTED)
-		f->peer_trusted = true;
+		f->peer_trusted = f->unix_leg = true;
 	else if (unix_verdict == UNIXEXPOSE_STRANGER)
 		f->peer_trusted = false;
 	else

@@ -251,6 +251,30 @@ done
 e2e_log "started as nobody with an ambient CAP_NET_BIND_SERVICE: dropped for port 8082," \
 	"kept (ambient cleared) for port 82"
 
+# --- 5. the unix legs as nobody under --seccomp: the exposed socket handed to nobody (0660),
+#        a client's hand-over (dup3) allowed by the filter, the file removed at exit.
+IN_SOCK=$RUN/in.sock
+e2e_start_meshslirp unixlegs --socket "$RUN/unix.sock" --user nobody --seccomp \
+	--outbound-proxy "unix:$RUN/absent.sock" --expose "unix:$IN_SOCK:80" \
+	--inbound-proxy-protocol required --metrics 127.0.0.1:9092
+[ "$(stat -c %u:%g:%a "$IN_SOCK")" = "$NOBODY_UID:$NOBODY_GID:660" ] ||
+	e2e_fail "unix exposed socket $(stat -c %u:%g:%a "$IN_SOCK")"
+printf 'PROXY TCP4 not-an-address 198.18.0.2 1 2\r\n' |
+	as_nobody timeout 5 socat -T 3 - UNIX-CONNECT:"$IN_SOCK" >/dev/null 2>&1 || true
+e2e_scrape "$NS_POD" 127.0.0.1:9092 "$E2E_TMP/metrics-unix.txt"
+for check in 'meshslirp_unix_legs_total{direction="inbound",result="adopted"} 1' \
+	'meshslirp_inbound_refused_total{reason="invalid_header"} 1'; do
+	set -- $check
+	[ "$(e2e_metric "$E2E_TMP/metrics-unix.txt" "$1")" = "$2" ] ||
+		e2e_fail "unix legs: metric $1 = '$(e2e_metric "$E2E_TMP/metrics-unix.txt" "$1")', want $2"
+done
+[ "$(status_field "$MESHSLIRP_PID" Seccomp)" = 2 ] || e2e_fail "unix legs: no filter"
+kill -TERM "$MESHSLIRP_PID"
+e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "unix legs: no exit 0 on SIGTERM"
+[ ! -e "$IN_SOCK" ] || e2e_fail "unix exposed socket left behind"
+e2e_log "unix legs as nobody under --seccomp: socket nobody:nobody 0660, a client handed over" \
+	"and its bad header refused, socket removed at exit"
+
 ! grep -Eq 'warning|error' "$E2E_TMP"/{meshslirp,low,amb8082,amb82}.log ||
 	e2e_fail "warnings: $(grep -Eh 'warning|error' "$E2E_TMP"/{meshslirp,low,amb8082,amb82}.log)"
 e2e_log "PASS"

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -268,6 +269,90 @@ static void test_out_header_payload_hangup(void **state)
 	assert_true(cpu_us() - cpu < 150 * 1000);
 }
 
+/*
+ * The sidecar reads what it has and closes while libslirp still holds guest
+ * data for it (the unix socket had filled up).  The kernel then marks the
+ * socket shut both ways: POLLHUP for good.  Handed to libslirp as is, that
+ * HUP made it re-read EOF every loop turn and never try the write that
+ * fails and ends the connection: 100% CPU.  Now the connection ends (a FIN
+ * or RST reaches the guest) and the loop goes idle.
+ */
+static void test_out_hangup_with_guest_data_pending(void **state)
+{
+	struct ux *s = *state;
+	struct inproc *f = s->f;
+	static uint8_t fr[16384 + 128], rx[70000];
+	uint8_t buf[65536];
+	struct pkt_ipv4_view v;
+	uint32_t seq = 1001, acked = 1001, win = 0, server_isn;
+	gint64 end, idle_since;
+	bool ended = false;
+	size_t len, polled;
+	int64_t cpu;
+	int conn;
+
+	polled = netstack_polled_sockets(f->d.ns);
+	guest_syn(f, "198.18.0.1", 40100, 5001, 1000);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, "198.18.0.1", 40100, 5001);
+	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40100, 0x12, &v);
+	server_isn = inproc_be32(v.l4 + 4);
+	win = (uint32_t)v.l4[14] << 8 | v.l4[15];
+
+	/* Fill the unix socket and libslirp's buffer: send while the window allows. */
+	memset(buf, 'x', sizeof(buf));
+	end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	idle_since = g_get_monotonic_time();
+	while (g_get_monotonic_time() < end &&
+	       g_get_monotonic_time() - idle_since < 300 * 1000) {
+		int64_t room = (int64_t)acked + win - seq;
+		size_t n = room > 0 ? MIN((size_t)room, (size_t)16384) : 0;
+
+		if (n) {
+			len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip("198.18.0.1"),
+				      40100, 5001, seq, server_isn + 1, 0x10, buf, n);
+			inproc_send(f, fr, len);
+			seq += (uint32_t)n;
+		}
+		/* Take every frame the daemon has, so it never stops reading ours. */
+		while ((len = inproc_recv(f, rx, sizeof(rx), n ? 1 : 10)) > 0) {
+			uint32_t a;
+
+			if (pkt_parse_ipv4(rx, len, &v) || v.proto != IPPROTO_TCP || !(v.l4[13] & 0x10))
+				continue;
+			a = inproc_be32(v.l4 + 8);
+			win = (uint32_t)v.l4[14] << 8 | v.l4[15];
+			if (a != acked)
+				idle_since = g_get_monotonic_time();
+			acked = a;
+		}
+	}
+	/* The window closed with more than the socket buffer in flight. */
+	assert_true(seq - 1001 > 512 * 1024);
+
+	/* The sidecar takes what the socket holds and goes away. */
+	while (read(conn, buf, sizeof(buf)) > 0)
+		;
+	close(conn);
+
+	end = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+	while (!ended && g_get_monotonic_time() < end) {
+		len = inproc_recv(f, rx, sizeof(rx), 20);
+		if (len && pkt_parse_ipv4(rx, len, &v) == 0 && v.proto == IPPROTO_TCP &&
+		    (v.l4[13] & 0x05))
+			ended = true;
+	}
+	assert_true(ended);
+	cpu = cpu_us();
+	inproc_pump(500);
+	assert_true(cpu_us() - cpu < 150 * 1000);
+	/*
+	 * libslirp's write met EPIPE: it wants nothing more from the socket,
+	 * which leaves the poll set (it stayed, HUP every turn, before).
+	 */
+	assert_int_equal(netstack_polled_sockets(f->d.ns), polled);
+}
+
 /* Every way the sidecar can be missing: a reset from D:P at once, counted. */
 static void expect_out_reset(struct ux *s)
 {
@@ -446,9 +531,13 @@ static void test_in_off_mode(void **state)
 
 int main(void)
 {
+	/* As daemon/main.c: libslirp's own send() to a vanished unix peer is EPIPE, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_out_header_payload_hangup, setup_listening,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_out_hangup_with_guest_data_pending,
+						setup_listening, teardown),
 		cmocka_unit_test_setup_teardown(test_out_no_file, setup_no_file, teardown),
 		cmocka_unit_test_setup_teardown(test_out_not_listening, setup_not_listening,
 						teardown),
