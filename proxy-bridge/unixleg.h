@@ -40,7 +40,11 @@
  *   - getsockname() is called only on SS_HOSTFWD listeners (slirp.c) and
  *     for EMU_IDENT (off): never on these sockets;
  *   - unregister_poll_fd() always comes before closesocket(), so the shared
- *     placeholder files below never linger in the epoll set.
+ *     placeholder files below never linger in the epoll set;
+ *   - slirp_pollfds_fill() asks for HUP only together with IN.  A unix
+ *     peer's close raises POLLHUP for good, which libslirp would take as
+ *     "readable" every loop turn: the bridge drops such a HUP
+ *     (bridge_unix_revents() in bridge.c).
  * The placeholder UDP socket and the refused TCP socket are each one file
  * shared by every descriptor they were put on (dup3), so a flow costs no
  * extra socket() for them.
