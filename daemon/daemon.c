@@ -395,234 +395,29 @@ static int daemon_setup_bridge(struct daemon *d)
 	return 0;
 }
 
-/* One metric family: HELP and TYPE lines, then its samples. */
-static void metric_head(GString *o, const char *name, const char *type, const char *help)
-{
-	g_string_append_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void metric(GString *o, const char *name, const char *labels, uint64_t v)
-{
-	g_string_append_printf(o, "%s%s%s%s %" G_GUINT64_FORMAT "\n", name, labels ? "{" : "",
-			       labels ? labels : "", labels ? "}" : "", v);
-}
-
+/*
+ * Gather what the exposition shows into a snapshot (metrics_render.h) and
+ * render it.
+ */
 void daemon_render_metrics(GString *o, void *opaque)
 {
 	const struct daemon *d = opaque;
-	const struct netstack_stats *ns = netstack_stats(d->ns);
-	const struct backend_stats *bs = &d->be->stats;
-	const struct bridge_stats *br = bridge_stats(d->br);
-	static const struct { const char *name; enum flow_state st; } states[] = {
-		{ "syn", FLOW_SYN }, { "connecting", FLOW_CONNECTING }, { "open", FLOW_OPEN },
-		{ "closed", FLOW_CLOSED }, { "header_wait", FLOW_HDR_WAIT },
-		{ "rejected", FLOW_REJECTED },
+	struct metrics_snapshot s = {
+		.backend = &d->be->stats,
+		.netstack = netstack_stats(d->ns),
+		.bridge = bridge_stats(d->br),
+		.offload = &d->offload,
+		.udp_flows = bridge_udp_flow_count(d->br),
+		.flows_reclaimed = bridge_flows_reclaimed(d->br),
+		.libslirp_sockets = netstack_polled_sockets(d->ns),
+		.pod_addresses = d->pod ? podaddrs_set(d->pod)->len : 0,
+		.unix_expose = d->ux ? unixexpose_stats(d->ux) : NULL,
 	};
-	size_t direct[FLOW_STATE_COUNT];
-	char lbl[96];
 
-	metric_head(o, "meshslirp_info", "gauge", "Build information.");
-	g_string_append_printf(o, "meshslirp_info{version=\"%s\"} 1\n", MESHSLIRP_VERSION);
-
-	metric_head(o, "meshslirp_frames_total", "counter", "Ethernet frames through the backend.");
-	metric(o, "meshslirp_frames_total", "direction=\"from_guest\"", bs->rx_frames);
-	metric(o, "meshslirp_frames_total", "direction=\"to_guest\"", bs->tx_frames);
-	metric_head(o, "meshslirp_bytes_total", "counter", "Frame bytes through the backend.");
-	metric(o, "meshslirp_bytes_total", "direction=\"from_guest\"", bs->rx_bytes);
-	metric(o, "meshslirp_bytes_total", "direction=\"to_guest\"", bs->tx_bytes);
-
-	metric_head(o, "meshslirp_drops_total", "counter", "Frames dropped, by reason.");
-	metric(o, "meshslirp_drops_total", "reason=\"runt\"", bs->rx_runts);
-	metric(o, "meshslirp_drops_total", "reason=\"oversize\"", bs->rx_oversize);
-	metric(o, "meshslirp_drops_total", "reason=\"bad_length_prefix\"", bs->rx_bad_prefix);
-	metric(o, "meshslirp_drops_total", "reason=\"no_guest\"", bs->tx_no_peer);
-	metric(o, "meshslirp_drops_total", "reason=\"queue_full\"", bs->tx_full);
-	metric(o, "meshslirp_drops_total", "reason=\"write_error\"", bs->tx_errors);
-	for (int i = 0; i < BRIDGE_DROP_COUNT; i++) {
-		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", bridge_guest_drop_str(i));
-		metric(o, "meshslirp_drops_total", lbl, br->guest_dropped[i]);
-	}
-
-	metric(o, "meshslirp_drops_total", "reason=\"bad_offload_header\"", bs->rx_bad_meta);
-	metric(o, "meshslirp_drops_total", "reason=\"over_guest_mtu\"", bs->tx_over_mtu);
-	metric(o, "meshslirp_drops_total", "reason=\"rx_ring_unusable\"", bs->rx_ring_unusable);
-	metric(o, "meshslirp_drops_total", "reason=\"ring_disabled\"", bs->vu_disabled_discards);
-	metric_head(o, "meshslirp_offload_flags_ignored_total", "counter",
-		    "Guest frames whose virtio-net header set flags a driver may not send (stripped, "
-		    "the frame kept).");
-	metric(o, "meshslirp_offload_flags_ignored_total", NULL, bs->rx_meta_ignored);
-
-	metric_head(o, "meshslirp_backpressure_events_total", "counter",
-		    "Backend backpressure, by kind: congestion (the stack was asked to stop), "
-		    "rx_ring_full (vhost-user: the guest had no receive buffer, frames staged), "
-		    "tx_drain_paused (vhost-user: the guest's transmit ring was left undrained).");
-	metric(o, "meshslirp_backpressure_events_total", "kind=\"congestion\"", bs->congestion_events);
-	metric(o, "meshslirp_backpressure_events_total", "kind=\"rx_ring_full\"",
-	       bs->rx_ring_full_events);
-	metric(o, "meshslirp_backpressure_events_total", "kind=\"tx_drain_paused\"",
-	       bs->tx_drain_paused);
-	metric_head(o, "meshslirp_vhost_user_messages_total", "counter",
-		    "vhost-user messages from the front-end, by outcome (bad: a protocol violation "
-		    "that closed the connection).");
-	metric(o, "meshslirp_vhost_user_messages_total", "result=\"handled\"", bs->vu_messages);
-	metric(o, "meshslirp_vhost_user_messages_total", "result=\"bad\"", bs->vu_bad_messages);
-	metric_head(o, "meshslirp_vhost_user_rings_broken_total", "counter",
-		    "Virtqueues put in the BROKEN state by a guest's rule violation (stopped until "
-		    "the front-end resets them).");
-	metric(o, "meshslirp_vhost_user_rings_broken_total", NULL, bs->ring_broken);
-	metric_head(o, "meshslirp_vhost_user_rarp_total", "counter",
-		    "SEND_RARP requests after a migration (acknowledged; there is no L2 network to announce on).");
-	metric(o, "meshslirp_vhost_user_rarp_total", NULL, bs->vu_rarp);
-	metric_head(o, "meshslirp_vhost_user_dirty_logged_total", "counter",
-		    "Writes into guest memory marked in the dirty log while a live migration ran.");
-	metric(o, "meshslirp_vhost_user_dirty_logged_total", NULL, bs->vu_dirty_logged);
-	metric_head(o, "meshslirp_vhost_user_dirty_log_missed_total", "counter",
-		    "Writes into guest memory the dirty log did not cover (the front-end's log is too "
-		    "small: pages a migration may miss).");
-	metric(o, "meshslirp_vhost_user_dirty_log_missed_total", NULL, bs->vu_dirty_log_missed);
-	metric_head(o, "meshslirp_vhost_user_memory_faults_total", "counter",
-		    "Front-ends closed because their guest memory shrank under the daemon (SIGBUS).");
-	metric(o, "meshslirp_vhost_user_memory_faults_total", NULL, bs->vu_memory_faults);
-	metric_head(o, "meshslirp_vhost_user_unmap_failures_total", "counter",
-		    "Guest memory or dirty log mappings munmap() refused (leaked address space).");
-	metric(o, "meshslirp_vhost_user_unmap_failures_total", NULL, bs->vu_unmap_failures);
-
-	metric_head(o, "meshslirp_qemu_connections_total", "counter", "QEMU connections, by outcome.");
-	metric(o, "meshslirp_qemu_connections_total", "result=\"accepted\"", bs->peers_accepted);
-	metric(o, "meshslirp_qemu_connections_total", "result=\"refused\"", bs->peers_refused);
-	metric_head(o, "meshslirp_guest_attached", "gauge", "1 while a guest is attached.");
-	metric(o, "meshslirp_guest_attached", NULL, bs->attached);
-	metric_head(o, "meshslirp_libslirp_sockets", "gauge", "Host sockets libslirp polls.");
-	metric(o, "meshslirp_libslirp_sockets", NULL, netstack_polled_sockets(d->ns));
-	metric_head(o, "meshslirp_guest_link_total", "counter",
-		    "Frames fitted to the guest's link: datagrams over its MTU cut into fragments, the fragments, TCP segments over it cut for a guest without segmentation offload, the segments, frames dropped as too big (Don't Fragment), DHCP replies given the MTU.");
-	metric(o, "meshslirp_guest_link_total", "what=\"datagrams_fragmented\"", ns->tx_fragmented);
-	metric(o, "meshslirp_guest_link_total", "what=\"fragments\"", ns->tx_fragments);
-	metric(o, "meshslirp_guest_link_total", "what=\"tcp_segmented\"", ns->tx_segmented);
-	metric(o, "meshslirp_guest_link_total", "what=\"tcp_segments\"", ns->tx_segments);
-	metric(o, "meshslirp_guest_link_total", "what=\"dropped_dont_fragment\"", ns->tx_too_big);
-	metric(o, "meshslirp_guest_link_total", "what=\"dhcp_mtu_option\"", ns->dhcp_mtu);
-	metric_head(o, "meshslirp_offload_total", "counter",
-		    "Frames that used virtio-net offloads: from the guest, partial checksums completed, large TCP segments taken whole, frames refused for metadata their headers contradict, SYNs whose MSS was raised; to the guest, SYNs whose MSS was lowered for its TSO, large segments sent whole (GSO), TCP segments with a partial checksum, other frames marked valid.");
-	metric(o, "meshslirp_offload_total", "direction=\"from_guest\",what=\"csum_completed\"",
-	       d->offload.rx_csum_completed);
-	metric(o, "meshslirp_offload_total", "direction=\"from_guest\",what=\"gso\"",
-	       d->offload.rx_gso);
-	metric(o, "meshslirp_offload_total", "direction=\"from_guest\",what=\"refused\"",
-	       d->offload.rx_refused);
-	metric(o, "meshslirp_offload_total", "direction=\"from_guest\",what=\"mss_raised\"",
-	       d->offload.mss_raised);
-	metric(o, "meshslirp_offload_total", "direction=\"to_guest\",what=\"mss_clamped\"",
-	       d->offload.mss_clamped);
-	metric(o, "meshslirp_offload_total", "direction=\"to_guest\",what=\"gso\"",
-	       d->offload.tx_gso);
-	metric(o, "meshslirp_offload_total", "direction=\"to_guest\",what=\"csum_partial\"",
-	       d->offload.tx_csum_partial);
-	metric(o, "meshslirp_offload_total", "direction=\"to_guest\",what=\"data_valid\"",
-	       d->offload.tx_data_valid);
-	metric_head(o, "meshslirp_guest_errors_total", "counter", "libslirp guest_error reports.");
-	metric(o, "meshslirp_guest_errors_total", NULL, ns->guest_errors);
-
-	metric_head(o, "meshslirp_flows", "gauge", "Flows in the table (all kinds) by state.");
-	for (size_t i = 0; i < G_N_ELEMENTS(states); i++) {
-		snprintf(lbl, sizeof(lbl), "state=\"%s\"", states[i].name);
-		metric(o, "meshslirp_flows", lbl, bridge_flow_count(d->br, states[i].st));
-	}
-	metric_head(o, "meshslirp_direct_tcp_flows", "gauge",
-		    "TCP flows to their own destination (counted in meshslirp_flows too), by state.");
-	bridge_direct_tcp_counts(d->br, direct);
-	for (size_t i = 0; i < G_N_ELEMENTS(states); i++) {
-		snprintf(lbl, sizeof(lbl), "state=\"%s\"", states[i].name);
-		metric(o, "meshslirp_direct_tcp_flows", lbl, direct[states[i].st]);
-	}
-	metric_head(o, "meshslirp_udp_flows", "gauge",
-		    "UDP flows in the table (counted in meshslirp_flows too; they live as long as libslirp's sockets).");
-	metric(o, "meshslirp_udp_flows", NULL, bridge_udp_flow_count(d->br));
-	metric_head(o, "meshslirp_flows_total", "counter", "Flows created, by direction.");
-	metric(o, "meshslirp_flows_total", "direction=\"outbound_steered\"", br->flows_steered);
-	metric(o, "meshslirp_flows_total", "direction=\"outbound_dns\"", br->flows_dns);
-	metric(o, "meshslirp_flows_total", "direction=\"outbound_direct\"", br->flows_direct);
-	metric(o, "meshslirp_flows_total", "direction=\"inbound\"", br->inbound_flows);
-	metric_head(o, "meshslirp_flows_refused_total", "counter", "Guest flows refused, by reason.");
-	for (int i = EGRESS_ALLOW + 1; i < EGRESS_VERDICT_COUNT; i++) {
-		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", egress_verdict_str(i));
-		metric(o, "meshslirp_flows_refused_total", lbl, br->egress_refused[i]);
-	}
-	for (int i = 0; i < BRIDGE_REFUSAL_COUNT; i++) {
-		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", bridge_refusal_str(i));
-		metric(o, "meshslirp_flows_refused_total", lbl, br->refused[i]);
-	}
-	metric_head(o, "meshslirp_pod_addresses", "gauge",
-		    "Addresses of the pod's interfaces (and their broadcast addresses): refused to the guest, trusted for inbound PROXY headers by default.");
-	metric(o, "meshslirp_pod_addresses", NULL, d->pod ? podaddrs_set(d->pod)->len : 0);
-	metric_head(o, "meshslirp_sidecar_connect_failures_total", "counter",
-		    "Steered or DNS flows whose upstream refused or failed.");
-	metric(o, "meshslirp_sidecar_connect_failures_total", NULL, br->connect_failed);
-	metric_head(o, "meshslirp_unix_legs_total", "counter",
-		    "Sidecar legs on unix sockets (unixleg.h): outbound opened, outbound failed "
-		    "(counted in sidecar_connect_failures too); inbound clients by outcome.");
-	metric(o, "meshslirp_unix_legs_total", "direction=\"outbound\",result=\"open\"",
-	       br->unix_legs);
-	metric(o, "meshslirp_unix_legs_total", "direction=\"outbound\",result=\"failed\"",
-	       br->unix_leg_failures);
-	if (d->ux) {
-		const struct unixexpose_stats *u = unixexpose_stats(d->ux);
-		static const char *const in_labels[] = {
-			"accepted", "adopted", "overload", "relay_failed", "timeout",
-			"stranger", "accept_error",
-		};
-		const uint64_t in_values[] = {
-			u->accepted, u->adopted, u->overload, u->relay_failed, u->timeouts,
-			u->strangers, u->accept_errors,
-		};
-
-		G_STATIC_ASSERT(G_N_ELEMENTS(in_labels) == G_N_ELEMENTS(in_values));
-		for (size_t i = 0; i < G_N_ELEMENTS(in_labels); i++) {
-			snprintf(lbl, sizeof(lbl), "direction=\"inbound\",result=\"%s\"",
-				 in_labels[i]);
-			metric(o, "meshslirp_unix_legs_total", lbl, in_values[i]);
-		}
-	}
-	metric_head(o, "meshslirp_flow_timeouts_total", "counter",
-		    "Flows ended by a timeout, by kind (connect and idle: both ends reset).");
-	metric(o, "meshslirp_flow_timeouts_total", "kind=\"syn\"", br->syn_timeouts);
-	metric(o, "meshslirp_flow_timeouts_total", "kind=\"connect\"", br->connect_timeouts);
-	metric(o, "meshslirp_flow_timeouts_total", "kind=\"handshake\"", br->handshake_timeouts);
-	metric(o, "meshslirp_flow_timeouts_total", "kind=\"tcp_idle\"", br->idle_resets);
-	metric_head(o, "meshslirp_flows_reopened_total", "counter",
-		    "Established flows whose guest sent a SYN on the same tuple (it forgot them, e.g. rebooted): old connection reset.");
-	metric(o, "meshslirp_flows_reopened_total", NULL, br->stale_resets);
-	metric_head(o, "meshslirp_flows_reclaimed_total", "counter",
-		    "Closed flows whose slot a new flow took before their 10 s grace for late segments ended (the table was full).");
-	metric(o, "meshslirp_flows_reclaimed_total", NULL, bridge_flows_reclaimed(d->br));
-	metric_head(o, "meshslirp_proxy_headers_sent_total", "counter", "PROXY headers written to the sidecar.");
-	metric(o, "meshslirp_proxy_headers_sent_total", NULL, br->headers_written);
-
-	metric_head(o, "meshslirp_inbound_reopened_total", "counter",
-		    "Inbound connections from the address and port of a closed one, served as new.");
-	metric(o, "meshslirp_inbound_reopened_total", NULL, br->inbound_reopened);
-	metric_head(o, "meshslirp_inbound_duplicates_total", "counter",
-		    "Inbound connections libslirp could not tell from a live one (same tuple in its view): refused.");
-	metric(o, "meshslirp_inbound_duplicates_total", NULL, br->inbound_duplicates);
-	metric_head(o, "meshslirp_fragments_rewritten_total", "counter",
-		    "Later fragments of datagrams to the guest rewritten like their first fragment.");
-	metric(o, "meshslirp_fragments_rewritten_total", NULL, br->fragments_rewritten);
-
-	metric_head(o, "meshslirp_inbound_headers_total", "counter", "Valid inbound PROXY headers by version.");
-	metric(o, "meshslirp_inbound_headers_total", "version=\"1\"", br->inbound_headers[1]);
-	metric(o, "meshslirp_inbound_headers_total", "version=\"2\"", br->inbound_headers[2]);
-	metric_head(o, "meshslirp_inbound_refused_total", "counter",
-		    "Inbound connections closed before reaching the guest, by reason.");
-	for (int i = 0; i < BRIDGE_IN_DROP_COUNT; i++) {
-		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", bridge_inbound_drop_str(i));
-		metric(o, "meshslirp_inbound_refused_total", lbl, br->inbound_dropped[i]);
-	}
-	metric_head(o, "meshslirp_proxy_header_errors_total", "counter",
-		    "Malformed inbound PROXY headers, by error.");
-	for (int i = 1; i < PROXY_ERR_COUNT; i++) {
-		snprintf(lbl, sizeof(lbl), "error=\"%s\"", proxy_error_str(i));
-		metric(o, "meshslirp_proxy_header_errors_total", lbl, br->header_errors[i]);
-	}
+	for (int i = 0; i < FLOW_STATE_COUNT; i++)
+		s.flows[i] = bridge_flow_count(d->br, i);
+	bridge_direct_tcp_counts(d->br, s.direct_tcp_flows);
+	metrics_render(o, &s);
 }
 
 static int daemon_setup_metrics(struct daemon *d)

@@ -20,19 +20,8 @@
 #include "proxy-bridge/bridge.h"
 #include "daemon/control.h"
 #include "daemon/metrics.h"
+#include "daemon/metrics_render.h"
 #include "daemon/podaddrs.h"
-
-/* What the offloads did (backend/offload.h), for the metrics. */
-struct daemon_offload_stats {
-	uint64_t rx_csum_completed;  /* guest frames whose partial checksum we completed */
-	uint64_t rx_gso;             /* guest TCP segments larger than its MTU, taken whole */
-	uint64_t rx_refused;         /* guest frames whose headers contradicted their metadata */
-	uint64_t mss_raised;         /* guest SYNs whose MSS was raised (it takes TSO4) */
-	uint64_t mss_clamped;        /* libslirp SYNs to the guest whose MSS was lowered (its TSO) */
-	uint64_t tx_gso;             /* segments sent to the guest whole, for it to take as GSO */
-	uint64_t tx_csum_partial;    /* TCP segments sent with NEEDS_CSUM */
-	uint64_t tx_data_valid;      /* other frames sent with DATA_VALID */
-};
 
 struct daemon {
 	const struct ms_config *cfg;
@@ -62,7 +51,7 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg);
 /* daemon_stop() - free everything daemon_start() created; safe after failure. */
 void daemon_stop(struct daemon *d);
 
-/* daemon_render_metrics() - the Prometheus text exposition of every counter. */
+/* daemon_render_metrics() - gather a metrics_snapshot and render it (metrics_render.h). */
 void daemon_render_metrics(GString *out, void *opaque);
 
 /* daemon_log_summary() - one log line of frame and connection counters. */

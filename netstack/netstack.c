@@ -625,75 +625,11 @@ void netstack_free(struct netstack *ns)
 }
 
 /*
- * Work around a libslirp 4.7.0 crash (found by tests/fuzz/fuzz_bridge).
- *
- * The Debian 12 build of libslirp 4.7.0 dies with SIGBUS/SIGSEGV in
- * ip_reass() on one frame from the guest: an IPv4 fragment with an offset
- * and without More Fragments (a last fragment) for which no reassembly
- * queue exists yet.  ip_enq() links the fragment through a struct ipasfrag
- * pointer, then the completeness check reads the queue head through the
- * struct ipq; under strict aliasing the compiler loads the head before the
- * store, sees an empty queue, takes the datagram as complete and writes
- * through a garbage pointer.  A fragment with More Fragments set is safe:
- * it can never complete a datagram, so the check stops there.
- *
- * So before such a last fragment, hand libslirp an empty fragment of the
- * same datagram (addresses, protocol, id and offset) with More Fragments
- * set.  It creates the queue if there is none, and the real fragment then
- * always finds it.  An empty fragment adds no bytes: libslirp drops it if
- * the queue already covers that offset, or reassembles it as nothing, so
- * fragmented datagrams sent in order still arrive
- * (tests/unit/test_netstack_frag.c).  Only fragments libslirp would
- * reassemble qualify: valid header checksum, length within the frame,
- * TTL not 0.
+ * No IPv4 fragment from the guest reaches libslirp in the daemon: the
+ * bridge drops them first (bridge.c, BRIDGE_DROP_FRAGMENT), which also
+ * keeps the Debian 12 build of libslirp 4.7.0 clear of its ip_reass crash
+ * on a lone last fragment (docs/ARCHITECTURE.md, "Known gaps").
  */
-#define NETSTACK_ETH_HLEN 14
-#define NETSTACK_IP_MF 0x2000
-#define NETSTACK_IP_OFFMASK 0x1fff
-
-static uint16_t netstack_ip_sum(const uint8_t *ip, size_t len)
-{
-	uint32_t sum = 0;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static void netstack_prime_reassembly(struct netstack *ns, const uint8_t *frame, size_t len)
-{
-	const uint8_t *ip = frame + NETSTACK_ETH_HLEN;
-	uint8_t empty[NETSTACK_ETH_HLEN + 20];
-	size_t hlen, tot;
-	uint16_t frag, sum;
-
-	if (len < sizeof(empty) || frame[12] != 0x08 || frame[13] != 0x00 || ip[0] >> 4 != 4)
-		return;
-	hlen = (size_t)(ip[0] & 0x0f) * 4;
-	tot = (size_t)(ip[2] << 8 | ip[3]);
-	frag = (uint16_t)(ip[6] << 8 | ip[7]);
-	if (!(frag & NETSTACK_IP_OFFMASK) || (frag & NETSTACK_IP_MF) || hlen < 20 ||
-	    hlen > len - NETSTACK_ETH_HLEN || tot < hlen || tot > len - NETSTACK_ETH_HLEN ||
-	    !ip[8] || netstack_ip_sum(ip, hlen))
-		return;
-
-	memcpy(empty, frame, sizeof(empty));
-	empty[NETSTACK_ETH_HLEN] = 0x45;                 /* no options */
-	empty[NETSTACK_ETH_HLEN + 2] = 0;                /* total length 20 */
-	empty[NETSTACK_ETH_HLEN + 3] = 20;
-	frag = NETSTACK_IP_MF | (frag & NETSTACK_IP_OFFMASK);
-	empty[NETSTACK_ETH_HLEN + 6] = (uint8_t)(frag >> 8);
-	empty[NETSTACK_ETH_HLEN + 7] = (uint8_t)frag;
-	empty[NETSTACK_ETH_HLEN + 10] = 0;
-	empty[NETSTACK_ETH_HLEN + 11] = 0;
-	sum = netstack_ip_sum(empty + NETSTACK_ETH_HLEN, 20);
-	empty[NETSTACK_ETH_HLEN + 10] = (uint8_t)(sum >> 8);
-	empty[NETSTACK_ETH_HLEN + 11] = (uint8_t)sum;
-	slirp_input(ns->slirp, empty, (int)sizeof(empty));
-}
-
 void netstack_input(struct netstack *ns, uint8_t *frame, size_t len)
 {
 	ns->stats.rx_frames++;
@@ -702,7 +638,6 @@ void netstack_input(struct netstack *ns, uint8_t *frame, size_t len)
 		ns->stats.hook_consumed++;
 		return;
 	}
-	netstack_prime_reassembly(ns, frame, len);
 	slirp_input(ns->slirp, frame, (int)len);
 	if (ns->hooks)
 		ns->hooks->guest_frame_done(ns->hooks_opaque);

@@ -205,8 +205,8 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 	if (f->gkey.proto == IPPROTO_UDP) {
 		bool dns_reply = !from_guest && f->skey.rport == htons(53);
 
-		f->deadline_us = g_get_monotonic_time() +
-				 (dns_reply ? BRIDGE_UDP_DNS_IDLE_US : BRIDGE_UDP_IDLE_US);
+		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() +
+				     (dns_reply ? BRIDGE_UDP_DNS_IDLE_US : BRIDGE_UDP_IDLE_US));
 		return;
 	}
 	/*
@@ -219,7 +219,7 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 		f->established = true;
 	/* Only while OPEN: a late segment must not lift a CLOSED flow's end of grace. */
 	if (f->state == FLOW_OPEN && f->established && br->cfg.tcp_idle_us)
-		f->deadline_us = g_get_monotonic_time() + br->cfg.tcp_idle_us;
+		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + br->cfg.tcp_idle_us);
 	if (rw_tcp_flags(v) & RW_TCP_RST)
 		return;
 	end = rw_tcp_seq_end(v);
@@ -359,7 +359,7 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 		bridge_refuse(br, v, gkey, bridge_refusal_why[why]);
 		return NETSTACK_CONSUMED;
 	}
-	f->kind = kind;
+	flowtab_set_kind(br->flows, f, kind);
 	if (kind == FLOW_STEER)
 		br->stats.flows_steered++;
 	else if (kind == FLOW_DNS)
@@ -368,7 +368,7 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 		br->stats.flows_direct++;
 
 	if (gkey->proto == IPPROTO_TCP) {
-		f->deadline_us = g_get_monotonic_time() + BRIDGE_SYN_TIMEOUT_US;
+		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_SYN_TIMEOUT_US);
 		br->pending_out = f;
 	}
 	bridge_to_stack(br, v, f);
@@ -748,7 +748,7 @@ static void bridge_fd_registered(int fd, void *opaque)
 		return;
 	f->fd = fd;
 	flowtab_set_state(br->flows, f, FLOW_CONNECTING);
-	f->deadline_us = g_get_monotonic_time() + br->cfg.connect_timeout_us;
+	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + br->cfg.connect_timeout_us);
 	netstack_tag_fd(br->ns, fd, f);
 	/*
 	 * Unix leg, step 1 (unixleg.h): libslirp connect()s this descriptor
@@ -782,7 +782,7 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 	f->fd = -1;
 	if (f->state != FLOW_CLOSED)
 		flowtab_set_state(br->flows, f, FLOW_CLOSED);
-	f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
+	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
 	/* Only late segments left: a full table may give its slot to a new flow. */
 	flowtab_retire(br->flows, f);
 }
@@ -823,7 +823,7 @@ static void bridge_connect_failed(struct bridge *br, struct flow *f, int err)
 				bridge_upstream_str(br, f, target, sizeof(target)), g_strerror(err));
 	}
 	flowtab_set_state(br->flows, f, FLOW_CLOSED);
-	f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
+	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
 }
 
 /* Write the PROXY header on a socket that just connected; 0 or -errno. */
@@ -936,7 +936,7 @@ static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_gues
 	/* libslirp's close may already have moved it to CLOSED through bridge_fd_closed. */
 	if (f->state != FLOW_CLOSED)
 		flowtab_set_state(br->flows, f, FLOW_CLOSED);
-	f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
+	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
 }
 
 /* flowtab_expire() callback: true keeps @f (moved on), false frees it. */
@@ -963,7 +963,7 @@ static bool bridge_on_expire(struct flow *f, void *opaque)
 					bridge_upstream_str(br, f, target, sizeof(target)));
 		shutdown(f->fd, SHUT_RDWR);
 		flowtab_set_state(br->flows, f, FLOW_CLOSED);
-		f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
+		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
 		return true;
 	case FLOW_OPEN:
 		if (f->gkey.proto != IPPROTO_TCP)
@@ -988,7 +988,8 @@ static bool bridge_on_expire(struct flow *f, void *opaque)
 		 * 16,384) before this.
 		 */
 		if (f->fd >= 0) {
-			f->deadline_us = g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US;
+			flowtab_set_deadline(br->flows, f,
+					     g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
 			return true;
 		}
 		break;
@@ -1126,16 +1127,8 @@ uint64_t bridge_flows_reclaimed(const struct bridge *br)
 	return flowtab_reclaimed(br->flows);
 }
 
-static void bridge_count_direct_tcp(const struct flow *f, void *opaque)
-{
-	size_t *counts = opaque;
-
-	if (f->kind == FLOW_DIRECT && f->gkey.proto == IPPROTO_TCP)
-		counts[f->state]++;
-}
-
 void bridge_direct_tcp_counts(struct bridge *br, size_t *counts)
 {
-	memset(counts, 0, FLOW_STATE_COUNT * sizeof(*counts));
-	flowtab_foreach(br->flows, bridge_count_direct_tcp, counts);
+	for (int i = 0; i < FLOW_STATE_COUNT; i++)
+		counts[i] = flowtab_count_tcp(br->flows, FLOW_DIRECT, i);
 }

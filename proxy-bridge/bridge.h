@@ -240,7 +240,7 @@ uint64_t bridge_flows_reclaimed(const struct bridge *br);
 
 /*
  * bridge_direct_tcp_counts() - direct TCP flows by state into @counts
- * (FLOW_STATE_COUNT entries).  Scans the table: for metrics, not per packet.
+ * (FLOW_STATE_COUNT entries).  Counted as flows change: O(1) in the table's size.
  */
 void bridge_direct_tcp_counts(struct bridge *br, size_t *counts);
 

@@ -106,7 +106,8 @@ static inline struct rw_tuple bridge_tuple(const struct flow_key *k, bool outwar
 static inline void bridge_arm_idle(struct bridge *br, struct flow *f)
 {
 	f->established = true;
-	f->deadline_us = br->cfg.tcp_idle_us ? g_get_monotonic_time() + br->cfg.tcp_idle_us : 0;
+	flowtab_set_deadline(br->flows, f,
+			     br->cfg.tcp_idle_us ? g_get_monotonic_time() + br->cfg.tcp_idle_us : 0);
 }
 
 /*

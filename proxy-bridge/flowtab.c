@@ -10,12 +10,15 @@
 #include <openssl/rand.h>
 
 #include "common/siphash.h"
+#include "common/timerwheel.h"
 
 #define FLOWTAB_MAX 1048576
 /* Stack ports are drawn from here; below it, well-known services live. */
 #define FLOWTAB_PORT_MIN 1024
 #define FLOWTAB_PORT_TRIES 64
 #define FLOWTAB_NIL UINT32_MAX
+/* The owner's expiry runs on a one-second tick; finer wheel ticks would only cost walks. */
+#define FLOWTAB_TICK_US G_USEC_PER_SEC
 
 /* Links of the retired FIFO, by slot number (kept out of struct flow: the table's business). */
 struct flowtab_link {
@@ -29,6 +32,8 @@ struct flowtab {
 	size_t nfree;
 	size_t count[FLOW_STATE_COUNT];
 	size_t udp;                /* flows with proto UDP, any state */
+	size_t tcp_by_kind[FLOW_KIND_COUNT][FLOW_STATE_COUNT]; /* TCP flows in use */
+	struct timerwheel *deadlines; /* by slot: flows with a deadline_us */
 	struct flowtab_link *links; /* retired FIFO: oldest at head */
 	uint32_t retired_head, retired_tail;
 	uint64_t reclaimed;
@@ -92,6 +97,10 @@ int flowtab_new(size_t max, struct flowtab **out)
 	ft->count[FLOW_FREE] = max;
 	ft->links = g_new(struct flowtab_link, max);
 	ft->retired_head = ft->retired_tail = FLOWTAB_NIL;
+	if (timerwheel_new((uint32_t)max, FLOWTAB_TICK_US, &ft->deadlines)) {
+		flowtab_free(ft);
+		return -ENOMEM;
+	}
 	ft->by_guest = g_hash_table_new(flowtab_hash, flowtab_equal);
 	ft->by_stack = g_hash_table_new(flowtab_hash, flowtab_equal);
 	*out = ft;
@@ -102,8 +111,11 @@ void flowtab_free(struct flowtab *ft)
 {
 	if (!ft)
 		return;
-	g_hash_table_unref(ft->by_guest);
-	g_hash_table_unref(ft->by_stack);
+	if (ft->by_guest)
+		g_hash_table_unref(ft->by_guest);
+	if (ft->by_stack)
+		g_hash_table_unref(ft->by_stack);
+	timerwheel_free(ft->deadlines);
 	g_free(ft->slots);
 	g_free(ft->free);
 	g_free(ft->links);
@@ -182,6 +194,8 @@ int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 	ft->count[FLOW_FREE]--;
 	ft->count[state]++;
 	ft->udp += gkey->proto == IPPROTO_UDP;
+	if (gkey->proto == IPPROTO_TCP)
+		ft->tcp_by_kind[f->kind][state]++;
 	f->guest_indexed = !(flags & FLOWTAB_STACK_ONLY);
 	if (f->guest_indexed)
 		g_hash_table_insert(ft->by_guest, &f->gkey, f);
@@ -253,6 +267,10 @@ void flowtab_remove(struct flowtab *ft, struct flow *f)
 	ft->count[f->state]--;
 	ft->count[FLOW_FREE]++;
 	ft->udp -= f->gkey.proto == IPPROTO_UDP;
+	if (f->gkey.proto == IPPROTO_TCP)
+		ft->tcp_by_kind[f->kind][f->state]--;
+	timerwheel_disarm(ft->deadlines, f->slot);
+	f->deadline_us = 0;
 	f->state = FLOW_FREE;
 	ft->free[ft->nfree++] = f->slot;
 }
@@ -263,7 +281,33 @@ void flowtab_set_state(struct flowtab *ft, struct flow *f, enum flow_state state
 	g_assert(f->state != FLOW_FREE && state != FLOW_FREE && (!f->retired || state == FLOW_CLOSED));
 	ft->count[f->state]--;
 	ft->count[state]++;
+	if (f->gkey.proto == IPPROTO_TCP) {
+		ft->tcp_by_kind[f->kind][f->state]--;
+		ft->tcp_by_kind[f->kind][state]++;
+	}
 	f->state = state;
+}
+
+void flowtab_set_kind(struct flowtab *ft, struct flow *f, enum flow_kind kind)
+{
+	g_assert(f->state != FLOW_FREE && (unsigned int)kind < FLOW_KIND_COUNT);
+	if (f->gkey.proto == IPPROTO_TCP) {
+		ft->tcp_by_kind[f->kind][f->state]--;
+		ft->tcp_by_kind[kind][f->state]++;
+	}
+	f->kind = kind;
+}
+
+void flowtab_set_deadline(struct flowtab *ft, struct flow *f, int64_t when_us)
+{
+	g_assert(f->state != FLOW_FREE);
+	f->deadline_us = when_us;
+	timerwheel_arm(ft->deadlines, f->slot, when_us);
+}
+
+size_t flowtab_count_tcp(const struct flowtab *ft, enum flow_kind kind, enum flow_state state)
+{
+	return ft->tcp_by_kind[kind][state];
 }
 
 size_t flowtab_count(const struct flowtab *ft, enum flow_state state)
@@ -290,20 +334,44 @@ size_t flowtab_size(const struct flowtab *ft)
 	return ft->cap - ft->nfree;
 }
 
+/* What flowtab_expire() passes through the wheel to its fire callback. */
+struct flowtab_expiry {
+	struct flowtab *ft;
+	bool (*cb)(struct flow *flow, void *opaque);
+	void *opaque;
+	size_t removed;
+};
+
+/* timerwheel_expire() callback: @slot's deadline came; the owner keeps it or it goes. */
+static void flowtab_fire(uint32_t slot, void *opaque)
+{
+	struct flowtab_expiry *x = opaque;
+	struct flow *f = &x->ft->slots[slot];
+
+	if (x->cb && x->cb(f, x->opaque)) {
+		/*
+		 * Kept with its deadline untouched (still the mirror's, the wheel
+		 * having disarmed it): due again at once, as a scan of every slot
+		 * would have found it on its next pass.
+		 */
+		if (f->deadline_us && !timerwheel_deadline(x->ft->deadlines, slot))
+			timerwheel_arm(x->ft->deadlines, slot, f->deadline_us);
+		return;
+	}
+	flowtab_remove(x->ft, f);
+	x->removed++;
+}
+
 size_t flowtab_expire(struct flowtab *ft, int64_t now_us,
 		      bool (*cb)(struct flow *flow, void *opaque), void *opaque)
 {
-	size_t removed = 0;
+	struct flowtab_expiry x = { .ft = ft, .cb = cb, .opaque = opaque };
 
-	for (size_t i = 0; i < ft->cap; i++) {
-		struct flow *f = &ft->slots[i];
+	timerwheel_expire(ft->deadlines, now_us, flowtab_fire, &x);
+	return x.removed;
+}
 
-		if (f->state == FLOW_FREE || !f->deadline_us || f->deadline_us > now_us)
-			continue;
-		if (cb && cb(f, opaque))
-			continue;
-		flowtab_remove(ft, f);
-		removed++;
-	}
-	return removed;
+uint64_t flowtab_expire_visits(const struct flowtab *ft)
+{
+	return timerwheel_visits(ft->deadlines);
 }

@@ -48,6 +48,12 @@
  * An inbound flow starts with gkey == skey (libslirp's view) and is rekeyed
  * to the client's address once the header names it.
  *
+ * Expiry: a flow's deadline lives in a timer wheel keyed by slot
+ * (common/timerwheel.h), so flowtab_expire() looks only at flows whose
+ * deadline's tick has come, not at every slot: an idle table of a million
+ * slots costs one bucket a tick.  Counts by state, by UDP and by kind for TCP
+ * are kept as flows change, so reading them is O(1) too.
+ *
  * Limits: all slots are allocated up front (flowtab_new's @max); the
  * indexes are GLib hash tables keyed by SipHash-2-4 under a key drawn from
  * RAND_bytes at creation, so a guest can neither predict the stack port nor
@@ -84,13 +90,14 @@ enum flow_kind {
 	FLOW_DNS,                  /* to --dns-upstream, no header */
 	FLOW_INBOUND,              /* a client on an exposed port */
 	FLOW_DIRECT,               /* to its own destination: counted and timed, not rewritten */
+	FLOW_KIND_COUNT,
 };
 
 struct flow {
 	struct flow_key gkey;
 	struct flow_key skey;
 	enum flow_state state;
-	enum flow_kind kind;
+	enum flow_kind kind;       /* read-only: set with flowtab_set_kind() */
 	int fd;                    /* libslirp's host socket, -1 if none */
 	int pending;               /* inbound: slot in the bridge's pending table, -1 if none */
 	uint32_t stack_isn;        /* inbound: libslirp's ISN towards the guest (host order) */
@@ -98,7 +105,8 @@ struct flow {
 	bool established;          /* TCP: both handshakes done (outbound: the guest ACKed) */
 	uint8_t guest_mac[6];      /* inbound: from libslirp's SYN, for frames we inject */
 	uint8_t gw_mac[6];
-	int64_t deadline_us;       /* 0: none; else when flowtab_expire() acts (see bridge.c) */
+	int64_t deadline_us;       /* 0: none; else when flowtab_expire() acts (see bridge.c);
+				      read-only: set with flowtab_set_deadline() */
 	uint32_t guest_nxt;        /* TCP: the guest's next sequence number (host order) */
 	uint32_t stack_nxt;        /* TCP: libslirp's next sequence number towards the guest */
 	uint32_t slot;
@@ -189,6 +197,20 @@ uint64_t flowtab_reclaimed(const struct flowtab *ft);
 /* flowtab_count() - flows in @state (FLOW_FREE: free slots). */
 size_t flowtab_count(const struct flowtab *ft, enum flow_state state);
 
+/* flowtab_set_kind() - @flow is of @kind (flowtab_add() makes FLOW_STEER), keeping per-kind counts. */
+void flowtab_set_kind(struct flowtab *ft, struct flow *flow, enum flow_kind kind);
+
+/**
+ * flowtab_set_deadline() - flowtab_expire() acts on @flow at @when_us (monotonic); 0: never
+ *
+ * O(1), no allocation; moving a deadline later, as every packet of an open
+ * flow does, only stores it.  Safe inside flowtab_expire()'s callback.
+ */
+void flowtab_set_deadline(struct flowtab *ft, struct flow *flow, int64_t when_us);
+
+/* flowtab_count_tcp() - TCP flows of @kind in @state, kept as they change (no scan). */
+size_t flowtab_count_tcp(const struct flowtab *ft, enum flow_kind kind, enum flow_state state);
+
 /* flowtab_count_udp() - UDP flows in use, any state. */
 size_t flowtab_count_udp(const struct flowtab *ft);
 
@@ -207,11 +229,18 @@ size_t flowtab_size(const struct flowtab *ft);
  *		removed.  NULL: remove them all.
  *
  * A flow has a deadline when its deadline_us is non-zero; the owner sets one
- * in every state that needs one.  Scans all slots: call it on a slow tick.
+ * with flowtab_set_deadline() in every state that needs one.  The callback
+ * sees the flow with its deadline still set; a kept flow whose deadline it
+ * did not change is due again at once (within this call or the next).
+ * Work: the flows whose deadline's one-second tick has come, plus, after a
+ * stall, a bounded number of wheel buckets; not the table's size.
  *
  * Return: number of flows removed.
  */
 size_t flowtab_expire(struct flowtab *ft, int64_t now_us,
 		      bool (*cb)(struct flow *flow, void *opaque), void *opaque);
+
+/* flowtab_expire_visits() - flows flowtab_expire() has looked at so far (tests, profiling). */
+uint64_t flowtab_expire_visits(const struct flowtab *ft);
 
 #endif /* MESHSLIRP_PB_FLOWTAB_H */

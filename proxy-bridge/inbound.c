@@ -179,7 +179,7 @@ static void bridge_inbound_reject(struct bridge *br, struct flow *f, enum bridge
 	if (f->fd >= 0)
 		bridge_reset_on_close(f->fd);
 	flowtab_set_state(br->flows, f, FLOW_REJECTED);
-	f->deadline_us = g_get_monotonic_time() + BRIDGE_REJECTED_GRACE_US;
+	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_REJECTED_GRACE_US);
 	bridge_pending_release(br, f);
 	/*
 	 * libslirp must drop its socket, but we may be inside one of its
@@ -439,7 +439,7 @@ static void bridge_inbound_refuse_taken(struct bridge *br, int fd, const struct 
 		bridge_reset_peer_now(fd);
 		return;
 	}
-	f->kind = FLOW_INBOUND;
+	flowtab_set_kind(br->flows, f, FLOW_INBOUND);
 	f->fd = fd;
 	netstack_tag_fd(br->ns, fd, f);
 	bridge_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
@@ -523,7 +523,7 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 		}
 		return;
 	}
-	f->kind = FLOW_INBOUND;
+	flowtab_set_kind(br->flows, f, FLOW_INBOUND);
 	f->fd = fd;
 	/*
 	 * A unix client is trusted as a header sender: the socket file's

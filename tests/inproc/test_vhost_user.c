@@ -556,6 +556,16 @@ static void test_truncated_memory(void **state)
 {
 	struct fix *f = *state;
 
+	/*
+	 * valgrind delivers the fault of a truncated shared mapping as a SIGSEGV
+	 * at address 0 instead of a SIGBUS at the faulting address (checked with a
+	 * ten-line memfd program), so the guard cannot be exercised there.  The
+	 * normal and ASan builds run it.
+	 */
+	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
+		print_message("skipped: valgrind turns SIGBUS on a truncated mapping into SIGSEGV\n");
+		skip();
+	}
 	/* cmocka catches SIGBUS around each test: take it back, as the daemon has it. */
 	assert_int_equal(vu_mem_guard_install(), 0);
 	new_guest_memory(f, false);
@@ -811,7 +821,7 @@ static void test_kick_fd_never_drains(void **state)
 	struct fix *f = *state;
 	int fd = make_ring_fd(5);
 
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount("none", "/proc", "tmpfs", 0, NULL) < 0) {
 		print_message("skipped: cannot hide /proc in a mount namespace (%s)\n",
 			      g_strerror(errno));

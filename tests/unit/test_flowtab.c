@@ -358,7 +358,7 @@ static bool expire_cb(struct flow *f, void *opaque)
 	if (!e->rearm_to)
 		return false;
 	flowtab_set_state(e->ft, f, FLOW_CLOSED);
-	f->deadline_us = e->rearm_to;
+	flowtab_set_deadline(e->ft, f, e->rearm_to);
 	return true;
 }
 
@@ -401,7 +401,7 @@ static void test_expire(void **state)
 					ip4("1.1.1.1"), htons(80));
 		assert_int_equal(flowtab_add(ft, &keys[i], ip4("127.0.0.1"), htons(15001),
 					     specs[i].proto == IPPROTO_UDP, specs[i].state, &f), 0);
-		f->deadline_us = specs[i].deadline;
+		flowtab_set_deadline(ft, f, specs[i].deadline);
 	}
 	assert_counts(ft, 23, 3, 1, 3, 2);
 
@@ -433,7 +433,7 @@ static void test_expire(void **state)
 	assert_non_null(flowtab_lookup_guest(ft, &keys[5]));
 	assert_non_null(flowtab_lookup_guest(ft, &keys[6]));
 	/* Until they get one; a callback may keep a flow by re-arming it (idle reset). */
-	flowtab_lookup_guest(ft, &keys[5])->deadline_us = 1;
+	flowtab_set_deadline(ft, flowtab_lookup_guest(ft, &keys[5]), 1);
 	e.rearm_to = 1000;
 	assert_int_equal(flowtab_expire(ft, 500, expire_cb, &e), 0);
 	assert_true(e.n == 1 && expired_has(&e, &keys[5]));
@@ -446,6 +446,48 @@ static void test_expire(void **state)
 	assert_true(e.n == 1 && expired_has(&e, &keys[5]));
 	assert_null(flowtab_lookup_guest(ft, &keys[5]));
 	assert_counts(ft, 31, 0, 1, 0, 0);
+	flowtab_free(ft);
+}
+
+/*
+ * Expiry looks at flows whose deadline's tick came, not at every slot, and
+ * the per-kind TCP counts follow kind and state changes without a scan.
+ */
+static void test_expire_costs_what_expires(void **state)
+{
+	struct flowtab *ft = table(1 << 16);
+	const int64_t t0 = 1000 * (int64_t)G_USEC_PER_SEC;
+	struct flow *due = NULL;
+
+	(void)state;
+	/* The table has been ticking: its first call walks the (empty) wheel once. */
+	flowtab_expire(ft, t0 - G_USEC_PER_SEC, NULL, NULL);
+	for (uint16_t i = 0; i < 1000; i++) {
+		struct flow_key g = flow_key_make(IPPROTO_TCP, ip4("10.0.2.15"), htons(2000 + i),
+						  ip4("1.1.1.1"), htons(80));
+		struct flow *f = NULL;
+
+		assert_int_equal(flowtab_add(ft, &g, ip4("1.1.1.1"), htons(80), FLOWTAB_KEEP_PORT,
+					     FLOW_OPEN, &f), 0);
+		flowtab_set_kind(ft, f, FLOW_DIRECT);
+		/* Idle deadlines five minutes on, pushed later by "packets" (only stored). */
+		flowtab_set_deadline(ft, f, t0 + 300 * (int64_t)G_USEC_PER_SEC);
+		flowtab_set_deadline(ft, f, t0 + 400 * (int64_t)G_USEC_PER_SEC);
+		if (i == 7)
+			due = f;
+	}
+	assert_int_equal(flowtab_count_tcp(ft, FLOW_DIRECT, FLOW_OPEN), 1000);
+	assert_int_equal(flowtab_count_tcp(ft, FLOW_STEER, FLOW_OPEN), 0);
+	flowtab_set_state(ft, due, FLOW_CLOSED);
+	flowtab_set_deadline(ft, due, t0 + 10 * G_USEC_PER_SEC);
+	assert_int_equal(flowtab_count_tcp(ft, FLOW_DIRECT, FLOW_OPEN), 999);
+	assert_int_equal(flowtab_count_tcp(ft, FLOW_DIRECT, FLOW_CLOSED), 1);
+	/* Sixty idle seconds, one tick each: only the due flow is looked at. */
+	for (int s = 0; s <= 60; s++)
+		flowtab_expire(ft, t0 + s * G_USEC_PER_SEC, NULL, NULL);
+	assert_int_equal(flowtab_expire_visits(ft), 1);
+	assert_int_equal(flowtab_size(ft), 999);
+	assert_int_equal(flowtab_count_tcp(ft, FLOW_DIRECT, FLOW_CLOSED), 0);
 	flowtab_free(ft);
 }
 
@@ -520,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_reclaim_retired),
 		cmocka_unit_test(test_fresh_ports_unique),
 		cmocka_unit_test(test_expire),
+		cmocka_unit_test(test_expire_costs_what_expires),
 		cmocka_unit_test(test_churn),
 	};
 

@@ -1,0 +1,65 @@
+/* metrics_render.h - the Prometheus text exposition of meshslirp's counters, from a snapshot. */
+#ifndef MESHSLIRP_DAEMON_METRICS_RENDER_H
+#define MESHSLIRP_DAEMON_METRICS_RENDER_H
+
+/*
+ * Theory of operation
+ *
+ * The exposition format (metric names, HELP and TYPE lines, labels, order)
+ * lives here and nowhere else.  The daemon gathers a struct
+ * metrics_snapshot from its modules at scrape time and hands it to
+ * metrics_render(); this module reads only the snapshot, so a unit test can
+ * render a snapshot it made up and compare lines.  metrics.c serves the
+ * text over HTTP and knows nothing of what it says.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#include "backend/backend.h"
+#include "netstack/netstack.h"
+#include "proxy-bridge/bridge.h"
+
+/* What the offloads did (backend/offload.h), counted by the daemon. */
+struct daemon_offload_stats {
+	uint64_t rx_csum_completed;  /* guest frames whose partial checksum we completed */
+	uint64_t rx_gso;             /* guest TCP segments larger than its MTU, taken whole */
+	uint64_t rx_refused;         /* guest frames whose headers contradicted their metadata */
+	uint64_t mss_raised;         /* guest SYNs whose MSS was raised (it takes TSO4) */
+	uint64_t mss_clamped;        /* libslirp SYNs to the guest whose MSS was lowered (its TSO) */
+	uint64_t tx_gso;             /* segments sent to the guest whole, for it to take as GSO */
+	uint64_t tx_csum_partial;    /* TCP segments sent with NEEDS_CSUM */
+	uint64_t tx_data_valid;      /* other frames sent with DATA_VALID */
+};
+
+/*
+ * Everything one scrape shows.  The pointers are borrowed for the duration
+ * of metrics_render() only; every pointer must be non-NULL.
+ */
+struct unixexpose_stats;
+
+struct metrics_snapshot {
+	const struct backend_stats *backend;
+	const struct netstack_stats *netstack;
+	const struct bridge_stats *bridge;
+	const struct daemon_offload_stats *offload;
+	size_t flows[FLOW_STATE_COUNT];            /* flows in the table by state, all kinds */
+	size_t direct_tcp_flows[FLOW_STATE_COUNT]; /* direct TCP flows by state */
+	size_t udp_flows;                          /* UDP flows, any state */
+	uint64_t flows_reclaimed;                  /* retired slots a new flow took */
+	size_t libslirp_sockets;                   /* host sockets libslirp polls now */
+	size_t pod_addresses;                      /* the pod's own addresses (podaddrs) */
+	const struct unixexpose_stats *unix_expose; /* --expose unix:...; NULL without */
+};
+
+/**
+ * metrics_render() - append the exposition text of @s to @out
+ *
+ * Pure: reads @s and the name tables of the modules it names, writes only
+ * @out.  The output for a given snapshot never changes between calls.
+ */
+void metrics_render(GString *out, const struct metrics_snapshot *s);
+
+#endif /* MESHSLIRP_DAEMON_METRICS_RENDER_H */

@@ -1,0 +1,157 @@
+/* test_metrics_render.c - unit tests of the Prometheus exposition rendered from a made-up snapshot. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "daemon/metrics_render.h"
+
+/* A snapshot whose every counter of interest has a distinct, recognisable value. */
+struct mr_fixture {
+	struct backend_stats bs;
+	struct netstack_stats ns;
+	struct bridge_stats br;
+	struct daemon_offload_stats off;
+	struct metrics_snapshot s;
+};
+
+static void mr_fill(struct mr_fixture *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->bs.rx_frames = 11;
+	m->bs.tx_bytes = 4242;
+	m->bs.rx_runts = 3;
+	m->bs.attached = 1;
+	m->ns.guest_errors = 7;
+	m->ns.tx_fragments = 19;
+	m->br.flows_steered = 101;
+	m->br.flows_direct = 103;
+	m->br.refused[BRIDGE_REFUSED_TABLE_FULL] = 5;
+	m->br.egress_refused[EGRESS_LOOPBACK] = 9;
+	m->br.guest_dropped[BRIDGE_DROP_FRAGMENT] = 13;
+	m->br.inbound_headers[2] = 17;
+	m->br.header_errors[PROXY_ERR_COUNT - 1] = 23;
+	m->off.tx_gso = 29;
+	m->s = (struct metrics_snapshot){
+		.backend = &m->bs, .netstack = &m->ns, .bridge = &m->br, .offload = &m->off,
+		.udp_flows = 31, .flows_reclaimed = 37, .libslirp_sockets = 41, .pod_addresses = 43,
+	};
+	m->s.flows[FLOW_OPEN] = 47;
+	m->s.flows[FLOW_HDR_WAIT] = 53;
+	m->s.direct_tcp_flows[FLOW_CONNECTING] = 59;
+}
+
+/* @text has @line as a whole line. */
+static void mr_assert_line(const char *text, const char *line)
+{
+	g_autofree char *needle = g_strdup_printf("\n%s\n", line);
+	g_autofree char *hay = g_strdup_printf("\n%s", text);
+
+	if (!strstr(hay, needle))
+		fail_msg("missing line: %s", line);
+}
+
+static void test_known_snapshot_lines(void **state)
+{
+	struct mr_fixture m;
+	g_autoptr(GString) out = g_string_new(NULL);
+	g_autofree char *hdr_err = NULL;
+
+	(void)state;
+	mr_fill(&m);
+	metrics_render(out, &m.s);
+	mr_assert_line(out->str, "# HELP meshslirp_info Build information.");
+	mr_assert_line(out->str, "# TYPE meshslirp_info gauge");
+	mr_assert_line(out->str, "meshslirp_info{version=\"" MESHSLIRP_VERSION "\"} 1");
+	mr_assert_line(out->str, "# TYPE meshslirp_frames_total counter");
+	mr_assert_line(out->str, "meshslirp_frames_total{direction=\"from_guest\"} 11");
+	mr_assert_line(out->str, "meshslirp_bytes_total{direction=\"to_guest\"} 4242");
+	mr_assert_line(out->str, "meshslirp_drops_total{reason=\"runt\"} 3");
+	mr_assert_line(out->str, "meshslirp_drops_total{reason=\"fragment\"} 13");
+	mr_assert_line(out->str, "meshslirp_guest_attached 1");
+	mr_assert_line(out->str, "meshslirp_libslirp_sockets 41");
+	mr_assert_line(out->str, "meshslirp_guest_link_total{what=\"fragments\"} 19");
+	mr_assert_line(out->str, "meshslirp_offload_total{direction=\"to_guest\",what=\"gso\"} 29");
+	mr_assert_line(out->str, "meshslirp_guest_errors_total 7");
+	mr_assert_line(out->str, "# HELP meshslirp_flows Flows in the table (all kinds) by state.");
+	mr_assert_line(out->str, "meshslirp_flows{state=\"open\"} 47");
+	mr_assert_line(out->str, "meshslirp_flows{state=\"header_wait\"} 53");
+	mr_assert_line(out->str, "meshslirp_flows{state=\"syn\"} 0");
+	mr_assert_line(out->str, "meshslirp_direct_tcp_flows{state=\"connecting\"} 59");
+	mr_assert_line(out->str, "meshslirp_udp_flows 31");
+	mr_assert_line(out->str, "meshslirp_flows_total{direction=\"outbound_steered\"} 101");
+	mr_assert_line(out->str, "meshslirp_flows_total{direction=\"outbound_direct\"} 103");
+	mr_assert_line(out->str, "meshslirp_flows_refused_total{reason=\"loopback\"} 9");
+	mr_assert_line(out->str, "meshslirp_flows_refused_total{reason=\"table_full\"} 5");
+	mr_assert_line(out->str, "meshslirp_pod_addresses 43");
+	mr_assert_line(out->str, "meshslirp_flows_reclaimed_total 37");
+	mr_assert_line(out->str, "meshslirp_inbound_headers_total{version=\"2\"} 17");
+	hdr_err = g_strdup_printf("meshslirp_proxy_header_errors_total{error=\"%s\"} 23",
+				  proxy_error_str(PROXY_ERR_COUNT - 1));
+	mr_assert_line(out->str, hdr_err);
+	/* The text ends with a newline and nothing else. */
+	assert_true(out->len > 0 && out->str[out->len - 1] == '\n');
+}
+
+/* Every family's HELP line comes with its TYPE line, and every sample follows its family's head. */
+static void test_every_family_has_help_and_type(void **state)
+{
+	struct mr_fixture m;
+	g_autoptr(GString) out = g_string_new(NULL);
+	g_auto(GStrv) lines = NULL;
+	const char *family = NULL;
+	size_t families = 0;
+
+	(void)state;
+	mr_fill(&m);
+	metrics_render(out, &m.s);
+	lines = g_strsplit(out->str, "\n", -1);
+	for (size_t i = 0; lines[i] && *lines[i]; i++) {
+		if (g_str_has_prefix(lines[i], "# HELP ")) {
+			g_autofree char *want = NULL;
+			const char *name = lines[i] + 7;
+			size_t n = strcspn(name, " ");
+
+			assert_non_null(lines[i + 1]);
+			want = g_strdup_printf("# TYPE %.*s ", (int)n, name);
+			assert_true(g_str_has_prefix(lines[i + 1], want));
+			family = name;
+			families++;
+			i++;
+			continue;
+		}
+		assert_non_null(family);
+		assert_true(!strncmp(lines[i], family, strcspn(family, " ")));
+	}
+	assert_true(families > 30);
+}
+
+/* The same snapshot renders to the same bytes, and appending keeps what was there. */
+static void test_render_is_deterministic_and_appends(void **state)
+{
+	struct mr_fixture m;
+	g_autoptr(GString) a = g_string_new(NULL);
+	g_autoptr(GString) b = g_string_new("prefix\n");
+
+	(void)state;
+	mr_fill(&m);
+	metrics_render(a, &m.s);
+	metrics_render(b, &m.s);
+	assert_string_equal(b->str + strlen("prefix\n"), a->str);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_known_snapshot_lines),
+		cmocka_unit_test(test_every_family_has_help_and_type),
+		cmocka_unit_test(test_render_is_deterministic_and_appends),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
