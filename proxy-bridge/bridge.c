@@ -752,9 +752,9 @@ static const char *bridge_upstream_str(struct bridge *br, const struct flow *f, 
 
 /*
  * The connection to the sidecar or upstream failed.  libslirp itself resets
- * the guest (tcp_input's cont_conn path answers the SYN with RST|ACK once its
- * zero-byte probe fails); the bridge rewrites that reset into the guest's
- * view like any other frame, and only counts and logs here.
+ * the guest once its probe fails (slirp quirk connect_probe); the bridge
+ * rewrites that reset into the guest's view like any other frame, and only
+ * counts and logs here.
  */
 static void bridge_connect_failed(struct bridge *br, struct flow *f, int err)
 {
@@ -819,7 +819,7 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 		if (ret) {
 			br->stats.header_failed++;
 			bridge_connect_failed(br, f, -ret);
-			/* Makes libslirp's probe fail too: it resets the guest. */
+			/* Makes libslirp's probe fail too (slirp quirk connect_probe). */
 			shutdown(f->fd, SHUT_RDWR);
 			return revents;
 		}
@@ -876,8 +876,8 @@ static bool bridge_on_expire(struct flow *f, void *opaque)
 		/*
 		 * The upstream never answered the SYN libslirp sent for us.
 		 * Disconnecting the socket makes libslirp's connect probe
-		 * fail, and libslirp resets the guest itself (as for a
-		 * refused connection).
+		 * fail, and libslirp resets the guest itself (slirp quirk
+		 * connect_probe).
 		 */
 		br->stats.connect_timeouts++;
 		if (f->kind != FLOW_DIRECT)

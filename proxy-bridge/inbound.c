@@ -463,7 +463,7 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 		return;
 
 	br->stats.inbound_flows++;
-	/* libslirp shows a loopback client as the gateway (sotranslate_accept). */
+	/* A loopback client shows as the gateway (slirp quirk loopback_client_as_gateway). */
 	raddr = egress_is_loopback(peer.sin_addr.s_addr) ? br->cfg.policy.gateway.s_addr
 							 : peer.sin_addr.s_addr;
 	key = flow_key_make(IPPROTO_TCP, br->cfg.guest.s_addr, htons(guest_port), raddr,
