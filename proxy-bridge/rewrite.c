@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 
 #include "common/csum.h"
+#include "common/util.h"
 
 #define IP_OFF_TOTLEN 2
 #define IP_OFF_ID 4
@@ -22,16 +23,6 @@
 #define TCP_OFF_CSUM 16
 #define UDP_OFF_CSUM 6
 #define ICMP_OFF_CSUM 2
-
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* Raw (network order) 16- and 32-bit fields, as the checksum code wants them. */
 static uint16_t raw16(const uint8_t *p)
@@ -119,7 +110,7 @@ static size_t rw_ip_header(const uint8_t *ip, size_t avail, size_t *tot)
 	if (avail < 20 || (ip[0] >> 4) != 4)
 		return 0;
 	ihl = (size_t)(ip[0] & 0x0f) * 4;
-	*tot = rd16(ip + IP_OFF_TOTLEN);
+	*tot = be16_read(ip + IP_OFF_TOTLEN);
 	if (ihl < 20 || ihl > avail || *tot < ihl)
 		return 0;
 	return ihl;
@@ -138,7 +129,7 @@ void rw_parse(uint8_t *frame, size_t len, struct rw_view *v)
 
 	memset(v, 0, sizeof(*v));
 	v->eth = frame;
-	if (len < RW_ETH_HLEN || rd16(frame + 12) != 0x0800) {
+	if (len < RW_ETH_HLEN || be16_read(frame + 12) != 0x0800) {
 		v->kind = RW_NOT_IPV4;
 		return;
 	}
@@ -150,7 +141,7 @@ void rw_parse(uint8_t *frame, size_t len, struct rw_view *v)
 	}
 	v->ip_len = tot;
 	v->proto = v->ip[IP_OFF_PROTO];
-	frag = rd16(v->ip + IP_OFF_FRAG);
+	frag = be16_read(v->ip + IP_OFF_FRAG);
 	if (frag & IP_FRAG_OFFSET_MASK) {
 		v->kind = RW_FRAGMENT;
 		return;
@@ -182,7 +173,7 @@ void rw_parse(uint8_t *frame, size_t len, struct rw_view *v)
 		v->inner_ip = v->l4 + 8;
 		v->inner_ihl = rw_ip_header(v->inner_ip, v->l4_len - 8, &inner_tot);
 		if (!v->inner_ihl || v->l4_len - 8 < v->inner_ihl + 8 ||
-		    (rd16(v->inner_ip + IP_OFF_FRAG) & IP_FRAG_OFFSET_MASK) ||
+		    (be16_read(v->inner_ip + IP_OFF_FRAG) & IP_FRAG_OFFSET_MASK) ||
 		    (v->inner_ip[IP_OFF_PROTO] != IPPROTO_TCP &&
 		     v->inner_ip[IP_OFF_PROTO] != IPPROTO_UDP)) {
 			v->inner_ip = NULL;
@@ -224,12 +215,12 @@ uint8_t rw_tcp_flags(const struct rw_view *v)
 
 uint32_t rw_tcp_seq(const struct rw_view *v)
 {
-	return rd32(v->l4 + TCP_OFF_SEQ);
+	return be32_read(v->l4 + TCP_OFF_SEQ);
 }
 
 uint32_t rw_tcp_ack(const struct rw_view *v)
 {
-	return rd32(v->l4 + TCP_OFF_SEQ + 4);
+	return be32_read(v->l4 + TCP_OFF_SEQ + 4);
 }
 
 uint32_t rw_tcp_seq_end(const struct rw_view *v)
@@ -245,7 +236,7 @@ bool rw_is_fragment(const struct rw_view *v)
 {
 	if (v->kind == RW_NOT_IPV4 || v->kind == RW_MALFORMED)
 		return false;
-	return rd16(v->ip + IP_OFF_FRAG) & (IP_FRAG_MF | IP_FRAG_OFFSET_MASK);
+	return be16_read(v->ip + IP_OFF_FRAG) & (IP_FRAG_MF | IP_FRAG_OFFSET_MASK);
 }
 
 bool rw_checksums_ok(const struct rw_view *v)
@@ -386,12 +377,12 @@ size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t sr
 
 uint16_t rw_ip_id(const struct rw_view *v)
 {
-	return rd16(v->ip + IP_OFF_ID);
+	return be16_read(v->ip + IP_OFF_ID);
 }
 
 bool rw_more_fragments(const struct rw_view *v)
 {
-	return rd16(v->ip + IP_OFF_FRAG) & IP_FRAG_MF;
+	return be16_read(v->ip + IP_OFF_FRAG) & IP_FRAG_MF;
 }
 
 size_t rw_build_icmp_unreach(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
