@@ -371,37 +371,21 @@ static gboolean control_on_accept(int fd, GIOCondition ready, void *opaque)
 
 int control_start(const char *path, struct daemon *d, struct control_server **out)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct control_server *cs;
-	mode_t old;
-	int ret;
+	int fd, ret;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	/* A live daemon answers; a stale socket from a dead one is replaced. */
-	ret = unixsock_reclaim(&sa);
+	/* A live daemon answers; a stale socket from a dead one is replaced; mode 0600. */
+	ret = unixsock_listen(path, CONTROL_CLIENTS_MAX, true, &fd);
 	if (ret)
 		return ret;
 
 	cs = g_new0(struct control_server, 1);
 	cs->d = d;
 	cs->path = g_strdup(path);
+	cs->fd = fd;
 	for (int i = 0; i < CONTROL_CLIENTS_MAX; i++) {
 		cs->clients[i].fd = -1;
 		cs->clients[i].cs = cs;
-	}
-	cs->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	old = umask(0177); /* socket file mode 0600 */
-	ret = cs->fd < 0 || bind(cs->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	      listen(cs->fd, CONTROL_CLIENTS_MAX) < 0 ? -errno : 0;
-	umask(old);
-	if (ret) {
-		if (cs->fd >= 0)
-			close(cs->fd);
-		g_free(cs->path);
-		g_free(cs);
-		return ret;
 	}
 	cs->src = fdsource_new(cs->fd, G_IO_IN, control_on_accept, cs);
 	*out = cs;
