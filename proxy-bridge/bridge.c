@@ -144,6 +144,15 @@ static void bridge_reset_guest(struct bridge *br, const uint8_t guest_mac[6],
 	netstack_send_to_guest(br->ns, frame, len);
 }
 
+void bridge_inject_guest_rst(struct bridge *br, const struct flow *f, uint32_t seq, uint32_t ack)
+{
+	uint8_t frame[RW_ETH_HLEN + 40];
+	struct rw_tuple t = bridge_tuple(&f->skey, true);
+	size_t len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, seq, ack);
+
+	netstack_inject_from_guest(br->ns, frame, len);
+}
+
 static void bridge_drop(struct bridge *br, enum bridge_guest_drop why)
 {
 	br->stats.guest_dropped[why]++;
@@ -238,19 +247,14 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 static void bridge_cut_time_wait(struct bridge *br)
 {
 	struct flow *f = flowtab_get(br->flows, br->cut_slot);
-	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple t;
-	size_t len;
 
 	br->cut_slot = UINT32_MAX;
 	if (!f || f->fd < 0 || f->time_wait_cut || f->gkey.proto != IPPROTO_TCP)
 		return;
 	f->time_wait_cut = true;
 	br->stats.time_wait_cut++;
-	t = bridge_tuple(&f->skey, true);
-	len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, f->guest_nxt, f->stack_nxt);
 	br->swallow = &f->skey;
-	netstack_inject_from_guest(br->ns, frame, len);
+	bridge_inject_guest_rst(br, f, f->guest_nxt, f->stack_nxt);
 	br->swallow = NULL;
 }
 
@@ -827,14 +831,9 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
  */
 static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest)
 {
-	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple t = bridge_tuple(&f->skey, true);
-	size_t len;
-
 	if (f->fd >= 0)
 		bridge_reset_on_close(f->fd);
-	len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, f->guest_nxt, f->stack_nxt);
-	netstack_inject_from_guest(br->ns, frame, len);
+	bridge_inject_guest_rst(br, f, f->guest_nxt, f->stack_nxt);
 	if (reset_guest)
 		bridge_reset_guest(br, f->guest_mac, f->gw_mac, &f->gkey, f->stack_nxt, f->guest_nxt);
 	/* libslirp's close may already have moved it to CLOSED through bridge_fd_closed. */

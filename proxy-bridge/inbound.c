@@ -316,11 +316,7 @@ static void bridge_inbound_try(struct bridge *br, struct flow *f)
  */
 static void bridge_inbound_send_rst(struct bridge *br, struct flow *f)
 {
-	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple t = bridge_tuple(&f->skey, true);
-	size_t len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, 0, f->stack_isn + 1);
-
-	netstack_inject_from_guest(br->ns, frame, len);
+	bridge_inject_guest_rst(br, f, 0, f->stack_isn + 1);
 }
 
 static gboolean bridge_inbound_tick(gpointer data)
