@@ -330,47 +330,50 @@ void rw_outer_addrs(const struct rw_view *v, uint32_t *saddr, uint32_t *daddr)
 	*daddr = raw32(v->ip + IP_OFF_DADDR);
 }
 
-size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
-			const struct rw_tuple *t, uint32_t seq, uint32_t ack)
+/*
+ * The Ethernet and IPv4 headers of a frame we build: no options, TTL 64,
+ * @df sets Don't Fragment, addresses in network order, the header checksum
+ * done.  Returns where the @ip_len - 20 bytes of payload go (zeroed).
+ */
+static uint8_t *rw_put_eth_ip(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
+			      uint8_t proto, size_t ip_len, bool df, uint32_t saddr,
+			      uint32_t daddr)
 {
-	uint8_t *ip = out + RW_ETH_HLEN, *tcp = ip + 20;
-	uint8_t pseudo[12];
-	uint32_t sum;
+	uint8_t *ip = out + RW_ETH_HLEN;
 
 	memcpy(out, dst_mac, 6);
 	memcpy(out + 6, src_mac, 6);
 	out[12] = 0x08;
 	out[13] = 0x00;
 
-	memset(ip, 0, 40);
+	memset(ip, 0, ip_len);
 	ip[0] = 0x45;
-	ip[3] = 40;                      /* total length */
-	ip[6] = 0x40;                    /* DF */
+	be16_write(ip + IP_OFF_TOTLEN, (uint16_t)ip_len);
+	if (df)
+		ip[6] = 0x40;
 	ip[8] = 64;                      /* TTL */
-	ip[IP_OFF_PROTO] = IPPROTO_TCP;
-	put_raw32(ip + IP_OFF_SADDR, t->saddr);
-	put_raw32(ip + IP_OFF_DADDR, t->daddr);
+	ip[IP_OFF_PROTO] = proto;
+	put_raw32(ip + IP_OFF_SADDR, saddr);
+	put_raw32(ip + IP_OFF_DADDR, daddr);
 	put_raw16(ip + IP_OFF_CSUM, csum_fold(csum_add(0, ip, 20)));
+	return ip + 20;
+}
+
+size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
+			const struct rw_tuple *t, uint32_t seq, uint32_t ack)
+{
+	uint8_t *tcp = rw_put_eth_ip(out, dst_mac, src_mac, IPPROTO_TCP, 40, true, t->saddr,
+				     t->daddr);
+	uint32_t sum;
 
 	put_raw16(tcp, t->sport);
 	put_raw16(tcp + 2, t->dport);
-	tcp[4] = (uint8_t)(seq >> 24);
-	tcp[5] = (uint8_t)(seq >> 16);
-	tcp[6] = (uint8_t)(seq >> 8);
-	tcp[7] = (uint8_t)seq;
-	tcp[8] = (uint8_t)(ack >> 24);
-	tcp[9] = (uint8_t)(ack >> 16);
-	tcp[10] = (uint8_t)(ack >> 8);
-	tcp[11] = (uint8_t)ack;
+	be32_write(tcp + TCP_OFF_SEQ, seq);
+	be32_write(tcp + TCP_OFF_SEQ + 4, ack);
 	tcp[12] = 5 << 4;
 	tcp[TCP_OFF_FLAGS] = RW_TCP_RST | RW_TCP_ACK;
 
-	memcpy(pseudo, ip + IP_OFF_SADDR, 8);
-	pseudo[8] = 0;
-	pseudo[9] = IPPROTO_TCP;
-	pseudo[10] = 0;
-	pseudo[11] = 20;
-	sum = csum_add(csum_add(0, pseudo, sizeof(pseudo)), tcp, 20);
+	sum = csum_add(csum_pseudo4(out + RW_ETH_HLEN + IP_OFF_SADDR, IPPROTO_TCP, 20), tcp, 20);
 	put_raw16(tcp + TCP_OFF_CSUM, csum_fold(sum));
 	return RW_ETH_HLEN + 40;
 }
@@ -390,22 +393,8 @@ size_t rw_build_icmp_unreach(uint8_t *out, const uint8_t dst_mac[6], const uint8
 {
 	size_t quote = orig->ihl + 8 <= orig->ip_len ? orig->ihl + 8 : orig->ip_len;
 	size_t ip_len = 20 + 8 + quote;
-	uint8_t *ip = out + RW_ETH_HLEN, *icmp = ip + 20;
-
-	memcpy(out, dst_mac, 6);
-	memcpy(out + 6, src_mac, 6);
-	out[12] = 0x08;
-	out[13] = 0x00;
-
-	memset(ip, 0, 28);
-	ip[0] = 0x45;
-	ip[IP_OFF_TOTLEN] = (uint8_t)(ip_len >> 8);
-	ip[IP_OFF_TOTLEN + 1] = (uint8_t)ip_len;
-	ip[8] = 64;                      /* TTL */
-	ip[IP_OFF_PROTO] = IPPROTO_ICMP;
-	put_raw32(ip + IP_OFF_SADDR, src_addr);
-	memcpy(ip + IP_OFF_DADDR, orig->ip + IP_OFF_SADDR, 4);
-	put_raw16(ip + IP_OFF_CSUM, csum_fold(csum_add(0, ip, 20)));
+	uint8_t *icmp = rw_put_eth_ip(out, dst_mac, src_mac, IPPROTO_ICMP, ip_len, false, src_addr,
+				      raw32(orig->ip + IP_OFF_SADDR));
 
 	icmp[0] = 3;                     /* destination unreachable */
 	icmp[1] = code;
