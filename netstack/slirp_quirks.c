@@ -12,9 +12,11 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"tcp_fconnect() calls register_poll_fd() for a guest SYN's new host socket "
 		"synchronously inside slirp_input(), before connect()",
 		"the only way to learn which host socket belongs to a steered flow",
-		"bridge.c bridge_fd_registered() (br->pending_out); netstack_register_poll_fd()",
+		"bridge.c bridge_fd_registered() (br->pending_out); inbound.c "
+		"bridge_inbound_registered() tells accepted clients by their peer, which a socket "
+		"not yet connected lacks; netstack_register_poll_fd()",
 		"steered flows are never tagged: no PROXY header, the guest's bytes reach the "
-		"sidecar headerless",
+		"sidecar headerless; an outbound socket could pass for an inbound client",
 	},
 	[SLIRP_QUIRK_SYNACK_AFTER_POLLOUT] = {
 		"synack_after_pollout",
@@ -57,7 +59,8 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"hostfwd listening sockets are never reported through register_poll_fd()",
 		"the backlog fix finds them in /proc/self/fd; the poll set need not track them",
 		"netstack_raise_backlog(); the \"hostfwd gap\" in docs/ARCHITECTURE.md",
-		"harmless if they start being reported (fd_registered ignores unknown fds)",
+		"probably harmless if they start being reported: the bridge takes only sockets "
+		"with a peer from fd_registered, and a listener has none",
 	},
 	[SLIRP_QUIRK_ACCEPT_THEN_SYN] = {
 		"accept_then_syn",
@@ -100,6 +103,16 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"bridge.c drops every guest fragment before libslirp (BRIDGE_DROP_FRAGMENT)",
 		"if fixed: the drop could be relaxed; if a policy lets fragments through, it "
 		"must bring its own guard",
+	},
+	[SLIRP_QUIRK_MBUF_MTU_SIZED] = {
+		"mbuf_mtu_sized",
+		"m_get() allocates every mbuf with room for if_mtu (65520 here), however small "
+		"the packet, and ip_reass() holds each fragment in its own for up to 30 s",
+		"a guest's small fragments would each pin 64 KiB: another reason fragments are "
+		"dropped before libslirp, and libslirp runs at 65520 only because nothing it "
+		"holds for long comes from the guest in pieces",
+		"bridge.c BRIDGE_DROP_FRAGMENT; NETSTACK_SLIRP_MTU in netstack.h",
+		"nothing if mbufs shrink; if they grow, a fragment policy's memory bound grows",
 	},
 	[SLIRP_QUIRK_NO_WINDOW_SCALING] = {
 		"no_window_scaling",

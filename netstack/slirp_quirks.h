@@ -36,6 +36,7 @@ enum slirp_quirk {
 	SLIRP_QUIRK_GATEWAY_TO_LOOPBACK,     /* the gateway address is connected as 127.0.0.1 */
 	SLIRP_QUIRK_BROADCAST_TO_LOOPBACK,   /* 255.255.255.255 is connected as 127.0.0.1 */
 	SLIRP_QUIRK_IP_REASS_CRASH,          /* a lone last fragment crashes ip_reass (Debian 12 build) */
+	SLIRP_QUIRK_MBUF_MTU_SIZED,          /* every mbuf, a held fragment's too, is as large as the MTU */
 	SLIRP_QUIRK_NO_WINDOW_SCALING,       /* no window scale option: a 64 KiB window */
 	SLIRP_QUIRK_MAXSEG_32K,              /* segments to the guest never exceed TCP_MAXSEG_MAX (32768) */
 	SLIRP_QUIRK_CHECKSUMS_VERIFIED,      /* every checksum is verified in software; bad ones dropped */
