@@ -8,19 +8,7 @@
 
 #include <glib.h>
 
-static uint32_t frame_read_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static void frame_write_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = v >> 16;
-	p[2] = v >> 8;
-	p[3] = v;
-}
+#include "common/util.h"
 
 int frame_decoder_init(struct frame_decoder *dec, size_t max_frame)
 {
@@ -95,7 +83,7 @@ int frame_decoder_next(struct frame_decoder *dec, uint8_t **frame,
 		if (avail < FRAME_PREFIX_LEN)
 			return 0;
 
-		rec = frame_read_be32(p);
+		rec = be32_read(p);
 		if (rec > FRAME_RECORD_MAX) {
 			dec->stats.bad_prefix++;
 			return -EPROTO;
@@ -163,7 +151,7 @@ int frame_ring_push(struct frame_ring *ring, const void *frame, size_t len)
 	if (frame_ring_free(ring) < FRAME_PREFIX_LEN + len)
 		return -ENOBUFS;
 
-	frame_write_be32(prefix, len);
+	be32_write(prefix, len);
 	frame_ring_copy_in(ring, ring->used, prefix, sizeof(prefix));
 	frame_ring_copy_in(ring, ring->used + FRAME_PREFIX_LEN, frame, len);
 	ring->used += FRAME_PREFIX_LEN + len;

@@ -8,7 +8,8 @@
  * A backend with a virtio-net header (vhost-user, a tap with IFF_VNET_HDR)
  * hands its frames over with struct frame_meta, for the offloads it
  * negotiated (backend.h).  libslirp knows nothing of them: it verifies every
- * checksum it receives, computes every one it sends, and takes any segment
+ * checksum it receives (slirp quirk checksums_verified, in
+ * netstack/slirp_quirks.h), computes every one it sends, and takes any segment
  * up to its MTU (65520).  These functions translate between the two, in
  * place, with no copy and no allocation.  They are pure: the daemon calls
  * them on its data path, the tests and the fuzzer on any bytes.
@@ -43,7 +44,7 @@
  * MSS the guest advertises.  When the guest takes TSO4,
  * offload_raise_mss() raises the MSS option of the guest's SYN (or SYN-ACK)
  * from its link's own (MTU - 40) to OFFLOAD_MSS_RAISED, and libslirp sends
- * segments of up to its TCP_MAXSEG_MAX (32 KiB), each one frame and one
+ * segments of up to its TCP_MAXSEG_MAX (32 KiB: slirp quirk maxseg_32k), each one frame and one
  * pass through the rings.  A guest advertising less than its link allows
  * did so on purpose and is left alone.
  *

@@ -301,13 +301,8 @@ int stream_backend_new(const char *path, unsigned int mtu,
 		       const struct backend_callbacks *cb, void *opaque,
 		       struct backend **out)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct stream_backend *sb;
 	int ret;
-
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(addr.sun_path, path, strlen(path) + 1);
 
 	sb = g_new0(struct stream_backend, 1);
 	sb->be.ops = &stream_ops;
@@ -325,25 +320,9 @@ int stream_backend_new(const char *path, unsigned int mtu,
 	if (ret)
 		goto err;
 
-	ret = unixsock_reclaim(&addr);
+	ret = unixsock_listen(path, 4, false, &sb->listen_fd);
 	if (ret)
 		goto err;
-
-	sb->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (sb->listen_fd < 0) {
-		ret = -errno;
-		goto err;
-	}
-	if (bind(sb->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		ret = -errno;
-		close(sb->listen_fd);
-		sb->listen_fd = -1;
-		goto err;
-	}
-	if (listen(sb->listen_fd, 4) < 0) {
-		ret = -errno;
-		goto err;
-	}
 	sb->listen_src = fdsource_new(sb->listen_fd, G_IO_IN, stream_on_accept, sb);
 	*out = &sb->be;
 	return 0;

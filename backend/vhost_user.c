@@ -2145,14 +2145,12 @@ int vhost_user_backend_new(const char *path, unsigned int mtu, uint32_t offloads
 			   const struct backend_callbacks *cb, void *opaque,
 			   struct backend **out)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct vhost_user_backend *vb;
 	dev_t anon_dev = 0;
 	int ret;
 
-	if (strlen(path) >= sizeof(addr.sun_path))
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
 		return -ENAMETOOLONG;
-	memcpy(addr.sun_path, path, strlen(path) + 1);
 	/* Before any guest memory, and before the seccomp filter: it calls sigaction(). */
 	ret = vu_mem_guard_install();
 	if (ret)
@@ -2194,25 +2192,10 @@ int vhost_user_backend_new(const char *path, unsigned int mtu, uint32_t offloads
 	vb->rxb = g_new(struct vu_rx_batch, 1);
 	vb->stage.buf = g_malloc(VU_STAGE_BYTES);
 
-	ret = unixsock_reclaim(&addr);
+	/* Left at -1 on failure: vu_free() must not unlink a path that is someone else's. */
+	ret = unixsock_listen(path, VU_LISTEN_BACKLOG, false, &vb->listen_fd);
 	if (ret)
 		goto err;
-	vb->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (vb->listen_fd < 0) {
-		ret = -errno;
-		goto err;
-	}
-	if (bind(vb->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		ret = -errno;
-		/* Not bound: vu_free() must not unlink a path that is someone else's. */
-		close(vb->listen_fd);
-		vb->listen_fd = -1;
-		goto err;
-	}
-	if (listen(vb->listen_fd, VU_LISTEN_BACKLOG) < 0) {
-		ret = -errno;
-		goto err;
-	}
 	vb->listen_src = fdsource_new(vb->listen_fd, G_IO_IN, vu_on_accept, vb);
 	*out = &vb->be;
 	return 0;

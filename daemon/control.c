@@ -10,16 +10,17 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "common/clientslots.h"
 #include "common/fdsource.h"
 #include "common/json.h"
+#include "common/util.h"
 #include "common/unixsock.h"
 #include "daemon/daemon.h"
 #include "proxy-bridge/unixexpose.h"
 
 struct control_client {
 	struct control_server *cs;
-	int fd;                        /* -1: free */
-	GSource *src;
+	struct client_slot slot;       /* the connection; fd -1: free */
 	char in[CONTROL_LINE_MAX];
 	size_t in_len;
 	GString *out;
@@ -256,10 +257,7 @@ done:
 
 static void control_client_close(struct control_client *c)
 {
-	fdsource_clear(&c->src);
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	client_slot_close(&c->slot);
 	if (c->out)
 		g_string_free(c->out, TRUE);
 	c->out = NULL;
@@ -293,14 +291,14 @@ static void control_client_update_events(struct control_client *c)
 
 	if (c->out->len < CONTROL_OUTPUT_MAX)
 		ev |= G_IO_IN;
-	fdsource_set_events(c->src, ev);
+	fdsource_set_events(c->slot.src, ev);
 }
 
 /* Write what is pending; false if the client had to be dropped. */
 static bool control_client_flush(struct control_client *c)
 {
 	while (c->out->len) {
-		ssize_t n = send(c->fd, c->out->str, c->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send(c->slot.fd, c->out->str, c->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			break;
@@ -346,70 +344,52 @@ out:
 	return G_SOURCE_CONTINUE;
 }
 
+static void control_client_open(struct client_slot *slot, void *opaque)
+{
+	struct control_client *c = container_of(slot, struct control_client, slot);
+
+	(void)opaque;
+	c->in_len = 0;
+	c->out = g_string_new(NULL);
+	slot->src = fdsource_new(slot->fd, G_IO_IN, control_on_client, c);
+}
+
+/* Every slot busy: the client is told so before it is closed. */
+static void control_client_refuse(int conn, void *opaque)
+{
+	static const char busy[] = "{\"error\": {\"desc\": \"too many control clients\"}}\n";
+
+	(void)opaque;
+	(void)!send(conn, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 static gboolean control_on_accept(int fd, GIOCondition ready, void *opaque)
 {
 	struct control_server *cs = opaque;
 
 	(void)ready;
-	for (int k = 0; k < CONTROL_CLIENTS_MAX; k++) {
-		int conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct control_client *c = NULL;
-
-		if (conn < 0)
-			break;
-		for (int i = 0; i < CONTROL_CLIENTS_MAX && !c; i++) {
-			if (cs->clients[i].fd < 0)
-				c = &cs->clients[i];
-		}
-		if (!c) {
-			static const char busy[] = "{\"error\": {\"desc\": \"too many control clients\"}}\n";
-
-			(void)!send(conn, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-			close(conn);
-			continue;
-		}
-		c->fd = conn;
-		c->in_len = 0;
-		c->out = g_string_new(NULL);
-		c->src = fdsource_new(conn, G_IO_IN, control_on_client, c);
-	}
+	client_slots_accept(&CLIENT_SLOTS(cs->clients, slot), fd, control_client_open,
+			    control_client_refuse, cs);
 	return G_SOURCE_CONTINUE;
 }
 
 int control_start(const char *path, struct daemon *d, struct control_server **out)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct control_server *cs;
-	mode_t old;
-	int ret;
+	int fd, ret;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	/* A live daemon answers; a stale socket from a dead one is replaced. */
-	ret = unixsock_reclaim(&sa);
+	/* A live daemon answers; a stale socket from a dead one is replaced; mode 0600. */
+	ret = unixsock_listen(path, CONTROL_CLIENTS_MAX, true, &fd);
 	if (ret)
 		return ret;
 
 	cs = g_new0(struct control_server, 1);
 	cs->d = d;
 	cs->path = g_strdup(path);
-	for (int i = 0; i < CONTROL_CLIENTS_MAX; i++) {
-		cs->clients[i].fd = -1;
+	cs->fd = fd;
+	client_slots_init(&CLIENT_SLOTS(cs->clients, slot));
+	for (int i = 0; i < CONTROL_CLIENTS_MAX; i++)
 		cs->clients[i].cs = cs;
-	}
-	cs->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	old = umask(0177); /* socket file mode 0600 */
-	ret = cs->fd < 0 || bind(cs->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	      listen(cs->fd, CONTROL_CLIENTS_MAX) < 0 ? -errno : 0;
-	umask(old);
-	if (ret) {
-		if (cs->fd >= 0)
-			close(cs->fd);
-		g_free(cs->path);
-		g_free(cs);
-		return ret;
-	}
 	cs->src = fdsource_new(cs->fd, G_IO_IN, control_on_accept, cs);
 	*out = cs;
 	return 0;

@@ -8,12 +8,13 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include "common/clientslots.h"
 #include "common/fdsource.h"
+#include "common/util.h"
 
 struct metrics_client {
 	struct metrics_server *ms;
-	int fd;                        /* -1: free slot */
-	GSource *src;
+	struct client_slot slot;       /* the connection; fd -1: free */
 	char req[METRICS_REQUEST_MAX];
 	size_t req_len;
 	GString *resp;                 /* NULL while reading the request */
@@ -32,10 +33,7 @@ struct metrics_server {
 
 static void metrics_client_close(struct metrics_client *c)
 {
-	fdsource_clear(&c->src);
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	client_slot_close(&c->slot);
 	if (c->resp)
 		g_string_free(c->resp, TRUE);
 	c->resp = NULL;
@@ -64,7 +62,7 @@ static void metrics_client_respond(struct metrics_client *c)
 			       "Connection: close\r\n\r\n", status, type, body->len);
 	g_string_append_len(c->resp, body->str, (gssize)body->len);
 	c->sent = 0;
-	fdsource_set_events(c->src, G_IO_OUT);
+	fdsource_set_events(c->slot.src, G_IO_OUT);
 }
 
 static gboolean metrics_on_client(int fd, GIOCondition ready, void *opaque)
@@ -100,30 +98,23 @@ static gboolean metrics_on_client(int fd, GIOCondition ready, void *opaque)
 	return G_SOURCE_CONTINUE;
 }
 
+static void metrics_client_open(struct client_slot *slot, void *opaque)
+{
+	struct metrics_client *c = container_of(slot, struct metrics_client, slot);
+
+	(void)opaque;
+	c->req_len = 0;
+	c->last_us = g_get_monotonic_time();
+	slot->src = fdsource_new(slot->fd, G_IO_IN, metrics_on_client, c);
+}
+
 static gboolean metrics_on_accept(int fd, GIOCondition ready, void *opaque)
 {
 	struct metrics_server *ms = opaque;
 
 	(void)ready;
-	for (int k = 0; k < METRICS_CLIENTS_MAX; k++) {
-		int conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct metrics_client *c = NULL;
-
-		if (conn < 0)
-			break;
-		for (int i = 0; i < METRICS_CLIENTS_MAX && !c; i++) {
-			if (ms->clients[i].fd < 0)
-				c = &ms->clients[i];
-		}
-		if (!c) {
-			close(conn); /* all slots busy: the scraper retries */
-			continue;
-		}
-		c->fd = conn;
-		c->req_len = 0;
-		c->last_us = g_get_monotonic_time();
-		c->src = fdsource_new(conn, G_IO_IN, metrics_on_client, c);
-	}
+	/* All slots busy: closed unanswered, the scraper retries. */
+	client_slots_accept(&CLIENT_SLOTS(ms->clients, slot), fd, metrics_client_open, NULL, ms);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -137,7 +128,7 @@ static gboolean metrics_sweep(gpointer data)
 		struct metrics_client *c = &ms->clients[i];
 		struct pollfd p;
 
-		if (c->fd < 0 || c->last_us >= limit)
+		if (c->slot.fd < 0 || c->last_us >= limit)
 			continue;
 		/*
 		 * After the loop was busy for a while (a guest flooding it),
@@ -145,7 +136,7 @@ static gboolean metrics_sweep(gpointer data)
 		 * request waiting to be read, or an answer the client is
 		 * ready to take, is not idleness.
 		 */
-		p = (struct pollfd){ .fd = c->fd, .events = c->resp ? POLLOUT : POLLIN };
+		p = (struct pollfd){ .fd = c->slot.fd, .events = c->resp ? POLLOUT : POLLIN };
 		if (poll(&p, 1, 0) == 1 && (p.revents & (POLLIN | POLLOUT)))
 			continue;
 		metrics_client_close(c);
@@ -161,10 +152,9 @@ int metrics_start(const struct sockaddr_in *addr, metrics_render_fn render, void
 
 	ms->render = render;
 	ms->opaque = opaque;
-	for (int i = 0; i < METRICS_CLIENTS_MAX; i++) {
-		ms->clients[i].fd = -1;
+	client_slots_init(&CLIENT_SLOTS(ms->clients, slot));
+	for (int i = 0; i < METRICS_CLIENTS_MAX; i++)
 		ms->clients[i].ms = ms;
-	}
 	ms->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ms->fd < 0) {
 		ret = -errno;

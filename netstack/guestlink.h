@@ -11,7 +11,7 @@
  *
  *  - the guest must learn it: guestlink_dhcp_set_mtu() adds option 26
  *    (Interface MTU, RFC 2132) to libslirp's DHCP OFFER and ACK, which carry
- *    none of their own.  The option goes where libslirp put END; the reply's
+ *    none of their own (slirp quirk dhcp_no_mtu_option).  The option goes where libslirp put END; the reply's
  *    options area is fixed-size (DHCP_OPT_LEN bytes past the BOOTP header),
  *    so the frame's length does not change.  The UDP checksum is recomputed.
  *  - nothing but TCP may exceed it: a UDP datagram or ICMP message larger

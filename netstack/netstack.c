@@ -15,6 +15,7 @@
 
 #include "common/ratelimit.h"
 #include "netstack/guestlink.h"
+#include "netstack/slirp_quirks.h"
 
 /* Most epoll events taken per dispatch; the rest stay pending (level-triggered). */
 #define NETSTACK_EPOLL_BATCH 256
@@ -375,9 +376,9 @@ static ssize_t netstack_send_packet(const void *buf, size_t len,
 	struct netstack *ns = opaque;
 
 	/*
-	 * libslirp 4.7 builds every frame it sends in a buffer of its own
-	 * (if_encap's stack copy, or a local ARP reply) and forgets it after
-	 * this call, so the hook may rewrite it in place, and so may we.
+	 * The buffer is a private copy libslirp forgets after this call (slirp
+	 * quirk send_packet_private_copy): the hook may rewrite it in place,
+	 * and so may we.
 	 */
 	if (ns->hooks && ns->hooks->stack_frame((uint8_t *)buf, len, ns->hooks_opaque) ==
 			 NETSTACK_CONSUMED) {
@@ -478,6 +479,8 @@ static void *netstack_timer_new_unused(SlirpTimerCb cb, void *cb_opaque,
 /*
  * A new socket may reuse the number of one libslirp closed while we still
  * had it registered: forget the old registration so add_poll adds it again.
+ * For a guest SYN this runs inside slirp_input(), before connect() (slirp
+ * quirk register_in_input): the hook tags the socket of the flow it opened.
  */
 static void netstack_register_poll_fd(int fd, void *opaque)
 {
@@ -549,8 +552,14 @@ int netstack_new(const struct netstack_config *cfg,
 		.if_mtu = NETSTACK_SLIRP_MTU,
 		.if_mru = NETSTACK_SLIRP_MTU,
 	};
+	static gsize version_checked;
 	int ret;
 
+	/* Once per process: the quirks we rely on were checked against one release. */
+	if (g_once_init_enter(&version_checked)) {
+		slirp_quirks_check_version(slirp_version_string());
+		g_once_init_leave(&version_checked, 1);
+	}
 	if (cfg->mtu < GUESTLINK_MTU_MIN || cfg->mtu > NETSTACK_SLIRP_MTU) {
 		g_free(ns);
 		return -EINVAL;
@@ -627,8 +636,7 @@ void netstack_free(struct netstack *ns)
 /*
  * No IPv4 fragment from the guest reaches libslirp in the daemon: the
  * bridge drops them first (bridge.c, BRIDGE_DROP_FRAGMENT), which also
- * keeps the Debian 12 build of libslirp 4.7.0 clear of its ip_reass crash
- * on a lone last fragment (docs/ARCHITECTURE.md, "Known gaps").
+ * keeps slirp quirk ip_reass_crash out of reach.
  */
 void netstack_input(struct netstack *ns, uint8_t *frame, size_t len)
 {
@@ -718,10 +726,11 @@ void netstack_set_throttle(struct netstack *ns, bool throttled)
 }
 
 /*
- * libslirp's tcp_listen() calls listen(s, 1): under a burst the kernel then
- * drops SYNs and clients back off for seconds.  It never reports that fd, so
- * find the listening socket bound to @port (once, at set-up) and raise its
- * backlog; Linux applies a repeated listen() to a listening socket.
+ * libslirp listens with a backlog of 1 (slirp quirk hostfwd_backlog_1):
+ * under a burst the kernel then drops SYNs and clients back off for seconds.
+ * It never reports that fd (slirp quirk hostfwd_not_registered), so find the
+ * listening socket bound to @port (once, at set-up) and raise its backlog;
+ * Linux applies a repeated listen() to a listening socket.
  */
 static int netstack_raise_backlog(struct in_addr addr, uint16_t port)
 {

@@ -33,11 +33,11 @@
  *
  * Hooks (struct netstack_hooks, optional): the proxy-bridge sees every guest
  * frame before libslirp (and may rewrite it in place or consume it), every
- * frame libslirp sends to the guest (rewritten in place: libslirp 4.7 hands
- * send_packet a private copy built by if_encap, so this costs no copy), each
- * host socket libslirp registers, and the poll events of the sockets it
- * tagged, before libslirp does.  That is enough to steer flows with an
- * unmodified libslirp.
+ * frame libslirp sends to the guest (rewritten in place at no copy: slirp
+ * quirk send_packet_private_copy), each host socket libslirp registers, and
+ * the poll events of the sockets it tagged, before libslirp does.  That is
+ * enough to steer flows with an unmodified libslirp; the libslirp behaviours
+ * it takes are listed, and tested, in slirp_quirks.h.
  *
  * The guest's link: libslirp always runs at NETSTACK_SLIRP_MTU, whatever
  * the guest's MTU (netstack_config.mtu, lowered at runtime by

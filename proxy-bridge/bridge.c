@@ -144,6 +144,15 @@ static void bridge_reset_guest(struct bridge *br, const uint8_t guest_mac[6],
 	netstack_send_to_guest(br->ns, frame, len);
 }
 
+void bridge_inject_guest_rst(struct bridge *br, const struct flow *f, uint32_t seq, uint32_t ack)
+{
+	uint8_t frame[RW_ETH_HLEN + 40];
+	struct rw_tuple t = bridge_tuple(&f->skey, true);
+	size_t len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, seq, ack);
+
+	netstack_inject_from_guest(br->ns, frame, len);
+}
+
 static void bridge_drop(struct bridge *br, enum bridge_guest_drop why)
 {
 	br->stats.guest_dropped[why]++;
@@ -238,19 +247,14 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 static void bridge_cut_time_wait(struct bridge *br)
 {
 	struct flow *f = flowtab_get(br->flows, br->cut_slot);
-	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple t;
-	size_t len;
 
 	br->cut_slot = UINT32_MAX;
 	if (!f || f->fd < 0 || f->time_wait_cut || f->gkey.proto != IPPROTO_TCP)
 		return;
 	f->time_wait_cut = true;
 	br->stats.time_wait_cut++;
-	t = bridge_tuple(&f->skey, true);
-	len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, f->guest_nxt, f->stack_nxt);
 	br->swallow = &f->skey;
-	netstack_inject_from_guest(br->ns, frame, len);
+	bridge_inject_guest_rst(br, f, f->guest_nxt, f->stack_nxt);
 	br->swallow = NULL;
 }
 
@@ -425,28 +429,6 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 	return NETSTACK_PASS;
 }
 
-/* An ICMP error from the guest about a packet it got from an original destination. */
-static void bridge_guest_icmp(struct bridge *br, struct rw_view *v)
-{
-	struct rw_tuple in, to;
-	struct flow_key gkey;
-	struct flow *f;
-	uint32_t saddr, daddr;
-
-	rw_inner_tuple(v, &in);
-	/* The quoted packet went from D:P to the guest. */
-	gkey = flow_key_make(in.proto, in.daddr, in.dport, in.saddr, in.sport);
-	f = flowtab_lookup_guest(br->flows, &gkey);
-	if (!f || f->kind == FLOW_DIRECT)
-		return;
-	to = bridge_tuple(&f->skey, false);
-	rw_set_inner_tuple(v, &to);
-	rw_outer_addrs(v, &saddr, &daddr);
-	if (daddr == f->gkey.raddr)
-		rw_set_outer_addrs(v, saddr, f->skey.raddr);
-	br->stats.icmp_rewritten++;
-}
-
 /*
  * An echo request to where the egress rule says no: "communication
  * administratively prohibited" from the gateway, counted.  Returns whether
@@ -494,7 +476,10 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 	case RW_TRANSPORT:
 		return bridge_guest_transport(br, &v);
 	case RW_ICMP_ERROR:
-		bridge_guest_icmp(br, &v);
+		/*
+		 * libslirp frees it unread (slirp quirk guest_icmp_errors_freed),
+		 * so its quoted header is not translated to libslirp's view.
+		 */
 		return NETSTACK_PASS;
 	case RW_OTHER:
 		if (v.proto == IPPROTO_ICMP && v.l4_len >= 8 && v.l4[0] == BRIDGE_ICMP_ECHO_REQUEST) {
@@ -808,9 +793,9 @@ static const char *bridge_upstream_str(struct bridge *br, const struct flow *f, 
 
 /*
  * The connection to the sidecar or upstream failed.  libslirp itself resets
- * the guest (tcp_input's cont_conn path answers the SYN with RST|ACK once its
- * zero-byte probe fails); the bridge rewrites that reset into the guest's
- * view like any other frame, and only counts and logs here.
+ * the guest once its probe fails (slirp quirk connect_probe); the bridge
+ * rewrites that reset into the guest's view like any other frame, and only
+ * counts and logs here.
  */
 static void bridge_connect_failed(struct bridge *br, struct flow *f, int err)
 {
@@ -896,7 +881,7 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 		if (ret) {
 			br->stats.header_failed++;
 			bridge_connect_failed(br, f, -ret);
-			/* Makes libslirp's probe fail too: it resets the guest. */
+			/* Makes libslirp's probe fail too (slirp quirk connect_probe). */
 			shutdown(f->fd, SHUT_RDWR);
 			return revents;
 		}
@@ -923,14 +908,9 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
  */
 static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest)
 {
-	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple t = bridge_tuple(&f->skey, true);
-	size_t len;
-
 	if (f->fd >= 0)
 		bridge_reset_on_close(f->fd);
-	len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, f->guest_nxt, f->stack_nxt);
-	netstack_inject_from_guest(br->ns, frame, len);
+	bridge_inject_guest_rst(br, f, f->guest_nxt, f->stack_nxt);
 	if (reset_guest)
 		bridge_reset_guest(br, f->guest_mac, f->gw_mac, &f->gkey, f->stack_nxt, f->guest_nxt);
 	/* libslirp's close may already have moved it to CLOSED through bridge_fd_closed. */
@@ -953,8 +933,8 @@ static bool bridge_on_expire(struct flow *f, void *opaque)
 		/*
 		 * The upstream never answered the SYN libslirp sent for us.
 		 * Disconnecting the socket makes libslirp's connect probe
-		 * fail, and libslirp resets the guest itself (as for a
-		 * refused connection).
+		 * fail, and libslirp resets the guest itself (slirp quirk
+		 * connect_probe).
 		 */
 		br->stats.connect_timeouts++;
 		if (f->kind != FLOW_DIRECT)

@@ -185,7 +185,7 @@ struct bridge_stats {
 	uint64_t header_failed;        /* connected, but the header could not be written */
 	uint64_t frames_to_stack;      /* guest frames rewritten */
 	uint64_t frames_to_guest;      /* stack frames rewritten */
-	uint64_t icmp_rewritten;       /* ICMP errors whose embedded header was rewritten */
+	uint64_t icmp_rewritten;       /* ICMP errors to the guest whose embedded header was rewritten */
 	uint64_t syn_timeouts;         /* flows libslirp never opened a socket for */
 
 	uint64_t inbound_flows;        /* connections accepted on exposed ports */

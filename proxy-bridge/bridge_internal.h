@@ -116,6 +116,14 @@ static inline void bridge_arm_idle(struct bridge *br, struct flow *f)
  */
 void bridge_forget_flow(struct bridge *br, struct flow *f);
 
+/*
+ * Hand libslirp a RST|ACK on @f as if from the guest (libslirp's view,
+ * f->skey), with sequence number @seq and acknowledging @ack (host order).
+ * The one way the bridge makes libslirp drop a TCP socket; call only
+ * outside libslirp's callbacks (it is not re-entrant).
+ */
+void bridge_inject_guest_rst(struct bridge *br, const struct flow *f, uint32_t seq, uint32_t ack);
+
 /* Make closing @fd send its peer a reset rather than a FIN (SO_LINGER 0). */
 void bridge_reset_on_close(int fd);
 

@@ -16,13 +16,15 @@
  *   gateway, UDP port 67                 ALLOW (DHCP: libslirp answers itself)
  *   gateway, ICMP echo                   ALLOW (libslirp answers itself)
  *   gateway, TCP/UDP                     HOST_LOOPBACK: libslirp would connect
- *                                        to the pod's 127.0.0.1; only with
+ *                                        to the pod's 127.0.0.1 (slirp quirk
+ *                                        gateway_to_loopback); only with
  *                                        --allow-host-loopback, and then
  *                                        SIDECAR_PORT on the sidecar's ports
  *   DNS address, TCP/UDP port 53, ICMP   ALLOW (DNS: libslirp or --dns-upstream)
  *   DNS address, any other port          DNS_PORT
  *   255.255.255.255, UDP port 67         ALLOW (DHCP)
- *   255.255.255.255, anything else       BROADCAST (libslirp maps it to loopback)
+ *   255.255.255.255, anything else       BROADCAST (libslirp maps it to loopback:
+ *                                        slirp quirk broadcast_to_loopback)
  *   rest of the guest network            GUEST_NETWORK (no such host: the
  *                                        guest network is virtual)
  *   127.0.0.0/8                          LOOPBACK

@@ -325,11 +325,7 @@ static void bridge_inbound_try(struct bridge *br, struct flow *f)
  */
 static void bridge_inbound_send_rst(struct bridge *br, struct flow *f)
 {
-	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple t = bridge_tuple(&f->skey, true);
-	size_t len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, 0, f->stack_isn + 1);
-
-	netstack_inject_from_guest(br->ns, frame, len);
+	bridge_inject_guest_rst(br, f, 0, f->stack_isn + 1);
 }
 
 static gboolean bridge_inbound_tick(gpointer data)
@@ -481,7 +477,7 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 						ntohs(peer.sin_port));
 
 	br->stats.inbound_flows++;
-	/* libslirp shows a loopback client as the gateway (sotranslate_accept). */
+	/* A loopback client shows as the gateway (slirp quirk loopback_client_as_gateway). */
 	raddr = egress_is_loopback(peer.sin_addr.s_addr) ? br->cfg.policy.gateway.s_addr
 							 : peer.sin_addr.s_addr;
 	key = flow_key_make(IPPROTO_TCP, br->cfg.guest.s_addr, htons(guest_port), raddr,

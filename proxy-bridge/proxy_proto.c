@@ -9,6 +9,8 @@
 
 #include <glib.h>
 
+#include "common/util.h"
+
 const uint8_t proxy_v2_signature[PROXY_V2_SIG_LEN] = {
 	0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
 };
@@ -217,7 +219,7 @@ static bool proxy_v2_tlvs_ok(const uint8_t *p, size_t len)
 
 		if (len < 3)
 			return false;
-		vlen = (size_t)p[1] << 8 | p[2];
+		vlen = be16_read(p + 1);
 		if (vlen > len - 3)
 			return false;
 		p += 3 + vlen;
@@ -237,7 +239,7 @@ static enum proxy_parse_status proxy_parse_v2(const uint8_t *buf, size_t len,
 		return PROXY_PARSE_INCOMPLETE;
 	ver_cmd = buf[12];
 	fam = buf[13];
-	body = (size_t)buf[14] << 8 | buf[15];
+	body = be16_read(buf + 14);
 	if ((ver_cmd >> 4) != 2)
 		return proxy_invalid(err, PROXY_ERR_VERSION);
 	if ((ver_cmd & 0x0f) > 1)

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 
 #include "common/csum.h"
+#include "common/util.h"
 
 #define IP_OFF_TOTLEN 2
 #define IP_OFF_ID 4
@@ -22,16 +23,6 @@
 #define TCP_OFF_CSUM 16
 #define UDP_OFF_CSUM 6
 #define ICMP_OFF_CSUM 2
-
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* Raw (network order) 16- and 32-bit fields, as the checksum code wants them. */
 static uint16_t raw16(const uint8_t *p)
@@ -119,7 +110,7 @@ static size_t rw_ip_header(const uint8_t *ip, size_t avail, size_t *tot)
 	if (avail < 20 || (ip[0] >> 4) != 4)
 		return 0;
 	ihl = (size_t)(ip[0] & 0x0f) * 4;
-	*tot = rd16(ip + IP_OFF_TOTLEN);
+	*tot = be16_read(ip + IP_OFF_TOTLEN);
 	if (ihl < 20 || ihl > avail || *tot < ihl)
 		return 0;
 	return ihl;
@@ -138,7 +129,7 @@ void rw_parse(uint8_t *frame, size_t len, struct rw_view *v)
 
 	memset(v, 0, sizeof(*v));
 	v->eth = frame;
-	if (len < RW_ETH_HLEN || rd16(frame + 12) != 0x0800) {
+	if (len < RW_ETH_HLEN || be16_read(frame + 12) != 0x0800) {
 		v->kind = RW_NOT_IPV4;
 		return;
 	}
@@ -150,7 +141,7 @@ void rw_parse(uint8_t *frame, size_t len, struct rw_view *v)
 	}
 	v->ip_len = tot;
 	v->proto = v->ip[IP_OFF_PROTO];
-	frag = rd16(v->ip + IP_OFF_FRAG);
+	frag = be16_read(v->ip + IP_OFF_FRAG);
 	if (frag & IP_FRAG_OFFSET_MASK) {
 		v->kind = RW_FRAGMENT;
 		return;
@@ -182,7 +173,7 @@ void rw_parse(uint8_t *frame, size_t len, struct rw_view *v)
 		v->inner_ip = v->l4 + 8;
 		v->inner_ihl = rw_ip_header(v->inner_ip, v->l4_len - 8, &inner_tot);
 		if (!v->inner_ihl || v->l4_len - 8 < v->inner_ihl + 8 ||
-		    (rd16(v->inner_ip + IP_OFF_FRAG) & IP_FRAG_OFFSET_MASK) ||
+		    (be16_read(v->inner_ip + IP_OFF_FRAG) & IP_FRAG_OFFSET_MASK) ||
 		    (v->inner_ip[IP_OFF_PROTO] != IPPROTO_TCP &&
 		     v->inner_ip[IP_OFF_PROTO] != IPPROTO_UDP)) {
 			v->inner_ip = NULL;
@@ -224,12 +215,12 @@ uint8_t rw_tcp_flags(const struct rw_view *v)
 
 uint32_t rw_tcp_seq(const struct rw_view *v)
 {
-	return rd32(v->l4 + TCP_OFF_SEQ);
+	return be32_read(v->l4 + TCP_OFF_SEQ);
 }
 
 uint32_t rw_tcp_ack(const struct rw_view *v)
 {
-	return rd32(v->l4 + TCP_OFF_SEQ + 4);
+	return be32_read(v->l4 + TCP_OFF_SEQ + 4);
 }
 
 uint32_t rw_tcp_seq_end(const struct rw_view *v)
@@ -245,7 +236,7 @@ bool rw_is_fragment(const struct rw_view *v)
 {
 	if (v->kind == RW_NOT_IPV4 || v->kind == RW_MALFORMED)
 		return false;
-	return rd16(v->ip + IP_OFF_FRAG) & (IP_FRAG_MF | IP_FRAG_OFFSET_MASK);
+	return be16_read(v->ip + IP_OFF_FRAG) & (IP_FRAG_MF | IP_FRAG_OFFSET_MASK);
 }
 
 bool rw_checksums_ok(const struct rw_view *v)
@@ -339,59 +330,62 @@ void rw_outer_addrs(const struct rw_view *v, uint32_t *saddr, uint32_t *daddr)
 	*daddr = raw32(v->ip + IP_OFF_DADDR);
 }
 
-size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
-			const struct rw_tuple *t, uint32_t seq, uint32_t ack)
+/*
+ * The Ethernet and IPv4 headers of a frame we build: no options, TTL 64,
+ * @df sets Don't Fragment, addresses in network order, the header checksum
+ * done.  Returns where the @ip_len - 20 bytes of payload go (zeroed).
+ */
+static uint8_t *rw_put_eth_ip(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
+			      uint8_t proto, size_t ip_len, bool df, uint32_t saddr,
+			      uint32_t daddr)
 {
-	uint8_t *ip = out + RW_ETH_HLEN, *tcp = ip + 20;
-	uint8_t pseudo[12];
-	uint32_t sum;
+	uint8_t *ip = out + RW_ETH_HLEN;
 
 	memcpy(out, dst_mac, 6);
 	memcpy(out + 6, src_mac, 6);
 	out[12] = 0x08;
 	out[13] = 0x00;
 
-	memset(ip, 0, 40);
+	memset(ip, 0, ip_len);
 	ip[0] = 0x45;
-	ip[3] = 40;                      /* total length */
-	ip[6] = 0x40;                    /* DF */
+	be16_write(ip + IP_OFF_TOTLEN, (uint16_t)ip_len);
+	if (df)
+		ip[6] = 0x40;
 	ip[8] = 64;                      /* TTL */
-	ip[IP_OFF_PROTO] = IPPROTO_TCP;
-	put_raw32(ip + IP_OFF_SADDR, t->saddr);
-	put_raw32(ip + IP_OFF_DADDR, t->daddr);
+	ip[IP_OFF_PROTO] = proto;
+	put_raw32(ip + IP_OFF_SADDR, saddr);
+	put_raw32(ip + IP_OFF_DADDR, daddr);
 	put_raw16(ip + IP_OFF_CSUM, csum_fold(csum_add(0, ip, 20)));
+	return ip + 20;
+}
+
+size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
+			const struct rw_tuple *t, uint32_t seq, uint32_t ack)
+{
+	uint8_t *tcp = rw_put_eth_ip(out, dst_mac, src_mac, IPPROTO_TCP, 40, true, t->saddr,
+				     t->daddr);
+	uint32_t sum;
 
 	put_raw16(tcp, t->sport);
 	put_raw16(tcp + 2, t->dport);
-	tcp[4] = (uint8_t)(seq >> 24);
-	tcp[5] = (uint8_t)(seq >> 16);
-	tcp[6] = (uint8_t)(seq >> 8);
-	tcp[7] = (uint8_t)seq;
-	tcp[8] = (uint8_t)(ack >> 24);
-	tcp[9] = (uint8_t)(ack >> 16);
-	tcp[10] = (uint8_t)(ack >> 8);
-	tcp[11] = (uint8_t)ack;
+	be32_write(tcp + TCP_OFF_SEQ, seq);
+	be32_write(tcp + TCP_OFF_SEQ + 4, ack);
 	tcp[12] = 5 << 4;
 	tcp[TCP_OFF_FLAGS] = RW_TCP_RST | RW_TCP_ACK;
 
-	memcpy(pseudo, ip + IP_OFF_SADDR, 8);
-	pseudo[8] = 0;
-	pseudo[9] = IPPROTO_TCP;
-	pseudo[10] = 0;
-	pseudo[11] = 20;
-	sum = csum_add(csum_add(0, pseudo, sizeof(pseudo)), tcp, 20);
+	sum = csum_add(csum_pseudo4(out + RW_ETH_HLEN + IP_OFF_SADDR, IPPROTO_TCP, 20), tcp, 20);
 	put_raw16(tcp + TCP_OFF_CSUM, csum_fold(sum));
 	return RW_ETH_HLEN + 40;
 }
 
 uint16_t rw_ip_id(const struct rw_view *v)
 {
-	return rd16(v->ip + IP_OFF_ID);
+	return be16_read(v->ip + IP_OFF_ID);
 }
 
 bool rw_more_fragments(const struct rw_view *v)
 {
-	return rd16(v->ip + IP_OFF_FRAG) & IP_FRAG_MF;
+	return be16_read(v->ip + IP_OFF_FRAG) & IP_FRAG_MF;
 }
 
 size_t rw_build_icmp_unreach(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
@@ -399,22 +393,8 @@ size_t rw_build_icmp_unreach(uint8_t *out, const uint8_t dst_mac[6], const uint8
 {
 	size_t quote = orig->ihl + 8 <= orig->ip_len ? orig->ihl + 8 : orig->ip_len;
 	size_t ip_len = 20 + 8 + quote;
-	uint8_t *ip = out + RW_ETH_HLEN, *icmp = ip + 20;
-
-	memcpy(out, dst_mac, 6);
-	memcpy(out + 6, src_mac, 6);
-	out[12] = 0x08;
-	out[13] = 0x00;
-
-	memset(ip, 0, 28);
-	ip[0] = 0x45;
-	ip[IP_OFF_TOTLEN] = (uint8_t)(ip_len >> 8);
-	ip[IP_OFF_TOTLEN + 1] = (uint8_t)ip_len;
-	ip[8] = 64;                      /* TTL */
-	ip[IP_OFF_PROTO] = IPPROTO_ICMP;
-	put_raw32(ip + IP_OFF_SADDR, src_addr);
-	memcpy(ip + IP_OFF_DADDR, orig->ip + IP_OFF_SADDR, 4);
-	put_raw16(ip + IP_OFF_CSUM, csum_fold(csum_add(0, ip, 20)));
+	uint8_t *icmp = rw_put_eth_ip(out, dst_mac, src_mac, IPPROTO_ICMP, ip_len, false, src_addr,
+				      raw32(orig->ip + IP_OFF_SADDR));
 
 	icmp[0] = 3;                     /* destination unreachable */
 	icmp[1] = code;

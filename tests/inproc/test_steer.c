@@ -196,6 +196,51 @@ static void test_same_source_port_two_destinations(void **state)
 	close(c2);
 }
 
+/*
+ * An ICMP error from the guest about a steered flow's packet: libslirp frees
+ * it unread (slirp quirk guest_icmp_errors_freed), so the bridge passes it
+ * on untranslated, and the flow goes on.
+ */
+static void test_guest_icmp_error_not_rewritten(void **state)
+{
+	struct steer *s = *state;
+	struct inproc *f = s->f;
+	uint8_t fr[256], quote[28], rx[2048], *icmp;
+	struct pkt_ipv4_view v;
+	uint64_t consumed;
+	uint16_t sum;
+	size_t len;
+	int conn;
+
+	guest_syn(f, "198.18.0.1", 42000, 5001, 3000);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, "198.18.0.1", 42000, 5001);
+	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 42000, 0x12, &v);
+
+	/* "Port unreachable", quoting a segment from D:P to the guest. */
+	pkt_tcp(fr, pkt_guest_mac, inproc_ip("198.18.0.1"), inproc_ip(GUEST), 5001, 42000, 1, 0,
+		0x10, NULL, 0);
+	memcpy(quote, fr + PKT_ETH_HLEN, sizeof(quote));
+	len = pkt_icmp_echo(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip("198.18.0.1"), 0, 0,
+			    quote, sizeof(quote));
+	icmp = fr + PKT_ETH_HLEN + 20;
+	icmp[0] = 3;
+	icmp[1] = 3;
+	icmp[2] = icmp[3] = 0;
+	sum = (uint16_t)~pkt_csum_fold(pkt_csum_add(0, icmp, 8 + sizeof(quote)));
+	icmp[2] = (uint8_t)(sum >> 8);
+	icmp[3] = (uint8_t)sum;
+	consumed = netstack_stats(f->d.ns)->hook_consumed;
+	inproc_send(f, fr, len);
+	inproc_pump(20);
+
+	assert_int_equal(bridge_stats(f->d.br)->icmp_rewritten, 0);
+	/* Handed to libslirp all the same, as before. */
+	assert_int_equal(netstack_stats(f->d.ns)->hook_consumed, consumed);
+	assert_int_equal(bridge_flow_count(f->d.br, FLOW_OPEN), 1);
+	close(conn);
+}
+
 static void test_v1_header(void **state)
 {
 	struct steer *s = *state;
@@ -255,6 +300,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_steer_header_payload_reply, setup_v2, teardown),
 		cmocka_unit_test_setup_teardown(test_same_source_port_two_destinations, setup_v2,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_guest_icmp_error_not_rewritten, setup_v2,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_v1_header, setup_v1, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_absent_reset, setup_absent, teardown),

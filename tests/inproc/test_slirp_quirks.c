@@ -1,0 +1,879 @@
+/* test_slirp_quirks.c - one test per libslirp behaviour in netstack/slirp_quirks.h, against a real libslirp. */
+
+/*
+ * Each test_quirk_NAME asserts the behaviour of slirp quirk NAME itself, so
+ * that a libslirp upgrade that changes it fails here, by name.  Most drive a
+ * netstack (the daemon's libslirp wrapper) without the bridge, whose hooks
+ * here only record what libslirp did and when, and hold every frame it sends
+ * (the guest is the test).  Where the netstack masks a behaviour on purpose
+ * (the listen backlog) or the behaviour is a crash, a bare Slirp is used.
+ *
+ * Network safety: the process first enters a namespace of its own with no
+ * route out (tests/lib/testns.h); every host socket is on its loopback.  All
+ * waits are bounded (WAIT_MS); the crash test's child is reaped by its PID.
+ */
+
+#include <errno.h>
+#include <malloc.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+#include <glib.h>
+#include <libslirp.h>
+
+#include "netstack/netstack.h"
+#include "netstack/slirp_quirks.h"
+#include "tests/lib/inproc.h"
+#include "tests/lib/pkt.h"
+#include "tests/lib/testns.h"
+
+#define WAIT_MS 3000
+#define MAX_FRAMES 64
+#define FRAME_CAP (PKT_ETH_HLEN + 65536)
+#define ICMP_ID 0x4242
+
+static const uint8_t gw_mac[6] = { 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02 };
+
+/* What libslirp did, as the netstack's hooks saw it. */
+struct fixture {
+	struct netstack *ns;
+	bool in_input;                 /* inside netstack_input() */
+	unsigned int polls;            /* poll passes over (hooks->poll_done) */
+	/* Registrations. */
+	unsigned int registered;
+	int reg_fd;
+	bool reg_in_input;
+	int reg_peer_errno;            /* getpeername() at registration: ENOTCONN before connect() */
+	unsigned int reg_frames;       /* frames sent before the registration */
+	unsigned int reg_poll;         /* poll pass of the registration */
+	unsigned int closed;
+	/* The first POLLOUT of the tagged socket. */
+	bool pollout_seen;
+	unsigned int pollout_frames;   /* frames sent before it */
+	bool shutdown_on_pollout;      /* make the connect probe fail */
+	/* Frames to the guest, as libslirp built them. */
+	bool scribble;                 /* overwrite each frame after recording it */
+	unsigned int nframes;
+	uint8_t *frames[MAX_FRAMES];
+	size_t lens[MAX_FRAMES];
+	unsigned int frame_poll[MAX_FRAMES];
+};
+
+static enum netstack_verdict hook_guest_frame(uint8_t *frame, size_t len, void *opaque)
+{
+	struct fixture *f = opaque;
+
+	(void)frame;
+	(void)len;
+	f->in_input = true;
+	return NETSTACK_PASS;
+}
+
+static void hook_guest_frame_done(void *opaque)
+{
+	((struct fixture *)opaque)->in_input = false;
+}
+
+static void hook_poll_done(void *opaque)
+{
+	((struct fixture *)opaque)->polls++;
+}
+
+static enum netstack_verdict hook_stack_frame(uint8_t *frame, size_t len, void *opaque)
+{
+	struct fixture *f = opaque;
+
+	if (f->nframes < MAX_FRAMES && len <= FRAME_CAP) {
+		memcpy(f->frames[f->nframes], frame, len);
+		f->lens[f->nframes] = len;
+		f->frame_poll[f->nframes] = f->polls;
+		f->nframes++;
+	}
+	if (f->scribble)
+		memset(frame, 0xa5, len);
+	/* The test is the guest: nothing goes further. */
+	return NETSTACK_CONSUMED;
+}
+
+static void hook_fd_registered(int fd, void *opaque)
+{
+	struct fixture *f = opaque;
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+
+	f->registered++;
+	f->reg_fd = fd;
+	f->reg_in_input = f->in_input;
+	f->reg_peer_errno = getpeername(fd, (struct sockaddr *)&sa, &salen) < 0 ? errno : 0;
+	f->reg_frames = f->nframes;
+	f->reg_poll = f->polls;
+	netstack_tag_fd(f->ns, fd, f);
+}
+
+static void hook_fd_closed(int fd, void *tag, void *opaque)
+{
+	(void)fd;
+	(void)tag;
+	((struct fixture *)opaque)->closed++;
+}
+
+static int hook_fd_events(int fd, int revents, void *tag, void *opaque)
+{
+	struct fixture *f = opaque;
+
+	(void)tag;
+	if (!f->pollout_seen && (revents & SLIRP_POLL_OUT)) {
+		f->pollout_seen = true;
+		f->pollout_frames = f->nframes;
+		if (f->shutdown_on_pollout)
+			shutdown(fd, SHUT_RDWR);
+	}
+	return revents;
+}
+
+static const struct netstack_hooks recorder = {
+	.poll_done = hook_poll_done,
+	.guest_frame = hook_guest_frame,
+	.guest_frame_done = hook_guest_frame_done,
+	.stack_frame = hook_stack_frame,
+	.fd_registered = hook_fd_registered,
+	.fd_closed = hook_fd_closed,
+	.fd_events = hook_fd_events,
+};
+
+static int sink_tx(uint8_t *frame, size_t len, void *opaque)
+{
+	(void)frame;
+	(void)len;
+	(void)opaque;
+	return 0;
+}
+
+static void sink_flush(void *opaque)
+{
+	(void)opaque;
+}
+
+static const struct netstack_ops sink_ops = { .tx_frame = sink_tx, .tx_flush = sink_flush };
+
+static int setup(void **state)
+{
+	struct fixture *f = g_new0(struct fixture, 1);
+	struct netstack_config cfg = {
+		.network = inproc_ip("10.0.2.0"), .netmask = inproc_ip("255.255.255.0"),
+		.gateway = inproc_ip("10.0.2.2"), .dns = inproc_ip("10.0.2.3"),
+		.guest = inproc_ip(INPROC_GUEST), .mtu = 1500,
+	};
+	uint8_t arp[64];
+	size_t len;
+
+	for (unsigned int i = 0; i < MAX_FRAMES; i++)
+		f->frames[i] = g_malloc(FRAME_CAP);
+	f->reg_fd = -1;
+	assert_int_equal(netstack_new(&cfg, &sink_ops, f, &f->ns), 0);
+	netstack_set_hooks(f->ns, &recorder, f);
+	/* libslirp learns the guest's MAC, so it sends to it instead of asking. */
+	len = pkt_arp_request(arp, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"));
+	netstack_input(f->ns, arp, len);
+	f->nframes = 0;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	netstack_free(f->ns);
+	for (unsigned int i = 0; i < MAX_FRAMES; i++)
+		g_free(f->frames[i]);
+	g_free(f);
+	return 0;
+}
+
+/* A listening TCP socket on 127.0.0.1; its port in @port. */
+static int listen_loopback(uint16_t *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* The guest's SYN from @sport to @dst:@dport, with MSS @mss and window scale 7. */
+static size_t guest_syn(uint8_t *buf, const char *dst, uint16_t sport, uint16_t dport,
+			uint16_t mss)
+{
+	static const uint8_t ws[4] = { 1, 3, 3, 7 };    /* NOP, window scale 7 */
+	size_t len = pkt_tcp(buf, gw_mac, inproc_ip(INPROC_GUEST), inproc_ip(dst), sport, dport,
+			     1000, 0, TH_SYN, ws, sizeof(ws));
+	uint8_t *tcp = buf + PKT_ETH_HLEN + 20;
+
+	tcp[12] = 7 << 4;              /* MSS and the four bytes above are options */
+	tcp[22] = (uint8_t)(mss >> 8);
+	tcp[23] = (uint8_t)mss;
+	pkt_fix_csums(buf, len);
+	return len;
+}
+
+/* Index of the first recorded frame that is a TCP segment to the guest with @flags set, or -1. */
+static int find_tcp(const struct fixture *f, unsigned int from, uint8_t flags)
+{
+	for (unsigned int i = from; i < f->nframes; i++) {
+		struct pkt_ipv4_view v;
+
+		if (!pkt_parse_ipv4(f->frames[i], f->lens[i], &v) && v.proto == IPPROTO_TCP &&
+		    v.l4_len >= 20 && (v.l4[13] & flags) == flags)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Run the loop until a TCP segment with @flags is recorded (WAIT_MS); its index. */
+static int wait_tcp(struct fixture *f, uint8_t flags)
+{
+	gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+	int i;
+
+	while ((i = find_tcp(f, 0, flags)) < 0 && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	return i;
+}
+
+/* The TCP option @kind in segment @v, or NULL. */
+static const uint8_t *tcp_option(const struct pkt_ipv4_view *v, uint8_t kind)
+{
+	size_t hlen = (size_t)(v->l4[12] >> 4) * 4;
+
+	for (size_t i = 20; i < hlen && i < v->l4_len;) {
+		if (v->l4[i] == 0)
+			break;
+		if (v->l4[i] == 1) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= hlen || v->l4[i + 1] < 2)
+			break;
+		if (v->l4[i] == kind)
+			return v->l4 + i;
+		i += v->l4[i + 1];
+	}
+	return NULL;
+}
+
+static void test_quirk_register_in_input(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t fr[128];
+	uint16_t port;
+	int lfd = listen_loopback(&port);
+
+	netstack_input(f->ns, fr, guest_syn(fr, "10.0.2.2", 40000, port, 1460));
+	assert_int_equal(f->registered, 1);
+	assert_true(f->reg_in_input);
+	/* Registered before connect(): the socket has no peer yet. */
+	assert_int_equal(f->reg_peer_errno, ENOTCONN);
+	close(lfd);
+}
+
+static void test_quirk_synack_after_pollout(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t fr[128];
+	uint16_t port;
+	int lfd = listen_loopback(&port), i;
+
+	netstack_input(f->ns, fr, guest_syn(fr, "10.0.2.2", 40001, port, 1460));
+	assert_int_equal(find_tcp(f, 0, TH_SYN | TH_ACK), -1);
+	i = wait_tcp(f, TH_SYN | TH_ACK);
+	assert_true(i >= 0);
+	assert_true(f->pollout_seen);
+	/* The hook saw POLLOUT before libslirp built its SYN-ACK. */
+	assert_true((unsigned int)i >= f->pollout_frames);
+	close(lfd);
+}
+
+static void test_quirk_connect_probe(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t fr[128];
+	struct pkt_ipv4_view v;
+	uint16_t port;
+	int lfd = listen_loopback(&port), i;
+
+	f->shutdown_on_pollout = true;
+	netstack_input(f->ns, fr, guest_syn(fr, "10.0.2.2", 40002, port, 1460));
+	i = wait_tcp(f, TH_RST);
+	assert_true(i >= 0);
+	assert_true(f->pollout_seen);
+	assert_int_equal(find_tcp(f, 0, TH_SYN | TH_ACK), -1);
+	assert_int_equal(pkt_parse_ipv4(f->frames[i], f->lens[i], &v), 0);
+	/* A reset that acknowledges the guest's SYN (sequence 1000). */
+	assert_true(v.l4[13] & TH_ACK);
+	assert_int_equal(pkt_get32(v.l4 + 8), 1001);
+	close(lfd);
+}
+
+/* An echo request from the guest to the gateway, which libslirp answers itself. */
+static size_t echo_to_gateway(uint8_t *buf, uint16_t seq)
+{
+	static const uint8_t payload[32] = "slirp quirk send_packet_copy";
+
+	return pkt_icmp_echo(buf, gw_mac, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"), ICMP_ID,
+			     seq, payload, sizeof(payload));
+}
+
+static void test_quirk_send_packet_private_copy(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t fr[128];
+	struct pkt_ipv4_view v;
+
+	/* Writing into the buffer does not fault; what we wrote never comes back. */
+	f->scribble = true;
+	netstack_input(f->ns, fr, echo_to_gateway(fr, 1));
+	netstack_input(f->ns, fr, echo_to_gateway(fr, 1));
+	assert_int_equal(f->nframes, 2);
+	assert_int_equal(f->lens[0], f->lens[1]);
+	/* The same reply both times but for the IP id (and so the IP checksum). */
+	assert_memory_equal(f->frames[0], f->frames[1], PKT_ETH_HLEN + 4);
+	assert_memory_equal(f->frames[0] + PKT_ETH_HLEN + 20, f->frames[1] + PKT_ETH_HLEN + 20,
+			    f->lens[0] - PKT_ETH_HLEN - 20);
+	assert_int_equal(pkt_parse_ipv4(f->frames[1], f->lens[1], &v), 0);
+	assert_true(v.ip_csum_ok);
+	assert_int_equal(v.l4[0], 0);  /* echo reply */
+	assert_memory_equal(f->frames[1], pkt_guest_mac, 6);
+}
+
+/* The listening socket bound to 127.0.0.1:@port, found as the netstack finds it. */
+static int find_listener(uint16_t port)
+{
+	g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+	const char *name;
+
+	assert_non_null(dir);
+	while ((name = g_dir_read_name(dir))) {
+		int fd = atoi(name), on = 0;
+		socklen_t len = sizeof(on);
+		struct sockaddr_in sa;
+		socklen_t salen = sizeof(sa);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on &&
+		    getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 &&
+		    sa.sin_family == AF_INET && ntohs(sa.sin_port) == port)
+			return fd;
+	}
+	return -1;
+}
+
+/* A listening socket's backlog: Linux reports it in tcpi_sacked. */
+static unsigned int listen_backlog(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+	assert_int_equal(ti.tcpi_state, TCP_LISTEN);
+	return ti.tcpi_sacked;
+}
+
+/* A bare Slirp: what the netstack would change stays as libslirp made it. */
+static ssize_t bare_send(const void *buf, size_t len, void *opaque)
+{
+	(void)buf;
+	(void)opaque;
+	return (ssize_t)len;
+}
+
+static void bare_error(const char *msg, void *opaque)
+{
+	(void)msg;
+	(void)opaque;
+}
+
+static int64_t bare_clock(void *opaque)
+{
+	(void)opaque;
+	return g_get_monotonic_time() * 1000;
+}
+
+static void *bare_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
+{
+	(void)cb;
+	(void)cb_opaque;
+	(void)opaque;
+	return NULL;
+}
+
+static void bare_timer_free(void *timer, void *opaque)
+{
+	(void)timer;
+	(void)opaque;
+}
+
+static void bare_timer_mod(void *timer, int64_t expire, void *opaque)
+{
+	(void)timer;
+	(void)expire;
+	(void)opaque;
+}
+
+static void bare_fd(int fd, void *opaque)
+{
+	(void)fd;
+	(void)opaque;
+}
+
+static void bare_notify(void *opaque)
+{
+	(void)opaque;
+}
+
+static const SlirpCb bare_cb = {
+	.send_packet = bare_send, .guest_error = bare_error, .clock_get_ns = bare_clock,
+	.timer_new = bare_timer_new, .timer_free = bare_timer_free, .timer_mod = bare_timer_mod,
+	.register_poll_fd = bare_fd, .unregister_poll_fd = bare_fd, .notify = bare_notify,
+};
+
+static Slirp *bare_slirp(void)
+{
+	SlirpConfig sc = {
+		.version = 1, .in_enabled = true,
+		.vnetwork = inproc_ip("10.0.2.0"), .vnetmask = inproc_ip("255.255.255.0"),
+		.vhost = inproc_ip("10.0.2.2"), .vdhcp_start = inproc_ip(INPROC_GUEST),
+		.vnameserver = inproc_ip("10.0.2.3"), .if_mtu = 1500, .if_mru = 1500,
+	};
+	Slirp *s = slirp_new(&sc, &bare_cb, NULL);
+
+	assert_non_null(s);
+	return s;
+}
+
+static void test_quirk_hostfwd_backlog_1(void **state)
+{
+	struct fixture *f = *state;
+	struct in_addr lo = inproc_ip("127.0.0.1"), any = { .s_addr = INADDR_ANY };
+	uint16_t port = inproc_free_port(), port2 = inproc_free_port();
+	Slirp *s = bare_slirp();
+	int fd;
+
+	assert_int_equal(slirp_add_hostfwd(s, 0, lo, port, any, 80), 0);
+	fd = find_listener(port);
+	assert_true(fd >= 0);
+	assert_int_equal(listen_backlog(fd), 1);
+	slirp_cleanup(s);
+	/* The netstack raises it. */
+	assert_int_equal(netstack_expose_tcp(f->ns, lo, port2, 80), 0);
+	fd = find_listener(port2);
+	assert_true(fd >= 0);
+	assert_true(listen_backlog(fd) > 1);
+}
+
+static void test_quirk_hostfwd_not_registered(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(netstack_expose_tcp(f->ns, inproc_ip("127.0.0.1"), inproc_free_port(), 80),
+			 0);
+	inproc_pump(20);
+	assert_int_equal(f->registered, 0);
+}
+
+/* Expose a port, connect a client from @client_addr to it; the SYN libslirp sends the guest. */
+static int inbound_syn(struct fixture *f, const char *client_addr, struct pkt_ipv4_view *v,
+		       uint16_t *client_port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr = inproc_ip(client_addr) };
+	struct in_addr any = { .s_addr = INADDR_ANY };
+	socklen_t len = sizeof(sa);
+	uint16_t port = inproc_free_port();
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), i;
+
+	assert_int_equal(netstack_expose_tcp(f->ns, any, port, 8080), 0);
+	assert_true(c >= 0);
+	assert_int_equal(bind(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(c, (struct sockaddr *)&sa, &len), 0);
+	*client_port = ntohs(sa.sin_port);
+	sa.sin_port = htons(port);
+	assert_true(connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EINPROGRESS);
+	i = wait_tcp(f, TH_SYN);
+	assert_true(i >= 0);
+	assert_int_equal(pkt_parse_ipv4(f->frames[i], f->lens[i], v), 0);
+	assert_int_equal(v->l4[2] << 8 | v->l4[3], 8080);
+	return c;
+}
+
+static void test_quirk_accept_then_syn(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_ipv4_view v;
+	uint16_t cport;
+	int c = inbound_syn(f, "127.0.0.1", &v, &cport), i = find_tcp(f, 0, TH_SYN);
+
+	assert_int_equal(f->registered, 1);
+	assert_false(f->reg_in_input);
+	/* Registered first, and the SYN went out in the same poll pass. */
+	assert_true((unsigned int)i >= f->reg_frames);
+	assert_int_equal(f->frame_poll[i], f->reg_poll);
+	close(c);
+}
+
+static void test_quirk_loopback_client_as_gateway(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_ipv4_view v;
+	uint16_t cport;
+	int c = inbound_syn(f, "127.0.0.1", &v, &cport);
+
+	assert_int_equal(v.src.s_addr, inproc_ip("10.0.2.2").s_addr);
+	assert_int_equal(v.l4[0] << 8 | v.l4[1], cport);
+	close(c);
+	/* A client that is not on loopback keeps its own address. */
+	f->nframes = 0;
+	c = inbound_syn(f, TESTNS_POD_ADDRESS, &v, &cport);
+	assert_int_equal(v.src.s_addr, inproc_ip(TESTNS_POD_ADDRESS).s_addr);
+	assert_int_equal(v.l4[0] << 8 | v.l4[1], cport);
+	close(c);
+}
+
+/* A guest datagram to @dst arrives on a UDP socket bound to 127.0.0.1. */
+static void udp_reaches_loopback(struct fixture *f, const char *dst)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int u = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	uint8_t fr[128], got[16];
+	gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+	ssize_t n;
+
+	assert_int_equal(bind(u, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(u, (struct sockaddr *)&sa, &len), 0);
+	netstack_input(f->ns, fr, pkt_udp(fr, gw_mac, inproc_ip(INPROC_GUEST), inproc_ip(dst), 40010,
+					  ntohs(sa.sin_port), "quirk", 5));
+	while ((n = recv(u, got, sizeof(got), 0)) < 0 && errno == EAGAIN &&
+	       g_get_monotonic_time() < end)
+		inproc_pump(5);
+	assert_int_equal(n, 5);
+	assert_memory_equal(got, "quirk", 5);
+	close(u);
+}
+
+static void test_quirk_gateway_to_loopback(void **state)
+{
+	udp_reaches_loopback(*state, "10.0.2.2");
+}
+
+static void test_quirk_broadcast_to_loopback(void **state)
+{
+	udp_reaches_loopback(*state, "255.255.255.255");
+}
+
+/* An IPv4 fragment of 8 bytes of an echo request: id @id, @first (offset 0, MF) or last (offset 8). */
+static size_t echo_fragment(uint8_t *buf, uint16_t id, bool first)
+{
+	static const uint8_t body[8] = "fragment";
+	size_t len = pkt_icmp_echo(buf, gw_mac, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"),
+				   ICMP_ID, 1, NULL, 0);
+	uint8_t *ip = buf + PKT_ETH_HLEN;
+	uint16_t sum;
+
+	if (!first)
+		memcpy(ip + 20, body, sizeof(body));
+	ip[4] = (uint8_t)(id >> 8);
+	ip[5] = (uint8_t)id;
+	ip[6] = first ? 0x20 : 0x00;   /* MF on the first */
+	ip[7] = first ? 0x00 : 0x01;   /* offset 0, or 1 x 8 bytes */
+	ip[10] = ip[11] = 0;
+	sum = (uint16_t)~pkt_csum_fold(pkt_csum_add(0, ip, 20));
+	ip[10] = (uint8_t)(sum >> 8);
+	ip[11] = (uint8_t)sum;
+	return len;
+}
+
+static void test_quirk_ip_reass_crash(void **state)
+{
+	uint8_t fr[128];
+	size_t len = echo_fragment(fr, 0x77, false);
+	int status = 0;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+		struct rlimit no_core = { 0, 0 };
+		Slirp *s = bare_slirp();
+
+		/* cmocka catches these to report a test; here they must end the child. */
+		for (size_t i = 0; i < G_N_ELEMENTS(fatal); i++)
+			signal(fatal[i], SIG_DFL);
+		/* No core dump for an expected crash; a hang ends by SIGALRM. */
+		setrlimit(RLIMIT_CORE, &no_core);
+		alarm(10);
+		slirp_input(s, fr, (int)len);
+		slirp_cleanup(s);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	/* Still crashes: the bridge's fragment drop must stay. */
+	assert_true(WIFSIGNALED(status));
+	assert_int_not_equal(WTERMSIG(status), SIGALRM);
+}
+
+/* Heap in use, as glibc counts it; 0 where the allocator is replaced (valgrind, ASan). */
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+static void test_quirk_mbuf_mtu_sized(void **state)
+{
+	struct fixture *f = *state;
+	size_t before, probe = heap_in_use();
+	void *block = malloc(1 << 20);
+	uint8_t fr[128];
+
+	/* Only where the heap can be measured: valgrind and ASan bring their own. */
+	if (!block || heap_in_use() < probe + (1 << 20)) {
+		free(block);
+		skip();
+	}
+	free(block);
+	/* 32 first fragments of 8 bytes, each a datagram of its own, all held by ip_reass. */
+	before = heap_in_use();
+	for (uint16_t id = 0; id < 32; id++)
+		netstack_input(f->ns, fr, echo_fragment(fr, (uint16_t)(0x1000 + id), true));
+	assert_int_equal(f->nframes, 0);
+	/* A few mbufs may come from libslirp's free list; the rest cost the MTU each. */
+	assert_true(heap_in_use() - before >= 24 * (size_t)NETSTACK_SLIRP_MTU);
+}
+
+/* Open a connection from the guest to a loopback listener; the SYN-ACK's view in @v. */
+static int guest_connect(struct fixture *f, uint16_t sport, uint16_t mss, struct pkt_ipv4_view *v,
+			 int *lfd)
+{
+	uint8_t fr[128];
+	uint16_t port;
+	int i;
+
+	*lfd = listen_loopback(&port);
+	netstack_input(f->ns, fr, guest_syn(fr, "10.0.2.2", sport, port, mss));
+	i = wait_tcp(f, TH_SYN | TH_ACK);
+	assert_true(i >= 0);
+	assert_int_equal(pkt_parse_ipv4(f->frames[i], f->lens[i], v), 0);
+	return port;
+}
+
+static void test_quirk_no_window_scaling(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_ipv4_view v;
+	int lfd;
+
+	/* The guest offers window scaling; libslirp does not take it. */
+	guest_connect(f, 40020, 1460, &v, &lfd);
+	assert_null(tcp_option(&v, 3));
+	assert_non_null(tcp_option(&v, 2));
+	close(lfd);
+}
+
+static void test_quirk_maxseg_32k(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t data[65536];
+	struct pkt_ipv4_view v;
+	uint8_t fr[128];
+	size_t most = 0, sent = 0;
+	gint64 end;
+	int lfd, port, c = -1;
+	uint32_t isn;
+
+	/* The guest offers 65480: libslirp's own link allows it, TCP_MAXSEG_MAX does not. */
+	port = guest_connect(f, 40021, 65480, &v, &lfd);
+	isn = pkt_get32(v.l4 + 4);
+	netstack_input(f->ns, fr, pkt_tcp(fr, gw_mac, inproc_ip(INPROC_GUEST),
+					  inproc_ip("10.0.2.2"), 40021, (uint16_t)port, 1001,
+					  isn + 1, TH_ACK, NULL, 0));
+	end = g_get_monotonic_time() + WAIT_MS * 1000;
+	while ((c = accept(lfd, NULL, NULL)) < 0 && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	assert_true(c >= 0);
+	f->nframes = 0;
+	while (sent < sizeof(data) && g_get_monotonic_time() < end) {
+		ssize_t n = send(c, data + sent, sizeof(data) - sent, MSG_DONTWAIT);
+
+		if (n > 0)
+			sent += (size_t)n;
+		inproc_pump(5);
+	}
+	assert_int_equal(sent, sizeof(data));
+	while (most < 32768 && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		for (unsigned int i = 0; i < f->nframes; i++) {
+			if (pkt_parse_ipv4(f->frames[i], f->lens[i], &v) || v.proto != IPPROTO_TCP)
+				continue;
+			most = MAX(most, v.l4_len - (size_t)(v.l4[12] >> 4) * 4);
+		}
+	}
+	assert_int_equal(most, 32768);
+	close(c);
+	close(lfd);
+}
+
+static void test_quirk_checksums_verified(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t fr[128];
+	uint16_t port;
+	size_t len;
+	int lfd = listen_loopback(&port);
+
+	/* An echo request with a wrong ICMP checksum gets no reply... */
+	len = echo_to_gateway(fr, 2);
+	fr[PKT_ETH_HLEN + 20 + 2] ^= 0x01;
+	netstack_input(f->ns, fr, len);
+	assert_int_equal(f->nframes, 0);
+	/* ...nor does a SYN with a wrong TCP checksum open a socket. */
+	len = guest_syn(fr, "10.0.2.2", 40030, port, 1460);
+	fr[PKT_ETH_HLEN + 20 + 16] ^= 0x01;
+	netstack_input(f->ns, fr, len);
+	assert_int_equal(f->registered, 0);
+	/* The same frames, intact, are taken. */
+	netstack_input(f->ns, fr, echo_to_gateway(fr, 2));
+	assert_int_equal(f->nframes, 1);
+	netstack_input(f->ns, fr, guest_syn(fr, "10.0.2.2", 40030, port, 1460));
+	assert_int_equal(f->registered, 1);
+	close(lfd);
+}
+
+/*
+ * An ICMP message of @type from the guest to the gateway, quoting a UDP
+ * datagram from the gateway's port 53 to the guest's 40040.
+ */
+static size_t guest_icmp(uint8_t *buf, uint8_t type, uint8_t code)
+{
+	uint8_t quote[28];
+	uint8_t *icmp;
+	size_t len;
+	uint16_t sum;
+
+	pkt_udp(buf, pkt_guest_mac, inproc_ip("10.0.2.2"), inproc_ip(INPROC_GUEST), 53, 40040,
+		NULL, 0);
+	memcpy(quote, buf + PKT_ETH_HLEN, sizeof(quote));
+	len = pkt_icmp_echo(buf, gw_mac, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"), 0, 0,
+			    quote, sizeof(quote));
+	icmp = buf + PKT_ETH_HLEN + 20;
+	icmp[0] = type;
+	icmp[1] = code;
+	icmp[2] = icmp[3] = 0;
+	sum = (uint16_t)~pkt_csum_fold(pkt_csum_add(0, icmp, 8 + sizeof(quote)));
+	icmp[2] = (uint8_t)(sum >> 8);
+	icmp[3] = (uint8_t)sum;
+	return len;
+}
+
+static void test_quirk_guest_icmp_errors_freed(void **state)
+{
+	static const uint8_t errors[][2] = { { 3, 3 }, { 4, 0 }, { 5, 1 }, { 11, 0 }, { 12, 0 } };
+	struct fixture *f = *state;
+	uint8_t fr[128];
+	uint64_t guest_errors = netstack_stats(f->ns)->guest_errors;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(errors); i++)
+		netstack_input(f->ns, fr, guest_icmp(fr, errors[i][0], errors[i][1]));
+	inproc_pump(20);
+	assert_int_equal(f->nframes, 0);
+	assert_int_equal(f->registered, 0);
+	assert_int_equal(netstack_stats(f->ns)->guest_errors, guest_errors);
+	/* The same frame as an echo request is read and answered. */
+	netstack_input(f->ns, fr, guest_icmp(fr, 8, 0));
+	assert_int_equal(f->nframes, 1);
+}
+
+static void test_quirk_dhcp_no_mtu_option(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t fr[600], optlen = 0;
+	struct pkt_ipv4_view v;
+	const uint8_t *type;
+
+	netstack_input(f->ns, fr, pkt_dhcp_discover(fr, 0x5eed));
+	assert_int_equal(f->nframes, 1);
+	assert_int_equal(pkt_parse_ipv4(f->frames[0], f->lens[0], &v), 0);
+	assert_int_equal(v.proto, IPPROTO_UDP);
+	type = pkt_dhcp_option(v.l4 + 8, v.l4_len - 8, 53, &optlen);
+	assert_non_null(type);
+	assert_int_equal(type[0], 2);  /* OFFER */
+	assert_null(pkt_dhcp_option(v.l4 + 8, v.l4_len - 8, 26, &optlen));
+}
+
+/* Every quirk has its test: the names in the table are the tests' names. */
+static void test_quirks_named(void **state)
+{
+	(void)state;
+	for (unsigned int q = 0; q < SLIRP_QUIRK_COUNT; q++) {
+		const struct slirp_quirk_info *i = slirp_quirk_info(q);
+
+		assert_non_null(i->name);
+		assert_non_null(i->what);
+		assert_non_null(i->why);
+		assert_non_null(i->where);
+		assert_non_null(i->breaks);
+	}
+	assert_true(slirp_quirks_check_version(slirp_version_string()));
+}
+
+#define QUIRK_TEST(name) cmocka_unit_test_setup_teardown(test_quirk_##name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		QUIRK_TEST(register_in_input),
+		QUIRK_TEST(synack_after_pollout),
+		QUIRK_TEST(connect_probe),
+		QUIRK_TEST(send_packet_private_copy),
+		QUIRK_TEST(hostfwd_backlog_1),
+		QUIRK_TEST(hostfwd_not_registered),
+		QUIRK_TEST(accept_then_syn),
+		QUIRK_TEST(loopback_client_as_gateway),
+		QUIRK_TEST(gateway_to_loopback),
+		QUIRK_TEST(broadcast_to_loopback),
+		QUIRK_TEST(ip_reass_crash),
+		QUIRK_TEST(mbuf_mtu_sized),
+		QUIRK_TEST(no_window_scaling),
+		QUIRK_TEST(maxseg_32k),
+		QUIRK_TEST(checksums_verified),
+		QUIRK_TEST(guest_icmp_errors_freed),
+		QUIRK_TEST(dhcp_no_mtu_option),
+		cmocka_unit_test(test_quirks_named),
+	};
+
+	testns_enter("test_slirp_quirks");
+	/* libslirp's connect probe sends without MSG_NOSIGNAL, as in the daemon (main.c). */
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
