@@ -197,26 +197,14 @@ static int unixexpose_pick_port(uint16_t *port)
 int unixexpose_listen(struct unixexpose *ux, const char *path, uint16_t guest_port,
 		      uint16_t *relay_port)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct unixexpose_listener *l;
 	int fd = -1, ret;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	ret = unixsock_reclaim(&sa);
+	/* The one listen set-up (common/unixsock.c); the sidecar's group may connect. */
+	ret = unixsock_listen(path, SOMAXCONN, false, &fd);
 	if (ret)
 		return ret;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		/* Nothing of ours at the path: close without unlinking. */
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	if (chmod(path, 0660) < 0 || listen(fd, SOMAXCONN) < 0) {
+	if (chmod(path, 0660) < 0) {
 		ret = -errno;
 		goto fail;
 	}
