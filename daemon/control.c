@@ -186,10 +186,10 @@ static void control_flow(const struct flow *f, void *opaque)
 	g_string_append_printf(cf->out, "%s{\"kind\": \"%s\", \"proto\": \"%s\", \"state\": \"%s\"",
 			       idx == cf->offset ? "" : ", ", kinds[f->kind],
 			       f->gkey.proto == IPPROTO_TCP ? "tcp" : "udp", states[f->state]);
-	control_flow_endpoint(cf->out, "guest", f->gkey.gaddr, f->gkey.gport);
+	control_flow_endpoint(cf->out, "guest", f->gkey.laddr, f->gkey.lport);
 	control_flow_endpoint(cf->out, "remote", f->gkey.raddr, f->gkey.rport);
 	control_flow_endpoint(cf->out, "stack", f->skey.raddr, f->skey.rport);
-	g_string_append_printf(cf->out, ", \"stack_port\": %u}", ntohs(f->skey.gport));
+	g_string_append_printf(cf->out, ", \"stack_port\": %u}", ntohs(f->skey.lport));
 }
 
 /* list_flows: one page, bounded by CONTROL_FLOWS_PAGE entries. */

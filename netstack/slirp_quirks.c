@@ -12,7 +12,7 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"tcp_fconnect() calls register_poll_fd() for a guest SYN's new host socket "
 		"synchronously inside slirp_input(), before connect()",
 		"the only way to learn which host socket belongs to a steered flow",
-		"bridge.c bridge_fd_registered() (br->pending_out); inbound.c "
+		"bridge.c bridge_fd_registered() (br->syn_in_input); inbound.c "
 		"bridge_inbound_registered() tells accepted clients by their peer, which a socket "
 		"not yet connected lacks; netstack_register_poll_fd()",
 		"steered flows are never tagged: no PROXY header, the guest's bytes reach the "

@@ -101,7 +101,7 @@ void bridge_log_flow(struct bridge *br, const struct flow_key *gkey, const char 
 	va_end(ap);
 	g_warning("%s flow %s -> %s: %s%s", gkey->proto == IPPROTO_TCP ? "tcp" :
 		  gkey->proto == IPPROTO_UDP ? "udp" : "icmp",
-		  bridge_fmt(src, sizeof(src), gkey->gaddr, gkey->gport),
+		  bridge_fmt(src, sizeof(src), gkey->laddr, gkey->lport),
 		  bridge_fmt(dst, sizeof(dst), gkey->raddr, gkey->rport), what,
 		  suppressed ? " (earlier messages suppressed)" : "");
 }
@@ -122,9 +122,9 @@ void bridge_debug_flow(struct bridge *br, const struct flow *f, const char *even
 	if (!ratelimit_allow(&br->debug_rl, g_get_monotonic_time(), &suppressed))
 		return;
 	g_debug("%s %s flow %s -> %s via %s (stack port %u)%s", kinds[f->kind], event,
-		bridge_fmt(src, sizeof(src), f->gkey.gaddr, f->gkey.gport),
+		bridge_fmt(src, sizeof(src), f->gkey.laddr, f->gkey.lport),
 		bridge_fmt(dst, sizeof(dst), f->gkey.raddr, f->gkey.rport),
-		bridge_fmt(via, sizeof(via), f->skey.raddr, f->skey.rport), ntohs(f->skey.gport),
+		bridge_fmt(via, sizeof(via), f->skey.raddr, f->skey.rport), ntohs(f->skey.lport),
 		suppressed ? " (earlier lines suppressed)" : "");
 }
 
@@ -138,7 +138,7 @@ static void bridge_reset_guest(struct bridge *br, const uint8_t guest_mac[6],
 			       uint32_t seq, uint32_t ack)
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple t = bridge_tuple(gkey, false);
+	struct rw_tuple t = bridge_tuple(gkey, BRIDGE_INWARD);
 	size_t len = rw_build_tcp_rst(frame, guest_mac, gw_mac, &t, seq, ack);
 
 	netstack_send_to_guest(br->ns, frame, len);
@@ -147,7 +147,7 @@ static void bridge_reset_guest(struct bridge *br, const uint8_t guest_mac[6],
 void bridge_inject_guest_rst(struct bridge *br, const struct flow *f, uint32_t seq, uint32_t ack)
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple t = bridge_tuple(&f->skey, true);
+	struct rw_tuple t = bridge_tuple(&f->skey, BRIDGE_OUTWARD);
 	size_t len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, seq, ack);
 
 	netstack_inject_from_guest(br->ns, frame, len);
@@ -298,7 +298,7 @@ static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_gues
 /* A guest frame of @f: account for it, then rewrite it to libslirp's view. */
 static void bridge_to_stack(struct bridge *br, struct rw_view *v, struct flow *f)
 {
-	struct rw_tuple t = bridge_tuple(&f->skey, true);
+	struct rw_tuple t = bridge_tuple(&f->skey, BRIDGE_OUTWARD);
 
 	bridge_flow_seen(br, f, v, true);
 	if (f->kind == FLOW_DIRECT)
@@ -373,7 +373,7 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 
 	if (gkey->proto == IPPROTO_TCP) {
 		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_SYN_TIMEOUT_US);
-		br->pending_out = f;
+		br->syn_in_input = f;
 	}
 	bridge_to_stack(br, v, f);
 	return NETSTACK_PASS;
@@ -489,7 +489,7 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 				bridge_drop(br, BRIDGE_DROP_ICMP_LIMIT);
 				return NETSTACK_CONSUMED;
 			}
-			br->pending_icmp = true;
+			br->echo_in_input = true;
 		}
 		return NETSTACK_PASS;
 	default:
@@ -544,8 +544,8 @@ static void bridge_guest_frame_done(void *opaque)
 		bridge_unix_attach(br, br->unix_parked);
 		br->unix_parked = NULL;
 	}
-	br->pending_out = NULL;
-	br->pending_icmp = false;
+	br->syn_in_input = NULL;
+	br->echo_in_input = false;
 	if (br->cut_slot != UINT32_MAX)
 		bridge_cut_time_wait(br);
 }
@@ -579,7 +579,7 @@ void bridge_reset_on_close(int fd)
 
 void bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f)
 {
-	struct rw_tuple t = bridge_tuple(&f->gkey, false);
+	struct rw_tuple t = bridge_tuple(&f->gkey, BRIDGE_INWARD);
 
 	bridge_flow_seen(br, f, v, false);
 	if (f->kind == FLOW_DIRECT)
@@ -684,7 +684,7 @@ static void bridge_stack_icmp_error(struct bridge *br, struct rw_view *v)
 	f = flowtab_lookup_stack(br->flows, &skey);
 	if (!f || f->kind == FLOW_DIRECT)
 		return;
-	t = bridge_tuple(&f->gkey, true);
+	t = bridge_tuple(&f->gkey, BRIDGE_OUTWARD);
 	rw_set_inner_tuple(v, &t);
 	rw_outer_addrs(v, &saddr, &daddr);
 	if (saddr == f->skey.raddr)
@@ -715,11 +715,11 @@ static enum netstack_verdict bridge_stack_frame(uint8_t *frame, size_t len, void
 static void bridge_fd_registered(int fd, void *opaque)
 {
 	struct bridge *br = opaque;
-	struct flow *f = br->pending_out;
+	struct flow *f = br->syn_in_input;
 
 	/* The socket libslirp opened for an echo request: counted until closed. */
-	if (br->pending_icmp) {
-		br->pending_icmp = false;
+	if (br->echo_in_input) {
+		br->echo_in_input = false;
 		br->icmp_open++;
 		netstack_tag_fd(br->ns, fd, &br->icmp_tag);
 		return;
@@ -816,7 +816,7 @@ static int bridge_write_header(struct bridge *br, struct flow *f)
 {
 	uint8_t hdr[PROXY_HDR_MAX];
 	struct proxy_addrs a = {
-		.src = br->cfg.proxy_source, .sport = f->gkey.gport,
+		.src = br->cfg.proxy_source, .sport = f->gkey.lport,
 		.dst.s_addr = f->gkey.raddr, .dport = f->gkey.rport,
 	};
 	int len = proxy_encode(br->cfg.version, &a, hdr);

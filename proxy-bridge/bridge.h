@@ -77,7 +77,7 @@
  * While waiting, the socket is polled through netstack_fd_extra_events();
  * once bytes are there but the header is incomplete, it is re-read on a
  * 20 ms tick instead, so a trickling client cannot make the loop spin.  At
- * most BRIDGE_PENDING_MAX connections wait at once; more are refused.
+ * most BRIDGE_HDR_WAIT_MAX connections wait at once; more are refused.
  *
  * Ownership: the bridge owns its flow table; it borrows the netstack, the
  * policy's arrays and the expose list, which must outlive it.
@@ -131,7 +131,7 @@ struct bridge_config {
 	GArray *expose;                /* struct bridge_expose; borrowed, the owner may change it */
 };
 
-#define BRIDGE_PENDING_MAX 1024
+#define BRIDGE_HDR_WAIT_MAX 1024
 /* ICMP echo requests libslirp may have a socket open for at once. */
 #define BRIDGE_ICMP_MAX 256
 
@@ -144,7 +144,7 @@ enum bridge_inbound_drop {
 	BRIDGE_IN_ADDRESS,             /* client address the guest cannot answer */
 	BRIDGE_IN_DUPLICATE,           /* client address:port already connected */
 	BRIDGE_IN_CLOSED,              /* client closed or failed before the header */
-	BRIDGE_IN_OVERLOAD,            /* BRIDGE_PENDING_MAX connections waiting */
+	BRIDGE_IN_OVERLOAD,            /* BRIDGE_HDR_WAIT_MAX connections waiting */
 	BRIDGE_IN_UNTRUSTED,           /* a PROXY header from a peer not in --inbound-proxy-trusted */
 	BRIDGE_IN_DROP_COUNT,
 };

@@ -46,7 +46,7 @@ struct bridge_frag {
 #define BRIDGE_FRAG_MAX 32
 
 /* An inbound connection waiting for its PROXY header. */
-struct bridge_pending {
+struct bridge_hdr_wait {
 	struct flow *flow;             /* NULL: free slot */
 	int64_t header_deadline_us;
 	bool polling;                  /* bytes present but incomplete: re-read on the tick */
@@ -61,10 +61,10 @@ struct bridge {
 	struct flowtab *flows;
 	const struct flow_key *swallow; /* libslirp's answers on this tuple answer our own injection */
 	uint32_t cut_slot;             /* flow whose TIME_WAIT socket to drop, UINT32_MAX: none */
-	struct flow *pending_out;      /* outbound flow whose SYN is inside slirp_input() */
+	struct flow *syn_in_input;     /* outbound flow whose SYN is inside slirp_input() */
 	struct flow *unix_parked;      /* its socket is parked: the unix leg goes on after slirp_input() */
 	struct unixleg_templates unix_tmpl; /* with --outbound-proxy unix:PATH */
-	bool pending_icmp;             /* an echo request is inside slirp_input() */
+	bool echo_in_input;            /* an echo request is inside slirp_input() */
 	size_t icmp_open;              /* libslirp's ICMP sockets, tagged with &icmp_tag */
 	char icmp_tag;
 	uint32_t steer_taddr;          /* where libslirp connects for steered flows */
@@ -76,11 +76,11 @@ struct bridge {
 	struct ratelimit debug_rl;     /* --log-level debug: per-flow lines */
 	struct bridge_stats stats;
 
-	struct bridge_pending *pending; /* BRIDGE_PENDING_MAX slots */
-	uint32_t *pending_free;
-	size_t npending_free;
+	struct bridge_hdr_wait *hdr_wait; /* inbound connections waiting for their PROXY header: BRIDGE_HDR_WAIT_MAX slots */
+	uint32_t *hdr_wait_free;
+	size_t nhdr_wait_free;
 	uint32_t *rst_queue;           /* flow slots whose libslirp socket must be reset */
-	size_t rst_head, rst_len;      /* ring of BRIDGE_PENDING_MAX */
+	size_t rst_head, rst_len;      /* ring of BRIDGE_HDR_WAIT_MAX */
 	guint inbound_timer;           /* 20 ms tick while anything is pending or queued */
 
 	struct bridge_dup dups[BRIDGE_DUP_MAX];
@@ -89,15 +89,21 @@ struct bridge {
 	size_t frag_next;              /* next entry to overwrite */
 };
 
-/* The tuple of a packet along @k: from its guest end outward, or towards it. */
-static inline struct rw_tuple bridge_tuple(const struct flow_key *k, bool outward)
+/* Which way a packet travels along a flow key (bridge_tuple()). */
+enum bridge_dir {
+	BRIDGE_OUTWARD,            /* from the guest-network end (laddr) to the remote one */
+	BRIDGE_INWARD,             /* from the remote end towards the guest-network end */
+};
+
+/* The tuple of a packet along @k travelling @dir. */
+static inline struct rw_tuple bridge_tuple(const struct flow_key *k, enum bridge_dir dir)
 {
 	struct rw_tuple t = { .proto = k->proto };
 
-	if (outward) {
-		t.saddr = k->gaddr, t.sport = k->gport, t.daddr = k->raddr, t.dport = k->rport;
+	if (dir == BRIDGE_OUTWARD) {
+		t.saddr = k->laddr, t.sport = k->lport, t.daddr = k->raddr, t.dport = k->rport;
 	} else {
-		t.saddr = k->raddr, t.sport = k->rport, t.daddr = k->gaddr, t.dport = k->gport;
+		t.saddr = k->raddr, t.sport = k->rport, t.daddr = k->laddr, t.dport = k->lport;
 	}
 	return t;
 }
@@ -112,7 +118,7 @@ static inline void bridge_arm_idle(struct bridge *br, struct flow *f)
 
 /*
  * Remove @f from the table now (a new connection takes its tuple): untag a
- * socket libslirp may still hold, release an inbound flow's pending slot.
+ * socket libslirp may still hold, release an inbound flow's header-wait slot.
  */
 void bridge_forget_flow(struct bridge *br, struct flow *f);
 

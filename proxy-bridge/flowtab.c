@@ -58,15 +58,15 @@ static gboolean flowtab_equal(gconstpointer a, gconstpointer b)
 	return !memcmp(a, b, sizeof(struct flow_key));
 }
 
-struct flow_key flow_key_make(uint8_t proto, uint32_t gaddr, uint16_t gport,
+struct flow_key flow_key_make(uint8_t proto, uint32_t laddr, uint16_t lport,
 			      uint32_t raddr, uint16_t rport)
 {
 	struct flow_key k;
 
 	memset(&k, 0, sizeof(k));
 	k.proto = proto;
-	k.gaddr = gaddr;
-	k.gport = gport;
+	k.laddr = laddr;
+	k.lport = lport;
 	k.raddr = raddr;
 	k.rport = rport;
 	return k;
@@ -150,7 +150,7 @@ static int flowtab_pick_port(struct flowtab *ft, struct flow_key *skey)
 		uint32_t span = 65536 - FLOWTAB_PORT_MIN;
 		uint16_t port = (uint16_t)(FLOWTAB_PORT_MIN + (start + i * 7919u) % span);
 
-		skey->gport = htons(port);
+		skey->lport = htons(port);
 		if (!g_hash_table_contains(ft->by_stack, skey))
 			return 0;
 	}
@@ -160,7 +160,7 @@ static int flowtab_pick_port(struct flowtab *ft, struct flow_key *skey)
 int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 		uint16_t tport, unsigned int flags, enum flow_state state, struct flow **out)
 {
-	struct flow_key skey = flow_key_make(gkey->proto, gkey->gaddr, gkey->gport,
+	struct flow_key skey = flow_key_make(gkey->proto, gkey->laddr, gkey->lport,
 					     taddr, tport);
 	struct flow *f;
 	uint32_t slot;
@@ -188,7 +188,7 @@ int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 	f->gkey = *gkey;
 	f->skey = skey;
 	f->fd = -1;
-	f->pending = -1;
+	f->hdr_wait_slot = -1;
 	f->slot = slot;
 	f->state = state;
 	ft->count[FLOW_FREE]--;

@@ -64,11 +64,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One endpoint pair; addresses and ports in network order; padding zeroed. */
+/*
+ * One endpoint pair; addresses and ports in network order; padding zeroed.
+ * "l" is the end on the guest's network, "r" the remote end.  A flow has two
+ * keys that differ in what the ends are:
+ *   gkey  the guest's view: laddr:lport is the guest's own socket, raddr:rport
+ *         the destination the guest asked for (or, inbound, the client);
+ *   skey  libslirp's view after the rewrite: laddr is the guest's address,
+ *         lport the "stack port" (picked by flowtab_add() to be unique
+ *         towards the target, or with FLOWTAB_KEEP_PORT the guest's own),
+ *         raddr:rport the target libslirp connects to (the sidecar) or,
+ *         inbound, the peer it accepted.
+ */
 struct flow_key {
-	uint32_t gaddr;            /* guest address */
-	uint32_t raddr;            /* remote: original destination or target */
-	uint16_t gport;            /* guest port, or stack port in skey */
+	uint32_t laddr;            /* the guest-network end's address */
+	uint32_t raddr;            /* remote: original destination, target or client */
+	uint16_t lport;            /* the guest's port in gkey, the stack port in skey */
 	uint16_t rport;
 	uint8_t proto;
 	uint8_t zero[3];
@@ -99,7 +110,7 @@ struct flow {
 	enum flow_state state;
 	enum flow_kind kind;       /* read-only: set with flowtab_set_kind() */
 	int fd;                    /* libslirp's host socket, -1 if none */
-	int pending;               /* inbound: slot in the bridge's pending table, -1 if none */
+	int hdr_wait_slot;         /* inbound: slot in the bridge's header-wait table, -1 if none */
 	uint32_t stack_isn;        /* inbound: libslirp's ISN towards the guest (host order) */
 	bool stack_isn_known;
 	bool established;          /* TCP: both handshakes done (outbound: the guest ACKed) */
@@ -125,7 +136,7 @@ struct flow {
 struct flowtab;
 
 /* flow_key_make() - build a key with its padding zeroed. */
-struct flow_key flow_key_make(uint8_t proto, uint32_t gaddr, uint16_t gport,
+struct flow_key flow_key_make(uint8_t proto, uint32_t laddr, uint16_t lport,
 			      uint32_t raddr, uint16_t rport);
 
 /**

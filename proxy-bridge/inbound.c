@@ -2,7 +2,7 @@
 
 /*
  * See the inbound theory of operation in bridge.h.  This file owns the
- * pending table (connections waiting for their header: BRIDGE_PENDING_MAX
+ * header-wait table (connections waiting for their header: BRIDGE_HDR_WAIT_MAX
  * slots, each holding libslirp's SYN), the reset queue (rejected
  * connections whose libslirp socket must be dropped; the same bound) and the
  * 20 ms tick that re-reads partial headers, enforces the header timeout and
@@ -56,20 +56,20 @@ const char *bridge_inbound_drop_str(enum bridge_inbound_drop why)
 
 void bridge_inbound_init(struct bridge *br)
 {
-	br->pending = g_new0(struct bridge_pending, BRIDGE_PENDING_MAX);
-	br->pending_free = g_new(uint32_t, BRIDGE_PENDING_MAX);
-	for (uint32_t i = 0; i < BRIDGE_PENDING_MAX; i++)
-		br->pending_free[i] = BRIDGE_PENDING_MAX - 1 - i;
-	br->npending_free = BRIDGE_PENDING_MAX;
-	br->rst_queue = g_new(uint32_t, BRIDGE_PENDING_MAX);
+	br->hdr_wait = g_new0(struct bridge_hdr_wait, BRIDGE_HDR_WAIT_MAX);
+	br->hdr_wait_free = g_new(uint32_t, BRIDGE_HDR_WAIT_MAX);
+	for (uint32_t i = 0; i < BRIDGE_HDR_WAIT_MAX; i++)
+		br->hdr_wait_free[i] = BRIDGE_HDR_WAIT_MAX - 1 - i;
+	br->nhdr_wait_free = BRIDGE_HDR_WAIT_MAX;
+	br->rst_queue = g_new(uint32_t, BRIDGE_HDR_WAIT_MAX);
 }
 
 void bridge_inbound_fini(struct bridge *br)
 {
 	if (br->inbound_timer)
 		g_source_remove(br->inbound_timer);
-	g_free(br->pending);
-	g_free(br->pending_free);
+	g_free(br->hdr_wait);
+	g_free(br->hdr_wait_free);
 	g_free(br->rst_queue);
 }
 
@@ -81,18 +81,18 @@ static void bridge_inbound_kick(struct bridge *br)
 		br->inbound_timer = g_timeout_add(BRIDGE_INBOUND_TICK_MS, bridge_inbound_tick, br);
 }
 
-static struct bridge_pending *bridge_pending_of(struct bridge *br, struct flow *f)
+static struct bridge_hdr_wait *bridge_hdr_wait_of(struct bridge *br, struct flow *f)
 {
-	return f->pending >= 0 ? &br->pending[f->pending] : NULL;
+	return f->hdr_wait_slot >= 0 ? &br->hdr_wait[f->hdr_wait_slot] : NULL;
 }
 
-static void bridge_pending_release(struct bridge *br, struct flow *f)
+static void bridge_hdr_wait_release(struct bridge *br, struct flow *f)
 {
-	if (f->pending < 0)
+	if (f->hdr_wait_slot < 0)
 		return;
-	br->pending[f->pending].flow = NULL;
-	br->pending_free[br->npending_free++] = (uint32_t)f->pending;
-	f->pending = -1;
+	br->hdr_wait[f->hdr_wait_slot].flow = NULL;
+	br->hdr_wait_free[br->nhdr_wait_free++] = (uint32_t)f->hdr_wait_slot;
+	f->hdr_wait_slot = -1;
 	if (f->fd >= 0)
 		netstack_fd_extra_events(br->ns, f->fd, 0);
 }
@@ -112,7 +112,7 @@ static uint16_t bridge_guest_port(const struct bridge *br, uint16_t host_port)
 /* Send the held SYN to the guest, in the flow's current guest view. */
 static void bridge_release_syn(struct bridge *br, struct flow *f)
 {
-	struct bridge_pending *p = bridge_pending_of(br, f);
+	struct bridge_hdr_wait *p = bridge_hdr_wait_of(br, f);
 	struct rw_view v;
 
 	if (!p || !p->syn_len)
@@ -132,7 +132,7 @@ static void bridge_inbound_open(struct bridge *br, struct flow *f)
 	bridge_arm_idle(br, f);
 	bridge_debug_flow(br, f, "open");
 	bridge_release_syn(br, f);
-	bridge_pending_release(br, f);
+	bridge_hdr_wait_release(br, f);
 }
 
 /* One rate-limited line naming the real client, the exposed port and the reason. */
@@ -160,7 +160,7 @@ static void bridge_log_inbound(struct bridge *br, struct flow *f, enum bridge_in
 		g_snprintf(to, sizeof(to), "port %u", ntohs(local4->sin_port));
 	}
 	g_warning("inbound connection from %s to %s (guest port %u) refused: %s%s%s%s",
-		  from, to, ntohs(f->skey.gport), bridge_inbound_drop_str(why),
+		  from, to, ntohs(f->skey.lport), bridge_inbound_drop_str(why),
 		  why == BRIDGE_IN_INVALID ? " (" : "",
 		  why == BRIDGE_IN_INVALID ? proxy_error_str(err) : "",
 		  why == BRIDGE_IN_INVALID ? ")" : "");
@@ -180,14 +180,14 @@ static void bridge_inbound_reject(struct bridge *br, struct flow *f, enum bridge
 		bridge_reset_on_close(f->fd);
 	flowtab_set_state(br->flows, f, FLOW_REJECTED);
 	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_REJECTED_GRACE_US);
-	bridge_pending_release(br, f);
+	bridge_hdr_wait_release(br, f);
 	/*
 	 * libslirp must drop its socket, but we may be inside one of its
 	 * callbacks: queue it for the tick.  A full queue leaves the socket to
 	 * libslirp's own SYN timeout; the guest sees nothing either way.
 	 */
-	if (br->rst_len < BRIDGE_PENDING_MAX) {
-		br->rst_queue[(br->rst_head + br->rst_len++) % BRIDGE_PENDING_MAX] = f->slot;
+	if (br->rst_len < BRIDGE_HDR_WAIT_MAX) {
+		br->rst_queue[(br->rst_head + br->rst_len++) % BRIDGE_HDR_WAIT_MAX] = f->slot;
 		bridge_inbound_kick(br);
 	}
 }
@@ -238,7 +238,7 @@ static void bridge_inbound_header(struct bridge *br, struct flow *f, const struc
 		bridge_inbound_reject(br, f, BRIDGE_IN_ADDRESS, PROXY_ERR_NONE);
 		return;
 	}
-	gkey = flow_key_make(IPPROTO_TCP, f->skey.gaddr, f->skey.gport, src->sin_addr.s_addr,
+	gkey = flow_key_make(IPPROTO_TCP, f->skey.laddr, f->skey.lport, src->sin_addr.s_addr,
 			     src->sin_port);
 	if (!bridge_inbound_take_guest_key(br, &gkey, f) ||
 	    flowtab_rekey_guest(br->flows, f, &gkey)) {
@@ -255,7 +255,7 @@ static void bridge_inbound_header(struct bridge *br, struct flow *f, const struc
  */
 static void bridge_inbound_try(struct bridge *br, struct flow *f)
 {
-	struct bridge_pending *p = bridge_pending_of(br, f);
+	struct bridge_hdr_wait *p = bridge_hdr_wait_of(br, f);
 	uint8_t buf[PROXY_PARSE_MAX];
 	struct proxy_header h;
 	enum proxy_error err;
@@ -334,8 +334,8 @@ static gboolean bridge_inbound_tick(gpointer data)
 	int64_t now = g_get_monotonic_time();
 	size_t n;
 
-	for (size_t i = 0; i < BRIDGE_PENDING_MAX && br->npending_free < BRIDGE_PENDING_MAX; i++) {
-		struct bridge_pending *p = &br->pending[i];
+	for (size_t i = 0; i < BRIDGE_HDR_WAIT_MAX && br->nhdr_wait_free < BRIDGE_HDR_WAIT_MAX; i++) {
+		struct bridge_hdr_wait *p = &br->hdr_wait[i];
 		struct flow *f = p->flow;
 
 		if (!f)
@@ -355,14 +355,14 @@ static gboolean bridge_inbound_tick(gpointer data)
 	for (n = br->rst_len; n; n--) {
 		struct flow *f = flowtab_get(br->flows, br->rst_queue[br->rst_head]);
 
-		br->rst_head = (br->rst_head + 1) % BRIDGE_PENDING_MAX;
+		br->rst_head = (br->rst_head + 1) % BRIDGE_HDR_WAIT_MAX;
 		br->rst_len--;
 		/* The slot may have been reused by now: only act on what we queued. */
 		if (f && f->state == FLOW_REJECTED && f->kind == FLOW_INBOUND && f->stack_isn_known)
 			bridge_inbound_send_rst(br, f);
 	}
 
-	if (br->npending_free == BRIDGE_PENDING_MAX && !br->rst_len) {
+	if (br->nhdr_wait_free == BRIDGE_HDR_WAIT_MAX && !br->rst_len) {
 		br->inbound_timer = 0;
 		return G_SOURCE_REMOVE;
 	}
@@ -548,12 +548,12 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 		return;
 	}
 
-	if (!br->npending_free) {
+	if (!br->nhdr_wait_free) {
 		bridge_inbound_reject(br, f, BRIDGE_IN_OVERLOAD, PROXY_ERR_NONE);
 		return;
 	}
-	f->pending = (int)br->pending_free[--br->npending_free];
-	br->pending[f->pending] = (struct bridge_pending){
+	f->hdr_wait_slot = (int)br->hdr_wait_free[--br->nhdr_wait_free];
+	br->hdr_wait[f->hdr_wait_slot] = (struct bridge_hdr_wait){
 		.flow = f,
 		.header_deadline_us = g_get_monotonic_time() + br->cfg.header_timeout_us,
 	};
@@ -578,7 +578,7 @@ void bridge_inbound_events(struct bridge *br, struct flow *f, int revents)
 enum netstack_verdict bridge_inbound_stack_frame(struct bridge *br, struct rw_view *v,
 						 struct flow *f)
 {
-	struct bridge_pending *p = bridge_pending_of(br, f);
+	struct bridge_hdr_wait *p = bridge_hdr_wait_of(br, f);
 	uint8_t flags = rw_tcp_flags(v);
 
 	if ((flags & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN) {
@@ -601,7 +601,7 @@ enum netstack_verdict bridge_inbound_stack_frame(struct bridge *br, struct rw_vi
 
 void bridge_inbound_closed(struct bridge *br, struct flow *f)
 {
-	bridge_pending_release(br, f);
+	bridge_hdr_wait_release(br, f);
 }
 
 bool bridge_inbound_foreign_syn(struct bridge *br, struct flow *f, const struct rw_view *v)
@@ -670,7 +670,7 @@ void bridge_dups_kill(struct bridge *br)
 
 		if (!dup->used || !dup->isn_known)
 			continue;
-		t = bridge_tuple(&dup->skey, true);
+		t = bridge_tuple(&dup->skey, BRIDGE_OUTWARD);
 		len = rw_build_tcp_rst(frame, bridge_zero_mac, bridge_zero_mac, &t,
 				       dup->live_guest_nxt + BRIDGE_DUP_RST_OFFSET, dup->isn + 1);
 		dup->attempts++;

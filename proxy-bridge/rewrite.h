@@ -4,7 +4,7 @@
 
 /*
  * The proxy-bridge moves a steered flow between two views of the same
- * connection: the guest's (guest:gport <-> original destination) and
+ * connection: the guest's (guest:lport <-> original destination) and
  * libslirp's (guest:sport <-> the sidecar target).  This module does the byte
  * work on one Ethernet frame:
  *

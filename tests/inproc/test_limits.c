@@ -399,7 +399,7 @@ static void find_flow(const struct flow *fl, void *opaque)
 {
 	struct find_flow *q = opaque;
 
-	if (fl->gkey.gport == htons(q->sport) && fl->state == q->state)
+	if (fl->gkey.lport == htons(q->sport) && fl->state == q->state)
 		q->found = true;
 }
 

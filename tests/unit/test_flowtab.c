@@ -84,9 +84,9 @@ static void test_key_make(void **state)
 
 	(void)state;
 	memset(&want, 0, sizeof(want));
-	want.gaddr = 0x11223344;
+	want.laddr = 0x11223344;
 	want.raddr = 0x778899aa;
-	want.gport = 0x5566;
+	want.lport = 0x5566;
 	want.rport = 0xbbcc;
 	want.proto = IPPROTO_UDP;
 	assert_memory_equal(&k, &want, sizeof(k));
@@ -108,12 +108,12 @@ static void test_add_lookup_states(void **state)
 	assert_int_equal(f->state, FLOW_SYN);
 	assert_int_equal(f->fd, -1);
 	/* The stack key: same guest address and protocol, the target, a fresh port. */
-	assert_int_equal(f->skey.gaddr, g.gaddr);
+	assert_int_equal(f->skey.laddr, g.laddr);
 	assert_int_equal(f->skey.raddr, ip4("127.0.0.1"));
 	assert_int_equal(f->skey.rport, htons(15001));
 	assert_int_equal(f->skey.proto, IPPROTO_TCP);
-	assert_true(ntohs(f->skey.gport) >= 1024);
-	s = flow_key_make(IPPROTO_TCP, g.gaddr, f->skey.gport, ip4("127.0.0.1"), htons(15001));
+	assert_true(ntohs(f->skey.lport) >= 1024);
+	s = flow_key_make(IPPROTO_TCP, g.laddr, f->skey.lport, ip4("127.0.0.1"), htons(15001));
 	assert_memory_equal(&f->skey, &s, sizeof(s));
 
 	assert_ptr_equal(flowtab_lookup_guest(ft, &g), f);
@@ -157,7 +157,7 @@ static void test_keep_port(void **state)
 	(void)state;
 	assert_int_equal(flowtab_add(ft, &g1, ip4("127.0.0.1"), htons(15053), true, FLOW_OPEN, &f1),
 			 0);
-	assert_int_equal(f1->skey.gport, htons(5000));
+	assert_int_equal(f1->skey.lport, htons(5000));
 	s = flow_key_make(IPPROTO_UDP, ip4("10.0.2.15"), htons(5000), ip4("127.0.0.1"), htons(15053));
 	assert_memory_equal(&f1->skey, &s, sizeof(s));
 	assert_ptr_equal(flowtab_lookup_stack(ft, &s), f1);
@@ -170,10 +170,10 @@ static void test_keep_port(void **state)
 	/* Another guest port, or another target, is fine. */
 	assert_int_equal(flowtab_add(ft, &g3, ip4("127.0.0.1"), htons(15053), true, FLOW_OPEN, &f3),
 			 0);
-	assert_int_equal(f3->skey.gport, htons(5001));
+	assert_int_equal(f3->skey.lport, htons(5001));
 	assert_int_equal(flowtab_add(ft, &g2, ip4("127.0.0.1"), htons(15054), true, FLOW_OPEN, &f2),
 			 0);
-	assert_int_equal(f2->skey.gport, htons(5000));
+	assert_int_equal(f2->skey.lport, htons(5000));
 	assert_counts(ft, 13, 0, 0, 3, 0);
 	/* Once the first is gone its stack key is free again. */
 	flowtab_remove(ft, f2);
@@ -328,7 +328,7 @@ static void test_fresh_ports_unique(void **state)
 		uint16_t port;
 
 		assert_int_equal(flowtab_add(ft, &g, target, htons(15001), false, FLOW_SYN, &f), 0);
-		port = ntohs(f->skey.gport);
+		port = ntohs(f->skey.lport);
 		assert_true(port >= 1024);
 		if (used[port])
 			fail_msg("stack port %u handed out twice", port);
