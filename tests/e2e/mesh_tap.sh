@@ -81,7 +81,14 @@ state=$E2E_FLOW_STATE
 fd1=$(e2e_fd_count "$MESHSLIRP_PID")
 rss1=$(e2e_rss_kb "$MESHSLIRP_PID")
 [ "$fd1" -le "$fd0" ] || e2e_fail "descriptors grew from $fd0 to $fd1"
-[ $((rss1 - rss0)) -lt 4096 ] || e2e_fail "RSS grew from $rss0 KiB to $rss1 KiB"
+# Under ASan freed memory waits in quarantine, and at the default MTU of 65520 every libslirp
+# mbuf is 64 KiB (slirp quirk mbuf_mtu_sized): RSS says nothing there; LeakSanitizer checks
+# the daemon at exit, and the normal build and the memcheck run judge RSS.
+if e2e_sanitized && [ -z "${E2E_MEMCHECK:-}" ]; then
+	e2e_log "ASan build: RSS not judged (quarantine); LeakSanitizer checks the daemon at exit"
+else
+	[ $((rss1 - rss0)) -lt 4096 ] || e2e_fail "RSS grew from $rss0 KiB to $rss1 KiB"
+fi
 e2e_log "10,000 sequential: $(e2e_field "$E2E_TMP/sequential.log" '^FLOWS'); fds $fd0 -> $fd1," \
 	"RSS $rss0 -> $rss1 KiB, $state"
 
