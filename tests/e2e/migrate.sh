@@ -2,7 +2,7 @@
 # migrate.sh - live-migrate a running guest from one QEMU to another on this machine, as from one
 # virt-launcher pod to another: each QEMU in its own pod namespace with its own meshslirp.
 #
-# MIGRATE_NETDEV=vhost-user (default) or stream.  The guest downloads a stream from the node
+# MIGRATE_NETDEV=vhost-user (default) or stream.  With vhost-user the guest downloads a stream from the node
 # (so the daemon keeps writing into guest memory while QEMU copies it: with vhost-user every such
 # write must be in the dirty log, or the destination guest sees stale rings and stops working),
 # and opens a short connection every half second to an echo server on the node that logs each
@@ -55,19 +55,33 @@ hmp() { printf '%s\n' "$2" | timeout 10 socat -t 2 - UNIX-CONNECT:"$1" 2>/dev/nu
 
 # Source: pod 1.
 E2E_QEMU_EXTRA=(-monitor "unix:$MON1,server=on,wait=off")
-e2e_boot_guest source "$E2E_TMP/guest" "$SOCK1" "ms.node=$NODE_IP"
+# The download during the migration stresses the vhost-user backend's dirty log: every RX
+# buffer it fills must reach the destination.  With the stream backend QEMU fills them itself
+# and meshslirp never touches guest memory; there QEMU 7.2's TCG migration of a guest busy
+# receiving corrupted the destination guest's memory in about half the runs on a loaded
+# 2-core machine (slab and function-pointer faults right after the switch-over; the same
+# kernel, QEMU and load with vhost-user never did).  So the stream run migrates a guest that
+# only opens its short connections, which is what it tests of ours: the guest keeps its
+# address and its new flows leave through the target's meshslirp.
+append="ms.node=$NODE_IP"
+[ "$NETDEV" = stream ] && append+=" ms.pull=0"
+e2e_boot_guest source "$E2E_TMP/guest" "$SOCK1" "$append"
 SRC_PID=$GUEST_PID
 e2e_wait_for "$E2E_TMP/source.log" 'GUEST-TICK [0-9]+ rc=0|GUEST-DHCP-FAILED|GUEST-ERROR' 90 ||
 	e2e_fail "the guest did not start ticking"
 e2e_wait_for "$E2E_TMP/source.log" 'GUEST-TICK [0-9]+ rc=0 addr=10.0.2.15/24 reply=tick' 1 ||
 	e2e_fail "the guest's first tick failed: $(e2e_field "$E2E_TMP/source.log" 'GUEST-TICK')"
 e2e_wait_for "$E2E_TMP/echo.log" "^ECHO peer=$POD_IP:" 10 || e2e_fail "no tick seen from pod 1"
-e2e_wait_for "$E2E_TMP/source.log" 'GUEST-PULL-UP' 1 || e2e_fail "the download did not start"
-e2e_log "guest up on pod 1's QEMU and meshslirp ($NETDEV): ticks from $POD_IP, downloading"
+if [ "$NETDEV" = stream ]; then
+	e2e_log "guest up on pod 1's QEMU and meshslirp ($NETDEV): ticks from $POD_IP"
+else
+	e2e_wait_for "$E2E_TMP/source.log" 'GUEST-PULL-UP' 1 || e2e_fail "the download did not start"
+	e2e_log "guest up on pod 1's QEMU and meshslirp ($NETDEV): ticks from $POD_IP, downloading"
+fi
 
 # Destination: pod 2, waiting for the incoming migration.
 E2E_QEMU_EXTRA=(-monitor "unix:$MON2,server=on,wait=off" -incoming "unix:$MIG")
-E2E_GUEST_NS=$NS_POD2 e2e_boot_guest dest "$E2E_TMP/guest" "$SOCK2" "ms.node=$NODE_IP"
+E2E_GUEST_NS=$NS_POD2 e2e_boot_guest dest "$E2E_TMP/guest" "$SOCK2" "$append"
 DST_PID=$GUEST_PID
 for i in $(seq 1 100); do [ -S "$MIG" ] && break; sleep 0.1; done
 [ -S "$MIG" ] || e2e_fail "the destination QEMU does not listen for the migration"

@@ -217,19 +217,20 @@ static int64_t cpu_us(void)
 
 /*
  * Pump the loop for @ms and assert it did not spin: under @share_pct percent
- * of one core.  A busy loop takes all of it.  Under valgrind every loop turn
- * costs tens of times more, so the window is six times longer and the bound
- * half a core, which a spin still exceeds twice over.
+ * of one core, where a busy loop takes all of it.  Not under valgrind: there
+ * this process's CPU time is mostly valgrind's own (the vhost-user variants
+ * measured more than half a core while idle, the harness's front-end runs in
+ * this process too), so it says nothing about a spin; the normal and ASan
+ * builds judge it.
  */
 static void assert_no_spin(unsigned int ms, unsigned int share_pct)
 {
-	bool valgrind = getenv("MESHSLIRP_UNDER_VALGRIND") != NULL;
-	unsigned int run_ms = valgrind ? ms * 6 : ms;
-	int64_t bound_us = (int64_t)run_ms * 1000 * (valgrind ? 50 : share_pct) / 100;
 	int64_t cpu = cpu_us();
 
-	inproc_pump(run_ms);
-	assert_true(cpu_us() - cpu < bound_us);
+	inproc_pump(ms);
+	if (getenv("MESHSLIRP_UNDER_VALGRIND"))
+		return;
+	assert_true(cpu_us() - cpu < (int64_t)ms * 1000 * share_pct / 100);
 }
 
 /*
