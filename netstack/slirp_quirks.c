@@ -12,8 +12,8 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"tcp_fconnect() calls register_poll_fd() for a guest SYN's new host socket "
 		"synchronously inside slirp_input(), before connect()",
 		"the only way to learn which host socket belongs to a steered flow",
-		"bridge.c bridge_fd_registered() (br->syn_in_input); inbound.c "
-		"bridge_inbound_registered() tells accepted clients by their peer, which a socket "
+		"bridge.c bridge_fd_registered() (br->syn_in_input); flow_inbound.c "
+		"flow_inbound_registered() tells accepted clients by their peer, which a socket "
 		"not yet connected lacks; netstack_register_poll_fd()",
 		"steered flows are never tagged: no PROXY header, the guest's bytes reach the "
 		"sidecar headerless; an outbound socket could pass for an inbound client",
@@ -24,7 +24,7 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"the connecting socket (SS_ISFCONNECTING)",
 		"the get-revents hook sees that POLLOUT first and writes the PROXY header before "
 		"any guest byte can reach the socket",
-		"bridge.c bridge_fd_events(); netstack.c's dispatch passes tagged events through "
+		"flow_steer.c flow_steer_fd_events(); netstack.c's dispatch passes tagged events through "
 		"hooks->fd_events",
 		"guest data could precede the header, or a refused upstream would look accepted",
 	},
@@ -34,7 +34,8 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"resets the guest (tcp_input's cont_conn path: RST|ACK to the SYN)",
 		"shutdown() of a connecting socket is how we make libslirp reset the guest for a "
 		"failed header write or a connect timeout",
-		"bridge.c bridge_fd_events() (header failed), bridge_on_expire() (FLOW_CONNECTING)",
+		"flow_steer.c flow_steer_fd_events() (header failed), flow_outbound.c "
+		"flow_outbound_expire() (FLOW_CONNECTING)",
 		"the guest waits for its own SYN timeout instead of a prompt reset",
 	},
 	[SLIRP_QUIRK_SEND_PACKET_PRIVATE_COPY] = {
@@ -68,7 +69,7 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"guest its SYN within one poll callback",
 		"the bridge records the inbound flow from the registration and holds that SYN "
 		"until the PROXY header is read",
-		"inbound.c bridge_inbound_registered(), bridge_inbound_stack_frame()",
+		"flow_inbound.c flow_inbound_registered(), flow_inbound_hold_frame()",
 		"an inbound SYN of no known flow reaches the guest before its header is read",
 	},
 	[SLIRP_QUIRK_LOOPBACK_CLIENT_AS_GATEWAY] = {
@@ -77,7 +78,7 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"non-loopback one keeps its address and port",
 		"a sidecar's connections (loopback) are the ones whose source comes from the "
 		"PROXY header",
-		"inbound.c bridge_inbound_registered()",
+		"flow_inbound.c flow_inbound_registered()",
 		"inbound flows are keyed under the wrong tuple: the held SYN is never matched",
 	},
 	[SLIRP_QUIRK_GATEWAY_TO_LOOPBACK] = {
@@ -85,7 +86,7 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"sotranslate_out4() connects a destination of the gateway (10.0.2.2) as 127.0.0.1",
 		"steered flows are rewritten to gateway:proxy-port to reach a loopback sidecar; "
 		"host loopback is refused unless --allow-host-loopback",
-		"bridge.c (br->steer_taddr), egress.c (the gateway rule), options.c",
+		"bridge.c bridge_new() (br->steer_taddr), egress.c (the gateway rule), options.c",
 		"steering connects nowhere, or the egress rule guards the wrong address",
 	},
 	[SLIRP_QUIRK_BROADCAST_TO_LOOPBACK] = {

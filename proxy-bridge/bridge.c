@@ -1,4 +1,36 @@
-/* bridge.c - steer guest flows into the sidecar with a PROXY header, on an unmodified libslirp. */
+/* bridge.c - the proxy-bridge's hooks into the netstack: find each frame's flow, call its kind. */
+
+/*
+ * Theory of operation.  The netstack calls the bridge for every frame
+ * either way, before libslirp or the guest sees it, and for every event
+ * on a socket libslirp holds (netstack.h's hooks).  The bridge parses the
+ * frame, looks its flow up by the guest's view (frames from the guest) or
+ * libslirp's (frames to it), and hands it to the flow's kind through its
+ * ops table (bridge_internal.h): flow_steer.c, flow_dns.c, flow_direct.c
+ * (sharing flow_outbound.c's connect machine) and flow_inbound.c.  Each
+ * kind's states and transitions are the table at the top of its file.
+ *
+ * What no kind owns stays here:
+ *   - the guest-side gate before any flow exists: malformed frames and
+ *     fragments are dropped, the egress rule judges anything that could
+ *     make libslirp open a socket, the policy picks the kind of a new flow,
+ *     echo requests are counted and bounded;
+ *   - per-frame bookkeeping every TCP kind needs (bridge_flow_seen()): the
+ *     idle deadline, both sides' next sequence numbers for our resets, and
+ *     the close in both directions, after which libslirp's TIME_WAIT
+ *     socket is cut (bridge_cut_time_wait());
+ *   - the rewrite of ICMP errors and of later fragments from libslirp;
+ *   - resets we build ourselves, and the expiry shared by every kind.
+ *
+ * Re-entrancy: libslirp is not re-entrant.  Anything that hands it a frame
+ * (bridge_inject_guest_rst()) runs before slirp_input(), after it
+ * (guest_frame_done), after a poll (poll_done) or on a timer, never inside
+ * one of its callbacks; work found inside one is queued (cut_slot, the
+ * inbound reset queue, the duplicates).
+ *
+ * Ownership: the bridge owns its flow table and the kinds' tables; it
+ * borrows the netstack, the policy's arrays and the expose list.
+ */
 
 #include "bridge.h"
 
@@ -19,8 +51,6 @@
 
 #define BRIDGE_ICMP_ECHO_REQUEST 8
 
-/* A SYN libslirp never opened a socket for is forgotten after this. */
-#define BRIDGE_SYN_TIMEOUT_US (5 * G_USEC_PER_SEC)
 /*
  * libslirp closes a UDP socket 240 s after its last datagram (SO_EXPIRE), or
  * 10 s after a reply from port 53 (SO_EXPIREFAST); a UDP entry lives as long,
@@ -28,11 +58,20 @@
  */
 #define BRIDGE_UDP_IDLE_US ((240 + 2) * G_USEC_PER_SEC)
 #define BRIDGE_UDP_DNS_IDLE_US ((10 + 2) * G_USEC_PER_SEC)
-/*
- * After libslirp closed the socket, late segments are translated this long,
- * unless a full table reclaims the slot first (flowtab_retire).
- */
-#define BRIDGE_CLOSED_GRACE_US (10 * G_USEC_PER_SEC)
+
+/* Each kind's module and ops (bridge_internal.h); the table counts flows by kind. */
+static const struct flow_ops *const bridge_kind_ops[FLOW_KIND_COUNT] = {
+	[FLOW_STEER] = &flow_steer_ops,
+	[FLOW_DNS] = &flow_dns_ops,
+	[FLOW_INBOUND] = &flow_inbound_ops,
+	[FLOW_DIRECT] = &flow_direct_ops,
+};
+G_STATIC_ASSERT(FLOW_KIND_COUNT <= FLOWTAB_CLASSES);
+
+const struct flow_ops *bridge_ops(const struct flow *f)
+{
+	return bridge_kind_ops[f->kind];
+}
 
 static const char *const bridge_guest_drop_names[BRIDGE_DROP_COUNT] = {
 	[BRIDGE_DROP_FRAGMENT] = "fragment",
@@ -112,16 +151,12 @@ void bridge_log_flow(struct bridge *br, const struct flow_key *gkey, const char 
  */
 void bridge_debug_flow(struct bridge *br, const struct flow *f, const char *event)
 {
-	static const char *const kinds[] = {
-		[FLOW_STEER] = "steered", [FLOW_DNS] = "dns", [FLOW_INBOUND] = "inbound",
-		[FLOW_DIRECT] = "direct",
-	};
 	char src[32], dst[32], via[32];
 	uint64_t suppressed;
 
 	if (!ratelimit_allow(&br->debug_rl, g_get_monotonic_time(), &suppressed))
 		return;
-	g_debug("%s %s flow %s -> %s via %s (stack port %u)%s", kinds[f->kind], event,
+	g_debug("%s %s flow %s -> %s via %s (stack port %u)%s", bridge_ops(f)->name, event,
 		bridge_fmt(src, sizeof(src), f->gkey.laddr, f->gkey.lport),
 		bridge_fmt(dst, sizeof(dst), f->gkey.raddr, f->gkey.rport),
 		bridge_fmt(via, sizeof(via), f->skey.raddr, f->skey.rport), ntohs(f->skey.lport),
@@ -293,30 +328,36 @@ static void bridge_refuse_egress(struct bridge *br, struct rw_view *v,
 	bridge_refuse(br, v, gkey, bridge_egress_why[why]);
 }
 
-static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest);
+enum netstack_verdict bridge_refuse_add(struct bridge *br, struct rw_view *v,
+					const struct flow_key *gkey, int err)
+{
+	/* -EEXIST cannot happen (the caller looked the key up): a port problem if it did. */
+	enum bridge_refusal why = err == -ENOSPC ? BRIDGE_REFUSED_TABLE_FULL
+						 : BRIDGE_REFUSED_NO_PORT;
 
-/* A guest frame of @f: account for it, then rewrite it to libslirp's view. */
-static void bridge_to_stack(struct bridge *br, struct rw_view *v, struct flow *f)
+	br->stats.refused[why]++;
+	bridge_refuse(br, v, gkey, bridge_refusal_why[why]);
+	return NETSTACK_CONSUMED;
+}
+
+enum netstack_verdict bridge_to_stack(struct bridge *br, struct rw_view *v, struct flow *f)
 {
 	struct rw_tuple t = bridge_tuple(&f->skey, BRIDGE_OUTWARD);
 
 	bridge_flow_seen(br, f, v, true);
-	if (f->kind == FLOW_DIRECT)
-		return;
+	if (!bridge_ops(f)->rewrites)
+		return NETSTACK_PASS;
 	rw_set_tuple(v, &t);
 	br->stats.frames_to_stack++;
+	return NETSTACK_PASS;
 }
 
-/* A guest packet opening a new flow: decide, record, rewrite. */
+/* A guest packet opening a new flow: the policy picks the kind, whose module records it. */
 static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 					 const struct flow_key *gkey)
 {
 	enum policy_verdict verdict;
 	enum flow_kind kind;
-	uint32_t taddr;
-	uint16_t tport;
-	struct flow *f;
-	int ret;
 
 	/* libslirp would drop it too, but only after we gave it a slot. */
 	if (!rw_checksums_ok(v)) {
@@ -327,56 +368,19 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 		verdict = policy_tcp(&br->cfg.policy, gkey->raddr, ntohs(gkey->rport));
 	else
 		verdict = policy_udp(&br->cfg.policy, gkey->raddr, ntohs(gkey->rport));
-
 	switch (verdict) {
 	case POLICY_DIRECT:
 		kind = FLOW_DIRECT;
-		taddr = gkey->raddr;
-		tport = gkey->rport;
 		break;
 	case POLICY_STEER:
 		kind = FLOW_STEER;
-		taddr = br->steer_taddr;
-		tport = br->steer_tport;
 		break;
 	case POLICY_DNS:
 	default:
 		kind = FLOW_DNS;
-		taddr = br->dns_taddr;
-		tport = br->dns_tport;
 		break;
 	}
-
-	/*
-	 * libslirp keys UDP sockets by the guest's port alone, and a direct
-	 * flow is not rewritten at all: both keep the guest's port.
-	 */
-	ret = flowtab_add(br->flows, gkey, taddr, tport,
-			  gkey->proto == IPPROTO_UDP || kind == FLOW_DIRECT ? FLOWTAB_KEEP_PORT : 0,
-			  gkey->proto == IPPROTO_UDP ? FLOW_OPEN : FLOW_SYN, &f);
-	if (ret) {
-		/* -EEXIST cannot happen (the caller looked the key up): a port problem if it did. */
-		enum bridge_refusal why = ret == -ENOSPC ? BRIDGE_REFUSED_TABLE_FULL
-							 : BRIDGE_REFUSED_NO_PORT;
-
-		br->stats.refused[why]++;
-		bridge_refuse(br, v, gkey, bridge_refusal_why[why]);
-		return NETSTACK_CONSUMED;
-	}
-	flowtab_set_kind(br->flows, f, kind);
-	if (kind == FLOW_STEER)
-		br->stats.flows_steered++;
-	else if (kind == FLOW_DNS)
-		br->stats.flows_dns++;
-	else
-		br->stats.flows_direct++;
-
-	if (gkey->proto == IPPROTO_TCP) {
-		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_SYN_TIMEOUT_US);
-		br->syn_in_input = f;
-	}
-	bridge_to_stack(br, v, f);
-	return NETSTACK_PASS;
+	return bridge_kind_ops[kind]->open(br, v, gkey);
 }
 
 static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw_view *v)
@@ -393,31 +397,16 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 	      (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN;
 	f = flowtab_lookup_guest(br->flows, &gkey);
 
-	/*
-	 * A SYN on the tuple of an established outbound flow: the guest has
-	 * forgotten that connection (it rebooted, or its side timed out).  No
-	 * SYN belongs inside an established connection, so end the old one in
-	 * libslirp (and at the far end) and let this SYN open a new flow.  The
-	 * guest gets no reset: its new connection owns the tuple now.
-	 */
-	if (f && syn && f->state == FLOW_OPEN && f->established && f->gkey.proto == IPPROTO_TCP &&
-	    f->kind != FLOW_INBOUND) {
-		br->stats.stale_resets++;
-		bridge_debug_flow(br, f, "reopened by the guest, old connection reset");
-		bridge_abort_flow(br, f, false);
-	}
+	/* A SYN on a flow's tuple: the kind may end the flow (an outbound one the guest forgot). */
+	if (f && syn && bridge_ops(f)->guest_syn)
+		bridge_ops(f)->guest_syn(br, f);
 	/* A new SYN on a port whose old flow is closing starts a new flow. */
 	if (f && syn && f->state == FLOW_CLOSED) {
 		bridge_forget_flow(br, f);
 		f = NULL;
 	}
-	if (f) {
-		/* A guest refusing a client: the client must see a reset, not a FIN. */
-		if (f->kind == FLOW_INBOUND && (rw_tcp_flags(v) & RW_TCP_RST) && f->fd >= 0)
-			bridge_reset_on_close(f->fd);
-		bridge_to_stack(br, v, f);
-		return NETSTACK_PASS;
-	}
+	if (f)
+		return bridge_ops(f)->guest_frame(br, v, f);
 	/* No flow takes it: libslirp could open a socket for it, so the egress rule judges. */
 	verdict = egress_check(&br->egress, t.proto, t.daddr, ntohs(t.dport));
 	if (verdict != EGRESS_ALLOW) {
@@ -461,8 +450,8 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 	struct rw_view v;
 
 	/* A refused duplicate socket may still sit in libslirp: remove it before any lookup. */
-	if (br->ndups)
-		bridge_dups_kill(br);
+	if (br->in.ndups)
+		flow_inbound_dups_kill(br);
 	rw_parse(frame, len, &v);
 	if (v.kind == RW_MALFORMED) {
 		bridge_drop(br, BRIDGE_DROP_MALFORMED);
@@ -498,53 +487,15 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 	}
 }
 
-static void bridge_connect_failed(struct bridge *br, struct flow *f, int err);
-
-/*
- * The unix leg, step 2 of unixleg.h: libslirp's connect() on the parked
- * socket is done, the netstack does not watch the descriptor yet.  Put the
- * sidecar's unix socket there, or, when the sidecar cannot be reached, a
- * socket whose send() fails, so libslirp resets the guest as for a refused
- * TCP connect.
- */
-static void bridge_unix_attach(struct bridge *br, struct flow *f)
-{
-	int ret, u;
-
-	/* libslirp gave up on it inside slirp_input() (and closed it): nothing to do. */
-	if (f->fd < 0 || f->state != FLOW_CONNECTING)
-		return;
-	ret = unixleg_connect(br->cfg.proxy_unix_path, &u);
-	if (!ret)
-		ret = unixleg_install(u, f->fd);
-	if (!ret) {
-		f->unix_leg = true;
-		br->stats.unix_legs++;
-		return;
-	}
-	br->stats.unix_leg_failures++;
-	if (unixleg_install_refused(&br->unix_tmpl, f->fd)) {
-		/*
-		 * Cannot happen (dup3 between two open descriptors), but the
-		 * parked UDP socket must not stay: disconnected, its send()
-		 * fails with EDESTADDRREQ, which libslirp takes as a refusal.
-		 */
-		struct sockaddr sa = { .sa_family = AF_UNSPEC };
-
-		(void)connect(f->fd, &sa, sizeof(sa));
-	}
-	bridge_connect_failed(br, f, -ret);
-}
-
 static void bridge_guest_frame_done(void *opaque)
 {
 	struct bridge *br = opaque;
 
-	if (br->unix_parked) {
-		bridge_unix_attach(br, br->unix_parked);
-		br->unix_parked = NULL;
-	}
+	struct flow *f = br->syn_in_input;
+
 	br->syn_in_input = NULL;
+	if (f && bridge_ops(f)->input_done)
+		bridge_ops(f)->input_done(br, f);
 	br->echo_in_input = false;
 	if (br->cut_slot != UINT32_MAX)
 		bridge_cut_time_wait(br);
@@ -555,8 +506,8 @@ void bridge_forget_flow(struct bridge *br, struct flow *f)
 	/* Its socket may still be libslirp's (a connect that failed): let go of it. */
 	if (f->fd >= 0)
 		netstack_tag_fd(br->ns, f->fd, NULL);
-	if (f->kind == FLOW_INBOUND)
-		bridge_inbound_closed(br, f);
+	if (bridge_ops(f)->forget)
+		bridge_ops(f)->forget(br, f);
 	flowtab_remove(br->flows, f);
 }
 
@@ -577,15 +528,23 @@ void bridge_reset_on_close(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
-void bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f)
+static void bridge_remember_fragment(struct bridge *br, const struct rw_view *v, uint32_t saddr,
+				     uint32_t daddr);
+
+enum netstack_verdict bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f)
 {
 	struct rw_tuple t = bridge_tuple(&f->gkey, BRIDGE_INWARD);
+	uint32_t saddr, daddr;
 
 	bridge_flow_seen(br, f, v, false);
-	if (f->kind == FLOW_DIRECT)
-		return;
+	if (!bridge_ops(f)->rewrites)
+		return NETSTACK_PASS;
+	rw_outer_addrs(v, &saddr, &daddr);
 	rw_set_tuple(v, &t);
 	br->stats.frames_to_guest++;
+	if (rw_more_fragments(v))
+		bridge_remember_fragment(br, v, saddr, daddr);
+	return NETSTACK_PASS;
 }
 
 /*
@@ -646,7 +605,6 @@ static enum netstack_verdict bridge_stack_transport(struct bridge *br, struct rw
 {
 	struct rw_tuple t;
 	struct flow_key skey;
-	uint32_t saddr, daddr;
 	struct flow *f;
 
 	rw_tuple(v, &t);
@@ -657,17 +615,7 @@ static enum netstack_verdict bridge_stack_transport(struct bridge *br, struct rw
 	f = flowtab_lookup_stack(br->flows, &skey);
 	if (!f)
 		return NETSTACK_PASS;
-	if (f->kind == FLOW_INBOUND && t.proto == IPPROTO_TCP &&
-	    (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN &&
-	    bridge_inbound_foreign_syn(br, f, v))
-		return NETSTACK_CONSUMED;
-	if (f->state == FLOW_HDR_WAIT || f->state == FLOW_REJECTED)
-		return bridge_inbound_stack_frame(br, v, f);
-	rw_outer_addrs(v, &saddr, &daddr);
-	bridge_to_guest(br, v, f);
-	if (rw_more_fragments(v) && f->kind != FLOW_DIRECT)
-		bridge_remember_fragment(br, v, saddr, daddr);
-	return NETSTACK_PASS;
+	return bridge_ops(f)->stack_frame(br, v, f);
 }
 
 /* An ICMP error from libslirp about a packet of a rewritten flow: its quote too. */
@@ -682,7 +630,7 @@ static void bridge_stack_icmp_error(struct bridge *br, struct rw_view *v)
 	rw_inner_tuple(v, &t);
 	skey = flow_key_make(t.proto, t.saddr, t.sport, t.daddr, t.dport);
 	f = flowtab_lookup_stack(br->flows, &skey);
-	if (!f || f->kind == FLOW_DIRECT)
+	if (!f || !bridge_ops(f)->rewrites)
 		return;
 	t = bridge_tuple(&f->gkey, BRIDGE_OUTWARD);
 	rw_set_inner_tuple(v, &t);
@@ -726,25 +674,12 @@ static void bridge_fd_registered(int fd, void *opaque)
 	}
 	/* Outside slirp_input() of a guest SYN: maybe a client on an exposed port. */
 	if (!f) {
-		bridge_inbound_registered(br, fd);
+		flow_inbound_registered(br, fd);
 		return;
 	}
-	if (f->fd >= 0)
-		return;
-	f->fd = fd;
-	flowtab_set_state(br->flows, f, FLOW_CONNECTING);
-	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + br->cfg.connect_timeout_us);
-	netstack_tag_fd(br->ns, fd, f);
-	/*
-	 * Unix leg, step 1 (unixleg.h): libslirp connect()s this descriptor
-	 * next, which only a UDP socket survives without traffic.  dup3()
-	 * between two open descriptors does not fail; if it ever did,
-	 * bridge_unix_attach() still replaces whatever is there.
-	 */
-	if (f->kind == FLOW_STEER && br->cfg.proxy_unix_path) {
-		(void)unixleg_park(&br->unix_tmpl, fd);
-		br->unix_parked = f;
-	}
+	/* One socket per SYN; a second registration inside that input is not the flow's. */
+	if (f->fd < 0 && bridge_ops(f)->fd_registered)
+		bridge_ops(f)->fd_registered(br, f, fd);
 }
 
 static void bridge_fd_closed(int fd, void *tag, void *opaque)
@@ -756,79 +691,20 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 		br->icmp_open--;
 		return;
 	}
-	if (bridge_is_dup_tag(br, tag)) {
-		bridge_dup_closed(br, tag);
+	if (flow_inbound_is_dup_tag(br, tag)) {
+		flow_inbound_dup_closed(br, tag);
 		return;
 	}
 	bridge_debug_flow(br, f, "closed");
 	(void)fd;
-	if (f->kind == FLOW_INBOUND)
-		bridge_inbound_closed(br, f);
+	if (bridge_ops(f)->closed)
+		bridge_ops(f)->closed(br, f);
 	f->fd = -1;
 	if (f->state != FLOW_CLOSED)
 		flowtab_set_state(br->flows, f, FLOW_CLOSED);
 	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
 	/* Only late segments left: a full table may give its slot to a new flow. */
 	flowtab_retire(br->flows, f);
-}
-
-/* "sidecar 127.0.0.1:15001" or "DNS upstream ...": where a steered or DNS flow goes. */
-static const char *bridge_upstream_str(struct bridge *br, const struct flow *f, char *buf,
-				       size_t len)
-{
-	const struct policy *p = &br->cfg.policy;
-	char addr[32];
-
-	if (f->kind == FLOW_STEER && br->cfg.proxy_unix_path) {
-		snprintf(buf, len, "sidecar unix:%s", br->cfg.proxy_unix_path);
-		return buf;
-	}
-	if (f->kind == FLOW_STEER)
-		bridge_fmt(addr, sizeof(addr), p->proxy_addr.s_addr, htons(p->proxy_port));
-	else
-		bridge_fmt(addr, sizeof(addr), p->dns_up_addr.s_addr, htons(p->dns_up_port));
-	snprintf(buf, len, "%s %s", f->kind == FLOW_STEER ? "sidecar" : "DNS upstream", addr);
-	return buf;
-}
-
-/*
- * The connection to the sidecar or upstream failed.  libslirp itself resets
- * the guest once its probe fails (slirp quirk connect_probe); the bridge
- * rewrites that reset into the guest's view like any other frame, and only
- * counts and logs here.
- */
-static void bridge_connect_failed(struct bridge *br, struct flow *f, int err)
-{
-	char target[160];
-
-	/* A guest's own destination refusing is its business, not our log's. */
-	if (f->kind != FLOW_DIRECT) {
-		br->stats.connect_failed++;
-		bridge_log_flow(br, &f->gkey, "%s: %s; the guest gets a reset",
-				bridge_upstream_str(br, f, target, sizeof(target)), g_strerror(err));
-	}
-	flowtab_set_state(br->flows, f, FLOW_CLOSED);
-	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
-}
-
-/* Write the PROXY header on a socket that just connected; 0 or -errno. */
-static int bridge_write_header(struct bridge *br, struct flow *f)
-{
-	uint8_t hdr[PROXY_HDR_MAX];
-	struct proxy_addrs a = {
-		.src = br->cfg.proxy_source, .sport = f->gkey.lport,
-		.dst.s_addr = f->gkey.raddr, .dport = f->gkey.rport,
-	};
-	int len = proxy_encode(br->cfg.version, &a, hdr);
-	ssize_t n;
-
-	do {
-		n = send(f->fd, hdr, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	/* An empty send buffer always takes ~100 bytes; anything less is broken. */
-	return n == len ? 0 : -EIO;
 }
 
 /*
@@ -844,9 +720,9 @@ static int bridge_write_header(struct bridge *br, struct flow *f)
  * readable, so HUP without IN means libslirp did not ask to read: drop it,
  * and its write meets EPIPE and ends the connection.
  */
-static int bridge_unix_revents(const struct flow *f, int revents)
+int bridge_unix_revents(bool unix_sock, int revents)
 {
-	if (f->unix_leg && (revents & SLIRP_POLL_HUP) && !(revents & SLIRP_POLL_IN))
+	if (unix_sock && (revents & SLIRP_POLL_HUP) && !(revents & SLIRP_POLL_IN))
 		return revents & ~SLIRP_POLL_HUP;
 	return revents;
 }
@@ -855,42 +731,11 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 {
 	struct bridge *br = opaque;
 	struct flow *f = tag;
-	int err = 0, ret;
-	socklen_t len = sizeof(err);
 
 	(void)fd;
-	if (tag == &br->icmp_tag || bridge_is_dup_tag(br, tag))
+	if (tag == &br->icmp_tag || flow_inbound_is_dup_tag(br, tag))
 		return revents;
-	revents = bridge_unix_revents(f, revents);
-	if (f->kind == FLOW_INBOUND) {
-		bridge_inbound_events(br, f, revents);
-		return revents;
-	}
-	if (f->state != FLOW_CONNECTING || !(revents & (SLIRP_POLL_OUT | SLIRP_POLL_ERR |
-							  SLIRP_POLL_HUP)))
-		return revents;
-
-	if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err) {
-		bridge_connect_failed(br, f, err);
-		return revents;
-	}
-	if (f->kind == FLOW_STEER) {
-		ret = bridge_write_header(br, f);
-		if (ret) {
-			br->stats.header_failed++;
-			bridge_connect_failed(br, f, -ret);
-			/* Makes libslirp's probe fail too (slirp quirk connect_probe). */
-			shutdown(f->fd, SHUT_RDWR);
-			return revents;
-		}
-		br->stats.headers_written++;
-	}
-	/* The connect deadline also covers the guest's half of the handshake. */
-	flowtab_set_state(br->flows, f, FLOW_OPEN);
-	bridge_debug_flow(br, f, "open");
-	return revents;
+	return bridge_ops(f)->fd_events(br, f, revents);
 }
 
 /*
@@ -906,7 +751,7 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
  * a challenge ACK, which the other side (no longer knowing the connection)
  * answers with an exact reset: the flow still ends.
  */
-static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest)
+void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest)
 {
 	if (f->fd >= 0)
 		bridge_reset_on_close(f->fd);
@@ -919,35 +764,12 @@ static void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_gues
 	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
 }
 
-/* flowtab_expire() callback: true keeps @f (moved on), false frees it. */
-static bool bridge_on_expire(struct flow *f, void *opaque)
+bool bridge_expire_flow(struct bridge *br, struct flow *f)
 {
-	struct bridge *br = opaque;
-	char target[160];
-
 	switch (f->state) {
-	case FLOW_SYN:
-		br->stats.syn_timeouts++;
-		break;
-	case FLOW_CONNECTING:
-		/*
-		 * The upstream never answered the SYN libslirp sent for us.
-		 * Disconnecting the socket makes libslirp's connect probe
-		 * fail, and libslirp resets the guest itself (slirp quirk
-		 * connect_probe).
-		 */
-		br->stats.connect_timeouts++;
-		if (f->kind != FLOW_DIRECT)
-			bridge_log_flow(br, &f->gkey, "no answer from %s within --connect-timeout; "
-					"the guest gets a reset",
-					bridge_upstream_str(br, f, target, sizeof(target)));
-		shutdown(f->fd, SHUT_RDWR);
-		flowtab_set_state(br->flows, f, FLOW_CLOSED);
-		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
-		return true;
 	case FLOW_OPEN:
 		if (f->gkey.proto != IPPROTO_TCP)
-			break;
+			return false;
 		if (f->established) {
 			br->stats.idle_resets++;
 			bridge_debug_flow(br, f, "idle, reset");
@@ -967,19 +789,26 @@ static bool bridge_on_expire(struct flow *f, void *opaque)
 		 * queue reached the descriptor limit (19,999 for a table of
 		 * 16,384) before this.
 		 */
-		if (f->fd >= 0) {
-			flowtab_set_deadline(br->flows, f,
-					     g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
-			return true;
-		}
-		break;
+		if (f->fd < 0)
+			return false;
+		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
+		return true;
 	default:
-		break;
+		return false;
 	}
+}
+
+/* flowtab_expire() callback: the kind decides; a flow that goes lets go of its socket first. */
+static bool bridge_on_expire(struct flow *f, void *opaque)
+{
+	struct bridge *br = opaque;
+
+	if (bridge_ops(f)->expire(br, f))
+		return true;
 	if (f->fd >= 0)
 		netstack_tag_fd(br->ns, f->fd, NULL);
-	if (f->kind == FLOW_INBOUND)
-		bridge_inbound_closed(br, f);
+	if (bridge_ops(f)->forget)
+		bridge_ops(f)->forget(br, f);
 	return false;
 }
 
@@ -996,8 +825,8 @@ static void bridge_poll_done(void *opaque)
 {
 	struct bridge *br = opaque;
 
-	if (br->ndups)
-		bridge_dups_kill(br);
+	if (br->in.ndups)
+		flow_inbound_dups_kill(br);
 	if (br->cut_slot != UINT32_MAX)
 		bridge_cut_time_wait(br);
 }
@@ -1062,7 +891,7 @@ int bridge_new(const struct bridge_config *cfg, struct netstack *ns, struct brid
 		.deny = cfg->deny ? (const struct policy_cidr *)(const void *)cfg->deny->data : NULL,
 		.n_deny = cfg->deny ? cfg->deny->len : 0,
 	};
-	bridge_inbound_init(br);
+	flow_inbound_init(br);
 	br->expire_timer = g_timeout_add_seconds(1, bridge_expire_tick, br);
 	netstack_set_hooks(ns, &bridge_hooks, br);
 	*out = br;
@@ -1075,7 +904,7 @@ void bridge_free(struct bridge *br)
 		return;
 	netstack_set_hooks(br->ns, NULL, NULL);
 	g_source_remove(br->expire_timer);
-	bridge_inbound_fini(br);
+	flow_inbound_fini(br);
 	flowtab_free(br->flows);
 	unixleg_templates_close(&br->unix_tmpl);
 	g_free(br);
@@ -1110,5 +939,5 @@ uint64_t bridge_flows_reclaimed(const struct bridge *br)
 void bridge_direct_tcp_counts(struct bridge *br, size_t *counts)
 {
 	for (int i = 0; i < FLOW_STATE_COUNT; i++)
-		counts[i] = flowtab_count_tcp(br->flows, FLOW_DIRECT, i);
+		counts[i] = flowtab_count_tcp(br->flows, FLOW_DIRECT, i); /* class = kind */
 }

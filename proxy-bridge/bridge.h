@@ -9,7 +9,8 @@
  *    libslirp sees it, to guest:S -> T, where T is the sidecar target (the
  *    gateway:15001 when the sidecar listens on 127.0.0.1, which libslirp maps
  *    to the pod's loopback) and S a fresh random stack port.  A flow is
- *    recorded under both views (flowtab.h).
+ *    recorded under both views (flowtab.h); its kind's module
+ *    (flow_steer.c, on flow_outbound.c) follows it from here.
  * 2. Inside that slirp_input(), libslirp creates the host socket and reports
  *    it through register_poll_fd: the bridge tags it with the flow.
  * 3. libslirp waits for POLLOUT on the connecting socket before it answers
@@ -55,7 +56,7 @@
  * prohibited" for ICMP, a drop for UDP, a counter by reason, and a
  * rate-limited log line naming the flow and the reason.
  *
- * Theory of operation (inbound, proxy-bridge/inbound.c)
+ * Theory of operation (inbound, proxy-bridge/flow_inbound.c)
  *
  * Exposed ports are libslirp hostfwds.  libslirp accept()s a client and,
  * before it sends the guest a SYN, reports the new socket through

@@ -1,4 +1,4 @@
-/* bridge_internal.h - state shared by bridge.c (hooks, outbound) and inbound.c. */
+/* bridge_internal.h - the bridge's state, and the ops table each flow kind's module fills. */
 #ifndef MESHSLIRP_PB_BRIDGE_INTERNAL_H
 #define MESHSLIRP_PB_BRIDGE_INTERNAL_H
 
@@ -18,7 +18,7 @@
  * libslirp; one client on two exposed ports of one guest port).  libslirp
  * cannot tell the two apart, and its lookup would hand the live
  * connection's segments to the newer socket, so the newcomer is refused and
- * removed from libslirp at once: see bridge_dups_kill() in inbound.c.
+ * removed from libslirp at once: see flow_inbound_dups_kill().
  */
 struct bridge_dup {
 	bool used;
@@ -54,6 +54,18 @@ struct bridge_hdr_wait {
 	size_t syn_len;
 };
 
+/* The inbound kind's tables (flow_inbound.c). */
+struct bridge_inbound {
+	struct bridge_hdr_wait *hdr_wait; /* connections waiting for their PROXY header: BRIDGE_HDR_WAIT_MAX slots */
+	uint32_t *hdr_wait_free;
+	size_t nhdr_wait_free;
+	uint32_t *rst_queue;           /* flow slots whose libslirp socket must be reset */
+	size_t rst_head, rst_len;      /* ring of BRIDGE_HDR_WAIT_MAX */
+	guint timer;                   /* 20 ms tick while anything is waiting or queued */
+	struct bridge_dup dups[BRIDGE_DUP_MAX];
+	size_t ndups;
+};
+
 struct bridge {
 	struct bridge_config cfg;
 	struct egress_rule egress;     /* built from cfg once; the pod set stays borrowed */
@@ -62,32 +74,69 @@ struct bridge {
 	const struct flow_key *swallow; /* libslirp's answers on this tuple answer our own injection */
 	uint32_t cut_slot;             /* flow whose TIME_WAIT socket to drop, UINT32_MAX: none */
 	struct flow *syn_in_input;     /* outbound flow whose SYN is inside slirp_input() */
-	struct flow *unix_parked;      /* its socket is parked: the unix leg goes on after slirp_input() */
-	struct unixleg_templates unix_tmpl; /* with --outbound-proxy unix:PATH */
 	bool echo_in_input;            /* an echo request is inside slirp_input() */
 	size_t icmp_open;              /* libslirp's ICMP sockets, tagged with &icmp_tag */
 	char icmp_tag;
-	uint32_t steer_taddr;          /* where libslirp connects for steered flows */
-	uint16_t steer_tport;
-	uint32_t dns_taddr;
-	uint16_t dns_tport;
 	guint expire_timer;
 	struct ratelimit log_rl;
 	struct ratelimit debug_rl;     /* --log-level debug: per-flow lines */
 	struct bridge_stats stats;
-
-	struct bridge_hdr_wait *hdr_wait; /* inbound connections waiting for their PROXY header: BRIDGE_HDR_WAIT_MAX slots */
-	uint32_t *hdr_wait_free;
-	size_t nhdr_wait_free;
-	uint32_t *rst_queue;           /* flow slots whose libslirp socket must be reset */
-	size_t rst_head, rst_len;      /* ring of BRIDGE_HDR_WAIT_MAX */
-	guint inbound_timer;           /* 20 ms tick while anything is pending or queued */
-
-	struct bridge_dup dups[BRIDGE_DUP_MAX];
-	size_t ndups;
 	struct bridge_frag frags[BRIDGE_FRAG_MAX];
 	size_t frag_next;              /* next entry to overwrite */
+
+	/* The kinds' own (each written only by its module). */
+	uint32_t steer_taddr;          /* flow_steer.c: where libslirp connects for steered flows */
+	uint16_t steer_tport;
+	struct unixleg_templates unix_tmpl; /* flow_steer.c: with --outbound-proxy unix:PATH */
+	uint32_t dns_taddr;            /* flow_dns.c */
+	uint16_t dns_tport;
+	struct bridge_inbound in;      /* flow_inbound.c */
 };
+
+/*
+ * What a flow kind does at each event of its flows.  bridge.c finds the
+ * flow and calls its kind's entry; NULL entries are "nothing to do".  The
+ * kind's module states its state machine, as a table, at its top.
+ */
+struct flow_ops {
+	const char *name;              /* "steered": logs and the control socket */
+	bool rewrites;                 /* frames change views (false: direct) */
+	/*
+	 * A guest packet opening a flow of this kind (the policy chose it):
+	 * record it and let libslirp see it (NETSTACK_PASS), or refuse it.
+	 * Outbound kinds only.
+	 */
+	enum netstack_verdict (*open)(struct bridge *br, struct rw_view *v,
+				      const struct flow_key *gkey);
+	/* The guest sends a new SYN on @f's tuple: end @f (to FLOW_CLOSED) if it cannot take it. */
+	void (*guest_syn)(struct bridge *br, struct flow *f);
+	/* A TCP or UDP frame of @f from the guest, before libslirp sees it. */
+	enum netstack_verdict (*guest_frame)(struct bridge *br, struct rw_view *v, struct flow *f);
+	/* A TCP or UDP frame libslirp sends on @f, before the guest sees it. */
+	enum netstack_verdict (*stack_frame)(struct bridge *br, struct rw_view *v, struct flow *f);
+	/* libslirp opened @fd for @f inside slirp_input() of the flow's first frame. */
+	void (*fd_registered)(struct bridge *br, struct flow *f, int fd);
+	/* slirp_input() of @f's first frame returned: libslirp's callbacks are over. */
+	void (*input_done)(struct bridge *br, struct flow *f);
+	/* Events on @f's socket before libslirp handles them; returns the events libslirp sees. */
+	int (*fd_events)(struct bridge *br, struct flow *f, int revents);
+	/* libslirp closed @f's socket (the bridge then moves it to CLOSED and retires it). */
+	void (*closed)(struct bridge *br, struct flow *f);
+	/* @f's deadline passed: true keeps it (with a new state or deadline), false frees it. */
+	bool (*expire)(struct bridge *br, struct flow *f);
+	/* @f leaves the table now: release what the kind holds beyond the slot. */
+	void (*forget)(struct bridge *br, struct flow *f);
+	/* Where @f goes, for a log line about its upstream; NULL: the guest's own business, not logged. */
+	const char *(*upstream)(const struct bridge *br, const struct flow *f, char *buf, size_t len);
+};
+
+extern const struct flow_ops flow_steer_ops;    /* flow_steer.c */
+extern const struct flow_ops flow_dns_ops;      /* flow_dns.c */
+extern const struct flow_ops flow_direct_ops;   /* flow_direct.c */
+extern const struct flow_ops flow_inbound_ops;  /* flow_inbound.c */
+
+/* The ops of @f's kind. */
+const struct flow_ops *bridge_ops(const struct flow *f);
 
 /* Which way a packet travels along a flow key (bridge_tuple()). */
 enum bridge_dir {
@@ -117,8 +166,15 @@ static inline void bridge_arm_idle(struct bridge *br, struct flow *f)
 }
 
 /*
+ * bridge.c: what every kind shares.
+ */
+
+/* After libslirp closed a flow's socket, late segments are translated this long. */
+#define BRIDGE_CLOSED_GRACE_US (10 * G_USEC_PER_SEC)
+
+/*
  * Remove @f from the table now (a new connection takes its tuple): untag a
- * socket libslirp may still hold, release an inbound flow's header-wait slot.
+ * socket libslirp may still hold, let the kind release what it holds.
  */
 void bridge_forget_flow(struct bridge *br, struct flow *f);
 
@@ -130,6 +186,28 @@ void bridge_forget_flow(struct bridge *br, struct flow *f);
  */
 void bridge_inject_guest_rst(struct bridge *br, const struct flow *f, uint32_t seq, uint32_t ack);
 
+/*
+ * End TCP flow @f at both ends with resets, the guest's end too when
+ * @reset_guest; @f is CLOSED after.  Only outside libslirp's callbacks.
+ */
+void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest);
+
+/*
+ * The expiry every kind shares, for the states it does not handle itself:
+ * an OPEN TCP flow is reset at both ends (idle, or the guest never finished
+ * its handshake) and kept CLOSED; a CLOSED or REJECTED flow whose socket
+ * libslirp still holds is kept another grace period.  Returns whether @f
+ * stays (flowtab_expire()'s contract).
+ */
+bool bridge_expire_flow(struct bridge *br, struct flow *f);
+
+/*
+ * A guest packet was to open a flow, and flowtab_add() said @err: count,
+ * log, and refuse it (a reset for TCP).  Returns NETSTACK_CONSUMED.
+ */
+enum netstack_verdict bridge_refuse_add(struct bridge *br, struct rw_view *v,
+					const struct flow_key *gkey, int err);
+
 /* Make closing @fd send its peer a reset rather than a FIN (SO_LINGER 0). */
 void bridge_reset_on_close(int fd);
 
@@ -138,6 +216,13 @@ void bridge_reset_on_close(int fd);
  * later): a client refused before libslirp can let go of its socket.
  */
 void bridge_reset_peer_now(int fd);
+
+/*
+ * The events libslirp should see on a unix socket (@unix_sock): a peer's
+ * close leaves POLLHUP up for good, which libslirp 4.7 would turn into a
+ * busy loop (bridge.c has the story).  Other sockets' events pass unchanged.
+ */
+int bridge_unix_revents(bool unix_sock, int revents);
 
 /* Format a.b.c.d:port from network-order values into @buf. */
 const char *bridge_fmt(char *buf, size_t len, uint32_t addr, uint16_t port);
@@ -149,31 +234,68 @@ void bridge_log_flow(struct bridge *br, const struct flow_key *key, const char *
 /* One rate-limited debug line about @f ("open", "closed"). */
 void bridge_debug_flow(struct bridge *br, const struct flow *f, const char *event);
 
-/* Rewrite a frame of @f from libslirp's view to the guest's. */
-void bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f);
+/*
+ * A guest frame of @f: account for it (bridge_flow_seen()) and, for kinds
+ * that rewrite, turn it to libslirp's view.  Returns NETSTACK_PASS: usable
+ * as a kind's guest_frame as it is.
+ */
+enum netstack_verdict bridge_to_stack(struct bridge *br, struct rw_view *v, struct flow *f);
+
+/*
+ * A frame libslirp sends on @f: account for it and, for kinds that rewrite,
+ * turn it to the guest's view (remembering a first fragment's rewrite for
+ * those that follow).  Returns NETSTACK_PASS: usable as a kind's stack_frame.
+ */
+enum netstack_verdict bridge_to_guest(struct bridge *br, struct rw_view *v, struct flow *f);
 
 /* Note @f's Ethernet addresses from a frame of it, once: our own resets need them. */
 void bridge_learn_macs(struct flow *f, const struct rw_view *v, bool from_guest);
 
-/* inbound.c */
-void bridge_inbound_init(struct bridge *br);
-void bridge_inbound_fini(struct bridge *br);
-/* A socket libslirp registered outside slirp_input: ours if it is an accepted client. */
-void bridge_inbound_registered(struct bridge *br, int fd);
-/* Events on an inbound flow's socket while its header is awaited. */
-void bridge_inbound_events(struct bridge *br, struct flow *f, int revents);
-/* A frame libslirp sends for an inbound flow still waiting or rejected. */
-enum netstack_verdict bridge_inbound_stack_frame(struct bridge *br, struct rw_view *v,
-						 struct flow *f);
-/* libslirp closed an inbound flow's socket. */
-void bridge_inbound_closed(struct bridge *br, struct flow *f);
-/* A libslirp SYN to the guest on an inbound tuple: consumed if it belongs to a duplicate. */
-bool bridge_inbound_foreign_syn(struct bridge *br, struct flow *f, const struct rw_view *v);
+/*
+ * flow_outbound.c: the TCP connect machine the three outbound kinds share
+ * (its table is at the top of that file).
+ */
+
+/*
+ * Record a new outbound flow of @kind towards @taddr:@tport for the guest
+ * packet @v (the opening SYN or datagram) and rewrite it.  Returns the flow,
+ * or NULL when the packet was refused (counted, logged, reset).
+ */
+struct flow *flow_outbound_open(struct bridge *br, struct rw_view *v, const struct flow_key *gkey,
+				enum flow_kind kind, uint32_t taddr, uint16_t tport);
+/* guest_syn of the outbound kinds: a SYN inside an established flow ends it. */
+void flow_outbound_guest_syn(struct bridge *br, struct flow *f);
+/* fd_registered of the outbound kinds: the socket is @f's, now CONNECTING. */
+void flow_outbound_fd_registered(struct bridge *br, struct flow *f, int fd);
+/*
+ * Has @f's connect just completed with these @revents?  On failure it is
+ * counted, logged and @f is CLOSED (libslirp resets the guest).  Returns
+ * true only on success; the kind then calls flow_outbound_opened() or
+ * flow_outbound_connect_failed().
+ */
+bool flow_outbound_connected(struct bridge *br, struct flow *f, int revents);
+/* The upstream leg of @f is usable: CONNECTING -> OPEN. */
+void flow_outbound_opened(struct bridge *br, struct flow *f);
+/* @f's upstream failed with @err (positive errno): counted, logged, CLOSED. */
+void flow_outbound_connect_failed(struct bridge *br, struct flow *f, int err);
+/* fd_events of the outbound kinds that write nothing of their own (DNS, direct). */
+int flow_outbound_fd_events(struct bridge *br, struct flow *f, int revents);
+/* expire of the outbound kinds. */
+bool flow_outbound_expire(struct bridge *br, struct flow *f);
+
+/*
+ * flow_inbound.c: what is inbound but no flow's (the tables, the socket
+ * that makes a flow, refused duplicates).
+ */
+void flow_inbound_init(struct bridge *br);
+void flow_inbound_fini(struct bridge *br);
+/* A socket libslirp registered outside slirp_input: a flow if it is an accepted client. */
+void flow_inbound_registered(struct bridge *br, int fd);
 /* Remove refused duplicate sockets from libslirp; call only outside libslirp's callbacks. */
-void bridge_dups_kill(struct bridge *br);
+void flow_inbound_dups_kill(struct bridge *br);
 /* Is @tag one of the duplicate entries? */
-bool bridge_is_dup_tag(const struct bridge *br, const void *tag);
+bool flow_inbound_is_dup_tag(const struct bridge *br, const void *tag);
 /* libslirp closed a duplicate's socket. */
-void bridge_dup_closed(struct bridge *br, struct bridge_dup *dup);
+void flow_inbound_dup_closed(struct bridge *br, struct bridge_dup *dup);
 
 #endif /* MESHSLIRP_PB_BRIDGE_INTERNAL_H */

@@ -1,4 +1,4 @@
-/* flowtab.c - bounded table of redirected flows, indexed by the guest's and by libslirp's view. */
+/* flowtab.c - bounded table of flows, indexed by the guest's and by libslirp's view. */
 
 #include "flowtab.h"
 
@@ -28,11 +28,19 @@ struct flowtab_link {
 struct flowtab {
 	struct flow *slots;
 	size_t cap;
-	uint32_t *free;            /* stack of free slot numbers */
+	/*
+	 * Every slot number once: free ones in [0, nfree) (a stack, top at
+	 * nfree - 1), those in use in [nfree, cap); pos[] is each slot's index.
+	 * Taking the top free slot moves it into the used part without a copy,
+	 * freeing swaps it back: both O(1), and walking the flows in use costs
+	 * what is used, not the table's size.
+	 */
+	uint32_t *free;
+	uint32_t *pos;
 	size_t nfree;
 	size_t count[FLOW_STATE_COUNT];
 	size_t udp;                /* flows with proto UDP, any state */
-	size_t tcp_by_kind[FLOW_KIND_COUNT][FLOW_STATE_COUNT]; /* TCP flows in use */
+	size_t tcp_by_class[FLOWTAB_CLASSES][FLOW_STATE_COUNT]; /* TCP flows in use */
 	struct timerwheel *deadlines; /* by slot: flows with a deadline_us */
 	struct flowtab_link *links; /* retired FIFO: oldest at head */
 	uint32_t retired_head, retired_tail;
@@ -91,8 +99,11 @@ int flowtab_new(size_t max, struct flowtab **out)
 	ft->cap = max;
 	ft->slots = g_new0(struct flow, max);
 	ft->free = g_new(uint32_t, max);
-	for (size_t i = 0; i < max; i++)
+	ft->pos = g_new(uint32_t, max);
+	for (size_t i = 0; i < max; i++) {
 		ft->free[i] = (uint32_t)(max - 1 - i);
+		ft->pos[max - 1 - i] = (uint32_t)i;
+	}
 	ft->nfree = max;
 	ft->count[FLOW_FREE] = max;
 	ft->links = g_new(struct flowtab_link, max);
@@ -118,6 +129,7 @@ void flowtab_free(struct flowtab *ft)
 	timerwheel_free(ft->deadlines);
 	g_free(ft->slots);
 	g_free(ft->free);
+	g_free(ft->pos);
 	g_free(ft->links);
 	g_free(ft);
 }
@@ -188,14 +200,13 @@ int flowtab_add(struct flowtab *ft, const struct flow_key *gkey, uint32_t taddr,
 	f->gkey = *gkey;
 	f->skey = skey;
 	f->fd = -1;
-	f->hdr_wait_slot = -1;
 	f->slot = slot;
 	f->state = state;
 	ft->count[FLOW_FREE]--;
 	ft->count[state]++;
 	ft->udp += gkey->proto == IPPROTO_UDP;
 	if (gkey->proto == IPPROTO_TCP)
-		ft->tcp_by_kind[f->kind][state]++;
+		ft->tcp_by_class[f->cls][state]++;
 	f->guest_indexed = !(flags & FLOWTAB_STACK_ONLY);
 	if (f->guest_indexed)
 		g_hash_table_insert(ft->by_guest, &f->gkey, f);
@@ -256,6 +267,18 @@ uint64_t flowtab_reclaimed(const struct flowtab *ft)
 	return ft->reclaimed;
 }
 
+/* @slot (in use) becomes the top free slot: swapped with the first one in use, then taken in. */
+static void flowtab_release_slot(struct flowtab *ft, uint32_t slot)
+{
+	uint32_t at = ft->pos[slot], first = ft->free[ft->nfree];
+
+	ft->free[at] = first;
+	ft->pos[first] = at;
+	ft->free[ft->nfree] = slot;
+	ft->pos[slot] = (uint32_t)ft->nfree;
+	ft->nfree++;
+}
+
 void flowtab_remove(struct flowtab *ft, struct flow *f)
 {
 	g_assert(f->state != FLOW_FREE);
@@ -268,11 +291,11 @@ void flowtab_remove(struct flowtab *ft, struct flow *f)
 	ft->count[FLOW_FREE]++;
 	ft->udp -= f->gkey.proto == IPPROTO_UDP;
 	if (f->gkey.proto == IPPROTO_TCP)
-		ft->tcp_by_kind[f->kind][f->state]--;
+		ft->tcp_by_class[f->cls][f->state]--;
 	timerwheel_disarm(ft->deadlines, f->slot);
 	f->deadline_us = 0;
 	f->state = FLOW_FREE;
-	ft->free[ft->nfree++] = f->slot;
+	flowtab_release_slot(ft, f->slot);
 }
 
 void flowtab_set_state(struct flowtab *ft, struct flow *f, enum flow_state state)
@@ -282,20 +305,20 @@ void flowtab_set_state(struct flowtab *ft, struct flow *f, enum flow_state state
 	ft->count[f->state]--;
 	ft->count[state]++;
 	if (f->gkey.proto == IPPROTO_TCP) {
-		ft->tcp_by_kind[f->kind][f->state]--;
-		ft->tcp_by_kind[f->kind][state]++;
+		ft->tcp_by_class[f->cls][f->state]--;
+		ft->tcp_by_class[f->cls][state]++;
 	}
 	f->state = state;
 }
 
-void flowtab_set_kind(struct flowtab *ft, struct flow *f, enum flow_kind kind)
+void flowtab_set_class(struct flowtab *ft, struct flow *f, unsigned int cls)
 {
-	g_assert(f->state != FLOW_FREE && (unsigned int)kind < FLOW_KIND_COUNT);
+	g_assert(f->state != FLOW_FREE && cls < FLOWTAB_CLASSES); /* a constant at every call site */
 	if (f->gkey.proto == IPPROTO_TCP) {
-		ft->tcp_by_kind[f->kind][f->state]--;
-		ft->tcp_by_kind[kind][f->state]++;
+		ft->tcp_by_class[f->cls][f->state]--;
+		ft->tcp_by_class[cls][f->state]++;
 	}
-	f->kind = kind;
+	f->cls = (uint8_t)cls;
 }
 
 void flowtab_set_deadline(struct flowtab *ft, struct flow *f, int64_t when_us)
@@ -305,9 +328,9 @@ void flowtab_set_deadline(struct flowtab *ft, struct flow *f, int64_t when_us)
 	timerwheel_arm(ft->deadlines, f->slot, when_us);
 }
 
-size_t flowtab_count_tcp(const struct flowtab *ft, enum flow_kind kind, enum flow_state state)
+size_t flowtab_count_tcp(const struct flowtab *ft, unsigned int cls, enum flow_state state)
 {
-	return ft->tcp_by_kind[kind][state];
+	return cls < FLOWTAB_CLASSES ? ft->tcp_by_class[cls][state] : 0;
 }
 
 size_t flowtab_count(const struct flowtab *ft, enum flow_state state)
@@ -323,10 +346,8 @@ size_t flowtab_count_udp(const struct flowtab *ft)
 void flowtab_foreach(struct flowtab *ft, void (*fn)(const struct flow *flow, void *opaque),
 		     void *opaque)
 {
-	for (size_t i = 0; i < ft->cap; i++) {
-		if (ft->slots[i].state != FLOW_FREE)
-			fn(&ft->slots[i], opaque);
-	}
+	for (size_t i = ft->nfree; i < ft->cap; i++)
+		fn(&ft->slots[ft->free[i]], opaque);
 }
 
 size_t flowtab_size(const struct flowtab *ft)

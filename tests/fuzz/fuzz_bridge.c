@@ -503,7 +503,7 @@ static void fb_flush(struct fuzz_bridge *fb)
 
 		clock_pending_us += FLUSH_STEP_US;
 		make_due(fb->br->expire_timer);
-		make_due(fb->br->inbound_timer);
+		make_due(fb->br->in.timer);
 		iterate(1);
 		quiet = frames_to_guest == before ? quiet + 1 : 0;
 	}
@@ -529,7 +529,7 @@ static void advance_clock(struct fuzz_bridge *fb, const uint8_t *p, size_t len)
 {
 	clock_pending_us += clock_steps_us[len ? p[0] % G_N_ELEMENTS(clock_steps_us) : 0];
 	make_due(fb->br->expire_timer);
-	make_due(fb->br->inbound_timer);
+	make_due(fb->br->in.timer);
 	iterate(2);
 }
 

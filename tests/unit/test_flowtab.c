@@ -469,30 +469,82 @@ static void test_expire_costs_what_expires(void **state)
 
 		assert_int_equal(flowtab_add(ft, &g, ip4("1.1.1.1"), htons(80), FLOWTAB_KEEP_PORT,
 					     FLOW_OPEN, &f), 0);
-		flowtab_set_kind(ft, f, FLOW_DIRECT);
+		flowtab_set_class(ft, f, 3);
 		/* Idle deadlines five minutes on, pushed later by "packets" (only stored). */
 		flowtab_set_deadline(ft, f, t0 + 300 * (int64_t)G_USEC_PER_SEC);
 		flowtab_set_deadline(ft, f, t0 + 400 * (int64_t)G_USEC_PER_SEC);
 		if (i == 7)
 			due = f;
 	}
-	assert_int_equal(flowtab_count_tcp(ft, FLOW_DIRECT, FLOW_OPEN), 1000);
-	assert_int_equal(flowtab_count_tcp(ft, FLOW_STEER, FLOW_OPEN), 0);
+	assert_int_equal(flowtab_count_tcp(ft, 3, FLOW_OPEN), 1000);
+	assert_int_equal(flowtab_count_tcp(ft, 0, FLOW_OPEN), 0);
 	flowtab_set_state(ft, due, FLOW_CLOSED);
 	flowtab_set_deadline(ft, due, t0 + 10 * G_USEC_PER_SEC);
-	assert_int_equal(flowtab_count_tcp(ft, FLOW_DIRECT, FLOW_OPEN), 999);
-	assert_int_equal(flowtab_count_tcp(ft, FLOW_DIRECT, FLOW_CLOSED), 1);
+	assert_int_equal(flowtab_count_tcp(ft, 3, FLOW_OPEN), 999);
+	assert_int_equal(flowtab_count_tcp(ft, 3, FLOW_CLOSED), 1);
 	/* Sixty idle seconds, one tick each: only the due flow is looked at. */
 	for (int s = 0; s <= 60; s++)
 		flowtab_expire(ft, t0 + s * G_USEC_PER_SEC, NULL, NULL);
 	assert_int_equal(flowtab_expire_visits(ft), 1);
 	assert_int_equal(flowtab_size(ft), 999);
-	assert_int_equal(flowtab_count_tcp(ft, FLOW_DIRECT, FLOW_CLOSED), 0);
+	assert_int_equal(flowtab_count_tcp(ft, 3, FLOW_CLOSED), 0);
 	flowtab_free(ft);
 }
 
 #define CHURN_MAX 64
 #define CHURN_CYCLES 100000
+
+static void note_visit(const struct flow *f, void *opaque)
+{
+	uint32_t *visits = opaque;
+
+	visits[f->slot]++;
+}
+
+/* flowtab_foreach() visits exactly the @n flows of @live, each once. */
+static void assert_foreach_is(struct flowtab *ft, struct flow *const *live, size_t n)
+{
+	uint32_t visits[CHURN_MAX] = { 0 };
+	size_t total = 0;
+
+	flowtab_foreach(ft, note_visit, visits);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(visits[live[i]->slot], 1);
+	for (size_t i = 0; i < CHURN_MAX; i++)
+		total += visits[i];
+	assert_int_equal(total, n);
+}
+
+static void count_visit(const struct flow *f, void *opaque)
+{
+	(void)f;
+	(*(size_t *)opaque)++;
+}
+
+/*
+ * A walk goes over the used part of the slot permutation only: in a table
+ * of a million slots, after adds and a remove from the middle, it finds
+ * exactly the flows left.
+ */
+static void test_foreach_walks_what_is_used(void **state)
+{
+	struct flowtab *ft = table(1 << 20);
+	struct flow *f[3];
+	size_t visits = 0;
+
+	(void)state;
+	for (uint16_t i = 0; i < 3; i++) {
+		struct flow_key g = flow_key_make(IPPROTO_TCP, ip4("10.0.2.15"), htons(3000 + i),
+						  ip4("1.1.1.1"), htons(80));
+
+		assert_int_equal(flowtab_add(ft, &g, ip4("1.1.1.1"), htons(80), FLOWTAB_KEEP_PORT,
+					     FLOW_OPEN, &f[i]), 0);
+	}
+	flowtab_remove(ft, f[1]);
+	flowtab_foreach(ft, count_visit, &visits);
+	assert_int_equal(visits, 2);
+	flowtab_free(ft);
+}
 
 /* Random adds and removes, with a shadow list to check against; empty at the end. */
 static void test_churn(void **state)
@@ -535,6 +587,8 @@ static void test_churn(void **state)
 		}
 		assert_int_equal(flowtab_size(ft), n);
 		assert_int_equal(flowtab_count(ft, FLOW_FREE), CHURN_MAX - n);
+		if (c % 97 == 0)
+			assert_foreach_is(ft, live, n);
 	}
 	while (n) {
 		n--;
@@ -564,6 +618,7 @@ int main(void)
 		cmocka_unit_test(test_expire),
 		cmocka_unit_test(test_expire_costs_what_expires),
 		cmocka_unit_test(test_churn),
+		cmocka_unit_test(test_foreach_walks_what_is_used),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,12 +1,46 @@
-/* inbound.c - deliver exposed-port connections with the client address from a PROXY header. */
+/* flow_inbound.c - inbound flows: exposed-port clients delivered with the address a PROXY header names. */
 
 /*
- * See the inbound theory of operation in bridge.h.  This file owns the
- * header-wait table (connections waiting for their header: BRIDGE_HDR_WAIT_MAX
- * slots, each holding libslirp's SYN), the reset queue (rejected
- * connections whose libslirp socket must be dropped; the same bound) and the
- * 20 ms tick that re-reads partial headers, enforces the header timeout and
- * works the reset queue.  The tick runs only while either has entries.
+ * See the inbound theory of operation in bridge.h.  An inbound flow starts
+ * when libslirp accepts a client on an exposed port (a hostfwd) and reports
+ * its socket outside any slirp_input(): flow_inbound_registered().  Its keys
+ * start equal (libslirp's view); a header naming the client rekeys the
+ * guest view to it.
+ *
+ * State machine.  "client" is the peer libslirp accepted (the sidecar, or a
+ * pod process), "stack" libslirp, "guest" the VM.
+ *
+ * | state    | event                                        | next     | sends                                |
+ * |----------|----------------------------------------------|----------|--------------------------------------|
+ * | (none)   | accepted, --inbound-proxy-protocol off       | OPEN     | libslirp's SYN passes to the guest   |
+ * | (none)   | accepted, header expected                    | HDR_WAIT | - (libslirp's SYN is held back)      |
+ * | (none)   | accepted on the tuple of a live flow         | (dup)    | RST to the client; flow_inbound_     |
+ * |          |                                              |          | dups_kill() removes libslirp's socket|
+ * | (none)   | header wait table full, untrusted peer where | REJECTED | (as REJECTED below)                  |
+ * |          | required, stranger on a unix relay           |          |                                      |
+ * | HDR_WAIT | valid header naming an IPv4 client           | OPEN     | the held SYN, rekeyed to the client  |
+ * | HDR_WAIT | LOCAL/UNKNOWN header, or none where optional | OPEN     | the held SYN, unchanged              |
+ * | HDR_WAIT | bad, missing, late, untrusted header; client | REJECTED | - now; the tick sends libslirp a RST |
+ * |          | gone; the client's key is a live flow's      |          | as from the guest, its close resets  |
+ * |          |                                              |          | the client (SO_LINGER 0)             |
+ * | REJECTED | libslirp closes the socket                   | CLOSED   | -                                    |
+ * | REJECTED | 30 s and libslirp still holds it             | REJECTED | - (another grace period)             |
+ * | OPEN     | --tcp-idle-timeout without a frame           | CLOSED   | RST to libslirp and to the guest     |
+ * | OPEN     | the guest resets                             | OPEN     | the client gets a RST, not a FIN     |
+ * | OPEN     | both FINs acknowledged                       | OPEN     | RST to libslirp: drops its TIME_WAIT |
+ * | OPEN     | libslirp closes the socket                   | CLOSED   | -                                    |
+ * | CLOSED   | grace (10 s) over                            | (freed)  | -                                    |
+ * | CLOSED   | the same client reconnects                   | (freed)  | the new connection takes the tuple   |
+ *
+ * Nothing of a HDR_WAIT or REJECTED flow reaches the guest: the guest sees
+ * a connection only once its client is known.
+ *
+ * This file also owns the header-wait table (BRIDGE_HDR_WAIT_MAX slots,
+ * each holding libslirp's SYN), the reset queue (rejected connections
+ * whose libslirp socket must be dropped; the same bound), the refused
+ * duplicates (BRIDGE_DUP_MAX) and the 20 ms tick that re-reads partial
+ * headers, enforces the header timeout and works the reset queue.  The tick
+ * runs only while the wait table or the queue has entries.
  */
 
 #include <errno.h>
@@ -27,13 +61,13 @@
 #include "proxy-bridge/proxy_proto.h"
 #include "proxy-bridge/unixexpose.h"
 
-#define BRIDGE_INBOUND_TICK_MS 20
-/* How far past the live connection's window a duplicate's kill RST lies (see bridge_dups_kill). */
-#define BRIDGE_DUP_RST_OFFSET 0x40000000u
+#define FLOW_INBOUND_TICK_MS 20
+/* How far past the live connection's window a duplicate's kill RST lies (see flow_inbound_dups_kill). */
+#define FLOW_INBOUND_DUP_RST_OFFSET 0x40000000u
 
-static const uint8_t bridge_zero_mac[6];
+static const uint8_t flow_inbound_zero_mac[6];
 /* Rejected flows that libslirp somehow keeps are forgotten after this. */
-#define BRIDGE_REJECTED_GRACE_US (30 * G_USEC_PER_SEC)
+#define FLOW_INBOUND_REJECTED_GRACE_US (30 * G_USEC_PER_SEC)
 
 static const char *const bridge_inbound_drop_names[BRIDGE_IN_DROP_COUNT] = {
 	[BRIDGE_IN_INVALID] = "invalid_header",
@@ -54,51 +88,51 @@ const char *bridge_inbound_drop_str(enum bridge_inbound_drop why)
 							 : "unknown";
 }
 
-void bridge_inbound_init(struct bridge *br)
+void flow_inbound_init(struct bridge *br)
 {
-	br->hdr_wait = g_new0(struct bridge_hdr_wait, BRIDGE_HDR_WAIT_MAX);
-	br->hdr_wait_free = g_new(uint32_t, BRIDGE_HDR_WAIT_MAX);
+	br->in.hdr_wait = g_new0(struct bridge_hdr_wait, BRIDGE_HDR_WAIT_MAX);
+	br->in.hdr_wait_free = g_new(uint32_t, BRIDGE_HDR_WAIT_MAX);
 	for (uint32_t i = 0; i < BRIDGE_HDR_WAIT_MAX; i++)
-		br->hdr_wait_free[i] = BRIDGE_HDR_WAIT_MAX - 1 - i;
-	br->nhdr_wait_free = BRIDGE_HDR_WAIT_MAX;
-	br->rst_queue = g_new(uint32_t, BRIDGE_HDR_WAIT_MAX);
+		br->in.hdr_wait_free[i] = BRIDGE_HDR_WAIT_MAX - 1 - i;
+	br->in.nhdr_wait_free = BRIDGE_HDR_WAIT_MAX;
+	br->in.rst_queue = g_new(uint32_t, BRIDGE_HDR_WAIT_MAX);
 }
 
-void bridge_inbound_fini(struct bridge *br)
+void flow_inbound_fini(struct bridge *br)
 {
-	if (br->inbound_timer)
-		g_source_remove(br->inbound_timer);
-	g_free(br->hdr_wait);
-	g_free(br->hdr_wait_free);
-	g_free(br->rst_queue);
+	if (br->in.timer)
+		g_source_remove(br->in.timer);
+	g_free(br->in.hdr_wait);
+	g_free(br->in.hdr_wait_free);
+	g_free(br->in.rst_queue);
 }
 
-static gboolean bridge_inbound_tick(gpointer data);
+static gboolean flow_inbound_tick(gpointer data);
 
-static void bridge_inbound_kick(struct bridge *br)
+static void flow_inbound_kick(struct bridge *br)
 {
-	if (!br->inbound_timer)
-		br->inbound_timer = g_timeout_add(BRIDGE_INBOUND_TICK_MS, bridge_inbound_tick, br);
+	if (!br->in.timer)
+		br->in.timer = g_timeout_add(FLOW_INBOUND_TICK_MS, flow_inbound_tick, br);
 }
 
-static struct bridge_hdr_wait *bridge_hdr_wait_of(struct bridge *br, struct flow *f)
+static struct bridge_hdr_wait *flow_inbound_hdr_wait_of(struct bridge *br, struct flow *f)
 {
-	return f->hdr_wait_slot >= 0 ? &br->hdr_wait[f->hdr_wait_slot] : NULL;
+	return f->u.in.hdr_wait_slot >= 0 ? &br->in.hdr_wait[f->u.in.hdr_wait_slot] : NULL;
 }
 
-static void bridge_hdr_wait_release(struct bridge *br, struct flow *f)
+static void flow_inbound_hdr_wait_release(struct bridge *br, struct flow *f)
 {
-	if (f->hdr_wait_slot < 0)
+	if (f->u.in.hdr_wait_slot < 0)
 		return;
-	br->hdr_wait[f->hdr_wait_slot].flow = NULL;
-	br->hdr_wait_free[br->nhdr_wait_free++] = (uint32_t)f->hdr_wait_slot;
-	f->hdr_wait_slot = -1;
+	br->in.hdr_wait[f->u.in.hdr_wait_slot].flow = NULL;
+	br->in.hdr_wait_free[br->in.nhdr_wait_free++] = (uint32_t)f->u.in.hdr_wait_slot;
+	f->u.in.hdr_wait_slot = -1;
 	if (f->fd >= 0)
 		netstack_fd_extra_events(br->ns, f->fd, 0);
 }
 
 /* Host port -> guest port of an exposed port, 0 if @port is not exposed. */
-static uint16_t bridge_guest_port(const struct bridge *br, uint16_t host_port)
+static uint16_t flow_inbound_guest_port(const struct bridge *br, uint16_t host_port)
 {
 	for (guint i = 0; br->cfg.expose && i < br->cfg.expose->len; i++) {
 		const struct bridge_expose *e = &g_array_index(br->cfg.expose, struct bridge_expose, i);
@@ -110,9 +144,9 @@ static uint16_t bridge_guest_port(const struct bridge *br, uint16_t host_port)
 }
 
 /* Send the held SYN to the guest, in the flow's current guest view. */
-static void bridge_release_syn(struct bridge *br, struct flow *f)
+static void flow_inbound_release_syn(struct bridge *br, struct flow *f)
 {
-	struct bridge_hdr_wait *p = bridge_hdr_wait_of(br, f);
+	struct bridge_hdr_wait *p = flow_inbound_hdr_wait_of(br, f);
 	struct rw_view v;
 
 	if (!p || !p->syn_len)
@@ -126,17 +160,17 @@ static void bridge_release_syn(struct bridge *br, struct flow *f)
 }
 
 /* The guest may now see the connection: release the SYN, stop waiting. */
-static void bridge_inbound_open(struct bridge *br, struct flow *f)
+static void flow_inbound_open(struct bridge *br, struct flow *f)
 {
 	flowtab_set_state(br->flows, f, FLOW_OPEN);
 	bridge_arm_idle(br, f);
 	bridge_debug_flow(br, f, "open");
-	bridge_release_syn(br, f);
-	bridge_hdr_wait_release(br, f);
+	flow_inbound_release_syn(br, f);
+	flow_inbound_hdr_wait_release(br, f);
 }
 
 /* One rate-limited line naming the real client, the exposed port and the reason. */
-static void bridge_log_inbound(struct bridge *br, struct flow *f, enum bridge_inbound_drop why,
+static void flow_inbound_log(struct bridge *br, struct flow *f, enum bridge_inbound_drop why,
 			       enum proxy_error err)
 {
 	struct sockaddr_storage peer = { 0 }, local = { 0 };
@@ -168,27 +202,27 @@ static void bridge_log_inbound(struct bridge *br, struct flow *f, enum bridge_in
 		g_warning("(%" G_GUINT64_FORMAT " earlier messages suppressed)", suppressed);
 }
 
-static void bridge_inbound_reject(struct bridge *br, struct flow *f, enum bridge_inbound_drop why,
+static void flow_inbound_reject(struct bridge *br, struct flow *f, enum bridge_inbound_drop why,
 				  enum proxy_error err)
 {
 	br->stats.inbound_dropped[why]++;
 	if (why == BRIDGE_IN_INVALID)
 		br->stats.header_errors[err]++;
-	bridge_log_inbound(br, f, why, err);
+	flow_inbound_log(br, f, why, err);
 	/* The client gets a reset when libslirp closes the socket. */
 	if (f->fd >= 0)
 		bridge_reset_on_close(f->fd);
 	flowtab_set_state(br->flows, f, FLOW_REJECTED);
-	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_REJECTED_GRACE_US);
-	bridge_hdr_wait_release(br, f);
+	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + FLOW_INBOUND_REJECTED_GRACE_US);
+	flow_inbound_hdr_wait_release(br, f);
 	/*
 	 * libslirp must drop its socket, but we may be inside one of its
 	 * callbacks: queue it for the tick.  A full queue leaves the socket to
 	 * libslirp's own SYN timeout; the guest sees nothing either way.
 	 */
-	if (br->rst_len < BRIDGE_HDR_WAIT_MAX) {
-		br->rst_queue[(br->rst_head + br->rst_len++) % BRIDGE_HDR_WAIT_MAX] = f->slot;
-		bridge_inbound_kick(br);
+	if (br->in.rst_len < BRIDGE_HDR_WAIT_MAX) {
+		br->in.rst_queue[(br->in.rst_head + br->in.rst_len++) % BRIDGE_HDR_WAIT_MAX] = f->slot;
+		flow_inbound_kick(br);
 	}
 }
 
@@ -199,7 +233,7 @@ static void bridge_inbound_reject(struct bridge *br, struct flow *f, enum bridge
  * from the same address and port is a new connection, so the old flow goes.
  * Returns false if a live connection holds the key.
  */
-static bool bridge_inbound_take_guest_key(struct bridge *br, const struct flow_key *gkey,
+static bool flow_inbound_take_guest_key(struct bridge *br, const struct flow_key *gkey,
 					  const struct flow *self)
 {
 	struct flow *old = flowtab_lookup_guest(br->flows, gkey);
@@ -215,7 +249,7 @@ static bool bridge_inbound_take_guest_key(struct bridge *br, const struct flow_k
 }
 
 /* Apply a complete, valid header. */
-static void bridge_inbound_header(struct bridge *br, struct flow *f, const struct proxy_header *h)
+static void flow_inbound_header(struct bridge *br, struct flow *f, const struct proxy_header *h)
 {
 	const struct sockaddr_in *src = (const struct sockaddr_in *)&h->src;
 	struct flow_key gkey;
@@ -224,28 +258,28 @@ static void bridge_inbound_header(struct bridge *br, struct flow *f, const struc
 	br->stats.inbound_headers[h->version]++;
 	if (h->local || h->family == AF_UNSPEC) {
 		br->stats.inbound_real_peer++;
-		bridge_inbound_open(br, f);
+		flow_inbound_open(br, f);
 		return;
 	}
 	if (h->family != AF_INET) {
-		bridge_inbound_reject(br, f, BRIDGE_IN_FAMILY, PROXY_ERR_NONE);
+		flow_inbound_reject(br, f, BRIDGE_IN_FAMILY, PROXY_ERR_NONE);
 		return;
 	}
 	/* The guest must be able to address its replies to the client. */
 	a = ntohl(src->sin_addr.s_addr);
 	if ((a >> 24) == 0 || (a >> 24) == 127 || (a >> 28) >= 0xe ||
 	    src->sin_addr.s_addr == br->cfg.guest.s_addr || !src->sin_port) {
-		bridge_inbound_reject(br, f, BRIDGE_IN_ADDRESS, PROXY_ERR_NONE);
+		flow_inbound_reject(br, f, BRIDGE_IN_ADDRESS, PROXY_ERR_NONE);
 		return;
 	}
 	gkey = flow_key_make(IPPROTO_TCP, f->skey.laddr, f->skey.lport, src->sin_addr.s_addr,
 			     src->sin_port);
-	if (!bridge_inbound_take_guest_key(br, &gkey, f) ||
+	if (!flow_inbound_take_guest_key(br, &gkey, f) ||
 	    flowtab_rekey_guest(br->flows, f, &gkey)) {
-		bridge_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
+		flow_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
 		return;
 	}
-	bridge_inbound_open(br, f);
+	flow_inbound_open(br, f);
 }
 
 /*
@@ -253,9 +287,9 @@ static void bridge_inbound_header(struct bridge *br, struct flow *f, const struc
  * first means only the header is consumed: the payload stays in the socket
  * for libslirp to read once the guest has accepted.
  */
-static void bridge_inbound_try(struct bridge *br, struct flow *f)
+static void flow_inbound_try(struct bridge *br, struct flow *f)
 {
-	struct bridge_hdr_wait *p = bridge_hdr_wait_of(br, f);
+	struct bridge_hdr_wait *p = flow_inbound_hdr_wait_of(br, f);
 	uint8_t buf[PROXY_PARSE_MAX];
 	struct proxy_header h;
 	enum proxy_error err;
@@ -272,25 +306,25 @@ static void bridge_inbound_try(struct bridge *br, struct flow *f)
 		if (n == 0 && br->cfg.inbound_mode == BRIDGE_INBOUND_OPTIONAL) {
 			/* Closed without a byte: nothing to mislabel; let it through. */
 			br->stats.inbound_real_peer++;
-			bridge_inbound_open(br, f);
+			flow_inbound_open(br, f);
 		} else {
-			bridge_inbound_reject(br, f, BRIDGE_IN_CLOSED, PROXY_ERR_NONE);
+			flow_inbound_reject(br, f, BRIDGE_IN_CLOSED, PROXY_ERR_NONE);
 		}
 		return;
 	}
 
 	switch (proxy_parse(buf, (size_t)n, &h, &err)) {
 	case PROXY_PARSE_OK:
-		if (!f->peer_trusted) {
-			bridge_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
+		if (!f->u.in.peer_trusted) {
+			flow_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
 			return;
 		}
 		/* Consume exactly the header; it is all there, we just saw it. */
 		if (recv(f->fd, buf, h.len, MSG_DONTWAIT) != (ssize_t)h.len) {
-			bridge_inbound_reject(br, f, BRIDGE_IN_CLOSED, PROXY_ERR_NONE);
+			flow_inbound_reject(br, f, BRIDGE_IN_CLOSED, PROXY_ERR_NONE);
 			return;
 		}
-		bridge_inbound_header(br, f, &h);
+		flow_inbound_header(br, f, &h);
 		return;
 	case PROXY_PARSE_INCOMPLETE:
 		/*
@@ -304,15 +338,15 @@ static void bridge_inbound_try(struct bridge *br, struct flow *f)
 		return;
 	case PROXY_PARSE_NOT_PROXY:
 		if (br->cfg.inbound_mode == BRIDGE_INBOUND_REQUIRED) {
-			bridge_inbound_reject(br, f, BRIDGE_IN_MISSING, PROXY_ERR_NONE);
+			flow_inbound_reject(br, f, BRIDGE_IN_MISSING, PROXY_ERR_NONE);
 			return;
 		}
 		br->stats.inbound_real_peer++;
-		bridge_inbound_open(br, f);
+		flow_inbound_open(br, f);
 		return;
 	case PROXY_PARSE_INVALID:
 	default:
-		bridge_inbound_reject(br, f, f->peer_trusted ? BRIDGE_IN_INVALID : BRIDGE_IN_UNTRUSTED,
+		flow_inbound_reject(br, f, f->u.in.peer_trusted ? BRIDGE_IN_INVALID : BRIDGE_IN_UNTRUSTED,
 				      err);
 		return;
 	}
@@ -323,19 +357,19 @@ static void bridge_inbound_try(struct bridge *br, struct flow *f)
  * as if from the guest.  libslirp drops the socket (tcp_drop), closing it
  * with the SO_LINGER 0 set at rejection: the client sees a reset.
  */
-static void bridge_inbound_send_rst(struct bridge *br, struct flow *f)
+static void flow_inbound_send_rst(struct bridge *br, struct flow *f)
 {
-	bridge_inject_guest_rst(br, f, 0, f->stack_isn + 1);
+	bridge_inject_guest_rst(br, f, 0, f->u.in.stack_isn + 1);
 }
 
-static gboolean bridge_inbound_tick(gpointer data)
+static gboolean flow_inbound_tick(gpointer data)
 {
 	struct bridge *br = data;
 	int64_t now = g_get_monotonic_time();
 	size_t n;
 
-	for (size_t i = 0; i < BRIDGE_HDR_WAIT_MAX && br->nhdr_wait_free < BRIDGE_HDR_WAIT_MAX; i++) {
-		struct bridge_hdr_wait *p = &br->hdr_wait[i];
+	for (size_t i = 0; i < BRIDGE_HDR_WAIT_MAX && br->in.nhdr_wait_free < BRIDGE_HDR_WAIT_MAX; i++) {
+		struct bridge_hdr_wait *p = &br->in.hdr_wait[i];
 		struct flow *f = p->flow;
 
 		if (!f)
@@ -346,31 +380,31 @@ static gboolean bridge_inbound_tick(gpointer data)
 		 * event, with the header already there.
 		 */
 		if (p->polling || now >= p->header_deadline_us)
-			bridge_inbound_try(br, f);
+			flow_inbound_try(br, f);
 		if (f->state == FLOW_HDR_WAIT && now >= p->header_deadline_us)
-			bridge_inbound_reject(br, f, BRIDGE_IN_TIMEOUT, PROXY_ERR_NONE);
+			flow_inbound_reject(br, f, BRIDGE_IN_TIMEOUT, PROXY_ERR_NONE);
 	}
 
 	/* Outside any libslirp callback here: safe to hand it frames. */
-	for (n = br->rst_len; n; n--) {
-		struct flow *f = flowtab_get(br->flows, br->rst_queue[br->rst_head]);
+	for (n = br->in.rst_len; n; n--) {
+		struct flow *f = flowtab_get(br->flows, br->in.rst_queue[br->in.rst_head]);
 
-		br->rst_head = (br->rst_head + 1) % BRIDGE_HDR_WAIT_MAX;
-		br->rst_len--;
+		br->in.rst_head = (br->in.rst_head + 1) % BRIDGE_HDR_WAIT_MAX;
+		br->in.rst_len--;
 		/* The slot may have been reused by now: only act on what we queued. */
-		if (f && f->state == FLOW_REJECTED && f->kind == FLOW_INBOUND && f->stack_isn_known)
-			bridge_inbound_send_rst(br, f);
+		if (f && f->state == FLOW_REJECTED && f->kind == FLOW_INBOUND && f->u.in.stack_isn_known)
+			flow_inbound_send_rst(br, f);
 	}
 
-	if (br->nhdr_wait_free == BRIDGE_HDR_WAIT_MAX && !br->rst_len) {
-		br->inbound_timer = 0;
+	if (br->in.nhdr_wait_free == BRIDGE_HDR_WAIT_MAX && !br->in.rst_len) {
+		br->in.timer = 0;
 		return G_SOURCE_REMOVE;
 	}
 	return G_SOURCE_CONTINUE;
 }
 
 /* May @peer (network order) send a PROXY header: --inbound-proxy-trusted. */
-static bool bridge_inbound_trusted(const struct bridge *br, uint32_t peer)
+static bool flow_inbound_trusted(const struct bridge *br, uint32_t peer)
 {
 	const GArray *list = br->cfg.inbound_trusted;
 
@@ -384,15 +418,25 @@ static bool bridge_inbound_trusted(const struct bridge *br, uint32_t peer)
 	return false;
 }
 
+/* A new flow from flowtab_add() becomes inbound, on libslirp's socket @fd. */
+static void flow_inbound_init_flow(struct bridge *br, struct flow *f, int fd)
+{
+	f->kind = FLOW_INBOUND;
+	flowtab_set_class(br->flows, f, FLOW_INBOUND);
+	f->u.in.hdr_wait_slot = -1;
+	f->fd = fd;
+	netstack_tag_fd(br->ns, fd, f);
+}
+
 /*
  * libslirp accepted a second socket on the tuple of a live connection.  It
  * cannot tell them apart, so the newcomer must leave libslirp before any
  * guest segment is looked up: remember it (its SYN is kept from the guest
- * by bridge_inbound_foreign_syn(), which also learns its sequence number),
- * and bridge_dups_kill() removes it.  Its client gets a reset when libslirp
+ * by flow_inbound_foreign_syn(), which also learns its sequence number),
+ * and flow_inbound_dups_kill() removes it.  Its client gets a reset when libslirp
  * closes the socket (SO_LINGER 0).
  */
-static void bridge_inbound_refuse_duplicate(struct bridge *br, int fd, const struct flow_key *skey,
+static void flow_inbound_refuse_duplicate(struct bridge *br, int fd, const struct flow_key *skey,
 					    const struct flow *live)
 {
 	struct bridge_dup *dup = NULL;
@@ -401,8 +445,8 @@ static void bridge_inbound_refuse_duplicate(struct bridge *br, int fd, const str
 	br->stats.inbound_dropped[BRIDGE_IN_DUPLICATE]++;
 	bridge_reset_peer_now(fd);
 	for (size_t i = 0; i < BRIDGE_DUP_MAX && !dup; i++) {
-		if (!br->dups[i].used)
-			dup = &br->dups[i];
+		if (!br->in.dups[i].used)
+			dup = &br->in.dups[i];
 	}
 	if (!dup) {
 		/*
@@ -414,7 +458,7 @@ static void bridge_inbound_refuse_duplicate(struct bridge *br, int fd, const str
 	*dup = (struct bridge_dup){
 		.used = true, .fd = fd, .skey = *skey, .live_guest_nxt = live->guest_nxt,
 	};
-	br->ndups++;
+	br->in.ndups++;
 	netstack_tag_fd(br->ns, fd, dup);
 }
 
@@ -424,7 +468,7 @@ static void bridge_inbound_refuse_duplicate(struct bridge *br, int fd, const str
  * new connection gets a flow under its stack key only, and is rejected
  * like a bad header, so its SYN never reaches the guest.
  */
-static void bridge_inbound_refuse_taken(struct bridge *br, int fd, const struct flow_key *key)
+static void flow_inbound_refuse_taken(struct bridge *br, int fd, const struct flow_key *key)
 {
 	struct flow *f;
 
@@ -435,13 +479,11 @@ static void bridge_inbound_refuse_taken(struct bridge *br, int fd, const struct 
 		bridge_reset_peer_now(fd);
 		return;
 	}
-	flowtab_set_kind(br->flows, f, FLOW_INBOUND);
-	f->fd = fd;
-	netstack_tag_fd(br->ns, fd, f);
-	bridge_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
+	flow_inbound_init_flow(br, f, fd);
+	flow_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
 }
 
-void bridge_inbound_registered(struct bridge *br, int fd)
+void flow_inbound_registered(struct bridge *br, int fd)
 {
 	struct sockaddr_in local, peer;
 	socklen_t llen = sizeof(local), plen = sizeof(peer);
@@ -464,7 +506,7 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	    getsockname(fd, (struct sockaddr *)&local, &llen) < 0 || local.sin_family != AF_INET ||
 	    getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
 		return;
-	guest_port = bridge_guest_port(br, ntohs(local.sin_port));
+	guest_port = flow_inbound_guest_port(br, ntohs(local.sin_port));
 	if (!guest_port)
 		return;
 	/*
@@ -494,15 +536,15 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 		bridge_log_flow(br, &key, "refused: libslirp already has a connection with this "
 				"address and port (two loopback clients, or two exposed ports of one "
 				"guest port)");
-		bridge_inbound_refuse_duplicate(br, fd, &key, old);
+		flow_inbound_refuse_duplicate(br, fd, &key, old);
 		return;
 	}
 	if (old) {
 		br->stats.inbound_reopened++;
 		bridge_forget_flow(br, old);
 	}
-	if (!bridge_inbound_take_guest_key(br, &key, NULL)) {
-		bridge_inbound_refuse_taken(br, fd, &key);
+	if (!flow_inbound_take_guest_key(br, &key, NULL)) {
+		flow_inbound_refuse_taken(br, fd, &key);
 		return;
 	}
 
@@ -519,8 +561,7 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 		}
 		return;
 	}
-	flowtab_set_kind(br->flows, f, FLOW_INBOUND);
-	f->fd = fd;
+	flow_inbound_init_flow(br, f, fd);
 	/*
 	 * A unix client is trusted as a header sender: the socket file's
 	 * owner, group and mode (0660), not an address, decide who reaches it,
@@ -528,14 +569,13 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	 * A stranger on the relay port came round the unix socket: refused.
 	 */
 	if (unix_verdict == UNIXEXPOSE_ADOPTED)
-		f->peer_trusted = f->unix_leg = true;
+		f->u.in.peer_trusted = f->u.in.unix_client = true;
 	else if (unix_verdict == UNIXEXPOSE_STRANGER)
-		f->peer_trusted = false;
+		f->u.in.peer_trusted = false;
 	else
-		f->peer_trusted = bridge_inbound_trusted(br, peer.sin_addr.s_addr);
-	netstack_tag_fd(br->ns, fd, f);
+		f->u.in.peer_trusted = flow_inbound_trusted(br, peer.sin_addr.s_addr);
 	if (unix_verdict == UNIXEXPOSE_STRANGER) {
-		bridge_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
+		flow_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
 		return;
 	}
 	if (br->cfg.inbound_mode == BRIDGE_INBOUND_OFF) {
@@ -543,21 +583,21 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 		return;
 	}
 	/* Only a header makes this connection welcome, and this peer's would not be believed. */
-	if (br->cfg.inbound_mode == BRIDGE_INBOUND_REQUIRED && !f->peer_trusted) {
-		bridge_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
+	if (br->cfg.inbound_mode == BRIDGE_INBOUND_REQUIRED && !f->u.in.peer_trusted) {
+		flow_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
 		return;
 	}
 
-	if (!br->nhdr_wait_free) {
-		bridge_inbound_reject(br, f, BRIDGE_IN_OVERLOAD, PROXY_ERR_NONE);
+	if (!br->in.nhdr_wait_free) {
+		flow_inbound_reject(br, f, BRIDGE_IN_OVERLOAD, PROXY_ERR_NONE);
 		return;
 	}
-	f->hdr_wait_slot = (int)br->hdr_wait_free[--br->nhdr_wait_free];
-	br->hdr_wait[f->hdr_wait_slot] = (struct bridge_hdr_wait){
+	f->u.in.hdr_wait_slot = (int)br->in.hdr_wait_free[--br->in.nhdr_wait_free];
+	br->in.hdr_wait[f->u.in.hdr_wait_slot] = (struct bridge_hdr_wait){
 		.flow = f,
 		.header_deadline_us = g_get_monotonic_time() + br->cfg.header_timeout_us,
 	};
-	bridge_inbound_kick(br);
+	flow_inbound_kick(br);
 	netstack_fd_extra_events(br->ns, fd, SLIRP_POLL_IN);
 	/*
 	 * The header usually arrived with the connection.  We are inside
@@ -565,26 +605,62 @@ void bridge_inbound_registered(struct bridge *br, int fd)
 	 * decision below only updates our state; the SYN is held or rewritten
 	 * when libslirp sends it, a moment later.
 	 */
-	bridge_inbound_try(br, f);
+	flow_inbound_try(br, f);
 }
 
-void bridge_inbound_events(struct bridge *br, struct flow *f, int revents)
+static int flow_inbound_fd_events(struct bridge *br, struct flow *f, int revents)
 {
+	revents = bridge_unix_revents(f->u.in.unix_client, revents);
 	if (f->state == FLOW_HDR_WAIT && (revents & (SLIRP_POLL_IN | SLIRP_POLL_HUP |
 						     SLIRP_POLL_ERR)))
-		bridge_inbound_try(br, f);
+		flow_inbound_try(br, f);
+	return revents;
 }
 
-enum netstack_verdict bridge_inbound_stack_frame(struct bridge *br, struct rw_view *v,
-						 struct flow *f)
+/*
+ * A SYN libslirp sends to the guest on @f's tuple: the flow's own (learnt
+ * the first time), or one of a duplicate socket's on the same tuple, which
+ * is consumed.  Returns true if consumed.
+ */
+static bool flow_inbound_foreign_syn(struct bridge *br, struct flow *f, const struct rw_view *v)
 {
-	struct bridge_hdr_wait *p = bridge_hdr_wait_of(br, f);
+	uint32_t seq = rw_tcp_seq(v);
+
+	if (!f->u.in.stack_isn_known) {
+		f->u.in.stack_isn = seq;
+		f->u.in.stack_isn_known = true;
+		return false;
+	}
+	if (seq == f->u.in.stack_isn)
+		return false; /* the flow's own SYN, again */
+	/*
+	 * libslirp never sends a second SYN with a new sequence number on one
+	 * connection: this is a duplicate socket's.  The guest must not see it.
+	 */
+	br->stats.duplicate_syns++;
+	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+		struct bridge_dup *dup = &br->in.dups[i];
+
+		if (dup->used && !dup->isn_known && !memcmp(&dup->skey, &f->skey, sizeof(f->skey))) {
+			dup->isn = seq;
+			dup->isn_known = true;
+			break;
+		}
+	}
+	return true;
+}
+
+/* A frame libslirp sends for a flow still waiting or rejected: held, or dropped. */
+static enum netstack_verdict flow_inbound_hold_frame(struct bridge *br, struct rw_view *v,
+						     struct flow *f)
+{
+	struct bridge_hdr_wait *p = flow_inbound_hdr_wait_of(br, f);
 	uint8_t flags = rw_tcp_flags(v);
 
 	if ((flags & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN) {
 		/* libslirp's SYN to the guest: remember what a reset must acknowledge. */
-		f->stack_isn = rw_tcp_seq(v);
-		f->stack_isn_known = true;
+		f->u.in.stack_isn = rw_tcp_seq(v);
+		f->u.in.stack_isn_known = true;
 		bridge_learn_macs(f, v, false);
 		if (p && f->state == FLOW_HDR_WAIT) {
 			size_t len = (size_t)(v->ip - v->eth) + v->ip_len;
@@ -599,51 +675,55 @@ enum netstack_verdict bridge_inbound_stack_frame(struct bridge *br, struct rw_vi
 	return NETSTACK_CONSUMED;
 }
 
-void bridge_inbound_closed(struct bridge *br, struct flow *f)
+static enum netstack_verdict flow_inbound_stack_frame(struct bridge *br, struct rw_view *v,
+						      struct flow *f)
 {
-	bridge_hdr_wait_release(br, f);
+	if ((rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN &&
+	    flow_inbound_foreign_syn(br, f, v))
+		return NETSTACK_CONSUMED;
+	if (f->state == FLOW_HDR_WAIT || f->state == FLOW_REJECTED)
+		return flow_inbound_hold_frame(br, v, f);
+	return bridge_to_guest(br, v, f);
 }
 
-bool bridge_inbound_foreign_syn(struct bridge *br, struct flow *f, const struct rw_view *v)
+static enum netstack_verdict flow_inbound_guest_frame(struct bridge *br, struct rw_view *v,
+						      struct flow *f)
 {
-	uint32_t seq = rw_tcp_seq(v);
-
-	if (!f->stack_isn_known) {
-		f->stack_isn = seq;
-		f->stack_isn_known = true;
-		return false;
-	}
-	if (seq == f->stack_isn)
-		return false; /* the flow's own SYN, again */
-	/*
-	 * libslirp never sends a second SYN with a new sequence number on one
-	 * connection: this is a duplicate socket's.  The guest must not see it.
-	 */
-	br->stats.duplicate_syns++;
-	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
-		struct bridge_dup *dup = &br->dups[i];
-
-		if (dup->used && !dup->isn_known && !memcmp(&dup->skey, &f->skey, sizeof(f->skey))) {
-			dup->isn = seq;
-			dup->isn_known = true;
-			break;
-		}
-	}
-	return true;
+	/* A guest refusing a client: the client must see a reset, not a FIN. */
+	if ((rw_tcp_flags(v) & RW_TCP_RST) && f->fd >= 0)
+		bridge_reset_on_close(f->fd);
+	return bridge_to_stack(br, v, f);
 }
 
-bool bridge_is_dup_tag(const struct bridge *br, const void *tag)
+/* libslirp closed the socket, or the flow goes: its header-wait slot is free. */
+static void flow_inbound_release(struct bridge *br, struct flow *f)
 {
-	const char *p = tag, *lo = (const char *)br->dups;
-
-	return p >= lo && p < lo + sizeof(br->dups);
+	flow_inbound_hdr_wait_release(br, f);
 }
 
-void bridge_dup_closed(struct bridge *br, struct bridge_dup *dup)
+const struct flow_ops flow_inbound_ops = {
+	.name = "inbound",
+	.rewrites = true,
+	.guest_frame = flow_inbound_guest_frame,
+	.stack_frame = flow_inbound_stack_frame,
+	.fd_events = flow_inbound_fd_events,
+	.closed = flow_inbound_release,
+	.expire = bridge_expire_flow,
+	.forget = flow_inbound_release,
+};
+
+bool flow_inbound_is_dup_tag(const struct bridge *br, const void *tag)
+{
+	const char *p = tag, *lo = (const char *)br->in.dups;
+
+	return p >= lo && p < lo + sizeof(br->in.dups);
+}
+
+void flow_inbound_dup_closed(struct bridge *br, struct bridge_dup *dup)
 {
 	br->stats.duplicates_removed++;
 	dup->used = false;
-	br->ndups--;
+	br->in.ndups--;
 }
 
 /*
@@ -660,10 +740,10 @@ void bridge_dup_closed(struct bridge *br, struct bridge_dup *dup)
  * the socket closed: the cache can only move to the newcomer or to another
  * connection, and either way the next try finds the newcomer.
  */
-void bridge_dups_kill(struct bridge *br)
+void flow_inbound_dups_kill(struct bridge *br)
 {
 	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
-		struct bridge_dup *dup = &br->dups[i];
+		struct bridge_dup *dup = &br->in.dups[i];
 		uint8_t frame[RW_ETH_HLEN + 40];
 		struct rw_tuple t;
 		size_t len;
@@ -671,8 +751,8 @@ void bridge_dups_kill(struct bridge *br)
 		if (!dup->used || !dup->isn_known)
 			continue;
 		t = bridge_tuple(&dup->skey, BRIDGE_OUTWARD);
-		len = rw_build_tcp_rst(frame, bridge_zero_mac, bridge_zero_mac, &t,
-				       dup->live_guest_nxt + BRIDGE_DUP_RST_OFFSET, dup->isn + 1);
+		len = rw_build_tcp_rst(frame, flow_inbound_zero_mac, flow_inbound_zero_mac, &t,
+				       dup->live_guest_nxt + FLOW_INBOUND_DUP_RST_OFFSET, dup->isn + 1);
 		dup->attempts++;
 		br->swallow = &dup->skey;
 		netstack_inject_from_guest(br->ns, frame, len);

@@ -1,0 +1,116 @@
+/* flow.h - one flow: its two keys, its state, the fields every kind shares, and each kind's own. */
+#ifndef MESHSLIRP_PB_FLOW_H
+#define MESHSLIRP_PB_FLOW_H
+
+/*
+ * A flow is one guest connection or UDP conversation that the proxy-bridge
+ * tracks.  Three owners share a struct flow, each its own fields:
+ *   - the table (flowtab.c): the keys, state, slot, deadline and the table's
+ *     own links; it never looks at the kind or the kind's union;
+ *   - the bridge (bridge.c): the kind, the socket, the sequence numbers and
+ *     the close tracking that every TCP kind needs;
+ *   - the kind's module (flow_steer.c, flow_direct.c, flow_dns.c,
+ *     flow_inbound.c): its member of the union @u, valid only while @kind
+ *     says so.  The table zeroes the whole flow when it hands out a slot.
+ *
+ * The states are shared; which ones a kind uses, and how it moves between
+ * them, is the table at the top of its module.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * One endpoint pair; addresses and ports in network order; padding zeroed.
+ * "l" is the end on the guest's network, "r" the remote end.  A flow has two
+ * keys that differ in what the ends are:
+ *   gkey  the guest's view: laddr:lport is the guest's own socket, raddr:rport
+ *         the destination the guest asked for (or, inbound, the client);
+ *   skey  libslirp's view after the rewrite: laddr is the guest's address,
+ *         lport the "stack port" (picked by flowtab_add() to be unique
+ *         towards the target, or with FLOWTAB_KEEP_PORT the guest's own),
+ *         raddr:rport the target libslirp connects to (the sidecar) or,
+ *         inbound, the peer it accepted.
+ */
+struct flow_key {
+	uint32_t laddr;            /* the guest-network end's address */
+	uint32_t raddr;            /* remote: original destination, target or client */
+	uint16_t lport;            /* the guest's port in gkey, the stack port in skey */
+	uint16_t rport;
+	uint8_t proto;
+	uint8_t zero[3];
+};
+
+enum flow_state {
+	FLOW_FREE,                 /* the slot is unused (the table's) */
+	FLOW_SYN,                  /* outbound: the guest's SYN is in libslirp, no socket yet */
+	FLOW_CONNECTING,           /* outbound: libslirp's socket connects to the target */
+	FLOW_OPEN,
+	FLOW_CLOSED,               /* libslirp closed (or is closing) the socket; late segments */
+	FLOW_HDR_WAIT,             /* inbound: waiting for the PROXY header */
+	FLOW_REJECTED,             /* inbound: refused; libslirp is being told to drop it */
+	FLOW_STATE_COUNT,
+};
+
+/* What the flow is; each has its module and ops table (bridge_internal.h). */
+enum flow_kind {
+	FLOW_STEER,                /* flow_steer.c: to the sidecar with a PROXY header */
+	FLOW_DNS,                  /* flow_dns.c: to --dns-upstream, no header */
+	FLOW_INBOUND,              /* flow_inbound.c: a client on an exposed port */
+	FLOW_DIRECT,               /* flow_direct.c: to its own destination, counted and timed */
+	FLOW_KIND_COUNT,
+};
+
+/* FLOW_INBOUND's own fields (flow_inbound.c). */
+struct flow_inbound {
+	int hdr_wait_slot;         /* slot in the header-wait table, -1 if none */
+	uint32_t stack_isn;        /* libslirp's ISN towards the guest (host order) */
+	bool stack_isn_known;
+	bool peer_trusted;         /* the peer may send a PROXY header */
+	bool unix_client;          /* accepted on a unix exposed port (unixexpose.h) */
+};
+
+/* FLOW_STEER's own fields (flow_steer.c). */
+struct flow_steer {
+	bool unix_parked;          /* a placeholder sits under libslirp's fd (unixleg.h step 1) */
+	bool unix_leg;             /* fd is a unix socket to the sidecar */
+};
+
+struct flow {
+	/* The table's (flowtab.c); the others read them, and change them only through its calls. */
+	struct flow_key gkey;
+	struct flow_key skey;
+	enum flow_state state;     /* flowtab_set_state() */
+	int64_t deadline_us;       /* 0: none; else when flowtab_expire() acts: flowtab_set_deadline() */
+	uint32_t slot;
+	uint8_t cls;               /* counting class: flowtab_set_class() (the bridge: the kind) */
+	bool retired;              /* in the retired FIFO (flowtab_retire) */
+	bool guest_indexed;        /* gkey is in the guest index */
+
+	/* Every kind's (bridge.c). */
+	enum flow_kind kind;       /* set once, by the kind's module, right after flowtab_add() */
+	int fd;                    /* libslirp's host socket, -1 if none */
+	bool established;          /* TCP: both handshakes done (outbound: the guest ACKed) */
+	bool macs_known;           /* guest_mac and gw_mac were learnt from a frame of the flow */
+	uint8_t guest_mac[6];      /* for the frames we build ourselves (resets) */
+	uint8_t gw_mac[6];
+	uint32_t guest_nxt;        /* TCP: the guest's next sequence number (host order) */
+	uint32_t stack_nxt;        /* TCP: libslirp's next sequence number towards the guest */
+	/* TCP close, as seen in both directions (bridge.c: bridge_track_close()). */
+	bool guest_fin, stack_fin;       /* each side sent its FIN */
+	bool guest_fin_acked, stack_fin_acked; /* ... and the other side acknowledged it */
+	uint32_t guest_fin_end, stack_fin_end; /* sequence numbers just past each FIN */
+	bool time_wait_cut;        /* libslirp's TIME_WAIT socket for it was dropped */
+
+	/* The kind's own: the member @kind names. */
+	union {
+		struct flow_inbound in;
+		struct flow_steer steer;
+	} u;
+};
+
+/* flow_key_make() - build a key with its padding zeroed. */
+struct flow_key flow_key_make(uint8_t proto, uint32_t laddr, uint16_t lport,
+			      uint32_t raddr, uint16_t rport);
+
+#endif /* MESHSLIRP_PB_FLOW_H */
