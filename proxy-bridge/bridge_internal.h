@@ -84,7 +84,7 @@ struct bridge {
 	struct bridge_frag frags[BRIDGE_FRAG_MAX];
 	size_t frag_next;              /* next entry to overwrite */
 
-	/* The kinds' own (each written only by its module). */
+	/* The kinds' own: bridge_new() sets them up, only the kind's module uses them. */
 	uint32_t steer_taddr;          /* flow_steer.c: where libslirp connects for steered flows */
 	uint16_t steer_tport;
 	struct unixleg_templates unix_tmpl; /* flow_steer.c: with --outbound-proxy unix:PATH */
@@ -99,7 +99,7 @@ struct bridge {
  * kind's module states its state machine, as a table, at its top.
  */
 struct flow_ops {
-	const char *name;              /* "steered": logs and the control socket */
+	const char *name;              /* "steered": the per-flow debug log lines */
 	bool rewrites;                 /* frames change views (false: direct) */
 	/*
 	 * A guest packet opening a flow of this kind (the policy chose it):
@@ -114,9 +114,9 @@ struct flow_ops {
 	enum netstack_verdict (*guest_frame)(struct bridge *br, struct rw_view *v, struct flow *f);
 	/* A TCP or UDP frame libslirp sends on @f, before the guest sees it. */
 	enum netstack_verdict (*stack_frame)(struct bridge *br, struct rw_view *v, struct flow *f);
-	/* libslirp opened @fd for @f inside slirp_input() of the flow's first frame. */
+	/* libslirp opened @fd for @f inside slirp_input() of the flow's SYN (TCP only). */
 	void (*fd_registered)(struct bridge *br, struct flow *f, int fd);
-	/* slirp_input() of @f's first frame returned: libslirp's callbacks are over. */
+	/* slirp_input() of @f's SYN returned (TCP only): libslirp's callbacks are over. */
 	void (*input_done)(struct bridge *br, struct flow *f);
 	/* Events on @f's socket before libslirp handles them; returns the events libslirp sees. */
 	int (*fd_events)(struct bridge *br, struct flow *f, int revents);

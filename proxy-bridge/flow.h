@@ -6,7 +6,9 @@
  * A flow is one guest connection or UDP conversation that the proxy-bridge
  * tracks.  Three owners share a struct flow, each its own fields:
  *   - the table (flowtab.c): the keys, state, slot, deadline and the table's
- *     own links; it never looks at the kind or the kind's union;
+ *     own links; it never looks at the kind or the kind's union, and of the
+ *     bridge's fields only sets fd to -1 in a new flow and retires only
+ *     flows without one;
  *   - the bridge (bridge.c): the kind, the socket, the sequence numbers and
  *     the close tracking that every TCP kind needs;
  *   - the kind's module (flow_steer.c, flow_direct.c, flow_dns.c,

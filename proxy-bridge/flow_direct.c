@@ -8,9 +8,9 @@
  * open, not only the steered ones.
  *
  * State machine: flow_outbound.c's, TCP and UDP alike, except that failures
- * are the guest's own business: a refusing or silent destination is
- * counted (connect timeouts) but not logged, and frames keep their
- * addresses:
+ * are the guest's own business: nothing is logged, a silent destination is
+ * counted as a connect timeout and a refusing one not at all, and frames
+ * keep their addresses:
  *
  * | state      | event                     | next   | sends                         |
  * |------------|---------------------------|--------|-------------------------------|

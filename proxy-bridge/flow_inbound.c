@@ -24,7 +24,7 @@
  * |          | gone; the client's key is a live flow's      |          | as from the guest, its close resets  |
  * |          |                                              |          | the client (SO_LINGER 0)             |
  * | REJECTED | libslirp closes the socket                   | CLOSED   | -                                    |
- * | REJECTED | 30 s and libslirp still holds it             | REJECTED | - (another grace period)             |
+ * | REJECTED | 30 s on, libslirp still holds the socket     | REJECTED | - (looked at again every 10 s)       |
  * | OPEN     | --tcp-idle-timeout without a frame           | CLOSED   | RST to libslirp and to the guest     |
  * | OPEN     | the guest resets                             | OPEN     | the client gets a RST, not a FIN     |
  * | OPEN     | both FINs acknowledged                       | OPEN     | RST to libslirp: drops its TIME_WAIT |
