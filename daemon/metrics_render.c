@@ -202,6 +202,9 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric_head(o, "meshslirp_flows_reopened_total", "counter",
 		    "Established flows whose guest sent a SYN on the same tuple (it forgot them, e.g. rebooted): old connection reset.");
 	metric(o, "meshslirp_flows_reopened_total", NULL, br->stale_resets);
+	metric_head(o, "meshslirp_window_probes_total", "counter",
+		    "Flows whose closed receive window libslirp reopened, announced to the guest by a probe (libslirp sends no window update itself).");
+	metric(o, "meshslirp_window_probes_total", NULL, br->window_probes);
 	metric_head(o, "meshslirp_flows_reclaimed_total", "counter",
 		    "Closed flows whose slot a new flow took before their 10 s grace for late segments ended (the table was full).");
 	metric(o, "meshslirp_flows_reclaimed_total", NULL, s->flows_reclaimed);

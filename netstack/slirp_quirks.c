@@ -157,6 +157,18 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"guestlink.c guestlink_dhcp_set_mtu() from netstack_tx_fitted()",
 		"a second option 26 from libslirp (65520) could win in the guest",
 	},
+	[SLIRP_QUIRK_NO_WINDOW_UPDATE] = {
+		"no_window_update",
+		"tcp_output() sends a bare window update only when the window grew by two "
+		"segments or by half the receive buffer; with 32 KiB segments (maxseg_32k) and "
+		"windows of at most 65535 (no_window_scaling) neither happens, so a window that "
+		"closed reopens unannounced",
+		"a guest sending faster than the sidecar reads would stall for its persist timer "
+		"(200 ms, doubling) each time libslirp's buffer fills",
+		"bridge.c bridge_fd_events(), bridge_send_window_probes()",
+		"if libslirp started announcing it, the probes would only be redundant; if it "
+		"stopped answering an old sequence number with an ACK, the stalls come back",
+	},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(slirp_quirks) == SLIRP_QUIRK_COUNT);

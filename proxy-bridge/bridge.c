@@ -266,6 +266,15 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + br->cfg.tcp_idle_us);
 	if (rw_tcp_flags(v) & RW_TCP_RST)
 		return;
+	if (rw_tcp_flags(v) & RW_TCP_ACK) {
+		if (from_guest) {
+			f->guest_ack = rw_tcp_ack(v);
+			f->guest_win = rw_tcp_window(v);
+		} else {
+			f->stack_ack = rw_tcp_ack(v);
+			f->stack_win_closed = rw_tcp_window(v) == 0;
+		}
+	}
 	end = rw_tcp_seq_end(v);
 	if ((rw_tcp_flags(v) & RW_TCP_SYN) || bridge_seq_after(end, *nxt))
 		*nxt = end;
@@ -735,7 +744,50 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 	(void)fd;
 	if (tag == &br->icmp_tag || flow_inbound_is_dup_tag(br, tag))
 		return revents;
+	/* libslirp will write what it holds now, and reopen its window: say so after the poll. */
+	if (f->stack_win_closed && (revents & SLIRP_POLL_OUT) && !f->win_probe_queued &&
+	    br->nwin_probe < BRIDGE_WIN_PROBE_MAX) {
+		f->win_probe_queued = true;
+		br->win_probe[br->nwin_probe++] = f->slot;
+	}
 	return bridge_ops(f)->fd_events(br, f, revents);
+}
+
+/*
+ * libslirp sends no window update of its own once its window to the guest
+ * has closed (slirp quirk no_window_update): the guest would wait for its
+ * persist timer, 200 ms and doubling, before it probes and learns that the
+ * socket drained.  So, after the poll in which the socket took libslirp's
+ * data, the bridge probes for it: a bare ACK as from the guest, one byte
+ * below what libslirp acknowledged, with the guest's own ACK and window.
+ * An old sequence number is answered with an ACK (RFC 9293, 3.10.7.4),
+ * which carries libslirp's window and goes to the guest like any frame of
+ * the flow.  The probe's ACK and window repeat the guest's, so libslirp's
+ * send side sees nothing new.  Call only outside libslirp's callbacks.
+ */
+static void bridge_send_window_probes(struct bridge *br)
+{
+	uint8_t frame[RW_ETH_HLEN + 40];
+
+	for (size_t i = 0; i < br->nwin_probe; i++) {
+		struct flow *f = flowtab_get(br->flows, br->win_probe[i]);
+		struct rw_tuple t;
+		size_t len;
+
+		/* A slot reused since it was queued holds a flow with no probe queued. */
+		if (!f || !f->win_probe_queued)
+			continue;
+		f->win_probe_queued = false;
+		if (!f->stack_win_closed || f->fd < 0 || f->state != FLOW_OPEN ||
+		    f->gkey.proto != IPPROTO_TCP)
+			continue;
+		t = bridge_tuple(&f->skey, BRIDGE_OUTWARD);
+		len = rw_build_tcp(frame, f->gw_mac, f->guest_mac, &t, f->stack_ack - 1,
+				   f->guest_ack, RW_TCP_ACK, f->guest_win);
+		br->stats.window_probes++;
+		netstack_inject_from_guest(br->ns, frame, len);
+	}
+	br->nwin_probe = 0;
 }
 
 /*
@@ -829,6 +881,8 @@ static void bridge_poll_done(void *opaque)
 		flow_inbound_dups_kill(br);
 	if (br->cut_slot != UINT32_MAX)
 		bridge_cut_time_wait(br);
+	if (br->nwin_probe)
+		bridge_send_window_probes(br);
 }
 
 static const struct netstack_hooks bridge_hooks = {

@@ -180,6 +180,7 @@ struct bridge_stats {
 	uint64_t fragments_rewritten;  /* later fragments of a rewritten datagram to the guest */
 	uint64_t time_wait_cut;        /* closed TCP flows whose libslirp TIME_WAIT was dropped */
 	uint64_t headers_written;
+	uint64_t window_probes;        /* libslirp's reopened window asked for (slirp quirk no_window_update) */
 	uint64_t unix_legs;            /* steered flows whose sidecar leg is a unix socket */
 	uint64_t unix_leg_failures;    /* ... that could not be put under libslirp's descriptor */
 	uint64_t connect_failed;       /* sidecar or DNS upstream refused / unreachable */

@@ -45,6 +45,12 @@ struct bridge_frag {
 };
 #define BRIDGE_FRAG_MAX 32
 
+/*
+ * Flows whose socket turned writable while libslirp's window to the guest
+ * was closed, per poll pass; more wait for the guest's own probe.
+ */
+#define BRIDGE_WIN_PROBE_MAX 64
+
 /* An inbound connection waiting for its PROXY header. */
 struct bridge_hdr_wait {
 	struct flow *flow;             /* NULL: free slot */
@@ -83,6 +89,8 @@ struct bridge {
 	struct bridge_stats stats;
 	struct bridge_frag frags[BRIDGE_FRAG_MAX];
 	size_t frag_next;              /* next entry to overwrite */
+	uint32_t win_probe[BRIDGE_WIN_PROBE_MAX]; /* flow slots whose window libslirp reopened */
+	size_t nwin_probe;
 
 	/* The kinds' own: bridge_new() sets them up, only the kind's module uses them. */
 	uint32_t steer_taddr;          /* flow_steer.c: where libslirp connects for steered flows */

@@ -103,6 +103,12 @@ struct flow {
 	bool guest_fin_acked, stack_fin_acked; /* ... and the other side acknowledged it */
 	uint32_t guest_fin_end, stack_fin_end; /* sequence numbers just past each FIN */
 	bool time_wait_cut;        /* libslirp's TIME_WAIT socket for it was dropped */
+	/* libslirp's closed window, reopened for the guest (bridge.c: bridge_send_window_probes()). */
+	uint32_t stack_ack;        /* TCP: what libslirp last acknowledged (its rcv_nxt) */
+	uint32_t guest_ack;        /* TCP: what the guest last acknowledged */
+	uint16_t guest_win;        /* TCP: the guest's last window field */
+	bool stack_win_closed;     /* libslirp's last segment to the guest offered a zero window */
+	bool win_probe_queued;     /* in the bridge's window-probe queue */
 
 	/* The kind's own: the member @kind names. */
 	union {

@@ -223,6 +223,11 @@ uint32_t rw_tcp_ack(const struct rw_view *v)
 	return be32_read(v->l4 + TCP_OFF_SEQ + 4);
 }
 
+uint16_t rw_tcp_window(const struct rw_view *v)
+{
+	return be16_read(v->l4 + TCP_OFF_FLAGS + 1);
+}
+
 uint32_t rw_tcp_seq_end(const struct rw_view *v)
 {
 	size_t doff = (size_t)(v->l4[12] >> 4) * 4;
@@ -362,6 +367,13 @@ static uint8_t *rw_put_eth_ip(uint8_t *out, const uint8_t dst_mac[6], const uint
 size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
 			const struct rw_tuple *t, uint32_t seq, uint32_t ack)
 {
+	return rw_build_tcp(out, dst_mac, src_mac, t, seq, ack, RW_TCP_RST | RW_TCP_ACK, 0);
+}
+
+size_t rw_build_tcp(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
+		    const struct rw_tuple *t, uint32_t seq, uint32_t ack, uint8_t flags,
+		    uint16_t window)
+{
 	uint8_t *tcp = rw_put_eth_ip(out, dst_mac, src_mac, IPPROTO_TCP, 40, true, t->saddr,
 				     t->daddr);
 	uint32_t sum;
@@ -371,7 +383,8 @@ size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t sr
 	be32_write(tcp + TCP_OFF_SEQ, seq);
 	be32_write(tcp + TCP_OFF_SEQ + 4, ack);
 	tcp[12] = 5 << 4;
-	tcp[TCP_OFF_FLAGS] = RW_TCP_RST | RW_TCP_ACK;
+	tcp[TCP_OFF_FLAGS] = flags;
+	be16_write(tcp + TCP_OFF_FLAGS + 1, window);
 
 	sum = csum_add(csum_pseudo4(out + RW_ETH_HLEN + IP_OFF_SADDR, IPPROTO_TCP, 20), tcp, 20);
 	put_raw16(tcp + TCP_OFF_CSUM, csum_fold(sum));

@@ -14,7 +14,8 @@
  *  - rw_set_tuple() / rw_set_inner_tuple() rewrite addresses and ports and
  *    keep every checksum right by incremental update (RFC 1624), so a frame
  *    whose checksum was wrong stays wrong and the receiver still drops it;
- *  - rw_build_tcp_rst() builds the reset we send when a flow is refused.
+ *  - rw_build_tcp_rst() builds the reset we send when a flow is refused,
+ *    rw_build_tcp() any other bare segment (the window probe).
  *
  * Nothing here allocates; frames are rewritten in place, lengths never
  * change.  A frame that is not IPv4, is malformed (lengths that lie, a header
@@ -88,6 +89,9 @@ uint32_t rw_tcp_seq_end(const struct rw_view *v);
 
 /* rw_tcp_ack() - acknowledgement number in host order (RW_TRANSPORT, TCP). */
 uint32_t rw_tcp_ack(const struct rw_view *v);
+
+/* rw_tcp_window() - the window field in host order, unscaled (RW_TRANSPORT, TCP). */
+uint16_t rw_tcp_window(const struct rw_view *v);
 
 /*
  * rw_is_fragment() - whether the packet is part of a fragmented datagram
@@ -164,5 +168,17 @@ size_t rw_build_icmp_unreach(uint8_t *out, const uint8_t dst_mac[6], const uint8
  */
 size_t rw_build_tcp_rst(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
 			const struct rw_tuple *t, uint32_t seq, uint32_t ack);
+
+/**
+ * rw_build_tcp() - build an Ethernet frame carrying a TCP segment without data or options
+ * @out, @dst_mac, @src_mac, @t, @seq, @ack:	as for rw_build_tcp_rst()
+ * @flags:	TCP flags (RW_TCP_*)
+ * @window:	the window field, host order
+ *
+ * Return: frame length (54).
+ */
+size_t rw_build_tcp(uint8_t *out, const uint8_t dst_mac[6], const uint8_t src_mac[6],
+		    const struct rw_tuple *t, uint32_t seq, uint32_t ack, uint8_t flags,
+		    uint16_t window);
 
 #endif /* MESHSLIRP_PB_REWRITE_H */

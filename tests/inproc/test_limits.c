@@ -496,6 +496,88 @@ static void test_udp_lifetime(void **state)
 	close(ufd);
 }
 
+/* bridge_foreach_flow(): libslirp's socket of the flow from the guest's port in *arg. */
+struct fd_of_port {
+	uint16_t port;                 /* network order */
+	int fd;
+};
+
+static void find_fd_of_port(const struct flow *fl, void *opaque)
+{
+	struct fd_of_port *q = opaque;
+
+	if (fl->gkey.lport == q->port)
+		q->fd = fl->fd;
+}
+
+/*
+ * A guest sending faster than its peer reads closes libslirp's window.  Once
+ * the peer has read everything, the guest hears of the room within a poll
+ * pass, from a window probe (counted), not from its own persist timer: this
+ * guest never probes, and libslirp alone would stay silent (slirp quirk
+ * no_window_update).
+ */
+static void test_window_reopened(void **state)
+{
+	const char *args[] = { LIMITS_HOST_LOOPBACK, NULL };
+	struct inproc *f = inproc_start(args);
+	static uint8_t data[1400], sink[65536];
+	uint8_t fr[2048], rx[2048];
+	struct pkt_ipv4_view v;
+	struct fd_of_port q = { .port = htons(50100), .fd = -1 };
+	struct inproc_tcp_match m;
+	uint32_t seq = 1001, stack_isn;
+	int lfd, c, small = 4096, win = 1, opened = -1;
+	uint16_t port;
+	gint64 end;
+	size_t len;
+
+	(void)state;
+	lfd = local_socket(SOCK_STREAM, 4, &port);
+	assert_int_equal(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	inproc_arp_gateway(f);
+	stack_isn = guest_connect(f, 50100, port, 1000, NULL);
+	c = inproc_accept(lfd);
+	bridge_foreach_flow(f->d.br, find_fd_of_port, &q);
+	assert_true(q.fd >= 0);
+	assert_int_equal(setsockopt(q.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	m = (struct inproc_tcp_match){ port, 50100, TH_ACK };
+	/* Send what the window allows, go back to what libslirp acknowledged, until it is 0. */
+	end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+	while (win > 0 && g_get_monotonic_time() < end) {
+		for (int k = 0; k < 8 && k * (int)sizeof(data) < win; k++) {
+			inproc_send(f, fr, pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+						   inproc_ip(GATEWAY), 50100, port, seq, stack_isn + 1,
+						   TH_ACK, data, sizeof(data)));
+			seq += sizeof(data);
+		}
+		while ((len = inproc_recv(f, rx, sizeof(rx), 50)) > 0) {
+			if (!inproc_is_tcp(rx, len, &m) || pkt_parse_ipv4(rx, len, &v))
+				continue;
+			win = v.l4[14] << 8 | v.l4[15];
+			seq = inproc_be32(v.l4 + 8);
+		}
+	}
+	assert_int_equal(win, 0);
+	assert_int_equal(bridge_stats(f->d.br)->window_probes, 0);
+	/* The peer reads everything; the room must reach the guest without a probe of its own. */
+	end = g_get_monotonic_time() + G_USEC_PER_SEC;
+	while (opened <= 0 && g_get_monotonic_time() < end) {
+		while (recv(c, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			;
+		len = inproc_recv(f, rx, sizeof(rx), 10);
+		if (len && inproc_is_tcp(rx, len, &m) && !pkt_parse_ipv4(rx, len, &v))
+			opened = v.l4[14] << 8 | v.l4[15];
+	}
+	assert_true(opened > 0);
+	assert_true(bridge_stats(f->d.br)->window_probes >= 1);
+	/* And the guest's next byte is taken where it left off. */
+	assert_int_equal(inproc_be32(v.l4 + 8), seq);
+	close(c);
+	close(lfd);
+	inproc_stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -507,6 +589,7 @@ int main(void)
 		cmocka_unit_test(test_reopened_tuple),
 		cmocka_unit_test(test_closed_flows_reclaimed),
 		cmocka_unit_test(test_udp_lifetime),
+		cmocka_unit_test(test_window_reopened),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

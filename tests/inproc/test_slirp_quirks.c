@@ -744,6 +744,85 @@ static void test_quirk_maxseg_32k(void **state)
 	close(lfd);
 }
 
+/* The window of the last TCP segment to the guest recorded from @from on, or -1. */
+static int last_window(const struct fixture *f, unsigned int from)
+{
+	int win = -1;
+
+	for (unsigned int i = from; i < f->nframes; i++) {
+		struct pkt_ipv4_view v;
+
+		if (!pkt_parse_ipv4(f->frames[i], f->lens[i], &v) && v.proto == IPPROTO_TCP &&
+		    v.l4_len >= 20)
+			win = v.l4[14] << 8 | v.l4[15];
+	}
+	return win;
+}
+
+/*
+ * The guest fills libslirp's receive window (its socket's peer reads
+ * nothing); then the peer drains everything.  libslirp writes what it held
+ * and has room again, but tells the guest nothing: tcp_output() sends a
+ * pure window update only when the window grew by two segments or by half
+ * the buffer, and with 32 KiB segments (maxseg_32k) against a window that
+ * never exceeds 65535 (no_window_scaling) neither can happen.  The guest
+ * would learn of the room only from its own zero-window probe, after its
+ * persist timer (200 ms, then doubling).
+ */
+static void test_quirk_no_window_update(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t data[32768], sink[65536];
+	g_autofree uint8_t *fr = g_malloc(FRAME_CAP);
+	struct pkt_ipv4_view v;
+	int lfd, c = -1, small = 4096, win = 65535;
+	uint32_t isn, seq = 1001;
+	uint16_t port;
+	gint64 end;
+
+	lfd = listen_loopback(&port);
+	assert_int_equal(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	netstack_input(f->ns, fr, guest_syn(fr, "10.0.2.2", 40040, port, 65480));
+	assert_true(wait_tcp(f, TH_SYN | TH_ACK) >= 0);
+	assert_int_equal(pkt_parse_ipv4(f->frames[find_tcp(f, 0, TH_SYN | TH_ACK)],
+					f->lens[find_tcp(f, 0, TH_SYN | TH_ACK)], &v), 0);
+	isn = pkt_get32(v.l4 + 4);
+	assert_int_equal(setsockopt(f->reg_fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	netstack_input(f->ns, fr, pkt_tcp(fr, gw_mac, inproc_ip(INPROC_GUEST),
+					  inproc_ip("10.0.2.2"), 40040, port, seq, isn + 1, TH_ACK,
+					  NULL, 0));
+	end = g_get_monotonic_time() + WAIT_MS * 1000;
+	while ((c = accept(lfd, NULL, NULL)) < 0 && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	assert_true(c >= 0);
+	/* Send within the window until libslirp closes it (bounded: 64 segments). */
+	for (int i = 0; i < 64 && win > 0 && g_get_monotonic_time() < end; i++) {
+		size_t n = MIN((size_t)win, sizeof(data));
+
+		f->nframes = 0;
+		netstack_input(f->ns, fr, pkt_tcp(fr, gw_mac, inproc_ip(INPROC_GUEST),
+						  inproc_ip("10.0.2.2"), 40040, port, seq, isn + 1,
+						  TH_ACK, data, n));
+		seq += (uint32_t)n;
+		inproc_pump(20);
+		if (last_window(f, 0) >= 0)
+			win = last_window(f, 0);
+	}
+	assert_int_equal(win, 0);
+	/* The peer reads everything; libslirp writes out what it holds. */
+	f->nframes = 0;
+	end = g_get_monotonic_time() + 500 * 1000;
+	while (g_get_monotonic_time() < end) {
+		while (recv(c, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+			;
+		inproc_pump(5);
+	}
+	/* Half a second of room, and not one segment said so. */
+	assert_int_equal(last_window(f, 0), -1);
+	close(c);
+	close(lfd);
+}
+
 static void test_quirk_checksums_verified(void **state)
 {
 	struct fixture *f = *state;
@@ -869,6 +948,7 @@ int main(void)
 		QUIRK_TEST(checksums_verified),
 		QUIRK_TEST(guest_icmp_errors_freed),
 		QUIRK_TEST(dhcp_no_mtu_option),
+		QUIRK_TEST(no_window_update),
 		cmocka_unit_test(test_quirks_named),
 	};
 
