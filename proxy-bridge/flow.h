@@ -65,7 +65,8 @@ enum flow_kind {
 
 /* FLOW_INBOUND's own fields (flow_inbound.c). */
 struct flow_inbound {
-	int hdr_wait_slot;         /* slot in the header-wait table, -1 if none */
+	uint32_t hdr_wait_ref;     /* 1 + its slot in the header-wait table; 0: none, as in a
+				      zeroed flow of any kind (the union overlaps) */
 	uint32_t stack_isn;        /* libslirp's ISN towards the guest (host order) */
 	bool stack_isn_known;
 	bool peer_trusted;         /* the peer may send a PROXY header */

@@ -117,16 +117,16 @@ static void flow_inbound_kick(struct bridge *br)
 
 static struct bridge_hdr_wait *flow_inbound_hdr_wait_of(struct bridge *br, struct flow *f)
 {
-	return f->u.in.hdr_wait_slot >= 0 ? &br->in.hdr_wait[f->u.in.hdr_wait_slot] : NULL;
+	return f->u.in.hdr_wait_ref ? &br->in.hdr_wait[f->u.in.hdr_wait_ref - 1] : NULL;
 }
 
 static void flow_inbound_hdr_wait_release(struct bridge *br, struct flow *f)
 {
-	if (f->u.in.hdr_wait_slot < 0)
+	if (!f->u.in.hdr_wait_ref)
 		return;
-	br->in.hdr_wait[f->u.in.hdr_wait_slot].flow = NULL;
-	br->in.hdr_wait_free[br->in.nhdr_wait_free++] = (uint32_t)f->u.in.hdr_wait_slot;
-	f->u.in.hdr_wait_slot = -1;
+	br->in.hdr_wait[f->u.in.hdr_wait_ref - 1].flow = NULL;
+	br->in.hdr_wait_free[br->in.nhdr_wait_free++] = f->u.in.hdr_wait_ref - 1;
+	f->u.in.hdr_wait_ref = 0;
 	if (f->fd >= 0)
 		netstack_fd_extra_events(br->ns, f->fd, 0);
 }
@@ -423,7 +423,6 @@ static void flow_inbound_init_flow(struct bridge *br, struct flow *f, int fd)
 {
 	f->kind = FLOW_INBOUND;
 	flowtab_set_class(br->flows, f, FLOW_INBOUND);
-	f->u.in.hdr_wait_slot = -1;
 	f->fd = fd;
 	netstack_tag_fd(br->ns, fd, f);
 }
@@ -592,8 +591,8 @@ void flow_inbound_registered(struct bridge *br, int fd)
 		flow_inbound_reject(br, f, BRIDGE_IN_OVERLOAD, PROXY_ERR_NONE);
 		return;
 	}
-	f->u.in.hdr_wait_slot = (int)br->in.hdr_wait_free[--br->in.nhdr_wait_free];
-	br->in.hdr_wait[f->u.in.hdr_wait_slot] = (struct bridge_hdr_wait){
+	f->u.in.hdr_wait_ref = br->in.hdr_wait_free[--br->in.nhdr_wait_free] + 1;
+	br->in.hdr_wait[f->u.in.hdr_wait_ref - 1] = (struct bridge_hdr_wait){
 		.flow = f,
 		.header_deadline_us = g_get_monotonic_time() + br->cfg.header_timeout_us,
 	};
