@@ -10,7 +10,8 @@
 #                    "GUEST-STREAM-UP TAG", then "GUEST-STREAM-END TAG rc=RC t=UPTIME"
 #   pause TAG        stop stream TAG's sender (SIGSTOP), its connection open; after 1 s:
 #                    "GUEST-PAUSED TAG"
-#   pull TAG PORT    in the background, read ms.node:PORT until it ends:
+#   pull TAG PORT    in the background, read ms.node:PORT until it ends, sending nothing and
+#                    never shutting the sending side:
 #                    "GUEST-PULL-UP TAG", then "GUEST-PULL-END TAG rc=RC bytes=N t=UPTIME"
 #   try TAG PORT     one connection, nothing sent: "GUEST-TRY TAG rc=RC t0=UPTIME t1=UPTIME"
 #   ask TAG PORT [LPORT]  send TAG to an echo server at ms.node:PORT (from local port LPORT):
@@ -52,7 +53,14 @@ pull() {
 	(
 		say "GUEST-PULL-UP $1"
 		set -o pipefail
-		n=$(nc "$MS_NODE" "$2" < /dev/null 2>/dev/null | wc -c)
+		# Standard input that never ends (a fifo held open for reading and writing): with
+		# </dev/null nc shut its sending side at once, and HAProxy drops a client that does
+		# so before it has connected upstream (a CI run lost a download that way).  nc still
+		# ends when the network side does.
+		rm -f "/tmp/pull-$1.in"
+		mkfifo "/tmp/pull-$1.in"
+		exec 3<>"/tmp/pull-$1.in"
+		n=$(nc "$MS_NODE" "$2" <&3 2>/dev/null | wc -c)
 		say "GUEST-PULL-END $1 rc=$? bytes=$n t=$(now)"
 	) &
 }
