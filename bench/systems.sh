@@ -256,7 +256,10 @@ bench_vu_up() {
 		read -r -a extra <<<"${BENCH_ALT_ARGS:-}"
 		read -r -a envs <<<"${BENCH_ALT_ENV:-}"
 	fi
-	if [ "$s" = meshslirp-vu-unix ]; then
+	case $s in
+	meshslirp-vu-k | meshslirp-vu-kunix) [ "$mesh" = 1 ] && extra+=(--steer-stack kernel) ;;
+	esac
+	if [ "$s" = meshslirp-vu-unix ] || [ "$s" = meshslirp-vu-kunix ]; then
 		# The last --outbound-proxy wins: the unix leg replaces 127.0.0.1:15001.
 		[ "$mesh" = 1 ] && extra+=(--outbound-proxy "unix:$(bench_unix_out "$s")")
 		extra+=(--expose "unix:$(bench_unix_in "$s"):5201" --inbound-proxy-protocol required)
@@ -293,6 +296,12 @@ gx_meshslirp_vu_alt() { ip netns exec "$(guest_ns meshslirp-vu-alt)" "$@"; }
 sys_up_meshslirp_vu_unix() { bench_vu_up meshslirp-vu-unix "$@"; }
 sys_down_meshslirp_vu_unix() { bench_vu_down meshslirp-vu-unix; }
 gx_meshslirp_vu_unix() { ip netns exec "$(guest_ns meshslirp-vu-unix)" "$@"; }
+sys_up_meshslirp_vu_k() { bench_vu_up meshslirp-vu-k "$@"; }
+sys_down_meshslirp_vu_k() { bench_vu_down meshslirp-vu-k; }
+gx_meshslirp_vu_k() { ip netns exec "$(guest_ns meshslirp-vu-k)" "$@"; }
+sys_up_meshslirp_vu_kunix() { bench_vu_up meshslirp-vu-kunix "$@"; }
+sys_down_meshslirp_vu_kunix() { bench_vu_down meshslirp-vu-kunix; }
+gx_meshslirp_vu_kunix() { ip netns exec "$(guest_ns meshslirp-vu-kunix)" "$@"; }
 
 # --- meshslirp through its stream backend, a frame pump playing QEMU.
 sys_up_meshslirp() {
@@ -411,5 +420,7 @@ sys_vm_pid() {
 	meshslirp-vu) echo "${BENCH_VM_PID_meshslirp_vu:-}" ;;
 	meshslirp-vu-alt) echo "${BENCH_VM_PID_meshslirp_vu_alt:-}" ;;
 	meshslirp-vu-unix) echo "${BENCH_VM_PID_meshslirp_vu_unix:-}" ;;
+	meshslirp-vu-k) echo "${BENCH_VM_PID_meshslirp_vu_k:-}" ;;
+	meshslirp-vu-kunix) echo "${BENCH_VM_PID_meshslirp_vu_kunix:-}" ;;
 	esac
 }

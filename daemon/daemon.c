@@ -26,6 +26,9 @@ static void daemon_rx_frame(uint8_t *frame, size_t len, const struct frame_meta 
 	struct daemon *d = opaque;
 	struct daemon_offload_stats *st = &d->offload;
 
+	/* Steered TCP for the kernel path goes as it came, metadata and all. */
+	if (d->ks && ksteer_guest_frame(d->ks, frame, len, meta))
+		return;
 	if (meta) {
 		if (offload_from_guest(frame, len, meta)) {
 			st->rx_refused++;
@@ -47,6 +50,8 @@ static void daemon_set_congested(bool congested, void *opaque)
 	struct daemon *d = opaque;
 
 	netstack_set_throttle(d->ns, congested);
+	if (d->ks)
+		ksteer_set_throttle(d->ks, congested);
 }
 
 /* A frame for the guest, with the offload metadata the guest takes (offload.h). */
@@ -395,6 +400,70 @@ static int daemon_setup_bridge(struct daemon *d)
 	return 0;
 }
 
+static bool daemon_ksteer_judge(uint32_t daddr, uint16_t sport, uint16_t dport, void *opaque)
+{
+	struct daemon *d = opaque;
+
+	return bridge_would_steer(d->br, daddr, sport, dport);
+}
+
+static int daemon_ksteer_tx(const uint8_t *frame, size_t len, const struct frame_meta *meta,
+			    void *opaque)
+{
+	struct daemon *d = opaque;
+
+	return d->be ? backend_send(d->be, frame, len, meta) : -ENOTCONN;
+}
+
+static void daemon_ksteer_flush(void *opaque)
+{
+	struct daemon *d = opaque;
+
+	if (d->be)
+		backend_flush(d->be);
+}
+
+static uint32_t daemon_ksteer_offloads(void *opaque)
+{
+	struct daemon *d = opaque;
+
+	return d->be ? d->be->tx_offloads : 0;
+}
+
+/* --steer-stack kernel: the private stack for steered TCP (ksteer.h). */
+static int daemon_setup_ksteer(struct daemon *d)
+{
+	const struct ms_config *cfg = d->cfg;
+	struct ksteer_config kc = {
+		.guest = cfg->guest,
+		.proxy_addr = cfg->outbound_proxy_addr,
+		.proxy_port = cfg->outbound_proxy_port,
+		.proxy_unix_path = cfg->outbound_proxy_unix,
+		.version = cfg->outbound_proxy_version,
+		.proxy_source = bridge_proxy_source(d->br),
+		.max_flows = daemon_flow_budget(cfg->max_flows),
+		.connect_timeout_us = (int64_t)cfg->connect_timeout_ms * 1000,
+		.judge = daemon_ksteer_judge,
+		.tx = daemon_ksteer_tx,
+		.tx_flush = daemon_ksteer_flush,
+		.tx_offloads = daemon_ksteer_offloads,
+		.opaque = d,
+	};
+	const char *why = "";
+	int ret;
+
+	if (!cfg->steer_kernel)
+		return 0;
+	ret = ksteer_new(&kc, &d->ks, &why);
+	if (ret) {
+		g_printerr("meshslirp: --steer-stack kernel: cannot %s: %s\n", why, g_strerror(-ret));
+		return ret;
+	}
+	g_message("steered TCP ends in the kernel's stack (a private namespace), spliced to the "
+		  "sidecar");
+	return 0;
+}
+
 /*
  * Gather what the exposition shows into a snapshot (metrics_render.h) and
  * render it.
@@ -412,6 +481,8 @@ void daemon_render_metrics(GString *o, void *opaque)
 		.libslirp_sockets = netstack_polled_sockets(d->ns),
 		.pod_addresses = d->pod ? podaddrs_set(d->pod)->len : 0,
 		.unix_expose = d->ux ? unixexpose_stats(d->ux) : NULL,
+		.kernel = d->ks ? ksteer_stats(d->ks) : NULL,
+		.kernel_active = d->ks ? ksteer_active(d->ks) : 0,
 	};
 
 	for (int i = 0; i < FLOW_STATE_COUNT; i++)
@@ -474,6 +545,7 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 	d->control = NULL;
 	d->pod = NULL;
 	d->ux = NULL;
+	d->ks = NULL;
 	d->offload = (struct daemon_offload_stats){ 0 };
 	ret = podaddrs_new(&d->pod);
 	if (ret) {
@@ -493,6 +565,8 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 	ret = daemon_setup_unix_expose(d);
 	if (!ret)
 		ret = daemon_setup_bridge(d);
+	if (!ret)
+		ret = daemon_setup_ksteer(d);
 	if (!ret)
 		ret = daemon_setup_expose(d);
 	if (!ret)
@@ -514,6 +588,8 @@ void daemon_stop(struct daemon *d)
 	d->metrics = NULL;
 	backend_free(d->be);
 	d->be = NULL;
+	ksteer_free(d->ks);
+	d->ks = NULL;
 	bridge_free(d->br);
 	d->br = NULL;
 	/* The relay entries daemon_setup_unix_expose() added: a restart adds them anew. */

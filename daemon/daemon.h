@@ -7,6 +7,8 @@
  *   libslirp send_packet ──► netstack tx_frame ──► backend_send
  *   backend set_congested ──► netstack_set_throttle
  *   netstack hooks ──► proxy-bridge (steering, DNS upstream, refusals)
+ *   backend rx_frame ──► ksteer (--steer-stack kernel: steered TCP, before all else)
+ *   ksteer ──► backend_send
  *
  * daemon_start() builds everything on the default GLib main context from a
  * validated config; the caller runs the loop (main) or iterates it (tests)
@@ -18,6 +20,7 @@
 #include "daemon/options.h"
 #include "netstack/netstack.h"
 #include "proxy-bridge/bridge.h"
+#include "proxy-bridge/ksteer.h"
 #include "daemon/control.h"
 #include "daemon/metrics.h"
 #include "daemon/metrics_render.h"
@@ -32,6 +35,7 @@ struct daemon {
 	struct control_server *control;
 	struct podaddrs *pod;      /* the pod's own addresses, kept current */
 	struct unixexpose *ux;     /* --expose unix:...; NULL without */
+	struct ksteer *ks;         /* --steer-stack kernel; NULL without */
 	struct daemon_offload_stats offload;
 	/* Set by the owner before daemon_start(): the backend ended for good (optional). */
 	void (*on_fatal)(const char *why, void *opaque);

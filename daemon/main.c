@@ -240,7 +240,8 @@ int main(int argc, char **argv)
 	g_unix_signal_add(SIGUSR1, main_on_usr1, &d);
 	if (cfg.seccomp) {
 		unsigned int extras = (cfg.outbound_proxy_unix ? SANDBOX_UNIX_OUTBOUND : 0) |
-				      (cfg.expose_unix->len ? SANDBOX_UNIX_INBOUND : 0);
+				      (cfg.expose_unix->len ? SANDBOX_UNIX_INBOUND : 0) |
+				      (cfg.steer_kernel ? SANDBOX_KERNEL_STEER : 0);
 
 		if (sandbox_seccomp_apply(extras)) {
 			exit_code = 1;

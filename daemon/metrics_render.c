@@ -20,6 +20,49 @@ static void metric(GString *o, const char *name, const char *labels, uint64_t v)
 			       labels ? labels : "", labels ? "}" : "", v);
 }
 
+/* --steer-stack kernel: its flows by outcome, bytes, frames and drops (ksteer.h). */
+static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size_t active)
+{
+	static const char *const outcome[] = {
+		"opened", "connect_failed", "header_failed", "timeout", "closed", "aborted",
+		"no_resources", "stray_accept", "table_full",
+	};
+	const uint64_t values[] = {
+		k->opened, k->connect_failed, k->header_failed, k->timeouts, k->closed,
+		k->aborted, k->resource_failed, k->stray_accepts, k->table_full,
+	};
+	char lbl[96];
+
+	G_STATIC_ASSERT(G_N_ELEMENTS(outcome) == G_N_ELEMENTS(values));
+	metric_head(o, "meshslirp_kernel_flows_total", "counter",
+		    "Steered TCP flows the kernel's private stack terminated (--steer-stack kernel).");
+	metric(o, "meshslirp_kernel_flows_total", NULL, k->flows);
+	metric_head(o, "meshslirp_kernel_flows_active", "gauge",
+		    "Kernel-path flows not yet ended.");
+	metric(o, "meshslirp_kernel_flows_active", NULL, active);
+	metric_head(o, "meshslirp_kernel_flow_events_total", "counter",
+		    "Kernel-path flows by event: sidecar connected, failed, timed out, ended in order "
+		    "or by a reset; steered SYNs left to libslirp for want of a slot (table_full).");
+	for (size_t i = 0; i < G_N_ELEMENTS(outcome); i++) {
+		snprintf(lbl, sizeof(lbl), "event=\"%s\"", outcome[i]);
+		metric(o, "meshslirp_kernel_flow_events_total", lbl, values[i]);
+	}
+	metric_head(o, "meshslirp_kernel_bytes_total", "counter",
+		    "Bytes spliced between the private stack and the sidecar.");
+	metric(o, "meshslirp_kernel_bytes_total", "direction=\"to_sidecar\"", k->bytes_out);
+	metric(o, "meshslirp_kernel_bytes_total", "direction=\"to_guest\"", k->bytes_in);
+	metric_head(o, "meshslirp_kernel_frames_total", "counter",
+		    "Frames between the guest and the private stack.");
+	metric(o, "meshslirp_kernel_frames_total", "direction=\"from_guest\"", k->frames_to_stack);
+	metric(o, "meshslirp_kernel_frames_total", "direction=\"to_guest\"", k->frames_to_guest);
+	metric_head(o, "meshslirp_kernel_drops_total", "counter",
+		    "Kernel-path frames dropped, by reason.");
+	for (int i = 0; i < KSTEER_DROP_COUNT; i++) {
+		snprintf(lbl, sizeof(lbl), "reason=\"%s\"", ksteer_drop_str(i));
+		metric(o, "meshslirp_kernel_drops_total", lbl, k->dropped[i]);
+	}
+}
+
 void metrics_render(GString *o, const struct metrics_snapshot *s)
 {
 	const struct netstack_stats *ns = s->netstack;
@@ -235,5 +278,6 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	for (int i = 1; i < PROXY_ERR_COUNT; i++) {
 		snprintf(lbl, sizeof(lbl), "error=\"%s\"", proxy_error_str(i));
 		metric(o, "meshslirp_proxy_header_errors_total", lbl, br->header_errors[i]);
-	}
+	}	if (s->kernel)
+		metrics_render_kernel(o, s->kernel, s->kernel_active);
 }

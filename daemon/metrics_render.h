@@ -21,6 +21,7 @@
 #include "backend/backend.h"
 #include "netstack/netstack.h"
 #include "proxy-bridge/bridge.h"
+#include "proxy-bridge/ksteer.h"
 
 /* What the offloads did (backend/offload.h), counted by the daemon. */
 struct daemon_offload_stats {
@@ -52,6 +53,8 @@ struct metrics_snapshot {
 	size_t libslirp_sockets;                   /* host sockets libslirp polls now */
 	size_t pod_addresses;                      /* the pod's own addresses (podaddrs) */
 	const struct unixexpose_stats *unix_expose; /* --expose unix:...; NULL without */
+	const struct ksteer_stats *kernel;          /* --steer-stack kernel; NULL without */
+	size_t kernel_active;                       /* its flows not yet ended */
 };
 
 /**

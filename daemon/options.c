@@ -217,6 +217,20 @@ static gboolean opt_offload(const gchar *name, const gchar *value, gpointer data
 	return TRUE;
 }
 
+static gboolean opt_steer_stack(const gchar *name, const gchar *value, gpointer data,
+				GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (!strcmp(value, "kernel"))
+		cfg->steer_kernel = true;
+	else if (!strcmp(value, "slirp"))
+		cfg->steer_kernel = false;
+	else
+		return options_fail(err, name, "expected 'kernel' or 'slirp', got '%s'", value);
+	return TRUE;
+}
+
 static gboolean opt_expose(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -690,6 +704,9 @@ static const GOptionEntry options_entries[] = {
 	{ "offload", 0, 0, CB(opt_offload),
 	  "Checksum and TCP segmentation offloads with the guest (vhost-user, tap): on (default) "
 	  "or off", "on|off" },
+	{ "steer-stack", 0, 0, CB(opt_steer_stack),
+	  "Which TCP ends steered flows: slirp (default: libslirp) or kernel (the kernel's, in a "
+	  "private namespace; needs CAP_SYS_ADMIN or user namespaces)", "slirp|kernel" },
 	{ "expose", 0, 0, CB(opt_expose),
 	  "Forward a host TCP port, or a unix socket (the sidecar's leg, with a PROXY header), "
 	  "to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]|unix:PATH:GUESTPORT" },
@@ -781,6 +798,9 @@ static int options_validate(struct ms_config *cfg, GError **err)
 		return options_fail(err, "--netns", "only applies with --tap"), -EINVAL;
 	if (!cfg->outbound_proxy_set && cfg->proxy_source_set)
 		return options_fail(err, "--proxy-source", "only applies with --outbound-proxy"), -EINVAL;
+	if (!cfg->outbound_proxy_set && cfg->steer_kernel)
+		return options_fail(err, "--steer-stack", "kernel only applies with --outbound-proxy"),
+		       -EINVAL;
 	if (cfg->outbound_proxy_unix && cfg->dns_upstream_set &&
 	    cfg->dns_upstream_addr.s_addr == htonl(INADDR_LOOPBACK) && cfg->dns_upstream_port == 15001)
 		return options_fail(err, "--dns-upstream", "127.0.0.1:15001 is the virtual target of "

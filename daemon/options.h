@@ -51,6 +51,7 @@ struct ms_config {
 	struct in_addr guest;       /* --guest-address, default network + 15 */
 	unsigned int mtu;           /* --mtu */
 	bool offload;               /* --offload on|off: negotiate virtio-net offloads */
+	bool steer_kernel;          /* --steer-stack kernel: steered TCP ends in the kernel (ksteer.h) */
 
 	GArray *expose;             /* struct bridge_expose, --expose (repeatable) */
 	GArray *expose_unix;        /* struct ms_expose_unix, --expose unix:PATH:GUESTPORT */

@@ -96,6 +96,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
+#include <linux/if_tun.h>
 
 #include <seccomp.h>
 
@@ -528,7 +529,7 @@ size_t sandbox_seccomp_rules(unsigned int extras)
 {
 	return G_N_ELEMENTS(sandbox_allow) + G_N_ELEMENTS(sandbox_narrow) +
 	       !!(extras & (SANDBOX_UNIX_OUTBOUND | SANDBOX_UNIX_INBOUND)) +
-	       !!(extras & SANDBOX_UNIX_OUTBOUND);
+	       !!(extras & SANDBOX_UNIX_OUTBOUND) + 3 * !!(extras & SANDBOX_KERNEL_STEER);
 }
 
 /* One rule; prints which call could not be added. */
@@ -564,6 +565,26 @@ static int sandbox_rules_unix(scmp_filter_ctx ctx, unsigned int extras)
 	return ret;
 }
 
+/*
+ * The kernel path's calls (proxy-bridge/ksteer.h), only when configured: its
+ * relay (splice, a pipe pair per flow) and telling its tun what the guest
+ * takes when a front-end renegotiates (TUNSETOFFLOAD only).
+ */
+static int sandbox_rules_kernel(scmp_filter_ctx ctx, unsigned int extras)
+{
+	const struct scmp_arg_cmp offload = SCMP_A1(SCMP_CMP_EQ, TUNSETOFFLOAD);
+	int ret = 0;
+
+	if (!(extras & SANDBOX_KERNEL_STEER))
+		return 0;
+	ret = sandbox_rule(ctx, SCMP_SYS(splice), 0, NULL);
+	if (!ret)
+		ret = sandbox_rule(ctx, SCMP_SYS(pipe2), 0, NULL);
+	if (!ret)
+		ret = sandbox_rule(ctx, SCMP_SYS(ioctl), 1, &offload);
+	return ret;
+}
+
 int sandbox_seccomp_apply(unsigned int extras)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
@@ -594,6 +615,8 @@ int sandbox_seccomp_apply(unsigned int extras)
 	}
 	if (!ret)
 		ret = sandbox_rules_unix(ctx, extras);
+	if (!ret)
+		ret = sandbox_rules_kernel(ctx, extras);
 	if (ret)
 		goto out;
 	ret = seccomp_load(ctx);

@@ -95,6 +95,8 @@ enum sandbox_seccomp_extra {
 	SANDBOX_UNIX_OUTBOUND = 1u << 0,
 	/* --expose unix:...: dup3 (accept4, connect, AF_INET sockets are allowed anyway) */
 	SANDBOX_UNIX_INBOUND = 1u << 1,
+	/* --steer-stack kernel: splice, pipe2, and ioctl TUNSETOFFLOAD on its tun */
+	SANDBOX_KERNEL_STEER = 1u << 2,
 };
 
 /**

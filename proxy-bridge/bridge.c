@@ -392,6 +392,22 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 	return bridge_kind_ops[kind]->open(br, v, gkey);
 }
 
+struct in_addr bridge_proxy_source(const struct bridge *br)
+{
+	return br->cfg.proxy_source;
+}
+
+bool bridge_would_steer(struct bridge *br, uint32_t daddr, uint16_t sport, uint16_t dport)
+{
+	struct flow_key gkey = flow_key_make(IPPROTO_TCP, br->cfg.guest.s_addr, sport, daddr, dport);
+
+	if (flowtab_lookup_guest(br->flows, &gkey))
+		return false;
+	if (egress_check(&br->egress, IPPROTO_TCP, daddr, ntohs(dport)) != EGRESS_ALLOW)
+		return false;
+	return policy_tcp(&br->cfg.policy, daddr, ntohs(dport)) == POLICY_STEER;
+}
+
 static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw_view *v)
 {
 	enum egress_verdict verdict;

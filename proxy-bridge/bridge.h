@@ -246,4 +246,15 @@ uint64_t bridge_flows_reclaimed(const struct bridge *br);
  */
 void bridge_direct_tcp_counts(struct bridge *br, size_t *counts);
 
+/* bridge_proxy_source() - the PROXY header's source address (--proxy-source, or the pod's). */
+struct in_addr bridge_proxy_source(const struct bridge *br);
+
+/**
+ * bridge_would_steer() - whether a guest SYN from @sport to @daddr:@dport
+ * (network order) opens a steered flow: no flow of the bridge holds the
+ * tuple, the egress rule allows the destination and the policy steers it.
+ * For the kernel path (ksteer.h), which takes such SYNs before libslirp.
+ */
+bool bridge_would_steer(struct bridge *br, uint32_t daddr, uint16_t sport, uint16_t dport);
+
 #endif /* MESHSLIRP_PB_BRIDGE_H */

@@ -13,6 +13,8 @@
 #   pull TAG PORT    in the background, read ms.node:PORT until it ends, sending nothing and
 #                    never shutting the sending side:
 #                    "GUEST-PULL-UP TAG", then "GUEST-PULL-END TAG rc=RC bytes=N t=UPTIME"
+#   fetch TAG PORT   read ms.node:PORT until it ends (the sending side kept open, as pull):
+#                    "GUEST-FETCH TAG bytes=N sha=HEX"
 #   try TAG PORT     one connection, nothing sent: "GUEST-TRY TAG rc=RC t0=UPTIME t1=UPTIME"
 #   ask TAG PORT [LPORT]  send TAG to an echo server at ms.node:PORT (from local port LPORT):
 #                    "GUEST-ASK TAG rc=RC reply=REPLY ms=MILLISECONDS"
@@ -63,6 +65,16 @@ pull() {
 		n=$(nc "$MS_NODE" "$2" <&3 2>/dev/null | wc -c)
 		say "GUEST-PULL-END $1 rc=$? bytes=$n t=$(now)"
 	) &
+}
+
+fetch() {
+	rm -f "/tmp/fetch-$1.in"
+	mkfifo "/tmp/fetch-$1.in"
+	exec 4<>"/tmp/fetch-$1.in"
+	nc "$MS_NODE" "$2" <&4 > "/tmp/fetch-$1" 2>/dev/null
+	exec 4>&-
+	say "GUEST-FETCH $1 bytes=$(wc -c < "/tmp/fetch-$1") sha=$(sha256sum "/tmp/fetch-$1" | cut -d' ' -f1)"
+	rm -f "/tmp/fetch-$1"
 }
 
 try() {

@@ -1,0 +1,313 @@
+/* kstack.c - a private network namespace with a tun device and one listener (see kstack.h). */
+
+#include "kstack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <linux/if_tun.h>
+
+#include "backend/backend.h"
+#include "proxy-bridge/knat.h"
+
+/* What the child reports: the step that failed and its errno (0, 0 on success). */
+struct kstack_report {
+	int step;
+	int err;
+};
+
+enum {
+	KSTACK_STEP_OK,
+	KSTACK_STEP_UNSHARE,
+	KSTACK_STEP_IDMAP,
+	KSTACK_STEP_TUN,
+	KSTACK_STEP_LINK,
+	KSTACK_STEP_LISTEN,
+	KSTACK_STEP_SEND,
+	KSTACK_STEP_COUNT,
+};
+
+static const char *const kstack_step_str[KSTACK_STEP_COUNT] = {
+	[KSTACK_STEP_OK] = "done",
+	[KSTACK_STEP_UNSHARE] = "unshare a network namespace (CAP_SYS_ADMIN, or user namespaces)",
+	[KSTACK_STEP_IDMAP] = "map our uid in the user namespace",
+	[KSTACK_STEP_TUN] = "create the tun device",
+	[KSTACK_STEP_LINK] = "configure the tun device",
+	[KSTACK_STEP_LISTEN] = "listen in the private namespace",
+	[KSTACK_STEP_SEND] = "pass the descriptors back",
+};
+
+/* The child's writes: plain system calls only (it is the fork of a threaded process). */
+static int kstack_write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	err = n < 0 ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+/* "0 ID 1\n" into @buf (no stdio in the child). */
+static void kstack_idmap_line(char *buf, unsigned int id)
+{
+	char digits[12];
+	size_t n = 0, i = 0;
+
+	do {
+		digits[n++] = (char)('0' + id % 10);
+		id /= 10;
+	} while (id);
+	buf[i++] = '0';
+	buf[i++] = ' ';
+	while (n)
+		buf[i++] = digits[--n];
+	memcpy(buf + i, " 1\n", 4);
+}
+
+static int kstack_enter_namespace(uid_t uid, gid_t gid)
+{
+	char line[32];
+
+	if (!unshare(CLONE_NEWNET))
+		return 0;
+	if (errno != EPERM)
+		return -errno;
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNET))
+		return -errno;
+	kstack_idmap_line(line, uid);
+	if (kstack_write_file("/proc/self/uid_map", line))
+		return -EPERM;
+	if (kstack_write_file("/proc/self/setgroups", "deny\n"))
+		return -EPERM;
+	kstack_idmap_line(line, gid);
+	if (kstack_write_file("/proc/self/gid_map", line))
+		return -EPERM;
+	return 1;
+}
+
+static int kstack_make_tun(void)
+{
+	struct ifreq ifr = { .ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR };
+	int hdr_len = 12, fd;
+
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	memcpy(ifr.ifr_name, KSTACK_IFNAME, sizeof(KSTACK_IFNAME));
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0 ||
+	    kstack_set_offloads(fd, 0)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	{
+		int le = 1;
+
+		if (ioctl(fd, TUNSETVNETLE, &le) < 0) {
+			int err = -errno;
+
+			close(fd);
+			return err;
+		}
+	}
+#endif
+	return fd;
+}
+
+static int kstack_set_link(void)
+{
+	struct ifreq ifr = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	int sock, err = 0;
+
+	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return -errno;
+	memcpy(ifr.ifr_name, KSTACK_IFNAME, sizeof(KSTACK_IFNAME));
+	ifr.ifr_mtu = KSTACK_MTU;
+	if (ioctl(sock, SIOCSIFMTU, &ifr) < 0)
+		err = -errno;
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(KNAT_LISTEN_ADDR);
+	if (!err && ioctl(sock, SIOCSIFADDR, &ifr) < 0)
+		err = -errno;
+	sin->sin_addr.s_addr = htonl(0xff000000u);
+	if (!err && ioctl(sock, SIOCSIFNETMASK, &ifr) < 0)
+		err = -errno;
+	if (!err && ioctl(sock, SIOCGIFFLAGS, &ifr) < 0)
+		err = -errno;
+	ifr.ifr_flags |= IFF_UP;
+	if (!err && ioctl(sock, SIOCSIFFLAGS, &ifr) < 0)
+		err = -errno;
+	close(sock);
+	return err;
+}
+
+static int kstack_make_listener(void)
+{
+	struct sockaddr_in sin = {
+		.sin_family = AF_INET,
+		.sin_port = htons(KNAT_LISTEN_PORT),
+		.sin_addr.s_addr = htonl(KNAT_LISTEN_ADDR),
+	};
+	int one = 1, fd;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, KSTACK_BACKLOG) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int kstack_send_fds(int chan, const struct kstack_report *r, const int *fds, int nfds)
+{
+	char cbuf[CMSG_SPACE(2 * sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = (void *)r, .iov_len = sizeof(*r) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
+
+	if (nfds) {
+		msg.msg_control = cbuf;
+		msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	}
+	return sendmsg(chan, &msg, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* The child: build everything, send it, exit.  Never returns. */
+static void kstack_child(int chan, uid_t uid, gid_t gid)
+{
+	struct kstack_report r = { 0 };
+	int fds[2] = { -1, -1 }, ret;
+
+	ret = kstack_enter_namespace(uid, gid);
+	if (ret < 0) {
+		r = (struct kstack_report){ KSTACK_STEP_UNSHARE, -ret };
+		goto report;
+	}
+	/* IPv4 only: no IPv6 link-local, router or listener traffic out of the tun. */
+	(void)kstack_write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1\n");
+	(void)kstack_write_file("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1\n");
+	fds[0] = kstack_make_tun();
+	if (fds[0] < 0) {
+		r = (struct kstack_report){ KSTACK_STEP_TUN, -fds[0] };
+		goto report;
+	}
+	ret = kstack_set_link();
+	if (ret) {
+		r = (struct kstack_report){ KSTACK_STEP_LINK, -ret };
+		goto report;
+	}
+	/* Best effort: without it a slot's next flow may meet a TIME_WAIT and wait for the guest's retry. */
+	(void)kstack_write_file("/proc/sys/net/ipv4/tcp_max_tw_buckets", "0\n");
+	fds[1] = kstack_make_listener();
+	if (fds[1] < 0) {
+		r = (struct kstack_report){ KSTACK_STEP_LISTEN, -fds[1] };
+		goto report;
+	}
+report:
+	if (kstack_send_fds(chan, &r, fds, r.step ? 0 : 2))
+		_exit(1);
+	_exit(0);
+}
+
+int kstack_open(struct kstack *ks, const char **why)
+{
+	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	struct kstack_report r = { KSTACK_STEP_SEND, EPROTO };
+	struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	int chan[2], status, ret = 0;
+	ssize_t n;
+	pid_t pid;
+
+	ks->tun = ks->listener = -1;
+	*why = kstack_step_str[KSTACK_STEP_UNSHARE];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		ret = -errno;
+		close(chan[0]);
+		close(chan[1]);
+		return ret;
+	}
+	if (pid == 0) {
+		close(chan[0]);
+		kstack_child(chan[1], getuid(), getgid());
+	}
+	close(chan[1]);
+	do {
+		n = recvmsg(chan[0], &msg, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	close(chan[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(r)) {
+		*why = kstack_step_str[KSTACK_STEP_SEND];
+		return -EPROTO;
+	}
+	if (r.step != KSTACK_STEP_OK) {
+		*why = kstack_step_str[r.step > 0 && r.step < KSTACK_STEP_COUNT ? r.step
+										  : KSTACK_STEP_SEND];
+		return r.err ? -r.err : -EPROTO;
+	}
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(2 * sizeof(int))) {
+		*why = kstack_step_str[KSTACK_STEP_SEND];
+		return -EPROTO;
+	}
+	memcpy(&ks->tun, CMSG_DATA(c), sizeof(int));
+	memcpy(&ks->listener, CMSG_DATA(c) + sizeof(int), sizeof(int));
+	*why = kstack_step_str[KSTACK_STEP_OK];
+	return 0;
+}
+
+int kstack_set_offloads(int tun, uint32_t offloads)
+{
+	unsigned int flags = 0;
+
+	if (offloads & BACKEND_OFFLOAD_CSUM) {
+		flags |= TUN_F_CSUM;
+		if (offloads & BACKEND_OFFLOAD_TSO4)
+			flags |= TUN_F_TSO4;
+	}
+	return ioctl(tun, TUNSETOFFLOAD, flags) < 0 ? -errno : 0;
+}
+
+void kstack_close(struct kstack *ks)
+{
+	if (ks->tun >= 0)
+		close(ks->tun);
+	if (ks->listener >= 0)
+		close(ks->listener);
+	ks->tun = ks->listener = -1;
+}

@@ -1,0 +1,760 @@
+/* ksteer.c - the kernel path for steered TCP: flows, translation, accept, PROXY header, splice relay (see ksteer.h). */
+
+#include "ksteer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+
+#include <glib.h>
+#include <openssl/rand.h>
+
+#include "backend/offload.h"
+#include "common/fdsource.h"
+#include "common/siphash.h"
+#include "netstack/kstack.h"
+#include "proxy-bridge/knat.h"
+
+enum kflow_state {
+	KF_FREE,
+	KF_SYN,
+	KF_CONNECTING,
+	KF_OPEN,
+	KF_CLOSED,
+};
+
+/* Relay directions: guest to sidecar, sidecar to guest. */
+enum { KF_OUT, KF_IN };
+
+struct kflow {
+	enum kflow_state state;
+	bool hashed;                   /* its key is in the tuple table */
+	bool queued;                   /* in the again queue */
+	uint64_t key;                  /* ksteer_key(): destination and guest port */
+	uint32_t daddr;                /* the destination the guest asked for (network order) */
+	uint16_t dport, gport;         /* network order */
+	int64_t deadline_us;           /* SYN, CONNECTING: the connect timeout; CLOSED: end of grace */
+	int sk;                        /* the private stack's accepted socket, -1 */
+	int up;                        /* the sidecar's, -1 */
+	int pipe[2][2];                /* per direction: read end, write end; -1 */
+	size_t in_pipe[2];             /* bytes in each pipe */
+	bool eof[2];                   /* the direction's reading socket said EOF */
+	bool shut[2];                  /* ... and its writing socket was shut down */
+};
+
+struct ksteer {
+	struct ksteer_config cfg;
+	struct kstack stack;
+	int epfd;
+	GSource *src;
+	guint tick;
+	guint again_idle;
+	struct kflow *flows;
+	uint32_t nslots;
+	uint32_t *fifo;                /* reusable slots, oldest first */
+	uint32_t fifo_head, fifo_len;
+	uint32_t *again;               /* flows whose turn ran out */
+	uint32_t nagain;
+	GHashTable *by_key;            /* &kflow.key -> kflow */
+	size_t active;
+	bool throttled;
+	uint32_t offloads_applied;     /* what the tun was last told (kstack_set_offloads) */
+	bool macs_known;
+	uint8_t guest_mac[6], gw_mac[6];
+	uint8_t *rxbuf;                /* 2 + virtio-net header + IP packet, see ksteer_read_tun() */
+	struct ksteer_stats stats;
+};
+
+#define KSTEER_TAG_TUN UINT64_MAX
+#define KSTEER_TAG_LISTEN (UINT64_MAX - 1)
+#define KSTEER_RX_MAX (2 + OFFLOAD_VNET_HDR_LEN + 65535)
+
+static const char *const ksteer_drop_names[KSTEER_DROP_COUNT] = {
+	[KSTEER_DROP_BAD_META] = "bad_metadata",
+	[KSTEER_DROP_TUN_WRITE] = "stack_refused",
+	[KSTEER_DROP_NO_FLOW] = "no_flow",
+	[KSTEER_DROP_NOT_TCP] = "not_tcp",
+	[KSTEER_DROP_OFFLOAD] = "offload_not_taken",
+	[KSTEER_DROP_GUEST_TX] = "guest_refused",
+};
+
+const char *ksteer_drop_str(enum ksteer_drop why)
+{
+	return why < KSTEER_DROP_COUNT ? ksteer_drop_names[why] : "unknown";
+}
+
+/* Set once per process from RAND_bytes: GHashFunc takes no user data. */
+static struct siphash_key ksteer_hash_key;
+
+static uint64_t ksteer_key(uint32_t daddr, uint16_t dport, uint16_t gport)
+{
+	return (uint64_t)daddr << 32 | (uint64_t)dport << 16 | gport;
+}
+
+static guint ksteer_hash(gconstpointer p)
+{
+	return (guint)siphash24(&ksteer_hash_key, p, sizeof(uint64_t));
+}
+
+static gboolean ksteer_equal(gconstpointer a, gconstpointer b)
+{
+	return *(const uint64_t *)a == *(const uint64_t *)b;
+}
+
+static void ksteer_epoll(struct ksteer *ks, int op, int fd, uint32_t events, uint64_t tag)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = tag };
+
+	/* Only ENOMEM/ENOSPC can fail an ADD of a fresh descriptor; the flow then stalls to its timeout. */
+	if (epoll_ctl(ks->epfd, op, fd, &ev) < 0)
+		g_warning("kernel path: epoll_ctl(%d): %s", fd, g_strerror(errno));
+}
+
+static void ksteer_close_fd(int *fd, bool reset)
+{
+	static const struct linger abort_linger = { .l_onoff = 1, .l_linger = 0 };
+
+	if (*fd < 0)
+		return;
+	if (reset)
+		setsockopt(*fd, SOL_SOCKET, SO_LINGER, &abort_linger, sizeof(abort_linger));
+	close(*fd);
+	*fd = -1;
+}
+
+/*
+ * End @f: close what it holds (with resets when @reset), keep its slot
+ * translating late segments for the grace, queue the slot for reuse.
+ */
+static void ksteer_end(struct ksteer *ks, struct kflow *f, bool reset)
+{
+	uint32_t slot = (uint32_t)(f - ks->flows);
+
+	if (f->state == KF_CLOSED || f->state == KF_FREE)
+		return;
+	if (f->state == KF_OPEN)
+		reset ? ks->stats.aborted++ : ks->stats.closed++;
+	ksteer_close_fd(&f->sk, reset);
+	ksteer_close_fd(&f->up, reset);
+	for (int d = 0; d < 2; d++) {
+		ksteer_close_fd(&f->pipe[d][0], false);
+		ksteer_close_fd(&f->pipe[d][1], false);
+	}
+	f->state = KF_CLOSED;
+	f->deadline_us = g_get_monotonic_time() + KSTEER_GRACE_US;
+	ks->active--;
+	ks->fifo[(ks->fifo_head + ks->fifo_len++) % ks->nslots] = slot;
+}
+
+/* A slot for a new flow: the oldest freed one, if its grace is over; NULL if none. */
+static struct kflow *ksteer_take_slot(struct ksteer *ks)
+{
+	struct kflow *f;
+
+	if (!ks->fifo_len)
+		return NULL;
+	f = &ks->flows[ks->fifo[ks->fifo_head]];
+	if (f->state == KF_CLOSED && f->deadline_us > g_get_monotonic_time())
+		return NULL;
+	ks->fifo_head = (ks->fifo_head + 1) % ks->nslots;
+	ks->fifo_len--;
+	if (f->hashed)
+		g_hash_table_remove(ks->by_key, &f->key);
+	*f = (struct kflow){ .state = KF_FREE, .sk = -1, .up = -1,
+			     .pipe = { { -1, -1 }, { -1, -1 } } };
+	return f;
+}
+
+/*
+ * Guest side.
+ */
+
+/* The guest's metadata, for the tun: offsets from the IP header, and only what describes a TCP checksum. */
+static int ksteer_meta_for_stack(const struct frame_meta *meta, const struct knat_view *v,
+				 uint8_t *hdr)
+{
+	struct frame_meta m = *meta;
+
+	if (m.flags & FRAME_META_NEEDS_CSUM) {
+		if (m.csum_start != KNAT_ETH_HLEN + v->ihl || m.csum_offset != 16)
+			return -EINVAL;
+		m.csum_start -= KNAT_ETH_HLEN;
+	}
+	if (m.gso_type != FRAME_GSO_NONE) {
+		if (m.gso_type != FRAME_GSO_TCPV4 || !(m.flags & FRAME_META_NEEDS_CSUM) ||
+		    !m.gso_size)
+			return -EINVAL;
+		m.hdr_len = (uint16_t)(v->ihl + v->thl);
+	} else {
+		m.hdr_len = 0;
+	}
+	offload_hdr_build(hdr, &m);
+	return 0;
+}
+
+static void ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view *v,
+			    const struct frame_meta *meta)
+{
+	uint8_t hdr[OFFLOAD_VNET_HDR_LEN];
+	struct knat_tuple to = {
+		.saddr = knat_pool_addr((uint32_t)(f - ks->flows)),
+		.daddr = htonl(KNAT_LISTEN_ADDR),
+		.sport = f->gport,
+		.dport = htons(KNAT_LISTEN_PORT),
+	};
+	struct iovec iov[2] = {
+		{ .iov_base = hdr, .iov_len = sizeof(hdr) },
+		{ .iov_base = v->ip, .iov_len = v->tot },
+	};
+
+	if (meta) {
+		if (ksteer_meta_for_stack(meta, v, hdr)) {
+			ks->stats.dropped[KSTEER_DROP_BAD_META]++;
+			return;
+		}
+	} else {
+		offload_hdr_build(hdr, NULL);
+	}
+	knat_rewrite(v, &to, meta && (meta->flags & FRAME_META_NEEDS_CSUM));
+	if (writev(ks->stack.tun, iov, 2) < 0) {
+		ks->stats.dropped[KSTEER_DROP_TUN_WRITE]++;
+		return;
+	}
+	ks->stats.frames_to_stack++;
+}
+
+/* A steered SYN of a new flow: a slot, or NULL (libslirp's then, counted). */
+static struct kflow *ksteer_open(struct ksteer *ks, const uint8_t *frame, uint32_t daddr,
+				 uint16_t dport, uint16_t gport, uint64_t key)
+{
+	struct kflow *f = ksteer_take_slot(ks);
+
+	if (!f) {
+		ks->stats.table_full++;
+		return NULL;
+	}
+	f->state = KF_SYN;
+	f->key = key;
+	f->daddr = daddr;
+	f->dport = dport;
+	f->gport = gport;
+	f->deadline_us = g_get_monotonic_time() + ks->cfg.connect_timeout_us;
+	g_hash_table_replace(ks->by_key, &f->key, f);
+	f->hashed = true;
+	ks->active++;
+	ks->stats.flows++;
+	memcpy(ks->gw_mac, frame, 6);
+	memcpy(ks->guest_mac, frame + 6, 6);
+	ks->macs_known = true;
+	return f;
+}
+
+bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
+			const struct frame_meta *meta)
+{
+	struct knat_view v;
+	struct knat_tuple t;
+	struct kflow *f;
+	uint64_t key;
+	bool syn;
+
+	if (len < KNAT_ETH_HLEN + 20 || frame[12] != 0x08 || frame[13] != 0x00)
+		return false;
+	/* Lies and oddities are the bridge's to count and drop; this path takes sound segments only. */
+	if (knat_parse(frame + KNAT_ETH_HLEN, len - KNAT_ETH_HLEN, &v))
+		return false;
+	t = knat_tuple_of(&v);
+	if (t.saddr != ks->cfg.guest.s_addr)
+		return false;
+	key = ksteer_key(t.daddr, t.dport, t.sport);
+	f = g_hash_table_lookup(ks->by_key, &key);
+	syn = (v.flags & (KNAT_TCP_SYN | KNAT_TCP_ACK | KNAT_TCP_RST)) == KNAT_TCP_SYN;
+	if (f && syn && f->state == KF_CLOSED) {
+		g_hash_table_remove(ks->by_key, &f->key);
+		f->hashed = false;
+		f = NULL;
+	}
+	if (!f) {
+		if (!syn || !ks->cfg.judge(t.daddr, t.sport, t.dport, ks->cfg.opaque))
+			return false;
+		f = ksteer_open(ks, frame, t.daddr, t.dport, t.sport, key);
+		if (!f)
+			return false;
+	}
+	ksteer_to_stack(ks, f, &v, meta);
+	return true;
+}
+
+/*
+ * Private stack side: the tun.
+ */
+
+static void ksteer_sync_offloads(struct ksteer *ks)
+{
+	uint32_t want = ks->cfg.tx_offloads(ks->cfg.opaque) &
+			(BACKEND_OFFLOAD_CSUM | BACKEND_OFFLOAD_TSO4);
+
+	if (want == ks->offloads_applied)
+		return;
+	if (kstack_set_offloads(ks->stack.tun, want))
+		g_warning("kernel path: TUNSETOFFLOAD: %s", g_strerror(errno));
+	else
+		ks->offloads_applied = want;
+}
+
+/*
+ * One packet from the private stack, at ks->rxbuf + 2 (its virtio-net
+ * header) + OFFLOAD_VNET_HDR_LEN (the IP packet): translated back, given
+ * the Ethernet header in the 14 bytes before the IP header, sent.
+ */
+static void ksteer_from_stack(struct ksteer *ks, size_t n)
+{
+	uint8_t *frame = ks->rxbuf, *ip = ks->rxbuf + KNAT_ETH_HLEN;
+	uint32_t offloads = ks->offloads_applied;
+	const struct frame_meta *meta = NULL;
+	struct frame_meta m = { 0 };
+	struct knat_tuple t, to;
+	struct knat_view v;
+	struct kflow *f;
+	int64_t slot;
+	bool ignored;
+
+	if (n < OFFLOAD_VNET_HDR_LEN || knat_parse(ip, n - OFFLOAD_VNET_HDR_LEN, &v)) {
+		ks->stats.dropped[KSTEER_DROP_NOT_TCP]++;
+		return;
+	}
+	if (offload_hdr_parse(ks->rxbuf + 2, n - OFFLOAD_VNET_HDR_LEN, offloads, &m, &meta,
+			      &ignored)) {
+		ks->stats.dropped[KSTEER_DROP_OFFLOAD]++;
+		return;
+	}
+	t = knat_tuple_of(&v);
+	slot = knat_pool_slot(t.daddr);
+	f = slot >= 0 && slot < ks->nslots ? &ks->flows[slot] : NULL;
+	if (!f || f->state == KF_FREE || f->gport != t.dport || !ks->macs_known) {
+		ks->stats.dropped[KSTEER_DROP_NO_FLOW]++;
+		return;
+	}
+	to = (struct knat_tuple){ .saddr = f->daddr, .sport = f->dport,
+				  .daddr = ks->cfg.guest.s_addr, .dport = f->gport };
+	knat_rewrite(&v, &to, meta && (meta->flags & FRAME_META_NEEDS_CSUM));
+	if (meta) {
+		m.flags &= FRAME_META_NEEDS_CSUM;
+		if (m.flags)
+			m.csum_start += KNAT_ETH_HLEN;
+		if (m.gso_type != FRAME_GSO_NONE)
+			m.hdr_len = (uint16_t)(KNAT_ETH_HLEN + v.ihl + v.thl);
+		meta = &m;
+	}
+	memcpy(frame, ks->guest_mac, 6);
+	memcpy(frame + 6, ks->gw_mac, 6);
+	frame[12] = 0x08;
+	frame[13] = 0x00;
+	if (ks->cfg.tx(frame, KNAT_ETH_HLEN + v.tot, meta, ks->cfg.opaque)) {
+		ks->stats.dropped[KSTEER_DROP_GUEST_TX]++;
+		return;
+	}
+	ks->stats.frames_to_guest++;
+}
+
+static void ksteer_read_tun(struct ksteer *ks)
+{
+	size_t sent = 0;
+
+	ksteer_sync_offloads(ks);
+	for (int i = 0; i < KSTEER_TUN_BATCH && !ks->throttled; i++) {
+		ssize_t n = read(ks->stack.tun, ks->rxbuf + 2, KSTEER_RX_MAX - 2);
+
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				g_warning("kernel path: reading the tun: %s", g_strerror(errno));
+			break;
+		}
+		ksteer_from_stack(ks, (size_t)n);
+		sent++;
+	}
+	if (sent)
+		ks->cfg.tx_flush(ks->cfg.opaque);
+}
+
+/*
+ * Accepting, connecting, the header.
+ */
+
+static int ksteer_connect_sidecar(const struct ksteer *ks)
+{
+	int fd, ret;
+
+	if (ks->cfg.proxy_unix_path) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+		g_strlcpy(sun.sun_path, ks->cfg.proxy_unix_path, sizeof(sun.sun_path));
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		ret = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	} else {
+		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr = ks->cfg.proxy_addr,
+					   .sin_port = htons(ks->cfg.proxy_port) };
+
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		ret = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+	}
+	if (ret < 0 && errno != EINPROGRESS && errno != EAGAIN) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+#define KSTEER_SOCK_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+
+/* The private stack completed a guest's handshake: join it to a new sidecar connection. */
+static void ksteer_accepted(struct ksteer *ks, int sk, const struct sockaddr_in *peer)
+{
+	int64_t slot = knat_pool_slot(peer->sin_addr.s_addr);
+	struct kflow *f = slot >= 0 && slot < ks->nslots ? &ks->flows[slot] : NULL;
+	int up;
+
+	if (!f || f->state != KF_SYN || f->gport != peer->sin_port) {
+		ks->stats.stray_accepts++;
+		ksteer_close_fd(&sk, true);
+		return;
+	}
+	ks->stats.accepted++;
+	f->sk = sk;
+	for (int d = 0; d < 2; d++) {
+		if (pipe2(f->pipe[d], O_NONBLOCK | O_CLOEXEC) < 0) {
+			ks->stats.resource_failed++;
+			ksteer_end(ks, f, true);
+			return;
+		}
+	}
+	up = ksteer_connect_sidecar(ks);
+	if (up < 0) {
+		ks->stats.connect_failed++;
+		ksteer_end(ks, f, true);
+		return;
+	}
+	f->up = up;
+	f->state = KF_CONNECTING;
+	ksteer_epoll(ks, EPOLL_CTL_ADD, f->sk, KSTEER_SOCK_EVENTS, (uint64_t)slot << 1 | KF_OUT);
+	ksteer_epoll(ks, EPOLL_CTL_ADD, f->up, KSTEER_SOCK_EVENTS, (uint64_t)slot << 1 | KF_IN);
+}
+
+static void ksteer_accept_all(struct ksteer *ks)
+{
+	for (int i = 0; i < KSTEER_TUN_BATCH; i++) {
+		struct sockaddr_in peer;
+		socklen_t plen = sizeof(peer);
+		int sk = accept4(ks->stack.listener, (struct sockaddr *)&peer, &plen,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (sk < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				ks->stats.resource_failed++;
+			return;
+		}
+		if (plen != sizeof(peer) || peer.sin_family != AF_INET) {
+			ks->stats.stray_accepts++;
+			ksteer_close_fd(&sk, true);
+			continue;
+		}
+		ksteer_accepted(ks, sk, &peer);
+	}
+}
+
+/* The sidecar answered (or not): the header first, then the relay. */
+static bool ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f)
+{
+	uint8_t hdr[PROXY_HDR_MAX];
+	struct proxy_addrs a = { .src = ks->cfg.proxy_source, .sport = f->gport,
+				 .dst.s_addr = f->daddr, .dport = f->dport };
+	socklen_t elen = sizeof(int);
+	int err = 0, n;
+
+	if (getsockopt(f->up, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+		err = errno;
+	if (err) {
+		ks->stats.connect_failed++;
+		ksteer_end(ks, f, true);
+		return false;
+	}
+	n = proxy_encode(ks->cfg.version, &a, hdr);
+	if (n < 0 || send(f->up, hdr, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
+		ks->stats.header_failed++;
+		ksteer_end(ks, f, true);
+		return false;
+	}
+	ks->stats.opened++;
+	f->state = KF_OPEN;
+	f->deadline_us = 0;
+	return true;
+}
+
+/*
+ * The relay.
+ */
+
+/*
+ * Move what direction @d's reading socket has through its pipe into its
+ * writing socket, for up to KSTEER_PUMP_ROUNDS rounds.  Returns 0 when it
+ * would block (edge-triggered epoll then tells us when to go on), 1 when
+ * the rounds ran out with more to do, -errno on a socket error.
+ */
+static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
+{
+	int src = d == KF_OUT ? f->sk : f->up, dst = d == KF_OUT ? f->up : f->sk;
+	uint64_t *bytes = d == KF_OUT ? &ks->stats.bytes_out : &ks->stats.bytes_in;
+	const size_t cap = 1 << 16;
+
+	for (int round = 0; round < KSTEER_PUMP_ROUNDS; round++) {
+		bool moved = false;
+		ssize_t n;
+
+		if (!f->eof[d] && f->in_pipe[d] < cap) {
+			n = splice(src, NULL, f->pipe[d][1], NULL, cap - f->in_pipe[d],
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				f->in_pipe[d] += (size_t)n;
+				moved = true;
+			} else if (n == 0) {
+				f->eof[d] = true;
+				moved = true;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				return -errno;
+			}
+		}
+		if (f->in_pipe[d]) {
+			n = splice(f->pipe[d][0], NULL, dst, NULL, f->in_pipe[d],
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				f->in_pipe[d] -= (size_t)n;
+				*bytes += (uint64_t)n;
+				moved = true;
+			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				return -errno;
+			}
+		}
+		if (f->eof[d] && !f->in_pipe[d] && !f->shut[d]) {
+			if (shutdown(dst, SHUT_WR) < 0 && errno != ENOTCONN)
+				return -errno;
+			f->shut[d] = true;
+		}
+		if (!moved)
+			return 0;
+	}
+	return 1;
+}
+
+static void ksteer_queue_again(struct ksteer *ks, struct kflow *f);
+
+/* Relay both ways; end the flow when both are done or one failed. */
+static void ksteer_relay(struct ksteer *ks, struct kflow *f)
+{
+	int r0 = ksteer_pump(ks, f, KF_OUT), r1;
+
+	if (r0 < 0) {
+		ksteer_end(ks, f, true);
+		return;
+	}
+	r1 = ksteer_pump(ks, f, KF_IN);
+	if (r1 < 0) {
+		ksteer_end(ks, f, true);
+		return;
+	}
+	if (f->shut[KF_OUT] && f->shut[KF_IN]) {
+		ksteer_end(ks, f, false);
+		return;
+	}
+	if (r0 > 0 || r1 > 0)
+		ksteer_queue_again(ks, f);
+}
+
+static gboolean ksteer_again_run(void *opaque)
+{
+	struct ksteer *ks = opaque;
+	uint32_t n = ks->nagain;
+
+	ks->again_idle = 0;
+	ks->nagain = 0;
+	/* Flows re-queued now go to the back: only the first n are this turn's. */
+	for (uint32_t i = 0; i < n; i++) {
+		struct kflow *f = &ks->flows[ks->again[i]];
+
+		f->queued = false;
+		if (f->state == KF_OPEN)
+			ksteer_relay(ks, f);
+	}
+	return G_SOURCE_REMOVE;
+}
+
+static void ksteer_queue_again(struct ksteer *ks, struct kflow *f)
+{
+	if (f->queued)
+		return;
+	f->queued = true;
+	ks->again[ks->nagain++] = (uint32_t)(f - ks->flows);
+	if (!ks->again_idle)
+		ks->again_idle = g_idle_add(ksteer_again_run, ks);
+}
+
+static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
+{
+	uint64_t slot = tag >> 1;
+	struct kflow *f;
+
+	if (slot >= ks->nslots)
+		return;
+	f = &ks->flows[slot];
+	switch (f->state) {
+	case KF_CONNECTING:
+		/* Until the sidecar answers, the guest's bytes wait in the private stack. */
+		if ((tag & 1) != KF_IN || !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		if (!ksteer_sidecar_ready(ks, f))
+			return;
+		ksteer_relay(ks, f);
+		return;
+	case KF_OPEN:
+		ksteer_relay(ks, f);
+		return;
+	default:
+		return;
+	}
+}
+
+static gboolean ksteer_dispatch(int fd, GIOCondition ready, void *opaque)
+{
+	struct ksteer *ks = opaque;
+	struct epoll_event evs[64];
+	int n;
+
+	(void)fd;
+	(void)ready;
+	n = epoll_wait(ks->epfd, evs, G_N_ELEMENTS(evs), 0);
+	for (int i = 0; i < n; i++) {
+		if (evs[i].data.u64 == KSTEER_TAG_TUN)
+			ksteer_read_tun(ks);
+		else if (evs[i].data.u64 == KSTEER_TAG_LISTEN)
+			ksteer_accept_all(ks);
+		else
+			ksteer_sock_event(ks, evs[i].data.u64, evs[i].events);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+/* Once a second: flows whose handshake or sidecar did not answer within the connect timeout. */
+static gboolean ksteer_tick(void *opaque)
+{
+	struct ksteer *ks = opaque;
+	int64_t now = g_get_monotonic_time();
+
+	for (uint32_t i = 0; i < ks->nslots && ks->active; i++) {
+		struct kflow *f = &ks->flows[i];
+
+		if ((f->state == KF_SYN || f->state == KF_CONNECTING) && f->deadline_us <= now) {
+			ks->stats.timeouts++;
+			ksteer_end(ks, f, true);
+		}
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+void ksteer_set_throttle(struct ksteer *ks, bool throttled)
+{
+	if (ks->throttled == throttled)
+		return;
+	ks->throttled = throttled;
+	ksteer_epoll(ks, EPOLL_CTL_MOD, ks->stack.tun, throttled ? 0 : EPOLLIN, KSTEER_TAG_TUN);
+}
+
+const struct ksteer_stats *ksteer_stats(const struct ksteer *ks)
+{
+	return &ks->stats;
+}
+
+size_t ksteer_active(const struct ksteer *ks)
+{
+	return ks->active;
+}
+
+int ksteer_new(const struct ksteer_config *cfg, struct ksteer **out, const char **why)
+{
+	static gsize key_once;
+	g_autofree struct ksteer *ks = g_new0(struct ksteer, 1);
+	int ret;
+
+	if (g_once_init_enter(&key_once)) {
+		int ok = RAND_bytes((unsigned char *)&ksteer_hash_key, sizeof(ksteer_hash_key));
+
+		g_once_init_leave(&key_once, 1);
+		if (ok != 1) {
+			*why = "seed the flow hash (RAND_bytes)";
+			return -EIO;
+		}
+	}
+	ks->cfg = *cfg;
+	ks->nslots = (uint32_t)MIN(cfg->max_flows, (size_t)KNAT_POOL_SLOTS);
+	if (!ks->nslots) {
+		*why = "size the flow table";
+		return -EINVAL;
+	}
+	ret = kstack_open(&ks->stack, why);
+	if (ret)
+		return ret;
+	ks->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (ks->epfd < 0) {
+		ret = -errno;
+		*why = "create an epoll set";
+		kstack_close(&ks->stack);
+		return ret;
+	}
+	ks->flows = g_new(struct kflow, ks->nslots);
+	ks->fifo = g_new(uint32_t, ks->nslots);
+	ks->again = g_new(uint32_t, ks->nslots);
+	for (uint32_t i = 0; i < ks->nslots; i++) {
+		ks->flows[i] = (struct kflow){ .state = KF_FREE, .sk = -1, .up = -1,
+					       .pipe = { { -1, -1 }, { -1, -1 } } };
+		ks->fifo[i] = i;
+	}
+	ks->fifo_len = ks->nslots;
+	ks->by_key = g_hash_table_new(ksteer_hash, ksteer_equal);
+	ks->rxbuf = g_malloc(KSTEER_RX_MAX);
+	ksteer_epoll(ks, EPOLL_CTL_ADD, ks->stack.tun, EPOLLIN, KSTEER_TAG_TUN);
+	ksteer_epoll(ks, EPOLL_CTL_ADD, ks->stack.listener, EPOLLIN, KSTEER_TAG_LISTEN);
+	ks->src = fdsource_new(ks->epfd, G_IO_IN, ksteer_dispatch, ks);
+	ks->tick = g_timeout_add_seconds(1, ksteer_tick, ks);
+	*out = g_steal_pointer(&ks);
+	return 0;
+}
+
+void ksteer_free(struct ksteer *ks)
+{
+	if (!ks)
+		return;
+	fdsource_clear(&ks->src);
+	if (ks->tick)
+		g_source_remove(ks->tick);
+	if (ks->again_idle)
+		g_source_remove(ks->again_idle);
+	for (uint32_t i = 0; i < ks->nslots; i++)
+		ksteer_end(ks, &ks->flows[i], true);
+	close(ks->epfd);
+	kstack_close(&ks->stack);
+	g_hash_table_destroy(ks->by_key);
+	g_free(ks->flows);
+	g_free(ks->fifo);
+	g_free(ks->again);
+	g_free(ks->rxbuf);
+	g_free(ks);
+}

@@ -1,0 +1,173 @@
+/* ksteer.h - steered TCP terminated by the kernel in a private namespace, spliced to the sidecar. */
+#ifndef MESHSLIRP_PB_KSTEER_H
+#define MESHSLIRP_PB_KSTEER_H
+
+/*
+ * Theory of operation (--steer-stack kernel)
+ *
+ * Why.  Through libslirp a steered flow has at most 64 KiB in flight (no
+ * window scaling), every byte is checksummed in software and copied twice
+ * in user space, and every connection moves two 128 KiB buffers in memory
+ * (docs/PERFORMANCE.md).  The kernel's TCP has none of these limits.  So a
+ * steered guest SYN is taken before libslirp sees it and handed, translated
+ * (knat.h), to the kernel's stack in a namespace of our own (kstack.h); the
+ * connection it accepts there is joined to a new connection to the sidecar,
+ * after a PROXY header naming the original destination, and the bytes move
+ * between the two sockets with splice(): page references, no copy through
+ * user space.  DHCP, DNS, ICMP, direct and inbound flows stay with libslirp,
+ * and so does a steered flow this path has no room for.
+ *
+ * Guest frames: ksteer_guest_frame() sees each one before the rest of the
+ * daemon, with its virtio-net metadata (a 64 KiB segment with a partial
+ * checksum crosses the tun as it came).  It takes a frame only when it is
+ * TCP from the guest's address and belongs to one of its flows, or is the
+ * SYN of a new flow the bridge would steer (cfg->judge: the egress rule and
+ * the policy, as for libslirp's flows).  Everything else is left to the
+ * netstack, untouched.
+ *
+ * Frames from the private stack (the tun, read in batches of
+ * KSTEER_TUN_BATCH) belong to the flow their destination address names;
+ * they are translated back, given an Ethernet header and the metadata the
+ * guest takes, and go to the backend.  A frame of no flow is dropped and
+ * counted: the private stack can only answer, never reach, the guest.
+ *
+ * Flow state machine (one slot per flow; the slot is the private source
+ * address, so a packet finds its flow without a lookup):
+ *
+ *   state       event                        next        action
+ *   FREE        guest SYN, judged steered    SYN         SYN to the private stack
+ *   SYN         accept() of this slot        CONNECTING  socket to the sidecar, connect()
+ *   SYN         connect timeout              CLOSED      (the stack drops its half-open one)
+ *   CONNECTING  sidecar connected            OPEN        PROXY header; relay both ways
+ *   CONNECTING  refused, or timeout          CLOSED      guest's socket closed with RST
+ *   OPEN        EOF relayed both ways        CLOSED      both sockets closed
+ *   OPEN        error or reset on either     CLOSED      the other closed with RST
+ *   CLOSED      KSTEER_GRACE_US passed       FREE        (late segments translated until then)
+ *   CLOSED      guest SYN on its tuple       -           a new flow in another slot
+ *
+ * Slots are reused in the order they were freed (a FIFO), never within the
+ * grace, so a late segment of an old flow cannot reach a new one; a SYN
+ * finding no reusable slot is left to libslirp (counted).
+ *
+ * Relay and backpressure: each direction has a pipe of its own; splice()
+ * moves what the reading socket has into the pipe and what the pipe holds
+ * into the writing socket, until either would block.  Sockets are in one
+ * epoll set, edge-triggered; a busy flow is given KSTEER_PUMP_ROUNDS
+ * rounds per turn and then waits its next turn behind the others.  A
+ * socket that will not take more leaves its pipe full, and the reading
+ * socket unread, so the kernel's windows carry the backpressure to the
+ * guest and the sidecar.  EOF is passed on as shutdown(SHUT_WR) once the
+ * pipe drained; an error or reset closes the other side with a reset.
+ * When the backend is congested the tun is not read (ksteer_set_throttle()).
+ *
+ * Semantics that differ from libslirp's path: the guest's handshake
+ * completes before the sidecar is connected (as with masquerade's
+ * iptables redirect to Envoy); a sidecar that refuses then resets the
+ * guest's established connection.  The private stack runs with the
+ * kernel's defaults (window scaling, SACK, timestamps, its own
+ * retransmission), so the guest sees a modern TCP peer.
+ *
+ * Limits: at most min(--max-flows, KNAT_POOL_SLOTS) flows; each holds two
+ * sockets and two pipes (six descriptors).  The connect timeout bounds
+ * SYN and CONNECTING.  Nothing is allocated per packet; per flow, two
+ * pipes.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "backend/backend.h"
+#include "proxy-bridge/proxy_proto.h"
+
+#define KSTEER_TUN_BATCH 64
+#define KSTEER_PUMP_ROUNDS 16
+#define KSTEER_GRACE_US (10 * 1000000LL)
+
+/* Why a frame on this path was dropped. */
+enum ksteer_drop {
+	KSTEER_DROP_BAD_META,          /* guest metadata that does not describe the segment */
+	KSTEER_DROP_TUN_WRITE,         /* the private stack refused the segment */
+	KSTEER_DROP_NO_FLOW,           /* from the private stack, for no flow of ours */
+	KSTEER_DROP_NOT_TCP,           /* from the private stack, no IPv4 TCP segment */
+	KSTEER_DROP_OFFLOAD,           /* from the private stack, with offloads the guest does not take */
+	KSTEER_DROP_GUEST_TX,          /* the backend refused it (no guest, queue full) */
+	KSTEER_DROP_COUNT,
+};
+
+struct ksteer_stats {
+	uint64_t flows;                /* guest SYNs that opened a flow here */
+	uint64_t table_full;           /* steered SYNs left to libslirp: no reusable slot */
+	uint64_t accepted;             /* handshakes the private stack completed */
+	uint64_t stray_accepts;        /* accepted for no flow in SYN (closed with a reset) */
+	uint64_t opened;               /* sidecar connected, header written */
+	uint64_t connect_failed;       /* sidecar refused or unreachable */
+	uint64_t timeouts;             /* SYN or CONNECTING past the connect timeout */
+	uint64_t header_failed;        /* connected, but the header could not be written */
+	uint64_t closed;               /* ended in order, EOF both ways */
+	uint64_t aborted;              /* ended with a reset */
+	uint64_t resource_failed;      /* no socket or pipe for an accepted flow (EMFILE and the like) */
+	uint64_t bytes_out;            /* guest to sidecar */
+	uint64_t bytes_in;             /* sidecar to guest */
+	uint64_t frames_to_stack;      /* guest frames written to the private stack */
+	uint64_t frames_to_guest;      /* frames from it, sent to the guest */
+	uint64_t dropped[KSTEER_DROP_COUNT];
+};
+
+struct ksteer_config {
+	struct in_addr guest;          /* the guest's address: only its frames are taken */
+	struct in_addr proxy_addr;     /* the sidecar (TCP), unless proxy_unix_path */
+	uint16_t proxy_port;           /* host order */
+	const char *proxy_unix_path;   /* borrowed; NULL: TCP */
+	enum proxy_version version;
+	struct in_addr proxy_source;   /* the header's source address */
+	size_t max_flows;
+	int64_t connect_timeout_us;
+	/* Whether the guest's SYN from @sport to @daddr:@dport (network order) is steered. */
+	bool (*judge)(uint32_t daddr, uint16_t sport, uint16_t dport, void *opaque);
+	/* A frame for the guest (copied by the callee); 0 or -errno. */
+	int (*tx)(const uint8_t *frame, size_t len, const struct frame_meta *meta, void *opaque);
+	void (*tx_flush)(void *opaque);
+	/* What the guest takes now (BACKEND_OFFLOAD_*); a front-end may renegotiate. */
+	uint32_t (*tx_offloads)(void *opaque);
+	void *opaque;
+};
+
+struct ksteer;
+
+/**
+ * ksteer_new() - make the private stack (kstack_open()) and start serving it
+ * @why:	on failure, set to a static string naming what failed
+ *
+ * Return: 0 or -errno.
+ */
+int ksteer_new(const struct ksteer_config *cfg, struct ksteer **out, const char **why);
+
+/* ksteer_free() - close every flow (with resets) and the private stack; NULL is a no-op. */
+void ksteer_free(struct ksteer *ks);
+
+/**
+ * ksteer_guest_frame() - offer a guest frame to the kernel path
+ * @frame, @len:	the Ethernet frame, rewritten in place when taken
+ * @meta:		its virtio-net metadata, or NULL for a plain frame
+ *
+ * Return: true when taken (sent on, or dropped and counted); false when it
+ * is not this path's, unchanged.
+ */
+bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
+			const struct frame_meta *meta);
+
+/* ksteer_set_throttle() - stop (true) or resume reading the private stack's frames. */
+void ksteer_set_throttle(struct ksteer *ks, bool throttled);
+
+/* ksteer_stats() - counters (valid until ksteer_free()). */
+const struct ksteer_stats *ksteer_stats(const struct ksteer *ks);
+
+/* ksteer_active() - flows not FREE or CLOSED. */
+size_t ksteer_active(const struct ksteer *ks);
+
+/* ksteer_drop_str() - metric label for @why. */
+const char *ksteer_drop_str(enum ksteer_drop why);
+
+#endif /* MESHSLIRP_PB_KSTEER_H */

@@ -1,0 +1,392 @@
+/* test_ksteer.c - in-process proof of --steer-stack kernel: a real private kernel stack, header, payload, closes, resets. */
+
+/*
+ * The daemon runs with --steer-stack kernel: steered TCP ends in the
+ * kernel's stack in a namespace of its own (netstack/kstack.h), and the
+ * accepted connection is spliced to a listener on 127.0.0.1 playing the
+ * sidecar.  The test plays QEMU with synthetic guest segments to
+ * destinations in 198.18.0.0/15, answered by that real kernel stack, so
+ * every check here is against real TCP: the handshake is the kernel's, the
+ * header and bytes reach the sidecar through splice(), replies come back
+ * translated to the original destination with valid checksums, and closes
+ * and resets travel both ways.  libslirp never sees these flows, which each
+ * test checks too.
+ */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "proxy-bridge/ksteer.h"
+#include "proxy-bridge/proxy_proto.h"
+#include "tests/lib/inproc.h"
+#include "tests/lib/pkt.h"
+
+#define GUEST "10.0.2.15"
+#define SIDECAR_SOURCE "198.18.0.2"
+
+struct kst {
+	struct inproc *f;
+	int sidecar;               /* listening socket, or -1 */
+	uint16_t sidecar_port;
+	char proxy_arg[32];
+};
+
+/* A guest connection as the test drives it. */
+struct gconn {
+	const char *dst;
+	uint16_t sport, dport;
+	uint32_t seq;              /* our next sequence number */
+	uint32_t ack;              /* the peer's next */
+};
+
+static int sidecar_listen(uint16_t *port, bool listening)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	if (!listening) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static struct kst *kst_start(bool listening)
+{
+	struct kst *s = g_new0(struct kst, 1);
+	const char *args[] = { "--outbound-proxy", s->proxy_arg, "--proxy-source", SIDECAR_SOURCE,
+			       "--steer-stack", "kernel", "--connect-timeout", "2s", NULL };
+
+	s->sidecar = sidecar_listen(&s->sidecar_port, listening);
+	snprintf(s->proxy_arg, sizeof(s->proxy_arg), "127.0.0.1:%u", s->sidecar_port);
+	s->f = inproc_start(args);
+	assert_non_null(s->f->d.ks);
+	inproc_arp_gateway(s->f);
+	return s;
+}
+
+static int setup(void **state)
+{
+	*state = kst_start(true);
+	return 0;
+}
+
+static int setup_absent(void **state)
+{
+	*state = kst_start(false);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct kst *s = *state;
+
+	inproc_stop(s->f);
+	if (s->sidecar >= 0)
+		close(s->sidecar);
+	g_free(s);
+	return 0;
+}
+
+static const struct ksteer_stats *kstats(struct kst *s)
+{
+	return ksteer_stats(s->f->d.ks);
+}
+
+static void gsend(struct inproc *f, struct gconn *c, uint8_t flags, const void *data, size_t len)
+{
+	uint8_t fr[2048];
+	size_t n = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip(c->dst), c->sport,
+			   c->dport, c->seq, c->ack, flags, data, len);
+
+	inproc_send(f, fr, n);
+	c->seq += (uint32_t)len + ((flags & 0x03) ? 1 : 0);
+}
+
+/* SYN, the private stack's SYN|ACK as from the destination, our ACK. */
+static void handshake(struct inproc *f, struct gconn *c)
+{
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+
+	gsend(f, c, 0x02, NULL, 0);
+	inproc_expect_segment(f, rx, sizeof(rx), c->dst, c->dport, c->sport, 0x12, &v);
+	assert_int_equal(inproc_be32(v.l4 + 8), c->seq);
+	c->ack = inproc_be32(v.l4 + 4) + 1;
+	gsend(f, c, 0x10, NULL, 0);
+}
+
+static void expect_v2_header(int conn, const struct gconn *c)
+{
+	uint8_t hdr[28], want[28];
+	struct proxy_addrs a = {
+		.src = inproc_ip(SIDECAR_SOURCE), .dst = inproc_ip(c->dst),
+		.sport = htons(c->sport), .dport = htons(c->dport),
+	};
+
+	inproc_read_exact(conn, hdr, sizeof(hdr));
+	/* Independent of proxy_encode(): the layout from proxy-protocol.txt. */
+	memcpy(want, "\r\n\r\n\0\r\nQUIT\n", 12);
+	want[12] = 0x21;
+	want[13] = 0x11;
+	want[14] = 0;
+	want[15] = 12;
+	memcpy(want + 16, &a.src, 4);
+	memcpy(want + 20, &a.dst, 4);
+	memcpy(want + 24, &a.sport, 2);
+	memcpy(want + 26, &a.dport, 2);
+	assert_memory_equal(hdr, want, sizeof(want));
+}
+
+/* The next segment to the guest on @c carrying data or @flags; its payload into @out. */
+static size_t grecv(struct inproc *f, struct gconn *c, uint8_t flags, uint8_t *out, size_t cap)
+{
+	uint8_t rx[4096];
+	struct pkt_ipv4_view v;
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+
+	while (g_get_monotonic_time() < end) {
+		size_t off, n;
+
+		inproc_expect_segment(f, rx, sizeof(rx), c->dst, c->dport, c->sport, 0, &v);
+		off = (size_t)(v.l4[12] >> 4) * 4;
+		n = v.l4_len - off;
+		if (!n && !(v.l4[13] & flags))
+			continue; /* a pure ACK */
+		assert_true(n <= cap);
+		memcpy(out, v.l4 + off, n);
+		c->ack = inproc_be32(v.l4 + 4) + (uint32_t)n + ((v.l4[13] & 0x01) ? 1 : 0);
+		gsend(f, c, 0x10, NULL, 0);
+		return n ? n : 1;
+	}
+	fail_msg("no segment on %s:%u", c->dst, c->dport);
+	return 0;
+}
+
+/* The whole path: handshake with the private stack, header and bytes to the sidecar, replies. */
+static void test_header_payload_reply(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40000, .dport = 5001, .seq = 1000 };
+	uint8_t buf[64];
+	int conn;
+
+	handshake(f, &c);
+	gsend(f, &c, 0x18, "hello", 5);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	inproc_read_exact(conn, buf, 5);
+	assert_memory_equal(buf, "hello", 5);
+
+	assert_int_equal(write(conn, "world", 5), 5);
+	assert_int_equal(grecv(f, &c, 0, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "world", 5);
+
+	assert_int_equal(kstats(s)->flows, 1);
+	assert_int_equal(kstats(s)->opened, 1);
+	assert_int_equal(ksteer_active(f->d.ks), 1);
+	assert_true(kstats(s)->bytes_out >= 5 && kstats(s)->bytes_in >= 5);
+	/* libslirp never saw it. */
+	assert_int_equal(bridge_stats(f->d.br)->flows_steered, 0);
+	assert_int_equal(netstack_polled_sockets(f->d.ns), 0);
+	close(conn);
+}
+
+/* One guest port towards two destinations at once: two flows, each with its own header. */
+static void test_same_source_port_two_destinations(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn a = { .dst = "198.18.0.1", .sport = 41000, .dport = 80, .seq = 7000 };
+	struct gconn b = { .dst = "198.18.0.9", .sport = 41000, .dport = 443, .seq = 9000 };
+	uint8_t buf[8];
+	int ca, cb;
+
+	handshake(f, &a);
+	ca = inproc_accept(s->sidecar);
+	expect_v2_header(ca, &a);
+	handshake(f, &b);
+	cb = inproc_accept(s->sidecar);
+	expect_v2_header(cb, &b);
+	assert_int_equal(write(cb, "b", 1), 1);
+	assert_int_equal(write(ca, "a", 1), 1);
+	assert_int_equal(grecv(f, &b, 0, buf, sizeof(buf)), 1);
+	assert_int_equal(buf[0], 'b');
+	assert_int_equal(grecv(f, &a, 0, buf, sizeof(buf)), 1);
+	assert_int_equal(buf[0], 'a');
+	assert_int_equal(ksteer_active(f->d.ks), 2);
+	close(ca);
+	close(cb);
+}
+
+/* FIN from the guest reaches the sidecar as EOF; the sidecar's close comes back as FIN. */
+static void test_close_in_order(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.3", .sport = 42000, .dport = 8080, .seq = 1 };
+	uint8_t buf[64];
+	gint64 end;
+	int conn;
+
+	handshake(f, &c);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	gsend(f, &c, 0x11, NULL, 0);
+	assert_int_equal(inproc_client_read(conn, buf, sizeof(buf), INPROC_WAIT_MS), 0);
+	assert_int_equal(write(conn, "bye", 3), 3);
+	close(conn);
+	assert_int_equal(grecv(f, &c, 0x01, buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "bye", 3);
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (kstats(s)->closed < 1 && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	assert_int_equal(kstats(s)->closed, 1);
+	assert_int_equal(kstats(s)->aborted, 0);
+	assert_int_equal(ksteer_active(f->d.ks), 0);
+}
+
+/* A guest reset reaches the sidecar as a reset. */
+static void test_guest_reset(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.4", .sport = 43000, .dport = 9000, .seq = 500 };
+	int conn;
+
+	handshake(f, &c);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	gsend(f, &c, 0x14, NULL, 0);
+	inproc_expect_reset(conn);
+	assert_int_equal(kstats(s)->aborted, 1);
+	close(conn);
+}
+
+/* No sidecar: the handshake completes (the private stack's), then the guest is reset as from D:P. */
+static void test_sidecar_absent(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 44000, .dport = 5001, .seq = 77 };
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+
+	handshake(f, &c);
+	inproc_expect_segment(f, rx, sizeof(rx), c.dst, c.dport, c.sport, 0x04, &v);
+	assert_int_equal(kstats(s)->connect_failed, 1);
+	assert_int_equal(ksteer_active(f->d.ks), 0);
+}
+
+/*
+ * What the egress rule refuses (the sidecar's own port on the gateway) never
+ * reaches the private stack: the bridge refuses it as before.
+ */
+static void test_refused_stays_refused(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	uint8_t fr[256], rx[2048];
+	struct pkt_ipv4_view v;
+	size_t len;
+
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip("10.0.2.2"), 45000, 15001,
+		      77, 0, 0x02, NULL, 0);
+	inproc_send(f, fr, len);
+	inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", 15001, 45000, 0x14, &v);
+	assert_int_equal(kstats(s)->flows, 0);
+	assert_int_equal(bridge_stats(f->d.br)->egress_refused[EGRESS_HOST_LOOPBACK], 1);
+	inproc_pump(50);
+	assert_int_equal(accept(s->sidecar, NULL, NULL), -1);
+}
+
+/*
+ * A segment of no flow (an ACK the guest invents) is not the private
+ * stack's to answer: it goes to libslirp, which resets it as always.
+ */
+static void test_stray_segment_not_taken(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.5", .sport = 46000, .dport = 80, .seq = 1, .ack = 99 };
+	uint64_t sent = kstats(s)->frames_to_stack;
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+
+	gsend(f, &c, 0x10, NULL, 0);
+	inproc_expect_segment(f, rx, sizeof(rx), c.dst, c.dport, c.sport, 0x04, &v);
+	assert_int_equal(kstats(s)->frames_to_stack, sent);
+	assert_int_equal(kstats(s)->flows, 0);
+}
+
+/* Many flows at once, each through to the sidecar and back; then all closed. */
+static void test_many_flows(void **state)
+{
+	enum { N = 40 };
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c[N];
+	int conn[N];
+	uint8_t buf[64];
+
+	for (int i = 0; i < N; i++) {
+		c[i] = (struct gconn){ .dst = "198.18.1.1", .sport = (uint16_t)(47000 + i),
+				       .dport = 80, .seq = 1000u * (uint32_t)i };
+		handshake(f, &c[i]);
+		conn[i] = inproc_accept(s->sidecar);
+		expect_v2_header(conn[i], &c[i]);
+	}
+	assert_int_equal(ksteer_active(f->d.ks), N);
+	for (int i = 0; i < N; i++) {
+		char msg[8];
+
+		snprintf(msg, sizeof(msg), "m%02d", i);
+		gsend(f, &c[i], 0x18, msg, 3);
+		inproc_read_exact(conn[i], buf, 3);
+		assert_memory_equal(buf, msg, 3);
+		close(conn[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(grecv(f, &c[i], 0x01, buf, sizeof(buf)), 1);
+		gsend(f, &c[i], 0x11, NULL, 0);
+	}
+	for (int i = 0; i < 200 && ksteer_active(f->d.ks); i++)
+		inproc_pump(5);
+	assert_int_equal(ksteer_active(f->d.ks), 0);
+	assert_int_equal(kstats(s)->closed, N);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_source_port_two_destinations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sidecar_absent, setup_absent, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_stays_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stray_segment_not_taken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_flows, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
