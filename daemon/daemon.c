@@ -443,6 +443,7 @@ static int daemon_setup_ksteer(struct daemon *d)
 		.proxy_source = bridge_proxy_source(d->br),
 		.max_flows = daemon_flow_budget(cfg->max_flows),
 		.connect_timeout_us = (int64_t)cfg->connect_timeout_ms * 1000,
+		.tcp_idle_us = (int64_t)cfg->tcp_idle_timeout_ms * 1000,
 		.judge = daemon_ksteer_judge,
 		.tx = daemon_ksteer_tx,
 		.tx_flush = daemon_ksteer_flush,

@@ -25,11 +25,11 @@ static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size
 {
 	static const char *const outcome[] = {
 		"opened", "connect_failed", "header_failed", "timeout", "closed", "aborted",
-		"no_resources", "stray_accept", "table_full",
+		"no_resources", "stray_accept", "table_full", "idle",
 	};
 	const uint64_t values[] = {
 		k->opened, k->connect_failed, k->header_failed, k->timeouts, k->closed,
-		k->aborted, k->resource_failed, k->stray_accepts, k->table_full,
+		k->aborted, k->resource_failed, k->stray_accepts, k->table_full, k->idle_resets,
 	};
 	char lbl[96];
 

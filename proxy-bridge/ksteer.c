@@ -32,6 +32,14 @@ enum kflow_state {
 /* Relay directions: guest to sidecar, sidecar to guest. */
 enum { KF_OUT, KF_IN };
 
+/* A pipe for splice(): a flow borrows one per direction only while bytes sit in it. */
+struct kpipe {
+	int rd, wr;
+	size_t cap;                    /* bytes it holds (F_GETPIPE_SZ) */
+};
+
+#define KPIPE_NONE ((struct kpipe){ .rd = -1, .wr = -1 })
+
 struct kflow {
 	enum kflow_state state;
 	bool hashed;                   /* its key is in the tuple table */
@@ -40,9 +48,10 @@ struct kflow {
 	uint32_t daddr;                /* the destination the guest asked for (network order) */
 	uint16_t dport, gport;         /* network order */
 	int64_t deadline_us;           /* SYN, CONNECTING: the connect timeout; CLOSED: end of grace */
+	int64_t active_us;             /* OPEN: when bytes last moved (the idle timeout) */
 	int sk;                        /* the private stack's accepted socket, -1 */
 	int up;                        /* the sidecar's, -1 */
-	int pipe[2][2];                /* per direction: read end, write end; -1 */
+	struct kpipe pipe[2];          /* per direction, only while it holds bytes; rd -1: none */
 	size_t in_pipe[2];             /* bytes in each pipe */
 	bool eof[2];                   /* the direction's reading socket said EOF */
 	bool shut[2];                  /* ... and its writing socket was shut down */
@@ -59,11 +68,15 @@ struct ksteer {
 	uint32_t nslots;
 	uint32_t *fifo;                /* reusable slots, oldest first */
 	uint32_t fifo_head, fifo_len;
+	struct kpipe pool[KSTEER_PIPE_POOL]; /* empty pipes, ready for any flow */
+	size_t npool;
 	uint32_t *again;               /* flows whose turn ran out */
 	uint32_t nagain;
 	GHashTable *by_key;            /* &kflow.key -> kflow */
 	size_t active;
 	bool throttled;
+	bool accept_paused;            /* out of descriptors: the listener waits for a flow to end */
+	int64_t now_us;                /* the dispatch's clock, for active_us */
 	uint32_t offloads_applied;     /* what the tun was last told (kstack_set_offloads) */
 	bool macs_known;
 	uint8_t guest_mac[6], gw_mac[6];
@@ -129,6 +142,48 @@ static void ksteer_close_fd(int *fd, bool reset)
 }
 
 /*
+ * A pipe for direction @d of @f: its own if it has one, else one from the
+ * pool, else a new one grown to KSTEER_PIPE_BYTES if the system lets us (a
+ * user's pipe pages are limited: fs.pipe-user-pages-soft).  0 or -errno.
+ */
+static int ksteer_pipe_get(struct ksteer *ks, struct kflow *f, int d)
+{
+	struct kpipe *p = &f->pipe[d];
+	int fds[2], sz;
+
+	if (p->rd >= 0)
+		return 0;
+	if (ks->npool) {
+		*p = ks->pool[--ks->npool];
+		return 0;
+	}
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	sz = fcntl(fds[1], F_SETPIPE_SZ, KSTEER_PIPE_BYTES);
+	if (sz < 0)
+		sz = fcntl(fds[1], F_GETPIPE_SZ);
+	*p = (struct kpipe){ .rd = fds[0], .wr = fds[1], .cap = sz > 0 ? (size_t)sz : 4096 };
+	return 0;
+}
+
+/* Direction @d of @f is done with its pipe: an empty one goes back to the pool, any other is closed. */
+static void ksteer_pipe_put(struct ksteer *ks, struct kflow *f, int d)
+{
+	struct kpipe *p = &f->pipe[d];
+
+	if (p->rd < 0)
+		return;
+	if (!f->in_pipe[d] && ks->npool < KSTEER_PIPE_POOL) {
+		ks->pool[ks->npool++] = *p;
+	} else {
+		close(p->rd);
+		close(p->wr);
+	}
+	*p = KPIPE_NONE;
+	f->in_pipe[d] = 0;
+}
+
+/*
  * End @f: close what it holds (with resets when @reset), keep its slot
  * translating late segments for the grace, queue the slot for reuse.
  */
@@ -142,13 +197,15 @@ static void ksteer_end(struct ksteer *ks, struct kflow *f, bool reset)
 		reset ? ks->stats.aborted++ : ks->stats.closed++;
 	ksteer_close_fd(&f->sk, reset);
 	ksteer_close_fd(&f->up, reset);
-	for (int d = 0; d < 2; d++) {
-		ksteer_close_fd(&f->pipe[d][0], false);
-		ksteer_close_fd(&f->pipe[d][1], false);
-	}
+	for (int d = 0; d < 2; d++)
+		ksteer_pipe_put(ks, f, d);
 	f->state = KF_CLOSED;
 	f->deadline_us = g_get_monotonic_time() + KSTEER_GRACE_US;
 	ks->active--;
+	if (ks->accept_paused) {
+		ks->accept_paused = false;
+		ksteer_epoll(ks, EPOLL_CTL_MOD, ks->stack.listener, EPOLLIN, KSTEER_TAG_LISTEN);
+	}
 	ks->fifo[(ks->fifo_head + ks->fifo_len++) % ks->nslots] = slot;
 }
 
@@ -167,7 +224,7 @@ static struct kflow *ksteer_take_slot(struct ksteer *ks)
 	if (f->hashed)
 		g_hash_table_remove(ks->by_key, &f->key);
 	*f = (struct kflow){ .state = KF_FREE, .sk = -1, .up = -1,
-			     .pipe = { { -1, -1 }, { -1, -1 } } };
+			     .pipe = { KPIPE_NONE, KPIPE_NONE } };
 	return f;
 }
 
@@ -432,13 +489,6 @@ static void ksteer_accepted(struct ksteer *ks, int sk, const struct sockaddr_in 
 	}
 	ks->stats.accepted++;
 	f->sk = sk;
-	for (int d = 0; d < 2; d++) {
-		if (pipe2(f->pipe[d], O_NONBLOCK | O_CLOEXEC) < 0) {
-			ks->stats.resource_failed++;
-			ksteer_end(ks, f, true);
-			return;
-		}
-	}
 	up = ksteer_connect_sidecar(ks);
 	if (up < 0) {
 		ks->stats.connect_failed++;
@@ -460,8 +510,16 @@ static void ksteer_accept_all(struct ksteer *ks)
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (sk < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			/*
+			 * Out of descriptors: the connection stays queued and the listener
+			 * readable, so stop watching it until a flow ends (no busy loop).
+			 */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				ks->stats.resource_failed++;
+				ks->accept_paused = true;
+				ksteer_epoll(ks, EPOLL_CTL_MOD, ks->stack.listener, 0,
+					     KSTEER_TAG_LISTEN);
+			}
 			return;
 		}
 		if (plen != sizeof(peer) || peer.sin_family != AF_INET) {
@@ -498,6 +556,7 @@ static bool ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f)
 	ks->stats.opened++;
 	f->state = KF_OPEN;
 	f->deadline_us = 0;
+	f->active_us = ks->now_us;
 	return true;
 }
 
@@ -515,14 +574,21 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 {
 	int src = d == KF_OUT ? f->sk : f->up, dst = d == KF_OUT ? f->up : f->sk;
 	uint64_t *bytes = d == KF_OUT ? &ks->stats.bytes_out : &ks->stats.bytes_in;
-	const size_t cap = 1 << 16;
+	struct kpipe *p = &f->pipe[d];
+	int ret = 1;
 
+	if (f->shut[d])
+		return 0;
+	if (ksteer_pipe_get(ks, f, d)) {
+		ks->stats.resource_failed++;
+		return -EMFILE;
+	}
 	for (int round = 0; round < KSTEER_PUMP_ROUNDS; round++) {
 		bool moved = false;
 		ssize_t n;
 
-		if (!f->eof[d] && f->in_pipe[d] < cap) {
-			n = splice(src, NULL, f->pipe[d][1], NULL, cap - f->in_pipe[d],
+		if (!f->eof[d] && f->in_pipe[d] < p->cap) {
+			n = splice(src, NULL, p->wr, NULL, p->cap - f->in_pipe[d],
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
 				f->in_pipe[d] += (size_t)n;
@@ -531,29 +597,38 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 				f->eof[d] = true;
 				moved = true;
 			} else if (errno != EAGAIN && errno != EINTR) {
-				return -errno;
+				ret = -errno;
+				break;
 			}
 		}
 		if (f->in_pipe[d]) {
-			n = splice(f->pipe[d][0], NULL, dst, NULL, f->in_pipe[d],
+			n = splice(p->rd, NULL, dst, NULL, f->in_pipe[d],
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
 				f->in_pipe[d] -= (size_t)n;
 				*bytes += (uint64_t)n;
+				f->active_us = ks->now_us;
 				moved = true;
 			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-				return -errno;
+				ret = -errno;
+				break;
 			}
 		}
 		if (f->eof[d] && !f->in_pipe[d] && !f->shut[d]) {
-			if (shutdown(dst, SHUT_WR) < 0 && errno != ENOTCONN)
-				return -errno;
+			if (shutdown(dst, SHUT_WR) < 0 && errno != ENOTCONN) {
+				ret = -errno;
+				break;
+			}
 			f->shut[d] = true;
 		}
-		if (!moved)
-			return 0;
+		if (!moved) {
+			ret = 0;
+			break;
+		}
 	}
-	return 1;
+	if (!f->in_pipe[d])
+		ksteer_pipe_put(ks, f, d);
+	return ret;
 }
 
 static void ksteer_queue_again(struct ksteer *ks, struct kflow *f);
@@ -587,6 +662,7 @@ static gboolean ksteer_again_run(void *opaque)
 
 	ks->again_idle = 0;
 	ks->nagain = 0;
+	ks->now_us = g_get_monotonic_time();
 	/* Flows re-queued now go to the back: only the first n are this turn's. */
 	for (uint32_t i = 0; i < n; i++) {
 		struct kflow *f = &ks->flows[ks->again[i]];
@@ -641,6 +717,7 @@ static gboolean ksteer_dispatch(int fd, GIOCondition ready, void *opaque)
 
 	(void)fd;
 	(void)ready;
+	ks->now_us = g_get_monotonic_time();
 	n = epoll_wait(ks->epfd, evs, G_N_ELEMENTS(evs), 0);
 	for (int i = 0; i < n; i++) {
 		if (evs[i].data.u64 == KSTEER_TAG_TUN)
@@ -653,7 +730,11 @@ static gboolean ksteer_dispatch(int fd, GIOCondition ready, void *opaque)
 	return G_SOURCE_CONTINUE;
 }
 
-/* Once a second: flows whose handshake or sidecar did not answer within the connect timeout. */
+/*
+ * Once a second: flows whose handshake or sidecar did not answer within
+ * the connect timeout, and open flows idle for --tcp-idle-timeout, end with
+ * resets.  A walk of the table, bounded by its size (max 65534 slots).
+ */
 static gboolean ksteer_tick(void *opaque)
 {
 	struct ksteer *ks = opaque;
@@ -664,6 +745,10 @@ static gboolean ksteer_tick(void *opaque)
 
 		if ((f->state == KF_SYN || f->state == KF_CONNECTING) && f->deadline_us <= now) {
 			ks->stats.timeouts++;
+			ksteer_end(ks, f, true);
+		} else if (f->state == KF_OPEN && ks->cfg.tcp_idle_us &&
+			   now - f->active_us >= ks->cfg.tcp_idle_us) {
+			ks->stats.idle_resets++;
 			ksteer_end(ks, f, true);
 		}
 	}
@@ -724,7 +809,7 @@ int ksteer_new(const struct ksteer_config *cfg, struct ksteer **out, const char 
 	ks->again = g_new(uint32_t, ks->nslots);
 	for (uint32_t i = 0; i < ks->nslots; i++) {
 		ks->flows[i] = (struct kflow){ .state = KF_FREE, .sk = -1, .up = -1,
-					       .pipe = { { -1, -1 }, { -1, -1 } } };
+					       .pipe = { KPIPE_NONE, KPIPE_NONE } };
 		ks->fifo[i] = i;
 	}
 	ks->fifo_len = ks->nslots;
@@ -749,6 +834,10 @@ void ksteer_free(struct ksteer *ks)
 		g_source_remove(ks->again_idle);
 	for (uint32_t i = 0; i < ks->nslots; i++)
 		ksteer_end(ks, &ks->flows[i], true);
+	while (ks->npool--) {
+		close(ks->pool[ks->npool].rd);
+		close(ks->pool[ks->npool].wr);
+	}
 	close(ks->epfd);
 	kstack_close(&ks->stack);
 	g_hash_table_destroy(ks->by_key);

@@ -42,6 +42,7 @@
  *   CONNECTING  refused, or timeout          CLOSED      guest's socket closed with RST
  *   OPEN        EOF relayed both ways        CLOSED      both sockets closed
  *   OPEN        error or reset on either     CLOSED      the other closed with RST
+ *   OPEN        idle for --tcp-idle-timeout  CLOSED      both closed with RST
  *   CLOSED      KSTEER_GRACE_US passed       FREE        (late segments translated until then)
  *   CLOSED      guest SYN on its tuple       -           a new flow in another slot
  *
@@ -68,9 +69,12 @@
  * retransmission), so the guest sees a modern TCP peer.
  *
  * Limits: at most min(--max-flows, KNAT_POOL_SLOTS) flows; each holds two
- * sockets and two pipes (six descriptors).  The connect timeout bounds
- * SYN and CONNECTING.  Nothing is allocated per packet; per flow, two
- * pipes.
+ * sockets, plus a pipe per direction only while bytes wait in it (empty
+ * pipes go back to a pool of KSTEER_PIPE_POOL).  The connect timeout
+ * bounds SYN and CONNECTING, --tcp-idle-timeout OPEN.  Out of descriptors,
+ * the listener is left unread (its backlog, then the private stack's SYN
+ * cookies, hold the guest) until a flow ends.  Nothing is allocated per
+ * packet or per flow on this path beyond the kernel's sockets and pipes.
  */
 
 #include <stdbool.h>
@@ -84,6 +88,10 @@
 #define KSTEER_TUN_BATCH 64
 #define KSTEER_PUMP_ROUNDS 16
 #define KSTEER_GRACE_US (10 * 1000000LL)
+#ifndef KSTEER_PIPE_BYTES
+#define KSTEER_PIPE_BYTES (256 << 10)  /* a pipe's size: the most one splice() moves */
+#endif
+#define KSTEER_PIPE_POOL 16            /* empty pipes kept for the next flow that needs one */
 
 /* Why a frame on this path was dropped. */
 enum ksteer_drop {
@@ -104,6 +112,7 @@ struct ksteer_stats {
 	uint64_t opened;               /* sidecar connected, header written */
 	uint64_t connect_failed;       /* sidecar refused or unreachable */
 	uint64_t timeouts;             /* SYN or CONNECTING past the connect timeout */
+	uint64_t idle_resets;          /* OPEN, no byte moved for --tcp-idle-timeout */
 	uint64_t header_failed;        /* connected, but the header could not be written */
 	uint64_t closed;               /* ended in order, EOF both ways */
 	uint64_t aborted;              /* ended with a reset */
@@ -124,6 +133,7 @@ struct ksteer_config {
 	struct in_addr proxy_source;   /* the header's source address */
 	size_t max_flows;
 	int64_t connect_timeout_us;
+	int64_t tcp_idle_us;           /* no byte either way for this long: reset both; 0: never */
 	/* Whether the guest's SYN from @sport to @daddr:@dport (network order) is steered. */
 	bool (*judge)(uint32_t daddr, uint16_t sport, uint16_t dport, void *opaque);
 	/* A frame for the guest (copied by the callee); 0 or -errno. */

@@ -24,6 +24,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <cmocka.h>
@@ -73,7 +75,8 @@ static struct kst *kst_start(bool listening)
 {
 	struct kst *s = g_new0(struct kst, 1);
 	const char *args[] = { "--outbound-proxy", s->proxy_arg, "--proxy-source", SIDECAR_SOURCE,
-			       "--steer-stack", "kernel", "--connect-timeout", "2s", NULL };
+			       "--steer-stack", "kernel", "--connect-timeout", "2s",
+			       "--tcp-idle-timeout", "2s", NULL };
 
 	s->sidecar = sidecar_listen(&s->sidecar_port, listening);
 	snprintf(s->proxy_arg, sizeof(s->proxy_arg), "127.0.0.1:%u", s->sidecar_port);
@@ -375,6 +378,119 @@ static void test_many_flows(void **state)
 	assert_int_equal(kstats(s)->closed, N);
 }
 
+/* The guest never answers the private stack's SYN|ACK: its slot is freed at the connect timeout. */
+static void test_handshake_timeout(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.6", .sport = 48000, .dport = 80, .seq = 5 };
+	gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+
+	gsend(f, &c, 0x02, NULL, 0);
+	inproc_pump(50);
+	assert_int_equal(ksteer_active(f->d.ks), 1);
+	while (ksteer_active(f->d.ks) && g_get_monotonic_time() < end)
+		inproc_pump(20);
+	assert_int_equal(ksteer_active(f->d.ks), 0);
+	assert_int_equal(kstats(s)->timeouts, 1);
+	assert_int_equal(kstats(s)->accepted, 0);
+}
+
+/* An open flow with no byte either way for --tcp-idle-timeout (2 s): both ends reset. */
+static void test_idle_timeout(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.7", .sport = 48100, .dport = 80, .seq = 5 };
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+	int conn;
+
+	handshake(f, &c);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	/* Both ends hear of it: a reset to the guest as from D:P, and one to the sidecar. */
+	inproc_expect_segment(f, rx, sizeof(rx), c.dst, c.dport, c.sport, 0x04, &v);
+	inproc_expect_reset(conn);
+	assert_int_equal(kstats(s)->idle_resets, 1);
+	assert_int_equal(ksteer_active(f->d.ks), 0);
+	close(conn);
+}
+
+static int fds_in_use(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", ".." and the directory's own descriptor */
+}
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/*
+ * Out of descriptors: a handshake the daemon cannot accept waits in the
+ * private stack's backlog, the daemon does not spin on its readable
+ * listener, and the flow is served once another ends.
+ */
+static void test_out_of_descriptors(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c[3];
+	struct rlimit old, tight;
+	uint64_t failed;
+	double cpu;
+	gint64 end;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	/*
+	 * Two flows' worth: each holds its accepted socket and its sidecar
+	 * socket; and one pipe pair, which their relays borrow from the pool.
+	 */
+	tight = old;
+	tight.rlim_cur = (rlim_t)fds_in_use() + 6;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+	for (int i = 0; i < 3; i++) {
+		c[i] = (struct gconn){ .dst = "198.18.2.1", .sport = (uint16_t)(48200 + i),
+				       .dport = 80, .seq = 10u * (uint32_t)i };
+		handshake(f, &c[i]);
+	}
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (kstats(s)->opened < 2 && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	inproc_pump(50);
+	assert_int_equal(kstats(s)->opened, 2);
+	assert_true(kstats(s)->resource_failed >= 1);
+	/*
+	 * Waiting, not spinning: no accept() is tried again (the count of
+	 * failures would grow with every loop turn) and the loop stays idle.
+	 */
+	failed = kstats(s)->resource_failed;
+	cpu = cpu_seconds();
+	inproc_pump(300);
+	assert_int_equal(kstats(s)->resource_failed, failed);
+	assert_true(cpu_seconds() - cpu < 0.15);
+	/* The first flow ends (the guest resets it): the third is served. */
+	gsend(f, &c[0], 0x04, NULL, 0);
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (kstats(s)->opened < 3 && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(kstats(s)->opened, 3);
+	assert_int_equal(ksteer_active(f->d.ks), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +502,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused_stays_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stray_segment_not_taken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_flows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_descriptors, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
