@@ -17,6 +17,9 @@
 #   masquerade-vm  the same pod, the guest model behind the VM model (vu-frontend tap2tap):
 #                  virtio rings in shared memory, a vhost-net stand-in onto a tap in k6t-eth0
 #   meshslirp-vu   meshslirp --vhost-user, the guest model behind the same VM model
+#   meshslirp-vu-k the same with --steer-stack kernel (with the sidecar in the path): steered
+#                  TCP ends in the kernel's stack in the daemon's private namespace
+#   meshslirp-vu-kunix  --steer-stack kernel with the unix legs of meshslirp-vu-unix (not default)
 #   meshslirp-vu-alt  the same with BENCH_ALT_ARGS / BENCH_ALT_ENV: one lever A/B (not default)
 #   meshslirp-vu-unix the same with both sidecar legs on unix sockets (not default): HAProxy
 #                  binds unix@ with accept-proxy (--outbound-proxy unix:PATH), and an inbound
@@ -38,7 +41,7 @@
 #                Istio-style OUTPUT capture in the pod namespace, SO_ORIGINAL_DST
 #                (their sockets are ordinary sockets of the pod, like stock Istio)
 
-BENCH_SYSTEMS=(masquerade masquerade-vm meshslirp-vu meshslirp meshslirp-tap slirp4netns pasta)
+BENCH_SYSTEMS=(masquerade masquerade-vm meshslirp-vu meshslirp-vu-k meshslirp meshslirp-tap slirp4netns pasta)
 NODE_IP=198.18.0.1
 BENCH_HAPROXY_MAXCONN=9000
 : "${BENCH_VM_OFFLOAD:=tso}"
