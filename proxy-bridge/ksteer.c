@@ -338,7 +338,15 @@ bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 		f = NULL;
 	}
 	if (!f) {
-		if (!syn || !ks->cfg.judge(t.daddr, t.sport, t.dport, ks->cfg.opaque))
+		/*
+		 * A new flow: a SYN whose checksums fail goes to the bridge, which
+		 * drops and counts it (bad_checksum); a partial one is the guest's
+		 * to complete and the kernel trusts it, as it would from a NIC.
+		 */
+		if (!syn || (!(meta && (meta->flags & FRAME_META_NEEDS_CSUM)) &&
+			     !knat_checksums_ok(&v)))
+			return false;
+		if (!ks->cfg.judge(t.daddr, t.sport, t.dport, ks->cfg.opaque))
 			return false;
 		f = ksteer_open(ks, frame, t.daddr, t.dport, t.sport, key);
 		if (!f)

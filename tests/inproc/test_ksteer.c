@@ -341,6 +341,24 @@ static void test_stray_segment_not_taken(void **state)
 	assert_int_equal(kstats(s)->flows, 0);
 }
 
+/* A SYN with a bad checksum takes no slot: the bridge drops and counts it, as on libslirp's path. */
+static void test_bad_checksum_syn(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	uint8_t fr[256];
+	size_t len;
+
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip("198.18.0.8"), 46100, 80,
+		      1, 0, 0x02, NULL, 0);
+	fr[len - 1] ^= 0x01; /* in the MSS option */
+	inproc_send(f, fr, len);
+	inproc_pump(50);
+	assert_int_equal(kstats(s)->flows, 0);
+	assert_int_equal(kstats(s)->frames_to_stack, 0);
+	assert_int_equal(bridge_stats(f->d.br)->guest_dropped[BRIDGE_DROP_BAD_CHECKSUM], 1);
+}
+
 /* Many flows at once, each through to the sidecar and back; then all closed. */
 static void test_many_flows(void **state)
 {
@@ -501,6 +519,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sidecar_absent, setup_absent, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_stays_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stray_segment_not_taken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_checksum_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_flows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),

@@ -216,6 +216,26 @@ static void test_rewrite_partial_ports_only(void **state)
 	assert_memory_equal(buf + ETH + 20 + 16, before, 2);
 }
 
+static void test_checksums_ok(void **state)
+{
+	uint8_t buf[BUF];
+	size_t len = syn_frame(buf);
+	struct knat_view v;
+
+	(void)state;
+	assert_int_equal(knat_parse(buf + ETH, len - ETH, &v), 0);
+	assert_true(knat_checksums_ok(&v));
+	/* Any flipped bit, header or payload, fails one of them. */
+	for (size_t i = 0; i < len - ETH; i++) {
+		buf[ETH + i] ^= 0x10;
+		if (knat_parse(buf + ETH, len - ETH, &v) == 0)
+			assert_false(knat_checksums_ok(&v));
+		buf[ETH + i] ^= 0x10;
+	}
+	assert_int_equal(knat_parse(buf + ETH, len - ETH, &v), 0);
+	assert_true(knat_checksums_ok(&v));
+}
+
 static void test_pool(void **state)
 {
 	(void)state;
@@ -240,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_rewrite_complete),
 		cmocka_unit_test(test_rewrite_partial),
 		cmocka_unit_test(test_rewrite_partial_ports_only),
+		cmocka_unit_test(test_checksums_ok),
 		cmocka_unit_test(test_pool),
 	};
 
