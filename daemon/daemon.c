@@ -239,6 +239,17 @@ void daemon_log_summary(const struct daemon *d)
 			  br->inbound_flows, br->inbound_headers[1], br->inbound_headers[2],
 			  br->inbound_real_peer, bridge_flow_count(d->br, FLOW_HDR_WAIT), drops->str);
 	}
+	if (d->ks) {
+		const struct ksteer_stats *k = ksteer_stats(d->ks);
+
+		g_message("kernel path: flows %" G_GUINT64_FORMAT " (active %zu, left to libslirp %"
+			  G_GUINT64_FORMAT "), opened %" G_GUINT64_FORMAT ", connect failed %"
+			  G_GUINT64_FORMAT ", timeouts %" G_GUINT64_FORMAT ", closed %" G_GUINT64_FORMAT
+			  ", reset %" G_GUINT64_FORMAT ", bytes to sidecar %" G_GUINT64_FORMAT
+			  ", to guest %" G_GUINT64_FORMAT,
+			  k->flows, ksteer_active(d->ks), k->table_full, k->opened, k->connect_failed,
+			  k->timeouts, k->closed, k->aborted, k->bytes_out, k->bytes_in);
+	}
 }
 
 /* The namespace's primary IPv4 address: the first non-loopback one that is up. */

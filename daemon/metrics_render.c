@@ -278,6 +278,7 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	for (int i = 1; i < PROXY_ERR_COUNT; i++) {
 		snprintf(lbl, sizeof(lbl), "error=\"%s\"", proxy_error_str(i));
 		metric(o, "meshslirp_proxy_header_errors_total", lbl, br->header_errors[i]);
-	}	if (s->kernel)
+	}
+	if (s->kernel)
 		metrics_render_kernel(o, s->kernel, s->kernel_active);
 }

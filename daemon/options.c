@@ -743,7 +743,8 @@ static const GOptionEntry options_entries[] = {
 	  "Send guest DNS (UDP and TCP to the --dns address) to this server", "ADDR:PORT" },
 	{ "max-flows", 0, 0, CB(opt_max_flows),
 	  "Most guest flows at once, direct ones included (default "
-	  G_STRINGIFY(BRIDGE_DEFAULT_MAX_FLOWS) ")", "N" },
+	  G_STRINGIFY(BRIDGE_DEFAULT_MAX_FLOWS) "); with --steer-stack kernel, the kernel path "
+	  "has a table of its own this size too", "N" },
 	{ "connect-timeout", 0, 0, CB(opt_connect_timeout),
 	  "Reset a flow whose upstream has not answered by then (default "
 	  G_STRINGIFY(BRIDGE_DEFAULT_CONNECT_TIMEOUT_S) "s)", "DURATION" },

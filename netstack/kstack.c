@@ -78,25 +78,29 @@ static void kstack_idmap_line(char *buf, unsigned int id)
 	memcpy(buf + i, " 1\n", 4);
 }
 
-static int kstack_enter_namespace(uid_t uid, gid_t gid)
+/* Into a new network namespace, through a user namespace if need be; 0 or -errno with *@step. */
+static int kstack_enter_namespace(uid_t uid, gid_t gid, int *step)
 {
 	char line[32];
+	int err;
 
+	*step = KSTACK_STEP_UNSHARE;
 	if (!unshare(CLONE_NEWNET))
 		return 0;
 	if (errno != EPERM)
 		return -errno;
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNET))
 		return -errno;
+	*step = KSTACK_STEP_IDMAP;
 	kstack_idmap_line(line, uid);
-	if (kstack_write_file("/proc/self/uid_map", line))
-		return -EPERM;
-	if (kstack_write_file("/proc/self/setgroups", "deny\n"))
-		return -EPERM;
-	kstack_idmap_line(line, gid);
-	if (kstack_write_file("/proc/self/gid_map", line))
-		return -EPERM;
-	return 1;
+	err = kstack_write_file("/proc/self/uid_map", line);
+	if (!err)
+		err = kstack_write_file("/proc/self/setgroups", "deny\n");
+	if (!err) {
+		kstack_idmap_line(line, gid);
+		err = kstack_write_file("/proc/self/gid_map", line);
+	}
+	return err;
 }
 
 static int kstack_make_tun(void)
@@ -204,11 +208,11 @@ static int kstack_send_fds(int chan, const struct kstack_report *r, const int *f
 static void kstack_child(int chan, uid_t uid, gid_t gid)
 {
 	struct kstack_report r = { 0 };
-	int fds[2] = { -1, -1 }, ret;
+	int fds[2] = { -1, -1 }, ret, step;
 
-	ret = kstack_enter_namespace(uid, gid);
+	ret = kstack_enter_namespace(uid, gid, &step);
 	if (ret < 0) {
-		r = (struct kstack_report){ KSTACK_STEP_UNSHARE, -ret };
+		r = (struct kstack_report){ step, -ret };
 		goto report;
 	}
 	/* IPv4 only: no IPv6 link-local, router or listener traffic out of the tun. */

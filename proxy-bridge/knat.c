@@ -89,10 +89,10 @@ void knat_rewrite(struct knat_view *v, const struct knat_tuple *to, bool partial
 	memcpy(v->tcp + 2, &to->dport, 2);
 }
 
-bool knat_checksums_ok(const struct knat_view *v)
+bool knat_checksums_ok(const struct knat_view *v, bool tcp_partial)
 {
 	if (csum_fold(csum_add(0, v->ip, v->ihl)))
 		return false;
-	return !csum_fold(csum_add(csum_pseudo4(v->ip + 12, IPPROTO_TCP, (uint16_t)(v->tot - v->ihl)),
+	return tcp_partial || !csum_fold(csum_add(csum_pseudo4(v->ip + 12, IPPROTO_TCP, (uint16_t)(v->tot - v->ihl)),
 				   v->tcp, v->tot - v->ihl));
 }

@@ -77,14 +77,15 @@ struct knat_tuple knat_tuple_of(const struct knat_view *v);
 void knat_rewrite(struct knat_view *v, const struct knat_tuple *to, bool partial);
 
 /**
- * knat_checksums_ok() - whether the IPv4 header's and the TCP segment's
- * checksums (complete ones) are right
+ * knat_checksums_ok() - whether the IPv4 header's checksum, and unless
+ * @tcp_partial the TCP segment's, are right
+ * @tcp_partial:	the TCP checksum is left to the receiver (NEEDS_CSUM)
  *
  * The kernel would drop a segment that fails them; a new flow's SYN is
  * checked before it takes a slot, so a guest cannot hold slots with
  * segments nobody will ever answer.
  */
-bool knat_checksums_ok(const struct knat_view *v);
+bool knat_checksums_ok(const struct knat_view *v, bool tcp_partial);
 
 /* knat_pool_addr() - the private address of flow slot @slot (network order). */
 static inline uint32_t knat_pool_addr(uint32_t slot)

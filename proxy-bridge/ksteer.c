@@ -183,18 +183,43 @@ static void ksteer_pipe_put(struct ksteer *ks, struct kflow *f, int d)
 	f->in_pipe[d] = 0;
 }
 
+/* Why a flow ends, for its count: each ending is counted once, under one event. */
+enum kflow_end {
+	KEND_CLOSED,                   /* EOF relayed both ways: closed in order */
+	KEND_RESET,                    /* an error or a reset on either side */
+	KEND_IDLE,                     /* --tcp-idle-timeout */
+	KEND_TIMEOUT,                  /* the connect timeout, in SYN or CONNECTING */
+	KEND_COUNTED,                  /* the caller counted why (connect or header failed, ...) */
+};
+
 /*
- * End @f: close what it holds (with resets when @reset), keep its slot
- * translating late segments for the grace, queue the slot for reuse.
+ * End @f: close what it holds (with resets unless closed in order), keep
+ * its slot translating late segments for the grace, queue the slot for
+ * reuse.
  */
-static void ksteer_end(struct ksteer *ks, struct kflow *f, bool reset)
+static void ksteer_end(struct ksteer *ks, struct kflow *f, enum kflow_end why)
 {
 	uint32_t slot = (uint32_t)(f - ks->flows);
+	bool reset = why != KEND_CLOSED;
 
 	if (f->state == KF_CLOSED || f->state == KF_FREE)
 		return;
-	if (f->state == KF_OPEN)
-		reset ? ks->stats.aborted++ : ks->stats.closed++;
+	switch (why) {
+	case KEND_CLOSED:
+		ks->stats.closed++;
+		break;
+	case KEND_RESET:
+		ks->stats.aborted++;
+		break;
+	case KEND_IDLE:
+		ks->stats.idle_resets++;
+		break;
+	case KEND_TIMEOUT:
+		ks->stats.timeouts++;
+		break;
+	case KEND_COUNTED:
+		break;
+	}
 	ksteer_close_fd(&f->sk, reset);
 	ksteer_close_fd(&f->up, reset);
 	for (int d = 0; d < 2; d++)
@@ -317,7 +342,7 @@ bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 {
 	struct knat_view v;
 	struct knat_tuple t;
-	struct kflow *f;
+	struct kflow *f, *old;
 	uint64_t key;
 	bool syn;
 
@@ -332,25 +357,27 @@ bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 	key = ksteer_key(t.daddr, t.dport, t.sport);
 	f = g_hash_table_lookup(ks->by_key, &key);
 	syn = (v.flags & (KNAT_TCP_SYN | KNAT_TCP_ACK | KNAT_TCP_RST)) == KNAT_TCP_SYN;
-	if (f && syn && f->state == KF_CLOSED) {
-		g_hash_table_remove(ks->by_key, &f->key);
-		f->hashed = false;
+	/* A new SYN on a closed flow's tuple is a new flow; the old one keeps its late segments till then. */
+	old = f && syn && f->state == KF_CLOSED ? f : NULL;
+	if (old)
 		f = NULL;
-	}
 	if (!f) {
 		/*
 		 * A new flow: a SYN whose checksums fail goes to the bridge, which
-		 * drops and counts it (bad_checksum); a partial one is the guest's
-		 * to complete and the kernel trusts it, as it would from a NIC.
+		 * drops and counts it (bad_checksum); with a partial TCP checksum
+		 * (the guest's to complete, trusted by the kernel as from a NIC)
+		 * the IPv4 header's is still checked.
 		 */
-		if (!syn || (!(meta && (meta->flags & FRAME_META_NEEDS_CSUM)) &&
-			     !knat_checksums_ok(&v)))
+		if (!syn || !knat_checksums_ok(&v, meta && (meta->flags & FRAME_META_NEEDS_CSUM)))
 			return false;
 		if (!ks->cfg.judge(t.daddr, t.sport, t.dport, ks->cfg.opaque))
 			return false;
 		f = ksteer_open(ks, frame, t.daddr, t.dport, t.sport, key);
 		if (!f)
 			return false;
+		/* ksteer_open() put the new flow under the key in its place. */
+		if (old && old != f)
+			old->hashed = false;
 	}
 	ksteer_to_stack(ks, f, &v, meta);
 	return true;
@@ -473,7 +500,8 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 			return -errno;
 		ret = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
 	}
-	if (ret < 0 && errno != EINPROGRESS && errno != EAGAIN) {
+	/* EAGAIN is no "in progress" here: a unix listener's backlog is full, or no local port is left. */
+	if (ret < 0 && errno != EINPROGRESS) {
 		ret = -errno;
 		close(fd);
 		return ret;
@@ -500,7 +528,7 @@ static void ksteer_accepted(struct ksteer *ks, int sk, const struct sockaddr_in 
 	up = ksteer_connect_sidecar(ks);
 	if (up < 0) {
 		ks->stats.connect_failed++;
-		ksteer_end(ks, f, true);
+		ksteer_end(ks, f, KEND_COUNTED);
 		return;
 	}
 	f->up = up;
@@ -552,13 +580,13 @@ static bool ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f)
 		err = errno;
 	if (err) {
 		ks->stats.connect_failed++;
-		ksteer_end(ks, f, true);
+		ksteer_end(ks, f, KEND_COUNTED);
 		return false;
 	}
 	n = proxy_encode(ks->cfg.version, &a, hdr);
 	if (n < 0 || send(f->up, hdr, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
 		ks->stats.header_failed++;
-		ksteer_end(ks, f, true);
+		ksteer_end(ks, f, KEND_COUNTED);
 		return false;
 	}
 	ks->stats.opened++;
@@ -647,16 +675,16 @@ static void ksteer_relay(struct ksteer *ks, struct kflow *f)
 	int r0 = ksteer_pump(ks, f, KF_OUT), r1;
 
 	if (r0 < 0) {
-		ksteer_end(ks, f, true);
+		ksteer_end(ks, f, KEND_RESET);
 		return;
 	}
 	r1 = ksteer_pump(ks, f, KF_IN);
 	if (r1 < 0) {
-		ksteer_end(ks, f, true);
+		ksteer_end(ks, f, KEND_RESET);
 		return;
 	}
 	if (f->shut[KF_OUT] && f->shut[KF_IN]) {
-		ksteer_end(ks, f, false);
+		ksteer_end(ks, f, KEND_CLOSED);
 		return;
 	}
 	if (r0 > 0 || r1 > 0)
@@ -751,14 +779,11 @@ static gboolean ksteer_tick(void *opaque)
 	for (uint32_t i = 0; i < ks->nslots && ks->active; i++) {
 		struct kflow *f = &ks->flows[i];
 
-		if ((f->state == KF_SYN || f->state == KF_CONNECTING) && f->deadline_us <= now) {
-			ks->stats.timeouts++;
-			ksteer_end(ks, f, true);
-		} else if (f->state == KF_OPEN && ks->cfg.tcp_idle_us &&
-			   now - f->active_us >= ks->cfg.tcp_idle_us) {
-			ks->stats.idle_resets++;
-			ksteer_end(ks, f, true);
-		}
+		if ((f->state == KF_SYN || f->state == KF_CONNECTING) && f->deadline_us <= now)
+			ksteer_end(ks, f, KEND_TIMEOUT);
+		else if (f->state == KF_OPEN && ks->cfg.tcp_idle_us &&
+			 now - f->active_us >= ks->cfg.tcp_idle_us)
+			ksteer_end(ks, f, KEND_IDLE);
 	}
 	return G_SOURCE_CONTINUE;
 }
@@ -783,19 +808,18 @@ size_t ksteer_active(const struct ksteer *ks)
 
 int ksteer_new(const struct ksteer_config *cfg, struct ksteer **out, const char **why)
 {
-	static gsize key_once;
-	g_autofree struct ksteer *ks = g_new0(struct ksteer, 1);
+	static bool key_seeded;        /* the daemon's one thread; the key never changes once set */
+	g_autofree struct ksteer *ks = NULL;
 	int ret;
 
-	if (g_once_init_enter(&key_once)) {
-		int ok = RAND_bytes((unsigned char *)&ksteer_hash_key, sizeof(ksteer_hash_key));
-
-		g_once_init_leave(&key_once, 1);
-		if (ok != 1) {
+	if (!key_seeded) {
+		if (RAND_bytes((unsigned char *)&ksteer_hash_key, sizeof(ksteer_hash_key)) != 1) {
 			*why = "seed the flow hash (RAND_bytes)";
 			return -EIO;
 		}
+		key_seeded = true;
 	}
+	ks = g_new0(struct ksteer, 1);
 	ks->cfg = *cfg;
 	ks->nslots = (uint32_t)MIN(cfg->max_flows, (size_t)KNAT_POOL_SLOTS);
 	if (!ks->nslots) {
@@ -841,7 +865,7 @@ void ksteer_free(struct ksteer *ks)
 	if (ks->again_idle)
 		g_source_remove(ks->again_idle);
 	for (uint32_t i = 0; i < ks->nslots; i++)
-		ksteer_end(ks, &ks->flows[i], true);
+		ksteer_end(ks, &ks->flows[i], KEND_COUNTED);
 	while (ks->npool--) {
 		close(ks->pool[ks->npool].rd);
 		close(ks->pool[ks->npool].wr);

@@ -224,16 +224,21 @@ static void test_checksums_ok(void **state)
 
 	(void)state;
 	assert_int_equal(knat_parse(buf + ETH, len - ETH, &v), 0);
-	assert_true(knat_checksums_ok(&v));
-	/* Any flipped bit, header or payload, fails one of them. */
+	assert_true(knat_checksums_ok(&v, false));
+	/*
+	 * Any flipped bit, header or payload, fails one of them; with a partial
+	 * TCP checksum only what the IPv4 header covers is checked.
+	 */
 	for (size_t i = 0; i < len - ETH; i++) {
 		buf[ETH + i] ^= 0x10;
-		if (knat_parse(buf + ETH, len - ETH, &v) == 0)
-			assert_false(knat_checksums_ok(&v));
+		if (knat_parse(buf + ETH, len - ETH, &v) == 0) {
+			assert_false(knat_checksums_ok(&v, false));
+			assert_int_equal(knat_checksums_ok(&v, true), i >= 20);
+		}
 		buf[ETH + i] ^= 0x10;
 	}
 	assert_int_equal(knat_parse(buf + ETH, len - ETH, &v), 0);
-	assert_true(knat_checksums_ok(&v));
+	assert_true(knat_checksums_ok(&v, false));
 }
 
 static void test_pool(void **state)

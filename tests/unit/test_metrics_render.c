@@ -17,6 +17,7 @@ struct mr_fixture {
 	struct netstack_stats ns;
 	struct bridge_stats br;
 	struct daemon_offload_stats off;
+	struct ksteer_stats ks;
 	struct metrics_snapshot s;
 };
 
@@ -96,6 +97,42 @@ static void test_known_snapshot_lines(void **state)
 	mr_assert_line(out->str, hdr_err);
 	/* The text ends with a newline and nothing else. */
 	assert_true(out->len > 0 && out->str[out->len - 1] == '\n');
+	/* Without the kernel path, none of its families. */
+	assert_null(strstr(out->str, "meshslirp_kernel_"));
+}
+
+/* --steer-stack kernel: its families, each event and drop reason under its own label. */
+static void test_kernel_path_lines(void **state)
+{
+	struct mr_fixture m;
+	g_autoptr(GString) out = g_string_new(NULL);
+	g_autofree char *drop = NULL;
+
+	(void)state;
+	mr_fill(&m);
+	m.ks.flows = 61;
+	m.ks.opened = 67;
+	m.ks.table_full = 71;
+	m.ks.idle_resets = 73;
+	m.ks.bytes_out = 79;
+	m.ks.frames_to_guest = 83;
+	m.ks.dropped[KSTEER_DROP_BAD_META] = 89;
+	m.s.kernel = &m.ks;
+	m.s.kernel_active = 97;
+	metrics_render(out, &m.s);
+	mr_assert_line(out->str, "# TYPE meshslirp_kernel_flows_total counter");
+	mr_assert_line(out->str, "meshslirp_kernel_flows_total 61");
+	mr_assert_line(out->str, "# TYPE meshslirp_kernel_flows_active gauge");
+	mr_assert_line(out->str, "meshslirp_kernel_flows_active 97");
+	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"opened\"} 67");
+	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"table_full\"} 71");
+	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"idle\"} 73");
+	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"closed\"} 0");
+	mr_assert_line(out->str, "meshslirp_kernel_bytes_total{direction=\"to_sidecar\"} 79");
+	mr_assert_line(out->str, "meshslirp_kernel_frames_total{direction=\"to_guest\"} 83");
+	drop = g_strdup_printf("meshslirp_kernel_drops_total{reason=\"%s\"} 89",
+			       ksteer_drop_str(KSTEER_DROP_BAD_META));
+	mr_assert_line(out->str, drop);
 }
 
 /* Every family's HELP line comes with its TYPE line, and every sample follows its family's head. */
@@ -149,6 +186,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_known_snapshot_lines),
+		cmocka_unit_test(test_kernel_path_lines),
 		cmocka_unit_test(test_every_family_has_help_and_type),
 		cmocka_unit_test(test_render_is_deterministic_and_appends),
 	};

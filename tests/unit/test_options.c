@@ -230,6 +230,26 @@ static void test_vhost_user(void **state)
 }
 
 /* Each bad command line fails with a message that names the culprit. */
+static void test_steer_stack(void **state)
+{
+	struct ms_config cfg;
+	g_autoptr(GError) err = NULL;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &err, "--socket", "a", "--outbound-proxy", "127.0.0.1:15001",
+			       NULL), 0);
+	assert_false(cfg.steer_kernel);
+	ms_config_free(&cfg);
+	assert_int_equal(parse(&cfg, &err, "--socket", "a", "--outbound-proxy", "127.0.0.1:15001",
+			       "--steer-stack", "kernel", NULL), 0);
+	assert_true(cfg.steer_kernel);
+	ms_config_free(&cfg);
+	assert_int_equal(parse(&cfg, &err, "--socket", "a", "--outbound-proxy", "127.0.0.1:15001",
+			       "--steer-stack", "kernel", "--steer-stack", "slirp", NULL), 0);
+	assert_false(cfg.steer_kernel);
+	ms_config_free(&cfg);
+}
+
 static void test_bad(void **state)
 {
 	static const struct {
@@ -246,6 +266,8 @@ static void test_bad(void **state)
 		    "/a-very-long-directory-name-that-goes-on/and-on-and-on/until-it-cannot-be-a-unix-socket/any-more/no/vhost.sock" },
 		  "longer than 107" },
 		{ { "--socket", "a", "--netns", "/x" }, "--netns" },
+		{ { "--socket", "a", "--steer-stack", "kernel" }, "--steer-stack" },
+		{ { "--socket", "a", "--steer-stack", "fast" }, "--steer-stack" },
 		{ { "--socket", "a", "--mtu", "575" }, "--mtu" },
 		{ { "--socket", "a", "--mtu", "65521" }, "--mtu" },
 		{ { "--socket", "a", "--mtu", "15o0" }, "--mtu" },
@@ -427,6 +449,7 @@ int main(void)
 		cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_derived_addresses_follow_network),
 		cmocka_unit_test(test_version),
+		cmocka_unit_test(test_steer_stack),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_socket_path_too_long),
 		cmocka_unit_test(test_port_and_expose_helpers),

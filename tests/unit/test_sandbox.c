@@ -30,6 +30,8 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
 
 #include <cmocka.h>
 #include <glib.h>
@@ -430,6 +432,76 @@ static int do_unix_blocking(void *arg)
 	return 1;
 }
 
+static int do_splice_pipe(void *arg)
+{
+	int p[2];
+
+	(void)arg;
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+		return 2;
+	/* Nothing to move: EAGAIN, but the call itself went through the filter. */
+	(void)splice(p[0], NULL, p[1], NULL, 1, SPLICE_F_NONBLOCK);
+	close(p[0]);
+	close(p[1]);
+	return 1;
+}
+
+static int do_tunsetoffload(void *arg)
+{
+	(void)arg;
+	/* On no tun at all: EBADF, after the filter let it through. */
+	(void)ioctl(-1, TUNSETOFFLOAD, 0);
+	return 1;
+}
+
+static int do_tunsetiff(void *arg)
+{
+	struct ifreq ifr = { 0 };
+
+	(void)arg;
+	(void)ioctl(-1, TUNSETIFF, &ifr);
+	return 1;
+}
+
+/*
+ * The kernel path's extras (--steer-stack kernel): its relay's splice and
+ * pipe2, and TUNSETOFFLOAD only; without them they die, and no other tun
+ * ioctl is let through with them.
+ */
+static void test_seccomp_kernel_path(void **state)
+{
+	const struct {
+		const char *what;
+		unsigned int extras;
+		int (*fn)(void *);
+		bool allowed;
+	} cases[] = {
+		{ "splice and pipe2, kernel extras", SANDBOX_KERNEL_STEER, do_splice_pipe, true },
+		{ "splice and pipe2, no extras", 0, do_splice_pipe, false },
+		{ "TUNSETOFFLOAD, kernel extras", SANDBOX_KERNEL_STEER, do_tunsetoffload, true },
+		{ "TUNSETOFFLOAD, no extras", 0, do_tunsetoffload, false },
+		{ "TUNSETIFF, kernel extras", SANDBOX_KERNEL_STEER, do_tunsetiff, false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		int status;
+
+		child_extras = cases[i].extras;
+		status = run_child(true, cases[i].fn, NULL);
+		child_extras = 0;
+		if (cases[i].allowed && (!WIFEXITED(status) || WEXITSTATUS(status) > 1))
+			fail_msg("%s: %s %d, want allowed", cases[i].what,
+				 WIFSIGNALED(status) ? "signal" : "exit status",
+				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		if (!cases[i].allowed && (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS))
+			fail_msg("%s: %s %d, want killed by SIGSYS", cases[i].what,
+				 WIFSIGNALED(status) ? "signal" : "exit status",
+				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	}
+	assert_int_equal(sandbox_seccomp_rules(SANDBOX_KERNEL_STEER), sandbox_seccomp_rules(0) + 3);
+}
+
 /*
  * The unix legs' extras: allowed exactly when configured.  Without them the
  * same calls die (so the allowed run says something), and even with them
@@ -754,6 +826,7 @@ int main(void)
 		cmocka_unit_test(test_seccomp_forbidden_calls_run_unfiltered),
 		cmocka_unit_test(test_seccomp_allowed),
 		cmocka_unit_test(test_seccomp_unix_legs),
+		cmocka_unit_test(test_seccomp_kernel_path),
 		cmocka_unit_test(test_seccomp_abort),
 		cmocka_unit_test(test_seccomp_sigbus_guard),
 		cmocka_unit_test(test_drop),
