@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,21 +55,9 @@ struct gconn {
 	uint32_t ack;              /* the peer's next */
 };
 
-static int sidecar_listen(uint16_t *port, bool listening)
+static void expect_v2_header(int conn, const struct gconn *c)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(fd, 64), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	*port = ntohs(sa.sin_port);
-	if (!listening) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	inproc_expect_v2_header(conn, SIDECAR_SOURCE, c->dst, c->sport, c->dport);
 }
 
 static struct kst *kst_start(bool listening)
@@ -78,7 +67,7 @@ static struct kst *kst_start(bool listening)
 			       "--steer-stack", "kernel", "--connect-timeout", "2s",
 			       "--tcp-idle-timeout", "2s", NULL };
 
-	s->sidecar = sidecar_listen(&s->sidecar_port, listening);
+	s->sidecar = inproc_sidecar_listen(&s->sidecar_port, listening);
 	snprintf(s->proxy_arg, sizeof(s->proxy_arg), "127.0.0.1:%u", s->sidecar_port);
 	s->f = inproc_start(args);
 	assert_non_null(s->f->d.ks);
@@ -135,28 +124,6 @@ static void handshake(struct inproc *f, struct gconn *c)
 	assert_int_equal(inproc_be32(v.l4 + 8), c->seq);
 	c->ack = inproc_be32(v.l4 + 4) + 1;
 	gsend(f, c, 0x10, NULL, 0);
-}
-
-static void expect_v2_header(int conn, const struct gconn *c)
-{
-	uint8_t hdr[28], want[28];
-	struct proxy_addrs a = {
-		.src = inproc_ip(SIDECAR_SOURCE), .dst = inproc_ip(c->dst),
-		.sport = htons(c->sport), .dport = htons(c->dport),
-	};
-
-	inproc_read_exact(conn, hdr, sizeof(hdr));
-	/* Independent of proxy_encode(): the layout from proxy-protocol.txt. */
-	memcpy(want, "\r\n\r\n\0\r\nQUIT\n", 12);
-	want[12] = 0x21;
-	want[13] = 0x11;
-	want[14] = 0;
-	want[15] = 12;
-	memcpy(want + 16, &a.src, 4);
-	memcpy(want + 20, &a.dst, 4);
-	memcpy(want + 24, &a.sport, 2);
-	memcpy(want + 26, &a.dport, 2);
-	assert_memory_equal(hdr, want, sizeof(want));
 }
 
 /* The next segment to the guest on @c carrying data or @flags; its payload into @out. */
@@ -435,16 +402,36 @@ static void test_idle_timeout(void **state)
 	close(conn);
 }
 
-static int fds_in_use(void)
+/*
+ * The soft limit below which exactly @spare descriptor numbers are free.
+ * The kernel hands out the lowest free number, so holes count as room;
+ * numbers at or above @soft are not ours to count (valgrind keeps its own
+ * descriptors there and reports a lowered limit to the client).
+ */
+static rlim_t fd_limit_leaving(rlim_t soft, unsigned int spare)
 {
+	g_autofree bool *open_fd = NULL;
 	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
+	struct dirent *e;
+	rlim_t limit = 0;
 
+	soft = MIN(soft, (rlim_t)1 << 20);
+	open_fd = g_new0(bool, soft);
 	assert_non_null(d);
-	while (readdir(d))
-		n++;
+	while ((e = readdir(d))) {
+		long fd = strtol(e->d_name, NULL, 10);
+
+		/* The directory's own descriptor closes below: it is room. */
+		if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd != dirfd(d) &&
+		    (rlim_t)fd < soft)
+			open_fd[fd] = true;
+	}
 	closedir(d);
-	return n - 3; /* ".", ".." and the directory's own descriptor */
+	while (spare > 0 && limit < soft)
+		if (!open_fd[limit++])
+			spare--;
+	assert_int_equal(spare, 0);
+	return limit;
 }
 
 static double cpu_seconds(void)
@@ -471,13 +458,24 @@ static void test_out_of_descriptors(void **state)
 	double cpu;
 	gint64 end;
 
+	/*
+	 * valgrind emulates RLIMIT_NOFILE after the fact: the kernel's accept()
+	 * succeeds, valgrind closes the new descriptor and reports EMFILE, so
+	 * the waiting handshake is lost rather than kept in the backlog (checked
+	 * with a twenty-line listen/accept program).  The normal and ASan builds
+	 * run it.
+	 */
+	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
+		print_message("skipped: valgrind consumes a connection it refuses with EMFILE\n");
+		skip();
+	}
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
 	/*
 	 * Two flows' worth: each holds its accepted socket and its sidecar
 	 * socket; and one pipe pair, which their relays borrow from the pool.
 	 */
 	tight = old;
-	tight.rlim_cur = (rlim_t)fds_in_use() + 6;
+	tight.rlim_cur = fd_limit_leaving(old.rlim_cur, 6);
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
 	for (int i = 0; i < 3; i++) {
 		c[i] = (struct gconn){ .dst = "198.18.2.1", .sport = (uint16_t)(48200 + i),

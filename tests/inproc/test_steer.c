@@ -41,31 +41,13 @@ struct steer {
 	char proxy_arg[32];
 };
 
-/* Bind a listener on 127.0.0.1:0; with @listening false, close it (a port nobody serves). */
-static int sidecar_listen(uint16_t *port, bool listening)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(fd, 64), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	*port = ntohs(sa.sin_port);
-	if (!listening) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static struct steer *steer_start(bool listening, const char *version)
 {
 	struct steer *s = g_new0(struct steer, 1);
 	const char *args[] = { "--outbound-proxy", s->proxy_arg, "--proxy-source", SIDECAR_SOURCE,
 			       "--outbound-proxy-protocol", version, NULL };
 
-	s->sidecar = sidecar_listen(&s->sidecar_port, listening);
+	s->sidecar = inproc_sidecar_listen(&s->sidecar_port, listening);
 	snprintf(s->proxy_arg, sizeof(s->proxy_arg), "127.0.0.1:%u", s->sidecar_port);
 	s->f = inproc_start(args);
 	inproc_arp_gateway(s->f);
@@ -111,28 +93,6 @@ static void guest_syn(struct inproc *f, const char *dst, uint16_t sport, uint16_
 	inproc_send(f, fr, len);
 }
 
-static void expect_v2_header(int conn, const char *dst, uint16_t sport, uint16_t dport)
-{
-	uint8_t hdr[28], want[28];
-	struct proxy_addrs a = {
-		.src = inproc_ip(SIDECAR_SOURCE), .dst = inproc_ip(dst),
-		.sport = htons(sport), .dport = htons(dport),
-	};
-
-	inproc_read_exact(conn, hdr, sizeof(hdr));
-	/* Independent of proxy_encode(): the layout from proxy-protocol.txt. */
-	memcpy(want, "\r\n\r\n\0\r\nQUIT\n", 12);
-	want[12] = 0x21;
-	want[13] = 0x11;
-	want[14] = 0;
-	want[15] = 12;
-	memcpy(want + 16, &a.src, 4);
-	memcpy(want + 20, &a.dst, 4);
-	memcpy(want + 24, &a.sport, 2);
-	memcpy(want + 26, &a.dport, 2);
-	assert_memory_equal(hdr, want, sizeof(want));
-}
-
 /* SYN to D:P -> the sidecar gets the header then the payload; replies come back as from D:P. */
 static void test_steer_header_payload_reply(void **state)
 {
@@ -146,7 +106,7 @@ static void test_steer_header_payload_reply(void **state)
 
 	guest_syn(f, "198.18.0.1", 40000, 5001, 1000);
 	conn = inproc_accept(s->sidecar);
-	expect_v2_header(conn, "198.18.0.1", 40000, 5001);
+	inproc_expect_v2_header(conn, SIDECAR_SOURCE, "198.18.0.1", 40000, 5001);
 
 	/* The guest's SYN is answered only now, as from the original destination. */
 	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40000, 0x12, &v);
@@ -184,10 +144,10 @@ static void test_same_source_port_two_destinations(void **state)
 
 	guest_syn(f, "198.18.0.1", 41000, 80, 7000);
 	c1 = inproc_accept(s->sidecar);
-	expect_v2_header(c1, "198.18.0.1", 41000, 80);
+	inproc_expect_v2_header(c1, SIDECAR_SOURCE, "198.18.0.1", 41000, 80);
 	guest_syn(f, "198.18.0.9", 41000, 443, 9000);
 	c2 = inproc_accept(s->sidecar);
-	expect_v2_header(c2, "198.18.0.9", 41000, 443);
+	inproc_expect_v2_header(c2, SIDECAR_SOURCE, "198.18.0.9", 41000, 443);
 
 	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.9", 443, 41000, 0x12, &v);
 	assert_int_equal(inproc_be32(v.l4 + 8), 9001);
@@ -214,7 +174,7 @@ static void test_guest_icmp_error_not_rewritten(void **state)
 
 	guest_syn(f, "198.18.0.1", 42000, 5001, 3000);
 	conn = inproc_accept(s->sidecar);
-	expect_v2_header(conn, "198.18.0.1", 42000, 5001);
+	inproc_expect_v2_header(conn, SIDECAR_SOURCE, "198.18.0.1", 42000, 5001);
 	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 42000, 0x12, &v);
 
 	/* "Port unreachable", quoting a segment from D:P to the guest. */

@@ -175,26 +175,6 @@ static void guest_syn(struct inproc *f, const char *dst, uint16_t sport, uint16_
 	inproc_send(f, fr, len);
 }
 
-static void expect_v2_header(int conn, const char *dst, uint16_t sport, uint16_t dport)
-{
-	uint8_t hdr[28], want[28];
-	struct in_addr src = inproc_ip(SIDECAR_SOURCE), d = inproc_ip(dst);
-	uint16_t sp = htons(sport), dp = htons(dport);
-
-	inproc_read_exact(conn, hdr, sizeof(hdr));
-	/* Independent of proxy_encode(): the layout from proxy-protocol.txt. */
-	memcpy(want, "\r\n\r\n\0\r\nQUIT\n", 12);
-	want[12] = 0x21;
-	want[13] = 0x11;
-	want[14] = 0;
-	want[15] = 12;
-	memcpy(want + 16, &src, 4);
-	memcpy(want + 20, &d, 4);
-	memcpy(want + 24, &sp, 2);
-	memcpy(want + 26, &dp, 2);
-	assert_memory_equal(hdr, want, sizeof(want));
-}
-
 static void note_domain(const struct flow *flow, void *opaque)
 {
 	int *domain = opaque, d = 0;
@@ -250,7 +230,7 @@ static void test_out_header_payload_hangup(void **state)
 
 	guest_syn(f, "198.18.0.1", 40000, 5001, 1000);
 	conn = inproc_accept(s->sidecar);
-	expect_v2_header(conn, "198.18.0.1", 40000, 5001);
+	inproc_expect_v2_header(conn, SIDECAR_SOURCE, "198.18.0.1", 40000, 5001);
 	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40000, 0x12, &v);
 	assert_int_equal(inproc_be32(v.l4 + 8), 1001);
 	server_isn = inproc_be32(v.l4 + 4);
@@ -308,7 +288,7 @@ static void test_out_hangup_with_guest_data_pending(void **state)
 	polled = netstack_polled_sockets(f->d.ns);
 	guest_syn(f, "198.18.0.1", 40100, 5001, 1000);
 	conn = inproc_accept(s->sidecar);
-	expect_v2_header(conn, "198.18.0.1", 40100, 5001);
+	inproc_expect_v2_header(conn, SIDECAR_SOURCE, "198.18.0.1", 40100, 5001);
 	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40100, 0x12, &v);
 	server_isn = inproc_be32(v.l4 + 4);
 	win = (uint32_t)v.l4[14] << 8 | v.l4[15];

@@ -408,6 +408,43 @@ size_t inproc_expect_segment(struct inproc *f, uint8_t *rx, size_t cap, const ch
 	return len;
 }
 
+int inproc_sidecar_listen(uint16_t *port, bool listening)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	if (!listening) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void inproc_expect_v2_header(int conn, const char *src, const char *dst, uint16_t sport,
+			     uint16_t dport)
+{
+	uint8_t hdr[28], want[28];
+	struct in_addr s = inproc_ip(src), d = inproc_ip(dst);
+	uint16_t sp = htons(sport), dp = htons(dport);
+
+	inproc_read_exact(conn, hdr, sizeof(hdr));
+	memcpy(want, "\r\n\r\n\0\r\nQUIT\n", 12);
+	want[12] = 0x21;           /* version 2, PROXY */
+	want[13] = 0x11;           /* TCP over IPv4 */
+	want[14] = 0;
+	want[15] = 12;
+	memcpy(want + 16, &s, 4);
+	memcpy(want + 20, &d, 4);
+	memcpy(want + 24, &sp, 2);
+	memcpy(want + 26, &dp, 2);
+	assert_memory_equal(hdr, want, sizeof(want));
+}
+
 int inproc_accept(int lfd)
 {
 	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;

@@ -100,6 +100,20 @@ bool inproc_is_tcp(const uint8_t *fr, size_t len, void *arg);
 
 #define INPROC_GUEST "10.0.2.15"
 
+/*
+ * inproc_sidecar_listen() - a TCP listener on 127.0.0.1 playing the sidecar, its port in
+ * *@port; with @listening false the port is closed again (one nobody serves): -1.
+ */
+int inproc_sidecar_listen(uint16_t *port, bool listening);
+
+/*
+ * inproc_expect_v2_header() - read a PROXY v2 header for TCP/IPv4 from @conn and check it
+ * names @src, @dst and the ports (host order), byte for byte as proxy-protocol.txt lays it
+ * out (independent of the daemon's proxy_encode()).
+ */
+void inproc_expect_v2_header(int conn, const char *src, const char *dst, uint16_t sport,
+			     uint16_t dport);
+
 /* inproc_accept() - accept on listening socket @lfd, pumping the daemon (INPROC_WAIT_MS). */
 int inproc_accept(int lfd);
 

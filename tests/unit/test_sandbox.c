@@ -432,6 +432,33 @@ static int do_unix_blocking(void *arg)
 	return 1;
 }
 
+/* One call under a filter with some extras: allowed (exit 0 or 1), or killed by SIGSYS. */
+struct seccomp_case {
+	const char *what;
+	unsigned int extras;
+	int (*fn)(void *);
+	bool allowed;
+};
+
+static void assert_seccomp_cases(const struct seccomp_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int status;
+
+		child_extras = cases[i].extras;
+		status = run_child(true, cases[i].fn, NULL);
+		child_extras = 0;
+		if (cases[i].allowed && (!WIFEXITED(status) || WEXITSTATUS(status) > 1))
+			fail_msg("%s: %s %d, want allowed", cases[i].what,
+				 WIFSIGNALED(status) ? "signal" : "exit status",
+				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		if (!cases[i].allowed && (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS))
+			fail_msg("%s: %s %d, want killed by SIGSYS", cases[i].what,
+				 WIFSIGNALED(status) ? "signal" : "exit status",
+				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	}
+}
+
 static int do_splice_pipe(void *arg)
 {
 	int p[2];
@@ -470,12 +497,7 @@ static int do_tunsetiff(void *arg)
  */
 static void test_seccomp_kernel_path(void **state)
 {
-	const struct {
-		const char *what;
-		unsigned int extras;
-		int (*fn)(void *);
-		bool allowed;
-	} cases[] = {
+	const struct seccomp_case cases[] = {
 		{ "splice and pipe2, kernel extras", SANDBOX_KERNEL_STEER, do_splice_pipe, true },
 		{ "splice and pipe2, no extras", 0, do_splice_pipe, false },
 		{ "TUNSETOFFLOAD, kernel extras", SANDBOX_KERNEL_STEER, do_tunsetoffload, true },
@@ -484,21 +506,7 @@ static void test_seccomp_kernel_path(void **state)
 	};
 
 	(void)state;
-	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-		int status;
-
-		child_extras = cases[i].extras;
-		status = run_child(true, cases[i].fn, NULL);
-		child_extras = 0;
-		if (cases[i].allowed && (!WIFEXITED(status) || WEXITSTATUS(status) > 1))
-			fail_msg("%s: %s %d, want allowed", cases[i].what,
-				 WIFSIGNALED(status) ? "signal" : "exit status",
-				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-		if (!cases[i].allowed && (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS))
-			fail_msg("%s: %s %d, want killed by SIGSYS", cases[i].what,
-				 WIFSIGNALED(status) ? "signal" : "exit status",
-				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-	}
+	assert_seccomp_cases(cases, G_N_ELEMENTS(cases));
 	assert_int_equal(sandbox_seccomp_rules(SANDBOX_KERNEL_STEER), sandbox_seccomp_rules(0) + 3);
 }
 
@@ -509,12 +517,7 @@ static void test_seccomp_kernel_path(void **state)
  */
 static void test_seccomp_unix_legs(void **state)
 {
-	const struct {
-		const char *what;
-		unsigned int extras;
-		int (*fn)(void *);
-		bool allowed;
-	} cases[] = {
+	const struct seccomp_case cases[] = {
 		{ "unix leg, outbound extras", SANDBOX_UNIX_OUTBOUND, do_unix_leg, true },
 		{ "unix leg, no extras", 0, do_unix_leg, false },
 		{ "unix leg, inbound extras only", SANDBOX_UNIX_INBOUND, do_unix_leg, false },
@@ -525,21 +528,7 @@ static void test_seccomp_unix_legs(void **state)
 	};
 
 	(void)state;
-	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-		int status;
-
-		child_extras = cases[i].extras;
-		status = run_child(true, cases[i].fn, NULL);
-		child_extras = 0;
-		if (cases[i].allowed && (!WIFEXITED(status) || WEXITSTATUS(status) > 1))
-			fail_msg("%s: %s %d, want allowed", cases[i].what,
-				 WIFSIGNALED(status) ? "signal" : "exit status",
-				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-		if (!cases[i].allowed && (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS))
-			fail_msg("%s: %s %d, want killed by SIGSYS", cases[i].what,
-				 WIFSIGNALED(status) ? "signal" : "exit status",
-				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-	}
+	assert_seccomp_cases(cases, G_N_ELEMENTS(cases));
 	assert_int_equal(sandbox_seccomp_rules(SANDBOX_UNIX_OUTBOUND), sandbox_seccomp_rules(0) + 2);
 	assert_int_equal(sandbox_seccomp_rules(SANDBOX_UNIX_INBOUND), sandbox_seccomp_rules(0) + 1);
 }
