@@ -16,6 +16,8 @@
 #include "common/util.h"
 #include "common/unixsock.h"
 #include "daemon/daemon.h"
+#include "proxy-bridge/knat.h"
+#include "proxy-bridge/ksteer.h"
 #include "proxy-bridge/unixexpose.h"
 
 struct control_client {
@@ -183,13 +185,35 @@ static void control_flow(const struct flow *f, void *opaque)
 
 	if (idx < cf->offset || idx - cf->offset >= cf->limit)
 		return;
-	g_string_append_printf(cf->out, "%s{\"kind\": \"%s\", \"proto\": \"%s\", \"state\": \"%s\"",
+	g_string_append_printf(cf->out, "%s{\"kind\": \"%s\", \"path\": \"slirp\", "
+			       "\"proto\": \"%s\", \"state\": \"%s\"",
 			       idx == cf->offset ? "" : ", ", kinds[f->kind],
 			       f->gkey.proto == IPPROTO_TCP ? "tcp" : "udp", states[f->state]);
 	control_flow_endpoint(cf->out, "guest", f->gkey.laddr, f->gkey.lport);
 	control_flow_endpoint(cf->out, "remote", f->gkey.raddr, f->gkey.rport);
 	control_flow_endpoint(cf->out, "stack", f->skey.raddr, f->skey.rport);
 	g_string_append_printf(cf->out, ", \"stack_port\": %u}", ntohs(f->skey.lport));
+}
+
+/*
+ * A flow of the kernel path (--steer-stack kernel): always steered TCP;
+ * "stack" is its source in the private stack, "stack_port" the private
+ * listener's port.
+ */
+static void control_kernel_flow(const struct ksteer_flow_info *kf, void *opaque)
+{
+	struct control_flows *cf = opaque;
+	uint64_t idx = cf->seen++;
+
+	if (idx < cf->offset || idx - cf->offset >= cf->limit)
+		return;
+	g_string_append_printf(cf->out, "%s{\"kind\": \"outbound\", \"path\": \"kernel\", "
+			       "\"proto\": \"tcp\", \"state\": \"%s\"",
+			       idx == cf->offset ? "" : ", ", kf->state);
+	control_flow_endpoint(cf->out, "guest", kf->guest_addr, kf->guest_port);
+	control_flow_endpoint(cf->out, "remote", kf->remote_addr, kf->remote_port);
+	control_flow_endpoint(cf->out, "stack", kf->stack_addr, kf->guest_port);
+	g_string_append_printf(cf->out, ", \"stack_port\": %u}", KNAT_LISTEN_PORT);
 }
 
 /* list_flows: one page, bounded by CONTROL_FLOWS_PAGE entries. */
@@ -211,6 +235,8 @@ static void control_list_flows(struct daemon *d, const struct json_doc *doc,
 	}
 	g_string_append(out, "{\"return\": {\"flows\": [");
 	bridge_foreach_flow(d->br, control_flow, &cf);
+	if (d->ks)
+		ksteer_foreach_flow(d->ks, control_kernel_flow, &cf);
 	g_string_append_printf(out, "], \"total\": %" G_GUINT64_FORMAT ", \"next_offset\": ",
 			       cf.seen);
 	if (cf.offset + cf.limit < cf.seen)

@@ -806,6 +806,36 @@ size_t ksteer_active(const struct ksteer *ks)
 	return ks->active;
 }
 
+void ksteer_foreach_flow(const struct ksteer *ks,
+			 void (*fn)(const struct ksteer_flow_info *info, void *opaque),
+			 void *opaque)
+{
+	static const char *const states[] = {
+		[KF_SYN] = "syn", [KF_CONNECTING] = "connecting", [KF_OPEN] = "open",
+		[KF_CLOSED] = "closed",
+	};
+	int64_t now = g_get_monotonic_time();
+	GHashTableIter it;
+	gpointer value;
+
+	/* The tuple table holds the flows in use and the closed ones not yet reused. */
+	g_hash_table_iter_init(&it, ks->by_key);
+	while (g_hash_table_iter_next(&it, NULL, &value)) {
+		const struct kflow *f = value;
+		struct ksteer_flow_info info;
+
+		if (f->state == KF_FREE || (f->state == KF_CLOSED && f->deadline_us <= now))
+			continue;
+		info = (struct ksteer_flow_info){
+			.state = states[f->state],
+			.guest_addr = ks->cfg.guest.s_addr, .guest_port = f->gport,
+			.remote_addr = f->daddr, .remote_port = f->dport,
+			.stack_addr = knat_pool_addr((uint32_t)(f - ks->flows)),
+		};
+		fn(&info, opaque);
+	}
+}
+
 int ksteer_new(const struct ksteer_config *cfg, struct ksteer **out, const char **why)
 {
 	static bool key_seeded;        /* the daemon's one thread; the key never changes once set */

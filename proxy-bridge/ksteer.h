@@ -177,6 +177,25 @@ const struct ksteer_stats *ksteer_stats(const struct ksteer *ks);
 /* ksteer_active() - flows not FREE or CLOSED. */
 size_t ksteer_active(const struct ksteer *ks);
 
+/* What ksteer_foreach_flow() reports of one flow; addresses and ports in network order. */
+struct ksteer_flow_info {
+	const char *state;             /* "syn", "connecting", "open", "closed" (in its grace) */
+	uint32_t guest_addr, remote_addr, stack_addr; /* stack_addr: the flow's private source */
+	uint16_t guest_port, remote_port;
+};
+
+/**
+ * ksteer_foreach_flow() - call @fn for every flow in use, in no particular order
+ *
+ * CLOSED flows are reported while their grace lasts (their late segments
+ * are still translated).  The walk costs the flows in use and the closed
+ * ones not yet reused, not the table's size.  @info is valid only during
+ * the call; @fn must not change the flows.
+ */
+void ksteer_foreach_flow(const struct ksteer *ks,
+			 void (*fn)(const struct ksteer_flow_info *info, void *opaque),
+			 void *opaque);
+
 /* ksteer_drop_str() - metric label for @why. */
 const char *ksteer_drop_str(enum ksteer_drop why);
 

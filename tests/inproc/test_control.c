@@ -214,6 +214,8 @@ static void test_list_flows_pages(void **state)
 		size_t n = count_of(line, "\"kind\": ");
 
 		assert_non_null(strstr(line, "\"total\": 250,"));
+		assert_non_null(strstr(line, "\"kind\": \"direct\", \"path\": \"slirp\", "
+					     "\"proto\": \"udp\""));
 		assert_int_equal(n, page < 2 ? 100 : 50);
 		seen += (int64_t)n;
 		next = strstr(line, "\"next_offset\": ");

@@ -32,6 +32,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "daemon/control.h"
 #include "proxy-bridge/ksteer.h"
 #include "proxy-bridge/proxy_proto.h"
 #include "tests/lib/inproc.h"
@@ -249,6 +250,42 @@ static void test_guest_reset(void **state)
 	gsend(f, &c, 0x14, NULL, 0);
 	inproc_expect_reset(conn);
 	assert_int_equal(kstats(s)->aborted, 1);
+	close(conn);
+}
+
+/* The control socket's list_flows answer for @f's daemon (owned by the caller). */
+static char *list_flows(struct inproc *f)
+{
+	static const char req[] = "{\"execute\": \"list_flows\"}";
+	GString *out = g_string_new(NULL);
+
+	control_handle_line(&f->d, req, sizeof(req) - 1, out);
+	return g_string_free(out, FALSE);
+}
+
+/* list_flows names the kernel path's flows, open and, through their grace, closed. */
+static void test_list_flows(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.9", .sport = 43100, .dport = 8443, .seq = 900 };
+	g_autofree char *open = NULL, *closed = NULL;
+	int conn;
+
+	handshake(f, &c);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	open = list_flows(f);
+	assert_non_null(strstr(open, "{\"kind\": \"outbound\", \"path\": \"kernel\", "
+				     "\"proto\": \"tcp\", \"state\": \"open\", "
+				     "\"guest\": \"10.0.2.15:43100\", \"remote\": \"198.18.0.9:8443\", "
+				     "\"stack\": \"10.255.0."));
+	assert_non_null(strstr(open, "\"total\": 1,"));
+	gsend(f, &c, 0x14, NULL, 0);
+	inproc_expect_reset(conn);
+	closed = list_flows(f);
+	assert_non_null(strstr(closed, "\"path\": \"kernel\", \"proto\": \"tcp\", "
+				       "\"state\": \"closed\""));
 	close(conn);
 }
 
@@ -514,6 +551,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_same_source_port_two_destinations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_flows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_absent, setup_absent, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_stays_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stray_segment_not_taken, setup, teardown),
