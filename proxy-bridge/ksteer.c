@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/epoll.h>
@@ -511,6 +512,17 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 
 #define KSTEER_SOCK_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
+static bool ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f);
+static void ksteer_relay(struct ksteer *ks, struct kflow *f);
+
+/* Whether @fd can be written now, with no error pending. */
+static bool ksteer_writable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLOUT | POLLERR | POLLHUP)) == POLLOUT;
+}
+
 /* The private stack completed a guest's handshake: join it to a new sidecar connection. */
 static void ksteer_accepted(struct ksteer *ks, int sk, const struct sockaddr_in *peer)
 {
@@ -535,6 +547,13 @@ static void ksteer_accepted(struct ksteer *ks, int sk, const struct sockaddr_in 
 	f->state = KF_CONNECTING;
 	ksteer_epoll(ks, EPOLL_CTL_ADD, f->sk, KSTEER_SOCK_EVENTS, (uint64_t)slot << 1 | KF_OUT);
 	ksteer_epoll(ks, EPOLL_CTL_ADD, f->up, KSTEER_SOCK_EVENTS, (uint64_t)slot << 1 | KF_IN);
+	/*
+	 * A unix connect() completes in the call, and a loopback one usually
+	 * has too (the handshake runs in it): go on now, not a loop turn
+	 * later.  Anything else, failures included, takes the epoll path.
+	 */
+	if (ksteer_writable(up) && ksteer_sidecar_ready(ks, f))
+		ksteer_relay(ks, f);
 }
 
 static void ksteer_accept_all(struct ksteer *ks)
@@ -567,14 +586,59 @@ static void ksteer_accept_all(struct ksteer *ks)
 	}
 }
 
+/*
+ * The PROXY header and what the guest sent so far, up to
+ * KSTEER_FIRST_BYTES, in one send(): one segment on the sidecar's
+ * connection, not two, and the sidecar reads the header and the request
+ * together.  What the socket does not take goes into the flow's pipe, in
+ * order, for the relay.  0, or -errno (the flow is then to be ended).
+ */
+static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
+{
+	uint8_t buf[PROXY_HDR_MAX + KSTEER_FIRST_BYTES];
+	struct proxy_addrs a = { .src = ks->cfg.proxy_source, .sport = f->gport,
+				 .dst.s_addr = f->daddr, .dport = f->dport };
+	struct kpipe *p = &f->pipe[KF_OUT];
+	ssize_t got, sent;
+	size_t len;
+	int n;
+
+	n = proxy_encode(ks->cfg.version, &a, buf);
+	if (n < 0)
+		return n;
+	len = (size_t)n;
+	got = recv(f->sk, buf + len, KSTEER_FIRST_BYTES, MSG_DONTWAIT);
+	if (got > 0)
+		len += (size_t)got;
+	else if (got == 0)
+		f->eof[KF_OUT] = true;
+	else if (errno != EAGAIN && errno != EINTR)
+		return -errno;
+	sent = send(f->up, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent < 0 && errno != EAGAIN && errno != EINTR)
+		return -errno;
+	sent = MAX(sent, 0);
+	/* The guest's bytes count as relayed once the sidecar's socket took them. */
+	if (sent > n)
+		ks->stats.bytes_out += (uint64_t)(sent - n);
+	if ((size_t)sent == len)
+		goto done;
+	/* A fresh socket takes a few KiB; should it not, the rest waits in the (empty) pipe. */
+	n = ksteer_pipe_get(ks, f, KF_OUT);
+	if (n)
+		return n;
+	if (write(p->wr, buf + sent, len - (size_t)sent) != (ssize_t)(len - (size_t)sent))
+		return -EIO;
+	f->in_pipe[KF_OUT] = len - (size_t)sent;
+done:
+	return 0;
+}
+
 /* The sidecar answered (or not): the header first, then the relay. */
 static bool ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f)
 {
-	uint8_t hdr[PROXY_HDR_MAX];
-	struct proxy_addrs a = { .src = ks->cfg.proxy_source, .sport = f->gport,
-				 .dst.s_addr = f->daddr, .dport = f->dport };
 	socklen_t elen = sizeof(int);
-	int err = 0, n;
+	int err = 0;
 
 	if (getsockopt(f->up, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
 		err = errno;
@@ -583,8 +647,7 @@ static bool ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f)
 		ksteer_end(ks, f, KEND_COUNTED);
 		return false;
 	}
-	n = proxy_encode(ks->cfg.version, &a, hdr);
-	if (n < 0 || send(f->up, hdr, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
+	if (ksteer_send_header(ks, f)) {
 		ks->stats.header_failed++;
 		ksteer_end(ks, f, KEND_COUNTED);
 		return false;

@@ -38,7 +38,8 @@
  *   FREE        guest SYN, judged steered    SYN         SYN to the private stack
  *   SYN         accept() of this slot        CONNECTING  socket to the sidecar, connect()
  *   SYN         connect timeout              CLOSED      (the stack drops its half-open one)
- *   CONNECTING  sidecar connected            OPEN        PROXY header; relay both ways
+ *   CONNECTING  sidecar connected            OPEN        PROXY header with the guest's
+ *                                                        first bytes; relay both ways
  *   CONNECTING  refused, or timeout          CLOSED      guest's socket closed with RST
  *   OPEN        EOF relayed both ways        CLOSED      both sockets closed
  *   OPEN        error or reset on either     CLOSED      the other closed with RST
@@ -92,6 +93,7 @@
 #define KSTEER_PIPE_BYTES (256 << 10)  /* a pipe's size: the most one splice() moves */
 #endif
 #define KSTEER_PIPE_POOL 16            /* empty pipes kept for the next flow that needs one */
+#define KSTEER_FIRST_BYTES 4096        /* the guest's first bytes sent with the PROXY header */
 
 /* Why a frame on this path was dropped. */
 enum ksteer_drop {

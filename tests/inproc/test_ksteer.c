@@ -28,6 +28,8 @@
 #include <dirent.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <linux/tcp.h>
 
 #include <cmocka.h>
 #include <glib.h>
@@ -45,7 +47,8 @@ struct kst {
 	struct inproc *f;
 	int sidecar;               /* listening socket, or -1 */
 	uint16_t sidecar_port;
-	char proxy_arg[32];
+	char proxy_arg[160];
+	char *dir;                 /* the unix sidecar's directory, or NULL */
 };
 
 /* A guest connection as the test drives it. */
@@ -56,20 +59,62 @@ struct gconn {
 	uint32_t ack;              /* the peer's next */
 };
 
+/* Segments with data the sidecar's end of a connection has received. */
+static uint32_t data_segs_in(int conn)
+{
+	struct tcp_info ti = { 0 };
+	socklen_t len = sizeof(ti);
+
+	assert_int_equal(getsockopt(conn, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+	return ti.tcpi_data_segs_in;
+}
+
+static void expect_eof(int conn)
+{
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	uint8_t buf[256];
+	ssize_t n;
+
+	do {
+		inproc_pump(5);
+		n = recv(conn, buf, sizeof(buf), MSG_DONTWAIT);
+	} while ((n > 0 || (n < 0 && errno == EAGAIN)) && g_get_monotonic_time() < end);
+	assert_int_equal(n, 0);
+}
+
 static void expect_v2_header(int conn, const struct gconn *c)
 {
 	inproc_expect_v2_header(conn, SIDECAR_SOURCE, c->dst, c->sport, c->dport);
 }
 
-static struct kst *kst_start(bool listening)
+/* A sidecar on a unix socket in a new directory: its listener. */
+static int unix_sidecar_listen(struct kst *s)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	s->dir = g_dir_make_tmp("ms-ksteer-XXXXXX", NULL);
+	assert_non_null(s->dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/out.sock", s->dir);
+	snprintf(s->proxy_arg, sizeof(s->proxy_arg), "unix:%s", sa.sun_path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	return fd;
+}
+
+static struct kst *kst_start(bool listening, bool unix_leg)
 {
 	struct kst *s = g_new0(struct kst, 1);
 	const char *args[] = { "--outbound-proxy", s->proxy_arg, "--proxy-source", SIDECAR_SOURCE,
 			       "--steer-stack", "kernel", "--connect-timeout", "2s",
 			       "--tcp-idle-timeout", "2s", NULL };
 
-	s->sidecar = inproc_sidecar_listen(&s->sidecar_port, listening);
-	snprintf(s->proxy_arg, sizeof(s->proxy_arg), "127.0.0.1:%u", s->sidecar_port);
+	if (unix_leg) {
+		s->sidecar = unix_sidecar_listen(s);
+	} else {
+		s->sidecar = inproc_sidecar_listen(&s->sidecar_port, listening);
+		snprintf(s->proxy_arg, sizeof(s->proxy_arg), "127.0.0.1:%u", s->sidecar_port);
+	}
 	s->f = inproc_start(args);
 	assert_non_null(s->f->d.ks);
 	inproc_arp_gateway(s->f);
@@ -78,13 +123,19 @@ static struct kst *kst_start(bool listening)
 
 static int setup(void **state)
 {
-	*state = kst_start(true);
+	*state = kst_start(true, false);
 	return 0;
 }
 
 static int setup_absent(void **state)
 {
-	*state = kst_start(false);
+	*state = kst_start(false, false);
+	return 0;
+}
+
+static int setup_unix(void **state)
+{
+	*state = kst_start(true, true);
 	return 0;
 }
 
@@ -95,6 +146,13 @@ static int teardown(void **state)
 	inproc_stop(s->f);
 	if (s->sidecar >= 0)
 		close(s->sidecar);
+	if (s->dir) {
+		g_autofree char *path = g_build_filename(s->dir, "out.sock", NULL);
+
+		unlink(path);
+		rmdir(s->dir);
+		g_free(s->dir);
+	}
 	g_free(s);
 	return 0;
 }
@@ -152,7 +210,11 @@ static size_t grecv(struct inproc *f, struct gconn *c, uint8_t flags, uint8_t *o
 	return 0;
 }
 
-/* The whole path: handshake with the private stack, header and bytes to the sidecar, replies. */
+/*
+ * The whole path: handshake with the private stack, header and bytes to
+ * the sidecar (TCP, or a unix socket with --outbound-proxy unix:PATH),
+ * replies.
+ */
 static void test_header_payload_reply(void **state)
 {
 	struct kst *s = *state;
@@ -167,6 +229,9 @@ static void test_header_payload_reply(void **state)
 	expect_v2_header(conn, &c);
 	inproc_read_exact(conn, buf, 5);
 	assert_memory_equal(buf, "hello", 5);
+	/* What the guest sent before the sidecar answered rode with the header. */
+	if (!s->dir)
+		assert_int_equal(data_segs_in(conn), 1);
 
 	assert_int_equal(write(conn, "world", 5), 5);
 	assert_int_equal(grecv(f, &c, 0, buf, sizeof(buf)), 5);
@@ -179,6 +244,32 @@ static void test_header_payload_reply(void **state)
 	/* libslirp never saw it. */
 	assert_int_equal(bridge_stats(f->d.br)->flows_steered, 0);
 	assert_int_equal(netstack_polled_sockets(f->d.ns), 0);
+	close(conn);
+}
+
+/*
+ * More than KSTEER_FIRST_BYTES waiting when the sidecar answers: the first
+ * part rides with the header, the rest follows through the relay, whole
+ * and in order.
+ */
+static void test_first_bytes_then_relay(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40100, .dport = 5001, .seq = 3000 };
+	uint8_t data[3 * 1400], got[sizeof(data)];
+	int conn;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + i / 251);
+	handshake(f, &c);
+	for (size_t off = 0; off < sizeof(data); off += 1400)
+		gsend(f, &c, 0x18, data + off, 1400);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	inproc_read_exact(conn, got, sizeof(got));
+	assert_memory_equal(got, data, sizeof(data));
+	assert_true(kstats(s)->bytes_out == sizeof(data));
 	close(conn);
 }
 
@@ -248,7 +339,10 @@ static void test_guest_reset(void **state)
 	conn = inproc_accept(s->sidecar);
 	expect_v2_header(conn, &c);
 	gsend(f, &c, 0x14, NULL, 0);
-	inproc_expect_reset(conn);
+	if (s->dir)
+		expect_eof(conn); /* a unix socket has no reset: its peer closing is all it shows */
+	else
+		inproc_expect_reset(conn);
 	assert_int_equal(kstats(s)->aborted, 1);
 	close(conn);
 }
@@ -548,6 +642,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup_unix, teardown),
+		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup_unix, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_reset, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_same_source_port_two_destinations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_reset, setup, teardown),
