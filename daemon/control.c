@@ -161,6 +161,16 @@ struct control_flows {
 	uint64_t seen;                 /* flows walked so far (the total, at the end) */
 };
 
+/* Count one more flow: the separator to write it with if it is on the page, NULL if not. */
+static const char *control_flows_next(struct control_flows *cf)
+{
+	uint64_t idx = cf->seen++;
+
+	if (idx < cf->offset || idx - cf->offset >= cf->limit)
+		return NULL;
+	return idx == cf->offset ? "" : ", ";
+}
+
 static void control_flow_endpoint(GString *out, const char *name, uint32_t addr, uint16_t port)
 {
 	char ip[INET_ADDRSTRLEN];
@@ -181,13 +191,13 @@ static void control_flow(const struct flow *f, void *opaque)
 		[FLOW_DIRECT] = "direct",
 	};
 	struct control_flows *cf = opaque;
-	uint64_t idx = cf->seen++;
+	const char *sep = control_flows_next(cf);
 
-	if (idx < cf->offset || idx - cf->offset >= cf->limit)
+	if (!sep)
 		return;
 	g_string_append_printf(cf->out, "%s{\"kind\": \"%s\", \"path\": \"slirp\", "
 			       "\"proto\": \"%s\", \"state\": \"%s\"",
-			       idx == cf->offset ? "" : ", ", kinds[f->kind],
+			       sep, kinds[f->kind],
 			       f->gkey.proto == IPPROTO_TCP ? "tcp" : "udp", states[f->state]);
 	control_flow_endpoint(cf->out, "guest", f->gkey.laddr, f->gkey.lport);
 	control_flow_endpoint(cf->out, "remote", f->gkey.raddr, f->gkey.rport);
@@ -203,13 +213,13 @@ static void control_flow(const struct flow *f, void *opaque)
 static void control_kernel_flow(const struct ksteer_flow_info *kf, void *opaque)
 {
 	struct control_flows *cf = opaque;
-	uint64_t idx = cf->seen++;
+	const char *sep = control_flows_next(cf);
 
-	if (idx < cf->offset || idx - cf->offset >= cf->limit)
+	if (!sep)
 		return;
 	g_string_append_printf(cf->out, "%s{\"kind\": \"outbound\", \"path\": \"kernel\", "
 			       "\"proto\": \"tcp\", \"state\": \"%s\"",
-			       idx == cf->offset ? "" : ", ", kf->state);
+			       sep, kf->state);
 	control_flow_endpoint(cf->out, "guest", kf->guest_addr, kf->guest_port);
 	control_flow_endpoint(cf->out, "remote", kf->remote_addr, kf->remote_port);
 	control_flow_endpoint(cf->out, "stack", kf->stack_addr, kf->guest_port);
