@@ -10,7 +10,11 @@
  *
  * Receive: each frame from the guest is passed to cb->rx_frame(), valid only
  * during the call; it sits in the backend's own buffer (never in guest
- * memory), so the receiver may rewrite it in place.  Transmit: backend_send()
+ * memory), so the receiver may rewrite it in place.  A large frame may
+ * first be offered to cb->rx_frame_tail(), if set (vhost-user only): its
+ * first FRAME_TAIL_HEAD bytes copied, the rest left in guest memory for a
+ * receiver that only passes payload on (one copy fewer, as vhost-net
+ * does); declined, it is copied whole and goes to cb->rx_frame().  Transmit: backend_send()
  * queues or writes one frame (it is copied), backend_flush() pushes queued
  * frames out at the end of a batch.
  *
@@ -41,6 +45,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 /* struct frame_meta flags: the virtio-net header's VIRTIO_NET_HDR_F_* bits. */
 #define FRAME_META_NEEDS_CSUM 0x01  /* checksum from csum_start, stored at + csum_offset */
@@ -66,9 +71,37 @@ struct frame_meta {
 	uint16_t csum_offset;       /* NEEDS_CSUM: where, after csum_start, it is stored */
 };
 
+/*
+ * Bytes a backend copies of a frame it offers with a tail: every header a
+ * receiver may need to read (Ethernet 14, IPv4 up to 60, TCP up to 60), and more.
+ */
+#define FRAME_TAIL_HEAD 256
+/* The most iovecs a tail has: a chain more scattered than this is copied (writev takes 1024). */
+#define FRAME_TAIL_MAX_IOV 64
+
+/*
+ * The rest of a frame, still in guest memory: @niov iovecs, @len bytes in
+ * all.  Read-only and valid during the call only.  The guest can rewrite
+ * these bytes at any moment, so a receiver may hand them to the kernel as
+ * payload (writev()) but must never parse them or decide on them.
+ */
+struct frame_tail {
+	const struct iovec *iov;
+	unsigned int niov;
+	size_t len;
+};
+
 struct backend_callbacks {
 	/* One frame from the guest; @meta is NULL for a plain frame. */
 	void (*rx_frame)(uint8_t *frame, size_t len, const struct frame_meta *meta, void *opaque);
+	/*
+	 * Optional: a frame of more than FRAME_TAIL_HEAD bytes offered in two
+	 * parts, @frame (exactly FRAME_TAIL_HEAD bytes, ours to rewrite) and
+	 * @tail.  Returns true if the receiver took it, false to have it
+	 * whole through rx_frame() (then @frame must be as it was given).
+	 */
+	bool (*rx_frame_tail)(uint8_t *frame, const struct frame_tail *tail,
+			      const struct frame_meta *meta, void *opaque);
 	void (*set_congested)(bool congested, void *opaque);
 	/* Optional: the backend stopped for good; @why is for a log line. */
 	void (*failed)(const char *why, void *opaque);
@@ -108,6 +141,7 @@ struct backend_stats {
 	uint64_t vu_bad_messages;   /* vhost-user messages that closed the connection */
 	uint64_t vu_rarp;           /* SEND_RARP requests (acknowledged, nothing sent) */
 	uint64_t vu_disabled_discards; /* guest TX chains discarded: their ring was disabled */
+	uint64_t vu_tx_tail_frames; /* guest frames taken with their payload left in guest memory */
 	uint64_t vu_dirty_logged;   /* guest buffer writes marked in the dirty log (migration) */
 	uint64_t vu_dirty_log_missed; /* writes (buffers, used rings) beyond the dirty log */
 	uint64_t vu_unmap_failures; /* guest memory or log mappings munmap() refused (leaked) */

@@ -83,7 +83,12 @@
  * out of guest memory into our own linear buffer (the receiver rewrites it in
  * place, and the guest could change shared memory under it), its virtio-net
  * header turned into struct frame_meta, the chain returned, and
- * cb->rx_frame() called.  One used-index publication and at most one call-fd
+ * cb->rx_frame() called.  A frame of VU_TX_TAIL_MIN bytes or more is first
+ * offered to cb->rx_frame_tail(), if the owner set it: only its first
+ * FRAME_TAIL_HEAD bytes copied, the rest as iovecs into guest memory (at
+ * most FRAME_TAIL_MAX_IOV), for a receiver that writes the payload to the
+ * kernel without reading it; the chain is returned in the same batch, so
+ * the guest gets the buffers back only after that write.  One used-index publication and at most one call-fd
  * signal per batch (EVENT_IDX).  Runts, oversize frames, chains with too
  * many buffers and headers asking for offloads we did not negotiate are
  * dropped and counted; their chains are returned all the same.  Header
@@ -192,6 +197,9 @@
 #define VU_QUEUE_PAIRS 1            /* GET_QUEUE_NUM */
 #define VU_MSGS_PER_DISPATCH 32     /* messages handled per wakeup of the socket */
 #define VU_TX_BUDGET 64             /* guest TX chains per dispatch (fairness) */
+/* Smallest frame offered with a tail: up to a 1500-byte MTU's, a copy costs less than an iovec. */
+#define VU_TX_TAIL_MIN 2048
+G_STATIC_ASSERT(VU_TX_TAIL_MIN > FRAME_TAIL_HEAD);
 #define VU_RX_DRAIN_BUDGET 256      /* staged frames delivered per dispatch */
 #define VU_RX_MAX_CHAINS 256        /* RX chains one frame may fill (MRG_RXBUF) */
 /*
@@ -297,6 +305,7 @@ struct vhost_user_backend {
 	/* Data path. */
 	uint8_t *frame_buf;         /* owned: header + one frame from the guest */
 	size_t frame_cap;
+	struct iovec tail_iov[FRAME_TAIL_MAX_IOV]; /* a frame's rest, in guest memory */
 	uint64_t features_offered;  /* VU_FEATURES less the offloads the owner turned off */
 	struct vq_elem *elem;       /* owned: one popped TX chain */
 	struct vq_elem *rx_elem;    /* owned: one popped RX chain */
@@ -677,28 +686,87 @@ static void vu_ring_flush(struct vhost_user_backend *vb, unsigned int idx)
 
 /* ------------------------------------------------------------ guest TX -> daemon */
 
-/* Copy @e's readable bytes (at most @cap) into @buf; returns bytes copied. */
-static size_t vu_copy_out(const struct vq_elem *e, uint8_t *buf, size_t cap)
+/* Copy @e's readable bytes from offset @skip (at most @cap) into @buf; returns bytes copied. */
+static size_t vu_copy_out(const struct vq_elem *e, size_t skip, uint8_t *buf, size_t cap)
 {
 	size_t done = 0;
 
 	for (unsigned int i = 0; i < e->out_num && done < cap; i++) {
-		size_t n = e->iov[i].iov_len < cap - done ? e->iov[i].iov_len : cap - done;
+		size_t n = e->iov[i].iov_len;
+		const uint8_t *from = e->iov[i].iov_base;
 
-		memcpy(buf + done, e->iov[i].iov_base, n);
+		if (skip >= n) {
+			skip -= n;
+			continue;
+		}
+		from += skip;
+		n -= skip;
+		skip = 0;
+		n = MIN(n, cap - done);
+		memcpy(buf + done, from, n);
 		done += n;
 	}
 	return done;
 }
 
-/* Hand one popped TX chain to the daemon (copied out first); the chain is always returned. */
+/*
+ * @e's readable bytes from offset @skip, as iovecs into guest memory in
+ * @iov (at most @max); returns how many, or -E2BIG if @max is not enough.
+ */
+static int vu_tail_iov(const struct vq_elem *e, size_t skip, struct iovec *iov, unsigned int max)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < e->out_num; i++) {
+		size_t len = e->iov[i].iov_len;
+
+		if (skip >= len) {
+			skip -= len;
+			continue;
+		}
+		if (n == max)
+			return -E2BIG;
+		iov[n++] = (struct iovec){ .iov_base = (uint8_t *)e->iov[i].iov_base + skip,
+					   .iov_len = len - skip };
+		skip = 0;
+	}
+	return (int)n;
+}
+
+/*
+ * Offer a large frame to cb->rx_frame_tail(): its first FRAME_TAIL_HEAD
+ * bytes already in frame_buf, the rest by iovecs into @e's buffers.
+ * Returns true if the receiver took it.
+ */
+static bool vu_tx_offer_tail(struct vhost_user_backend *vb, const struct vq_elem *e, size_t len,
+			     const struct frame_meta *meta)
+{
+	struct frame_tail tail = { .iov = vb->tail_iov, .len = len - FRAME_TAIL_HEAD };
+	int n = vu_tail_iov(e, VIRTIO_NET_HDR_LEN + FRAME_TAIL_HEAD, vb->tail_iov,
+			    FRAME_TAIL_MAX_IOV);
+
+	if (n < 0)
+		return false;
+	tail.niov = (unsigned int)n;
+	if (!vb->be.cb->rx_frame_tail(vb->frame_buf + VIRTIO_NET_HDR_LEN, &tail, meta,
+				      vb->be.opaque))
+		return false;
+	vb->be.stats.vu_tx_tail_frames++;
+	return true;
+}
+
+/*
+ * Hand one popped TX chain to the daemon, copied out first, or, a large
+ * frame the receiver takes so, with its payload left in guest memory; the
+ * chain is always returned.
+ */
 static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
 {
 	struct backend_stats *st = &vb->be.stats;
 	const struct frame_meta *meta;
+	size_t len, head = vb->frame_cap;
 	struct frame_meta m;
 	bool ignored;
-	size_t len;
 
 	vq_push(&vb->vr[VU_TXQ].vq, e->head, 0);
 	if (e->out_len < VIRTIO_NET_HDR_LEN + FRAME_ETH_HLEN) {
@@ -709,7 +777,10 @@ static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
 		st->rx_oversize++;
 		return;
 	}
-	len = vu_copy_out(e, vb->frame_buf, vb->frame_cap) - VIRTIO_NET_HDR_LEN;
+	len = (size_t)e->out_len - VIRTIO_NET_HDR_LEN;
+	if (vb->be.cb->rx_frame_tail && len >= VU_TX_TAIL_MIN)
+		head = VIRTIO_NET_HDR_LEN + FRAME_TAIL_HEAD;
+	vu_copy_out(e, 0, vb->frame_buf, head);
 	if (offload_hdr_parse(vb->frame_buf, len, vb->be.rx_offloads, &m, &meta, &ignored)) {
 		st->rx_bad_meta++;
 		return;
@@ -722,6 +793,11 @@ static void vu_tx_one(struct vhost_user_backend *vb, const struct vq_elem *e)
 	}
 	st->rx_frames++;
 	st->rx_bytes += len;
+	if (head < vb->frame_cap) {
+		if (vu_tx_offer_tail(vb, e, len, meta))
+			return;
+		vu_copy_out(e, head, vb->frame_buf + head, vb->frame_cap - head);
+	}
 	vb->be.cb->rx_frame(vb->frame_buf + VIRTIO_NET_HDR_LEN, len, meta, vb->be.opaque);
 }
 

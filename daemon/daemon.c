@@ -45,6 +45,15 @@ static void daemon_rx_frame(uint8_t *frame, size_t len, const struct frame_meta 
 	netstack_input(d->ns, frame, len);
 }
 
+/* A large frame with its payload in guest memory: the kernel path's, or declined (backend.h). */
+static bool daemon_rx_frame_tail(uint8_t *frame, const struct frame_tail *tail,
+				 const struct frame_meta *meta, void *opaque)
+{
+	struct daemon *d = opaque;
+
+	return d->ks && ksteer_guest_frame_tail(d->ks, frame, tail, meta);
+}
+
 static void daemon_set_congested(bool congested, void *opaque)
 {
 	struct daemon *d = opaque;
@@ -110,6 +119,7 @@ static void daemon_link_mtu(unsigned int mtu, void *opaque)
 
 static const struct backend_callbacks daemon_backend_cb = {
 	.rx_frame = daemon_rx_frame,
+	.rx_frame_tail = daemon_rx_frame_tail,
 	.set_congested = daemon_set_congested,
 	.failed = daemon_backend_failed,
 	.link_mtu = daemon_link_mtu,

@@ -134,6 +134,10 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		    "Writes into guest memory the dirty log did not cover (the front-end's log is too "
 		    "small: pages a migration may miss).");
 	metric(o, "meshslirp_vhost_user_dirty_log_missed_total", NULL, bs->vu_dirty_log_missed);
+	metric_head(o, "meshslirp_vhost_user_tail_frames_total", "counter",
+		    "Guest frames handed on with their payload read from guest memory by the kernel "
+		    "(the kernel path's large segments: one copy fewer).");
+	metric(o, "meshslirp_vhost_user_tail_frames_total", NULL, bs->vu_tx_tail_frames);
 	metric_head(o, "meshslirp_vhost_user_memory_faults_total", "counter",
 		    "Front-ends closed because their guest memory shrank under the daemon (SIGBUS).");
 	metric(o, "meshslirp_vhost_user_memory_faults_total", NULL, bs->vu_memory_faults);

@@ -281,7 +281,13 @@ static int ksteer_meta_for_stack(const struct frame_meta *meta, const struct kna
 	return 0;
 }
 
+/*
+ * A guest segment of flow @f, translated, to the private stack: @v's
+ * packet, of which @tail (NULL for none) holds all after its first
+ * @ip_len bytes.
+ */
 static void ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view *v,
+			    size_t ip_len, const struct frame_tail *tail,
 			    const struct frame_meta *meta)
 {
 	uint8_t hdr[OFFLOAD_VNET_HDR_LEN];
@@ -291,10 +297,11 @@ static void ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view
 		.sport = f->gport,
 		.dport = htons(KNAT_LISTEN_PORT),
 	};
-	struct iovec iov[2] = {
+	struct iovec iov[2 + FRAME_TAIL_MAX_IOV] = {
 		{ .iov_base = hdr, .iov_len = sizeof(hdr) },
-		{ .iov_base = v->ip, .iov_len = v->tot },
+		{ .iov_base = v->ip, .iov_len = ip_len },
 	};
+	unsigned int niov = 2;
 
 	if (meta) {
 		if (ksteer_meta_for_stack(meta, v, hdr)) {
@@ -304,8 +311,12 @@ static void ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view
 	} else {
 		offload_hdr_build(hdr, NULL);
 	}
+	if (tail) {
+		memcpy(iov + niov, tail->iov, tail->niov * sizeof(*iov));
+		niov += tail->niov;
+	}
 	knat_rewrite(v, &to, meta && (meta->flags & FRAME_META_NEEDS_CSUM));
-	if (writev(ks->stack.tun, iov, 2) < 0) {
+	if (writev(ks->stack.tun, iov, (int)niov) < 0) {
 		ks->stats.dropped[KSTEER_DROP_TUN_WRITE]++;
 		return;
 	}
@@ -338,19 +349,28 @@ static struct kflow *ksteer_open(struct ksteer *ks, const uint8_t *frame, uint32
 	return f;
 }
 
-bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
-			const struct frame_meta *meta)
+/*
+ * The work of ksteer_guest_frame() and ksteer_guest_frame_tail(): @frame
+ * holds @len bytes, @tail (or NULL) the rest of the frame.
+ */
+static bool ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
+			      const struct frame_tail *tail, const struct frame_meta *meta)
 {
+	size_t total = len + (tail ? tail->len : 0);
 	struct knat_view v;
 	struct knat_tuple t;
 	struct kflow *f, *old;
 	uint64_t key;
 	bool syn;
 
-	if (len < KNAT_ETH_HLEN + 20 || frame[12] != 0x08 || frame[13] != 0x00)
+	if (len < KNAT_ETH_HLEN + 20 || frame[12] != 0x08 || frame[13] != 0x00 ||
+	    (tail && tail->niov > FRAME_TAIL_MAX_IOV))
 		return false;
 	/* Lies and oddities are the bridge's to count and drop; this path takes sound segments only. */
-	if (knat_parse(frame + KNAT_ETH_HLEN, len - KNAT_ETH_HLEN, &v))
+	if (knat_parse(frame + KNAT_ETH_HLEN, total - KNAT_ETH_HLEN, &v))
+		return false;
+	/* With a tail: the headers in our copy, and no padding to leave out of the tail. */
+	if (tail && (KNAT_ETH_HLEN + v.ihl + v.thl > len || KNAT_ETH_HLEN + v.tot != total))
 		return false;
 	t = knat_tuple_of(&v);
 	if (t.saddr != ks->cfg.guest.s_addr)
@@ -369,7 +389,8 @@ bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 		 * (the guest's to complete, trusted by the kernel as from a NIC)
 		 * the IPv4 header's is still checked.
 		 */
-		if (!syn || !knat_checksums_ok(&v, meta && (meta->flags & FRAME_META_NEEDS_CSUM)))
+		if (tail || !syn ||
+		    !knat_checksums_ok(&v, meta && (meta->flags & FRAME_META_NEEDS_CSUM)))
 			return false;
 		if (!ks->cfg.judge(t.daddr, t.sport, t.dport, ks->cfg.opaque))
 			return false;
@@ -380,8 +401,20 @@ bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 		if (old && old != f)
 			old->hashed = false;
 	}
-	ksteer_to_stack(ks, f, &v, meta);
+	ksteer_to_stack(ks, f, &v, tail ? len - KNAT_ETH_HLEN : v.tot, tail, meta);
 	return true;
+}
+
+bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
+			const struct frame_meta *meta)
+{
+	return ksteer_take_frame(ks, frame, len, NULL, meta);
+}
+
+bool ksteer_guest_frame_tail(struct ksteer *ks, uint8_t *frame, const struct frame_tail *tail,
+			     const struct frame_meta *meta)
+{
+	return ksteer_take_frame(ks, frame, FRAME_TAIL_HEAD, tail, meta);
 }
 
 /*

@@ -170,6 +170,21 @@ void ksteer_free(struct ksteer *ks);
 bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 			const struct frame_meta *meta);
 
+/**
+ * ksteer_guest_frame_tail() - offer a large guest frame whose payload is still in guest memory
+ * @frame:	its first FRAME_TAIL_HEAD bytes (backend.h), rewritten in place when taken
+ * @tail:	the rest, written to the private stack as it is, never read here
+ * @meta:	its virtio-net metadata, or NULL for a plain frame
+ *
+ * Only a segment of a flow this path already holds is taken so, and only
+ * when its headers lie in @frame: a new flow's SYN has its checksums
+ * checked, which reads the payload, so it comes whole (ksteer_guest_frame()).
+ *
+ * Return: as ksteer_guest_frame(); false leaves @frame unchanged.
+ */
+bool ksteer_guest_frame_tail(struct ksteer *ks, uint8_t *frame, const struct frame_tail *tail,
+			     const struct frame_meta *meta);
+
 /* ksteer_set_throttle() - stop (true) or resume reading the private stack's frames. */
 void ksteer_set_throttle(struct ksteer *ks, bool throttled);
 

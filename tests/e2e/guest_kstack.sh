@@ -2,9 +2,10 @@
 # guest_kstack.sh - a real QEMU guest over vhost-user with --steer-stack kernel: its steered TCP
 # ends in the kernel's stack in the daemon's private namespace and is spliced into HAProxy as
 # the sidecar.  Checks: the original destination in HAProxy's log, 1 MiB up and 4 MiB down with
-# equal SHA-256 (the guest's offloads used both ways), 50 concurrent flows, the sidecar's port
-# on the gateway still refused, the private namespace invisible in the pod, no sidecar: the
-# guest's connection reset at once; the daemon under --seccomp throughout (but under valgrind);
+# equal SHA-256 (the guest's offloads used both ways; its large segments written to the private
+# stack from guest memory), 50 concurrent flows, the sidecar's port on the gateway still
+# refused, the private namespace invisible in the pod, no sidecar: the guest's connection reset
+# at once; the daemon under --seccomp throughout (but under valgrind);
 # counters exact.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
@@ -90,7 +91,11 @@ v=$(kmetric 'meshslirp_kernel_bytes_total{direction="to_guest"}')
 for r in bad_metadata stack_refused offload_not_taken; do
 	[ "$(kmetric "meshslirp_kernel_drops_total{reason=\"$r\"}")" = 0 ] || e2e_fail "drops $r: $(kmetric "meshslirp_kernel_drops_total{reason=\"$r\"}")"
 done
-e2e_log "kernel path: $(grep -E '^meshslirp_kernel_(flows|bytes|frames)' "$E2E_TMP/metrics.txt" | tr '\n' ' ')"
+# The upload's large segments went to the private stack straight from guest memory (whole
+# digests above: the bytes the kernel read there were the right ones).
+tail=$(kmetric meshslirp_vhost_user_tail_frames_total)
+[ "${tail:-0}" -gt 0 ] || e2e_fail "no guest frame was written from guest memory (tail frames: '$tail')"
+e2e_log "kernel path: $(grep -E '^meshslirp_(kernel_(flows|bytes|frames)|vhost_user_tail)' "$E2E_TMP/metrics.txt" | tr '\n' ' ')"
 
 # 5. No sidecar: the guest's handshake is the private stack's, then a reset as soon as the
 #    sidecar refuses, well within a second.

@@ -273,6 +273,69 @@ static void test_first_bytes_then_relay(void **state)
 	close(conn);
 }
 
+/*
+ * A large segment offered with its payload left in guest memory
+ * (ksteer_guest_frame_tail(), as the vhost-user backend does): taken for a
+ * flow this path holds and written to the private stack from the tail's
+ * iovecs, whole and in order; declined, untouched, for a new flow's SYN
+ * and for a frame whose padding the tail would carry.
+ */
+static void test_tail_frames(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40200, .dport = 5001, .seq = 5000 };
+	static uint8_t fr[FRAME_TAIL_HEAD + 4096], got[3000], before[FRAME_TAIL_HEAD];
+	uint8_t data[3000];
+	struct iovec iov[3];
+	struct frame_tail tail = { .iov = iov, .niov = 3 };
+	uint64_t to_stack;
+	size_t n;
+	int conn;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 13 + i / 253);
+	/* A SYN is a new flow: it comes whole, its checksums checked. */
+	n = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip(c.dst), c.sport, c.dport,
+		    c.seq, 0, 0x02, data, 1000);
+	iov[0] = (struct iovec){ fr + FRAME_TAIL_HEAD, n - FRAME_TAIL_HEAD };
+	tail.niov = 1;
+	tail.len = n - FRAME_TAIL_HEAD;
+	memcpy(before, fr, sizeof(before));
+	assert_false(ksteer_guest_frame_tail(f->d.ks, fr, &tail, NULL));
+	assert_memory_equal(fr, before, sizeof(before));
+	assert_int_equal(kstats(s)->flows, 0);
+
+	handshake(f, &c);
+	/* The headers in the head; the payload split over three iovecs, the tail's. */
+	n = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip(c.dst), c.sport, c.dport,
+		    c.seq, c.ack, 0x18, data, sizeof(data));
+	iov[0] = (struct iovec){ fr + FRAME_TAIL_HEAD, 100 };
+	iov[1] = (struct iovec){ fr + FRAME_TAIL_HEAD + 100, 1 };
+	iov[2] = (struct iovec){ fr + FRAME_TAIL_HEAD + 101, n - FRAME_TAIL_HEAD - 101 };
+	tail.niov = 3;
+	tail.len = n - FRAME_TAIL_HEAD;
+	/* Ethernet padding after the IP packet: declined (the tail would carry it). */
+	tail.len++;
+	iov[2].iov_len++;
+	memcpy(before, fr, sizeof(before));
+	to_stack = kstats(s)->frames_to_stack;
+	assert_false(ksteer_guest_frame_tail(f->d.ks, fr, &tail, NULL));
+	assert_memory_equal(fr, before, sizeof(before));
+	tail.len--;
+	iov[2].iov_len--;
+	assert_true(ksteer_guest_frame_tail(f->d.ks, fr, &tail, NULL));
+	assert_int_equal(kstats(s)->frames_to_stack, to_stack + 1);
+	c.seq += sizeof(data);
+
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	inproc_read_exact(conn, got, sizeof(got));
+	assert_memory_equal(got, data, sizeof(data));
+	assert_int_equal(kstats(s)->bytes_out, sizeof(data));
+	close(conn);
+}
+
 /* One guest port towards two destinations at once: two flows, each with its own header. */
 static void test_same_source_port_two_destinations(void **state)
 {
@@ -643,6 +706,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tail_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_reset, setup_unix, teardown),

@@ -67,6 +67,13 @@ struct fix {
 	bool congested;
 	unsigned int link_mtu;      /* last cb->link_mtu(), 0 if none */
 	unsigned int link_mtu_calls;
+	/* cb_tail: what cb->rx_frame_tail() was offered, and whether it takes it. */
+	bool tail_take;
+	unsigned int tail_count;
+	unsigned int tail_niov;
+	uint8_t tail_frame[8192];   /* head and tail joined */
+	size_t tail_len;
+	uint8_t big_rx[8192];       /* cb_tail: the last whole frame of rx_frame() */
 };
 
 static void on_rx(uint8_t *frame, size_t len, const struct frame_meta *meta, void *opaque)
@@ -77,6 +84,35 @@ static void on_rx(uint8_t *frame, size_t len, const struct frame_meta *meta, voi
 	f->rx_len = len;
 	f->rx_count++;
 	f->rx_meta = meta != NULL;
+}
+
+/* cb_tail's rx_frame(): as on_rx(), the whole frame kept (tests of large frames). */
+static void on_rx_big(uint8_t *frame, size_t len, const struct frame_meta *meta, void *opaque)
+{
+	struct fix *f = opaque;
+
+	on_rx(frame, len, meta, opaque);
+	memcpy(f->big_rx, frame, MIN(len, sizeof(f->big_rx)));
+}
+
+static bool on_rx_tail(uint8_t *frame, const struct frame_tail *tail, const struct frame_meta *meta,
+		       void *opaque)
+{
+	struct fix *f = opaque;
+	size_t len = FRAME_TAIL_HEAD;
+
+	(void)meta;
+	f->tail_count++;
+	f->tail_niov = tail->niov;
+	memcpy(f->tail_frame, frame, FRAME_TAIL_HEAD);
+	for (unsigned int i = 0; i < tail->niov; i++) {
+		assert_true(len + tail->iov[i].iov_len <= sizeof(f->tail_frame));
+		memcpy(f->tail_frame + len, tail->iov[i].iov_base, tail->iov[i].iov_len);
+		len += tail->iov[i].iov_len;
+	}
+	assert_int_equal(len - FRAME_TAIL_HEAD, tail->len);
+	f->tail_len = len;
+	return f->tail_take;
 }
 
 static void on_congested(bool congested, void *opaque)
@@ -115,6 +151,12 @@ static GLogWriterOutput count_log(GLogLevelFlags level, const GLogField *fields,
 
 static const struct backend_callbacks cb = {
 	.rx_frame = on_rx, .set_congested = on_congested, .link_mtu = on_link_mtu,
+};
+
+/* A receiver that takes large frames with a tail (the kernel path's way), at MTU 9000. */
+static const struct backend_callbacks cb_tail = {
+	.rx_frame = on_rx_big, .rx_frame_tail = on_rx_tail, .set_congested = on_congested,
+	.link_mtu = on_link_mtu,
 };
 
 static void pump(int ms)
@@ -260,14 +302,14 @@ static uint64_t drain_eventfd(int fd)
 	return v;
 }
 
-static int setup(void **state)
+static int setup_with(void **state, unsigned int mtu, const struct backend_callbacks *callbacks)
 {
 	struct fix *f = g_new0(struct fix, 1);
 
 	f->dir = g_dir_make_tmp("vu-test.XXXXXX", NULL);
 	f->path = g_build_filename(f->dir, "vhost.sock", NULL);
-	assert_int_equal(vhost_user_backend_new(f->path, 1500, BACKEND_OFFLOAD_CSUM | BACKEND_OFFLOAD_TSO4, &cb, f,
-					       &f->be), 0);
+	assert_int_equal(vhost_user_backend_new(f->path, mtu, BACKEND_OFFLOAD_CSUM | BACKEND_OFFLOAD_TSO4,
+					       callbacks, f, &f->be), 0);
 	f->memfd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	assert_true(f->memfd >= 0);
 	assert_int_equal(ftruncate(f->memfd, MEM_SIZE), 0);
@@ -283,6 +325,16 @@ static int setup(void **state)
 	f->qsize = QSIZE;
 	*state = f;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, 1500, &cb);
+}
+
+static int setup_tail(void **state)
+{
+	return setup_with(state, 9000, &cb_tail);
 }
 
 static int teardown(void **state)
@@ -1221,6 +1273,92 @@ static void test_tx_and_rx(void **state)
 	assert_int_equal(f->be->stats.vu_bad_messages, 0);
 }
 
+/*
+ * The guest transmits @len bytes of @frame (after a zeroed header) as a
+ * chain from descriptor @head: the header alone, then pieces of @piece
+ * bytes.  Returns the descriptors used.
+ */
+static unsigned int guest_tx_chain(struct fix *f, uint16_t head, const uint8_t *frame, size_t len,
+				   size_t piece)
+{
+	uint8_t *p = f->ram + DATA;
+	unsigned int n = 0;
+	size_t off = 0;
+
+	memset(p, 0, VIRTIO_NET_HDR_LEN);
+	memcpy(p + VIRTIO_NET_HDR_LEN, frame, len);
+	set_desc(f, 1, head, DATA, VIRTIO_NET_HDR_LEN, VRING_DESC_F_NEXT, (uint16_t)(head + 1));
+	for (n = 1; off < len; n++) {
+		size_t k = MIN(piece, len - off);
+
+		set_desc(f, 1, (uint16_t)(head + n), DATA + VIRTIO_NET_HDR_LEN + off, (uint32_t)k,
+			 off + k < len ? VRING_DESC_F_NEXT : 0, (uint16_t)(head + n + 1));
+		off += k;
+	}
+	make_avail(f, 1, head);
+	kick(f, 1);
+	return n;
+}
+
+/*
+ * Large frames are offered with a tail: the first FRAME_TAIL_HEAD bytes
+ * copied, the rest as iovecs into guest memory; declined, the frame comes
+ * whole through rx_frame(), the same bytes.  A small frame, or a chain too
+ * scattered for one writev(), is copied whole without an offer.
+ */
+static void test_tx_tail(void **state)
+{
+	struct fix *f = *state;
+	static uint8_t frame[8192];
+	uint16_t head = 0;
+
+	for (size_t i = 0; i < sizeof(frame); i++)
+		frame[i] = (uint8_t)(i * 7 + i / 251 + 3);
+	f->qsize = 128;
+	bring_up(f, FEATURES);
+
+	/* Taken: the receiver sees the frame's bytes, head and tail, and no rx_frame(). */
+	f->tail_take = true;
+	head += guest_tx_chain(f, head, frame, 6000, 1500);
+	PUMP_UNTIL(f->tail_count == 1);
+	assert_int_equal(f->tail_count, 1);
+	assert_int_equal(f->tail_len, 6000);
+	assert_memory_equal(f->tail_frame, frame, 6000);
+	assert_int_equal(f->tail_niov, 4); /* the rest of piece 1, then pieces 2..4 */
+	assert_int_equal(f->rx_count, 0);
+	assert_int_equal(f->be->stats.vu_tx_tail_frames, 1);
+	assert_int_equal(f->be->stats.rx_frames, 1);
+	assert_int_equal(f->be->stats.rx_bytes, 6000);
+
+	/* Declined: copied whole, in order, to rx_frame(). */
+	f->tail_take = false;
+	head += guest_tx_chain(f, head, frame + 1, 7000, 3000);
+	PUMP_UNTIL(f->rx_count == 1);
+	assert_int_equal(f->tail_count, 2);
+	assert_int_equal(f->rx_count, 1);
+	assert_int_equal(f->rx_len, 7000);
+	assert_memory_equal(f->big_rx, frame + 1, 7000);
+	assert_int_equal(f->be->stats.vu_tx_tail_frames, 1);
+
+	/* Small: no offer. */
+	head += guest_tx_chain(f, head, frame + 2, 1000, 1000);
+	PUMP_UNTIL(f->rx_count == 2);
+	assert_int_equal(f->rx_count, 2);
+	assert_int_equal(f->tail_count, 2);
+	assert_memory_equal(f->big_rx, frame + 2, 1000);
+
+	/* More pieces than FRAME_TAIL_MAX_IOV after the head: no offer, copied whole. */
+	f->tail_take = true;
+	head += guest_tx_chain(f, head, frame + 3, 8000, 100);
+	PUMP_UNTIL(f->rx_count == 3);
+	assert_int_equal(f->rx_count, 3);
+	assert_int_equal(f->tail_count, 2);
+	assert_int_equal(f->rx_len, 8000);
+	assert_memory_equal(f->big_rx, frame + 3, 8000);
+	assert_int_equal(used_idx(f, 1), 4);
+	assert_int_equal(f->be->stats.vu_tx_tail_frames, 1);
+}
+
 static void test_ring_broken(void **state)
 {
 	struct fix *f = *state;
@@ -1548,6 +1686,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tx_and_rx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tx_tail, setup_tail, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_broken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staging_order_and_wrap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_staged, setup, teardown),
