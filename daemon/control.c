@@ -171,12 +171,36 @@ static const char *control_flows_next(struct control_flows *cf)
 	return idx == cf->offset ? "" : ", ";
 }
 
+/* One list_flows entry, whichever path holds the flow; addresses and ports in network order. */
+struct control_flow_row {
+	const char *kind, *path, *proto, *state;
+	uint32_t guest_addr, remote_addr, stack_addr;
+	uint16_t guest_port, remote_port, stack_src_port;
+	uint16_t stack_port;           /* host order */
+};
+
 static void control_flow_endpoint(GString *out, const char *name, uint32_t addr, uint16_t port)
 {
 	char ip[INET_ADDRSTRLEN];
 
 	inet_ntop(AF_INET, &addr, ip, sizeof(ip));
 	g_string_append_printf(out, ", \"%s\": \"%s:%u\"", name, ip, ntohs(port));
+}
+
+/* Write @r if it falls on the page: the one place the entry's layout is written. */
+static void control_flow_row(struct control_flows *cf, const struct control_flow_row *r)
+{
+	const char *sep = control_flows_next(cf);
+
+	if (!sep)
+		return;
+	g_string_append_printf(cf->out, "%s{\"kind\": \"%s\", \"path\": \"%s\", "
+			       "\"proto\": \"%s\", \"state\": \"%s\"",
+			       sep, r->kind, r->path, r->proto, r->state);
+	control_flow_endpoint(cf->out, "guest", r->guest_addr, r->guest_port);
+	control_flow_endpoint(cf->out, "remote", r->remote_addr, r->remote_port);
+	control_flow_endpoint(cf->out, "stack", r->stack_addr, r->stack_src_port);
+	g_string_append_printf(cf->out, ", \"stack_port\": %u}", r->stack_port);
 }
 
 static void control_flow(const struct flow *f, void *opaque)
@@ -190,19 +214,15 @@ static void control_flow(const struct flow *f, void *opaque)
 		[FLOW_STEER] = "outbound", [FLOW_DNS] = "dns", [FLOW_INBOUND] = "inbound",
 		[FLOW_DIRECT] = "direct",
 	};
-	struct control_flows *cf = opaque;
-	const char *sep = control_flows_next(cf);
 
-	if (!sep)
-		return;
-	g_string_append_printf(cf->out, "%s{\"kind\": \"%s\", \"path\": \"slirp\", "
-			       "\"proto\": \"%s\", \"state\": \"%s\"",
-			       sep, kinds[f->kind],
-			       f->gkey.proto == IPPROTO_TCP ? "tcp" : "udp", states[f->state]);
-	control_flow_endpoint(cf->out, "guest", f->gkey.laddr, f->gkey.lport);
-	control_flow_endpoint(cf->out, "remote", f->gkey.raddr, f->gkey.rport);
-	control_flow_endpoint(cf->out, "stack", f->skey.raddr, f->skey.rport);
-	g_string_append_printf(cf->out, ", \"stack_port\": %u}", ntohs(f->skey.lport));
+	control_flow_row(opaque, &(struct control_flow_row){
+		.kind = kinds[f->kind], .path = "slirp",
+		.proto = f->gkey.proto == IPPROTO_TCP ? "tcp" : "udp", .state = states[f->state],
+		.guest_addr = f->gkey.laddr, .guest_port = f->gkey.lport,
+		.remote_addr = f->gkey.raddr, .remote_port = f->gkey.rport,
+		.stack_addr = f->skey.raddr, .stack_src_port = f->skey.rport,
+		.stack_port = ntohs(f->skey.lport),
+	});
 }
 
 /*
@@ -212,18 +232,13 @@ static void control_flow(const struct flow *f, void *opaque)
  */
 static void control_kernel_flow(const struct ksteer_flow_info *kf, void *opaque)
 {
-	struct control_flows *cf = opaque;
-	const char *sep = control_flows_next(cf);
-
-	if (!sep)
-		return;
-	g_string_append_printf(cf->out, "%s{\"kind\": \"outbound\", \"path\": \"kernel\", "
-			       "\"proto\": \"tcp\", \"state\": \"%s\"",
-			       sep, kf->state);
-	control_flow_endpoint(cf->out, "guest", kf->guest_addr, kf->guest_port);
-	control_flow_endpoint(cf->out, "remote", kf->remote_addr, kf->remote_port);
-	control_flow_endpoint(cf->out, "stack", kf->stack_addr, kf->guest_port);
-	g_string_append_printf(cf->out, ", \"stack_port\": %u}", KNAT_LISTEN_PORT);
+	control_flow_row(opaque, &(struct control_flow_row){
+		.kind = "outbound", .path = "kernel", .proto = "tcp", .state = kf->state,
+		.guest_addr = kf->guest_addr, .guest_port = kf->guest_port,
+		.remote_addr = kf->remote_addr, .remote_port = kf->remote_port,
+		.stack_addr = kf->stack_addr, .stack_src_port = kf->guest_port,
+		.stack_port = KNAT_LISTEN_PORT,
+	});
 }
 
 /* list_flows: one page, bounded by CONTROL_FLOWS_PAGE entries. */

@@ -235,6 +235,12 @@ static void ksteer_end(struct ksteer *ks, struct kflow *f, enum kflow_end why)
 	ks->fifo[(ks->fifo_head + ks->fifo_len++) % ks->nslots] = slot;
 }
 
+/* Whether @f is CLOSED and still within its grace at @now: its late segments still go through. */
+static bool ksteer_in_grace(const struct kflow *f, int64_t now)
+{
+	return f->state == KF_CLOSED && f->deadline_us > now;
+}
+
 /* A slot for a new flow: the oldest freed one, if its grace is over; NULL if none. */
 static struct kflow *ksteer_take_slot(struct ksteer *ks)
 {
@@ -243,7 +249,7 @@ static struct kflow *ksteer_take_slot(struct ksteer *ks)
 	if (!ks->fifo_len)
 		return NULL;
 	f = &ks->flows[ks->fifo[ks->fifo_head]];
-	if (f->state == KF_CLOSED && f->deadline_us > g_get_monotonic_time())
+	if (ksteer_in_grace(f, g_get_monotonic_time()))
 		return NULL;
 	ks->fifo_head = (ks->fifo_head + 1) % ks->nslots;
 	ks->fifo_len--;
@@ -633,13 +639,13 @@ static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 				 .dst.s_addr = f->daddr, .dport = f->dport };
 	struct kpipe *p = &f->pipe[KF_OUT];
 	ssize_t got, sent;
+	int hdr_len, ret;
 	size_t len;
-	int n;
 
-	n = proxy_encode(ks->cfg.version, &a, buf);
-	if (n < 0)
-		return n;
-	len = (size_t)n;
+	hdr_len = proxy_encode(ks->cfg.version, &a, buf);
+	if (hdr_len < 0)
+		return hdr_len;
+	len = (size_t)hdr_len;
 	got = recv(f->sk, buf + len, KSTEER_FIRST_BYTES, MSG_DONTWAIT);
 	if (got > 0)
 		len += (size_t)got;
@@ -652,18 +658,17 @@ static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 		return -errno;
 	sent = MAX(sent, 0);
 	/* The guest's bytes count as relayed once the sidecar's socket took them. */
-	if (sent > n)
-		ks->stats.bytes_out += (uint64_t)(sent - n);
+	if (sent > hdr_len)
+		ks->stats.bytes_out += (uint64_t)(sent - hdr_len);
 	if ((size_t)sent == len)
-		goto done;
+		return 0;
 	/* A fresh socket takes a few KiB; should it not, the rest waits in the (empty) pipe. */
-	n = ksteer_pipe_get(ks, f, KF_OUT);
-	if (n)
-		return n;
+	ret = ksteer_pipe_get(ks, f, KF_OUT);
+	if (ret)
+		return ret;
 	if (write(p->wr, buf + sent, len - (size_t)sent) != (ssize_t)(len - (size_t)sent))
 		return -EIO;
 	f->in_pipe[KF_OUT] = len - (size_t)sent;
-done:
 	return 0;
 }
 
@@ -920,7 +925,7 @@ void ksteer_foreach_flow(const struct ksteer *ks,
 		const struct kflow *f = value;
 		struct ksteer_flow_info info;
 
-		if (f->state == KF_FREE || (f->state == KF_CLOSED && f->deadline_us <= now))
+		if (f->state == KF_FREE || (f->state == KF_CLOSED && !ksteer_in_grace(f, now)))
 			continue;
 		info = (struct ksteer_flow_info){
 			.state = states[f->state],

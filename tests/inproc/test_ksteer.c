@@ -90,16 +90,13 @@ static void expect_v2_header(int conn, const struct gconn *c)
 /* A sidecar on a unix socket in a new directory: its listener. */
 static int unix_sidecar_listen(struct kst *s)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	g_autofree char *path = NULL;
 
 	s->dir = g_dir_make_tmp("ms-ksteer-XXXXXX", NULL);
 	assert_non_null(s->dir);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/out.sock", s->dir);
-	snprintf(s->proxy_arg, sizeof(s->proxy_arg), "unix:%s", sa.sun_path);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(fd, 64), 0);
-	return fd;
+	path = g_build_filename(s->dir, "out.sock", NULL);
+	snprintf(s->proxy_arg, sizeof(s->proxy_arg), "unix:%s", path);
+	return inproc_unix_listen(path, 64, true);
 }
 
 static struct kst *kst_start(bool listening, bool unix_leg)

@@ -59,18 +59,6 @@ struct ux {
 	int filler;                  /* the connection filling a full backlog, or -1 */
 };
 
-static int unix_listen(const char *path, int backlog, bool do_listen)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	if (do_listen)
-		assert_int_equal(listen(fd, backlog), 0);
-	return fd;
-}
-
 static int unix_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -97,16 +85,16 @@ static struct ux *ux_start(enum sidecar_kind kind, const char *mode)
 	s->sidecar = s->filler = -1;
 	switch (kind) {
 	case SIDECAR_LISTENING:
-		s->sidecar = unix_listen(s->out_path, 64, true);
+		s->sidecar = inproc_unix_listen(s->out_path, 64, true);
 		break;
 	case SIDECAR_NO_FILE:
 		break;
 	case SIDECAR_NOT_LISTENING:
-		s->sidecar = unix_listen(s->out_path, 0, false);
+		s->sidecar = inproc_unix_listen(s->out_path, 0, false);
 		break;
 	case SIDECAR_FULL:
 		/* Backlog 0 takes one connection; the guest's is the second. */
-		s->sidecar = unix_listen(s->out_path, 0, true);
+		s->sidecar = inproc_unix_listen(s->out_path, 0, true);
 		s->filler = unix_connect(s->out_path);
 		break;
 	}

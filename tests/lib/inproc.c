@@ -425,6 +425,19 @@ int inproc_sidecar_listen(uint16_t *port, bool listening)
 	return fd;
 }
 
+int inproc_unix_listen(const char *path, int backlog, bool do_listen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (do_listen)
+		assert_int_equal(listen(fd, backlog), 0);
+	return fd;
+}
+
 void inproc_expect_v2_header(int conn, const char *src, const char *dst, uint16_t sport,
 			     uint16_t dport)
 {

@@ -107,6 +107,12 @@ bool inproc_is_tcp(const uint8_t *fr, size_t len, void *arg);
 int inproc_sidecar_listen(uint16_t *port, bool listening);
 
 /*
+ * inproc_unix_listen() - a unix stream socket bound to @path (non-blocking), listening with
+ * @backlog if @do_listen (else bound only: connections are refused).
+ */
+int inproc_unix_listen(const char *path, int backlog, bool do_listen);
+
+/*
  * inproc_expect_v2_header() - read a PROXY v2 header for TCP/IPv4 from @conn and check it
  * names @src, @dst and the ports (host order), byte for byte as proxy-protocol.txt lays it
  * out (independent of the daemon's proxy_encode()).
