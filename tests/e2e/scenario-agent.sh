@@ -131,7 +131,9 @@ i=0
 while [ ! -f /tmp/agent-quit ] && [ $i -lt 600 ]; do
 	# nc half-closes at once (stdin is empty) and reads commands until the host closes.
 	nc "$MS_NODE" "${MS_AGENT_PORT:-7100}" < /dev/null 2>/dev/null | while read -r cmd; do
-		say "GUEST-CMD $cmd"
+		# The echo must not announce what the command will: "say GUEST-X" in a
+		# command would satisfy a wait for GUEST-X before the command ran.
+		say "GUEST-CMD $(printf '%s' "$cmd" | sed 's/GUEST-/GUEST_/g')"
 		if [ "$cmd" = quit ]; then
 			: > /tmp/agent-quit
 			break
