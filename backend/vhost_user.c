@@ -88,10 +88,11 @@
  * FRAME_TAIL_HEAD bytes copied, the rest as iovecs into guest memory (at
  * most FRAME_TAIL_MAX_IOV), for a receiver that writes the payload to the
  * kernel without reading it; the chain is returned in the same batch, so
- * the guest gets the buffers back only after that write.  One used-index publication and at most one call-fd
- * signal per batch (EVENT_IDX).  Runts, oversize frames, chains with too
- * many buffers and headers asking for offloads we did not negotiate are
- * dropped and counted; their chains are returned all the same.  Header
+ * the guest gets the buffers back only after that write.  One used-index
+ * publication and at most one call-fd signal per batch (EVENT_IDX).
+ * Runts, oversize frames, chains with too many buffers and headers asking
+ * for offloads we did not negotiate are dropped and counted; their chains
+ * are returned all the same.  Header
  * flags other than NEEDS_CSUM (DATA_VALID, which the driver must not set,
  * and bits we do not know) are ignored and counted (rx_meta_ignored), as
  * virtio 5.1.6.2 asks: the frame goes on as a plain one.
