@@ -95,10 +95,12 @@ struct backend_callbacks {
 	/* One frame from the guest; @meta is NULL for a plain frame. */
 	void (*rx_frame)(uint8_t *frame, size_t len, const struct frame_meta *meta, void *opaque);
 	/*
-	 * Optional: a frame of more than FRAME_TAIL_HEAD bytes offered in two
+	 * Optional: a large frame (vhost-user: 2 KiB or more) offered in two
 	 * parts, @frame (exactly FRAME_TAIL_HEAD bytes, ours to rewrite) and
 	 * @tail.  Returns true if the receiver took it, false to have it
-	 * whole through rx_frame() (then @frame must be as it was given).
+	 * whole through rx_frame() (then @frame must be as it was given, and
+	 * the receiver must not have reset or freed the backend: it still
+	 * reads the rest from guest memory).
 	 */
 	bool (*rx_frame_tail)(uint8_t *frame, const struct frame_tail *tail,
 			      const struct frame_meta *meta, void *opaque);

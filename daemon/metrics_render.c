@@ -135,8 +135,8 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		    "small: pages a migration may miss).");
 	metric(o, "meshslirp_vhost_user_dirty_log_missed_total", NULL, bs->vu_dirty_log_missed);
 	metric_head(o, "meshslirp_vhost_user_tail_frames_total", "counter",
-		    "Guest frames handed on with their payload read from guest memory by the kernel "
-		    "(the kernel path's large segments: one copy fewer).");
+		    "Guest frames the kernel path took with their payload left in guest memory, for "
+		    "the kernel to read (its large segments: one copy fewer; its drops count there).");
 	metric(o, "meshslirp_vhost_user_tail_frames_total", NULL, bs->vu_tx_tail_frames);
 	metric_head(o, "meshslirp_vhost_user_memory_faults_total", "counter",
 		    "Front-ends closed because their guest memory shrank under the daemon (SIGBUS).");

@@ -417,6 +417,9 @@ bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 	return ksteer_take_frame(ks, frame, len, NULL, meta);
 }
 
+/* Every header this path reads (Ethernet, IPv4 and TCP at their longest) lies in a tail frame's head. */
+G_STATIC_ASSERT(FRAME_TAIL_HEAD >= KNAT_ETH_HLEN + 60 + 60);
+
 bool ksteer_guest_frame_tail(struct ksteer *ks, uint8_t *frame, const struct frame_tail *tail,
 			     const struct frame_meta *meta)
 {

@@ -282,7 +282,7 @@ static void test_tail_frames(void **state)
 	struct kst *s = *state;
 	struct inproc *f = s->f;
 	struct gconn c = { .dst = "198.18.0.1", .sport = 40200, .dport = 5001, .seq = 5000 };
-	static uint8_t fr[FRAME_TAIL_HEAD + 4096], got[3000], before[FRAME_TAIL_HEAD];
+	static uint8_t fr[FRAME_TAIL_HEAD + 4096], rest[4096], got[3000], before[FRAME_TAIL_HEAD];
 	uint8_t data[3000];
 	struct iovec iov[3];
 	struct frame_tail tail = { .iov = iov, .niov = 3 };
@@ -304,12 +304,18 @@ static void test_tail_frames(void **state)
 	assert_int_equal(kstats(s)->flows, 0);
 
 	handshake(f, &c);
-	/* The headers in the head; the payload split over three iovecs, the tail's. */
+	/*
+	 * The headers in the head; the rest of the frame elsewhere, split over
+	 * three iovecs, and junk after the head where it was (as in the
+	 * backend's buffer): only the tail can carry the right bytes.
+	 */
 	n = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip(c.dst), c.sport, c.dport,
 		    c.seq, c.ack, 0x18, data, sizeof(data));
-	iov[0] = (struct iovec){ fr + FRAME_TAIL_HEAD, 100 };
-	iov[1] = (struct iovec){ fr + FRAME_TAIL_HEAD + 100, 1 };
-	iov[2] = (struct iovec){ fr + FRAME_TAIL_HEAD + 101, n - FRAME_TAIL_HEAD - 101 };
+	memcpy(rest, fr + FRAME_TAIL_HEAD, n - FRAME_TAIL_HEAD);
+	memset(fr + FRAME_TAIL_HEAD, 0xaa, n - FRAME_TAIL_HEAD);
+	iov[0] = (struct iovec){ rest, 100 };
+	iov[1] = (struct iovec){ rest + 100, 1 };
+	iov[2] = (struct iovec){ rest + 101, n - FRAME_TAIL_HEAD - 101 };
 	tail.niov = 3;
 	tail.len = n - FRAME_TAIL_HEAD;
 	/* Ethernet padding after the IP packet: declined (the tail would carry it). */

@@ -1314,7 +1314,7 @@ static void test_tx_tail(void **state)
 
 	for (size_t i = 0; i < sizeof(frame); i++)
 		frame[i] = (uint8_t)(i * 7 + i / 251 + 3);
-	f->qsize = 128;
+	f->qsize = 256;
 	bring_up(f, FEATURES);
 
 	/* Taken: the receiver sees the frame's bytes, head and tail, and no rx_frame(). */
@@ -1339,24 +1339,43 @@ static void test_tx_tail(void **state)
 	assert_int_equal(f->rx_len, 7000);
 	assert_memory_equal(f->big_rx, frame + 1, 7000);
 	assert_int_equal(f->be->stats.vu_tx_tail_frames, 1);
+	assert_int_equal(f->be->stats.rx_frames, 2); /* the declined frame counted once */
+	assert_int_equal(f->be->stats.rx_bytes, 13000);
+
+	/* The head ends on a descriptor's end (12 + 2 x 128): the tail starts at the next, whole. */
+	f->tail_take = true;
+	head += guest_tx_chain(f, head, frame + 4, 5000, 128);
+	PUMP_UNTIL(f->tail_count == 3);
+	assert_int_equal(f->tail_count, 3);
+	assert_int_equal(f->tail_len, 5000);
+	assert_memory_equal(f->tail_frame, frame + 4, 5000);
+	assert_int_equal(f->tail_niov, (5000 - 256 + 127) / 128); /* no empty iovec */
+	f->tail_take = false;
 
 	/* Small: no offer. */
 	head += guest_tx_chain(f, head, frame + 2, 1000, 1000);
 	PUMP_UNTIL(f->rx_count == 2);
 	assert_int_equal(f->rx_count, 2);
-	assert_int_equal(f->tail_count, 2);
+	assert_int_equal(f->tail_count, 3);
 	assert_memory_equal(f->big_rx, frame + 2, 1000);
 
-	/* More pieces than FRAME_TAIL_MAX_IOV after the head: no offer, copied whole. */
+	/* Exactly FRAME_TAIL_MAX_IOV pieces after the head: offered (the rest of one, then 63). */
 	f->tail_take = true;
+	head += guest_tx_chain(f, head, frame + 5, 256 + 44 + 63 * 100, 100);
+	PUMP_UNTIL(f->tail_count == 4);
+	assert_int_equal(f->tail_count, 4);
+	assert_int_equal(f->tail_niov, FRAME_TAIL_MAX_IOV);
+	assert_memory_equal(f->tail_frame, frame + 5, 256 + 44 + 63 * 100);
+
+	/* More pieces than FRAME_TAIL_MAX_IOV after the head: no offer, copied whole. */
 	head += guest_tx_chain(f, head, frame + 3, 8000, 100);
 	PUMP_UNTIL(f->rx_count == 3);
 	assert_int_equal(f->rx_count, 3);
-	assert_int_equal(f->tail_count, 2);
+	assert_int_equal(f->tail_count, 4);
 	assert_int_equal(f->rx_len, 8000);
 	assert_memory_equal(f->big_rx, frame + 3, 8000);
-	assert_int_equal(used_idx(f, 1), 4);
-	assert_int_equal(f->be->stats.vu_tx_tail_frames, 1);
+	assert_int_equal(used_idx(f, 1), 6);
+	assert_int_equal(f->be->stats.vu_tx_tail_frames, 3);
 }
 
 static void test_ring_broken(void **state)
