@@ -687,25 +687,33 @@ static void vu_ring_flush(struct vhost_user_backend *vb, unsigned int idx)
 
 /* ------------------------------------------------------------ guest TX -> daemon */
 
+/*
+ * Where byte @skip of @e's readable bytes lies: returns the index of its
+ * iovec (e->out_num if the chain is shorter) and sets *@off to the byte's
+ * offset in that iovec, which is inside it (an empty descriptor makes
+ * no iovec: vu_mem_gpa_to_iov()).
+ */
+static unsigned int vu_out_seek(const struct vq_elem *e, size_t skip, size_t *off)
+{
+	unsigned int i;
+
+	for (i = 0; i < e->out_num && skip >= e->iov[i].iov_len; i++)
+		skip -= e->iov[i].iov_len;
+	*off = skip;
+	return i;
+}
+
 /* Copy @e's readable bytes from offset @skip (at most @cap) into @buf; returns bytes copied. */
 static size_t vu_copy_out(const struct vq_elem *e, size_t skip, uint8_t *buf, size_t cap)
 {
-	size_t done = 0;
+	size_t off, done = 0;
 
-	for (unsigned int i = 0; i < e->out_num && done < cap; i++) {
-		size_t n = e->iov[i].iov_len;
-		const uint8_t *from = e->iov[i].iov_base;
+	for (unsigned int i = vu_out_seek(e, skip, &off); i < e->out_num && done < cap; i++) {
+		size_t n = MIN(e->iov[i].iov_len - off, cap - done);
 
-		if (skip >= n) {
-			skip -= n;
-			continue;
-		}
-		from += skip;
-		n -= skip;
-		skip = 0;
-		n = MIN(n, cap - done);
-		memcpy(buf + done, from, n);
+		memcpy(buf + done, (const uint8_t *)e->iov[i].iov_base + off, n);
 		done += n;
+		off = 0;
 	}
 	return done;
 }
@@ -717,19 +725,14 @@ static size_t vu_copy_out(const struct vq_elem *e, size_t skip, uint8_t *buf, si
 static int vu_tail_iov(const struct vq_elem *e, size_t skip, struct iovec *iov, unsigned int max)
 {
 	unsigned int n = 0;
+	size_t off;
 
-	for (unsigned int i = 0; i < e->out_num; i++) {
-		size_t len = e->iov[i].iov_len;
-
-		if (skip >= len) {
-			skip -= len;
-			continue;
-		}
+	for (unsigned int i = vu_out_seek(e, skip, &off); i < e->out_num; i++) {
 		if (n == max)
 			return -E2BIG;
-		iov[n++] = (struct iovec){ .iov_base = (uint8_t *)e->iov[i].iov_base + skip,
-					   .iov_len = len - skip };
-		skip = 0;
+		iov[n++] = (struct iovec){ .iov_base = (uint8_t *)e->iov[i].iov_base + off,
+					   .iov_len = e->iov[i].iov_len - off };
+		off = 0;
 	}
 	return (int)n;
 }

@@ -174,9 +174,17 @@ static int daemon_setup_backend(struct daemon *d)
 {
 	int ret;
 
+	/*
+	 * Only the kernel path takes a frame's tail from guest memory; without it the
+	 * offer would be declined every time and the frame copied in two calls.
+	 */
+	d->be_cb = daemon_backend_cb;
+	if (!d->ks)
+		d->be_cb.rx_frame_tail = NULL;
+
 	if (d->cfg->socket_path) {
 		ret = stream_backend_new(d->cfg->socket_path, d->cfg->mtu,
-					 &daemon_backend_cb, d, &d->be);
+					 &d->be_cb, d, &d->be);
 		if (ret == -EADDRINUSE)
 			g_printerr("meshslirp: --socket %s: another process is serving this socket\n",
 				   d->cfg->socket_path);
@@ -190,7 +198,7 @@ static int daemon_setup_backend(struct daemon *d)
 
 	if (d->cfg->vhost_user_path) {
 		ret = vhost_user_backend_new(d->cfg->vhost_user_path, d->cfg->mtu,
-					     daemon_offloads(d), &daemon_backend_cb, d, &d->be);
+					     daemon_offloads(d), &d->be_cb, d, &d->be);
 		if (ret == -EADDRINUSE)
 			g_printerr("meshslirp: --vhost-user %s: another process is serving this socket\n",
 				   d->cfg->vhost_user_path);
@@ -205,7 +213,7 @@ static int daemon_setup_backend(struct daemon *d)
 
 	ret = tap_backend_new(d->cfg->tap_name, d->cfg->tap_netns, d->cfg->mtu,
 			      daemon_offloads(d),
-			      &daemon_backend_cb, d, &d->be);
+			      &d->be_cb, d, &d->be);
 	if (ret)
 		g_printerr("meshslirp: --tap %s%s%s: %s\n", d->cfg->tap_name,
 			   d->cfg->tap_netns ? " --netns " : "",

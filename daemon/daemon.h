@@ -31,6 +31,7 @@ struct daemon {
 	struct netstack *ns;
 	struct bridge *br;
 	struct backend *be;
+	struct backend_callbacks be_cb; /* daemon_backend_cb, fitted to the paths in use */
 	struct metrics_server *metrics;
 	struct control_server *control;
 	struct podaddrs *pod;      /* the pod's own addresses, kept current */

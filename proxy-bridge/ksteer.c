@@ -96,6 +96,7 @@ static const char *const ksteer_drop_names[KSTEER_DROP_COUNT] = {
 	[KSTEER_DROP_NOT_TCP] = "not_tcp",
 	[KSTEER_DROP_OFFLOAD] = "offload_not_taken",
 	[KSTEER_DROP_GUEST_TX] = "guest_refused",
+	[KSTEER_DROP_GUEST_MEMORY] = "guest_memory_fault",
 };
 
 const char *ksteer_drop_str(enum ksteer_drop why)
@@ -323,7 +324,14 @@ static void ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view
 	}
 	knat_rewrite(v, &to, meta && (meta->flags & FRAME_META_NEEDS_CSUM));
 	if (writev(ks->stack.tun, iov, (int)niov) < 0) {
-		ks->stats.dropped[KSTEER_DROP_TUN_WRITE]++;
+		/*
+		 * The kernel reads a tail from guest memory itself, so a front-end
+		 * that shrank its memory file shows here, not as our SIGBUS.
+		 */
+		if (errno == EFAULT && tail)
+			ks->stats.dropped[KSTEER_DROP_GUEST_MEMORY]++;
+		else
+			ks->stats.dropped[KSTEER_DROP_TUN_WRITE]++;
 		return;
 	}
 	ks->stats.frames_to_stack++;

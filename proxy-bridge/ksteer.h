@@ -103,6 +103,7 @@ enum ksteer_drop {
 	KSTEER_DROP_NOT_TCP,           /* from the private stack, no IPv4 TCP segment */
 	KSTEER_DROP_OFFLOAD,           /* from the private stack, with offloads the guest does not take */
 	KSTEER_DROP_GUEST_TX,          /* the backend refused it (no guest, queue full) */
+	KSTEER_DROP_GUEST_MEMORY,      /* its tail's guest memory could not be read (EFAULT) */
 	KSTEER_DROP_COUNT,
 };
 

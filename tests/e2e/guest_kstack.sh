@@ -88,7 +88,7 @@ opened=$(kmetric 'meshslirp_kernel_flow_events_total{event="opened"}')
 	e2e_fail "libslirp steered a flow the kernel path should have taken"
 v=$(kmetric 'meshslirp_kernel_bytes_total{direction="to_guest"}')
 [ "${v:-0}" -ge 4194304 ] || e2e_fail "bytes to the guest: $v"
-for r in bad_metadata stack_refused offload_not_taken; do
+for r in bad_metadata stack_refused offload_not_taken guest_memory_fault; do
 	[ "$(kmetric "meshslirp_kernel_drops_total{reason=\"$r\"}")" = 0 ] || e2e_fail "drops $r: $(kmetric "meshslirp_kernel_drops_total{reason=\"$r\"}")"
 done
 # The upload's large segments went to the private stack straight from guest memory (whole

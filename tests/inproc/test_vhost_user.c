@@ -1301,6 +1301,47 @@ static unsigned int guest_tx_chain(struct fix *f, uint16_t head, const uint8_t *
 }
 
 /*
+ * The guest sends @len bytes of @frame in pieces of @piece, and the receiver
+ * takes the tail: it sees the frame's bytes, head and tail, in @niov tail
+ * iovecs, and rx_frame() sees nothing.  Returns the descriptors used.
+ */
+static unsigned int tx_tail_taken(struct fix *f, uint16_t head, const uint8_t *frame, size_t len,
+				  size_t piece, unsigned int niov)
+{
+	unsigned int offers = f->tail_count, whole = f->rx_count, n;
+
+	f->tail_take = true;
+	n = guest_tx_chain(f, head, frame, len, piece);
+	PUMP_UNTIL(f->tail_count == offers + 1);
+	assert_int_equal(f->tail_count, offers + 1);
+	assert_int_equal(f->tail_len, len);
+	assert_memory_equal(f->tail_frame, frame, len);
+	assert_int_equal(f->tail_niov, niov);
+	assert_int_equal(f->rx_count, whole);
+	return n;
+}
+
+/*
+ * The guest sends @len bytes of @frame in pieces of @piece, and they come
+ * whole, in order, through rx_frame(): after an offer the receiver declines
+ * if @offered, else without one.  Returns the descriptors used.
+ */
+static unsigned int tx_tail_whole(struct fix *f, uint16_t head, const uint8_t *frame, size_t len,
+				  size_t piece, bool offered)
+{
+	unsigned int offers = f->tail_count, whole = f->rx_count, n;
+
+	f->tail_take = false;
+	n = guest_tx_chain(f, head, frame, len, piece);
+	PUMP_UNTIL(f->rx_count == whole + 1);
+	assert_int_equal(f->rx_count, whole + 1);
+	assert_int_equal(f->rx_len, len);
+	assert_memory_equal(f->big_rx, frame, len);
+	assert_int_equal(f->tail_count, offers + (offered ? 1 : 0));
+	return n;
+}
+
+/*
  * Large frames are offered with a tail: the first FRAME_TAIL_HEAD bytes
  * copied, the rest as iovecs into guest memory; declined, the frame comes
  * whole through rx_frame(), the same bytes.  A small frame, or a chain too
@@ -1317,63 +1358,29 @@ static void test_tx_tail(void **state)
 	f->qsize = 256;
 	bring_up(f, FEATURES);
 
-	/* Taken: the receiver sees the frame's bytes, head and tail, and no rx_frame(). */
-	f->tail_take = true;
-	head += guest_tx_chain(f, head, frame, 6000, 1500);
-	PUMP_UNTIL(f->tail_count == 1);
-	assert_int_equal(f->tail_count, 1);
-	assert_int_equal(f->tail_len, 6000);
-	assert_memory_equal(f->tail_frame, frame, 6000);
-	assert_int_equal(f->tail_niov, 4); /* the rest of piece 1, then pieces 2..4 */
-	assert_int_equal(f->rx_count, 0);
+	/* Taken: the rest of piece 1, then pieces 2..4. */
+	head += tx_tail_taken(f, head, frame, 6000, 1500, 4);
 	assert_int_equal(f->be->stats.vu_tx_tail_frames, 1);
 	assert_int_equal(f->be->stats.rx_frames, 1);
 	assert_int_equal(f->be->stats.rx_bytes, 6000);
 
-	/* Declined: copied whole, in order, to rx_frame(). */
-	f->tail_take = false;
-	head += guest_tx_chain(f, head, frame + 1, 7000, 3000);
-	PUMP_UNTIL(f->rx_count == 1);
-	assert_int_equal(f->tail_count, 2);
-	assert_int_equal(f->rx_count, 1);
-	assert_int_equal(f->rx_len, 7000);
-	assert_memory_equal(f->big_rx, frame + 1, 7000);
+	/* Declined: copied whole, counted once. */
+	head += tx_tail_whole(f, head, frame + 1, 7000, 3000, true);
 	assert_int_equal(f->be->stats.vu_tx_tail_frames, 1);
-	assert_int_equal(f->be->stats.rx_frames, 2); /* the declined frame counted once */
+	assert_int_equal(f->be->stats.rx_frames, 2);
 	assert_int_equal(f->be->stats.rx_bytes, 13000);
 
 	/* The head ends on a descriptor's end (12 + 2 x 128): the tail starts at the next, whole. */
-	f->tail_take = true;
-	head += guest_tx_chain(f, head, frame + 4, 5000, 128);
-	PUMP_UNTIL(f->tail_count == 3);
-	assert_int_equal(f->tail_count, 3);
-	assert_int_equal(f->tail_len, 5000);
-	assert_memory_equal(f->tail_frame, frame + 4, 5000);
-	assert_int_equal(f->tail_niov, (5000 - 256 + 127) / 128); /* no empty iovec */
-	f->tail_take = false;
+	head += tx_tail_taken(f, head, frame + 4, 5000, 128, (5000 - 256 + 127) / 128);
 
 	/* Small: no offer. */
-	head += guest_tx_chain(f, head, frame + 2, 1000, 1000);
-	PUMP_UNTIL(f->rx_count == 2);
-	assert_int_equal(f->rx_count, 2);
-	assert_int_equal(f->tail_count, 3);
-	assert_memory_equal(f->big_rx, frame + 2, 1000);
+	head += tx_tail_whole(f, head, frame + 2, 1000, 1000, false);
 
 	/* Exactly FRAME_TAIL_MAX_IOV pieces after the head: offered (the rest of one, then 63). */
-	f->tail_take = true;
-	head += guest_tx_chain(f, head, frame + 5, 256 + 44 + 63 * 100, 100);
-	PUMP_UNTIL(f->tail_count == 4);
-	assert_int_equal(f->tail_count, 4);
-	assert_int_equal(f->tail_niov, FRAME_TAIL_MAX_IOV);
-	assert_memory_equal(f->tail_frame, frame + 5, 256 + 44 + 63 * 100);
+	head += tx_tail_taken(f, head, frame + 5, 256 + 44 + 63 * 100, 100, FRAME_TAIL_MAX_IOV);
 
 	/* More pieces than FRAME_TAIL_MAX_IOV after the head: no offer, copied whole. */
-	head += guest_tx_chain(f, head, frame + 3, 8000, 100);
-	PUMP_UNTIL(f->rx_count == 3);
-	assert_int_equal(f->rx_count, 3);
-	assert_int_equal(f->tail_count, 4);
-	assert_int_equal(f->rx_len, 8000);
-	assert_memory_equal(f->big_rx, frame + 3, 8000);
+	head += tx_tail_whole(f, head, frame + 3, 8000, 100, false);
 	assert_int_equal(used_idx(f, 1), 6);
 	assert_int_equal(f->be->stats.vu_tx_tail_frames, 3);
 }
