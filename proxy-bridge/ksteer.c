@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -530,6 +531,20 @@ static void ksteer_read_tun(struct ksteer *ks)
  * Accepting, connecting, the header.
  */
 
+/*
+ * Keep at most KSTEER_SIDECAR_NOTSENT_LOWAT unsent bytes in the socket to
+ * the sidecar.  Bytes queued beyond the window go out when the sidecar's
+ * ACK opens it, and that transmit runs in the sidecar's context, on its
+ * CPU time, in its recv(): with a deep queue the sidecar did our sending
+ * and fell behind (docs/PERFORMANCE.md).  Failure costs only that speed.
+ */
+static void ksteer_limit_unsent(int fd)
+{
+	int lowat = KSTEER_SIDECAR_NOTSENT_LOWAT;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+}
+
 static int ksteer_connect_sidecar(const struct ksteer *ks)
 {
 	int fd, ret;
@@ -549,6 +564,7 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 		fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
+		ksteer_limit_unsent(fd);
 		ret = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
 	}
 	/* EAGAIN is no "in progress" here: a unix listener's backlog is full, or no local port is left. */

@@ -58,7 +58,10 @@
  * rounds per turn and then waits its next turn behind the others.  A
  * socket that will not take more leaves its pipe full, and the reading
  * socket unread, so the kernel's windows carry the backpressure to the
- * guest and the sidecar.  EOF is passed on as shutdown(SHUT_WR) once the
+ * guest and the sidecar.  A TCP socket to the sidecar holds at most
+ * KSTEER_SIDECAR_NOTSENT_LOWAT bytes not yet sent (TCP_NOTSENT_LOWAT), the
+ * rest waits in the pipe: the daemon does its own sending, not the
+ * sidecar's recv() when its ACK opens the window.  EOF is passed on as shutdown(SHUT_WR) once the
  * pipe drained; an error or reset closes the other side with a reset.
  * When the backend is congested the tun is not read (ksteer_set_throttle()).
  *
@@ -94,6 +97,7 @@
 #endif
 #define KSTEER_PIPE_POOL 16            /* empty pipes kept for the next flow that needs one */
 #define KSTEER_FIRST_BYTES 4096        /* the guest's first bytes sent with the PROXY header */
+#define KSTEER_SIDECAR_NOTSENT_LOWAT (64 * 1024) /* unsent bytes a sidecar socket may hold */
 
 /* Why a frame on this path was dropped. */
 enum ksteer_drop {

@@ -352,6 +352,42 @@ static void test_tail_frames(void **state)
 	close(conn);
 }
 
+/*
+ * The daemon's TCP socket to the sidecar holds at most
+ * KSTEER_SIDECAR_NOTSENT_LOWAT unsent bytes: without the bound the
+ * sidecar's recv() did the daemon's sending (docs/PERFORMANCE.md).
+ */
+static void test_sidecar_unsent_bounded(void **state)
+{
+	struct kst *s = *state;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40300, .dport = 80, .seq = 3000 };
+	struct sockaddr_in listen_addr, peer;
+	socklen_t len = sizeof(listen_addr);
+	unsigned int found = 0;
+	int conn;
+
+	handshake(s->f, &c);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	assert_int_equal(getsockname(s->sidecar, (struct sockaddr *)&listen_addr, &len), 0);
+	/* The daemon runs in this process: its connection is the one whose peer is the listener. */
+	for (int fd = 0; fd < 4096; fd++) {
+		int lowat = 0;
+
+		len = sizeof(peer);
+		if (fd == conn || getpeername(fd, (struct sockaddr *)&peer, &len) ||
+		    peer.sin_family != AF_INET || peer.sin_port != listen_addr.sin_port ||
+		    peer.sin_addr.s_addr != listen_addr.sin_addr.s_addr)
+			continue;
+		len = sizeof(lowat);
+		assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, &len), 0);
+		assert_int_equal(lowat, KSTEER_SIDECAR_NOTSENT_LOWAT);
+		found++;
+	}
+	assert_int_equal(found, 1);
+	close(conn);
+}
+
 /* One guest port towards two destinations at once: two flows, each with its own header. */
 static void test_same_source_port_two_destinations(void **state)
 {
@@ -723,6 +759,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_frames, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sidecar_unsent_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_reset, setup_unix, teardown),
