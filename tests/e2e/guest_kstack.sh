@@ -51,6 +51,33 @@ e2e_wait_for "$E2E_TMP/haproxy.log" "HAPROXY-OUT client=$POD_IP:[0-9]+ orig_dst=
 	e2e_fail "HAProxy did not log the original destination"
 e2e_log "1 MiB up through the kernel path, sha256 equal; $(e2e_field "$E2E_TMP/haproxy.log" "orig_dst=$NODE_IP:5001")"
 
+# 1b. Backpressure: the sink stops reading in the middle of 64 MiB (more than every buffer on
+#     the way holds); the bytes reaching the sidecar stop too, the guest is held, and when the
+#     sink reads again the rest follows, whole (the daemon is woken to send its pipe's rest
+#     when its socket to the sidecar drains below the unsent-bytes bound).
+e2e_bg sink2 "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5006" --bytes 67108864 --timeout 150
+sink2_pid=$E2E_LAST_PID
+e2e_wait_for "$E2E_TMP/sink2.log" '^LISTENING' 10 || e2e_fail "sink did not start"
+e2e_agent blob b2 5006 65536
+e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-BLOB b2 sha=' 60 || e2e_fail "the guest did not make its 64 MiB"
+kill -STOP "$sink2_pid"
+sleep 2
+e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/metrics-held1.txt"
+sleep 1
+e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/metrics-held2.txt"
+held1=$(e2e_metric "$E2E_TMP/metrics-held1.txt" 'meshslirp_kernel_bytes_total{direction="to_sidecar"}')
+held2=$(e2e_metric "$E2E_TMP/metrics-held2.txt" 'meshslirp_kernel_bytes_total{direction="to_sidecar"}')
+sent_early=$(grep -c 'GUEST-BLOB-SENT b2' "$E2E_TMP/guest.log" || true)
+kill -CONT "$sink2_pid"
+[ -n "$held1" ] && [ "$held1" = "$held2" ] ||
+	e2e_fail "bytes to the sidecar moved while the sink was stopped: $held1 -> $held2"
+[ "$sent_early" = 0 ] || e2e_fail "the guest finished 64 MiB with the sink stopped: nothing held it"
+e2e_wait_exit "$sink2_pid" 120 || e2e_fail "the upload did not finish after the sink read again"
+want=$(e2e_field "$E2E_TMP/guest.log" 'GUEST-BLOB b2 sha=' | sed 's/.*sha=//')
+line=$(e2e_field "$E2E_TMP/sink2.log" '^SINK ')
+[ -n "$want" ] && [ "${line##*sha256=}" = "$want" ] || e2e_fail "held upload digest: guest '$want', sink '$line'"
+e2e_log "64 MiB up, the sink stopped for 3 s: held at $held1 bytes to the sidecar, then whole"
+
 # 2. 4 MiB down, digest checked in the guest.
 head -c 4194304 /dev/urandom >"$E2E_TMP/down.bin"
 down_sha=$(sha256sum "$E2E_TMP/down.bin" | cut -d' ' -f1)
@@ -82,8 +109,8 @@ e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/metrics.txt"
 kmetric() { e2e_metric "$E2E_TMP/metrics.txt" "$1"; }
 flows=$(kmetric meshslirp_kernel_flows_total)
 opened=$(kmetric 'meshslirp_kernel_flow_events_total{event="opened"}')
-# blob, fetch, 50 echoes.
-[ "${flows:-0}" = 52 ] && [ "${opened:-0}" = 52 ] || e2e_fail "kernel flows $flows, opened $opened, want 52"
+# two blobs, fetch, 50 echoes.
+[ "${flows:-0}" = 53 ] && [ "${opened:-0}" = 53 ] || e2e_fail "kernel flows $flows, opened $opened, want 53"
 [ "$(kmetric 'meshslirp_flows_total{direction="outbound_steered"}')" = 0 ] ||
 	e2e_fail "libslirp steered a flow the kernel path should have taken"
 v=$(kmetric 'meshslirp_kernel_bytes_total{direction="to_guest"}')

@@ -3,7 +3,7 @@
 # steering, so the channel goes direct and never enters the flow table), reads shell commands
 # there and runs each in turn; results are console markers.  The channel is retried for at most
 # 120 s; "quit" ends the scenario (the guest powers off).  Functions for the host to call:
-#   blob TAG PORT    1 MiB of fresh random bytes to ms.node:PORT:
+#   blob TAG PORT [KIB]  1 MiB (or KIB KiB) of fresh random bytes to ms.node:PORT:
 #                    "GUEST-BLOB TAG sha=HEX", then "GUEST-BLOB-SENT TAG rc=RC"
 #   stream TAG PORT  in the background, zeros to ms.node:PORT until a write fails (the writer
 #                    never reads, so a FIN does not stop it; only a reset does):
@@ -26,7 +26,7 @@ say() { echo "$*" > /dev/console; }
 now() { cut -d' ' -f1 /proc/uptime; }
 
 blob() {
-	dd if=/dev/urandom of=/tmp/blob bs=1024 count=1024 2>/dev/null
+	dd if=/dev/urandom of=/tmp/blob bs=1024 count="${3:-1024}" 2>/dev/null
 	say "GUEST-BLOB $1 sha=$(sha256sum /tmp/blob | cut -d' ' -f1)"
 	nc "$MS_NODE" "$2" < /tmp/blob > /dev/null 2>&1
 	say "GUEST-BLOB-SENT $1 rc=$?"
