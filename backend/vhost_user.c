@@ -690,8 +690,9 @@ static void vu_ring_flush(struct vhost_user_backend *vb, unsigned int idx)
 /*
  * Where byte @skip of @e's readable bytes lies: returns the index of its
  * iovec (e->out_num if the chain is shorter) and sets *@off to the byte's
- * offset in that iovec, which is inside it (an empty descriptor makes
- * no iovec: vu_mem_gpa_to_iov()).
+ * offset in that iovec, inside it (an empty descriptor makes no iovec:
+ * vu_mem_gpa_to_iov()); past the chain's end, *@off is what is left of
+ * @skip.
  */
 static unsigned int vu_out_seek(const struct vq_elem *e, size_t skip, size_t *off)
 {

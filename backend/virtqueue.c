@@ -197,7 +197,7 @@ int vq_avail(struct virtqueue *vq)
  * compiler barrier follows: after it guest memory may have changed, so
  * every use must come from the copy (READ_ONCE, in effect, for a
  * descriptor that need not be aligned: an indirect table's).  Byte-wise
- * volatile loads did the same at half of vq_pop()'s cycles.
+ * volatile loads did the same but cost half of vq_pop()'s cycles.
  */
 static void vq_read_desc(const uint8_t *table, uint32_t i, struct vring_desc *d)
 {

@@ -31,7 +31,8 @@ struct daemon {
 	struct netstack *ns;
 	struct bridge *br;
 	struct backend *be;
-	struct backend_callbacks be_cb; /* daemon_backend_cb, fitted to the paths in use */
+	/* daemon_backend_cb fitted to the paths in use; the backend keeps a pointer to it */
+	struct backend_callbacks be_cb;
 	struct metrics_server *metrics;
 	struct control_server *control;
 	struct podaddrs *pod;      /* the pod's own addresses, kept current */

@@ -542,7 +542,8 @@ static void ksteer_limit_unsent(int fd)
 {
 	int lowat = KSTEER_SIDECAR_NOTSENT_LOWAT;
 
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)))
+		g_debug("kernel path: TCP_NOTSENT_LOWAT: %s", g_strerror(errno));
 }
 
 static int ksteer_connect_sidecar(const struct ksteer *ks)

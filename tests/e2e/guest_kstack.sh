@@ -52,31 +52,39 @@ e2e_wait_for "$E2E_TMP/haproxy.log" "HAPROXY-OUT client=$POD_IP:[0-9]+ orig_dst=
 e2e_log "1 MiB up through the kernel path, sha256 equal; $(e2e_field "$E2E_TMP/haproxy.log" "orig_dst=$NODE_IP:5001")"
 
 # 1b. Backpressure: the sink stops reading in the middle of 64 MiB (more than every buffer on
-#     the way holds); the bytes reaching the sidecar stop too, the guest is held, and when the
-#     sink reads again the rest follows, whole (the daemon is woken to send its pipe's rest
-#     when its socket to the sidecar drains below the unsent-bytes bound).
+#     the way holds); once those buffers are full the bytes reaching the sidecar stop moving,
+#     the guest is held, and when the sink reads again the rest follows, whole (the daemon is
+#     woken to send its pipe's rest when its socket to the sidecar drains below the
+#     unsent-bytes bound).
+tosc() { e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/metrics-held.txt" &&
+	e2e_metric "$E2E_TMP/metrics-held.txt" 'meshslirp_kernel_bytes_total{direction="to_sidecar"}'; }
+base=$(tosc)
+[ -n "$base" ] || e2e_fail "no kernel-path byte counter in the metrics"
 e2e_bg sink2 "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5006" --bytes 67108864 --timeout 150
 sink2_pid=$E2E_LAST_PID
 e2e_wait_for "$E2E_TMP/sink2.log" '^LISTENING' 10 || e2e_fail "sink did not start"
 e2e_agent blob b2 5006 65536
 e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-BLOB b2 sha=' 60 || e2e_fail "the guest did not make its 64 MiB"
 kill -STOP "$sink2_pid"
-sleep 2
-e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/metrics-held1.txt"
-sleep 1
-e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/metrics-held2.txt"
-held1=$(e2e_metric "$E2E_TMP/metrics-held1.txt" 'meshslirp_kernel_bytes_total{direction="to_sidecar"}')
-held2=$(e2e_metric "$E2E_TMP/metrics-held2.txt" 'meshslirp_kernel_bytes_total{direction="to_sidecar"}')
+# Settled: two scrapes a second apart agree (10 s at most).
+held=$(tosc) prev=-1
+for _ in $(seq 1 10); do
+	[ "$held" = "$prev" ] && break
+	sleep 1
+	prev=$held held=$(tosc)
+done
 sent_early=$(grep -c 'GUEST-BLOB-SENT b2' "$E2E_TMP/guest.log" || true)
 kill -CONT "$sink2_pid"
-[ -n "$held1" ] && [ "$held1" = "$held2" ] ||
-	e2e_fail "bytes to the sidecar moved while the sink was stopped: $held1 -> $held2"
+[ -n "$held" ] && [ "$held" = "$prev" ] ||
+	e2e_fail "bytes to the sidecar kept moving with the sink stopped: $prev -> $held"
+moved=$((held - base))
+[ "$moved" -ge 1048576 ] || e2e_fail "only $moved bytes reached the sidecar before the hold: nothing was held"
 [ "$sent_early" = 0 ] || e2e_fail "the guest finished 64 MiB with the sink stopped: nothing held it"
 e2e_wait_exit "$sink2_pid" 120 || e2e_fail "the upload did not finish after the sink read again"
 want=$(e2e_field "$E2E_TMP/guest.log" 'GUEST-BLOB b2 sha=' | sed 's/.*sha=//')
 line=$(e2e_field "$E2E_TMP/sink2.log" '^SINK ')
 [ -n "$want" ] && [ "${line##*sha256=}" = "$want" ] || e2e_fail "held upload digest: guest '$want', sink '$line'"
-e2e_log "64 MiB up, the sink stopped for 3 s: held at $held1 bytes to the sidecar, then whole"
+e2e_log "64 MiB up, the sink stopped: held after $moved bytes to the sidecar, then whole"
 
 # 2. 4 MiB down, digest checked in the guest.
 head -c 4194304 /dev/urandom >"$E2E_TMP/down.bin"

@@ -30,6 +30,7 @@ blob() {
 	say "GUEST-BLOB $1 sha=$(sha256sum /tmp/blob | cut -d' ' -f1)"
 	nc "$MS_NODE" "$2" < /tmp/blob > /dev/null 2>&1
 	say "GUEST-BLOB-SENT $1 rc=$?"
+	rm -f /tmp/blob
 }
 
 printf '#!/bin/sh\nexec cat /dev/zero\n' > /tmp/zeros

@@ -329,17 +329,23 @@ static void test_tail_frames(void **state)
 	assert_memory_equal(fr, before, sizeof(before));
 	tail.len--;
 	iov[2].iov_len--;
-	/* A tail the kernel cannot read (a front-end shrank its memory file): taken, a counted drop. */
-	hole = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(hole != MAP_FAILED);
-	iov[1].iov_base = hole;
-	assert_true(ksteer_guest_frame_tail(f->d.ks, fr, &tail, NULL));
-	assert_int_equal(kstats(s)->dropped[KSTEER_DROP_GUEST_MEMORY], 1);
-	assert_int_equal(kstats(s)->dropped[KSTEER_DROP_TUN_WRITE], 0);
-	assert_int_equal(kstats(s)->frames_to_stack, to_stack);
-	munmap(hole, 4096);
-	iov[1].iov_base = rest + 100;
-	memcpy(fr, before, sizeof(before)); /* the head as the guest sent it, not as rewritten */
+	/*
+	 * A tail the kernel cannot read (a front-end shrank its memory file):
+	 * taken, a counted drop.  Not under valgrind, which rightly reports a
+	 * writev() of unaddressable bytes (the normal and ASan builds run it).
+	 */
+	if (!getenv("MESHSLIRP_UNDER_VALGRIND")) {
+		hole = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		assert_true(hole != MAP_FAILED);
+		iov[1].iov_base = hole;
+		assert_true(ksteer_guest_frame_tail(f->d.ks, fr, &tail, NULL));
+		assert_int_equal(kstats(s)->dropped[KSTEER_DROP_GUEST_MEMORY], 1);
+		assert_int_equal(kstats(s)->dropped[KSTEER_DROP_TUN_WRITE], 0);
+		assert_int_equal(kstats(s)->frames_to_stack, to_stack);
+		munmap(hole, 4096);
+		iov[1].iov_base = rest + 100;
+		memcpy(fr, before, sizeof(before)); /* the head as the guest sent it, not as rewritten */
+	}
 	assert_true(ksteer_guest_frame_tail(f->d.ks, fr, &tail, NULL));
 	assert_int_equal(kstats(s)->frames_to_stack, to_stack + 1);
 	c.seq += sizeof(data);

@@ -1323,8 +1323,9 @@ static unsigned int tx_tail_taken(struct fix *f, uint16_t head, const uint8_t *f
 
 /*
  * The guest sends @len bytes of @frame in pieces of @piece, and they come
- * whole, in order, through rx_frame(): after an offer the receiver declines
- * if @offered, else without one.  Returns the descriptors used.
+ * whole, in order, through rx_frame(): with @offered, after an offer the
+ * receiver declined; without, with no offer at all.  Returns the
+ * descriptors used.
  */
 static unsigned int tx_tail_whole(struct fix *f, uint16_t head, const uint8_t *frame, size_t len,
 				  size_t piece, bool offered)
