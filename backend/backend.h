@@ -97,13 +97,16 @@ struct backend_callbacks {
 	/*
 	 * Optional: a large frame (vhost-user: 2 KiB or more) offered in two
 	 * parts, @frame (exactly FRAME_TAIL_HEAD bytes, ours to rewrite) and
-	 * @tail.  Returns true if the receiver took it, false to have it
-	 * whole through rx_frame() (then @frame must be as it was given, and
-	 * the receiver must not have reset or freed the backend: it still
-	 * reads the rest from guest memory).
+	 * @tail.  Returns 1 if the receiver took it; 0 to have it whole
+	 * through rx_frame() (then @frame must be as it was given, and the
+	 * receiver must not have reset or freed the backend: it still reads
+	 * the rest from guest memory); -EFAULT if it took it but @tail could
+	 * not be read (the frame is lost, counted by the receiver): the
+	 * front-end's memory is gone, and the backend closes it as after a
+	 * SIGBUS.
 	 */
-	bool (*rx_frame_tail)(uint8_t *frame, const struct frame_tail *tail,
-			      const struct frame_meta *meta, void *opaque);
+	int (*rx_frame_tail)(uint8_t *frame, const struct frame_tail *tail,
+			     const struct frame_meta *meta, void *opaque);
 	void (*set_congested)(bool congested, void *opaque);
 	/* Optional: the backend stopped for good; @why is for a log line. */
 	void (*failed)(const char *why, void *opaque);

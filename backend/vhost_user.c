@@ -88,7 +88,9 @@
  * FRAME_TAIL_HEAD bytes copied, the rest as iovecs into guest memory (at
  * most FRAME_TAIL_MAX_IOV), for a receiver that writes the payload to the
  * kernel without reading it; the chain is returned in the same batch, so
- * the guest gets the buffers back only after that write.  One used-index
+ * the guest gets the buffers back only after that write.  A receiver whose
+ * kernel found that memory unreadable (EFAULT: a truncated memory file,
+ * which raises no SIGBUS of ours) has the front-end closed as for one.  One used-index
  * publication and at most one call-fd signal per batch (EVENT_IDX).
  * Runts, oversize frames, chains with too many buffers and headers asking
  * for offloads we did not negotiate are dropped and counted; their chains
@@ -307,6 +309,7 @@ struct vhost_user_backend {
 	uint8_t *frame_buf;         /* owned: header + one frame from the guest */
 	size_t frame_cap;
 	struct iovec tail_iov[FRAME_TAIL_MAX_IOV]; /* a frame's rest, in guest memory */
+	bool tail_unreadable;       /* the receiver's kernel could not read a tail (EFAULT) */
 	uint64_t features_offered;  /* VU_FEATURES less the offloads the owner turned off */
 	struct vq_elem *elem;       /* owned: one popped TX chain */
 	struct vq_elem *rx_elem;    /* owned: one popped RX chain */
@@ -602,19 +605,22 @@ static bool vu_memory_lost(const struct vhost_user_backend *vb)
 static void vu_disconnect(struct vhost_user_backend *vb, const char *why);
 
 /*
- * After a dispatch: if the SIGBUS guard replaced a mapping (the front-end
- * truncated a memory fd), close this front-end, once, with one line.
+ * After a dispatch: if the SIGBUS guard replaced a mapping, or the kernel
+ * could not read a frame's payload (the front-end truncated a memory fd,
+ * either way), close this front-end, once, with one line.
  */
 static void vu_check_memory(struct vhost_user_backend *vb)
 {
-	if (vb->conn_fd < 0 || !vu_memory_lost(vb))
+	const char *how = vb->tail_unreadable ? "EFAULT on a frame's payload" : "SIGBUS";
+
+	if (vb->conn_fd < 0 || !(vu_memory_lost(vb) || vb->tail_unreadable))
 		return;
 	vb->be.stats.vu_memory_faults++;
 	vb->be.stats.vu_bad_messages++;
 	vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): guest memory shrank under "
-	       "us: a memory or log fd was truncated (SIGBUS); closing the connection",
-	       (int)vb->conn_pid);
-	vu_disconnect(vb, "guest memory shrank under us (SIGBUS)");
+	       "us: a memory or log fd was truncated (%s); closing the connection",
+	       (int)vb->conn_pid, how);
+	vu_disconnect(vb, "guest memory shrank under us");
 }
 
 /* stats.attached: a front-end is connected and both rings run, enabled. */
@@ -741,7 +747,10 @@ static int vu_tail_iov(const struct vq_elem *e, size_t skip, struct iovec *iov, 
 /*
  * Offer a large frame to cb->rx_frame_tail(): its first FRAME_TAIL_HEAD
  * bytes already in frame_buf, the rest by iovecs into @e's buffers.
- * Returns true if the receiver took it.
+ * Returns true if the receiver took it.  A receiver whose kernel could
+ * not read the tail (-EFAULT: the front-end truncated its memory file,
+ * and no SIGBUS of ours says so) marks the memory lost for
+ * vu_check_memory().
  */
 static bool vu_tx_offer_tail(struct vhost_user_backend *vb, const struct vq_elem *e, size_t len,
 			     const struct frame_meta *meta)
@@ -753,10 +762,14 @@ static bool vu_tx_offer_tail(struct vhost_user_backend *vb, const struct vq_elem
 	if (n < 0)
 		return false;
 	tail.niov = (unsigned int)n;
-	if (!vb->be.cb->rx_frame_tail(vb->frame_buf + VIRTIO_NET_HDR_LEN, &tail, meta,
-				      vb->be.opaque))
+	n = vb->be.cb->rx_frame_tail(vb->frame_buf + VIRTIO_NET_HDR_LEN, &tail, meta,
+				     vb->be.opaque);
+	if (!n)
 		return false;
-	vb->be.stats.vu_tx_tail_frames++;
+	if (n < 0)
+		vb->tail_unreadable = true;
+	else
+		vb->be.stats.vu_tx_tail_frames++;
 	return true;
 }
 
@@ -1345,6 +1358,7 @@ static void vu_disconnect(struct vhost_user_backend *vb, const char *why)
 	vb->owner = false;
 	vb->protocol_features = 0;
 	vb->protocol_set = false;
+	vb->tail_unreadable = false;
 	vu_device_reset(vb);
 }
 

@@ -46,12 +46,12 @@ static void daemon_rx_frame(uint8_t *frame, size_t len, const struct frame_meta 
 }
 
 /* A large frame with its payload in guest memory: the kernel path's, or declined (backend.h). */
-static bool daemon_rx_frame_tail(uint8_t *frame, const struct frame_tail *tail,
-				 const struct frame_meta *meta, void *opaque)
+static int daemon_rx_frame_tail(uint8_t *frame, const struct frame_tail *tail,
+				const struct frame_meta *meta, void *opaque)
 {
 	struct daemon *d = opaque;
 
-	return d->ks && ksteer_guest_frame_tail(d->ks, frame, tail, meta);
+	return d->ks ? ksteer_guest_frame_tail(d->ks, frame, tail, meta) : 0;
 }
 
 static void daemon_set_congested(bool congested, void *opaque)

@@ -292,9 +292,10 @@ static int ksteer_meta_for_stack(const struct frame_meta *meta, const struct kna
 /*
  * A guest segment of flow @f, translated, to the private stack: @v's
  * packet, of which @tail (NULL for none) holds all after its first
- * @ip_len bytes.
+ * @ip_len bytes.  Returns 0 (sent, or dropped and counted), or -EFAULT
+ * when the kernel could not read @tail (dropped and counted too).
  */
-static void ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view *v,
+static int ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view *v,
 			    size_t ip_len, const struct frame_tail *tail,
 			    const struct frame_meta *meta)
 {
@@ -314,7 +315,7 @@ static void ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view
 	if (meta) {
 		if (ksteer_meta_for_stack(meta, v, hdr)) {
 			ks->stats.dropped[KSTEER_DROP_BAD_META]++;
-			return;
+			return 0;
 		}
 	} else {
 		offload_hdr_build(hdr, NULL);
@@ -329,13 +330,15 @@ static void ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view
 		 * The kernel reads a tail from guest memory itself, so a front-end
 		 * that shrank its memory file shows here, not as our SIGBUS.
 		 */
-		if (errno == EFAULT && tail)
+		if (errno == EFAULT && tail) {
 			ks->stats.dropped[KSTEER_DROP_GUEST_MEMORY]++;
-		else
-			ks->stats.dropped[KSTEER_DROP_TUN_WRITE]++;
-		return;
+			return -EFAULT;
+		}
+		ks->stats.dropped[KSTEER_DROP_TUN_WRITE]++;
+		return 0;
 	}
 	ks->stats.frames_to_stack++;
+	return 0;
 }
 
 /* A steered SYN of a new flow: a slot, or NULL (libslirp's then, counted). */
@@ -366,11 +369,13 @@ static struct kflow *ksteer_open(struct ksteer *ks, const uint8_t *frame, uint32
 
 /*
  * The work of ksteer_guest_frame() and ksteer_guest_frame_tail(): @frame
- * holds @len bytes, @tail (or NULL) the rest of the frame.
+ * holds @len bytes, @tail (or NULL) the rest of the frame.  Returns as
+ * ksteer_guest_frame_tail().
  */
-static bool ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
-			      const struct frame_tail *tail, const struct frame_meta *meta)
+static int ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
+			     const struct frame_tail *tail, const struct frame_meta *meta)
 {
+	int ret;
 	size_t total = len + (tail ? tail->len : 0);
 	struct knat_view v;
 	struct knat_tuple t;
@@ -380,16 +385,16 @@ static bool ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 
 	if (len < KNAT_ETH_HLEN + 20 || frame[12] != 0x08 || frame[13] != 0x00 ||
 	    (tail && tail->niov > FRAME_TAIL_MAX_IOV))
-		return false;
+		return 0;
 	/* Lies and oddities are the bridge's to count and drop; this path takes sound segments only. */
 	if (knat_parse(frame + KNAT_ETH_HLEN, total - KNAT_ETH_HLEN, &v))
-		return false;
+		return 0;
 	/* With a tail: the headers in our copy, and no padding to leave out of the tail. */
 	if (tail && (KNAT_ETH_HLEN + v.ihl + v.thl > len || KNAT_ETH_HLEN + v.tot != total))
-		return false;
+		return 0;
 	t = knat_tuple_of(&v);
 	if (t.saddr != ks->cfg.guest.s_addr)
-		return false;
+		return 0;
 	key = ksteer_key(t.daddr, t.dport, t.sport);
 	f = g_hash_table_lookup(ks->by_key, &key);
 	syn = (v.flags & (KNAT_TCP_SYN | KNAT_TCP_ACK | KNAT_TCP_RST)) == KNAT_TCP_SYN;
@@ -406,31 +411,31 @@ static bool ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 		 */
 		if (tail || !syn ||
 		    !knat_checksums_ok(&v, meta && (meta->flags & FRAME_META_NEEDS_CSUM)))
-			return false;
+			return 0;
 		if (!ks->cfg.judge(t.daddr, t.sport, t.dport, ks->cfg.opaque))
-			return false;
+			return 0;
 		f = ksteer_open(ks, frame, t.daddr, t.dport, t.sport, key);
 		if (!f)
-			return false;
+			return 0;
 		/* ksteer_open() put the new flow under the key in its place. */
 		if (old && old != f)
 			old->hashed = false;
 	}
-	ksteer_to_stack(ks, f, &v, tail ? len - KNAT_ETH_HLEN : v.tot, tail, meta);
-	return true;
+	ret = ksteer_to_stack(ks, f, &v, tail ? len - KNAT_ETH_HLEN : v.tot, tail, meta);
+	return ret ? ret : 1;
 }
 
 bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 			const struct frame_meta *meta)
 {
-	return ksteer_take_frame(ks, frame, len, NULL, meta);
+	return ksteer_take_frame(ks, frame, len, NULL, meta) > 0; /* no tail: never -EFAULT */
 }
 
 /* Every header this path reads (Ethernet, IPv4 and TCP at their longest) lies in a tail frame's head. */
 G_STATIC_ASSERT(FRAME_TAIL_HEAD >= KNAT_ETH_HLEN + 60 + 60);
 
-bool ksteer_guest_frame_tail(struct ksteer *ks, uint8_t *frame, const struct frame_tail *tail,
-			     const struct frame_meta *meta)
+int ksteer_guest_frame_tail(struct ksteer *ks, uint8_t *frame, const struct frame_tail *tail,
+			    const struct frame_meta *meta)
 {
 	return ksteer_take_frame(ks, frame, FRAME_TAIL_HEAD, tail, meta);
 }

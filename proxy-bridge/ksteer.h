@@ -185,10 +185,13 @@ bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
  * when its headers lie in @frame: a new flow's SYN has its checksums
  * checked, which reads the payload, so it comes whole (ksteer_guest_frame()).
  *
- * Return: as ksteer_guest_frame(); false leaves @frame unchanged.
+ * Return: 1 when taken (sent on, or dropped and counted); 0 when it is not
+ * this path's, @frame unchanged; -EFAULT when taken but the kernel could
+ * not read @tail (dropped, counted as KSTEER_DROP_GUEST_MEMORY): the
+ * front-end's memory is gone (backend.h, rx_frame_tail).
  */
-bool ksteer_guest_frame_tail(struct ksteer *ks, uint8_t *frame, const struct frame_tail *tail,
-			     const struct frame_meta *meta);
+int ksteer_guest_frame_tail(struct ksteer *ks, uint8_t *frame, const struct frame_tail *tail,
+			    const struct frame_meta *meta);
 
 /* ksteer_set_throttle() - stop (true) or resume reading the private stack's frames. */
 void ksteer_set_throttle(struct ksteer *ks, bool throttled);

@@ -68,7 +68,7 @@ struct fix {
 	unsigned int link_mtu;      /* last cb->link_mtu(), 0 if none */
 	unsigned int link_mtu_calls;
 	/* cb_tail: what cb->rx_frame_tail() was offered, and whether it takes it. */
-	bool tail_take;
+	int tail_ret;              /* what on_rx_tail() answers: 1 taken, 0 declined, -EFAULT */
 	unsigned int tail_count;
 	unsigned int tail_niov;
 	uint8_t tail_frame[8192];   /* head and tail joined */
@@ -95,8 +95,8 @@ static void on_rx_big(uint8_t *frame, size_t len, const struct frame_meta *meta,
 	memcpy(f->big_rx, frame, MIN(len, sizeof(f->big_rx)));
 }
 
-static bool on_rx_tail(uint8_t *frame, const struct frame_tail *tail, const struct frame_meta *meta,
-		       void *opaque)
+static int on_rx_tail(uint8_t *frame, const struct frame_tail *tail, const struct frame_meta *meta,
+		      void *opaque)
 {
 	struct fix *f = opaque;
 	size_t len = FRAME_TAIL_HEAD;
@@ -112,7 +112,7 @@ static bool on_rx_tail(uint8_t *frame, const struct frame_tail *tail, const stru
 	}
 	assert_int_equal(len - FRAME_TAIL_HEAD, tail->len);
 	f->tail_len = len;
-	return f->tail_take;
+	return f->tail_ret;
 }
 
 static void on_congested(bool congested, void *opaque)
@@ -1310,7 +1310,7 @@ static unsigned int tx_tail_taken(struct fix *f, uint16_t head, const uint8_t *f
 {
 	unsigned int offers = f->tail_count, whole = f->rx_count, n;
 
-	f->tail_take = true;
+	f->tail_ret = 1;
 	n = guest_tx_chain(f, head, frame, len, piece);
 	PUMP_UNTIL(f->tail_count == offers + 1);
 	assert_int_equal(f->tail_count, offers + 1);
@@ -1332,7 +1332,7 @@ static unsigned int tx_tail_whole(struct fix *f, uint16_t head, const uint8_t *f
 {
 	unsigned int offers = f->tail_count, whole = f->rx_count, n;
 
-	f->tail_take = false;
+	f->tail_ret = 0;
 	n = guest_tx_chain(f, head, frame, len, piece);
 	PUMP_UNTIL(f->rx_count == whole + 1);
 	assert_int_equal(f->rx_count, whole + 1);
@@ -1384,6 +1384,41 @@ static void test_tx_tail(void **state)
 	head += tx_tail_whole(f, head, frame + 3, 8000, 100, false);
 	assert_int_equal(used_idx(f, 1), 6);
 	assert_int_equal(f->be->stats.vu_tx_tail_frames, 3);
+}
+
+/*
+ * The receiver took a tail its kernel could not read (-EFAULT: the
+ * front-end truncated its memory file, which the kernel reports without a
+ * signal): the front-end is closed as after a SIGBUS, counted once, and
+ * the next one is served.
+ */
+static void test_tx_tail_unreadable(void **state)
+{
+	struct fix *f = *state;
+	static uint8_t frame[6000];
+
+	memset(frame, 0x5a, sizeof(frame));
+	f->qsize = 256;
+	bring_up(f, FEATURES);
+	f->tail_ret = -EFAULT;
+	guest_tx_chain(f, 0, frame, sizeof(frame), 1500);
+	assert_true(closed_by_backend(f->conn));
+	assert_int_equal(f->tail_count, 1);
+	assert_int_equal(f->rx_count, 0);
+	assert_int_equal(f->be->stats.vu_tx_tail_frames, 0);
+	assert_int_equal(f->be->stats.vu_memory_faults, 1);
+	assert_int_equal(f->be->stats.vu_bad_messages, 1);
+	assert_int_equal(f->be->stats.attached, 0);
+	close(f->conn);
+	f->conn = -1;
+	/* A new front-end: its large frames are taken again. */
+	new_guest_memory(f, true);
+	bring_up(f, FEATURES);
+	f->tail_ret = 1;
+	guest_tx_chain(f, 0, frame, sizeof(frame), 1500);
+	PUMP_UNTIL(f->tail_count == 2);
+	assert_int_equal(f->be->stats.vu_tx_tail_frames, 1);
+	assert_int_equal(f->be->stats.vu_memory_faults, 1);
 }
 
 static void test_ring_broken(void **state)
@@ -1714,6 +1749,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tx_and_rx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_tail, setup_tail, teardown),
+		cmocka_unit_test_setup_teardown(test_tx_tail_unreadable, setup_tail, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_broken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_staging_order_and_wrap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_staged, setup, teardown),
