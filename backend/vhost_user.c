@@ -90,8 +90,9 @@
  * kernel without reading it; the chain is returned in the same batch, so
  * the guest gets the buffers back only after that write.  A receiver whose
  * kernel found that memory unreadable (EFAULT: a truncated memory file,
- * which raises no SIGBUS of ours) has the front-end closed as for one.  One used-index
- * publication and at most one call-fd signal per batch (EVENT_IDX).
+ * which raises no SIGBUS of ours) has the front-end closed as for one.
+ * One used-index publication and at most one call-fd signal per batch
+ * (EVENT_IDX).
  * Runts, oversize frames, chains with too many buffers and headers asking
  * for offloads we did not negotiate are dropped and counted; their chains
  * are returned all the same.  Header

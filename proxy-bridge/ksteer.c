@@ -296,8 +296,8 @@ static int ksteer_meta_for_stack(const struct frame_meta *meta, const struct kna
  * when the kernel could not read @tail (dropped and counted too).
  */
 static int ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view *v,
-			    size_t ip_len, const struct frame_tail *tail,
-			    const struct frame_meta *meta)
+			   size_t ip_len, const struct frame_tail *tail,
+			   const struct frame_meta *meta)
 {
 	uint8_t hdr[OFFLOAD_VNET_HDR_LEN];
 	struct knat_tuple to = {
@@ -375,13 +375,13 @@ static struct kflow *ksteer_open(struct ksteer *ks, const uint8_t *frame, uint32
 static int ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 			     const struct frame_tail *tail, const struct frame_meta *meta)
 {
-	int ret;
 	size_t total = len + (tail ? tail->len : 0);
 	struct knat_view v;
 	struct knat_tuple t;
 	struct kflow *f, *old;
 	uint64_t key;
 	bool syn;
+	int ret;
 
 	if (len < KNAT_ETH_HLEN + 20 || frame[12] != 0x08 || frame[13] != 0x00 ||
 	    (tail && tail->niov > FRAME_TAIL_MAX_IOV))

@@ -61,8 +61,9 @@
  * guest and the sidecar.  A TCP socket to the sidecar holds at most
  * KSTEER_SIDECAR_NOTSENT_LOWAT bytes not yet sent (TCP_NOTSENT_LOWAT), the
  * rest waits in the pipe: the daemon does its own sending, not the
- * sidecar's recv() when its ACK opens the window.  EOF is passed on as shutdown(SHUT_WR) once the
- * pipe drained; an error or reset closes the other side with a reset.
+ * sidecar's recv() when its ACK opens the window.  EOF is passed on as
+ * shutdown(SHUT_WR) once the pipe drained; an error or reset closes the
+ * other side with a reset.
  * When the backend is congested the tun is not read (ksteer_set_throttle()).
  *
  * Semantics that differ from libslirp's path: the guest's handshake
