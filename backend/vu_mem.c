@@ -528,6 +528,6 @@ int vu_log_write(const struct vu_log *log, uint64_t gpa, uint64_t len)
 	}
 	for (uint64_t page = first; page <= last; page++)
 		__atomic_fetch_or(&log->bits[page / 8], (uint8_t)(1u << (page % 8)),
-				  __ATOMIC_RELAXED);
+				  __ATOMIC_RELEASE);
 	return ret;
 }

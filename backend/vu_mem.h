@@ -34,7 +34,11 @@
  * VU_LOG_PAGE bytes of guest physical memory, shared with the front-end
  * (LOG_SHMFD).  vu_log_write() sets the bits of a GPA range with an atomic OR
  * (the front-end clears them concurrently), clamped to the bitmap's size;
- * it reports a range that fell outside so the caller can count it.
+ * it reports a range that fell outside so the caller can count it.  It is
+ * called after the write it logs, and its OR is a release: the front-end's
+ * migration thread takes and clears a word of bits, then copies those
+ * pages, so a bit seen before the bytes it stands for would send the old
+ * bytes and never the new ones.
  *
  * Ownership: a table made by vu_mem_map() owns its mappings until
  * vu_mem_unmap(); one made by vu_mem_set() owns nothing.  The fds passed to
