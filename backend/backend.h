@@ -107,6 +107,13 @@ struct backend_callbacks {
 	 */
 	int (*rx_frame_tail)(uint8_t *frame, const struct frame_tail *tail,
 			     const struct frame_meta *meta, void *opaque);
+	/*
+	 * Optional: the frames of one batch (one drain of the guest's ring or
+	 * socket) were all given to rx_frame()/rx_frame_tail(); called once
+	 * per batch that gave any, before the backend publishes what was
+	 * sent back during it.
+	 */
+	void (*rx_batch_done)(void *opaque);
 	void (*set_congested)(bool congested, void *opaque);
 	/* Optional: the backend stopped for good; @why is for a log line. */
 	void (*failed)(const char *why, void *opaque);

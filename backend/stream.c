@@ -162,6 +162,8 @@ static int stream_send(struct backend *be, const void *frame, size_t len,
 /* Read and deliver frames; returns false when the connection was dropped. */
 static bool stream_receive(struct stream_backend *sb)
 {
+	bool given = false;
+
 	for (int i = 0; i < STREAM_READS_PER_DISPATCH && !sb->congested; i++) {
 		const struct frame_decoder_stats before = sb->dec.stats;
 		uint8_t *frame;
@@ -193,6 +195,7 @@ static bool stream_receive(struct stream_backend *sb)
 			sb->be.stats.rx_frames++;
 			sb->be.stats.rx_bytes += len;
 			sb->be.cb->rx_frame(frame, len, NULL, sb->be.opaque);
+			given = true;
 		}
 		sb->be.stats.rx_runts += sb->dec.stats.runts - before.runts;
 		sb->be.stats.rx_oversize += sb->dec.stats.oversize - before.oversize;
@@ -206,6 +209,8 @@ static bool stream_receive(struct stream_backend *sb)
 		if ((size_t)n < space)
 			break; /* socket drained */
 	}
+	if (given && sb->be.cb->rx_batch_done)
+		sb->be.cb->rx_batch_done(sb->be.opaque);
 	return true;
 }
 

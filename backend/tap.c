@@ -124,6 +124,7 @@ static int tap_send(struct backend *be, const void *frame, size_t len,
 static gboolean tap_on_ready(int fd, GIOCondition ready, void *opaque)
 {
 	struct tap_backend *tb = opaque;
+	bool given = false;
 
 	if (tb->congested) {
 		if (ready & G_IO_OUT)
@@ -164,7 +165,10 @@ static gboolean tap_on_ready(int fd, GIOCondition ready, void *opaque)
 		tb->be.stats.rx_frames++;
 		tb->be.stats.rx_bytes += len;
 		tb->be.cb->rx_frame(tb->rxbuf + tb->hdr_len, len, meta, tb->be.opaque);
+		given = true;
 	}
+	if (given && tb->fd >= 0 && tb->be.cb->rx_batch_done)
+		tb->be.cb->rx_batch_done(tb->be.opaque);
 	return G_SOURCE_CONTINUE;
 }
 

@@ -832,7 +832,7 @@ static bool vu_tx_process(struct vhost_user_backend *vb)
 {
 	struct vu_vring *vr = &vb->vr[VU_TXQ];
 	bool discard = !vu_ring_enabled(vb, vr);
-	bool more = false;
+	bool more = false, given = false;
 	int ret;
 
 	if (vr->vq.broken)
@@ -871,10 +871,13 @@ static bool vu_tx_process(struct vhost_user_backend *vb)
 			continue;
 		}
 		vu_tx_one(vb, vb->elem);
+		given = true;
 	}
 	if (vr->vq.broken)
 		vu_ring_report_broken(vb, VU_TXQ);
 	vu_ring_flush(vb, VU_TXQ);
+	if (given && vb->be.cb->rx_batch_done)
+		vb->be.cb->rx_batch_done(vb->be.opaque);
 	/*
 	 * The stack answered some of these frames at once (ARP, DHCP, ACKs):
 	 * publish them now, in this batch.  Waiting for the netstack's next

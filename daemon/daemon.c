@@ -54,6 +54,15 @@ static int daemon_rx_frame_tail(uint8_t *frame, const struct frame_tail *tail,
 	return d->ks ? ksteer_guest_frame_tail(d->ks, frame, tail, meta) : 0;
 }
 
+/* A batch of guest frames is in: the kernel path relays what it made ready in this turn. */
+static void daemon_rx_batch_done(void *opaque)
+{
+	struct daemon *d = opaque;
+
+	if (d->ks)
+		ksteer_guest_batch_done(d->ks);
+}
+
 static void daemon_set_congested(bool congested, void *opaque)
 {
 	struct daemon *d = opaque;
@@ -120,6 +129,7 @@ static void daemon_link_mtu(unsigned int mtu, void *opaque)
 static const struct backend_callbacks daemon_backend_cb = {
 	.rx_frame = daemon_rx_frame,
 	.rx_frame_tail = daemon_rx_frame_tail,
+	.rx_batch_done = daemon_rx_batch_done,
 	.set_congested = daemon_set_congested,
 	.failed = daemon_backend_failed,
 	.link_mtu = daemon_link_mtu,
@@ -175,12 +185,15 @@ static int daemon_setup_backend(struct daemon *d)
 	int ret;
 
 	/*
-	 * Only the kernel path takes a frame's tail from guest memory; without it the
-	 * offer would be declined every time and the frame copied in two calls.
+	 * Only the kernel path takes a frame's tail from guest memory (without it the
+	 * offer would be declined every time and the frame copied in two calls) or has
+	 * work at the end of a batch.
 	 */
 	d->be_cb = daemon_backend_cb;
-	if (!d->ks)
+	if (!d->ks) {
 		d->be_cb.rx_frame_tail = NULL;
+		d->be_cb.rx_batch_done = NULL;
+	}
 
 	if (d->cfg->socket_path) {
 		ret = stream_backend_new(d->cfg->socket_path, d->cfg->mtu,

@@ -79,6 +79,7 @@ struct ksteer {
 	bool throttled;
 	bool accept_paused;            /* out of descriptors: the listener waits for a flow to end */
 	int64_t now_us;                /* the dispatch's clock, for active_us */
+	bool stack_fed;                /* guest frames went to the tun since the last dispatch */
 	uint32_t offloads_applied;     /* what the tun was last told (kstack_set_offloads) */
 	bool macs_known;
 	uint8_t guest_mac[6], gw_mac[6];
@@ -338,6 +339,7 @@ static int ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view 
 		return 0;
 	}
 	ks->stats.frames_to_stack++;
+	ks->stack_fed = true;
 	return 0;
 }
 
@@ -879,25 +881,55 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
 	}
 }
 
-static gboolean ksteer_dispatch(int fd, GIOCondition ready, void *opaque)
+/*
+ * Handle what epoll reports, and ask again while a round found work, at
+ * most @rounds rounds: a relay's splice() into the private stack readies
+ * the tun, a tun write readies a socket, within the round ("Turnaround"
+ * in ksteer.h).  Without @tun the tun's frames are left for the next
+ * dispatch: the tun is level-triggered, so epoll reports it again then.
+ */
+static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 {
-	struct ksteer *ks = opaque;
 	struct epoll_event evs[64];
 	int n;
 
+	ks->now_us = g_get_monotonic_time();
+	ks->stack_fed = false;
+	for (int round = 0; round < rounds; round++) {
+		n = epoll_wait(ks->epfd, evs, G_N_ELEMENTS(evs), 0);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == KSTEER_TAG_TUN) {
+				if (tun)
+					ksteer_read_tun(ks);
+			} else if (evs[i].data.u64 == KSTEER_TAG_LISTEN) {
+				ksteer_accept_all(ks);
+			} else {
+				ksteer_sock_event(ks, evs[i].data.u64, evs[i].events);
+			}
+		}
+	}
+}
+
+static gboolean ksteer_dispatch(int fd, GIOCondition ready, void *opaque)
+{
 	(void)fd;
 	(void)ready;
-	ks->now_us = g_get_monotonic_time();
-	n = epoll_wait(ks->epfd, evs, G_N_ELEMENTS(evs), 0);
-	for (int i = 0; i < n; i++) {
-		if (evs[i].data.u64 == KSTEER_TAG_TUN)
-			ksteer_read_tun(ks);
-		else if (evs[i].data.u64 == KSTEER_TAG_LISTEN)
-			ksteer_accept_all(ks);
-		else
-			ksteer_sock_event(ks, evs[i].data.u64, evs[i].events);
-	}
+	ksteer_poll(opaque, KSTEER_DISPATCH_ROUNDS, true);
 	return G_SOURCE_CONTINUE;
+}
+
+/*
+ * One round, the tun left alone: what the guest's segments readied are the
+ * accepted sockets (bytes for the sidecar) and the listener.  The stack's
+ * answers on the tun are ACKs and window updates for the guest, which wait
+ * for the next dispatch and go out together, one notification for many.
+ */
+void ksteer_guest_batch_done(struct ksteer *ks)
+{
+	if (ks->stack_fed)
+		ksteer_poll(ks, 1, false);
 }
 
 /*

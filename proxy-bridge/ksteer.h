@@ -66,6 +66,15 @@
  * other side with a reset.
  * When the backend is congested the tun is not read (ksteer_set_throttle()).
  *
+ * Turnaround: writing a guest segment to the tun runs the private stack's
+ * receive in that write(), and splicing into a socket runs its transmit in
+ * that splice(), so what they make ready (the accepted socket's bytes, the
+ * stack's answer on the tun) is ready when the call returns.  Both are
+ * taken in the same turn, not the main loop's next one: the backend calls
+ * ksteer_guest_batch_done() after each batch of guest frames, and a
+ * dispatch asks epoll again, up to KSTEER_DISPATCH_ROUNDS times, while
+ * its last round found work.
+ *
  * Semantics that differ from libslirp's path: the guest's handshake
  * completes before the sidecar is connected (as with masquerade's
  * iptables redirect to Envoy); a sidecar that refuses then resets the
@@ -92,6 +101,7 @@
 
 #define KSTEER_TUN_BATCH 64
 #define KSTEER_PUMP_ROUNDS 16
+#define KSTEER_DISPATCH_ROUNDS 4       /* epoll rounds per dispatch ("Turnaround") */
 #define KSTEER_GRACE_US (10 * 1000000LL)
 #ifndef KSTEER_PIPE_BYTES
 #define KSTEER_PIPE_BYTES (256 << 10)  /* a pipe's size: the most one splice() moves */
@@ -193,6 +203,13 @@ bool ksteer_guest_frame(struct ksteer *ks, uint8_t *frame, size_t len,
  */
 int ksteer_guest_frame_tail(struct ksteer *ks, uint8_t *frame, const struct frame_tail *tail,
 			    const struct frame_meta *meta);
+
+/*
+ * ksteer_guest_batch_done() - the backend handed over a batch of guest frames: if some went
+ * to the private stack, relay now what they made ready (bytes to the sidecar, the stack's
+ * answers to the guest) instead of at the main loop's next turn.  Cheap when none did.
+ */
+void ksteer_guest_batch_done(struct ksteer *ks);
 
 /* ksteer_set_throttle() - stop (true) or resume reading the private stack's frames. */
 void ksteer_set_throttle(struct ksteer *ks, bool throttled);

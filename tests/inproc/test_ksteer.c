@@ -209,6 +209,24 @@ static size_t grecv(struct inproc *f, struct gconn *c, uint8_t flags, uint8_t *o
 }
 
 /*
+ * A flow to the sidecar: the handshake, "hello" from the guest, the
+ * sidecar's end accepted with the header and "hello" read.  Returns it.
+ */
+static int open_flow(struct kst *s, struct gconn *c)
+{
+	uint8_t buf[5];
+	int conn;
+
+	handshake(s->f, c);
+	gsend(s->f, c, 0x18, "hello", 5);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, c);
+	inproc_read_exact(conn, buf, 5);
+	assert_memory_equal(buf, "hello", 5);
+	return conn;
+}
+
+/*
  * The whole path: handshake with the private stack, header and bytes to
  * the sidecar (TCP, or a unix socket with --outbound-proxy unix:PATH),
  * replies.
@@ -219,14 +237,8 @@ static void test_header_payload_reply(void **state)
 	struct inproc *f = s->f;
 	struct gconn c = { .dst = "198.18.0.1", .sport = 40000, .dport = 5001, .seq = 1000 };
 	uint8_t buf[64];
-	int conn;
+	int conn = open_flow(s, &c);
 
-	handshake(f, &c);
-	gsend(f, &c, 0x18, "hello", 5);
-	conn = inproc_accept(s->sidecar);
-	expect_v2_header(conn, &c);
-	inproc_read_exact(conn, buf, 5);
-	assert_memory_equal(buf, "hello", 5);
 	/* What the guest sent before the sidecar answered rode with the header. */
 	if (!s->dir)
 		assert_int_equal(data_segs_in(conn), 1);
@@ -391,6 +403,49 @@ static void test_sidecar_unsent_bounded(void **state)
 		found++;
 	}
 	assert_int_equal(found, 1);
+	close(conn);
+}
+
+/*
+ * One turn of the main loop carries a guest segment to the sidecar, and
+ * one the sidecar's reply to the guest ("Turnaround" in ksteer.h): the tun
+ * write and the splice ready the next hop within the call, and the kernel
+ * path takes it before the turn ends.  Without that each hop waits for
+ * another turn, and this test fails.
+ */
+static void test_one_turn_each_way(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40400, .dport = 5001, .seq = 5000 };
+	uint8_t buf[64], rx[4096];
+	struct pkt_ipv4_view v;
+	bool replied = false;
+	size_t n;
+	int conn = open_flow(s, &c);
+
+	/* Quiet: the private stack's ACKs delivered and dropped. */
+	inproc_pump(50);
+	while (inproc_recv_delivered(f, rx, sizeof(rx)))
+		;
+
+	gsend(f, &c, 0x18, "ping", 4);
+	g_main_context_iteration(NULL, FALSE);
+	assert_int_equal(recv(conn, buf, sizeof(buf), MSG_DONTWAIT), 4);
+	assert_memory_equal(buf, "ping", 4);
+
+	assert_int_equal(write(conn, "pong", 4), 4);
+	g_main_context_iteration(NULL, FALSE);
+	while ((n = inproc_recv_delivered(f, rx, sizeof(rx)))) {
+		size_t off;
+
+		if (!inproc_is_tcp(rx, n, &(struct inproc_tcp_match){ c.dport, c.sport, 0 }))
+			continue;
+		assert_int_equal(pkt_parse_ipv4(rx, n, &v), 0);
+		off = (size_t)(v.l4[12] >> 4) * 4;
+		replied |= v.l4_len - off == 4 && !memcmp(v.l4 + off, "pong", 4);
+	}
+	assert_true(replied);
 	close(conn);
 }
 
@@ -766,6 +821,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_unsent_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_turn_each_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_reset, setup_unix, teardown),

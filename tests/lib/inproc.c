@@ -318,40 +318,66 @@ void inproc_send(struct inproc *f, const uint8_t *frame, size_t len)
 	assert_int_equal(writev(f->qemu, iov, 2), (ssize_t)(4 + len));
 }
 
+/* Move the oldest whole frame in rbuf to @frame: its length, 0 if rbuf holds none. */
+static size_t inproc_take(struct inproc *f, uint8_t *frame, size_t cap)
+{
+	uint32_t len;
+
+	if (f->rlen < 4)
+		return 0;
+	len = inproc_be32(f->rbuf);
+	if (f->rlen < 4 + len)
+		return 0;
+	assert_true(len <= cap);
+	memcpy(frame, f->rbuf + 4, len);
+	memmove(f->rbuf, f->rbuf + 4 + len, f->rlen - 4 - len);
+	f->rlen -= 4 + len;
+	return len;
+}
+
+/* Whatever the daemon has delivered, into rbuf: 1 if some came, 0 if none, -1 at EOF. */
+static int inproc_pull(struct inproc *f)
+{
+	ssize_t n;
+
+	if (f->vf)
+		return inproc_vu_drain(f) ? 1 : 0;
+	n = read(f->qemu, f->rbuf + f->rlen, sizeof(f->rbuf) - f->rlen);
+	if (n == 0)
+		return -1;
+	if (n > 0)
+		f->rlen += (size_t)n;
+	return n > 0;
+}
+
 size_t inproc_recv(struct inproc *f, uint8_t *frame, size_t cap, int ms)
 {
 	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
 
 	for (;;) {
-		ssize_t n;
+		size_t len = inproc_take(f, frame, cap);
+		int got;
 
-		if (f->rlen >= 4) {
-			uint32_t len = inproc_be32(f->rbuf);
-
-			if (f->rlen >= 4 + len) {
-				assert_true(len <= cap);
-				memcpy(frame, f->rbuf + 4, len);
-				memmove(f->rbuf, f->rbuf + 4 + len, f->rlen - 4 - len);
-				f->rlen -= 4 + len;
-				return len;
-			}
-		}
+		if (len)
+			return len;
 		if (g_get_monotonic_time() > end)
 			return 0;
 		inproc_iterate();
-		if (f->vf) {
-			if (!inproc_vu_drain(f))
-				g_usleep(500);
-			continue;
-		}
-		n = read(f->qemu, f->rbuf + f->rlen, sizeof(f->rbuf) - f->rlen);
-		if (n == 0)
+		got = inproc_pull(f);
+		if (got < 0)
 			return 0;
-		if (n > 0)
-			f->rlen += (size_t)n;
-		else
+		if (!got)
 			g_usleep(500);
 	}
+}
+
+size_t inproc_recv_delivered(struct inproc *f, uint8_t *frame, size_t cap)
+{
+	size_t len = inproc_take(f, frame, cap);
+
+	if (!len && inproc_pull(f) > 0)
+		len = inproc_take(f, frame, cap);
+	return len;
 }
 
 size_t inproc_recv_match(struct inproc *f, uint8_t *frame, size_t cap, inproc_pred pred,

@@ -80,6 +80,12 @@ void inproc_send(struct inproc *f, const uint8_t *frame, size_t len);
 /* inproc_recv() - next frame from the daemon within @ms; its length, 0 on timeout/EOF. */
 size_t inproc_recv(struct inproc *f, uint8_t *frame, size_t cap, int ms);
 
+/*
+ * inproc_recv_delivered() - the next frame the daemon has already delivered (to the stream
+ * socket or the RX ring), without running its loop; its length, 0 if there is none.
+ */
+size_t inproc_recv_delivered(struct inproc *f, uint8_t *frame, size_t cap);
+
 typedef bool (*inproc_pred)(const uint8_t *frame, size_t len, void *arg);
 
 /* inproc_recv_match() - skip frames until @pred matches (INPROC_WAIT_MS); length or 0. */
