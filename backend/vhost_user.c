@@ -612,15 +612,13 @@ static void vu_disconnect(struct vhost_user_backend *vb, const char *why);
  */
 static void vu_check_memory(struct vhost_user_backend *vb)
 {
-	const char *how = vb->tail_unreadable ? "EFAULT on a frame's payload" : "SIGBUS";
-
 	if (vb->conn_fd < 0 || !(vu_memory_lost(vb) || vb->tail_unreadable))
 		return;
 	vb->be.stats.vu_memory_faults++;
 	vb->be.stats.vu_bad_messages++;
 	vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): guest memory shrank under "
 	       "us: a memory or log fd was truncated (%s); closing the connection",
-	       (int)vb->conn_pid, how);
+	       (int)vb->conn_pid, vb->tail_unreadable ? "EFAULT on a frame's payload" : "SIGBUS");
 	vu_disconnect(vb, "guest memory shrank under us");
 }
 
