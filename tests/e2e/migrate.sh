@@ -62,8 +62,8 @@ E2E_QEMU_EXTRA=(-monitor "unix:$MON1,server=on,wait=off")
 # and meshslirp never touches guest memory; there QEMU 7.2's TCG migration of a guest busy
 # receiving corrupted the destination guest's memory in about half the runs on a loaded
 # 2-core machine (slab and function-pointer faults right after the switch-over; the same
-# kernel, QEMU and load with vhost-user did once in over a hundred runs, and both runs go
-# through rerun-on-guest-oops).  So the stream run migrates a guest that
+# kernel, QEMU and load with vhost-user far more rarely; both runs go through
+# rerun-on-guest-oops, whose header has the counts).  So the stream run migrates a guest that
 # only opens its short connections, which is what it tests of ours: the guest keeps its
 # address and its new flows leave through the target's meshslirp.
 append="ms.node=$NODE_IP"
