@@ -111,7 +111,10 @@ struct backend_callbacks {
 	 * Optional: the frames of one batch (one drain of the guest's ring or
 	 * socket) were all given to rx_frame()/rx_frame_tail(); called once
 	 * per batch that gave any, before the backend publishes what was
-	 * sent back during it.
+	 * sent back during it.  Not called when the batch ended with the
+	 * front-end gone (the stream backend's disconnect): a hint to act
+	 * now, never the only one, as the receiver's own sources see the
+	 * same work.
 	 */
 	void (*rx_batch_done)(void *opaque);
 	void (*set_congested)(bool congested, void *opaque);

@@ -79,7 +79,7 @@ struct ksteer {
 	bool throttled;
 	bool accept_paused;            /* out of descriptors: the listener waits for a flow to end */
 	int64_t now_us;                /* the dispatch's clock, for active_us */
-	bool stack_fed;                /* guest frames went to the tun since the last dispatch */
+	bool stack_fed;                /* guest frames went to the tun since the last ksteer_poll() */
 	uint32_t offloads_applied;     /* what the tun was last told (kstack_set_offloads) */
 	bool macs_known;
 	uint8_t guest_mac[6], gw_mac[6];
@@ -882,8 +882,8 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
 }
 
 /*
- * Handle what epoll reports, and ask again while a round found work, at
- * most @rounds rounds: a relay's splice() into the private stack readies
+ * Handle what epoll reports, and ask again while a round returned events,
+ * at most @rounds rounds: a relay's splice() into the private stack readies
  * the tun, a tun write readies a socket, within the round ("Turnaround"
  * in ksteer.h).  Without @tun the tun's frames are left for the next
  * dispatch: the tun is level-triggered, so epoll reports it again then.

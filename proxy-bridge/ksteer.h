@@ -73,7 +73,7 @@
  * taken in the same turn, not the main loop's next one: the backend calls
  * ksteer_guest_batch_done() after each batch of guest frames, and a
  * dispatch asks epoll again, up to KSTEER_DISPATCH_ROUNDS times, while
- * its last round found work.
+ * its last round returned events.
  *
  * Semantics that differ from libslirp's path: the guest's handshake
  * completes before the sidecar is connected (as with masquerade's

@@ -62,7 +62,7 @@ tosc() { e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/metrics-held.txt" &&
 	e2e_metric "$E2E_TMP/metrics-held.txt" 'meshslirp_kernel_bytes_total{direction="to_sidecar"}'; }
 base=$(tosc)
 [ -n "$base" ] || e2e_fail "no kernel-path byte counter in the metrics"
-e2e_bg sink2 "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5006" --bytes 67108864 --timeout 150
+e2e_bg sink2 "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5006" --bytes 67108864 --timeout 240
 sink2_pid=$E2E_LAST_PID
 e2e_wait_for "$E2E_TMP/sink2.log" '^LISTENING' 10 || e2e_fail "sink did not start"
 # Stopped while listening: the kernel still accepts HAProxy's connection and fills its receive
