@@ -71,9 +71,11 @@
  * that splice(), so what they make ready (the accepted socket's bytes, the
  * stack's answer on the tun) is ready when the call returns.  Both are
  * taken in the same turn, not the main loop's next one: the backend calls
- * ksteer_guest_batch_done() after each batch of guest frames, and a
- * dispatch asks epoll again, up to KSTEER_DISPATCH_ROUNDS times, while
- * its last round returned events.
+ * ksteer_guest_batch_done() after each batch of guest frames, which
+ * relays the sockets (the stack's ACKs for the guest wait on the tun for
+ * the next dispatch, to go out together), and a dispatch asks epoll
+ * again, up to KSTEER_DISPATCH_ROUNDS times, while its last round
+ * returned events, so a reply spliced into the stack reaches the guest.
  *
  * Semantics that differ from libslirp's path: the guest's handshake
  * completes before the sidecar is connected (as with masquerade's
@@ -206,8 +208,9 @@ int ksteer_guest_frame_tail(struct ksteer *ks, uint8_t *frame, const struct fram
 
 /*
  * ksteer_guest_batch_done() - the backend handed over a batch of guest frames: if some went
- * to the private stack, relay now what they made ready (bytes to the sidecar, the stack's
- * answers to the guest) instead of at the main loop's next turn.  Cheap when none did.
+ * to the private stack, relay now what they made ready on its sockets (bytes to the sidecar,
+ * connections to accept) instead of at the main loop's next turn; the stack's answers on
+ * the tun wait for the next dispatch.  Cheap when none did.
  */
 void ksteer_guest_batch_done(struct ksteer *ks);
 
