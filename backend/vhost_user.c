@@ -319,6 +319,7 @@ struct vhost_user_backend {
 	bool congested;
 	bool rx_used_pending;       /* RX used entries pushed, not flushed */
 	uint64_t rx_desc_visits;    /* descriptors RX gathers visited (a running total) */
+	uint16_t rx_chains_short;   /* chains the last -ENOBUFS gather gave back: too few */
 	guint work_id;              /* idle callback resuming cut-short work */
 	uint64_t unmap_failures_seen; /* vu_mem_unmap_failures() already counted */
 	bool unmap_warned;          /* the one warning about them was logged */
@@ -952,8 +953,10 @@ static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 			if (skipped_after) {
 				for (unsigned int i = 0; i < b->nchains; i++)
 					vu_rx_skip(vb, b->head[i]);
+				vb->rx_chains_short = 0;
 			} else {
 				vq_unpop(vq, (uint16_t)b->nchains);
+				vb->rx_chains_short = (uint16_t)b->nchains;
 			}
 			return -ENOBUFS;
 		}
@@ -1037,12 +1040,30 @@ static int vu_rx_deliver(struct vhost_user_backend *vb, uint8_t *hdr, const uint
 	return 0;
 }
 
+/*
+ * The last gather (vu_rx_deliver() said -ENOBUFS) found too few buffers
+ * for its frame: ask for a kick once the guest posts one more than that
+ * gather had.  Returns true if it already did (try again), false to wait
+ * for the kick.  Not retrying on the buffers already seen is what keeps a
+ * ring that a driver refills a few at a time from turning into a busy loop:
+ * a 64 KiB frame needs 17 page-sized buffers, and popping the same 16 again
+ * and again only took the CPU the guest needed to post the 17th.
+ *
+ * The count must be the gather's, not the ring's now: buffers the guest
+ * posted since would not be counted as new, and a guest that posted its
+ * last ones then kicks no more: the frame would wait for ever.
+ */
+static bool vu_rx_more_buffers(struct vhost_user_backend *vb)
+{
+	return vq_enable_notify_beyond(&vb->vr[VU_RXQ].vq, vb->rx_chains_short);
+}
+
 /* Enter backpressure: the guest's RX ring is out of buffers. */
 static void vu_rx_ring_full(struct vhost_user_backend *vb)
 {
 	vb->be.stats.rx_ring_full_events++;
 	vu_set_congested(vb, true);
-	if (vq_enable_notify(&vb->vr[VU_RXQ].vq))
+	if (vu_rx_more_buffers(vb))
 		vu_schedule_work(vb); /* buffers came in meanwhile */
 	else if (vb->vr[VU_RXQ].vq.broken)
 		vu_rx_broken(vb);
@@ -1074,7 +1095,7 @@ static bool vu_rx_drain(struct vhost_user_backend *vb)
 		}
 		ret = vu_rx_deliver(vb, hdr, frame, len);
 		if (ret == -ENOBUFS) {
-			if (vq_enable_notify(vq))
+			if (vu_rx_more_buffers(vb))
 				continue;
 			break;
 		}

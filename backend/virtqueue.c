@@ -403,13 +403,19 @@ bool vq_flush(struct virtqueue *vq)
 
 bool vq_enable_notify(struct virtqueue *vq)
 {
+	return vq_enable_notify_beyond(vq, 0);
+}
+
+bool vq_enable_notify_beyond(struct virtqueue *vq, uint16_t seen)
+{
 	uint16_t *p;
 
 	if (!vq_usable(vq))
 		return false;
 	if (vq->event_idx) {
+		/* The driver kicks when its avail index passes this one: at chain seen + 1. */
 		p = (uint16_t *)(void *)(vq->used + vq_used_elem_off(vq->num));
-		__atomic_store_n(p, vq->last_avail_idx, __ATOMIC_RELAXED);
+		__atomic_store_n(p, (uint16_t)(vq->last_avail_idx + seen), __ATOMIC_RELAXED);
 		vq_log_used(vq, vq_used_elem_off(vq->num), sizeof(uint16_t));
 	} else {
 		p = vq_used_flags(vq);
@@ -419,7 +425,7 @@ bool vq_enable_notify(struct virtqueue *vq)
 	}
 	/* Our store must be visible before we look at the avail index again. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return vq_avail(vq) > 0;
+	return vq_avail(vq) > (int)seen;
 }
 
 void vq_disable_notify(struct virtqueue *vq)

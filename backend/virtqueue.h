@@ -46,7 +46,11 @@
  * (EVENT_IDX: avail_event = last_avail_idx; otherwise clears NO_NOTIFY),
  * then re-checks the avail index after a full barrier: if buffers arrived in
  * between, it returns true and the caller must keep going (that is the race
- * a lost kick would otherwise hide).  vq_disable_notify() sets NO_NOTIFY
+ * a lost kick would otherwise hide).  vq_enable_notify_beyond() does the
+ * same for a caller that found the chains available too few (a frame that
+ * needs more receive buffers than the guest has posted): the kick, and the
+ * true, come only once there are more than it saw, so it waits instead of
+ * popping the same chains again.  vq_disable_notify() sets NO_NOTIFY
  * (without EVENT_IDX; with it, leaving avail_event behind is enough).
  *
  * Dirty log: when a log is attached, every write to the used ring (elements,
@@ -203,6 +207,18 @@ int vq_avail(struct virtqueue *vq);
  * may have been suppressed).
  */
 bool vq_enable_notify(struct virtqueue *vq);
+
+/**
+ * vq_enable_notify_beyond() - ask the driver to kick once more than @seen
+ * chains are available
+ * @seen: chains available now (vq_avail()), which do not do
+ *
+ * Without EVENT_IDX the driver kicks on every new buffer, as after
+ * vq_enable_notify(); with it, avail_event = last_avail_idx + @seen.
+ *
+ * Return: true if more than @seen are available already.
+ */
+bool vq_enable_notify_beyond(struct virtqueue *vq, uint16_t seen);
 
 /* vq_disable_notify() - tell the driver kicks are not needed now. */
 void vq_disable_notify(struct virtqueue *vq);

@@ -173,34 +173,6 @@ static void note_domain(const struct flow *flow, void *opaque)
 		*domain = d;
 }
 
-/* CPU time this process used, in microseconds. */
-static int64_t cpu_us(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * G_USEC_PER_SEC +
-	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-}
-
-/*
- * Pump the loop for @ms and assert it did not spin: under @share_pct percent
- * of one core, where a busy loop takes all of it.  Not under valgrind: there
- * this process's CPU time is mostly valgrind's own (the vhost-user variants
- * measured more than half a core while idle, the harness's front-end runs in
- * this process too), so it says nothing about a spin; the normal and ASan
- * builds judge it.
- */
-static void assert_no_spin(unsigned int ms, unsigned int share_pct)
-{
-	int64_t cpu = cpu_us();
-
-	inproc_pump(ms);
-	if (getenv("MESHSLIRP_UNDER_VALGRIND"))
-		return;
-	assert_true(cpu_us() - cpu < (int64_t)ms * 1000 * share_pct / 100);
-}
-
 /*
  * SYN to D:P -> a unix connection to the sidecar, header then payload both
  * ways, replies as from D:P; then the sidecar hangs up: the guest gets a FIN
@@ -249,7 +221,7 @@ static void test_out_header_payload_hangup(void **state)
 			break;
 	}
 	/* Half-closed and then idle: a POLLHUP busy loop would burn the CPU here. */
-	assert_no_spin(500, 30);
+	inproc_assert_no_spin(500, 30);
 }
 
 /*
@@ -325,7 +297,7 @@ static void test_out_hangup_with_guest_data_pending(void **state)
 			ended = true;
 	}
 	assert_true(ended);
-	assert_no_spin(500, 30);
+	inproc_assert_no_spin(500, 30);
 	/*
 	 * libslirp's write met EPIPE: it wants nothing more from the socket,
 	 * which leaves the poll set (it stayed, HUP every turn, before).
@@ -349,7 +321,7 @@ static void expect_out_reset(struct ux *s)
 	assert_int_equal(bridge_stats(f->d.br)->unix_leg_failures, 1);
 	assert_int_equal(bridge_stats(f->d.br)->unix_legs, 0);
 	assert_int_equal(bridge_stats(f->d.br)->headers_written, 0);
-	assert_no_spin(300, 33);
+	inproc_assert_no_spin(300, 33);
 	/* libslirp let go of the socket: the flow is closed, nothing leaks into OPEN. */
 	assert_int_equal(bridge_flow_count(f->d.br, FLOW_OPEN), 0);
 	assert_int_equal(bridge_flow_count(f->d.br, FLOW_CONNECTING), 0);

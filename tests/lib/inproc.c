@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "tests/lib/cputime.h"
 #include "tests/lib/pkt.h"
 #include "tests/lib/testns.h"
 #include "tests/lib/virtio_wire.h"
@@ -103,6 +104,16 @@ void inproc_pump(int ms)
 		inproc_iterate();
 		g_usleep(1000);
 	} while (g_get_monotonic_time() < end);
+}
+
+void inproc_assert_no_spin(unsigned int ms, unsigned int share_pct)
+{
+	int64_t cpu = test_cpu_us();
+
+	inproc_pump((int)ms);
+	if (getenv("MESHSLIRP_UNDER_VALGRIND"))
+		return;
+	assert_true(test_cpu_us() - cpu < (int64_t)ms * 1000 * share_pct / 100);
 }
 
 bool inproc_is_stream(const struct inproc *f)

@@ -74,6 +74,16 @@ uint32_t inproc_be32(const uint8_t *p);
 void inproc_iterate(void);
 void inproc_pump(int ms);
 
+/*
+ * inproc_assert_no_spin() - pump the loop for @ms and assert it did not
+ * spin: under @share_pct percent of one core, where a busy loop takes all
+ * of it.  Not judged under valgrind: there this process's CPU time is
+ * mostly valgrind's own (the vhost-user variants measured more than half a
+ * core while idle, the harness's front-end runs in this process too), so
+ * it says nothing about a spin; the normal and ASan builds judge it.
+ */
+void inproc_assert_no_spin(unsigned int ms, unsigned int share_pct);
+
 /* inproc_send() - write one length-prefixed frame as QEMU would. */
 void inproc_send(struct inproc *f, const uint8_t *frame, size_t len);
 
