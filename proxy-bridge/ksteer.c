@@ -33,6 +33,9 @@ enum kflow_state {
 
 /* Relay directions: guest to sidecar, sidecar to guest. */
 enum { KF_OUT, KF_IN };
+/* A set of directions, for ksteer_relay(). */
+#define KF_DIR(d) (1u << (d))
+#define KF_BOTH (KF_DIR(KF_OUT) | KF_DIR(KF_IN))
 
 /* A pipe for splice(): a flow borrows one per direction only while bytes sit in it. */
 struct kpipe {
@@ -586,8 +589,8 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 
 #define KSTEER_SOCK_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
-static bool ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f);
-static void ksteer_relay(struct ksteer *ks, struct kflow *f);
+static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f);
+static void ksteer_relay(struct ksteer *ks, struct kflow *f, unsigned int dirs);
 
 /* Whether @fd can be written now, with no error pending. */
 static bool ksteer_writable(int fd)
@@ -626,8 +629,8 @@ static void ksteer_accepted(struct ksteer *ks, int sk, const struct sockaddr_in 
 	 * has too (the handshake runs in it): go on now, not a loop turn
 	 * later.  Anything else, failures included, takes the epoll path.
 	 */
-	if (ksteer_writable(up) && ksteer_sidecar_ready(ks, f))
-		ksteer_relay(ks, f);
+	if (ksteer_writable(up) && ksteer_sidecar_ready(ks, f) > 0)
+		ksteer_relay(ks, f, KF_DIR(KF_OUT));
 }
 
 static void ksteer_accept_all(struct ksteer *ks)
@@ -665,7 +668,12 @@ static void ksteer_accept_all(struct ksteer *ks)
  * KSTEER_FIRST_BYTES, in one send(): one segment on the sidecar's
  * connection, not two, and the sidecar reads the header and the request
  * together.  What the socket does not take goes into the flow's pipe, in
- * order, for the relay.  0, or -errno (the flow is then to be ended).
+ * order, for the relay.  Returns 1 when the guest's direction has more for
+ * the relay now (bytes left in the pipe, a full KSTEER_FIRST_BYTES read so
+ * more may wait, or EOF to pass on), 0 when it has not, or -errno (the
+ * flow is then to be ended).  A short recv() emptied the socket's queue,
+ * and whatever arrives after it raises a new edge, so 0 needs no splice()
+ * to find out that nothing is there.
  */
 static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 {
@@ -696,7 +704,7 @@ static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 	if (sent > hdr_len)
 		ks->stats.bytes_out += (uint64_t)(sent - hdr_len);
 	if ((size_t)sent == len)
-		return 0;
+		return got == KSTEER_FIRST_BYTES || f->eof[KF_OUT];
 	/* A fresh socket takes a few KiB; should it not, the rest waits in the (empty) pipe. */
 	ret = ksteer_pipe_get(ks, f, KF_OUT);
 	if (ret)
@@ -704,32 +712,37 @@ static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 	if (write(p->wr, buf + sent, len - (size_t)sent) != (ssize_t)(len - (size_t)sent))
 		return -EIO;
 	f->in_pipe[KF_OUT] = len - (size_t)sent;
-	return 0;
+	return 1;
 }
 
-/* The sidecar answered (or not): the header first, then the relay. */
-static bool ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f)
+/*
+ * The sidecar answered (or not): the header first, then the relay.
+ * Returns -1 when the flow ended (counted), else what ksteer_send_header()
+ * said: 1 when the guest's direction needs the relay now, 0 when not.
+ */
+static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f)
 {
 	socklen_t elen = sizeof(int);
-	int err = 0;
+	int err = 0, more;
 
 	if (getsockopt(f->up, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
 		err = errno;
 	if (err) {
 		ks->stats.connect_failed++;
 		ksteer_end(ks, f, KEND_COUNTED);
-		return false;
+		return -1;
 	}
-	if (ksteer_send_header(ks, f)) {
+	more = ksteer_send_header(ks, f);
+	if (more < 0) {
 		ks->stats.header_failed++;
 		ksteer_end(ks, f, KEND_COUNTED);
-		return false;
+		return -1;
 	}
 	ks->stats.opened++;
 	f->state = KF_OPEN;
 	f->deadline_us = 0;
 	f->active_us = ks->now_us;
-	return true;
+	return more;
 }
 
 /*
@@ -805,26 +818,52 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 
 static void ksteer_queue_again(struct ksteer *ks, struct kflow *f);
 
-/* Relay both ways; end the flow when both are done or one failed. */
-static void ksteer_relay(struct ksteer *ks, struct kflow *f)
+/*
+ * Relay the directions in @dirs (KF_DIR() bits); end the flow when both
+ * are done or one failed, queue it for another turn when one ran out of
+ * rounds (that turn takes both).
+ */
+static void ksteer_relay(struct ksteer *ks, struct kflow *f, unsigned int dirs)
 {
-	int r0 = ksteer_pump(ks, f, KF_OUT), r1;
+	bool again = false;
 
-	if (r0 < 0) {
-		ksteer_end(ks, f, KEND_RESET);
-		return;
-	}
-	r1 = ksteer_pump(ks, f, KF_IN);
-	if (r1 < 0) {
-		ksteer_end(ks, f, KEND_RESET);
-		return;
+	for (int d = KF_OUT; d <= KF_IN; d++) {
+		int r;
+
+		if (!(dirs & KF_DIR(d)))
+			continue;
+		r = ksteer_pump(ks, f, d);
+		if (r < 0) {
+			ksteer_end(ks, f, KEND_RESET);
+			return;
+		}
+		again |= r > 0;
 	}
 	if (f->shut[KF_OUT] && f->shut[KF_IN]) {
 		ksteer_end(ks, f, KEND_CLOSED);
 		return;
 	}
-	if (r0 > 0 || r1 > 0)
+	if (again)
 		ksteer_queue_again(ks, f);
+}
+
+/*
+ * The directions an event on the socket read by direction @d concerns:
+ * @d, when the socket has bytes, EOF or an error; the other, which writes
+ * to it, when it became writable while that direction's pipe holds bytes
+ * (then the pipe waits for it), or on an error.  An edge reports the
+ * socket's whole state, so EPOLLOUT alone on a socket nothing waits for,
+ * the common case, costs no splice(): each would only say EAGAIN.
+ */
+static unsigned int ksteer_event_dirs(const struct kflow *f, int d, uint32_t events)
+{
+	unsigned int dirs = 0;
+
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		dirs |= KF_DIR(d);
+	if ((events & (EPOLLHUP | EPOLLERR)) || ((events & EPOLLOUT) && f->in_pipe[!d]))
+		dirs |= KF_DIR(!d);
+	return dirs;
 }
 
 static gboolean ksteer_again_run(void *opaque)
@@ -841,7 +880,7 @@ static gboolean ksteer_again_run(void *opaque)
 
 		f->queued = false;
 		if (f->state == KF_OPEN)
-			ksteer_relay(ks, f);
+			ksteer_relay(ks, f, KF_BOTH);
 	}
 	return G_SOURCE_REMOVE;
 }
@@ -856,9 +895,11 @@ static void ksteer_queue_again(struct ksteer *ks, struct kflow *f)
 		ks->again_idle = g_idle_add(ksteer_again_run, ks);
 }
 
+/* An event on a flow's socket; @tag's low bit is the direction that reads it. */
 static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
 {
 	uint64_t slot = tag >> 1;
+	int d = (int)(tag & 1), more;
 	struct kflow *f;
 
 	if (slot >= ks->nslots)
@@ -867,14 +908,16 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
 	switch (f->state) {
 	case KF_CONNECTING:
 		/* Until the sidecar answers, the guest's bytes wait in the private stack. */
-		if ((tag & 1) != KF_IN || !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+		if (d != KF_IN || !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
-		if (!ksteer_sidecar_ready(ks, f))
+		more = ksteer_sidecar_ready(ks, f);
+		if (more < 0)
 			return;
-		ksteer_relay(ks, f);
+		/* This edge is spent: the sidecar's first bytes, if it sent any, are read now. */
+		ksteer_relay(ks, f, ksteer_event_dirs(f, d, events) | (more ? KF_DIR(KF_OUT) : 0));
 		return;
 	case KF_OPEN:
-		ksteer_relay(ks, f);
+		ksteer_relay(ks, f, ksteer_event_dirs(f, d, events));
 		return;
 	default:
 		return;
