@@ -111,10 +111,12 @@
  * VU_RX_FRAME_DESCS per frame and VU_RX_DRAIN_DESCS per drain dispatch,
  * with rings of at most 1024 entries (VQ_MAX_SIZE, QEMU's maximum; a
  * larger SET_VRING_NUM closes the connection).  Backpressure: when the
- * guest has no RX buffer, frames wait in a bounded staging queue
- * (VU_STAGE_BYTES), we ask for RX kicks, call cb->set_congested(true) (the
- * daemon stops reading host sockets) and stop draining the TX ring (each
- * guest frame may produce answers with nowhere to go).  The guest's kick with
+ * guest has too few RX buffers for a frame, frames wait in a bounded
+ * staging queue (VU_STAGE_BYTES), we ask for an RX kick once it posts more
+ * than the failed gather found (vu_rx_more_buffers(); trying the same ones
+ * again would be a busy loop), call cb->set_congested(true) (the daemon
+ * stops reading host sockets) and stop draining the TX ring (each guest
+ * frame may produce answers with nowhere to go).  The guest's kick with
  * new buffers drains the queue; once it took frames and the queue is below
  * VU_STAGE_LOW both resume (above VU_STAGE_HIGH they stop again, should the
  * guest stay slow with frames left).  Only a full staging queue drops

@@ -211,7 +211,8 @@ bool vq_enable_notify(struct virtqueue *vq);
 /**
  * vq_enable_notify_beyond() - ask the driver to kick once more than @seen
  * chains are available
- * @seen: chains available now (vq_avail()), which do not do
+ * @seen: the chains the caller's last pop found, and gave back, too few
+ *         (not vq_avail() now: a chain posted since must count as new)
  *
  * Without EVENT_IDX the driver kicks on every new buffer, as after
  * vq_enable_notify(); with it, avail_event = last_avail_idx + @seen.

@@ -60,6 +60,7 @@ struct kflow {
 	size_t in_pipe[2];             /* bytes in each pipe */
 	bool eof[2];                   /* the direction's reading socket said EOF */
 	bool shut[2];                  /* ... and its writing socket was shut down */
+	bool out_pending;              /* CONNECTING: an edge on sk was spent unread */
 };
 
 struct ksteer {
@@ -592,6 +593,17 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f);
 static void ksteer_relay(struct ksteer *ks, struct kflow *f, unsigned int dirs);
 
+/* The error pending on socket @fd (SO_ERROR, which clears it), 0 if none. */
+static int ksteer_sock_error(int fd)
+{
+	socklen_t elen = sizeof(int);
+	int err = 0;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+		return errno;
+	return err;
+}
+
 /* Whether @fd can be written now, with no error pending. */
 static bool ksteer_writable(int fd)
 {
@@ -671,9 +683,11 @@ static void ksteer_accept_all(struct ksteer *ks)
  * order, for the relay.  Returns 1 when the guest's direction has more for
  * the relay now (bytes left in the pipe, a full KSTEER_FIRST_BYTES read so
  * more may wait, or EOF to pass on), 0 when it has not, or -errno (the
- * flow is then to be ended).  A short recv() emptied the socket's queue,
- * and whatever arrives after it raises a new edge, so 0 needs no splice()
- * to find out that nothing is there.
+ * flow is then to be ended).  A short recv() emptied the socket's queue or
+ * stopped at a FIN (or urgent data) behind the bytes; what remains then is
+ * still on epoll's ready list, unless an edge was spent while the flow was
+ * CONNECTING (out_pending, which the caller adds), and whatever arrives
+ * later raises a new edge: 0 needs no splice() to find out.
  */
 static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 {
@@ -722,12 +736,9 @@ static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
  */
 static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f)
 {
-	socklen_t elen = sizeof(int);
-	int err = 0, more;
+	int more;
 
-	if (getsockopt(f->up, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
-		err = errno;
-	if (err) {
+	if (ksteer_sock_error(f->up)) {
 		ks->stats.connect_failed++;
 		ksteer_end(ks, f, KEND_COUNTED);
 		return -1;
@@ -907,16 +918,30 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
 	f = &ks->flows[slot];
 	switch (f->state) {
 	case KF_CONNECTING:
-		/* Until the sidecar answers, the guest's bytes wait in the private stack. */
-		if (d != KF_IN || !(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+		/*
+		 * Until the sidecar answers, the guest's bytes wait in the private
+		 * stack; the edge that said so is spent, so remember it: a FIN or a
+		 * reset behind the bytes the header takes is found by the relay.
+		 */
+		if (d != KF_IN) {
+			f->out_pending = true;
+			return;
+		}
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
 		more = ksteer_sidecar_ready(ks, f);
 		if (more < 0)
 			return;
-		/* This edge is spent: the sidecar's first bytes, if it sent any, are read now. */
-		ksteer_relay(ks, f, ksteer_event_dirs(f, d, events) | (more ? KF_DIR(KF_OUT) : 0));
+		/* This edge is spent too: the sidecar's first bytes, if it sent any, are read now. */
+		ksteer_relay(ks, f, ksteer_event_dirs(f, d, events) |
+					    (more || f->out_pending ? KF_DIR(KF_OUT) : 0));
 		return;
 	case KF_OPEN:
+		/* A reset or error on either side ends the flow, whether or not a direction still reads it. */
+		if ((events & EPOLLERR) && ksteer_sock_error(d == KF_OUT ? f->sk : f->up)) {
+			ksteer_end(ks, f, KEND_RESET);
+			return;
+		}
 		ksteer_relay(ks, f, ksteer_event_dirs(f, d, events));
 		return;
 	default:

@@ -39,7 +39,7 @@
  *   SYN         accept() of this slot        CONNECTING  socket to the sidecar, connect()
  *   SYN         connect timeout              CLOSED      (the stack drops its half-open one)
  *   CONNECTING  sidecar connected            OPEN        PROXY header with the guest's
- *                                                        first bytes; relay both ways
+ *                                                        first bytes; relay what waits
  *   CONNECTING  refused, or timeout          CLOSED      guest's socket closed with RST
  *   OPEN        EOF relayed both ways        CLOSED      both sockets closed
  *   OPEN        error or reset on either     CLOSED      the other closed with RST
@@ -54,16 +54,23 @@
  * Relay and backpressure: each direction has a pipe of its own; splice()
  * moves what the reading socket has into the pipe and what the pipe holds
  * into the writing socket, until either would block.  Sockets are in one
- * epoll set, edge-triggered; a busy flow is given KSTEER_PUMP_ROUNDS
- * rounds per turn and then waits its next turn behind the others.  A
+ * epoll set, edge-triggered; an event relays only the directions it
+ * concerns (ksteer_event_dirs(): the one reading that socket, and the one
+ * writing to it only when its pipe waits for room), so a message costs no
+ * splice() that can only say EAGAIN; a busy flow is given
+ * KSTEER_PUMP_ROUNDS rounds per turn and then waits its next turn, both
+ * ways, behind the others.  An edge spent while the flow was CONNECTING
+ * (the guest's bytes, a FIN behind them) is remembered and relayed once it
+ * is OPEN.  A
  * socket that will not take more leaves its pipe full, and the reading
  * socket unread, so the kernel's windows carry the backpressure to the
  * guest and the sidecar.  A TCP socket to the sidecar holds at most
  * KSTEER_SIDECAR_NOTSENT_LOWAT bytes not yet sent (TCP_NOTSENT_LOWAT), the
  * rest waits in the pipe: the daemon does its own sending, not the
  * sidecar's recv() when its ACK opens the window.  EOF is passed on as
- * shutdown(SHUT_WR) once the pipe drained; an error or reset closes the
- * other side with a reset.
+ * shutdown(SHUT_WR) once the pipe drained; an error or reset on either
+ * socket (EPOLLERR with SO_ERROR set, or a splice() that fails) closes the
+ * other side with a reset, whether or not a direction still reads it.
  * When the backend is congested the tun is not read (ksteer_set_throttle()).
  *
  * Turnaround: writing a guest segment to the tun runs the private stack's

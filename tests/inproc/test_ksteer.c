@@ -519,6 +519,46 @@ static void test_sidecar_speaks_first(void **state)
 	close(conn);
 }
 
+/*
+ * The guest's request and its FIN arrive while the sidecar has not yet
+ * answered (its accept queue is full, so the connect() waits for the SYN's
+ * retransmission): the edges on the guest's socket come while the flow is
+ * connecting.  Once the sidecar takes the connection, the request rides
+ * with the header, and the FIN behind it, where that recv() stopped, still
+ * reaches the sidecar as EOF.
+ */
+static void test_request_and_fin_while_connecting(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40600, .dport = 5001, .seq = 8000 };
+	uint8_t buf[8];
+	int filler, conn;
+
+	/* A backlog of 0 holds one connection: the test's own fills it. */
+	assert_int_equal(listen(s->sidecar, 0), 0);
+	filler = inproc_tcp_connect(s->sidecar_port);
+	assert_true(filler >= 0);
+	inproc_pump(20);
+
+	handshake(f, &c);
+	gsend(f, &c, 0x19, "bye", 3); /* FIN|PSH|ACK with the request */
+	inproc_pump(100);
+	assert_int_equal(kstats(s)->opened, 0);
+	assert_int_equal(ksteer_active(f->d.ks), 1);
+
+	/* Room again: the daemon's SYN, retransmitted within a second or so, is taken. */
+	close(accept4(s->sidecar, NULL, NULL, SOCK_CLOEXEC));
+	close(filler);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	inproc_read_exact(conn, buf, 3);
+	assert_memory_equal(buf, "bye", 3);
+	expect_eof(conn);
+	assert_int_equal(kstats(s)->opened, 1);
+	close(conn);
+}
+
 /* One guest port towards two destinations at once: two flows, each with its own header. */
 static void test_same_source_port_two_destinations(void **state)
 {
@@ -894,6 +934,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_one_turn_each_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup_unix, teardown),
+		cmocka_unit_test_setup_teardown(test_request_and_fin_while_connecting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_reset, setup_unix, teardown),
