@@ -1060,7 +1060,7 @@ static bool vu_rx_more_buffers(struct vhost_user_backend *vb)
 	return vq_enable_notify_beyond(&vb->vr[VU_RXQ].vq, vb->rx_chains_short);
 }
 
-/* Enter backpressure: the guest's RX ring is out of buffers. */
+/* Enter backpressure: the guest's RX ring holds too few buffers for the next frame. */
 static void vu_rx_ring_full(struct vhost_user_backend *vb)
 {
 	vb->be.stats.rx_ring_full_events++;
