@@ -149,7 +149,8 @@ struct backend_stats {
 	/* vhost-user only (0 elsewhere). */
 	uint64_t rx_ring_full_events; /* the guest's RX ring had no buffer: frames staged */
 	uint64_t rx_ring_unusable;  /* frames dropped (tx_errors too): the guest's RX ring offered
-				     * only buffers it cannot take, a ring's worth or more */
+				     * only buffers it cannot take, a ring's worth or more, or
+				     * all its descriptors and still too little room */
 	uint64_t tx_drain_paused;   /* the guest's TX ring was left undrained (congested) */
 	uint64_t ring_broken;       /* rings put in the BROKEN state by a rule violation */
 	uint64_t vu_messages;       /* vhost-user messages handled */

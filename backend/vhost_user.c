@@ -106,8 +106,11 @@
  * use (shorter than the header, too scattered) are returned unused; every
  * chain popped for a frame counts, and after a ring's worth the frame is
  * dropped (rx_ring_unusable, tx_errors): a guest re-offering such chains as
- * fast as we return them cannot keep one send() going.  So does each
- * descriptor visited (empty and indirect ones too): at most
+ * fast as we return them cannot keep one send() going.  So is a frame the
+ * gathered chains cannot hold when they take every entry of the ring's
+ * descriptor table: the driver cannot post more, and the frame would wait
+ * for ever (multi-descriptor chains; a ring's worth of one-descriptor
+ * chains is the first case).  So does each descriptor visited (empty and indirect ones too): at most
  * VU_RX_FRAME_DESCS per frame and VU_RX_DRAIN_DESCS per drain dispatch,
  * with rings of at most 1024 entries (VQ_MAX_SIZE, QEMU's maximum; a
  * larger SET_VRING_NUM closes the connection).  Backpressure: when the
@@ -910,8 +913,10 @@ static void vu_rx_skip(struct vhost_user_backend *vb, uint16_t head)
  * descriptor visited, up to VU_RX_FRAME_DESCS.  Returns 0, -ENOBUFS if the
  * ring ran out (chains given back), -EMSGSIZE if the guest's buffers
  * cannot hold the frame, -ELOOP after a ring's worth of chains or too many
- * descriptors without the frame fitting (both: chains returned unused),
- * -EIO if the ring broke.
+ * descriptors without the frame fitting, or when the gathered chains hold
+ * every entry of the ring's descriptor table and still fall short (the
+ * driver has nothing left to post: waiting would stall the link for ever);
+ * all three return the chains unused.  -EIO if the ring broke.
  */
 static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 {
@@ -923,6 +928,7 @@ static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 	bool skipped_after = false; /* a skipped chain sits between gathered ones */
 	unsigned int popped = 0;    /* chains popped for this frame, skipped ones included */
 	unsigned int visits = 0;    /* descriptors they took */
+	unsigned int held = 0;      /* ring descriptor table entries the gathered chains hold */
 	uint64_t have = 0;
 	int ret;
 
@@ -950,6 +956,12 @@ static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 		}
 		if (ret < 0)
 			return -EIO;
+		if (ret == 0 && held >= vq->num) {
+			for (unsigned int i = 0; i < b->nchains; i++)
+				vu_rx_skip(vb, b->head[i]);
+			vb->be.stats.rx_ring_unusable++;
+			return -ELOOP;
+		}
 		if (ret == 0) {
 			/* Unpopping is exact only if the gathered chains are the last popped. */
 			if (skipped_after) {
@@ -970,6 +982,7 @@ static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 		}
 		b->head[b->nchains] = e->head;
 		b->cap[b->nchains] = e->in_len;
+		held += e->ring_desc;
 		b->first_iov[b->nchains] = b->niov;
 		memcpy(&b->iov[b->niov], &e->iov[e->out_num], e->in_num * sizeof(struct iovec));
 		memcpy(&b->gpa[b->niov], &e->gpa[e->out_num], e->in_num * sizeof(uint64_t));

@@ -291,6 +291,7 @@ static const char *vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vq_
 		if (w.budget-- == 0)
 			return "descriptor chain loops or is longer than the queue";
 		e->ndesc++;
+		e->ring_desc += !w.in_indirect;
 		vq_read_desc(w.table, i, &d);
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			err = vq_enter_indirect(vq, &w, &d);
@@ -325,7 +326,7 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e)
 		return -EIO;
 	}
 	e->head = head;
-	e->ndesc = 0;
+	e->ndesc = e->ring_desc = 0;
 	e->out_num = e->in_num = 0;
 	e->out_len = e->in_len = 0;
 	err = vq_walk_chain(vq, head, e);

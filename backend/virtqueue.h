@@ -85,6 +85,8 @@
 struct vq_elem {
 	uint16_t head;              /* descriptor index to return in vq_push() */
 	unsigned int ndesc;         /* descriptors the walk visited (indirect, empty ones too) */
+	unsigned int ring_desc;     /* of them, entries of the ring's own table (an indirect
+				     * table's are not: the chain holds one ring entry for it) */
 	unsigned int out_num;       /* device-readable iovecs: iov[0 .. out_num) */
 	unsigned int in_num;        /* device-writable: iov[out_num .. out_num + in_num) */
 	uint64_t out_len, in_len;   /* their total bytes, each <= VQ_MAX_CHAIN_BYTES */

@@ -847,6 +847,48 @@ static void rx_too_few_buffers(struct fix *f, uint64_t features)
 			    sizeof(frame) + VIRTIO_NET_HDR_LEN - 4 * 48);
 }
 
+/*
+ * Two-descriptor chains that, with every entry of the descriptor table
+ * posted, still hold less than the staged frame: the driver has nothing
+ * left to post, so the frame is dropped and counted and the chains come
+ * back unused; with two entries to spare it waits, as above.
+ */
+static void test_rx_all_descriptors_too_small(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[600] = { 0 };
+	uint16_t c;
+
+	bring_up(f, FEATURES);
+	/* Chain c: descriptors 2c and 2c + 1, 24 bytes each; 7 chains first. */
+	for (c = 0; c < QSIZE / 2; c++) {
+		set_desc(f, 0, 2u * c, DATA + 0x100u * c, 24, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT,
+			 2u * c + 1);
+		set_desc(f, 0, 2u * c + 1, DATA + 0x100u * c + 0x80, 24, VRING_DESC_F_WRITE, 0);
+	}
+	for (c = 0; c < QSIZE / 2 - 1; c++)
+		make_avail(f, 0, (uint16_t)(2 * c));
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	backend_flush(f->be);
+	pump(50);
+	assert_true(f->congested);
+	assert_int_equal(used_idx(f, 0), 0);
+	assert_int_equal(f->be->stats.rx_ring_unusable, 0);
+
+	/* The last two entries: 8 chains, 384 bytes for 612, and no entry left. */
+	make_avail(f, 0, (uint16_t)(2 * c));
+	kick(f, 0);
+	PUMP_UNTIL(used_idx(f, 0) == QSIZE / 2);
+	assert_int_equal(used_idx(f, 0), QSIZE / 2);
+	assert_int_equal(f->be->stats.rx_ring_unusable, 1);
+	assert_int_equal(f->be->stats.tx_errors, 1);
+	assert_int_equal(f->be->stats.tx_frames, 0);
+	assert_false(f->congested);
+	for (c = 0; c < QSIZE / 2; c++)
+		assert_int_equal(le32_read(f->ram + USED(0) + VRING_USED_RING_OFF + 8 * c + 4), 0);
+	assert_int_equal(f->be->stats.ring_broken, 0);
+}
+
 static void test_rx_too_few_buffers(void **state)
 {
 	rx_too_few_buffers(*state, FEATURES);
@@ -1823,6 +1865,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_skip_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_size_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_too_few_buffers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_all_descriptors_too_small, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_too_few_buffers_event_idx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_descriptor_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_fds_must_be_eventfds, setup, teardown),

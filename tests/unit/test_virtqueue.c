@@ -139,6 +139,8 @@ static void test_pop_push(void **state)
 	assert_ptr_equal(f->e.iov[0].iov_base, f->ram + DATA_OFF);
 	assert_ptr_equal(f->e.iov[2].iov_base, f->ram + DATA_OFF + 0x2000);
 	assert_true(f->e.gpa[1] == DATA(1));
+	assert_int_equal(f->e.ndesc, 3);
+	assert_int_equal(f->e.ring_desc, 3);
 	assert_int_equal(vq_pop(&f->vq, &f->e), 0);
 
 	vq_push(&f->vq, 3, 1500);
@@ -292,6 +294,7 @@ static void test_indirect(void **state)
 	assert_int_equal(f->e.in_num, 1);
 	assert_true(f->e.out_len == 72);
 	assert_int_equal(f->e.ndesc, 4); /* the indirect descriptor and its three entries */
+	assert_int_equal(f->e.ring_desc, 1); /* of the ring's table, only the indirect one */
 
 	/* A loop inside the indirect table. */
 	set_desc_at(table, 2, DATA(2), 100, VRING_DESC_F_NEXT, 0);
