@@ -106,14 +106,15 @@
  * use (shorter than the header, too scattered) are returned unused; every
  * chain popped for a frame counts, and after a ring's worth the frame is
  * dropped (rx_ring_unusable, tx_errors): a guest re-offering such chains as
- * fast as we return them cannot keep one send() going.  So is a frame the
- * gathered chains cannot hold when they take every entry of the ring's
- * descriptor table: the driver cannot post more, and the frame would wait
- * for ever (multi-descriptor chains; a ring's worth of one-descriptor
- * chains is the first case).  So does each descriptor visited (empty and indirect ones too): at most
+ * fast as we return them cannot keep one send() going.  So does each
+ * descriptor visited (empty and indirect ones too): at most
  * VU_RX_FRAME_DESCS per frame and VU_RX_DRAIN_DESCS per drain dispatch,
  * with rings of at most 1024 entries (VQ_MAX_SIZE, QEMU's maximum; a
- * larger SET_VRING_NUM closes the connection).  Backpressure: when the
+ * larger SET_VRING_NUM closes the connection).  A frame is dropped the same
+ * way when the chains gathered for it take every entry of the ring's
+ * descriptor table and still cannot hold it: the driver cannot post more,
+ * and the frame would wait for ever (multi-descriptor chains; a ring's
+ * worth of one-descriptor chains is the first case).  Backpressure: when the
  * guest has too few RX buffers for a frame, frames wait in a bounded
  * staging queue (VU_STAGE_BYTES), we ask for an RX kick once it posts more
  * than the failed gather found (vu_rx_more_buffers(); trying the same ones
@@ -1020,7 +1021,8 @@ static void vu_rx_copy(struct vhost_user_backend *vb, unsigned int *i, size_t *o
  * Write header @hdr (num_buffers filled in here) and @frame into the
  * guest's RX ring and push the used entries.  Returns 0, -ENOBUFS (no
  * buffers now: stage it), -EMSGSIZE (can never fit: drop), -ELOOP (only
- * unusable buffers: drop), -EIO (ring broken or stopped).
+ * unusable buffers, or every descriptor posted and still too little room:
+ * drop), -EIO (ring broken or stopped).
  */
 static int vu_rx_deliver(struct vhost_user_backend *vb, uint8_t *hdr, const uint8_t *frame,
 			 size_t len)

@@ -146,11 +146,11 @@ if [ "$NETDEV" = vhost-user ]; then
 	echo "$dst_status" | grep -qx 'VM status: paused' ||
 		e2e_fail "the destination did not finish loading: ${dst_status:-no answer on its monitor}"
 	pages=$(ram_diff_pages "$SRC_PID" "$DST_PID")
-	[ "$pages" != -1 ] || e2e_fail "cannot compare the two QEMUs' RAM: $(cat "$E2E_TMP/ram-diff.txt")"
+	[ -n "$pages" ] && [ "$pages" != -1 ] || e2e_fail "cannot compare the two QEMUs' RAM: $(cat "$E2E_TMP/ram-diff.txt")"
 	[ "$pages" = 0 ] || e2e_fail "the destination's RAM differs from the source's at the switch-over in" \
 		"$pages pages (a write to guest memory missing from the dirty log: ours, or QEMU's" \
 		"own, see rerun-on-guest-oops); the first as page:bytes differing: $(cat "$E2E_TMP/ram-diff.txt")"
-	e2e_log "the destination's 256 MiB of guest RAM equal the source's at the switch-over"
+	e2e_log "the destination's guest RAM equals the source's at the switch-over"
 	hmp "$MON2" 'cont' >/dev/null
 fi
 dst_status=$(hmp "$MON2" 'info status')

@@ -29,6 +29,7 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <cmocka.h>
@@ -463,9 +464,11 @@ static void test_in_stranger_refused(void **state)
 	uint8_t hdr[PROXY_HDR_MAX];
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 				  .sin_port = htons(relay_port(s)) };
+	struct timeval bound = { .tv_sec = 2 }; /* a blocking connect() waits no longer */
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound)), 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(write(fd, hdr, v2_header(hdr, CLIENT_IP, 46000)), 28);
 	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);

@@ -889,6 +889,53 @@ static void test_rx_all_descriptors_too_small(void **state)
 	assert_int_equal(f->be->stats.ring_broken, 0);
 }
 
+/*
+ * Indirect chains hold one entry of the ring's table each, whatever their
+ * own tables hold: seven of them, 35 descriptors visited, too small for the
+ * frame, leave nine entries free, so the frame waits; the rest arrive and
+ * it goes out.
+ */
+static void test_rx_indirect_chains_wait(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[1000] = { 0 };
+	uint16_t c;
+
+	bring_up(f, FEATURES | VIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC));
+	/* Chain c: ring entry c, a table of four 24-byte buffers (96 bytes). */
+	for (c = 0; c < QSIZE; c++) {
+		uint64_t table = DATA + 0x40000 + 0x100u * c;
+
+		for (uint16_t k = 0; k < 4; k++) {
+			uint8_t *p = f->ram + table + k * VRING_DESC_SIZE;
+
+			le64_write(p, DATA + 0x50000 + 0x200u * c + 0x40u * k);
+			le32_write(p + 8, 24);
+			le16_write(p + 12, VRING_DESC_F_WRITE | (k < 3 ? VRING_DESC_F_NEXT : 0));
+			le16_write(p + 14, (uint16_t)(k + 1));
+		}
+		set_desc(f, 0, c, table, 4 * VRING_DESC_SIZE, VRING_DESC_F_INDIRECT, 0);
+	}
+	for (c = 0; c < 7; c++)
+		make_avail(f, 0, c);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	backend_flush(f->be);
+	pump(50);
+	assert_true(f->congested);
+	assert_int_equal(used_idx(f, 0), 0);
+	assert_int_equal(f->be->stats.rx_ring_unusable, 0);
+
+	/* 11 chains hold the 1012 bytes. */
+	for (; c < QSIZE; c++)
+		make_avail(f, 0, c);
+	kick(f, 0);
+	PUMP_UNTIL(used_idx(f, 0) == 11);
+	assert_int_equal(used_idx(f, 0), 11);
+	assert_int_equal(f->be->stats.tx_frames, 1);
+	assert_int_equal(f->be->stats.rx_ring_unusable, 0);
+	assert_false(f->congested);
+}
+
 static void test_rx_too_few_buffers(void **state)
 {
 	rx_too_few_buffers(*state, FEATURES);
@@ -1866,6 +1913,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ring_size_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_too_few_buffers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_all_descriptors_too_small, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_indirect_chains_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_too_few_buffers_event_idx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_descriptor_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_fds_must_be_eventfds, setup, teardown),

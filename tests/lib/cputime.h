@@ -21,7 +21,8 @@ static inline int64_t test_cpu_us(void)
  * Whether the process used less than @share_pct percent of @wall_ms of one
  * core since test_cpu_us() said @since_us: a loop that waits takes a few
  * turns, one that spins takes the core.  Always true under valgrind, whose
- * emulation makes every turn costly (tests/run sets MESHSLIRP_UNDER_VALGRIND).
+ * emulation makes every turn costly (meson's valgrind test setup sets
+ * MESHSLIRP_UNDER_VALGRIND).
  */
 static inline bool test_cpu_share_below(int64_t since_us, unsigned int wall_ms,
 					unsigned int share_pct)
