@@ -905,6 +905,13 @@ static void vu_rx_skip(struct vhost_user_backend *vb, uint16_t head)
 	vb->rx_used_pending = true;
 }
 
+/* Give back, unused, every chain vu_rx_gather() has gathered so far. */
+static void vu_rx_skip_gathered(struct vhost_user_backend *vb)
+{
+	for (unsigned int i = 0; i < vb->rxb->nchains; i++)
+		vu_rx_skip(vb, vb->rxb->head[i]);
+}
+
 /*
  * Gather RX chains until they hold @need bytes (one chain without
  * MRG_RXBUF).  Every chain popped counts, skipped ones too: a driver has
@@ -937,8 +944,7 @@ static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 	b->niov = 0;
 	while (have < need) {
 		if (b->nchains == limit || popped == vq->num || visits >= VU_RX_FRAME_DESCS) {
-			for (unsigned int i = 0; i < b->nchains; i++)
-				vu_rx_skip(vb, b->head[i]);
+			vu_rx_skip_gathered(vb);
 			if (b->nchains == limit)
 				return -EMSGSIZE;
 			vb->be.stats.rx_ring_unusable++;
@@ -957,17 +963,16 @@ static int vu_rx_gather(struct vhost_user_backend *vb, uint64_t need)
 		}
 		if (ret < 0)
 			return -EIO;
-		if (ret == 0 && held >= vq->num) {
-			for (unsigned int i = 0; i < b->nchains; i++)
-				vu_rx_skip(vb, b->head[i]);
-			vb->be.stats.rx_ring_unusable++;
-			return -ELOOP;
-		}
 		if (ret == 0) {
+			/* Every table entry gathered and still short: the driver can post no more. */
+			if (held >= vq->num) {
+				vu_rx_skip_gathered(vb);
+				vb->be.stats.rx_ring_unusable++;
+				return -ELOOP;
+			}
 			/* Unpopping is exact only if the gathered chains are the last popped. */
 			if (skipped_after) {
-				for (unsigned int i = 0; i < b->nchains; i++)
-					vu_rx_skip(vb, b->head[i]);
+				vu_rx_skip_gathered(vb);
 				vb->rx_chains_short = 0;
 			} else {
 				vq_unpop(vq, (uint16_t)b->nchains);

@@ -419,15 +419,22 @@ static void bring_up_rings(struct fix *f, uint64_t features, bool enable)
 	assert_true(read_reply(f->conn, VU_REQ_GET_QUEUE_NUM) == 1);
 }
 
-static void set_desc(struct fix *f, uint32_t q, uint32_t i, uint64_t gpa, uint32_t len,
-		     uint16_t flags, uint16_t next)
+/* Descriptor @i of the table at @table (the ring's or an indirect one). */
+static void set_desc_at(uint8_t *table, uint32_t i, uint64_t gpa, uint32_t len, uint16_t flags,
+			uint16_t next)
 {
-	uint8_t *p = f->ram + DESC(q) + i * VRING_DESC_SIZE;
+	uint8_t *p = table + i * VRING_DESC_SIZE;
 
 	le64_write(p, gpa);
 	le32_write(p + 8, len);
 	le16_write(p + 12, flags);
 	le16_write(p + 14, next);
+}
+
+static void set_desc(struct fix *f, uint32_t q, uint32_t i, uint64_t gpa, uint32_t len,
+		     uint16_t flags, uint16_t next)
+{
+	set_desc_at(f->ram + DESC(q), i, gpa, len, flags, next);
 }
 
 static void make_avail(struct fix *f, uint32_t q, uint16_t head)
@@ -780,13 +787,10 @@ static void test_rx_descriptor_budget(void **state)
 		set_desc(f, 0, i, DATA, 0, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, (uint16_t)(i + 1));
 	set_desc(f, 0, f->qsize - 2, table, f->qsize * VRING_DESC_SIZE, VRING_DESC_F_INDIRECT, 0);
 	for (uint32_t i = 0; i < f->qsize; i++) {
-		uint8_t *p = f->ram + table + i * VRING_DESC_SIZE;
 		bool last = i == f->qsize - 1;
 
-		le64_write(p, DATA + 0x100);
-		le32_write(p + 8, last ? VIRTIO_NET_HDR_LEN : 0);
-		le16_write(p + 12, VRING_DESC_F_WRITE | (last ? 0 : VRING_DESC_F_NEXT));
-		le16_write(p + 14, (uint16_t)(i + 1));
+		set_desc_at(f->ram + table, i, DATA + 0x100, last ? VIRTIO_NET_HDR_LEN : 0,
+			    VRING_DESC_F_WRITE | (last ? 0 : VRING_DESC_F_NEXT), (uint16_t)(i + 1));
 	}
 	for (uint32_t i = 0; i < f->qsize; i++)
 		make_avail(f, 0, 0);
@@ -847,6 +851,17 @@ static void rx_too_few_buffers(struct fix *f, uint64_t features)
 			    sizeof(frame) + VIRTIO_NET_HDR_LEN - 4 * 48);
 }
 
+/* Send @frame with too little room posted: it is staged, the link congested, no chain used. */
+static void send_expect_wait(struct fix *f, const uint8_t *frame, size_t len)
+{
+	assert_int_equal(backend_send(f->be, frame, len, NULL), 0);
+	backend_flush(f->be);
+	pump(50);
+	assert_true(f->congested);
+	assert_int_equal(used_idx(f, 0), 0);
+	assert_int_equal(f->be->stats.rx_ring_unusable, 0);
+}
+
 /*
  * Two-descriptor chains that, with every entry of the descriptor table
  * posted, still hold less than the staged frame: the driver has nothing
@@ -868,12 +883,7 @@ static void test_rx_all_descriptors_too_small(void **state)
 	}
 	for (c = 0; c < QSIZE / 2 - 1; c++)
 		make_avail(f, 0, (uint16_t)(2 * c));
-	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
-	backend_flush(f->be);
-	pump(50);
-	assert_true(f->congested);
-	assert_int_equal(used_idx(f, 0), 0);
-	assert_int_equal(f->be->stats.rx_ring_unusable, 0);
+	send_expect_wait(f, frame, sizeof(frame));
 
 	/* The last two entries: 8 chains, 384 bytes for 612, and no entry left. */
 	make_avail(f, 0, (uint16_t)(2 * c));
@@ -906,24 +916,15 @@ static void test_rx_indirect_chains_wait(void **state)
 	for (c = 0; c < QSIZE; c++) {
 		uint64_t table = DATA + 0x40000 + 0x100u * c;
 
-		for (uint16_t k = 0; k < 4; k++) {
-			uint8_t *p = f->ram + table + k * VRING_DESC_SIZE;
-
-			le64_write(p, DATA + 0x50000 + 0x200u * c + 0x40u * k);
-			le32_write(p + 8, 24);
-			le16_write(p + 12, VRING_DESC_F_WRITE | (k < 3 ? VRING_DESC_F_NEXT : 0));
-			le16_write(p + 14, (uint16_t)(k + 1));
-		}
+		for (uint16_t k = 0; k < 4; k++)
+			set_desc_at(f->ram + table, k, DATA + 0x50000 + 0x200u * c + 0x40u * k, 24,
+				    VRING_DESC_F_WRITE | (k < 3 ? VRING_DESC_F_NEXT : 0),
+				    (uint16_t)(k + 1));
 		set_desc(f, 0, c, table, 4 * VRING_DESC_SIZE, VRING_DESC_F_INDIRECT, 0);
 	}
 	for (c = 0; c < 7; c++)
 		make_avail(f, 0, c);
-	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
-	backend_flush(f->be);
-	pump(50);
-	assert_true(f->congested);
-	assert_int_equal(used_idx(f, 0), 0);
-	assert_int_equal(f->be->stats.rx_ring_unusable, 0);
+	send_expect_wait(f, frame, sizeof(frame));
 
 	/* 11 chains hold the 1012 bytes. */
 	for (; c < QSIZE; c++)
