@@ -96,6 +96,7 @@ static struct trust *trust_start(const char *const *extra)
 {
 	struct trust *t = g_new0(struct trust, 1);
 	g_autoptr(GPtrArray) args = g_ptr_array_new();
+	uint16_t ports[2];
 
 	t->admin = tcp_listener("127.0.0.1", ADMIN_PORT);
 	t->outbound = tcp_listener("127.0.0.1", OUTBOUND_PORT);
@@ -103,8 +104,9 @@ static struct trust *trust_start(const char *const *extra)
 	t->any_svc = tcp_listener("0.0.0.0", ANY_SVC_PORT);
 	t->udp_svc = udp_socket("0.0.0.0", UDP_SVC_PORT, NULL);
 	t->dns_upstream = udp_socket("127.0.0.1", 0, &t->dns_port);
-	t->host_port = inproc_free_port();
-	t->host_port2 = inproc_free_port();
+	inproc_free_ports(ports, 2);
+	t->host_port = ports[0];
+	t->host_port2 = ports[1];
 	snprintf(t->expose, sizeof(t->expose), "tcp:%u:%u", t->host_port, GUEST_PORT);
 	snprintf(t->expose2, sizeof(t->expose2), "tcp:%u:%u", t->host_port2, GUEST_PORT);
 	snprintf(t->dns_arg, sizeof(t->dns_arg), "127.0.0.1:%u", t->dns_port);

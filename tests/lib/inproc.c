@@ -40,16 +40,32 @@ struct in_addr inproc_ip(const char *s)
 	return a;
 }
 
+void inproc_free_ports(uint16_t *ports, unsigned int n)
+{
+	int fds[8];
+
+	assert_true(n <= G_N_ELEMENTS(fds));
+	for (unsigned int i = 0; i < n; i++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t len = sizeof(sa);
+
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(fds[i] >= 0);
+		assert_int_equal(bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+		assert_int_equal(getsockname(fds[i], (struct sockaddr *)&sa, &len), 0);
+		ports[i] = ntohs(sa.sin_port);
+	}
+	for (unsigned int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
 uint16_t inproc_free_port(void)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint16_t port;
 
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
+	inproc_free_ports(&port, 1);
+	return port;
 }
 
 int inproc_tcp_connect(uint16_t port)

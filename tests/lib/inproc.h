@@ -66,6 +66,13 @@ struct in_addr inproc_ip(const char *s);
 /* inproc_free_port() - a TCP port on 127.0.0.1 that was free a moment ago. */
 uint16_t inproc_free_port(void);
 
+/*
+ * inproc_free_ports() - @n distinct TCP ports on 127.0.0.1 that were free a
+ * moment ago (all held bound at once while picked: two separate picks can
+ * return the same port).  @n at most 8.
+ */
+void inproc_free_ports(uint16_t *ports, unsigned int n);
+
 /* inproc_tcp_connect() - non-blocking connect to 127.0.0.1:@port, then pump a little; fd or -errno. */
 int inproc_tcp_connect(uint16_t port);
 uint32_t inproc_be32(const uint8_t *p);
