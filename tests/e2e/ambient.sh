@@ -209,6 +209,10 @@ amb_dns() {
 #!/bin/sh
 # One answer of the DNS proxy stand-in: log the asker, send AMB_DNS_BYTES bytes.
 echo "ZT-DNS \$1 peer=\$SOCAT_PEERADDR:\$SOCAT_PEERPORT" >>"$E2E_TMP/$name.log"
+# The question first: exiting before socat handed it over makes socat's write fail (EPIPE)
+# and end the exchange, answer unsent (seen once in CI).  It is one short write, so it is
+# all in the pipe once its first byte is.
+head -c 1 >/dev/null
 head -c $AMB_DNS_BYTES /dev/zero | tr '\\0' z
 EOF
 	chmod +x "$script"

@@ -60,6 +60,9 @@ node_answer() {
 #!/bin/sh
 # One answer of the node's $name server.
 echo "$name $proto peer=\$SOCAT_PEERADDR:\$SOCAT_PEERPORT" >>"$E2E_TMP/$name.log"
+# The question first, as in amb_dns (ambient.sh): exiting before socat handed it over
+# ends the exchange with EPIPE, answer unsent.
+head -c 1 >/dev/null
 head -c $bytes /dev/zero | tr '\\0' n
 EOF
 	chmod +x "$script"
