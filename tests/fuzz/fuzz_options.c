@@ -18,13 +18,22 @@
  *     promises;
  *   - the same argv parses the same way twice (same result and message);
  *   - a config that parsed (and is not --version) satisfies every rule
- *     options.h and the README state: exactly one backend, --netns only
- *     with --tap, --proxy-source only with --outbound-proxy, a contiguous
+ *     options.h and the README state: exactly one backend (--socket,
+ *     --tap or --vhost-user), --netns only with --tap, --proxy-source and
+ *     --steer-stack kernel only with --outbound-proxy, a contiguous
  *     netmask of /1../29 with the network's host bits clear, gateway, DNS
  *     and guest inside it, distinct, neither network nor broadcast address,
- *     MTU, ports, timeouts and --max-flows in range, exposed host ports
- *     unique, CIDRs with host bits clear, connect targets neither 0.0.0.0
- *     nor a loopback address other than 127.0.0.1.
+ *     MTU, ports, timeouts and --max-flows in range, exposed host ports and
+ *     exposed unix paths unique, unix paths absolute, under 108 bytes and
+ *     free of ':', an --outbound-proxy unix:PATH standing for the virtual
+ *     target 127.0.0.1:15001, every CIDR list with host bits clear,
+ *     connect targets neither 0.0.0.0 nor a loopback address other than
+ *     127.0.0.1, --user as USER or USER:GROUP, the trusted-peer and deny
+ *     lists at their defaults until given.
+ *
+ * Keep this list in step with options.c: an option the rules do not know
+ * reads as a broken rule (CI's fuzz pass once failed on --vhost-user, a
+ * backend added after the harness, as "two backends or none").
  */
 
 #include <errno.h>
@@ -64,6 +73,18 @@ static void check_target(bool set, struct in_addr a, uint16_t port)
 	FUZZ_CHECK(h >> 24 != 127 || h == INADDR_LOOPBACK);
 }
 
+/* A path options_parse_unix_path() accepted. */
+static void check_unix_path(const char *path)
+{
+	FUZZ_CHECK(path && path[0] == '/' && strlen(path) < 108 && !strchr(path, ':'));
+}
+
+/* A path for bind() or connect(): non-empty, fits sun_path with its NUL. */
+static void check_socket_path(const char *path)
+{
+	FUZZ_CHECK(!path || (path[0] && strlen(path) < 108));
+}
+
 static void check_cidrs(const GArray *a)
 {
 	for (guint i = 0; i < a->len; i++) {
@@ -80,12 +101,14 @@ static void check_config(const struct ms_config *c)
 	uint32_t bcast = c->network.s_addr | ~c->netmask.s_addr;
 	const struct in_addr addrs[] = { c->gateway, c->dns, c->guest };
 
-	FUZZ_CHECK(!!c->socket_path != !!c->tap_name);
-	FUZZ_CHECK(!c->socket_path || (c->socket_path[0] && strlen(c->socket_path) < 108));
+	FUZZ_CHECK(!!c->socket_path + !!c->tap_name + !!c->vhost_user_path == 1);
+	check_socket_path(c->socket_path);
+	check_socket_path(c->vhost_user_path);
 	FUZZ_CHECK(!c->tap_name || (c->tap_name[0] && strlen(c->tap_name) < 16 &&
 				    !strchr(c->tap_name, '/')));
 	FUZZ_CHECK(!c->tap_netns || (c->tap_name && c->tap_netns[0]));
 	FUZZ_CHECK(!c->proxy_source_set || c->outbound_proxy_set);
+	FUZZ_CHECK(!c->steer_kernel || c->outbound_proxy_set);
 
 	FUZZ_CHECK(c->prefix_len >= 1 && c->prefix_len <= 29);
 	FUZZ_CHECK(mask == ~(0xffffffffu >> c->prefix_len));
@@ -106,6 +129,21 @@ static void check_config(const struct ms_config *c)
 			FUZZ_CHECK(g_array_index(c->expose, struct bridge_expose, j).host_port !=
 				   e->host_port);
 	}
+	for (guint i = 0; i < c->expose_unix->len; i++) {
+		const struct ms_expose_unix *u = &g_array_index(c->expose_unix, struct ms_expose_unix, i);
+
+		check_unix_path(u->path);
+		FUZZ_CHECK(u->guest_port);
+		for (guint j = 0; j < i; j++)
+			FUZZ_CHECK(strcmp(g_array_index(c->expose_unix, struct ms_expose_unix, j).path,
+					  u->path));
+	}
+	if (c->outbound_proxy_unix) {
+		check_unix_path(c->outbound_proxy_unix);
+		FUZZ_CHECK(c->outbound_proxy_set &&
+			   c->outbound_proxy_addr.s_addr == htonl(INADDR_LOOPBACK) &&
+			   c->outbound_proxy_port == 15001);
+	}
 	check_target(c->outbound_proxy_set, c->outbound_proxy_addr, c->outbound_proxy_port);
 	check_target(c->dns_upstream_set, c->dns_upstream_addr, c->dns_upstream_port);
 	FUZZ_CHECK(!(c->outbound_proxy_set && c->dns_upstream_set &&
@@ -114,13 +152,27 @@ static void check_config(const struct ms_config *c)
 	FUZZ_CHECK(c->outbound_proxy_version == PROXY_V1 || c->outbound_proxy_version == PROXY_V2);
 	check_cidrs(c->include_cidrs);
 	check_cidrs(c->exclude_cidrs);
+	check_cidrs(c->deny_cidrs);
+	check_cidrs(c->inbound_trusted);
+	/* The defaults (loopback,pod; the ambient probe) stand until the option is given. */
+	FUZZ_CHECK(c->inbound_trusted_set || (c->inbound_trust_pod && c->inbound_trusted->len == 1));
+	FUZZ_CHECK(c->deny_cidrs_set || c->deny_cidrs->len == 1);
 	FUZZ_CHECK(!(c->exclude_ports[0] & 1)); /* port 0 is never a port */
 	FUZZ_CHECK(c->max_flows >= 1 && c->max_flows <= 1048576);
 	FUZZ_CHECK(c->inbound_mode == BRIDGE_INBOUND_OFF ||
 		   c->inbound_mode == BRIDGE_INBOUND_OPTIONAL ||
 		   c->inbound_mode == BRIDGE_INBOUND_REQUIRED);
 	FUZZ_CHECK(c->inbound_header_timeout_ms >= 100 && c->inbound_header_timeout_ms <= 60000);
-	FUZZ_CHECK(!c->control_path || (c->control_path[0] && strlen(c->control_path) < 108));
+	FUZZ_CHECK(c->connect_timeout_ms >= 100 && c->connect_timeout_ms <= 600000);
+	FUZZ_CHECK(c->tcp_idle_timeout_ms == 0 || (c->tcp_idle_timeout_ms >= 1000 &&
+						   c->tcp_idle_timeout_ms <= 7 * 24 * 3600000u));
+	check_socket_path(c->control_path);
+	if (c->user) {
+		const char *colon = strchr(c->user, ':');
+
+		FUZZ_CHECK(c->user[0] && colon != c->user);
+		FUZZ_CHECK(!colon || (colon[1] && !strchr(colon + 1, ':')));
+	}
 	FUZZ_CHECK(!c->metrics_set || (c->metrics_addr.sin_family == AF_INET &&
 				       c->metrics_addr.sin_port != 0));
 	FUZZ_CHECK(c->ready_fd == -1 || c->ready_fd >= 3);
