@@ -204,29 +204,6 @@ NFT
 
 # amb_dns NAME NETNS : the DNS proxy stand-in on 127.0.0.1:15053 (see the top of this file).
 amb_dns() {
-	local name=$1 ns=$2 script="$E2E_TMP/$1-answer.sh" proto
-	cat >"$script" <<EOF
-#!/bin/sh
-# One answer of the DNS proxy stand-in: log the asker, send AMB_DNS_BYTES bytes.
-echo "ZT-DNS \$1 peer=\$SOCAT_PEERADDR:\$SOCAT_PEERPORT" >>"$E2E_TMP/$name.log"
-# The question first: exiting before socat handed it over makes socat's write fail (EPIPE)
-# and end the exchange, answer unsent (seen once in CI).  It is one short write, so it is
-# all in the pipe once its first byte is.
-head -c 1 >/dev/null
-head -c $AMB_DNS_BYTES /dev/zero | tr '\\0' z
-EOF
-	chmod +x "$script"
-	: >"$E2E_TMP/$name.log"
-	e2e_bg "$name-udp" "$ns" socat -T 10 UDP4-RECVFROM:15053,bind=127.0.0.1,fork,reuseaddr \
-		EXEC:"$script udp"
-	e2e_bg "$name-tcp" "$ns" socat -T 10 TCP4-LISTEN:15053,bind=127.0.0.1,fork,reuseaddr \
-		EXEC:"$script tcp"
-	for proto in -u -t; do
-		local i ok=
-		for i in $(seq 1 100); do
-			[ -n "$(ip netns exec "$ns" ss -Hln "$proto" 'sport = :15053')" ] && { ok=1; break; }
-			sleep 0.1
-		done
-		[ -n "$ok" ] || e2e_fail "the DNS proxy stand-in is not listening ($proto)"
-	done
+	e2e_answer_server "$1" "$2" udp 127.0.0.1:15053 "$AMB_DNS_BYTES" ZT-DNS
+	e2e_answer_server "$1" "$2" tcp 127.0.0.1:15053 "$AMB_DNS_BYTES" ZT-DNS
 }

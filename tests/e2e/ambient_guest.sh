@@ -52,33 +52,10 @@ table inet watch {
 }
 NFT
 
-# node_answer NAME PROTO ADDR:PORT BYTES : a server on the node that logs each asker as
-# "NAME PROTO peer=IP:PORT" and answers BYTES bytes.
-node_answer() {
-	local name=$1 proto=$2 listen=$3 bytes=$4 script="$E2E_TMP/$1-$2.sh" addr
-	cat >"$script" <<EOF
-#!/bin/sh
-# One answer of the node's $name server.
-echo "$name $proto peer=\$SOCAT_PEERADDR:\$SOCAT_PEERPORT" >>"$E2E_TMP/$name.log"
-# The question first, as in amb_dns (ambient.sh): exiting before socat handed it over
-# ends the exchange with EPIPE, answer unsent.
-head -c 1 >/dev/null
-head -c $bytes /dev/zero | tr '\\0' n
-EOF
-	chmod +x "$script"
-	: >"$E2E_TMP/$name.log"
-	if [ "$proto" = udp ]; then
-		addr=UDP4-RECVFROM:${listen#*:},bind=${listen%:*},fork,reuseaddr
-	else
-		addr=TCP4-LISTEN:${listen#*:},bind=${listen%:*},fork,reuseaddr
-	fi
-	e2e_bg "$name-$proto-server" "$NS_NODE" socat -T 10 "$addr" EXEC:"$script"
-	e2e_wait_listening "$NS_NODE" "${listen#*:}" 10 || e2e_fail "$name ($proto) did not start"
-}
 # The resolver the guest names itself: it must never be asked (777 bytes would tell).
-node_answer resolver udp "$NODE_IP:53" 777
-node_answer resolver tcp "$NODE_IP:53" 777
-node_answer udpsvc udp "$NODE_IP:7001" 11
+e2e_answer_server resolver "$NS_NODE" udp "$NODE_IP:53" 777 resolver
+e2e_answer_server resolver "$NS_NODE" tcp "$NODE_IP:53" 777 resolver
+e2e_answer_server udpsvc "$NS_NODE" udp "$NODE_IP:7001" 11 udpsvc
 e2e_bg sink "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5001" --bytes 1048576 --timeout 150
 sink_pid=$E2E_LAST_PID
 e2e_bg echo "$NS_NODE" "$MSTOOL" echo --listen "$NODE_IP:7000" --peers --timeout 150

@@ -141,16 +141,45 @@ e2e_field() {
 	tr -d '\r' <"$1" | grep -Eo -m1 -- "$2.*" || true
 }
 
-# e2e_wait_listening NS PORT SECONDS : wait until something listens on TCP PORT, or has UDP
-# PORT bound, in NS.  Servers started in the background are not ready at once; a fixed sleep
-# loses that race on a loaded machine.
+# e2e_wait_listening NS PORT SECONDS [tcp|udp] : wait until something listens on TCP PORT,
+# or has UDP PORT bound, in NS (only that protocol, if given: a UDP server on the port does
+# not make its TCP twin ready).  Servers started in the background are not ready at once; a
+# fixed sleep loses that race on a loaded machine.
 e2e_wait_listening() {
-	local i
+	local i protos=-tu
+	case ${4:-} in tcp) protos=-t ;; udp) protos=-u ;; esac
 	for i in $(seq 1 $(($3 * 10))); do
-		[ -n "$(ip netns exec "$1" ss -Hltun "sport = :$2")" ] && return 0
+		[ -n "$(ip netns exec "$1" ss -Hln "$protos" "sport = :$2")" ] && return 0
 		sleep 0.1
 	done
 	return 1
+}
+
+# e2e_answer_server NAME NETNS PROTO ADDR:PORT BYTES TAG : a socat server in NETNS on
+# ADDR:PORT (PROTO udp or tcp) that appends "TAG PROTO peer=IP:PORT" to $E2E_TMP/NAME.log
+# for each asker and answers BYTES bytes ('a'), so a client can tell its answer from any
+# other.  Waits until it listens; e2e_fail if it does not.
+e2e_answer_server() {
+	local name=$1 ns=$2 proto=$3 listen=$4 bytes=$5 tag=$6 script="$E2E_TMP/$1-$3.sh" addr
+	cat >"$script" <<EOF
+#!/bin/sh
+# One answer of the $name server ($proto).
+echo "$tag $proto peer=\$SOCAT_PEERADDR:\$SOCAT_PEERPORT" >>"$E2E_TMP/$name.log"
+# The question first: exiting before socat handed it over makes socat's write fail (EPIPE)
+# and end the exchange, answer unsent (seen once in CI).  It is one short write, so it is
+# all in the pipe once its first byte is.
+head -c 1 >/dev/null
+head -c $bytes /dev/zero | tr '\\0' a
+EOF
+	chmod +x "$script"
+	touch "$E2E_TMP/$name.log"
+	case $proto in
+	udp) addr=UDP4-RECVFROM:${listen##*:},bind=${listen%:*},fork,reuseaddr ;;
+	tcp) addr=TCP4-LISTEN:${listen##*:},bind=${listen%:*},fork,reuseaddr ;;
+	*) e2e_fail "e2e_answer_server: protocol '$proto' is neither udp nor tcp" ;;
+	esac
+	e2e_bg "$name-$proto-server" "$ns" socat -T 10 "$addr" EXEC:"$script"
+	e2e_wait_listening "$ns" "${listen##*:}" 10 "$proto" || e2e_fail "the $name server ($proto) is not listening"
 }
 
 # e2e_wait_exit PID SECONDS : wait for PID to exit; returns its status, 124 on timeout.
