@@ -24,7 +24,9 @@
 #   meshslirp-vu-unix the same with both sidecar legs on unix sockets (not default): HAProxy
 #                  binds unix@ with accept-proxy (--outbound-proxy unix:PATH), and an inbound
 #                  frontend on the pod's :15006 sends to unix@ with send-proxy-v2
-#                  (--expose unix:PATH:5201, header required)
+#                  (--expose unix:PATH:5201, header required).  BENCH_UNIX_SIDECAR_SNDBUF=N:
+#                  that HAProxy's tune.sndbuf.client (its unix sockets' send buffer, the
+#                  sender's limit *in*; unset: the kernel's default; docs/PERFORMANCE.md)
 #                  (vu-frontend tap): like for like with masquerade-vm, the headline ratio
 #   meshslirp      meshslirp's stream backend, a frame pump playing QEMU (mstool pump)
 #   meshslirp-tap  meshslirp's tap backend
@@ -105,6 +107,8 @@ bench_sidecar_up() {
 	elif [ "$kind" = unix ]; then
 		# Both legs on unix sockets: the outbound listener, and the inbound (Envoy's
 		# 15006 stand-in) towards the daemon's unix exposed port.
+		[ -n "${BENCH_UNIX_SIDECAR_SNDBUF:-}" ] &&
+			E2E_HAPROXY_GLOBAL=("  tune.sndbuf.client $BENCH_UNIX_SIDECAR_SNDBUF")
 		e2e_haproxy_cfg "$cfg" 'frontend outbound' \
 			"  bind unix@$(bench_unix_out "$s") accept-proxy" \
 			'  default_backend orig' 'backend orig' '  server orig 0.0.0.0:0' \
