@@ -34,8 +34,10 @@
  *
  * Checked, besides what ASan, UBSan and LSan see:
  *   - every hook call: the bridge rewrites in place only addresses, ports and
- *     checksums of TCP/UDP frames and ICMP errors, never anything else and
- *     never another kind of frame; each checksum residual is unchanged
+ *     checksums of TCP/UDP frames and ICMP errors, and the addresses and
+ *     header checksum of later IPv4 fragments (of a datagram whose first
+ *     fragment it rewrote), never anything else and never another kind of
+ *     frame; each checksum residual is unchanged
  *     (computed from scratch, see fuzz_view.h), so it can neither break a
  *     valid frame nor repair a corrupt one;
  *   - every frame that reaches the guest (from libslirp through the hook, or

@@ -6,7 +6,8 @@
  * Input: a 36-byte header, then one Ethernet frame.
  *   [0..11]  a tuple T: source address, destination address, source port,
  *            destination port, as raw network-order bytes
- *   [12..19] outer source and destination addresses (for ICMP errors)
+ *   [12..19] outer source and destination addresses (for ICMP errors and
+ *            later fragments)
  *   [20..31] destination and source MAC, [32..35] acknowledgement number,
  *            for rw_build_tcp_rst() with T
  *
@@ -17,7 +18,8 @@
  *     gives lies inside the frame and agrees with the headers.
  *   - TCP/UDP (RW_TRANSPORT): rw_set_tuple(T), then back to the original
  *     tuple.  ICMP errors: rw_set_inner_tuple(T) and rw_set_outer_addrs(),
- *     then both back.
+ *     then both back.  Later fragments (RW_FRAGMENT): rw_set_outer_addrs()
+ *     with the outer addresses of the header, then back.
  *   - After each rewrite the view reads back what was written, the frame
  *     parses to the same view, and only address, port and checksum bytes
  *     changed.
@@ -245,6 +247,38 @@ static void fuzz_icmp_error(uint8_t *f, size_t len, struct rw_view *v, const uin
 	fuzz_check_changes(f, orig, m, len, true);
 }
 
+/*
+ * A later fragment: rw_set_outer_addrs() alone (the bridge's rewrite of the
+ * fragments behind a rewritten first one), then back.
+ */
+static void fuzz_fragment(uint8_t *f, size_t len, struct rw_view *v, const uint8_t *orig,
+			  uint8_t *m, const uint8_t *hdr)
+{
+	struct fuzz_residuals r0, r1;
+	struct rw_view again;
+	uint32_t s0, d0, s1, d1, s, d;
+
+	rw_outer_addrs(v, &s0, &d0);
+	memcpy(&s1, hdr + 12, 4);
+	memcpy(&d1, hdr + 16, 4);
+	fuzz_residuals_of(v, &r0);
+	fuzz_mark_rewritable(v, f, m);
+
+	rw_set_outer_addrs(v, s1, d1);
+	rw_outer_addrs(v, &s, &d);
+	FUZZ_CHECK(s == s1 && d == d1);
+	rw_parse(f, len, &again);
+	fuzz_check_same_view(v, &again);
+	fuzz_residuals_of(v, &r1);
+	fuzz_check_residuals(&r0, &r1);
+	fuzz_check_changes(f, orig, m, len, false);
+
+	rw_set_outer_addrs(v, s0, d0);
+	fuzz_residuals_of(v, &r1);
+	fuzz_check_residuals(&r0, &r1);
+	fuzz_check_changes(f, orig, m, len, true);
+}
+
 static void fuzz_rst(const uint8_t *hdr)
 {
 	uint8_t *out = g_malloc(RW_ETH_HLEN + 40);
@@ -309,6 +343,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_transport(f, len, &v, orig, m, hdr);
 	else if (v.kind == RW_ICMP_ERROR)
 		fuzz_icmp_error(f, len, &v, orig, m, hdr);
+	else if (v.kind == RW_FRAGMENT)
+		fuzz_fragment(f, len, &v, orig, m, hdr);
 	else
 		FUZZ_CHECK(!memcmp(f, orig, len));
 

@@ -64,10 +64,12 @@ static void mark(uint8_t *m, const uint8_t *f, const uint8_t *at, size_t n, enum
 
 void fuzz_mark_rewritable(const struct rw_view *v, const uint8_t *f, uint8_t *m)
 {
-	if (v->kind != RW_TRANSPORT && v->kind != RW_ICMP_ERROR)
+	if (v->kind != RW_TRANSPORT && v->kind != RW_ICMP_ERROR && v->kind != RW_FRAGMENT)
 		return;
 	mark(m, f, v->ip + 10, 2, FUZZ_CSUM);
 	mark(m, f, v->ip + 12, 8, FUZZ_FIELD);
+	if (v->kind == RW_FRAGMENT)
+		return;
 	if (v->kind == RW_TRANSPORT) {
 		mark(m, f, v->l4, 4, FUZZ_FIELD);
 		if (v->proto == IPPROTO_TCP)

@@ -54,8 +54,10 @@ enum fuzz_mask {
 
 /*
  * fuzz_mark_rewritable() - mark in @m (one byte per frame byte, @f's length)
- * the bytes rw_set_tuple() may change for RW_TRANSPORT, or
- * rw_set_inner_tuple() plus rw_set_outer_addrs() for RW_ICMP_ERROR.
+ * the bytes rw_set_tuple() may change for RW_TRANSPORT,
+ * rw_set_inner_tuple() plus rw_set_outer_addrs() for RW_ICMP_ERROR, or
+ * rw_set_outer_addrs() for RW_FRAGMENT (a later fragment of a datagram whose
+ * first fragment the bridge rewrote).
  */
 void fuzz_mark_rewritable(const struct rw_view *v, const uint8_t *f, uint8_t *m);
 
