@@ -22,6 +22,7 @@
 #include "common/siphash.h"
 #include "netstack/kstack.h"
 #include "proxy-bridge/knat.h"
+#include "proxy-bridge/unixleg.h"
 
 enum kflow_state {
 	KF_FREE,
@@ -563,11 +564,14 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 
 	if (ks->cfg.proxy_unix_path) {
 		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		int sndbuf = UNIXLEG_SNDBUF;
 
 		g_strlcpy(sun.sun_path, ks->cfg.proxy_unix_path, sizeof(sun.sun_path));
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return -errno;
+		/* A unix writer is paced by its own buffer alone (unixleg.h); failing costs speed only. */
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 		ret = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
 	} else {
 		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr = ks->cfg.proxy_addr,

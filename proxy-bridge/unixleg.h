@@ -67,7 +67,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* SO_SNDBUF asked for on every unix leg (the kernel doubles it). */
+/*
+ * SO_SNDBUF asked for on every unix leg we write, the kernel path's too (the
+ * kernel doubles it, capped at wmem_max): a unix stream writer is paced by
+ * its own send buffer alone, and the default held the guest's bytes back.
+ */
 #define UNIXLEG_SNDBUF (512 * 1024)
 
 /**

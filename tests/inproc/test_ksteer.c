@@ -436,6 +436,46 @@ static void test_sidecar_unsent_bounded(void **state)
 }
 
 /*
+ * The daemon's unix socket to the sidecar asks for UNIXLEG_SNDBUF: a unix
+ * writer is paced by its own send buffer alone, and at the default the
+ * guest's bytes *out* waited on it (docs/PERFORMANCE.md, "The kernel
+ * path's unix legs").  The kernel caps the request at wmem_max and doubles
+ * it, so the check is "more than a new socket gets".
+ */
+static void test_sidecar_unix_sndbuf(void **state)
+{
+	struct kst *s = *state;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40350, .dport = 80, .seq = 3000 };
+	struct sockaddr_un listen_addr, peer;
+	socklen_t len = sizeof(listen_addr);
+	int conn, fresh, dflt = 0, sndbuf;
+	unsigned int found = 0;
+
+	fresh = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fresh >= 0);
+	assert_int_equal(getsockopt(fresh, SOL_SOCKET, SO_SNDBUF, &dflt, &len), 0);
+	close(fresh);
+	handshake(s->f, &c);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	len = sizeof(listen_addr);
+	assert_int_equal(getsockname(s->sidecar, (struct sockaddr *)&listen_addr, &len), 0);
+	/* The daemon runs in this process: its connection is the one whose peer is the listener. */
+	for (int fd = 0; fd < 4096; fd++) {
+		len = sizeof(peer);
+		if (fd == conn || fd == s->sidecar || getpeername(fd, (struct sockaddr *)&peer, &len) ||
+		    peer.sun_family != AF_UNIX || strcmp(peer.sun_path, listen_addr.sun_path))
+			continue;
+		len = sizeof(sndbuf);
+		assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len), 0);
+		assert_true(sndbuf > dflt);
+		found++;
+	}
+	assert_int_equal(found, 1);
+	close(conn);
+}
+
+/*
  * One turn of the main loop carries a guest segment to the sidecar, and
  * one the sidecar's reply to the guest ("Turnaround" in ksteer.h): the tun
  * write and the splice ready the next hop within the call, and the kernel
@@ -926,6 +966,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_reset, setup_unix, teardown),
+		cmocka_unit_test_setup_teardown(test_sidecar_unix_sndbuf, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_same_source_port_two_destinations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_reset, setup, teardown),
