@@ -204,13 +204,35 @@ static void fuzz_transport(uint8_t *f, size_t len, struct rw_view *v, const uint
 	fuzz_check_changes(f, orig, m, len, true);
 }
 
+/*
+ * rw_set_outer_addrs(@s1, @d1) on @v, then check: the addresses read back,
+ * the frame parses to the same view, every residual is @r0's, and only the
+ * bytes @m allows changed.
+ */
+static void set_outer_checked(uint8_t *f, size_t len, struct rw_view *v, const uint8_t *orig,
+			      const uint8_t *m, const struct fuzz_residuals *r0, uint32_t s1,
+			      uint32_t d1)
+{
+	struct fuzz_residuals r1;
+	struct rw_view again;
+	uint32_t s, d;
+
+	rw_set_outer_addrs(v, s1, d1);
+	rw_outer_addrs(v, &s, &d);
+	FUZZ_CHECK(s == s1 && d == d1);
+	rw_parse(f, len, &again);
+	fuzz_check_same_view(v, &again);
+	fuzz_residuals_of(v, &r1);
+	fuzz_check_residuals(r0, &r1);
+	fuzz_check_changes(f, orig, m, len, false);
+}
+
 static void fuzz_icmp_error(uint8_t *f, size_t len, struct rw_view *v, const uint8_t *orig,
 			    uint8_t *m, const uint8_t *hdr)
 {
 	struct rw_tuple t0, to, got;
 	struct fuzz_residuals r0, r1;
-	struct rw_view again;
-	uint32_t s0, d0, s1, d1, s, d;
+	uint32_t s0, d0, s1, d1;
 	uint8_t inner_proto = v->inner_ip[9];
 
 	rw_inner_tuple(v, &t0);
@@ -227,14 +249,7 @@ static void fuzz_icmp_error(uint8_t *f, size_t len, struct rw_view *v, const uin
 	FUZZ_CHECK(same_tuple(&got, &to));
 	/* The outer header is not the inner rewrite's business. */
 	FUZZ_CHECK(!memcmp(v->ip, orig + (v->ip - f), v->ihl));
-	rw_set_outer_addrs(v, s1, d1);
-	rw_outer_addrs(v, &s, &d);
-	FUZZ_CHECK(s == s1 && d == d1);
-	rw_parse(f, len, &again);
-	fuzz_check_same_view(v, &again);
-	fuzz_residuals_of(v, &r1);
-	fuzz_check_residuals(&r0, &r1);
-	fuzz_check_changes(f, orig, m, len, false);
+	set_outer_checked(f, len, v, orig, m, &r0, s1, d1);
 	if (inner_proto == IPPROTO_UDP && !fuzz_rd16(orig + (v->inner_l4 - f) + 6))
 		FUZZ_CHECK(fuzz_rd16(v->inner_l4 + 6) == 0);
 
@@ -255,8 +270,7 @@ static void fuzz_fragment(uint8_t *f, size_t len, struct rw_view *v, const uint8
 			  uint8_t *m, const uint8_t *hdr)
 {
 	struct fuzz_residuals r0, r1;
-	struct rw_view again;
-	uint32_t s0, d0, s1, d1, s, d;
+	uint32_t s0, d0, s1, d1;
 
 	rw_outer_addrs(v, &s0, &d0);
 	memcpy(&s1, hdr + 12, 4);
@@ -264,15 +278,7 @@ static void fuzz_fragment(uint8_t *f, size_t len, struct rw_view *v, const uint8
 	fuzz_residuals_of(v, &r0);
 	fuzz_mark_rewritable(v, f, m);
 
-	rw_set_outer_addrs(v, s1, d1);
-	rw_outer_addrs(v, &s, &d);
-	FUZZ_CHECK(s == s1 && d == d1);
-	rw_parse(f, len, &again);
-	fuzz_check_same_view(v, &again);
-	fuzz_residuals_of(v, &r1);
-	fuzz_check_residuals(&r0, &r1);
-	fuzz_check_changes(f, orig, m, len, false);
-
+	set_outer_checked(f, len, v, orig, m, &r0, s1, d1);
 	rw_set_outer_addrs(v, s0, d0);
 	fuzz_residuals_of(v, &r1);
 	fuzz_check_residuals(&r0, &r1);
