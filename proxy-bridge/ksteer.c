@@ -12,7 +12,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 
 #include <glib.h>
 #include <openssl/rand.h>
@@ -560,30 +559,24 @@ static void ksteer_limit_unsent(int fd)
 
 static int ksteer_connect_sidecar(const struct ksteer *ks)
 {
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr = ks->cfg.proxy_addr,
+				   .sin_port = htons(ks->cfg.proxy_port) };
 	int fd, ret;
 
+	/*
+	 * The libslirp path's unix leg, send buffer included; a unix connect()
+	 * completes or fails at once (EAGAIN: the listener's backlog is full).
+	 */
 	if (ks->cfg.proxy_unix_path) {
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
-		int sndbuf = UNIXLEG_SNDBUF;
-
-		g_strlcpy(sun.sun_path, ks->cfg.proxy_unix_path, sizeof(sun.sun_path));
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		/* A unix writer is paced by its own buffer alone (unixleg.h); failing costs speed only. */
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-		ret = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-	} else {
-		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr = ks->cfg.proxy_addr,
-					   .sin_port = htons(ks->cfg.proxy_port) };
-
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		ksteer_limit_unsent(fd);
-		ret = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+		ret = unixleg_connect(ks->cfg.proxy_unix_path, &fd);
+		return ret < 0 ? ret : fd;
 	}
-	/* EAGAIN is no "in progress" here: a unix listener's backlog is full, or no local port is left. */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	ksteer_limit_unsent(fd);
+	ret = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+	/* EAGAIN is no "in progress" here: no local port is left. */
 	if (ret < 0 && errno != EINPROGRESS) {
 		ret = -errno;
 		close(fd);
