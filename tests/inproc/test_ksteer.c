@@ -400,6 +400,31 @@ static void test_tail_frames(void **state)
 }
 
 /*
+ * The daemon's connection to the sidecar listening on @listener: the daemon
+ * runs in this process, so it is the one descriptor (besides @accepted, the
+ * sidecar's end, and the listener) whose peer is the listener's address.
+ * Fails the test unless there is exactly one.
+ */
+static int daemon_sidecar_fd(int listener, int accepted)
+{
+	struct sockaddr_storage listen_addr, peer;
+	socklen_t listen_len = sizeof(listen_addr), len;
+	int found = -1;
+
+	assert_int_equal(getsockname(listener, (struct sockaddr *)&listen_addr, &listen_len), 0);
+	for (int fd = 0; fd < 4096; fd++) {
+		len = sizeof(peer);
+		if (fd == accepted || fd == listener || getpeername(fd, (struct sockaddr *)&peer, &len) ||
+		    len != listen_len || memcmp(&peer, &listen_addr, len))
+			continue;
+		assert_int_equal(found, -1);
+		found = fd;
+	}
+	assert_true(found >= 0);
+	return found;
+}
+
+/*
  * The daemon's TCP socket to the sidecar holds at most
  * KSTEER_SIDECAR_NOTSENT_LOWAT unsent bytes: without the bound the
  * sidecar's recv() did the daemon's sending (docs/PERFORMANCE.md).
@@ -408,30 +433,16 @@ static void test_sidecar_unsent_bounded(void **state)
 {
 	struct kst *s = *state;
 	struct gconn c = { .dst = "198.18.0.1", .sport = 40300, .dport = 80, .seq = 3000 };
-	struct sockaddr_in listen_addr, peer;
-	socklen_t len = sizeof(listen_addr);
-	unsigned int found = 0;
-	int conn;
+	socklen_t len;
+	int conn, lowat = 0;
 
 	handshake(s->f, &c);
 	conn = inproc_accept(s->sidecar);
 	expect_v2_header(conn, &c);
-	assert_int_equal(getsockname(s->sidecar, (struct sockaddr *)&listen_addr, &len), 0);
-	/* The daemon runs in this process: its connection is the one whose peer is the listener. */
-	for (int fd = 0; fd < 4096; fd++) {
-		int lowat = 0;
-
-		len = sizeof(peer);
-		if (fd == conn || getpeername(fd, (struct sockaddr *)&peer, &len) ||
-		    peer.sin_family != AF_INET || peer.sin_port != listen_addr.sin_port ||
-		    peer.sin_addr.s_addr != listen_addr.sin_addr.s_addr)
-			continue;
-		len = sizeof(lowat);
-		assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, &len), 0);
-		assert_int_equal(lowat, KSTEER_SIDECAR_NOTSENT_LOWAT);
-		found++;
-	}
-	assert_int_equal(found, 1);
+	len = sizeof(lowat);
+	assert_int_equal(getsockopt(daemon_sidecar_fd(s->sidecar, conn), IPPROTO_TCP,
+				    TCP_NOTSENT_LOWAT, &lowat, &len), 0);
+	assert_int_equal(lowat, KSTEER_SIDECAR_NOTSENT_LOWAT);
 	close(conn);
 }
 
@@ -446,10 +457,8 @@ static void test_sidecar_unix_sndbuf(void **state)
 {
 	struct kst *s = *state;
 	struct gconn c = { .dst = "198.18.0.1", .sport = 40350, .dport = 80, .seq = 3000 };
-	struct sockaddr_un listen_addr, peer;
-	socklen_t len = sizeof(listen_addr);
-	int conn, fresh, dflt = 0, sndbuf;
-	unsigned int found = 0;
+	socklen_t len = sizeof(int);
+	int conn, fresh, dflt = 0, sndbuf = 0;
 
 	fresh = socket(AF_UNIX, SOCK_STREAM, 0);
 	assert_true(fresh >= 0);
@@ -458,20 +467,10 @@ static void test_sidecar_unix_sndbuf(void **state)
 	handshake(s->f, &c);
 	conn = inproc_accept(s->sidecar);
 	expect_v2_header(conn, &c);
-	len = sizeof(listen_addr);
-	assert_int_equal(getsockname(s->sidecar, (struct sockaddr *)&listen_addr, &len), 0);
-	/* The daemon runs in this process: its connection is the one whose peer is the listener. */
-	for (int fd = 0; fd < 4096; fd++) {
-		len = sizeof(peer);
-		if (fd == conn || fd == s->sidecar || getpeername(fd, (struct sockaddr *)&peer, &len) ||
-		    peer.sun_family != AF_UNIX || strcmp(peer.sun_path, listen_addr.sun_path))
-			continue;
-		len = sizeof(sndbuf);
-		assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len), 0);
-		assert_true(sndbuf > dflt);
-		found++;
-	}
-	assert_int_equal(found, 1);
+	len = sizeof(sndbuf);
+	assert_int_equal(getsockopt(daemon_sidecar_fd(s->sidecar, conn), SOL_SOCKET, SO_SNDBUF,
+				    &sndbuf, &len), 0);
+	assert_true(sndbuf > dflt);
 	close(conn);
 }
 
