@@ -34,6 +34,7 @@
 #include <glib.h>
 #include <libslirp.h>
 
+#include "common/tcpcc.h"
 #include "proxy-bridge/bridge_internal.h"
 #include "proxy-bridge/proxy_proto.h"
 
@@ -65,6 +66,8 @@ static const char *flow_steer_upstream(const struct bridge *br, const struct flo
 
 static void flow_steer_fd_registered(struct bridge *br, struct flow *f, int fd)
 {
+	int ret;
+
 	flow_outbound_fd_registered(br, f, fd);
 	/*
 	 * Unix leg, step 1 (unixleg.h): libslirp connect()s this descriptor
@@ -75,7 +78,12 @@ static void flow_steer_fd_registered(struct bridge *br, struct flow *f, int fd)
 	if (br->cfg.proxy_unix_path) {
 		(void)unixleg_park(&br->unix_tmpl, fd);
 		f->u.steer.unix_parked = true;
+		return;
 	}
+	/* Before libslirp's connect(): the leg to the sidecar does not pace (tcpcc.h). */
+	ret = tcpcc_set_unpaced(fd);
+	if (ret)
+		g_debug("steering: TCP_CONGESTION: %s", g_strerror(-ret));
 }
 
 /*

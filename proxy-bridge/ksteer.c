@@ -19,6 +19,7 @@
 #include "backend/offload.h"
 #include "common/fdsource.h"
 #include "common/siphash.h"
+#include "common/tcpcc.h"
 #include "netstack/kstack.h"
 #include "proxy-bridge/knat.h"
 #include "proxy-bridge/unixleg.h"
@@ -575,6 +576,9 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 	if (fd < 0)
 		return -errno;
 	ksteer_limit_unsent(fd);
+	ret = tcpcc_set_unpaced(fd);
+	if (ret)
+		g_debug("kernel path: TCP_CONGESTION: %s", g_strerror(-ret));
 	ret = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
 	/* EAGAIN is no "in progress" here: no local port is left. */
 	if (ret < 0 && errno != EINPROGRESS) {

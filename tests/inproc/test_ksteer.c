@@ -38,6 +38,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "common/tcpcc.h"
 #include "daemon/control.h"
 #include "proxy-bridge/ksteer.h"
 #include "proxy-bridge/proxy_proto.h"
@@ -400,31 +401,6 @@ static void test_tail_frames(void **state)
 }
 
 /*
- * The daemon's connection to the sidecar listening on @listener: the daemon
- * runs in this process, so it is the one descriptor (besides @accepted, the
- * sidecar's end, and the listener) whose peer is the listener's address.
- * Fails the test unless there is exactly one.
- */
-static int daemon_sidecar_fd(int listener, int accepted)
-{
-	struct sockaddr_storage listen_addr, peer;
-	socklen_t listen_len = sizeof(listen_addr), len;
-	int found = -1;
-
-	assert_int_equal(getsockname(listener, (struct sockaddr *)&listen_addr, &listen_len), 0);
-	for (int fd = 0; fd < 4096; fd++) {
-		len = sizeof(peer);
-		if (fd == accepted || fd == listener || getpeername(fd, (struct sockaddr *)&peer, &len) ||
-		    len != listen_len || memcmp(&peer, &listen_addr, len))
-			continue;
-		assert_int_equal(found, -1);
-		found = fd;
-	}
-	assert_true(found >= 0);
-	return found;
-}
-
-/*
  * The daemon's TCP socket to the sidecar holds at most
  * KSTEER_SIDECAR_NOTSENT_LOWAT unsent bytes: without the bound the
  * sidecar's recv() did the daemon's sending (docs/PERFORMANCE.md).
@@ -440,9 +416,31 @@ static void test_sidecar_unsent_bounded(void **state)
 	conn = inproc_accept(s->sidecar);
 	expect_v2_header(conn, &c);
 	len = sizeof(lowat);
-	assert_int_equal(getsockopt(daemon_sidecar_fd(s->sidecar, conn), IPPROTO_TCP,
+	assert_int_equal(getsockopt(inproc_daemon_peer_fd(s->sidecar, conn), IPPROTO_TCP,
 				    TCP_NOTSENT_LOWAT, &lowat, &len), 0);
 	assert_int_equal(lowat, KSTEER_SIDECAR_NOTSENT_LOWAT);
+	close(conn);
+}
+
+/*
+ * The daemon's TCP socket to the sidecar does not pace (common/tcpcc.h):
+ * with the namespace's default at reno, it must say cubic, which only
+ * tcpcc_set_unpaced() gives it.  A node's BBR paced the loopback leg at its
+ * own estimate and held a flow *out* to 7.8 Gbit/s where 12.1 ran.
+ */
+static void test_sidecar_leg_unpaced(void **state)
+{
+	struct kst *s = *state;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40320, .dport = 80, .seq = 3000 };
+	char old[32];
+	int conn;
+
+	inproc_set_default_cc("reno", old, sizeof(old));
+	handshake(s->f, &c);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	inproc_set_default_cc(old, NULL, 0);
+	inproc_expect_cc(inproc_daemon_peer_fd(s->sidecar, conn), TCPCC_UNPACED);
 	close(conn);
 }
 
@@ -468,7 +466,7 @@ static void test_sidecar_unix_sndbuf(void **state)
 	conn = inproc_accept(s->sidecar);
 	expect_v2_header(conn, &c);
 	len = sizeof(sndbuf);
-	assert_int_equal(getsockopt(daemon_sidecar_fd(s->sidecar, conn), SOL_SOCKET, SO_SNDBUF,
+	assert_int_equal(getsockopt(inproc_daemon_peer_fd(s->sidecar, conn), SOL_SOCKET, SO_SNDBUF,
 				    &sndbuf, &len), 0);
 	assert_true(sndbuf > dflt);
 	close(conn);
@@ -958,6 +956,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tail_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_unsent_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sidecar_leg_unpaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_turn_each_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup_unix, teardown),

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "common/tcpcc.h"
 #include "proxy-bridge/proxy_proto.h"
 #include "tests/lib/inproc.h"
 #include "tests/lib/pkt.h"
@@ -130,6 +131,26 @@ static void test_steer_header_payload_reply(void **state)
 	assert_int_equal(f->d.br ? bridge_stats(f->d.br)->flows_steered : 0, 1);
 	assert_int_equal(bridge_stats(f->d.br)->headers_written, 1);
 	assert_int_equal(bridge_flow_count(f->d.br, FLOW_OPEN), 1);
+	close(conn);
+}
+
+/*
+ * libslirp's socket to the sidecar does not pace (common/tcpcc.h): with
+ * the namespace's default at reno it must say cubic, which only the
+ * bridge's tcpcc_set_unpaced() before libslirp's connect() gives it.
+ */
+static void test_sidecar_leg_unpaced(void **state)
+{
+	struct steer *s = *state;
+	char old[32];
+	int conn;
+
+	inproc_set_default_cc("reno", old, sizeof(old));
+	guest_syn(s->f, "198.18.0.1", 40010, 5001, 1000);
+	conn = inproc_accept(s->sidecar);
+	inproc_set_default_cc(old, NULL, 0);
+	inproc_expect_v2_header(conn, SIDECAR_SOURCE, "198.18.0.1", 40010, 5001);
+	inproc_expect_cc(inproc_daemon_peer_fd(s->sidecar, conn), TCPCC_UNPACED);
 	close(conn);
 }
 
@@ -259,6 +280,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_steer_header_payload_reply, setup_v2, teardown),
+		cmocka_unit_test_setup_teardown(test_sidecar_leg_unpaced, setup_v2, teardown),
 		cmocka_unit_test_setup_teardown(test_same_source_port_two_destinations, setup_v2,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_guest_icmp_error_not_rewritten, setup_v2,

@@ -3,6 +3,7 @@
 #include "inproc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -520,6 +523,53 @@ int inproc_accept(int lfd)
 	}
 	assert_true(conn >= 0);
 	return conn;
+}
+
+/* The daemon runs in this process: its descriptors are ours to scan. */
+int inproc_daemon_peer_fd(int listener, int accepted)
+{
+	struct sockaddr_storage listen_addr, peer;
+	socklen_t listen_len = sizeof(listen_addr), len;
+	int found = -1;
+
+	assert_int_equal(getsockname(listener, (struct sockaddr *)&listen_addr, &listen_len), 0);
+	for (int fd = 0; fd < 4096; fd++) {
+		len = sizeof(peer);
+		if (fd == accepted || fd == listener || getpeername(fd, (struct sockaddr *)&peer, &len) ||
+		    len != listen_len || memcmp(&peer, &listen_addr, len))
+			continue;
+		assert_int_equal(found, -1);
+		found = fd;
+	}
+	assert_true(found >= 0);
+	return found;
+}
+
+void inproc_set_default_cc(const char *name, char *old, size_t len)
+{
+	static const char path[] = "/proc/sys/net/ipv4/tcp_congestion_control";
+	g_autofree char *now = NULL;
+	int fd;
+
+	if (old) {
+		assert_true(g_file_get_contents(path, &now, NULL, NULL));
+		g_strstrip(now);
+		assert_true(g_strlcpy(old, now, len) < len);
+	}
+	/* Not g_file_set_contents(): /proc takes no temporary file and rename. */
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, name, strlen(name)), (ssize_t)strlen(name));
+	close(fd);
+}
+
+void inproc_expect_cc(int fd, const char *name)
+{
+	char cc[32] = "";
+	socklen_t len = sizeof(cc);
+
+	assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &len), 0);
+	assert_string_equal(cc, name);
 }
 
 void inproc_expect_reset(int fd)

@@ -146,6 +146,24 @@ void inproc_expect_v2_header(int conn, const char *src, const char *dst, uint16_
 /* inproc_accept() - accept on listening socket @lfd, pumping the daemon (INPROC_WAIT_MS). */
 int inproc_accept(int lfd);
 
+/*
+ * inproc_daemon_peer_fd() - the daemon's connection to @listener: the daemon
+ * runs in this process, so it is the one descriptor (besides @accepted, the
+ * listener's end, and the listener) whose peer is the listener's address.
+ * Fails the test unless there is exactly one.
+ */
+int inproc_daemon_peer_fd(int listener, int accepted);
+
+/*
+ * inproc_set_default_cc() - set this network namespace's default TCP
+ * congestion control to @name (the test's own namespace: testns.h); the
+ * one before goes to @old (@len bytes) unless @old is NULL.
+ */
+void inproc_set_default_cc(const char *name, char *old, size_t len);
+
+/* inproc_expect_cc() - fail the test unless TCP socket @fd uses congestion control @name. */
+void inproc_expect_cc(int fd, const char *name);
+
 /* inproc_expect_reset() - read @fd (discarding bytes) until it fails with ECONNRESET. */
 void inproc_expect_reset(int fd);
 

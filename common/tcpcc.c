@@ -1,0 +1,27 @@
+/* tcpcc.c - an unpaced TCP congestion control for the daemon's loopback legs (see tcpcc.h). */
+
+#include "tcpcc.h"
+
+#include <errno.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <glib.h>
+
+int tcpcc_set_unpaced(int fd)
+{
+	static const char *const names[] = { TCPCC_UNPACED, TCPCC_UNPACED_FALLBACK };
+	int ret = -EINVAL;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+		if (!setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, names[i], strlen(names[i])))
+			return 0;
+		ret = -errno;
+		/* Not a TCP socket, or not a socket: the next name fares no better. */
+		if (ret == -ENOPROTOOPT || ret == -ENOTSOCK || ret == -EBADF)
+			break;
+	}
+	return ret;
+}
