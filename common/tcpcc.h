@@ -12,9 +12,10 @@
  * "The sidecar leg, unpaced": 7.8 against 12.1 Gbit/s out on one flow).
  * Cubic and Reno leave pacing to an fq qdisc, which loopback has not.
  *
- * Only our own sockets: the guest's TCP and the sidecar's keep whatever
- * the node chose.  Not the legs to the real network either (direct mode):
- * there congestion control has a job.
+ * Only our own outbound legs: the guest's TCP and the sidecar's keep
+ * whatever the node chose.  Not the legs to the real network (direct
+ * mode), where congestion control has a job, nor the inbound legs, where
+ * it measured slower (docs/PERFORMANCE.md, "Tried and not kept").
  */
 
 #define TCPCC_UNPACED "cubic"        /* Linux's default; built in on Debian */
