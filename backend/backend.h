@@ -140,6 +140,7 @@ struct backend_stats {
 	uint64_t tx_full;           /* dropped: transmit queue full */
 	uint64_t tx_errors;         /* dropped: write error */
 	uint64_t tx_over_mtu;       /* dropped: a plain frame over the guest's MTU + 14 */
+	uint64_t tx_unsent_bytes;   /* stream: bytes queued for QEMU, dropped when it detached */
 	uint64_t peers_accepted;    /* QEMU connections served */
 	uint64_t peers_refused;     /* QEMU connections refused (one at a time) */
 	uint64_t congestion_events; /* times the backend asked to throttle */

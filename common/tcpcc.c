@@ -13,14 +13,18 @@
 int tcpcc_set_unpaced(int fd)
 {
 	static const char *const names[] = { TCPCC_UNPACED, TCPCC_UNPACED_FALLBACK };
+	/* The first name that worked: a refused one is not asked again on every flow. */
+	static size_t first = 0;
 	int ret = -EINVAL;
 
-	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
-		if (!setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, names[i], strlen(names[i])))
+	for (size_t i = first; i < G_N_ELEMENTS(names); i++) {
+		if (!setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, names[i], strlen(names[i]))) {
+			first = i;
 			return 0;
+		}
 		ret = -errno;
 		/* Not a TCP socket, or not a socket: the next name fares no better. */
-		if (ret == -ENOPROTOOPT || ret == -ENOTSOCK || ret == -EBADF)
+		if (ret == -ENOPROTOOPT || ret == -EOPNOTSUPP || ret == -ENOTSOCK || ret == -EBADF)
 			break;
 	}
 	return ret;

@@ -9,7 +9,7 @@
  * sends at BBR's bandwidth estimate, which on loopback it builds from the
  * sidecar's app-limited reads: the estimate, not the sidecar nor the
  * daemon, then sets how fast the guest's bytes leave (docs/PERFORMANCE.md,
- * "The sidecar leg, unpaced": 7.8 against 12.1 Gbit/s out on one flow).
+ * "The sidecar leg, unpaced": 7.43 against 11.2 Gbit/s out on one flow).
  * Cubic and Reno leave pacing to an fq qdisc, which loopback has not.
  *
  * Only our own outbound legs: the guest's TCP and the sidecar's keep
@@ -23,7 +23,8 @@
 
 /*
  * tcpcc_set_unpaced() - give TCP socket @fd an unpaced congestion control
- * (TCPCC_UNPACED, else TCPCC_UNPACED_FALLBACK).  Call before connect().
+ * (TCPCC_UNPACED, else TCPCC_UNPACED_FALLBACK; once the fallback worked,
+ * the first is not tried again).  Call before connect().  Single-threaded.
  * Returns 0, or the -errno of the last try (the socket then keeps the
  * node's default: a failure costs only speed).
  */

@@ -243,10 +243,11 @@ void daemon_log_summary(const struct daemon *d)
 	g_message("frames guest->stack %" G_GUINT64_FORMAT ", stack->guest %" G_GUINT64_FORMAT
 		  ", dropped to guest %" G_GUINT64_FORMAT " (no peer %" G_GUINT64_FORMAT
 		  ", queue full %" G_GUINT64_FORMAT "), bad frames from guest %" G_GUINT64_FORMAT
-		  ", QEMU connections %" G_GUINT64_FORMAT " (refused %" G_GUINT64_FORMAT ")",
+		  ", QEMU connections %" G_GUINT64_FORMAT " (refused %" G_GUINT64_FORMAT
+		  "), bytes unsent at detach %" G_GUINT64_FORMAT,
 		  ns->rx_frames, ns->tx_frames, ns->tx_dropped, bs->tx_no_peer, bs->tx_full,
 		  bs->rx_runts + bs->rx_oversize + bs->rx_bad_prefix, bs->peers_accepted,
-		  bs->peers_refused);
+		  bs->peers_refused, bs->tx_unsent_bytes);
 	g_message("flows steered %" G_GUINT64_FORMAT ", dns %" G_GUINT64_FORMAT
 		  ", refused %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
 		  " (sidecar port/table full/no port), connect failed %" G_GUINT64_FORMAT

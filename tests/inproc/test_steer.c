@@ -145,6 +145,7 @@ static void test_sidecar_leg_unpaced(void **state)
 	char old[32];
 	int conn;
 
+	inproc_require_cc(TCPCC_UNPACED);
 	inproc_set_default_cc("reno", old, sizeof(old));
 	guest_syn(s->f, "198.18.0.1", 40010, 5001, 1000);
 	conn = inproc_accept(s->sidecar);

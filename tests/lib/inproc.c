@@ -563,6 +563,19 @@ void inproc_set_default_cc(const char *name, char *old, size_t len)
 	close(fd);
 }
 
+void inproc_require_cc(const char *name)
+{
+	g_autofree char *list = NULL;
+	g_auto(GStrv) names = NULL;
+
+	if (!g_file_get_contents("/proc/sys/net/ipv4/tcp_available_congestion_control", &list,
+				 NULL, NULL))
+		skip();
+	names = g_strsplit_set(g_strstrip(list), " ", -1);
+	if (!g_strv_contains((const char *const *)names, name))
+		skip();
+}
+
 void inproc_expect_cc(int fd, const char *name)
 {
 	char cc[32] = "";

@@ -161,6 +161,9 @@ int inproc_daemon_peer_fd(int listener, int accepted);
  */
 void inproc_set_default_cc(const char *name, char *old, size_t len);
 
+/* inproc_require_cc() - skip the test unless the kernel offers congestion control @name. */
+void inproc_require_cc(const char *name);
+
 /* inproc_expect_cc() - fail the test unless TCP socket @fd uses congestion control @name. */
 void inproc_expect_cc(int fd, const char *name);
 
