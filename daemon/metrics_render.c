@@ -101,6 +101,9 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric(o, "meshslirp_drops_total", "reason=\"over_guest_mtu\"", bs->tx_over_mtu);
 	metric(o, "meshslirp_drops_total", "reason=\"rx_ring_unusable\"", bs->rx_ring_unusable);
 	metric(o, "meshslirp_drops_total", "reason=\"ring_disabled\"", bs->vu_disabled_discards);
+	metric_head(o, "meshslirp_unsent_bytes_total", "counter",
+		    "Bytes queued for QEMU and dropped when it detached (stream backend).");
+	metric(o, "meshslirp_unsent_bytes_total", NULL, bs->tx_unsent_bytes);
 	metric_head(o, "meshslirp_offload_flags_ignored_total", "counter",
 		    "Guest frames whose virtio-net header set flags a driver may not send (stripped, "
 		    "the frame kept).");

@@ -38,6 +38,7 @@ static void mr_fill(struct mr_fixture *m)
 	m->br.inbound_headers[2] = 17;
 	m->br.header_errors[PROXY_ERR_COUNT - 1] = 23;
 	m->off.tx_gso = 29;
+	m->bs.tx_unsent_bytes = 61;
 	m->s = (struct metrics_snapshot){
 		.backend = &m->bs, .netstack = &m->ns, .bridge = &m->br, .offload = &m->off,
 		.udp_flows = 31, .flows_reclaimed = 37, .libslirp_sockets = 41, .pod_addresses = 43,
@@ -74,6 +75,7 @@ static void test_known_snapshot_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_bytes_total{direction=\"to_guest\"} 4242");
 	mr_assert_line(out->str, "meshslirp_drops_total{reason=\"runt\"} 3");
 	mr_assert_line(out->str, "meshslirp_drops_total{reason=\"fragment\"} 13");
+	mr_assert_line(out->str, "meshslirp_unsent_bytes_total 61");
 	mr_assert_line(out->str, "meshslirp_guest_attached 1");
 	mr_assert_line(out->str, "meshslirp_libslirp_sockets 41");
 	mr_assert_line(out->str, "meshslirp_guest_link_total{what=\"fragments\"} 19");
