@@ -27,5 +27,6 @@ int tcpcc_set_unpaced(int fd)
 		if (ret == -ENOPROTOOPT || ret == -EOPNOTSUPP || ret == -ENOTSOCK || ret == -EBADF)
 			break;
 	}
+	g_debug("TCP_CONGESTION on fd %d: %s", fd, g_strerror(-ret));
 	return ret;
 }

@@ -25,8 +25,8 @@
  * tcpcc_set_unpaced() - give TCP socket @fd an unpaced congestion control
  * (TCPCC_UNPACED, else TCPCC_UNPACED_FALLBACK; once the fallback worked,
  * the first is not tried again).  Call before connect().  Single-threaded.
- * Returns 0, or the -errno of the last try (the socket then keeps the
- * node's default: a failure costs only speed).
+ * Returns 0, or the -errno of the last try, logged at debug level (the
+ * socket then keeps the node's default: a failure costs only speed).
  */
 int tcpcc_set_unpaced(int fd);
 

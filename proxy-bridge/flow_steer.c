@@ -66,8 +66,6 @@ static const char *flow_steer_upstream(const struct bridge *br, const struct flo
 
 static void flow_steer_fd_registered(struct bridge *br, struct flow *f, int fd)
 {
-	int ret;
-
 	flow_outbound_fd_registered(br, f, fd);
 	/*
 	 * Unix leg, step 1 (unixleg.h): libslirp connect()s this descriptor
@@ -81,9 +79,7 @@ static void flow_steer_fd_registered(struct bridge *br, struct flow *f, int fd)
 		return;
 	}
 	/* Before libslirp's connect(): the leg to the sidecar does not pace (tcpcc.h). */
-	ret = tcpcc_set_unpaced(fd);
-	if (ret)
-		g_debug("steering: TCP_CONGESTION: %s", g_strerror(-ret));
+	(void)tcpcc_set_unpaced(fd);
 }
 
 /*

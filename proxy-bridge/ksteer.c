@@ -576,9 +576,7 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 	if (fd < 0)
 		return -errno;
 	ksteer_limit_unsent(fd);
-	ret = tcpcc_set_unpaced(fd);
-	if (ret)
-		g_debug("kernel path: TCP_CONGESTION: %s", g_strerror(-ret));
+	(void)tcpcc_set_unpaced(fd);
 	ret = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
 	/* EAGAIN is no "in progress" here: no local port is left. */
 	if (ret < 0 && errno != EINPROGRESS) {
