@@ -1092,6 +1092,13 @@ int ksteer_new(const struct ksteer_config *cfg, struct ksteer **out, const char 
 	ret = kstack_open(&ks->stack, why);
 	if (ret)
 		return ret;
+	/*
+	 * The private stack's connections send to the guest through the tun, a
+	 * copy into the guest's memory with no link to protect: unpaced, as the
+	 * sidecar leg (common/tcpcc.h).  Sockets accept() returns start with
+	 * their listener's congestion control when it was set on the listener.
+	 */
+	(void)tcpcc_set_unpaced(ks->stack.listener);
 	ks->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (ks->epfd < 0) {
 		ret = -errno;

@@ -64,7 +64,10 @@
  * is OPEN.  A
  * socket that will not take more leaves its pipe full, and the reading
  * socket unread, so the kernel's windows carry the backpressure to the
- * guest and the sidecar.  A TCP socket to the sidecar holds at most
+ * guest and the sidecar.  Neither TCP leg paces (common/tcpcc.h): the
+ * socket to the sidecar and the private stack's listener, whose accepted
+ * sockets inherit it, ask for an unpaced congestion control, whatever the
+ * node's default.  A TCP socket to the sidecar holds at most
  * KSTEER_SIDECAR_NOTSENT_LOWAT bytes not yet sent (TCP_NOTSENT_LOWAT), the
  * rest waits in the pipe: the daemon does its own sending, not the
  * sidecar's recv() when its ACK opens the window.  EOF is passed on as

@@ -40,6 +40,7 @@
 
 #include "common/tcpcc.h"
 #include "daemon/control.h"
+#include "proxy-bridge/knat.h"
 #include "proxy-bridge/ksteer.h"
 #include "proxy-bridge/proxy_proto.h"
 #include "tests/lib/inproc.h"
@@ -442,6 +443,57 @@ static void test_sidecar_leg_unpaced(void **state)
 	inproc_set_default_cc(old, NULL, 0);
 	expect_v2_header(conn, &c);
 	inproc_expect_cc(inproc_daemon_peer_fd(s->sidecar, conn), TCPCC_UNPACED);
+	close(conn);
+}
+
+/*
+ * The daemon's socket in the private stack at its listening address, listening
+ * or not as @listening says; the test fails unless there is exactly one.
+ */
+static int private_stack_fd(bool listening)
+{
+	int found = -1;
+
+	for (int fd = 0; fd < 4096; fd++) {
+		struct sockaddr_in sin;
+		socklen_t len = sizeof(sin), olen = sizeof(int);
+		int acc = 0;
+
+		if (getsockname(fd, (struct sockaddr *)&sin, &len) || len != sizeof(sin) ||
+		    sin.sin_family != AF_INET || sin.sin_addr.s_addr != htonl(KNAT_LISTEN_ADDR) ||
+		    sin.sin_port != htons(KNAT_LISTEN_PORT) ||
+		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &olen) || !acc != !listening)
+			continue;
+		assert_int_equal(found, -1);
+		found = fd;
+	}
+	assert_true(found >= 0);
+	return found;
+}
+
+/*
+ * The private stack's connections send to the guest unpaced too: BBR's
+ * hrtimer paced every segment *in* (common/tcpcc.h).  The private
+ * namespace takes its default from the host's first namespace, not the
+ * test's, so the test sets that namespace's default to reno itself
+ * (reached through the listener, SIOCGSKNS) before the guest connects:
+ * the accepted socket then says cubic only if its listener asked for it.
+ */
+static void test_private_stack_unpaced(void **state)
+{
+	struct kst *s = *state;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40330, .dport = 80, .seq = 3000 };
+	int conn, netns;
+
+	inproc_require_cc(TCPCC_UNPACED);
+	netns = ioctl(private_stack_fd(true), SIOCGSKNS);
+	assert_true(netns >= 0);
+	inproc_set_default_cc_in(netns, "reno");
+	close(netns);
+	handshake(s->f, &c);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	inproc_expect_cc(private_stack_fd(false), TCPCC_UNPACED);
 	close(conn);
 }
 
@@ -958,6 +1010,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tail_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_unsent_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_leg_unpaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_private_stack_unpaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_turn_each_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup_unix, teardown),

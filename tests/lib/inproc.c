@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -561,6 +562,27 @@ void inproc_set_default_cc(const char *name, char *old, size_t len)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, name, strlen(name)), (ssize_t)strlen(name));
 	close(fd);
+}
+
+void inproc_set_default_cc_in(int netns, const char *name)
+{
+	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC), fd, err = 0;
+	ssize_t n = -1;
+
+	assert_true(self >= 0);
+	assert_int_equal(setns(netns, CLONE_NEWNET), 0);
+	fd = open("/proc/sys/net/ipv4/tcp_congestion_control", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = write(fd, name, strlen(name));
+		err = n < 0 ? errno : 0;
+		close(fd);
+	} else {
+		err = errno;
+	}
+	assert_int_equal(setns(self, CLONE_NEWNET), 0);
+	close(self);
+	assert_int_equal(err, 0);
+	assert_int_equal(n, (ssize_t)strlen(name));
 }
 
 void inproc_require_cc(const char *name)

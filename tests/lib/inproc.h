@@ -161,6 +161,13 @@ int inproc_daemon_peer_fd(int listener, int accepted);
  */
 void inproc_set_default_cc(const char *name, char *old, size_t len);
 
+/*
+ * inproc_set_default_cc_in() - inproc_set_default_cc() in the network
+ * namespace @netns (an fd, e.g. from SIOCGSKNS) instead: the thread enters
+ * it for the write and returns to its own before any check can fail.
+ */
+void inproc_set_default_cc_in(int netns, const char *name);
+
 /* inproc_require_cc() - skip the test unless the kernel offers congestion control @name. */
 void inproc_require_cc(const char *name);
 
