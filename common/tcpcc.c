@@ -1,4 +1,4 @@
-/* tcpcc.c - an unpaced TCP congestion control for the daemon's loopback legs (see tcpcc.h). */
+/* tcpcc.c - an unpaced TCP congestion control for the daemon's own legs (see tcpcc.h). */
 
 #include "tcpcc.h"
 

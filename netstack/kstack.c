@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <linux/if_tun.h>
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
 
 #include "backend/backend.h"
 #include "proxy-bridge/knat.h"
@@ -163,6 +165,58 @@ static int kstack_set_link(void)
 	return err;
 }
 
+/*
+ * The tun's root qdisc replaced with noqueue (RTM_NEWQDISC, TCA_KIND
+ * "noqueue"; the child's plain system calls: one netlink request and its
+ * acknowledgement).  Why: a tun takes every packet its queue has room for
+ * and drops the rest itself, so a qdisc in front of it only adds a lock,
+ * an enqueue and a dequeue per packet; and where the node's
+ * net.core.default_qdisc is fq, fq would pace the private stack's
+ * sockets, which tcpcc.h keeps unpaced.  Returns 0 or -errno.
+ */
+static int kstack_set_noqueue(void)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct tcmsg tc;
+		struct rtattr kind;
+		char name[8];
+	} req = {
+		.nh = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_NEWQDISC,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE },
+		.tc = { .tcm_family = AF_UNSPEC, .tcm_parent = TC_H_ROOT },
+		.kind = { .rta_len = RTA_LENGTH(sizeof("noqueue")), .rta_type = TCA_KIND },
+		.name = "noqueue",
+	};
+	struct {
+		struct nlmsghdr nh;
+		struct nlmsgerr err;
+	} ack;
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	ssize_t n;
+	int sock, err;
+
+	req.tc.tcm_ifindex = (int)if_nametoindex(KSTACK_IFNAME);
+	if (!req.tc.tcm_ifindex)
+		return -errno;
+	sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (sock < 0)
+		return -errno;
+	if (sendto(sock, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+		err = -errno;
+	} else {
+		n = recv(sock, &ack, sizeof(ack), 0);
+		if (n < 0)
+			err = -errno;
+		else if ((size_t)n < sizeof(ack) || ack.nh.nlmsg_type != NLMSG_ERROR)
+			err = -EPROTO;
+		else
+			err = ack.err.error;
+	}
+	close(sock);
+	return err;
+}
+
 static int kstack_make_listener(void)
 {
 	struct sockaddr_in sin = {
@@ -228,6 +282,8 @@ static void kstack_child(int chan, uid_t uid, gid_t gid)
 		r = (struct kstack_report){ KSTACK_STEP_LINK, -ret };
 		goto report;
 	}
+	/* Best effort: without it the tun keeps the node's default qdisc, which costs speed only. */
+	(void)kstack_set_noqueue();
 	/* Best effort: without it a slot's next flow may meet a TIME_WAIT and wait for the guest's retry. */
 	(void)kstack_write_file("/proc/sys/net/ipv4/tcp_max_tw_buckets", "0\n");
 	fds[1] = kstack_make_listener();

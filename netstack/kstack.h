@@ -15,7 +15,8 @@
  * only as long as the descriptors that hold it), and in it:
  *   - a tun device (IFF_TUN: IP packets, no Ethernet, so no ARP) with a
  *     12-byte virtio-net header, so 64 KiB segments with partial checksums
- *     cross it both ways; address KNAT_LISTEN_ADDR/8, MTU 65520;
+ *     cross it both ways; address KNAT_LISTEN_ADDR/8, MTU 65520; no
+ *     qdisc (noqueue, best effort: kstack_set_noqueue() says why);
  *   - one listening TCP socket on KNAT_LISTEN_ADDR:KNAT_LISTEN_PORT, the
  *     only socket the namespace ever has besides the accepted ones;
  *   - net.ipv4.tcp_max_tw_buckets 0: a closed connection leaves no

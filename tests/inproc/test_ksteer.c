@@ -40,6 +40,7 @@
 
 #include "common/tcpcc.h"
 #include "daemon/control.h"
+#include "netstack/kstack.h"
 #include "proxy-bridge/knat.h"
 #include "proxy-bridge/ksteer.h"
 #include "proxy-bridge/proxy_proto.h"
@@ -483,18 +484,31 @@ static void test_private_stack_unpaced(void **state)
 {
 	struct kst *s = *state;
 	struct gconn c = { .dst = "198.18.0.1", .sport = 40330, .dport = 80, .seq = 3000 };
-	int conn, netns;
+	int conn;
 
 	inproc_require_cc(TCPCC_UNPACED);
-	netns = ioctl(private_stack_fd(true), SIOCGSKNS);
-	assert_true(netns >= 0);
-	inproc_set_default_cc_in(netns, "reno");
-	close(netns);
+	inproc_set_default_cc_in(private_stack_fd(true), "reno");
 	handshake(s->f, &c);
 	conn = inproc_accept(s->sidecar);
 	expect_v2_header(conn, &c);
 	inproc_expect_cc(private_stack_fd(false), TCPCC_UNPACED);
 	close(conn);
+}
+
+/*
+ * The private stack's tun has no qdisc in front of it: a tun takes or
+ * drops each packet itself, and a node's default fq there would pace the
+ * unpaced sockets above (kstack.c, kstack_set_noqueue()).
+ */
+static void test_private_tun_noqueue(void **state)
+{
+	static const char *const argv[] = { "tc", "qdisc", "show", "dev", KSTACK_IFNAME, NULL };
+	g_autofree char *out = NULL;
+
+	(void)state;
+	out = inproc_run_in(private_stack_fd(true), argv);
+	if (!strstr(out, "qdisc noqueue"))
+		fail_msg("the private tun's qdisc: %s", out);
 }
 
 /*
@@ -1011,6 +1025,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sidecar_unsent_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_leg_unpaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_stack_unpaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_private_tun_noqueue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_turn_each_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup_unix, teardown),

@@ -14,9 +14,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <linux/sockios.h>
 
 #include <cmocka.h>
 #include <glib.h>
@@ -564,13 +566,34 @@ void inproc_set_default_cc(const char *name, char *old, size_t len)
 	close(fd);
 }
 
-void inproc_set_default_cc_in(int netns, const char *name)
+int inproc_netns_enter(int sock)
 {
-	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC), fd, err = 0;
+	int netns = ioctl(sock, SIOCGSKNS), self, err = 0;
+
+	assert_true(netns >= 0);
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0 || setns(netns, CLONE_NEWNET) < 0) {
+		err = errno;
+		if (self >= 0)
+			close(self);
+	}
+	close(netns);
+	assert_int_equal(err, 0);
+	return self;
+}
+
+void inproc_netns_leave(int self)
+{
+	if (setns(self, CLONE_NEWNET) < 0)
+		abort();
+	close(self);
+}
+
+void inproc_set_default_cc_in(int sock, const char *name)
+{
+	int self = inproc_netns_enter(sock), fd, err = 0;
 	ssize_t n = -1;
 
-	assert_true(self >= 0);
-	assert_int_equal(setns(netns, CLONE_NEWNET), 0);
 	fd = open("/proc/sys/net/ipv4/tcp_congestion_control", O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		n = write(fd, name, strlen(name));
@@ -579,10 +602,26 @@ void inproc_set_default_cc_in(int netns, const char *name)
 	} else {
 		err = errno;
 	}
-	assert_int_equal(setns(self, CLONE_NEWNET), 0);
-	close(self);
+	inproc_netns_leave(self);
 	assert_int_equal(err, 0);
 	assert_int_equal(n, (ssize_t)strlen(name));
+}
+
+char *inproc_run_in(int sock, const char *const *argv)
+{
+	g_autoptr(GError) error = NULL;
+	char *out = NULL;
+	int self = inproc_netns_enter(sock), status = -1;
+	gboolean ran;
+
+	/* A spawned child starts in the namespace of the thread that forks it. */
+	ran = g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDERR_TO_DEV_NULL,
+			   NULL, NULL, &out, NULL, &status, &error);
+	inproc_netns_leave(self);
+	if (!ran)
+		fail_msg("%s: %s", argv[0], error->message);
+	assert_true(g_spawn_check_wait_status(status, NULL));
+	return out;
 }
 
 void inproc_require_cc(const char *name)

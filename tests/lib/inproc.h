@@ -162,11 +162,31 @@ int inproc_daemon_peer_fd(int listener, int accepted);
 void inproc_set_default_cc(const char *name, char *old, size_t len);
 
 /*
- * inproc_set_default_cc_in() - inproc_set_default_cc() in the network
- * namespace @netns (an fd, e.g. from SIOCGSKNS) instead: the thread enters
- * it for the write and returns to its own before any check can fail.
+ * inproc_netns_enter() - move this thread into the network namespace of
+ * socket @sock (SIOCGSKNS).  Returns an fd of the thread's own namespace,
+ * for inproc_netns_leave(); fails the test, still in its own, if it
+ * cannot.  Between the two no check may fail (no longjmp out).
  */
-void inproc_set_default_cc_in(int netns, const char *name);
+int inproc_netns_enter(int sock);
+
+/*
+ * inproc_netns_leave() - back into namespace @self and close it; aborts
+ * the process rather than run later tests in the wrong namespace.
+ */
+void inproc_netns_leave(int self);
+
+/*
+ * inproc_set_default_cc_in() - inproc_set_default_cc() in the network
+ * namespace of socket @sock instead (inproc_netns_enter()).
+ */
+void inproc_set_default_cc_in(int sock, const char *name);
+
+/*
+ * inproc_run_in() - run @argv (a PATH lookup) in the network namespace of
+ * socket @sock and return its standard output (caller frees); fails the
+ * test unless it ran and exited 0.
+ */
+char *inproc_run_in(int sock, const char *const *argv);
 
 /* inproc_require_cc() - skip the test unless the kernel offers congestion control @name. */
 void inproc_require_cc(const char *name);
