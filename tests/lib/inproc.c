@@ -548,22 +548,40 @@ int inproc_daemon_peer_fd(int listener, int accepted)
 	return found;
 }
 
+#define INPROC_DEFAULT_CC_PATH "/proc/sys/net/ipv4/tcp_congestion_control"
+
+/*
+ * Write @name as the calling thread's namespace's default congestion
+ * control; 0, or the errno (EIO for a short write).  No check in it: it
+ * also runs inside inproc_netns_enter()/leave().  Not g_file_set_contents():
+ * /proc takes no temporary file and rename.
+ */
+static int inproc_write_default_cc(const char *name)
+{
+	int fd = open(INPROC_DEFAULT_CC_PATH, O_WRONLY | O_CLOEXEC), err = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return errno;
+	n = write(fd, name, strlen(name));
+	if (n < 0)
+		err = errno;
+	else if ((size_t)n != strlen(name))
+		err = EIO;
+	close(fd);
+	return err;
+}
+
 void inproc_set_default_cc(const char *name, char *old, size_t len)
 {
-	static const char path[] = "/proc/sys/net/ipv4/tcp_congestion_control";
 	g_autofree char *now = NULL;
-	int fd;
 
 	if (old) {
-		assert_true(g_file_get_contents(path, &now, NULL, NULL));
+		assert_true(g_file_get_contents(INPROC_DEFAULT_CC_PATH, &now, NULL, NULL));
 		g_strstrip(now);
 		assert_true(g_strlcpy(old, now, len) < len);
 	}
-	/* Not g_file_set_contents(): /proc takes no temporary file and rename. */
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, name, strlen(name)), (ssize_t)strlen(name));
-	close(fd);
+	assert_int_equal(inproc_write_default_cc(name), 0);
 }
 
 int inproc_netns_enter(int sock)
@@ -591,20 +609,11 @@ void inproc_netns_leave(int self)
 
 void inproc_set_default_cc_in(int sock, const char *name)
 {
-	int self = inproc_netns_enter(sock), fd, err = 0;
-	ssize_t n = -1;
+	int self = inproc_netns_enter(sock), err;
 
-	fd = open("/proc/sys/net/ipv4/tcp_congestion_control", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = write(fd, name, strlen(name));
-		err = n < 0 ? errno : 0;
-		close(fd);
-	} else {
-		err = errno;
-	}
+	err = inproc_write_default_cc(name);
 	inproc_netns_leave(self);
 	assert_int_equal(err, 0);
-	assert_int_equal(n, (ssize_t)strlen(name));
 }
 
 char *inproc_run_in(int sock, const char *const *argv)
