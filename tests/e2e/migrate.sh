@@ -117,8 +117,11 @@ ms=$(($(e2e_now_ms) - t0))
 
 # ram_diff_pages SRC_PID DST_PID : the number of 4 KiB pages in which the two QEMUs' guest RAM
 # (their memfd) differs, -1 if they cannot be compared; in $E2E_TMP/ram-diff.txt the first 20
-# as page index:differing bytes, or why not.  cmp lists each differing byte: at most a million
-# are read, enough to count a broken log's pages.
+# as page index:differing bytes, or why not, and in $E2E_TMP/ram-diff-bytes.txt the first
+# runs of differing bytes of the first 4 pages, source and destination side by side in hex:
+# what was written tells whose the write was (an IPv4 header, 45 00 ..., or the download's
+# zeros are a frame's; kernel pointers, ff ff 8. ..., a guest CPU's).  cmp lists each
+# differing byte: at most a million are read, enough to count a broken log's pages.
 ram_diff_pages() {
 	local fd1 fd2
 	fd1=$(find "/proc/$1/fd" -lname '/memfd:mem*' -printf '%f\n' | head -n 1)
@@ -129,9 +132,16 @@ ram_diff_pages() {
 		return
 	fi
 	{ cmp -l "/proc/$1/fd/$fd1" "/proc/$2/fd/$fd2" 2>&1 || true; } | head -n 1000000 |
-		awk '/^ *[0-9]/ { p = int(($1 - 1) / 4096); if (!(p in bytes)) order[n++] = p; bytes[p]++ }
+		awk -v bytes_out="$E2E_TMP/ram-diff-bytes.txt" '
+		     function hex(o,  i, v) { for (i = 1; i <= length(o); i++) v = v * 8 + substr(o, i, 1); return sprintf("%02x", v) }
+		     function flush() { if (len) printf "page %d +0x%03x, %d bytes: src %s, dst %s\n", rp, rs, len, src, dst > bytes_out; len = 0 }
+		     /^ *[0-9]/ { off = $1 - 1; p = int(off / 4096); if (!(p in bytes)) order[n++] = p; bytes[p]++
+			if (n > 4) next
+			if (!len || off != last + 1 || p != rp) { flush(); if (++runs > 16) next; rp = p; rs = off % 4096; src = dst = "" }
+			if (len < 16) { src = src hex($2); dst = dst hex($3) }
+			len++; last = off }
 		     /^cmp:/ { print > "/dev/stderr"; bad = 1 }
-		     END { for (i = 0; i < n && i < 20; i++) printf "%d:%d ", order[i], bytes[order[i]] > "/dev/stderr"
+		     END { flush(); for (i = 0; i < n && i < 20; i++) printf "%d:%d ", order[i], bytes[order[i]] > "/dev/stderr"
 			   print bad && !n ? -1 : n + 0 }' 2>"$E2E_TMP/ram-diff.txt"
 }
 
@@ -149,7 +159,8 @@ if [ "$NETDEV" = vhost-user ]; then
 	[ -n "$pages" ] && [ "$pages" != -1 ] || e2e_fail "cannot compare the two QEMUs' RAM: $(cat "$E2E_TMP/ram-diff.txt")"
 	[ "$pages" = 0 ] || e2e_fail "the destination's RAM differs from the source's at the switch-over in" \
 		"$pages pages (a write to guest memory missing from the dirty log: ours, or QEMU's" \
-		"own, see rerun-on-guest-oops); the first as page:bytes differing: $(cat "$E2E_TMP/ram-diff.txt")"
+		"own, see rerun-on-guest-oops); the first as page:bytes differing: $(cat "$E2E_TMP/ram-diff.txt");" \
+		"the first differing bytes, source and destination:"$'\n'"$(cat "$E2E_TMP/ram-diff-bytes.txt" 2>/dev/null)"
 	e2e_log "the destination's guest RAM equals the source's at the switch-over"
 	hmp "$MON2" 'cont' >/dev/null
 fi
