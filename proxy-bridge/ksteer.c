@@ -419,11 +419,19 @@ static int ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 		if (tail || !syn ||
 		    !knat_checksums_ok(&v, meta && (meta->flags & FRAME_META_NEEDS_CSUM)))
 			return 0;
-		if (!ks->cfg.judge(t.daddr, t.sport, t.dport, ks->cfg.opaque))
+		if (ks->cfg.judge(t.daddr, t.sport, t.dport, ks->cfg.opaque))
+			f = ksteer_open(ks, frame, t.daddr, t.dport, t.sport, key);
+		if (!f) {
+			/*
+			 * libslirp's new flow (the table is full, or the bridge has the
+			 * tuple): the old one must not catch its handshake and bytes.
+			 */
+			if (old) {
+				g_hash_table_remove(ks->by_key, &old->key);
+				old->hashed = false;
+			}
 			return 0;
-		f = ksteer_open(ks, frame, t.daddr, t.dport, t.sport, key);
-		if (!f)
-			return 0;
+		}
 		/* ksteer_open() put the new flow under the key in its place. */
 		if (old && old != f)
 			old->hashed = false;

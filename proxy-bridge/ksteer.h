@@ -45,11 +45,14 @@
  *   OPEN        error or reset on either     CLOSED      the other closed with RST
  *   OPEN        idle for --tcp-idle-timeout  CLOSED      both closed with RST
  *   CLOSED      KSTEER_GRACE_US passed       FREE        (late segments translated until then)
- *   CLOSED      guest SYN on its tuple       -           a new flow in another slot
+ *   CLOSED      guest SYN on its tuple       -           a new flow in another slot, or,
+ *                                                        with none, libslirp's: the old
+ *                                                        one leaves the tuple table
  *
  * Slots are reused in the order they were freed (a FIFO), never within the
  * grace, so a late segment of an old flow cannot reach a new one; a SYN
- * finding no reusable slot is left to libslirp (counted).
+ * finding no reusable slot is left to libslirp (counted), and so is what
+ * follows it on that tuple.
  *
  * Relay and backpressure: each direction has a pipe of its own; splice()
  * moves what the reading socket has into the pipe and what the pipe holds
