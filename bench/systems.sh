@@ -16,9 +16,11 @@
 #                  no copy at all, an upper bound no real VM reaches
 #   masquerade-vm  the same pod, the guest model behind the VM model (vu-frontend tap2tap):
 #                  virtio rings in shared memory, a vhost-net stand-in onto a tap in k6t-eth0
-#   meshslirp-vu   meshslirp --vhost-user, the guest model behind the same VM model
+#   meshslirp-vu   meshslirp --vhost-user, the guest model behind the same VM model, steered
+#                  TCP in libslirp (--steer-stack slirp; the default before 2026-12-04)
 #   meshslirp-vu-k the same with --steer-stack kernel (with the sidecar in the path): steered
-#                  TCP ends in the kernel's stack in the daemon's private namespace
+#                  TCP ends in the kernel's stack in the daemon's private namespace; what the
+#                  default (auto) takes wherever it can be set up
 #   meshslirp-vu-kunix  --steer-stack kernel with the unix legs of meshslirp-vu-unix (not default)
 #   meshslirp-vu-alt  the same with BENCH_ALT_ARGS / BENCH_ALT_ENV: one lever A/B (not default)
 #   meshslirp-vu-unix the same with both sidecar legs on unix sockets (not default): HAProxy
@@ -222,7 +224,9 @@ gx_masquerade_vm() { ip netns exec "$(guest_ns masquerade-vm)" "$@"; }
 bench_meshslirp_args() {
 	local mtu=$1 mesh=$2
 	BENCH_MS_ARGS=(--mtu "$mtu" --log-level warning)
-	[ "$mesh" = 1 ] && BENCH_MS_ARGS+=(--outbound-proxy 127.0.0.1:15001)
+	# libslirp's path, named: the -k systems add --steer-stack kernel after it (the last one
+	# wins), the path the default (auto) takes wherever it can be set up.
+	[ "$mesh" = 1 ] && BENCH_MS_ARGS+=(--outbound-proxy 127.0.0.1:15001 --steer-stack slirp)
 	return 0
 }
 bench_guest_addr() {

@@ -473,7 +473,13 @@ static uint32_t daemon_ksteer_offloads(void *opaque)
 	return d->be ? d->be->tx_offloads : 0;
 }
 
-/* --steer-stack kernel: the private stack for steered TCP (ksteer.h). */
+/*
+ * --steer-stack kernel or auto: the private stack for steered TCP
+ * (ksteer.h).  kernel fails the start when it cannot be set up; auto says
+ * why once and leaves steered TCP to libslirp, for a pod without the
+ * privileges (no CAP_SYS_ADMIN and no user namespaces under its seccomp
+ * profile) or without /dev/net/tun.  Returns 0 or -errno.
+ */
 static int daemon_setup_ksteer(struct daemon *d)
 {
 	const struct ms_config *cfg = d->cfg;
@@ -496,9 +502,14 @@ static int daemon_setup_ksteer(struct daemon *d)
 	const char *why = "";
 	int ret;
 
-	if (!cfg->steer_kernel)
+	if (cfg->steer_stack == MS_STEER_SLIRP || !cfg->outbound_proxy_set)
 		return 0;
 	ret = ksteer_new(&kc, &d->ks, &why);
+	if (ret && cfg->steer_stack == MS_STEER_AUTO) {
+		g_warning("--steer-stack auto: cannot %s (%s): steered TCP ends in libslirp, "
+			  "the slower path (docs/PERFORMANCE.md)", why, g_strerror(-ret));
+		return 0;
+	}
 	if (ret) {
 		g_printerr("meshslirp: --steer-stack kernel: cannot %s: %s\n", why, g_strerror(-ret));
 		return ret;

@@ -37,7 +37,7 @@ struct daemon {
 	struct control_server *control;
 	struct podaddrs *pod;      /* the pod's own addresses, kept current */
 	struct unixexpose *ux;     /* --expose unix:...; NULL without */
-	struct ksteer *ks;         /* --steer-stack kernel; NULL without */
+	struct ksteer *ks;         /* steered TCP in the kernel (--steer-stack); NULL: libslirp's */
 	struct daemon_offload_stats offload;
 	/* Set by the owner before daemon_start(): the backend ended for good (optional). */
 	void (*on_fatal)(const char *why, void *opaque);

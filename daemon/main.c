@@ -241,7 +241,7 @@ int main(int argc, char **argv)
 	if (cfg.seccomp) {
 		unsigned int extras = (cfg.outbound_proxy_unix ? SANDBOX_UNIX_OUTBOUND : 0) |
 				      (cfg.expose_unix->len ? SANDBOX_UNIX_INBOUND : 0) |
-				      (cfg.steer_kernel ? SANDBOX_KERNEL_STEER : 0);
+				      (d.ks ? SANDBOX_KERNEL_STEER : 0);
 
 		if (sandbox_seccomp_apply(extras)) {
 			exit_code = 1;

@@ -77,6 +77,10 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 
 	metric_head(o, "meshslirp_info", "gauge", "Build information.");
 	g_string_append_printf(o, "meshslirp_info{version=\"%s\"} 1\n", MESHSLIRP_VERSION);
+	/* --steer-stack auto settles at start: say which it became. */
+	metric_head(o, "meshslirp_steer_stack", "gauge",
+		    "Which TCP ends steered flows: kernel (a private namespace) or slirp (libslirp).");
+	metric(o, "meshslirp_steer_stack", s->kernel ? "stack=\"kernel\"" : "stack=\"slirp\"", 1);
 
 	metric_head(o, "meshslirp_frames_total", "counter", "Ethernet frames through the backend.");
 	metric(o, "meshslirp_frames_total", "direction=\"from_guest\"", bs->rx_frames);

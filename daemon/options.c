@@ -222,12 +222,15 @@ static gboolean opt_steer_stack(const gchar *name, const gchar *value, gpointer 
 {
 	struct ms_config *cfg = data;
 
-	if (!strcmp(value, "kernel"))
-		cfg->steer_kernel = true;
+	if (!strcmp(value, "auto"))
+		cfg->steer_stack = MS_STEER_AUTO;
+	else if (!strcmp(value, "kernel"))
+		cfg->steer_stack = MS_STEER_KERNEL;
 	else if (!strcmp(value, "slirp"))
-		cfg->steer_kernel = false;
+		cfg->steer_stack = MS_STEER_SLIRP;
 	else
-		return options_fail(err, name, "expected 'kernel' or 'slirp', got '%s'", value);
+		return options_fail(err, name, "expected 'auto', 'kernel' or 'slirp', got '%s'",
+				    value);
 	return TRUE;
 }
 
@@ -705,8 +708,9 @@ static const GOptionEntry options_entries[] = {
 	  "Checksum and TCP segmentation offloads with the guest (vhost-user, tap): on (default) "
 	  "or off", "on|off" },
 	{ "steer-stack", 0, 0, CB(opt_steer_stack),
-	  "Which TCP ends steered flows: slirp (default: libslirp) or kernel (the kernel's, in a "
-	  "private namespace; needs CAP_SYS_ADMIN or user namespaces)", "slirp|kernel" },
+	  "Which TCP ends steered flows: kernel (the kernel's, in a private namespace; needs "
+	  "CAP_SYS_ADMIN or user namespaces, and /dev/net/tun), slirp (libslirp's), or auto "
+	  "(default: kernel where it can be set up at start, else slirp)", "auto|kernel|slirp" },
 	{ "expose", 0, 0, CB(opt_expose),
 	  "Forward a host TCP port, or a unix socket (the sidecar's leg, with a PROXY header), "
 	  "to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]|unix:PATH:GUESTPORT" },
@@ -799,7 +803,7 @@ static int options_validate(struct ms_config *cfg, GError **err)
 		return options_fail(err, "--netns", "only applies with --tap"), -EINVAL;
 	if (!cfg->outbound_proxy_set && cfg->proxy_source_set)
 		return options_fail(err, "--proxy-source", "only applies with --outbound-proxy"), -EINVAL;
-	if (!cfg->outbound_proxy_set && cfg->steer_kernel)
+	if (!cfg->outbound_proxy_set && cfg->steer_stack == MS_STEER_KERNEL)
 		return options_fail(err, "--steer-stack", "kernel only applies with --outbound-proxy"),
 		       -EINVAL;
 	if (cfg->outbound_proxy_unix && cfg->dns_upstream_set &&
@@ -862,6 +866,7 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	cfg->tcp_idle_timeout_ms = BRIDGE_DEFAULT_TCP_IDLE_S * 1000;
 	cfg->mtu = MS_DEFAULT_MTU;
 	cfg->offload = true;
+	cfg->steer_stack = MS_STEER_AUTO;
 	cfg->ready_fd = -1;
 	cfg->log_level = LOG_LEVEL_INFO;
 	inet_pton(AF_INET, "10.0.2.0", &cfg->network);

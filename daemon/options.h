@@ -31,6 +31,17 @@
 #define MS_MTU_MIN 576
 #define MS_MTU_MAX 65520
 
+/*
+ * --steer-stack: which TCP ends the guest's steered flows.  Only steered
+ * TCP is at stake (with --outbound-proxy); direct, DNS and inbound flows
+ * are always libslirp's.
+ */
+enum ms_steer_stack {
+	MS_STEER_AUTO,              /* the kernel's where it can be set up at start, else libslirp's (default) */
+	MS_STEER_SLIRP,             /* libslirp's (netstack.h) */
+	MS_STEER_KERNEL,            /* the kernel's, in a private namespace (ksteer.h); no fallback */
+};
+
 /* --expose unix:PATH:GUESTPORT: a unix listener whose clients reach the guest port. */
 struct ms_expose_unix {
 	char *path;                 /* owned */
@@ -51,7 +62,7 @@ struct ms_config {
 	struct in_addr guest;       /* --guest-address, default network + 15 */
 	unsigned int mtu;           /* --mtu */
 	bool offload;               /* --offload on|off: negotiate virtio-net offloads */
-	bool steer_kernel;          /* --steer-stack kernel: steered TCP ends in the kernel (ksteer.h) */
+	enum ms_steer_stack steer_stack; /* --steer-stack: which TCP ends steered flows */
 
 	GArray *expose;             /* struct bridge_expose, --expose (repeatable) */
 	GArray *expose_unix;        /* struct ms_expose_unix, --expose unix:PATH:GUESTPORT */

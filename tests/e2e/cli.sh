@@ -39,6 +39,50 @@ kill -TERM "$lim"
 e2e_wait_exit "$lim" 10 || e2e_fail "daemon with a low fd limit did not stop"
 e2e_log "--max-flows lowered to the descriptor limit, with a warning"
 
+# --steer-stack auto, the default: steered TCP in the kernel's stack where the daemon can make
+# its private namespace, and libslirp's, saying why once, where it cannot.  No tun device
+# (/dev/net/tun masked by /dev/null in a mount namespace of the daemon's own) is one such pod;
+# --steer-stack kernel there refuses to start, naming the step.
+steer_stack_of() { # NAME: which stack the daemon started as NAME reports in its metrics
+	e2e_scrape "$NS_POD" 127.0.0.1:9191 "$E2E_TMP/$1.metrics"
+	awk '/^meshslirp_steer_stack\{/ && $2 == 1 { sub(/.*stack="/, ""); sub(/".*/, ""); print }' \
+		"$E2E_TMP/$1.metrics"
+}
+e2e_start_meshslirp auto --socket "$E2E_TMP/auto.sock" --outbound-proxy 127.0.0.1:15001 \
+	--metrics 127.0.0.1:9191
+[ "$(steer_stack_of auto)" = kernel ] ||
+	e2e_fail "--steer-stack auto as root did not take the kernel's stack: $(grep steer_stack "$E2E_TMP/auto.metrics")"
+grep -q "steered TCP ends in the kernel's stack" "$E2E_TMP/auto.log" ||
+	e2e_fail "auto did not say it took the kernel's stack: $(cat "$E2E_TMP/auto.log")"
+kill -TERM "$MESHSLIRP_PID"
+e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "the auto daemon did not stop"
+# meshslirp ARGS in the pod, in a mount namespace whose /dev/net/tun is /dev/null (exec: same PID)
+e2e_start_meshslirp_notun() {
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	exec unshare -m --propagation private sh -c 'mount --bind /dev/null /dev/net/tun && exec "$@"' sh \
+		ip netns exec "$NS_POD" "$MESHSLIRP" "$@"
+}
+(e2e_start_meshslirp_notun --ready-fd 3 --socket "$E2E_TMP/notun.sock" \
+	--outbound-proxy 127.0.0.1:15001 --metrics 127.0.0.1:9191) \
+	3>"$E2E_TMP/notun.ready" >"$E2E_TMP/notun.log" 2>&1 &
+notun=$!
+E2E_PIDS+=("$notun")
+e2e_wait_for "$E2E_TMP/notun.ready" '^READY$' 10 ||
+	e2e_fail "--steer-stack auto without a tun device did not start: $(cat "$E2E_TMP/notun.log")"
+grep -q -- "--steer-stack auto: cannot create the tun device (.*): steered TCP ends in libslirp" \
+	"$E2E_TMP/notun.log" || e2e_fail "auto without a tun device said: $(cat "$E2E_TMP/notun.log")"
+[ "$(steer_stack_of notun)" = slirp ] ||
+	e2e_fail "auto without a tun device: $(grep steer_stack "$E2E_TMP/notun.metrics")"
+kill -TERM "$notun"
+e2e_wait_exit "$notun" 10 || e2e_fail "the daemon without a tun device did not stop"
+rc=0
+(e2e_start_meshslirp_notun --socket "$E2E_TMP/notun2.sock" --outbound-proxy 127.0.0.1:15001 \
+	--steer-stack kernel) >"$E2E_TMP/notun2.log" 2>&1 || rc=$?
+[ "$rc" = 1 ] || e2e_fail "--steer-stack kernel without a tun device exited $rc"
+grep -q -- "--steer-stack kernel: cannot create the tun device" "$E2E_TMP/notun2.log" ||
+	e2e_fail "--steer-stack kernel without a tun device said: $(cat "$E2E_TMP/notun2.log")"
+e2e_log "--steer-stack auto: the kernel's stack as root; libslirp's, saying why, with no tun device (kernel: exit 1)"
+
 SOCK=$E2E_TMP/net.sock
 e2e_start_meshslirp first --socket "$SOCK" --expose tcp:8080
 first=$MESHSLIRP_PID

@@ -20,7 +20,8 @@ SOCK=$E2E_TMP/net.sock
 e2e_haproxy_cfg "$E2E_TMP/haproxy.cfg" "${E2E_HAPROXY_OUTBOUND_PROXY[0]}" '  timeout client 5s' \
 	"${E2E_HAPROXY_OUTBOUND_PROXY[@]:1}" '  timeout server 5s'
 e2e_start_haproxy haproxy "$NS_POD" "$E2E_TMP/haproxy.cfg"
-e2e_start_meshslirp meshslirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
+# libslirp's path: its flows and counters.
+e2e_start_meshslirp meshslirp --steer-stack slirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
 	--exclude-outbound-port "$E2E_AGENT_PORT" --metrics "$METRICS"
 e2e_build_guest "$E2E_TMP/guest" "$E2E_SRC/scenario-agent.sh"
 

@@ -30,7 +30,8 @@ STALE_BOUND_MS=${FAULT_STALE_BOUND_MS:-5000}
 e2e_haproxy_cfg "$E2E_TMP/haproxy.cfg" "${E2E_HAPROXY_OUTBOUND_PROXY[0]}" '  timeout client 300s' \
 	"${E2E_HAPROXY_OUTBOUND_PROXY[@]:1}" '  timeout server 300s'
 e2e_start_haproxy haproxy "$NS_POD" "$E2E_TMP/haproxy.cfg"
-e2e_start_meshslirp meshslirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
+# libslirp's path: its flows, counters and list_flows entries.
+e2e_start_meshslirp meshslirp --steer-stack slirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
 	--exclude-outbound-port "$E2E_AGENT_PORT" --metrics "$METRICS" --control "$CTL"
 e2e_build_guest "$E2E_TMP/guest" "$E2E_SRC/scenario-agent.sh"
 e2e_bg echo "$NS_NODE" "$MSTOOL" echo --listen "$NODE_IP:7000" --timeout 300

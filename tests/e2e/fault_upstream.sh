@@ -24,7 +24,8 @@ SOCK=$E2E_TMP/net.sock
 
 e2e_haproxy_cfg "$E2E_TMP/haproxy.cfg" "${E2E_HAPROXY_OUTBOUND_PROXY[@]}"
 e2e_start_haproxy haproxy "$NS_POD" "$E2E_TMP/haproxy.cfg"
-e2e_start_meshslirp meshslirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
+# libslirp's path: its flows, counters and list_flows entries.
+e2e_start_meshslirp meshslirp --steer-stack slirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
 	--exclude-outbound-port "$E2E_AGENT_PORT" --metrics "$METRICS" --control "$CTL"
 e2e_build_guest "$E2E_TMP/guest" "$E2E_SRC/scenario-agent.sh"
 e2e_agent_serve agent

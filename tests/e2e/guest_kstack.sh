@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# guest_kstack.sh - a real QEMU guest over vhost-user with --steer-stack kernel: its steered TCP
-# ends in the kernel's stack in the daemon's private namespace and is spliced into HAProxy as
-# the sidecar.  Checks: the original destination in HAProxy's log, 1 MiB up and 4 MiB down with
+# guest_kstack.sh - a real QEMU guest over vhost-user with the default --steer-stack (auto, which
+# as root takes the kernel path): its steered TCP ends in the kernel's stack in the daemon's
+# private namespace and is spliced into HAProxy as the sidecar.  Checks: the original
+# destination in HAProxy's log, 1 MiB up and 4 MiB down with
 # equal SHA-256 (the guest's offloads used both ways; its large segments written to the private
 # stack from guest memory), 64 MiB up to a stopped sink held and then delivered whole, 50
 # concurrent flows, the sidecar's port on the gateway still refused, the private namespace
@@ -22,7 +23,7 @@ links_before=$(ip -n "$NS_POD" -o link show | awk -F': ' '{print $2}' | sort | t
 seccomp=(--seccomp)
 [ -n "${E2E_MEMCHECK:-}" ] && seccomp=()
 e2e_start_meshslirp meshslirp --vhost-user "$SOCK" --outbound-proxy 127.0.0.1:15001 \
-	--steer-stack kernel --exclude-outbound-port "$E2E_AGENT_PORT" --metrics "$METRICS" \
+	--exclude-outbound-port "$E2E_AGENT_PORT" --metrics "$METRICS" \
 	"${seccomp[@]}"
 grep -q "steered TCP ends in the kernel's stack" "$E2E_TMP/meshslirp.log" ||
 	e2e_fail "the daemon did not start the kernel path: $(tail -3 "$E2E_TMP/meshslirp.log")"

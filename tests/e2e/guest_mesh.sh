@@ -8,7 +8,8 @@ e2e_topology
 e2e_haproxy_cfg "$E2E_TMP/haproxy.cfg" "${E2E_HAPROXY_OUTBOUND_PROXY[@]}"
 e2e_start_haproxy haproxy "$NS_POD" "$E2E_TMP/haproxy.cfg"
 SOCK=$E2E_TMP/net.sock
-e2e_start_meshslirp meshslirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
+# libslirp's path: the SYN answered only once the sidecar has (guest_kstack.sh has the kernel's).
+e2e_start_meshslirp meshslirp --steer-stack slirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
 	--exclude-outbound-port 7100
 e2e_build_guest "$E2E_TMP/guest" "$E2E_SRC/scenario-mesh.sh"
 

@@ -28,7 +28,8 @@ e2e_start_haproxy haproxy "$NS_POD" "$E2E_TMP/haproxy.cfg"
 
 SOCK=$E2E_TMP/net.sock
 METRICS=127.0.0.1:9090
-e2e_start_meshslirp meshslirp --socket "$SOCK" --outbound-proxy "unix:$OUT_SOCK" \
+# libslirp's path (test_ksteer.c has the kernel path's unix leg).
+e2e_start_meshslirp meshslirp --steer-stack slirp --socket "$SOCK" --outbound-proxy "unix:$OUT_SOCK" \
 	--exclude-outbound-port 7100 --expose "unix:$IN_SOCK:80" --inbound-proxy-protocol required \
 	--inbound-header-timeout 2s --metrics "$METRICS" --seccomp
 e2e_build_guest "$E2E_TMP/guest" "$E2E_SRC/scenario-unix.sh" "$E2E_SRC/peer.cgi"

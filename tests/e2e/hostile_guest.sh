@@ -28,7 +28,8 @@ e2e_bg echo "$NS_NODE" "$MSTOOL" echo --listen "$NODE_IP:80" --timeout 600
 e2e_wait_for "$E2E_TMP/echo.log" '^LISTENING' 10 || e2e_fail "echo did not start"
 
 SOCK="$E2E_TMP/net.sock"
-e2e_start_meshslirp meshslirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
+# libslirp's path: its flood, table and refusal counts (hostile_kstack.sh has the kernel's).
+e2e_start_meshslirp meshslirp --steer-stack slirp --socket "$SOCK" --outbound-proxy 127.0.0.1:15001 \
 	--max-flows "$MAX_FLOWS" --metrics 127.0.0.1:9090
 fd0=$(e2e_fd_count "$MESHSLIRP_PID")
 rss0=$(e2e_rss_kb "$MESHSLIRP_PID")

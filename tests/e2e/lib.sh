@@ -486,6 +486,15 @@ e2e_scrape() {
 # e2e_metric FILE 'NAME{LABELS}' : print that sample's value (empty if absent).
 e2e_metric() { awk -v k="$2" '$1 == k {print $2}' "$1"; }
 
+# e2e_steered_total FILE : the steered TCP flows in that scrape, whichever stack ended them:
+# libslirp's (meshslirp_flows_total outbound_steered) and the kernel path's
+# (meshslirp_kernel_flows_total, absent on libslirp's).  --steer-stack auto, the default, may
+# use both: a SYN the kernel path has no slot for is libslirp's.
+e2e_steered_total() {
+	awk '$1 == "meshslirp_flows_total{direction=\"outbound_steered\"}" || $1 == "meshslirp_kernel_flows_total" { n += $2 }
+	     END { print n + 0 }' "$1"
+}
+
 # e2e_wait_metric NETNS ADDR:PORT 'NAME{LABELS}' MIN SECONDS : scrape every 0.2 s until that
 # sample is at least MIN; E2E_METRIC is its last value.
 e2e_wait_metric() {

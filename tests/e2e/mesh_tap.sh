@@ -125,13 +125,15 @@ e2e_log "sidecar stopped: guest reset in $ms ms; sidecar restarted: flows work"
 
 # 9. The counters tell the same story (Prometheus text on --metrics).
 e2e_scrape "$NS_POD" 127.0.0.1:9090 "$E2E_TMP/metrics.txt"
-steered=$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_flows_total{direction="outbound_steered"}')
-[ "${steered:-0}" -ge 11000 ] || e2e_fail "meshslirp_flows_total steered = '$steered', want >= 11000"
+steered=$(e2e_steered_total "$E2E_TMP/metrics.txt")
+[ "${steered:-0}" -ge 11000 ] || e2e_fail "steered flows (both stacks) = '$steered', want >= 11000"
 # (Host loopback is off by default: the gateway's 15001 is refused under that reason.)
 [ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_flows_refused_total{reason="host_loopback"}')" = 1 ] ||
 	e2e_fail "refusal not counted"
-[ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_sidecar_connect_failures_total')" -ge 1 ] ||
-	e2e_fail "sidecar failure not counted"
+# The sidecar's refusals, on libslirp's path or the kernel path (the default where it can be set up).
+kfails=$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_kernel_flow_events_total{event="connect_failed"}')
+fails=$(($(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_sidecar_connect_failures_total') + ${kfails:-0}))
+[ "$fails" -ge 1 ] || e2e_fail "sidecar failure not counted"
 [ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_flows_total{direction="outbound_dns"}')" -ge 4 ] ||
 	e2e_fail "DNS flows not counted"
 [ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_guest_attached')" = 1 ] || e2e_fail "guest not attached?"

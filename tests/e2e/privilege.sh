@@ -165,7 +165,7 @@ e2e_log "control: add_hostfwd used and listed, list_flows, remove_hostfwd; port 
 
 # Metrics and SIGUSR1.
 e2e_scrape "$NS_POD" 127.0.0.1:9090 "$E2E_TMP/metrics.txt"
-[ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_flows_total{direction="outbound_steered"}')" -ge 1 ] ||
+[ "$(e2e_steered_total "$E2E_TMP/metrics.txt")" -ge 1 ] ||
 	e2e_fail "steered flow not counted"
 [ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_inbound_headers_total{version="2"}')" -ge 1 ] ||
 	e2e_fail "inbound header not counted"

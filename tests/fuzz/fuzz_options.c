@@ -108,7 +108,9 @@ static void check_config(const struct ms_config *c)
 				    !strchr(c->tap_name, '/')));
 	FUZZ_CHECK(!c->tap_netns || (c->tap_name && c->tap_netns[0]));
 	FUZZ_CHECK(!c->proxy_source_set || c->outbound_proxy_set);
-	FUZZ_CHECK(!c->steer_kernel || c->outbound_proxy_set);
+	FUZZ_CHECK(c->steer_stack == MS_STEER_AUTO || c->steer_stack == MS_STEER_SLIRP ||
+		   c->steer_stack == MS_STEER_KERNEL);
+	FUZZ_CHECK(c->steer_stack != MS_STEER_KERNEL || c->outbound_proxy_set);
 
 	FUZZ_CHECK(c->prefix_len >= 1 && c->prefix_len <= 29);
 	FUZZ_CHECK(mask == ~(0xffffffffu >> c->prefix_len));

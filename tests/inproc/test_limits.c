@@ -228,7 +228,7 @@ static void test_connect_timeout(void **state)
 {
 	char proxy[32];
 	const char *args[] = { "--outbound-proxy", proxy, "--proxy-source", "198.18.0.2",
-			       "--connect-timeout", "300ms", NULL };
+			       "--connect-timeout", "300ms", "--steer-stack", "slirp", NULL };
 	struct pkt_ipv4_view v;
 	uint8_t fr[256], rx[2048];
 	uint16_t port;
@@ -273,7 +273,7 @@ static void test_handshake_timeout(void **state)
 {
 	char proxy[32];
 	const char *args[] = { "--outbound-proxy", proxy, "--proxy-source", "198.18.0.2",
-			       "--connect-timeout", "300ms", NULL };
+			       "--connect-timeout", "300ms", "--steer-stack", "slirp", NULL };
 	struct pkt_ipv4_view v;
 	uint8_t fr[256], rx[2048];
 	uint16_t port;

@@ -45,8 +45,9 @@ struct steer {
 static struct steer *steer_start(bool listening, const char *version)
 {
 	struct steer *s = g_new0(struct steer, 1);
+	/* libslirp's path (test_ksteer.c has the kernel's, the default where it can be set up). */
 	const char *args[] = { "--outbound-proxy", s->proxy_arg, "--proxy-source", SIDECAR_SOURCE,
-			       "--outbound-proxy-protocol", version, NULL };
+			       "--outbound-proxy-protocol", version, "--steer-stack", "slirp", NULL };
 
 	s->sidecar = inproc_sidecar_listen(&s->sidecar_port, listening);
 	snprintf(s->proxy_arg, sizeof(s->proxy_arg), "127.0.0.1:%u", s->sidecar_port);

@@ -112,6 +112,9 @@ static struct trust *trust_start(const char *const *extra)
 	snprintf(t->dns_arg, sizeof(t->dns_arg), "127.0.0.1:%u", t->dns_port);
 	g_ptr_array_add(args, "--mtu");
 	g_ptr_array_add(args, "1500");
+	/* libslirp's path: test_ksteer.c and hostile_kstack.sh judge the kernel's. */
+	g_ptr_array_add(args, "--steer-stack");
+	g_ptr_array_add(args, "slirp");
 	g_ptr_array_add(args, "--outbound-proxy");
 	g_ptr_array_add(args, "127.0.0.1:15001");
 	g_ptr_array_add(args, "--proxy-source");

@@ -74,9 +74,10 @@ static int unix_connect(const char *path)
 static struct ux *ux_start(enum sidecar_kind kind, const char *mode)
 {
 	struct ux *s = g_new0(struct ux, 1);
+	/* libslirp's path; test_ksteer.c has the kernel's unix leg. */
 	const char *args[] = { "--outbound-proxy", s->out_arg, "--proxy-source", SIDECAR_SOURCE,
 			       "--expose", s->in_arg, "--inbound-proxy-protocol", mode,
-			       "--inbound-header-timeout", "1s", NULL };
+			       "--inbound-header-timeout", "1s", "--steer-stack", "slirp", NULL };
 
 	s->dir = g_dir_make_tmp("ms-unixleg-XXXXXX", NULL);
 	assert_non_null(s->dir);

@@ -238,15 +238,23 @@ static void test_steer_stack(void **state)
 	(void)state;
 	assert_int_equal(parse(&cfg, &err, "--socket", "a", "--outbound-proxy", "127.0.0.1:15001",
 			       NULL), 0);
-	assert_false(cfg.steer_kernel);
+	assert_int_equal(cfg.steer_stack, MS_STEER_AUTO);
 	ms_config_free(&cfg);
 	assert_int_equal(parse(&cfg, &err, "--socket", "a", "--outbound-proxy", "127.0.0.1:15001",
 			       "--steer-stack", "kernel", NULL), 0);
-	assert_true(cfg.steer_kernel);
+	assert_int_equal(cfg.steer_stack, MS_STEER_KERNEL);
 	ms_config_free(&cfg);
 	assert_int_equal(parse(&cfg, &err, "--socket", "a", "--outbound-proxy", "127.0.0.1:15001",
 			       "--steer-stack", "kernel", "--steer-stack", "slirp", NULL), 0);
-	assert_false(cfg.steer_kernel);
+	assert_int_equal(cfg.steer_stack, MS_STEER_SLIRP);
+	ms_config_free(&cfg);
+	assert_int_equal(parse(&cfg, &err, "--socket", "a", "--outbound-proxy", "127.0.0.1:15001",
+			       "--steer-stack", "slirp", "--steer-stack", "auto", NULL), 0);
+	assert_int_equal(cfg.steer_stack, MS_STEER_AUTO);
+	ms_config_free(&cfg);
+	/* auto asks for nothing: with nothing steered it is no error, and no kernel path. */
+	assert_int_equal(parse(&cfg, &err, "--socket", "a", "--steer-stack", "auto", NULL), 0);
+	assert_int_equal(cfg.steer_stack, MS_STEER_AUTO);
 	ms_config_free(&cfg);
 }
 
