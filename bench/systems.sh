@@ -29,7 +29,6 @@
 #                  (--expose unix:PATH:5201, header required).  BENCH_UNIX_SIDECAR_SNDBUF=N:
 #                  that HAProxy's tune.sndbuf.client (its unix sockets' send buffer, the
 #                  sender's limit *in*; unset: the kernel's default; docs/PERFORMANCE.md)
-#                  (vu-frontend tap): like for like with masquerade-vm, the headline ratio
 #   meshslirp      meshslirp's stream backend, a frame pump playing QEMU (mstool pump)
 #   meshslirp-tap  meshslirp's tap backend
 #   slirp4netns, pasta   for reference

@@ -506,7 +506,7 @@ static int daemon_setup_ksteer(struct daemon *d)
 		return 0;
 	ret = ksteer_new(&kc, &d->ks, &why);
 	if (ret && cfg->steer_stack == MS_STEER_AUTO) {
-		g_warning("--steer-stack auto: cannot %s (%s): steered TCP ends in libslirp, "
+		g_warning("--steer-stack auto: cannot %s: %s; steered TCP ends in libslirp, "
 			  "the slower path (docs/PERFORMANCE.md)", why, g_strerror(-ret));
 		return 0;
 	}
@@ -538,6 +538,7 @@ void daemon_render_metrics(GString *o, void *opaque)
 		.unix_expose = d->ux ? unixexpose_stats(d->ux) : NULL,
 		.kernel = d->ks ? ksteer_stats(d->ks) : NULL,
 		.kernel_active = d->ks ? ksteer_active(d->ks) : 0,
+		.steering = d->cfg->outbound_proxy_set,
 	};
 
 	for (int i = 0; i < FLOW_STATE_COUNT; i++)

@@ -20,7 +20,7 @@ static void metric(GString *o, const char *name, const char *labels, uint64_t v)
 			       labels ? labels : "", labels ? "}" : "", v);
 }
 
-/* --steer-stack kernel: its flows by outcome, bytes, frames and drops (ksteer.h). */
+/* The kernel path (--steer-stack): its flows by outcome, bytes, frames and drops (ksteer.h). */
 static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size_t active)
 {
 	static const char *const outcome[] = {
@@ -35,7 +35,7 @@ static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size
 
 	G_STATIC_ASSERT(G_N_ELEMENTS(outcome) == G_N_ELEMENTS(values));
 	metric_head(o, "meshslirp_kernel_flows_total", "counter",
-		    "Steered TCP flows the kernel's private stack terminated (--steer-stack kernel).");
+		    "Steered TCP flows the kernel's private stack terminated (the kernel path).");
 	metric(o, "meshslirp_kernel_flows_total", NULL, k->flows);
 	metric_head(o, "meshslirp_kernel_flows_active", "gauge",
 		    "Kernel-path flows not yet ended.");
@@ -79,8 +79,10 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	g_string_append_printf(o, "meshslirp_info{version=\"%s\"} 1\n", MESHSLIRP_VERSION);
 	/* --steer-stack auto settles at start: say which it became. */
 	metric_head(o, "meshslirp_steer_stack", "gauge",
-		    "Which TCP ends steered flows: kernel (a private namespace) or slirp (libslirp).");
-	metric(o, "meshslirp_steer_stack", s->kernel ? "stack=\"kernel\"" : "stack=\"slirp\"", 1);
+		    "Which TCP ends steered flows: kernel (a private namespace), slirp (libslirp), "
+		    "or none (nothing is steered: no --outbound-proxy).");
+	metric(o, "meshslirp_steer_stack",
+	       s->kernel ? "stack=\"kernel\"" : s->steering ? "stack=\"slirp\"" : "stack=\"none\"", 1);
 
 	metric_head(o, "meshslirp_frames_total", "counter", "Ethernet frames through the backend.");
 	metric(o, "meshslirp_frames_total", "direction=\"from_guest\"", bs->rx_frames);

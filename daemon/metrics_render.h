@@ -55,6 +55,7 @@ struct metrics_snapshot {
 	const struct unixexpose_stats *unix_expose; /* --expose unix:...; NULL without */
 	const struct ksteer_stats *kernel;          /* --steer-stack kernel; NULL without */
 	size_t kernel_active;                       /* its flows not yet ended */
+	bool steering;                              /* --outbound-proxy: TCP is steered */
 };
 
 /**

@@ -708,9 +708,10 @@ static const GOptionEntry options_entries[] = {
 	  "Checksum and TCP segmentation offloads with the guest (vhost-user, tap): on (default) "
 	  "or off", "on|off" },
 	{ "steer-stack", 0, 0, CB(opt_steer_stack),
-	  "Which TCP ends steered flows: kernel (the kernel's, in a private namespace; needs "
-	  "CAP_SYS_ADMIN or user namespaces, and /dev/net/tun), slirp (libslirp's), or auto "
-	  "(default: kernel where it can be set up at start, else slirp)", "auto|kernel|slirp" },
+	  "Which TCP ends steered flows (with --outbound-proxy): kernel (the kernel's, in a "
+	  "private namespace; needs CAP_SYS_ADMIN or user namespaces, and /dev/net/tun), slirp "
+	  "(libslirp's), or auto (default: kernel where it can be set up at start, else slirp)",
+	  "auto|kernel|slirp" },
 	{ "expose", 0, 0, CB(opt_expose),
 	  "Forward a host TCP port, or a unix socket (the sidecar's leg, with a PROXY header), "
 	  "to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]|unix:PATH:GUESTPORT" },
@@ -747,8 +748,8 @@ static const GOptionEntry options_entries[] = {
 	  "Send guest DNS (UDP and TCP to the --dns address) to this server", "ADDR:PORT" },
 	{ "max-flows", 0, 0, CB(opt_max_flows),
 	  "Most guest flows at once, direct ones included (default "
-	  G_STRINGIFY(BRIDGE_DEFAULT_MAX_FLOWS) "); with --steer-stack kernel, the kernel path "
-	  "has a table of its own this size too", "N" },
+	  G_STRINGIFY(BRIDGE_DEFAULT_MAX_FLOWS) "); the kernel path (--steer-stack) has a table of "
+	  "its own this size too", "N" },
 	{ "connect-timeout", 0, 0, CB(opt_connect_timeout),
 	  "Reset a flow whose upstream has not answered by then (default "
 	  G_STRINGIFY(BRIDGE_DEFAULT_CONNECT_TIMEOUT_S) "s)", "DURATION" },
@@ -885,8 +886,9 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	g_option_group_add_entries(group, entries);
 	g_option_context_set_main_group(ctx, group);
 	g_option_context_set_summary(ctx,
-		"Terminates a QEMU guest's network in userspace (libslirp) and\n"
-		"connects it to the host and to a service mesh sidecar.");
+		"Terminates a QEMU guest's network in userspace (libslirp; steered TCP in\n"
+		"a private kernel stack where it can) and connects it to the host and to a\n"
+		"service mesh sidecar.");
 	g_option_context_set_description(ctx,
 		"QEMU: -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH\n"
 		"      -device virtio-net-pci,netdev=n0\n"

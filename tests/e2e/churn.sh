@@ -59,7 +59,8 @@ e2e_log "before: fds $fd0, RSS $rss0 KiB; $FLOWS flows to go in chunks of $CHUNK
 # only_closed FILE : true if every flow in that scrape is closed.
 only_closed() {
 	case "$(e2e_flow_states "$1")" in
-	"syn=0 connecting=0 open=0 closed="*" header_wait=0 rejected=0") return 0 ;;
+	"syn=0 connecting=0 open=0 closed="*" header_wait=0 rejected=0" | \
+		"syn=0 connecting=0 open=0 closed="*" header_wait=0 rejected=0 kernel_active=0") return 0 ;;
 	esac
 	return 1
 }
@@ -97,11 +98,13 @@ e2e_wait_flows_empty "$NS_POD" "$METRICS" 40 || e2e_fail "flows left 40 s after 
 fd1=$(e2e_fd_count "$MESHSLIRP_PID")
 rss1=$(e2e_rss_kb "$MESHSLIRP_PID")
 steered=$(e2e_steered_total "$E2E_TMP/flows-metrics.txt")
-kactive=$(e2e_metric "$E2E_TMP/flows-metrics.txt" meshslirp_kernel_flows_active)
-[ "${kactive:-0}" = 0 ] || e2e_fail "$kactive flows left on the kernel path 40 s after the last"
 [ "$((steered - steered0))" = "$FLOWS" ] || e2e_fail "counted $((steered - steered0)) steered flows, ran $FLOWS"
+# A table filled: libslirp's, whose closed flows' slots were reclaimed, or the kernel path's, whose
+# SYNs then went to libslirp (at ~100 flows a second, slow runners, it may never pass them on).
 reclaimed=$(e2e_metric "$E2E_TMP/flows-metrics.txt" meshslirp_flows_reclaimed_total)
-[ "${reclaimed:-0}" -gt 0 ] || e2e_fail "no closed flow's slot was reclaimed: the table never filled?"
+kfull=$(e2e_metric "$E2E_TMP/flows-metrics.txt" 'meshslirp_kernel_flow_events_total{event="table_full"}')
+[ "${reclaimed:-0}" -gt 0 ] || [ "${kfull:-0}" -gt 0 ] ||
+	e2e_fail "no closed flow's slot was reclaimed and the kernel path never passed a SYN on: no table filled?"
 [ "$fd1" -le "$fd0" ] || e2e_fail "descriptors grew from $fd0 to $fd1"
 if e2e_sanitized; then
 	e2e_log "sanitizer build: RSS not judged (ASan keeps freed memory in quarantine);" \
@@ -113,7 +116,8 @@ else
 		e2e_fail "RSS grew from $rss_half KiB halfway to $rss1 KiB (bound $RSS_HALF_BOUND_KB KiB)"
 fi
 e2e_log "$FLOWS sequential flows in $secs s through a table of $MAX_FLOWS ($reclaimed closed" \
-	"flows' slots reclaimed); table empty $E2E_ELAPSED_MS ms after the last;" \
+	"flows' slots reclaimed; ${kfull:-no} SYNs passed on by the kernel path's full table);" \
+	"table empty $E2E_ELAPSED_MS ms after the last;" \
 	"fds $fd0 -> $fd1, RSS $rss0 -> $rss_half (halfway) -> $rss1 KiB"
 
 kill -TERM "$MESHSLIRP_PID"

@@ -486,13 +486,29 @@ e2e_scrape() {
 # e2e_metric FILE 'NAME{LABELS}' : print that sample's value (empty if absent).
 e2e_metric() { awk -v k="$2" '$1 == k {print $2}' "$1"; }
 
-# e2e_steered_total FILE : the steered TCP flows in that scrape, whichever stack ended them:
-# libslirp's (meshslirp_flows_total outbound_steered) and the kernel path's
-# (meshslirp_kernel_flows_total, absent on libslirp's).  --steer-stack auto, the default, may
-# use both: a SYN the kernel path has no slot for is libslirp's.
+# e2e_metric_sum FILE 'NAME{LABELS}'... : the sum of those samples (absent ones count 0).
+e2e_metric_sum() {
+	local f=$1
+	shift
+	awk 'FNR == NR { want[$0] = 1; next } ($1 in want) { n += $2 } END { print n + 0 }' \
+		<(printf '%s\n' "$@") "$f"
+}
+
+# Steered TCP, whichever stack ended it: libslirp's, and the kernel path's (absent on
+# libslirp's).  --steer-stack auto, the default, may use both: a SYN the kernel path has no
+# slot for is libslirp's.  Each prints the sum in scrape FILE.
+# e2e_steered_total FILE : the flows.
 e2e_steered_total() {
-	awk '$1 == "meshslirp_flows_total{direction=\"outbound_steered\"}" || $1 == "meshslirp_kernel_flows_total" { n += $2 }
-	     END { print n + 0 }' "$1"
+	e2e_metric_sum "$1" 'meshslirp_flows_total{direction="outbound_steered"}' meshslirp_kernel_flows_total
+}
+# e2e_headers_total FILE : the PROXY headers sent to the sidecar.
+e2e_headers_total() {
+	e2e_metric_sum "$1" meshslirp_proxy_headers_sent_total 'meshslirp_kernel_flow_events_total{event="opened"}'
+}
+# e2e_sidecar_failures_total FILE : the connections to the sidecar that failed.
+e2e_sidecar_failures_total() {
+	e2e_metric_sum "$1" meshslirp_sidecar_connect_failures_total \
+		'meshslirp_kernel_flow_events_total{event="connect_failed"}'
 }
 
 # e2e_wait_metric NETNS ADDR:PORT 'NAME{LABELS}' MIN SECONDS : scrape every 0.2 s until that
@@ -512,13 +528,15 @@ e2e_wait_metric() {
 # for redirected TCP flows (steered, DNS, inbound) only.  Left out: UDP entries
 # (meshslirp_udp_flows, all "open"), which live as long as libslirp's sockets, 240 s after the
 # last datagram; and direct TCP flows (meshslirp_direct_tcp_flows), such as a test's own
-# control channel to an excluded port.
+# control channel to an excluded port.  On the kernel path " kernel_active=N" follows: its
+# flows not yet ended (meshslirp_kernel_flows_active; its closed ones are not counted).
 e2e_flow_states() {
 	awk -F'[{}"]' '/^meshslirp_udp_flows / {split($0, u, " "); udp = u[2]}
 		/^meshslirp_direct_tcp_flows\{state=/ {split($0, v, " "); d[$3] = v[2]}
 		/^meshslirp_flows\{state=/ {split($0, v, " "); n[++k] = $3; c[k] = v[2]}
+		/^meshslirp_kernel_flows_active / {split($0, v, " "); kactive = " kernel_active=" v[2]}
 		END {for (i = 1; i <= k; i++) printf "%s%s=%s", (i > 1 ? " " : ""), n[i],
-			c[i] - d[n[i]] - (n[i] == "open" ? udp : 0); print ""}' "$1"
+			c[i] - d[n[i]] - (n[i] == "open" ? udp : 0); print kactive}' "$1"
 }
 
 # e2e_wait_flows_empty NETNS ADDR:PORT SECONDS : scrape the metrics every 0.5 s until every
@@ -542,11 +560,17 @@ e2e_wait_flows_empty() {
 
 # e2e_no_redirected_flows SOCKET : true when list_flows on the control socket names no flow
 # but direct ones (DHCP, a test's own control channel to an excluded port); the answer is left
-# in E2E_FLOWS_ANSWER.
+# in E2E_FLOWS_ANSWER.  The kernel path lists its closed flows through their 10 s grace
+# (KSTEER_GRACE_US), which e2e_wait_flows_empty does not wait for: while the answer still has
+# a closed flow of the kernel path's, it asks again, for at most 15 s.
 e2e_no_redirected_flows() {
-	E2E_FLOWS_ANSWER=$(e2e_control "$1" '{"execute": "list_flows"}')
-	case "$E2E_FLOWS_ANSWER" in '{"return": {"flows": ['*) ;; *) return 1 ;; esac
-	local kinds
+	local kinds i
+	for i in $(seq 1 30); do
+		E2E_FLOWS_ANSWER=$(e2e_control "$1" '{"execute": "list_flows"}')
+		case "$E2E_FLOWS_ANSWER" in '{"return": {"flows": ['*) ;; *) return 1 ;; esac
+		case "$E2E_FLOWS_ANSWER" in *'"path": "kernel", "proto": "tcp", "state": "closed"'*) ;; *) break ;; esac
+		sleep 0.5
+	done
 	kinds=$(printf '%s\n' "$E2E_FLOWS_ANSWER" | grep -o '"kind": "[a-z]*"' || true)
 	[ -z "$(printf '%s\n' "$kinds" | grep -v '"direct"' | grep . || true)" ]
 }

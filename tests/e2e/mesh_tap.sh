@@ -131,9 +131,7 @@ steered=$(e2e_steered_total "$E2E_TMP/metrics.txt")
 [ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_flows_refused_total{reason="host_loopback"}')" = 1 ] ||
 	e2e_fail "refusal not counted"
 # The sidecar's refusals, on libslirp's path or the kernel path (the default where it can be set up).
-kfails=$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_kernel_flow_events_total{event="connect_failed"}')
-fails=$(($(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_sidecar_connect_failures_total') + ${kfails:-0}))
-[ "$fails" -ge 1 ] || e2e_fail "sidecar failure not counted"
+[ "$(e2e_sidecar_failures_total "$E2E_TMP/metrics.txt")" -ge 1 ] || e2e_fail "sidecar failure not counted"
 [ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_flows_total{direction="outbound_dns"}')" -ge 4 ] ||
 	e2e_fail "DNS flows not counted"
 [ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_guest_attached')" = 1 ] || e2e_fail "guest not attached?"

@@ -134,11 +134,11 @@ ram_diff_pages() {
 	{ cmp -l "/proc/$1/fd/$fd1" "/proc/$2/fd/$fd2" 2>&1 || true; } | head -n 1000000 |
 		awk -v bytes_out="$E2E_TMP/ram-diff-bytes.txt" '
 		     function hex(o,  i, v) { for (i = 1; i <= length(o); i++) v = v * 8 + substr(o, i, 1); return sprintf("%02x", v) }
-		     function flush() { if (len) printf "page %d +0x%03x, %d bytes: src %s, dst %s\n", rp, rs, len, src, dst > bytes_out; len = 0 }
+		     function flush() { if (len) printf "page %d +0x%03x, %d bytes: src%s, dst%s\n", rp, rs, len, src, dst > bytes_out; len = 0 }
 		     /^ *[0-9]/ { off = $1 - 1; p = int(off / 4096); if (!(p in bytes)) order[n++] = p; bytes[p]++
 			if (n > 4) next
 			if (!len || off != last + 1 || p != rp) { flush(); if (++runs > 16) next; rp = p; rs = off % 4096; src = dst = "" }
-			if (len < 16) { src = src hex($2); dst = dst hex($3) }
+			if (len < 16) { src = src " " hex($2); dst = dst " " hex($3) }
 			len++; last = off }
 		     /^cmp:/ { print > "/dev/stderr"; bad = 1 }
 		     END { flush(); for (i = 0; i < n && i < 20; i++) printf "%d:%d ", order[i], bytes[order[i]] > "/dev/stderr"

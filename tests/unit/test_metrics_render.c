@@ -99,11 +99,17 @@ static void test_known_snapshot_lines(void **state)
 	mr_assert_line(out->str, hdr_err);
 	/* The text ends with a newline and nothing else. */
 	assert_true(out->len > 0 && out->str[out->len - 1] == '\n');
-	/* Without the kernel path, none of its families. */
+	/* Without the kernel path, none of its families; nothing steered, no stack for it. */
 	assert_null(strstr(out->str, "meshslirp_kernel_"));
+	mr_assert_line(out->str, "# TYPE meshslirp_steer_stack gauge");
+	mr_assert_line(out->str, "meshslirp_steer_stack{stack=\"none\"} 1");
+	m.s.steering = true;
+	g_string_truncate(out, 0);
+	metrics_render(out, &m.s);
+	mr_assert_line(out->str, "meshslirp_steer_stack{stack=\"slirp\"} 1");
 }
 
-/* --steer-stack kernel: its families, each event and drop reason under its own label. */
+/* The kernel path: its families, each event and drop reason under its own label. */
 static void test_kernel_path_lines(void **state)
 {
 	struct mr_fixture m;
@@ -121,7 +127,9 @@ static void test_kernel_path_lines(void **state)
 	m.ks.dropped[KSTEER_DROP_BAD_META] = 89;
 	m.s.kernel = &m.ks;
 	m.s.kernel_active = 97;
+	m.s.steering = true;
 	metrics_render(out, &m.s);
+	mr_assert_line(out->str, "meshslirp_steer_stack{stack=\"kernel\"} 1");
 	mr_assert_line(out->str, "# TYPE meshslirp_kernel_flows_total counter");
 	mr_assert_line(out->str, "meshslirp_kernel_flows_total 61");
 	mr_assert_line(out->str, "# TYPE meshslirp_kernel_flows_active gauge");
