@@ -25,11 +25,12 @@ static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size
 {
 	static const char *const outcome[] = {
 		"opened", "connect_failed", "header_failed", "timeout", "closed", "aborted",
-		"no_resources", "stray_accept", "table_full", "idle",
+		"no_resources", "stray_accept", "table_full", "idle", "reclaimed",
 	};
 	const uint64_t values[] = {
 		k->opened, k->connect_failed, k->header_failed, k->timeouts, k->closed,
 		k->aborted, k->resource_failed, k->stray_accepts, k->table_full, k->idle_resets,
+		k->reclaimed,
 	};
 	char lbl[96];
 
@@ -42,7 +43,8 @@ static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size
 	metric(o, "meshslirp_kernel_flows_active", NULL, active);
 	metric_head(o, "meshslirp_kernel_flow_events_total", "counter",
 		    "Kernel-path flows by event: sidecar connected, failed, timed out, ended in order "
-		    "or by a reset; steered SYNs left to libslirp for want of a slot (table_full).");
+		    "or by a reset; steered SYNs left to libslirp, every slot in use (table_full); new "
+		    "flows that took a closed flow's slot within its grace (reclaimed).");
 	for (size_t i = 0; i < G_N_ELEMENTS(outcome); i++) {
 		snprintf(lbl, sizeof(lbl), "event=\"%s\"", outcome[i]);
 		metric(o, "meshslirp_kernel_flow_events_total", lbl, values[i]);

@@ -249,7 +249,11 @@ static bool ksteer_in_grace(const struct kflow *f, int64_t now)
 	return f->state == KF_CLOSED && f->deadline_us > now;
 }
 
-/* A slot for a new flow: the oldest freed one, if its grace is over; NULL if none. */
+/*
+ * A slot for a new flow: the oldest freed one, reclaimed (counted) if it
+ * is still in its grace, as then every freed slot is; NULL if every slot
+ * is in use.
+ */
 static struct kflow *ksteer_take_slot(struct ksteer *ks)
 {
 	struct kflow *f;
@@ -258,7 +262,7 @@ static struct kflow *ksteer_take_slot(struct ksteer *ks)
 		return NULL;
 	f = &ks->flows[ks->fifo[ks->fifo_head]];
 	if (ksteer_in_grace(f, g_get_monotonic_time()))
-		return NULL;
+		ks->stats.reclaimed++;
 	ks->fifo_head = (ks->fifo_head + 1) % ks->nslots;
 	ks->fifo_len--;
 	if (f->hashed)

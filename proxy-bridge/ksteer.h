@@ -45,14 +45,21 @@
  *   OPEN        error or reset on either     CLOSED      the other closed with RST
  *   OPEN        idle for --tcp-idle-timeout  CLOSED      both closed with RST
  *   CLOSED      KSTEER_GRACE_US passed       FREE        (late segments translated until then)
+ *   CLOSED      a new flow, no slot past     SYN         the oldest closed slot reclaimed:
+ *               its grace                                its late segments go to libslirp
  *   CLOSED      guest SYN on its tuple       -           a new flow in another slot, or,
  *                                                        with none, libslirp's: the old
  *                                                        one leaves the tuple table
  *
- * Slots are reused in the order they were freed (a FIFO), never within the
- * grace, so a late segment of an old flow cannot reach a new one; a SYN
- * finding no reusable slot is left to libslirp (counted), and so is what
- * follows it on that tuple.
+ * Slots are reused in the order they were freed (a FIFO), within the grace
+ * only when no other is left (the oldest, counted): a late segment of the
+ * reclaimed flow then finds no flow of ours (the guest's goes to libslirp,
+ * the private stack's is dropped unless the new flow has the same guest
+ * port, when the guest's TCP finds it out of window).  So a burst of short
+ * connections stays on this path however fast they come, as on libslirp's
+ * (which reclaims its closed flows the same way).  A SYN finding every
+ * slot in use is left to libslirp (counted), and so is what follows it on
+ * that tuple.
  *
  * Relay and backpressure: each direction has a pipe of its own; splice()
  * moves what the reading socket has into the pipe and what the pipe holds
@@ -139,7 +146,8 @@ enum ksteer_drop {
 
 struct ksteer_stats {
 	uint64_t flows;                /* guest SYNs that opened a flow here */
-	uint64_t table_full;           /* steered SYNs left to libslirp: no reusable slot */
+	uint64_t table_full;           /* steered SYNs left to libslirp: every slot in use */
+	uint64_t reclaimed;            /* new flows that took a closed flow's slot within its grace */
 	uint64_t accepted;             /* handshakes the private stack completed */
 	uint64_t stray_accepts;        /* accepted for no flow in SYN (closed with a reset) */
 	uint64_t opened;               /* sidecar connected, header written */

@@ -121,6 +121,7 @@ static void test_kernel_path_lines(void **state)
 	m.ks.flows = 61;
 	m.ks.opened = 67;
 	m.ks.table_full = 71;
+	m.ks.reclaimed = 101;
 	m.ks.idle_resets = 73;
 	m.ks.bytes_out = 79;
 	m.ks.frames_to_guest = 83;
@@ -136,6 +137,7 @@ static void test_kernel_path_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_kernel_flows_active 97");
 	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"opened\"} 67");
 	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"table_full\"} 71");
+	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"reclaimed\"} 101");
 	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"idle\"} 73");
 	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"closed\"} 0");
 	mr_assert_line(out->str, "meshslirp_kernel_bytes_total{direction=\"to_sidecar\"} 79");
