@@ -250,24 +250,46 @@ static bool ksteer_in_grace(const struct kflow *f, int64_t now)
 }
 
 /*
- * A slot for a new flow: the oldest freed one, reclaimed (counted) if it
- * is still in its grace, as then every freed slot is; NULL if every slot
- * is in use.
+ * A slot for a new flow from guest port @gport: the oldest freed one whose
+ * last flow had another guest port, among the first KSTEER_SLOT_SCAN, and
+ * reclaimed (counted) if it is still in its grace.  Inside the private
+ * stack a connection is only (the slot's address, the guest port), so one
+ * with the same port could meet what the old flow left there: a socket in
+ * LAST_ACK, a handshake not yet accepted.  Failing that, the oldest if its
+ * grace is over; NULL if not, or if every slot is in use.
  */
-static struct kflow *ksteer_take_slot(struct ksteer *ks)
+static struct kflow *ksteer_take_slot(struct ksteer *ks, uint16_t gport)
 {
-	struct kflow *f;
+	uint32_t n = MIN(ks->fifo_len, KSTEER_SLOT_SCAN), i, slot;
+	struct kflow *f = NULL;
+	bool queued;
 
-	if (!ks->fifo_len)
-		return NULL;
-	f = &ks->flows[ks->fifo[ks->fifo_head]];
-	if (ksteer_in_grace(f, g_get_monotonic_time()))
-		ks->stats.reclaimed++;
+	for (i = 0; i < n; i++) {
+		f = &ks->flows[ks->fifo[(ks->fifo_head + i) % ks->nslots]];
+		if (f->gport != gport)
+			break;
+	}
+	if (i == n) {
+		i = 0;
+		if (!n || ksteer_in_grace(&ks->flows[ks->fifo[ks->fifo_head]],
+					  g_get_monotonic_time()))
+			return NULL;
+	}
+	/* Out of the FIFO, the entries before it moved up one: the rest keep their order. */
+	slot = ks->fifo[(ks->fifo_head + i) % ks->nslots];
+	for (; i > 0; i--)
+		ks->fifo[(ks->fifo_head + i) % ks->nslots] =
+			ks->fifo[(ks->fifo_head + i - 1) % ks->nslots];
 	ks->fifo_head = (ks->fifo_head + 1) % ks->nslots;
 	ks->fifo_len--;
+	f = &ks->flows[slot];
+	if (ksteer_in_grace(f, g_get_monotonic_time()))
+		ks->stats.reclaimed++;
 	if (f->hashed)
 		g_hash_table_remove(ks->by_key, &f->key);
-	*f = (struct kflow){ .state = KF_FREE, .sk = -1, .up = -1,
+	/* Still in the again queue if it ended there: one entry per slot, whichever flow holds it. */
+	queued = f->queued;
+	*f = (struct kflow){ .state = KF_FREE, .sk = -1, .up = -1, .queued = queued,
 			     .pipe = { KPIPE_NONE, KPIPE_NONE } };
 	return f;
 }
@@ -356,7 +378,7 @@ static int ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view 
 static struct kflow *ksteer_open(struct ksteer *ks, const uint8_t *frame, uint32_t daddr,
 				 uint16_t dport, uint16_t gport, uint64_t key)
 {
-	struct kflow *f = ksteer_take_slot(ks);
+	struct kflow *f = ksteer_take_slot(ks, gport);
 
 	if (!f) {
 		ks->stats.table_full++;
@@ -907,10 +929,16 @@ static gboolean ksteer_again_run(void *opaque)
 	return G_SOURCE_REMOVE;
 }
 
+/*
+ * Queue @f's slot for a relay turn from the idle source.  A slot is in the
+ * queue at most once (its queued flag outlives the flow that set it, see
+ * ksteer_take_slot()), so the queue never holds more than the table.
+ */
 static void ksteer_queue_again(struct ksteer *ks, struct kflow *f)
 {
 	if (f->queued)
 		return;
+	g_assert(ks->nagain < ks->nslots);
 	f->queued = true;
 	ks->again[ks->nagain++] = (uint32_t)(f - ks->flows);
 	if (!ks->again_idle)

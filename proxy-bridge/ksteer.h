@@ -37,7 +37,8 @@
  *   state       event                        next        action
  *   FREE        guest SYN, judged steered    SYN         SYN to the private stack
  *   SYN         accept() of this slot        CONNECTING  socket to the sidecar, connect()
- *   SYN         connect timeout              CLOSED      (the stack drops its half-open one)
+ *   SYN         connect timeout              CLOSED      (the stack's half-open one lives on
+ *                                                        through its SYN|ACK retries)
  *   CONNECTING  sidecar connected            OPEN        PROXY header with the guest's
  *                                                        first bytes; relay what waits
  *   CONNECTING  refused, or timeout          CLOSED      guest's socket closed with RST
@@ -45,21 +46,27 @@
  *   OPEN        error or reset on either     CLOSED      the other closed with RST
  *   OPEN        idle for --tcp-idle-timeout  CLOSED      both closed with RST
  *   CLOSED      KSTEER_GRACE_US passed       FREE        (late segments translated until then)
- *   CLOSED      a new flow, no slot past     SYN         the oldest closed slot reclaimed:
- *               its grace                                its late segments go to libslirp
+ *   CLOSED      a new flow from another      SYN         the slot reclaimed (no freed slot
+ *               guest port, no slot past                 past its grace): its late
+ *               its grace                                segments find no flow of ours
  *   CLOSED      guest SYN on its tuple       -           a new flow in another slot, or,
  *                                                        with none, libslirp's: the old
  *                                                        one leaves the tuple table
  *
- * Slots are reused in the order they were freed (a FIFO), within the grace
- * only when no other is left (the oldest, counted): a late segment of the
- * reclaimed flow then finds no flow of ours (the guest's goes to libslirp,
- * the private stack's is dropped unless the new flow has the same guest
- * port, when the guest's TCP finds it out of window).  So a burst of short
- * connections stays on this path however fast they come, as on libslirp's
- * (which reclaims its closed flows the same way).  A SYN finding every
- * slot in use is left to libslirp (counted), and so is what follows it on
- * that tuple.
+ * Slots are reused in the order they were freed (a FIFO), never for the
+ * guest port their last flow had (the first KSTEER_SLOT_SCAN are looked
+ * at): inside the private stack a connection is only (the slot's address,
+ * the guest port), and the old one may linger there (LAST_ACK, a SYN|ACK
+ * retried for a handshake never accepted, TIME_WAIT where the namespace
+ * keeps it).  Within the grace a slot is reused only when no other is past
+ * it (reclaimed, counted): the old flow's late segments then find no flow
+ * of ours (the guest's go to libslirp, which resets what it does not know;
+ * the private stack's are dropped: the slot's new flow has another guest
+ * port).  So a burst of short connections stays on this path however fast
+ * they come, as on libslirp's (which reclaims its closed flows the same
+ * way).  A SYN finding every slot in use, or only its own port's in their
+ * grace, is left to libslirp (counted, table_full), and so is what follows
+ * it on that tuple.
  *
  * Relay and backpressure: each direction has a pipe of its own; splice()
  * moves what the reading socket has into the pipe and what the pipe holds
@@ -125,6 +132,7 @@
 #define KSTEER_PUMP_ROUNDS 16
 #define KSTEER_DISPATCH_ROUNDS 4       /* epoll rounds per dispatch ("Turnaround") */
 #define KSTEER_GRACE_US (10 * 1000000LL)
+#define KSTEER_SLOT_SCAN 8              /* freed slots looked at for one of another guest port */
 #ifndef KSTEER_PIPE_BYTES
 #define KSTEER_PIPE_BYTES (256 << 10)  /* a pipe's size: the most one splice() moves */
 #endif
