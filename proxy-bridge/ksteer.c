@@ -249,6 +249,14 @@ static bool ksteer_in_grace(const struct kflow *f, int64_t now)
 	return f->state == KF_CLOSED && f->deadline_us > now;
 }
 
+/* Take @f out of the tuple table, if it is there: what comes on its tuple is no longer its. */
+static void ksteer_unhash(struct ksteer *ks, struct kflow *f)
+{
+	if (f->hashed)
+		g_hash_table_remove(ks->by_key, &f->key);
+	f->hashed = false;
+}
+
 /*
  * A slot for a new flow from guest port @gport: the oldest freed one whose
  * last flow had another guest port, among the first KSTEER_SLOT_SCAN, and
@@ -261,7 +269,8 @@ static bool ksteer_in_grace(const struct kflow *f, int64_t now)
 static struct kflow *ksteer_take_slot(struct ksteer *ks, uint16_t gport)
 {
 	uint32_t n = MIN(ks->fifo_len, KSTEER_SLOT_SCAN), i, slot;
-	struct kflow *f = NULL;
+	int64_t now = g_get_monotonic_time();
+	struct kflow *f;
 	bool queued;
 
 	for (i = 0; i < n; i++) {
@@ -271,8 +280,7 @@ static struct kflow *ksteer_take_slot(struct ksteer *ks, uint16_t gport)
 	}
 	if (i == n) {
 		i = 0;
-		if (!n || ksteer_in_grace(&ks->flows[ks->fifo[ks->fifo_head]],
-					  g_get_monotonic_time()))
+		if (!n || ksteer_in_grace(&ks->flows[ks->fifo[ks->fifo_head]], now))
 			return NULL;
 	}
 	/* Out of the FIFO, the entries before it moved up one: the rest keep their order. */
@@ -283,10 +291,9 @@ static struct kflow *ksteer_take_slot(struct ksteer *ks, uint16_t gport)
 	ks->fifo_head = (ks->fifo_head + 1) % ks->nslots;
 	ks->fifo_len--;
 	f = &ks->flows[slot];
-	if (ksteer_in_grace(f, g_get_monotonic_time()))
+	if (ksteer_in_grace(f, now))
 		ks->stats.reclaimed++;
-	if (f->hashed)
-		g_hash_table_remove(ks->by_key, &f->key);
+	ksteer_unhash(ks, f);
 	/* Still in the again queue if it ended there: one entry per slot, whichever flow holds it. */
 	queued = f->queued;
 	*f = (struct kflow){ .state = KF_FREE, .sk = -1, .up = -1, .queued = queued,
@@ -452,10 +459,8 @@ static int ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 			 * libslirp's new flow (the table is full, or the bridge has the
 			 * tuple): the old one must not catch its handshake and bytes.
 			 */
-			if (old) {
-				g_hash_table_remove(ks->by_key, &old->key);
-				old->hashed = false;
-			}
+			if (old)
+				ksteer_unhash(ks, old);
 			return 0;
 		}
 		/* ksteer_open() put the new flow under the key in its place. */

@@ -272,6 +272,16 @@ static int open_flow(struct kst *s, struct gconn *c)
 	return conn;
 }
 
+/* A flow through to the sidecar, then the guest's reset, which the sidecar sees: the flow CLOSED, in its grace. */
+static void open_then_reset(struct kst *s, struct gconn *c)
+{
+	int conn = open_flow(s, c);
+
+	gsend(s->f, c, 0x14, NULL, 0);
+	inproc_expect_reset(conn);
+	close(conn);
+}
+
 /*
  * The whole path: handshake with the private stack, header and bytes to
  * the sidecar (TCP, or a unix socket with --outbound-proxy unix:PATH),
@@ -777,10 +787,7 @@ static void test_reused_tuple_in_grace(void **state)
 	uint8_t buf[5];
 	int conn;
 
-	conn = open_flow(s, &c);
-	gsend(f, &c, 0x14, NULL, 0);
-	inproc_expect_reset(conn);
-	close(conn);
+	open_then_reset(s, &c);
 	assert_int_equal(kstats(s)->aborted, 1);
 
 	handshake(f, &again);
@@ -868,10 +875,7 @@ static void test_reclaim_other_tuple(void **state)
 	uint64_t to_stack;
 	int conn;
 
-	conn = open_flow(s, &c);
-	gsend(f, &c, 0x14, NULL, 0);
-	inproc_expect_reset(conn);
-	close(conn);
+	open_then_reset(s, &c);
 
 	conn = open_flow(s, &d);
 	assert_int_equal(kstats(s)->reclaimed, 1);
