@@ -22,6 +22,8 @@
 #                  TCP ends in the kernel's stack in the daemon's private namespace; what the
 #                  default (auto) takes wherever it can be set up
 #   meshslirp-vu-kunix  --steer-stack kernel with the unix legs of meshslirp-vu-unix (not default)
+#   meshslirp-vu-kpoll  --steer-stack kernel with --busy-poll BENCH_BUSY_POLL_US (default 200):
+#                  the daemon polls that long after its last event before it sleeps (not default)
 #   meshslirp-vu-alt  the same with BENCH_ALT_ARGS / BENCH_ALT_ENV: one lever A/B (not default)
 #   meshslirp-vu-unix the same with both sidecar legs on unix sockets (not default): HAProxy
 #                  binds unix@ with accept-proxy (--outbound-proxy unix:PATH), and an inbound
@@ -268,6 +270,10 @@ bench_vu_up() {
 	fi
 	case $s in
 	meshslirp-vu-k | meshslirp-vu-kunix) [ "$mesh" = 1 ] && extra+=(--steer-stack kernel) ;;
+	meshslirp-vu-kpoll)
+		[ "$mesh" = 1 ] && extra+=(--steer-stack kernel)
+		extra+=(--busy-poll "${BENCH_BUSY_POLL_US:-200}")
+		;;
 	esac
 	if [ "$s" = meshslirp-vu-unix ] || [ "$s" = meshslirp-vu-kunix ]; then
 		# The last --outbound-proxy wins: the unix leg replaces 127.0.0.1:15001.
@@ -312,6 +318,9 @@ gx_meshslirp_vu_k() { ip netns exec "$(guest_ns meshslirp-vu-k)" "$@"; }
 sys_up_meshslirp_vu_kunix() { bench_vu_up meshslirp-vu-kunix "$@"; }
 sys_down_meshslirp_vu_kunix() { bench_vu_down meshslirp-vu-kunix; }
 gx_meshslirp_vu_kunix() { ip netns exec "$(guest_ns meshslirp-vu-kunix)" "$@"; }
+sys_up_meshslirp_vu_kpoll() { bench_vu_up meshslirp-vu-kpoll "$@"; }
+sys_down_meshslirp_vu_kpoll() { bench_vu_down meshslirp-vu-kpoll; }
+gx_meshslirp_vu_kpoll() { ip netns exec "$(guest_ns meshslirp-vu-kpoll)" "$@"; }
 
 # --- meshslirp through its stream backend, a frame pump playing QEMU.
 sys_up_meshslirp() {
@@ -432,5 +441,6 @@ sys_vm_pid() {
 	meshslirp-vu-unix) echo "${BENCH_VM_PID_meshslirp_vu_unix:-}" ;;
 	meshslirp-vu-k) echo "${BENCH_VM_PID_meshslirp_vu_k:-}" ;;
 	meshslirp-vu-kunix) echo "${BENCH_VM_PID_meshslirp_vu_kunix:-}" ;;
+	meshslirp-vu-kpoll) echo "${BENCH_VM_PID_meshslirp_vu_kpoll:-}" ;;
 	esac
 }

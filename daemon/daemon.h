@@ -17,6 +17,7 @@
  */
 
 #include "backend/backend.h"
+#include "common/mainloop.h"
 #include "daemon/options.h"
 #include "netstack/netstack.h"
 #include "proxy-bridge/bridge.h"
@@ -39,6 +40,7 @@ struct daemon {
 	struct unixexpose *ux;     /* --expose unix:...; NULL without */
 	struct ksteer *ks;         /* steered TCP in the kernel (--steer-stack); NULL: libslirp's */
 	struct daemon_offload_stats offload;
+	struct mainloop_stats loop; /* main.c's loop counts here (--busy-poll) */
 	/* Set by the owner before daemon_start(): the backend ended for good (optional). */
 	void (*on_fatal)(const char *why, void *opaque);
 	void *on_fatal_opaque;

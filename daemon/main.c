@@ -25,6 +25,7 @@
 #include <libslirp.h>
 
 #include "common/log.h"
+#include "common/mainloop.h"
 #include "daemon/daemon.h"
 #include "daemon/options.h"
 #include "daemon/sandbox.h"
@@ -123,6 +124,9 @@ static void main_log_config(const struct ms_config *cfg)
 	inet_ntop(AF_INET, &cfg->guest, guest, sizeof(guest));
 	g_message("meshslirp %s: network %s/%u gateway %s dns %s guest %s mtu %u",
 		  MESHSLIRP_VERSION, net, cfg->prefix_len, gw, dns, guest, cfg->mtu);
+	if (cfg->busy_poll_us)
+		g_message("--busy-poll: the main loop polls %u us after its last event before it "
+			  "sleeps (up to a CPU while traffic flows)", cfg->busy_poll_us);
 }
 
 /*
@@ -233,7 +237,7 @@ int main(int argc, char **argv)
 		goto stop;
 	}
 
-	loop = g_main_loop_new(NULL, FALSE);
+	loop = g_main_loop_new(NULL, TRUE); /* running: a quit before the first turn counts */
 	ms.loop = loop;
 	g_unix_signal_add(SIGTERM, main_on_signal, loop);
 	g_unix_signal_add(SIGINT, main_on_signal, loop);
@@ -241,7 +245,8 @@ int main(int argc, char **argv)
 	if (cfg.seccomp) {
 		unsigned int extras = (cfg.outbound_proxy_unix ? SANDBOX_UNIX_OUTBOUND : 0) |
 				      (cfg.expose_unix->len ? SANDBOX_UNIX_INBOUND : 0) |
-				      (d.ks ? SANDBOX_KERNEL_STEER : 0);
+				      (d.ks ? SANDBOX_KERNEL_STEER : 0) |
+				      (cfg.busy_poll_us ? SANDBOX_BUSY_POLL : 0);
 
 		if (sandbox_seccomp_apply(extras)) {
 			exit_code = 1;
@@ -251,7 +256,7 @@ int main(int argc, char **argv)
 			  sandbox_seccomp_rules(extras));
 	}
 	main_signal_ready(cfg.ready_fd);
-	g_main_loop_run(loop);
+	mainloop_run(loop, cfg.busy_poll_us, &d.loop);
 	exit_code = ms.exit_code;
 	daemon_log_summary(&d);
 stop:

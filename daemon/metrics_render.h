@@ -19,6 +19,7 @@
 #include <glib.h>
 
 #include "backend/backend.h"
+#include "common/mainloop.h"
 #include "netstack/netstack.h"
 #include "proxy-bridge/bridge.h"
 #include "proxy-bridge/ksteer.h"
@@ -56,6 +57,8 @@ struct metrics_snapshot {
 	const struct ksteer_stats *kernel;          /* --steer-stack kernel; NULL without */
 	size_t kernel_active;                       /* its flows not yet ended */
 	bool steering;                              /* --outbound-proxy: TCP is steered */
+	const struct mainloop_stats *loop;          /* the main loop's polling (--busy-poll); NULL: none */
+	unsigned int busy_poll_us;                  /* --busy-poll's window, 0: off */
 };
 
 /**

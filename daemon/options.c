@@ -10,6 +10,8 @@
 #include <arpa/inet.h>
 #include <sys/un.h>
 
+#include "common/mainloop.h"
+
 #define MS_OPTION_ERROR (g_quark_from_static_string("meshslirp-options"))
 
 /* Fail option @name with a formatted reason; always returns FALSE. */
@@ -510,6 +512,23 @@ static gboolean opt_max_flows(const gchar *name, const gchar *value, gpointer da
 	return TRUE;
 }
 
+/* --busy-poll USEC: microseconds, bare or with a "us" suffix (common/mainloop.h). */
+static gboolean opt_busy_poll(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+	g_autofree char *num = g_strdup(value);
+	size_t n = strlen(num);
+	unsigned long v;
+
+	if (n > 2 && !strcmp(num + n - 2, "us"))
+		num[n - 2] = 0;
+	if (options_parse_uint(num, 0, MAINLOOP_POLL_MAX_US, &v))
+		return options_fail(err, name, "expected microseconds from 0 (off) to "
+				    G_STRINGIFY(MAINLOOP_POLL_MAX_US) " (e.g. 200), got '%s'", value);
+	cfg->busy_poll_us = (unsigned int)v;
+	return TRUE;
+}
+
 static gboolean opt_metrics(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -712,6 +731,10 @@ static const GOptionEntry options_entries[] = {
 	  "private namespace; needs CAP_SYS_ADMIN or user namespaces, and /dev/net/tun), slirp "
 	  "(libslirp's), or auto (default: kernel where it can be set up at start, else slirp)",
 	  "auto|kernel|slirp" },
+	{ "busy-poll", 0, 0, CB(opt_busy_poll),
+	  "Keep polling this many microseconds after the last event before sleeping: lower "
+	  "request/response latency for up to a CPU while traffic flows (default 0: off)",
+	  "USEC" },
 	{ "expose", 0, 0, CB(opt_expose),
 	  "Forward a host TCP port, or a unix socket (the sidecar's leg, with a PROXY header), "
 	  "to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]|unix:PATH:GUESTPORT" },

@@ -63,6 +63,7 @@ struct ms_config {
 	unsigned int mtu;           /* --mtu */
 	bool offload;               /* --offload on|off: negotiate virtio-net offloads */
 	enum ms_steer_stack steer_stack; /* --steer-stack: which TCP ends steered flows */
+	unsigned int busy_poll_us;  /* --busy-poll: polling window before the loop sleeps, 0: none */
 
 	GArray *expose;             /* struct bridge_expose, --expose (repeatable) */
 	GArray *expose_unix;        /* struct ms_expose_unix, --expose unix:PATH:GUESTPORT */

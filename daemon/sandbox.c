@@ -525,11 +525,19 @@ static const struct sandbox_narrow {
 #endif
 };
 
+/* sched_yield for --busy-poll, unless the sanitizers' list has it already. */
+#ifdef SANDBOX_SANITIZERS
+#define SANDBOX_BUSY_POLL_RULES 0
+#else
+#define SANDBOX_BUSY_POLL_RULES 1
+#endif
+
 size_t sandbox_seccomp_rules(unsigned int extras)
 {
 	return G_N_ELEMENTS(sandbox_allow) + G_N_ELEMENTS(sandbox_narrow) +
 	       !!(extras & (SANDBOX_UNIX_OUTBOUND | SANDBOX_UNIX_INBOUND)) +
-	       !!(extras & SANDBOX_UNIX_OUTBOUND) + 3 * !!(extras & SANDBOX_KERNEL_STEER);
+	       !!(extras & SANDBOX_UNIX_OUTBOUND) + 3 * !!(extras & SANDBOX_KERNEL_STEER) +
+	       SANDBOX_BUSY_POLL_RULES * !!(extras & SANDBOX_BUSY_POLL);
 }
 
 /* One rule; prints which call could not be added. */
@@ -585,6 +593,14 @@ static int sandbox_rules_kernel(scmp_filter_ctx ctx, unsigned int extras)
 	return ret;
 }
 
+/* --busy-poll's loop yields the CPU between empty polls (common/mainloop.h). */
+static int sandbox_rules_busy_poll(scmp_filter_ctx ctx, unsigned int extras)
+{
+	if (!(extras & SANDBOX_BUSY_POLL) || !SANDBOX_BUSY_POLL_RULES)
+		return 0;
+	return sandbox_rule(ctx, SCMP_SYS(sched_yield), 0, NULL);
+}
+
 int sandbox_seccomp_apply(unsigned int extras)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
@@ -617,6 +633,8 @@ int sandbox_seccomp_apply(unsigned int extras)
 		ret = sandbox_rules_unix(ctx, extras);
 	if (!ret)
 		ret = sandbox_rules_kernel(ctx, extras);
+	if (!ret)
+		ret = sandbox_rules_busy_poll(ctx, extras);
 	if (ret)
 		goto out;
 	ret = seccomp_load(ctx);

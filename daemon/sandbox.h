@@ -89,7 +89,7 @@ int sandbox_drop(const struct sandbox_config *sc);
 /* sandbox_holds_net_bind() - whether CAP_NET_BIND_SERVICE is in the effective set. */
 bool sandbox_holds_net_bind(void);
 
-/* What the allowlist adds for the sidecar's unix legs (proxy-bridge/unixleg.h). */
+/* What the allowlist adds for features that need more calls, only when they are configured. */
 enum sandbox_seccomp_extra {
 	/* --outbound-proxy unix:PATH: socket(AF_UNIX, SOCK_STREAM|NONBLOCK|CLOEXEC), dup3 */
 	SANDBOX_UNIX_OUTBOUND = 1u << 0,
@@ -97,6 +97,8 @@ enum sandbox_seccomp_extra {
 	SANDBOX_UNIX_INBOUND = 1u << 1,
 	/* --steer-stack kernel: splice, pipe2, and ioctl TUNSETOFFLOAD on its tun */
 	SANDBOX_KERNEL_STEER = 1u << 2,
+	/* --busy-poll: sched_yield between empty polls (common/mainloop.h) */
+	SANDBOX_BUSY_POLL = 1u << 3,
 };
 
 /**

@@ -2,7 +2,7 @@
 # privilege.sh - least privilege: --user and --seccomp refuse bad values, drop to nobody with no
 # capability (CAP_NET_BIND_SERVICE only for a low --expose port), and the daemon still serves
 # everything: steering with a PROXY header, inbound headers, DNS upstream, metrics, the control
-# socket, QEMU leaving and coming back, signals, a clean exit.  A daemon started unprivileged
+# socket, QEMU leaving and coming back, signals, a clean exit; --busy-poll under the filter.  A daemon started unprivileged
 # with an ambient capability (systemd's AmbientCapabilities=) is trimmed by the same rule.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
@@ -97,7 +97,7 @@ e2e_bg dns-udp "$NS_POD" socat -T 30 UDP4-RECVFROM:15053,bind=127.0.0.1,fork,reu
 e2e_start_meshslirp meshslirp --socket "$SOCK" --control "$CTL" --user nobody --seccomp \
 	--outbound-proxy 127.0.0.1:15001 --dns-upstream 127.0.0.1:15053 \
 	--expose tcp:18080:80 --expose-address 127.0.0.1 --inbound-proxy-protocol optional \
-	--metrics 127.0.0.1:9090
+	--metrics 127.0.0.1:9090 --busy-poll 200
 check_status "$MESHSLIRP_PID" 0000000000000000 2
 grep -q "running as uid $NOBODY_UID gid $NOBODY_GID, .*capabilities: none" "$E2E_TMP/meshslirp.log" ||
 	e2e_fail "no privilege line in the log"
@@ -169,9 +169,16 @@ e2e_scrape "$NS_POD" 127.0.0.1:9090 "$E2E_TMP/metrics.txt"
 	e2e_fail "steered flow not counted"
 [ "$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_inbound_headers_total{version="2"}')" -ge 1 ] ||
 	e2e_fail "inbound header not counted"
+# --busy-poll under the filter: its loop's sched_yield is allowed, and it met work while polling.
+[ "$(e2e_metric "$E2E_TMP/metrics.txt" meshslirp_busy_poll_window_seconds)" = 0.000200 ] ||
+	e2e_fail "busy-poll window: $(e2e_metric "$E2E_TMP/metrics.txt" meshslirp_busy_poll_window_seconds)"
+caught=$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_loop_wakeups_total{result="caught"}')
+[ "${caught:-0}" -ge 1 ] || e2e_fail "--busy-poll: no work met while polling (caught '$caught')"
 kill -USR1 "$MESHSLIRP_PID"
 e2e_wait_for "$E2E_TMP/meshslirp.log" 'frames guest->stack [1-9]' 5 || e2e_fail "SIGUSR1 logged nothing"
-e2e_log "metrics scraped, SIGUSR1 logged the counters"
+e2e_log "metrics scraped (--busy-poll 200: $caught events met while polling," \
+	"$(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_loop_wakeups_total{result="slept"}') wake-ups)," \
+	"SIGUSR1 logged the counters"
 
 # QEMU leaves and comes back: the next one is served.
 kill -TERM "$PUMP_PID"

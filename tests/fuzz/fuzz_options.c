@@ -23,7 +23,7 @@
  *     --steer-stack kernel only with --outbound-proxy, a contiguous
  *     netmask of /1../29 with the network's host bits clear, gateway, DNS
  *     and guest inside it, distinct, neither network nor broadcast address,
- *     MTU, ports, timeouts and --max-flows in range, exposed host ports and
+ *     MTU, ports, timeouts, --max-flows and --busy-poll in range, exposed host ports and
  *     exposed unix paths unique, unix paths absolute, under 108 bytes and
  *     free of ':', an --outbound-proxy unix:PATH standing for the virtual
  *     target 127.0.0.1:15001, every CIDR list with host bits clear,
@@ -45,6 +45,7 @@
 
 #include <glib.h>
 
+#include "common/mainloop.h"
 #include "daemon/options.h"
 #include "tests/fuzz/fuzz_common.h"
 
@@ -111,6 +112,7 @@ static void check_config(const struct ms_config *c)
 	FUZZ_CHECK(c->steer_stack == MS_STEER_AUTO || c->steer_stack == MS_STEER_SLIRP ||
 		   c->steer_stack == MS_STEER_KERNEL);
 	FUZZ_CHECK(c->steer_stack != MS_STEER_KERNEL || c->outbound_proxy_set);
+	FUZZ_CHECK(c->busy_poll_us <= MAINLOOP_POLL_MAX_US);
 
 	FUZZ_CHECK(c->prefix_len >= 1 && c->prefix_len <= 29);
 	FUZZ_CHECK(mask == ~(0xffffffffu >> c->prefix_len));

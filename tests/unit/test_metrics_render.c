@@ -109,6 +109,31 @@ static void test_known_snapshot_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_steer_stack{stack=\"slirp\"} 1");
 }
 
+/* The main loop's polling: the window in seconds, wake-ups by how they met their work; zeros without. */
+static void test_busy_poll_lines(void **state)
+{
+	struct mr_fixture m;
+	g_autoptr(GString) out = g_string_new(NULL);
+	struct mainloop_stats loop = { .sleeps = 103, .caught = 107, .polled_us = 1500000 };
+
+	(void)state;
+	mr_fill(&m);
+	metrics_render(out, &m.s);
+	mr_assert_line(out->str, "# TYPE meshslirp_busy_poll_window_seconds gauge");
+	mr_assert_line(out->str, "meshslirp_busy_poll_window_seconds 0.000000");
+	mr_assert_line(out->str, "meshslirp_loop_wakeups_total{result=\"caught\"} 0");
+	m.s.loop = &loop;
+	m.s.busy_poll_us = 250;
+	g_string_truncate(out, 0);
+	metrics_render(out, &m.s);
+	mr_assert_line(out->str, "meshslirp_busy_poll_window_seconds 0.000250");
+	mr_assert_line(out->str, "# TYPE meshslirp_loop_wakeups_total counter");
+	mr_assert_line(out->str, "meshslirp_loop_wakeups_total{result=\"slept\"} 103");
+	mr_assert_line(out->str, "meshslirp_loop_wakeups_total{result=\"caught\"} 107");
+	mr_assert_line(out->str, "# TYPE meshslirp_busy_poll_seconds_total counter");
+	mr_assert_line(out->str, "meshslirp_busy_poll_seconds_total 1.500000");
+}
+
 /* The kernel path: its families, each event and drop reason under its own label. */
 static void test_kernel_path_lines(void **state)
 {
@@ -199,6 +224,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_known_snapshot_lines),
 		cmocka_unit_test(test_kernel_path_lines),
+		cmocka_unit_test(test_busy_poll_lines),
 		cmocka_unit_test(test_every_family_has_help_and_type),
 		cmocka_unit_test(test_render_is_deterministic_and_appends),
 	};

@@ -58,6 +58,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.max_flows, 16384);
 	assert_int_equal(cfg.connect_timeout_ms, 10000);
 	assert_int_equal(cfg.tcp_idle_timeout_ms, 3600000);
+	assert_int_equal(cfg.busy_poll_us, 0);
 	/* The one address Istio ambient's capture leaves alone is denied unless told otherwise. */
 	assert_int_equal(cfg.deny_cidrs->len, 1);
 	assert_int_equal(g_array_index(cfg.deny_cidrs, struct policy_cidr, 0).net,
@@ -258,6 +259,23 @@ static void test_steer_stack(void **state)
 	ms_config_free(&cfg);
 }
 
+/* --busy-poll: microseconds, bare or with "us", 0 (off) up to MAINLOOP_POLL_MAX_US. */
+static void test_busy_poll(void **state)
+{
+	static const struct { const char *arg; unsigned int want; } ok[] = {
+		{ "200", 200 }, { "200us", 200 }, { "0", 0 }, { "10000", 10000 },
+	};
+	struct ms_config cfg;
+	g_autoptr(GError) err = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
+		assert_int_equal(parse(&cfg, &err, "--socket", "a", "--busy-poll", ok[i].arg, NULL), 0);
+		assert_int_equal(cfg.busy_poll_us, ok[i].want);
+		ms_config_free(&cfg);
+	}
+}
+
 static void test_bad(void **state)
 {
 	static const struct {
@@ -317,6 +335,10 @@ static void test_bad(void **state)
 		{ { "--socket", "a", "--deny-outbound-cidr", "none,10.0.0.0/8" }, "--deny-outbound-cidr" },
 		{ { "--socket", "a", "--deny-outbound-cidr", "" }, "--deny-outbound-cidr" },
 		{ { "--socket", "a", "--max-flows", "0" }, "--max-flows" },
+		{ { "--socket", "a", "--busy-poll", "10001" }, "--busy-poll" },
+		{ { "--socket", "a", "--busy-poll", "1ms" }, "--busy-poll" },
+		{ { "--socket", "a", "--busy-poll", "us" }, "--busy-poll" },
+		{ { "--socket", "a", "--busy-poll", "-5" }, "--busy-poll" },
 		{ { "--socket", "a", "--proxy-source", "10.0.0.1" }, "--proxy-source" },
 		{ { "--socket", "" }, "--socket" },
 		{ { "--tap", "this-name-is-too-long" }, "--tap" },
@@ -458,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_derived_addresses_follow_network),
 		cmocka_unit_test(test_version),
 		cmocka_unit_test(test_steer_stack),
+		cmocka_unit_test(test_busy_poll),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_socket_path_too_long),
 		cmocka_unit_test(test_port_and_expose_helpers),

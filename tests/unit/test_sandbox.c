@@ -510,6 +510,36 @@ static void test_seccomp_kernel_path(void **state)
 	assert_int_equal(sandbox_seccomp_rules(SANDBOX_KERNEL_STEER), sandbox_seccomp_rules(0) + 3);
 }
 
+static int do_sched_yield(void *arg)
+{
+	(void)arg;
+	(void)sched_yield();
+	return 1;
+}
+
+/*
+ * --busy-poll's extra: sched_yield, allowed with it; without it the call
+ * dies, except in sanitizer builds, whose own list allows it (LeakSanitizer).
+ */
+static void test_seccomp_busy_poll(void **state)
+{
+#ifdef MESHSLIRP_SANITIZERS
+	const bool plain = true;
+	const size_t added = 0;
+#else
+	const bool plain = false;
+	const size_t added = 1;
+#endif
+	const struct seccomp_case cases[] = {
+		{ "sched_yield, busy-poll extras", SANDBOX_BUSY_POLL, do_sched_yield, true },
+		{ "sched_yield, no extras", 0, do_sched_yield, plain },
+	};
+
+	(void)state;
+	assert_seccomp_cases(cases, G_N_ELEMENTS(cases));
+	assert_int_equal(sandbox_seccomp_rules(SANDBOX_BUSY_POLL), sandbox_seccomp_rules(0) + added);
+}
+
 /*
  * The unix legs' extras: allowed exactly when configured.  Without them the
  * same calls die (so the allowed run says something), and even with them
@@ -816,6 +846,7 @@ int main(void)
 		cmocka_unit_test(test_seccomp_allowed),
 		cmocka_unit_test(test_seccomp_unix_legs),
 		cmocka_unit_test(test_seccomp_kernel_path),
+		cmocka_unit_test(test_seccomp_busy_poll),
 		cmocka_unit_test(test_seccomp_abort),
 		cmocka_unit_test(test_seccomp_sigbus_guard),
 		cmocka_unit_test(test_drop),

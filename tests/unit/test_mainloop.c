@@ -1,0 +1,158 @@
+/* test_mainloop.c - mainloop_run(): work within the polling window finds the thread awake; later work wakes it. */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <glib.h>
+#include <glib-unix.h>
+
+#include "common/mainloop.h"
+
+/*
+ * Two bytes on a pipe.  The first is written at once; its handler asks the
+ * writer thread (over a second pipe) for the second, which comes
+ * @delay_us later.  How many sleeps the loop counted between the two
+ * tells whether the thread slept in between.  (Before the first byte GLib
+ * may return from a blocking wait with nothing to do, e.g. when the source
+ * is attached: that counts as a sleep too, so only the difference says
+ * anything.)
+ */
+struct pingpong {
+	GMainLoop *loop;
+	struct mainloop_stats stats;
+	int data[2];                  /* the loop reads [0] */
+	int ask[2];                   /* the writer waits on [0] */
+	unsigned int delay_us;
+	int handled;
+	uint64_t sleeps_at_first;     /* stats.sleeps when each byte was handled */
+	uint64_t sleeps_at_second;
+};
+
+static gpointer pingpong_writer(gpointer opaque)
+{
+	struct pingpong *pp = opaque;
+	char c = 'x';
+
+	assert_int_equal(write(pp->data[1], &c, 1), 1);
+	assert_int_equal(read(pp->ask[0], &c, 1), 1);
+	g_usleep(pp->delay_us);
+	assert_int_equal(write(pp->data[1], &c, 1), 1);
+	return NULL;
+}
+
+static gboolean pingpong_readable(gint fd, GIOCondition cond, gpointer opaque)
+{
+	struct pingpong *pp = opaque;
+	char c;
+
+	(void)cond;
+	assert_int_equal(read(fd, &c, 1), 1);
+	if (++pp->handled == 1) {
+		pp->sleeps_at_first = pp->stats.sleeps;
+		assert_int_equal(write(pp->ask[1], &c, 1), 1);
+		return G_SOURCE_CONTINUE;
+	}
+	pp->sleeps_at_second = pp->stats.sleeps;
+	g_main_loop_quit(pp->loop);
+	return G_SOURCE_REMOVE;
+}
+
+/* Run the exchange with a window of @poll_us and the second byte @delay_us after the ask. */
+static void pingpong_run(struct pingpong *pp, unsigned int poll_us, unsigned int delay_us)
+{
+	GThread *writer;
+
+	*pp = (struct pingpong){ .delay_us = delay_us };
+	assert_int_equal(pipe(pp->data), 0);
+	assert_int_equal(pipe(pp->ask), 0);
+	pp->loop = g_main_loop_new(NULL, TRUE);
+	g_unix_fd_add(pp->data[0], G_IO_IN, pingpong_readable, pp);
+	writer = g_thread_new("writer", pingpong_writer, pp);
+	mainloop_run(pp->loop, poll_us, &pp->stats);
+	g_thread_join(writer);
+	g_main_loop_unref(pp->loop);
+	for (int i = 0; i < 2; i++) {
+		close(pp->data[i]);
+		close(pp->ask[i]);
+	}
+	assert_int_equal(pp->handled, 2);
+}
+
+/*
+ * A window far longer than the writer takes: the second byte is handled
+ * without a second sleep, by a poll (caught), after some polling with
+ * nothing to do.
+ */
+static void test_work_in_window_caught(void **state)
+{
+	struct pingpong pp;
+
+	(void)state;
+	pingpong_run(&pp, 2 * G_USEC_PER_SEC, 0);
+	assert_true(pp.sleeps_at_first >= 1);
+	assert_int_equal(pp.sleeps_at_second, pp.sleeps_at_first);
+	assert_true(pp.stats.caught >= 1);
+	assert_true(pp.stats.polled_us > 0);
+}
+
+/* A window shorter than the gap: the thread went back to sleep and was woken for the second byte. */
+static void test_work_after_window_sleeps(void **state)
+{
+	struct pingpong pp;
+
+	(void)state;
+	pingpong_run(&pp, 1000, 200 * 1000);
+	assert_true(pp.sleeps_at_second > pp.sleeps_at_first);
+	/* About one window of polling per wake-up, not the whole gap. */
+	assert_true(pp.stats.polled_us >= 1000);
+	assert_true(pp.stats.polled_us < 150 * 1000);
+}
+
+/* No window: GLib's own loop, nothing counted. */
+static void test_no_window_is_glib(void **state)
+{
+	struct pingpong pp;
+
+	(void)state;
+	pingpong_run(&pp, 0, 1000);
+	assert_int_equal(pp.stats.sleeps, 0);
+	assert_int_equal(pp.stats.caught, 0);
+}
+
+static gboolean quit_now(gpointer loop)
+{
+	g_main_loop_quit(loop);
+	return G_SOURCE_REMOVE;
+}
+
+/* A quit from inside the window ends the loop at once, not at the window's end. */
+static void test_quit_in_window(void **state)
+{
+	struct mainloop_stats st = { 0 };
+	GMainLoop *loop = g_main_loop_new(NULL, TRUE);
+	gint64 t0;
+
+	(void)state;
+	g_idle_add(quit_now, loop);
+	t0 = g_get_monotonic_time();
+	mainloop_run(loop, 5 * G_USEC_PER_SEC, &st);
+	assert_true(g_get_monotonic_time() - t0 < 2 * G_USEC_PER_SEC);
+	g_main_loop_unref(loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_work_in_window_caught),
+		cmocka_unit_test(test_work_after_window_sleeps),
+		cmocka_unit_test(test_no_window_is_glib),
+		cmocka_unit_test(test_quit_in_window),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
