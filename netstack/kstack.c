@@ -12,6 +12,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <linux/if_tun.h>
@@ -27,25 +28,32 @@ struct kstack_report {
 	int err;
 };
 
-enum {
-	KSTACK_STEP_OK,
-	KSTACK_STEP_UNSHARE,
-	KSTACK_STEP_IDMAP,
-	KSTACK_STEP_TUN,
-	KSTACK_STEP_LINK,
-	KSTACK_STEP_LISTEN,
-	KSTACK_STEP_SEND,
-	KSTACK_STEP_COUNT,
-};
+/* The set-up's steps, each with what a failure of it says (after "cannot "). */
+#define KSTACK_STEPS(X)                                                                    \
+	X(OK, "done")                                                                      \
+	X(UNSHARE, "unshare a network namespace (CAP_SYS_ADMIN, or user namespaces)")     \
+	X(IDMAP, "map our uid in the user namespace")                                      \
+	X(TUN, "create the tun device")                                                    \
+	X(LINK, "configure the tun device")                                                \
+	X(LISTEN, "listen in the private namespace")                                       \
+	X(SEND, "pass the descriptors back")
 
-static const char *const kstack_step_str[KSTACK_STEP_COUNT] = {
-	[KSTACK_STEP_OK] = "done",
-	[KSTACK_STEP_UNSHARE] = "unshare a network namespace (CAP_SYS_ADMIN, or user namespaces)",
-	[KSTACK_STEP_IDMAP] = "map our uid in the user namespace",
-	[KSTACK_STEP_TUN] = "create the tun device",
-	[KSTACK_STEP_LINK] = "configure the tun device",
-	[KSTACK_STEP_LISTEN] = "listen in the private namespace",
-	[KSTACK_STEP_SEND] = "pass the descriptors back",
+#define KSTACK_STEP_ENUM(name, text) KSTACK_STEP_##name,
+#define KSTACK_STEP_TEXT(name, text) [KSTACK_STEP_##name] = text,
+/*
+ * The child killed by SIGSYS in that step: a seccomp filter the daemon runs
+ * under (systemd's SystemCallFilter=, a container's profile) kills on a call
+ * the step makes, where a refusal would have given an errno.
+ */
+#define KSTACK_STEP_SIGSYS(name, text)                                                     \
+	[KSTACK_STEP_##name] = text " (its process was killed by SIGSYS: a seccomp filter "  \
+				    "around the daemon forbids a call of this step)",
+
+enum { KSTACK_STEPS(KSTACK_STEP_ENUM) KSTACK_STEP_COUNT };
+
+static const char *const kstack_step_str[KSTACK_STEP_COUNT] = { KSTACK_STEPS(KSTACK_STEP_TEXT) };
+static const char *const kstack_step_sigsys_str[KSTACK_STEP_COUNT] = {
+	KSTACK_STEPS(KSTACK_STEP_SIGSYS)
 };
 
 /* The child's writes: plain system calls only (it is the fork of a threaded process). */
@@ -258,43 +266,65 @@ static int kstack_send_fds(int chan, const struct kstack_report *r, const int *f
 	return sendmsg(chan, &msg, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
-/* The child: build everything, send it, exit.  Never returns. */
-static void kstack_child(int chan, uid_t uid, gid_t gid)
+/*
+ * The child: build everything, send it, exit.  Never returns.  @step, in
+ * memory shared with the parent, names the step under way, so the parent
+ * can name it should the child die without a report (the parent reads it
+ * after waitpid(): no other ordering is needed).
+ */
+static void kstack_child(int chan, uid_t uid, gid_t gid, int *step)
 {
 	struct kstack_report r = { 0 };
-	int fds[2] = { -1, -1 }, ret, step;
+	int fds[2] = { -1, -1 }, ret;
 
-	ret = kstack_enter_namespace(uid, gid, &step);
-	if (ret < 0) {
-		r = (struct kstack_report){ step, -ret };
-		goto report;
-	}
+	ret = kstack_enter_namespace(uid, gid, step);
+	if (ret < 0)
+		goto fail;
+	*step = KSTACK_STEP_TUN;
 	/* IPv4 only: no IPv6 link-local, router or listener traffic out of the tun. */
 	(void)kstack_write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1\n");
 	(void)kstack_write_file("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1\n");
-	fds[0] = kstack_make_tun();
-	if (fds[0] < 0) {
-		r = (struct kstack_report){ KSTACK_STEP_TUN, -fds[0] };
-		goto report;
-	}
+	ret = fds[0] = kstack_make_tun();
+	if (ret < 0)
+		goto fail;
+	*step = KSTACK_STEP_LINK;
 	ret = kstack_set_link();
-	if (ret) {
-		r = (struct kstack_report){ KSTACK_STEP_LINK, -ret };
-		goto report;
-	}
+	if (ret)
+		goto fail;
 	/* Best effort: without it the tun keeps the node's default qdisc, which costs speed only. */
 	(void)kstack_set_noqueue();
 	/* Best effort: without it a slot's next flow may meet a TIME_WAIT and wait for the guest's retry. */
 	(void)kstack_write_file("/proc/sys/net/ipv4/tcp_max_tw_buckets", "0\n");
-	fds[1] = kstack_make_listener();
-	if (fds[1] < 0) {
-		r = (struct kstack_report){ KSTACK_STEP_LISTEN, -fds[1] };
-		goto report;
-	}
-report:
-	if (kstack_send_fds(chan, &r, fds, r.step ? 0 : 2))
+	*step = KSTACK_STEP_LISTEN;
+	ret = fds[1] = kstack_make_listener();
+	if (ret < 0)
+		goto fail;
+	*step = KSTACK_STEP_SEND;
+	if (kstack_send_fds(chan, &r, fds, 2))
 		_exit(1);
 	_exit(0);
+fail:
+	r = (struct kstack_report){ *step, -ret };
+	if (kstack_send_fds(chan, &r, NULL, 0))
+		_exit(1);
+	_exit(0);
+}
+
+/*
+ * No report from the child: killed by a signal (SIGSYS from a seccomp
+ * filter, or the OOM killer) in the step @step names, or a protocol error.
+ * Sets *@why; returns the -errno to report.
+ */
+static int kstack_no_report(int status, int step, const char **why)
+{
+	if (step <= KSTACK_STEP_OK || step >= KSTACK_STEP_COUNT)
+		step = KSTACK_STEP_SEND;
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+		*why = kstack_step_sigsys_str[step];
+		return -EPERM;
+	}
+	*why = kstack_step_str[step];
+	return WIFSIGNALED(status) ? -EINTR : -EPROTO;
 }
 
 int kstack_open(struct kstack *ks, const char **why)
@@ -305,24 +335,31 @@ int kstack_open(struct kstack *ks, const char **why)
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *c;
-	int chan[2], status, ret = 0;
+	int *step;
+	int chan[2], status = 0, ret = 0;
 	ssize_t n;
 	pid_t pid;
 
 	ks->tun = ks->listener = -1;
 	*why = kstack_step_str[KSTACK_STEP_UNSHARE];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0)
+	step = mmap(NULL, sizeof(*step), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (step == MAP_FAILED)
 		return -errno;
+	*step = KSTACK_STEP_UNSHARE;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0) {
+		ret = -errno;
+		goto out;
+	}
 	pid = fork();
 	if (pid < 0) {
 		ret = -errno;
 		close(chan[0]);
 		close(chan[1]);
-		return ret;
+		goto out;
 	}
 	if (pid == 0) {
 		close(chan[0]);
-		kstack_child(chan[1], getuid(), getgid());
+		kstack_child(chan[1], getuid(), getgid(), step);
 	}
 	close(chan[1]);
 	do {
@@ -332,23 +369,27 @@ int kstack_open(struct kstack *ks, const char **why)
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (n != (ssize_t)sizeof(r)) {
-		*why = kstack_step_str[KSTACK_STEP_SEND];
-		return -EPROTO;
+		ret = kstack_no_report(status, *step, why);
+		goto out;
 	}
 	if (r.step != KSTACK_STEP_OK) {
 		*why = kstack_step_str[r.step > 0 && r.step < KSTACK_STEP_COUNT ? r.step
 										  : KSTACK_STEP_SEND];
-		return r.err ? -r.err : -EPROTO;
+		ret = r.err ? -r.err : -EPROTO;
+		goto out;
 	}
 	c = CMSG_FIRSTHDR(&msg);
 	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(2 * sizeof(int))) {
 		*why = kstack_step_str[KSTACK_STEP_SEND];
-		return -EPROTO;
+		ret = -EPROTO;
+		goto out;
 	}
 	memcpy(&ks->tun, CMSG_DATA(c), sizeof(int));
 	memcpy(&ks->listener, CMSG_DATA(c) + sizeof(int), sizeof(int));
 	*why = kstack_step_str[KSTACK_STEP_OK];
-	return 0;
+out:
+	munmap(step, sizeof(*step));
+	return ret;
 }
 
 int kstack_set_offloads(int tun, uint32_t offloads)

@@ -48,7 +48,9 @@ struct kstack {
  * @why:	on failure, set to a static string naming the step that failed
  *
  * Return: 0, or -errno of the step named in @why (-EPERM: neither a network
- * namespace nor a user namespace could be made).
+ * namespace nor a user namespace could be made, or the set-up's child was
+ * killed by SIGSYS in that step, which @why then says; -EINTR: killed by
+ * another signal).
  */
 int kstack_open(struct kstack *ks, const char **why);
 

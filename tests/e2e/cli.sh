@@ -87,6 +87,23 @@ grep -q -- "--steer-stack kernel: cannot create the tun device" "$E2E_TMP/notun2
 	e2e_fail "--steer-stack kernel without a tun device said: $(cat "$E2E_TMP/notun2.log")"
 e2e_log "--steer-stack auto: the kernel's stack as root; libslirp's, saying why, with no tun device (kernel: exit 1)"
 
+# The same under a seccomp filter that kills on unshare() (systemd's SystemCallFilter= without
+# @sandbox, say): the set-up's child dies by SIGSYS, and the daemon names the step and the filter.
+(exec ip netns exec "$NS_POD" "$MSTOOL" seccomp-kill unshare "$MESHSLIRP" --ready-fd 3 \
+	--socket "$E2E_TMP/sigsys.sock" --outbound-proxy 127.0.0.1:15001 --metrics 127.0.0.1:9191) \
+	3>"$E2E_TMP/sigsys.ready" >"$E2E_TMP/sigsys.log" 2>&1 &
+sigsys=$!
+E2E_PIDS+=("$sigsys")
+e2e_wait_for "$E2E_TMP/sigsys.ready" '^READY$' 10 ||
+	e2e_fail "--steer-stack auto under a filter killing unshare did not start: $(cat "$E2E_TMP/sigsys.log")"
+grep -q -- "--steer-stack auto: cannot unshare a network namespace .*killed by SIGSYS: a seccomp filter" \
+	"$E2E_TMP/sigsys.log" || e2e_fail "auto under a filter killing unshare said: $(cat "$E2E_TMP/sigsys.log")"
+[ "$(steer_stack_of sigsys)" = slirp ] ||
+	e2e_fail "auto under a filter killing unshare: $(grep steer_stack "$E2E_TMP/sigsys.metrics")"
+kill -TERM "$sigsys"
+e2e_wait_exit "$sigsys" 10 || e2e_fail "the daemon under the filter did not stop"
+e2e_log "--steer-stack auto under a filter that kills unshare(): the step and SIGSYS named, libslirp's stack"
+
 SOCK=$E2E_TMP/net.sock
 e2e_start_meshslirp first --socket "$SOCK" --expose tcp:8080
 first=$MESHSLIRP_PID
