@@ -65,7 +65,7 @@ struct netstack {
 
 	struct epoll_event events[NETSTACK_EPOLL_BATCH];
 	int nevents;
-	int64_t deadline_us;      /* libslirp's next timer, from the last fill; 0 = none */
+	int64_t deadline_us;      /* libslirp's next timer: the earliest since the last dispatch; 0 = none */
 
 	unsigned int guest_mtu;   /* the guest link's MTU, <= mtu_max */
 	unsigned int mtu_max;     /* netstack_config.mtu: what frag_buf was sized for */
@@ -224,15 +224,31 @@ static void netstack_fill(struct netstack *ns, uint32_t *timeout_ms)
 	}
 }
 
+/*
+ * libslirp's timeout is a fixed interval (2 ms with a delayed ACK pending,
+ * else up to its slow timer's), not the time left: taken afresh at every
+ * prepare(), a loop that iterates faster than that (steady traffic
+ * elsewhere, --busy-poll) would push the deadline on for ever and starve
+ * libslirp's timers.  So the earliest deadline stands until a dispatch;
+ * running them early costs nothing (libslirp checks the time itself).
+ */
 static gboolean netstack_source_prepare(GSource *source, gint *timeout)
 {
 	struct netstack *ns = ((struct netstack_source *)source)->ns;
 	uint32_t timeout_ms = UINT32_MAX;
+	int64_t now, deadline;
 
 	netstack_fill(ns, &timeout_ms);
-	*timeout = timeout_ms > G_MAXINT ? -1 : (gint)timeout_ms;
-	ns->deadline_us = timeout_ms > G_MAXINT ? 0 :
-			  g_get_monotonic_time() + (int64_t)timeout_ms * 1000;
+	now = g_get_monotonic_time();
+	if (timeout_ms <= G_MAXINT) {
+		deadline = now + (int64_t)timeout_ms * 1000;
+		if (!ns->deadline_us || deadline < ns->deadline_us)
+			ns->deadline_us = deadline;
+	}
+	if (!ns->deadline_us)
+		*timeout = -1;
+	else
+		*timeout = ns->deadline_us > now ? (gint)((ns->deadline_us - now + 999) / 1000) : 0;
 	return FALSE;
 }
 
@@ -277,6 +293,8 @@ static gboolean netstack_source_dispatch(GSource *source, GSourceFunc cb,
 			slot->revents &= slot->slirp_events;
 	}
 
+	/* libslirp runs whichever of its timers are due in here; the next fill sets the next. */
+	ns->deadline_us = 0;
 	slirp_pollfds_poll(ns->slirp, 0, netstack_get_revents, ns);
 
 	/* libslirp may have closed fds; clear by the events we set, not by fd state. */

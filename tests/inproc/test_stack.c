@@ -154,6 +154,80 @@ static void test_tcp_connect_to_host(void **state)
 	close(lfd);
 }
 
+/* Always ready: every loop iteration polls without blocking, as under steady traffic. */
+static gboolean keep_loop_busy(gpointer data)
+{
+	(*(unsigned int *)data)++;
+	return G_SOURCE_CONTINUE;
+}
+
+/*
+ * libslirp's timers run while the loop never sleeps.  The guest answers the
+ * host's first bytes with bytes of its own that also acknowledge them: off
+ * libslirp's fast path, so libslirp delays its ACK to its fast timer (2 ms),
+ * which only the netstack source's deadline runs (nothing on the host socket
+ * is ready).  With another source ready on every iteration (steady traffic
+ * elsewhere, or --busy-poll), that deadline used to move on with every
+ * prepare() and never come: the ACK waited until the loop went idle.
+ */
+static void test_timer_runs_on_busy_loop(void **state)
+{
+	struct inproc *f = *state;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t salen = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	uint8_t fr[2048], rx[2048];
+	struct pkt_ipv4_view v;
+	uint32_t host_seq;
+	unsigned int busy = 0;
+	size_t len;
+	int conn = -1;
+	guint busy_id;
+	gint64 end, t0;
+
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	inproc_arp_gateway(f);
+
+	/* Handshake through libslirp to the host listener. */
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"), 40002,
+		      ntohs(sa.sin_port), 1000, 0, 0x02, NULL, 0);
+	inproc_send(f, fr, len);
+	inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", ntohs(sa.sin_port), 40002, 0x12, &v);
+	host_seq = inproc_be32(v.l4 + 4) + 1;
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"), 40002,
+		      ntohs(sa.sin_port), 1001, host_seq, 0x10, NULL, 0);
+	inproc_send(f, fr, len);
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (conn < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(2);
+		conn = accept(lfd, NULL, NULL);
+	}
+	assert_true(conn >= 0);
+
+	/* The host's bytes reach the guest. */
+	assert_int_equal(write(conn, "hello", 5), 5);
+	inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", ntohs(sa.sin_port), 40002, 0x10, &v);
+	assert_int_equal(v.l4_len, 20 + 5);
+	assert_int_equal(inproc_be32(v.l4 + 4), host_seq);
+
+	/* From here every iteration polls without blocking. */
+	busy_id = g_idle_add(keep_loop_busy, &busy);
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"), 40002,
+		      ntohs(sa.sin_port), 1001, host_seq + 5, 0x18, "world", 5);
+	t0 = g_get_monotonic_time();
+	inproc_send(f, fr, len);
+	inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", ntohs(sa.sin_port), 40002, 0x10, &v);
+	/* The ACK of the guest's bytes, from libslirp's fast timer, well within a second. */
+	assert_int_equal(inproc_be32(v.l4 + 8), 1001 + 5);
+	assert_true(g_get_monotonic_time() - t0 < G_USEC_PER_SEC);
+	assert_true(busy > 0);
+	g_source_remove(busy_id);
+	close(conn);
+	close(lfd);
+}
+
 /* Runts and oversize records (over --mtu 1500) are dropped and counted; the stream stays usable. */
 static void test_bad_frames_counted(void **state)
 {
@@ -307,6 +381,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_arp_gateway, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dhcp_offer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tcp_connect_to_host, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timer_runs_on_busy_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frames_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_prefix_resets_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_qemu_refused, setup, teardown),
