@@ -539,7 +539,7 @@ void daemon_render_metrics(GString *o, void *opaque)
 		.kernel = d->ks ? ksteer_stats(d->ks) : NULL,
 		.kernel_active = d->ks ? ksteer_active(d->ks) : 0,
 		.steering = d->cfg->outbound_proxy_set,
-		.loop = &d->loop,
+		.loop_stats = &d->loop_stats,
 		.busy_poll_us = d->cfg->busy_poll_us,
 	};
 

@@ -40,7 +40,7 @@ struct daemon {
 	struct unixexpose *ux;     /* --expose unix:...; NULL without */
 	struct ksteer *ks;         /* steered TCP in the kernel (--steer-stack); NULL: libslirp's */
 	struct daemon_offload_stats offload;
-	struct mainloop_stats loop; /* main.c's loop counts here (--busy-poll) */
+	struct mainloop_stats loop_stats; /* main.c's loop counts here (--busy-poll) */
 	/* Set by the owner before daemon_start(): the backend ended for good (optional). */
 	void (*on_fatal)(const char *why, void *opaque);
 	void *on_fatal_opaque;

@@ -256,7 +256,7 @@ int main(int argc, char **argv)
 			  sandbox_seccomp_rules(extras));
 	}
 	main_signal_ready(cfg.ready_fd);
-	mainloop_run(loop, cfg.busy_poll_us, &d.loop);
+	mainloop_run(loop, cfg.busy_poll_us, &d.loop_stats);
 	exit_code = ms.exit_code;
 	daemon_log_summary(&d);
 stop:

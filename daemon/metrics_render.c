@@ -87,7 +87,7 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	       s->kernel ? "stack=\"kernel\"" : s->steering ? "stack=\"slirp\"" : "stack=\"none\"", 1);
 
 	static const struct mainloop_stats no_loop;
-	const struct mainloop_stats *ml = s->loop ? s->loop : &no_loop;
+	const struct mainloop_stats *ml = s->loop_stats ? s->loop_stats : &no_loop;
 
 	metric_head(o, "meshslirp_busy_poll_window_seconds", "gauge",
 		    "How long the main loop keeps polling after its last event before it sleeps "
@@ -95,11 +95,12 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	g_string_append_printf(o, "meshslirp_busy_poll_window_seconds %.6f\n", s->busy_poll_us / 1e6);
 	metric_head(o, "meshslirp_loop_wakeups_total", "counter",
 		    "With --busy-poll: how the main loop met its work, woken from a sleep (slept) or "
-		    "still polling (caught: a wake-up saved).");
+		    "while it polled (caught: a wake-up saved).");
 	metric(o, "meshslirp_loop_wakeups_total", "result=\"slept\"", ml->sleeps);
 	metric(o, "meshslirp_loop_wakeups_total", "result=\"caught\"", ml->caught);
 	metric_head(o, "meshslirp_busy_poll_seconds_total", "counter",
-		    "With --busy-poll: time the main loop spent polling with nothing to do.");
+		    "With --busy-poll: wall-clock time the main loop polled with nothing to do "
+		    "(other threads' turns in its yields included).");
 	g_string_append_printf(o, "meshslirp_busy_poll_seconds_total %.6f\n", ml->polled_us / 1e6);
 
 	metric_head(o, "meshslirp_frames_total", "counter", "Ethernet frames through the backend.");

@@ -57,7 +57,7 @@ struct metrics_snapshot {
 	const struct ksteer_stats *kernel;          /* --steer-stack kernel; NULL without */
 	size_t kernel_active;                       /* its flows not yet ended */
 	bool steering;                              /* --outbound-proxy: TCP is steered */
-	const struct mainloop_stats *loop;          /* the main loop's polling (--busy-poll); NULL: none */
+	const struct mainloop_stats *loop_stats;    /* the main loop's polling (--busy-poll); NULL: none */
 	unsigned int busy_poll_us;                  /* --busy-poll's window, 0: off */
 };
 

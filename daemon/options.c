@@ -732,8 +732,9 @@ static const GOptionEntry options_entries[] = {
 	  "(libslirp's), or auto (default: kernel where it can be set up at start, else slirp)",
 	  "auto|kernel|slirp" },
 	{ "busy-poll", 0, 0, CB(opt_busy_poll),
-	  "Keep polling this many microseconds after the last event before sleeping: lower "
-	  "request/response latency for up to a CPU while traffic flows (default 0: off)",
+	  "Keep polling this many microseconds (0.." G_STRINGIFY(MAINLOOP_POLL_MAX_US) ", e.g. 200 "
+	  "or 200us) after the last event before sleeping: lower request/response latency for up "
+	  "to a CPU while traffic flows (default 0: off)",
 	  "USEC" },
 	{ "expose", 0, 0, CB(opt_expose),
 	  "Forward a host TCP port, or a unix socket (the sidecar's leg, with a PROXY header), "

@@ -1,8 +1,8 @@
 /* test_mainloop.c - mainloop_run(): work within the polling window finds the thread awake; later work wakes it. */
 
-#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -28,9 +28,11 @@ struct pingpong {
 	int data[2];                  /* the loop reads [0] */
 	int ask[2];                   /* the writer waits on [0] */
 	unsigned int delay_us;
+	bool writer_ok;               /* set by the writer thread (no cmocka asserts there) */
 	int handled;
 	uint64_t sleeps_at_first;     /* stats.sleeps when each byte was handled */
 	uint64_t sleeps_at_second;
+	uint64_t caught_at_second;    /* stats.caught then: the loop counts a dispatch after it */
 };
 
 static gpointer pingpong_writer(gpointer opaque)
@@ -38,10 +40,10 @@ static gpointer pingpong_writer(gpointer opaque)
 	struct pingpong *pp = opaque;
 	char c = 'x';
 
-	assert_int_equal(write(pp->data[1], &c, 1), 1);
-	assert_int_equal(read(pp->ask[0], &c, 1), 1);
+	if (write(pp->data[1], &c, 1) != 1 || read(pp->ask[0], &c, 1) != 1)
+		return NULL;
 	g_usleep(pp->delay_us);
-	assert_int_equal(write(pp->data[1], &c, 1), 1);
+	pp->writer_ok = write(pp->data[1], &c, 1) == 1;
 	return NULL;
 }
 
@@ -58,6 +60,7 @@ static gboolean pingpong_readable(gint fd, GIOCondition cond, gpointer opaque)
 		return G_SOURCE_CONTINUE;
 	}
 	pp->sleeps_at_second = pp->stats.sleeps;
+	pp->caught_at_second = pp->stats.caught;
 	g_main_loop_quit(pp->loop);
 	return G_SOURCE_REMOVE;
 }
@@ -80,24 +83,25 @@ static void pingpong_run(struct pingpong *pp, unsigned int poll_us, unsigned int
 		close(pp->data[i]);
 		close(pp->ask[i]);
 	}
+	assert_true(pp->writer_ok);
 	assert_int_equal(pp->handled, 2);
 }
 
 /*
  * A window far longer than the writer takes: the second byte is handled
- * without a second sleep, by a poll (caught), after some polling with
- * nothing to do.
+ * without a second sleep, and counted as caught, after a millisecond of
+ * polling with nothing to do.
  */
 static void test_work_in_window_caught(void **state)
 {
 	struct pingpong pp;
 
 	(void)state;
-	pingpong_run(&pp, 2 * G_USEC_PER_SEC, 0);
+	pingpong_run(&pp, 2 * G_USEC_PER_SEC, 1000);
 	assert_true(pp.sleeps_at_first >= 1);
 	assert_int_equal(pp.sleeps_at_second, pp.sleeps_at_first);
-	assert_true(pp.stats.caught >= 1);
-	assert_true(pp.stats.polled_us > 0);
+	assert_int_equal(pp.stats.caught - pp.caught_at_second, 1);
+	assert_true(pp.stats.polled_us >= 1000);
 }
 
 /* A window shorter than the gap: the thread went back to sleep and was woken for the second byte. */
@@ -108,6 +112,7 @@ static void test_work_after_window_sleeps(void **state)
 	(void)state;
 	pingpong_run(&pp, 1000, 200 * 1000);
 	assert_true(pp.sleeps_at_second > pp.sleeps_at_first);
+	assert_int_equal(pp.stats.caught - pp.caught_at_second, 0);
 	/* About one window of polling per wake-up, not the whole gap. */
 	assert_true(pp.stats.polled_us >= 1000);
 	assert_true(pp.stats.polled_us < 150 * 1000);
@@ -130,7 +135,14 @@ static gboolean quit_now(gpointer loop)
 	return G_SOURCE_REMOVE;
 }
 
-/* A quit from inside the window ends the loop at once, not at the window's end. */
+/* Dispatched in the first (blocking) turn: arms a quit that comes while the loop polls. */
+static gboolean arm_quit(gpointer loop)
+{
+	g_timeout_add(1, quit_now, loop);
+	return G_SOURCE_REMOVE;
+}
+
+/* A quit that comes while the loop polls ends it at once, not at the window's end. */
 static void test_quit_in_window(void **state)
 {
 	struct mainloop_stats st = { 0 };
@@ -138,11 +150,54 @@ static void test_quit_in_window(void **state)
 	gint64 t0;
 
 	(void)state;
-	g_idle_add(quit_now, loop);
+	g_idle_add(arm_quit, loop);
 	t0 = g_get_monotonic_time();
 	mainloop_run(loop, 5 * G_USEC_PER_SEC, &st);
 	assert_true(g_get_monotonic_time() - t0 < 2 * G_USEC_PER_SEC);
+	/* One sleep (the first turn): the quit was met while polling. */
+	assert_int_equal(st.sleeps, 1);
+	assert_int_equal(st.caught, 1);
 	g_main_loop_unref(loop);
+}
+
+/* Dispatched in the first turn: leaves work that is ready at once (an idle source). */
+static gboolean leave_ready_work(gpointer loop)
+{
+	g_idle_add(quit_now, loop);
+	return G_SOURCE_REMOVE;
+}
+
+/* Work already ready when a turn ends needed no wake-up: not counted as caught. */
+static void test_ready_work_not_caught(void **state)
+{
+	struct mainloop_stats st = { 0 };
+	GMainLoop *loop = g_main_loop_new(NULL, TRUE);
+
+	(void)state;
+	g_idle_add(leave_ready_work, loop);
+	mainloop_run(loop, 5 * G_USEC_PER_SEC, &st);
+	assert_int_equal(st.sleeps, 1);
+	assert_int_equal(st.caught, 0);
+	g_main_loop_unref(loop);
+}
+
+/* A quit before the loop runs holds, with a window or without (GLib's run would clear it). */
+static void test_quit_before_run(void **state)
+{
+	struct mainloop_stats st = { 0 };
+	const unsigned int windows[] = { 0, 1000 };
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(windows); i++) {
+		GMainLoop *loop = g_main_loop_new(NULL, TRUE);
+		gint64 t0 = g_get_monotonic_time();
+
+		g_main_loop_quit(loop);
+		mainloop_run(loop, windows[i], &st);
+		assert_true(g_get_monotonic_time() - t0 < G_USEC_PER_SEC);
+		g_main_loop_unref(loop);
+	}
+	assert_int_equal(st.sleeps, 0);
 }
 
 int main(void)
@@ -152,6 +207,8 @@ int main(void)
 		cmocka_unit_test(test_work_after_window_sleeps),
 		cmocka_unit_test(test_no_window_is_glib),
 		cmocka_unit_test(test_quit_in_window),
+		cmocka_unit_test(test_ready_work_not_caught),
+		cmocka_unit_test(test_quit_before_run),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

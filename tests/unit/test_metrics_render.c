@@ -122,7 +122,7 @@ static void test_busy_poll_lines(void **state)
 	mr_assert_line(out->str, "# TYPE meshslirp_busy_poll_window_seconds gauge");
 	mr_assert_line(out->str, "meshslirp_busy_poll_window_seconds 0.000000");
 	mr_assert_line(out->str, "meshslirp_loop_wakeups_total{result=\"caught\"} 0");
-	m.s.loop = &loop;
+	m.s.loop_stats = &loop;
 	m.s.busy_poll_us = 250;
 	g_string_truncate(out, 0);
 	metrics_render(out, &m.s);

@@ -263,7 +263,7 @@ static void test_steer_stack(void **state)
 static void test_busy_poll(void **state)
 {
 	static const struct { const char *arg; unsigned int want; } ok[] = {
-		{ "200", 200 }, { "200us", 200 }, { "0", 0 }, { "10000", 10000 },
+		{ "200", 200 }, { "200us", 200 }, { "0", 0 }, { "0us", 0 }, { "10000", 10000 },
 	};
 	struct ms_config cfg;
 	g_autoptr(GError) err = NULL;
@@ -339,6 +339,8 @@ static void test_bad(void **state)
 		{ { "--socket", "a", "--busy-poll", "1ms" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "us" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "-5" }, "--busy-poll" },
+		{ { "--socket", "a", "--busy-poll", "" }, "--busy-poll" },
+		{ { "--socket", "a", "--busy-poll", "99999999999999999999" }, "--busy-poll" },
 		{ { "--socket", "a", "--proxy-source", "10.0.0.1" }, "--proxy-source" },
 		{ { "--socket", "" }, "--socket" },
 		{ { "--tap", "this-name-is-too-long" }, "--tap" },
