@@ -317,7 +317,8 @@ fail:
  */
 static int kstack_no_report(int status, int step, const char **why)
 {
-	if (step <= KSTACK_STEP_OK || step >= KSTACK_STEP_COUNT)
+	/* It exited without a report: its report itself failed. */
+	if (!WIFSIGNALED(status) || step <= KSTACK_STEP_OK || step >= KSTACK_STEP_COUNT)
 		step = KSTACK_STEP_SEND;
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
 		*why = kstack_step_sigsys_str[step];
