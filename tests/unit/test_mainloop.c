@@ -89,19 +89,20 @@ static void pingpong_run(struct pingpong *pp, unsigned int poll_us, unsigned int
 
 /*
  * A window far longer than the writer takes: the second byte is handled
- * without a second sleep, and counted as caught, after a millisecond of
- * polling with nothing to do.
+ * without a second sleep, and counted as caught, after 50 ms of polling
+ * with nothing to do (long against one turn of the loop even under
+ * valgrind, so the byte cannot be there before the first empty poll).
  */
 static void test_work_in_window_caught(void **state)
 {
 	struct pingpong pp;
 
 	(void)state;
-	pingpong_run(&pp, 2 * G_USEC_PER_SEC, 1000);
+	pingpong_run(&pp, 5 * G_USEC_PER_SEC, 50 * 1000);
 	assert_true(pp.sleeps_at_first >= 1);
 	assert_int_equal(pp.sleeps_at_second, pp.sleeps_at_first);
 	assert_int_equal(pp.stats.caught - pp.caught_at_second, 1);
-	assert_true(pp.stats.polled_us >= 1000);
+	assert_true(pp.stats.polled_us >= 50 * 1000);
 }
 
 /* A window shorter than the gap: the thread went back to sleep and was woken for the second byte. */
@@ -135,10 +136,13 @@ static gboolean quit_now(gpointer loop)
 	return G_SOURCE_REMOVE;
 }
 
-/* Dispatched in the first (blocking) turn: arms a quit that comes while the loop polls. */
+/*
+ * Dispatched in the first (blocking) turn: arms a quit that comes while the
+ * loop polls (50 ms: after its first empty poll, even under valgrind).
+ */
 static gboolean arm_quit(gpointer loop)
 {
-	g_timeout_add(1, quit_now, loop);
+	g_timeout_add(50, quit_now, loop);
 	return G_SOURCE_REMOVE;
 }
 
