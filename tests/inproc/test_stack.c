@@ -114,34 +114,21 @@ static void test_dhcp_offer(void **state)
 static void test_tcp_connect_to_host(void **state)
 {
 	struct inproc *f = *state;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t salen = sizeof(sa);
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	uint8_t fr[2048], rx[2048];
 	struct inproc_tcp_match m;
 	struct pkt_ipv4_view v;
+	uint16_t port;
+	int lfd = inproc_sidecar_listen(&port, true), conn;
 	size_t len;
-	int conn = -1;
-	gint64 end;
-
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(lfd, 4), 0);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
 
 	inproc_arp_gateway(f);
 
 	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip("10.0.2.15"), inproc_ip("10.0.2.2"), 40000,
-		      ntohs(sa.sin_port), 1000, 0, 0x02, NULL, 0);
+		      port, 1000, 0, 0x02, NULL, 0);
 	inproc_send(f, fr, len);
+	conn = inproc_accept(lfd);
 
-	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	while (conn < 0 && g_get_monotonic_time() < end) {
-		inproc_pump(2);
-		conn = accept(lfd, NULL, NULL);
-	}
-	assert_true(conn >= 0);
-
-	m = (struct inproc_tcp_match){ ntohs(sa.sin_port), 40000, 0x12 };
+	m = (struct inproc_tcp_match){ port, 40000, 0x12 };
 	len = inproc_recv_match(f, rx, sizeof(rx), inproc_is_tcp, &m);
 	assert_true(len > 0);
 	assert_int_equal(pkt_parse_ipv4(rx, len, &v), 0);
@@ -173,52 +160,42 @@ static gboolean keep_loop_busy(gpointer data)
 static void test_timer_runs_on_busy_loop(void **state)
 {
 	struct inproc *f = *state;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t salen = sizeof(sa);
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	uint8_t fr[2048], rx[2048];
 	struct pkt_ipv4_view v;
 	uint32_t host_seq;
 	unsigned int busy = 0;
+	uint16_t port;
+	int lfd = inproc_sidecar_listen(&port, true), conn;
 	size_t len;
-	int conn = -1;
 	guint busy_id;
-	gint64 end, t0;
+	gint64 t0;
 
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(lfd, 4), 0);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
 	inproc_arp_gateway(f);
 
 	/* Handshake through libslirp to the host listener. */
 	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"), 40002,
-		      ntohs(sa.sin_port), 1000, 0, 0x02, NULL, 0);
+		      port, 1000, 0, 0x02, NULL, 0);
 	inproc_send(f, fr, len);
-	inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", ntohs(sa.sin_port), 40002, 0x12, &v);
+	inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", port, 40002, 0x12, &v);
 	host_seq = inproc_be32(v.l4 + 4) + 1;
 	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"), 40002,
-		      ntohs(sa.sin_port), 1001, host_seq, 0x10, NULL, 0);
+		      port, 1001, host_seq, 0x10, NULL, 0);
 	inproc_send(f, fr, len);
-	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	while (conn < 0 && g_get_monotonic_time() < end) {
-		inproc_pump(2);
-		conn = accept(lfd, NULL, NULL);
-	}
-	assert_true(conn >= 0);
+	conn = inproc_accept(lfd);
 
 	/* The host's bytes reach the guest. */
 	assert_int_equal(write(conn, "hello", 5), 5);
-	inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", ntohs(sa.sin_port), 40002, 0x10, &v);
+	inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", port, 40002, 0x10, &v);
 	assert_int_equal(v.l4_len, 20 + 5);
 	assert_int_equal(inproc_be32(v.l4 + 4), host_seq);
 
 	/* From here every iteration polls without blocking. */
 	busy_id = g_idle_add(keep_loop_busy, &busy);
 	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"), 40002,
-		      ntohs(sa.sin_port), 1001, host_seq + 5, 0x18, "world", 5);
+		      port, 1001, host_seq + 5, 0x18, "world", 5);
 	t0 = g_get_monotonic_time();
 	inproc_send(f, fr, len);
-	inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", ntohs(sa.sin_port), 40002, 0x10, &v);
+	inproc_expect_segment(f, rx, sizeof(rx), "10.0.2.2", port, 40002, 0x10, &v);
 	/* The ACK of the guest's bytes, from libslirp's fast timer, well within a second. */
 	assert_int_equal(inproc_be32(v.l4 + 8), 1001 + 5);
 	assert_true(g_get_monotonic_time() - t0 < G_USEC_PER_SEC);
