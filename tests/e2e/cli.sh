@@ -62,19 +62,27 @@ e2e_start_meshslirp_notun() {
 	exec unshare -m --propagation private sh -c 'mount --bind /dev/null /dev/net/tun && exec "$@"' sh \
 		ip netns exec "$NS_POD" "$MESHSLIRP" "$@"
 }
-(e2e_start_meshslirp_notun --ready-fd 3 --socket "$E2E_TMP/notun.sock" \
-	--outbound-proxy 127.0.0.1:15001 --metrics 127.0.0.1:9191) \
-	3>"$E2E_TMP/notun.ready" >"$E2E_TMP/notun.log" 2>&1 &
-notun=$!
-E2E_PIDS+=("$notun")
-e2e_wait_for "$E2E_TMP/notun.ready" '^READY$' 10 ||
-	e2e_fail "--steer-stack auto without a tun device did not start: $(cat "$E2E_TMP/notun.log")"
-grep -q -- "--steer-stack auto: cannot create the tun device: .*; steered TCP ends in libslirp" \
-	"$E2E_TMP/notun.log" || e2e_fail "auto without a tun device said: $(cat "$E2E_TMP/notun.log")"
-[ "$(steer_stack_of notun)" = slirp ] ||
-	e2e_fail "auto without a tun device: $(grep steer_stack "$E2E_TMP/notun.metrics")"
-kill -TERM "$notun"
-e2e_wait_exit "$notun" 10 || e2e_fail "the daemon without a tun device did not stop"
+# auto_falls_back NAME WHAT LOG_REGEX LAUNCHER : LAUNCHER (which execs meshslirp with the
+# arguments it is given) starts --steer-stack auto as NAME; it must start, say LOG_REGEX, steer
+# through libslirp, and stop on SIGTERM.  WHAT describes the pod in the failure messages.
+auto_falls_back() {
+	local name=$1 what=$2 re=$3 launcher=$4 pid
+	("$launcher" --ready-fd 3 --socket "$E2E_TMP/$name.sock" --outbound-proxy 127.0.0.1:15001 \
+		--metrics 127.0.0.1:9191) 3>"$E2E_TMP/$name.ready" >"$E2E_TMP/$name.log" 2>&1 &
+	pid=$!
+	E2E_PIDS+=("$pid")
+	e2e_wait_for "$E2E_TMP/$name.ready" '^READY$' 10 ||
+		e2e_fail "--steer-stack auto $what did not start: $(cat "$E2E_TMP/$name.log")"
+	grep -q -- "$re" "$E2E_TMP/$name.log" ||
+		e2e_fail "auto $what said: $(cat "$E2E_TMP/$name.log")"
+	[ "$(steer_stack_of "$name")" = slirp ] ||
+		e2e_fail "auto $what: $(grep steer_stack "$E2E_TMP/$name.metrics")"
+	kill -TERM "$pid"
+	e2e_wait_exit "$pid" 10 || e2e_fail "the daemon $what did not stop"
+}
+auto_falls_back notun "without a tun device" \
+	"--steer-stack auto: cannot create the tun device: .*; steered TCP ends in libslirp" \
+	e2e_start_meshslirp_notun
 rc=0
 # (timeout: a daemon that did start would otherwise hold the test until meson's timeout)
 (e2e_start_meshslirp_notun --socket "$E2E_TMP/notun2.sock" --outbound-proxy 127.0.0.1:15001 \
@@ -89,19 +97,13 @@ e2e_log "--steer-stack auto: the kernel's stack as root; libslirp's, saying why,
 
 # The same under a seccomp filter that kills on unshare() (systemd's SystemCallFilter= without
 # @sandbox, say): the set-up's child dies by SIGSYS, and the daemon names the step and the filter.
-(exec ip netns exec "$NS_POD" "$MSTOOL" seccomp-kill unshare "$MESHSLIRP" --ready-fd 3 \
-	--socket "$E2E_TMP/sigsys.sock" --outbound-proxy 127.0.0.1:15001 --metrics 127.0.0.1:9191) \
-	3>"$E2E_TMP/sigsys.ready" >"$E2E_TMP/sigsys.log" 2>&1 &
-sigsys=$!
-E2E_PIDS+=("$sigsys")
-e2e_wait_for "$E2E_TMP/sigsys.ready" '^READY$' 10 ||
-	e2e_fail "--steer-stack auto under a filter killing unshare did not start: $(cat "$E2E_TMP/sigsys.log")"
-grep -q -- "--steer-stack auto: cannot unshare a network namespace .*killed by SIGSYS: a seccomp filter" \
-	"$E2E_TMP/sigsys.log" || e2e_fail "auto under a filter killing unshare said: $(cat "$E2E_TMP/sigsys.log")"
-[ "$(steer_stack_of sigsys)" = slirp ] ||
-	e2e_fail "auto under a filter killing unshare: $(grep steer_stack "$E2E_TMP/sigsys.metrics")"
-kill -TERM "$sigsys"
-e2e_wait_exit "$sigsys" 10 || e2e_fail "the daemon under the filter did not stop"
+# e2e_start_meshslirp_sigsys ARGS: meshslirp ARGS in the pod under that filter (exec: same PID)
+e2e_start_meshslirp_sigsys() {
+	exec ip netns exec "$NS_POD" "$MSTOOL" seccomp-kill unshare "$MESHSLIRP" "$@"
+}
+auto_falls_back sigsys "under a filter killing unshare" \
+	"--steer-stack auto: cannot unshare a network namespace .*killed by SIGSYS: a seccomp filter" \
+	e2e_start_meshslirp_sigsys
 e2e_log "--steer-stack auto under a filter that kills unshare(): the step and SIGSYS named, libslirp's stack"
 
 SOCK=$E2E_TMP/net.sock
