@@ -15,11 +15,11 @@
  * How.  With a window of @poll_us, after the loop was woken it keeps
  * asking GLib for work without blocking (g_main_context_iteration(FALSE):
  * every source's prepare and check, then a poll() with a zero timeout)
- * until @poll_us pass with nothing to do, and only then blocks.  Between two empty polls it
- * yields the CPU (sched_yield()), so a thread that is runnable on this
- * CPU runs instead of waiting for the window to close: on a machine with
- * no spare CPU the window costs the others little, and an idle CPU is
- * kept out of its idle state.  This is QEMU's iothread polling
+ * until @poll_us pass with nothing to do, and only then blocks.  Between
+ * two empty polls it yields the CPU (sched_yield()), so a thread that is
+ * runnable on this CPU runs instead of waiting for the window to close: on
+ * a machine with no spare CPU the window costs the others little, and an
+ * idle CPU is kept out of its idle state.  This is QEMU's iothread polling
  * (poll-max-ns) with a fixed window; with none (0) the loop is GLib's own
  * g_main_loop_run().
  *
