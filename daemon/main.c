@@ -24,6 +24,7 @@
 #include <glib-unix.h>
 #include <libslirp.h>
 
+#include "common/cpuload.h"
 #include "common/log.h"
 #include "common/mainloop.h"
 #include "daemon/daemon.h"
@@ -126,7 +127,32 @@ static void main_log_config(const struct ms_config *cfg)
 		  MESHSLIRP_VERSION, net, cfg->prefix_len, gw, dns, guest, cfg->mtu);
 	if (cfg->busy_poll_us)
 		g_message("--busy-poll: the main loop polls %u us after its last event before it "
-			  "sleeps (up to a CPU while traffic flows)", cfg->busy_poll_us);
+			  "sleeps (up to a CPU while traffic flows), %s", cfg->busy_poll_us,
+			  cfg->busy_poll_always ? "whatever the load (--busy-poll-when always)" :
+			  "only while no other task waits for a CPU");
+}
+
+/*
+ * The loop's polling window and its guard.  /proc/loadavg is opened here,
+ * before the sandbox; without it the loop polls whatever the load, and
+ * says so.
+ */
+static void main_setup_poll(const struct ms_config *cfg, struct cpuload *load,
+			    struct mainloop_poll *poll)
+{
+	int ret;
+
+	*poll = (struct mainloop_poll){ .window_us = cfg->busy_poll_us };
+	if (!cfg->busy_poll_us || cfg->busy_poll_always)
+		return;
+	ret = cpuload_open(load);
+	if (ret) {
+		g_warning("--busy-poll: cannot open /proc/loadavg (%s): polling whatever the load",
+			  g_strerror(-ret));
+		return;
+	}
+	poll->contended = cpuload_contended;
+	poll->opaque = load;
 }
 
 /*
@@ -201,6 +227,8 @@ int main(int argc, char **argv)
 	struct main_state ms = { 0 };
 	struct daemon d = { .on_fatal = main_on_fatal, .on_fatal_opaque = &ms };
 	struct sandbox_user user = { 0 };
+	struct cpuload load = CPULOAD_CLOSED;
+	struct mainloop_poll poll;
 	g_autoptr(GError) err = NULL;
 	g_autoptr(GMainLoop) loop = NULL;
 	int exit_code = 0;
@@ -232,6 +260,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	main_log_config(&cfg);
+	main_setup_poll(&cfg, &load, &poll);
 	if (main_drop_privileges(&cfg, &d, &user)) {
 		exit_code = 1;
 		goto stop;
@@ -256,11 +285,12 @@ int main(int argc, char **argv)
 			  sandbox_seccomp_rules(extras));
 	}
 	main_signal_ready(cfg.ready_fd);
-	mainloop_run(loop, cfg.busy_poll_us, &d.loop_stats);
+	mainloop_run(loop, &poll, &d.loop_stats);
 	exit_code = ms.exit_code;
 	daemon_log_summary(&d);
 stop:
 	daemon_stop(&d);
+	cpuload_close(&load);
 out:
 	ms_config_free(&cfg);
 	return exit_code;

@@ -102,6 +102,10 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		    "With --busy-poll: wall-clock time the main loop polled with nothing to do "
 		    "(other threads' turns in its yields included).");
 	g_string_append_printf(o, "meshslirp_busy_poll_seconds_total %.6f\n", ml->polled_us / 1e6);
+	metric_head(o, "meshslirp_busy_poll_yielded_total", "counter",
+		    "With --busy-poll: polling windows not begun or cut short because another task "
+		    "waited for a CPU (--busy-poll-when idle).");
+	metric(o, "meshslirp_busy_poll_yielded_total", NULL, ml->yielded);
 
 	metric_head(o, "meshslirp_frames_total", "counter", "Ethernet frames through the backend.");
 	metric(o, "meshslirp_frames_total", "direction=\"from_guest\"", bs->rx_frames);

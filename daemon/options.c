@@ -529,6 +529,21 @@ static gboolean opt_busy_poll(const gchar *name, const gchar *value, gpointer da
 	return TRUE;
 }
 
+/* --busy-poll-when idle|always: whether the guard (common/cpuload.h) may stop a window. */
+static gboolean opt_busy_poll_when(const gchar *name, const gchar *value, gpointer data,
+				   GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (!strcmp(value, "idle"))
+		cfg->busy_poll_always = false;
+	else if (!strcmp(value, "always"))
+		cfg->busy_poll_always = true;
+	else
+		return options_fail(err, name, "expected 'idle' or 'always', got '%s'", value);
+	return TRUE;
+}
+
 static gboolean opt_metrics(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -736,6 +751,10 @@ static const GOptionEntry options_entries[] = {
 	  "or 200us) after the last event before sleeping: lower request/response latency for up "
 	  "to a CPU while traffic flows (default 0: off)",
 	  "USEC" },
+	{ "busy-poll-when", 0, 0, CB(opt_busy_poll_when),
+	  "With --busy-poll: poll only while no other task waits for a CPU (idle, the default: "
+	  "a machine with no spare CPU keeps its throughput) or whatever the load (always: for a "
+	  "CPU set aside for the daemon)", "idle|always" },
 	{ "expose", 0, 0, CB(opt_expose),
 	  "Forward a host TCP port, or a unix socket (the sidecar's leg, with a PROXY header), "
 	  "to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]|unix:PATH:GUESTPORT" },

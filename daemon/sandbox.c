@@ -525,11 +525,14 @@ static const struct sandbox_narrow {
 #endif
 };
 
-/* sched_yield for --busy-poll, unless the sanitizers' list has it already. */
+/*
+ * --busy-poll: pread of /proc/loadavg (its guard, common/cpuload.h), and
+ * sched_yield unless the sanitizers' list has it already.
+ */
 #ifdef SANDBOX_SANITIZERS
-#define SANDBOX_BUSY_POLL_RULES 0
-#else
 #define SANDBOX_BUSY_POLL_RULES 1
+#else
+#define SANDBOX_BUSY_POLL_RULES 2
 #endif
 
 size_t sandbox_seccomp_rules(unsigned int extras)
@@ -593,12 +596,20 @@ static int sandbox_rules_kernel(scmp_filter_ctx ctx, unsigned int extras)
 	return ret;
 }
 
-/* --busy-poll's loop yields the CPU between empty polls (common/mainloop.h). */
+/*
+ * --busy-poll's loop yields the CPU between empty polls (common/mainloop.h)
+ * and asks /proc/loadavg, opened before the filter, whether a task waits.
+ */
 static int sandbox_rules_busy_poll(scmp_filter_ctx ctx, unsigned int extras)
 {
-	if (!(extras & SANDBOX_BUSY_POLL) || !SANDBOX_BUSY_POLL_RULES)
+	int ret;
+
+	if (!(extras & SANDBOX_BUSY_POLL))
 		return 0;
-	return sandbox_rule(ctx, SCMP_SYS(sched_yield), 0, NULL);
+	ret = sandbox_rule(ctx, SCMP_SYS(pread64), 0, NULL);
+	if (!ret && SANDBOX_BUSY_POLL_RULES == 2)
+		ret = sandbox_rule(ctx, SCMP_SYS(sched_yield), 0, NULL);
+	return ret;
 }
 
 int sandbox_seccomp_apply(unsigned int extras)

@@ -1,4 +1,4 @@
-/* test_mainloop.c - mainloop_run(): work within the polling window finds the thread awake; later work wakes it. */
+/* test_mainloop.c - mainloop_run(): work within the polling window finds the thread awake; later work, or a waiting task, makes it sleep. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,25 +14,28 @@
 #include "common/mainloop.h"
 
 /*
- * Two bytes on a pipe.  The first is written at once; its handler asks the
- * writer thread (over a second pipe) for the second, which comes
- * @delay_us later.  How many sleeps the loop counted between the two
- * tells whether the thread slept in between.  (Before the first byte GLib
- * may return from a blocking wait with nothing to do, e.g. when the source
- * is attached: that counts as a sleep too, so only the difference says
- * anything.)
+ * Bytes on a pipe (two, or PINGPONG_MAX).  The first is written at once;
+ * each handler asks the writer thread (over a second pipe) for the next,
+ * which comes @delay_us later.  How many sleeps the loop counted between
+ * two bytes tells whether the thread slept in between.  (Before the first
+ * byte GLib may return from a blocking wait with nothing to do, e.g. when
+ * the source is attached: that counts as a sleep too, so only differences
+ * say anything.)
  */
+#define PINGPONG_MAX 3
+
 struct pingpong {
 	GMainLoop *loop;
 	struct mainloop_stats stats;
 	int data[2];                  /* the loop reads [0] */
 	int ask[2];                   /* the writer waits on [0] */
 	unsigned int delay_us;
+	int bytes;                    /* how many, 2..PINGPONG_MAX */
 	bool writer_ok;               /* set by the writer thread (no cmocka asserts there) */
 	int handled;
-	uint64_t sleeps_at_first;     /* stats.sleeps when each byte was handled */
-	uint64_t sleeps_at_second;
-	uint64_t caught_at_second;    /* stats.caught then: the loop counts a dispatch after it */
+	uint64_t sleeps_at[PINGPONG_MAX]; /* stats.sleeps when each byte was handled */
+	uint64_t caught_at[PINGPONG_MAX]; /* stats.caught then: the loop counts a dispatch after it */
+	struct mainloop_poll poll;    /* the window, and the guard a test sets */
 };
 
 static gpointer pingpong_writer(gpointer opaque)
@@ -40,43 +43,56 @@ static gpointer pingpong_writer(gpointer opaque)
 	struct pingpong *pp = opaque;
 	char c = 'x';
 
-	if (write(pp->data[1], &c, 1) != 1 || read(pp->ask[0], &c, 1) != 1)
+	if (write(pp->data[1], &c, 1) != 1)
 		return NULL;
-	g_usleep(pp->delay_us);
-	pp->writer_ok = write(pp->data[1], &c, 1) == 1;
+	for (int i = 1; i < pp->bytes; i++) {
+		if (read(pp->ask[0], &c, 1) != 1)
+			return NULL;
+		g_usleep(pp->delay_us);
+		if (write(pp->data[1], &c, 1) != 1)
+			return NULL;
+	}
+	pp->writer_ok = true;
 	return NULL;
 }
 
 static gboolean pingpong_readable(gint fd, GIOCondition cond, gpointer opaque)
 {
 	struct pingpong *pp = opaque;
+	int i = pp->handled++;
 	char c;
 
 	(void)cond;
 	assert_int_equal(read(fd, &c, 1), 1);
-	if (++pp->handled == 1) {
-		pp->sleeps_at_first = pp->stats.sleeps;
+	pp->sleeps_at[i] = pp->stats.sleeps;
+	pp->caught_at[i] = pp->stats.caught;
+	if (pp->handled < pp->bytes) {
 		assert_int_equal(write(pp->ask[1], &c, 1), 1);
 		return G_SOURCE_CONTINUE;
 	}
-	pp->sleeps_at_second = pp->stats.sleeps;
-	pp->caught_at_second = pp->stats.caught;
 	g_main_loop_quit(pp->loop);
 	return G_SOURCE_REMOVE;
 }
 
-/* Run the exchange with a window of @poll_us and the second byte @delay_us after the ask. */
-static void pingpong_run(struct pingpong *pp, unsigned int poll_us, unsigned int delay_us)
+/*
+ * Run the exchange of @bytes bytes with a window of @poll_us, the guard
+ * @contended (NULL: none) and each byte after the first @delay_us after
+ * the ask.
+ */
+static void pingpong_run_guarded(struct pingpong *pp, int bytes, unsigned int poll_us,
+				 bool (*contended)(void *), void *opaque, unsigned int delay_us)
 {
 	GThread *writer;
 
-	*pp = (struct pingpong){ .delay_us = delay_us };
+	*pp = (struct pingpong){ .delay_us = delay_us, .bytes = bytes,
+				 .poll = { .window_us = poll_us, .contended = contended,
+					   .opaque = opaque } };
 	assert_int_equal(pipe(pp->data), 0);
 	assert_int_equal(pipe(pp->ask), 0);
 	pp->loop = g_main_loop_new(NULL, TRUE);
 	g_unix_fd_add(pp->data[0], G_IO_IN, pingpong_readable, pp);
 	writer = g_thread_new("writer", pingpong_writer, pp);
-	mainloop_run(pp->loop, poll_us, &pp->stats);
+	mainloop_run(pp->loop, &pp->poll, &pp->stats);
 	g_thread_join(writer);
 	g_main_loop_unref(pp->loop);
 	for (int i = 0; i < 2; i++) {
@@ -84,7 +100,29 @@ static void pingpong_run(struct pingpong *pp, unsigned int poll_us, unsigned int
 		close(pp->ask[i]);
 	}
 	assert_true(pp->writer_ok);
-	assert_int_equal(pp->handled, 2);
+	assert_int_equal(pp->handled, bytes);
+}
+
+static void pingpong_run(struct pingpong *pp, unsigned int poll_us, unsigned int delay_us)
+{
+	pingpong_run_guarded(pp, 2, poll_us, NULL, NULL, delay_us);
+}
+
+/* A guard that says "a task waits" from @after_us after its first question on. */
+struct guard {
+	gint64 after_us;
+	gint64 first;                 /* when first asked, 0: not yet */
+	uint64_t asked;
+};
+
+static bool guard_contended(void *opaque)
+{
+	struct guard *g = opaque;
+	gint64 now = g_get_monotonic_time();
+
+	if (!g->asked++)
+		g->first = now;
+	return now - g->first >= g->after_us;
 }
 
 /*
@@ -99,9 +137,9 @@ static void test_work_in_window_caught(void **state)
 
 	(void)state;
 	pingpong_run(&pp, 5 * G_USEC_PER_SEC, 50 * 1000);
-	assert_true(pp.sleeps_at_first >= 1);
-	assert_int_equal(pp.sleeps_at_second, pp.sleeps_at_first);
-	assert_int_equal(pp.stats.caught - pp.caught_at_second, 1);
+	assert_true(pp.sleeps_at[0] >= 1);
+	assert_int_equal(pp.sleeps_at[1], pp.sleeps_at[0]);
+	assert_int_equal(pp.stats.caught - pp.caught_at[1], 1);
 	assert_true(pp.stats.polled_us >= 50 * 1000);
 }
 
@@ -112,8 +150,8 @@ static void test_work_after_window_sleeps(void **state)
 
 	(void)state;
 	pingpong_run(&pp, 1000, 200 * 1000);
-	assert_true(pp.sleeps_at_second > pp.sleeps_at_first);
-	assert_int_equal(pp.stats.caught - pp.caught_at_second, 0);
+	assert_true(pp.sleeps_at[1] > pp.sleeps_at[0]);
+	assert_int_equal(pp.stats.caught - pp.caught_at[1], 0);
 	/* About one window of polling per wake-up, not the whole gap. */
 	assert_true(pp.stats.polled_us >= 1000);
 	assert_true(pp.stats.polled_us < 150 * 1000);
@@ -156,7 +194,7 @@ static void test_quit_in_window(void **state)
 	(void)state;
 	g_idle_add(arm_quit, loop);
 	t0 = g_get_monotonic_time();
-	mainloop_run(loop, 5 * G_USEC_PER_SEC, &st);
+	mainloop_run(loop, &(struct mainloop_poll){ .window_us = 5 * G_USEC_PER_SEC }, &st);
 	assert_true(g_get_monotonic_time() - t0 < 2 * G_USEC_PER_SEC);
 	/* One sleep (the first turn): the quit was met while polling. */
 	assert_int_equal(st.sleeps, 1);
@@ -179,7 +217,7 @@ static void test_ready_work_not_caught(void **state)
 
 	(void)state;
 	g_idle_add(leave_ready_work, loop);
-	mainloop_run(loop, 5 * G_USEC_PER_SEC, &st);
+	mainloop_run(loop, &(struct mainloop_poll){ .window_us = 5 * G_USEC_PER_SEC }, &st);
 	assert_int_equal(st.sleeps, 1);
 	assert_int_equal(st.caught, 0);
 	g_main_loop_unref(loop);
@@ -197,11 +235,65 @@ static void test_quit_before_run(void **state)
 		gint64 t0 = g_get_monotonic_time();
 
 		g_main_loop_quit(loop);
-		mainloop_run(loop, windows[i], &st);
+		mainloop_run(loop, &(struct mainloop_poll){ .window_us = windows[i] }, &st);
 		assert_true(g_get_monotonic_time() - t0 < G_USEC_PER_SEC);
 		g_main_loop_unref(loop);
 	}
 	assert_int_equal(st.sleeps, 0);
+}
+
+/*
+ * A guard that never sees a waiting task changes nothing (the byte is
+ * caught as without it).  It is asked as each window begins (after a
+ * wake-up, and after work caught while polling), not at every empty poll.
+ */
+static void test_guard_idle_polls(void **state)
+{
+	struct guard g = { .after_us = G_MAXINT64 };
+	struct pingpong pp;
+
+	(void)state;
+	pingpong_run_guarded(&pp, 2, 5 * G_USEC_PER_SEC, guard_contended, &g, 50 * 1000);
+	assert_int_equal(pp.sleeps_at[1], pp.sleeps_at[0]);
+	assert_int_equal(pp.stats.caught - pp.caught_at[1], 1);
+	assert_int_equal(pp.stats.yielded, 0);
+	assert_true(g.asked >= 1);
+	assert_true(g.asked <= pp.stats.sleeps + pp.stats.caught);
+}
+
+/* A task waits from the start: no window is begun, the thread sleeps until the byte wakes it. */
+static void test_guard_contended_sleeps(void **state)
+{
+	struct guard g = { .after_us = 0 };
+	struct pingpong pp;
+
+	(void)state;
+	pingpong_run_guarded(&pp, 2, 5 * G_USEC_PER_SEC, guard_contended, &g, 50 * 1000);
+	assert_true(pp.sleeps_at[1] > pp.sleeps_at[0]);
+	assert_int_equal(pp.stats.caught, 0);
+	assert_true(pp.stats.yielded >= 1);
+	/* Every window given up at its start: no polling to speak of. */
+	assert_true(pp.stats.polled_us < 20 * 1000);
+}
+
+/*
+ * A task starts waiting 20 ms after the guard's first question.  A window
+ * begun before that runs its course: the second byte, 50 ms on, is caught.
+ * The window it would begin is not: the third byte, 50 ms later again,
+ * wakes a sleeping thread.
+ */
+static void test_guard_next_window(void **state)
+{
+	struct guard g = { .after_us = 20 * 1000 };
+	struct pingpong pp;
+
+	(void)state;
+	pingpong_run_guarded(&pp, 3, 5 * G_USEC_PER_SEC, guard_contended, &g, 50 * 1000);
+	assert_int_equal(pp.sleeps_at[1], pp.sleeps_at[0]);
+	assert_int_equal(pp.caught_at[2] - pp.caught_at[1], 1); /* counted after its handler */
+	assert_true(pp.sleeps_at[2] > pp.sleeps_at[1]);
+	assert_int_equal(pp.stats.caught - pp.caught_at[2], 0);
+	assert_true(pp.stats.yielded >= 1);
 }
 
 int main(void)
@@ -213,6 +305,9 @@ int main(void)
 		cmocka_unit_test(test_quit_in_window),
 		cmocka_unit_test(test_ready_work_not_caught),
 		cmocka_unit_test(test_quit_before_run),
+		cmocka_unit_test(test_guard_idle_polls),
+		cmocka_unit_test(test_guard_contended_sleeps),
+		cmocka_unit_test(test_guard_next_window),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

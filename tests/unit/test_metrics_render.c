@@ -114,7 +114,8 @@ static void test_busy_poll_lines(void **state)
 {
 	struct mr_fixture m;
 	g_autoptr(GString) out = g_string_new(NULL);
-	struct mainloop_stats loop = { .sleeps = 103, .caught = 107, .polled_us = 1500000 };
+	struct mainloop_stats loop = { .sleeps = 103, .caught = 107, .polled_us = 1500000,
+				       .yielded = 109 };
 
 	(void)state;
 	mr_fill(&m);
@@ -122,6 +123,7 @@ static void test_busy_poll_lines(void **state)
 	mr_assert_line(out->str, "# TYPE meshslirp_busy_poll_window_seconds gauge");
 	mr_assert_line(out->str, "meshslirp_busy_poll_window_seconds 0.000000");
 	mr_assert_line(out->str, "meshslirp_loop_wakeups_total{result=\"caught\"} 0");
+	mr_assert_line(out->str, "meshslirp_busy_poll_yielded_total 0");
 	m.s.loop_stats = &loop;
 	m.s.busy_poll_us = 250;
 	g_string_truncate(out, 0);
@@ -132,6 +134,8 @@ static void test_busy_poll_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_loop_wakeups_total{result=\"caught\"} 107");
 	mr_assert_line(out->str, "# TYPE meshslirp_busy_poll_seconds_total counter");
 	mr_assert_line(out->str, "meshslirp_busy_poll_seconds_total 1.500000");
+	mr_assert_line(out->str, "# TYPE meshslirp_busy_poll_yielded_total counter");
+	mr_assert_line(out->str, "meshslirp_busy_poll_yielded_total 109");
 }
 
 /* The kernel path: its families, each event and drop reason under its own label. */

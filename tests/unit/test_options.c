@@ -59,6 +59,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.connect_timeout_ms, 10000);
 	assert_int_equal(cfg.tcp_idle_timeout_ms, 3600000);
 	assert_int_equal(cfg.busy_poll_us, 0);
+	assert_false(cfg.busy_poll_always);
 	/* The one address Istio ambient's capture leaves alone is denied unless told otherwise. */
 	assert_int_equal(cfg.deny_cidrs->len, 1);
 	assert_int_equal(g_array_index(cfg.deny_cidrs, struct policy_cidr, 0).net,
@@ -272,8 +273,26 @@ static void test_busy_poll(void **state)
 	for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
 		assert_int_equal(parse(&cfg, &err, "--socket", "a", "--busy-poll", ok[i].arg, NULL), 0);
 		assert_int_equal(cfg.busy_poll_us, ok[i].want);
+		assert_false(cfg.busy_poll_always);
 		ms_config_free(&cfg);
 	}
+}
+
+/* --busy-poll-when: idle (the default: the guard may stop a window) or always. */
+static void test_busy_poll_when(void **state)
+{
+	struct ms_config cfg;
+	g_autoptr(GError) err = NULL;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &err, "--socket", "a", "--busy-poll", "200",
+			       "--busy-poll-when", "always", NULL), 0);
+	assert_true(cfg.busy_poll_always);
+	ms_config_free(&cfg);
+	assert_int_equal(parse(&cfg, &err, "--socket", "a", "--busy-poll-when", "always",
+			       "--busy-poll-when", "idle", NULL), 0);
+	assert_false(cfg.busy_poll_always);
+	ms_config_free(&cfg);
 }
 
 static void test_bad(void **state)
@@ -339,6 +358,8 @@ static void test_bad(void **state)
 		{ { "--socket", "a", "--busy-poll", "1ms" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "us" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "-5" }, "--busy-poll" },
+		{ { "--socket", "a", "--busy-poll-when", "never" }, "--busy-poll-when" },
+		{ { "--socket", "a", "--busy-poll-when", "" }, "--busy-poll-when" },
 		{ { "--socket", "a", "--busy-poll", "" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "99999999999999999999" }, "--busy-poll" },
 		{ { "--socket", "a", "--proxy-source", "10.0.0.1" }, "--proxy-source" },
@@ -483,6 +504,7 @@ int main(void)
 		cmocka_unit_test(test_version),
 		cmocka_unit_test(test_steer_stack),
 		cmocka_unit_test(test_busy_poll),
+		cmocka_unit_test(test_busy_poll_when),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_socket_path_too_long),
 		cmocka_unit_test(test_port_and_expose_helpers),

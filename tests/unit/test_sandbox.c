@@ -37,6 +37,7 @@
 #include <glib.h>
 
 #include "backend/vu_mem.h"
+#include "common/cpuload.h"
 #include "daemon/options.h"
 #include "daemon/sandbox.h"
 #include "proxy-bridge/bridge.h"
@@ -517,21 +518,37 @@ static int do_sched_yield(void *arg)
 	return 1;
 }
 
+/* --busy-poll's guard: /proc/loadavg opened (openat) and read with pread(). */
+static int do_cpuload(void *arg)
+{
+	struct cpuload cl;
+
+	(void)arg;
+	if (cpuload_open(&cl))
+		return 2;
+	(void)cpuload_contended(&cl);
+	cpuload_close(&cl);
+	return 1;
+}
+
 /*
- * --busy-poll's extra: sched_yield, allowed with it.  Without it the call
- * dies, unless the base list has it already (sanitizer builds, for
- * LeakSanitizer: then the extra adds no rule), which the rule count says.
+ * --busy-poll's extras: sched_yield and the guard's pread, allowed with
+ * them.  Without them both die, unless the base list has sched_yield
+ * already (sanitizer builds, for LeakSanitizer: then the extras add one
+ * rule, not two), which the rule count says.
  */
 static void test_seccomp_busy_poll(void **state)
 {
 	size_t added = sandbox_seccomp_rules(SANDBOX_BUSY_POLL) - sandbox_seccomp_rules(0);
 	const struct seccomp_case cases[] = {
 		{ "sched_yield, busy-poll extras", SANDBOX_BUSY_POLL, do_sched_yield, true },
-		{ "sched_yield, no extras", 0, do_sched_yield, added == 0 },
+		{ "sched_yield, no extras", 0, do_sched_yield, added == 1 },
+		{ "the guard's pread, busy-poll extras", SANDBOX_BUSY_POLL, do_cpuload, true },
+		{ "the guard's pread, no extras", 0, do_cpuload, false },
 	};
 
 	(void)state;
-	assert_true(added <= 1);
+	assert_true(added == 1 || added == 2);
 	assert_seccomp_cases(cases, G_N_ELEMENTS(cases));
 }
 
