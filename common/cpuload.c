@@ -7,29 +7,48 @@
 #include <limits.h>
 #include <unistd.h>
 
+/*
+ * Decimal digits at @buf[*@i..@len) into *@n (may be NULL), at least one;
+ * *@i is left after them.  Returns 0, or -EINVAL for none or an overflow.
+ */
+static int cpuload_parse_decimal(const char *buf, size_t len, size_t *i, long *n)
+{
+	long v = 0;
+	size_t start = *i;
+
+	for (; *i < len && buf[*i] >= '0' && buf[*i] <= '9'; (*i)++) {
+		int d = buf[*i] - '0';
+
+		if (v > (LONG_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	if (*i == start)
+		return -EINVAL;
+	if (n)
+		*n = v;
+	return 0;
+}
+
 int cpuload_parse_runnable(const char *buf, size_t len, long *runnable)
 {
 	size_t i = 0;
-	long n = 0;
-	bool digits = false;
+	long n;
 
-	/* Three load averages, each followed by one space. */
+	/* Three load averages: each something, then one space. */
 	for (int field = 0; field < 3; field++) {
-		while (i < len && buf[i] != ' ')
+		size_t start = i;
+
+		while (i < len && buf[i] != ' ' && buf[i] != '\n')
 			i++;
-		if (i == len)
+		if (i == start || i == len || buf[i] != ' ')
 			return -EINVAL;
 		i++;
 	}
-	for (; i < len && buf[i] >= '0' && buf[i] <= '9'; i++) {
-		int d = buf[i] - '0';
-
-		if (n > (LONG_MAX - d) / 10)
-			return -EINVAL;
-		n = n * 10 + d;
-		digits = true;
-	}
-	if (!digits || i == len || buf[i] != '/')
+	if (cpuload_parse_decimal(buf, len, &i, &n) || i == len || buf[i] != '/')
+		return -EINVAL;
+	i++;
+	if (cpuload_parse_decimal(buf, len, &i, NULL))
 		return -EINVAL;
 	*runnable = n;
 	return 0;
@@ -49,7 +68,7 @@ int cpuload_open(struct cpuload *cl)
 	return 0;
 }
 
-bool cpuload_contended(void *opaque)
+bool cpuload_check_contended(void *opaque)
 {
 	const struct cpuload *cl = opaque;
 	char buf[128];

@@ -42,28 +42,40 @@ struct cpuload {
  * @buf, @len:	the file's text (not NUL-terminated)
  * @runnable:	set to the count on success
  *
- * Return: 0, or -EINVAL when the fourth field is not "N/M" with decimal N.
+ * The text is the kernel's: three space-separated load averages, then
+ * "N/M" (N running or runnable, M tasks in all), then the last PID.
+ *
+ * Return: 0, or -EINVAL when the first three fields are not each something
+ * followed by one space, or the fourth is not decimal N, '/', decimal M
+ * (N within a long); *@runnable is then left alone.
  */
 int cpuload_parse_runnable(const char *buf, size_t len, long *runnable);
 
 /**
- * cpuload_open() - open /proc/loadavg for cpuload_contended()
- * @cl:	set up on success; left closed on failure
+ * cpuload_open() - open /proc/loadavg for cpuload_check_contended()
+ * @cl:	set up on success (the caller owns its descriptor: cpuload_close());
+ *	left closed on failure
  *
  * Return: 0 or -errno (no procfs).
  */
 int cpuload_open(struct cpuload *cl);
 
 /**
- * cpuload_contended() - whether more tasks are runnable now than CPUs are online
- * @opaque:	a struct cpuload from cpuload_open() (mainloop.h's guard signature)
+ * cpuload_check_contended() - whether more tasks are runnable now than CPUs are online
+ * @opaque:	a struct cpuload from cpuload_open(), borrowed (mainloop.h's
+ *		guard signature)
  *
- * Return: true if some task waits for a CPU; false if not, or the file
- * could not be read or parsed.
+ * One pread() of the file.
+ *
+ * Return: true if some task waits for a CPU; false if not, or if it is
+ * closed, or the file could not be read or parsed.
  */
-bool cpuload_contended(void *opaque);
+bool cpuload_check_contended(void *opaque);
 
-/* cpuload_close() - close it; a closed one is a no-op. */
+/**
+ * cpuload_close() - close its descriptor
+ * @cl:	from cpuload_open(), or closed (CPULOAD_CLOSED): then a no-op
+ */
 void cpuload_close(struct cpuload *cl);
 
 #endif

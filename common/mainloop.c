@@ -5,22 +5,37 @@
 #include <sched.h>
 #include <stdbool.h>
 
+/* The guard's last answer, which stands for MAINLOOP_GUARD_EVERY_US. */
+struct mainloop_guard {
+	gint64 asked;                 /* when last asked */
+	bool wait;                    /* what it said: a task waits for a CPU */
+};
+
 /*
- * Whether a task waits for a CPU, as a window begins: asked at most every
- * MAINLOOP_GUARD_EVERY_US.
+ * mainloop_ask_guard() - whether a task waits for a CPU, as a window would begin
+ *
+ * Asks @poll's guard at most every MAINLOOP_GUARD_EVERY_US, across turns of
+ * the loop (each question is a pread()); in between its last answer in @g
+ * stands.  Returns false without a guard.
  */
-static bool mainloop_must_yield(const struct mainloop_poll *poll, gint64 now, gint64 *asked)
+static bool mainloop_ask_guard(const struct mainloop_poll *poll, struct mainloop_guard *g,
+			       gint64 now)
 {
-	if (!poll->contended || now - *asked < MAINLOOP_GUARD_EVERY_US)
+	if (!poll->contended)
 		return false;
-	*asked = now;
-	return poll->contended(poll->opaque);
+	if (now - g->asked >= MAINLOOP_GUARD_EVERY_US) {
+		g->asked = now;
+		g->wait = poll->contended(poll->opaque);
+	}
+	return g->wait;
 }
 
 void mainloop_run(GMainLoop *loop, const struct mainloop_poll *poll, struct mainloop_stats *stats)
 {
 	GMainContext *ctx = g_main_loop_get_context(loop);
 	const gint64 window = (gint64)poll->window_us;
+	struct mainloop_guard guard = { .asked = G_MININT64 / 2 }; /* the first window asks */
+	bool gave_way = false;        /* the last window was not begun: a task waited */
 
 	/* g_main_loop_run() would set it running again: a quit before now must hold. */
 	if (!g_main_loop_is_running(loop))
@@ -30,14 +45,16 @@ void mainloop_run(GMainLoop *loop, const struct mainloop_poll *poll, struct main
 		return;
 	}
 	while (g_main_loop_is_running(loop)) {
-		gint64 idle_since, now, asked;
+		gint64 idle_since, now;
 		bool waited = false;
 
-		stats->sleeps++;
+		/* A wait the guard chose is counted as yielded, not as a sleep after a window. */
+		if (!gave_way)
+			stats->sleeps++;
+		gave_way = false;
 		g_main_context_iteration(ctx, TRUE);
 		/* Awake now: stay so while work keeps coming within the window. */
 		idle_since = now = g_get_monotonic_time();
-		asked = now - MAINLOOP_GUARD_EVERY_US; /* a window's start always asks */
 		while (g_main_loop_is_running(loop) && now - idle_since < window) {
 			gint64 before = now;
 
@@ -48,8 +65,9 @@ void mainloop_run(GMainLoop *loop, const struct mainloop_poll *poll, struct main
 			 * waits for.  Cutting the window for it lost most of what the
 			 * polling gains on request/response traffic.
 			 */
-			if (!waited && mainloop_must_yield(poll, now, &asked)) {
+			if (!waited && mainloop_ask_guard(poll, &guard, now)) {
 				stats->yielded++;
+				gave_way = true;
 				break;
 			}
 			if (g_main_context_iteration(ctx, FALSE)) {

@@ -30,8 +30,9 @@
  * /proc/loadavg), the window is not begun: the thread sleeps as without
  * the option, and the CPU goes to the task that waited.  A window begins
  * after each wake-up and after each piece of work it caught, so under
- * steady load the question comes often, but at most every
- * MAINLOOP_GUARD_EVERY_US (its cost, one pread(), is about 1 us).  A
+ * steady load the question comes often; it is put at most every
+ * MAINLOOP_GUARD_EVERY_US, whatever the turns of the loop, and its last
+ * answer stands in between (its cost, one pread(), is about 1 us).  A
  * window once begun runs its course: a task that comes to wait meanwhile
  * is most often the peer the last work woke, whose answer the window
  * waits for (asking then too lost most of the latency gain).  On a
@@ -59,11 +60,14 @@
 #define MAINLOOP_GUARD_EVERY_US 20   /* polling between two questions to the guard */
 
 struct mainloop_stats {
-	uint64_t sleeps;              /* blocking waits: the thread slept and was woken */
+	uint64_t sleeps;              /* blocking waits after a window ran out (or before
+				       * the first): the thread slept and was woken */
 	uint64_t caught;              /* work that came while polling: wake-ups saved */
 	uint64_t polled_us;           /* wall-clock time polling found nothing (other
 				       * threads' turns in its yields included) */
-	uint64_t yielded;             /* windows not begun or cut short: a task waited */
+	uint64_t yielded;             /* windows not begun, a task waiting: the loop went to
+				       * its blocking wait at once (on a loaded machine it
+				       * often returns at once, with work) */
 };
 
 struct mainloop_poll {

@@ -151,7 +151,7 @@ static void main_setup_poll(const struct ms_config *cfg, struct cpuload *load,
 			  g_strerror(-ret));
 		return;
 	}
-	poll->contended = cpuload_contended;
+	poll->contended = cpuload_check_contended;
 	poll->opaque = load;
 }
 
@@ -275,7 +275,8 @@ int main(int argc, char **argv)
 		unsigned int extras = (cfg.outbound_proxy_unix ? SANDBOX_UNIX_OUTBOUND : 0) |
 				      (cfg.expose_unix->len ? SANDBOX_UNIX_INBOUND : 0) |
 				      (d.ks ? SANDBOX_KERNEL_STEER : 0) |
-				      (cfg.busy_poll_us ? SANDBOX_BUSY_POLL : 0);
+				      (cfg.busy_poll_us ? SANDBOX_BUSY_POLL : 0) |
+				      (poll.contended ? SANDBOX_BUSY_POLL_GUARD : 0);
 
 		if (sandbox_seccomp_apply(extras)) {
 			exit_code = 1;

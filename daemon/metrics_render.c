@@ -94,8 +94,8 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		    "(--busy-poll; 0: off).");
 	g_string_append_printf(o, "meshslirp_busy_poll_window_seconds %.6f\n", s->busy_poll_us / 1e6);
 	metric_head(o, "meshslirp_loop_wakeups_total", "counter",
-		    "With --busy-poll: how the main loop met its work, woken from a sleep (slept) or "
-		    "while it polled (caught: a wake-up saved).");
+		    "With --busy-poll: how the main loop met its work, woken from a sleep after a "
+		    "polling window (slept) or while it polled (caught: a wake-up saved).");
 	metric(o, "meshslirp_loop_wakeups_total", "result=\"slept\"", ml->sleeps);
 	metric(o, "meshslirp_loop_wakeups_total", "result=\"caught\"", ml->caught);
 	metric_head(o, "meshslirp_busy_poll_seconds_total", "counter",
@@ -103,8 +103,8 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		    "(other threads' turns in its yields included).");
 	g_string_append_printf(o, "meshslirp_busy_poll_seconds_total %.6f\n", ml->polled_us / 1e6);
 	metric_head(o, "meshslirp_busy_poll_yielded_total", "counter",
-		    "With --busy-poll: polling windows not begun or cut short because another task "
-		    "waited for a CPU (--busy-poll-when idle).");
+		    "With --busy-poll: polling windows not begun because another task waited for a "
+		    "CPU (--busy-poll-when idle); the main loop waited for work at once instead.");
 	metric(o, "meshslirp_busy_poll_yielded_total", NULL, ml->yielded);
 
 	metric_head(o, "meshslirp_frames_total", "counter", "Ethernet frames through the backend.");

@@ -525,14 +525,11 @@ static const struct sandbox_narrow {
 #endif
 };
 
-/*
- * --busy-poll: pread of /proc/loadavg (its guard, common/cpuload.h), and
- * sched_yield unless the sanitizers' list has it already.
- */
+/* sched_yield for --busy-poll, unless the sanitizers' list has it already. */
 #ifdef SANDBOX_SANITIZERS
-#define SANDBOX_BUSY_POLL_RULES 1
+#define SANDBOX_BUSY_POLL_RULES 0
 #else
-#define SANDBOX_BUSY_POLL_RULES 2
+#define SANDBOX_BUSY_POLL_RULES 1
 #endif
 
 size_t sandbox_seccomp_rules(unsigned int extras)
@@ -540,7 +537,8 @@ size_t sandbox_seccomp_rules(unsigned int extras)
 	return G_N_ELEMENTS(sandbox_allow) + G_N_ELEMENTS(sandbox_narrow) +
 	       !!(extras & (SANDBOX_UNIX_OUTBOUND | SANDBOX_UNIX_INBOUND)) +
 	       !!(extras & SANDBOX_UNIX_OUTBOUND) + 3 * !!(extras & SANDBOX_KERNEL_STEER) +
-	       SANDBOX_BUSY_POLL_RULES * !!(extras & SANDBOX_BUSY_POLL);
+	       SANDBOX_BUSY_POLL_RULES * !!(extras & SANDBOX_BUSY_POLL) +
+	       !!(extras & SANDBOX_BUSY_POLL_GUARD);
 }
 
 /* One rule; prints which call could not be added. */
@@ -597,18 +595,18 @@ static int sandbox_rules_kernel(scmp_filter_ctx ctx, unsigned int extras)
 }
 
 /*
- * --busy-poll's loop yields the CPU between empty polls (common/mainloop.h)
- * and asks /proc/loadavg, opened before the filter, whether a task waits.
+ * --busy-poll's loop yields the CPU between empty polls (common/mainloop.h);
+ * its guard (--busy-poll-when idle) reads /proc/loadavg, opened before the
+ * filter, to see whether a task waits for a CPU (common/cpuload.h).
  */
 static int sandbox_rules_busy_poll(scmp_filter_ctx ctx, unsigned int extras)
 {
-	int ret;
+	int ret = 0;
 
-	if (!(extras & SANDBOX_BUSY_POLL))
-		return 0;
-	ret = sandbox_rule(ctx, SCMP_SYS(pread64), 0, NULL);
-	if (!ret && SANDBOX_BUSY_POLL_RULES == 2)
+	if ((extras & SANDBOX_BUSY_POLL) && SANDBOX_BUSY_POLL_RULES)
 		ret = sandbox_rule(ctx, SCMP_SYS(sched_yield), 0, NULL);
+	if (!ret && (extras & SANDBOX_BUSY_POLL_GUARD))
+		ret = sandbox_rule(ctx, SCMP_SYS(pread64), 0, NULL);
 	return ret;
 }
 

@@ -97,8 +97,10 @@ enum sandbox_seccomp_extra {
 	SANDBOX_UNIX_INBOUND = 1u << 1,
 	/* --steer-stack kernel: splice, pipe2, and ioctl TUNSETOFFLOAD on its tun */
 	SANDBOX_KERNEL_STEER = 1u << 2,
-	/* --busy-poll: sched_yield between empty polls (common/mainloop.h), pread of /proc/loadavg */
+	/* --busy-poll: sched_yield between empty polls (common/mainloop.h) */
 	SANDBOX_BUSY_POLL = 1u << 3,
+	/* --busy-poll-when idle: pread of /proc/loadavg, the guard's question (common/cpuload.h) */
+	SANDBOX_BUSY_POLL_GUARD = 1u << 4,
 };
 
 /**

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -53,6 +54,12 @@ static void test_parse_bad(void **state)
 		"0.93 1.08 1.35 1",
 		"0.93 1.08 1.35 92233720368547758070/1 1",
 		"0.93\t1.08\t1.35\t1/84",
+		"   5/1",
+		"a b c 5/",
+		"x y z 7/garbage",
+		"0.93 1.08  1.35 1/84 1",
+		"0.93 1.08 1.35 1/ 1",
+		"0.93\n1.08 1.35 1/84 1",
 	};
 
 	(void)state;
@@ -64,33 +71,44 @@ static void test_parse_bad(void **state)
 	}
 }
 
-/* Only @len bytes are read: a count cut off before its '/' is no count. */
+/* Only @len bytes are read: a field cut off before its '/', or before M, is no count. */
 static void test_parse_length_bounds(void **state)
 {
 	const char *text = "0.93 1.08 1.35 15/84 1";
 	long n = 42;
 
 	(void)state;
-	assert_int_equal(cpuload_parse_runnable(text, 16, &n), -EINVAL);
-	assert_int_equal(cpuload_parse_runnable(text, 17, &n), -EINVAL);
+	for (size_t len = 0; len <= 18; len++)
+		assert_int_equal(cpuload_parse_runnable(text, len, &n), -EINVAL);
 	assert_int_equal(n, 42);
-	assert_int_equal(cpuload_parse_runnable(text, 18, &n), 0);
+	assert_int_equal(cpuload_parse_runnable(text, 19, &n), 0);
 	assert_int_equal(n, 15);
 }
 
-/* This machine's file opens and reads; closed, the guard says no and closing again is a no-op. */
+/*
+ * This machine's file opens, and its text parses with this test among the
+ * running (a format the parser refused would switch the guard off without
+ * a word); closed, the guard says no, and closing again is a no-op.
+ */
 static void test_open_contended_close(void **state)
 {
 	struct cpuload cl;
+	char buf[128];
+	ssize_t n;
+	long runnable = 0;
 
 	(void)state;
 	assert_int_equal(cpuload_open(&cl), 0);
 	assert_true(cl.fd >= 0);
 	assert_true(cl.cpus >= 1);
-	(void)cpuload_contended(&cl); /* either answer: the machine's load is not ours */
+	n = pread(cl.fd, buf, sizeof(buf), 0);
+	assert_true(n > 0);
+	assert_int_equal(cpuload_parse_runnable(buf, (size_t)n, &runnable), 0);
+	assert_true(runnable >= 1);
+	(void)cpuload_check_contended(&cl); /* either answer: the machine's load is not ours */
 	cpuload_close(&cl);
 	assert_int_equal(cl.fd, -1);
-	assert_false(cpuload_contended(&cl));
+	assert_false(cpuload_check_contended(&cl));
 	cpuload_close(&cl);
 }
 

@@ -33,9 +33,12 @@ struct pingpong {
 	int bytes;                    /* how many, 2..PINGPONG_MAX */
 	bool writer_ok;               /* set by the writer thread (no cmocka asserts there) */
 	int handled;
-	uint64_t sleeps_at[PINGPONG_MAX]; /* stats.sleeps when each byte was handled */
+	uint64_t waits_at[PINGPONG_MAX];  /* blocking waits (sleeps + yielded) when each byte
+					   * was handled */
 	uint64_t caught_at[PINGPONG_MAX]; /* stats.caught then: the loop counts a dispatch after it */
 	struct mainloop_poll poll;    /* the window, and the guard a test sets */
+	void (*on_byte)(int i, void *opaque); /* called as byte @i is handled, or NULL */
+	void *on_byte_opaque;
 };
 
 static gpointer pingpong_writer(gpointer opaque)
@@ -64,7 +67,9 @@ static gboolean pingpong_readable(gint fd, GIOCondition cond, gpointer opaque)
 
 	(void)cond;
 	assert_int_equal(read(fd, &c, 1), 1);
-	pp->sleeps_at[i] = pp->stats.sleeps;
+	pp->waits_at[i] = pp->stats.sleeps + pp->stats.yielded;
+	if (pp->on_byte)
+		pp->on_byte(i, pp->on_byte_opaque);
 	pp->caught_at[i] = pp->stats.caught;
 	if (pp->handled < pp->bytes) {
 		assert_int_equal(write(pp->ask[1], &c, 1), 1);
@@ -75,18 +80,50 @@ static gboolean pingpong_readable(gint fd, GIOCondition cond, gpointer opaque)
 }
 
 /*
+ * A fake guard: "a task waits" from @after_us after its clock started on.
+ * The clock starts as the first byte is handled (not at the first
+ * question, which may come in a window after a spurious wake-up, before
+ * the writer thread ran), or at once with @from_start.
+ */
+struct guard {
+	gint64 after_us;
+	bool from_start;
+	gint64 since;                 /* when its clock started, 0: not yet */
+	uint64_t asked;
+};
+
+static bool guard_contended(void *opaque)
+{
+	struct guard *g = opaque;
+
+	g->asked++;
+	if (g->from_start && !g->since)
+		g->since = g_get_monotonic_time();
+	return g->since && g_get_monotonic_time() - g->since >= g->after_us;
+}
+
+static void guard_on_byte(int i, void *opaque)
+{
+	struct guard *g = opaque;
+
+	if (i == 0 && !g->since)
+		g->since = g_get_monotonic_time();
+}
+
+/*
  * Run the exchange of @bytes bytes with a window of @poll_us, the guard
- * @contended (NULL: none) and each byte after the first @delay_us after
- * the ask.
+ * @g (NULL: none; its clock starts as the first byte is handled) and each
+ * byte after the first @delay_us after the ask.
  */
 static void pingpong_run_guarded(struct pingpong *pp, int bytes, unsigned int poll_us,
-				 bool (*contended)(void *), void *opaque, unsigned int delay_us)
+				 struct guard *g, unsigned int delay_us)
 {
 	GThread *writer;
 
 	*pp = (struct pingpong){ .delay_us = delay_us, .bytes = bytes,
-				 .poll = { .window_us = poll_us, .contended = contended,
-					   .opaque = opaque } };
+				 .poll = { .window_us = poll_us,
+					   .contended = g ? guard_contended : NULL, .opaque = g },
+				 .on_byte = g ? guard_on_byte : NULL, .on_byte_opaque = g };
 	assert_int_equal(pipe(pp->data), 0);
 	assert_int_equal(pipe(pp->ask), 0);
 	pp->loop = g_main_loop_new(NULL, TRUE);
@@ -105,24 +142,7 @@ static void pingpong_run_guarded(struct pingpong *pp, int bytes, unsigned int po
 
 static void pingpong_run(struct pingpong *pp, unsigned int poll_us, unsigned int delay_us)
 {
-	pingpong_run_guarded(pp, 2, poll_us, NULL, NULL, delay_us);
-}
-
-/* A guard that says "a task waits" from @after_us after its first question on. */
-struct guard {
-	gint64 after_us;
-	gint64 first;                 /* when first asked, 0: not yet */
-	uint64_t asked;
-};
-
-static bool guard_contended(void *opaque)
-{
-	struct guard *g = opaque;
-	gint64 now = g_get_monotonic_time();
-
-	if (!g->asked++)
-		g->first = now;
-	return now - g->first >= g->after_us;
+	pingpong_run_guarded(pp, 2, poll_us, NULL, delay_us);
 }
 
 /*
@@ -137,8 +157,8 @@ static void test_work_in_window_caught(void **state)
 
 	(void)state;
 	pingpong_run(&pp, 5 * G_USEC_PER_SEC, 50 * 1000);
-	assert_true(pp.sleeps_at[0] >= 1);
-	assert_int_equal(pp.sleeps_at[1], pp.sleeps_at[0]);
+	assert_true(pp.waits_at[0] >= 1);
+	assert_int_equal(pp.waits_at[1], pp.waits_at[0]);
 	assert_int_equal(pp.stats.caught - pp.caught_at[1], 1);
 	assert_true(pp.stats.polled_us >= 50 * 1000);
 }
@@ -150,7 +170,7 @@ static void test_work_after_window_sleeps(void **state)
 
 	(void)state;
 	pingpong_run(&pp, 1000, 200 * 1000);
-	assert_true(pp.sleeps_at[1] > pp.sleeps_at[0]);
+	assert_true(pp.waits_at[1] > pp.waits_at[0]);
 	assert_int_equal(pp.stats.caught - pp.caught_at[1], 0);
 	/* About one window of polling per wake-up, not the whole gap. */
 	assert_true(pp.stats.polled_us >= 1000);
@@ -253,8 +273,8 @@ static void test_guard_idle_polls(void **state)
 	struct pingpong pp;
 
 	(void)state;
-	pingpong_run_guarded(&pp, 2, 5 * G_USEC_PER_SEC, guard_contended, &g, 50 * 1000);
-	assert_int_equal(pp.sleeps_at[1], pp.sleeps_at[0]);
+	pingpong_run_guarded(&pp, 2, 5 * G_USEC_PER_SEC, &g, 50 * 1000);
+	assert_int_equal(pp.waits_at[1], pp.waits_at[0]);
 	assert_int_equal(pp.stats.caught - pp.caught_at[1], 1);
 	assert_int_equal(pp.stats.yielded, 0);
 	assert_true(g.asked >= 1);
@@ -264,23 +284,23 @@ static void test_guard_idle_polls(void **state)
 /* A task waits from the start: no window is begun, the thread sleeps until the byte wakes it. */
 static void test_guard_contended_sleeps(void **state)
 {
-	struct guard g = { .after_us = 0 };
+	struct guard g = { .after_us = 0, .from_start = true };
 	struct pingpong pp;
 
 	(void)state;
-	pingpong_run_guarded(&pp, 2, 5 * G_USEC_PER_SEC, guard_contended, &g, 50 * 1000);
-	assert_true(pp.sleeps_at[1] > pp.sleeps_at[0]);
+	pingpong_run_guarded(&pp, 2, 5 * G_USEC_PER_SEC, &g, 50 * 1000);
+	assert_true(pp.waits_at[1] > pp.waits_at[0]);
 	assert_int_equal(pp.stats.caught, 0);
 	assert_true(pp.stats.yielded >= 1);
-	/* Every window given up at its start: no polling to speak of. */
-	assert_true(pp.stats.polled_us < 20 * 1000);
+	/* Every window given up as it began: no time polled at all. */
+	assert_int_equal(pp.stats.polled_us, 0);
 }
 
 /*
- * A task starts waiting 20 ms after the guard's first question.  A window
- * begun before that runs its course: the second byte, 50 ms on, is caught.
+ * A task starts waiting 20 ms after the first byte.  The window begun
+ * after that byte runs its course: the second byte, 50 ms on, is caught.
  * The window it would begin is not: the third byte, 50 ms later again,
- * wakes a sleeping thread.
+ * finds the loop in its blocking wait.
  */
 static void test_guard_next_window(void **state)
 {
@@ -288,12 +308,46 @@ static void test_guard_next_window(void **state)
 	struct pingpong pp;
 
 	(void)state;
-	pingpong_run_guarded(&pp, 3, 5 * G_USEC_PER_SEC, guard_contended, &g, 50 * 1000);
-	assert_int_equal(pp.sleeps_at[1], pp.sleeps_at[0]);
+	pingpong_run_guarded(&pp, 3, 5 * G_USEC_PER_SEC, &g, 50 * 1000);
+	assert_int_equal(pp.waits_at[1], pp.waits_at[0]);
 	assert_int_equal(pp.caught_at[2] - pp.caught_at[1], 1); /* counted after its handler */
-	assert_true(pp.sleeps_at[2] > pp.sleeps_at[1]);
+	assert_true(pp.waits_at[2] > pp.waits_at[1]);
 	assert_int_equal(pp.stats.caught - pp.caught_at[2], 0);
 	assert_true(pp.stats.yielded >= 1);
+}
+
+static gboolean always_ready(gpointer opaque)
+{
+	(void)opaque;
+	return G_SOURCE_CONTINUE;
+}
+
+/*
+ * Work always ready and a task always waiting: every turn gives its window
+ * up, and goes straight back to work.  The guard is still asked at most
+ * once per MAINLOOP_GUARD_EVERY_US, not once per turn (a pread() each),
+ * and such turns count as yielded, not as sleeps.
+ */
+static void test_guard_asked_rarely(void **state)
+{
+	struct guard g = { .after_us = 0, .from_start = true };
+	struct mainloop_poll poll = { .window_us = 1000, .contended = guard_contended, .opaque = &g };
+	struct mainloop_stats st = { 0 };
+	GMainLoop *loop = g_main_loop_new(NULL, TRUE);
+	guint idle = g_idle_add(always_ready, NULL);
+	gint64 t0 = g_get_monotonic_time(), took;
+
+	(void)state;
+	g_timeout_add(100, quit_now, loop);
+	mainloop_run(loop, &poll, &st);
+	took = g_get_monotonic_time() - t0;
+	g_source_remove(idle);
+	assert_true(g.asked >= 1);
+	assert_true(g.asked <= (uint64_t)(took / MAINLOOP_GUARD_EVERY_US) + 2);
+	assert_true(st.yielded > g.asked);   /* many turns per question */
+	assert_true(st.sleeps <= 1);         /* the first wait only */
+	assert_int_equal(st.caught, 0);
+	g_main_loop_unref(loop);
 }
 
 int main(void)
@@ -308,6 +362,7 @@ int main(void)
 		cmocka_unit_test(test_guard_idle_polls),
 		cmocka_unit_test(test_guard_contended_sleeps),
 		cmocka_unit_test(test_guard_next_window),
+		cmocka_unit_test(test_guard_asked_rarely),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
