@@ -23,7 +23,8 @@
 #                  default (auto) takes wherever it can be set up
 #   meshslirp-vu-kunix  --steer-stack kernel with the unix legs of meshslirp-vu-unix (not default)
 #   meshslirp-vu-kpoll  --steer-stack kernel with --busy-poll BENCH_BUSY_POLL_US (default 200):
-#                  the daemon polls that long after its last event before it sleeps (not default)
+#                  the daemon polls that long after its last event before it sleeps, while no
+#                  task waits for a CPU (its guard, --busy-poll-when idle) (not default)
 #   meshslirp-vu-alt  the same with BENCH_ALT_ARGS / BENCH_ALT_ENV: one lever A/B (not default)
 #   meshslirp-vu-unix the same with both sidecar legs on unix sockets (not default): HAProxy
 #                  binds unix@ with accept-proxy (--outbound-proxy unix:PATH), and an inbound
