@@ -297,18 +297,20 @@ static void test_guard_contended_sleeps(void **state)
 }
 
 /*
- * A task starts waiting 20 ms after the first byte.  The window begun
- * after that byte runs its course: the second byte, 50 ms on, is caught.
- * The window it would begin is not: the third byte, 50 ms later again,
- * finds the loop in its blocking wait.
+ * A task starts waiting 100 ms after the first byte.  The window begun
+ * after that byte runs its course: the second byte, 200 ms on, is caught.
+ * The window it would begin is not: the third byte, 200 ms later again,
+ * finds the loop in its blocking wait.  (100 ms: a loaded machine may
+ * hold the thread off its CPU for a while between the first byte and the
+ * question that begins the window.)
  */
 static void test_guard_next_window(void **state)
 {
-	struct guard g = { .after_us = 20 * 1000 };
+	struct guard g = { .after_us = 100 * 1000 };
 	struct pingpong pp;
 
 	(void)state;
-	pingpong_run_guarded(&pp, 3, 5 * G_USEC_PER_SEC, &g, 50 * 1000);
+	pingpong_run_guarded(&pp, 3, 5 * G_USEC_PER_SEC, &g, 200 * 1000);
 	assert_int_equal(pp.waits_at[1], pp.waits_at[0]);
 	assert_int_equal(pp.caught_at[2] - pp.caught_at[1], 1); /* counted after its handler */
 	assert_true(pp.waits_at[2] > pp.waits_at[1]);
@@ -344,7 +346,8 @@ static void test_guard_asked_rarely(void **state)
 	g_source_remove(idle);
 	assert_true(g.asked >= 1);
 	assert_true(g.asked <= (uint64_t)(took / MAINLOOP_GUARD_EVERY_US) + 2);
-	assert_true(st.yielded > g.asked);   /* many turns per question */
+	/* Every turn gave way; several per question where a turn takes under 20 us. */
+	assert_true(st.yielded >= g.asked);
 	assert_true(st.sleeps <= 1);         /* the first wait only */
 	assert_int_equal(st.caught, 0);
 	g_main_loop_unref(loop);
