@@ -20,11 +20,14 @@
 #                  TCP in libslirp (--steer-stack slirp; the default before 2026-12-04)
 #   meshslirp-vu-k the same with --steer-stack kernel (with the sidecar in the path): steered
 #                  TCP ends in the kernel's stack in the daemon's private namespace; what the
-#                  default (auto) takes wherever it can be set up
+#                  default (auto) takes wherever it can be set up.  Since 2026-12-05 with the
+#                  default's adaptive polling (--busy-poll auto)
+#   meshslirp-vu-knopoll  the same with --busy-poll 0: meshslirp-vu-k before 2026-12-05 (not
+#                  default)
 #   meshslirp-vu-kunix  --steer-stack kernel with the unix legs of meshslirp-vu-unix (not default)
-#   meshslirp-vu-kpoll  --steer-stack kernel with --busy-poll BENCH_BUSY_POLL_US (default 200):
-#                  the daemon polls that long after its last event before it sleeps, while no
-#                  task waits for a CPU (its guard, --busy-poll-when idle) (not default)
+#   meshslirp-vu-kpoll  --steer-stack kernel with a fixed --busy-poll BENCH_BUSY_POLL_US (default
+#                  200): the daemon polls that long after its last event before it sleeps, while
+#                  no task waits for a CPU (its guard, --busy-poll-when idle) (not default)
 #   meshslirp-vu-alt  the same with BENCH_ALT_ARGS / BENCH_ALT_ENV: one lever A/B (not default)
 #   meshslirp-vu-unix the same with both sidecar legs on unix sockets (not default): HAProxy
 #                  binds unix@ with accept-proxy (--outbound-proxy unix:PATH), and an inbound
@@ -275,6 +278,10 @@ bench_vu_up() {
 		[ "$mesh" = 1 ] && extra+=(--steer-stack kernel)
 		extra+=(--busy-poll "${BENCH_BUSY_POLL_US:-200}")
 		;;
+	meshslirp-vu-knopoll)
+		[ "$mesh" = 1 ] && extra+=(--steer-stack kernel)
+		extra+=(--busy-poll 0)
+		;;
 	esac
 	if [ "$s" = meshslirp-vu-unix ] || [ "$s" = meshslirp-vu-kunix ]; then
 		# The last --outbound-proxy wins: the unix leg replaces 127.0.0.1:15001.
@@ -322,6 +329,9 @@ gx_meshslirp_vu_kunix() { ip netns exec "$(guest_ns meshslirp-vu-kunix)" "$@"; }
 sys_up_meshslirp_vu_kpoll() { bench_vu_up meshslirp-vu-kpoll "$@"; }
 sys_down_meshslirp_vu_kpoll() { bench_vu_down meshslirp-vu-kpoll; }
 gx_meshslirp_vu_kpoll() { ip netns exec "$(guest_ns meshslirp-vu-kpoll)" "$@"; }
+sys_up_meshslirp_vu_knopoll() { bench_vu_up meshslirp-vu-knopoll "$@"; }
+sys_down_meshslirp_vu_knopoll() { bench_vu_down meshslirp-vu-knopoll; }
+gx_meshslirp_vu_knopoll() { ip netns exec "$(guest_ns meshslirp-vu-knopoll)" "$@"; }
 
 # --- meshslirp through its stream backend, a frame pump playing QEMU.
 sys_up_meshslirp() {
@@ -443,5 +453,6 @@ sys_vm_pid() {
 	meshslirp-vu-k) echo "${BENCH_VM_PID_meshslirp_vu_k:-}" ;;
 	meshslirp-vu-kunix) echo "${BENCH_VM_PID_meshslirp_vu_kunix:-}" ;;
 	meshslirp-vu-kpoll) echo "${BENCH_VM_PID_meshslirp_vu_kpoll:-}" ;;
+	meshslirp-vu-knopoll) echo "${BENCH_VM_PID_meshslirp_vu_knopoll:-}" ;;
 	esac
 }

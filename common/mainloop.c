@@ -30,31 +30,61 @@ static bool mainloop_ask_guard(const struct mainloop_poll *poll, struct mainloop
 	return g->wait;
 }
 
+unsigned int mainloop_adapt_window(unsigned int window_us, uint64_t waited_us,
+				   unsigned int max_us)
+{
+	if (waited_us <= window_us)
+		return window_us;
+	if (waited_us > max_us)
+		return window_us / 2 < MAINLOOP_ADAPT_START_US ? 0 : window_us / 2;
+	if (!window_us)
+		return MIN(MAINLOOP_ADAPT_START_US, max_us);
+	return window_us > max_us / 2 ? max_us : window_us * 2;
+}
+
 void mainloop_run(GMainLoop *loop, const struct mainloop_poll *poll, struct mainloop_stats *stats)
 {
 	GMainContext *ctx = g_main_loop_get_context(loop);
-	const gint64 window = (gint64)poll->window_us;
 	struct mainloop_guard guard = { .asked = G_MININT64 / 2 }; /* the first window asks */
 	bool gave_way = false;        /* the last window was not begun: a task waited */
+	/* The window now: fixed, or moved by each wait (mainloop_adapt_window()). */
+	gint64 window = poll->adaptive ? 0 : (gint64)poll->window_us;
+	gint64 wait_since = 0;        /* since when nothing was to do, across wake-ups that
+				       * dispatched nothing (0: not yet); the adaptive measure */
 
 	/* g_main_loop_run() would set it running again: a quit before now must hold. */
 	if (!g_main_loop_is_running(loop))
 		return;
-	if (!window) {
+	if (!poll->window_us) {
 		g_main_loop_run(loop);
 		return;
 	}
+	stats->window_us = (uint64_t)window;
 	while (g_main_loop_is_running(loop)) {
+		/* The guard's waits say nothing of how long a window should be. */
+		bool adapt = poll->adaptive && wait_since && !gave_way;
+		bool waited = false, worked;
 		gint64 idle_since, now;
-		bool waited = false;
 
 		/* A wait the guard chose is counted as yielded, not as a sleep after a window. */
 		if (!gave_way)
 			stats->sleeps++;
 		gave_way = false;
-		g_main_context_iteration(ctx, TRUE);
+		/*
+		 * GLib may return from a blocking wait having dispatched
+		 * nothing (a source's own wake-up): for the adaptive window
+		 * that wait goes on, or such returns would keep it from ever
+		 * falling to 0.
+		 */
+		worked = g_main_context_iteration(ctx, TRUE);
+		now = g_get_monotonic_time();
+		if (adapt && worked) {
+			window = mainloop_adapt_window((unsigned int)window,
+						       (uint64_t)(now - wait_since), poll->window_us);
+			stats->window_us = (uint64_t)window;
+		}
 		/* Awake now: stay so while work keeps coming within the window. */
-		idle_since = now = g_get_monotonic_time();
+		idle_since = now;
 		while (g_main_loop_is_running(loop) && now - idle_since < window) {
 			gint64 before = now;
 
@@ -80,6 +110,7 @@ void mainloop_run(GMainLoop *loop, const struct mainloop_poll *poll, struct main
 				if (waited)
 					stats->caught++;
 				waited = false;
+				worked = true;
 				stats->polled_us += (uint64_t)(before - idle_since);
 				idle_since = now = g_get_monotonic_time();
 				continue;
@@ -90,5 +121,7 @@ void mainloop_run(GMainLoop *loop, const struct mainloop_poll *poll, struct main
 			now = g_get_monotonic_time();
 		}
 		stats->polled_us += (uint64_t)(now - idle_since);
+		if (worked)
+			wait_since = idle_since;
 	}
 }

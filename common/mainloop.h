@@ -40,6 +40,20 @@
  * daemon's CPU, where without the guard they lost up to 19% to the
  * polling.
  *
+ * The adaptive window (@adaptive, --busy-poll auto).  A fixed window is
+ * paid in full at every wake-up, also where the next event comes long
+ * after it: an idle daemon, or a request every few milliseconds.  So the
+ * window can instead follow the waits, as KVM's halt polling and QEMU's
+ * adaptive iothread polling do: it starts at 0; a wait that ended in a
+ * sleep but within the ceiling (@window_us) doubles it (from
+ * MAINLOOP_ADAPT_START_US), since a longer window would have caught that
+ * work; a wait longer than the ceiling halves it (to 0 below the start),
+ * since no window would have.  A wait is measured from the moment there
+ * was nothing to do, window included, to the wake-up
+ * (mainloop_adapt_window()).  Request/response traffic keeps it at the
+ * ceiling; a daemon woken only by its timers keeps it at 0 and pays
+ * nothing.
+ *
  * Costs and limits: while events keep coming less than a window apart,
  * and no task waits, the thread never sleeps, up to a whole CPU; once
  * they stop, each wake-up costs one window.  One empty poll costs every
@@ -47,8 +61,8 @@
  * (slirp_pollfds_fill), so it grows with libslirp's flows.  A timer
  * shorter than the window would keep the loop from ever sleeping (the
  * daemon's shortest is 20 ms, above MAINLOOP_POLL_MAX_US).  A cgroup's CPU
- * quota is charged for the polling like any other work (docs/DEPLOY.md).
- * It is off by default.  Nothing is allocated; the stats are the caller's.
+ * quota is charged for the polling like any other work: the daemon's
+ * --busy-poll auto does not poll under one (common/cgquota.h).  Nothing is allocated; the stats are the caller's.
  */
 
 #include <stdbool.h>
@@ -58,6 +72,8 @@
 
 #define MAINLOOP_POLL_MAX_US 10000   /* the longest window --busy-poll takes */
 #define MAINLOOP_GUARD_EVERY_US 20   /* polling between two questions to the guard */
+#define MAINLOOP_ADAPT_START_US 10   /* the adaptive window's first step up from 0 */
+#define MAINLOOP_AUTO_MAX_US 200     /* --busy-poll auto's ceiling (KVM's halt polling's) */
 
 struct mainloop_stats {
 	uint64_t sleeps;              /* blocking waits after a window ran out (or before
@@ -68,14 +84,31 @@ struct mainloop_stats {
 	uint64_t yielded;             /* windows not begun, a task waiting: the loop went to
 				       * its blocking wait at once (on a loaded machine it
 				       * often returns at once, with work) */
+	uint64_t window_us;           /* the window now (adaptive: where the waits moved it) */
 };
 
 struct mainloop_poll {
-	unsigned int window_us;       /* poll this long after the last work; 0: GLib's loop */
+	unsigned int window_us;       /* poll this long after the last work (adaptive: at
+				       * most); 0: GLib's loop */
+	bool adaptive;                /* the window follows the waits, from 0 up to window_us */
 	/* Whether another task waits for a CPU now (see above); NULL: never asked. */
 	bool (*contended)(void *opaque);
 	void *opaque;
 };
+
+/**
+ * mainloop_adapt_window() - the adaptive window after one wait
+ * @window_us:	the window the wait began with
+ * @waited_us:	from when there was nothing to do to the wake-up, the window's
+ *		polling included
+ * @max_us:	the ceiling
+ *
+ * Returns the window for the next wait: unchanged if the wait ended within
+ * it, halved (0 below MAINLOOP_ADAPT_START_US) if it ran past @max_us, else
+ * doubled (MAINLOOP_ADAPT_START_US from 0), never above @max_us.
+ */
+unsigned int mainloop_adapt_window(unsigned int window_us, uint64_t waited_us,
+				   unsigned int max_us);
 
 /**
  * mainloop_run() - run @loop until g_main_loop_quit()

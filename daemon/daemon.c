@@ -540,7 +540,7 @@ void daemon_render_metrics(GString *o, void *opaque)
 		.kernel_active = d->ks ? ksteer_active(d->ks) : 0,
 		.steering = d->cfg->outbound_proxy_set,
 		.loop_stats = &d->loop_stats,
-		.busy_poll_us = d->cfg->busy_poll_us,
+		.busy_poll_us = d->busy_poll_us,
 	};
 
 	for (int i = 0; i < FLOW_STATE_COUNT; i++)

@@ -41,6 +41,8 @@ struct daemon {
 	struct ksteer *ks;         /* steered TCP in the kernel (--steer-stack); NULL: libslirp's */
 	struct daemon_offload_stats offload;
 	struct mainloop_stats loop_stats; /* main.c's loop counts here (--busy-poll) */
+	unsigned int busy_poll_us;        /* the polling window (its ceiling) in effect, set by
+					   * main.c; 0: the loop does not poll */
 	/* Set by the owner before daemon_start(): the backend ended for good (optional). */
 	void (*on_fatal)(const char *why, void *opaque);
 	void *on_fatal_opaque;

@@ -24,6 +24,7 @@
 #include <glib-unix.h>
 #include <libslirp.h>
 
+#include "common/cgquota.h"
 #include "common/cpuload.h"
 #include "common/log.h"
 #include "common/mainloop.h"
@@ -125,25 +126,54 @@ static void main_log_config(const struct ms_config *cfg)
 	inet_ntop(AF_INET, &cfg->guest, guest, sizeof(guest));
 	g_message("meshslirp %s: network %s/%u gateway %s dns %s guest %s mtu %u",
 		  MESHSLIRP_VERSION, net, cfg->prefix_len, gw, dns, guest, cfg->mtu);
-	if (cfg->busy_poll_us)
-		g_message("--busy-poll: the main loop polls %u us after its last event before it "
-			  "sleeps (up to a CPU while traffic flows), %s", cfg->busy_poll_us,
-			  cfg->busy_poll_always ? "whatever the load (--busy-poll-when always)" :
-			  "only while no other task waits for a CPU");
 }
 
 /*
- * The loop's polling window and its guard.  /proc/loadavg is opened here,
- * before the sandbox; without it the loop polls whatever the load, and
- * says so.
+ * Whether --busy-poll auto may poll: not under a cgroup CPU quota, which
+ * the polling would be charged to (common/cgquota.h).  Where no cgroup
+ * file can be read (no cgroup filesystem in our mount namespace, as under
+ * `ip netns exec`, which mounts a sysfs of its own), no quota can be seen:
+ * it polls, guarded by the load as ever, and says so.
+ */
+static bool main_auto_poll_allowed(void)
+{
+	char where[512];
+	int ret = cgquota_find(where, sizeof(where));
+
+	if (ret == 1)
+		g_message("--busy-poll auto: a CPU quota applies (%s): the main loop does not poll "
+			  "(--busy-poll USEC to poll anyway)", where);
+	else if (ret < 0)
+		g_message("--busy-poll auto: cannot tell whether a CPU quota applies (%s): polling "
+			  "as without one (--busy-poll 0 to turn it off)",
+			  ret == -ENOENT ? "no cgroup file with a cpu controller to read" :
+			  g_strerror(-ret));
+	return ret != 1;
+}
+
+/*
+ * The loop's polling window and its guard, and the ceiling in effect in
+ * *@window_us (0: the loop does not poll).  The cgroup files and
+ * /proc/loadavg are read or opened here, before the sandbox; without
+ * /proc/loadavg the loop polls whatever the load, and says so.
  */
 static void main_setup_poll(const struct ms_config *cfg, struct cpuload *load,
-			    struct mainloop_poll *poll)
+			    struct mainloop_poll *poll, unsigned int *window_us)
 {
 	int ret;
 
-	*poll = (struct mainloop_poll){ .window_us = cfg->busy_poll_us };
-	if (!cfg->busy_poll_us || cfg->busy_poll_always)
+	*poll = (struct mainloop_poll){ .window_us = cfg->busy_poll_us,
+					.adaptive = cfg->busy_poll_adaptive };
+	if (poll->adaptive && !main_auto_poll_allowed())
+		poll->window_us = 0;
+	*window_us = poll->window_us;
+	if (!poll->window_us)
+		return;
+	g_message("--busy-poll: the main loop polls %s%u us after its last event before it "
+		  "sleeps, %s", poll->adaptive ? "up to " : "", poll->window_us,
+		  cfg->busy_poll_always ? "whatever the load (--busy-poll-when always)" :
+		  "only while no other task waits for a CPU");
+	if (cfg->busy_poll_always)
 		return;
 	ret = cpuload_open(load);
 	if (ret) {
@@ -260,7 +290,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	main_log_config(&cfg);
-	main_setup_poll(&cfg, &load, &poll);
+	main_setup_poll(&cfg, &load, &poll, &d.busy_poll_us);
 	if (main_drop_privileges(&cfg, &d, &user)) {
 		exit_code = 1;
 		goto stop;
@@ -275,7 +305,7 @@ int main(int argc, char **argv)
 		unsigned int extras = (cfg.outbound_proxy_unix ? SANDBOX_UNIX_OUTBOUND : 0) |
 				      (cfg.expose_unix->len ? SANDBOX_UNIX_INBOUND : 0) |
 				      (d.ks ? SANDBOX_KERNEL_STEER : 0) |
-				      (cfg.busy_poll_us ? SANDBOX_BUSY_POLL : 0) |
+				      (poll.window_us ? SANDBOX_BUSY_POLL : 0) |
 				      (poll.contended ? SANDBOX_BUSY_POLL_GUARD : 0);
 
 		if (sandbox_seccomp_apply(extras)) {

@@ -90,9 +90,14 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	const struct mainloop_stats *ml = s->loop_stats ? s->loop_stats : &no_loop;
 
 	metric_head(o, "meshslirp_busy_poll_window_seconds", "gauge",
-		    "How long the main loop keeps polling after its last event before it sleeps "
-		    "(--busy-poll; 0: off).");
+		    "How long the main loop keeps polling after its last event before it sleeps, "
+		    "at most with --busy-poll auto (0: it does not poll).");
 	g_string_append_printf(o, "meshslirp_busy_poll_window_seconds %.6f\n", s->busy_poll_us / 1e6);
+	metric_head(o, "meshslirp_busy_poll_current_window_seconds", "gauge",
+		    "The polling window now: with --busy-poll auto, where the recent waits moved it "
+		    "(0 while events come further apart than the ceiling); else the fixed window.");
+	g_string_append_printf(o, "meshslirp_busy_poll_current_window_seconds %.6f\n",
+			       ml->window_us / 1e6);
 	metric_head(o, "meshslirp_loop_wakeups_total", "counter",
 		    "With --busy-poll: how the main loop met its work, woken from a sleep after a "
 		    "polling window (slept) or while it polled (caught: a wake-up saved).");

@@ -512,7 +512,11 @@ static gboolean opt_max_flows(const gchar *name, const gchar *value, gpointer da
 	return TRUE;
 }
 
-/* --busy-poll USEC: microseconds, bare or with a "us" suffix (common/mainloop.h). */
+/*
+ * --busy-poll auto|USEC: the adaptive window up to MAINLOOP_AUTO_MAX_US, or
+ * a fixed one of USEC microseconds, bare or with a "us" suffix (0: off;
+ * common/mainloop.h).
+ */
 static gboolean opt_busy_poll(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -520,12 +524,18 @@ static gboolean opt_busy_poll(const gchar *name, const gchar *value, gpointer da
 	size_t n = strlen(num);
 	unsigned long v;
 
+	if (!strcmp(value, "auto")) {
+		cfg->busy_poll_us = MAINLOOP_AUTO_MAX_US;
+		cfg->busy_poll_adaptive = true;
+		return TRUE;
+	}
 	if (n > 2 && !strcmp(num + n - 2, "us"))
 		num[n - 2] = 0;
 	if (options_parse_uint(num, 0, MAINLOOP_POLL_MAX_US, &v))
-		return options_fail(err, name, "expected microseconds from 0 (off) to "
+		return options_fail(err, name, "expected 'auto', or microseconds from 0 (off) to "
 				    G_STRINGIFY(MAINLOOP_POLL_MAX_US) " (e.g. 200), got '%s'", value);
 	cfg->busy_poll_us = (unsigned int)v;
+	cfg->busy_poll_adaptive = false;
 	return TRUE;
 }
 
@@ -747,10 +757,12 @@ static const GOptionEntry options_entries[] = {
 	  "(libslirp's), or auto (default: kernel where it can be set up at start, else slirp)",
 	  "auto|kernel|slirp" },
 	{ "busy-poll", 0, 0, CB(opt_busy_poll),
-	  "Keep polling this many microseconds (0.." G_STRINGIFY(MAINLOOP_POLL_MAX_US) ", e.g. 200 "
-	  "or 200us) after the last event before sleeping: lower request/response latency for up "
-	  "to a CPU while traffic flows (default 0: off)",
-	  "USEC" },
+	  "Keep polling after the last event before sleeping, for lower request/response "
+	  "latency, for up to a CPU while traffic flows: auto (a window that follows the gaps "
+	  "between events, up to " G_STRINGIFY(MAINLOOP_AUTO_MAX_US) " us; none under a cgroup "
+	  "CPU quota), a fixed window of USEC microseconds (1.." G_STRINGIFY(MAINLOOP_POLL_MAX_US)
+	  ", e.g. 200 or 200us), or 0 (off, the default)",
+	  "auto|USEC" },
 	{ "busy-poll-when", 0, 0, CB(opt_busy_poll_when),
 	  "With --busy-poll: poll only while no other task waits for a CPU (idle, the default: "
 	  "a machine with no spare CPU keeps its throughput) or whatever the load (always: for a "

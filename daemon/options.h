@@ -64,6 +64,7 @@ struct ms_config {
 	bool offload;               /* --offload on|off: negotiate virtio-net offloads */
 	enum ms_steer_stack steer_stack; /* --steer-stack: which TCP ends steered flows */
 	unsigned int busy_poll_us;  /* --busy-poll: polling window before the loop sleeps, 0: none */
+	bool busy_poll_adaptive;    /* --busy-poll auto: the window adapts, busy_poll_us its ceiling */
 	bool busy_poll_always;      /* --busy-poll-when always: poll even while a task waits for a CPU */
 
 	GArray *expose;             /* struct bridge_expose, --expose (repeatable) */

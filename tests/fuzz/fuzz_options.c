@@ -113,6 +113,7 @@ static void check_config(const struct ms_config *c)
 		   c->steer_stack == MS_STEER_KERNEL);
 	FUZZ_CHECK(c->steer_stack != MS_STEER_KERNEL || c->outbound_proxy_set);
 	FUZZ_CHECK(c->busy_poll_us <= MAINLOOP_POLL_MAX_US);
+	FUZZ_CHECK(!c->busy_poll_adaptive || c->busy_poll_us == MAINLOOP_AUTO_MAX_US);
 
 	FUZZ_CHECK(c->prefix_len >= 1 && c->prefix_len <= 29);
 	FUZZ_CHECK(mask == ~(0xffffffffu >> c->prefix_len));

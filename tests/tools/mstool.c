@@ -85,6 +85,7 @@ static gint64 opt_bind_port;
 static char *opt_tap, *opt_netns, *opt_socket, *opt_file;
 static gint64 opt_port;
 static gint64 opt_seconds = 10, opt_mtu = 65520;
+static gint64 opt_interval_us;
 
 static const GOptionEntry entries[] = {
 	{ "listen", 0, 0, G_OPTION_ARG_STRING, &opt_listen, "Listen address", "ADDR:PORT" },
@@ -93,6 +94,8 @@ static const GOptionEntry entries[] = {
 	{ "path", 0, 0, G_OPTION_ARG_STRING, &opt_path, "HTTP path", "PATH" },
 	{ "timeout", 0, 0, G_OPTION_ARG_INT, &opt_timeout, "Give up after S seconds", "S" },
 	{ "count", 0, 0, G_OPTION_ARG_INT64, &opt_count, "Connections in all (flows)", "N" },
+	{ "interval-us", 0, 0, G_OPTION_ARG_INT64, &opt_interval_us,
+	  "Start a request every US microseconds, not as soon as the reply came (rr)", "US" },
 	{ "parallel", 0, 0, G_OPTION_ARG_INT64, &opt_parallel, "Connections at once (flows)", "P" },
 	{ "barrier", 0, 0, G_OPTION_ARG_INT64, &opt_barrier, "Hold replies until N are open (echo)", "N" },
 	{ "peers", 0, 0, G_OPTION_ARG_NONE, &opt_peers, "Print each accepted peer (echo)", NULL },
@@ -548,10 +551,18 @@ static int cmd_rr(void)
 
 	if (fd < 0)
 		return -fd;
+	if (opt_interval_us < 0 || opt_interval_us > 10 * G_USEC_PER_SEC)
+		return 2;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	for (gint64 i = 0; i < opt_count; i++) {
+	for (gint64 i = 0, next = g_get_monotonic_time(); i < opt_count; i++) {
 		gint64 t0 = g_get_monotonic_time();
 
+		/* Paced: a request every interval, as a service under light load sees them. */
+		if (opt_interval_us && next > t0) {
+			g_usleep((gulong)(next - t0));
+			t0 = g_get_monotonic_time();
+		}
+		next = t0 + opt_interval_us;
 		if (write_all(fd, buf, len) || read_full(fd, buf, len)) {
 			fprintf(stderr, "rr: connection failed after %" G_GINT64_FORMAT "\n", i);
 			return 1;

@@ -1,4 +1,4 @@
-/* test_mainloop.c - mainloop_run(): work within the polling window finds the thread awake; later work, or a waiting task, makes it sleep. */
+/* test_mainloop.c - mainloop_run(): work within the polling window finds the thread awake; later work, or a waiting task, makes it sleep; the adaptive window follows the gaps. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,7 +22,7 @@
  * the source is attached: that counts as a sleep too, so only differences
  * say anything.)
  */
-#define PINGPONG_MAX 3
+#define PINGPONG_MAX 32
 
 struct pingpong {
 	GMainLoop *loop;
@@ -30,12 +30,14 @@ struct pingpong {
 	int data[2];                  /* the loop reads [0] */
 	int ask[2];                   /* the writer waits on [0] */
 	unsigned int delay_us;
+	const unsigned int *delays;   /* per byte (index 1 on), instead of delay_us; or NULL */
 	int bytes;                    /* how many, 2..PINGPONG_MAX */
 	bool writer_ok;               /* set by the writer thread (no cmocka asserts there) */
 	int handled;
 	uint64_t waits_at[PINGPONG_MAX];  /* blocking waits (sleeps + yielded) when each byte
 					   * was handled */
 	uint64_t caught_at[PINGPONG_MAX]; /* stats.caught then: the loop counts a dispatch after it */
+	uint64_t window_at[PINGPONG_MAX]; /* stats.window_us then: the window this wake-up set */
 	struct mainloop_poll poll;    /* the window, and the guard a test sets */
 	void (*on_byte)(int i, void *opaque); /* called as byte @i is handled, or NULL */
 	void *on_byte_opaque;
@@ -51,7 +53,7 @@ static gpointer pingpong_writer(gpointer opaque)
 	for (int i = 1; i < pp->bytes; i++) {
 		if (read(pp->ask[0], &c, 1) != 1)
 			return NULL;
-		g_usleep(pp->delay_us);
+		g_usleep(pp->delays ? pp->delays[i] : pp->delay_us);
 		if (write(pp->data[1], &c, 1) != 1)
 			return NULL;
 	}
@@ -68,6 +70,7 @@ static gboolean pingpong_readable(gint fd, GIOCondition cond, gpointer opaque)
 	(void)cond;
 	assert_int_equal(read(fd, &c, 1), 1);
 	pp->waits_at[i] = pp->stats.sleeps + pp->stats.yielded;
+	pp->window_at[i] = pp->stats.window_us;
 	if (pp->on_byte)
 		pp->on_byte(i, pp->on_byte_opaque);
 	pp->caught_at[i] = pp->stats.caught;
@@ -110,20 +113,11 @@ static void guard_on_byte(int i, void *opaque)
 		g->since = g_get_monotonic_time();
 }
 
-/*
- * Run the exchange of @bytes bytes with a window of @poll_us, the guard
- * @g (NULL: none; its clock starts as the first byte is handled) and each
- * byte after the first @delay_us after the ask.
- */
-static void pingpong_run_guarded(struct pingpong *pp, int bytes, unsigned int poll_us,
-				 struct guard *g, unsigned int delay_us)
+/* Run the exchange @pp describes (bytes, delays, window, guard): pipes, writer, loop. */
+static void pingpong_exchange(struct pingpong *pp)
 {
 	GThread *writer;
 
-	*pp = (struct pingpong){ .delay_us = delay_us, .bytes = bytes,
-				 .poll = { .window_us = poll_us,
-					   .contended = g ? guard_contended : NULL, .opaque = g },
-				 .on_byte = g ? guard_on_byte : NULL, .on_byte_opaque = g };
 	assert_int_equal(pipe(pp->data), 0);
 	assert_int_equal(pipe(pp->ask), 0);
 	pp->loop = g_main_loop_new(NULL, TRUE);
@@ -137,7 +131,31 @@ static void pingpong_run_guarded(struct pingpong *pp, int bytes, unsigned int po
 		close(pp->ask[i]);
 	}
 	assert_true(pp->writer_ok);
-	assert_int_equal(pp->handled, bytes);
+	assert_int_equal(pp->handled, pp->bytes);
+}
+
+/*
+ * Run the exchange of @bytes bytes with a window of @poll_us, the guard
+ * @g (NULL: none; its clock starts as the first byte is handled) and each
+ * byte after the first @delay_us after the ask.
+ */
+static void pingpong_run_guarded(struct pingpong *pp, int bytes, unsigned int poll_us,
+				 struct guard *g, unsigned int delay_us)
+{
+	*pp = (struct pingpong){ .delay_us = delay_us, .bytes = bytes,
+				 .poll = { .window_us = poll_us,
+					   .contended = g ? guard_contended : NULL, .opaque = g },
+				 .on_byte = g ? guard_on_byte : NULL, .on_byte_opaque = g };
+	pingpong_exchange(pp);
+}
+
+/* The exchange with the adaptive window up to @ceiling_us, byte i coming @delays[i] after its ask. */
+static void pingpong_run_adaptive(struct pingpong *pp, int bytes, unsigned int ceiling_us,
+				  const unsigned int *delays)
+{
+	*pp = (struct pingpong){ .delays = delays, .bytes = bytes,
+				 .poll = { .window_us = ceiling_us, .adaptive = true } };
+	pingpong_exchange(pp);
 }
 
 static void pingpong_run(struct pingpong *pp, unsigned int poll_us, unsigned int delay_us)
@@ -353,6 +371,88 @@ static void test_guard_asked_rarely(void **state)
 	g_main_loop_unref(loop);
 }
 
+/* The rule alone: doubled from the start on a short wait, halved on a long one, capped. */
+static void test_adapt_rule(void **state)
+{
+	(void)state;
+	/* A wait the window caught leaves it. */
+	assert_int_equal(mainloop_adapt_window(80, 50, 200), 80);
+	/* Short waits (within the ceiling, past the window) grow it: 0, 10, 20, ... 160, 200. */
+	assert_int_equal(mainloop_adapt_window(0, 5, 200), MAINLOOP_ADAPT_START_US);
+	assert_int_equal(mainloop_adapt_window(10, 150, 200), 20);
+	assert_int_equal(mainloop_adapt_window(80, 150, 200), 160);
+	assert_int_equal(mainloop_adapt_window(160, 190, 200), 200);
+	assert_int_equal(mainloop_adapt_window(200, 200, 200), 200);
+	/* A ceiling below the start step is still one. */
+	assert_int_equal(mainloop_adapt_window(0, 3, 4), 4);
+	/* Waits past the ceiling halve it, to 0 below the start step. */
+	assert_int_equal(mainloop_adapt_window(200, 201, 200), 100);
+	assert_int_equal(mainloop_adapt_window(20, 5000, 200), 10);
+	assert_int_equal(mainloop_adapt_window(10, 5000, 200), 0);
+	assert_int_equal(mainloop_adapt_window(0, 5000, 200), 0);
+}
+
+/*
+ * Bytes 5 ms apart with a ceiling of 100 ms: the window starts at 0, so
+ * the first bytes each find the thread asleep; every such wait doubles
+ * it, until a window outlasts the gap and the later bytes are caught.
+ * (Ten doublings from 10 us pass 5 ms; 24 bytes leave room for a loaded
+ * machine's longer gaps, up to the ceiling.)
+ */
+static void test_adaptive_grows_and_catches(void **state)
+{
+	unsigned int delays[24];
+	struct pingpong pp;
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(delays); i++)
+		delays[i] = 5000;
+	pingpong_run_adaptive(&pp, G_N_ELEMENTS(delays), 100 * 1000, delays);
+	assert_true(pp.waits_at[2] > pp.waits_at[1]);          /* 10-20 us: slept through */
+	assert_true(pp.window_at[2] > pp.window_at[1]);
+	assert_true(pp.stats.caught - pp.caught_at[1] >= 1);   /* later bytes: caught */
+	assert_true(pp.stats.window_us >= 5000);
+	assert_true(pp.stats.window_us <= 100 * 1000);
+}
+
+/*
+ * Events far apart (50 ms, against a ceiling of 1 ms): the window stays at
+ * or falls back to 0, and the loop polls less than one ceiling in all,
+ * where a fixed 1 ms window would poll 1 ms at every wake-up.
+ */
+static void test_adaptive_stays_off_when_slow(void **state)
+{
+	const unsigned int delays[4] = { 0, 50 * 1000, 50 * 1000, 50 * 1000 };
+	struct pingpong pp;
+
+	(void)state;
+	pingpong_run_adaptive(&pp, G_N_ELEMENTS(delays), 1000, delays);
+	assert_int_equal(pp.stats.caught, 0);
+	assert_true(pp.stats.polled_us < 1000);
+	assert_int_equal(pp.window_at[3], 0);
+}
+
+/*
+ * Sixteen bytes 1 ms apart grow the window (ceiling 50 ms); four more,
+ * 200 ms apart, halve it at each wake-up: it ends at most a quarter of
+ * what it was at the sixteenth byte.  (A wake-up moves the window after
+ * its handlers ran, so window_at[15] is one step behind: the wait for
+ * byte 15 may still double it before the four halvings.)
+ */
+static void test_adaptive_shrinks(void **state)
+{
+	unsigned int delays[20];
+	struct pingpong pp;
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(delays); i++)
+		delays[i] = i < 16 ? 1000 : 200 * 1000;
+	pingpong_run_adaptive(&pp, G_N_ELEMENTS(delays), 50 * 1000, delays);
+	assert_true(pp.window_at[15] >= 1000);
+	assert_true(pp.stats.window_us <= pp.window_at[15] / 4);
+	assert_true(pp.stats.window_us < pp.window_at[19]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -366,6 +466,10 @@ int main(void)
 		cmocka_unit_test(test_guard_contended_sleeps),
 		cmocka_unit_test(test_guard_next_window),
 		cmocka_unit_test(test_guard_asked_rarely),
+		cmocka_unit_test(test_adapt_rule),
+		cmocka_unit_test(test_adaptive_grows_and_catches),
+		cmocka_unit_test(test_adaptive_stays_off_when_slow),
+		cmocka_unit_test(test_adaptive_shrinks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

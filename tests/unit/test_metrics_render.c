@@ -115,7 +115,7 @@ static void test_busy_poll_lines(void **state)
 	struct mr_fixture m;
 	g_autoptr(GString) out = g_string_new(NULL);
 	struct mainloop_stats loop = { .sleeps = 103, .caught = 107, .polled_us = 1500000,
-				       .yielded = 109 };
+				       .yielded = 109, .window_us = 80 };
 
 	(void)state;
 	mr_fill(&m);
@@ -124,11 +124,14 @@ static void test_busy_poll_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_busy_poll_window_seconds 0.000000");
 	mr_assert_line(out->str, "meshslirp_loop_wakeups_total{result=\"caught\"} 0");
 	mr_assert_line(out->str, "meshslirp_busy_poll_yielded_total 0");
+	mr_assert_line(out->str, "meshslirp_busy_poll_current_window_seconds 0.000000");
 	m.s.loop_stats = &loop;
 	m.s.busy_poll_us = 250;
 	g_string_truncate(out, 0);
 	metrics_render(out, &m.s);
 	mr_assert_line(out->str, "meshslirp_busy_poll_window_seconds 0.000250");
+	mr_assert_line(out->str, "# TYPE meshslirp_busy_poll_current_window_seconds gauge");
+	mr_assert_line(out->str, "meshslirp_busy_poll_current_window_seconds 0.000080");
 	mr_assert_line(out->str, "# TYPE meshslirp_loop_wakeups_total counter");
 	mr_assert_line(out->str, "meshslirp_loop_wakeups_total{result=\"slept\"} 103");
 	mr_assert_line(out->str, "meshslirp_loop_wakeups_total{result=\"caught\"} 107");

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "common/mainloop.h"
 #include "daemon/options.h"
 
 static int parse(struct ms_config *cfg, GError **err, ...)
@@ -59,6 +60,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.connect_timeout_ms, 10000);
 	assert_int_equal(cfg.tcp_idle_timeout_ms, 3600000);
 	assert_int_equal(cfg.busy_poll_us, 0);
+	assert_false(cfg.busy_poll_adaptive);
 	assert_false(cfg.busy_poll_always);
 	/* The one address Istio ambient's capture leaves alone is denied unless told otherwise. */
 	assert_int_equal(cfg.deny_cidrs->len, 1);
@@ -260,11 +262,20 @@ static void test_steer_stack(void **state)
 	ms_config_free(&cfg);
 }
 
-/* --busy-poll: microseconds, bare or with "us", 0 (off) up to MAINLOOP_POLL_MAX_US. */
+/*
+ * --busy-poll: auto (adaptive, up to MAINLOOP_AUTO_MAX_US), or a fixed window in
+ * microseconds, bare or with "us", 0 (off) up to MAINLOOP_POLL_MAX_US;
+ * the last one given wins, auto after a number too.
+ */
 static void test_busy_poll(void **state)
 {
-	static const struct { const char *arg; unsigned int want; } ok[] = {
-		{ "200", 200 }, { "200us", 200 }, { "0", 0 }, { "0us", 0 }, { "10000", 10000 },
+	static const struct {
+		const char *arg;
+		unsigned int want;
+		bool adaptive;
+	} ok[] = {
+		{ "200", 200, false }, { "200us", 200, false }, { "0", 0, false },
+		{ "0us", 0, false },   { "10000", 10000, false }, { "auto", MAINLOOP_AUTO_MAX_US, true },
 	};
 	struct ms_config cfg;
 	g_autoptr(GError) err = NULL;
@@ -273,9 +284,15 @@ static void test_busy_poll(void **state)
 	for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
 		assert_int_equal(parse(&cfg, &err, "--socket", "a", "--busy-poll", ok[i].arg, NULL), 0);
 		assert_int_equal(cfg.busy_poll_us, ok[i].want);
+		assert_int_equal(cfg.busy_poll_adaptive, ok[i].adaptive);
 		assert_false(cfg.busy_poll_always);
 		ms_config_free(&cfg);
 	}
+	assert_int_equal(parse(&cfg, &err, "--socket", "a", "--busy-poll", "50", "--busy-poll",
+			       "auto", NULL), 0);
+	assert_int_equal(cfg.busy_poll_us, MAINLOOP_AUTO_MAX_US);
+	assert_true(cfg.busy_poll_adaptive);
+	ms_config_free(&cfg);
 }
 
 /* --busy-poll-when: idle (the default: the guard may stop a window) or always. */
@@ -357,6 +374,8 @@ static void test_bad(void **state)
 		{ { "--socket", "a", "--busy-poll", "10001" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "1ms" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "us" }, "--busy-poll" },
+		{ { "--socket", "a", "--busy-poll", "Auto" }, "--busy-poll" },
+		{ { "--socket", "a", "--busy-poll", "auto:100" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "-5" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll-when", "never" }, "--busy-poll-when" },
 		{ { "--socket", "a", "--busy-poll-when", "" }, "--busy-poll-when" },

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# busy_poll_quota.sh - --busy-poll auto polls only where no cgroup CPU quota applies, and names the quota it found; a fixed window polls regardless.
+#
+# The daemon is started with nsenter --net, which keeps the test's mounts (as a pod's daemon
+# sees its cgroup filesystem), not with ip netns exec, which mounts a sysfs of its own
+# without /sys/fs/cgroup.  Part A, always: the daemon in the test's own cgroup, with
+# --busy-poll auto.  Either it polls (window 200 us in its metrics) and no ancestor of its cgroup has
+# a quota, or it does not (window 0) and names a quota file that really holds one.  Then
+# under ip netns exec: it cannot tell, says so, and polls.  Part B, where a cgroup with a
+# quota can be made here (cgroup v1's cpu controller, or v2 with cpu delegated): the daemon
+# started in it, auto: no polling, that cgroup's file named; --busy-poll 200: polls.
+source "$(dirname "$0")/lib.sh"
+e2e_require_root
+e2e_topology
+
+# start NAME CGROUP_DIR|- ARGS... : start the daemon (stream socket, metrics) in the pod's
+# network namespace and that cgroup; ENTER (default nsenter --net=) says how.
+start() {
+	local name=$1 cg=$2 port=$((9100 + ${#E2E_PIDS[@]}))
+	local -a enter=(nsenter "--net=/run/netns/$NS_POD")
+	[ "${ENTER:-}" = ip ] && enter=(ip netns exec "$NS_POD")
+	shift 2
+	(
+		[ "$cg" = - ] || echo "$BASHPID" >"$cg/cgroup.procs"
+		exec "${enter[@]}" "$MESHSLIRP" --ready-fd 3 --socket "$E2E_TMP/$name.sock" \
+			--metrics "127.0.0.1:$port" "$@" 3>"$E2E_TMP/$name.ready" >"$E2E_TMP/$name.log" 2>&1
+	) &
+	E2E_PIDS+=("$!")
+	LAST_PID=$! LAST_PORT=$port
+	e2e_wait_for "$E2E_TMP/$name.ready" '^READY$' 10 || e2e_fail "$name did not become ready"
+}
+
+# window NAME : the polling ceiling in the running daemon's metrics, in seconds.
+window() {
+	ip netns exec "$NS_POD" curl -s "http://127.0.0.1:$LAST_PORT/metrics" >"$E2E_TMP/$1.metrics" ||
+		e2e_fail "$1: no metrics"
+	e2e_metric "$E2E_TMP/$1.metrics" meshslirp_busy_poll_window_seconds
+}
+
+stop() {
+	kill -TERM "$LAST_PID"
+	e2e_wait_exit "$LAST_PID" 10 || e2e_fail "daemon $LAST_PID did not stop"
+}
+
+# Part A: where the test runs.
+start own - --busy-poll auto
+w=$(window own)
+if [ "$w" = 0.000200 ]; then
+	grep -q -- "--busy-poll: the main loop polls up to 200 us" "$E2E_TMP/own.log" ||
+		e2e_fail "polls, but did not say so: $(cat "$E2E_TMP/own.log")"
+	e2e_log "no quota over the test's cgroup: --busy-poll auto polls, up to 200 us"
+elif [ "$w" = 0.000000 ]; then
+	line=$(grep -- "--busy-poll auto: a CPU quota applies (" "$E2E_TMP/own.log") ||
+		e2e_fail "does not poll, and named no quota: $(cat "$E2E_TMP/own.log")"
+	file=$(sed -n 's/.*a CPU quota applies (\([^:]*\): .*/\1/p' <<<"$line")
+	case $file in
+	*/cpu.max) grep -Eq '^[0-9]+ [0-9]+$' "$file" || e2e_fail "$file holds no quota: $(cat "$file")" ;;
+	*/cpu.cfs_quota_us) grep -Eq '^[0-9]+$' "$file" || e2e_fail "$file holds no quota: $(cat "$file")" ;;
+	*) e2e_fail "named '$file', no quota file" ;;
+	esac
+	e2e_log "a quota over the test's cgroup ($file: $(cat "$file")): --busy-poll auto does not poll"
+else
+	e2e_fail "meshslirp_busy_poll_window_seconds '$w'"
+fi
+stop
+
+# No cgroup filesystem in sight: no quota can be seen; it polls, guarded by the load, and says so.
+ENTER=ip start blind - --busy-poll auto
+[ "$(window blind)" = 0.000200 ] || e2e_fail "under ip netns exec: window $(window blind)"
+grep -q -- "--busy-poll auto: cannot tell whether a CPU quota applies (no cgroup file" \
+	"$E2E_TMP/blind.log" || e2e_fail "did not say it cannot tell: $(cat "$E2E_TMP/blind.log")"
+stop
+e2e_log "no cgroup filesystem (ip netns exec): cannot tell, says so, polls"
+
+# Part B: a cgroup of our own, with a quota of half a CPU.
+cg=
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+	if grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null &&
+		mkdir "/sys/fs/cgroup/meshslirp-e2e-$$" 2>/dev/null; then
+		cg=/sys/fs/cgroup/meshslirp-e2e-$$
+		echo "50000 100000" >"$cg/cpu.max" 2>/dev/null || cg=
+	fi
+else
+	for r in /sys/fs/cgroup/cpu,cpuacct /sys/fs/cgroup/cpu; do
+		if [ -d "$r" ] && mkdir "$r/meshslirp-e2e-$$" 2>/dev/null; then
+			cg=$r/meshslirp-e2e-$$
+			echo 50000 >"$cg/cpu.cfs_quota_us" 2>/dev/null || cg=
+			break
+		fi
+	done
+fi
+if [ -z "$cg" ]; then
+	# Not a skip: part A ran and judged.  Said loudly, so a missing part is seen in the log.
+	e2e_log "part B not run: no cgroup with a CPU quota can be made here"
+	exit 0
+fi
+# On a failure: its daemons stopped (bounded), then the cgroup removed.
+cg_cleanup() {
+	local p
+	for p in "${E2E_PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null || continue
+		e2e_wait_exit "$p" 5 || e2e_kill9 "$p"
+	done
+	[ -d "$cg" ] && rmdir "$cg"
+}
+E2E_CLEANUP_HOOKS+=(cg_cleanup)
+
+start quota "$cg" --busy-poll auto
+[ "$(window quota)" = 0.000000 ] || e2e_fail "under a quota, window $(window quota)"
+grep -q -- "--busy-poll auto: a CPU quota applies ($cg/cpu" "$E2E_TMP/quota.log" ||
+	e2e_fail "did not name $cg's quota: $(cat "$E2E_TMP/quota.log")"
+stop
+
+start fixed "$cg" --busy-poll 200
+[ "$(window fixed)" = 0.000200 ] || e2e_fail "--busy-poll 200 under a quota: window $(window fixed)"
+stop
+rmdir "$cg" || e2e_fail "cannot remove $cg"
+e2e_log "under a quota ($cg): --busy-poll auto does not poll and names it; --busy-poll 200 polls"
+e2e_log "PASS"

@@ -1,0 +1,247 @@
+/* test_cgquota.c - a cgroup CPU quota found over a process's cgroup, v1 and v2, in made-up trees and on this machine. */
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "common/cgquota.h"
+
+/* cpu.max as the kernel writes it; anything else is refused, not guessed at. */
+static void test_parse_cpu_max(void **state)
+{
+	static const struct {
+		const char *text;
+		int ret;
+		bool limited;
+	} cases[] = {
+		{ "max 100000\n", 0, false },
+		{ "50000 100000\n", 0, true },
+		{ "1000 1000", 0, true },
+		{ "max", -EINVAL, false },
+		{ "max 100000 7\n", -EINVAL, false },
+		{ "50000  100000\n", -EINVAL, false },
+		{ "-5 100000\n", -EINVAL, false },
+		{ "MAX 100000\n", -EINVAL, false },
+		{ "50000 max\n", -EINVAL, false },
+		{ "", -EINVAL, false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		bool limited = !cases[i].limited;
+
+		assert_int_equal(cgquota_parse_cpu_max(cases[i].text, &limited), cases[i].ret);
+		if (!cases[i].ret)
+			assert_int_equal(limited, cases[i].limited);
+	}
+}
+
+/* cpu.cfs_quota_us: -1 (none) or a count. */
+static void test_parse_cfs_quota(void **state)
+{
+	static const struct {
+		const char *text;
+		int ret;
+		bool limited;
+	} cases[] = {
+		{ "-1\n", 0, false },
+		{ "50000\n", 0, true },
+		{ "1", 0, true },
+		{ "-2\n", -EINVAL, false },
+		{ "1x\n", -EINVAL, false },
+		{ "", -EINVAL, false },
+		{ "max\n", -EINVAL, false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		bool limited = !cases[i].limited;
+
+		assert_int_equal(cgquota_parse_cfs_quota(cases[i].text, &limited), cases[i].ret);
+		if (!cases[i].ret)
+			assert_int_equal(limited, cases[i].limited);
+	}
+}
+
+/* A made-up cgroup tree under a fresh temporary directory. */
+struct tree {
+	char *root;
+};
+
+static int tree_setup(void **state)
+{
+	struct tree *t = g_new0(struct tree, 1);
+
+	t->root = g_dir_make_tmp("cgquota-XXXXXX", NULL);
+	assert_non_null(t->root);
+	*state = t;
+	return 0;
+}
+
+static void tree_remove(const char *dir)
+{
+	g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+	const char *name;
+
+	while (d && (name = g_dir_read_name(d))) {
+		g_autofree char *p = g_build_filename(dir, name, NULL);
+
+		if (g_file_test(p, G_FILE_TEST_IS_DIR))
+			tree_remove(p);
+		else
+			g_unlink(p);
+	}
+	g_rmdir(dir);
+}
+
+static int tree_teardown(void **state)
+{
+	struct tree *t = *state;
+
+	tree_remove(t->root);
+	g_free(t->root);
+	g_free(t);
+	return 0;
+}
+
+/* Write @text to @rel (a path under the tree's root), making its directories. */
+static void tree_put(const struct tree *t, const char *rel, const char *text)
+{
+	g_autofree char *path = g_build_filename(t->root, rel, NULL);
+	g_autofree char *dir = g_path_get_dirname(path);
+
+	assert_int_equal(g_mkdir_with_parents(dir, 0755), 0);
+	assert_true(g_file_set_contents(path, text, -1, NULL));
+}
+
+static char *tree_path(const struct tree *t, const char *rel)
+{
+	return g_build_filename(t->root, rel, NULL);
+}
+
+/* v2: a quota set on an ancestor binds the cgroup below it; the deepest quota is named. */
+static void test_v2_ancestor_quota(void **state)
+{
+	struct tree *t = *state;
+	char where[256];
+
+	tree_put(t, "v2/cpu.max", "max 100000\n");
+	tree_put(t, "v2/kubepods/cpu.max", "max 100000\n");
+	tree_put(t, "v2/kubepods/pod1/cpu.max", "200000 100000\n");
+	tree_put(t, "v2/kubepods/pod1/compute/cpu.max", "max 100000\n");
+	{
+		g_autofree char *root = tree_path(t, "v2");
+		g_autofree char *want = tree_path(t, "v2/kubepods/pod1/cpu.max: 200000 100000");
+
+		assert_int_equal(cgquota_find_in("0::/kubepods/pod1/compute\n", root, NULL, where,
+						 sizeof(where)),
+				 1);
+		assert_string_equal(where, want);
+	}
+}
+
+/* v2 with "max" all the way up: none. */
+static void test_v2_no_quota(void **state)
+{
+	struct tree *t = *state;
+	g_autofree char *root = tree_path(t, "v2");
+	char where[256] = "";
+
+	tree_put(t, "v2/cpu.max", "max 100000\n");
+	tree_put(t, "v2/a/cpu.max", "max 100000\n");
+	assert_int_equal(cgquota_find_in("0::/a\n", root, NULL, where, sizeof(where)), 0);
+	assert_string_equal(where, "");
+}
+
+/*
+ * A container whose cgroup mount starts at its own cgroup: the path it is
+ * shown does not exist under the mount, the mount's root is read.
+ */
+static void test_mount_rooted_deeper(void **state)
+{
+	struct tree *t = *state;
+	g_autofree char *root = tree_path(t, "v2");
+	char where[256];
+
+	tree_put(t, "v2/cpu.max", "50000 100000\n");
+	assert_int_equal(cgquota_find_in("0::/docker/abc123\n", root, NULL, where, sizeof(where)),
+			 1);
+}
+
+/*
+ * v1: the first existing root of the list serves the cpu controller's
+ * line (cpu,cpuacct or cpu alone); other controllers' lines are skipped.
+ */
+static void test_v1(void **state)
+{
+	struct tree *t = *state;
+	g_autofree char *missing = tree_path(t, "no-such-mount");
+	g_autofree char *cpu = tree_path(t, "cpu");
+	const char *const roots[] = { missing, cpu, NULL };
+	const char *text = "9:name=systemd:/\n4:memory:/pod\n2:cpu,cpuacct:/pod/vm\n1:cpuset:/\n";
+	char where[256];
+
+	tree_put(t, "cpu/cpu.cfs_quota_us", "-1\n");
+	tree_put(t, "cpu/pod/cpu.cfs_quota_us", "-1\n");
+	tree_put(t, "cpu/pod/vm/cpu.cfs_quota_us", "-1\n");
+	assert_int_equal(cgquota_find_in(text, NULL, roots, where, sizeof(where)), 0);
+	tree_put(t, "cpu/pod/cpu.cfs_quota_us", "150000\n");
+	assert_int_equal(cgquota_find_in(text, NULL, roots, where, sizeof(where)), 1);
+	assert_non_null(strstr(where, "/pod/cpu.cfs_quota_us: 150000"));
+	/* "cpuacct" alone is not the cpu controller. */
+	assert_int_equal(cgquota_find_in("2:cpuacct:/pod/vm\n", NULL, roots, where, sizeof(where)),
+			 -ENOENT);
+}
+
+/* Nothing to look at, malformed lines and quota files: errors, never a guess. */
+static void test_errors(void **state)
+{
+	struct tree *t = *state;
+	g_autofree char *root = tree_path(t, "v2");
+	char where[256];
+
+	assert_int_equal(cgquota_find_in("0::/a\n", NULL, NULL, where, sizeof(where)), -ENOENT);
+	assert_int_equal(cgquota_find_in("", root, NULL, where, sizeof(where)), -ENOENT);
+	assert_int_equal(cgquota_find_in("garbage\n", root, NULL, where, sizeof(where)), -EINVAL);
+	assert_int_equal(cgquota_find_in("0::relative\n", root, NULL, where, sizeof(where)), -EINVAL);
+	tree_put(t, "v2/a/cpu.max", "lots\n");
+	assert_int_equal(cgquota_find_in("0::/a\n", root, NULL, where, sizeof(where)), -EINVAL);
+}
+
+/* This machine's own cgroup: an answer, not an error (procfs and sysfs are there). */
+static void test_this_machine(void **state)
+{
+	char where[512] = "";
+	int ret;
+
+	(void)state;
+	ret = cgquota_find(where, sizeof(where));
+	print_message("cgquota_find() on this machine: %d %s\n", ret, where);
+	assert_true(ret == 0 || ret == 1 || ret == -ENOENT);
+	if (ret == 1)
+		assert_non_null(strstr(where, ": "));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_cpu_max),
+		cmocka_unit_test(test_parse_cfs_quota),
+		cmocka_unit_test_setup_teardown(test_v2_ancestor_quota, tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(test_v2_no_quota, tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(test_mount_rooted_deeper, tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(test_v1, tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(test_errors, tree_setup, tree_teardown),
+		cmocka_unit_test(test_this_machine),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
