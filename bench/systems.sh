@@ -20,10 +20,9 @@
 #                  TCP in libslirp (--steer-stack slirp; the default before 2026-12-04)
 #   meshslirp-vu-k the same with --steer-stack kernel (with the sidecar in the path): steered
 #                  TCP ends in the kernel's stack in the daemon's private namespace; what the
-#                  default (auto) takes wherever it can be set up.  Since 2026-12-05 with the
-#                  default's adaptive polling (--busy-poll auto)
-#   meshslirp-vu-knopoll  the same with --busy-poll 0: meshslirp-vu-k before 2026-12-05 (not
-#                  default)
+#                  default (auto) takes wherever it can be set up
+#   meshslirp-vu-kauto  the same with --busy-poll auto: a polling window that follows the gaps
+#                  between events, up to 200 us (not default)
 #   meshslirp-vu-kunix  --steer-stack kernel with the unix legs of meshslirp-vu-unix (not default)
 #   meshslirp-vu-kpoll  --steer-stack kernel with a fixed --busy-poll BENCH_BUSY_POLL_US (default
 #                  200): the daemon polls that long after its last event before it sleeps, while
@@ -278,9 +277,9 @@ bench_vu_up() {
 		[ "$mesh" = 1 ] && extra+=(--steer-stack kernel)
 		extra+=(--busy-poll "${BENCH_BUSY_POLL_US:-200}")
 		;;
-	meshslirp-vu-knopoll)
+	meshslirp-vu-kauto)
 		[ "$mesh" = 1 ] && extra+=(--steer-stack kernel)
-		extra+=(--busy-poll 0)
+		extra+=(--busy-poll auto)
 		;;
 	esac
 	if [ "$s" = meshslirp-vu-unix ] || [ "$s" = meshslirp-vu-kunix ]; then
@@ -329,9 +328,9 @@ gx_meshslirp_vu_kunix() { ip netns exec "$(guest_ns meshslirp-vu-kunix)" "$@"; }
 sys_up_meshslirp_vu_kpoll() { bench_vu_up meshslirp-vu-kpoll "$@"; }
 sys_down_meshslirp_vu_kpoll() { bench_vu_down meshslirp-vu-kpoll; }
 gx_meshslirp_vu_kpoll() { ip netns exec "$(guest_ns meshslirp-vu-kpoll)" "$@"; }
-sys_up_meshslirp_vu_knopoll() { bench_vu_up meshslirp-vu-knopoll "$@"; }
-sys_down_meshslirp_vu_knopoll() { bench_vu_down meshslirp-vu-knopoll; }
-gx_meshslirp_vu_knopoll() { ip netns exec "$(guest_ns meshslirp-vu-knopoll)" "$@"; }
+sys_up_meshslirp_vu_kauto() { bench_vu_up meshslirp-vu-kauto "$@"; }
+sys_down_meshslirp_vu_kauto() { bench_vu_down meshslirp-vu-kauto; }
+gx_meshslirp_vu_kauto() { ip netns exec "$(guest_ns meshslirp-vu-kauto)" "$@"; }
 
 # --- meshslirp through its stream backend, a frame pump playing QEMU.
 sys_up_meshslirp() {
@@ -453,6 +452,6 @@ sys_vm_pid() {
 	meshslirp-vu-k) echo "${BENCH_VM_PID_meshslirp_vu_k:-}" ;;
 	meshslirp-vu-kunix) echo "${BENCH_VM_PID_meshslirp_vu_kunix:-}" ;;
 	meshslirp-vu-kpoll) echo "${BENCH_VM_PID_meshslirp_vu_kpoll:-}" ;;
-	meshslirp-vu-knopoll) echo "${BENCH_VM_PID_meshslirp_vu_knopoll:-}" ;;
+	meshslirp-vu-kauto) echo "${BENCH_VM_PID_meshslirp_vu_kauto:-}" ;;
 	esac
 }

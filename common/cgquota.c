@@ -3,7 +3,9 @@
 #include "cgquota.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib.h>
 
@@ -44,94 +46,219 @@ int cgquota_parse_cfs_quota(const char *text, bool *limited)
 	return 0;
 }
 
+/* One cgroup hierarchy's mount, from a /proc/self/mountinfo line. */
+struct cgquota_mount {
+	char *root;                   /* the cgroup shown at the mount point */
+	char *dir;                    /* the mount point */
+	bool v2;                      /* cgroup2; else v1 with the cpu controller */
+};
+
+static void cgquota_mount_clear(gpointer p)
+{
+	struct cgquota_mount *m = p;
+
+	g_free(m->root);
+	g_free(m->dir);
+}
+
+/* Undo mountinfo's octal escapes (\040 for a space, \134 for a backslash) in place. */
+static void cgquota_unescape(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = 0;
+}
+
+/* Whether the comma-separated @list names @item ("cpu" in v1's "rw,cpu,cpuacct"). */
+static bool cgquota_list_has(const char *list, const char *item)
+{
+	g_auto(GStrv) c = g_strsplit(list, ",", -1);
+
+	return g_strv_contains((const gchar *const *)c, item);
+}
+
 /*
- * Read @file under @root at @path and each of its ancestors, deepest
- * first.  Returns 1 (a quota: @where says which), 0 (none in any that
- * exists), -EINVAL (a file that does not parse).
+ * The cgroup v2 and v1-cpu mounts in @text, in order; lines of other
+ * filesystems and lines that do not parse are left out.  The caller owns
+ * the array (g_array_unref()).
  */
-static int cgquota_walk(const char *root, const char *path, const char *file,
+static GArray *cgquota_parse_mounts(const char *text)
+{
+	GArray *mounts = g_array_new(FALSE, TRUE, sizeof(struct cgquota_mount));
+	g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+
+	g_array_set_clear_func(mounts, cgquota_mount_clear);
+	for (char **l = lines; *l; l++) {
+		const char *sep = strstr(*l, " - ");
+		g_autofree char *head = NULL;
+		g_auto(GStrv) pre = NULL, post = NULL;
+		struct cgquota_mount m = { 0 };
+
+		if (!sep)
+			continue;
+		head = g_strndup(*l, (gsize)(sep - *l));
+		pre = g_strsplit(head, " ", -1);
+		post = g_strsplit(sep + 3, " ", -1);
+		if (g_strv_length(pre) < 5 || g_strv_length(post) < 3)
+			continue;
+		if (!strcmp(post[0], "cgroup2"))
+			m.v2 = true;
+		else if (strcmp(post[0], "cgroup") || !cgquota_list_has(post[2], "cpu"))
+			continue;
+		m.root = g_strdup(pre[3]);
+		m.dir = g_strdup(pre[4]);
+		cgquota_unescape(m.root);
+		cgquota_unescape(m.dir);
+		g_array_append_val(mounts, m);
+	}
+	return mounts;
+}
+
+/*
+ * @path relative to @root ("/" for the root itself), or NULL when @path is
+ * not @root or below it.  Points into @path.
+ */
+static const char *cgquota_below(const char *path, const char *root)
+{
+	size_t n = strlen(root);
+
+	if (!strcmp(root, "/"))
+		return path;
+	if (strncmp(path, root, n) || (path[n] && path[n] != '/'))
+		return NULL;
+	return path[n] ? path + n : "/";
+}
+
+/* Read a small file (a quota) into @buf, NUL-terminated.  Returns its length or -errno. */
+static ssize_t cgquota_read_file(const char *name, char *buf, size_t size)
+{
+	int fd = open(name, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, size - 1);
+	err = errno;
+	close(fd);
+	if (n < 0)
+		return -err;
+	buf[n] = 0;
+	return n;
+}
+
+/*
+ * Read @file in @dir + @rel and in each ancestor up to @dir.  Returns 1 (a
+ * quota: @where says which), 0 (none in any that exists), -EINVAL (a file
+ * that does not parse, named in @where) or -errno (one that cannot be read).
+ */
+static int cgquota_walk(const char *dir, const char *rel, const char *file,
 			int (*parse)(const char *text, bool *limited), char *where, size_t where_len)
 {
-	g_autofree char *dir = g_strdup(path);
+	g_autofree char *at = g_strdup(rel);
 
 	for (;;) {
-		g_autofree char *name = g_build_filename(root, dir, file, NULL);
-		g_autofree char *text = NULL;
+		g_autofree char *name = g_build_filename(dir, at, file, NULL);
+		char text[64];
+		ssize_t n = cgquota_read_file(name, text, sizeof(text));
 		char *slash;
 		bool limited;
 
-		if (g_file_get_contents(name, &text, NULL, NULL)) {
-			if (parse(text, &limited))
+		if (n >= 0) {
+			if (parse(text, &limited)) {
+				g_snprintf(where, where_len, "%s", name);
 				return -EINVAL;
+			}
 			if (limited) {
 				g_snprintf(where, where_len, "%s: %s", name, g_strstrip(text));
 				return 1;
 			}
+		} else if (n != -ENOENT && n != -ENOTDIR) {
+			return (int)n;
 		}
-		if (!strcmp(dir, "/"))
+		if (!strcmp(at, "/"))
 			return 0;
-		slash = strrchr(dir, '/');
-		slash[slash == dir] = 0; /* "/a/b" -> "/a", "/a" -> "/" */
+		slash = strrchr(at, '/');
+		slash[slash == at] = 0; /* "/a/b" -> "/a", "/a" -> "/" */
 	}
 }
 
-/* Whether the comma-separated @controllers name "cpu" (v1's "cpu,cpuacct"). */
-static bool cgquota_has_cpu(const char *controllers)
+/* Whether @path has a ".." component (it would lead the walk out of the mount). */
+static bool cgquota_has_dotdot(const char *path)
 {
-	g_auto(GStrv) c = g_strsplit(controllers, ",", -1);
+	g_auto(GStrv) parts = g_strsplit(path, "/", -1);
 
-	return g_strv_contains((const gchar *const *)c, "cpu");
+	return g_strv_contains((const gchar *const *)parts, "..");
 }
 
-int cgquota_find_in(const char *cgroup_text, const char *v2_root, const char *const *v1_roots,
-		    char *where, size_t where_len)
+int cgquota_find_in(const char *cgroup_text, const char *mountinfo_text, char *where,
+		    size_t where_len)
 {
+	g_autoptr(GArray) mounts = cgquota_parse_mounts(mountinfo_text);
 	g_auto(GStrv) lines = g_strsplit(cgroup_text, "\n", -1);
-	bool named = false;
+	bool seen = false;
 
 	for (char **l = lines; *l; l++) {
 		g_auto(GStrv) f = NULL;
-		int ret = 0;
+		bool v2;
 
 		if (!**l)
 			continue;
 		f = g_strsplit(*l, ":", 3);
-		if (g_strv_length(f) != 3 || f[2][0] != '/')
+		if (g_strv_length(f) != 3 || f[2][0] != '/' || cgquota_has_dotdot(f[2]))
 			return -EINVAL;
-		if (!strcmp(f[0], "0") && !f[1][0]) {
-			if (!v2_root)
-				continue;
-			named = true;
-			ret = cgquota_walk(v2_root, f[2], "cpu.max", cgquota_parse_cpu_max, where,
-					   where_len);
-		} else if (cgquota_has_cpu(f[1])) {
-			const char *const *r = v1_roots;
+		v2 = !strcmp(f[0], "0") && !f[1][0];
+		if (!v2 && !cgquota_list_has(f[1], "cpu"))
+			continue;
+		for (guint i = 0; i < mounts->len; i++) {
+			const struct cgquota_mount *m = &g_array_index(mounts, struct cgquota_mount, i);
+			const char *rel = m->v2 == v2 ? cgquota_below(f[2], m->root) : NULL;
+			int ret;
 
-			while (r && *r && !g_file_test(*r, G_FILE_TEST_IS_DIR))
-				r++;
-			if (!r || !*r)
+			if (!rel)
 				continue;
-			named = true;
-			ret = cgquota_walk(*r, f[2], "cpu.cfs_quota_us", cgquota_parse_cfs_quota,
-					   where, where_len);
+			seen = true;
+			ret = v2 ? cgquota_walk(m->dir, rel, "cpu.max", cgquota_parse_cpu_max, where,
+						where_len)
+				 : cgquota_walk(m->dir, rel, "cpu.cfs_quota_us", cgquota_parse_cfs_quota,
+						where, where_len);
+			if (ret)
+				return ret;
+			break; /* one mount per hierarchy: bind mounts show the same files */
 		}
-		if (ret)
-			return ret;
 	}
-	return named ? 0 : -ENOENT;
+	return seen ? 0 : -ENOENT;
+}
+
+/* g_file_get_contents() of @name: 0, or -ENOENT, -EACCES, -EIO for any other failure. */
+static int cgquota_slurp(const char *name, char **text)
+{
+	g_autoptr(GError) err = NULL;
+
+	if (g_file_get_contents(name, text, NULL, &err))
+		return 0;
+	return err->code == G_FILE_ERROR_NOENT ? -ENOENT :
+	       err->code == G_FILE_ERROR_ACCES ? -EACCES : -EIO;
 }
 
 int cgquota_find(char *where, size_t where_len)
 {
-	static const char *const v1_roots[] = { "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu",
-						NULL };
-	g_autofree char *text = NULL;
-	g_autoptr(GError) err = NULL;
-	bool unified = g_file_test("/sys/fs/cgroup/cgroup.controllers", G_FILE_TEST_EXISTS);
+	g_autofree char *cgroup = NULL, *mountinfo = NULL;
+	int ret;
 
-	if (!g_file_get_contents("/proc/self/cgroup", &text, NULL, &err))
-		return err->domain == G_FILE_ERROR && err->code == G_FILE_ERROR_NOENT ? -ENOENT
-										  : -EIO;
-	return cgquota_find_in(text, unified ? "/sys/fs/cgroup" : NULL, v1_roots, where,
-			       where_len);
+	ret = cgquota_slurp("/proc/self/cgroup", &cgroup);
+	if (!ret)
+		ret = cgquota_slurp("/proc/self/mountinfo", &mountinfo);
+	if (ret)
+		return ret;
+	return cgquota_find_in(cgroup, mountinfo, where, where_len);
 }

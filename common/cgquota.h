@@ -16,11 +16,15 @@
  * hierarchy: "0::PATH" for cgroup v2, "N:cpu,cpuacct:PATH" for a v1 cpu
  * controller.  A quota is set in cpu.max ("QUOTA PERIOD", or "max PERIOD"
  * for none) on v2, in cpu.cfs_quota_us ("-1" for none) on v1, and binds
- * every cgroup below the one it is set on.  So each of PATH's ancestors is
- * read, from PATH up to the mount's root; a directory that does not exist
- * is skipped, which also covers a container whose cgroup mount starts
- * deeper than the PATH it is shown (v1 without a cgroup namespace: the
- * mount's root is then the container's own cgroup, and read last).
+ * every cgroup below the one it is set on.  The hierarchy's mount comes
+ * from /proc/self/mountinfo: its mount point, and the cgroup it shows
+ * there (its root, the fourth field: a container's own cgroup where the
+ * container was given only its subtree).  PATH less that root, under the
+ * mount point, is our cgroup's directory; it and each ancestor up to the
+ * mount point are read, deepest first.  A directory that does not exist
+ * is skipped.  Quotas above the mount's root cannot be seen, and a PATH
+ * outside the mount's root (another cgroup namespace's view) leaves that
+ * hierarchy unread.
  *
  * The answer is taken once: a quota set later (an in-place resize) is not
  * seen until the daemon restarts (docs/DEPLOY.md).  Start-up only: it
@@ -50,29 +54,30 @@ int cgquota_parse_cpu_max(const char *text, bool *limited);
 int cgquota_parse_cfs_quota(const char *text, bool *limited);
 
 /**
- * cgquota_find_in() - look for a CPU quota over a cgroup, under given roots
+ * cgquota_find_in() - look for a CPU quota over a cgroup, given the process's views
  * @cgroup_text:	the content of /proc/self/cgroup, NUL-terminated
- * @v2_root:		where the cgroup v2 hierarchy is mounted (NULL: none)
- * @v1_roots:		NULL-terminated list of where a v1 cpu controller may be
- *			mounted, tried in order (NULL: none)
+ * @mountinfo_text:	the content of /proc/self/mountinfo, NUL-terminated
  * @where:		on 1, "FILE: VALUE" of the first quota found, from the
- *			deepest cgroup up (@where_len bytes, truncated)
+ *			deepest cgroup up; on -EINVAL for a quota file, that
+ *			file's name; else left alone
+ * @where_len:		@where's size in bytes (the text is truncated to fit)
  *
- * Return: 1 if a quota applies, 0 if none was found, -ENOENT when the text
- * names no cgroup of either kind, -EINVAL for a line that is not
- * "ID:CONTROLLERS:PATH" with an absolute PATH, or for a quota file that
- * does not parse (a kernel that says something else: taken as unknown).
+ * Return: 1 if a quota applies, 0 if none was found, -ENOENT when no line
+ * names a cgroup v2 or v1 cpu hierarchy that is mounted with our cgroup in
+ * view, -EINVAL for a /proc/self/cgroup line that is not
+ * "ID:CONTROLLERS:PATH" with an absolute PATH free of "..", or for a quota
+ * file that does not parse, -errno when a quota file that exists cannot
+ * be read.
  */
-int cgquota_find_in(const char *cgroup_text, const char *v2_root, const char *const *v1_roots,
-		    char *where, size_t where_len);
+int cgquota_find_in(const char *cgroup_text, const char *mountinfo_text, char *where,
+		    size_t where_len);
 
 /**
- * cgquota_find() - cgquota_find_in() for this process, with the usual mounts
+ * cgquota_find() - cgquota_find_in() for this process
+ * @where, @where_len:	as cgquota_find_in()'s
  *
- * /proc/self/cgroup, cgroup v2 at /sys/fs/cgroup when it is the unified
- * hierarchy (cgroup.controllers there), v1's cpu controller at
- * /sys/fs/cgroup/cpu,cpuacct or /sys/fs/cgroup/cpu.  Returns as
- * cgquota_find_in(), or -errno when /proc/self/cgroup cannot be read.
+ * Return: as cgquota_find_in(), or -ENOENT, -EACCES or (any other failure)
+ * -EIO when /proc/self/cgroup or /proc/self/mountinfo cannot be read.
  */
 int cgquota_find(char *where, size_t where_len);
 

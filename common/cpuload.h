@@ -20,8 +20,8 @@
  * the spot (about 1 us); the descriptor is opened once, before the
  * sandbox, and kept.  The count is machine-wide (a container sees the
  * node's), which is what the scheduler shares out.  It knows nothing of a
- * cgroup's CPU quota: a quota is the deployer's limit, not a signal here
- * (docs/DEPLOY.md).
+ * cgroup's CPU quota, which is no queue of runnable tasks: --busy-poll auto
+ * looks for one at start instead (common/cgquota.h).
  *
  * Nothing is allocated; any read or parse failure says "not contended",
  * so the guard can only make polling stop, never make the loop fail.

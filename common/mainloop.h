@@ -62,7 +62,8 @@
  * shorter than the window would keep the loop from ever sleeping (the
  * daemon's shortest is 20 ms, above MAINLOOP_POLL_MAX_US).  A cgroup's CPU
  * quota is charged for the polling like any other work: the daemon's
- * --busy-poll auto does not poll under one (common/cgquota.h).  Nothing is allocated; the stats are the caller's.
+ * --busy-poll auto does not poll under one (common/cgquota.h).  Nothing is
+ * allocated; the stats are the caller's.
  */
 
 #include <stdbool.h>
@@ -103,9 +104,10 @@ struct mainloop_poll {
  *		polling included
  * @max_us:	the ceiling
  *
- * Returns the window for the next wait: unchanged if the wait ended within
+ * Return: the window for the next wait: unchanged if the wait ended within
  * it, halved (0 below MAINLOOP_ADAPT_START_US) if it ran past @max_us, else
- * doubled (MAINLOOP_ADAPT_START_US from 0), never above @max_us.
+ * doubled (MAINLOOP_ADAPT_START_US from 0), never above @max_us (given
+ * @window_us is not).
  */
 unsigned int mainloop_adapt_window(unsigned int window_us, uint64_t waited_us,
 				   unsigned int max_us);

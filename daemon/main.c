@@ -135,17 +135,18 @@ static void main_log_config(const struct ms_config *cfg)
  * `ip netns exec`, which mounts a sysfs of its own), no quota can be seen:
  * it polls, guarded by the load as ever, and says so.
  */
-static bool main_auto_poll_allowed(void)
+static bool main_check_auto_poll(void)
 {
-	char where[512];
+	char where[512] = "";
 	int ret = cgquota_find(where, sizeof(where));
 
 	if (ret == 1)
 		g_message("--busy-poll auto: a CPU quota applies (%s): the main loop does not poll "
 			  "(--busy-poll USEC to poll anyway)", where);
 	else if (ret < 0)
-		g_message("--busy-poll auto: cannot tell whether a CPU quota applies (%s): polling "
-			  "as without one (--busy-poll 0 to turn it off)",
+		g_message("--busy-poll auto: cannot tell whether a CPU quota applies (%s%s%s): "
+			  "polling as without one (--busy-poll 0 to turn it off)",
+			  where, *where ? ": " : "",
 			  ret == -ENOENT ? "no cgroup file with a cpu controller to read" :
 			  g_strerror(-ret));
 	return ret != 1;
@@ -164,7 +165,7 @@ static void main_setup_poll(const struct ms_config *cfg, struct cpuload *load,
 
 	*poll = (struct mainloop_poll){ .window_us = cfg->busy_poll_us,
 					.adaptive = cfg->busy_poll_adaptive };
-	if (poll->adaptive && !main_auto_poll_allowed())
+	if (poll->adaptive && !main_check_auto_poll())
 		poll->window_us = 0;
 	*window_us = poll->window_us;
 	if (!poll->window_us)

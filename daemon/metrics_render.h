@@ -58,7 +58,8 @@ struct metrics_snapshot {
 	size_t kernel_active;                       /* its flows not yet ended */
 	bool steering;                              /* --outbound-proxy: TCP is steered */
 	const struct mainloop_stats *loop_stats;    /* the main loop's polling (--busy-poll); NULL: none */
-	unsigned int busy_poll_us;                  /* --busy-poll's window, 0: off */
+	unsigned int busy_poll_us;                  /* the polling window (auto: its ceiling) in
+						     * effect; 0: the loop does not poll */
 };
 
 /**

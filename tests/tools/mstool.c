@@ -551,8 +551,10 @@ static int cmd_rr(void)
 
 	if (fd < 0)
 		return -fd;
-	if (opt_interval_us < 0 || opt_interval_us > 10 * G_USEC_PER_SEC)
+	if (opt_interval_us < 0 || opt_interval_us > 10 * G_USEC_PER_SEC) {
+		fprintf(stderr, "rr: --interval-us must be 0 to 10000000\n");
 		return 2;
+	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	for (gint64 i = 0, next = g_get_monotonic_time(); i < opt_count; i++) {
 		gint64 t0 = g_get_monotonic_time();

@@ -127,93 +127,129 @@ static char *tree_path(const struct tree *t, const char *rel)
 	return g_build_filename(t->root, rel, NULL);
 }
 
+/* A mountinfo line for a cgroup filesystem: @root shown at @dir, @fstype with @opts. */
+static char *mountinfo_line(const char *root, const char *dir, const char *fstype,
+			    const char *opts)
+{
+	return g_strdup_printf("35 24 0:30 %s %s rw,nosuid,nodev,noexec,relatime shared:9 - %s %s %s\n",
+			       root, dir, fstype, fstype, opts);
+}
+
+/* The mountinfo of a v2 host: cgroup2 at the tree's "v2", its root the hierarchy's. */
+static char *mountinfo_v2(const struct tree *t)
+{
+	g_autofree char *dir = tree_path(t, "v2");
+	g_autofree char *line = mountinfo_line("/", dir, "cgroup2", "rw,nsdelegate");
+
+	return g_strconcat("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n", line, NULL);
+}
+
 /* v2: a quota set on an ancestor binds the cgroup below it; the deepest quota is named. */
 static void test_v2_ancestor_quota(void **state)
 {
 	struct tree *t = *state;
-	char where[256];
+	g_autofree char *mi = mountinfo_v2(t);
+	g_autofree char *want = tree_path(t, "v2/kubepods/pod1/cpu.max: 200000 100000");
+	char where[512];
 
 	tree_put(t, "v2/cpu.max", "max 100000\n");
 	tree_put(t, "v2/kubepods/cpu.max", "max 100000\n");
 	tree_put(t, "v2/kubepods/pod1/cpu.max", "200000 100000\n");
 	tree_put(t, "v2/kubepods/pod1/compute/cpu.max", "max 100000\n");
-	{
-		g_autofree char *root = tree_path(t, "v2");
-		g_autofree char *want = tree_path(t, "v2/kubepods/pod1/cpu.max: 200000 100000");
-
-		assert_int_equal(cgquota_find_in("0::/kubepods/pod1/compute\n", root, NULL, where,
-						 sizeof(where)),
-				 1);
-		assert_string_equal(where, want);
-	}
+	assert_int_equal(cgquota_find_in("0::/kubepods/pod1/compute\n", mi, where, sizeof(where)), 1);
+	assert_string_equal(where, want);
 }
 
-/* v2 with "max" all the way up: none. */
+/* v2 with "max" all the way up: none, and @where left alone. */
 static void test_v2_no_quota(void **state)
 {
 	struct tree *t = *state;
-	g_autofree char *root = tree_path(t, "v2");
-	char where[256] = "";
+	g_autofree char *mi = mountinfo_v2(t);
+	char where[512] = "";
 
 	tree_put(t, "v2/cpu.max", "max 100000\n");
 	tree_put(t, "v2/a/cpu.max", "max 100000\n");
-	assert_int_equal(cgquota_find_in("0::/a\n", root, NULL, where, sizeof(where)), 0);
+	assert_int_equal(cgquota_find_in("0::/a\n", mi, where, sizeof(where)), 0);
 	assert_string_equal(where, "");
+	/* A cgroup whose directory is gone (" (deleted)"): its parent is read. */
+	assert_int_equal(cgquota_find_in("0::/a/b (deleted)\n", mi, where, sizeof(where)), 0);
 }
 
 /*
- * A container whose cgroup mount starts at its own cgroup: the path it is
- * shown does not exist under the mount, the mount's root is read.
+ * A container given only its own subtree (cgroup v1 without a cgroup
+ * namespace): the mount's root is the container's cgroup, which
+ * /proc/self/cgroup names in full.  That prefix is taken off: a quota on a
+ * cgroup below it is found, and the mount's root itself is read.
  */
 static void test_mount_rooted_deeper(void **state)
 {
 	struct tree *t = *state;
-	g_autofree char *root = tree_path(t, "v2");
-	char where[256];
+	g_autofree char *dir = tree_path(t, "cpu");
+	g_autofree char *mi = mountinfo_line("/docker/abc", dir, "cgroup", "rw,cpu,cpuacct");
+	char where[512];
 
-	tree_put(t, "v2/cpu.max", "50000 100000\n");
-	assert_int_equal(cgquota_find_in("0::/docker/abc123\n", root, NULL, where, sizeof(where)),
+	tree_put(t, "cpu/cpu.cfs_quota_us", "-1\n");
+	tree_put(t, "cpu/sub/cpu.cfs_quota_us", "50000\n");
+	assert_int_equal(cgquota_find_in("4:cpu,cpuacct:/docker/abc/sub\n", mi, where, sizeof(where)),
 			 1);
+	assert_non_null(strstr(where, "/cpu/sub/cpu.cfs_quota_us: 50000"));
+	assert_int_equal(cgquota_find_in("4:cpu,cpuacct:/docker/abc\n", mi, where, sizeof(where)), 0);
+	tree_put(t, "cpu/cpu.cfs_quota_us", "20000\n");
+	assert_int_equal(cgquota_find_in("4:cpu,cpuacct:/docker/abc\n", mi, where, sizeof(where)), 1);
+	/* A path outside the mount's root ("/docker/abcd" is not below "/docker/abc"): not in view. */
+	assert_int_equal(cgquota_find_in("4:cpu,cpuacct:/docker/abcd\n", mi, where, sizeof(where)),
+			 -ENOENT);
 }
 
 /*
- * v1: the first existing root of the list serves the cpu controller's
- * line (cpu,cpuacct or cpu alone); other controllers' lines are skipped.
+ * v1: the cpu controller's mount serves the cpu line (other controllers'
+ * mounts and lines are passed over), its mount point unescaped.
  */
 static void test_v1(void **state)
 {
 	struct tree *t = *state;
-	g_autofree char *missing = tree_path(t, "no-such-mount");
-	g_autofree char *cpu = tree_path(t, "cpu");
-	const char *const roots[] = { missing, cpu, NULL };
+	g_autofree char *mem = tree_path(t, "memory");
+	g_autofree char *cpu = tree_path(t, "cpu\\040acct");
+	g_autofree char *l1 = mountinfo_line("/", mem, "cgroup", "rw,memory");
+	g_autofree char *l2 = mountinfo_line("/", cpu, "cgroup", "rw,cpu,cpuacct");
+	g_autofree char *mi = g_strconcat(l1, l2, NULL);
 	const char *text = "9:name=systemd:/\n4:memory:/pod\n2:cpu,cpuacct:/pod/vm\n1:cpuset:/\n";
-	char where[256];
+	char where[512];
 
-	tree_put(t, "cpu/cpu.cfs_quota_us", "-1\n");
-	tree_put(t, "cpu/pod/cpu.cfs_quota_us", "-1\n");
-	tree_put(t, "cpu/pod/vm/cpu.cfs_quota_us", "-1\n");
-	assert_int_equal(cgquota_find_in(text, NULL, roots, where, sizeof(where)), 0);
-	tree_put(t, "cpu/pod/cpu.cfs_quota_us", "150000\n");
-	assert_int_equal(cgquota_find_in(text, NULL, roots, where, sizeof(where)), 1);
-	assert_non_null(strstr(where, "/pod/cpu.cfs_quota_us: 150000"));
-	/* "cpuacct" alone is not the cpu controller. */
-	assert_int_equal(cgquota_find_in("2:cpuacct:/pod/vm\n", NULL, roots, where, sizeof(where)),
-			 -ENOENT);
+	tree_put(t, "memory/pod/cpu.cfs_quota_us", "1000\n"); /* not the cpu controller's */
+	tree_put(t, "cpu acct/cpu.cfs_quota_us", "-1\n");
+	tree_put(t, "cpu acct/pod/cpu.cfs_quota_us", "-1\n");
+	tree_put(t, "cpu acct/pod/vm/cpu.cfs_quota_us", "-1\n");
+	assert_int_equal(cgquota_find_in(text, mi, where, sizeof(where)), 0);
+	tree_put(t, "cpu acct/pod/cpu.cfs_quota_us", "150000\n");
+	assert_int_equal(cgquota_find_in(text, mi, where, sizeof(where)), 1);
+	assert_non_null(strstr(where, "/cpu acct/pod/cpu.cfs_quota_us: 150000"));
+	/* "cpuacct" alone is not the cpu controller: nothing to read. */
+	assert_int_equal(cgquota_find_in("2:cpuacct:/pod/vm\n", mi, where, sizeof(where)), -ENOENT);
 }
 
 /* Nothing to look at, malformed lines and quota files: errors, never a guess. */
 static void test_errors(void **state)
 {
 	struct tree *t = *state;
-	g_autofree char *root = tree_path(t, "v2");
-	char where[256];
+	g_autofree char *mi = mountinfo_v2(t);
+	g_autofree char *bad = tree_path(t, "v2/a/cpu.max");
+	char where[512];
 
-	assert_int_equal(cgquota_find_in("0::/a\n", NULL, NULL, where, sizeof(where)), -ENOENT);
-	assert_int_equal(cgquota_find_in("", root, NULL, where, sizeof(where)), -ENOENT);
-	assert_int_equal(cgquota_find_in("garbage\n", root, NULL, where, sizeof(where)), -EINVAL);
-	assert_int_equal(cgquota_find_in("0::relative\n", root, NULL, where, sizeof(where)), -EINVAL);
+	/* No cgroup filesystem mounted (as under ip netns exec). */
+	assert_int_equal(cgquota_find_in("0::/a\n", "22 1 8:1 / / rw - ext4 /dev/vda1 rw\n", where,
+					 sizeof(where)),
+			 -ENOENT);
+	assert_int_equal(cgquota_find_in("", mi, where, sizeof(where)), -ENOENT);
+	assert_int_equal(cgquota_find_in("garbage\n", mi, where, sizeof(where)), -EINVAL);
+	assert_int_equal(cgquota_find_in("0::relative\n", mi, where, sizeof(where)), -EINVAL);
+	assert_int_equal(cgquota_find_in("0::/a/../../etc\n", mi, where, sizeof(where)), -EINVAL);
 	tree_put(t, "v2/a/cpu.max", "lots\n");
-	assert_int_equal(cgquota_find_in("0::/a\n", root, NULL, where, sizeof(where)), -EINVAL);
+	assert_int_equal(cgquota_find_in("0::/a\n", mi, where, sizeof(where)), -EINVAL);
+	assert_string_equal(where, bad);
+	/* A quota file that exists but cannot be read: its error, not "absent". */
+	tree_put(t, "v2/b/cpu.max/x", "");
+	assert_int_equal(cgquota_find_in("0::/b\n", mi, where, sizeof(where)), -EISDIR);
 }
 
 /* This machine's own cgroup: an answer, not an error (procfs and sysfs are there). */

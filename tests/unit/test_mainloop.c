@@ -37,7 +37,9 @@ struct pingpong {
 	uint64_t waits_at[PINGPONG_MAX];  /* blocking waits (sleeps + yielded) when each byte
 					   * was handled */
 	uint64_t caught_at[PINGPONG_MAX]; /* stats.caught then: the loop counts a dispatch after it */
-	uint64_t window_at[PINGPONG_MAX]; /* stats.window_us then: the window this wake-up set */
+	uint64_t window_at[PINGPONG_MAX]; /* stats.window_us then: a wake-up moves the window
+					   * after its handlers ran, so this is the window the
+					   * wait for byte i began with */
 	struct mainloop_poll poll;    /* the window, and the guard a test sets */
 	void (*on_byte)(int i, void *opaque); /* called as byte @i is handled, or NULL */
 	void *on_byte_opaque;
@@ -149,7 +151,10 @@ static void pingpong_run_guarded(struct pingpong *pp, int bytes, unsigned int po
 	pingpong_exchange(pp);
 }
 
-/* The exchange with the adaptive window up to @ceiling_us, byte i coming @delays[i] after its ask. */
+/*
+ * The exchange with the adaptive window up to @ceiling_us, byte i coming
+ * @delays[i] after its ask.
+ */
 static void pingpong_run_adaptive(struct pingpong *pp, int bytes, unsigned int ceiling_us,
 				  const unsigned int *delays)
 {
@@ -417,8 +422,10 @@ static void test_adaptive_grows_and_catches(void **state)
 
 /*
  * Events far apart (50 ms, against a ceiling of 1 ms): the window stays at
- * or falls back to 0, and the loop polls less than one ceiling in all,
- * where a fixed 1 ms window would poll 1 ms at every wake-up.
+ * 0, and the loop polls less than one ceiling in all, where a fixed 1 ms
+ * window would poll 1 ms at every wake-up.  GLib returns from a blocking
+ * wait with nothing dispatched a few microseconds after each dispatch:
+ * taken for a short wait, that would lift the window to 10 us every time.
  */
 static void test_adaptive_stays_off_when_slow(void **state)
 {
@@ -433,24 +440,27 @@ static void test_adaptive_stays_off_when_slow(void **state)
 }
 
 /*
- * Sixteen bytes 1 ms apart grow the window (ceiling 50 ms); four more,
- * 200 ms apart, halve it at each wake-up: it ends at most a quarter of
- * what it was at the sixteenth byte.  (A wake-up moves the window after
- * its handlers ran, so window_at[15] is one step behind: the wait for
- * byte 15 may still double it before the four halvings.)
+ * Sixteen bytes 1 ms apart grow the window (ceiling 50 ms) past 1 ms at
+ * some point (one long pause of a loaded machine halves it, so the peak is
+ * judged, not the last); four more, 200 ms apart, halve it at each wake-up:
+ * it ends at a sixteenth of what the wait for byte 16 began with.
  */
 static void test_adaptive_shrinks(void **state)
 {
 	unsigned int delays[20];
 	struct pingpong pp;
+	uint64_t peak = 0;
 
 	(void)state;
 	for (size_t i = 0; i < G_N_ELEMENTS(delays); i++)
 		delays[i] = i < 16 ? 1000 : 200 * 1000;
 	pingpong_run_adaptive(&pp, G_N_ELEMENTS(delays), 50 * 1000, delays);
-	assert_true(pp.window_at[15] >= 1000);
-	assert_true(pp.stats.window_us <= pp.window_at[15] / 4);
-	assert_true(pp.stats.window_us < pp.window_at[19]);
+
+	for (int i = 0; i <= 16; i++)
+		peak = MAX(peak, pp.window_at[i]);
+	assert_true(peak >= 1000);
+	assert_true(pp.window_at[16] > 0);
+	assert_true(pp.stats.window_us <= pp.window_at[16] / 16);
 }
 
 int main(void)

@@ -277,6 +277,10 @@ static void test_busy_poll(void **state)
 		{ "200", 200, false }, { "200us", 200, false }, { "0", 0, false },
 		{ "0us", 0, false },   { "10000", 10000, false }, { "auto", MAINLOOP_AUTO_MAX_US, true },
 	};
+	/* A number after auto is a fixed window again, 0 off. */
+	static const struct { const char *arg; unsigned int want; } after_auto[] = {
+		{ "30", 30 }, { "0", 0 },
+	};
 	struct ms_config cfg;
 	g_autoptr(GError) err = NULL;
 
@@ -293,6 +297,13 @@ static void test_busy_poll(void **state)
 	assert_int_equal(cfg.busy_poll_us, MAINLOOP_AUTO_MAX_US);
 	assert_true(cfg.busy_poll_adaptive);
 	ms_config_free(&cfg);
+	for (size_t i = 0; i < G_N_ELEMENTS(after_auto); i++) {
+		assert_int_equal(parse(&cfg, &err, "--socket", "a", "--busy-poll", "auto",
+				       "--busy-poll", after_auto[i].arg, NULL), 0);
+		assert_int_equal(cfg.busy_poll_us, after_auto[i].want);
+		assert_false(cfg.busy_poll_adaptive);
+		ms_config_free(&cfg);
+	}
 }
 
 /* --busy-poll-when: idle (the default: the guard may stop a window) or always. */
