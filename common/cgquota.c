@@ -3,9 +3,7 @@
 #include "cgquota.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <glib.h>
 
@@ -138,22 +136,29 @@ static const char *cgquota_below(const char *path, const char *root)
 	return path[n] ? path + n : "/";
 }
 
-/* Read a small file (a quota) into @buf, NUL-terminated.  Returns its length or -errno. */
-static ssize_t cgquota_read_file(const char *name, char *buf, size_t size)
+/*
+ * g_file_get_contents() of @name into *@text (the caller's): 0, or -errno
+ * for the failures the walk tells apart (-ENOENT, -ENOTDIR, -EISDIR,
+ * -EACCES), -EIO for any other.
+ */
+static int cgquota_slurp(const char *name, char **text)
 {
-	int fd = open(name, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	int err;
+	g_autoptr(GError) err = NULL;
 
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, size - 1);
-	err = errno;
-	close(fd);
-	if (n < 0)
-		return -err;
-	buf[n] = 0;
-	return n;
+	if (g_file_get_contents(name, text, NULL, &err))
+		return 0;
+	switch (err->code) {
+	case G_FILE_ERROR_NOENT:
+		return -ENOENT;
+	case G_FILE_ERROR_NOTDIR:
+		return -ENOTDIR;
+	case G_FILE_ERROR_ISDIR:
+		return -EISDIR;
+	case G_FILE_ERROR_ACCES:
+		return -EACCES;
+	default:
+		return -EIO;
+	}
 }
 
 /*
@@ -168,12 +173,12 @@ static int cgquota_walk(const char *dir, const char *rel, const char *file,
 
 	for (;;) {
 		g_autofree char *name = g_build_filename(dir, at, file, NULL);
-		char text[64];
-		ssize_t n = cgquota_read_file(name, text, sizeof(text));
+		g_autofree char *text = NULL;
+		int ret = cgquota_slurp(name, &text);
 		char *slash;
 		bool limited;
 
-		if (n >= 0) {
+		if (!ret) {
 			if (parse(text, &limited)) {
 				g_snprintf(where, where_len, "%s", name);
 				return -EINVAL;
@@ -182,8 +187,8 @@ static int cgquota_walk(const char *dir, const char *rel, const char *file,
 				g_snprintf(where, where_len, "%s: %s", name, g_strstrip(text));
 				return 1;
 			}
-		} else if (n != -ENOENT && n != -ENOTDIR) {
-			return (int)n;
+		} else if (ret != -ENOENT && ret != -ENOTDIR) {
+			return ret;
 		}
 		if (!strcmp(at, "/"))
 			return 0;
@@ -237,17 +242,6 @@ int cgquota_find_in(const char *cgroup_text, const char *mountinfo_text, char *w
 		}
 	}
 	return seen ? 0 : -ENOENT;
-}
-
-/* g_file_get_contents() of @name: 0, or -ENOENT, -EACCES, -EIO for any other failure. */
-static int cgquota_slurp(const char *name, char **text)
-{
-	g_autoptr(GError) err = NULL;
-
-	if (g_file_get_contents(name, text, NULL, &err))
-		return 0;
-	return err->code == G_FILE_ERROR_NOENT ? -ENOENT :
-	       err->code == G_FILE_ERROR_ACCES ? -EACCES : -EIO;
 }
 
 int cgquota_find(char *where, size_t where_len)

@@ -78,6 +78,8 @@ int cgquota_find_in(const char *cgroup_text, const char *mountinfo_text, char *w
  *
  * Return: as cgquota_find_in(), or -ENOENT, -EACCES or (any other failure)
  * -EIO when /proc/self/cgroup or /proc/self/mountinfo cannot be read.
+ * A quota file's read error is -ENOENT, -ENOTDIR, -EISDIR, -EACCES or -EIO
+ * likewise.
  */
 int cgquota_find(char *where, size_t where_len);
 

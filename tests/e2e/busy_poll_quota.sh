@@ -128,16 +128,8 @@ if [ -z "$cg" ]; then
 	e2e_log "part B not run: no cgroup with a CPU quota can be made here"
 	exit 0
 fi
-# On a failure: its daemons stopped (bounded), then the cgroup removed.
-cg_cleanup() {
-	local p
-	for p in "${E2E_PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null || continue
-		e2e_wait_exit "$p" 5 || e2e_kill9 "$p"
-	done
-	[ -d "$cg" ] && rmdir "$cg"
-}
-E2E_CLEANUP_HOOKS+=(cg_cleanup)
+# On a failure: the daemons stopped first (a cgroup with processes cannot be removed).
+E2E_CLEANUP_HOOKS+=("e2e_stop_all; [ ! -d '$cg' ] || rmdir '$cg'")
 
 start quota "$cg" --busy-poll auto
 window quota

@@ -65,11 +65,9 @@ e2e_require() {
 # Commands run first at cleanup (for processes whose PIDs are learned late).
 E2E_CLEANUP_HOOKS=()
 
-e2e_cleanup() {
-	local rc=$? pid i hook
-	for hook in "${E2E_CLEANUP_HOOKS[@]}"; do
-		eval "$hook" || true
-	done
+# e2e_stop_all : every process in E2E_PIDS sent SIGTERM, given 5 s each, then SIGKILL, reaped.
+e2e_stop_all() {
+	local pid i
 	for pid in "${E2E_PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
@@ -81,6 +79,14 @@ e2e_cleanup() {
 		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
+}
+
+e2e_cleanup() {
+	local rc=$? hook
+	for hook in "${E2E_CLEANUP_HOOKS[@]}"; do
+		eval "$hook" || true
+	done
+	e2e_stop_all
 	for ns in "${E2E_NETNS[@]}"; do
 		ip netns del "$ns" 2>/dev/null || true
 	done

@@ -14,14 +14,30 @@
 
 #include "common/cgquota.h"
 
+/* One text a quota parser is given, and what it must say. */
+struct parse_case {
+	const char *text;
+	int ret;
+	bool limited;                 /* checked when ret is 0 */
+};
+
+/* Run @parse over @n cases; @limited starts as the opposite of the answer, so it must be set. */
+static void check_parse(int (*parse)(const char *text, bool *limited),
+			const struct parse_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool limited = !cases[i].limited;
+
+		assert_int_equal(parse(cases[i].text, &limited), cases[i].ret);
+		if (!cases[i].ret)
+			assert_int_equal(limited, cases[i].limited);
+	}
+}
+
 /* cpu.max as the kernel writes it; anything else is refused, not guessed at. */
 static void test_parse_cpu_max(void **state)
 {
-	static const struct {
-		const char *text;
-		int ret;
-		bool limited;
-	} cases[] = {
+	static const struct parse_case cases[] = {
 		{ "max 100000\n", 0, false },
 		{ "50000 100000\n", 0, true },
 		{ "1000 1000", 0, true },
@@ -35,23 +51,13 @@ static void test_parse_cpu_max(void **state)
 	};
 
 	(void)state;
-	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-		bool limited = !cases[i].limited;
-
-		assert_int_equal(cgquota_parse_cpu_max(cases[i].text, &limited), cases[i].ret);
-		if (!cases[i].ret)
-			assert_int_equal(limited, cases[i].limited);
-	}
+	check_parse(cgquota_parse_cpu_max, cases, G_N_ELEMENTS(cases));
 }
 
 /* cpu.cfs_quota_us: -1 (none) or a count. */
 static void test_parse_cfs_quota(void **state)
 {
-	static const struct {
-		const char *text;
-		int ret;
-		bool limited;
-	} cases[] = {
+	static const struct parse_case cases[] = {
 		{ "-1\n", 0, false },
 		{ "50000\n", 0, true },
 		{ "1", 0, true },
@@ -62,13 +68,7 @@ static void test_parse_cfs_quota(void **state)
 	};
 
 	(void)state;
-	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-		bool limited = !cases[i].limited;
-
-		assert_int_equal(cgquota_parse_cfs_quota(cases[i].text, &limited), cases[i].ret);
-		if (!cases[i].ret)
-			assert_int_equal(limited, cases[i].limited);
-	}
+	check_parse(cgquota_parse_cfs_quota, cases, G_N_ELEMENTS(cases));
 }
 
 /* A made-up cgroup tree under a fresh temporary directory. */
