@@ -91,7 +91,7 @@ down_how=$(e2e_pcap_close "$E2E_TMP/guest.pcap" "$NODE_IP:5002")
 [ "$down_how" = fin ] || e2e_fail "download: the connection ended with '${down_how:-nothing}', want a FIN"
 e2e_wait_for "$E2E_TMP/haproxy.log" "orig_dst=$NODE_IP:5002 bytes=0/[0-9]+" 10 ||
 	e2e_fail "download: the sidecar did not log the flow"
-sidecar=$(e2e_field "$E2E_TMP/haproxy.log" "HAPROXY-OUT .*orig_dst=$NODE_IP:5002 ")
+sidecar=$(e2e_field "$E2E_TMP/haproxy.log" "HAPROXY-OUT .*orig_dst=$NODE_IP:5002 " | grep -o 'bytes=0/[0-9]*')
 got=$(e2e_field "$E2E_TMP/guest.log" 'GUEST-PULL-END dl1' | grep -o 'bytes=[0-9]*')
 [ "${sidecar##*bytes=0/}" = "${got#bytes=}" ] ||
 	e2e_fail "download: the sidecar got ${sidecar##*bytes=0/} bytes from the upstream, the guest $got"

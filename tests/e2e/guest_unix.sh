@@ -14,7 +14,7 @@ IN_SOCK=$E2E_TMP/guest-http.sock
 e2e_haproxy_cfg "$E2E_TMP/haproxy.cfg" \
 	'frontend outbound' \
 	"  bind unix@$OUT_SOCK accept-proxy" \
-	'  log-format "HAPROXY-OUT client=%ci:%cp orig_dst=%fi:%fp bytes=%U/%B"' \
+	'  log-format "HAPROXY-OUT client=%ci:%cp orig_dst=%fi:%fp bytes=%U/%B term=%ts"' \
 	'  default_backend original_dst' \
 	'backend original_dst' \
 	'  server orig 0.0.0.0:0' \

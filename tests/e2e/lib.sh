@@ -29,14 +29,148 @@ NODE_IP=198.18.0.1
 POD_IP=198.18.0.2
 
 e2e_log() { printf '[%s %s] %s\n' "$E2E_NAME" "$(date +%T)" "$*"; }
+# e2e_fail WHY : fail the test: say why, gather what tells whose side stopped (e2e_diag, into
+# diag.txt, printed whole; GUEST-WEDGED for a guest that stopped transmitting on its own, which
+# rerun-on-guest-fault reruns), print the end of every log, exit 1.
 e2e_fail() {
+	local log why
 	e2e_log "FAIL: $*"
-	for f in "$E2E_TMP"/*.log; do
-		[ -f "$f" ] || continue
-		echo "----- $(basename "$f") (last 40 lines)"
-		tail -n 40 "$f" | tr -d '\r'
+	e2e_diag >"$E2E_TMP/diag.txt" 2>&1
+	for log in "$E2E_TMP"/*.log; do
+		why=$(e2e_guest_wedged "$log" "$E2E_TMP/diag.txt") &&
+			e2e_log "GUEST-WEDGED $(basename "$log"): $why"
+	done
+	echo "----- diag.txt (e2e_diag: the guests' virtqueues, the daemon's counters, TCP sockets)"
+	head -n 300 "$E2E_TMP/diag.txt"
+	for log in "$E2E_TMP"/*.log; do
+		[ -f "$log" ] || continue
+		echo "----- $(basename "$log") (last 40 lines)"
+		tail -n 40 "$log" | tr -d '\r'
 	done
 	exit 1
+}
+
+# e2e_monitor SOCKET CMD... : each CMD to a QEMU monitor, its answers printed (the monitor's
+# echo of each keystroke, with escapes, dropped); 10 s at most.
+e2e_monitor() {
+	local mon=$1
+	shift
+	printf '%s\n' "$@" | timeout 10 socat -t 2 - "UNIX-CONNECT:$mon" 2>/dev/null | tr -d '\r' |
+		grep -av -e $'\e' -e '^QEMU .* monitor' -e '^(qemu)' || true
+}
+
+# e2e_diag : what a failed test leaves to tell whose side stopped, printed.  For each guest
+# still running, its CPU, and for its NIC's two virtqueues (0: receive, 1: transmit) the
+# indices in guest memory: avail.idx (where the guest's offers end) against used.idx (where
+# the backend's returns end), and the event indices each side asked to be woken at
+# (used_event, the guest's; avail_event, the backend's).  A transmit queue with avail.idx
+# ahead of used.idx: the backend stopped taking the guest's frames; a receive queue with
+# avail.idx at used.idx: the guest stopped giving buffers.  The guest's own ticks (GUEST-TICK,
+# in its log) say whether it still runs.  Then every TCP socket in the test's namespaces, with
+# queues and timers.  Each step bounded.
+e2e_diag() {
+	local mon ns q st num avail used x
+	local path=/machine/peripheral/nic0/virtio-backend
+	for mon in "${E2E_MONITORS[@]}"; do
+		[ -S "$mon" ] || continue
+		echo "== $(basename "$mon"): $(e2e_monitor "$mon" 'info status' 'info cpus' | tr '\n' ' ')"
+		for q in 0 1; do
+			# With vhost-user QEMU's own queue state is unused; the rings' guest addresses
+			# are in the vhost status.
+			st=$(e2e_monitor "$mon" "info virtio-vhost-queue-status $path $q")
+			if grep -q avail_phys <<<"$st"; then
+				avail=$(awk '/avail_phys:/ { print $2 }' <<<"$st")
+				used=$(awk '/used_phys:/ { print $2 }' <<<"$st")
+			else
+				st=$(e2e_monitor "$mon" "info virtio-queue-status $path $q")
+				avail=$(awk '$1 == "avail:" { print $2 }' <<<"$st")
+				used=$(awk '$1 == "used:" { print $2 }' <<<"$st")
+			fi
+			num=$(awk '$1 == "num:" { print $2; exit }' <<<"$st")
+			if ! [[ $avail =~ ^0x[0-9a-f]+$ && $used =~ ^0x[0-9a-f]+$ && $num =~ ^[0-9]+$ ]] ||
+				[ "$((avail))" = 0 ]; then
+				echo "$(basename "$mon") queue $q: no ring ($(tr '\n' ' ' <<<"$st" | cut -c1-200))"
+				continue
+			fi
+			x=$(e2e_monitor "$mon" "xp /2hx $avail" "xp /2hx $used" \
+				"xp /1hx $((avail + 4 + 2 * num))" "xp /1hx $((used + 4 + 8 * num))" |
+				sed 's/^[0-9a-fx]*: *//' | tr '\n' ' ')
+			set -- $x
+			echo "$(basename "$mon") queue $q (num $num): avail.flags=${1:-?} avail.idx=${2:-?} used.flags=${3:-?}" \
+				"used.idx=${4:-?} used_event=${5:-?} avail_event=${6:-?}" \
+				"$(awk '/last_avail_idx:|used_idx:|inuse:/ { printf "qemu.%s%s ", $1, $2 }' <<<"$st")"
+		done
+	done
+	# The daemon's counters that are not 0 (without e2e_scrape, which fails the test).
+	if [ -n "${METRICS:-}" ] && [ -n "${NS_POD:-}" ]; then
+		echo "== the daemon's non-zero counters at $METRICS"
+		timeout 10 ip netns exec "$NS_POD" "$MSTOOL" http-get --connect "$METRICS" \
+			--path /metrics --timeout 5 2>&1 | grep -v -e '^#' -e ' 0$' | head -n 80
+	fi
+	for ns in "${E2E_NETNS[@]}"; do
+		echo "== TCP sockets in $ns"
+		timeout 5 ip netns exec "$ns" ss -tnmio state connected 2>&1 | head -n 60 || true
+	done
+}
+
+# e2e_guest_wedged LOG DIAG : true, with the evidence printed, if the guest whose console is
+# LOG (its monitor's queues in DIAG, e2e_diag's output) stopped transmitting on its own: three
+# of its ticks in a row, 20 s or more apart end to end, in which its NIC sent no frame while
+# one TCP connection held the same bytes not yet sent, with no timer running (nothing in
+# flight unacknowledged, no zero-window probe: the peer's window open, as far as the guest
+# knows), and the backend had taken every frame the guest offered (transmit queue: used.idx =
+# avail.idx).  A healthy guest in that state sends at once.  Seen under TCG
+# (2026-12-05, both QEMU's stream backend and ours): the guest's last frames all acknowledged
+# with the window open, then nothing, the socket still holding bytes; its transmit
+# completions not reclaimed, TCP's small-queue limit waits for them for ever.  A backend that
+# stops taking frames leaves avail.idx ahead of used.idx and does not match; nor does a stall
+# anywhere after the guest (it keeps retransmitting).
+e2e_guest_wedged() {
+	local log=$1 diag=$2 mon q
+	mon=$(basename "${log%.log}").mon
+	q=$(grep -a "^$mon queue 1 " "$diag" 2>/dev/null | head -n 1)
+	[[ $q =~ avail\.idx=(0x[0-9a-f]+).*used\.idx=(0x[0-9a-f]+) ]] || return 1
+	[ "$((BASH_REMATCH[1]))" = "$((BASH_REMATCH[2]))" ] || return 1
+	tr -d '\r' <"$log" | awk -v ring="$q" '
+	# GUEST-TICK up=S eth0 rx=N tx=N irq=N tcp=LOCAL>REMOTE/ST/TXQ:RXQ/TR:WHEN/RETR/CWND ...
+	match($0, /GUEST-TICK up=[0-9.]+ eth0 rx=[0-9]+ tx=[0-9]+ irq=[0-9,]* tcp=/) {
+		n = split(substr($0, RSTART), f, " ")
+		k++
+		up[k] = substr(f[2], 4) + 0
+		tx[k] = substr(f[5], 4)
+		for (i = 7; i <= n; i++) {
+			if (i == 7)
+				f[i] = substr(f[i], 5)
+			if (split(f[i], s, "/") < 4)
+				continue
+			sock[k, s[1]] = s[2] "/" s[3] "/" substr(s[4], 1, 2)
+			keys[s[1]] = 1
+		}
+	}
+	END {
+		for (j = 1; j + 2 <= k; j++) {
+			if (tx[j] != tx[j + 1] || tx[j] != tx[j + 2] || up[j + 2] - up[j] < 20)
+				continue
+			for (key in keys) {
+				v = sock[j, key]
+				if (v == "" || sock[j + 1, key] != v || sock[j + 2, key] != v)
+					continue
+				split(v, p, "/")
+				# Established or closing with data (01, 04 FIN_WAIT1, 08, 09, 0B), bytes in
+				# the send queue, and no timer at all (00): nothing in flight unacknowledged
+				# (that arms the retransmission timer, 01, whose backoff may outlast the
+				# ticks while a backend drops), no zero-window probe (04).
+				if (p[1] !~ /^(01|04|08|09|0B)$/ || substr(p[2], 1, 8) == "00000000" || p[3] != "00")
+					continue
+				printf "the guest stopped transmitting on its own: from up=%s to up=%s s its NIC " \
+					"sent nothing (tx=%s) while TCP %s held 0x%s bytes not sent " \
+					"(state %s, timer %s); the backend had taken every frame it offered (%s)\n",
+					up[j], up[j + 2], tx[j], key, substr(p[2], 1, 8), p[1], p[3], ring
+				exit 0
+			}
+		}
+		exit 1
+	}'
 }
 
 # e2e_skip WHY : skip (exit 77, meson's skip code) when the test cannot run here at all; with
@@ -239,10 +373,14 @@ e2e_build_guest() {
 # to the -device options (e.g. ",host_mtu=1500").  E2E_GUEST_NS runs QEMU in another namespace
 # than the pod's, and the array E2E_QEMU_EXTRA adds options (a monitor, -incoming).
 E2E_QEMU_EXTRA=()
+E2E_MONITORS=()
 e2e_boot_guest() {
 	local name=$1 dir=$2 sock=$3 append=${4:-} opts=(-no-reboot) net
-	local dev=virtio-net-pci,netdev=n0,romfile=,mac=52:54:00:12:34:56${E2E_GUEST_DEVICE_OPTS:-}
+	local dev=virtio-net-pci,id=nic0,netdev=n0,romfile=,mac=52:54:00:12:34:56${E2E_GUEST_DEVICE_OPTS:-}
 	e2e_require qemu-system-x86_64
+	# A monitor of the test's own, read by e2e_diag when the test fails.
+	opts+=(-monitor "unix:$E2E_TMP/$name.mon,server=on,wait=off")
+	E2E_MONITORS+=("$E2E_TMP/$name.mon")
 	[ "${E2E_GUEST_REBOOT:-0}" = 1 ] && opts=()
 	[ "${E2E_GUEST_PCAP:-0}" = 1 ] &&
 		opts+=(-object "filter-dump,id=dump0,netdev=n0,file=$E2E_TMP/$name.pcap,maxlen=128")
@@ -434,7 +572,7 @@ e2e_start_haproxy() {
 E2E_HAPROXY_OUTBOUND_PROXY=(
 	'frontend outbound'
 	'  bind 127.0.0.1:15001 accept-proxy'
-	'  log-format "HAPROXY-OUT client=%ci:%cp orig_dst=%fi:%fp bytes=%U/%B"'
+	'  log-format "HAPROXY-OUT client=%ci:%cp orig_dst=%fi:%fp bytes=%U/%B term=%ts"'
 	'  default_backend original_dst'
 	'backend original_dst'
 	'  server orig 0.0.0.0:0'

@@ -18,7 +18,7 @@
 #     used-ring write the daemon did not log is a stale page there: with logging removed the
 #     guest still ticks (Linux puts the used ring on the avail ring's page, which the guest CPU
 #     dirties anyway, and a stale packet buffer is only a bad packet) but this comparison fails.
-#     QEMU's TCG migration itself now and then misses a guest CPU write (rerun-on-guest-oops
+#     QEMU's TCG migration itself now and then misses a guest CPU write (rerun-on-guest-fault
 #     has the evidence), so a mismatch names the pages and how many bytes of each differ.
 #     tests/inproc/test_vhost_user.c checks the log's bits for RX buffers and used-ring writes.
 source "$(dirname "$0")/lib.sh"
@@ -68,7 +68,7 @@ E2E_QEMU_EXTRA=(-monitor "unix:$MON1,server=on,wait=off")
 # receiving corrupted the destination guest's memory in about half the runs on a loaded
 # 2-core machine (slab and function-pointer faults right after the switch-over; the same
 # kernel, QEMU and load with vhost-user far more rarely; both runs go through
-# rerun-on-guest-oops, whose header has the counts).  So the stream run migrates a guest that
+# rerun-on-guest-fault, whose header has the counts).  So the stream run migrates a guest that
 # only opens its short connections, which is what it tests of ours: the guest keeps its
 # address and its new flows leave through the target's meshslirp.
 append="ms.node=$NODE_IP"
@@ -159,7 +159,7 @@ if [ "$NETDEV" = vhost-user ]; then
 	[ -n "$pages" ] && [ "$pages" != -1 ] || e2e_fail "cannot compare the two QEMUs' RAM: $(cat "$E2E_TMP/ram-diff.txt")"
 	[ "$pages" = 0 ] || e2e_fail "the destination's RAM differs from the source's at the switch-over in" \
 		"$pages pages (a write to guest memory missing from the dirty log: ours, or QEMU's" \
-		"own, see rerun-on-guest-oops); the first as page:bytes differing: $(cat "$E2E_TMP/ram-diff.txt");" \
+		"own, see rerun-on-guest-fault); the first as page:bytes differing: $(cat "$E2E_TMP/ram-diff.txt");" \
 		"the first differing bytes, source and destination:"$'\n'"$(cat "$E2E_TMP/ram-diff-bytes.txt" 2>/dev/null)"
 	e2e_log "the destination's guest RAM equals the source's at the switch-over"
 	hmp "$MON2" 'cont' >/dev/null
