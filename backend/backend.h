@@ -163,6 +163,11 @@ struct backend_stats {
 	uint64_t vu_dirty_log_missed; /* writes (buffers, used rings) beyond the dirty log */
 	uint64_t vu_unmap_failures; /* guest memory or log mappings munmap() refused (leaked) */
 	uint64_t vu_memory_faults;  /* front-ends closed: their memory fd shrank under us (SIGBUS) */
+	/* Per ring (0: the guest's RX, 1: its TX): interrupts requested (call fd signalled), and
+	 * the used index published with the last one (with the guest's used_event, which lies in
+	 * guest memory, it tells whether an interrupt the guest asked for was sent). */
+	uint64_t vu_calls[2];
+	uint16_t vu_call_used_idx[2];
 };
 
 struct backend;

@@ -689,8 +689,11 @@ static void vu_ring_flush(struct vhost_user_backend *vb, unsigned int idx)
 {
 	struct vu_vring *vr = &vb->vr[idx];
 
-	if (vq_flush(&vr->vq))
+	if (vq_flush(&vr->vq) && vr->call_fd >= 0) {
 		vu_eventfd_signal(vr->call_fd);
+		vb->be.stats.vu_calls[idx]++;
+		vb->be.stats.vu_call_used_idx[idx] = vr->vq.used_idx;
+	}
 	if (vr->vq.log_missed != vr->log_missed_seen) {
 		vu_log_missed(vb, vr->vq.log_missed - vr->log_missed_seen);
 		vr->log_missed_seen = vr->vq.log_missed;

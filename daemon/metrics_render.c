@@ -175,6 +175,19 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		    "Guest frames the kernel path took with their payload left in guest memory, for "
 		    "the kernel to read (its large segments: one copy fewer; its drops count there).");
 	metric(o, "meshslirp_vhost_user_tail_frames_total", NULL, bs->vu_tx_tail_frames);
+	metric_head(o, "meshslirp_vhost_user_calls_total", "counter",
+		    "Interrupts requested from the front-end (call fd signalled), by ring: rx, the "
+		    "guest's receive queue; tx, its transmit queue.");
+	metric(o, "meshslirp_vhost_user_calls_total", "ring=\"rx\"", bs->vu_calls[0]);
+	metric(o, "meshslirp_vhost_user_calls_total", "ring=\"tx\"", bs->vu_calls[1]);
+	metric_head(o, "meshslirp_vhost_user_last_call_used_index", "gauge",
+		    "The used index (mod 65536) published with the last interrupt requested on each "
+		    "ring; set beside the guest's used_event, it tells whether an interrupt the guest "
+		    "asked for was sent.");
+	metric(o, "meshslirp_vhost_user_last_call_used_index", "ring=\"rx\"",
+	       bs->vu_call_used_idx[0]);
+	metric(o, "meshslirp_vhost_user_last_call_used_index", "ring=\"tx\"",
+	       bs->vu_call_used_idx[1]);
 	metric_head(o, "meshslirp_vhost_user_memory_faults_total", "counter",
 		    "Front-ends closed because their guest memory shrank under the daemon (SIGBUS).");
 	metric(o, "meshslirp_vhost_user_memory_faults_total", NULL, bs->vu_memory_faults);

@@ -30,12 +30,12 @@ POD_IP=198.18.0.2
 
 e2e_log() { printf '[%s %s] %s\n' "$E2E_NAME" "$(date +%T)" "$*"; }
 # e2e_fail WHY : fail the test: say why, gather what tells whose side stopped (e2e_diag, into
-# diag.txt, printed whole; GUEST-WEDGED for a guest that stopped transmitting on its own, which
-# rerun-on-guest-fault reruns), print the end of every log, exit 1.
+# diag.txt, printed first, up to 300 lines; GUEST-WEDGED for a guest that stopped transmitting
+# on its own, which rerun-on-guest-fault reruns), print the end of every log, exit 1.
 e2e_fail() {
 	local log why
 	e2e_log "FAIL: $*"
-	e2e_diag >"$E2E_TMP/diag.txt" 2>&1
+	e2e_diag >"$E2E_TMP/diag.txt" 2>&1 || true
 	for log in "$E2E_TMP"/*.log; do
 		why=$(e2e_guest_wedged "$log" "$E2E_TMP/diag.txt") &&
 			e2e_log "GUEST-WEDGED $(basename "$log"): $why"
@@ -69,7 +69,7 @@ e2e_monitor() {
 # in its log) say whether it still runs.  Then every TCP socket in the test's namespaces, with
 # queues and timers.  Each step bounded.
 e2e_diag() {
-	local mon ns q st num avail used x
+	local mon ns q st num avail used x be
 	local path=/machine/peripheral/nic0/virtio-backend
 	for mon in "${E2E_MONITORS[@]}"; do
 		[ -S "$mon" ] || continue
@@ -77,6 +77,10 @@ e2e_diag() {
 		for q in 0 1; do
 			# With vhost-user QEMU's own queue state is unused; the rings' guest addresses
 			# are in the vhost status.
+			# The backend the guest was booted with (QEMU's, for stream): a vhost-user
+			# daemon that went away must not pass for QEMU.
+			be=${E2E_MONITOR_NETDEV[$mon]:-stream}
+			[ "$be" = stream ] && be=qemu
 			st=$(e2e_monitor "$mon" "info virtio-vhost-queue-status $path $q")
 			if grep -q avail_phys <<<"$st"; then
 				avail=$(awk '/avail_phys:/ { print $2 }' <<<"$st")
@@ -96,7 +100,7 @@ e2e_diag() {
 				"xp /1hx $((avail + 4 + 2 * num))" "xp /1hx $((used + 4 + 8 * num))" |
 				sed 's/^[0-9a-fx]*: *//' | tr '\n' ' ')
 			set -- $x
-			echo "$(basename "$mon") queue $q (num $num): avail.flags=${1:-?} avail.idx=${2:-?} used.flags=${3:-?}" \
+			echo "$(basename "$mon") queue $q (num $num, backend $be): avail.flags=${1:-?} avail.idx=${2:-?} used.flags=${3:-?}" \
 				"used.idx=${4:-?} used_event=${5:-?} avail_event=${6:-?}" \
 				"$(awk '/last_avail_idx:|used_idx:|inuse:/ { printf "qemu.%s%s ", $1, $2 }' <<<"$st")"
 		done
@@ -104,68 +108,81 @@ e2e_diag() {
 	# The daemon's counters that are not 0 (without e2e_scrape, which fails the test).
 	if [ -n "${METRICS:-}" ] && [ -n "${NS_POD:-}" ]; then
 		echo "== the daemon's non-zero counters at $METRICS"
-		timeout 10 ip netns exec "$NS_POD" "$MSTOOL" http-get --connect "$METRICS" \
-			--path /metrics --timeout 5 2>&1 | grep -v -e '^#' -e ' 0$' | head -n 80
+		{ timeout 10 ip netns exec "$NS_POD" "$MSTOOL" http-get --connect "$METRICS" \
+			--path /metrics --timeout 5 2>&1 | grep -v -e '^#' -e ' 0$' | head -n 100; } || true
 	fi
 	for ns in "${E2E_NETNS[@]}"; do
 		echo "== TCP sockets in $ns"
-		timeout 5 ip netns exec "$ns" ss -tnmio state connected 2>&1 | head -n 60 || true
+		{ timeout 5 ip netns exec "$ns" ss -tnmio state connected 2>&1 | head -n 60; } || true
 	done
 }
 
 # e2e_guest_wedged LOG DIAG : true, with the evidence printed, if the guest whose console is
-# LOG (its monitor's queues in DIAG, e2e_diag's output) stopped transmitting on its own: three
-# of its ticks in a row, 20 s or more apart end to end, in which its NIC sent no frame while
-# one TCP connection held the same bytes not yet sent, with no timer running (nothing in
-# flight unacknowledged, no zero-window probe: the peer's window open, as far as the guest
-# knows), and the backend had taken every frame the guest offered (transmit queue: used.idx =
-# avail.idx).  A healthy guest in that state sends at once.  Seen under TCG
-# (2026-12-05, both QEMU's stream backend and ours): the guest's last frames all acknowledged
-# with the window open, then nothing, the socket still holding bytes; its transmit
-# completions not reclaimed, TCP's small-queue limit waits for them for ever.  A backend that
-# stops taking frames leaves avail.idx ahead of used.idx and does not match; nor does a stall
-# anywhere after the guest (it keeps retransmitting).
+# LOG (its monitor's queues and the daemon's counters in DIAG, e2e_diag's output) stopped
+# reclaiming the frames it transmitted, so that nothing it sends leaves it.  All of:
+#  * three of its ticks in a row, 20 s or more apart end to end, in which its NIC reclaimed no
+#    frame (virtio-net counts tx_packets on reclaim), while TCP held back retransmissions
+#    because their frames were still in the guest's own queue (TCPSpuriousRtxHostQueues rose:
+#    the kernel's own word that sent frames were not reclaimed) and one TCP connection had
+#    bytes queued under its retransmission timer (01) in every tick;
+#  * the backend had taken every frame the guest offered (transmit queue used.idx = avail.idx);
+#  * with our vhost-user backend, the daemon had requested an interrupt for every used entry
+#    the guest asked one for: its last call published a used index past the guest's used_event
+#    (meshslirp_vhost_user_last_call_used_index{ring="tx"}), or none was due (used_event =
+#    used.idx).  A daemon that published used entries without the interrupt asked for would
+#    leave the guest in this same state, and does not match.
+# With QEMU's own backend the interrupt is QEMU's.  Seen under TCG on 2026-12-05 with both
+# backends (rerun-on-guest-fault's header).
 e2e_guest_wedged() {
-	local log=$1 diag=$2 mon q
+	local log=$1 diag=$2 mon q avail used ev num call
 	mon=$(basename "${log%.log}").mon
 	q=$(grep -a "^$mon queue 1 " "$diag" 2>/dev/null | head -n 1)
-	[[ $q =~ avail\.idx=(0x[0-9a-f]+).*used\.idx=(0x[0-9a-f]+) ]] || return 1
-	[ "$((BASH_REMATCH[1]))" = "$((BASH_REMATCH[2]))" ] || return 1
+	[[ $q =~ num\ ([0-9]+),\ backend\ ([a-z-]+).*avail\.idx=(0x[0-9a-f]+).*used\.idx=(0x[0-9a-f]+)\ used_event=(0x[0-9a-f]+) ]] ||
+		return 1
+	num=${BASH_REMATCH[1]} avail=$((BASH_REMATCH[3])) used=$((BASH_REMATCH[4])) ev=$((BASH_REMATCH[5]))
+	[ "$avail" = "$used" ] || return 1
+	if [ "${BASH_REMATCH[2]}" = vhost-user ] && [ "$ev" != "$used" ]; then
+		call=$(awk '$1 == "meshslirp_vhost_user_last_call_used_index{ring=\"tx\"}" { print $2 }' "$diag")
+		# Past used_event: within the ring's size after it, mod 65536 (0: absent or never).
+		[ $(((${call:-0} - ev) & 0xffff)) -ge 1 ] && [ $(((${call:-0} - ev) & 0xffff)) -le "$num" ] ||
+			return 1
+	fi
 	tr -d '\r' <"$log" | awk -v ring="$q" '
-	# GUEST-TICK up=S eth0 rx=N tx=N irq=N tcp=LOCAL>REMOTE/ST/TXQ:RXQ/TR:WHEN/RETR/CWND ...
-	match($0, /GUEST-TICK up=[0-9.]+ eth0 rx=[0-9]+ tx=[0-9]+ irq=[0-9,]* tcp=/) {
+	# GUEST-TICK up=S eth0 rx=N tx=N irq=N spur=N tcp=LOCAL>REMOTE/ST/TXQ:RXQ/TR:WHEN/RETR/CWND ...
+	match($0, /GUEST-TICK up=[0-9.]+ eth0 rx=[0-9]+ tx=[0-9]+ irq=[0-9,]* spur=[0-9]+ tcp=/) {
 		n = split(substr($0, RSTART), f, " ")
 		k++
 		up[k] = substr(f[2], 4) + 0
 		tx[k] = substr(f[5], 4)
-		for (i = 7; i <= n; i++) {
-			if (i == 7)
+		spur[k] = substr(f[7], 6) + 0
+		for (i = 8; i <= n; i++) {
+			if (i == 8)
 				f[i] = substr(f[i], 5)
 			if (split(f[i], s, "/") < 4)
 				continue
-			sock[k, s[1]] = s[2] "/" s[3] "/" substr(s[4], 1, 2)
+			sock[k, s[1]] = s[2] "/" substr(s[3], 1, 8) "/" substr(s[4], 1, 2)
 			keys[s[1]] = 1
 		}
 	}
+	# Established or closing with data (01, 04 FIN_WAIT1, 08, 09, 0B), bytes queued, the
+	# retransmission timer running.
+	function stuck(v, p) {
+		split(v, p, "/")
+		return p[1] ~ /^(01|04|08|09|0B)$/ && p[2] != "00000000" && p[3] == "01"
+	}
 	END {
 		for (j = 1; j + 2 <= k; j++) {
-			if (tx[j] != tx[j + 1] || tx[j] != tx[j + 2] || up[j + 2] - up[j] < 20)
+			if (tx[j] != tx[j + 1] || tx[j] != tx[j + 2] || up[j + 2] - up[j] < 20 ||
+			    spur[j + 2] <= spur[j])
 				continue
 			for (key in keys) {
-				v = sock[j, key]
-				if (v == "" || sock[j + 1, key] != v || sock[j + 2, key] != v)
-					continue
-				split(v, p, "/")
-				# Established or closing with data (01, 04 FIN_WAIT1, 08, 09, 0B), bytes in
-				# the send queue, and no timer at all (00): nothing in flight unacknowledged
-				# (that arms the retransmission timer, 01, whose backoff may outlast the
-				# ticks while a backend drops), no zero-window probe (04).
-				if (p[1] !~ /^(01|04|08|09|0B)$/ || substr(p[2], 1, 8) == "00000000" || p[3] != "00")
+				if (!stuck(sock[j, key]) || !stuck(sock[j + 1, key]) || !stuck(sock[j + 2, key]))
 					continue
 				printf "the guest stopped transmitting on its own: from up=%s to up=%s s its NIC " \
-					"sent nothing (tx=%s) while TCP %s held 0x%s bytes not sent " \
-					"(state %s, timer %s); the backend had taken every frame it offered (%s)\n",
-					up[j], up[j + 2], tx[j], key, substr(p[2], 1, 8), p[1], p[3], ring
+					"reclaimed no sent frame (tx=%s) while TCP held back %d retransmissions whose " \
+					"frames were still in its own queue, TCP %s with bytes queued (%s); the " \
+					"backend had taken every frame offered (%s)\n",
+					up[j], up[j + 2], tx[j], spur[j + 2] - spur[j], key, sock[j + 2, key], ring
 				exit 0
 			}
 		}
@@ -374,14 +391,16 @@ e2e_build_guest() {
 # than the pod's, and the array E2E_QEMU_EXTRA adds options (a monitor, -incoming).
 E2E_QEMU_EXTRA=()
 E2E_MONITORS=()
+declare -A E2E_MONITOR_NETDEV=() # each monitor's guest's netdev: stream or vhost-user
 e2e_boot_guest() {
 	local name=$1 dir=$2 sock=$3 append=${4:-} opts=(-no-reboot) net
 	local dev=virtio-net-pci,id=nic0,netdev=n0,romfile=,mac=52:54:00:12:34:56${E2E_GUEST_DEVICE_OPTS:-}
 	e2e_require qemu-system-x86_64
+	[ "${E2E_GUEST_REBOOT:-0}" = 1 ] && opts=()
 	# A monitor of the test's own, read by e2e_diag when the test fails.
 	opts+=(-monitor "unix:$E2E_TMP/$name.mon,server=on,wait=off")
 	E2E_MONITORS+=("$E2E_TMP/$name.mon")
-	[ "${E2E_GUEST_REBOOT:-0}" = 1 ] && opts=()
+	E2E_MONITOR_NETDEV["$E2E_TMP/$name.mon"]=${E2E_GUEST_NETDEV:-stream}
 	[ "${E2E_GUEST_PCAP:-0}" = 1 ] &&
 		opts+=(-object "filter-dump,id=dump0,netdev=n0,file=$E2E_TMP/$name.pcap,maxlen=128")
 	if [ "${E2E_GUEST_NETDEV:-stream}" = vhost-user ]; then

@@ -39,6 +39,8 @@ static void mr_fill(struct mr_fixture *m)
 	m->br.header_errors[PROXY_ERR_COUNT - 1] = 23;
 	m->off.tx_gso = 29;
 	m->bs.tx_unsent_bytes = 61;
+	m->bs.vu_calls[1] = 67;
+	m->bs.vu_call_used_idx[1] = 65535;
 	m->s = (struct metrics_snapshot){
 		.backend = &m->bs, .netstack = &m->ns, .bridge = &m->br, .offload = &m->off,
 		.udp_flows = 31, .flows_reclaimed = 37, .libslirp_sockets = 41, .pod_addresses = 43,
@@ -81,6 +83,10 @@ static void test_known_snapshot_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_guest_link_total{what=\"fragments\"} 19");
 	mr_assert_line(out->str, "meshslirp_offload_total{direction=\"to_guest\",what=\"gso\"} 29");
 	mr_assert_line(out->str, "meshslirp_guest_errors_total 7");
+	mr_assert_line(out->str, "meshslirp_vhost_user_calls_total{ring=\"tx\"} 67");
+	mr_assert_line(out->str, "meshslirp_vhost_user_calls_total{ring=\"rx\"} 0");
+	mr_assert_line(out->str, "# TYPE meshslirp_vhost_user_last_call_used_index gauge");
+	mr_assert_line(out->str, "meshslirp_vhost_user_last_call_used_index{ring=\"tx\"} 65535");
 	mr_assert_line(out->str, "# HELP meshslirp_flows Flows in the table (all kinds) by state.");
 	mr_assert_line(out->str, "meshslirp_flows{state=\"open\"} 47");
 	mr_assert_line(out->str, "meshslirp_flows{state=\"header_wait\"} 53");
