@@ -65,22 +65,21 @@ e2e_monitor() {
 # the backend's returns end), and the event indices each side asked to be woken at
 # (used_event, the guest's; avail_event, the backend's).  A transmit queue with avail.idx
 # ahead of used.idx: the backend stopped taking the guest's frames; a receive queue with
-# avail.idx at used.idx: the guest stopped giving buffers.  The guest's own ticks (GUEST-TICK,
+# avail.idx at used.idx: the guest stopped giving buffers.  The guest's own ticks (GUEST-NETSTAT,
 # in its log) say whether it still runs.  Then every TCP socket in the test's namespaces, with
 # queues and timers.  Each step bounded.
 e2e_diag() {
 	local mon ns q st num avail used x be
 	local path=/machine/peripheral/nic0/virtio-backend
-	for mon in "${E2E_MONITORS[@]}"; do
+	for mon in "${!E2E_MONITOR_NETDEV[@]}"; do
 		[ -S "$mon" ] || continue
 		echo "== $(basename "$mon"): $(e2e_monitor "$mon" 'info status' 'info cpus' | tr '\n' ' ')"
+		# The backend the guest was booted with, not what QEMU reports now: a vhost-user
+		# daemon that went away must not pass for QEMU's own.
+		be=${E2E_MONITOR_NETDEV[$mon]/stream/qemu}
 		for q in 0 1; do
 			# With vhost-user QEMU's own queue state is unused; the rings' guest addresses
 			# are in the vhost status.
-			# The backend the guest was booted with (QEMU's, for stream): a vhost-user
-			# daemon that went away must not pass for QEMU.
-			be=${E2E_MONITOR_NETDEV[$mon]:-stream}
-			[ "$be" = stream ] && be=qemu
 			st=$(e2e_monitor "$mon" "info virtio-vhost-queue-status $path $q")
 			if grep -q avail_phys <<<"$st"; then
 				avail=$(awk '/avail_phys:/ { print $2 }' <<<"$st")
@@ -148,8 +147,8 @@ e2e_guest_wedged() {
 			return 1
 	fi
 	tr -d '\r' <"$log" | awk -v ring="$q" '
-	# GUEST-TICK up=S eth0 rx=N tx=N irq=N spur=N tcp=LOCAL>REMOTE/ST/TXQ:RXQ/TR:WHEN/RETR/CWND ...
-	match($0, /GUEST-TICK up=[0-9.]+ eth0 rx=[0-9]+ tx=[0-9]+ irq=[0-9,]* spur=[0-9]+ tcp=/) {
+	# GUEST-NETSTAT up=S eth0 rx=N tx=N irq=N spur=N tcp=LOCAL>REMOTE/ST/TXQ:RXQ/TR:WHEN/RETR/CWND ...
+	match($0, /GUEST-NETSTAT up=[0-9.]+ eth0 rx=[0-9]+ tx=[0-9]+ irq=[0-9,]* spur=[0-9]+ tcp=/) {
 		n = split(substr($0, RSTART), f, " ")
 		k++
 		up[k] = substr(f[2], 4) + 0
@@ -390,8 +389,9 @@ e2e_build_guest() {
 # to the -device options (e.g. ",host_mtu=1500").  E2E_GUEST_NS runs QEMU in another namespace
 # than the pod's, and the array E2E_QEMU_EXTRA adds options (a monitor, -incoming).
 E2E_QEMU_EXTRA=()
-E2E_MONITORS=()
-declare -A E2E_MONITOR_NETDEV=() # each monitor's guest's netdev: stream or vhost-user
+# Each guest's monitor socket (e2e_diag reads them), and the netdev it was booted with:
+# stream or vhost-user.
+declare -A E2E_MONITOR_NETDEV=()
 e2e_boot_guest() {
 	local name=$1 dir=$2 sock=$3 append=${4:-} opts=(-no-reboot) net
 	local dev=virtio-net-pci,id=nic0,netdev=n0,romfile=,mac=52:54:00:12:34:56${E2E_GUEST_DEVICE_OPTS:-}
@@ -399,7 +399,6 @@ e2e_boot_guest() {
 	[ "${E2E_GUEST_REBOOT:-0}" = 1 ] && opts=()
 	# A monitor of the test's own, read by e2e_diag when the test fails.
 	opts+=(-monitor "unix:$E2E_TMP/$name.mon,server=on,wait=off")
-	E2E_MONITORS+=("$E2E_TMP/$name.mon")
 	E2E_MONITOR_NETDEV["$E2E_TMP/$name.mon"]=${E2E_GUEST_NETDEV:-stream}
 	[ "${E2E_GUEST_PCAP:-0}" = 1 ] &&
 		opts+=(-object "filter-dump,id=dump0,netdev=n0,file=$E2E_TMP/$name.pcap,maxlen=128")

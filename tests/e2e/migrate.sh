@@ -56,9 +56,9 @@ PID2=$MESHSLIRP_PID
 e2e_build_guest "$E2E_TMP/guest" "$E2E_SRC/scenario-migrate.sh"
 
 MON1=$E2E_TMP/mon1.sock MON2=$E2E_TMP/mon2.sock MIG=$E2E_TMP/migrate.sock
-# A monitor command's answer; empty if the QEMU does not answer (gone: a guest that panics
-# ends its QEMU, -no-reboot), for the caller to report with the logs, not a silent exit.
-hmp() { printf '%s\n' "$2" | timeout 10 socat -t 2 - UNIX-CONNECT:"$1" 2>/dev/null | tr -d '\r' || true; }
+# Monitor commands go through e2e_monitor: an empty answer if the QEMU does not answer (gone:
+# a guest that panics ends its QEMU, -no-reboot), for the caller to report with the logs, not
+# a silent exit.
 
 # Source: pod 1.
 E2E_QEMU_EXTRA=(-monitor "unix:$MON1,server=on,wait=off")
@@ -103,15 +103,15 @@ for i in $(seq 1 100); do [ -S "$MIG" ] && break; sleep 0.1; done
 [ -S "$MIG" ] || e2e_fail "the destination QEMU does not listen for the migration"
 
 t0=$(e2e_now_ms)
-hmp "$MON1" 'migrate_set_parameter max-bandwidth 1G' >/dev/null
-hmp "$MON1" "migrate -d unix:$MIG" >"$E2E_TMP/migrate-start.txt"
+e2e_monitor "$MON1" 'migrate_set_parameter max-bandwidth 1G' >/dev/null
+e2e_monitor "$MON1" "migrate -d unix:$MIG" >"$E2E_TMP/migrate-start.txt"
 status=
 for i in $(seq 1 240); do
-	status=$(hmp "$MON1" 'info migrate' | sed -n 's/^Migration status: //p')
+	status=$(e2e_monitor "$MON1" 'info migrate' | sed -n 's/^Migration status: //p')
 	case "$status" in completed | failed | cancelled) break ;; esac
 	sleep 0.5
 done
-hmp "$MON1" 'info migrate' >"$E2E_TMP/migrate-info.txt"
+e2e_monitor "$MON1" 'info migrate' >"$E2E_TMP/migrate-info.txt"
 [ "$status" = completed ] || e2e_fail "migration status '$status': $(cat "$E2E_TMP/migrate-info.txt" "$E2E_TMP/migrate-start.txt")"
 ms=$(($(e2e_now_ms) - t0))
 
@@ -149,10 +149,10 @@ if [ "$NETDEV" = vhost-user ]; then
 	# -S: the destination stays "paused" once it has loaded the last state ("paused
 	# (inmigrate)" until then); its vhost-user rings start only with the guest.
 	for i in $(seq 1 100); do
-		hmp "$MON2" 'info status' | grep -qx 'VM status: paused' && break
+		e2e_monitor "$MON2" 'info status' | grep -qx 'VM status: paused' && break
 		sleep 0.1
 	done
-	dst_status=$(hmp "$MON2" 'info status')
+	dst_status=$(e2e_monitor "$MON2" 'info status')
 	echo "$dst_status" | grep -qx 'VM status: paused' ||
 		e2e_fail "the destination did not finish loading: ${dst_status:-no answer on its monitor}"
 	pages=$(ram_diff_pages "$SRC_PID" "$DST_PID")
@@ -162,9 +162,9 @@ if [ "$NETDEV" = vhost-user ]; then
 		"own, see rerun-on-guest-fault); the first as page:bytes differing: $(cat "$E2E_TMP/ram-diff.txt");" \
 		"the first differing bytes, source and destination:"$'\n'"$(cat "$E2E_TMP/ram-diff-bytes.txt" 2>/dev/null)"
 	e2e_log "the destination's guest RAM equals the source's at the switch-over"
-	hmp "$MON2" 'cont' >/dev/null
+	e2e_monitor "$MON2" 'cont' >/dev/null
 fi
-dst_status=$(hmp "$MON2" 'info status')
+dst_status=$(e2e_monitor "$MON2" 'info status')
 case "$dst_status" in
 *running*) ;;
 *) e2e_fail "destination QEMU: ${dst_status:-no answer on its monitor (exited?)}" ;;

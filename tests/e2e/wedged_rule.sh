@@ -13,10 +13,10 @@
 source "$(dirname "$0")/lib.sh"
 
 sock=0F02000A:A000\>010012C6:1389
-# tick UP TX SPUR SOCKSTATE : one GUEST-TICK line with the connection in state SOCKSTATE
+# tick UP TX SPUR SOCKSTATE : one GUEST-NETSTAT line with the connection in state SOCKSTATE
 # (ST/TXQ:RXQ/TR:WHEN/RETR/CWND).
 tick() {
-	echo "GUEST-TICK up=$1 eth0 rx=90 tx=$2 irq=44 spur=$3 tcp=$sock/$4" \
+	echo "GUEST-NETSTAT up=$1 eth0 rx=90 tx=$2 irq=44 spur=$3 tcp=$sock/$4" \
 		"0F02000A:B000>010012C6:1BBC/01/00000000:00000000/00:00000000/00000000/10"
 }
 held=01/0001A000:00000000/01:00000200/00000004/1
