@@ -54,13 +54,42 @@ static int daemon_rx_frame_tail(uint8_t *frame, const struct frame_tail *tail,
 	return d->ks ? ksteer_guest_frame_tail(d->ks, frame, tail, meta) : 0;
 }
 
-/* A batch of guest frames is in: the kernel path relays what it made ready in this turn. */
+/*
+ * --sched auto, at the end of a batch of guest frames: the bytes the backend
+ * moved both ways decide whether the data thread runs as SCHED_BATCH
+ * (common/schedmode.h).  A refusal is said once; the policy stays as it was.
+ */
+static void daemon_sched_update(struct daemon *d)
+{
+	const struct backend_stats *bs = &d->be->stats;
+	bool batch = !d->sched.batch;
+	int ret;
+
+	if (!schedmode_decide(&d->sched, g_get_monotonic_time(), bs->rx_bytes + bs->tx_bytes))
+		return;
+	ret = schedmode_apply(batch);
+	schedmode_switched(&d->sched, ret);
+	if (ret)
+		g_warning("--sched auto: cannot switch the data thread to %s (%s): it stays %s",
+			  batch ? "SCHED_BATCH" : "SCHED_OTHER", g_strerror(-ret),
+			  batch ? "SCHED_OTHER" : "SCHED_BATCH");
+	else
+		g_debug("--sched auto: the data thread runs as %s",
+			batch ? "SCHED_BATCH (bulk traffic)" : "SCHED_OTHER");
+}
+
+/*
+ * A batch of guest frames is in: the kernel path relays what it made ready in
+ * this turn, and --sched auto looks at the rate.
+ */
 static void daemon_rx_batch_done(void *opaque)
 {
 	struct daemon *d = opaque;
 
 	if (d->ks)
 		ksteer_guest_batch_done(d->ks);
+	if (d->sched_policy == SCHEDMODE_AUTO && d->be)
+		daemon_sched_update(d);
 }
 
 static void daemon_set_congested(bool congested, void *opaque)
@@ -187,7 +216,7 @@ static int daemon_setup_backend(struct daemon *d)
 	/*
 	 * Only the kernel path takes a frame's tail from guest memory (without it the
 	 * offer would be declined every time and the frame copied in two calls) or has
-	 * work at the end of a batch.
+	 * work at the end of a batch (its relay, and --sched auto).
 	 */
 	d->be_cb = daemon_backend_cb;
 	if (!d->ks) {
@@ -541,12 +570,54 @@ void daemon_render_metrics(GString *o, void *opaque)
 		.steering = d->cfg->outbound_proxy_set,
 		.loop_stats = &d->loop_stats,
 		.busy_poll_us = d->busy_poll_us,
+		.sched = &d->sched,
+		.sched_policy = d->sched_policy,
 	};
 
 	for (int i = 0; i < FLOW_STATE_COUNT; i++)
 		s.flows[i] = bridge_flow_count(d->br, i);
 	bridge_direct_tcp_counts(d->br, s.direct_tcp_flows);
 	metrics_render(o, &s);
+}
+
+/*
+ * --sched: batch switches the data thread (this one) now; auto will switch it
+ * while the traffic is bulk, on the kernel path only (libslirp's path, where
+ * the daemon's own work is the bottleneck, lost 7% out with it:
+ * docs/PERFORMANCE.md), and only from SCHED_OTHER: a thread started under
+ * another policy (an operator's chrt) is left alone, as is one whose policy
+ * cannot be read.  Never fails: the policy is an optimisation.
+ */
+static void daemon_setup_sched(struct daemon *d)
+{
+	int ret;
+
+	d->sched = (struct schedmode){ 0 };
+	d->sched_policy = d->cfg->sched;
+	if (d->sched_policy == SCHEDMODE_AUTO && !d->ks) {
+		g_message("--sched auto: the data thread stays SCHED_OTHER (SCHED_BATCH only on "
+			  "the kernel path, --steer-stack kernel)");
+		d->sched_policy = SCHEDMODE_NORMAL;
+	}
+	if (d->sched_policy == SCHEDMODE_NORMAL)
+		return;
+	ret = schedmode_current_is_other();
+	if (ret != 1) {
+		g_message("--sched %s: the data thread keeps the policy it was started with (%s)",
+			  d->sched_policy == SCHEDMODE_AUTO ? "auto" : "batch",
+			  ret < 0 ? g_strerror(-ret) : "not SCHED_OTHER");
+		d->sched_policy = SCHEDMODE_NORMAL;
+		return;
+	}
+	if (d->sched_policy == SCHEDMODE_AUTO)
+		return;
+	ret = schedmode_apply(true);
+	schedmode_switched(&d->sched, ret);
+	if (ret) {
+		g_warning("--sched batch: cannot switch the data thread to SCHED_BATCH (%s)",
+			  g_strerror(-ret));
+		d->sched_policy = SCHEDMODE_NORMAL;
+	}
 }
 
 static int daemon_setup_metrics(struct daemon *d)
@@ -605,6 +676,8 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 	d->ux = NULL;
 	d->ks = NULL;
 	d->offload = (struct daemon_offload_stats){ 0 };
+	d->sched = (struct schedmode){ 0 };
+	d->sched_policy = SCHEDMODE_NORMAL; /* until daemon_setup_sched() */
 	ret = podaddrs_new(&d->pod);
 	if (ret) {
 		g_printerr("meshslirp: cannot read this namespace's addresses (rtnetlink): %s\n",
@@ -626,6 +699,8 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 	if (!ret)
 		ret = daemon_setup_ksteer(d);
 	if (!ret)
+		daemon_setup_sched(d); /* after the kernel path, before the backend's callbacks */
+	if (!ret)
 		ret = daemon_setup_expose(d);
 	if (!ret)
 		ret = daemon_setup_backend(d);
@@ -640,6 +715,9 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 
 void daemon_stop(struct daemon *d)
 {
+	/* Hand the thread back as it came (a test may start another daemon on it). */
+	if (d->sched.batch && !schedmode_apply(false))
+		d->sched.batch = false;
 	control_stop(d->control);
 	d->control = NULL;
 	metrics_stop(d->metrics);

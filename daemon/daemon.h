@@ -43,6 +43,8 @@ struct daemon {
 	struct mainloop_stats loop_stats; /* main.c's loop counts here (--busy-poll) */
 	unsigned int busy_poll_us;        /* the polling window (its ceiling) in effect, set by
 					   * main.c; 0: the loop does not poll */
+	enum schedmode_policy sched_policy; /* --sched in effect (daemon_setup_sched()) */
+	struct schedmode sched;           /* the data thread's policy, switched by --sched auto */
 	/* Set by the owner before daemon_start(): the backend ended for good (optional). */
 	void (*on_fatal)(const char *why, void *opaque);
 	void *on_fatal_opaque;

@@ -307,7 +307,8 @@ int main(int argc, char **argv)
 				      (cfg.expose_unix->len ? SANDBOX_UNIX_INBOUND : 0) |
 				      (d.ks ? SANDBOX_KERNEL_STEER : 0) |
 				      (poll.window_us ? SANDBOX_BUSY_POLL : 0) |
-				      (poll.contended ? SANDBOX_BUSY_POLL_GUARD : 0);
+				      (poll.contended ? SANDBOX_BUSY_POLL_GUARD : 0) |
+				      (d.sched_policy != SCHEDMODE_NORMAL ? SANDBOX_SCHED : 0);
 
 		if (sandbox_seccomp_apply(extras)) {
 			exit_code = 1;

@@ -112,6 +112,31 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		    "CPU (--busy-poll-when idle); the main loop waited for work at once instead.");
 	metric(o, "meshslirp_busy_poll_yielded_total", NULL, ml->yielded);
 
+	static const struct schedmode no_sched;
+	static const char *const sched_name[] = {
+		[SCHEDMODE_AUTO] = "mode=\"auto\"", [SCHEDMODE_NORMAL] = "mode=\"normal\"",
+		[SCHEDMODE_BATCH] = "mode=\"batch\"",
+	};
+	const struct schedmode *sm = s->sched ? s->sched : &no_sched;
+
+	metric_head(o, "meshslirp_sched_mode", "gauge",
+		    "--sched as in effect (auto stays on only while the daemon may switch its data "
+		    "thread's policy: it started under SCHED_OTHER and no switch was refused).");
+	metric(o, "meshslirp_sched_mode",
+	       sched_name[s->sched_policy == SCHEDMODE_AUTO && sm->disabled ? SCHEDMODE_NORMAL :
+			  s->sched_policy], 1);
+	metric_head(o, "meshslirp_sched_batch", "gauge",
+		    "1 while the data thread runs as SCHED_BATCH (--sched auto: while the guest's "
+		    "traffic runs at bulk rates), else 0.");
+	metric(o, "meshslirp_sched_batch", NULL, sm->batch);
+	metric_head(o, "meshslirp_sched_switches_total", "counter",
+		    "--sched auto: switches of the data thread to SCHED_BATCH (to=\"batch\") and back "
+		    "(to=\"normal\"), and switches the kernel refused (to=\"refused\", after which "
+		    "the daemon switches no more).");
+	metric(o, "meshslirp_sched_switches_total", "to=\"batch\"", sm->entered);
+	metric(o, "meshslirp_sched_switches_total", "to=\"normal\"", sm->left);
+	metric(o, "meshslirp_sched_switches_total", "to=\"refused\"", sm->failures);
+
 	metric_head(o, "meshslirp_frames_total", "counter", "Ethernet frames through the backend.");
 	metric(o, "meshslirp_frames_total", "direction=\"from_guest\"", bs->rx_frames);
 	metric(o, "meshslirp_frames_total", "direction=\"to_guest\"", bs->tx_frames);

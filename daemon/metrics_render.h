@@ -20,6 +20,7 @@
 
 #include "backend/backend.h"
 #include "common/mainloop.h"
+#include "common/schedmode.h"
 #include "netstack/netstack.h"
 #include "proxy-bridge/bridge.h"
 #include "proxy-bridge/ksteer.h"
@@ -60,6 +61,9 @@ struct metrics_snapshot {
 	const struct mainloop_stats *loop_stats;    /* the main loop's polling (--busy-poll); NULL: none */
 	unsigned int busy_poll_us;                  /* the polling window (auto: its ceiling) in
 						     * effect; 0: the loop does not poll */
+	const struct schedmode *sched;              /* the data thread's policy (--sched); NULL:
+						     * never switched, SCHED_OTHER */
+	enum schedmode_policy sched_policy;         /* --sched as in effect */
 };
 
 /**

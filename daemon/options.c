@@ -554,6 +554,23 @@ static gboolean opt_busy_poll_when(const gchar *name, const gchar *value, gpoint
 	return TRUE;
 }
 
+/* --sched auto|normal|batch: the data thread's scheduling policy (common/schedmode.h). */
+static gboolean opt_sched(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+
+	if (!strcmp(value, "auto"))
+		cfg->sched = SCHEDMODE_AUTO;
+	else if (!strcmp(value, "normal"))
+		cfg->sched = SCHEDMODE_NORMAL;
+	else if (!strcmp(value, "batch"))
+		cfg->sched = SCHEDMODE_BATCH;
+	else
+		return options_fail(err, name, "expected 'auto', 'normal' or 'batch', got '%s'",
+				    value);
+	return TRUE;
+}
+
 static gboolean opt_metrics(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -767,6 +784,11 @@ static const GOptionEntry options_entries[] = {
 	  "With --busy-poll: poll only while no other task waits for a CPU (idle, the default: "
 	  "a machine with no spare CPU keeps its throughput) or whatever the load (always: for a "
 	  "CPU set aside for the daemon)", "idle|always" },
+	{ "sched", 0, 0, CB(opt_sched),
+	  "The data thread's scheduling policy: auto (the default: SCHED_BATCH while the guest's "
+	  "traffic runs at bulk rates, so the threads it wakes do not cut its batches short; "
+	  "SCHED_OTHER otherwise, for latency), normal (always SCHED_OTHER) or batch (always "
+	  "SCHED_BATCH).  A daemon started under another policy keeps it", "auto|normal|batch" },
 	{ "expose", 0, 0, CB(opt_expose),
 	  "Forward a host TCP port, or a unix socket (the sidecar's leg, with a PROXY header), "
 	  "to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]|unix:PATH:GUESTPORT" },

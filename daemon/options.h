@@ -19,6 +19,7 @@
 #include <glib.h>
 
 #include "common/log.h"
+#include "common/schedmode.h"
 #include "proxy-bridge/bridge.h"
 #include "proxy-bridge/policy.h"
 #include "proxy-bridge/proxy_proto.h"
@@ -66,6 +67,7 @@ struct ms_config {
 	unsigned int busy_poll_us;  /* --busy-poll: polling window before the loop sleeps, 0: none */
 	bool busy_poll_adaptive;    /* --busy-poll auto: the window adapts, busy_poll_us its ceiling */
 	bool busy_poll_always;      /* --busy-poll-when always: poll even while a task waits for a CPU */
+	enum schedmode_policy sched; /* --sched: the data thread's policy (common/schedmode.h) */
 
 	GArray *expose;             /* struct bridge_expose, --expose (repeatable) */
 	GArray *expose_unix;        /* struct ms_expose_unix, --expose unix:PATH:GUESTPORT */

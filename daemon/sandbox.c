@@ -79,6 +79,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -538,7 +539,7 @@ size_t sandbox_seccomp_rules(unsigned int extras)
 	       !!(extras & (SANDBOX_UNIX_OUTBOUND | SANDBOX_UNIX_INBOUND)) +
 	       !!(extras & SANDBOX_UNIX_OUTBOUND) + 3 * !!(extras & SANDBOX_KERNEL_STEER) +
 	       SANDBOX_BUSY_POLL_RULES * !!(extras & SANDBOX_BUSY_POLL) +
-	       !!(extras & SANDBOX_BUSY_POLL_GUARD);
+	       !!(extras & SANDBOX_BUSY_POLL_GUARD) + 2 * !!(extras & SANDBOX_SCHED);
 }
 
 /* One rule; prints which call could not be added. */
@@ -610,6 +611,28 @@ static int sandbox_rules_busy_poll(scmp_filter_ctx ctx, unsigned int extras)
 	return ret;
 }
 
+/*
+ * --sched: the data thread moves itself between SCHED_OTHER and SCHED_BATCH
+ * (common/schedmode.h); no other thread, no other policy.
+ */
+static int sandbox_rules_sched(scmp_filter_ctx ctx, unsigned int extras)
+{
+	const int policies[] = { SCHED_OTHER, SCHED_BATCH };
+	int ret = 0;
+
+	if (!(extras & SANDBOX_SCHED))
+		return 0;
+	for (size_t i = 0; i < G_N_ELEMENTS(policies) && !ret; i++) {
+		const struct scmp_arg_cmp self_to[] = {
+			SCMP_A0(SCMP_CMP_EQ, 0),
+			SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)policies[i]),
+		};
+
+		ret = sandbox_rule(ctx, SCMP_SYS(sched_setscheduler), G_N_ELEMENTS(self_to), self_to);
+	}
+	return ret;
+}
+
 int sandbox_seccomp_apply(unsigned int extras)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
@@ -644,6 +667,8 @@ int sandbox_seccomp_apply(unsigned int extras)
 		ret = sandbox_rules_kernel(ctx, extras);
 	if (!ret)
 		ret = sandbox_rules_busy_poll(ctx, extras);
+	if (!ret)
+		ret = sandbox_rules_sched(ctx, extras);
 	if (ret)
 		goto out;
 	ret = seccomp_load(ctx);

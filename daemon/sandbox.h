@@ -101,6 +101,8 @@ enum sandbox_seccomp_extra {
 	SANDBOX_BUSY_POLL = 1u << 3,
 	/* --busy-poll-when idle: pread of /proc/loadavg, the guard's question (common/cpuload.h) */
 	SANDBOX_BUSY_POLL_GUARD = 1u << 4,
+	/* --sched auto|batch: sched_setscheduler(0, SCHED_OTHER or SCHED_BATCH) (common/schedmode.h) */
+	SANDBOX_SCHED = 1u << 5,
 };
 
 /**

@@ -365,8 +365,9 @@ e2e_start_meshslirp() {
 	# judge would measure that fill (1 GiB for a 4,096-socket flood), not the daemon.
 	# Uninitialised reads are valgrind's job (the memcheck suite), freed memory ASan's.
 	# shellcheck disable=SC2086 # MESHSLIRP_ENV: VAR=value words for env (benchmarks' A/B)
-	ip netns exec "$NS_POD" env -u MALLOC_PERTURB_ ${MESHSLIRP_ENV:-} "$MESHSLIRP" --ready-fd 3 "$@" \
-		3>"$E2E_TMP/$name.ready" >"$E2E_TMP/$name.log" 2>&1 &
+	# E2E_MESHSLIRP_WRAP: a command the daemon is exec'd through (e.g. chrt), keeping its PID.
+	ip netns exec "$NS_POD" env -u MALLOC_PERTURB_ ${MESHSLIRP_ENV:-} "${E2E_MESHSLIRP_WRAP[@]}" \
+		"$MESHSLIRP" --ready-fd 3 "$@" 3>"$E2E_TMP/$name.ready" >"$E2E_TMP/$name.log" 2>&1 &
 	E2E_LAST_PID=$!
 	E2E_PIDS+=("$E2E_LAST_PID")
 	MESHSLIRP_PID=$E2E_LAST_PID
@@ -560,6 +561,7 @@ e2e_haproxy_cfg() {
 	} >"$file"
 }
 E2E_HAPROXY_GLOBAL=()
+E2E_MESHSLIRP_WRAP=()
 E2E_HAPROXY_MAXCONN=8192
 
 # e2e_start_haproxy NAME NETNS CFG : start HAProxy in the foreground (-db) as a

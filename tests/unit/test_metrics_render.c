@@ -147,6 +147,40 @@ static void test_busy_poll_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_busy_poll_yielded_total 109");
 }
 
+/* --sched: the mode in effect (auto shown as normal once it gave up), the policy now, switches by direction. */
+static void test_sched_lines(void **state)
+{
+	struct mr_fixture m;
+	g_autoptr(GString) out = g_string_new(NULL);
+	struct schedmode sm = { .batch = true, .entered = 113, .left = 112, .failures = 0 };
+
+	(void)state;
+	mr_fill(&m);
+	metrics_render(out, &m.s); /* no state: as a daemon that never switched */
+	mr_assert_line(out->str, "# TYPE meshslirp_sched_mode gauge");
+	mr_assert_line(out->str, "meshslirp_sched_mode{mode=\"auto\"} 1");
+	mr_assert_line(out->str, "meshslirp_sched_batch 0");
+	mr_assert_line(out->str, "meshslirp_sched_switches_total{to=\"batch\"} 0");
+	m.s.sched = &sm;
+	g_string_truncate(out, 0);
+	metrics_render(out, &m.s);
+	mr_assert_line(out->str, "# TYPE meshslirp_sched_batch gauge");
+	mr_assert_line(out->str, "meshslirp_sched_batch 1");
+	mr_assert_line(out->str, "# TYPE meshslirp_sched_switches_total counter");
+	mr_assert_line(out->str, "meshslirp_sched_switches_total{to=\"batch\"} 113");
+	mr_assert_line(out->str, "meshslirp_sched_switches_total{to=\"normal\"} 112");
+	mr_assert_line(out->str, "meshslirp_sched_switches_total{to=\"refused\"} 0");
+	sm = (struct schedmode){ .failures = 1, .disabled = true };
+	g_string_truncate(out, 0);
+	metrics_render(out, &m.s);
+	mr_assert_line(out->str, "meshslirp_sched_mode{mode=\"normal\"} 1");
+	mr_assert_line(out->str, "meshslirp_sched_switches_total{to=\"refused\"} 1");
+	m.s.sched_policy = SCHEDMODE_BATCH;
+	g_string_truncate(out, 0);
+	metrics_render(out, &m.s);
+	mr_assert_line(out->str, "meshslirp_sched_mode{mode=\"batch\"} 1");
+}
+
 /* The kernel path: its families, each event and drop reason under its own label. */
 static void test_kernel_path_lines(void **state)
 {
@@ -238,6 +272,7 @@ int main(void)
 		cmocka_unit_test(test_known_snapshot_lines),
 		cmocka_unit_test(test_kernel_path_lines),
 		cmocka_unit_test(test_busy_poll_lines),
+		cmocka_unit_test(test_sched_lines),
 		cmocka_unit_test(test_every_family_has_help_and_type),
 		cmocka_unit_test(test_render_is_deterministic_and_appends),
 	};

@@ -323,6 +323,29 @@ static void test_busy_poll_when(void **state)
 	ms_config_free(&cfg);
 }
 
+/* --sched: auto by default, the last word wins. */
+static void test_sched(void **state)
+{
+	static const struct {
+		const char *arg;
+		enum schedmode_policy want;
+	} ok[] = { { "auto", SCHEDMODE_AUTO }, { "normal", SCHEDMODE_NORMAL },
+		   { "batch", SCHEDMODE_BATCH } };
+	struct ms_config cfg;
+	g_autoptr(GError) err = NULL;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, &err, "--socket", "a", NULL), 0);
+	assert_int_equal(cfg.sched, SCHEDMODE_AUTO);
+	ms_config_free(&cfg);
+	for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
+		assert_int_equal(parse(&cfg, &err, "--socket", "a", "--sched", "batch", "--sched",
+				       ok[i].arg, NULL), 0);
+		assert_int_equal(cfg.sched, ok[i].want);
+		ms_config_free(&cfg);
+	}
+}
+
 static void test_bad(void **state)
 {
 	static const struct {
@@ -386,6 +409,8 @@ static void test_bad(void **state)
 		{ { "--socket", "a", "--busy-poll", "1ms" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "us" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "Auto" }, "--busy-poll" },
+		{ { "--socket", "a", "--sched", "fifo" }, "expected 'auto', 'normal' or 'batch'" },
+		{ { "--socket", "a", "--sched", "" }, "--sched" },
 		{ { "--socket", "a", "--busy-poll", "auto:100" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "-5" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll-when", "never" }, "--busy-poll-when" },
@@ -535,6 +560,7 @@ int main(void)
 		cmocka_unit_test(test_steer_stack),
 		cmocka_unit_test(test_busy_poll),
 		cmocka_unit_test(test_busy_poll_when),
+		cmocka_unit_test(test_sched),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_socket_path_too_long),
 		cmocka_unit_test(test_port_and_expose_helpers),

@@ -439,6 +439,7 @@ struct seccomp_case {
 	unsigned int extras;
 	int (*fn)(void *);
 	bool allowed;
+	const void *arg;	/* passed to @fn */
 };
 
 static void assert_seccomp_cases(const struct seccomp_case *cases, size_t n)
@@ -447,7 +448,7 @@ static void assert_seccomp_cases(const struct seccomp_case *cases, size_t n)
 		int status;
 
 		child_extras = cases[i].extras;
-		status = run_child(true, cases[i].fn, NULL);
+		status = run_child(true, cases[i].fn, (void *)cases[i].arg);
 		child_extras = 0;
 		if (cases[i].allowed && (!WIFEXITED(status) || WEXITSTATUS(status) > 1))
 			fail_msg("%s: %s %d, want allowed", cases[i].what,
@@ -558,6 +559,46 @@ static void test_seccomp_busy_poll(void **state)
 	assert_true(added <= 1);
 	assert_int_equal(sandbox_seccomp_rules(SANDBOX_BUSY_POLL_GUARD), sandbox_seccomp_rules(0) + 1);
 	assert_seccomp_cases(cases, G_N_ELEMENTS(cases));
+}
+
+static int do_sched_policy(void *arg)
+{
+	struct sched_param param = { .sched_priority = 0 };
+
+	(void)sched_setscheduler(0, *(const int *)arg, &param); /* EINVAL or EPERM: filtered first */
+	return 1;
+}
+
+static int do_sched_by_pid(void *arg)
+{
+	struct sched_param param = { .sched_priority = 0 };
+
+	(void)arg;
+	(void)sched_setscheduler(getpid(), SCHED_BATCH, &param);
+	return 1;
+}
+
+/*
+ * --sched's extras: this thread to SCHED_BATCH or back to SCHED_OTHER, and
+ * nothing else: no other policy (a real-time one would starve the node), no
+ * thread named by id; without the extras even those die.
+ */
+static void test_seccomp_sched(void **state)
+{
+	static const int batch = SCHED_BATCH, other = SCHED_OTHER, fifo = SCHED_FIFO,
+			 idle = SCHED_IDLE;
+	const struct seccomp_case cases[] = {
+		{ "SCHED_BATCH, sched extras", SANDBOX_SCHED, do_sched_policy, true, &batch },
+		{ "SCHED_OTHER, sched extras", SANDBOX_SCHED, do_sched_policy, true, &other },
+		{ "SCHED_BATCH, no extras", 0, do_sched_policy, false, &batch },
+		{ "SCHED_FIFO, sched extras", SANDBOX_SCHED, do_sched_policy, false, &fifo },
+		{ "SCHED_IDLE, sched extras", SANDBOX_SCHED, do_sched_policy, false, &idle },
+		{ "by pid, sched extras", SANDBOX_SCHED, do_sched_by_pid, false },
+	};
+
+	(void)state;
+	assert_seccomp_cases(cases, G_N_ELEMENTS(cases));
+	assert_int_equal(sandbox_seccomp_rules(SANDBOX_SCHED), sandbox_seccomp_rules(0) + 2);
 }
 
 /*
@@ -867,6 +908,7 @@ int main(void)
 		cmocka_unit_test(test_seccomp_unix_legs),
 		cmocka_unit_test(test_seccomp_kernel_path),
 		cmocka_unit_test(test_seccomp_busy_poll),
+		cmocka_unit_test(test_seccomp_sched),
 		cmocka_unit_test(test_seccomp_abort),
 		cmocka_unit_test(test_seccomp_sigbus_guard),
 		cmocka_unit_test(test_drop),

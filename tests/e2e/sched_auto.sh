@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# sched_auto.sh - --sched: auto runs the data thread as SCHED_BATCH while the guest moves bulk on the kernel path and as SCHED_OTHER again after; not on libslirp's path; normal never switches; batch from the start; an operator's policy is kept.
+#
+# The VM model (vu-frontend tap: a guest namespace's own TCP behind virtio rings, with
+# offloads, MTU 65520) on the daemon's vhost-user backend, its TCP steered through HAProxy
+# (the sidecar stand-in; the kernel path unless said) to a sink in the node namespace.
+# The thread's policy is read from outside (chrt -p on the daemon's main thread, the data
+# thread) and from the daemon's metrics.  One daemon at a time:
+#   auto    (under --seccomp) a 1 GiB upload: SCHED_BATCH seen while it runs, a switch to it
+#           counted; after a quiet spell a 64 KiB upload, and the thread is SCHED_OTHER again,
+#           as many switches back counted.  Small uploads before it must not switch.
+#   normal  the same 1 GiB upload: SCHED_OTHER throughout, no switch counted (the upload
+#           is the same, so this says the switch in auto came from the option).
+#   slirp   auto on libslirp's path (--steer-stack slirp), where SCHED_BATCH cost
+#           throughput: SCHED_OTHER throughout the upload, mode normal, and the log says so.
+#   batch   SCHED_BATCH before any traffic.
+#   idle    auto started under chrt --idle (an operator's choice): SCHED_IDLE throughout
+#           the upload, the mode metric says normal, and the log says why.
+source "$(dirname "$0")/lib.sh"
+e2e_require_root
+: "${VUFRONT:=$E2E_ROOT/build/tests/vu-frontend}"
+e2e_topology
+NS_GUEST="$E2E_TAG-guest"
+e2e_netns_add "$NS_GUEST"
+METRICS=127.0.0.1:9090
+BULK=$((1 << 30))
+
+e2e_haproxy_cfg "$E2E_TMP/haproxy.cfg" "${E2E_HAPROXY_OUTBOUND_PROXY[@]}"
+e2e_start_haproxy haproxy "$NS_POD" "$E2E_TMP/haproxy.cfg"
+
+# policy PID : the scheduling policy of thread PID, as the kernel reports it.
+policy() { chrt -p "$1" | awk -F': ' '/policy/ {print $2}'; }
+
+# up NAME [WRAPPER...] -- ARGS... : the daemon (through WRAPPER, e.g. chrt) and the VM model.
+up() {
+	local name=$1 sock="$E2E_TMP/$1.sock"
+	local -a wrap=()
+	shift
+	while [ "$1" != -- ]; do wrap+=("$1"); shift; done
+	shift
+	E2E_MESHSLIRP_WRAP=("${wrap[@]}")
+	e2e_start_meshslirp "$name" --vhost-user "$sock" --mtu 65520 \
+		--outbound-proxy 127.0.0.1:15001 --metrics "$METRICS" --steer-stack kernel "$@"
+	E2E_MESHSLIRP_WRAP=()
+	DAEMON=$MESHSLIRP_PID
+	e2e_bg "tap-$name" "$NS_POD" "$VUFRONT" tap --tap tap0 --netns "/run/netns/$NS_GUEST" \
+		--socket "$sock" --mtu 65520 --offload tso --timeout 300
+	TAP=$E2E_LAST_PID
+	e2e_wait_for "$E2E_TMP/tap-$name.log" '^VUFRONT-READY' 10 || e2e_fail "$name: VM model not ready"
+	ip -n "$NS_GUEST" addr add 10.0.2.15/24 dev tap0
+	ip -n "$NS_GUEST" route add default via 10.0.2.2
+}
+
+down() {
+	kill -TERM "$TAP" "$DAEMON"
+	e2e_wait_exit "$TAP" 10 || e2e_fail "VM model did not exit 0"
+	e2e_wait_exit "$DAEMON" 10 || e2e_fail "daemon did not exit 0"
+	ip -n "$NS_GUEST" link del tap0 2>/dev/null || true
+}
+
+# upload NAME BYTES : one transfer guest -> node through the sidecar, its policies sampled
+# every 20 ms into $E2E_TMP/NAME.policies while it runs.
+upload() {
+	local name=$1 bytes=$2 src i
+	e2e_bg "$name-sink" "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5001" --bytes "$bytes" --timeout 120
+	e2e_wait_for "$E2E_TMP/$name-sink.log" '^LISTENING' 10 || e2e_fail "$name: sink did not start"
+	ip netns exec "$NS_GUEST" "$MSTOOL" source --connect "$NODE_IP:5001" --bytes "$bytes" \
+		--timeout 120 >"$E2E_TMP/$name-source.log" 2>&1 &
+	src=$!
+	: >"$E2E_TMP/$name.policies"
+	for i in $(seq 6000); do # at most 120 s, the source's own timeout
+		kill -0 "$src" 2>/dev/null || break
+		policy "$DAEMON" >>"$E2E_TMP/$name.policies"
+		sleep 0.02
+	done
+	wait "$src" || e2e_fail "$name: upload failed: $(cat "$E2E_TMP/$name-source.log")"
+	e2e_wait_exit "$E2E_LAST_PID" 30 || e2e_fail "$name: sink did not finish"
+	grep -q "bytes=$bytes " "$E2E_TMP/$name-sink.log" ||
+		e2e_fail "$name: sink: $(cat "$E2E_TMP/$name-sink.log")"
+}
+
+# metrics NAME : scrape into $E2E_TMP/NAME.metrics; SW_BATCH, SW_NORMAL, MODE from it.
+metrics() {
+	e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/$1.metrics"
+	SW_BATCH=$(e2e_metric "$E2E_TMP/$1.metrics" 'meshslirp_sched_switches_total{to="batch"}')
+	SW_NORMAL=$(e2e_metric "$E2E_TMP/$1.metrics" 'meshslirp_sched_switches_total{to="normal"}')
+	MODE=$(grep -o '^meshslirp_sched_mode{mode="[a-z]*"} 1' "$E2E_TMP/$1.metrics" || true)
+}
+
+seen() { sort -u "$E2E_TMP/$1.policies" | tr '\n' ' '; }
+
+# kept NAME POLICY MODE [LOG] : through a bulk upload the thread stays POLICY, no switch is
+# counted, the mode metric says MODE, and the daemon's log has LOG (why), if given.
+kept() {
+	local name=$1 want=$2 mode=$3 why=${4:-}
+	upload "$name-bulk" "$BULK"
+	[ "$(seen "$name-bulk")" = "$want " ] || e2e_fail "$name: policies seen: $(seen "$name-bulk")"
+	metrics "$name"
+	[ "$SW_BATCH" = 0 ] || e2e_fail "$name: switched ($SW_BATCH)"
+	[ "$MODE" = "meshslirp_sched_mode{mode=\"$mode\"} 1" ] || e2e_fail "$name: mode '$MODE'"
+	[ -z "$why" ] || grep -qF -- "$why" "$E2E_TMP/$name.log" ||
+		e2e_fail "$name: the log does not say '$why'"
+	e2e_log "$name: $want throughout 1 GiB ($(wc -l <"$E2E_TMP/$name-bulk.policies") samples), no switch, mode $mode"
+}
+
+# auto: the default.
+up auto -- --seccomp
+[ "$(policy "$DAEMON")" = SCHED_OTHER ] || e2e_fail "auto: started as $(policy "$DAEMON")"
+metrics auto-0
+[ "$MODE" = 'meshslirp_sched_mode{mode="auto"} 1' ] || e2e_fail "auto: mode '$MODE'"
+for i in $(seq 5); do upload "trickle$i" 4096; sleep 0.05; done
+metrics auto-trickle
+[ "$SW_BATCH" = 0 ] || e2e_fail "auto: small transfers switched to SCHED_BATCH ($SW_BATCH)"
+upload auto-bulk "$BULK"
+grep -q '^SCHED_BATCH$' "$E2E_TMP/auto-bulk.policies" ||
+	e2e_fail "auto: never SCHED_BATCH during a 1 GiB upload (seen: $(seen auto-bulk))"
+metrics auto-bulk
+# One switch, or more where the machine stalled the transfer for a window (CI).
+[ "$SW_BATCH" -ge 1 ] || e2e_fail "auto: $SW_BATCH switches to SCHED_BATCH, want 1 or more"
+sleep 0.5
+upload auto-after 65536
+metrics auto-after
+[ "$(policy "$DAEMON")" = SCHED_OTHER ] ||
+	e2e_fail "auto: still $(policy "$DAEMON") after the bulk ended"
+[ "$SW_NORMAL" = "$SW_BATCH" ] || e2e_fail "auto: $SW_NORMAL switches back for $SW_BATCH there"
+e2e_log "auto: SCHED_OTHER, SCHED_BATCH during 1 GiB ($(grep -c '^SCHED_BATCH$' "$E2E_TMP/auto-bulk.policies") of $(wc -l <"$E2E_TMP/auto-bulk.policies") samples), SCHED_OTHER after; switches $SW_BATCH and $SW_NORMAL"
+down
+
+# normal: the same upload, never switched.
+up normal -- --sched normal
+kept normal SCHED_OTHER normal
+down
+
+# slirp: auto stays off on libslirp's path (the last --steer-stack wins).
+up slirp -- --steer-stack slirp
+kept slirp SCHED_OTHER normal \
+	'--sched auto: the data thread stays SCHED_OTHER (SCHED_BATCH only on the kernel path'
+down
+
+# batch: from the start.
+up batch -- --sched batch
+[ "$(policy "$DAEMON")" = SCHED_BATCH ] || e2e_fail "batch: started as $(policy "$DAEMON")"
+metrics batch
+[ "$MODE" = 'meshslirp_sched_mode{mode="batch"} 1' ] || e2e_fail "batch: mode '$MODE'"
+e2e_log "batch: SCHED_BATCH before any traffic"
+down
+
+# idle: an operator's policy is kept through bulk.
+up idle chrt --idle 0 -- --sched auto
+kept idle SCHED_IDLE normal \
+	'--sched auto: the data thread keeps the policy it was started with (not SCHED_OTHER)'
+down
+e2e_log "PASS"
