@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <sched.h>
 
+#include <glib.h>
+
 bool schedmode_decide(struct schedmode *sm, int64_t now_us, uint64_t bytes)
 {
 	int64_t span;
@@ -65,11 +67,34 @@ int schedmode_apply(bool batch)
 	return 0;
 }
 
+int schedmode_restore(struct schedmode *sm)
+{
+	int ret;
+
+	if (!sm->batch)
+		return 0;
+	ret = schedmode_apply(false);
+	schedmode_switched(sm, ret);
+	return ret;
+}
+
 int schedmode_current_is_other(void)
 {
 	int policy = sched_getscheduler(0);
 
 	if (policy < 0)
 		return -errno;
-	return (policy & ~SCHED_RESET_ON_FORK) == SCHED_OTHER;
+	return policy == SCHED_OTHER;
+}
+
+const char *schedmode_policy_name(enum schedmode_policy policy)
+{
+	static const char *const names[] = {
+		[SCHEDMODE_AUTO] = "auto",
+		[SCHEDMODE_NORMAL] = "normal",
+		[SCHEDMODE_BATCH] = "batch",
+	};
+
+	G_STATIC_ASSERT(G_N_ELEMENTS(names) == SCHEDMODE_POLICY_COUNT);
+	return (unsigned int)policy < SCHEDMODE_POLICY_COUNT ? names[policy] : "?";
 }

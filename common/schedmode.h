@@ -40,12 +40,19 @@
  * bulk traffic has guest frames (data or ACKs) every few milliseconds, so
  * a request after a transfer does not wait behind the transfer's rate.
  *
+ * Its owner also calls it from a timer while the thread runs as
+ * SCHED_BATCH (the daemon: every 2 * SCHEDMODE_WINDOW_US), so a transfer
+ * that ends with nothing after it still leaves SCHED_BATCH; a daemon that
+ * is not in SCHED_BATCH has no timer.
+ *
  * Limits.  Only the calling thread is switched (sched_setscheduler() on
- * Linux applies to one thread): the daemon's data path is its main
- * thread.  A thread started under another policy than SCHED_OTHER (an
- * operator's chrt: real-time, idle) is left as it is: the daemon decides
- * only between the two policies an unprivileged thread may move between
- * freely, at nice 0.  No allocation; the counts are the caller's.
+ * Linux applies to one thread; a thread created after a switch inherits
+ * it): the daemon's data path is its main thread.  A thread started
+ * under anything but plain SCHED_OTHER (an operator's chrt: real-time,
+ * idle, batch, or reset-on-fork) is left as it is: the daemon moves only
+ * between the two policies any thread may move between, whatever its
+ * nice value, which it keeps.  A refused switch stops the switching where
+ * it stands.  No allocation; the counts are the caller's.
  */
 
 #include <stdbool.h>
@@ -61,6 +68,7 @@ enum schedmode_policy {
 			    * daemon: on the kernel path only) */
 	SCHEDMODE_NORMAL,  /* never touched */
 	SCHEDMODE_BATCH,   /* SCHED_BATCH from the start */
+	SCHEDMODE_POLICY_COUNT
 };
 
 struct schedmode {
@@ -105,7 +113,7 @@ bool schedmode_decide(struct schedmode *sm, int64_t now_us, uint64_t bytes);
 void schedmode_switched(struct schedmode *sm, int err);
 
 /**
- * schedmode_apply() - set the calling thread's policy, at nice-level priority 0
+ * schedmode_apply() - set the calling thread's policy (sched_priority 0, its nice kept)
  * @batch:	SCHED_BATCH if true, SCHED_OTHER if false
  *
  * Return: 0 or -errno from sched_setscheduler() (-EPERM under a seccomp
@@ -114,10 +122,24 @@ void schedmode_switched(struct schedmode *sm, int err);
 int schedmode_apply(bool batch);
 
 /**
- * schedmode_current_is_other() - whether the calling thread runs SCHED_OTHER
+ * schedmode_restore() - hand the calling thread back as SCHED_OTHER if @sm switched it
+ * @sm:		the state; a switch back is counted as any other
+ *
+ * Return: 0, or -errno from schedmode_apply() (the thread stays SCHED_BATCH).
+ */
+int schedmode_restore(struct schedmode *sm);
+
+/**
+ * schedmode_current_is_other() - whether the calling thread runs plain SCHED_OTHER
+ *
+ * Reset-on-fork counts as another policy: a thread that set it without
+ * privilege may not clear it, and an operator who set it meant it.
  *
  * Return: 1 if it does, 0 if it runs another policy, -errno if it cannot tell.
  */
 int schedmode_current_is_other(void);
+
+/* schedmode_policy_name() - "auto", "normal" or "batch" (--sched's words); "?" out of range. */
+const char *schedmode_policy_name(enum schedmode_policy policy);
 
 #endif /* MESHSLIRP_COMMON_SCHEDMODE_H */

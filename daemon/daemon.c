@@ -54,10 +54,15 @@ static int daemon_rx_frame_tail(uint8_t *frame, const struct frame_tail *tail,
 	return d->ks ? ksteer_guest_frame_tail(d->ks, frame, tail, meta) : 0;
 }
 
+static gboolean daemon_sched_on_timer(gpointer opaque);
+
 /*
- * --sched auto, at the end of a batch of guest frames: the bytes the backend
- * moved both ways decide whether the data thread runs as SCHED_BATCH
- * (common/schedmode.h).  A refusal is said once; the policy stays as it was.
+ * --sched auto, at the end of a batch of guest frames and from a timer while
+ * the thread is SCHED_BATCH: the bytes the backend moved both ways decide
+ * whether the data thread runs as SCHED_BATCH (common/schedmode.h).  The
+ * timer (every two windows) runs only in SCHED_BATCH, so a transfer with
+ * nothing after it ends SCHED_BATCH too.  A refusal is said once; the policy
+ * stays as it was.
  */
 static void daemon_sched_update(struct daemon *d)
 {
@@ -69,13 +74,28 @@ static void daemon_sched_update(struct daemon *d)
 		return;
 	ret = schedmode_apply(batch);
 	schedmode_switched(&d->sched, ret);
-	if (ret)
+	if (ret) {
 		g_warning("--sched auto: cannot switch the data thread to %s (%s): it stays %s",
 			  batch ? "SCHED_BATCH" : "SCHED_OTHER", g_strerror(-ret),
 			  batch ? "SCHED_OTHER" : "SCHED_BATCH");
-	else
-		g_debug("--sched auto: the data thread runs as %s",
-			batch ? "SCHED_BATCH (bulk traffic)" : "SCHED_OTHER");
+		return;
+	}
+	g_debug("--sched auto: the data thread runs as %s",
+		batch ? "SCHED_BATCH (bulk traffic)" : "SCHED_OTHER");
+	if (batch && !d->sched_timer)
+		d->sched_timer = g_timeout_add(2 * SCHEDMODE_WINDOW_US / 1000,
+					       daemon_sched_on_timer, d);
+}
+
+static gboolean daemon_sched_on_timer(gpointer opaque)
+{
+	struct daemon *d = opaque;
+
+	daemon_sched_update(d);
+	if (d->sched.batch)
+		return G_SOURCE_CONTINUE;
+	d->sched_timer = 0;
+	return G_SOURCE_REMOVE;
 }
 
 /*
@@ -604,7 +624,7 @@ static void daemon_setup_sched(struct daemon *d)
 	ret = schedmode_current_is_other();
 	if (ret != 1) {
 		g_message("--sched %s: the data thread keeps the policy it was started with (%s)",
-			  d->sched_policy == SCHEDMODE_AUTO ? "auto" : "batch",
+			  schedmode_policy_name(d->sched_policy),
 			  ret < 0 ? g_strerror(-ret) : "not SCHED_OTHER");
 		d->sched_policy = SCHEDMODE_NORMAL;
 		return;
@@ -678,6 +698,7 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 	d->offload = (struct daemon_offload_stats){ 0 };
 	d->sched = (struct schedmode){ 0 };
 	d->sched_policy = SCHEDMODE_NORMAL; /* until daemon_setup_sched() */
+	d->sched_timer = 0;
 	ret = podaddrs_new(&d->pod);
 	if (ret) {
 		g_printerr("meshslirp: cannot read this namespace's addresses (rtnetlink): %s\n",
@@ -716,8 +737,10 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 void daemon_stop(struct daemon *d)
 {
 	/* Hand the thread back as it came (a test may start another daemon on it). */
-	if (d->sched.batch && !schedmode_apply(false))
-		d->sched.batch = false;
+	if (d->sched_timer)
+		g_source_remove(d->sched_timer);
+	d->sched_timer = 0;
+	(void)schedmode_restore(&d->sched);
 	control_stop(d->control);
 	d->control = NULL;
 	metrics_stop(d->metrics);

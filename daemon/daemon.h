@@ -45,6 +45,7 @@ struct daemon {
 					   * main.c; 0: the loop does not poll */
 	enum schedmode_policy sched_policy; /* --sched in effect (daemon_setup_sched()) */
 	struct schedmode sched;           /* the data thread's policy, switched by --sched auto */
+	guint sched_timer;                /* --sched auto's check while in SCHED_BATCH; 0: none */
 	/* Set by the owner before daemon_start(): the backend ended for good (optional). */
 	void (*on_fatal)(const char *why, void *opaque);
 	void *on_fatal_opaque;

@@ -113,26 +113,25 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric(o, "meshslirp_busy_poll_yielded_total", NULL, ml->yielded);
 
 	static const struct schedmode no_sched;
-	static const char *const sched_name[] = {
-		[SCHEDMODE_AUTO] = "mode=\"auto\"", [SCHEDMODE_NORMAL] = "mode=\"normal\"",
-		[SCHEDMODE_BATCH] = "mode=\"batch\"",
-	};
 	const struct schedmode *sm = s->sched ? s->sched : &no_sched;
+	char mode[32];
 
+	g_snprintf(mode, sizeof(mode), "mode=\"%s\"",
+		   schedmode_policy_name(s->sched_policy == SCHEDMODE_AUTO && sm->disabled ?
+					 SCHEDMODE_NORMAL : s->sched_policy));
 	metric_head(o, "meshslirp_sched_mode", "gauge",
-		    "--sched as in effect (auto stays on only while the daemon may switch its data "
-		    "thread's policy: it started under SCHED_OTHER and no switch was refused).");
-	metric(o, "meshslirp_sched_mode",
-	       sched_name[s->sched_policy == SCHEDMODE_AUTO && sm->disabled ? SCHEDMODE_NORMAL :
-			  s->sched_policy], 1);
+		    "--sched as in effect: auto only on the kernel path, in a daemon started under "
+		    "plain SCHED_OTHER, and until the kernel refused a switch; normal otherwise.");
+	metric(o, "meshslirp_sched_mode", mode, 1);
 	metric_head(o, "meshslirp_sched_batch", "gauge",
-		    "1 while the data thread runs as SCHED_BATCH (--sched auto: while the guest's "
-		    "traffic runs at bulk rates), else 0.");
+		    "1 while the daemon has switched its data thread to SCHED_BATCH (--sched batch, or "
+		    "auto while the guest's traffic runs at bulk rates), else 0 (a policy the daemon "
+		    "was started under is not shown).");
 	metric(o, "meshslirp_sched_batch", NULL, sm->batch);
 	metric_head(o, "meshslirp_sched_switches_total", "counter",
-		    "--sched auto: switches of the data thread to SCHED_BATCH (to=\"batch\") and back "
-		    "(to=\"normal\"), and switches the kernel refused (to=\"refused\", after which "
-		    "the daemon switches no more).");
+		    "Switches of the data thread by --sched: to SCHED_BATCH (to=\"batch\"), back to "
+		    "SCHED_OTHER (to=\"normal\"), and those the kernel refused (to=\"refused\", "
+		    "after which the daemon switches no more).");
 	metric(o, "meshslirp_sched_switches_total", "to=\"batch\"", sm->entered);
 	metric(o, "meshslirp_sched_switches_total", "to=\"normal\"", sm->left);
 	metric(o, "meshslirp_sched_switches_total", "to=\"refused\"", sm->failures);

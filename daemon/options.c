@@ -785,10 +785,11 @@ static const GOptionEntry options_entries[] = {
 	  "a machine with no spare CPU keeps its throughput) or whatever the load (always: for a "
 	  "CPU set aside for the daemon)", "idle|always" },
 	{ "sched", 0, 0, CB(opt_sched),
-	  "The data thread's scheduling policy: auto (the default: SCHED_BATCH while the guest's "
-	  "traffic runs at bulk rates, so the threads it wakes do not cut its batches short; "
-	  "SCHED_OTHER otherwise, for latency), normal (always SCHED_OTHER) or batch (always "
-	  "SCHED_BATCH).  A daemon started under another policy keeps it", "auto|normal|batch" },
+	  "The data thread's scheduling policy: auto (the default: on the kernel path, "
+	  "SCHED_BATCH while the guest's traffic runs at bulk rates, so its wake-ups do not cut "
+	  "the sidecar's and the VM's batches short; SCHED_OTHER otherwise, for latency), normal "
+	  "(always SCHED_OTHER) or batch (always SCHED_BATCH).  A daemon started under another "
+	  "policy keeps it", "auto|normal|batch" },
 	{ "expose", 0, 0, CB(opt_expose),
 	  "Forward a host TCP port, or a unix socket (the sidecar's leg, with a PROXY header), "
 	  "to the guest (repeatable)", "tcp:HOSTPORT[:GUESTPORT]|unix:PATH:GUESTPORT" },
@@ -945,6 +946,7 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	cfg->mtu = MS_DEFAULT_MTU;
 	cfg->offload = true;
 	cfg->steer_stack = MS_STEER_AUTO;
+	cfg->sched = SCHEDMODE_AUTO;
 	cfg->ready_fd = -1;
 	cfg->log_level = LOG_LEVEL_INFO;
 	inet_pton(AF_INET, "10.0.2.0", &cfg->network);

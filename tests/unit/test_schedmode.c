@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -186,6 +187,53 @@ static void test_apply(void **state)
 	assert_int_equal(schedmode_current_is_other(), 1);
 }
 
+/* Restoring: a no-op unless switched; a switch back counted like any other. */
+static void test_restore(void **state)
+{
+	struct schedmode sm = { 0 };
+
+	(void)state;
+	if (schedmode_current_is_other() != 1)
+		skip();
+	assert_int_equal(schedmode_restore(&sm), 0);
+	assert_int_equal(sm.left, 0);
+	assert_int_equal(schedmode_apply(true), 0);
+	schedmode_switched(&sm, 0);
+	assert_int_equal(schedmode_restore(&sm), 0);
+	assert_false(sm.batch);
+	assert_int_equal(sm.entered, 1);
+	assert_int_equal(sm.left, 1);
+	assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+}
+
+/*
+ * An operator's reset-on-fork is another policy: an unprivileged thread
+ * could not clear it, so the daemon must not take it for plain SCHED_OTHER.
+ * Setting it needs no privilege; clearing it again does (root here).
+ */
+static void test_reset_on_fork_is_not_other(void **state)
+{
+	struct sched_param param = { .sched_priority = 0 };
+
+	(void)state;
+	if (schedmode_current_is_other() != 1 || geteuid() != 0)
+		skip();
+	assert_int_equal(sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &param), 0);
+	assert_int_equal(schedmode_current_is_other(), 0);
+	assert_int_equal(sched_setscheduler(0, SCHED_OTHER, &param), 0);
+	assert_int_equal(schedmode_current_is_other(), 1);
+}
+
+/* --sched's words, as the metrics and the log print them. */
+static void test_policy_name(void **state)
+{
+	(void)state;
+	assert_string_equal(schedmode_policy_name(SCHEDMODE_AUTO), "auto");
+	assert_string_equal(schedmode_policy_name(SCHEDMODE_NORMAL), "normal");
+	assert_string_equal(schedmode_policy_name(SCHEDMODE_BATCH), "batch");
+	assert_string_equal(schedmode_policy_name(SCHEDMODE_POLICY_COUNT), "?");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -196,6 +244,9 @@ int main(void)
 		cmocka_unit_test(test_spell),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_apply),
+		cmocka_unit_test(test_restore),
+		cmocka_unit_test(test_reset_on_fork_is_not_other),
+		cmocka_unit_test(test_policy_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
