@@ -937,6 +937,51 @@ static void test_rx_indirect_chains_wait(void **state)
 	assert_false(f->congested);
 }
 
+/*
+ * Every interrupt requested is counted per ring, with the used index it
+ * published (meshslirp_vhost_user_calls_total and _last_call_used_index,
+ * which e2e_guest_wedged judges against the guest's used_event): one per
+ * flush that published entries the guest asked to hear of, on its call
+ * fd as counted; none under VRING_AVAIL_F_NO_INTERRUPT.
+ */
+static void test_call_counters(void **state)
+{
+	struct fix *f = *state;
+	uint8_t frame[100] = { 0 };
+
+	bring_up(f, FEATURES);
+	for (uint16_t i = 0; i < 3; i++)
+		set_desc(f, 0, i, DATA + 0x8000 + i * 0x800u, 0x800, VRING_DESC_F_WRITE, 0);
+	for (uint16_t i = 0; i < 2; i++) {
+		make_avail(f, 0, i);
+		assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+		backend_flush(f->be);
+	}
+	assert_int_equal(used_idx(f, 0), 2);
+	assert_int_equal(f->be->stats.vu_calls[0], 2);
+	assert_int_equal(f->be->stats.vu_call_used_idx[0], 2);
+	assert_int_equal(drain_eventfd(f->call[0]), 2);
+	assert_int_equal(f->be->stats.vu_calls[1], 0);
+
+	/* The guest transmits: its TX ring's call, counted apart. */
+	guest_tx(f, 0, 0, 0);
+	PUMP_UNTIL(used_idx(f, 1) == 1);
+	assert_int_equal(used_idx(f, 1), 1);
+	assert_int_equal(f->be->stats.vu_calls[1], 1);
+	assert_int_equal(f->be->stats.vu_call_used_idx[1], 1);
+	assert_int_equal(drain_eventfd(f->call[1]), 1);
+
+	/* Interrupts suppressed: the entry is published, no call made or counted. */
+	le16_write(f->ram + AVAIL(0) + VRING_AVAIL_FLAGS_OFF, VRING_AVAIL_F_NO_INTERRUPT);
+	make_avail(f, 0, 2);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	backend_flush(f->be);
+	assert_int_equal(used_idx(f, 0), 3);
+	assert_int_equal(f->be->stats.vu_calls[0], 2);
+	assert_int_equal(f->be->stats.vu_call_used_idx[0], 2);
+	assert_false(fd_readable(f->call[0]));
+}
+
 static void test_rx_too_few_buffers(void **state)
 {
 	rx_too_few_buffers(*state, FEATURES);
@@ -1915,6 +1960,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_too_few_buffers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_all_descriptors_too_small, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_indirect_chains_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_call_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_too_few_buffers_event_idx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_descriptor_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_fds_must_be_eventfds, setup, teardown),
