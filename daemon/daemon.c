@@ -92,7 +92,7 @@ static gboolean daemon_sched_on_timer(gpointer opaque)
 	struct daemon *d = opaque;
 
 	daemon_sched_update(d);
-	if (d->sched.batch)
+	if (d->sched.batch && !d->sched.disabled) /* disabled: a refused leave, nothing to ask */
 		return G_SOURCE_CONTINUE;
 	d->sched_timer = 0;
 	return G_SOURCE_REMOVE;
