@@ -28,6 +28,35 @@ static gboolean options_fail(GError **err, const char *name, const char *fmt, ..
 	return FALSE;
 }
 
+/* One word a keyword option accepts, and the value it stands for. */
+struct options_word {
+	const char *word;
+	int value;
+};
+
+/*
+ * A keyword option (--offload, --steer-stack, --busy-poll-when, --sched):
+ * *@out set to the value of the word @value is, else a failure naming every
+ * word ("expected 'a', 'b' or 'c', got '...'").
+ */
+static gboolean options_parse_word(const char *name, const char *value,
+				   const struct options_word *words, size_t n, int *out,
+				   GError **err)
+{
+	g_autoptr(GString) expected = g_string_new("expected ");
+
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(value, words[i].word)) {
+			*out = words[i].value;
+			return TRUE;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		g_string_append_printf(expected, "%s'%s'", !i ? "" : i + 1 == n ? " or " : ", ",
+				       words[i].word);
+	return options_fail(err, name, "%s, got '%s'", expected->str, value);
+}
+
 /* Strict decimal: digits only, no sign, no spaces, within [min, max]. */
 static int options_parse_uint(const char *s, unsigned long min,
 			      unsigned long max, unsigned long *out)
@@ -208,31 +237,28 @@ static gboolean opt_mtu(const gchar *name, const gchar *value, gpointer data, GE
 
 static gboolean opt_offload(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
+	static const struct options_word words[] = { { "on", true }, { "off", false } };
 	struct ms_config *cfg = data;
+	int v;
 
-	if (!strcmp(value, "on"))
-		cfg->offload = true;
-	else if (!strcmp(value, "off"))
-		cfg->offload = false;
-	else
-		return options_fail(err, name, "expected 'on' or 'off', got '%s'", value);
+	if (!options_parse_word(name, value, words, G_N_ELEMENTS(words), &v, err))
+		return FALSE;
+	cfg->offload = v;
 	return TRUE;
 }
 
 static gboolean opt_steer_stack(const gchar *name, const gchar *value, gpointer data,
 				GError **err)
 {
+	static const struct options_word words[] = {
+		{ "auto", MS_STEER_AUTO }, { "kernel", MS_STEER_KERNEL }, { "slirp", MS_STEER_SLIRP },
+	};
 	struct ms_config *cfg = data;
+	int v;
 
-	if (!strcmp(value, "auto"))
-		cfg->steer_stack = MS_STEER_AUTO;
-	else if (!strcmp(value, "kernel"))
-		cfg->steer_stack = MS_STEER_KERNEL;
-	else if (!strcmp(value, "slirp"))
-		cfg->steer_stack = MS_STEER_SLIRP;
-	else
-		return options_fail(err, name, "expected 'auto', 'kernel' or 'slirp', got '%s'",
-				    value);
+	if (!options_parse_word(name, value, words, G_N_ELEMENTS(words), &v, err))
+		return FALSE;
+	cfg->steer_stack = v;
 	return TRUE;
 }
 
@@ -543,31 +569,28 @@ static gboolean opt_busy_poll(const gchar *name, const gchar *value, gpointer da
 static gboolean opt_busy_poll_when(const gchar *name, const gchar *value, gpointer data,
 				   GError **err)
 {
+	static const struct options_word words[] = { { "idle", false }, { "always", true } };
 	struct ms_config *cfg = data;
+	int v;
 
-	if (!strcmp(value, "idle"))
-		cfg->busy_poll_always = false;
-	else if (!strcmp(value, "always"))
-		cfg->busy_poll_always = true;
-	else
-		return options_fail(err, name, "expected 'idle' or 'always', got '%s'", value);
+	if (!options_parse_word(name, value, words, G_N_ELEMENTS(words), &v, err))
+		return FALSE;
+	cfg->busy_poll_always = v;
 	return TRUE;
 }
 
 /* --sched auto|normal|batch: the data thread's scheduling policy (common/schedmode.h). */
 static gboolean opt_sched(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
+	static const struct options_word words[] = {
+		{ "auto", SCHEDMODE_AUTO }, { "normal", SCHEDMODE_NORMAL }, { "batch", SCHEDMODE_BATCH },
+	};
 	struct ms_config *cfg = data;
+	int v;
 
-	if (!strcmp(value, "auto"))
-		cfg->sched = SCHEDMODE_AUTO;
-	else if (!strcmp(value, "normal"))
-		cfg->sched = SCHEDMODE_NORMAL;
-	else if (!strcmp(value, "batch"))
-		cfg->sched = SCHEDMODE_BATCH;
-	else
-		return options_fail(err, name, "expected 'auto', 'normal' or 'batch', got '%s'",
-				    value);
+	if (!options_parse_word(name, value, words, G_N_ELEMENTS(words), &v, err))
+		return FALSE;
+	cfg->sched = v;
 	return TRUE;
 }
 
