@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <glib.h>
 
 #include "common/schedmode.h"
 
@@ -68,6 +69,35 @@ static void test_one_window(void **state)
 		assert_int_equal(sm.window_start_us, W);
 		assert_int_equal(sm.window_start_bytes, cases[i].bytes);
 		assert_int_equal(sm.batch, cases[i].batch); /* only schedmode_switched() flips it */
+	}
+}
+
+/*
+ * The thresholds to the byte: a window of 125 ms (closed by a batch 75 ms
+ * after the one before, so no quiet spell) holds a whole number of bytes at
+ * either rate; at the rate itself SCHED_BATCH is entered and kept, one
+ * byte less leaves or does not enter.
+ */
+static void test_exact_thresholds(void **state)
+{
+	static const struct {
+		bool batch;
+		uint64_t bytes;
+		bool want;
+	} cases[] = {
+		{ false, SCHEDMODE_ENTER_BPS / 8, true },
+		{ false, SCHEDMODE_ENTER_BPS / 8 - 1, false },
+		{ true, SCHEDMODE_LEAVE_BPS / 8, false },
+		{ true, SCHEDMODE_LEAVE_BPS / 8 - 1, true },
+	};
+
+	(void)state;
+	G_STATIC_ASSERT(SCHEDMODE_ENTER_BPS % 8 == 0 && SCHEDMODE_LEAVE_BPS % 8 == 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct schedmode sm = state_at_zero(cases[i].batch);
+
+		assert_false(schedmode_decide(&sm, W / 2, 0));
+		assert_int_equal(schedmode_decide(&sm, W + W / 4, cases[i].bytes), cases[i].want);
 	}
 }
 
@@ -238,6 +268,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_window),
+		cmocka_unit_test(test_exact_thresholds),
 		cmocka_unit_test(test_window_not_due),
 		cmocka_unit_test(test_quiet_spell),
 		cmocka_unit_test(test_backwards),
