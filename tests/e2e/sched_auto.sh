@@ -75,6 +75,7 @@ upload() {
 	ip netns exec "$NS_GUEST" "$MSTOOL" source --connect "$NODE_IP:5001" --bytes "$bytes" \
 		--timeout 120 >"$E2E_TMP/$name-source.log" 2>&1 &
 	src=$!
+	E2E_PIDS+=("$src") # stopped by PID at cleanup should the test fail mid-upload
 	: >"$E2E_TMP/$name.policies"
 	t0=$(e2e_now_ms)
 	for i in $(seq 6000); do # at most 120 s, the source's own timeout
