@@ -518,13 +518,47 @@ static void vu_close_fd(int *fd)
 	}
 }
 
-/* Signal an eventfd the front-end gave us (call or err); losing a signal to EAGAIN is fine. */
+/*
+ * The front-end's eventfds share their file description with it, and with
+ * it O_NONBLOCK, which it may clear at any time.  A read of an empty
+ * counter, or a write to one it filled (0xfffffffffffffffe), would then
+ * block this thread, and every guest flow and client with it.  So neither
+ * relies on the flag: a read asks for RWF_NOWAIT (eventfds honour it since
+ * Linux 5.12), a write looks with poll() first.  Left open: a front-end
+ * that fills its counter between our poll() and our write(), having
+ * cleared the flag, still blocks the write; it has to win that race, which
+ * it cannot see, and it only stops its own VM's network.
+ */
+
+/* Read an eventfd's counter into *@v without blocking: 8, or -1 and errno (EAGAIN: empty). */
+static ssize_t vu_eventfd_read(int fd, uint64_t *v)
+{
+	static bool nowait_refused;    /* a kernel whose eventfds lack RWF_NOWAIT */
+	struct iovec iov = { .iov_base = v, .iov_len = sizeof(*v) };
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	if (!nowait_refused) {
+		n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+		if (n >= 0 || (errno != EOPNOTSUPP && errno != EINVAL))
+			return n;
+		nowait_refused = true;
+	}
+	if (poll(&p, 1, 0) < 1 || !(p.revents & POLLIN)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return read(fd, v, sizeof(*v));
+}
+
+/* Signal an eventfd the front-end gave us (call or err); a signal lost to a full counter is fine. */
 static void vu_eventfd_signal(int fd)
 {
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
 	uint64_t one = 1;
 	ssize_t n;
 
-	if (fd < 0)
+	if (fd < 0 || poll(&p, 1, 0) < 1 || !(p.revents & POLLOUT))
 		return;
 	do {
 		n = write(fd, &one, sizeof(one));
@@ -1725,9 +1759,9 @@ static void vu_take_vring_fd(struct vu_msg *msg, int *slot)
 	*slot = msg->fds[0];
 	msg->fds[0] = -1;
 	/*
-	 * An eventfd made without EFD_NONBLOCK would block our second read.
-	 * QEMU's are non-blocking already: their (shared) file description
-	 * is then left alone.
+	 * Non-blocking for any read or write that goes around
+	 * vu_eventfd_read() and vu_eventfd_signal(); QEMU's are already, and
+	 * their (shared) file description is then left alone.
 	 */
 	fl = fcntl(*slot, F_GETFL);
 	if (fl >= 0 && !(fl & O_NONBLOCK))
@@ -2094,6 +2128,15 @@ static gboolean vu_on_conn(int fd, GIOCondition ready, void *opaque)
 	int ret;
 
 	(void)fd;
+	/*
+	 * Hung up with a reply pending that its socket cannot take (it keeps
+	 * our bytes unread): watched for G_IO_OUT only, the hang-up would
+	 * call us on every turn of the loop, for ever.
+	 */
+	if (vb->wlen && (ready & (G_IO_HUP | G_IO_ERR)) && !(ready & G_IO_OUT)) {
+		vu_disconnect(vb, "hung up with a reply pending");
+		return G_SOURCE_CONTINUE;
+	}
 	if (ready & G_IO_OUT) {
 		ret = vu_write_pending(vb);
 		if (ret) {
@@ -2137,7 +2180,7 @@ static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 	int reads;
 
 	for (reads = 0; reads < VU_KICK_READS; reads++) {
-		n = read(fd, &v, sizeof(v));
+		n = vu_eventfd_read(fd, &v);
 		if (n <= 0)
 			break;
 	}

@@ -2,6 +2,7 @@
 
 #include "clientslots.h"
 
+#include <errno.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
@@ -34,25 +35,31 @@ static struct client_slot *client_slots_free(const struct client_slots *t)
 	return NULL;
 }
 
-void client_slots_accept(const struct client_slots *t, int listen_fd, client_slots_open_fn open,
-			 client_slots_refuse_fn refuse, void *opaque)
+int client_slots_accept(const struct client_slots *t, int listen_fd,
+			const struct client_slots_ops *ops, void *opaque)
 {
 	for (size_t k = 0; k < t->n; k++) {
 		int conn = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct client_slot *s;
 
-		if (conn < 0)
+		if (conn < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				return -errno;
 			break;
+		}
 		s = client_slots_free(t);
+		if (!s && ops->evict && ops->evict(opaque))
+			s = client_slots_free(t);
 		if (!s) {
-			if (refuse)
-				refuse(conn, opaque);
+			if (ops->refuse)
+				ops->refuse(conn, opaque);
 			close(conn);
 			continue;
 		}
 		s->fd = conn;
-		open(s, opaque);
+		ops->open(s, opaque);
 	}
+	return 0;
 }
 
 void client_slot_close(struct client_slot *slot)
@@ -61,4 +68,29 @@ void client_slot_close(struct client_slot *slot)
 	if (slot->fd >= 0)
 		close(slot->fd);
 	slot->fd = -1;
+}
+
+static gboolean client_backoff_resume(gpointer data)
+{
+	struct client_backoff *b = data;
+
+	b->timer = 0;
+	fdsource_set_events(b->listener, G_IO_IN);
+	return G_SOURCE_REMOVE;
+}
+
+void client_backoff_start(struct client_backoff *b)
+{
+	if (b->timer)
+		return;
+	b->count++;
+	fdsource_set_events(b->listener, 0);
+	b->timer = g_timeout_add(CLIENT_BACKOFF_MS, client_backoff_resume, b);
+}
+
+void client_backoff_stop(struct client_backoff *b)
+{
+	if (b->timer)
+		g_source_remove(b->timer);
+	b->timer = 0;
 }

@@ -13,13 +13,25 @@
  *
  * A listening socket's readiness accepts at most as many connections as
  * there are slots per call; the rest wait in the backlog for the next turn
- * of the loop.  A connection that finds every slot busy is refused: the
- * owner may say why first (refuse callback), then it is closed.
+ * of the loop.  A connection that finds every slot busy may take the slot
+ * of a client its owner gives up (evict callback: one idle for long), or
+ * is refused: the owner may say why first (refuse callback), then it is
+ * closed.
+ *
+ * Out of descriptors (or kernel memory), accept() fails and leaves the
+ * connection queued, so the listener stays readable: watched as before, it
+ * would be dispatched on every turn of the loop, a busy loop on the data
+ * thread.  client_slots_accept() says so, and the owner stops watching the
+ * listener for CLIENT_BACKOFF_MS (struct client_backoff).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <glib.h>
+
+#define CLIENT_BACKOFF_MS 1000         /* a listener unwatched after accept() lacked resources */
 
 struct client_slot {
 	int fd;                        /* the connection; -1: the slot is free */
@@ -48,18 +60,54 @@ void client_slots_init(const struct client_slots *t);
 typedef void (*client_slots_open_fn)(struct client_slot *slot, void *opaque);
 /* Optional: @conn is about to be closed, every slot being busy. */
 typedef void (*client_slots_refuse_fn)(int conn, void *opaque);
+/* Optional: every slot is busy; close one client that may go (client_slot_close()): true if one did. */
+typedef bool (*client_slots_evict_fn)(void *opaque);
+
+struct client_slots_ops {
+	client_slots_open_fn open;
+	client_slots_refuse_fn refuse; /* NULL: closed without a word */
+	client_slots_evict_fn evict;   /* NULL: no client is ever given up for a new one */
+};
 
 /**
  * client_slots_accept() - accept what waits on @listen_fd into free slots
  *
  * At most @t->n connections per call, non-blocking and close-on-exec; each
- * goes to @open, or, with no free slot, to @refuse (may be NULL) and is
- * closed.
+ * goes to @ops->open, or, with no free slot and none that @ops->evict
+ * frees, to @ops->refuse and is closed.  Returns 0, or -errno when
+ * accept() failed for want of descriptors or memory (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM): the connection is still queued, and the caller backs
+ * off (client_backoff_start()) instead of being called again at once.
  */
-void client_slots_accept(const struct client_slots *t, int listen_fd, client_slots_open_fn open,
-			 client_slots_refuse_fn refuse, void *opaque);
+int client_slots_accept(const struct client_slots *t, int listen_fd,
+			const struct client_slots_ops *ops, void *opaque);
 
 /* client_slot_close() - stop the watch, close the connection, free the slot; a free slot is a no-op. */
 void client_slot_close(struct client_slot *slot);
+
+/* What a client table gave up, for the metrics. */
+struct client_slots_stats {
+	uint64_t evicted;              /* clients closed to make room for a new one */
+	uint64_t backoffs;             /* listener pauses, accept() lacking resources */
+};
+
+/* A listener's watch, paused while accept() lacks resources. */
+struct client_backoff {
+	GSource *listener;             /* the listening socket's fdsource (not owned) */
+	guint timer;                   /* pending resume, 0: watched */
+	uint64_t count;                /* how often it backed off */
+};
+
+/**
+ * client_backoff_start() - stop watching @b->listener for CLIENT_BACKOFF_MS
+ *
+ * Then it is watched for G_IO_IN again, and a connection still queued is
+ * accepted if descriptors were freed meanwhile.  Once per pause: calls
+ * while paused do nothing.
+ */
+void client_backoff_start(struct client_backoff *b);
+
+/* client_backoff_stop() - drop a pending resume (the owner stops its listener); idempotent. */
+void client_backoff_stop(struct client_backoff *b);
 
 #endif /* MESHSLIRP_COMMON_CLIENTSLOTS_H */

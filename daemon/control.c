@@ -25,6 +25,8 @@ struct control_client {
 	struct client_slot slot;       /* the connection; fd -1: free */
 	char in[CONTROL_LINE_MAX];
 	size_t in_len;
+	bool eof;                      /* the client sent all it will: answer, then close */
+	int64_t last_us;               /* a byte last read or written: the eviction order */
 	GString *out;
 };
 
@@ -34,6 +36,8 @@ struct control_server {
 	int fd;
 	GSource *src;
 	struct control_client clients[CONTROL_CLIENTS_MAX];
+	struct client_backoff backoff;
+	uint64_t evicted;              /* idle clients closed to make room */
 	size_t peak_output;            /* most answer bytes one client ever had queued */
 };
 
@@ -314,42 +318,47 @@ static void control_client_close(struct control_client *c)
 	c->out = NULL;
 }
 
+/* Whether a complete request waits in @c->in and may be answered (the output has room). */
+static bool control_client_pending(const struct control_client *c)
+{
+	return c->out->len < CONTROL_OUTPUT_MAX && memchr(c->in, '\n', c->in_len);
+}
+
 /*
- * Answer the complete lines waiting in @c->in, but none while
- * CONTROL_OUTPUT_MAX of answers are queued: the queue holds at most one
- * answer (CONTROL_ANSWER_MAX) beyond the bound, however many requests a
- * single read brought.
+ * Answer complete lines waiting in @c->in, at most *@budget of them, and
+ * none while CONTROL_OUTPUT_MAX of answers are queued: the queue holds at
+ * most one answer (CONTROL_ANSWER_MAX) beyond the bound, however many
+ * requests a single read brought.
  */
-static void control_client_handle_lines(struct control_client *c)
+static void control_client_handle_lines(struct control_client *c, int *budget)
 {
 	char *nl;
 
-	while (c->out->len < CONTROL_OUTPUT_MAX && (nl = memchr(c->in, '\n', c->in_len))) {
+	while (*budget > 0 && c->out->len < CONTROL_OUTPUT_MAX &&
+	       (nl = memchr(c->in, '\n', c->in_len))) {
 		size_t len = (size_t)(nl - c->in);
 
-		if (len)
+		if (len) {
 			control_handle_line(c->cs->d, c->in, len, c->out);
+			(*budget)--;
+		}
 		memmove(c->in, nl + 1, c->in_len - len - 1);
 		c->in_len -= len + 1;
 		c->cs->peak_output = MAX(c->cs->peak_output, c->out->len);
 	}
 }
 
-/* Read from the client only while its answers fit: a paused client is not dropped. */
-static void control_client_update_events(struct control_client *c)
-{
-	GIOCondition ev = c->out->len ? G_IO_OUT : 0;
-
-	if (c->out->len < CONTROL_OUTPUT_MAX)
-		ev |= G_IO_IN;
-	fdsource_set_events(c->slot.src, ev);
-}
-
-/* Write what is pending; false if the client had to be dropped. */
+/*
+ * Write what is pending, in as many send()s as the socket takes, and take
+ * it off the queue once; false if the client had to be dropped.
+ */
 static bool control_client_flush(struct control_client *c)
 {
-	while (c->out->len) {
-		ssize_t n = send(c->slot.fd, c->out->str, c->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	size_t sent = 0;
+
+	while (sent < c->out->len) {
+		ssize_t n = send(c->slot.fd, c->out->str + sent, c->out->len - sent,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			break;
@@ -357,30 +366,62 @@ static bool control_client_flush(struct control_client *c)
 			control_client_close(c);
 			return false;
 		}
-		g_string_erase(c->out, 0, n);
+		sent += (size_t)n;
 	}
+	if (sent) {
+		g_string_erase(c->out, 0, (gssize)sent);
+		c->last_us = g_get_monotonic_time();
+	}
+	return true;
+}
+
+/*
+ * Watch for what the client's state needs next; false if it was closed
+ * (it sent EOF and has everything it asked for).  G_IO_OUT stands for
+ * answers to write and for requests still to answer: the socket is
+ * writable while it has room, so a turn left over from the budget runs on
+ * the next loop iteration, and a client that reads nothing pauses it.
+ * Read only while the answers fit and the line buffer has room.
+ */
+static bool control_client_update_events(struct control_client *c)
+{
+	bool pending = control_client_pending(c);
+	GIOCondition ev = c->out->len || pending ? G_IO_OUT : 0;
+
+	if (c->eof && !c->out->len && !pending) {
+		control_client_close(c);
+		return false;
+	}
+	if (!c->eof && c->out->len < CONTROL_OUTPUT_MAX && c->in_len < sizeof(c->in))
+		ev |= G_IO_IN;
+	fdsource_set_events(c->slot.src, ev);
 	return true;
 }
 
 static gboolean control_on_client(int fd, GIOCondition ready, void *opaque)
 {
 	struct control_client *c = opaque;
+	int budget = CONTROL_LINES_PER_TURN;
 	ssize_t n;
 
 	if (ready & G_IO_OUT && !control_client_flush(c))
 		return G_SOURCE_CONTINUE;
-	/* Lines read earlier wait while the queue was full: answer them first. */
-	control_client_handle_lines(c);
-	if ((ready & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && c->out->len < CONTROL_OUTPUT_MAX) {
+	/* Lines read earlier waited for room or for the budget: answer them first. */
+	control_client_handle_lines(c, &budget);
+	if ((ready & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && !c->eof &&
+	    c->out->len < CONTROL_OUTPUT_MAX && c->in_len < sizeof(c->in)) {
 		n = read(fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
-		if (n <= 0) {
-			if (n < 0 && (errno == EAGAIN || errno == EINTR))
-				goto out;
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
 			control_client_close(c);
 			return G_SOURCE_CONTINUE;
 		}
-		c->in_len += (size_t)n;
-		control_client_handle_lines(c);
+		if (n == 0)
+			c->eof = true;
+		if (n > 0) {
+			c->in_len += (size_t)n;
+			c->last_us = g_get_monotonic_time();
+		}
+		control_client_handle_lines(c, &budget);
 		if (c->in_len == sizeof(c->in) && !memchr(c->in, '\n', c->in_len)) {
 			control_error(c->out, "line longer than %d bytes", CONTROL_LINE_MAX);
 			control_client_flush(c);
@@ -388,10 +429,8 @@ static gboolean control_on_client(int fd, GIOCondition ready, void *opaque)
 			return G_SOURCE_CONTINUE;
 		}
 	}
-out:
-	if (!control_client_flush(c))
-		return G_SOURCE_CONTINUE;
-	control_client_update_events(c);
+	if (control_client_flush(c))
+		control_client_update_events(c);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -401,6 +440,8 @@ static void control_client_open(struct client_slot *slot, void *opaque)
 
 	(void)opaque;
 	c->in_len = 0;
+	c->eof = false;
+	c->last_us = g_get_monotonic_time();
 	c->out = g_string_new(NULL);
 	slot->src = fdsource_new(slot->fd, G_IO_IN, control_on_client, c);
 }
@@ -414,13 +455,45 @@ static void control_client_refuse(int conn, void *opaque)
 	(void)!send(conn, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
+/*
+ * Every slot busy: the client idle longest goes if it has been idle for
+ * CONTROL_EVICT_IDLE_SECONDS (one that stopped reading its answers is idle
+ * too), so that clients that went silent cannot keep the launcher out.
+ */
+static bool control_evict(void *opaque)
+{
+	struct control_server *cs = opaque;
+	struct control_client *idlest = NULL;
+	int64_t idle;
+
+	for (int i = 0; i < CONTROL_CLIENTS_MAX; i++) {
+		struct control_client *c = &cs->clients[i];
+
+		if (c->slot.fd >= 0 && (!idlest || c->last_us < idlest->last_us))
+			idlest = c;
+	}
+	if (!idlest)
+		return false;
+	idle = g_get_monotonic_time() - idlest->last_us;
+	if (idle < CONTROL_EVICT_IDLE_SECONDS * G_USEC_PER_SEC)
+		return false;
+	g_message("control: a client idle for %" G_GINT64_FORMAT " s closed to make room for a new one",
+		  idle / G_USEC_PER_SEC);
+	cs->evicted++;
+	control_client_close(idlest);
+	return true;
+}
+
 static gboolean control_on_accept(int fd, GIOCondition ready, void *opaque)
 {
+	static const struct client_slots_ops ops = { .open = control_client_open,
+						     .refuse = control_client_refuse,
+						     .evict = control_evict };
 	struct control_server *cs = opaque;
 
 	(void)ready;
-	client_slots_accept(&CLIENT_SLOTS(cs->clients, slot), fd, control_client_open,
-			    control_client_refuse, cs);
+	if (client_slots_accept(&CLIENT_SLOTS(cs->clients, slot), fd, &ops, cs))
+		client_backoff_start(&cs->backoff);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -442,6 +515,7 @@ int control_start(const char *path, struct daemon *d, struct control_server **ou
 	for (int i = 0; i < CONTROL_CLIENTS_MAX; i++)
 		cs->clients[i].cs = cs;
 	cs->src = fdsource_new(cs->fd, G_IO_IN, control_on_accept, cs);
+	cs->backoff.listener = cs->src;
 	*out = cs;
 	return 0;
 }
@@ -451,12 +525,20 @@ size_t control_output_peak(const struct control_server *cs)
 	return cs ? cs->peak_output : 0;
 }
 
+struct client_slots_stats control_client_stats(const struct control_server *cs)
+{
+	if (!cs)
+		return (struct client_slots_stats){ 0 };
+	return (struct client_slots_stats){ .evicted = cs->evicted, .backoffs = cs->backoff.count };
+}
+
 void control_stop(struct control_server *cs)
 {
 	if (!cs)
 		return;
 	for (int i = 0; i < CONTROL_CLIENTS_MAX; i++)
 		control_client_close(&cs->clients[i]);
+	client_backoff_stop(&cs->backoff);
 	fdsource_clear(&cs->src);
 	close(cs->fd);
 	unlink(cs->path);

@@ -32,13 +32,28 @@
  * next request is not even read while CONTROL_OUTPUT_MAX of answers wait for
  * it: a client that pipelines requests without reading is paused, not
  * dropped, and its queue never holds more than one answer beyond the bound.
- * The socket is created with mode 0600 and removed on exit.
+ * Work bound, per turn of the loop: at most CONTROL_LINES_PER_TURN requests
+ * of one client are answered before the loop goes on (the rest are answered
+ * on the next turns, without waiting for the client to send more), so a
+ * read full of list_flows costs the data path a few table walks, not
+ * hundreds.  A client that closes its sending side still gets every answer.
+ *
+ * With every slot busy, a new client takes the slot of the client idle
+ * longest (no byte read or written), if that one has been idle for
+ * CONTROL_EVICT_IDLE_SECONDS; otherwise it is told "too many control
+ * clients" and closed.  Out of descriptors, the listener is left alone for
+ * CLIENT_BACKOFF_MS (clientslots.h).  The socket is created with mode 0600
+ * and removed on exit.
  */
 
 #include <glib.h>
 
+#include "common/clientslots.h"
+
 #define CONTROL_CLIENTS_MAX 8
 #define CONTROL_LINE_MAX 4096
+#define CONTROL_LINES_PER_TURN 4
+#define CONTROL_EVICT_IDLE_SECONDS 5
 #define CONTROL_OUTPUT_MAX (4u << 20)
 #define CONTROL_FLOWS_PAGE 10000           /* flows per list_flows answer, at most */
 #define CONTROL_ANSWER_MAX (CONTROL_FLOWS_PAGE * 256u) /* a flow entry is under 256 bytes */
@@ -64,5 +79,8 @@ void control_handle_line(struct daemon *d, const char *line, size_t len, GString
 
 /* control_output_peak() - most answer bytes one client ever had waiting (the bound's proof). */
 size_t control_output_peak(const struct control_server *cs);
+
+/* control_client_stats() - clients evicted and listener back-offs so far; zeros for NULL. */
+struct client_slots_stats control_client_stats(const struct control_server *cs);
 
 #endif /* MESHSLIRP_DAEMON_CONTROL_H */

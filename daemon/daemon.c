@@ -592,6 +592,8 @@ void daemon_render_metrics(GString *o, void *opaque)
 		.busy_poll_us = d->busy_poll_us,
 		.sched = &d->sched,
 		.sched_policy = d->sched_policy,
+		.metrics_clients = metrics_client_stats(d->metrics),
+		.control_clients = control_client_stats(d->control),
 	};
 
 	for (int i = 0; i < FLOW_STATE_COUNT; i++)

@@ -19,6 +19,7 @@ struct metrics_client {
 	size_t req_len;
 	GString *resp;                 /* NULL while reading the request */
 	size_t sent;
+	int64_t opened_us;
 	int64_t last_us;
 };
 
@@ -26,6 +27,8 @@ struct metrics_server {
 	int fd;
 	GSource *src;
 	guint sweep;
+	struct client_backoff backoff;
+	uint64_t evicted;              /* clients given up for a new one */
 	metrics_render_fn render;
 	void *opaque;
 	struct metrics_client clients[METRICS_CLIENTS_MAX];
@@ -104,31 +107,60 @@ static void metrics_client_open(struct client_slot *slot, void *opaque)
 
 	(void)opaque;
 	c->req_len = 0;
-	c->last_us = g_get_monotonic_time();
+	c->opened_us = c->last_us = g_get_monotonic_time();
 	slot->src = fdsource_new(slot->fd, G_IO_IN, metrics_on_client, c);
+}
+
+/* Every slot busy: the client connected longest goes if it has had METRICS_EVICT_AFTER_MS. */
+static bool metrics_evict(void *opaque)
+{
+	struct metrics_server *ms = opaque;
+	struct metrics_client *oldest = NULL;
+
+	for (int i = 0; i < METRICS_CLIENTS_MAX; i++) {
+		struct metrics_client *c = &ms->clients[i];
+
+		if (c->slot.fd >= 0 && (!oldest || c->opened_us < oldest->opened_us))
+			oldest = c;
+	}
+	if (!oldest || g_get_monotonic_time() - oldest->opened_us < METRICS_EVICT_AFTER_MS * 1000)
+		return false;
+	ms->evicted++;
+	metrics_client_close(oldest);
+	return true;
 }
 
 static gboolean metrics_on_accept(int fd, GIOCondition ready, void *opaque)
 {
+	static const struct client_slots_ops ops = { .open = metrics_client_open,
+						     .evict = metrics_evict };
 	struct metrics_server *ms = opaque;
 
 	(void)ready;
-	/* All slots busy: closed unanswered, the scraper retries. */
-	client_slots_accept(&CLIENT_SLOTS(ms->clients, slot), fd, metrics_client_open, NULL, ms);
+	/* All slots busy and none to give up: closed unanswered, the scraper retries. */
+	if (client_slots_accept(&CLIENT_SLOTS(ms->clients, slot), fd, &ops, ms))
+		client_backoff_start(&ms->backoff);
 	return G_SOURCE_CONTINUE;
 }
 
-/* Close clients idle for longer than METRICS_IDLE_SECONDS. */
+/* Close clients idle for longer than METRICS_IDLE_SECONDS, or connected longer than METRICS_LIFETIME_SECONDS. */
 static gboolean metrics_sweep(gpointer data)
 {
 	struct metrics_server *ms = data;
-	int64_t limit = g_get_monotonic_time() - METRICS_IDLE_SECONDS * G_USEC_PER_SEC;
+	int64_t now = g_get_monotonic_time();
+	int64_t limit = now - METRICS_IDLE_SECONDS * G_USEC_PER_SEC;
 
 	for (int i = 0; i < METRICS_CLIENTS_MAX; i++) {
 		struct metrics_client *c = &ms->clients[i];
 		struct pollfd p;
 
-		if (c->slot.fd < 0 || c->last_us >= limit)
+		if (c->slot.fd < 0)
+			continue;
+		if (now - c->opened_us > METRICS_LIFETIME_SECONDS * G_USEC_PER_SEC) {
+			metrics_client_close(c);
+			continue;
+		}
+		if (c->last_us >= limit)
 			continue;
 		/*
 		 * After the loop was busy for a while (a guest flooding it),
@@ -170,6 +202,7 @@ int metrics_start(const struct sockaddr_in *addr, metrics_render_fn render, void
 		return ret;
 	}
 	ms->src = fdsource_new(ms->fd, G_IO_IN, metrics_on_accept, ms);
+	ms->backoff.listener = ms->src;
 	ms->sweep = g_timeout_add_seconds(1, metrics_sweep, ms);
 	*out = ms;
 	return 0;
@@ -181,8 +214,16 @@ void metrics_stop(struct metrics_server *ms)
 		return;
 	for (int i = 0; i < METRICS_CLIENTS_MAX; i++)
 		metrics_client_close(&ms->clients[i]);
+	client_backoff_stop(&ms->backoff);
 	fdsource_clear(&ms->src);
 	close(ms->fd);
 	g_source_remove(ms->sweep);
 	g_free(ms);
+}
+
+struct client_slots_stats metrics_client_stats(const struct metrics_server *ms)
+{
+	if (!ms)
+		return (struct client_slots_stats){ 0 };
+	return (struct client_slots_stats){ .evicted = ms->evicted, .backoffs = ms->backoff.count };
 }

@@ -136,6 +136,22 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric(o, "meshslirp_sched_switches_total", "to=\"normal\"", sm->left);
 	metric(o, "meshslirp_sched_switches_total", "to=\"refused\"", sm->failures);
 
+	metric_head(o, "meshslirp_admin_clients_evicted_total", "counter",
+		    "Clients of this endpoint (endpoint=\"metrics\") or of --control closed to make "
+		    "room for a new client, every slot being busy: the one connected longest (metrics) "
+		    "or idle longest (control).");
+	metric(o, "meshslirp_admin_clients_evicted_total", "endpoint=\"metrics\"",
+	       s->metrics_clients.evicted);
+	metric(o, "meshslirp_admin_clients_evicted_total", "endpoint=\"control\"",
+	       s->control_clients.evicted);
+	metric_head(o, "meshslirp_admin_accept_backoffs_total", "counter",
+		    "Times the metrics or control listener was left alone for a second because "
+		    "accept() lacked descriptors or memory (the connection stays queued).");
+	metric(o, "meshslirp_admin_accept_backoffs_total", "endpoint=\"metrics\"",
+	       s->metrics_clients.backoffs);
+	metric(o, "meshslirp_admin_accept_backoffs_total", "endpoint=\"control\"",
+	       s->control_clients.backoffs);
+
 	metric_head(o, "meshslirp_frames_total", "counter", "Ethernet frames through the backend.");
 	metric(o, "meshslirp_frames_total", "direction=\"from_guest\"", bs->rx_frames);
 	metric(o, "meshslirp_frames_total", "direction=\"to_guest\"", bs->tx_frames);

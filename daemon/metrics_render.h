@@ -19,6 +19,7 @@
 #include <glib.h>
 
 #include "backend/backend.h"
+#include "common/clientslots.h"
 #include "common/mainloop.h"
 #include "common/schedmode.h"
 #include "netstack/netstack.h"
@@ -64,6 +65,8 @@ struct metrics_snapshot {
 	const struct schedmode *sched;              /* the data thread's policy (--sched); NULL:
 						     * never switched, SCHED_OTHER */
 	enum schedmode_policy sched_policy;         /* --sched as in effect */
+	struct client_slots_stats metrics_clients;  /* this endpoint's own client table */
+	struct client_slots_stats control_clients;  /* --control's */
 };
 
 /**

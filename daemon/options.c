@@ -468,10 +468,21 @@ static gboolean opt_cidr_list(const char *name, const char *value, GArray *out, 
 	return TRUE;
 }
 
+/*
+ * --include-outbound-cidr: an empty value is refused.  No list means "steer
+ * everything" here, where Istio's empty includeOutboundIPRanges redirects
+ * nothing: a launcher passing the annotation through would get the opposite.
+ */
 static gboolean opt_include(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
+	const char *v = value;
 
+	while (g_ascii_isspace(*v))
+		v++;
+	if (!*v)
+		return options_fail(err, name, "empty; give CIDRs, or * for all (to steer nothing, "
+				    "leave out --outbound-proxy)");
 	return opt_cidr_list(name, value, cfg->include_cidrs, err);
 }
 

@@ -442,6 +442,9 @@ static const int sandbox_allow[] = {
 	SCMP_SYS(poll), SCMP_SYS(epoll_wait), SCMP_SYS(epoll_ctl), SCMP_SYS(read),
 	SCMP_SYS(write), SCMP_SYS(futex), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
 	SCMP_SYS(restart_syscall),
+	/* A vhost-user kick read with RWF_NOWAIT: the front-end may clear
+	 * O_NONBLOCK on the eventfd it shares (backend/vhost_user.c). */
+	SCMP_SYS(preadv2),
 	/* Time: the vDSO normally answers; on a clock source without one
 	 * (some hypervisors) glibc falls back to the system call.  GLib and
 	 * libslirp read the monotonic clock, OpenSSL time(). */

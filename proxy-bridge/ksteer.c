@@ -733,7 +733,7 @@ static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 	struct proxy_addrs a = { .src = ks->cfg.proxy_source, .sport = f->gport,
 				 .dst.s_addr = f->daddr, .dport = f->dport };
 	struct kpipe *p = &f->pipe[KF_OUT];
-	ssize_t got, sent;
+	ssize_t got, sent, put;
 	int hdr_len, ret;
 	size_t len;
 
@@ -761,9 +761,15 @@ static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 	ret = ksteer_pipe_get(ks, f, KF_OUT);
 	if (ret)
 		return ret;
-	if (write(p->wr, buf + sent, len - (size_t)sent) != (ssize_t)(len - (size_t)sent))
+	put = write(p->wr, buf + sent, len - (size_t)sent);
+	/*
+	 * Count what went in even when it is short (a one-page pipe, a user
+	 * over fs.pipe-user-pages-soft): the flow then ends, and a pipe with
+	 * bytes in it must be closed, not pooled for the next flow.
+	 */
+	f->in_pipe[KF_OUT] = (size_t)MAX(put, 0);
+	if (put != (ssize_t)(len - (size_t)sent))
 		return -EIO;
-	f->in_pipe[KF_OUT] = len - (size_t)sent;
 	return 1;
 }
 

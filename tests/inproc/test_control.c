@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -306,6 +307,195 @@ static void test_errors(void **state)
 	assert_non_null(strstr(ctl_call(c, "{\"execute\": \"list_hostfwd\"}", NULL), "\"return\""));
 }
 
+/* A reader on another thread: counts answer lines until @want or its deadline. */
+struct reader {
+	int fd;
+	int want;
+	int answers;
+	size_t bytes;
+	volatile int done;
+};
+
+static gpointer reader_run(gpointer data)
+{
+	struct reader *r = data;
+	gint64 end = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+	static char buf[1 << 16];
+
+	while (r->answers < r->want && g_get_monotonic_time() < end) {
+		struct pollfd p = { .fd = r->fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = read(r->fd, buf, sizeof(buf));
+		if (n == 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			r->answers += buf[i] == '\n';
+		r->bytes += (size_t)MAX(n, 0);
+	}
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * A client that reads its answers as fast as they come: the queue drains
+ * between requests, and the requests still waiting in the line buffer must
+ * be answered all the same, without the client sending anything more (it
+ * was left waiting for ever when a flush emptied the queue).
+ */
+static void test_pipelined_prompt_reader(void **state)
+{
+	struct ctl *c = *state;
+	struct reader r = { .fd = c->fd, .want = 100 };
+	GString *reqs = g_string_new(NULL);
+	gint64 end;
+	GThread *t;
+
+	make_udp_flows(c, MANY_FLOWS);
+	for (int i = 0; i < 100; i++)
+		g_string_append(reqs, "{\"execute\": \"list_flows\"}\n");
+	t = g_thread_new("reader", reader_run, &r);
+	assert_int_equal(write(c->fd, reqs->str, reqs->len), (ssize_t)reqs->len);
+	end = g_get_monotonic_time() + 25 * G_USEC_PER_SEC;
+	while (!__atomic_load_n(&r.done, __ATOMIC_ACQUIRE) && g_get_monotonic_time() < end)
+		inproc_pump(1);
+	g_thread_join(t);
+	assert_int_equal(r.answers, 100);
+	g_string_free(reqs, TRUE);
+}
+
+/*
+ * Work per turn is bounded: a read holding many requests is answered a few
+ * per loop iteration, so list_flows over a big table cannot hold the data
+ * path for the whole read; the rest follow on the next iterations.
+ */
+static void test_lines_per_turn(void **state)
+{
+	struct ctl *c = *state;
+	GString *reqs = g_string_new(NULL);
+	char buf[1 << 16];
+	size_t answers = 0;
+	ssize_t n;
+
+	for (int i = 0; i < 40; i++)
+		g_string_append(reqs, "{\"execute\": \"list_hostfwd\"}\n");
+	assert_int_equal(write(c->fd, reqs->str, reqs->len), (ssize_t)reqs->len);
+	/* One iteration at a time (a higher-priority source may take the first ones). */
+	n = -1;
+	for (int i = 0; i < 200 && n <= 0; i++) {
+		g_main_context_iteration(NULL, FALSE);
+		n = read(c->fd, buf, sizeof(buf));
+	}
+	assert_true(n > 0);
+	for (ssize_t i = 0; i < n; i++)
+		answers += buf[i] == '\n';
+	assert_int_equal(answers, CONTROL_LINES_PER_TURN);
+	/* The rest come on their own. */
+	for (int i = 0; i < 200 && answers < 40; i++) {
+		g_main_context_iteration(NULL, FALSE);
+		n = read(c->fd, buf, sizeof(buf));
+		for (ssize_t k = 0; k < n; k++)
+			answers += buf[k] == '\n';
+	}
+	assert_int_equal(answers, 40);
+	g_string_free(reqs, TRUE);
+}
+
+/* A client that sends its requests and closes its side (echo | socat) gets every answer, then EOF. */
+static void test_half_close(void **state)
+{
+	struct ctl *c = *state;
+	GString *reqs = g_string_new(NULL);
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	size_t answers = 0;
+	ssize_t n = 1;
+
+	for (int i = 0; i < 20; i++)
+		g_string_append(reqs, "{\"execute\": \"list_hostfwd\"}\n");
+	assert_int_equal(write(c->fd, reqs->str, reqs->len), (ssize_t)reqs->len);
+	assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
+	while (n != 0 && g_get_monotonic_time() < end) {
+		n = read(c->fd, c->buf, sizeof(c->buf));
+		for (ssize_t i = 0; i < n; i++)
+			answers += c->buf[i] == '\n';
+		if (n < 0)
+			inproc_pump(2);
+	}
+	assert_int_equal(n, 0);
+	assert_int_equal(answers, 20);
+	g_string_free(reqs, TRUE);
+}
+
+static int ctl_dial(const struct ctl *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	assert_true(fd >= 0);
+	g_strlcpy(sa.sun_path, c->path, sizeof(sa.sun_path));
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Read from @fd until @needle arrives or EOF (INPROC_WAIT_MS): true if it arrived. */
+static bool ctl_await(int fd, const char *needle)
+{
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	char buf[4096];
+	size_t len = 0;
+
+	while (g_get_monotonic_time() < end) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+
+		if (n == 0)
+			return false;
+		if (n < 0) {
+			inproc_pump(2);
+			continue;
+		}
+		len += (size_t)n;
+		buf[len] = 0;
+		if (strstr(buf, needle))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Clients that connect and go silent cannot keep the launcher out: with
+ * every slot busy a newcomer is refused at first, and once the idlest has
+ * been idle for CONTROL_EVICT_IDLE_SECONDS it takes that one's slot.
+ */
+static void test_evict_idle(void **state)
+{
+	struct ctl *c = *state;
+	int silent[CONTROL_CLIENTS_MAX - 1], late;
+	char b;
+
+	for (int i = 0; i < CONTROL_CLIENTS_MAX - 1; i++)
+		silent[i] = ctl_dial(c);
+	inproc_pump(20);
+	late = ctl_dial(c);
+	assert_true(ctl_await(late, "too many control clients"));
+	close(late);
+	/* The setup's client speaks now and then: it is not the idlest. */
+	inproc_pump(CONTROL_EVICT_IDLE_SECONDS * 1000 / 2);
+	assert_non_null(strstr(ctl_call(c, "{\"execute\": \"list_hostfwd\"}", NULL), "\"return\""));
+	inproc_pump(CONTROL_EVICT_IDLE_SECONDS * 1000 / 2 + 500);
+	late = ctl_dial(c);
+	assert_int_equal(write(late, "{\"execute\": \"list_hostfwd\"}\n", 29), 29);
+	assert_true(ctl_await(late, "\"return\""));
+	assert_int_equal(control_client_stats(c->f->d.control).evicted, 1);
+	/* One silent client went, the one connected first; the setup's is still served. */
+	assert_int_equal(read(silent[0], &b, 1), 0);
+	assert_non_null(strstr(ctl_call(c, "{\"execute\": \"list_hostfwd\"}", NULL), "\"return\""));
+	for (int i = 0; i < CONTROL_CLIENTS_MAX - 1; i++)
+		close(silent[i]);
+	close(late);
+}
+
 /* A line longer than the limit ends that client only. */
 static void test_long_line(void **state)
 {
@@ -336,6 +526,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pipelined_requests_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pipelined_prompt_reader, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lines_per_turn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evict_idle, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

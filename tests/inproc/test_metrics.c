@@ -153,6 +153,35 @@ static void test_client_cap(void **state)
 	assert_non_null(strstr(r, " 200 OK"));
 }
 
+/*
+ * Clients that trickle their request a byte at a time are never idle, yet
+ * cannot keep a scraper out: with every slot busy, the newcomer takes the
+ * slot of the client connected longest once that one has had
+ * METRICS_EVICT_AFTER_MS, and the eviction is counted.
+ */
+static void test_slow_clients_evicted(void **state)
+{
+	struct mx *m = *state;
+	int fds[METRICS_CLIENTS_MAX];
+	g_autofree char *r = NULL;
+	gint64 start = g_get_monotonic_time();
+	char c;
+
+	for (size_t i = 0; i < G_N_ELEMENTS(fds); i++)
+		fds[i] = inproc_tcp_connect(m->port);
+	while (g_get_monotonic_time() - start < (METRICS_EVICT_AFTER_MS + 300) * 1000) {
+		for (size_t i = 0; i < G_N_ELEMENTS(fds); i++)
+			assert_int_equal(write(fds[i], "G", 1), 1);
+		inproc_pump(200);
+	}
+	r = mx_request(m, "GET /metrics HTTP/1.0\r\n\r\n");
+	assert_non_null(strstr(r, " 200 OK"));
+	assert_non_null(strstr(r, "meshslirp_admin_clients_evicted_total{endpoint=\"metrics\"} 1\n"));
+	assert_int_equal(read(fds[0], &c, 1), 0);
+	for (size_t i = 0; i < G_N_ELEMENTS(fds); i++)
+		close(fds[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +189,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_clients_evicted, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -982,6 +982,71 @@ static void test_call_counters(void **state)
 	assert_false(fd_readable(f->call[0]));
 }
 
+/*
+ * The front-end shares its eventfds' file description with us, O_NONBLOCK
+ * included, and may clear it: then a second read of a kick fd, or a write
+ * to a call fd whose counter it filled, would block the daemon's thread
+ * for good.  Neither may (SIGALRM ends a test that hangs).
+ */
+static void test_eventfds_made_blocking(void **state)
+{
+	struct fix *f = *state;
+	uint64_t full = UINT64_MAX - 1;
+	uint8_t frame[100] = { 0 };
+
+	bring_up(f, FEATURES);
+	alarm(10);
+	/* A kick on a blocking fd: the first read empties it, the next must not wait. */
+	assert_int_equal(fcntl(f->kick[1], F_SETFL, 0), 0);
+	guest_tx(f, 0, 0, 0);
+	PUMP_UNTIL(used_idx(f, 1) == 1);
+	assert_int_equal(used_idx(f, 1), 1);
+	assert_int_equal(f->be->stats.attached, 1);
+
+	/* A call fd filled to the brim and made blocking: the entry is published, the signal lost. */
+	assert_int_equal(drain_eventfd(f->call[0]), 0);
+	assert_int_equal(write(f->call[0], &full, sizeof(full)), sizeof(full));
+	assert_int_equal(fcntl(f->call[0], F_SETFL, 0), 0);
+	set_desc(f, 0, 0, DATA + 0x8000, 0x800, VRING_DESC_F_WRITE, 0);
+	make_avail(f, 0, 0);
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	backend_flush(f->be);
+	assert_int_equal(used_idx(f, 0), 1);
+	for (int i = 0; i < 100; i++)
+		g_main_context_iteration(NULL, FALSE);
+	assert_int_equal(f->be->stats.attached, 1);
+	alarm(0);
+	assert_int_equal(fcntl(f->call[0], F_SETFL, O_NONBLOCK), 0);
+}
+
+/*
+ * A front-end that asks without reading the replies, then shuts its socket
+ * down but keeps it open: our reply stays pending and the socket never
+ * becomes writable, only hung up.  The backend closes the connection
+ * instead of being called on every turn of the loop (it spun).
+ */
+static void test_hangup_with_reply_pending(void **state)
+{
+	struct fix *f = *state;
+	uint32_t hdr[3] = { VU_REQ_GET_FEATURES, VU_VERSION, 0 };
+	int small = 4096, stuck = 0;
+
+	bring_up(f, FEATURES);
+	assert_int_equal(setsockopt(f->conn, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	for (int i = 0; i < 200000 && stuck < 3; i++) {
+		if (send(f->conn, hdr, sizeof(hdr), MSG_DONTWAIT | MSG_NOSIGNAL) == sizeof(hdr))
+			continue;
+		assert_int_equal(errno, EAGAIN);
+		for (int k = 0; k < 50; k++)
+			g_main_context_iteration(NULL, FALSE);
+		stuck++;
+	}
+	assert_int_equal(stuck, 3);
+	assert_int_equal(shutdown(f->conn, SHUT_RDWR), 0);
+	PUMP_UNTIL(f->be->stats.attached == 0);
+	assert_int_equal(f->be->stats.attached, 0);
+}
+
 static void test_rx_too_few_buffers(void **state)
 {
 	rx_too_few_buffers(*state, FEATURES);
@@ -1961,6 +2026,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_all_descriptors_too_small, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_indirect_chains_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_call_counters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eventfds_made_blocking, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hangup_with_reply_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_too_few_buffers_event_idx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_descriptor_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_fds_must_be_eventfds, setup, teardown),

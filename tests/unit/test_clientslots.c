@@ -6,8 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -15,6 +17,7 @@
 #include <glib.h>
 
 #include "common/clientslots.h"
+#include "common/fdsource.h"
 #include "common/util.h"
 
 struct client {
@@ -26,6 +29,8 @@ struct client {
 struct table {
 	struct client clients[3];
 	int refused;
+	int evict_asked;
+	bool evict_frees;
 	int listen_fd;
 	struct sockaddr_un addr;
 };
@@ -45,6 +50,23 @@ static void on_refuse(int conn, void *opaque)
 	assert_true(conn >= 0);
 	t->refused++;
 }
+
+/* Every slot busy: give up client 0 if the test allows it. */
+static bool on_evict(void *opaque)
+{
+	struct table *t = opaque;
+
+	t->evict_asked++;
+	if (!t->evict_frees)
+		return false;
+	client_slot_close(&t->clients[0].slot);
+	return true;
+}
+
+static const struct client_slots_ops ops = { .open = on_open, .refuse = on_refuse };
+static const struct client_slots_ops ops_quiet = { .open = on_open };
+static const struct client_slots_ops ops_evict = { .open = on_open, .refuse = on_refuse,
+						   .evict = on_evict };
 
 /* A listening socket in the abstract namespace: nothing on disk, nothing routed. */
 static int setup(void **state)
@@ -99,13 +121,13 @@ static void test_fill_refuse_reuse(void **state)
 	/* Four waiting, three slots: the fourth waits for the next call, then is refused and closed. */
 	for (int i = 0; i < 4; i++)
 		c[i] = dial(t);
-	client_slots_accept(&s, t->listen_fd, on_open, on_refuse, t);
+	assert_int_equal(client_slots_accept(&s, t->listen_fd, &ops, t), 0);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(t->clients[i].opened, 1);
 		assert_true(t->clients[i].slot.fd >= 0);
 	}
 	assert_int_equal(t->refused, 0);
-	client_slots_accept(&s, t->listen_fd, on_open, on_refuse, t);
+	assert_int_equal(client_slots_accept(&s, t->listen_fd, &ops, t), 0);
 	assert_int_equal(t->refused, 1);
 	assert_int_equal(read(c[3], &b, 1), 0);
 
@@ -113,9 +135,9 @@ static void test_fill_refuse_reuse(void **state)
 	client_slot_close(&t->clients[1].slot);
 	assert_int_equal(t->clients[1].slot.fd, -1);
 	client_slot_close(&t->clients[1].slot);
-	client_slots_accept(&s, t->listen_fd, on_open, on_refuse, t);
+	assert_int_equal(client_slots_accept(&s, t->listen_fd, &ops, t), 0);
 	c[4] = dial(t);
-	client_slots_accept(&s, t->listen_fd, on_open, NULL, t);
+	assert_int_equal(client_slots_accept(&s, t->listen_fd, &ops_quiet, t), 0);
 	assert_int_equal(t->clients[1].opened, 2);
 	assert_int_equal(t->clients[0].opened, 1);
 	assert_int_equal(t->refused, 1);
@@ -132,14 +154,107 @@ static void test_accept_bounded(void **state)
 
 	for (int i = 0; i < 8; i++)
 		c[i] = dial(t);
-	client_slots_accept(&s, t->listen_fd, on_open, on_refuse, t);
+	assert_int_equal(client_slots_accept(&s, t->listen_fd, &ops, t), 0);
 	assert_int_equal(t->refused, 0);
-	client_slots_accept(&s, t->listen_fd, on_open, on_refuse, t);
+	assert_int_equal(client_slots_accept(&s, t->listen_fd, &ops, t), 0);
 	assert_int_equal(t->refused, 3);
-	client_slots_accept(&s, t->listen_fd, on_open, on_refuse, t);
+	assert_int_equal(client_slots_accept(&s, t->listen_fd, &ops, t), 0);
 	assert_int_equal(t->refused, 5);
 	for (int i = 0; i < 8; i++)
 		close(c[i]);
+}
+
+/* Every slot busy: the owner is asked to give one up, and the newcomer takes it if it did. */
+static void test_evict(void **state)
+{
+	struct table *t = *state;
+	struct client_slots s = CLIENT_SLOTS(t->clients, slot);
+	int c[5];
+	char b;
+
+	for (int i = 0; i < 4; i++)
+		c[i] = dial(t);
+	assert_int_equal(client_slots_accept(&s, t->listen_fd, &ops_evict, t), 0);
+	assert_int_equal(t->evict_asked, 0);
+	/* The owner keeps everyone: refused as without the callback. */
+	assert_int_equal(client_slots_accept(&s, t->listen_fd, &ops_evict, t), 0);
+	assert_int_equal(t->evict_asked, 1);
+	assert_int_equal(t->refused, 1);
+	assert_int_equal(read(c[3], &b, 1), 0);
+	/* The owner gives client 0 up: its peer sees the close, the newcomer has its slot. */
+	t->evict_frees = true;
+	c[4] = dial(t);
+	assert_int_equal(client_slots_accept(&s, t->listen_fd, &ops_evict, t), 0);
+	assert_int_equal(t->evict_asked, 2);
+	assert_int_equal(t->refused, 1);
+	assert_int_equal(t->clients[0].opened, 2);
+	assert_true(t->clients[0].slot.fd >= 0);
+	assert_int_equal(read(c[0], &b, 1), 0);
+	for (int i = 0; i < 5; i++)
+		close(c[i]);
+}
+
+static int accept_calls;
+static struct client_backoff listener_backoff;
+
+/* The listener's watch, as the metrics and control servers have it. */
+static gboolean on_listener(int fd, GIOCondition ready, void *opaque)
+{
+	struct table *t = opaque;
+	struct client_backoff *b = &listener_backoff;
+
+	(void)ready;
+	(void)fd;
+	accept_calls++;
+	if (client_slots_accept(&CLIENT_SLOTS(t->clients, slot), t->listen_fd, &ops, t))
+		client_backoff_start(b);
+	return G_SOURCE_CONTINUE;
+}
+
+/*
+ * Out of descriptors, accept() fails and the connection stays queued: the
+ * listener is readable on every turn.  Without the back-off the loop would
+ * call its watch on each of them (a busy loop); with it, once per pause.
+ */
+static void test_backoff_out_of_fds(void **state)
+{
+	struct table *t = *state;
+	struct client_backoff *b = &listener_backoff;
+	struct rlimit old, low;
+	GSource *src;
+	int c, spare;
+
+	/* memcheck keeps its own descriptor table and limit: RLIMIT_NOFILE does not bind there. */
+	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
+		print_message("skipped under valgrind: its descriptor limit is its own\n");
+		skip();
+	}
+	src = fdsource_new(t->listen_fd, G_IO_IN, on_listener, t);
+	b->listener = src;
+	c = dial(t);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	spare = dup(0);
+	assert_true(spare >= 0);
+	close(spare);
+	/* The lowest free descriptor is @spare: a limit of @spare leaves accept() none. */
+	low = (struct rlimit){ .rlim_cur = (rlim_t)spare, .rlim_max = old.rlim_max };
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	accept_calls = 0;
+	for (int i = 0; i < 100; i++)
+		g_main_context_iteration(NULL, FALSE);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(accept_calls, 1);
+	assert_int_equal(b->count, 1);
+	assert_true(b->timer != 0);
+	assert_int_equal(t->clients[0].opened, 0);
+	/* Descriptors back: after the pause the queued connection is accepted. */
+	for (int i = 0; i < 300 && !t->clients[0].opened; i++)
+		g_main_context_iteration(NULL, TRUE);
+	assert_int_equal(t->clients[0].opened, 1);
+	assert_int_equal(b->timer, 0);
+	client_backoff_stop(b);
+	fdsource_clear(&src);
+	close(c);
 }
 
 int main(void)
@@ -147,6 +262,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fill_refuse_reuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evict, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backoff_out_of_fds, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -147,6 +147,25 @@ static void test_busy_poll_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_busy_poll_yielded_total 109");
 }
 
+/* The metrics and control endpoints' own client tables: evictions and accept back-offs, by endpoint. */
+static void test_admin_client_lines(void **state)
+{
+	struct mr_fixture m;
+	g_autoptr(GString) out = g_string_new(NULL);
+
+	(void)state;
+	mr_fill(&m);
+	m.s.metrics_clients = (struct client_slots_stats){ .evicted = 3, .backoffs = 5 };
+	m.s.control_clients = (struct client_slots_stats){ .evicted = 7, .backoffs = 11 };
+	metrics_render(out, &m.s);
+	mr_assert_line(out->str, "# TYPE meshslirp_admin_clients_evicted_total counter");
+	mr_assert_line(out->str, "meshslirp_admin_clients_evicted_total{endpoint=\"metrics\"} 3");
+	mr_assert_line(out->str, "meshslirp_admin_clients_evicted_total{endpoint=\"control\"} 7");
+	mr_assert_line(out->str, "# TYPE meshslirp_admin_accept_backoffs_total counter");
+	mr_assert_line(out->str, "meshslirp_admin_accept_backoffs_total{endpoint=\"metrics\"} 5");
+	mr_assert_line(out->str, "meshslirp_admin_accept_backoffs_total{endpoint=\"control\"} 11");
+}
+
 /* --sched: the mode in effect (auto shown as normal once it gave up), the policy now, switches by direction. */
 static void test_sched_lines(void **state)
 {
@@ -273,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_kernel_path_lines),
 		cmocka_unit_test(test_busy_poll_lines),
 		cmocka_unit_test(test_sched_lines),
+		cmocka_unit_test(test_admin_client_lines),
 		cmocka_unit_test(test_every_family_has_help_and_type),
 		cmocka_unit_test(test_render_is_deterministic_and_appends),
 	};

@@ -404,6 +404,8 @@ static void test_bad(void **state)
 		{ { "--socket", "a", "--deny-outbound-cidr", "169.254.7.127/8" }, "--deny-outbound-cidr" },
 		{ { "--socket", "a", "--deny-outbound-cidr", "none,10.0.0.0/8" }, "--deny-outbound-cidr" },
 		{ { "--socket", "a", "--deny-outbound-cidr", "" }, "--deny-outbound-cidr" },
+		{ { "--socket", "a", "--include-outbound-cidr", "" }, "leave out --outbound-proxy" },
+		{ { "--socket", "a", "--include-outbound-cidr", " " }, "--include-outbound-cidr" },
 		{ { "--socket", "a", "--max-flows", "0" }, "--max-flows" },
 		{ { "--socket", "a", "--busy-poll", "10001" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "1ms" }, "--busy-poll" },
