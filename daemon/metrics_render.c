@@ -53,6 +53,11 @@ static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size
 		    "Bytes spliced between the private stack and the sidecar.");
 	metric(o, "meshslirp_kernel_bytes_total", "direction=\"to_sidecar\"", k->bytes_out);
 	metric(o, "meshslirp_kernel_bytes_total", "direction=\"to_guest\"", k->bytes_in);
+	metric_head(o, "meshslirp_kernel_urgent_marks_total", "counter",
+		    "Urgent (out-of-band) bytes the kernel path's relay stepped over, either way: "
+		    "the byte is left out of the stream, as a TCP proxy without SO_OOBINLINE leaves "
+		    "it; the bytes around it are relayed.");
+	metric(o, "meshslirp_kernel_urgent_marks_total", NULL, k->urgent_marks);
 	metric_head(o, "meshslirp_kernel_frames_total", "counter",
 		    "Frames between the guest and the private stack.");
 	metric(o, "meshslirp_kernel_frames_total", "direction=\"from_guest\"", k->frames_to_stack);

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -61,6 +62,7 @@ struct kflow {
 	size_t in_pipe[2];             /* bytes in each pipe */
 	bool eof[2];                   /* the direction's reading socket said EOF */
 	bool shut[2];                  /* ... and its writing socket was shut down */
+	bool urgent[2];                /* the direction's reading socket had urgent data (EPOLLPRI) */
 	bool out_pending;              /* CONNECTING: an edge on sk was spent unread */
 };
 
@@ -82,7 +84,7 @@ struct ksteer {
 	GHashTable *by_key;            /* &kflow.key -> kflow */
 	size_t active;
 	bool throttled;
-	bool accept_paused;            /* out of descriptors: the listener waits for a flow to end */
+	bool accept_paused;            /* out of descriptors: the listener waits for a flow to end, or the tick */
 	int64_t now_us;                /* the dispatch's clock, for active_us */
 	bool stack_fed;                /* guest frames went to the tun since the last ksteer_poll() */
 	uint32_t offloads_applied;     /* what the tun was last told (kstack_set_offloads) */
@@ -452,8 +454,16 @@ static int ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 		if (tail || !syn ||
 		    !knat_checksums_ok(&v, meta && (meta->flags & FRAME_META_NEEDS_CSUM)))
 			return 0;
-		if (ks->cfg.judge(t.daddr, t.sport, t.dport, ks->cfg.opaque))
+		if (ks->cfg.judge(t.daddr, t.sport, t.dport, ks->cfg.opaque)) {
+			uint8_t hdr[OFFLOAD_VNET_HDR_LEN];
+
+			/* Metadata the private stack cannot take: dropped, counted, no slot held for it. */
+			if (meta && ksteer_meta_for_stack(meta, &v, hdr)) {
+				ks->stats.dropped[KSTEER_DROP_BAD_META]++;
+				return 1;
+			}
 			f = ksteer_open(ks, frame, t.daddr, t.dport, t.sport, key);
+		}
 		if (!f) {
 			/*
 			 * libslirp's new flow (the table is full, or the bridge has the
@@ -626,7 +636,7 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 	return fd;
 }
 
-#define KSTEER_SOCK_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+#define KSTEER_SOCK_EVENTS (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
 static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f);
 static void ksteer_relay(struct ksteer *ks, struct kflow *f, unsigned int dirs);
@@ -804,6 +814,60 @@ static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f)
  * The relay.
  */
 
+/* What ksteer_step_urgent() did. */
+enum kurgent {
+	KURG_NONE,                     /* not at an urgent mark: splice()'s answer stands */
+	KURG_MOVED,                    /* stepped over it: bytes into the pipe, or EOF */
+	KURG_WAIT,                     /* at the mark, the pipe not empty yet: after it drains */
+};
+
+/*
+ * splice() from a TCP socket stops at an urgent mark (tcp_read_sock()),
+ * and then says EAGAIN for ever, or 0 once a FIN is queued, with bytes
+ * still behind the mark: the flow would stall, or end early as if in
+ * order.  Only recv() steps over it.  So, on a socket that had urgent data
+ * (EPOLLPRI, sticky for the flow: only such flows pay the ioctl), when
+ * splice() moved nothing and the socket stands at the mark, recv() up to
+ * KSTEER_URGENT_CHUNK bytes into the (empty) pipe: the urgent byte itself
+ * is left out of the stream (counted), as any TCP proxy without
+ * SO_OOBINLINE leaves it, and the bytes around it are relayed.
+ */
+static enum kurgent ksteer_step_urgent(struct ksteer *ks, struct kflow *f, int d, int src,
+				       int *err)
+{
+	uint8_t buf[KSTEER_URGENT_CHUNK];
+	struct kpipe *p = &f->pipe[d];
+	int at = 0;
+	ssize_t n;
+
+	if (ioctl(src, SIOCATMARK, &at) < 0) {
+		*err = -errno;
+		return KURG_MOVED;
+	}
+	if (!at)
+		return KURG_NONE;
+	/* A write of at most PIPE_BUF bytes into an empty pipe is whole. */
+	if (f->in_pipe[d])
+		return KURG_WAIT;
+	n = recv(src, buf, MIN(sizeof(buf), p->cap), MSG_DONTWAIT);
+	ks->stats.urgent_marks++;
+	if (n == 0) {
+		f->eof[d] = true;
+		return KURG_MOVED;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			*err = -errno;
+		return errno == EAGAIN || errno == EINTR ? KURG_WAIT : KURG_MOVED;
+	}
+	if (write(p->wr, buf, (size_t)n) != n) {
+		*err = -EIO;
+		return KURG_MOVED;
+	}
+	f->in_pipe[d] = (size_t)n;
+	return KURG_MOVED;
+}
+
 /*
  * Move what direction @d's reading socket has through its pipe into its
  * writing socket, for up to KSTEER_PUMP_ROUNDS rounds.  Returns 0 when it
@@ -828,9 +892,22 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 		ssize_t n;
 
 		if (!f->eof[d] && f->in_pipe[d] < p->cap) {
+			enum kurgent u = KURG_NONE;
+			int err = 0;
+
 			n = splice(src, NULL, p->wr, NULL, p->cap - f->in_pipe[d],
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n > 0) {
+			if (f->urgent[d] && (n == 0 || (n < 0 && errno == EAGAIN)))
+				u = ksteer_step_urgent(ks, f, d, src, &err);
+			if (err) {
+				ret = err;
+				break;
+			}
+			if (u == KURG_MOVED) {
+				moved = true;
+			} else if (u == KURG_WAIT) {
+				/* Not EOF: the pipe drains below, the next round steps over the mark. */
+			} else if (n > 0) {
 				f->in_pipe[d] += (size_t)n;
 				moved = true;
 			} else if (n == 0) {
@@ -914,7 +991,7 @@ static unsigned int ksteer_event_dirs(const struct kflow *f, int d, uint32_t eve
 {
 	unsigned int dirs = 0;
 
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+	if (events & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		dirs |= KF_DIR(d);
 	if ((events & (EPOLLHUP | EPOLLERR)) || ((events & EPOLLOUT) && f->in_pipe[!d]))
 		dirs |= KF_DIR(!d);
@@ -966,6 +1043,8 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
 	if (slot >= ks->nslots)
 		return;
 	f = &ks->flows[slot];
+	if ((events & EPOLLPRI) && (f->state == KF_CONNECTING || f->state == KF_OPEN))
+		f->urgent[d] = true;
 	switch (f->state) {
 	case KF_CONNECTING:
 		/*
@@ -1060,6 +1139,15 @@ static gboolean ksteer_tick(void *opaque)
 	struct ksteer *ks = opaque;
 	int64_t now = g_get_monotonic_time();
 
+	/*
+	 * Descriptors may have come back without a flow of ours ending (the
+	 * shortage was libslirp's flows', or another table's): try the
+	 * listener again, once a second at most.
+	 */
+	if (ks->accept_paused) {
+		ks->accept_paused = false;
+		ksteer_epoll(ks, EPOLL_CTL_MOD, ks->stack.listener, EPOLLIN, KSTEER_TAG_LISTEN);
+	}
 	for (uint32_t i = 0; i < ks->nslots && ks->active; i++) {
 		struct kflow *f = &ks->flows[i];
 

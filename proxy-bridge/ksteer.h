@@ -138,6 +138,7 @@
 #endif
 #define KSTEER_PIPE_POOL 16            /* empty pipes kept for the next flow that needs one */
 #define KSTEER_FIRST_BYTES 4096        /* the guest's first bytes sent with the PROXY header */
+#define KSTEER_URGENT_CHUNK 4096       /* bytes recv() takes past an urgent mark (<= PIPE_BUF) */
 #define KSTEER_SIDECAR_NOTSENT_LOWAT (64 * 1024) /* unsent bytes a sidecar socket may hold */
 
 /* Why a frame on this path was dropped. */
@@ -168,6 +169,7 @@ struct ksteer_stats {
 	uint64_t resource_failed;      /* no socket or pipe for an accepted flow (EMFILE and the like) */
 	uint64_t bytes_out;            /* guest to sidecar */
 	uint64_t bytes_in;             /* sidecar to guest */
+	uint64_t urgent_marks;         /* urgent (out-of-band) bytes stepped over, either way */
 	uint64_t frames_to_stack;      /* guest frames written to the private stack */
 	uint64_t frames_to_guest;      /* frames from it, sent to the guest */
 	uint64_t dropped[KSTEER_DROP_COUNT];

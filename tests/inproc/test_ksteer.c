@@ -31,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
@@ -84,6 +85,35 @@ ssize_t __wrap_splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, si
 {
 	splice_calls++;
 	return __real_splice(fd_in, off_in, fd_out, off_out, len, flags);
+}
+
+/*
+ * A short pipe: while set, send() says EAGAIN (the sidecar's fresh socket
+ * takes none of the header) and a write() into a pipe takes 10 bytes.
+ */
+static bool short_pipe;
+
+ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
+ssize_t __real_write(int fd, const void *buf, size_t len);
+ssize_t __wrap_write(int fd, const void *buf, size_t len);
+
+ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags)
+{
+	if (short_pipe) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return __real_send(fd, buf, len, flags);
+}
+
+ssize_t __wrap_write(int fd, const void *buf, size_t len)
+{
+	struct stat st;
+
+	if (short_pipe && !fstat(fd, &st) && S_ISFIFO(st.st_mode))
+		len = MIN(len, 10);
+	return __real_write(fd, buf, len);
 }
 
 /* Segments with data the sidecar's end of a connection has received. */
@@ -748,6 +778,123 @@ static void test_close_in_order(void **state)
 	assert_int_equal(ksteer_active(f->d.ks), 0);
 }
 
+/* A segment with @data whose urgent pointer is @urp (Linux's reading: the urgent byte is @urp - 1). */
+static void gsend_urgent(struct inproc *f, struct gconn *c, const void *data, size_t len,
+			 uint16_t urp)
+{
+	uint8_t fr[2048];
+	size_t n = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip(c->dst), c->sport,
+			   c->dport, c->seq, c->ack, 0x38, data, len);
+
+	/* Ethernet 14 + IPv4 20 bytes: the TCP header's urgent pointer at 18. */
+	fr[14 + 20 + 18] = (uint8_t)(urp >> 8);
+	fr[14 + 20 + 19] = (uint8_t)urp;
+	pkt_fix_csums(fr, n);
+	inproc_send(f, fr, n);
+	c->seq += (uint32_t)len;
+}
+
+/*
+ * Urgent data: splice() stops at an urgent mark and then says EAGAIN for
+ * ever, or 0 once a FIN waits behind it, with bytes still queued (the flow
+ * stalled, or ended early counted as closed in order).  The relay steps
+ * over the mark: the bytes around the urgent byte reach the sidecar, the
+ * urgent byte itself is left out (as by a TCP proxy without SO_OOBINLINE),
+ * counted; then the FIN.  Once with the FIN after the relay met the mark,
+ * once with it queued behind the mark before the relay ran.
+ */
+static void test_urgent_data(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40300, .dport = 5001, .seq = 7000 };
+	struct gconn c2 = { .dst = "198.18.0.1", .sport = 40301, .dport = 5001, .seq = 9000 };
+	uint8_t buf[16];
+	int conn = open_flow(s, &c), conn2;
+
+	gsend(f, &c, 0x18, "ab", 2);
+	gsend_urgent(f, &c, "!cd", 3, 1);
+	gsend(f, &c, 0x18, "ef", 2);
+	inproc_read_exact(conn, buf, 6);
+	assert_memory_equal(buf, "abcdef", 6);
+	gsend(f, &c, 0x11, NULL, 0);
+	expect_eof(conn);
+	assert_int_equal(kstats(s)->urgent_marks, 1);
+	close(conn);
+
+	conn2 = open_flow(s, &c2);
+	gsend(f, &c2, 0x18, "ab", 2);
+	gsend_urgent(f, &c2, "!cd", 3, 1);
+	gsend(f, &c2, 0x11, NULL, 0);
+	inproc_read_exact(conn2, buf, 4);
+	assert_memory_equal(buf, "abcd", 4);
+	expect_eof(conn2);
+	assert_int_equal(kstats(s)->urgent_marks, 2);
+	assert_int_equal(kstats(s)->aborted, 0);
+	close(conn2);
+}
+
+/*
+ * A new flow's SYN with metadata the private stack cannot take (a partial
+ * checksum at the wrong offset): dropped and counted, and no slot is held
+ * for it until the connect timeout.  The same SYN sound opens the flow.
+ */
+static void test_syn_bad_metadata(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct frame_meta bad = { .flags = FRAME_META_NEEDS_CSUM, .csum_start = 34,
+				  .csum_offset = 10 };
+	uint8_t fr[256];
+	size_t n = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST), inproc_ip("198.18.0.1"), 40400,
+			   5001, 1, 0, 0x02, NULL, 0);
+
+	assert_true(ksteer_guest_frame(f->d.ks, fr, n, &bad));
+	assert_int_equal(kstats(s)->dropped[KSTEER_DROP_BAD_META], 1);
+	assert_int_equal(kstats(s)->flows, 0);
+	assert_int_equal(ksteer_active(f->d.ks), 0);
+	assert_true(ksteer_guest_frame(f->d.ks, fr, n, NULL));
+	assert_int_equal(kstats(s)->flows, 1);
+	assert_int_equal(ksteer_active(f->d.ks), 1);
+}
+
+/*
+ * The header that the sidecar's fresh socket did not take goes into the
+ * flow's pipe; a short write there ends the flow, and the pipe, with bytes
+ * in it, must be closed, not pooled: the next flow to borrow it would send
+ * the first flow's header and bytes as its own.
+ */
+static void test_short_pipe_write(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn a = { .dst = "198.18.0.1", .sport = 40500, .dport = 5001, .seq = 100 };
+	struct gconn b = { .dst = "198.18.0.1", .sport = 40501, .dport = 5001, .seq = 200 };
+	uint8_t buf[5];
+	gint64 end;
+	int conn;
+
+	if (s->dir) {
+		print_message("skipped: a unix leg's connect() sends no header through send()\n");
+		skip();
+	}
+	handshake(f, &a);
+	gsend(f, &a, 0x18, "hello", 5);
+	short_pipe = true;
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (kstats(s)->header_failed < 1 && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	short_pipe = false;
+	assert_int_equal(kstats(s)->header_failed, 1);
+	close(inproc_accept(s->sidecar));
+
+	conn = open_flow(s, &b);
+	gsend(f, &b, 0x18, "world", 5);
+	inproc_read_exact(conn, buf, 5);
+	assert_memory_equal(buf, "world", 5);
+	close(conn);
+}
+
 /* A guest reset reaches the sidecar as a reset. */
 static void test_guest_reset(void **state)
 {
@@ -1169,12 +1316,13 @@ static void test_out_of_descriptors(void **state)
 	assert_int_equal(kstats(s)->opened, 2);
 	assert_true(kstats(s)->resource_failed >= 1);
 	/*
-	 * Waiting, not spinning: no accept() is tried again (the count of
-	 * failures would grow with every loop turn) and the loop stays idle.
+	 * Waiting, not spinning: accept() is tried again once a second at
+	 * most, by the tick (the count of failures would grow with every loop
+	 * turn), and the loop stays idle.
 	 */
 	failed = kstats(s)->resource_failed;
 	inproc_assert_no_spin(300, 50);
-	assert_int_equal(kstats(s)->resource_failed, failed);
+	assert_true(kstats(s)->resource_failed <= failed + 1);
 	/* The first flow ends (the guest resets it): the third is served. */
 	gsend(f, &c[0], 0x04, NULL, 0);
 	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
@@ -1183,6 +1331,46 @@ static void test_out_of_descriptors(void **state)
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 	assert_int_equal(kstats(s)->opened, 3);
 	assert_int_equal(ksteer_active(f->d.ks), 2);
+}
+
+/*
+ * Descriptors come back with no flow of this path ending (another table's
+ * shortage): the paused listener is tried again by the one-second tick, and
+ * the waiting handshake is served, not left to its connect timeout.
+ */
+static void test_accept_resumes_after_shortage(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c[3];
+	struct rlimit old, tight;
+	gint64 end;
+
+	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
+		print_message("skipped: valgrind consumes a connection it refuses with EMFILE\n");
+		skip();
+	}
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	tight = old;
+	tight.rlim_cur = fd_limit_leaving(old.rlim_cur, 4);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+	for (int i = 0; i < 3; i++) {
+		c[i] = (struct gconn){ .dst = "198.18.2.1", .sport = (uint16_t)(48300 + i),
+				       .dport = 80, .seq = 10u * (uint32_t)i };
+		handshake(f, &c[i]);
+	}
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (kstats(s)->opened < 2 && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	inproc_pump(50);
+	assert_int_equal(kstats(s)->opened, 2);
+	assert_true(kstats(s)->resource_failed >= 1);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (kstats(s)->opened < 3 && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	assert_int_equal(kstats(s)->opened, 3);
+	assert_int_equal(ksteer_active(f->d.ks), 3);
 }
 
 int main(void)
@@ -1197,6 +1385,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_private_tun_noqueue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_turn_each_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_urgent_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syn_bad_metadata, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_pipe_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_request_and_fin_while_connecting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup_unix, teardown),
@@ -1219,6 +1410,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_descriptors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accept_resumes_after_shortage, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

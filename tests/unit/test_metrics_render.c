@@ -215,6 +215,7 @@ static void test_kernel_path_lines(void **state)
 	m.ks.reclaimed = 101;
 	m.ks.idle_resets = 73;
 	m.ks.bytes_out = 79;
+	m.ks.urgent_marks = 83;
 	m.ks.frames_to_guest = 83;
 	m.ks.dropped[KSTEER_DROP_BAD_META] = 89;
 	m.s.kernel = &m.ks;
@@ -232,6 +233,7 @@ static void test_kernel_path_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"idle\"} 73");
 	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"closed\"} 0");
 	mr_assert_line(out->str, "meshslirp_kernel_bytes_total{direction=\"to_sidecar\"} 79");
+	mr_assert_line(out->str, "meshslirp_kernel_urgent_marks_total 83");
 	mr_assert_line(out->str, "meshslirp_kernel_frames_total{direction=\"to_guest\"} 83");
 	drop = g_strdup_printf("meshslirp_kernel_drops_total{reason=\"%s\"} 89",
 			       ksteer_drop_str(KSTEER_DROP_BAD_META));
