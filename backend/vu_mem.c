@@ -218,6 +218,34 @@ static uint64_t vu_unmap_failed;
  * hugetlbfs, where mmap() and munmap() work in whole huge pages, the
  * system page elsewhere.  Returns 0 or -errno.
  */
+/*
+ * Filesystems whose pages come from a server: a page fault on guest memory
+ * there waits on it, and one that stops answering (a FUSE daemon the
+ * front-end runs, say) would hang this thread in a plain load from a ring.
+ * Guest memory is memfd, tmpfs or hugetlbfs, or at most a local file.
+ */
+static bool vu_fs_remote(long type)
+{
+	static const uint32_t remote[] = {
+		0x65735546,            /* FUSE_SUPER_MAGIC */
+		0x6969,                /* NFS_SUPER_MAGIC */
+		0xff534d42,            /* CIFS_SUPER_MAGIC */
+		0xfe534d42,            /* SMB2_SUPER_MAGIC */
+		0x517b,                /* SMB_SUPER_MAGIC */
+		0x01021997,            /* V9FS_MAGIC */
+		0x00c36400,            /* CEPH_SUPER_MAGIC */
+		0x6b414653,            /* AFS_FS_MAGIC */
+		0x5346414f,            /* AFS_SUPER_MAGIC */
+		0x73757245,            /* CODA_SUPER_MAGIC */
+	};
+
+	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+		if ((uint32_t)type == remote[i])
+			return true;
+	}
+	return false;
+}
+
 static int vu_fd_inspect(int fd, int64_t *size, uint64_t *granule)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
@@ -226,6 +254,8 @@ static int vu_fd_inspect(int fd, int64_t *size, uint64_t *granule)
 
 	if (fstat(fd, &st) < 0 || fstatfs(fd, &sfs) < 0)
 		return -errno;
+	if (vu_fs_remote((long)sfs.f_type))
+		return -EREMOTE;
 	*size = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ? st.st_size : -1;
 	*granule = page;
 	if (sfs.f_type == HUGETLBFS_MAGIC) {
@@ -280,6 +310,10 @@ static int vu_map_range(int fd, uint64_t offset, uint64_t len, uint8_t **host, v
 	int ret;
 
 	ret = vu_fd_inspect(fd, &fsize, &granule);
+	if (ret == -EREMOTE) {
+		*why = "memory fd on a network or FUSE filesystem (a page fault there can wait for ever)";
+		return ret;
+	}
 	if (ret) {
 		*why = "cannot inspect a memory fd (fstat, fstatfs)";
 		return ret;
