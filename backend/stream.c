@@ -32,6 +32,7 @@
 
 #include "backend.h"
 #include "frame.h"
+#include "common/clientslots.h"
 #include "common/fdsource.h"
 #include "common/util.h"
 #include "common/ratelimit.h"
@@ -47,6 +48,7 @@ struct stream_backend {
 	char *path;
 	int listen_fd;
 	GSource *listen_src;
+	struct client_backoff accept_backoff; /* out of descriptors: the listener rests */
 
 	int conn_fd;                /* -1 when no QEMU is attached */
 	GSource *conn_src;
@@ -248,9 +250,13 @@ static gboolean stream_on_accept(int fd, GIOCondition ready, void *opaque)
 	for (int i = 0; i < 16; i++) {
 		conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (conn < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				g_warning("accept on %s failed: %s", sb->path,
-					  g_strerror(errno));
+			int err = errno;
+
+			if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
+				g_warning("accept on %s failed: %s", sb->path, g_strerror(err));
+			/* The connection stays queued, the listener readable: not a busy loop. */
+			if (client_accept_lacks_resources(err))
+				client_backoff_start(&sb->accept_backoff);
 			break;
 		}
 		if (sb->conn_fd >= 0) {
@@ -287,6 +293,7 @@ static void stream_free(struct backend *be)
 	fdsource_clear(&sb->conn_src);
 	if (sb->conn_fd >= 0)
 		close(sb->conn_fd);
+	client_backoff_stop(&sb->accept_backoff);
 	fdsource_clear(&sb->listen_src);
 	if (sb->listen_fd >= 0) {
 		close(sb->listen_fd);
@@ -331,6 +338,7 @@ int stream_backend_new(const char *path, unsigned int mtu,
 	if (ret)
 		goto err;
 	sb->listen_src = fdsource_new(sb->listen_fd, G_IO_IN, stream_on_accept, sb);
+	sb->accept_backoff.listener = sb->listen_src;
 	*out = &sb->be;
 	return 0;
 

@@ -181,6 +181,7 @@
 #include "virtqueue.h"
 #include "vu_mem.h"
 #include "vu_msg.h"
+#include "common/clientslots.h"
 #include "common/fdsource.h"
 #include "common/ratelimit.h"
 #include "common/unixsock.h"
@@ -288,6 +289,7 @@ struct vhost_user_backend {
 	dev_t anon_dev;             /* st_dev of anonymous inodes: where eventfds live */
 	int listen_fd;
 	GSource *listen_src;
+	struct client_backoff accept_backoff; /* out of descriptors: the listener rests */
 
 	/* The front-end connection. */
 	int conn_fd;                /* -1 when none */
@@ -526,8 +528,10 @@ static void vu_close_fd(int *fd)
  * relies on the flag: a read asks for RWF_NOWAIT (eventfds honour it since
  * Linux 5.12), a write looks with poll() first.  Left open: a front-end
  * that fills its counter between our poll() and our write(), having
- * cleared the flag, still blocks the write; it has to win that race, which
- * it cannot see, and it only stops its own VM's network.
+ * cleared the flag, still blocks the write (and, before 5.12, where a read
+ * falls back to poll() then read(), one that empties it in between blocks
+ * the read); it has to win that race, which it cannot see, and it only
+ * stops its own VM's network.
  */
 
 /* Read an eventfd's counter into *@v without blocking: 8, or -1 and errno (EAGAIN: empty). */
@@ -2250,9 +2254,14 @@ static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
 	for (int i = 0; i < VU_ACCEPTS_PER_DISPATCH; i++) {
 		conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (conn < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			int err = errno;
+
+			if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
 				vu_log(vb, G_LOG_LEVEL_WARNING, "accept on %s failed: %s", vb->path,
-				       g_strerror(errno));
+				       g_strerror(err));
+			/* The connection stays queued, the listener readable: not a busy loop. */
+			if (client_accept_lacks_resources(err))
+				client_backoff_start(&vb->accept_backoff);
 			break;
 		}
 		if (vb->conn_fd >= 0)
@@ -2287,6 +2296,7 @@ static void vu_free(struct backend *be)
 
 	vu_disconnect(vb, "daemon stopping");
 	vu_device_reset(vb);
+	client_backoff_stop(&vb->accept_backoff);
 	fdsource_clear(&vb->listen_src);
 	if (vb->listen_fd >= 0) {
 		close(vb->listen_fd);
@@ -2383,6 +2393,7 @@ int vhost_user_backend_new(const char *path, unsigned int mtu, uint32_t offloads
 	if (ret)
 		goto err;
 	vb->listen_src = fdsource_new(vb->listen_fd, G_IO_IN, vu_on_accept, vb);
+	vb->accept_backoff.listener = vb->listen_src;
 	*out = &vb->be;
 	return 0;
 

@@ -213,16 +213,13 @@ bool vu_mem_faulted(const struct vu_mem *m, const struct vu_log *log)
 static uint64_t vu_unmap_failed;
 
 /*
- * What mapping @fd takes: *@size, the size of the object behind it (-1 for
- * pipes and the like), and *@granule, its page size: st_blksize on
- * hugetlbfs, where mmap() and munmap() work in whole huge pages, the
- * system page elsewhere.  Returns 0 or -errno.
- */
-/*
  * Filesystems whose pages come from a server: a page fault on guest memory
  * there waits on it, and one that stops answering (a FUSE daemon the
  * front-end runs, say) would hang this thread in a plain load from a ring.
- * Guest memory is memfd, tmpfs or hugetlbfs, or at most a local file.
+ * Guest memory is memfd, tmpfs or hugetlbfs, or at most a local file.  A
+ * list of what to refuse, not of what to take: a local filesystem we did
+ * not name keeps working; overlayfs is refused, as its lower layer could be
+ * any of these.
  */
 static bool vu_fs_remote(long type)
 {
@@ -237,6 +234,11 @@ static bool vu_fs_remote(long type)
 		0x6b414653,            /* AFS_FS_MAGIC */
 		0x5346414f,            /* AFS_SUPER_MAGIC */
 		0x73757245,            /* CODA_SUPER_MAGIC */
+		0x0bd00bd0,            /* Lustre */
+		0x20030528,            /* OrangeFS */
+		0x01161970,            /* GFS2 */
+		0x7461636f,            /* OCFS2 */
+		0x794c7630,            /* overlayfs: its lower layer may be any of these */
 	};
 
 	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
@@ -246,6 +248,12 @@ static bool vu_fs_remote(long type)
 	return false;
 }
 
+/*
+ * What mapping @fd takes: *@size, the size of the object behind it (-1 for
+ * pipes and the like), and *@granule, its page size: st_blksize on
+ * hugetlbfs, where mmap() and munmap() work in whole huge pages, the
+ * system page elsewhere.  Returns 0 or -errno.
+ */
 static int vu_fd_inspect(int fd, int64_t *size, uint64_t *granule)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);

@@ -43,7 +43,7 @@ int client_slots_accept(const struct client_slots *t, int listen_fd,
 		struct client_slot *s;
 
 		if (conn < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			if (client_accept_lacks_resources(errno))
 				return -errno;
 			break;
 		}
@@ -93,4 +93,9 @@ void client_backoff_stop(struct client_backoff *b)
 	if (b->timer)
 		g_source_remove(b->timer);
 	b->timer = 0;
+}
+
+bool client_accept_lacks_resources(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }

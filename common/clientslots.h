@@ -110,4 +110,7 @@ void client_backoff_start(struct client_backoff *b);
 /* client_backoff_stop() - drop a pending resume (the owner stops its listener); idempotent. */
 void client_backoff_stop(struct client_backoff *b);
 
+/* client_accept_lacks_resources() - whether accept()'s errno @err leaves the connection queued for want of descriptors or memory. */
+bool client_accept_lacks_resources(int err);
+
 #endif /* MESHSLIRP_COMMON_CLIENTSLOTS_H */

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -328,6 +329,60 @@ static void test_second_qemu_refused(void **state)
 	assert_true(inproc_recv_match(f, rx, sizeof(rx), inproc_is_arp_reply, NULL) > 0);
 }
 
+/*
+ * Out of descriptors, accept() on QEMU's socket fails and leaves the
+ * connection queued: the listener stays readable, and watched as before
+ * it would take the loop on every turn, with a warning each time.  It
+ * rests for a second instead, then the queued connection is taken, and
+ * refused as a second QEMU.
+ */
+static unsigned int accept_warnings;
+
+static void count_accept_warning(const gchar *domain, GLogLevelFlags level, const gchar *msg,
+				 gpointer data)
+{
+	(void)domain;
+	(void)level;
+	(void)data;
+	accept_warnings += !!strstr(msg, "accept on");
+}
+
+static void test_accept_out_of_fds(void **state)
+{
+	struct inproc *f = *state;
+	struct rlimit old, low;
+	int second, spare;
+	guint handler;
+	gint64 end;
+
+	if (!inproc_is_stream(f))
+		skip(); /* the stream's own listener; vhost-user's: test_vhost_user */
+	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
+		print_message("skipped under valgrind: its descriptor limit is its own\n");
+		skip();
+	}
+	second = inproc_connect(f);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	spare = dup(0);
+	assert_true(spare >= 0);
+	close(spare);
+	low = (struct rlimit){ .rlim_cur = (rlim_t)spare, .rlim_max = old.rlim_max };
+	handler = g_log_set_handler(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, count_accept_warning, NULL);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	for (int i = 0; i < 100; i++)
+		g_main_context_iteration(NULL, FALSE);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	g_log_remove_handler(G_LOG_DOMAIN, handler);
+	/* One attempt, one warning: not one per turn of the loop. */
+	assert_int_equal(accept_warnings, 1);
+	assert_int_equal(f->d.be->stats.peers_refused, 0);
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (f->d.be->stats.peers_refused < 1 && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	assert_int_equal(f->d.be->stats.peers_refused, 1);
+	close(second);
+}
+
 /* A second daemon on a live socket path fails cleanly; a stale path is reclaimed. */
 static void test_socket_path_ownership(void **state)
 {
@@ -362,6 +417,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_frames_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_prefix_resets_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_qemu_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accept_out_of_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsent_at_detach_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_path_ownership, setup, teardown),
 	};

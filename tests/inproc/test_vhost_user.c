@@ -24,6 +24,8 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
@@ -520,6 +522,48 @@ static void send_one_region(struct fix *f, int fd, uint64_t size, uint64_t offse
  * Mapped without a reservation it used to be acked and SIGBUS us at the
  * first ring access; now mmap() fails and the front-end is closed.
  */
+/*
+ * Guest memory on a filesystem whose page faults can wait on a server
+ * (network, FUSE, or overlayfs, whose lower layer may be either) is
+ * refused at SET_MEM_TABLE: a fault there could hang the daemon in a plain
+ * load from a ring.  overlayfs stands in for them here: it needs no server.
+ */
+static void test_remote_memory_refused(void **state)
+{
+	struct fix *f = *state;
+	g_autofree char *dir = g_dir_make_tmp("vu-ovl-XXXXXX", NULL);
+	g_autofree char *lower = g_build_filename(dir, "lower", NULL);
+	g_autofree char *upper = g_build_filename(dir, "upper", NULL);
+	g_autofree char *work = g_build_filename(dir, "work", NULL);
+	g_autofree char *merged = g_build_filename(dir, "merged", NULL);
+	g_autofree char *opts = g_strdup_printf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper,
+						work);
+	g_autofree char *file = g_build_filename(merged, "ram", NULL);
+	g_autofree char *rm = g_strdup_printf("rm -rf '%s'", dir);
+	const char *dirs[] = { lower, upper, work, merged };
+	int fd;
+
+	assert_non_null(dir);
+	for (size_t i = 0; i < G_N_ELEMENTS(dirs); i++)
+		assert_int_equal(mkdir(dirs[i], 0700), 0);
+	if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("overlay", merged, "overlay", 0, opts) < 0) {
+		print_message("skipped: no overlayfs mount here (%s)\n", g_strerror(errno));
+		(void)!system(rm);
+		skip();
+	}
+	fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	bring_up_to_mem_table(f);
+	send_one_region(f, fd, 1 << 20, 0);
+	assert_true(closed_by_backend(f->conn));
+	assert_int_equal(f->be->stats.vu_bad_messages, 1);
+	close(fd);
+	assert_int_equal(umount2(merged, MNT_DETACH), 0);
+	assert_int_equal(system(rm), 0);
+}
+
 static void test_hugetlb_unbacked_refused(void **state)
 {
 	struct fix *f = *state;
@@ -1236,6 +1280,44 @@ static void test_guest_mtu(void **state)
  * stays) used to write 1000 warnings.  Every line a front-end can trigger
  * is rate-limited now, and a later line says how many were suppressed.
  */
+/*
+ * Out of descriptors, accept() on the backend's socket fails and leaves
+ * the connection queued: the listener stays readable, and watched as
+ * before it would be dispatched on every turn (a busy loop, a warning
+ * each time).  It rests for a second instead: one attempt, one warning.
+ */
+static void test_accept_out_of_fds(void **state)
+{
+	struct fix *f = *state;
+	struct rlimit old, low;
+	int second, spare;
+
+	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
+		print_message("skipped under valgrind: its descriptor limit is its own\n");
+		skip();
+	}
+	bring_up(f, FEATURES);
+	second = connect_socket(f);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	spare = dup(0);
+	assert_true(spare >= 0);
+	close(spare);
+	low = (struct rlimit){ .rlim_cur = (rlim_t)spare, .rlim_max = old.rlim_max };
+	log_needle = "accept on";
+	log_hits = 0;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	for (int i = 0; i < 100; i++)
+		g_main_context_iteration(NULL, FALSE);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	log_needle = NULL;
+	assert_int_equal(log_hits, 1);
+	/* Descriptors back: after its rest the queued one is accepted, and refused as a second. */
+	PUMP_UNTIL(f->be->stats.peers_refused == 1);
+	assert_int_equal(f->be->stats.peers_refused, 1);
+	assert_int_equal(f->be->stats.attached, 1);
+	close(second);
+}
+
 static void test_log_rate_limited(void **state)
 {
 	struct fix *f = *state;
@@ -2027,6 +2109,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_indirect_chains_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_call_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eventfds_made_blocking, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remote_memory_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accept_out_of_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hangup_with_reply_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_too_few_buffers_event_idx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_descriptor_budget, setup, teardown),

@@ -187,6 +187,11 @@ for p in iface.get("ports") or []:
     args += ["--expose", "tcp:%d:%d" % (port, port)]
 for key, flag in MIRRORED:
     value = re.sub(r"\s+", "", str(ann.get(key, "")))
+    # Istio redirects nothing for an empty include list; meshslirp without a
+    # list steers everything, so passing nothing would invert it.
+    if key in ann and not value and flag == "--include-outbound-cidr":
+        die("%s is empty: Istio then redirects nothing, which meshslirp says by leaving "
+            "--outbound-proxy out of meshslirp.kubevirt.io/args; give CIDRs or * to steer" % key)
     if value:
         args += [flag, value]
 extra = str(ann.get("meshslirp.kubevirt.io/args", "")).split()
