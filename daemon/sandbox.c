@@ -540,7 +540,7 @@ size_t sandbox_seccomp_rules(unsigned int extras)
 {
 	return G_N_ELEMENTS(sandbox_allow) + G_N_ELEMENTS(sandbox_narrow) +
 	       !!(extras & (SANDBOX_UNIX_OUTBOUND | SANDBOX_UNIX_INBOUND)) +
-	       !!(extras & SANDBOX_UNIX_OUTBOUND) + 3 * !!(extras & SANDBOX_KERNEL_STEER) +
+	       !!(extras & SANDBOX_UNIX_OUTBOUND) + 4 * !!(extras & SANDBOX_KERNEL_STEER) +
 	       SANDBOX_BUSY_POLL_RULES * !!(extras & SANDBOX_BUSY_POLL) +
 	       !!(extras & SANDBOX_BUSY_POLL_GUARD) + 2 * !!(extras & SANDBOX_SCHED);
 }
@@ -580,12 +580,14 @@ static int sandbox_rules_unix(scmp_filter_ctx ctx, unsigned int extras)
 
 /*
  * The kernel path's calls (proxy-bridge/ksteer.h), only when configured: its
- * relay (splice, a pipe pair per flow) and telling its tun what the guest
- * takes when a front-end renegotiates (TUNSETOFFLOAD only).
+ * relay (splice, a pipe pair per flow; SIOCATMARK on a flow that had urgent
+ * data, where splice() stops) and telling its tun what the guest takes when
+ * a front-end renegotiates (TUNSETOFFLOAD only).
  */
 static int sandbox_rules_kernel(scmp_filter_ctx ctx, unsigned int extras)
 {
 	const struct scmp_arg_cmp offload = SCMP_A1(SCMP_CMP_EQ, TUNSETOFFLOAD);
+	const struct scmp_arg_cmp atmark = SCMP_A1(SCMP_CMP_EQ, SIOCATMARK);
 	int ret = 0;
 
 	if (!(extras & SANDBOX_KERNEL_STEER))
@@ -595,6 +597,8 @@ static int sandbox_rules_kernel(scmp_filter_ctx ctx, unsigned int extras)
 		ret = sandbox_rule(ctx, SCMP_SYS(pipe2), 0, NULL);
 	if (!ret)
 		ret = sandbox_rule(ctx, SCMP_SYS(ioctl), 1, &offload);
+	if (!ret)
+		ret = sandbox_rule(ctx, SCMP_SYS(ioctl), 1, &atmark);
 	return ret;
 }
 

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -815,10 +816,18 @@ static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f)
 
 /* What ksteer_step_urgent() did. */
 enum kurgent {
-	KURG_NONE,                     /* nothing to read: splice()'s answer stands */
-	KURG_MOVED,                    /* read on: bytes into the pipe, or EOF */
-	KURG_WAIT,                     /* the pipe not empty yet: after it drains */
+	KURG_NONE,                     /* not at an urgent mark: splice()'s answer stands */
+	KURG_MOVED,                    /* stepped over it: bytes into the pipe, or EOF */
+	KURG_WAIT,                     /* at the mark: after the pipe drains, or the byte arrives */
 };
+
+/* Whether @fd's next byte is urgent data (SIOCATMARK); -errno on failure. */
+static int ksteer_at_mark(int fd)
+{
+	int at = 0;
+
+	return ioctl(fd, SIOCATMARK, &at) < 0 ? -errno : !!at;
+}
 
 /*
  * splice() from a TCP socket stops at an urgent mark (tcp_read_sock()),
@@ -826,36 +835,40 @@ enum kurgent {
  * still behind the mark: the flow would stall, or end early as if in
  * order.  Only recv() steps over it.  So, on a socket that had urgent data
  * (EPOLLPRI, sticky for the flow: other flows pay nothing), when splice()
- * moved nothing, recv() up to KSTEER_URGENT_CHUNK bytes into the (empty)
- * pipe: the urgent byte itself is left out of the stream, as any TCP
- * proxy without SO_OOBINLINE leaves it, and the bytes around it are
- * relayed.  recv() on a socket with nothing behind a mark says EAGAIN or
- * 0 as splice() did, so no SIOCATMARK is needed (nor allowed by the
- * seccomp filter); bytes recv() found that splice() would not move are
- * counted as a mark stepped over.
+ * moved nothing and the socket stands at the mark, recv() up to
+ * KSTEER_URGENT_CHUNK bytes into the (empty) pipe: the urgent byte itself
+ * is left out of the stream, as any TCP proxy without SO_OOBINLINE leaves
+ * it, and the bytes around it are relayed.  Counted once the socket is
+ * past the mark (the urgent byte may not have arrived yet).  The filter of
+ * --seccomp allows this ioctl on the kernel path (daemon/sandbox.c).
  */
 static enum kurgent ksteer_step_urgent(struct ksteer *ks, struct kflow *f, int d, int src,
 				       int *err)
 {
 	uint8_t buf[KSTEER_URGENT_CHUNK];
 	struct kpipe *p = &f->pipe[d];
+	int at = ksteer_at_mark(src);
 	ssize_t n;
 
+	/* Not at a mark, or a socket that knows none (a unix leg without MSG_OOB): as splice() said. */
+	if (at <= 0)
+		return KURG_NONE;
 	/* A write of at most PIPE_BUF bytes into an empty pipe is whole. */
 	if (f->in_pipe[d])
 		return KURG_WAIT;
 	n = recv(src, buf, MIN(sizeof(buf), p->cap), MSG_DONTWAIT);
+	if (n < 0 && errno != EAGAIN && errno != EINTR) {
+		*err = -errno;
+		return KURG_MOVED;
+	}
+	if (ksteer_at_mark(src) == 0)
+		ks->stats.urgent_marks++;
+	if (n < 0)
+		return KURG_WAIT;
 	if (n == 0) {
 		f->eof[d] = true;
 		return KURG_MOVED;
 	}
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EINTR)
-			return KURG_NONE;
-		*err = -errno;
-		return KURG_MOVED;
-	}
-	ks->stats.urgent_marks++;
 	if (write(p->wr, buf, (size_t)n) != n) {
 		*err = -EIO;
 		return KURG_MOVED;

@@ -40,6 +40,10 @@
  *	Read a pcap capture (QEMU's filter-dump) and print one line per IPv4
  *	TCP segment, to or from port P if given: "TCP t=SECONDS SRC:PORT >
  *	DST:PORT flags=FSRPA len=N seq=S ack=A" (flags as letters, '.' when unset).
+ *   urgent --connect ADDR:PORT
+ *	Send "ab", then "!" as urgent data (MSG_OOB), then "cd", half-close,
+ *	and read until EOF.  Prints "URGENT sent=ab!cd".  The sink on the
+ *	other side sees "abcd" through a proxy that leaves urgent bytes out.
  *   seccomp-kill SYSCALL CMD [ARG...]
  *	Run CMD under a seccomp filter that kills the process (SIGSYS) on
  *	SYSCALL and allows every other call, as systemd's SystemCallFilter=
@@ -823,6 +827,28 @@ static int cmd_pcap(void)
 	return 0;
 }
 
+static int cmd_urgent(void)
+{
+	struct sockaddr_in local;
+	char buf[64];
+	int fd = connect_to(&local);
+
+	if (fd < 0)
+		return fd == -2 ? 2 : 1;
+	/* Apart, so that the urgent byte rides in a segment of its own between the others. */
+	if (write_all(fd, "ab", 2) || (usleep(20000), send(fd, "!", 1, MSG_OOB)) != 1 ||
+	    (usleep(20000), write_all(fd, "cd", 2)) || shutdown(fd, SHUT_WR)) {
+		perror("urgent: send");
+		close(fd);
+		return 1;
+	}
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	printf("URGENT sent=ab!cd\n");
+	close(fd);
+	return 0;
+}
+
 static int cmd_seccomp_kill(int argc, char **argv)
 {
 	scmp_filter_ctx f;
@@ -855,7 +881,7 @@ static int cmd_seccomp_kill(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	g_autoptr(GOptionContext) ctx = g_option_context_new("sink|source|http-get|echo|flows|rr|rr-server|hold|pump|pcap|seccomp-kill");
+	g_autoptr(GOptionContext) ctx = g_option_context_new("sink|source|http-get|urgent|echo|flows|rr|rr-server|hold|pump|pcap|seccomp-kill");
 	g_autoptr(GError) err = NULL;
 
 	/* Its own arguments, the command's included: not for GOption. */
@@ -876,6 +902,8 @@ int main(int argc, char **argv)
 		return cmd_source();
 	if (!strcmp(argv[1], "http-get"))
 		return cmd_http_get();
+	if (!strcmp(argv[1], "urgent"))
+		return cmd_urgent();
 	if (!strcmp(argv[1], "pcap"))
 		return cmd_pcap();
 	raise_nofile();

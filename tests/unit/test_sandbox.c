@@ -483,6 +483,15 @@ static int do_tunsetoffload(void *arg)
 	return 1;
 }
 
+static int do_siocatmark(void *arg)
+{
+	int at = 0;
+
+	(void)arg;
+	(void)ioctl(-1, SIOCATMARK, &at);
+	return 1;
+}
+
 static int do_tunsetiff(void *arg)
 {
 	struct ifreq ifr = { 0 };
@@ -494,7 +503,7 @@ static int do_tunsetiff(void *arg)
 
 /*
  * The kernel path's extras (--steer-stack kernel): its relay's splice and
- * pipe2, and TUNSETOFFLOAD only; without them they die, and no other tun
+ * pipe2 and SIOCATMARK, and TUNSETOFFLOAD only; without them they die, and no other tun
  * ioctl is let through with them.
  */
 static void test_seccomp_kernel_path(void **state)
@@ -504,12 +513,14 @@ static void test_seccomp_kernel_path(void **state)
 		{ "splice and pipe2, no extras", 0, do_splice_pipe, false },
 		{ "TUNSETOFFLOAD, kernel extras", SANDBOX_KERNEL_STEER, do_tunsetoffload, true },
 		{ "TUNSETOFFLOAD, no extras", 0, do_tunsetoffload, false },
+		{ "SIOCATMARK, kernel extras", SANDBOX_KERNEL_STEER, do_siocatmark, true },
+		{ "SIOCATMARK, no extras", 0, do_siocatmark, false },
 		{ "TUNSETIFF, kernel extras", SANDBOX_KERNEL_STEER, do_tunsetiff, false },
 	};
 
 	(void)state;
 	assert_seccomp_cases(cases, G_N_ELEMENTS(cases));
-	assert_int_equal(sandbox_seccomp_rules(SANDBOX_KERNEL_STEER), sandbox_seccomp_rules(0) + 3);
+	assert_int_equal(sandbox_seccomp_rules(SANDBOX_KERNEL_STEER), sandbox_seccomp_rules(0) + 4);
 }
 
 static int do_sched_yield(void *arg)
