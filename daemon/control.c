@@ -376,26 +376,26 @@ static bool control_client_flush(struct control_client *c)
 }
 
 /*
- * Watch for what the client's state needs next; false if it was closed
- * (it sent EOF and has everything it asked for).  G_IO_OUT stands for
+ * Watch for what the client's state needs next, or close it when it sent
+ * EOF and has everything it asked for (@c is then free: touch it no
+ * more).  G_IO_OUT stands for
  * answers to write and for requests still to answer: the socket is
  * writable while it has room, so a turn left over from the budget runs on
  * the next loop iteration, and a client that reads nothing pauses it.
  * Read only while the answers fit and the line buffer has room.
  */
-static bool control_client_update_events(struct control_client *c)
+static void control_client_update_events(struct control_client *c)
 {
 	bool pending = control_client_pending(c);
 	GIOCondition ev = c->out->len || pending ? G_IO_OUT : 0;
 
 	if (c->eof && !c->out->len && !pending) {
 		control_client_close(c);
-		return false;
+		return;
 	}
 	if (!c->eof && c->out->len < CONTROL_OUTPUT_MAX && c->in_len < sizeof(c->in))
 		ev |= G_IO_IN;
 	fdsource_set_events(c->slot.src, ev);
-	return true;
 }
 
 static gboolean control_on_client(int fd, GIOCondition ready, void *opaque)

@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "backend/offload.h"
+#include "common/clientslots.h"
 #include "common/fdsource.h"
 #include "common/siphash.h"
 #include "common/tcpcc.h"
@@ -704,9 +705,10 @@ static void ksteer_accept_all(struct ksteer *ks)
 		if (sk < 0) {
 			/*
 			 * Out of descriptors: the connection stays queued and the listener
-			 * readable, so stop watching it until a flow ends (no busy loop).
+			 * readable, so stop watching it until a flow ends or the tick
+			 * (no busy loop).
 			 */
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			if (client_accept_lacks_resources(errno)) {
 				ks->stats.resource_failed++;
 				ks->accept_paused = true;
 				ksteer_epoll(ks, EPOLL_CTL_MOD, ks->stack.listener, 0,

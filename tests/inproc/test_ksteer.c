@@ -1284,17 +1284,15 @@ static rlim_t fd_limit_leaving(rlim_t soft, unsigned int spare)
 }
 
 /*
- * Out of descriptors: a handshake the daemon cannot accept waits in the
- * private stack's backlog, the daemon does not spin on its readable
- * listener, and the flow is served once another ends.
+ * Two flows' worth of descriptors left (each holds its accepted socket
+ * and its sidecar socket; their relays borrow no pipe: no bytes move),
+ * then three handshakes from guest ports @sport..@sport + 2 into @c: two
+ * flows open, the third waits in the private stack's backlog, its accept()
+ * refused.  *@old gets the limit to put back.
  */
-static void test_out_of_descriptors(void **state)
+static void open_two_of_three(struct kst *s, struct gconn c[3], uint16_t sport, struct rlimit *old)
 {
-	struct kst *s = *state;
-	struct inproc *f = s->f;
-	struct gconn c[3];
-	struct rlimit old, tight;
-	uint64_t failed;
+	struct rlimit tight;
 	gint64 end;
 
 	/*
@@ -1308,18 +1306,14 @@ static void test_out_of_descriptors(void **state)
 		print_message("skipped: valgrind consumes a connection it refuses with EMFILE\n");
 		skip();
 	}
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-	/*
-	 * Two flows' worth: each holds its accepted socket and its sidecar
-	 * socket.  Their relays borrow no pipe: no bytes move.
-	 */
-	tight = old;
-	tight.rlim_cur = fd_limit_leaving(old.rlim_cur, 4);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, old), 0);
+	tight = *old;
+	tight.rlim_cur = fd_limit_leaving(old->rlim_cur, 4);
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
 	for (int i = 0; i < 3; i++) {
-		c[i] = (struct gconn){ .dst = "198.18.2.1", .sport = (uint16_t)(48200 + i),
+		c[i] = (struct gconn){ .dst = "198.18.2.1", .sport = (uint16_t)(sport + i),
 				       .dport = 80, .seq = 10u * (uint32_t)i };
-		handshake(f, &c[i]);
+		handshake(s->f, &c[i]);
 	}
 	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
 	while (kstats(s)->opened < 2 && g_get_monotonic_time() < end)
@@ -1327,6 +1321,23 @@ static void test_out_of_descriptors(void **state)
 	inproc_pump(50);
 	assert_int_equal(kstats(s)->opened, 2);
 	assert_true(kstats(s)->resource_failed >= 1);
+}
+
+/*
+ * Out of descriptors: a handshake the daemon cannot accept waits in the
+ * private stack's backlog, the daemon does not spin on its readable
+ * listener, and the flow is served once another ends.
+ */
+static void test_out_of_descriptors(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c[3];
+	struct rlimit old;
+	uint64_t failed;
+	gint64 end;
+
+	open_two_of_three(s, c, 48200, &old);
 	/*
 	 * Waiting, not spinning: accept() is tried again once a second at
 	 * most, by the tick (the count of failures would grow with every loop
@@ -1355,28 +1366,10 @@ static void test_accept_resumes_after_shortage(void **state)
 	struct kst *s = *state;
 	struct inproc *f = s->f;
 	struct gconn c[3];
-	struct rlimit old, tight;
+	struct rlimit old;
 	gint64 end;
 
-	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
-		print_message("skipped: valgrind consumes a connection it refuses with EMFILE\n");
-		skip();
-	}
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-	tight = old;
-	tight.rlim_cur = fd_limit_leaving(old.rlim_cur, 4);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
-	for (int i = 0; i < 3; i++) {
-		c[i] = (struct gconn){ .dst = "198.18.2.1", .sport = (uint16_t)(48300 + i),
-				       .dport = 80, .seq = 10u * (uint32_t)i };
-		handshake(f, &c[i]);
-	}
-	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
-	while (kstats(s)->opened < 2 && g_get_monotonic_time() < end)
-		inproc_pump(5);
-	inproc_pump(50);
-	assert_int_equal(kstats(s)->opened, 2);
-	assert_true(kstats(s)->resource_failed >= 1);
+	open_two_of_three(s, c, 48300, &old);
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
 	while (kstats(s)->opened < 3 && g_get_monotonic_time() < end)

@@ -20,7 +20,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -29,6 +28,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "tests/lib/fdlimit.h"
 #include "tests/lib/inproc.h"
 #include "tests/lib/pkt.h"
 
@@ -350,8 +350,7 @@ static void count_accept_warning(const gchar *domain, GLogLevelFlags level, cons
 static void test_accept_out_of_fds(void **state)
 {
 	struct inproc *f = *state;
-	struct rlimit old, low;
-	int second, spare;
+	int second;
 	guint handler;
 	gint64 end;
 
@@ -362,16 +361,8 @@ static void test_accept_out_of_fds(void **state)
 		skip();
 	}
 	second = inproc_connect(f);
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-	spare = dup(0);
-	assert_true(spare >= 0);
-	close(spare);
-	low = (struct rlimit){ .rlim_cur = (rlim_t)spare, .rlim_max = old.rlim_max };
 	handler = g_log_set_handler(G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, count_accept_warning, NULL);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-	for (int i = 0; i < 100; i++)
-		g_main_context_iteration(NULL, FALSE);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(test_iterate_without_fds(100), 0);
 	g_log_remove_handler(G_LOG_DOMAIN, handler);
 	/* One attempt, one warning: not one per turn of the loop. */
 	assert_int_equal(accept_warnings, 1);

@@ -24,7 +24,6 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -38,6 +37,7 @@
 #include "backend/vu_mem.h"
 #include "backend/vu_msg.h"
 #include "tests/lib/cputime.h"
+#include "tests/lib/fdlimit.h"
 
 #define MEM_SIZE (1u << 20)
 #define MEM_UVA 0x7f0000000000ull   /* the "front-end's" address of guest memory */
@@ -1289,8 +1289,7 @@ static void test_guest_mtu(void **state)
 static void test_accept_out_of_fds(void **state)
 {
 	struct fix *f = *state;
-	struct rlimit old, low;
-	int second, spare;
+	int second;
 
 	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
 		print_message("skipped under valgrind: its descriptor limit is its own\n");
@@ -1298,17 +1297,9 @@ static void test_accept_out_of_fds(void **state)
 	}
 	bring_up(f, FEATURES);
 	second = connect_socket(f);
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-	spare = dup(0);
-	assert_true(spare >= 0);
-	close(spare);
-	low = (struct rlimit){ .rlim_cur = (rlim_t)spare, .rlim_max = old.rlim_max };
 	log_needle = "accept on";
 	log_hits = 0;
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-	for (int i = 0; i < 100; i++)
-		g_main_context_iteration(NULL, FALSE);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(test_iterate_without_fds(100), 0);
 	log_needle = NULL;
 	assert_int_equal(log_hits, 1);
 	/* Descriptors back: after its rest the queued one is accepted, and refused as a second. */

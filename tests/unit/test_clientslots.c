@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -18,6 +17,7 @@
 
 #include "common/clientslots.h"
 #include "common/fdsource.h"
+#include "tests/lib/fdlimit.h"
 #include "common/util.h"
 
 struct client {
@@ -220,9 +220,8 @@ static void test_backoff_out_of_fds(void **state)
 {
 	struct table *t = *state;
 	struct client_backoff *b = &listener_backoff;
-	struct rlimit old, low;
 	GSource *src;
-	int c, spare;
+	int c;
 
 	/* memcheck keeps its own descriptor table and limit: RLIMIT_NOFILE does not bind there. */
 	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
@@ -232,17 +231,8 @@ static void test_backoff_out_of_fds(void **state)
 	src = fdsource_new(t->listen_fd, G_IO_IN, on_listener, t);
 	b->listener = src;
 	c = dial(t);
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-	spare = dup(0);
-	assert_true(spare >= 0);
-	close(spare);
-	/* The lowest free descriptor is @spare: a limit of @spare leaves accept() none. */
-	low = (struct rlimit){ .rlim_cur = (rlim_t)spare, .rlim_max = old.rlim_max };
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
 	accept_calls = 0;
-	for (int i = 0; i < 100; i++)
-		g_main_context_iteration(NULL, FALSE);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(test_iterate_without_fds(100), 0);
 	assert_int_equal(accept_calls, 1);
 	assert_int_equal(b->count, 1);
 	assert_true(b->timer != 0);
