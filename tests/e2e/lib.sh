@@ -387,14 +387,15 @@ e2e_build_guest() {
 # E2E_GUEST_NETDEV=vhost-user connects to a --vhost-user socket instead of --socket: guest
 # RAM in a shared memfd, and vectors=0 (INTx), which QEMU 7.2 needs for vhost-user under TCG
 # (with MSI-X it segfaults in msix_set_vector_notifiers); E2E_GUEST_DEVICE_OPTS is appended
-# to the -device options (e.g. ",host_mtu=1500").  E2E_GUEST_NS runs QEMU in another namespace
+# to the -device options (e.g. ",host_mtu=1500").  E2E_GUEST_MEM sets the guest's RAM (default
+# 256M; migrate.sh says why it takes another).  E2E_GUEST_NS runs QEMU in another namespace
 # than the pod's, and the array E2E_QEMU_EXTRA adds options (a monitor, -incoming).
 E2E_QEMU_EXTRA=()
 # Each guest's monitor socket (e2e_diag reads them), and the netdev it was booted with:
 # stream or vhost-user.
 declare -A E2E_MONITOR_NETDEV=()
 e2e_boot_guest() {
-	local name=$1 dir=$2 sock=$3 append=${4:-} opts=(-no-reboot) net
+	local name=$1 dir=$2 sock=$3 append=${4:-} opts=(-no-reboot) net mem=${E2E_GUEST_MEM:-256M}
 	local dev=virtio-net-pci,id=nic0,netdev=n0,romfile=,mac=52:54:00:12:34:56${E2E_GUEST_DEVICE_OPTS:-}
 	e2e_require qemu-system-x86_64
 	[ "${E2E_GUEST_REBOOT:-0}" = 1 ] && opts=()
@@ -404,13 +405,13 @@ e2e_boot_guest() {
 	[ "${E2E_GUEST_PCAP:-0}" = 1 ] &&
 		opts+=(-object "filter-dump,id=dump0,netdev=n0,file=$E2E_TMP/$name.pcap,maxlen=128")
 	if [ "${E2E_GUEST_NETDEV:-stream}" = vhost-user ]; then
-		net=(-object memory-backend-memfd,id=mem,size=256M,share=on -machine memory-backend=mem
+		net=(-object "memory-backend-memfd,id=mem,size=$mem,share=on" -machine memory-backend=mem
 			-chardev "socket,id=c0,path=$sock" -netdev vhost-user,id=n0,chardev=c0
 			-device "$dev,vectors=0")
 	else
 		net=(-netdev "stream,id=n0,server=off,addr.type=unix,addr.path=$sock" -device "$dev")
 	fi
-	ip netns exec "${E2E_GUEST_NS:-$NS_POD}" qemu-system-x86_64 -accel tcg -m 256 -nographic \
+	ip netns exec "${E2E_GUEST_NS:-$NS_POD}" qemu-system-x86_64 -accel tcg -m "$mem" -nographic \
 		"${opts[@]}" -kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" \
 		-append "console=ttyS0 quiet panic=-1 $append" "${net[@]}" "${E2E_QEMU_EXTRA[@]}" \
 		</dev/null >"$E2E_TMP/$name.log" 2>&1 &
