@@ -362,6 +362,10 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric_head(o, "meshslirp_fragments_rewritten_total", "counter",
 		    "Later fragments of datagrams to the guest rewritten like their first fragment.");
 	metric(o, "meshslirp_fragments_rewritten_total", NULL, br->fragments_rewritten);
+	metric_head(o, "meshslirp_tcp_urgent_cleared_total", "counter",
+		    "TCP segments through libslirp whose URG flag was cleared, their urgent byte sent inline.");
+	metric(o, "meshslirp_tcp_urgent_cleared_total", "direction=\"from_guest\"", br->urgent_from_guest);
+	metric(o, "meshslirp_tcp_urgent_cleared_total", "direction=\"to_guest\"", br->urgent_to_guest);
 
 	metric_head(o, "meshslirp_inbound_headers_total", "counter", "Valid inbound PROXY headers by version.");
 	metric(o, "meshslirp_inbound_headers_total", "version=\"1\"", br->inbound_headers[1]);

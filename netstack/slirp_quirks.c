@@ -169,6 +169,22 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"if libslirp started announcing it, the probes would only be redundant; if it "
 		"stopped answering an old sequence number with an ACK, the stalls come back",
 	},
+	[SLIRP_QUIRK_URGENT_POINTER_TRUSTED] = {
+		"urgent_pointer_trusted",
+		"tcp_input() takes a guest segment's urgent pointer as the urgent byte count "
+		"(so_urgc) whether or not that many bytes arrived, and sosendoob() then sends "
+		"so_urgc bytes (up to 2048) with MSG_OOB from the receive buffer, past what it "
+		"holds, and subtracts them from sb_cc, which wraps; towards the guest, "
+		"sorecvoob() points the urgent pointer one byte short of the urgent byte",
+		"a guest could send the peer (the sidecar, or any server of a direct flow) up to "
+		"2 KiB of the daemon's heap per segment, then gigabytes of stale buffer as the "
+		"wrapped count drains, corrupting its own upload; a guest reading without "
+		"SO_OOBINLINE would lose the byte before the urgent one",
+		"bridge.c bridge_guest_frame() and bridge_stack_frame() clear URG and the urgent "
+		"pointer (rewrite.c rw_tcp_clear_urgent()): the urgent byte travels inline both ways",
+		"nothing if libslirp learns to bound the pointer; the clearing stays either way, "
+		"as the kernel path's relay drops urgent data too and no mesh protocol uses it",
+	},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(slirp_quirks) == SLIRP_QUIRK_COUNT);

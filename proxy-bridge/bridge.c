@@ -488,6 +488,9 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 	}
 	switch (v.kind) {
 	case RW_TRANSPORT:
+		/* Slirp quirk urgent_pointer_trusted: libslirp must never see URG. */
+		if (v.proto == IPPROTO_TCP && rw_tcp_clear_urgent(&v))
+			br->stats.urgent_from_guest++;
 		return bridge_guest_transport(br, &v);
 	case RW_ICMP_ERROR:
 		/*
@@ -673,6 +676,9 @@ static enum netstack_verdict bridge_stack_frame(uint8_t *frame, size_t len, void
 	rw_parse(frame, len, &v);
 	switch (v.kind) {
 	case RW_TRANSPORT:
+		/* Its urgent pointer is one byte short (slirp quirk urgent_pointer_trusted). */
+		if (v.proto == IPPROTO_TCP && rw_tcp_clear_urgent(&v))
+			br->stats.urgent_to_guest++;
 		return bridge_stack_transport(br, &v);
 	case RW_ICMP_ERROR:
 		bridge_stack_icmp_error(br, &v);

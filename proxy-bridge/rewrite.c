@@ -21,6 +21,7 @@
 #define TCP_OFF_SEQ 4
 #define TCP_OFF_FLAGS 13
 #define TCP_OFF_CSUM 16
+#define TCP_OFF_URP 18
 #define UDP_OFF_CSUM 6
 #define ICMP_OFF_CSUM 2
 
@@ -274,6 +275,20 @@ static uint8_t *rw_l4_csum(uint8_t *l4, uint8_t proto, size_t avail)
 	if (raw16(l4 + UDP_OFF_CSUM) == 0)
 		return NULL; /* UDP without checksum stays without */
 	return l4 + UDP_OFF_CSUM;
+}
+
+bool rw_tcp_clear_urgent(struct rw_view *v)
+{
+	uint8_t *csum = rw_l4_csum(v->l4, v->proto, v->l4_len);
+	/* The flags share a 16-bit checksum word with the data offset. */
+	uint8_t word[2] = { v->l4[TCP_OFF_FLAGS - 1], v->l4[TCP_OFF_FLAGS] };
+
+	if (!(word[1] & RW_TCP_URG))
+		return false;
+	word[1] &= (uint8_t)~RW_TCP_URG;
+	rw_replace16(v->l4 + TCP_OFF_FLAGS - 1, raw16(word), csum);
+	rw_replace16(v->l4 + TCP_OFF_URP, 0, csum);
+	return true;
 }
 
 void rw_set_tuple(struct rw_view *v, const struct rw_tuple *to)

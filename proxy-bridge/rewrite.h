@@ -31,6 +31,7 @@
 #define RW_TCP_SYN 0x02
 #define RW_TCP_RST 0x04
 #define RW_TCP_ACK 0x10
+#define RW_TCP_URG 0x20
 
 /* One direction of a TCP/UDP conversation; addresses and ports in network order. */
 struct rw_tuple {
@@ -92,6 +93,17 @@ uint32_t rw_tcp_ack(const struct rw_view *v);
 
 /* rw_tcp_window() - the window field in host order, unscaled (RW_TRANSPORT, TCP). */
 uint16_t rw_tcp_window(const struct rw_view *v);
+
+/**
+ * rw_tcp_clear_urgent() - make a TCP segment's urgent data ordinary data
+ * @v:		RW_TRANSPORT view of a TCP segment whose checksum is complete
+ *
+ * Clears URG and zeroes the urgent pointer, folding both changes into the
+ * TCP checksum, so the bytes the pointer marked travel inline like the rest
+ * (what a firewall that clears URG does).  Returns whether the segment had
+ * URG set; a segment without it is left alone.
+ */
+bool rw_tcp_clear_urgent(struct rw_view *v);
 
 /*
  * rw_is_fragment() - whether the packet is part of a fragmented datagram

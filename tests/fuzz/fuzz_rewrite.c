@@ -19,7 +19,9 @@
  *   - TCP/UDP (RW_TRANSPORT): rw_set_tuple(T), then back to the original
  *     tuple.  ICMP errors: rw_set_inner_tuple(T) and rw_set_outer_addrs(),
  *     then both back.  Later fragments (RW_FRAGMENT): rw_set_outer_addrs()
- *     with the outer addresses of the header, then back.
+ *     with the outer addresses of the header, then back.  TCP, last:
+ *     rw_tcp_clear_urgent() clears URG and zeroes its pointer only if URG
+ *     was set, and keeps the checksum residual.
  *   - After each rewrite the view reads back what was written, the frame
  *     parses to the same view, and only address, port and checksum bytes
  *     changed.
@@ -202,6 +204,18 @@ static void fuzz_transport(uint8_t *f, size_t len, struct rw_view *v, const uint
 	fuzz_residuals_of(v, &r1);
 	fuzz_check_residuals(&r0, &r1);
 	fuzz_check_changes(f, orig, m, len, true);
+
+	/* Last, as it changes the frame for good: URG and its pointer go, the checksum holds. */
+	if (v->proto == IPPROTO_TCP) {
+		bool urgent = v->l4[13] & RW_TCP_URG;
+		uint16_t urp = fuzz_rd16(v->l4 + 18);
+
+		FUZZ_CHECK(rw_tcp_clear_urgent(v) == urgent);
+		FUZZ_CHECK(!(v->l4[13] & RW_TCP_URG));
+		FUZZ_CHECK(fuzz_rd16(v->l4 + 18) == (urgent ? 0 : urp));
+		fuzz_residuals_of(v, &r1);
+		fuzz_check_residuals(&r0, &r1);
+	}
 }
 
 /*

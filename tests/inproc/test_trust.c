@@ -47,7 +47,9 @@
 
 #define TH_SYN 0x02
 #define TH_RST 0x04
+#define TH_PUSH 0x08
 #define TH_ACK 0x10
+#define TH_URG 0x20
 #define ADMIN_PORT 15000
 #define OUTBOUND_PORT 15001
 #define LOCAL_SVC_PORT 7777
@@ -521,6 +523,74 @@ static void test_inbound_reconnect_same_port(void **state)
 }
 
 /*
+ * Urgent data through libslirp, both ways (slirp quirk urgent_pointer_trusted).
+ * The guest sends one byte with URG and an urgent pointer of 2000: libslirp
+ * would send the client 2000 bytes of its own heap, and go on sending its
+ * stale buffer as its byte count wraps.  The client gets the one byte and
+ * nothing else.  The client's MSG_OOB byte reaches the guest inline, in
+ * order, in segments without URG.
+ */
+static void test_urgent_inline(void **state)
+{
+	struct trust *t = *state;
+	struct inproc_gconn c;
+	struct inproc_tcp_match m;
+	uint8_t fr[128], rx[4096], got[16], buf[4096];
+	size_t have = 0;
+	ssize_t n;
+	int one = 1, fd = connect_and_accept(t, "127.0.0.1", 0, t->host_port, &c);
+	uint8_t *tcp = fr + PKT_ETH_HLEN + 20;
+	size_t len;
+
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one)), 0);
+	exchange(t, fd, &c, "hello");
+
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), c.peer, c.guest_port,
+		      c.peer_port, c.our_seq, c.peer_seq, TH_PUSH | TH_ACK | TH_URG, "U", 1);
+	tcp[18] = 2000 >> 8;
+	tcp[19] = 2000 & 0xff;
+	pkt_fix_csums(fr, len);
+	inproc_send(t->f, fr, len);
+	c.our_seq++;
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), 1);
+	assert_int_equal(buf[0], 'U');
+	/* Nothing follows it: not the rest of the "urgent" 2000, not a stale buffer. */
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), 300), -ETIMEDOUT);
+	assert_int_equal(stats(t)->urgent_from_guest, 1);
+
+	assert_int_equal(send(fd, "ab", 2, 0), 2);
+	inproc_pump(20);
+	assert_int_equal(send(fd, "!", 1, MSG_OOB), 1);
+	assert_int_equal(send(fd, "cd", 2, 0), 2);
+	m = (struct inproc_tcp_match){ c.peer_port, c.guest_port, TH_ACK };
+	for (int i = 0; i < 16 && have < 5; i++) {
+		struct pkt_ipv4_view v;
+		size_t rlen = inproc_recv_match(t->f, rx, sizeof(rx), inproc_is_tcp, &m), off;
+
+		if (!rlen)
+			break;
+		assert_int_equal(pkt_parse_ipv4(rx, rlen, &v), 0);
+		assert_true(v.ip_csum_ok && v.l4_csum_ok);
+		assert_false(v.l4[13] & TH_URG);
+		assert_int_equal(v.l4[18] | v.l4[19], 0);
+		off = (size_t)(v.l4[12] >> 4) * 4;
+		if (v.l4_len == off)
+			continue;
+		assert_true(have + v.l4_len - off <= sizeof(got));
+		memcpy(got + have, v.l4 + off, v.l4_len - off);
+		have += v.l4_len - off;
+		c.peer_seq += (uint32_t)(v.l4_len - off);
+		inproc_guest_send(t->f, &c, TH_ACK, NULL, 0);
+	}
+	assert_int_equal(have, 5);
+	assert_memory_equal(got, "ab!cd", 5);
+	assert_true(stats(t)->urgent_to_guest >= 1);
+	n = inproc_client_read(fd, buf, sizeof(buf), 50);
+	assert_int_equal(n, -ETIMEDOUT);
+	close_reset(fd);
+}
+
+/*
  * The client closes first (a FIN), the guest answers with its own: libslirp
  * would keep the tuple in TIME_WAIT for 10 s.  The daemon drops that socket
  * once both FINs are acknowledged, so the same client can reconnect from
@@ -783,6 +853,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_reconnect_same_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_reconnect_after_fin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_urgent_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_loopback_duplicate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_two_exposes_one_guest_port, setup,
 						teardown),

@@ -228,6 +228,59 @@ static void test_out_header_payload_hangup(void **state)
 }
 
 /*
+ * The sidecar sends a byte with MSG_OOB on the unix leg: it reaches the
+ * guest in the stream, as over a TCP leg, where libslirp's own socket has
+ * SO_OOBINLINE (without it, af_unix drops the byte on our side).  Skipped
+ * on kernels without unix urgent data (CONFIG_AF_UNIX_OOB).
+ */
+static void test_out_urgent_inline(void **state)
+{
+	struct ux *s = *state;
+	struct inproc *f = s->f;
+	uint8_t fr[256], rx[2048], got[8];
+	struct pkt_ipv4_view v;
+	uint32_t server_isn, seq;
+	size_t have = 0;
+	int conn;
+
+	guest_syn(f, "198.18.0.1", 40003, 5001, 1000);
+	conn = inproc_accept(s->sidecar);
+	inproc_expect_v2_header(conn, SIDECAR_SOURCE, "198.18.0.1", 40003, 5001);
+	inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40003, 0x12, &v);
+	server_isn = inproc_be32(v.l4 + 4);
+	seq = server_isn + 1;
+	inproc_send(f, fr, pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST),
+				   inproc_ip("198.18.0.1"), 40003, 5001, 1001, seq, 0x10, NULL, 0));
+	assert_int_equal(write(conn, "ab", 2), 2);
+	inproc_pump(20);
+	if (send(conn, "!", 1, MSG_OOB) < 0) {
+		assert_int_equal(errno, EOPNOTSUPP);
+		close(conn);
+		skip();
+	}
+	assert_int_equal(write(conn, "cd", 2), 2);
+	for (int i = 0; i < 16 && have < 5; i++) {
+		size_t off, n;
+
+		inproc_expect_segment(f, rx, sizeof(rx), "198.18.0.1", 5001, 40003, 0x10, &v);
+		off = (size_t)(v.l4[12] >> 4) * 4;
+		n = v.l4_len - off;
+		if (!n)
+			continue;
+		assert_true(have + n <= sizeof(got));
+		memcpy(got + have, v.l4 + off, n);
+		have += n;
+		seq += (uint32_t)n;
+		inproc_send(f, fr, pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(GUEST),
+					   inproc_ip("198.18.0.1"), 40003, 5001, 1001, seq, 0x10,
+					   NULL, 0));
+	}
+	assert_int_equal(have, 5);
+	assert_memory_equal(got, "ab!cd", 5);
+	close(conn);
+}
+
+/*
  * The sidecar reads what it has and closes while libslirp still holds guest
  * data for it (the unix socket had filled up).  The kernel then marks the
  * socket shut both ways: POLLHUP for good.  Handed to libslirp as is, that
@@ -500,6 +553,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_out_header_payload_hangup, setup_listening,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_out_urgent_inline, setup_listening, teardown),
 		cmocka_unit_test_setup_teardown(test_out_hangup_with_guest_data_pending,
 						setup_listening, teardown),
 		cmocka_unit_test_setup_teardown(test_out_no_file, setup_no_file, teardown),

@@ -520,6 +520,35 @@ static void test_set_tuple_tcp(void **state)
 	assert_memory_equal(f, want, len);
 }
 
+/* URG and its pointer cleared, the checksum updated: as if the segment had been built without. */
+static void test_clear_urgent(void **state)
+{
+	struct rw_tuple t = tuple("10.0.2.15", 40000, "93.184.216.34", 443, IPPROTO_TCP);
+	uint8_t f[BUF], want[BUF];
+	struct rw_view v;
+	size_t len, wlen;
+
+	(void)state;
+	len = build_tcp(f, &t, 0x18 | RW_TCP_URG, payload, sizeof(payload) - 1);
+	put16(f + ETH + 20 + 18, 2000);
+	pkt_fix_csums(f, len);
+	rw_parse(f, len, &v);
+	assert_true(rw_tcp_clear_urgent(&v));
+	wlen = build_tcp(want, &t, 0x18, payload, sizeof(payload) - 1);
+	assert_int_equal(len, wlen);
+	assert_memory_equal(f, want, len);
+	/* Cleared already: nothing to do. */
+	assert_false(rw_tcp_clear_urgent(&v));
+	assert_memory_equal(f, want, len);
+	/* A pointer without URG means nothing (RFC 9293) and is left alone. */
+	put16(f + ETH + 20 + 18, 7);
+	pkt_fix_csums(f, len);
+	memcpy(want, f, len);
+	rw_parse(f, len, &v);
+	assert_false(rw_tcp_clear_urgent(&v));
+	assert_memory_equal(f, want, len);
+}
+
 static void test_set_tuple_tcp_ip_options(void **state)
 {
 	struct rw_tuple from = tuple("10.0.2.15", 40000, "93.184.216.34", 443, IPPROTO_TCP);
@@ -1254,6 +1283,7 @@ int main(void)
 		cmocka_unit_test(test_parse_icmp_error),
 		cmocka_unit_test(test_parse_icmp_error_not_usable),
 		cmocka_unit_test(test_set_tuple_tcp),
+		cmocka_unit_test(test_clear_urgent),
 		cmocka_unit_test(test_set_tuple_tcp_ip_options),
 		cmocka_unit_test(test_set_tuple_udp),
 		cmocka_unit_test(test_set_tuple_udp_no_checksum),
