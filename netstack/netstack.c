@@ -291,6 +291,19 @@ static gboolean netstack_source_dispatch(GSource *source, GSourceFunc cb,
 		/* libslirp must not see events only the hook owner asked for. */
 		if (slot->extra)
 			slot->revents &= slot->slirp_events;
+		/*
+		 * Slirp quirk read_on_error: libslirp reads a socket that
+		 * reports an error or hang-up even when it did not ask to read
+		 * (its buffer towards the guest at least half full), and
+		 * soread() asserts room: a full buffer aborts the daemon.
+		 * Without read interest the event goes to its write path,
+		 * which meets the error and closes the connection.
+		 */
+		if (!(slot->slirp_events & SLIRP_POLL_IN) &&
+		    (slot->revents & (SLIRP_POLL_ERR | SLIRP_POLL_HUP | SLIRP_POLL_PRI))) {
+			slot->revents &= ~(SLIRP_POLL_ERR | SLIRP_POLL_HUP | SLIRP_POLL_PRI);
+			slot->revents |= slot->slirp_events & SLIRP_POLL_OUT;
+		}
 	}
 
 	/* libslirp runs whichever of its timers are due in here; the next fill sets the next. */

@@ -185,6 +185,18 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"nothing if libslirp learns to bound the pointer; the clearing stays either way, "
 		"as the kernel path's relay drops urgent data too and no mesh protocol uses it",
 	},
+	[SLIRP_QUIRK_READ_ON_ERROR] = {
+		"read_on_error",
+		"slirp_pollfds_poll() calls soread() on POLL_ERR or POLL_HUP even when it did not "
+		"ask to read (it asks only while its buffer towards the guest is less than half "
+		"full, but asks POLL_ERR with POLL_OUT), and soread() asserts room in that buffer",
+		"a server that resets while the buffer is exactly full and guest data waits for "
+		"it aborted the daemon (SIGABRT), taking every flow of the guest with it",
+		"netstack.c netstack_source_dispatch(): without read interest, ERR, HUP and PRI "
+		"are turned into POLL_OUT, whose write meets the error and closes the connection",
+		"nothing if libslirp checks for room; if it stopped reading on ERR, the mapping "
+		"would only be redundant",
+	},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(slirp_quirks) == SLIRP_QUIRK_COUNT);

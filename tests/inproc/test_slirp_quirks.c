@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -203,6 +205,15 @@ static int teardown(void **state)
 		g_free(f->frames[i]);
 	g_free(f);
 	return 0;
+}
+
+/* Close with a reset (SO_LINGER 0). */
+static void close_reset_fd(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
 }
 
 /* A listening TCP socket on 127.0.0.1; its port in @port. */
@@ -881,6 +892,284 @@ static void test_quirk_urgent_pointer_trusted(void **state)
 	close(lfd);
 }
 
+/*
+ * slirp quirk read_on_error, driven two ways: through the netstack, and
+ * through a bare Slirp polled with poll(2) in a child (where it aborts).
+ * libslirp's buffer towards the guest is filled exactly (the server sends
+ * more than it holds, the guest acknowledges nothing), the guest has data
+ * waiting for a server that reads none (libslirp watches for writability
+ * only), then the server resets.
+ */
+struct roe_drive {
+	void (*input)(void *ctx, uint8_t *frame, size_t len);
+	void (*pump)(void *ctx);
+	int (*socket_fd)(void *ctx);        /* libslirp's socket, once registered; else -1 */
+	bool (*synack)(void *ctx, uint32_t *isn);
+	uint32_t (*sent)(void *ctx);        /* the sequence number past libslirp's data so far */
+	void *ctx;
+};
+
+static void roe_run(const struct roe_drive *d)
+{
+	static uint8_t chunk[65536], fr[2048];
+	int lfd, c = -1, small = 4096, big = 1 << 20, s = -1, queued = 0;
+	uint16_t port;
+	uint32_t isn = 0, seq = 1001;
+	gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+
+	lfd = listen_loopback(&port);
+	assert_int_equal(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	d->input(d->ctx, fr, guest_syn(fr, "10.0.2.2", 40060, port, 65480));
+	while ((s = d->socket_fd(d->ctx)) < 0 && g_get_monotonic_time() < end)
+		d->pump(d->ctx);
+	assert_true(s >= 0);
+	assert_int_equal(setsockopt(s, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big)), 0);
+	assert_int_equal(setsockopt(s, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	while (!d->synack(d->ctx, &isn) && g_get_monotonic_time() < end)
+		d->pump(d->ctx);
+	d->input(d->ctx, fr, pkt_tcp(fr, gw_mac, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"),
+				     40060, port, seq, isn + 1, TH_ACK, NULL, 0));
+	while ((c = accept(lfd, NULL, NULL)) < 0 && g_get_monotonic_time() < end)
+		d->pump(d->ctx);
+	assert_true(c >= 0);
+	/* More than libslirp's 128 KiB buffer waits in its socket before it reads once. */
+	while (queued < 256 * 1024 && g_get_monotonic_time() < end) {
+		if (send(c, chunk, sizeof(chunk), MSG_DONTWAIT) < 0)
+			g_usleep(1000);
+		assert_int_equal(ioctl(s, FIONREAD, &queued), 0);
+	}
+	assert_true(queued >= 256 * 1024);
+	/*
+	 * libslirp's buffer towards the guest is 196440 bytes, and it reads in
+	 * whole 32 KiB segments: its first read takes 163840.  The guest's bytes
+	 * fill what the server does not read (libslirp then watches for
+	 * writability).  The guest acknowledges 65704 bytes: 98136 are left,
+	 * under half, and the room, 98304, is three segments, which its next
+	 * read fills exactly.
+	 */
+	for (int i = 0; i < 40; i++) {
+		d->input(d->ctx, fr, pkt_tcp(fr, gw_mac, inproc_ip(INPROC_GUEST),
+					     inproc_ip("10.0.2.2"), 40060, port, seq, isn + 1,
+					     TH_ACK, chunk, 1400));
+		seq += 1400;
+		d->pump(d->ctx);
+	}
+	for (uint32_t acked = 0; acked < 65704 && g_get_monotonic_time() < end;) {
+		uint32_t to = MIN(d->sent(d->ctx) - (isn + 1), 65704);
+
+		if (to > acked) {
+			acked = to;
+			d->input(d->ctx, fr, pkt_tcp(fr, gw_mac, inproc_ip(INPROC_GUEST),
+						     inproc_ip("10.0.2.2"), 40060, port, seq,
+						     isn + 1 + acked, TH_ACK, NULL, 0));
+		}
+		d->pump(d->ctx);
+	}
+	for (int i = 0; i < 5; i++)
+		d->pump(d->ctx);
+	close_reset_fd(c);
+	for (int i = 0; i < 20; i++)
+		d->pump(d->ctx);
+	close(lfd);
+}
+
+static void roe_ns_input(void *ctx, uint8_t *frame, size_t len)
+{
+	netstack_input(((struct fixture *)ctx)->ns, frame, len);
+}
+
+static void roe_ns_pump(void *ctx)
+{
+	(void)ctx;
+	inproc_pump(5);
+}
+
+static int roe_ns_fd(void *ctx)
+{
+	return ((struct fixture *)ctx)->reg_fd;
+}
+
+static bool roe_ns_synack(void *ctx, uint32_t *isn)
+{
+	struct fixture *f = ctx;
+	struct pkt_ipv4_view v;
+	int i = find_tcp(f, 0, TH_SYN | TH_ACK);
+
+	if (i < 0 || pkt_parse_ipv4(f->frames[i], f->lens[i], &v))
+		return false;
+	*isn = pkt_get32(v.l4 + 4);
+	return true;
+}
+
+/* The highest sequence number past data libslirp sent the guest, in the recorded frames. */
+static uint32_t roe_ns_sent(void *ctx)
+{
+	struct fixture *f = ctx;
+	uint32_t top = 0;
+
+	for (unsigned int i = 0; i < f->nframes; i++) {
+		struct pkt_ipv4_view v;
+		size_t off;
+
+		if (pkt_parse_ipv4(f->frames[i], f->lens[i], &v) || v.proto != IPPROTO_TCP ||
+		    v.l4_len < 20)
+			continue;
+		off = (size_t)(v.l4[12] >> 4) * 4;
+		if (v.l4_len > off && (int32_t)(pkt_get32(v.l4 + 4) + (uint32_t)(v.l4_len - off) - top) > 0)
+			top = pkt_get32(v.l4 + 4) + (uint32_t)(v.l4_len - off);
+	}
+	return top;
+}
+
+/* The bare Slirp's side: its sockets and its SYN-ACK, in globals (it runs in a child). */
+static struct {
+	Slirp *s;
+	int fd;
+	bool synack;
+	uint32_t isn, top;
+	struct pollfd pfd[64];
+	int npfd;
+} roe_bare;
+
+static ssize_t roe_bare_send(const void *buf, size_t len, void *opaque)
+{
+	struct pkt_ipv4_view v;
+
+	(void)opaque;
+	if (!roe_bare.synack && !pkt_parse_ipv4(buf, len, &v) && v.proto == IPPROTO_TCP &&
+	    v.l4_len >= 20 && (v.l4[13] & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK)) {
+		roe_bare.synack = true;
+		roe_bare.isn = pkt_get32(v.l4 + 4);
+		roe_bare.top = roe_bare.isn + 1;
+	}
+	if (roe_bare.synack && !pkt_parse_ipv4(buf, len, &v) && v.proto == IPPROTO_TCP &&
+	    v.l4_len >= 20) {
+		size_t off = (size_t)(v.l4[12] >> 4) * 4;
+		uint32_t end = pkt_get32(v.l4 + 4) + (uint32_t)(v.l4_len - off);
+
+		if (v.l4_len > off && (int32_t)(end - roe_bare.top) > 0)
+			roe_bare.top = end;
+	}
+	return (ssize_t)len;
+}
+
+static void roe_bare_register(int fd, void *opaque)
+{
+	(void)opaque;
+	if (roe_bare.fd < 0)
+		roe_bare.fd = fd;
+}
+
+static const SlirpCb roe_bare_cb = {
+	.send_packet = roe_bare_send, .guest_error = bare_error, .clock_get_ns = bare_clock,
+	.timer_new = bare_timer_new, .timer_free = bare_timer_free, .timer_mod = bare_timer_mod,
+	.register_poll_fd = roe_bare_register, .unregister_poll_fd = bare_fd,
+	.notify = bare_notify,
+};
+
+static int roe_bare_add(int fd, int events, void *opaque)
+{
+	struct pollfd *p = &roe_bare.pfd[roe_bare.npfd];
+
+	(void)opaque;
+	assert_true(roe_bare.npfd < (int)G_N_ELEMENTS(roe_bare.pfd));
+	p->fd = fd;
+	p->events = (short)((events & SLIRP_POLL_IN ? POLLIN : 0) |
+			    (events & SLIRP_POLL_OUT ? POLLOUT : 0) |
+			    (events & SLIRP_POLL_PRI ? POLLPRI : 0));
+	return roe_bare.npfd++;
+}
+
+static int roe_bare_revents(int idx, void *opaque)
+{
+	short r = roe_bare.pfd[idx].revents;
+
+	(void)opaque;
+	return (r & POLLIN ? SLIRP_POLL_IN : 0) | (r & POLLOUT ? SLIRP_POLL_OUT : 0) |
+	       (r & POLLPRI ? SLIRP_POLL_PRI : 0) | (r & POLLERR ? SLIRP_POLL_ERR : 0) |
+	       (r & POLLHUP ? SLIRP_POLL_HUP : 0);
+}
+
+static void roe_bare_input(void *ctx, uint8_t *frame, size_t len)
+{
+	(void)ctx;
+	slirp_input(roe_bare.s, frame, (int)len);
+}
+
+/* One pass of a plain poll(2) loop, as a simple libslirp user writes it. */
+static void roe_bare_pump(void *ctx)
+{
+	uint32_t timeout = 5;
+
+	(void)ctx;
+	roe_bare.npfd = 0;
+	slirp_pollfds_fill(roe_bare.s, &timeout, roe_bare_add, NULL);
+	(void)poll(roe_bare.pfd, (nfds_t)roe_bare.npfd, 5);
+	slirp_pollfds_poll(roe_bare.s, 0, roe_bare_revents, NULL);
+}
+
+static int roe_bare_fd(void *ctx)
+{
+	(void)ctx;
+	return roe_bare.fd;
+}
+
+static uint32_t roe_bare_sent(void *ctx)
+{
+	(void)ctx;
+	return roe_bare.top;
+}
+
+static bool roe_bare_synack(void *ctx, uint32_t *isn)
+{
+	(void)ctx;
+	*isn = roe_bare.isn;
+	return roe_bare.synack;
+}
+
+static void test_quirk_read_on_error(void **state)
+{
+	struct fixture *f = *state;
+	const struct roe_drive ns_drive = { roe_ns_input, roe_ns_pump, roe_ns_fd, roe_ns_synack,
+					    roe_ns_sent, f };
+	int status = 0;
+	pid_t pid;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+		const struct roe_drive bare = { roe_bare_input, roe_bare_pump, roe_bare_fd,
+						roe_bare_synack, roe_bare_sent, NULL };
+		struct rlimit no_core = { 0, 0 };
+		SlirpConfig sc = {
+			.version = 1, .in_enabled = true,
+			.vnetwork = inproc_ip("10.0.2.0"), .vnetmask = inproc_ip("255.255.255.0"),
+			.vhost = inproc_ip("10.0.2.2"), .vdhcp_start = inproc_ip(INPROC_GUEST),
+			.vnameserver = inproc_ip("10.0.2.3"), .if_mtu = 65520, .if_mru = 65520,
+		};
+		uint8_t arp[64];
+
+		for (size_t i = 0; i < G_N_ELEMENTS(fatal); i++)
+			signal(fatal[i], SIG_DFL);
+		setrlimit(RLIMIT_CORE, &no_core);
+		alarm(20);
+		roe_bare.fd = -1;
+		roe_bare.s = slirp_new(&sc, &roe_bare_cb, NULL);
+		slirp_input(roe_bare.s, arp, (int)pkt_arp_request(arp, inproc_ip(INPROC_GUEST),
+								  inproc_ip("10.0.2.2")));
+		roe_run(&bare);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	/* libslirp asserts in soread(): the netstack must keep the event from it. */
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGABRT);
+
+	/* Through the netstack the same sequence ends the connection, and the daemon lives. */
+	roe_run(&ns_drive);
+}
+
 static void test_quirk_checksums_verified(void **state)
 {
 	struct fixture *f = *state;
@@ -1008,6 +1297,7 @@ int main(void)
 		QUIRK_TEST(dhcp_no_mtu_option),
 		QUIRK_TEST(no_window_update),
 		QUIRK_TEST(urgent_pointer_trusted),
+		QUIRK_TEST(read_on_error),
 		cmocka_unit_test(test_quirks_named),
 	};
 

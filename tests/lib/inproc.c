@@ -3,6 +3,7 @@
 #include "inproc.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -296,6 +297,8 @@ struct inproc *inproc_start(const char *const *extra_args)
 	bool vhost_user = backend && !strcmp(backend, "vhost-user");
 	gint64 end;
 
+	/* As main.c: libslirp writes without MSG_NOSIGNAL (its connect probe, sowrite()). */
+	signal(SIGPIPE, SIG_IGN);
 	f->qemu = -1;
 	f->dir = g_dir_make_tmp("ms-inproc-XXXXXX", NULL);
 	f->sock = g_build_filename(f->dir, vhost_user ? "vu.sock" : "net.sock", NULL);
