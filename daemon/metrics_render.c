@@ -366,6 +366,9 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		    "TCP segments through libslirp whose URG flag was cleared, their urgent byte sent inline.");
 	metric(o, "meshslirp_tcp_urgent_cleared_total", "direction=\"from_guest\"", br->urgent_from_guest);
 	metric(o, "meshslirp_tcp_urgent_cleared_total", "direction=\"to_guest\"", br->urgent_to_guest);
+	metric_head(o, "meshslirp_tcp_seq_wrap_resets_total", "counter",
+		    "Flows reset because the guest's bytes reached sequence 0 after libslirp's FIN, which libslirp 4.7 cannot take.");
+	metric(o, "meshslirp_tcp_seq_wrap_resets_total", NULL, br->seq_wrap_aborts);
 
 	metric_head(o, "meshslirp_inbound_headers_total", "counter", "Valid inbound PROXY headers by version.");
 	metric(o, "meshslirp_inbound_headers_total", "version=\"1\"", br->inbound_headers[1]);

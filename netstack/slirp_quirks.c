@@ -197,6 +197,19 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"nothing if libslirp checks for room; if it stopped reading on ERR, the mapping "
 		"would only be redundant",
 	},
+	[SLIRP_QUIRK_REASS_WRAPS_TO_ZERO] = {
+		"reass_wraps_to_zero",
+		"tcp_reass() hands queued segments over while the next one starts at rcv_nxt, "
+		"testing for the queue's end with the connection record itself instead of its "
+		"list head; when rcv_nxt lands on 0 the head's zeroed sequence field matches and "
+		"the record is taken for a segment (fixed upstream after 4.7.0)",
+		"a guest whose bytes wrap to sequence 0 out of order, or at all after libslirp's "
+		"FIN, crashed the daemon (SIGSEGV)",
+		"bridge.c bridge_guest_seq_wrap(): a segment ending at or crossing 0 reaches "
+		"libslirp only in order with nothing queued, else it is dropped (the guest sends "
+		"it again) or, after libslirp's FIN, the flow is reset",
+		"nothing if the loop is fixed; the guard then costs a rare retransmission",
+	},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(slirp_quirks) == SLIRP_QUIRK_COUNT);

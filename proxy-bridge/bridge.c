@@ -78,6 +78,7 @@ static const char *const bridge_guest_drop_names[BRIDGE_DROP_COUNT] = {
 	[BRIDGE_DROP_MALFORMED] = "malformed_ip",
 	[BRIDGE_DROP_BAD_CHECKSUM] = "bad_checksum",
 	[BRIDGE_DROP_ICMP_LIMIT] = "icmp_limit",
+	[BRIDGE_DROP_SEQ_WRAP] = "seq_wrap",
 };
 
 const char *bridge_guest_drop_str(enum bridge_guest_drop why)
@@ -408,6 +409,44 @@ bool bridge_would_steer(struct bridge *br, uint32_t daddr, uint16_t sport, uint1
 	return policy_tcp(&br->cfg.policy, daddr, ntohs(dport)) == POLICY_STEER;
 }
 
+/*
+ * Slirp quirk reass_wraps_to_zero: when tcp_reass() hands the guest's
+ * queued bytes over and its next expected sequence number lands on 0, its
+ * loop takes the connection's own record for one more segment and crashes
+ * on it.  Every segment libslirp does not take in order goes through there:
+ * out of order ones, and all of them once libslirp has sent its FIN.  So a
+ * guest segment with bytes or a FIN that ends at or reaches past sequence 0
+ * goes to libslirp only where it takes the in-order path: an established
+ * flow, libslirp's FIN not sent, everything the guest sent before it
+ * acknowledged (nothing queued) and the segment starting at or before what
+ * libslirp acknowledged.  Otherwise it is dropped and counted, and the
+ * guest sends it again once libslirp's ACK has caught up; after libslirp's
+ * FIN it never would, so the flow is reset.  A benign guest meets this once
+ * per 4 GiB of a flow at most.  Returns whether the segment was kept from
+ * libslirp.
+ */
+static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct flow *f)
+{
+	uint32_t seq = rw_tcp_seq(v), end = rw_tcp_seq_end(v);
+	uint8_t flags = rw_tcp_flags(v);
+	bool bytes = end - seq != (uint32_t)!!(flags & RW_TCP_SYN);
+
+	if (!bytes || (end != 0 && end > seq) || (flags & RW_TCP_RST))
+		return false;
+	if (f && f->stack_fin && !f->guest_fin) {
+		br->stats.seq_wrap_aborts++;
+		bridge_log_flow(br, &f->gkey, "reset: the guest's bytes reach sequence 0 after "
+				"libslirp's FIN, which libslirp 4.7 cannot take");
+		bridge_abort_flow(br, f, true);
+		return true;
+	}
+	if (f && f->established && !f->stack_fin && !(flags & RW_TCP_SYN) &&
+	    f->stack_ack == f->guest_nxt && !bridge_seq_after(seq, f->stack_ack))
+		return false;
+	bridge_drop(br, BRIDGE_DROP_SEQ_WRAP);
+	return true;
+}
+
 static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw_view *v)
 {
 	enum egress_verdict verdict;
@@ -430,6 +469,8 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 		bridge_forget_flow(br, f);
 		f = NULL;
 	}
+	if (t.proto == IPPROTO_TCP && bridge_guest_seq_wrap(br, v, f))
+		return NETSTACK_CONSUMED;
 	if (f)
 		return bridge_ops(f)->guest_frame(br, v, f);
 	/* No flow takes it: libslirp could open a socket for it, so the egress rule judges. */

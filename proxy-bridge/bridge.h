@@ -156,6 +156,7 @@ enum bridge_guest_drop {
 	BRIDGE_DROP_MALFORMED,         /* IPv4 whose lengths lie */
 	BRIDGE_DROP_BAD_CHECKSUM,      /* a packet opening a flow with a bad checksum */
 	BRIDGE_DROP_ICMP_LIMIT,        /* echo request past BRIDGE_ICMP_MAX outstanding */
+	BRIDGE_DROP_SEQ_WRAP,          /* TCP ending at or crossing sequence 0 libslirp might queue */
 	BRIDGE_DROP_COUNT,
 };
 
@@ -190,6 +191,7 @@ struct bridge_stats {
 	uint64_t icmp_rewritten;       /* ICMP errors to the guest whose embedded header was rewritten */
 	uint64_t urgent_from_guest;    /* guest TCP segments to libslirp whose URG was cleared */
 	uint64_t urgent_to_guest;      /* libslirp's TCP segments to the guest whose URG was cleared */
+	uint64_t seq_wrap_aborts;      /* flows reset: the guest's bytes reached sequence 0 after libslirp's FIN */
 	uint64_t syn_timeouts;         /* flows libslirp never opened a socket for */
 
 	uint64_t inbound_flows;        /* connections accepted on exposed ports */

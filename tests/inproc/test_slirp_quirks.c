@@ -1021,7 +1021,7 @@ static uint32_t roe_ns_sent(void *ctx)
 	return top;
 }
 
-/* The bare Slirp's side: its sockets and its SYN-ACK, in globals (it runs in a child). */
+/* A bare Slirp polled with poll(2): its socket and its SYN-ACK, in globals (it runs in a child). */
 static struct {
 	Slirp *s;
 	int fd;
@@ -1029,60 +1029,60 @@ static struct {
 	uint32_t isn, top;
 	struct pollfd pfd[64];
 	int npfd;
-} roe_bare;
+} polled;
 
-static ssize_t roe_bare_send(const void *buf, size_t len, void *opaque)
+static ssize_t polled_send(const void *buf, size_t len, void *opaque)
 {
 	struct pkt_ipv4_view v;
 
 	(void)opaque;
-	if (!roe_bare.synack && !pkt_parse_ipv4(buf, len, &v) && v.proto == IPPROTO_TCP &&
+	if (!polled.synack && !pkt_parse_ipv4(buf, len, &v) && v.proto == IPPROTO_TCP &&
 	    v.l4_len >= 20 && (v.l4[13] & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK)) {
-		roe_bare.synack = true;
-		roe_bare.isn = pkt_get32(v.l4 + 4);
-		roe_bare.top = roe_bare.isn + 1;
+		polled.synack = true;
+		polled.isn = pkt_get32(v.l4 + 4);
+		polled.top = polled.isn + 1;
 	}
-	if (roe_bare.synack && !pkt_parse_ipv4(buf, len, &v) && v.proto == IPPROTO_TCP &&
+	if (polled.synack && !pkt_parse_ipv4(buf, len, &v) && v.proto == IPPROTO_TCP &&
 	    v.l4_len >= 20) {
 		size_t off = (size_t)(v.l4[12] >> 4) * 4;
 		uint32_t end = pkt_get32(v.l4 + 4) + (uint32_t)(v.l4_len - off);
 
-		if (v.l4_len > off && (int32_t)(end - roe_bare.top) > 0)
-			roe_bare.top = end;
+		if (v.l4_len > off && (int32_t)(end - polled.top) > 0)
+			polled.top = end;
 	}
 	return (ssize_t)len;
 }
 
-static void roe_bare_register(int fd, void *opaque)
+static void polled_register(int fd, void *opaque)
 {
 	(void)opaque;
-	if (roe_bare.fd < 0)
-		roe_bare.fd = fd;
+	if (polled.fd < 0)
+		polled.fd = fd;
 }
 
-static const SlirpCb roe_bare_cb = {
-	.send_packet = roe_bare_send, .guest_error = bare_error, .clock_get_ns = bare_clock,
+static const SlirpCb polled_cb = {
+	.send_packet = polled_send, .guest_error = bare_error, .clock_get_ns = bare_clock,
 	.timer_new = bare_timer_new, .timer_free = bare_timer_free, .timer_mod = bare_timer_mod,
-	.register_poll_fd = roe_bare_register, .unregister_poll_fd = bare_fd,
+	.register_poll_fd = polled_register, .unregister_poll_fd = bare_fd,
 	.notify = bare_notify,
 };
 
-static int roe_bare_add(int fd, int events, void *opaque)
+static int polled_add(int fd, int events, void *opaque)
 {
-	struct pollfd *p = &roe_bare.pfd[roe_bare.npfd];
+	struct pollfd *p = &polled.pfd[polled.npfd];
 
 	(void)opaque;
-	assert_true(roe_bare.npfd < (int)G_N_ELEMENTS(roe_bare.pfd));
+	assert_true(polled.npfd < (int)G_N_ELEMENTS(polled.pfd));
 	p->fd = fd;
 	p->events = (short)((events & SLIRP_POLL_IN ? POLLIN : 0) |
 			    (events & SLIRP_POLL_OUT ? POLLOUT : 0) |
 			    (events & SLIRP_POLL_PRI ? POLLPRI : 0));
-	return roe_bare.npfd++;
+	return polled.npfd++;
 }
 
-static int roe_bare_revents(int idx, void *opaque)
+static int polled_revents(int idx, void *opaque)
 {
-	short r = roe_bare.pfd[idx].revents;
+	short r = polled.pfd[idx].revents;
 
 	(void)opaque;
 	return (r & POLLIN ? SLIRP_POLL_IN : 0) | (r & POLLOUT ? SLIRP_POLL_OUT : 0) |
@@ -1090,41 +1090,41 @@ static int roe_bare_revents(int idx, void *opaque)
 	       (r & POLLHUP ? SLIRP_POLL_HUP : 0);
 }
 
-static void roe_bare_input(void *ctx, uint8_t *frame, size_t len)
+static void polled_input(void *ctx, uint8_t *frame, size_t len)
 {
 	(void)ctx;
-	slirp_input(roe_bare.s, frame, (int)len);
+	slirp_input(polled.s, frame, (int)len);
 }
 
 /* One pass of a plain poll(2) loop, as a simple libslirp user writes it. */
-static void roe_bare_pump(void *ctx)
+static void polled_pump(void *ctx)
 {
 	uint32_t timeout = 5;
 
 	(void)ctx;
-	roe_bare.npfd = 0;
-	slirp_pollfds_fill(roe_bare.s, &timeout, roe_bare_add, NULL);
-	(void)poll(roe_bare.pfd, (nfds_t)roe_bare.npfd, 5);
-	slirp_pollfds_poll(roe_bare.s, 0, roe_bare_revents, NULL);
+	polled.npfd = 0;
+	slirp_pollfds_fill(polled.s, &timeout, polled_add, NULL);
+	(void)poll(polled.pfd, (nfds_t)polled.npfd, 5);
+	slirp_pollfds_poll(polled.s, 0, polled_revents, NULL);
 }
 
-static int roe_bare_fd(void *ctx)
+static int polled_fd(void *ctx)
 {
 	(void)ctx;
-	return roe_bare.fd;
+	return polled.fd;
 }
 
-static uint32_t roe_bare_sent(void *ctx)
+static uint32_t polled_sent(void *ctx)
 {
 	(void)ctx;
-	return roe_bare.top;
+	return polled.top;
 }
 
-static bool roe_bare_synack(void *ctx, uint32_t *isn)
+static bool polled_synack(void *ctx, uint32_t *isn)
 {
 	(void)ctx;
-	*isn = roe_bare.isn;
-	return roe_bare.synack;
+	*isn = polled.isn;
+	return polled.synack;
 }
 
 static void test_quirk_read_on_error(void **state)
@@ -1139,8 +1139,8 @@ static void test_quirk_read_on_error(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
-		const struct roe_drive bare = { roe_bare_input, roe_bare_pump, roe_bare_fd,
-						roe_bare_synack, roe_bare_sent, NULL };
+		const struct roe_drive bare = { polled_input, polled_pump, polled_fd,
+						polled_synack, polled_sent, NULL };
 		struct rlimit no_core = { 0, 0 };
 		SlirpConfig sc = {
 			.version = 1, .in_enabled = true,
@@ -1154,9 +1154,9 @@ static void test_quirk_read_on_error(void **state)
 			signal(fatal[i], SIG_DFL);
 		setrlimit(RLIMIT_CORE, &no_core);
 		alarm(20);
-		roe_bare.fd = -1;
-		roe_bare.s = slirp_new(&sc, &roe_bare_cb, NULL);
-		slirp_input(roe_bare.s, arp, (int)pkt_arp_request(arp, inproc_ip(INPROC_GUEST),
+		polled.fd = -1;
+		polled.s = slirp_new(&sc, &polled_cb, NULL);
+		slirp_input(polled.s, arp, (int)pkt_arp_request(arp, inproc_ip(INPROC_GUEST),
 								  inproc_ip("10.0.2.2")));
 		roe_run(&bare);
 		_exit(0);
@@ -1168,6 +1168,74 @@ static void test_quirk_read_on_error(void **state)
 
 	/* Through the netstack the same sequence ends the connection, and the daemon lives. */
 	roe_run(&ns_drive);
+}
+
+/* A guest frame to 10.0.2.2:@port from port 40070 of the bare Slirp's guest. */
+static void polled_segment(uint16_t port, uint32_t seq, uint32_t ack, uint8_t flags,
+			   const char *data)
+{
+	uint8_t fr[256];
+	size_t len = pkt_tcp(fr, gw_mac, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2"), 40070,
+			     port, seq, ack, flags, data, data ? strlen(data) : 0);
+
+	slirp_input(polled.s, fr, (int)len);
+}
+
+/*
+ * The guest's sequence numbers wrap: its 8 bytes before 0 come out of
+ * order, then the 8 before them.  tcp_reass() hands both over, its next
+ * expected sequence number lands on 0, and its loop, which compares with
+ * the connection record instead of the queue's head, takes the record for
+ * a segment: the child crashes.
+ */
+static void test_quirk_reass_wraps_to_zero(void **state)
+{
+	int status = 0;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+		struct rlimit no_core = { 0, 0 };
+		SlirpConfig sc = {
+			.version = 1, .in_enabled = true,
+			.vnetwork = inproc_ip("10.0.2.0"), .vnetmask = inproc_ip("255.255.255.0"),
+			.vhost = inproc_ip("10.0.2.2"), .vdhcp_start = inproc_ip(INPROC_GUEST),
+			.vnameserver = inproc_ip("10.0.2.3"), .if_mtu = 1500, .if_mru = 1500,
+		};
+		uint8_t arp[64];
+		uint16_t port;
+		int lfd, c = -1;
+
+		for (size_t i = 0; i < G_N_ELEMENTS(fatal); i++)
+			signal(fatal[i], SIG_DFL);
+		setrlimit(RLIMIT_CORE, &no_core);
+		alarm(10);
+		polled.fd = -1;
+		polled.s = slirp_new(&sc, &polled_cb, NULL);
+		slirp_input(polled.s, arp, (int)pkt_arp_request(arp, inproc_ip(INPROC_GUEST),
+								inproc_ip("10.0.2.2")));
+		lfd = listen_loopback(&port);
+		polled_segment(port, 0xffffffefu, 0, TH_SYN, NULL);
+		for (int i = 0; i < 200 && !polled.synack; i++)
+			polled_pump(NULL);
+		if (!polled.synack)
+			_exit(2);
+		polled_segment(port, 0xfffffff0u, polled.isn + 1, TH_ACK, NULL);
+		for (int i = 0; i < 200 && (c = accept(lfd, NULL, NULL)) < 0; i++)
+			polled_pump(NULL);
+		if (c < 0)
+			_exit(3);
+		polled_segment(port, 0xfffffff8u, polled.isn + 1, TH_PUSH | TH_ACK, "89abcdef");
+		polled_segment(port, 0xfffffff0u, polled.isn + 1, TH_PUSH | TH_ACK, "01234567");
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	/* Still crashes: the bridge's sequence-0 guard must stay (test_trust.c). */
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGSEGV);
 }
 
 static void test_quirk_checksums_verified(void **state)
@@ -1298,6 +1366,7 @@ int main(void)
 		QUIRK_TEST(no_window_update),
 		QUIRK_TEST(urgent_pointer_trusted),
 		QUIRK_TEST(read_on_error),
+		QUIRK_TEST(reass_wraps_to_zero),
 		cmocka_unit_test(test_quirks_named),
 	};
 
