@@ -622,6 +622,18 @@ static size_t echo_fragment(uint8_t *buf, uint16_t id, bool first)
 	return len;
 }
 
+/* In a forked child that is to crash: signals end it (cmocka's handlers would not), no core, a hang ends by SIGALRM. */
+static void child_may_crash(unsigned int seconds)
+{
+	static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+	struct rlimit no_core = { 0, 0 };
+
+	for (size_t i = 0; i < G_N_ELEMENTS(fatal); i++)
+		signal(fatal[i], SIG_DFL);
+	setrlimit(RLIMIT_CORE, &no_core);
+	alarm(seconds);
+}
+
 static void test_quirk_ip_reass_crash(void **state)
 {
 	uint8_t fr[128];
@@ -633,16 +645,9 @@ static void test_quirk_ip_reass_crash(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
-		struct rlimit no_core = { 0, 0 };
 		Slirp *s = bare_slirp();
 
-		/* cmocka catches these to report a test; here they must end the child. */
-		for (size_t i = 0; i < G_N_ELEMENTS(fatal); i++)
-			signal(fatal[i], SIG_DFL);
-		/* No core dump for an expected crash; a hang ends by SIGALRM. */
-		setrlimit(RLIMIT_CORE, &no_core);
-		alarm(10);
+		child_may_crash(10);
 		slirp_input(s, fr, (int)len);
 		slirp_cleanup(s);
 		_exit(0);
@@ -1127,6 +1132,24 @@ static bool polled_synack(void *ctx, uint32_t *isn)
 	return polled.synack;
 }
 
+/* The bare Slirp of polled, with link MTU @mtu, that knows the guest's MAC. */
+static void polled_start(int mtu)
+{
+	SlirpConfig sc = {
+		.version = 1, .in_enabled = true,
+		.vnetwork = inproc_ip("10.0.2.0"), .vnetmask = inproc_ip("255.255.255.0"),
+		.vhost = inproc_ip("10.0.2.2"), .vdhcp_start = inproc_ip(INPROC_GUEST),
+		.vnameserver = inproc_ip("10.0.2.3"), .if_mtu = mtu, .if_mru = mtu,
+	};
+	uint8_t arp[64];
+
+	polled.fd = -1;
+	polled.s = slirp_new(&sc, &polled_cb, NULL);
+	assert_non_null(polled.s);
+	slirp_input(polled.s, arp, (int)pkt_arp_request(arp, inproc_ip(INPROC_GUEST),
+							inproc_ip("10.0.2.2")));
+}
+
 static void test_quirk_read_on_error(void **state)
 {
 	struct fixture *f = *state;
@@ -1138,26 +1161,12 @@ static void test_quirk_read_on_error(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
 		const struct roe_drive bare = { polled_input, polled_pump, polled_fd,
 						polled_synack, polled_sent, NULL };
-		struct rlimit no_core = { 0, 0 };
-		SlirpConfig sc = {
-			.version = 1, .in_enabled = true,
-			.vnetwork = inproc_ip("10.0.2.0"), .vnetmask = inproc_ip("255.255.255.0"),
-			.vhost = inproc_ip("10.0.2.2"), .vdhcp_start = inproc_ip(INPROC_GUEST),
-			.vnameserver = inproc_ip("10.0.2.3"), .if_mtu = 65520, .if_mru = 65520,
-		};
-		uint8_t arp[64];
 
-		for (size_t i = 0; i < G_N_ELEMENTS(fatal); i++)
-			signal(fatal[i], SIG_DFL);
-		setrlimit(RLIMIT_CORE, &no_core);
-		alarm(20);
-		polled.fd = -1;
-		polled.s = slirp_new(&sc, &polled_cb, NULL);
-		slirp_input(polled.s, arp, (int)pkt_arp_request(arp, inproc_ip(INPROC_GUEST),
-								  inproc_ip("10.0.2.2")));
+		child_may_crash(20);
+		/* The netstack's link MTU: the same buffer sizes as through it. */
+		polled_start(NETSTACK_SLIRP_MTU);
 		roe_run(&bare);
 		_exit(0);
 	}
@@ -1197,26 +1206,11 @@ static void test_quirk_reass_wraps_to_zero(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
-		struct rlimit no_core = { 0, 0 };
-		SlirpConfig sc = {
-			.version = 1, .in_enabled = true,
-			.vnetwork = inproc_ip("10.0.2.0"), .vnetmask = inproc_ip("255.255.255.0"),
-			.vhost = inproc_ip("10.0.2.2"), .vdhcp_start = inproc_ip(INPROC_GUEST),
-			.vnameserver = inproc_ip("10.0.2.3"), .if_mtu = 1500, .if_mru = 1500,
-		};
-		uint8_t arp[64];
 		uint16_t port;
 		int lfd, c = -1;
 
-		for (size_t i = 0; i < G_N_ELEMENTS(fatal); i++)
-			signal(fatal[i], SIG_DFL);
-		setrlimit(RLIMIT_CORE, &no_core);
-		alarm(10);
-		polled.fd = -1;
-		polled.s = slirp_new(&sc, &polled_cb, NULL);
-		slirp_input(polled.s, arp, (int)pkt_arp_request(arp, inproc_ip(INPROC_GUEST),
-								inproc_ip("10.0.2.2")));
+		child_may_crash(10);
+		polled_start(1500);
 		lfd = listen_loopback(&port);
 		polled_segment(port, 0xffffffefu, 0, TH_SYN, NULL);
 		for (int i = 0; i < 200 && !polled.synack; i++)
