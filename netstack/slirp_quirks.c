@@ -210,6 +210,17 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"it again) or, after libslirp's FIN, the flow is reset",
 		"nothing if the loop is fixed; the guard then costs a rare retransmission",
 	},
+	[SLIRP_QUIRK_DHCP_EXHAUSTED_LEAK] = {
+		"dhcp_exhausted_leak",
+		"bootp_reply() hands each new client hardware address one of 16 leases, never "
+		"frees one, and once all are held returns without freeing the reply buffer it "
+		"took: 64 KiB per DISCOVER from an address that holds none",
+		"a guest naming 17 addresses could grow the daemon's heap without bound",
+		"bridge.c bridge_guest_dhcp_refused(): the first address the guest's DHCP "
+		"requests name is pinned, others (and requests too short to name one) dropped",
+		"nothing if libslirp frees the buffer; a guest that changes its MAC still gets "
+		"no lease until the daemon restarts",
+	},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(slirp_quirks) == SLIRP_QUIRK_COUNT);

@@ -46,6 +46,7 @@ enum slirp_quirk {
 	SLIRP_QUIRK_URGENT_POINTER_TRUSTED,  /* a guest's urgent pointer past its data: heap sent, count wraps */
 	SLIRP_QUIRK_READ_ON_ERROR,           /* an error or hang-up makes it read a full buffer: abort */
 	SLIRP_QUIRK_REASS_WRAPS_TO_ZERO,     /* reassembly ending on sequence 0 reads past its queue: crash */
+	SLIRP_QUIRK_DHCP_EXHAUSTED_LEAK,     /* 16 leases held: 64 KiB leaked per DISCOVER of a new client */
 	SLIRP_QUIRK_COUNT
 };
 

@@ -46,6 +46,7 @@
 #include <libslirp.h>
 
 #include "common/ratelimit.h"
+#include "common/util.h"
 #include "proxy-bridge/bridge_internal.h"
 #include "proxy-bridge/rewrite.h"
 
@@ -79,6 +80,7 @@ static const char *const bridge_guest_drop_names[BRIDGE_DROP_COUNT] = {
 	[BRIDGE_DROP_BAD_CHECKSUM] = "bad_checksum",
 	[BRIDGE_DROP_ICMP_LIMIT] = "icmp_limit",
 	[BRIDGE_DROP_SEQ_WRAP] = "seq_wrap",
+	[BRIDGE_DROP_DHCP] = "dhcp_refused",
 };
 
 const char *bridge_guest_drop_str(enum bridge_guest_drop why)
@@ -510,6 +512,39 @@ static bool bridge_guest_echo_refused(struct bridge *br, struct rw_view *v)
 	return true;
 }
 
+/* A BOOTP request: op to htype, ..., giaddr (28 bytes), chaddr (16), sname, file: 236 in all. */
+#define BRIDGE_BOOTP_FIXED 236
+#define BRIDGE_BOOTP_CHADDR 28
+#define BRIDGE_DHCP_SERVER_PORT 67
+
+/*
+ * Slirp quirk dhcp_exhausted_leak: once its 16 leases are held, libslirp
+ * leaks a 64 KiB buffer on every DISCOVER from a client address that holds
+ * none, and it never frees a lease.  A VM's NIC has one address, so the
+ * first client address the guest's DHCP requests name is pinned; requests
+ * naming another, or too short to name one, are dropped and counted.
+ * Returns whether the datagram was dropped.
+ */
+static bool bridge_guest_dhcp_refused(struct bridge *br, const struct rw_view *v)
+{
+	const uint8_t *bootp = v->l4 + 8, *chaddr = bootp + BRIDGE_BOOTP_CHADDR;
+
+	if (v->proto != IPPROTO_UDP || be16_read(v->l4 + 2) != BRIDGE_DHCP_SERVER_PORT)
+		return false;
+	if (v->l4_len - 8 < BRIDGE_BOOTP_FIXED) {
+		bridge_drop(br, BRIDGE_DROP_DHCP);
+		return true;
+	}
+	if (!br->dhcp_client_known) {
+		memcpy(br->dhcp_client, chaddr, sizeof(br->dhcp_client));
+		br->dhcp_client_known = true;
+	}
+	if (!memcmp(br->dhcp_client, chaddr, sizeof(br->dhcp_client)))
+		return false;
+	bridge_drop(br, BRIDGE_DROP_DHCP);
+	return true;
+}
+
 static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void *opaque)
 {
 	struct bridge *br = opaque;
@@ -532,6 +567,8 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 		/* Slirp quirk urgent_pointer_trusted: libslirp must never see URG. */
 		if (v.proto == IPPROTO_TCP && rw_tcp_clear_urgent(&v))
 			br->stats.urgent_from_guest++;
+		if (bridge_guest_dhcp_refused(br, &v))
+			return NETSTACK_CONSUMED;
 		return bridge_guest_transport(br, &v);
 	case RW_ICMP_ERROR:
 		/*

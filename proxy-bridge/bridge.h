@@ -157,6 +157,7 @@ enum bridge_guest_drop {
 	BRIDGE_DROP_BAD_CHECKSUM,      /* a packet opening a flow with a bad checksum */
 	BRIDGE_DROP_ICMP_LIMIT,        /* echo request past BRIDGE_ICMP_MAX outstanding */
 	BRIDGE_DROP_SEQ_WRAP,          /* TCP ending at or crossing sequence 0 libslirp might queue */
+	BRIDGE_DROP_DHCP,              /* DHCP request too short, or for a second client address */
 	BRIDGE_DROP_COUNT,
 };
 

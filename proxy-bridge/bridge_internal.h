@@ -82,6 +82,8 @@ struct bridge {
 	struct flow *syn_in_input;     /* outbound flow whose SYN is inside slirp_input() */
 	bool echo_in_input;            /* an echo request is inside slirp_input() */
 	size_t icmp_open;              /* libslirp's ICMP sockets, tagged with &icmp_tag */
+	bool dhcp_client_known;        /* the guest's DHCP client address is pinned: */
+	uint8_t dhcp_client[6];        /* the first chaddr its requests named */
 	char icmp_tag;
 	guint expire_timer;
 	struct ratelimit log_rl;
