@@ -36,7 +36,8 @@
  *   - every hook call: the bridge rewrites in place only addresses, ports and
  *     checksums of TCP/UDP frames and ICMP errors, and the addresses and
  *     header checksum of later IPv4 fragments (of a datagram whose first
- *     fragment it rewrote), never anything else and never another kind of
+ *     fragment it rewrote), and clears TCP's URG with its urgent pointer
+ *     (every other flag kept), never anything else and never another kind of
  *     frame; each checksum residual is unchanged
  *     (computed from scratch, see fuzz_view.h), so it can neither break a
  *     valid frame nor repair a corrupt one;
@@ -250,9 +251,17 @@ static enum netstack_verdict checked_frame_hook(enum netstack_verdict (*hook)(ui
 	struct rw_view v, after;
 	enum netstack_verdict verdict;
 
+	bool tcp;
+
 	rw_parse(frame, len, &v);
 	fuzz_residuals_of(&v, &r0);
 	fuzz_mark_rewritable(&v, frame, mask);
+	/* URG and the urgent pointer may go (slirp quirk urgent_pointer_trusted), checked below. */
+	tcp = v.kind == RW_TRANSPORT && v.proto == IPPROTO_TCP;
+	if (tcp) {
+		mask[v.l4 + 13 - frame] = FUZZ_FIELD;
+		mask[v.l4 + 18 - frame] = mask[v.l4 + 19 - frame] = FUZZ_FIELD;
+	}
 
 	verdict = hook(frame, len, opaque);
 	FUZZ_CHECK(verdict == NETSTACK_PASS || verdict == NETSTACK_CONSUMED);
@@ -262,6 +271,15 @@ static enum netstack_verdict checked_frame_hook(enum netstack_verdict (*hook)(ui
 	fuzz_residuals_of(&after, &r1);
 	fuzz_check_residuals(&r0, &r1);
 	fuzz_check_changes(frame, orig, mask, len, false);
+	if (tcp) {
+		size_t off = (size_t)(v.l4 - frame);
+		bool urgent = orig[off + 13] & 0x20;
+
+		FUZZ_CHECK(!(frame[off + 13] & 0x20));
+		FUZZ_CHECK((frame[off + 13] | 0x20) == (orig[off + 13] | 0x20));
+		FUZZ_CHECK(urgent ? fuzz_rd16(frame + off + 18) == 0 :
+				    !memcmp(frame + off + 18, orig + off + 18, 2));
+	}
 	g_free(mask);
 	g_free(orig);
 	return verdict;
