@@ -81,6 +81,8 @@ static const char *const bridge_guest_drop_names[BRIDGE_DROP_COUNT] = {
 	[BRIDGE_DROP_ICMP_LIMIT] = "icmp_limit",
 	[BRIDGE_DROP_SEQ_WRAP] = "seq_wrap",
 	[BRIDGE_DROP_DHCP] = "dhcp_refused",
+	[BRIDGE_DROP_SYN_ESTABLISHED] = "syn_established",
+	[BRIDGE_DROP_TCP_OPTIONS] = "tcp_options",
 };
 
 const char *bridge_guest_drop_str(enum bridge_guest_drop why)
@@ -269,6 +271,8 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + br->cfg.tcp_idle_us);
 	if (rw_tcp_flags(v) & RW_TCP_RST)
 		return;
+	if (from_guest && (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_ACK)
+		f->guest_acked = true;
 	if (rw_tcp_flags(v) & RW_TCP_ACK) {
 		if (from_guest) {
 			f->guest_ack = rw_tcp_ack(v);
@@ -418,8 +422,8 @@ bool bridge_would_steer(struct bridge *br, uint32_t daddr, uint16_t sport, uint1
  * on it.  Every segment libslirp does not take in order goes through there:
  * out of order ones, and all of them once libslirp has sent its FIN.  So a
  * guest segment with bytes or a FIN that ends at or reaches past sequence 0
- * goes to libslirp only where it takes the in-order path: an established
- * flow, libslirp's FIN not sent, everything the guest sent before it
+ * goes to libslirp only where it takes the in-order path: the guest's
+ * handshake done, libslirp's FIN not sent, everything the guest sent before it
  * acknowledged (nothing queued) and the segment starting at or before what
  * libslirp acknowledged.  Otherwise it is dropped and counted, and the
  * guest sends it again once libslirp's ACK has caught up; after libslirp's
@@ -442,11 +446,35 @@ static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct f
 		bridge_abort_flow(br, f, true);
 		return true;
 	}
-	if (f && f->established && !f->stack_fin && !(flags & RW_TCP_SYN) &&
+	if (f && f->guest_acked && !f->stack_fin && !(flags & RW_TCP_SYN) &&
 	    f->stack_ack == f->guest_nxt && !bridge_seq_after(seq, f->stack_ack))
 		return false;
 	bridge_drop(br, BRIDGE_DROP_SEQ_WRAP);
 	return true;
+}
+
+/*
+ * The guest's TCP segments libslirp 4.7 mishandles, kept from it: a SYN
+ * whose options run past its header (tcp_dooptions() reads an MSS option's
+ * value from beyond them), a SYN|ACK on an established flow (its MSS option
+ * makes tcp_mss() reset both socket buffers: bytes lost, and a warning on
+ * every later ACK; "established" once the guest's handshake is done), and
+ * bridge_guest_seq_wrap()'s.  No conforming TCP sends
+ * the first two.  Returns whether the segment was kept from libslirp.
+ */
+static bool bridge_guest_tcp_refused(struct bridge *br, struct rw_view *v, struct flow *f)
+{
+	uint8_t flags = rw_tcp_flags(v);
+
+	if ((flags & RW_TCP_SYN) && !rw_tcp_options_sound(v)) {
+		bridge_drop(br, BRIDGE_DROP_TCP_OPTIONS);
+		return true;
+	}
+	if (f && f->guest_acked && (flags & (RW_TCP_SYN | RW_TCP_ACK)) == (RW_TCP_SYN | RW_TCP_ACK)) {
+		bridge_drop(br, BRIDGE_DROP_SYN_ESTABLISHED);
+		return true;
+	}
+	return bridge_guest_seq_wrap(br, v, f);
 }
 
 static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw_view *v)
@@ -471,7 +499,7 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 		bridge_forget_flow(br, f);
 		f = NULL;
 	}
-	if (t.proto == IPPROTO_TCP && bridge_guest_seq_wrap(br, v, f))
+	if (t.proto == IPPROTO_TCP && bridge_guest_tcp_refused(br, v, f))
 		return NETSTACK_CONSUMED;
 	if (f)
 		return bridge_ops(f)->guest_frame(br, v, f);

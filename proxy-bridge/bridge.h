@@ -158,6 +158,8 @@ enum bridge_guest_drop {
 	BRIDGE_DROP_ICMP_LIMIT,        /* echo request past BRIDGE_ICMP_MAX outstanding */
 	BRIDGE_DROP_SEQ_WRAP,          /* TCP ending at or crossing sequence 0 libslirp might queue */
 	BRIDGE_DROP_DHCP,              /* DHCP request too short, or for a second client address */
+	BRIDGE_DROP_SYN_ESTABLISHED,   /* SYN|ACK on an established TCP flow */
+	BRIDGE_DROP_TCP_OPTIONS,       /* SYN whose options run past its header */
 	BRIDGE_DROP_COUNT,
 };
 

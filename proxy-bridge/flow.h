@@ -94,6 +94,7 @@ struct flow {
 	enum flow_kind kind;       /* set once, by the kind's module, right after flowtab_add() */
 	int fd;                    /* libslirp's host socket, -1 if none */
 	bool established;          /* TCP: both handshakes done (outbound: the guest ACKed) */
+	bool guest_acked;          /* TCP: the guest sent an ACK without SYN (its handshake is done) */
 	bool macs_known;           /* guest_mac and gw_mac were learnt from a frame of the flow */
 	uint8_t guest_mac[6];      /* for the frames we build ourselves (resets) */
 	uint8_t gw_mac[6];

@@ -238,6 +238,26 @@ uint32_t rw_tcp_seq_end(const struct rw_view *v)
 	       !!(flags & RW_TCP_FIN);
 }
 
+bool rw_tcp_options_sound(const struct rw_view *v)
+{
+	size_t doff = (size_t)(v->l4[12] >> 4) * 4, i = 20;
+
+	while (i < doff) {
+		uint8_t kind = v->l4[i];
+
+		if (kind == 0)          /* EOL */
+			return true;
+		if (kind == 1) {        /* NOP */
+			i++;
+			continue;
+		}
+		if (doff - i < 2 || v->l4[i + 1] < 2 || v->l4[i + 1] > doff - i)
+			return false;
+		i += v->l4[i + 1];
+	}
+	return true;
+}
+
 bool rw_is_fragment(const struct rw_view *v)
 {
 	if (v->kind == RW_NOT_IPV4 || v->kind == RW_MALFORMED)

@@ -105,6 +105,16 @@ uint16_t rw_tcp_window(const struct rw_view *v);
  */
 bool rw_tcp_clear_urgent(struct rw_view *v);
 
+/**
+ * rw_tcp_options_sound() - whether a TCP segment's options stay inside its header
+ * @v:		RW_TRANSPORT view of a TCP segment
+ *
+ * Walks the options as RFC 9293 lays them out (EOL ends them, NOP is one
+ * byte, every other option has a length of at least 2): false if a length
+ * byte or an option runs past the data offset.
+ */
+bool rw_tcp_options_sound(const struct rw_view *v);
+
 /*
  * rw_is_fragment() - whether the packet is part of a fragmented datagram
  * (more-fragments set or a non-zero offset); false for non-IPv4 or malformed.

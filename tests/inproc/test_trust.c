@@ -669,6 +669,47 @@ static void test_seq_wrap_to_zero(void **state)
 }
 
 /*
+ * Segments no conforming TCP sends, kept from libslirp: a SYN|ACK inside an
+ * established connection (its MSS option would make libslirp reset both
+ * socket buffers: bytes lost, a warning per ACK) and a SYN whose MSS option
+ * runs past its header (libslirp would read the value from beyond it).
+ * Both are counted; the connection goes on.
+ */
+static void test_bad_syns(void **state)
+{
+	struct trust *t = *state;
+	struct inproc_gconn c;
+	uint8_t fr[128];
+	int fd = connect_and_accept(t, "127.0.0.1", 0, t->host_port, &c);
+	uint8_t *tcp = fr + PKT_ETH_HLEN + 20;
+	size_t len;
+
+	exchange(t, fd, &c, "before");
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), c.peer, c.guest_port,
+		      c.peer_port, c.our_seq - 1, c.peer_seq, TH_SYN | TH_ACK, NULL, 0);
+	tcp[22] = 0;
+	tcp[23] = 64;      /* MSS 64 */
+	pkt_fix_csums(fr, len);
+	inproc_send(t->f, fr, len);
+	inproc_pump(20);
+	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_SYN_ESTABLISHED], 1);
+	exchange(t, fd, &c, "after");
+
+	/* A SYN of a new connection whose MSS option (4 bytes) starts 2 bytes before its end. */
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), inproc_ip("198.18.0.9"),
+		      41000, 443, 1000, 0, TH_SYN, NULL, 0);
+	tcp[20] = 1;
+	tcp[21] = 1;
+	tcp[22] = 2;
+	tcp[23] = 4;
+	pkt_fix_csums(fr, len);
+	inproc_send(t->f, fr, len);
+	inproc_pump(20);
+	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_TCP_OPTIONS], 1);
+	close_reset(fd);
+}
+
+/*
  * The client closes first (a FIN), the guest answers with its own: libslirp
  * would keep the tuple in TIME_WAIT for 10 s.  The daemon drops that socket
  * once both FINs are acknowledged, so the same client can reconnect from
@@ -934,6 +975,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inbound_reconnect_after_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_urgent_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seq_wrap_to_zero, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_syns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_loopback_duplicate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_two_exposes_one_guest_port, setup,
 						teardown),

@@ -549,6 +549,41 @@ static void test_clear_urgent(void **state)
 	assert_memory_equal(f, want, len);
 }
 
+/* Options inside the header, or one whose length or body runs past it. */
+static void test_options_sound(void **state)
+{
+	static const struct {
+		uint8_t opts[8];
+		bool sound;
+	} cases[] = {
+		{ { 2, 4, 5, 180, 1, 3, 3, 7 }, true },     /* MSS, NOP, window scale */
+		{ { 1, 1, 1, 1, 1, 1, 1, 1 }, true },       /* NOPs */
+		{ { 0, 9, 9, 9, 9, 9, 9, 9 }, true },       /* EOL: the rest is not options */
+		{ { 1, 1, 1, 1, 1, 1, 2, 4 }, false },      /* MSS starting 2 bytes before the end */
+		{ { 1, 1, 1, 1, 1, 1, 1, 2 }, false },      /* a kind with no length byte */
+		{ { 3, 1, 1, 1, 1, 1, 1, 1 }, false },      /* a length under 2 */
+		{ { 8, 10, 0, 0, 0, 0, 0, 0 }, false },     /* timestamps, 10 bytes in 8 */
+	};
+	struct rw_tuple t = tuple("10.0.2.15", 40000, "93.184.216.34", 443, IPPROTO_TCP);
+
+	(void)state;
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		uint8_t f[BUF];
+		size_t len = build_tcp(f, &t, RW_TCP_SYN, NULL, 0);
+		struct rw_view v;
+
+		/* build_tcp's SYN has 4 bytes of options; make room for 8. */
+		f[ETH + 20 + 12] = 7 << 4;
+		memcpy(f + ETH + 20 + 20, cases[i].opts, 8);
+		len = ETH + 20 + 28;
+		put16(f + ETH + 2, 20 + 28);
+		pkt_fix_csums(f, len);
+		rw_parse(f, len, &v);
+		assert_int_equal(v.kind, RW_TRANSPORT);
+		assert_int_equal(rw_tcp_options_sound(&v), cases[i].sound);
+	}
+}
+
 static void test_set_tuple_tcp_ip_options(void **state)
 {
 	struct rw_tuple from = tuple("10.0.2.15", 40000, "93.184.216.34", 443, IPPROTO_TCP);
@@ -1284,6 +1319,7 @@ int main(void)
 		cmocka_unit_test(test_parse_icmp_error_not_usable),
 		cmocka_unit_test(test_set_tuple_tcp),
 		cmocka_unit_test(test_clear_urgent),
+		cmocka_unit_test(test_options_sound),
 		cmocka_unit_test(test_set_tuple_tcp_ip_options),
 		cmocka_unit_test(test_set_tuple_udp),
 		cmocka_unit_test(test_set_tuple_udp_no_checksum),
