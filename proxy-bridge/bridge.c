@@ -35,6 +35,7 @@
 #include "bridge.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -416,20 +417,39 @@ bool bridge_would_steer(struct bridge *br, uint32_t daddr, uint16_t sport, uint1
 }
 
 /*
+ * Whether libslirp may have left ESTABLISHED on its own: it does when its
+ * host socket reads EOF or fails (tcp_sockclosed()), before its FIN is on
+ * the wire if data waits ahead of it.  Asked only for a segment reaching
+ * sequence 0, so once per 4 GiB of a flow.
+ */
+static bool bridge_host_side_closing(const struct flow *f)
+{
+	struct pollfd p = { .fd = f->fd, .events = POLLRDHUP };
+
+	return f->stack_fin || (f->fd >= 0 && poll(&p, 1, 0) > 0 &&
+				(p.revents & (POLLRDHUP | POLLHUP | POLLERR)));
+}
+
+/*
  * Slirp quirk reass_wraps_to_zero: when tcp_reass() hands the guest's
  * queued bytes over and its next expected sequence number lands on 0, its
  * loop takes the connection's own record for one more segment and crashes
  * on it.  Every segment libslirp does not take in order goes through there:
- * out of order ones, and all of them once libslirp has sent its FIN.  So a
- * guest segment with bytes or a FIN that ends at or reaches past sequence 0
- * goes to libslirp only where it takes the in-order path: the guest's
- * handshake done, libslirp's FIN not sent, everything the guest sent before it
+ * out of order ones, and all of them once libslirp has left ESTABLISHED.
+ * So a guest segment with bytes or a FIN that ends at or reaches past
+ * sequence 0 goes to libslirp only where it takes the in-order path: an
+ * ACK (libslirp is then ESTABLISHED, or becomes so before the data),
+ * libslirp's side not closing, everything the guest sent before it
  * acknowledged (nothing queued) and the segment starting at or before what
- * libslirp acknowledged.  Otherwise it is dropped and counted, and the
- * guest sends it again once libslirp's ACK has caught up; after libslirp's
- * FIN it never would, so the flow is reset.  A benign guest meets this once
- * per 4 GiB of a flow at most.  Returns whether the segment was kept from
- * libslirp.
+ * libslirp acknowledged.  Otherwise it is dropped and counted, and so is
+ * every later guest segment with bytes that starts at or after it, so that
+ * nothing gets queued behind the gap: libslirp's ACK catches up, and the
+ * guest's retransmission of it passes.  Where libslirp's side is closing
+ * that retransmission never would: the flow is reset (and a segment with
+ * nothing new is only dropped).  A benign guest meets this once per 4 GiB
+ * of a flow at most, for one retransmission timeout.  Without a flow (an
+ * inbound connection the full table left untracked) such a segment is
+ * always dropped.  Returns whether the segment was kept from libslirp.
  */
 static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct flow *f)
 {
@@ -437,18 +457,33 @@ static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct f
 	uint8_t flags = rw_tcp_flags(v);
 	bool bytes = end - seq != (uint32_t)!!(flags & RW_TCP_SYN);
 
-	if (!bytes || (end != 0 && end > seq) || (flags & RW_TCP_RST))
+	if (!bytes || (flags & RW_TCP_RST))
 		return false;
-	if (f && f->stack_fin && !f->guest_fin) {
-		br->stats.seq_wrap_aborts++;
-		bridge_log_flow(br, &f->gkey, "reset: the guest's bytes reach sequence 0 after "
-				"libslirp's FIN, which libslirp 4.7 cannot take");
-		bridge_abort_flow(br, f, true);
+	if (end != 0 && end > seq) {
+		/* Not reaching 0: held back only behind a dropped segment that does. */
+		if (!f || !f->wrap_hold || bridge_seq_after(f->wrap_seq, seq))
+			return false;
+		bridge_drop(br, BRIDGE_DROP_SEQ_WRAP);
 		return true;
 	}
-	if (f && f->guest_acked && !f->stack_fin && !(flags & RW_TCP_SYN) &&
-	    f->stack_ack == f->guest_nxt && !bridge_seq_after(seq, f->stack_ack))
-		return false;
+	if (f && (flags & RW_TCP_ACK) && !(flags & RW_TCP_SYN) && f->stack_ack == f->guest_nxt &&
+	    !bridge_seq_after(seq, f->stack_ack)) {
+		if (!bridge_host_side_closing(f)) {
+			f->wrap_hold = false;
+			return false;
+		}
+		if (bridge_seq_after(end, f->stack_ack)) {
+			br->stats.seq_wrap_aborts++;
+			bridge_log_flow(br, &f->gkey, "reset: the guest's bytes reach sequence 0 "
+					"as its peer closes, which libslirp 4.7 cannot take");
+			bridge_abort_flow(br, f, true);
+			return true;
+		}
+	}
+	if (f && !f->wrap_hold) {
+		f->wrap_hold = true;
+		f->wrap_seq = seq;
+	}
 	bridge_drop(br, BRIDGE_DROP_SEQ_WRAP);
 	return true;
 }
@@ -456,11 +491,13 @@ static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct f
 /*
  * The guest's TCP segments libslirp 4.7 mishandles, kept from it: a SYN
  * whose options run past its header (tcp_dooptions() reads an MSS option's
- * value from beyond them), a SYN|ACK on an established flow (its MSS option
- * makes tcp_mss() reset both socket buffers: bytes lost, and a warning on
- * every later ACK; "established" once the guest's handshake is done), and
- * bridge_guest_seq_wrap()'s.  No conforming TCP sends
- * the first two.  Returns whether the segment was kept from libslirp.
+ * value from beyond them), a SYN on a flow whose handshake the guest has
+ * done (libslirp parses its options in any state but LISTEN, and an MSS
+ * option makes tcp_mss() reset both socket buffers: bytes lost, and a
+ * warning on every later ACK; an outbound flow's tuple reopened by a new
+ * SYN was forgotten before this), and bridge_guest_seq_wrap()'s.  No
+ * conforming TCP sends the first two.  Returns whether the segment was kept
+ * from libslirp.
  */
 static bool bridge_guest_tcp_refused(struct bridge *br, struct rw_view *v, struct flow *f)
 {
@@ -470,7 +507,7 @@ static bool bridge_guest_tcp_refused(struct bridge *br, struct rw_view *v, struc
 		bridge_drop(br, BRIDGE_DROP_TCP_OPTIONS);
 		return true;
 	}
-	if (f && f->guest_acked && (flags & (RW_TCP_SYN | RW_TCP_ACK)) == (RW_TCP_SYN | RW_TCP_ACK)) {
+	if (f && f->guest_acked && (flags & RW_TCP_SYN)) {
 		bridge_drop(br, BRIDGE_DROP_SYN_ESTABLISHED);
 		return true;
 	}
@@ -556,10 +593,17 @@ static bool bridge_guest_echo_refused(struct bridge *br, struct rw_view *v)
 static bool bridge_guest_dhcp_refused(struct bridge *br, const struct rw_view *v)
 {
 	const uint8_t *bootp = v->l4 + 8, *chaddr = bootp + BRIDGE_BOOTP_CHADDR;
+	uint32_t saddr, daddr;
 
+	/* What libslirp's bootp_input() takes: to its server port, at its address or broadcast. */
 	if (v->proto != IPPROTO_UDP || be16_read(v->l4 + 2) != BRIDGE_DHCP_SERVER_PORT)
 		return false;
-	if (v->l4_len - 8 < BRIDGE_BOOTP_FIXED) {
+	rw_outer_addrs(v, &saddr, &daddr);
+	if (daddr != br->egress.gateway && daddr != htonl(INADDR_BROADCAST))
+		return false;
+	/* Too short to name a client, or not a request libslirp would answer: no pin. */
+	if (v->l4_len - 8 < BRIDGE_BOOTP_FIXED || be16_read(v->l4 + 4) != v->l4_len ||
+	    bootp[0] != 1 || !rw_checksums_ok(v)) {
 		bridge_drop(br, BRIDGE_DROP_DHCP);
 		return true;
 	}

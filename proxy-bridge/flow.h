@@ -95,6 +95,8 @@ struct flow {
 	int fd;                    /* libslirp's host socket, -1 if none */
 	bool established;          /* TCP: both handshakes done (outbound: the guest ACKed) */
 	bool guest_acked;          /* TCP: the guest sent an ACK without SYN (its handshake is done) */
+	bool wrap_hold;            /* TCP: a segment reaching sequence 0 was dropped (bridge.c) */
+	uint32_t wrap_seq;         /* ... and its start: later guest data waits behind it */
 	bool macs_known;           /* guest_mac and gw_mac were learnt from a frame of the flow */
 	uint8_t guest_mac[6];      /* for the frames we build ourselves (resets) */
 	uint8_t gw_mac[6];

@@ -100,15 +100,8 @@ static void flow_steer_input_done(struct bridge *br, struct flow *f)
 	if (f->fd < 0 || f->state != FLOW_CONNECTING)
 		return;
 	ret = unixleg_connect(br->cfg.proxy_unix_path, &u);
-	if (!ret) {
-		/*
-		 * libslirp set SO_OOBINLINE on the parked socket, not on this
-		 * one: without it af_unix would drop a sidecar's urgent byte
-		 * here, where a TCP leg keeps it in the stream.
-		 */
-		(void)setsockopt(u, SOL_SOCKET, SO_OOBINLINE, &(int){ 1 }, sizeof(int));
+	if (!ret)
 		ret = unixleg_install(u, f->fd);
-	}
 	if (!ret) {
 		f->u.steer.unix_leg = true;
 		br->stats.unix_legs++;

@@ -39,6 +39,12 @@ int unixleg_install(int unix_fd, int fd)
 {
 	int ret;
 
+	/*
+	 * libslirp set SO_OOBINLINE on the socket this replaces: without it
+	 * af_unix would drop a peer's urgent byte here, where a TCP socket of
+	 * libslirp's keeps it in the stream.
+	 */
+	(void)setsockopt(unix_fd, SOL_SOCKET, SO_OOBINLINE, &(int){ 1 }, sizeof(int));
 	/* libslirp's socket was non-blocking; the unix one already is. */
 	do {
 		ret = dup3(unix_fd, fd, O_CLOEXEC);

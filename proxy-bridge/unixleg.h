@@ -88,7 +88,10 @@ int unixleg_connect(const char *path, int *out);
  * unixleg_install() - make @fd refer to @unix_fd's socket, then close @unix_fd
  *
  * @fd must be a descriptor the caller (libslirp) owns and the netstack does not
- * watch yet.  @unix_fd is consumed, also on failure.
+ * watch yet.  @unix_fd is consumed, also on failure.  It gets SO_OOBINLINE,
+ * as libslirp's own sockets have, so a peer's urgent byte stays in the
+ * stream (the kernel path's unixleg_connect() sockets do not: its relay
+ * leaves urgent bytes out).
  *
  * Return: 0 or -errno from dup3() (@fd is then unchanged).
  */

@@ -137,7 +137,7 @@ ms=$(($(e2e_now_ms) - t0))
 # as page index:differing bytes, or why not, and in $E2E_TMP/ram-diff-bytes.txt the first
 # runs of differing bytes of the first 4 pages, source and destination side by side in hex:
 # what was written tells whose the write was (an IPv4 header, 45 00 ..., or the download's
-# zeros are a frame's; kernel pointers, ff ff 8. ..., a guest CPU's).  cmp lists each
+# random bytes are a frame's; kernel pointers, ff ff 8. ..., a guest CPU's).  cmp lists each
 # differing byte: at most a million are read, enough to count a broken log's pages.
 ram_diff_pages() {
 	local fd1 fd2

@@ -626,13 +626,28 @@ static void test_urgent_inline(void **state)
 	close_reset(fd);
 }
 
+/* A client connects; the guest answers from sequence number 0xffffffef and ACKs: 16 bytes to 0. */
+static int connect_near_wrap(struct trust *t, struct inproc_gconn *c)
+{
+	int fd = client_from("127.0.0.1", 0, t->host_port);
+
+	assert_true(inproc_guest_expect_syn(t->f, GUEST_PORT, c, INPROC_WAIT_MS));
+	c->our_seq = 0xffffffefu;
+	inproc_guest_send(t->f, c, TH_SYN | TH_ACK, NULL, 0);
+	inproc_guest_send(t->f, c, TH_ACK, NULL, 0);
+	inproc_pump(20);
+	return fd;
+}
+
 /*
  * The guest's sequence numbers wrap to 0 (slirp quirk reass_wraps_to_zero).
- * Its last 8 bytes before 0 come first, out of order, then the 8 before
- * them: libslirp would queue the first, and handing both over would end its
- * reassembly on sequence 0 and crash the daemon.  The bridge keeps the
- * out-of-order segment from it (counted); sent again once libslirp has
- * acknowledged the rest, it goes in order, and the client reads all 16.
+ * Its handshake done, its last 8 bytes before 0 come first, out of order,
+ * then the 8 before them, then 8 after 0: libslirp would queue the first,
+ * and handing both over would end its reassembly on sequence 0 and crash
+ * the daemon.  The bridge keeps the segment reaching 0 from it, and the one
+ * after it (nothing may be queued behind the gap); sent again back to back,
+ * with libslirp's acknowledgement lagging behind, they pass in order once it
+ * has caught up, and the client reads all 24 bytes.
  */
 static void test_seq_wrap_to_zero(void **state)
 {
@@ -640,31 +655,50 @@ static void test_seq_wrap_to_zero(void **state)
 	struct inproc_gconn c;
 	uint8_t buf[64];
 	size_t have = 0;
-	int fd = client_from("127.0.0.1", 0, t->host_port);
+	int fd = connect_near_wrap(t, &c);
 
-	assert_true(inproc_guest_expect_syn(t->f, GUEST_PORT, &c, INPROC_WAIT_MS));
-	c.our_seq = 0xffffffefu;
-	inproc_guest_send(t->f, &c, TH_SYN | TH_ACK, NULL, 0);
-	inproc_pump(20);
 	c.our_seq = 0xfffffff8u;
 	inproc_guest_send(t->f, &c, TH_PUSH | TH_ACK, "89abcdef", 8);
 	inproc_pump(20);
 	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_SEQ_WRAP], 1);
 	c.our_seq = 0xfffffff0u;
 	inproc_guest_send(t->f, &c, TH_PUSH | TH_ACK, "01234567", 8);
-	/* libslirp acknowledges the first 8 within its delayed-ACK time; the guest resends. */
-	for (int i = 0; i < 20 && have < 16; i++) {
+	c.our_seq = 0;
+	inproc_guest_send(t->f, &c, TH_PUSH | TH_ACK, "GHIJKLMN", 8);
+	inproc_pump(20);
+	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_SEQ_WRAP], 2);
+	for (int i = 0; i < 40 && have < 24; i++) {
 		ssize_t n;
 
-		inproc_pump(50);
 		c.our_seq = 0xfffffff8u;
 		inproc_guest_send(t->f, &c, TH_PUSH | TH_ACK, "89abcdef", 8);
+		inproc_guest_send(t->f, &c, TH_PUSH | TH_ACK, "GHIJKLMN", 8);
 		n = inproc_client_read(fd, buf + have, sizeof(buf) - have, 50);
 		if (n > 0)
 			have += (size_t)n;
 	}
-	assert_int_equal(have, 16);
-	assert_memory_equal(buf, "0123456789abcdef", 16);
+	assert_int_equal(have, 24);
+	assert_memory_equal(buf, "0123456789abcdefGHIJKLMN", 24);
+	close_reset(fd);
+}
+
+/*
+ * The client closes its side; libslirp leaves ESTABLISHED, and from then
+ * on takes every guest segment through its reassembly, in order or not.
+ * The guest's next bytes end on sequence 0: the flow is reset (counted),
+ * not handed to the loop that would crash.
+ */
+static void test_seq_wrap_peer_closing(void **state)
+{
+	struct trust *t = *state;
+	struct inproc_gconn c;
+	int fd = connect_near_wrap(t, &c);
+
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	inproc_pump(50);
+	inproc_guest_send(t->f, &c, TH_PUSH | TH_ACK, "0123456789abcdef", 16);
+	inproc_pump(20);
+	assert_int_equal(stats(t)->seq_wrap_aborts, 1);
 	close_reset(fd);
 }
 
@@ -693,6 +727,12 @@ static void test_bad_syns(void **state)
 	inproc_send(t->f, fr, len);
 	inproc_pump(20);
 	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_SYN_ESTABLISHED], 1);
+	/* A bare SYN too: on an inbound flow no guest_syn op forgets the flow first. */
+	len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), c.peer, c.guest_port,
+		      c.peer_port, c.our_seq - 1, 0, TH_SYN, NULL, 0);
+	inproc_send(t->f, fr, len);
+	inproc_pump(20);
+	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_SYN_ESTABLISHED], 2);
 	exchange(t, fd, &c, "after");
 
 	/* A SYN of a new connection whose MSS option (4 bytes) starts 2 bytes before its end. */
@@ -975,6 +1015,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inbound_reconnect_after_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_urgent_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seq_wrap_to_zero, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seq_wrap_peer_closing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_syns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_loopback_duplicate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_two_exposes_one_guest_port, setup,
