@@ -367,7 +367,7 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric(o, "meshslirp_tcp_urgent_cleared_total", "direction=\"from_guest\"", br->urgent_from_guest);
 	metric(o, "meshslirp_tcp_urgent_cleared_total", "direction=\"to_guest\"", br->urgent_to_guest);
 	metric_head(o, "meshslirp_tcp_seq_wrap_resets_total", "counter",
-		    "Flows reset because the guest's bytes reached sequence 0 after libslirp's FIN, which libslirp 4.7 cannot take.");
+		    "Flows reset because the guest's bytes reached sequence 0 while libslirp's side was closing (its FIN sent or its peer's shutdown seen), which libslirp 4.7 cannot take.");
 	metric(o, "meshslirp_tcp_seq_wrap_resets_total", NULL, br->seq_wrap_aborts);
 
 	metric_head(o, "meshslirp_inbound_headers_total", "counter", "Valid inbound PROXY headers by version.");

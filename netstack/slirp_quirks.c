@@ -207,7 +207,7 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"FIN, crashed the daemon (SIGSEGV)",
 		"bridge.c bridge_guest_seq_wrap(): a segment ending at or crossing 0 reaches "
 		"libslirp only in order with nothing queued, else it is dropped (the guest sends "
-		"it again) or, after libslirp's FIN, the flow is reset",
+		"it again) or, with libslirp's side closing, the flow is reset",
 		"nothing if the loop is fixed; the guard then costs a rare retransmission",
 	},
 	[SLIRP_QUIRK_DHCP_EXHAUSTED_LEAK] = {

@@ -580,7 +580,6 @@ static bool bridge_guest_echo_refused(struct bridge *br, struct rw_view *v)
 /* A BOOTP request: op to htype, ..., giaddr (28 bytes), chaddr (16), sname, file: 236 in all. */
 #define BRIDGE_BOOTP_FIXED 236
 #define BRIDGE_BOOTP_CHADDR 28
-#define BRIDGE_DHCP_SERVER_PORT 67
 
 /*
  * Slirp quirk dhcp_exhausted_leak: once its 16 leases are held, libslirp
@@ -596,7 +595,7 @@ static bool bridge_guest_dhcp_refused(struct bridge *br, const struct rw_view *v
 	uint32_t saddr, daddr;
 
 	/* What libslirp's bootp_input() takes: to its server port, at its address or broadcast. */
-	if (v->proto != IPPROTO_UDP || be16_read(v->l4 + 2) != BRIDGE_DHCP_SERVER_PORT)
+	if (v->proto != IPPROTO_UDP || be16_read(v->l4 + 2) != EGRESS_DHCP_SERVER_PORT)
 		return false;
 	rw_outer_addrs(v, &saddr, &daddr);
 	if (daddr != br->egress.gateway && daddr != htonl(INADDR_BROADCAST))

@@ -194,7 +194,7 @@ struct bridge_stats {
 	uint64_t icmp_rewritten;       /* ICMP errors to the guest whose embedded header was rewritten */
 	uint64_t urgent_from_guest;    /* guest TCP segments to libslirp whose URG was cleared */
 	uint64_t urgent_to_guest;      /* libslirp's TCP segments to the guest whose URG was cleared */
-	uint64_t seq_wrap_aborts;      /* flows reset: the guest's bytes reached sequence 0 after libslirp's FIN */
+	uint64_t seq_wrap_aborts;      /* flows reset: the guest's bytes reached sequence 0 with libslirp's side closing */
 	uint64_t syn_timeouts;         /* flows libslirp never opened a socket for */
 
 	uint64_t inbound_flows;        /* connections accepted on exposed ports */

@@ -326,14 +326,14 @@ static void test_udp_spellings(void **state)
 	assert_true(inproc_recv(t->f, rx, sizeof(rx), INPROC_WAIT_MS) > 0);
 }
 
-/* A DHCPDISCOVER naming client hardware address @last (its last byte varied). */
+/* A DHCPDISCOVER naming the guest's hardware address with its last byte @last. */
 static size_t dhcp_discover_from(uint8_t *fr, uint8_t last)
 {
-	size_t len = pkt_dhcp_discover(fr, 0x4444);
+	uint8_t chaddr[6];
 
-	fr[PKT_ETH_HLEN + 20 + 8 + 28 + 5] = last;
-	pkt_fix_csums(fr, len);
-	return len;
+	memcpy(chaddr, pkt_guest_mac, sizeof(chaddr));
+	chaddr[5] = last;
+	return pkt_dhcp_discover_from(fr, 0x4444, chaddr);
 }
 
 /*

@@ -143,7 +143,7 @@ size_t pkt_tcp(uint8_t *buf, const uint8_t dst_mac[6], struct in_addr src,
 	return PKT_ETH_HLEN + 20 + hlen + len;
 }
 
-size_t pkt_dhcp_discover(uint8_t *buf, uint32_t xid)
+size_t pkt_dhcp_discover_from(uint8_t *buf, uint32_t xid, const uint8_t chaddr[6])
 {
 	uint8_t bootp[300] = { 0 };
 	struct in_addr any = { 0 }, bcast = { INADDR_BROADCAST };
@@ -153,13 +153,18 @@ size_t pkt_dhcp_discover(uint8_t *buf, uint32_t xid)
 	bootp[1] = 1;           /* Ethernet */
 	bootp[2] = 6;
 	put32(bootp + 4, xid);
-	memcpy(bootp + 28, pkt_guest_mac, 6);
+	memcpy(bootp + 28, chaddr, 6);
 	put32(bootp + 236, 0x63825363); /* magic cookie */
 	o = bootp + 240;
 	*o++ = 53; *o++ = 1; *o++ = 1;   /* DHCPDISCOVER */
 	*o++ = 55; *o++ = 3; *o++ = 1; *o++ = 3; *o++ = 6; /* mask, router, dns */
 	*o++ = 255;
 	return pkt_udp(buf, pkt_broadcast_mac, any, bcast, 68, 67, bootp, sizeof(bootp));
+}
+
+size_t pkt_dhcp_discover(uint8_t *buf, uint32_t xid)
+{
+	return pkt_dhcp_discover_from(buf, xid, pkt_guest_mac);
 }
 
 int pkt_parse_ipv4(const uint8_t *frame, size_t len, struct pkt_ipv4_view *v)

@@ -46,6 +46,9 @@ size_t pkt_tcp(uint8_t *buf, const uint8_t dst_mac[6], struct in_addr src,
 /* DHCPDISCOVER from the guest MAC with transaction id @xid. */
 size_t pkt_dhcp_discover(uint8_t *buf, uint32_t xid);
 
+/* The same, naming client hardware address @chaddr (the frame still comes from the guest MAC). */
+size_t pkt_dhcp_discover_from(uint8_t *buf, uint32_t xid, const uint8_t chaddr[6]);
+
 struct pkt_ipv4_view {
 	struct in_addr src, dst;
 	uint8_t proto;
