@@ -108,12 +108,14 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 	[SLIRP_QUIRK_MBUF_MTU_SIZED] = {
 		"mbuf_mtu_sized",
 		"m_get() allocates every mbuf with room for if_mtu (65520 here), however small "
-		"the packet, and ip_reass() holds each fragment in its own for up to 30 s",
-		"a guest's small fragments would each pin 64 KiB: another reason fragments are "
-		"dropped before libslirp, and libslirp runs at 65520 only because nothing it "
-		"holds for long comes from the guest in pieces",
-		"bridge.c BRIDGE_DROP_FRAGMENT; NETSTACK_SLIRP_MTU in netstack.h",
-		"nothing if mbufs shrink; if they grow, a fragment policy's memory bound grows",
+		"the packet; ip_reass() holds each fragment in its own for up to 30 s, and "
+		"tcp_reass() each TCP segment out of order until its hole fills",
+		"a guest's small fragments, or single bytes sent beyond a hole, would each pin "
+		"64 KiB: another reason fragments are dropped before libslirp, and a flow may "
+		"have at most FLOW_REASS_MAX guest segments past libslirp's last ACK",
+		"bridge.c BRIDGE_DROP_FRAGMENT and bridge_guest_reass_refused(); "
+		"NETSTACK_SLIRP_MTU in netstack.h",
+		"nothing if mbufs shrink; if they grow, the bounds' memory grows with them",
 	},
 	[SLIRP_QUIRK_NO_WINDOW_SCALING] = {
 		"no_window_scaling",

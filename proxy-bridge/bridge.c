@@ -84,6 +84,7 @@ static const char *const bridge_guest_drop_names[BRIDGE_DROP_COUNT] = {
 	[BRIDGE_DROP_DHCP] = "dhcp_refused",
 	[BRIDGE_DROP_SYN_ESTABLISHED] = "syn_established",
 	[BRIDGE_DROP_TCP_OPTIONS] = "tcp_options",
+	[BRIDGE_DROP_REASS_LIMIT] = "reass_limit",
 };
 
 const char *bridge_guest_drop_str(enum bridge_guest_drop why)
@@ -240,6 +241,21 @@ static void bridge_track_close(struct bridge *br, struct flow *f, const struct r
 }
 
 /*
+ * libslirp acknowledged up to @ack: the guest segments it may have held out
+ * of order that end at or before it are gone from its queue (tcp_reass()
+ * keeps none that ends at or before its next expected sequence number, and
+ * every ACK it sends is at most that).  Oldest first: an older end still
+ * uncovered keeps later ones counted, which only ever overcounts.
+ */
+static void bridge_reass_release(struct flow *f, uint32_t ack)
+{
+	while (f->reass_count && !bridge_seq_after(f->reass_end[f->reass_head], ack)) {
+		f->reass_head = (uint8_t)((f->reass_head + 1) % FLOW_REASS_MAX);
+		f->reass_count--;
+	}
+}
+
+/*
  * Bookkeeping for every TCP/UDP frame of a known flow, either way: the idle
  * deadline of an OPEN flow moves on, and TCP remembers how far each side has
  * sent, so that a reset can later carry sequence numbers both ends accept.
@@ -280,7 +296,9 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 			f->guest_win = rw_tcp_window(v);
 		} else {
 			f->stack_ack = rw_tcp_ack(v);
+			f->stack_ack_seen = true;
 			f->stack_win_closed = rw_tcp_window(v) == 0;
+			bridge_reass_release(f, f->stack_ack);
 		}
 	}
 	end = rw_tcp_seq_end(v);
@@ -447,9 +465,9 @@ static bool bridge_host_side_closing(const struct flow *f)
  * guest's retransmission of it passes.  Where libslirp's side is closing
  * that retransmission never would: the flow is reset (and a segment with
  * nothing new is only dropped).  A benign guest meets this once per 4 GiB
- * of a flow at most, for one retransmission timeout.  Without a flow (an
- * inbound connection the full table left untracked) such a segment is
- * always dropped.  Returns whether the segment was kept from libslirp.
+ * of a flow at most, for one retransmission timeout.  Without a flow
+ * (every connection libslirp holds has one: an inbound one the full table
+ * cannot take is refused) such a segment is always dropped.  Returns whether the segment was kept from libslirp.
  */
 static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct flow *f)
 {
@@ -489,14 +507,53 @@ static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct f
 }
 
 /*
+ * Slirp quirk mbuf_mtu_sized, out of order: libslirp keeps each guest
+ * segment it cannot take in order in a buffer of its MTU (64 KiB at the
+ * default 65520), however few bytes it carries, until the hole before it
+ * fills; a guest sending single bytes beyond a hole could so make one flow
+ * hold gigabytes.  libslirp's next expected sequence number is not visible
+ * here, but each ACK it sends is a lower bound of it, and a segment
+ * starting at or before that bound is taken in order, never queued.  So a
+ * segment with bytes or a FIN that starts past libslirp's last ACK (or
+ * before its first) may be held: its end is remembered until an ACK covers
+ * it (bridge_reass_release()), and with FLOW_REASS_MAX of them outstanding
+ * the next one is dropped and counted.  A benign guest does not get there:
+ * libslirp acknowledges an in-order segment at once on its header
+ * prediction path and otherwise within its 2 ms delayed-ACK timer, and the
+ * guest never sends past the window libslirp offers (at most 65535 bytes:
+ * it has no window scaling).  Returns whether the segment was kept from
+ * libslirp.
+ */
+static bool bridge_guest_reass_refused(struct bridge *br, const struct rw_view *v,
+				       struct flow *f)
+{
+	uint32_t seq = rw_tcp_seq(v), end = rw_tcp_seq_end(v);
+	uint8_t flags = rw_tcp_flags(v);
+
+	if (end - seq == (uint32_t)!!(flags & RW_TCP_SYN) || (flags & RW_TCP_RST))
+		return false;
+	if (f->stack_ack_seen && !bridge_seq_after(seq, f->stack_ack))
+		return false;
+	if (f->reass_count == FLOW_REASS_MAX) {
+		bridge_drop(br, BRIDGE_DROP_REASS_LIMIT);
+		return true;
+	}
+	f->reass_end[(f->reass_head + f->reass_count) % FLOW_REASS_MAX] = end;
+	f->reass_count++;
+	if (f->reass_count > br->stats.reass_high_water)
+		br->stats.reass_high_water = f->reass_count;
+	return false;
+}
+
+/*
  * The guest's TCP segments libslirp 4.7 mishandles, kept from it: a SYN
  * whose options run past its header (tcp_dooptions() reads an MSS option's
  * value from beyond them), a SYN on a flow whose handshake the guest has
  * done (libslirp parses its options in any state but LISTEN, and an MSS
  * option makes tcp_mss() reset both socket buffers: bytes lost, and a
  * warning on every later ACK; an outbound flow's tuple reopened by a new
- * SYN was forgotten before this), and bridge_guest_seq_wrap()'s.  No
- * conforming TCP sends the first two.  Returns whether the segment was kept
+ * SYN was forgotten before this), bridge_guest_seq_wrap()'s and
+ * bridge_guest_reass_refused()'s.  No conforming TCP sends the first two.  Returns whether the segment was kept
  * from libslirp.
  */
 static bool bridge_guest_tcp_refused(struct bridge *br, struct rw_view *v, struct flow *f)
@@ -511,7 +568,9 @@ static bool bridge_guest_tcp_refused(struct bridge *br, struct rw_view *v, struc
 		bridge_drop(br, BRIDGE_DROP_SYN_ESTABLISHED);
 		return true;
 	}
-	return bridge_guest_seq_wrap(br, v, f);
+	if (bridge_guest_seq_wrap(br, v, f))
+		return true;
+	return f && bridge_guest_reass_refused(br, v, f);
 }
 
 static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw_view *v)

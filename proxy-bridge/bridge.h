@@ -147,6 +147,7 @@ enum bridge_inbound_drop {
 	BRIDGE_IN_CLOSED,              /* client closed or failed before the header */
 	BRIDGE_IN_OVERLOAD,            /* BRIDGE_HDR_WAIT_MAX connections waiting */
 	BRIDGE_IN_UNTRUSTED,           /* a PROXY header from a peer not in --inbound-proxy-trusted */
+	BRIDGE_IN_TABLE_FULL,          /* no flow slot: --max-flows flows at once */
 	BRIDGE_IN_DROP_COUNT,
 };
 
@@ -160,6 +161,7 @@ enum bridge_guest_drop {
 	BRIDGE_DROP_DHCP,              /* DHCP request too short, or for a second client address */
 	BRIDGE_DROP_SYN_ESTABLISHED,   /* SYN|ACK on an established TCP flow */
 	BRIDGE_DROP_TCP_OPTIONS,       /* SYN whose options run past its header */
+	BRIDGE_DROP_REASS_LIMIT,       /* TCP past libslirp's ACK, FLOW_REASS_MAX such outstanding */
 	BRIDGE_DROP_COUNT,
 };
 
@@ -195,6 +197,7 @@ struct bridge_stats {
 	uint64_t urgent_from_guest;    /* guest TCP segments to libslirp whose URG was cleared */
 	uint64_t urgent_to_guest;      /* libslirp's TCP segments to the guest whose URG was cleared */
 	uint64_t seq_wrap_aborts;      /* flows reset: the guest's bytes reached sequence 0 with libslirp's side closing */
+	uint64_t reass_high_water;     /* most guest segments one flow had past libslirp's last ACK */
 	uint64_t syn_timeouts;         /* flows libslirp never opened a socket for */
 
 	uint64_t inbound_flows;        /* connections accepted on exposed ports */
@@ -202,7 +205,7 @@ struct bridge_stats {
 	uint64_t inbound_real_peer;    /* LOCAL, UNKNOWN or no header: the real peer */
 	uint64_t inbound_dropped[BRIDGE_IN_DROP_COUNT];
 	uint64_t header_errors[PROXY_ERR_COUNT];
-	uint64_t inbound_untracked;    /* no flow slot: passed without rewriting */
+	uint64_t inbound_untracked;    /* no flow slot: refused (counted as table_full) */
 	uint64_t inbound_reopened;     /* a client reconnected from a closed flow's address and port */
 	uint64_t inbound_duplicates;   /* libslirp accepted a second socket on a live tuple: refused */
 	uint64_t duplicate_syns;       /* SYNs of such a socket kept from the guest */

@@ -79,6 +79,14 @@ struct flow_steer {
 	bool unix_leg;             /* fd is a unix socket to the sidecar */
 };
 
+/*
+ * Guest segments libslirp may hold out of order, at most (bridge.c:
+ * bridge_guest_reass_refused()): at 64 KiB each, 4 MiB per flow.  A
+ * benign guest stays within libslirp's 65535-byte window, 45 full
+ * segments at MTU 1500.
+ */
+#define FLOW_REASS_MAX 64
+
 struct flow {
 	/* The table's (flowtab.c); the others read them, and change them only through its calls. */
 	struct flow_key gkey;
@@ -113,6 +121,10 @@ struct flow {
 	uint16_t guest_win;        /* TCP: the guest's last window field */
 	bool stack_win_closed;     /* libslirp's last segment to the guest offered a zero window */
 	bool win_probe_queued;     /* in the bridge's window-probe queue */
+	bool stack_ack_seen;       /* stack_ack holds an ACK libslirp sent */
+	/* Ends of the guest's segments libslirp may hold out of order, oldest first (a ring). */
+	uint8_t reass_head, reass_count;
+	uint32_t reass_end[FLOW_REASS_MAX];
 
 	/* The kind's own: the member @kind names. */
 	union {

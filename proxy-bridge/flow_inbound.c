@@ -79,6 +79,7 @@ static const char *const bridge_inbound_drop_names[BRIDGE_IN_DROP_COUNT] = {
 	[BRIDGE_IN_CLOSED] = "closed_before_header",
 	[BRIDGE_IN_OVERLOAD] = "too_many_pending",
 	[BRIDGE_IN_UNTRUSTED] = "untrusted_peer",
+	[BRIDGE_IN_TABLE_FULL] = "table_full",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(bridge_inbound_drop_names) == BRIDGE_IN_DROP_COUNT);
 
@@ -474,7 +475,7 @@ static void flow_inbound_refuse_taken(struct bridge *br, int fd, const struct fl
 	if (flowtab_add(br->flows, key, key->raddr, key->rport,
 			FLOWTAB_KEEP_PORT | FLOWTAB_STACK_ONLY, FLOW_HDR_WAIT, &f)) {
 		br->stats.inbound_untracked++;
-		br->stats.inbound_dropped[BRIDGE_IN_OVERLOAD]++;
+		br->stats.inbound_dropped[BRIDGE_IN_TABLE_FULL]++;
 		bridge_reset_peer_now(fd);
 		return;
 	}
@@ -551,13 +552,15 @@ void flow_inbound_registered(struct bridge *br, int fd)
 			br->cfg.inbound_mode == BRIDGE_INBOUND_OFF &&
 			unix_verdict != UNIXEXPOSE_STRANGER ? FLOW_OPEN : FLOW_HDR_WAIT,
 			&f)) {
+		/*
+		 * No slot: refused, whatever the inbound mode.  A connection
+		 * without a flow would get neither the client's label nor the
+		 * bridge's guards on the guest's segments (sequence 0, out of
+		 * order, SYNs), which only a flow can hold state for.
+		 */
 		br->stats.inbound_untracked++;
-		if (br->cfg.inbound_mode != BRIDGE_INBOUND_OFF ||
-		    unix_verdict == UNIXEXPOSE_STRANGER) {
-			/* Cannot hold it back: refuse rather than mislabel the client. */
-			bridge_reset_peer_now(fd);
-			br->stats.inbound_dropped[BRIDGE_IN_OVERLOAD]++;
-		}
+		br->stats.inbound_dropped[BRIDGE_IN_TABLE_FULL]++;
+		bridge_reset_peer_now(fd);
 		return;
 	}
 	flow_inbound_init_flow(br, f, fd);

@@ -14,7 +14,6 @@
  */
 
 #include <errno.h>
-#include <malloc.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -39,6 +38,7 @@
 
 #include "netstack/netstack.h"
 #include "netstack/slirp_quirks.h"
+#include "tests/lib/heap.h"
 #include "tests/lib/inproc.h"
 #include "tests/lib/pkt.h"
 #include "tests/lib/testns.h"
@@ -658,40 +658,21 @@ static void test_quirk_ip_reass_crash(void **state)
 	assert_int_not_equal(WTERMSIG(status), SIGALRM);
 }
 
-/* Heap in use, as glibc counts it; 0 where the allocator is replaced (valgrind, ASan). */
-static size_t heap_in_use(void)
-{
-	struct mallinfo2 mi = mallinfo2();
-
-	return mi.uordblks + mi.hblkhd;
-}
-
-/* Whether heap_in_use() sees a 1 MiB block: not where valgrind or ASan bring their own allocator. */
-static bool heap_measurable(void)
-{
-	size_t probe = heap_in_use();
-	void *block = malloc(1 << 20);
-	bool seen = block && heap_in_use() >= probe + (1 << 20);
-
-	free(block);
-	return seen;
-}
-
 static void test_quirk_mbuf_mtu_sized(void **state)
 {
 	struct fixture *f = *state;
 	uint8_t fr[128];
 	size_t before;
 
-	if (!heap_measurable())
+	if (!test_heap_measurable())
 		skip();
 	/* 32 first fragments of 8 bytes, each a datagram of its own, all held by ip_reass. */
-	before = heap_in_use();
+	before = test_heap_in_use();
 	for (uint16_t id = 0; id < 32; id++)
 		netstack_input(f->ns, fr, echo_fragment(fr, (uint16_t)(0x1000 + id), true));
 	assert_int_equal(f->nframes, 0);
 	/* A few mbufs may come from libslirp's free list; the rest cost the MTU each. */
-	assert_true(heap_in_use() - before >= 24 * (size_t)NETSTACK_SLIRP_MTU);
+	assert_true(test_heap_in_use() - before >= 24 * (size_t)NETSTACK_SLIRP_MTU);
 }
 
 /* Open a connection from the guest to a loopback listener; the SYN-ACK's view in @v. */
@@ -1337,7 +1318,7 @@ static void test_quirk_dhcp_exhausted_leak(void **state)
 	uint8_t fr[600], chaddr[6];
 	size_t before;
 
-	if (!heap_measurable())
+	if (!test_heap_measurable())
 		skip();
 	memcpy(chaddr, pkt_guest_mac, sizeof(chaddr));
 	for (uint8_t i = 0; i < 16; i++) {
@@ -1345,12 +1326,12 @@ static void test_quirk_dhcp_exhausted_leak(void **state)
 		netstack_input(f->ns, fr, pkt_dhcp_discover_from(fr, 0x4444, chaddr));
 	}
 	assert_int_equal(f->nframes, 16);
-	before = heap_in_use();
+	before = test_heap_in_use();
 	chaddr[5] = 0xee;
 	for (int i = 0; i < 32; i++)
 		netstack_input(f->ns, fr, pkt_dhcp_discover_from(fr, 0x4444, chaddr));
 	assert_int_equal(f->nframes, 16);
-	assert_true(heap_in_use() - before >= 24 * (size_t)NETSTACK_SLIRP_MTU);
+	assert_true(test_heap_in_use() - before >= 24 * (size_t)NETSTACK_SLIRP_MTU);
 }
 
 /* Every quirk has its test: the names in the table are the tests' names. */

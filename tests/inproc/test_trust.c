@@ -40,7 +40,9 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "proxy-bridge/flow.h"
 #include "proxy-bridge/proxy_proto.h"
+#include "tests/lib/heap.h"
 #include "tests/lib/inproc.h"
 #include "tests/lib/pkt.h"
 #include "tests/lib/testns.h"
@@ -178,6 +180,14 @@ static int setup_untrusted_required(void **state)
 {
 	static const char *const extra[] = { "--inbound-proxy-protocol", "required",
 					     "--inbound-proxy-trusted", "192.0.2.0/24", NULL };
+
+	*state = trust_start(extra);
+	return 0;
+}
+
+static int setup_one_flow(void **state)
+{
+	static const char *const extra[] = { "--max-flows", "1", NULL };
 
 	*state = trust_start(extra);
 	return 0;
@@ -750,6 +760,83 @@ static void test_bad_syns(void **state)
 }
 
 /*
+ * A guest sending single bytes beyond holes (slirp quirk mbuf_mtu_sized):
+ * libslirp would keep each in a buffer of its MTU (64 KiB) until its hole
+ * filled, 200 of them over 13 MB of the daemon's heap.  The bridge lets
+ * FLOW_REASS_MAX of them through and drops the rest, counted, so the heap
+ * grows by at most that many buffers.  Once the guest fills the holes,
+ * libslirp hands its bytes over in order and acknowledges them, the bound
+ * is free again, and the connection goes on.
+ */
+static void test_out_of_order_bounded(void **state)
+{
+	struct trust *t = *state;
+	bool measurable = test_heap_measurable();
+	struct inproc_gconn c;
+	uint8_t fill[2 * FLOW_REASS_MAX], buf[sizeof(fill)];
+	size_t before, have = 0;
+	uint32_t base;
+	int fd = connect_and_accept(t, "127.0.0.1", 0, t->host_port, &c);
+
+	exchange(t, fd, &c, "before");
+	base = c.our_seq;
+	before = test_heap_in_use();
+	for (uint32_t i = 0; i < 200; i++) {
+		c.our_seq = base + 1 + 2 * i;
+		inproc_guest_send(t->f, &c, TH_ACK, "x", 1);
+	}
+	inproc_pump(20);
+	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_REASS_LIMIT], 200 - FLOW_REASS_MAX);
+	assert_int_equal(stats(t)->reass_high_water, FLOW_REASS_MAX);
+	if (measurable)
+		assert_true(test_heap_in_use() - before <
+			    (FLOW_REASS_MAX + 16) * (size_t)NETSTACK_SLIRP_MTU);
+
+	/* The holes filled by one segment over them all. */
+	memset(fill, 'f', sizeof(fill));
+	c.our_seq = base;
+	inproc_guest_send(t->f, &c, TH_PUSH | TH_ACK, fill, sizeof(fill));
+	for (int i = 0; i < 40 && have < sizeof(fill); i++) {
+		ssize_t n = inproc_client_read(fd, buf + have, sizeof(buf) - have, 50);
+
+		if (n > 0)
+			have += (size_t)n;
+	}
+	assert_int_equal(have, sizeof(fill));
+	/* The queued segments the filling one covers are dropped in its favour (tcp_reass()). */
+	assert_memory_equal(buf, fill, sizeof(fill));
+	exchange(t, fd, &c, "after");
+	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_REASS_LIMIT], 200 - FLOW_REASS_MAX);
+	close_reset(fd);
+}
+
+/*
+ * The flow table full: a second client of an exposed port is reset and
+ * counted as table_full, not passed to the guest without a flow, where none
+ * of the bridge's guards on the guest's segments (sequence 0, out of order,
+ * SYNs) would have state to work with.  The first client is still served.
+ */
+static void test_inbound_table_full(void **state)
+{
+	struct trust *t = *state;
+	struct inproc_gconn c, c2;
+	uint8_t buf[16];
+	int fd = connect_and_accept(t, "127.0.0.1", 0, t->host_port, &c);
+	int fd2;
+
+	exchange(t, fd, &c, "first");
+	fd2 = client_from("127.0.0.1", 0, t->host_port);
+	/* libslirp's SYN leaves as it accepts, before the bridge sees the socket. */
+	assert_true(inproc_guest_expect_syn(t->f, GUEST_PORT, &c2, INPROC_WAIT_MS));
+	inproc_guest_send(t->f, &c2, TH_SYN | TH_ACK, NULL, 0);
+	assert_int_equal(inproc_client_read(fd2, buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
+	assert_int_equal(stats(t)->inbound_dropped[BRIDGE_IN_TABLE_FULL], 1);
+	exchange(t, fd, &c, "still");
+	close(fd2);
+	close_reset(fd);
+}
+
+/*
  * The client closes first (a FIN), the guest answers with its own: libslirp
  * would keep the tuple in TIME_WAIT for 10 s.  The daemon drops that socket
  * once both FINs are acknowledged, so the same client can reconnect from
@@ -1017,6 +1104,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_seq_wrap_to_zero, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seq_wrap_peer_closing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_syns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_order_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inbound_table_full, setup_one_flow, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_loopback_duplicate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_two_exposes_one_guest_port, setup,
 						teardown),
