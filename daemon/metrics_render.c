@@ -370,7 +370,7 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		    "Flows reset because the guest's bytes reached sequence 0 while libslirp's side was closing (its FIN sent or its peer's shutdown seen), which libslirp 4.7 cannot take.");
 	metric(o, "meshslirp_tcp_seq_wrap_resets_total", NULL, br->seq_wrap_aborts);
 	metric_head(o, "meshslirp_tcp_reass_high_water", "gauge",
-		    "The most guest TCP segments any flow had past libslirp's last ACK (which libslirp may hold out of order); at 64 the next is dropped as reass_limit.");
+		    "The most guest TCP segments any flow had past libslirp's last ACK (which libslirp may hold out of order); at 128 the next is dropped as reass_limit.");
 	metric(o, "meshslirp_tcp_reass_high_water", NULL, br->reass_high_water);
 
 	metric_head(o, "meshslirp_inbound_headers_total", "counter", "Valid inbound PROXY headers by version.");

@@ -223,6 +223,29 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"nothing if libslirp frees the buffer; a guest that changes its MAC still gets "
 		"no lease until the daemon restarts",
 	},
+	[SLIRP_QUIRK_SYN_OPTIONS_OVERREAD] = {
+		"syn_options_overread",
+		"tcp_dooptions() checks that an option's kind starts inside the header, not "
+		"that its length does: an MSS option in a SYN's last two header bytes has its "
+		"value read from the two bytes after them",
+		"a guest could make libslirp take an MSS from its payload or, with none, from "
+		"stale memory (seen by the guest in the segment sizes it gets)",
+		"bridge.c bridge_guest_tcp_refused(): a SYN whose options run past its header "
+		"is dropped (rw_tcp_options_sound())",
+		"nothing if the bound is checked; no conforming TCP sends such a SYN",
+	},
+	[SLIRP_QUIRK_SYN_MSS_RESETS_BUFFERS] = {
+		"syn_mss_resets_buffers",
+		"tcp_input() parses options in every state but LISTEN before it judges the "
+		"segment, and an MSS option on a SYN makes tcp_mss() reallocate both socket "
+		"buffers empty, in an established connection too",
+		"a guest sending an old SYN|ACK again would make libslirp lose the bytes it "
+		"held for either side, and warn on every later ACK of bytes it no longer has",
+		"bridge.c bridge_guest_tcp_refused(): a SYN on a flow whose handshake the "
+		"guest has done is dropped",
+		"nothing if options are taken only in the handshake; the drop then only spares "
+		"libslirp a duplicate it would ignore",
+	},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(slirp_quirks) == SLIRP_QUIRK_COUNT);

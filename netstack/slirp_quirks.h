@@ -47,6 +47,8 @@ enum slirp_quirk {
 	SLIRP_QUIRK_READ_ON_ERROR,           /* an error or hang-up makes it read a full buffer: abort */
 	SLIRP_QUIRK_REASS_WRAPS_TO_ZERO,     /* reassembly ending on sequence 0 reads past its queue: crash */
 	SLIRP_QUIRK_DHCP_EXHAUSTED_LEAK,     /* 16 leases held: 64 KiB leaked per DISCOVER of a new client */
+	SLIRP_QUIRK_SYN_OPTIONS_OVERREAD,    /* an MSS option in a SYN's last bytes: its value read past them */
+	SLIRP_QUIRK_SYN_MSS_RESETS_BUFFERS,  /* an MSS option on a SYN once connected empties both buffers */
 	SLIRP_QUIRK_COUNT
 };
 

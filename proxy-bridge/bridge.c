@@ -508,21 +508,20 @@ static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct f
 
 /*
  * Slirp quirk mbuf_mtu_sized, out of order: libslirp keeps each guest
- * segment it cannot take in order in a buffer of its MTU (64 KiB at the
- * default 65520), however few bytes it carries, until the hole before it
- * fills; a guest sending single bytes beyond a hole could so make one flow
- * hold gigabytes.  libslirp's next expected sequence number is not visible
+ * segment it cannot take in order in a buffer of its MTU (64 KiB: it
+ * runs at 65520 whatever the guest's), however few bytes it carries,
+ * until the hole before it fills; a guest sending single bytes beyond a
+ * hole could so make one flow hold gigabytes.  libslirp's next expected sequence number is not visible
  * here, but each ACK it sends is a lower bound of it, and a segment
  * starting at or before that bound is taken in order, never queued.  So a
  * segment with bytes or a FIN that starts past libslirp's last ACK (or
  * before its first) may be held: its end is remembered until an ACK covers
  * it (bridge_reass_release()), and with FLOW_REASS_MAX of them outstanding
- * the next one is dropped and counted.  A benign guest does not get there:
- * libslirp acknowledges an in-order segment at once on its header
- * prediction path and otherwise within its 2 ms delayed-ACK timer, and the
- * guest never sends past the window libslirp offers (at most 65535 bytes:
- * it has no window scaling).  Returns whether the segment was kept from
- * libslirp.
+ * the next one is dropped and counted.  A guest sending full segments
+ * does not get there: it never sends past the window libslirp offers (at
+ * most 65535 bytes: no window scaling), and libslirp acknowledges within
+ * its 2 ms delayed-ACK timer at the latest.  Returns whether the segment
+ * was kept from libslirp.
  */
 static bool bridge_guest_reass_refused(struct bridge *br, const struct rw_view *v,
 				       struct flow *f)
@@ -547,14 +546,14 @@ static bool bridge_guest_reass_refused(struct bridge *br, const struct rw_view *
 
 /*
  * The guest's TCP segments libslirp 4.7 mishandles, kept from it: a SYN
- * whose options run past its header (tcp_dooptions() reads an MSS option's
- * value from beyond them), a SYN on a flow whose handshake the guest has
- * done (libslirp parses its options in any state but LISTEN, and an MSS
- * option makes tcp_mss() reset both socket buffers: bytes lost, and a
- * warning on every later ACK; an outbound flow's tuple reopened by a new
- * SYN was forgotten before this), bridge_guest_seq_wrap()'s and
- * bridge_guest_reass_refused()'s.  No conforming TCP sends the first two.  Returns whether the segment was kept
- * from libslirp.
+ * whose options run past its header (slirp quirk syn_options_overread:
+ * tcp_dooptions() reads an MSS option's value from beyond them), a SYN on
+ * a flow whose handshake the guest has done (slirp quirk
+ * syn_mss_resets_buffers: bytes lost, and a warning on every later ACK; an
+ * outbound flow's tuple reopened by a new SYN was forgotten before this),
+ * bridge_guest_seq_wrap()'s and bridge_guest_reass_refused()'s.  No
+ * conforming TCP sends the first two.  Returns whether the segment was
+ * kept from libslirp.
  */
 static bool bridge_guest_tcp_refused(struct bridge *br, struct rw_view *v, struct flow *f)
 {

@@ -1334,6 +1334,137 @@ static void test_quirk_dhcp_exhausted_leak(void **state)
 	assert_true(test_heap_in_use() - before >= 24 * (size_t)NETSTACK_SLIRP_MTU);
 }
 
+/*
+ * The largest TCP payload to the guest's @port among the frames recorded
+ * from @from on; *@acked_to advanced over those that continue from it
+ * (sequence numbers from libslirp's ISN + 1, so 0 is the first byte).
+ */
+static size_t guest_data_seen(const struct fixture *f, unsigned int from, uint16_t port,
+			      uint32_t isn, uint32_t *acked_to)
+{
+	size_t most = 0;
+
+	for (unsigned int i = from; i < f->nframes; i++) {
+		struct pkt_ipv4_view v;
+		uint32_t at;
+		size_t n;
+
+		if (pkt_parse_ipv4(f->frames[i], f->lens[i], &v) || v.proto != IPPROTO_TCP ||
+		    v.l4_len < 20 || ((v.l4[2] << 8) | v.l4[3]) != port)
+			continue;
+		n = v.l4_len - (size_t)(v.l4[12] >> 4) * 4;
+		at = pkt_get32(v.l4 + 4) - (isn + 1);
+		most = MAX(most, n);
+		if (n && at <= *acked_to && at + n > *acked_to)
+			*acked_to = at + (uint32_t)n;
+	}
+	return most;
+}
+
+/*
+ * The guest's SYN|ACK to a client of an exposed port, its MSS option in the
+ * header's last two bytes and the option's value in the two payload bytes
+ * after them (0, 64): libslirp takes 64 for the guest's MSS and sends the
+ * client's 1,000 bytes in segments of 64.  (A new connection's SYN does not
+ * show it: libslirp parses no options on the path that connects for it.)
+ */
+static void test_quirk_syn_options_overread(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t beyond[2] = { 0, 64 };
+	static const uint8_t data[1000];
+	uint8_t fr[128], *tcp = fr + PKT_ETH_HLEN + 20;
+	uint32_t isn, acked_to = 0;
+	struct pkt_ipv4_view v;
+	size_t len, most = 0;
+	uint16_t cport;
+	gint64 end;
+	int c = inbound_syn(f, "127.0.0.1", &v, &cport);
+
+	isn = pkt_get32(v.l4 + 4);
+	len = pkt_tcp(fr, gw_mac, inproc_ip(INPROC_GUEST), v.src, 8080, cport, 5000, isn + 1,
+		      TH_SYN | TH_ACK, beyond, sizeof(beyond));
+	tcp[20] = 1;            /* NOP, NOP, then an MSS option of length 4 at the header's end */
+	tcp[21] = 1;
+	tcp[22] = 2;
+	tcp[23] = 4;
+	pkt_fix_csums(fr, len);
+	netstack_input(f->ns, fr, len);
+	end = g_get_monotonic_time() + WAIT_MS * 1000;
+	f->nframes = 0;
+	while (send(c, data, sizeof(data), MSG_DONTWAIT) != (ssize_t)sizeof(data) &&
+	       g_get_monotonic_time() < end)
+		inproc_pump(5);
+	while (acked_to < sizeof(data) && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		most = MAX(most, guest_data_seen(f, 0, 8080, isn, &acked_to));
+		netstack_input(f->ns, fr, pkt_tcp(fr, gw_mac, inproc_ip(INPROC_GUEST), v.src, 8080,
+						  cport, 5003, isn + 1 + acked_to, TH_ACK, NULL,
+						  0));
+	}
+	assert_int_equal(acked_to, sizeof(data));
+	assert_int_equal(most, 64);
+	close(c);
+}
+
+/*
+ * The guest's SYN|ACK sent again inside an established connection, with
+ * an MSS option: libslirp ignores the segment as an old duplicate, but has
+ * parsed its options first, and tcp_mss() has emptied both buffers.  The
+ * server sends 100,000 bytes; libslirp sends the guest its window's worth
+ * and holds the rest, and once the buffers are emptied the guest, now
+ * acknowledging all it gets, never gets the rest.
+ */
+static void test_quirk_syn_mss_resets_buffers(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t data[100000];
+	uint8_t fr[128], *tcp = fr + PKT_ETH_HLEN + 20;
+	uint32_t isn, acked_to = 0;
+	size_t len, sent = 0;
+	gint64 end;
+	int lfd, port, c;
+
+	c = guest_established(f, 40061, 1460, &lfd, &port, &isn);
+	f->nframes = 0;
+	end = g_get_monotonic_time() + WAIT_MS * 1000;
+	while (sent < sizeof(data) && g_get_monotonic_time() < end) {
+		ssize_t n = send(c, data + sent, sizeof(data) - sent, MSG_DONTWAIT);
+
+		if (n > 0)
+			sent += (size_t)n;
+		inproc_pump(5);
+	}
+	assert_int_equal(sent, sizeof(data));
+	inproc_pump(20);
+	guest_data_seen(f, 0, 40061, isn, &acked_to);
+	assert_true(acked_to > 0 && acked_to < sizeof(data));
+	/* The guest's SYN of the handshake (sequence 1000, MSS 1460), made its SYN|ACK. */
+	len = guest_syn(fr, "10.0.2.2", 40061, (uint16_t)port, 1460);
+	tcp[13] = TH_SYN | TH_ACK;
+	tcp[8] = (uint8_t)((isn + 1) >> 24);
+	tcp[9] = (uint8_t)((isn + 1) >> 16);
+	tcp[10] = (uint8_t)((isn + 1) >> 8);
+	tcp[11] = (uint8_t)(isn + 1);
+	pkt_fix_csums(fr, len);
+	netstack_input(f->ns, fr, len);
+	acked_to = 0;
+	while (acked_to < sizeof(data) && g_get_monotonic_time() < end) {
+		uint32_t was = acked_to;
+
+		inproc_pump(5);
+		guest_data_seen(f, 0, 40061, isn, &acked_to);
+		netstack_input(f->ns, fr, pkt_tcp(fr, gw_mac, inproc_ip(INPROC_GUEST),
+						  inproc_ip("10.0.2.2"), 40061, (uint16_t)port, 1001,
+						  isn + 1 + acked_to, TH_ACK, NULL, 0));
+		if (acked_to == was)
+			inproc_pump(20);
+	}
+	assert_true(acked_to < sizeof(data));
+	close(c);
+	close(lfd);
+}
+
 /* Every quirk has its test: the names in the table are the tests' names. */
 static void test_quirks_named(void **state)
 {
@@ -1377,6 +1508,8 @@ int main(void)
 		QUIRK_TEST(read_on_error),
 		QUIRK_TEST(reass_wraps_to_zero),
 		QUIRK_TEST(dhcp_exhausted_leak),
+		QUIRK_TEST(syn_options_overread),
+		QUIRK_TEST(syn_mss_resets_buffers),
 		cmocka_unit_test(test_quirks_named),
 	};
 
