@@ -347,6 +347,9 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric_head(o, "meshslirp_window_probes_total", "counter",
 		    "Flows whose closed receive window libslirp reopened, announced to the guest by a probe (libslirp sends no window update itself).");
 	metric(o, "meshslirp_window_probes_total", NULL, br->window_probes);
+	metric_head(o, "meshslirp_tcp_ack_probes_total", "counter",
+		    "Bare ACKs sent to libslirp as from the guest to draw its acknowledgement, once 32 guest segments of a flow were past its last one.");
+	metric(o, "meshslirp_tcp_ack_probes_total", NULL, br->ack_probes);
 	metric_head(o, "meshslirp_flows_reclaimed_total", "counter",
 		    "Closed flows whose slot a new flow took before their 10 s grace for late segments ended (the table was full).");
 	metric(o, "meshslirp_flows_reclaimed_total", NULL, s->flows_reclaimed);
@@ -370,7 +373,7 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		    "Flows reset because the guest's bytes reached sequence 0 while libslirp's side was closing (its FIN sent or its peer's shutdown seen), which libslirp 4.7 cannot take.");
 	metric(o, "meshslirp_tcp_seq_wrap_resets_total", NULL, br->seq_wrap_aborts);
 	metric_head(o, "meshslirp_tcp_reass_high_water", "gauge",
-		    "The most guest TCP segments any flow had past libslirp's last ACK (which libslirp may hold out of order); at 128 the next is dropped as reass_limit.");
+		    "The most guest TCP segments any flow had past libslirp's last ACK (which libslirp may hold out of order); at 64 the next is dropped as reass_limit.");
 	metric(o, "meshslirp_tcp_reass_high_water", NULL, br->reass_high_water);
 
 	metric_head(o, "meshslirp_inbound_headers_total", "counter", "Valid inbound PROXY headers by version.");

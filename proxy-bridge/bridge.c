@@ -85,6 +85,7 @@ static const char *const bridge_guest_drop_names[BRIDGE_DROP_COUNT] = {
 	[BRIDGE_DROP_SYN_ESTABLISHED] = "syn_established",
 	[BRIDGE_DROP_TCP_OPTIONS] = "tcp_options",
 	[BRIDGE_DROP_REASS_LIMIT] = "reass_limit",
+	[BRIDGE_DROP_TCP_NO_FLOW] = "tcp_no_flow",
 };
 
 const char *bridge_guest_drop_str(enum bridge_guest_drop why)
@@ -465,9 +466,9 @@ static bool bridge_host_side_closing(const struct flow *f)
  * guest's retransmission of it passes.  Where libslirp's side is closing
  * that retransmission never would: the flow is reset (and a segment with
  * nothing new is only dropped).  A benign guest meets this once per 4 GiB
- * of a flow at most, for one retransmission timeout.  Without a flow
- * (every connection libslirp holds has one: an inbound one the full table
- * cannot take is refused) such a segment is always dropped.  Returns whether the segment was kept from libslirp.
+ * of a flow at most, for one retransmission timeout.  Without a flow such
+ * a segment is dropped here (any other gets bridge_tcp_no_flow()'s reset).
+ * Returns whether the segment was kept from libslirp.
  */
 static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct flow *f)
 {
@@ -508,20 +509,24 @@ static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct f
 
 /*
  * Slirp quirk mbuf_mtu_sized, out of order: libslirp keeps each guest
- * segment it cannot take in order in a buffer of its MTU (64 KiB: it
- * runs at 65520 whatever the guest's), however few bytes it carries,
- * until the hole before it fills; a guest sending single bytes beyond a
- * hole could so make one flow hold gigabytes.  libslirp's next expected sequence number is not visible
- * here, but each ACK it sends is a lower bound of it, and a segment
- * starting at or before that bound is taken in order, never queued.  So a
- * segment with bytes or a FIN that starts past libslirp's last ACK (or
- * before its first) may be held: its end is remembered until an ACK covers
- * it (bridge_reass_release()), and with FLOW_REASS_MAX of them outstanding
- * the next one is dropped and counted.  A guest sending full segments
- * does not get there: it never sends past the window libslirp offers (at
- * most 65535 bytes: no window scaling), and libslirp acknowledges within
- * its 2 ms delayed-ACK timer at the latest.  Returns whether the segment
- * was kept from libslirp.
+ * segment it cannot take in order in a buffer of its MTU (64 KiB: it runs
+ * at 65520 whatever the guest's), however few bytes it carries, until the
+ * hole before it fills; a guest sending single bytes beyond a hole could
+ * so make one flow hold gigabytes.  libslirp's next expected sequence
+ * number is not visible here, but each ACK it sends is a lower bound of
+ * it, and a segment starting at or before that bound is taken in order,
+ * never queued.  So a segment with bytes or a FIN that starts past
+ * libslirp's last ACK (or before its first) may be held: its end is
+ * remembered until an ACK covers it (bridge_reass_release()), and with
+ * FLOW_REASS_MAX of them outstanding the next one is dropped and counted.
+ * In-order segments count too while libslirp delays its ACK (to its 2 ms
+ * timer: it does while its buffer towards the peer is full, or the guest's
+ * window or ACK moves), and a window of 65535 bytes (no window scaling)
+ * holds hundreds of small ones.  So at FLOW_REASS_PROBE_AT the bridge
+ * draws libslirp's ACK at once, after this frame
+ * (bridge_send_ack_probe()): the in-order ones go, and only segments
+ * beyond a hole stay counted.  Returns whether the segment was kept from
+ * libslirp.
  */
 static bool bridge_guest_reass_refused(struct bridge *br, const struct rw_view *v,
 				       struct flow *f)
@@ -531,7 +536,8 @@ static bool bridge_guest_reass_refused(struct bridge *br, const struct rw_view *
 
 	if (end - seq == (uint32_t)!!(flags & RW_TCP_SYN) || (flags & RW_TCP_RST))
 		return false;
-	if (f->stack_ack_seen && !bridge_seq_after(seq, f->stack_ack))
+	/* No socket: libslirp has none for it yet, or closed the connection, queue and all. */
+	if (f->fd < 0 || (f->stack_ack_seen && !bridge_seq_after(seq, f->stack_ack)))
 		return false;
 	if (f->reass_count == FLOW_REASS_MAX) {
 		bridge_drop(br, BRIDGE_DROP_REASS_LIMIT);
@@ -541,6 +547,8 @@ static bool bridge_guest_reass_refused(struct bridge *br, const struct rw_view *
 	f->reass_count++;
 	if (f->reass_count > br->stats.reass_high_water)
 		br->stats.reass_high_water = f->reass_count;
+	if (f->reass_count == FLOW_REASS_PROBE_AT)
+		br->ack_probe_slot = f->slot;
 	return false;
 }
 
@@ -570,6 +578,26 @@ static bool bridge_guest_tcp_refused(struct bridge *br, struct rw_view *v, struc
 	if (bridge_guest_seq_wrap(br, v, f))
 		return true;
 	return f && bridge_guest_reass_refused(br, v, f);
+}
+
+/*
+ * A guest TCP segment without SYN that no flow takes.  Every connection
+ * libslirp is meant to hold has a flow: a guest's connection gets one with
+ * its SYN, an exposed port's client when libslirp registers its socket (or
+ * it is refused), and a flow goes only once libslirp has closed its socket
+ * or been sent a reset.  So this is a late segment of a connection that
+ * ended, or one of a connection libslirp kept after its flow went, where
+ * none of the guards above would have state (out of order, sequence 0,
+ * SYNs).  It is answered as libslirp answers a segment it has no
+ * connection for, with a reset, counted, and never handed to libslirp.
+ */
+static void bridge_tcp_no_flow(struct bridge *br, struct rw_view *v, const struct flow_key *gkey)
+{
+	bridge_drop(br, BRIDGE_DROP_TCP_NO_FLOW);
+	if (!(rw_tcp_flags(v) & RW_TCP_RST))
+		bridge_reset_guest(br, v->eth + 6, v->eth, gkey,
+				   (rw_tcp_flags(v) & RW_TCP_ACK) ? rw_tcp_ack(v) : 0,
+				   rw_tcp_seq_end(v));
 }
 
 static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw_view *v)
@@ -606,7 +634,8 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 	}
 	if (syn || t.proto == IPPROTO_UDP)
 		return bridge_open(br, v, &gkey);
-	return NETSTACK_PASS;
+	bridge_tcp_no_flow(br, v, &gkey);
+	return NETSTACK_CONSUMED;
 }
 
 /*
@@ -722,6 +751,8 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 	}
 }
 
+static void bridge_send_ack_probe(struct bridge *br);
+
 static void bridge_guest_frame_done(void *opaque)
 {
 	struct bridge *br = opaque;
@@ -734,6 +765,8 @@ static void bridge_guest_frame_done(void *opaque)
 	br->echo_in_input = false;
 	if (br->cut_slot != UINT32_MAX)
 		bridge_cut_time_wait(br);
+	if (br->ack_probe_slot != UINT32_MAX)
+		bridge_send_ack_probe(br);
 }
 
 void bridge_forget_flow(struct bridge *br, struct flow *f)
@@ -938,6 +971,8 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 	if (bridge_ops(f)->closed)
 		bridge_ops(f)->closed(br, f);
 	f->fd = -1;
+	/* tcp_close() freed its reassembly queue before it let the socket go. */
+	f->reass_count = 0;
 	if (f->state != FLOW_CLOSED)
 		flowtab_set_state(br->flows, f, FLOW_CLOSED);
 	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
@@ -994,14 +1029,20 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
  * the flow.  The probe's ACK and window repeat the guest's, so libslirp's
  * send side sees nothing new.  Call only outside libslirp's callbacks.
  */
-static void bridge_send_window_probes(struct bridge *br)
+static void bridge_probe_stack(struct bridge *br, const struct flow *f)
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
+	struct rw_tuple t = bridge_tuple(&f->skey, BRIDGE_OUTWARD);
+	size_t len = rw_build_tcp(frame, f->gw_mac, f->guest_mac, &t, f->stack_ack - 1,
+				  f->guest_ack, RW_TCP_ACK, f->guest_win);
 
+	netstack_inject_from_guest(br->ns, frame, len);
+}
+
+static void bridge_send_window_probes(struct bridge *br)
+{
 	for (size_t i = 0; i < br->nwin_probe; i++) {
 		struct flow *f = flowtab_get(br->flows, br->win_probe[i]);
-		struct rw_tuple t;
-		size_t len;
 
 		/* A slot reused since it was queued holds a flow with no probe queued. */
 		if (!f || !f->win_probe_queued)
@@ -1010,13 +1051,31 @@ static void bridge_send_window_probes(struct bridge *br)
 		if (!f->stack_win_closed || f->fd < 0 || f->state != FLOW_OPEN ||
 		    f->gkey.proto != IPPROTO_TCP)
 			continue;
-		t = bridge_tuple(&f->skey, BRIDGE_OUTWARD);
-		len = rw_build_tcp(frame, f->gw_mac, f->guest_mac, &t, f->stack_ack - 1,
-				   f->guest_ack, RW_TCP_ACK, f->guest_win);
 		br->stats.window_probes++;
-		netstack_inject_from_guest(br->ns, frame, len);
+		bridge_probe_stack(br, f);
 	}
 	br->nwin_probe = 0;
+}
+
+/*
+ * The same probe, to draw libslirp's ACK for a flow with
+ * FLOW_REASS_PROBE_AT guest segments past its last one
+ * (bridge_guest_reass_refused()): an old sequence number is answered at
+ * once with what libslirp has taken, whatever its delayed-ACK timer says.
+ * Only for a flow both handshakes have opened; a slot reused meanwhile
+ * gets a probe it answers just the same.  Call only outside libslirp's
+ * callbacks.
+ */
+static void bridge_send_ack_probe(struct bridge *br)
+{
+	struct flow *f = flowtab_get(br->flows, br->ack_probe_slot);
+
+	br->ack_probe_slot = UINT32_MAX;
+	if (!f || f->fd < 0 || f->state != FLOW_OPEN || f->gkey.proto != IPPROTO_TCP ||
+	    !f->stack_ack_seen || !f->guest_acked || !f->macs_known)
+		return;
+	br->stats.ack_probes++;
+	bridge_probe_stack(br, f);
 }
 
 /*
@@ -1024,19 +1083,24 @@ static void bridge_send_window_probes(struct bridge *br)
  * guest reopening its tuple, when @reset_guest is false).  Callers are on a
  * timer or in the guest-frame hook before slirp_input(), never inside a
  * libslirp callback, so libslirp may be handed a frame.  libslirp gets a RST
- * as from the guest at the guest's next sequence number: it drops the
- * connection and closes its socket, which SO_LINGER 0 turns into a reset for
- * the far end.  The guest gets a RST as from its peer
- * at libslirp's next sequence number.  Should either side have a segment in
- * flight, the RST falls outside its window and RFC 5961 makes it answer with
- * a challenge ACK, which the other side (no longer knowing the connection)
- * answers with an exact reset: the flow still ends.
+ * as from the guest at what it last acknowledged (before its first ACK, the
+ * guest's next sequence number): libslirp 4.7 takes a RST anywhere left of
+ * its window's right edge (it has no RFC 5961 check), and its ACK is never
+ * past its next expected byte, where the guest's own next sequence number
+ * may be past its window (a segment libslirp dropped).  It drops the
+ * connection and closes its socket, which SO_LINGER 0 turns into a reset
+ * for the far end.  The guest gets a RST as from its peer at libslirp's
+ * next sequence number; should a segment of libslirp's be in flight, the
+ * RST falls outside the guest's window and RFC 5961 makes it answer with a
+ * challenge ACK, which reaches no flow and is answered with an exact reset
+ * (bridge_tcp_no_flow()): the flow still ends.
  */
 void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest)
 {
 	if (f->fd >= 0)
 		bridge_reset_on_close(f->fd);
-	bridge_inject_guest_rst(br, f, f->guest_nxt, f->stack_nxt);
+	bridge_inject_guest_rst(br, f, f->stack_ack_seen ? f->stack_ack : f->guest_nxt,
+				f->stack_nxt);
 	if (reset_guest)
 		bridge_reset_guest(br, f->guest_mac, f->gw_mac, &f->gkey, f->stack_nxt, f->guest_nxt);
 	/* libslirp's close may already have moved it to CLOSED through bridge_fd_closed. */
@@ -1112,6 +1176,8 @@ static void bridge_poll_done(void *opaque)
 		bridge_cut_time_wait(br);
 	if (br->nwin_probe)
 		bridge_send_window_probes(br);
+	if (br->ack_probe_slot != UINT32_MAX)
+		bridge_send_ack_probe(br);
 }
 
 static const struct netstack_hooks bridge_hooks = {
@@ -1140,6 +1206,7 @@ int bridge_new(const struct bridge_config *cfg, struct netstack *ns, struct brid
 	br->cfg = *cfg;
 	br->ns = ns;
 	br->cut_slot = UINT32_MAX;
+	br->ack_probe_slot = UINT32_MAX;
 	br->log_rl = (struct ratelimit)RATELIMIT_INIT(10);
 	br->debug_rl = (struct ratelimit)RATELIMIT_INIT(100);
 	br->unix_tmpl = (struct unixleg_templates){ .park_udp = -1, .refused_tcp = -1 };

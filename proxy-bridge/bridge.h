@@ -162,6 +162,7 @@ enum bridge_guest_drop {
 	BRIDGE_DROP_SYN_ESTABLISHED,   /* SYN|ACK on an established TCP flow */
 	BRIDGE_DROP_TCP_OPTIONS,       /* SYN whose options run past its header */
 	BRIDGE_DROP_REASS_LIMIT,       /* TCP past libslirp's ACK, FLOW_REASS_MAX such outstanding */
+	BRIDGE_DROP_TCP_NO_FLOW,       /* TCP without SYN on no flow: answered with a reset */
 	BRIDGE_DROP_COUNT,
 };
 
@@ -187,6 +188,7 @@ struct bridge_stats {
 	uint64_t time_wait_cut;        /* closed TCP flows whose libslirp TIME_WAIT was dropped */
 	uint64_t headers_written;
 	uint64_t window_probes;        /* libslirp's reopened window asked for (slirp quirk no_window_update) */
+	uint64_t ack_probes;           /* libslirp's ACK drawn: many guest segments past its last */
 	uint64_t unix_legs;            /* steered flows whose sidecar leg is a unix socket */
 	uint64_t unix_leg_failures;    /* ... that could not be put under libslirp's descriptor */
 	uint64_t connect_failed;       /* sidecar or DNS upstream refused / unreachable */
@@ -205,7 +207,6 @@ struct bridge_stats {
 	uint64_t inbound_real_peer;    /* LOCAL, UNKNOWN or no header: the real peer */
 	uint64_t inbound_dropped[BRIDGE_IN_DROP_COUNT];
 	uint64_t header_errors[PROXY_ERR_COUNT];
-	uint64_t inbound_untracked;    /* no flow slot: refused (counted as table_full) */
 	uint64_t inbound_reopened;     /* a client reconnected from a closed flow's address and port */
 	uint64_t inbound_duplicates;   /* libslirp accepted a second socket on a live tuple: refused */
 	uint64_t duplicate_syns;       /* SYNs of such a socket kept from the guest */

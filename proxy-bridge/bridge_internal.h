@@ -79,6 +79,7 @@ struct bridge {
 	struct flowtab *flows;
 	const struct flow_key *swallow; /* libslirp's answers on this tuple answer our own injection */
 	uint32_t cut_slot;             /* flow whose TIME_WAIT socket to drop, UINT32_MAX: none */
+	uint32_t ack_probe_slot;       /* flow whose libslirp ACK to draw (bridge_guest_reass_refused()) */
 	struct flow *syn_in_input;     /* outbound flow whose SYN is inside slirp_input() */
 	bool echo_in_input;            /* an echo request is inside slirp_input() */
 	size_t icmp_open;              /* libslirp's ICMP sockets, tagged with &icmp_tag */

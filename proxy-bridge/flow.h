@@ -81,12 +81,17 @@ struct flow_steer {
 
 /*
  * Guest segments libslirp may hold out of order, at most (bridge.c:
- * bridge_guest_reass_refused()): at 64 KiB each, 8 MiB per flow.  A
- * benign guest stays within libslirp's 65535-byte window: 45 full
- * segments at MTU 1500 (44 measured in a bulk upload), 123 at the
+ * bridge_guest_reass_refused()): at 64 KiB each, 4 MiB per flow.  In-order
+ * segments count until libslirp acknowledges them, which the probe at
+ * FLOW_REASS_PROBE_AT makes it do at once.  Even without it, libslirp's
+ * 65535-byte window holds 45 full segments at MTU 1500 and 123 at the
  * smallest MTU the guest link takes (576).
  */
-#define FLOW_REASS_MAX 128
+#define FLOW_REASS_MAX 64
+_Static_assert(FLOW_REASS_MAX <= UINT8_MAX, "reass_count is a uint8_t");
+
+/* At this many, libslirp's ACK is drawn with a probe (bridge.c), so that in-order ones go. */
+#define FLOW_REASS_PROBE_AT 32
 
 struct flow {
 	/* The table's (flowtab.c); the others read them, and change them only through its calls. */

@@ -474,7 +474,6 @@ static void flow_inbound_refuse_taken(struct bridge *br, int fd, const struct fl
 
 	if (flowtab_add(br->flows, key, key->raddr, key->rport,
 			FLOWTAB_KEEP_PORT | FLOWTAB_STACK_ONLY, FLOW_HDR_WAIT, &f)) {
-		br->stats.inbound_untracked++;
 		br->stats.inbound_dropped[BRIDGE_IN_TABLE_FULL]++;
 		bridge_reset_peer_now(fd);
 		return;
@@ -558,7 +557,6 @@ void flow_inbound_registered(struct bridge *br, int fd)
 		 * bridge's guards on the guest's segments (sequence 0, out of
 		 * order, SYNs), which only a flow can hold state for.
 		 */
-		br->stats.inbound_untracked++;
 		br->stats.inbound_dropped[BRIDGE_IN_TABLE_FULL]++;
 		bridge_reset_peer_now(fd);
 		return;

@@ -813,6 +813,48 @@ static void test_out_of_order_bounded(void **state)
 }
 
 /*
+ * A benign burst libslirp does not acknowledge at once: 200 in-order
+ * segments of 8 bytes, the guest's window a little different on each, so
+ * that libslirp leaves its header prediction and leaves its ACK to its 2 ms
+ * timer.  Each starts past libslirp's last ACK until libslirp sends one; at
+ * FLOW_REASS_PROBE_AT the bridge draws that ACK, so none is dropped and
+ * the client gets all 1,600 bytes.
+ */
+static void test_in_order_burst_kept(void **state)
+{
+	struct trust *t = *state;
+	struct inproc_gconn c;
+	uint8_t fr[128], buf[1600];
+	size_t have = 0;
+	int fd = connect_and_accept(t, "127.0.0.1", 0, t->host_port, &c);
+
+	exchange(t, fd, &c, "before");
+	for (int i = 0; i < 200; i++) {
+		size_t len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST), c.peer,
+				     c.guest_port, c.peer_port, c.our_seq, c.peer_seq, TH_ACK,
+				     "01234567", 8);
+
+		fr[PKT_ETH_HLEN + 20 + 14] = 0xf0;      /* window 0xf000 + i */
+		fr[PKT_ETH_HLEN + 20 + 15] = (uint8_t)i;
+		pkt_fix_csums(fr, len);
+		inproc_send(t->f, fr, len);
+		c.our_seq += 8;
+	}
+	for (int i = 0; i < 40 && have < sizeof(buf); i++) {
+		ssize_t n = inproc_client_read(fd, buf + have, sizeof(buf) - have, 50);
+
+		if (n > 0)
+			have += (size_t)n;
+	}
+	assert_int_equal(have, sizeof(buf));
+	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_REASS_LIMIT], 0);
+	assert_true(stats(t)->ack_probes >= 1);
+	assert_true(stats(t)->reass_high_water <= FLOW_REASS_PROBE_AT + 1);
+	exchange(t, fd, &c, "after");
+	close_reset(fd);
+}
+
+/*
  * The flow table full: a second client of an exposed port is reset and
  * counted as table_full, not passed to the guest without a flow, where none
  * of the bridge's guards on the guest's segments (sequence 0, out of order,
@@ -828,7 +870,7 @@ static void test_inbound_table_full(void **state)
 
 	exchange(t, fd, &c, "first");
 	fd2 = client_from("127.0.0.1", 0, t->host_port);
-	/* libslirp's SYN leaves as it accepts, before the bridge sees the socket. */
+	/* The bridge refuses the socket, but has no flow to hold libslirp's SYN back with. */
 	assert_true(inproc_guest_expect_syn(t->f, GUEST_PORT, &c2, INPROC_WAIT_MS));
 	inproc_guest_send(t->f, &c2, TH_SYN | TH_ACK, NULL, 0);
 	assert_int_equal(inproc_client_read(fd2, buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
@@ -970,6 +1012,55 @@ static bool is_rst_to_guest(const uint8_t *fr, size_t len, void *arg)
 	       (v.l4[0] << 8 | v.l4[1]) == c->peer_port && (v.l4[13] & TH_RST);
 }
 
+/*
+ * The guest's next sequence number pushed past libslirp's window by a
+ * segment libslirp drops (1 MiB ahead), then the flow idles out: the
+ * bridge's reset to libslirp goes at what libslirp last acknowledged, which
+ * it takes, so its connection ends and the client is reset.  At the guest's
+ * next sequence number the reset would fall outside libslirp's window and
+ * be dropped, leaving libslirp a connection without a flow.
+ */
+static void test_abort_reaches_stack(void **state)
+{
+	struct trust *t = *state;
+	struct inproc_gconn c;
+	uint8_t buf[16];
+	uint32_t next;
+	int fd = connect_and_accept(t, "127.0.0.1", 0, t->host_port, &c);
+
+	exchange(t, fd, &c, "idle");
+	next = c.our_seq;
+	c.our_seq = next + (1u << 20);
+	inproc_guest_send(t->f, &c, TH_PUSH | TH_ACK, "x", 1);
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), 4000), -ECONNRESET);
+	assert_int_equal(stats(t)->idle_resets, 1);
+	close(fd);
+}
+
+/*
+ * TCP without SYN on no flow (a connection that ended, or one libslirp
+ * would keep after its flow went): the bridge answers with the reset
+ * libslirp would send, counts it, and does not hand it to libslirp.  A
+ * reset on no flow is counted and not answered.
+ */
+static void test_tcp_without_flow(void **state)
+{
+	struct trust *t = *state;
+	struct inproc_gconn c = { .peer = inproc_ip("198.18.0.9"), .peer_port = 80,
+				  .guest_port = 41234, .our_seq = 1000, .peer_seq = 5000 };
+	uint8_t rx[2048];
+	size_t len;
+
+	inproc_guest_send(t->f, &c, TH_PUSH | TH_ACK, "x", 1);
+	len = inproc_recv_match(t->f, rx, sizeof(rx), is_rst_to_guest, &c);
+	assert_true(len > 0);
+	assert_int_equal(inproc_be32(rx + PKT_ETH_HLEN + 20 + 4), 5000);
+	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_TCP_NO_FLOW], 1);
+	inproc_guest_send(t->f, &c, TH_RST, NULL, 0);
+	assert_int_equal(inproc_recv_match(t->f, rx, sizeof(rx), is_rst_to_guest, &c), 0);
+	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_TCP_NO_FLOW], 2);
+}
+
 /* The idle timeout's reset reaches the guest: its MACs are the flow's, never zero. */
 static void test_inbound_reset_carries_macs(void **state)
 {
@@ -1107,6 +1198,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_seq_wrap_peer_closing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_syns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_order_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_in_order_burst_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_table_full, setup_one_flow, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_loopback_duplicate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_two_exposes_one_guest_port, setup,
@@ -1115,6 +1207,8 @@ int main(void)
 						setup_untrusted_optional, teardown),
 		cmocka_unit_test_setup_teardown(test_untrusted_required_refused,
 						setup_untrusted_required, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_reaches_stack, setup_idle, teardown),
+		cmocka_unit_test_setup_teardown(test_tcp_without_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_reset_carries_macs, setup_idle,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fragmented_dns_answer, setup, teardown),
