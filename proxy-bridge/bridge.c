@@ -583,21 +583,51 @@ static bool bridge_guest_tcp_refused(struct bridge *br, struct rw_view *v, struc
 /*
  * A guest TCP segment without SYN that no flow takes.  Every connection
  * libslirp is meant to hold has a flow: a guest's connection gets one with
- * its SYN, an exposed port's client when libslirp registers its socket (or
- * it is refused), and a flow goes only once libslirp has closed its socket
- * or been sent a reset.  So this is a late segment of a connection that
- * ended, or one of a connection libslirp kept after its flow went, where
- * none of the guards above would have state (out of order, sequence 0,
- * SYNs).  It is answered as libslirp answers a segment it has no
- * connection for, with a reset, counted, and never handed to libslirp.
+ * its SYN, an exposed port's client when libslirp registers its socket,
+ * and a flow goes only once libslirp has closed its socket or been sent a
+ * reset.  So this is a late segment of a connection that ended, or one of
+ * a connection libslirp holds without a flow, where none of the guards
+ * above would have state (out of order, sequence 0, SYNs): an exposed
+ * port's client refused for a full table, whose SYN libslirp sent the
+ * guest all the same (libslirp would keep that socket for 75 s, the
+ * guest's answer never reaching it), or one left by a reset it did not
+ * take.  The segment is counted and never handed to libslirp; the guest
+ * gets the reset libslirp gives a segment it has no connection for (none
+ * for a reset), and libslirp a reset as from the guest on the same tuple,
+ * at the segment's own sequence and acknowledgement numbers, which ends
+ * such a connection; whatever libslirp answers is swallowed.  Called in
+ * the guest-frame hook, before slirp_input(): libslirp may be handed a
+ * frame.
  */
 static void bridge_tcp_no_flow(struct bridge *br, struct rw_view *v, const struct flow_key *gkey)
 {
+	uint8_t frame[RW_ETH_HLEN + 40];
+	struct rw_tuple in = bridge_tuple(gkey, BRIDGE_INWARD);
+	struct rw_tuple out = bridge_tuple(gkey, BRIDGE_OUTWARD);
+	uint8_t flags = rw_tcp_flags(v);
+	size_t len;
+
+	/* libslirp drops a segment whose checksum fails before it looks for a connection. */
+	if (!rw_checksums_ok(v)) {
+		bridge_drop(br, BRIDGE_DROP_BAD_CHECKSUM);
+		return;
+	}
 	bridge_drop(br, BRIDGE_DROP_TCP_NO_FLOW);
-	if (!(rw_tcp_flags(v) & RW_TCP_RST))
-		bridge_reset_guest(br, v->eth + 6, v->eth, gkey,
-				   (rw_tcp_flags(v) & RW_TCP_ACK) ? rw_tcp_ack(v) : 0,
-				   rw_tcp_seq_end(v));
+	/* RFC 9293 3.10.7.1, as libslirp's dropwithreset: RST at its ACK, or RST|ACK of it. */
+	if (flags & RW_TCP_RST)
+		len = 0;
+	else if (flags & RW_TCP_ACK)
+		len = rw_build_tcp(frame, v->eth + 6, v->eth, &in, rw_tcp_ack(v), 0, RW_TCP_RST, 0);
+	else
+		len = rw_build_tcp(frame, v->eth + 6, v->eth, &in, 0, rw_tcp_seq_end(v),
+				   RW_TCP_RST | RW_TCP_ACK, 0);
+	if (len)
+		netstack_send_to_guest(br->ns, frame, len);
+	len = rw_build_tcp_rst(frame, v->eth, v->eth + 6, &out, rw_tcp_seq(v), rw_tcp_ack(v));
+	/* libslirp 4.7 answers even a reset for no connection with one: the guest has ours. */
+	br->swallow = gkey;
+	netstack_inject_from_guest(br->ns, frame, len);
+	br->swallow = NULL;
 }
 
 static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw_view *v)
@@ -626,16 +656,18 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 		return NETSTACK_CONSUMED;
 	if (f)
 		return bridge_ops(f)->guest_frame(br, v, f);
+	/* TCP without SYN opens nothing: it never reaches libslirp, wherever it goes. */
+	if (t.proto == IPPROTO_TCP && !syn) {
+		bridge_tcp_no_flow(br, v, &gkey);
+		return NETSTACK_CONSUMED;
+	}
 	/* No flow takes it: libslirp could open a socket for it, so the egress rule judges. */
 	verdict = egress_check(&br->egress, t.proto, t.daddr, ntohs(t.dport));
 	if (verdict != EGRESS_ALLOW) {
 		bridge_refuse_egress(br, v, &gkey, verdict);
 		return NETSTACK_CONSUMED;
 	}
-	if (syn || t.proto == IPPROTO_UDP)
-		return bridge_open(br, v, &gkey);
-	bridge_tcp_no_flow(br, v, &gkey);
-	return NETSTACK_CONSUMED;
+	return bridge_open(br, v, &gkey);
 }
 
 /*
@@ -1092,8 +1124,9 @@ static void bridge_send_ack_probe(struct bridge *br)
  * for the far end.  The guest gets a RST as from its peer at libslirp's
  * next sequence number; should a segment of libslirp's be in flight, the
  * RST falls outside the guest's window and RFC 5961 makes it answer with a
- * challenge ACK, which reaches no flow and is answered with an exact reset
- * (bridge_tcp_no_flow()): the flow still ends.
+ * challenge ACK, which reaches libslirp through the flow (CLOSED for its
+ * grace) and, libslirp's connection gone, is answered with an exact reset
+ * (or by bridge_tcp_no_flow() once the flow is gone): the flow still ends.
  */
 void bridge_abort_flow(struct bridge *br, struct flow *f, bool reset_guest)
 {

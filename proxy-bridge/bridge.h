@@ -155,7 +155,7 @@ enum bridge_inbound_drop {
 enum bridge_guest_drop {
 	BRIDGE_DROP_FRAGMENT,          /* IPv4 fragment: see bridge.c for why */
 	BRIDGE_DROP_MALFORMED,         /* IPv4 whose lengths lie */
-	BRIDGE_DROP_BAD_CHECKSUM,      /* a packet opening a flow with a bad checksum */
+	BRIDGE_DROP_BAD_CHECKSUM,      /* a packet opening a flow, or TCP on none, with a bad checksum */
 	BRIDGE_DROP_ICMP_LIMIT,        /* echo request past BRIDGE_ICMP_MAX outstanding */
 	BRIDGE_DROP_SEQ_WRAP,          /* TCP ending at or crossing sequence 0 libslirp might queue */
 	BRIDGE_DROP_DHCP,              /* DHCP request too short, or for a second client address */

@@ -60,7 +60,7 @@
  * retried for a handshake never accepted, TIME_WAIT where the namespace
  * keeps it).  Within the grace a slot is reused only when no other is past
  * it (reclaimed, counted): the old flow's late segments then find no flow
- * of ours (the guest's go to libslirp, which resets what it does not know;
+ * of ours (the guest's get the bridge's reset, bridge_tcp_no_flow();
  * the private stack's are dropped: the slot's new flow has another guest
  * port).  So a burst of short connections stays on this path however fast
  * they come, as on libslirp's (which reclaims its closed flows the same

@@ -1140,7 +1140,7 @@ static void test_refused_stays_refused(void **state)
 
 /*
  * A segment of no flow (an ACK the guest invents) is not the private
- * stack's to answer: it goes to libslirp, which resets it as always.
+ * stack's to answer: the bridge resets it, as libslirp would.
  */
 static void test_stray_segment_not_taken(void **state)
 {
