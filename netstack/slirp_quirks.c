@@ -246,6 +246,16 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"nothing if options are taken only in the handshake; the drop then only spares "
 		"libslirp a duplicate it would ignore",
 	},
+	[SLIRP_QUIRK_RESET_ANSWERED] = {
+		"reset_answered",
+		"tcp_input()'s dropwithreset answers a segment for no connection with a reset "
+		"without first checking, as BSD does, that the segment is not a reset itself",
+		"the resets the bridge sends libslirp to end a connection may meet none (already "
+		"gone, or never there): libslirp's answer must not reach the guest",
+		"bridge.c bridge_cut_time_wait() and bridge_tcp_no_flow(), flow_inbound.c's "
+		"duplicate removal: br->swallow drops libslirp's answers on that tuple",
+		"nothing if the check is added; the swallow then finds nothing to drop",
+	},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(slirp_quirks) == SLIRP_QUIRK_COUNT);

@@ -49,6 +49,7 @@ enum slirp_quirk {
 	SLIRP_QUIRK_DHCP_EXHAUSTED_LEAK,     /* 16 leases held: 64 KiB leaked per DISCOVER of a new client */
 	SLIRP_QUIRK_SYN_OPTIONS_OVERREAD,    /* an MSS option in a SYN's last bytes: its value read past them */
 	SLIRP_QUIRK_SYN_MSS_RESETS_BUFFERS,  /* an MSS option on a SYN once connected empties both buffers */
+	SLIRP_QUIRK_RESET_ANSWERED,          /* a reset for no connection is answered with a reset */
 	SLIRP_QUIRK_COUNT
 };
 

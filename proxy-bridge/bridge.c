@@ -312,8 +312,8 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
  * Drop libslirp's TIME_WAIT socket of the flow bridge_track_close() queued:
  * a RST as from the guest at exactly its next sequence number, which a
  * socket in TIME_WAIT (or LAST_ACK) accepts and closes on.  If libslirp has
- * already let the socket go, its answer (a reset) is swallowed.  Call only
- * outside libslirp's callbacks.
+ * already let the socket go, its answer (a reset: slirp quirk
+ * reset_answered) is swallowed.  Call only outside libslirp's callbacks.
  */
 static void bridge_cut_time_wait(struct bridge *br)
 {
@@ -624,7 +624,7 @@ static void bridge_tcp_no_flow(struct bridge *br, struct rw_view *v, const struc
 	if (len)
 		netstack_send_to_guest(br->ns, frame, len);
 	len = rw_build_tcp_rst(frame, v->eth, v->eth + 6, &out, rw_tcp_seq(v), rw_tcp_ack(v));
-	/* libslirp 4.7 answers even a reset for no connection with one: the guest has ours. */
+	/* Slirp quirk reset_answered: even a reset for no connection gets one; the guest has ours. */
 	br->swallow = gkey;
 	netstack_inject_from_guest(br->ns, frame, len);
 	br->swallow = NULL;

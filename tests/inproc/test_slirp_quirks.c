@@ -1219,6 +1219,24 @@ static void test_quirk_reass_wraps_to_zero(void **state)
 	assert_int_equal(WTERMSIG(status), SIGSEGV);
 }
 
+/* A reset, with ACK, for a connection libslirp does not have: it answers with a reset at that ACK. */
+static void test_quirk_reset_answered(void **state)
+{
+	struct fixture *f = *state;
+	struct pkt_ipv4_view v;
+	uint8_t fr[128];
+
+	netstack_input(f->ns, fr, pkt_tcp(fr, gw_mac, inproc_ip(INPROC_GUEST),
+					  inproc_ip("10.0.2.2"), 40070, 9, 1000, 5000,
+					  TH_RST | TH_ACK, NULL, 0));
+	assert_int_equal(f->nframes, 1);
+	assert_int_equal(pkt_parse_ipv4(f->frames[0], f->lens[0], &v), 0);
+	assert_int_equal(v.proto, IPPROTO_TCP);
+	assert_true(v.l4[13] & TH_RST);
+	assert_int_equal(pkt_get32(v.l4 + 4), 5000);
+	assert_int_equal(f->registered, 0);
+}
+
 static void test_quirk_checksums_verified(void **state)
 {
 	struct fixture *f = *state;
@@ -1510,6 +1528,7 @@ int main(void)
 		QUIRK_TEST(dhcp_exhausted_leak),
 		QUIRK_TEST(syn_options_overread),
 		QUIRK_TEST(syn_mss_resets_buffers),
+		QUIRK_TEST(reset_answered),
 		cmocka_unit_test(test_quirks_named),
 	};
 
