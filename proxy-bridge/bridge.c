@@ -654,8 +654,12 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 	}
 	if (t.proto == IPPROTO_TCP && bridge_guest_tcp_refused(br, v, f))
 		return NETSTACK_CONSUMED;
-	if (f)
+	if (f) {
+		/* The SYN again, libslirp having opened no socket for it: one it opens now is f's. */
+		if (syn && f->state == FLOW_SYN && f->fd < 0)
+			br->syn_in_input = f;
 		return bridge_ops(f)->guest_frame(br, v, f);
+	}
 	/* TCP without SYN opens nothing: it never reaches libslirp, wherever it goes. */
 	if (t.proto == IPPROTO_TCP && !syn) {
 		bridge_tcp_no_flow(br, v, &gkey);

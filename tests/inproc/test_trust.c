@@ -43,6 +43,7 @@
 
 #include "proxy-bridge/flow.h"
 #include "proxy-bridge/proxy_proto.h"
+#include "tests/lib/fdlimit.h"
 #include "tests/lib/heap.h"
 #include "tests/lib/inproc.h"
 #include "tests/lib/pkt.h"
@@ -311,6 +312,35 @@ static void test_world_still_steered(void **state)
 	assert_memory_equal(hdr, proxy_v2_signature, PROXY_V2_SIG_LEN);
 	close(conn);
 	assert_int_equal(stats(t)->flows_steered, 1);
+}
+
+/*
+ * A guest SYN libslirp could open no socket for (the daemon out of
+ * descriptors: libslirp resets the guest, and the flow waits in its SYN
+ * state), sent again from the same port once it can: the socket libslirp
+ * opens then is the flow's, so the sidecar gets the PROXY header first.
+ * Without that, the socket went untagged and the connection reached the
+ * sidecar with no header.
+ */
+static void test_syn_again_after_no_socket(void **state)
+{
+	struct trust *t = *state;
+	uint8_t fr[256], hdr[16];
+	size_t len = pkt_tcp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+			     inproc_ip("198.18.5.6"), 31002, 80, 1, 0, TH_SYN, NULL, 0);
+	int conn;
+
+	if (getenv("MESHSLIRP_UNDER_VALGRIND"))
+		skip(); /* its descriptor limit is its own */
+	inproc_send(t->f, fr, len);
+	assert_int_equal(test_iterate_without_fds(100), 0);
+	assert_int_equal(stats(t)->flows_steered, 1);
+	inproc_send(t->f, fr, len);
+	conn = inproc_accept(t->outbound);
+	inproc_read_exact(conn, hdr, sizeof(hdr));
+	assert_memory_equal(hdr, proxy_v2_signature, PROXY_V2_SIG_LEN);
+	assert_int_equal(stats(t)->flows_steered, 1);
+	close(conn);
 }
 
 /* UDP to the pod: dropped and counted, nothing arrives; DHCP still gets its offer. */
@@ -1218,6 +1248,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tcp_spellings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_world_still_steered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syn_again_after_no_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deny_custom, setup_deny_custom, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_spellings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dhcp_second_client, setup, teardown),
