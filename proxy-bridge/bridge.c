@@ -594,10 +594,11 @@ static bool bridge_guest_tcp_refused(struct bridge *br, struct rw_view *v, struc
  * take.  The segment is counted and never handed to libslirp; the guest
  * gets the reset libslirp gives a segment it has no connection for (none
  * for a reset), and libslirp a reset as from the guest on the same tuple,
- * at the segment's own sequence and acknowledgement numbers, which ends
- * such a connection; whatever libslirp answers is swallowed.  Called in
- * the guest-frame hook, before slirp_input(): libslirp may be handed a
- * frame.
+ * at the segment's own sequence and acknowledgement numbers, which ends a
+ * connection libslirp holds there without a flow (one on the guest's own
+ * tuple: direct, inbound; never a tuple some flow holds in libslirp's
+ * view); whatever libslirp answers is swallowed.  Called in the
+ * guest-frame hook, before slirp_input(): libslirp may be handed a frame.
  */
 static void bridge_tcp_no_flow(struct bridge *br, struct rw_view *v, const struct flow_key *gkey)
 {
@@ -623,6 +624,9 @@ static void bridge_tcp_no_flow(struct bridge *br, struct rw_view *v, const struc
 				   RW_TCP_RST | RW_TCP_ACK, 0);
 	if (len)
 		netstack_send_to_guest(br->ns, frame, len);
+	/* A flow's own tuple in libslirp's view (a stack port, a rekeyed client): not an orphan. */
+	if (flowtab_lookup_stack(br->flows, gkey))
+		return;
 	len = rw_build_tcp_rst(frame, v->eth, v->eth + 6, &out, rw_tcp_seq(v), rw_tcp_ack(v));
 	/* Slirp quirk reset_answered: even a reset for no connection gets one; the guest has ours. */
 	br->swallow = gkey;

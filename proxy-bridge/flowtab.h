@@ -18,7 +18,7 @@
  * Retired flows form a FIFO, and a full table gives the oldest one's slot to
  * a new flow rather than refusing it: the grace period must not cap the rate
  * of short connections at max / grace.  A retired flow's late segments then
- * go to libslirp untranslated, which answers them with a reset.
+ * find no flow, and the bridge answers them with a reset.
  *
  * Expiry: a flow's deadline lives in a timer wheel keyed by slot
  * (common/timerwheel.h), so flowtab_expire() looks only at flows whose

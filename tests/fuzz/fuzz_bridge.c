@@ -47,7 +47,9 @@
  *   - the flow table's per-state counts always add up to its size;
  *   - the egress rule, against an independent statement of it
  *     (oracle_pod_local()): no TCP segment, UDP datagram or ICMP echo
- *     request of no known flow reaches libslirp when its destination is
+ *     request of no known flow reaches libslirp through the hook (TCP
+ *     without SYN reaches it never: the bridge's own reset on its tuple is
+ *     injected, and opens nothing) when its destination is
  *     local to the pod (loopback, unspecified, broadcast, multicast or
  *     reserved, the pod's addresses FUZZ_POD_ADDR*, the guest network but
  *     DHCP and DNS, the gateway unless host loopback is allowed, the
