@@ -187,13 +187,21 @@ static void bridge_reset_guest(struct bridge *br, const uint8_t guest_mac[6],
 	netstack_send_to_guest(br->ns, frame, len);
 }
 
-void bridge_inject_guest_rst(struct bridge *br, const struct flow *f, uint32_t seq, uint32_t ack)
+/* A RST as from the guest into libslirp on @skey (libslirp's view), from @guest_mac to @gw_mac. */
+static void bridge_inject_rst(struct bridge *br, const struct flow_key *skey,
+			      const uint8_t gw_mac[6], const uint8_t guest_mac[6], uint32_t seq,
+			      uint32_t ack)
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple t = bridge_tuple(&f->skey, BRIDGE_OUTWARD);
-	size_t len = rw_build_tcp_rst(frame, f->gw_mac, f->guest_mac, &t, seq, ack);
+	struct rw_tuple t = bridge_tuple(skey, BRIDGE_OUTWARD);
+	size_t len = rw_build_tcp_rst(frame, gw_mac, guest_mac, &t, seq, ack);
 
 	netstack_inject_from_guest(br->ns, frame, len);
+}
+
+void bridge_inject_guest_rst(struct bridge *br, const struct flow *f, uint32_t seq, uint32_t ack)
+{
+	bridge_inject_rst(br, &f->skey, f->gw_mac, f->guest_mac, seq, ack);
 }
 
 static void bridge_drop(struct bridge *br, enum bridge_guest_drop why)
@@ -435,6 +443,12 @@ bool bridge_would_steer(struct bridge *br, uint32_t daddr, uint16_t sport, uint1
 	return policy_tcp(&br->cfg.policy, daddr, ntohs(dport)) == POLICY_STEER;
 }
 
+/* Whether a TCP segment takes sequence space beyond its SYN: bytes, or a FIN. */
+static bool bridge_tcp_has_bytes(const struct rw_view *v)
+{
+	return rw_tcp_seq_end(v) - rw_tcp_seq(v) != (uint32_t)!!(rw_tcp_flags(v) & RW_TCP_SYN);
+}
+
 /*
  * Whether libslirp may have left ESTABLISHED on its own: it does when its
  * host socket reads EOF or fails (tcp_sockclosed()), before its FIN is on
@@ -474,9 +488,8 @@ static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct f
 {
 	uint32_t seq = rw_tcp_seq(v), end = rw_tcp_seq_end(v);
 	uint8_t flags = rw_tcp_flags(v);
-	bool bytes = end - seq != (uint32_t)!!(flags & RW_TCP_SYN);
 
-	if (!bytes || (flags & RW_TCP_RST))
+	if (!bridge_tcp_has_bytes(v) || (flags & RW_TCP_RST))
 		return false;
 	if (end != 0 && end > seq) {
 		/* Not reaching 0: held back only behind a dropped segment that does. */
@@ -532,9 +545,8 @@ static bool bridge_guest_reass_refused(struct bridge *br, const struct rw_view *
 				       struct flow *f)
 {
 	uint32_t seq = rw_tcp_seq(v), end = rw_tcp_seq_end(v);
-	uint8_t flags = rw_tcp_flags(v);
 
-	if (end - seq == (uint32_t)!!(flags & RW_TCP_SYN) || (flags & RW_TCP_RST))
+	if (!bridge_tcp_has_bytes(v) || (rw_tcp_flags(v) & RW_TCP_RST))
 		return false;
 	/* No socket: libslirp has none for it yet, or closed the connection, queue and all. */
 	if (f->fd < 0 || (f->stack_ack_seen && !bridge_seq_after(seq, f->stack_ack)))
@@ -604,7 +616,6 @@ static void bridge_tcp_no_flow(struct bridge *br, struct rw_view *v, const struc
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
 	struct rw_tuple in = bridge_tuple(gkey, BRIDGE_INWARD);
-	struct rw_tuple out = bridge_tuple(gkey, BRIDGE_OUTWARD);
 	uint8_t flags = rw_tcp_flags(v);
 	size_t len;
 
@@ -627,10 +638,9 @@ static void bridge_tcp_no_flow(struct bridge *br, struct rw_view *v, const struc
 	/* A flow's own tuple in libslirp's view (a stack port, a rekeyed client): not an orphan. */
 	if (flowtab_lookup_stack(br->flows, gkey))
 		return;
-	len = rw_build_tcp_rst(frame, v->eth, v->eth + 6, &out, rw_tcp_seq(v), rw_tcp_ack(v));
 	/* Slirp quirk reset_answered: even a reset for no connection gets one; the guest has ours. */
 	br->swallow = gkey;
-	netstack_inject_from_guest(br->ns, frame, len);
+	bridge_inject_rst(br, gkey, v->eth, v->eth + 6, rw_tcp_seq(v), rw_tcp_ack(v));
 	br->swallow = NULL;
 }
 

@@ -192,8 +192,9 @@ void bridge_forget_flow(struct bridge *br, struct flow *f);
 /*
  * Hand libslirp a RST|ACK on @f as if from the guest (libslirp's view,
  * f->skey), with sequence number @seq and acknowledging @ack (host order).
- * The one way the bridge makes libslirp drop a TCP socket; call only
- * outside libslirp's callbacks (it is not re-entrant).
+ * The one way the bridge makes libslirp drop a TCP socket of a flow
+ * (bridge_tcp_no_flow() sends the same frame on a tuple without one); call
+ * only outside libslirp's callbacks (it is not re-entrant).
  */
 void bridge_inject_guest_rst(struct bridge *br, const struct flow *f, uint32_t seq, uint32_t ack);
 
