@@ -362,6 +362,9 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric_head(o, "meshslirp_inbound_duplicates_total", "counter",
 		    "Inbound connections libslirp could not tell from a live one (same tuple in its view): refused.");
 	metric(o, "meshslirp_inbound_duplicates_total", NULL, br->inbound_duplicates);
+	metric_head(o, "meshslirp_inbound_orphans_reset_total", "counter",
+		    "Connections libslirp opened towards the guest with no flow (a client refused for a full table): their SYN kept from the guest, the connection reset in libslirp.");
+	metric(o, "meshslirp_inbound_orphans_reset_total", NULL, br->orphans_reset);
 	metric_head(o, "meshslirp_fragments_rewritten_total", "counter",
 		    "Later fragments of datagrams to the guest rewritten like their first fragment.");
 	metric(o, "meshslirp_fragments_rewritten_total", NULL, br->fragments_rewritten);
@@ -375,6 +378,9 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric_head(o, "meshslirp_tcp_reass_high_water", "gauge",
 		    "The most guest TCP segments any flow had past libslirp's last ACK (which libslirp may hold out of order); at 64 the next is dropped as reass_limit.");
 	metric(o, "meshslirp_tcp_reass_high_water", NULL, br->reass_high_water);
+	metric_head(o, "meshslirp_tcp_reass_segments", "gauge",
+		    "Guest TCP segments past libslirp's last ACK now (which libslirp may hold out of order), over all flows; at --max-reass-segments the next is dropped as reass_total_limit.");
+	metric(o, "meshslirp_tcp_reass_segments", NULL, s->reass_held);
 
 	metric_head(o, "meshslirp_inbound_headers_total", "counter", "Valid inbound PROXY headers by version.");
 	metric(o, "meshslirp_inbound_headers_total", "version=\"1\"", br->inbound_headers[1]);

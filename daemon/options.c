@@ -549,6 +549,17 @@ static gboolean opt_max_flows(const gchar *name, const gchar *value, gpointer da
 	return TRUE;
 }
 
+static gboolean opt_max_reass(const gchar *name, const gchar *value, gpointer data, GError **err)
+{
+	struct ms_config *cfg = data;
+	unsigned long v;
+
+	if (options_parse_uint(value, 1, 1048576, &v))
+		return options_fail(err, name, "expected a number from 1 to 1048576, got '%s'", value);
+	cfg->max_reass_segments = (unsigned int)v;
+	return TRUE;
+}
+
 /*
  * --busy-poll auto|USEC: the adaptive window up to MAINLOOP_AUTO_MAX_US, or
  * a fixed one of USEC microseconds, bare or with a "us" suffix (0: off;
@@ -862,6 +873,10 @@ static const GOptionEntry options_entries[] = {
 	  "Most guest flows at once, direct ones included (default "
 	  G_STRINGIFY(BRIDGE_DEFAULT_MAX_FLOWS) "); the kernel path (--steer-stack) has a table of "
 	  "its own this size too", "N" },
+	{ "max-reass-segments", 0, 0, CB(opt_max_reass),
+	  "Most guest TCP segments libslirp may hold out of order, over all flows; more are "
+	  "dropped (default " G_STRINGIFY(FLOW_REASS_TOTAL_DEFAULT) ", each up to 64 KiB of memory)",
+	  "N" },
 	{ "connect-timeout", 0, 0, CB(opt_connect_timeout),
 	  "Reset a flow whose upstream has not answered by then (default "
 	  G_STRINGIFY(BRIDGE_DEFAULT_CONNECT_TIMEOUT_S) "s)", "DURATION" },
@@ -973,6 +988,7 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	}
 	cfg->outbound_proxy_version = PROXY_V2;
 	cfg->max_flows = BRIDGE_DEFAULT_MAX_FLOWS;
+	cfg->max_reass_segments = FLOW_REASS_TOTAL_DEFAULT;
 	cfg->inbound_mode = BRIDGE_INBOUND_OFF;
 	cfg->inbound_header_timeout_ms = 3000;
 	cfg->connect_timeout_ms = BRIDGE_DEFAULT_CONNECT_TIMEOUT_S * 1000;

@@ -26,7 +26,7 @@
  * (bridge_inject_guest_rst()) runs before slirp_input(), after it
  * (guest_frame_done), after a poll (poll_done) or on a timer, never inside
  * one of its callbacks; work found inside one is queued (cut_slot, the
- * inbound reset queue, the duplicates).
+ * inbound reset queue, the duplicates, the orphans).
  *
  * Ownership: the bridge owns its flow table and the kinds' tables; it
  * borrows the netstack, the policy's arrays and the expose list.
@@ -85,6 +85,7 @@ static const char *const bridge_guest_drop_names[BRIDGE_DROP_COUNT] = {
 	[BRIDGE_DROP_SYN_ESTABLISHED] = "syn_established",
 	[BRIDGE_DROP_TCP_OPTIONS] = "tcp_options",
 	[BRIDGE_DROP_REASS_LIMIT] = "reass_limit",
+	[BRIDGE_DROP_REASS_TOTAL] = "reass_total_limit",
 	[BRIDGE_DROP_TCP_NO_FLOW] = "tcp_no_flow",
 };
 
@@ -250,21 +251,6 @@ static void bridge_track_close(struct bridge *br, struct flow *f, const struct r
 }
 
 /*
- * libslirp acknowledged up to @ack: the guest segments it may have held out
- * of order that end at or before it are gone from its queue (tcp_reass()
- * keeps none that ends at or before its next expected sequence number, and
- * every ACK it sends is at most that).  Oldest first: an older end still
- * uncovered keeps later ones counted, which only ever overcounts.
- */
-static void bridge_reass_release(struct flow *f, uint32_t ack)
-{
-	while (f->reass_count && !bridge_seq_after(f->reass_end[f->reass_head], ack)) {
-		f->reass_head = (uint8_t)((f->reass_head + 1) % FLOW_REASS_MAX);
-		f->reass_count--;
-	}
-}
-
-/*
  * Bookkeeping for every TCP/UDP frame of a known flow, either way: the idle
  * deadline of an OPEN flow moves on, and TCP remembers how far each side has
  * sent, so that a reset can later carry sequence numbers both ends accept.
@@ -307,7 +293,12 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 			f->stack_ack = rw_tcp_ack(v);
 			f->stack_ack_seen = true;
 			f->stack_win_closed = rw_tcp_window(v) == 0;
-			bridge_reass_release(f, f->stack_ack);
+			/*
+			 * tcp_reass() keeps no segment that ends at or before its
+			 * next expected sequence number, and each ACK it sends is
+			 * at most that.
+			 */
+			flowtab_reass_release(br->flows, f, f->stack_ack);
 		}
 	}
 	end = rw_tcp_seq_end(v);
@@ -530,8 +521,10 @@ static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct f
  * it, and a segment starting at or before that bound is taken in order,
  * never queued.  So a segment with bytes or a FIN that starts past
  * libslirp's last ACK (or before its first) may be held: its end is
- * remembered until an ACK covers it (bridge_reass_release()), and with
- * FLOW_REASS_MAX of them outstanding the next one is dropped and counted.
+ * remembered until an ACK covers it (flowtab_reass_release()), and with
+ * FLOW_REASS_MAX of them outstanding the next one is dropped and counted;
+ * so is one that finds the flow table's limit over all flows held
+ * (--max-reass-segments: a guest doing this on many flows at once).
  * In-order segments count too while libslirp delays its ACK (to its 2 ms
  * timer: it does while its buffer towards the peer is full, or the guest's
  * window or ACK moves), and a window of 65535 bytes (no window scaling)
@@ -551,12 +544,16 @@ static bool bridge_guest_reass_refused(struct bridge *br, const struct rw_view *
 	/* No socket: libslirp has none for it yet, or closed the connection, queue and all. */
 	if (f->fd < 0 || (f->stack_ack_seen && !bridge_seq_after(seq, f->stack_ack)))
 		return false;
-	if (f->reass_count == FLOW_REASS_MAX) {
+	switch (flowtab_reass_hold(br->flows, f, end)) {
+	case 0:
+		break;
+	case -ENOBUFS:
 		bridge_drop(br, BRIDGE_DROP_REASS_LIMIT);
 		return true;
+	default:
+		bridge_drop(br, BRIDGE_DROP_REASS_TOTAL);
+		return true;
 	}
-	f->reass_end[(f->reass_head + f->reass_count) % FLOW_REASS_MAX] = end;
-	f->reass_count++;
 	if (f->reass_count > br->stats.reass_high_water)
 		br->stats.reass_high_water = f->reass_count;
 	if (f->reass_count == FLOW_REASS_PROBE_AT)
@@ -599,11 +596,9 @@ static bool bridge_guest_tcp_refused(struct bridge *br, struct rw_view *v, struc
  * and a flow goes only once libslirp has closed its socket or been sent a
  * reset.  So this is a late segment of a connection that ended, or one of
  * a connection libslirp holds without a flow, where none of the guards
- * above would have state (out of order, sequence 0, SYNs): an exposed
- * port's client refused for a full table, whose SYN libslirp sent the
- * guest all the same (libslirp would keep that socket for 75 s, the
- * guest's answer never reaching it), or one left by a reset it did not
- * take.  The segment is counted and never handed to libslirp; the guest
+ * above would have state (out of order, sequence 0, SYNs): one left by a
+ * reset it did not take (an exposed port's client refused for a full
+ * table is reset at its SYN: bridge_stack_orphan_syn()).  The segment is counted and never handed to libslirp; the guest
  * gets the reset libslirp gives a segment it has no connection for (none
  * for a reset), and libslirp a reset as from the guest on the same tuple,
  * at the segment's own sequence and acknowledgement numbers, which ends a
@@ -802,6 +797,7 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 }
 
 static void bridge_send_ack_probe(struct bridge *br);
+static void bridge_reset_orphans(struct bridge *br);
 
 static void bridge_guest_frame_done(void *opaque)
 {
@@ -817,6 +813,8 @@ static void bridge_guest_frame_done(void *opaque)
 		bridge_cut_time_wait(br);
 	if (br->ack_probe_slot != UINT32_MAX)
 		bridge_send_ack_probe(br);
+	if (br->norphans)
+		bridge_reset_orphans(br);
 }
 
 void bridge_forget_flow(struct bridge *br, struct flow *f)
@@ -918,6 +916,62 @@ static void bridge_remember_fragment(struct bridge *br, const struct rw_view *v,
 	rw_outer_addrs(v, &fr->new_saddr, &fr->new_daddr);
 }
 
+/*
+ * A SYN libslirp sends the guest for a connection no flow holds: an exposed
+ * port's client refused for a full table, which libslirp had accepted and
+ * opens towards the guest regardless, or any socket
+ * flow_inbound_registered() could not place.  The guest never sees it: a
+ * connection without a flow would have none of the guards on the guest's
+ * segments, and a guest that never answers would leave libslirp's socket
+ * for its SYN timeout (75 s).  The connection is queued for
+ * bridge_reset_orphans(), which runs outside libslirp's callbacks.  A full
+ * queue costs only this SYN: libslirp's retransmission of it comes back
+ * here.
+ */
+static void bridge_stack_orphan_syn(struct bridge *br, const struct rw_view *v,
+				    const struct flow_key *skey)
+{
+	struct bridge_orphan *o = NULL;
+
+	for (size_t i = 0; i < br->norphans && !o; i++) {
+		if (!memcmp(&br->orphans[i].skey, skey, sizeof(*skey)))
+			o = &br->orphans[i];
+	}
+	if (!o) {
+		if (br->norphans == BRIDGE_ORPHAN_MAX)
+			return;
+		o = &br->orphans[br->norphans++];
+		o->skey = *skey;
+	}
+	o->isn = rw_tcp_seq(v);
+	memcpy(o->guest_mac, v->eth, 6);
+	memcpy(o->gw_mac, v->eth + 6, 6);
+}
+
+/*
+ * Reset the queued orphans in libslirp: a RST|ACK as from the guest that
+ * acknowledges the SYN.  In SYN_SENT libslirp checks only a reset's ACK,
+ * drops the connection (tcp_drop()) and closes its socket, which the
+ * client's refusal set to reset (SO_LINGER 0).  A connection already gone
+ * is answered with a reset (slirp quirk reset_answered), swallowed.  Call
+ * only outside libslirp's callbacks.
+ */
+static void bridge_reset_orphans(struct bridge *br)
+{
+	for (size_t i = 0; i < br->norphans; i++) {
+		const struct bridge_orphan *o = &br->orphans[i];
+		struct rw_tuple t = bridge_tuple(&o->skey, BRIDGE_OUTWARD);
+		uint8_t frame[RW_ETH_HLEN + 40];
+		size_t len = rw_build_tcp_rst(frame, o->gw_mac, o->guest_mac, &t, 0, o->isn + 1);
+
+		br->stats.orphans_reset++;
+		br->swallow = &o->skey;
+		netstack_inject_from_guest(br->ns, frame, len);
+		br->swallow = NULL;
+	}
+	br->norphans = 0;
+}
+
 /* A TCP/UDP frame from libslirp: find its flow by libslirp's view and turn it to the guest's. */
 static enum netstack_verdict bridge_stack_transport(struct bridge *br, struct rw_view *v)
 {
@@ -931,9 +985,13 @@ static enum netstack_verdict bridge_stack_transport(struct bridge *br, struct rw
 	if (br->swallow && !memcmp(&skey, br->swallow, sizeof(skey)))
 		return NETSTACK_CONSUMED;
 	f = flowtab_lookup_stack(br->flows, &skey);
-	if (!f)
-		return NETSTACK_PASS;
-	return bridge_ops(f)->stack_frame(br, v, f);
+	if (f)
+		return bridge_ops(f)->stack_frame(br, v, f);
+	if (t.proto == IPPROTO_TCP && (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN) {
+		bridge_stack_orphan_syn(br, v, &skey);
+		return NETSTACK_CONSUMED;
+	}
+	return NETSTACK_PASS;
 }
 
 /* An ICMP error from libslirp about a packet of a rewritten flow: its quote too. */
@@ -1022,7 +1080,7 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 		bridge_ops(f)->closed(br, f);
 	f->fd = -1;
 	/* tcp_close() freed its reassembly queue before it let the socket go. */
-	f->reass_count = 0;
+	flowtab_reass_clear(br->flows, f);
 	if (f->state != FLOW_CLOSED)
 		flowtab_set_state(br->flows, f, FLOW_CLOSED);
 	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + BRIDGE_CLOSED_GRACE_US);
@@ -1229,6 +1287,8 @@ static void bridge_poll_done(void *opaque)
 		bridge_send_window_probes(br);
 	if (br->ack_probe_slot != UINT32_MAX)
 		bridge_send_ack_probe(br);
+	if (br->norphans)
+		bridge_reset_orphans(br);
 }
 
 static const struct netstack_hooks bridge_hooks = {
@@ -1266,6 +1326,8 @@ int bridge_new(const struct bridge_config *cfg, struct netstack *ns, struct brid
 		g_free(br);
 		return ret;
 	}
+	if (cfg->max_reass_segments)
+		flowtab_set_reass_limit(br->flows, cfg->max_reass_segments);
 	if (cfg->proxy_unix_path) {
 		ret = unixleg_templates_open(&br->unix_tmpl);
 		if (ret) {
@@ -1335,6 +1397,11 @@ size_t bridge_udp_flow_count(const struct bridge *br)
 uint64_t bridge_flows_reclaimed(const struct bridge *br)
 {
 	return flowtab_reclaimed(br->flows);
+}
+
+size_t bridge_reass_held(const struct bridge *br)
+{
+	return flowtab_reass_total(br->flows);
 }
 
 void bridge_direct_tcp_counts(struct bridge *br, size_t *counts)

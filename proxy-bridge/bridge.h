@@ -117,6 +117,7 @@ struct bridge_config {
 	const char *proxy_unix_path;   /* --outbound-proxy unix:PATH, borrowed; NULL: TCP (unixleg.h) */
 	struct unixexpose *unix_expose; /* --expose unix:...: its clients' hand-over; borrowed, or NULL */
 	size_t max_flows;              /* every guest TCP/UDP flow, direct ones included */
+	size_t max_reass_segments;     /* held out-of-order guest segments, all flows; 0: FLOW_REASS_TOTAL_DEFAULT */
 	int64_t connect_timeout_us;    /* SYN sent upstream, no answer: reset both ends */
 	int64_t tcp_idle_us;           /* no segment either way: reset both ends; 0: never */
 
@@ -162,6 +163,7 @@ enum bridge_guest_drop {
 	BRIDGE_DROP_SYN_ESTABLISHED,   /* SYN|ACK on an established TCP flow */
 	BRIDGE_DROP_TCP_OPTIONS,       /* SYN whose options run past its header */
 	BRIDGE_DROP_REASS_LIMIT,       /* TCP past libslirp's ACK, FLOW_REASS_MAX such outstanding */
+	BRIDGE_DROP_REASS_TOTAL,       /* ... and cfg.max_reass_segments over all flows */
 	BRIDGE_DROP_TCP_NO_FLOW,       /* TCP without SYN on no flow: answered with a reset */
 	BRIDGE_DROP_COUNT,
 };
@@ -211,6 +213,7 @@ struct bridge_stats {
 	uint64_t inbound_duplicates;   /* libslirp accepted a second socket on a live tuple: refused */
 	uint64_t duplicate_syns;       /* SYNs of such a socket kept from the guest */
 	uint64_t duplicates_removed;   /* such sockets libslirp has closed since */
+	uint64_t orphans_reset;        /* libslirp connections to the guest without a flow, reset at their SYN */
 };
 
 struct bridge;
@@ -250,6 +253,9 @@ size_t bridge_udp_flow_count(const struct bridge *br);
 
 /* bridge_flows_reclaimed() - closed flows whose slot a new flow took within their grace. */
 uint64_t bridge_flows_reclaimed(const struct bridge *br);
+
+/* bridge_reass_held() - guest TCP segments libslirp may hold out of order now, over all flows. */
+size_t bridge_reass_held(const struct bridge *br);
 
 /*
  * bridge_direct_tcp_counts() - direct TCP flows by state into @counts

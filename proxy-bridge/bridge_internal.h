@@ -32,6 +32,19 @@ struct bridge_dup {
 #define BRIDGE_DUP_MAX 16
 
 /*
+ * A connection libslirp opened towards the guest that no flow holds (an
+ * exposed port's client refused for a full table): its SYN is kept from
+ * the guest and the connection reset in libslirp once outside its
+ * callbacks, at the SYN's sequence number + 1 (bridge_stack_orphan_syn()).
+ */
+struct bridge_orphan {
+	struct flow_key skey;          /* libslirp's view */
+	uint32_t isn;                  /* its SYN's sequence number */
+	uint8_t guest_mac[6], gw_mac[6];
+};
+#define BRIDGE_ORPHAN_MAX 16
+
+/*
  * Later fragments of a datagram libslirp fragmented towards the guest carry
  * no ports: the first fragment's rewrite is remembered by IP id so that
  * every fragment gets the same addresses (bridge_stack_fragment()).
@@ -94,6 +107,8 @@ struct bridge {
 	size_t frag_next;              /* next entry to overwrite */
 	uint32_t win_probe[BRIDGE_WIN_PROBE_MAX]; /* flow slots whose window libslirp reopened */
 	size_t nwin_probe;
+	struct bridge_orphan orphans[BRIDGE_ORPHAN_MAX]; /* to reset in libslirp, oldest first */
+	size_t norphans;
 
 	/* The kinds' own: bridge_new() sets them up, only the kind's module uses them. */
 	uint32_t steer_taddr;          /* flow_steer.c: where libslirp connects for steered flows */

@@ -93,6 +93,15 @@ _Static_assert(FLOW_REASS_MAX <= UINT8_MAX, "reass_count is a uint8_t");
 /* At this many, libslirp's ACK is drawn with a probe (bridge.c), so that in-order ones go. */
 #define FLOW_REASS_PROBE_AT 32
 
+/*
+ * ... and over all flows (flowtab.h, --max-reass-segments): 256 MiB of
+ * libslirp's 64 KiB buffers, where the per-flow bound alone allows 64 GiB
+ * at the default --max-flows.  Benign flows hold a few each (the probe
+ * above), so only a guest holding segments beyond holes on many flows at
+ * once reaches it, and it loses its own segments (retransmitted later).
+ */
+#define FLOW_REASS_TOTAL_DEFAULT 4096
+
 struct flow {
 	/* The table's (flowtab.c); the others read them, and change them only through its calls. */
 	struct flow_key gkey;
@@ -103,6 +112,9 @@ struct flow {
 	uint8_t cls;               /* counting class: flowtab_set_class() (the bridge: the kind) */
 	bool retired;              /* in the retired FIFO (flowtab_retire) */
 	bool guest_indexed;        /* gkey is in the guest index */
+	/* Ends of the guest's segments libslirp may hold out of order, oldest first: flowtab_reass_*(). */
+	uint8_t reass_head, reass_count;
+	uint32_t reass_end[FLOW_REASS_MAX];
 
 	/* Every kind's (bridge.c). */
 	enum flow_kind kind;       /* set once, by the kind's module, right after flowtab_add() */
@@ -128,9 +140,6 @@ struct flow {
 	bool stack_win_closed;     /* libslirp's last segment to the guest offered a zero window */
 	bool win_probe_queued;     /* in the bridge's window-probe queue */
 	bool stack_ack_seen;       /* stack_ack holds an ACK libslirp sent */
-	/* Ends of the guest's segments libslirp may hold out of order, oldest first (a ring). */
-	uint8_t reass_head, reass_count;
-	uint32_t reass_end[FLOW_REASS_MAX];
 
 	/* The kind's own: the member @kind names. */
 	union {

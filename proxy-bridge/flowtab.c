@@ -45,6 +45,8 @@ struct flowtab {
 	struct flowtab_link *links; /* retired FIFO: oldest at head */
 	uint32_t retired_head, retired_tail;
 	uint64_t reclaimed;
+	size_t reass_total;        /* held segments over all flows (flowtab_reass_hold()) */
+	size_t reass_limit;
 	GHashTable *by_guest;      /* struct flow_key * -> struct flow * */
 	GHashTable *by_stack;
 };
@@ -106,6 +108,7 @@ int flowtab_new(size_t max, struct flowtab **out)
 	}
 	ft->nfree = max;
 	ft->count[FLOW_FREE] = max;
+	ft->reass_limit = FLOW_REASS_TOTAL_DEFAULT;
 	ft->links = g_new(struct flowtab_link, max);
 	ft->retired_head = ft->retired_tail = FLOWTAB_NIL;
 	if (timerwheel_new((uint32_t)max, FLOWTAB_TICK_US, &ft->deadlines)) {
@@ -279,9 +282,49 @@ static void flowtab_release_slot(struct flowtab *ft, uint32_t slot)
 	ft->nfree++;
 }
 
+void flowtab_set_reass_limit(struct flowtab *ft, size_t limit)
+{
+	ft->reass_limit = limit;
+}
+
+int flowtab_reass_hold(struct flowtab *ft, struct flow *f, uint32_t end)
+{
+	if (f->reass_count == FLOW_REASS_MAX)
+		return -ENOBUFS;
+	if (ft->reass_total >= ft->reass_limit)
+		return -ENOSPC;
+	f->reass_end[(f->reass_head + f->reass_count) % FLOW_REASS_MAX] = end;
+	f->reass_count++;
+	ft->reass_total++;
+	return 0;
+}
+
+void flowtab_reass_release(struct flowtab *ft, struct flow *f, uint32_t ack)
+{
+	/* Sequence space wraps: an end at or before @ack is (int32_t)(end - ack) <= 0. */
+	while (f->reass_count && (int32_t)(f->reass_end[f->reass_head] - ack) <= 0) {
+		f->reass_head = (uint8_t)((f->reass_head + 1) % FLOW_REASS_MAX);
+		f->reass_count--;
+		ft->reass_total--;
+	}
+}
+
+void flowtab_reass_clear(struct flowtab *ft, struct flow *f)
+{
+	ft->reass_total -= f->reass_count;
+	f->reass_count = 0;
+	f->reass_head = 0;
+}
+
+size_t flowtab_reass_total(const struct flowtab *ft)
+{
+	return ft->reass_total;
+}
+
 void flowtab_remove(struct flowtab *ft, struct flow *f)
 {
 	g_assert(f->state != FLOW_FREE);
+	flowtab_reass_clear(ft, f);
 	if (f->retired)
 		flowtab_unlink_retired(ft, f);
 	if (f->guest_indexed)

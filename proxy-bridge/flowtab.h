@@ -25,6 +25,12 @@
  * deadline's tick has come, not at every slot: an idle table of a million
  * slots costs one bucket a tick.
  *
+ * Held segments: the ends of guest TCP segments libslirp may hold out of
+ * order (flow.h, FLOW_REASS_MAX per flow), kept per flow and summed over
+ * the table, which caps the sum (flowtab_set_reass_limit()).  The sum is
+ * exact by construction: every change goes through flowtab_reass_*(), and
+ * flowtab_remove() gives back whatever the flow still held.
+ *
  * Counts by state, UDP flows, and TCP flows by (class, state) are kept as
  * flows change, so reading them is O(1).  A class is a small number the
  * owner gives a flow for counting only (the bridge gives its kind).
@@ -111,6 +117,31 @@ void flowtab_retire(struct flowtab *ft, struct flow *flow);
 
 /* flowtab_reclaimed() - retired flows whose slot flowtab_add() took before their deadline. */
 uint64_t flowtab_reclaimed(const struct flowtab *ft);
+
+/* flowtab_set_reass_limit() - most held segments over all flows (default FLOW_REASS_TOTAL_DEFAULT). */
+void flowtab_set_reass_limit(struct flowtab *ft, size_t limit);
+
+/**
+ * flowtab_reass_hold() - libslirp may hold @flow's guest segment ending at @end
+ *
+ * Return: 0 (remembered until flowtab_reass_release() passes @end),
+ * -ENOBUFS with FLOW_REASS_MAX held for @flow, -ENOSPC with the table's
+ * limit held over all flows; nothing is remembered then.
+ */
+int flowtab_reass_hold(struct flowtab *ft, struct flow *flow, uint32_t end);
+
+/*
+ * flowtab_reass_release() - libslirp acknowledged up to @ack: forget @flow's
+ * held ends at or before it, oldest first (an older one uncovered keeps the
+ * later ones, which only ever overcounts).
+ */
+void flowtab_reass_release(struct flowtab *ft, struct flow *flow, uint32_t ack);
+
+/* flowtab_reass_clear() - forget every segment @flow held (libslirp freed its queue). */
+void flowtab_reass_clear(struct flowtab *ft, struct flow *flow);
+
+/* flowtab_reass_total() - segments held over all flows. */
+size_t flowtab_reass_total(const struct flowtab *ft);
 
 /* flowtab_count() - flows in @state (FLOW_FREE: free slots). */
 size_t flowtab_count(const struct flowtab *ft, enum flow_state state);

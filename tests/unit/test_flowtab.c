@@ -60,6 +60,49 @@ static void assert_counts(const struct flowtab *ft, size_t free_, size_t syn, si
 	assert_int_equal(flowtab_size(ft), syn + connecting + open + closed);
 }
 
+/*
+ * Held segments: per flow at most FLOW_REASS_MAX, over the table at most
+ * its limit; released oldest first across the sequence wrap, and whatever
+ * a flow still holds goes back to the table when it is removed or cleared,
+ * so a slot reused starts from none.
+ */
+static void test_reass_accounting(void **state)
+{
+	struct flowtab *ft = table(4);
+	struct flow_key k1 = tcp_gkey(1000, "198.18.0.1", 80), k2 = tcp_gkey(1001, "198.18.0.1", 80);
+	struct flow *f1, *f2, *f3;
+	uint32_t base = UINT32_MAX - 40; /* the ends cross sequence 0 */
+
+	(void)state;
+	assert_int_equal(flowtab_add(ft, &k1, k1.raddr, k1.rport, 0, FLOW_OPEN, &f1), 0);
+	assert_int_equal(flowtab_add(ft, &k2, k2.raddr, k2.rport, 0, FLOW_OPEN, &f2), 0);
+	flowtab_set_reass_limit(ft, FLOW_REASS_MAX + 6);
+	for (uint32_t i = 0; i < FLOW_REASS_MAX; i++)
+		assert_int_equal(flowtab_reass_hold(ft, f1, base + 2 * i), 0);
+	assert_int_equal(flowtab_reass_hold(ft, f1, base + 1000), -ENOBUFS);
+	for (uint32_t i = 0; i < 6; i++)
+		assert_int_equal(flowtab_reass_hold(ft, f2, 7 + i), 0);
+	assert_int_equal(flowtab_reass_hold(ft, f2, 100), -ENOSPC);
+	assert_int_equal(flowtab_reass_total(ft), FLOW_REASS_MAX + 6);
+
+	/* Past the wrap: the ends up to base + 60 (31 of them) go, the first still-held one stops it. */
+	flowtab_reass_release(ft, f1, base + 60);
+	assert_int_equal(f1->reass_count, FLOW_REASS_MAX - 31);
+	assert_int_equal(flowtab_reass_total(ft), FLOW_REASS_MAX + 6 - 31);
+	/* An ACK behind them all releases none. */
+	flowtab_reass_release(ft, f1, base - 5);
+	assert_int_equal(f1->reass_count, FLOW_REASS_MAX - 31);
+	assert_int_equal(flowtab_reass_hold(ft, f2, 100), 0);
+
+	flowtab_reass_clear(ft, f2);
+	assert_int_equal(flowtab_reass_total(ft), FLOW_REASS_MAX - 31);
+	flowtab_remove(ft, f1);
+	assert_int_equal(flowtab_reass_total(ft), 0);
+	assert_int_equal(flowtab_add(ft, &k1, k1.raddr, k1.rport, 0, FLOW_OPEN, &f3), 0);
+	assert_int_equal(f3->reass_count, 0);
+	flowtab_free(ft);
+}
+
 static void test_new_bounds(void **state)
 {
 	struct flowtab *ft = NULL;
@@ -619,6 +662,7 @@ int main(void)
 		cmocka_unit_test(test_expire_costs_what_expires),
 		cmocka_unit_test(test_churn),
 		cmocka_unit_test(test_foreach_walks_what_is_used),
+		cmocka_unit_test(test_reass_accounting),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

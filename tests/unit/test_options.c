@@ -57,6 +57,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.ready_fd, -1);
 	assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
 	assert_int_equal(cfg.max_flows, 16384);
+	assert_int_equal(cfg.max_reass_segments, FLOW_REASS_TOTAL_DEFAULT);
 	assert_int_equal(cfg.connect_timeout_ms, 10000);
 	assert_int_equal(cfg.tcp_idle_timeout_ms, 3600000);
 	assert_int_equal(cfg.busy_poll_us, 0);
@@ -407,6 +408,7 @@ static void test_bad(void **state)
 		{ { "--socket", "a", "--include-outbound-cidr", "" }, "leave out --outbound-proxy" },
 		{ { "--socket", "a", "--include-outbound-cidr", " " }, "--include-outbound-cidr" },
 		{ { "--socket", "a", "--max-flows", "0" }, "--max-flows" },
+		{ { "--socket", "a", "--max-reass-segments", "0" }, "--max-reass-segments" },
 		{ { "--socket", "a", "--busy-poll", "10001" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "1ms" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "us" }, "--busy-poll" },
