@@ -14,6 +14,7 @@
 #include <glib.h>
 
 #include "backend/offload.h"
+#include "common/log.h"
 #include "proxy-bridge/unixexpose.h"
 
 /*
@@ -584,6 +585,7 @@ void daemon_render_metrics(GString *o, void *opaque)
 		.udp_flows = bridge_udp_flow_count(d->br),
 		.flows_reclaimed = bridge_flows_reclaimed(d->br),
 		.reass_held = bridge_reass_held(d->br),
+		.log_dropped = log_dropped_lines(),
 		.libslirp_sockets = netstack_polled_sockets(d->ns),
 		.pod_addresses = d->pod ? podaddrs_set(d->pod)->len : 0,
 		.unix_expose = d->ux ? unixexpose_stats(d->ux) : NULL,

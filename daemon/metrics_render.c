@@ -378,6 +378,9 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric_head(o, "meshslirp_tcp_reass_high_water", "gauge",
 		    "The most guest TCP segments any flow had past libslirp's last ACK (which libslirp may hold out of order); at 64 the next is dropped as reass_limit.");
 	metric(o, "meshslirp_tcp_reass_high_water", NULL, br->reass_high_water);
+	metric_head(o, "meshslirp_log_lines_dropped_total", "counter",
+		    "Log lines dropped because stderr would have blocked (its reader stopped reading); the daemon never waits for it.");
+	metric(o, "meshslirp_log_lines_dropped_total", NULL, s->log_dropped);
 	metric_head(o, "meshslirp_tcp_reass_segments", "gauge",
 		    "Guest TCP segments past libslirp's last ACK now (which libslirp may hold out of order), over all flows; at --max-reass-segments the next is dropped as reass_total_limit.");
 	metric(o, "meshslirp_tcp_reass_segments", NULL, s->reass_held);

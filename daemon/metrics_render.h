@@ -54,6 +54,7 @@ struct metrics_snapshot {
 	size_t udp_flows;                          /* UDP flows, any state */
 	uint64_t flows_reclaimed;                  /* retired slots a new flow took */
 	size_t reass_held;                         /* guest segments libslirp may hold out of order, all flows */
+	uint64_t log_dropped;                      /* log lines stderr would have blocked on */
 	size_t libslirp_sockets;                   /* host sockets libslirp polls now */
 	size_t pod_addresses;                      /* the pod's own addresses (podaddrs) */
 	const struct unixexpose_stats *unix_expose; /* --expose unix:...; NULL without */

@@ -43,7 +43,8 @@ static void mr_fill(struct mr_fixture *m)
 	m->bs.vu_call_used_idx[1] = 65535;
 	m->s = (struct metrics_snapshot){
 		.backend = &m->bs, .netstack = &m->ns, .bridge = &m->br, .offload = &m->off,
-		.udp_flows = 31, .flows_reclaimed = 37, .reass_held = 39, .libslirp_sockets = 41, .pod_addresses = 43,
+		.udp_flows = 31, .flows_reclaimed = 37, .reass_held = 39, .log_dropped = 73,
+		.libslirp_sockets = 41, .pod_addresses = 43,
 	};
 	m->s.flows[FLOW_OPEN] = 47;
 	m->s.flows[FLOW_HDR_WAIT] = 53;
@@ -100,6 +101,7 @@ static void test_known_snapshot_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_pod_addresses 43");
 	mr_assert_line(out->str, "meshslirp_flows_reclaimed_total 37");
 	mr_assert_line(out->str, "meshslirp_tcp_reass_segments 39");
+	mr_assert_line(out->str, "meshslirp_log_lines_dropped_total 73");
 	mr_assert_line(out->str, "meshslirp_inbound_headers_total{version=\"2\"} 17");
 	hdr_err = g_strdup_printf("meshslirp_proxy_header_errors_total{error=\"%s\"} 23",
 				  proxy_error_str(PROXY_ERR_COUNT - 1));

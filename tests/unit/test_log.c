@@ -1,0 +1,182 @@
+/* test_log.c - unit tests of the log writer: a stderr nobody reads costs lines, never a wait. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "common/log.h"
+
+struct logtest {
+	int saved_stderr;
+	int rd;                        /* the pipe's read end; stderr is its write end */
+	int shared;                    /* the write end as the test made it (another writer's view) */
+	size_t cap;                    /* the pipe's size */
+	char *dir;                     /* a FIFO's directory, or NULL */
+};
+
+enum logtest_pipe { LOGTEST_PIPE, LOGTEST_FIFO };
+
+/*
+ * stderr becomes a pipe (or a FIFO, as a container runtime gives) of one
+ * page, blocking, filled to the brim when @full; then log_init().
+ */
+static void logtest_setup(struct logtest *lt, enum logtest_pipe kind, bool full)
+{
+	int p[2];
+	int cap;
+
+	lt->dir = NULL;
+	if (kind == LOGTEST_FIFO) {
+		g_autofree char *path = NULL;
+
+		lt->dir = g_dir_make_tmp("test-log-XXXXXX", NULL);
+		assert_non_null(lt->dir);
+		path = g_build_filename(lt->dir, "fifo", NULL);
+		assert_int_equal(mkfifo(path, 0600), 0);
+		p[0] = open(path, O_RDWR | O_CLOEXEC);    /* a reader, so the writer's open returns */
+		p[1] = open(path, O_WRONLY | O_CLOEXEC);
+		assert_true(p[0] >= 0 && p[1] >= 0);
+	} else {
+		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	}
+	cap = fcntl(p[1], F_SETPIPE_SZ, 4096);
+	assert_true(cap >= 4096);
+	lt->cap = (size_t)cap;
+	if (full) {
+		g_autofree char *junk = g_malloc0(lt->cap);
+
+		/* A blocking write end, as a launcher's pipe is: exactly its size fits. */
+		assert_int_equal(write(p[1], junk, lt->cap), (ssize_t)lt->cap);
+	}
+	lt->saved_stderr = dup(STDERR_FILENO);
+	assert_true(lt->saved_stderr >= 0);
+	assert_int_equal(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+	lt->shared = p[1];
+	lt->rd = p[0];
+	log_init(LOG_LEVEL_INFO);
+}
+
+static void logtest_teardown(struct logtest *lt)
+{
+	dup2(lt->saved_stderr, STDERR_FILENO);
+	close(lt->saved_stderr);
+	close(lt->rd);
+	close(lt->shared);
+	if (lt->dir) {
+		g_autofree char *path = g_build_filename(lt->dir, "fifo", NULL);
+
+		unlink(path);
+		rmdir(lt->dir);
+		g_free(lt->dir);
+	}
+}
+
+/* Read what the pipe holds (non-blocking), at most @size - 1 bytes, as a string. */
+static size_t logtest_read(struct logtest *lt, char *buf, size_t size)
+{
+	size_t have = 0;
+	ssize_t n;
+
+	assert_int_equal(fcntl(lt->rd, F_SETFL, O_NONBLOCK), 0);
+	while (have < size - 1 && (n = read(lt->rd, buf + have, size - 1 - have)) > 0)
+		have += (size_t)n;
+	buf[have] = 0;
+	return have;
+}
+
+/*
+ * A full pipe (or FIFO) nobody reads: each line returns at once, dropped
+ * and counted (with a blocking write the first g_message() waits forever
+ * and the alarm ends the test).  The description other writers share stays
+ * blocking: the daemon writes through one of its own.  Once the reader
+ * drains the pipe, the next line goes out after one that says how many
+ * were dropped.
+ */
+static void check_full_stderr_drops_lines(enum logtest_pipe kind)
+{
+	struct logtest lt;
+	uint64_t before = log_dropped_lines();
+	g_autofree char *junk = NULL;
+	char out[1024];
+
+	logtest_setup(&lt, kind, true);
+	alarm(20);
+	g_message("one");
+	g_message("two");
+	alarm(0);
+	assert_int_equal(log_dropped_lines() - before, 2);
+	assert_false(fcntl(lt.shared, F_GETFL) & O_NONBLOCK);
+
+	junk = g_malloc(lt.cap);
+	assert_int_equal(read(lt.rd, junk, lt.cap), (ssize_t)lt.cap);
+	g_message("three");
+	logtest_read(&lt, out, sizeof(out));
+	assert_non_null(strstr(out, "warning: 2 log line(s) dropped: stderr was not being read\n"));
+	assert_non_null(strstr(out, "info: three\n"));
+	assert_true(strstr(out, "dropped") < strstr(out, "three"));
+	assert_null(strstr(out, "one"));
+	assert_int_equal(log_dropped_lines() - before, 2);
+	/* Said once: the next line comes alone. */
+	g_message("four");
+	logtest_read(&lt, out, sizeof(out));
+	assert_null(strstr(out, "dropped"));
+	assert_non_null(strstr(out, "info: four\n"));
+	logtest_teardown(&lt);
+}
+
+static void test_full_pipe_drops_lines(void **state)
+{
+	(void)state;
+	check_full_stderr_drops_lines(LOGTEST_PIPE);
+}
+
+/* A FIFO takes no RWF_NOWAIT: only the description of the daemon's own keeps it from blocking. */
+static void test_full_fifo_drops_lines(void **state)
+{
+	(void)state;
+	check_full_stderr_drops_lines(LOGTEST_FIFO);
+}
+
+/* A message longer than a line is cut to LOG_LINE_MAX bytes, still ending in a newline. */
+static void test_long_message_cut(void **state)
+{
+	struct logtest lt;
+	g_autofree char *msg = g_malloc(3 * LOG_LINE_MAX);
+	g_autofree char *out = g_malloc(4 * LOG_LINE_MAX);
+	size_t n;
+	int cap;
+
+	(void)state;
+	logtest_setup(&lt, LOGTEST_PIPE, false);
+	cap = fcntl(STDERR_FILENO, F_SETPIPE_SZ, 4 * LOG_LINE_MAX);
+	assert_true(cap >= 4 * LOG_LINE_MAX);
+	memset(msg, 'm', 3 * LOG_LINE_MAX - 1);
+	msg[3 * LOG_LINE_MAX - 1] = 0;
+	g_message("%s", msg);
+	n = logtest_read(&lt, out, 4 * LOG_LINE_MAX);
+	assert_int_equal(n, LOG_LINE_MAX - 1);
+	assert_int_equal(out[n - 1], '\n');
+	assert_int_equal(out[n - 2], 'm');
+	logtest_teardown(&lt);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_pipe_drops_lines),
+		cmocka_unit_test(test_full_fifo_drops_lines),
+		cmocka_unit_test(test_long_message_cut),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
