@@ -9,17 +9,19 @@
  * configured level.  Anything a guest or a network client can trigger must
  * go through a struct ratelimit (ratelimit.h) first.
  *
- * A write never blocks: the daemon's data thread logs, and a reader of
- * stderr that stops reading (a launcher's pipe it never drains, a stalled
- * log collector) must not stop the guest's traffic.  Each line is one
- * pwritev2(RWF_NOWAIT) of at most LOG_LINE_MAX bytes (PIPE_BUF: a pipe takes
- * it whole or not at all); a line that would block is dropped and counted
- * (log_dropped_lines()), and the next line that goes out is preceded by
- * one saying how many went.  A pipe or FIFO, which need not take
- * RWF_NOWAIT, is first given a non-blocking description of the daemon's
- * own (log_init()).  Where stderr cannot tell otherwise (EOPNOTSUPP: a
- * terminal, some file systems) the line is written as before, which may
- * block: a terminal whose output is stopped.
+ * A write never waits for stderr's reader: the daemon's data thread logs,
+ * and a reader that stops reading (a launcher's pipe it never drains, a
+ * container runtime's log FIFO whose collector stalls, journald's socket)
+ * must not stop the guest's traffic.  A line that would wait is dropped
+ * and counted (log_dropped_lines()), and the next line that goes out is
+ * preceded by one saying how many went.  How, by what stderr is
+ * (log_init()): a pipe or FIFO is reopened non-blocking for this process
+ * alone (or, failing that, asked with poll() for room before each line of
+ * at most a page); a socket is sent to with MSG_DONTWAIT, and the rest of
+ * a line it takes only part of goes out before the next one.  A file or a
+ * terminal is written as it comes: a file waits for no reader, a terminal
+ * only while its output is stopped (^S).  Lines are at most LOG_LINE_MAX - 1
+ * bytes, the newline included; longer messages are cut.
  */
 
 #include <stdint.h>
@@ -40,12 +42,13 @@ enum log_level {
  */
 int log_level_parse(const char *name, enum log_level *level);
 
-/* A line's most bytes, the newline included; longer messages are cut. */
+/* A line is at most this many bytes less one (the newline included): a page, so a pipe takes it whole. */
 #define LOG_LINE_MAX 4096
 
 /*
  * log_init() - install the writer; messages below @level are dropped.  A pipe
- * or FIFO on stderr is reopened non-blocking for this process alone.
+ * or FIFO on stderr is reopened non-blocking for this process alone, and
+ * how later lines are written is chosen by what stderr is now.
  */
 void log_init(enum log_level level);
 

@@ -13,6 +13,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -252,6 +253,25 @@ static int main_drop_privileges(const struct ms_config *cfg, const struct daemon
 	return 0;
 }
 
+/*
+ * Started with stdin, stdout or stderr closed, the daemon's first sockets
+ * would take their numbers, and log lines would be written into a socket:
+ * each closed one gets /dev/null (the lowest free number is the one
+ * missing).
+ */
+static void main_fill_stdio(void)
+{
+	for (int fd = 0; fd <= STDERR_FILENO; fd++) {
+		int null;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		null = open("/dev/null", O_RDWR);
+		if (null >= 0 && null != fd)
+			close(null); /* not the lowest free number after all: leave it */
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct ms_config cfg;
@@ -264,6 +284,7 @@ int main(int argc, char **argv)
 	g_autoptr(GMainLoop) loop = NULL;
 	int exit_code = 0;
 
+	main_fill_stdio();
 	if (options_parse(argc, argv, &cfg, &err)) {
 		g_printerr("meshslirp: %s\n", err->message);
 		ms_config_free(&cfg);

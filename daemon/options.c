@@ -554,8 +554,10 @@ static gboolean opt_max_reass(const gchar *name, const gchar *value, gpointer da
 	struct ms_config *cfg = data;
 	unsigned long v;
 
-	if (options_parse_uint(value, 1, 1048576, &v))
-		return options_fail(err, name, "expected a number from 1 to 1048576, got '%s'", value);
+	/* At least one flow's worth (FLOW_REASS_MAX). */
+	if (options_parse_uint(value, FLOW_REASS_MAX, 1048576, &v))
+		return options_fail(err, name, "expected a number from " G_STRINGIFY(FLOW_REASS_MAX)
+				    " to 1048576, got '%s'", value);
 	cfg->max_reass_segments = (unsigned int)v;
 	return TRUE;
 }

@@ -445,9 +445,6 @@ static const int sandbox_allow[] = {
 	/* A vhost-user kick read with RWF_NOWAIT: the front-end may clear
 	 * O_NONBLOCK on the eventfd it shares (backend/vhost_user.c). */
 	SCMP_SYS(preadv2),
-	/* A log line to stderr with RWF_NOWAIT: a reader that stops reading
-	 * costs lines, not the loop (common/log.c). */
-	SCMP_SYS(pwritev2),
 	/* Time: the vDSO normally answers; on a clock source without one
 	 * (some hypervisors) glibc falls back to the system call.  GLib and
 	 * libslirp read the monotonic clock, OpenSSL time(). */

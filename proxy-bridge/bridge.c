@@ -551,7 +551,13 @@ static bool bridge_guest_reass_refused(struct bridge *br, const struct rw_view *
 		bridge_drop(br, BRIDGE_DROP_REASS_LIMIT);
 		return true;
 	default:
+		/*
+		 * The table's limit: benign flows may fill it with in-order
+		 * segments libslirp has yet to acknowledge, each below the
+		 * per-flow probe; drawing this flow's ACK frees its own.
+		 */
 		bridge_drop(br, BRIDGE_DROP_REASS_TOTAL);
+		br->ack_probe_slot = f->slot;
 		return true;
 	}
 	if (f->reass_count > br->stats.reass_high_water)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cmocka.h>
@@ -24,7 +25,7 @@ struct logtest {
 	char *dir;                     /* a FIFO's directory, or NULL */
 };
 
-enum logtest_pipe { LOGTEST_PIPE, LOGTEST_FIFO };
+enum logtest_pipe { LOGTEST_PIPE, LOGTEST_FIFO, LOGTEST_SOCKET };
 
 /*
  * stderr becomes a pipe (or a FIFO, as a container runtime gives) of one
@@ -46,12 +47,30 @@ static void logtest_setup(struct logtest *lt, enum logtest_pipe kind, bool full)
 		p[0] = open(path, O_RDWR | O_CLOEXEC);    /* a reader, so the writer's open returns */
 		p[1] = open(path, O_WRONLY | O_CLOEXEC);
 		assert_true(p[0] >= 0 && p[1] >= 0);
+	} else if (kind == LOGTEST_SOCKET) {
+		int sz = 4096;
+
+		/* A stream socket, as journald's: p[0] reads, p[1] is stderr. */
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p), 0);
+		assert_int_equal(setsockopt(p[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
+		assert_int_equal(setsockopt(p[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)), 0);
 	} else {
 		assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	}
-	cap = fcntl(p[1], F_SETPIPE_SZ, 4096);
-	assert_true(cap >= 4096);
-	lt->cap = (size_t)cap;
+	if (kind == LOGTEST_SOCKET) {
+		char junk[512] = { 0 };
+		ssize_t n;
+
+		lt->cap = 0;
+		while (full && (n = send(p[1], junk, sizeof(junk), MSG_DONTWAIT)) > 0)
+			lt->cap += (size_t)n;
+		assert_true(!full || lt->cap > 0);
+		full = false;
+	} else {
+		cap = fcntl(p[1], F_SETPIPE_SZ, 4096);
+		assert_true(cap >= 4096);
+		lt->cap = (size_t)cap;
+	}
 	if (full) {
 		g_autofree char *junk = g_malloc0(lt->cap);
 
@@ -118,7 +137,12 @@ static void check_full_stderr_drops_lines(enum logtest_pipe kind)
 	assert_false(fcntl(lt.shared, F_GETFL) & O_NONBLOCK);
 
 	junk = g_malloc(lt.cap);
-	assert_int_equal(read(lt.rd, junk, lt.cap), (ssize_t)lt.cap);
+	for (size_t have = 0; have < lt.cap;) {
+		ssize_t n = read(lt.rd, junk + have, lt.cap - have);
+
+		assert_true(n > 0);
+		have += (size_t)n;
+	}
 	g_message("three");
 	logtest_read(&lt, out, sizeof(out));
 	assert_non_null(strstr(out, "warning: 2 log line(s) dropped: stderr was not being read\n"));
@@ -140,11 +164,18 @@ static void test_full_pipe_drops_lines(void **state)
 	check_full_stderr_drops_lines(LOGTEST_PIPE);
 }
 
-/* A FIFO takes no RWF_NOWAIT: only the description of the daemon's own keeps it from blocking. */
+/* A FIFO, as a container runtime gives: only a description of the daemon's own keeps it from blocking. */
 static void test_full_fifo_drops_lines(void **state)
 {
 	(void)state;
 	check_full_stderr_drops_lines(LOGTEST_FIFO);
+}
+
+/* A stream socket (journald's) full: sent to with MSG_DONTWAIT, never waited for. */
+static void test_full_socket_drops_lines(void **state)
+{
+	(void)state;
+	check_full_stderr_drops_lines(LOGTEST_SOCKET);
 }
 
 /* A message longer than a line is cut to LOG_LINE_MAX bytes, still ending in a newline. */
@@ -175,6 +206,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_pipe_drops_lines),
 		cmocka_unit_test(test_full_fifo_drops_lines),
+		cmocka_unit_test(test_full_socket_drops_lines),
 		cmocka_unit_test(test_long_message_cut),
 	};
 

@@ -408,7 +408,7 @@ static void test_bad(void **state)
 		{ { "--socket", "a", "--include-outbound-cidr", "" }, "leave out --outbound-proxy" },
 		{ { "--socket", "a", "--include-outbound-cidr", " " }, "--include-outbound-cidr" },
 		{ { "--socket", "a", "--max-flows", "0" }, "--max-flows" },
-		{ { "--socket", "a", "--max-reass-segments", "0" }, "--max-reass-segments" },
+		{ { "--socket", "a", "--max-reass-segments", "63" }, "--max-reass-segments" },
 		{ { "--socket", "a", "--busy-poll", "10001" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "1ms" }, "--busy-poll" },
 		{ { "--socket", "a", "--busy-poll", "us" }, "--busy-poll" },
