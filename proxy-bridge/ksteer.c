@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <poll.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -639,7 +638,7 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 
 #define KSTEER_SOCK_EVENTS (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
-static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f);
+static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f, bool check_error);
 static void ksteer_relay(struct ksteer *ks, struct kflow *f, unsigned int dirs);
 
 /* The error pending on socket @fd (SO_ERROR, which clears it), 0 if none. */
@@ -653,12 +652,17 @@ static int ksteer_sock_error(int fd)
 	return err;
 }
 
-/* Whether @fd can be written now, with no error pending. */
-static bool ksteer_writable(int fd)
+/*
+ * Whether @fd's connect() is done, in one call: a send() of nothing says 0
+ * once it is (TCP or unix), EAGAIN while the handshake runs, or the
+ * connect's error, which it clears as SO_ERROR would.  Returns 1, 0 or
+ * -errno.
+ */
+static int ksteer_connected(int fd)
 {
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
-
-	return poll(&p, 1, 0) == 1 && (p.revents & (POLLOUT | POLLERR | POLLHUP)) == POLLOUT;
+	if (send(fd, NULL, 0, MSG_DONTWAIT | MSG_NOSIGNAL) == 0)
+		return 1;
+	return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 }
 
 /* The private stack completed a guest's handshake: join it to a new sidecar connection. */
@@ -688,10 +692,20 @@ static void ksteer_accepted(struct ksteer *ks, int sk, const struct sockaddr_in 
 	/*
 	 * A unix connect() completes in the call, and a loopback one usually
 	 * has too (the handshake runs in it): go on now, not a loop turn
-	 * later.  Anything else, failures included, takes the epoll path.
+	 * later.  A handshake still running takes the epoll path.
 	 */
-	if (ksteer_writable(up) && ksteer_sidecar_ready(ks, f) > 0)
-		ksteer_relay(ks, f, KF_DIR(KF_OUT));
+	switch (ksteer_connected(up)) {
+	case 1:
+		if (ksteer_sidecar_ready(ks, f, false) > 0)
+			ksteer_relay(ks, f, KF_DIR(KF_OUT));
+		return;
+	case 0:
+		return;
+	default:
+		ks->stats.connect_failed++;
+		ksteer_end(ks, f, KEND_COUNTED);
+		return;
+	}
 }
 
 static void ksteer_accept_all(struct ksteer *ks)
@@ -787,14 +801,16 @@ static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 
 /*
  * The sidecar answered (or not): the header first, then the relay.
- * Returns -1 when the flow ended (counted), else what ksteer_send_header()
- * said: 1 when the guest's direction needs the relay now, 0 when not.
+ * @check_error: the connect's outcome is still to be read (SO_ERROR); the
+ * caller that knows it succeeded says false.  Returns -1 when the flow
+ * ended (counted), else what ksteer_send_header() said: 1 when the guest's
+ * direction needs the relay now, 0 when not.
  */
-static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f)
+static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f, bool check_error)
 {
 	int more;
 
-	if (ksteer_sock_error(f->up)) {
+	if (check_error && ksteer_sock_error(f->up)) {
 		ks->stats.connect_failed++;
 		ksteer_end(ks, f, KEND_COUNTED);
 		return -1;
@@ -943,7 +959,12 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 			}
 		}
 		if (f->eof[d] && !f->in_pipe[d] && !f->shut[d]) {
-			if (shutdown(dst, SHUT_WR) < 0 && errno != ENOTCONN) {
+			/*
+			 * The other direction done too, the flow ends right after
+			 * this (ksteer_relay()): the close() sends the FIN, as
+			 * dst's own receive side has read to its EOF.
+			 */
+			if (!f->shut[!d] && shutdown(dst, SHUT_WR) < 0 && errno != ENOTCONN) {
 				ret = -errno;
 				break;
 			}
@@ -1069,7 +1090,7 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
 		}
 		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
-		more = ksteer_sidecar_ready(ks, f);
+		more = ksteer_sidecar_ready(ks, f, true);
 		if (more < 0)
 			return;
 		/* This edge is spent too: the sidecar's first bytes, if it sent any, are read now. */

@@ -88,7 +88,8 @@
  * KSTEER_SIDECAR_NOTSENT_LOWAT bytes not yet sent (TCP_NOTSENT_LOWAT), the
  * rest waits in the pipe: the daemon does its own sending, not the
  * sidecar's recv() when its ACK opens the window.  EOF is passed on as
- * shutdown(SHUT_WR) once the pipe drained; an error or reset on either
+ * shutdown(SHUT_WR) once the pipe drained (the second direction's by the
+ * close() that ends the flow: one system call less); an error or reset on either
  * socket (EPOLLERR with SO_ERROR set, or a splice() that fails) closes the
  * other side with a reset, whether or not a direction still reads it.
  * When the backend is congested the tun is not read (ksteer_set_throttle()).
