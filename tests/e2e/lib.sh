@@ -269,6 +269,27 @@ e2e_topology() {
 	ip netns exec "$NS_POD" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
 }
 
+# e2e_vm_model_topology : e2e_topology, plus the guest namespace NS_GUEST of a VM model
+# (vu-frontend tap: a namespace's own TCP behind virtio rings, as a guest's driver).
+e2e_vm_model_topology() {
+	: "${VUFRONT:=$E2E_ROOT/build/tests/vu-frontend}"
+	e2e_topology
+	NS_GUEST="$E2E_TAG-guest"
+	e2e_netns_add "$NS_GUEST"
+}
+
+# e2e_vm_model_up SOCKET SECONDS : the VM model on the daemon's --vhost-user SOCKET for at most
+# SECONDS, its tap0 at 10.0.2.15 with the gateway 10.0.2.2 as default route; sets VM_MODEL_PID
+# (output in $E2E_TMP/tap.log).
+e2e_vm_model_up() {
+	e2e_bg tap "$NS_POD" "$VUFRONT" tap --tap tap0 --netns "/run/netns/$NS_GUEST" \
+		--socket "$1" --offload tso --timeout "$2"
+	VM_MODEL_PID=$E2E_LAST_PID
+	e2e_wait_for "$E2E_TMP/tap.log" '^VUFRONT-READY' 10 || e2e_fail "VM model not ready"
+	ip -n "$NS_GUEST" addr add 10.0.2.15/24 dev tap0
+	ip -n "$NS_GUEST" route add default via 10.0.2.2
+}
+
 # e2e_bg NAME NETNS CMD... : run CMD in NETNS, output to $E2E_TMP/NAME.log.
 # Sets E2E_LAST_PID.
 e2e_bg() {

@@ -11,10 +11,7 @@
 # daemon started with stderr closed must give fd 2 /dev/null, not its first socket.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
-: "${VUFRONT:=$E2E_ROOT/build/tests/vu-frontend}"
-e2e_topology
-NS_GUEST="$E2E_TAG-guest"
-e2e_netns_add "$NS_GUEST"
+e2e_vm_model_topology
 METRICS=127.0.0.1:9090
 SOCK="$E2E_TMP/vu.sock"
 FIFO="$E2E_TMP/stderr.fifo"
@@ -41,12 +38,8 @@ ip netns exec "$NS_POD" env -u MALLOC_PERTURB_ "$MESHSLIRP" --ready-fd 3 --vhost
 DAEMON=$!
 E2E_PIDS+=("$DAEMON")
 e2e_wait_for "$E2E_TMP/meshslirp.ready" '^READY$' 10 || e2e_fail "meshslirp did not become ready"
-e2e_bg tap "$NS_POD" "$VUFRONT" tap --tap tap0 --netns "/run/netns/$NS_GUEST" \
-	--socket "$SOCK" --offload tso --timeout 100
-TAP=$E2E_LAST_PID
-e2e_wait_for "$E2E_TMP/tap.log" '^VUFRONT-READY' 10 || e2e_fail "VM model not ready"
-ip -n "$NS_GUEST" addr add 10.0.2.15/24 dev tap0
-ip -n "$NS_GUEST" route add default via 10.0.2.2
+e2e_vm_model_up "$SOCK" 100
+TAP=$VM_MODEL_PID
 
 e2e_bg echo "$NS_NODE" "$MSTOOL" echo --listen "$NODE_IP:7000" --timeout 100
 e2e_wait_for "$E2E_TMP/echo.log" '^LISTENING' 10 || e2e_fail "echo server did not start"

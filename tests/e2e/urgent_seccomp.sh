@@ -13,10 +13,7 @@
 #     Without the clearing libslirp sends "!" with MSG_OOB and HAProxy drops it ("abcd").
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
-: "${VUFRONT:=$E2E_ROOT/build/tests/vu-frontend}"
-e2e_topology
-NS_GUEST="$E2E_TAG-guest"
-e2e_netns_add "$NS_GUEST"
+e2e_vm_model_topology
 METRICS=127.0.0.1:9090
 SOCK="$E2E_TMP/vu.sock"
 STACK=${URGENT_STEER_STACK:-kernel}
@@ -26,12 +23,8 @@ e2e_start_haproxy haproxy "$NS_POD" "$E2E_TMP/haproxy.cfg"
 e2e_start_meshslirp meshslirp --vhost-user "$SOCK" --outbound-proxy 127.0.0.1:15001 \
 	--metrics "$METRICS" --steer-stack "$STACK" --seccomp
 DAEMON=$MESHSLIRP_PID
-e2e_bg tap "$NS_POD" "$VUFRONT" tap --tap tap0 --netns "/run/netns/$NS_GUEST" \
-	--socket "$SOCK" --offload tso --timeout 120
-TAP=$E2E_LAST_PID
-e2e_wait_for "$E2E_TMP/tap.log" '^VUFRONT-READY' 10 || e2e_fail "VM model not ready"
-ip -n "$NS_GUEST" addr add 10.0.2.15/24 dev tap0
-ip -n "$NS_GUEST" route add default via 10.0.2.2
+e2e_vm_model_up "$SOCK" 120
+TAP=$VM_MODEL_PID
 
 stream=abcd
 [ "$STACK" = slirp ] && stream='ab!cd'
