@@ -80,19 +80,31 @@ static int log_put(const char *line, size_t len, size_t *sent)
 	ssize_t n;
 
 	*sent = 0;
-	switch (log_out) {
-	case LOG_OUT_SOCKET:
-		n = send(STDERR_FILENO, line, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		break;
-	case LOG_OUT_PIPE_POLLED:
-		/* A free slot takes a write of up to a page whole: no wait, unless another writer races us. */
-		if (poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT))
-			return -EAGAIN;
-		n = write(STDERR_FILENO, line, len);
-		break;
-	default:
-		n = write(STDERR_FILENO, line, len);
-		break;
+	for (int tries = 0; tries < 2; tries++) {
+		switch (log_out) {
+		case LOG_OUT_SOCKET:
+			n = send(STDERR_FILENO, line, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+			break;
+		case LOG_OUT_PIPE_POLLED:
+			/*
+			 * A free slot takes a write of up to a page whole: no wait,
+			 * unless another writer fills it first.  No reader: no write.
+			 */
+			if (poll(&p, 1, 0) != 1)
+				return -EAGAIN;
+			if (p.revents & (POLLERR | POLLHUP))
+				return -EPIPE;
+			if (!(p.revents & POLLOUT))
+				return -EAGAIN;
+			n = write(STDERR_FILENO, line, len);
+			break;
+		default:
+			n = write(STDERR_FILENO, line, len);
+			break;
+		}
+		/* A signal in the call is not a stalled reader: once more. */
+		if (n >= 0 || errno != EINTR)
+			break;
 	}
 	if (n < 0)
 		return -errno;
@@ -117,6 +129,7 @@ static void log_put_line(const char *line, size_t len)
 	size_t sent;
 	int n;
 
+	/* A line a socket took in part arrives whole: the rest goes first, and it is no drop. */
 	if (log_tail_len) {
 		if (log_put(log_tail, log_tail_len, &sent)) {
 			memmove(log_tail, log_tail + sent, log_tail_len - sent);
@@ -142,7 +155,8 @@ static void log_put_line(const char *line, size_t len)
 	}
 	if (log_put(line, len, &sent)) {
 		log_keep_tail(line, len, sent);
-		log_drop();
+		if (!sent)
+			log_drop();
 	}
 }
 
@@ -204,14 +218,17 @@ static GLogWriterOutput log_write(GLogLevelFlags flags, const GLogField *fields,
  * the same pipe anew.  Where that fails (no reader yet, no /proc), each
  * write first asks poll() for room.  A socket (journald's stream) is sent
  * to with MSG_DONTWAIT.  A file or a terminal is written as before: a
- * file never waits for a reader, and a terminal only while its output is
- * stopped.
+ * file never waits for a reader; a terminal does while its output is
+ * stopped, and a pty while its master is not read.  Called under
+ * log_lock; a tail or a count left from an earlier stderr is dropped.
  */
-static void log_stderr_setup(void)
+static void log_stderr_choose(void)
 {
 	struct stat st;
 	int flags, fd;
 
+	log_tail_len = 0;
+	log_dropped_unsaid = 0;
 	log_out = LOG_OUT_PLAIN;
 	flags = fcntl(STDERR_FILENO, F_GETFL);
 	if (flags < 0 || fstat(STDERR_FILENO, &st))
@@ -226,7 +243,7 @@ static void log_stderr_setup(void)
 	if (flags & O_NONBLOCK)
 		return;
 	fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-	/* dup2() gives fd 2 the new description, inheritable as fd 2 was. */
+	/* dup2() gives fd 2 the new description (inheritable: the daemon execs nothing). */
 	if (fd >= 0 && dup2(fd, STDERR_FILENO) == STDERR_FILENO) {
 		close(fd);
 		return;
@@ -234,8 +251,19 @@ static void log_stderr_setup(void)
 	if (fd >= 0)
 		close(fd);
 	log_out = LOG_OUT_PIPE_POLLED;
-	g_warning("stderr is a pipe that could not be reopened non-blocking (%s): each log line "
-		  "asks poll() for room first", g_strerror(errno));
+}
+
+static void log_stderr_setup(void)
+{
+	enum log_out out;
+
+	g_mutex_lock(&log_lock);
+	log_stderr_choose();
+	out = log_out;
+	g_mutex_unlock(&log_lock);
+	if (out == LOG_OUT_PIPE_POLLED)
+		g_warning("stderr is a pipe that could not be reopened non-blocking: each log line "
+			  "asks poll() for room first");
 }
 
 void log_init(enum log_level level)

@@ -19,9 +19,13 @@
  * alone (or, failing that, asked with poll() for room before each line of
  * at most a page); a socket is sent to with MSG_DONTWAIT, and the rest of
  * a line it takes only part of goes out before the next one.  A file or a
- * terminal is written as it comes: a file waits for no reader, a terminal
- * only while its output is stopped (^S).  Lines are at most LOG_LINE_MAX - 1
- * bytes, the newline included; longer messages are cut.
+ * terminal is written as it comes: a file waits for no reader; a terminal
+ * does while its output is stopped (^S), and a pty while its master is not
+ * read.  Lines are at most LOG_LINE_MAX - 1 bytes, the newline included;
+ * longer messages are cut.  Only lines through this writer are covered:
+ * g_printerr() (set-up errors, before the loop) and a sanitizer's report
+ * write fd 2 directly, and may be lost to a full pipe, or, where the pipe
+ * could not be reopened, wait for it.
  */
 
 #include <stdint.h>

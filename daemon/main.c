@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <arpa/inet.h>
 #include <sys/resource.h>
 
@@ -267,6 +268,9 @@ static void main_fill_stdio(void)
 		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
 			continue;
 		null = open("/dev/null", O_RDWR);
+		/* No /dev/null (a bare container): an eventfd holds the number, writes to it fail. */
+		if (null < 0)
+			null = eventfd(0, 0);
 		if (null >= 0 && null != fd)
 			close(null); /* not the lowest free number after all: leave it */
 	}
@@ -284,6 +288,8 @@ int main(int argc, char **argv)
 	g_autoptr(GMainLoop) loop = NULL;
 	int exit_code = 0;
 
+	/* A vanished peer must be an error return, never a signal: stderr's reader too. */
+	signal(SIGPIPE, SIG_IGN);
 	main_fill_stdio();
 	if (options_parse(argc, argv, &cfg, &err)) {
 		g_printerr("meshslirp: %s\n", err->message);
@@ -302,8 +308,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	/* A vanished peer must be an error return, never a signal. */
-	signal(SIGPIPE, SIG_IGN);
 	main_raise_nofile();
 	main_tune_malloc();
 

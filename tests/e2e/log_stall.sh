@@ -28,7 +28,8 @@ time.sleep(120)
 HOLDER=$E2E_LAST_PID
 e2e_wait_for "$E2E_TMP/holder.log" '^HOLDING size=[0-9]+$' 10 ||
 	e2e_fail "the FIFO holder did not start: $(cat "$E2E_TMP/holder.log")"
-# One page: 4 KiB here; where pages are larger, more flows to fill it (a flow logs about 200 bytes).
+# One page: 4 KiB here; where pages are larger, more flows to fill it: a flow logs about 200
+# bytes, and size / 20 flows are ten pages' worth.
 size=$(sed -n 's/^HOLDING size=//p' "$E2E_TMP/holder.log")
 FLOWS=$((size / 20 > 200 ? size / 20 : 200))
 
