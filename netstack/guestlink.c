@@ -102,9 +102,13 @@ int guestlink_dhcp_set_mtu(uint8_t *frame, size_t len, uint16_t mtu)
 	be16_write(udp + 6, 0);
 	sum = csum_pseudo4(ip + 12, IP_PROTO_UDP, (uint16_t)udp_len);
 	sum = csum_add(sum, udp, udp_len);
+	/*
+	 * A sum that folds to zero would go as 0xffff (RFC 768), but busybox's
+	 * udhcpc compares the field with its own sum, zero, and drops the
+	 * reply: with one transaction id in 65,536 a guest never got its lease.
+	 * 0 says "no checksum" in IPv4, which every client takes.
+	 */
 	csum = csum_fold(sum);
-	if (!csum)
-		csum = 0xffff;
 	memcpy(udp + 6, &csum, sizeof(csum));
 	return 0;
 }
