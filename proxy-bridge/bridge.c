@@ -966,13 +966,10 @@ static void bridge_reset_orphans(struct bridge *br)
 {
 	for (size_t i = 0; i < br->norphans; i++) {
 		const struct bridge_orphan *o = &br->orphans[i];
-		struct rw_tuple t = bridge_tuple(&o->skey, BRIDGE_OUTWARD);
-		uint8_t frame[RW_ETH_HLEN + 40];
-		size_t len = rw_build_tcp_rst(frame, o->gw_mac, o->guest_mac, &t, 0, o->isn + 1);
 
 		br->stats.orphans_reset++;
 		br->swallow = &o->skey;
-		netstack_inject_from_guest(br->ns, frame, len);
+		bridge_inject_rst(br, &o->skey, o->gw_mac, o->guest_mac, 0, o->isn + 1);
 		br->swallow = NULL;
 	}
 	br->norphans = 0;
