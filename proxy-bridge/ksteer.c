@@ -63,6 +63,8 @@ struct kflow {
 	bool eof[2];                   /* the direction's reading socket said EOF */
 	bool shut[2];                  /* ... and its writing socket was shut down */
 	bool urgent[2];                /* the direction's reading socket had urgent data (EPOLLPRI) */
+	bool rdhup[2];                 /* ... reported its peer's FIN (EPOLLRDHUP, EPOLLHUP) */
+	bool bulk[2];                  /* the direction moves bulk: not ksteer_pump_small() */
 	bool out_pending;              /* CONNECTING: an edge on sk was spent unread */
 };
 
@@ -896,6 +898,53 @@ static enum kurgent ksteer_step_urgent(struct ksteer *ks, struct kflow *f, int d
 }
 
 /*
+ * A small message, in two system calls where splice() takes three: recv()
+ * into a buffer, send() on.  The third is the read that only says EAGAIN,
+ * and a short recv() makes it unnecessary: TCP's and a unix stream's take
+ * queued data until the buffer is full or the queue empty (data that
+ * arrives meanwhile raises a new edge), unless they stop at an urgent
+ * mark, before a FIN they consumed, or (unix) at passed descriptors.  So
+ * it is trusted only on a direction whose socket never reported urgent
+ * data or its peer's FIN; a descriptor-passing sidecar stalls only its own
+ * flow, to the idle timeout.  Only for a direction whose pipe is empty and
+ * whose last turn was small (!bulk): a bulk turn stays zero-copy.  What
+ * the writing socket does not take goes into the empty pipe, whole (at
+ * most its capacity).  Returns 0 when the direction is done for now, 1
+ * when the splice rounds are to go on (a full buffer, EOF, a FIN or mark
+ * to look at), or -errno.
+ */
+static int ksteer_pump_small(struct ksteer *ks, struct kflow *f, int d, int src, int dst,
+			     uint64_t *bytes)
+{
+	uint8_t buf[KSTEER_SMALL_BYTES];
+	struct kpipe *p = &f->pipe[d];
+	size_t want = MIN(sizeof(buf), p->cap);
+	ssize_t n, sent, put;
+
+	n = recv(src, buf, want, MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	if (n == 0) {
+		f->eof[d] = true;
+		return 1;
+	}
+	sent = send(dst, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent < 0 && errno != EAGAIN && errno != EINTR)
+		return -errno;
+	sent = MAX(sent, 0);
+	*bytes += (uint64_t)sent;
+	f->active_us = ks->now_us;
+	if (sent < n) {
+		put = write(p->wr, buf + sent, (size_t)(n - sent));
+		/* As in ksteer_send_header(): a short write ends the flow, its pipe closed, not pooled. */
+		f->in_pipe[d] = (size_t)MAX(put, 0);
+		if (put != n - sent)
+			return -EIO;
+	}
+	return (size_t)n == want || f->urgent[d] || f->rdhup[d];
+}
+
+/*
  * Move what direction @d's reading socket has through its pipe into its
  * writing socket, for up to KSTEER_PUMP_ROUNDS rounds.  Returns 0 when it
  * would block (edge-triggered epoll then tells us when to go on), 1 when
@@ -905,7 +954,9 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 {
 	int src = d == KF_OUT ? f->sk : f->up, dst = d == KF_OUT ? f->up : f->sk;
 	uint64_t *bytes = d == KF_OUT ? &ks->stats.bytes_out : &ks->stats.bytes_in;
+	uint64_t before = *bytes;
 	struct kpipe *p = &f->pipe[d];
+	bool from_empty = !f->in_pipe[d];
 	int ret = 1;
 
 	if (f->shut[d])
@@ -913,6 +964,11 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 	if (ksteer_pipe_get(ks, f, d)) {
 		ks->stats.resource_failed++;
 		return -EMFILE;
+	}
+	if (!f->bulk[d] && !f->urgent[d] && !f->eof[d] && !f->in_pipe[d]) {
+		ret = ksteer_pump_small(ks, f, d, src, dst, bytes);
+		if (ret <= 0)
+			goto out;
 	}
 	for (int round = 0; round < KSTEER_PUMP_ROUNDS; round++) {
 		bool moved = false;
@@ -975,6 +1031,16 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 			break;
 		}
 	}
+out:
+	/*
+	 * Only a turn that began with an empty pipe says the traffic turned
+	 * small: one that drained a backlog (the writing socket was full) ends
+	 * a bulk burst with its short tail.
+	 */
+	if (*bytes - before >= KSTEER_SMALL_BYTES)
+		f->bulk[d] = true;
+	else if (from_empty)
+		f->bulk[d] = false;
 	if (!f->in_pipe[d])
 		ksteer_pipe_put(ks, f, d);
 	return ret;
@@ -1075,8 +1141,10 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
 	if (slot >= ks->nslots)
 		return;
 	f = &ks->flows[slot];
-	if ((events & EPOLLPRI) && (f->state == KF_CONNECTING || f->state == KF_OPEN))
-		f->urgent[d] = true;
+	if (f->state == KF_CONNECTING || f->state == KF_OPEN) {
+		f->urgent[d] |= !!(events & EPOLLPRI);
+		f->rdhup[d] |= !!(events & (EPOLLRDHUP | EPOLLHUP));
+	}
 	switch (f->state) {
 	case KF_CONNECTING:
 		/*

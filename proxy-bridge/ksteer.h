@@ -70,7 +70,13 @@
  *
  * Relay and backpressure: each direction has a pipe of its own; splice()
  * moves what the reading socket has into the pipe and what the pipe holds
- * into the writing socket, until either would block.  Sockets are in one
+ * into the writing socket, until either would block.  A direction whose
+ * last turn from an empty pipe moved under KSTEER_SMALL_BYTES (requests
+ * and replies) is first read with recv() into a buffer and sent on: two
+ * system calls a message where splice() takes three, as a short recv()
+ * emptied the socket (ksteer_pump_small() says when that holds); a turn
+ * that moves KSTEER_SMALL_BYTES or more puts the direction back on
+ * splice(), zero-copy.  Sockets are in one
  * epoll set, edge-triggered; an event relays only the directions it
  * concerns (ksteer_event_dirs(): the one reading that socket, and the one
  * writing to it only when its pipe waits for room), so a message costs no
@@ -140,6 +146,7 @@
 #define KSTEER_PIPE_POOL 16            /* empty pipes kept for the next flow that needs one */
 #define KSTEER_FIRST_BYTES 4096        /* the guest's first bytes sent with the PROXY header */
 #define KSTEER_URGENT_CHUNK 4096       /* bytes recv() takes past an urgent mark (<= PIPE_BUF) */
+#define KSTEER_SMALL_BYTES 4096        /* below: a message relayed by recv() and send(), not splice() */
 #define KSTEER_SIDECAR_NOTSENT_LOWAT (64 * 1024) /* unsent bytes a sidecar socket may hold */
 
 /* Why a frame on this path was dropped. */

@@ -69,22 +69,32 @@ struct gconn {
 };
 
 /*
- * Every splice() the daemon makes, counted: this test links with
- * -Wl,--wrap=splice (tests/meson.build).  The relay's cost per message is
- * its syscalls, and a splice() that only says EAGAIN is the one to avoid.
+ * The relay's system calls, counted: this test links with
+ * -Wl,--wrap=splice,--wrap=recv,--wrap=send (tests/meson.build), so the
+ * test's own recv() and send() count too: read the counters around the
+ * daemon's turns only.  The relay's cost per message is its system calls,
+ * and one that only says EAGAIN is the one to avoid.
  */
-static unsigned int splice_calls;
+static unsigned int splice_calls, recv_calls, send_calls;
 
 ssize_t __real_splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
 		      unsigned int flags);
 ssize_t __wrap_splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
 		      unsigned int flags);
+ssize_t __real_recv(int fd, void *buf, size_t len, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags);
 
 ssize_t __wrap_splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
 		      unsigned int flags)
 {
 	splice_calls++;
 	return __real_splice(fd_in, off_in, fd_out, off_out, len, flags);
+}
+
+ssize_t __wrap_recv(int fd, void *buf, size_t len, int flags)
+{
+	recv_calls++;
+	return __real_recv(fd, buf, len, flags);
 }
 
 /*
@@ -100,6 +110,7 @@ ssize_t __wrap_write(int fd, const void *buf, size_t len);
 
 ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags)
 {
+	send_calls++;
 	if (short_pipe) {
 		errno = EAGAIN;
 		return -1;
@@ -612,14 +623,33 @@ static void test_sidecar_unix_sndbuf(void **state)
 	close(conn);
 }
 
+/* The relay's system calls since a snapshot of the counters. */
+struct relay_calls {
+	unsigned int splice, recv, send;
+};
+
+static struct relay_calls relay_calls_now(void)
+{
+	return (struct relay_calls){ splice_calls, recv_calls, send_calls };
+}
+
+static void assert_relay_calls(struct relay_calls since, unsigned int splices, unsigned int recvs,
+			       unsigned int sends)
+{
+	assert_int_equal(splice_calls - since.splice, splices);
+	assert_int_equal(recv_calls - since.recv, recvs);
+	assert_int_equal(send_calls - since.send, sends);
+}
+
 /*
  * One turn of the main loop carries a guest segment to the sidecar, and
  * one the sidecar's reply to the guest ("Turnaround" in ksteer.h): the tun
- * write and the splice ready the next hop within the call, and the kernel
+ * write and the relay ready the next hop within the call, and the kernel
  * path takes it before the turn ends.  Without that each hop waits for
- * another turn, and this test fails.  Each way costs three splice()s:
- * into the pipe, out of it, and the one that finds the socket empty; the
- * direction the bytes did not take is not asked.
+ * another turn, and this test fails.  Each way costs two system calls, a
+ * recv() that empties the socket and a send() (ksteer_pump_small()), where
+ * splice() took three (into the pipe, out of it, and the one that found
+ * the socket empty); the direction the bytes did not take is not asked.
  */
 static void test_one_turn_each_way(void **state)
 {
@@ -628,8 +658,8 @@ static void test_one_turn_each_way(void **state)
 	struct gconn c = { .dst = "198.18.0.1", .sport = 40400, .dport = 5001, .seq = 5000 };
 	uint8_t buf[64], rx[4096];
 	struct pkt_ipv4_view v;
+	struct relay_calls calls;
 	bool replied = false;
-	unsigned int splices;
 	size_t n;
 	int conn = open_flow(s, &c);
 
@@ -638,14 +668,14 @@ static void test_one_turn_each_way(void **state)
 	while (inproc_recv_delivered(f, rx, sizeof(rx)))
 		;
 
-	splices = splice_calls;
+	calls = relay_calls_now();
 	gsend(f, &c, 0x18, "ping", 4);
 	g_main_context_iteration(NULL, FALSE);
+	assert_relay_calls(calls, 0, 1, 1);
 	/* The daemon runs only inside iterations; loopback's delivery may finish in a softirq. */
 	assert_int_equal(poll(&(struct pollfd){ .fd = conn, .events = POLLIN }, 1, 1000), 1);
 	assert_int_equal(recv(conn, buf, sizeof(buf), MSG_DONTWAIT), 4);
 	assert_memory_equal(buf, "ping", 4);
-	assert_int_equal(splice_calls - splices, 3);
 
 	assert_int_equal(write(conn, "pong", 4), 4);
 	/* Acknowledged: the bytes wait in the daemon's socket before its one iteration. */
@@ -655,9 +685,9 @@ static void test_one_turn_each_way(void **state)
 		if (unacked)
 			g_usleep(1000);
 	}
-	splices = splice_calls;
+	calls = relay_calls_now();
 	g_main_context_iteration(NULL, FALSE);
-	assert_int_equal(splice_calls - splices, 3);
+	assert_relay_calls(calls, 0, 1, 1);
 	while ((n = inproc_recv_delivered(f, rx, sizeof(rx)))) {
 		size_t off;
 
@@ -668,6 +698,47 @@ static void test_one_turn_each_way(void **state)
 		replied |= v.l4_len - off == 4 && !memcmp(v.l4 + off, "pong", 4);
 	}
 	assert_true(replied);
+	close(conn);
+}
+
+/*
+ * Bulk stays zero-copy: once a turn moved KSTEER_SMALL_BYTES or more,
+ * the direction's next turns splice() and never recv() into a buffer.
+ * The sidecar sends 48 KiB at a time, all in the daemon's socket before
+ * its turn; the guest reads them; then 48 KiB again.
+ */
+static void test_bulk_stays_zero_copy(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40450, .dport = 5001, .seq = 5500 };
+	static uint8_t chunk[48 << 10], got[48 << 10];
+	int conn = open_flow(s, &c);
+
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = (uint8_t)(i * 7 + i / 251);
+	inproc_pump(50);
+	for (int round = 0; round < 2; round++) {
+		struct relay_calls calls;
+		size_t have = 0;
+
+		assert_int_equal(write(conn, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
+		for (int i = 0, unacked = 1; unacked; i++) {
+			assert_true(i < 1000);
+			assert_int_equal(ioctl(conn, SIOCOUTQ, &unacked), 0);
+			if (unacked)
+				g_usleep(1000);
+		}
+		calls = relay_calls_now();
+		while (have < sizeof(chunk))
+			have += grecv(f, &c, 0, got + have, sizeof(got) - have);
+		assert_memory_equal(got, chunk, sizeof(chunk));
+		/* The first round's first turn may recv(); the second's never does. */
+		if (round == 1) {
+			assert_int_equal(recv_calls - calls.recv, 0);
+			assert_true(splice_calls > calls.splice);
+		}
+	}
 	close(conn);
 }
 
@@ -1389,6 +1460,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_private_stack_unpaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_tun_noqueue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_turn_each_way, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bulk_stays_zero_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_urgent_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syn_bad_metadata, setup, teardown),
