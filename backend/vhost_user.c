@@ -266,6 +266,7 @@ struct vu_vring {
 	int kick_fd, call_fd, err_fd;   /* -1 when unset; owned */
 	GSource *kick_src;
 	unsigned int kick_busy;     /* wake-ups in a row the kick fd did not drain */
+	bool kick_one_read;         /* fdinfo says: no semaphore, one read empties the kick fd */
 	bool enabled;               /* SET_VRING_ENABLE */
 	uint64_t violations_reported; /* vq.violations already logged and counted */
 	uint64_t log_missed_seen;   /* vq.log_missed already counted */
@@ -1691,7 +1692,9 @@ static int vu_h_get_vring_base(struct vhost_user_backend *vb, struct vu_msg *msg
  * vu_check_ring_fd() - is @fd an eventfd, as a ring's kick, call and err fds must be?
  * @vb:		backend (knows where anonymous inodes live)
  * @fd:		the fd a SET_VRING_KICK/CALL/ERR carried
- * @kick:	true for a kick fd, which we read: a semaphore-mode one is refused
+ * @one_read:	for a kick fd, which we read (NULL: a call or err fd): a semaphore-mode one
+ *		is refused, and *@one_read says whether fdinfo showed the mode (one read
+ *		then empties it)
  * @why:	set to a static reason on refusal
  *
  * Anything else can spin or block us: /dev/zero or a semaphore eventfd
@@ -1711,7 +1714,7 @@ static int vu_h_get_vring_base(struct vhost_user_backend *vb, struct vu_msg *msg
  *
  * Return: 0, or -EBADF/-errno with *@why set.
  */
-static int vu_check_ring_fd(const struct vhost_user_backend *vb, int fd, bool kick,
+static int vu_check_ring_fd(const struct vhost_user_backend *vb, int fd, bool *one_read,
 			    const char **why)
 {
 	char path[sizeof("/proc/self/fdinfo/") + 12], info[VU_FDINFO_MAX];
@@ -1719,6 +1722,8 @@ static int vu_check_ring_fd(const struct vhost_user_backend *vb, int fd, bool ki
 	ssize_t n;
 	int pfd;
 
+	if (one_read)
+		*one_read = false;
 	if (fstat(fd, &st) < 0) {
 		*why = "cannot fstat a vring fd";
 		return -errno;
@@ -1742,10 +1747,12 @@ static int vu_check_ring_fd(const struct vhost_user_backend *vb, int fd, bool ki
 		*why = "vring fd is not an eventfd (another anonymous file: timerfd, signalfd...)";
 		return -EBADF;
 	}
-	if (kick && strstr(info, "\neventfd-semaphore: 1")) {
+	if (one_read && strstr(info, "\neventfd-semaphore: 1")) {
 		*why = "kick fd is an eventfd in semaphore mode: reading never empties it";
 		return -EBADF;
 	}
+	if (one_read)
+		*one_read = strstr(info, "\neventfd-semaphore: 0") != NULL;
 	return 0;
 }
 
@@ -1776,7 +1783,7 @@ static void vu_take_vring_fd(struct vu_msg *msg, int *slot)
 static int vu_set_ring_signal_fd(struct vhost_user_backend *vb, struct vu_msg *msg, int *slot,
 				 const char **why)
 {
-	int ret = msg->u.vring_fd.nofd ? 0 : vu_check_ring_fd(vb, msg->fds[0], false, why);
+	int ret = msg->u.vring_fd.nofd ? 0 : vu_check_ring_fd(vb, msg->fds[0], NULL, why);
 
 	if (ret)
 		return ret;
@@ -1788,19 +1795,21 @@ static int vu_h_set_vring_kick(struct vhost_user_backend *vb, struct vu_msg *msg
 {
 	uint32_t idx = msg->u.vring_fd.index;
 	struct vu_vring *vr = &vb->vr[idx];
+	bool one_read;
 	int ret;
 
 	if (msg->u.vring_fd.nofd) {
 		*why = "polling mode (no kick fd) is not supported";
 		return -EINVAL;
 	}
-	ret = vu_check_ring_fd(vb, msg->fds[0], true, why);
+	ret = vu_check_ring_fd(vb, msg->fds[0], &one_read, why);
 	if (ret)
 		return ret;
 	vu_ring_pause(vb, idx);
 	fdsource_clear(&vr->kick_src);
 	vu_take_vring_fd(msg, &vr->kick_fd);
 	vr->kick_busy = 0;
+	vr->kick_one_read = one_read;
 	vr->kick_src = fdsource_new(vr->kick_fd, G_IO_IN, vu_on_kick, vb);
 	ret = vu_ring_update(vb, idx, why);
 	vu_rx_check_restarted(vb);
@@ -2169,11 +2178,13 @@ static gboolean vu_on_conn(int fd, GIOCondition ready, void *opaque)
 }
 
 /*
- * A kick: drain the eventfd, then serve the ring (when it runs).  A kick
- * fd that fails, hangs up or never drains (still readable after
- * VU_KICK_READS reads, VU_KICK_BUSY_MAX wake-ups running: a semaphore
- * eventfd where fdinfo could not tell) would wake us for ever: it is no
- * longer watched and the front-end is closed.
+ * A kick: drain the eventfd, then serve the ring (when it runs).  One read
+ * drains an eventfd fdinfo showed not in semaphore mode (a kick that lands
+ * after it wakes us again: it is a new one).  Where fdinfo could not tell,
+ * up to VU_KICK_READS: a kick fd that fails, hangs up or never drains
+ * (still readable after them, VU_KICK_BUSY_MAX wake-ups running: a
+ * semaphore eventfd) would wake us for ever: it is no longer watched and
+ * the front-end is closed.
  */
 static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 {
@@ -2183,12 +2194,12 @@ static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 	ssize_t n = 0;
 	int reads;
 
-	for (reads = 0; reads < VU_KICK_READS; reads++) {
+	for (reads = 0; reads < (vr->kick_one_read ? 1 : VU_KICK_READS); reads++) {
 		n = vu_eventfd_read(fd, &v);
 		if (n <= 0)
 			break;
 	}
-	vr->kick_busy = reads == VU_KICK_READS ? vr->kick_busy + 1 : 0;
+	vr->kick_busy = !vr->kick_one_read && reads == VU_KICK_READS ? vr->kick_busy + 1 : 0;
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
 	    (ready & (G_IO_HUP | G_IO_ERR))) {
 		vb->be.stats.vu_bad_messages++;
