@@ -47,6 +47,7 @@
 #include <libslirp.h>
 
 #include "common/ratelimit.h"
+#include "common/seq.h"
 #include "common/util.h"
 #include "proxy-bridge/bridge_internal.h"
 #include "proxy-bridge/rewrite.h"
@@ -188,10 +189,8 @@ static void bridge_reset_guest(struct bridge *br, const uint8_t guest_mac[6],
 	netstack_send_to_guest(br->ns, frame, len);
 }
 
-/* A RST as from the guest into libslirp on @skey (libslirp's view), from @guest_mac to @gw_mac. */
-static void bridge_inject_rst(struct bridge *br, const struct flow_key *skey,
-			      const uint8_t gw_mac[6], const uint8_t guest_mac[6], uint32_t seq,
-			      uint32_t ack)
+void bridge_inject_rst(struct bridge *br, const struct flow_key *skey, const uint8_t gw_mac[6],
+		       const uint8_t guest_mac[6], uint32_t seq, uint32_t ack)
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
 	struct rw_tuple t = bridge_tuple(skey, BRIDGE_OUTWARD);
@@ -208,12 +207,6 @@ void bridge_inject_guest_rst(struct bridge *br, const struct flow *f, uint32_t s
 static void bridge_drop(struct bridge *br, enum bridge_guest_drop why)
 {
 	br->stats.guest_dropped[why]++;
-}
-
-/* Sequence-space "a is after b" (RFC 1982 serial arithmetic). */
-static bool bridge_seq_after(uint32_t a, uint32_t b)
-{
-	return (int32_t)(a - b) > 0;
 }
 
 /*
@@ -241,9 +234,9 @@ static void bridge_track_close(struct bridge *br, struct flow *f, const struct r
 		}
 	}
 	if (flags & RW_TCP_ACK) {
-		if (from_guest && f->stack_fin && !bridge_seq_after(f->stack_fin_end, rw_tcp_ack(v)))
+		if (from_guest && f->stack_fin && !seq_after(f->stack_fin_end, rw_tcp_ack(v)))
 			f->stack_fin_acked = true;
-		if (!from_guest && f->guest_fin && !bridge_seq_after(f->guest_fin_end, rw_tcp_ack(v)))
+		if (!from_guest && f->guest_fin && !seq_after(f->guest_fin_end, rw_tcp_ack(v)))
 			f->guest_fin_acked = true;
 	}
 	if (f->guest_fin_acked && f->stack_fin_acked && f->fd >= 0 && !f->time_wait_cut)
@@ -302,7 +295,7 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 		}
 	}
 	end = rw_tcp_seq_end(v);
-	if ((rw_tcp_flags(v) & RW_TCP_SYN) || bridge_seq_after(end, *nxt))
+	if ((rw_tcp_flags(v) & RW_TCP_SYN) || seq_after(end, *nxt))
 		*nxt = end;
 	bridge_track_close(br, f, v, from_guest, end);
 }
@@ -484,18 +477,18 @@ static bool bridge_guest_seq_wrap(struct bridge *br, struct rw_view *v, struct f
 		return false;
 	if (end != 0 && end > seq) {
 		/* Not reaching 0: held back only behind a dropped segment that does. */
-		if (!f || !f->wrap_hold || bridge_seq_after(f->wrap_seq, seq))
+		if (!f || !f->wrap_hold || seq_after(f->wrap_seq, seq))
 			return false;
 		bridge_drop(br, BRIDGE_DROP_SEQ_WRAP);
 		return true;
 	}
 	if (f && (flags & RW_TCP_ACK) && !(flags & RW_TCP_SYN) && f->stack_ack == f->guest_nxt &&
-	    !bridge_seq_after(seq, f->stack_ack)) {
+	    !seq_after(seq, f->stack_ack)) {
 		if (!bridge_host_side_closing(f)) {
 			f->wrap_hold = false;
 			return false;
 		}
-		if (bridge_seq_after(end, f->stack_ack)) {
+		if (seq_after(end, f->stack_ack)) {
 			br->stats.seq_wrap_aborts++;
 			bridge_log_flow(br, &f->gkey, "reset: the guest's bytes reach sequence 0 "
 					"as its peer closes, which libslirp 4.7 cannot take");
@@ -542,7 +535,7 @@ static bool bridge_guest_reass_refused(struct bridge *br, const struct rw_view *
 	if (!bridge_tcp_has_bytes(v) || (rw_tcp_flags(v) & RW_TCP_RST))
 		return false;
 	/* No socket: libslirp has none for it yet, or closed the connection, queue and all. */
-	if (f->fd < 0 || (f->stack_ack_seen && !bridge_seq_after(seq, f->stack_ack)))
+	if (f->fd < 0 || (f->stack_ack_seen && !seq_after(seq, f->stack_ack)))
 		return false;
 	switch (flowtab_reass_hold(br->flows, f, end)) {
 	case 0:
@@ -655,8 +648,7 @@ static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw
 
 	rw_tuple(v, &t);
 	gkey = flow_key_make(t.proto, t.saddr, t.sport, t.daddr, t.dport);
-	syn = t.proto == IPPROTO_TCP &&
-	      (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN;
+	syn = t.proto == IPPROTO_TCP && rw_tcp_is_syn(v);
 	f = flowtab_lookup_guest(br->flows, &gkey);
 
 	/* A SYN on a flow's tuple: the kind may end the flow (an outbound one the guest forgot). */
@@ -990,7 +982,7 @@ static enum netstack_verdict bridge_stack_transport(struct bridge *br, struct rw
 	f = flowtab_lookup_stack(br->flows, &skey);
 	if (f)
 		return bridge_ops(f)->stack_frame(br, v, f);
-	if (t.proto == IPPROTO_TCP && (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN) {
+	if (t.proto == IPPROTO_TCP && rw_tcp_is_syn(v)) {
 		bridge_stack_orphan_syn(br, v, &skey);
 		return NETSTACK_CONSUMED;
 	}

@@ -205,6 +205,14 @@ static inline void bridge_arm_idle(struct bridge *br, struct flow *f)
 void bridge_forget_flow(struct bridge *br, struct flow *f);
 
 /*
+ * Hand libslirp a RST|ACK on @skey (libslirp's view) as if from the guest,
+ * from @guest_mac to @gw_mac, with sequence number @seq and acknowledging
+ * @ack (host order).  Only outside libslirp's callbacks.
+ */
+void bridge_inject_rst(struct bridge *br, const struct flow_key *skey, const uint8_t gw_mac[6],
+		       const uint8_t guest_mac[6], uint32_t seq, uint32_t ack);
+
+/*
  * Hand libslirp a RST|ACK on @f as if from the guest (libslirp's view,
  * f->skey), with sequence number @seq and acknowledging @ack (host order).
  * The one way the bridge makes libslirp drop a TCP socket of a flow

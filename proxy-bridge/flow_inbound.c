@@ -655,9 +655,8 @@ static enum netstack_verdict flow_inbound_hold_frame(struct bridge *br, struct r
 						     struct flow *f)
 {
 	struct bridge_hdr_wait *p = flow_inbound_hdr_wait_of(br, f);
-	uint8_t flags = rw_tcp_flags(v);
 
-	if ((flags & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN) {
+	if (rw_tcp_is_syn(v)) {
 		/* libslirp's SYN to the guest: remember what a reset must acknowledge. */
 		f->u.in.stack_isn = rw_tcp_seq(v);
 		f->u.in.stack_isn_known = true;
@@ -678,8 +677,7 @@ static enum netstack_verdict flow_inbound_hold_frame(struct bridge *br, struct r
 static enum netstack_verdict flow_inbound_stack_frame(struct bridge *br, struct rw_view *v,
 						      struct flow *f)
 {
-	if ((rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN &&
-	    flow_inbound_foreign_syn(br, f, v))
+	if (rw_tcp_is_syn(v) && flow_inbound_foreign_syn(br, f, v))
 		return NETSTACK_CONSUMED;
 	if (f->state == FLOW_HDR_WAIT || f->state == FLOW_REJECTED)
 		return flow_inbound_hold_frame(br, v, f);
@@ -744,18 +742,13 @@ void flow_inbound_dups_kill(struct bridge *br)
 {
 	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
 		struct bridge_dup *dup = &br->in.dups[i];
-		uint8_t frame[RW_ETH_HLEN + 40];
-		struct rw_tuple t;
-		size_t len;
 
 		if (!dup->used || !dup->isn_known)
 			continue;
-		t = bridge_tuple(&dup->skey, BRIDGE_OUTWARD);
-		len = rw_build_tcp_rst(frame, flow_inbound_zero_mac, flow_inbound_zero_mac, &t,
-				       dup->live_guest_nxt + FLOW_INBOUND_DUP_RST_OFFSET, dup->isn + 1);
 		dup->attempts++;
 		br->swallow = &dup->skey;
-		netstack_inject_from_guest(br->ns, frame, len);
+		bridge_inject_rst(br, &dup->skey, flow_inbound_zero_mac, flow_inbound_zero_mac,
+				  dup->live_guest_nxt + FLOW_INBOUND_DUP_RST_OFFSET, dup->isn + 1);
 		br->swallow = NULL;
 	}
 }

@@ -9,6 +9,7 @@
 #include <glib.h>
 #include <openssl/rand.h>
 
+#include "common/seq.h"
 #include "common/siphash.h"
 #include "common/timerwheel.h"
 
@@ -301,8 +302,7 @@ int flowtab_reass_hold(struct flowtab *ft, struct flow *f, uint32_t end)
 
 void flowtab_reass_release(struct flowtab *ft, struct flow *f, uint32_t ack)
 {
-	/* Sequence space wraps: an end at or before @ack is (int32_t)(end - ack) <= 0. */
-	while (f->reass_count && (int32_t)(f->reass_end[f->reass_head] - ack) <= 0) {
+	while (f->reass_count && !seq_after(f->reass_end[f->reass_head], ack)) {
 		f->reass_head = (uint8_t)((f->reass_head + 1) % FLOW_REASS_MAX);
 		f->reass_count--;
 		ft->reass_total--;

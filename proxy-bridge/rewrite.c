@@ -214,6 +214,11 @@ uint8_t rw_tcp_flags(const struct rw_view *v)
 	return v->l4[TCP_OFF_FLAGS];
 }
 
+bool rw_tcp_is_syn(const struct rw_view *v)
+{
+	return (rw_tcp_flags(v) & (RW_TCP_SYN | RW_TCP_ACK)) == RW_TCP_SYN;
+}
+
 uint32_t rw_tcp_seq(const struct rw_view *v)
 {
 	return be32_read(v->l4 + TCP_OFF_SEQ);

@@ -77,6 +77,9 @@ void rw_tuple(const struct rw_view *v, struct rw_tuple *t);
 /* rw_tcp_flags() - TCP flags byte (RW_TRANSPORT with proto TCP only). */
 uint8_t rw_tcp_flags(const struct rw_view *v);
 
+/* rw_tcp_is_syn() - whether it opens a connection: SYN without ACK (RW_TRANSPORT, TCP). */
+bool rw_tcp_is_syn(const struct rw_view *v);
+
 /* rw_tcp_seq() - TCP sequence number in host order (RW_TRANSPORT, TCP). */
 uint32_t rw_tcp_seq(const struct rw_view *v);
 

@@ -633,6 +633,21 @@ static void test_sidecar_unix_sndbuf(void **state)
 	close(conn);
 }
 
+/*
+ * Wait (up to a second) until what the sidecar's end @conn sent is
+ * acknowledged: it then waits in the daemon's socket, which loopback
+ * filled without running the daemon.
+ */
+static void wait_acked(int conn)
+{
+	for (int i = 0, unacked = 1; unacked; i++) {
+		assert_true(i < 1000);
+		assert_int_equal(ioctl(conn, SIOCOUTQ, &unacked), 0);
+		if (unacked)
+			g_usleep(1000);
+	}
+}
+
 /* The relay's system calls since a snapshot of the counters. */
 struct relay_calls {
 	unsigned int splice, recv, send;
@@ -689,13 +704,7 @@ static void test_one_turn_each_way(void **state)
 	assert_memory_equal(buf, "ping", 4);
 
 	assert_int_equal(write(conn, "pong", 4), 4);
-	/* Acknowledged: the bytes wait in the daemon's socket before its one iteration. */
-	for (int i = 0, unacked = 1; unacked; i++) {
-		assert_true(i < 1000);
-		assert_int_equal(ioctl(conn, SIOCOUTQ, &unacked), 0);
-		if (unacked)
-			g_usleep(1000);
-	}
+	wait_acked(conn);
 	calls = relay_calls_now();
 	polls = epoll_wait_calls;
 	g_main_context_iteration(NULL, FALSE);
@@ -737,12 +746,7 @@ static void test_bulk_stays_zero_copy(void **state)
 		size_t have = 0;
 
 		assert_int_equal(write(conn, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
-		for (int i = 0, unacked = 1; unacked; i++) {
-			assert_true(i < 1000);
-			assert_int_equal(ioctl(conn, SIOCOUTQ, &unacked), 0);
-			if (unacked)
-				g_usleep(1000);
-		}
+		wait_acked(conn);
 		calls = relay_calls_now();
 		while (have < sizeof(chunk))
 			have += grecv(f, &c, 0, got + have, sizeof(got) - have);
