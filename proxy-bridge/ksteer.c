@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -903,25 +904,30 @@ static enum kurgent ksteer_step_urgent(struct ksteer *ks, struct kflow *f, int d
  * and a short recv() makes it unnecessary: TCP's and a unix stream's take
  * queued data until the buffer is full or the queue empty (data that
  * arrives meanwhile raises a new edge), unless they stop at an urgent
- * mark, before a FIN they consumed, or (unix) at passed descriptors.  So
- * it is trusted only on a direction whose socket never reported urgent
- * data or its peer's FIN; a descriptor-passing sidecar stalls only its own
- * flow, to the idle timeout.  Only for a direction whose pipe is empty and
- * whose last turn was small (!bulk): a bulk turn stays zero-copy.  What
- * the writing socket does not take goes into the empty pipe, whole (at
- * most its capacity).  Returns 0 when the direction is done for now, 1
- * when the splice rounds are to go on (a full buffer, EOF, a FIN or mark
- * to look at), or -errno.
+ * mark, after a FIN they consumed, or (unix) at passed descriptors.  So a
+ * short read is trusted only on a direction whose socket never reported
+ * its peer's FIN, and it is not made on one that reported urgent data (the
+ * caller's test); a descriptor-passing sidecar on a unix leg stalls only
+ * its own flow, to the idle timeout.  Only for a direction whose pipe is
+ * empty and that moves small messages (!bulk): bulk stays zero-copy.  What
+ * the writing socket does not take goes into an empty pipe, whole (at most
+ * PIPE_BUF bytes).  Returns 0 when the direction is done for now, 1 when
+ * the splice rounds are to go on (a full buffer, EOF, a FIN to read), or
+ * -errno (the flow is to be reset).  Urgent data that arrives after the
+ * edge that brought us here, with the recv() starting at its mark, is
+ * stepped over by that recv(): the bytes relayed are those
+ * ksteer_step_urgent() relays, but that mark is not counted.
  */
 static int ksteer_pump_small(struct ksteer *ks, struct kflow *f, int d, int src, int dst,
 			     uint64_t *bytes)
 {
 	uint8_t buf[KSTEER_SMALL_BYTES];
 	struct kpipe *p = &f->pipe[d];
-	size_t want = MIN(sizeof(buf), p->cap);
 	ssize_t n, sent, put;
+	int ret;
 
-	n = recv(src, buf, want, MSG_DONTWAIT);
+	G_STATIC_ASSERT(KSTEER_SMALL_BYTES <= PIPE_BUF);
+	n = recv(src, buf, sizeof(buf), MSG_DONTWAIT);
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 	if (n == 0) {
@@ -935,13 +941,18 @@ static int ksteer_pump_small(struct ksteer *ks, struct kflow *f, int d, int src,
 	*bytes += (uint64_t)sent;
 	f->active_us = ks->now_us;
 	if (sent < n) {
+		ret = ksteer_pipe_get(ks, f, d);
+		if (ret) {
+			ks->stats.resource_failed++;
+			return ret;
+		}
 		put = write(p->wr, buf + sent, (size_t)(n - sent));
 		/* As in ksteer_send_header(): a short write ends the flow, its pipe closed, not pooled. */
 		f->in_pipe[d] = (size_t)MAX(put, 0);
 		if (put != n - sent)
 			return -EIO;
 	}
-	return (size_t)n == want || f->urgent[d] || f->rdhup[d];
+	return (size_t)n == sizeof(buf) || f->rdhup[d];
 }
 
 /*
@@ -961,14 +972,15 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 
 	if (f->shut[d])
 		return 0;
-	if (ksteer_pipe_get(ks, f, d)) {
-		ks->stats.resource_failed++;
-		return -EMFILE;
-	}
 	if (!f->bulk[d] && !f->urgent[d] && !f->eof[d] && !f->in_pipe[d]) {
 		ret = ksteer_pump_small(ks, f, d, src, dst, bytes);
 		if (ret <= 0)
 			goto out;
+	}
+	if (ksteer_pipe_get(ks, f, d)) {
+		ks->stats.resource_failed++;
+		ret = -EMFILE;
+		goto out;
 	}
 	for (int round = 0; round < KSTEER_PUMP_ROUNDS; round++) {
 		bool moved = false;
@@ -1033,13 +1045,14 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 	}
 out:
 	/*
-	 * Only a turn that began with an empty pipe says the traffic turned
-	 * small: one that drained a backlog (the writing socket was full) ends
-	 * a bulk burst with its short tail.
+	 * Any turn that moves KSTEER_SMALL_BYTES or more says bulk; only one
+	 * that began with an empty pipe and moved less says the traffic turned
+	 * small (one that drained a backlog, the writing socket full, ends a
+	 * bulk burst with its short tail; one that moved nothing says nothing).
 	 */
 	if (*bytes - before >= KSTEER_SMALL_BYTES)
 		f->bulk[d] = true;
-	else if (from_empty)
+	else if (from_empty && *bytes != before)
 		f->bulk[d] = false;
 	if (!f->in_pipe[d])
 		ksteer_pipe_put(ks, f, d);

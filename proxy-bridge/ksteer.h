@@ -70,13 +70,14 @@
  *
  * Relay and backpressure: each direction has a pipe of its own; splice()
  * moves what the reading socket has into the pipe and what the pipe holds
- * into the writing socket, until either would block.  A direction whose
- * last turn from an empty pipe moved under KSTEER_SMALL_BYTES (requests
- * and replies) is first read with recv() into a buffer and sent on: two
- * system calls a message where splice() takes three, as a short recv()
- * emptied the socket (ksteer_pump_small() says when that holds); a turn
- * that moves KSTEER_SMALL_BYTES or more puts the direction back on
- * splice(), zero-copy.  Sockets are in one
+ * into the writing socket, until either would block.  A direction that
+ * moves small messages (requests and replies: its last turn that began
+ * with an empty pipe moved under KSTEER_SMALL_BYTES) is first read with
+ * recv() into a buffer and sent on: two system calls a message where
+ * splice() takes three, as a short recv() emptied the socket
+ * (ksteer_pump_small() says when that holds); any turn that moves
+ * KSTEER_SMALL_BYTES or more puts the direction back on splice(),
+ * zero-copy.  Sockets are in one
  * epoll set, edge-triggered; an event relays only the directions it
  * concerns (ksteer_event_dirs(): the one reading that socket, and the one
  * writing to it only when its pipe waits for room), so a message costs no
@@ -96,7 +97,8 @@
  * sidecar's recv() when its ACK opens the window.  EOF is passed on as
  * shutdown(SHUT_WR) once the pipe drained (the second direction's by the
  * close() that ends the flow: one system call less); an error or reset on either
- * socket (EPOLLERR with SO_ERROR set, or a splice() that fails) closes the
+ * socket (EPOLLERR with SO_ERROR set, or a splice(), recv(), send() or
+ * pipe write() that fails) closes the
  * other side with a reset, whether or not a direction still reads it.
  * When the backend is congested the tun is not read (ksteer_set_throttle()).
  *
