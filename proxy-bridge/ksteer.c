@@ -1206,12 +1206,9 @@ static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 	ks->now_us = g_get_monotonic_time();
 	ks->stack_fed = false;
 	for (int round = 0; round < rounds; round++) {
-		bool tun_only;
-
 		n = epoll_wait(ks->epfd, evs, G_N_ELEMENTS(evs), 0);
 		if (n <= 0)
 			break;
-		tun_only = n == 1 && evs[0].data.u64 == KSTEER_TAG_TUN;
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 == KSTEER_TAG_TUN) {
 				if (tun)
@@ -1222,14 +1219,6 @@ static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 				ksteer_sock_event(ks, evs[i].data.u64, evs[i].events);
 			}
 		}
-		/*
-		 * Reading the tun readies nothing of ours (its frames go to the
-		 * guest): a round after one that only did that would find nothing,
-		 * and what arrives meanwhile makes the set readable for the main
-		 * loop's next poll.
-		 */
-		if (tun_only)
-			break;
 	}
 }
 

@@ -111,8 +111,8 @@
  * relays the sockets (the stack's ACKs for the guest wait on the tun for
  * the next dispatch, to go out together), and a dispatch asks epoll
  * again, up to KSTEER_DISPATCH_ROUNDS times, while its last round
- * returned events other than the tun's alone (reading the tun readies
- * nothing of ours), so a reply spliced into the stack reaches the guest.
+ * returned events, so a reply spliced into the stack reaches the guest
+ * (and what the sidecar sent meanwhile is relayed in the same turn).
  *
  * Semantics that differ from libslirp's path: the guest's handshake
  * completes before the sidecar is connected (as with masquerade's
