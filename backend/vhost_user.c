@@ -68,9 +68,10 @@
  * asks -- TX chains are taken and discarded (vu_disabled_discards), nothing
  * is delivered to RX (send() reports no peer, staged frames are dropped).
  * GET_VRING_BASE stops the ring, closes its kick and call fds and answers
- * last_avail_idx.  A kick fd that fails, hangs up, or stays readable after
- * its reads on VU_KICK_BUSY_MAX wake-ups in a row (so would spin the loop)
- * is no longer watched and the front-end is closed.  A SET_MEM_TABLE or
+ * last_avail_idx.  A kick fd that fails, hangs up, or (where fdinfo does
+ * not show an eventfd's mode) stays readable after its reads on
+ * VU_KICK_BUSY_MAX wake-ups in a row (so would spin the loop) is no longer
+ * watched and the front-end is closed.  A SET_MEM_TABLE or
  * SET_VRING_ADDR while running (QEMU does both: memory hotplug, and
  * turning on the used ring's dirty log for migration) stops, revalidates
  * and restarts the ring.  A ring whose guest breaks the virtqueue rules
@@ -288,6 +289,7 @@ struct vhost_user_backend {
 	char *path;
 	unsigned int mtu;           /* our --mtu: the most NET_SET_MTU may ask */
 	dev_t anon_dev;             /* st_dev of anonymous inodes: where eventfds live */
+	bool eventfd_nowait;        /* eventfds take RWF_NOWAIT here (Linux 5.12) */
 	int listen_fd;
 	GSource *listen_src;
 	struct client_backoff accept_backoff; /* out of descriptors: the listener rests */
@@ -535,20 +537,21 @@ static void vu_close_fd(int *fd)
  * stops its own VM's network.
  */
 
-/* Read an eventfd's counter into *@v without blocking: 8, or -1 and errno (EAGAIN: empty). */
-static ssize_t vu_eventfd_read(int fd, uint64_t *v)
+/*
+ * Read an eventfd's counter into *@v without blocking: 8, or -1 and errno
+ * (EAGAIN: empty).  @nowait: this kernel's eventfds take RWF_NOWAIT,
+ * probed once on an eventfd of our own (vu_probe_eventfds()), never
+ * learnt from a front-end's fd: one that refuses it (no eventfd where
+ * /proc could not tell) is then an error, not a reason to fall back to
+ * poll() and read() for every front-end after it.
+ */
+static ssize_t vu_eventfd_read(int fd, uint64_t *v, bool nowait)
 {
-	static bool nowait_refused;    /* a kernel whose eventfds lack RWF_NOWAIT */
 	struct iovec iov = { .iov_base = v, .iov_len = sizeof(*v) };
 	struct pollfd p = { .fd = fd, .events = POLLIN };
-	ssize_t n;
 
-	if (!nowait_refused) {
-		n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
-		if (n >= 0 || (errno != EOPNOTSUPP && errno != EINVAL))
-			return n;
-		nowait_refused = true;
-	}
+	if (nowait)
+		return preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
 	if (poll(&p, 1, 0) < 1 || !(p.revents & POLLIN)) {
 		errno = EAGAIN;
 		return -1;
@@ -2195,7 +2198,7 @@ static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 	int reads;
 
 	for (reads = 0; reads < (vr->kick_one_read ? 1 : VU_KICK_READS); reads++) {
-		n = vu_eventfd_read(fd, &v);
+		n = vu_eventfd_read(fd, &v, vb->eventfd_nowait);
 		if (n <= 0)
 			break;
 	}
@@ -2329,14 +2332,18 @@ static const struct backend_ops vu_ops = {
 };
 
 /*
- * The device of the anonymous-inode filesystem, from an eventfd of our
- * own, for vu_check_ring_fd().  At set-up: eventfd() is not on the
- * seccomp allowlist.
+ * What an eventfd of our own says about eventfds here: the device of the
+ * anonymous-inode filesystem into *@dev, for vu_check_ring_fd(), and into
+ * *@nowait whether a read takes RWF_NOWAIT (an empty one says EAGAIN, not
+ * EOPNOTSUPP), for vu_eventfd_read().  At set-up: eventfd() is not on the
+ * seccomp allowlist.  0 or -errno.
  */
-static int vu_anon_inode_dev(dev_t *dev)
+static int vu_probe_eventfds(dev_t *dev, bool *nowait)
 {
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), ret = 0;
+	uint64_t v;
+	struct iovec iov = { .iov_base = &v, .iov_len = sizeof(v) };
 	struct stat st;
-	int fd = eventfd(0, EFD_CLOEXEC), ret = 0;
 
 	if (fd < 0)
 		return -errno;
@@ -2344,6 +2351,7 @@ static int vu_anon_inode_dev(dev_t *dev)
 		ret = -errno;
 	else
 		*dev = st.st_dev;
+	*nowait = preadv2(fd, &iov, 1, -1, RWF_NOWAIT) < 0 && errno == EAGAIN;
 	close(fd);
 	return ret;
 }
@@ -2354,6 +2362,7 @@ int vhost_user_backend_new(const char *path, unsigned int mtu, uint32_t offloads
 {
 	struct vhost_user_backend *vb;
 	dev_t anon_dev = 0;
+	bool eventfd_nowait = false;
 	int ret;
 
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
@@ -2362,7 +2371,7 @@ int vhost_user_backend_new(const char *path, unsigned int mtu, uint32_t offloads
 	ret = vu_mem_guard_install();
 	if (ret)
 		return ret;
-	ret = vu_anon_inode_dev(&anon_dev);
+	ret = vu_probe_eventfds(&anon_dev, &eventfd_nowait);
 	if (ret)
 		return ret;
 
@@ -2380,6 +2389,7 @@ int vhost_user_backend_new(const char *path, unsigned int mtu, uint32_t offloads
 		vb->features_offered &= ~(VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) |
 					  VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4));
 	vb->anon_dev = anon_dev;
+	vb->eventfd_nowait = eventfd_nowait;
 	vb->path = g_strdup(path);
 	vb->listen_fd = -1;
 	vb->conn_fd = -1;

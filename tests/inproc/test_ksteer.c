@@ -69,8 +69,8 @@ struct gconn {
 };
 
 /*
- * The relay's system calls, counted: this test links with
- * -Wl,--wrap=splice,--wrap=recv,--wrap=send (tests/meson.build), so the
+ * The relay's system calls, counted: this test links with --wrap for
+ * splice, recv, __recv_chk, send and write (tests/meson.build), so the
  * test's own recv() and send() count too: read the counters around the
  * daemon's turns only.  The relay's cost per message is its system calls,
  * and one that only says EAGAIN is the one to avoid.

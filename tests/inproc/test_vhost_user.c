@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -1258,6 +1259,50 @@ static void test_kick_fd_never_drains(void **state)
 }
 
 /*
+ * Where /proc/self/fdinfo cannot be read, an anonymous fd that is no
+ * eventfd passes the fstat check: here an epoll fd, readable (a ready
+ * eventfd in its set), as a kick fd.  Its read fails (EINVAL) and the
+ * front-end is closed.  That failure must not change how the next
+ * front-end's kicks are read: before, it turned RWF_NOWAIT off for the
+ * process, and every later kick was read by poll() then read(), which a
+ * front-end that clears O_NONBLOCK and empties its counter in between
+ * blocks.  Needs a private mount namespace (root); skipped otherwise.
+ */
+static void test_bad_kick_fd_keeps_nowait(void **state)
+{
+	struct fix *f = *state;
+	struct epoll_event ev = { .events = EPOLLIN };
+	int ep = epoll_create1(EPOLL_CLOEXEC), ready = eventfd(1, EFD_CLOEXEC);
+	unsigned int reads;
+
+	assert_true(ep >= 0 && ready >= 0);
+	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, ready, &ev), 0);
+	if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("none", "/proc", "tmpfs", 0, NULL) < 0) {
+		print_message("skipped: cannot hide /proc in a mount namespace (%s)\n",
+			      g_strerror(errno));
+		close(ep);
+		close(ready);
+		skip();
+	}
+	bring_up(f, FEATURES);
+	send_u64(f->conn, VU_REQ_SET_VRING_KICK, VU_VERSION, 1, &ep, 1);
+	assert_true(closed_by_backend(f->conn));
+	assert_int_equal(f->be->stats.vu_bad_messages, 1);
+	close(f->conn);
+
+	bring_up(f, FEATURES);
+	reads = preadv2_calls;
+	guest_tx(f, 0, 0, 0);
+	PUMP_UNTIL(used_idx(f, 1) == 1);
+	assert_int_equal(umount2("/proc", MNT_DETACH), 0);
+	assert_int_equal(used_idx(f, 1), 1);
+	assert_true(preadv2_calls > reads);
+	close(ep);
+	close(ready);
+}
+
+/*
  * F8: header flags and GSO types the guest may not send.  DATA_VALID (the
  * driver MUST NOT set it) and bits we do not know (the device MUST ignore
  * them: virtio 5.1.6.2) are stripped and counted: the frame is plain and
@@ -2166,6 +2211,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_indirect_chains_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_call_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kick_read_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_kick_fd_keeps_nowait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eventfds_made_blocking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_memory_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_out_of_fds, setup, teardown),
