@@ -312,6 +312,18 @@ e2e_wait_for() {
 	return 1
 }
 
+# e2e_wait_count FILE REGEX N SECONDS : wait until N lines of FILE match REGEX (a log written
+# at each flow's end: the last may land after the client saw its reply); prints the count.
+e2e_wait_count() {
+	local file=$1 re=$2 want=$3 secs=$4 n=0 i
+	for i in $(seq 1 $((secs * 10))); do
+		n=$(grep -Ec -- "$re" "$file" 2>/dev/null || true)
+		[ "${n:-0}" -ge "$want" ] && break
+		sleep 0.1
+	done
+	echo "${n:-0}"
+}
+
 # e2e_field FILE REGEX : print the first line of FILE matching REGEX, from the
 # match on (console escape codes before it and CRs dropped).
 e2e_field() {
