@@ -199,6 +199,15 @@ void bridge_inject_rst(struct bridge *br, const struct flow_key *skey, const uin
 	netstack_inject_from_guest(br->ns, frame, len);
 }
 
+void bridge_inject_rst_swallowed(struct bridge *br, const struct flow_key *skey,
+				 const uint8_t gw_mac[6], const uint8_t guest_mac[6], uint32_t seq,
+				 uint32_t ack)
+{
+	br->swallow = skey;
+	bridge_inject_rst(br, skey, gw_mac, guest_mac, seq, ack);
+	br->swallow = NULL;
+}
+
 void bridge_inject_guest_rst(struct bridge *br, const struct flow *f, uint32_t seq, uint32_t ack)
 {
 	bridge_inject_rst(br, &f->skey, f->gw_mac, f->guest_mac, seq, ack);
@@ -316,9 +325,8 @@ static void bridge_cut_time_wait(struct bridge *br)
 		return;
 	f->time_wait_cut = true;
 	br->stats.time_wait_cut++;
-	br->swallow = &f->skey;
-	bridge_inject_guest_rst(br, f, f->guest_nxt, f->stack_nxt);
-	br->swallow = NULL;
+	bridge_inject_rst_swallowed(br, &f->skey, f->gw_mac, f->guest_mac, f->guest_nxt,
+				    f->stack_nxt);
 }
 
 void bridge_learn_macs(struct flow *f, const struct rw_view *v, bool from_guest)
@@ -633,9 +641,7 @@ static void bridge_tcp_no_flow(struct bridge *br, struct rw_view *v, const struc
 	if (flowtab_lookup_stack(br->flows, gkey))
 		return;
 	/* Slirp quirk reset_answered: even a reset for no connection gets one; the guest has ours. */
-	br->swallow = gkey;
-	bridge_inject_rst(br, gkey, v->eth, v->eth + 6, rw_tcp_seq(v), rw_tcp_ack(v));
-	br->swallow = NULL;
+	bridge_inject_rst_swallowed(br, gkey, v->eth, v->eth + 6, rw_tcp_seq(v), rw_tcp_ack(v));
 }
 
 static enum netstack_verdict bridge_guest_transport(struct bridge *br, struct rw_view *v)
@@ -960,9 +966,7 @@ static void bridge_reset_orphans(struct bridge *br)
 		const struct bridge_orphan *o = &br->orphans[i];
 
 		br->stats.orphans_reset++;
-		br->swallow = &o->skey;
-		bridge_inject_rst(br, &o->skey, o->gw_mac, o->guest_mac, 0, o->isn + 1);
-		br->swallow = NULL;
+		bridge_inject_rst_swallowed(br, &o->skey, o->gw_mac, o->guest_mac, 0, o->isn + 1);
 	}
 	br->norphans = 0;
 }

@@ -213,6 +213,16 @@ void bridge_inject_rst(struct bridge *br, const struct flow_key *skey, const uin
 		       const uint8_t guest_mac[6], uint32_t seq, uint32_t ack);
 
 /*
+ * As bridge_inject_rst(), for a reset whose answer is ours, not the
+ * guest's: whatever libslirp sends on @skey meanwhile (its reset for a
+ * connection already gone, slirp quirk reset_answered; a SYN_SENT
+ * socket's answer to a wrong ACK) is dropped.
+ */
+void bridge_inject_rst_swallowed(struct bridge *br, const struct flow_key *skey,
+				 const uint8_t gw_mac[6], const uint8_t guest_mac[6], uint32_t seq,
+				 uint32_t ack);
+
+/*
  * Hand libslirp a RST|ACK on @f as if from the guest (libslirp's view,
  * f->skey), with sequence number @seq and acknowledging @ack (host order).
  * The one way the bridge makes libslirp drop a TCP socket of a flow

@@ -746,9 +746,9 @@ void flow_inbound_dups_kill(struct bridge *br)
 		if (!dup->used || !dup->isn_known)
 			continue;
 		dup->attempts++;
-		br->swallow = &dup->skey;
-		bridge_inject_rst(br, &dup->skey, flow_inbound_zero_mac, flow_inbound_zero_mac,
-				  dup->live_guest_nxt + FLOW_INBOUND_DUP_RST_OFFSET, dup->isn + 1);
-		br->swallow = NULL;
+		bridge_inject_rst_swallowed(br, &dup->skey, flow_inbound_zero_mac,
+					    flow_inbound_zero_mac,
+					    dup->live_guest_nxt + FLOW_INBOUND_DUP_RST_OFFSET,
+					    dup->isn + 1);
 	}
 }

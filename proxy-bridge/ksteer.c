@@ -180,6 +180,28 @@ static int ksteer_pipe_get(struct ksteer *ks, struct kflow *f, int d)
 	return 0;
 }
 
+/*
+ * Park the @len bytes at @buf, which a socket did not take, in direction
+ * @d's pipe, for the relay to splice on: they go in whole, as the pipe is
+ * empty and @len at most PIPE_BUF.  0, or -errno (no pipe to be had, or a
+ * short write: a one-page pipe, a user over fs.pipe-user-pages-soft).  What
+ * went in is counted even when short, so the flow's end closes that pipe
+ * rather than pooling it with bytes in it for the next flow.
+ */
+static int ksteer_pipe_park(struct ksteer *ks, struct kflow *f, int d, const uint8_t *buf,
+			    size_t len)
+{
+	ssize_t put;
+	int ret;
+
+	ret = ksteer_pipe_get(ks, f, d);
+	if (ret)
+		return ret;
+	put = write(f->pipe[d].wr, buf, len);
+	f->in_pipe[d] = (size_t)MAX(put, 0);
+	return put == (ssize_t)len ? 0 : -EIO;
+}
+
 /* Direction @d of @f is done with its pipe: an empty one goes back to the pool, any other is closed. */
 static void ksteer_pipe_put(struct ksteer *ks, struct kflow *f, int d)
 {
@@ -761,8 +783,7 @@ static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 	uint8_t buf[PROXY_HDR_MAX + KSTEER_FIRST_BYTES];
 	struct proxy_addrs a = { .src = ks->cfg.proxy_source, .sport = f->gport,
 				 .dst.s_addr = f->daddr, .dport = f->dport };
-	struct kpipe *p = &f->pipe[KF_OUT];
-	ssize_t got, sent, put;
+	ssize_t got, sent;
 	int hdr_len, ret;
 	size_t len;
 
@@ -787,19 +808,8 @@ static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 	if ((size_t)sent == len)
 		return got == KSTEER_FIRST_BYTES || f->eof[KF_OUT];
 	/* A fresh socket takes a few KiB; should it not, the rest waits in the (empty) pipe. */
-	ret = ksteer_pipe_get(ks, f, KF_OUT);
-	if (ret)
-		return ret;
-	put = write(p->wr, buf + sent, len - (size_t)sent);
-	/*
-	 * Count what went in even when it is short (a one-page pipe, a user
-	 * over fs.pipe-user-pages-soft): the flow then ends, and a pipe with
-	 * bytes in it must be closed, not pooled for the next flow.
-	 */
-	f->in_pipe[KF_OUT] = (size_t)MAX(put, 0);
-	if (put != (ssize_t)(len - (size_t)sent))
-		return -EIO;
-	return 1;
+	ret = ksteer_pipe_park(ks, f, KF_OUT, buf + sent, len - (size_t)sent);
+	return ret ? ret : 1;
 }
 
 /*
@@ -922,8 +932,7 @@ static int ksteer_pump_small(struct ksteer *ks, struct kflow *f, int d, int src,
 			     uint64_t *bytes)
 {
 	uint8_t buf[KSTEER_SMALL_BYTES];
-	struct kpipe *p = &f->pipe[d];
-	ssize_t n, sent, put;
+	ssize_t n, sent;
 	int ret;
 
 	G_STATIC_ASSERT(KSTEER_SMALL_BYTES <= PIPE_BUF);
@@ -941,16 +950,11 @@ static int ksteer_pump_small(struct ksteer *ks, struct kflow *f, int d, int src,
 	*bytes += (uint64_t)sent;
 	f->active_us = ks->now_us;
 	if (sent < n) {
-		ret = ksteer_pipe_get(ks, f, d);
+		ret = ksteer_pipe_park(ks, f, d, buf + sent, (size_t)(n - sent));
 		if (ret) {
 			ks->stats.resource_failed++;
 			return ret;
 		}
-		put = write(p->wr, buf + sent, (size_t)(n - sent));
-		/* As in ksteer_send_header(): a short write ends the flow, its pipe closed, not pooled. */
-		f->in_pipe[d] = (size_t)MAX(put, 0);
-		if (put != n - sent)
-			return -EIO;
 	}
 	return (size_t)n == sizeof(buf) || f->rdhup[d];
 }
@@ -972,7 +976,7 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 
 	if (f->shut[d])
 		return 0;
-	if (!f->bulk[d] && !f->urgent[d] && !f->eof[d] && !f->in_pipe[d]) {
+	if (from_empty && !f->bulk[d] && !f->urgent[d] && !f->eof[d]) {
 		ret = ksteer_pump_small(ks, f, d, src, dst, bytes);
 		if (ret <= 0)
 			goto out;
