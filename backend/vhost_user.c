@@ -185,6 +185,7 @@
 #include "common/clientslots.h"
 #include "common/fdsource.h"
 #include "common/ratelimit.h"
+#include "common/stallguard.h"
 #include "common/unixsock.h"
 #include "common/util.h"
 
@@ -322,6 +323,7 @@ struct vhost_user_backend {
 	size_t frame_cap;
 	struct iovec tail_iov[FRAME_TAIL_MAX_IOV]; /* a frame's rest, in guest memory */
 	bool tail_unreadable;       /* the receiver's kernel could not read a tail (EFAULT) */
+	bool eventfd_stalled;       /* the stall guard interrupted a call or err fd write */
 	uint64_t features_offered;  /* VU_FEATURES less the offloads the owner turned off */
 	struct vq_elem *elem;       /* owned: one popped TX chain */
 	struct vq_elem *rx_elem;    /* owned: one popped RX chain */
@@ -529,12 +531,12 @@ static void vu_close_fd(int *fd)
  * counter, or a write to one it filled (0xfffffffffffffffe), would then
  * block this thread, and every guest flow and client with it.  So neither
  * relies on the flag: a read asks for RWF_NOWAIT (eventfds honour it since
- * Linux 5.12), a write looks with poll() first.  Left open: a front-end
- * that fills its counter between our poll() and our write(), having
- * cleared the flag, still blocks the write (and, before 5.12, where a read
- * falls back to poll() then read(), one that empties it in between blocks
- * the read); it has to win that race, which it cannot see, and it only
- * stops its own VM's network.
+ * Linux 5.12), a write looks with poll() first.  A front-end that fills
+ * its counter between our poll() and our write(), having cleared the flag
+ * (it can keep trying until it wins that race), or, before 5.12, where a
+ * read falls back to poll() then read(), empties it in between, still
+ * blocks the call: the stall guard (common/stallguard.h) interrupts it
+ * after one to two seconds, and the front-end is closed as hostile.
  */
 
 /*
@@ -549,6 +551,7 @@ static ssize_t vu_eventfd_read(int fd, uint64_t *v, bool nowait)
 {
 	struct iovec iov = { .iov_base = v, .iov_len = sizeof(*v) };
 	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t n;
 
 	if (nowait)
 		return preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
@@ -556,21 +559,39 @@ static ssize_t vu_eventfd_read(int fd, uint64_t *v, bool nowait)
 		errno = EAGAIN;
 		return -1;
 	}
-	return read(fd, v, sizeof(*v));
+	stallguard_enter();
+	n = read(fd, v, sizeof(*v));
+	if (stallguard_leave()) {
+		errno = ETIMEDOUT; /* held empty by the front-end: not a kick to wait for */
+		return -1;
+	}
+	return n;
 }
 
-/* Signal an eventfd the front-end gave us (call or err); a signal lost to a full counter is fine. */
-static void vu_eventfd_signal(int fd)
+/*
+ * Signal an eventfd the front-end gave us (call or err); a signal lost to
+ * a full counter is fine.  Returns false, or true when the front-end held
+ * the write blocked until the stall guard interrupted it (it is then to
+ * be closed).
+ */
+static bool vu_eventfd_signal(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLOUT };
 	uint64_t one = 1;
 	ssize_t n;
 
 	if (fd < 0 || poll(&p, 1, 0) < 1 || !(p.revents & POLLOUT))
-		return;
-	do {
+		return false;
+	for (int tries = 0; tries < 2; tries++) {
+		stallguard_enter();
 		n = write(fd, &one, sizeof(one));
-	} while (n < 0 && errno == EINTR);
+		if (stallguard_leave())
+			return true;
+		/* Another signal in the call: once more. */
+		if (n >= 0 || errno != EINTR)
+			break;
+	}
+	return false;
 }
 
 /* The guest's view of the offloads we negotiated: what it may send us and what it takes. */
@@ -657,11 +678,23 @@ static void vu_disconnect(struct vhost_user_backend *vb, const char *why);
 /*
  * After a dispatch: if the SIGBUS guard replaced a mapping, or the kernel
  * could not read a frame's payload (the front-end truncated a memory fd,
- * either way), close this front-end, once, with one line.
+ * either way), or the stall guard had to interrupt a write to one of its
+ * eventfds, close this front-end, once, with one line.
  */
-static void vu_check_memory(struct vhost_user_backend *vb)
+static void vu_check_frontend(struct vhost_user_backend *vb)
 {
-	if (vb->conn_fd < 0 || !(vu_memory_lost(vb) || vb->tail_unreadable))
+	if (vb->conn_fd < 0)
+		return;
+	if (vb->eventfd_stalled) {
+		vb->be.stats.vu_eventfd_stalls++;
+		vb->be.stats.vu_bad_messages++;
+		vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): held a write to its "
+		       "call or err eventfd blocked (a full counter, O_NONBLOCK cleared) until the "
+		       "stall guard interrupted it; closing the connection", (int)vb->conn_pid);
+		vu_disconnect(vb, "eventfd write held blocked");
+		return;
+	}
+	if (!(vu_memory_lost(vb) || vb->tail_unreadable))
 		return;
 	vb->be.stats.vu_memory_faults++;
 	vb->be.stats.vu_bad_messages++;
@@ -693,6 +726,21 @@ static void vu_set_congested(struct vhost_user_backend *vb, bool congested)
 
 static void vu_schedule_work(struct vhost_user_backend *vb);
 
+/*
+ * Signal @fd (call or err).  A front-end that held one blocked is closed
+ * after this dispatch, and is not written to again before that: each
+ * write would wait for the guard again.
+ */
+static void vu_signal(struct vhost_user_backend *vb, int fd)
+{
+	if (vb->eventfd_stalled)
+		return;
+	if (vu_eventfd_signal(fd)) {
+		vb->eventfd_stalled = true;
+		vu_schedule_work(vb); /* vu_on_work() closes the front-end */
+	}
+}
+
 /* Log (rate-limited) and count a ring the guest broke; tell the front-end through err fd. */
 static void vu_ring_report_broken(struct vhost_user_backend *vb, unsigned int idx)
 {
@@ -707,7 +755,7 @@ static void vu_ring_report_broken(struct vhost_user_backend *vb, unsigned int id
 		g_warning("vhost-user: guest broke its %s ring: %s; the ring is stopped until "
 			  "the front-end resets it (%" G_GUINT64_FORMAT " similar lines suppressed)",
 			  idx == VU_RXQ ? "RX" : "TX", vr->vq.broken_why, suppressed);
-	vu_eventfd_signal(vr->err_fd);
+	vu_signal(vb, vr->err_fd);
 }
 
 /*
@@ -732,7 +780,7 @@ static void vu_ring_flush(struct vhost_user_backend *vb, unsigned int idx)
 	struct vu_vring *vr = &vb->vr[idx];
 
 	if (vq_flush(&vr->vq) && vr->call_fd >= 0) {
-		vu_eventfd_signal(vr->call_fd);
+		vu_signal(vb, vr->call_fd);
 		vb->be.stats.vu_calls[idx]++;
 		vb->be.stats.vu_call_used_idx[idx] = vr->vq.used_idx;
 	}
@@ -801,7 +849,7 @@ static int vu_tail_iov(const struct vq_elem *e, size_t skip, struct iovec *iov, 
  * Returns true if the receiver took it.  A receiver whose kernel could
  * not read the tail (-EFAULT: the front-end truncated its memory file,
  * and no SIGBUS of ours says so) marks the memory lost for
- * vu_check_memory().
+ * vu_check_frontend().
  */
 static bool vu_tx_offer_tail(struct vhost_user_backend *vb, const struct vq_elem *e, size_t len,
 			     const struct frame_meta *meta)
@@ -1204,10 +1252,10 @@ static gboolean vu_on_work(gpointer opaque)
 	bool more;
 
 	vb->work_id = 0;
-	vu_check_memory(vb); /* scheduled by send or flush after a fault */
+	vu_check_frontend(vb); /* scheduled by send or flush after a fault */
 	more = vu_rx_drain(vb);
 	more |= vu_tx_process(vb);
-	vu_check_memory(vb);
+	vu_check_frontend(vb);
 	if (more)
 		vu_schedule_work(vb);
 	return G_SOURCE_REMOVE;
@@ -1449,6 +1497,7 @@ static void vu_disconnect(struct vhost_user_backend *vb, const char *why)
 	vb->protocol_features = 0;
 	vb->protocol_set = false;
 	vb->tail_unreadable = false;
+	vb->eventfd_stalled = false;
 	vu_device_reset(vb);
 }
 
@@ -2176,7 +2225,7 @@ static gboolean vu_on_conn(int fd, GIOCondition ready, void *opaque)
 			break;
 		}
 	}
-	vu_check_memory(vb); /* a message may have flushed a ring */
+	vu_check_frontend(vb); /* a message may have flushed a ring */
 	return G_SOURCE_CONTINUE;
 }
 
@@ -2225,7 +2274,7 @@ static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 	} else if (vu_rx_drain(vb)) {
 		vu_schedule_work(vb);
 	}
-	vu_check_memory(vb);
+	vu_check_frontend(vb);
 	return G_SOURCE_CONTINUE;
 }
 

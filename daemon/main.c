@@ -2,8 +2,9 @@
 
 /*
  * Order: parse, resolve --user, privileged set-up (daemon_start), drop
- * privileges while single-threaded, signal sources (GLib's worker thread),
- * seccomp, READY, loop.  daemon/sandbox.h says why.
+ * privileges while single-threaded, signal sources (GLib's worker thread)
+ * and, with --vhost-user, the stall guard's watcher thread, seccomp,
+ * READY, loop.  daemon/sandbox.h says why.
  *
  * SIGUSR1 logs the counters (frames, drops, flows by state) without stopping.
  *
@@ -30,6 +31,7 @@
 #include "common/cpuload.h"
 #include "common/log.h"
 #include "common/mainloop.h"
+#include "common/stallguard.h"
 #include "daemon/daemon.h"
 #include "daemon/options.h"
 #include "daemon/sandbox.h"
@@ -327,6 +329,20 @@ int main(int argc, char **argv)
 	g_unix_signal_add(SIGTERM, main_on_signal, loop);
 	g_unix_signal_add(SIGINT, main_on_signal, loop);
 	g_unix_signal_add(SIGUSR1, main_on_usr1, &d);
+	/*
+	 * The vhost-user stall guard's watcher: a thread, so after the
+	 * privileges are dropped (capset() is per thread) and before the
+	 * filter (clone() is not on it), as GLib's worker just above.
+	 */
+	if (cfg.vhost_user_path) {
+		int ret = stallguard_start(STALLGUARD_PERIOD_MS);
+
+		if (ret) {
+			g_warning("vhost-user: the stall guard could not start: %s", g_strerror(-ret));
+			exit_code = 1;
+			goto stop;
+		}
+	}
 	if (cfg.seccomp) {
 		unsigned int extras = (cfg.outbound_proxy_unix ? SANDBOX_UNIX_OUTBOUND : 0) |
 				      (cfg.expose_unix->len ? SANDBOX_UNIX_INBOUND : 0) |

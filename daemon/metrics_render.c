@@ -236,6 +236,10 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric_head(o, "meshslirp_vhost_user_memory_faults_total", "counter",
 		    "Front-ends closed because their guest memory shrank under the daemon (SIGBUS).");
 	metric(o, "meshslirp_vhost_user_memory_faults_total", NULL, bs->vu_memory_faults);
+	metric_head(o, "meshslirp_vhost_user_eventfd_stalls_total", "counter",
+		    "Front-ends closed because they held a read or write of one of their eventfds "
+		    "blocked until the stall guard interrupted it.");
+	metric(o, "meshslirp_vhost_user_eventfd_stalls_total", NULL, bs->vu_eventfd_stalls);
 	metric_head(o, "meshslirp_vhost_user_unmap_failures_total", "counter",
 		    "Guest memory or dirty log mappings munmap() refused (leaked address space).");
 	metric(o, "meshslirp_vhost_user_unmap_failures_total", NULL, bs->vu_unmap_failures);

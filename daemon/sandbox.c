@@ -62,7 +62,8 @@
  *   - mmap()/mprotect() never with PROT_EXEC: no new code at runtime;
  *   - ioctl() only FIONREAD (libslirp sizes a UDP or ICMP datagram);
  *   - prctl() only PR_SET_NAME (GLib names its worker thread);
- *   - tgkill() only this process (abort() on a failed assertion);
+ *   - tgkill() only this process (abort() on a failed assertion; the
+ *     vhost-user stall guard interrupting the data thread);
  *   - rt_sigaction() only for SIGBUS: the vhost-user backend's guard
  *     (backend/vu_mem.c, installed before the filter) gives a SIGBUS that
  *     is not a guest memory fault its default action back, so a bug still
@@ -478,8 +479,11 @@ static const int sandbox_allow[] = {
 	 * assertion raises SIGABRT on itself (gettid, tgkill below). */
 	SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(exit_group),
 	/* GLib's worker thread (signal handling) starts just before the filter
-	 * and may still be in glibc's thread start-up when it lands. */
-	SCMP_SYS(rseq), SCMP_SYS(set_robust_list),
+	 * and may still be in glibc's thread start-up when it lands; so may
+	 * the vhost-user stall guard's watcher, which then sleeps a period at
+	 * a time and signals the data thread with tgkill (below) when a
+	 * front-end holds an eventfd call blocked (common/stallguard.h). */
+	SCMP_SYS(rseq), SCMP_SYS(set_robust_list), SCMP_SYS(clock_nanosleep),
 #ifdef SANDBOX_SANITIZERS
 	/* ASan's start-up of GLib's worker thread. */
 	SCMP_SYS(sched_getaffinity), SCMP_SYS(sigaltstack),

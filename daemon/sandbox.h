@@ -9,7 +9,8 @@
  *   daemon_start()           privileged set-up: tap, setns, exposed ports, sockets
  *   sandbox_drop()           while single-threaded: user, groups, capabilities,
  *                            no_new_privs; verified, fatal on any failure
- *   (GLib's signal sources start its worker thread here)
+ *   (GLib's signal sources start its worker thread here, and with
+ *   --vhost-user the stall guard its watcher: common/stallguard.h)
  *   sandbox_seccomp_apply()  with --seccomp: the allowlist, on every thread
  *
  * Every function returns 0 or -errno.  sandbox_drop() and

@@ -38,6 +38,7 @@
 #include "backend/virtio_net.h"
 #include "backend/vu_mem.h"
 #include "backend/vu_msg.h"
+#include "common/stallguard.h"
 #include "tests/lib/cputime.h"
 #include "tests/lib/fdlimit.h"
 
@@ -1131,6 +1132,84 @@ static void test_eventfds_made_blocking(void **state)
 }
 
 /*
+ * poll() as the daemon sees it (-Wl,--wrap, tests/meson.build): with
+ * poll_claims_room set, a look at one fd for room alone (the call fd
+ * write's, vu_eventfd_signal()) says there is room.  That stands for a
+ * front-end that fills its counter right after our poll() found room,
+ * a race it can keep trying to win.  GLib's own polls are in libglib and
+ * not wrapped.
+ */
+static bool poll_claims_room;
+
+int __real_poll(struct pollfd *fds, nfds_t nfds, int timeout);
+int __wrap_poll(struct pollfd *fds, nfds_t nfds, int timeout);
+
+int __wrap_poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	if (poll_claims_room && nfds == 1 && fds[0].events == POLLOUT) {
+		fds[0].revents = POLLOUT;
+		return 1;
+	}
+	return __real_poll(fds, nfds, timeout);
+}
+
+/* The stall guard's period in this test (main() starts it before any backend does). */
+#define TEST_STALL_PERIOD_MS 100
+
+/*
+ * A call fd filled to the brim and made blocking after our poll() found
+ * room: the write blocks until the stall guard interrupts it, within two
+ * periods; the front-end is closed, counted and logged, and the daemon
+ * goes on (SIGALRM ends a test that hangs).  Until the close, its call fd
+ * is not written again (each write would wait for the guard anew).  Red
+ * without the guard: the write never returns.
+ */
+static void test_call_write_held_blocked(void **state)
+{
+	struct fix *f = *state;
+	uint64_t full = UINT64_MAX - 1;
+	uint8_t frame[100] = { 0 };
+	gint64 t0, took_ms;
+
+	bring_up(f, FEATURES);
+	alarm(10);
+	assert_int_equal(drain_eventfd(f->call[0]), 0);
+	assert_int_equal(write(f->call[0], &full, sizeof(full)), sizeof(full));
+	assert_int_equal(fcntl(f->call[0], F_SETFL, 0), 0);
+	set_desc(f, 0, 0, DATA + 0x8000, 0x800, VRING_DESC_F_WRITE, 0);
+	make_avail(f, 0, 0);
+	poll_claims_room = true;
+	t0 = g_get_monotonic_time();
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	backend_flush(f->be);
+	took_ms = (g_get_monotonic_time() - t0) / 1000;
+	assert_int_equal(used_idx(f, 0), 1);
+	assert_true(took_ms >= TEST_STALL_PERIOD_MS && took_ms < 3 * TEST_STALL_PERIOD_MS);
+	/* Before the close, in the same dispatch: no second wait for the guard. */
+	set_desc(f, 0, 1, DATA + 0x8800, 0x800, VRING_DESC_F_WRITE, 0);
+	make_avail(f, 0, 1);
+	t0 = g_get_monotonic_time();
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	backend_flush(f->be);
+	took_ms = (g_get_monotonic_time() - t0) / 1000;
+	poll_claims_room = false;
+	assert_int_equal(used_idx(f, 0), 2);
+	assert_true(took_ms < TEST_STALL_PERIOD_MS / 2);
+	for (int i = 0; i < 100 && f->be->stats.vu_eventfd_stalls == 0; i++)
+		g_main_context_iteration(NULL, FALSE);
+	assert_int_equal(f->be->stats.vu_eventfd_stalls, 1);
+	assert_int_equal(f->be->stats.attached, 0);
+	alarm(0);
+	/* Closed: our end of the socket reads EOF. */
+	{
+		char c;
+
+		assert_int_equal(read(f->conn, &c, 1), 0);
+	}
+	assert_int_equal(fcntl(f->call[0], F_SETFL, O_NONBLOCK), 0);
+}
+
+/*
  * A front-end that asks without reading the replies, then shuts its socket
  * down but keeps it open: our reply stays pending and the socket never
  * becomes writable, only hung up.  The backend closes the connection
@@ -2213,6 +2292,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kick_read_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_kick_fd_keeps_nowait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eventfds_made_blocking, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_call_write_held_blocked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_memory_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_out_of_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hangup_with_reply_pending, setup, teardown),
@@ -2233,5 +2313,7 @@ int main(void)
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
 	g_log_set_writer_func(count_log, NULL, NULL);
+	/* The first start's period stands: the backends' later starts keep it. */
+	assert_int_equal(stallguard_start(TEST_STALL_PERIOD_MS), 0);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -201,6 +202,142 @@ static void test_long_message_cut(void **state)
 	logtest_teardown(&lt);
 }
 
+/*
+ * A FIFO whose reader went away before log_init(): the daemon cannot open
+ * a description of its own (ENXIO), so each line asks poll() for room
+ * first.  No reader: dropped, no SIGPIPE; a reader with a full FIFO:
+ * dropped, no wait; room again: the line goes out after the count (the
+ * mode's own warning, said at log_init(), was the first drop).  Four
+ * pages: poll() counts a pipe's free pages, and a one-page pipe with a
+ * line in it has none.
+ */
+static void test_unreopenable_fifo_polls_for_room(void **state)
+{
+	char *dir = g_dir_make_tmp("test-log-XXXXXX", NULL); /* lt's: logtest_teardown() frees it */
+	g_autofree char *path = NULL;
+	g_autofree char *junk = NULL;
+	uint64_t before = log_dropped_lines();
+	struct logtest lt = { .dir = dir };
+	char out[1024];
+	int filler, cap;
+
+	(void)state;
+	assert_non_null(dir);
+	path = g_build_filename(dir, "fifo", NULL);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	lt.rd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	lt.shared = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(lt.rd >= 0 && lt.shared >= 0);
+	close(lt.rd);                  /* no reader: a reopen for writing says ENXIO */
+	lt.saved_stderr = dup(STDERR_FILENO);
+	assert_true(lt.saved_stderr >= 0);
+	assert_int_equal(dup2(lt.shared, STDERR_FILENO), STDERR_FILENO);
+	alarm(20);
+	log_init(LOG_LEVEL_INFO);
+	g_message("one");
+	assert_int_equal(log_dropped_lines() - before, 2);
+
+	/* A reader, and the FIFO full to the brim through another writer's description. */
+	lt.rd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	filler = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	assert_true(lt.rd >= 0 && filler >= 0);
+	cap = fcntl(filler, F_SETPIPE_SZ, 4 * 4096);
+	assert_true(cap >= 4 * 4096);
+	junk = g_malloc0((size_t)cap);
+	assert_int_equal(write(filler, junk, (size_t)cap), cap);
+	g_message("two");
+	assert_int_equal(log_dropped_lines() - before, 3);
+	assert_false(fcntl(lt.shared, F_GETFL) & O_NONBLOCK);
+
+	for (ssize_t have = 0; have < cap;) {
+		ssize_t n = read(lt.rd, junk + have, (size_t)(cap - have));
+
+		assert_true(n > 0);
+		have += n;
+	}
+	g_message("three");
+	alarm(0);
+	logtest_read(&lt, out, sizeof(out));
+	assert_non_null(strstr(out, "warning: 3 log line(s) dropped: stderr was not being read\n"));
+	assert_non_null(strstr(out, "info: three\n"));
+	assert_null(strstr(out, "two"));
+	close(filler);
+	logtest_teardown(&lt);
+}
+
+/* Read all @fd holds (non-blocking) into @buf (@size bytes at most); the count. */
+static size_t logtest_drain(int fd, char *buf, size_t size)
+{
+	size_t have = 0;
+	ssize_t n;
+
+	while (have < size && (n = recv(fd, buf + have, size - have, MSG_DONTWAIT)) > 0)
+		have += (size_t)n;
+	return have;
+}
+
+/*
+ * A stream socket with room for part of a line takes that part: the rest
+ * goes out first with the next line, so the reader sees every line whole
+ * and none counted as dropped; while the socket stays full, the next line
+ * is dropped and counted, and the rest still comes first.  How much a
+ * unix socket takes depends on the kernel's accounting, so the socket is
+ * filled to a few levels in turn until one takes part of the line.
+ */
+static void test_socket_takes_part_of_a_line(void **state)
+{
+	g_autofree char *msg = g_malloc(LOG_LINE_MAX);
+	g_autofree char *buf = g_malloc(8 * LOG_LINE_MAX);
+	bool partial = false;
+
+	(void)state;
+	memset(msg, 'p', LOG_LINE_MAX);
+	msg[LOG_LINE_MAX - 200] = 0;
+	for (size_t fill = 0; fill <= 16384 && !partial; fill += 256) {
+		g_autofree char *line = g_strdup_printf("meshslirp[%d]: info: %s\n", (int)getpid(), msg);
+		g_autofree char *all = NULL;
+		char junk[256] = { 0 };
+		size_t put = 0, have, n;
+		uint64_t before;
+		struct logtest lt;
+		int inq = 0, one = 1;
+
+		logtest_setup(&lt, LOGTEST_SOCKET, false);
+		/* The least send buffer: the kernel sends the line in two pieces. */
+		assert_int_equal(setsockopt(lt.shared, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)), 0);
+		while (put < fill && send(lt.shared, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+			put += sizeof(junk);
+		before = log_dropped_lines();
+		alarm(20);
+		g_message("%s", msg);
+		assert_int_equal(ioctl(lt.rd, FIONREAD, &inq), 0);
+		if (log_dropped_lines() != before || (size_t)inq <= put ||
+		    (size_t)inq - put >= strlen(line)) {
+			alarm(0);
+			logtest_teardown(&lt);
+			continue;
+		}
+		partial = true;
+		/* Nothing read: still full, the next line is dropped and the rest kept. */
+		g_message("dropped");
+		assert_int_equal(log_dropped_lines() - before, 1);
+		have = logtest_drain(lt.rd, buf, 8 * LOG_LINE_MAX);
+		g_message("after");
+		alarm(0);
+		n = logtest_drain(lt.rd, buf + have, 8 * LOG_LINE_MAX - have);
+		assert_true(have + n > put);
+		all = g_strndup(buf + put, have + n - put);
+		/* The line whole and first, then the count, then the next line: nothing else. */
+		assert_true(g_str_has_prefix(all, line));
+		assert_non_null(strstr(all + strlen(line), "warning: 1 log line(s) dropped"));
+		assert_true(g_str_has_suffix(all, "info: after\n"));
+		assert_null(strstr(all, "info: dropped"));
+		assert_int_equal(log_dropped_lines() - before, 1);
+		logtest_teardown(&lt);
+	}
+	assert_true(partial);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +345,8 @@ int main(void)
 		cmocka_unit_test(test_full_fifo_drops_lines),
 		cmocka_unit_test(test_full_socket_drops_lines),
 		cmocka_unit_test(test_long_message_cut),
+		cmocka_unit_test(test_unreopenable_fifo_polls_for_room),
+		cmocka_unit_test(test_socket_takes_part_of_a_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

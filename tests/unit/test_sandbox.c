@@ -20,6 +20,7 @@
 #include <linux/if_ether.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -38,6 +39,7 @@
 
 #include "backend/vu_mem.h"
 #include "common/cpuload.h"
+#include "common/stallguard.h"
 #include "daemon/options.h"
 #include "daemon/sandbox.h"
 #include "proxy-bridge/bridge.h"
@@ -741,6 +743,53 @@ static void test_seccomp_sigbus_guard(void **state)
 	}
 }
 
+/*
+ * The child of test_seccomp_stall_guard(): the watcher started and a call
+ * eventfd made full and blocking before the filter, as the daemon and a
+ * hostile front-end do; then a guarded write under it.  Exit 0: the guard
+ * interrupted the write (its sleep and its tgkill are allowed).  The alarm
+ * ends a write nothing interrupts.
+ */
+static int stall_child(void)
+{
+	uint64_t v = UINT64_MAX - 1;
+	ssize_t n;
+	bool fired;
+	int fd;
+
+	if (stallguard_start(50))
+		return 20;
+	fd = eventfd(0, EFD_CLOEXEC);
+	if (fd < 0 || write(fd, &v, sizeof(v)) != sizeof(v))
+		return 21;
+	alarm(10);
+	if (sandbox_seccomp_apply(0))
+		return 22;
+	v = 1;
+	stallguard_enter();
+	n = write(fd, &v, sizeof(v));
+	fired = stallguard_leave();
+	if (n != -1 || errno != EINTR)
+		return 23;
+	return fired ? 0 : 24;
+}
+
+/* The vhost-user stall guard under the daemon's seccomp filter: a write held blocked ends. */
+static void test_seccomp_stall_guard(void **state)
+{
+	int status;
+	pid_t pid = fork();
+
+	(void)state;
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(stall_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("%s %d, want exit status 0", WIFSIGNALED(status) ? "killed by signal" :
+			 "exit status", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
 /* ------------------------------------------------------------------ drop */
 
 struct drop_case {
@@ -922,6 +971,7 @@ int main(void)
 		cmocka_unit_test(test_seccomp_sched),
 		cmocka_unit_test(test_seccomp_abort),
 		cmocka_unit_test(test_seccomp_sigbus_guard),
+		cmocka_unit_test(test_seccomp_stall_guard),
 		cmocka_unit_test(test_drop),
 		cmocka_unit_test(test_drop_refuses_threads),
 	};
