@@ -323,7 +323,7 @@ struct vhost_user_backend {
 	size_t frame_cap;
 	struct iovec tail_iov[FRAME_TAIL_MAX_IOV]; /* a frame's rest, in guest memory */
 	bool tail_unreadable;       /* the receiver's kernel could not read a tail (EFAULT) */
-	bool eventfd_stalled;       /* the stall guard interrupted a call or err fd write */
+	bool eventfd_stalled;       /* the stall guard interrupted an eventfd write or read */
 	uint64_t features_offered;  /* VU_FEATURES less the offloads the owner turned off */
 	struct vq_elem *elem;       /* owned: one popped TX chain */
 	struct vq_elem *rx_elem;    /* owned: one popped RX chain */
@@ -678,8 +678,8 @@ static void vu_disconnect(struct vhost_user_backend *vb, const char *why);
 /*
  * After a dispatch: if the SIGBUS guard replaced a mapping, or the kernel
  * could not read a frame's payload (the front-end truncated a memory fd,
- * either way), or the stall guard had to interrupt a write to one of its
- * eventfds, close this front-end, once, with one line.
+ * either way), or the stall guard had to interrupt a write to (or a read
+ * of) one of its eventfds, close this front-end, once, with one line.
  */
 static void vu_check_frontend(struct vhost_user_backend *vb)
 {
@@ -688,10 +688,11 @@ static void vu_check_frontend(struct vhost_user_backend *vb)
 	if (vb->eventfd_stalled) {
 		vb->be.stats.vu_eventfd_stalls++;
 		vb->be.stats.vu_bad_messages++;
-		vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): held a write to its "
-		       "call or err eventfd blocked (a full counter, O_NONBLOCK cleared) until the "
-		       "stall guard interrupted it; closing the connection", (int)vb->conn_pid);
-		vu_disconnect(vb, "eventfd write held blocked");
+		vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): held a call or err "
+		       "eventfd write (a full counter) or a kick read (an empty one) blocked, "
+		       "O_NONBLOCK cleared, until the stall guard interrupted it; closing the "
+		       "connection", (int)vb->conn_pid);
+		vu_disconnect(vb, "eventfd call held blocked");
 		return;
 	}
 	if (!(vu_memory_lost(vb) || vb->tail_unreadable))
@@ -733,7 +734,7 @@ static void vu_schedule_work(struct vhost_user_backend *vb);
  */
 static void vu_signal(struct vhost_user_backend *vb, int fd)
 {
-	if (vb->eventfd_stalled)
+	if (vb->eventfd_stalled || vb->conn_fd < 0)
 		return;
 	if (vu_eventfd_signal(fd)) {
 		vb->eventfd_stalled = true;
@@ -779,7 +780,7 @@ static void vu_ring_flush(struct vhost_user_backend *vb, unsigned int idx)
 {
 	struct vu_vring *vr = &vb->vr[idx];
 
-	if (vq_flush(&vr->vq) && vr->call_fd >= 0) {
+	if (vq_flush(&vr->vq) && vr->call_fd >= 0 && !vb->eventfd_stalled) {
 		vu_signal(vb, vr->call_fd);
 		vb->be.stats.vu_calls[idx]++;
 		vb->be.stats.vu_call_used_idx[idx] = vr->vq.used_idx;
@@ -1496,9 +1497,10 @@ static void vu_disconnect(struct vhost_user_backend *vb, const char *why)
 	vb->owner = false;
 	vb->protocol_features = 0;
 	vb->protocol_set = false;
+	/* After the reset, whose ring flushes may still signal: nothing carries over. */
+	vu_device_reset(vb);
 	vb->tail_unreadable = false;
 	vb->eventfd_stalled = false;
-	vu_device_reset(vb);
 }
 
 /* Watch the socket for writing while a reply is pending, for reading otherwise. */
@@ -2252,6 +2254,11 @@ static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 			break;
 	}
 	vr->kick_busy = !vr->kick_one_read && reads == VU_KICK_READS ? vr->kick_busy + 1 : 0;
+	if (n < 0 && errno == ETIMEDOUT) {
+		vb->eventfd_stalled = true; /* the guard ended a read the front-end held */
+		vu_check_frontend(vb);
+		return G_SOURCE_CONTINUE;
+	}
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
 	    (ready & (G_IO_HUP | G_IO_ERR))) {
 		vb->be.stats.vu_bad_messages++;

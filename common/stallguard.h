@@ -11,7 +11,8 @@
  * refused for eventfd writes.  So the call is guarded instead.
  *
  * stallguard_enter() and stallguard_leave() bracket the call, on the
- * thread that makes it; they cost two atomic operations, no system call.
+ * thread that makes it; they cost a few atomic loads and stores, no
+ * system call.
  * A watcher thread wakes every period and, when it finds the same guarded
  * call still running that it found one period before (a generation count,
  * odd while a call runs), sends that thread STALLGUARD_SIGNAL, whose
@@ -22,10 +23,13 @@
  *
  * Lifecycle: stallguard_start() once, after privileges are dropped
  * (capabilities are per thread) and before a seccomp filter forbids
- * thread creation; the watcher then runs to process exit (a wake-up a period,
- * clock_nanosleep and tgkill under the seccomp filter).  One guarded call
- * at a time, process-wide: the daemon's one data thread.  Not for calls
- * a signal would not interrupt (uninterruptible sleeps).
+ * thread creation, on the thread whose calls are guarded (it unblocks the
+ * signal there; others that guard calls must not block it); the watcher
+ * then runs to process exit (a wake-up a period: clock_nanosleep, and to
+ * signal, pthread_kill's getpid, rt_sigprocmask and tgkill under the
+ * seccomp filter).  One guarded call at a time, process-wide: the daemon's
+ * one data thread.  Not for calls a signal would not interrupt
+ * (uninterruptible sleeps).
  *
  * The signal stays harmless elsewhere: the handler does nothing, and a
  * stray one (the watcher racing a call that just returned, or someone's
@@ -34,6 +38,7 @@
  * process.
  */
 
+#include <signal.h>
 #include <stdbool.h>
 
 #define STALLGUARD_SIGNAL SIGUSR2

@@ -182,11 +182,13 @@ static int ksteer_pipe_get(struct ksteer *ks, struct kflow *f, int d)
 
 /*
  * Park the @len bytes at @buf, which a socket did not take, in direction
- * @d's pipe, for the relay to splice on: they go in whole, as the pipe is
- * empty and @len at most PIPE_BUF.  0, or -errno (no pipe to be had, or a
- * short write: a one-page pipe, a user over fs.pipe-user-pages-soft).  What
- * went in is counted even when short, so the flow's end closes that pipe
- * rather than pooling it with bytes in it for the next flow.
+ * @d's empty pipe, for the relay to splice on.  They must go in whole: a
+ * small message's rest (at most PIPE_BUF) always does; a PROXY header and
+ * the guest's first bytes (up to PROXY_HDR_MAX + KSTEER_FIRST_BYTES) do in
+ * a pipe grown to KSTEER_PIPE_BYTES.  0, or -errno (no pipe to be had, or
+ * a short write: a one-page pipe, a user over fs.pipe-user-pages-soft).
+ * What went in is counted even when short, so the flow's end closes that
+ * pipe rather than pooling it with bytes in it for the next flow.
  */
 static int ksteer_pipe_park(struct ksteer *ks, struct kflow *f, int d, const uint8_t *buf,
 			    size_t len)

@@ -2,7 +2,8 @@
 # privilege.sh - least privilege: --user and --seccomp refuse bad values, drop to nobody with no
 # capability (CAP_NET_BIND_SERVICE only for a low --expose port), and the daemon still serves
 # everything: steering with a PROXY header, inbound headers, DNS upstream, metrics, the control
-# socket, QEMU leaving and coming back, signals, a clean exit; --busy-poll under the filter.  A daemon started unprivileged
+# socket, QEMU leaving and coming back, signals, a clean exit; --busy-poll under the filter; the
+# vhost-user stall guard's thread.  A daemon started unprivileged
 # with an ambient capability (systemd's AmbientCapabilities=) is trimmed by the same rule.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
@@ -286,6 +287,20 @@ e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "unix legs: no exit 0 on SIGTERM"
 [ ! -e "$IN_SOCK" ] || e2e_fail "unix exposed socket left behind"
 e2e_log "unix legs as nobody under --seccomp: socket nobody:nobody 0660, a client handed over" \
 	"and its bad header refused, socket removed at exit"
+
+# --- 6. vhost-user as nobody under --seccomp: the stall guard's watcher thread, started after
+#        the drop and before the filter, has the same credentials and filter, and lives on
+#        under it (it sleeps and wakes once a second: two periods here).
+e2e_start_meshslirp vu --vhost-user "$RUN/vu.sock" --user nobody --seccomp
+grep -qx stallguard /proc/"$MESHSLIRP_PID"/task/*/comm ||
+	e2e_fail "vhost-user: no stallguard thread: $(cat /proc/"$MESHSLIRP_PID"/task/*/comm)"
+sleep 2.5
+kill -0 "$MESHSLIRP_PID" 2>/dev/null || e2e_fail "vhost-user: daemon died: $(tail -3 "$E2E_TMP/vu.log")"
+check_status "$MESHSLIRP_PID" 0000000000000000 2
+kill -TERM "$MESHSLIRP_PID"
+e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "vhost-user: no exit 0 on SIGTERM: $(tail -3 "$E2E_TMP/vu.log")"
+e2e_log "vhost-user as nobody under --seccomp: every thread, the stall guard's watcher too," \
+	"dropped and filtered; alive after its periods"
 
 ! grep -Eq 'warning|error' "$E2E_TMP"/{meshslirp,low,amb8082,amb82}.log ||
 	e2e_fail "warnings: $(grep -Eh 'warning|error' "$E2E_TMP"/{meshslirp,low,amb8082,amb82}.log)"

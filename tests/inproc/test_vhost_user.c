@@ -347,6 +347,7 @@ static int teardown(void **state)
 {
 	struct fix *f = *state;
 
+	alarm(0); /* a test that failed under its alarm must not end a later one */
 	if (f->conn >= 0)
 		close(f->conn);
 	backend_free(f->be);
@@ -1140,6 +1141,7 @@ static void test_eventfds_made_blocking(void **state)
  * not wrapped.
  */
 static bool poll_claims_room;
+static unsigned int poll_claims;   /* the polls it answered so */
 
 int __real_poll(struct pollfd *fds, nfds_t nfds, int timeout);
 int __wrap_poll(struct pollfd *fds, nfds_t nfds, int timeout);
@@ -1147,21 +1149,23 @@ int __wrap_poll(struct pollfd *fds, nfds_t nfds, int timeout);
 int __wrap_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
 	if (poll_claims_room && nfds == 1 && fds[0].events == POLLOUT) {
+		poll_claims++;
 		fds[0].revents = POLLOUT;
 		return 1;
 	}
 	return __real_poll(fds, nfds, timeout);
 }
 
-/* The stall guard's period in this test (main() starts it before any backend does). */
+/* The stall guard's period in this test (main() starts it, as the daemon's main() does). */
 #define TEST_STALL_PERIOD_MS 100
 
 /*
  * A call fd filled to the brim and made blocking after our poll() found
- * room: the write blocks until the stall guard interrupts it, within two
- * periods; the front-end is closed, counted and logged, and the daemon
- * goes on (SIGALRM ends a test that hangs).  Until the close, its call fd
- * is not written again (each write would wait for the guard anew).  Red
+ * room: the write blocks until the stall guard interrupts it, after one
+ * to two periods (the upper bound here leaves a loaded machine room); the
+ * front-end is closed, counted and logged, and the daemon goes on (SIGALRM
+ * ends a test that hangs).  Until the close, its call fd is not looked at
+ * or written again (each write would wait for the guard anew).  Red
  * without the guard: the write never returns.
  */
 static void test_call_write_held_blocked(void **state)
@@ -1179,33 +1183,33 @@ static void test_call_write_held_blocked(void **state)
 	set_desc(f, 0, 0, DATA + 0x8000, 0x800, VRING_DESC_F_WRITE, 0);
 	make_avail(f, 0, 0);
 	poll_claims_room = true;
+	poll_claims = 0;
 	t0 = g_get_monotonic_time();
 	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
 	backend_flush(f->be);
 	took_ms = (g_get_monotonic_time() - t0) / 1000;
 	assert_int_equal(used_idx(f, 0), 1);
-	assert_true(took_ms >= TEST_STALL_PERIOD_MS && took_ms < 3 * TEST_STALL_PERIOD_MS);
-	/* Before the close, in the same dispatch: no second wait for the guard. */
+	assert_true(took_ms >= TEST_STALL_PERIOD_MS && took_ms < 20 * TEST_STALL_PERIOD_MS);
+	assert_int_equal(poll_claims, 1);
+	/* Before the close, in the same dispatch: no second look, so no second wait. */
 	set_desc(f, 0, 1, DATA + 0x8800, 0x800, VRING_DESC_F_WRITE, 0);
 	make_avail(f, 0, 1);
-	t0 = g_get_monotonic_time();
 	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
 	backend_flush(f->be);
-	took_ms = (g_get_monotonic_time() - t0) / 1000;
 	poll_claims_room = false;
 	assert_int_equal(used_idx(f, 0), 2);
-	assert_true(took_ms < TEST_STALL_PERIOD_MS / 2);
+	assert_int_equal(poll_claims, 1);
 	for (int i = 0; i < 100 && f->be->stats.vu_eventfd_stalls == 0; i++)
 		g_main_context_iteration(NULL, FALSE);
 	assert_int_equal(f->be->stats.vu_eventfd_stalls, 1);
 	assert_int_equal(f->be->stats.attached, 0);
-	alarm(0);
 	/* Closed: our end of the socket reads EOF. */
 	{
 		char c;
 
 		assert_int_equal(read(f->conn, &c, 1), 0);
 	}
+	alarm(0);
 	assert_int_equal(fcntl(f->call[0], F_SETFL, O_NONBLOCK), 0);
 }
 
@@ -2313,7 +2317,7 @@ int main(void)
 
 	g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL);
 	g_log_set_writer_func(count_log, NULL, NULL);
-	/* The first start's period stands: the backends' later starts keep it. */
+	/* As the daemon does for --vhost-user (daemon/main.c), with a short period. */
 	assert_int_equal(stallguard_start(TEST_STALL_PERIOD_MS), 0);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

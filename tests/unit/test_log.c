@@ -88,6 +88,7 @@ static void logtest_setup(struct logtest *lt, enum logtest_pipe kind, bool full)
 
 static void logtest_teardown(struct logtest *lt)
 {
+	alarm(0);
 	dup2(lt->saved_stderr, STDERR_FILENO);
 	close(lt->saved_stderr);
 	close(lt->rd);
