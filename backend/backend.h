@@ -164,6 +164,7 @@ struct backend_stats {
 	uint64_t vu_unmap_failures; /* guest memory or log mappings munmap() refused (leaked) */
 	uint64_t vu_memory_faults;  /* front-ends closed: their memory fd shrank under us (SIGBUS) */
 	uint64_t vu_eventfd_stalls; /* front-ends closed: they held an eventfd read or write blocked */
+	uint64_t vu_missed_kicks;   /* guest TX chains found waiting a whole tick with no kick */
 	/* Per ring (0: the guest's RX, 1: its TX): interrupts requested (call fd signalled), and
 	 * the used index published with the last one (with the guest's used_event, which lies in
 	 * guest memory, it tells whether an interrupt the guest asked for was sent). */

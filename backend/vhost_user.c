@@ -298,6 +298,9 @@ struct vhost_user_backend {
 	/* The front-end connection. */
 	int conn_fd;                /* -1 when none */
 	GSource *conn_src;
+	guint tick_id;              /* vu_on_tick(), while a front-end is connected */
+	int tick_tx_avail;          /* what the last tick found on the TX ring: chains waiting */
+	uint16_t tick_tx_next;      /* ... and the next one to pop */
 	pid_t conn_pid;
 	uint8_t rbuf[VU_MSG_MAX];   /* the message being read */
 	size_t rlen;
@@ -1489,6 +1492,7 @@ static void vu_disconnect(struct vhost_user_backend *vb, const char *why)
 	vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user front-end (pid %d) detached: %s; waiting for "
 	       "the next connection on %s", (int)vb->conn_pid, why, vb->path);
 	fdsource_clear(&vb->conn_src);
+	g_clear_handle_id(&vb->tick_id, g_source_remove);
 	vu_close_fd(&vb->conn_fd);
 	vb->conn_pid = 0;
 	vu_close_rfds(vb);
@@ -2285,6 +2289,39 @@ static gboolean vu_on_kick(int fd, GIOCondition ready, void *opaque)
 	return G_SOURCE_CONTINUE;
 }
 
+/*
+ * Once a second while a front-end is connected: TX chains that waited
+ * the whole second, not one taken, with the ring neither paused by
+ * backpressure nor kept by a pending pass, mean a kick that never came
+ * (the guest's driver, its front-end, or a kick read racing a reset):
+ * take them now, count it, and log it (the first time).  Without this
+ * the guest's transmissions would wait for its next kick, which a driver
+ * that believes it kicked never sends.  The cost: a look at the avail
+ * index a second; a lost kick costs at most two seconds, not the flow.
+ */
+static gboolean vu_on_tick(gpointer opaque)
+{
+	struct vhost_user_backend *vb = opaque;
+	struct virtqueue *vq = &vb->vr[VU_TXQ].vq;
+	int avail = vq_usable(vq) ? vq_avail(vq) : 0;
+	bool stuck = avail > 0 && vb->tick_tx_avail > 0 && vq->last_avail_idx == vb->tick_tx_next &&
+		     !vb->congested && !vb->work_id;
+
+	vb->tick_tx_avail = avail;
+	vb->tick_tx_next = vq->last_avail_idx;
+	if (!stuck)
+		return G_SOURCE_CONTINUE;
+	if (!vb->be.stats.vu_missed_kicks)
+		vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): %d TX chains waited a "
+		       "second with no kick; taken now (counted as missed kicks, logged once)",
+		       (int)vb->conn_pid, avail);
+	vb->be.stats.vu_missed_kicks++;
+	if (vu_tx_process(vb))
+		vu_schedule_work(vb);
+	vu_check_frontend(vb);
+	return G_SOURCE_CONTINUE;
+}
+
 /* The connected process's pid (SO_PEERCRED), 0 if unknown; for log lines. */
 static pid_t vu_peer_pid(int fd)
 {
@@ -2353,6 +2390,8 @@ static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
 		vb->rlen = 0;
 		vb->wlen = vb->woff = 0;
 		vb->conn_src = fdsource_new(conn, G_IO_IN, vu_on_conn, vb);
+		vb->tick_tx_avail = 0;
+		vb->tick_id = g_timeout_add_seconds(1, vu_on_tick, vb);
 		vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user front-end (pid %d) attached on %s",
 		       (int)vb->conn_pid, vb->path);
 	}

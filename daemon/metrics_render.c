@@ -236,6 +236,10 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric_head(o, "meshslirp_vhost_user_memory_faults_total", "counter",
 		    "Front-ends closed because their guest memory shrank under the daemon (SIGBUS).");
 	metric(o, "meshslirp_vhost_user_memory_faults_total", NULL, bs->vu_memory_faults);
+	metric_head(o, "meshslirp_vhost_user_missed_kicks_total", "counter",
+		    "Times the guest's TX chains waited a whole second with no kick and were taken "
+		    "on the backend's tick instead.");
+	metric(o, "meshslirp_vhost_user_missed_kicks_total", NULL, bs->vu_missed_kicks);
 	metric_head(o, "meshslirp_vhost_user_eventfd_stalls_total", "counter",
 		    "Front-ends closed because they held a read or write of one of their eventfds "
 		    "blocked until the stall guard interrupted it.");

@@ -464,7 +464,8 @@ static uint16_t used_idx(struct fix *f, uint32_t q)
 }
 
 /* The guest transmits a 60-byte frame with header @hdr at DATA + @slot * 0x1000. */
-static void guest_tx(struct fix *f, uint16_t head, unsigned int slot, uint8_t hdr_flags)
+/* A frame in the guest's TX ring, posted; guest_tx() kicks too. */
+static void guest_tx_post(struct fix *f, uint16_t head, unsigned int slot, uint8_t hdr_flags)
 {
 	uint8_t *p = f->ram + DATA + slot * 0x1000;
 
@@ -477,6 +478,11 @@ static void guest_tx(struct fix *f, uint16_t head, unsigned int slot, uint8_t hd
 		 (uint16_t)(head + 1));
 	set_desc(f, 1, head + 1, DATA + slot * 0x1000 + VIRTIO_NET_HDR_LEN, 60, 0, 0);
 	make_avail(f, 1, head);
+}
+
+static void guest_tx(struct fix *f, uint16_t head, unsigned int slot, uint8_t hdr_flags)
+{
+	guest_tx_post(f, head, slot, hdr_flags);
 	kick(f, 1);
 }
 
@@ -1211,6 +1217,34 @@ static void test_call_write_held_blocked(void **state)
 	}
 	alarm(0);
 	assert_int_equal(fcntl(f->call[0], F_SETFL, O_NONBLOCK), 0);
+}
+
+/*
+ * A TX frame posted without a kick (a driver or front-end that lost it):
+ * the backend's tick takes it within two seconds, counts a missed kick,
+ * and the connection stays.  A frame waiting less than a whole tick is
+ * not counted: the kicked frame before it was taken at once.  Red without
+ * the tick: the frame waits for ever.
+ */
+static void test_missed_kick_taken_on_tick(void **state)
+{
+	struct fix *f = *state;
+	gint64 end;
+
+	bring_up(f, FEATURES);
+	guest_tx(f, 0, 0, 0);
+	PUMP_UNTIL(used_idx(f, 1) == 1);
+	assert_int_equal(used_idx(f, 1), 1);
+	assert_int_equal(f->be->stats.vu_missed_kicks, 0);
+	guest_tx_post(f, 2, 1, 0);
+	end = g_get_monotonic_time() + 3 * G_USEC_PER_SEC;
+	while (used_idx(f, 1) != 2 && g_get_monotonic_time() < end) {
+		if (!g_main_context_iteration(NULL, FALSE))
+			g_usleep(1000);
+	}
+	assert_int_equal(used_idx(f, 1), 2);
+	assert_int_equal(f->be->stats.vu_missed_kicks, 1);
+	assert_int_equal(f->be->stats.attached, 1);
 }
 
 /*
@@ -2297,6 +2331,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_kick_fd_keeps_nowait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eventfds_made_blocking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_call_write_held_blocked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missed_kick_taken_on_tick, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_memory_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_out_of_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hangup_with_reply_pending, setup, teardown),
