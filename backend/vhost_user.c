@@ -299,8 +299,8 @@ struct vhost_user_backend {
 	int conn_fd;                /* -1 when none */
 	GSource *conn_src;
 	guint tick_id;              /* vu_on_tick(), while a front-end is connected */
-	int tick_tx_avail;          /* what the last tick found on the TX ring: chains waiting */
-	uint16_t tick_tx_next;      /* ... and the next one to pop */
+	bool tick_tx_waiting;       /* the last tick found TX chains waiting ... */
+	uint16_t tick_tx_next;      /* ... and this one next to pop */
 	pid_t conn_pid;
 	uint8_t rbuf[VU_MSG_MAX];   /* the message being read */
 	size_t rlen;
@@ -2303,11 +2303,11 @@ static gboolean vu_on_tick(gpointer opaque)
 {
 	struct vhost_user_backend *vb = opaque;
 	struct virtqueue *vq = &vb->vr[VU_TXQ].vq;
-	int avail = vq_usable(vq) ? vq_avail(vq) : 0;
-	bool stuck = avail > 0 && vb->tick_tx_avail > 0 && vq->last_avail_idx == vb->tick_tx_next &&
+	int avail = vq_avail(vq); /* -EIO for a ring not running */
+	bool stuck = avail > 0 && vb->tick_tx_waiting && vq->last_avail_idx == vb->tick_tx_next &&
 		     !vb->congested && !vb->work_id;
 
-	vb->tick_tx_avail = avail;
+	vb->tick_tx_waiting = avail > 0;
 	vb->tick_tx_next = vq->last_avail_idx;
 	if (!stuck)
 		return G_SOURCE_CONTINUE;
@@ -2390,7 +2390,7 @@ static gboolean vu_on_accept(int fd, GIOCondition ready, void *opaque)
 		vb->rlen = 0;
 		vb->wlen = vb->woff = 0;
 		vb->conn_src = fdsource_new(conn, G_IO_IN, vu_on_conn, vb);
-		vb->tick_tx_avail = 0;
+		vb->tick_tx_waiting = false;
 		vb->tick_id = g_timeout_add_seconds(1, vu_on_tick, vb);
 		vu_log(vb, G_LOG_LEVEL_MESSAGE, "vhost-user front-end (pid %d) attached on %s",
 		       (int)vb->conn_pid, vb->path);

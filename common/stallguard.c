@@ -61,6 +61,7 @@ int stallguard_start(unsigned int period_ms)
 	g_autoptr(GError) err = NULL;
 	sigset_t mask;
 	GThread *t;
+	int ret;
 
 	if (stallguard_period_ms)
 		return 0;
@@ -71,8 +72,9 @@ int stallguard_start(unsigned int period_ms)
 	/* A mask inherited from a careless launcher would hold the signal pending for ever. */
 	sigemptyset(&mask);
 	sigaddset(&mask, STALLGUARD_SIGNAL);
-	if (pthread_sigmask(SIG_UNBLOCK, &mask, NULL))
-		return -EINVAL;
+	ret = pthread_sigmask(SIG_UNBLOCK, &mask, NULL);
+	if (ret)
+		return -ret;
 	stallguard_period_ms = period_ms ? period_ms : 1;
 	t = g_thread_try_new("stallguard", stallguard_watch, NULL, &err);
 	if (!t) {

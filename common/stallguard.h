@@ -12,11 +12,11 @@
  *
  * stallguard_enter() and stallguard_leave() bracket the call, on the
  * thread that makes it; they cost a few atomic loads and stores, no
- * system call.
- * A watcher thread wakes every period and, when it finds the same guarded
- * call still running that it found one period before (a generation count,
- * odd while a call runs), sends that thread STALLGUARD_SIGNAL, whose
- * handler does nothing and is installed without SA_RESTART: the blocked
+ * system call.  A watcher thread wakes every period and, when it finds
+ * the same guarded call still running that it found one period before (a
+ * generation count, odd while a call runs), sends that thread
+ * STALLGUARD_SIGNAL, whose handler does nothing and is installed without
+ * SA_RESTART: the blocked
  * call returns EINTR, and stallguard_leave() says the guard fired.  So a
  * held call ends after one to two periods, and the caller treats its peer
  * as hostile.  The signal repeats each period until the call returns.
