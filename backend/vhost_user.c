@@ -244,6 +244,17 @@ G_STATIC_ASSERT(VU_TX_TAIL_MIN > FRAME_TAIL_HEAD);
 #define VU_ACCEPTS_PER_DISPATCH 16
 #define VU_REAP_DISPATCHES 4         /* rounds given to a hung-up front-end's last messages */
 /*
+ * After a front-end is closed for holding an eventfd blocked, the listener
+ * rests this many stall guard periods, doubling with each such close in a
+ * row up to VU_STALL_PAUSE_MAX.  A held call froze the data thread for at
+ * most two periods, so one that reconnects and stalls in a loop freezes
+ * it at most 2 / (2 + 64) of the time, about 3%.  A close more than
+ * VU_STALL_PAUSE_MAX periods after the last pause ended starts again at
+ * VU_STALL_PAUSE_FIRST.
+ */
+#define VU_STALL_PAUSE_FIRST 2
+#define VU_STALL_PAUSE_MAX 64
+/*
  * The smallest guest MTU NET_SET_MTU may set: IPv4's minimum reassembly
  * size, the floor of the daemon's guest link (DHCP's MTU option and the
  * fragments it cuts need it).
@@ -293,7 +304,9 @@ struct vhost_user_backend {
 	bool eventfd_nowait;        /* eventfds take RWF_NOWAIT here (Linux 5.12) */
 	int listen_fd;
 	GSource *listen_src;
-	struct client_backoff accept_backoff; /* out of descriptors: the listener rests */
+	struct client_backoff accept_backoff; /* out of descriptors, or after a stall: it rests */
+	unsigned int stall_pause;   /* stall guard periods of the last stall pause, 0: none */
+	gint64 stall_pause_end;     /* when it ended (g_get_monotonic_time()) */
 
 	/* The front-end connection. */
 	int conn_fd;                /* -1 when none */
@@ -539,7 +552,10 @@ static void vu_close_fd(int *fd)
  * (it can keep trying until it wins that race), or, before 5.12, where a
  * read falls back to poll() then read(), empties it in between, still
  * blocks the call: the stall guard (common/stallguard.h) interrupts it
- * after one to two seconds, and the front-end is closed as hostile.
+ * after one to two seconds, and the front-end is closed as hostile.  So
+ * that one reconnecting to stall again cannot keep the thread frozen, the
+ * listener then rests, longer with each such close in a row
+ * (VU_STALL_PAUSE_FIRST).
  */
 
 /*
@@ -679,6 +695,25 @@ static bool vu_memory_lost(const struct vhost_user_backend *vb)
 static void vu_disconnect(struct vhost_user_backend *vb, const char *why);
 
 /*
+ * The listener's rest after a front-end was closed for a stall, in ms
+ * (VU_STALL_PAUSE_FIRST: why it doubles, and when it starts again); the
+ * rest is noted as under way.
+ */
+static unsigned int vu_stall_pause_next(struct vhost_user_backend *vb)
+{
+	unsigned int period_ms = MAX(stallguard_period(), 1u);
+	gint64 now = g_get_monotonic_time();
+	gint64 forgive_us = (gint64)VU_STALL_PAUSE_MAX * period_ms * 1000;
+
+	if (vb->stall_pause && now - vb->stall_pause_end < forgive_us)
+		vb->stall_pause = MIN(vb->stall_pause * 2, VU_STALL_PAUSE_MAX);
+	else
+		vb->stall_pause = VU_STALL_PAUSE_FIRST;
+	vb->stall_pause_end = now + (gint64)vb->stall_pause * period_ms * 1000;
+	return vb->stall_pause * period_ms;
+}
+
+/*
  * After a dispatch: if the SIGBUS guard replaced a mapping, or the kernel
  * could not read a frame's payload (the front-end truncated a memory fd,
  * either way), or the stall guard had to interrupt a write to (or a read
@@ -689,13 +724,17 @@ static void vu_check_frontend(struct vhost_user_backend *vb)
 	if (vb->conn_fd < 0)
 		return;
 	if (vb->eventfd_stalled) {
+		unsigned int pause_ms = vu_stall_pause_next(vb);
+
 		vb->be.stats.vu_eventfd_stalls++;
 		vb->be.stats.vu_bad_messages++;
 		vu_log(vb, G_LOG_LEVEL_WARNING, "vhost-user front-end (pid %d): held a call or err "
 		       "eventfd write (a full counter) or a kick read (an empty one) blocked, "
 		       "O_NONBLOCK cleared, until the stall guard interrupted it; closing the "
-		       "connection", (int)vb->conn_pid);
+		       "connection, and accepting no front-end for %u ms", (int)vb->conn_pid,
+		       pause_ms);
 		vu_disconnect(vb, "eventfd call held blocked");
+		client_backoff_pause(&vb->accept_backoff, pause_ms);
 		return;
 	}
 	if (!(vu_memory_lost(vb) || vb->tail_unreadable))

@@ -79,13 +79,18 @@ static gboolean client_backoff_resume(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
-void client_backoff_start(struct client_backoff *b)
+void client_backoff_pause(struct client_backoff *b, unsigned int ms)
 {
-	if (b->timer)
-		return;
+	client_backoff_stop(b);
 	b->count++;
 	fdsource_set_events(b->listener, 0);
-	b->timer = g_timeout_add(CLIENT_BACKOFF_MS, client_backoff_resume, b);
+	b->timer = g_timeout_add(ms, client_backoff_resume, b);
+}
+
+void client_backoff_start(struct client_backoff *b)
+{
+	if (!b->timer)
+		client_backoff_pause(b, CLIENT_BACKOFF_MS);
 }
 
 void client_backoff_stop(struct client_backoff *b)

@@ -95,7 +95,7 @@ struct client_slots_stats {
 struct client_backoff {
 	GSource *listener;             /* the listening socket's fdsource (not owned) */
 	guint timer;                   /* pending resume, 0: watched */
-	uint64_t count;                /* how often it backed off */
+	uint64_t count;                /* how often it paused */
 };
 
 /**
@@ -106,6 +106,13 @@ struct client_backoff {
  * while paused do nothing.
  */
 void client_backoff_start(struct client_backoff *b);
+
+/*
+ * client_backoff_pause() - stop watching @b->listener for @ms, whatever
+ * pause is under way (it is replaced): for an owner that refuses to hear
+ * from anyone for a while, not for want of resources.
+ */
+void client_backoff_pause(struct client_backoff *b, unsigned int ms);
 
 /* client_backoff_stop() - drop a pending resume (the owner stops its listener); idempotent. */
 void client_backoff_stop(struct client_backoff *b);

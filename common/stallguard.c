@@ -85,6 +85,11 @@ int stallguard_start(unsigned int period_ms)
 	return 0;
 }
 
+unsigned int stallguard_period(void)
+{
+	return stallguard_period_ms;
+}
+
 void stallguard_enter(void)
 {
 	atomic_store_explicit(&stallguard_owner, (uintptr_t)pthread_self(), memory_order_relaxed);

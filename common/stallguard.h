@@ -51,6 +51,12 @@
  */
 int stallguard_start(unsigned int period_ms);
 
+/*
+ * stallguard_period() - the watcher's period in ms, 0 before
+ * stallguard_start(): a held call ends after one to two of them.
+ */
+unsigned int stallguard_period(void);
+
 /* stallguard_enter() - a guarded call begins on this thread. */
 void stallguard_enter(void);
 

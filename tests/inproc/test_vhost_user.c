@@ -1167,6 +1167,45 @@ int __wrap_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 
 /*
  * A call fd filled to the brim and made blocking after our poll() found
+ * room (f->call[0] stays blocking: the caller restores it): the RX frame
+ * sent on the brought-up rings, in descriptor @desc, is published, and
+ * the write blocks until the stall guard interrupts it.  Returns how long
+ * the send and flush took, in ms.
+ */
+static gint64 stall_call_write(struct fix *f, uint16_t desc)
+{
+	uint64_t full = UINT64_MAX - 1;
+	uint8_t frame[100] = { 0 };
+	gint64 t0 = g_get_monotonic_time();
+
+	drain_eventfd(f->call[0]); /* a stall before left it full */
+	assert_int_equal(write(f->call[0], &full, sizeof(full)), sizeof(full));
+	assert_int_equal(fcntl(f->call[0], F_SETFL, 0), 0);
+	set_desc(f, 0, desc, DATA + 0x8000 + desc * 0x800u, 0x800, VRING_DESC_F_WRITE, 0);
+	make_avail(f, 0, desc);
+	poll_claims_room = true;
+	poll_claims = 0;
+	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
+	backend_flush(f->be);
+	poll_claims_room = false;
+	assert_int_equal(poll_claims, 1);
+	return (g_get_monotonic_time() - t0) / 1000;
+}
+
+/* Iterate until the backend closed the front-end for its @n-th stall; then our end reads EOF. */
+static void wait_stall_close(struct fix *f, uint64_t n)
+{
+	char c;
+
+	for (int i = 0; i < 100 && f->be->stats.vu_eventfd_stalls < n; i++)
+		g_main_context_iteration(NULL, FALSE);
+	assert_int_equal(f->be->stats.vu_eventfd_stalls, n);
+	assert_int_equal(f->be->stats.attached, 0);
+	assert_int_equal(read(f->conn, &c, 1), 0);
+}
+
+/*
+ * A call fd filled to the brim and made blocking after our poll() found
  * room: the write blocks until the stall guard interrupts it, after one
  * to two periods (the upper bound here leaves a loaded machine room); the
  * front-end is closed, counted and logged, and the daemon goes on (SIGALRM
@@ -1177,46 +1216,75 @@ int __wrap_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 static void test_call_write_held_blocked(void **state)
 {
 	struct fix *f = *state;
-	uint64_t full = UINT64_MAX - 1;
 	uint8_t frame[100] = { 0 };
-	gint64 t0, took_ms;
+	gint64 took_ms;
 
 	bring_up(f, FEATURES);
 	alarm(10);
-	assert_int_equal(drain_eventfd(f->call[0]), 0);
-	assert_int_equal(write(f->call[0], &full, sizeof(full)), sizeof(full));
-	assert_int_equal(fcntl(f->call[0], F_SETFL, 0), 0);
-	set_desc(f, 0, 0, DATA + 0x8000, 0x800, VRING_DESC_F_WRITE, 0);
-	make_avail(f, 0, 0);
-	poll_claims_room = true;
-	poll_claims = 0;
-	t0 = g_get_monotonic_time();
-	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
-	backend_flush(f->be);
-	took_ms = (g_get_monotonic_time() - t0) / 1000;
+	took_ms = stall_call_write(f, 0);
 	assert_int_equal(used_idx(f, 0), 1);
 	assert_true(took_ms >= TEST_STALL_PERIOD_MS && took_ms < 20 * TEST_STALL_PERIOD_MS);
-	assert_int_equal(poll_claims, 1);
 	/* Before the close, in the same dispatch: no second look, so no second wait. */
 	set_desc(f, 0, 1, DATA + 0x8800, 0x800, VRING_DESC_F_WRITE, 0);
 	make_avail(f, 0, 1);
+	poll_claims_room = true;
 	assert_int_equal(backend_send(f->be, frame, sizeof(frame), NULL), 0);
 	backend_flush(f->be);
 	poll_claims_room = false;
 	assert_int_equal(used_idx(f, 0), 2);
 	assert_int_equal(poll_claims, 1);
-	for (int i = 0; i < 100 && f->be->stats.vu_eventfd_stalls == 0; i++)
-		g_main_context_iteration(NULL, FALSE);
-	assert_int_equal(f->be->stats.vu_eventfd_stalls, 1);
-	assert_int_equal(f->be->stats.attached, 0);
-	/* Closed: our end of the socket reads EOF. */
-	{
-		char c;
-
-		assert_int_equal(read(f->conn, &c, 1), 0);
-	}
+	wait_stall_close(f, 1);
 	alarm(0);
 	assert_int_equal(fcntl(f->call[0], F_SETFL, O_NONBLOCK), 0);
+}
+
+/*
+ * A front-end that reconnects and stalls again, in a loop: after each close
+ * the listener rests, VU_STALL_PAUSE_FIRST (2) guard periods the first
+ * time and twice as long with each close in a row, so the new connection
+ * waits in the backlog that long (measured from the close: a lower bound,
+ * which no load can break), then is served.  A close more than
+ * VU_STALL_PAUSE_MAX (64) periods after the last rest ended starts again
+ * at 2.  Red without the rest: the new front-end is accepted at once.
+ */
+static void test_stall_loop_pauses_listener(void **state)
+{
+	static const unsigned int want_periods[] = { 2, 4, 8, 2 };
+	struct fix *f = *state;
+	char needle[64];
+
+	alarm(30);
+	bring_up(f, FEATURES);
+	for (unsigned int i = 0; i < G_N_ELEMENTS(want_periods); i++) {
+		unsigned int pause_ms = want_periods[i] * TEST_STALL_PERIOD_MS;
+		uint64_t accepted;
+		gint64 closed, waited_ms;
+
+		if (i == 3) /* forgiven: the last rest ended more than 64 periods ago */
+			pump(64 * TEST_STALL_PERIOD_MS + pause_ms / 2 + 100);
+		g_snprintf(needle, sizeof(needle), "accepting no front-end for %u ms", pause_ms);
+		log_needle = needle;
+		log_hits = 0;
+		stall_call_write(f, 0);
+		wait_stall_close(f, i + 1);
+		closed = g_get_monotonic_time();
+		assert_int_equal(log_hits, 1);
+		log_needle = NULL;
+		assert_int_equal(fcntl(f->call[0], F_SETFL, O_NONBLOCK), 0);
+		close(f->conn);
+		accepted = f->be->stats.peers_accepted;
+		f->conn = connect_socket(f);
+		PUMP_UNTIL(f->be->stats.peers_accepted == accepted + 1);
+		waited_ms = (g_get_monotonic_time() - closed) / 1000;
+		assert_int_equal(f->be->stats.peers_accepted, accepted + 1);
+		assert_true(waited_ms >= pause_ms - 1);
+		close(f->conn);
+		memset(f->avail_idx, 0, sizeof(f->avail_idx));
+		memset(f->ram, 0, DATA);       /* fresh rings, as a guest driver would make */
+		bring_up(f, FEATURES);
+	}
+	assert_int_equal(f->be->stats.peers_refused, 0);
+	alarm(0);
 }
 
 /*
@@ -2331,6 +2399,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_kick_fd_keeps_nowait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eventfds_made_blocking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_call_write_held_blocked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stall_loop_pauses_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missed_kick_taken_on_tick, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remote_memory_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_out_of_fds, setup, teardown),
