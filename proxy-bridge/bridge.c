@@ -340,20 +340,43 @@ void bridge_learn_macs(struct flow *f, const struct rw_view *v, bool from_guest)
 }
 
 /*
+ * Answer the guest's TCP segment @v on @gkey as one for no connection, as
+ * RFC 9293 3.10.7.1 says and libslirp's dropwithreset does: nothing for a
+ * reset, a RST at its acknowledgement for a segment with ACK, a RST|ACK of
+ * it for one without.
+ */
+static void bridge_answer_with_rst(struct bridge *br, struct rw_view *v,
+				   const struct flow_key *gkey)
+{
+	uint8_t frame[RW_ETH_HLEN + 40];
+	struct rw_tuple in = bridge_tuple(gkey, BRIDGE_INWARD);
+	uint8_t flags = rw_tcp_flags(v);
+	size_t len;
+
+	if (flags & RW_TCP_RST)
+		return;
+	if (flags & RW_TCP_ACK)
+		len = rw_build_tcp(frame, v->eth + 6, v->eth, &in, rw_tcp_ack(v), 0, RW_TCP_RST, 0);
+	else
+		len = rw_build_tcp(frame, v->eth + 6, v->eth, &in, 0, rw_tcp_seq_end(v),
+				   RW_TCP_RST | RW_TCP_ACK, 0);
+	netstack_send_to_guest(br->ns, frame, len);
+}
+
+/*
  * Refuse a guest packet that would open a flow: a reset for TCP (unless it
  * is a reset itself), nothing for UDP; logged with @why, rate limited.
  */
 static void bridge_refuse(struct bridge *br, struct rw_view *v, const struct flow_key *gkey,
 			  const char *why)
 {
-	bool tcp_rst = gkey->proto == IPPROTO_TCP && (rw_tcp_flags(v) & RW_TCP_RST);
-
-	if (!tcp_rst)
+	if (gkey->proto != IPPROTO_TCP) {
 		bridge_log_flow(br, gkey, "refused: %s", why);
-	if (gkey->proto == IPPROTO_TCP && !tcp_rst)
-		bridge_reset_guest(br, v->eth + 6, v->eth, gkey,
-				   (rw_tcp_flags(v) & RW_TCP_ACK) ? rw_tcp_ack(v) : 0,
-				   rw_tcp_seq_end(v));
+		return;
+	}
+	if (!(rw_tcp_flags(v) & RW_TCP_RST))
+		bridge_log_flow(br, gkey, "refused: %s", why);
+	bridge_answer_with_rst(br, v, gkey);
 }
 
 /* A guest packet no flow takes, to where the egress rule says no: refuse and count. */
@@ -616,27 +639,13 @@ static bool bridge_guest_tcp_refused(struct bridge *br, struct rw_view *v, struc
  */
 static void bridge_tcp_no_flow(struct bridge *br, struct rw_view *v, const struct flow_key *gkey)
 {
-	uint8_t frame[RW_ETH_HLEN + 40];
-	struct rw_tuple in = bridge_tuple(gkey, BRIDGE_INWARD);
-	uint8_t flags = rw_tcp_flags(v);
-	size_t len;
-
 	/* libslirp drops a segment whose checksum fails before it looks for a connection. */
 	if (!rw_checksums_ok(v)) {
 		bridge_drop(br, BRIDGE_DROP_BAD_CHECKSUM);
 		return;
 	}
 	bridge_drop(br, BRIDGE_DROP_TCP_NO_FLOW);
-	/* RFC 9293 3.10.7.1, as libslirp's dropwithreset: RST at its ACK, or RST|ACK of it. */
-	if (flags & RW_TCP_RST)
-		len = 0;
-	else if (flags & RW_TCP_ACK)
-		len = rw_build_tcp(frame, v->eth + 6, v->eth, &in, rw_tcp_ack(v), 0, RW_TCP_RST, 0);
-	else
-		len = rw_build_tcp(frame, v->eth + 6, v->eth, &in, 0, rw_tcp_seq_end(v),
-				   RW_TCP_RST | RW_TCP_ACK, 0);
-	if (len)
-		netstack_send_to_guest(br->ns, frame, len);
+	bridge_answer_with_rst(br, v, gkey);
 	/* A flow's own tuple in libslirp's view (a stack port, a rekeyed client): not an orphan. */
 	if (flowtab_lookup_stack(br->flows, gkey))
 		return;
