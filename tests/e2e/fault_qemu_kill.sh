@@ -86,8 +86,9 @@ for c in $(seq 1 "$CYCLES"); do
 		$((base + 8388608)) 60 || e2e_fail "cycle $c: the upload did not get going"
 
 	e2e_kill9 "$GUEST_PID"
-	e2e_wait_for "$E2E_TMP/meshslirp.log" "QEMU .* detached" 10 &&
-		[ "$(grep -c 'QEMU .* detached' "$E2E_TMP/meshslirp.log")" = "$c" ] ||
+	# This cycle's line, not the last cycle's: the daemon may still be reading what QEMU
+	# left in the socket when the wait begins.
+	[ "$(e2e_wait_count "$E2E_TMP/meshslirp.log" 'QEMU .* detached' "$c" 10)" = "$c" ] ||
 		e2e_fail "cycle $c: the daemon did not log QEMU's disconnect"
 	kill -0 "$MESHSLIRP_PID" 2>/dev/null || e2e_fail "cycle $c: the daemon died with QEMU"
 	e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/m.txt"

@@ -83,7 +83,7 @@ e2e_log "4 MiB through the sidecar during the attack: sha256 $2 at both ends"
 
 sleep 3
 kill -USR1 "$MESHSLIRP_PID"
-sleep 0.5
+e2e_wait_for "$E2E_TMP/meshslirp.log" 'inbound connections' 5 || e2e_fail "no counters on SIGUSR1"
 line=$(e2e_field "$E2E_TMP/meshslirp.log" 'inbound connections')
 case "$line" in
 *"invalid_header=10 "*"header_timeout=3 "*"untrusted_peer=10"*) ;;

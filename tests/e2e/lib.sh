@@ -300,11 +300,21 @@ e2e_bg() {
 	E2E_PIDS+=("$E2E_LAST_PID")
 }
 
-# e2e_wait_for FILE REGEX SECONDS : poll until FILE has a line matching REGEX.
+# e2e_lines FILE : FILE's complete lines, CRs dropped; fails if FILE is missing.  QEMU's serial
+# port writes the guest's console a byte at a time, so a log's last line may be cut mid-way: a
+# wait that matched its start, then a field read from it, would see the rest as missing
+# ("GUEST-UDP bytes=" is 16 bytes, one burst of the guest's UART, and its digits the next).
+# One read of the file, so the cut and the lines are of the same moment.
+e2e_lines() {
+	[ -f "$1" ] && perl -ne 's/\r//g; print if /\n\z/' "$1"
+}
+
+# e2e_wait_for FILE REGEX SECONDS : poll until FILE has a complete line matching REGEX.
+# (grep without -q: its early exit could fail the pipeline by SIGPIPE, under pipefail.)
 e2e_wait_for() {
 	local file=$1 re=$2 secs=$3 i
 	for i in $(seq 1 $((secs * 10))); do
-		if [ -f "$file" ] && tr -d '\r' <"$file" | grep -Eq -- "$re"; then
+		if e2e_lines "$file" | grep -E -- "$re" >/dev/null; then
 			return 0
 		fi
 		sleep 0.1
@@ -327,7 +337,7 @@ e2e_wait_count() {
 # e2e_field FILE REGEX : print the first line of FILE matching REGEX, from the
 # match on (console escape codes before it and CRs dropped).
 e2e_field() {
-	tr -d '\r' <"$1" | grep -Eo -m1 -- "$2.*" || true
+	e2e_lines "$1" | grep -Eo -m1 -- "$2.*" || true
 }
 
 # e2e_wait_listening NS PORT SECONDS [tcp|udp] : wait until something listens on TCP PORT,
@@ -367,7 +377,9 @@ EOF
 	tcp) addr=TCP4-LISTEN:${listen##*:},bind=${listen%:*},fork,reuseaddr ;;
 	*) e2e_fail "e2e_answer_server: protocol '$proto' is neither udp nor tcp" ;;
 	esac
-	e2e_bg "$name-$proto-server" "$ns" socat -T 10 "$addr" EXEC:"$script"
+	# -t 10: a TCP asker that sends its question and FIN together would otherwise leave the
+	# script socat's default half a second to answer.
+	e2e_bg "$name-$proto-server" "$ns" socat -T 10 -t 10 "$addr" EXEC:"$script"
 	e2e_wait_listening "$ns" "${listen##*:}" 10 "$proto" || e2e_fail "the $name server ($proto) is not listening"
 }
 
@@ -512,7 +524,7 @@ e2e_now_ms() { echo $(($(date +%s%N) / 1000000)); }
 e2e_wait_since() {
 	local t0=$1 file=$2 re=$3 secs=$4 i
 	for i in $(seq 1 $((secs * 50))); do
-		if [ -f "$file" ] && tr -d '\r' <"$file" | grep -Eq -- "$re"; then
+		if e2e_lines "$file" | grep -E -- "$re" >/dev/null; then
 			E2E_ELAPSED_MS=$(($(e2e_now_ms) - t0))
 			return 0
 		fi
@@ -640,6 +652,19 @@ e2e_sanitized() { [ -n "${E2E_MEMCHECK:-}" ] || [[ "$(ldd "$MESHSLIRP" 2>/dev/nu
 
 # e2e_fd_count PID / e2e_rss_kb PID : resources of a process, for growth checks.
 e2e_fd_count() { ls "/proc/$1/fd" | wc -l; }
+# e2e_fd_count_settled PID : PID's descriptor count once three looks 0.1 s apart agree (at
+# most 5 s): a peer that just left may still have its descriptors open in the daemon.
+e2e_fd_count_settled() {
+	local n last= same=0 i
+	for i in $(seq 1 50); do
+		n=$(e2e_fd_count "$1")
+		if [ "$n" = "$last" ]; then same=$((same + 1)); else same=0; fi
+		[ "$same" -ge 2 ] && break
+		last=$n
+		sleep 0.1
+	done
+	echo "$n"
+}
 e2e_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # e2e_wait_flows_drained LOG SECONDS : ask the daemon (SIGUSR1) for its counters once a

@@ -40,12 +40,15 @@ g "$MSTOOL" flows --connect "$NODE_IP:7001" --count 20 --parallel 5 --bytes 2000
 	>"$E2E_TMP/halfclose.log" 2>&1 || e2e_fail "half-close (guest first): $(cat "$E2E_TMP/halfclose.log")"
 e2e_bg early "$NS_NODE" socat -t 30 TCP4-LISTEN:7004,bind="$NODE_IP",reuseaddr \
 	SYSTEM:"echo early-reply; exec 1>&-; cat >$E2E_TMP/early.bin"
+early_pid=$E2E_LAST_PID
 e2e_wait_listening "$NS_NODE" 7004 10 || e2e_fail "the early-reply server did not start"
 g "$MSTOOL" source --connect "$NODE_IP:7004" --bytes 300000 >"$E2E_TMP/early-src.log" 2>&1 ||
 	e2e_fail "half-close (server first) failed"
 e2e_wait_for "$E2E_TMP/early-src.log" '^SOURCE reply=12$' 5 ||
 	e2e_fail "guest did not get the early reply: $(cat "$E2E_TMP/early-src.log")"
-sleep 0.5
+# The source is done once it sent everything and read the reply; the last of it may still be
+# on its way into early.bin until the server (one connection, no fork) exits.
+e2e_wait_exit "$early_pid" 30 || [ $? != 124 ] || e2e_fail "the early-reply server did not finish"
 want=$(e2e_field "$E2E_TMP/early-src.log" '^SOURCE local')
 [ "$(sha256sum <"$E2E_TMP/early.bin" | cut -d' ' -f1)" = "${want##*sha256=}" ] ||
 	e2e_fail "server-first half-close lost guest data"

@@ -103,7 +103,21 @@ ask() {
 	pin_port
 }
 
-# Each connection takes its pinned port within the 0.5 s before the next pin.
+# pinned_taken PORT PID: wait (at most 10 s) until a TCP socket has local port PORT, or PID,
+# the job that was to take it, is gone (its connect() failed, or it is done).  Only then may
+# the next pin replace this one: a connect() a slow moment delays would take the next port.
+pinned_taken() {
+	hex=$(printf ':%04X' "$1")
+	j=0
+	while [ $j -lt 100 ] && kill -0 "$2" 2>/dev/null &&
+		! awk -v h="$hex" 'NR > 1 && substr($2, length($2) - 4) == h { f = 1 } END { exit !f }' \
+			/proc/net/tcp; do
+		sleep 0.1
+		j=$((j + 1))
+	done
+}
+
+# Each connection takes its pinned port before the next pin.
 asks() {
 	tag=$1 port=$2
 	shift 2
@@ -111,6 +125,7 @@ asks() {
 		pin_port "$p"
 		ask1 "$tag-$p" "$port" &
 		sleep 0.5
+		pinned_taken "$p" $!
 	done
 	pin_port
 }
@@ -122,6 +137,7 @@ hold() {
 		pin_port "$p"
 		(sleep 600 | nc "$MS_NODE" "$port" > /dev/null 2>&1) &
 		sleep 0.5
+		pinned_taken "$p" $!
 	done
 	pin_port
 	say "GUEST-HOLD $tag"

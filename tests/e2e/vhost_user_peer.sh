@@ -50,13 +50,12 @@ e2e_log "tap: ping, 1 MiB each way with equal SHA-256; $line"
 e2e_wait_for "$E2E_TMP/meshslirp.log" 'detached' 10 || e2e_fail "the daemon did not see tap mode leave"
 line=$("$VUFRONT" cycle --socket "$SOCK" --count 5 --timeout 60 2>"$E2E_TMP/cycle.err") ||
 	e2e_fail "cycle warm-up: $line $(cat "$E2E_TMP/cycle.err")"
-fd0=$(e2e_fd_count "$MESHSLIRP_PID")
+fd0=$(e2e_fd_count_settled "$MESHSLIRP_PID")
 rss0=$(e2e_rss_kb "$MESHSLIRP_PID")
 line=$("$VUFRONT" cycle --socket "$SOCK" --count 100 --timeout 120 2>"$E2E_TMP/cycle.err") ||
 	e2e_fail "cycle: $line $(cat "$E2E_TMP/cycle.err")"
 case "$line" in "CYCLE count=100 ok=100 arp_ok=100 retries=0 "*) ;; *) e2e_fail "cycle: $line" ;; esac
-sleep 0.5
-fd1=$(e2e_fd_count "$MESHSLIRP_PID")
+fd1=$(e2e_fd_count_settled "$MESHSLIRP_PID")
 rss1=$(e2e_rss_kb "$MESHSLIRP_PID")
 [ "$fd1" = "$fd0" ] || e2e_fail "100 reconnects: descriptors $fd0 -> $fd1"
 if ! e2e_sanitized; then
@@ -86,7 +85,7 @@ e2e_scrape "$NS_POD" "$METRICS" "$E2E_TMP/metrics.txt"
 e2e_log "hostile: $(wc -l <"$E2E_TMP/hostile.txt") cases, the daemon alive and serving after each:" \
 	"$(awk '{print $3}' "$E2E_TMP/hostile.txt" | sort | uniq -c | tr -s ' \n' ' ');" \
 	"bad messages $(e2e_metric "$E2E_TMP/metrics.txt" 'meshslirp_vhost_user_messages_total{result="bad"}'), broken rings $(e2e_metric "$E2E_TMP/metrics.txt" meshslirp_vhost_user_rings_broken_total)"
-fd2=$(e2e_fd_count "$MESHSLIRP_PID")
+fd2=$(e2e_fd_count_settled "$MESHSLIRP_PID")
 [ "$fd2" = "$fd0" ] || e2e_fail "after the hostile cases: descriptors $fd0 -> $fd2"
 kill -TERM "$MESHSLIRP_PID"
 e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "daemon did not exit 0 on SIGTERM"
