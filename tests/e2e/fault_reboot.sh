@@ -89,12 +89,12 @@ e2e_agent 'reboot -f'
 e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-CMD reboot -f' 20 || e2e_fail "the guest did not take 'reboot -f'"
 e2e_agent_serve agent2
 for i in $(seq 1 120); do
-	[ "$(grep -c 'GUEST-AGENT boot_id=' "$E2E_TMP/guest.log")" -ge 2 ] && break
+	[ "$(e2e_lines "$E2E_TMP/guest.log" | grep -c 'GUEST-AGENT boot_id=' || true)" -ge 2 ] && break
 	kill -0 "$qemu_pid" 2>/dev/null || e2e_fail "QEMU exited on the guest's reboot"
 	sleep 0.5
 done
-[ "$(grep -c 'GUEST-AGENT boot_id=' "$E2E_TMP/guest.log")" = 2 ] || e2e_fail "the guest did not boot again"
-boot2=$(tr -d '\r' <"$E2E_TMP/guest.log" | grep -o 'GUEST-AGENT boot_id=.*' | tail -n 1)
+[ "$(e2e_lines "$E2E_TMP/guest.log" | grep -c 'GUEST-AGENT boot_id=' || true)" = 2 ] || e2e_fail "the guest did not boot again"
+boot2=$(e2e_lines "$E2E_TMP/guest.log" | grep -o 'GUEST-AGENT boot_id=.*' | tail -n 1)
 [ "$boot2" != "$boot1" ] || e2e_fail "the second boot has the first boot's id"
 n=$(grep -c 'GUEST-LEASE ip=10.0.2.15 router=10.0.2.2 dns=10.0.2.3 ' "$E2E_TMP/guest.log" || true)
 [ "$n" = 2 ] || e2e_fail "expected the same lease on both boots, log shows $n"
@@ -106,17 +106,17 @@ e2e_log "boot 2: same QEMU (pid $qemu_pid), new ${boot2#GUEST-}, same lease 10.0
 has_flows "$(flows)" || e2e_fail "the old boot's idle flows are gone already: $(flows)"
 e2e_agent asks a 7000 "${LPORTS[@]}"
 for i in $(seq 1 30); do
-	[ "$(grep -c 'GUEST-ASK a-' "$E2E_TMP/guest.log")" = "${#LPORTS[@]}" ] && break
+	[ "$(e2e_lines "$E2E_TMP/guest.log" | grep -c 'GUEST-ASK a-' || true)" = "${#LPORTS[@]}" ] && break
 	sleep 0.5
 done
-e2e_log "boot 2: $(grep -c 'GUEST-ASK a-' "$E2E_TMP/guest.log") of ${#LPORTS[@]} flows on old" \
+e2e_log "boot 2: $(e2e_lines "$E2E_TMP/guest.log" | grep -c 'GUEST-ASK a-' || true) of ${#LPORTS[@]} flows on old" \
 	"tuples done within 15 s"
 
 # 4. The upstreams die: the old boot's connections end, so do flows stuck behind them.
 e2e_kill9 "$echo_pid"
 e2e_kill9 "$sink1_pid"
 for i in $(seq 1 120); do
-	[ "$(grep -c 'GUEST-ASK a-' "$E2E_TMP/guest.log")" = "${#LPORTS[@]}" ] && break
+	[ "$(e2e_lines "$E2E_TMP/guest.log" | grep -c 'GUEST-ASK a-' || true)" = "${#LPORTS[@]}" ] && break
 	sleep 0.5
 done
 slow=

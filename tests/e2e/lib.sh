@@ -310,11 +310,12 @@ e2e_lines() {
 }
 
 # e2e_wait_for FILE REGEX SECONDS : poll until FILE has a complete line matching REGEX.
-# (grep without -q: its early exit could fail the pipeline by SIGPIPE, under pipefail.)
+# (No pipe into grep -q: its early exit could fail the pipeline by SIGPIPE under pipefail,
+# and so would grep >/dev/null, which stops at the first match too.)
 e2e_wait_for() {
 	local file=$1 re=$2 secs=$3 i
 	for i in $(seq 1 $((secs * 10))); do
-		if e2e_lines "$file" | grep -E -- "$re" >/dev/null; then
+		if grep -Eq -- "$re" < <(e2e_lines "$file"); then
 			return 0
 		fi
 		sleep 0.1
@@ -524,7 +525,7 @@ e2e_now_ms() { echo $(($(date +%s%N) / 1000000)); }
 e2e_wait_since() {
 	local t0=$1 file=$2 re=$3 secs=$4 i
 	for i in $(seq 1 $((secs * 50))); do
-		if e2e_lines "$file" | grep -E -- "$re" >/dev/null; then
+		if grep -Eq -- "$re" < <(e2e_lines "$file"); then
 			E2E_ELAPSED_MS=$(($(e2e_now_ms) - t0))
 			return 0
 		fi

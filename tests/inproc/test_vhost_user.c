@@ -1242,8 +1242,8 @@ static void test_call_write_held_blocked(void **state)
  * A front-end that reconnects and stalls again, in a loop: after each close
  * the listener rests, VU_STALL_PAUSE_FIRST (2) guard periods the first
  * time and twice as long with each close in a row, so the new connection
- * waits in the backlog that long (measured from the close: a lower bound,
- * which no load can break), then is served.  A close more than
+ * waits in the backlog that long (measured from before the close: a lower
+ * bound, which no load can break), then is served.  A close more than
  * VU_STALL_PAUSE_MAX (64) periods after the last rest ended starts again
  * at 2.  Red without the rest: the new front-end is accepted at once.
  */
@@ -1266,8 +1266,8 @@ static void test_stall_loop_pauses_listener(void **state)
 		log_needle = needle;
 		log_hits = 0;
 		stall_call_write(f, 0);
+		closed = g_get_monotonic_time(); /* before the close, which starts the rest */
 		wait_stall_close(f, i + 1);
-		closed = g_get_monotonic_time();
 		assert_int_equal(log_hits, 1);
 		log_needle = NULL;
 		assert_int_equal(fcntl(f->call[0], F_SETFL, O_NONBLOCK), 0);
