@@ -119,6 +119,7 @@ DST_PID=$GUEST_PID
 for i in $(seq 1 100); do [ -S "$MIG" ] && break; sleep 0.1; done
 [ -S "$MIG" ] || e2e_fail "the destination QEMU does not listen for the migration"
 
+e2e_scrape "$NS_POD" 127.0.0.1:9090 "$E2E_TMP/metrics-before.txt"
 t0=$(e2e_now_ms)
 e2e_monitor "$MON1" 'migrate_set_parameter max-bandwidth 1G' >/dev/null
 e2e_monitor "$MON1" "migrate -d unix:$MIG" >"$E2E_TMP/migrate-start.txt"
@@ -131,6 +132,16 @@ done
 e2e_monitor "$MON1" 'info migrate' >"$E2E_TMP/migrate-info.txt"
 [ "$status" = completed ] || e2e_fail "migration status '$status': $(cat "$E2E_TMP/migrate-info.txt" "$E2E_TMP/migrate-start.txt")"
 ms=$(($(e2e_now_ms) - t0))
+# The download was still arriving while memory was copied: what the dirty log is tested on.
+e2e_scrape "$NS_POD" 127.0.0.1:9090 "$E2E_TMP/metrics-after.txt"
+key='meshslirp_bytes_total{direction="to_guest"}'
+b0=$(e2e_metric "$E2E_TMP/metrics-before.txt" "$key")
+b1=$(e2e_metric "$E2E_TMP/metrics-after.txt" "$key")
+during=$((${b1:-0} - ${b0:-0}))
+if [ "$NETDEV" = vhost-user ]; then
+	[ "$during" -ge 1048576 ] ||
+		e2e_fail "only $during bytes reached the guest during the migration: the download had ended"
+fi
 
 # ram_diff_pages SRC_PID DST_PID : the number of 4 KiB pages in which the two QEMUs' guest RAM
 # (their memfd) differs, -1 if they cannot be compared; in $E2E_TMP/ram-diff.txt the first 20
@@ -189,7 +200,8 @@ esac
 last_src=$(grep -o 'GUEST-TICK [0-9]*' "$E2E_TMP/source.log" | tail -n 1 | awk '{print $2}')
 kill -TERM "$SRC_PID" 2>/dev/null || true
 e2e_wait_exit "$SRC_PID" 20 || true
-e2e_log "migration completed in $ms ms (last tick on the source: $last_src); source QEMU stopped"
+e2e_log "migration completed in $ms ms, $during bytes to the guest meanwhile (last tick on the" \
+	"source: $last_src); source QEMU stopped"
 
 # After: the same guest ticks through pod 2's meshslirp.
 e2e_wait_for "$E2E_TMP/echo.log" "^ECHO peer=$POD2_IP:" 60 ||
