@@ -118,21 +118,12 @@ e2e_log "FIGURE pingflood requests=5000 refused=$icmp fds=$fd"
 
 # 4. Garbage: every record well framed, its contents anything.  Every frame is accounted for:
 #    accepted by the backend, or dropped as a runt or oversize.
-e2e_scrape "$NS_POD" 127.0.0.1:9090 "$M"
-frames0=$(( $(m 'meshslirp_frames_total{direction="from_guest"}') + $(m 'meshslirp_drops_total{reason="runt"}') +
-	$(m 'meshslirp_drops_total{reason="oversize"}') ))
+frames0=$(e2e_frames_accounted "$NS_POD" 127.0.0.1:9090 "$M")
 hostile --mode garbage --count "$FRAMES" --seed 7 --timeout 300 >"$E2E_TMP/garbage.out" 2>&1 ||
 	e2e_fail "garbage run failed: $(cat "$E2E_TMP/garbage.out")"
 alive garbage
 sent=$(e2e_field "$E2E_TMP/garbage.out" '^HOSTILE' | grep -o 'sent=[0-9]*' | cut -d= -f2)
-# The daemon may still be reading the last of it (slow under valgrind): count until it has all.
-for i in $(seq 1 150); do
-	e2e_scrape "$NS_POD" 127.0.0.1:9090 "$M"
-	seen=$(( $(m 'meshslirp_frames_total{direction="from_guest"}') + $(m 'meshslirp_drops_total{reason="runt"}') +
-		$(m 'meshslirp_drops_total{reason="oversize"}') - frames0 ))
-	[ "$seen" -ge "$sent" ] && break
-	sleep 0.2
-done
+seen=$(($(e2e_wait_frames_accounted "$NS_POD" 127.0.0.1:9090 "$M" $((frames0 + sent)) 30) - frames0))
 [ "$seen" = "$sent" ] || e2e_fail "garbage: sent $sent frames, the daemon accounts for $seen"
 for reason in runt oversize malformed_ip fragment bad_checksum; do
 	v=$(m "meshslirp_drops_total{reason=\"$reason\"}")

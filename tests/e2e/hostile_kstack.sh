@@ -97,20 +97,12 @@ e2e_log "after the flood: every slot timed out, the probe's SYN was answered by 
 
 # 3. Garbage: every record well framed, its contents anything.  Accounted for as before, and
 #    nothing of it reaches the private stack as a segment it would answer for someone else.
-frames0=$(( $(m 'meshslirp_frames_total{direction="from_guest"}') + $(m 'meshslirp_drops_total{reason="runt"}') +
-	$(m 'meshslirp_drops_total{reason="oversize"}') ))
+frames0=$(e2e_frames_accounted "$NS_POD" 127.0.0.1:9090 "$M")
 hostile --mode garbage --count "$FRAMES" --seed 11 --timeout 300 >"$E2E_TMP/garbage.out" 2>&1 ||
 	e2e_fail "garbage run failed: $(cat "$E2E_TMP/garbage.out")"
 alive garbage
 sent=$(e2e_field "$E2E_TMP/garbage.out" '^HOSTILE' | grep -o 'sent=[0-9]*' | cut -d= -f2)
-# The daemon may still be reading the last of it (slow under valgrind): count until it has all.
-for i in $(seq 1 150); do
-	e2e_scrape "$NS_POD" 127.0.0.1:9090 "$M"
-	seen=$(( $(m 'meshslirp_frames_total{direction="from_guest"}') + $(m 'meshslirp_drops_total{reason="runt"}') +
-		$(m 'meshslirp_drops_total{reason="oversize"}') - frames0 ))
-	[ "$seen" -ge "$sent" ] && break
-	sleep 0.2
-done
+seen=$(($(e2e_wait_frames_accounted "$NS_POD" 127.0.0.1:9090 "$M" $((frames0 + sent)) 30) - frames0))
 [ "$seen" = "$sent" ] || e2e_fail "garbage: sent $sent frames, the daemon accounts for $seen"
 fd1=$(e2e_fd_count "$MESHSLIRP_PID")
 rss1=$(e2e_rss_kb "$MESHSLIRP_PID")

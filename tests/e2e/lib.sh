@@ -653,6 +653,26 @@ e2e_sanitized() { [ -n "${E2E_MEMCHECK:-}" ] || [[ "$(ldd "$MESHSLIRP" 2>/dev/nu
 
 # e2e_fd_count PID / e2e_rss_kb PID : resources of a process, for growth checks.
 e2e_fd_count() { ls "/proc/$1/fd" | wc -l; }
+# e2e_frames_accounted NS ADDR FILE : scrape the daemon's metrics at ADDR in NS into FILE; print
+# the frames from the guest it accounts for: taken by the backend, or dropped as runt or oversize.
+e2e_frames_accounted() {
+	e2e_scrape "$1" "$2" "$3"
+	echo $(($(e2e_metric "$3" 'meshslirp_frames_total{direction="from_guest"}') +
+		$(e2e_metric "$3" 'meshslirp_drops_total{reason="runt"}') +
+		$(e2e_metric "$3" 'meshslirp_drops_total{reason="oversize"}')))
+}
+# e2e_wait_frames_accounted NS ADDR FILE WANT SECONDS : e2e_frames_accounted once it reaches
+# WANT, or after SECONDS: the daemon may still be reading what a tool left in its socket (slowly
+# under valgrind).
+e2e_wait_frames_accounted() {
+	local n i
+	for i in $(seq 1 $(($5 * 5))); do
+		n=$(e2e_frames_accounted "$1" "$2" "$3")
+		[ "$n" -ge "$4" ] && break
+		sleep 0.2
+	done
+	echo "$n"
+}
 # e2e_fd_count_settled PID : PID's descriptor count once three looks 0.1 s apart agree (at
 # most 5 s): a peer that just left may still have its descriptors open in the daemon.
 e2e_fd_count_settled() {
