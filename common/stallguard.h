@@ -16,10 +16,10 @@
  * the same guarded call still running that it found one period before (a
  * generation count, odd while a call runs), sends that thread
  * STALLGUARD_SIGNAL, whose handler does nothing and is installed without
- * SA_RESTART: the blocked
- * call returns EINTR, and stallguard_leave() says the guard fired.  So a
- * held call ends after one to two periods, and the caller treats its peer
- * as hostile.  The signal repeats each period until the call returns.
+ * SA_RESTART: the blocked call returns EINTR, and stallguard_leave() says
+ * the guard fired.  So a held call ends after one to two periods, and the
+ * caller treats its peer as hostile.  The signal repeats each period until
+ * the call returns.
  *
  * Lifecycle: stallguard_start() once, after privileges are dropped
  * (capabilities are per thread) and before a seccomp filter forbids

@@ -343,9 +343,9 @@ void bridge_learn_macs(struct flow *f, const struct rw_view *v, bool from_guest)
  * Answer the guest's TCP segment @v on @gkey as one for no connection, as
  * RFC 9293 3.10.7.1 says and libslirp's dropwithreset does: nothing for a
  * reset, a RST at its acknowledgement for a segment with ACK, a RST|ACK of
- * it for one without.
+ * it for one without.  Returns whether it answered (false for a reset).
  */
-static void bridge_answer_with_rst(struct bridge *br, struct rw_view *v,
+static bool bridge_answer_with_rst(struct bridge *br, struct rw_view *v,
 				   const struct flow_key *gkey)
 {
 	uint8_t frame[RW_ETH_HLEN + 40];
@@ -354,13 +354,14 @@ static void bridge_answer_with_rst(struct bridge *br, struct rw_view *v,
 	size_t len;
 
 	if (flags & RW_TCP_RST)
-		return;
+		return false;
 	if (flags & RW_TCP_ACK)
 		len = rw_build_tcp(frame, v->eth + 6, v->eth, &in, rw_tcp_ack(v), 0, RW_TCP_RST, 0);
 	else
 		len = rw_build_tcp(frame, v->eth + 6, v->eth, &in, 0, rw_tcp_seq_end(v),
 				   RW_TCP_RST | RW_TCP_ACK, 0);
 	netstack_send_to_guest(br->ns, frame, len);
+	return true;
 }
 
 /*
@@ -370,13 +371,8 @@ static void bridge_answer_with_rst(struct bridge *br, struct rw_view *v,
 static void bridge_refuse(struct bridge *br, struct rw_view *v, const struct flow_key *gkey,
 			  const char *why)
 {
-	if (gkey->proto != IPPROTO_TCP) {
+	if (gkey->proto != IPPROTO_TCP || bridge_answer_with_rst(br, v, gkey))
 		bridge_log_flow(br, gkey, "refused: %s", why);
-		return;
-	}
-	if (!(rw_tcp_flags(v) & RW_TCP_RST))
-		bridge_log_flow(br, gkey, "refused: %s", why);
-	bridge_answer_with_rst(br, v, gkey);
 }
 
 /* A guest packet no flow takes, to where the egress rule says no: refuse and count. */

@@ -88,15 +88,10 @@ e2e_log "boot 1: ${#LPORTS[@]} idle flows from :${LPORTS[0]}.. to $NODE_IP:7000 
 e2e_agent 'reboot -f'
 e2e_wait_for "$E2E_TMP/guest.log" 'GUEST-CMD reboot -f' 20 || e2e_fail "the guest did not take 'reboot -f'"
 e2e_agent_serve agent2
-for i in $(seq 1 120); do
-	[ "$(e2e_lines "$E2E_TMP/guest.log" | grep -c 'GUEST-AGENT boot_id=' || true)" -ge 2 ] && break
-	kill -0 "$qemu_pid" 2>/dev/null || e2e_fail "QEMU exited on the guest's reboot"
-	sleep 0.5
-done
-[ "$(e2e_lines "$E2E_TMP/guest.log" | grep -c 'GUEST-AGENT boot_id=' || true)" = 2 ] || e2e_fail "the guest did not boot again"
+e2e_wait_boots "$E2E_TMP/guest.log" 2 "$qemu_pid" 60
 boot2=$(e2e_lines "$E2E_TMP/guest.log" | grep -o 'GUEST-AGENT boot_id=.*' | tail -n 1)
 [ "$boot2" != "$boot1" ] || e2e_fail "the second boot has the first boot's id"
-n=$(grep -c 'GUEST-LEASE ip=10.0.2.15 router=10.0.2.2 dns=10.0.2.3 ' "$E2E_TMP/guest.log" || true)
+n=$(e2e_count "$E2E_TMP/guest.log" 'GUEST-LEASE ip=10\.0\.2\.15 router=10\.0\.2\.2 dns=10\.0\.2\.3 ')
 [ "$n" = 2 ] || e2e_fail "expected the same lease on both boots, log shows $n"
 [ "$(grep -c 'attached on' "$E2E_TMP/meshslirp.log")" = 1 ] &&
 	! grep -q 'detached' "$E2E_TMP/meshslirp.log" || e2e_fail "the daemon saw QEMU go or come"
@@ -105,20 +100,14 @@ e2e_log "boot 2: same QEMU (pid $qemu_pid), new ${boot2#GUEST-}, same lease 10.0
 # 3. The old boot's flows are all still in the table; the new boot opens a flow on each tuple.
 has_flows "$(flows)" || e2e_fail "the old boot's idle flows are gone already: $(flows)"
 e2e_agent asks a 7000 "${LPORTS[@]}"
-for i in $(seq 1 30); do
-	[ "$(e2e_lines "$E2E_TMP/guest.log" | grep -c 'GUEST-ASK a-' || true)" = "${#LPORTS[@]}" ] && break
-	sleep 0.5
-done
-e2e_log "boot 2: $(e2e_lines "$E2E_TMP/guest.log" | grep -c 'GUEST-ASK a-' || true) of ${#LPORTS[@]} flows on old" \
+n=$(e2e_wait_count "$E2E_TMP/guest.log" 'GUEST-ASK a-' "${#LPORTS[@]}" 15)
+e2e_log "boot 2: $n of ${#LPORTS[@]} flows on old" \
 	"tuples done within 15 s"
 
 # 4. The upstreams die: the old boot's connections end, so do flows stuck behind them.
 e2e_kill9 "$echo_pid"
 e2e_kill9 "$sink1_pid"
-for i in $(seq 1 120); do
-	[ "$(e2e_lines "$E2E_TMP/guest.log" | grep -c 'GUEST-ASK a-' || true)" = "${#LPORTS[@]}" ] && break
-	sleep 0.5
-done
+e2e_wait_count "$E2E_TMP/guest.log" 'GUEST-ASK a-' "${#LPORTS[@]}" 60 >/dev/null
 slow=
 for p in "${LPORTS[@]}"; do
 	line=$(e2e_field "$E2E_TMP/guest.log" "GUEST-ASK a-$p ")

@@ -69,13 +69,7 @@ e2e_wait_for "$E2E_TMP/guest4.log" 'GUEST-AGENT boot_id=' 60 || e2e_fail "guest4
 e2e_agent 'reboot -f'
 e2e_wait_for "$E2E_TMP/guest4.log" 'GUEST-CMD reboot -f' 20 || e2e_fail "guest4 did not take 'reboot -f'"
 e2e_agent_serve agent2
-for i in $(seq 1 120); do
-	[ "$(grep -c 'GUEST-AGENT boot_id=' "$E2E_TMP/guest4.log")" -ge 2 ] && break
-	kill -0 "$GUEST_PID" 2>/dev/null || e2e_fail "QEMU exited on the guest's reboot"
-	sleep 0.5
-done
-[ "$(grep -c 'GUEST-AGENT boot_id=' "$E2E_TMP/guest4.log")" = 2 ] ||
-	e2e_fail "guest4 did not come back after its reboot (no agent)"
+e2e_wait_boots "$E2E_TMP/guest4.log" 2 "$GUEST_PID" 60
 check_qemu_log guest4
 e2e_bg sink4 "$NS_NODE" "$MSTOOL" sink --listen "$NODE_IP:5004" --bytes 1048576 --timeout 120
 sink4_pid=$E2E_LAST_PID

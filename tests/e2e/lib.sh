@@ -309,30 +309,56 @@ e2e_lines() {
 	[ -f "$1" ] && perl -ne 's/\r//g; print if /\n\z/' "$1"
 }
 
-# e2e_wait_for FILE REGEX SECONDS : poll until FILE has a complete line matching REGEX.
-# (No pipe into grep -q: its early exit could fail the pipeline by SIGPIPE under pipefail,
-# and so would grep >/dev/null, which stops at the first match too.)
-e2e_wait_for() {
-	local file=$1 re=$2 secs=$3 i
-	for i in $(seq 1 $((secs * 10))); do
-		if grep -Eq -- "$re" < <(e2e_lines "$file"); then
-			return 0
-		fi
-		sleep 0.1
+# e2e_wait_lines FILE REGEX SECONDS PER_SECOND : poll PER_SECOND times a second until FILE
+# has a complete line matching REGEX.  (No pipe into grep -q: its early exit could fail the
+# pipeline by SIGPIPE under pipefail, and so would grep >/dev/null, which stops at the first
+# match too.)
+e2e_wait_lines() {
+	local file=$1 re=$2 secs=$3 rate=$4 step i
+	step=$(awk -v r="$rate" 'BEGIN { print 1 / r }')
+	for i in $(seq 1 $((secs * rate))); do
+		grep -Eq -- "$re" < <(e2e_lines "$file") && return 0
+		sleep "$step"
 	done
 	return 1
 }
 
-# e2e_wait_count FILE REGEX N SECONDS : wait until N lines of FILE match REGEX (a log written
-# at each flow's end: the last may land after the client saw its reply); prints the count.
+# e2e_wait_for FILE REGEX SECONDS : poll every 100 ms until FILE has a complete line matching
+# REGEX.
+e2e_wait_for() { e2e_wait_lines "$1" "$2" "$3" 10; }
+
+# e2e_count FILE REGEX : how many complete lines of FILE match REGEX (0 without FILE).
+e2e_count() {
+	local n
+	n=$(grep -Ec -- "$2" < <(e2e_lines "$1")) || true
+	echo "${n:-0}"
+}
+
+# e2e_wait_count FILE REGEX N SECONDS : wait until N complete lines of FILE match REGEX (a
+# log written at each flow's end: the last may land after the client saw its reply; a console
+# log's last line may still be coming); prints the count.
 e2e_wait_count() {
 	local file=$1 re=$2 want=$3 secs=$4 n=0 i
 	for i in $(seq 1 $((secs * 10))); do
-		n=$(grep -Ec -- "$re" "$file" 2>/dev/null || true)
-		[ "${n:-0}" -ge "$want" ] && break
+		n=$(e2e_count "$file" "$re")
+		[ "$n" -ge "$want" ] && break
 		sleep 0.1
 	done
-	echo "${n:-0}"
+	echo "$n"
+}
+
+# e2e_wait_boots LOG N QEMU_PID SECONDS : wait until the guest console LOG has N complete
+# agent start lines (one per boot); fails the test if QEMU_PID exits first, or on a count
+# other than N after SECONDS.
+e2e_wait_boots() {
+	local log=$1 want=$2 pid=$3 secs=$4 i
+	for i in $(seq 1 $((secs * 2))); do
+		[ "$(e2e_count "$log" 'GUEST-AGENT boot_id=')" -ge "$want" ] && break
+		kill -0 "$pid" 2>/dev/null || e2e_fail "QEMU exited on the guest's reboot"
+		sleep 0.5
+	done
+	[ "$(e2e_count "$log" 'GUEST-AGENT boot_id=')" = "$want" ] ||
+		e2e_fail "the guest did not boot again: $(e2e_count "$log" 'GUEST-AGENT boot_id=') agent starts in $log, want $want"
 }
 
 # e2e_field FILE REGEX : print the first line of FILE matching REGEX, from the
@@ -521,17 +547,10 @@ e2e_pcap_close() {
 e2e_now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # e2e_wait_since T0_MS FILE REGEX SECONDS : e2e_wait_for polling every 20 ms; E2E_ELAPSED_MS is
-# the time from T0_MS (e2e_now_ms) to the first poll that saw the match.
+# the time from T0_MS (e2e_now_ms) to the poll that saw the match.
 e2e_wait_since() {
-	local t0=$1 file=$2 re=$3 secs=$4 i
-	for i in $(seq 1 $((secs * 50))); do
-		if grep -Eq -- "$re" < <(e2e_lines "$file"); then
-			E2E_ELAPSED_MS=$(($(e2e_now_ms) - t0))
-			return 0
-		fi
-		sleep 0.02
-	done
-	return 1
+	e2e_wait_lines "$2" "$3" "$4" 50 || return 1
+	E2E_ELAPSED_MS=$(($(e2e_now_ms) - $1))
 }
 
 # e2e_run_basic_guest NAME SINKPORT SOCKET GUESTDIR: one guest life through
