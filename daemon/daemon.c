@@ -357,29 +357,46 @@ static int daemon_primary_ipv4(struct in_addr *out)
 }
 
 /*
- * Descriptors the daemon needs besides one per flow: the backend, epoll,
+ * Descriptors the daemon needs besides its flows': the backend, epoll,
  * metrics and control clients, libslirp's listeners and internal sockets.
  */
 #define DAEMON_FD_RESERVE 128
+/*
+ * A kernel-path flow holds two sockets, and a pipe (two descriptors) each
+ * way while bytes wait in it; libslirp's table holds a socket a flow beside it.
+ */
+#define DAEMON_FDS_PER_KERNEL_FLOW 6
 
 /*
- * Every flow may hold a host socket: a table larger than the descriptor limit
- * would turn "table full, reset" into EMFILE at random places.  Returns the
- * table size to use, warning once when it is lower than asked.
+ * Every flow may hold host sockets: tables larger than the descriptor limit
+ * would turn "table full, reset" into EMFILE at random places (and libslirp
+ * meeting EMFILE on an exposed port's accept() would wake the loop at once,
+ * again and again).  So each table's size is what the limit holds with every
+ * flow of both tables at its most, beside the reserve: the kernel path's
+ * where it may run, and the unix exposed ports' waiting clients (a socket
+ * and its connector each).  Returns the size to use, warning once when it is
+ * lower than asked.
  */
-static size_t daemon_flow_budget(unsigned int asked)
+static size_t daemon_flow_budget(const struct ms_config *cfg)
 {
+	bool kernel = cfg->steer_stack != MS_STEER_SLIRP && cfg->outbound_proxy_set;
+	rlim_t per_flow = 1 + (kernel ? DAEMON_FDS_PER_KERNEL_FLOW : 0);
+	rlim_t reserve = DAEMON_FD_RESERVE + (kernel ? 2 * KSTEER_PIPE_POOL : 0) +
+			 (cfg->expose_unix && cfg->expose_unix->len ? 2 * UNIXEXPOSE_PENDING_MAX : 0);
+	rlim_t need = (rlim_t)cfg->max_flows * per_flow + reserve;
 	struct rlimit rl;
 	rlim_t room;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
-	    rl.rlim_cur >= (rlim_t)asked + DAEMON_FD_RESERVE)
-		return asked;
-	room = rl.rlim_cur > 2 * DAEMON_FD_RESERVE ? rl.rlim_cur - DAEMON_FD_RESERVE
-						   : rl.rlim_cur / 2;
-	g_warning("--max-flows %u needs %u descriptors but the limit is %llu: using %llu flows "
-		  "(raise the limit, e.g. LimitNOFILE=, for more)", asked,
-		  asked + DAEMON_FD_RESERVE, (unsigned long long)rl.rlim_cur,
+	    rl.rlim_cur >= need)
+		return cfg->max_flows;
+	room = rl.rlim_cur > 2 * reserve ? (rl.rlim_cur - reserve) / per_flow
+					 : rl.rlim_cur / 2 / per_flow;
+	room = MAX(room, 1);
+	g_warning("--max-flows %u needs %llu descriptors (%llu a flow%s) but the limit is %llu: "
+		  "using %llu flows (raise the limit, e.g. LimitNOFILE=, for more)",
+		  cfg->max_flows, (unsigned long long)need, (unsigned long long)per_flow,
+		  kernel ? ", on the kernel path" : "", (unsigned long long)rl.rlim_cur,
 		  (unsigned long long)room);
 	return (size_t)room;
 }
@@ -431,7 +448,7 @@ static int daemon_setup_bridge(struct daemon *d)
 		},
 		.version = cfg->outbound_proxy_version,
 		.proxy_source = cfg->proxy_source,
-		.max_flows = daemon_flow_budget(cfg->max_flows),
+		.max_flows = d->max_flows,
 		.max_reass_segments = cfg->max_reass_segments,
 		.connect_timeout_us = (int64_t)cfg->connect_timeout_ms * 1000,
 		.tcp_idle_us = (int64_t)cfg->tcp_idle_timeout_ms * 1000,
@@ -541,7 +558,7 @@ static int daemon_setup_ksteer(struct daemon *d)
 		.proxy_unix_path = cfg->outbound_proxy_unix,
 		.version = cfg->outbound_proxy_version,
 		.proxy_source = bridge_proxy_source(d->br),
-		.max_flows = daemon_flow_budget(cfg->max_flows),
+		.max_flows = d->max_flows,
 		.connect_timeout_us = (int64_t)cfg->connect_timeout_ms * 1000,
 		.tcp_idle_us = (int64_t)cfg->tcp_idle_timeout_ms * 1000,
 		.judge = daemon_ksteer_judge,
@@ -720,6 +737,7 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 		daemon_stop(d);
 		return ret;
 	}
+	d->max_flows = daemon_flow_budget(cfg);
 	ret = daemon_setup_unix_expose(d);
 	if (!ret)
 		ret = daemon_setup_bridge(d);

@@ -39,6 +39,7 @@ struct daemon {
 	struct podaddrs *pod;      /* the pod's own addresses, kept current */
 	struct unixexpose *ux;     /* --expose unix:...; NULL without */
 	struct ksteer *ks;         /* steered TCP in the kernel (--steer-stack); NULL: libslirp's */
+	size_t max_flows;          /* each flow table's size: --max-flows within the fd limit */
 	struct daemon_offload_stats offload;
 	struct mainloop_stats loop_stats; /* main.c's loop counts here (--busy-poll) */
 	unsigned int busy_poll_us;        /* the polling window (its ceiling) in effect, set by

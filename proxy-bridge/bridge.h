@@ -78,7 +78,8 @@
  * While waiting, the socket is polled through netstack_fd_extra_events();
  * once bytes are there but the header is incomplete, it is re-read on a
  * 20 ms tick instead, so a trickling client cannot make the loop spin.  At
- * most BRIDGE_HDR_WAIT_MAX connections wait at once; more are refused.
+ * most BRIDGE_HDR_WAIT_MAX connections wait at once, and at most half of
+ * them from peers not trusted to send a header; more are refused.
  *
  * Ownership: the bridge owns its flow table; it borrows the netstack, the
  * policy's arrays and the expose list, which must outlive it.
@@ -134,6 +135,8 @@ struct bridge_config {
 };
 
 #define BRIDGE_HDR_WAIT_MAX 1024
+/* Of those, what peers outside --inbound-proxy-trusted may hold (optional mode). */
+#define BRIDGE_HDR_WAIT_UNTRUSTED_MAX (BRIDGE_HDR_WAIT_MAX / 2)
 /* ICMP echo requests libslirp may have a socket open for at once. */
 #define BRIDGE_ICMP_MAX 256
 
@@ -142,11 +145,11 @@ enum bridge_inbound_drop {
 	BRIDGE_IN_INVALID,             /* malformed header: see header_errors[] */
 	BRIDGE_IN_MISSING,             /* required, but the bytes were no header */
 	BRIDGE_IN_TIMEOUT,             /* not complete within the timeout */
-	BRIDGE_IN_FAMILY,              /* not IPv4 (the guest network is IPv4) */
+	BRIDGE_IN_FAMILY,              /* not TCP over IPv4 (the guest network is IPv4) */
 	BRIDGE_IN_ADDRESS,             /* client address the guest cannot answer */
 	BRIDGE_IN_DUPLICATE,           /* client address:port already connected */
 	BRIDGE_IN_CLOSED,              /* client closed or failed before the header */
-	BRIDGE_IN_OVERLOAD,            /* BRIDGE_HDR_WAIT_MAX connections waiting */
+	BRIDGE_IN_OVERLOAD,            /* the header-wait table (or its untrusted half) full */
 	BRIDGE_IN_UNTRUSTED,           /* a PROXY header from a peer not in --inbound-proxy-trusted */
 	BRIDGE_IN_TABLE_FULL,          /* no flow slot: --max-flows flows at once */
 	BRIDGE_IN_DROP_COUNT,

@@ -78,6 +78,7 @@ struct bridge_inbound {
 	struct bridge_hdr_wait *hdr_wait; /* connections waiting for their PROXY header: BRIDGE_HDR_WAIT_MAX slots */
 	uint32_t *hdr_wait_free;
 	size_t nhdr_wait_free;
+	size_t nhdr_wait_untrusted;    /* slots held by peers not trusted to send a header */
 	uint32_t *rst_queue;           /* flow slots whose libslirp socket must be reset */
 	size_t rst_head, rst_len;      /* ring of BRIDGE_HDR_WAIT_MAX */
 	guint timer;                   /* 20 ms tick while anything is waiting or queued */

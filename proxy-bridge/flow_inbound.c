@@ -23,6 +23,8 @@
  * | HDR_WAIT | bad, missing, late, untrusted header; client | REJECTED | - now; the tick sends libslirp a RST |
  * |          | gone; the client's key is a live flow's      |          | as from the guest, its close resets  |
  * |          |                                              |          | the client (SO_LINGER 0)             |
+ * | REJECTED | libslirp's SYN, late (the guest's MAC not    | REJECTED | the tick sends libslirp a RST        |
+ * |          | known yet) or again (the RST never went)     |          |                                      |
  * | REJECTED | libslirp closes the socket                   | CLOSED   | -                                    |
  * | REJECTED | 30 s on, libslirp still holds the socket     | REJECTED | - (looked at again every 10 s)       |
  * | OPEN     | --tcp-idle-timeout without a frame           | CLOSED   | RST to libslirp and to the guest     |
@@ -128,6 +130,8 @@ static void flow_inbound_hdr_wait_release(struct bridge *br, struct flow *f)
 	br->in.hdr_wait[f->u.in.hdr_wait_ref - 1].flow = NULL;
 	br->in.hdr_wait_free[br->in.nhdr_wait_free++] = f->u.in.hdr_wait_ref - 1;
 	f->u.in.hdr_wait_ref = 0;
+	if (!f->u.in.peer_trusted)
+		br->in.nhdr_wait_untrusted--;
 	if (f->fd >= 0)
 		netstack_fd_extra_events(br->ns, f->fd, 0);
 }
@@ -203,6 +207,23 @@ static void flow_inbound_log(struct bridge *br, struct flow *f, enum bridge_inbo
 		g_warning("(%" G_GUINT64_FORMAT " earlier messages suppressed)", suppressed);
 }
 
+/*
+ * libslirp must drop a rejected flow's socket, but we may be inside one of
+ * its callbacks: queue the flow for the tick, which resets it in libslirp
+ * (acknowledging libslirp's SYN).  Queued once libslirp's SYN is known: at
+ * the rejection if it came before, else when flow_inbound_hold_frame() sees
+ * it (a flow rejected inside tcp_connect(), or while libslirp waits for the
+ * guest's MAC).  A full queue is made good by the SYN libslirp retransmits.
+ * The guest sees nothing either way.
+ */
+static void flow_inbound_queue_rst(struct bridge *br, struct flow *f)
+{
+	if (br->in.rst_len == BRIDGE_HDR_WAIT_MAX)
+		return;
+	br->in.rst_queue[(br->in.rst_head + br->in.rst_len++) % BRIDGE_HDR_WAIT_MAX] = f->slot;
+	flow_inbound_kick(br);
+}
+
 static void flow_inbound_reject(struct bridge *br, struct flow *f, enum bridge_inbound_drop why,
 				  enum proxy_error err)
 {
@@ -216,15 +237,8 @@ static void flow_inbound_reject(struct bridge *br, struct flow *f, enum bridge_i
 	flowtab_set_state(br->flows, f, FLOW_REJECTED);
 	flowtab_set_deadline(br->flows, f, g_get_monotonic_time() + FLOW_INBOUND_REJECTED_GRACE_US);
 	flow_inbound_hdr_wait_release(br, f);
-	/*
-	 * libslirp must drop its socket, but we may be inside one of its
-	 * callbacks: queue it for the tick.  A full queue leaves the socket to
-	 * libslirp's own SYN timeout; the guest sees nothing either way.
-	 */
-	if (br->in.rst_len < BRIDGE_HDR_WAIT_MAX) {
-		br->in.rst_queue[(br->in.rst_head + br->in.rst_len++) % BRIDGE_HDR_WAIT_MAX] = f->slot;
-		flow_inbound_kick(br);
-	}
+	if (f->u.in.stack_isn_known)
+		flow_inbound_queue_rst(br, f);
 }
 
 /*
@@ -262,7 +276,8 @@ static void flow_inbound_header(struct bridge *br, struct flow *f, const struct 
 		flow_inbound_open(br, f);
 		return;
 	}
-	if (h->family != AF_INET) {
+	/* A UDP (or unspecified) transport does not describe this TCP client. */
+	if (h->family != AF_INET || h->transport != SOCK_STREAM) {
 		flow_inbound_reject(br, f, BRIDGE_IN_FAMILY, PROXY_ERR_NONE);
 		return;
 	}
@@ -392,8 +407,13 @@ static gboolean flow_inbound_tick(gpointer data)
 
 		br->in.rst_head = (br->in.rst_head + 1) % BRIDGE_HDR_WAIT_MAX;
 		br->in.rst_len--;
-		/* The slot may have been reused by now: only act on what we queued. */
-		if (f && f->state == FLOW_REJECTED && f->kind == FLOW_INBOUND && f->u.in.stack_isn_known)
+		/*
+		 * The slot may have been reused by now, or the flow queued again
+		 * by a retransmitted SYN: only a rejected flow whose socket
+		 * libslirp still holds is reset.
+		 */
+		if (f && f->state == FLOW_REJECTED && f->kind == FLOW_INBOUND && f->fd >= 0 &&
+		    f->u.in.stack_isn_known)
 			flow_inbound_send_rst(br, f);
 	}
 
@@ -588,10 +608,18 @@ void flow_inbound_registered(struct bridge *br, int fd)
 		return;
 	}
 
-	if (!br->in.nhdr_wait_free) {
+	/*
+	 * An untrusted peer waits only where headers are optional, to be told
+	 * from one that sends a header it may not: half the table at most, so
+	 * a flood of silent strangers leaves the sidecar room.
+	 */
+	if (!br->in.nhdr_wait_free ||
+	    (!f->u.in.peer_trusted && br->in.nhdr_wait_untrusted >= BRIDGE_HDR_WAIT_UNTRUSTED_MAX)) {
 		flow_inbound_reject(br, f, BRIDGE_IN_OVERLOAD, PROXY_ERR_NONE);
 		return;
 	}
+	if (!f->u.in.peer_trusted)
+		br->in.nhdr_wait_untrusted++;
 	f->u.in.hdr_wait_ref = br->in.hdr_wait_free[--br->in.nhdr_wait_free] + 1;
 	br->in.hdr_wait[f->u.in.hdr_wait_ref - 1] = (struct bridge_hdr_wait){
 		.flow = f,
@@ -661,6 +689,8 @@ static enum netstack_verdict flow_inbound_hold_frame(struct bridge *br, struct r
 		f->u.in.stack_isn = rw_tcp_seq(v);
 		f->u.in.stack_isn_known = true;
 		bridge_learn_macs(f, v, false);
+		if (f->state == FLOW_REJECTED)
+			flow_inbound_queue_rst(br, f);
 		if (p && f->state == FLOW_HDR_WAIT) {
 			size_t len = (size_t)(v->ip - v->eth) + v->ip_len;
 

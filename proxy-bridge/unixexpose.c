@@ -14,6 +14,7 @@
 
 #include <glib.h>
 
+#include "common/clientslots.h"
 #include "common/fdsource.h"
 #include "common/log.h"
 #include "common/ratelimit.h"
@@ -27,6 +28,7 @@ struct unixexpose_listener {
 	uint16_t guest_port;
 	uint16_t relay_port;           /* host order */
 	GSource *src;
+	struct client_backoff backoff; /* rests while accept() lacks descriptors */
 };
 
 /* A client waiting for libslirp to accept its connector. */
@@ -151,12 +153,16 @@ static gboolean unixexpose_accept(int fd, GIOCondition ready, void *opaque)
 		int client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (client < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED) {
-				/* EMFILE and the like: level-triggered, so back off a turn. */
-				l->ux->stats.accept_errors++;
-				unixexpose_log(l->ux, "accept", errno);
-			}
+			int err = errno;
+
+			if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR ||
+			    err == ECONNABORTED)
+				break;
+			l->ux->stats.accept_errors++;
+			unixexpose_log(l->ux, "accept", err);
+			/* The client stays queued and the listener readable: rest, not spin. */
+			if (client_accept_lacks_resources(err))
+				client_backoff_start(&l->backoff);
 			break;
 		}
 		l->ux->stats.accepted++;
@@ -217,6 +223,7 @@ int unixexpose_listen(struct unixexpose *ux, const char *path, uint16_t guest_po
 		.relay_port = *relay_port,
 	};
 	l->src = fdsource_new(fd, G_IO_IN, unixexpose_accept, l);
+	l->backoff.listener = l->src;
 	g_ptr_array_add(ux->listeners, l);
 	g_ptr_array_index(ux->paths, ux->paths->len - 1) = l->path;
 	g_ptr_array_add(ux->paths, NULL);
@@ -286,6 +293,7 @@ void unixexpose_free(struct unixexpose *ux)
 	for (guint i = 0; i < ux->listeners->len; i++) {
 		struct unixexpose_listener *l = g_ptr_array_index(ux->listeners, i);
 
+		client_backoff_stop(&l->backoff);
 		fdsource_clear(&l->src);
 		close(l->fd);
 		unlink(l->path);

@@ -23,7 +23,9 @@
  * Bounds: at most UNIXEXPOSE_PENDING_MAX clients wait for libslirp's
  * accept; more are closed at once and counted.  One that libslirp has not
  * accepted within UNIXEXPOSE_ADOPT_TIMEOUT_S is closed and counted.  At
- * most UNIXEXPOSE_ACCEPT_BATCH accepts per wake-up.
+ * most UNIXEXPOSE_ACCEPT_BATCH accepts per wake-up.  A listener whose
+ * accept() lacks descriptors or memory rests for CLIENT_BACKOFF_MS (its
+ * clients stay queued) instead of waking the loop again at once.
  *
  * Ownership: the object owns its listeners (the socket files are removed by
  * unixexpose_free()) and every client not yet adopted.
@@ -45,7 +47,7 @@ struct unixexpose_stats {
 	uint64_t relay_failed;         /* closed: the connector could not be made */
 	uint64_t timeouts;             /* closed: libslirp did not accept in time */
 	uint64_t strangers;            /* connections to a relay port that were not ours */
-	uint64_t accept_errors;        /* accept() failures other than EAGAIN */
+	uint64_t accept_errors;        /* accept() failures other than EAGAIN (each EMFILE: a rest) */
 };
 
 enum unixexpose_verdict {

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <cmocka.h>
@@ -39,16 +40,24 @@ struct inb {
 	char expose[32], port_arg[8];
 };
 
-static struct inb *inb_start(const char *mode, const char *timeout)
+/* The daemon with one exposed port; @trusted replaces --inbound-proxy-trusted's default if given. */
+static struct inb *inb_start_trusting(const char *mode, const char *timeout, const char *trusted)
 {
 	struct inb *s = g_new0(struct inb, 1);
 	const char *args[] = { "--expose", s->expose, "--expose-address", "127.0.0.1",
 			       "--inbound-proxy-protocol", mode, "--inbound-header-timeout",
-			       timeout, NULL };
+			       timeout, trusted ? "--inbound-proxy-trusted" : NULL, trusted, NULL };
 
 	s->host_port = inproc_free_port();
 	snprintf(s->expose, sizeof(s->expose), "tcp:%u:%u", s->host_port, GUEST_PORT);
 	s->f = inproc_start(args);
+	return s;
+}
+
+static struct inb *inb_start(const char *mode, const char *timeout)
+{
+	struct inb *s = inb_start_trusting(mode, timeout, NULL);
+
 	inproc_arp_gateway(s->f);
 	return s;
 }
@@ -68,6 +77,23 @@ static int setup_required_short(void **state)
 static int setup_optional(void **state)
 {
 	*state = inb_start("optional", "3s");
+	return 0;
+}
+
+/* Optional, a long timeout, and only 127.0.0.2 trusted: 127.0.0.1 is a stranger. */
+static int setup_optional_strangers(void **state)
+{
+	struct inb *s = inb_start_trusting("optional", "60s", "127.0.0.2/32");
+
+	inproc_arp_gateway(s->f);
+	*state = s;
+	return 0;
+}
+
+/* Required, and the guest has not spoken yet: libslirp does not know its MAC. */
+static int setup_required_silent_guest(void **state)
+{
+	*state = inb_start_trusting("required", "3s", NULL);
 	return 0;
 }
 
@@ -254,6 +280,102 @@ static void test_ipv6_client_refused(void **state)
 	expect_refused(s, fd, BRIDGE_IN_FAMILY, 1000);
 }
 
+/*
+ * A client refused before libslirp could send its SYN (the guest's MAC not
+ * known yet, as at boot) has nothing to acknowledge at the first tick: the
+ * reset to libslirp waits for that SYN, so the client is reset as soon as
+ * the guest speaks, not left open for libslirp's 75 s.
+ */
+static void test_refused_before_stack_syn(void **state)
+{
+	struct inb *s = *state;
+	int fd = inproc_tcp_connect(s->host_port);
+	uint8_t buf[16];
+
+	client_send(fd, "GET / HTTP/1.0\r\n\r\n", 18);
+	inproc_pump(100);
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_dropped[BRIDGE_IN_MISSING], 1);
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), 100), -ETIMEDOUT);
+	inproc_arp_gateway(s->f);
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), 2000), -ECONNRESET);
+	assert_int_equal(bridge_flow_count(s->f->d.br, FLOW_REJECTED), 0);
+	close(fd);
+}
+
+/* A v2 header for UDP over IPv4 does not describe a TCP client: refused, not believed. */
+static void test_udp_header_refused(void **state)
+{
+	struct inb *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX];
+	int fd = inproc_tcp_connect(s->host_port);
+	size_t len = v2_header(hdr, CLIENT_IP, 45500, false);
+
+	hdr[13] = 0x12; /* AF_INET, DGRAM */
+	client_send(fd, hdr, len);
+	expect_refused(s, fd, BRIDGE_IN_FAMILY, 1000);
+}
+
+/* A TCP connection from @src (a loopback address) to 127.0.0.1:@port, in progress. */
+static int connect_from(const char *src, uint16_t port)
+{
+	struct sockaddr_in from = { .sin_family = AF_INET, .sin_addr = inproc_ip(src) };
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+	assert_true(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0 || errno == EINPROGRESS);
+	return fd;
+}
+
+/*
+ * Optional mode: a stranger waits for its first bytes, to be told from one
+ * sending a header it may not.  A flood of silent strangers holds at most
+ * half the header-wait table; the next is refused (too_many_pending), and
+ * the trusted sidecar still gets a slot and its client through.
+ */
+static void test_silent_strangers_leave_room(void **state)
+{
+	struct inb *s = *state;
+	int fds[BRIDGE_HDR_WAIT_UNTRUSTED_MAX];
+	uint8_t hdr[PROXY_HDR_MAX];
+	struct rlimit rl;
+	int extra, good;
+
+	/* Each stranger holds a descriptor here and one in the daemon. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < 4 * BRIDGE_HDR_WAIT_MAX) {
+		print_message("skipped: a hard descriptor limit of %llu\n",
+			      (unsigned long long)rl.rlim_max);
+		skip();
+	}
+	rl.rlim_cur = MAX(rl.rlim_cur, 4 * BRIDGE_HDR_WAIT_MAX);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+
+	for (size_t i = 0; i < G_N_ELEMENTS(fds); i++) {
+		gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+
+		fds[i] = connect_from("127.0.0.1", s->host_port);
+		/* libslirp's listen backlog is 1: each accepted before the next. */
+		while (bridge_flow_count(s->f->d.br, FLOW_HDR_WAIT) < i + 1 &&
+		       g_get_monotonic_time() < end)
+			inproc_pump(1);
+		assert_int_equal(bridge_flow_count(s->f->d.br, FLOW_HDR_WAIT), i + 1);
+	}
+	extra = connect_from("127.0.0.1", s->host_port);
+	expect_refused(s, extra, BRIDGE_IN_OVERLOAD, 2000);
+	assert_int_equal(bridge_flow_count(s->f->d.br, FLOW_HDR_WAIT), G_N_ELEMENTS(fds));
+
+	good = connect_from("127.0.0.2", s->host_port);
+	inproc_pump(5);
+	client_send(good, hdr, v2_header(hdr, CLIENT_IP, 49000, false));
+	exchange(s, good, CLIENT_IP, 49000);
+	close(good);
+	for (size_t i = 0; i < G_N_ELEMENTS(fds); i++)
+		close(fds[i]);
+}
+
 /* A silent client is closed after the header timeout (300 ms here), not before. */
 static void test_silent_client_times_out(void **state)
 {
@@ -339,9 +461,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_garbage_header_refused, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_header_refused, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_client_refused, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_udp_header_refused, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_before_stack_syn,
+						setup_required_silent_guest, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_client_times_out, setup_required_short, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_header_does_not_block_others, setup_required_short, teardown),
 		cmocka_unit_test_setup_teardown(test_optional_modes, setup_optional, teardown),
+		cmocka_unit_test_setup_teardown(test_silent_strangers_leave_room,
+						setup_optional_strangers, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_refuses, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_off_passes_bytes, setup_off, teardown),
 	};

@@ -25,7 +25,6 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <dirent.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -1388,38 +1387,6 @@ static void test_idle_timeout(void **state)
 }
 
 /*
- * The soft limit below which exactly @spare descriptor numbers are free.
- * The kernel hands out the lowest free number, so holes count as room;
- * numbers at or above @soft are not ours to count (valgrind keeps its own
- * descriptors there and reports a lowered limit to the client).
- */
-static rlim_t fd_limit_leaving(rlim_t soft, unsigned int spare)
-{
-	g_autofree bool *open_fd = NULL;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	rlim_t limit = 0;
-
-	soft = MIN(soft, (rlim_t)1 << 20);
-	open_fd = g_new0(bool, soft);
-	assert_non_null(d);
-	while ((e = readdir(d))) {
-		long fd = strtol(e->d_name, NULL, 10);
-
-		/* The directory's own descriptor closes below: it is room. */
-		if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd != dirfd(d) &&
-		    (rlim_t)fd < soft)
-			open_fd[fd] = true;
-	}
-	closedir(d);
-	while (spare > 0 && limit < soft)
-		if (!open_fd[limit++])
-			spare--;
-	assert_int_equal(spare, 0);
-	return limit;
-}
-
-/*
  * Two flows' worth of descriptors left (each holds its accepted socket
  * and its sidecar socket; their relays borrow no pipe: no bytes move),
  * then three handshakes from guest ports @sport..@sport + 2 into @c: two
@@ -1444,7 +1411,7 @@ static void open_two_of_three(struct kst *s, struct gconn c[3], uint16_t sport, 
 	}
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, old), 0);
 	tight = *old;
-	tight.rlim_cur = fd_limit_leaving(old->rlim_cur, 4);
+	tight.rlim_cur = inproc_fd_limit_leaving(old->rlim_cur, 4);
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
 	for (int i = 0; i < 3; i++) {
 		c[i] = (struct gconn){ .dst = "198.18.2.1", .sport = (uint16_t)(sport + i),

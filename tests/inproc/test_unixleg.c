@@ -530,6 +530,48 @@ static void test_in_stranger_refused(void **state)
 	assert_int_equal(unixexpose_stats(s->f->d.ux)->strangers, 1);
 }
 
+/*
+ * Out of descriptors: a unix client the listener cannot accept stays
+ * queued, the listener rests instead of waking the loop at once (it stays
+ * readable), and the client is served once descriptors come back.
+ */
+static void test_in_out_of_descriptors(void **state)
+{
+	struct ux *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX], buf[64];
+	struct rlimit old, tight;
+	struct inproc_gconn c;
+	uint64_t errors;
+	int fd;
+
+	/* As in test_ksteer.c: valgrind consumes a connection it refuses with EMFILE. */
+	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
+		print_message("skipped: valgrind consumes a connection it refuses with EMFILE\n");
+		skip();
+	}
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	tight = old;
+	tight.rlim_cur = inproc_fd_limit_leaving(old.rlim_cur, 0);
+	fd = unix_connect(s->in_path);
+	assert_int_equal(write(fd, hdr, v2_header(hdr, CLIENT_IP, 46500)), 28);
+	assert_int_equal(write(fd, "ping", 4), 4);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+	inproc_assert_no_spin(300, 33);
+	errors = unixexpose_stats(s->f->d.ux)->accept_errors;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	/* One refused accept() per rest of a second: a spin would count hundreds. */
+	assert_true(errors >= 1 && errors <= 2);
+	assert_int_equal(unixexpose_stats(s->f->d.ux)->accepted, 0);
+
+	assert_true(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, 3000));
+	assert_int_equal(c.peer.s_addr, inproc_ip(CLIENT_IP).s_addr);
+	inproc_guest_send(s->f, &c, 0x12, NULL, 0);
+	assert_int_equal(inproc_guest_recv_data(s->f, &c, buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, "ping", 4);
+	assert_int_equal(unixexpose_stats(s->f->d.ux)->adopted, 1);
+	close(fd);
+}
+
 /* Mode off: no header read; the guest sees the gateway, as for a loopback TCP client. */
 static void test_in_off_mode(void **state)
 {
@@ -566,6 +608,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_in_missing_header, setup_listening, teardown),
 		cmocka_unit_test_setup_teardown(test_in_silent_times_out, setup_listening, teardown),
 		cmocka_unit_test_setup_teardown(test_in_stranger_refused, setup_off, teardown),
+		cmocka_unit_test_setup_teardown(test_in_out_of_descriptors, setup_listening, teardown),
 		cmocka_unit_test_setup_teardown(test_in_off_mode, setup_off, teardown),
 	};
 

@@ -2,6 +2,7 @@
 
 #include "inproc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -778,4 +779,31 @@ ssize_t inproc_client_read(int fd, uint8_t *buf, size_t cap, int ms)
 		inproc_pump(2);
 	}
 	return -ETIMEDOUT;
+}
+
+rlim_t inproc_fd_limit_leaving(rlim_t soft, unsigned int spare)
+{
+	g_autofree bool *open_fd = NULL;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	rlim_t limit = 0;
+
+	soft = MIN(soft, (rlim_t)1 << 20);
+	open_fd = g_new0(bool, soft);
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		long fd = strtol(e->d_name, NULL, 10);
+
+		/* The directory's own descriptor closes below: it is room. */
+		if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd != dirfd(d) &&
+		    (rlim_t)fd < soft)
+			open_fd[fd] = true;
+	}
+	closedir(d);
+	/* Past the last free number counted, up to the next hole: poll() refuses more fds than the limit. */
+	while (limit < soft && (spare > 0 || open_fd[limit]))
+		if (!open_fd[limit++])
+			spare--;
+	assert_int_equal(spare, 0);
+	return limit;
 }

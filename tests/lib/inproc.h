@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "daemon/daemon.h"
@@ -90,6 +91,16 @@ void inproc_pump(int ms);
  * it says nothing about a spin; the normal and ASan builds judge it.
  */
 void inproc_assert_no_spin(unsigned int ms, unsigned int share_pct);
+
+/*
+ * inproc_fd_limit_leaving() - the highest soft limit below which exactly
+ * @spare descriptor numbers are free (0: the lowest free number).  The
+ * kernel hands out the lowest free number, so holes count as room; numbers
+ * at or above @soft are not ours to count (valgrind keeps its own
+ * descriptors there and reports a lowered limit to the client).  The
+ * highest, as poll() refuses more descriptors than the limit.
+ */
+rlim_t inproc_fd_limit_leaving(rlim_t soft, unsigned int spare);
 
 /* inproc_send() - write one length-prefixed frame as QEMU would. */
 void inproc_send(struct inproc *f, const uint8_t *frame, size_t len);
