@@ -27,29 +27,26 @@ bad_value --tcp-idle-timeout --socket s --tcp-idle-timeout 500ms
 e2e_log "bad values: exit 2 with one line naming the option"
 
 # A flow table larger than the descriptor limit allows is lowered, with a warning naming both.
-ip netns exec "$NS_POD" prlimit --nofile=1000:1000 "$MESHSLIRP" --socket "$E2E_TMP/lim.sock" \
-	--max-flows 16384 --ready-fd 3 3>"$E2E_TMP/lim.ready" >"$E2E_TMP/lim.log" 2>&1 &
-lim=$!
-E2E_PIDS+=("$lim")
-e2e_wait_for "$E2E_TMP/lim.ready" '^READY$' 10 || e2e_fail "daemon with a low fd limit did not start"
-grep -q -- "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" \
-	"$E2E_TMP/lim.log" || e2e_fail "no fd-limit warning: $(cat "$E2E_TMP/lim.log")"
-grep -q "flow table 872;" "$E2E_TMP/lim.log" || e2e_fail "table not lowered: $(cat "$E2E_TMP/lim.log")"
-kill -TERM "$lim"
-e2e_wait_exit "$lim" 10 || e2e_fail "daemon with a low fd limit did not stop"
+# expect_lowered NAME WARNING TABLE ARGS...: the daemon started with ARGS under a limit of
+# 1000 descriptors logs WARNING and a flow table of TABLE.
+expect_lowered() {
+	local name=$1 warning=$2 table=$3 pid
+	shift 3
+	ip netns exec "$NS_POD" prlimit --nofile=1000:1000 "$MESHSLIRP" --socket "$E2E_TMP/$name.sock" \
+		--max-flows 16384 --ready-fd 3 "$@" 3>"$E2E_TMP/$name.ready" >"$E2E_TMP/$name.log" 2>&1 &
+	pid=$!
+	E2E_PIDS+=("$pid")
+	e2e_wait_for "$E2E_TMP/$name.ready" '^READY$' 10 || e2e_fail "$name: daemon with a low fd limit did not start"
+	grep -qF -- "$warning" "$E2E_TMP/$name.log" || e2e_fail "$name: no fd-limit warning: $(cat "$E2E_TMP/$name.log")"
+	grep -q "flow table $table;" "$E2E_TMP/$name.log" || e2e_fail "$name: table not lowered: $(cat "$E2E_TMP/$name.log")"
+	kill -TERM "$pid"
+	e2e_wait_exit "$pid" 10 || e2e_fail "$name: daemon with a low fd limit did not stop"
+}
+expect_lowered lim "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" 872
 # Where the kernel path may run, a flow may hold seven: its two sockets and two pipes there,
 # and libslirp's socket in the other table; the pipe pool is in the reserve.
-ip netns exec "$NS_POD" prlimit --nofile=1000:1000 "$MESHSLIRP" --socket "$E2E_TMP/limk.sock" \
-	--outbound-proxy 127.0.0.1:15001 --max-flows 16384 --ready-fd 3 3>"$E2E_TMP/limk.ready" \
-	>"$E2E_TMP/limk.log" 2>&1 &
-lim=$!
-E2E_PIDS+=("$lim")
-e2e_wait_for "$E2E_TMP/limk.ready" '^READY$' 10 || e2e_fail "daemon with a low fd limit (kernel path) did not start"
-grep -q -- "--max-flows 16384 needs 114848 descriptors (7 a flow, on the kernel path) but the limit is 1000: using 120 flows" \
-	"$E2E_TMP/limk.log" || e2e_fail "no fd-limit warning for the kernel path: $(cat "$E2E_TMP/limk.log")"
-grep -q "flow table 120;" "$E2E_TMP/limk.log" || e2e_fail "table not lowered: $(cat "$E2E_TMP/limk.log")"
-kill -TERM "$lim"
-e2e_wait_exit "$lim" 10 || e2e_fail "daemon with a low fd limit (kernel path) did not stop"
+expect_lowered limk "--max-flows 16384 needs 114848 descriptors (7 a flow, on the kernel path) but the limit is 1000: using 120 flows" \
+	120 --outbound-proxy 127.0.0.1:15001
 e2e_log "--max-flows lowered to the descriptor limit, with a warning (1 and 7 descriptors a flow)"
 
 # --steer-stack auto, the default: steered TCP in the kernel's stack where the daemon can make
