@@ -449,6 +449,7 @@ static int daemon_setup_bridge(struct daemon *d)
 		.version = cfg->outbound_proxy_version,
 		.proxy_source = cfg->proxy_source,
 		.max_flows = d->max_flows,
+		.max_inbound_flows = cfg->max_inbound_flows,
 		.max_reass_segments = cfg->max_reass_segments,
 		.connect_timeout_us = (int64_t)cfg->connect_timeout_ms * 1000,
 		.tcp_idle_us = (int64_t)cfg->tcp_idle_timeout_ms * 1000,
@@ -497,8 +498,10 @@ static int daemon_setup_bridge(struct daemon *d)
 	} else {
 		g_message("direct mode: guest TCP leaves as ordinary sockets of this namespace");
 	}
-	g_message("flow table %zu; connect timeout %u ms, TCP idle timeout %u ms%s",
-		  bc.max_flows, cfg->connect_timeout_ms, cfg->tcp_idle_timeout_ms,
+	g_message("flow table %zu (exposed-port connections %zu at most); connect timeout %u ms, "
+		  "TCP idle timeout %u ms%s",
+		  bc.max_flows, bridge_inbound_limit(&bc),
+		  cfg->connect_timeout_ms, cfg->tcp_idle_timeout_ms,
 		  cfg->tcp_idle_timeout_ms ? "" : " (never)");
 	if (cfg->inbound_mode != BRIDGE_INBOUND_OFF)
 		g_message("exposed ports expect a PROXY header (%s), timeout %u ms",

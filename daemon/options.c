@@ -549,6 +549,18 @@ static gboolean opt_max_flows(const gchar *name, const gchar *value, gpointer da
 	return TRUE;
 }
 
+static gboolean opt_max_inbound_flows(const gchar *name, const gchar *value, gpointer data,
+				      GError **err)
+{
+	struct ms_config *cfg = data;
+	unsigned long v;
+
+	if (options_parse_uint(value, 1, 1048576, &v))
+		return options_fail(err, name, "expected a number from 1 to 1048576, got '%s'", value);
+	cfg->max_inbound_flows = (unsigned int)v;
+	return TRUE;
+}
+
 static gboolean opt_max_reass(const gchar *name, const gchar *value, gpointer data, GError **err)
 {
 	struct ms_config *cfg = data;
@@ -875,6 +887,9 @@ static const GOptionEntry options_entries[] = {
 	  "Most guest flows at once, direct ones included (default "
 	  G_STRINGIFY(BRIDGE_DEFAULT_MAX_FLOWS) "); the kernel path (--steer-stack) has a table of "
 	  "its own this size too", "N" },
+	{ "max-inbound-flows", 0, 0, CB(opt_max_inbound_flows),
+	  "Most exposed-port connections at once, of the --max-flows table (default half of it: "
+	  "the rest stays the guest's own)", "N" },
 	{ "max-reass-segments", 0, 0, CB(opt_max_reass),
 	  "Most guest TCP segments libslirp may hold out of order, over all flows; more are "
 	  "dropped (default " G_STRINGIFY(FLOW_REASS_TOTAL_DEFAULT) ", each up to 64 KiB of memory)",

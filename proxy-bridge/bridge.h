@@ -118,6 +118,7 @@ struct bridge_config {
 	const char *proxy_unix_path;   /* --outbound-proxy unix:PATH, borrowed; NULL: TCP (unixleg.h) */
 	struct unixexpose *unix_expose; /* --expose unix:...: its clients' hand-over; borrowed, or NULL */
 	size_t max_flows;              /* every guest TCP/UDP flow, direct ones included */
+	size_t max_inbound_flows;      /* of those, exposed-port connections; 0: max_flows / 2 */
 	size_t max_reass_segments;     /* held out-of-order guest segments, all flows; 0: FLOW_REASS_TOTAL_DEFAULT */
 	int64_t connect_timeout_us;    /* SYN sent upstream, no answer: reset both ends */
 	int64_t tcp_idle_us;           /* no segment either way: reset both ends; 0: never */
@@ -152,6 +153,7 @@ enum bridge_inbound_drop {
 	BRIDGE_IN_OVERLOAD,            /* the header-wait table (or its untrusted half) full */
 	BRIDGE_IN_UNTRUSTED,           /* a PROXY header from a peer not in --inbound-proxy-trusted */
 	BRIDGE_IN_TABLE_FULL,          /* no flow slot: --max-flows flows at once */
+	BRIDGE_IN_INBOUND_FULL,        /* --max-inbound-flows exposed-port connections at once */
 	BRIDGE_IN_DROP_COUNT,
 };
 
@@ -243,6 +245,9 @@ const char *bridge_refusal_str(enum bridge_refusal why);
 
 /* bridge_inbound_drop_str() - metric/log label for @why. */
 const char *bridge_inbound_drop_str(enum bridge_inbound_drop why);
+
+/* bridge_inbound_limit() - the exposed-port connections @cfg lets hold flow slots at once. */
+size_t bridge_inbound_limit(const struct bridge_config *cfg);
 
 /* bridge_foreach_flow() - call @fn for every flow in the table. */
 void bridge_foreach_flow(struct bridge *br, void (*fn)(const struct flow *flow, void *opaque),

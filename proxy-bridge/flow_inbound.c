@@ -82,6 +82,7 @@ static const char *const bridge_inbound_drop_names[BRIDGE_IN_DROP_COUNT] = {
 	[BRIDGE_IN_OVERLOAD] = "too_many_pending",
 	[BRIDGE_IN_UNTRUSTED] = "untrusted_peer",
 	[BRIDGE_IN_TABLE_FULL] = "table_full",
+	[BRIDGE_IN_INBOUND_FULL] = "inbound_full",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(bridge_inbound_drop_names) == BRIDGE_IN_DROP_COUNT);
 
@@ -439,6 +440,31 @@ static bool flow_inbound_trusted(const struct bridge *br, uint32_t peer)
 	return false;
 }
 
+/*
+ * Whether --max-inbound-flows exposed-port connections hold slots (waiting
+ * for a header, open, or rejected with libslirp's socket still there), so a
+ * client that keeps connections open cannot take the slots the guest's own
+ * flows (DNS, UDP, direct TCP) need.  Closed flows do not count: a full
+ * table reclaims their slots.
+ */
+static bool flow_inbound_at_limit(const struct bridge *br)
+{
+	size_t limit = bridge_inbound_limit(&br->cfg);
+	size_t n = flowtab_count_tcp(br->flows, FLOW_INBOUND, FLOW_HDR_WAIT) +
+		   flowtab_count_tcp(br->flows, FLOW_INBOUND, FLOW_OPEN) +
+		   flowtab_count_tcp(br->flows, FLOW_INBOUND, FLOW_REJECTED);
+
+	return n >= limit;
+}
+
+size_t bridge_inbound_limit(const struct bridge_config *cfg)
+{
+	/* One above the table is never reached: the table's own bound refuses first. */
+	if (!cfg->max_inbound_flows)
+		return MAX(cfg->max_flows / 2, 1);
+	return cfg->max_inbound_flows;
+}
+
 /* A new flow from flowtab_add() becomes inbound, on libslirp's socket @fd. */
 static void flow_inbound_init_flow(struct bridge *br, struct flow *f, int fd)
 {
@@ -567,6 +593,11 @@ void flow_inbound_registered(struct bridge *br, int fd)
 		return;
 	}
 
+	if (flow_inbound_at_limit(br)) {
+		br->stats.inbound_dropped[BRIDGE_IN_INBOUND_FULL]++;
+		bridge_reset_peer_now(fd);
+		return;
+	}
 	if (flowtab_add(br->flows, &key, raddr, peer.sin_port, FLOWTAB_KEEP_PORT,
 			br->cfg.inbound_mode == BRIDGE_INBOUND_OFF &&
 			unix_verdict != UNIXEXPOSE_STRANGER ? FLOW_OPEN : FLOW_HDR_WAIT,

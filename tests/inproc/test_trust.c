@@ -194,9 +194,18 @@ static int setup_reass_100(void **state)
 	return 0;
 }
 
+static int setup_inbound_limit(void **state)
+{
+	static const char *const extra[] = { "--max-flows", "4", "--max-inbound-flows", "2", NULL };
+
+	*state = trust_start(extra);
+	return 0;
+}
+
 static int setup_one_flow(void **state)
 {
-	static const char *const extra[] = { "--max-flows", "1", NULL };
+	/* The inbound limit above the table: the table fills first. */
+	static const char *const extra[] = { "--max-flows", "1", "--max-inbound-flows", "2", NULL };
 
 	*state = trust_start(extra);
 	return 0;
@@ -1001,6 +1010,34 @@ static void test_inbound_table_full(void **state)
 }
 
 /*
+ * Exposed-port clients hold at most --max-inbound-flows slots of the table
+ * (2 of 4 here): a third client is reset and counted as inbound_full, and
+ * the guest's own DNS query still gets a flow, as do the two clients'
+ * connections their bytes.
+ */
+static void test_inbound_limit_leaves_guest_room(void **state)
+{
+	struct trust *t = *state;
+	struct inproc_gconn c1, c2, c3;
+	uint8_t buf[16];
+	int fd1 = connect_and_accept(t, "127.0.0.1", 0, t->host_port, &c1);
+	int fd2 = connect_and_accept(t, "127.0.0.1", 0, t->host_port, &c2);
+	int fd3;
+
+	fd3 = client_from("127.0.0.1", 0, t->host_port);
+	assert_int_equal(inproc_client_read(fd3, buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
+	assert_int_equal(stats(t)->inbound_dropped[BRIDGE_IN_INBOUND_FULL], 1);
+	assert_int_equal(stats(t)->inbound_dropped[BRIDGE_IN_TABLE_FULL], 0);
+	assert_false(inproc_guest_expect_syn(t->f, GUEST_PORT, &c3, 300));
+	test_dns_still_works(state);
+	exchange(t, fd1, &c1, "one");
+	exchange(t, fd2, &c2, "two");
+	close(fd3);
+	close_reset(fd1);
+	close_reset(fd2);
+}
+
+/*
  * The client closes first (a FIN), the guest answers with its own: libslirp
  * would keep the tuple in TIME_WAIT for 10 s.  The daemon drops that socket
  * once both FINs are acknowledged, so the same client can reconnect from
@@ -1332,6 +1369,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_in_order_burst_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_table_full, setup_one_flow, teardown),
+		cmocka_unit_test_setup_teardown(test_inbound_limit_leaves_guest_room,
+						setup_inbound_limit, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_loopback_duplicate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbound_two_exposes_one_guest_port, setup,
 						teardown),
