@@ -374,8 +374,9 @@ static int daemon_primary_ipv4(struct in_addr *out)
  * again and again).  So each table's size is what the limit holds with every
  * flow of both tables at its most, beside the reserve: the kernel path's
  * where it may run, and the unix exposed ports' waiting clients (a socket
- * and its connector each).  Returns the size to use, warning once when it is
- * lower than asked.
+ * and its connector each).  Returns the size to use, saying once when it is
+ * lower than asked: a warning for an explicit --max-flows, a note for the
+ * default (a limit of 20,000 holds 2,834 kernel-path flows).
  */
 static size_t daemon_flow_budget(const struct ms_config *cfg)
 {
@@ -393,12 +394,32 @@ static size_t daemon_flow_budget(const struct ms_config *cfg)
 	room = rl.rlim_cur > 2 * reserve ? (rl.rlim_cur - reserve) / per_flow
 					 : rl.rlim_cur / 2 / per_flow;
 	room = MAX(room, 1);
-	g_warning("--max-flows %u needs %llu descriptors (%llu a flow%s) but the limit is %llu: "
-		  "using %llu flows (raise the limit, e.g. LimitNOFILE=, for more)",
-		  cfg->max_flows, (unsigned long long)need, (unsigned long long)per_flow,
-		  kernel ? ", on the kernel path" : "", (unsigned long long)rl.rlim_cur,
-		  (unsigned long long)room);
+	if (cfg->max_flows_set)
+		g_warning("--max-flows %u needs %llu descriptors (%llu a flow%s) but the limit is "
+			  "%llu: using %llu flows (raise the limit, e.g. LimitNOFILE=, for more)",
+			  cfg->max_flows, (unsigned long long)need, (unsigned long long)per_flow,
+			  kernel ? ", on the kernel path" : "", (unsigned long long)rl.rlim_cur,
+			  (unsigned long long)room);
+	else
+		g_message("flow tables of %llu, within the descriptor limit of %llu (the default of "
+			  "%u needs %llu, %llu a flow%s; raise the limit for more)",
+			  (unsigned long long)room, (unsigned long long)rl.rlim_cur, cfg->max_flows,
+			  (unsigned long long)need, (unsigned long long)per_flow,
+			  kernel ? " on the kernel path" : "");
 	return (size_t)room;
+}
+
+/*
+ * An explicit --max-inbound-flows, scaled as the table was (a share of the
+ * table is what it means); 0 (the default, half the table) as it is.
+ */
+static size_t daemon_inbound_budget(const struct daemon *d)
+{
+	const struct ms_config *cfg = d->cfg;
+
+	if (!cfg->max_inbound_flows || d->max_flows >= cfg->max_flows)
+		return cfg->max_inbound_flows;
+	return MAX((size_t)cfg->max_inbound_flows * d->max_flows / cfg->max_flows, 1);
 }
 
 /*
@@ -449,7 +470,7 @@ static int daemon_setup_bridge(struct daemon *d)
 		.version = cfg->outbound_proxy_version,
 		.proxy_source = cfg->proxy_source,
 		.max_flows = d->max_flows,
-		.max_inbound_flows = cfg->max_inbound_flows,
+		.max_inbound_flows = daemon_inbound_budget(d),
 		.max_reass_segments = cfg->max_reass_segments,
 		.connect_timeout_us = (int64_t)cfg->connect_timeout_ms * 1000,
 		.tcp_idle_us = (int64_t)cfg->tcp_idle_timeout_ms * 1000,

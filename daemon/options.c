@@ -546,6 +546,7 @@ static gboolean opt_max_flows(const gchar *name, const gchar *value, gpointer da
 	if (options_parse_uint(value, 1, 1048576, &v))
 		return options_fail(err, name, "expected a number from 1 to 1048576, got '%s'", value);
 	cfg->max_flows = (unsigned int)v;
+	cfg->max_flows_set = true;
 	return TRUE;
 }
 

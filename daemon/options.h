@@ -88,6 +88,7 @@ struct ms_config {
 	struct in_addr dns_upstream_addr;
 	uint16_t dns_upstream_port;
 	unsigned int max_flows;     /* --max-flows */
+	bool max_flows_set;         /* ... given, not the default */
 	unsigned int max_inbound_flows; /* --max-inbound-flows; 0: half the table */
 	unsigned int max_reass_segments; /* --max-reass-segments */
 	unsigned int connect_timeout_ms;  /* --connect-timeout */

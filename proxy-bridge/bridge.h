@@ -118,7 +118,7 @@ struct bridge_config {
 	const char *proxy_unix_path;   /* --outbound-proxy unix:PATH, borrowed; NULL: TCP (unixleg.h) */
 	struct unixexpose *unix_expose; /* --expose unix:...: its clients' hand-over; borrowed, or NULL */
 	size_t max_flows;              /* every guest TCP/UDP flow, direct ones included */
-	size_t max_inbound_flows;      /* of those, exposed-port connections; 0: max_flows / 2 */
+	size_t max_inbound_flows;      /* of those, exposed-port connections; 0: max_flows / 2, at least 1 */
 	size_t max_reass_segments;     /* held out-of-order guest segments, all flows; 0: FLOW_REASS_TOTAL_DEFAULT */
 	int64_t connect_timeout_us;    /* SYN sent upstream, no answer: reset both ends */
 	int64_t tcp_idle_us;           /* no segment either way: reset both ends; 0: never */

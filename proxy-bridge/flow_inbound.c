@@ -459,9 +459,9 @@ static bool flow_inbound_at_limit(const struct bridge *br)
 
 size_t bridge_inbound_limit(const struct bridge_config *cfg)
 {
-	/* One above the table is never reached: the table's own bound refuses first. */
 	if (!cfg->max_inbound_flows)
 		return MAX(cfg->max_flows / 2, 1);
+	/* One at or above the table is never reached: the table's own bound refuses first. */
 	return cfg->max_inbound_flows;
 }
 

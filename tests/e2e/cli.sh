@@ -27,27 +27,35 @@ bad_value --tcp-idle-timeout --socket s --tcp-idle-timeout 500ms
 bad_value --max-inbound-flows --socket s --max-inbound-flows 0
 e2e_log "bad values: exit 2 with one line naming the option"
 
-# A flow table larger than the descriptor limit allows is lowered, with a warning naming both.
-# expect_lowered NAME WARNING TABLE ARGS...: the daemon started with ARGS under a limit of
-# 1000 descriptors logs WARNING and a flow table of TABLE.
+# A flow table larger than the descriptor limit allows is lowered, with a warning naming both,
+# and the exposed-port share of it with it.
+# expect_lowered NAME LINE TABLE INBOUND ARGS...: the daemon started with ARGS under a limit of
+# 1000 descriptors logs LINE, a flow table of TABLE and an inbound limit of INBOUND.
 expect_lowered() {
-	local name=$1 warning=$2 table=$3 pid
-	shift 3
+	local name=$1 line=$2 table=$3 inbound=$4 pid
+	shift 4
 	ip netns exec "$NS_POD" prlimit --nofile=1000:1000 "$MESHSLIRP" --socket "$E2E_TMP/$name.sock" \
-		--max-flows 16384 --ready-fd 3 "$@" 3>"$E2E_TMP/$name.ready" >"$E2E_TMP/$name.log" 2>&1 &
+		--ready-fd 3 "$@" 3>"$E2E_TMP/$name.ready" >"$E2E_TMP/$name.log" 2>&1 &
 	pid=$!
 	E2E_PIDS+=("$pid")
 	e2e_wait_for "$E2E_TMP/$name.ready" '^READY$' 10 || e2e_fail "$name: daemon with a low fd limit did not start"
-	grep -qF -- "$warning" "$E2E_TMP/$name.log" || e2e_fail "$name: no fd-limit warning: $(cat "$E2E_TMP/$name.log")"
-	grep -q "flow table $table (" "$E2E_TMP/$name.log" || e2e_fail "$name: table not lowered: $(cat "$E2E_TMP/$name.log")"
+	grep -qF -- "$line" "$E2E_TMP/$name.log" || e2e_fail "$name: no fd-limit line: $(cat "$E2E_TMP/$name.log")"
+	grep -qF "flow table $table (exposed-port connections $inbound at most)" "$E2E_TMP/$name.log" ||
+		e2e_fail "$name: table not lowered: $(cat "$E2E_TMP/$name.log")"
 	kill -TERM "$pid"
 	e2e_wait_exit "$pid" 10 || e2e_fail "$name: daemon with a low fd limit did not stop"
 }
-expect_lowered lim "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" 872
+# An explicit --max-inbound-flows keeps its share: 8000 of 16384 is 425 of 872.
+expect_lowered lim "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" \
+	872 425 --max-flows 16384 --max-inbound-flows 8000
 # Where the kernel path may run, a flow may hold seven: its two sockets and two pipes there,
 # and libslirp's socket in the other table; the pipe pool is in the reserve.
 expect_lowered limk "--max-flows 16384 needs 114848 descriptors (7 a flow, on the kernel path) but the limit is 1000: using 120 flows" \
-	120 --outbound-proxy 127.0.0.1:15001
+	120 60 --max-flows 16384 --outbound-proxy 127.0.0.1:15001
+# The default lowered is no warning, a note.
+expect_lowered limd "flow tables of 120, within the descriptor limit of 1000 (the default of 16384 needs 114848, 7 a flow on the kernel path" \
+	120 60 --outbound-proxy 127.0.0.1:15001
+! grep -q 'warning: .*descriptors' "$E2E_TMP/limd.log" || e2e_fail "limd: the default lowered is a warning"
 e2e_log "--max-flows lowered to the descriptor limit, with a warning (1 and 7 descriptors a flow)"
 
 # --steer-stack auto, the default: steered TCP in the kernel's stack where the daemon can make
