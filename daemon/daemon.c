@@ -373,8 +373,9 @@ static int daemon_primary_ipv4(struct in_addr *out)
  * meeting EMFILE on an exposed port's accept() would wake the loop at once,
  * again and again).  So each table's size is what the limit holds with every
  * flow of both tables at its most, beside the reserve: the kernel path's
- * where it may run, and the unix exposed ports' waiting clients (a socket
- * and its connector each).  Returns the size to use, saying once when it is
+ * where it may run, the unix exposed ports' waiting clients (a socket and
+ * its connector each), and the refused clients' sockets libslirp may hold
+ * (BRIDGE_INBOUND_HELD_MAX).  Returns the size to use, saying once when it is
  * lower than asked: a warning for an explicit --max-flows, a note for the
  * default (a limit of 20,000 holds 2,834 kernel-path flows).
  */
@@ -382,8 +383,11 @@ static size_t daemon_flow_budget(const struct ms_config *cfg)
 {
 	bool kernel = cfg->steer_stack != MS_STEER_SLIRP && cfg->outbound_proxy_set;
 	rlim_t per_flow = 1 + (kernel ? DAEMON_FDS_PER_KERNEL_FLOW : 0);
+	bool unix_exposed = cfg->expose_unix && cfg->expose_unix->len;
+	bool exposed = unix_exposed || (cfg->expose && cfg->expose->len);
 	rlim_t reserve = DAEMON_FD_RESERVE + (kernel ? 2 * KSTEER_PIPE_POOL : 0) +
-			 (cfg->expose_unix && cfg->expose_unix->len ? 2 * UNIXEXPOSE_PENDING_MAX : 0);
+			 (unix_exposed ? 2 * UNIXEXPOSE_PENDING_MAX : 0) +
+			 (exposed ? BRIDGE_INBOUND_HELD_MAX : 0);
 	rlim_t need = (rlim_t)cfg->max_flows * per_flow + reserve;
 	struct rlimit rl;
 	rlim_t room;

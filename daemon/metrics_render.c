@@ -373,6 +373,15 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric_head(o, "meshslirp_inbound_orphans_reset_total", "counter",
 		    "Connections libslirp opened towards the guest with no flow (a client refused for a full table): their SYN kept from the guest, the connection reset in libslirp.");
 	metric(o, "meshslirp_inbound_orphans_reset_total", NULL, br->orphans_reset);
+	metric_head(o, "meshslirp_inbound_held_sockets", "gauge",
+		    "Sockets of refused exposed-port clients and duplicates that libslirp still holds, until the guest's side lets them be reset; at 256 (or --max-inbound-flows) libslirp accepts no client.");
+	metric(o, "meshslirp_inbound_held_sockets", NULL, br->inbound_held);
+	metric_head(o, "meshslirp_inbound_accept_holds_total", "counter",
+		    "Times the exposed ports stopped accepting clients because the held sockets reached their bound; clients wait in the kernel's backlog.");
+	metric(o, "meshslirp_inbound_accept_holds_total", NULL, ns->accept_holds);
+	metric_head(o, "meshslirp_inbound_accept_failures_total", "counter",
+		    "libslirp's accept() on an exposed port that found no descriptor free; each rests the exposed ports a second (clients wait in the backlog) instead of a retry on every turn of the loop.");
+	metric(o, "meshslirp_inbound_accept_failures_total", "reason=\"out_of_descriptors\"", ns->accept_fd_failures);
 	metric_head(o, "meshslirp_fragments_rewritten_total", "counter",
 		    "Later fragments of datagrams to the guest rewritten like their first fragment.");
 	metric(o, "meshslirp_fragments_rewritten_total", NULL, br->fragments_rewritten);

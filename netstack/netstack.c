@@ -3,6 +3,7 @@
 #include "netstack.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <glib.h>
 #include <libslirp.h>
 
+#include "common/clientslots.h"
 #include "common/ratelimit.h"
 #include "netstack/guestlink.h"
 #include "netstack/slirp_quirks.h"
@@ -30,6 +32,7 @@ struct netstack_fd {
 	int slirp_events;    /* SLIRP_POLL_* libslirp asked for in this iteration */
 	int extra;           /* SLIRP_POLL_* the hook owner asked for (netstack_fd_extra_events) */
 	int extra_idx;       /* position in netstack.extra_fds, -1 if absent */
+	bool listener;       /* an exposed port's listening socket (netstack_expose_tcp) */
 };
 
 struct netstack_timer {
@@ -67,11 +70,16 @@ struct netstack {
 	int nevents;
 	int64_t deadline_us;      /* libslirp's next timer: the earliest since the last dispatch; 0 = none */
 
+	bool accepts_held;        /* the owner's netstack_hold_accepts() */
+	guint accept_rest;        /* timer ending a rest after accept() lacked descriptors, or 0 */
+	uint64_t registrations;   /* sockets libslirp has registered, to see an accept() fail */
+
 	unsigned int guest_mtu;   /* the guest link's MTU, <= mtu_max */
 	unsigned int mtu_max;     /* netstack_config.mtu: what frag_buf was sized for */
 	uint8_t *frag_buf;        /* one fragment: GUESTLINK_ETH_HLEN + mtu_max bytes */
 
 	struct ratelimit guest_error_rl;
+	int64_t accept_rest_said_us; /* when a rest was last logged */
 	struct netstack_stats stats;
 };
 
@@ -177,12 +185,18 @@ static void netstack_watch(struct netstack *ns, int fd, int events)
 	slot->watched = ev.events;
 }
 
-/* libslirp's add_poll: watch @fd for @events plus any extra; the index is the fd. */
+/*
+ * libslirp's add_poll: watch @fd for @events plus any extra; the index is
+ * the fd.  An exposed port's listener is not watched for clients while
+ * accepts are held or resting: libslirp would accept() each at once.
+ */
 static int netstack_add_poll(int fd, int events, void *opaque)
 {
 	struct netstack *ns = opaque;
 	struct netstack_fd *slot = netstack_fd_slot(ns, fd);
 
+	if (slot->listener && (ns->accepts_held || ns->accept_rest))
+		events &= ~SLIRP_POLL_IN;
 	slot->slirp_events = events;
 	netstack_watch(ns, fd, events | slot->extra);
 	return fd;
@@ -266,10 +280,53 @@ static gboolean netstack_source_check(GSource *source)
 	return ns->deadline_us && g_get_monotonic_time() >= ns->deadline_us;
 }
 
+static gboolean netstack_accept_rest_over(gpointer data)
+{
+	struct netstack *ns = data;
+
+	ns->accept_rest = 0;
+	return G_SOURCE_REMOVE;
+}
+
+/*
+ * A client waited on an exposed port and libslirp registered no socket:
+ * its accept() failed, and the connection stays queued.  Out of
+ * descriptors, the listener would stay readable and libslirp would try
+ * again on every turn of the loop, a busy loop on the data thread (its
+ * tcp_connect() only returns).  A spare descriptor of our own tells that
+ * case from a connection that went before it was taken: the listeners
+ * then rest for CLIENT_BACKOFF_MS, as our own listeners do.
+ */
+static void netstack_accept_failed(struct netstack *ns)
+{
+	int64_t now = g_get_monotonic_time();
+	int fd = fcntl(ns->epfd, F_DUPFD_CLOEXEC, 0);
+
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	if (errno != EMFILE && errno != ENFILE)
+		return;
+	ns->stats.accept_fd_failures++;
+	if (ns->accept_rest)
+		return;
+	/* Said once a minute at most: the counter has every failure. */
+	if (!ns->accept_rest_said_us || now - ns->accept_rest_said_us >= 60 * G_USEC_PER_SEC) {
+		ns->accept_rest_said_us = now;
+		g_warning("exposed ports: out of descriptors (%s): clients wait in the backlog, "
+			  "libslirp's accept() rests %u ms at a time", g_strerror(errno),
+			  CLIENT_BACKOFF_MS);
+	}
+	ns->accept_rest = g_timeout_add(CLIENT_BACKOFF_MS, netstack_accept_rest_over, ns);
+}
+
 static gboolean netstack_source_dispatch(GSource *source, GSourceFunc cb,
 					 gpointer data)
 {
 	struct netstack *ns = ((struct netstack_source *)source)->ns;
+	uint64_t registrations = ns->registrations;
+	bool client_waits = false;
 	int n = 0;
 
 	(void)cb;
@@ -284,6 +341,8 @@ static gboolean netstack_source_dispatch(GSource *source, GSourceFunc cb,
 		struct netstack_fd *slot = &ns->fds[ns->events[i].data.fd];
 
 		slot->revents = netstack_epoll_to_slirp(ns->events[i].events);
+		if (slot->listener && (slot->revents & SLIRP_POLL_IN))
+			client_waits = true;
 		if (slot->tag && ns->hooks)
 			slot->revents = ns->hooks->fd_events(ns->events[i].data.fd,
 							     slot->revents, slot->tag,
@@ -309,6 +368,8 @@ static gboolean netstack_source_dispatch(GSource *source, GSourceFunc cb,
 	/* libslirp runs whichever of its timers are due in here; the next fill sets the next. */
 	ns->deadline_us = 0;
 	slirp_pollfds_poll(ns->slirp, 0, netstack_get_revents, ns);
+	if (client_waits && ns->registrations == registrations)
+		netstack_accept_failed(ns);
 
 	/* libslirp may have closed fds; clear by the events we set, not by fd state. */
 	for (int i = 0; i < n; i++)
@@ -520,9 +581,11 @@ static void netstack_register_poll_fd(int fd, void *opaque)
 	if (fd < 0)
 		return;
 	netstack_fd_slot(ns, fd);
+	ns->registrations++;
 	netstack_fd_unwatch(ns, fd, true);
 	netstack_fd_extra_events(ns, fd, 0);
 	ns->fds[fd].tag = NULL;
+	ns->fds[fd].listener = false;
 	if (ns->hooks)
 		ns->hooks->fd_registered(fd, ns->hooks_opaque);
 }
@@ -653,6 +716,8 @@ void netstack_free(struct netstack *ns)
 		g_source_destroy(ns->source);
 		g_source_unref(ns->source);
 	}
+	if (ns->accept_rest)
+		g_source_remove(ns->accept_rest);
 	if (ns->slirp)
 		slirp_cleanup(ns->slirp);
 	if (ns->epfd >= 0)
@@ -757,13 +822,11 @@ void netstack_set_throttle(struct netstack *ns, bool throttled)
 }
 
 /*
- * libslirp listens with a backlog of 1 (slirp quirk hostfwd_backlog_1):
- * under a burst the kernel then drops SYNs and clients back off for seconds.
- * It never reports that fd (slirp quirk hostfwd_not_registered), so find the
- * listening socket bound to @port (once, at set-up) and raise its backlog;
- * Linux applies a repeated listen() to a listening socket.
+ * libslirp never reports an exposed port's listening socket (slirp quirk
+ * hostfwd_not_registered): find the one bound to @addr:@port by scanning
+ * our descriptors, at set-up and when a port goes.  Returns it, or -ENOENT.
  */
-static int netstack_raise_backlog(struct in_addr addr, uint16_t port)
+static int netstack_find_listener(struct in_addr addr, uint16_t port)
 {
 	g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
 	const char *name;
@@ -782,7 +845,7 @@ static int netstack_raise_backlog(struct in_addr addr, uint16_t port)
 		    sa.sin_family != AF_INET || ntohs(sa.sin_port) != port ||
 		    sa.sin_addr.s_addr != addr.s_addr)
 			continue;
-		return listen(fd, SOMAXCONN) < 0 ? -errno : 0;
+		return fd;
 	}
 	return -ENOENT;
 }
@@ -790,9 +853,8 @@ static int netstack_raise_backlog(struct in_addr addr, uint16_t port)
 int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 			uint16_t host_port, uint16_t guest_port)
 {
-	int ret;
-
 	struct in_addr any_guest = { .s_addr = INADDR_ANY };
+	int fd;
 
 	/*
 	 * INADDR_ANY as the guest address means libslirp's first DHCP address
@@ -803,16 +865,39 @@ int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 	if (slirp_add_hostfwd(ns->slirp, 0, host_addr, host_port, any_guest,
 			      guest_port) < 0)
 		return errno ? -errno : -EINVAL;
-	ret = netstack_raise_backlog(host_addr, host_port);
-	if (ret)
+	/*
+	 * Marked, so that netstack_hold_accepts() and a rest out of
+	 * descriptors can leave it unwatched.  libslirp listens with a
+	 * backlog of 1 (slirp quirk hostfwd_backlog_1): under a burst the
+	 * kernel would drop SYNs and clients back off for seconds; Linux
+	 * applies a repeated listen() to a listening socket.
+	 */
+	fd = netstack_find_listener(host_addr, host_port);
+	if (fd >= 0) {
+		netstack_fd_slot(ns, fd)->listener = true;
+		if (listen(fd, SOMAXCONN) < 0)
+			fd = -errno;
+	}
+	if (fd < 0)
 		g_warning("port %u: cannot raise libslirp's listen backlog of 1 (%s); "
-			  "bursts of connections will be slow", host_port, g_strerror(-ret));
+			  "bursts of connections will be slow", host_port, g_strerror(-fd));
 	return 0;
 }
 
 int netstack_unexpose_tcp(struct netstack *ns, struct in_addr host_addr, uint16_t host_port)
 {
+	int fd = netstack_find_listener(host_addr, host_port);
+
+	if (fd >= 0 && (size_t)fd < ns->nfds)
+		ns->fds[fd].listener = false;
 	return slirp_remove_hostfwd(ns->slirp, 0, host_addr, host_port) < 0 ? -ENOENT : 0;
+}
+
+void netstack_hold_accepts(struct netstack *ns, bool hold)
+{
+	if (hold && !ns->accepts_held)
+		ns->stats.accept_holds++;
+	ns->accepts_held = hold;
 }
 
 size_t netstack_polled_sockets(const struct netstack *ns)

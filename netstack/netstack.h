@@ -49,6 +49,12 @@
  * MTU as option 26, and a UDP datagram or ICMP message larger than that MTU
  * is cut into IPv4 fragments (Don't Fragment set: dropped, counted).
  *
+ * Exposed ports: libslirp accepts a client on an exposed port as soon as
+ * its listener is readable.  The owner may hold that
+ * (netstack_hold_accepts()), and the netstack rests the listeners for
+ * CLIENT_BACKOFF_MS on its own when an accept() fails for lack of
+ * descriptors: libslirp would otherwise retry it on every turn of the loop.
+ *
  * Limits: the fd table grows to the highest fd libslirp uses, bounded by
  * RLIMIT_NOFILE.  Guest error messages from libslirp are logged at most 10
  * per second.
@@ -125,6 +131,8 @@ struct netstack_stats {
 	uint64_t tx_segmented;    /* TCP segments to the guest cut to its MTU (no offload) */
 	uint64_t tx_segments;     /* the segments they became */
 	uint64_t dhcp_mtu;        /* DHCP replies given the guest's MTU (option 26) */
+	uint64_t accept_holds;    /* times the owner held accepts on exposed ports */
+	uint64_t accept_fd_failures; /* accept() on those ports without a descriptor: each rests them */
 };
 
 /**
@@ -243,6 +251,18 @@ void netstack_set_throttle(struct netstack *ns, bool throttled);
  */
 int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 			uint16_t host_port, uint16_t guest_port);
+
+/**
+ * netstack_hold_accepts() - stop (true) or resume libslirp taking clients on exposed ports
+ * @ns:		netstack
+ * @hold:	true to hold
+ *
+ * While held, the exposed ports' listening sockets are not polled for
+ * clients: new connections wait in the kernel's backlog (SOMAXCONN), and
+ * past it their SYNs go unanswered and clients retry, as at any server at
+ * its connection limit.  Connections already accepted are not touched.
+ */
+void netstack_hold_accepts(struct netstack *ns, bool hold);
 
 /* netstack_polled_sockets() - host sockets libslirp has in the poll set now. */
 size_t netstack_polled_sockets(const struct netstack *ns);

@@ -1078,6 +1078,10 @@ static void bridge_fd_closed(int fd, void *tag, void *opaque)
 		flow_inbound_dup_closed(br, tag);
 		return;
 	}
+	if (flow_inbound_is_held_tag(br, tag)) {
+		flow_inbound_held_closed(br);
+		return;
+	}
 	bridge_debug_flow(br, f, "closed");
 	(void)fd;
 	if (bridge_ops(f)->closed)
@@ -1118,7 +1122,8 @@ static int bridge_fd_events(int fd, int revents, void *tag, void *opaque)
 	struct flow *f = tag;
 
 	(void)fd;
-	if (tag == &br->icmp_tag || flow_inbound_is_dup_tag(br, tag))
+	if (tag == &br->icmp_tag || flow_inbound_is_dup_tag(br, tag) ||
+	    flow_inbound_is_held_tag(br, tag))
 		return revents;
 	/* libslirp will write what it holds now, and reopen its window: say so after the poll. */
 	if (f->stack_win_closed && (revents & SLIRP_POLL_OUT) && !f->win_probe_queued &&

@@ -77,9 +77,20 @@
  *     once and the client gets a reset.  Counted and logged (rate limited).
  * While waiting, the socket is polled through netstack_fd_extra_events();
  * once bytes are there but the header is incomplete, it is re-read on a
- * 20 ms tick instead, so a trickling client cannot make the loop spin.  At
+ * 20 ms tick instead, so a trickling client cannot make the loop spin, and
+ * only once more bytes have come (FIONREAD), so it cannot make the tick
+ * copy its bytes again and again.  At
  * most BRIDGE_HDR_WAIT_MAX connections wait at once, and at most half of
  * them from peers not trusted to send a header; more are refused.
+ *
+ * A client refused without a flow (a full table, --max-inbound-flows, a
+ * duplicate) is reset at once, but libslirp has accepted it and keeps its
+ * socket until the bridge can reset that too, at libslirp's SYN to the
+ * guest: libslirp sends none before it knows the guest's MAC, and would
+ * keep each socket 75 s.  So at most BRIDGE_INBOUND_HELD_MAX such sockets
+ * (fewer if --max-inbound-flows is lower) are held; at the bound the bridge
+ * holds libslirp's accepts (netstack_hold_accepts()), and clients wait in
+ * the kernel's backlog until the guest speaks.
  *
  * Ownership: the bridge owns its flow table; it borrows the netstack, the
  * policy's arrays and the expose list, which must outlive it.
@@ -138,6 +149,12 @@ struct bridge_config {
 #define BRIDGE_HDR_WAIT_MAX 1024
 /* Of those, what peers outside --inbound-proxy-trusted may hold (optional mode). */
 #define BRIDGE_HDR_WAIT_UNTRUSTED_MAX (BRIDGE_HDR_WAIT_MAX / 2)
+/*
+ * Refused exposed-port clients whose socket libslirp still holds (until the
+ * guest's side lets the bridge reset it), and duplicates: at most this many,
+ * or --max-inbound-flows if lower; at the bound, no client is accepted.
+ */
+#define BRIDGE_INBOUND_HELD_MAX 256
 /* ICMP echo requests libslirp may have a socket open for at once. */
 #define BRIDGE_ICMP_MAX 256
 
@@ -212,6 +229,7 @@ struct bridge_stats {
 	uint64_t inbound_flows;        /* connections accepted on exposed ports */
 	uint64_t inbound_headers[3];   /* valid headers by version (index 1, 2) */
 	uint64_t inbound_real_peer;    /* LOCAL, UNKNOWN or no header: the real peer */
+	uint64_t header_peeks;         /* recv(MSG_PEEK) calls reading waiting headers */
 	uint64_t inbound_dropped[BRIDGE_IN_DROP_COUNT];
 	uint64_t header_errors[PROXY_ERR_COUNT];
 	uint64_t inbound_reopened;     /* a client reconnected from a closed flow's address and port */
@@ -219,6 +237,7 @@ struct bridge_stats {
 	uint64_t duplicate_syns;       /* SYNs of such a socket kept from the guest */
 	uint64_t duplicates_removed;   /* such sockets libslirp has closed since */
 	uint64_t orphans_reset;        /* libslirp connections to the guest without a flow, reset at their SYN */
+	uint64_t inbound_held;         /* refused clients' and duplicates' sockets libslirp holds now */
 };
 
 struct bridge;

@@ -69,6 +69,7 @@ struct bridge_hdr_wait {
 	struct flow *flow;             /* NULL: free slot */
 	int64_t header_deadline_us;
 	bool polling;                  /* bytes present but incomplete: re-read on the tick */
+	size_t peeked;                 /* ... and how many the last peek saw */
 	uint8_t syn[BRIDGE_SYN_MAX];   /* libslirp's SYN to the guest, held back */
 	size_t syn_len;
 };
@@ -84,6 +85,8 @@ struct bridge_inbound {
 	guint timer;                   /* 20 ms tick while anything is waiting or queued */
 	struct bridge_dup dups[BRIDGE_DUP_MAX];
 	size_t ndups;
+	size_t nheld;                  /* refused clients' sockets libslirp holds, tagged &held_tag */
+	char held_tag;
 };
 
 struct bridge {
@@ -341,6 +344,10 @@ void flow_inbound_registered(struct bridge *br, int fd);
 void flow_inbound_dups_kill(struct bridge *br);
 /* Is @tag one of the duplicate entries? */
 bool flow_inbound_is_dup_tag(const struct bridge *br, const void *tag);
+/* Whether @tag marks a refused client's socket libslirp still holds. */
+bool flow_inbound_is_held_tag(const struct bridge *br, const void *tag);
+/* libslirp closed such a socket. */
+void flow_inbound_held_closed(struct bridge *br);
 /* libslirp closed a duplicate's socket. */
 void flow_inbound_dup_closed(struct bridge *br, struct bridge_dup *dup);
 

@@ -43,6 +43,14 @@
  * duplicates (BRIDGE_DUP_MAX) and the 20 ms tick that re-reads partial
  * headers, enforces the header timeout and works the reset queue.  The tick
  * runs only while the wait table or the queue has entries.
+ *
+ * A client refused with no flow at all (past --max-inbound-flows, a full
+ * table, a seventeenth duplicate) is reset at once, and its libslirp socket
+ * is tagged and counted as held until libslirp closes it, which the bridge
+ * brings about at libslirp's SYN (bridge_stack_orphan_syn()).  Held
+ * sockets and duplicates together reach at most BRIDGE_INBOUND_HELD_MAX
+ * (or the inbound limit, if lower): at the bound libslirp's accepts are
+ * held (netstack_hold_accepts()) until one goes.
  */
 
 #include <errno.h>
@@ -50,6 +58,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <glib.h>
@@ -310,10 +319,19 @@ static void flow_inbound_try(struct bridge *br, struct flow *f)
 	uint8_t buf[PROXY_PARSE_MAX];
 	struct proxy_header h;
 	enum proxy_error err;
+	int avail;
 	ssize_t n;
 
 	if (!p || f->state != FLOW_HDR_WAIT)
 		return;
+	/*
+	 * On the tick, peek again only once more bytes came: a peek copies up
+	 * to PROXY_PARSE_MAX (8 KiB), and a thousand clients trickling headers
+	 * would have it copied 50 times a second each.
+	 */
+	if (p->polling && ioctl(f->fd, FIONREAD, &avail) == 0 && (size_t)avail == p->peeked)
+		return;
+	br->stats.header_peeks++;
 	do {
 		n = recv(f->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
 	} while (n < 0 && errno == EINTR);
@@ -348,6 +366,7 @@ static void flow_inbound_try(struct bridge *br, struct flow *f)
 		 * Bytes are waiting but not enough: level-triggered POLLIN
 		 * would fire at once again, so re-read on the tick instead.
 		 */
+		p->peeked = (size_t)n;
 		if (!p->polling) {
 			p->polling = true;
 			netstack_fd_extra_events(br->ns, f->fd, 0);
@@ -465,6 +484,51 @@ size_t bridge_inbound_limit(const struct bridge_config *cfg)
 	return cfg->max_inbound_flows;
 }
 
+/*
+ * libslirp takes no more clients while the sockets of refused clients and
+ * duplicates it holds are at their bound (see bridge.h): those go only
+ * once the guest's side lets the bridge reset them, and each is a
+ * descriptor, kept up to 75 s.
+ */
+static void flow_inbound_update_hold(struct bridge *br)
+{
+	size_t max = MIN(BRIDGE_INBOUND_HELD_MAX, bridge_inbound_limit(&br->cfg));
+
+	br->stats.inbound_held = br->in.nheld + br->in.ndups;
+	netstack_hold_accepts(br->ns, br->stats.inbound_held >= max);
+}
+
+/* libslirp's socket @fd of a client refused without a flow: counted until libslirp closes it. */
+static void flow_inbound_hold_socket(struct bridge *br, int fd)
+{
+	br->in.nheld++;
+	netstack_tag_fd(br->ns, fd, &br->in.held_tag);
+	flow_inbound_update_hold(br);
+}
+
+/*
+ * A client refused before it had a flow, for @why: reset now.  libslirp's
+ * socket stays until the bridge resets it at libslirp's SYN
+ * (bridge_stack_orphan_syn()).
+ */
+static void flow_inbound_refuse_unflowed(struct bridge *br, int fd, enum bridge_inbound_drop why)
+{
+	br->stats.inbound_dropped[why]++;
+	bridge_reset_peer_now(fd);
+	flow_inbound_hold_socket(br, fd);
+}
+
+bool flow_inbound_is_held_tag(const struct bridge *br, const void *tag)
+{
+	return tag == &br->in.held_tag;
+}
+
+void flow_inbound_held_closed(struct bridge *br)
+{
+	br->in.nheld--;
+	flow_inbound_update_hold(br);
+}
+
 /* A new flow from flowtab_add() becomes inbound, on libslirp's socket @fd. */
 static void flow_inbound_init_flow(struct bridge *br, struct flow *f, int fd)
 {
@@ -496,9 +560,11 @@ static void flow_inbound_refuse_duplicate(struct bridge *br, int fd, const struc
 	}
 	if (!dup) {
 		/*
-		 * Sixteen at once: libslirp's own SYN timeout (75 s) drops the
-		 * socket.  Its SYNs still never reach the guest.
+		 * Sixteen at once (the guest's MAC not known yet): libslirp's
+		 * own SYN timeout (75 s) drops the socket, held meanwhile.  Its
+		 * SYNs still never reach the guest.
 		 */
+		flow_inbound_hold_socket(br, fd);
 		return;
 	}
 	*dup = (struct bridge_dup){
@@ -506,6 +572,7 @@ static void flow_inbound_refuse_duplicate(struct bridge *br, int fd, const struc
 	};
 	br->in.ndups++;
 	netstack_tag_fd(br->ns, fd, dup);
+	flow_inbound_update_hold(br);
 }
 
 /*
@@ -518,10 +585,13 @@ static void flow_inbound_refuse_taken(struct bridge *br, int fd, const struct fl
 {
 	struct flow *f;
 
+	if (flow_inbound_at_limit(br)) {
+		flow_inbound_refuse_unflowed(br, fd, BRIDGE_IN_INBOUND_FULL);
+		return;
+	}
 	if (flowtab_add(br->flows, key, key->raddr, key->rport,
 			FLOWTAB_KEEP_PORT | FLOWTAB_STACK_ONLY, FLOW_HDR_WAIT, &f)) {
-		br->stats.inbound_dropped[BRIDGE_IN_TABLE_FULL]++;
-		bridge_reset_peer_now(fd);
+		flow_inbound_refuse_unflowed(br, fd, BRIDGE_IN_TABLE_FULL);
 		return;
 	}
 	flow_inbound_init_flow(br, f, fd);
@@ -594,8 +664,7 @@ void flow_inbound_registered(struct bridge *br, int fd)
 	}
 
 	if (flow_inbound_at_limit(br)) {
-		br->stats.inbound_dropped[BRIDGE_IN_INBOUND_FULL]++;
-		bridge_reset_peer_now(fd);
+		flow_inbound_refuse_unflowed(br, fd, BRIDGE_IN_INBOUND_FULL);
 		return;
 	}
 	if (flowtab_add(br->flows, &key, raddr, peer.sin_port, FLOWTAB_KEEP_PORT,
@@ -608,8 +677,7 @@ void flow_inbound_registered(struct bridge *br, int fd)
 		 * bridge's guards on the guest's segments (sequence 0, out of
 		 * order, SYNs), which only a flow can hold state for.
 		 */
-		br->stats.inbound_dropped[BRIDGE_IN_TABLE_FULL]++;
-		bridge_reset_peer_now(fd);
+		flow_inbound_refuse_unflowed(br, fd, BRIDGE_IN_TABLE_FULL);
 		return;
 	}
 	flow_inbound_init_flow(br, f, fd);
@@ -783,6 +851,7 @@ void flow_inbound_dup_closed(struct bridge *br, struct bridge_dup *dup)
 	br->stats.duplicates_removed++;
 	dup->used = false;
 	br->in.ndups--;
+	flow_inbound_update_hold(br);
 }
 
 /*

@@ -113,6 +113,38 @@ static int setup_required_silent_guest(void **state)
 	return 0;
 }
 
+/*
+ * Off, --max-inbound-flows 2, and the guest silent: libslirp sends no SYN
+ * before it knows the guest's MAC, so the sockets of refused clients stay.
+ */
+static int setup_off_limited_silent_guest(void **state)
+{
+	struct inb *s = g_new0(struct inb, 1);
+	const char *args[] = { "--expose", s->expose, "--expose-address", "127.0.0.1",
+			       "--inbound-proxy-protocol", "off", "--max-inbound-flows", "2", "--log-level", "debug", NULL };
+
+	s->host_port = inproc_free_port();
+	snprintf(s->expose, sizeof(s->expose), "tcp:%u:%u", s->host_port, GUEST_PORT);
+	s->f = inproc_start(args);
+	*state = s;
+	return 0;
+}
+
+/* Required, and one exposed-port connection at most. */
+static int setup_required_limit_1(void **state)
+{
+	struct inb *s = g_new0(struct inb, 1);
+	const char *args[] = { "--expose", s->expose, "--expose-address", "127.0.0.1",
+			       "--inbound-proxy-protocol", "required", "--max-inbound-flows", "1", NULL };
+
+	s->host_port = inproc_free_port();
+	snprintf(s->expose, sizeof(s->expose), "tcp:%u:%u", s->host_port, GUEST_PORT);
+	s->f = inproc_start(args);
+	inproc_arp_gateway(s->f);
+	*state = s;
+	return 0;
+}
+
 static int setup_off(void **state)
 {
 	*state = inb_start("off", "3s");
@@ -238,6 +270,31 @@ static void test_split_header(void **state)
 	close(fd);
 }
 
+/*
+ * A header that stops half way is looked at again on the 20 ms tick, but
+ * peeked only once more bytes came: over half a second (25 ticks) of
+ * nothing new, no more than the first peeks, then the rest is read.
+ */
+static void test_stalled_header_not_reread(void **state)
+{
+	struct inb *s = *state;
+	const struct bridge_stats *st = bridge_stats(s->f->d.br);
+	uint8_t hdr[PROXY_HDR_MAX];
+	size_t len = v2_header(hdr, CLIENT_IP, 43100, false);
+	int fd = inproc_tcp_connect(s->host_port);
+	uint64_t before;
+
+	client_send(fd, hdr, 10);
+	inproc_pump(60);
+	before = st->header_peeks;
+	assert_true(before >= 1);
+	inproc_pump(500);
+	assert_true(st->header_peeks - before <= 1);
+	client_send(fd, hdr + 10, len - 10);
+	exchange(s, fd, CLIENT_IP, 43100);
+	close(fd);
+}
+
 /* v2 LOCAL: use the real peer, a loopback one shows as the gateway. */
 static void test_v2_local_uses_real_peer(void **state)
 {
@@ -328,6 +385,117 @@ static void test_refused_before_stack_syn(void **state)
 	close(fd);
 }
 
+/* A TCP connection from @src:@sport (a loopback address; 0: any port) to 127.0.0.1:@port, in progress. */
+static int connect_from_port(const char *src, uint16_t sport, uint16_t port)
+{
+	struct sockaddr_in from = { .sin_family = AF_INET, .sin_addr = inproc_ip(src),
+				    .sin_port = htons(sport) };
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+	assert_true(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0 || errno == EINPROGRESS);
+	return fd;
+}
+
+static int connect_from(const char *src, uint16_t port)
+{
+	return connect_from_port(src, 0, port);
+}
+
+/* Pump until the daemon has accepted @n exposed-port clients; false if not within @ms. */
+static bool wait_accepted(struct inb *s, uint64_t n, int ms)
+{
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+	while (bridge_stats(s->f->d.br)->inbound_flows < n && g_get_monotonic_time() < end)
+		inproc_pump(5);
+	return bridge_stats(s->f->d.br)->inbound_flows >= n;
+}
+
+/*
+ * A client refused without a flow is reset at once, but libslirp keeps its
+ * socket until the bridge resets it at libslirp's SYN, which waits for the
+ * guest's MAC (75 s if the guest never speaks).  With the guest silent and
+ * a limit of 2: two clients get flows, two are refused and their sockets
+ * held, and then libslirp accepts no more: the fifth client waits in the
+ * backlog, neither accepted nor reset.  Once the guest speaks, the held
+ * sockets go, accepts resume, and the fifth is taken (and refused: the
+ * first two still hold the limit).
+ */
+static void test_refused_sockets_bounded(void **state)
+{
+	struct inb *s = *state;
+	const struct bridge_stats *st = bridge_stats(s->f->d.br);
+	uint8_t buf[16];
+	int fds[5];
+
+	for (size_t i = 0; i < 4; i++) {
+		fds[i] = inproc_tcp_connect(s->host_port);
+		assert_true(wait_accepted(s, i + 1, INPROC_WAIT_MS));
+	}
+	assert_int_equal(st->inbound_dropped[BRIDGE_IN_INBOUND_FULL], 2);
+	assert_int_equal(inproc_client_read(fds[2], buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
+	assert_int_equal(inproc_client_read(fds[3], buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
+	assert_int_equal(st->inbound_held, 2);
+	assert_int_equal(netstack_stats(s->f->d.ns)->accept_holds, 1);
+
+	fds[4] = inproc_tcp_connect(s->host_port);
+	assert_false(wait_accepted(s, 5, 500));
+	assert_int_equal(inproc_client_read(fds[4], buf, sizeof(buf), 50), -ETIMEDOUT);
+
+	inproc_arp_gateway(s->f);
+	/*
+	 * libslirp sends the SYN it kept for the guest's MAC now, and a held
+	 * socket goes, which lets the fifth client in; a SYN it dropped (a
+	 * frame waits for the MAC a second at most) comes again seconds later.
+	 */
+	assert_int_equal(inproc_client_read(fds[4], buf, sizeof(buf), 15000), -ECONNRESET);
+	assert_int_equal(st->inbound_flows, 5);
+	assert_int_equal(st->inbound_dropped[BRIDGE_IN_INBOUND_FULL], 3);
+	for (int i = 0; i < 1500 && st->inbound_held; i++)
+		inproc_pump(10);
+	assert_int_equal(st->inbound_held, 0);
+	assert_int_equal(st->orphans_reset, 3);
+	for (size_t i = 0; i < G_N_ELEMENTS(fds); i++)
+		close(fds[i]);
+}
+
+/*
+ * Out of descriptors, libslirp's accept() on an exposed port fails and the
+ * client stays queued, the listener readable: the listeners rest for a
+ * second instead of libslirp trying again on every turn of the loop, and
+ * the client is served once descriptors come back.
+ */
+static void test_out_of_descriptors_rests(void **state)
+{
+	struct inb *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX];
+	struct rlimit old, tight;
+	uint64_t failures;
+	int fd;
+
+	inproc_skip_if_valgrind_takes_emfile();
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	tight = old;
+	/* One number left, for the client's own socket. */
+	tight.rlim_cur = inproc_fd_limit_leaving(old.rlim_cur, 1);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+	fd = inproc_tcp_connect(s->host_port);
+	assert_true(fd >= 0);
+	client_send(fd, hdr, v2_header(hdr, CLIENT_IP, 46600, false));
+	inproc_pump(300);
+	failures = netstack_stats(s->f->d.ns)->accept_fd_failures;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	/* One failed accept() per rest; without the rest, one per turn of the loop. */
+	assert_true(failures >= 1 && failures <= 2);
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_flows, 0);
+	exchange(s, fd, CLIENT_IP, 46600);
+	close(fd);
+}
+
 /* A v2 header for UDP over IPv4 does not describe a TCP client: refused, not believed. */
 static void test_udp_header_refused(void **state)
 {
@@ -341,18 +509,29 @@ static void test_udp_header_refused(void **state)
 	expect_refused(s, fd, BRIDGE_IN_FAMILY, 1000);
 }
 
-/* A TCP connection from @src (a loopback address) to 127.0.0.1:@port, in progress. */
-static int connect_from(const char *src, uint16_t port)
+/*
+ * A header may name the gateway's address (a loopback client's, as
+ * libslirp shows it); a loopback client from that port then finds its key
+ * taken by the live flow, and is refused.  Past --max-inbound-flows (1
+ * here) that refusal takes no slot: it is inbound_full, like any client
+ * past the limit, not a rejected flow beside the limit.
+ */
+static void test_taken_key_within_limit(void **state)
 {
-	struct sockaddr_in from = { .sin_family = AF_INET, .sin_addr = inproc_ip(src) };
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-				  .sin_port = htons(port) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct inb *s = *state;
+	uint16_t sport = inproc_free_port();
+	uint8_t hdr[PROXY_HDR_MAX], buf[16];
+	int fd = inproc_tcp_connect(s->host_port), fd2;
 
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
-	assert_true(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0 || errno == EINPROGRESS);
-	return fd;
+	client_send(fd, hdr, v2_header(hdr, "10.0.2.2", sport, false));
+	exchange(s, fd, "10.0.2.2", sport);
+	fd2 = connect_from_port("127.0.0.1", sport, s->host_port);
+	assert_int_equal(inproc_client_read(fd2, buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_dropped[BRIDGE_IN_INBOUND_FULL], 1);
+	assert_int_equal(bridge_stats(s->f->d.br)->inbound_dropped[BRIDGE_IN_DUPLICATE], 0);
+	assert_int_equal(bridge_flow_count(s->f->d.br, FLOW_REJECTED), 0);
+	close(fd2);
+	close(fd);
 }
 
 /*
@@ -480,6 +659,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_v2_header_gives_client_address, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_v1_header_gives_client_address, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_split_header, setup_required, teardown),
+		cmocka_unit_test_setup_teardown(test_stalled_header_not_reread, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_v2_header_with_4k_tlvs, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_v2_local_uses_real_peer, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_header_refused, setup_required, teardown),
@@ -488,11 +668,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_udp_header_refused, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_before_stack_syn,
 						setup_required_silent_guest, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_sockets_bounded,
+						setup_off_limited_silent_guest, teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_descriptors_rests, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_client_times_out, setup_required_short, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_header_does_not_block_others, setup_required_short, teardown),
 		cmocka_unit_test_setup_teardown(test_optional_modes, setup_optional, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_strangers_leave_room,
 						setup_optional_strangers, teardown),
+		cmocka_unit_test_setup_teardown(test_taken_key_within_limit, setup_required_limit_1,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_guest_refuses, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_off_passes_bytes, setup_off, teardown),
 	};

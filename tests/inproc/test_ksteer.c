@@ -1405,10 +1405,7 @@ static void open_two_of_three(struct kst *s, struct gconn c[3], uint16_t sport, 
 	 * with a twenty-line listen/accept program).  The normal and ASan builds
 	 * run it.
 	 */
-	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
-		print_message("skipped: valgrind consumes a connection it refuses with EMFILE\n");
-		skip();
-	}
+	inproc_skip_if_valgrind_takes_emfile();
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, old), 0);
 	tight = *old;
 	tight.rlim_cur = inproc_fd_limit_leaving(old->rlim_cur, 4);

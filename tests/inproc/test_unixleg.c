@@ -544,11 +544,7 @@ static void test_in_out_of_descriptors(void **state)
 	uint64_t errors;
 	int fd;
 
-	/* As in test_ksteer.c: valgrind consumes a connection it refuses with EMFILE. */
-	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
-		print_message("skipped: valgrind consumes a connection it refuses with EMFILE\n");
-		skip();
-	}
+	inproc_skip_if_valgrind_takes_emfile();
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
 	tight = old;
 	tight.rlim_cur = inproc_fd_limit_leaving(old.rlim_cur, 0);

@@ -781,6 +781,14 @@ ssize_t inproc_client_read(int fd, uint8_t *buf, size_t cap, int ms)
 	return -ETIMEDOUT;
 }
 
+void inproc_skip_if_valgrind_takes_emfile(void)
+{
+	if (getenv("MESHSLIRP_UNDER_VALGRIND")) {
+		print_message("skipped: valgrind consumes a connection it refuses with EMFILE\n");
+		skip();
+	}
+}
+
 rlim_t inproc_fd_limit_leaving(rlim_t soft, unsigned int spare)
 {
 	g_autofree bool *open_fd = NULL;

@@ -102,6 +102,13 @@ void inproc_assert_no_spin(unsigned int ms, unsigned int share_pct);
  */
 rlim_t inproc_fd_limit_leaving(rlim_t soft, unsigned int spare);
 
+/*
+ * inproc_skip_if_valgrind_takes_emfile() - skip the calling test under
+ * valgrind, which consumes a connection it refuses with EMFILE: a test of
+ * a client left queued while descriptors run out cannot see it there.
+ */
+void inproc_skip_if_valgrind_takes_emfile(void);
+
 /* inproc_send() - write one length-prefixed frame as QEMU would. */
 void inproc_send(struct inproc *f, const uint8_t *frame, size_t len);
 
