@@ -384,7 +384,8 @@ static size_t daemon_flow_budget(const struct ms_config *cfg)
 	bool kernel = cfg->steer_stack != MS_STEER_SLIRP && cfg->outbound_proxy_set;
 	rlim_t per_flow = 1 + (kernel ? DAEMON_FDS_PER_KERNEL_FLOW : 0);
 	bool unix_exposed = cfg->expose_unix && cfg->expose_unix->len;
-	bool exposed = unix_exposed || (cfg->expose && cfg->expose->len);
+	/* The control socket may expose ports at run time. */
+	bool exposed = unix_exposed || (cfg->expose && cfg->expose->len) || cfg->control_path;
 	rlim_t reserve = DAEMON_FD_RESERVE + (kernel ? 2 * KSTEER_PIPE_POOL : 0) +
 			 (unix_exposed ? 2 * UNIXEXPOSE_PENDING_MAX : 0) +
 			 (exposed ? BRIDGE_INBOUND_HELD_MAX : 0);

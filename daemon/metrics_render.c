@@ -374,7 +374,7 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		    "Connections libslirp opened towards the guest with no flow (a client refused for a full table): their SYN kept from the guest, the connection reset in libslirp.");
 	metric(o, "meshslirp_inbound_orphans_reset_total", NULL, br->orphans_reset);
 	metric_head(o, "meshslirp_inbound_held_sockets", "gauge",
-		    "Sockets of refused exposed-port clients and duplicates that libslirp still holds, until the guest's side lets them be reset; at 256 (or --max-inbound-flows) libslirp accepts no client.");
+		    "Sockets of refused exposed-port clients and duplicates that libslirp still holds, until the guest's side lets them be reset; at 256, or the inbound limit if lower (--max-inbound-flows, by default half the flow table), libslirp accepts no client.");
 	metric(o, "meshslirp_inbound_held_sockets", NULL, br->inbound_held);
 	metric_head(o, "meshslirp_inbound_accept_holds_total", "counter",
 		    "Times the exposed ports stopped accepting clients because the held sockets reached their bound; clients wait in the kernel's backlog.");

@@ -293,20 +293,22 @@ static gboolean netstack_accept_rest_over(gpointer data)
  * its accept() failed, and the connection stays queued.  Out of
  * descriptors, the listener would stay readable and libslirp would try
  * again on every turn of the loop, a busy loop on the data thread (its
- * tcp_connect() only returns).  A spare descriptor of our own tells that
- * case from a connection that went before it was taken: the listeners
- * then rest for CLIENT_BACKOFF_MS, as our own listeners do.
+ * tcp_connect() only returns).  A socket of our own, which fails the same
+ * way, tells that case (or kernel memory short) from a connection that
+ * went before it was taken: the listeners then rest for CLIENT_BACKOFF_MS,
+ * as our own listeners do.
  */
 static void netstack_accept_failed(struct netstack *ns)
 {
 	int64_t now = g_get_monotonic_time();
-	int fd = fcntl(ns->epfd, F_DUPFD_CLOEXEC, 0);
+	/* A socket, not a dup(): it needs a file as well as a number, so ENFILE shows too. */
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	if (fd >= 0) {
 		close(fd);
 		return;
 	}
-	if (errno != EMFILE && errno != ENFILE)
+	if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS && errno != ENOMEM)
 		return;
 	ns->stats.accept_fd_failures++;
 	if (ns->accept_rest)
@@ -599,6 +601,8 @@ static void netstack_unregister_poll_fd(int fd, void *opaque)
 		return;
 	netstack_fd_unwatch(ns, fd, true);
 	netstack_fd_extra_events(ns, fd, 0);
+	/* slirp_remove_hostfwd() reports the listener it closes, if nothing else. */
+	ns->fds[fd].listener = false;
 	tag = ns->fds[fd].tag;
 	ns->fds[fd].tag = NULL;
 	if (tag && ns->hooks)
@@ -879,17 +883,14 @@ int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 			fd = -errno;
 	}
 	if (fd < 0)
-		g_warning("port %u: cannot raise libslirp's listen backlog of 1 (%s); "
-			  "bursts of connections will be slow", host_port, g_strerror(-fd));
+		g_warning("port %u: cannot find libslirp's listener (%s): its listen backlog stays "
+			  "1 (bursts of connections will be slow), and it cannot be held or rest",
+			  host_port, g_strerror(-fd));
 	return 0;
 }
 
 int netstack_unexpose_tcp(struct netstack *ns, struct in_addr host_addr, uint16_t host_port)
 {
-	int fd = netstack_find_listener(host_addr, host_port);
-
-	if (fd >= 0 && (size_t)fd < ns->nfds)
-		ns->fds[fd].listener = false;
 	return slirp_remove_hostfwd(ns->slirp, 0, host_addr, host_port) < 0 ? -ENOENT : 0;
 }
 

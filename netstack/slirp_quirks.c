@@ -51,15 +51,16 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 		"hostfwd_backlog_1",
 		"tcpx_listen() calls listen(s, 1) for every hostfwd",
 		"a burst of inbound clients loses SYNs and backs off for seconds; we raise it",
-		"netstack.c netstack_raise_backlog() from netstack_expose_tcp()",
+		"netstack.c netstack_find_listener() from netstack_expose_tcp()",
 		"nothing if it grows; if the socket is no longer findable by its port, the "
 		"warning at expose time says so",
 	},
 	[SLIRP_QUIRK_HOSTFWD_NOT_REGISTERED] = {
 		"hostfwd_not_registered",
 		"hostfwd listening sockets are never reported through register_poll_fd()",
-		"the backlog fix finds them in /proc/self/fd; the poll set need not track them",
-		"netstack_raise_backlog(); the \"hostfwd gap\" in docs/ARCHITECTURE.md",
+		"the backlog fix, and the hold and rest of accepts, find them in /proc/self/fd; "
+		"the poll set need not track them",
+		"netstack_find_listener(); the \"hostfwd gap\" in docs/ARCHITECTURE.md",
 		"probably harmless if they start being reported: the bridge takes only sockets "
 		"with a peer from fd_registered, and a listener has none",
 	},
