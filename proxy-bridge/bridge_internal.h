@@ -27,6 +27,9 @@ struct bridge_dup {
 	uint32_t isn;                  /* its SYN's sequence number, once seen */
 	bool isn_known;
 	uint32_t live_guest_nxt;       /* the live connection's guest sequence, for the kill RST */
+	bool early;                    /* came before libslirp sent the live connection's SYN */
+	uint32_t candidate;            /* while early: a SYN seen on the tuple, not yet placed */
+	bool candidate_known;
 	uint64_t attempts;
 };
 #define BRIDGE_DUP_MAX 16

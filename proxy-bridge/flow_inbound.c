@@ -65,6 +65,7 @@
 #include <libslirp.h>
 
 #include "common/ratelimit.h"
+#include "common/seq.h"
 #include "proxy-bridge/egress.h"
 #include "proxy-bridge/policy.h"
 
@@ -569,6 +570,7 @@ static void flow_inbound_refuse_duplicate(struct bridge *br, int fd, const struc
 	}
 	*dup = (struct bridge_dup){
 		.used = true, .fd = fd, .skey = *skey, .live_guest_nxt = live->guest_nxt,
+		.early = live->kind == FLOW_INBOUND && !live->u.in.stack_isn_known,
 	};
 	br->in.ndups++;
 	netstack_tag_fd(br->ns, fd, dup);
@@ -744,6 +746,105 @@ static int flow_inbound_fd_events(struct bridge *br, struct flow *f, int revents
 	return revents;
 }
 
+/* Duplicates on @f's tuple that came before its SYN was seen, their own SYN not placed yet. */
+static size_t flow_inbound_early_dups(const struct bridge *br, const struct flow *f)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+		const struct bridge_dup *dup = &br->in.dups[i];
+
+		if (dup->used && dup->early && !dup->isn_known &&
+		    !memcmp(&dup->skey, &f->skey, sizeof(f->skey)))
+			n++;
+	}
+	return n;
+}
+
+/* Forget the SYNs seen on @skey's tuple while it was ambiguous: one of its sockets went. */
+static void flow_inbound_forget_candidates(struct bridge *br, const struct flow_key *skey)
+{
+	struct flow *f = flowtab_lookup_stack(br->flows, skey);
+
+	if (f && f->kind == FLOW_INBOUND)
+		f->u.in.isn_candidate_known = false;
+	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+		if (br->in.dups[i].used && !memcmp(&br->in.dups[i].skey, skey, sizeof(*skey)))
+			br->in.dups[i].candidate_known = false;
+	}
+}
+
+/*
+ * Duplicates came before libslirp sent @f's SYN (it waits for the guest's
+ * MAC, as at boot): it then sends the SYNs of all the tuple's sockets in
+ * an order that need not be theirs, and the first one seen need not be
+ * @f's.  Their sequence numbers tell them apart: libslirp draws each
+ * connection's ISN from a counter that only grows (tcp_iss), so @f's
+ * socket, accepted first, has the lowest.  So every SYN on the tuple is
+ * kept from the guest until one of each socket has been seen (libslirp
+ * sends each again, seconds apart); then the lowest is @f's, and passes
+ * when it comes, and the rest are the duplicates', to be removed.  A
+ * socket that goes meanwhile starts the count again
+ * (flow_inbound_dup_closed()).  Returns true if @seq is consumed.
+ */
+static bool flow_inbound_sort_syns(struct bridge *br, struct flow *f, uint32_t seq)
+{
+	uint32_t seen[BRIDGE_DUP_MAX + 1];
+	struct bridge_dup *early[BRIDGE_DUP_MAX];
+	size_t nseen = 0, nearly = 0;
+	uint32_t lowest;
+
+	br->stats.duplicate_syns++;
+	if (f->u.in.isn_candidate_known)
+		seen[nseen++] = f->u.in.isn_candidate;
+	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+		struct bridge_dup *dup = &br->in.dups[i];
+
+		if (!dup->used || !dup->early || dup->isn_known ||
+		    memcmp(&dup->skey, &f->skey, sizeof(f->skey)))
+			continue;
+		early[nearly++] = dup;
+		if (dup->candidate_known)
+			seen[nseen++] = dup->candidate;
+	}
+	for (size_t i = 0; i < nseen; i++) {
+		if (seen[i] == seq)
+			return true; /* seen already: a retransmission */
+	}
+	if (!f->u.in.isn_candidate_known) {
+		f->u.in.isn_candidate = seq;
+		f->u.in.isn_candidate_known = true;
+	} else {
+		for (size_t i = 0; i < nearly; i++) {
+			if (!early[i]->candidate_known) {
+				early[i]->candidate = seq;
+				early[i]->candidate_known = true;
+				break;
+			}
+		}
+	}
+	seen[nseen++] = seq;
+	if (nseen < nearly + 1)
+		return true;
+
+	lowest = seen[0];
+	for (size_t i = 1; i < nseen; i++) {
+		if (seq_after(lowest, seen[i]))
+			lowest = seen[i];
+	}
+	f->u.in.stack_isn = lowest;
+	f->u.in.stack_isn_known = true;
+	f->u.in.isn_candidate_known = false;
+	for (size_t i = 0, j = 0; i < nearly; i++, j++) {
+		if (seen[j] == lowest)
+			j++;
+		early[i]->isn = seen[j];
+		early[i]->isn_known = true;
+		early[i]->candidate_known = false;
+	}
+	return seq != lowest;
+}
+
 /*
  * A SYN libslirp sends to the guest on @f's tuple: the flow's own (learnt
  * the first time), or one of a duplicate socket's on the same tuple, which
@@ -754,6 +855,8 @@ static bool flow_inbound_foreign_syn(struct bridge *br, struct flow *f, const st
 	uint32_t seq = rw_tcp_seq(v);
 
 	if (!f->u.in.stack_isn_known) {
+		if (flow_inbound_early_dups(br, f))
+			return flow_inbound_sort_syns(br, f, seq);
 		f->u.in.stack_isn = seq;
 		f->u.in.stack_isn_known = true;
 		return false;
@@ -849,6 +952,8 @@ bool flow_inbound_is_dup_tag(const struct bridge *br, const void *tag)
 void flow_inbound_dup_closed(struct bridge *br, struct bridge_dup *dup)
 {
 	br->stats.duplicates_removed++;
+	if (dup->early && !dup->isn_known)
+		flow_inbound_forget_candidates(br, &dup->skey);
 	dup->used = false;
 	br->in.ndups--;
 	flow_inbound_update_hold(br);

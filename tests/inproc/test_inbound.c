@@ -478,6 +478,60 @@ static void test_refused_sockets_bounded(void **state)
 }
 
 /*
+ * A duplicate (another loopback address, the same port: the same tuple in
+ * libslirp) that comes while the guest is silent: libslirp sends both
+ * connections' SYNs once it knows the guest's MAC, the duplicate's first
+ * here.  The guest must see the first client's SYN, never the
+ * duplicate's, and the duplicate must leave libslirp.
+ */
+static void test_duplicate_before_guest_speaks(void **state)
+{
+	struct inb *s = *state;
+	const struct bridge_stats *st = bridge_stats(s->f->d.br);
+	struct sockaddr_in first;
+	socklen_t len = sizeof(first);
+	uint8_t buf[16];
+	int fd, dup;
+
+	fd = inproc_tcp_connect(s->host_port);
+	assert_true(wait_accepted(s, 1, INPROC_WAIT_MS));
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&first, &len), 0);
+	/*
+	 * libslirp drops a frame that waited a second for the MAC: the first
+	 * client's SYN goes, the duplicate's will be the first the guest's
+	 * ARP lets out, and the first client's comes again only later.
+	 */
+	inproc_pump(1300);
+	dup = connect_from_port("127.0.0.2", ntohs(first.sin_port), s->host_port);
+	assert_true(wait_accepted(s, 2, INPROC_WAIT_MS));
+	assert_int_equal(st->inbound_duplicates, 1);
+	assert_int_equal(inproc_client_read(dup, buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
+
+	inproc_arp_gateway(s->f);
+	/* The first client's SYN may be one libslirp sends again, seconds later. */
+	client_send(fd, "ping", 4);
+	{
+		struct inproc_gconn c;
+		size_t n;
+
+		assert_true(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, 15000));
+		inproc_guest_send(s->f, &c, 0x12, NULL, 0);
+		n = inproc_guest_recv_data(s->f, &c, buf, sizeof(buf));
+		assert_int_equal(n, 4);
+		assert_memory_equal(buf, "ping", 4);
+		inproc_guest_send(s->f, &c, 0x18, "pong", 4);
+		assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), 4);
+		assert_memory_equal(buf, "pong", 4);
+	}
+	for (int i = 0; i < 1500 && !st->duplicates_removed; i++)
+		inproc_pump(10);
+	assert_int_equal(st->duplicates_removed, 1);
+	assert_int_equal(st->inbound_held, 0);
+	close(dup);
+	close(fd);
+}
+
+/*
  * Out of descriptors, libslirp's accept() on an exposed port fails and the
  * client stays queued, the listener readable: the listeners rest for a
  * second instead of libslirp trying again on every turn of the loop, and
@@ -584,7 +638,11 @@ static void test_silent_strangers_leave_room(void **state)
 	expect_refused(s, extra, BRIDGE_IN_OVERLOAD, 2000);
 	assert_int_equal(bridge_flow_count(s->f->d.br, FLOW_HDR_WAIT), G_N_ELEMENTS(fds));
 
-	good = connect_from("127.0.0.2", s->host_port);
+	/*
+	 * From a port no stranger holds: an ephemeral one may be a stranger's
+	 * on 127.0.0.1, and both show as the gateway's (a duplicate).
+	 */
+	good = connect_from_port("127.0.0.2", inproc_free_port(), s->host_port);
 	wait_connected(good);
 	client_send(good, hdr, v2_header(hdr, CLIENT_IP, 49000, false));
 	exchange(s, good, CLIENT_IP, 49000);
@@ -683,6 +741,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused_before_stack_syn,
 						setup_required_silent_guest, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_sockets_bounded,
+						setup_off_limited_silent_guest, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_before_guest_speaks,
 						setup_off_limited_silent_guest, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_descriptors_rests, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_client_times_out, setup_required_short, teardown),
