@@ -234,7 +234,7 @@ struct bridge_stats {
 	uint64_t header_errors[PROXY_ERR_COUNT];
 	uint64_t inbound_reopened;     /* a client reconnected from a closed flow's address and port */
 	uint64_t inbound_duplicates;   /* libslirp accepted a second socket on a live tuple: refused */
-	uint64_t duplicate_syns;       /* SYNs of such a socket kept from the guest */
+	uint64_t duplicate_syns;       /* SYNs kept from the guest on a tuple such a socket shares */
 	uint64_t duplicates_removed;   /* such sockets libslirp has closed since */
 	uint64_t orphans_reset;        /* libslirp connections to the guest without a flow, reset at their SYN */
 	uint64_t inbound_held;         /* refused clients' and duplicates' sockets libslirp holds now */

@@ -27,6 +27,7 @@ struct bridge_dup {
 	uint32_t isn;                  /* its SYN's sequence number, once seen */
 	bool isn_known;
 	uint32_t live_guest_nxt;       /* the live connection's guest sequence, for the kill RST */
+	uint64_t serial;               /* accept order: libslirp's ISNs grow with it */
 	bool early;                    /* came before libslirp sent the live connection's SYN */
 	uint32_t candidate;            /* while early: a SYN seen on the tuple, not yet placed */
 	bool candidate_known;
@@ -88,6 +89,7 @@ struct bridge_inbound {
 	guint timer;                   /* 20 ms tick while anything is waiting or queued */
 	struct bridge_dup dups[BRIDGE_DUP_MAX];
 	size_t ndups;
+	uint64_t dup_serial;           /* the next duplicate's serial */
 	size_t nheld;                  /* refused clients' sockets libslirp holds, tagged &held_tag */
 	char held_tag;
 };

@@ -570,6 +570,7 @@ static void flow_inbound_refuse_duplicate(struct bridge *br, int fd, const struc
 	}
 	*dup = (struct bridge_dup){
 		.used = true, .fd = fd, .skey = *skey, .live_guest_nxt = live->guest_nxt,
+		.serial = br->in.dup_serial++,
 		.early = live->kind == FLOW_INBOUND && !live->u.in.stack_isn_known,
 	};
 	br->in.ndups++;
@@ -774,6 +775,32 @@ static void flow_inbound_forget_candidates(struct bridge *br, const struct flow_
 	}
 }
 
+/* @seqs ascending in sequence space (at most BRIDGE_DUP_MAX + 1 of them, all within 2^31). */
+static void flow_inbound_sort_seqs(uint32_t *seqs, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		uint32_t v = seqs[i];
+		size_t j = i;
+
+		for (; j > 0 && seq_after(seqs[j - 1], v); j--)
+			seqs[j] = seqs[j - 1];
+		seqs[j] = v;
+	}
+}
+
+/* @dups in accept order. */
+static void flow_inbound_sort_dups(struct bridge_dup **dups, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct bridge_dup *v = dups[i];
+		size_t j = i;
+
+		for (; j > 0 && dups[j - 1]->serial > v->serial; j--)
+			dups[j] = dups[j - 1];
+		dups[j] = v;
+	}
+}
+
 /*
  * Duplicates came before libslirp sent @f's SYN (it waits for the guest's
  * MAC, as at boot): it then sends the SYNs of all the tuple's sockets in
@@ -783,18 +810,18 @@ static void flow_inbound_forget_candidates(struct bridge *br, const struct flow_
  * socket, accepted first, has the lowest.  So every SYN on the tuple is
  * kept from the guest until one of each socket has been seen (libslirp
  * sends each again, seconds apart); then the lowest is @f's, and passes
- * when it comes, and the rest are the duplicates', to be removed.  A
- * socket that goes meanwhile starts the count again
- * (flow_inbound_dup_closed()).  Returns true if @seq is consumed.
+ * when it comes, and the rest are the duplicates', in their accept order,
+ * to be removed.  A socket that goes meanwhile starts the count again
+ * (flow_inbound_dup_closed()).  This assumes @f's socket is the oldest on
+ * the tuple, and every duplicate tracked (at most BRIDGE_DUP_MAX in all).
+ * Returns true if @seq is consumed.
  */
 static bool flow_inbound_sort_syns(struct bridge *br, struct flow *f, uint32_t seq)
 {
 	uint32_t seen[BRIDGE_DUP_MAX + 1];
 	struct bridge_dup *early[BRIDGE_DUP_MAX];
 	size_t nseen = 0, nearly = 0;
-	uint32_t lowest;
 
-	br->stats.duplicate_syns++;
 	if (f->u.in.isn_candidate_known)
 		seen[nseen++] = f->u.in.isn_candidate;
 	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
@@ -808,8 +835,10 @@ static bool flow_inbound_sort_syns(struct bridge *br, struct flow *f, uint32_t s
 			seen[nseen++] = dup->candidate;
 	}
 	for (size_t i = 0; i < nseen; i++) {
-		if (seen[i] == seq)
+		if (seen[i] == seq) {
+			br->stats.duplicate_syns++;
 			return true; /* seen already: a retransmission */
+		}
 	}
 	if (!f->u.in.isn_candidate_known) {
 		f->u.in.isn_candidate = seq;
@@ -824,25 +853,30 @@ static bool flow_inbound_sort_syns(struct bridge *br, struct flow *f, uint32_t s
 		}
 	}
 	seen[nseen++] = seq;
-	if (nseen < nearly + 1)
+	if (nseen < nearly + 1) {
+		br->stats.duplicate_syns++;
 		return true;
-
-	lowest = seen[0];
-	for (size_t i = 1; i < nseen; i++) {
-		if (seq_after(lowest, seen[i]))
-			lowest = seen[i];
 	}
-	f->u.in.stack_isn = lowest;
+
+	/*
+	 * In accept order, the sockets' ISNs ascend: the lowest is @f's, the
+	 * next the oldest duplicate's, and so on.  Each duplicate must get its
+	 * own, as the one removed is the one whose ISN its reset acknowledged.
+	 */
+	flow_inbound_sort_seqs(seen, nseen);
+	flow_inbound_sort_dups(early, nearly);
+	f->u.in.stack_isn = seen[0];
 	f->u.in.stack_isn_known = true;
 	f->u.in.isn_candidate_known = false;
-	for (size_t i = 0, j = 0; i < nearly; i++, j++) {
-		if (seen[j] == lowest)
-			j++;
-		early[i]->isn = seen[j];
+	for (size_t i = 0; i < nearly; i++) {
+		early[i]->isn = seen[i + 1];
 		early[i]->isn_known = true;
 		early[i]->candidate_known = false;
 	}
-	return seq != lowest;
+	if (seq == seen[0])
+		return false;
+	br->stats.duplicate_syns++;
+	return true;
 }
 
 /*

@@ -478,56 +478,59 @@ static void test_refused_sockets_bounded(void **state)
 }
 
 /*
- * A duplicate (another loopback address, the same port: the same tuple in
- * libslirp) that comes while the guest is silent: libslirp sends both
- * connections' SYNs once it knows the guest's MAC, the duplicate's first
- * here.  The guest must see the first client's SYN, never the
- * duplicate's, and the duplicate must leave libslirp.
+ * Duplicates (other loopback addresses, the same port: the same tuple in
+ * libslirp) that come while the guest is silent: libslirp sends the
+ * connections' SYNs once it knows the guest's MAC, and one that waited a
+ * second for it is dropped and sent again seconds later.  Accepting the
+ * first client, the second 1.3 s later and the third 1.3 s after that
+ * makes the order the third's, the first's, the second's.  The guest must
+ * see the first client's SYN, never a duplicate's, and each duplicate
+ * must leave libslirp, which takes each one's own sequence number.  (22 s:
+ * libslirp's retransmission timer sets the pace.)
  */
-static void test_duplicate_before_guest_speaks(void **state)
+static void test_duplicates_before_guest_speaks(void **state)
 {
 	struct inb *s = *state;
 	const struct bridge_stats *st = bridge_stats(s->f->d.br);
+	const char *dup_from[] = { "127.0.0.2", "127.0.0.3" };
 	struct sockaddr_in first;
 	socklen_t len = sizeof(first);
+	struct inproc_gconn c;
 	uint8_t buf[16];
-	int fd, dup;
+	int fd, dups[2];
 
 	fd = inproc_tcp_connect(s->host_port);
 	assert_true(wait_accepted(s, 1, INPROC_WAIT_MS));
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&first, &len), 0);
-	/*
-	 * libslirp drops a frame that waited a second for the MAC: the first
-	 * client's SYN goes, the duplicate's will be the first the guest's
-	 * ARP lets out, and the first client's comes again only later.
-	 */
-	inproc_pump(1300);
-	dup = connect_from_port("127.0.0.2", ntohs(first.sin_port), s->host_port);
-	assert_true(wait_accepted(s, 2, INPROC_WAIT_MS));
-	assert_int_equal(st->inbound_duplicates, 1);
-	assert_int_equal(inproc_client_read(dup, buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
+	for (size_t i = 0; i < G_N_ELEMENTS(dups); i++) {
+		inproc_pump(1300);
+		dups[i] = connect_from_port(dup_from[i], ntohs(first.sin_port), s->host_port);
+		assert_true(wait_accepted(s, i + 2, INPROC_WAIT_MS));
+		assert_int_equal(inproc_client_read(dups[i], buf, sizeof(buf), INPROC_WAIT_MS),
+				 -ECONNRESET);
+	}
+	assert_int_equal(st->inbound_duplicates, 2);
 
 	inproc_arp_gateway(s->f);
-	/* The first client's SYN may be one libslirp sends again, seconds later. */
 	client_send(fd, "ping", 4);
-	{
-		struct inproc_gconn c;
-		size_t n;
-
-		assert_true(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, 15000));
-		inproc_guest_send(s->f, &c, 0x12, NULL, 0);
-		n = inproc_guest_recv_data(s->f, &c, buf, sizeof(buf));
-		assert_int_equal(n, 4);
-		assert_memory_equal(buf, "ping", 4);
-		inproc_guest_send(s->f, &c, 0x18, "pong", 4);
-		assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), 4);
-		assert_memory_equal(buf, "pong", 4);
-	}
-	for (int i = 0; i < 1500 && !st->duplicates_removed; i++)
+	/*
+	 * The third's SYN goes at once, the first's again 6 s after its
+	 * accept, the second's 1.3 s later: only then are all three told
+	 * apart, and the first's SYN, kept meanwhile, comes again 12 s on.
+	 */
+	assert_true(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, 25000));
+	inproc_guest_send(s->f, &c, 0x12, NULL, 0);
+	assert_int_equal(inproc_guest_recv_data(s->f, &c, buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, "ping", 4);
+	inproc_guest_send(s->f, &c, 0x18, "pong", 4);
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), 4);
+	assert_memory_equal(buf, "pong", 4);
+	for (int i = 0; i < 1500 && st->duplicates_removed < 2; i++)
 		inproc_pump(10);
-	assert_int_equal(st->duplicates_removed, 1);
+	assert_int_equal(st->duplicates_removed, 2);
 	assert_int_equal(st->inbound_held, 0);
-	close(dup);
+	for (size_t i = 0; i < G_N_ELEMENTS(dups); i++)
+		close(dups[i]);
 	close(fd);
 }
 
@@ -742,7 +745,7 @@ int main(void)
 						setup_required_silent_guest, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_sockets_bounded,
 						setup_off_limited_silent_guest, teardown),
-		cmocka_unit_test_setup_teardown(test_duplicate_before_guest_speaks,
+		cmocka_unit_test_setup_teardown(test_duplicates_before_guest_speaks,
 						setup_off_limited_silent_guest, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_descriptors_rests, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_client_times_out, setup_required_short, teardown),
