@@ -69,7 +69,7 @@ struct flow_inbound {
 				      zeroed flow of any kind (the union overlaps) */
 	uint32_t stack_isn;        /* libslirp's ISN towards the guest (host order) */
 	bool stack_isn_known;
-	uint32_t isn_candidate;    /* a SYN seen while duplicates made it ambiguous (flow_inbound_sort_syns) */
+	uint32_t isn_candidate;    /* a SYN seen while duplicates made it ambiguous (flow_inbound_first_syns) */
 	bool isn_candidate_known;
 	bool peer_trusted;         /* the peer may send a PROXY header */
 	bool unix_client;          /* accepted on a unix exposed port (unixexpose.h) */

@@ -747,19 +747,10 @@ static int flow_inbound_fd_events(struct bridge *br, struct flow *f, int revents
 	return revents;
 }
 
-/* Duplicates on @f's tuple that came before its SYN was seen, their own SYN not placed yet. */
-static size_t flow_inbound_early_dups(const struct bridge *br, const struct flow *f)
+/* Whether @dup is a live duplicate on libslirp's tuple @skey. */
+static bool flow_inbound_dup_on(const struct bridge_dup *dup, const struct flow_key *skey)
 {
-	size_t n = 0;
-
-	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
-		const struct bridge_dup *dup = &br->in.dups[i];
-
-		if (dup->used && dup->early && !dup->isn_known &&
-		    !memcmp(&dup->skey, &f->skey, sizeof(f->skey)))
-			n++;
-	}
-	return n;
+	return dup->used && !memcmp(&dup->skey, skey, sizeof(*skey));
 }
 
 /* Forget the SYNs seen on @skey's tuple while it was ambiguous: one of its sockets went. */
@@ -770,7 +761,7 @@ static void flow_inbound_forget_candidates(struct bridge *br, const struct flow_
 	if (f && f->kind == FLOW_INBOUND)
 		f->u.in.isn_candidate_known = false;
 	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
-		if (br->in.dups[i].used && !memcmp(&br->in.dups[i].skey, skey, sizeof(*skey)))
+		if (flow_inbound_dup_on(&br->in.dups[i], skey))
 			br->in.dups[i].candidate_known = false;
 	}
 }
@@ -802,10 +793,10 @@ static void flow_inbound_sort_dups(struct bridge_dup **dups, size_t n)
 }
 
 /*
- * Duplicates came before libslirp sent @f's SYN (it waits for the guest's
- * MAC, as at boot): it then sends the SYNs of all the tuple's sockets in
- * an order that need not be theirs, and the first one seen need not be
- * @f's.  Their sequence numbers tell them apart: libslirp draws each
+ * The first SYN libslirp sends on @f's tuple: @f's own, unless duplicates
+ * came before libslirp sent @f's (it waits for the guest's MAC, as at
+ * boot).  Then it sends the SYNs of all the tuple's sockets in an order
+ * that need not be theirs, and the first one seen need not be @f's.  Their sequence numbers tell them apart: libslirp draws each
  * connection's ISN from a counter that only grows (tcp_iss), so @f's
  * socket, accepted first, has the lowest.  So every SYN on the tuple is
  * kept from the guest until one of each socket has been seen (libslirp
@@ -816,24 +807,28 @@ static void flow_inbound_sort_dups(struct bridge_dup **dups, size_t n)
  * the tuple, and every duplicate tracked (at most BRIDGE_DUP_MAX in all).
  * Returns true if @seq is consumed.
  */
-static bool flow_inbound_sort_syns(struct bridge *br, struct flow *f, uint32_t seq)
+static bool flow_inbound_first_syns(struct bridge *br, struct flow *f, uint32_t seq)
 {
 	uint32_t seen[BRIDGE_DUP_MAX + 1];
 	struct bridge_dup *early[BRIDGE_DUP_MAX];
 	size_t nseen = 0, nearly = 0;
 
-	if (f->u.in.isn_candidate_known)
-		seen[nseen++] = f->u.in.isn_candidate;
 	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
 		struct bridge_dup *dup = &br->in.dups[i];
 
-		if (!dup->used || !dup->early || dup->isn_known ||
-		    memcmp(&dup->skey, &f->skey, sizeof(f->skey)))
+		if (!flow_inbound_dup_on(dup, &f->skey) || !dup->early || dup->isn_known)
 			continue;
 		early[nearly++] = dup;
 		if (dup->candidate_known)
 			seen[nseen++] = dup->candidate;
 	}
+	if (!nearly) {
+		f->u.in.stack_isn = seq;
+		f->u.in.stack_isn_known = true;
+		return false;
+	}
+	if (f->u.in.isn_candidate_known)
+		seen[nseen++] = f->u.in.isn_candidate;
 	for (size_t i = 0; i < nseen; i++) {
 		if (seen[i] == seq) {
 			br->stats.duplicate_syns++;
@@ -888,13 +883,8 @@ static bool flow_inbound_foreign_syn(struct bridge *br, struct flow *f, const st
 {
 	uint32_t seq = rw_tcp_seq(v);
 
-	if (!f->u.in.stack_isn_known) {
-		if (flow_inbound_early_dups(br, f))
-			return flow_inbound_sort_syns(br, f, seq);
-		f->u.in.stack_isn = seq;
-		f->u.in.stack_isn_known = true;
-		return false;
-	}
+	if (!f->u.in.stack_isn_known)
+		return flow_inbound_first_syns(br, f, seq);
 	if (seq == f->u.in.stack_isn)
 		return false; /* the flow's own SYN, again */
 	/*
@@ -905,7 +895,7 @@ static bool flow_inbound_foreign_syn(struct bridge *br, struct flow *f, const st
 	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
 		struct bridge_dup *dup = &br->in.dups[i];
 
-		if (dup->used && !dup->isn_known && !memcmp(&dup->skey, &f->skey, sizeof(f->skey))) {
+		if (flow_inbound_dup_on(dup, &f->skey) && !dup->isn_known) {
 			dup->isn = seq;
 			dup->isn_known = true;
 			break;

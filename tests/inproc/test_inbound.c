@@ -43,18 +43,25 @@ struct inb {
 	bool restore_nofile;
 };
 
-/* The daemon with one exposed port; @trusted replaces --inbound-proxy-trusted's default if given. */
-static struct inb *inb_start_trusting(const char *mode, const char *timeout, const char *trusted)
+/* The daemon with one exposed port, and one more option @opt @val if @opt is given. */
+static struct inb *inb_start_opt(const char *mode, const char *timeout, const char *opt,
+				 const char *val)
 {
 	struct inb *s = g_new0(struct inb, 1);
 	const char *args[] = { "--expose", s->expose, "--expose-address", "127.0.0.1",
 			       "--inbound-proxy-protocol", mode, "--inbound-header-timeout",
-			       timeout, trusted ? "--inbound-proxy-trusted" : NULL, trusted, NULL };
+			       timeout, opt, val, NULL };
 
 	s->host_port = inproc_free_port();
 	snprintf(s->expose, sizeof(s->expose), "tcp:%u:%u", s->host_port, GUEST_PORT);
 	s->f = inproc_start(args);
 	return s;
+}
+
+/* @trusted replaces --inbound-proxy-trusted's default if given. */
+static struct inb *inb_start_trusting(const char *mode, const char *timeout, const char *trusted)
+{
+	return inb_start_opt(mode, timeout, trusted ? "--inbound-proxy-trusted" : NULL, trusted);
 }
 
 static struct inb *inb_start(const char *mode, const char *timeout)
@@ -120,27 +127,15 @@ static int setup_required_silent_guest(void **state)
  */
 static int setup_off_limited_silent_guest(void **state)
 {
-	struct inb *s = g_new0(struct inb, 1);
-	const char *args[] = { "--expose", s->expose, "--expose-address", "127.0.0.1",
-			       "--inbound-proxy-protocol", "off", "--max-inbound-flows", "2", "--log-level", "debug", NULL };
-
-	s->host_port = inproc_free_port();
-	snprintf(s->expose, sizeof(s->expose), "tcp:%u:%u", s->host_port, GUEST_PORT);
-	s->f = inproc_start(args);
-	*state = s;
+	*state = inb_start_opt("off", "3s", "--max-inbound-flows", "2");
 	return 0;
 }
 
 /* Required, and one exposed-port connection at most. */
 static int setup_required_limit_1(void **state)
 {
-	struct inb *s = g_new0(struct inb, 1);
-	const char *args[] = { "--expose", s->expose, "--expose-address", "127.0.0.1",
-			       "--inbound-proxy-protocol", "required", "--max-inbound-flows", "1", NULL };
+	struct inb *s = inb_start_opt("required", "3s", "--max-inbound-flows", "1");
 
-	s->host_port = inproc_free_port();
-	snprintf(s->expose, sizeof(s->expose), "tcp:%u:%u", s->host_port, GUEST_PORT);
-	s->f = inproc_start(args);
 	inproc_arp_gateway(s->f);
 	*state = s;
 	return 0;
@@ -182,14 +177,16 @@ static size_t v2_header(uint8_t *buf, const char *src, uint16_t sport, bool loca
 }
 
 /* One full exchange after the header: guest sees @want_peer, data both ways, header not leaked. */
-static void exchange(struct inb *s, int fd, const char *want_peer, uint16_t want_port)
+/* As exchange(), the guest's SYN awaited up to @syn_ms. */
+static void exchange_within(struct inb *s, int fd, const char *want_peer, uint16_t want_port,
+			    int syn_ms)
 {
 	struct inproc_gconn c;
 	uint8_t buf[256];
 	size_t n;
 
 	client_send(fd, "ping", 4);
-	assert_true(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, INPROC_WAIT_MS));
+	assert_true(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, syn_ms));
 	assert_int_equal(c.peer.s_addr, inproc_ip(want_peer).s_addr);
 	if (want_port)
 		assert_int_equal(c.peer_port, want_port);
@@ -200,6 +197,11 @@ static void exchange(struct inb *s, int fd, const char *want_peer, uint16_t want
 	inproc_guest_send(s->f, &c, 0x18, "pong", 4);
 	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), 4);
 	assert_memory_equal(buf, "pong", 4);
+}
+
+static void exchange(struct inb *s, int fd, const char *want_peer, uint16_t want_port)
+{
+	exchange_within(s, fd, want_peer, want_port, INPROC_WAIT_MS);
 }
 
 static void test_v2_header_gives_client_address(void **state)
@@ -495,7 +497,6 @@ static void test_duplicates_before_guest_speaks(void **state)
 	const char *dup_from[] = { "127.0.0.2", "127.0.0.3" };
 	struct sockaddr_in first;
 	socklen_t len = sizeof(first);
-	struct inproc_gconn c;
 	uint8_t buf[16];
 	int fd, dups[2];
 
@@ -512,19 +513,13 @@ static void test_duplicates_before_guest_speaks(void **state)
 	assert_int_equal(st->inbound_duplicates, 2);
 
 	inproc_arp_gateway(s->f);
-	client_send(fd, "ping", 4);
 	/*
 	 * The third's SYN goes at once, the first's again 6 s after its
 	 * accept, the second's 1.3 s later: only then are all three told
 	 * apart, and the first's SYN, kept meanwhile, comes again 12 s on.
+	 * Its peer is the gateway: the first client is a loopback one.
 	 */
-	assert_true(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, 25000));
-	inproc_guest_send(s->f, &c, 0x12, NULL, 0);
-	assert_int_equal(inproc_guest_recv_data(s->f, &c, buf, sizeof(buf)), 4);
-	assert_memory_equal(buf, "ping", 4);
-	inproc_guest_send(s->f, &c, 0x18, "pong", 4);
-	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), 4);
-	assert_memory_equal(buf, "pong", 4);
+	exchange_within(s, fd, "10.0.2.2", ntohs(first.sin_port), 25000);
 	for (int i = 0; i < 1500 && st->duplicates_removed < 2; i++)
 		inproc_pump(10);
 	assert_int_equal(st->duplicates_removed, 2);
