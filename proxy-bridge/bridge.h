@@ -236,6 +236,8 @@ struct bridge_stats {
 	uint64_t inbound_duplicates;   /* libslirp accepted a second socket on a live tuple: refused */
 	uint64_t duplicate_syns;       /* SYNs kept from the guest on a tuple such a socket shares */
 	uint64_t duplicates_removed;   /* such sockets libslirp has closed since */
+	uint64_t syns_replayed;        /* a live connection's SYN kept while such a socket made
+					  its tuple ambiguous, sent on from its copy */
 	uint64_t orphans_reset;        /* libslirp connections to the guest without a flow, reset at their SYN */
 	uint64_t inbound_held;         /* refused clients' and duplicates' sockets libslirp holds now */
 };

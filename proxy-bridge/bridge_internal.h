@@ -36,6 +36,22 @@ struct bridge_dup {
 #define BRIDGE_DUP_MAX 16
 
 /*
+ * The lowest SYN libslirp sent on a tuple whose early duplicates keep it
+ * ambiguous (flow_inbound_first_syns()): once all the tuple's SYNs are
+ * seen, the lowest is the live connection's, consumed meanwhile, and this
+ * copy goes on in its place instead of waiting for libslirp to send it
+ * again (up to 12 s).  One per such tuple, and each has a tracked
+ * duplicate: BRIDGE_DUP_MAX at most.
+ */
+struct bridge_syn_low {
+	bool used;
+	struct flow_key skey;          /* libslirp's view */
+	uint32_t seq;
+	size_t len;
+	uint8_t frame[BRIDGE_SYN_MAX];
+};
+
+/*
  * A connection libslirp opened towards the guest that no flow holds (an
  * exposed port's client refused for a full table): its SYN is kept from
  * the guest and the connection reset in libslirp once outside its
@@ -90,6 +106,7 @@ struct bridge_inbound {
 	struct bridge_dup dups[BRIDGE_DUP_MAX];
 	size_t ndups;
 	uint64_t dup_serial;           /* the next duplicate's serial */
+	struct bridge_syn_low syn_low[BRIDGE_DUP_MAX];
 	size_t nheld;                  /* refused clients' sockets libslirp holds, tagged &held_tag */
 	char held_tag;
 };

@@ -147,6 +147,22 @@ static void flow_inbound_hdr_wait_release(struct bridge *br, struct flow *f)
 		netstack_fd_extra_events(br->ns, f->fd, 0);
 }
 
+/* Whether @dup is a live duplicate on libslirp's tuple @skey. */
+static bool flow_inbound_dup_on(const struct bridge_dup *dup, const struct flow_key *skey)
+{
+	return dup->used && !memcmp(&dup->skey, skey, sizeof(*skey));
+}
+
+/* Whether a duplicate socket still shares libslirp's tuple @skey. */
+static bool flow_inbound_tuple_shared(const struct bridge *br, const struct flow_key *skey)
+{
+	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+		if (flow_inbound_dup_on(&br->in.dups[i], skey))
+			return true;
+	}
+	return false;
+}
+
 /* Host port -> guest port of an exposed port, 0 if @port is not exposed. */
 static uint16_t flow_inbound_guest_port(const struct bridge *br, uint16_t host_port)
 {
@@ -433,9 +449,20 @@ static gboolean flow_inbound_tick(gpointer data)
 		 * by a retransmitted SYN: only a rejected flow whose socket
 		 * libslirp still holds is reset.
 		 */
-		if (f && f->state == FLOW_REJECTED && f->kind == FLOW_INBOUND && f->fd >= 0 &&
-		    f->u.in.stack_isn_known)
-			flow_inbound_send_rst(br, f);
+		if (!f || f->state != FLOW_REJECTED || f->kind != FLOW_INBOUND || f->fd < 0 ||
+		    !f->u.in.stack_isn_known)
+			continue;
+		/*
+		 * While a duplicate shares the tuple, libslirp may hand the reset
+		 * to it, which drops it: wait for flow_inbound_dups_kill() to
+		 * remove it (the queue's length stays as it was).
+		 */
+		if (flow_inbound_tuple_shared(br, &f->skey)) {
+			br->in.rst_queue[(br->in.rst_head + br->in.rst_len++) % BRIDGE_HDR_WAIT_MAX] =
+				f->slot;
+			continue;
+		}
+		flow_inbound_send_rst(br, f);
 	}
 
 	if (br->in.nhdr_wait_free == BRIDGE_HDR_WAIT_MAX && !br->in.rst_len) {
@@ -747,16 +774,50 @@ static int flow_inbound_fd_events(struct bridge *br, struct flow *f, int revents
 	return revents;
 }
 
-/* Whether @dup is a live duplicate on libslirp's tuple @skey. */
-static bool flow_inbound_dup_on(const struct bridge_dup *dup, const struct flow_key *skey)
+/* The copy of the lowest SYN seen on @skey's ambiguous tuple, or NULL. */
+static struct bridge_syn_low *flow_inbound_syn_low_of(struct bridge *br,
+						      const struct flow_key *skey)
 {
-	return dup->used && !memcmp(&dup->skey, skey, sizeof(*skey));
+	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+		struct bridge_syn_low *low = &br->in.syn_low[i];
+
+		if (low->used && !memcmp(&low->skey, skey, sizeof(*skey)))
+			return low;
+	}
+	return NULL;
+}
+
+/*
+ * Keep a copy of @v, a SYN on @skey's ambiguous tuple, if it is the lowest
+ * seen there.  A tuple is ambiguous only while one of the BRIDGE_DUP_MAX
+ * tracked duplicates is on it, so a slot is always free; if one were not,
+ * the live SYN would only wait for libslirp to send it again.
+ */
+static void flow_inbound_keep_syn_low(struct bridge *br, const struct flow_key *skey,
+				      const struct rw_view *v)
+{
+	struct bridge_syn_low *low = flow_inbound_syn_low_of(br, skey);
+	size_t len = (size_t)(v->ip - v->eth) + v->ip_len;
+	uint32_t seq = rw_tcp_seq(v);
+
+	for (size_t i = 0; i < BRIDGE_DUP_MAX && !low; i++) {
+		if (!br->in.syn_low[i].used)
+			low = &br->in.syn_low[i];
+	}
+	if (!low || len > sizeof(low->frame) || (low->used && !seq_after(low->seq, seq)))
+		return;
+	low->used = true;
+	low->skey = *skey;
+	low->seq = seq;
+	low->len = len;
+	memcpy(low->frame, v->eth, len);
 }
 
 /* Forget the SYNs seen on @skey's tuple while it was ambiguous: one of its sockets went. */
 static void flow_inbound_forget_candidates(struct bridge *br, const struct flow_key *skey)
 {
 	struct flow *f = flowtab_lookup_stack(br->flows, skey);
+	struct bridge_syn_low *low = flow_inbound_syn_low_of(br, skey);
 
 	if (f && f->kind == FLOW_INBOUND)
 		f->u.in.isn_candidate_known = false;
@@ -764,6 +825,8 @@ static void flow_inbound_forget_candidates(struct bridge *br, const struct flow_
 		if (flow_inbound_dup_on(&br->in.dups[i], skey))
 			br->in.dups[i].candidate_known = false;
 	}
+	if (low)
+		low->used = false;
 }
 
 /* @seqs ascending in sequence space (at most BRIDGE_DUP_MAX + 1 of them, all within 2^31). */
@@ -805,10 +868,16 @@ static void flow_inbound_sort_dups(struct bridge_dup **dups, size_t n)
  * to be removed.  A socket that goes meanwhile starts the count again
  * (flow_inbound_dup_closed()).  This assumes @f's socket is the oldest on
  * the tuple, and every duplicate tracked (at most BRIDGE_DUP_MAX in all).
- * Returns true if @seq is consumed.
+ *
+ * @f's SYN, once told apart, need not wait to come again: the lowest SYN
+ * seen is kept (flow_inbound_keep_syn_low()), and if the count ends on
+ * another, *@replay is set to that copy, for the caller to send on.
+ * Returns true if @v is consumed.
  */
-static bool flow_inbound_first_syns(struct bridge *br, struct flow *f, uint32_t seq)
+static bool flow_inbound_first_syns(struct bridge *br, struct flow *f, const struct rw_view *v,
+				    struct bridge_syn_low **replay)
 {
+	uint32_t seq = rw_tcp_seq(v);
 	uint32_t seen[BRIDGE_DUP_MAX + 1];
 	struct bridge_dup *early[BRIDGE_DUP_MAX];
 	size_t nseen = 0, nearly = 0;
@@ -848,6 +917,7 @@ static bool flow_inbound_first_syns(struct bridge *br, struct flow *f, uint32_t 
 		}
 	}
 	seen[nseen++] = seq;
+	flow_inbound_keep_syn_low(br, &f->skey, v);
 	if (nseen < nearly + 1) {
 		br->stats.duplicate_syns++;
 		return true;
@@ -868,6 +938,12 @@ static bool flow_inbound_first_syns(struct bridge *br, struct flow *f, uint32_t 
 		early[i]->isn_known = true;
 		early[i]->candidate_known = false;
 	}
+	/* The copy is needed if @f's SYN came before this one (it is of the lowest). */
+	*replay = flow_inbound_syn_low_of(br, &f->skey);
+	if (*replay && (seq == seen[0] || (*replay)->seq != seen[0])) {
+		(*replay)->used = false;
+		*replay = NULL;
+	}
 	if (seq == seen[0])
 		return false;
 	br->stats.duplicate_syns++;
@@ -877,14 +953,15 @@ static bool flow_inbound_first_syns(struct bridge *br, struct flow *f, uint32_t 
 /*
  * A SYN libslirp sends to the guest on @f's tuple: the flow's own (learnt
  * the first time), or one of a duplicate socket's on the same tuple, which
- * is consumed.  Returns true if consumed.
+ * is consumed.  Returns true if consumed; *@replay as flow_inbound_first_syns().
  */
-static bool flow_inbound_foreign_syn(struct bridge *br, struct flow *f, const struct rw_view *v)
+static bool flow_inbound_foreign_syn(struct bridge *br, struct flow *f, const struct rw_view *v,
+				     struct bridge_syn_low **replay)
 {
 	uint32_t seq = rw_tcp_seq(v);
 
 	if (!f->u.in.stack_isn_known)
-		return flow_inbound_first_syns(br, f, seq);
+		return flow_inbound_first_syns(br, f, v, replay);
 	if (seq == f->u.in.stack_isn)
 		return false; /* the flow's own SYN, again */
 	/*
@@ -930,14 +1007,48 @@ static enum netstack_verdict flow_inbound_hold_frame(struct bridge *br, struct r
 	return NETSTACK_CONSUMED;
 }
 
-static enum netstack_verdict flow_inbound_stack_frame(struct bridge *br, struct rw_view *v,
-						      struct flow *f)
+/* A frame libslirp sends on @f's own connection. */
+static enum netstack_verdict flow_inbound_own_frame(struct bridge *br, struct rw_view *v,
+						    struct flow *f)
 {
-	if (rw_tcp_is_syn(v) && flow_inbound_foreign_syn(br, f, v))
-		return NETSTACK_CONSUMED;
 	if (f->state == FLOW_HDR_WAIT || f->state == FLOW_REJECTED)
 		return flow_inbound_hold_frame(br, v, f);
 	return bridge_to_guest(br, v, f);
+}
+
+/*
+ * @f's SYN, kept as @low while duplicates made its tuple ambiguous and now
+ * told apart: it goes on as if libslirp had just sent it (to the guest,
+ * or held for a header, or answered with a reset if rejected).  @low is
+ * freed.
+ */
+static void flow_inbound_replay_syn(struct bridge *br, struct flow *f, struct bridge_syn_low *low)
+{
+	uint8_t frame[BRIDGE_SYN_MAX];
+	size_t len = low->len;
+	struct rw_view v;
+
+	memcpy(frame, low->frame, len);
+	low->used = false;
+	rw_parse(frame, len, &v);
+	if (v.kind != RW_TRANSPORT || !rw_tcp_is_syn(&v))
+		return;
+	br->stats.syns_replayed++;
+	if (flow_inbound_own_frame(br, &v, f) == NETSTACK_PASS)
+		netstack_send_to_guest(br->ns, frame, len);
+}
+
+static enum netstack_verdict flow_inbound_stack_frame(struct bridge *br, struct rw_view *v,
+						      struct flow *f)
+{
+	struct bridge_syn_low *replay = NULL;
+
+	if (rw_tcp_is_syn(v) && flow_inbound_foreign_syn(br, f, v, &replay)) {
+		if (replay)
+			flow_inbound_replay_syn(br, f, replay);
+		return NETSTACK_CONSUMED;
+	}
+	return flow_inbound_own_frame(br, v, f);
 }
 
 static enum netstack_verdict flow_inbound_guest_frame(struct bridge *br, struct rw_view *v,

@@ -121,6 +121,13 @@ static int setup_required_silent_guest(void **state)
 	return 0;
 }
 
+/* As above, and a header may come 20 s after the connection. */
+static int setup_required_slow_header_silent_guest(void **state)
+{
+	*state = inb_start_trusting("required", "20s", NULL);
+	return 0;
+}
+
 /*
  * Off, --max-inbound-flows 2, and the guest silent: libslirp sends no SYN
  * before it knows the guest's MAC, so the sockets of refused clients stay.
@@ -485,47 +492,98 @@ static void test_refused_sockets_bounded(void **state)
  * connections' SYNs once it knows the guest's MAC, and one that waited a
  * second for it is dropped and sent again seconds later.  Accepting the
  * first client, the second 1.3 s later and the third 1.3 s after that
- * makes the order the third's, the first's, the second's.  The guest must
- * see the first client's SYN, never a duplicate's, and each duplicate
- * must leave libslirp, which takes each one's own sequence number.  (22 s:
- * libslirp's retransmission timer sets the pace.)
+ * makes the order the third's, the first's, the second's: only at the
+ * second's, about 5 s after the guest speaks, are all three told apart,
+ * and the first's SYN, kept meanwhile, goes on from its copy.  (libslirp
+ * would send it again only 12 s after the last: 16 s from the guest's
+ * first word.)  The guest must see the first client's SYN, never a
+ * duplicate's, and each duplicate must leave libslirp, which takes each
+ * one's own sequence number.
+ *
+ * Connects the first client as @fd (its address in *@first, and @hdr
+ * sent at once if given), then the two duplicates, and makes the guest
+ * speak.  Returns when the SYNs are told apart: the first's passed on.
  */
-static void test_duplicates_before_guest_speaks(void **state)
+static void duplicates_while_silent(struct inb *s, int *fd, struct sockaddr_in *first, int dups[2])
 {
-	struct inb *s = *state;
 	const struct bridge_stats *st = bridge_stats(s->f->d.br);
 	const char *dup_from[] = { "127.0.0.2", "127.0.0.3" };
-	struct sockaddr_in first;
-	socklen_t len = sizeof(first);
+	socklen_t len = sizeof(*first);
 	uint8_t buf[16];
-	int fd, dups[2];
 
-	fd = inproc_tcp_connect(s->host_port);
+	*fd = inproc_tcp_connect(s->host_port);
 	assert_true(wait_accepted(s, 1, INPROC_WAIT_MS));
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&first, &len), 0);
-	for (size_t i = 0; i < G_N_ELEMENTS(dups); i++) {
+	assert_int_equal(getsockname(*fd, (struct sockaddr *)first, &len), 0);
+	for (size_t i = 0; i < 2; i++) {
 		inproc_pump(1300);
-		dups[i] = connect_from_port(dup_from[i], ntohs(first.sin_port), s->host_port);
+		dups[i] = connect_from_port(dup_from[i], ntohs(first->sin_port), s->host_port);
 		assert_true(wait_accepted(s, i + 2, INPROC_WAIT_MS));
 		assert_int_equal(inproc_client_read(dups[i], buf, sizeof(buf), INPROC_WAIT_MS),
 				 -ECONNRESET);
 	}
 	assert_int_equal(st->inbound_duplicates, 2);
-
 	inproc_arp_gateway(s->f);
-	/*
-	 * The third's SYN goes at once, the first's again 6 s after its
-	 * accept, the second's 1.3 s later: only then are all three told
-	 * apart, and the first's SYN, kept meanwhile, comes again 12 s on.
-	 * Its peer is the gateway: the first client is a loopback one.
-	 */
-	exchange_within(s, fd, "10.0.2.2", ntohs(first.sin_port), 25000);
+	for (int i = 0; i < 900 && !st->syns_replayed; i++)
+		inproc_pump(10);
+	assert_int_equal(st->syns_replayed, 1);
+}
+
+/* Both duplicates leave libslirp, and no socket of theirs stays held. */
+static void duplicates_removed(struct inb *s, int dups[2])
+{
+	const struct bridge_stats *st = bridge_stats(s->f->d.br);
+
 	for (int i = 0; i < 1500 && st->duplicates_removed < 2; i++)
 		inproc_pump(10);
 	assert_int_equal(st->duplicates_removed, 2);
 	assert_int_equal(st->inbound_held, 0);
-	for (size_t i = 0; i < G_N_ELEMENTS(dups); i++)
-		close(dups[i]);
+	close(dups[0]);
+	close(dups[1]);
+}
+
+/* No header expected: the guest sees the first client at once.  Its peer is the gateway (a loopback client). */
+static void test_duplicates_before_guest_speaks(void **state)
+{
+	struct inb *s = *state;
+	struct sockaddr_in first;
+	int fd, dups[2];
+
+	duplicates_while_silent(s, &fd, &first, dups);
+	exchange(s, fd, "10.0.2.2", ntohs(first.sin_port));
+	duplicates_removed(s, dups);
+	close(fd);
+}
+
+/* The first client's header comes only after: its SYN, from the copy, waits for it, then goes. */
+static void test_duplicates_then_header(void **state)
+{
+	struct inb *s = *state;
+	uint8_t hdr[PROXY_HDR_MAX];
+	struct sockaddr_in first;
+	int fd, dups[2];
+
+	duplicates_while_silent(s, &fd, &first, dups);
+	assert_int_equal(bridge_stats(s->f->d.br)->frames_to_guest, 0);
+	client_send(fd, hdr, v2_header(hdr, CLIENT_IP, 46700, false));
+	exchange(s, fd, CLIENT_IP, 46700);
+	duplicates_removed(s, dups);
+	close(fd);
+}
+
+/* The first client's header never comes: its flow, rejected meanwhile, is reset from the copy at once. */
+static void test_duplicates_then_rejected(void **state)
+{
+	struct inb *s = *state;
+	const struct bridge_stats *st = bridge_stats(s->f->d.br);
+	struct sockaddr_in first;
+	uint8_t buf[16];
+	int fd, dups[2];
+
+	duplicates_while_silent(s, &fd, &first, dups);
+	assert_int_equal(st->inbound_dropped[BRIDGE_IN_TIMEOUT], 1);
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), 1000), -ECONNRESET);
+	assert_int_equal(st->frames_to_guest, 0);
+	duplicates_removed(s, dups);
 	close(fd);
 }
 
@@ -742,6 +800,10 @@ int main(void)
 						setup_off_limited_silent_guest, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates_before_guest_speaks,
 						setup_off_limited_silent_guest, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates_then_header,
+						setup_required_slow_header_silent_guest, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates_then_rejected,
+						setup_required_silent_guest, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_descriptors_rests, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_client_times_out, setup_required_short, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_header_does_not_block_others, setup_required_short, teardown),
