@@ -155,6 +155,13 @@ struct bridge_config {
  * or --max-inbound-flows if lower; at the bound, no client is accepted.
  */
 #define BRIDGE_INBOUND_HELD_MAX 256
+/*
+ * Of those, duplicates (a second socket on a live connection's tuple) the
+ * bridge tracks to remove from libslirp; more are held until libslirp's
+ * SYN timeout, and one that comes before the live connection's SYN went
+ * refuses that connection too (flow_inbound.c).
+ */
+#define BRIDGE_DUP_MAX 16
 /* ICMP echo requests libslirp may have a socket open for at once. */
 #define BRIDGE_ICMP_MAX 256
 

@@ -33,7 +33,7 @@ struct bridge_dup {
 	bool candidate_known;
 	uint64_t attempts;
 };
-#define BRIDGE_DUP_MAX 16
+/* At most BRIDGE_DUP_MAX (bridge.h). */
 
 /*
  * The lowest SYN libslirp sent on a tuple whose early duplicates keep it

@@ -71,6 +71,8 @@ struct flow_inbound {
 	bool stack_isn_known;
 	uint32_t isn_candidate;    /* a SYN seen while duplicates made it ambiguous (flow_inbound_first_syns) */
 	bool isn_candidate_known;
+	bool abandoned;            /* an untracked early duplicate shares the tuple: refused, every
+				      SYN on it kept from the guest (flow_inbound_abandon()) */
 	bool peer_trusted;         /* the peer may send a PROXY header */
 	bool unix_client;          /* accepted on a unix exposed port (unixexpose.h) */
 };

@@ -23,8 +23,10 @@
  * | HDR_WAIT | bad, missing, late, untrusted header; client | REJECTED | - now; the tick sends libslirp a RST |
  * |          | gone; the client's key is a live flow's      |          | as from the guest, its close resets  |
  * |          |                                              |          | the client (SO_LINGER 0)             |
- * | REJECTED | libslirp's SYN, late (the guest's MAC not    | REJECTED | the tick sends libslirp a RST        |
- * |          | known yet) or again (the RST never went)     |          |                                      |
+ * | OPEN,    | a duplicate the table cannot track, before   | REJECTED | RST to the client now; no SYN on the |
+ * | HDR_WAIT | libslirp sent the flow's SYN                 |          | tuple reaches the guest (abandoned)  |
+ * | REJECTED | libslirp's SYN, late (the guest's MAC not    | REJECTED | the tick sends libslirp a RST, once  |
+ * |          | known yet) or again (the RST never went)     |          | no duplicate shares the tuple        |
  * | REJECTED | libslirp closes the socket                   | CLOSED   | -                                    |
  * | REJECTED | 30 s on, libslirp still holds the socket     | REJECTED | - (looked at again every 10 s)       |
  * | OPEN     | --tcp-idle-timeout without a frame           | CLOSED   | RST to libslirp and to the guest     |
@@ -574,9 +576,30 @@ static void flow_inbound_init_flow(struct bridge *br, struct flow *f, int fd)
  * and flow_inbound_dups_kill() removes it.  Its client gets a reset when libslirp
  * closes the socket (SO_LINGER 0).
  */
-static void flow_inbound_refuse_duplicate(struct bridge *br, int fd, const struct flow_key *skey,
-					    const struct flow *live)
+/*
+ * A duplicate came before libslirp sent @f's SYN, and the duplicate table
+ * is full: flow_inbound_first_syns() counts the tracked sockets only, so
+ * @f's SYN can no longer be told from the untracked one's, and the guest
+ * could be handed a connection whose client was reset.  @f is refused
+ * too: its client is reset now, every SYN on the tuple is kept from the
+ * guest, and libslirp's sockets there go at its 75 s SYN timeout (held
+ * meanwhile, as all refused sockets are).
+ */
+static void flow_inbound_abandon(struct bridge *br, struct flow *f)
 {
+	f->u.in.abandoned = true;
+	bridge_log_flow(br, &f->skey, "refused: more duplicates of this client's address and port "
+			"than can be told apart before the guest answers");
+	if (f->state != FLOW_REJECTED)
+		flow_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
+	if (f->fd >= 0)
+		bridge_reset_peer_now(f->fd);
+}
+
+static void flow_inbound_refuse_duplicate(struct bridge *br, int fd, const struct flow_key *skey,
+					    struct flow *live)
+{
+	bool early = live->kind == FLOW_INBOUND && !live->u.in.stack_isn_known;
 	struct bridge_dup *dup = NULL;
 
 	br->stats.inbound_duplicates++;
@@ -593,12 +616,13 @@ static void flow_inbound_refuse_duplicate(struct bridge *br, int fd, const struc
 		 * SYNs still never reach the guest.
 		 */
 		flow_inbound_hold_socket(br, fd);
+		if (early && !live->u.in.abandoned)
+			flow_inbound_abandon(br, live);
 		return;
 	}
 	*dup = (struct bridge_dup){
 		.used = true, .fd = fd, .skey = *skey, .live_guest_nxt = live->guest_nxt,
-		.serial = br->in.dup_serial++,
-		.early = live->kind == FLOW_INBOUND && !live->u.in.stack_isn_known,
+		.serial = br->in.dup_serial++, .early = early,
 	};
 	br->in.ndups++;
 	netstack_tag_fd(br->ns, fd, dup);
@@ -867,7 +891,8 @@ static void flow_inbound_sort_dups(struct bridge_dup **dups, size_t n)
  * when it comes, and the rest are the duplicates', in their accept order,
  * to be removed.  A socket that goes meanwhile starts the count again
  * (flow_inbound_dup_closed()).  This assumes @f's socket is the oldest on
- * the tuple, and every duplicate tracked (at most BRIDGE_DUP_MAX in all).
+ * the tuple, and every duplicate tracked (at most BRIDGE_DUP_MAX in all;
+ * past that, flow_inbound_abandon()).
  *
  * @f's SYN, once told apart, need not wait to come again: the lowest SYN
  * seen is kept (flow_inbound_keep_syn_low()), and if the count ends on
@@ -881,6 +906,11 @@ static bool flow_inbound_first_syns(struct bridge *br, struct flow *f, const str
 	uint32_t seen[BRIDGE_DUP_MAX + 1];
 	struct bridge_dup *early[BRIDGE_DUP_MAX];
 	size_t nseen = 0, nearly = 0;
+
+	if (f->u.in.abandoned) {
+		br->stats.duplicate_syns++;
+		return true;
+	}
 
 	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
 		struct bridge_dup *dup = &br->in.dups[i];
@@ -1031,7 +1061,7 @@ static void flow_inbound_replay_syn(struct bridge *br, struct flow *f, struct br
 	memcpy(frame, low->frame, len);
 	low->used = false;
 	rw_parse(frame, len, &v);
-	if (v.kind != RW_TRANSPORT || !rw_tcp_is_syn(&v))
+	if (f->fd < 0 || v.kind != RW_TRANSPORT || !rw_tcp_is_syn(&v))
 		return;
 	br->stats.syns_replayed++;
 	if (flow_inbound_own_frame(br, &v, f) == NETSTACK_PASS)
@@ -1060,10 +1090,16 @@ static enum netstack_verdict flow_inbound_guest_frame(struct bridge *br, struct 
 	return bridge_to_stack(br, v, f);
 }
 
-/* libslirp closed the socket, or the flow goes: its header-wait slot is free. */
+/*
+ * libslirp closed the socket, or the flow goes: its header-wait slot is
+ * free, and the SYNs seen on its tuple, if still being told apart, are
+ * forgotten (a copy of its SYN must not go to the guest now).
+ */
 static void flow_inbound_release(struct bridge *br, struct flow *f)
 {
 	flow_inbound_hdr_wait_release(br, f);
+	if (!f->u.in.stack_isn_known)
+		flow_inbound_forget_candidates(br, &f->skey);
 }
 
 const struct flow_ops flow_inbound_ops = {

@@ -121,7 +121,14 @@ static int setup_required_silent_guest(void **state)
 	return 0;
 }
 
-/* As above, and a header may come 20 s after the connection. */
+/* Off, and the guest silent. */
+static int setup_off_silent_guest(void **state)
+{
+	*state = inb_start_trusting("off", "3s", NULL);
+	return 0;
+}
+
+/* Required and the guest silent, and a header may come 20 s after the connection. */
 static int setup_required_slow_header_silent_guest(void **state)
 {
 	*state = inb_start_trusting("required", "20s", NULL);
@@ -570,7 +577,11 @@ static void test_duplicates_then_header(void **state)
 	close(fd);
 }
 
-/* The first client's header never comes: its flow, rejected meanwhile, is reset from the copy at once. */
+/*
+ * The first client's header never comes: its flow, rejected meanwhile, is
+ * reset from the copy once the duplicates are gone, well before libslirp
+ * would send its SYN again.
+ */
 static void test_duplicates_then_rejected(void **state)
 {
 	struct inb *s = *state;
@@ -581,9 +592,50 @@ static void test_duplicates_then_rejected(void **state)
 
 	duplicates_while_silent(s, &fd, &first, dups);
 	assert_int_equal(st->inbound_dropped[BRIDGE_IN_TIMEOUT], 1);
-	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), 1000), -ECONNRESET);
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), 3000), -ECONNRESET);
 	assert_int_equal(st->frames_to_guest, 0);
 	duplicates_removed(s, dups);
+	close(fd);
+}
+
+/*
+ * More duplicates than the table tracks (BRIDGE_DUP_MAX), before the guest
+ * speaks: the first client's SYN can no longer be told from the untracked
+ * one's, so the first client is refused too, at once, and no SYN on the
+ * tuple reaches the guest, where one of a reset client's could have.
+ */
+static void test_untracked_duplicate_abandons_tuple(void **state)
+{
+	struct inb *s = *state;
+	const struct bridge_stats *st = bridge_stats(s->f->d.br);
+	int dups[BRIDGE_DUP_MAX + 1], fd;
+	struct sockaddr_in first;
+	socklen_t len = sizeof(first);
+	uint8_t buf[16];
+
+	fd = inproc_tcp_connect(s->host_port);
+	assert_true(wait_accepted(s, 1, INPROC_WAIT_MS));
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&first, &len), 0);
+	for (size_t i = 0; i < G_N_ELEMENTS(dups); i++) {
+		char from[16];
+
+		g_snprintf(from, sizeof(from), "127.0.0.%zu", i + 2);
+		dups[i] = connect_from_port(from, ntohs(first.sin_port), s->host_port);
+		assert_true(wait_accepted(s, i + 2, INPROC_WAIT_MS));
+		assert_int_equal(inproc_client_read(dups[i], buf, sizeof(buf), INPROC_WAIT_MS),
+				 -ECONNRESET);
+	}
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
+	assert_int_equal(st->inbound_duplicates, BRIDGE_DUP_MAX + 1);
+	assert_int_equal(st->inbound_dropped[BRIDGE_IN_DUPLICATE], BRIDGE_DUP_MAX + 2);
+
+	inproc_arp_gateway(s->f);
+	for (int i = 0; i < 300 && st->duplicate_syns < BRIDGE_DUP_MAX; i++)
+		inproc_pump(10);
+	assert_true(st->duplicate_syns >= BRIDGE_DUP_MAX);
+	assert_int_equal(st->frames_to_guest, 0);
+	for (size_t i = 0; i < G_N_ELEMENTS(dups); i++)
+		close(dups[i]);
 	close(fd);
 }
 
@@ -804,6 +856,8 @@ int main(void)
 						setup_required_slow_header_silent_guest, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates_then_rejected,
 						setup_required_silent_guest, teardown),
+		cmocka_unit_test_setup_teardown(test_untracked_duplicate_abandons_tuple,
+						setup_off_silent_guest, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_descriptors_rests, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_client_times_out, setup_required_short, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_header_does_not_block_others, setup_required_short, teardown),
