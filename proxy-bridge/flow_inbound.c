@@ -524,8 +524,13 @@ static void flow_inbound_update_hold(struct bridge *br)
 {
 	size_t max = MIN(BRIDGE_INBOUND_HELD_MAX, bridge_inbound_limit(&br->cfg));
 
+	bool held;
+
 	br->stats.inbound_held = br->in.nheld + br->in.ndups;
-	netstack_hold_accepts(br->ns, br->stats.inbound_held >= max);
+	held = br->stats.inbound_held >= max;
+	netstack_hold_accepts(br->ns, held);
+	if (br->cfg.unix_expose)
+		unixexpose_hold(br->cfg.unix_expose, held);
 }
 
 /* libslirp's socket @fd of a client refused without a flow: counted until libslirp closes it. */

@@ -46,6 +46,7 @@ struct unixexpose {
 	struct unixexpose_wait wait[UNIXEXPOSE_PENDING_MAX];
 	size_t nwait;                  /* dense: [0, nwait) in use */
 	guint timer;                   /* 1 s while anyone waits */
+	bool held;                     /* unixexpose_hold(): accept nothing, time nobody out */
 	struct ratelimit log_rl;
 	struct unixexpose_stats stats;
 };
@@ -77,7 +78,8 @@ static gboolean unixexpose_tick(gpointer data)
 	struct unixexpose *ux = data;
 	int64_t now = g_get_monotonic_time();
 
-	for (size_t i = 0; i < ux->nwait;) {
+	/* libslirp is not accepting, by the bridge's choice: nobody is late. */
+	for (size_t i = 0; i < ux->nwait && !ux->held;) {
 		if (ux->wait[i].deadline_us <= now) {
 			ux->stats.timeouts++;
 			unixexpose_log(ux, "libslirp did not take a client in time", ETIMEDOUT);
@@ -148,6 +150,11 @@ static gboolean unixexpose_accept(int fd, GIOCondition ready, void *opaque)
 	struct unixexpose_listener *l = opaque;
 
 	(void)ready;
+	/* Held: a rest's end watched it again.  Clients wait in the backlog. */
+	if (l->ux->held) {
+		fdsource_set_events(l->src, 0);
+		return G_SOURCE_CONTINUE;
+	}
 	/* Bounded: a flood waits for the next loop turn, it cannot hold this one. */
 	for (int i = 0; i < UNIXEXPOSE_ACCEPT_BATCH; i++) {
 		int client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -270,6 +277,24 @@ enum unixexpose_verdict unixexpose_adopt(struct unixexpose *ux, int fd, uint16_t
 	}
 	ux->stats.strangers++;
 	return UNIXEXPOSE_STRANGER;
+}
+
+void unixexpose_hold(struct unixexpose *ux, bool held)
+{
+	int64_t deadline = g_get_monotonic_time() + UNIXEXPOSE_ADOPT_TIMEOUT_S * G_USEC_PER_SEC;
+
+	if (ux->held == held)
+		return;
+	ux->held = held;
+	/* Those waiting waited on the hold, not on libslirp: their time starts now. */
+	for (size_t i = 0; i < ux->nwait && !held; i++)
+		ux->wait[i].deadline_us = deadline;
+	for (guint i = 0; i < ux->listeners->len; i++) {
+		struct unixexpose_listener *l = g_ptr_array_index(ux->listeners, i);
+
+		if (!l->backoff.timer)
+			fdsource_set_events(l->src, held ? 0 : G_IO_IN);
+	}
 }
 
 const struct unixexpose_stats *unixexpose_stats(const struct unixexpose *ux)

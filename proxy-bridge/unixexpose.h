@@ -22,7 +22,11 @@
  *
  * Bounds: at most UNIXEXPOSE_PENDING_MAX clients wait for libslirp's
  * accept; more are closed at once and counted.  One that libslirp has not
- * accepted within UNIXEXPOSE_ADOPT_TIMEOUT_S is closed and counted.  At
+ * accepted within UNIXEXPOSE_ADOPT_TIMEOUT_S is closed and counted.  While
+ * the bridge holds libslirp's accepts (netstack_hold_accepts(): too many
+ * refused sockets held), unixexpose_hold() stops the listeners too, so new
+ * clients wait in their backlog, and those already waiting are not timed
+ * out: their time starts again when the hold ends.  At
  * most UNIXEXPOSE_ACCEPT_BATCH accepts per wake-up.  A listener whose
  * accept() lacks descriptors or memory rests for CLIENT_BACKOFF_MS (its
  * clients stay queued) instead of waking the loop again at once.
@@ -81,6 +85,12 @@ int unixexpose_listen(struct unixexpose *ux, const char *path, uint16_t guest_po
  */
 enum unixexpose_verdict unixexpose_adopt(struct unixexpose *ux, int fd, uint16_t local_port,
 					 uint16_t peer_port);
+
+/*
+ * unixexpose_hold() - while @held, accept no client and time out none of
+ * those waiting (libslirp is not accepting, by the bridge's choice)
+ */
+void unixexpose_hold(struct unixexpose *ux, bool held);
 
 /* unixexpose_is_relay() - is @port (host order) one of our relay ports? */
 bool unixexpose_is_relay(const struct unixexpose *ux, uint16_t port);

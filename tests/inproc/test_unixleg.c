@@ -71,13 +71,16 @@ static int unix_connect(const char *path)
 	return fd;
 }
 
-static struct ux *ux_start(enum sidecar_kind kind, const char *mode)
+/* With --max-inbound-flows @max_inbound if given, and the guest silent unless @arp. */
+static struct ux *ux_start_opt(enum sidecar_kind kind, const char *mode, const char *max_inbound,
+			       bool arp)
 {
 	struct ux *s = g_new0(struct ux, 1);
 	/* libslirp's path; test_ksteer.c has the kernel's unix leg. */
 	const char *args[] = { "--outbound-proxy", s->out_arg, "--proxy-source", SIDECAR_SOURCE,
 			       "--expose", s->in_arg, "--inbound-proxy-protocol", mode,
-			       "--inbound-header-timeout", "1s", "--steer-stack", "slirp", NULL };
+			       "--inbound-header-timeout", "1s", "--steer-stack", "slirp",
+			       max_inbound ? "--max-inbound-flows" : NULL, max_inbound, NULL };
 
 	s->dir = g_dir_make_tmp("ms-unixleg-XXXXXX", NULL);
 	assert_non_null(s->dir);
@@ -102,8 +105,14 @@ static struct ux *ux_start(enum sidecar_kind kind, const char *mode)
 		break;
 	}
 	s->f = inproc_start(args);
-	inproc_arp_gateway(s->f);
+	if (arp)
+		inproc_arp_gateway(s->f);
 	return s;
+}
+
+static struct ux *ux_start(enum sidecar_kind kind, const char *mode)
+{
+	return ux_start_opt(kind, mode, NULL, true);
 }
 
 static int setup_listening(void **state)
@@ -133,6 +142,13 @@ static int setup_full(void **state)
 static int setup_off(void **state)
 {
 	*state = ux_start(SIDECAR_LISTENING, "off");
+	return 0;
+}
+
+/* Off, --max-inbound-flows 2, and the guest silent: refused clients' sockets stay held. */
+static int setup_off_limited_silent_guest(void **state)
+{
+	*state = ux_start_opt(SIDECAR_LISTENING, "off", "2", false);
 	return 0;
 }
 
@@ -572,6 +588,66 @@ static void test_in_out_of_descriptors(void **state)
 	close(fd);
 }
 
+/* Pump until @count clients were put under libslirp's descriptor, or @ms passed. */
+static bool wait_adopted(struct ux *s, uint64_t count, int ms)
+{
+	const struct unixexpose_stats *us = unixexpose_stats(s->f->d.ux);
+
+	for (int i = 0; i < ms / 10 && us->adopted < count; i++)
+		inproc_pump(10);
+	return us->adopted >= count;
+}
+
+/*
+ * While the bridge holds libslirp's accepts (refused clients' sockets at
+ * their bound: a silent guest and --max-inbound-flows 2 here), the unix
+ * listener accepts nobody either, and a client already handed over is not
+ * timed out: both wait for the hold to end, not 5 s for a hand-over that
+ * cannot come.  Once the guest speaks and the held sockets go, both are
+ * taken (and refused, as the third and fourth were: the limit's two flows
+ * are still there).
+ */
+static void test_in_hold_stops_listener(void **state)
+{
+	struct ux *s = *state;
+	const struct unixexpose_stats *us = unixexpose_stats(s->f->d.ux);
+	const struct bridge_stats *st = bridge_stats(s->f->d.br);
+	uint8_t buf[16];
+	int fds[6];
+	ssize_t n;
+
+	for (int i = 0; i < 3; i++) {
+		fds[i] = unix_connect(s->in_path);
+		assert_true(wait_adopted(s, (uint64_t)i + 1, INPROC_WAIT_MS));
+	}
+	/*
+	 * Two flows, then the third client refused and held; the fourth too,
+	 * which starts the hold; the fifth, accepted with it, is handed over.
+	 */
+	fds[3] = unix_connect(s->in_path);
+	fds[4] = unix_connect(s->in_path);
+	assert_true(wait_adopted(s, 4, INPROC_WAIT_MS));
+	assert_int_equal(st->inbound_held, 2);
+	fds[5] = unix_connect(s->in_path);
+	inproc_pump(500);
+	assert_int_equal(us->accepted, 5);
+	assert_int_equal(us->adopted, 4);
+	inproc_pump((UNIXEXPOSE_ADOPT_TIMEOUT_S + 1) * 1000);
+	assert_int_equal(us->timeouts, 0);
+	assert_int_equal(us->accepted, 5);
+
+	inproc_arp_gateway(s->f);
+	assert_true(wait_adopted(s, 6, 15000));
+	assert_int_equal(us->timeouts, 0);
+	for (int i = 4; i < 6; i++) {
+		n = inproc_client_read(fds[i], buf, sizeof(buf), INPROC_WAIT_MS);
+		assert_true(n == 0 || n == -ECONNRESET);
+	}
+	assert_int_equal(st->inbound_dropped[BRIDGE_IN_INBOUND_FULL], 4);
+	for (int i = 0; i < 6; i++)
+		close(fds[i]);
+}
+
 /* Mode off: no header read; the guest sees the gateway, as for a loopback TCP client. */
 static void test_in_off_mode(void **state)
 {
@@ -610,6 +686,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_in_stranger_refused, setup_off, teardown),
 		cmocka_unit_test_setup_teardown(test_in_out_of_descriptors, setup_listening, teardown),
 		cmocka_unit_test_setup_teardown(test_in_off_mode, setup_off, teardown),
+		cmocka_unit_test_setup_teardown(test_in_hold_stops_listener,
+						setup_off_limited_silent_guest, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
