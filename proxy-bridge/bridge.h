@@ -90,7 +90,8 @@
  * keep each socket 75 s.  So at most BRIDGE_INBOUND_HELD_MAX such sockets
  * (fewer if --max-inbound-flows is lower) are held; at the bound the bridge
  * holds libslirp's accepts (netstack_hold_accepts()), and clients wait in
- * the kernel's backlog until the guest speaks.
+ * the kernel's backlog until some go: once the guest speaks, or at
+ * libslirp's 75 s SYN timeout for those no SYN can be told apart for.
  *
  * Ownership: the bridge owns its flow table; it borrows the netstack, the
  * policy's arrays and the expose list, which must outlive it.
@@ -156,12 +157,14 @@ struct bridge_config {
  */
 #define BRIDGE_INBOUND_HELD_MAX 256
 /*
- * Of those, duplicates (a second socket on a live connection's tuple) the
- * bridge tracks to remove from libslirp; more are held until libslirp's
- * SYN timeout, and one that comes before the live connection's SYN went
- * refuses that connection too (flow_inbound.c).
+ * Duplicates (a second socket on a live connection's tuple) the bridge
+ * tracks to remove from libslirp: all the held bound allows, and one more
+ * per exposed port that libslirp accepts on in the poll that reaches it
+ * (the hold starts at the next), for 64 ports.  Past that they are held
+ * until libslirp's SYN timeout, and one that comes before the live
+ * connection's SYN went refuses that connection too (flow_inbound.c).
  */
-#define BRIDGE_DUP_MAX 16
+#define BRIDGE_DUP_MAX (BRIDGE_INBOUND_HELD_MAX + 64)
 /* ICMP echo requests libslirp may have a socket open for at once. */
 #define BRIDGE_ICMP_MAX 256
 

@@ -35,13 +35,15 @@ struct bridge_dup {
 };
 /* At most BRIDGE_DUP_MAX (bridge.h). */
 
+/* Tuples whose lowest SYN is kept at once; past them, it waits for libslirp to send it again. */
+#define BRIDGE_SYN_LOW_MAX 16
+
 /*
  * The lowest SYN libslirp sent on a tuple whose early duplicates keep it
  * ambiguous (flow_inbound_first_syns()): once all the tuple's SYNs are
  * seen, the lowest is the live connection's, consumed meanwhile, and this
  * copy goes on in its place instead of waiting for libslirp to send it
- * again (up to 12 s).  One per such tuple, and each has a tracked
- * duplicate: BRIDGE_DUP_MAX at most.
+ * again (up to 12 s).  One per such tuple, BRIDGE_SYN_LOW_MAX at once.
  */
 struct bridge_syn_low {
 	bool used;
@@ -106,7 +108,7 @@ struct bridge_inbound {
 	struct bridge_dup dups[BRIDGE_DUP_MAX];
 	size_t ndups;
 	uint64_t dup_serial;           /* the next duplicate's serial */
-	struct bridge_syn_low syn_low[BRIDGE_DUP_MAX];
+	struct bridge_syn_low syn_low[BRIDGE_SYN_LOW_MAX];
 	size_t nheld;                  /* refused clients' sockets libslirp holds, tagged &held_tag */
 	char held_tag;
 };

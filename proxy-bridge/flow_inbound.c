@@ -24,7 +24,9 @@
  * |          | gone; the client's key is a live flow's      |          | as from the guest, its close resets  |
  * |          |                                              |          | the client (SO_LINGER 0)             |
  * | OPEN,    | a duplicate the table cannot track, before   | REJECTED | RST to the client now; no SYN on the |
- * | HDR_WAIT | libslirp sent the flow's SYN                 |          | tuple reaches the guest (abandoned)  |
+ * | HDR_WAIT | libslirp sent the flow's SYN                 |          | tuple reaches the guest, and no RST  |
+ * |          |                                              |          | to libslirp: abandoned, its sockets  |
+ * |          |                                              |          | go at libslirp's 75 s SYN timeout    |
  * | REJECTED | libslirp's SYN, late (the guest's MAC not    | REJECTED | the tick sends libslirp a RST, once  |
  * |          | known yet) or again (the RST never went)     |          | no duplicate shares the tuple        |
  * | REJECTED | libslirp closes the socket                   | CLOSED   | -                                    |
@@ -47,9 +49,12 @@
  * runs only while the wait table or the queue has entries.
  *
  * A client refused with no flow at all (past --max-inbound-flows, a full
- * table, a seventeenth duplicate) is reset at once, and its libslirp socket
- * is tagged and counted as held until libslirp closes it, which the bridge
- * brings about at libslirp's SYN (bridge_stack_orphan_syn()).  Held
+ * table, a duplicate past BRIDGE_DUP_MAX) is reset at once, and its
+ * libslirp socket is tagged and counted as held until libslirp closes it,
+ * which the bridge brings about at libslirp's SYN
+ * (bridge_stack_orphan_syn()), where no flow has the tuple; on a live
+ * flow's tuple its SYN is kept from the guest, and libslirp's 75 s SYN
+ * timeout closes it.  Held
  * sockets and duplicates together reach at most BRIDGE_INBOUND_HELD_MAX
  * (or the inbound limit, if lower): at the bound libslirp's accepts are
  * held (netstack_hold_accepts()) until one goes.
@@ -158,7 +163,7 @@ static bool flow_inbound_dup_on(const struct bridge_dup *dup, const struct flow_
 /* Whether a duplicate socket still shares libslirp's tuple @skey. */
 static bool flow_inbound_tuple_shared(const struct bridge *br, const struct flow_key *skey)
 {
-	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+	for (size_t i = 0; i < BRIDGE_DUP_MAX && br->in.ndups; i++) {
 		if (flow_inbound_dup_on(&br->in.dups[i], skey))
 			return true;
 	}
@@ -595,7 +600,7 @@ static void flow_inbound_abandon(struct bridge *br, struct flow *f)
 	f->u.in.abandoned = true;
 	bridge_log_flow(br, &f->skey, "refused: more duplicates of this client's address and port "
 			"than can be told apart before the guest answers");
-	if (f->state != FLOW_REJECTED)
+	if (f->state == FLOW_OPEN || f->state == FLOW_HDR_WAIT)
 		flow_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
 	if (f->fd >= 0)
 		bridge_reset_peer_now(f->fd);
@@ -713,6 +718,17 @@ void flow_inbound_registered(struct bridge *br, int fd)
 		flow_inbound_refuse_duplicate(br, fd, &key, old);
 		return;
 	}
+	/*
+	 * The live connection went, but a duplicate's socket is still in
+	 * libslirp: the tuple stays taken until it goes, or libslirp would
+	 * hold two sockets again, the newcomer's not even the oldest.
+	 */
+	if (flow_inbound_tuple_shared(br, &key)) {
+		bridge_log_flow(br, &key, "refused: libslirp still holds a refused duplicate with "
+				"this address and port");
+		flow_inbound_refuse_unflowed(br, fd, BRIDGE_IN_DUPLICATE);
+		return;
+	}
 	if (old) {
 		br->stats.inbound_reopened++;
 		bridge_forget_flow(br, old);
@@ -807,7 +823,7 @@ static int flow_inbound_fd_events(struct bridge *br, struct flow *f, int revents
 static struct bridge_syn_low *flow_inbound_syn_low_of(struct bridge *br,
 						      const struct flow_key *skey)
 {
-	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+	for (size_t i = 0; i < BRIDGE_SYN_LOW_MAX; i++) {
 		struct bridge_syn_low *low = &br->in.syn_low[i];
 
 		if (low->used && !memcmp(&low->skey, skey, sizeof(*skey)))
@@ -818,9 +834,10 @@ static struct bridge_syn_low *flow_inbound_syn_low_of(struct bridge *br,
 
 /*
  * Keep a copy of @v, a SYN on @skey's ambiguous tuple, if it is the lowest
- * seen there.  A tuple is ambiguous only while one of the BRIDGE_DUP_MAX
- * tracked duplicates is on it, so a slot is always free; if one were not,
- * the live SYN would only wait for libslirp to send it again.
+ * seen there.  With BRIDGE_SYN_LOW_MAX tuples ambiguous at once (which
+ * takes as many pod-local clients colliding on ports while the guest
+ * boots), the next one's live SYN only waits for libslirp to send it
+ * again.
  */
 static void flow_inbound_keep_syn_low(struct bridge *br, const struct flow_key *skey,
 				      const struct rw_view *v)
@@ -829,7 +846,7 @@ static void flow_inbound_keep_syn_low(struct bridge *br, const struct flow_key *
 	size_t len = (size_t)(v->ip - v->eth) + v->ip_len;
 	uint32_t seq = rw_tcp_seq(v);
 
-	for (size_t i = 0; i < BRIDGE_DUP_MAX && !low; i++) {
+	for (size_t i = 0; i < BRIDGE_SYN_LOW_MAX && !low; i++) {
 		if (!br->in.syn_low[i].used)
 			low = &br->in.syn_low[i];
 	}
@@ -850,7 +867,7 @@ static void flow_inbound_forget_candidates(struct bridge *br, const struct flow_
 
 	if (f && f->kind == FLOW_INBOUND)
 		f->u.in.isn_candidate_known = false;
-	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+	for (size_t i = 0; i < BRIDGE_DUP_MAX && br->in.ndups; i++) {
 		if (flow_inbound_dup_on(&br->in.dups[i], skey))
 			br->in.dups[i].candidate_known = false;
 	}
@@ -917,7 +934,7 @@ static bool flow_inbound_first_syns(struct bridge *br, struct flow *f, const str
 		return true;
 	}
 
-	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+	for (size_t i = 0; i < BRIDGE_DUP_MAX && br->in.ndups; i++) {
 		struct bridge_dup *dup = &br->in.dups[i];
 
 		if (!flow_inbound_dup_on(dup, &f->skey) || !dup->early || dup->isn_known)
@@ -1148,14 +1165,26 @@ void flow_inbound_dup_closed(struct bridge *br, struct bridge_dup *dup)
  * before every guest frame and after every poll, until libslirp reports
  * the socket closed: the cache can only move to the newcomer or to another
  * connection, and either way the next try finds the newcomer.
+ *
+ * Newest first: past the cache, the lookup takes a tuple's newest socket,
+ * so each RST in that order finds its own, and one pass removes every
+ * duplicate of a tuple.  In accept order, each but the newest's would meet
+ * the newest (the wrong ACK: dropped), one removal a pass, and a guest
+ * frame on the tuple between passes would meet a duplicate too.
  */
 void flow_inbound_dups_kill(struct bridge *br)
 {
-	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
-		struct bridge_dup *dup = &br->in.dups[i];
+	struct bridge_dup *kill[BRIDGE_DUP_MAX];
+	size_t n = 0;
 
-		if (!dup->used || !dup->isn_known)
-			continue;
+	for (size_t i = 0; i < BRIDGE_DUP_MAX; i++) {
+		if (br->in.dups[i].used && br->in.dups[i].isn_known)
+			kill[n++] = &br->in.dups[i];
+	}
+	flow_inbound_sort_dups(kill, n);
+	while (n--) {
+		struct bridge_dup *dup = kill[n];
+
 		dup->attempts++;
 		bridge_inject_rst_swallowed(br, &dup->skey, flow_inbound_zero_mac,
 					    flow_inbound_zero_mac,
