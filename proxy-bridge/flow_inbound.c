@@ -462,11 +462,10 @@ static gboolean flow_inbound_tick(gpointer data)
 		/*
 		 * While a duplicate shares the tuple, libslirp may hand the reset
 		 * to it, which drops it: wait for flow_inbound_dups_kill() to
-		 * remove it (the queue's length stays as it was).
+		 * remove it (back in the queue, whose length stays as it was).
 		 */
 		if (flow_inbound_tuple_shared(br, &f->skey)) {
-			br->in.rst_queue[(br->in.rst_head + br->in.rst_len++) % BRIDGE_HDR_WAIT_MAX] =
-				f->slot;
+			flow_inbound_queue_rst(br, f);
 			continue;
 		}
 		flow_inbound_send_rst(br, f);
@@ -528,7 +527,6 @@ size_t bridge_inbound_limit(const struct bridge_config *cfg)
 static void flow_inbound_update_hold(struct bridge *br)
 {
 	size_t max = MIN(BRIDGE_INBOUND_HELD_MAX, bridge_inbound_limit(&br->cfg));
-
 	bool held;
 
 	br->stats.inbound_held = br->in.nheld + br->in.ndups;
@@ -579,14 +577,6 @@ static void flow_inbound_init_flow(struct bridge *br, struct flow *f, int fd)
 }
 
 /*
- * libslirp accepted a second socket on the tuple of a live connection.  It
- * cannot tell them apart, so the newcomer must leave libslirp before any
- * guest segment is looked up: remember it (its SYN is kept from the guest
- * by flow_inbound_foreign_syn(), which also learns its sequence number),
- * and flow_inbound_dups_kill() removes it.  Its client gets a reset when libslirp
- * closes the socket (SO_LINGER 0).
- */
-/*
  * A duplicate came before libslirp sent @f's SYN, and the duplicate table
  * is full: flow_inbound_first_syns() counts the tracked sockets only, so
  * @f's SYN can no longer be told from the untracked one's, and the guest
@@ -606,6 +596,14 @@ static void flow_inbound_abandon(struct bridge *br, struct flow *f)
 		bridge_reset_peer_now(f->fd);
 }
 
+/*
+ * libslirp accepted a second socket on the tuple of a live connection.  It
+ * cannot tell them apart, so the newcomer must leave libslirp before any
+ * guest segment is looked up: remember it (its SYN is kept from the guest
+ * by flow_inbound_foreign_syn(), which also learns its sequence number),
+ * and flow_inbound_dups_kill() removes it.  Its client gets a reset when libslirp
+ * closes the socket (SO_LINGER 0).
+ */
 static void flow_inbound_refuse_duplicate(struct bridge *br, int fd, const struct flow_key *skey,
 					    struct flow *live)
 {
@@ -905,7 +903,8 @@ static void flow_inbound_sort_dups(struct bridge_dup **dups, size_t n)
  * The first SYN libslirp sends on @f's tuple: @f's own, unless duplicates
  * came before libslirp sent @f's (it waits for the guest's MAC, as at
  * boot).  Then it sends the SYNs of all the tuple's sockets in an order
- * that need not be theirs, and the first one seen need not be @f's.  Their sequence numbers tell them apart: libslirp draws each
+ * that need not be theirs, and the first one seen need not be @f's.
+ * Their sequence numbers tell them apart: libslirp draws each
  * connection's ISN from a counter that only grows (tcp_iss), so @f's
  * socket, accepted first, has the lowest.  So every SYN on the tuple is
  * kept from the guest until one of each socket has been seen (libslirp
