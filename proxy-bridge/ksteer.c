@@ -595,16 +595,24 @@ static void ksteer_from_stack(struct ksteer *ks, size_t n)
 	ks->stats.frames_to_guest++;
 }
 
-static void ksteer_read_tun(struct ksteer *ks)
+/*
+ * The private stack's frames for the guest, up to KSTEER_TUN_BATCH, then
+ * one notification.  Returns the frames read when a read found the tun
+ * empty (EAGAIN), -1 when it stopped before that (the batch ran out, the
+ * guest's ring throttled us, or a read failed).
+ */
+static int ksteer_read_tun(struct ksteer *ks)
 {
-	size_t sent = 0;
+	int sent = 0, drained = -1;
 
 	ksteer_sync_offloads(ks);
 	for (int i = 0; i < KSTEER_TUN_BATCH && !ks->throttled; i++) {
 		ssize_t n = read(ks->stack.tun, ks->rxbuf + 2, KSTEER_RX_MAX - 2);
 
 		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
+			if (errno == EAGAIN)
+				drained = sent;
+			else if (errno != EINTR)
 				g_warning("kernel path: reading the tun: %s", g_strerror(errno));
 			break;
 		}
@@ -613,6 +621,7 @@ static void ksteer_read_tun(struct ksteer *ks)
 	}
 	if (sent)
 		ks->cfg.tx_flush(ks->cfg.opaque);
+	return drained;
 }
 
 /*
@@ -1203,6 +1212,15 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
  * the tun, a tun write readies a socket, within the round ("Turnaround"
  * in ksteer.h).  Without @tun the tun's frames are left for the next
  * dispatch: the tun is level-triggered, so epoll reports it again then.
+ *
+ * A round that had only the tun to do, and emptied it after one frame
+ * (a reply, a handshake's or a close's segment), ends the dispatch: it
+ * touched no socket, so asking again would only be told there is nothing,
+ * one system call per reply in request/response traffic.  Nothing is lost
+ * if something did come: the tun is level-triggered and a socket's edge
+ * stays queued, so the epoll fd stays readable for the main loop's next
+ * poll.  A round that took more frames asks again, as bulk wants: freeing
+ * them may let the private stack send what TCP's small queues held back.
  */
 static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 {
@@ -1215,6 +1233,11 @@ static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 		n = epoll_wait(ks->epfd, evs, G_N_ELEMENTS(evs), 0);
 		if (n <= 0)
 			break;
+		if (n == 1 && evs[0].data.u64 == KSTEER_TAG_TUN && tun) {
+			if (ksteer_read_tun(ks) == 1)
+				break;
+			continue;
+		}
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 == KSTEER_TAG_TUN) {
 				if (tun)
