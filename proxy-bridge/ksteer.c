@@ -1213,14 +1213,17 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
  * in ksteer.h).  Without @tun the tun's frames are left for the next
  * dispatch: the tun is level-triggered, so epoll reports it again then.
  *
- * A round that had only the tun to do, and emptied it after one frame
- * (a reply, a handshake's or a close's segment), ends the dispatch: it
- * touched no socket, so asking again would only be told there is nothing,
- * one system call per reply in request/response traffic.  Nothing is lost
- * if something did come: the tun is level-triggered and a socket's edge
- * stays queued, so the epoll fd stays readable for the main loop's next
- * poll.  A round that took more frames asks again, as bulk wants: freeing
- * them may let the private stack send what TCP's small queues held back.
+ * A round that had only the tun to do, and emptied it after at most one
+ * frame (a reply, a handshake's or a close's segment), ends the dispatch:
+ * it touched no socket (and the tun orphans what it queues, so reading
+ * frees nothing the stack's sockets wait for), so asking again would only
+ * be told there is nothing, one system call per reply in request/response
+ * traffic.  Nothing is lost if something did come: the tun is
+ * level-triggered and a socket's edge stays queued, so the epoll fd stays
+ * readable for the main loop's next poll.  A round that took more frames
+ * is bulk, where the sidecar or the guest has most often sent more from
+ * another CPU meanwhile: it asks again, which costs less than a turn of
+ * the main loop.
  */
 static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 {
@@ -1234,7 +1237,9 @@ static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 		if (n <= 0)
 			break;
 		if (n == 1 && evs[0].data.u64 == KSTEER_TAG_TUN && tun) {
-			if (ksteer_read_tun(ks) == 1)
+			int frames = ksteer_read_tun(ks);
+
+			if (frames == 0 || frames == 1)
 				break;
 			continue;
 		}

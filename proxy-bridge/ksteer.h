@@ -113,7 +113,7 @@
  * again, up to KSTEER_DISPATCH_ROUNDS times, while its last round
  * returned events, so a reply spliced into the stack reaches the guest
  * (and what the sidecar sent meanwhile is relayed in the same turn); a
- * round that only emptied the tun of one frame is the last.
+ * round that only emptied the tun of at most one frame is the last.
  *
  * Semantics that differ from libslirp's path: the guest's handshake
  * completes before the sidecar is connected (as with masquerade's

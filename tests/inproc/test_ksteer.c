@@ -728,7 +728,10 @@ static void test_one_turn_each_way(void **state)
 	waits = epoll_waits;
 	g_main_context_iteration(NULL, FALSE);
 	assert_relay_calls(calls, 0, 1, 1);
-	/* One found the sidecar's bytes, one the reply on the tun; none asks after that. */
+	/*
+	 * Two rounds: the sidecar's bytes (with the stack's ACK of the ping,
+	 * if still on the tun), then the reply on the tun; none asks after it.
+	 */
 	assert_int_equal(epoll_waits - waits, 2);
 	while ((n = inproc_recv_delivered(f, rx, sizeof(rx)))) {
 		size_t off;
