@@ -1233,26 +1233,24 @@ static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 	ks->now_us = g_get_monotonic_time();
 	ks->stack_fed = false;
 	for (int round = 0; round < rounds; round++) {
+		int frames = -1; /* ksteer_read_tun()'s answer, if the round read the tun */
+
 		n = epoll_wait(ks->epfd, evs, G_N_ELEMENTS(evs), 0);
 		if (n <= 0)
 			break;
-		if (n == 1 && evs[0].data.u64 == KSTEER_TAG_TUN && tun) {
-			int frames = ksteer_read_tun(ks);
-
-			if (frames == 0 || frames == 1)
-				break;
-			continue;
-		}
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 == KSTEER_TAG_TUN) {
 				if (tun)
-					ksteer_read_tun(ks);
+					frames = ksteer_read_tun(ks);
 			} else if (evs[i].data.u64 == KSTEER_TAG_LISTEN) {
 				ksteer_accept_all(ks);
 			} else {
 				ksteer_sock_event(ks, evs[i].data.u64, evs[i].events);
 			}
 		}
+		/* The tun alone, emptied after at most one frame: see above. */
+		if (n == 1 && (frames == 0 || frames == 1))
+			break;
 	}
 }
 
