@@ -90,6 +90,9 @@ struct ksteer {
 	bool accept_paused;            /* out of descriptors: the listener waits for a flow to end, or the tick */
 	int64_t now_us;                /* the dispatch's clock, for active_us */
 	bool stack_fed;                /* guest frames went to the tun since the last ksteer_poll() */
+	bool tun_behind;               /* the relay wrote into, shut or closed an accepted socket
+					* since the tun's last read: the stack's answer is there */
+	bool round_bulk;               /* a relay in this ksteer_poll() round moved bulk */
 	uint32_t offloads_applied;     /* what the tun was last told (kstack_set_offloads) */
 	bool macs_known;
 	uint8_t guest_mac[6], gw_mac[6];
@@ -258,6 +261,8 @@ static void ksteer_end(struct ksteer *ks, struct kflow *f, enum kflow_end why)
 	case KEND_COUNTED:
 		break;
 	}
+	/* The stack answers the close on the tun (a FIN or a reset), within the call. */
+	ks->tun_behind |= f->sk >= 0;
 	ksteer_close_fd(&f->sk, reset);
 	ksteer_close_fd(&f->up, reset);
 	for (int d = 0; d < 2; d++)
@@ -606,6 +611,7 @@ static int ksteer_read_tun(struct ksteer *ks)
 	int sent = 0, drained = -1;
 
 	ksteer_sync_offloads(ks);
+	ks->tun_behind = false;
 	for (int i = 0; i < KSTEER_TUN_BATCH && !ks->throttled; i++) {
 		ssize_t n = read(ks->stack.tun, ks->rxbuf + 2, KSTEER_RX_MAX - 2);
 
@@ -1052,6 +1058,7 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 				break;
 			}
 			f->shut[d] = true;
+			ks->tun_behind |= d == KF_IN; /* the stack's FIN */
 		}
 		if (!moved) {
 			ret = 0;
@@ -1069,6 +1076,10 @@ out:
 		f->bulk[d] = true;
 	else if (from_empty && *bytes != before)
 		f->bulk[d] = false;
+	/* Bytes into an accepted socket: the private stack sends them on the tun in the call. */
+	if (d == KF_IN && *bytes != before)
+		ks->tun_behind = true;
+	ks->round_bulk |= f->bulk[d];
 	if (!f->in_pipe[d])
 		ksteer_pipe_put(ks, f, d);
 	return ret;
@@ -1213,17 +1224,23 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
  * in ksteer.h).  Without @tun the tun's frames are left for the next
  * dispatch: the tun is level-triggered, so epoll reports it again then.
  *
- * A round that had only the tun to do, and emptied it after at most one
- * frame (a reply, a handshake's or a close's segment), ends the dispatch:
- * it touched no socket (and the tun orphans what it queues, so reading
- * frees nothing the stack's sockets wait for), so asking again would only
- * be told there is nothing, one system call per reply in request/response
- * traffic.  Nothing is lost if something did come: the tun is
- * level-triggered and a socket's edge stays queued, so the epoll fd stays
- * readable for the main loop's next poll.  A round that took more frames
- * is bulk, where the sidecar or the guest has most often sent more from
- * another CPU meanwhile: it asks again, which costs less than a turn of
- * the main loop.
+ * A round whose relay wrote into the private stack reads the tun at its
+ * end, without asking epoll: the stack sends what a socket takes within
+ * the send() or splice() (the tun orphans what it queues, so nothing waits
+ * for a completion), so the frames are there, and a read that finds none
+ * costs what the epoll_wait() that would have found them costs.
+ *
+ * A round that had at most one socket's event besides the tun's, relayed
+ * no bulk (a small message, or nothing), and left the tun empty after at
+ * most one frame (a reply, an ACK, a handshake's or a close's segment)
+ * ends the dispatch: asking again would only be told there is nothing,
+ * one system call per reply in request/response traffic.  Nothing is lost
+ * if something did come: the tun is level-triggered and a socket's edge
+ * stays queued, so the epoll fd stays readable for the main loop's next
+ * poll.  A round that took more frames, had more events or moved bulk is
+ * bulk traffic, where the sidecar or the guest has most often sent more
+ * from another CPU meanwhile: it asks again, which costs less than a turn
+ * of the main loop.
  */
 static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 {
@@ -1234,12 +1251,16 @@ static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 	ks->stack_fed = false;
 	for (int round = 0; round < rounds; round++) {
 		int frames = -1; /* ksteer_read_tun()'s answer, if the round read the tun */
+		int others;      /* events other than the tun's */
 
 		n = epoll_wait(ks->epfd, evs, G_N_ELEMENTS(evs), 0);
 		if (n <= 0)
 			break;
+		others = n;
+		ks->round_bulk = false;
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 == KSTEER_TAG_TUN) {
+				others--;
 				if (tun)
 					frames = ksteer_read_tun(ks);
 			} else if (evs[i].data.u64 == KSTEER_TAG_LISTEN) {
@@ -1248,8 +1269,11 @@ static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 				ksteer_sock_event(ks, evs[i].data.u64, evs[i].events);
 			}
 		}
-		/* The tun alone, emptied after at most one frame: see above. */
-		if (n == 1 && (frames == 0 || frames == 1))
+		/* What the relay wrote into the stack is on the tun now: see above. */
+		if (tun && ks->tun_behind)
+			frames = ksteer_read_tun(ks);
+		/* At most one small relay, and the tun emptied after it with at most one frame. */
+		if (others <= 1 && !ks->round_bulk && (frames == 0 || frames == 1))
 			break;
 	}
 }

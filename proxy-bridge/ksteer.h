@@ -111,9 +111,12 @@
  * relays the sockets (the stack's ACKs for the guest wait on the tun for
  * the next dispatch, to go out together), and a dispatch asks epoll
  * again, up to KSTEER_DISPATCH_ROUNDS times, while its last round
- * returned events, so a reply spliced into the stack reaches the guest
- * (and what the sidecar sent meanwhile is relayed in the same turn); a
- * round that only emptied the tun of at most one frame is the last.
+ * returned events, so what the sidecar sent meanwhile is relayed in the
+ * same turn.  A round whose relay wrote into (or shut, or closed) an
+ * accepted socket reads the tun at its end without asking epoll: the
+ * stack's answer is there when the call returns.  A round with at most one
+ * socket's event that moved no bulk and left the tun empty after at most
+ * one frame (request/response) is the last.
  *
  * Semantics that differ from libslirp's path: the guest's handshake
  * completes before the sidecar is connected (as with masquerade's
