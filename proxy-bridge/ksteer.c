@@ -91,8 +91,10 @@ struct ksteer {
 	int64_t now_us;                /* the dispatch's clock, for active_us */
 	bool stack_fed;                /* guest frames went to the tun since the last ksteer_poll() */
 	bool tun_behind;               /* the relay wrote into, shut or closed an accepted socket
-					* since the tun's last read: the stack's answer is there */
-	bool round_bulk;               /* a relay in this ksteer_poll() round moved bulk */
+					* since ksteer_read_tun() last ran: the stack's answer
+					* is most likely on the tun */
+	bool round_bulk;               /* a relay in this ksteer_poll() round left a direction
+					* marked bulk (kflow.bulk) */
 	uint32_t offloads_applied;     /* what the tun was last told (kstack_set_offloads) */
 	bool macs_known;
 	uint8_t guest_mac[6], gw_mac[6];
@@ -1224,23 +1226,27 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
  * in ksteer.h).  Without @tun the tun's frames are left for the next
  * dispatch: the tun is level-triggered, so epoll reports it again then.
  *
- * A round whose relay wrote into the private stack reads the tun at its
- * end, without asking epoll: the stack sends what a socket takes within
- * the send() or splice() (the tun orphans what it queues, so nothing waits
- * for a completion), so the frames are there, and a read that finds none
- * costs what the epoll_wait() that would have found them costs.
+ * A round whose relay wrote into, shut or closed an accepted socket
+ * reads the tun at its end, without asking epoll: the stack sends what
+ * its windows allow within the send(), splice(), shutdown() or close()
+ * (the tun orphans what it queues, so nothing waits for a completion),
+ * so in request/response the reply is there.  Where a window or Nagle
+ * held the bytes back, that read finds nothing, one call more than
+ * before, and epoll reports the frames when they come.
  *
- * A round that had at most one socket's event besides the tun's, relayed
- * no bulk (a small message, or nothing), and left the tun empty after at
- * most one frame (a reply, an ACK, a handshake's or a close's segment)
- * ends the dispatch: asking again would only be told there is nothing,
- * one system call per reply in request/response traffic.  Nothing is lost
- * if something did come: the tun is level-triggered and a socket's edge
- * stays queued, so the epoll fd stays readable for the main loop's next
- * poll.  A round that took more frames, had more events or moved bulk is
- * bulk traffic, where the sidecar or the guest has most often sent more
- * from another CPU meanwhile: it asks again, which costs less than a turn
- * of the main loop.
+ * A round that read the tun, had at most one event besides the tun's (a
+ * socket's or the listener's), left no direction marked bulk, and whose
+ * last read left the tun empty after at most one frame (a reply, an ACK,
+ * a handshake's or a close's segment) ends the dispatch: asking again
+ * would only be told there is nothing, one system call per reply in
+ * request/response traffic.  Nothing is lost if something did come, or
+ * was made after that read (a window update a recv() sent, the reset of
+ * a stray accept's close): the tun is level-triggered and a socket's edge
+ * stays queued, so the epoll fd stays readable and the main loop's next
+ * turn takes it.  A round that took more frames, had more events or
+ * moved bulk is bulk traffic, where the sidecar or the guest has most
+ * often sent more from another CPU meanwhile: it asks again, which costs
+ * less than a turn of the main loop.
  */
 static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 {
@@ -1272,7 +1278,7 @@ static void ksteer_poll(struct ksteer *ks, int rounds, bool tun)
 		/* What the relay wrote into the stack is on the tun now: see above. */
 		if (tun && ks->tun_behind)
 			frames = ksteer_read_tun(ks);
-		/* At most one small relay, and the tun emptied after it with at most one frame. */
+		/* At most one other event, no bulk, the tun's last read emptied it after <= 1 frame. */
 		if (others <= 1 && !ks->round_bulk && (frames == 0 || frames == 1))
 			break;
 	}

@@ -112,11 +112,12 @@
  * the next dispatch, to go out together), and a dispatch asks epoll
  * again, up to KSTEER_DISPATCH_ROUNDS times, while its last round
  * returned events, so what the sidecar sent meanwhile is relayed in the
- * same turn.  A round whose relay wrote into (or shut, or closed) an
- * accepted socket reads the tun at its end without asking epoll: the
- * stack's answer is there when the call returns.  A round with at most one
- * socket's event that moved no bulk and left the tun empty after at most
- * one frame (request/response) is the last.
+ * same turn.  A dispatch round whose relay wrote into (or shut, or
+ * closed) an accepted socket reads the tun at its end without asking
+ * epoll: the stack's answer is there when the call returns, unless a
+ * window or Nagle holds it back.  A round with at most one event besides
+ * the tun's, no direction marked bulk, and a last tun read that emptied
+ * it after at most one frame (request/response) is the last.
  *
  * Semantics that differ from libslirp's path: the guest's handshake
  * completes before the sidecar is connected (as with masquerade's

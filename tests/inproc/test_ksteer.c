@@ -694,7 +694,7 @@ static void assert_relay_calls(struct relay_calls since, unsigned int splices, u
  * the socket empty); the direction the bytes did not take is not asked.
  * The reply's turn asks epoll once: not again for the tun its relay has
  * just fed, nor a last time to be told there is nothing left
- * (ksteer_poll()).
+ * (ksteer_poll()); so does the turn of the sidecar's FIN.
  */
 static void test_one_turn_each_way(void **state)
 {
@@ -745,6 +745,20 @@ static void test_one_turn_each_way(void **state)
 		off = (size_t)(v.l4[12] >> 4) * 4;
 		replied |= v.l4_len - off == 4 && !memcmp(v.l4 + off, "pong", 4);
 	}
+	assert_true(replied);
+
+	/*
+	 * The sidecar's FIN: the relay shuts the accepted socket, and the
+	 * stack's FIN for the guest is read off the tun at the same round's
+	 * end (tun_behind), one epoll_wait() again.
+	 */
+	assert_int_equal(shutdown(conn, SHUT_WR), 0);
+	waits = epoll_waits;
+	g_main_context_iteration(NULL, FALSE);
+	assert_int_equal(epoll_waits - waits, 1);
+	replied = false;
+	while ((n = inproc_recv_delivered(f, rx, sizeof(rx))))
+		replied |= inproc_is_tcp(rx, n, &(struct inproc_tcp_match){ c.dport, c.sport, 0x01 });
 	assert_true(replied);
 	close(conn);
 }
