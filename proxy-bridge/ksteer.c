@@ -67,6 +67,8 @@ struct kflow {
 	bool rdhup[2];                 /* ... reported its peer's FIN (EPOLLRDHUP, EPOLLHUP) */
 	bool bulk[2];                  /* the direction moves bulk: not ksteer_pump_small() */
 	bool out_pending;              /* CONNECTING: an edge on sk was spent unread */
+	bool up_bounded;               /* up's unsent bytes are bounded (ksteer_bound_unsent()) */
+	uint32_t up_given;             /* until then: the most bytes up may have been given */
 };
 
 struct ksteer {
@@ -637,17 +639,29 @@ static int ksteer_read_tun(struct ksteer *ks)
  */
 
 /*
- * Keep at most KSTEER_SIDECAR_NOTSENT_LOWAT unsent bytes in the socket to
- * the sidecar.  Bytes queued beyond the window go out when the sidecar's
- * ACK opens it, and that transmit runs in the sidecar's context, on its
- * CPU time, in its recv(): with a deep queue the sidecar did our sending
- * and fell behind (docs/PERFORMANCE.md).  Failure costs only that speed.
+ * Keep at most KSTEER_SIDECAR_NOTSENT_LOWAT unsent bytes in @f's socket
+ * to the sidecar.  Bytes queued beyond the window go out when the
+ * sidecar's ACK opens it, and that transmit runs in the sidecar's context,
+ * on its CPU time, in its recv(): with a deep queue the sidecar did our
+ * sending and fell behind (docs/PERFORMANCE.md).  Called before up is
+ * given up to @more bytes; the bound is set only once up could have been
+ * given KSTEER_SIDECAR_NOTSENT_LOWAT bytes in all, as a socket given fewer
+ * cannot hold more unsent: until then it would change nothing, and a
+ * short flow is spared the call.  A unix leg has no such bound
+ * (up_bounded from the start).  Failure costs only that speed.
  */
-static void ksteer_limit_unsent(int fd)
+static void ksteer_bound_unsent(struct kflow *f, size_t more)
 {
 	int lowat = KSTEER_SIDECAR_NOTSENT_LOWAT;
 
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)))
+	if (f->up_bounded)
+		return;
+	if (more < KSTEER_SIDECAR_NOTSENT_LOWAT - f->up_given) {
+		f->up_given += (uint32_t)more;
+		return;
+	}
+	f->up_bounded = true;
+	if (setsockopt(f->up, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)))
 		g_debug("kernel path: TCP_NOTSENT_LOWAT: %s", g_strerror(errno));
 }
 
@@ -668,7 +682,6 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	ksteer_limit_unsent(fd);
 	(void)tcpcc_set_unpaced(fd);
 	ret = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
 	/* EAGAIN is no "in progress" here: no local port is left. */
@@ -730,6 +743,8 @@ static void ksteer_accepted(struct ksteer *ks, int sk, const struct sockaddr_in 
 		return;
 	}
 	f->up = up;
+	f->up_given = 0;
+	f->up_bounded = ks->cfg.proxy_unix_path != NULL;
 	f->state = KF_CONNECTING;
 	ksteer_epoll(ks, EPOLL_CTL_ADD, f->sk, KSTEER_SOCK_EVENTS, (uint64_t)slot << 1 | KF_OUT);
 	ksteer_epoll(ks, EPOLL_CTL_ADD, f->up, KSTEER_SOCK_EVENTS, (uint64_t)slot << 1 | KF_IN);
@@ -817,6 +832,7 @@ static int ksteer_send_header(struct ksteer *ks, struct kflow *f)
 		f->eof[KF_OUT] = true;
 	else if (errno != EAGAIN && errno != EINTR)
 		return -errno;
+	ksteer_bound_unsent(f, len);
 	sent = send(f->up, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (sent < 0 && errno != EAGAIN && errno != EINTR)
 		return -errno;
@@ -962,6 +978,8 @@ static int ksteer_pump_small(struct ksteer *ks, struct kflow *f, int d, int src,
 		f->eof[d] = true;
 		return 1;
 	}
+	if (d == KF_OUT)
+		ksteer_bound_unsent(f, (size_t)n);
 	sent = send(dst, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (sent < 0 && errno != EAGAIN && errno != EINTR)
 		return -errno;
@@ -1037,6 +1055,8 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 			}
 		}
 		if (f->in_pipe[d]) {
+			if (d == KF_OUT)
+				ksteer_bound_unsent(f, f->in_pipe[d]);
 			n = splice(p->rd, NULL, dst, NULL, f->in_pipe[d],
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {

@@ -92,9 +92,11 @@
  * socket to the sidecar and the private stack's listener, whose accepted
  * sockets inherit it, ask for an unpaced congestion control, whatever the
  * node's default.  A TCP socket to the sidecar holds at most
- * KSTEER_SIDECAR_NOTSENT_LOWAT bytes not yet sent (TCP_NOTSENT_LOWAT), the
- * rest waits in the pipe: the daemon does its own sending, not the
- * sidecar's recv() when its ACK opens the window.  EOF is passed on as
+ * KSTEER_SIDECAR_NOTSENT_LOWAT bytes not yet sent (TCP_NOTSENT_LOWAT, set
+ * once it could have been given that many: a flow that stays shorter
+ * never needs it), the rest waits in the pipe: the daemon does its own
+ * sending, not the sidecar's recv() when its ACK opens the window.  EOF
+ * is passed on as
  * shutdown(SHUT_WR) once the pipe drained (the second direction's by the
  * close() that ends the flow: one system call less); an error or reset on either
  * socket (EPOLLERR with SO_ERROR set, or a splice(), recv(), send() or
