@@ -519,6 +519,37 @@ static uint8_t stream_byte(size_t k)
 	return (uint8_t)(k * 7 + k / 251);
 }
 
+/*
+ * The guest sends @count messages of @len bytes (at most 1400) of that
+ * stream, the daemon's loop run after every fourth.
+ */
+static void send_stream(struct inproc *f, struct gconn *c, size_t count, size_t len)
+{
+	uint8_t msg[1400];
+
+	assert_true(len <= sizeof(msg));
+	for (size_t i = 0; i < count; i++) {
+		for (size_t k = 0; k < len; k++)
+			msg[k] = stream_byte(i * len + k);
+		gsend(f, c, 0x18, msg, len);
+		if (i % 4 == 3)
+			inproc_pump(2);
+	}
+}
+
+/* The sidecar's end @conn reads @total bytes of that stream, whole and in order. */
+static void expect_stream(int conn, size_t total)
+{
+	uint8_t *got = g_malloc(total);
+
+	inproc_read_exact(conn, got, total);
+	for (size_t k = 0; k < total; k++) {
+		if (got[k] != stream_byte(k))
+			fail_msg("byte %zu: %u, not %u", k, got[k], stream_byte(k));
+	}
+	g_free(got);
+}
+
 /* The daemon's socket to the sidecar behind @conn: its TCP_NOTSENT_LOWAT (0: none set). */
 static int sidecar_leg_lowat(struct kst *s, int conn)
 {
@@ -544,27 +575,17 @@ static void test_sidecar_unsent_bounded(void **state)
 	struct kst *s = *state;
 	struct inproc *f = s->f;
 	struct gconn c = { .dst = "198.18.0.1", .sport = 40300, .dport = 80, .seq = 3000 };
-	static uint8_t msg[1400], got[50 * 1400];
+	uint8_t req[18];
 	int conn;
 
 	handshake(f, &c);
 	conn = inproc_accept(s->sidecar);
 	expect_v2_header(conn, &c);
 	gsend(f, &c, 0x18, "GET / HTTP/1.0\r\n\r\n", 18);
-	inproc_read_exact(conn, got, 18);
+	inproc_read_exact(conn, req, sizeof(req));
 	assert_int_equal(sidecar_leg_lowat(s, conn), 0);
-	for (size_t i = 0; i < 50; i++) {
-		for (size_t k = 0; k < sizeof(msg); k++)
-			msg[k] = stream_byte(i * sizeof(msg) + k);
-		gsend(f, &c, 0x18, msg, sizeof(msg));
-		if (i % 4 == 3)
-			inproc_pump(2);
-	}
-	inproc_read_exact(conn, got, sizeof(got));
-	for (size_t k = 0; k < sizeof(got); k++) {
-		if (got[k] != stream_byte(k))
-			fail_msg("byte %zu: %u, not %u", k, got[k], stream_byte(k));
-	}
+	send_stream(f, &c, 50, 1400);
+	expect_stream(conn, 50 * 1400);
 	assert_int_equal(sidecar_leg_lowat(s, conn), KSTEER_SIDECAR_NOTSENT_LOWAT);
 	close(conn);
 }
@@ -848,26 +869,15 @@ static void test_small_messages_backpressure(void **state)
 	struct kst *s = *state;
 	struct inproc *f = s->f;
 	struct gconn c = { .dst = "198.18.0.1", .sport = 40470, .dport = 5001, .seq = 7000 };
-	static uint8_t msg[1000], got[100 * 1000];
 	unsigned int writes = pipe_writes;
 	int small = 4096, conn;
 
 	assert_int_equal(setsockopt(s->sidecar, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
 	conn = open_flow(s, &c);
-	for (size_t i = 0; i < 100; i++) {
-		for (size_t k = 0; k < sizeof(msg); k++)
-			msg[k] = stream_byte(i * sizeof(msg) + k);
-		gsend(f, &c, 0x18, msg, sizeof(msg));
-		if (i % 4 == 3)
-			inproc_pump(2);
-	}
+	send_stream(f, &c, 100, 1000);
 	inproc_pump(20);
 	assert_true(pipe_writes > writes);
-	inproc_read_exact(conn, got, sizeof(got));
-	for (size_t k = 0; k < sizeof(got); k++) {
-		if (got[k] != stream_byte(k))
-			fail_msg("byte %zu: %u, not %u", k, got[k], stream_byte(k));
-	}
+	expect_stream(conn, 100 * 1000);
 	assert_int_equal(kstats(s)->aborted, 0);
 	close(conn);
 }
