@@ -67,8 +67,9 @@ struct kflow {
 	bool rdhup[2];                 /* ... reported its peer's FIN (EPOLLRDHUP, EPOLLHUP) */
 	bool bulk[2];                  /* the direction moves bulk: not ksteer_pump_small() */
 	bool out_pending;              /* CONNECTING: an edge on sk was spent unread */
-	bool up_bounded;               /* up's unsent bytes are bounded (ksteer_bound_unsent()) */
-	uint32_t up_given;             /* until then: the most bytes up may have been given */
+	uint32_t up_given;             /* the most bytes up may have been given; at
+					* KSTEER_SIDECAR_NOTSENT_LOWAT its unsent bytes are
+					* bounded (ksteer_bound_unsent()) */
 };
 
 struct ksteer {
@@ -647,20 +648,20 @@ static int ksteer_read_tun(struct ksteer *ks)
  * given up to @more bytes; the bound is set only once up could have been
  * given KSTEER_SIDECAR_NOTSENT_LOWAT bytes in all, as a socket given fewer
  * cannot hold more unsent: until then it would change nothing, and a
- * short flow is spared the call.  A unix leg has no such bound
- * (up_bounded from the start).  Failure costs only that speed.
+ * short flow is spared the call.  A unix leg has no such bound (up_given
+ * at the bound from the start).  Failure costs only that speed.
  */
 static void ksteer_bound_unsent(struct kflow *f, size_t more)
 {
 	int lowat = KSTEER_SIDECAR_NOTSENT_LOWAT;
 
-	if (f->up_bounded)
+	if (f->up_given >= KSTEER_SIDECAR_NOTSENT_LOWAT)
 		return;
 	if (more < KSTEER_SIDECAR_NOTSENT_LOWAT - f->up_given) {
 		f->up_given += (uint32_t)more;
 		return;
 	}
-	f->up_bounded = true;
+	f->up_given = KSTEER_SIDECAR_NOTSENT_LOWAT;
 	if (setsockopt(f->up, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)))
 		g_debug("kernel path: TCP_NOTSENT_LOWAT: %s", g_strerror(errno));
 }
@@ -743,8 +744,7 @@ static void ksteer_accepted(struct ksteer *ks, int sk, const struct sockaddr_in 
 		return;
 	}
 	f->up = up;
-	f->up_given = 0;
-	f->up_bounded = ks->cfg.proxy_unix_path != NULL;
+	f->up_given = ks->cfg.proxy_unix_path ? KSTEER_SIDECAR_NOTSENT_LOWAT : 0;
 	f->state = KF_CONNECTING;
 	ksteer_epoll(ks, EPOLL_CTL_ADD, f->sk, KSTEER_SOCK_EVENTS, (uint64_t)slot << 1 | KF_OUT);
 	ksteer_epoll(ks, EPOLL_CTL_ADD, f->up, KSTEER_SOCK_EVENTS, (uint64_t)slot << 1 | KF_IN);

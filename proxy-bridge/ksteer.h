@@ -96,10 +96,9 @@
  * once it could have been given that many: a flow that stays shorter
  * never needs it), the rest waits in the pipe: the daemon does its own
  * sending, not the sidecar's recv() when its ACK opens the window.  EOF
- * is passed on as
- * shutdown(SHUT_WR) once the pipe drained (the second direction's by the
- * close() that ends the flow: one system call less); an error or reset on either
- * socket (EPOLLERR with SO_ERROR set, or a splice(), recv(), send() or
+ * is passed on as shutdown(SHUT_WR) once the pipe drained (the second
+ * direction's by the close() that ends the flow: one system call less);
+ * an error or reset on either socket (EPOLLERR with SO_ERROR set, or a splice(), recv(), send() or
  * pipe write() that fails) closes the
  * other side with a reset, whether or not a direction still reads it.
  * When the backend is congested the tun is not read (ksteer_set_throttle()).
