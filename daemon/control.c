@@ -230,14 +230,14 @@ static void control_flow(const struct flow *f, void *opaque)
 }
 
 /*
- * A flow of the kernel path (--steer-stack kernel): always steered TCP;
+ * A flow of the kernel path (--steer-stack kernel): TCP, steered or direct;
  * "stack" is its source in the private stack, "stack_port" the private
  * listener's port.
  */
 static void control_kernel_flow(const struct ksteer_flow_info *kf, void *opaque)
 {
 	control_flow_row(opaque, &(struct control_flow_row){
-		.kind = "outbound", .path = "kernel", .proto = "tcp", .state = kf->state,
+		.kind = kf->direct ? "direct" : "outbound", .path = "kernel", .proto = "tcp", .state = kf->state,
 		.guest_addr = kf->guest_addr, .guest_port = kf->guest_port,
 		.remote_addr = kf->remote_addr, .remote_port = kf->remote_port,
 		.stack_addr = kf->stack_addr, .stack_src_port = kf->guest_port,

@@ -540,11 +540,19 @@ static int daemon_setup_bridge(struct daemon *d)
 	return 0;
 }
 
-static bool daemon_ksteer_judge(uint32_t daddr, uint16_t sport, uint16_t dport, void *opaque)
+static enum ksteer_route daemon_ksteer_route(uint32_t daddr, uint16_t sport, uint16_t dport,
+					     void *opaque)
 {
 	struct daemon *d = opaque;
 
-	return bridge_would_steer(d->br, daddr, sport, dport);
+	switch (bridge_tcp_path(d->br, daddr, sport, dport)) {
+	case BRIDGE_TCP_STEER:
+		return KSTEER_ROUTE_SIDECAR;
+	case BRIDGE_TCP_DIRECT:
+		return KSTEER_ROUTE_DIRECT;
+	default:
+		return KSTEER_ROUTE_NONE;
+	}
 }
 
 static int daemon_ksteer_tx(const uint8_t *frame, size_t len, const struct frame_meta *meta,
@@ -590,7 +598,7 @@ static int daemon_setup_ksteer(struct daemon *d)
 		.max_flows = d->max_flows,
 		.connect_timeout_us = (int64_t)cfg->connect_timeout_ms * 1000,
 		.tcp_idle_us = (int64_t)cfg->tcp_idle_timeout_ms * 1000,
-		.judge = daemon_ksteer_judge,
+		.route = daemon_ksteer_route,
 		.tx = daemon_ksteer_tx,
 		.tx_flush = daemon_ksteer_flush,
 		.tx_offloads = daemon_ksteer_offloads,
@@ -637,6 +645,7 @@ void daemon_render_metrics(GString *o, void *opaque)
 		.unix_expose = d->ux ? unixexpose_stats(d->ux) : NULL,
 		.kernel = d->ks ? ksteer_stats(d->ks) : NULL,
 		.kernel_active = d->ks ? ksteer_active(d->ks) : 0,
+		.kernel_active_direct = d->ks ? ksteer_active_direct(d->ks) : 0,
 		.steering = d->cfg->outbound_proxy_set,
 		.loop_stats = &d->loop_stats,
 		.busy_poll_us = d->busy_poll_us,

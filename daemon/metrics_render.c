@@ -21,7 +21,8 @@ static void metric(GString *o, const char *name, const char *labels, uint64_t v)
 }
 
 /* The kernel path (--steer-stack): its flows by outcome, bytes, frames and drops (ksteer.h). */
-static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size_t active)
+static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size_t active,
+				  size_t active_direct)
 {
 	static const char *const outcome[] = {
 		"opened", "connect_failed", "header_failed", "timeout", "closed", "aborted",
@@ -39,8 +40,35 @@ static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size
 		    "Steered TCP flows the kernel's private stack terminated (the kernel path).");
 	metric(o, "meshslirp_kernel_flows_total", NULL, k->flows);
 	metric_head(o, "meshslirp_kernel_flows_active", "gauge",
-		    "Kernel-path flows not yet ended.");
+		    "Kernel-path flows not yet ended, steered and direct.");
 	metric(o, "meshslirp_kernel_flows_active", NULL, active);
+	metric_head(o, "meshslirp_kernel_direct_flows_total", "counter",
+		    "Direct TCP flows (not steered) the kernel path terminated: connected to their "
+		    "own destination before the guest's handshake completes.");
+	metric(o, "meshslirp_kernel_direct_flows_total", NULL, k->direct.flows);
+	metric_head(o, "meshslirp_kernel_direct_flows_active", "gauge",
+		    "Direct kernel-path flows not yet ended (counted in "
+		    "meshslirp_kernel_flows_active too).");
+	metric(o, "meshslirp_kernel_direct_flows_active", NULL, active_direct);
+	metric_head(o, "meshslirp_kernel_direct_flow_events_total", "counter",
+		    "Direct kernel-path flows by event: the destination connected, refused (the guest "
+		    "reset), timed out; ended in order, by a reset, idle; SYNs left to libslirp "
+		    "(dial_full: no slot or parking place, or a SYN too long to park; failed_at_once: "
+		    "connect() failed in the call, which libslirp answers as it always has).");
+	{
+		const struct ksteer_direct_stats *dk = &k->direct;
+		const struct { const char *event; uint64_t v; } ev[] = {
+			{ "connected", dk->connected }, { "refused", dk->refused },
+			{ "timeout", dk->timeouts }, { "closed", dk->closed },
+			{ "aborted", dk->aborted }, { "idle", dk->idle_resets },
+			{ "dial_full", dk->dial_full }, { "failed_at_once", dk->failed_at_once },
+		};
+
+		for (size_t i = 0; i < G_N_ELEMENTS(ev); i++) {
+			snprintf(lbl, sizeof(lbl), "event=\"%s\"", ev[i].event);
+			metric(o, "meshslirp_kernel_direct_flow_events_total", lbl, ev[i].v);
+		}
+	}
 	metric_head(o, "meshslirp_kernel_flow_events_total", "counter",
 		    "Kernel-path flows by event: sidecar connected, failed, timed out, ended in order "
 		    "or by a reset; steered SYNs left to libslirp, every slot in use (table_full); new "
@@ -418,5 +446,5 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 		metric(o, "meshslirp_proxy_header_errors_total", lbl, br->header_errors[i]);
 	}
 	if (s->kernel)
-		metrics_render_kernel(o, s->kernel, s->kernel_active);
+		metrics_render_kernel(o, s->kernel, s->kernel_active, s->kernel_active_direct);
 }

@@ -60,6 +60,7 @@ struct metrics_snapshot {
 	const struct unixexpose_stats *unix_expose; /* --expose unix:...; NULL without */
 	const struct ksteer_stats *kernel;          /* --steer-stack kernel; NULL without */
 	size_t kernel_active;                       /* its flows not yet ended */
+	size_t kernel_active_direct;                /* of them, direct flows */
 	bool steering;                              /* --outbound-proxy: TCP is steered */
 	const struct mainloop_stats *loop_stats;    /* the main loop's polling (--busy-poll); NULL: none */
 	unsigned int busy_poll_us;                  /* the polling window (auto: its ceiling) in

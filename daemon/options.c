@@ -829,7 +829,8 @@ static const GOptionEntry options_entries[] = {
 	  "Checksum and TCP segmentation offloads with the guest (vhost-user, tap): on (default) "
 	  "or off", "on|off" },
 	{ "steer-stack", 0, 0, CB(opt_steer_stack),
-	  "Which TCP ends steered flows (with --outbound-proxy): kernel (the kernel's, in a "
+	  "Which TCP ends the guest's TCP flows, steered and direct (with --outbound-proxy): "
+	  "kernel (the kernel's, in a "
 	  "private namespace; needs CAP_SYS_ADMIN or user namespaces, and /dev/net/tun), slirp "
 	  "(libslirp's), or auto (default: kernel where it can be set up at start, else slirp)",
 	  "auto|kernel|slirp" },

@@ -443,15 +443,26 @@ struct in_addr bridge_proxy_source(const struct bridge *br)
 	return br->cfg.proxy_source;
 }
 
-bool bridge_would_steer(struct bridge *br, uint32_t daddr, uint16_t sport, uint16_t dport)
+enum bridge_tcp_path bridge_tcp_path(struct bridge *br, uint32_t daddr, uint16_t sport,
+				     uint16_t dport)
 {
 	struct flow_key gkey = flow_key_make(IPPROTO_TCP, br->cfg.guest.s_addr, sport, daddr, dport);
 
 	if (flowtab_lookup_guest(br->flows, &gkey))
-		return false;
+		return BRIDGE_TCP_STACK;
 	if (egress_check(&br->egress, IPPROTO_TCP, daddr, ntohs(dport)) != EGRESS_ALLOW)
-		return false;
-	return policy_tcp(&br->cfg.policy, daddr, ntohs(dport)) == POLICY_STEER;
+		return BRIDGE_TCP_STACK;
+	switch (policy_tcp(&br->cfg.policy, daddr, ntohs(dport))) {
+	case POLICY_STEER:
+		return BRIDGE_TCP_STEER;
+	case POLICY_DIRECT:
+		/* The guest network is libslirp's own hosts (its gateway, its DNS server): no socket there. */
+		if ((daddr & br->egress.netmask) == br->egress.network)
+			return BRIDGE_TCP_STACK;
+		return BRIDGE_TCP_DIRECT;
+	default:
+		return BRIDGE_TCP_STACK;
+	}
 }
 
 /* Whether a TCP segment takes sequence space beyond its SYN: bytes, or a FIN. */

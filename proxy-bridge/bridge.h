@@ -305,12 +305,23 @@ void bridge_direct_tcp_counts(struct bridge *br, size_t *counts);
 /* bridge_proxy_source() - the PROXY header's source address (--proxy-source, or the pod's). */
 struct in_addr bridge_proxy_source(const struct bridge *br);
 
+/* Where a guest's new TCP flow goes, as bridge_tcp_path() judges it. */
+enum bridge_tcp_path {
+	BRIDGE_TCP_STACK,              /* libslirp's, through the bridge (which may refuse it) */
+	BRIDGE_TCP_STEER,              /* steered to the sidecar */
+	BRIDGE_TCP_DIRECT,             /* to its own destination, outside the guest network */
+};
+
 /**
- * bridge_would_steer() - whether a guest SYN from @sport to @daddr:@dport
- * (network order) opens a steered flow: no flow of the bridge holds the
- * tuple, the egress rule allows the destination and the policy steers it.
- * For the kernel path (ksteer.h), which takes such SYNs before libslirp.
+ * bridge_tcp_path() - where a guest SYN from @sport to @daddr:@dport
+ * (network order) would go: STEER or DIRECT when no flow of the bridge
+ * holds the tuple, the egress rule allows the destination and the policy
+ * steers it or not; a destination in the guest network (libslirp's
+ * gateway and DNS server) and everything refused stay BRIDGE_TCP_STACK.
+ * For the kernel path (ksteer.h), which takes STEER and DIRECT SYNs before
+ * libslirp.
  */
-bool bridge_would_steer(struct bridge *br, uint32_t daddr, uint16_t sport, uint16_t dport);
+enum bridge_tcp_path bridge_tcp_path(struct bridge *br, uint32_t daddr, uint16_t sport,
+				     uint16_t dport);
 
 #endif /* MESHSLIRP_PB_BRIDGE_H */

@@ -69,6 +69,9 @@ int knat_parse(uint8_t *pkt, size_t len, struct knat_view *v);
 /* knat_tuple_of() - the packet's tuple. */
 struct knat_tuple knat_tuple_of(const struct knat_view *v);
 
+/* The longest SYN the kernel path parks: IPv4 and TCP headers at their longest, no payload. */
+#define KNAT_SYN_MAX (60 + 60)
+
 /**
  * knat_rewrite() - give the packet tuple @to, checksums updated incrementally
  * @partial:	the TCP checksum is a partial one (NEEDS_CSUM): the field holds

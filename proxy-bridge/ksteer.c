@@ -24,10 +24,12 @@
 #include "common/tcpcc.h"
 #include "netstack/kstack.h"
 #include "proxy-bridge/knat.h"
+#include "proxy-bridge/rewrite.h"
 #include "proxy-bridge/unixleg.h"
 
 enum kflow_state {
 	KF_FREE,
+	KF_DIAL,
 	KF_SYN,
 	KF_CONNECTING,
 	KF_OPEN,
@@ -53,9 +55,11 @@ struct kflow {
 	bool hashed;                   /* its key is in the tuple table */
 	bool queued;                   /* in the again queue */
 	uint64_t key;                  /* ksteer_key(): destination and guest port */
+	bool direct;                   /* to the destination itself: no sidecar, no header */
+	int dial;                      /* DIAL: its entry in ksteer.dials, else -1 */
 	uint32_t daddr;                /* the destination the guest asked for (network order) */
 	uint16_t dport, gport;         /* network order */
-	int64_t deadline_us;           /* SYN, CONNECTING: the connect timeout; CLOSED: end of grace */
+	int64_t deadline_us;           /* DIAL, SYN, CONNECTING: the connect timeout; CLOSED: end of grace */
 	int64_t active_us;             /* OPEN: when bytes last moved (the idle timeout) */
 	int sk;                        /* the private stack's accepted socket, -1 */
 	int up;                        /* the sidecar's, -1 */
@@ -70,6 +74,13 @@ struct kflow {
 	uint32_t up_given;             /* the most bytes up may have been given; at
 					* KSTEER_SIDECAR_NOTSENT_LOWAT its unsent bytes are
 					* bounded (ksteer_bound_unsent()) */
+};
+
+/* A direct flow's SYN, translated, parked until its destination answered (ksteer_dial()). */
+struct kdial {
+	uint16_t len;                  /* of ip[] */
+	uint8_t vnet[OFFLOAD_VNET_HDR_LEN];
+	uint8_t ip[KNAT_SYN_MAX];
 };
 
 struct ksteer {
@@ -89,6 +100,7 @@ struct ksteer {
 	uint32_t nagain;
 	GHashTable *by_key;            /* &kflow.key -> kflow */
 	size_t active;
+	size_t active_direct;          /* of them, direct flows */
 	bool throttled;
 	bool accept_paused;            /* out of descriptors: the listener waits for a flow to end, or the tick */
 	int64_t now_us;                /* the dispatch's clock, for active_us */
@@ -102,9 +114,13 @@ struct ksteer {
 	bool macs_known;
 	uint8_t guest_mac[6], gw_mac[6];
 	uint8_t *rxbuf;                /* 2 + virtio-net header + IP packet, see ksteer_read_tun() */
+	struct kdial *dials;           /* KSTEER_DIAL_MAX */
+	uint16_t *dial_free;           /* free entries of dials, a stack */
+	unsigned int ndial_free;
 	struct ksteer_stats stats;
 };
 
+#define KSTEER_SOCK_EVENTS (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 #define KSTEER_TAG_TUN UINT64_MAX
 #define KSTEER_TAG_LISTEN (UINT64_MAX - 1)
 #define KSTEER_RX_MAX (2 + OFFLOAD_VNET_HDR_LEN + 65535)
@@ -234,9 +250,29 @@ enum kflow_end {
 	KEND_CLOSED,                   /* EOF relayed both ways: closed in order */
 	KEND_RESET,                    /* an error or a reset on either side */
 	KEND_IDLE,                     /* --tcp-idle-timeout */
-	KEND_TIMEOUT,                  /* the connect timeout, in SYN or CONNECTING */
+	KEND_TIMEOUT,                  /* the connect timeout, in DIAL, SYN or CONNECTING */
 	KEND_COUNTED,                  /* the caller counted why (connect or header failed, ...) */
 };
+
+/* The counter of @f's ending @why: a direct flow's own (ksteer_direct_stats), or NULL when counted already. */
+static uint64_t *ksteer_end_counter(struct ksteer *ks, const struct kflow *f, enum kflow_end why)
+{
+	struct ksteer_stats *st = &ks->stats;
+	struct ksteer_direct_stats *dt = &ks->stats.direct;
+
+	switch (why) {
+	case KEND_CLOSED:
+		return f->direct ? &dt->closed : &st->closed;
+	case KEND_RESET:
+		return f->direct ? &dt->aborted : &st->aborted;
+	case KEND_IDLE:
+		return f->direct ? &dt->idle_resets : &st->idle_resets;
+	case KEND_TIMEOUT:
+		return f->direct ? &dt->timeouts : &st->timeouts;
+	default:
+		return NULL;
+	}
+}
 
 /*
  * End @f: close what it holds (with resets unless closed in order), keep
@@ -247,24 +283,16 @@ static void ksteer_end(struct ksteer *ks, struct kflow *f, enum kflow_end why)
 {
 	uint32_t slot = (uint32_t)(f - ks->flows);
 	bool reset = why != KEND_CLOSED;
+	uint64_t *counter;
 
 	if (f->state == KF_CLOSED || f->state == KF_FREE)
 		return;
-	switch (why) {
-	case KEND_CLOSED:
-		ks->stats.closed++;
-		break;
-	case KEND_RESET:
-		ks->stats.aborted++;
-		break;
-	case KEND_IDLE:
-		ks->stats.idle_resets++;
-		break;
-	case KEND_TIMEOUT:
-		ks->stats.timeouts++;
-		break;
-	case KEND_COUNTED:
-		break;
+	counter = ksteer_end_counter(ks, f, why);
+	if (counter)
+		(*counter)++;
+	if (f->dial >= 0) {
+		ks->dial_free[ks->ndial_free++] = (uint16_t)f->dial;
+		f->dial = -1;
 	}
 	/* The stack answers the close on the tun (a FIN or a reset), within the call. */
 	ks->tun_behind |= f->sk >= 0;
@@ -275,6 +303,7 @@ static void ksteer_end(struct ksteer *ks, struct kflow *f, enum kflow_end why)
 	f->state = KF_CLOSED;
 	f->deadline_us = g_get_monotonic_time() + KSTEER_GRACE_US;
 	ks->active--;
+	ks->active_direct -= f->direct;
 	if (ks->accept_paused) {
 		ks->accept_paused = false;
 		ksteer_epoll(ks, EPOLL_CTL_MOD, ks->stack.listener, EPOLLIN, KSTEER_TAG_LISTEN);
@@ -335,7 +364,7 @@ static struct kflow *ksteer_take_slot(struct ksteer *ks, uint16_t gport)
 	ksteer_unhash(ks, f);
 	/* Still in the again queue if it ended there: one entry per slot, whichever flow holds it. */
 	queued = f->queued;
-	*f = (struct kflow){ .state = KF_FREE, .sk = -1, .up = -1, .queued = queued,
+	*f = (struct kflow){ .state = KF_FREE, .sk = -1, .up = -1, .dial = -1, .queued = queued,
 			     .pipe = { KPIPE_NONE, KPIPE_NONE } };
 	return f;
 }
@@ -368,41 +397,42 @@ static int ksteer_meta_for_stack(const struct frame_meta *meta, const struct kna
 }
 
 /*
- * A guest segment of flow @f, translated, to the private stack: @v's
- * packet, of which @tail (NULL for none) holds all after its first
- * @ip_len bytes.  Returns 0 (sent, or dropped and counted), or -EFAULT
- * when the kernel could not read @tail (dropped and counted too).
+ * Translate @v, a guest segment of flow @f, for the private stack, in
+ * place, and build its virtio-net header in @hdr from @meta (NULL: none).
+ * Returns 0, or -EINVAL for metadata that does not describe the segment
+ * (dropped and counted).
  */
-static int ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view *v,
-			   size_t ip_len, const struct frame_tail *tail,
-			   const struct frame_meta *meta)
+static int ksteer_translate(struct ksteer *ks, struct kflow *f, struct knat_view *v,
+			    const struct frame_meta *meta, uint8_t *hdr)
 {
-	uint8_t hdr[OFFLOAD_VNET_HDR_LEN];
 	struct knat_tuple to = {
 		.saddr = knat_pool_addr((uint32_t)(f - ks->flows)),
 		.daddr = htonl(KNAT_LISTEN_ADDR),
 		.sport = f->gport,
 		.dport = htons(KNAT_LISTEN_PORT),
 	};
-	struct iovec iov[2 + FRAME_TAIL_MAX_IOV] = {
-		{ .iov_base = hdr, .iov_len = sizeof(hdr) },
-		{ .iov_base = v->ip, .iov_len = ip_len },
-	};
-	unsigned int niov = 2;
 
 	if (meta) {
 		if (ksteer_meta_for_stack(meta, v, hdr)) {
 			ks->stats.dropped[KSTEER_DROP_BAD_META]++;
-			return 0;
+			return -EINVAL;
 		}
 	} else {
 		offload_hdr_build(hdr, NULL);
 	}
-	if (tail) {
-		memcpy(iov + niov, tail->iov, tail->niov * sizeof(*iov));
-		niov += tail->niov;
-	}
 	knat_rewrite(v, &to, meta && (meta->flags & FRAME_META_NEEDS_CSUM));
+	return 0;
+}
+
+/*
+ * Write one translated segment to the private stack: @iov[0] is its
+ * virtio-net header; @tail: the rest lies in guest memory.  Returns 0
+ * (written, or refused and counted), or -EFAULT when the kernel could not
+ * read that memory (dropped and counted).
+ */
+static int ksteer_write_tun(struct ksteer *ks, const struct iovec *iov, unsigned int niov,
+			    bool tail)
+{
 	if (writev(ks->stack.tun, iov, (int)niov) < 0) {
 		/*
 		 * The kernel reads a tail from guest memory itself, so a front-end
@@ -420,14 +450,43 @@ static int ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view 
 	return 0;
 }
 
-/* A steered SYN of a new flow: a slot, or NULL (libslirp's then, counted). */
+/*
+ * A guest segment of flow @f, translated, to the private stack: @v's
+ * packet, of which @tail (NULL for none) holds all after its first
+ * @ip_len bytes.  Returns 0 (sent, or dropped and counted), or -EFAULT
+ * when the kernel could not read @tail (dropped and counted too).
+ */
+static int ksteer_to_stack(struct ksteer *ks, struct kflow *f, struct knat_view *v,
+			   size_t ip_len, const struct frame_tail *tail,
+			   const struct frame_meta *meta)
+{
+	uint8_t hdr[OFFLOAD_VNET_HDR_LEN];
+	struct iovec iov[2 + FRAME_TAIL_MAX_IOV] = {
+		{ .iov_base = hdr, .iov_len = sizeof(hdr) },
+		{ .iov_base = v->ip, .iov_len = ip_len },
+	};
+	unsigned int niov = 2;
+
+	if (ksteer_translate(ks, f, v, meta, hdr))
+		return 0;
+	if (tail) {
+		memcpy(iov + niov, tail->iov, tail->niov * sizeof(*iov));
+		niov += tail->niov;
+	}
+	return ksteer_write_tun(ks, iov, niov, tail);
+}
+
+/* The SYN of a new flow, @direct or steered: a slot, or NULL (libslirp's then, counted). */
 static struct kflow *ksteer_open(struct ksteer *ks, const uint8_t *frame, uint32_t daddr,
-				 uint16_t dport, uint16_t gport, uint64_t key)
+				 uint16_t dport, uint16_t gport, uint64_t key, bool direct)
 {
 	struct kflow *f = ksteer_take_slot(ks, gport);
 
 	if (!f) {
-		ks->stats.table_full++;
+		if (direct)
+			ks->stats.direct.dial_full++;
+		else
+			ks->stats.table_full++;
 		return NULL;
 	}
 	f->state = KF_SYN;
@@ -439,11 +498,135 @@ static struct kflow *ksteer_open(struct ksteer *ks, const uint8_t *frame, uint32
 	g_hash_table_replace(ks->by_key, &f->key, f);
 	f->hashed = true;
 	ks->active++;
-	ks->stats.flows++;
+	if (direct)
+		ks->stats.direct.flows++;
+	else
+		ks->stats.flows++;
 	memcpy(ks->gw_mac, frame, 6);
 	memcpy(ks->guest_mac, frame + 6, 6);
 	ks->macs_known = true;
 	return f;
+}
+
+static int ksteer_connected(int fd);
+
+/*
+ * A direct flow's SYN: connect to its destination first, and park the SYN,
+ * translated, until it answers (ksteer_dial_answered()): the guest's
+ * handshake then completes only with a destination that accepted, and a
+ * refusal reaches it as a reset, as through libslirp.  @v is the SYN of
+ * @t, @frame its Ethernet frame.  Returns the flow, in DIAL, or NULL: no
+ * slot or dial entry, a SYN too long to park, or a connect() that failed
+ * at once (libslirp's then, which answers as it always has; counted).
+ */
+static struct kflow *ksteer_dial(struct ksteer *ks, const uint8_t *frame, struct knat_view *v,
+				 const struct frame_meta *meta, uint64_t key,
+				 const struct knat_tuple *t)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = t->daddr,
+				   .sin_port = t->dport };
+	struct kdial *dl;
+	struct kflow *f;
+	int up;
+
+	if (v->tot > KNAT_SYN_MAX || !ks->ndial_free) {
+		ks->stats.direct.dial_full++;
+		return NULL;
+	}
+	f = ksteer_open(ks, frame, t->daddr, t->dport, t->sport, key, true);
+	if (!f)
+		return NULL;
+	f->state = KF_DIAL;
+	f->direct = true;
+	ks->active_direct++;
+	/* No unpaced congestion control here: this leg crosses the pod's real network. */
+	up = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (up < 0 || (connect(up, (struct sockaddr *)&sin, sizeof(sin)) < 0 &&
+		       errno != EINPROGRESS)) {
+		if (up < 0)
+			ks->stats.resource_failed++;
+		else
+			ks->stats.direct.failed_at_once++;
+		ksteer_close_fd(&up, false);
+		/* Nothing reached the private stack; the tuple is libslirp's from here on. */
+		ksteer_end(ks, f, KEND_COUNTED);
+		ksteer_unhash(ks, f);
+		return NULL;
+	}
+	f->up = up;
+	f->dial = ks->dial_free[--ks->ndial_free];
+	dl = &ks->dials[f->dial];
+	/* ksteer_take_frame() checked the metadata before any slot was taken. */
+	(void)ksteer_translate(ks, f, v, meta, dl->vnet);
+	dl->len = (uint16_t)v->tot;
+	memcpy(dl->ip, v->ip, v->tot);
+	ksteer_epoll(ks, EPOLL_CTL_ADD, up, KSTEER_SOCK_EVENTS,
+		     (uint64_t)(f - ks->flows) << 1 | KF_IN);
+	return f;
+}
+
+/*
+ * Refuse direct flow @f's guest connection: a reset from its destination,
+ * as libslirp answers a connect that failed (the parked SYN's ISN + 1
+ * acknowledged).  Then ended by the caller.
+ */
+static void ksteer_dial_refuse(struct ksteer *ks, struct kflow *f)
+{
+	const struct kdial *dl = &ks->dials[f->dial];
+	struct rw_tuple t = { .saddr = f->daddr, .daddr = ks->cfg.guest.s_addr,
+			      .sport = f->dport, .dport = f->gport, .proto = IPPROTO_TCP };
+	uint8_t rst[RW_ETH_HLEN + 40];
+	size_t ihl = (size_t)(dl->ip[0] & 0x0f) * 4;
+	uint32_t isn;
+	size_t n;
+
+	memcpy(&isn, dl->ip + ihl + 4, 4);
+	n = rw_build_tcp_rst(rst, ks->guest_mac, ks->gw_mac, &t, 0, ntohl(isn) + 1);
+	if (ks->cfg.tx(rst, n, NULL, ks->cfg.opaque)) {
+		ks->stats.dropped[KSTEER_DROP_GUEST_TX]++;
+		return;
+	}
+	ks->stats.frames_to_guest++;
+	ks->cfg.tx_flush(ks->cfg.opaque);
+}
+
+/*
+ * Direct flow @f's connect() is done: with success, its parked SYN goes to
+ * the private stack, whose SYN|ACK the guest gets (SYN); with an error,
+ * the guest gets a reset (CLOSED).  Returns false when still connecting.
+ */
+static bool ksteer_dial_answered(struct ksteer *ks, struct kflow *f)
+{
+	struct kdial *dl = &ks->dials[f->dial];
+	int ret = ksteer_connected(f->up);
+
+	if (!ret)
+		return false;
+	if (ret < 0) {
+		ks->stats.direct.refused++;
+		ksteer_dial_refuse(ks, f);
+		ksteer_end(ks, f, KEND_COUNTED);
+		return true;
+	}
+	(void)ksteer_write_tun(ks, (struct iovec[]){ { dl->vnet, sizeof(dl->vnet) },
+						     { dl->ip, dl->len } }, 2, false);
+	ks->dial_free[ks->ndial_free++] = (uint16_t)f->dial;
+	f->dial = -1;
+	f->state = KF_SYN;
+	f->deadline_us = ks->now_us + ks->cfg.connect_timeout_us;
+	return true;
+}
+
+/*
+ * A guest segment of a flow in DIAL: nothing but its SYN can be sound
+ * before the SYN|ACK, and a copy of that is parked already.  A reset ends
+ * the flow; the rest is dropped.  Returns 1 (taken).
+ */
+static int ksteer_dial_segment(struct ksteer *ks, struct kflow *f, const struct knat_view *v)
+{
+	if (v->flags & KNAT_TCP_RST)
+		ksteer_end(ks, f, KEND_RESET);
+	return 1;
 }
 
 /*
@@ -458,6 +641,8 @@ static int ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 	struct knat_view v;
 	struct knat_tuple t;
 	struct kflow *f, *old;
+	enum ksteer_route route;
+	bool dialed = false;
 	uint64_t key;
 	bool syn;
 	int ret;
@@ -491,7 +676,8 @@ static int ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 		if (tail || !syn ||
 		    !knat_checksums_ok(&v, meta && (meta->flags & FRAME_META_NEEDS_CSUM)))
 			return 0;
-		if (ks->cfg.judge(t.daddr, t.sport, t.dport, ks->cfg.opaque)) {
+		route = ks->cfg.route(t.daddr, t.sport, t.dport, ks->cfg.opaque);
+		if (route != KSTEER_ROUTE_NONE) {
 			uint8_t hdr[OFFLOAD_VNET_HDR_LEN];
 
 			/* Metadata the private stack cannot take: dropped, counted, no slot held for it. */
@@ -499,7 +685,10 @@ static int ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 				ks->stats.dropped[KSTEER_DROP_BAD_META]++;
 				return 1;
 			}
-			f = ksteer_open(ks, frame, t.daddr, t.dport, t.sport, key);
+			if (route == KSTEER_ROUTE_DIRECT)
+				dialed = (f = ksteer_dial(ks, frame, &v, meta, key, &t)) != NULL;
+			else
+				f = ksteer_open(ks, frame, t.daddr, t.dport, t.sport, key, false);
 		}
 		if (!f) {
 			/*
@@ -513,7 +702,11 @@ static int ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 		/* ksteer_open() put the new flow under the key in its place. */
 		if (old && old != f)
 			old->hashed = false;
+		if (dialed)
+			return 1;
 	}
+	if (f->state == KF_DIAL)
+		return ksteer_dial_segment(ks, f, &v);
 	ret = ksteer_to_stack(ks, f, &v, tail ? len - KNAT_ETH_HLEN : v.tot, tail, meta);
 	return ret ? ret : 1;
 }
@@ -694,8 +887,6 @@ static int ksteer_connect_sidecar(const struct ksteer *ks)
 	return fd;
 }
 
-#define KSTEER_SOCK_EVENTS (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET)
-
 static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f, bool check_error);
 static void ksteer_relay(struct ksteer *ks, struct kflow *f, unsigned int dirs);
 
@@ -737,6 +928,17 @@ static void ksteer_accepted(struct ksteer *ks, int sk, const struct sockaddr_in 
 	}
 	ks->stats.accepted++;
 	f->sk = sk;
+	if (f->direct) {
+		/* Its destination answered before the guest's SYN went on: no sidecar, no header. */
+		ksteer_epoll(ks, EPOLL_CTL_ADD, f->sk, KSTEER_SOCK_EVENTS, (uint64_t)slot << 1 | KF_OUT);
+		ks->stats.direct.connected++;
+		f->state = KF_OPEN;
+		f->deadline_us = 0;
+		f->active_us = ks->now_us;
+		/* Edges spent meanwhile: the destination may have spoken first, the guest sent bytes. */
+		ksteer_relay(ks, f, KF_BOTH);
+		return;
+	}
 	up = ksteer_connect_sidecar(ks);
 	if (up < 0) {
 		ks->stats.connect_failed++;
@@ -1202,11 +1404,20 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
 	if (slot >= ks->nslots)
 		return;
 	f = &ks->flows[slot];
-	if (f->state == KF_CONNECTING || f->state == KF_OPEN) {
+	if (f->state == KF_CONNECTING || f->state == KF_OPEN || f->state == KF_SYN) {
 		f->urgent[d] |= !!(events & EPOLLPRI);
 		f->rdhup[d] |= !!(events & (EPOLLRDHUP | EPOLLHUP));
 	}
 	switch (f->state) {
+	case KF_DIAL:
+		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+			(void)ksteer_dial_answered(ks, f);
+		return;
+	case KF_SYN:
+		/* A direct flow's destination, before the guest's handshake is accepted. */
+		if ((events & EPOLLERR) && ksteer_sock_error(f->up))
+			ksteer_end(ks, f, KEND_RESET);
+		return;
 	case KF_CONNECTING:
 		/*
 		 * Until the sidecar answers, the guest's bytes wait in the private
@@ -1346,8 +1557,12 @@ static gboolean ksteer_tick(void *opaque)
 	for (uint32_t i = 0; i < ks->nslots && ks->active; i++) {
 		struct kflow *f = &ks->flows[i];
 
-		if ((f->state == KF_SYN || f->state == KF_CONNECTING) && f->deadline_us <= now)
+		if (f->state == KF_DIAL && f->deadline_us <= now) {
+			ksteer_dial_refuse(ks, f);
 			ksteer_end(ks, f, KEND_TIMEOUT);
+		} else if ((f->state == KF_SYN || f->state == KF_CONNECTING) && f->deadline_us <= now) {
+			ksteer_end(ks, f, KEND_TIMEOUT);
+		}
 		else if (f->state == KF_OPEN && ks->cfg.tcp_idle_us &&
 			 now - f->active_us >= ks->cfg.tcp_idle_us)
 			ksteer_end(ks, f, KEND_IDLE);
@@ -1373,12 +1588,18 @@ size_t ksteer_active(const struct ksteer *ks)
 	return ks->active;
 }
 
+size_t ksteer_active_direct(const struct ksteer *ks)
+{
+	return ks->active_direct;
+}
+
 void ksteer_foreach_flow(const struct ksteer *ks,
 			 void (*fn)(const struct ksteer_flow_info *info, void *opaque),
 			 void *opaque)
 {
 	static const char *const states[] = {
-		[KF_SYN] = "syn", [KF_CONNECTING] = "connecting", [KF_OPEN] = "open",
+		[KF_DIAL] = "dialing", [KF_SYN] = "syn", [KF_CONNECTING] = "connecting",
+		[KF_OPEN] = "open",
 		[KF_CLOSED] = "closed",
 	};
 	int64_t now = g_get_monotonic_time();
@@ -1395,6 +1616,7 @@ void ksteer_foreach_flow(const struct ksteer *ks,
 			continue;
 		info = (struct ksteer_flow_info){
 			.state = states[f->state],
+			.direct = f->direct,
 			.guest_addr = ks->cfg.guest.s_addr, .guest_port = f->gport,
 			.remote_addr = f->daddr, .remote_port = f->dport,
 			.stack_addr = knat_pool_addr((uint32_t)(f - ks->flows)),
@@ -1444,13 +1666,17 @@ int ksteer_new(const struct ksteer_config *cfg, struct ksteer **out, const char 
 	ks->fifo = g_new(uint32_t, ks->nslots);
 	ks->again = g_new(uint32_t, ks->nslots);
 	for (uint32_t i = 0; i < ks->nslots; i++) {
-		ks->flows[i] = (struct kflow){ .state = KF_FREE, .sk = -1, .up = -1,
+		ks->flows[i] = (struct kflow){ .state = KF_FREE, .sk = -1, .up = -1, .dial = -1,
 					       .pipe = { KPIPE_NONE, KPIPE_NONE } };
 		ks->fifo[i] = i;
 	}
 	ks->fifo_len = ks->nslots;
 	ks->by_key = g_hash_table_new(ksteer_hash, ksteer_equal);
 	ks->rxbuf = g_malloc(KSTEER_RX_MAX);
+	ks->dials = g_new(struct kdial, KSTEER_DIAL_MAX);
+	ks->dial_free = g_new(uint16_t, KSTEER_DIAL_MAX);
+	for (unsigned int i = 0; i < KSTEER_DIAL_MAX; i++)
+		ks->dial_free[ks->ndial_free++] = (uint16_t)(KSTEER_DIAL_MAX - 1 - i);
 	ksteer_epoll(ks, EPOLL_CTL_ADD, ks->stack.tun, EPOLLIN, KSTEER_TAG_TUN);
 	ksteer_epoll(ks, EPOLL_CTL_ADD, ks->stack.listener, EPOLLIN, KSTEER_TAG_LISTEN);
 	ks->src = fdsource_new(ks->epfd, G_IO_IN, ksteer_dispatch, ks);
@@ -1481,5 +1707,7 @@ void ksteer_free(struct ksteer *ks)
 	g_free(ks->fifo);
 	g_free(ks->again);
 	g_free(ks->rxbuf);
+	g_free(ks->dials);
+	g_free(ks->dial_free);
 	g_free(ks);
 }

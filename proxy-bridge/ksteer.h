@@ -1,4 +1,4 @@
-/* ksteer.h - steered TCP terminated by the kernel in a private namespace, spliced to the sidecar. */
+/* ksteer.h - the guest's TCP terminated by the kernel in a private namespace, spliced to the sidecar or its destination. */
 #ifndef MESHSLIRP_PB_KSTEER_H
 #define MESHSLIRP_PB_KSTEER_H
 
@@ -14,16 +14,21 @@
  * connection it accepts there is joined to a new connection to the sidecar,
  * after a PROXY header naming the original destination, and the bytes move
  * between the two sockets with splice(): page references, no copy through
- * user space.  DHCP, DNS, ICMP, direct and inbound flows stay with libslirp,
- * and so does a steered flow this path has no room for.
+ * user space.  A flow the policy does not steer (cfg->route() says DIRECT)
+ * goes the same way to its own destination, with no header, but connected
+ * there before its SYN reaches the private stack (DIAL below), so the
+ * guest's handshake completes only with a destination that accepted and a
+ * refusal reaches it as a reset, as through libslirp.  DHCP, DNS, UDP,
+ * ICMP and inbound flows stay with libslirp, and so does a flow this path
+ * has no room for.
  *
  * Guest frames: ksteer_guest_frame() sees each one before the rest of the
  * daemon, with its virtio-net metadata (a 64 KiB segment with a partial
  * checksum crosses the tun as it came).  It takes a frame only when it is
  * TCP from the guest's address and belongs to one of its flows, or is the
- * SYN of a new flow the bridge would steer (cfg->judge: the egress rule and
- * the policy, as for libslirp's flows).  Everything else is left to the
- * netstack, untouched.
+ * SYN of a new flow the bridge would steer or let go direct outside the
+ * guest network (cfg->route: the egress rule and the policy, as for
+ * libslirp's flows).  Everything else is left to the netstack, untouched.
  *
  * Frames from the private stack (the tun, read in batches of
  * KSTEER_TUN_BATCH) belong to the flow their destination address names;
@@ -36,6 +41,14 @@
  *
  *   state       event                        next        action
  *   FREE        guest SYN, judged steered    SYN         SYN to the private stack
+ *   FREE        guest SYN, judged direct     DIAL        connect() to its destination; the
+ *                                                        SYN parked, translated
+ *   DIAL        destination connected        SYN         the parked SYN to the private stack
+ *   DIAL        refused, unreachable, or     CLOSED      reset to the guest, as from the
+ *               connect timeout                          destination (its ISN + 1 acked)
+ *   DIAL        guest SYN again; guest RST   DIAL;       dropped; ended
+ *                                            CLOSED
+ *   SYN         accept() of a direct flow    OPEN        relay both ways, no header
  *   SYN         accept() of this slot        CONNECTING  socket to the sidecar, connect()
  *   SYN         connect timeout              CLOSED      (the stack's half-open one lives on
  *                                                        through its SYN|ACK retries)
@@ -129,8 +142,12 @@
  *
  * Limits: at most min(--max-flows, KNAT_POOL_SLOTS) flows; each holds two
  * sockets, plus a pipe per direction only while bytes wait in it (empty
- * pipes go back to a pool of KSTEER_PIPE_POOL).  The connect timeout
- * bounds SYN and CONNECTING, --tcp-idle-timeout OPEN.  Out of descriptors,
+ * pipes go back to a pool of KSTEER_PIPE_POOL).  At most KSTEER_DIAL_MAX
+ * direct flows wait for their destination at once, each SYN parked in a
+ * fixed place of KNAT_SYN_MAX bytes (a longer one, or one past the bound,
+ * is libslirp's, counted; so is one whose connect() fails in the call,
+ * which libslirp then answers as it always has).  The connect timeout
+ * bounds DIAL, SYN and CONNECTING, --tcp-idle-timeout OPEN.  Out of descriptors,
  * the listener is left unread (its backlog, then the private stack's SYN
  * cookies, hold the guest) until a flow ends.  Nothing is allocated per
  * packet or per flow on this path beyond the kernel's sockets and pipes.
@@ -157,6 +174,7 @@
 #define KSTEER_URGENT_CHUNK 4096       /* bytes recv() takes past an urgent mark (<= PIPE_BUF) */
 #define KSTEER_SMALL_BYTES 4096        /* below: a message relayed by recv() and send(), not splice() */
 #define KSTEER_SIDECAR_NOTSENT_LOWAT (64 * 1024) /* unsent bytes a sidecar socket may hold */
+#define KSTEER_DIAL_MAX 256            /* direct flows waiting for their destination at once */
 
 /* Why a frame on this path was dropped. */
 enum ksteer_drop {
@@ -170,8 +188,23 @@ enum ksteer_drop {
 	KSTEER_DROP_COUNT,
 };
 
+/* Direct flows (KSTEER_ROUTE_DIRECT): counted apart, the steered counters below never see them. */
+struct ksteer_direct_stats {
+	uint64_t flows;                /* guest SYNs dialled: their destination asked first */
+	uint64_t connected;            /* the destination accepted; the guest's handshake then did */
+	uint64_t refused;              /* the destination refused or was unreachable: guest reset */
+	uint64_t timeouts;             /* no answer from the destination, or no guest handshake,
+					* within the connect timeout */
+	uint64_t closed;               /* ended in order */
+	uint64_t aborted;              /* ended with a reset */
+	uint64_t idle_resets;          /* --tcp-idle-timeout */
+	uint64_t dial_full;            /* SYNs left to libslirp: KSTEER_DIAL_MAX dialling, no slot,
+					* or a SYN too long to park */
+	uint64_t failed_at_once;       /* SYNs left to libslirp: connect() failed in the call */
+};
+
 struct ksteer_stats {
-	uint64_t flows;                /* guest SYNs that opened a flow here */
+	uint64_t flows;                /* guest SYNs that opened a steered flow here */
 	uint64_t table_full;           /* steered SYNs left to libslirp: every slot in use */
 	uint64_t reclaimed;            /* new flows that took a closed flow's slot within its grace */
 	uint64_t accepted;             /* handshakes the private stack completed */
@@ -190,6 +223,14 @@ struct ksteer_stats {
 	uint64_t frames_to_stack;      /* guest frames written to the private stack */
 	uint64_t frames_to_guest;      /* frames from it, sent to the guest */
 	uint64_t dropped[KSTEER_DROP_COUNT];
+	struct ksteer_direct_stats direct;
+};
+
+/* Where a new guest flow goes: cfg->route()'s answer. */
+enum ksteer_route {
+	KSTEER_ROUTE_NONE,             /* not this path's: libslirp's (the bridge judges it) */
+	KSTEER_ROUTE_SIDECAR,          /* steered: to the sidecar, with a PROXY header */
+	KSTEER_ROUTE_DIRECT,           /* to its own destination, connected before the handshake */
 };
 
 struct ksteer_config {
@@ -202,8 +243,8 @@ struct ksteer_config {
 	size_t max_flows;
 	int64_t connect_timeout_us;
 	int64_t tcp_idle_us;           /* no byte either way for this long: reset both; 0: never */
-	/* Whether the guest's SYN from @sport to @daddr:@dport (network order) is steered. */
-	bool (*judge)(uint32_t daddr, uint16_t sport, uint16_t dport, void *opaque);
+	/* Which path the guest's SYN from @sport to @daddr:@dport (network order) takes. */
+	enum ksteer_route (*route)(uint32_t daddr, uint16_t sport, uint16_t dport, void *opaque);
 	/* A frame for the guest (copied by the callee); 0 or -errno. */
 	int (*tx)(const uint8_t *frame, size_t len, const struct frame_meta *meta, void *opaque);
 	void (*tx_flush)(void *opaque);
@@ -271,9 +312,13 @@ const struct ksteer_stats *ksteer_stats(const struct ksteer *ks);
 /* ksteer_active() - flows not FREE or CLOSED. */
 size_t ksteer_active(const struct ksteer *ks);
 
+/* ksteer_active_direct() - of those, the direct flows (no sidecar). */
+size_t ksteer_active_direct(const struct ksteer *ks);
+
 /* What ksteer_foreach_flow() reports of one flow; addresses and ports in network order. */
 struct ksteer_flow_info {
-	const char *state;             /* "syn", "connecting", "open", "closed" (in its grace) */
+	const char *state;             /* "dialing", "syn", "connecting", "open", "closed" (in its grace) */
+	bool direct;                   /* to its own destination, not the sidecar */
 	uint32_t guest_addr, remote_addr, stack_addr; /* stack_addr: the flow's private source */
 	uint16_t guest_port, remote_port;
 };

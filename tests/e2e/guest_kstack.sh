@@ -6,8 +6,9 @@
 # equal SHA-256 (the guest's offloads used both ways; its large segments written to the private
 # stack from guest memory), 64 MiB up to a stopped sink held and then delivered whole, 50
 # concurrent flows, the sidecar's port on the gateway still refused, the private namespace
-# invisible in the pod, no sidecar: the guest's connection reset at once; the daemon under
-# --seccomp throughout (but under valgrind); counters exact.
+# invisible in the pod, no sidecar: the guest's connection reset at once; the agent's channel
+# (its port excluded from steering) a direct flow on the kernel path, to the node itself; the
+# daemon under --seccomp throughout (but under valgrind); counters exact.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
 e2e_topology
@@ -134,6 +135,13 @@ opened=$(kmetric 'meshslirp_kernel_flow_events_total{event="opened"}')
 [ "${flows:-0}" = 53 ] && [ "${opened:-0}" = 53 ] || e2e_fail "kernel flows $flows, opened $opened, want 53"
 [ "$(kmetric 'meshslirp_flows_total{direction="outbound_steered"}')" = 0 ] ||
 	e2e_fail "libslirp steered a flow the kernel path should have taken"
+# The agent's channel, its port not steered: a direct flow on the kernel path, not libslirp's
+# (whose direct flows here are UDP: DHCP).
+[ "$(kmetric meshslirp_kernel_direct_flows_total)" = 1 ] &&
+	[ "$(kmetric 'meshslirp_kernel_direct_flow_events_total{event="connected"}')" = 1 ] &&
+	[ "$(kmetric 'meshslirp_direct_tcp_flows{state="open"}')" = 0 ] ||
+	e2e_fail "the agent's channel was not a direct flow on the kernel path:" \
+		"$(grep -E '^meshslirp_(kernel_direct|flows_total)' "$E2E_TMP/metrics.txt" | tr '\n' ' ')"
 v=$(kmetric 'meshslirp_kernel_bytes_total{direction="to_guest"}')
 [ "${v:-0}" -ge 4194304 ] || e2e_fail "bytes to the guest: $v"
 for r in bad_metadata stack_refused offload_not_taken guest_memory_fault; do

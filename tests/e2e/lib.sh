@@ -508,7 +508,8 @@ e2e_boot_guest() {
 
 # The guest agent (scenario-agent.sh): the guest runs the host's commands, read one per line
 # from a TCP channel to $NODE_IP:$E2E_AGENT_PORT.  Exclude that port from steering
-# (--exclude-outbound-port) so the channel goes direct and stays out of the flow table.
+# (--exclude-outbound-port) so the channel goes direct and stays out of the flow table (on the
+# kernel path it is a direct flow there: meshslirp_kernel_direct_flows_total counts it).
 E2E_AGENT_PORT=7100
 E2E_AGENT_FD=
 E2E_AGENT_PID=
@@ -807,14 +808,17 @@ e2e_wait_metric() {
 # (meshslirp_udp_flows, all "open"), which live as long as libslirp's sockets, 240 s after the
 # last datagram; and direct TCP flows (meshslirp_direct_tcp_flows), such as a test's own
 # control channel to an excluded port.  On the kernel path " kernel_active=N" follows: its
-# flows not yet ended (meshslirp_kernel_flows_active; its closed ones are not counted).
+# flows not yet ended (meshslirp_kernel_flows_active; its closed ones are not counted), its
+# direct ones left out (meshslirp_kernel_direct_flows_active) as libslirp's are.
 e2e_flow_states() {
 	awk -F'[{}"]' '/^meshslirp_udp_flows / {split($0, u, " "); udp = u[2]}
 		/^meshslirp_direct_tcp_flows\{state=/ {split($0, v, " "); d[$3] = v[2]}
 		/^meshslirp_flows\{state=/ {split($0, v, " "); n[++k] = $3; c[k] = v[2]}
-		/^meshslirp_kernel_flows_active / {split($0, v, " "); kactive = " kernel_active=" v[2]}
+		/^meshslirp_kernel_flows_active / {split($0, v, " "); kact = v[2]; kseen = 1}
+		/^meshslirp_kernel_direct_flows_active / {split($0, v, " "); kdirect = v[2]}
 		END {for (i = 1; i <= k; i++) printf "%s%s=%s", (i > 1 ? " " : ""), n[i],
-			c[i] - d[n[i]] - (n[i] == "open" ? udp : 0); print kactive}' "$1"
+			c[i] - d[n[i]] - (n[i] == "open" ? udp : 0)
+			print kseen ? " kernel_active=" (kact - kdirect) : ""}' "$1"
 }
 
 # e2e_wait_flows_empty NETNS ADDR:PORT SECONDS : scrape the metrics every 0.5 s until every

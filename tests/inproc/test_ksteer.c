@@ -10,7 +10,9 @@
  * header and bytes reach the sidecar through splice(), replies come back
  * translated to the original destination with valid checksums, and closes
  * and resets travel both ways.  libslirp never sees these flows, which each
- * test checks too.
+ * test checks too.  Flows excluded from steering go to a host of their own
+ * (far_host(): a namespace behind a veth), connected before the guest's
+ * handshake completes.
  */
 
 #include <errno.h>
@@ -33,6 +35,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <sched.h>
+#include <signal.h>
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 
@@ -48,9 +54,22 @@
 #include "proxy-bridge/proxy_proto.h"
 #include "tests/lib/inproc.h"
 #include "tests/lib/pkt.h"
+#include "tests/lib/testns.h"
 
 #define GUEST "10.0.2.15"
 #define SIDECAR_SOURCE "198.18.0.2"
+/*
+ * A host outside the pod for direct flows (--exclude-outbound-cidr): in a
+ * namespace of its own behind a veth (far_host()), so neither loopback nor
+ * an address of the pod, which the egress rule refuses.  FAR_SILENT is on
+ * its link but answers nothing (a neighbour entry no host owns).
+ */
+#define FAR_NET "198.18.9.0/24"
+#define FAR_HOST "198.18.9.1"
+#define FAR_SILENT "198.18.9.5"
+/* No way there at all: a blackhole route, where connect() fails in the call. */
+#define BLACKHOLE_NET "198.18.10.0/24"
+#define BLACKHOLE_HOST "198.18.10.1"
 
 struct kst {
 	struct inproc *f;
@@ -203,6 +222,8 @@ static struct kst *kst_start_sized(bool listening, bool unix_leg, const char *ma
 	struct kst *s = g_new0(struct kst, 1);
 	const char *args[] = { "--outbound-proxy", s->proxy_arg, "--proxy-source", SIDECAR_SOURCE,
 			       "--steer-stack", "kernel", "--connect-timeout", kst_connect_timeout,
+			       "--exclude-outbound-cidr", FAR_NET, "--exclude-outbound-cidr", BLACKHOLE_NET,
+			       "--exclude-outbound-cidr", TESTNS_POD_ADDRESS "/32",
 			       "--tcp-idle-timeout", "2s", max_flows ? "--max-flows" : NULL,
 			       max_flows, NULL };
 
@@ -817,6 +838,249 @@ static void test_one_turn_each_way(void **state)
 	close(conn);
 }
 
+/* The control socket's list_flows answer for @f's daemon (owned by the caller). */
+static char *list_flows(struct inproc *f)
+{
+	static const char req[] = "{\"execute\": \"list_flows\"}";
+	GString *out = g_string_new(NULL);
+
+	control_handle_line(&f->d, req, sizeof(req) - 1, out);
+	return g_string_free(out, FALSE);
+}
+
+/* Run @argv in this thread's network namespace; fails the test unless it exits 0. */
+static void run_here(const char *const *argv)
+{
+	g_autoptr(GError) error = NULL;
+	int status = -1;
+
+	if (!g_spawn_sync(NULL, (char **)argv, NULL,
+			  G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+			  NULL, NULL, NULL, NULL, &status, &error))
+		fail_msg("%s: %s", argv[0], error->message);
+	assert_true(g_spawn_check_wait_status(status, NULL));
+}
+
+/*
+ * A listener on FAR_HOST, in a namespace of its own joined to the test's by
+ * the veth far0 (198.18.9.2 here), made once per process.  A child makes
+ * the namespace (unshare()) and waits; the veth's far end goes into it,
+ * a socket is made in it (setns() there and back), and the child is
+ * killed and reaped: the socket keeps the namespace.  Returns the
+ * listener, non-blocking, with its port in *@port.
+ */
+static int far_host(uint16_t *port)
+{
+	static int lfd = -1;
+	static uint16_t lport;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	char pid_s[16], ns_path[64], c;
+	int sync[2], self, far;
+	pid_t pid;
+
+	if (lfd >= 0) {
+		*port = lport;
+		return lfd;
+	}
+	assert_int_equal(pipe2(sync, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		c = unshare(CLONE_NEWNET) ? 'e' : 'k';
+		if (write(sync[1], &c, 1) != 1 || c != 'k')
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(sync[1]);
+	assert_int_equal(read(sync[0], &c, 1), 1);
+	close(sync[0]);
+	assert_int_equal(c, 'k');
+	g_snprintf(pid_s, sizeof(pid_s), "%d", (int)pid);
+	run_here((const char *const[]){ "ip", "link", "add", "far0", "type", "veth", "peer", "name",
+					 "far0peer", "netns", pid_s, NULL });
+	run_here((const char *const[]){ "ip", "addr", "add", "198.18.9.2/24", "dev", "far0", NULL });
+	run_here((const char *const[]){ "ip", "link", "set", "far0", "up", NULL });
+	run_here((const char *const[]){ "ip", "neigh", "add", FAR_SILENT, "lladdr",
+					 "02:00:00:00:09:05", "dev", "far0", NULL });
+	run_here((const char *const[]){ "ip", "route", "add", "blackhole", BLACKHOLE_NET, NULL });
+	g_snprintf(ns_path, sizeof(ns_path), "/proc/%d/ns/net", (int)pid);
+	far = open(ns_path, O_RDONLY | O_CLOEXEC);
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	assert_true(far >= 0 && self >= 0);
+	assert_int_equal(setns(far, CLONE_NEWNET), 0);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (setns(self, CLONE_NEWNET) < 0)
+		abort(); /* no later test may run in the wrong namespace */
+	close(self);
+	close(far);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_true(lfd >= 0);
+	g_free(inproc_run_in(lfd, (const char *const[]){ "ip", "link", "set", "lo", "up", NULL }));
+	g_free(inproc_run_in(lfd, (const char *const[]){ "ip", "addr", "add", FAR_HOST "/24", "dev",
+							 "far0peer", NULL }));
+	g_free(inproc_run_in(lfd, (const char *const[]){ "ip", "link", "set", "far0peer", "up",
+							 NULL }));
+	assert_int_equal(inet_pton(AF_INET, FAR_HOST, &sin.sin_addr), 1);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	lport = ntohs(sin.sin_port);
+	*port = lport;
+	return lfd;
+}
+
+/*
+ * A flow the policy does not steer (--exclude-outbound-cidr) goes to its
+ * own destination on the kernel path: the destination accepts before the
+ * guest gets its SYN|ACK, no PROXY header, bytes both ways as they are,
+ * and libslirp never sees it.
+ */
+static void test_direct_flow(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	uint16_t port;
+	int lfd = far_host(&port), conn;
+	struct gconn c = { .dst = FAR_HOST, .sport = 40480, .dport = port, .seq = 8000 };
+	g_autofree char *list = NULL;
+	uint8_t rx[2048], buf[5];
+	size_t n;
+
+	handshake(f, &c);
+	conn = inproc_accept(lfd);
+	assert_int_equal(kstats(s)->direct.flows, 1);
+	gsend(f, &c, 0x18, "hello", 5);
+	inproc_pump(20);
+	inproc_read_exact(conn, buf, 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(write(conn, "world", 5), 5);
+	n = grecv(f, &c, 0, rx, sizeof(rx));
+	assert_int_equal(n, 5);
+	assert_memory_equal(rx, "world", 5);
+	assert_int_equal(kstats(s)->direct.connected, 1);
+	list = list_flows(f);
+	if (!strstr(list, "\"kind\": \"direct\", \"path\": \"kernel\", \"proto\": \"tcp\", "
+			  "\"state\": \"open\""))
+		fail_msg("list_flows: %s", list);
+	assert_int_equal(kstats(s)->opened, 0); /* the steered counters never see a direct flow */
+	assert_int_equal(kstats(s)->flows, 0);
+	assert_int_equal(bridge_stats(f->d.br)->flows_direct, 0);
+	/* The destination closes: its FIN reaches the guest; the guest's reaches it. */
+	assert_int_equal(shutdown(conn, SHUT_WR), 0);
+	assert_int_equal(grecv(f, &c, 0x01, rx, sizeof(rx)), 1);
+	gsend(f, &c, 0x11, NULL, 0);
+	expect_eof(conn);
+	close(conn);
+}
+
+/* The destination refuses: the guest's SYN is answered by its reset (ISN + 1 acknowledged), never by a SYN|ACK. */
+static void test_direct_refused(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	uint16_t port;
+	int lfd = far_host(&port);
+	struct gconn c = { .dst = FAR_HOST, .sport = 40481, .seq = 9000 };
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+
+	(void)lfd;
+	c.dport = (uint16_t)(port == 65535 ? 1 : port + 1); /* nothing listens there */
+	gsend(f, &c, 0x02, NULL, 0);
+	inproc_expect_segment(f, rx, sizeof(rx), c.dst, c.dport, c.sport, 0x04, &v);
+	assert_true(v.l4[13] & 0x10);
+	assert_int_equal(inproc_be32(v.l4 + 8), c.seq);
+	assert_false(v.l4[13] & 0x02);
+	assert_int_equal(kstats(s)->direct.flows, 1);
+	assert_int_equal(kstats(s)->direct.refused, 1);
+	assert_int_equal(kstats(s)->connect_failed, 0);
+	assert_int_equal(kstats(s)->frames_to_stack, 0);
+}
+
+/*
+ * A silent destination: the guest's SYN and its retry wait, neither
+ * reaching the private stack, until the connect timeout answers with a
+ * reset.  A guest that gives up first (its reset) ends the flow at once.
+ */
+static void test_direct_silent(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	uint16_t port;
+	struct gconn c = { .dst = FAR_SILENT, .sport = 40482, .dport = 80, .seq = 9500 };
+	struct gconn quit = { .dst = FAR_SILENT, .sport = 40483, .dport = 80, .seq = 9700 };
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+
+	(void)far_host(&port);
+	gsend(f, &c, 0x02, NULL, 0);
+	inproc_pump(100);
+	c.seq--;
+	gsend(f, &c, 0x02, NULL, 0); /* the guest's retry: the same SYN */
+	gsend(f, &quit, 0x02, NULL, 0);
+	inproc_pump(50);
+	gsend(f, &quit, 0x04, NULL, 0);
+	inproc_pump(50);
+	assert_int_equal(kstats(s)->direct.aborted, 1);
+	assert_int_equal(kstats(s)->frames_to_stack, 0);
+	assert_int_equal(bridge_stats(f->d.br)->flows_direct, 0); /* nor did libslirp get them */
+	/* --connect-timeout 2s, looked at once a second. */
+	inproc_expect_segment(f, rx, sizeof(rx), c.dst, c.dport, c.sport, 0x04, &v);
+	assert_int_equal(inproc_be32(v.l4 + 8), c.seq);
+	assert_int_equal(kstats(s)->direct.timeouts, 1);
+	assert_int_equal(kstats(s)->timeouts, 0);
+	assert_int_equal(kstats(s)->direct.flows, 2);
+	assert_int_equal(kstats(s)->frames_to_stack, 0);
+}
+
+/*
+ * A connect() that fails in the call (a blackhole route here; no route at
+ * all in a pod) leaves the SYN to libslirp, which answers as it always has:
+ * the kernel path counts it and gives the tuple up at once.
+ */
+static void test_direct_failed_at_once(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	uint16_t port;
+	struct gconn c = { .dst = BLACKHOLE_HOST, .sport = 40485, .dport = 80, .seq = 9800 };
+	g_autofree char *list = NULL;
+
+	(void)far_host(&port);
+	gsend(f, &c, 0x02, NULL, 0);
+	inproc_pump(50);
+	assert_int_equal(kstats(s)->direct.failed_at_once, 1);
+	assert_int_equal(kstats(s)->frames_to_stack, 0);
+	assert_int_equal(ksteer_active(f->d.ks), 0);
+	assert_int_equal(ksteer_active_direct(f->d.ks), 0);
+	assert_int_equal(bridge_stats(f->d.br)->flows_direct, 1); /* libslirp's now */
+	list = list_flows(f);
+	if (strstr(list, "\"path\": \"kernel\""))
+		fail_msg("the kernel path kept the tuple: %s", list);
+}
+
+/*
+ * Excluded from steering is not let into the pod: a direct SYN to the
+ * pod's own address is never dialled (the egress rule refuses it, and the
+ * bridge resets the guest), however the policy is set.
+ */
+static void test_direct_not_to_pod(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = TESTNS_POD_ADDRESS, .sport = 40484, .dport = 80, .seq = 9900 };
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+
+	gsend(f, &c, 0x02, NULL, 0);
+	inproc_expect_segment(f, rx, sizeof(rx), c.dst, c.dport, c.sport, 0x04, &v);
+	assert_int_equal(kstats(s)->direct.flows, 0);
+	assert_int_equal(kstats(s)->flows, 0);
+}
+
 /*
  * Bulk stays zero-copy: once a turn moved KSTEER_SMALL_BYTES or more,
  * the direction's next turns splice() and never recv() into a buffer.
@@ -1276,15 +1540,6 @@ static void test_full_table_to_libslirp(void **state)
 	close(conn);
 }
 
-/* The control socket's list_flows answer for @f's daemon (owned by the caller). */
-static char *list_flows(struct inproc *f)
-{
-	static const char req[] = "{\"execute\": \"list_flows\"}";
-	GString *out = g_string_new(NULL);
-
-	control_handle_line(&f->d, req, sizeof(req) - 1, out);
-	return g_string_free(out, FALSE);
-}
 
 /* list_flows names the kernel path's flows, open and, through their grace, closed. */
 static void test_list_flows(void **state)
@@ -1565,6 +1820,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_private_stack_unpaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_tun_noqueue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_turn_each_way, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_flow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_silent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_failed_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_not_to_pod, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_stays_zero_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_messages_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup, teardown),

@@ -220,6 +220,10 @@ static void test_kernel_path_lines(void **state)
 	m.ks.bytes_out = 79;
 	m.ks.urgent_marks = 83;
 	m.ks.frames_to_guest = 83;
+	m.ks.direct.flows = 107;
+	m.ks.direct.dial_full = 109;
+	m.ks.direct.refused = 113;
+	m.s.kernel_active_direct = 127;
 	m.ks.dropped[KSTEER_DROP_BAD_META] = 89;
 	m.s.kernel = &m.ks;
 	m.s.kernel_active = 97;
@@ -238,6 +242,11 @@ static void test_kernel_path_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_kernel_bytes_total{direction=\"to_sidecar\"} 79");
 	mr_assert_line(out->str, "meshslirp_kernel_urgent_marks_total 83");
 	mr_assert_line(out->str, "meshslirp_kernel_frames_total{direction=\"to_guest\"} 83");
+	mr_assert_line(out->str, "meshslirp_kernel_direct_flows_total 107");
+	mr_assert_line(out->str, "meshslirp_kernel_direct_flows_active 127");
+	mr_assert_line(out->str, "meshslirp_kernel_direct_flow_events_total{event=\"dial_full\"} 109");
+	mr_assert_line(out->str, "meshslirp_kernel_direct_flow_events_total{event=\"refused\"} 113");
+	mr_assert_line(out->str, "meshslirp_kernel_direct_flow_events_total{event=\"closed\"} 0");
 	drop = g_strdup_printf("meshslirp_kernel_drops_total{reason=\"%s\"} 89",
 			       ksteer_drop_str(KSTEER_DROP_BAD_META));
 	mr_assert_line(out->str, drop);
