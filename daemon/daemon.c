@@ -324,13 +324,17 @@ void daemon_log_summary(const struct daemon *d)
 	if (d->ks) {
 		const struct ksteer_stats *k = ksteer_stats(d->ks);
 
-		g_message("kernel path: flows %" G_GUINT64_FORMAT " (active %zu, left to libslirp %"
+		g_message("kernel path: steered flows %" G_GUINT64_FORMAT " (left to libslirp %"
 			  G_GUINT64_FORMAT "), opened %" G_GUINT64_FORMAT ", connect failed %"
 			  G_GUINT64_FORMAT ", timeouts %" G_GUINT64_FORMAT ", closed %" G_GUINT64_FORMAT
-			  ", reset %" G_GUINT64_FORMAT ", bytes to sidecar %" G_GUINT64_FORMAT
-			  ", to guest %" G_GUINT64_FORMAT,
-			  k->flows, ksteer_active(d->ks), k->table_full, k->opened, k->connect_failed,
-			  k->timeouts, k->closed, k->aborted, k->bytes_out, k->bytes_in);
+			  ", reset %" G_GUINT64_FORMAT "; direct flows %" G_GUINT64_FORMAT
+			  " (connected %" G_GUINT64_FORMAT ", refused %" G_GUINT64_FORMAT
+			  "); active %zu (direct %zu); bytes from the guest %" G_GUINT64_FORMAT
+			  ", to it %" G_GUINT64_FORMAT,
+			  k->flows, k->table_full, k->opened, k->connect_failed, k->timeouts,
+			  k->closed, k->aborted, k->direct.flows, k->direct.connected,
+			  k->direct.refused, ksteer_active(d->ks), ksteer_active_direct(d->ks),
+			  k->bytes_out, k->bytes_in);
 	}
 }
 

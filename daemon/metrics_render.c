@@ -43,8 +43,8 @@ static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size
 		    "Kernel-path flows not yet ended, steered and direct.");
 	metric(o, "meshslirp_kernel_flows_active", NULL, active);
 	metric_head(o, "meshslirp_kernel_direct_flows_total", "counter",
-		    "Direct TCP flows (not steered) the kernel path terminated: connected to their "
-		    "own destination before the guest's handshake completes.");
+		    "Direct TCP flows (not steered) the kernel path took: a connect() to their own "
+		    "destination began, before the guest's handshake completes.");
 	metric(o, "meshslirp_kernel_direct_flows_total", NULL, k->direct.flows);
 	metric_head(o, "meshslirp_kernel_direct_flows_active", "gauge",
 		    "Direct kernel-path flows not yet ended (counted in "
@@ -54,7 +54,8 @@ static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size
 		    "Direct kernel-path flows by event: the destination connected, refused (the guest "
 		    "reset), timed out; ended in order, by a reset, idle; SYNs left to libslirp "
 		    "(dial_full: no slot or parking place, or a SYN too long to park; failed_at_once: "
-		    "connect() failed in the call, which libslirp answers as it always has).");
+		    "socket() or connect() failed in the call, which libslirp answers as it always "
+		    "has).");
 	{
 		const struct ksteer_direct_stats *dk = &k->direct;
 		const struct { const char *event; uint64_t v; } ev[] = {
@@ -78,7 +79,8 @@ static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size
 		metric(o, "meshslirp_kernel_flow_events_total", lbl, values[i]);
 	}
 	metric_head(o, "meshslirp_kernel_bytes_total", "counter",
-		    "Bytes spliced between the private stack and the sidecar.");
+		    "Bytes relayed between the private stack and the sidecar, or a direct flow's "
+		    "destination (to_sidecar: from the guest).");
 	metric(o, "meshslirp_kernel_bytes_total", "direction=\"to_sidecar\"", k->bytes_out);
 	metric(o, "meshslirp_kernel_bytes_total", "direction=\"to_guest\"", k->bytes_in);
 	metric_head(o, "meshslirp_kernel_urgent_marks_total", "counter",

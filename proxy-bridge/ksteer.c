@@ -498,9 +498,7 @@ static struct kflow *ksteer_open(struct ksteer *ks, const uint8_t *frame, uint32
 	g_hash_table_replace(ks->by_key, &f->key, f);
 	f->hashed = true;
 	ks->active++;
-	if (direct)
-		ks->stats.direct.flows++;
-	else
+	if (!direct)
 		ks->stats.flows++;
 	memcpy(ks->gw_mac, frame, 6);
 	memcpy(ks->guest_mac, frame + 6, 6);
@@ -543,16 +541,14 @@ static struct kflow *ksteer_dial(struct ksteer *ks, const uint8_t *frame, struct
 	up = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (up < 0 || (connect(up, (struct sockaddr *)&sin, sizeof(sin)) < 0 &&
 		       errno != EINPROGRESS)) {
-		if (up < 0)
-			ks->stats.resource_failed++;
-		else
-			ks->stats.direct.failed_at_once++;
+		ks->stats.direct.failed_at_once++;
 		ksteer_close_fd(&up, false);
 		/* Nothing reached the private stack; the tuple is libslirp's from here on. */
 		ksteer_end(ks, f, KEND_COUNTED);
 		ksteer_unhash(ks, f);
 		return NULL;
 	}
+	ks->stats.direct.flows++;
 	f->up = up;
 	f->dial = ks->dial_free[--ks->ndial_free];
 	dl = &ks->dials[f->dial];
@@ -1404,7 +1400,8 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
 	if (slot >= ks->nslots)
 		return;
 	f = &ks->flows[slot];
-	if (f->state == KF_CONNECTING || f->state == KF_OPEN || f->state == KF_SYN) {
+	/* A direct flow's destination may send and close before the guest's handshake is accepted. */
+	if (f->state != KF_FREE && f->state != KF_CLOSED) {
 		f->urgent[d] |= !!(events & EPOLLPRI);
 		f->rdhup[d] |= !!(events & (EPOLLRDHUP | EPOLLHUP));
 	}

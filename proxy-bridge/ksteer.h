@@ -147,7 +147,8 @@
  * fixed place of KNAT_SYN_MAX bytes (a longer one, or one past the bound,
  * is libslirp's, counted; so is one whose connect() fails in the call,
  * which libslirp then answers as it always has).  The connect timeout
- * bounds DIAL, SYN and CONNECTING, --tcp-idle-timeout OPEN.  Out of descriptors,
+ * bounds SYN and CONNECTING (a direct flow's DIAL, then its SYN, each),
+ * --tcp-idle-timeout OPEN.  Out of descriptors,
  * the listener is left unread (its backlog, then the private stack's SYN
  * cookies, hold the guest) until a flow ends.  Nothing is allocated per
  * packet or per flow on this path beyond the kernel's sockets and pipes.
@@ -188,9 +189,16 @@ enum ksteer_drop {
 	KSTEER_DROP_COUNT,
 };
 
-/* Direct flows (KSTEER_ROUTE_DIRECT): counted apart, the steered counters below never see them. */
+/*
+ * Direct flows (KSTEER_ROUTE_DIRECT): the flows and their events, counted
+ * apart from the steered ones (flows, opened, connect_failed, timeouts,
+ * closed, aborted, idle_resets, table_full below never see them).  What
+ * the path does alike for both is counted for both: accepted,
+ * stray_accepts, reclaimed, resource_failed, bytes, urgent marks, frames
+ * and drops.
+ */
 struct ksteer_direct_stats {
-	uint64_t flows;                /* guest SYNs dialled: their destination asked first */
+	uint64_t flows;                /* guest SYNs dialled: a connect() to their destination began */
 	uint64_t connected;            /* the destination accepted; the guest's handshake then did */
 	uint64_t refused;              /* the destination refused or was unreachable: guest reset */
 	uint64_t timeouts;             /* no answer from the destination, or no guest handshake,
@@ -200,7 +208,7 @@ struct ksteer_direct_stats {
 	uint64_t idle_resets;          /* --tcp-idle-timeout */
 	uint64_t dial_full;            /* SYNs left to libslirp: KSTEER_DIAL_MAX dialling, no slot,
 					* or a SYN too long to park */
-	uint64_t failed_at_once;       /* SYNs left to libslirp: connect() failed in the call */
+	uint64_t failed_at_once;       /* SYNs left to libslirp: socket() or connect() failed in the call */
 };
 
 struct ksteer_stats {
@@ -217,8 +225,8 @@ struct ksteer_stats {
 	uint64_t closed;               /* ended in order, EOF both ways */
 	uint64_t aborted;              /* ended with a reset */
 	uint64_t resource_failed;      /* no socket or pipe for an accepted flow (EMFILE and the like) */
-	uint64_t bytes_out;            /* guest to sidecar */
-	uint64_t bytes_in;             /* sidecar to guest */
+	uint64_t bytes_out;            /* guest to sidecar (or a direct flow's destination) */
+	uint64_t bytes_in;             /* sidecar (or destination) to guest */
 	uint64_t urgent_marks;         /* urgent (out-of-band) bytes stepped over, either way */
 	uint64_t frames_to_stack;      /* guest frames written to the private stack */
 	uint64_t frames_to_guest;      /* frames from it, sent to the guest */

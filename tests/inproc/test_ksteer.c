@@ -965,7 +965,7 @@ static void test_direct_flow(void **state)
 	if (!strstr(list, "\"kind\": \"direct\", \"path\": \"kernel\", \"proto\": \"tcp\", "
 			  "\"state\": \"open\""))
 		fail_msg("list_flows: %s", list);
-	assert_int_equal(kstats(s)->opened, 0); /* the steered counters never see a direct flow */
+	assert_int_equal(kstats(s)->opened, 0); /* the steered flow counters never see it */
 	assert_int_equal(kstats(s)->flows, 0);
 	assert_int_equal(bridge_stats(f->d.br)->flows_direct, 0);
 	/* The destination closes: its FIN reaches the guest; the guest's reaches it. */
@@ -1053,6 +1053,7 @@ static void test_direct_failed_at_once(void **state)
 	gsend(f, &c, 0x02, NULL, 0);
 	inproc_pump(50);
 	assert_int_equal(kstats(s)->direct.failed_at_once, 1);
+	assert_int_equal(kstats(s)->direct.flows, 0); /* never taken */
 	assert_int_equal(kstats(s)->frames_to_stack, 0);
 	assert_int_equal(ksteer_active(f->d.ks), 0);
 	assert_int_equal(ksteer_active_direct(f->d.ks), 0);
