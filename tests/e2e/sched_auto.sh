@@ -7,9 +7,10 @@
 # The thread's policy is read from outside (chrt -p on the daemon's main thread, the data
 # thread) and from the daemon's metrics.  One daemon at a time:
 #   auto    (under --seccomp) a 1 GiB upload: SCHED_BATCH seen while it runs, a switch to it
-#           counted; half a second after it, with no traffic since, SCHED_OTHER again (the
-#           daemon's own check while in SCHED_BATCH), as many switches back counted, and a
-#           64 KiB upload after that leaves it so.  Small uploads before it must not switch.
+#           counted (an upload under the entry rate is tried again, three times at most);
+#           half a second after it, with no traffic since, SCHED_OTHER again (the daemon's
+#           own check while in SCHED_BATCH), as many switches back counted, and a 64 KiB
+#           upload after that leaves it so.  Small uploads before it must not switch.
 #   normal  the same 1 GiB upload: SCHED_OTHER throughout, no switch counted (the upload
 #           is the same, so this says the switch in auto came from the option).
 #   slirp   auto on libslirp's path (--steer-stack slirp), where SCHED_BATCH cost
@@ -122,14 +123,34 @@ metrics auto-0
 for i in $(seq 5); do upload "trickle$i" 4096; sleep 0.05; done
 metrics auto-trickle
 [ "$SW_BATCH" = 0 ] || e2e_fail "auto: small transfers switched to SCHED_BATCH ($SW_BATCH)"
-upload auto-bulk "$BULK"
-BULK_MIBS=$RATE_MIBS
-# The daemon enters at 128 MiB/s over 100 ms; the whole upload's rate says whether it could.
-grep -q '^SCHED_BATCH$' "$E2E_TMP/auto-bulk.policies" ||
-	e2e_fail "auto: never SCHED_BATCH during a 1 GiB upload at $BULK_MIBS MiB/s (seen: $(seen auto-bulk))"
+# The daemon enters at 128 MiB/s over a window of 100 ms (SCHEDMODE_ENTER_BPS).  An upload's
+# average rate is a lower bound on its best window's, so an upload at 128 MiB/s or more that
+# never switched is a failure.  One slower than that proves nothing either way: a sanitizer
+# build on a loaded 2-core machine moved 1 GiB at 75 MiB/s.  Such an upload is tried again, at
+# most three times in all; if none reached the rate, the switch was not exercised here (the
+# normal build's run, at several times the rate, exercises it) and that is said, while the
+# checks that need no switch (none counted, SCHED_OTHER after) still hold.
+ENTER_MIBS=128
+SWITCHED=false
+for try in 1 2 3; do
+	upload "auto-bulk$try" "$BULK"
+	BULK_MIBS=$RATE_MIBS
+	if grep -q '^SCHED_BATCH$' "$E2E_TMP/auto-bulk$try.policies"; then
+		SWITCHED=true
+		break
+	fi
+	[ "$BULK_MIBS" -lt "$ENTER_MIBS" ] ||
+		e2e_fail "auto: never SCHED_BATCH during a 1 GiB upload at $BULK_MIBS MiB/s (seen: $(seen "auto-bulk$try"))"
+	e2e_log "auto: upload $try at $BULK_MIBS MiB/s, under the entry rate of $ENTER_MIBS MiB/s: not switched (seen: $(seen "auto-bulk$try"))"
+done
 metrics auto-bulk
-# One switch, or more where the machine stalled the transfer for a window (CI).
-[ "$SW_BATCH" -ge 1 ] || e2e_fail "auto: $SW_BATCH switches to SCHED_BATCH, want 1 or more"
+if $SWITCHED; then
+	# One switch, or more where the machine stalled the transfer for a window (CI).
+	[ "$SW_BATCH" -ge 1 ] || e2e_fail "auto: $SW_BATCH switches to SCHED_BATCH, want 1 or more"
+else
+	# A window above the rate may still have switched for less than a sample's interval.
+	e2e_log "auto: NOT EXERCISED: three 1 GiB uploads all under $ENTER_MIBS MiB/s (this machine and build are too slow to reach the entry rate); switches counted: $SW_BATCH"
+fi
 sleep 0.5
 [ "$(policy "$DAEMON")" = SCHED_OTHER ] ||
 	e2e_fail "auto: still $(policy "$DAEMON") half a second after the bulk ended"
@@ -138,7 +159,9 @@ metrics auto-quiet
 upload auto-after 65536
 [ "$(policy "$DAEMON")" = SCHED_OTHER ] ||
 	e2e_fail "auto: $(policy "$DAEMON") after a 64 KiB upload"
-e2e_log "auto: SCHED_OTHER, SCHED_BATCH during 1 GiB at $BULK_MIBS MiB/s ($(grep -c '^SCHED_BATCH$' "$E2E_TMP/auto-bulk.policies") of $(wc -l <"$E2E_TMP/auto-bulk.policies") samples), SCHED_OTHER after; switches $SW_BATCH and $SW_NORMAL"
+if $SWITCHED; then
+	e2e_log "auto: SCHED_OTHER, SCHED_BATCH during 1 GiB at $BULK_MIBS MiB/s ($(grep -c '^SCHED_BATCH$' "$E2E_TMP/auto-bulk$try.policies") of $(wc -l <"$E2E_TMP/auto-bulk$try.policies") samples, upload $try), SCHED_OTHER after; switches $SW_BATCH and $SW_NORMAL"
+fi
 down
 
 # normal: the same upload, never switched.
