@@ -16,11 +16,13 @@
 #                  no copy at all, an upper bound no real VM reaches
 #   masquerade-vm  the same pod, the guest model behind the VM model (vu-frontend tap2tap):
 #                  virtio rings in shared memory, a vhost-net stand-in onto a tap in k6t-eth0
-#   meshslirp-vu   meshslirp --vhost-user, the guest model behind the same VM model, steered
-#                  TCP in libslirp (--steer-stack slirp; the default before 2026-12-04)
-#   meshslirp-vu-k the same with --steer-stack kernel (with the sidecar in the path): steered
-#                  TCP ends in the kernel's stack in the daemon's private namespace; what the
-#                  default (auto) takes wherever it can be set up
+#   meshslirp-vu   meshslirp --vhost-user, the guest model behind the same VM model, its TCP
+#                  in libslirp (--steer-stack slirp; the default before 2026-12-04, and without
+#                  a sidecar before 2026-12-07)
+#   meshslirp-vu-k the same with --steer-stack kernel: the guest's TCP ends in the kernel's
+#                  stack in the daemon's private namespace, spliced to the sidecar, or without
+#                  one to its destination; what the default (auto) takes wherever it can be
+#                  set up
 #   meshslirp-vu-kauto  the same with --busy-poll auto: a polling window that follows the gaps
 #                  between events, up to 200 us (not default)
 #   meshslirp-vu-kunix  --steer-stack kernel with the unix legs of meshslirp-vu-unix (not default)
@@ -240,9 +242,11 @@ gx_masquerade_vm() { ip netns exec "$(guest_ns masquerade-vm)" "$@"; }
 bench_meshslirp_args() {
 	local mtu=$1 mesh=$2
 	BENCH_MS_ARGS=(--mtu "$mtu" --log-level warning)
-	# libslirp's path, named: the -k systems add --steer-stack kernel after it (the last one
-	# wins), the path the default (auto) takes wherever it can be set up.
-	[ "$mesh" = 1 ] && BENCH_MS_ARGS+=(--outbound-proxy 127.0.0.1:15001 --steer-stack slirp)
+	# libslirp's path, named, with the sidecar and without: the -k systems add --steer-stack
+	# kernel after it (the last one wins), the path the default (auto) takes wherever it can
+	# be set up (without a sidecar too, since 2026-12-07).
+	BENCH_MS_ARGS+=(--steer-stack slirp)
+	[ "$mesh" = 1 ] && BENCH_MS_ARGS+=(--outbound-proxy 127.0.0.1:15001)
 	return 0
 }
 bench_guest_addr() {
@@ -284,14 +288,12 @@ bench_vu_up() {
 		read -r -a envs <<<"${BENCH_ALT_ENV:-}"
 	fi
 	case $s in
-	meshslirp-vu-k | meshslirp-vu-kunix) [ "$mesh" = 1 ] && extra+=(--steer-stack kernel) ;;
+	meshslirp-vu-k | meshslirp-vu-kunix) extra+=(--steer-stack kernel) ;;
 	meshslirp-vu-kpoll)
-		[ "$mesh" = 1 ] && extra+=(--steer-stack kernel)
-		extra+=(--busy-poll "${BENCH_BUSY_POLL_US:-200}")
+		extra+=(--steer-stack kernel --busy-poll "${BENCH_BUSY_POLL_US:-200}")
 		;;
 	meshslirp-vu-kauto)
-		[ "$mesh" = 1 ] && extra+=(--steer-stack kernel)
-		extra+=(--busy-poll auto)
+		extra+=(--steer-stack kernel --busy-poll auto)
 		;;
 	esac
 	if [ "$s" = meshslirp-vu-unix ] || [ "$s" = meshslirp-vu-kunix ]; then

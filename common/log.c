@@ -182,6 +182,11 @@ static void log_emit_line(const char *fmt, ...)
 	g_mutex_unlock(&log_lock);
 }
 
+bool log_enabled(enum log_level level)
+{
+	return level <= log_threshold;
+}
+
 uint64_t log_dropped_lines(void)
 {
 	return atomic_load(&log_dropped);

@@ -28,6 +28,7 @@
  * could not be reopened, wait for it.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <glib.h>
@@ -55,6 +56,13 @@ int log_level_parse(const char *name, enum log_level *level);
  * how later lines are written is chosen by what stderr is now.
  */
 void log_init(enum log_level level);
+
+/*
+ * log_enabled() - whether a line at @level would be written: a caller checks
+ * before formatting one per flow (GLib formats a message before any handler
+ * can drop it).
+ */
+bool log_enabled(enum log_level level);
 
 /* log_dropped_lines() - lines dropped since start because stderr would have blocked. */
 uint64_t log_dropped_lines(void);

@@ -385,7 +385,7 @@ static int daemon_primary_ipv4(struct in_addr *out)
  */
 static size_t daemon_flow_budget(const struct ms_config *cfg)
 {
-	bool kernel = cfg->steer_stack != MS_STEER_SLIRP && cfg->outbound_proxy_set;
+	bool kernel = cfg->steer_stack != MS_STEER_SLIRP;
 	rlim_t per_flow = 1 + (kernel ? DAEMON_FDS_PER_KERNEL_FLOW : 0);
 	bool unix_exposed = cfg->expose_unix && cfg->expose_unix->len;
 	/* The control socket may expose ports at run time. */
@@ -583,11 +583,13 @@ static uint32_t daemon_ksteer_offloads(void *opaque)
 }
 
 /*
- * --steer-stack kernel or auto: the private stack for steered TCP
- * (ksteer.h).  kernel fails the start when it cannot be set up; auto says
- * why once and leaves steered TCP to libslirp, for a pod without the
- * privileges (no CAP_SYS_ADMIN and no user namespaces under its seccomp
- * profile) or without /dev/net/tun.  Returns 0 or -errno.
+ * --steer-stack kernel or auto: the private stack for the guest's TCP to
+ * other hosts (ksteer.h), steered to the sidecar and direct alike; without
+ * --outbound-proxy every such flow is direct.  kernel fails the start when
+ * it cannot be set up; auto says why once and leaves that TCP to libslirp,
+ * for a pod without the privileges (no CAP_SYS_ADMIN and no user
+ * namespaces under its seccomp profile) or without /dev/net/tun.  Returns
+ * 0 or -errno.
  */
 static int daemon_setup_ksteer(struct daemon *d)
 {
@@ -611,11 +613,11 @@ static int daemon_setup_ksteer(struct daemon *d)
 	const char *why = "";
 	int ret;
 
-	if (cfg->steer_stack == MS_STEER_SLIRP || !cfg->outbound_proxy_set)
+	if (cfg->steer_stack == MS_STEER_SLIRP)
 		return 0;
 	ret = ksteer_new(&kc, &d->ks, &why);
 	if (ret && cfg->steer_stack == MS_STEER_AUTO) {
-		g_warning("--steer-stack auto: cannot %s: %s; steered TCP ends in libslirp, "
+		g_warning("--steer-stack auto: cannot %s: %s; the guest's TCP ends in libslirp, "
 			  "the slower path (docs/PERFORMANCE.md)", why, g_strerror(-ret));
 		return 0;
 	}
@@ -623,8 +625,12 @@ static int daemon_setup_ksteer(struct daemon *d)
 		g_printerr("meshslirp: --steer-stack kernel: cannot %s: %s\n", why, g_strerror(-ret));
 		return ret;
 	}
-	g_message("steered TCP ends in the kernel's stack (a private namespace), spliced to the "
-		  "sidecar");
+	if (cfg->outbound_proxy_set)
+		g_message("the guest's TCP ends in the kernel's stack (a private namespace), spliced "
+			  "to the sidecar (steered) or to its destination (excluded)");
+	else
+		g_message("the guest's TCP ends in the kernel's stack (a private namespace), spliced "
+			  "to its destination");
 	return 0;
 }
 
@@ -650,7 +656,6 @@ void daemon_render_metrics(GString *o, void *opaque)
 		.kernel = d->ks ? ksteer_stats(d->ks) : NULL,
 		.kernel_active = d->ks ? ksteer_active(d->ks) : 0,
 		.kernel_active_direct = d->ks ? ksteer_active_direct(d->ks) : 0,
-		.steering = d->cfg->outbound_proxy_set,
 		.loop_stats = &d->loop_stats,
 		.busy_poll_us = d->busy_poll_us,
 		.sched = &d->sched,

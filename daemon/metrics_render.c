@@ -116,10 +116,9 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	g_string_append_printf(o, "meshslirp_info{version=\"%s\"} 1\n", MESHSLIRP_VERSION);
 	/* --steer-stack auto settles at start: say which it became. */
 	metric_head(o, "meshslirp_steer_stack", "gauge",
-		    "Which TCP ends steered flows: kernel (a private namespace), slirp (libslirp), "
-		    "or none (nothing is steered: no --outbound-proxy).");
-	metric(o, "meshslirp_steer_stack",
-	       s->kernel ? "stack=\"kernel\"" : s->steering ? "stack=\"slirp\"" : "stack=\"none\"", 1);
+		    "Which TCP ends the guest's TCP to other hosts, steered and direct: kernel (a "
+		    "private namespace) or slirp (libslirp).");
+	metric(o, "meshslirp_steer_stack", s->kernel ? "stack=\"kernel\"" : "stack=\"slirp\"", 1);
 
 	static const struct mainloop_stats no_loop;
 	const struct mainloop_stats *ml = s->loop_stats ? s->loop_stats : &no_loop;

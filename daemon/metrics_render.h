@@ -61,7 +61,6 @@ struct metrics_snapshot {
 	const struct ksteer_stats *kernel;          /* --steer-stack kernel; NULL without */
 	size_t kernel_active;                       /* its flows not yet ended */
 	size_t kernel_active_direct;                /* of them, direct flows */
-	bool steering;                              /* --outbound-proxy: TCP is steered */
 	const struct mainloop_stats *loop_stats;    /* the main loop's polling (--busy-poll); NULL: none */
 	unsigned int busy_poll_us;                  /* the polling window (auto: its ceiling) in
 						     * effect; 0: the loop does not poll */

@@ -829,10 +829,10 @@ static const GOptionEntry options_entries[] = {
 	  "Checksum and TCP segmentation offloads with the guest (vhost-user, tap): on (default) "
 	  "or off", "on|off" },
 	{ "steer-stack", 0, 0, CB(opt_steer_stack),
-	  "Which TCP ends the guest's TCP flows, steered and direct (with --outbound-proxy): "
-	  "kernel (the kernel's, in a "
-	  "private namespace; needs CAP_SYS_ADMIN or user namespaces, and /dev/net/tun), slirp "
-	  "(libslirp's), or auto (default: kernel where it can be set up at start, else slirp)",
+	  "Which TCP ends the guest's TCP to other hosts, steered and direct: kernel (the "
+	  "kernel's, in a private namespace; needs CAP_SYS_ADMIN or user namespaces, and "
+	  "/dev/net/tun), slirp (libslirp's), or auto (default: kernel where it can be set up "
+	  "at start, else slirp)",
 	  "auto|kernel|slirp" },
 	{ "busy-poll", 0, 0, CB(opt_busy_poll),
 	  "Keep polling after the last event before sleeping, for lower request/response "
@@ -950,9 +950,6 @@ static int options_validate(struct ms_config *cfg, GError **err)
 		return options_fail(err, "--netns", "only applies with --tap"), -EINVAL;
 	if (!cfg->outbound_proxy_set && cfg->proxy_source_set)
 		return options_fail(err, "--proxy-source", "only applies with --outbound-proxy"), -EINVAL;
-	if (!cfg->outbound_proxy_set && cfg->steer_stack == MS_STEER_KERNEL)
-		return options_fail(err, "--steer-stack", "kernel only applies with --outbound-proxy"),
-		       -EINVAL;
 	if (cfg->outbound_proxy_unix && cfg->dns_upstream_set &&
 	    cfg->dns_upstream_addr.s_addr == htonl(INADDR_LOOPBACK) && cfg->dns_upstream_port == 15001)
 		return options_fail(err, "--dns-upstream", "127.0.0.1:15001 is the virtual target of "

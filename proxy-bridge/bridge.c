@@ -46,6 +46,7 @@
 #include <glib.h>
 #include <libslirp.h>
 
+#include "common/log.h"
 #include "common/ratelimit.h"
 #include "common/seq.h"
 #include "common/util.h"
@@ -164,7 +165,8 @@ void bridge_debug_flow(struct bridge *br, const struct flow *f, const char *even
 	char src[32], dst[32], via[32];
 	uint64_t suppressed;
 
-	if (!ratelimit_allow(&br->debug_rl, g_get_monotonic_time(), &suppressed))
+	if (!log_enabled(LOG_LEVEL_DEBUG) ||
+	    !ratelimit_allow(&br->debug_rl, g_get_monotonic_time(), &suppressed))
 		return;
 	g_debug("%s %s flow %s -> %s via %s (stack port %u)%s", bridge_ops(f)->name, event,
 		bridge_fmt(src, sizeof(src), f->gkey.laddr, f->gkey.lport),

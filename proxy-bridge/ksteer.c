@@ -20,6 +20,8 @@
 #include "backend/offload.h"
 #include "common/clientslots.h"
 #include "common/fdsource.h"
+#include "common/log.h"
+#include "common/ratelimit.h"
 #include "common/siphash.h"
 #include "common/tcpcc.h"
 #include "netstack/kstack.h"
@@ -118,6 +120,7 @@ struct ksteer {
 	uint16_t *dial_free;           /* free entries of dials, a stack */
 	unsigned int ndial_free;
 	struct ksteer_stats stats;
+	struct ratelimit debug_rl;     /* ksteer_debug_flow()'s lines */
 };
 
 #define KSTEER_SOCK_EVENTS (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET)
@@ -275,6 +278,39 @@ static uint64_t *ksteer_end_counter(struct ksteer *ks, const struct kflow *f, en
 }
 
 /*
+ * A debug line per flow opened or ended (--log-level debug), as libslirp's
+ * path has (bridge_debug_flow()), under a rate limit of its own.
+ */
+static void ksteer_debug_flow(struct ksteer *ks, const struct kflow *f, const char *event)
+{
+	char src[INET_ADDRSTRLEN], dst[INET_ADDRSTRLEN];
+	struct in_addr daddr = { .s_addr = f->daddr };
+	uint64_t suppressed;
+
+	if (!log_enabled(LOG_LEVEL_DEBUG) ||
+	    !ratelimit_allow(&ks->debug_rl, g_get_monotonic_time(), &suppressed))
+		return;
+	g_debug("kernel path: %s flow %s:%u -> %s:%u %s (slot %u)%s",
+		f->direct ? "direct" : "steered", inet_ntop(AF_INET, &ks->cfg.guest, src, sizeof(src)),
+		ntohs(f->gport), inet_ntop(AF_INET, &daddr, dst, sizeof(dst)), ntohs(f->dport), event,
+		(unsigned int)(f - ks->flows), suppressed ? " (earlier lines suppressed)" : "");
+}
+
+static const char *const ksteer_end_event[] = {
+	[KEND_CLOSED] = "closed", [KEND_RESET] = "reset", [KEND_IDLE] = "ended: idle",
+	[KEND_TIMEOUT] = "ended: connect timeout", [KEND_COUNTED] = "ended",
+};
+
+/* Hand @f's parked SYN place back, if it holds one (DIAL). */
+static void ksteer_dial_release(struct ksteer *ks, struct kflow *f)
+{
+	if (f->dial < 0)
+		return;
+	ks->dial_free[ks->ndial_free++] = (uint16_t)f->dial;
+	f->dial = -1;
+}
+
+/*
  * End @f: close what it holds (with resets unless closed in order), keep
  * its slot translating late segments for the grace, queue the slot for
  * reuse.
@@ -290,10 +326,8 @@ static void ksteer_end(struct ksteer *ks, struct kflow *f, enum kflow_end why)
 	counter = ksteer_end_counter(ks, f, why);
 	if (counter)
 		(*counter)++;
-	if (f->dial >= 0) {
-		ks->dial_free[ks->ndial_free++] = (uint16_t)f->dial;
-		f->dial = -1;
-	}
+	ksteer_debug_flow(ks, f, ksteer_end_event[why]);
+	ksteer_dial_release(ks, f);
 	/* The stack answers the close on the tun (a FIN or a reset), within the call. */
 	ks->tun_behind |= f->sk >= 0;
 	ksteer_close_fd(&f->sk, reset);
@@ -587,30 +621,28 @@ static void ksteer_dial_refuse(struct ksteer *ks, struct kflow *f)
 }
 
 /*
- * Direct flow @f's connect() is done: with success, its parked SYN goes to
- * the private stack, whose SYN|ACK the guest gets (SYN); with an error,
- * the guest gets a reset (CLOSED).  Returns false when still connecting.
+ * Direct flow @f's connect() may be done: with success, its parked SYN goes
+ * to the private stack, whose SYN|ACK the guest gets (SYN); with an error,
+ * the guest gets a reset (CLOSED); still connecting, nothing changes.
  */
-static bool ksteer_dial_answered(struct ksteer *ks, struct kflow *f)
+static void ksteer_dial_answered(struct ksteer *ks, struct kflow *f)
 {
 	struct kdial *dl = &ks->dials[f->dial];
 	int ret = ksteer_connected(f->up);
 
 	if (!ret)
-		return false;
+		return;
 	if (ret < 0) {
 		ks->stats.direct.refused++;
 		ksteer_dial_refuse(ks, f);
 		ksteer_end(ks, f, KEND_COUNTED);
-		return true;
+		return;
 	}
 	(void)ksteer_write_tun(ks, (struct iovec[]){ { dl->vnet, sizeof(dl->vnet) },
 						     { dl->ip, dl->len } }, 2, false);
-	ks->dial_free[ks->ndial_free++] = (uint16_t)f->dial;
-	f->dial = -1;
+	ksteer_dial_release(ks, f);
 	f->state = KF_SYN;
 	f->deadline_us = ks->now_us + ks->cfg.connect_timeout_us;
-	return true;
 }
 
 /*
@@ -928,6 +960,7 @@ static void ksteer_accepted(struct ksteer *ks, int sk, const struct sockaddr_in 
 		/* Its destination answered before the guest's SYN went on: no sidecar, no header. */
 		ksteer_epoll(ks, EPOLL_CTL_ADD, f->sk, KSTEER_SOCK_EVENTS, (uint64_t)slot << 1 | KF_OUT);
 		ks->stats.direct.connected++;
+		ksteer_debug_flow(ks, f, "opened");
 		f->state = KF_OPEN;
 		f->deadline_us = 0;
 		f->active_us = ks->now_us;
@@ -1068,6 +1101,7 @@ static int ksteer_sidecar_ready(struct ksteer *ks, struct kflow *f, bool check_e
 		return -1;
 	}
 	ks->stats.opened++;
+	ksteer_debug_flow(ks, f, "opened");
 	f->state = KF_OPEN;
 	f->deadline_us = 0;
 	f->active_us = ks->now_us;
@@ -1408,7 +1442,7 @@ static void ksteer_sock_event(struct ksteer *ks, uint64_t tag, uint32_t events)
 	switch (f->state) {
 	case KF_DIAL:
 		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-			(void)ksteer_dial_answered(ks, f);
+			ksteer_dial_answered(ks, f);
 		return;
 	case KF_SYN:
 		/* A direct flow's destination, before the guest's handshake is accepted. */
@@ -1637,6 +1671,7 @@ int ksteer_new(const struct ksteer_config *cfg, struct ksteer **out, const char 
 	}
 	ks = g_new0(struct ksteer, 1);
 	ks->cfg = *cfg;
+	ks->debug_rl = (struct ratelimit)RATELIMIT_INIT(100);
 	ks->nslots = (uint32_t)MIN(cfg->max_flows, (size_t)KNAT_POOL_SLOTS);
 	if (!ks->nslots) {
 		*why = "size the flow table";

@@ -18,9 +18,11 @@
  * goes the same way to its own destination, with no header, but connected
  * there before its SYN reaches the private stack (DIAL below), so the
  * guest's handshake completes only with a destination that accepted and a
- * refusal reaches it as a reset, as through libslirp.  DHCP, DNS, UDP,
- * ICMP and inbound flows stay with libslirp, and so does a flow this path
- * has no room for.
+ * refusal reaches it as a reset, as through libslirp; without a sidecar
+ * (no --outbound-proxy) every flow is such a one.  DHCP, DNS, UDP, ICMP
+ * and inbound flows stay with libslirp, and so does a flow this path has
+ * no room for.  --log-level debug gives a line per flow opened and ended
+ * (rate-limited).
  *
  * Guest frames: ksteer_guest_frame() sees each one before the rest of the
  * daemon, with its virtio-net metadata (a 64 KiB segment with a partial

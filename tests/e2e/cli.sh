@@ -45,16 +45,17 @@ expect_lowered() {
 	kill -TERM "$pid"
 	e2e_wait_exit "$pid" 10 || e2e_fail "$name: daemon with a low fd limit did not stop"
 }
-# An explicit --max-inbound-flows keeps its share: 8000 of 16384 is 425 of 872.
+# An explicit --max-inbound-flows keeps its share: 8000 of 16384 is 425 of 872 (libslirp's path).
 expect_lowered lim "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" \
-	872 425 --max-flows 16384 --max-inbound-flows 8000
+	872 425 --max-flows 16384 --max-inbound-flows 8000 --steer-stack slirp
 # Where the kernel path may run, a flow may hold seven: its two sockets and two pipes there,
 # and libslirp's socket in the other table; the pipe pool is in the reserve.
 expect_lowered limk "--max-flows 16384 needs 114848 descriptors (7 a flow, on the kernel path) but the limit is 1000: using 120 flows" \
 	120 60 --max-flows 16384 --outbound-proxy 127.0.0.1:15001
-# The default lowered is no warning, a note.
+# The default lowered is no warning, a note; without a sidecar too, whose flows are direct ones
+# on the kernel path.
 expect_lowered limd "flow tables of 120, within the descriptor limit of 1000 (the default of 16384 needs 114848, 7 a flow on the kernel path" \
-	120 60 --outbound-proxy 127.0.0.1:15001
+	120 60
 ! grep -q 'warning: .*descriptors' "$E2E_TMP/limd.log" || e2e_fail "limd: the default lowered is a warning"
 e2e_log "--max-flows lowered to the descriptor limit, with a warning (1 and 7 descriptors a flow)"
 
@@ -71,10 +72,25 @@ e2e_start_meshslirp auto --socket "$E2E_TMP/auto.sock" --outbound-proxy 127.0.0.
 	--metrics 127.0.0.1:9191
 [ "$(steer_stack_of auto)" = kernel ] ||
 	e2e_fail "--steer-stack auto as root did not take the kernel's stack: $(grep steer_stack "$E2E_TMP/auto.metrics")"
-grep -q "steered TCP ends in the kernel's stack" "$E2E_TMP/auto.log" ||
+grep -q "the guest's TCP ends in the kernel's stack .*spliced to the sidecar" "$E2E_TMP/auto.log" ||
 	e2e_fail "auto did not say it took the kernel's stack: $(cat "$E2E_TMP/auto.log")"
 kill -TERM "$MESHSLIRP_PID"
 e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "the auto daemon did not stop"
+# Without a sidecar too: every flow to another host is a direct one on the kernel path.
+e2e_start_meshslirp auto-direct --socket "$E2E_TMP/auto-direct.sock" --metrics 127.0.0.1:9191
+[ "$(steer_stack_of auto-direct)" = kernel ] ||
+	e2e_fail "--steer-stack auto without a sidecar: $(grep steer_stack "$E2E_TMP/auto-direct.metrics")"
+grep -q "the guest's TCP ends in the kernel's stack .*spliced to its destination$" \
+	"$E2E_TMP/auto-direct.log" ||
+	e2e_fail "auto without a sidecar did not say it took the kernel's stack: $(cat "$E2E_TMP/auto-direct.log")"
+kill -TERM "$MESHSLIRP_PID"
+e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "the auto daemon without a sidecar did not stop"
+e2e_start_meshslirp slirp-direct --socket "$E2E_TMP/slirp-direct.sock" --metrics 127.0.0.1:9191 \
+	--steer-stack slirp
+[ "$(steer_stack_of slirp-direct)" = slirp ] ||
+	e2e_fail "--steer-stack slirp without a sidecar: $(grep steer_stack "$E2E_TMP/slirp-direct.metrics")"
+kill -TERM "$MESHSLIRP_PID"
+e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "the slirp daemon without a sidecar did not stop"
 # meshslirp ARGS in the pod, in a mount namespace whose /dev/net/tun is /dev/null (exec: same PID)
 e2e_start_meshslirp_notun() {
 	# shellcheck disable=SC2016 # expanded by the inner shell
@@ -100,7 +116,7 @@ auto_falls_back() {
 	e2e_wait_exit "$pid" 10 || e2e_fail "the daemon $what did not stop"
 }
 auto_falls_back notun "without a tun device" \
-	"--steer-stack auto: cannot create the tun device: .*; steered TCP ends in libslirp" \
+	"--steer-stack auto: cannot create the tun device: .*; the guest's TCP ends in libslirp" \
 	e2e_start_meshslirp_notun
 rc=0
 # (timeout: a daemon that did start would otherwise hold the test until meson's timeout)
@@ -112,7 +128,7 @@ e2e_wait_exit "$notun2" 10 || rc=$?
 [ "$rc" = 1 ] || e2e_fail "--steer-stack kernel without a tun device exited $rc"
 grep -q -- "--steer-stack kernel: cannot create the tun device" "$E2E_TMP/notun2.log" ||
 	e2e_fail "--steer-stack kernel without a tun device said: $(cat "$E2E_TMP/notun2.log")"
-e2e_log "--steer-stack auto: the kernel's stack as root; libslirp's, saying why, with no tun device (kernel: exit 1)"
+e2e_log "--steer-stack auto: the kernel's stack as root, with a sidecar or without; libslirp's, saying why, with no tun device (kernel: exit 1)"
 
 # The same under a seccomp filter that kills on unshare() (systemd's SystemCallFilter= without
 # @sandbox, say): the set-up's child dies by SIGSYS, and the daemon names the step and the filter.

@@ -244,6 +244,24 @@ static struct kst *kst_start(bool listening, bool unix_leg)
 	return kst_start_sized(listening, unix_leg, NULL);
 }
 
+/*
+ * The daemon with no sidecar and no --steer-stack: the default, auto, takes
+ * the kernel path all the same, and every flow to another host is direct.
+ */
+static int setup_no_sidecar(void **state)
+{
+	struct kst *s = g_new0(struct kst, 1);
+	const char *args[] = { "--connect-timeout", kst_connect_timeout, "--tcp-idle-timeout", "2s",
+			       NULL };
+
+	s->sidecar = -1;
+	s->f = inproc_start(args);
+	assert_non_null(s->f->d.ks);
+	inproc_arp_gateway(s->f);
+	*state = s;
+	return 0;
+}
+
 static int setup(void **state)
 {
 	*state = kst_start(true, false);
@@ -1826,6 +1844,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_direct_silent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_failed_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_not_to_pod, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_flow, setup_no_sidecar, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_refused, setup_no_sidecar, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_silent, setup_no_sidecar, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_failed_at_once, setup_no_sidecar, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_not_to_pod, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_stays_zero_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_messages_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup, teardown),

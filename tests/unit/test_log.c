@@ -339,6 +339,22 @@ static void test_socket_takes_part_of_a_line(void **state)
 	assert_true(partial);
 }
 
+/* log_enabled() follows the level log_init() was given: what a line per flow asks first. */
+static void test_log_enabled(void **state)
+{
+	(void)state;
+	log_init(LOG_LEVEL_INFO);
+	assert_true(log_enabled(LOG_LEVEL_WARNING));
+	assert_true(log_enabled(LOG_LEVEL_INFO));
+	assert_false(log_enabled(LOG_LEVEL_DEBUG));
+	log_init(LOG_LEVEL_DEBUG);
+	assert_true(log_enabled(LOG_LEVEL_DEBUG));
+	log_init(LOG_LEVEL_ERROR);
+	assert_false(log_enabled(LOG_LEVEL_WARNING));
+	assert_true(log_enabled(LOG_LEVEL_ERROR));
+	log_init(LOG_LEVEL_INFO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_long_message_cut),
 		cmocka_unit_test(test_unreopenable_fifo_polls_for_room),
 		cmocka_unit_test(test_socket_takes_part_of_a_line),
+		cmocka_unit_test(test_log_enabled),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
