@@ -1031,8 +1031,8 @@ int options_parse(int argc, char **argv, struct ms_config *cfg, GError **err)
 	g_option_group_add_entries(group, entries);
 	g_option_context_set_main_group(ctx, group);
 	g_option_context_set_summary(ctx,
-		"Terminates a QEMU guest's network in userspace (libslirp; steered TCP in\n"
-		"a private kernel stack where it can) and connects it to the host and to a\n"
+		"Terminates a QEMU guest's network in userspace (libslirp; TCP to other hosts\n"
+		"in a private kernel stack where it can) and connects it to the host and to a\n"
 		"service mesh sidecar.");
 	g_option_context_set_description(ctx,
 		"QEMU: -netdev stream,id=n0,server=off,addr.type=unix,addr.path=PATH\n"

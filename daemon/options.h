@@ -33,9 +33,9 @@
 #define MS_MTU_MAX 65520
 
 /*
- * --steer-stack: which TCP ends the guest's steered flows.  Only steered
- * TCP is at stake (with --outbound-proxy); direct, DNS and inbound flows
- * are always libslirp's.
+ * --steer-stack: which TCP ends the guest's TCP to other hosts, steered
+ * (with --outbound-proxy) and direct alike; DNS, UDP, inbound flows and
+ * the guest network's own hosts are always libslirp's.
  */
 enum ms_steer_stack {
 	MS_STEER_AUTO,              /* the kernel's where it can be set up at start, else libslirp's (default) */

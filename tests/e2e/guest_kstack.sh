@@ -26,7 +26,7 @@ seccomp=(--seccomp)
 e2e_start_meshslirp meshslirp --vhost-user "$SOCK" --outbound-proxy 127.0.0.1:15001 \
 	--exclude-outbound-port "$E2E_AGENT_PORT" --metrics "$METRICS" \
 	"${seccomp[@]}"
-grep -q "the guest's TCP ends in the kernel's stack" "$E2E_TMP/meshslirp.log" ||
+grep -q "the guest's TCP ends in the kernel's stack .*spliced to the sidecar" "$E2E_TMP/meshslirp.log" ||
 	e2e_fail "the daemon did not start the kernel path: $(tail -3 "$E2E_TMP/meshslirp.log")"
 # The private stack is the daemon's alone: no device, address or route of it in the pod.
 links_after=$(ip -n "$NS_POD" -o link show | awk -F': ' '{print $2}' | sort | tr '\n' ' ')

@@ -243,11 +243,12 @@ static int write_all(int fd, const void *p, size_t len)
 }
 
 /*
- * source_next - the next 8 bytes of the source's stream (splitmix64).   Not GRand: one
- * g_rand_int() per 4 bytes capped a source at about 250 MiB/s, below the rates the
- * bulk tests judge (sched_auto's entry rate of 128 MiB/s under a sanitizer build on
- * two cores); this is a few instructions per 8 bytes, and the stream is as opaque to
- * the path as before.
+ * source_next - the next 8 bytes of the source's stream (splitmix64).  Not GRand: one
+ * g_rand_int() per 4 bytes capped a source at about 250 MiB/s on a core of its own, and
+ * on two cores shared with the daemon, its front-end and the sink it took the CPU a
+ * bulk test's path needed (sched_auto under ASan in CI: 75 MiB/s, below the entry rate
+ * of 128 MiB/s it judges); this is a few instructions per 8 bytes, and the stream is as
+ * opaque to the path as before.
  */
 static guint64 source_next(guint64 *state)
 {
