@@ -54,6 +54,8 @@
 BENCH_SYSTEMS=(masquerade masquerade-vm meshslirp-vu meshslirp-vu-k meshslirp meshslirp-tap slirp4netns pasta)
 NODE_IP=198.18.0.1
 BENCH_HAPROXY_MAXCONN=9000
+# The sidecar keeps HAProxy's default threads (one a CPU); the tests' single thread is for their logs.
+E2E_HAPROXY_NBTHREAD=
 : "${BENCH_VM_OFFLOAD:=tso}"
 : "${VUFRONT:=$E2E_ROOT/build/tests/vu-frontend}"
 
