@@ -200,7 +200,7 @@ static GLogWriterOutput log_write(GLogLevelFlags flags, const GLogField *fields,
 	const char *message = NULL;
 
 	(void)user_data;
-	if (level > log_threshold)
+	if (!log_enabled(level))
 		return G_LOG_WRITER_HANDLED;
 
 	for (gsize i = 0; i < n_fields; i++) {

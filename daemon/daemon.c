@@ -377,15 +377,15 @@ static int daemon_primary_ipv4(struct in_addr *out)
  * meeting EMFILE on an exposed port's accept() would wake the loop at once,
  * again and again).  So each table's size is what the limit holds with every
  * flow of both tables at its most, beside the reserve: the kernel path's
- * where it may run, the unix exposed ports' waiting clients (a socket and
- * its connector each), and the refused clients' sockets libslirp may hold
+ * (@kernel: it is set up), the unix exposed ports' waiting clients (a socket
+ * and its connector each), and the refused clients' sockets libslirp may hold
  * (BRIDGE_INBOUND_HELD_MAX).  Returns the size to use, saying once when it is
- * lower than asked: a warning for an explicit --max-flows, a note for the
- * default (a limit of 20,000 holds 2,834 kernel-path flows).
+ * lower than asked (@say: the daemon's final choice): a warning for an
+ * explicit --max-flows, a note for the default (a limit of 20,000 holds 2,834
+ * kernel-path flows).
  */
-static size_t daemon_flow_budget(const struct ms_config *cfg)
+static size_t daemon_flow_budget(const struct ms_config *cfg, bool kernel, bool say)
 {
-	bool kernel = cfg->steer_stack != MS_STEER_SLIRP;
 	rlim_t per_flow = 1 + (kernel ? DAEMON_FDS_PER_KERNEL_FLOW : 0);
 	bool unix_exposed = cfg->expose_unix && cfg->expose_unix->len;
 	/* The control socket may expose ports at run time. */
@@ -403,6 +403,8 @@ static size_t daemon_flow_budget(const struct ms_config *cfg)
 	room = rl.rlim_cur > 2 * reserve ? (rl.rlim_cur - reserve) / per_flow
 					 : rl.rlim_cur / 2 / per_flow;
 	room = MAX(room, 1);
+	if (!say)
+		return (size_t)room;
 	if (cfg->max_flows_set)
 		g_warning("--max-flows %u needs %llu descriptors (%llu a flow%s) but the limit is "
 			  "%llu: using %llu flows (raise the limit, e.g. LimitNOFILE=, for more)",
@@ -460,6 +462,27 @@ static int daemon_setup_unix_expose(struct daemon *d)
 	return 0;
 }
 
+/*
+ * The PROXY header's source, for both paths: --proxy-source, or with a
+ * sidecar this namespace's primary IPv4 address.  Returns 0 or -errno.
+ */
+static int daemon_setup_proxy_source(struct daemon *d)
+{
+	const struct ms_config *cfg = d->cfg;
+	int ret;
+
+	d->proxy_source = cfg->proxy_source;
+	if (!cfg->outbound_proxy_set || cfg->proxy_source_set)
+		return 0;
+	ret = daemon_primary_ipv4(&d->proxy_source);
+	if (ret)
+		g_printerr("meshslirp: --outbound-proxy: cannot find this namespace's IPv4 "
+			   "address for the PROXY header source (%s); give --proxy-source\n",
+			   g_strerror(-ret));
+	return ret;
+}
+
+/* libslirp's path: the flow table, steering and exposed ports.  Returns 0 or -errno. */
 static int daemon_setup_bridge(struct daemon *d)
 {
 	const struct ms_config *cfg = d->cfg;
@@ -477,7 +500,7 @@ static int daemon_setup_bridge(struct daemon *d)
 			.exclude = cfg->exclude_cidrs,
 		},
 		.version = cfg->outbound_proxy_version,
-		.proxy_source = cfg->proxy_source,
+		.proxy_source = d->proxy_source,
 		.max_flows = d->max_flows,
 		.max_inbound_flows = daemon_inbound_budget(d),
 		.max_reass_segments = cfg->max_reass_segments,
@@ -499,15 +522,6 @@ static int daemon_setup_bridge(struct daemon *d)
 	int ret;
 
 	memcpy(bc.policy.exclude_ports, cfg->exclude_ports, sizeof(bc.policy.exclude_ports));
-	if (cfg->outbound_proxy_set && !cfg->proxy_source_set) {
-		ret = daemon_primary_ipv4(&bc.proxy_source);
-		if (ret) {
-			g_printerr("meshslirp: --outbound-proxy: cannot find this namespace's IPv4 "
-				   "address for the PROXY header source (%s); give --proxy-source\n",
-				   g_strerror(-ret));
-			return ret;
-		}
-	}
 	ret = bridge_new(&bc, d->ns, &d->br);
 	if (ret) {
 		g_printerr("meshslirp: cannot create the flow table: %s\n", g_strerror(-ret));
@@ -600,8 +614,9 @@ static int daemon_setup_ksteer(struct daemon *d)
 		.proxy_port = cfg->outbound_proxy_port,
 		.proxy_unix_path = cfg->outbound_proxy_unix,
 		.version = cfg->outbound_proxy_version,
-		.proxy_source = bridge_proxy_source(d->br),
-		.max_flows = d->max_flows,
+		.proxy_source = d->proxy_source,
+		/* Sized for the kernel path; daemon_start() sizes both once it is known. */
+		.max_flows = daemon_flow_budget(cfg, true, false),
 		.connect_timeout_us = (int64_t)cfg->connect_timeout_ms * 1000,
 		.tcp_idle_us = (int64_t)cfg->tcp_idle_timeout_ms * 1000,
 		.route = daemon_ksteer_route,
@@ -625,12 +640,9 @@ static int daemon_setup_ksteer(struct daemon *d)
 		g_printerr("meshslirp: --steer-stack kernel: cannot %s: %s\n", why, g_strerror(-ret));
 		return ret;
 	}
-	if (cfg->outbound_proxy_set)
-		g_message("the guest's TCP ends in the kernel's stack (a private namespace), spliced "
-			  "to the sidecar (steered) or to its destination (excluded)");
-	else
-		g_message("the guest's TCP ends in the kernel's stack (a private namespace), spliced "
-			  "to its destination");
+	g_message("the guest's TCP ends in the kernel's stack (a private namespace), spliced to %s",
+		  cfg->outbound_proxy_set ? "the sidecar (steered) or to its destination (excluded)"
+					  : "its destination");
 	return 0;
 }
 
@@ -784,12 +796,16 @@ int daemon_start(struct daemon *d, const struct ms_config *cfg)
 		daemon_stop(d);
 		return ret;
 	}
-	d->max_flows = daemon_flow_budget(cfg);
 	ret = daemon_setup_unix_expose(d);
 	if (!ret)
-		ret = daemon_setup_bridge(d);
+		ret = daemon_setup_proxy_source(d);
 	if (!ret)
 		ret = daemon_setup_ksteer(d);
+	if (!ret) {
+		/* Charged for the kernel path only where it runs: a fallback keeps its whole table. */
+		d->max_flows = daemon_flow_budget(cfg, d->ks != NULL, true);
+		ret = daemon_setup_bridge(d);
+	}
 	if (!ret)
 		daemon_setup_sched(d); /* after the kernel path, before the backend's callbacks */
 	if (!ret)

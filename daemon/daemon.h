@@ -40,6 +40,7 @@ struct daemon {
 	struct unixexpose *ux;     /* --expose unix:...; NULL without */
 	struct ksteer *ks;         /* steered TCP in the kernel (--steer-stack); NULL: libslirp's */
 	size_t max_flows;          /* each flow table's size: --max-flows within the fd limit */
+	struct in_addr proxy_source; /* the PROXY header's source, both paths */
 	struct daemon_offload_stats offload;
 	struct mainloop_stats loop_stats; /* main.c's loop counts here (--busy-poll) */
 	unsigned int busy_poll_us;        /* the polling window (its ceiling) in effect, set by

@@ -440,11 +440,6 @@ static enum netstack_verdict bridge_open(struct bridge *br, struct rw_view *v,
 	return bridge_kind_ops[kind]->open(br, v, gkey);
 }
 
-struct in_addr bridge_proxy_source(const struct bridge *br)
-{
-	return br->cfg.proxy_source;
-}
-
 enum bridge_tcp_path bridge_tcp_path(struct bridge *br, uint32_t daddr, uint16_t sport,
 				     uint16_t dport)
 {

@@ -302,9 +302,6 @@ size_t bridge_reass_held(const struct bridge *br);
  */
 void bridge_direct_tcp_counts(struct bridge *br, size_t *counts);
 
-/* bridge_proxy_source() - the PROXY header's source address (--proxy-source, or the pod's). */
-struct in_addr bridge_proxy_source(const struct bridge *br);
-
 /* Where a guest's new TCP flow goes, as bridge_tcp_path() judges it. */
 enum bridge_tcp_path {
 	BRIDGE_TCP_STACK,              /* libslirp's, through the bridge (which may refuse it) */

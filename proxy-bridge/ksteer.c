@@ -255,6 +255,7 @@ enum kflow_end {
 	KEND_IDLE,                     /* --tcp-idle-timeout */
 	KEND_TIMEOUT,                  /* the connect timeout, in DIAL, SYN or CONNECTING */
 	KEND_COUNTED,                  /* the caller counted why (connect or header failed, ...) */
+	KEND_HANDED_BACK,              /* counted too; the tuple is libslirp's from here on */
 };
 
 /* The counter of @f's ending @why: a direct flow's own (ksteer_direct_stats), or NULL when counted already. */
@@ -299,6 +300,7 @@ static void ksteer_debug_flow(struct ksteer *ks, const struct kflow *f, const ch
 static const char *const ksteer_end_event[] = {
 	[KEND_CLOSED] = "closed", [KEND_RESET] = "reset", [KEND_IDLE] = "ended: idle",
 	[KEND_TIMEOUT] = "ended: connect timeout", [KEND_COUNTED] = "ended",
+	[KEND_HANDED_BACK] = "handed to libslirp's path: its connect failed at once",
 };
 
 /* Hand @f's parked SYN place back, if it holds one (DIAL). */
@@ -578,7 +580,7 @@ static struct kflow *ksteer_dial(struct ksteer *ks, const uint8_t *frame, struct
 		ks->stats.direct.failed_at_once++;
 		ksteer_close_fd(&up, false);
 		/* Nothing reached the private stack; the tuple is libslirp's from here on. */
-		ksteer_end(ks, f, KEND_COUNTED);
+		ksteer_end(ks, f, KEND_HANDED_BACK);
 		ksteer_unhash(ks, f);
 		return NULL;
 	}

@@ -118,6 +118,19 @@ auto_falls_back() {
 auto_falls_back notun "without a tun device" \
 	"--steer-stack auto: cannot create the tun device: .*; the guest's TCP ends in libslirp" \
 	e2e_start_meshslirp_notun
+# Falling back, it is charged libslirp's one descriptor a flow, not the kernel path's seven:
+# under a limit of 1000 its table is 872, not 120.
+e2e_start_meshslirp_notun_lim() {
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	exec unshare -m --propagation private sh -c 'mount --bind /dev/null /dev/net/tun && exec "$@"' sh \
+		ip netns exec "$NS_POD" prlimit --nofile=1000:1000 "$MESHSLIRP" "$@"
+}
+auto_falls_back notunlim "without a tun device under a limit of 1000" \
+	"--steer-stack auto: cannot create the tun device: .*; the guest's TCP ends in libslirp" \
+	e2e_start_meshslirp_notun_lim
+grep -qF "flow tables of 872, within the descriptor limit of 1000 (the default of 16384 needs 16512, 1 a flow;" \
+	"$E2E_TMP/notunlim.log" && grep -qF "flow table 872 (exposed-port connections 436 at most)" \
+	"$E2E_TMP/notunlim.log" || e2e_fail "the fallback's table was charged for the kernel path: $(cat "$E2E_TMP/notunlim.log")"
 rc=0
 # (timeout: a daemon that did start would otherwise hold the test until meson's timeout)
 (e2e_start_meshslirp_notun --socket "$E2E_TMP/notun2.sock" --outbound-proxy 127.0.0.1:15001 \
@@ -128,7 +141,7 @@ e2e_wait_exit "$notun2" 10 || rc=$?
 [ "$rc" = 1 ] || e2e_fail "--steer-stack kernel without a tun device exited $rc"
 grep -q -- "--steer-stack kernel: cannot create the tun device" "$E2E_TMP/notun2.log" ||
 	e2e_fail "--steer-stack kernel without a tun device said: $(cat "$E2E_TMP/notun2.log")"
-e2e_log "--steer-stack auto: the kernel's stack as root, with a sidecar or without; libslirp's, saying why, with no tun device (kernel: exit 1)"
+e2e_log "--steer-stack auto: the kernel's stack as root, with a sidecar or without; libslirp's, saying why, with no tun device, its table sized for libslirp's path (kernel: exit 1)"
 
 # The same under a seccomp filter that kills on unshare() (systemd's SystemCallFilter= without
 # @sandbox, say): the set-up's child dies by SIGSYS, and the daemon names the step and the filter.

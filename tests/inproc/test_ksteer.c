@@ -1082,6 +1082,40 @@ static void test_direct_failed_at_once(void **state)
 }
 
 /*
+ * The bounds of the parked SYNs: a SYN too long to park (100 bytes of data
+ * on it) and the SYN past KSTEER_DIAL_MAX destinations still dialling are
+ * left to libslirp, counted (dial_full): never dropped, never parked.
+ */
+static void test_direct_dial_full(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	uint16_t port;
+	int lfd = far_host(&port);
+	struct gconn big = { .dst = FAR_HOST, .sport = 40486, .dport = port, .seq = 10000 };
+	struct gconn c = { .dst = FAR_SILENT, .dport = 80, .seq = 11000 };
+	uint8_t data[100] = { 0 };
+
+	gsend(f, &big, 0x02, data, sizeof(data));
+	inproc_pump(20);
+	assert_int_equal(kstats(s)->direct.dial_full, 1);
+	assert_int_equal(kstats(s)->direct.flows, 0);
+	assert_int_equal(bridge_stats(f->d.br)->flows_direct, 1); /* libslirp's, which connects */
+	close(inproc_accept(lfd));
+	for (unsigned int i = 0; i <= KSTEER_DIAL_MAX; i++) {
+		c.sport = (uint16_t)(41000 + i);
+		c.seq = 11000;
+		gsend(f, &c, 0x02, NULL, 0);
+	}
+	inproc_pump(50);
+	assert_int_equal(kstats(s)->direct.flows, KSTEER_DIAL_MAX);
+	assert_int_equal(ksteer_active_direct(f->d.ks), KSTEER_DIAL_MAX);
+	assert_int_equal(kstats(s)->direct.dial_full, 2);
+	assert_int_equal(bridge_stats(f->d.br)->flows_direct, 2);
+	assert_int_equal(kstats(s)->frames_to_stack, 0);
+}
+
+/*
  * Excluded from steering is not let into the pod: a direct SYN to the
  * pod's own address is never dialled (the egress rule refuses it, and the
  * bridge resets the guest), however the policy is set.
@@ -1843,11 +1877,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_direct_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_silent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_failed_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_dial_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_not_to_pod, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_flow, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_refused, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_silent, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_failed_at_once, setup_no_sidecar, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_dial_full, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_not_to_pod, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_stays_zero_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_messages_backpressure, setup, teardown),
