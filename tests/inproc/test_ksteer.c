@@ -1082,6 +1082,38 @@ static void test_direct_failed_at_once(void **state)
 }
 
 /*
+ * The destination accepts and resets before the guest's handshake is
+ * accepted (the flow in SYN): the flow ends, counted as aborted, and the
+ * guest's ACK, which completes a handshake nobody takes now, is answered
+ * with a reset.
+ */
+static void test_direct_reset_before_accept(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	uint16_t port;
+	int lfd = far_host(&port), conn;
+	struct gconn c = { .dst = FAR_HOST, .sport = 40487, .dport = port, .seq = 10500 };
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	uint8_t rx[2048];
+	struct pkt_ipv4_view v;
+
+	gsend(f, &c, 0x02, NULL, 0);
+	inproc_expect_segment(f, rx, sizeof(rx), c.dst, c.dport, c.sport, 0x12, &v);
+	c.ack = inproc_be32(v.l4 + 4) + 1;
+	conn = inproc_accept(lfd);
+	assert_int_equal(setsockopt(conn, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(conn);
+	inproc_pump(50);
+	assert_int_equal(kstats(s)->direct.aborted, 1);
+	assert_int_equal(kstats(s)->direct.connected, 0);
+	assert_int_equal(ksteer_active_direct(f->d.ks), 0);
+	gsend(f, &c, 0x10, NULL, 0);
+	inproc_expect_segment(f, rx, sizeof(rx), c.dst, c.dport, c.sport, 0x04, &v);
+	assert_int_equal(bridge_stats(f->d.br)->flows_direct, 0); /* libslirp never had it */
+}
+
+/*
  * The bounds of the parked SYNs: a SYN too long to park (100 bytes of data
  * on it) and the SYN past KSTEER_DIAL_MAX destinations still dialling are
  * left to libslirp, counted (dial_full): never dropped, never parked.
@@ -1878,12 +1910,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_direct_silent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_failed_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_dial_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_reset_before_accept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_not_to_pod, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_flow, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_refused, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_silent, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_failed_at_once, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_dial_full, setup_no_sidecar, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_reset_before_accept, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_not_to_pod, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_stays_zero_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_messages_backpressure, setup, teardown),
