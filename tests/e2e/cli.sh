@@ -48,7 +48,7 @@ expect_lowered() {
 # An explicit --max-inbound-flows keeps its share: 8000 of 16384 is 425 of 872 (libslirp's path).
 expect_lowered lim "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" \
 	872 425 --max-flows 16384 --max-inbound-flows 8000 --steer-stack slirp
-# Where the kernel path may run, a flow may hold seven: its two sockets and two pipes there,
+# Where the kernel path runs, a flow may hold seven: its two sockets and two pipes there,
 # and libslirp's socket in the other table; the pipe pool is in the reserve.
 expect_lowered limk "--max-flows 16384 needs 114848 descriptors (7 a flow, on the kernel path) but the limit is 1000: using 120 flows" \
 	120 60 --max-flows 16384 --outbound-proxy 127.0.0.1:15001

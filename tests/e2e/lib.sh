@@ -660,7 +660,7 @@ e2e_haproxy_dropped_logs() {
 	echo "${n:-?}"
 }
 E2E_HAPROXY_MAXCONN=8192
-E2E_HAPROXY_NBTHREAD=1
+: "${E2E_HAPROXY_NBTHREAD=1}"
 
 # e2e_start_haproxy NAME NETNS CFG : start HAProxy in the foreground (-db) as a
 # tracked process, and wait until every port CFG binds is listening; its log (one line per
