@@ -105,13 +105,10 @@ static int setup_optional(void **state)
  */
 static int setup_optional_strangers(void **state)
 {
-	struct rlimit nofile, raised;
+	struct rlimit nofile;
 	struct inb *s;
 
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &nofile), 0);
-	raised = nofile;
-	raised.rlim_cur = MIN(MAX(nofile.rlim_cur, 4 * BRIDGE_HDR_WAIT_MAX), nofile.rlim_max);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &raised), 0);
+	inproc_raise_nofile(4 * BRIDGE_HDR_WAIT_MAX, &nofile);
 	s = inb_start_trusting("optional", "60s", "127.0.0.2/32");
 	s->nofile = nofile;
 	s->restore_nofile = true;

@@ -77,6 +77,8 @@ struct kst {
 	uint16_t sidecar_port;
 	char proxy_arg[160];
 	char *dir;                 /* the unix sidecar's directory, or NULL */
+	struct rlimit nofile;      /* to put back at teardown, if restore_nofile */
+	bool restore_nofile;
 };
 
 /* A guest connection as the test drives it. */
@@ -304,34 +306,30 @@ static int setup_long_timeout(void **state)
 
 /*
  * test_direct_dial_full() needs more slots than KSTEER_DIAL_MAX, seven
- * descriptors each (daemon_flow_budget()), and this harness does not raise
- * the soft limit as main() does (a common 1,024 holds 123): raise it, where
- * the hard limit allows, for the next daemon; teardown() puts it back.
+ * descriptors each (daemon_flow_budget()): a common soft limit of 1,024
+ * holds 123.  The limit is raised for its daemon; teardown() puts it back.
  */
-static struct rlimit kst_nofile_saved;
-static bool kst_nofile_raised;
-
-static void kst_raise_nofile(void)
+static int setup_many_slots_with(void **state, int (*setup_daemon)(void **state))
 {
-	struct rlimit raised;
+	struct rlimit nofile;
+	struct kst *s;
 
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &kst_nofile_saved), 0);
-	raised = kst_nofile_saved;
-	raised.rlim_cur = MIN(MAX(raised.rlim_cur, 4096), raised.rlim_max);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &raised), 0);
-	kst_nofile_raised = true;
+	inproc_raise_nofile(4096, &nofile);
+	setup_daemon(state);
+	s = *state;
+	s->nofile = nofile;
+	s->restore_nofile = true;
+	return 0;
 }
 
 static int setup_many_slots(void **state)
 {
-	kst_raise_nofile();
-	return setup(state);
+	return setup_many_slots_with(state, setup);
 }
 
 static int setup_no_sidecar_many_slots(void **state)
 {
-	kst_raise_nofile();
-	return setup_no_sidecar(state);
+	return setup_many_slots_with(state, setup_no_sidecar);
 }
 
 static int teardown(void **state)
@@ -339,9 +337,8 @@ static int teardown(void **state)
 	struct kst *s = *state;
 
 	inproc_stop(s->f);
-	if (kst_nofile_raised)
-		assert_int_equal(setrlimit(RLIMIT_NOFILE, &kst_nofile_saved), 0);
-	kst_nofile_raised = false;
+	if (s->restore_nofile)
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &s->nofile), 0);
 	if (s->sidecar >= 0)
 		close(s->sidecar);
 	if (s->dir) {

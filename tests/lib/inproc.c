@@ -68,6 +68,16 @@ void inproc_free_ports(uint16_t *ports, unsigned int n)
 		close(fds[i]);
 }
 
+void inproc_raise_nofile(rlim_t want, struct rlimit *saved)
+{
+	struct rlimit raised;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, saved), 0);
+	raised = *saved;
+	raised.rlim_cur = MIN(MAX(raised.rlim_cur, want), raised.rlim_max);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &raised), 0);
+}
+
 uint16_t inproc_free_port(void)
 {
 	uint16_t port;

@@ -64,6 +64,14 @@ int inproc_connect(const struct inproc *f);
 
 struct in_addr inproc_ip(const char *s);
 
+/*
+ * inproc_raise_nofile() - raise the soft descriptor limit to at least @want,
+ * within the hard limit, for the next daemon: its flow tables are sized by
+ * the limit at its start, and this harness does not raise it as main() does.
+ * The limit as it was goes into *@saved, for the caller to put back.
+ */
+void inproc_raise_nofile(rlim_t want, struct rlimit *saved);
+
 /* inproc_free_port() - a TCP port on 127.0.0.1 that was free a moment ago. */
 uint16_t inproc_free_port(void);
 
