@@ -421,16 +421,21 @@ static size_t daemon_flow_budget(const struct ms_config *cfg, bool kernel, bool 
 }
 
 /*
- * An explicit --max-inbound-flows, scaled as the table was (a share of the
- * table is what it means); 0 (the default, half the table) as it is.
+ * An explicit --max-inbound-flows under a table the descriptor limit
+ * lowered: the count asked for where it fits in half the lowered table (the
+ * default share, so the guest's own flows keep their room), else the share
+ * of the table it asked for, scaled as the table was.  Never more than
+ * asked, at least 1.  0 (the default, half the table) as it is.
  */
 static size_t daemon_inbound_budget(const struct daemon *d)
 {
 	const struct ms_config *cfg = d->cfg;
+	size_t asked = cfg->max_inbound_flows, share;
 
-	if (!cfg->max_inbound_flows || d->max_flows >= cfg->max_flows)
-		return cfg->max_inbound_flows;
-	return MAX((size_t)cfg->max_inbound_flows * d->max_flows / cfg->max_flows, 1);
+	if (!asked || d->max_flows >= cfg->max_flows)
+		return asked;
+	share = asked * d->max_flows / cfg->max_flows;
+	return MAX(MAX(MIN(asked, d->max_flows / 2), share), 1);
 }
 
 /*

@@ -28,7 +28,7 @@ bad_value --max-inbound-flows --socket s --max-inbound-flows 0
 e2e_log "bad values: exit 2 with one line naming the option"
 
 # A flow table larger than the descriptor limit allows is lowered, with a warning naming both,
-# and the exposed-port share of it with it.
+# and the exposed-port limit with it where it no longer fits.
 # expect_lowered NAME LINE TABLE INBOUND ARGS...: the daemon started with ARGS under a limit of
 # 1000 descriptors logs LINE, a flow table of TABLE and an inbound limit of INBOUND.
 expect_lowered() {
@@ -45,9 +45,14 @@ expect_lowered() {
 	kill -TERM "$pid"
 	e2e_wait_exit "$pid" 10 || e2e_fail "$name: daemon with a low fd limit did not stop"
 }
-# An explicit --max-inbound-flows keeps its share: 8000 of 16384 is 425 of 872 (libslirp's path).
+# An explicit --max-inbound-flows is kept where it fits in half the lowered table (2, and 8000
+# as 436, half of 872), else it keeps its share (16000 of 16384 is 851 of 872); libslirp's path.
 expect_lowered lim "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" \
-	872 425 --max-flows 16384 --max-inbound-flows 8000 --steer-stack slirp
+	872 436 --max-flows 16384 --max-inbound-flows 8000 --steer-stack slirp
+expect_lowered lim2 "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" \
+	872 2 --max-flows 16384 --max-inbound-flows 2 --steer-stack slirp
+expect_lowered lim16000 "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" \
+	872 851 --max-flows 16384 --max-inbound-flows 16000 --steer-stack slirp
 # Where the kernel path runs, a flow may hold seven: its two sockets and two pipes there,
 # and libslirp's socket in the other table; the pipe pool is in the reserve.
 expect_lowered limk "--max-flows 16384 needs 114848 descriptors (7 a flow, on the kernel path) but the limit is 1000: using 120 flows" \

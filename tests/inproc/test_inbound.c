@@ -52,7 +52,8 @@ static struct inb *inb_start_opt(const char *mode, const char *timeout, const ch
 	 * Exposed ports are libslirp's on either stack; libslirp's path keeps the
 	 * table at one descriptor a flow, where the kernel path's seven would
 	 * shrink it under a low limit (this harness does not raise it as main()
-	 * does) and --max-inbound-flows in proportion (daemon_inbound_budget()).
+	 * does), and a small --max-inbound-flows with it once the table is
+	 * below twice its count (daemon_inbound_budget()).
 	 */
 	const char *args[] = { "--expose", s->expose, "--expose-address", "127.0.0.1",
 			       "--inbound-proxy-protocol", mode, "--inbound-header-timeout",
