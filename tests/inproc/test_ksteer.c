@@ -1146,6 +1146,42 @@ static void test_direct_reset_before_accept(void **state)
 }
 
 /*
+ * While the destination has not answered (DIAL), the guest has no SYN|ACK
+ * to acknowledge: its data and FIN are dropped, reaching neither the
+ * private stack nor libslirp, nothing answers them, and the flow waits on.
+ * The guest's reset still ends it.
+ */
+static void test_direct_fin_while_dialling(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	uint16_t port;
+	struct gconn c = { .dst = FAR_SILENT, .sport = 40488, .dport = 80, .seq = 12000 };
+	struct inproc_tcp_match m = { .sport = 80, .dport = 40488 };
+	uint8_t rx[2048];
+	size_t n;
+
+	(void)far_host(&port);
+	gsend(f, &c, 0x02, NULL, 0);
+	gsend(f, &c, 0x18, "early", 5);
+	gsend(f, &c, 0x11, NULL, 0);
+	inproc_pump(200);
+	while ((n = inproc_recv_delivered(f, rx, sizeof(rx))))
+		if (inproc_is_tcp(rx, n, &m))
+			fail_msg("the guest was answered while its flow was dialling");
+	assert_int_equal(kstats(s)->direct.flows, 1);
+	assert_int_equal(ksteer_active_direct(f->d.ks), 1);
+	assert_int_equal(kstats(s)->direct.aborted, 0);
+	assert_int_equal(kstats(s)->frames_to_stack, 0);
+	assert_int_equal(bridge_stats(f->d.br)->flows_direct, 0);
+	gsend(f, &c, 0x04, NULL, 0);
+	inproc_pump(50);
+	assert_int_equal(kstats(s)->direct.aborted, 1);
+	assert_int_equal(ksteer_active_direct(f->d.ks), 0);
+	assert_int_equal(kstats(s)->direct.timeouts, 0);
+}
+
+/*
  * The bounds of the parked SYNs: a SYN too long to park (100 bytes of data
  * on it) and the SYN past KSTEER_DIAL_MAX destinations still dialling are
  * left to libslirp, counted (dial_full): never dropped, never parked.
@@ -1945,6 +1981,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_direct_failed_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_dial_full, setup_many_slots, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_reset_before_accept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_fin_while_dialling, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_not_to_pod, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_flow, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_refused, setup_no_sidecar, teardown),
@@ -1952,6 +1989,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_direct_failed_at_once, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_dial_full, setup_no_sidecar_many_slots, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_reset_before_accept, setup_no_sidecar, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_fin_while_dialling, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_not_to_pod, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_stays_zero_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_messages_backpressure, setup, teardown),
