@@ -402,8 +402,9 @@ static size_t daemon_flow_budget(const struct ms_config *cfg, bool kernel, bool 
 		return cfg->max_flows;
 	room = rl.rlim_cur > 2 * reserve ? (rl.rlim_cur - reserve) / per_flow
 					 : rl.rlim_cur / 2 / per_flow;
-	room = MAX(room, 1);
-	if (!say)
+	/* Half a limit below twice the reserve can exceed the table asked: not lowered then. */
+	room = MIN(MAX(room, 1), cfg->max_flows);
+	if (!say || room == cfg->max_flows)
 		return (size_t)room;
 	if (cfg->max_flows_set)
 		g_warning("--max-flows %u needs %llu descriptors (%llu a flow%s) but the limit is "
@@ -412,8 +413,10 @@ static size_t daemon_flow_budget(const struct ms_config *cfg, bool kernel, bool 
 			  kernel ? ", on the kernel path" : "", (unsigned long long)rl.rlim_cur,
 			  (unsigned long long)room);
 	else
-		g_message("flow tables of %llu, within the descriptor limit of %llu (the default of "
+		g_message("%s of %llu, within the descriptor limit of %llu (the default of "
 			  "%u needs %llu, %llu a flow%s; raise the limit for more)",
+			  /* the kernel path has a table of its own */
+			  kernel ? "flow tables" : "a flow table",
 			  (unsigned long long)room, (unsigned long long)rl.rlim_cur, cfg->max_flows,
 			  (unsigned long long)need, (unsigned long long)per_flow,
 			  kernel ? " on the kernel path" : "");
@@ -422,10 +425,11 @@ static size_t daemon_flow_budget(const struct ms_config *cfg, bool kernel, bool 
 
 /*
  * An explicit --max-inbound-flows under a table the descriptor limit
- * lowered: the count asked for where it fits in half the lowered table (the
- * default share, so the guest's own flows keep their room), else the share
- * of the table it asked for, scaled as the table was.  Never more than
- * asked, at least 1.  0 (the default, half the table) as it is.
+ * lowered stays a ceiling: the count asked for, where the lowered table
+ * can give it half of itself (the default share, so the guest's own flows
+ * keep their room) or the share of the table the count asked for, scaled
+ * as the table was, whichever is larger.  At least 1.  0 (the default,
+ * half the table) as it is.
  */
 static size_t daemon_inbound_budget(const struct daemon *d)
 {
@@ -435,7 +439,7 @@ static size_t daemon_inbound_budget(const struct daemon *d)
 	if (!asked || d->max_flows >= cfg->max_flows)
 		return asked;
 	share = asked * d->max_flows / cfg->max_flows;
-	return MAX(MAX(MIN(asked, d->max_flows / 2), share), 1);
+	return MAX(MIN(asked, MAX(d->max_flows / 2, share)), 1);
 }
 
 /*
@@ -549,7 +553,7 @@ static int daemon_setup_bridge(struct daemon *d)
 	}
 	g_message("flow table %zu (exposed-port connections %zu at most); connect timeout %u ms, "
 		  "TCP idle timeout %u ms%s",
-		  bc.max_flows, bridge_inbound_limit(&bc),
+		  bc.max_flows, MIN(bridge_inbound_limit(&bc), bc.max_flows),
 		  cfg->connect_timeout_ms, cfg->tcp_idle_timeout_ms,
 		  cfg->tcp_idle_timeout_ms ? "" : " (never)");
 	if (cfg->inbound_mode != BRIDGE_INBOUND_OFF)

@@ -30,11 +30,12 @@ e2e_log "bad values: exit 2 with one line naming the option"
 # A flow table larger than the descriptor limit allows is lowered, with a warning naming both,
 # and the exposed-port limit with it where it no longer fits.
 # expect_lowered NAME LINE TABLE INBOUND ARGS...: the daemon started with ARGS under a limit of
-# 1000 descriptors logs LINE, a flow table of TABLE and an inbound limit of INBOUND.
+# 1000 descriptors (LOWERED_LIMIT) logs LINE, a flow table of TABLE and an inbound limit of INBOUND.
 expect_lowered() {
 	local name=$1 line=$2 table=$3 inbound=$4 pid
 	shift 4
-	ip netns exec "$NS_POD" prlimit --nofile=1000:1000 "$MESHSLIRP" --socket "$E2E_TMP/$name.sock" \
+	ip netns exec "$NS_POD" prlimit --nofile="${LOWERED_LIMIT:-1000}:${LOWERED_LIMIT:-1000}" \
+		"$MESHSLIRP" --socket "$E2E_TMP/$name.sock" \
 		--ready-fd 3 "$@" 3>"$E2E_TMP/$name.ready" >"$E2E_TMP/$name.log" 2>&1 &
 	pid=$!
 	E2E_PIDS+=("$pid")
@@ -45,14 +46,19 @@ expect_lowered() {
 	kill -TERM "$pid"
 	e2e_wait_exit "$pid" 10 || e2e_fail "$name: daemon with a low fd limit did not stop"
 }
-# An explicit --max-inbound-flows is kept where it fits in half the lowered table (2, and 8000
-# as 436, half of 872), else it keeps its share (16000 of 16384 is 851 of 872); libslirp's path.
+# An explicit --max-inbound-flows stays a ceiling: 2 is kept, 8000 gets half the lowered table
+# (436 of 872, not its share 425), 16000 its share (851 of 872); libslirp's path.
 expect_lowered lim "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" \
 	872 436 --max-flows 16384 --max-inbound-flows 8000 --steer-stack slirp
 expect_lowered lim2 "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" \
 	872 2 --max-flows 16384 --max-inbound-flows 2 --steer-stack slirp
 expect_lowered lim16000 "--max-flows 16384 needs 16512 descriptors (1 a flow) but the limit is 1000: using 872 flows" \
 	872 851 --max-flows 16384 --max-inbound-flows 16000 --steer-stack slirp
+# A limit under twice the reserve (the exposed ports' 256 held sockets in it) leaves half of
+# itself to flows, 300 under 600: never more than asked (250), and nothing said then.
+LOWERED_LIMIT=600 expect_lowered limhalf "flow table 250 " 250 125 --max-flows 250 \
+	--expose tcp:18081:80 --steer-stack slirp
+! grep -q 'descriptor' "$E2E_TMP/limhalf.log" || e2e_fail "limhalf: a table not lowered was said to be"
 # Where the kernel path runs, a flow may hold seven: its two sockets and two pipes there,
 # and libslirp's socket in the other table; the pipe pool is in the reserve.
 expect_lowered limk "--max-flows 16384 needs 114848 descriptors (7 a flow, on the kernel path) but the limit is 1000: using 120 flows" \
@@ -133,7 +139,7 @@ e2e_start_meshslirp_notun_lim() {
 auto_falls_back notunlim "without a tun device under a limit of 1000" \
 	"--steer-stack auto: cannot create the tun device: .*; the guest's TCP ends in libslirp" \
 	e2e_start_meshslirp_notun_lim
-grep -qF "flow tables of 872, within the descriptor limit of 1000 (the default of 16384 needs 16512, 1 a flow;" \
+grep -qF "a flow table of 872, within the descriptor limit of 1000 (the default of 16384 needs 16512, 1 a flow;" \
 	"$E2E_TMP/notunlim.log" && grep -qF "flow table 872 (exposed-port connections 436 at most)" \
 	"$E2E_TMP/notunlim.log" || e2e_fail "the fallback's table was charged for the kernel path: $(cat "$E2E_TMP/notunlim.log")"
 rc=0

@@ -216,7 +216,7 @@ static int unix_sidecar_listen(struct kst *s)
 }
 
 /* The daemon with --max-flows @max_flows (NULL: the default) and a sidecar as asked. */
-/* --connect-timeout of the next daemon (setup_long_timeout() lengthens it for one test). */
+/* --connect-timeout of the next daemon (the setup_long_timeout*() lengthen it for a few tests). */
 static const char *kst_connect_timeout = "2s";
 
 static struct kst *kst_start_sized(bool listening, bool unix_leg, const char *max_flows)
@@ -300,6 +300,14 @@ static int setup_long_timeout(void **state)
 {
 	kst_connect_timeout = "10s";
 	*state = kst_start(true, false);
+	kst_connect_timeout = "2s";
+	return 0;
+}
+
+static int setup_long_timeout_no_sidecar(void **state)
+{
+	kst_connect_timeout = "10s";
+	setup_no_sidecar(state);
 	kst_connect_timeout = "2s";
 	return 0;
 }
@@ -1149,7 +1157,8 @@ static void test_direct_reset_before_accept(void **state)
  * While the destination has not answered (DIAL), the guest has no SYN|ACK
  * to acknowledge: its data and FIN are dropped, reaching neither the
  * private stack nor libslirp, nothing answers them, and the flow waits on.
- * The guest's reset still ends it.
+ * The guest's reset still ends it.  (A 10 s connect timeout: a slow run
+ * must not see the timeout's reset.)
  */
 static void test_direct_fin_while_dialling(void **state)
 {
@@ -1981,7 +1990,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_direct_failed_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_dial_full, setup_many_slots, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_reset_before_accept, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_direct_fin_while_dialling, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_fin_while_dialling, setup_long_timeout,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_direct_not_to_pod, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_flow, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_refused, setup_no_sidecar, teardown),
@@ -1989,7 +1999,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_direct_failed_at_once, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_dial_full, setup_no_sidecar_many_slots, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_reset_before_accept, setup_no_sidecar, teardown),
-		cmocka_unit_test_setup_teardown(test_direct_fin_while_dialling, setup_no_sidecar, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_fin_while_dialling,
+						setup_long_timeout_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_not_to_pod, setup_no_sidecar, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_stays_zero_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_small_messages_backpressure, setup, teardown),
