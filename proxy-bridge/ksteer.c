@@ -863,6 +863,29 @@ static int ksteer_read_tun(struct ksteer *ks)
  */
 
 /*
+ * Give the private stack's listener @fd, and so every socket it accepts
+ * (they start with their listener's buffer sizes and locks), a send buffer
+ * of KSTEER_PRIVATE_SNDBUF.  Unbounded, an unpaced sender fills the tun's
+ * queue: the kernel's autotuning takes each flow's buffer to tcp_wmem's
+ * 4 MiB, all of it in flight, as the tun orphans what it queues and so
+ * never holds the socket back, and four flows *in* saw 15 ms between the
+ * guest's ACK and its next segment behind each other's bursts, where
+ * masquerade-vm's sender kept 4.6 (docs/PERFORMANCE.md).  SO_SNDBUFFORCE,
+ * which CAP_NET_ADMIN allows at set-up, passes net.core.wmem_max; without
+ * it SO_SNDBUF is capped there (208 KiB by default), close enough.
+ * Failure costs only that latency.
+ */
+static void ksteer_bound_private_sndbuf(int fd)
+{
+	int bytes = KSTEER_PRIVATE_SNDBUF;
+
+	if (!setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)))
+		return;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)))
+		g_debug("kernel path: the private stack's SO_SNDBUF: %s", g_strerror(errno));
+}
+
+/*
  * Keep at most KSTEER_SIDECAR_NOTSENT_LOWAT unsent bytes in @f's socket
  * to the sidecar.  Bytes queued beyond the window go out when the
  * sidecar's ACK opens it, and that transmit runs in the sidecar's context,
@@ -1689,6 +1712,7 @@ int ksteer_new(const struct ksteer_config *cfg, struct ksteer **out, const char 
 	 * their listener's congestion control when it was set on the listener.
 	 */
 	(void)tcpcc_set_unpaced(ks->stack.listener);
+	ksteer_bound_private_sndbuf(ks->stack.listener);
 	ks->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (ks->epfd < 0) {
 		ret = -errno;

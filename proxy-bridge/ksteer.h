@@ -106,7 +106,11 @@
  * guest and the sidecar.  Neither TCP leg paces (common/tcpcc.h): the
  * socket to the sidecar and the private stack's listener, whose accepted
  * sockets inherit it, ask for an unpaced congestion control, whatever the
- * node's default.  A TCP socket to the sidecar holds at most
+ * node's default.  The private stack's sockets have a fixed send buffer
+ * (KSTEER_PRIVATE_SNDBUF, from their listener) that bounds what they keep
+ * in flight towards the guest: the tun takes whatever is sent and holds
+ * no socket back, so an autotuned buffer only queued up to 4 MiB a flow
+ * in front of the guest.  A TCP socket to the sidecar holds at most
  * KSTEER_SIDECAR_NOTSENT_LOWAT bytes not yet sent (TCP_NOTSENT_LOWAT, set
  * once it could have been given that many: a flow that stays shorter
  * never needs it), the rest waits in the pipe: the daemon does its own
@@ -177,6 +181,9 @@
 #define KSTEER_URGENT_CHUNK 4096       /* bytes recv() takes past an urgent mark (<= PIPE_BUF) */
 #define KSTEER_SMALL_BYTES 4096        /* below: a message relayed by recv() and send(), not splice() */
 #define KSTEER_SIDECAR_NOTSENT_LOWAT (64 * 1024) /* unsent bytes a sidecar socket may hold */
+#define KSTEER_PRIVATE_SNDBUF (256 * 1024) /* SO_SNDBUF of the private stack's sockets (the
+					     * kernel doubles it): their bytes in flight and
+					     * unsent towards the guest */
 #define KSTEER_DIAL_MAX 256            /* direct flows waiting for their destination at once */
 
 /* Why a frame on this path was dropped. */

@@ -741,6 +741,28 @@ static void test_private_stack_unpaced(void **state)
 }
 
 /*
+ * The private stack's accepted sockets have their listener's fixed send
+ * buffer (KSTEER_PRIVATE_SNDBUF, doubled by the kernel; forced past
+ * wmem_max, as the test runs with CAP_NET_ADMIN): autotuned, an unpaced
+ * flow kept up to 4 MiB in flight in the tun's queue towards the guest.
+ */
+static void test_private_stack_sndbuf(void **state)
+{
+	struct kst *s = *state;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40340, .dport = 80, .seq = 3000 };
+	socklen_t len = sizeof(int);
+	int conn, sndbuf = 0;
+
+	handshake(s->f, &c);
+	conn = inproc_accept(s->sidecar);
+	expect_v2_header(conn, &c);
+	assert_int_equal(getsockopt(private_stack_fd(false), SOL_SOCKET, SO_SNDBUF, &sndbuf, &len),
+			 0);
+	assert_int_equal(sndbuf, 2 * KSTEER_PRIVATE_SNDBUF);
+	close(conn);
+}
+
+/*
  * The private stack's tun has no qdisc in front of it: a tun takes or
  * drops each packet itself, and a node's default fq there would pace the
  * unpaced sockets above (kstack.c, kstack_set_noqueue()).
@@ -1982,6 +2004,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sidecar_unsent_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_leg_unpaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_stack_unpaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_private_stack_sndbuf, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_private_tun_noqueue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_turn_each_way, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_direct_flow, setup, teardown),
