@@ -181,9 +181,11 @@
 #define KSTEER_URGENT_CHUNK 4096       /* bytes recv() takes past an urgent mark (<= PIPE_BUF) */
 #define KSTEER_SMALL_BYTES 4096        /* below: a message relayed by recv() and send(), not splice() */
 #define KSTEER_SIDECAR_NOTSENT_LOWAT (64 * 1024) /* unsent bytes a sidecar socket may hold */
+#ifndef KSTEER_PRIVATE_SNDBUF
 #define KSTEER_PRIVATE_SNDBUF (256 * 1024) /* SO_SNDBUF of the private stack's sockets (the
 					     * kernel doubles it): their bytes in flight and
 					     * unsent towards the guest */
+#endif
 #define KSTEER_DIAL_MAX 256            /* direct flows waiting for their destination at once */
 
 /* Why a frame on this path was dropped. */
