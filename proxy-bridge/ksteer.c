@@ -867,22 +867,32 @@ static int ksteer_read_tun(struct ksteer *ks)
  * (they start with their listener's buffer sizes and locks), a send buffer
  * of KSTEER_PRIVATE_SNDBUF.  Unbounded, an unpaced sender fills the tun's
  * queue: the kernel's autotuning takes each flow's buffer to tcp_wmem's
- * 4 MiB, all of it in flight, as the tun orphans what it queues and so
- * never holds the socket back, and four flows *in* saw 15 ms between the
- * guest's ACK and its next segment behind each other's bursts, where
- * masquerade-vm's sender kept 4.6 (docs/PERFORMANCE.md).  SO_SNDBUFFORCE,
- * which CAP_NET_ADMIN allows at set-up, passes net.core.wmem_max; without
- * it SO_SNDBUF is capped there (208 KiB by default), close enough.
- * Failure costs only that latency.
+ * 4 MiB, nearly all of it in flight, as the tun orphans what it queues and
+ * so never holds the socket back, and four flows *in* waited 11-18 ms at
+ * p99 between the guest's ACK and its next segment, behind each other's
+ * bursts (docs/PERFORMANCE.md, "The private stack's send buffer,
+ * bounded").  SO_SNDBUFFORCE, which CAP_NET_ADMIN allows at set-up, passes
+ * net.core.wmem_max.  Without it a smaller bound measured slower than
+ * none: then, unless wmem_max allows the whole of it (asked of a scratch
+ * socket, as a listener once locked stays locked), autotuning stays.
  */
 static void ksteer_bound_private_sndbuf(int fd)
 {
-	int bytes = KSTEER_PRIVATE_SNDBUF;
+	int bytes = KSTEER_PRIVATE_SNDBUF, got = 0, probe;
+	socklen_t len = sizeof(got);
 
 	if (!setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)))
 		return;
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)))
-		g_debug("kernel path: the private stack's SO_SNDBUF: %s", g_strerror(errno));
+	probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return;
+	if (!setsockopt(probe, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) &&
+	    !getsockopt(probe, SOL_SOCKET, SO_SNDBUF, &got, &len) && got >= 2 * bytes)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+	else
+		g_debug("kernel path: the private stack's send buffer left to autotuning "
+			"(net.core.wmem_max is below %d and CAP_NET_ADMIN is not ours)", bytes);
+	close(probe);
 }
 
 /*

@@ -110,7 +110,8 @@
  * (KSTEER_PRIVATE_SNDBUF, from their listener) that bounds what they keep
  * in flight towards the guest: the tun takes whatever is sent and holds
  * no socket back, so an autotuned buffer only queued up to 4 MiB a flow
- * in front of the guest.  A TCP socket to the sidecar holds at most
+ * in front of the guest (where the bound cannot be had whole, autotuning
+ * stays).  A TCP socket to the sidecar holds at most
  * KSTEER_SIDECAR_NOTSENT_LOWAT bytes not yet sent (TCP_NOTSENT_LOWAT, set
  * once it could have been given that many: a flow that stays shorter
  * never needs it), the rest waits in the pipe: the daemon does its own
@@ -182,7 +183,7 @@
 #define KSTEER_SMALL_BYTES 4096        /* below: a message relayed by recv() and send(), not splice() */
 #define KSTEER_SIDECAR_NOTSENT_LOWAT (64 * 1024) /* unsent bytes a sidecar socket may hold */
 #ifndef KSTEER_PRIVATE_SNDBUF
-#define KSTEER_PRIVATE_SNDBUF (256 * 1024) /* SO_SNDBUF of the private stack's sockets (the
+#define KSTEER_PRIVATE_SNDBUF (512 * 1024) /* SO_SNDBUF of the private stack's sockets (the
 					     * kernel doubles it): their bytes in flight and
 					     * unsent towards the guest */
 #endif
