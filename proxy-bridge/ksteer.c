@@ -871,28 +871,36 @@ static int ksteer_read_tun(struct ksteer *ks)
  * so never holds the socket back, and four flows *in* waited 11-18 ms at
  * p99 between the guest's ACK and its next segment, behind each other's
  * bursts (docs/PERFORMANCE.md, "The private stack's send buffer,
- * bounded").  SO_SNDBUFFORCE, which CAP_NET_ADMIN allows at set-up, passes
- * net.core.wmem_max.  Without it a smaller bound measured slower than
- * none: then, unless wmem_max allows the whole of it (asked of a scratch
- * socket, as a listener once locked stays locked), autotuning stays.
+ * bounded").  SO_SNDBUFFORCE passes net.core.wmem_max, but asks for
+ * CAP_NET_ADMIN in the host's first user namespace (capable(), unlike
+ * TCP_CONGESTION's check against the namespace's owner): a daemon started
+ * as root on the node has it, one in an ordinary pod has not.  Without it
+ * a smaller bound measured slower than none, so SO_SNDBUF is set only
+ * where wmem_max allows the whole of it (asked of a scratch socket, so
+ * the listener is never left with a smaller one); else autotuning stays.
+ * Says which, once.
  */
 static void ksteer_bound_private_sndbuf(int fd)
 {
 	int bytes = KSTEER_PRIVATE_SNDBUF, got = 0, probe;
 	socklen_t len = sizeof(got);
 
-	if (!setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)))
+	if (!setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes))) {
+		g_message("kernel path: the private stack's send buffers are %d KiB (forced)",
+			  2 * bytes / 1024);
 		return;
+	}
 	probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe < 0)
-		return;
-	if (!setsockopt(probe, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) &&
-	    !getsockopt(probe, SOL_SOCKET, SO_SNDBUF, &got, &len) && got >= 2 * bytes)
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+	if (probe >= 0 && !setsockopt(probe, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)) &&
+	    !getsockopt(probe, SOL_SOCKET, SO_SNDBUF, &got, &len) && got >= 2 * bytes &&
+	    !setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)))
+		g_message("kernel path: the private stack's send buffers are %d KiB", 2 * bytes / 1024);
 	else
-		g_debug("kernel path: the private stack's send buffer left to autotuning "
-			"(net.core.wmem_max is below %d and CAP_NET_ADMIN is not ours)", bytes);
-	close(probe);
+		g_message("kernel path: the private stack's send buffers autotune (a bound of %d KiB "
+			  "needs CAP_NET_ADMIN or net.core.wmem_max of %d; flows in may queue up to "
+			  "tcp_wmem's maximum towards the guest)", 2 * bytes / 1024, bytes);
+	if (probe >= 0)
+		close(probe);
 }
 
 /*

@@ -187,6 +187,8 @@
 					     * kernel doubles it): their bytes in flight and
 					     * unsent towards the guest */
 #endif
+_Static_assert(KSTEER_PRIVATE_SNDBUF > 0 && KSTEER_PRIVATE_SNDBUF <= (1 << 29),
+	       "KSTEER_PRIVATE_SNDBUF: a positive int the kernel can double");
 #define KSTEER_DIAL_MAX 256            /* direct flows waiting for their destination at once */
 
 /* Why a frame on this path was dropped. */
