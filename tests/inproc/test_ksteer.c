@@ -215,10 +215,10 @@ static int unix_sidecar_listen(struct kst *s)
 	return inproc_unix_listen(path, 64, true);
 }
 
-/* The daemon with --max-flows @max_flows (NULL: the default) and a sidecar as asked. */
-/* --connect-timeout of the next daemon (the setup_long_timeout*() lengthen it for a few tests). */
+/* --connect-timeout of the next daemon (setup_long_timeout_with() lengthens it for a few tests). */
 static const char *kst_connect_timeout = "2s";
 
+/* The daemon with --max-flows @max_flows (NULL: the default) and a sidecar as asked. */
 static struct kst *kst_start_sized(bool listening, bool unix_leg, const char *max_flows)
 {
 	struct kst *s = g_new0(struct kst, 1);
@@ -295,21 +295,26 @@ static int setup_two_slots(void **state)
 	return 0;
 }
 
-/* A connect timeout well beyond the one-second tick (GLib may fire a seconds timer a second late). */
-static int setup_long_timeout(void **state)
+/*
+ * @setup_daemon's daemon with a connect timeout well beyond the one-second
+ * tick (GLib may fire a seconds timer a second late).
+ */
+static int setup_long_timeout_with(void **state, int (*setup_daemon)(void **state))
 {
 	kst_connect_timeout = "10s";
-	*state = kst_start(true, false);
+	setup_daemon(state);
 	kst_connect_timeout = "2s";
 	return 0;
 }
 
+static int setup_long_timeout(void **state)
+{
+	return setup_long_timeout_with(state, setup);
+}
+
 static int setup_long_timeout_no_sidecar(void **state)
 {
-	kst_connect_timeout = "10s";
-	setup_no_sidecar(state);
-	kst_connect_timeout = "2s";
-	return 0;
+	return setup_long_timeout_with(state, setup_no_sidecar);
 }
 
 /*
