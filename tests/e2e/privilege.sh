@@ -4,7 +4,9 @@
 # everything: steering with a PROXY header, inbound headers, DNS upstream, metrics, the control
 # socket, QEMU leaving and coming back, signals, a clean exit; --busy-poll under the filter; the
 # vhost-user stall guard's thread.  A daemon started unprivileged
-# with an ambient capability (systemd's AmbientCapabilities=) is trimmed by the same rule.
+# with an ambient capability (systemd's AmbientCapabilities=) is trimmed by the same rule.  One
+# started as nobody with no capability at all (a KubeVirt pod) sets the kernel path up in a user
+# namespace and steers through it, its private stack's send buffer bounded as wmem_max allows.
 source "$(dirname "$0")/lib.sh"
 e2e_require_root
 e2e_topology
@@ -302,6 +304,66 @@ e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "vhost-user: no exit 0 on SIGTERM:
 e2e_log "vhost-user as nobody under --seccomp: every thread, the stall guard's watcher too," \
 	"dropped and filtered; alive after its periods"
 
-! grep -Eq 'warning|error' "$E2E_TMP"/{meshslirp,low,amb8082,amb82}.log ||
-	e2e_fail "warnings: $(grep -Eh 'warning|error' "$E2E_TMP"/{meshslirp,low,amb8082,amb82}.log)"
+# --- 7. started as nobody with no capability at all, as in a KubeVirt pod (virt-launcher's
+#        UID 107, neither CAP_SYS_ADMIN nor CAP_NET_ADMIN): the kernel path is set up through a
+#        user namespace of the daemon's own (kstack.h), a steered flow crosses it with its PROXY
+#        header, and the private stack's send buffer is what net.core.wmem_max allows, as
+#        SO_SNDBUFFORCE needs CAP_NET_ADMIN in the host's first user namespace (ksteer.c,
+#        ksteer_bound_private_sndbuf()): the bound where wmem_max holds it whole, else autotuning.
+logs=("$E2E_TMP"/{meshslirp,low,amb8082,amb82}.log)
+if ! ip netns exec "$NS_POD" setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups \
+	unshare --user --net true 2>/dev/null; then
+	e2e_log "kernel path as nobody: not checked, this kernel gives nobody no user namespace"
+else
+	e2e_wait_exit "$PUMP_PID" 10 || true # section 2's second pump, gone with its daemon
+	SOCK=$RUN/kernel.sock
+	E2E_MESHSLIRP_WRAP=(setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups)
+	e2e_start_meshslirp kernel --socket "$SOCK" --seccomp --outbound-proxy 127.0.0.1:15001 \
+		--metrics 127.0.0.1:9093
+	E2E_MESHSLIRP_WRAP=()
+	logs+=("$E2E_TMP/kernel.log")
+	grep -q "the guest's TCP ends in the kernel's stack" "$E2E_TMP/kernel.log" ||
+		e2e_fail "kernel path as nobody: not set up: $(cat "$E2E_TMP/kernel.log")"
+	for f in CapEff CapPrm; do
+		[ "$(status_field "$MESHSLIRP_PID" $f)" = 0000000000000000 ] ||
+			e2e_fail "kernel path as nobody: $f is $(status_field "$MESHSLIRP_PID" $f)"
+	done
+	[ "$(status_field "$MESHSLIRP_PID" Seccomp)" = 2 ] || e2e_fail "kernel path as nobody: no filter"
+	start_pump pump3
+	e2e_transfer ksteered "$NS_GUEST" "$NS_NODE" "$NODE_IP:5004" "$NODE_IP:5004" 1048576
+	gport=${E2E_SOURCE_ADDR#10.0.2.15:}
+	e2e_wait_for "$E2E_TMP/haproxy.log" "HAPROXY-OUT client=$POD_IP:$gport orig_dst=$NODE_IP:5004 " 5 ||
+		e2e_fail "kernel path as nobody: HAProxy log lacks the flow: $(tail -3 "$E2E_TMP/haproxy.log")"
+	e2e_scrape "$NS_POD" 127.0.0.1:9093 "$E2E_TMP/metrics-kernel.txt"
+	[ "$(e2e_metric "$E2E_TMP/metrics-kernel.txt" meshslirp_kernel_flows_total)" -ge 1 ] ||
+		e2e_fail "kernel path as nobody: the flow did not take the kernel path"
+
+	bound=$(( $(sed -n 's/^#define KSTEER_PRIVATE_SNDBUF \(([^)]*)\).*/\1/p' \
+		"$E2E_ROOT/proxy-bridge/ksteer.h") ))
+	wmem_max=$(cat /proc/sys/net/core/wmem_max)
+	out=$("$MSTOOL" private-listener --pid "$MESHSLIRP_PID" --timeout 5) ||
+		e2e_fail "kernel path as nobody: no private listener found: $out"
+	sndbuf=${out#PRIVATE-LISTENER sndbuf=}
+	if [ "$wmem_max" -ge "$bound" ]; then
+		# The kernel doubles what it is given: SO_SNDBUF reads back twice the bound.
+		[ "$sndbuf" = $((2 * bound)) ] ||
+			e2e_fail "kernel path as nobody, wmem_max $wmem_max: send buffer $sndbuf, want $((2 * bound))"
+		grep -q "send buffers are $((2 * bound / 1024)) KiB$" "$E2E_TMP/kernel.log" ||
+			e2e_fail "kernel path as nobody: $(grep 'send buffer' "$E2E_TMP/kernel.log")"
+	else
+		# A bound cut by wmem_max measured slower than none: the buffer autotunes.
+		[ "$sndbuf" -lt $((2 * bound)) ] && [ "$sndbuf" -ne $((2 * wmem_max)) ] ||
+			e2e_fail "kernel path as nobody, wmem_max $wmem_max: send buffer $sndbuf, want autotuning"
+		grep -q "send buffers autotune" "$E2E_TMP/kernel.log" ||
+			e2e_fail "kernel path as nobody: $(grep 'send buffer' "$E2E_TMP/kernel.log")"
+	fi
+	kill -TERM "$MESHSLIRP_PID"
+	e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "kernel path as nobody: no exit 0 on SIGTERM"
+	e2e_log "kernel path as nobody with no capability: set up in a user namespace, 1 MiB steered" \
+		"through it (orig_dst=$NODE_IP:5004), the private listener's send buffer $sndbuf" \
+		"(wmem_max $wmem_max)"
+fi
+
+! grep -Eq 'warning|error' "${logs[@]}" ||
+	e2e_fail "warnings: $(grep -Eh 'warning|error' "${logs[@]}")"
 e2e_log "PASS"

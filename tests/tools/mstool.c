@@ -44,6 +44,12 @@
  *	Send "ab", then "!" as urgent data (MSG_OOB), then "cd", half-close,
  *	and read until EOF.  Prints "URGENT sent=ab!cd".  The sink on the
  *	other side sees "abcd" through a proxy that leaves urgent bytes out.
+ *   private-listener --pid PID
+ *	Find process PID's TCP listeners that live in another network namespace
+ *	than the process itself (meshslirp's private stack: kstack.h), taking
+ *	each of its socket descriptors with pidfd_getfd() (root, or ptrace
+ *	rights over PID), and print "PRIVATE-LISTENER sndbuf=N" for each, N as
+ *	SO_SNDBUF reads it.  Exits 1 if there is none.
  *   seccomp-kill SYSCALL CMD [ARG...]
  *	Run CMD under a seccomp filter that kills the process (SIGSYS) on
  *	SYSCALL and allows every other call, as systemd's SystemCallFilter=
@@ -72,7 +78,10 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/un.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <linux/sockios.h>
 
 #include <glib.h>
 #include <openssl/evp.h>
@@ -90,6 +99,7 @@ static char *opt_tap, *opt_netns, *opt_socket, *opt_file;
 static gint64 opt_port;
 static gint64 opt_seconds = 10, opt_mtu = 65520;
 static gint64 opt_interval_us;
+static gint64 opt_pid;
 
 static const GOptionEntry entries[] = {
 	{ "listen", 0, 0, G_OPTION_ARG_STRING, &opt_listen, "Listen address", "ADDR:PORT" },
@@ -112,6 +122,7 @@ static const GOptionEntry entries[] = {
 	{ "mtu", 0, 0, G_OPTION_ARG_INT64, &opt_mtu, "Tap MTU (pump)", "M" },
 	{ "file", 0, 0, G_OPTION_ARG_FILENAME, &opt_file, "Capture file (pcap)", "PATH" },
 	{ "port", 0, 0, G_OPTION_ARG_INT64, &opt_port, "Only segments to or from this port (pcap)", "P" },
+	{ "pid", 0, 0, G_OPTION_ARG_INT64, &opt_pid, "Process to look into (private-listener)", "PID" },
 	{ NULL, 0, 0, 0, NULL, NULL, NULL },
 };
 
@@ -865,6 +876,66 @@ static int cmd_urgent(void)
 	return 0;
 }
 
+/* @sk's SO_SNDBUF if it is a listening TCP socket of another namespace than @own_ns, else -1. */
+static int private_listener_sndbuf(int sk, ino_t own_ns)
+{
+	int listening = 0, proto = 0, sndbuf = -1, ns;
+	socklen_t len = sizeof(int);
+	struct stat st;
+
+	if (getsockopt(sk, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) || !listening)
+		return -1;
+	len = sizeof(int);
+	if (getsockopt(sk, SOL_SOCKET, SO_PROTOCOL, &proto, &len) || proto != IPPROTO_TCP)
+		return -1;
+	ns = ioctl(sk, SIOCGSKNS);
+	if (ns < 0)
+		return -1;
+	if (!fstat(ns, &st) && st.st_ino != own_ns) {
+		len = sizeof(int);
+		if (getsockopt(sk, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len))
+			sndbuf = -1;
+	}
+	close(ns);
+	return sndbuf;
+}
+
+static int cmd_private_listener(void)
+{
+	g_autofree char *ns_path = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/ns/net", opt_pid);
+	g_autofree char *fd_dir = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/fd", opt_pid);
+	g_autoptr(GDir) dir = NULL;
+	const char *name;
+	struct stat own;
+	int pidfd, found = 0;
+
+	if (opt_pid <= 0)
+		return 2;
+	if (stat(ns_path, &own) || !(dir = g_dir_open(fd_dir, 0, NULL))) {
+		fprintf(stderr, "private-listener: pid %" G_GINT64_FORMAT ": %s\n", opt_pid, strerror(errno));
+		return 1;
+	}
+	pidfd = pidfd_open((pid_t)opt_pid, 0);
+	if (pidfd < 0) {
+		fprintf(stderr, "private-listener: pidfd_open: %s\n", strerror(errno));
+		return 1;
+	}
+	while ((name = g_dir_read_name(dir))) {
+		int sk = pidfd_getfd(pidfd, atoi(name), 0), sndbuf;
+
+		if (sk < 0)
+			continue; /* closed meanwhile, or no socket we may take */
+		sndbuf = private_listener_sndbuf(sk, own.st_ino);
+		close(sk);
+		if (sndbuf >= 0) {
+			printf("PRIVATE-LISTENER sndbuf=%d\n", sndbuf);
+			found++;
+		}
+	}
+	close(pidfd);
+	return found ? 0 : 1;
+}
+
 static int cmd_seccomp_kill(int argc, char **argv)
 {
 	scmp_filter_ctx f;
@@ -897,7 +968,7 @@ static int cmd_seccomp_kill(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	g_autoptr(GOptionContext) ctx = g_option_context_new("sink|source|http-get|urgent|echo|flows|rr|rr-server|hold|pump|pcap|seccomp-kill");
+	g_autoptr(GOptionContext) ctx = g_option_context_new("sink|source|http-get|urgent|echo|flows|rr|rr-server|hold|pump|pcap|private-listener|seccomp-kill");
 	g_autoptr(GError) err = NULL;
 
 	/* Its own arguments, the command's included: not for GOption. */
@@ -922,6 +993,8 @@ int main(int argc, char **argv)
 		return cmd_urgent();
 	if (!strcmp(argv[1], "pcap"))
 		return cmd_pcap();
+	if (!strcmp(argv[1], "private-listener"))
+		return cmd_private_listener();
 	raise_nofile();
 	if (!strcmp(argv[1], "rr"))
 		return cmd_rr();
