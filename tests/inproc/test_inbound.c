@@ -41,6 +41,7 @@ struct inb {
 	char expose[32], port_arg[8];
 	struct rlimit nofile;        /* to put back at teardown, if restore_nofile */
 	bool restore_nofile;
+	uint16_t wide_ports[BRIDGE_DUP_MAX + 3]; /* setup_off_silent_guest_wide()'s exposed ports */
 };
 
 /* The daemon with one exposed port, and one more option @opt @val if @opt is given. */
@@ -129,6 +130,36 @@ static int setup_required_silent_guest(void **state)
 static int setup_off_silent_guest(void **state)
 {
 	*state = inb_start_trusting("off", "3s", NULL);
+	return 0;
+}
+
+/*
+ * Off, the guest silent, and WIDE_PORTS exposed ports all forwarding to
+ * GUEST_PORT (s->host_port the first of them, the rest in s->wide_ports):
+ * enough for one poll of libslirp's, which accepts once on each, to take
+ * more duplicates than the bridge can track (BRIDGE_DUP_MAX).  Every port
+ * and client is a descriptor in this one process: the limit is raised.
+ */
+#define WIDE_PORTS (BRIDGE_DUP_MAX + 3)
+static int setup_off_silent_guest_wide(void **state)
+{
+	g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
+	struct inb *s = g_new0(struct inb, 1);
+
+	inproc_raise_nofile(4 * WIDE_PORTS + 256, &s->nofile);
+	s->restore_nofile = true;
+	inproc_free_ports(s->wide_ports, WIDE_PORTS);
+	s->host_port = s->wide_ports[0];
+	for (size_t i = 0; i < WIDE_PORTS; i++) {
+		g_ptr_array_add(args, g_strdup("--expose"));
+		g_ptr_array_add(args, g_strdup_printf("tcp:%u:%u", s->wide_ports[i], GUEST_PORT));
+	}
+	for (const char *const *a = (const char *const[]){ "--expose-address", "127.0.0.1",
+			"--inbound-proxy-protocol", "off", "--steer-stack", "slirp", NULL }; *a; a++)
+		g_ptr_array_add(args, g_strdup(*a));
+	g_ptr_array_add(args, NULL);
+	s->f = inproc_start((const char *const *)args->pdata);
+	*state = s;
 	return 0;
 }
 
@@ -646,6 +677,64 @@ static void test_many_early_duplicates(void **state)
 }
 
 /*
+ * More duplicates than the bridge can track, all before the guest speaks.
+ * One client, then others from its port (other loopback addresses: the
+ * same tuple in libslirp), each to its own exposed port of the same guest
+ * port: first one short of the held bound (BRIDGE_INBOUND_HELD_MAX, where
+ * accepts stop), then, in one poll of libslirp's, which accepts once on
+ * each ready port before the hold starts, enough to pass BRIDGE_DUP_MAX.
+ * Past it the live connection's SYN could no longer be told from an
+ * untracked duplicate's, so it is refused too (flow_inbound_abandon()):
+ * every client is reset, and no SYN on the tuple reaches the guest once it
+ * speaks, however often libslirp sends one.
+ */
+#define WIDE_FIRST (BRIDGE_INBOUND_HELD_MAX - 1)
+static void test_untracked_duplicates_abandon(void **state)
+{
+	struct inb *s = *state;
+	const struct bridge_stats *st = bridge_stats(s->f->d.br);
+	const size_t ndups = WIDE_PORTS - 1;
+	g_autofree int *dups = g_new(int, ndups);
+	struct sockaddr_in first;
+	socklen_t len = sizeof(first);
+	struct inproc_gconn c;
+	uint8_t buf[16];
+	int fd;
+
+	fd = inproc_tcp_connect(s->host_port);
+	assert_true(wait_accepted(s, 1, INPROC_WAIT_MS));
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&first, &len), 0);
+	for (size_t i = 0; i < ndups; i++) {
+		char from[16];
+
+		/* The second batch with no pump between: its handshakes complete in connect(). */
+		if (i == WIDE_FIRST) {
+			assert_true(wait_accepted(s, 1 + WIDE_FIRST, INPROC_WAIT_MS));
+			assert_int_equal(st->inbound_held, WIDE_FIRST);
+			assert_int_equal(netstack_stats(s->f->d.ns)->accept_holds, 0);
+		}
+		g_snprintf(from, sizeof(from), "127.0.%zu.%zu", 1 + i / 200, 1 + i % 200);
+		dups[i] = connect_from_port(from, ntohs(first.sin_port), s->wide_ports[i + 1]);
+	}
+	assert_true(wait_accepted(s, 1 + ndups, INPROC_WAIT_MS));
+	assert_int_equal(st->inbound_duplicates, ndups);
+	/* Each duplicate, and the live connection with them. */
+	assert_int_equal(st->inbound_dropped[BRIDGE_IN_DUPLICATE], ndups + 1);
+	assert_int_equal(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
+	for (size_t i = 0; i < ndups; i++)
+		assert_int_equal(inproc_client_read(dups[i], buf, sizeof(buf), INPROC_WAIT_MS),
+				 -ECONNRESET);
+
+	/* libslirp sends the tuple's SYNs once it knows the MAC, and again 3 and 6 s on. */
+	inproc_arp_gateway(s->f);
+	assert_false(inproc_guest_expect_syn(s->f, GUEST_PORT, &c, 7500));
+	assert_true(st->duplicate_syns >= 1);
+	for (size_t i = 0; i < ndups; i++)
+		close(dups[i]);
+	close(fd);
+}
+
+/*
  * Out of descriptors, libslirp's accept() on an exposed port fails and the
  * client stays queued, the listener readable: the listeners rest for a
  * second instead of libslirp trying again on every turn of the loop, and
@@ -864,6 +953,8 @@ int main(void)
 						setup_required_silent_guest, teardown),
 		cmocka_unit_test_setup_teardown(test_many_early_duplicates, setup_off_silent_guest,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_untracked_duplicates_abandon,
+						setup_off_silent_guest_wide, teardown),
 		cmocka_unit_test_setup_teardown(test_out_of_descriptors_rests, setup_required, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_client_times_out, setup_required_short, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_header_does_not_block_others, setup_required_short, teardown),
