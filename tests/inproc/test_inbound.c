@@ -141,6 +141,47 @@ static int setup_off_silent_guest(void **state)
  * and client is a descriptor in this one process: the limit is raised.
  */
 #define WIDE_PORTS (BRIDGE_DUP_MAX + 3)
+
+/*
+ * @n distinct ports on 127.0.0.1 free a moment ago, below the ephemeral
+ * range, from a random place in it: inproc_free_ports() picks ephemeral
+ * ones, any of which another test's connect() in the meantime may take as
+ * its local port before the daemon binds it, which a few hundred would
+ * make likely.  Holds @n descriptors meanwhile.
+ */
+static void wide_free_ports(uint16_t *ports, unsigned int n)
+{
+	g_autofree int *fds = g_new(int, n);
+	unsigned int low = 32768, high, span, start, found = 0;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+
+	if (f) {
+		if (fscanf(f, "%u %u", &low, &high) != 2)
+			low = 32768;
+		fclose(f);
+	}
+	assert_true(low > 1024 + 2 * n);
+	span = low - 1024;
+	start = (unsigned int)g_random_int_range(0, (gint32)span);
+	for (unsigned int i = 0; i < span && found < n; i++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+					  .sin_port = htons((uint16_t)(1024 + (start + i) % span)) };
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		assert_true(fd >= 0);
+		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+			close(fd);
+			continue;
+		}
+		ports[found] = ntohs(sa.sin_port);
+		fds[found++] = fd;
+	}
+	for (unsigned int i = 0; i < found; i++)
+		close(fds[i]);
+	assert_int_equal(found, n);
+}
+
 static int setup_off_silent_guest_wide(void **state)
 {
 	g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
@@ -148,7 +189,7 @@ static int setup_off_silent_guest_wide(void **state)
 
 	inproc_raise_nofile(4 * WIDE_PORTS + 256, &s->nofile);
 	s->restore_nofile = true;
-	inproc_free_ports(s->wide_ports, WIDE_PORTS);
+	wide_free_ports(s->wide_ports, WIDE_PORTS);
 	s->host_port = s->wide_ports[0];
 	for (size_t i = 0; i < WIDE_PORTS; i++) {
 		g_ptr_array_add(args, g_strdup("--expose"));
