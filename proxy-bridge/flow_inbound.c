@@ -619,9 +619,9 @@ static void flow_inbound_refuse_duplicate(struct bridge *br, int fd, const struc
 	}
 	if (!dup) {
 		/*
-		 * Sixteen at once (the guest's MAC not known yet): libslirp's
-		 * own SYN timeout (75 s) drops the socket, held meanwhile.  Its
-		 * SYNs still never reach the guest.
+		 * More than BRIDGE_DUP_MAX at once (the guest's MAC not known
+		 * yet): libslirp's own SYN timeout (75 s) drops the socket,
+		 * held meanwhile.  Its SYNs still never reach the guest.
 		 */
 		flow_inbound_hold_socket(br, fd);
 		if (early && !live->u.in.abandoned)

@@ -78,7 +78,7 @@ uint16_t inproc_free_port(void);
 /*
  * inproc_free_ports() - @n distinct TCP ports on 127.0.0.1 that were free a
  * moment ago (all held bound at once while picked: two separate picks can
- * return the same port).  @n at most 8.
+ * return the same port).  Holds @n descriptors meanwhile.
  */
 void inproc_free_ports(uint16_t *ports, unsigned int n);
 

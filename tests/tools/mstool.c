@@ -76,9 +76,9 @@
 #include <seccomp.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/pidfd.h>
 #include <sys/resource.h>
 #include <sys/un.h>
-#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <linux/sockios.h>
@@ -877,7 +877,7 @@ static int cmd_urgent(void)
 }
 
 /* @sk's SO_SNDBUF if it is a listening TCP socket of another namespace than @own_ns, else -1. */
-static int private_listener_sndbuf(int sk, ino_t own_ns)
+static int private_listener_sndbuf(int sk, const struct stat *own_ns)
 {
 	int listening = 0, proto = 0, sndbuf = -1, ns;
 	socklen_t len = sizeof(int);
@@ -891,7 +891,7 @@ static int private_listener_sndbuf(int sk, ino_t own_ns)
 	ns = ioctl(sk, SIOCGSKNS);
 	if (ns < 0)
 		return -1;
-	if (!fstat(ns, &st) && st.st_ino != own_ns) {
+	if (!fstat(ns, &st) && (st.st_ino != own_ns->st_ino || st.st_dev != own_ns->st_dev)) {
 		len = sizeof(int);
 		if (getsockopt(sk, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len))
 			sndbuf = -1;
@@ -907,25 +907,31 @@ static int cmd_private_listener(void)
 	g_autoptr(GDir) dir = NULL;
 	const char *name;
 	struct stat own;
-	int pidfd, found = 0;
+	int pidfd, found = 0, failed = 0;
 
 	if (opt_pid <= 0)
 		return 2;
-	if (stat(ns_path, &own) || !(dir = g_dir_open(fd_dir, 0, NULL))) {
-		fprintf(stderr, "private-listener: pid %" G_GINT64_FORMAT ": %s\n", opt_pid, strerror(errno));
-		return 1;
-	}
+	/* First, so that what is read below is of this process, not of a later one with its PID. */
 	pidfd = pidfd_open((pid_t)opt_pid, 0);
 	if (pidfd < 0) {
 		fprintf(stderr, "private-listener: pidfd_open: %s\n", strerror(errno));
 		return 1;
 	}
+	if (stat(ns_path, &own) || !(dir = g_dir_open(fd_dir, 0, NULL))) {
+		fprintf(stderr, "private-listener: pid %" G_GINT64_FORMAT ": %s\n", opt_pid, strerror(errno));
+		close(pidfd);
+		return 1;
+	}
 	while ((name = g_dir_read_name(dir))) {
 		int sk = pidfd_getfd(pidfd, atoi(name), 0), sndbuf;
 
-		if (sk < 0)
-			continue; /* closed meanwhile, or no socket we may take */
-		sndbuf = private_listener_sndbuf(sk, own.st_ino);
+		if (sk < 0) {
+			/* EBADF: closed since the directory was read. */
+			if (errno != EBADF && !failed++)
+				fprintf(stderr, "private-listener: pidfd_getfd: %s\n", strerror(errno));
+			continue;
+		}
+		sndbuf = private_listener_sndbuf(sk, &own);
 		close(sk);
 		if (sndbuf >= 0) {
 			printf("PRIVATE-LISTENER sndbuf=%d\n", sndbuf);
