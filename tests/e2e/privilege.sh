@@ -20,26 +20,35 @@ as_nobody() { setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups
 # status_field PID FIELD : a field of /proc/PID/status, tabs squeezed to single spaces.
 status_field() { awk -v k="$2:" '$1 == k { $1 = ""; sub(/^ /, ""); print }' "/proc/$1/status"; }
 
-# check_status PID CAPS SECCOMP : ids all nobody, no groups, CapEff/CapPrm/CapBnd = CAPS,
-# CapInh/CapAmb zero, NoNewPrivs 1, Seccomp = SECCOMP (2: filter, 0: none).
+# check_caps PID CAPS SECCOMP WHO : CapEff/CapPrm = CAPS, CapInh/CapAmb zero, Seccomp =
+# SECCOMP (2: filter, 0: none); a failure names WHO.
+check_caps() {
+	local pid=$1 caps=$2 seccomp=$3 who=$4 f v
+	for f in CapEff CapPrm; do
+		v=$(status_field "$pid" $f)
+		[ "$v" = "$caps" ] || e2e_fail "$who: $f is $v, want $caps"
+	done
+	for f in CapInh CapAmb; do
+		v=$(status_field "$pid" $f)
+		[ "$v" = 0000000000000000 ] || e2e_fail "$who: $f is $v, want none"
+	done
+	v=$(status_field "$pid" Seccomp)
+	[ "$v" = "$seccomp" ] || e2e_fail "$who: Seccomp is $v, want $seccomp"
+}
+
+# check_status PID CAPS SECCOMP : ids all nobody, no groups, check_caps, CapBnd = CAPS too
+# (only --user clears the bounding set), NoNewPrivs 1, and the same in every thread.
 check_status() {
-	local pid=$1 caps=$2 seccomp=$3 f v
+	local pid=$1 caps=$2 seccomp=$3 v
 	[ "$(status_field "$pid" Uid)" = "$NOBODY_UID $NOBODY_UID $NOBODY_UID $NOBODY_UID" ] ||
 		e2e_fail "Uid: $(status_field "$pid" Uid)"
 	[ "$(status_field "$pid" Gid)" = "$NOBODY_GID $NOBODY_GID $NOBODY_GID $NOBODY_GID" ] ||
 		e2e_fail "Gid: $(status_field "$pid" Gid)"
 	[ -z "$(status_field "$pid" Groups)" ] || e2e_fail "Groups: $(status_field "$pid" Groups)"
-	for f in CapEff CapPrm CapBnd; do
-		v=$(status_field "$pid" $f)
-		[ "$v" = "$caps" ] || e2e_fail "$f is $v, want $caps"
-	done
-	for f in CapInh CapAmb; do
-		v=$(status_field "$pid" $f)
-		[ "$v" = 0000000000000000 ] || e2e_fail "$f is $v, want none"
-	done
+	check_caps "$pid" "$caps" "$seccomp" "pid $pid"
+	v=$(status_field "$pid" CapBnd)
+	[ "$v" = "$caps" ] || e2e_fail "CapBnd is $v, want $caps"
 	[ "$(status_field "$pid" NoNewPrivs)" = 1 ] || e2e_fail "NoNewPrivs is not 1"
-	[ "$(status_field "$pid" Seccomp)" = "$seccomp" ] ||
-		e2e_fail "Seccomp is $(status_field "$pid" Seccomp), want $seccomp"
 	# Every thread (GLib's worker too) has the same credentials and filter.
 	for t in /proc/"$pid"/task/*; do
 		grep -q "^CapEff:[[:space:]]*$caps$" "$t/status" || e2e_fail "thread ${t##*/}: CapEff"
@@ -252,15 +261,7 @@ for want in "8082 0000000000000000 none" "82 0000000000000400 cap_net_bind_servi
 	start_ambient "amb$1" --expose "tcp:$1:80"
 	grep -q "running as uid $NOBODY_UID gid $NOBODY_GID, no_new_privs, capabilities: $3" \
 		"$E2E_TMP/amb$1.log" || e2e_fail "ambient, port $1: log says $(grep running "$E2E_TMP/amb$1.log")"
-	for f in CapEff CapPrm; do
-		[ "$(status_field "$MESHSLIRP_PID" $f)" = "$2" ] ||
-			e2e_fail "ambient, port $1: $f is $(status_field "$MESHSLIRP_PID" $f), want $2"
-	done
-	for f in CapInh CapAmb; do
-		[ "$(status_field "$MESHSLIRP_PID" $f)" = 0000000000000000 ] ||
-			e2e_fail "ambient, port $1: $f is $(status_field "$MESHSLIRP_PID" $f)"
-	done
-	[ "$(status_field "$MESHSLIRP_PID" Seccomp)" = 2 ] || e2e_fail "ambient, port $1: no filter"
+	check_caps "$MESHSLIRP_PID" "$2" 2 "ambient, port $1"
 	kill -TERM "$MESHSLIRP_PID"
 	e2e_wait_exit "$MESHSLIRP_PID" 10 || e2e_fail "ambient, port $1: no exit 0"
 done
@@ -328,11 +329,7 @@ else
 	logs+=("$E2E_TMP/kernel.log")
 	grep -q "the guest's TCP ends in the kernel's stack" "$E2E_TMP/kernel.log" ||
 		e2e_fail "kernel path as nobody: not set up: $(cat "$E2E_TMP/kernel.log")"
-	for f in CapEff CapPrm; do
-		[ "$(status_field "$MESHSLIRP_PID" $f)" = 0000000000000000 ] ||
-			e2e_fail "kernel path as nobody: $f is $(status_field "$MESHSLIRP_PID" $f)"
-	done
-	[ "$(status_field "$MESHSLIRP_PID" Seccomp)" = 2 ] || e2e_fail "kernel path as nobody: no filter"
+	check_caps "$MESHSLIRP_PID" 0000000000000000 2 "kernel path as nobody"
 	start_pump pump3 "$RUN/kernel.sock"
 	e2e_transfer ksteered "$NS_GUEST" "$NS_NODE" "$NODE_IP:5004" "$NODE_IP:5004" 1048576
 	gport=${E2E_SOURCE_ADDR#10.0.2.15:}

@@ -215,15 +215,25 @@ static int unix_sidecar_listen(struct kst *s)
 	return inproc_unix_listen(path, 64, true);
 }
 
-/* --connect-timeout of the next daemon (setup_long_timeout_with() lengthens it for a few tests). */
-static const char *kst_connect_timeout = "2s";
+/* --connect-timeout of most daemons here: short, so the tests that wait it out end soon. */
+#define KST_CONNECT_TIMEOUT "2s"
 
-/* The daemon with --max-flows @max_flows (NULL: the default) and a sidecar as asked. */
-static struct kst *kst_start_sized(bool listening, bool unix_leg, const char *max_flows)
+/*
+ * Well beyond the one-second tick (GLib may fire a seconds timer a second
+ * late), for the tests that must act before the dial is given up.
+ */
+#define KST_CONNECT_TIMEOUT_LONG "10s"
+
+/*
+ * The daemon with --max-flows @max_flows (NULL: the default), --connect-timeout
+ * @connect_timeout and a sidecar as asked.
+ */
+static struct kst *kst_start_with(bool listening, bool unix_leg, const char *max_flows,
+				  const char *connect_timeout)
 {
 	struct kst *s = g_new0(struct kst, 1);
 	const char *args[] = { "--outbound-proxy", s->proxy_arg, "--proxy-source", SIDECAR_SOURCE,
-			       "--steer-stack", "kernel", "--connect-timeout", kst_connect_timeout,
+			       "--steer-stack", "kernel", "--connect-timeout", connect_timeout,
 			       "--exclude-outbound-cidr", FAR_NET, "--exclude-outbound-cidr", BLACKHOLE_NET,
 			       "--exclude-outbound-cidr", TESTNS_POD_ADDRESS "/32",
 			       "--tcp-idle-timeout", "2s", max_flows ? "--max-flows" : NULL,
@@ -243,24 +253,29 @@ static struct kst *kst_start_sized(bool listening, bool unix_leg, const char *ma
 
 static struct kst *kst_start(bool listening, bool unix_leg)
 {
-	return kst_start_sized(listening, unix_leg, NULL);
+	return kst_start_with(listening, unix_leg, NULL, KST_CONNECT_TIMEOUT);
 }
 
 /*
  * The daemon with no sidecar and no --steer-stack: the default, auto, takes
  * the kernel path all the same, and every flow to another host is direct.
  */
-static int setup_no_sidecar(void **state)
+static struct kst *kst_start_no_sidecar(const char *connect_timeout)
 {
 	struct kst *s = g_new0(struct kst, 1);
-	const char *args[] = { "--connect-timeout", kst_connect_timeout, "--tcp-idle-timeout", "2s",
+	const char *args[] = { "--connect-timeout", connect_timeout, "--tcp-idle-timeout", "2s",
 			       NULL };
 
 	s->sidecar = -1;
 	s->f = inproc_start(args);
 	assert_non_null(s->f->d.ks);
 	inproc_arp_gateway(s->f);
-	*state = s;
+	return s;
+}
+
+static int setup_no_sidecar(void **state)
+{
+	*state = kst_start_no_sidecar(KST_CONNECT_TIMEOUT);
 	return 0;
 }
 
@@ -285,36 +300,26 @@ static int setup_unix(void **state)
 /* One slot in each table, the kernel path's and the bridge's. */
 static int setup_one_slot(void **state)
 {
-	*state = kst_start_sized(true, false, "1");
+	*state = kst_start_with(true, false, "1", KST_CONNECT_TIMEOUT);
 	return 0;
 }
 
 static int setup_two_slots(void **state)
 {
-	*state = kst_start_sized(true, false, "2");
-	return 0;
-}
-
-/*
- * @setup_daemon's daemon with a connect timeout well beyond the one-second
- * tick (GLib may fire a seconds timer a second late).
- */
-static int setup_long_timeout_with(void **state, int (*setup_daemon)(void **state))
-{
-	kst_connect_timeout = "10s";
-	setup_daemon(state);
-	kst_connect_timeout = "2s";
+	*state = kst_start_with(true, false, "2", KST_CONNECT_TIMEOUT);
 	return 0;
 }
 
 static int setup_long_timeout(void **state)
 {
-	return setup_long_timeout_with(state, setup);
+	*state = kst_start_with(true, false, NULL, KST_CONNECT_TIMEOUT_LONG);
+	return 0;
 }
 
 static int setup_long_timeout_no_sidecar(void **state)
 {
-	return setup_long_timeout_with(state, setup_no_sidecar);
+	*state = kst_start_no_sidecar(KST_CONNECT_TIMEOUT_LONG);
+	return 0;
 }
 
 /*
