@@ -387,6 +387,16 @@ static void flow_inbound_try(struct bridge *br, struct flow *f)
 		return;
 	case PROXY_PARSE_INCOMPLETE:
 		/*
+		 * A stranger's header is refused whatever follows, so once its
+		 * signature is in, stop: it could otherwise trickle a byte a
+		 * tick into an 8 KiB declared length, each tick a fresh peek of
+		 * all of it, for the whole header timeout.
+		 */
+		if (!f->u.in.peer_trusted && proxy_signature_seen(buf, (size_t)n)) {
+			flow_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
+			return;
+		}
+		/*
 		 * Bytes are waiting but not enough: level-triggered POLLIN
 		 * would fire at once again, so re-read on the tick instead.
 		 */

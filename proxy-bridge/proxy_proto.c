@@ -320,6 +320,13 @@ static enum proxy_parse_status proxy_parse_v2(const uint8_t *buf, size_t len,
 	return PROXY_PARSE_OK;
 }
 
+bool proxy_signature_seen(const uint8_t *buf, size_t len)
+{
+	return (len >= PROXY_V2_SIG_LEN && !memcmp(buf, proxy_v2_signature, PROXY_V2_SIG_LEN)) ||
+	       (len >= sizeof(proxy_v1_sig) - 1 &&
+		!memcmp(buf, proxy_v1_sig, sizeof(proxy_v1_sig) - 1));
+}
+
 enum proxy_parse_status proxy_parse(const uint8_t *buf, size_t len, struct proxy_header *h,
 				    enum proxy_error *err)
 {

@@ -112,6 +112,18 @@ struct proxy_header {
 enum proxy_parse_status proxy_parse(const uint8_t *buf, size_t len, struct proxy_header *h,
 				    enum proxy_error *err);
 
+/**
+ * proxy_signature_seen() - do @buf's first bytes commit it to being a header?
+ * @buf, @len:	bytes received so far
+ *
+ * A peer whose header would be refused whatever follows (one outside the
+ * trusted sources) can be refused here, before it trickles in up to
+ * PROXY_PARSE_MAX bytes of a header that is thrown away.
+ *
+ * Return: true once @buf holds v2's whole 12-byte signature or v1's "PROXY ".
+ */
+bool proxy_signature_seen(const uint8_t *buf, size_t len);
+
 /* proxy_error_str() - a short, static description of @err for logs and metrics. */
 const char *proxy_error_str(enum proxy_error err);
 

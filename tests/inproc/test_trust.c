@@ -1144,6 +1144,40 @@ static void test_untrusted_header_refused(void **state)
 	close(fd);
 }
 
+/*
+ * Optional mode: a stranger whose bytes so far are a header's signature is
+ * refused then, not when the header completes or the header timeout (3 s)
+ * ends its wait: the v2 one declares 8,176 bytes still to come, which it
+ * could trickle in a byte at a time, each byte a fresh peek of all of them.
+ */
+static void test_untrusted_signature_refused_early(void **state)
+{
+	struct trust *t = *state;
+	uint8_t v2[PROXY_V2_SIG_LEN + 4], buf[16];
+	const struct {
+		const void *bytes;
+		size_t len;
+	} starts[] = { { v2, sizeof(v2) }, { "PROXY ", 6 } };
+	struct inproc_gconn c;
+
+	memcpy(v2, proxy_v2_signature, PROXY_V2_SIG_LEN);
+	memcpy(v2 + PROXY_V2_SIG_LEN, "\x21\x11\x1f\xf0", 4);
+	for (size_t i = 0; i < G_N_ELEMENTS(starts); i++) {
+		gint64 start = g_get_monotonic_time();
+		int fd = client_from("127.0.0.1", 0, t->host_port);
+
+		assert_int_equal(write(fd, starts[i].bytes, starts[i].len), (ssize_t)starts[i].len);
+		assert_true(inproc_client_read(fd, buf, sizeof(buf), INPROC_WAIT_MS) <= 0);
+		if (g_get_monotonic_time() - start >= G_USEC_PER_SEC)
+			fail_msg("start %zu: refused after %" G_GINT64_FORMAT " ms", i,
+				 (g_get_monotonic_time() - start) / 1000);
+		assert_int_equal(stats(t)->inbound_dropped[BRIDGE_IN_UNTRUSTED], i + 1);
+		close(fd);
+	}
+	assert_false(inproc_guest_expect_syn(t->f, GUEST_PORT, &c, 200));
+	assert_int_equal(stats(t)->inbound_dropped[BRIDGE_IN_TIMEOUT], 0);
+}
+
 /* Required mode: an untrusted peer can never be welcome, so it is refused at once. */
 static void test_untrusted_required_refused(void **state)
 {
@@ -1375,6 +1409,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inbound_two_exposes_one_guest_port, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_untrusted_header_refused,
+						setup_untrusted_optional, teardown),
+		cmocka_unit_test_setup_teardown(test_untrusted_signature_refused_early,
 						setup_untrusted_optional, teardown),
 		cmocka_unit_test_setup_teardown(test_untrusted_required_refused,
 						setup_untrusted_required, teardown),

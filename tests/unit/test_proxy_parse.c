@@ -1,4 +1,4 @@
-/* test_proxy_parse.c - unit tests of proxy_parse(): every valid v1/v2 form, every truncation, and broken headers. */
+/* test_proxy_parse.c - unit tests of the PROXY header parser: every form, every truncation, broken headers. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -740,6 +740,38 @@ static void test_incomplete(void **state)
 			 PROXY_PARSE_INCOMPLETE);
 }
 
+/*
+ * proxy_signature_seen(): true from the whole signature on, never for a
+ * shorter prefix or a near miss; read from exact-size copies, as parse().
+ */
+static bool seen(const void *buf, size_t len)
+{
+	g_autofree uint8_t *copy = g_memdup2(buf, len);
+
+	return proxy_signature_seen(copy, len);
+}
+
+static void test_signature_seen(void **state)
+{
+	uint8_t v2[PROXY_V2_SIG_LEN + 4];
+
+	(void)state;
+	memcpy(v2, proxy_v2_signature, PROXY_V2_SIG_LEN);
+	memcpy(v2 + PROXY_V2_SIG_LEN, "\x21\x11\x1f\xf0", 4);
+	for (size_t len = 0; len < PROXY_V2_SIG_LEN; len++)
+		if (seen(v2, len))
+			fail_msg("a v2 prefix of %zu bytes is taken for the signature", len);
+	assert_true(seen(v2, PROXY_V2_SIG_LEN));
+	assert_true(seen(v2, sizeof(v2)));
+	assert_false(seen("\r\n\r\n\0\r\nQUIX", PROXY_V2_SIG_LEN));
+	assert_false(seen("PROXY", 5));
+	assert_true(seen("PROXY ", 6));
+	assert_true(seen("PROXY TCP4 1", 12));
+	assert_false(seen("PROXYTCP4 1.2", 13));
+	assert_false(seen("proxy TCP4 1", 12));
+	assert_false(seen(PAYLOAD, strlen(PAYLOAD)));
+}
+
 static void test_error_str(void **state)
 {
 	(void)state;
@@ -779,6 +811,7 @@ int main(void)
 		cmocka_unit_test(test_v2_lying_lengths),
 		cmocka_unit_test(test_not_proxy),
 		cmocka_unit_test(test_incomplete),
+		cmocka_unit_test(test_signature_seen),
 		cmocka_unit_test(test_error_str),
 	};
 
