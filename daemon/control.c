@@ -26,7 +26,7 @@ struct control_client {
 	char in[CONTROL_LINE_MAX];
 	size_t in_len;
 	bool eof;                      /* the client sent all it will: answer, then close */
-	int64_t last_us;               /* a byte last read or written: the eviction order */
+	int64_t last_us;               /* a request last answered or an answer byte sent: eviction order */
 	GString *out;
 };
 
@@ -340,6 +340,7 @@ static void control_client_handle_lines(struct control_client *c, int *budget)
 
 		if (len) {
 			control_handle_line(c->cs->d, c->in, len, c->out);
+			c->last_us = g_get_monotonic_time();
 			(*budget)--;
 		}
 		memmove(c->in, nl + 1, c->in_len - len - 1);
@@ -417,10 +418,8 @@ static gboolean control_on_client(int fd, GIOCondition ready, void *opaque)
 		}
 		if (n == 0)
 			c->eof = true;
-		if (n > 0) {
+		if (n > 0)
 			c->in_len += (size_t)n;
-			c->last_us = g_get_monotonic_time();
-		}
 		control_client_handle_lines(c, &budget);
 		if (c->in_len == sizeof(c->in) && !memchr(c->in, '\n', c->in_len)) {
 			control_error(c->out, "line longer than %d bytes", CONTROL_LINE_MAX);
@@ -457,8 +456,11 @@ static void control_client_refuse(int conn, void *opaque)
 
 /*
  * Every slot busy: the client idle longest goes if it has been idle for
- * CONTROL_EVICT_IDLE_SECONDS (one that stopped reading its answers is idle
- * too), so that clients that went silent cannot keep the launcher out.
+ * CONTROL_EVICT_IDLE_SECONDS, so that clients that went silent cannot keep
+ * the launcher out.  Bytes that make no request are idleness too (one that
+ * stopped reading its answers is idle as well): eight clients sending an
+ * empty line or a request's next byte every few seconds would otherwise
+ * hold every slot for ever.
  */
 static bool control_evict(void *opaque)
 {

@@ -496,6 +496,43 @@ static void test_evict_idle(void **state)
 	close(late);
 }
 
+/*
+ * Bytes that make no request do not keep a slot: clients sending an empty
+ * line or one more byte of a request that never ends, every second, are
+ * as idle as silent ones, and a newcomer takes a slot once one of them
+ * has gone CONTROL_EVICT_IDLE_SECONDS without an answer.
+ */
+static void test_evict_trickling(void **state)
+{
+	struct ctl *c = *state;
+	int trickle[CONTROL_CLIENTS_MAX - 1], late, closed = 0;
+	char b;
+
+	for (int i = 0; i < CONTROL_CLIENTS_MAX - 1; i++)
+		trickle[i] = ctl_dial(c);
+	for (int s = 0; s <= CONTROL_EVICT_IDLE_SECONDS; s++) {
+		for (int i = 0; i < CONTROL_CLIENTS_MAX - 1; i++)
+			assert_int_equal(write(trickle[i], i % 2 ? "\n" : " ", 1), 1);
+		inproc_pump(1000);
+		/* The setup's client is answered each second: never the idlest. */
+		assert_non_null(strstr(ctl_call(c, "{\"execute\": \"list_hostfwd\"}", NULL),
+				       "\"return\""));
+	}
+	late = ctl_dial(c);
+	assert_int_equal(write(late, "{\"execute\": \"list_hostfwd\"}\n", 29), 29);
+	assert_true(ctl_await(late, "\"return\""));
+	assert_int_equal(control_client_stats(c->f->d.control).evicted, 1);
+	for (int i = 0; i < CONTROL_CLIENTS_MAX - 1; i++) {
+		ssize_t n = read(trickle[i], &b, 1);
+
+		closed += n == 0 || (n < 0 && errno == ECONNRESET);
+	}
+	assert_int_equal(closed, 1);
+	for (int i = 0; i < CONTROL_CLIENTS_MAX - 1; i++)
+		close(trickle[i]);
+	close(late);
+}
+
 /* A line longer than the limit ends that client only. */
 static void test_long_line(void **state)
 {
@@ -530,6 +567,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lines_per_turn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evict_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evict_trickling, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
