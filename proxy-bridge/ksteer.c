@@ -691,6 +691,11 @@ static int ksteer_take_frame(struct ksteer *ks, uint8_t *frame, size_t len,
 		return 0;
 	key = ksteer_key(t.daddr, t.dport, t.sport);
 	f = g_hash_table_lookup(ks->by_key, &key);
+	/* Past its grace a closed flow has nothing more to translate: the tuple is the bridge's again. */
+	if (f && f->state == KF_CLOSED && !ksteer_in_grace(f, g_get_monotonic_time())) {
+		ksteer_unhash(ks, f);
+		f = NULL;
+	}
 	syn = (v.flags & (KNAT_TCP_SYN | KNAT_TCP_ACK | KNAT_TCP_RST)) == KNAT_TCP_SYN;
 	/* A new SYN on a closed flow's tuple is a new flow; the old one keeps its late segments till then. */
 	old = f && syn && f->state == KF_CLOSED ? f : NULL;
@@ -802,7 +807,8 @@ static void ksteer_from_stack(struct ksteer *ks, size_t n)
 	t = knat_tuple_of(&v);
 	slot = knat_pool_slot(t.daddr);
 	f = slot >= 0 && slot < ks->nslots ? &ks->flows[slot] : NULL;
-	if (!f || f->state == KF_FREE || f->gport != t.dport || !ks->macs_known) {
+	if (!f || f->state == KF_FREE || f->gport != t.dport || !ks->macs_known ||
+	    (f->state == KF_CLOSED && !ksteer_in_grace(f, g_get_monotonic_time()))) {
 		ks->stats.dropped[KSTEER_DROP_NO_FLOW]++;
 		return;
 	}
@@ -1304,11 +1310,13 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 
 		if (!f->eof[d] && f->in_pipe[d] < p->cap) {
 			enum kurgent u = KURG_NONE;
-			int err = 0;
+			int err = 0, splice_errno;
 
 			n = splice(src, NULL, p->wr, NULL, p->cap - f->in_pipe[d],
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (f->urgent[d] && (n == 0 || (n < 0 && errno == EAGAIN)))
+			/* The urgent step's own calls must not decide this splice's fate. */
+			splice_errno = n < 0 ? errno : 0;
+			if (f->urgent[d] && (n == 0 || splice_errno == EAGAIN))
 				u = ksteer_step_urgent(ks, f, d, src, &err);
 			if (err) {
 				ret = err;
@@ -1324,8 +1332,8 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 			} else if (n == 0) {
 				f->eof[d] = true;
 				moved = true;
-			} else if (errno != EAGAIN && errno != EINTR) {
-				ret = -errno;
+			} else if (splice_errno != EAGAIN && splice_errno != EINTR) {
+				ret = -splice_errno;
 				break;
 			}
 		}
@@ -1680,7 +1688,7 @@ void ksteer_foreach_flow(const struct ksteer *ks,
 	GHashTableIter it;
 	gpointer value;
 
-	/* The tuple table holds the flows in use and the closed ones not yet reused. */
+	/* The tuple table holds the flows in use and closed ones not yet reused (or met past their grace). */
 	g_hash_table_iter_init(&it, ks->by_key);
 	while (g_hash_table_iter_next(&it, NULL, &value)) {
 		const struct kflow *f = value;

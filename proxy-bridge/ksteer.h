@@ -60,7 +60,9 @@
  *   OPEN        EOF relayed both ways        CLOSED      both sockets closed
  *   OPEN        error or reset on either     CLOSED      the other closed with RST
  *   OPEN        idle for --tcp-idle-timeout  CLOSED      both closed with RST
- *   CLOSED      KSTEER_GRACE_US passed       FREE        (late segments translated until then)
+ *   CLOSED      KSTEER_GRACE_US passed       (FREE)      late segments no longer translated: the
+ *                                                        guest's go to the bridge, the stack's
+ *                                                        are dropped; the slot waits in the FIFO
  *   CLOSED      a new flow from another      SYN         the slot reclaimed (no freed slot
  *               guest port, no slot past                 past its grace): its late
  *               its grace                                segments find no flow of ours

@@ -1696,6 +1696,35 @@ static void test_reclaim_skips_same_port(void **state)
 }
 
 /*
+ * A closed flow's late segments reach the private stack during its grace
+ * only: past KSTEER_GRACE_US the guest's go to the bridge, whose reset
+ * the guest gets, as for any segment of no flow, though no new flow has
+ * taken the slot.
+ */
+static void test_grace_ends(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.6", .sport = 45020, .dport = 8080, .seq = 1000 };
+	struct pkt_ipv4_view v;
+	uint8_t rx[256];
+	uint64_t to_stack;
+
+	open_then_reset(s, &c);
+	to_stack = kstats(s)->frames_to_stack;
+	/* In its grace: the stack has no connection for it and resets, translated. */
+	gsend(f, &c, 0x10, NULL, 0);
+	inproc_expect_segment(f, rx, sizeof(rx), c.dst, c.dport, c.sport, 0x04, &v);
+	assert_int_equal(kstats(s)->frames_to_stack, to_stack + 1);
+
+	inproc_pump(KSTEER_GRACE_US / 1000 + 200);
+	gsend(f, &c, 0x10, NULL, 0);
+	inproc_expect_segment(f, rx, sizeof(rx), c.dst, c.dport, c.sport, 0x04, &v);
+	assert_int_equal(kstats(s)->frames_to_stack, to_stack + 1);
+	assert_int_equal(kstats(s)->reclaimed, 0);
+}
+
+/*
  * The one slot holds a closed flow in its grace when a flow on another
  * tuple comes: it takes the slot (reclaimed), and a late segment of the
  * old flow no longer reaches the private stack.
@@ -2065,6 +2094,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reused_tuple_in_grace, setup_one_slot, teardown),
 		cmocka_unit_test_setup_teardown(test_reclaim_skips_same_port, setup_two_slots, teardown),
 		cmocka_unit_test_setup_teardown(test_reclaim_other_tuple, setup_one_slot, teardown),
+		cmocka_unit_test_setup_teardown(test_grace_ends, setup_one_slot, teardown),
 		cmocka_unit_test_setup_teardown(test_full_table_to_libslirp, setup_one_slot, teardown),
 		cmocka_unit_test_setup_teardown(test_list_flows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_absent, setup_absent, teardown),
