@@ -96,6 +96,11 @@ static void control_add_hostfwd(struct daemon *d, const struct json_doc *doc,
 	if (!control_int_arg(doc, args, "host_port", 1, 65535, &hp, out) ||
 	    !control_int_arg(doc, args, "guest_port", 1, 65535, &gp, out))
 		return;
+	/* The unix exposed ports' relays are in the list already. */
+	if (d->cfg->expose->len >= MS_EXPOSE_MAX) {
+		control_error(out, "at most %d ports can be exposed; remove one first", MS_EXPOSE_MAX);
+		return;
+	}
 	for (guint i = 0; i < d->cfg->expose->len; i++) {
 		if (g_array_index(d->cfg->expose, struct bridge_expose, i).host_port == hp) {
 			control_error(out, "host port %" G_GINT64_FORMAT " is already forwarded", hp);

@@ -378,8 +378,9 @@ static int daemon_primary_ipv4(struct in_addr *out)
  * again and again).  So each table's size is what the limit holds with every
  * flow of both tables at its most, beside the reserve: the kernel path's
  * (@kernel: it is set up), the unix exposed ports' waiting clients (a socket
- * and its connector each), and the refused clients' sockets libslirp may hold
- * (BRIDGE_INBOUND_HELD_MAX).  Returns the size to use, saying once when it is
+ * and its connector each), the refused clients' sockets libslirp may hold
+ * (BRIDGE_INBOUND_HELD_MAX), and the exposed ports' listeners (all
+ * MS_EXPOSE_MAX of them where the control socket can add ports).  Returns the size to use, saying once when it is
  * lower than asked (@say: the daemon's final choice): a warning for an
  * explicit --max-flows, a note for the default (a limit of 20,000 holds 2,834
  * kernel-path flows).
@@ -390,9 +391,13 @@ static size_t daemon_flow_budget(const struct ms_config *cfg, bool kernel, bool 
 	bool unix_exposed = cfg->expose_unix && cfg->expose_unix->len;
 	/* The control socket may expose ports at run time. */
 	bool exposed = unix_exposed || (cfg->expose && cfg->expose->len) || cfg->control_path;
+	/* Their listeners: a unix one has a relay port too; the control socket may add up to the bound. */
+	rlim_t listeners = cfg->control_path ? MS_EXPOSE_MAX
+			   : (cfg->expose ? cfg->expose->len : 0) +
+			     2 * (unix_exposed ? cfg->expose_unix->len : 0);
 	rlim_t reserve = DAEMON_FD_RESERVE + (kernel ? 2 * KSTEER_PIPE_POOL : 0) +
 			 (unix_exposed ? 2 * UNIXEXPOSE_PENDING_MAX : 0) +
-			 (exposed ? BRIDGE_INBOUND_HELD_MAX : 0);
+			 (exposed ? BRIDGE_INBOUND_HELD_MAX : 0) + listeners;
 	rlim_t need = (rlim_t)cfg->max_flows * per_flow + reserve;
 	struct rlimit rl;
 	rlim_t room;

@@ -269,6 +269,8 @@ static gboolean opt_expose(const gchar *name, const gchar *value, gpointer data,
 	struct ms_expose_unix u;
 	const char *why;
 
+	if (cfg->expose->len + cfg->expose_unix->len >= MS_EXPOSE_MAX)
+		return options_fail(err, name, "at most %d ports can be exposed", MS_EXPOSE_MAX);
 	if (g_str_has_prefix(value, "unix:")) {
 		if (options_parse_expose_unix(value, &u, &why))
 			return options_fail(err, name, "%s, got '%s'", why, value);

@@ -33,6 +33,14 @@
 #define MS_MTU_MAX 65520
 
 /*
+ * Exposed ports at once, TCP and unix (each unix one has a loopback relay
+ * port), given at start or added on the control socket: each is a listener
+ * libslirp walks on every loop turn, and the descriptor budget keeps room
+ * for all of them (daemon_flow_budget()).
+ */
+#define MS_EXPOSE_MAX 1024
+
+/*
  * --steer-stack: which TCP ends the guest's TCP to other hosts, steered
  * (with --outbound-proxy) and direct alike; DNS, UDP, inbound flows and
  * the guest network's own hosts are always libslirp's.

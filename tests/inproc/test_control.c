@@ -14,12 +14,14 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 
 #include <cmocka.h>
 #include <glib.h>
 
 #include "common/json.h"
+#include "daemon/options.h"
 #include "tests/lib/inproc.h"
 #include "tests/lib/pkt.h"
 
@@ -533,6 +535,40 @@ static void test_evict_trickling(void **state)
 	close(late);
 }
 
+/*
+ * At most MS_EXPOSE_MAX ports exposed: each is a listener libslirp walks on
+ * every loop turn.  One more is refused with the reason, and a port
+ * removed makes room for the next.
+ */
+static void test_hostfwd_bound(void **state)
+{
+	struct ctl *c = *state;
+	struct rlimit nofile;
+	char req[160];
+
+	inproc_raise_nofile(MS_EXPOSE_MAX + 1024, &nofile);
+	for (int i = 0; i <= MS_EXPOSE_MAX; i++) {
+		const char *answer;
+
+		snprintf(req, sizeof(req), "{\"execute\": \"add_hostfwd\", \"arguments\": "
+			 "{\"host_port\": %d, \"guest_port\": 80}}", 20000 + i);
+		answer = ctl_call(c, req, NULL);
+		if (i < MS_EXPOSE_MAX && !strstr(answer, "\"return\""))
+			fail_msg("port %d of %d refused: %s", i + 1, MS_EXPOSE_MAX, answer);
+		if (i == MS_EXPOSE_MAX && !strstr(answer, "at most 1024 ports can be exposed"))
+			fail_msg("one port past the bound: %s", answer);
+	}
+	assert_non_null(strstr(ctl_call(c, "{\"execute\": \"remove_hostfwd\", \"arguments\": "
+					"{\"id\": 20000}}", NULL), "\"return\""));
+	assert_non_null(strstr(ctl_call(c, req, NULL), "\"return\""));
+	for (int i = 0; i <= MS_EXPOSE_MAX; i++) {
+		snprintf(req, sizeof(req), "{\"execute\": \"remove_hostfwd\", \"arguments\": "
+			 "{\"id\": %d}}", 20000 + i);
+		ctl_call(c, req, NULL);
+	}
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &nofile), 0);
+}
+
 /* A line longer than the limit ends that client only. */
 static void test_long_line(void **state)
 {
@@ -568,6 +604,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evict_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evict_trickling, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostfwd_bound, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -481,6 +481,42 @@ static void test_port_and_expose_helpers(void **state)
 	assert_int_equal(e.guest_port, 65535);
 }
 
+/*
+ * At most MS_EXPOSE_MAX exposed ports, TCP and unix together; the next
+ * --expose of either kind is refused, naming the bound.
+ */
+static void test_expose_bound(void **state)
+{
+	const char *const extra[] = { "tcp:65000:80", "unix:/run/one-more.sock:80" };
+
+	(void)state;
+	for (size_t k = 0; k < G_N_ELEMENTS(extra); k++) {
+		g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func(g_free);
+		g_autoptr(GError) err = NULL;
+		struct ms_config cfg;
+
+		g_ptr_array_add(args, g_strdup("meshslirp"));
+		g_ptr_array_add(args, g_strdup("--socket"));
+		g_ptr_array_add(args, g_strdup("q"));
+		for (int i = 0; i < MS_EXPOSE_MAX; i++) {
+			g_ptr_array_add(args, g_strdup("--expose"));
+			g_ptr_array_add(args, i % 2 ? g_strdup_printf("tcp:%d:80", 20000 + i)
+					            : g_strdup_printf("unix:/run/in%d.sock:80", i));
+		}
+		assert_int_equal(options_parse((int)args->len, (char **)args->pdata, &cfg, &err), 0);
+		assert_int_equal(cfg.expose->len + cfg.expose_unix->len, MS_EXPOSE_MAX);
+		ms_config_free(&cfg);
+
+		g_ptr_array_add(args, g_strdup("--expose"));
+		g_ptr_array_add(args, g_strdup(extra[k]));
+		assert_int_equal(options_parse((int)args->len, (char **)args->pdata, &cfg, &err),
+				 -EINVAL);
+		assert_non_null(err);
+		assert_non_null(strstr(err->message, "at most 1024 ports can be exposed"));
+		ms_config_free(&cfg);
+	}
+}
+
 /* The unix legs: --outbound-proxy unix:PATH and --expose unix:PATH:GUESTPORT. */
 static void test_unix_legs(void **state)
 {
@@ -570,6 +606,7 @@ int main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_socket_path_too_long),
 		cmocka_unit_test(test_port_and_expose_helpers),
+		cmocka_unit_test(test_expose_bound),
 		cmocka_unit_test(test_unix_legs),
 	};
 
