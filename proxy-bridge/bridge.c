@@ -70,7 +70,7 @@ static const struct flow_ops *const bridge_kind_ops[FLOW_KIND_COUNT] = {
 	[FLOW_INBOUND] = &flow_inbound_ops,
 	[FLOW_DIRECT] = &flow_direct_ops,
 };
-G_STATIC_ASSERT(FLOW_KIND_COUNT <= FLOWTAB_CLASSES);
+G_STATIC_ASSERT(FLOW_CLASS_STRANGER < FLOWTAB_CLASSES);
 
 const struct flow_ops *bridge_ops(const struct flow *f)
 {

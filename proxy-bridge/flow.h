@@ -63,6 +63,14 @@ enum flow_kind {
 	FLOW_KIND_COUNT,
 };
 
+/*
+ * The flow table counts flows by class: a flow's kind, or, for an exposed-
+ * port connection from a peer outside --inbound-proxy-trusted where headers
+ * are optional, this class of its own, so that such peers can be held to
+ * half the exposed-port connections (flow_inbound_at_limit()).
+ */
+#define FLOW_CLASS_STRANGER FLOW_KIND_COUNT
+
 /* FLOW_INBOUND's own fields (flow_inbound.c). */
 struct flow_inbound {
 	uint32_t hdr_wait_ref;     /* 1 + its slot in the header-wait table; 0: none, as in a

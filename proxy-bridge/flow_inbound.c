@@ -503,21 +503,33 @@ static bool flow_inbound_trusted(const struct bridge *br, uint32_t peer)
 	return false;
 }
 
+/* Exposed-port connections of class @cls holding slots: waiting for a header, open, or rejected. */
+static size_t flow_inbound_holding(const struct bridge *br, unsigned int cls)
+{
+	return flowtab_count_tcp(br->flows, cls, FLOW_HDR_WAIT) +
+	       flowtab_count_tcp(br->flows, cls, FLOW_OPEN) +
+	       flowtab_count_tcp(br->flows, cls, FLOW_REJECTED);
+}
+
 /*
- * Whether --max-inbound-flows exposed-port connections hold slots (waiting
- * for a header, open, or rejected with libslirp's socket still there), so a
- * client that keeps connections open cannot take the slots the guest's own
- * flows (DNS, UDP, direct TCP) need.  Closed flows do not count: a full
- * table reclaims their slots.
+ * Whether a new exposed-port connection from a peer @trusted or not must be
+ * refused: --max-inbound-flows of them hold slots (waiting for a header,
+ * open, or rejected with libslirp's socket still there), so a client that
+ * keeps connections open cannot take the slots the guest's own flows (DNS,
+ * UDP, direct TCP) need; or, where headers are optional, the peer is a
+ * stranger and strangers hold half of that already, so that one remote host
+ * keeping connections open cannot lock the sidecar out, as with the header
+ * wait's slots.  Closed flows do not count: a full table reclaims them.
  */
-static bool flow_inbound_at_limit(const struct bridge *br)
+static bool flow_inbound_at_limit(const struct bridge *br, bool trusted)
 {
 	size_t limit = bridge_inbound_limit(&br->cfg);
-	size_t n = flowtab_count_tcp(br->flows, FLOW_INBOUND, FLOW_HDR_WAIT) +
-		   flowtab_count_tcp(br->flows, FLOW_INBOUND, FLOW_OPEN) +
-		   flowtab_count_tcp(br->flows, FLOW_INBOUND, FLOW_REJECTED);
+	size_t strangers = flow_inbound_holding(br, FLOW_CLASS_STRANGER);
 
-	return n >= limit;
+	if (flow_inbound_holding(br, FLOW_INBOUND) + strangers >= limit)
+		return true;
+	return !trusted && br->cfg.inbound_mode == BRIDGE_INBOUND_OPTIONAL &&
+	       strangers >= MAX(limit / 2, 1);
 }
 
 size_t bridge_inbound_limit(const struct bridge_config *cfg)
@@ -657,7 +669,7 @@ static void flow_inbound_refuse_taken(struct bridge *br, int fd, const struct fl
 {
 	struct flow *f;
 
-	if (flow_inbound_at_limit(br)) {
+	if (flow_inbound_at_limit(br, true)) {
 		flow_inbound_refuse_unflowed(br, fd, BRIDGE_IN_INBOUND_FULL);
 		return;
 	}
@@ -681,6 +693,7 @@ void flow_inbound_registered(struct bridge *br, int fd)
 	int type = 0;
 	socklen_t tlen = sizeof(type);
 	enum unixexpose_verdict unix_verdict = UNIXEXPOSE_NOT_OURS;
+	bool trusted;
 
 	/*
 	 * An accepted client: a connected TCP socket on an exposed port.
@@ -746,7 +759,19 @@ void flow_inbound_registered(struct bridge *br, int fd)
 		return;
 	}
 
-	if (flow_inbound_at_limit(br)) {
+	/*
+	 * A unix client is trusted as a header sender: the socket file's
+	 * owner, group and mode (0660), not an address, decide who reaches it,
+	 * and the pod's own processes are already trusted as loopback peers.
+	 * A stranger on the relay port came round the unix socket: refused.
+	 */
+	if (unix_verdict == UNIXEXPOSE_ADOPTED)
+		trusted = true;
+	else if (unix_verdict == UNIXEXPOSE_STRANGER)
+		trusted = false;
+	else
+		trusted = flow_inbound_trusted(br, peer.sin_addr.s_addr);
+	if (flow_inbound_at_limit(br, trusted)) {
 		flow_inbound_refuse_unflowed(br, fd, BRIDGE_IN_INBOUND_FULL);
 		return;
 	}
@@ -764,18 +789,10 @@ void flow_inbound_registered(struct bridge *br, int fd)
 		return;
 	}
 	flow_inbound_init_flow(br, f, fd);
-	/*
-	 * A unix client is trusted as a header sender: the socket file's
-	 * owner, group and mode (0660), not an address, decide who reaches it,
-	 * and the pod's own processes are already trusted as loopback peers.
-	 * A stranger on the relay port came round the unix socket: refused.
-	 */
-	if (unix_verdict == UNIXEXPOSE_ADOPTED)
-		f->u.in.peer_trusted = f->u.in.unix_client = true;
-	else if (unix_verdict == UNIXEXPOSE_STRANGER)
-		f->u.in.peer_trusted = false;
-	else
-		f->u.in.peer_trusted = flow_inbound_trusted(br, peer.sin_addr.s_addr);
+	f->u.in.peer_trusted = trusted;
+	f->u.in.unix_client = unix_verdict == UNIXEXPOSE_ADOPTED;
+	if (!trusted)
+		flowtab_set_class(br->flows, f, FLOW_CLASS_STRANGER);
 	if (unix_verdict == UNIXEXPOSE_STRANGER) {
 		flow_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
 		return;

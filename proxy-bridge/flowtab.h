@@ -47,8 +47,8 @@
 
 #include "proxy-bridge/flow.h"
 
-/* Counting classes per table (flowtab_set_class()). */
-#define FLOWTAB_CLASSES 4
+/* Counting classes per table (flowtab_set_class()): the bridge's flow kinds, and strangers. */
+#define FLOWTAB_CLASSES 5
 
 struct flowtab;
 

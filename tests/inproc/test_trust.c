@@ -186,6 +186,16 @@ static int setup_untrusted_required(void **state)
 	return 0;
 }
 
+static int setup_stranger_share(void **state)
+{
+	static const char *const extra[] = { "--inbound-proxy-protocol", "optional",
+					     "--inbound-proxy-trusted", "127.0.0.2/32",
+					     "--max-flows", "16", "--max-inbound-flows", "4", NULL };
+
+	*state = trust_start(extra);
+	return 0;
+}
+
 static int setup_reass_100(void **state)
 {
 	static const char *const extra[] = { "--max-reass-segments", "100", NULL };
@@ -1178,6 +1188,64 @@ static void test_untrusted_signature_refused_early(void **state)
 	assert_int_equal(stats(t)->inbound_dropped[BRIDGE_IN_TIMEOUT], 0);
 }
 
+/*
+ * A client from @addr on the exposed port; with @header_port, the trusted
+ * sidecar's PROXY header naming 198.51.100.1:@header_port, else bytes of no
+ * header.  Returns it, the guest's SYN answered.
+ */
+static int inbound_open(struct trust *t, const char *addr, uint16_t header_port,
+			struct inproc_gconn *c)
+{
+	struct proxy_addrs a = { .src = inproc_ip("198.51.100.1"), .dst = inproc_ip("198.18.0.2"),
+				 .sport = htons(header_port), .dport = htons(80) };
+	uint8_t hdr[PROXY_HDR_MAX];
+	int fd = client_from(addr, 0, t->host_port);
+	int len = header_port ? proxy_encode(PROXY_V2, &a, hdr) : 2;
+
+	if (!header_port)
+		memcpy(hdr, "hi", 2);
+	assert_int_equal(write(fd, hdr, (size_t)len), len);
+	assert_true(inproc_guest_expect_syn(t->f, GUEST_PORT, c, INPROC_WAIT_MS));
+	inproc_guest_send(t->f, c, TH_SYN | TH_ACK, NULL, 0);
+	return fd;
+}
+
+/*
+ * Optional mode: peers outside --inbound-proxy-trusted hold at most half of
+ * --max-inbound-flows (4 here), so a remote host that keeps connections
+ * open cannot lock the sidecar out; the sidecar has the rest, and the
+ * limit still binds it.
+ */
+static void test_strangers_hold_half(void **state)
+{
+	struct trust *t = *state;
+	struct inproc_gconn c[4], extra;
+	uint8_t buf[16];
+	int fd[4], late;
+
+	fd[0] = inbound_open(t, "127.0.0.3", 0, &c[0]);
+	fd[1] = inbound_open(t, "127.0.0.4", 0, &c[1]);
+	late = client_from("127.0.0.3", 0, t->host_port);
+	/* Refused at accept, which may come first: the write then takes the reset's error. */
+	(void)!write(late, "hi", 2);
+	assert_true(inproc_client_read(late, buf, sizeof(buf), INPROC_WAIT_MS) <= 0);
+	assert_int_equal(stats(t)->inbound_dropped[BRIDGE_IN_INBOUND_FULL], 1);
+	assert_false(inproc_guest_expect_syn(t->f, GUEST_PORT, &extra, 300));
+	close(late);
+
+	fd[2] = inbound_open(t, "127.0.0.2", 1001, &c[2]);
+	assert_int_equal(c[2].peer.s_addr, inproc_ip("198.51.100.1").s_addr);
+	fd[3] = inbound_open(t, "127.0.0.2", 1002, &c[3]);
+	late = client_from("127.0.0.2", 0, t->host_port);
+	assert_int_equal(inproc_client_read(late, buf, sizeof(buf), INPROC_WAIT_MS), -ECONNRESET);
+	assert_int_equal(stats(t)->inbound_dropped[BRIDGE_IN_INBOUND_FULL], 2);
+	close(late);
+	for (int i = 0; i < 4; i++)
+		exchange(t, fd[i], &c[i], "still");
+	for (int i = 0; i < 4; i++)
+		close_reset(fd[i]);
+}
+
 /* Required mode: an untrusted peer can never be welcome, so it is refused at once. */
 static void test_untrusted_required_refused(void **state)
 {
@@ -1412,6 +1480,8 @@ int main(void)
 						setup_untrusted_optional, teardown),
 		cmocka_unit_test_setup_teardown(test_untrusted_signature_refused_early,
 						setup_untrusted_optional, teardown),
+		cmocka_unit_test_setup_teardown(test_strangers_hold_half, setup_stranger_share,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_untrusted_required_refused,
 						setup_untrusted_required, teardown),
 		cmocka_unit_test_setup_teardown(test_abort_reaches_stack, setup_idle, teardown),
