@@ -89,6 +89,7 @@ static const char *const bridge_guest_drop_names[BRIDGE_DROP_COUNT] = {
 	[BRIDGE_DROP_REASS_LIMIT] = "reass_limit",
 	[BRIDGE_DROP_REASS_TOTAL] = "reass_total_limit",
 	[BRIDGE_DROP_TCP_NO_FLOW] = "tcp_no_flow",
+	[BRIDGE_DROP_SOURCE] = "source_address",
 };
 
 const char *bridge_guest_drop_str(enum bridge_guest_drop why)
@@ -765,6 +766,34 @@ static bool bridge_guest_dhcp_refused(struct bridge *br, const struct rw_view *v
 	return true;
 }
 
+/*
+ * Whether a frame claims a source that is not the guest's: IPv4 from any
+ * address but the one it leases (0.0.0.0 only for its DHCP client), or an
+ * ARP packet whose sender is another address (0.0.0.0 for a probe).  The
+ * guest has one address; a frame from another would have libslirp queue
+ * its answers behind an ARP request for an address nobody holds, hold a
+ * socket per invented source, or take the guest's own ARP entry.
+ */
+static bool bridge_guest_source_refused(const struct bridge *br, const struct rw_view *v,
+					const uint8_t *frame, size_t len)
+{
+	uint32_t saddr, daddr;
+
+	if (v->kind == RW_NOT_IPV4) {
+		/* Ethernet, then ARP's fixed part for Ethernet and IPv4: the sender's address at 28. */
+		if (len < 42 || be16_read(frame + 12) != 0x0806 || be16_read(frame + 16) != 0x0800 ||
+		    frame[18] != 6 || frame[19] != 4)
+			return false;
+		memcpy(&saddr, frame + 28, sizeof(saddr));
+		return saddr != br->cfg.guest.s_addr && saddr != htonl(INADDR_ANY);
+	}
+	rw_outer_addrs(v, &saddr, &daddr);
+	if (saddr == br->cfg.guest.s_addr)
+		return false;
+	return saddr != htonl(INADDR_ANY) || v->kind != RW_TRANSPORT || v->proto != IPPROTO_UDP ||
+	       be16_read(v->l4) != 68 || be16_read(v->l4 + 2) != EGRESS_DHCP_SERVER_PORT;
+}
+
 static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void *opaque)
 {
 	struct bridge *br = opaque;
@@ -776,6 +805,10 @@ static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void
 	rw_parse(frame, len, &v);
 	if (v.kind == RW_MALFORMED) {
 		bridge_drop(br, BRIDGE_DROP_MALFORMED);
+		return NETSTACK_CONSUMED;
+	}
+	if (bridge_guest_source_refused(br, &v, frame, len)) {
+		bridge_drop(br, BRIDGE_DROP_SOURCE);
 		return NETSTACK_CONSUMED;
 	}
 	if (rw_is_fragment(&v)) {

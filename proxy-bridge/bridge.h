@@ -197,6 +197,7 @@ enum bridge_guest_drop {
 	BRIDGE_DROP_REASS_LIMIT,       /* TCP past libslirp's ACK, FLOW_REASS_MAX such outstanding */
 	BRIDGE_DROP_REASS_TOTAL,       /* ... and cfg.max_reass_segments over all flows */
 	BRIDGE_DROP_TCP_NO_FLOW,       /* TCP without SYN on no flow: answered with a reset */
+	BRIDGE_DROP_SOURCE,            /* IPv4 or ARP from an address not the guest's */
 	BRIDGE_DROP_COUNT,
 };
 

@@ -397,6 +397,36 @@ static void test_udp_spellings(void **state)
 	assert_true(inproc_recv(t->f, rx, sizeof(rx), INPROC_WAIT_MS) > 0);
 }
 
+/*
+ * The guest has one address: IPv4 from any other (0.0.0.0 only for its
+ * DHCP client) and ARP naming another sender are dropped and counted before
+ * libslirp sees them, which would otherwise answer each invented source
+ * (an ARP request for it first, its answer queued meanwhile).  The guest's
+ * own are answered.
+ */
+static void test_foreign_source(void **state)
+{
+	struct trust *t = *state;
+	uint8_t fr[600], rx[2048];
+
+	inproc_send(t->f, fr, pkt_icmp_echo(fr, pkt_broadcast_mac, inproc_ip("10.0.2.99"),
+					    inproc_ip("10.0.2.2"), 7, 1, "x", 1));
+	inproc_send(t->f, fr, pkt_udp(fr, pkt_broadcast_mac, inproc_ip("0.0.0.0"),
+				      inproc_ip("10.0.2.3"), 5353, 53, "q", 1));
+	inproc_send(t->f, fr, pkt_tcp(fr, pkt_broadcast_mac, inproc_ip("198.18.7.7"),
+				      inproc_ip("198.18.0.9"), 41000, 443, 1000, 0, TH_SYN, NULL, 0));
+	inproc_send(t->f, fr, pkt_arp_request(fr, inproc_ip("10.0.2.99"), inproc_ip("10.0.2.2")));
+	assert_int_equal(inproc_recv(t->f, rx, sizeof(rx), 300), 0);
+	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_SOURCE], 4);
+
+	inproc_send(t->f, fr, pkt_arp_request(fr, inproc_ip(INPROC_GUEST), inproc_ip("10.0.2.2")));
+	assert_true(inproc_recv(t->f, rx, sizeof(rx), INPROC_WAIT_MS) > 0);
+	inproc_send(t->f, fr, pkt_icmp_echo(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+					    inproc_ip("10.0.2.2"), 7, 2, "x", 1));
+	assert_true(inproc_recv(t->f, rx, sizeof(rx), INPROC_WAIT_MS) > 0);
+	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_SOURCE], 4);
+}
+
 /* A DHCPDISCOVER naming the guest's hardware address with its last byte @last. */
 static size_t dhcp_discover_from(uint8_t *fr, uint8_t last)
 {
@@ -1455,6 +1485,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_syn_again_after_no_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deny_custom, setup_deny_custom, teardown),
 		cmocka_unit_test_setup_teardown(test_udp_spellings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_foreign_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dhcp_second_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_spellings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dns_still_works, setup, teardown),
