@@ -26,7 +26,7 @@ struct control_client {
 	char in[CONTROL_LINE_MAX];
 	size_t in_len;
 	bool eof;                      /* the client sent all it will: answer, then close */
-	int64_t last_us;               /* a request last answered or an answer byte sent: eviction order */
+	int64_t last_us;               /* a request last served (not an error): the eviction order */
 	GString *out;
 };
 
@@ -344,8 +344,12 @@ static void control_client_handle_lines(struct control_client *c, int *budget)
 		size_t len = (size_t)(nl - c->in);
 
 		if (len) {
+			size_t before = c->out->len;
+
 			control_handle_line(c->cs->d, c->in, len, c->out);
-			c->last_us = g_get_monotonic_time();
+			/* Every answer is a return or an error: only a request served keeps the slot. */
+			if (!g_str_has_prefix(c->out->str + before, "{\"error\""))
+				c->last_us = g_get_monotonic_time();
 			(*budget)--;
 		}
 		memmove(c->in, nl + 1, c->in_len - len - 1);
@@ -374,10 +378,8 @@ static bool control_client_flush(struct control_client *c)
 		}
 		sent += (size_t)n;
 	}
-	if (sent) {
+	if (sent)
 		g_string_erase(c->out, 0, (gssize)sent);
-		c->last_us = g_get_monotonic_time();
-	}
 	return true;
 }
 
@@ -462,10 +464,11 @@ static void control_client_refuse(int conn, void *opaque)
 /*
  * Every slot busy: the client idle longest goes if it has been idle for
  * CONTROL_EVICT_IDLE_SECONDS, so that clients that went silent cannot keep
- * the launcher out.  Bytes that make no request are idleness too (one that
- * stopped reading its answers is idle as well): eight clients sending an
- * empty line or a request's next byte every few seconds would otherwise
- * hold every slot for ever.
+ * the launcher out.  Only a request served (answered without an error)
+ * counts as activity: eight clients sending an empty line, a request's
+ * next byte or a line of garbage every few seconds would otherwise hold
+ * every slot for ever.  A client reading a long answer is not active by
+ * that alone either.
  */
 static bool control_evict(void *opaque)
 {

@@ -39,8 +39,8 @@
  * hundreds.  A client that closes its sending side still gets every answer.
  *
  * With every slot busy, a new client takes the slot of the client idle
- * longest (no request answered, no answer byte sent: bytes that do not
- * complete a request do not count), if that one has been idle for
+ * longest (no request served: bytes that complete no request, and
+ * requests answered with an error, do not count), if that one has been idle for
  * CONTROL_EVICT_IDLE_SECONDS; otherwise it is told "too many control
  * clients" and closed.  Out of descriptors, the listener is left alone for
  * CLIENT_BACKOFF_MS (clientslots.h).  The socket is created with mode 0600

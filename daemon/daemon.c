@@ -391,10 +391,13 @@ static size_t daemon_flow_budget(const struct ms_config *cfg, bool kernel, bool 
 	bool unix_exposed = cfg->expose_unix && cfg->expose_unix->len;
 	/* The control socket may expose ports at run time. */
 	bool exposed = unix_exposed || (cfg->expose && cfg->expose->len) || cfg->control_path;
-	/* Their listeners: a unix one has a relay port too; the control socket may add up to the bound. */
-	rlim_t listeners = cfg->control_path ? MS_EXPOSE_MAX
-			   : (cfg->expose ? cfg->expose->len : 0) +
-			     2 * (unix_exposed ? cfg->expose_unix->len : 0);
+	/*
+	 * Their listeners: the expose list's (the unix ones' relay ports are in
+	 * it by now; the control socket may add up to the bound), and the unix
+	 * sockets themselves.
+	 */
+	rlim_t listeners = (cfg->control_path ? MS_EXPOSE_MAX : cfg->expose ? cfg->expose->len : 0) +
+			   (unix_exposed ? cfg->expose_unix->len : 0);
 	rlim_t reserve = DAEMON_FD_RESERVE + (kernel ? 2 * KSTEER_PIPE_POOL : 0) +
 			 (unix_exposed ? 2 * UNIXEXPOSE_PENDING_MAX : 0) +
 			 (exposed ? BRIDGE_INBOUND_HELD_MAX : 0) + listeners;

@@ -378,6 +378,9 @@ void metrics_render(GString *o, const struct metrics_snapshot *s)
 	metric(o, "meshslirp_flow_timeouts_total", "kind=\"connect\"", br->connect_timeouts);
 	metric(o, "meshslirp_flow_timeouts_total", "kind=\"handshake\"", br->handshake_timeouts);
 	metric(o, "meshslirp_flow_timeouts_total", "kind=\"tcp_idle\"", br->idle_resets);
+	metric_head(o, "meshslirp_dhcp_address_pinned_total", "counter",
+		    "Guest DHCP requests naming an address other than the guest's (option 50 or ciaddr), passed on naming none, so that only the guest's address is leased.");
+	metric(o, "meshslirp_dhcp_address_pinned_total", NULL, br->dhcp_address_pinned);
 	metric_head(o, "meshslirp_flows_reopened_total", "counter",
 		    "Established flows whose guest sent a SYN on the same tuple (it forgot them, e.g. rebooted): old connection reset.");
 	metric(o, "meshslirp_flows_reopened_total", NULL, br->stale_resets);

@@ -729,7 +729,52 @@ static bool bridge_guest_echo_refused(struct bridge *br, struct rw_view *v)
 
 /* A BOOTP request: op to htype, ..., giaddr (28 bytes), chaddr (16), sname, file: 236 in all. */
 #define BRIDGE_BOOTP_FIXED 236
+#define BRIDGE_BOOTP_CIADDR 12
 #define BRIDGE_BOOTP_CHADDR 28
+#define BRIDGE_DHCP_OPT_REQUESTED_IP 50
+
+/*
+ * libslirp grants a client any free address of its 16 that the client asks
+ * for (option 50, or ciaddr in a REQUEST), but the guest is served from
+ * one address only (bridge_guest_source_refused()): a guest remembering
+ * another lease would be given it and then never heard.  So a request may
+ * name no other address: option 50 naming one becomes padding, a ciaddr
+ * naming one becomes 0.0.0.0 (libslirp then finds the guest's lease by its
+ * hardware address), and the UDP checksum, no longer right, is left out
+ * (0: none, which IPv4 allows).  Bytes past the datagram are never read.
+ */
+static void bridge_guest_dhcp_pin_address(struct bridge *br, const struct rw_view *v)
+{
+	uint8_t *bootp = v->l4 + 8, *opt = bootp + BRIDGE_BOOTP_FIXED + 4;
+	const uint8_t *end = v->l4 + v->l4_len;
+	uint32_t guest = br->cfg.guest.s_addr, ciaddr;
+	bool changed = false;
+
+	memcpy(&ciaddr, bootp + BRIDGE_BOOTP_CIADDR, sizeof(ciaddr));
+	if (ciaddr && ciaddr != guest) {
+		memset(bootp + BRIDGE_BOOTP_CIADDR, 0, sizeof(ciaddr));
+		changed = true;
+	}
+	/* Options after the magic cookie: pad (0) is one byte, end (255) ends them. */
+	while (opt < end && *opt != 255) {
+		if (*opt == 0) {
+			opt++;
+			continue;
+		}
+		if (end - opt < 2 || end - opt - 2 < opt[1])
+			break;
+		if (opt[0] == BRIDGE_DHCP_OPT_REQUESTED_IP && opt[1] == 4 &&
+		    memcmp(opt + 2, &guest, sizeof(guest))) {
+			memset(opt, 0, 6);
+			changed = true;
+		}
+		opt += 2 + opt[1];
+	}
+	if (changed) {
+		memset(v->l4 + 6, 0, 2);
+		br->stats.dhcp_address_pinned++;
+	}
+}
 
 /*
  * Slirp quirk dhcp_exhausted_leak: once its 16 leases are held, libslirp
@@ -760,8 +805,10 @@ static bool bridge_guest_dhcp_refused(struct bridge *br, const struct rw_view *v
 		memcpy(br->dhcp_client, chaddr, sizeof(br->dhcp_client));
 		br->dhcp_client_known = true;
 	}
-	if (!memcmp(br->dhcp_client, chaddr, sizeof(br->dhcp_client)))
+	if (!memcmp(br->dhcp_client, chaddr, sizeof(br->dhcp_client))) {
+		bridge_guest_dhcp_pin_address(br, v);
 		return false;
+	}
 	bridge_drop(br, BRIDGE_DROP_DHCP);
 	return true;
 }
@@ -780,18 +827,25 @@ static bool bridge_guest_source_refused(const struct bridge *br, const struct rw
 	uint32_t saddr, daddr;
 
 	if (v->kind == RW_NOT_IPV4) {
-		/* Ethernet, then ARP's fixed part for Ethernet and IPv4: the sender's address at 28. */
-		if (len < 42 || be16_read(frame + 12) != 0x0806 || be16_read(frame + 16) != 0x0800 ||
-		    frame[18] != 6 || frame[19] != 4)
+		if (len < 14 || be16_read(frame + 12) != 0x0806)
 			return false;
+		/*
+		 * libslirp's arp_input() reads the sender's address at 28
+		 * whatever the packet says its address sizes are: so judge
+		 * exactly that, and drop a runt too short to hold it.
+		 */
+		if (len < 42)
+			return true;
 		memcpy(&saddr, frame + 28, sizeof(saddr));
 		return saddr != br->cfg.guest.s_addr && saddr != htonl(INADDR_ANY);
 	}
 	rw_outer_addrs(v, &saddr, &daddr);
 	if (saddr == br->cfg.guest.s_addr)
 		return false;
+	/* 0.0.0.0 only as a DHCP client, to libslirp's server (at its address or broadcast). */
 	return saddr != htonl(INADDR_ANY) || v->kind != RW_TRANSPORT || v->proto != IPPROTO_UDP ||
-	       be16_read(v->l4) != 68 || be16_read(v->l4 + 2) != EGRESS_DHCP_SERVER_PORT;
+	       be16_read(v->l4) != 68 || be16_read(v->l4 + 2) != EGRESS_DHCP_SERVER_PORT ||
+	       (daddr != br->egress.gateway && daddr != htonl(INADDR_BROADCAST));
 }
 
 static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void *opaque)

@@ -236,6 +236,7 @@ struct bridge_stats {
 	uint64_t seq_wrap_aborts;      /* flows reset: the guest's bytes reached sequence 0 with libslirp's side closing */
 	uint64_t reass_high_water;     /* most guest segments one flow had past libslirp's last ACK */
 	uint64_t syn_timeouts;         /* flows libslirp never opened a socket for */
+	uint64_t dhcp_address_pinned;  /* DHCP requests for another address: made to ask for none */
 
 	uint64_t inbound_flows;        /* connections accepted on exposed ports */
 	uint64_t inbound_headers[3];   /* valid headers by version (index 1, 2) */

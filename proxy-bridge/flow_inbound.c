@@ -663,13 +663,16 @@ static void flow_inbound_refuse_duplicate(struct bridge *br, int fd, const struc
  * The guest-view key of a new inbound connection is taken by a live one
  * whose libslirp tuple differs (a sidecar header named this client): the
  * new connection gets a flow under its stack key only, and is rejected
- * like a bad header, so its SYN never reaches the guest.
+ * like a bad header, so its SYN never reaches the guest.  @trusted is the
+ * peer's trust, which sets its class: a stranger's counts against the
+ * strangers' half.
  */
-static void flow_inbound_refuse_taken(struct bridge *br, int fd, const struct flow_key *key)
+static void flow_inbound_refuse_taken(struct bridge *br, int fd, const struct flow_key *key,
+				      bool trusted)
 {
 	struct flow *f;
 
-	if (flow_inbound_at_limit(br, true)) {
+	if (flow_inbound_at_limit(br, trusted)) {
 		flow_inbound_refuse_unflowed(br, fd, BRIDGE_IN_INBOUND_FULL);
 		return;
 	}
@@ -679,6 +682,9 @@ static void flow_inbound_refuse_taken(struct bridge *br, int fd, const struct fl
 		return;
 	}
 	flow_inbound_init_flow(br, f, fd);
+	f->u.in.peer_trusted = trusted;
+	if (!trusted)
+		flowtab_set_class(br->flows, f, FLOW_CLASS_STRANGER);
 	flow_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
 }
 
@@ -754,11 +760,6 @@ void flow_inbound_registered(struct bridge *br, int fd)
 		br->stats.inbound_reopened++;
 		bridge_forget_flow(br, old);
 	}
-	if (!flow_inbound_take_guest_key(br, &key, NULL)) {
-		flow_inbound_refuse_taken(br, fd, &key);
-		return;
-	}
-
 	/*
 	 * A unix client is trusted as a header sender: the socket file's
 	 * owner, group and mode (0660), not an address, decide who reaches it,
@@ -771,6 +772,11 @@ void flow_inbound_registered(struct bridge *br, int fd)
 		trusted = false;
 	else
 		trusted = flow_inbound_trusted(br, peer.sin_addr.s_addr);
+	if (!flow_inbound_take_guest_key(br, &key, NULL)) {
+		flow_inbound_refuse_taken(br, fd, &key, trusted);
+		return;
+	}
+
 	if (flow_inbound_at_limit(br, trusted)) {
 		flow_inbound_refuse_unflowed(br, fd, BRIDGE_IN_INBOUND_FULL);
 		return;

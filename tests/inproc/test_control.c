@@ -499,24 +499,25 @@ static void test_evict_idle(void **state)
 }
 
 /*
- * Bytes that make no request do not keep a slot: clients sending an empty
- * line or one more byte of a request that never ends, every second, are
- * as idle as silent ones, and a newcomer takes a slot once one of them
- * has gone CONTROL_EVICT_IDLE_SECONDS without an answer.
+ * Bytes that make no request served do not keep a slot: clients sending
+ * @bytes[i % 2] every second are as idle as silent ones, and a newcomer
+ * takes a slot once one of them has gone CONTROL_EVICT_IDLE_SECONDS
+ * without a request served.
  */
-static void test_evict_trickling(void **state)
+static void check_evict_trickling(struct ctl *c, const char *const bytes[2])
 {
-	struct ctl *c = *state;
 	int trickle[CONTROL_CLIENTS_MAX - 1], late, closed = 0;
-	char b;
 
 	for (int i = 0; i < CONTROL_CLIENTS_MAX - 1; i++)
 		trickle[i] = ctl_dial(c);
 	for (int s = 0; s <= CONTROL_EVICT_IDLE_SECONDS; s++) {
-		for (int i = 0; i < CONTROL_CLIENTS_MAX - 1; i++)
-			assert_int_equal(write(trickle[i], i % 2 ? "\n" : " ", 1), 1);
+		for (int i = 0; i < CONTROL_CLIENTS_MAX - 1; i++) {
+			size_t n = strlen(bytes[i % 2]);
+
+			assert_int_equal(write(trickle[i], bytes[i % 2], n), (ssize_t)n);
+		}
 		inproc_pump(1000);
-		/* The setup's client is answered each second: never the idlest. */
+		/* The setup's client is served each second: never the idlest. */
 		assert_non_null(strstr(ctl_call(c, "{\"execute\": \"list_hostfwd\"}", NULL),
 				       "\"return\""));
 	}
@@ -524,15 +525,35 @@ static void test_evict_trickling(void **state)
 	assert_int_equal(write(late, "{\"execute\": \"list_hostfwd\"}\n", 29), 29);
 	assert_true(ctl_await(late, "\"return\""));
 	assert_int_equal(control_client_stats(c->f->d.control).evicted, 1);
+	/* The one evicted reads its EOF (after any error answers it was sent). */
 	for (int i = 0; i < CONTROL_CLIENTS_MAX - 1; i++) {
-		ssize_t n = read(trickle[i], &b, 1);
+		char buf[4096];
+		ssize_t n;
 
+		while ((n = read(trickle[i], buf, sizeof(buf))) > 0)
+			;
 		closed += n == 0 || (n < 0 && errno == ECONNRESET);
 	}
 	assert_int_equal(closed, 1);
 	for (int i = 0; i < CONTROL_CLIENTS_MAX - 1; i++)
 		close(trickle[i]);
 	close(late);
+}
+
+/* An empty line, or one more byte of a request that never ends. */
+static void test_evict_trickling(void **state)
+{
+	static const char *const bytes[2] = { "\n", " " };
+
+	check_evict_trickling(*state, bytes);
+}
+
+/* A line of garbage: answered with an error, which serves nothing. */
+static void test_evict_garbage(void **state)
+{
+	static const char *const bytes[2] = { "x\n", "{}\n" };
+
+	check_evict_trickling(*state, bytes);
 }
 
 /*
@@ -604,6 +625,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evict_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_evict_trickling, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_evict_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostfwd_bound, setup, teardown),
 	};
 

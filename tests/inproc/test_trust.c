@@ -427,6 +427,42 @@ static void test_foreign_source(void **state)
 	assert_int_equal(stats(t)->guest_dropped[BRIDGE_DROP_SOURCE], 4);
 }
 
+/*
+ * A DHCP client asking for another of libslirp's addresses (a lease it
+ * remembers) is offered the guest's own, the only one served: the request
+ * reaches libslirp naming none.  Asking for the guest's own changes nothing.
+ */
+static void test_dhcp_other_address(void **state)
+{
+	struct trust *t = *state;
+	const char *const asked[] = { "10.0.2.16", INPROC_GUEST };
+	uint8_t fr[600], rx[2048];
+
+	for (size_t i = 0; i < G_N_ELEMENTS(asked); i++) {
+		size_t len = pkt_dhcp_discover(fr, 0x5555 + (uint32_t)i), n;
+		/* After the message type (3 bytes) and the parameter list (5): the end option. */
+		uint8_t *opt = fr + 14 + 20 + 8 + 240 + 8;
+		struct in_addr want = inproc_ip(asked[i]), yiaddr;
+		struct pkt_ipv4_view v;
+
+		assert_int_equal(opt[0], 255);
+		opt[0] = 50;
+		opt[1] = 4;
+		memcpy(opt + 2, &want, sizeof(want));
+		opt[6] = 255;
+		pkt_fix_csums(fr, len);
+		inproc_send(t->f, fr, len);
+		do {
+			n = inproc_recv(t->f, rx, sizeof(rx), INPROC_WAIT_MS);
+			assert_true(n > 0);
+		} while (pkt_parse_ipv4(rx, n, &v) || v.proto != IPPROTO_UDP ||
+			 (v.l4[0] << 8 | v.l4[1]) != 67);
+		memcpy(&yiaddr, v.l4 + 8 + 16, sizeof(yiaddr));
+		assert_int_equal(yiaddr.s_addr, inproc_ip(INPROC_GUEST).s_addr);
+		assert_int_equal(stats(t)->dhcp_address_pinned, 1);
+	}
+}
+
 /* A DHCPDISCOVER naming the guest's hardware address with its last byte @last. */
 static size_t dhcp_discover_from(uint8_t *fr, uint8_t last)
 {
@@ -1487,6 +1523,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_udp_spellings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dhcp_second_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dhcp_other_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_icmp_spellings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dns_still_works, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_loopback_opt_in, setup_host_loopback,
