@@ -41,6 +41,8 @@ struct control_server {
 	size_t peak_output;            /* most answer bytes one client ever had queued */
 };
 
+#define CONTROL_ERROR_PREFIX "{\"error\""
+
 static void control_error(GString *out, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 static void control_error(GString *out, const char *fmt, ...)
@@ -51,7 +53,7 @@ static void control_error(GString *out, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	g_string_append(out, "{\"error\": {\"desc\": ");
+	g_string_append(out, CONTROL_ERROR_PREFIX ": {\"desc\": ");
 	json_escape_append(out, msg);
 	g_string_append(out, "}}\n");
 }
@@ -279,10 +281,11 @@ static void control_list_flows(struct daemon *d, const struct json_doc *doc,
 		g_string_append(out, "null}}\n");
 }
 
-void control_handle_line(struct daemon *d, const char *line, size_t len, GString *out)
+bool control_handle_line(struct daemon *d, const char *line, size_t len, GString *out)
 {
 	struct json_doc *doc = g_new(struct json_doc, 1);
 	const struct json_node *root, *exec, *args;
+	size_t before = out->len;
 
 	if (json_parse(doc, line, len)) {
 		control_error(out, "bad JSON: %s", doc->error);
@@ -313,6 +316,8 @@ void control_handle_line(struct daemon *d, const char *line, size_t len, GString
 	}
 done:
 	g_free(doc);
+	/* Every answer is one object, and only control_error() writes an "error" one. */
+	return !g_str_has_prefix(out->str + before, CONTROL_ERROR_PREFIX);
 }
 
 static void control_client_close(struct control_client *c)
@@ -344,11 +349,8 @@ static void control_client_handle_lines(struct control_client *c, int *budget)
 		size_t len = (size_t)(nl - c->in);
 
 		if (len) {
-			size_t before = c->out->len;
-
-			control_handle_line(c->cs->d, c->in, len, c->out);
-			/* Every answer is a return or an error: only a request served keeps the slot. */
-			if (!g_str_has_prefix(c->out->str + before, "{\"error\""))
+			/* Only a request served keeps the slot from eviction. */
+			if (control_handle_line(c->cs->d, c->in, len, c->out))
 				c->last_us = g_get_monotonic_time();
 			(*budget)--;
 		}

@@ -47,6 +47,8 @@
  * and removed on exit.
  */
 
+#include <stdbool.h>
+
 #include <glib.h>
 
 #include "common/clientslots.h"
@@ -74,9 +76,10 @@ void control_stop(struct control_server *cs);
 
 /**
  * control_handle_line() - execute one request line and append the answer
- * (with its newline) to @out; exposed for tests.
+ * (with its newline) to @out; exposed for tests.  Returns whether the
+ * request was served (a "return" answer, not an "error" one).
  */
-void control_handle_line(struct daemon *d, const char *line, size_t len, GString *out);
+bool control_handle_line(struct daemon *d, const char *line, size_t len, GString *out);
 
 /* control_output_peak() - most answer bytes one client ever had waiting (the bound's proof). */
 size_t control_output_peak(const struct control_server *cs);

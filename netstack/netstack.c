@@ -825,40 +825,67 @@ void netstack_set_throttle(struct netstack *ns, bool throttled)
 				throttled ? 0 : G_IO_IN);
 }
 
+/* Whether @fd is a TCP socket listening on @addr:@port. */
+static bool netstack_is_listener(int fd, struct in_addr addr, uint16_t port)
+{
+	int on = 0, type = 0;
+	socklen_t len = sizeof(on), tlen = sizeof(type);
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 && on &&
+	       getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_STREAM &&
+	       getsockname(fd, (struct sockaddr *)&sa, &salen) == 0 &&
+	       sa.sin_family == AF_INET && ntohs(sa.sin_port) == port &&
+	       sa.sin_addr.s_addr == addr.s_addr;
+}
+
 /*
  * libslirp never reports an exposed port's listening socket (slirp quirk
- * hostfwd_not_registered): find the one bound to @addr:@port by scanning
- * our descriptors, at set-up and when a port goes.  Returns it, or -ENOENT.
+ * hostfwd_not_registered): find the one bound to @addr:@port.  @hint is
+ * the descriptor socket() most likely returned (the lowest free one just
+ * before the add), or -1; the scan of our descriptors, O(descriptors), is
+ * the fallback, so that 1,024 adds do not cost a quadratic walk.  Returns
+ * the descriptor, or -ENOENT.
  */
-static int netstack_find_listener(struct in_addr addr, uint16_t port)
+static int netstack_find_listener(struct in_addr addr, uint16_t port, int hint)
 {
-	g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+	g_autoptr(GDir) dir = NULL;
 	const char *name;
 
+	if (hint >= 0 && netstack_is_listener(hint, addr, port))
+		return hint;
+	dir = g_dir_open("/proc/self/fd", 0, NULL);
 	if (!dir)
 		return -ENOENT;
 	while ((name = g_dir_read_name(dir))) {
-		int fd = atoi(name), on = 0, type = 0;
-		socklen_t len = sizeof(on), tlen = sizeof(type);
-		struct sockaddr_in sa;
-		socklen_t salen = sizeof(sa);
+		int fd = atoi(name);
 
-		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) < 0 || !on ||
-		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM ||
-		    getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 ||
-		    sa.sin_family != AF_INET || ntohs(sa.sin_port) != port ||
-		    sa.sin_addr.s_addr != addr.s_addr)
-			continue;
-		return fd;
+		if (netstack_is_listener(fd, addr, port))
+			return fd;
 	}
 	return -ENOENT;
+}
+
+/*
+ * The descriptor the next socket() will return: the lowest free one (POSIX),
+ * found by duplicating one we hold.  The daemon is single-threaded, so
+ * nothing takes it between here and libslirp's socket().  Returns it, or -1.
+ */
+static int netstack_lowest_free_fd(const struct netstack *ns)
+{
+	int fd = fcntl(ns->epfd, F_DUPFD_CLOEXEC, 0);
+
+	if (fd >= 0)
+		close(fd);
+	return fd;
 }
 
 int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 			uint16_t host_port, uint16_t guest_port)
 {
 	struct in_addr any_guest = { .s_addr = INADDR_ANY };
-	int fd;
+	int fd, hint = netstack_lowest_free_fd(ns);
 
 	/*
 	 * INADDR_ANY as the guest address means libslirp's first DHCP address
@@ -876,7 +903,7 @@ int netstack_expose_tcp(struct netstack *ns, struct in_addr host_addr,
 	 * kernel would drop SYNs and clients back off for seconds; Linux
 	 * applies a repeated listen() to a listening socket.
 	 */
-	fd = netstack_find_listener(host_addr, host_port);
+	fd = netstack_find_listener(host_addr, host_port, hint);
 	if (fd >= 0) {
 		netstack_fd_slot(ns, fd)->listener = true;
 		if (listen(fd, SOMAXCONN) < 0)

@@ -41,6 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <net/ethernet.h>
 #include <sys/socket.h>
 
 #include <glib.h>
@@ -57,7 +58,8 @@
 
 /*
  * libslirp closes a UDP socket 240 s after its last datagram (SO_EXPIRE), or
- * 10 s after a reply from port 53 (SO_EXPIREFAST); a UDP entry lives as long,
+ * 10 s after a reply when the guest's last datagram on it went to port 53
+ * (SO_EXPIREFAST); the UDP entry a datagram is seen on lives as long,
  * plus a tick, so that every socket libslirp keeps is still counted here.
  */
 #define BRIDGE_UDP_IDLE_US ((240 + 2) * G_USEC_PER_SEC)
@@ -269,10 +271,22 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 	if (!f->macs_known)
 		bridge_learn_macs(f, v, from_guest);
 	if (f->gkey.proto == IPPROTO_UDP) {
-		bool dns_reply = !from_guest && f->skey.rport == htons(53);
+		uint16_t *last_dport = &br->udp_last_dport[ntohs(f->skey.lport)];
+		bool fast;
 
+		/*
+		 * libslirp has one socket per guest port, whatever the
+		 * destination: a reply expires it fast when the guest's last
+		 * datagram on it went to port 53, whichever flow the reply
+		 * comes in on.  Judged by this flow's own port, a reply from
+		 * port 53 after a datagram elsewhere would free this slot 12 s
+		 * on while the socket stays 240 s.
+		 */
+		if (from_guest)
+			*last_dport = f->skey.rport;
+		fast = !from_guest && *last_dport == htons(53);
 		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() +
-				     (dns_reply ? BRIDGE_UDP_DNS_IDLE_US : BRIDGE_UDP_IDLE_US));
+				     (fast ? BRIDGE_UDP_DNS_IDLE_US : BRIDGE_UDP_IDLE_US));
 		return;
 	}
 	/*
@@ -777,6 +791,21 @@ static void bridge_guest_dhcp_pin_address(struct bridge *br, const struct rw_vie
 }
 
 /*
+ * Whether @v is a datagram libslirp's bootp_input() takes: UDP to its
+ * server port, at its address or broadcast.
+ */
+static bool bridge_is_to_dhcp_server(const struct bridge *br, const struct rw_view *v)
+{
+	uint32_t saddr, daddr;
+
+	if (v->kind != RW_TRANSPORT || v->proto != IPPROTO_UDP ||
+	    be16_read(v->l4 + 2) != EGRESS_DHCP_SERVER_PORT)
+		return false;
+	rw_outer_addrs(v, &saddr, &daddr);
+	return daddr == br->egress.gateway || daddr == htonl(INADDR_BROADCAST);
+}
+
+/*
  * Slirp quirk dhcp_exhausted_leak: once its 16 leases are held, libslirp
  * leaks a 64 KiB buffer on every DISCOVER from a client address that holds
  * none, and it never frees a lease.  A VM's NIC has one address, so the
@@ -787,13 +816,8 @@ static void bridge_guest_dhcp_pin_address(struct bridge *br, const struct rw_vie
 static bool bridge_guest_dhcp_refused(struct bridge *br, const struct rw_view *v)
 {
 	const uint8_t *bootp = v->l4 + 8, *chaddr = bootp + BRIDGE_BOOTP_CHADDR;
-	uint32_t saddr, daddr;
 
-	/* What libslirp's bootp_input() takes: to its server port, at its address or broadcast. */
-	if (v->proto != IPPROTO_UDP || be16_read(v->l4 + 2) != EGRESS_DHCP_SERVER_PORT)
-		return false;
-	rw_outer_addrs(v, &saddr, &daddr);
-	if (daddr != br->egress.gateway && daddr != htonl(INADDR_BROADCAST))
+	if (!bridge_is_to_dhcp_server(br, v))
 		return false;
 	/* Too short to name a client, or not a request libslirp would answer: no pin. */
 	if (v->l4_len - 8 < BRIDGE_BOOTP_FIXED || be16_read(v->l4 + 4) != v->l4_len ||
@@ -813,6 +837,10 @@ static bool bridge_guest_dhcp_refused(struct bridge *br, const struct rw_view *v
 	return true;
 }
 
+/* An Ethernet/IPv4 ARP packet: the sender's IPv4 address, and the whole. */
+#define BRIDGE_ARP_SENDER_IP (RW_ETH_HLEN + 14)
+#define BRIDGE_ARP_MIN (RW_ETH_HLEN + 28)
+
 /*
  * Whether a frame claims a source that is not the guest's: IPv4 from any
  * address but the one it leases (0.0.0.0 only for its DHCP client), or an
@@ -827,25 +855,25 @@ static bool bridge_guest_source_refused(const struct bridge *br, const struct rw
 	uint32_t saddr, daddr;
 
 	if (v->kind == RW_NOT_IPV4) {
-		if (len < 14 || be16_read(frame + 12) != 0x0806)
+		if (len < RW_ETH_HLEN || be16_read(frame + 12) != ETHERTYPE_ARP)
 			return false;
 		/*
-		 * libslirp's arp_input() reads the sender's address at 28
-		 * whatever the packet says its address sizes are: so judge
-		 * exactly that, and drop a runt too short to hold it.
+		 * libslirp's arp_input() reads the sender's address where an
+		 * Ethernet/IPv4 ARP has it, whatever the packet says its address
+		 * sizes are: so judge exactly that, and drop a runt too short to
+		 * hold it.
 		 */
-		if (len < 42)
+		if (len < BRIDGE_ARP_MIN)
 			return true;
-		memcpy(&saddr, frame + 28, sizeof(saddr));
+		memcpy(&saddr, frame + BRIDGE_ARP_SENDER_IP, sizeof(saddr));
 		return saddr != br->cfg.guest.s_addr && saddr != htonl(INADDR_ANY);
 	}
 	rw_outer_addrs(v, &saddr, &daddr);
 	if (saddr == br->cfg.guest.s_addr)
 		return false;
-	/* 0.0.0.0 only as a DHCP client, to libslirp's server (at its address or broadcast). */
-	return saddr != htonl(INADDR_ANY) || v->kind != RW_TRANSPORT || v->proto != IPPROTO_UDP ||
-	       be16_read(v->l4) != 68 || be16_read(v->l4 + 2) != EGRESS_DHCP_SERVER_PORT ||
-	       (daddr != br->egress.gateway && daddr != htonl(INADDR_BROADCAST));
+	/* 0.0.0.0 only as a DHCP client, to libslirp's server. */
+	return saddr != htonl(INADDR_ANY) || !bridge_is_to_dhcp_server(br, v) ||
+	       be16_read(v->l4) != EGRESS_DHCP_CLIENT_PORT;
 }
 
 static enum netstack_verdict bridge_guest_frame(uint8_t *frame, size_t len, void *opaque)

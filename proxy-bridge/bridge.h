@@ -44,7 +44,8 @@
  * whose lengths lie, and packets that would open a flow but fail their
  * checksum; each drop is counted by reason.  UDP entries live exactly as
  * long as libslirp's socket for them would (240 s after the last datagram,
- * 10 s after a reply from port 53), so the table bounds those sockets too;
+ * 10 s after a reply when the guest's last datagram from that port went to
+ * port 53), so the table bounds those sockets too;
  * ICMP echo requests, for which libslirp opens a socket each until the reply
  * or 240 s, are refused past BRIDGE_ICMP_MAX outstanding.
  *

@@ -127,6 +127,12 @@ struct bridge {
 	bool dhcp_client_known;        /* the guest's DHCP client address is pinned: */
 	uint8_t dhcp_client[6];        /* the first chaddr its requests named */
 	char icmp_tag;
+	/*
+	 * By the guest's UDP port (network order, as libslirp's socket for it
+	 * is keyed): where its last datagram went, libslirp's so_fport, which
+	 * alone picks that socket's expiry on a reply (bridge_flow_seen()).
+	 */
+	uint16_t udp_last_dport[UINT16_MAX + 1];
 	guint expire_timer;
 	struct ratelimit log_rl;
 	struct ratelimit debug_rl;     /* --log-level debug: per-flow lines */

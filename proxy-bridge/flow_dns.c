@@ -13,8 +13,9 @@
  * | CONNECTING | socket writable, no error | OPEN | -     |
  *
  * A UDP flow's deadline follows libslirp's SO_EXPIREFAST: 10 s after a
- * reply from port 53 (bridge_flow_seen()), so the table frees it when
- * libslirp frees its socket.
+ * reply, when the guest's last datagram from that port went to port 53
+ * (bridge_flow_seen()), so the table frees it when libslirp frees its
+ * socket.
  */
 
 #include <stdio.h>

@@ -589,11 +589,15 @@ void flow_inbound_held_closed(struct bridge *br)
 	flow_inbound_update_hold(br);
 }
 
-/* A new flow from flowtab_add() becomes inbound, on libslirp's socket @fd. */
-static void flow_inbound_init_flow(struct bridge *br, struct flow *f, int fd)
+/*
+ * A new flow from flowtab_add() becomes inbound, on libslirp's socket @fd,
+ * classed by whether its peer is @trusted (strangers hold a share of their own).
+ */
+static void flow_inbound_init_flow(struct bridge *br, struct flow *f, int fd, bool trusted)
 {
 	f->kind = FLOW_INBOUND;
-	flowtab_set_class(br->flows, f, FLOW_INBOUND);
+	flowtab_set_class(br->flows, f, trusted ? FLOW_INBOUND : FLOW_CLASS_STRANGER);
+	f->u.in.peer_trusted = trusted;
 	f->fd = fd;
 	netstack_tag_fd(br->ns, fd, f);
 }
@@ -681,10 +685,7 @@ static void flow_inbound_refuse_taken(struct bridge *br, int fd, const struct fl
 		flow_inbound_refuse_unflowed(br, fd, BRIDGE_IN_TABLE_FULL);
 		return;
 	}
-	flow_inbound_init_flow(br, f, fd);
-	f->u.in.peer_trusted = trusted;
-	if (!trusted)
-		flowtab_set_class(br->flows, f, FLOW_CLASS_STRANGER);
+	flow_inbound_init_flow(br, f, fd, trusted);
 	flow_inbound_reject(br, f, BRIDGE_IN_DUPLICATE, PROXY_ERR_NONE);
 }
 
@@ -794,11 +795,8 @@ void flow_inbound_registered(struct bridge *br, int fd)
 		flow_inbound_refuse_unflowed(br, fd, BRIDGE_IN_TABLE_FULL);
 		return;
 	}
-	flow_inbound_init_flow(br, f, fd);
-	f->u.in.peer_trusted = trusted;
+	flow_inbound_init_flow(br, f, fd, trusted);
 	f->u.in.unix_client = unix_verdict == UNIXEXPOSE_ADOPTED;
-	if (!trusted)
-		flowtab_set_class(br->flows, f, FLOW_CLASS_STRANGER);
 	if (unix_verdict == UNIXEXPOSE_STRANGER) {
 		flow_inbound_reject(br, f, BRIDGE_IN_UNTRUSTED, PROXY_ERR_NONE);
 		return;

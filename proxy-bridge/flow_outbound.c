@@ -34,7 +34,8 @@
  *
  * UDP: OPEN from the first datagram; every datagram either way moves the
  * deadline to when libslirp would close its socket (240 s after the last
- * datagram, 10 s after a reply from port 53), plus a tick; then freed.
+ * datagram, 10 s after a reply when the guest port's last datagram went
+ * to port 53), plus a tick; then freed.
  *
  * Resets to the guest come from libslirp wherever it can send them itself
  * (slirp quirk connect_probe): the bridge only rewrites them.  It builds its

@@ -567,6 +567,8 @@ static void test_hostfwd_bound(void **state)
 	struct rlimit nofile;
 	char req[160];
 
+	if (!inproc_is_stream(c->f))
+		skip(); /* the control socket's bound, whatever carries the guest: run once */
 	inproc_raise_nofile(MS_EXPOSE_MAX + 1024, &nofile);
 	for (int i = 0; i <= MS_EXPOSE_MAX; i++) {
 		const char *answer;

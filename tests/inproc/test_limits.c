@@ -17,7 +17,8 @@
  *     sequence numbers the guest accepts (the one it expects next);
  *   - a guest reopening an established tuple (after a reboot) gets a new
  *     connection at once, and the old one is reset at the far end;
- *   - a UDP entry lives as long as libslirp's socket for it.
+ *   - a UDP entry lives as long as libslirp's socket for it, also where
+ *     one guest port's socket serves two destinations.
  */
 
 #include <errno.h>
@@ -496,6 +497,87 @@ static void test_udp_lifetime(void **state)
 	close(ufd);
 }
 
+/* bridge_foreach_flow(): the deadline of the flow to port 53, in *arg. */
+static void dns_flow_deadline(const struct flow *fl, void *opaque)
+{
+	if (fl->gkey.rport == htons(53))
+		*(int64_t *)opaque = fl->deadline_us;
+}
+
+/* Send @msg from the guest's UDP @gport to the gateway's @dport; wait until @fd has it. */
+static void udp_guest_to(struct inproc *f, uint16_t gport, uint16_t dport, int fd,
+			 struct sockaddr_in *from)
+{
+	uint8_t fr[256], rx[64];
+	socklen_t flen = sizeof(*from);
+	gint64 end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	ssize_t n = -1;
+
+	inproc_send(f, fr, pkt_udp(fr, pkt_broadcast_mac, inproc_ip(INPROC_GUEST),
+				   inproc_ip(GATEWAY), gport, dport, "query", 5));
+	while (n < 0 && g_get_monotonic_time() < end) {
+		inproc_pump(5);
+		n = recvfrom(fd, rx, sizeof(rx), 0, (struct sockaddr *)from, &flen);
+	}
+	assert_int_equal(n, 5);
+}
+
+/*
+ * libslirp has one UDP socket per guest port, and a reply picks its expiry
+ * by where the guest's last datagram on it went, not by where the reply
+ * came from: a reply from port 53 after a datagram elsewhere keeps the
+ * socket 240 s, so the port-53 flow it arrives on must stay as long.
+ */
+static void test_udp_shared_socket_lifetime(void **state)
+{
+	struct sockaddr_in dns = { .sin_family = AF_INET, .sin_port = htons(53),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct inproc *f;
+	struct sockaddr_in from;
+	uint8_t rx[64];
+	uint16_t uport;
+	int ufd, dfd;
+	int64_t deadline = 0, left;
+	bool answered = false;
+	gint64 end;
+
+	(void)state;
+	f = inproc_start(limits_host_loopback);
+	/* libslirp's expiry, not the transport's; and port 53 is one for all the runs. */
+	if (!inproc_is_stream(f)) {
+		inproc_stop(f);
+		skip();
+	}
+	dfd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(dfd >= 0);
+	if (bind(dfd, (struct sockaddr *)&dns, sizeof(dns)) < 0) {
+		print_message("skipped: cannot bind 127.0.0.1:53 (%s)\n", strerror(errno));
+		close(dfd);
+		inproc_stop(f);
+		skip();
+	}
+	ufd = local_socket(SOCK_DGRAM, 0, &uport);
+	inproc_arp_gateway(f);
+	/* One guest port: to port 53, then elsewhere (libslirp's so_fport now uport). */
+	udp_guest_to(f, 5002, 53, dfd, &from);
+	udp_guest_to(f, 5002, uport, ufd, NULL);
+	/* The answer from port 53 comes now, to the one socket. */
+	assert_int_equal(sendto(dfd, "answer", 6, 0, (struct sockaddr *)&from, sizeof(from)), 6);
+	end = g_get_monotonic_time() + INPROC_WAIT_MS * 1000;
+	while (!answered && g_get_monotonic_time() < end) {
+		size_t len = inproc_recv(f, rx, sizeof(rx), 5);
+
+		answered = len && memmem(rx, len, "answer", 6);
+	}
+	assert_true(answered);
+	bridge_foreach_flow(f->d.br, dns_flow_deadline, &deadline);
+	left = deadline - g_get_monotonic_time();
+	assert_true(left > 240 * G_USEC_PER_SEC && left <= 242 * G_USEC_PER_SEC);
+	inproc_stop(f);
+	close(ufd);
+	close(dfd);
+}
+
 /* bridge_foreach_flow(): libslirp's socket of the flow from the guest's port in *arg. */
 struct fd_of_port {
 	uint16_t port;                 /* network order */
@@ -589,6 +671,7 @@ int main(void)
 		cmocka_unit_test(test_reopened_tuple),
 		cmocka_unit_test(test_closed_flows_reclaimed),
 		cmocka_unit_test(test_udp_lifetime),
+		cmocka_unit_test(test_udp_shared_socket_lifetime),
 		cmocka_unit_test(test_window_reopened),
 	};
 
