@@ -88,6 +88,11 @@ static void metrics_render_kernel(GString *o, const struct ksteer_stats *k, size
 		    "the byte is left out of the stream, as a TCP proxy without SO_OOBINLINE leaves "
 		    "it; the bytes around it are relayed.");
 	metric(o, "meshslirp_kernel_urgent_marks_total", NULL, k->urgent_marks);
+	metric_head(o, "meshslirp_kernel_sparse_copied_total", "counter",
+		    "Relay directions the kernel path turned from splice() to copying: a pipe "
+		    "filled with under 512 bytes a page reference while more waited, bytes a "
+		    "send queue would have held a page each for (ksteer.h).");
+	metric(o, "meshslirp_kernel_sparse_copied_total", NULL, k->sparse_copied);
 	metric_head(o, "meshslirp_kernel_frames_total", "counter",
 		    "Frames between the guest and the private stack.");
 	metric(o, "meshslirp_kernel_frames_total", "direction=\"from_guest\"", k->frames_to_stack);

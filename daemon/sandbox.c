@@ -465,7 +465,7 @@ static const int sandbox_allow[] = {
 	SCMP_SYS(recvmsg), SCMP_SYS(shutdown), SCMP_SYS(close), SCMP_SYS(writev),
 	SCMP_SYS(fcntl),
 	/* Files: libslirp stats and re-reads /etc/resolv.conf for direct DNS,
-	 * a runtime add_hostfwd scans /proc/self/fd (openat below); the unix
+	 * a runtime add_hostfwd may scan /proc/self/fd (openat below); the unix
 	 * sockets are removed at exit. */
 	SCMP_SYS(newfstatat), SCMP_SYS(getdents64), SCMP_SYS(unlink),
 	/* vhost-user: each guest memory or log fd a front-end sends is asked

@@ -58,8 +58,9 @@ static const struct slirp_quirk_info slirp_quirks[] = {
 	[SLIRP_QUIRK_HOSTFWD_NOT_REGISTERED] = {
 		"hostfwd_not_registered",
 		"hostfwd listening sockets are never reported through register_poll_fd()",
-		"the backlog fix, and the hold and rest of accepts, find them in /proc/self/fd; "
-		"the poll set need not track them",
+		"the backlog fix, and the hold and rest of accepts, find them at the lowest "
+		"descriptor free before the add, else in /proc/self/fd; the poll set need not "
+		"track them",
 		"netstack_find_listener(); the \"hostfwd gap\" in docs/ARCHITECTURE.md",
 		"probably harmless if they start being reported: the bridge takes only sockets "
 		"with a peer from fd_registered, and a listener has none",

@@ -72,6 +72,8 @@ struct kflow {
 	bool urgent[2];                /* the direction's reading socket had urgent data (EPOLLPRI) */
 	bool rdhup[2];                 /* ... reported its peer's FIN (EPOLLRDHUP, EPOLLHUP) */
 	bool bulk[2];                  /* the direction moves bulk: not ksteer_pump_small() */
+	bool sparse[2];                /* its bytes were thin on pages: copied (ksteer_judge_fill()) */
+	uint32_t copied[2];            /* bytes copied since it turned sparse */
 	bool out_pending;              /* CONNECTING: an edge on sk was spent unread */
 	uint32_t up_given;             /* the most bytes up may have been given; at
 					* KSTEER_SIDECAR_NOTSENT_LOWAT its unsent bytes are
@@ -121,6 +123,8 @@ struct ksteer {
 	unsigned int ndial_free;
 	struct ksteer_stats stats;
 	struct ratelimit debug_rl;     /* ksteer_debug_flow()'s lines */
+	size_t page_size;              /* a pipe has a slot per page reference: cap / page_size */
+	uint8_t copy_buf[KSTEER_COPY_BYTES]; /* a sparse direction's round (ksteer_copy_round()) */
 };
 
 #define KSTEER_SOCK_EVENTS (EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET)
@@ -1278,6 +1282,94 @@ static int ksteer_pump_small(struct ksteer *ks, struct kflow *f, int d, int src,
 }
 
 /*
+ * Judge a splice() of @n bytes from @src into direction @d's pipe, which
+ * was empty.  Why: a page a pipe or a socket's send queue references is
+ * held whole, but a TCP send queue charges a spliced page only for its
+ * bytes (MSG_SPLICE_PAGES), and no cgroup is charged for it.  A peer whose
+ * tiny segments arrive in separate pages (a NIC's receive buffers, the
+ * fragments GRO gathers) would have a send queue that its own side never
+ * drains (the guest or the far end not acknowledging) hold a page per few
+ * bytes, tens of MiB a flow, where a copy would hold what it charges.  A
+ * pipe takes one page reference a slot, and a splice into an empty one
+ * stops when the socket is empty, the slots ran out, or at an urgent mark
+ * (which the urgent step handles, not this).  So a fill under KSTEER_SPARSE_BYTES a slot with bytes still waiting is
+ * suspect, and one more splice() tells: it moves bytes when the first
+ * stopped for another reason (bytes that arrived meanwhile: they are in
+ * the pipe now, and the direction stays spliced), and finds the pipe full
+ * when the slots ran out: the references are thin, and the direction
+ * copies from now on.  Costs one ioctl() on a short fill, and one splice()
+ * more on a suspect one.
+ */
+static void ksteer_judge_fill(struct ksteer *ks, struct kflow *f, int d, int src, size_t n)
+{
+	struct kpipe *p = &f->pipe[d];
+	size_t slots = p->cap / ks->page_size;
+	int waiting = 0, splice_errno;
+	ssize_t more;
+
+	if (n >= slots * KSTEER_SPARSE_BYTES || ioctl(src, FIONREAD, &waiting) < 0 || waiting <= 0)
+		return;
+	more = splice(src, NULL, p->wr, NULL, p->cap - f->in_pipe[d],
+		      SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	splice_errno = more < 0 ? errno : 0;
+	if (more > 0) {
+		f->in_pipe[d] += (size_t)more;
+		return;
+	}
+	/* Stopped at an urgent mark (0 with a FIN behind it): the next round's urgent step. */
+	if (f->urgent[d] && ksteer_at_mark(src) != 0)
+		return;
+	if (more == 0)
+		f->eof[d] = true;
+	if (splice_errno != EAGAIN)
+		return;
+	f->sparse[d] = true;
+	f->copied[d] = 0;
+	ks->stats.sparse_copied++;
+	ksteer_debug_flow(ks, f, d == KF_OUT ? "to the sidecar: bytes thin on pages, copied"
+					     : "to the guest: bytes thin on pages, copied");
+}
+
+/*
+ * One round of a sparse direction, into a writing socket with an empty
+ * pipe: recv() into ks->copy_buf, send() on, what @dst does not take
+ * written to the pipe (a compact copy, and it fits: the pipe is empty and
+ * larger than the buffer).  After KSTEER_SPARSE_RETRY bytes the direction
+ * is spliced again, to see whether its bytes are still thin.  Returns
+ * recv()'s count (0: EOF), or -1 with errno set.
+ */
+static ssize_t ksteer_copy_round(struct ksteer *ks, struct kflow *f, int d, int src, int dst,
+				 uint64_t *bytes)
+{
+	ssize_t n, sent, put;
+
+	G_STATIC_ASSERT(KSTEER_COPY_BYTES < KSTEER_PIPE_BYTES);
+	n = recv(src, ks->copy_buf, MIN(sizeof(ks->copy_buf), f->pipe[d].cap), MSG_DONTWAIT);
+	if (n <= 0)
+		return n;
+	if (d == KF_OUT)
+		ksteer_bound_unsent(f, (size_t)n);
+	sent = send(dst, ks->copy_buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent < 0 && errno != EAGAIN && errno != EINTR)
+		return -1;
+	sent = MAX(sent, 0);
+	*bytes += (uint64_t)sent;
+	f->active_us = ks->now_us;
+	if (sent < n) {
+		put = write(f->pipe[d].wr, ks->copy_buf + sent, (size_t)(n - sent));
+		f->in_pipe[d] = (size_t)MAX(put, 0);
+		if (put != n - sent) {
+			errno = EIO;
+			return -1;
+		}
+	}
+	f->copied[d] += (uint32_t)n;
+	if (f->copied[d] >= KSTEER_SPARSE_RETRY)
+		f->sparse[d] = false;
+	return n;
+}
+
+/*
  * Move what direction @d's reading socket has through its pipe into its
  * writing socket, for up to KSTEER_PUMP_ROUNDS rounds.  Returns 0 when it
  * would block (edge-triggered epoll then tells us when to go on), 1 when
@@ -1308,8 +1400,20 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 		bool moved = false;
 		ssize_t n;
 
-		if (!f->eof[d] && f->in_pipe[d] < p->cap) {
+		if (f->sparse[d] && !f->eof[d] && !f->in_pipe[d]) {
+			n = ksteer_copy_round(ks, f, d, src, dst, bytes);
+			if (n > 0) {
+				moved = true;
+			} else if (n == 0) {
+				f->eof[d] = true;
+				moved = true;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				ret = -errno;
+				break;
+			}
+		} else if (!f->sparse[d] && !f->eof[d] && f->in_pipe[d] < p->cap) {
 			enum kurgent u = KURG_NONE;
+			bool was_empty = !f->in_pipe[d];
 			int err = 0, splice_errno;
 
 			n = splice(src, NULL, p->wr, NULL, p->cap - f->in_pipe[d],
@@ -1329,6 +1433,8 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 			} else if (n > 0) {
 				f->in_pipe[d] += (size_t)n;
 				moved = true;
+				if (was_empty)
+					ksteer_judge_fill(ks, f, d, src, (size_t)n);
 			} else if (n == 0) {
 				f->eof[d] = true;
 				moved = true;
@@ -1722,6 +1828,7 @@ int ksteer_new(const struct ksteer_config *cfg, struct ksteer **out, const char 
 	}
 	ks = g_new0(struct ksteer, 1);
 	ks->cfg = *cfg;
+	ks->page_size = (size_t)sysconf(_SC_PAGESIZE);
 	ks->debug_rl = (struct ratelimit)RATELIMIT_INIT(100);
 	ks->nslots = (uint32_t)MIN(cfg->max_flows, (size_t)KNAT_POOL_SLOTS);
 	if (!ks->nslots) {

@@ -94,7 +94,14 @@
  * splice() takes three, as a short recv() emptied the socket
  * (ksteer_pump_small() says when that holds); any turn that moves
  * KSTEER_SMALL_BYTES or more puts the direction back on splice(),
- * zero-copy.  Sockets are in one
+ * zero-copy.  Zero-copy has a limit: a send queue charges spliced pages
+ * only for the bytes in them, and no cgroup for the page, so a peer whose
+ * tiny segments arrive in pages of their own could have a queue its own
+ * side never drains pin a page for a few bytes.  A direction whose pipe
+ * fills under KSTEER_SPARSE_BYTES a page reference with bytes still
+ * waiting is copied instead (recv() and send(), KSTEER_COPY_BYTES a
+ * round) for KSTEER_SPARSE_RETRY bytes, then spliced again to see
+ * (ksteer_judge_fill(), counted as sparse_copied).  Sockets are in one
  * epoll set, edge-triggered; an event relays only the directions it
  * concerns (ksteer_event_dirs(): the one reading that socket, and the one
  * writing to it only when its pipe waits for room), so a message costs no
@@ -183,6 +190,9 @@
 #define KSTEER_FIRST_BYTES 4096        /* the guest's first bytes sent with the PROXY header */
 #define KSTEER_URGENT_CHUNK 4096       /* bytes recv() takes past an urgent mark (<= PIPE_BUF) */
 #define KSTEER_SMALL_BYTES 4096        /* below: a message relayed by recv() and send(), not splice() */
+#define KSTEER_SPARSE_BYTES 512        /* a pipe filled with fewer a page reference: copy (ksteer.c) */
+#define KSTEER_COPY_BYTES (64 << 10)   /* what a sparse direction copies a round */
+#define KSTEER_SPARSE_RETRY (4 << 20)  /* ... and in all, before splice() is tried again */
 #define KSTEER_SIDECAR_NOTSENT_LOWAT (64 * 1024) /* unsent bytes a sidecar socket may hold */
 #ifndef KSTEER_PRIVATE_SNDBUF
 #define KSTEER_PRIVATE_SNDBUF (512 * 1024) /* SO_SNDBUF of the private stack's sockets (the
@@ -244,6 +254,7 @@ struct ksteer_stats {
 	uint64_t bytes_out;            /* guest to sidecar (or a direct flow's destination) */
 	uint64_t bytes_in;             /* sidecar (or destination) to guest */
 	uint64_t urgent_marks;         /* urgent (out-of-band) bytes stepped over, either way */
+	uint64_t sparse_copied;        /* directions turned to copying: their bytes were thin on pages */
 	uint64_t frames_to_stack;      /* guest frames written to the private stack */
 	uint64_t frames_to_guest;      /* frames from it, sent to the guest */
 	uint64_t dropped[KSTEER_DROP_COUNT];

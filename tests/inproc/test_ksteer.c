@@ -71,6 +71,10 @@
 #define BLACKHOLE_NET "198.18.10.0/24"
 #define BLACKHOLE_HOST "198.18.10.1"
 
+/* test_sparse_copied()'s writes: more than a pipe has slots (64) queued at once. */
+#define SPARSE_PIECE 40
+#define SPARSE_PIECES 300
+
 struct kst {
 	struct inproc *f;
 	int sidecar;               /* listening socket, or -1 */
@@ -637,6 +641,48 @@ static void expect_stream(int conn, size_t total)
 			fail_msg("byte %zu: %u, not %u", k, got[k], stream_byte(k));
 	}
 	g_free(got);
+}
+
+/*
+ * A sidecar whose bytes reach the daemon thin on pages: 40-byte writes,
+ * each a segment of its own (TCP_NODELAY), between writes to another
+ * connection, so that no two of them lie side by side in the sending
+ * thread's page and splice() cannot merge them.  A pipe fill then holds a
+ * page reference per 40 bytes with more waiting: the direction turns to
+ * copying, once, and every byte reaches the guest, whole and in order.
+ */
+static void test_sparse_copied(void **state)
+{
+	struct kst *s = *state;
+	struct inproc *f = s->f;
+	struct gconn c = { .dst = "198.18.0.1", .sport = 40470, .dport = 5001, .seq = 7000 };
+	static uint8_t sent[SPARSE_PIECES * SPARSE_PIECE], got[SPARSE_PIECES * SPARSE_PIECE];
+	static uint8_t filler[SPARSE_PIECE];
+	int conn = open_flow(s, &c), one = 1, lfd, other, other_peer;
+	uint16_t port;
+	size_t have = 0;
+
+	for (size_t k = 0; k < sizeof(sent); k++)
+		sent[k] = stream_byte(k);
+	lfd = inproc_sidecar_listen(&port, true);
+	other = inproc_tcp_connect(port);
+	assert_true(other >= 0);
+	other_peer = inproc_accept(lfd);
+	assert_int_equal(setsockopt(conn, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
+	assert_int_equal(setsockopt(other, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
+	for (size_t off = 0; off < sizeof(sent); off += SPARSE_PIECE) {
+		assert_int_equal(write(conn, sent + off, SPARSE_PIECE), SPARSE_PIECE);
+		assert_int_equal(write(other, filler, sizeof(filler)), (ssize_t)sizeof(filler));
+	}
+	while (have < sizeof(got))
+		have += grecv(f, &c, 0, got + have, sizeof(got) - have);
+	assert_memory_equal(got, sent, sizeof(sent));
+	assert_int_equal(kstats(s)->sparse_copied, 1);
+	assert_int_equal(kstats(s)->bytes_in, sizeof(sent));
+	close(other_peer);
+	close(other);
+	close(lfd);
+	close(conn);
 }
 
 /* The daemon's socket to the sidecar behind @conn: its TCP_NOTSENT_LOWAT (0: none set). */
@@ -2086,6 +2132,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sidecar_speaks_first, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_request_and_fin_while_connecting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_payload_reply, setup_unix, teardown),
+		cmocka_unit_test_setup_teardown(test_sparse_copied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_bytes_then_relay, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_reset, setup_unix, teardown),
 		cmocka_unit_test_setup_teardown(test_sidecar_unix_sndbuf, setup_unix, teardown),

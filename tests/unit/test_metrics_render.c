@@ -216,6 +216,7 @@ static void test_kernel_path_lines(void **state)
 	m.ks.idle_resets = 73;
 	m.ks.bytes_out = 79;
 	m.ks.urgent_marks = 83;
+	m.ks.sparse_copied = 84;
 	m.ks.frames_to_guest = 83;
 	m.ks.direct.flows = 107;
 	m.ks.direct.dial_full = 109;
@@ -237,6 +238,7 @@ static void test_kernel_path_lines(void **state)
 	mr_assert_line(out->str, "meshslirp_kernel_flow_events_total{event=\"closed\"} 0");
 	mr_assert_line(out->str, "meshslirp_kernel_bytes_total{direction=\"to_sidecar\"} 79");
 	mr_assert_line(out->str, "meshslirp_kernel_urgent_marks_total 83");
+	mr_assert_line(out->str, "meshslirp_kernel_sparse_copied_total 84");
 	mr_assert_line(out->str, "meshslirp_kernel_frames_total{direction=\"to_guest\"} 83");
 	mr_assert_line(out->str, "meshslirp_kernel_direct_flows_total 107");
 	mr_assert_line(out->str, "meshslirp_kernel_direct_flows_active 127");
