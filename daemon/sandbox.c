@@ -60,7 +60,8 @@
  *     libslirp's descriptor (proxy-bridge/unixleg.h); dup and dup2 stay out;
  *   - openat() read-only: resolv.conf and /proc/self/fd are all it opens;
  *   - mmap()/mprotect() never with PROT_EXEC: no new code at runtime;
- *   - ioctl() only FIONREAD (libslirp sizes a UDP or ICMP datagram);
+ *   - ioctl() only FIONREAD (libslirp sizes a UDP or ICMP datagram; the
+ *     kernel path's relay asks whether bytes wait behind a short splice());
  *   - prctl() only PR_SET_NAME (GLib names its worker thread);
  *   - tgkill() only this process (abort() on a failed assertion; the
  *     vhost-user stall guard interrupting the data thread);

@@ -869,8 +869,9 @@ static int netstack_find_listener(struct in_addr addr, uint16_t port, int hint)
 
 /*
  * The descriptor the next socket() will return: the lowest free one (POSIX),
- * found by duplicating one we hold.  The daemon is single-threaded, so
- * nothing takes it between here and libslirp's socket().  Returns it, or -1.
+ * found by duplicating one we hold.  Another thread (GLib's, the stall
+ * guard's) may take it before libslirp's socket() does: the caller checks
+ * what it finds there, and scans on a miss.  Returns it, or -1.
  */
 static int netstack_lowest_free_fd(const struct netstack *ns)
 {

@@ -258,6 +258,18 @@ static void bridge_track_close(struct bridge *br, struct flow *f, const struct r
 }
 
 /*
+ * Whether libslirp's udp_input() takes guest datagram @v as far as noting
+ * its destination: checksums right, and a UDP length that is the packet's
+ * (libslirp drops a longer one; a shorter one it trims and checks over
+ * less, which is called not taken here: the caller then keeps the
+ * longer lifetime).
+ */
+static bool bridge_udp_taken(const struct rw_view *v)
+{
+	return v->l4_len >= 8 && be16_read(v->l4 + 4) == v->l4_len && rw_checksums_ok(v);
+}
+
+/*
  * Bookkeeping for every TCP/UDP frame of a known flow, either way: the idle
  * deadline of an OPEN flow moves on, and TCP remembers how far each side has
  * sent, so that a reset can later carry sequence numbers both ends accept.
@@ -280,9 +292,14 @@ static void bridge_flow_seen(struct bridge *br, struct flow *f, const struct rw_
 		 * datagram on it went to port 53, whichever flow the reply
 		 * comes in on.  Judged by this flow's own port, a reply from
 		 * port 53 after a datagram elsewhere would free this slot 12 s
-		 * on while the socket stays 240 s.
+		 * on while the socket stays 240 s.  libslirp notes a
+		 * datagram's port only if it takes it (ip_input(), udp_input():
+		 * checksums, a UDP length within the packet): a move to 53,
+		 * the one that shortens a socket's life, is noted only for
+		 * such a datagram, checked here (the others keep the longer).
 		 */
-		if (from_guest)
+		if (from_guest && *last_dport != f->skey.rport &&
+		    (f->skey.rport != htons(53) || bridge_udp_taken(v)))
 			*last_dport = f->skey.rport;
 		fast = !from_guest && *last_dport == htons(53);
 		flowtab_set_deadline(br->flows, f, g_get_monotonic_time() +

@@ -13,8 +13,8 @@
  * | CONNECTING | socket writable, no error | OPEN | -     |
  *
  * A UDP flow's deadline follows libslirp's SO_EXPIREFAST: 10 s after a
- * reply, when the guest's last datagram from that port went to port 53
- * (bridge_flow_seen()), so the table frees it when libslirp frees its
+ * reply, when the guest's last datagram from that port went to port 53 as
+ * libslirp saw it, after the rewrite to the upstream (bridge_flow_seen()), so the table frees it when libslirp frees its
  * socket.
  */
 

@@ -72,7 +72,7 @@ struct kflow {
 	bool urgent[2];                /* the direction's reading socket had urgent data (EPOLLPRI) */
 	bool rdhup[2];                 /* ... reported its peer's FIN (EPOLLRDHUP, EPOLLHUP) */
 	bool bulk[2];                  /* the direction moves bulk: not ksteer_pump_small() */
-	bool sparse[2];                /* its bytes were thin on pages: copied (ksteer_judge_fill()) */
+	bool sparse[2];                /* its bytes were thin on pages: copied (ksteer_turn_sparse()) */
 	uint32_t copied[2];            /* bytes copied since it turned sparse */
 	bool out_pending;              /* CONNECTING: an edge on sk was spent unread */
 	uint32_t up_given;             /* the most bytes up may have been given; at
@@ -1282,52 +1282,92 @@ static int ksteer_pump_small(struct ksteer *ks, struct kflow *f, int d, int src,
 }
 
 /*
- * Judge a splice() of @n bytes from @src into direction @d's pipe, which
- * was empty.  Why: a page a pipe or a socket's send queue references is
- * held whole, but a TCP send queue charges a spliced page only for its
+ * Bytes thin on pages.  A page a pipe or a socket's send queue references
+ * is held whole, but a TCP send queue charges a spliced page only for its
  * bytes (MSG_SPLICE_PAGES), and no cgroup is charged for it.  A peer whose
  * tiny segments arrive in separate pages (a NIC's receive buffers, the
- * fragments GRO gathers) would have a send queue that its own side never
+ * fragments GRO gathers) would have a send queue that its other end never
  * drains (the guest or the far end not acknowledging) hold a page per few
- * bytes, tens of MiB a flow, where a copy would hold what it charges.  A
- * pipe takes one page reference a slot, and a splice into an empty one
- * stops when the socket is empty, the slots ran out, or at an urgent mark
- * (which the urgent step handles, not this).  So a fill under KSTEER_SPARSE_BYTES a slot with bytes still waiting is
- * suspect, and one more splice() tells: it moves bytes when the first
- * stopped for another reason (bytes that arrived meanwhile: they are in
- * the pipe now, and the direction stays spliced), and finds the pipe full
- * when the slots ran out: the references are thin, and the direction
- * copies from now on.  Costs one ioctl() on a short fill, and one splice()
- * more on a suspect one.
+ * bytes, where a copy would hold what it is charged for.  A pipe takes one
+ * page reference a slot, so a pipe out of slots while holding under
+ * KSTEER_SPARSE_BYTES a slot, with bytes still waiting in the socket,
+ * says the references are thin, and the direction is copied from then on
+ * (ksteer_copy_round()).  Two places see a pipe run out of slots:
+ * ksteer_judge_fill() after a short splice() into an empty pipe, and
+ * ksteer_judge_full() after one into a pipe holding bytes said EAGAIN.  A
+ * heuristic for a backlog of thin segments: a peer pacing them so that
+ * each fill empties the socket is not caught (docs/SECURITY.md).
  */
-static void ksteer_judge_fill(struct ksteer *ks, struct kflow *f, int d, int src, size_t n)
-{
-	struct kpipe *p = &f->pipe[d];
-	size_t slots = p->cap / ks->page_size;
-	int waiting = 0, splice_errno;
-	ssize_t more;
 
-	if (n >= slots * KSTEER_SPARSE_BYTES || ioctl(src, FIONREAD, &waiting) < 0 || waiting <= 0)
-		return;
-	more = splice(src, NULL, p->wr, NULL, p->cap - f->in_pipe[d],
-		      SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	splice_errno = more < 0 ? errno : 0;
-	if (more > 0) {
-		f->in_pipe[d] += (size_t)more;
-		return;
-	}
-	/* Stopped at an urgent mark (0 with a FIN behind it): the next round's urgent step. */
-	if (f->urgent[d] && ksteer_at_mark(src) != 0)
-		return;
-	if (more == 0)
-		f->eof[d] = true;
-	if (splice_errno != EAGAIN)
-		return;
+/* Direction @d of @f is copied from now on, for KSTEER_SPARSE_RETRY bytes. */
+static void ksteer_turn_sparse(struct ksteer *ks, struct kflow *f, int d)
+{
 	f->sparse[d] = true;
 	f->copied[d] = 0;
 	ks->stats.sparse_copied++;
 	ksteer_debug_flow(ks, f, d == KF_OUT ? "to the sidecar: bytes thin on pages, copied"
 					     : "to the guest: bytes thin on pages, copied");
+}
+
+/* Whether @src has bytes waiting (FIONREAD) while direction @d's pipe holds under KSTEER_SPARSE_BYTES a slot. */
+static bool ksteer_thin_and_waiting(const struct ksteer *ks, const struct kflow *f, int d, int src)
+{
+	int waiting = 0;
+
+	return f->in_pipe[d] < f->pipe[d].cap / ks->page_size * KSTEER_SPARSE_BYTES &&
+	       ioctl(src, FIONREAD, &waiting) == 0 && waiting > 0;
+}
+
+/*
+ * A splice() from @src filled direction @d's empty pipe short of its bytes
+ * (the pipe holds them now).  It stopped at an empty socket, out of slots,
+ * or at an urgent mark; with bytes waiting one more splice() tells: it
+ * moves bytes when the first stopped for another reason (bytes that
+ * arrived meanwhile: they are in the pipe now, and the direction stays
+ * spliced), and finds the pipe full when the slots ran out.  Costs one
+ * ioctl() on a fill under KSTEER_SPARSE_BYTES a slot, one splice() more on
+ * a suspect one.  Returns 0, or -errno: that splice()'s error, which the
+ * kernel has consumed from the socket, for the flow's reset.
+ */
+static int ksteer_judge_fill(struct ksteer *ks, struct kflow *f, int d, int src)
+{
+	struct kpipe *p = &f->pipe[d];
+	int splice_errno;
+	ssize_t more;
+
+	if (!ksteer_thin_and_waiting(ks, f, d, src))
+		return 0;
+	more = splice(src, NULL, p->wr, NULL, p->cap - f->in_pipe[d],
+		      SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	splice_errno = more < 0 ? errno : 0;
+	if (more > 0) {
+		f->in_pipe[d] += (size_t)more;
+		return 0;
+	}
+	/* Stopped at an urgent mark (0 with a FIN behind it): the next round's urgent step. */
+	if (f->urgent[d] && ksteer_at_mark(src) != 0)
+		return 0;
+	if (more == 0) {
+		f->eof[d] = true;
+		return 0;
+	}
+	if (splice_errno == EINTR)
+		return 0;
+	if (splice_errno != EAGAIN)
+		return -splice_errno;
+	ksteer_turn_sparse(ks, f, d);
+	return 0;
+}
+
+/*
+ * A splice() from @src into direction @d's pipe, holding bytes, said
+ * EAGAIN, not at an urgent mark: the socket is empty, or the pipe is out
+ * of slots.  Bytes waiting in the socket say the second.
+ */
+static void ksteer_judge_full(struct ksteer *ks, struct kflow *f, int d, int src)
+{
+	if (ksteer_thin_and_waiting(ks, f, d, src))
+		ksteer_turn_sparse(ks, f, d);
 }
 
 /*
@@ -1433,14 +1473,19 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 			} else if (n > 0) {
 				f->in_pipe[d] += (size_t)n;
 				moved = true;
-				if (was_empty)
-					ksteer_judge_fill(ks, f, d, src, (size_t)n);
+				err = was_empty ? ksteer_judge_fill(ks, f, d, src) : 0;
+				if (err) {
+					ret = err;
+					break;
+				}
 			} else if (n == 0) {
 				f->eof[d] = true;
 				moved = true;
 			} else if (splice_errno != EAGAIN && splice_errno != EINTR) {
 				ret = -splice_errno;
 				break;
+			} else if (splice_errno == EAGAIN && !was_empty) {
+				ksteer_judge_full(ks, f, d, src);
 			}
 		}
 		if (f->in_pipe[d]) {

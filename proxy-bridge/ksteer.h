@@ -98,10 +98,14 @@
  * only for the bytes in them, and no cgroup for the page, so a peer whose
  * tiny segments arrive in pages of their own could have a queue its own
  * side never drains pin a page for a few bytes.  A direction whose pipe
- * fills under KSTEER_SPARSE_BYTES a page reference with bytes still
- * waiting is copied instead (recv() and send(), KSTEER_COPY_BYTES a
- * round) for KSTEER_SPARSE_RETRY bytes, then spliced again to see
- * (ksteer_judge_fill(), counted as sparse_copied).  Sockets are in one
+ * runs out of slots holding under KSTEER_SPARSE_BYTES a page reference,
+ * with bytes still waiting, is copied instead (recv() and send(),
+ * KSTEER_COPY_BYTES a round) for KSTEER_SPARSE_RETRY bytes, then spliced
+ * again to see (ksteer_judge_fill(), ksteer_judge_full(), counted as
+ * sparse_copied).  A heuristic for a backlog of thin segments: a peer
+ * that paces them so that each fill empties the socket is not caught.
+ * In a copied direction an urgent byte is stepped over by recv() and not
+ * counted.  Sockets are in one
  * epoll set, edge-triggered; an event relays only the directions it
  * concerns (ksteer_event_dirs(): the one reading that socket, and the one
  * writing to it only when its pipe waits for room), so a message costs no
