@@ -215,8 +215,9 @@ static int ksteer_pipe_get(struct ksteer *ks, struct kflow *f, int d)
  * Park the @len bytes at @buf, which a socket did not take, in direction
  * @d's empty pipe, for the relay to splice on.  They must go in whole: a
  * small message's rest (at most PIPE_BUF) always does; a PROXY header and
- * the guest's first bytes (up to PROXY_HDR_MAX + KSTEER_FIRST_BYTES) do in
- * a pipe grown to KSTEER_PIPE_BYTES.  0, or -errno (no pipe to be had, or
+ * the guest's first bytes (up to PROXY_HDR_MAX + KSTEER_FIRST_BYTES), and a
+ * copy round's rest (at most the pipe's size), do in a pipe grown to
+ * KSTEER_PIPE_BYTES.  0, or -errno (no pipe to be had, or
  * a short write: a one-page pipe, a user over fs.pipe-user-pages-soft).
  * What went in is counted even when short, so the flow's end closes that
  * pipe rather than pooling it with bytes in it for the next flow.
@@ -1229,6 +1230,40 @@ static enum kurgent ksteer_step_urgent(struct ksteer *ks, struct kflow *f, int d
 }
 
 /*
+ * Relay by copy: recv() up to @cap bytes from @src into @buf, send() them
+ * on to @dst, and park what @dst does not take in direction @d's pipe,
+ * which must be empty (ksteer_pipe_park()).  Returns the bytes read, 0 at
+ * EOF, or -errno: the recv()'s (-EAGAIN: nothing to read), the send()'s,
+ * or the park's (counted as resource_failed).
+ */
+static ssize_t ksteer_copy_through(struct ksteer *ks, struct kflow *f, int d, int src, int dst,
+				   uint8_t *buf, size_t cap, uint64_t *bytes)
+{
+	ssize_t n, sent;
+	int ret;
+
+	n = recv(src, buf, cap, MSG_DONTWAIT);
+	if (n <= 0)
+		return n < 0 ? -errno : 0;
+	if (d == KF_OUT)
+		ksteer_bound_unsent(f, (size_t)n);
+	sent = send(dst, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sent < 0 && errno != EAGAIN && errno != EINTR)
+		return -errno;
+	sent = MAX(sent, 0);
+	*bytes += (uint64_t)sent;
+	f->active_us = ks->now_us;
+	if (sent < n) {
+		ret = ksteer_pipe_park(ks, f, d, buf + sent, (size_t)(n - sent));
+		if (ret) {
+			ks->stats.resource_failed++;
+			return ret;
+		}
+	}
+	return n;
+}
+
+/*
  * A small message, in two system calls where splice() takes three: recv()
  * into a buffer, send() on.  The third is the read that only says EAGAIN,
  * and a short recv() makes it unnecessary: TCP's and a unix stream's take
@@ -1252,31 +1287,17 @@ static int ksteer_pump_small(struct ksteer *ks, struct kflow *f, int d, int src,
 			     uint64_t *bytes)
 {
 	uint8_t buf[KSTEER_SMALL_BYTES];
-	ssize_t n, sent;
-	int ret;
+	ssize_t n;
 
 	G_STATIC_ASSERT(KSTEER_SMALL_BYTES <= PIPE_BUF);
-	n = recv(src, buf, sizeof(buf), MSG_DONTWAIT);
+	n = ksteer_copy_through(ks, f, d, src, dst, buf, sizeof(buf), bytes);
+	if (n == -EAGAIN || n == -EINTR)
+		return 0;
 	if (n < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		return (int)n;
 	if (n == 0) {
 		f->eof[d] = true;
 		return 1;
-	}
-	if (d == KF_OUT)
-		ksteer_bound_unsent(f, (size_t)n);
-	sent = send(dst, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (sent < 0 && errno != EAGAIN && errno != EINTR)
-		return -errno;
-	sent = MAX(sent, 0);
-	*bytes += (uint64_t)sent;
-	f->active_us = ks->now_us;
-	if (sent < n) {
-		ret = ksteer_pipe_park(ks, f, d, buf + sent, (size_t)(n - sent));
-		if (ret) {
-			ks->stats.resource_failed++;
-			return ret;
-		}
 	}
 	return (size_t)n == sizeof(buf) || f->rdhup[d];
 }
@@ -1371,38 +1392,22 @@ static void ksteer_judge_full(struct ksteer *ks, struct kflow *f, int d, int src
 }
 
 /*
- * One round of a sparse direction, into a writing socket with an empty
- * pipe: recv() into ks->copy_buf, send() on, what @dst does not take
- * written to the pipe (a compact copy, and it fits: the pipe is empty and
- * larger than the buffer).  After KSTEER_SPARSE_RETRY bytes the direction
- * is spliced again, to see whether its bytes are still thin.  Returns
- * recv()'s count (0: EOF), or -1 with errno set.
+ * One round of a sparse direction, with an empty pipe: a copy of up to
+ * KSTEER_COPY_BYTES through ks->copy_buf (ksteer_copy_through(); what
+ * @dst does not take fits the empty pipe, which is larger).  After
+ * KSTEER_SPARSE_RETRY bytes the direction is spliced again, to see whether
+ * its bytes are still thin.  Returns as ksteer_copy_through().
  */
 static ssize_t ksteer_copy_round(struct ksteer *ks, struct kflow *f, int d, int src, int dst,
 				 uint64_t *bytes)
 {
-	ssize_t n, sent, put;
+	ssize_t n;
 
 	G_STATIC_ASSERT(KSTEER_COPY_BYTES < KSTEER_PIPE_BYTES);
-	n = recv(src, ks->copy_buf, MIN(sizeof(ks->copy_buf), f->pipe[d].cap), MSG_DONTWAIT);
+	n = ksteer_copy_through(ks, f, d, src, dst, ks->copy_buf,
+				MIN(sizeof(ks->copy_buf), f->pipe[d].cap), bytes);
 	if (n <= 0)
 		return n;
-	if (d == KF_OUT)
-		ksteer_bound_unsent(f, (size_t)n);
-	sent = send(dst, ks->copy_buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (sent < 0 && errno != EAGAIN && errno != EINTR)
-		return -1;
-	sent = MAX(sent, 0);
-	*bytes += (uint64_t)sent;
-	f->active_us = ks->now_us;
-	if (sent < n) {
-		put = write(f->pipe[d].wr, ks->copy_buf + sent, (size_t)(n - sent));
-		f->in_pipe[d] = (size_t)MAX(put, 0);
-		if (put != n - sent) {
-			errno = EIO;
-			return -1;
-		}
-	}
 	f->copied[d] += (uint32_t)n;
 	if (f->copied[d] >= KSTEER_SPARSE_RETRY)
 		f->sparse[d] = false;
@@ -1447,8 +1452,8 @@ static int ksteer_pump(struct ksteer *ks, struct kflow *f, int d)
 			} else if (n == 0) {
 				f->eof[d] = true;
 				moved = true;
-			} else if (errno != EAGAIN && errno != EINTR) {
-				ret = -errno;
+			} else if (n != -EAGAIN && n != -EINTR) {
+				ret = (int)n;
 				break;
 			}
 		} else if (!f->sparse[d] && !f->eof[d] && f->in_pipe[d] < p->cap) {
